@@ -1,0 +1,42 @@
+// The plan file: one versioned, self-describing, checksummed binary file per compiled plan.
+//
+//   RETURN_IF_ERROR(WritePlan(plan, "mlp.plan"));      // dscompile
+//   ASSIGN_OR_RETURN(Plan plan, ReadPlan("mlp.plan"));  // dsrun, dsinspect
+//
+// Layout (all integers little-endian; offsets are from the start of the file):
+//
+//   0   8 bytes  magic "DSPLAN\0\n"          } fixed for every format version, so any reader can
+//   8   u32      format version              } say "not a plan" or "wrong version" reliably
+//   12  u64      header length H
+//   20  H bytes  header: UTF-8 JSON object (readable with `dsinspect --json` or a hex viewer)
+//                  producer, format_version, source_model, world_size, command_line,
+//                  pipeline [{name, changed, seconds}], config (resolved DeepSpeed JSON),
+//                  programs [{name, offset, size}], parameters [{name, dtype, shape, numel, bytes}]
+//   ...          each program's graph as a serialized onnx.ModelProto (GraphToOnnx, weights as
+//                raw_data) at the header's offset/size; the parameter table is informational only
+//   end-8 u64    FNV-1a 64 of every byte before it: truncation and corruption fail loudly
+//
+// A program must serialize to less than 2 GiB (protobuf's message limit).
+#pragma once
+
+#include <string>
+
+#include "backend/plan.h"
+#include "ir/status.h"
+
+namespace dsc {
+
+inline constexpr char kPlanMagic[8] = {'D', 'S', 'P', 'L', 'A', 'N', '\0', '\n'};
+
+// Writes to `path`.tmp and renames it over `path`: on any error nothing is left behind.
+Status WritePlan(const Plan& plan, const std::string& path);
+StatusOr<Plan> ReadPlan(const std::string& path);
+
+// The same in memory; `name` is what error messages call the bytes (usually the file path).
+StatusOr<std::string> SerializePlan(const Plan& plan);
+StatusOr<Plan> ParsePlan(const std::string& bytes, const std::string& name);
+
+// Writes `bytes` to `path` through a temporary file and a rename (used for dsinspect -o too).
+Status WriteFileAtomically(const std::string& path, const std::string& bytes);
+
+}  // namespace dsc

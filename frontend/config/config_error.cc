@@ -1,0 +1,52 @@
+#include "frontend/config/config_error.h"
+
+namespace dsc {
+
+const char* DsErrorKindName(DsErrorKind kind) {
+  switch (kind) {
+    case DsErrorKind::kAssertionError: return "AssertionError";
+    case DsErrorKind::kValueError: return "ValueError";
+    case DsErrorKind::kValidationError: return "ValidationError";
+    case DsErrorKind::kTypeError: return "TypeError";
+    case DsErrorKind::kKeyError: return "KeyError";
+    case DsErrorKind::kDeepSpeedConfigError: return "DeepSpeedConfigError";
+    case DsErrorKind::kNotImplementedError: return "NotImplementedError";
+    case DsErrorKind::kException: return "Exception";
+    case DsErrorKind::kElasticityConfigError: return "ElasticityConfigError";
+    case DsErrorKind::kElasticityError: return "ElasticityError";
+    case DsErrorKind::kElasticityIncompatibleWorldSize: return "ElasticityIncompatibleWorldSize";
+    case DsErrorKind::kUnsupported: return "Unsupported";
+  }
+  return "Unknown";
+}
+
+Status ConfigError(DsErrorKind kind, const std::string& source, const std::string& path,
+                   const std::string& message) {
+  StatusCode code = StatusCode::kInvalidArgument;
+  if (kind == DsErrorKind::kUnsupported || kind == DsErrorKind::kNotImplementedError) {
+    code = StatusCode::kUnimplemented;
+  } else if (kind == DsErrorKind::kException) {
+    code = StatusCode::kFailedPrecondition;
+  }
+  std::string text;
+  if (!source.empty()) text += source + ": ";
+  if (!path.empty()) text += path + ": ";
+  text += message + " [" + DsErrorKindName(kind) + "]";
+  return Status(code, text);
+}
+
+std::string DeepSpeedErrorKind(const Status& status) {
+  const std::string& m = status.message();
+  if (m.empty() || m.back() != ']') return "";
+  size_t open = m.rfind('[');
+  if (open == std::string::npos) return "";
+  return m.substr(open + 1, m.size() - open - 2);
+}
+
+std::string ShortJson(const nlohmann::json& value) {
+  std::string s = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (s.size() > 60) s = s.substr(0, 57) + "...";
+  return s;
+}
+
+}  // namespace dsc

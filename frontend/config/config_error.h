@@ -1,0 +1,43 @@
+// Config errors: one message shape (source: json.path: what is wrong [DeepSpeedKind]) and its kinds.
+//
+// Every config error names the JSON path and the offending value; the trailing tag says which
+// exception DeepSpeed raises for the same input, so tests (and users reading a port) can map our
+// message onto DeepSpeed's behaviour:
+//   "ds.json: fp16.loss_scale: must be >= 0 (0 enables dynamic loss scaling), got -1 [ValidationError]"
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "ir/status.h"
+
+namespace dsc {
+
+enum class DsErrorKind {
+  kAssertionError,
+  kValueError,
+  kValidationError,  // pydantic sections: type, range, enum, unknown key
+  kTypeError,
+  kKeyError,
+  kDeepSpeedConfigError,
+  kNotImplementedError,
+  kException,  // DynamicLossScaler at its minimum
+  kElasticityConfigError,
+  kElasticityError,
+  kElasticityIncompatibleWorldSize,
+  kUnsupported,  // DeepSpeed accepts it; dscompile does not implement it
+};
+
+const char* DsErrorKindName(DsErrorKind kind);
+
+// Builds the Status for a config error. `path` may be empty (whole document).
+Status ConfigError(DsErrorKind kind, const std::string& source, const std::string& path,
+                   const std::string& message);
+
+// The kind tag of a Status built by ConfigError ("ValidationError"), or "" if it has none.
+std::string DeepSpeedErrorKind(const Status& status);
+
+// A JSON value shortened for messages: "CPU", 5.5, [1,2], {...}.
+std::string ShortJson(const nlohmann::json& value);
+}  // namespace dsc

@@ -1,0 +1,385 @@
+#include "frontend/config/ds_config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <sstream>
+
+#include "frontend/config/batch_config.h"
+#include "frontend/config/elasticity.h"
+#include "frontend/config/json_text.h"
+#include "frontend/config/key_suggest.h"
+
+namespace dsc {
+namespace {
+
+const std::vector<std::string> kHandledTopLevel = {
+    "train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps",
+    "managed_gradient_accumulation", "steps_per_print", "dump_state", "disable_allgather",
+    "communication_data_type", "seq_parallel_communication_data_type", "prescale_gradients",
+    "gradient_predivide_factor", "gradient_allreduce_op", "sparse_gradients", "gradient_clipping",
+    "wall_clock_breakdown", "memory_breakdown", "zero_allow_untested_optimizer",
+    "zero_force_ds_cpu_optimizer", "graph_harvesting", "dataloader_drop_last",
+    "use_data_before_expert_parallelism", "vocabulary_size", "log_level", "sequence_parallel_size",
+    "data_parallel_size", "seed", "allgather_size", "zero_optimization", "fp16", "bf16", "bfloat16",
+    "data_types", "optimizer", "scheduler", "checkpoint", "tensorboard", "csv_monitor",
+    "activation_checkpointing", "aio", "elasticity"};
+
+const nlohmann::json& Section(const nlohmann::json& doc, const char* key) {
+  static const nlohmann::json kNull = nullptr;
+  return doc.contains(key) ? doc.at(key) : kNull;
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// communication_data_type & co.: lower-cased, one of fp16/bf16/fp32 (DeepSpeed: ValueError).
+Status ReadCommDtype(SectionReader& top, const std::string& key, std::optional<std::string>* out) {
+  const nlohmann::json* v = top.Get(key);
+  if (!v || v->is_null()) return Status::OK();
+  std::string s = v->is_string() ? Lower(v->get<std::string>()) : "";
+  if (s != "fp16" && s != "bf16" && s != "fp32") {
+    return top.Error(DsErrorKind::kValueError, key,
+                     "invalid communication data type " + ShortJson(*v) + "; expected one of \"fp16\", \"bf16\", \"fp32\"");
+  }
+  *out = s;
+  return Status::OK();
+}
+
+Status ReadTopLevelScalars(SectionReader& top, DsConfig* c) {
+  RETURN_IF_ERROR(top.Bool("managed_gradient_accumulation", &c->managed_gradient_accumulation));
+  RETURN_IF_ERROR(top.OptInt("steps_per_print", &c->steps_per_print, 1));
+  RETURN_IF_ERROR(top.Bool("dump_state", &c->dump_state));
+  RETURN_IF_ERROR(top.Bool("disable_allgather", &c->disable_allgather));
+  RETURN_IF_ERROR(ReadCommDtype(top, "communication_data_type", &c->communication_data_type));
+  std::optional<std::string> seq = c->seq_parallel_communication_data_type;
+  RETURN_IF_ERROR(ReadCommDtype(top, "seq_parallel_communication_data_type", &seq));
+  c->seq_parallel_communication_data_type = seq.value_or("fp32");
+  RETURN_IF_ERROR(top.Bool("prescale_gradients", &c->prescale_gradients));
+  RETURN_IF_ERROR(top.Float("gradient_predivide_factor", &c->gradient_predivide_factor));
+  if (!(c->gradient_predivide_factor > 0)) {
+    return top.Error(DsErrorKind::kValueError, "gradient_predivide_factor",
+                     StrCat("must be > 0 (gradients are multiplied by its inverse), got ", c->gradient_predivide_factor));
+  }
+  if (const nlohmann::json* v = top.Get("gradient_allreduce_op")) {
+    std::string op = v->is_string() ? Lower(v->get<std::string>()) : "";
+    if (op != "mean" && op != "sum") {
+      return top.Error(DsErrorKind::kValueError, "gradient_allreduce_op",
+                       "invalid operation " + ShortJson(*v) + "; supported operations: \"mean\", \"sum\"");
+    }
+    c->gradient_allreduce_op = op;
+  }
+  RETURN_IF_ERROR(top.Bool("sparse_gradients", &c->sparse_gradients));
+  RETURN_IF_ERROR(top.Float("gradient_clipping", &c->gradient_clipping, 0.0));
+  RETURN_IF_ERROR(top.Bool("wall_clock_breakdown", &c->wall_clock_breakdown));
+  RETURN_IF_ERROR(top.Bool("memory_breakdown", &c->memory_breakdown));
+  RETURN_IF_ERROR(top.Bool("zero_allow_untested_optimizer", &c->zero_allow_untested_optimizer));
+  RETURN_IF_ERROR(top.Bool("zero_force_ds_cpu_optimizer", &c->zero_force_ds_cpu_optimizer));
+  RETURN_IF_ERROR(top.Bool("graph_harvesting", &c->graph_harvesting));
+  RETURN_IF_ERROR(top.Bool("dataloader_drop_last", &c->dataloader_drop_last));
+  RETURN_IF_ERROR(top.Bool("use_data_before_expert_parallelism", &c->use_data_before_expert_parallelism));
+  RETURN_IF_ERROR(top.OptInt("vocabulary_size", &c->vocabulary_size, 1));
+  if (c->vocabulary_size && *c->vocabulary_size % 8 != 0) {
+    top.ctx().Warn("vocabulary_size", StrCat(*c->vocabulary_size, " is not a multiple of 8; fp16 GEMMs run slower"));
+  }
+  RETURN_IF_ERROR(top.OptString("log_level", &c->log_level));
+  RETURN_IF_ERROR(top.Int("sequence_parallel_size", &c->sequence_parallel_size, 1));
+  if (c->sequence_parallel_size > 1) top.ctx().Unsupported("sequence_parallel_size", "sequence parallelism");
+  int64_t dp = c->world_size;
+  RETURN_IF_ERROR(top.Int("data_parallel_size", &dp, 1));
+  if (dp != c->world_size) {
+    return top.Error(DsErrorKind::kValueError, "data_parallel_size",
+                     StrCat(dp, " differs from the world size ", c->world_size, " (dscompile is data parallel only)"));
+  }
+  int64_t seed = static_cast<int64_t>(c->seed);
+  RETURN_IF_ERROR(top.Int("seed", &seed, 0));
+  c->seed = static_cast<uint64_t>(seed);
+  top.Get("allgather_size");  // read by the legacy "zero_optimization": true form
+  return Status::OK();
+}
+
+Status ReadSections(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
+  RETURN_IF_ERROR(ParseZeroSection(ctx, Section(doc, "zero_optimization"), doc, &c->zero));
+  RETURN_IF_ERROR(ParseActivationCheckpointingSection(ctx, Section(doc, "activation_checkpointing"), &c->activation_checkpointing));
+  RETURN_IF_ERROR(ParseMonitorSection(ctx, "tensorboard", Section(doc, "tensorboard"), &c->tensorboard));
+  RETURN_IF_ERROR(ParseMonitorSection(ctx, "csv_monitor", Section(doc, "csv_monitor"), &c->csv_monitor));
+  RETURN_IF_ERROR(ParseFp16Section(ctx, Section(doc, "fp16"), &c->fp16));
+  // The legacy "bfloat16" key is read only when "bf16" is absent, as DeepSpeed does.
+  if (doc.contains("bf16")) {
+    RETURN_IF_ERROR(ParseBf16Section(ctx, "bf16", doc["bf16"], &c->bf16));
+    if (doc.contains("bfloat16")) ctx.Warn("bfloat16", "ignored because \"bf16\" is given (DeepSpeed ignores it too)");
+  } else if (doc.contains("bfloat16")) {
+    ctx.Warn("bfloat16", "deprecated; use \"bf16\"");
+    RETURN_IF_ERROR(ParseBf16Section(ctx, "bfloat16", doc["bfloat16"], &c->bf16));
+  }
+  if (c->fp16.enabled && c->bf16.enabled) {
+    return ctx.Error(DsErrorKind::kAssertionError, "bf16.enabled",
+                     "fp16 and bf16 cannot both be enabled (fp16.enabled and bf16.enabled are both true)");
+  }
+  RETURN_IF_ERROR(ParseOptimizerSection(ctx, Section(doc, "optimizer"), c->zero, c->bf16, &c->optimizer));
+  RETURN_IF_ERROR(ParseSchedulerSection(ctx, Section(doc, "scheduler"), &c->scheduler));
+  RETURN_IF_ERROR(ParseCheckpointSection(ctx, Section(doc, "checkpoint"), &c->checkpoint));
+  RETURN_IF_ERROR(ParseDataTypesSection(ctx, Section(doc, "data_types"), &c->data_types));
+  RETURN_IF_ERROR(ParseAioSection(ctx, Section(doc, "aio"), &c->aio));
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    if (!IsRecognisedOnlySection(it.key())) continue;
+    RETURN_IF_ERROR(CheckRecognisedOnlySection(ctx, it.key(), it.value()));
+    c->recognised_sections[it.key()] = it.value();
+  }
+  if (doc.contains("amp") && doc["amp"].is_object()) {
+    LaxBool(doc["amp"].value("enabled", nlohmann::json(false)), &c->amp_enabled);
+  }
+  c->pipeline_parallel = doc.contains("pipeline") && doc["pipeline"].is_object() && !doc["pipeline"].empty();
+  if (doc.contains("flops_profiler") && doc["flops_profiler"].is_object()) {
+    bool profiler = false;
+    LaxBool(doc["flops_profiler"].value("enabled", nlohmann::json(false)), &profiler);
+    c->wall_clock_breakdown = c->wall_clock_breakdown || profiler;
+  }
+  return Status::OK();
+}
+
+// Checks DeepSpeed makes across sections (config.py _do_error_check, engine sanity checks).
+Status CrossCheck(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
+  if (c->gradient_allreduce_op == "sum") {
+    bool deepcompile = doc.contains("compile") && doc["compile"].is_object() && doc["compile"].contains("deepcompile") &&
+                       doc["compile"]["deepcompile"].is_boolean() && doc["compile"]["deepcompile"].get<bool>();
+    std::string with = c->zero.stage == 3 ? "ZeRO stage 3" : c->zero.zenflow ? "ZenFlow" : deepcompile ? "DeepCompile" : "";
+    if (!with.empty()) {
+      return ctx.Error(DsErrorKind::kValueError, "gradient_allreduce_op",
+                       "\"sum\" is not supported with " + with + " (DeepSpeed averages there); use \"mean\"");
+    }
+  }
+  if (c->fp16.fp16_master_weights_and_grads && !c->zero.enabled()) {
+    return ctx.Error(DsErrorKind::kAssertionError, "fp16.fp16_master_weights_and_grads", "needs ZeRO stage 1, 2 or 3, but zero_optimization.stage is 0");
+  }
+  if (c->bf16.bf16_master_weights_and_grads && !c->zero.enabled()) {
+    return ctx.Error(DsErrorKind::kAssertionError, "bf16.bf16_master_weights_and_grads", "needs ZeRO stage 1, 2 or 3, but zero_optimization.stage is 0");
+  }
+  if (c->bf16.bf16_optimizer_states && (!c->zero.enabled() || !c->bf16.bf16_master_weights_and_grads)) {
+    return ctx.Error(DsErrorKind::kAssertionError, "bf16.bf16_optimizer_states",
+                     "needs ZeRO stage 1, 2 or 3 and bf16.bf16_master_weights_and_grads");
+  }
+  if (c->data_types.param_dtype && *c->data_types.param_dtype != c->model_dtype()) {
+    return ctx.Error(DsErrorKind::kAssertionError, "data_types.param_dtype",
+                     "is \"" + *c->data_types.param_dtype + "\" but the enabled precision mode computes in \"" +
+                         c->model_dtype() + "\"; they must match");
+  }
+  if (c->zero.enabled() && c->optimizer.present() && !c->optimizer.implementation.empty() &&
+      !c->optimizer.zero_supported() && !c->zero_allow_untested_optimizer) {
+    return ctx.Error(DsErrorKind::kAssertionError, "optimizer.type",
+                     c->optimizer.implementation + " is not tested with ZeRO; set \"zero_allow_untested_optimizer\": true to use it");
+  }
+  if (c->optimizer.type == "lamb" && !c->fp16.dynamic()) {
+    return ctx.Error(DsErrorKind::kAssertionError, "fp16.loss_scale",
+                     StrCat("Lamb needs dynamic loss scaling (loss_scale 0), got ", c->fp16.loss_scale));
+  }
+  if (c->zero.optimizer_offloaded() && !c->zero.enabled()) {
+    ctx.Warn("zero_optimization.offload_optimizer", "has no effect at ZeRO stage 0");
+  }
+  if (c->zero.stage == 2 && c->zero.reduce_scatter && c->gradient_allreduce_op == "mean" &&
+      (c->gradient_predivide_factor != 1.0 || c->prescale_gradients)) {
+    return ctx.Error(DsErrorKind::kAssertionError, "gradient_predivide_factor",
+                     "ZeRO stage 2 with reduce_scatter needs gradient_predivide_factor 1.0 and prescale_gradients false");
+  }
+  StatusOr<std::string> wrapper = OptimizerWrapper(*c);
+  if (!wrapper.ok()) return wrapper.status();
+  return Status::OK();
+}
+
+// With elasticity enabled, the elastic batch replaces the batch keys (runtime/config.py:730-789).
+StatusOr<BatchSizes> ResolveBatches(ParseContext& ctx, const nlohmann::json& doc, int64_t world) {
+  bool elastic = false;
+  if (doc.contains("elasticity")) {
+    const nlohmann::json& e = doc["elasticity"];
+    if (!e.is_object() && !e.is_null()) {
+      return ctx.Error(DsErrorKind::kElasticityConfigError, "elasticity", "expected an object, got " + ShortJson(e));
+    }
+    if (e.is_object() && e.contains("enabled") && !LaxBool(e["enabled"], &elastic).empty()) {
+      return ctx.Error(DsErrorKind::kElasticityConfigError, "elasticity.enabled", "expected true or false, got " + ShortJson(e["enabled"]));
+    }
+  }
+  if (!elastic) return ResolveBatchSizes(ctx, doc, world);
+  ASSIGN_OR_RETURN(ElasticResult r, ComputeElasticConfig(doc, kDeepSpeedVersion, world, std::nullopt, ctx.source));
+  const nlohmann::json& e = doc["elasticity"];
+  bool ignore = false;
+  if (e.contains("ignore_non_elastic_batch_info")) LaxBool(e["ignore_non_elastic_batch_info"], &ignore);
+  for (const char* key : {"train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps"}) {
+    if (!doc.contains(key)) continue;
+    if (!ignore) {
+      return ctx.Error(DsErrorKind::kElasticityConfigError, key,
+                       "batch keys are not used when elastic training is enabled (the elasticity section decides "
+                       "the batch); remove them or set elasticity.ignore_non_elastic_batch_info to true");
+    }
+    ctx.Warn(key, "ignored: elastic training decides the batch size");
+  }
+  BatchSizes b;
+  b.train_batch_size = r.final_batch_size;
+  b.train_micro_batch_size_per_gpu = *r.micro_batch_size;
+  b.gradient_accumulation_steps = r.final_batch_size / (*r.micro_batch_size * world);
+  return b;
+}
+
+}  // namespace
+
+std::string DsConfig::model_dtype() const { return fp16.enabled ? "fp16" : bf16.enabled ? "bf16" : "fp32"; }
+std::string DsConfig::grad_accum_dtype() const { return data_types.grad_accum_dtype.value_or(model_dtype()); }
+std::string DsConfig::effective_communication_data_type() const {
+  return communication_data_type.value_or(model_dtype());
+}
+
+const std::vector<std::string>& KnownTopLevelKeys() {
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> k = kHandledTopLevel;
+    for (const char* s : {"amp", "progressive_layer_drop", "torch_autocast", "autotuning", "eigenvalue",
+                          "quantize_training", "hybrid_engine", "curriculum_learning", "data_efficiency", "nebula",
+                          "datastates", "elasticity", "flops_profiler", "comms_logger", "wandb", "comet",
+                          "compression_training", "pipeline", "sparse_attention", "weight_quantization",
+                          "expert_parallel", "tensor_parallel", "compile", "timers"}) {
+      k.push_back(s);
+    }
+    return k;
+  }();
+  return keys;
+}
+
+StatusOr<std::string> OptimizerWrapper(const DsConfig& c) {
+  const std::string model = c.model_dtype();
+  const std::string accum = c.grad_accum_dtype();
+  if (c.zero.enabled()) {
+    if (c.amp_enabled) {
+      return ConfigError(DsErrorKind::kAssertionError, c.source, "amp.enabled", "apex AMP and ZeRO cannot be combined");
+    }
+    bool cpu_offload = c.zero.offload_optimizer && c.zero.offload_optimizer->device == "cpu";
+    if (model == "bf16" && accum == "fp32" && c.zero.stage == 1 && !cpu_offload) return std::string("bf16");
+    return std::string("zero_optimization");
+  }
+  if (c.amp_enabled) {
+    if (model != accum) {
+      return ConfigError(DsErrorKind::kNotImplementedError, c.source, "data_types.grad_accum_dtype",
+                         "model data type (" + model + ") and gradient accumulation data type (" + accum +
+                             ") must be equal to use Amp");
+    }
+    if (c.fp16.enabled || c.bf16.enabled) {
+      return ConfigError(DsErrorKind::kNotImplementedError, c.source, "amp.enabled",
+                         "cannot enable both amp with (legacy) fp16 or bfloat16 mode");
+    }
+    return std::string("amp");
+  }
+  if (model == accum) {
+    if (model == "fp32") return std::string("");
+    if (model == "bf16") return std::string(c.pipeline_parallel ? "bf16" : "ddp_bf16");
+    return std::string("fp16");
+  }
+  return ConfigError(DsErrorKind::kNotImplementedError, c.source, "data_types.grad_accum_dtype",
+                     "unsupported mix of model_dtype=" + TorchDtypeName(model) + " and grad_accum_dtype=" +
+                         TorchDtypeName(accum) + " without ZeRO");
+}
+
+StatusOr<DsConfig> ParseDsConfigJson(const nlohmann::json& doc, const ConfigOptions& options,
+                                     std::vector<std::string>* warnings, const std::string& source_name) {
+  ParseContext ctx;
+  ctx.source = source_name;
+  ctx.world_size = options.world_size;
+  ctx.strict = options.strict;
+  ctx.warnings = warnings;
+  if (!doc.is_object()) return ctx.Error(DsErrorKind::kValueError, "", "the config must be a JSON object, got " + ShortJson(doc));
+  if (options.world_size < 1) {
+    return ctx.Error(DsErrorKind::kValueError, "", StrCat("world size must be >= 1, got ", options.world_size));
+  }
+  DsConfig c;
+  c.source = source_name;
+  c.world_size = options.world_size;
+
+  ASSIGN_OR_RETURN(BatchSizes batch, ResolveBatches(ctx, doc, options.world_size));
+  c.train_batch_size = batch.train_batch_size;
+  c.train_micro_batch_size_per_gpu = batch.train_micro_batch_size_per_gpu;
+  c.gradient_accumulation_steps = batch.gradient_accumulation_steps;
+
+  SectionReader top(ctx, "", doc, DsErrorKind::kValueError, /*strip_auto=*/true);
+  RETURN_IF_ERROR(ReadTopLevelScalars(top, &c));
+  RETURN_IF_ERROR(ReadSections(ctx, doc, &c));
+  RETURN_IF_ERROR(CrossCheck(ctx, doc, &c));
+
+  const std::vector<std::string>& known = KnownTopLevelKeys();
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    if (std::find(known.begin(), known.end(), it.key()) != known.end()) continue;
+    std::string message = "unknown top-level key" + DidYouMean(it.key(), known) +
+                          "; DeepSpeed ignores it silently";
+    if (options.strict) return ctx.Error(DsErrorKind::kValueError, it.key(), message);
+    ctx.Warn(it.key(), message);
+  }
+  if (!ctx.unsupported.empty() && !options.allow_unsupported) {
+    std::string list;
+    for (const std::string& u : ctx.unsupported) list += (list.empty() ? "" : "; ") + u;
+    return ctx.Error(DsErrorKind::kUnsupported, "", "enabled but not supported by dscompile: " + list);
+  }
+  for (const std::string& key : ctx.auto_keys) {
+    bool batch = key == "train_batch_size" || key == "train_micro_batch_size_per_gpu" || key == "gradient_accumulation_steps";
+    ctx.Warn(key, batch ? "is \"auto\"; derived from the other batch keys and the world size"
+                        : "is \"auto\"; resolved to DeepSpeed's default (see --explain-config)");
+  }
+  c.auto_keys = ctx.auto_keys;
+  c.unsupported = ctx.unsupported;
+  return c;
+}
+
+StatusOr<DsConfig> ParseDsConfig(const std::string& json_text, const ConfigOptions& options,
+                                 std::vector<std::string>* warnings, const std::string& source_name) {
+  ASSIGN_OR_RETURN(nlohmann::json doc, ParseConfigJson(json_text, source_name));
+  return ParseDsConfigJson(doc, options, warnings, source_name);
+}
+
+StatusOr<DsConfig> LoadDsConfig(const std::string& path, const ConfigOptions& options,
+                                std::vector<std::string>* warnings) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound(path, ": cannot open the DeepSpeed config");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return ParseDsConfig(text.str(), options, warnings, path);
+}
+
+nlohmann::json ResolvedConfigJson(const DsConfig& c) {
+  nlohmann::json j;
+  j["train_batch_size"] = c.train_batch_size;
+  j["train_micro_batch_size_per_gpu"] = c.train_micro_batch_size_per_gpu;
+  j["gradient_accumulation_steps"] = c.gradient_accumulation_steps;
+  j["gradient_clipping"] = c.gradient_clipping;
+  j["steps_per_print"] = c.steps_per_print ? nlohmann::json(*c.steps_per_print) : nullptr;
+  j["prescale_gradients"] = c.prescale_gradients;
+  j["gradient_predivide_factor"] = c.gradient_predivide_factor;
+  j["gradient_allreduce_op"] = c.gradient_allreduce_op;
+  j["communication_data_type"] = c.communication_data_type ? nlohmann::json(*c.communication_data_type) : nullptr;
+  j["seq_parallel_communication_data_type"] = c.seq_parallel_communication_data_type;
+  j["managed_gradient_accumulation"] = c.managed_gradient_accumulation;
+  j["sparse_gradients"] = c.sparse_gradients;
+  j["disable_allgather"] = c.disable_allgather;
+  j["dump_state"] = c.dump_state;
+  j["wall_clock_breakdown"] = c.wall_clock_breakdown;
+  j["memory_breakdown"] = c.memory_breakdown;
+  j["zero_allow_untested_optimizer"] = c.zero_allow_untested_optimizer;
+  j["zero_force_ds_cpu_optimizer"] = c.zero_force_ds_cpu_optimizer;
+  j["graph_harvesting"] = c.graph_harvesting;
+  j["dataloader_drop_last"] = c.dataloader_drop_last;
+  j["use_data_before_expert_parallelism"] = c.use_data_before_expert_parallelism;
+  j["vocabulary_size"] = c.vocabulary_size ? nlohmann::json(*c.vocabulary_size) : nullptr;
+  j["log_level"] = c.log_level ? nlohmann::json(*c.log_level) : nullptr;
+  j["sequence_parallel_size"] = c.sequence_parallel_size;
+  j["seed"] = c.seed;
+  j["optimizer"] = OptimizerToJson(c.optimizer);
+  j["scheduler"] = SchedulerToJson(c.scheduler, c.optimizer.present() ? std::optional<double>(c.optimizer.lr) : std::nullopt);
+  j["fp16"] = Fp16ToJson(c.fp16);
+  j["bf16"] = Bf16ToJson(c.bf16);
+  j["data_types"] = DataTypesToJson(c.data_types);
+  j["zero_optimization"] = ZeroToJson(c.zero);
+  j["checkpoint"] = CheckpointToJson(c.checkpoint);
+  j["tensorboard"] = MonitorToJson(c.tensorboard);
+  j["csv_monitor"] = MonitorToJson(c.csv_monitor);
+  j["activation_checkpointing"] = ActivationCheckpointingToJson(c.activation_checkpointing);
+  j["aio"] = AioToJson(c.aio);
+  for (auto it = c.recognised_sections.begin(); it != c.recognised_sections.end(); ++it) j[it.key()] = it.value();
+  return j;
+}
+
+}  // namespace dsc

@@ -1,0 +1,15 @@
+// "Did you mean" for misspelled config keys: the nearest known key by edit distance.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace dsc {
+
+// The candidate closest to `key`, or "" when none is close enough to be a plausible typo.
+std::string NearestKey(const std::string& key, const std::vector<std::string>& candidates);
+
+// " (did you mean \"x\"?)" or "".
+std::string DidYouMean(const std::string& key, const std::vector<std::string>& candidates);
+
+}  // namespace dsc

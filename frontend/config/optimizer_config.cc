@@ -1,0 +1,256 @@
+#include "frontend/config/optimizer_config.h"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+
+#include "frontend/config/key_suggest.h"
+#include "frontend/config/precision_config.h"
+#include "frontend/config/zero_config.h"
+
+namespace dsc {
+namespace {
+
+const std::vector<std::string> kDeepSpeedOptimizers = {
+    "adagrad", "adam", "adamw", "lamb", "onebitadam", "onebitlamb", "zerooneadam",
+    "muadam", "muadamw", "musgd", "lion", "muon"};
+const std::vector<std::string> kTorchOptimizers = {
+    "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "ASGD", "LBFGS",
+    "NAdam", "RAdam", "RMSprop", "Rprop", "SGD", "SparseAdam"};
+
+// One constructor parameter: its default and how to read it.
+enum class ParamKind { kFloat, kBool, kBetas, kIgnored };
+struct ParamSpec {
+  ParamKind kind;
+  nlohmann::json default_value;
+};
+using ParamTable = std::map<std::string, ParamSpec>;
+
+const nlohmann::json kBetas = {0.9, 0.999};
+
+ParamTable TableFor(const std::string& impl) {
+  ParamTable t;
+  auto f = [&t](const char* n, double d) { t[n] = {ParamKind::kFloat, d}; };
+  auto b = [&t](const char* n, bool d) { t[n] = {ParamKind::kBool, d}; };
+  auto torch_flags = [&t] {
+    for (const char* n : {"foreach", "fused"}) t[n] = {ParamKind::kIgnored, nullptr};
+    for (const char* n : {"maximize", "capturable", "differentiable"}) t[n] = {ParamKind::kBool, false};
+  };
+  if (impl == "FusedAdam" || impl == "DeepSpeedCPUAdam") {
+    f("lr", 1e-3); b("bias_correction", true); t["betas"] = {ParamKind::kBetas, kBetas};
+    f("eps", 1e-8); f("weight_decay", 0.0); b("amsgrad", false);
+    if (impl == "FusedAdam") b("set_grad_none", true);
+    if (impl == "DeepSpeedCPUAdam") b("fp32_optimizer_states", true);
+  } else if (impl == "torch.optim.Adam" || impl == "torch.optim.AdamW") {
+    f("lr", 1e-3); t["betas"] = {ParamKind::kBetas, kBetas}; f("eps", 1e-8);
+    f("weight_decay", impl == "torch.optim.AdamW" ? 0.01 : 0.0); b("amsgrad", false);
+    torch_flags();
+  } else if (impl == "torch.optim.Adagrad") {
+    f("lr", 1e-2); f("lr_decay", 0.0); f("weight_decay", 0.0); f("initial_accumulator_value", 0.0);
+    f("eps", 1e-10); torch_flags();
+  } else if (impl == "DeepSpeedCPUAdagrad") {
+    f("lr", 1e-2); f("eps", 1e-10); f("weight_decay", 0.0); b("amsgrad", false);
+  } else if (impl == "FusedLamb") {
+    f("lr", 1e-3); b("bias_correction", true); t["betas"] = {ParamKind::kBetas, kBetas}; f("eps", 1e-8);
+    b("eps_inside_sqrt", false); f("weight_decay", 0.0); f("max_coeff", 10.0); f("min_coeff", 0.01);
+    b("amsgrad", false);
+  } else if (impl == "FusedLion" || impl == "DeepSpeedCPULion") {
+    f("lr", 1e-3); t["betas"] = {ParamKind::kBetas, kBetas}; f("weight_decay", 0.0);
+  } else if (impl == "torch.optim.SGD") {
+    f("lr", 1e-3); f("momentum", 0.0); f("dampening", 0.0); f("weight_decay", 0.0); b("nesterov", false);
+    torch_flags();
+  }
+  return t;
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool Contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+}  // namespace
+
+bool OptimizerConfig::has_betas() const { return params.contains("betas"); }
+
+bool OptimizerConfig::zero_supported() const {
+  static const std::vector<std::string> supported = {
+      "FusedAdam", "DeepSpeedCPUAdam", "torch.optim.Adam", "torch.optim.AdamW",
+      "torch.optim.Adagrad", "DeepSpeedCPUAdagrad", "FusedLion", "DeepSpeedCPULion"};
+  return Contains(supported, implementation);
+}
+
+Status ParseOptimizerSection(ParseContext& ctx, const nlohmann::json& section, const ZeroConfig& zero,
+                             const Bf16Config& bf16, OptimizerConfig* opt) {
+  const std::string path = "optimizer";
+  if (section.is_null()) return Status::OK();
+  if (!section.is_object()) return ctx.Error(DsErrorKind::kValueError, path, "expected an object, got " + ShortJson(section));
+  SectionReader r(ctx, path, section, DsErrorKind::kValueError, /*strip_auto=*/false);
+  const nlohmann::json* type = r.Get("type");
+  RETURN_IF_ERROR(r.Bool("legacy_fusion", &opt->legacy_fusion));
+  const nlohmann::json* given = r.Get("params");
+  RETURN_IF_ERROR(r.Finish());
+  if (!type || type->is_null()) {
+    if (given && !given->is_null()) {
+      return ctx.Error(DsErrorKind::kValueError, "optimizer.params",
+                       "given without optimizer.type; DeepSpeed would silently ignore these parameters");
+    }
+    return Status::OK();
+  }
+  if (!type->is_string()) return r.Error("type", "expected an optimizer name, got " + ShortJson(*type));
+  std::string name = type->get<std::string>();
+  const std::string lower = Lower(name);
+  const bool offload = zero.optimizer_offloaded();
+  if (Contains(kDeepSpeedOptimizers, lower)) {
+    opt->type = lower;
+  } else if (Contains(kTorchOptimizers, name)) {
+    opt->type = name;
+  } else {
+    std::vector<std::string> all = kTorchOptimizers;
+    all.insert(all.end(), {"Adam", "AdamW", "Lamb", "Lion", "Adagrad"});
+    return r.Error(DsErrorKind::kAssertionError, "type",
+                   "\"" + name + "\" is not a supported DeepSpeed Optimizer" + DidYouMean(name, all));
+  }
+
+  if (given && !given->is_null() && !given->is_object()) {
+    return r.Error(DsErrorKind::kTypeError, "params", "expected an object of constructor arguments, got " + ShortJson(*given));
+  }
+  nlohmann::json params = (given && given->is_object()) ? *given : nlohmann::json::object();
+  const std::string ppath = "optimizer.params";
+  if (params.contains("max_grad_norm")) {
+    return ctx.Error(DsErrorKind::kValueError, ppath + ".max_grad_norm",
+                     "is not supported as an optimizer parameter; use the top-level \"gradient_clipping\" instead (got " +
+                         ShortJson(params["max_grad_norm"]) + ")");
+  }
+
+  // Which class DeepSpeed constructs decides the accepted keywords and their defaults.
+  const std::string& t = opt->type;
+  if (t == "adam" || t == "adamw") {
+    for (const char* key : {"torch_adam", "adam_w_mode"}) {
+      if (!params.contains(key)) continue;
+      bool value = false;
+      std::string why = LaxBool(params[key], &value);
+      if (!why.empty() || params[key].is_string()) {
+        return ctx.Error(DsErrorKind::kTypeError, JoinPath(ppath, key), "expected true or false, got " + ShortJson(params[key]));
+      }
+      (std::string(key) == "torch_adam" ? opt->torch_adam : opt->adam_w_mode) = value;
+      params.erase(key);
+    }
+    opt->adam_w_mode = t == "adamw" || opt->adam_w_mode;
+    opt->implementation = opt->torch_adam ? (opt->adam_w_mode ? "torch.optim.AdamW" : "torch.optim.Adam")
+                          : offload       ? "DeepSpeedCPUAdam"
+                                          : "FusedAdam";
+  } else if (t == "adagrad") {
+    opt->implementation = offload ? "DeepSpeedCPUAdagrad" : "torch.optim.Adagrad";
+  } else if (t == "lamb") {
+    opt->implementation = "FusedLamb";
+  } else if (t == "lion") {
+    opt->implementation = offload ? "DeepSpeedCPULion" : "FusedLion";
+  } else if (t == "SGD") {
+    opt->implementation = "torch.optim.SGD";
+  } else {
+    ctx.Unsupported("optimizer.type", "optimizer \"" + name + "\"");
+    opt->params = params;
+    return Status::OK();
+  }
+
+  ParamTable table = TableFor(opt->implementation);
+  std::vector<std::string> names;
+  for (const auto& [k, spec] : table) names.push_back(k);
+  nlohmann::json effective = nlohmann::json::object();
+  for (auto it = params.begin(); it != params.end(); ++it) {
+    if (!table.count(it.key())) {
+      return ctx.Error(DsErrorKind::kTypeError, JoinPath(ppath, it.key()),
+                       "is not a parameter of " + opt->implementation + DidYouMean(it.key(), names));
+    }
+  }
+  for (const auto& [key, spec] : table) {
+    const std::string kpath = JoinPath(ppath, key);
+    nlohmann::json value = spec.default_value;
+    if (params.contains(key)) {
+      const nlohmann::json& v = params[key];
+      if (v.is_string() && v.get<std::string>() == "auto") {
+        ctx.auto_keys.push_back(kpath);
+      } else if (spec.kind == ParamKind::kFloat) {
+        double d = 0;
+        std::string why = StrictNumber(v, &d);
+        if (!why.empty()) return ctx.Error(DsErrorKind::kTypeError, kpath, why);
+        value = d;
+      } else if (spec.kind == ParamKind::kBool) {
+        if (!v.is_boolean()) return ctx.Error(DsErrorKind::kTypeError, kpath, "expected true or false, got " + ShortJson(v));
+        value = v;
+      } else if (spec.kind == ParamKind::kBetas) {
+        if (!v.is_array() || v.size() != 2 || !v[0].is_number() || !v[1].is_number()) {
+          return ctx.Error(DsErrorKind::kTypeError, kpath, "expected two numbers [beta1, beta2], got " + ShortJson(v));
+        }
+        value = v;
+      } else {
+        value = v;
+      }
+    }
+    effective[key] = value;
+  }
+
+  auto num = [&effective](const char* k, double fallback) {
+    return effective.contains(k) ? effective[k].get<double>() : fallback;
+  };
+  opt->lr = num("lr", opt->lr);
+  opt->eps = num("eps", 0.0);
+  opt->weight_decay = num("weight_decay", 0.0);
+  opt->momentum = num("momentum", 0.0);
+  opt->dampening = num("dampening", 0.0);
+  opt->lr_decay = num("lr_decay", 0.0);
+  opt->initial_accumulator_value = num("initial_accumulator_value", 0.0);
+  opt->max_coeff = num("max_coeff", 10.0);
+  opt->min_coeff = num("min_coeff", 0.01);
+  if (effective.contains("betas")) opt->betas = {effective["betas"][0].get<double>(), effective["betas"][1].get<double>()};
+  auto flag = [&effective](const char* k, bool fallback) {
+    return effective.contains(k) ? effective[k].get<bool>() : fallback;
+  };
+  opt->bias_correction = flag("bias_correction", true);
+  opt->amsgrad = flag("amsgrad", false);
+  opt->nesterov = flag("nesterov", false);
+  opt->eps_inside_sqrt = flag("eps_inside_sqrt", false);
+  if (opt->implementation == "DeepSpeedCPUAdam") {
+    opt->fp32_optimizer_states = bf16.bf16_optimizer_states ? false : flag("fp32_optimizer_states", true);
+    effective["fp32_optimizer_states"] = opt->fp32_optimizer_states;
+  }
+
+  // torch's own argument checks (ValueError), which FusedAdam & co. share.
+  if (opt->lr < 0) return ctx.Error(DsErrorKind::kValueError, ppath + ".lr", StrCat("invalid learning rate: ", opt->lr));
+  if (opt->eps < 0) return ctx.Error(DsErrorKind::kValueError, ppath + ".eps", StrCat("invalid epsilon value: ", opt->eps));
+  if (opt->weight_decay < 0) return ctx.Error(DsErrorKind::kValueError, ppath + ".weight_decay", StrCat("invalid weight_decay value: ", opt->weight_decay));
+  if (effective.contains("betas")) {
+    for (int i = 0; i < 2; ++i) {
+      if (!(opt->betas[i] >= 0 && opt->betas[i] < 1)) {
+        return ctx.Error(DsErrorKind::kValueError, ppath + ".betas",
+                         StrCat("invalid beta parameter at index ", i, ": ", opt->betas[i], " (must be in [0, 1))"));
+      }
+    }
+  }
+  if (opt->momentum < 0) return ctx.Error(DsErrorKind::kValueError, ppath + ".momentum", StrCat("invalid momentum value: ", opt->momentum));
+  if (opt->nesterov && (opt->momentum <= 0 || opt->dampening != 0)) {
+    return ctx.Error(DsErrorKind::kValueError, ppath + ".nesterov",
+                     StrCat("Nesterov momentum requires a momentum > 0 and zero dampening (momentum ", opt->momentum,
+                            ", dampening ", opt->dampening, ")"));
+  }
+  if (opt->amsgrad) ctx.Unsupported(ppath + ".amsgrad", "AMSGrad");
+  if (effective.value("maximize", false)) ctx.Unsupported(ppath + ".maximize", "maximize");
+  opt->params = effective;
+  return Status::OK();
+}
+
+nlohmann::json OptimizerToJson(const OptimizerConfig& opt) {
+  if (!opt.present()) return nullptr;
+  nlohmann::json params = opt.params;
+  if (opt.type == "adam" || opt.type == "adamw") {
+    params["adam_w_mode"] = opt.adam_w_mode;
+    params["torch_adam"] = opt.torch_adam;
+  }
+  return {{"type", opt.type}, {"params", params}, {"legacy_fusion", opt.legacy_fusion}};
+}
+
+}  // namespace dsc

@@ -1,0 +1,54 @@
+// The optimizer section: DeepSpeed's optimizer names, what each builds, its parameters and defaults.
+//
+// "Adam" means AdamW unless params.adam_w_mode is false; with torch_adam it is torch's AdamW;
+// with optimizer offload it is DeepSpeedCPUAdam. `implementation` records that choice, because the
+// defaults differ (torch AdamW's weight_decay is 0.01, FusedAdam's 0).
+#pragma once
+
+#include <array>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "frontend/config/section_reader.h"
+
+namespace dsc {
+
+struct Bf16Config;
+struct ZeroConfig;
+
+struct OptimizerConfig {
+  std::string type;            // as DeepSpeed stores it ("adam", "SGD"); "" = no optimizer section
+  std::string implementation;  // "FusedAdam", "torch.optim.AdamW", "DeepSpeedCPUAdam", "torch.optim.SGD", ...
+  bool legacy_fusion = false;
+  double lr = 1e-3;
+  std::array<double, 2> betas = {0.9, 0.999};
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  bool adam_w_mode = true;  // effective: decoupled weight decay (Adam family)
+  bool torch_adam = false;
+  bool bias_correction = true;
+  bool amsgrad = false;
+  double momentum = 0.0;  // SGD
+  double dampening = 0.0;
+  bool nesterov = false;
+  double lr_decay = 0.0;  // Adagrad
+  double initial_accumulator_value = 0.0;
+  bool eps_inside_sqrt = false;  // Lamb
+  double max_coeff = 10.0;
+  double min_coeff = 0.01;
+  bool fp32_optimizer_states = true;  // DeepSpeedCPUAdam
+  nlohmann::json params = nlohmann::json::object();  // every effective parameter, DeepSpeed names
+
+  bool present() const { return !type.empty(); }
+  bool has_betas() const;
+  // In DeepSpeed's ZERO_SUPPORTED_OPTIMIZERS (others need zero_allow_untested_optimizer).
+  bool zero_supported() const;
+};
+
+// Reads "optimizer"; needs the ZeRO and bf16 sections already parsed (offload picks CPU variants).
+Status ParseOptimizerSection(ParseContext& ctx, const nlohmann::json& section, const ZeroConfig& zero,
+                             const Bf16Config& bf16, OptimizerConfig* opt);
+nlohmann::json OptimizerToJson(const OptimizerConfig& opt);
+
+}  // namespace dsc

@@ -1,0 +1,69 @@
+// The remaining DeepSpeed sections: checkpoint, monitors (tensorboard, csv_monitor), activation
+// checkpointing, aio, and every section dscompile recognises but does not implement (pipeline,
+// sparse attention, compression, ...), which is an error when it is switched on.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "frontend/config/section_reader.h"
+
+namespace dsc {
+
+struct CheckpointConfig {
+  std::string tag_validation = "WARN";  // WARN | IGNORE | FAIL
+  bool load_universal = false;
+  bool use_node_local_storage = false;
+  nlohmann::json parallel_write_pipeline_stage = false;  // DeepSpeed keeps 0/1 as given
+  bool checkpoint_serialization = true;
+  nlohmann::json writer = nullptr;  // null or the resolved writer object
+  bool tag_validation_enabled() const { return tag_validation != "IGNORE"; }
+  bool tag_validation_fail() const { return tag_validation == "FAIL"; }
+};
+
+struct MonitorConfig {
+  bool enabled = false;
+  std::string output_path;
+  std::string job_name = "DeepSpeedJobName";
+};
+
+struct ActivationCheckpointingConfig {
+  bool partition_activations = false;
+  bool contiguous_memory_optimization = false;
+  bool cpu_checkpointing = false;
+  std::optional<int64_t> number_checkpoints;
+  bool synchronize_checkpoint_boundary = false;
+  bool profile = false;
+};
+
+struct AioConfig {
+  int64_t block_size = 1048576;
+  int64_t queue_depth = 8;
+  int64_t intra_op_parallelism = 1;
+  bool single_submit = false;
+  bool overlap_events = true;
+  bool use_gds = false;
+};
+
+Status ParseCheckpointSection(ParseContext& ctx, const nlohmann::json& section, CheckpointConfig* out);
+Status ParseMonitorSection(ParseContext& ctx, const std::string& name, const nlohmann::json& section,
+                           MonitorConfig* out);
+Status ParseActivationCheckpointingSection(ParseContext& ctx, const nlohmann::json& section,
+                                           ActivationCheckpointingConfig* out);
+Status ParseAioSection(ParseContext& ctx, const nlohmann::json& section, AioConfig* out);
+
+// Sections dscompile only recognises: checks their shape, records in ctx.unsupported the ones that
+// are switched on, and returns false for keys that are not such a section.
+bool IsRecognisedOnlySection(const std::string& key);
+Status CheckRecognisedOnlySection(ParseContext& ctx, const std::string& key, const nlohmann::json& section);
+
+nlohmann::json CheckpointToJson(const CheckpointConfig& c);
+nlohmann::json MonitorToJson(const MonitorConfig& m);
+nlohmann::json ActivationCheckpointingToJson(const ActivationCheckpointingConfig& a);
+nlohmann::json AioToJson(const AioConfig& a);
+
+}  // namespace dsc

@@ -1,0 +1,58 @@
+// The fp16, bf16 (legacy "bfloat16") and data_types sections, and which optimizer wrapper
+// (mixed-precision regime) DeepSpeed would pick for them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "frontend/config/section_reader.h"
+
+namespace dsc {
+
+struct Fp16Config {
+  bool enabled = false;
+  bool auto_cast = false;
+  double loss_scale = 0.0;  // 0 = dynamic loss scaling
+  int64_t initial_scale_power = 16;
+  int64_t loss_scale_window = 1000;
+  int64_t hysteresis = 2;
+  bool consecutive_hysteresis = false;
+  int64_t min_loss_scale = 1;
+  bool fp16_master_weights_and_grads = false;
+  // DeepSpeed's engine.dynamic_loss_scale(): loss_scale == 0, whether or not fp16 is enabled.
+  bool dynamic() const { return loss_scale == 0.0; }
+};
+
+struct Bf16Config {
+  bool enabled = false;
+  bool immediate_grad_update = false;
+  bool check_grad_overflow = true;
+  bool bf16_master_weights_and_grads = false;
+  bool bf16_optimizer_states = false;
+};
+
+// Canonical dtype names: "fp16", "bf16", "fp32", "int8".
+struct DataTypesConfig {
+  std::optional<std::string> grad_accum_dtype;
+  std::optional<std::string> param_dtype;
+  std::optional<std::string> buffer_dtype;
+};
+
+Status ParseFp16Section(ParseContext& ctx, const nlohmann::json& section, Fp16Config* fp16);
+Status ParseBf16Section(ParseContext& ctx, const std::string& path, const nlohmann::json& section,
+                        Bf16Config* bf16);
+Status ParseDataTypesSection(ParseContext& ctx, const nlohmann::json& section, DataTypesConfig* types);
+
+// DeepSpeed's DtypeEnum spellings ("half", "torch.bfloat16", ...) → canonical name, or "" if unknown.
+std::string CanonicalDtype(const std::string& name);
+// "torch.float16" etc., as DeepSpeed prints dtypes.
+std::string TorchDtypeName(const std::string& canonical);
+
+nlohmann::json Fp16ToJson(const Fp16Config& fp16);
+nlohmann::json Bf16ToJson(const Bf16Config& bf16);
+nlohmann::json DataTypesToJson(const DataTypesConfig& types);
+
+}  // namespace dsc

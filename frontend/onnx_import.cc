@@ -1,0 +1,93 @@
+// ONNX file import.
+#include "frontend/onnx_import.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "frontend/external_data.h"
+#include "frontend/supported_ops.h"
+#include "ir/onnx_convert.h"
+#include "ir/shape_inference.h"
+#include "onnx/checker.h"
+
+namespace dsc {
+namespace {
+
+Status CheckOpsets(const onnx::ModelProto& model) {
+  bool has_default = false;
+  for (const auto& op : model.opset_import()) {
+    const std::string& d = op.domain();
+    if (d.empty() || d == "ai.onnx") {
+      has_default = true;
+      if (op.version() < kMinOpset || op.version() > kMaxOpset)
+        return Unimplemented("the model uses ONNX opset ", op.version(), "; dscompile supports opsets ", kMinOpset,
+                             " to ", kMaxOpset, " (re-export with torch.onnx.export(..., opset_version=17))");
+    }
+  }
+  if (!has_default) return InvalidArgument("the model imports no default-domain opset");
+  return Status::OK();
+}
+
+// ONNX's checker multiplies dims without overflow checks (a wrapped product reads as "0-element"),
+// so element counts are checked first, naming the tensor and its shape.
+Status CheckElementCounts(const onnx::ModelProto& model) {
+  auto check = [](const std::string& what, std::vector<int64_t> dims) -> Status {
+    StatusOr<int64_t> n = NumElements(dims);
+    if (n.ok()) return Status::OK();
+    std::string shape;
+    for (size_t i = 0; i < dims.size(); ++i) shape += StrCat(i ? "," : "", dims[i]);
+    return OutOfRange(what, " has shape [", shape, "]: ", n.status().message());
+  };
+  for (const auto& t : model.graph().initializer())
+    RETURN_IF_ERROR(check(StrCat("initializer '", t.name(), "'"), {t.dims().begin(), t.dims().end()}));
+  for (const auto& in : model.graph().input()) {
+    std::vector<int64_t> dims;
+    for (const auto& d : in.type().tensor_type().shape().dim())
+      if (d.has_dim_value()) dims.push_back(d.dim_value());
+    RETURN_IF_ERROR(check(StrCat("graph input '", in.name(), "'"), dims));
+  }
+  return Status::OK();
+}
+
+Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, std::unique_ptr<Graph>* out) {
+  RETURN_IF_ERROR(CheckOpsets(model));
+  RETURN_IF_ERROR(CheckElementCounts(model));
+  RETURN_IF_ERROR(LoadExternalData(&model, base_dir));
+  try {
+    onnx::checker::check_model(model);
+  } catch (const std::exception& e) {
+    return InvalidArgument("ONNX checker: ", e.what());
+  }
+  ASSIGN_OR_RETURN(*out, GraphFromOnnx(model));
+  RETURN_IF_ERROR(CheckSupportedOps(**out));
+  return InferShapes(**out);
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Graph>> ImportOnnxBytes(const std::string& bytes, const std::string& base_dir,
+                                                 const std::string& name) {
+  onnx::ModelProto model;
+  if (bytes.empty()) return DataLoss(name, ": the file is empty");
+  if (!model.ParseFromString(bytes)) return DataLoss(name, ": not a valid ONNX protobuf (ModelProto failed to parse)");
+  if (!model.has_graph()) return InvalidArgument(name, ": the model has no graph");
+  std::unique_ptr<Graph> g;
+  Status s = ImportInto(model, base_dir, &g);
+  if (!s.ok()) return s.WithContext(name);
+  return g;
+}
+
+StatusOr<std::unique_ptr<Graph>> ImportOnnxFile(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return NotFound(path, ": no such model file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound(path, ": cannot open");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  const std::filesystem::path p(path);
+  const std::string dir = p.has_parent_path() ? p.parent_path().string() : std::string(".");
+  return ImportOnnxBytes(ss.str(), dir, path);
+}
+
+}  // namespace dsc

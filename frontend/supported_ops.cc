@@ -1,0 +1,53 @@
+// Operator support table.
+#include "frontend/supported_ops.h"
+
+#include <set>
+
+namespace dsc {
+namespace {
+
+// What PyTorch's exporter writes for MLPs, CNNs and GPT-style transformers, with training-mode
+// semantics where the op has them (BatchNormalization, Dropout).
+const std::set<std::string>& ComputeOps() {
+  static const std::set<std::string> ops = {
+      "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Neg", "Exp", "Log", "Abs",
+      "Erf", "Tanh", "Sigmoid", "Relu", "LeakyRelu", "Softmax", "LogSoftmax", "LayerNormalization",
+      "BatchNormalization", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape",
+      "Transpose", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice", "Gather", "Expand", "Where", "Cast",
+      "Clip", "Max", "Min", "ReduceMean", "ReduceSum", "Identity", "Dropout", "SoftmaxCrossEntropyLoss",
+      "NegativeLogLikelihoodLoss", "Pad", "Equal", "Less", "Greater", "Not", "And", "Or", "Constant"};
+  return ops;
+}
+
+const std::set<std::string>& ShapeOps() {
+  static const std::set<std::string> ops = {"Shape", "Size", "ConstantOfShape", "Range", "Trilu", "Tile",
+                                            "ReduceProd", "LessOrEqual", "GreaterOrEqual", "Floor", "Ceil",
+                                            "Mod", "Xor", "ReduceMax", "ReduceMin"};
+  return ops;
+}
+
+}  // namespace
+
+bool IsShapeComputationOp(const std::string& op_type) { return ShapeOps().count(op_type) > 0; }
+
+bool IsSupportedOp(const std::string& domain, const std::string& op_type) {
+  if (domain == kDscDomain) return true;
+  if (!domain.empty()) return false;
+  return ComputeOps().count(op_type) > 0 || ShapeOps().count(op_type) > 0;
+}
+
+Status CheckSupportedOps(const Graph& g) {
+  std::string list;
+  int count = 0;
+  for (const auto& n : g.nodes()) {
+    if (IsSupportedOp(n->domain(), n->op_type())) continue;
+    auto it = g.opsets.find(n->domain());
+    int64_t opset = it == g.opsets.end() ? 0 : it->second;
+    list += StrCat("\n  ", n->Describe(), ", opset ", opset);
+    ++count;
+  }
+  if (count == 0) return Status::OK();
+  return Unimplemented(count, " node", count == 1 ? "" : "s", " use unsupported operators:", list);
+}
+
+}  // namespace dsc

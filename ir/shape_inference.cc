@@ -1,0 +1,54 @@
+// ONNX shape inference applied to the IR.
+#include "ir/shape_inference.h"
+
+#include <unordered_map>
+
+#include "ir/onnx_convert.h"
+#include "onnx/defs/schema.h"
+#include "onnx/shape_inference/implementation.h"
+
+namespace dsc {
+namespace {
+
+// True when `b` tells at least as much as `a` (known rank, more static dims).
+bool AtLeastAsSpecific(const TensorType& a, const TensorType& b) {
+  if (b.dtype == DType::kUndefined && a.dtype != DType::kUndefined) return false;
+  if (!b.shape) return !a.shape;
+  if (!a.shape) return true;
+  if (a.shape->size() != b.shape->size()) return true;  // inference disagrees: trust it
+  for (size_t i = 0; i < a.shape->size(); ++i)
+    if ((*a.shape)[i].is_static() && !(*b.shape)[i].is_static()) return false;
+  return true;
+}
+
+}  // namespace
+
+Status InferShapes(Graph& g) {
+  onnx::ModelProto model = GraphToOnnx(g);
+  // Drop the old intermediate types so stale shapes never shadow fresh inference; outputs of
+  // ops ONNX does not know are restored from the IR below.
+  model.mutable_graph()->clear_value_info();
+  for (auto& out : *model.mutable_graph()->mutable_output()) out.clear_type();
+  try {
+    onnx::ShapeInferenceOptions options(/*check_type=*/true, /*error_mode=*/1, /*data_prop=*/true);
+    onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(), options);
+  } catch (const std::exception& e) {
+    return InvalidArgument("shape inference failed: ", e.what());
+  }
+  std::unordered_map<std::string, const onnx::TypeProto*> inferred;
+  for (const auto& vi : model.graph().value_info()) inferred[vi.name()] = &vi.type();
+  for (const auto& vi : model.graph().output())
+    if (vi.has_type()) inferred[vi.name()] = &vi.type();
+  for (const auto& n : g.nodes()) {
+    for (Value* v : n->outputs()) {
+      auto it = inferred.find(v->name());
+      if (it == inferred.end()) continue;
+      StatusOr<TensorType> t = TypeFromOnnx(*it->second, StrCat("value '", v->name(), "'"));
+      if (!t.ok()) return t.status().WithContext(n->Describe());
+      if (AtLeastAsSpecific(v->type, *t)) v->type = *t;
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace dsc

@@ -1,0 +1,47 @@
+// Per-op differentiable input/output slots.
+#include "passes/differentiability.h"
+
+#include <map>
+#include <set>
+
+namespace dsc {
+namespace {
+
+// Float-typed inputs that never receive a gradient, by op (indices of input slots).
+const std::map<std::string, std::set<size_t>>& NonDifferentiableInputs() {
+  static const std::map<std::string, std::set<size_t>> table = {
+      {"Reshape", {1}}, {"Expand", {1}}, {"Slice", {1, 2, 3, 4}}, {"Gather", {1}}, {"Where", {0}},
+      {"Tile", {1}}, {"Pad", {1, 2, 3}}, {"Squeeze", {1}}, {"Unsqueeze", {1}}, {"Split", {1}},
+      {"Clip", {1, 2}}, {"Dropout", {1, 2}}, {"BatchNormalization", {3, 4}},
+      {"SoftmaxCrossEntropyLoss", {1, 2}}, {"NegativeLogLikelihoodLoss", {1, 2}},
+      {"ReduceSum", {1}}, {"ReduceMean", {1}}, {"Resize", {1, 2, 3}}, {"Range", {0, 1, 2}},
+      {"ConstantOfShape", {0}}, {"Shape", {0}}, {"Size", {0}}, {"Trilu", {1}}};
+  return table;
+}
+
+// Outputs that are never differentiable regardless of type.
+const std::map<std::string, std::set<size_t>>& NonDifferentiableOutputs() {
+  static const std::map<std::string, std::set<size_t>> table = {
+      {"BatchNormalization", {1, 2}}, {"Dropout", {1}}, {"SoftmaxCrossEntropyLoss", {1}},
+      {"LayerNormalization", {1, 2}}, {"MaxPool", {1}}};
+  return table;
+}
+
+bool FloatValue(const Value* v) { return v && IsFloat(v->type.dtype); }
+
+}  // namespace
+
+bool IsDifferentiableInput(const Node& n, size_t i) {
+  if (!FloatValue(n.input(i))) return false;
+  if (!n.domain().empty()) return false;  // our own ops get gradients through dedicated builders
+  auto it = NonDifferentiableInputs().find(n.op_type());
+  return it == NonDifferentiableInputs().end() || !it->second.count(i);
+}
+
+bool IsDifferentiableOutput(const Node& n, size_t i) {
+  if (i >= n.num_outputs() || !FloatValue(n.output(i))) return false;
+  auto it = NonDifferentiableOutputs().find(n.op_type());
+  return it == NonDifferentiableOutputs().end() || !it->second.count(i);
+}
+
+}  // namespace dsc

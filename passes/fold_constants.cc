@@ -1,0 +1,141 @@
+// fold-constants: evaluates at compile time everything that does not depend on data or parameters.
+//
+// Contract: Constant nodes become initializers; Shape and Size of values with static shapes
+// become initializers; any node whose inputs are all constant (non-trainable initializers) and
+// whose op the constant evaluator knows is replaced by initializers holding its results (same
+// value names). Shapes are re-inferred and the process repeats until nothing folds. Before
+// select-loss has run, float initializers count as possibly trainable and are not folded through.
+// Afterwards every value must have a static shape: what stays symbolic is listed in the error.
+// Outputs larger than the evaluator's limit are left as nodes.
+#include <algorithm>
+#include <unordered_set>
+
+#include "ir/shape_inference.h"
+#include "passes/const_eval.h"
+#include "passes/pass.h"
+
+namespace dsc {
+namespace {
+
+class FoldConstantsPass : public Pass {
+ public:
+  const char* name() const override { return "fold-constants"; }
+  bool establishes_static_shapes() const override { return true; }
+
+  StatusOr<bool> Run(Graph& g, const PassContext&) override {
+    bool changed = false;
+    for (int round = 0; round < 64; ++round) {
+      ASSIGN_OR_RETURN(bool folded, FoldOnce(g));
+      if (!folded) break;
+      changed = true;
+      RETURN_IF_ERROR(InferShapes(g));
+    }
+    RETURN_IF_ERROR(CheckStatic(g));
+    return changed;
+  }
+
+ private:
+  static bool IsConstant(const Graph& g, const std::unordered_set<std::string>& params, const Value* v) {
+    if (!v->is_initializer()) return false;
+    if (g.training.loss.empty()) return !IsFloat(v->type.dtype);  // trainability not decided yet
+    return !params.count(v->name());
+  }
+
+  // Static shape of `v` as an int64 vector, or nullopt.
+  static std::optional<std::vector<int64_t>> StaticDims(const Value* v) {
+    if (!v || !v->type.shape || !IsStatic(*v->type.shape)) return std::nullopt;
+    std::vector<int64_t> dims;
+    for (const Dim& d : *v->type.shape) dims.push_back(d.value);
+    return dims;
+  }
+
+  // Results of a node computable now, or nullopt.
+  static StatusOr<std::optional<std::vector<Tensor>>> TryFold(const Graph& g, const std::unordered_set<std::string>& params,
+                                                              const Node& n) {
+    using Result = std::optional<std::vector<Tensor>>;
+    if (!n.domain().empty()) return Result();
+    if (n.op_type() == "Shape" || n.op_type() == "Size") {
+      // Only the shape matters, so the input need not be constant.
+      auto dims = StaticDims(n.input(0));
+      if (!dims) return Result();
+      if (n.op_type() == "Size") {
+        ASSIGN_OR_RETURN(int64_t count, NumElements(*dims));
+        return Result(std::vector<Tensor>{Tensor::FromVector<int64_t>(DType::kInt64, {}, {count})});
+      }
+      int64_t rank = static_cast<int64_t>(dims->size());
+      int64_t start = n.GetInt("start", 0), end = n.GetInt("end", rank);
+      if (start < 0) start += rank;
+      if (end < 0) end += rank;
+      start = std::clamp<int64_t>(start, 0, rank);
+      end = std::clamp<int64_t>(end, 0, rank);
+      std::vector<int64_t> slice;
+      for (int64_t i = start; i < end; ++i) slice.push_back((*dims)[static_cast<size_t>(i)]);
+      Tensor out(DType::kInt64, {static_cast<int64_t>(slice.size())});
+      for (size_t i = 0; i < slice.size(); ++i) out.SetFromInt(static_cast<int64_t>(i), slice[i]);
+      return Result(std::vector<Tensor>{out});
+    }
+    if (!CanEvaluate(n)) return Result();
+    std::vector<const Tensor*> inputs;
+    for (size_t i = 0; i < n.num_inputs(); ++i) {
+      const Value* v = n.input(i);
+      if (!v) {
+        inputs.push_back(nullptr);
+        continue;
+      }
+      if (!IsConstant(g, params, v)) return Result();
+      inputs.push_back(&v->initializer());
+    }
+    StatusOr<std::vector<Tensor>> out = EvaluateNode(n, inputs);
+    if (!out.ok()) {
+      // Too large to materialise: keep the node, the runtime computes it.
+      if (out.status().code() == StatusCode::kOutOfRange) return Result();
+      return out.status();
+    }
+    return Result(std::move(*out));
+  }
+
+  static StatusOr<bool> FoldOnce(Graph& g) {
+    std::unordered_set<std::string> params(g.training.parameters.begin(), g.training.parameters.end());
+    std::vector<Node*> order;
+    for (const auto& n : g.nodes()) order.push_back(n.get());
+    bool changed = false;
+    for (Node* n : order) {
+      ASSIGN_OR_RETURN(auto results, TryFold(g, params, *n));
+      if (!results) continue;
+      if (results->size() != n->num_outputs())
+        return Internal(n->Describe(), ": evaluator returned ", results->size(), " results for ", n->num_outputs(), " outputs");
+      std::vector<std::pair<Value*, std::string>> renames;
+      for (size_t i = 0; i < n->num_outputs(); ++i) {
+        Value* out = n->output(i);
+        if (out->uses().empty() && !out->is_graph_output()) continue;
+        Value* init = g.AddInitializer(g.UniqueName(out->name() + "__folded"), std::move((*results)[i]));
+        g.ReplaceAllUsesWith(out, init);
+        renames.emplace_back(init, out->name());
+      }
+      RETURN_IF_ERROR(g.RemoveNode(n));
+      for (auto& [v, name] : renames) RETURN_IF_ERROR(g.RenameValue(v, name));
+      changed = true;
+    }
+    return changed;
+  }
+
+  static Status CheckStatic(const Graph& g) {
+    std::string list;
+    int count = 0;
+    for (const auto& n : g.nodes())
+      for (const Value* v : n->outputs()) {
+        if (v->uses().empty() && !v->is_graph_output()) continue;  // unused side outputs
+        if (v->type.shape && IsStatic(*v->type.shape)) continue;
+        if (++count <= 8) list += StrCat("\n  '", v->name(), "' ", TypeToString(v->type), " from ", n->Describe());
+      }
+    if (count == 0) return Status::OK();
+    return Unimplemented(count, " values still have non-static shapes after specialization and folding ",
+                         "(data-dependent shapes are not supported):", list, count > 8 ? "\n  ..." : "");
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> CreateFoldConstantsPass() { return std::make_unique<FoldConstantsPass>(); }
+
+}  // namespace dsc

@@ -1,0 +1,55 @@
+// The pass interface, the context passes read (never write), and the registry of passes.
+//
+// A pass is small, states its contract at the top of its file, and returns whether it changed
+// the graph. Passes are listed once, in passes.def, which gives the enum, factory and CLI names.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace dsc {
+
+struct PassContext {
+  // Binds dim 0 of every graph input (the batch dimension); 0 when unknown.
+  int64_t micro_batch = 0;
+  std::map<std::string, int64_t> dims;  // --dim NAME=VALUE
+  std::string loss;                     // --loss NAME ("" = the single scalar float output)
+  std::vector<std::string> freeze;      // --freeze NAME|REGEX
+  int world_size = 1;
+  std::ostream* log = nullptr;          // reports for humans (parameter table); null = quiet
+};
+
+class Pass {
+ public:
+  virtual ~Pass() = default;
+  virtual const char* name() const = 0;
+  // true = the graph changed.
+  virtual StatusOr<bool> Run(Graph& g, const PassContext& ctx) = 0;
+  // After this pass every value must have a static shape (checked by the verifier from then on).
+  virtual bool establishes_static_shapes() const { return false; }
+};
+
+enum class PassId {
+#define DSC_PASS(id, cli_name, factory) id,
+#include "passes/passes.def"
+#undef DSC_PASS
+};
+
+#define DSC_PASS(id, cli_name, factory) std::unique_ptr<Pass> factory();
+#include "passes/passes.def"
+#undef DSC_PASS
+
+std::unique_ptr<Pass> CreatePass(PassId id);
+const char* PassName(PassId id);
+StatusOr<PassId> PassIdFromName(const std::string& name);  // error lists the known names
+std::vector<PassId> AllPasses();
+// The pipeline dscompile runs when --passes is not given.
+std::vector<PassId> DefaultPipeline();
+
+}  // namespace dsc

@@ -1,0 +1,35 @@
+// Runs a pipeline of passes with the verifier between them, dumps, IR printing and timing.
+//
+//   PipelineOptions opts; opts.dump_dir = "dumps";
+//   ASSIGN_OR_RETURN(std::vector<PassRecord> ran, RunPipeline(graph, DefaultPipeline(), ctx, opts));
+#pragma once
+
+#include <ostream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "passes/pass.h"
+
+namespace dsc {
+
+// One pass run of the pipeline that produced a plan, in order.
+struct PassRecord {
+  std::string name;
+  bool changed = false;
+  double seconds = 0;
+};
+
+struct PipelineOptions {
+  std::string dump_dir;              // NN-<pass>.onnx.txt and NN-<pass>.onnx per pass ("" = none)
+  std::set<std::string> print_after; // pass names, or "all"
+  int stop_after_pass_num = -1;      // run only passes 1..N (-1 = all)
+  bool time_passes = false;          // report per-pass wall time on `out`
+  int64_t dump_elide_above = 256;    // text dumps elide initializer data above this many elements
+  std::ostream* out = nullptr;       // where --print-ir-after and --time-passes write
+};
+
+StatusOr<std::vector<PassRecord>> RunPipeline(Graph& g, const std::vector<PassId>& pipeline,
+                                              const PassContext& ctx, const PipelineOptions& opts);
+
+}  // namespace dsc

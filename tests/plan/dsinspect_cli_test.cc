@@ -1,0 +1,117 @@
+// The dsinspect binary: exit codes and outputs on a plan written by the test.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "backend/plan_file.h"
+#include "onnx/onnx_pb.h"
+#include "tests/plan/test_plans.h"
+
+namespace dsc {
+namespace {
+
+using testing::CommandResult;
+
+// Runs dsinspect with `args` (already shell-quoted where needed).
+CommandResult Dsinspect(const std::string& args, bool with_stderr = true) {
+  return testing::RunCommand(std::string("'") + DSINSPECT_PATH + "' " + args, with_stderr);
+}
+
+using testing::ShellQuote;
+const auto& Q = ShellQuote;
+
+class DsinspectCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    plan_ = dir_.File("mlp.plan");
+    ASSERT_TRUE(WritePlan(testing::MakeMlpPlan(), plan_).ok());
+  }
+  testing::TempDir dir_;
+  std::string plan_;
+};
+
+TEST_F(DsinspectCliTest, Help) {
+  CommandResult r = Dsinspect("--help");
+  EXPECT_EQ(r.rc, 0);
+  EXPECT_NE(r.output.find("usage: dsinspect PLAN"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--format text|onnx|dot"), std::string::npos) << r.output;
+}
+
+TEST_F(DsinspectCliTest, DefaultSummary) {
+  CommandResult r = Dsinspect(Q(plan_));
+  EXPECT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("parameters: 4 tensors, 58 elements, 232 B"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("program train"), std::string::npos) << r.output;
+}
+
+TEST_F(DsinspectCliTest, Json) {
+  CommandResult r = Dsinspect(Q(plan_) + " --json", /*with_stderr=*/false);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  nlohmann::json s = nlohmann::json::parse(r.output, nullptr, false);
+  ASSERT_FALSE(s.is_discarded()) << r.output;
+  EXPECT_EQ(s["format_version"], kPlanFormatVersion);
+  EXPECT_EQ(s["world_size"], 2);
+  EXPECT_EQ(s["programs"][0]["num_parameters"], 58);
+  EXPECT_EQ(s["programs"][0]["parameter_bytes"], 232);
+  EXPECT_EQ(s["config"]["zero_stage"], 2);
+}
+
+TEST_F(DsinspectCliTest, BadAndMissingFiles) {
+  const std::string garbage = dir_.File("garbage.plan");
+  testing::WriteFileOrDie(garbage, "this is not a plan\n");
+  CommandResult r = Dsinspect(Q(garbage));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.output.find(garbage + " is not a dscompile plan"), std::string::npos) << r.output;
+
+  std::string bytes = testing::ReadFileOrDie(plan_);
+  const std::string cut = dir_.File("cut.plan");
+  testing::WriteFileOrDie(cut, bytes.substr(0, bytes.size() / 2));
+  r = Dsinspect(Q(cut));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.output.find("truncated"), std::string::npos) << r.output;
+
+  r = Dsinspect(Q(dir_.File("missing.plan")));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.output.find("missing.plan"), std::string::npos) << r.output;
+}
+
+TEST_F(DsinspectCliTest, UsageErrors) {
+  for (const std::string& args : {std::string(""), Q(plan_) + " --bogus", Q(plan_) + " --elide", Q(plan_) + " --elide x",
+                                  Q(plan_) + " --format svg", Q(plan_) + " --format onnx", Q(plan_) + " --json --graph",
+                                  Q(plan_) + " " + Q(plan_)}) {
+    CommandResult r = Dsinspect(args);
+    EXPECT_EQ(r.rc, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find("dsinspect: "), std::string::npos) << args << "\n" << r.output;
+  }
+  CommandResult r = Dsinspect(Q(plan_) + " --program nope");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.output.find("has no program 'nope' (it has: train)"), std::string::npos) << r.output;
+}
+
+TEST_F(DsinspectCliTest, GraphExports) {
+  CommandResult text = Dsinspect(Q(plan_) + " --graph --program train");
+  EXPECT_EQ(text.rc, 0) << text.output;
+  EXPECT_NE(text.output.find("Gemm"), std::string::npos) << text.output;
+
+  const std::string dot = dir_.File("g.dot");
+  CommandResult r = Dsinspect(Q(plan_) + " --format=dot -o " + Q(dot));
+  EXPECT_EQ(r.rc, 0) << r.output;
+  EXPECT_EQ(testing::ReadFileOrDie(dot).rfind("digraph", 0), 0u);
+
+  const std::string model = dir_.File("g.onnx");
+  r = Dsinspect(Q(plan_) + " --format onnx -o " + Q(model));
+  EXPECT_EQ(r.rc, 0) << r.output;
+  onnx::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(testing::ReadFileOrDie(model)));
+  EXPECT_EQ(m.graph().node_size(), 9);
+
+  r = Dsinspect(Q(plan_) + " --format onnx -o " + Q(dir_.File("no/dir/g.onnx")));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.output.find("no/dir/g.onnx"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace dsc

@@ -1,0 +1,34 @@
+// Helpers shared by the test binaries: temporary directories, files, and running our tools.
+#pragma once
+
+#include <string>
+
+namespace dsc::testing {
+
+// A fresh directory under the system temp dir, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+std::string ReadFileOrDie(const std::string& path);
+void WriteFileOrDie(const std::string& path, const std::string& bytes);
+
+struct CommandResult {
+  int rc;              // exit status, -1 if the command did not exit normally
+  std::string output;  // stdout (and stderr when asked)
+};
+// Runs a shell command line (arguments already quoted).
+CommandResult RunCommand(const std::string& command, bool with_stderr = true);
+// Single-quotes `s` for the shell.
+std::string ShellQuote(const std::string& s);
+
+}  // namespace dsc::testing

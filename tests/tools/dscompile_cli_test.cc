@@ -1,0 +1,113 @@
+// The dscompile command line: compiling the bundled models, dumps, pipelines and error exits.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "backend/plan_file.h"
+#include "tests/testutil/test_util.h"
+
+namespace dsc {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::CommandResult;
+using testing::ShellQuote;
+
+const std::string kModels = DSC_SOURCE_DIR "/models";
+const std::string kConfigs = DSC_SOURCE_DIR "/configs";
+
+CommandResult Dscompile(const std::string& args) {
+  return testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " + args);
+}
+
+std::string GptArgs(const std::string& plan) {
+  return ShellQuote(kModels + "/gpt/gpt.onnx") + " --config " + ShellQuote(kConfigs + "/gpt.json") + " -o " +
+         ShellQuote(plan);
+}
+
+TEST(DscompileCli, HelpListsEveryFlag) {
+  CommandResult r = Dscompile("--help");
+  EXPECT_EQ(r.rc, 0);
+  for (const char* flag : {"--config", "--world-size", "--dump-dir", "--print-ir-after", "--passes",
+                           "--stop-after-pass-num", "--time-passes", "--dim", "--loss", "--freeze",
+                           "--explain-config", "--lr-schedule", "--strict-config"})
+    EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
+}
+
+TEST(DscompileCli, CompilesGptAndDumpsEveryPass) {
+  testing::TempDir dir;
+  CommandResult r = Dscompile(GptArgs(dir.File("gpt.dsplan")) + " --dump-dir " + ShellQuote(dir.File("dumps")));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("trainable parameters (30)"), std::string::npos) << r.output;
+  for (const char* f : {"00-input", "01-specialize", "02-select-loss", "03-fold-constants", "04-dce"}) {
+    EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
+    EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx")) << f;
+  }
+  StatusOr<Plan> plan = ReadPlan(dir.File("gpt.dsplan"));
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ASSERT_EQ(plan->pipeline.size(), 4u);
+  EXPECT_EQ(plan->config.value("train_batch_size", 0), 16);
+  const Graph& g = *plan->programs.at(0).graph;
+  EXPECT_EQ(g.training.parameters.size(), 30u);
+  for (const auto& n : g.nodes()) EXPECT_NE(n->op_type(), "Shape") << n->Describe();
+}
+
+TEST(DscompileCli, PrintIrAfterAndTimePasses) {
+  testing::TempDir dir;
+  CommandResult r = Dscompile(GptArgs(dir.File("p")) + " -q --print-ir-after=fold-constants --time-passes");
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("IR after pass 3 'fold-constants'"), std::string::npos);
+  EXPECT_EQ(r.output.find("IR after pass 2"), std::string::npos);
+  EXPECT_NE(r.output.find("pass  4 dce"), std::string::npos) << r.output;
+}
+
+TEST(DscompileCli, ExplicitPassesAndStopAfter) {
+  testing::TempDir dir;
+  CommandResult r = Dscompile(GptArgs(dir.File("p")) + " -q --passes=specialize,select-loss --stop-after-pass-num=1");
+  ASSERT_EQ(r.rc, 0) << r.output;
+  StatusOr<Plan> plan = ReadPlan(dir.File("p"));
+  ASSERT_TRUE(plan.ok());
+  ASSERT_EQ(plan->pipeline.size(), 1u);
+  EXPECT_EQ(plan->pipeline[0].name, "specialize");
+}
+
+TEST(DscompileCli, Errors) {
+  testing::TempDir dir;
+  struct Case {
+    std::string args, needle;
+  } cases[] = {
+      {GptArgs(dir.File("p")) + " --passes=specialise", "unknown pass 'specialise'"},
+      {GptArgs(dir.File("p")) + " --print-ir-after=nope", "unknown pass 'nope'"},
+      {GptArgs(dir.File("p")) + " --bogus", "unknown option --bogus"},
+      {GptArgs(dir.File("p")) + " --loss nope", "--loss nope is not a graph output"},
+      {GptArgs(dir.File("p")) + " --dim batch=8", "contradicts the micro batch size 4"},
+      {ShellQuote(kModels + "/gpt/gpt.onnx"), "--config CFG.json is required"},
+      {"/nonexistent.onnx --config " + ShellQuote(kConfigs + "/gpt.json"), "/nonexistent.onnx: no such model file"},
+      {ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " + ShellQuote(kConfigs + "/zero3.json"),
+       "zero_optimization.stage: ZeRO stage 3 partitioning is not implemented"},
+      {ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " + ShellQuote(kConfigs + "/zero1_fp16.json"),
+       "not implemented"},
+  };
+  for (const Case& c : cases) {
+    CommandResult r = Dscompile(c.args);
+    EXPECT_NE(r.rc, 0) << c.args;
+    EXPECT_NE(r.output.find(c.needle), std::string::npos) << c.args << "\n" << r.output;
+  }
+  EXPECT_FALSE(fs::exists(dir.File("p"))) << "a failed compile must not leave a plan behind";
+}
+
+TEST(DscompileCli, ExplainConfigAndLrSchedule) {
+  CommandResult r = Dscompile("--config " + ShellQuote(kConfigs + "/gpt.json") + " --explain-config");
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("\"gradient_accumulation_steps\": 4"), std::string::npos);
+  // WarmupLR (log warm-up over 20 steps to 3e-3): steps 1 and 2 use iteration -1/0 (0.0);
+  // step 3 uses iteration 1: 3e-3 * ln(2) / ln(20).
+  r = Dscompile("--config " + ShellQuote(kConfigs + "/gpt.json") + " --lr-schedule 3");
+  ASSERT_EQ(r.rc, 0) << r.output;
+  double lr3 = 0;
+  ASSERT_EQ(std::sscanf(r.output.c_str(), "1 %*f\n2 %*f\n3 %lf", &lr3), 1) << r.output;
+  EXPECT_NEAR(lr3, 3e-3 * std::log(2.0) / std::log(20.0), 1e-12);
+}
+
+}  // namespace
+}  // namespace dsc

@@ -1,0 +1,69 @@
+// Command-line parsing.
+#include "tools/cli_args.h"
+
+namespace dsc {
+
+std::string ParsedArgs::Get(const std::string& flag, const std::string& dflt) const {
+  auto it = values.find(flag);
+  return it == values.end() || it->second.empty() ? dflt : it->second.back();
+}
+
+const std::vector<std::string>& ParsedArgs::All(const std::string& flag) const {
+  static const std::vector<std::string> kEmpty;
+  auto it = values.find(flag);
+  return it == values.end() ? kEmpty : it->second;
+}
+
+StatusOr<int64_t> ParsedArgs::GetInt(const std::string& flag, int64_t dflt) const {
+  if (!Has(flag)) return dflt;
+  const std::string s = Get(flag);
+  try {
+    size_t pos = 0;
+    long long v = std::stoll(s, &pos);
+    if (pos != s.size()) throw std::invalid_argument(s);
+    return static_cast<int64_t>(v);
+  } catch (const std::exception&) {
+    return InvalidArgument(flag, " expects an integer, got '", s, "'");
+  }
+}
+
+StatusOr<ParsedArgs> ParseArgs(int argc, char** argv, const std::vector<FlagSpec>& specs) {
+  ParsedArgs out;
+  bool only_positional = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (only_positional || arg.size() < 2 || arg[0] != '-') {
+      out.positional.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      only_positional = true;
+      continue;
+    }
+    std::string name = arg, value;
+    bool inline_value = false;
+    if (auto eq = arg.find('='); eq != std::string::npos && arg.rfind("--", 0) == 0) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      inline_value = true;
+    }
+    const FlagSpec* spec = nullptr;
+    for (const auto& s : specs)
+      if (s.name == name) spec = &s;
+    if (!spec) return InvalidArgument("unknown option ", name, " (see --help)");
+    if (!spec->takes_value) {
+      if (inline_value) return InvalidArgument(name, " takes no value");
+      value.clear();
+    } else if (!inline_value) {
+      if (i + 1 >= argc) return InvalidArgument(name, " needs a value");
+      value = argv[++i];
+    }
+    auto& slot = out.values[name];
+    if (!slot.empty() && !spec->repeatable && spec->takes_value)
+      return InvalidArgument(name, " is given twice");
+    slot.push_back(value);
+  }
+  return out;
+}
+
+}  // namespace dsc

@@ -1,0 +1,214 @@
+// dscompile: compiles an ONNX model and a DeepSpeed config into a training plan.
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "backend/plan_file.h"
+#include "frontend/config/ds_config.h"
+#include "frontend/onnx_import.h"
+#include "passes/pass_manager.h"
+#include "runtime/lr_schedule.h"
+#include "tools/cli_args.h"
+
+namespace dsc {
+namespace {
+
+constexpr const char* kUsage = R"(usage: dscompile MODEL.onnx --config CFG.json [options]
+       dscompile --config CFG.json [--world-size N] --explain-config
+       dscompile --config CFG.json --lr-schedule N
+
+Compiles MODEL.onnx (a forward graph whose single scalar float output is the loss) and a
+DeepSpeed JSON config into a training plan for dsrun.
+
+options:
+  -o PLAN                   output plan (default: MODEL's folder, MODEL.dsplan)
+  --config CFG.json         DeepSpeed config (required)
+  --world-size N            number of ranks the plan is for (default 1)
+  --strict-config           unknown top-level config keys are errors, not warnings
+  --explain-config          print the fully resolved config as JSON and exit (no model needed)
+  --lr-schedule N           print the learning rate of optimizer steps 1..N ("step lr") and exit
+  --dim NAME=VALUE          bind a symbolic dimension (repeatable); the batch dimension (dim 0
+                            of every input) takes train_micro_batch_size_per_gpu
+  --loss NAME               the graph output to minimise (default: the single scalar float output)
+  --freeze NAME|REGEX       keep matching initializers fixed (repeatable; full-match regex)
+  --passes=a,b,c            run exactly these passes instead of the default pipeline
+  --list-passes             print the pass names of the default pipeline and exit
+  --stop-after-pass-num=N   run only the first N passes (to bisect a bad pass)
+  --dump-dir DIR            write NN-<pass>.onnx.txt and NN-<pass>.onnx after every pass
+  --print-ir-after=PASS|all print the IR after the named pass(es) on stdout (repeatable)
+  --time-passes             print each pass's wall time
+  -q, --quiet               no progress output
+  -h, --help                this text
+)";
+
+const std::vector<FlagSpec> kFlags = {
+    {"-o", true},          {"--config", true},       {"--world-size", true},   {"--strict-config", false},
+    {"--explain-config", false}, {"--lr-schedule", true}, {"--dim", true, true},  {"--loss", true},
+    {"--freeze", true, true}, {"--passes", true},     {"--list-passes", false}, {"--stop-after-pass-num", true},
+    {"--dump-dir", true},  {"--print-ir-after", true, true}, {"--time-passes", false}, {"-q", false},
+    {"--quiet", false},    {"-h", false},            {"--help", false}};
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, sep))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+StatusOr<std::map<std::string, int64_t>> ParseDims(const std::vector<std::string>& specs) {
+  std::map<std::string, int64_t> dims;
+  for (const std::string& s : specs) {
+    auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0) return InvalidArgument("--dim ", s, ": expected NAME=VALUE");
+    try {
+      size_t pos = 0;
+      int64_t v = std::stoll(s.substr(eq + 1), &pos);
+      if (pos != s.size() - eq - 1) throw std::invalid_argument(s);
+      dims[s.substr(0, eq)] = v;
+    } catch (const std::exception&) {
+      return InvalidArgument("--dim ", s, ": VALUE must be an integer");
+    }
+  }
+  return dims;
+}
+
+StatusOr<DsConfig> LoadConfig(const ParsedArgs& args, int world_size, bool verbose) {
+  if (!args.Has("--config")) return InvalidArgument("--config CFG.json is required (see --help)");
+  ConfigOptions opts;
+  opts.world_size = world_size;
+  opts.strict = args.Has("--strict-config");
+  std::vector<std::string> warnings;
+  StatusOr<DsConfig> cfg = LoadDsConfig(args.Get("--config"), opts, &warnings);
+  if (verbose || !cfg.ok())
+    for (const auto& w : warnings) std::cerr << "dscompile: warning: " << w << "\n";
+  return cfg;
+}
+
+// Config features the compiler cannot lower yet are refused here rather than silently dropped.
+Status CheckImplemented(const nlohmann::json& cfg, int64_t world_size, const std::string& path) {
+  auto refuse = [&](const std::string& key, const std::string& what) {
+    return Unimplemented(path, ": ", key, ": ", what, " is not implemented by this dscompile yet");
+  };
+  const nlohmann::json& zero = cfg.value("zero_optimization", nlohmann::json::object());
+  if (zero.value("stage", 0) != 0)
+    return refuse("zero_optimization.stage", StrCat("ZeRO stage ", zero.value("stage", 0), " partitioning"));
+  for (const char* k : {"offload_optimizer", "offload_param"}) {
+    const nlohmann::json& off = zero.value(k, nlohmann::json::object());
+    if (off.is_object() && off.value("device", "none") != "none")
+      return refuse(StrCat("zero_optimization.", k, ".device"), "offload");
+  }
+  for (const char* k : {"fp16", "bf16"})
+    if (cfg.value(k, nlohmann::json::object()).value("enabled", false))
+      return refuse(StrCat(k, ".enabled"), "mixed precision");
+  if (world_size > 1) return Unimplemented("--world-size ", world_size, ": data parallelism is not implemented by this dscompile yet");
+  return Status::OK();
+}
+
+std::string DefaultPlanPath(const std::string& model) {
+  std::filesystem::path p(model);
+  return (p.parent_path() / (p.stem().string() + ".dsplan")).string();
+}
+
+Status Compile(const ParsedArgs& args, int argc, char** argv) {
+  bool quiet = args.Has("-q") || args.Has("--quiet");
+  std::ostream* progress = quiet ? nullptr : &std::cerr;
+  ASSIGN_OR_RETURN(int64_t world_size, args.GetInt("--world-size", 1));
+  if (world_size < 1) return InvalidArgument("--world-size must be at least 1");
+
+  if (args.Has("--explain-config") || args.Has("--lr-schedule")) {
+    if (!args.positional.empty()) return InvalidArgument("--explain-config and --lr-schedule take no model");
+    ASSIGN_OR_RETURN(DsConfig cfg, LoadConfig(args, static_cast<int>(world_size), true));
+    if (args.Has("--explain-config")) std::cout << ResolvedConfigJson(cfg).dump(2) << "\n";
+    if (args.Has("--lr-schedule")) {
+      ASSIGN_OR_RETURN(int64_t n, args.GetInt("--lr-schedule", 0));
+      if (n < 1) return InvalidArgument("--lr-schedule N needs N >= 1");
+      ASSIGN_OR_RETURN(std::string lines, FormatLrSchedule(cfg, static_cast<int>(n)));
+      std::cout << lines;
+    }
+    return Status::OK();
+  }
+
+  if (args.positional.size() != 1)
+    return InvalidArgument(args.positional.empty() ? "no model given" : "more than one model given",
+                           " (usage: dscompile MODEL.onnx --config CFG.json; see --help)");
+  const std::string model_path = args.positional[0];
+  ASSIGN_OR_RETURN(DsConfig cfg, LoadConfig(args, static_cast<int>(world_size), !quiet));
+  nlohmann::json resolved = ResolvedConfigJson(cfg);
+  RETURN_IF_ERROR(CheckImplemented(resolved, world_size, args.Get("--config")));
+
+  PassContext ctx;
+  ctx.micro_batch = resolved.value("train_micro_batch_size_per_gpu", int64_t{0});
+  ASSIGN_OR_RETURN(ctx.dims, ParseDims(args.All("--dim")));
+  ctx.loss = args.Get("--loss");
+  ctx.freeze = args.All("--freeze");
+  ctx.world_size = static_cast<int>(world_size);
+  ctx.log = progress;
+
+  std::vector<PassId> pipeline = DefaultPipeline();
+  if (args.Has("--passes")) {
+    pipeline.clear();
+    for (const std::string& name : Split(args.Get("--passes"), ',')) {
+      ASSIGN_OR_RETURN(PassId id, PassIdFromName(name));
+      pipeline.push_back(id);
+    }
+  }
+  PipelineOptions popts;
+  popts.dump_dir = args.Get("--dump-dir");
+  for (const std::string& p : args.All("--print-ir-after"))
+    for (const std::string& name : Split(p, ',')) {
+      if (name != "all") RETURN_IF_ERROR(PassIdFromName(name).status().WithContext("--print-ir-after"));
+      popts.print_after.insert(name);
+    }
+  ASSIGN_OR_RETURN(int64_t stop, args.GetInt("--stop-after-pass-num", -1));
+  popts.stop_after_pass_num = static_cast<int>(stop);
+  popts.time_passes = args.Has("--time-passes");
+  popts.out = &std::cout;
+
+  ASSIGN_OR_RETURN(std::unique_ptr<Graph> graph, ImportOnnxFile(model_path));
+  if (progress)
+    *progress << "dscompile: imported " << model_path << ": " << graph->num_nodes() << " nodes, "
+              << graph->initializers().size() << " initializers, " << graph->inputs().size() << " inputs\n";
+  ASSIGN_OR_RETURN(std::vector<PassRecord> ran, RunPipeline(*graph, pipeline, ctx, popts));
+
+  Plan plan;
+  plan.source_model = model_path;
+  plan.config = resolved;
+  plan.world_size = static_cast<int>(world_size);
+  for (int i = 0; i < argc; ++i) plan.command_line.push_back(argv[i]);
+  plan.pipeline = std::move(ran);
+  plan.programs.push_back(PlanProgram{"train", std::move(graph)});
+  const std::string out = args.Get("-o", DefaultPlanPath(model_path));
+  RETURN_IF_ERROR(WritePlan(plan, out));
+  if (progress)
+    *progress << "dscompile: wrote " << out << " (" << plan.programs[0].graph->num_nodes() << " nodes, "
+              << plan.programs[0].graph->training.parameters.size() << " trainable parameters)\n";
+  return Status::OK();
+}
+
+}  // namespace
+}  // namespace dsc
+
+int main(int argc, char** argv) {
+  using namespace dsc;
+  StatusOr<ParsedArgs> args = ParseArgs(argc, argv, kFlags);
+  if (!args.ok()) {
+    std::cerr << "dscompile: " << args.status().message() << "\n";
+    return 2;
+  }
+  if (args->Has("-h") || args->Has("--help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (args->Has("--list-passes")) {
+    for (PassId id : DefaultPipeline()) std::cout << PassName(id) << "\n";
+    return 0;
+  }
+  Status s = Compile(*args, argc, argv);
+  if (!s.ok()) {
+    std::cerr << "dscompile: error: " << s.message() << "\n";
+    return 1;
+  }
+  return 0;
+}
