@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ir/graph.h"
+#include "ir/module.h"
 #include "passes/pass_manager.h"  // PassRecord
 
 namespace dsc {
@@ -16,13 +17,8 @@ namespace dsc {
 // Bump when the file layout or the meaning of any field changes; loading another version fails.
 inline constexpr uint32_t kPlanFormatVersion = 1;
 
-// A named program of the plan (e.g. "train" today; "micro_step"/"step" once accumulation lands).
-struct PlanProgram {
-  std::string name;
-  std::unique_ptr<Graph> graph;
-};
-
-struct Plan {
+// The module (programs and state) plus how it was made.
+struct Plan : Module {
   uint32_t format_version = kPlanFormatVersion;
   std::string producer = "dscompile";
   std::string source_model;      // path given to dscompile
@@ -30,9 +26,6 @@ struct Plan {
   int world_size = 1;
   std::vector<std::string> command_line;
   std::vector<PassRecord> pipeline;
-  std::vector<PlanProgram> programs;
-
-  const PlanProgram* FindProgram(const std::string& name) const;
 };
 
 }  // namespace dsc

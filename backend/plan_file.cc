@@ -18,6 +18,9 @@
 namespace dsc {
 namespace {
 
+// Reserved blob name of Module::initial_state (program names never start with '@').
+constexpr const char* kInitialStateBlob = "@initial_state";
+
 using json = nlohmann::json;
 
 constexpr size_t kMagicSize = sizeof(kPlanMagic);
@@ -61,11 +64,16 @@ StatusOr<Encoded> Encode(const Plan& plan) {
   Encoded enc;
   std::vector<std::string> blobs;
   std::set<std::string> names;
-  for (const PlanProgram& p : plan.programs) {
+  // The initial state travels as one more blob under a reserved name.
+  std::vector<std::pair<std::string, const Graph*>> graphs;
+  for (const PlanProgram& p : plan.programs) graphs.emplace_back(p.name, p.graph.get());
+  if (plan.initial_state) graphs.emplace_back(kInitialStateBlob, plan.initial_state.get());
+  for (const auto& [name, graph] : graphs) {
+    const PlanProgram p{name, nullptr};
     if (p.name.empty()) return InvalidArgument("a plan program has no name");
     if (!names.insert(p.name).second) return InvalidArgument("plan program '", p.name, "' appears twice");
-    if (!p.graph) return Internal("plan program '", p.name, "' has no graph");
-    onnx::ModelProto model = GraphToOnnx(*p.graph);
+    if (!graph) return Internal("plan program '", p.name, "' has no graph");
+    onnx::ModelProto model = GraphToOnnx(*graph);
     const size_t size = model.ByteSizeLong();
     if (size > static_cast<size_t>(std::numeric_limits<int>::max()))
       return Unimplemented("plan program '", p.name, "' serializes to ", size,
@@ -87,6 +95,11 @@ StatusOr<Encoded> Encode(const Plan& plan) {
   header["pipeline"] = pipeline;
   header["config"] = plan.config;
   header["checksum"] = "fnv1a64, last 8 bytes";
+  json state = json::array();
+  for (const StateInfo& st : plan.state)
+    state.push_back({{"name", st.name}, {"kind", StateKindName(st.kind)}, {"owner", st.owner},
+                     {"dtype", DTypeName(st.dtype)}, {"dims", st.dims}, {"zero_init", st.zero_init}});
+  header["state"] = state;
 
   json params = json::array();
   std::set<std::string> seen;
@@ -102,7 +115,7 @@ StatusOr<Encoded> Encode(const Plan& plan) {
     json programs = json::array();
     uint64_t offset = kPreambleSize + header_len;
     for (size_t i = 0; i < blobs.size(); ++i) {
-      programs.push_back({{"name", plan.programs[i].name}, {"offset", offset}, {"size", blobs[i].size()}});
+      programs.push_back({{"name", graphs[i].first}, {"offset", offset}, {"size", blobs[i].size()}});
       offset += blobs[i].size();
     }
     header["programs"] = programs;
@@ -283,7 +296,36 @@ StatusOr<Plan> Decode(const std::string& bytes, const std::string& file) {
     if (!sizes.ok()) return DataLoss(file, " is corrupted: program '", e.name, "': ", sizes.message());
     StatusOr<std::unique_ptr<Graph>> g = GraphFromOnnx(model);
     if (!g.ok()) return DataLoss(file, " is corrupted: program '", e.name, "': ", g.status().message());
-    plan.programs.push_back(PlanProgram{e.name, std::move(g).value()});
+    if (e.name == kInitialStateBlob) plan.initial_state = std::move(g).value();
+    else plan.programs.push_back(PlanProgram{e.name, std::move(g).value()});
+  }
+  ASSIGN_OR_RETURN(const json* state, r.Field(h, "state", vt::array, ""));
+  for (const json& st : *state) {
+    if (!st.is_object()) return r.Error("state holds a non-object");
+    StateInfo info;
+    ASSIGN_OR_RETURN(const json* name, r.Field(st, "name", vt::string, " in state"));
+    ASSIGN_OR_RETURN(const json* kind, r.Field(st, "kind", vt::string, " in state"));
+    ASSIGN_OR_RETURN(const json* owner, r.Field(st, "owner", vt::string, " in state"));
+    ASSIGN_OR_RETURN(const json* dtype, r.Field(st, "dtype", vt::string, " in state"));
+    ASSIGN_OR_RETURN(const json* dims, r.Field(st, "dims", vt::array, " in state"));
+    ASSIGN_OR_RETURN(const json* zero, r.Field(st, "zero_init", vt::boolean, " in state"));
+    info.name = name->get<std::string>();
+    info.owner = owner->get<std::string>();
+    info.zero_init = zero->get<bool>();
+    StatusOr<StateKind> k = StateKindFromName(kind->get<std::string>());
+    StatusOr<DType> dt = DTypeFromName(dtype->get<std::string>());
+    if (!k.ok() || !dt.ok()) return r.Error(StrCat("state '", info.name, "' has a bad kind or dtype"));
+    info.kind = *k;
+    info.dtype = *dt;
+    for (const json& d : *dims) {
+      if (!d.is_number_unsigned()) return r.Error(StrCat("state '", info.name, "' has a bad dimension"));
+      info.dims.push_back(d.get<int64_t>());
+    }
+    if (!NumElements(info.dims).ok()) return r.Error(StrCat("state '", info.name, "' has an overflowing shape"));
+    const bool has_value = plan.initial_state && plan.initial_state->FindValue(info.name);
+    if (has_value == info.zero_init)
+      return r.Error(StrCat("state '", info.name, "' ", info.zero_init ? "is zero-initialised but has an initial value" : "has no initial value"));
+    plan.state.push_back(std::move(info));
   }
   return plan;
 }

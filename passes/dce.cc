@@ -10,11 +10,11 @@
 namespace dsc {
 namespace {
 
-class DcePass : public Pass {
+class DcePass : public GraphPass {
  public:
   const char* name() const override { return "dce"; }
 
-  StatusOr<bool> Run(Graph& g, const PassContext&) override {
+  StatusOr<bool> RunOnGraph(Graph& g, const PassContext&) override {
     bool changed = false;
     std::vector<Node*> order;
     for (const auto& n : g.nodes()) order.push_back(n.get());

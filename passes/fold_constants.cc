@@ -17,12 +17,12 @@
 namespace dsc {
 namespace {
 
-class FoldConstantsPass : public Pass {
+class FoldConstantsPass : public GraphPass {
  public:
   const char* name() const override { return "fold-constants"; }
   bool establishes_static_shapes() const override { return true; }
 
-  StatusOr<bool> Run(Graph& g, const PassContext&) override {
+  StatusOr<bool> RunOnGraph(Graph& g, const PassContext&) override {
     bool changed = false;
     for (int round = 0; round < 64; ++round) {
       ASSIGN_OR_RETURN(bool folded, FoldOnce(g));

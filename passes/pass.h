@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "ir/module.h"
 
 namespace dsc {
 
@@ -29,10 +30,17 @@ class Pass {
  public:
   virtual ~Pass() = default;
   virtual const char* name() const = 0;
-  // true = the graph changed.
-  virtual StatusOr<bool> Run(Graph& g, const PassContext& ctx) = 0;
+  // true = the module changed.
+  virtual StatusOr<bool> Run(Module& m, const PassContext& ctx) = 0;
   // After this pass every value must have a static shape (checked by the verifier from then on).
   virtual bool establishes_static_shapes() const { return false; }
+};
+
+// A pass that transforms each program's graph on its own.
+class GraphPass : public Pass {
+ public:
+  virtual StatusOr<bool> RunOnGraph(Graph& g, const PassContext& ctx) = 0;
+  StatusOr<bool> Run(Module& m, const PassContext& ctx) override;
 };
 
 enum class PassId {

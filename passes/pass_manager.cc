@@ -9,7 +9,6 @@
 
 #include "ir/onnx_convert.h"
 #include "ir/text.h"
-#include "ir/verifier.h"
 
 namespace dsc {
 namespace {
@@ -21,19 +20,38 @@ Status WriteFile(const std::filesystem::path& path, const std::string& bytes) {
   return Status::OK();
 }
 
-Status Dump(const Graph& g, const PipelineOptions& opts, int index, const std::string& name) {
+Status Dump(const Module& m, const PipelineOptions& opts, int index, const std::string& name) {
   char prefix[16];
   std::snprintf(prefix, sizeof(prefix), "%02d-", index);
   std::filesystem::path base = std::filesystem::path(opts.dump_dir) / (prefix + name);
-  PrintOptions popts;
-  popts.elide_above = opts.dump_elide_above;
-  RETURN_IF_ERROR(WriteFile(base.string() + ".onnx.txt", PrintGraph(g, popts)));
-  return WriteFile(base.string() + ".onnx", GraphToOnnx(g).SerializeAsString());
+  RETURN_IF_ERROR(WriteFile(base.string() + ".onnx.txt", PrintModule(m, opts.dump_elide_above)));
+  for (const PlanProgram& p : m.programs) {
+    std::string suffix = m.programs.size() == 1 ? "" : "." + p.name;
+    RETURN_IF_ERROR(WriteFile(base.string() + suffix + ".onnx", GraphToOnnx(*p.graph).SerializeAsString()));
+  }
+  return Status::OK();
 }
 
 }  // namespace
 
-StatusOr<std::vector<PassRecord>> RunPipeline(Graph& g, const std::vector<PassId>& pipeline,
+std::string PrintModule(const Module& m, int64_t elide_above) {
+  PrintOptions popts;
+  popts.elide_above = elide_above;
+  if (m.programs.size() == 1) return PrintGraph(*m.programs[0].graph, popts);
+  std::string out;
+  for (const PlanProgram& p : m.programs) out += "# ===== program " + p.name + "\n" + PrintGraph(*p.graph, popts);
+  return out;
+}
+
+Status VerifyModule(const Module& m, const VerifyOptions& opts) {
+  for (const PlanProgram& p : m.programs) {
+    Status s = VerifyGraph(*p.graph, opts);
+    if (!s.ok()) return m.programs.size() > 1 ? s.WithContext(StrCat("program '", p.name, "'")) : s;
+  }
+  return Status::OK();
+}
+
+StatusOr<std::vector<PassRecord>> RunPipeline(Module& g, const std::vector<PassId>& pipeline,
                                               const PassContext& ctx, const PipelineOptions& opts) {
   if (!opts.dump_dir.empty()) {
     std::error_code ec;
@@ -42,7 +60,7 @@ StatusOr<std::vector<PassRecord>> RunPipeline(Graph& g, const std::vector<PassId
     RETURN_IF_ERROR(Dump(g, opts, 0, "input"));
   }
   VerifyOptions verify;
-  RETURN_IF_ERROR(VerifyGraph(g, verify).WithContext("the imported graph fails verification"));
+  RETURN_IF_ERROR(VerifyModule(g, verify).WithContext("the imported graph fails verification"));
   std::vector<PassRecord> records;
   int index = 0;
   for (PassId id : pipeline) {
@@ -58,18 +76,15 @@ StatusOr<std::vector<PassRecord>> RunPipeline(Graph& g, const std::vector<PassId
       verify.require_types = true;
       verify.require_static_shapes = true;
     }
-    Status v = VerifyGraph(g, verify);
+    Status v = VerifyModule(g, verify);
     if (!v.ok())
       return Internal("the graph fails verification after pass ", index, " '", pass->name(), "': ", v.message(),
                       " (rerun with --dump-dir to see the graph before and after)");
     if (!opts.dump_dir.empty()) RETURN_IF_ERROR(Dump(g, opts, index, pass->name()));
-    if (opts.out && (opts.print_after.count("all") || opts.print_after.count(pass->name()))) {
-      PrintOptions popts;
-      popts.elide_above = opts.dump_elide_above;
-      *opts.out << "// ----- IR after pass " << index << " '" << pass->name() << "'"
+    if (opts.out && (opts.print_after.count("all") || opts.print_after.count(pass->name())))
+      *opts.out << "# ----- IR after pass " << index << " '" << pass->name() << "'"
                 << (*changed ? "" : " (unchanged)") << "\n"
-                << PrintGraph(g, popts) << "\n";
-    }
+                << PrintModule(g, opts.dump_elide_above) << "\n";
     if (opts.out && opts.time_passes)
       *opts.out << "pass " << std::setw(2) << index << " " << std::left << std::setw(18) << pass->name()
                 << std::right << std::fixed << std::setprecision(3) << std::setw(9) << seconds * 1e3 << " ms"

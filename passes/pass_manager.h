@@ -1,7 +1,7 @@
 // Runs a pipeline of passes with the verifier between them, dumps, IR printing and timing.
 //
 //   PipelineOptions opts; opts.dump_dir = "dumps";
-//   ASSIGN_OR_RETURN(std::vector<PassRecord> ran, RunPipeline(graph, DefaultPipeline(), ctx, opts));
+//   ASSIGN_OR_RETURN(std::vector<PassRecord> ran, RunPipeline(module, DefaultPipeline(), ctx, opts));
 #pragma once
 
 #include <ostream>
@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ir/verifier.h"
 #include "passes/pass.h"
 
 namespace dsc {
@@ -21,7 +22,7 @@ struct PassRecord {
 };
 
 struct PipelineOptions {
-  std::string dump_dir;              // NN-<pass>.onnx.txt and NN-<pass>.onnx per pass ("" = none)
+  std::string dump_dir;              // NN-<pass>.onnx.txt and NN-<pass>[.PROGRAM].onnx per pass ("" = none)
   std::set<std::string> print_after; // pass names, or "all"
   int stop_after_pass_num = -1;      // run only passes 1..N (-1 = all)
   bool time_passes = false;          // report per-pass wall time on `out`
@@ -29,7 +30,13 @@ struct PipelineOptions {
   std::ostream* out = nullptr;       // where --print-ir-after and --time-passes write
 };
 
-StatusOr<std::vector<PassRecord>> RunPipeline(Graph& g, const std::vector<PassId>& pipeline,
+StatusOr<std::vector<PassRecord>> RunPipeline(Module& m, const std::vector<PassId>& pipeline,
                                               const PassContext& ctx, const PipelineOptions& opts);
+
+// The IR text of every program (one program: its text alone; several: each under a
+// "# ===== program NAME" line), as dumps and --print-ir-after show it.
+std::string PrintModule(const Module& m, int64_t elide_above);
+// Verifies every program.
+Status VerifyModule(const Module& m, const VerifyOptions& opts);
 
 }  // namespace dsc

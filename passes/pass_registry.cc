@@ -3,6 +3,16 @@
 
 namespace dsc {
 
+StatusOr<bool> GraphPass::Run(Module& m, const PassContext& ctx) {
+  bool changed = false;
+  for (PlanProgram& p : m.programs) {
+    StatusOr<bool> c = RunOnGraph(*p.graph, ctx);
+    if (!c.ok()) return m.programs.size() > 1 ? c.status().WithContext(StrCat("program '", p.name, "'")) : c.status();
+    changed |= *c;
+  }
+  return changed;
+}
+
 std::unique_ptr<Pass> CreatePass(PassId id) {
   switch (id) {
 #define DSC_PASS(id, cli_name, factory) \

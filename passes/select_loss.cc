@@ -61,11 +61,11 @@ std::unordered_set<const Value*> DifferentiableToLoss(Value* loss) {
   return seen;
 }
 
-class SelectLossPass : public Pass {
+class SelectLossPass : public GraphPass {
  public:
   const char* name() const override { return "select-loss"; }
 
-  StatusOr<bool> Run(Graph& g, const PassContext& ctx) override {
+  StatusOr<bool> RunOnGraph(Graph& g, const PassContext& ctx) override {
     ASSIGN_OR_RETURN(Value* loss, ChooseLoss(g, ctx.loss));
     std::vector<std::regex> patterns;
     for (const std::string& f : ctx.freeze) {

@@ -13,11 +13,11 @@
 namespace dsc {
 namespace {
 
-class SpecializePass : public Pass {
+class SpecializePass : public GraphPass {
  public:
   const char* name() const override { return "specialize"; }
 
-  StatusOr<bool> Run(Graph& g, const PassContext& ctx) override {
+  StatusOr<bool> RunOnGraph(Graph& g, const PassContext& ctx) override {
     std::map<std::string, int64_t> bound = ctx.dims;
     for (const auto& [sym, v] : bound)
       if (v <= 0) return InvalidArgument("--dim ", sym, "=", v, ": a dimension must be positive");

@@ -170,15 +170,15 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
   if (progress)
     *progress << "dscompile: imported " << model_path << ": " << graph->num_nodes() << " nodes, "
               << graph->initializers().size() << " initializers, " << graph->inputs().size() << " inputs\n";
-  ASSIGN_OR_RETURN(std::vector<PassRecord> ran, RunPipeline(*graph, pipeline, ctx, popts));
-
   Plan plan;
+  plan.programs.push_back(PlanProgram{"train", std::move(graph)});
+  ASSIGN_OR_RETURN(std::vector<PassRecord> ran, RunPipeline(plan, pipeline, ctx, popts));
+
   plan.source_model = model_path;
   plan.config = resolved;
   plan.world_size = static_cast<int>(world_size);
   for (int i = 0; i < argc; ++i) plan.command_line.push_back(argv[i]);
   plan.pipeline = std::move(ran);
-  plan.programs.push_back(PlanProgram{"train", std::move(graph)});
   const std::string out = args.Get("-o", DefaultPlanPath(model_path));
   RETURN_IF_ERROR(WritePlan(plan, out));
   if (progress)

@@ -18,12 +18,14 @@ namespace fs = std::filesystem;
 
 // Runs the default pipeline as dscompile does with micro batch 4.
 StatusOr<std::unique_ptr<Graph>> Compile(const std::string& path) {
+  Module m;
   ASSIGN_OR_RETURN(std::unique_ptr<Graph> g, ImportOnnxFile(path));
+  m.programs.push_back(PlanProgram{"train", std::move(g)});
   PassContext ctx;
   ctx.micro_batch = 4;
   PipelineOptions opts;
-  RETURN_IF_ERROR(RunPipeline(*g, DefaultPipeline(), ctx, opts).status());
-  return g;
+  RETURN_IF_ERROR(RunPipeline(m, DefaultPipeline(), ctx, opts).status());
+  return std::move(m.programs[0].graph);
 }
 
 void ExpectFoldedAndTrainable(const Graph& g, const std::string& what) {

@@ -100,7 +100,10 @@ TEST_P(GoldenTest, Matches) {
   auto id = PassIdFromName(c.pass);
   ASSERT_TRUE(id.ok()) << id.status().ToString();
   auto pass = CreatePass(*id);
-  StatusOr<bool> changed = pass->Run(**g, c.ctx);
+  Module module;
+  module.programs.push_back(PlanProgram{"main", std::move(*g)});
+  Graph* graph = module.programs[0].graph.get();
+  StatusOr<bool> changed = pass->Run(module, c.ctx);
 
   if (c.mode == "expect-error") {
     ASSERT_FALSE(changed.ok()) << c.path << ": expected an error, the pass succeeded";
@@ -114,8 +117,8 @@ TEST_P(GoldenTest, Matches) {
   ASSERT_TRUE(changed.ok()) << c.path << ": " << changed.status().ToString();
   VerifyOptions v;
   v.require_static_shapes = pass->establishes_static_shapes();
-  EXPECT_TRUE(VerifyGraph(**g, v).ok()) << VerifyGraph(**g, v).ToString();
-  const std::string after = PrintGraph(**g);
+  EXPECT_TRUE(VerifyGraph(*graph, v).ok()) << VerifyGraph(*graph, v).ToString();
+  const std::string after = PrintGraph(*graph);
   if (c.mode == "expect-unchanged") {
     EXPECT_FALSE(*changed) << c.path << ": pass reported a change";
     EXPECT_EQ(before, after) << c.path;

@@ -206,7 +206,7 @@ TEST(PlanFileTest, MalformedHeadersAreErrors) {
   const std::string model = GraphToOnnx(*testing::MakeMlpGraph()).SerializeAsString();
   auto header = [&](const std::string& programs) {
     return nlohmann::json::parse(R"({"producer":"dscompile","format_version":1,"source_model":"m.onnx",
-      "world_size":1,"command_line":[],"pipeline":[],"config":null,"programs":)" + programs + "}");
+      "world_size":1,"command_line":[],"pipeline":[],"config":null,"state":[],"programs":)" + programs + "}");
   };
   auto file_with = [&](nlohmann::json h) {
     return Assemble(1, h.dump(), model);
@@ -313,6 +313,32 @@ TEST(PlanFileTest, WriteReplacesAnExistingPlan) {
   ASSERT_TRUE(WritePlan(MakeMlpPlan(), path).ok());
   EXPECT_TRUE(ReadPlan(path).ok());
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+}
+
+}  // namespace
+}  // namespace dsc
+
+namespace dsc {
+namespace {
+
+TEST(PlanFileTest, StateTableAndInitialValuesRoundTrip) {
+  Plan plan = testing::MakeMlpPlan();
+  Tensor w = Tensor::FromVector<float>(DType::kFloat32, {2}, {1.5f, -2.0f});
+  ASSERT_TRUE(plan.AddState(StateInfo{"w", StateKind::kParameter, "", DType::kFloat32, {2}, false}, &w).ok());
+  ASSERT_TRUE(plan.AddState(StateInfo{"w.exp_avg", StateKind::kOptimizer, "w", DType::kFloat32, {2}, false}, nullptr).ok());
+  EXPECT_FALSE(plan.AddState(StateInfo{"w", StateKind::kBuffer, "", DType::kFloat32, {2}, false}, nullptr).ok());
+  StatusOr<std::string> bytes = SerializePlan(plan);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  StatusOr<Plan> read = ParsePlan(*bytes, "state.plan");
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  ASSERT_EQ(read->state.size(), 2u);
+  EXPECT_EQ(read->state[1].kind, StateKind::kOptimizer);
+  EXPECT_EQ(read->state[1].owner, "w");
+  EXPECT_TRUE(read->state[1].zero_init);
+  EXPECT_FALSE(read->state[0].zero_init);
+  ASSERT_TRUE(read->initial_state);
+  EXPECT_TRUE(read->initial_state->FindValue("w")->initializer().SameContents(w));
+  EXPECT_EQ(read->FindProgram(read->programs[0].name), &read->programs[0]);
 }
 
 }  // namespace

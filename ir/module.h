@@ -1,0 +1,50 @@
+// A module: the programs of a training plan (e.g. "micro_step" and "step") plus the persistent
+// state they share by name (parameters, gradient accumulators, optimizer states, buffers).
+//
+// Programs refer to state through graph inputs named like the state tensor; the runtime binds
+// them to one buffer per state tensor, so an update by one program is seen by the next.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace dsc {
+
+struct PlanProgram {
+  std::string name;
+  std::unique_ptr<Graph> graph;
+};
+
+enum class StateKind { kParameter, kGradient, kOptimizer, kBuffer };
+const char* StateKindName(StateKind k);  // "parameter", "gradient", "optimizer", "buffer"
+StatusOr<StateKind> StateKindFromName(const std::string& name);
+
+// One persistent tensor. Its initial value is the initializer of the same name in the module's
+// `initial_state` graph, or zeros when `zero_init` (so Adam moments cost no plan bytes).
+struct StateInfo {
+  std::string name;
+  StateKind kind = StateKind::kParameter;
+  std::string owner;  // for gradients and optimizer states: the parameter they belong to
+  DType dtype = DType::kFloat32;
+  std::vector<int64_t> dims;
+  bool zero_init = false;
+};
+
+struct Module {
+  std::vector<PlanProgram> programs;
+  std::vector<StateInfo> state;
+  // Initial values of the state tensors that are not zero-initialised (initializers only).
+  std::unique_ptr<Graph> initial_state;
+
+  const PlanProgram* FindProgram(const std::string& name) const;
+  PlanProgram* FindProgram(const std::string& name);
+  const StateInfo* FindState(const std::string& name) const;
+  // Adds a state tensor; `init` null means zero-initialised. Names must be unique.
+  Status AddState(StateInfo info, const Tensor* init);
+};
+
+}  // namespace dsc
