@@ -1,10 +1,11 @@
 // dce: removes nodes whose results nobody uses, and unused initializers.
 //
-// Contract: graph outputs, graph inputs (the data loader feeds them) and anything they depend on
+// Contract: nodes with side effects (in-place training ops), graph outputs, graph inputs (the data loader feeds them) and anything they depend on
 // stay; nodes are removed in reverse order so chains disappear in one run. Trainable parameters
 // that lose their last use are dropped from Graph::training.
 #include <algorithm>
 
+#include "ir/dsc_ops.h"
 #include "passes/pass.h"
 
 namespace dsc {
@@ -20,7 +21,8 @@ class DcePass : public GraphPass {
     for (const auto& n : g.nodes()) order.push_back(n.get());
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
       Node* n = *it;
-      bool dead = std::all_of(n->outputs().begin(), n->outputs().end(),
+      bool dead = !ops::HasSideEffects(n->domain(), n->op_type()) &&
+                  std::all_of(n->outputs().begin(), n->outputs().end(),
                               [](const Value* v) { return v->uses().empty() && !v->is_graph_output(); });
       if (!dead) continue;
       RETURN_IF_ERROR(g.RemoveNode(n));

@@ -1,0 +1,106 @@
+// The operators of our own domain (kDscDomain, "ai.dscompile"): gradients the ONNX set cannot
+// express well, and the training ops (accumulation, clipping, optimizer updates).
+//
+// Every dump stays a valid ONNX graph because these ops live in their own domain. Shapes in the
+// comments: X is the forward input, Y the forward output, dY/dX their gradients. Attributes copy
+// the forward node's attributes unless stated. All float kernels exist for float32 first.
+//
+// Pure gradient ops (SSA, one output each unless stated; an output's static type fixes its shape):
+//   ReluGrad(dY, X) -> dX                       dX = dY * (X > 0)
+//   LeakyReluGrad<alpha>(dY, X) -> dX           dX = dY * (X > 0 ? 1 : alpha)
+//   SigmoidGrad(dY, Y) -> dX                    dX = dY * Y * (1 - Y)
+//   TanhGrad(dY, Y) -> dX                       dX = dY * (1 - Y^2)
+//   SoftmaxGrad<axis>(dY, Y) -> dX              dX = Y * (dY - sum(dY * Y, axis, keepdims))
+//   LogSoftmaxGrad<axis>(dY, Y) -> dX           dX = dY - exp(Y) * sum(dY, axis, keepdims)
+//   LayerNormalizationGrad<axis, epsilon>(dY, X, Scale) -> dX, dScale, dBias
+//                                               mean/inv-std recomputed from X; dScale/dBias optional
+//   BatchNormalizationGrad<epsilon>(dY, X, Scale) -> dX, dScale, dBias
+//                                               training mode: batch mean/biased var over (N, spatial)
+//   ConvGrad<auto_pad, dilations, group, kernel_shape, pads, strides>(dY, X, W) -> dX, dW, dB
+//                                               any output may be omitted (empty name)
+//   MaxPoolGrad<pool attrs>(dY, X) -> dX        gradient routed to the first max of each window
+//   AveragePoolGrad<pool attrs>(dY) -> dX       count_include_pad honoured; dX shape from its type
+//   GatherGrad<axis>(dY, indices) -> dData      scatter-add into zeros; dData shape from its type;
+//                                               negative indices wrap as in Gather
+//   SliceGrad(dY, starts, ends, axes, steps) -> dX   zeros with dY scattered into the slice
+//   DropoutGrad(dY, mask, ratio) -> dX          dX = dY * mask / (1 - ratio)
+//   SoftmaxCrossEntropyLossGrad<reduction, ignore_index>(dLoss, scores, labels[, weights]) -> dScores
+//   NegativeLogLikelihoodLossGrad<reduction, ignore_index>(dLoss, input, target[, weight]) -> dInput
+//
+// Reductions and sums:
+//   SumSquares(X1, ..., Xn) -> float[]          sum over all elements of all inputs of x^2 (fp32 acc.
+//                                               in double for stability)
+//   ClipScale<max_norm>(norm) -> float[]        DeepSpeed/torch clip_grad_norm_: min(1, max_norm /
+//                                               (norm + 1e-6)); max_norm <= 0 means 1 (no clipping)
+//
+// In-place training ops (no outputs; they update their first inputs, which must be state inputs;
+// the executor runs nodes in order, so order is meaning):
+//   Accumulate(acc, X)                          acc += X
+//   ZeroFill(T)                                 T = 0
+//   Assign(dst, src)                            dst = src (e.g. BatchNorm running statistics)
+//   AdamStep<beta1, beta2, epsilon, weight_decay, adam_w_mode, bias_correction>
+//       (param, grad, exp_avg, exp_avg_sq, lr, step, grad_scale[, beta1_override])
+//       g = grad * grad_scale; if !adam_w_mode: g += weight_decay * param (L2)
+//       exp_avg = b1*exp_avg + (1-b1)*g; exp_avg_sq = b2*exp_avg_sq + (1-b2)*g^2
+//       bc1 = 1 - b1^step, bc2 = 1 - b2^step (1 when !bias_correction)
+//       update = (exp_avg/bc1) / (sqrt(exp_avg_sq/bc2) + eps); if adam_w_mode: update += wd*param
+//       param -= lr * update           (lr float[], step int64[] 1-based, grad_scale float[])
+//   SGDStep<momentum, dampening, nesterov, weight_decay>(param, grad, momentum_buffer, lr, step, grad_scale)
+//       torch.optim.SGD: d = grad*grad_scale + wd*param; buf = step == 1 ? d : momentum*buf + (1-dampening)*d
+//       d = nesterov ? d + momentum*buf : buf (when momentum != 0); param -= lr * d
+//       momentum_buffer may be omitted when momentum == 0
+#pragma once
+
+#include <string>
+
+#include "ir/graph.h"
+
+namespace dsc::ops {
+
+// Gradient ops.
+inline constexpr const char* kReluGrad = "ReluGrad";
+inline constexpr const char* kLeakyReluGrad = "LeakyReluGrad";
+inline constexpr const char* kSigmoidGrad = "SigmoidGrad";
+inline constexpr const char* kTanhGrad = "TanhGrad";
+inline constexpr const char* kSoftmaxGrad = "SoftmaxGrad";
+inline constexpr const char* kLogSoftmaxGrad = "LogSoftmaxGrad";
+inline constexpr const char* kLayerNormalizationGrad = "LayerNormalizationGrad";
+inline constexpr const char* kBatchNormalizationGrad = "BatchNormalizationGrad";
+inline constexpr const char* kConvGrad = "ConvGrad";
+inline constexpr const char* kMaxPoolGrad = "MaxPoolGrad";
+inline constexpr const char* kAveragePoolGrad = "AveragePoolGrad";
+inline constexpr const char* kGatherGrad = "GatherGrad";
+inline constexpr const char* kSliceGrad = "SliceGrad";
+inline constexpr const char* kDropoutGrad = "DropoutGrad";
+inline constexpr const char* kSoftmaxCrossEntropyLossGrad = "SoftmaxCrossEntropyLossGrad";
+inline constexpr const char* kNegativeLogLikelihoodLossGrad = "NegativeLogLikelihoodLossGrad";
+
+// Reductions.
+inline constexpr const char* kSumSquares = "SumSquares";
+inline constexpr const char* kClipScale = "ClipScale";
+
+// In-place training ops.
+inline constexpr const char* kAccumulate = "Accumulate";
+inline constexpr const char* kZeroFill = "ZeroFill";
+inline constexpr const char* kAssign = "Assign";
+inline constexpr const char* kAdamStep = "AdamStep";
+inline constexpr const char* kSGDStep = "SGDStep";
+
+// Reserved graph-input names the runtime binds in the step program (scalars), and outputs it reads.
+inline constexpr const char* kLrInput = "dsc::lr";        // float[]: learning rate of this step
+inline constexpr const char* kStepInput = "dsc::step";    // int64[]: 1-based optimizer step
+inline constexpr const char* kBeta1Input = "dsc::beta1";  // float[]: only when a schedule cycles momentum
+inline constexpr const char* kGradNormOutput = "dsc::grad_norm";  // float[]: global norm before clipping
+// State names derived from a parameter's name.
+inline std::string GradAccName(const std::string& p) { return p + "::grad"; }
+inline std::string ExpAvgName(const std::string& p) { return p + "::exp_avg"; }
+inline std::string ExpAvgSqName(const std::string& p) { return p + "::exp_avg_sq"; }
+inline std::string MomentumName(const std::string& p) { return p + "::momentum_buffer"; }
+
+// True for the in-place ops above: they have effects beyond their outputs, so dce keeps them.
+inline bool HasSideEffects(const std::string& domain, const std::string& op) {
+  return domain == kDscDomain &&
+         (op == kAccumulate || op == kZeroFill || op == kAssign || op == kAdamStep || op == kSGDStep);
+}
+
+}  // namespace dsc::ops

@@ -1,0 +1,50 @@
+// Kernel registry.
+#include "kernels/kernel.h"
+
+#include <algorithm>
+#include <tuple>
+
+namespace dsc {
+
+bool KernelKey::operator<(const KernelKey& o) const {
+  return std::tie(domain, op_type, device, dtype) < std::tie(o.domain, o.op_type, o.device, o.dtype);
+}
+
+KernelRegistry& KernelRegistry::Global() {
+  static KernelRegistry* registry = new KernelRegistry();
+  return *registry;
+}
+
+void KernelRegistry::Register(const KernelKey& key, KernelFactory factory) {
+  entries_.emplace_back(key, std::move(factory));
+}
+
+const KernelFactory* KernelRegistry::Find(const KernelKey& key) const {
+  for (const auto& [k, f] : entries_)
+    if (!(k < key) && !(key < k)) return &f;
+  return nullptr;
+}
+
+std::vector<KernelKey> KernelRegistry::Keys() const {
+  std::vector<KernelKey> keys;
+  for (const auto& e : entries_) keys.push_back(e.first);
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+DType KernelDType(const Node& node) {
+  for (const Value* v : node.inputs())
+    if (v) return v->type.dtype;
+  return node.num_outputs() ? node.output(0)->type.dtype : DType::kUndefined;
+}
+
+StatusOr<std::unique_ptr<OpKernel>> KernelRegistry::Create(const Node& node, DeviceKind device) const {
+  KernelKey key{node.domain(), node.op_type(), device, KernelDType(node)};
+  const KernelFactory* f = Find(key);
+  if (!f)
+    return Unimplemented(node.Describe(), ": no ", device == DeviceKind::kCpu ? "CPU" : "CUDA", " kernel for ",
+                         DTypeName(key.dtype), " inputs");
+  return (*f)(node);
+}
+
+}  // namespace dsc

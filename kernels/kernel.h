@@ -1,0 +1,108 @@
+// The kernel interface: kernels are registered by (domain, op, device, dtype), created once per
+// node with its static shapes and attributes, and run many times on tensor views.
+//
+//   class ReluKernel : public OpKernel {
+//     Status Compute(KernelContext& ctx) override { ... ctx.input(0).data<float>() ... }
+//   };
+//   DSC_REGISTER_KERNEL("", "Relu", kCpu, kFloat32, [](const Node& n) -> KernelOrError { ... });
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace dsc {
+
+enum class DeviceKind : uint8_t { kCpu, kCuda };
+
+// A non-owning view of one tensor in device memory.
+struct TensorView {
+  DType dtype = DType::kUndefined;
+  std::vector<int64_t> dims;
+  void* ptr = nullptr;
+
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    return n;
+  }
+  size_t nbytes() const { return static_cast<size_t>(numel()) * DTypeSize(dtype); }
+  template <typename T> T* data() const { return static_cast<T*>(ptr); }
+};
+
+// Per-run information a kernel may need beyond its tensors.
+struct KernelContext {
+  std::vector<const TensorView*> inputs;  // nullptr for an omitted optional input
+  std::vector<TensorView*> outputs;       // nullptr for an omitted optional output
+  uint64_t seed = 0;                      // run seed (Dropout): masks depend on (seed, step, node)
+  int64_t step = 0;                       // optimizer step counter of the current program run
+  int num_threads = 1;
+
+  const TensorView& input(size_t i) const { return *inputs[i]; }
+  bool has_input(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }
+  TensorView& output(size_t i) const { return *outputs[i]; }
+  bool has_output(size_t i) const { return i < outputs.size() && outputs[i] != nullptr; }
+};
+
+class OpKernel {
+ public:
+  virtual ~OpKernel() = default;
+  virtual Status Compute(KernelContext& ctx) = 0;
+};
+
+using KernelFactory = std::function<StatusOr<std::unique_ptr<OpKernel>>(const Node& node)>;
+
+struct KernelKey {
+  std::string domain;
+  std::string op_type;
+  DeviceKind device;
+  DType dtype;  // the dtype that selects the kernel: of input 0, or of output 0 for source ops
+  bool operator<(const KernelKey& o) const;
+};
+
+class KernelRegistry {
+ public:
+  static KernelRegistry& Global();
+  void Register(const KernelKey& key, KernelFactory factory);
+  const KernelFactory* Find(const KernelKey& key) const;
+  // Creates the kernel for a node, choosing the dtype from its inputs/outputs; errors name the node.
+  StatusOr<std::unique_ptr<OpKernel>> Create(const Node& node, DeviceKind device) const;
+  std::vector<KernelKey> Keys() const;
+
+ private:
+  std::vector<std::pair<KernelKey, KernelFactory>> entries_;
+};
+
+// The dtype that selects a node's kernel.
+DType KernelDType(const Node& node);
+
+struct KernelRegistrar {
+  KernelRegistrar(const char* domain, const char* op, DeviceKind device, DType dtype, KernelFactory f) {
+    KernelRegistry::Global().Register(KernelKey{domain, op, device, dtype}, std::move(f));
+  }
+};
+
+#define DSC_KERNEL_CONCAT_(a, b) a##b
+#define DSC_KERNEL_CONCAT(a, b) DSC_KERNEL_CONCAT_(a, b)
+// Registers a factory at static-initialisation time. Kernel libraries are linked whole
+// (WHOLE_ARCHIVE) so these registrations are never dropped by the linker.
+#define DSC_REGISTER_KERNEL(domain, op, device, dtype, factory)                           \
+  static ::dsc::KernelRegistrar DSC_KERNEL_CONCAT(dsc_kernel_registrar_, __COUNTER__)( \
+      domain, op, ::dsc::DeviceKind::device, ::dsc::DType::dtype, factory)
+
+// Shorthand for kernels with no per-node state beyond the node itself.
+template <typename K>
+KernelFactory MakeFactory() {
+  return [](const Node& n) -> StatusOr<std::unique_ptr<OpKernel>> {
+    auto k = std::make_unique<K>();
+    Status s = k->Init(n);
+    if (!s.ok()) return s.WithContext(n.Describe());
+    return std::unique_ptr<OpKernel>(std::move(k));
+  };
+}
+
+}  // namespace dsc

@@ -1,0 +1,28 @@
+// Running one node through its registered CPU kernel, for kernel tests.
+//
+//   Graph g; Value* x = g.AddInput("x", TensorType{DType::kFloat32, Shape{Dim::Static(2)}});
+//   Node* n = g.AddNode("Relu", {x}, {"y"}); n->output(0)->type = x->type;
+//   ASSIGN_OR_RETURN(std::vector<Tensor> out, RunNodeOnCpu(*n, {&input}));
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include <gtest/gtest.h>
+
+#include "kernels/kernel.h"
+
+namespace dsc::testing {
+
+// Outputs are allocated from the node's static output types (all outputs must be typed; an
+// output whose name starts with "__omit" is passed as omitted). Inputs are copied, so in-place
+// ops (Accumulate, AdamStep, ...) update the tensors in `inputs` themselves: pass mutable ones.
+StatusOr<std::vector<Tensor>> RunNodeOnCpu(const Node& node, const std::vector<Tensor*>& inputs,
+                                           uint64_t seed = 0, int64_t step = 1);
+
+// Max |a-b| / (atol + rtol*|b|) <= 1 elementwise; the message names the first bad index.
+::testing::AssertionResult AllClose(const Tensor& actual, const std::vector<double>& expected,
+                                    double rtol = 1e-5, double atol = 1e-6);
+
+}  // namespace dsc::testing
