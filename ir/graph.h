@@ -112,10 +112,11 @@ class Node {
   std::map<std::string, AttrValue> attrs_;
 };
 
-// Training metadata: which output is the loss, which initializers train.
+// Training metadata: which output is the loss, which initializers train, where their gradients are.
 struct TrainingInfo {
   std::string loss;                  // value name; empty until select-loss runs
   std::vector<std::string> parameters;  // trainable initializers, in graph order
+  std::vector<std::string> gradients;   // parallel to `parameters`: value holding d(loss)/d(param); empty until autodiff
 };
 
 class Graph {

@@ -5,14 +5,34 @@
 
 namespace dsc {
 
+namespace {
+
+std::string Join(const std::vector<std::string>& names) {
+  std::string joined;
+  for (size_t i = 0; i < names.size(); ++i) joined += (i ? "," : "") + names[i];
+  return joined;
+}
+
+// Removes `key` from `metadata` and returns its comma-separated items.
+std::vector<std::string> TakeList(std::map<std::string, std::string>* metadata, const char* key) {
+  std::vector<std::string> out;
+  auto it = metadata->find(key);
+  if (it == metadata->end()) return out;
+  std::stringstream ss(it->second);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  metadata->erase(it);
+  return out;
+}
+
+}  // namespace
+
 std::vector<std::pair<std::string, std::string>> TrainingToMetadata(const TrainingInfo& t) {
   std::vector<std::pair<std::string, std::string>> out;
   if (!t.loss.empty()) out.emplace_back(kLossMetaKey, t.loss);
-  if (!t.parameters.empty()) {
-    std::string joined;
-    for (size_t i = 0; i < t.parameters.size(); ++i) joined += (i ? "," : "") + t.parameters[i];
-    out.emplace_back(kParametersMetaKey, joined);
-  }
+  if (!t.parameters.empty()) out.emplace_back(kParametersMetaKey, Join(t.parameters));
+  if (!t.gradients.empty()) out.emplace_back(kGradientsMetaKey, Join(t.gradients));
   return out;
 }
 
@@ -23,14 +43,8 @@ TrainingInfo TrainingFromMetadata(std::map<std::string, std::string>* metadata) 
     t.loss = loss->second;
     metadata->erase(loss);
   }
-  auto params = metadata->find(kParametersMetaKey);
-  if (params != metadata->end()) {
-    std::stringstream ss(params->second);
-    std::string item;
-    while (std::getline(ss, item, ','))
-      if (!item.empty()) t.parameters.push_back(item);
-    metadata->erase(params);
-  }
+  t.parameters = TakeList(metadata, kParametersMetaKey);
+  t.gradients = TakeList(metadata, kGradientsMetaKey);
   return t;
 }
 

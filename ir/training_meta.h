@@ -16,8 +16,9 @@ namespace dsc {
 
 inline constexpr const char* kLossMetaKey = "dsc.loss";
 inline constexpr const char* kParametersMetaKey = "dsc.parameters";  // comma-joined names
+inline constexpr const char* kGradientsMetaKey = "dsc.gradients";    // comma-joined, parallel to parameters
 
-// The metadata pairs for `t`, in a fixed order (loss, then parameters); empty fields are omitted.
+// The metadata pairs for `t`, in a fixed order (loss, parameters, gradients); empty fields are omitted.
 std::vector<std::pair<std::string, std::string>> TrainingToMetadata(const TrainingInfo& t);
 // Extracts the training keys from `metadata` (erasing them) into a TrainingInfo.
 TrainingInfo TrainingFromMetadata(std::map<std::string, std::string>* metadata);

@@ -90,9 +90,10 @@ struct KernelRegistrar {
 #define DSC_KERNEL_CONCAT(a, b) DSC_KERNEL_CONCAT_(a, b)
 // Registers a factory at static-initialisation time. Kernel libraries are linked whole
 // (WHOLE_ARCHIVE) so these registrations are never dropped by the linker.
-#define DSC_REGISTER_KERNEL(domain, op, device, dtype, factory)                           \
+// The factory is variadic so template arguments with commas need no extra parentheses.
+#define DSC_REGISTER_KERNEL(domain, op, device, dtype, ...)                              \
   static ::dsc::KernelRegistrar DSC_KERNEL_CONCAT(dsc_kernel_registrar_, __COUNTER__)( \
-      domain, op, ::dsc::DeviceKind::device, ::dsc::DType::dtype, factory)
+      domain, op, ::dsc::DeviceKind::device, ::dsc::DType::dtype, __VA_ARGS__)
 
 // Shorthand for kernels with no per-node state beyond the node itself.
 template <typename K>

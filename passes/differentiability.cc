@@ -15,7 +15,13 @@ const std::map<std::string, std::set<size_t>>& NonDifferentiableInputs() {
       {"Clip", {1, 2}}, {"Dropout", {1, 2}}, {"BatchNormalization", {3, 4}},
       {"SoftmaxCrossEntropyLoss", {1, 2}}, {"NegativeLogLikelihoodLoss", {1, 2}},
       {"ReduceSum", {1}}, {"ReduceMean", {1}}, {"Resize", {1, 2, 3}}, {"Range", {0, 1, 2}},
-      {"ConstantOfShape", {0}}, {"Shape", {0}}, {"Size", {0}}, {"Trilu", {1}}};
+      {"ConstantOfShape", {0}}, {"Shape", {0}}, {"Size", {0}}, {"Trilu", {1}},
+      // Steering inputs of ops autodiff may meet on a differentiable path (float-typed only
+      // when an exporter chose to): indices, axes, counts.
+      {"GatherElements", {1}}, {"GatherND", {1}}, {"ScatterElements", {1}}, {"ScatterND", {1}},
+      {"CumSum", {1}}, {"TopK", {1}}, {"OneHot", {0, 1, 2}}, {"ReduceMax", {1}}, {"ReduceMin", {1}},
+      {"ReduceProd", {1}}, {"ReduceL2", {1}}, {"ReduceLogSumExp", {1}}, {"ReduceSumSquare", {1}},
+      {"Upsample", {1}}, {"EyeLike", {0}}};
   return table;
 }
 
@@ -23,7 +29,9 @@ const std::map<std::string, std::set<size_t>>& NonDifferentiableInputs() {
 const std::map<std::string, std::set<size_t>>& NonDifferentiableOutputs() {
   static const std::map<std::string, std::set<size_t>> table = {
       {"BatchNormalization", {1, 2}}, {"Dropout", {1}}, {"SoftmaxCrossEntropyLoss", {1}},
-      {"LayerNormalization", {1, 2}}, {"MaxPool", {1}}};
+      {"LayerNormalization", {1, 2}}, {"MaxPool", {1}}, {"TopK", {1}},
+      // Piecewise-constant ops: zero gradient almost everywhere, so nothing flows back (as in torch).
+      {"Floor", {0}}, {"Ceil", {0}}, {"Round", {0}}, {"Sign", {0}}};
   return table;
 }
 

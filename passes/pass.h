@@ -16,7 +16,12 @@
 
 namespace dsc {
 
+struct DsConfig;
+
 struct PassContext {
+  // The resolved DeepSpeed config (optimizer, accumulation, clipping); null in tests of passes
+  // that do not need it. Passes that need it fail with a clear error when it is null.
+  const DsConfig* config = nullptr;
   // Binds dim 0 of every graph input (the batch dimension); 0 when unknown.
   int64_t micro_batch = 0;
   std::map<std::string, int64_t> dims;  // --dim NAME=VALUE

@@ -139,6 +139,7 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
   RETURN_IF_ERROR(CheckImplemented(resolved, world_size, args.Get("--config")));
 
   PassContext ctx;
+  ctx.config = &cfg;
   ctx.micro_batch = resolved.value("train_micro_batch_size_per_gpu", int64_t{0});
   ASSIGN_OR_RETURN(ctx.dims, ParseDims(args.All("--dim")));
   ctx.loss = args.Get("--loss");

@@ -30,8 +30,11 @@ PY = sys.executable
 
 
 def _tree(d):
+    """Files export_models.py writes (trajectories come from reference_trajectories.py)."""
     out = []
     for base, _, files in os.walk(d):
+        if os.path.relpath(base, d).startswith(os.path.join("reference", "trajectories")):
+            continue
         for f in files:
             if f.endswith((".pyc",)):
                 continue

@@ -3,23 +3,31 @@
 //
 // File layout:
 //   # context: micro_batch=4 dim=seq=16 loss=NAME freeze=REGEX     (optional; keys repeatable)
+//   # context: pre=accumulate     (passes run before the one under test; comma-separated)
+//   # config: {"train_batch_size": 8, ...}   (optional: a DeepSpeed config for PassContext::config)
 //   # ----- input
-//   <graph>
+//   <graph>                        (one program, named "main"), or several, each after a
+//                                  "# ===== program NAME" line, as PrintModule prints them
 //   # ----- expect                 (graph text; compared after print(parse()) normalisation)
 //   # ----- expect-unchanged       (the pass must report no change and leave the text identical)
 //   # ----- expect-error           (the next non-empty line is a substring of the error)
-// The input is shape-inferred first, as the importer does for every model.
+// The input is shape-inferred first, as the importer does for every model. The output is the
+// module as PrintModule prints it, then, when the module has state, a "# ===== state" block with
+// one line per state tensor: NAME KIND TYPE [owner=P] init|zeros.
 // Set DSC_UPDATE_GOLDEN=1 to rewrite `expect` sections from the current output (then review the diff).
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
+#include "frontend/config/ds_config.h"
 #include "ir/shape_inference.h"
 #include "ir/text.h"
 #include "ir/verifier.h"
 #include "passes/pass.h"
+#include "passes/pass_manager.h"
 
 namespace dsc {
 namespace {
@@ -29,6 +37,8 @@ namespace fs = std::filesystem;
 struct GoldenCase {
   fs::path path;
   std::string pass;
+  std::vector<std::string> pre;  // passes run first
+  std::shared_ptr<DsConfig> config;
   PassContext ctx;
   std::string input;
   std::string mode;  // expect | expect-unchanged | expect-error
@@ -58,11 +68,24 @@ GoldenCase LoadCase(const fs::path& p) {
         if (k == "micro_batch") c.ctx.micro_batch = std::stoll(v);
         else if (k == "loss") c.ctx.loss = v;
         else if (k == "freeze") c.ctx.freeze.push_back(v);
+        else if (k == "pre") {
+          std::istringstream names(v);
+          std::string name;
+          while (std::getline(names, name, ',')) c.pre.push_back(name);
+        }
         else if (k == "dim") {
           auto e2 = v.find('=');
           c.ctx.dims[v.substr(0, e2)] = std::stoll(v.substr(e2 + 1));
         } else ADD_FAILURE() << p << ": unknown context key " << k;
       }
+      continue;
+    }
+    if (line.rfind("# config:", 0) == 0 && section.empty()) {
+      std::vector<std::string> warnings;
+      auto cfg = ParseDsConfig(line.substr(9), ConfigOptions{}, &warnings, p.string());
+      if (!cfg.ok()) ADD_FAILURE() << p << ": config does not parse: " << cfg.status().ToString();
+      else c.config = std::make_shared<DsConfig>(std::move(*cfg));
+      c.ctx.config = c.config.get();
       continue;
     }
     if (line.rfind("# ----- ", 0) == 0) {
@@ -74,6 +97,59 @@ GoldenCase LoadCase(const fs::path& p) {
     else if (!section.empty()) c.expected += line + "\n";
   }
   return c;
+}
+
+constexpr const char* kProgramHeader = "# ===== program ";
+constexpr const char* kStateHeader = "# ===== state";
+
+// Splits module text into (program name, graph text); text without headers is one program "main".
+std::vector<std::pair<std::string, std::string>> SplitPrograms(const std::string& text, std::string* state) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::istringstream in(text);
+  std::string line;
+  bool in_state = false;
+  while (std::getline(in, line)) {
+    if (line.rfind(kProgramHeader, 0) == 0) {
+      out.emplace_back(line.substr(std::string(kProgramHeader).size()), "");
+      in_state = false;
+    } else if (line.rfind(kStateHeader, 0) == 0) {
+      in_state = true;
+    } else if (in_state) {
+      while (!line.empty() && line.back() == ' ') line.pop_back();
+      if (!line.empty() && state) *state += line + "\n";
+    } else {
+      if (out.empty()) out.emplace_back("main", "");
+      out.back().second += line + "\n";
+    }
+  }
+  return out;
+}
+
+std::string PrintState(const Module& m) {
+  if (m.state.empty()) return "";
+  std::string out = std::string(kStateHeader) + "\n";
+  for (const StateInfo& s : m.state) {
+    Shape shape;
+    for (int64_t d : s.dims) shape.push_back(Dim::Static(d));
+    out += s.name + " " + StateKindName(s.kind) + " " + TypeToString(TensorType{s.dtype, shape});
+    if (!s.owner.empty()) out += " owner=" + s.owner;
+    out += s.zero_init ? " zeros\n" : " init\n";
+  }
+  return out;
+}
+
+std::string PrintAll(const Module& m) { return PrintModule(m, -1) + PrintState(m); }
+
+// The expected text in printed form: each program parsed and printed, the state block as written.
+StatusOr<std::string> NormalizeExpected(const std::string& text, const ParseOptions& popts) {
+  std::string state;
+  auto programs = SplitPrograms(text, &state);
+  Module m;
+  for (auto& [name, body] : programs) {
+    ASSIGN_OR_RETURN(auto g, ParseGraph(body, popts));
+    m.programs.push_back(PlanProgram{name, std::move(g)});
+  }
+  return PrintModule(m, -1) + (state.empty() ? "" : std::string(kStateHeader) + "\n" + state);
 }
 
 std::vector<fs::path> AllCases() {
@@ -91,18 +167,25 @@ TEST_P(GoldenTest, Matches) {
   GoldenCase c = LoadCase(GetParam());
   ParseOptions popts;
   popts.allow_elided = true;
-  auto g = ParseGraph(c.input, popts);
-  ASSERT_TRUE(g.ok()) << c.path << ": input does not parse: " << g.status().ToString();
-  // Every pass sees a typed graph in the pipeline (the importer infers types), so the input does too.
-  Status typed = InferShapes(**g);
-  ASSERT_TRUE(typed.ok()) << c.path << ": " << typed.ToString();
-  const std::string before = PrintGraph(**g);
+  Module module;
+  for (auto& [name, body] : SplitPrograms(c.input, nullptr)) {
+    auto g = ParseGraph(body, popts);
+    ASSERT_TRUE(g.ok()) << c.path << ": input program " << name << " does not parse: " << g.status().ToString();
+    // Every pass sees a typed graph in the pipeline (the importer infers types), so the input does too.
+    Status typed = InferShapes(**g);
+    ASSERT_TRUE(typed.ok()) << c.path << ": " << typed.ToString();
+    module.programs.push_back(PlanProgram{name, std::move(*g)});
+  }
+  for (const std::string& name : c.pre) {
+    auto pre_id = PassIdFromName(name);
+    ASSERT_TRUE(pre_id.ok()) << pre_id.status().ToString();
+    StatusOr<bool> ran = CreatePass(*pre_id)->Run(module, c.ctx);
+    ASSERT_TRUE(ran.ok()) << c.path << ": pre pass " << name << ": " << ran.status().ToString();
+  }
+  const std::string before = PrintAll(module);
   auto id = PassIdFromName(c.pass);
   ASSERT_TRUE(id.ok()) << id.status().ToString();
   auto pass = CreatePass(*id);
-  Module module;
-  module.programs.push_back(PlanProgram{"main", std::move(*g)});
-  Graph* graph = module.programs[0].graph.get();
   StatusOr<bool> changed = pass->Run(module, c.ctx);
 
   if (c.mode == "expect-error") {
@@ -117,8 +200,8 @@ TEST_P(GoldenTest, Matches) {
   ASSERT_TRUE(changed.ok()) << c.path << ": " << changed.status().ToString();
   VerifyOptions v;
   v.require_static_shapes = pass->establishes_static_shapes();
-  EXPECT_TRUE(VerifyGraph(*graph, v).ok()) << VerifyGraph(*graph, v).ToString();
-  const std::string after = PrintGraph(*graph);
+  EXPECT_TRUE(VerifyModule(module, v).ok()) << VerifyModule(module, v).ToString();
+  const std::string after = PrintAll(module);
   if (c.mode == "expect-unchanged") {
     EXPECT_FALSE(*changed) << c.path << ": pass reported a change";
     EXPECT_EQ(before, after) << c.path;
@@ -132,9 +215,9 @@ TEST_P(GoldenTest, Matches) {
     std::ofstream(c.path) << text;
     return;
   }
-  auto expected = ParseGraph(c.expected, popts);
+  auto expected = NormalizeExpected(c.expected, popts);
   ASSERT_TRUE(expected.ok()) << c.path << ": expected text does not parse: " << expected.status().ToString();
-  EXPECT_EQ(PrintGraph(**expected), after) << c.path;
+  EXPECT_EQ(*expected, after) << c.path;
 }
 
 INSTANTIATE_TEST_SUITE_P(Passes, GoldenTest, ::testing::ValuesIn(AllCases()),

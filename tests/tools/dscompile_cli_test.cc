@@ -39,17 +39,26 @@ TEST(DscompileCli, CompilesGptAndDumpsEveryPass) {
   CommandResult r = Dscompile(GptArgs(dir.File("gpt.dsplan")) + " --dump-dir " + ShellQuote(dir.File("dumps")));
   ASSERT_EQ(r.rc, 0) << r.output;
   EXPECT_NE(r.output.find("trainable parameters (30)"), std::string::npos) << r.output;
-  for (const char* f : {"00-input", "01-specialize", "02-select-loss", "03-fold-constants", "04-dce"}) {
+  // One program until accumulate splits it into micro_step and step.
+  for (const char* f : {"00-input", "01-specialize", "02-select-loss", "03-fold-constants", "04-dce", "05-autodiff"}) {
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx")) << f;
   }
+  for (const char* f : {"06-accumulate", "07-optimizer", "08-memory-plan"}) {
+    EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
+    EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".micro_step.onnx")) << f;
+    EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".step.onnx")) << f;
+  }
   StatusOr<Plan> plan = ReadPlan(dir.File("gpt.dsplan"));
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
-  ASSERT_EQ(plan->pipeline.size(), 4u);
+  ASSERT_EQ(plan->pipeline.size(), 8u);
   EXPECT_EQ(plan->config.value("train_batch_size", 0), 16);
-  const Graph& g = *plan->programs.at(0).graph;
-  EXPECT_EQ(g.training.parameters.size(), 30u);
-  for (const auto& n : g.nodes()) EXPECT_NE(n->op_type(), "Shape") << n->Describe();
+  ASSERT_NE(plan->FindProgram("micro_step"), nullptr);
+  ASSERT_NE(plan->FindProgram("step"), nullptr);
+  // 30 parameters, their accumulators and two AdamW moments each.
+  EXPECT_EQ(plan->state.size(), 30u * 4);
+  for (const auto& p : plan->programs)
+    for (const auto& n : p.graph->nodes()) EXPECT_NE(n->op_type(), "Shape") << n->Describe();
 }
 
 TEST(DscompileCli, PrintIrAfterAndTimePasses) {
@@ -59,6 +68,7 @@ TEST(DscompileCli, PrintIrAfterAndTimePasses) {
   EXPECT_NE(r.output.find("IR after pass 3 'fold-constants'"), std::string::npos);
   EXPECT_EQ(r.output.find("IR after pass 2"), std::string::npos);
   EXPECT_NE(r.output.find("pass  4 dce"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pass  8 memory-plan"), std::string::npos) << r.output;
 }
 
 TEST(DscompileCli, ExplicitPassesAndStopAfter) {

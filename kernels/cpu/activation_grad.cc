@@ -1,0 +1,64 @@
+// Gradients of the pointwise activations: ReluGrad, LeakyReluGrad, SigmoidGrad, TanhGrad (see ir/dsc_ops.h).
+#include <vector>
+
+#include "ir/dsc_ops.h"
+#include "kernels/cpu/nn_util.h"
+#include "kernels/kernel.h"
+
+namespace dsc {
+namespace {
+
+// (dY, T) -> dX with dX[i] = F(dY[i], T[i]); T is X (Relu, LeakyRelu) or Y (Sigmoid, Tanh), all one shape.
+template <typename F>
+class PointwiseGradKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(std::vector<int64_t> dy, nn::StaticDims(node.input(0), "dY"));
+    ASSIGN_OR_RETURN(std::vector<int64_t> t, nn::StaticDims(node.input(1), "input 1"));
+    ASSIGN_OR_RETURN(std::vector<int64_t> dx, nn::StaticDims(node.output(0), "dX"));
+    if (dy != t || dy != dx)
+      return InvalidArgument("dY ", nn::DimsToString(dy), ", input 1 ", nn::DimsToString(t), " and dX ",
+                             nn::DimsToString(dx), " must have one shape");
+    n_ = nn::Product(dy);
+    f_.alpha = node.GetFloat("alpha", 0.01f);
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const float* dy = ctx.input(0).data<float>();
+    const float* t = ctx.input(1).data<float>();
+    float* dx = ctx.output(0).data<float>();
+    const F f = f_;
+#pragma omp parallel for if (n_ > nn::kParallelThreshold)
+    for (int64_t i = 0; i < n_; ++i) dx[i] = f(dy[i], t[i]);
+    return Status::OK();
+  }
+
+ private:
+  int64_t n_ = 0;
+  F f_;
+};
+
+struct Relu {
+  float alpha;
+  float operator()(float dy, float x) const { return x > 0 ? dy : 0.0f; }
+};
+struct LeakyRelu {
+  float alpha;  // ONNX default 0.01
+  float operator()(float dy, float x) const { return x > 0 ? dy : dy * alpha; }
+};
+struct Sigmoid {
+  float alpha;
+  float operator()(float dy, float y) const { return dy * y * (1.0f - y); }
+};
+struct Tanh {
+  float alpha;
+  float operator()(float dy, float y) const { return dy * (1.0f - y * y); }
+};
+
+DSC_REGISTER_KERNEL(kDscDomain, ops::kReluGrad, kCpu, kFloat32, MakeFactory<PointwiseGradKernel<Relu>>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kLeakyReluGrad, kCpu, kFloat32, MakeFactory<PointwiseGradKernel<LeakyRelu>>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kSigmoidGrad, kCpu, kFloat32, MakeFactory<PointwiseGradKernel<Sigmoid>>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kTanhGrad, kCpu, kFloat32, MakeFactory<PointwiseGradKernel<Tanh>>());
+
+}  // namespace
+}  // namespace dsc

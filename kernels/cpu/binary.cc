@@ -1,0 +1,218 @@
+// Elementwise binary and variadic kernels with numpy broadcasting: arithmetic, Pow, Max/Min,
+// comparisons (-> bool), And/Or/Xor, and Where(cond, X, Y).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/cpu/broadcast.h"
+
+namespace dsc::cpu {
+namespace {
+
+// y = op(a, b) over a two-input plan. The innermost row is specialised on which side walks so
+// the common cases ([B,T,C] + [C], x * scalar) vectorise.
+template <typename TA, typename TB, typename R, typename Op>
+void BinaryLoop(const BroadcastPlan& p, const TA* a, const TB* b, R* y, Op op) {
+  if (p.same_shape) {
+#pragma omp parallel for if (p.numel >= kParallelMin) schedule(static)
+    for (int64_t i = 0; i < p.numel; ++i) y[i] = op(a[i], b[i]);
+    return;
+  }
+  const int64_t n = p.inner();
+  const bool a_walks = p.inner_stride(0) != 0, b_walks = p.inner_stride(1) != 0;
+  ForEachRow(p, [&](int64_t o, const int64_t* off) {
+    const TA* pa = a + off[0];
+    const TB* pb = b + off[1];
+    R* py = y + o;
+    if (a_walks && b_walks) {
+      for (int64_t i = 0; i < n; ++i) py[i] = op(pa[i], pb[i]);
+    } else if (a_walks) {
+      const TB vb = *pb;
+      for (int64_t i = 0; i < n; ++i) py[i] = op(pa[i], vb);
+    } else if (b_walks) {
+      const TA va = *pa;
+      for (int64_t i = 0; i < n; ++i) py[i] = op(va, pb[i]);
+    } else {
+      std::fill(py, py + n, static_cast<R>(op(*pa, *pb)));
+    }
+  });
+}
+
+struct AddOp { template <typename T> T operator()(T a, T b) const { return a + b; } };
+struct SubOp { template <typename T> T operator()(T a, T b) const { return a - b; } };
+struct MulOp { template <typename T> T operator()(T a, T b) const { return a * b; } };
+struct DivOp { float operator()(float a, float b) const { return a / b; } };
+// Integer Div truncates toward zero (C++ and onnxruntime); x / 0 gives 0 instead of a trap.
+struct IntDivOp { int64_t operator()(int64_t a, int64_t b) const { return b == 0 ? 0 : a / b; } };
+template <typename T> bool IsNan(T v) {
+  if constexpr (std::is_floating_point_v<T>) return std::isnan(v);
+  else return false;
+}
+// Max/Min propagate NaN like numpy.maximum / torch.maximum.
+struct MaxOp { template <typename T> T operator()(T a, T b) const { return (IsNan(a) || a > b) ? a : b; } };
+struct MinOp { template <typename T> T operator()(T a, T b) const { return (IsNan(a) || a < b) ? a : b; } };
+struct EqualOp { template <typename T> uint8_t operator()(T a, T b) const { return a == b; } };
+struct LessOp { template <typename T> uint8_t operator()(T a, T b) const { return a < b; } };
+struct GreaterOp { template <typename T> uint8_t operator()(T a, T b) const { return a > b; } };
+struct AndOp { uint8_t operator()(uint8_t a, uint8_t b) const { return a && b; } };
+struct OrOp { uint8_t operator()(uint8_t a, uint8_t b) const { return a || b; } };
+struct XorOp { uint8_t operator()(uint8_t a, uint8_t b) const { return (a != 0) != (b != 0); } };
+
+// Two inputs A, B broadcast to Y; R is Y's element type (uint8_t for bool results).
+template <typename T, typename R, typename Op>
+class BinaryKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(auto a, StaticDims(node.input(0)));
+    ASSIGN_OR_RETURN(auto b, StaticDims(node.input(1)));
+    ASSIGN_OR_RETURN(auto y, StaticDims(node.output(0)));
+    ASSIGN_OR_RETURN(plan_, MakeBroadcastPlan(y, {a, b}));
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    BinaryLoop(plan_, ctx.input(0).data<T>(), ctx.input(1).data<T>(), ctx.output(0).data<R>(), Op{});
+    return Status::OK();
+  }
+
+ private:
+  BroadcastPlan plan_;
+};
+
+template <typename T, typename Op> using Arith = BinaryKernel<T, T, Op>;
+template <typename T, typename Op> using Compare = BinaryKernel<T, uint8_t, Op>;
+template <typename Op> using Logical = BinaryKernel<uint8_t, uint8_t, Op>;
+
+// Max/Min of 1..N inputs: Y = op(X0, X1), then Y = op(Y, Xk) in place for each further input.
+template <typename T, typename Op>
+class VariadicKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    if (node.num_inputs() == 0) return InvalidArgument("needs at least one input");
+    ASSIGN_OR_RETURN(auto y, StaticDims(node.output(0)));
+    ASSIGN_OR_RETURN(auto x0, StaticDims(node.input(0)));
+    if (node.num_inputs() == 1) {
+      ASSIGN_OR_RETURN(first_, MakeBroadcastPlan(y, {x0}));
+      return Status::OK();
+    }
+    ASSIGN_OR_RETURN(auto x1, StaticDims(node.input(1)));
+    ASSIGN_OR_RETURN(first_, MakeBroadcastPlan(y, {x0, x1}));
+    for (size_t k = 2; k < node.num_inputs(); ++k) {
+      ASSIGN_OR_RETURN(auto xk, StaticDims(node.input(k)));
+      ASSIGN_OR_RETURN(BroadcastPlan p, MakeBroadcastPlan(y, {y, xk}));
+      rest_.push_back(std::move(p));
+    }
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    T* y = ctx.output(0).data<T>();
+    if (ctx.inputs.size() == 1) {
+      BroadcastCopy(first_, ctx.input(0).data<T>(), y);
+      return Status::OK();
+    }
+    BinaryLoop(first_, ctx.input(0).data<T>(), ctx.input(1).data<T>(), y, Op{});
+    for (size_t k = 0; k < rest_.size(); ++k) BinaryLoop(rest_[k], y, ctx.input(k + 2).data<T>(), y, Op{});
+    return Status::OK();
+  }
+
+ private:
+  BroadcastPlan first_;
+  std::vector<BroadcastPlan> rest_;
+};
+
+// Pow: float base; the exponent may be float32, int64 or int32 (ONNX allows mixed types).
+class PowKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(auto a, StaticDims(node.input(0)));
+    ASSIGN_OR_RETURN(auto b, StaticDims(node.input(1)));
+    ASSIGN_OR_RETURN(auto y, StaticDims(node.output(0)));
+    exponent_ = node.input(1)->type.dtype;
+    if (exponent_ != DType::kFloat32 && exponent_ != DType::kInt64 && exponent_ != DType::kInt32)
+      return Unimplemented("Pow exponent of type ", DTypeName(exponent_));
+    ASSIGN_OR_RETURN(plan_, MakeBroadcastPlan(y, {a, b}));
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const float* a = ctx.input(0).data<float>();
+    float* y = ctx.output(0).data<float>();
+    auto pow = [](float x, auto e) { return std::pow(x, static_cast<float>(e)); };
+    switch (exponent_) {
+      case DType::kInt64: BinaryLoop(plan_, a, ctx.input(1).data<int64_t>(), y, pow); break;
+      case DType::kInt32: BinaryLoop(plan_, a, ctx.input(1).data<int32_t>(), y, pow); break;
+      default: BinaryLoop(plan_, a, ctx.input(1).data<float>(), y, pow); break;
+    }
+    return Status::OK();
+  }
+
+ private:
+  DType exponent_ = DType::kFloat32;
+  BroadcastPlan plan_;
+};
+
+// Where(cond, X, Y): three-way broadcasting; X and Y of any one dtype (copied as words).
+class WhereKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(auto c, StaticDims(node.input(0)));
+    ASSIGN_OR_RETURN(auto x, StaticDims(node.input(1)));
+    ASSIGN_OR_RETURN(auto y, StaticDims(node.input(2)));
+    ASSIGN_OR_RETURN(auto out, StaticDims(node.output(0)));
+    if (node.input(1)->type.dtype != node.input(2)->type.dtype) return InvalidArgument("X and Y types differ");
+    element_size_ = DTypeSize(node.input(1)->type.dtype);
+    ASSIGN_OR_RETURN(plan_, MakeBroadcastPlan(out, {c, x, y}));
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    DispatchByElementSize(element_size_, [&](auto word) {
+      using W = decltype(word);
+      const uint8_t* cond = ctx.input(0).data<uint8_t>();
+      const W* x = ctx.input(1).data<W>();
+      const W* y = ctx.input(2).data<W>();
+      W* out = ctx.output(0).data<W>();
+      const int64_t n = plan_.inner(), sc = plan_.inner_stride(0), sx = plan_.inner_stride(1),
+                    sy = plan_.inner_stride(2);
+      ForEachRow(plan_, [&](int64_t o, const int64_t* off) {
+        for (int64_t i = 0; i < n; ++i)
+          out[o + i] = cond[off[0] + i * sc] ? x[off[1] + i * sx] : y[off[2] + i * sy];
+      });
+    });
+    return Status::OK();
+  }
+
+ private:
+  size_t element_size_ = 4;
+  BroadcastPlan plan_;
+};
+
+DSC_REGISTER_KERNEL("", "Add", kCpu, kFloat32, MakeFactory<Arith<float, AddOp>>());
+DSC_REGISTER_KERNEL("", "Sub", kCpu, kFloat32, MakeFactory<Arith<float, SubOp>>());
+DSC_REGISTER_KERNEL("", "Mul", kCpu, kFloat32, MakeFactory<Arith<float, MulOp>>());
+DSC_REGISTER_KERNEL("", "Div", kCpu, kFloat32, MakeFactory<Arith<float, DivOp>>());
+DSC_REGISTER_KERNEL("", "Pow", kCpu, kFloat32, MakeFactory<PowKernel>());
+// Sum of 1..N inputs: autodiff adds up three or more gradient contributions with it.
+DSC_REGISTER_KERNEL("", "Sum", kCpu, kFloat32, MakeFactory<VariadicKernel<float, AddOp>>());
+DSC_REGISTER_KERNEL("", "Max", kCpu, kFloat32, MakeFactory<VariadicKernel<float, MaxOp>>());
+DSC_REGISTER_KERNEL("", "Min", kCpu, kFloat32, MakeFactory<VariadicKernel<float, MinOp>>());
+DSC_REGISTER_KERNEL("", "Equal", kCpu, kFloat32, MakeFactory<Compare<float, EqualOp>>());
+DSC_REGISTER_KERNEL("", "Less", kCpu, kFloat32, MakeFactory<Compare<float, LessOp>>());
+DSC_REGISTER_KERNEL("", "Greater", kCpu, kFloat32, MakeFactory<Compare<float, GreaterOp>>());
+
+DSC_REGISTER_KERNEL("", "Add", kCpu, kInt64, MakeFactory<Arith<int64_t, AddOp>>());
+DSC_REGISTER_KERNEL("", "Sub", kCpu, kInt64, MakeFactory<Arith<int64_t, SubOp>>());
+DSC_REGISTER_KERNEL("", "Mul", kCpu, kInt64, MakeFactory<Arith<int64_t, MulOp>>());
+DSC_REGISTER_KERNEL("", "Div", kCpu, kInt64, MakeFactory<Arith<int64_t, IntDivOp>>());
+DSC_REGISTER_KERNEL("", "Max", kCpu, kInt64, MakeFactory<VariadicKernel<int64_t, MaxOp>>());
+DSC_REGISTER_KERNEL("", "Min", kCpu, kInt64, MakeFactory<VariadicKernel<int64_t, MinOp>>());
+DSC_REGISTER_KERNEL("", "Equal", kCpu, kInt64, MakeFactory<Compare<int64_t, EqualOp>>());
+DSC_REGISTER_KERNEL("", "Less", kCpu, kInt64, MakeFactory<Compare<int64_t, LessOp>>());
+DSC_REGISTER_KERNEL("", "Greater", kCpu, kInt64, MakeFactory<Compare<int64_t, GreaterOp>>());
+
+DSC_REGISTER_KERNEL("", "Equal", kCpu, kBool, MakeFactory<Compare<uint8_t, EqualOp>>());
+DSC_REGISTER_KERNEL("", "And", kCpu, kBool, MakeFactory<Logical<AndOp>>());
+DSC_REGISTER_KERNEL("", "Or", kCpu, kBool, MakeFactory<Logical<OrOp>>());
+DSC_REGISTER_KERNEL("", "Xor", kCpu, kBool, MakeFactory<Logical<XorOp>>());
+DSC_REGISTER_KERNEL("", "Where", kCpu, kBool, MakeFactory<WhereKernel>());
+
+}  // namespace
+}  // namespace dsc::cpu

@@ -1,0 +1,91 @@
+// Cast between float32/float16/bfloat16/float64/int64/int32/bool, every direction.
+// Float -> int truncates toward zero; anything -> bool is (x != 0), so NaN -> true, as in numpy.
+#include <cstring>
+#include <type_traits>
+
+#include "kernels/cpu/core_util.h"
+
+namespace dsc::cpu {
+namespace {
+
+// Storage types for the dtypes C++ has no arithmetic type for.
+struct Half { uint16_t bits; };
+struct BFloat16 { uint16_t bits; };
+struct Bool { uint8_t byte; };
+
+// Load gives an arithmetic value; Store<D> makes a D from one.
+template <typename T> T Load(T v) { return v; }
+inline float Load(Half v) { return HalfToFloat(v.bits); }
+inline float Load(BFloat16 v) { return BFloat16ToFloat(v.bits); }
+inline bool Load(Bool v) { return v.byte != 0; }
+
+template <typename D, typename V> D Store(V v) {
+  if constexpr (std::is_same_v<D, Half>) return Half{FloatToHalf(static_cast<float>(v))};
+  else if constexpr (std::is_same_v<D, BFloat16>) return BFloat16{FloatToBFloat16(static_cast<float>(v))};
+  else if constexpr (std::is_same_v<D, Bool>) return Bool{static_cast<uint8_t>(v != V(0))};
+  else return static_cast<D>(v);  // float -> int truncates toward zero
+}
+
+// Calls fn(T{}) with the storage type of `t`; false for a dtype Cast does not handle.
+template <typename Fn>
+bool DispatchCastType(DType t, Fn&& fn) {
+  switch (t) {
+    case DType::kFloat32: fn(float{}); return true;
+    case DType::kFloat16: fn(Half{}); return true;
+    case DType::kBFloat16: fn(BFloat16{}); return true;
+    case DType::kFloat64: fn(double{}); return true;
+    case DType::kInt64: fn(int64_t{}); return true;
+    case DType::kInt32: fn(int32_t{}); return true;
+    case DType::kBool: fn(Bool{}); return true;
+    default: return false;
+  }
+}
+
+class CastKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    from_ = node.input(0)->type.dtype;
+    to_ = node.output(0)->type.dtype;
+    if (node.HasAttr("to")) {
+      StatusOr<DType> to = DTypeFromOnnx(static_cast<int>(node.GetInt("to", 0)));
+      if (to.ok() && *to != to_)
+        return InvalidArgument("attribute to=", DTypeName(*to), " but the output is ", DTypeName(to_));
+    }
+    if (!DispatchCastType(to_, [](auto) {}) || !DispatchCastType(from_, [](auto) {}))
+      return Unimplemented("Cast from ", DTypeName(from_), " to ", DTypeName(to_));
+    return Status::OK();
+  }
+
+  Status Compute(KernelContext& ctx) override {
+    const TensorView& x = ctx.input(0);
+    TensorView& y = ctx.output(0);
+    if (from_ == to_) {
+      if (x.ptr != y.ptr && x.nbytes() > 0) std::memcpy(y.ptr, x.ptr, x.nbytes());
+      return Status::OK();
+    }
+    const int64_t n = x.numel();
+    DispatchCastType(from_, [&](auto s) {
+      DispatchCastType(to_, [&](auto d) {
+        using S = decltype(s);
+        using D = decltype(d);
+        const S* in = x.data<S>();
+        D* out = y.data<D>();
+#pragma omp parallel for if (n >= kParallelMin) schedule(static)
+        for (int64_t i = 0; i < n; ++i) out[i] = Store<D>(Load(in[i]));
+      });
+    });
+    return Status::OK();
+  }
+
+ private:
+  DType from_ = DType::kUndefined, to_ = DType::kUndefined;
+};
+
+[[maybe_unused]] const bool kRegistered =
+    RegisterForDTypes("Cast",
+                      {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64, DType::kInt64,
+                       DType::kInt32, DType::kBool},
+                      MakeFactory<CastKernel>());
+
+}  // namespace
+}  // namespace dsc::cpu

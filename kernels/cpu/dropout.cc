@@ -1,0 +1,141 @@
+// Dropout (opset 13) with a counter-based mask reproducible from (seed, step, node), and DropoutGrad.
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "ir/dsc_ops.h"
+#include "kernels/cpu/nn_util.h"
+#include "kernels/kernel.h"
+
+namespace dsc {
+namespace {
+
+// SplitMix64's finaliser: a bijective 64-bit mix, enough for masks (not for cryptography).
+uint64_t Mix(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// FNV-1a: a node id that is stable across runs and processes (std::hash is not guaranteed to be).
+uint64_t HashName(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char ch : s) h = (h ^ ch) * 0x100000001b3ULL;
+  return h;
+}
+
+// Reads an optional scalar float input (float32 or float64).
+StatusOr<float> ScalarFloat(const KernelContext& ctx, size_t i, float dflt) {
+  if (!ctx.has_input(i)) return dflt;
+  const TensorView& t = ctx.input(i);
+  if (t.numel() != 1) return InvalidArgument("input ", i, " must be a scalar, has ", t.numel(), " elements");
+  if (t.dtype == DType::kFloat32) return t.data<float>()[0];
+  if (t.dtype == DType::kFloat64) return static_cast<float>(t.data<double>()[0]);
+  return Unimplemented("input ", i, " of type ", DTypeName(t.dtype));
+}
+
+StatusOr<bool> ScalarBool(const KernelContext& ctx, size_t i, bool dflt) {
+  if (!ctx.has_input(i)) return dflt;
+  const TensorView& t = ctx.input(i);
+  if (t.numel() != 1 || t.dtype != DType::kBool) return InvalidArgument("input ", i, " must be a bool scalar");
+  return t.data<uint8_t>()[0] != 0;
+}
+
+// (data[, ratio][, training_mode]) -> output[, mask]
+// Training: keep[i] = u(key, i) >= ratio with u uniform in [0,1) from the element index alone, so a
+// mask is the same for any thread count and DropoutGrad can rely on the saved mask; output = data * keep / (1 - ratio).
+// Otherwise (or ratio 0): output = data and the mask is all true.
+class DropoutKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(std::vector<int64_t> d, nn::StaticDims(node.input(0), "data"));
+    n_ = nn::Product(d);
+    node_id_ = HashName(node.output(0)->name());
+    has_seed_attr_ = node.HasAttr("seed");
+    seed_attr_ = static_cast<uint64_t>(node.GetInt("seed", 0));
+    desc_ = node.Describe();
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    Status s = Run(ctx);
+    return s.ok() ? s : s.WithContext(desc_);
+  }
+
+ private:
+  Status Run(KernelContext& ctx) {
+    ASSIGN_OR_RETURN(float ratio, ScalarFloat(ctx, 1, 0.5f));
+    ASSIGN_OR_RETURN(bool training, ScalarBool(ctx, 2, false));
+    if (!(ratio >= 0.0f && ratio <= 1.0f)) return InvalidArgument("ratio ", ratio, " is not in [0, 1]");
+    const float* x = ctx.input(0).data<float>();
+    float* y = ctx.output(0).data<float>();
+    uint8_t* mask = ctx.has_output(1) ? ctx.output(1).data<uint8_t>() : nullptr;
+    if (!training || ratio == 0.0f) {
+      std::memcpy(y, x, static_cast<size_t>(n_) * sizeof(float));
+      if (mask) std::memset(mask, 1, static_cast<size_t>(n_));
+      return Status::OK();
+    }
+    // An explicit seed attribute replaces the run seed, as ONNX intends; the step still varies the mask.
+    const uint64_t seed = has_seed_attr_ ? seed_attr_ : ctx.seed;
+    const uint64_t key = Mix(Mix(Mix(seed) ^ static_cast<uint64_t>(ctx.step)) ^ node_id_);
+    const float scale = ratio < 1.0f ? 1.0f / (1.0f - ratio) : 0.0f;
+    const int64_t n = n_;
+#pragma omp parallel for if (n > nn::kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) {
+      const float u = static_cast<float>(Mix(key + static_cast<uint64_t>(i)) >> 40) * (1.0f / 16777216.0f);
+      const bool keep = u >= ratio;
+      y[i] = keep ? x[i] * scale : 0.0f;
+      if (mask) mask[i] = keep;
+    }
+    return Status::OK();
+  }
+
+  int64_t n_ = 0;
+  uint64_t node_id_ = 0, seed_attr_ = 0;
+  bool has_seed_attr_ = false;
+  std::string desc_;
+};
+
+// (dY, mask[, ratio][, training_mode]) -> dX = dY * mask / (1 - ratio).
+// The optional 4th input (as in ONNX Runtime's DropoutGrad) makes an inference-mode forward an identity.
+class DropoutGradKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(std::vector<int64_t> dy, nn::StaticDims(node.input(0), "dY"));
+    ASSIGN_OR_RETURN(std::vector<int64_t> mask, nn::StaticDims(node.input(1), "mask"));
+    if (dy != mask)
+      return InvalidArgument("dY ", nn::DimsToString(dy), " and mask ", nn::DimsToString(mask), " differ");
+    if (node.input(1)->type.dtype != DType::kBool) return InvalidArgument("mask must be bool");
+    n_ = nn::Product(dy);
+    desc_ = node.Describe();
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    Status s = Run(ctx);
+    return s.ok() ? s : s.WithContext(desc_);
+  }
+
+ private:
+  Status Run(KernelContext& ctx) {
+    ASSIGN_OR_RETURN(float ratio, ScalarFloat(ctx, 2, 0.5f));
+    ASSIGN_OR_RETURN(bool training, ScalarBool(ctx, 3, true));
+    if (!(ratio >= 0.0f && ratio <= 1.0f)) return InvalidArgument("ratio ", ratio, " is not in [0, 1]");
+    const float* dy = ctx.input(0).data<float>();
+    const uint8_t* mask = ctx.input(1).data<uint8_t>();
+    float* dx = ctx.output(0).data<float>();
+    const float scale = !training ? 1.0f : ratio < 1.0f ? 1.0f / (1.0f - ratio) : 0.0f;
+    const int64_t n = n_;
+#pragma omp parallel for if (n > nn::kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) dx[i] = mask[i] ? dy[i] * scale : 0.0f;
+    return Status::OK();
+  }
+
+  int64_t n_ = 0;
+  std::string desc_;
+};
+
+DSC_REGISTER_KERNEL("", "Dropout", kCpu, kFloat32, MakeFactory<DropoutKernel>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kDropoutGrad, kCpu, kFloat32, MakeFactory<DropoutGradKernel>());
+
+}  // namespace
+}  // namespace dsc

@@ -1,0 +1,202 @@
+// Classification losses (opset 13): SoftmaxCrossEntropyLoss, NegativeLogLikelihoodLoss, and their gradients.
+//
+// Shapes: scores/log-probs X:(N,C,d1..dk) viewed as (N,C,D); labels:(N,d1..dk) as (N,D); weights:(C).
+// Per element l[n,d] = -w[t] * logp[n,t,d] with t = labels[n,d] (w = 1 without weights); an element
+// whose label is ignore_index contributes 0 and has weight 0. reduction: none -> l:(N,d1..dk),
+// sum -> sum(l), mean -> sum(l) / sum(w[t]) (ONNX's weighted mean; NaN when every label is ignored).
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "ir/dsc_ops.h"
+#include "kernels/cpu/nn_util.h"
+#include "kernels/kernel.h"
+
+namespace dsc {
+namespace {
+
+enum class Reduction { kNone, kSum, kMean };
+
+struct LossShape {
+  int64_t n = 0, c = 0, d = 1;
+  Reduction reduction = Reduction::kMean;
+  bool has_ignore = false;
+  int64_t ignore_index = 0;
+  std::string desc;  // the node, for errors found at run time
+};
+
+// x: the (N,C,...) input, labels: (N,...), loss: the per-element or scalar loss (dLoss for grads).
+StatusOr<LossShape> ReadLoss(const Node& node, const Value* x, const Value* labels, const Value* weights,
+                             const Value* loss) {
+  ASSIGN_OR_RETURN(std::vector<int64_t> xd, nn::StaticDims(x, "scores"));
+  ASSIGN_OR_RETURN(std::vector<int64_t> ld, nn::StaticDims(labels, "labels"));
+  if (xd.size() < 2) return InvalidArgument("scores ", nn::DimsToString(xd), " need rank >= 2 (N,C,...)");
+  std::vector<int64_t> expect_l = {xd[0]};
+  expect_l.insert(expect_l.end(), xd.begin() + 2, xd.end());
+  if (ld != expect_l)
+    return InvalidArgument("labels ", nn::DimsToString(ld), " must be ", nn::DimsToString(expect_l), " for scores ",
+                           nn::DimsToString(xd));
+  if (labels->type.dtype != DType::kInt64 && labels->type.dtype != DType::kInt32)
+    return InvalidArgument("labels must be int64 or int32");
+  LossShape s;
+  s.n = xd[0], s.c = xd[1], s.d = nn::Product(xd, 2, xd.size());
+  if (weights) {
+    ASSIGN_OR_RETURN(std::vector<int64_t> wd, nn::StaticDims(weights, "weights"));
+    if (wd != std::vector<int64_t>{s.c})
+      return InvalidArgument("weights ", nn::DimsToString(wd), " must be [", s.c, "]");
+  }
+  std::string r = node.GetString("reduction", "mean");
+  if (r == "none")
+    s.reduction = Reduction::kNone;
+  else if (r == "sum")
+    s.reduction = Reduction::kSum;
+  else if (r == "mean")
+    s.reduction = Reduction::kMean;
+  else
+    return InvalidArgument("unknown reduction '", r, "'");
+  ASSIGN_OR_RETURN(std::vector<int64_t> out, nn::StaticDims(loss, "loss"));
+  if (s.reduction == Reduction::kNone ? out != ld : nn::Product(out) != 1)
+    return InvalidArgument("loss ", nn::DimsToString(out), " does not fit reduction '", r, "' and labels ",
+                           nn::DimsToString(ld));
+  s.has_ignore = node.HasAttr("ignore_index");
+  s.ignore_index = node.GetInt("ignore_index", 0);
+  s.desc = node.Describe();
+  return s;
+}
+
+// Reads the labels as int64, checks them, and gives each element its weight (0 when ignored).
+Status LabelsAndWeights(const LossShape& s, const KernelContext& ctx, size_t labels_i, size_t weights_i,
+                        std::vector<int64_t>* t, std::vector<double>* w, double* weight_sum) {
+  const TensorView& lv = ctx.input(labels_i);
+  const float* weights = ctx.has_input(weights_i) ? ctx.input(weights_i).data<float>() : nullptr;
+  const int64_t m = s.n * s.d;
+  t->resize(m);
+  w->resize(m);
+  *weight_sum = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    const int64_t label = lv.dtype == DType::kInt64 ? lv.data<int64_t>()[i] : lv.data<int32_t>()[i];
+    (*t)[i] = label;
+    if (s.has_ignore && label == s.ignore_index) {
+      (*w)[i] = 0;
+      continue;
+    }
+    if (label < 0 || label >= s.c)
+      return InvalidArgument(s.desc, ": label ", label, " at index ", i, " is outside [0, ", s.c, ")");
+    (*w)[i] = weights ? weights[label] : 1.0;
+    *weight_sum += (*w)[i];
+  }
+  return Status::OK();
+}
+
+// Writes log_softmax of x:(N,C,D) along C into logp.
+void LogSoftmaxAlongC(const float* x, const LossShape& s, float* logp) {
+  const int64_t C = s.c, D = s.d;
+#pragma omp parallel for collapse(2) if (s.n * C * D > nn::kParallelThreshold)
+  for (int64_t n = 0; n < s.n; ++n)
+    for (int64_t d = 0; d < D; ++d) {
+      const float* xr = x + n * C * D + d;
+      float mx = -INFINITY;
+      for (int64_t c = 0; c < C; ++c) mx = std::max(mx, xr[c * D]);
+      double sum = 0;
+      for (int64_t c = 0; c < C; ++c) sum += std::exp(static_cast<double>(xr[c * D] - mx));
+      const double lse = mx + std::log(sum);
+      for (int64_t c = 0; c < C; ++c) logp[n * C * D + c * D + d] = static_cast<float>(xr[c * D] - lse);
+    }
+}
+
+// SoftmaxCrossEntropyLoss: (scores, labels[, weights]) -> loss[, log_prob]
+// NegativeLogLikelihoodLoss: (input, target[, weight]) -> loss, with input already log-probabilities.
+template <bool kSoftmax>
+class LossKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(s_, ReadLoss(node, node.input(0), node.input(1), node.input(2), node.output(0)));
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    std::vector<int64_t> t;
+    std::vector<double> w;
+    double weight_sum = 0;
+    RETURN_IF_ERROR(LabelsAndWeights(s_, ctx, 1, 2, &t, &w, &weight_sum));
+    const float* logp = ctx.input(0).data<float>();
+    std::vector<float> scratch;
+    if (kSoftmax) {
+      float* out = ctx.has_output(1) ? ctx.output(1).data<float>() : nullptr;
+      if (!out) {
+        scratch.resize(static_cast<size_t>(s_.n * s_.c * s_.d));
+        out = scratch.data();
+      }
+      LogSoftmaxAlongC(logp, s_, out);
+      logp = out;
+    }
+    float* loss = ctx.output(0).data<float>();
+    double total = 0;
+    for (int64_t n = 0; n < s_.n; ++n)
+      for (int64_t d = 0; d < s_.d; ++d) {
+        const int64_t i = n * s_.d + d;
+        const double l = w[i] == 0 ? 0.0 : -w[i] * logp[(n * s_.c + t[i]) * s_.d + d];
+        if (s_.reduction == Reduction::kNone) loss[i] = static_cast<float>(l);
+        total += l;
+      }
+    if (s_.reduction == Reduction::kSum) loss[0] = static_cast<float>(total);
+    if (s_.reduction == Reduction::kMean) loss[0] = static_cast<float>(total / weight_sum);
+    return Status::OK();
+  }
+
+ private:
+  LossShape s_;
+};
+
+// (dLoss, scores|input, labels[, weights]) -> dX. With coef[n,d] = w[t] * (dLoss[n,d] for none,
+// dLoss for sum, dLoss / sum(w[t]) for mean):
+//   SoftmaxCrossEntropyLossGrad:   dScores[n,c,d] = coef * (softmax(scores)[n,c,d] - (c == t))
+//   NegativeLogLikelihoodLossGrad: dInput[n,c,d] = -coef * (c == t)
+template <bool kSoftmax>
+class LossGradKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(s_, ReadLoss(node, node.input(1), node.input(2), node.input(3), node.input(0)));
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    std::vector<int64_t> t;
+    std::vector<double> w;
+    double weight_sum = 0;
+    RETURN_IF_ERROR(LabelsAndWeights(s_, ctx, 2, 3, &t, &w, &weight_sum));
+    const float* dloss = ctx.input(0).data<float>();
+    const float* x = ctx.input(1).data<float>();
+    float* dx = ctx.output(0).data<float>();
+    const int64_t C = s_.c, D = s_.d;
+    if (kSoftmax) {
+      LogSoftmaxAlongC(x, s_, dx);
+    }
+#pragma omp parallel for collapse(2) if (s_.n * C * D > nn::kParallelThreshold)
+    for (int64_t n = 0; n < s_.n; ++n)
+      for (int64_t d = 0; d < D; ++d) {
+        const int64_t i = n * D + d;
+        double coef = w[i] * (s_.reduction == Reduction::kNone ? dloss[i] : dloss[0]);
+        if (s_.reduction == Reduction::kMean) coef /= weight_sum;
+        for (int64_t c = 0; c < C; ++c) {
+          float& g = dx[(n * C + c) * D + d];
+          const double onehot = c == t[i] && w[i] != 0 ? 1.0 : 0.0;
+          if (kSoftmax)
+            g = static_cast<float>(coef * (std::exp(static_cast<double>(g)) - onehot));
+          else
+            g = static_cast<float>(-coef * onehot);
+        }
+      }
+    return Status::OK();
+  }
+
+ private:
+  LossShape s_;
+};
+
+DSC_REGISTER_KERNEL("", "SoftmaxCrossEntropyLoss", kCpu, kFloat32, MakeFactory<LossKernel<true>>());
+DSC_REGISTER_KERNEL("", "NegativeLogLikelihoodLoss", kCpu, kFloat32, MakeFactory<LossKernel<false>>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kSoftmaxCrossEntropyLossGrad, kCpu, kFloat32, MakeFactory<LossGradKernel<true>>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kNegativeLogLikelihoodLossGrad, kCpu, kFloat32,
+                    MakeFactory<LossGradKernel<false>>());
+
+}  // namespace
+}  // namespace dsc

@@ -1,0 +1,290 @@
+// LayerNormalization (opset 17) and BatchNormalization (opset 15, inference and training) with their gradients.
+//
+// Statistics accumulate in double: the kernels are the reference the CUDA ones are checked against.
+#include <cmath>
+#include <vector>
+
+#include "ir/dsc_ops.h"
+#include "kernels/cpu/nn_util.h"
+#include "kernels/kernel.h"
+
+namespace dsc {
+namespace {
+
+// X viewed as (rows, cols): rows = prod(dims[:axis]), cols = prod(dims[axis:]) are normalised together.
+struct LayerNormShape {
+  int64_t rows = 1, cols = 1;
+};
+
+StatusOr<LayerNormShape> ReadLayerNorm(const Node& node, bool grad) {
+  const Value* xv = node.input(grad ? 1 : 0);
+  const Value* sv = node.input(grad ? 2 : 1);
+  ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(xv, "X"));
+  ASSIGN_OR_RETURN(std::vector<int64_t> scale, nn::StaticDims(sv, "Scale"));
+  ASSIGN_OR_RETURN(int64_t axis, nn::NormalizeAxis(node.GetInt("axis", -1), static_cast<int64_t>(x.size())));
+  LayerNormShape s{nn::Product(x, 0, axis), nn::Product(x, axis, x.size())};
+  if (nn::Product(scale) != s.cols)
+    return Unimplemented("Scale ", nn::DimsToString(scale), " must hold the normalised shape of X ",
+                         nn::DimsToString(x), " from axis ", axis, " (no broadcasting)");
+  return s;
+}
+
+// Mean and 1/sqrt(var + eps) of each row; var is biased (divides by cols).
+void RowStats(const float* x, int64_t rows, int64_t cols, float eps, std::vector<double>* mean,
+              std::vector<double>* rstd) {
+  mean->resize(rows);
+  rstd->resize(rows);
+#pragma omp parallel for if (rows * cols > nn::kParallelThreshold)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * cols;
+    double m = 0, v = 0;
+    for (int64_t j = 0; j < cols; ++j) m += xr[j];
+    m /= static_cast<double>(cols);
+    for (int64_t j = 0; j < cols; ++j) v += (xr[j] - m) * (xr[j] - m);
+    v /= static_cast<double>(cols);
+    (*mean)[r] = m;
+    (*rstd)[r] = 1.0 / std::sqrt(v + eps);
+  }
+}
+
+// (X, Scale[, B]) -> Y[, Mean, InvStdDev];  X:(rows,cols)  Scale,B:(cols)  Mean,InvStdDev:(rows) as (..., 1, 1)
+class LayerNormKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(s_, ReadLayerNorm(node, /*grad=*/false));
+    eps_ = node.GetFloat("epsilon", 1e-5f);
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const float* x = ctx.input(0).data<float>();
+    const float* scale = ctx.input(1).data<float>();
+    const float* bias = ctx.has_input(2) ? ctx.input(2).data<float>() : nullptr;
+    float* y = ctx.output(0).data<float>();
+    const int64_t rows = s_.rows, cols = s_.cols;
+    std::vector<double> mean, rstd;
+    RowStats(x, rows, cols, eps_, &mean, &rstd);
+#pragma omp parallel for if (rows * cols > nn::kParallelThreshold)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < cols; ++j) {
+        const double xhat = (x[r * cols + j] - mean[r]) * rstd[r];
+        y[r * cols + j] = static_cast<float>(xhat * scale[j] + (bias ? bias[j] : 0.0f));
+      }
+    for (int64_t r = 0; r < rows; ++r) {
+      if (ctx.has_output(1)) ctx.output(1).data<float>()[r] = static_cast<float>(mean[r]);
+      if (ctx.has_output(2)) ctx.output(2).data<float>()[r] = static_cast<float>(rstd[r]);
+    }
+    return Status::OK();
+  }
+
+ private:
+  LayerNormShape s_;
+  float eps_ = 1e-5f;
+};
+
+// (dY, X, Scale) -> dX, dScale, dBias; with xhat = (x - mean) * rstd and g = dY * Scale per row:
+//   dX = rstd * (g - mean(g) - xhat * mean(g * xhat)),  dScale = sum_rows dY * xhat,  dBias = sum_rows dY
+class LayerNormGradKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(s_, ReadLayerNorm(node, /*grad=*/true));
+    eps_ = node.GetFloat("epsilon", 1e-5f);
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const float* dy = ctx.input(0).data<float>();
+    const float* x = ctx.input(1).data<float>();
+    const float* scale = ctx.input(2).data<float>();
+    const int64_t rows = s_.rows, cols = s_.cols;
+    const bool par = rows * cols > nn::kParallelThreshold;
+    std::vector<double> mean, rstd;
+    RowStats(x, rows, cols, eps_, &mean, &rstd);
+    if (ctx.has_output(0)) {
+      float* dx = ctx.output(0).data<float>();
+#pragma omp parallel for if (par)
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * cols;
+        const float* dyr = dy + r * cols;
+        double mg = 0, mgx = 0;
+        for (int64_t j = 0; j < cols; ++j) {
+          const double g = static_cast<double>(dyr[j]) * scale[j];
+          mg += g;
+          mgx += g * (xr[j] - mean[r]) * rstd[r];
+        }
+        mg /= static_cast<double>(cols);
+        mgx /= static_cast<double>(cols);
+        for (int64_t j = 0; j < cols; ++j) {
+          const double g = static_cast<double>(dyr[j]) * scale[j];
+          const double xhat = (xr[j] - mean[r]) * rstd[r];
+          dx[r * cols + j] = static_cast<float>(rstd[r] * (g - mg - xhat * mgx));
+        }
+      }
+    }
+    float* dscale = ctx.has_output(1) ? ctx.output(1).data<float>() : nullptr;
+    float* dbias = ctx.has_output(2) ? ctx.output(2).data<float>() : nullptr;
+    if (dscale || dbias) {
+#pragma omp parallel for if (par)
+      for (int64_t j = 0; j < cols; ++j) {
+        double ds = 0, db = 0;
+        for (int64_t r = 0; r < rows; ++r) {
+          ds += dy[r * cols + j] * (x[r * cols + j] - mean[r]) * rstd[r];
+          db += dy[r * cols + j];
+        }
+        if (dscale) dscale[j] = static_cast<float>(ds);
+        if (dbias) dbias[j] = static_cast<float>(db);
+      }
+    }
+    return Status::OK();
+  }
+
+ private:
+  LayerNormShape s_;
+  float eps_ = 1e-5f;
+};
+
+// X:(N,C,spatial...) viewed as (N, C, S).
+struct BatchNormShape {
+  int64_t n = 1, c = 1, s = 1;
+};
+
+StatusOr<BatchNormShape> ReadBatchNorm(const Value* xv) {
+  ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(xv, "X"));
+  if (x.size() < 2) return InvalidArgument("X ", nn::DimsToString(x), " needs rank >= 2 (N,C,...)");
+  return BatchNormShape{x[0], x[1], nn::Product(x, 2, x.size())};
+}
+
+// Batch mean and biased variance of each channel over (N, S).
+void ChannelStats(const float* x, const BatchNormShape& b, std::vector<double>* mean, std::vector<double>* var) {
+  mean->assign(b.c, 0.0);
+  var->assign(b.c, 0.0);
+  const double count = static_cast<double>(b.n * b.s);
+#pragma omp parallel for if (b.n * b.c * b.s > nn::kParallelThreshold)
+  for (int64_t c = 0; c < b.c; ++c) {
+    double m = 0, v = 0;
+    for (int64_t n = 0; n < b.n; ++n)
+      for (int64_t i = 0; i < b.s; ++i) m += x[(n * b.c + c) * b.s + i];
+    m /= count;
+    for (int64_t n = 0; n < b.n; ++n)
+      for (int64_t i = 0; i < b.s; ++i) {
+        const double d = x[(n * b.c + c) * b.s + i] - m;
+        v += d * d;
+      }
+    (*mean)[c] = m;
+    (*var)[c] = v / count;
+  }
+}
+
+// (X, scale, B, input_mean, input_var) -> Y[, running_mean, running_var];  X:(N,C,S)  others:(C)
+// training_mode=1: Y from the batch statistics; running = input * momentum + batch * (1 - momentum),
+// with the biased batch variance as the ONNX spec says (PyTorch's running_var uses the unbiased one).
+class BatchNormKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(b_, ReadBatchNorm(node.input(0)));
+    eps_ = node.GetFloat("epsilon", 1e-5f);
+    momentum_ = node.GetFloat("momentum", 0.9f);
+    training_ = node.GetInt("training_mode", 0) != 0;
+    if (node.num_outputs() > 3)
+      return Unimplemented("BatchNormalization before opset 14 (saved_mean/saved_var outputs) is not supported");
+    for (size_t i = 1; i < 5; ++i) {
+      ASSIGN_OR_RETURN(std::vector<int64_t> d, nn::StaticDims(node.input(i), "per-channel input"));
+      if (nn::Product(d) != b_.c)
+        return InvalidArgument("input ", i, " ", nn::DimsToString(d), " must hold C=", b_.c, " values");
+    }
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const float* x = ctx.input(0).data<float>();
+    const float* scale = ctx.input(1).data<float>();
+    const float* bias = ctx.input(2).data<float>();
+    const float* in_mean = ctx.input(3).data<float>();
+    const float* in_var = ctx.input(4).data<float>();
+    float* y = ctx.output(0).data<float>();
+    std::vector<double> mean(in_mean, in_mean + b_.c), var(in_var, in_var + b_.c);
+    if (training_) ChannelStats(x, b_, &mean, &var);
+    const int64_t N = b_.n, C = b_.c, S = b_.s;
+#pragma omp parallel for collapse(2) if (N * C * S > nn::kParallelThreshold)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < C; ++c) {
+        const double a = scale[c] / std::sqrt(var[c] + eps_);
+        const double shift = bias[c] - mean[c] * a;
+        const float* xp = x + (n * C + c) * S;
+        float* yp = y + (n * C + c) * S;
+        for (int64_t i = 0; i < S; ++i) yp[i] = static_cast<float>(xp[i] * a + shift);
+      }
+    // Outside training the spec forbids these outputs; should a graph still ask, they pass the inputs on.
+    {
+      const double mom = training_ ? momentum_ : 1.0;
+      for (int64_t c = 0; c < C; ++c) {
+        if (ctx.has_output(1))
+          ctx.output(1).data<float>()[c] = static_cast<float>(in_mean[c] * mom + mean[c] * (1.0 - mom));
+        if (ctx.has_output(2))
+          ctx.output(2).data<float>()[c] = static_cast<float>(in_var[c] * mom + var[c] * (1.0 - mom));
+      }
+    }
+    return Status::OK();
+  }
+
+ private:
+  BatchNormShape b_;
+  float eps_ = 1e-5f, momentum_ = 0.9f;
+  bool training_ = false;
+};
+
+// (dY, X, Scale) -> dX, dScale, dBias in training mode (batch statistics), per channel over m = N*S:
+//   dBias = sum dY,  dScale = sum dY * xhat,  dX = Scale * rstd / m * (m * dY - dBias - xhat * dScale)
+class BatchNormGradKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(b_, ReadBatchNorm(node.input(1)));
+    eps_ = node.GetFloat("epsilon", 1e-5f);
+    ASSIGN_OR_RETURN(std::vector<int64_t> s, nn::StaticDims(node.input(2), "Scale"));
+    if (nn::Product(s) != b_.c) return InvalidArgument("Scale ", nn::DimsToString(s), " must hold C=", b_.c, " values");
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const float* dy = ctx.input(0).data<float>();
+    const float* x = ctx.input(1).data<float>();
+    const float* scale = ctx.input(2).data<float>();
+    float* dx = ctx.has_output(0) ? ctx.output(0).data<float>() : nullptr;
+    float* dscale = ctx.has_output(1) ? ctx.output(1).data<float>() : nullptr;
+    float* dbias = ctx.has_output(2) ? ctx.output(2).data<float>() : nullptr;
+    std::vector<double> mean, var;
+    ChannelStats(x, b_, &mean, &var);
+    const int64_t N = b_.n, C = b_.c, S = b_.s;
+    const double m = static_cast<double>(N * S);
+#pragma omp parallel for if (N * C * S > nn::kParallelThreshold)
+    for (int64_t c = 0; c < C; ++c) {
+      const double rstd = 1.0 / std::sqrt(var[c] + eps_);
+      double db = 0, ds = 0;
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t i = 0; i < S; ++i) {
+          const int64_t j = (n * C + c) * S + i;
+          db += dy[j];
+          ds += dy[j] * (x[j] - mean[c]) * rstd;
+        }
+      if (dbias) dbias[c] = static_cast<float>(db);
+      if (dscale) dscale[c] = static_cast<float>(ds);
+      if (!dx) continue;
+      const double k = scale[c] * rstd / m;
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t i = 0; i < S; ++i) {
+          const int64_t j = (n * C + c) * S + i;
+          const double xhat = (x[j] - mean[c]) * rstd;
+          dx[j] = static_cast<float>(k * (m * dy[j] - db - xhat * ds));
+        }
+    }
+    return Status::OK();
+  }
+
+ private:
+  BatchNormShape b_;
+  float eps_ = 1e-5f;
+};
+
+DSC_REGISTER_KERNEL("", "LayerNormalization", kCpu, kFloat32, MakeFactory<LayerNormKernel>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kLayerNormalizationGrad, kCpu, kFloat32, MakeFactory<LayerNormGradKernel>());
+DSC_REGISTER_KERNEL("", "BatchNormalization", kCpu, kFloat32, MakeFactory<BatchNormKernel>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kBatchNormalizationGrad, kCpu, kFloat32, MakeFactory<BatchNormGradKernel>());
+
+}  // namespace
+}  // namespace dsc

@@ -1,0 +1,238 @@
+// 2-D pooling: MaxPool (with optional Indices), AveragePool, GlobalAveragePool, and MaxPoolGrad/AveragePoolGrad.
+//
+// Windows follow PyTorch where ONNX leaves room: with ceil_mode a window never starts in the end
+// padding; MaxPool takes the first maximum in row-major window order (NaN wins, as in PyTorch) and
+// ignores padding; AveragePool's count_include_pad counts taps inside the padded extent only.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "ir/dsc_ops.h"
+#include "kernels/cpu/nn_util.h"
+#include "kernels/kernel.h"
+
+namespace dsc {
+namespace {
+
+// Pool attributes over X:(N,C,H,W) -> Y:(N,C,OH,OW); planes = N*C.
+struct PoolShape {
+  nn::Window2D w;
+  int64_t planes = 0;
+  bool count_include_pad = false;
+};
+
+StatusOr<PoolShape> ReadPool(const Node& node, const Value* xv, const Value* yv) {
+  ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(xv, "X"));
+  ASSIGN_OR_RETURN(std::vector<int64_t> y, nn::StaticDims(yv, "Y"));
+  if (!node.HasAttr("kernel_shape")) return InvalidArgument("kernel_shape is required");
+  PoolShape s;
+  ASSIGN_OR_RETURN(s.w, nn::ParseWindow2D(node, x, y, {}, node.GetInt("ceil_mode", 0) != 0));
+  if (x[0] != y[0] || x[1] != y[1])
+    return InvalidArgument("X ", nn::DimsToString(x), " and Y ", nn::DimsToString(y), " differ in N or C");
+  s.planes = x[0] * x[1];
+  s.count_include_pad = node.GetInt("count_include_pad", 0) != 0;
+  return s;
+}
+
+// Offset (within the plane) of the first maximum of window (oy, ox), or -1 if no tap is inside X.
+int64_t ArgMax(const float* x, const nn::Window2D& w, int64_t oy, int64_t ox) {
+  int64_t best = -1;
+  float mx = 0;
+  for (int64_t ki = 0; ki < w.kh; ++ki) {
+    const int64_t iy = oy * w.sh - w.pt + ki * w.dh;
+    if (iy < 0 || iy >= w.ih) continue;
+    for (int64_t kj = 0; kj < w.kw; ++kj) {
+      const int64_t ix = ox * w.sw - w.pl + kj * w.dw;
+      if (ix < 0 || ix >= w.iw) continue;
+      const float v = x[iy * w.iw + ix];
+      if (best < 0 || v > mx || (std::isnan(v) && !std::isnan(mx))) best = iy * w.iw + ix, mx = v;
+    }
+  }
+  return best;
+}
+
+// How many taps of window (oy, ox) an average divides by.
+int64_t Divisor(const PoolShape& s, int64_t oy, int64_t ox) {
+  const nn::Window2D& w = s.w;
+  const int64_t lo_y = s.count_include_pad ? -w.pt : 0, hi_y = s.count_include_pad ? w.ih + w.pb : w.ih;
+  const int64_t lo_x = s.count_include_pad ? -w.pl : 0, hi_x = s.count_include_pad ? w.iw + w.pr : w.iw;
+  int64_t ny = 0, nx = 0;
+  for (int64_t ki = 0; ki < w.kh; ++ki) {
+    const int64_t iy = oy * w.sh - w.pt + ki * w.dh;
+    ny += iy >= lo_y && iy < hi_y;
+  }
+  for (int64_t kj = 0; kj < w.kw; ++kj) {
+    const int64_t ix = ox * w.sw - w.pl + kj * w.dw;
+    nx += ix >= lo_x && ix < hi_x;
+  }
+  return ny * nx;
+}
+
+// X -> Y[, Indices];  Indices are flat offsets into X:(N,C,H,W) (storage_order 0).
+class MaxPoolKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(s_, ReadPool(node, node.input(0), node.output(0)));
+    if (node.num_outputs() > 1 && node.GetInt("storage_order", 0) != 0)
+      return Unimplemented("MaxPool Indices with storage_order=1");
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const float* x = ctx.input(0).data<float>();
+    float* y = ctx.output(0).data<float>();
+    int64_t* idx = ctx.has_output(1) ? ctx.output(1).data<int64_t>() : nullptr;
+    const nn::Window2D& w = s_.w;
+    const int64_t in_plane = w.ih * w.iw, out_plane = w.oh * w.ow;
+#pragma omp parallel for if (s_.planes * out_plane * w.kh * w.kw > nn::kParallelThreshold)
+    for (int64_t p = 0; p < s_.planes; ++p)
+      for (int64_t oy = 0; oy < w.oh; ++oy)
+        for (int64_t ox = 0; ox < w.ow; ++ox) {
+          const int64_t a = ArgMax(x + p * in_plane, w, oy, ox);
+          const int64_t o = p * out_plane + oy * w.ow + ox;
+          y[o] = a < 0 ? 0.0f : x[p * in_plane + a];
+          if (idx) idx[o] = a < 0 ? -1 : p * in_plane + a;
+        }
+    return Status::OK();
+  }
+
+ private:
+  PoolShape s_;
+};
+
+// X -> Y, the mean of each window's taps (see Divisor for which taps count).
+class AveragePoolKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(s_, ReadPool(node, node.input(0), node.output(0)));
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const float* x = ctx.input(0).data<float>();
+    float* y = ctx.output(0).data<float>();
+    const nn::Window2D& w = s_.w;
+    const int64_t in_plane = w.ih * w.iw, out_plane = w.oh * w.ow;
+#pragma omp parallel for if (s_.planes * out_plane * w.kh * w.kw > nn::kParallelThreshold)
+    for (int64_t p = 0; p < s_.planes; ++p)
+      for (int64_t oy = 0; oy < w.oh; ++oy)
+        for (int64_t ox = 0; ox < w.ow; ++ox) {
+          double sum = 0;
+          for (int64_t ki = 0; ki < w.kh; ++ki) {
+            const int64_t iy = oy * w.sh - w.pt + ki * w.dh;
+            if (iy < 0 || iy >= w.ih) continue;
+            for (int64_t kj = 0; kj < w.kw; ++kj) {
+              const int64_t ix = ox * w.sw - w.pl + kj * w.dw;
+              if (ix >= 0 && ix < w.iw) sum += x[p * in_plane + iy * w.iw + ix];
+            }
+          }
+          const int64_t d = Divisor(s_, oy, ox);
+          y[p * out_plane + oy * w.ow + ox] = d ? static_cast<float>(sum / d) : 0.0f;
+        }
+    return Status::OK();
+  }
+
+ private:
+  PoolShape s_;
+};
+
+// X:(N,C,spatial...) -> Y:(N,C,1,...), the mean over the spatial dims.
+class GlobalAveragePoolKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(node.input(0), "X"));
+    if (x.size() < 3) return InvalidArgument("X ", nn::DimsToString(x), " needs rank >= 3 (N,C,spatial...)");
+    planes_ = x[0] * x[1];
+    size_ = nn::Product(x, 2, x.size());
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const float* x = ctx.input(0).data<float>();
+    float* y = ctx.output(0).data<float>();
+#pragma omp parallel for if (planes_ * size_ > nn::kParallelThreshold)
+    for (int64_t p = 0; p < planes_; ++p) {
+      double sum = 0;
+      for (int64_t i = 0; i < size_; ++i) sum += x[p * size_ + i];
+      y[p] = static_cast<float>(sum / static_cast<double>(size_));
+    }
+    return Status::OK();
+  }
+
+ private:
+  int64_t planes_ = 0, size_ = 1;
+};
+
+// (dY, X) -> dX: each window's dY goes to its first maximum, as the forward picked it.
+class MaxPoolGradKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(s_, ReadPool(node, node.input(1), node.input(0)));
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const float* dy = ctx.input(0).data<float>();
+    const float* x = ctx.input(1).data<float>();
+    float* dx = ctx.output(0).data<float>();
+    const nn::Window2D& w = s_.w;
+    const int64_t in_plane = w.ih * w.iw, out_plane = w.oh * w.ow;
+#pragma omp parallel for if (s_.planes * out_plane * w.kh * w.kw > nn::kParallelThreshold)
+    for (int64_t p = 0; p < s_.planes; ++p) {
+      float* dxp = dx + p * in_plane;
+      std::fill(dxp, dxp + in_plane, 0.0f);
+      for (int64_t oy = 0; oy < w.oh; ++oy)
+        for (int64_t ox = 0; ox < w.ow; ++ox) {
+          const int64_t a = ArgMax(x + p * in_plane, w, oy, ox);
+          if (a >= 0) dxp[a] += dy[p * out_plane + oy * w.ow + ox];
+        }
+    }
+    return Status::OK();
+  }
+
+ private:
+  PoolShape s_;
+};
+
+// (dY) -> dX: each window's dY / divisor goes to every tap inside X; dX's shape comes from its type.
+class AveragePoolGradKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(s_, ReadPool(node, node.output(0), node.input(0)));
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const float* dy = ctx.input(0).data<float>();
+    float* dx = ctx.output(0).data<float>();
+    const nn::Window2D& w = s_.w;
+    const int64_t in_plane = w.ih * w.iw, out_plane = w.oh * w.ow;
+#pragma omp parallel for if (s_.planes * out_plane * w.kh * w.kw > nn::kParallelThreshold)
+    for (int64_t p = 0; p < s_.planes; ++p) {
+      float* dxp = dx + p * in_plane;
+      std::fill(dxp, dxp + in_plane, 0.0f);
+      for (int64_t oy = 0; oy < w.oh; ++oy)
+        for (int64_t ox = 0; ox < w.ow; ++ox) {
+          const int64_t d = Divisor(s_, oy, ox);
+          if (!d) continue;
+          const float g = dy[p * out_plane + oy * w.ow + ox] / static_cast<float>(d);
+          for (int64_t ki = 0; ki < w.kh; ++ki) {
+            const int64_t iy = oy * w.sh - w.pt + ki * w.dh;
+            if (iy < 0 || iy >= w.ih) continue;
+            for (int64_t kj = 0; kj < w.kw; ++kj) {
+              const int64_t ix = ox * w.sw - w.pl + kj * w.dw;
+              if (ix >= 0 && ix < w.iw) dxp[iy * w.iw + ix] += g;
+            }
+          }
+        }
+    }
+    return Status::OK();
+  }
+
+ private:
+  PoolShape s_;
+};
+
+DSC_REGISTER_KERNEL("", "MaxPool", kCpu, kFloat32, MakeFactory<MaxPoolKernel>());
+DSC_REGISTER_KERNEL("", "AveragePool", kCpu, kFloat32, MakeFactory<AveragePoolKernel>());
+DSC_REGISTER_KERNEL("", "GlobalAveragePool", kCpu, kFloat32, MakeFactory<GlobalAveragePoolKernel>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kMaxPoolGrad, kCpu, kFloat32, MakeFactory<MaxPoolGradKernel>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kAveragePoolGrad, kCpu, kFloat32, MakeFactory<AveragePoolGradKernel>());
+
+}  // namespace
+}  // namespace dsc

@@ -1,0 +1,207 @@
+// Reductions ReduceSum/Mean/Max/Min over a set of axes (input 1 or the `axes` attribute).
+//
+// Init collapses X into groups of neighbouring kept/reduced dims. With one reduced group X is
+// (outer, R, inner) and each output element reduces R values a stride `inner` apart; any other
+// pattern (axes {0,2} of a 3-D tensor, ...) takes a generic path that walks the reduced dims.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include "kernels/cpu/core_util.h"
+
+namespace dsc::cpu {
+namespace {
+
+template <typename T>
+using SumAcc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
+
+template <typename T> bool IsNan(T v) {
+  if constexpr (std::is_floating_point_v<T>) return std::isnan(v);
+  else return false;
+}
+
+// Each reduction: an accumulator, its start value, one step, and the final value from count.
+template <typename T>
+struct SumReduce {
+  using Acc = SumAcc<T>;
+  static Acc Start() { return Acc(0); }
+  static Acc Step(Acc a, T x) { return a + x; }
+  static T Finish(Acc a, int64_t) { return static_cast<T>(a); }
+};
+template <typename T>
+struct MeanReduce : SumReduce<T> {
+  // 0 / 0 is NaN for an empty reduction, as in numpy.mean.
+  static T Finish(SumAcc<T> a, int64_t n) { return static_cast<T>(a / static_cast<SumAcc<T>>(n)); }
+};
+template <typename T>
+struct MaxReduce {
+  using Acc = T;
+  static T Start() {
+    if constexpr (std::is_floating_point_v<T>) return -std::numeric_limits<T>::infinity();
+    else return std::numeric_limits<T>::lowest();
+  }
+  static T Step(T a, T x) { return (IsNan(a) || a >= x) ? a : x; }
+  static T Finish(T a, int64_t) { return a; }
+};
+template <typename T>
+struct MinReduce {
+  using Acc = T;
+  static T Start() {
+    if constexpr (std::is_floating_point_v<T>) return std::numeric_limits<T>::infinity();
+    else return std::numeric_limits<T>::max();
+  }
+  static T Step(T a, T x) { return (IsNan(a) || a <= x) ? a : x; }
+  static T Finish(T a, int64_t) { return a; }
+};
+
+// How X is walked, derived from its dims and the reduced axes.
+struct ReducePlan {
+  bool copy = false;  // noop_with_empty_axes and no axes: Y = X
+  int64_t count = 1;  // elements reduced into each output
+  // Fast path, X:(outer, R, inner) with R = count.
+  bool simple = false;
+  int64_t outer = 1, inner = 1;
+  // Generic path: kept dims/strides (output order) and reduced dims/strides, in X's elements.
+  std::vector<int64_t> kept_dims, kept_strides, red_dims, red_strides;
+};
+
+StatusOr<ReducePlan> MakeReducePlan(const std::vector<int64_t>& x, std::vector<int64_t> axes, bool noop_empty) {
+  ReducePlan p;
+  const int64_t rank = static_cast<int64_t>(x.size());
+  if (axes.empty() && noop_empty) {
+    p.copy = true;
+    return p;
+  }
+  std::vector<bool> reduced(x.size(), axes.empty());
+  for (int64_t a : axes) {
+    ASSIGN_OR_RETURN(int64_t axis, NormalizeAxis(a, rank));
+    reduced[static_cast<size_t>(axis)] = true;
+  }
+  // Groups of neighbouring dims of one kind; size-1 dims fold into any group.
+  std::vector<int64_t> sizes;
+  std::vector<bool> kinds;
+  for (size_t d = 0; d < x.size(); ++d) {
+    if (reduced[d]) p.count *= x[d];
+    if (x[d] == 1) continue;
+    if (!kinds.empty() && kinds.back() == reduced[d]) sizes.back() *= x[d];
+    else sizes.push_back(x[d]), kinds.push_back(reduced[d]);
+  }
+  int n_reduced = static_cast<int>(std::count(kinds.begin(), kinds.end(), true));
+  if (n_reduced <= 1) {
+    p.simple = true;
+    bool seen = false;
+    for (size_t g = 0; g < sizes.size(); ++g) {
+      if (kinds[g]) seen = true;
+      else (seen ? p.inner : p.outer) *= sizes[g];
+    }
+    return p;
+  }
+  std::vector<int64_t> strides = ContiguousStrides(x);
+  for (size_t d = 0; d < x.size(); ++d) {
+    (reduced[d] ? p.red_dims : p.kept_dims).push_back(x[d]);
+    (reduced[d] ? p.red_strides : p.kept_strides).push_back(strides[d]);
+  }
+  return p;
+}
+
+template <typename T, template <typename> class R>
+class ReduceKernel : public OpKernel {
+  using Red = R<T>;
+  using Acc = typename Red::Acc;
+
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(x_dims_, StaticDims(node.input(0)));
+    noop_empty_ = node.GetInt("noop_with_empty_axes", 0) != 0;
+    if (node.input(1)) {  // ReduceSum (opset 13) and every reduce at opset 18
+      axes_.Init(node, 1);
+      if (!axes_.constant()) return Status::OK();  // planned at Compute
+      ASSIGN_OR_RETURN(plan_, MakeReducePlan(x_dims_, axes_.constant_values(), noop_empty_));
+    } else {
+      ASSIGN_OR_RETURN(plan_, MakeReducePlan(x_dims_, node.GetInts("axes"), noop_empty_));
+    }
+    ASSIGN_OR_RETURN(auto y_dims, StaticDims(node.output(0)));
+    const int64_t y_numel = Product(y_dims), x_numel = Product(x_dims_);
+    if (!plan_.copy && plan_.count != 0 && y_numel * plan_.count != x_numel)
+      return InvalidArgument("output has ", y_numel, " elements; reducing leaves ", x_numel / plan_.count);
+    return Status::OK();
+  }
+
+  Status Compute(KernelContext& ctx) override {
+    if (axes_.present() && !axes_.constant()) {
+      ASSIGN_OR_RETURN(plan_, MakeReducePlan(x_dims_, axes_.Get(ctx), noop_empty_));
+    }
+    const TensorView& x = ctx.input(0);
+    TensorView& y = ctx.output(0);
+    if (plan_.copy) {
+      if (x.ptr != y.ptr) std::memcpy(y.ptr, x.ptr, x.nbytes());
+    } else if (plan_.simple) {
+      ReduceSimple(x.data<T>(), y.data<T>());
+    } else {
+      ReduceGeneric(x.data<T>(), y.data<T>(), y.numel());
+    }
+    return Status::OK();
+  }
+
+ private:
+  // X:(outer, R, inner) -> Y:(outer, inner). Work is split into (outer, block of inner) tasks
+  // so reducing the leading axis of a wide tensor still reads rows contiguously.
+  void ReduceSimple(const T* x, T* y) const {
+    constexpr int64_t kBlock = 64;
+    const int64_t outer = plan_.outer, inner = plan_.inner, r_len = plan_.count;
+    const int64_t blocks = (inner + kBlock - 1) / kBlock, tasks = outer * blocks;
+#pragma omp parallel for if (outer * inner * r_len >= kParallelMin) schedule(static)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t o = t / blocks, i0 = (t % blocks) * kBlock, len = std::min(kBlock, inner - i0);
+      Acc acc[kBlock];
+      std::fill(acc, acc + len, Red::Start());
+      const T* base = x + o * r_len * inner + i0;
+      for (int64_t r = 0; r < r_len; ++r) {
+        const T* row = base + r * inner;
+        for (int64_t i = 0; i < len; ++i) acc[i] = Red::Step(acc[i], row[i]);
+      }
+      for (int64_t i = 0; i < len; ++i) y[o * inner + i0 + i] = Red::Finish(acc[i], r_len);
+    }
+  }
+
+  // Any set of axes: each output element unravels its kept index, then walks the reduced dims.
+  void ReduceGeneric(const T* x, T* y, int64_t y_numel) const {
+    const auto& p = plan_;
+#pragma omp parallel for if (y_numel * p.count >= kParallelMin) schedule(static)
+    for (int64_t o = 0; o < y_numel; ++o) {
+      int64_t base = 0, rest = o;
+      for (size_t d = p.kept_dims.size(); d-- > 0;) {
+        base += (rest % p.kept_dims[d]) * p.kept_strides[d];
+        rest /= p.kept_dims[d];
+      }
+      Acc acc = Red::Start();
+      for (int64_t r = 0; r < p.count; ++r) {
+        int64_t off = base, rr = r;
+        for (size_t d = p.red_dims.size(); d-- > 0;) {
+          off += (rr % p.red_dims[d]) * p.red_strides[d];
+          rr /= p.red_dims[d];
+        }
+        acc = Red::Step(acc, x[off]);
+      }
+      y[o] = Red::Finish(acc, p.count);
+    }
+  }
+
+  std::vector<int64_t> x_dims_;
+  bool noop_empty_ = false;
+  IntsInput axes_;
+  ReducePlan plan_;
+};
+
+DSC_REGISTER_KERNEL("", "ReduceSum", kCpu, kFloat32, MakeFactory<ReduceKernel<float, SumReduce>>());
+DSC_REGISTER_KERNEL("", "ReduceMean", kCpu, kFloat32, MakeFactory<ReduceKernel<float, MeanReduce>>());
+DSC_REGISTER_KERNEL("", "ReduceMax", kCpu, kFloat32, MakeFactory<ReduceKernel<float, MaxReduce>>());
+DSC_REGISTER_KERNEL("", "ReduceMin", kCpu, kFloat32, MakeFactory<ReduceKernel<float, MinReduce>>());
+DSC_REGISTER_KERNEL("", "ReduceSum", kCpu, kInt64, MakeFactory<ReduceKernel<int64_t, SumReduce>>());
+DSC_REGISTER_KERNEL("", "ReduceMax", kCpu, kInt64, MakeFactory<ReduceKernel<int64_t, MaxReduce>>());
+DSC_REGISTER_KERNEL("", "ReduceMin", kCpu, kInt64, MakeFactory<ReduceKernel<int64_t, MinReduce>>());
+
+}  // namespace
+}  // namespace dsc::cpu

@@ -1,0 +1,109 @@
+// Softmax and LogSoftmax (ONNX opset 13: one axis, default -1) and their gradients SoftmaxGrad/LogSoftmaxGrad.
+#include <cmath>
+#include <vector>
+
+#include "ir/dsc_ops.h"
+#include "kernels/cpu/nn_util.h"
+#include "kernels/kernel.h"
+
+namespace dsc {
+namespace {
+
+// Every tensor is viewed as (outer, n, inner) around the axis; a "row" is the n elements at stride inner.
+struct AxisView {
+  int64_t outer = 1, n = 1, inner = 1;
+};
+
+StatusOr<AxisView> ReadAxis(const Node& node, const Value* v) {
+  ASSIGN_OR_RETURN(std::vector<int64_t> dims, nn::StaticDims(v, "input"));
+  if (dims.empty()) return InvalidArgument("softmax needs a tensor of rank >= 1");
+  ASSIGN_OR_RETURN(int64_t axis, nn::NormalizeAxis(node.GetInt("axis", -1), static_cast<int64_t>(dims.size())));
+  AxisView a;
+  a.outer = nn::Product(dims, 0, axis);
+  a.n = dims[axis];
+  a.inner = nn::Product(dims, axis + 1, dims.size());
+  return a;
+}
+
+// X:(outer,n,inner) -> Y, softmax or log-softmax along n; max subtracted so exp never overflows.
+template <bool kLog>
+class SoftmaxKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(a_, ReadAxis(node, node.input(0)));
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const float* x = ctx.input(0).data<float>();
+    float* y = ctx.output(0).data<float>();
+    const int64_t outer = a_.outer, n = a_.n, inner = a_.inner;
+#pragma omp parallel for collapse(2) if (outer * n * inner > nn::kParallelThreshold)
+    for (int64_t o = 0; o < outer; ++o) {
+      for (int64_t i = 0; i < inner; ++i) {
+        const float* xr = x + o * n * inner + i;
+        float* yr = y + o * n * inner + i;
+        float mx = -INFINITY;
+        for (int64_t k = 0; k < n; ++k) mx = std::max(mx, xr[k * inner]);
+        double sum = 0;
+        for (int64_t k = 0; k < n; ++k) sum += std::exp(static_cast<double>(xr[k * inner] - mx));
+        if (kLog) {
+          const double lse = std::log(sum);
+          for (int64_t k = 0; k < n; ++k) yr[k * inner] = static_cast<float>(xr[k * inner] - mx - lse);
+        } else {
+          for (int64_t k = 0; k < n; ++k)
+            yr[k * inner] = static_cast<float>(std::exp(static_cast<double>(xr[k * inner] - mx)) / sum);
+        }
+      }
+    }
+    return Status::OK();
+  }
+
+ private:
+  AxisView a_;
+};
+
+// (dY, Y) -> dX, rows along the axis:
+//   softmax:     dX = Y * (dY - sum(dY * Y))
+//   log-softmax: dX = dY - exp(Y) * sum(dY)
+template <bool kLog>
+class SoftmaxGradKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(a_, ReadAxis(node, node.input(1)));
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const float* dy = ctx.input(0).data<float>();
+    const float* y = ctx.input(1).data<float>();
+    float* dx = ctx.output(0).data<float>();
+    const int64_t outer = a_.outer, n = a_.n, inner = a_.inner;
+#pragma omp parallel for collapse(2) if (outer * n * inner > nn::kParallelThreshold)
+    for (int64_t o = 0; o < outer; ++o) {
+      for (int64_t i = 0; i < inner; ++i) {
+        const int64_t base = o * n * inner + i;
+        double s = 0;
+        for (int64_t k = 0; k < n; ++k) {
+          const int64_t j = base + k * inner;
+          s += kLog ? dy[j] : static_cast<double>(dy[j]) * y[j];
+        }
+        for (int64_t k = 0; k < n; ++k) {
+          const int64_t j = base + k * inner;
+          dx[j] = kLog ? static_cast<float>(dy[j] - std::exp(static_cast<double>(y[j])) * s)
+                       : static_cast<float>(y[j] * (dy[j] - s));
+        }
+      }
+    }
+    return Status::OK();
+  }
+
+ private:
+  AxisView a_;
+};
+
+DSC_REGISTER_KERNEL("", "Softmax", kCpu, kFloat32, MakeFactory<SoftmaxKernel<false>>());
+DSC_REGISTER_KERNEL("", "LogSoftmax", kCpu, kFloat32, MakeFactory<SoftmaxKernel<true>>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kSoftmaxGrad, kCpu, kFloat32, MakeFactory<SoftmaxGradKernel<false>>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kLogSoftmaxGrad, kCpu, kFloat32, MakeFactory<SoftmaxGradKernel<true>>());
+
+}  // namespace
+}  // namespace dsc

@@ -1,0 +1,618 @@
+#!/usr/bin/python3
+"""PyTorch reference loss trajectories: train a bundled/unseen model exactly as DeepSpeed would.
+
+    /usr/bin/python3 models/reference_trajectories.py MODEL_DIR CONFIG.json --steps 30 -o OUT.json
+    /usr/bin/python3 models/reference_trajectories.py --check METRICS.jsonl REF.json [--rtol 1e-4]
+    /usr/bin/python3 models/reference_trajectories.py --regenerate     # models/*/reference/trajectories
+
+MODEL_DIR is `models/<name>` (mlp, cnn, gpt) or a directory written by export_unseen.py (mlp_mix,
+cnn_s2g, gpt_3l): `<name>/<name>.onnx` plus `<name>/data/<input>.npy`.  The PyTorch module is
+re-created from export_models.py / export_unseen.py (chosen by the directory name, or by an optional
+`<dir>/module.json` = {"class": "GPT", "kwargs": {...}}) and every ONNX initializer is loaded into its
+state_dict by name, so the starting weights are bit-identical to what dscompile trains.
+
+DeepSpeed semantics reproduced (fp32, one process):
+  * data: no shuffling; optimizer step k (0-based) consumes samples [j*B, (j+1)*B) with
+    j = k mod floor(N/B), B = train_batch_size (drop_last: a partial last batch is never used);
+    micro-batches are consecutive slices of train_micro_batch_size_per_gpu samples.
+  * gradient accumulation: each micro-batch loss is divided by gradient_accumulation_steps before
+    backward; the reported loss of a step is the mean of the (unscaled) micro-batch losses.
+  * model.train() (BatchNorm uses the micro-batch statistics; running stats evolve, unused).
+  * gradient clipping (`gradient_clipping`, default 1.0, 0 = off) on the accumulated gradient,
+    coef = max_norm / (total_norm + 1e-6) applied when < 1; grad_norm is the pre-clip global L2 norm.
+  * optimizer: "Adam"/"AdamW" (DeepSpeed lower-cases them) -> FusedAdam semantics: AdamW-style
+    decoupled weight decay unless type is "Adam" with adam_w_mode:false (then L2 in the gradient);
+    defaults lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0 (FusedAdam's; with torch_adam:true
+    the torch class defaults apply, i.e. torch AdamW's weight_decay 1e-2).  Any other type is
+    `getattr(torch.optim, type)` with the params as kwargs (e.g. "SGD": lr required).
+  * scheduler: WarmupLR, WarmupDecayLR, WarmupCosineLR; the LR used by optimizer step n (1-based)
+    is the schedule value at last_batch_iteration = n - 2 (steps 1 and 2 use the values at -1 and 0).
+    No scheduler -> constant LR.  Other schedulers are refused.
+
+Output JSON: {"model", "config", "steps", "batch": {"train_batch_size",
+"train_micro_batch_size_per_gpu", "gradient_accumulation_steps"}, "samples", "steps_per_epoch",
+"optimizer": {resolved class + hyper-parameters}, "gradient_clipping", "loss": [...],
+"grad_norm": [...], "lr": [...]}; list index i = optimizer step i+1; floats at full precision.
+"""
+
+import argparse
+import copy
+import json
+import math
+import os
+import re
+import sys
+import time
+
+import numpy as np
+import onnx
+import onnx.numpy_helper
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import export_models as E  # noqa: E402
+import export_unseen as U  # noqa: E402
+
+BUNDLED = ("mlp", "cnn", "gpt")
+REFERENCE_CONFIGS = ("adam", "adamw_wd", "sgd_momentum", "clip05", "accum4", "warmup")
+REFERENCE_STEPS = 30
+
+
+class RefError(Exception):
+    """A config or model this script cannot (or DeepSpeed would not) handle."""
+
+
+# --------------------------------------------------------------------------
+# Config
+# --------------------------------------------------------------------------
+
+def _strip_json_comments(text):
+    """Remove // and /* */ comments outside strings (the project's configs may carry them)."""
+    out, i, n, in_str = [], 0, len(text), False
+    while i < n:
+        c = text[i]
+        if in_str:
+            out.append(c)
+            if c == "\\" and i + 1 < n:
+                out.append(text[i + 1])
+                i += 2
+                continue
+            if c == '"':
+                in_str = False
+            i += 1
+        elif c == '"':
+            in_str = True
+            out.append(c)
+            i += 1
+        elif text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+        elif text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            if j < 0:
+                raise RefError("unterminated /* comment")
+            i = j + 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def load_config(path):
+    with open(path) as f:
+        text = f.read()
+    try:
+        return json.loads(_strip_json_comments(text))
+    except json.JSONDecodeError as e:
+        raise RefError("%s: invalid JSON: %s" % (path, e))
+
+
+def resolve_batch(cfg, world_size=1):
+    """DeepSpeed's _set_batch_related_parameters + _batch_assertion (config-reference.md §3)."""
+    tb = cfg.get("train_batch_size")
+    mb = cfg.get("train_micro_batch_size_per_gpu")
+    gas = cfg.get("gradient_accumulation_steps")
+    w = world_size
+    if tb is not None and mb is not None and gas is not None:
+        pass
+    elif tb is not None and mb is not None:
+        gas = (tb // mb) // w
+    elif tb is not None and gas is not None:
+        mb = (tb // w) // gas
+    elif mb is not None and gas is not None:
+        tb = mb * gas * w
+    elif tb is not None:
+        gas, mb = 1, tb // w
+    elif mb is not None:
+        tb, gas = mb * w, 1
+    else:
+        raise RefError("Either train_batch_size or train_micro_batch_size_per_gpu needs to be provided")
+    for k, v in (("train_batch_size", tb), ("train_micro_batch_size_per_gpu", mb),
+                 ("gradient_accumulation_steps", gas)):
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise RefError("%s must be an integer here, got %r" % (k, v))
+    if tb <= 0:
+        raise RefError("Train batch size: %d has to be greater than 0" % tb)
+    if mb <= 0:
+        raise RefError("Micro batch size per gpu: %d has to be greater than 0" % mb)
+    if gas <= 0:
+        raise RefError("Gradient accumulation steps: %d has to be greater than 0" % gas)
+    if tb != mb * gas * w:
+        raise RefError("Check batch related parameters. train_batch_size is not equal to "
+                       "micro_batch_per_gpu * gradient_acc_step * world_size %d != %d * %d * %d"
+                       % (tb, mb, gas, w))
+    return tb, mb, gas
+
+
+def check_precision(cfg):
+    for sec in ("fp16", "bf16", "bfloat16", "amp"):
+        s = cfg.get(sec)
+        if isinstance(s, dict) and s.get("enabled", False):
+            raise RefError("%s.enabled: the reference trains in fp32 only" % sec)
+
+
+ADAM_KEYS = {"lr", "betas", "eps", "weight_decay", "bias_correction", "amsgrad", "adam_w_mode",
+             "torch_adam", "set_grad_none"}
+
+
+def make_optimizer(cfg, params):
+    """(torch optimizer, description dict) with DeepSpeed's construction (reference §8.2)."""
+    opt = cfg.get("optimizer")
+    if opt is None or opt.get("type") is None:
+        raise RefError("optimizer.type: a config optimizer is required (no client optimizer here)")
+    typ = opt["type"]
+    kw = dict(opt.get("params") or {})
+    if "max_grad_norm" in kw:
+        raise RefError("optimizer.params.max_grad_norm: 'max_grad_norm' is not supported as an "
+                       "optimizer parameter, please switch to using the deepspeed parameter "
+                       "'gradient_clipping'")
+    name = typ.lower() if typ.lower() in ("adam", "adamw") else typ
+    if name in ("adam", "adamw"):
+        unknown = set(kw) - ADAM_KEYS
+        if unknown:
+            raise RefError("optimizer.params: unknown key(s) for %s: %s" % (typ, sorted(unknown)))
+        torch_adam = bool(kw.pop("torch_adam", False))
+        adam_w_mode = bool(kw.pop("adam_w_mode", True))
+        kw.pop("set_grad_none", None)
+        eff_w = (name == "adamw") or adam_w_mode
+        if not kw.pop("bias_correction", True):
+            raise RefError("optimizer.params.bias_correction=false is not supported by the reference")
+        if kw.pop("amsgrad", False):
+            raise RefError("optimizer.params.amsgrad: FusedAdam does not support amsgrad")
+        if "betas" in kw:
+            kw["betas"] = tuple(float(b) for b in kw["betas"])
+        if not torch_adam:
+            # FusedAdam defaults (differ from torch AdamW's weight_decay=1e-2).
+            kw.setdefault("lr", 1e-3)
+            kw.setdefault("betas", (0.9, 0.999))
+            kw.setdefault("eps", 1e-8)
+            kw.setdefault("weight_decay", 0.0)
+        cls = torch.optim.AdamW if eff_w else torch.optim.Adam
+        o = cls(params, **kw)
+    else:
+        cls = getattr(torch.optim, name, None)
+        if cls is None or not isinstance(cls, type) or not issubclass(cls, torch.optim.Optimizer):
+            raise RefError("optimizer.type: %s is not a supported DeepSpeed Optimizer" % typ)
+        try:
+            o = cls(params, **kw)
+        except TypeError as e:
+            raise RefError("optimizer.params: %s(%s): %s" % (name, kw, e))
+    g = o.param_groups[0]
+    desc = {"class": "torch.optim." + type(o).__name__}
+    internal = {"params", "foreach", "capturable", "maximize", "differentiable", "fused"}
+    desc.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()
+                 if k not in internal})
+    return o, desc
+
+
+# --------------------------------------------------------------------------
+# LR schedules (reference §9); `it` = last_batch_iteration
+# --------------------------------------------------------------------------
+
+def _warmup_steps(p, path):
+    n = p.get("warmup_num_steps", 1000)
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+        raise RefError("%s.warmup_num_steps must be a positive integer, got %r" % (path, n))
+    return max(2, n)
+
+
+def _warmup_gamma(it, w, wtype):
+    if it >= w:
+        return 1.0
+    if wtype == "linear":
+        return it / w
+    return math.log(it + 1) / math.log(w)
+
+
+def make_schedule(cfg, base_lr):
+    """Function it -> lr, or None for a constant LR."""
+    sch = cfg.get("scheduler")
+    if sch is None or sch.get("type") is None:
+        return None
+    typ = sch["type"]
+    p = sch.get("params")
+    if p is None:
+        raise RefError("scheduler.params: null (DeepSpeed calls %s(optimizer, **params))" % typ)
+    path = "scheduler.params"
+    if typ == "WarmupLR":
+        allowed = {"warmup_min_lr", "warmup_max_lr", "warmup_num_steps", "warmup_type",
+                   "last_batch_iteration"}
+    elif typ == "WarmupDecayLR":
+        allowed = {"total_num_steps", "warmup_min_lr", "warmup_max_lr", "warmup_num_steps",
+                   "warmup_type", "last_batch_iteration"}
+    elif typ == "WarmupCosineLR":
+        allowed = {"total_num_steps", "warmup_min_ratio", "warmup_num_steps", "cos_min_ratio",
+                   "warmup_type", "last_batch_iteration"}
+    else:
+        raise RefError("scheduler.type: %r is not supported by the PyTorch reference (supported: "
+                       "WarmupLR, WarmupDecayLR, WarmupCosineLR; the C++ side has its own "
+                       "schedule tests)" % typ)
+    unknown = set(p) - allowed
+    if unknown:
+        raise RefError("%s: unknown key(s) for %s: %s" % (path, typ, sorted(unknown)))
+    if p.get("last_batch_iteration", -1) != -1:
+        raise RefError("%s.last_batch_iteration: only -1 (a fresh run) is supported" % path)
+    w = _warmup_steps(p, path)
+    wtype = p.get("warmup_type", "log")
+    if wtype not in ("log", "linear"):
+        wtype = "log"  # DeepSpeed warns and falls back to log
+    if typ in ("WarmupLR", "WarmupDecayLR"):
+        lo = float(p.get("warmup_min_lr", 0.0))
+        default_max = base_lr if typ == "WarmupLR" else 0.001
+        hi = p.get("warmup_max_lr")
+        hi = float(default_max if hi is None else hi)
+        total = None
+        if typ == "WarmupDecayLR":
+            if "total_num_steps" not in p:
+                raise RefError("%s.total_num_steps is required for WarmupDecayLR" % path)
+            total = p["total_num_steps"]
+
+        def lr_at(it):
+            if it < 0:
+                return lo
+            if total is not None and it >= w:
+                gamma = max(0.0, float(total - it) / float(max(1.0, total - w)))
+            else:
+                gamma = _warmup_gamma(it, w, wtype)
+            return lo + (hi - lo) * gamma
+        return lr_at
+    # WarmupCosineLR
+    if "total_num_steps" not in p:
+        raise RefError("%s.total_num_steps is required for WarmupCosineLR" % path)
+    total = p["total_num_steps"]
+    wmr = float(p.get("warmup_min_ratio", 0.0))
+    cmr = float(p.get("cos_min_ratio", 0.0001))
+
+    def lr_at(it):
+        if it < 0:
+            return 0.0
+        if it < w:
+            r = (it / w) if wtype == "linear" else math.log(it + 1) / math.log(w)
+            ratio = wmr + r * (1.0 - wmr)
+        else:
+            prog = min(1.0, (it - w + 1) / max(1, total - w))
+            ratio = max(0.0, cmr + (1.0 - cmr) * (1.0 + math.cos(math.pi * prog)) / 2.0)
+        return base_lr * ratio
+    return lr_at
+
+
+# --------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------
+
+_CLASSES = {"MLP": E.MLP, "CNN": E.CNN, "GPT": E.GPT, "CNNStride2Groups": U.CNNStride2Groups}
+
+
+def _registry():
+    reg = {}
+    for name, model, _ in E.build_bundled():
+        reg[name] = model
+    for name, model, _ in U.build_unseen():
+        reg[name] = model
+    return reg
+
+
+def find_onnx(model_dir):
+    name = os.path.basename(os.path.normpath(model_dir))
+    path = os.path.join(model_dir, name + ".onnx")
+    if not os.path.exists(path):
+        cands = [f for f in os.listdir(model_dir) if f.endswith(".onnx")]
+        if len(cands) != 1:
+            raise RefError("%s: expected %s.onnx (or exactly one .onnx file)" % (model_dir, name))
+        path = os.path.join(model_dir, cands[0])
+    return name, path
+
+
+def build_module(model_dir, name):
+    spec_path = os.path.join(model_dir, "module.json")
+    if os.path.exists(spec_path):
+        with open(spec_path) as f:
+            spec = json.load(f)
+        cls = _CLASSES.get(spec.get("class"))
+        if cls is None:
+            raise RefError("%s: unknown class %r (known: %s)" % (spec_path, spec.get("class"),
+                                                                 sorted(_CLASSES)))
+        return cls(**spec.get("kwargs", {}))
+    reg = _registry()
+    if name not in reg:
+        raise RefError("%s: no PyTorch module known for model %r (known: %s; or add module.json)"
+                       % (model_dir, name, sorted(reg)))
+    return reg[name]
+
+
+def load_model(model_dir):
+    """(name, torch module with the ONNX initial weights, [input names], {input: array})."""
+    name, path = find_onnx(model_dir)
+    m = onnx.load(path)
+    module = build_module(model_dir, name)
+    sd = module.state_dict()
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer}
+    missing = [k for k in inits if k not in sd]
+    if missing:
+        raise RefError("%s: initializers with no state_dict entry: %s" % (path, missing))
+    # num_batches_tracked is dropped by the exporter (it does not affect training with momentum).
+    absent = [k for k in sd if k not in inits and not k.endswith("num_batches_tracked")]
+    if absent:
+        raise RefError("%s: state_dict entries with no initializer: %s" % (path, absent))
+    new_sd = {}
+    for k, v in sd.items():
+        if k in inits:
+            a = inits[k]
+            if tuple(a.shape) != tuple(v.shape):
+                raise RefError("%s: %s has shape %s in the ONNX file, %s in the module"
+                               % (path, k, list(a.shape), list(v.shape)))
+            new_sd[k] = torch.from_numpy(np.array(a)).to(v.dtype)
+        else:
+            new_sd[k] = v
+    module.load_state_dict(new_sd, strict=True)
+    for k, v in module.state_dict().items():
+        if k in inits:
+            assert np.array_equal(v.numpy(), inits[k]), k
+    init_names = set(inits)
+    in_names = [i.name for i in m.graph.input if i.name not in init_names]
+    data = {}
+    for k in in_names:
+        p = os.path.join(model_dir, "data", k + ".npy")
+        if not os.path.exists(p):
+            raise RefError("%s: missing data file for graph input %r" % (p, k))
+        data[k] = np.load(p)
+    ns = {v.shape[0] for v in data.values()}
+    if len(ns) != 1:
+        raise RefError("%s/data: inputs disagree on the number of samples: %s"
+                       % (model_dir, {k: v.shape[0] for k, v in data.items()}))
+    return name, module, in_names, data
+
+
+# --------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------
+
+def global_grad_norm(params):
+    grads = [p.grad.detach() for p in params if p.grad is not None]
+    if not grads:
+        return torch.tensor(0.0)
+    return torch.norm(torch.stack([torch.norm(g, 2.0) for g in grads]), 2.0)
+
+
+def train(model_dir, cfg, steps):
+    check_precision(cfg)
+    tb, mb, gas = resolve_batch(cfg)
+    name, module, in_names, data = load_model(model_dir)
+    n = next(iter(data.values())).shape[0]
+    spe = n // tb
+    if spe == 0:
+        raise RefError("train_batch_size %d is larger than the %d samples in %s/data"
+                       % (tb, n, model_dir))
+    clip = cfg.get("gradient_clipping", 1.0)
+    clip = 0.0 if clip is None else float(clip)
+    params = [p for p in module.parameters() if p.requires_grad]
+    opt, desc = make_optimizer(cfg, params)
+    base_lr = opt.param_groups[0]["lr"]
+    sched = make_schedule(cfg, base_lr)
+    tensors = {k: torch.from_numpy(v) for k, v in data.items()}
+
+    module.train()
+    losses, norms, lrs = [], [], []
+    for k in range(steps):
+        lr = base_lr if sched is None else sched(k - 1)  # step n = k+1 uses it = n-2
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        start = (k % spe) * tb
+        micro = []
+        for a in range(gas):
+            s = start + a * mb
+            inputs = [tensors[nm][s:s + mb] for nm in in_names]
+            loss = module(*inputs)
+            micro.append(loss.detach())
+            (loss / gas).backward()
+        step_loss = torch.stack(micro).mean() if gas > 1 else micro[0]
+        total = global_grad_norm(params)
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, clip)
+        opt.step()
+        losses.append(float(step_loss.item()))
+        norms.append(float(total.item()))
+        lrs.append(float(lr))
+        if not math.isfinite(losses[-1]):
+            raise RefError("step %d: loss is %r" % (k + 1, losses[-1]))
+    return {
+        "model": name,
+        "config": cfg,
+        "steps": steps,
+        "batch": {"train_batch_size": tb, "train_micro_batch_size_per_gpu": mb,
+                  "gradient_accumulation_steps": gas},
+        "samples": n,
+        "steps_per_epoch": spe,
+        "optimizer": desc,
+        "gradient_clipping": clip,
+        "loss": losses,
+        "grad_norm": norms,
+        "lr": lrs,
+    }
+
+
+def _fmt_float_list(xs):
+    return "[" + ", ".join(repr(float(x)) for x in xs) + "]"
+
+
+def dump_result(res, path):
+    """JSON with one line per list (readable diffs); floats are repr (round-trip exact)."""
+    lines = ["{"]
+    items = list(res.items())
+    for i, (k, v) in enumerate(items):
+        if k in ("loss", "grad_norm", "lr"):
+            s = _fmt_float_list(v)
+        else:
+            s = json.dumps(v, sort_keys=True)
+        lines.append(" %s: %s%s" % (json.dumps(k), s, "," if i + 1 < len(items) else ""))
+    lines.append("}")
+    text = "\n".join(lines) + "\n"
+    json.loads(text)  # sanity
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------
+# --check
+# --------------------------------------------------------------------------
+
+def read_metrics(path):
+    rows = {}
+    with open(path) as f:
+        for ln, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise RefError("%s:%d: not JSON: %s" % (path, ln, e))
+            if not isinstance(obj, dict) or "step" not in obj or "loss" not in obj:
+                continue
+            rows[int(obj["step"])] = obj
+    return rows
+
+
+def rel_diff(a, b):
+    if a == b:
+        return 0.0
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+def check(metrics_path, ref_path, rtol, fields):
+    with open(ref_path) as f:
+        ref = json.load(f)
+    rows = read_metrics(metrics_path)
+    nref = len(ref["loss"])
+    common = [s for s in range(1, nref + 1) if s in rows]
+    if not common:
+        print("check: no step of %s (1..%d) found in %s" % (ref_path, nref, metrics_path))
+        return 1
+    bad = 0
+    worst = {f: (0.0, 0) for f in fields}
+    print("%5s " % "step" + " ".join("%17s %17s %9s" % (f, "ref", "rel") for f in fields))
+    for s in common:
+        cols = []
+        for fld in fields:
+            r = ref[fld][s - 1]
+            got = rows[s].get(fld)
+            if got is None:
+                cols.append("%17s %17.9g %9s" % ("-", r, "-"))
+                if fld == "loss":
+                    bad += 1
+                continue
+            d = rel_diff(float(got), float(r))
+            if d > worst[fld][0]:
+                worst[fld] = (d, s)
+            flag = "*" if d > rtol else " "
+            if d > rtol or not math.isfinite(float(got)):
+                bad += 1
+            cols.append("%17.9g %17.9g %8.2e%s" % (float(got), r, d, flag))
+        print("%5d " % s + " ".join(cols))
+    missing = [s for s in range(1, nref + 1) if s not in rows]
+    for fld in fields:
+        d, at = worst[fld]
+        print("max rel diff %-9s %.3e%s" % (fld, d, " (step %d)" % at if at else ""))
+    if missing:
+        print("note: %d reference step(s) not in the metrics (first: %d)" % (len(missing), missing[0]))
+    print("%s: %d step(s) compared, rtol %g, %d over" % ("FAIL" if bad else "OK", len(common), rtol, bad))
+    return 1 if bad else 0
+
+
+# --------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------
+
+def regenerate(steps=REFERENCE_STEPS, verbose=True):
+    cdir = os.path.join(HERE, "reference_configs")
+    out = {}
+    for model in BUNDLED:
+        odir = os.path.join(HERE, model, "reference", "trajectories")
+        os.makedirs(odir, exist_ok=True)
+        for stem in REFERENCE_CONFIGS:
+            cfg = load_config(os.path.join(cdir, stem + ".json"))
+            t0 = time.time()
+            res = train(os.path.join(HERE, model), cfg, steps)
+            dump_result(res, os.path.join(odir, stem + ".json"))
+            out[(model, stem)] = res
+            if verbose:
+                L = res["loss"]
+                print("%-4s %-13s loss[1]=%.6f loss[10]=%.6f loss[%d]=%.6f  (%.2fs)"
+                      % (model, stem, L[0], L[min(9, steps - 1)], steps, L[-1], time.time() - t0))
+    if verbose:
+        for model in BUNDLED:
+            a, b = out[(model, "adam")]["loss"], out[(model, "accum4")]["loss"]
+            d = max(rel_diff(x, y) for x, y in zip(b, a))
+            print("%-4s accum4 vs adam: max rel diff %.3e" % (model, d))
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n", 2)[2])
+    ap.add_argument("args", nargs="*", help="MODEL_DIR CONFIG.json, or REF.json with --check")
+    ap.add_argument("--steps", type=int, default=REFERENCE_STEPS)
+    ap.add_argument("-o", "--out", help="output JSON (default: stdout)")
+    ap.add_argument("--check", metavar="METRICS.jsonl",
+                    help="compare a dsrun metrics file against the reference JSON given as argument")
+    ap.add_argument("--rtol", type=float, default=1e-4)
+    ap.add_argument("--fields", default="loss",
+                    help="--check: comma-separated fields to compare (loss,lr,grad_norm)")
+    ap.add_argument("--regenerate", action="store_true",
+                    help="rewrite models/<mlp|cnn|gpt>/reference/trajectories/*.json")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    try:
+        if a.check:
+            if len(a.args) != 1:
+                ap.error("--check METRICS.jsonl takes one argument: the reference JSON")
+            fields = [f for f in a.fields.split(",") if f]
+            return check(a.check, a.args[0], a.rtol, fields)
+        if a.regenerate:
+            regenerate(a.steps)
+            return 0
+        if len(a.args) != 2:
+            ap.error("expected MODEL_DIR CONFIG.json")
+        if a.steps <= 0:
+            ap.error("--steps must be positive")
+        cfg = load_config(a.args[1])
+        res = train(a.args[0], cfg, a.steps)
+        if a.out:
+            dump_result(res, a.out)
+        else:
+            json.dump(res, sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        return 0
+    except RefError as e:
+        print("reference_trajectories: error: %s" % e, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+// Gradient builders of data-movement ops: reshapes, transposes, concat/split, slice, gather, pad.
+#include "ir/dsc_ops.h"
+#include "passes/autodiff/grad_builder.h"
+
+namespace dsc::autodiff {
+namespace {
+
+using B = GradBuilder;
+
+// Reshape, Flatten, Squeeze, Unsqueeze: same elements, the input's shape.
+Status BuildReshapeLikeGrad(B& b) {
+  b.SetGrad(0, b.Reshape(b.dY(0), B::Dims(b.X(0))));
+  return Status::OK();
+}
+
+Status BuildTransposeGrad(B& b) {
+  int64_t rank = B::Rank(b.X(0));
+  std::vector<int64_t> perm = b.node().GetInts("perm");
+  if (perm.empty())
+    for (int64_t i = rank - 1; i >= 0; --i) perm.push_back(i);
+  std::vector<int64_t> inverse(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) inverse[static_cast<size_t>(perm[i])] = static_cast<int64_t>(i);
+  b.SetGrad(0, b.Transpose(b.dY(0), inverse));
+  return Status::OK();
+}
+
+Status BuildExpandGrad(B& b) {
+  b.SetGrad(0, b.ReduceSumTo(b.dY(0), B::Dims(b.X(0))));
+  return Status::OK();
+}
+
+// Concat: split dY back into the pieces.
+Status BuildConcatGrad(B& b) {
+  const Node& n = b.node();
+  int64_t axis = NormalizeAxis(n.GetInt("axis", 0), B::Rank(b.Y(0)));
+  std::vector<int64_t> sizes;
+  std::vector<TensorType> types;
+  for (size_t i = 0; i < n.num_inputs(); ++i) {
+    sizes.push_back(B::Dims(b.X(i))[static_cast<size_t>(axis)]);
+    types.push_back(b.X(i)->type);
+  }
+  if (n.num_inputs() == 1) {
+    b.SetGrad(0, b.dY(0));
+    return Status::OK();
+  }
+  std::vector<Value*> parts = b.EmitMulti("Split", "", {b.dY(0), b.Ints(sizes)}, types, {{"axis", axis}});
+  for (size_t i = 0; i < parts.size(); ++i) b.SetGrad(i, parts[i]);
+  return Status::OK();
+}
+
+// Split: concatenate the pieces' gradients, zeros for pieces no gradient flows into.
+Status BuildSplitGrad(B& b) {
+  const Node& n = b.node();
+  int64_t axis = NormalizeAxis(n.GetInt("axis", 0), B::Rank(b.X(0)));
+  std::vector<Value*> parts;
+  for (size_t i = 0; i < n.num_outputs(); ++i) parts.push_back(b.dY(i) ? b.dY(i) : b.Zeros(b.Y(i)->type));
+  b.SetGrad(0, parts.size() == 1 ? parts[0] : b.Emit("Concat", parts, b.X(0)->type, {{"axis", axis}}));
+  return Status::OK();
+}
+
+// Slice: SliceGrad scatters dY into zeros; axes and steps are always given explicitly.
+Status BuildSliceGrad(B& b) {
+  ASSIGN_OR_RETURN(std::vector<int64_t> starts, b.ConstInts(1));
+  std::vector<Value*> in{b.dY(0), b.X(1), b.X(2)};
+  if (b.X(3)) {
+    in.push_back(b.X(3));
+  } else {
+    std::vector<int64_t> axes;
+    for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+    in.push_back(b.Ints(axes));
+  }
+  in.push_back(b.X(4) ? b.X(4) : b.Ints(std::vector<int64_t>(starts.size(), 1)));
+  b.SetGrad(0, b.EmitDsc(ops::kSliceGrad, in, b.X(0)->type));
+  return Status::OK();
+}
+
+// Gather: scatter-add dY into zeros shaped like the data (only the data input is differentiable).
+Status BuildGatherGrad(B& b) {
+  int64_t axis = NormalizeAxis(b.node().GetInt("axis", 0), B::Rank(b.X(0)));
+  b.SetGrad(0, b.EmitDsc(ops::kGatherGrad, {b.dY(0), b.X(1)}, b.X(0)->type, {{"axis", axis}}));
+  return Status::OK();
+}
+
+// Pad (constant mode): the gradient is the un-padded window of dY.
+Status BuildPadGrad(B& b) {
+  std::string mode = b.node().GetString("mode", "constant");
+  if (mode != "constant") return b.Unsupported("Pad mode '" + mode + "' (only 'constant' is differentiable here)");
+  ASSIGN_OR_RETURN(std::vector<int64_t> pads, b.ConstInts(1));
+  std::vector<int64_t> xd = B::Dims(b.X(0));
+  int64_t rank = static_cast<int64_t>(xd.size());
+  std::vector<int64_t> axes;
+  if (b.X(3)) {
+    ASSIGN_OR_RETURN(axes, b.ConstInts(3));
+    for (int64_t& a : axes) a = NormalizeAxis(a, rank);
+  } else {
+    for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
+  }
+  if (pads.size() != 2 * axes.size()) return b.Unsupported("pads do not match the padded axes");
+  std::vector<int64_t> starts, ends;
+  for (size_t i = 0; i < axes.size(); ++i) {
+    int64_t begin = pads[i], end = pads[i + axes.size()];
+    if (begin < 0 || end < 0) return b.Unsupported("negative pads (cropping)");
+    starts.push_back(begin);
+    ends.push_back(begin + xd[static_cast<size_t>(axes[i])]);
+  }
+  b.SetGrad(0, b.Emit("Slice", {b.dY(0), b.Ints(starts), b.Ints(ends), b.Ints(axes)}, b.X(0)->type));
+  return Status::OK();
+}
+
+}  // namespace
+
+void RegisterShapeGradients(GradientRegistry& registry) {
+  REGISTER_GRADIENT_BUILDER("Reshape", BuildReshapeLikeGrad);
+  REGISTER_GRADIENT_BUILDER("Flatten", BuildReshapeLikeGrad);
+  REGISTER_GRADIENT_BUILDER("Squeeze", BuildReshapeLikeGrad);
+  REGISTER_GRADIENT_BUILDER("Unsqueeze", BuildReshapeLikeGrad);
+  REGISTER_GRADIENT_BUILDER("Transpose", BuildTransposeGrad);
+  REGISTER_GRADIENT_BUILDER("Expand", BuildExpandGrad);
+  REGISTER_GRADIENT_BUILDER("Concat", BuildConcatGrad);
+  REGISTER_GRADIENT_BUILDER("Split", BuildSplitGrad);
+  REGISTER_GRADIENT_BUILDER("Slice", BuildSliceGrad);
+  REGISTER_GRADIENT_BUILDER("Gather", BuildGatherGrad);
+  REGISTER_GRADIENT_BUILDER("Pad", BuildPadGrad);
+}
+
+}  // namespace dsc::autodiff

@@ -1,0 +1,137 @@
+// optimizer: inserts every parameter's update into the "step" program, with the semantics of the
+// optimizer DeepSpeed builds from the config's optimizer section.
+//
+// Contract. Input: a module after accumulate (state kind parameter P with accumulator P::grad;
+// program "step" with inputs P, P::grad, dsc::lr, dsc::step and the value grad_scale). For each
+// parameter, in state-table order, one node goes before the first ZeroFill of "step", so it reads
+// the accumulated gradient before it is cleared:
+//  - Adam family ("adam", "adamw"; FusedAdam, torch.optim.Adam/AdamW, DeepSpeedCPUAdam alike):
+//      AdamStep<beta1, beta2, epsilon, weight_decay, adam_w_mode, bias_correction>
+//        (P, P::grad, P::exp_avg, P::exp_avg_sq, dsc::lr, dsc::step, grad_scale[, dsc::beta1])
+//    with states P::exp_avg and P::exp_avg_sq (kind optimizer, owner P, zeros). When the scheduler
+//    is OneCycle with cycle_momentum, the runtime feeds beta1 each step through the dsc::beta1
+//    input, and beta2 is 0.99 because DeepSpeed's OneCycle writes (momentum, 0.99) into betas.
+//  - "SGD" (torch.optim.SGD): SGDStep<momentum, dampening, nesterov, weight_decay>
+//        (P, P::grad, P::momentum_buffer or omitted when momentum is 0, dsc::lr, dsc::step, grad_scale)
+//    with state P::momentum_buffer (kind optimizer, owner P, zeros) when momentum != 0.
+// The learning rate and step are inputs because the LR schedule runs on the host. Optimizers
+// dscompile cannot run yet (Adagrad, Lamb, Lion, 1-bit, mu*, Muon, other torch.optim classes) and
+// amsgrad/maximize are Unimplemented errors naming the JSON path. No optimizer section is an
+// error: DeepSpeed trains only with a client optimizer then, and a plan has no client.
+// A step program that already holds updates is left unchanged.
+#include <algorithm>
+
+#include "frontend/config/ds_config.h"
+#include "ir/dsc_ops.h"
+#include "passes/pass.h"
+
+namespace dsc {
+namespace {
+
+inline constexpr const char* kStepProgram = "step";
+inline constexpr const char* kGradScale = "grad_scale";
+// DeepSpeed's OneCycle replaces the optimizer's betas by (momentum, 0.99) when it cycles momentum.
+inline constexpr float kOneCycleBeta2 = 0.99f;
+
+enum class Family { kAdam, kSGD };
+
+StatusOr<Family> FamilyOf(const OptimizerConfig& opt) {
+  if (!opt.present())
+    return FailedPrecondition("optimizer section is required to train (DeepSpeed needs a client optimizer "
+                              "otherwise, which a compiled plan cannot have)");
+  if (opt.amsgrad) return Unimplemented("optimizer.params.amsgrad: AMSGrad is not implemented by dscompile");
+  if (opt.params.is_object() && opt.params.value("maximize", false))
+    return Unimplemented("optimizer.params.maximize: maximize is not implemented by dscompile");
+  if (opt.type == "adam" || opt.type == "adamw") return Family::kAdam;
+  if (opt.type == "SGD") return Family::kSGD;
+  return Unimplemented("optimizer.type: \"", opt.type, "\" (", opt.implementation.empty() ? opt.type : opt.implementation,
+                       ") is not implemented by dscompile yet; supported: Adam, AdamW, SGD");
+}
+
+TensorType TypeOf(const StateInfo& s) {
+  Shape shape;
+  for (int64_t d : s.dims) shape.push_back(Dim::Static(d));
+  return TensorType{s.dtype, shape};
+}
+
+class OptimizerPass : public Pass {
+ public:
+  const char* name() const override { return "optimizer"; }
+
+  StatusOr<bool> Run(Module& m, const PassContext& ctx) override {
+    if (!ctx.config) return FailedPrecondition("optimizer needs the DeepSpeed config");
+    const OptimizerConfig& opt = ctx.config->optimizer;
+    ASSIGN_OR_RETURN(Family family, FamilyOf(opt));
+    PlanProgram* program = m.FindProgram(kStepProgram);
+    if (!program) return FailedPrecondition("optimizer needs the \"step\" program (run accumulate first)");
+    Graph& g = *program->graph;
+    for (const auto& n : g.nodes())
+      if (n->domain() == kDscDomain && (n->op_type() == ops::kAdamStep || n->op_type() == ops::kSGDStep)) return false;
+
+    // Check the inputs accumulate promised before touching anything.
+    Value* lr = g.FindValue(ops::kLrInput);
+    Value* step = g.FindValue(ops::kStepInput);
+    Value* scale = g.FindValue(kGradScale);
+    if (!lr || !step || !scale)
+      return FailedPrecondition("the step program lacks ", ops::kLrInput, ", ", ops::kStepInput, " or ", kGradScale);
+    Node* zero_fill = nullptr;
+    for (const auto& n : g.nodes())
+      if (n->domain() == kDscDomain && n->op_type() == ops::kZeroFill) {
+        zero_fill = n.get();
+        break;
+      }
+    std::vector<StateInfo> params;  // copies: adding optimizer states grows m.state
+    for (const StateInfo& s : m.state) {
+      if (s.kind != StateKind::kParameter) continue;
+      if (!g.FindValue(s.name) || !g.FindValue(ops::GradAccName(s.name)))
+        return FailedPrecondition("the step program lacks parameter '", s.name, "' or its accumulator");
+      params.push_back(s);
+    }
+    const bool cycle_momentum = family == Family::kAdam && ctx.config->scheduler.type == "OneCycle" &&
+                                ctx.config->scheduler.cycle_momentum;
+    if (cycle_momentum && g.FindValue(ops::kBeta1Input))
+      return FailedPrecondition("the step program already has an input ", ops::kBeta1Input);
+
+    g.opsets[kDscDomain] = 1;
+    Value* beta1 = cycle_momentum ? g.AddInput(ops::kBeta1Input, TensorType{DType::kFloat32, Shape{}}) : nullptr;
+    auto add_state = [&](const StateInfo& p, const std::string& name) -> StatusOr<Value*> {
+      RETURN_IF_ERROR(m.AddState(StateInfo{name, StateKind::kOptimizer, p.name, p.dtype, p.dims}, nullptr));
+      return g.AddInput(name, TypeOf(p));
+    };
+    for (const StateInfo& p : params) {
+      Value* param = g.FindValue(p.name);
+      Value* grad = g.FindValue(ops::GradAccName(p.name));
+      Node* n = nullptr;
+      if (family == Family::kAdam) {
+        ASSIGN_OR_RETURN(Value * m1, add_state(p, ops::ExpAvgName(p.name)));
+        ASSIGN_OR_RETURN(Value * m2, add_state(p, ops::ExpAvgSqName(p.name)));
+        std::vector<Value*> in = {param, grad, m1, m2, lr, step, scale};
+        if (beta1) in.push_back(beta1);
+        n = g.AddNode(ops::kAdamStep, in, {}, kDscDomain, "", zero_fill);
+        n->SetAttr("beta1", static_cast<float>(opt.betas[0]));
+        n->SetAttr("beta2", cycle_momentum ? kOneCycleBeta2 : static_cast<float>(opt.betas[1]));
+        n->SetAttr("epsilon", static_cast<float>(opt.eps));
+        n->SetAttr("weight_decay", static_cast<float>(opt.weight_decay));
+        n->SetAttr("adam_w_mode", int64_t{opt.adam_w_mode});
+        n->SetAttr("bias_correction", int64_t{opt.bias_correction});
+      } else {
+        Value* buf = nullptr;
+        if (opt.momentum != 0) {
+          ASSIGN_OR_RETURN(buf, add_state(p, ops::MomentumName(p.name)));
+        }
+        n = g.AddNode(ops::kSGDStep, {param, grad, buf, lr, step, scale}, {}, kDscDomain, "", zero_fill);
+        n->SetAttr("momentum", static_cast<float>(opt.momentum));
+        n->SetAttr("dampening", static_cast<float>(opt.dampening));
+        n->SetAttr("nesterov", int64_t{opt.nesterov});
+        n->SetAttr("weight_decay", static_cast<float>(opt.weight_decay));
+      }
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> CreateOptimizerPass() { return std::make_unique<OptimizerPass>(); }
+
+}  // namespace dsc

@@ -1,0 +1,156 @@
+// Program execution: kernels created once, values placed in the arena by the memory plan.
+#include "runtime/executor.h"
+
+#include <cstring>
+
+#include "passes/memory_plan.h"
+
+namespace dsc {
+
+struct ProgramExecutor::Step {
+  const Node* node;
+  std::unique_ptr<OpKernel> kernel;
+  std::vector<const TensorView*> inputs;
+  std::vector<TensorView*> outputs;
+};
+
+ProgramExecutor::~ProgramExecutor() {
+  if (device_) {
+    device_->Free(arena_);
+    device_->Free(constants_);
+  }
+}
+
+static std::vector<int64_t> StaticDims(const Value* v) {
+  std::vector<int64_t> dims;
+  for (const Dim& d : *v->type.shape) dims.push_back(d.value);
+  return dims;
+}
+
+StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Create(const Graph& g, Device* device) {
+  std::unique_ptr<ProgramExecutor> ex(new ProgramExecutor());
+  ex->device_ = device;
+
+  // The recorded plan is used when it covers this graph exactly; otherwise plan afresh.
+  MemoryPlan plan;
+  bool have_plan = false;
+  auto meta = g.metadata.find(kMemoryPlanKey);
+  if (meta != g.metadata.end()) {
+    StatusOr<MemoryPlan> recorded = MemoryPlanFromJson(meta->second);
+    if (recorded.ok()) {
+      size_t outputs = 0;
+      bool covers = true;
+      for (const auto& n : g.nodes())
+        for (const Value* v : n->outputs()) {
+          ++outputs;
+          covers = covers && recorded->slots.count(v->name());
+        }
+      if (covers && outputs == recorded->slots.size()) {
+        plan = std::move(*recorded);
+        have_plan = true;
+      }
+    }
+  }
+  if (!have_plan) {
+    ASSIGN_OR_RETURN(plan, ComputeMemoryPlan(g));
+  }
+  ex->arena_bytes_ = static_cast<size_t>(plan.arena_bytes);
+  ASSIGN_OR_RETURN(ex->arena_, device->Allocate(ex->arena_bytes_));
+  uint8_t* arena = static_cast<uint8_t*>(ex->arena_);
+
+  // Constants: one device block, copied once.
+  size_t const_bytes = 0;
+  for (const Value* v : g.initializers()) const_bytes += (v->initializer().nbytes() + 63) / 64 * 64;
+  ASSIGN_OR_RETURN(ex->constants_, device->Allocate(const_bytes));
+  uint8_t* cursor = static_cast<uint8_t*>(ex->constants_);
+  for (const Value* v : g.initializers()) {
+    const Tensor& t = v->initializer();
+    RETURN_IF_ERROR(device->CopyHostToDevice(cursor, t.raw(), t.nbytes()));
+    ex->values_[v->name()] = TensorView{t.dtype(), t.dims(), cursor};
+    cursor += (t.nbytes() + 63) / 64 * 64;
+  }
+  for (const Value* v : g.inputs()) {
+    if (!v->type.shape || !IsStatic(*v->type.shape))
+      return FailedPrecondition("graph input '", v->name(), "' has no static shape");
+    ex->values_[v->name()] = TensorView{v->type.dtype, StaticDims(v), nullptr};
+    ex->bound_[v->name()] = false;
+  }
+  for (const auto& n : g.nodes())
+    for (const Value* v : n->outputs()) {
+      const auto& slot = plan.slots.at(v->name());
+      ex->values_[v->name()] = TensorView{v->type.dtype, StaticDims(v), arena + slot.offset};
+    }
+
+  std::string missing;
+  for (const auto& n : g.nodes()) {
+    StatusOr<std::unique_ptr<OpKernel>> k = KernelRegistry::Global().Create(*n, device->kind());
+    if (!k.ok()) {
+      missing += "\n  " + k.status().message();
+      continue;
+    }
+    Step step{n.get(), std::move(*k), {}, {}};
+    for (const Value* v : n->inputs()) step.inputs.push_back(v ? &ex->values_.at(v->name()) : nullptr);
+    for (const Value* v : n->outputs()) step.outputs.push_back(&ex->values_.at(v->name()));
+    ex->steps_.push_back(std::move(step));
+  }
+  if (!missing.empty()) return Unimplemented("the program needs kernels that do not exist:", missing);
+  for (const Value* v : g.outputs()) ex->outputs_.push_back(v->name());
+  return ex;
+}
+
+Status ProgramExecutor::Bind(const std::string& input, const TensorView& view) {
+  auto it = bound_.find(input);
+  if (it == bound_.end()) return InvalidArgument("the program has no input '", input, "'");
+  TensorView& slot = values_.at(input);
+  if (slot.dtype != view.dtype || slot.dims != view.dims) {
+    std::string want, got;
+    for (int64_t d : slot.dims) want += StrCat(want.empty() ? "" : ",", d);
+    for (int64_t d : view.dims) got += StrCat(got.empty() ? "" : ",", d);
+    return InvalidArgument("input '", input, "' expects ", DTypeName(slot.dtype), "[", want, "], got ",
+                           DTypeName(view.dtype), "[", got, "]");
+  }
+  slot.ptr = view.ptr;
+  it->second = true;
+  return Status::OK();
+}
+
+Status ProgramExecutor::Run(const RunOptions& opts) {
+  for (const auto& [name, bound] : bound_)
+    if (!bound) return FailedPrecondition("program input '", name, "' is not bound");
+  KernelContext ctx;
+  ctx.seed = opts.seed;
+  ctx.step = opts.step;
+  ctx.num_threads = opts.num_threads;
+  for (Step& s : steps_) {
+    ctx.inputs = s.inputs;
+    ctx.outputs = s.outputs;
+    Status st = s.kernel->Compute(ctx);
+    if (!st.ok()) return st.WithContext(s.node->Describe());
+  }
+  return Status::OK();
+}
+
+const TensorView* ProgramExecutor::Output(const std::string& name) const {
+  for (const std::string& o : outputs_)
+    if (o == name) return &values_.at(name);
+  return nullptr;
+}
+
+StatusOr<std::map<std::string, Tensor>> RunGraphOnCpu(const Graph& g, const std::map<std::string, Tensor*>& inputs,
+                                                      const RunOptions& opts) {
+  static std::unique_ptr<Device> cpu = CreateCpuDevice();
+  ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> ex, ProgramExecutor::Create(g, cpu.get()));
+  for (const auto& [name, t] : inputs)
+    RETURN_IF_ERROR(ex->Bind(name, TensorView{t->dtype(), t->dims(), t->raw()}));
+  RETURN_IF_ERROR(ex->Run(opts));
+  std::map<std::string, Tensor> out;
+  for (const Value* v : g.outputs()) {
+    const TensorView* view = ex->Output(v->name());
+    Tensor t(view->dtype, view->dims);
+    RETURN_IF_ERROR(cpu->CopyDeviceToHost(t.raw(), view->ptr, t.nbytes()));
+    out.emplace(v->name(), std::move(t));
+  }
+  return out;
+}
+
+}  // namespace dsc

@@ -1,0 +1,61 @@
+// Runs one program (a graph) on a device: one kernel per node, created once; intermediate
+// values live in one arena laid out by the memory plan; graph inputs are bound to buffers the
+// caller owns (state tensors, data batches, scalars) and may be updated in place by training ops.
+//
+//   ASSIGN_OR_RETURN(auto exec, ProgramExecutor::Create(graph, device));
+//   RETURN_IF_ERROR(exec->Bind("x", TensorView{DType::kFloat32, {4, 32}, x_ptr}));
+//   RETURN_IF_ERROR(exec->Run(RunOptions{.seed = 1, .step = 1}));
+//   const TensorView* loss = exec->Output("loss");
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "kernels/kernel.h"
+#include "runtime/device.h"
+
+namespace dsc {
+
+struct RunOptions {
+  uint64_t seed = 0;
+  int64_t step = 1;
+  int num_threads = 1;
+};
+
+class ProgramExecutor {
+ public:
+  // Every value must have a static shape; every node a kernel for the device (all missing
+  // kernels are listed in one error).
+  static StatusOr<std::unique_ptr<ProgramExecutor>> Create(const Graph& g, Device* device);
+  ~ProgramExecutor();
+
+  // Binds a graph input to caller-owned device memory (shape and dtype must match exactly).
+  Status Bind(const std::string& input, const TensorView& view);
+  // All inputs must be bound. Runs every node in order.
+  Status Run(const RunOptions& opts);
+  // A graph output's buffer after Run (device memory; valid until the next Run).
+  const TensorView* Output(const std::string& name) const;
+  size_t arena_bytes() const { return arena_bytes_; }
+
+ private:
+  struct Step;
+  ProgramExecutor() = default;
+  Device* device_ = nullptr;
+  std::vector<Step> steps_;
+  std::map<std::string, TensorView> values_;  // every value's view (arena, constants, bound inputs)
+  std::map<std::string, bool> bound_;
+  std::vector<std::string> outputs_;
+  void* arena_ = nullptr;
+  void* constants_ = nullptr;
+  size_t arena_bytes_ = 0;
+};
+
+// Convenience for tests and small tools: runs `g` once on the CPU with host tensors bound as its
+// inputs (not copied: in-place training ops update them) and returns every graph output by name.
+StatusOr<std::map<std::string, Tensor>> RunGraphOnCpu(const Graph& g, const std::map<std::string, Tensor*>& inputs,
+                                                      const RunOptions& opts = {});
+
+}  // namespace dsc

@@ -1,0 +1,106 @@
+// .npy parsing: magic, version, the Python-dict header, then raw little-endian data.
+#include "runtime/npy.h"
+
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+namespace dsc {
+namespace {
+
+struct NpyType {
+  const char* descr;
+  DType dtype;
+};
+constexpr NpyType kTypes[] = {{"<f4", DType::kFloat32}, {"<f2", DType::kFloat16}, {"<f8", DType::kFloat64},
+                              {"<i8", DType::kInt64},   {"<i4", DType::kInt32},   {"|b1", DType::kBool},
+                              {"|u1", DType::kUInt8},   {"|i1", DType::kInt8}};
+
+}  // namespace
+
+StatusOr<Tensor> ReadNpy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound(path, ": cannot open");
+  char magic[8];
+  if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0) return DataLoss(path, ": not a .npy file");
+  const int major = static_cast<unsigned char>(magic[6]);
+  uint32_t header_len = 0;
+  if (major == 1) {
+    unsigned char b[2];
+    if (!in.read(reinterpret_cast<char*>(b), 2)) return DataLoss(path, ": truncated header");
+    header_len = b[0] | (b[1] << 8);
+  } else if (major == 2 || major == 3) {
+    unsigned char b[4];
+    if (!in.read(reinterpret_cast<char*>(b), 4)) return DataLoss(path, ": truncated header");
+    header_len = b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<uint32_t>(b[3]) << 24);
+  } else {
+    return Unimplemented(path, ": .npy format version ", major, " is not supported");
+  }
+  if (header_len > (1u << 20)) return DataLoss(path, ": header length ", header_len, " is implausible");
+  std::string header(header_len, '\0');
+  if (!in.read(header.data(), header_len)) return DataLoss(path, ": truncated header");
+  std::smatch m;
+  if (!std::regex_search(header, m, std::regex("'descr'\\s*:\\s*'([^']*)'")))
+    return DataLoss(path, ": header has no descr");
+  const std::string descr = m[1];
+  if (!std::regex_search(header, m, std::regex("'fortran_order'\\s*:\\s*(True|False)")))
+    return DataLoss(path, ": header has no fortran_order");
+  if (m[1] == "True") return Unimplemented(path, ": Fortran-ordered arrays are not supported (save with np.ascontiguousarray)");
+  if (!std::regex_search(header, m, std::regex("'shape'\\s*:\\s*\\(([^)]*)\\)"))) return DataLoss(path, ": header has no shape");
+  std::vector<int64_t> dims;
+  std::stringstream ss(m[1].str());
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \tL") + 1);
+    if (item.empty()) continue;
+    try {
+      size_t used = 0;
+      long long d = std::stoll(item, &used);
+      if (used != item.size() || d < 0) throw std::invalid_argument(item);
+      dims.push_back(d);
+    } catch (const std::exception&) {
+      return DataLoss(path, ": bad dimension '", item, "' in shape");
+    }
+  }
+  const NpyType* type = nullptr;
+  for (const auto& t : kTypes)
+    if (descr == t.descr) type = &t;
+  if (!type) return Unimplemented(path, ": dtype '", descr, "' is not supported (float32, float16, float64, int64, int32, bool, uint8, int8 are)");
+  StatusOr<int64_t> count = NumElements(dims);
+  if (!count.ok()) return DataLoss(path, ": ", count.status().message());
+  const std::streampos data_start = in.tellg();
+  in.seekg(0, std::ios::end);
+  const int64_t available = static_cast<int64_t>(in.tellg() - data_start);
+  const int64_t need = *count * static_cast<int64_t>(DTypeSize(type->dtype));
+  if (available < need) return DataLoss(path, ": holds ", available, " data bytes, its shape needs ", need);
+  Tensor t(type->dtype, dims);
+  in.seekg(data_start);
+  if (need && !in.read(reinterpret_cast<char*>(t.raw()), need)) return DataLoss(path, ": short read");
+  return t;
+}
+
+Status WriteNpy(const std::string& path, const Tensor& t) {
+  const char* descr = nullptr;
+  for (const auto& k : kTypes)
+    if (k.dtype == t.dtype()) descr = k.descr;
+  if (!descr) return Unimplemented("cannot write ", DTypeName(t.dtype()), " to .npy");
+  std::string shape;
+  for (int64_t d : t.dims()) shape += std::to_string(d) + ",";
+  if (t.rank() > 1) shape.pop_back();
+  std::string header = StrCat("{'descr': '", descr, "', 'fortran_order': False, 'shape': (", shape, "), }");
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::ofstream out(path, std::ios::binary);
+  out.write("\x93NUMPY\x01\x00", 8);
+  const uint16_t len = static_cast<uint16_t>(header.size());
+  const char lb[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
+  out.write(lb, 2);
+  out << header;
+  out.write(reinterpret_cast<const char*>(t.raw()), static_cast<std::streamsize>(t.nbytes()));
+  if (!out) return InvalidArgument("cannot write ", path);
+  return Status::OK();
+}
+
+}  // namespace dsc

@@ -1,0 +1,189 @@
+// The training loop.
+#include "runtime/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <iomanip>
+
+#include <nlohmann/json.hpp>
+
+#include "frontend/config/ds_config.h"
+#include "ir/dsc_ops.h"
+#include "runtime/data_loader.h"
+#include "runtime/device.h"
+#include "runtime/executor.h"
+#include "runtime/lr_schedule.h"
+
+namespace dsc {
+namespace {
+
+// One device buffer per state tensor, initialised from the plan.
+class StateStore {
+ public:
+  StateStore(Device* device) : device_(device) {}
+  ~StateStore() {
+    for (auto& [n, v] : views_) device_->Free(v.ptr);
+  }
+  Status Init(const Plan& plan) {
+    for (const StateInfo& s : plan.state) {
+      TensorView v{s.dtype, s.dims, nullptr};
+      ASSIGN_OR_RETURN(v.ptr, device_->Allocate(v.nbytes()));
+      views_[s.name] = v;
+      if (s.zero_init) {
+        RETURN_IF_ERROR(device_->Memset(v.ptr, 0, v.nbytes()));
+        continue;
+      }
+      const Value* init = plan.initial_state ? plan.initial_state->FindValue(s.name) : nullptr;
+      if (!init || !init->is_initializer() || init->initializer().nbytes() != v.nbytes())
+        return DataLoss("the plan's initial value of state '", s.name, "' is missing or has the wrong size");
+      RETURN_IF_ERROR(device_->CopyHostToDevice(v.ptr, init->initializer().raw(), v.nbytes()));
+    }
+    return Status::OK();
+  }
+  const TensorView* Find(const std::string& name) const {
+    auto it = views_.find(name);
+    return it == views_.end() ? nullptr : &it->second;
+  }
+
+ private:
+  Device* device_;
+  std::map<std::string, TensorView> views_;
+};
+
+struct Scalars {
+  Tensor lr{DType::kFloat32, {}};
+  Tensor step{DType::kInt64, {}};
+  Tensor beta1{DType::kFloat32, {}};
+};
+
+// Binds every input of `g` that is state or a reserved scalar; returns the others (data inputs).
+StatusOr<std::vector<DataInput>> BindProgram(const Graph& g, ProgramExecutor* ex, const StateStore& state,
+                                             Scalars* scalars) {
+  std::vector<DataInput> data;
+  for (const Value* in : g.inputs()) {
+    if (const TensorView* v = state.Find(in->name())) {
+      RETURN_IF_ERROR(ex->Bind(in->name(), *v));
+      continue;
+    }
+    Tensor* scalar = in->name() == ops::kLrInput      ? &scalars->lr
+                     : in->name() == ops::kStepInput  ? &scalars->step
+                     : in->name() == ops::kBeta1Input ? &scalars->beta1
+                                                      : nullptr;
+    if (scalar) {
+      RETURN_IF_ERROR(ex->Bind(in->name(), TensorView{scalar->dtype(), scalar->dims(), scalar->raw()}));
+      continue;
+    }
+    std::vector<int64_t> dims;
+    for (const Dim& d : *in->type.shape) dims.push_back(d.value);
+    data.push_back(DataInput{in->name(), in->type.dtype, dims});
+  }
+  return data;
+}
+
+StatusOr<float> ReadScalar(Device* device, const TensorView* v, const std::string& what) {
+  if (!v || v->dtype != DType::kFloat32 || v->numel() != 1) return Internal("the plan has no float scalar ", what);
+  float x = 0;
+  RETURN_IF_ERROR(device->CopyDeviceToHost(&x, v->ptr, sizeof(float)));
+  return x;
+}
+
+}  // namespace
+
+StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts) {
+  const PlanProgram* micro = plan.FindProgram("micro_step");
+  const PlanProgram* step = plan.FindProgram("step");
+  if (!micro || !step)
+    return FailedPrecondition("the plan has no micro_step/step programs: it was compiled with an explicit --passes or "
+                              "--stop-after-pass-num; recompile with dscompile's default pipeline to train");
+  if (plan.world_size != 1)
+    return Unimplemented("the plan is for ", plan.world_size, " ranks; multi-rank runs are not implemented yet");
+  ConfigOptions copts;
+  copts.world_size = plan.world_size;
+  std::vector<std::string> warnings;
+  ASSIGN_OR_RETURN(DsConfig cfg, ParseDsConfigJson(plan.config, copts, &warnings, "the plan's config"));
+  ASSIGN_OR_RETURN(LrSchedule schedule, LrSchedule::Create(cfg));
+
+  std::unique_ptr<Device> device = CreateCpuDevice(opts.threads);
+  StateStore state(device.get());
+  RETURN_IF_ERROR(state.Init(plan));
+  Scalars scalars;
+  ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> micro_ex, ProgramExecutor::Create(*micro->graph, device.get()));
+  ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> step_ex, ProgramExecutor::Create(*step->graph, device.get()));
+  ASSIGN_OR_RETURN(std::vector<DataInput> inputs, BindProgram(*micro->graph, micro_ex.get(), state, &scalars));
+  ASSIGN_OR_RETURN(std::vector<DataInput> step_data, BindProgram(*step->graph, step_ex.get(), state, &scalars));
+  if (!step_data.empty()) return Internal("the step program reads '", step_data[0].name, "', which is neither state nor a scalar");
+
+  DataLoaderOptions dopts;
+  dopts.train_batch_size = cfg.train_batch_size;
+  dopts.micro_batch = cfg.train_micro_batch_size_per_gpu;
+  dopts.gradient_accumulation_steps = cfg.gradient_accumulation_steps;
+  dopts.shuffle = opts.shuffle;
+  dopts.seed = opts.seed.value_or(cfg.seed);
+  ASSIGN_OR_RETURN(DataLoader loader, DataLoader::Open(opts.data_dir, inputs, dopts));
+  std::map<std::string, Tensor> batch;
+  RETURN_IF_ERROR(loader.Fill(0, 0, &batch));
+  for (auto& [name, t] : batch) RETURN_IF_ERROR(micro_ex->Bind(name, TensorView{t.dtype(), t.dims(), t.raw()}));
+  if (opts.progress && loader.num_samples() % cfg.train_batch_size != 0)
+    *opts.progress << "dsrun: note: " << loader.num_samples() % cfg.train_batch_size
+                   << " samples per epoch do not fill a batch and are skipped (plans have static batch shapes)\n";
+
+  const int64_t total = opts.steps >= 0 ? opts.steps : std::max<int64_t>(opts.epochs, 1) * loader.steps_per_epoch();
+  const int64_t print_every = cfg.steps_per_print.value_or(10);
+  const std::string loss_name = micro->graph->training.loss;
+  std::ofstream metrics;
+  if (!opts.metrics_path.empty()) {
+    metrics.open(opts.metrics_path, std::ios::trunc);
+    if (!metrics) return InvalidArgument("--metrics ", opts.metrics_path, ": cannot open for writing");
+  }
+  TrainSummary summary;
+  const auto start = std::chrono::steady_clock::now();
+  const int threads = opts.threads;
+  for (int64_t s = 0; s < total; ++s) {
+    const auto t0 = std::chrono::steady_clock::now();
+    double loss_sum = 0;
+    for (int64_t m = 0; m < cfg.gradient_accumulation_steps; ++m) {
+      RETURN_IF_ERROR(loader.Fill(s, m, &batch));
+      RETURN_IF_ERROR(micro_ex->Run(RunOptions{dopts.seed, s + 1, threads}).WithContext(StrCat("step ", s + 1)));
+      ASSIGN_OR_RETURN(float loss, ReadScalar(device.get(), micro_ex->Output(loss_name), "loss"));
+      loss_sum += loss;
+    }
+    const double lr = schedule.lr();
+    *scalars.lr.data<float>() = static_cast<float>(lr);
+    *scalars.step.data<int64_t>() = s + 1;
+    if (auto b1 = schedule.beta1()) *scalars.beta1.data<float>() = static_cast<float>(*b1);
+    RETURN_IF_ERROR(step_ex->Run(RunOptions{dopts.seed, s + 1, threads}).WithContext(StrCat("step ", s + 1)));
+    ASSIGN_OR_RETURN(float grad_norm, ReadScalar(device.get(), step_ex->Output(ops::kGradNormOutput), "grad norm"));
+    schedule.Step(/*skipped=*/false);
+    const double step_time = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double loss = loss_sum / static_cast<double>(cfg.gradient_accumulation_steps);
+    if (s == 0) summary.first_loss = loss;
+    summary.last_loss = loss;
+    if (metrics.is_open()) {
+      nlohmann::json line = {{"step", s + 1},
+                             {"epoch", s / loader.steps_per_epoch()},
+                             {"loss", loss},
+                             {"lr", lr},
+                             {"grad_norm", grad_norm},
+                             {"loss_scale", 1.0},
+                             {"skipped", false},
+                             {"samples_per_s", static_cast<double>(cfg.train_batch_size) / step_time},
+                             {"step_time_s", step_time},
+                             {"elapsed_s", elapsed}};
+      metrics << line.dump() << "\n";
+    }
+    if (opts.progress && ((s + 1) % print_every == 0 || s == 0 || s + 1 == total))
+      *opts.progress << "step " << std::setw(6) << s + 1 << "  loss " << std::fixed << std::setprecision(4) << loss
+                     << "  lr " << std::scientific << std::setprecision(3) << lr << "  grad_norm " << std::fixed
+                     << std::setprecision(3) << grad_norm << "  " << std::setprecision(1)
+                     << static_cast<double>(cfg.train_batch_size) / step_time << " samples/s  elapsed "
+                     << std::setprecision(1) << elapsed << " s" << std::defaultfloat << "\n";
+    if (!std::isfinite(loss)) return FailedPrecondition("step ", s + 1, ": the loss is ", loss, "; stopping");
+  }
+  summary.steps = total;
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return summary;
+}
+
+}  // namespace dsc

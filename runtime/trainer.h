@@ -1,0 +1,33 @@
+// The training loop dsrun drives: state buffers, the micro-step and step programs, data,
+// learning-rate schedule, metrics and progress.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "backend/plan.h"
+
+namespace dsc {
+
+struct TrainOptions {
+  std::string data_dir;
+  int64_t steps = -1;   // optimizer steps; -1: from epochs
+  int64_t epochs = -1;  // -1 with steps -1: one epoch
+  bool shuffle = true;
+  std::optional<uint64_t> seed;  // default: the config's seed
+  std::string metrics_path;      // one JSON object per step and line ("" = none)
+  int threads = 0;               // 0 = all cores
+  std::ostream* progress = nullptr;
+};
+
+struct TrainSummary {
+  int64_t steps = 0;
+  double first_loss = 0, last_loss = 0;
+  double seconds = 0;
+};
+
+StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts);
+
+}  // namespace dsc

@@ -1,0 +1,137 @@
+// Parsing grad_cases.txt and completing a case into a differentiable graph with seeded data.
+#include "tests/autodiff/grad_case.h"
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "ir/shape_inference.h"
+#include "ir/text.h"
+
+namespace dsc {
+namespace {
+
+// Deterministic data from (case, tensor) names: splitmix64 over an FNV-1a hash.
+class Rng {
+ public:
+  explicit Rng(const std::string& key) {
+    state_ = 1469598103934665603ull;
+    for (unsigned char ch : key) state_ = (state_ ^ ch) * 1099511628211ull;
+  }
+  double Uniform01() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return static_cast<double>(z >> 11) * (1.0 / 9007199254740992.0);
+  }
+
+ private:
+  uint64_t state_;
+};
+
+std::vector<std::string> SplitComma(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+bool AllZero(const Tensor& t) {
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (t.GetAsDouble(i) != 0.0) return false;
+  return true;
+}
+
+}  // namespace
+
+std::vector<GradCaseText> LoadGradCaseTexts(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<GradCaseText> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("# ===== ", 0) == 0) {
+      std::istringstream hdr(line.substr(8));
+      GradCaseText c;
+      hdr >> c.name;
+      std::string kv;
+      while (hdr >> kv) {
+        auto eq = kv.find('=');
+        c.options[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+      }
+      out.push_back(std::move(c));
+      continue;
+    }
+    if (line.rfind("#", 0) == 0 || out.empty()) continue;
+    out.back().graph += line + "\n";
+  }
+  return out;
+}
+
+StatusOr<GradCase> BuildGradCase(const GradCaseText& text) {
+  GradCase c;
+  auto opt = [&](const char* k, double dflt) {
+    auto it = text.options.find(k);
+    return it == text.options.end() ? dflt : std::stod(it->second);
+  };
+  c.h = opt("h", c.h);
+  c.rtol = opt("rtol", c.rtol);
+  c.atol = opt("atol", c.atol);
+  double lo = -1, hi = 1, away = opt("away", 0);
+  if (text.options.count("range")) {
+    const std::string& r = text.options.at("range");
+    lo = std::stod(r.substr(0, r.find(':')));
+    hi = std::stod(r.substr(r.find(':') + 1));
+  }
+  std::set<std::string> consts;
+  if (text.options.count("const"))
+    for (const std::string& s : SplitComma(text.options.at("const"))) consts.insert(s);
+
+  ParseOptions popts;
+  popts.allow_elided = true;
+  ASSIGN_OR_RETURN(c.graph, ParseGraph(text.graph, popts));
+  Graph& g = *c.graph;
+  std::vector<std::string> params;
+  for (Value* v : g.initializers()) {
+    if (!IsFloat(v->type.dtype) || consts.count(v->name())) continue;
+    params.push_back(v->name());
+    if (!AllZero(v->initializer())) continue;  // data written in the case is kept
+    Tensor t(v->type.dtype, v->initializer().dims());
+    Rng rng(text.name + "/" + v->name());
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      double x = lo + (hi - lo) * rng.Uniform01();
+      if (away > 0) x = (x < 0 ? -1 : 1) * (away + std::fabs(x));
+      t.SetFromDouble(i, x);
+    }
+    v->set_initializer(std::move(t));
+  }
+  RETURN_IF_ERROR(InferShapes(g));
+
+  Value* loss = nullptr;
+  std::vector<Value*> outs = g.outputs();
+  for (Value* y : outs) {
+    std::vector<int64_t> dims;
+    for (const Dim& d : *y->type.shape) dims.push_back(d.value);
+    Tensor r(DType::kFloat32, dims);
+    Rng rng(text.name + "/R/" + y->name());
+    for (int64_t i = 0; i < r.numel(); ++i) r.SetFromDouble(i, 2 * rng.Uniform01() - 1);
+    c.weights.emplace(y->name(), r);
+    Value* rv = g.AddInitializer("R_" + y->name(), r);
+    Value* wy = g.AddNode("Mul", {y, rv}, {"weighted_" + y->name()})->output(0);
+    Node* sum = g.AddNode("ReduceSum", {wy}, {"loss_" + y->name()});
+    sum->SetAttr("keepdims", int64_t{0});
+    Value* part = sum->output(0);
+    loss = loss ? g.AddNode("Add", {loss, part}, {"loss_upto_" + y->name()})->output(0) : part;
+  }
+  if (!loss) return InvalidArgument(text.name, ": the case has no outputs");
+  Node* id = g.AddNode("Identity", {loss}, {"loss"});
+  g.SetOutputs({id->output(0)});
+  RETURN_IF_ERROR(InferShapes(g));
+  g.training.loss = "loss";
+  g.training.parameters = params;
+  return c;
+}
+
+}  // namespace dsc

@@ -1,0 +1,342 @@
+# Writes data/core_cases.json: one-node cases for the core CPU kernels, expectations from numpy/torch.
+# Run with Debian's python (numpy 1.24, torch 1.13):  /usr/bin/python3 tests/kernels/gen_core_cases.py
+import json
+import math
+import os
+
+import numpy as np
+import torch
+
+rng = np.random.default_rng(20240)
+CASES = []
+I64_MAX = np.iinfo(np.int64).max
+I64_MIN = np.iinfo(np.int64).min
+
+NP_NAME = {np.float32: "float", np.float16: "float16", np.float64: "double", np.int64: "int64",
+           np.int32: "int32", np.int8: "int8", np.uint8: "uint8", np.bool_: "bool"}
+ONNX_CODE = {"float": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "bool": 9, "float16": 10,
+             "double": 11, "bfloat16": 16}
+# Every dtype the movement kernels are registered for.
+MOVEMENT_DTYPES = ["float", "float16", "bfloat16", "double", "int64", "int32", "int8", "uint8", "bool"]
+
+
+def num(v):
+    v = float(v)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return int(v) if v.is_integer() and abs(v) < 2**53 else v
+
+
+def T(a, dtype=None, const=False):
+    """A tensor entry; `dtype` overrides the name (bfloat16 values are carried as float32)."""
+    a = np.asarray(a)
+    name = dtype or NP_NAME[a.dtype.type]
+    if a.dtype.kind in "iub":
+        vals = [int(x) for x in a.reshape(-1)]
+    elif a.dtype in (np.float32, np.float16):  # shortest text that reads back to the same value
+        vals = [num(float(str(x))) if np.isfinite(x) else num(x) for x in a.reshape(-1)]
+    else:
+        vals = [num(x) for x in a.reshape(-1)]
+    return {"dtype": name, "dims": list(a.shape), "values": vals, "const": const}
+
+
+def case(group, name, op, inputs, outputs, attrs=None, rtol=1e-5, atol=1e-6, const_only=False):
+    CASES.append({"group": group, "name": name, "op": op, "inputs": inputs, "outputs": outputs,
+                  "attrs": attrs or {}, "rtol": rtol, "atol": atol, "const_only": const_only})
+
+
+def f32(*shape, lo=-2.0, hi=2.0):
+    return rng.uniform(lo, hi, size=shape).astype(np.float32)
+
+
+def i64(*shape, lo=-5, hi=6):
+    return rng.integers(lo, hi, size=shape).astype(np.int64)
+
+
+def ints(v):
+    return np.asarray(v, dtype=np.int64)
+
+
+def as_dtype(a, name):
+    """Small-integer data as `name`; the result is exact in every dtype (bf16 carried as float32)."""
+    if name == "bool":
+        return (np.asarray(a) % 2).astype(np.bool_)
+    np_t = {"float": np.float32, "float16": np.float16, "bfloat16": np.float32, "double": np.float64,
+            "int64": np.int64, "int32": np.int32, "int8": np.int8, "uint8": np.uint8}[name]
+    return np.asarray(a).astype(np_t)
+
+
+def TD(a, name, const=False):
+    return T(as_dtype(a, name), dtype=name, const=const)
+
+
+def torch_f(fn, x):
+    return fn(torch.from_numpy(x)).numpy()
+
+
+# ---------------------------------------------------------------- elementwise unary
+x = f32(3, 4)
+pos = f32(3, 4, lo=0.1, hi=4.0)
+big = np.array([-100.0, -20.0, -1.0, 0.0, 1.0, 20.0, 100.0, 0.5], np.float32)
+unary = {
+    "Neg": (x, -x), "Abs": (x, np.abs(x)), "Sqrt": (pos, np.sqrt(pos)), "Reciprocal": (pos, 1 / pos),
+    "Exp": (x, np.exp(x)), "Log": (pos, np.log(pos)), "Erf": (x, torch_f(torch.erf, x)),
+    "Tanh": (x, np.tanh(x)), "Sigmoid": (big, torch_f(torch.sigmoid, big)),
+    "Relu": (x, np.maximum(x, 0)), "Identity": (x, x),
+}
+for op, (a, y) in unary.items():
+    case("elementwise", f"{op}_f32", op, [T(a)], [T(y.astype(np.float32))])
+case("elementwise", "Relu_empty", "Relu", [T(np.zeros((0, 3), np.float32))], [T(np.zeros((0, 3), np.float32))])
+case("elementwise", "LeakyRelu_default", "LeakyRelu", [T(x)],
+     [T(torch_f(lambda t: torch.nn.functional.leaky_relu(t, 0.01), x))])
+case("elementwise", "LeakyRelu_alpha", "LeakyRelu", [T(x)],
+     [T(torch_f(lambda t: torch.nn.functional.leaky_relu(t, 0.2), x))], attrs={"alpha": {"float": 0.2}})
+xi = i64(2, 5)
+case("elementwise", "Neg_i64", "Neg", [T(xi)], [T(-xi)], rtol=0, atol=0)
+case("elementwise", "Abs_i64", "Abs", [T(xi)], [T(np.abs(xi))], rtol=0, atol=0)
+b = rng.integers(0, 2, size=(2, 3)).astype(np.bool_)
+case("elementwise", "Not_bool", "Not", [T(b)], [T(~b)], rtol=0, atol=0)
+lo, hi = np.float32(-0.5), np.float32(0.75)
+case("elementwise", "Clip_min_max", "Clip", [T(x), T(lo, const=True), T(hi, const=True)], [T(np.clip(x, lo, hi))])
+case("elementwise", "Clip_max_only", "Clip", [T(x), None, T(hi, const=True)], [T(np.minimum(x, hi))])
+case("elementwise", "Clip_no_bounds", "Clip", [T(x)], [T(x)])
+case("elementwise", "Clip_i64", "Clip", [T(xi), T(np.int64(-2), const=True), T(np.int64(3), const=True)],
+     [T(np.clip(xi, -2, 3))], rtol=0, atol=0)
+
+# ---------------------------------------------------------------- elementwise binary
+np_binary = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
+shapes = [((2, 3, 4), (2, 3, 4)), ((2, 3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (2, 3)), ((3, 1), (1, 4)),
+          ((2, 3, 4), (2, 1, 1)), ((1, 3, 1), (2, 1, 5)), ((0, 3), (3,))]
+for op, fn in np_binary.items():
+    for sa, sb in shapes:
+        a = f32(*sa)
+        bb = f32(*sb, lo=0.5, hi=2.0) if op == "Div" else f32(*sb)
+        case("elementwise", f"{op}_f32_{sa}_{sb}", op, [T(a), T(bb)], [T(fn(a, bb).astype(np.float32))])
+int_binary = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply,
+              "Div": lambda a, b: torch.div(torch.from_numpy(a), torch.from_numpy(b), rounding_mode="trunc").numpy(),
+              "Max": np.maximum, "Min": np.minimum}
+for op, fn in int_binary.items():
+    a = i64(2, 3, 4, lo=-20, hi=21)
+    bb = i64(3, 1, lo=1, hi=6) * np.where(rng.random((3, 1)) < 0.5, -1, 1)
+    case("elementwise", f"{op}_i64", op, [T(a), T(bb)], [T(fn(a, bb))], rtol=0, atol=0)
+for op, fn in {"Equal": np.equal, "Less": np.less, "Greater": np.greater}.items():
+    a = f32(3, 4).round()
+    bb = f32(4).round()
+    case("elementwise", f"{op}_f32", op, [T(a), T(bb)], [T(fn(a, bb))], rtol=0, atol=0)
+    ai, bi = i64(2, 1, 3, lo=-2, hi=3), i64(4, 1, lo=-2, hi=3)
+    case("elementwise", f"{op}_i64", op, [T(ai), T(bi)], [T(fn(ai, bi))], rtol=0, atol=0)
+ba, bb_ = rng.integers(0, 2, (2, 3)).astype(np.bool_), rng.integers(0, 2, (3,)).astype(np.bool_)
+for op, fn in {"And": np.logical_and, "Or": np.logical_or, "Xor": np.logical_xor, "Equal": np.equal}.items():
+    case("elementwise", f"{op}_bool", op, [T(ba), T(bb_)], [T(fn(ba, bb_))], rtol=0, atol=0)
+base = f32(2, 3, lo=0.5, hi=3.0)
+e = f32(3, lo=-2.0, hi=2.0)
+case("elementwise", "Pow_f32", "Pow", [T(base), T(e)], [T(np.power(base, e))])
+pa = f32(2, 3)
+case("elementwise", "Pow_int64_exp", "Pow", [T(pa), T(ints([[2], [3]]))], [T(np.power(pa, np.float32([[2], [3]])))])
+pb = f32(4)
+case("elementwise", "Pow_int32_scalar_exp", "Pow", [T(pb), T(np.int32(2), const=True)], [T(pb ** 2)])
+m0, m1, m2 = f32(2, 3), f32(3), f32(1)
+case("elementwise", "Max_3_inputs", "Max", [T(m0), T(m1), T(m2)], [T(np.maximum(np.maximum(m0, m1), m2))])
+case("elementwise", "Min_3_inputs", "Min", [T(m0), T(m1), T(m2)], [T(np.minimum(np.minimum(m0, m1), m2))])
+case("elementwise", "Max_2_inputs", "Max", [T(m0), T(m1)], [T(np.maximum(m0, m1))])
+case("elementwise", "Min_1_input", "Min", [T(m0)], [T(m0)])
+mi0, mi1, mi2 = i64(2, 3), i64(3), i64(2, 1)
+case("elementwise", "Max_i64_3", "Max", [T(mi0), T(mi1), T(mi2)], [T(np.maximum(np.maximum(mi0, mi1), mi2))], rtol=0, atol=0)
+case("elementwise", "Min_i64_3", "Min", [T(mi0), T(mi1), T(mi2)], [T(np.minimum(np.minimum(mi0, mi1), mi2))], rtol=0, atol=0)
+nan = np.array([np.nan, 1.0, -1.0], np.float32)
+case("elementwise", "Max_nan", "Max", [T(nan), T(np.array([0.0, np.nan, 0.0], np.float32))],
+     [T(torch.maximum(torch.from_numpy(nan), torch.tensor([0.0, np.nan, 0.0])).numpy())])
+cond = rng.integers(0, 2, (2, 1, 4)).astype(np.bool_)
+wx, wy = f32(3, 1), np.float32(7.5)
+case("elementwise", "Where_3way", "Where", [T(cond), T(wx), T(np.asarray(wy))], [T(np.where(cond, wx, wy))])
+wxi, wyi = i64(4), i64(3, 1)
+case("elementwise", "Where_i64", "Where", [T(cond), T(wxi), T(wyi)], [T(np.where(cond, wxi, wyi))], rtol=0, atol=0)
+wxh, wyh = as_dtype(i64(4), "float16"), as_dtype(i64(3, 1), "float16")
+case("elementwise", "Where_f16", "Where", [T(cond), T(wxh), T(wyh)], [T(np.where(cond, wxh, wyh))], rtol=0, atol=0)
+
+# ---------------------------------------------------------------- Cast
+cast_types = ["float", "float16", "bfloat16", "double", "int64", "int32", "bool"]
+TORCH = {"float": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "double": torch.float64,
+         "int64": torch.int64, "int32": torch.int32, "bool": torch.bool}
+src_vals = {"float": [-2.75, -1.0, 0.0, 0.5, 1.5, 3.875, 100.3, 7.0],
+            "int": [-3, -1, 0, 1, 2, 100, 7, 300], "bool": [1, 0, 1, 1, 0, 0, 1, 0]}
+for s in cast_types:
+    kind = "float" if s in ("float", "float16", "bfloat16", "double") else ("bool" if s == "bool" else "int")
+    src = torch.tensor(src_vals[kind]).to(TORCH[s])
+    src_entry = {"dtype": s, "dims": [8], "values": [num(v) for v in src.double().tolist()], "const": False}
+    for d in cast_types:
+        out = src.to(TORCH[d])
+        case("cast", f"Cast_{s}_to_{d}", "Cast", [src_entry],
+             [{"dtype": d, "dims": [8], "values": [num(v) for v in out.double().tolist()], "const": False}],
+             attrs={"to": {"int": ONNX_CODE[d]}}, rtol=0, atol=0)
+
+# ---------------------------------------------------------------- reductions
+def reduce_case(name, op, a, axes, keepdims=1, noop=0, as_input=None, **kw):
+    fn = {"ReduceSum": np.sum, "ReduceMean": np.mean, "ReduceMax": np.max, "ReduceMin": np.min}[op]
+    as_input = op == "ReduceSum" if as_input is None else as_input
+    ax = None if not axes else tuple(axes)
+    y = a.copy() if (not axes and noop) else fn(a, axis=ax, keepdims=bool(keepdims))
+    attrs = {"keepdims": {"int": keepdims}}
+    if noop:
+        attrs["noop_with_empty_axes"] = {"int": 1}
+    inputs = [T(a)]
+    if as_input and axes is not None:
+        inputs.append(T(ints(axes), const=True))
+    elif axes:
+        attrs["axes"] = {"ints": list(axes)}
+    case("reduce", name, op, inputs, [T(np.asarray(y).astype(a.dtype))], attrs=attrs, **kw)
+
+
+r = f32(2, 3, 4)
+reduce_case("ReduceSum_axis1_keep", "ReduceSum", r, [1])
+reduce_case("ReduceSum_neg_axis_nokeep", "ReduceSum", r, [-1], keepdims=0)
+reduce_case("ReduceSum_axes_0_2_generic", "ReduceSum", r, [0, 2], keepdims=0)
+reduce_case("ReduceSum_axes_0_2_keep", "ReduceSum", r, [0, 2])
+reduce_case("ReduceSum_empty_axes_all", "ReduceSum", r, [], keepdims=0)
+reduce_case("ReduceSum_no_axes_input_all", "ReduceSum", r, None)
+reduce_case("ReduceSum_noop_empty_axes", "ReduceSum", r, [], noop=1)
+reduce_case("ReduceSum_leading_wide", "ReduceSum", f32(6, 150), [0], keepdims=0, rtol=1e-5, atol=1e-5)
+reduce_case("ReduceSum_zero_size_axis", "ReduceSum", np.zeros((0, 3), np.float32), [0], keepdims=0)
+reduce_case("ReduceSum_i64", "ReduceSum", i64(3, 4), [0], keepdims=0, rtol=0, atol=0)
+reduce_case("ReduceMean_axis1", "ReduceMean", r, [1])
+reduce_case("ReduceMean_all", "ReduceMean", r, None, keepdims=0)
+reduce_case("ReduceMean_axes_input_opset18", "ReduceMean", r, [-2, -1], as_input=True)
+reduce_case("ReduceMax_axis0", "ReduceMax", r, [0], keepdims=0)
+reduce_case("ReduceMin_axes_neg", "ReduceMin", r, [-1, 0])
+reduce_case("ReduceMax_i64", "ReduceMax", i64(3, 4), [1], rtol=0, atol=0)
+reduce_case("ReduceMin_i64", "ReduceMin", i64(3, 4), [0, 1], keepdims=0, rtol=0, atol=0)
+
+# ---------------------------------------------------------------- data movement (every dtype)
+def small(*shape):
+    return rng.integers(0, 10, size=shape).astype(np.int64)
+
+
+for dt in MOVEMENT_DTYPES:
+    g = f"movement_{dt}"
+    a = small(2, 3, 4)
+    case(g, f"Reshape_{dt}", "Reshape", [TD(a, dt), T(ints([4, -1]), const=True)], [TD(a.reshape(4, 6), dt)], rtol=0, atol=0)
+    t4 = small(2, 3, 4, 5)
+    case(g, f"Transpose_0213_{dt}", "Transpose", [TD(t4, dt)], [TD(t4.transpose(0, 2, 1, 3), dt)],
+         attrs={"perm": {"ints": [0, 2, 1, 3]}}, rtol=0, atol=0)
+    c0, c1 = small(2, 1, 3), small(2, 2, 3)
+    case(g, f"Concat_{dt}", "Concat", [TD(c0, dt), TD(c1, dt)], [TD(np.concatenate([c0, c1], 1), dt)], attrs={"axis": {"int": 1}}, rtol=0, atol=0)
+    s = small(2, 6)
+    parts = np.split(s, [1, 4], axis=1)
+    case(g, f"Split_{dt}", "Split", [TD(s, dt), T(ints([1, 3, 2]), const=True)], [TD(p, dt) for p in parts], attrs={"axis": {"int": -1}}, rtol=0, atol=0)
+    sl = small(4, 5)
+    case(g, f"Slice_{dt}", "Slice", [TD(sl, dt), T(ints([1, -1]), const=True), T(ints([3, 0]), const=True),
+                                      T(ints([0, 1]), const=True), T(ints([1, -2]), const=True)],
+         [TD(sl[1:3, -1:0:-2], dt)], rtol=0, atol=0)
+    gd, gi = small(3, 4), ints([[-1, 0], [2, 1]])
+    case(g, f"Gather_{dt}", "Gather", [TD(gd, dt), T(gi)], [TD(np.take(gd, gi, axis=1), dt)], attrs={"axis": {"int": 1}}, rtol=0, atol=0)
+    ex = small(3, 1)
+    case(g, f"Expand_{dt}", "Expand", [TD(ex, dt), T(ints([2, 3, 4]), const=True)], [TD(np.broadcast_to(ex, (2, 3, 4)), dt)], rtol=0, atol=0)
+    tl = small(2, 3)
+    case(g, f"Tile_{dt}", "Tile", [TD(tl, dt), T(ints([2, 2]), const=True)], [TD(np.tile(tl, (2, 2)), dt)], rtol=0, atol=0)
+    pd = small(2, 3)
+    cv = as_dtype(np.array(7), dt)
+    case(g, f"Pad_{dt}", "Pad", [TD(pd, dt), T(ints([1, 0, 0, 2]), const=True), T(cv, dtype=dt, const=True)],
+         [TD(np.pad(pd, ((1, 0), (0, 2)), constant_values=7), dt)], rtol=0, atol=0)
+    case(g, f"Identity_{dt}", "Identity", [TD(a, dt)], [TD(a, dt)], rtol=0, atol=0)
+    case(g, f"Transpose_default_{dt}", "Transpose", [TD(a, dt)], [TD(a.transpose(), dt)], rtol=0, atol=0)
+
+g = "movement"
+a = f32(2, 3, 4)
+case(g, "Flatten_axis1", "Flatten", [T(a)], [T(a.reshape(2, 12))], attrs={"axis": {"int": 1}})
+case(g, "Flatten_axis_neg", "Flatten", [T(a)], [T(a.reshape(6, 4))], attrs={"axis": {"int": -1}})
+case(g, "Squeeze_axes", "Squeeze", [T(a.reshape(2, 1, 12, 1)), T(ints([1, -1]), const=True)], [T(a.reshape(2, 12))])
+case(g, "Unsqueeze_axes", "Unsqueeze", [T(a), T(ints([0, -1]), const=True)], [T(a.reshape(1, 2, 3, 4, 1))])
+for perm in ([0, 2, 3, 1], [1, 0, 2], [2, 0, 1], [3, 1, 0, 2], [0, 1, 3, 2]):
+    t = f32(2, 3, 4, 5) if len(perm) == 4 else f32(3, 4, 5)
+    case(g, f"Transpose_{''.join(map(str, perm))}", "Transpose", [T(t)], [T(t.transpose(perm))], attrs={"perm": {"ints": perm}})
+t = f32(2, 1, 3, 1)
+case(g, "Transpose_unit_dims", "Transpose", [T(t)], [T(t.transpose(3, 2, 0, 1))], attrs={"perm": {"ints": [3, 2, 0, 1]}})
+t = small(70, 45).astype(np.float32)
+case(g, "Transpose_2d_tiled", "Transpose", [T(t)], [T(t.T)], attrs={"perm": {"ints": [1, 0]}})
+c = [f32(2, 3), f32(2, 0), f32(2, 1)]
+case(g, "Concat_empty_input", "Concat", [T(v) for v in c], [T(np.concatenate(c, -1))], attrs={"axis": {"int": -1}})
+s = f32(6, 2)
+case(g, "Split_equal_3", "Split", [T(s)], [T(p) for p in np.split(s, 3, axis=0)])
+sl = small(5, 6, 7).astype(np.float32)
+
+
+def slice_case(name, starts, ends, axes=None, steps=None):
+    ins = [T(sl), T(ints(starts), const=True), T(ints(ends), const=True)]
+    if axes is not None or steps is not None:
+        ins.append(T(ints(axes if axes is not None else list(range(len(starts)))), const=True))
+    if steps is not None:
+        ins.append(T(ints(steps), const=True))
+    idx = [slice(None)] * 3
+    for i, st in enumerate(starts):
+        ax = axes[i] if axes is not None else i
+        e = ends[i]
+        step = steps[i] if steps is not None else 1
+        # numpy slices treat out-of-range ends like ONNX's clamping; INT64_MIN/MAX as None.
+        idx[ax] = slice(st, None if e in (I64_MAX, I64_MIN) else e, step)
+    case(g, name, "Slice", ins, [T(sl[tuple(idx)])])
+
+
+slice_case("Slice_basic", [1, 2], [4, 5])
+slice_case("Slice_negative", [-3, -4], [-1, -1])
+slice_case("Slice_clamped_end", [2], [1000], axes=[2])
+slice_case("Slice_axes_neg_steps2", [0, 1], [I64_MAX, 6], axes=[-1, 0], steps=[2, 2])
+slice_case("Slice_reverse_all", [-1], [I64_MIN], axes=[1], steps=[-1])
+slice_case("Slice_neg_step3", [6, 4], [0, -100], axes=[2, 0], steps=[-3, -2])
+slice_case("Slice_empty", [3], [1], axes=[0])
+slice_case("Slice_start_past_end", [10], [20], axes=[1])
+gd = f32(4, 3, 2)
+for name, idx, axis in [("Gather_axis0_neg", ints([-1, 0, -4]), 0), ("Gather_axis_neg2_i32", np.array([[2, -3]], np.int32), -2),
+                        ("Gather_scalar_index", np.asarray(np.int64(-1)), 2)]:
+    case(g, name, "Gather", [T(gd), T(idx)], [T(np.take(gd, idx, axis=axis))], attrs={"axis": {"int": axis}})
+case(g, "Gather_empty_indices", "Gather", [T(gd), T(np.zeros((0,), np.int64))], [T(np.take(gd, np.zeros((0,), np.int64), 0))])
+ex = np.asarray(np.float32(2.5))
+case(g, "Expand_scalar", "Expand", [T(ex), T(ints([2, 2]), const=True)], [T(np.broadcast_to(ex, (2, 2)))])
+ex = f32(3, 1)
+case(g, "Expand_rank_up_and_keep", "Expand", [T(ex), T(ints([2, 1, 1]), const=True)], [T(np.broadcast_to(ex, (2, 3, 1)))])
+tl = f32(2, 1, 3)
+case(g, "Tile_3d", "Tile", [T(tl), T(ints([2, 3, 1]), const=True)], [T(np.tile(tl, (2, 3, 1)))])
+pd = f32(3, 4)
+# pads [-1, 2, 1, -2]: drop the first row, 2 columns in front, 1 row after, drop the last 2 columns.
+case(g, "Pad_negative_crops", "Pad", [T(pd), T(ints([-1, 2, 1, -2]), const=True), T(np.float32(1.5), const=True)],
+     [T(np.pad(pd[1:, :-2], ((0, 1), (2, 0)), constant_values=1.5))])
+case(g, "Pad_default_zero", "Pad", [T(pd), T(ints([0, 1, 2, 0]), const=True)], [T(np.pad(pd, ((0, 2), (1, 0))))])
+case(g, "Pad_axes_opset18", "Pad", [T(pd), T(ints([1, 1]), const=True), None, T(ints([-1]), const=True)],
+     [T(np.pad(pd, ((0, 0), (1, 1))))], const_only=True)
+
+# ---------------------------------------------------------------- MatMul / Gemm
+g = "matmul"
+tol = dict(rtol=1e-4, atol=1e-5)
+for name, sa, sb in [("2d", (3, 4), (4, 5)), ("1d_2d", (4,), (4, 5)), ("2d_1d", (3, 4), (4,)), ("1d_1d", (4,), (4,)),
+                     ("batched", (2, 3, 4), (2, 4, 5)), ("broadcast_batch", (2, 1, 3, 4), (3, 4, 5)),
+                     ("shared_weight", (2, 3, 4), (4, 5)), ("1d_batched", (4,), (2, 4, 5)),
+                     ("batched_1d", (2, 3, 4), (4,)), ("broadcast_a", (3, 4), (2, 4, 5)),
+                     ("k0", (3, 0), (0, 4)), ("m0", (2, 0, 4), (2, 4, 3)), ("many_small", (8, 4, 4), (8, 4, 4))]:
+    a, bb = f32(*sa), f32(*sb)
+    y = (a.astype(np.float64) @ bb.astype(np.float64)).astype(np.float32)
+    case(g, f"MatMul_{name}", "MatMul", [T(a), T(bb)], [T(y)], **tol)
+M, K, N = 3, 5, 4
+for ta in (0, 1):
+    for tb in (0, 1):
+        for cname, cshape in [("cN", (N,)), ("cM1", (M, 1)), ("cscalar", ()), ("cfull", (M, N)), ("noC", None)]:
+            a = f32(K, M) if ta else f32(M, K)
+            bb = f32(N, K) if tb else f32(K, N)
+            alpha, beta = 0.5, 2.0
+            ref = alpha * ((a.T if ta else a).astype(np.float64) @ (bb.T if tb else bb).astype(np.float64))
+            ins = [T(a), T(bb)]
+            if cshape is not None:
+                cc = f32(*cshape)
+                ref = ref + beta * cc
+                ins.append(T(cc))
+            case(g, f"Gemm_tA{ta}_tB{tb}_{cname}", "Gemm", ins, [T(ref.astype(np.float32))],
+                 attrs={"alpha": {"float": alpha}, "beta": {"float": beta}, "transA": {"int": ta}, "transB": {"int": tb}}, **tol)
+a, bb, cc = f32(2, 3), f32(3, 4), f32(4)
+case(g, "Gemm_defaults", "Gemm", [T(a), T(bb), T(cc)], [T((a.astype(np.float64) @ bb + cc).astype(np.float32))], **tol)
+
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "core_cases.json")
+os.makedirs(os.path.dirname(out), exist_ok=True)
+with open(out, "w") as f:
+    json.dump({"generator": "tests/kernels/gen_core_cases.py", "cases": CASES}, f, separators=(",", ":"))
+    f.write("\n")
+print(f"wrote {len(CASES)} cases to {out} ({os.path.getsize(out)} bytes)")
