@@ -1,6 +1,8 @@
 // Plan summaries and graph exports for dsinspect.
 #include "backend/plan_summary.h"
 
+#include "passes/memory_plan.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <limits>
@@ -103,8 +105,44 @@ json ProgramSummary(const PlanProgram& p) {
   }
   out["num_constants"] = constants;
   out["constant_bytes"] = constant_bytes;
-  // "memory" and "communication" objects join here once memory planning and ZeRO land.
+  auto plan_meta = g.metadata.find(kMemoryPlanKey);
+  if (plan_meta != g.metadata.end()) {
+    StatusOr<MemoryPlan> mp = MemoryPlanFromJson(plan_meta->second);
+    if (mp.ok())
+      out["memory"] = {{"arena_bytes", mp->arena_bytes},
+                       {"unshared_bytes", mp->unshared_bytes},
+                       {"constant_bytes", constant_bytes}};
+  }
   return out;
+}
+
+// The state table and the per-rank bytes by kind (what every rank holds for the whole run).
+void AddStateAndMemory(const Plan& plan, json* out) {
+  json state = json::array();
+  std::map<std::string, int64_t> by_kind;
+  for (const StateInfo& st : plan.state) {
+    StatusOr<int64_t> n = NumElements(st.dims);
+    const int64_t numel = n.ok() ? *n : 0;
+    const int64_t bytes = numel * static_cast<int64_t>(DTypeSize(st.dtype));
+    state.push_back({{"name", st.name}, {"kind", StateKindName(st.kind)}, {"owner", st.owner},
+                     {"dtype", DTypeName(st.dtype)}, {"shape", st.dims}, {"numel", numel}, {"bytes", bytes},
+                     {"zero_init", st.zero_init}});
+    by_kind[StateKindName(st.kind)] += bytes;
+  }
+  (*out)["state"] = state;
+  int64_t activations = 0;
+  json per_program = json::object();
+  for (const json& p : (*out)["programs"])
+    if (p.contains("memory")) {
+      activations = std::max(activations, p["memory"]["arena_bytes"].get<int64_t>());
+      per_program[p["name"].get<std::string>()] = p["memory"]["arena_bytes"];
+    }
+  (*out)["memory"] = {{"parameters", by_kind["parameter"]},
+                      {"gradients", by_kind["gradient"]},
+                      {"optimizer_states", by_kind["optimizer"]},
+                      {"buffers", by_kind["buffer"]},
+                      {"activations_peak", activations},
+                      {"arena_bytes_by_program", per_program}};
 }
 
 // --- text rendering
@@ -198,6 +236,8 @@ void RenderProgram(std::ostream& os, const json& p) {
   RenderValues(os, "outputs", p["outputs"]);
   os << "  loss: " << (p["loss"].is_null() ? "(not chosen)" : p["loss"].get<std::string>()) << "\n";
 
+  // After accumulate the parameters are plan state (listed once, below), not graph initializers.
+  if (p["num_parameter_tensors"].get<int64_t>() > 0)
   os << "  parameters: " << p["num_parameter_tensors"].get<int64_t>() << " tensors, "
      << Grouped(p["num_parameters"].get<int64_t>()) << " elements, " << HumanBytes(p["parameter_bytes"].get<int64_t>())
      << "\n";
@@ -212,6 +252,33 @@ void RenderProgram(std::ostream& os, const json& p) {
   }
   os << "  constants (non-trainable initializers): " << p["num_constants"].get<int64_t>() << " tensors, "
      << HumanBytes(p["constant_bytes"].get<int64_t>()) << "\n";
+  if (p.contains("memory"))
+    os << "  activation arena: " << HumanBytes(p["memory"]["arena_bytes"].get<int64_t>()) << " (one buffer per value: "
+       << HumanBytes(p["memory"]["unshared_bytes"].get<int64_t>()) << ")\n";
+}
+
+void RenderState(std::ostream& os, const json& s) {
+  if (s["state"].empty()) return;
+  std::vector<std::vector<std::string>> rows = {{"name", "dtype", "shape", "numel", "bytes"}};
+  int64_t count = 0, numel = 0;
+  for (const json& r : s["state"]) {
+    if (r["kind"] != "parameter") continue;
+    ++count;
+    numel += r["numel"].get<int64_t>();
+    rows.push_back({r["name"].get<std::string>(), r["dtype"].get<std::string>(), ShapeText(r["shape"]),
+                    Grouped(r["numel"].get<int64_t>()), Grouped(r["bytes"].get<int64_t>())});
+  }
+  os << "\ntrained parameters (plan state): " << count << " tensors, " << Grouped(numel) << " elements\n";
+  Table(os, "  ", rows, {false, false, false, true, true});
+  const json& m = s["memory"];
+  os << "\nmemory per rank:\n";
+  std::vector<std::vector<std::string>> mem = {
+      {"parameters", HumanBytes(m["parameters"].get<int64_t>())},
+      {"gradients", HumanBytes(m["gradients"].get<int64_t>())},
+      {"optimizer states", HumanBytes(m["optimizer_states"].get<int64_t>())},
+      {"buffers", HumanBytes(m["buffers"].get<int64_t>())},
+      {"activations (peak arena)", HumanBytes(m["activations_peak"].get<int64_t>())}};
+  Table(os, "  ", mem, {false, true});
 }
 
 // --- dot
@@ -290,6 +357,7 @@ json SummarizePlan(const Plan& plan, const std::string& only_program) {
   for (const PlanProgram& p : plan.programs)
     if (p.graph && (only_program.empty() || p.name == only_program)) programs.push_back(ProgramSummary(p));
   out["programs"] = programs;
+  AddStateAndMemory(plan, &out);
   return out;
 }
 
@@ -332,6 +400,7 @@ std::string RenderSummaryText(const json& s, const std::string& plan_path) {
   Table(os, "  ", rows, {true, false, false, true});
 
   for (const json& p : s["programs"]) RenderProgram(os, p);
+  RenderState(os, s);
   return os.str();
 }
 

@@ -13,9 +13,10 @@
 //   programs: [{name, num_nodes, ops: {type: count}, inputs: [{name, dtype, shape}], outputs,
 //               loss, parameters: [{name, dtype, shape, numel, bytes}], num_parameter_tensors,
 //               num_parameters (elements), parameter_bytes, num_constants, constant_bytes,
-//               memory, communication}]
-// `memory` (per-rank bytes by kind) and `communication` (bytes per step) are added per program
-// once memory planning and ZeRO partitioning exist; until then they are absent.
+//               memory: {arena_bytes, unshared_bytes, constant_bytes} (after memory-plan)}],
+//   state: [{name, kind, owner, dtype, shape, numel, bytes, zero_init}],
+//   memory: {parameters, gradients, optimizer_states, buffers, activations_peak,
+//            arena_bytes_by_program: {program: bytes}}   (bytes per rank)
 // A shape is an array of ints (static dims), strings (symbols) and nulls (unknown dims), or null
 // when even the rank is unknown.
 #pragma once

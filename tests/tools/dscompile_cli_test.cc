@@ -2,6 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "backend/plan_file.h"
 #include "tests/testutil/test_util.h"
@@ -59,6 +62,57 @@ TEST(DscompileCli, CompilesGptAndDumpsEveryPass) {
   EXPECT_EQ(plan->state.size(), 30u * 4);
   for (const auto& p : plan->programs)
     for (const auto& n : p.graph->nodes()) EXPECT_NE(n->op_type(), "Shape") << n->Describe();
+}
+
+// Model-state bytes per rank in fp32 with Adam: 4 psi parameters, 4 psi gradients, 8 psi moments.
+TEST(DscompileCli, InspectReportsZeroFormulaMemory) {
+  testing::TempDir dir;
+  ASSERT_EQ(Dscompile(GptArgs(dir.File("p")) + " -q").rc, 0);
+  CommandResult r = testing::RunCommand(ShellQuote(DSINSPECT_PATH) + " --json " + ShellQuote(dir.File("p")), false);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  nlohmann::json s = nlohmann::json::parse(r.output);
+  const int64_t psi = 30144;
+  EXPECT_EQ(s["memory"]["parameters"].get<int64_t>(), 4 * psi);
+  EXPECT_EQ(s["memory"]["gradients"].get<int64_t>(), 4 * psi);
+  EXPECT_EQ(s["memory"]["optimizer_states"].get<int64_t>(), 8 * psi);
+  EXPECT_GT(s["memory"]["activations_peak"].get<int64_t>(), 0);
+  for (const auto& p : s["programs"])
+    EXPECT_LE(p["memory"]["arena_bytes"].get<int64_t>(), p["memory"]["unshared_bytes"].get<int64_t>());
+}
+
+TEST(DsrunCli, TrainsAndReportsErrors) {
+  testing::TempDir dir;
+  ASSERT_EQ(Dscompile(GptArgs(dir.File("p")) + " -q").rc, 0);
+  const std::string data = ShellQuote(kModels + "/gpt/data");
+  CommandResult r = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + ShellQuote(dir.File("p")) + " --data " + data +
+                                        " --steps 20 --metrics " + ShellQuote(dir.File("m.jsonl")));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("step     10  loss"), std::string::npos) << r.output;  // steps_per_print 10
+  std::ifstream in(dir.File("m.jsonl"));
+  int lines = 0;
+  double first = 0, last = 0;
+  for (std::string line; std::getline(in, line); ++lines) {
+    nlohmann::json m = nlohmann::json::parse(line);
+    for (const char* k : {"step", "loss", "lr", "grad_norm", "loss_scale", "skipped", "samples_per_s", "step_time_s"})
+      EXPECT_TRUE(m.contains(k)) << k;
+    (lines == 0 ? first : last) = m["loss"].get<double>();
+  }
+  EXPECT_EQ(lines, 20);
+  EXPECT_LT(last, first);
+  struct Case {
+    std::string args, needle;
+  } cases[] = {
+      {ShellQuote(dir.File("p")), "--data DIR is required"},
+      {ShellQuote(dir.File("p")) + " --data /nonexistent", "/nonexistent: no such directory"},
+      {ShellQuote(dir.File("p")) + " --data " + ShellQuote(kModels + "/mlp/data"), "idx.npy: missing"},
+      {ShellQuote(dir.File("p")) + " --data " + data + " --steps 0", "--steps must be at least 1"},
+      {"/nonexistent.dsplan --data " + data, "/nonexistent.dsplan"},
+  };
+  for (const Case& c : cases) {
+    CommandResult e = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + c.args);
+    EXPECT_NE(e.rc, 0) << c.args;
+    EXPECT_NE(e.output.find(c.needle), std::string::npos) << c.args << "\n" << e.output;
+  }
 }
 
 TEST(DscompileCli, PrintIrAfterAndTimePasses) {

@@ -1,0 +1,104 @@
+// The communicator interface the ZeRO collective ops run on: one rank of a group of `size()`
+// ranks, asynchronous collectives on device buffers, and bytes-sent accounting for the metrics.
+// MPI implements it on CPUs (runtime/mpi_communicator.cc); NCCL will implement it on GPUs.
+//
+//   ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, CreateMpiCommunicator());
+//   ASSIGN_OR_RETURN(auto h, comm->AllReduce(grad, n, DType::kFloat32, ReduceOp::kAvg));
+//   ...  // overlap other work
+//   RETURN_IF_ERROR(h->Wait());
+//
+// Every rank must issue the same collectives in the same order with the same counts, dtypes and
+// roots (as with MPI and NCCL); a mismatch is undefined behaviour, not an error we can detect.
+//
+// Bytes-sent model (per rank, what the ring / standard algorithms send; B = the bytes of the full
+// buffer, N = size(); integer division, so every rank of a collective counts the same number):
+//   all_reduce      2·(N-1)·B / N      B = count·dtype size (reduce-scatter, then all-gather)
+//   reduce_scatter    (N-1)·B / N      B = N·recv_count·dtype size (the whole send buffer)
+//   all_gather        (N-1)·B / N      B = N·send_count·dtype size (the whole receive buffer)
+//   broadcast         B on the root, 0 elsewhere (the root sends the buffer once; forwarding
+//                     by tree/pipeline algorithms is not counted)
+// With N = 1 nothing is sent and every count stays 0. The model counts what the algorithm must
+// move, not what a particular MPI library happens to do, so the numbers match the compiler's
+// per-step communication estimate (dsinspect) on every backend.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "ir/dtype.h"
+#include "ir/status.h"
+
+namespace dsc {
+
+enum class ReduceOp { kSum, kAvg };  // kAvg = sum, then scale by 1/size (floating dtypes only)
+
+const char* ReduceOpName(ReduceOp op);
+
+// One collective in flight. Its buffers must stay alive and untouched until Wait() returns.
+// Wait() is called once; destroying a handle that was never waited on waits (errors are lost).
+class CommHandle {
+ public:
+  virtual ~CommHandle() = default;
+  // Errors name the rank and the collective; a collective that waits longer than the timeout
+  // (DSC_COLLECTIVE_TIMEOUT_S, default 300 s) fails, and the communicator is unusable after it.
+  virtual Status Wait() = 0;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+
+  // Reductions take kFloat32, kFloat64, kInt32 and kInt64; gathers and broadcasts any dtype.
+  // In place: buf holds `count` elements on every rank.
+  virtual StatusOr<std::unique_ptr<CommHandle>> AllReduce(void* buf, int64_t count, DType dtype, ReduceOp op) = 0;
+  // `send` holds size()·recv_count elements; rank r receives the reduction of block r.
+  virtual StatusOr<std::unique_ptr<CommHandle>> ReduceScatter(const void* send, void* recv, int64_t recv_count,
+                                                              DType dtype, ReduceOp op) = 0;
+  // `recv` holds size()·send_count elements, block r from rank r. `send` may equal
+  // recv + rank()·send_count (in place: the rank's own block is already where it belongs).
+  virtual StatusOr<std::unique_ptr<CommHandle>> AllGather(const void* send, void* recv, int64_t send_count,
+                                                          DType dtype) = 0;
+  virtual StatusOr<std::unique_ptr<CommHandle>> Broadcast(void* buf, int64_t count, DType dtype, int root) = 0;
+  virtual Status Barrier() = 0;
+
+  // Bytes this rank has sent since creation, by collective kind ("all_reduce", "reduce_scatter",
+  // "all_gather", "broadcast"; every key is always present), following the model above.
+  virtual std::map<std::string, int64_t> bytes_sent() const = 0;
+
+  // Ends every rank of the job after printing `message` on this rank: the error path of a rank
+  // must not leave the others waiting in a collective. Single-rank: prints and exits.
+  [[noreturn]] virtual void Abort(const std::string& message, int exit_code) = 0;
+};
+
+// Size 1: reductions leave the buffer as it is, gathers copy, nothing is sent.
+std::unique_ptr<Communicator> CreateLocalCommunicator();
+
+// Joins the job the launcher (mpirun, srun) started; call once per process, from the thread
+// that will issue every collective (MPI_THREAD_FUNNELED). MPI is finalized when it is destroyed.
+StatusOr<std::unique_ptr<Communicator>> CreateMpiCommunicator();
+
+// Whether this process was started by an MPI launcher (Open MPI, PMI/PMIx, Slurm).
+bool LaunchedUnderMpi();
+// The number of ranks the launcher started: 1 outside a launcher, 0 when it does not say.
+int LauncherWorldSize();
+
+// The bytes model above, shared by every implementation (and by the compiler's estimates).
+int64_t AllReduceBytesSent(int64_t bytes, int size);
+int64_t ReduceScatterBytesSent(int64_t full_bytes, int size);
+int64_t AllGatherBytesSent(int64_t full_bytes, int size);
+int64_t BroadcastBytesSent(int64_t bytes, int size, bool is_root);
+
+// Argument checks every implementation runs first, so errors read the same on every backend:
+// count >= 0, non-null buffers when count > 0, a dtype the collective takes, kAvg on floats only.
+Status CheckCollectiveArgs(const char* kind, const void* a, const void* b, int64_t count, DType dtype,
+                           bool reduction, ReduceOp op = ReduceOp::kSum);
+
+// The collective timeout in seconds from DSC_COLLECTIVE_TIMEOUT_S (default 300); an invalid
+// value is an error naming the variable.
+StatusOr<double> CollectiveTimeoutSeconds();
+
+}  // namespace dsc
