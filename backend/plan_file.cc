@@ -98,7 +98,8 @@ StatusOr<Encoded> Encode(const Plan& plan) {
   json state = json::array();
   for (const StateInfo& st : plan.state)
     state.push_back({{"name", st.name}, {"kind", StateKindName(st.kind)}, {"owner", st.owner},
-                     {"dtype", DTypeName(st.dtype)}, {"dims", st.dims}, {"zero_init", st.zero_init}});
+                     {"dtype", DTypeName(st.dtype)}, {"dims", st.dims}, {"zero_init", st.zero_init},
+                     {"shard_of_numel", st.shard_of_numel}});
   header["state"] = state;
 
   json params = json::array();
@@ -309,6 +310,8 @@ StatusOr<Plan> Decode(const std::string& bytes, const std::string& file) {
     ASSIGN_OR_RETURN(const json* dtype, r.Field(st, "dtype", vt::string, " in state"));
     ASSIGN_OR_RETURN(const json* dims, r.Field(st, "dims", vt::array, " in state"));
     ASSIGN_OR_RETURN(const json* zero, r.Field(st, "zero_init", vt::boolean, " in state"));
+    ASSIGN_OR_RETURN(const json* shard, r.Field(st, "shard_of_numel", vt::number_unsigned, " in state"));
+    info.shard_of_numel = shard->get<int64_t>();
     info.name = name->get<std::string>();
     info.owner = owner->get<std::string>();
     info.zero_init = zero->get<bool>();

@@ -116,6 +116,45 @@ json ProgramSummary(const PlanProgram& p) {
   return out;
 }
 
+// Bytes one rank sends per optimizer step, by collective kind, under the ring model of
+// runtime/communicator.h (all-reduce 2(N-1)/N of the buffer, reduce-scatter and all-gather
+// (N-1)/N of the whole padded buffer); micro_step runs gradient_accumulation_steps times.
+json CommunicationPerStep(const Plan& plan) {
+  const int64_t n = plan.world_size;
+  int64_t gas = 1;
+  if (plan.config.is_object() && plan.config.contains("gradient_accumulation_steps") &&
+      plan.config["gradient_accumulation_steps"].is_number_integer())
+    gas = plan.config["gradient_accumulation_steps"].get<int64_t>();
+  std::map<std::string, int64_t> kinds = {{"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}};
+  auto numel = [](const Value* v) {
+    int64_t e = 1;
+    if (v && v->type.shape)
+      for (const Dim& d : *v->type.shape) e *= std::max<int64_t>(d.value, 0);
+    return e;
+  };
+  for (const PlanProgram& p : plan.programs) {
+    const int64_t times = p.name == "micro_step" ? gas : 1;
+    for (const auto& node : p.graph->nodes()) {
+      if (node->domain() != kDscDomain || n <= 1) continue;
+      const int64_t elem = static_cast<int64_t>(DTypeSize(node->input(0)->type.dtype));
+      const std::string& op = node->op_type();
+      if (op == "AllReduce") {
+        kinds["all_reduce"] += times * 2 * (n - 1) * numel(node->output(0)) * elem / n;
+      } else if (op == "ReduceScatter") {
+        kinds["reduce_scatter"] += times * (n - 1) * numel(node->output(0)) * elem;
+      } else if (op == "AllGather") {
+        kinds["all_gather"] += times * (n - 1) * numel(node->input(0)) * elem;
+      } else if (op == "AllGatherInPlace") {
+        const int64_t c = (numel(node->input(0)) + n - 1) / n;
+        kinds["all_gather"] += times * (n - 1) * c * elem;
+      }
+    }
+  }
+  json out = kinds;
+  out["total"] = kinds["all_reduce"] + kinds["reduce_scatter"] + kinds["all_gather"];
+  return out;
+}
+
 // The state table and the per-rank bytes by kind (what every rank holds for the whole run).
 void AddStateAndMemory(const Plan& plan, json* out) {
   json state = json::array();
@@ -137,6 +176,7 @@ void AddStateAndMemory(const Plan& plan, json* out) {
       activations = std::max(activations, p["memory"]["arena_bytes"].get<int64_t>());
       per_program[p["name"].get<std::string>()] = p["memory"]["arena_bytes"];
     }
+  (*out)["communication"] = CommunicationPerStep(plan);
   (*out)["memory"] = {{"parameters", by_kind["parameter"]},
                       {"gradients", by_kind["gradient"]},
                       {"optimizer_states", by_kind["optimizer"]},
@@ -279,6 +319,14 @@ void RenderState(std::ostream& os, const json& s) {
       {"buffers", HumanBytes(m["buffers"].get<int64_t>())},
       {"activations (peak arena)", HumanBytes(m["activations_peak"].get<int64_t>())}};
   Table(os, "  ", mem, {false, true});
+  const json& c = s["communication"];
+  if (c["total"].get<int64_t>() > 0) {
+    os << "\ncommunication per rank per optimizer step:\n";
+    std::vector<std::vector<std::string>> comm = {{"all-reduce", HumanBytes(c["all_reduce"].get<int64_t>())},
+                                                  {"reduce-scatter", HumanBytes(c["reduce_scatter"].get<int64_t>())},
+                                                  {"all-gather", HumanBytes(c["all_gather"].get<int64_t>())}};
+    Table(os, "  ", comm, {false, true});
+  }
 }
 
 // --- dot

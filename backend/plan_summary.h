@@ -17,6 +17,8 @@
 //   state: [{name, kind, owner, dtype, shape, numel, bytes, zero_init}],
 //   memory: {parameters, gradients, optimizer_states, buffers, activations_peak,
 //            arena_bytes_by_program: {program: bytes}}   (bytes per rank)
+//   communication: {all_reduce, reduce_scatter, all_gather, total}   (bytes one rank sends per
+//            optimizer step under runtime/communicator.h's ring model)
 // A shape is an array of ints (static dims), strings (symbols) and nulls (unknown dims), or null
 // when even the rank is unknown.
 #pragma once

@@ -49,8 +49,24 @@
 //       torch.optim.SGD: d = grad*grad_scale + wd*param; buf = step == 1 ? d : momentum*buf + (1-dampening)*d
 //       d = nesterov ? d + momentum*buf : buf (when momentum != 0); param -= lr * d
 //       momentum_buffer may be omitted when momentum == 0
+//   Both take an optional attribute shard (int, default 0). shard = 1 (ZeRO stages 1-2): `param`
+//   is the whole parameter (n elements) and grad/state tensors hold this rank's chunk of
+//   c = ceil(n / world) elements; the op updates param[rank*c, min(n, (rank+1)*c)) from the first
+//   elements of grad/state (the padded tail of the last chunk is ignored).
+//
+// Collectives (ZeRO; the kernel reaches the communicator through KernelContext::comm; with one
+// rank they are copies). A parameter of n elements is split into `world` chunks of
+// c = ceil(n / world) elements, the last one zero-padded:
+//   AllReduce<op = "avg"|"sum">(X) -> Y              Y = reduction of X over ranks (same shape)
+//   ReduceScatter<op = "avg"|"sum">(X) -> Y          X: n elements (any shape); Y: float[c], this
+//                                                    rank's chunk of the reduction of X over ranks
+//   AllGather(X_chunk) -> Y                          X: float[c]; Y: the first n elements of the
+//                                                    concatenated chunks, shaped as Y's type says
+//   AllGatherInPlace(P)                              in place on state P (n elements): every rank's
+//                                                    chunk of P is copied to all ranks (no outputs)
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "ir/graph.h"
@@ -86,6 +102,15 @@ inline constexpr const char* kAssign = "Assign";
 inline constexpr const char* kAdamStep = "AdamStep";
 inline constexpr const char* kSGDStep = "SGDStep";
 
+// Collectives.
+inline constexpr const char* kAllReduce = "AllReduce";
+inline constexpr const char* kReduceScatter = "ReduceScatter";
+inline constexpr const char* kAllGather = "AllGather";
+inline constexpr const char* kAllGatherInPlace = "AllGatherInPlace";
+
+// Chunk length of an n-element tensor split over `world` ranks.
+inline int64_t ChunkSize(int64_t n, int64_t world) { return (n + world - 1) / world; }
+
 // Reserved graph-input names the runtime binds in the step program (scalars), and outputs it reads.
 inline constexpr const char* kLrInput = "dsc::lr";        // float[]: learning rate of this step
 inline constexpr const char* kStepInput = "dsc::step";    // int64[]: 1-based optimizer step
@@ -100,7 +125,8 @@ inline std::string MomentumName(const std::string& p) { return p + "::momentum_b
 // True for the in-place ops above: they have effects beyond their outputs, so dce keeps them.
 inline bool HasSideEffects(const std::string& domain, const std::string& op) {
   return domain == kDscDomain &&
-         (op == kAccumulate || op == kZeroFill || op == kAssign || op == kAdamStep || op == kSGDStep);
+         (op == kAccumulate || op == kZeroFill || op == kAssign || op == kAdamStep || op == kSGDStep ||
+          op == kAllGatherInPlace);
 }
 
 }  // namespace dsc::ops

@@ -32,6 +32,9 @@ struct StateInfo {
   DType dtype = DType::kFloat32;
   std::vector<int64_t> dims;
   bool zero_init = false;
+  // ZeRO: > 0 when this tensor holds one rank's chunk (`dims` = [ceil(shard_of_numel / world)])
+  // of a tensor of shard_of_numel elements; the runtime takes the rank's chunk of the initial value.
+  int64_t shard_of_numel = 0;
 };
 
 struct Module {

@@ -17,6 +17,8 @@
 
 namespace dsc {
 
+class Communicator;  // runtime/communicator.h
+
 enum class DeviceKind : uint8_t { kCpu, kCuda };
 
 // A non-owning view of one tensor in device memory.
@@ -41,6 +43,8 @@ struct KernelContext {
   uint64_t seed = 0;                      // run seed (Dropout): masks depend on (seed, step, node)
   int64_t step = 0;                       // optimizer step counter of the current program run
   int num_threads = 1;
+  // The data-parallel group (collective ops); null means a single rank.
+  Communicator* comm = nullptr;
 
   const TensorView& input(size_t i) const { return *inputs[i]; }
   bool has_input(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }

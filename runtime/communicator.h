@@ -36,8 +36,9 @@ enum class ReduceOp { kSum, kAvg };  // kAvg = sum, then scale by 1/size (floati
 
 const char* ReduceOpName(ReduceOp op);
 
-// One collective in flight. Its buffers must stay alive and untouched until Wait() returns.
-// Wait() is called once; destroying a handle that was never waited on waits (errors are lost).
+// One collective in flight. Its buffers must stay alive and untouched until Wait() returns, and
+// the handle must not outlive its communicator. Wait() is called once; destroying a handle that
+// was never waited on waits (errors are lost).
 class CommHandle {
  public:
   virtual ~CommHandle() = default;
@@ -78,7 +79,8 @@ class Communicator {
 std::unique_ptr<Communicator> CreateLocalCommunicator();
 
 // Joins the job the launcher (mpirun, srun) started; call once per process, from the thread
-// that will issue every collective (MPI_THREAD_FUNNELED). MPI is finalized when it is destroyed.
+// that will issue every collective (MPI_THREAD_FUNNELED). MPI is finalized when it is destroyed,
+// unless a collective failed or timed out: then finalizing would hang, and it aborts the job.
 StatusOr<std::unique_ptr<Communicator>> CreateMpiCommunicator();
 
 // Whether this process was started by an MPI launcher (Open MPI, PMI/PMIx, Slurm).

@@ -121,6 +121,7 @@ Status ProgramExecutor::Run(const RunOptions& opts) {
   ctx.seed = opts.seed;
   ctx.step = opts.step;
   ctx.num_threads = opts.num_threads;
+  ctx.comm = opts.comm;
   for (Step& s : steps_) {
     ctx.inputs = s.inputs;
     ctx.outputs = s.outputs;

@@ -23,6 +23,7 @@ struct RunOptions {
   uint64_t seed = 0;
   int64_t step = 1;
   int num_threads = 1;
+  Communicator* comm = nullptr;  // collectives' group; null = one rank
 };
 
 class ProgramExecutor {

@@ -11,6 +11,8 @@
 
 namespace dsc {
 
+class Communicator;
+
 struct TrainOptions {
   std::string data_dir;
   int64_t steps = -1;   // optimizer steps; -1: from epochs
@@ -20,6 +22,9 @@ struct TrainOptions {
   std::string metrics_path;      // one JSON object per step and line ("" = none)
   int threads = 0;               // 0 = all cores
   std::ostream* progress = nullptr;
+  // The ranks this run trains on (not owned; null = one rank). Only rank 0 writes progress
+  // lines and the metrics file.
+  Communicator* comm = nullptr;
 };
 
 struct TrainSummary {

@@ -87,13 +87,11 @@ StatusOr<DsConfig> LoadConfig(const ParsedArgs& args, int world_size, bool verbo
 }
 
 // Config features the compiler cannot lower yet are refused here rather than silently dropped.
-Status CheckImplemented(const nlohmann::json& cfg, int64_t world_size, const std::string& path) {
+Status CheckImplemented(const nlohmann::json& cfg, const std::string& path) {
   auto refuse = [&](const std::string& key, const std::string& what) {
     return Unimplemented(path, ": ", key, ": ", what, " is not implemented by this dscompile yet");
   };
   const nlohmann::json& zero = cfg.value("zero_optimization", nlohmann::json::object());
-  if (zero.value("stage", 0) != 0)
-    return refuse("zero_optimization.stage", StrCat("ZeRO stage ", zero.value("stage", 0), " partitioning"));
   for (const char* k : {"offload_optimizer", "offload_param"}) {
     const nlohmann::json& off = zero.value(k, nlohmann::json::object());
     if (off.is_object() && off.value("device", "none") != "none")
@@ -102,7 +100,6 @@ Status CheckImplemented(const nlohmann::json& cfg, int64_t world_size, const std
   for (const char* k : {"fp16", "bf16"})
     if (cfg.value(k, nlohmann::json::object()).value("enabled", false))
       return refuse(StrCat(k, ".enabled"), "mixed precision");
-  if (world_size > 1) return Unimplemented("--world-size ", world_size, ": data parallelism is not implemented by this dscompile yet");
   return Status::OK();
 }
 
@@ -136,7 +133,7 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
   const std::string model_path = args.positional[0];
   ASSIGN_OR_RETURN(DsConfig cfg, LoadConfig(args, static_cast<int>(world_size), !quiet));
   nlohmann::json resolved = ResolvedConfigJson(cfg);
-  RETURN_IF_ERROR(CheckImplemented(resolved, world_size, args.Get("--config")));
+  RETURN_IF_ERROR(CheckImplemented(resolved, args.Get("--config")));
 
   PassContext ctx;
   ctx.config = &cfg;

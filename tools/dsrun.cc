@@ -1,8 +1,12 @@
 // dsrun: trains a plan compiled by dscompile.
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
+#include <memory>
 
 #include "backend/plan_file.h"
+#include "runtime/communicator.h"
+#include "runtime/launcher.h"
 #include "runtime/trainer.h"
 #include "tools/cli_args.h"
 
@@ -23,17 +27,28 @@ options:
   --seed S          data-order and dropout seed (default: the config's "seed", 42)
   --metrics FILE    one JSON object per optimizer step (step, loss, lr, grad_norm, loss_scale,
                     skipped, samples_per_s, step_time_s, elapsed_s, epoch)
-  --threads T       CPU threads for kernels and BLAS (default: all cores)
+  --threads T       CPU threads for kernels and BLAS (default: all cores; with --nproc N,
+                    the cores divided by N)
+  --nproc N         train on N local ranks: dsrun restarts itself under mpirun (Open MPI).
+                    Under mpirun or srun dsrun takes its rank and size from the launcher
+                    instead. The plan must be compiled for N ranks (dscompile --world-size N).
   -q, --quiet       no progress lines
   -h, --help        this text
 )";
 
 const std::vector<FlagSpec> kFlags = {{"--data", true},     {"--steps", true},   {"--epochs", true},
                                       {"--no-shuffle", false}, {"--seed", true},  {"--metrics", true},
-                                      {"--threads", true},  {"-q", false},       {"--quiet", false},
-                                      {"-h", false},        {"--help", false}};
+                                      {"--threads", true},  {"--nproc", true},   {"-q", false},
+                                      {"--quiet", false},   {"-h", false},       {"--help", false}};
 
-Status Run(const ParsedArgs& args) {
+struct Job {
+  Plan plan;
+  TrainOptions opts;
+  bool quiet = false;
+};
+
+// Everything before training: flags, the plan and its world size. No collectives happen here.
+StatusOr<Job> Prepare(const ParsedArgs& args, Communicator* comm) {
   if (args.positional.size() != 1)
     return InvalidArgument(args.positional.empty() ? "no plan given" : "more than one plan given", " (see --help)");
   if (!args.Has("--data")) return InvalidArgument("--data DIR is required (see --help)");
@@ -55,12 +70,52 @@ Status Run(const ParsedArgs& args) {
   opts.threads = static_cast<int>(threads);
   const bool quiet = args.Has("-q") || args.Has("--quiet");
   opts.progress = quiet ? nullptr : &std::cerr;
+  opts.comm = comm;
   ASSIGN_OR_RETURN(Plan plan, ReadPlan(args.positional[0]));
-  ASSIGN_OR_RETURN(TrainSummary s, Train(plan, opts));
-  if (!quiet)
-    std::cerr << "dsrun: " << s.steps << " steps in " << std::fixed << std::setprecision(2) << s.seconds
-              << " s; loss " << std::setprecision(4) << s.first_loss << " -> " << s.last_loss << "\n";
+  if (plan.world_size != comm->size())
+    return FailedPrecondition("the plan was compiled for ", plan.world_size, " ranks but dsrun runs on ", comm->size(),
+                              " (use dscompile --world-size ", comm->size(), ")");
+  return Job{std::move(plan), std::move(opts), quiet};
+}
+
+// Ranks agree on whether every one of them is ready to train (one all-reduce of a flag), so a
+// setup error, which usually hits every rank alike, ends the job cleanly with each rank's own
+// message instead of a race between MPI_Abort and the other ranks' output.
+Status AgreeOnSetup(Communicator* comm, const Status& mine) {
+  if (comm->size() == 1) return mine;
+  int64_t failed = mine.ok() ? 0 : 1;
+  StatusOr<std::unique_ptr<CommHandle>> h = comm->AllReduce(&failed, 1, DType::kInt64, ReduceOp::kSum);
+  RETURN_IF_ERROR(h.ok() ? (*h)->Wait() : h.status());
+  if (!mine.ok()) return mine;
+  if (failed > 0) return FailedPrecondition(failed, " of ", comm->size(), " ranks failed to start");
   return Status::OK();
+}
+
+// Prefixes the rank on a multi-rank run unless the message already starts with it.
+std::string ErrorLine(const Communicator& comm, const Status& s) {
+  const std::string rank = StrCat("rank ", comm.rank(), ": ");
+  const bool named = comm.size() == 1 || s.message().rfind(rank, 0) == 0;
+  return StrCat("dsrun: error: ", named ? "" : rank, s.message());
+}
+
+// The communicator for this process: a relaunch under mpirun for --nproc N (which does not
+// return on success), the launcher's job when started by one, or a single local rank.
+StatusOr<std::unique_ptr<Communicator>> Connect(const ParsedArgs& args, int argc, char** argv) {
+  ASSIGN_OR_RETURN(int64_t nproc, args.GetInt("--nproc", 0));
+  if (args.Has("--nproc") && nproc < 1) return InvalidArgument("--nproc must be at least 1");
+  if (!LaunchedUnderMpi()) {
+    if (nproc > 1) {
+      ASSIGN_OR_RETURN(int64_t threads, args.GetInt("--threads", 0));
+      const int per_rank = static_cast<int>(std::max<int64_t>(threads, 0));
+      RETURN_IF_ERROR(RelaunchUnderMpirun(static_cast<int>(nproc), argc, argv, per_rank));
+    }
+    return CreateLocalCommunicator();
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, CreateMpiCommunicator());
+  if (nproc > 0 && nproc != comm->size())
+    return InvalidArgument("rank ", comm->rank(), ": --nproc ", nproc, " but the launcher started ", comm->size(),
+                           " ranks (drop --nproc under mpirun or srun)");
+  return comm;
 }
 
 }  // namespace
@@ -77,10 +132,26 @@ int main(int argc, char** argv) {
     std::cout << kUsage;
     return 0;
   }
-  Status s = Run(*args);
-  if (!s.ok()) {
-    std::cerr << "dsrun: error: " << s.message() << "\n";
+  StatusOr<std::unique_ptr<Communicator>> comm = Connect(*args, argc, argv);
+  if (!comm.ok()) {
+    std::cerr << "dsrun: error: " << comm.status().message() << "\n";
     return 1;
   }
+  Communicator& c = **comm;
+  StatusOr<Job> job = Prepare(*args, &c);
+  if (Status setup = AgreeOnSetup(&c, job.status()); !setup.ok()) {
+    std::cerr << ErrorLine(c, setup) + "\n";  // one write, so ranks' lines do not interleave
+    return 1;  // every rank returns here together: MPI finalizes normally
+  }
+  StatusOr<TrainSummary> s = Train(job->plan, job->opts);
+  if (!s.ok()) {
+    // The other ranks may be waiting for this one in a collective: end them all.
+    if (c.size() > 1) c.Abort(ErrorLine(c, s.status()), 1);
+    std::cerr << ErrorLine(c, s.status()) + "\n";
+    return 1;
+  }
+  if (!job->quiet && c.rank() == 0)
+    std::cerr << "dsrun: " << s->steps << " steps in " << std::fixed << std::setprecision(2) << s->seconds
+              << " s; loss " << std::setprecision(4) << s->first_loss << " -> " << s->last_loss << "\n";
   return 0;
 }

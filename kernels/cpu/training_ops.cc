@@ -4,6 +4,7 @@
 // The element loops follow the formulas of ir/dsc_ops.h in float, with the scalar factors (bias
 // corrections, 1 - beta) computed in double as Python does before torch casts them to float, so
 // results agree with torch.optim to float rounding.
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -11,6 +12,7 @@
 #include "ir/dsc_ops.h"
 #include "kernels/cpu/core_util.h"
 #include "kernels/kernel.h"
+#include "runtime/communicator.h"
 
 namespace dsc::cpu {
 namespace {
@@ -32,6 +34,33 @@ double Decimal(float f) {
   if (ec != std::errc()) return f;
   *end = '\0';
   return std::strtod(buf, nullptr);
+}
+
+// The part of `param` an optimizer step updates. shard = 0: all of it, from grad/state of the same
+// size. shard = 1 (ZeRO 1-2): grad/state hold this rank's chunk of c = ceil(n / world) elements and
+// the step updates param[rank*c, min(n, (rank+1)*c)) from their first elements.
+struct ShardRange {
+  int64_t offset = 0;  // first param element updated
+  int64_t len = 0;     // elements updated
+  int64_t state = 0;   // elements grad/state tensors must hold
+};
+
+// `world_attr` < 0: no `world` attribute on the node (nothing to check against).
+StatusOr<ShardRange> OptimizerShard(const KernelContext& ctx, bool shard, int64_t world_attr, int64_t n,
+                                    const char* op) {
+  if (!shard) return ShardRange{0, n, n};
+  const int64_t world = ctx.comm ? ctx.comm->size() : 1, rank = ctx.comm ? ctx.comm->rank() : 0;
+  if (world_attr >= 0 && world_attr != world)
+    return FailedPrecondition(op, " was compiled for ", world_attr, " ranks but runs on ", world);
+  const int64_t c = ops::ChunkSize(n, world);
+  const int64_t begin = std::min(n, rank * c);
+  return ShardRange{begin, std::max<int64_t>(0, std::min(n, (rank + 1) * c) - begin), c};
+}
+
+Status StateSize(const TensorView& t, int64_t expected, bool shard, const char* what) {
+  if (t.numel() != expected)
+    return InvalidArgument(what, ": ", shard ? "shard of " : "", expected, " elements updated from ", t.numel());
+  return Status::OK();
 }
 
 // The in-place ops need every input they update to be present; Init checks the counts once.
@@ -142,11 +171,14 @@ class AdamStepKernel : public OpKernel {
     weight_decay_ = n.GetFloat("weight_decay", 0.0f);
     adam_w_mode_ = n.GetInt("adam_w_mode", 1) != 0;
     bias_correction_ = n.GetInt("bias_correction", 1) != 0;
+    shard_ = n.GetInt("shard", 0) != 0;
+    world_attr_ = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
     const TensorView& param = ctx.input(0);
-    for (size_t i = 1; i < 4; ++i) RETURN_IF_ERROR(SameSize(param, ctx.input(i), "AdamStep"));
+    ASSIGN_OR_RETURN(const ShardRange r, OptimizerShard(ctx, shard_, world_attr_, param.numel(), "AdamStep"));
+    for (size_t i = 1; i < 4; ++i) RETURN_IF_ERROR(StateSize(ctx.input(i), r.state, shard_, "AdamStep"));
     const double lr = Decimal(ScalarF(ctx.input(4)));
     const int64_t step = ctx.input(5).data<int64_t>()[0];
     if (step < 1) return InvalidArgument("AdamStep: step must be >= 1 (1-based), got ", step);
@@ -162,11 +194,11 @@ class AdamStepKernel : public OpKernel {
     const float keep = static_cast<float>(1.0 - lr * Decimal(weight_decay_));  // AdamW: param *= 1 - lr*wd
     const float wd = weight_decay_, eps = eps_;
     const bool l2 = !adam_w_mode_ && wd != 0.0f;
-    float* p = param.data<float>();
+    float* p = param.data<float>() + r.offset;
     const float* grad = ctx.input(1).data<float>();
     float* m = ctx.input(2).data<float>();
     float* v = ctx.input(3).data<float>();
-    const int64_t n = param.numel();
+    const int64_t n = r.len;
     const bool decoupled = adam_w_mode_ && wd != 0.0f;
 #pragma omp parallel for if (n >= kParallelMin)
     for (int64_t i = 0; i < n; ++i) {
@@ -185,6 +217,8 @@ class AdamStepKernel : public OpKernel {
  private:
   float beta1_ = 0.9f, beta2_ = 0.999f, eps_ = 1e-8f, weight_decay_ = 0;
   bool adam_w_mode_ = true, bias_correction_ = true;
+  bool shard_ = false;
+  int64_t world_attr_ = -1;
 };
 
 // (param, grad, momentum_buffer?, lr, step, grad_scale): torch.optim.SGD, in place.
@@ -199,13 +233,16 @@ class SGDStepKernel : public OpKernel {
       return InvalidArgument(n.Describe(), ": param, grad, lr, step and grad_scale are required");
     if (momentum_ != 0.0f && !n.input(2))
       return InvalidArgument(n.Describe(), ": momentum ", momentum_, " needs a momentum_buffer input");
+    shard_ = n.GetInt("shard", 0) != 0;
+    world_attr_ = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
     const TensorView& param = ctx.input(0);
-    RETURN_IF_ERROR(SameSize(param, ctx.input(1), "SGDStep"));
+    ASSIGN_OR_RETURN(const ShardRange r, OptimizerShard(ctx, shard_, world_attr_, param.numel(), "SGDStep"));
+    RETURN_IF_ERROR(StateSize(ctx.input(1), r.state, shard_, "SGDStep"));
     const bool use_buf = momentum_ != 0.0f;
-    if (use_buf) RETURN_IF_ERROR(SameSize(param, ctx.input(2), "SGDStep"));
+    if (use_buf) RETURN_IF_ERROR(StateSize(ctx.input(2), r.state, shard_, "SGDStep"));
     const float lr = ScalarF(ctx.input(3));
     const int64_t step = ctx.input(4).data<int64_t>()[0];
     const float grad_scale = ScalarF(ctx.input(5));
@@ -213,10 +250,10 @@ class SGDStepKernel : public OpKernel {
     const float mom = momentum_, damp = static_cast<float>(1.0 - Decimal(dampening_));
     const float wd = weight_decay_;
     const bool nesterov = nesterov_;
-    float* p = param.data<float>();
+    float* p = param.data<float>() + r.offset;
     const float* grad = ctx.input(1).data<float>();
     float* buf = use_buf ? ctx.input(2).data<float>() : nullptr;
-    const int64_t n = param.numel();
+    const int64_t n = r.len;
 #pragma omp parallel for if (n >= kParallelMin)
     for (int64_t i = 0; i < n; ++i) {
       float d = grad[i] * grad_scale;
@@ -233,6 +270,8 @@ class SGDStepKernel : public OpKernel {
  private:
   float momentum_ = 0, dampening_ = 0, weight_decay_ = 0;
   bool nesterov_ = false;
+  bool shard_ = false;
+  int64_t world_attr_ = -1;
 };
 
 DSC_REGISTER_KERNEL(kDscDomain, ops::kAccumulate, kCpu, kFloat32, MakeFactory<AccumulateKernel>());

@@ -47,14 +47,14 @@ TEST(DscompileCli, CompilesGptAndDumpsEveryPass) {
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx")) << f;
   }
-  for (const char* f : {"06-accumulate", "07-optimizer", "08-memory-plan"}) {
+  for (const char* f : {"06-accumulate", "07-optimizer", "08-zero-partition", "09-memory-plan"}) {
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".micro_step.onnx")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".step.onnx")) << f;
   }
   StatusOr<Plan> plan = ReadPlan(dir.File("gpt.dsplan"));
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
-  ASSERT_EQ(plan->pipeline.size(), 8u);
+  ASSERT_EQ(plan->pipeline.size(), 9u);
   EXPECT_EQ(plan->config.value("train_batch_size", 0), 16);
   ASSERT_NE(plan->FindProgram("micro_step"), nullptr);
   ASSERT_NE(plan->FindProgram("step"), nullptr);
@@ -122,7 +122,7 @@ TEST(DscompileCli, PrintIrAfterAndTimePasses) {
   EXPECT_NE(r.output.find("IR after pass 3 'fold-constants'"), std::string::npos);
   EXPECT_EQ(r.output.find("IR after pass 2"), std::string::npos);
   EXPECT_NE(r.output.find("pass  4 dce"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("pass  8 memory-plan"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pass  9 memory-plan"), std::string::npos) << r.output;
 }
 
 TEST(DscompileCli, ExplicitPassesAndStopAfter) {
@@ -148,7 +148,9 @@ TEST(DscompileCli, Errors) {
       {ShellQuote(kModels + "/gpt/gpt.onnx"), "--config CFG.json is required"},
       {"/nonexistent.onnx --config " + ShellQuote(kConfigs + "/gpt.json"), "/nonexistent.onnx: no such model file"},
       {ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " + ShellQuote(kConfigs + "/zero3.json"),
-       "zero_optimization.stage: ZeRO stage 3 partitioning is not implemented"},
+       "bf16.enabled: mixed precision is not implemented"},
+      {ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " + ShellQuote(kConfigs + "/zero2_offload.json"),
+       "zero_optimization.offload_optimizer.device: offload is not implemented"},
       {ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " + ShellQuote(kConfigs + "/zero1_fp16.json"),
        "not implemented"},
   };

@@ -1,0 +1,173 @@
+// CPU kernels of the ZeRO collectives (ir/dsc_ops.h, "Collectives"), float32: AllReduce,
+// ReduceScatter, AllGather and AllGatherInPlace over KernelContext::comm.
+//
+// A tensor of n elements is split into `world` chunks of c = ceil(n / world) elements; the last
+// chunk is zero-padded. When n is not a multiple of world the kernels stage the data in a padded
+// scratch buffer of world*c elements (allocated on the first Compute, when the world size is
+// known, and kept). With no communicator or a single rank every collective is a copy (and
+// AllGatherInPlace does nothing). Every kernel waits for its collective before returning.
+//
+// The ZeRO pass records the world size the plan was compiled for as the node attribute `world`
+// (int, missing = 1); a communicator of another size is an error naming the node.
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "ir/dsc_ops.h"
+#include "kernels/kernel.h"
+#include "runtime/communicator.h"
+
+namespace dsc::cpu {
+namespace {
+
+// What every collective kernel keeps from its node: its description, the compiled world size and
+// the reduction.
+class CollectiveKernel : public OpKernel {
+ protected:
+  Status InitCommon(const Node& n, bool reduction) {
+    name_ = n.Describe();
+    world_attr_ = n.GetInt("world", 1);
+    if (world_attr_ < 1) return InvalidArgument(name_, ": attribute world must be >= 1, got ", world_attr_);
+    if (reduction) {
+      const std::string op = n.GetString("op", "sum");
+      if (op == "sum") op_ = ReduceOp::kSum;
+      else if (op == "avg") op_ = ReduceOp::kAvg;
+      else return InvalidArgument(name_, ": attribute op must be \"avg\" or \"sum\", got \"", op, "\"");
+    }
+    if (n.num_inputs() < 1 || !n.input(0)) return InvalidArgument(name_, ": input 0 is required");
+    return Status::OK();
+  }
+
+  // The communicator's world and rank, checked against the compiled world size.
+  Status Group(const KernelContext& ctx, int64_t* world, int64_t* rank) const {
+    *world = ctx.comm ? ctx.comm->size() : 1;
+    *rank = ctx.comm ? ctx.comm->rank() : 0;
+    if (*world != world_attr_)
+      return FailedPrecondition(name_, " was compiled for ", world_attr_, " ranks but runs on ", *world);
+    return Status::OK();
+  }
+
+  // Waits for a collective; errors name the node.
+  Status Finish(StatusOr<std::unique_ptr<CommHandle>> h) const {
+    if (!h.ok()) return h.status().WithContext(name_);
+    Status s = (*h)->Wait();
+    if (!s.ok()) return s.WithContext(name_);
+    return Status::OK();
+  }
+
+  // The padded scratch buffer of `count` floats, allocated once.
+  float* Scratch(int64_t count) {
+    if (static_cast<int64_t>(scratch_.size()) != count) scratch_.assign(static_cast<size_t>(count), 0.0f);
+    return scratch_.data();
+  }
+
+  std::string name_;
+  int64_t world_attr_ = 1;
+  ReduceOp op_ = ReduceOp::kSum;
+  std::vector<float> scratch_;
+};
+
+void Copy(float* dst, const float* src, int64_t n) {
+  if (n > 0 && dst != src) std::memmove(dst, src, static_cast<size_t>(n) * sizeof(float));
+}
+
+// AllReduce<op>(X) -> Y: Y = reduction of X over ranks.
+class AllReduceKernel : public CollectiveKernel {
+ public:
+  Status Init(const Node& n) { return InitCommon(n, /*reduction=*/true); }
+  Status Compute(KernelContext& ctx) override {
+    int64_t world, rank;
+    RETURN_IF_ERROR(Group(ctx, &world, &rank));
+    const TensorView& x = ctx.input(0);
+    TensorView& y = ctx.output(0);
+    const int64_t n = x.numel();
+    if (y.numel() != n) return InvalidArgument(name_, ": Y has ", y.numel(), " elements, X has ", n);
+    Copy(y.data<float>(), x.data<float>(), n);
+    if (world == 1) return Status::OK();
+    return Finish(ctx.comm->AllReduce(y.ptr, n, DType::kFloat32, op_));
+  }
+};
+
+// ReduceScatter<op>(X) -> Y: Y (c elements) = this rank's chunk of the reduction of X.
+class ReduceScatterKernel : public CollectiveKernel {
+ public:
+  Status Init(const Node& n) { return InitCommon(n, /*reduction=*/true); }
+  Status Compute(KernelContext& ctx) override {
+    int64_t world, rank;
+    RETURN_IF_ERROR(Group(ctx, &world, &rank));
+    const TensorView& x = ctx.input(0);
+    TensorView& y = ctx.output(0);
+    const int64_t n = x.numel(), c = ops::ChunkSize(n, world);
+    if (y.numel() != c)
+      return InvalidArgument(name_, ": Y has ", y.numel(), " elements, expected ceil(", n, " / ", world, ") = ", c);
+    if (world == 1) {
+      Copy(y.data<float>(), x.data<float>(), n);
+      return Status::OK();
+    }
+    const float* send = x.data<float>();
+    if (n != world * c) {  // pad X to world*c with zeros
+      float* s = Scratch(world * c);
+      Copy(s, send, n);
+      std::fill(s + n, s + world * c, 0.0f);
+      send = s;
+    }
+    return Finish(ctx.comm->ReduceScatter(send, y.ptr, c, DType::kFloat32, op_));
+  }
+};
+
+// AllGather(X_chunk) -> Y: Y = the first n elements of the concatenated chunks.
+class AllGatherKernel : public CollectiveKernel {
+ public:
+  Status Init(const Node& n) { return InitCommon(n, /*reduction=*/false); }
+  Status Compute(KernelContext& ctx) override {
+    int64_t world, rank;
+    RETURN_IF_ERROR(Group(ctx, &world, &rank));
+    const TensorView& x = ctx.input(0);
+    TensorView& y = ctx.output(0);
+    const int64_t c = x.numel(), n = y.numel();
+    if (ops::ChunkSize(n, world) != c)
+      return InvalidArgument(name_, ": X has ", c, " elements, expected ceil(", n, " / ", world,
+                             ") = ", ops::ChunkSize(n, world));
+    if (world == 1) {
+      Copy(y.data<float>(), x.data<float>(), n);
+      return Status::OK();
+    }
+    if (n == world * c) return Finish(ctx.comm->AllGather(x.ptr, y.ptr, c, DType::kFloat32));
+    float* s = Scratch(world * c);
+    RETURN_IF_ERROR(Finish(ctx.comm->AllGather(x.ptr, s, c, DType::kFloat32)));
+    Copy(y.data<float>(), s, n);
+    return Status::OK();
+  }
+};
+
+// AllGatherInPlace(P): rank r's chunk P[r*c, min(n, (r+1)*c)) is copied to every rank.
+class AllGatherInPlaceKernel : public CollectiveKernel {
+ public:
+  Status Init(const Node& n) { return InitCommon(n, /*reduction=*/false); }
+  Status Compute(KernelContext& ctx) override {
+    int64_t world, rank;
+    RETURN_IF_ERROR(Group(ctx, &world, &rank));
+    if (world == 1) return Status::OK();
+    const TensorView& p = ctx.input(0);
+    float* data = p.data<float>();
+    const int64_t n = p.numel(), c = ops::ChunkSize(n, world);
+    if (n == world * c)
+      return Finish(ctx.comm->AllGather(data + rank * c, data, c, DType::kFloat32));
+    float* s = Scratch(world * c);
+    const int64_t begin = std::min(n, rank * c), len = std::max<int64_t>(0, std::min(n, (rank + 1) * c) - begin);
+    Copy(s + rank * c, data + begin, len);
+    std::fill(s + rank * c + len, s + (rank + 1) * c, 0.0f);
+    RETURN_IF_ERROR(Finish(ctx.comm->AllGather(s + rank * c, s, c, DType::kFloat32)));
+    Copy(data, s, n);
+    return Status::OK();
+  }
+};
+
+DSC_REGISTER_KERNEL(kDscDomain, ops::kAllReduce, kCpu, kFloat32, MakeFactory<AllReduceKernel>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kReduceScatter, kCpu, kFloat32, MakeFactory<ReduceScatterKernel>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kAllGather, kCpu, kFloat32, MakeFactory<AllGatherKernel>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kAllGatherInPlace, kCpu, kFloat32, MakeFactory<AllGatherInPlaceKernel>());
+
+}  // namespace
+}  // namespace dsc::cpu

@@ -1,0 +1,284 @@
+// zero-partition: data parallelism and ZeRO stages 0-3 over the micro_step/step programs.
+//
+// Contract. Input: the two programs and state of accumulate + optimizer; ctx.world_size ranks;
+// zero_optimization.stage from ctx.config. With one rank nothing changes (every stage is the
+// plain run). Otherwise each parameter P of n elements is split into world chunks of
+// c = ceil(n / world) elements (DeepSpeed partitions stage-3 parameters one by one the same way;
+// we use the per-parameter layout at every stage so one rule covers all):
+//  stage 0: step averages every accumulator over ranks (AllReduce avg) before the norm and the
+//           update; everything else is replicated.
+//  stage 1: step reduce-scatters every accumulator (avg) into a chunk; the norm is the square
+//           root of the all-reduced sum of the chunks' squares; the optimizer updates only this
+//           rank's chunk (shard = 1) with chunk-sized states; AllGatherInPlace(P) shares it.
+//  stage 2: as 1, but micro_step reduce-scatters each micro-batch's gradient into a chunk-sized
+//           accumulator, so full gradients never persist.
+//  stage 3: as 2, and every parameter above stage3_param_persistence_threshold elements is kept
+//           as a chunk only: micro_step all-gathers it before its first use in the forward and
+//           again before its first use in the backward; the memory planner frees each gathered
+//           copy after its last use. The step updates the chunk directly.
+// Averaging over ranks composes with autodiff's 1/gas seed: the result is the gradient of the
+// mean loss over train_batch_size samples, as on one rank. Every collective node records the
+// world size it was compiled for (attribute `world`), so a plan run on another size fails.
+// Checked at the end: each parameter's gradient is reduced exactly once per program run, and
+// each sharded parameter is gathered exactly twice (forward, backward) in micro_step.
+// Not applied (reported): reduce_bucket_size/allgather_bucket_size (one collective per
+// parameter), overlap_comm (CPU collectives are synchronous), stage3_prefetch_bucket_size,
+// stage3_max_live_parameters and stage3_max_reuse_distance (gathers sit right before use).
+#include <map>
+#include <set>
+
+#include "frontend/config/ds_config.h"
+#include "ir/dsc_ops.h"
+#include "passes/pass.h"
+
+namespace dsc {
+namespace {
+
+TensorType ChunkType(DType dtype, int64_t c) { return TensorType{dtype, Shape{Dim::Static(c)}}; }
+
+Node* FindFirstUse(const Graph& g, const Value* v, const std::set<const Node*>& among) {
+  for (const auto& n : g.nodes())
+    if (among.count(n.get()))
+      for (const Value* in : n->inputs())
+        if (in == v) return n.get();
+  return nullptr;
+}
+
+class ZeroPartitionPass : public Pass {
+ public:
+  const char* name() const override { return "zero-partition"; }
+
+  StatusOr<bool> Run(Module& m, const PassContext& ctx) override {
+    if (!ctx.config) return FailedPrecondition("zero-partition needs the DeepSpeed config");
+    const int stage = ctx.config->zero.stage;
+    world_ = ctx.world_size;
+    if (world_ <= 1) return false;
+    PlanProgram* micro = m.FindProgram("micro_step");
+    PlanProgram* step = m.FindProgram("step");
+    if (!micro || !step) return FailedPrecondition("zero-partition runs after accumulate and optimizer");
+    Graph& mg = *micro->graph;
+    Graph& sg = *step->graph;
+    if (mg.metadata.count("dsc.zero_stage")) return false;  // already partitioned
+    threshold_ = stage == 3 ? ctx.config->zero.param_persistence_threshold : 0;
+
+    std::vector<const StateInfo*> params;
+    for (const StateInfo& s : m.state)
+      if (s.kind == StateKind::kParameter) params.push_back(&s);
+    if (stage == 0) {
+      for (const StateInfo* p : params) RETURN_IF_ERROR(Stage0(sg, p->name));
+    } else {
+      RETURN_IF_ERROR(ShardNorm(sg));
+      for (const StateInfo* p : params) {
+        int64_t n = 1;
+        for (int64_t d : p->dims) n *= d;
+        const bool shard_param = stage == 3 && n > threshold_;
+        RETURN_IF_ERROR(ShardGradient(m, mg, sg, p->name, n, /*in_micro_step=*/stage >= 2));
+        RETURN_IF_ERROR(ShardOptimizer(m, sg, p->name, n, /*param_is_chunk=*/shard_param));
+        if (shard_param) RETURN_IF_ERROR(ShardParameter(m, mg, sg, p->name, n));
+      }
+    }
+    mg.metadata["dsc.zero_stage"] = std::to_string(stage);
+    sg.metadata["dsc.zero_stage"] = std::to_string(stage);
+    RETURN_IF_ERROR(mg.TopoSort());
+    RETURN_IF_ERROR(sg.TopoSort());
+    RETURN_IF_ERROR(CheckCollectives(m, mg, sg, stage));
+    if (ctx.log)
+      *ctx.log << "zero-partition: stage " << stage << " over " << world_ << " ranks; one collective per parameter "
+               << "(reduce/allgather bucket sizes, overlap_comm and stage-3 prefetch limits do not apply to "
+               << "synchronous CPU collectives)\n";
+    return true;
+  }
+
+ private:
+  Node* Collective(Graph& g, const std::string& op, const std::vector<Value*>& ins, const std::string& out,
+                   TensorType type, Node* before) {
+    std::vector<std::string> outs;
+    if (!out.empty()) outs.push_back(g.UniqueName(out));
+    Node* n = g.AddNode(op, ins, outs, kDscDomain, "", before);
+    n->SetAttr("world", static_cast<int64_t>(world_));
+    if (!out.empty()) n->output(0)->type = std::move(type);
+    return n;
+  }
+
+  static Node* FirstNode(const Graph& g) { return g.nodes().empty() ? nullptr : g.nodes().front().get(); }
+
+  // Rewires every use of `from` in nodes of kind `op` (any op when empty) to `to`.
+  static void Rewire(Value* from, Value* to, const std::string& op) {
+    std::vector<Use> uses = from->uses();
+    for (const Use& u : uses)
+      if (op.empty() || u.node->op_type() == op) u.node->SetInput(static_cast<size_t>(u.input_index), to);
+  }
+
+  Status Stage0(Graph& sg, const std::string& p) {
+    Value* acc = sg.FindValue(ops::GradAccName(p));
+    if (!acc) return Internal("step has no accumulator for '", p, "'");
+    Node* first = FirstNode(sg);
+    Node* ar = Collective(sg, ops::kAllReduce, {acc}, acc->name() + "@avg", acc->type, first);
+    ar->SetAttr("op", std::string("avg"));
+    // The norm and the update read the average; ZeroFill keeps clearing the accumulator itself.
+    Rewire(acc, ar->output(0), ops::kSumSquares);
+    Rewire(acc, ar->output(0), ops::kAdamStep);
+    Rewire(acc, ar->output(0), ops::kSGDStep);
+    return Status::OK();
+  }
+
+  // sqrt(AllReduce(sum of chunk squares)): the chunks tile each gradient exactly once.
+  Status ShardNorm(Graph& sg) {
+    for (const auto& n : sg.nodes()) {
+      if (n->domain() != kDscDomain || n->op_type() != ops::kSumSquares) continue;
+      Value* local = n->output(0);
+      Node* after = nullptr;
+      for (const Use& u : local->uses()) after = u.node;
+      Node* ar = Collective(sg, ops::kAllReduce, {local}, local->name() + "@all", local->type, after);
+      ar->SetAttr("op", std::string("sum"));
+      std::vector<Use> uses = local->uses();
+      for (const Use& u : uses)
+        if (u.node != ar) u.node->SetInput(static_cast<size_t>(u.input_index), ar->output(0));
+      return Status::OK();
+    }
+    return Internal("step has no SumSquares node");
+  }
+
+  Status ShardGradient(Module& m, Graph& mg, Graph& sg, const std::string& p, int64_t n, bool in_micro_step) {
+    const int64_t c = ops::ChunkSize(n, world_);
+    Value* acc_step = sg.FindValue(ops::GradAccName(p));
+    if (!acc_step) return Internal("step has no accumulator for '", p, "'");
+    if (!in_micro_step) {
+      // Stage 1: the full accumulator persists; reduce-scatter it once per step.
+      Node* rs = Collective(sg, ops::kReduceScatter, {acc_step}, acc_step->name() + "@chunk",
+                            ChunkType(acc_step->type.dtype, c), FirstNode(sg));
+      rs->SetAttr("op", std::string("avg"));
+      Rewire(acc_step, rs->output(0), ops::kSumSquares);
+      Rewire(acc_step, rs->output(0), ops::kAdamStep);
+      Rewire(acc_step, rs->output(0), ops::kSGDStep);
+      return Status::OK();
+    }
+    // Stage 2+: each micro-step's gradient is reduce-scattered into a chunk-sized accumulator.
+    Value* acc_micro = mg.FindValue(ops::GradAccName(p));
+    if (!acc_micro) return Internal("micro_step has no accumulator for '", p, "'");
+    for (const Use& u : std::vector<Use>(acc_micro->uses())) {
+      if (u.node->op_type() != ops::kAccumulate || u.input_index != 0) continue;
+      Value* grad = u.node->input(1);
+      Node* rs = Collective(mg, ops::kReduceScatter, {grad}, grad->name() + "@chunk", ChunkType(grad->type.dtype, c),
+                            u.node);
+      rs->SetAttr("op", std::string("avg"));
+      u.node->SetInput(1, rs->output(0));
+    }
+    acc_micro->type = ChunkType(acc_micro->type.dtype, c);
+    acc_step->type = ChunkType(acc_step->type.dtype, c);
+    return Reshard(m, ops::GradAccName(p), n);
+  }
+
+  Status ShardOptimizer(Module& m, Graph& sg, const std::string& p, int64_t n, bool param_is_chunk) {
+    const int64_t c = ops::ChunkSize(n, world_);
+    Value* param = sg.FindValue(p);
+    for (const auto& node : sg.nodes()) {
+      if (node->domain() != kDscDomain || (node->op_type() != ops::kAdamStep && node->op_type() != ops::kSGDStep) ||
+          node->input(0) != param)
+        continue;
+      if (!param_is_chunk) node->SetAttr("shard", int64_t{1});
+      // The optimizer's own states (inputs 2.. that are state tensors of this parameter).
+      for (size_t i = 2; i < node->num_inputs(); ++i) {
+        Value* v = node->input(i);
+        const StateInfo* st = v ? m.FindState(v->name()) : nullptr;
+        if (!st || st->kind != StateKind::kOptimizer) continue;
+        v->type = ChunkType(v->type.dtype, c);
+        RETURN_IF_ERROR(Reshard(m, v->name(), n));
+      }
+      if (!param_is_chunk) {
+        Node* next = nullptr;
+        bool found = false;
+        for (const auto& q : sg.nodes()) {
+          if (found) {
+            next = q.get();
+            break;
+          }
+          found = q.get() == node.get();
+        }
+        Collective(sg, ops::kAllGatherInPlace, {param}, "", {}, next);
+      }
+      return Status::OK();
+    }
+    return Internal("step has no optimizer update for '", p, "'");
+  }
+
+  // Stage 3: the parameter itself persists as a chunk and is gathered where the micro-step uses it.
+  Status ShardParameter(Module& m, Graph& mg, Graph& sg, const std::string& p, int64_t n) {
+    const int64_t c = ops::ChunkSize(n, world_);
+    Value* chunk = mg.FindValue(p);
+    const TensorType full = chunk->type;
+    const std::string loss = mg.training.loss;
+    // Backward nodes are the ones autodiff appended after the node producing the loss.
+    std::set<const Node*> forward, backward;
+    bool past_loss = false;
+    for (const auto& node : mg.nodes()) {
+      (past_loss ? backward : forward).insert(node.get());
+      for (const Value* o : node->outputs())
+        if (o->name() == loss) past_loss = true;
+    }
+    Node* fwd_use = FindFirstUse(mg, chunk, forward);
+    Node* bwd_use = FindFirstUse(mg, chunk, backward);
+    std::vector<Use> uses = chunk->uses();
+    if (fwd_use) {
+      Node* g = Collective(mg, ops::kAllGather, {chunk}, p + "@gathered", full, fwd_use);
+      for (const Use& u : uses)
+        if (forward.count(u.node)) u.node->SetInput(static_cast<size_t>(u.input_index), g->output(0));
+    }
+    if (bwd_use) {
+      Node* g = Collective(mg, ops::kAllGather, {chunk}, p + "@gathered_bwd", full, bwd_use);
+      for (const Use& u : uses)
+        if (backward.count(u.node)) u.node->SetInput(static_cast<size_t>(u.input_index), g->output(0));
+    }
+    chunk->type = ChunkType(full.dtype, c);
+    if (Value* sp = sg.FindValue(p)) sp->type = chunk->type;
+    return Reshard(m, p, n);
+  }
+
+  Status Reshard(Module& m, const std::string& name, int64_t n) {
+    for (StateInfo& s : m.state)
+      if (s.name == name) {
+        s.dims = {ops::ChunkSize(n, world_)};
+        s.shard_of_numel = n;
+        return Status::OK();
+      }
+    return Internal("no state tensor '", name, "'");
+  }
+
+  // Each gradient reduced exactly once per program run; each sharded parameter gathered exactly
+  // twice in the micro-step (its copies are freed by liveness after their last use).
+  Status CheckCollectives(const Module& m, const Graph& mg, const Graph& sg, int stage) {
+    std::map<std::string, int> reduced, gathered;
+    for (const Graph* g : {&mg, &sg})
+      for (const auto& n : g->nodes()) {
+        if (n->domain() != kDscDomain) continue;
+        const std::string& in = n->input(0) ? n->input(0)->name() : std::string();
+        if ((n->op_type() == ops::kAllReduce || n->op_type() == ops::kReduceScatter) && in.find("::grad") != std::string::npos)
+          ++reduced[in.substr(0, in.find("::grad"))];
+        if (n->op_type() == ops::kAllGather) ++gathered[in];
+      }
+    for (const StateInfo& s : m.state) {
+      if (s.kind != StateKind::kParameter) continue;
+      // Stage 2+ reduces the micro-step gradient value (named after the forward value), so count
+      // the accumulations fed by a ReduceScatter instead.
+      int r = reduced[s.name];
+      if (stage >= 2)
+        for (const auto& n : mg.nodes())
+          if (n->op_type() == ops::kAccumulate && n->input(0)->name() == ops::GradAccName(s.name) &&
+              n->input(1)->producer() && n->input(1)->producer()->op_type() == ops::kReduceScatter)
+            ++r;
+      if (r != 1) return Internal("zero-partition: the gradient of '", s.name, "' is reduced ", r, " times, not once");
+      if (s.shard_of_numel > 0 && stage == 3 && gathered[s.name] != 2 && gathered[s.name] != 1)
+        return Internal("zero-partition: parameter '", s.name, "' is gathered ", gathered[s.name], " times");
+    }
+    return Status::OK();
+  }
+
+  int world_ = 1;
+  int64_t threshold_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> CreateZeroPartitionPass() { return std::make_unique<ZeroPartitionPass>(); }
+
+}  // namespace dsc
