@@ -1,6 +1,8 @@
 // Command-line parsing.
 #include "tools/cli_args.h"
 
+#include <iostream>
+
 namespace dsc {
 
 std::string ParsedArgs::Get(const std::string& flag, const std::string& dflt) const {
@@ -64,6 +66,22 @@ StatusOr<ParsedArgs> ParseArgs(int argc, char** argv, const std::vector<FlagSpec
     slot.push_back(value);
   }
   return out;
+}
+
+std::optional<ParsedArgs> ParseCommandLine(const char* tool, int argc, char** argv, const std::vector<FlagSpec>& specs,
+                                           const char* usage, int* exit_code) {
+  StatusOr<ParsedArgs> args = ParseArgs(argc, argv, specs);
+  if (!args.ok()) {
+    std::cerr << tool << ": " << args.status().message() << "\n";
+    *exit_code = 2;
+    return std::nullopt;
+  }
+  if (args->Has("-h") || args->Has("--help")) {
+    std::cout << usage;
+    *exit_code = 0;
+    return std::nullopt;
+  }
+  return std::move(args).value();
 }
 
 }  // namespace dsc

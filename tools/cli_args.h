@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,5 +28,10 @@ struct ParsedArgs {
 
 // Unknown flags, missing values and repeated single-use flags are errors naming the flag.
 StatusOr<ParsedArgs> ParseArgs(int argc, char** argv, const std::vector<FlagSpec>& specs);
+
+// The start every tool shares: parses, prints `usage` for -h/--help, reports a usage error as
+// "TOOL: message". Returns the arguments, or nullopt with *exit_code set (0 help, 2 misuse).
+std::optional<ParsedArgs> ParseCommandLine(const char* tool, int argc, char** argv, const std::vector<FlagSpec>& specs,
+                                           const char* usage, int* exit_code);
 
 }  // namespace dsc

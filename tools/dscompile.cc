@@ -180,8 +180,8 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
   const std::string out = args.Get("-o", DefaultPlanPath(model_path));
   RETURN_IF_ERROR(WritePlan(plan, out));
   if (progress)
-    *progress << "dscompile: wrote " << out << " (" << plan.programs[0].graph->num_nodes() << " nodes, "
-              << plan.programs[0].graph->training.parameters.size() << " trainable parameters)\n";
+    *progress << "dscompile: wrote " << out << " (" << plan.programs.size() << " program"
+              << (plan.programs.size() == 1 ? "" : "s") << ", " << plan.state.size() << " state tensors)\n";
   return Status::OK();
 }
 
@@ -190,15 +190,9 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace dsc;
-  StatusOr<ParsedArgs> args = ParseArgs(argc, argv, kFlags);
-  if (!args.ok()) {
-    std::cerr << "dscompile: " << args.status().message() << "\n";
-    return 2;
-  }
-  if (args->Has("-h") || args->Has("--help")) {
-    std::cout << kUsage;
-    return 0;
-  }
+  int exit_code = 0;
+  std::optional<ParsedArgs> args = ParseCommandLine("dscompile", argc, argv, kFlags, kUsage, &exit_code);
+  if (!args) return exit_code;
   if (args->Has("--list-passes")) {
     for (PassId id : DefaultPipeline()) std::cout << PassName(id) << "\n";
     return 0;

@@ -123,15 +123,9 @@ StatusOr<std::unique_ptr<Communicator>> Connect(const ParsedArgs& args, int argc
 
 int main(int argc, char** argv) {
   using namespace dsc;
-  StatusOr<ParsedArgs> args = ParseArgs(argc, argv, kFlags);
-  if (!args.ok()) {
-    std::cerr << "dsrun: " << args.status().message() << "\n";
-    return 2;
-  }
-  if (args->Has("-h") || args->Has("--help")) {
-    std::cout << kUsage;
-    return 0;
-  }
+  int exit_code = 0;
+  std::optional<ParsedArgs> args = ParseCommandLine("dsrun", argc, argv, kFlags, kUsage, &exit_code);
+  if (!args) return exit_code;
   StatusOr<std::unique_ptr<Communicator>> comm = Connect(*args, argc, argv);
   if (!comm.ok()) {
     std::cerr << "dsrun: error: " << comm.status().message() << "\n";

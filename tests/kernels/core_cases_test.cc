@@ -60,11 +60,7 @@ AttrValue ParseAttr(const json& j) {
   return j.at("ints").get<std::vector<int64_t>>();
 }
 
-Shape StaticShape(const std::vector<int64_t>& dims) {
-  Shape s;
-  for (int64_t d : dims) s.push_back(Dim::Static(d));
-  return s;
-}
+using testing::StaticShape;
 
 struct Param {
   size_t index;

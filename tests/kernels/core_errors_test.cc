@@ -9,11 +9,7 @@
 namespace dsc {
 namespace {
 
-Shape StaticShape(const std::vector<int64_t>& dims) {
-  Shape s;
-  for (int64_t d : dims) s.push_back(Dim::Static(d));
-  return s;
-}
+using testing::StaticShape;
 
 bool Contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

@@ -12,11 +12,7 @@
 namespace dsc {
 namespace {
 
-Shape StaticShape(const std::vector<int64_t>& dims) {
-  Shape s;
-  for (int64_t d : dims) s.push_back(Dim::Static(d));
-  return s;
-}
+using testing::StaticShape;
 
 // Deterministic inputs in [-1, 1).
 Tensor Filled(std::vector<int64_t> dims, uint32_t seed) {

@@ -13,11 +13,7 @@
 namespace dsc {
 namespace {
 
-Shape StaticShape(const std::vector<int64_t>& dims) {
-  Shape s;
-  for (int64_t d : dims) s.push_back(Dim::Static(d));
-  return s;
-}
+using testing::StaticShape;
 
 Tensor Filled(DType dtype, std::vector<int64_t> dims, uint32_t seed) {
   Tensor t(dtype, std::move(dims));

@@ -5,8 +5,14 @@
 
 namespace dsc::testing {
 
+Shape StaticShape(const std::vector<int64_t>& dims) {
+  Shape s;
+  for (int64_t d : dims) s.push_back(Dim::Static(d));
+  return s;
+}
+
 StatusOr<std::vector<Tensor>> RunNodeOnCpu(const Node& node, const std::vector<Tensor*>& inputs, uint64_t seed,
-                                           int64_t step) {
+                                           int64_t step, Communicator* comm) {
   ASSIGN_OR_RETURN(std::unique_ptr<OpKernel> kernel, KernelRegistry::Global().Create(node, DeviceKind::kCpu));
   std::vector<TensorView> in_views(inputs.size()), out_views(node.num_outputs());
   std::vector<Tensor> outputs;
@@ -37,6 +43,7 @@ StatusOr<std::vector<Tensor>> RunNodeOnCpu(const Node& node, const std::vector<T
   }
   ctx.seed = seed;
   ctx.step = step;
+  ctx.comm = comm;
   RETURN_IF_ERROR(kernel->Compute(ctx));
   return outputs;
 }

@@ -18,8 +18,12 @@ namespace dsc::testing {
 // Outputs are allocated from the node's static output types (all outputs must be typed; an
 // output whose name starts with "__omit" is passed as omitted). Inputs are copied, so in-place
 // ops (Accumulate, AdamStep, ...) update the tensors in `inputs` themselves: pass mutable ones.
+// `comm` is the data-parallel group the collective kernels see (null: one rank).
 StatusOr<std::vector<Tensor>> RunNodeOnCpu(const Node& node, const std::vector<Tensor*>& inputs,
-                                           uint64_t seed = 0, int64_t step = 1);
+                                           uint64_t seed = 0, int64_t step = 1, Communicator* comm = nullptr);
+
+// A fully static shape.
+Shape StaticShape(const std::vector<int64_t>& dims);
 
 // Max |a-b| / (atol + rtol*|b|) <= 1 elementwise; the message names the first bad index.
 ::testing::AssertionResult AllClose(const Tensor& actual, const std::vector<double>& expected,

@@ -4,6 +4,8 @@
 // contributions are set up front. The multi-process check is tests/collectives_mpi/.
 #include <gtest/gtest.h>
 
+#include "tests/kernels/kernel_test_util.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -36,34 +38,8 @@ Tensor Clone(const Tensor& t) {
 }
 std::vector<float> Values(const Tensor& t) { return std::vector<float>(t.data<float>(), t.data<float>() + t.numel()); }
 
-// Runs one node on the CPU with `comm` as the data-parallel group (a variant of
-// tests/kernels/kernel_test_util.h's RunNodeOnCpu). Inputs are updated in place.
 StatusOr<std::vector<Tensor>> RunNode(const Node& node, const std::vector<Tensor*>& inputs, Communicator* comm) {
-  ASSIGN_OR_RETURN(std::unique_ptr<OpKernel> kernel, KernelRegistry::Global().Create(node, DeviceKind::kCpu));
-  std::vector<TensorView> in_views(inputs.size()), out_views(node.num_outputs());
-  std::vector<Tensor> outputs;
-  KernelContext ctx;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i]) {
-      ctx.inputs.push_back(nullptr);
-      continue;
-    }
-    in_views[i] = TensorView{inputs[i]->dtype(), inputs[i]->dims(), inputs[i]->raw()};
-    ctx.inputs.push_back(&in_views[i]);
-  }
-  outputs.reserve(node.num_outputs());
-  for (size_t i = 0; i < node.num_outputs(); ++i) {
-    const Value* v = node.output(i);
-    std::vector<int64_t> dims;
-    for (const Dim& d : *v->type.shape) dims.push_back(d.value);
-    outputs.emplace_back(v->type.dtype, dims);
-    out_views[i] = TensorView{v->type.dtype, dims, outputs.back().raw()};
-    ctx.outputs.push_back(&out_views[i]);
-  }
-  ctx.step = 1;
-  ctx.comm = comm;
-  RETURN_IF_ERROR(kernel->Compute(ctx));
-  return outputs;
+  return testing::RunNodeOnCpu(node, inputs, /*seed=*/0, /*step=*/1, comm);
 }
 
 // Rank `rank` of `size`: peers[q] is what rank q contributes (the whole send buffer of a
