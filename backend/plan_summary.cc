@@ -177,11 +177,23 @@ void AddStateAndMemory(const Plan& plan, json* out) {
       per_program[p["name"].get<std::string>()] = p["memory"]["arena_bytes"];
     }
   (*out)["communication"] = CommunicationPerStep(plan);
+  // Values produced by collectives (gathered parameters, reduced chunks): they live in the
+  // activation arena, so this is a breakdown of activations_peak, not an addition to it.
+  int64_t comm_buffers = 0;
+  for (const PlanProgram& p : plan.programs)
+    for (const auto& node : p.graph->nodes()) {
+      const std::string& op = node->op_type();
+      if (node->domain() != kDscDomain || (op != "AllReduce" && op != "ReduceScatter" && op != "AllGather")) continue;
+      int64_t e = static_cast<int64_t>(DTypeSize(node->output(0)->type.dtype));
+      for (const Dim& d : *node->output(0)->type.shape) e *= d.value;
+      comm_buffers += e;
+    }
   (*out)["memory"] = {{"parameters", by_kind["parameter"]},
                       {"gradients", by_kind["gradient"]},
                       {"optimizer_states", by_kind["optimizer"]},
                       {"buffers", by_kind["buffer"]},
                       {"activations_peak", activations},
+                      {"communication_buffers", comm_buffers},
                       {"arena_bytes_by_program", per_program}};
 }
 

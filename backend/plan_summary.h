@@ -16,6 +16,7 @@
 //               memory: {arena_bytes, unshared_bytes, constant_bytes} (after memory-plan)}],
 //   state: [{name, kind, owner, dtype, shape, numel, bytes, zero_init}],
 //   memory: {parameters, gradients, optimizer_states, buffers, activations_peak,
+//            communication_buffers (outputs of collectives; part of activations_peak),
 //            arena_bytes_by_program: {program: bytes}}   (bytes per rank)
 //   communication: {all_reduce, reduce_scatter, all_gather, total}   (bytes one rank sends per
 //            optimizer step under runtime/communicator.h's ring model)
