@@ -55,6 +55,10 @@ void ExpectSameTrajectory(const std::vector<double>& got, const std::vector<doub
 struct Case {
   std::string model, config;
 };
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.model << "/" << c.config;
+}
+
 
 std::vector<Case> BundledCases() {
   std::vector<Case> cases;

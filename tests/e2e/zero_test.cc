@@ -61,6 +61,10 @@ struct Case {
   std::string model;
   int stage;
 };
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.model << " stage " << c.stage;
+}
+
 
 class ZeroTrajectory : public ::testing::TestWithParam<Case> {};
 
