@@ -6,6 +6,7 @@
 #include "backend/plan_file.h"
 #include "frontend/config/ds_config.h"
 #include "frontend/onnx_import.h"
+#include "kernels/kernel.h"
 #include "passes/pass_manager.h"
 #include "runtime/lr_schedule.h"
 #include "tools/cli_args.h"
@@ -100,7 +101,32 @@ Status CheckImplemented(const nlohmann::json& cfg, const std::string& path) {
   for (const char* k : {"fp16", "bf16"})
     if (cfg.value(k, nlohmann::json::object()).value("enabled", false))
       return refuse(StrCat(k, ".enabled"), "mixed precision");
+  for (const char* k : {"csv_monitor", "tensorboard"})
+    if (cfg.value(k, nlohmann::json::object()).value("enabled", false))
+      return refuse(StrCat(k, ".enabled"), "monitor output (dsrun --metrics writes one JSON line per step)");
+  if (cfg.value("wall_clock_breakdown", false))
+    return refuse("wall_clock_breakdown", "a per-phase timing breakdown (dsrun's metrics carry step_time_s)");
+  const nlohmann::json& comm_dtype = cfg.value("communication_data_type", nlohmann::json());
+  if (comm_dtype.is_string() && comm_dtype.get<std::string>() != "fp32")
+    return refuse("communication_data_type", StrCat("communicating in ", comm_dtype.get<std::string>()));
   return Status::OK();
+}
+
+// Every node must get a CPU kernel (registered, and accepting the node's attributes and shapes):
+// a plan that would stop at dsrun's first step is refused here, listing every failure at once.
+Status CheckKernelsExist(const Module& m) {
+  std::string missing;
+  int count = 0;
+  for (const PlanProgram& p : m.programs)
+    for (const auto& n : p.graph->nodes()) {
+      StatusOr<std::unique_ptr<OpKernel>> k = KernelRegistry::Global().Create(*n, DeviceKind::kCpu);
+      if (k.ok()) continue;
+      missing += StrCat("\n  program ", p.name, ": ", k.status().message());
+      ++count;
+    }
+  if (count == 0) return Status::OK();
+  return Unimplemented(count, " node", count == 1 ? "" : "s", " have no CPU kernel for their attributes and shapes:",
+                       missing);
 }
 
 std::string DefaultPlanPath(const std::string& model) {
@@ -177,6 +203,7 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
   plan.world_size = static_cast<int>(world_size);
   for (int i = 0; i < argc; ++i) plan.command_line.push_back(argv[i]);
   plan.pipeline = std::move(ran);
+  RETURN_IF_ERROR(CheckKernelsExist(plan));
   const std::string out = args.Get("-o", DefaultPlanPath(model_path));
   RETURN_IF_ERROR(WritePlan(plan, out));
   if (progress)

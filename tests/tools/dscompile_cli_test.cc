@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/plan_file.h"
+#include "ir/onnx_convert.h"
+#include "ir/text.h"
 #include "tests/testutil/test_util.h"
 
 namespace dsc {
@@ -160,6 +162,47 @@ TEST(DscompileCli, Errors) {
     EXPECT_NE(r.output.find(c.needle), std::string::npos) << c.args << "\n" << r.output;
   }
   EXPECT_FALSE(fs::exists(dir.File("p"))) << "a failed compile must not leave a plan behind";
+}
+
+// Config features this compiler does not act on are refused, never parsed and ignored.
+TEST(DscompileCli, RefusesConfigFeaturesItDoesNotImplement) {
+  testing::TempDir dir;
+  const std::string base = R"("train_batch_size": 16, "train_micro_batch_size_per_gpu": 16, "optimizer": {"type": "Adam"})";
+  struct Case {
+    std::string extra, needle;
+  } cases[] = {
+      {R"("csv_monitor": {"enabled": true, "output_path": "/tmp"})", "csv_monitor.enabled: monitor output"},
+      {R"("tensorboard": {"enabled": true})", "tensorboard.enabled: monitor output"},
+      {R"("wall_clock_breakdown": true)", "wall_clock_breakdown: a per-phase timing breakdown"},
+      {R"("communication_data_type": "fp16")", "communication_data_type: communicating in fp16"},
+      {R"("fp16": {"enabled": true})", "fp16.enabled: mixed precision"},
+  };
+  for (const Case& c : cases) {
+    testing::WriteFileOrDie(dir.File("c.json"), "{" + base + ", " + c.extra + "}");
+    CommandResult r = Dscompile(ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " + ShellQuote(dir.File("c.json")) +
+                                " -o " + ShellQuote(dir.File("p")));
+    EXPECT_NE(r.rc, 0) << c.extra;
+    EXPECT_NE(r.output.find(c.needle), std::string::npos) << c.extra << "\n" << r.output;
+  }
+}
+
+// A model whose ops import and differentiate but have no kernel (1-D Conv) fails at compile
+// time, listing the nodes, instead of at dsrun's first step.
+TEST(DscompileCli, MissingKernelsAreCompileErrors) {
+  testing::TempDir dir;
+  auto g = ParseGraph(R"(<ir_version: 8, opset_import: ["" : 17]>
+conv1d (float[batch,2,8] x) => (float[] loss) <float[3,2,3] w = ...> {
+  [conv] y = Conv <kernel_shape = [3], pads = [1, 1]> (x, w)
+  loss = ReduceSum <keepdims = 0> (y)
+})", ParseOptions{.allow_elided = true});
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  testing::WriteFileOrDie(dir.File("conv1d.onnx"), GraphToOnnx(**g).SerializeAsString());
+  CommandResult r = Dscompile(ShellQuote(dir.File("conv1d.onnx")) + " --config " + ShellQuote(kConfigs + "/gpt.json") +
+                              " -q -o " + ShellQuote(dir.File("p")));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("have no CPU kernel"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("'conv' (Conv)"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir.File("p")));
 }
 
 TEST(DscompileCli, ExplainConfigAndLrSchedule) {
