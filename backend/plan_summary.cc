@@ -165,7 +165,7 @@ void AddStateAndMemory(const Plan& plan, json* out) {
     const int64_t bytes = numel * static_cast<int64_t>(DTypeSize(st.dtype));
     state.push_back({{"name", st.name}, {"kind", StateKindName(st.kind)}, {"owner", st.owner},
                      {"dtype", DTypeName(st.dtype)}, {"shape", st.dims}, {"numel", numel}, {"bytes", bytes},
-                     {"zero_init", st.zero_init}});
+                     {"zero_init", st.zero_init}, {"shard_of_numel", st.shard_of_numel}});
     by_kind[StateKindName(st.kind)] += bytes;
   }
   (*out)["state"] = state;
@@ -317,8 +317,10 @@ void RenderState(std::ostream& os, const json& s) {
     if (r["kind"] != "parameter") continue;
     ++count;
     numel += r["numel"].get<int64_t>();
-    rows.push_back({r["name"].get<std::string>(), r["dtype"].get<std::string>(), ShapeText(r["shape"]),
-                    Grouped(r["numel"].get<int64_t>()), Grouped(r["bytes"].get<int64_t>())});
+    std::string shape = ShapeText(r["shape"]);
+    if (r["shard_of_numel"].get<int64_t>() > 0) shape += " (chunk of " + Grouped(r["shard_of_numel"].get<int64_t>()) + ")";
+    rows.push_back({r["name"].get<std::string>(), r["dtype"].get<std::string>(), shape, Grouped(r["numel"].get<int64_t>()),
+                    Grouped(r["bytes"].get<int64_t>())});
   }
   os << "\ntrained parameters (plan state): " << count << " tensors, " << Grouped(numel) << " elements\n";
   Table(os, "  ", rows, {false, false, false, true, true});

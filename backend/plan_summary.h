@@ -14,7 +14,7 @@
 //               loss, parameters: [{name, dtype, shape, numel, bytes}], num_parameter_tensors,
 //               num_parameters (elements), parameter_bytes, num_constants, constant_bytes,
 //               memory: {arena_bytes, unshared_bytes, constant_bytes} (after memory-plan)}],
-//   state: [{name, kind, owner, dtype, shape, numel, bytes, zero_init}],
+//   state: [{name, kind, owner, dtype, shape, numel, bytes, zero_init, shard_of_numel (ZeRO chunks; 0 = whole)}],
 //   memory: {parameters, gradients, optimizer_states, buffers, activations_peak,
 //            communication_buffers (outputs of collectives; part of activations_peak),
 //            arena_bytes_by_program: {program: bytes}}   (bytes per rank)
