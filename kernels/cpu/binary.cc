@@ -19,9 +19,9 @@ void BinaryLoop(const BroadcastPlan& p, const TA* a, const TB* b, R* y, Op op) {
     for (int64_t i = 0; i < p.numel; ++i) y[i] = op(a[i], b[i]);
     return;
   }
-  const int64_t n = p.inner();
   const bool a_walks = p.inner_stride(0) != 0, b_walks = p.inner_stride(1) != 0;
-  ForEachRow(p, [&](int64_t o, const int64_t* off) {
+  // One row of n elements starting at output offset o, inputs at off.
+  auto row = [&](int64_t o, const int64_t* off, int64_t n) {
     const TA* pa = a + off[0];
     const TB* pb = b + off[1];
     R* py = y + o;
@@ -36,7 +36,19 @@ void BinaryLoop(const BroadcastPlan& p, const TA* a, const TB* b, R* y, Op op) {
     } else {
       std::fill(py, py + n, static_cast<R>(op(*pa, *pb)));
     }
-  });
+  };
+  const int64_t n = p.inner();
+  if (n == p.numel) {
+    // A single row (x * scalar): ForEachRow would give it to one thread, so split it in chunks.
+    constexpr int64_t kChunk = 1 << 14;
+#pragma omp parallel for if (n >= kParallelMin) schedule(static)
+    for (int64_t c = 0; c < n; c += kChunk) {
+      const int64_t off[2] = {a_walks ? c : 0, b_walks ? c : 0};
+      row(c, off, std::min(kChunk, n - c));
+    }
+    return;
+  }
+  ForEachRow(p, [&](int64_t o, const int64_t* off) { row(o, off, n); });
 }
 
 struct AddOp { template <typename T> T operator()(T a, T b) const { return a + b; } };

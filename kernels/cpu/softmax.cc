@@ -37,21 +37,28 @@ class SoftmaxKernel : public OpKernel {
     const float* x = ctx.input(0).data<float>();
     float* y = ctx.output(0).data<float>();
     const int64_t outer = a_.outer, n = a_.n, inner = a_.inner;
-#pragma omp parallel for collapse(2) if (outer * n * inner > nn::kParallelThreshold)
-    for (int64_t o = 0; o < outer; ++o) {
-      for (int64_t i = 0; i < inner; ++i) {
-        const float* xr = x + o * n * inner + i;
-        float* yr = y + o * n * inner + i;
-        float mx = -INFINITY;
-        for (int64_t k = 0; k < n; ++k) mx = std::max(mx, xr[k * inner]);
-        double sum = 0;
-        for (int64_t k = 0; k < n; ++k) sum += std::exp(static_cast<double>(xr[k * inner] - mx));
-        if (kLog) {
-          const double lse = std::log(sum);
-          for (int64_t k = 0; k < n; ++k) yr[k * inner] = static_cast<float>(xr[k * inner] - mx - lse);
-        } else {
-          for (int64_t k = 0; k < n; ++k)
-            yr[k * inner] = static_cast<float>(std::exp(static_cast<double>(xr[k * inner] - mx)) / sum);
+#pragma omp parallel if (outer * n * inner > nn::kParallelThreshold)
+    {
+      std::vector<double> buf(static_cast<size_t>(n));
+      double* e = buf.data();  // this row's exp(x - max), computed once
+#pragma omp for collapse(2)
+      for (int64_t o = 0; o < outer; ++o) {
+        for (int64_t i = 0; i < inner; ++i) {
+          const float* xr = x + o * n * inner + i;
+          float* yr = y + o * n * inner + i;
+          float mx = -INFINITY;
+          for (int64_t k = 0; k < n; ++k) mx = std::max(mx, xr[k * inner]);
+          double sum = 0;
+          for (int64_t k = 0; k < n; ++k) {
+            e[k] = std::exp(static_cast<double>(xr[k * inner] - mx));
+            sum += e[k];
+          }
+          if (kLog) {
+            const double lse = std::log(sum);
+            for (int64_t k = 0; k < n; ++k) yr[k * inner] = static_cast<float>(xr[k * inner] - mx - lse);
+          } else {
+            for (int64_t k = 0; k < n; ++k) yr[k * inner] = static_cast<float>(e[k] / sum);
+          }
         }
       }
     }
