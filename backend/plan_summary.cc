@@ -2,6 +2,7 @@
 #include "backend/plan_summary.h"
 
 #include "passes/memory_plan.h"
+#include "runtime/communicator.h"  // the byte model (header only)
 
 #include <algorithm>
 #include <cstdio>
@@ -137,16 +138,18 @@ json CommunicationPerStep(const Plan& plan) {
     for (const auto& node : p.graph->nodes()) {
       if (node->domain() != kDscDomain || n <= 1) continue;
       const int64_t elem = static_cast<int64_t>(DTypeSize(node->input(0)->type.dtype));
+      const int size = static_cast<int>(n);
       const std::string& op = node->op_type();
+      // Reduce-scatter and all-gather move the whole padded buffer: world x chunk elements.
       if (op == "AllReduce") {
-        kinds["all_reduce"] += times * 2 * (n - 1) * numel(node->output(0)) * elem / n;
+        kinds["all_reduce"] += times * AllReduceBytesSent(numel(node->output(0)) * elem, size);
       } else if (op == "ReduceScatter") {
-        kinds["reduce_scatter"] += times * (n - 1) * numel(node->output(0)) * elem;
+        kinds["reduce_scatter"] += times * ReduceScatterBytesSent(n * numel(node->output(0)) * elem, size);
       } else if (op == "AllGather") {
-        kinds["all_gather"] += times * (n - 1) * numel(node->input(0)) * elem;
+        kinds["all_gather"] += times * AllGatherBytesSent(n * numel(node->input(0)) * elem, size);
       } else if (op == "AllGatherInPlace") {
         const int64_t c = (numel(node->input(0)) + n - 1) / n;
-        kinds["all_gather"] += times * (n - 1) * c * elem;
+        kinds["all_gather"] += times * AllGatherBytesSent(n * c * elem, size);
       }
     }
   }

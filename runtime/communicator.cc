@@ -87,10 +87,6 @@ Status CheckCollectiveArgs(const char* kind, const void* a, const void* b, int64
   return Status::OK();
 }
 
-int64_t AllReduceBytesSent(int64_t bytes, int size) { return size <= 1 ? 0 : 2 * (size - 1) * bytes / size; }
-int64_t ReduceScatterBytesSent(int64_t full_bytes, int size) { return size <= 1 ? 0 : (size - 1) * full_bytes / size; }
-int64_t AllGatherBytesSent(int64_t full_bytes, int size) { return size <= 1 ? 0 : (size - 1) * full_bytes / size; }
-int64_t BroadcastBytesSent(int64_t bytes, int size, bool is_root) { return size > 1 && is_root ? bytes : 0; }
 
 std::unique_ptr<Communicator> CreateLocalCommunicator() { return std::make_unique<LocalCommunicator>(); }
 

@@ -89,10 +89,13 @@ bool LaunchedUnderMpi();
 int LauncherWorldSize();
 
 // The bytes model above, shared by every implementation (and by the compiler's estimates).
-int64_t AllReduceBytesSent(int64_t bytes, int size);
-int64_t ReduceScatterBytesSent(int64_t full_bytes, int size);
-int64_t AllGatherBytesSent(int64_t full_bytes, int size);
-int64_t BroadcastBytesSent(int64_t bytes, int size, bool is_root);
+// Inline so the compiler's accounting (dsinspect's communication per step) uses the same model.
+inline int64_t AllReduceBytesSent(int64_t bytes, int size) { return size <= 1 ? 0 : 2 * (size - 1) * bytes / size; }
+inline int64_t ReduceScatterBytesSent(int64_t full_bytes, int size) {
+  return size <= 1 ? 0 : (size - 1) * full_bytes / size;
+}
+inline int64_t AllGatherBytesSent(int64_t full_bytes, int size) { return size <= 1 ? 0 : (size - 1) * full_bytes / size; }
+inline int64_t BroadcastBytesSent(int64_t bytes, int size, bool is_root) { return size > 1 && is_root ? bytes : 0; }
 
 // Argument checks every implementation runs first, so errors read the same on every backend:
 // count >= 0, non-null buffers when count > 0, a dtype the collective takes, kAvg on floats only.
