@@ -72,6 +72,12 @@ void Copy(float* dst, const float* src, int64_t n) {
   if (n > 0 && dst != src) std::memmove(dst, src, static_cast<size_t>(n) * sizeof(float));
 }
 
+// dst[0, size) = src[0, len) followed by zeros (len <= size): a chunk staged with its padding.
+void CopyZeroPadded(float* dst, const float* src, int64_t len, int64_t size) {
+  Copy(dst, src, len);
+  std::fill(dst + len, dst + size, 0.0f);
+}
+
 // AllReduce<op>(X) -> Y: Y = reduction of X over ranks.
 class AllReduceKernel : public CollectiveKernel {
  public:
@@ -108,8 +114,7 @@ class ReduceScatterKernel : public CollectiveKernel {
     const float* send = x.data<float>();
     if (n != world * c) {  // pad X to world*c with zeros
       float* s = Scratch(world * c);
-      Copy(s, send, n);
-      std::fill(s + n, s + world * c, 0.0f);
+      CopyZeroPadded(s, send, n, world * c);
       send = s;
     }
     return Finish(ctx.comm->ReduceScatter(send, y.ptr, c, DType::kFloat32, op_));
@@ -156,8 +161,7 @@ class AllGatherInPlaceKernel : public CollectiveKernel {
       return Finish(ctx.comm->AllGather(data + rank * c, data, c, DType::kFloat32));
     float* s = Scratch(world * c);
     const int64_t begin = std::min(n, rank * c), len = std::max<int64_t>(0, std::min(n, (rank + 1) * c) - begin);
-    Copy(s + rank * c, data + begin, len);
-    std::fill(s + rank * c + len, s + (rank + 1) * c, 0.0f);
+    CopyZeroPadded(s + rank * c, data + begin, len, c);
     RETURN_IF_ERROR(Finish(ctx.comm->AllGather(s + rank * c, s, c, DType::kFloat32)));
     Copy(data, s, n);
     return Status::OK();

@@ -42,11 +42,25 @@ StatusOr<bool> ScalarBool(const KernelContext& ctx, size_t i, bool dflt) {
   return t.data<uint8_t>()[0] != 0;
 }
 
+// The optional (ratio, training_mode) inputs at `ratio_input` and the one after it; ratio must lie in [0, 1].
+struct RatioAndMode {
+  float ratio = 0.5f;
+  bool training = false;
+};
+
+StatusOr<RatioAndMode> ReadRatioAndMode(const KernelContext& ctx, size_t ratio_input, bool training_default) {
+  RatioAndMode r;
+  ASSIGN_OR_RETURN(r.ratio, ScalarFloat(ctx, ratio_input, 0.5f));
+  ASSIGN_OR_RETURN(r.training, ScalarBool(ctx, ratio_input + 1, training_default));
+  if (!(r.ratio >= 0.0f && r.ratio <= 1.0f)) return InvalidArgument("ratio ", r.ratio, " is not in [0, 1]");
+  return r;
+}
+
 // (data[, ratio][, training_mode]) -> output[, mask]
 // Training: keep[i] = u(key, i) >= ratio with u uniform in [0,1) from the element index alone, so a
 // mask is the same for any thread count and DropoutGrad can rely on the saved mask; output = data * keep / (1 - ratio).
 // Otherwise (or ratio 0): output = data and the mask is all true.
-class DropoutKernel : public OpKernel {
+class DropoutKernel : public nn::DescribedKernel {
  public:
   Status Init(const Node& node) {
     ASSIGN_OR_RETURN(std::vector<int64_t> d, nn::StaticDims(node.input(0), "data"));
@@ -57,16 +71,12 @@ class DropoutKernel : public OpKernel {
     desc_ = node.Describe();
     return Status::OK();
   }
-  Status Compute(KernelContext& ctx) override {
-    Status s = Run(ctx);
-    return s.ok() ? s : s.WithContext(desc_);
-  }
 
  private:
-  Status Run(KernelContext& ctx) {
-    ASSIGN_OR_RETURN(float ratio, ScalarFloat(ctx, 1, 0.5f));
-    ASSIGN_OR_RETURN(bool training, ScalarBool(ctx, 2, false));
-    if (!(ratio >= 0.0f && ratio <= 1.0f)) return InvalidArgument("ratio ", ratio, " is not in [0, 1]");
+  Status Run(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(const RatioAndMode rm, ReadRatioAndMode(ctx, 1, /*training_default=*/false));
+    const float ratio = rm.ratio;
+    const bool training = rm.training;
     const float* x = ctx.input(0).data<float>();
     float* y = ctx.output(0).data<float>();
     uint8_t* mask = ctx.has_output(1) ? ctx.output(1).data<uint8_t>() : nullptr;
@@ -93,12 +103,11 @@ class DropoutKernel : public OpKernel {
   int64_t n_ = 0;
   uint64_t node_id_ = 0, seed_attr_ = 0;
   bool has_seed_attr_ = false;
-  std::string desc_;
 };
 
 // (dY, mask[, ratio][, training_mode]) -> dX = dY * mask / (1 - ratio).
 // The optional 4th input (as in ONNX Runtime's DropoutGrad) makes an inference-mode forward an identity.
-class DropoutGradKernel : public OpKernel {
+class DropoutGradKernel : public nn::DescribedKernel {
  public:
   Status Init(const Node& node) {
     ASSIGN_OR_RETURN(std::vector<int64_t> dy, nn::StaticDims(node.input(0), "dY"));
@@ -110,16 +119,12 @@ class DropoutGradKernel : public OpKernel {
     desc_ = node.Describe();
     return Status::OK();
   }
-  Status Compute(KernelContext& ctx) override {
-    Status s = Run(ctx);
-    return s.ok() ? s : s.WithContext(desc_);
-  }
 
  private:
-  Status Run(KernelContext& ctx) {
-    ASSIGN_OR_RETURN(float ratio, ScalarFloat(ctx, 2, 0.5f));
-    ASSIGN_OR_RETURN(bool training, ScalarBool(ctx, 3, true));
-    if (!(ratio >= 0.0f && ratio <= 1.0f)) return InvalidArgument("ratio ", ratio, " is not in [0, 1]");
+  Status Run(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(const RatioAndMode rm, ReadRatioAndMode(ctx, 2, /*training_default=*/true));
+    const float ratio = rm.ratio;
+    const bool training = rm.training;
     const float* dy = ctx.input(0).data<float>();
     const uint8_t* mask = ctx.input(1).data<uint8_t>();
     float* dx = ctx.output(0).data<float>();
@@ -131,7 +136,6 @@ class DropoutGradKernel : public OpKernel {
   }
 
   int64_t n_ = 0;
-  std::string desc_;
 };
 
 DSC_REGISTER_KERNEL("", "Dropout", kCpu, kFloat32, MakeFactory<DropoutKernel>());

@@ -144,86 +144,97 @@ class TransposeKernel : public OpKernel {
   BroadcastPlan plan_;
 };
 
-// Concat along `axis`: Y viewed as (outer, sum_k Xk[axis] * inner); each Xk fills its slice.
-class ConcatKernel : public OpKernel {
- public:
-  Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(auto y, StaticDims(node.output(0)));
-    ASSIGN_OR_RETURN(int64_t axis, NormalizeAxis(node.GetInt("axis", 0), static_cast<int64_t>(y.size())));
-    const size_t esize = DTypeSize(node.output(0)->type.dtype);
-    outer_ = Product(y, 0, static_cast<size_t>(axis));
-    const int64_t inner = Product(y, static_cast<size_t>(axis) + 1);
-    for (const Value* v : node.inputs()) {
-      ASSIGN_OR_RETURN(auto x, StaticDims(v));
-      if (x.size() != y.size()) return InvalidArgument("input '", v->name(), "' has rank ", x.size());
-      chunk_bytes_.push_back(static_cast<size_t>(x[static_cast<size_t>(axis)] * inner) * esize);
+// Concat and Split: the whole tensor (Concat's Y, Split's X) viewed as (outer, row_bytes), and part
+// k (Concat's Xk, Split's Yk) as (outer, chunk_bytes[k]) = (outer, part_k[axis] * inner * esize);
+// in each row, part k's chunk starts where the chunks of parts 0..k-1 end.
+class AxisChunksKernel : public OpKernel {
+ protected:
+  struct Axis {
+    size_t axis = 0;
+    int64_t inner = 1;      // elements after `axis`
+    size_t esize = 0;       // bytes per element
+    int64_t parts_sum = 0;  // sum of the parts' extents along `axis`
+  };
+
+  // Reads axis, outer_, chunk_bytes_ and row_bytes_ (the sum of the chunks) from the whole's and
+  // the parts' static dims; `part_kind` ("input"/"output") names a part of the wrong rank.
+  StatusOr<Axis> ReadChunks(const Node& node, const Value* whole, const std::vector<Value*>& parts,
+                            const char* part_kind) {
+    ASSIGN_OR_RETURN(auto w, StaticDims(whole));
+    ASSIGN_OR_RETURN(int64_t axis, NormalizeAxis(node.GetInt("axis", 0), static_cast<int64_t>(w.size())));
+    Axis a;
+    a.axis = static_cast<size_t>(axis);
+    a.esize = DTypeSize(whole->type.dtype);
+    outer_ = Product(w, 0, a.axis);
+    a.inner = Product(w, a.axis + 1);
+    for (const Value* v : parts) {
+      ASSIGN_OR_RETURN(auto d, StaticDims(v));
+      if (d.size() != w.size()) return InvalidArgument(part_kind, " '", v->name(), "' has rank ", d.size());
+      a.parts_sum += d[a.axis];
+      chunk_bytes_.push_back(static_cast<size_t>(d[a.axis] * a.inner) * a.esize);
     }
     row_bytes_ = std::accumulate(chunk_bytes_.begin(), chunk_bytes_.end(), size_t{0});
-    if (row_bytes_ != static_cast<size_t>(y[static_cast<size_t>(axis)] * inner) * esize)
-      return InvalidArgument("input sizes along axis ", axis, " do not add up to the output's");
-    return Status::OK();
+    return a;
   }
-  Status Compute(KernelContext& ctx) override {
-    uint8_t* y = ctx.output(0).data<uint8_t>();
+
+  // Calls copy(k, at, part_at, bytes) for each non-empty chunk of each row: `at` is its byte offset in
+  // the whole, `part_at` in part k. Rows run in parallel.
+  template <typename Fn>
+  void ForEachChunk(Fn&& copy) const {
 #pragma omp parallel for if (static_cast<int64_t>(row_bytes_) * outer_ >= 4 * kParallelMin) schedule(static)
     for (int64_t o = 0; o < outer_; ++o) {
       size_t at = static_cast<size_t>(o) * row_bytes_;
       for (size_t k = 0; k < chunk_bytes_.size(); ++k) {
         if (chunk_bytes_[k] == 0) continue;
-        std::memcpy(y + at, ctx.input(k).data<uint8_t>() + static_cast<size_t>(o) * chunk_bytes_[k], chunk_bytes_[k]);
+        copy(k, at, static_cast<size_t>(o) * chunk_bytes_[k], chunk_bytes_[k]);
         at += chunk_bytes_[k];
       }
     }
-    return Status::OK();
   }
 
- private:
   int64_t outer_ = 1;
   std::vector<size_t> chunk_bytes_;
   size_t row_bytes_ = 0;
 };
 
-// Split along `axis`: the inverse of Concat. The sizes come from the static output shapes, so
-// the `split` input (opset 13) and `num_outputs` need not be read.
-class SplitKernel : public OpKernel {
+// Concat along `axis`: Y viewed as (outer, sum_k Xk[axis] * inner); each Xk fills its slice.
+class ConcatKernel : public AxisChunksKernel {
  public:
   Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(const Axis a, ReadChunks(node, node.output(0), node.inputs(), "input"));
+    ASSIGN_OR_RETURN(auto y, StaticDims(node.output(0)));
+    if (row_bytes_ != static_cast<size_t>(y[a.axis] * a.inner) * a.esize)
+      return InvalidArgument("input sizes along axis ", a.axis, " do not add up to the output's");
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    uint8_t* y = ctx.output(0).data<uint8_t>();
+    ForEachChunk([&](size_t k, size_t at, size_t part_at, size_t bytes) {
+      std::memcpy(y + at, ctx.input(k).data<uint8_t>() + part_at, bytes);
+    });
+    return Status::OK();
+  }
+};
+
+// Split along `axis`: the inverse of Concat. The sizes come from the static output shapes, so
+// the `split` input (opset 13) and `num_outputs` need not be read.
+class SplitKernel : public AxisChunksKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(const Axis a, ReadChunks(node, node.input(0), node.outputs(), "output"));
     ASSIGN_OR_RETURN(auto x, StaticDims(node.input(0)));
-    ASSIGN_OR_RETURN(int64_t axis, NormalizeAxis(node.GetInt("axis", 0), static_cast<int64_t>(x.size())));
-    const size_t esize = DTypeSize(node.input(0)->type.dtype);
-    outer_ = Product(x, 0, static_cast<size_t>(axis));
-    const int64_t inner = Product(x, static_cast<size_t>(axis) + 1);
-    int64_t total = 0;
-    for (const Value* v : node.outputs()) {
-      ASSIGN_OR_RETURN(auto y, StaticDims(v));
-      if (y.size() != x.size()) return InvalidArgument("output '", v->name(), "' has rank ", y.size());
-      total += y[static_cast<size_t>(axis)];
-      chunk_bytes_.push_back(static_cast<size_t>(y[static_cast<size_t>(axis)] * inner) * esize);
-    }
-    if (total != x[static_cast<size_t>(axis)])
-      return InvalidArgument("output sizes along axis ", axis, " add up to ", total, ", input has ", x[static_cast<size_t>(axis)]);
-    row_bytes_ = static_cast<size_t>(total * inner) * esize;
+    if (a.parts_sum != x[a.axis])
+      return InvalidArgument("output sizes along axis ", a.axis, " add up to ", a.parts_sum, ", input has ",
+                             x[a.axis]);
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
     const uint8_t* x = ctx.input(0).data<uint8_t>();
-#pragma omp parallel for if (static_cast<int64_t>(row_bytes_) * outer_ >= 4 * kParallelMin) schedule(static)
-    for (int64_t o = 0; o < outer_; ++o) {
-      size_t at = static_cast<size_t>(o) * row_bytes_;
-      for (size_t k = 0; k < chunk_bytes_.size(); ++k) {
-        if (chunk_bytes_[k] == 0) continue;
-        if (ctx.has_output(k))
-          std::memcpy(ctx.output(k).data<uint8_t>() + static_cast<size_t>(o) * chunk_bytes_[k], x + at, chunk_bytes_[k]);
-        at += chunk_bytes_[k];
-      }
-    }
+    ForEachChunk([&](size_t k, size_t at, size_t part_at, size_t bytes) {
+      if (ctx.has_output(k)) std::memcpy(ctx.output(k).data<uint8_t>() + part_at, x + at, bytes);
+    });
     return Status::OK();
   }
-
- private:
-  int64_t outer_ = 1;
-  std::vector<size_t> chunk_bytes_;
-  size_t row_bytes_ = 0;
 };
 
 // Expand: X broadcast to Y's static shape (the `shape` input is implied by it).

@@ -1,4 +1,5 @@
-// Helpers shared by the NN CPU kernels: static dims of a node's values, axes, and 2-D window geometry.
+// Helpers shared by the NN CPU kernels: static dims of a node's values, axes, 2-D window geometry,
+// and a kernel base whose errors name the node.
 //
 //   ASSIGN_OR_RETURN(std::vector<int64_t> x, StaticDims(node, node.input(0), "X"));
 //   ASSIGN_OR_RETURN(Window2D w, ParseWindow2D(node, x, y, /*kernel=*/{}, /*is_pool=*/true));
@@ -11,6 +12,7 @@
 
 #include "ir/graph.h"
 #include "ir/status.h"
+#include "kernels/kernel.h"
 
 namespace dsc::nn {
 
@@ -117,5 +119,19 @@ inline StatusOr<Window2D> ParseWindow2D(const Node& n, const std::vector<int64_t
                            " (expected ", oh, "x", ow, ")");
   return w;
 }
+
+// A kernel whose Compute errors name its node: Compute runs Run and adds desc_ (set it in Init
+// with node.Describe()) as context to any error.
+class DescribedKernel : public OpKernel {
+ public:
+  Status Compute(KernelContext& ctx) final {
+    Status s = Run(ctx);
+    return s.ok() ? s : s.WithContext(desc_);
+  }
+
+ protected:
+  virtual Status Run(KernelContext& ctx) = 0;
+  std::string desc_;
+};
 
 }  // namespace dsc::nn

@@ -34,20 +34,28 @@ StatusOr<PoolShape> ReadPool(const Node& node, const Value* xv, const Value* yv)
   return s;
 }
 
-// Offset (within the plane) of the first maximum of window (oy, ox), or -1 if no tap is inside X.
-int64_t ArgMax(const float* x, const nn::Window2D& w, int64_t oy, int64_t ox) {
-  int64_t best = -1;
-  float mx = 0;
+// Calls fn(offset) for each tap of window (oy, ox) inside X, in row-major window order; offset is
+// iy * W + ix within the (H,W) plane. Padded taps are skipped.
+template <typename Fn>
+inline void ForEachTap(const nn::Window2D& w, int64_t oy, int64_t ox, Fn&& fn) {
   for (int64_t ki = 0; ki < w.kh; ++ki) {
     const int64_t iy = oy * w.sh - w.pt + ki * w.dh;
     if (iy < 0 || iy >= w.ih) continue;
     for (int64_t kj = 0; kj < w.kw; ++kj) {
       const int64_t ix = ox * w.sw - w.pl + kj * w.dw;
-      if (ix < 0 || ix >= w.iw) continue;
-      const float v = x[iy * w.iw + ix];
-      if (best < 0 || v > mx || (std::isnan(v) && !std::isnan(mx))) best = iy * w.iw + ix, mx = v;
+      if (ix >= 0 && ix < w.iw) fn(iy * w.iw + ix);
     }
   }
+}
+
+// Offset (within the plane) of the first maximum of window (oy, ox), or -1 if no tap is inside X.
+int64_t ArgMax(const float* x, const nn::Window2D& w, int64_t oy, int64_t ox) {
+  int64_t best = -1;
+  float mx = 0;
+  ForEachTap(w, oy, ox, [&](int64_t off) {
+    const float v = x[off];
+    if (best < 0 || v > mx || (std::isnan(v) && !std::isnan(mx))) best = off, mx = v;
+  });
   return best;
 }
 
@@ -115,15 +123,9 @@ class AveragePoolKernel : public OpKernel {
     for (int64_t p = 0; p < s_.planes; ++p)
       for (int64_t oy = 0; oy < w.oh; ++oy)
         for (int64_t ox = 0; ox < w.ow; ++ox) {
+          const float* xp = x + p * in_plane;
           double sum = 0;
-          for (int64_t ki = 0; ki < w.kh; ++ki) {
-            const int64_t iy = oy * w.sh - w.pt + ki * w.dh;
-            if (iy < 0 || iy >= w.ih) continue;
-            for (int64_t kj = 0; kj < w.kw; ++kj) {
-              const int64_t ix = ox * w.sw - w.pl + kj * w.dw;
-              if (ix >= 0 && ix < w.iw) sum += x[p * in_plane + iy * w.iw + ix];
-            }
-          }
+          ForEachTap(w, oy, ox, [&](int64_t off) { sum += xp[off]; });
           const int64_t d = Divisor(s_, oy, ox);
           y[p * out_plane + oy * w.ow + ox] = d ? static_cast<float>(sum / d) : 0.0f;
         }
@@ -211,14 +213,7 @@ class AveragePoolGradKernel : public OpKernel {
           const int64_t d = Divisor(s_, oy, ox);
           if (!d) continue;
           const float g = dy[p * out_plane + oy * w.ow + ox] / static_cast<float>(d);
-          for (int64_t ki = 0; ki < w.kh; ++ki) {
-            const int64_t iy = oy * w.sh - w.pt + ki * w.dh;
-            if (iy < 0 || iy >= w.ih) continue;
-            for (int64_t kj = 0; kj < w.kw; ++kj) {
-              const int64_t ix = ox * w.sw - w.pl + kj * w.dw;
-              if (ix >= 0 && ix < w.iw) dxp[iy * w.iw + ix] += g;
-            }
-          }
+          ForEachTap(w, oy, ox, [&](int64_t off) { dxp[off] += g; });
         }
     }
     return Status::OK();

@@ -27,7 +27,7 @@ StatusOr<std::vector<int64_t>> IntVector(const KernelContext& ctx, size_t i) {
 
 // (dY, starts, ends[, axes][, steps]) -> dX;  dX has the forward input's shape (from its type), dY the
 // slice's. Starts and ends are clamped as ONNX Slice does, so dY lands exactly where Slice read from.
-class SliceGradKernel : public OpKernel {
+class SliceGradKernel : public nn::DescribedKernel {
  public:
   Status Init(const Node& node) {
     ASSIGN_OR_RETURN(dy_dims_, nn::StaticDims(node.input(0), "dY"));
@@ -38,13 +38,9 @@ class SliceGradKernel : public OpKernel {
     desc_ = node.Describe();
     return Status::OK();
   }
-  Status Compute(KernelContext& ctx) override {
-    Status s = Run(ctx);
-    return s.ok() ? s : s.WithContext(desc_);
-  }
 
  private:
-  Status Run(KernelContext& ctx) {
+  Status Run(KernelContext& ctx) override {
     const int64_t rank = static_cast<int64_t>(dx_dims_.size());
     ASSIGN_OR_RETURN(std::vector<int64_t> starts, IntVector(ctx, 1));
     ASSIGN_OR_RETURN(std::vector<int64_t> ends, IntVector(ctx, 2));
@@ -105,7 +101,6 @@ class SliceGradKernel : public OpKernel {
   }
 
   std::vector<int64_t> dy_dims_, dx_dims_;
-  std::string desc_;
 };
 
 DSC_REGISTER_KERNEL(kDscDomain, ops::kSliceGrad, kCpu, kFloat32, MakeFactory<SliceGradKernel>());
