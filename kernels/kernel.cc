@@ -1,6 +1,8 @@
 // Kernel registry.
 #include "kernels/kernel.h"
 
+#include "runtime/communicator.h"  // interface only: the group sizes
+
 #include <algorithm>
 #include <tuple>
 
@@ -36,6 +38,15 @@ DType KernelDType(const Node& node) {
   for (const Value* v : node.inputs())
     if (v) return v->type.dtype;
   return node.num_outputs() ? node.output(0)->type.dtype : DType::kUndefined;
+}
+
+Status RankAndWorld(const KernelContext& ctx, int64_t compiled_world, const std::string& what, int64_t* rank,
+                    int64_t* world) {
+  *world = ctx.comm ? ctx.comm->size() : 1;
+  *rank = ctx.comm ? ctx.comm->rank() : 0;
+  if (compiled_world > 0 && compiled_world != *world)
+    return FailedPrecondition(what, " was compiled for ", compiled_world, " ranks but runs on ", *world);
+  return Status::OK();
 }
 
 StatusOr<std::unique_ptr<OpKernel>> KernelRegistry::Create(const Node& node, DeviceKind device) const {

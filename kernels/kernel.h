@@ -84,6 +84,11 @@ class KernelRegistry {
 // The dtype that selects a node's kernel.
 DType KernelDType(const Node& node);
 
+// This rank and the group's size from ctx.comm (0 and 1 without one). When `compiled_world` is
+// positive and differs from the size, an error: "<what> was compiled for W ranks but runs on N".
+Status RankAndWorld(const KernelContext& ctx, int64_t compiled_world, const std::string& what, int64_t* rank,
+                    int64_t* world);
+
 struct KernelRegistrar {
   KernelRegistrar(const char* domain, const char* op, DeviceKind device, DType dtype, KernelFactory f) {
     KernelRegistry::Global().Register(KernelKey{domain, op, device, dtype}, std::move(f));

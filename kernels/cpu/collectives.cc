@@ -41,11 +41,7 @@ class CollectiveKernel : public OpKernel {
 
   // The communicator's world and rank, checked against the compiled world size.
   Status Group(const KernelContext& ctx, int64_t* world, int64_t* rank) const {
-    *world = ctx.comm ? ctx.comm->size() : 1;
-    *rank = ctx.comm ? ctx.comm->rank() : 0;
-    if (*world != world_attr_)
-      return FailedPrecondition(name_, " was compiled for ", world_attr_, " ranks but runs on ", *world);
-    return Status::OK();
+    return RankAndWorld(ctx, world_attr_, name_, rank, world);
   }
 
   // Waits for a collective; errors name the node.

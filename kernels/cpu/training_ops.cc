@@ -45,13 +45,12 @@ struct ShardRange {
   int64_t state = 0;   // elements grad/state tensors must hold
 };
 
-// `world_attr` < 0: no `world` attribute on the node (nothing to check against).
+// `world_attr` <= 0: no `world` attribute on the node (nothing to check against).
 StatusOr<ShardRange> OptimizerShard(const KernelContext& ctx, bool shard, int64_t world_attr, int64_t n,
                                     const char* op) {
   if (!shard) return ShardRange{0, n, n};
-  const int64_t world = ctx.comm ? ctx.comm->size() : 1, rank = ctx.comm ? ctx.comm->rank() : 0;
-  if (world_attr >= 0 && world_attr != world)
-    return FailedPrecondition(op, " was compiled for ", world_attr, " ranks but runs on ", world);
+  int64_t rank = 0, world = 1;
+  RETURN_IF_ERROR(RankAndWorld(ctx, world_attr, op, &rank, &world));
   const int64_t c = ops::ChunkSize(n, world);
   const int64_t begin = std::min(n, rank * c);
   return ShardRange{begin, std::max<int64_t>(0, std::min(n, (rank + 1) * c) - begin), c};
