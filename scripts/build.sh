@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDSC_ONNX_PREFIX="$(scripts/install-onnx.sh)" >/dev/null
 cmake --build build -j"$(nproc)"

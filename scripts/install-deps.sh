@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs every Debian package dscompile's build, tests and reference scripts need; a no-op when present.
+# Installs every Debian package dscompile's build, tests and reference scripts need, then the ONNX
+# C++ library at its current release (scripts/install-onnx.sh); a no-op when both are present.
 set -euo pipefail
 
 PKGS=(
   build-essential cmake pkg-config
-  libonnx-dev libprotobuf-dev protobuf-compiler
+  libprotobuf-dev protobuf-compiler python3-venv
   nlohmann-json3-dev libgtest-dev
   libopenblas-dev libopenblas0-pthread
   libopenmpi-dev openmpi-bin
@@ -20,12 +21,13 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PKGS[@]} packages present"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-echo "install-deps: installing ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "install-deps: ONNX $(basename "$("$(dirname "$0")/install-onnx.sh")")"

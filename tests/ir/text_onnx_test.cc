@@ -45,7 +45,7 @@ TEST(TextOnnx, LibOnnxParserReadsSimpleText) {
   ASSERT_NE(g, nullptr);
   ASSERT_EQ(PrintGraph(*g), kSimpleText);
   onnx::ModelProto model;
-  onnx::Status st = onnx::OnnxParser::Parse(model, kSimpleText);
+  onnx::Common::Status st = onnx::OnnxParser::Parse(model, kSimpleText);
   ASSERT_TRUE(st.IsOK()) << st.ErrorMessage();
   StatusOr<std::unique_ptr<Graph>> from_onnx = GraphFromOnnx(model);
   ASSERT_TRUE(from_onnx.ok()) << from_onnx.status().ToString();
