@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "frontend/external_data.h"
+#include "frontend/fold_sequences.h"
 #include "frontend/supported_ops.h"
 #include "ir/onnx_convert.h"
 #include "ir/shape_inference.h"
@@ -20,13 +21,23 @@ Status CheckOpsets(const onnx::ModelProto& model) {
     const std::string& d = op.domain();
     if (d.empty() || d == "ai.onnx") {
       has_default = true;
-      if (op.version() < kMinOpset || op.version() > kMaxOpset)
+      if (op.version() < kMinOpset || op.version() > MaxOpset())
         return Unimplemented("the model uses ONNX opset ", op.version(), "; dscompile supports opsets ", kMinOpset,
-                             " to ", kMaxOpset, " (re-export with torch.onnx.export(..., opset_version=17))");
+                             " to ", MaxOpset(), " (", ExportAdvice(), ")");
     }
   }
   if (!has_default) return InvalidArgument("the model imports no default-domain opset");
   return Status::OK();
+}
+
+// Checked before ONNX's checker, whose refusal of an IR version names neither what is supported
+// nor how to get it.
+Status CheckIrVersion(const onnx::ModelProto& model) {
+  const int64_t v = model.ir_version();
+  if (v >= kMinIrVersion && v <= MaxIrVersion()) return Status::OK();
+  return Unimplemented("the model has ONNX IR version ", v, v == 0 ? " (unset)" : "",
+                       "; dscompile supports IR versions ", kMinIrVersion, " to ", MaxIrVersion(),
+                       " (the newest its ONNX library knows; ", ExportAdvice(), ")");
 }
 
 // ONNX's checker multiplies dims without overflow checks (a wrapped product reads as "0-element"),
@@ -50,7 +61,23 @@ Status CheckElementCounts(const onnx::ModelProto& model) {
   return Status::OK();
 }
 
+// Forms the checker accepts but the model's opset leaves undefined, refused by node: ops are
+// evaluated with their newest definition, which older opsets may not give.
+Status CheckOpsetSemantics(const Graph& g) {
+  auto it = g.opsets.find("");
+  const int64_t opset = it == g.opsets.end() ? 0 : it->second;
+  for (const auto& n : g.nodes()) {
+    if (!n->domain().empty()) continue;
+    if (n->op_type() == "Mod" && opset < 28 && n->GetInt("fmod", 0) == 0 && n->input(0) &&
+        IsFloat(n->input(0)->type.dtype))
+      return InvalidArgument(n->Describe(), ": floating-point Mod with fmod=0 is defined from opset 28 on, the model "
+                             "has opset ", opset, " (set fmod=1, or export at opset 28)");
+  }
+  return Status::OK();
+}
+
 Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, std::unique_ptr<Graph>* out) {
+  RETURN_IF_ERROR(CheckIrVersion(model));
   RETURN_IF_ERROR(CheckOpsets(model));
   RETURN_IF_ERROR(CheckElementCounts(model));
   RETURN_IF_ERROR(LoadExternalData(&model, base_dir));
@@ -59,9 +86,11 @@ Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, std::uni
   } catch (const std::exception& e) {
     return InvalidArgument("ONNX checker: ", e.what());
   }
+  RETURN_IF_ERROR(FoldSequenceOps(&model));
   ASSIGN_OR_RETURN(*out, GraphFromOnnx(model));
   RETURN_IF_ERROR(CheckSupportedOps(**out));
-  return InferShapes(**out);
+  RETURN_IF_ERROR(InferShapes(**out));
+  return CheckOpsetSemantics(**out);
 }
 
 }  // namespace

@@ -3,6 +3,9 @@
 
 #include <set>
 
+#include "onnx/defs/schema.h"
+#include "onnx/onnx_pb.h"
+
 namespace dsc {
 namespace {
 
@@ -15,18 +18,37 @@ const std::set<std::string>& ComputeOps() {
       "BatchNormalization", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten", "Reshape",
       "Transpose", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice", "Gather", "Expand", "Where", "Cast",
       "Clip", "Max", "Min", "ReduceMean", "ReduceSum", "Identity", "Dropout", "SoftmaxCrossEntropyLoss",
-      "NegativeLogLikelihoodLoss", "Pad", "Equal", "Less", "Greater", "Not", "And", "Or", "Constant"};
+      "NegativeLogLikelihoodLoss", "Pad", "Equal", "Less", "Greater", "Not", "And", "Or", "Constant",
+      // Current exports and Hugging Face models: rotary tables, SDPA NaN masks, position ids, causal masks.
+      "IsNaN", "IsInf", "Cos", "Sin", "Gelu", "CastLike", "CumSum", "Mish", "HardSwish", "HardSigmoid", "Softplus",
+      "Elu", "Selu", "Softsign", "Trilu",
+      // Opset 23 transformer ops.
+      "RMSNormalization", "RotaryEmbedding", "Attention",
+      // Indexing (torch.gather/scatter, advanced indexing, index_put) and torch.einsum.
+      "GatherElements", "GatherND", "ScatterElements", "ScatterND", "Einsum"};
   return ops;
 }
 
 const std::set<std::string>& ShapeOps() {
-  static const std::set<std::string> ops = {"Shape", "Size", "ConstantOfShape", "Range", "Trilu", "Tile",
+  static const std::set<std::string> ops = {"Shape", "Size", "ConstantOfShape", "Range", "Tile",
                                             "ReduceProd", "LessOrEqual", "GreaterOrEqual", "Floor", "Ceil",
                                             "Mod", "Xor", "ReduceMax", "ReduceMin"};
   return ops;
 }
 
 }  // namespace
+
+int64_t MaxOpset() {
+  return onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map().at(onnx::ONNX_DOMAIN).second;
+}
+
+int64_t MaxIrVersion() { return onnx::IR_VERSION; }
+
+std::string ExportAdvice() {
+  return StrCat("re-export with torch >= 2.9: torch.onnx.export(model, args, f, dynamo=True) at its default opset, "
+                "or opset_version=18..", MaxOpset(),
+                "; with the legacy exporter: torch.onnx.export(model, args, f, dynamo=False, opset_version=17 or 18)");
+}
 
 bool IsShapeComputationOp(const std::string& op_type) { return ShapeOps().count(op_type) > 0; }
 

@@ -7,9 +7,15 @@
 
 namespace dsc {
 
-// Lowest and highest default-domain opset the frontend accepts.
+// Lowest default-domain opset the frontend accepts; the highest is the ONNX library's newest, so
+// upgrading the library is what raises it (every op handler reads each opset's form of its op).
 inline constexpr int64_t kMinOpset = 13;
-inline constexpr int64_t kMaxOpset = 17;
+int64_t MaxOpset();
+// IR versions accepted: 3 is the first with opset imports; the newest is the library's.
+inline constexpr int64_t kMinIrVersion = 3;
+int64_t MaxIrVersion();
+// The torch.onnx.export calls that write a model this frontend accepts, for error messages.
+std::string ExportAdvice();
 
 // Ops that only compute shapes or constants; fold-constants must remove them once shapes are static.
 bool IsShapeComputationOp(const std::string& op_type);

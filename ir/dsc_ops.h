@@ -22,10 +22,23 @@
 //   AveragePoolGrad<pool attrs>(dY) -> dX       count_include_pad honoured; dX shape from its type
 //   GatherGrad<axis>(dY, indices) -> dData      scatter-add into zeros; dData shape from its type;
 //                                               negative indices wrap as in Gather
+//   GatherElementsGrad<axis>(dY, indices) -> dData   scatter-add of dY into zeros at the elements
+//                                               GatherElements read; dData shape from its type
+//   GatherNDGrad<batch_dims>(dY, indices) -> dData   scatter-add of dY's slices into zeros at the
+//                                               slices GatherND read; dData shape from its type
 //   SliceGrad(dY, starts, ends, axes, steps) -> dX   zeros with dY scattered into the slice
 //   DropoutGrad(dY, mask, ratio) -> dX          dX = dY * mask / (1 - ratio)
 //   SoftmaxCrossEntropyLossGrad<reduction, ignore_index>(dLoss, scores, labels[, weights]) -> dScores
 //   NegativeLogLikelihoodLossGrad<reduction, ignore_index>(dLoss, input, target[, weight]) -> dInput
+//   GeluGrad<approximate>(dY, X) -> dX          dX = dY * Gelu'(X) ("none": erf form, "tanh": tanh form)
+//   MishGrad, HardSwishGrad, SoftplusGrad, SoftsignGrad (dY, X) -> dX, and HardSigmoidGrad<alpha, beta>,
+//   EluGrad<alpha>, SeluGrad<alpha, gamma> (dY, X) -> dX:   dX = dY * f'(X), f' as torch's backward
+//                                               (kernels/cpu/activation.cc)
+//   RMSNormalizationGrad<axis, epsilon>(dY, X, Scale) -> dX[, dScale]
+//                                               1/rms recomputed from X; dScale summed over broadcasts
+//   AttentionGrad<Attention's attrs>(dY, Q, K, V, attn_mask, past_key, past_value, nonpad_kv_seqlen)
+//       -> dQ, dK, dV[, dAttnMask]             probabilities recomputed; inputs omitted as in the
+//                                               forward; dAttnMask (float mask) summed over broadcasts
 //
 // Reductions and sums:
 //   SumSquares(X1, ..., Xn) -> float[]          sum over all elements of all inputs of x^2 (fp32 acc.
@@ -87,9 +100,21 @@ inline constexpr const char* kMaxPoolGrad = "MaxPoolGrad";
 inline constexpr const char* kAveragePoolGrad = "AveragePoolGrad";
 inline constexpr const char* kGatherGrad = "GatherGrad";
 inline constexpr const char* kSliceGrad = "SliceGrad";
+inline constexpr const char* kGatherElementsGrad = "GatherElementsGrad";
+inline constexpr const char* kGatherNDGrad = "GatherNDGrad";
 inline constexpr const char* kDropoutGrad = "DropoutGrad";
 inline constexpr const char* kSoftmaxCrossEntropyLossGrad = "SoftmaxCrossEntropyLossGrad";
 inline constexpr const char* kNegativeLogLikelihoodLossGrad = "NegativeLogLikelihoodLossGrad";
+inline constexpr const char* kGeluGrad = "GeluGrad";
+inline constexpr const char* kMishGrad = "MishGrad";
+inline constexpr const char* kHardSwishGrad = "HardSwishGrad";
+inline constexpr const char* kHardSigmoidGrad = "HardSigmoidGrad";
+inline constexpr const char* kSoftplusGrad = "SoftplusGrad";
+inline constexpr const char* kEluGrad = "EluGrad";
+inline constexpr const char* kSeluGrad = "SeluGrad";
+inline constexpr const char* kSoftsignGrad = "SoftsignGrad";
+inline constexpr const char* kRMSNormalizationGrad = "RMSNormalizationGrad";
+inline constexpr const char* kAttentionGrad = "AttentionGrad";
 
 // Reductions.
 inline constexpr const char* kSumSquares = "SumSquares";

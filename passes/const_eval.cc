@@ -14,6 +14,9 @@ const const_eval::OpTable& Table() {
     const_eval::RegisterIndexingOps(t);
     const_eval::RegisterCreationOps(t);
     const_eval::RegisterReduceOps(t);
+    const_eval::RegisterScatterGatherOps(t);
+    const_eval::RegisterEinsumOps(t);
+    const_eval::RegisterCumSumOps(t);
     return t;
   }();
   return table;

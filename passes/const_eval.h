@@ -1,4 +1,4 @@
-// Constant evaluator: computes ONNX ops (domain "", opset 13-17 semantics) on constant inputs, for fold-constants.
+// Constant evaluator: computes ONNX ops (domain "", each opset form from 13 to the newest) for fold-constants.
 //
 //   if (CanEvaluate(*node)) {
 //     ASSIGN_OR_RETURN(std::vector<Tensor> outs, EvaluateNode(*node, {&shape_tensor, &axes_tensor}));

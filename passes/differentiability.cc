@@ -21,7 +21,10 @@ const std::map<std::string, std::set<size_t>>& NonDifferentiableInputs() {
       {"GatherElements", {1}}, {"GatherND", {1}}, {"ScatterElements", {1}}, {"ScatterND", {1}},
       {"CumSum", {1}}, {"TopK", {1}}, {"OneHot", {0, 1, 2}}, {"ReduceMax", {1}}, {"ReduceMin", {1}},
       {"ReduceProd", {1}}, {"ReduceL2", {1}}, {"ReduceLogSumExp", {1}}, {"ReduceSumSquare", {1}},
-      {"Upsample", {1}}, {"EyeLike", {0}}};
+      {"Upsample", {1}}, {"EyeLike", {0}},
+      {"CastLike", {1}},
+      // Opset 23 transformer ops: positions and per-batch key counts (integers in practice).
+      {"RotaryEmbedding", {3}}, {"Attention", {6}}};
   return table;
 }
 

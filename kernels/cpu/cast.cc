@@ -1,4 +1,4 @@
-// Cast between float32/float16/bfloat16/float64/int64/int32/bool, every direction.
+// Cast (and CastLike) between float32/float16/bfloat16/float64/int64/int32/bool, every direction.
 // Float -> int truncates toward zero; anything -> bool is (x != 0), so NaN -> true, as in numpy.
 #include <cstring>
 #include <type_traits>
@@ -83,6 +83,13 @@ class CastKernel : public OpKernel {
 
 [[maybe_unused]] const bool kRegistered =
     RegisterForDTypes("Cast",
+                      {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64, DType::kInt64,
+                       DType::kInt32, DType::kBool},
+                      MakeFactory<CastKernel>());
+// CastLike takes its target dtype from input 1's type, which is also the output's; saturate and
+// round_mode only concern float8 types, which Init refuses.
+[[maybe_unused]] const bool kCastLikeRegistered =
+    RegisterForDTypes("CastLike",
                       {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64, DType::kInt64,
                        DType::kInt32, DType::kBool},
                       MakeFactory<CastKernel>());

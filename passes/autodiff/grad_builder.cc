@@ -77,6 +77,13 @@ Value* GradBuilder::ReduceSum(Value* a, const std::vector<int64_t>& axes, bool k
   return Emit("ReduceSum", {a, Ints(axes)}, TypeOf(a->type.dtype, out), {{"keepdims", int64_t{keepdims ? 1 : 0}}});
 }
 
+std::vector<Value*> GradBuilder::Split(Value* a, int64_t axis, const std::vector<TensorType>& parts) {
+  const size_t at = static_cast<size_t>(NormalizeAxis(axis, Rank(a)));
+  std::vector<int64_t> sizes;
+  for (const TensorType& t : parts) sizes.push_back(t.shape ? (*t.shape)[at].value : 0);
+  return EmitMulti("Split", "", {a, Ints(sizes)}, parts, {{"axis", static_cast<int64_t>(at)}});
+}
+
 Value* GradBuilder::ReduceSumTo(Value* grad, const std::vector<int64_t>& target) {
   std::vector<int64_t> have = Dims(grad);
   if (have == target) return grad;
@@ -162,6 +169,9 @@ const GradientRegistry& GradientRegistry::Get() {
     RegisterShapeGradients(r);
     RegisterReduceGradients(r);
     RegisterLossGradients(r);
+    RegisterIndexingGradients(r);
+    RegisterTransformerGradients(r);
+    RegisterActivationGradients(r);
     return r;
   }();
   return registry;

@@ -57,7 +57,11 @@ class GradBuilder {
   Value* Cast(Value* a, DType to);
   Value* Reshape(Value* a, const std::vector<int64_t>& dims);  // a when already so shaped
   Value* Transpose(Value* a, const std::vector<int64_t>& perm);
+  // The axes travel as an input: ReduceSum's only form from opset 13 on (the others' from 18).
   Value* ReduceSum(Value* a, const std::vector<int64_t>& axes, bool keepdims);
+  // Parts of `a` along `axis`, shaped like `parts`; the sizes travel as an input, valid at every
+  // opset from 13 on (opset 18's num_outputs cannot give parts of arbitrary sizes).
+  std::vector<Value*> Split(Value* a, int64_t axis, const std::vector<TensorType>& parts);
   // Sums `g` over the axes `target` was broadcast along, then reshapes to `target` (un-broadcast).
   Value* ReduceSumTo(Value* g, const std::vector<int64_t>& target);
   Value* Expand(Value* a, const std::vector<int64_t>& dims);  // a when already so shaped
@@ -113,6 +117,9 @@ void RegisterNnGradients(GradientRegistry& registry);
 void RegisterShapeGradients(GradientRegistry& registry);
 void RegisterReduceGradients(GradientRegistry& registry);
 void RegisterLossGradients(GradientRegistry& registry);
+void RegisterIndexingGradients(GradientRegistry& registry);
+void RegisterTransformerGradients(GradientRegistry& registry);
+void RegisterActivationGradients(GradientRegistry& registry);
 
 // Whether a Dropout node drops anything (constant training_mode true, ratio != 0); the pass adds
 // the mask output such a node needs for its gradient.

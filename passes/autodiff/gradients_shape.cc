@@ -33,17 +33,13 @@ Status BuildExpandGrad(B& b) {
 Status BuildConcatGrad(B& b) {
   const Node& n = b.node();
   int64_t axis = NormalizeAxis(n.GetInt("axis", 0), B::Rank(b.Y(0)));
-  std::vector<int64_t> sizes;
   std::vector<TensorType> types;
-  for (size_t i = 0; i < n.num_inputs(); ++i) {
-    sizes.push_back(B::Dims(b.X(i))[static_cast<size_t>(axis)]);
-    types.push_back(b.X(i)->type);
-  }
+  for (size_t i = 0; i < n.num_inputs(); ++i) types.push_back(b.X(i)->type);
   if (n.num_inputs() == 1) {
     b.SetGrad(0, b.dY(0));
     return Status::OK();
   }
-  std::vector<Value*> parts = b.EmitMulti("Split", "", {b.dY(0), b.Ints(sizes)}, types, {{"axis", axis}});
+  std::vector<Value*> parts = b.Split(b.dY(0), axis, types);
   for (size_t i = 0; i < parts.size(); ++i) b.SetGrad(i, parts[i]);
   return Status::OK();
 }

@@ -1,5 +1,6 @@
 // Elementwise ops with numpy broadcasting: unary math, arithmetic, variadic Min/Max/Sum/Mean, comparisons,
-// logic and Where. Integer and bool inputs compute through int64 (wrapping like numpy), floats through double.
+// logic, Where, Cos/Sin and IsNaN/IsInf. Integer and bool inputs compute through int64 (wrapping like numpy),
+// floats through double.
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -64,6 +65,23 @@ struct Sigmoid { static constexpr unsigned kTypes = kFloats; static double Float
 struct Tanh { static constexpr unsigned kTypes = kFloats; static double Float(double a) { return std::tanh(a); } };
 struct Erf { static constexpr unsigned kTypes = kFloats; static double Float(double a) { return std::erf(a); } };
 struct Not { static constexpr unsigned kTypes = kBools; static int64_t Int(int64_t a) { return a == 0; } };
+struct Cos { static constexpr unsigned kTypes = kFloats; static double Float(double a) { return std::cos(a); } };
+struct Sin { static constexpr unsigned kTypes = kFloats; static double Float(double a) { return std::sin(a); } };
+
+// IsNaN, IsInf<detect_positive, detect_negative>: float in, bool of the same shape out.
+StatusOr<Outputs> EvalFloatClass(const Node& node, const Inputs& in) {
+  RETURN_IF_ERROR(CheckArity(node, in, 1, 1));
+  const Tensor& x = *in[0];
+  RETURN_IF_ERROR(CheckType(node, kFloats, x.dtype()));
+  const bool is_nan = node.op_type() == "IsNaN";
+  const bool pos = node.GetInt("detect_positive", 1) != 0, neg = node.GetInt("detect_negative", 1) != 0;
+  ASSIGN_OR_RETURN(Tensor out, NewTensor(node, DType::kBool, x.dims()));
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const double v = LoadDouble(x, i);
+    StoreInt(out, i, is_nan ? std::isnan(v) : std::isinf(v) && (v > 0 ? pos : neg));
+  }
+  return Outputs{std::move(out)};
+}
 
 template <class Op>
 StatusOr<Outputs> EvalUnary(const Node& node, const Inputs& in) {
@@ -111,9 +129,11 @@ struct Div {
   }
   static double Float(double a, double b) { return a / b; }
 };
-// Mod with fmod=0: the result takes the divisor's sign (Python's %); integers only.
+// Mod with fmod=0: the result takes the divisor's sign (Python's %, numpy.mod). Floats only from
+// opset 28 on (the importer refuses them before): a zero result takes the divisor's sign, and an
+// infinite divisor gives back a finite dividend of its own sign, itself otherwise (the spec's list).
 struct PyMod {
-  static constexpr unsigned kTypes = kInts;
+  static constexpr unsigned kTypes = kFloats | kInts;
   static std::optional<int64_t> Int(int64_t a, int64_t b) {
     if (b == 0) return std::nullopt;
     if (b == -1) return 0;
@@ -121,7 +141,11 @@ struct PyMod {
     if (r != 0 && ((r < 0) != (b < 0))) r += b;
     return r;
   }
-  static double Float(double, double) { return 0; }
+  static double Float(double a, double b) {
+    double r = std::fmod(a, b);
+    if (r != 0 && ((r < 0) != (b < 0))) r += b;
+    return r == 0 ? std::copysign(0.0, b) : r;
+  }
 };
 // Mod with fmod=1: the result takes the dividend's sign (C's fmod and %).
 struct FMod {
@@ -255,7 +279,6 @@ StatusOr<Outputs> EvalMod(const Node& node, const Inputs& in) {
   RETURN_IF_ERROR(CheckArity(node, in, 2, 2));
   int64_t fmod = node.GetInt("fmod", 0);
   if (fmod != 0 && fmod != 1) return Bad(node, "fmod must be 0 or 1, got ", fmod);
-  if (fmod == 0 && IsFloat(in[0]->dtype())) return Bad(node, "floating-point Mod requires fmod=1");
   ASSIGN_OR_RETURN(Tensor out, fmod ? FoldBroadcast<FMod>(node, in) : FoldBroadcast<PyMod>(node, in));
   return Outputs{std::move(out)};
 }
@@ -341,6 +364,10 @@ void RegisterElementwiseOps(OpTable& t) {
   t["Tanh"] = EvalUnary<Tanh>;
   t["Erf"] = EvalUnary<Erf>;
   t["Not"] = EvalUnary<Not>;
+  t["Cos"] = EvalUnary<Cos>;
+  t["Sin"] = EvalUnary<Sin>;
+  t["IsNaN"] = EvalFloatClass;
+  t["IsInf"] = EvalFloatClass;
   t["Add"] = EvalBinary<Add>;
   t["Sub"] = EvalBinary<Sub>;
   t["Mul"] = EvalBinary<Mul>;

@@ -25,6 +25,9 @@ void RegisterShapeOps(OpTable& table);        // shape_ops.cc: Shape, Reshape, T
 void RegisterIndexingOps(OpTable& table);     // indexing.cc: Slice, Gather, Trilu
 void RegisterCreationOps(OpTable& table);     // creation.cc: Constant, ConstantOfShape, Range, Cast
 void RegisterReduceOps(OpTable& table);       // reduce.cc: ReduceSum/Prod/Max/Min/Mean
+void RegisterScatterGatherOps(OpTable& table); // scatter_gather.cc: GatherElements/ND, ScatterElements/ND
+void RegisterEinsumOps(OpTable& table);        // einsum.cc: Einsum
+void RegisterCumSumOps(OpTable& table);       // cumsum.cc: CumSum
 
 // InvalidArgument prefixed with the node, the way every evaluator error names it.
 template <typename... Args>

@@ -8,7 +8,9 @@ respect to the parameters listed in metadata "dsc.parameters", and writes refere
 rules of our own) are left out.
 
     cmake --build build --target export_grad_cases
-    /usr/bin/python3 tests/autodiff/gen_reference_grads.py build/tests/autodiff/export_grad_cases
+    /usr/bin/python3 tests/autodiff/gen_reference_grads.py build/tests/autodiff/export_grad_cases [CASE...]
+
+Naming cases recomputes only those and keeps every other entry of reference_grads.json.
 """
 import json
 import os
@@ -149,7 +151,10 @@ def run_node(op, a, x):
             sizes = ints(x[1])
         else:
             n = a["_num_outputs"]
-            sizes = [x[0].shape[axis] // n] * n
+            dim = x[0].shape[axis]
+            # Opset 18's num_outputs: parts of ceil(dim / n), the last one smaller.
+            chunk = -(-dim // n) if "num_outputs" in a else dim // n
+            sizes = [min(chunk, dim - i * chunk) for i in range(n)]
         return list(torch.split(x[0], sizes, axis))
     if op == "Slice":
         starts, ends = ints(x[1]), ints(x[2])
@@ -171,11 +176,20 @@ def run_node(op, a, x):
         return [x[0] * torch.ones(ints(x[1]), dtype=x[0].dtype)]
     if op == "Pad":
         value = x[2].item() if len(x) > 2 and x[2] is not None else 0.0
-        return [F.pad(x[0], torch_pads(ints(x[1])), value=value)]
+        pads = ints(x[1])
+        if len(x) > 3 and x[3] is not None:  # opset 18: pads cover only the listed axes
+            rank, axes = x[0].dim(), [v % x[0].dim() for v in ints(x[3])]
+            full = [0] * (2 * rank)
+            for i, ax in enumerate(axes):
+                full[ax], full[ax + rank] = pads[i], pads[i + len(axes)]
+            pads = full
+        return [F.pad(x[0], torch_pads(pads), value=value)]
     if op in ("ReduceSum", "ReduceMean"):
         axes = a.get("axes")
-        if op == "ReduceSum" and len(x) > 1 and x[1] is not None:
+        if len(x) > 1 and x[1] is not None:  # ReduceSum from opset 13, ReduceMean from 18
             axes = ints(x[1])
+        if not axes and a.get("noop_with_empty_axes", 0):
+            return [x[0]]
         keep = bool(a.get("keepdims", 1))
         dims = tuple(axes) if axes else tuple(range(x[0].dim()))
         f = torch.sum if op == "ReduceSum" else torch.mean
@@ -185,7 +199,124 @@ def run_node(op, a, x):
         f = F.cross_entropy if op == "SoftmaxCrossEntropyLoss" else F.nll_loss
         y = f(x[0], x[1], weight=w, ignore_index=a.get("ignore_index", -100), reduction=a.get("reduction", "mean"))
         return [y, None]
+    if op == "Gelu":
+        return [F.gelu(x[0], approximate=a.get("approximate", "none"))]
+    activations = {"Mish": F.mish, "HardSwish": F.hardswish, "Softplus": F.softplus, "Softsign": F.softsign,
+                   "Cos": torch.cos, "Sin": torch.sin}
+    if op in activations:
+        return [activations[op](x[0])]
+    if op == "HardSigmoid":
+        return [torch.clamp(a.get("alpha", 0.2) * x[0] + a.get("beta", 0.5), 0, 1)]
+    if op == "Elu":
+        return [F.elu(x[0], alpha=a.get("alpha", 1.0))]
+    if op == "Selu":
+        alpha, gamma = a.get("alpha", 1.6732632423543772), a.get("gamma", 1.0507009873554805)
+        return [gamma * torch.where(x[0] > 0, x[0], alpha * torch.expm1(x[0]))]
+    if op == "CastLike":
+        return [x[0]]  # float <-> float only, as Cast
+    if op == "CumSum":
+        axis = ints(x[1])[0]
+        t = x[0].flip(axis) if a.get("reverse", 0) else x[0]
+        c = t.cumsum(axis) - (t if a.get("exclusive", 0) else 0)
+        return [c.flip(axis) if a.get("reverse", 0) else c]
+    if op == "Trilu":
+        k = ints(x[1])[0] if len(x) > 1 and x[1] is not None else 0
+        return [torch.triu(x[0], k) if a.get("upper", 1) else torch.tril(x[0], k)]
+    if op == "IsNaN":
+        return [torch.isnan(x[0])]
+    if op == "IsInf":
+        none = torch.zeros_like(x[0], dtype=torch.bool)
+        pos = torch.isposinf(x[0]) if a.get("detect_positive", 1) else none
+        neg = torch.isneginf(x[0]) if a.get("detect_negative", 1) else none
+        return [pos | neg]
+    if op in ("GatherElements", "ScatterElements"):
+        axis = a.get("axis", 0) % x[0].dim()
+        idx = x[1].long() % x[0].shape[axis]
+        if op == "GatherElements":
+            return [torch.gather(x[0], axis, idx)]
+        if a.get("reduction", "none") == "add":
+            return [x[0].scatter_add(axis, idx, x[2])]
+        return [x[0].scatter(axis, idx, x[2])]
+    if op == "GatherND":
+        b = a.get("batch_dims", 0)
+        k = x[1].shape[-1]
+        idx = x[1] % torch.tensor(x[0].shape[b:b + k])
+        data = x[0].reshape((-1,) + tuple(x[0].shape[b:]))
+        flat = idx.reshape((data.shape[0], -1, k))
+        y = torch.stack([data[i][tuple(flat[i].unbind(-1))] for i in range(data.shape[0])])
+        return [y.reshape(tuple(x[1].shape[:-1]) + tuple(x[0].shape[b + k:]))]
+    if op == "ScatterND":
+        k = x[1].shape[-1]
+        idx = x[1] % torch.tensor(x[0].shape[:k])
+        return [x[0].index_put(tuple(idx.unbind(-1)), x[2], accumulate=a.get("reduction", "none") == "add")]
+    if op == "Einsum":
+        return [torch.einsum(a["equation"].replace(" ", ""), *x)]
+    if op == "RMSNormalization":
+        axes = tuple(range(a.get("axis", -1) % x[0].dim(), x[0].dim()))
+        return [x[0] * torch.rsqrt((x[0] * x[0]).mean(dim=axes, keepdim=True) + a.get("epsilon", 1e-5)) * x[1]]
+    if op == "RotaryEmbedding":
+        return [rotary(x[0], x[1], x[2], x[3] if len(x) > 3 else None, a)]
+    if op == "Attention":
+        return [attention(x + [None] * (7 - len(x)), a)]
     raise NotImplementedError(op)
+
+
+def rotary(x, cos, sin, pos, a):
+    """ONNX RotaryEmbedding (opset 23): X (B,H,S,D) or (B,S,H*D) with num_heads."""
+    shape = x.shape
+    x4 = x.transpose(1, 2) if x.dim() == 4 else x.reshape(shape[0], shape[1], a["num_heads"], -1)  # (B,S,H,D)
+    rot = a.get("rotary_embedding_dim", 0) or x4.shape[-1]
+    if pos is not None:
+        cos, sin = cos[pos], sin[pos]
+    cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
+    xr, rest = x4[..., :rot], x4[..., rot:]
+    inter = a.get("interleaved", 0)
+    x1, x2 = (xr[..., 0::2], xr[..., 1::2]) if inter else xr.chunk(2, dim=-1)
+    real, imag = cos * x1 - sin * x2, sin * x1 + cos * x2
+    out = torch.stack([real, imag], -1).flatten(-2) if inter else torch.cat([real, imag], -1)
+    out = torch.cat([out, rest], -1)
+    return out.transpose(1, 2) if x.dim() == 4 else out.reshape(shape)
+
+
+def attention(x, a):
+    """ONNX Attention (opsets 23/24), onnx/reference/ops/op_attention.py's order: scale, softcap, bias
+    (mask, bottom-right causal, nonpad padding), softmax with fully masked rows 0, GQA by repeat."""
+    q, k, v, mask, pk, pv, nonpad = x
+    three = q.dim() == 3
+    if three:
+        q = q.reshape(q.shape[0], q.shape[1], a["q_num_heads"], -1).transpose(1, 2)
+        k = k.reshape(k.shape[0], k.shape[1], a["kv_num_heads"], -1).transpose(1, 2)
+        v = v.reshape(v.shape[0], v.shape[1], a["kv_num_heads"], -1).transpose(1, 2)
+    if pk is not None:
+        k, v = torch.cat([pk, k], 2), torch.cat([pv, v], 2)
+    S, L = q.shape[2], k.shape[2]
+    scale = float(np.float32(np.sqrt(a.get("scale", 1 / np.sqrt(q.shape[3]))))) ** 2
+    inf = torch.tensor(float("-inf"), dtype=torch.float64)
+    zero = torch.tensor(0.0, dtype=torch.float64)
+    bias = torch.zeros(S, L, dtype=torch.float64)
+    if mask is not None:
+        m = torch.where(mask, zero, inf) if mask.dtype == torch.bool else mask
+        if m.shape[-1] < L:
+            m = torch.cat([m, torch.full(m.shape[:-1] + (L - m.shape[-1],), float("-inf"), dtype=torch.float64)], -1)
+        bias = bias + m
+    if a.get("is_causal", 0):
+        off = pk.shape[2] if pk is not None else (nonpad.reshape(-1, 1, 1, 1) - S) if nonpad is not None else 0
+        allowed = torch.arange(L).reshape(1, L) <= torch.arange(S).reshape(S, 1) + off
+        bias = bias + torch.where(allowed, zero, inf)
+    if nonpad is not None:
+        keep = torch.arange(L).reshape(1, L) < nonpad.reshape(-1, 1)
+        bias = bias + torch.where(keep, zero, inf).reshape(-1, 1, 1, L)
+    rep = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
+    s = scale * q @ k.transpose(-1, -2)
+    cap = a.get("softcap", 0.0)
+    if cap > 0:
+        s = cap * torch.tanh(s / cap)
+    z = s + bias
+    dead = torch.isneginf(bias.amax(-1, keepdim=True)).expand_as(z)
+    p = torch.where(dead, zero, torch.softmax(torch.where(dead, zero, z), -1))
+    y = p @ v
+    return y.transpose(1, 2).reshape(y.shape[0], S, -1) if three else y
 
 
 def reference(path):
@@ -219,12 +350,16 @@ def main():
     for line in open(cases_txt):
         if line.startswith("# ===== ") and "torch=0" in line.split():
             skip.add(line.split()[2])
+    only = set(sys.argv[2:])
     out = {}
+    if only:
+        with open(os.path.join(HERE, "reference_grads.json")) as fh:
+            out = {k: v for k, v in json.load(fh).items() if k not in only}
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([exporter, cases_txt, tmp], check=True)
         for f in sorted(os.listdir(tmp)):
             name = f[:-len(".onnx")]
-            if name in skip:
+            if name in skip or (only and name not in only):
                 continue
             out[name] = reference(os.path.join(tmp, f))
     with open(os.path.join(HERE, "reference_grads.json"), "w") as fh:

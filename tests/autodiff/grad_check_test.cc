@@ -11,6 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "onnx/checker.h"
+
+#include "ir/onnx_convert.h"
 #include "ir/shape_inference.h"
 #include "ir/text.h"
 #include "ir/verifier.h"
@@ -62,6 +65,14 @@ TEST_P(GradCheck, MatchesFiniteDifferencesAndTorch) {
   vo.require_static_shapes = true;
   Status verified = VerifyGraph(g, vo);
   ASSERT_TRUE(verified.ok()) << verified.ToString() << "\n" << PrintGraph(g);
+  // The backward nodes must take the form of the case's opset (ReduceMean's axes became an input
+  // at 18, Split's sizes one at 13): the ONNX checker sees what a dump of this graph would hold.
+  // Ops of our own domain have no schema and pass it.
+  try {
+    onnx::checker::check_model(GraphToOnnx(g));
+  } catch (const std::exception& e) {
+    FAIL() << text->name << ": the differentiated graph fails the ONNX checker: " << e.what() << "\n" << PrintGraph(g);
+  }
 
   // One graph serves the analytic run and every FD run, so a Dropout mask (keyed by node and
   // seed) is the same in all of them. Parameters become inputs bound to tensors we perturb.

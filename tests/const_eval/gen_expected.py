@@ -132,7 +132,12 @@ case("Mod_i64_python", "Mod", [DA, DB], np.mod(DA, DB))
 case("Mod_i64_fmod", "Mod", [DA, DB], np.fmod(DA, DB), fmod=1)
 case("Mod_f32_fmod", "Mod", [np.array([5.5, -5.5], f32), np.array([2.0, 2.0], f32)],
      np.fmod(np.array([5.5, -5.5], f32), f32(2.0)), fmod=1)
-case("Mod_f32_without_fmod", "Mod", [np.array([5.5], f32), np.array([2.0], f32)], error="InvalidArgument")
+# Floating Mod with fmod=0 is defined from opset 28 on (numpy.mod, special values included); the
+# importer refuses it in older models.
+MA = np.array([5.5, -5.5, 0.0, -0.0, np.inf, 5.5, -5.5, 5.5, np.nan, 3.0], f32)
+MB = np.array([2.0, 2.0, -2.0, 2.0, 2.0, np.inf, np.inf, 0.0, 2.0, -np.inf], f32)
+with np.errstate(invalid="ignore", divide="ignore"):
+    case("Mod_f32_python_opset28", "Mod", [MA, MB], np.mod(MA, MB))
 case("Mod_i64_by_zero", "Mod", [np.array([5], i64), np.array([0], i64)], error="InvalidArgument")
 case("Pow_f32", "Pow", [P, np.array(0.5, f32)], np.power(P, f32(0.5)))
 case("Pow_f32_int_exp", "Pow", [P, np.array([2], i64)], np.power(P, f32(2)))
@@ -409,6 +414,143 @@ case("ReduceMax_nan", "ReduceMax", [np.array([[1.0, np.nan], [2.0, 3.0]], f32)],
 case("ReduceMean_i32", "ReduceMean", [np.array([[1, 2], [-3, -4]], i32)], np.array([1, -3], i32), axes=[1], keepdims=0)
 case("ReduceSum_bad_axis", "ReduceSum", [R, np.array([3], i64)], error="InvalidArgument")
 case("ReduceMax_dup_axes", "ReduceMax", [R], error="InvalidArgument", axes=[1, -2])
+
+# ---------------------------------------------------------------- opset 18+ forms
+# Opset 18 moved the axes of ReduceMean/Max/Min/Prod to an optional input (an empty one reduces all
+# axes, or none under noop_with_empty_axes) and gave Split num_outputs: parts of ceil(dim / n), the
+# last one smaller.
+for op, fn in [("ReduceProd", np.prod), ("ReduceMax", np.max), ("ReduceMin", np.min), ("ReduceMean", np.mean)]:
+    case(f"{op}_axes_input_opset18", op, [R, np.array([1, -1], i64)], fn(R, axis=(1, -1), keepdims=True).astype(f32))
+    case(f"{op}_empty_axes_input_all_opset18", op, [R, np.zeros(0, i64)], np.array(fn(R)).astype(f32), keepdims=0)
+    case(f"{op}_noop_empty_axes_opset18", op, [R, np.zeros(0, i64)], R, noop_with_empty_axes=1)
+    case(f"{op}_noop_no_axes_opset18", op, [R], R, noop_with_empty_axes=1)
+case("ReduceMax_i64_axes_input_opset18", "ReduceMax", [RI, np.array([0], i64)], np.max(RI, axis=0), keepdims=0)
+case("ReduceMin_bad_axis_input_opset18", "ReduceMin", [R, np.array([-4], i64)], error="InvalidArgument")
+S18 = np.arange(14, dtype=f32).reshape(2, 7)
+
+
+def split_num_outputs(name, x, n_attr, n_out, outputs=None, error=None, **attrs):
+    """A Split with the num_outputs attribute (case()'s own num_outputs counts an error case's outputs)."""
+    case(name, "Split", [x], outputs, error=error, num_outputs=n_out, **attrs)
+    cases[-1]["attrs"]["num_outputs"] = attr(n_attr)
+
+
+split_num_outputs("Split_num_outputs_uneven_opset18", S18, 3, 3, np.split(S18, [3, 6], axis=1), axis=1)
+split_num_outputs("Split_num_outputs_even_opset18", S18.T, 7, 7, np.split(S18.T, 7, axis=0), axis=0)
+split_num_outputs("Split_num_outputs_mismatch_opset18", S18, 2, 3, error="InvalidArgument", axis=1)
+
+# ---------------------------------------------------------------- Cos, Sin, IsNaN, IsInf, CumSum
+# Rotary tables, SDPA NaN masks and position ids that exports compute from constants.
+ANG = np.array([[0.0, 0.5, -1.25], [3.0, -7.5, 100.0]], dtype=f32)
+case("Cos", "Cos", [ANG], np.cos(ANG.astype(f64)).astype(f32))
+case("Sin", "Sin", [ANG], np.sin(ANG.astype(f64)).astype(f32))
+case("Sin_f64", "Sin", [ANG.astype(f64)], np.sin(ANG.astype(f64)))
+case("Cos_int_rejected", "Cos", [np.array([1, 2], i64)], error="InvalidArgument")
+SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -1.5, 3.0e38], dtype=f32)
+case("IsNaN", "IsNaN", [SPECIAL], np.isnan(SPECIAL))
+case("IsNaN_f16", "IsNaN", [SPECIAL[:5].astype(f16)], np.isnan(SPECIAL[:5]))
+case("IsInf", "IsInf", [SPECIAL], np.isinf(SPECIAL))
+case("IsInf_positive_only", "IsInf", [SPECIAL], np.isposinf(SPECIAL), detect_negative=0)
+case("IsInf_negative_only_f64", "IsInf", [SPECIAL.astype(f64)], np.isneginf(SPECIAL), detect_positive=0)
+case("IsInf_neither", "IsInf", [SPECIAL], np.zeros(6, b), detect_positive=0, detect_negative=0)
+case("IsNaN_int_rejected", "IsNaN", [np.array([1], i64)], error="InvalidArgument")
+MASK = np.array([[1, 1, 0, 1], [0, 1, 1, 1]], dtype=i64)
+CS = np.arange(24, dtype=f32).reshape(2, 3, 4) * 0.5 - 3.0
+
+
+def cumsum_ref(x, axis, exclusive=0, reverse=0):
+    y = np.flip(x, axis) if reverse else x
+    c = np.cumsum(y, axis=axis, dtype=y.dtype)
+    if exclusive:
+        c = c - y
+    return np.ascontiguousarray(np.flip(c, axis) if reverse else c)
+
+
+case("CumSum_position_ids", "CumSum", [MASK, np.array(1, i64)], cumsum_ref(MASK, 1))
+case("CumSum_axis_int32_neg", "CumSum", [CS, np.array([-2], i32)], cumsum_ref(CS, 1))
+case("CumSum_exclusive", "CumSum", [CS, np.array(2, i64)], cumsum_ref(CS, 2, exclusive=1), exclusive=1)
+case("CumSum_reverse", "CumSum", [CS, np.array(0, i64)], cumsum_ref(CS, 0, reverse=1), reverse=1)
+case("CumSum_exclusive_reverse_i32", "CumSum", [MASK.astype(i32), np.array(1, i64)],
+     cumsum_ref(MASK.astype(i32), 1, exclusive=1, reverse=1), exclusive=1, reverse=1)
+case("CumSum_i64_wraps", "CumSum", [np.array([I64_MAX, 1], i64), np.array(0, i64)],
+     np.array([I64_MAX, I64_MIN], i64))
+case("CumSum_bad_axis", "CumSum", [CS, np.array(3, i64)], error="InvalidArgument")
+case("CumSum_axis_not_scalar", "CumSum", [CS, np.array([0, 1], i64)], error="InvalidArgument")
+case("CumSum_bool_rejected", "CumSum", [np.ones(3, b), np.array(0, i64)], error="InvalidArgument")
+
+# ---------------------------------------------------------------- GatherElements, GatherND, ScatterElements, ScatterND
+# References: numpy's take_along_axis / advanced indexing, and the spec's scatter loops (defs.cc).
+GE = np.arange(12, dtype=i64).reshape(3, 4) * 3 - 7
+case("GatherElements_axis1_neg", "GatherElements", [GE, np.array([[0, -1], [3, 3], [-4, 1]], i64)],
+     np.take_along_axis(GE, np.array([[0, 3], [3, 3], [0, 1]]), 1), axis=1)
+case("GatherElements_axis0_i32_f32", "GatherElements", [GE.astype(f32), np.array([[2, 0, 1, -1]], i32)],
+     np.take_along_axis(GE.astype(f32), np.array([[2, 0, 1, 2]]), 0))
+case("GatherElements_out_of_range", "GatherElements", [GE, np.array([[0], [4], [1]], i64)], error="InvalidArgument",
+     axis=1)
+case("GatherND_full_tuples", "GatherND", [GE, np.array([[2, 3], [-1, 0], [0, -4]], i64)], GE[[2, 2, 0], [3, 0, 0]])
+case("GatherND_rows", "GatherND", [GE, np.array([[[1]], [[-3]]], i64)], GE[np.array([[1], [0]])])
+GN3 = np.arange(24, dtype=f32).reshape(2, 3, 4)
+case("GatherND_batch_dims1", "GatherND", [GN3, np.array([[1, 2], [-1, 0]], i64)],
+     np.stack([GN3[0, 1, 2], GN3[1, 2, 0]]), batch_dims=1)
+case("GatherND_out_of_range", "GatherND", [GE, np.array([[3, 0]], i64)], error="InvalidArgument")
+case("GatherND_tuple_too_long", "GatherND", [GE, np.array([[0, 0, 0]], i64)], error="InvalidArgument")
+
+
+def scatter_nd(data, idx, upd, f=None):
+    out = data.copy()
+    k = idx.shape[-1]
+    flat = idx.reshape(-1, k)
+    u = upd.reshape((flat.shape[0],) + data.shape[k:])
+    for t, tup in enumerate(flat):
+        pos = tuple(int(v) % data.shape[j] for j, v in enumerate(tup))
+        out[pos] = u[t] if f is None else f(out[pos], u[t])
+    return out
+
+
+def scatter_elements(data, idx, upd, axis, f=None):
+    out = data.copy()
+    for pos in np.ndindex(*idx.shape):
+        tgt = list(pos)
+        tgt[axis] = int(idx[pos]) % data.shape[axis]
+        tgt = tuple(tgt)
+        out[tgt] = upd[pos] if f is None else f(out[tgt], upd[pos])
+    return out
+
+
+SI = np.array([[1], [-1], [1]], i64)
+SU = np.arange(12, dtype=i64).reshape(3, 4) + 100
+case("ScatterND_none", "ScatterND", [GE, SI[:2], SU[:2]], scatter_nd(GE, SI[:2], SU[:2]))
+for red, f in [("add", np.add), ("mul", np.multiply), ("max", np.maximum), ("min", np.minimum)]:
+    case(f"ScatterND_{red}_dups", "ScatterND", [GE, SI, SU], scatter_nd(GE, SI, SU, f), reduction=red)
+    case(f"ScatterElements_{red}_dups_f32", "ScatterElements",
+         [GE.astype(f32), np.array([[0, 0], [2, -1], [1, 1]], i64), np.array([[1.5, -2], [3, 0.25], [-1, 4]], f32)],
+         scatter_elements(GE.astype(f32), np.array([[0, 0], [2, -1], [1, 1]]),
+                          np.array([[1.5, -2], [3, 0.25], [-1, 4]], f32), 1, f), axis=1, reduction=red)
+case("ScatterND_i64_add_wraps", "ScatterND", [np.array([I64_MAX, 0], i64), np.array([[0]], i64), np.array([1], i64)],
+     np.array([I64_MIN, 0], i64), reduction="add")
+case("ScatterElements_none_axis0_i32_idx", "ScatterElements",
+     [GE, np.array([[2, -3, 0, 1]], i32), np.array([[9, 8, 7, 6]], i64)],
+     scatter_elements(GE, np.array([[2, -3, 0, 1]]), np.array([[9, 8, 7, 6]]), 0))
+case("ScatterElements_out_of_range", "ScatterElements",
+     [GE, np.array([[5]], i64), np.array([[1]], i64)], error="InvalidArgument", axis=1)
+case("ScatterND_bad_reduction", "ScatterND", [GE, SI, SU], error="InvalidArgument", reduction="avg")
+case("ScatterND_out_of_range", "ScatterND", [GE, np.array([[-4]], i64), SU[:1]], error="InvalidArgument")
+
+# ---------------------------------------------------------------- Einsum (numpy.einsum)
+POS = np.arange(6, dtype=f32)
+INV = (1.0 / (10000 ** (np.arange(0, 4, 2, dtype=f32) / 4))).astype(f32)
+case("Einsum_rotary_outer", "Einsum", [POS, INV], np.einsum("i,j->ij", POS, INV), equation="i,j->ij")
+EA = np.arange(12, dtype=f32).reshape(3, 4) * 0.25 - 1
+EB = np.arange(20, dtype=f32).reshape(4, 5) * 0.5 - 2
+case("Einsum_implicit_matmul", "Einsum", [EA, EB], np.einsum("ij,jk", EA, EB), equation="ij,jk")
+case("Einsum_trace_i64", "Einsum", [np.arange(9, dtype=i64).reshape(3, 3)], np.array(12, i64), equation="ii")
+case("Einsum_ellipsis_broadcast", "Einsum", [np.arange(24, dtype=f64).reshape(2, 1, 3, 4), EB.astype(f64)[None]],
+     np.einsum("...ij,...jk->...ik", np.arange(24, dtype=f64).reshape(2, 1, 3, 4), EB.astype(f64)[None]),
+     equation="...ij,...jk->...ik")
+case("Einsum_i64_wraps", "Einsum", [np.array([I64_MAX, 1], i64), np.array([2, 1], i64)], np.array(-1, i64),
+     equation="i,i->")
+case("Einsum_bad_equation", "Einsum", [EA, EB], error="InvalidArgument", equation="ij,jk->iz")
+case("Einsum_size_mismatch", "Einsum", [EA, EA], error="InvalidArgument", equation="ij,jk->ik")
 
 json.dump({"generator": "tests/const_eval/gen_expected.py", "numpy": np.__version__, "cases": cases}, sys.stdout,
           indent=0)

@@ -7,8 +7,13 @@
 #include <set>
 
 #include "frontend/onnx_import.h"
+#include "frontend/supported_ops.h"
+#include "ir/onnx_convert.h"
+#include "ir/text.h"
 #include "ir/verifier.h"
+#include "onnx/checker.h"
 #include "onnx/onnx_pb.h"
+#include "passes/pass.h"
 #include "passes/pass_manager.h"
 
 namespace dsc {
@@ -276,6 +281,145 @@ TEST_F(ExternalData, MissingFileAndBadRange) {
   g = ImportOnnxBytes(m.SerializeAsString(), (root_ / "model").string(), "m.onnx");
   ASSERT_FALSE(g.ok());
 }
+
+
+// ---------------------------------------------------------------- opsets and IR versions
+
+TEST(ImportVersions, RangeIsTheLibrarys) {
+  EXPECT_GE(MaxOpset(), 28);  // ONNX 1.23's newest
+  EXPECT_GE(MaxIrVersion(), 13);
+}
+
+TEST(ImportVersions, Opset18AndNewestImport) {
+  onnx::ModelProto m = TinyModel();
+  m.mutable_opset_import(0)->set_version(18);
+  EXPECT_EQ(ImportError(m), "");
+  m.set_ir_version(MaxIrVersion());
+  m.mutable_opset_import(0)->set_version(MaxOpset());
+  EXPECT_EQ(ImportError(m), "");
+}
+
+TEST(ImportVersions, OpsetBeyondNewestRefusedWithTheExportThatWorks) {
+  onnx::ModelProto m = TinyModel();
+  m.mutable_opset_import(0)->set_version(MaxOpset() + 1);
+  const std::string e = ImportError(m);
+  for (const std::string& want :
+       {StrCat("opset ", MaxOpset() + 1), StrCat("opsets 13 to ", MaxOpset()), std::string("dynamo=True"),
+        StrCat("opset_version=18..", MaxOpset()), std::string("dynamo=False, opset_version=17 or 18"),
+        std::string("model.onnx")})
+    EXPECT_NE(e.find(want), std::string::npos) << "missing '" << want << "' in: " << e;
+}
+
+TEST(ImportVersions, IrVersionBeyondNewestNamesBothVersions) {
+  onnx::ModelProto m = TinyModel();
+  m.set_ir_version(MaxIrVersion() + 1);
+  const std::string e = ImportError(m);
+  EXPECT_NE(e.find(StrCat("IR version ", MaxIrVersion() + 1)), std::string::npos) << e;
+  EXPECT_NE(e.find(StrCat("IR versions 3 to ", MaxIrVersion())), std::string::npos) << e;
+  EXPECT_EQ(e.find("checker"), std::string::npos) << "the checker's raw text leaked: " << e;
+}
+
+TEST(ImportVersions, IrVersionUnsetRefused) {
+  onnx::ModelProto m = TinyModel();
+  m.clear_ir_version();
+  const std::string e = ImportError(m);
+  EXPECT_NE(e.find("IR version 0 (unset)"), std::string::npos) << e;
+  EXPECT_NE(e.find(StrCat("3 to ", MaxIrVersion())), std::string::npos) << e;
+}
+
+// Opset 19's Cast `saturate` only matters for float8 targets, which have no dtype here: refused
+// at import, naming the node.
+TEST(ImportVersions, CastToFloat8Refused) {
+  onnx::ModelProto m = TinyModel();
+  m.set_ir_version(9);
+  m.mutable_opset_import(0)->set_version(19);
+  auto* g = m.mutable_graph();
+  auto* n = g->add_node();
+  n->set_op_type("Cast");
+  n->set_name("to_f8");
+  n->add_input("y");
+  n->add_output("z");
+  auto* to = n->add_attribute();
+  to->set_name("to");
+  to->set_type(onnx::AttributeProto::INT);
+  to->set_i(onnx::TensorProto::FLOAT8E4M3FN);
+  auto* sat = n->add_attribute();
+  sat->set_name("saturate");
+  sat->set_type(onnx::AttributeProto::INT);
+  sat->set_i(0);
+  g->mutable_output(0)->set_name("z");
+  g->mutable_output(0)->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT8E4M3FN);
+  const std::string e = ImportError(m);
+  EXPECT_NE(e.find("FLOAT8E4M3FN"), std::string::npos) << e;
+  EXPECT_NE(e.find("node 'to_f8' (Cast)"), std::string::npos) << e;
+}
+
+// Opset 28 defined floating-point Mod with fmod=0 (numpy.mod); older opsets required fmod=1.
+TEST(ImportVersions, FloatModWithoutFmodOnlyFromOpset28) {
+  onnx::ModelProto m = TinyModel();
+  m.mutable_graph()->mutable_node(0)->set_op_type("Mod");
+  m.mutable_opset_import(0)->set_version(27);
+  m.set_ir_version(13);
+  const std::string e = ImportError(m);
+  EXPECT_NE(e.find("node 'mul' (Mod)"), std::string::npos) << e;
+  EXPECT_NE(e.find("opset 28"), std::string::npos) << e;
+  EXPECT_NE(e.find("has opset 27"), std::string::npos) << e;
+  m.mutable_opset_import(0)->set_version(28);
+  m.set_ir_version(MaxIrVersion());
+  EXPECT_EQ(ImportError(m), "");
+}
+
+// Every op whose form changed at opset 18 (ReduceMean's axes input, Split's num_outputs, Pad's axes
+// input), imported, folded and differentiated: the graph a dump of the autodiff pass holds must
+// pass the ONNX checker at the model's opset.
+class NewOpsetTraining : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(NewOpsetTraining, DifferentiatedGraphPassesChecker) {
+  const int64_t opset = GetParam() ? GetParam() : MaxOpset();
+  const std::string text = StrCat("<ir_version: ", opset >= 28 ? MaxIrVersion() : 8, R"(, opset_import: ["" : )",
+                                  opset, R"(]>
+main (float[batch,3] x) => (float[] loss)
+<
+  float[3,5] w = {0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.7, -0.8, 0.9, 0.15, 0.25, -0.35, 0.45, 0.55, -0.65},
+  float[5] b = {0.01, 0.02, -0.03, 0.04, 0.05},
+  int64[2] pads = {1, 0},
+  int64[1] last = {-1}
+>
+{
+  h = Gemm(x, w, b)
+  p0, p1, p2 = Split <axis = 1, num_outputs = 3> (h)
+  c = Concat <axis = 1> (p0, p2)
+  q = Pad(c, pads, , last)
+  s = Mul(q, q)
+  m = ReduceMean(s, last)
+  loss = ReduceMean <keepdims = 0> (m)
+}
+)");
+  auto parsed = ParseGraph(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  fs::path dir = fs::temp_directory_path() / StrCat("dsc_opset", opset, "_", ::getpid());
+  fs::create_directories(dir);
+  const fs::path path = dir / "model.onnx";
+  std::ofstream(path, std::ios::binary) << GraphToOnnx(**parsed).SerializeAsString();
+  auto g = Compile(path.string());
+  fs::remove_all(dir);
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  Module m;
+  m.programs.push_back(PlanProgram{"train", std::move(*g)});
+  StatusOr<bool> ran = CreatePass(PassId::kAutodiff)->Run(m, PassContext{});
+  ASSERT_TRUE(ran.ok()) << ran.status().ToString();
+  const Graph& out = *m.programs[0].graph;
+  EXPECT_EQ(out.opsets.at(""), opset);
+  EXPECT_EQ(out.training.gradients.size(), 2u) << PrintGraph(out);
+  try {
+    onnx::checker::check_model(GraphToOnnx(out));
+  } catch (const std::exception& e) {
+    FAIL() << "opset " << opset << ": " << e.what() << "\n" << PrintGraph(out);
+  }
+}
+
+// 0 stands for the newest opset the library knows.
+INSTANTIATE_TEST_SUITE_P(Opsets, NewOpsetTraining, ::testing::Values(int64_t{18}, int64_t{0}));
 
 }  // namespace
 }  // namespace dsc

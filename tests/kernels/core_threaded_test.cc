@@ -1,6 +1,7 @@
 // The threaded (OpenMP) paths of the core kernels, on tensors too big for the JSON table, must
 // equal the same kernel run piece by piece on sizes that stay on one thread (which the JSON
 // table checks against numpy).
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <string>
@@ -123,6 +124,35 @@ TEST(CoreThreaded, CastAndGather) {
     Tensor one = Tensor::FromVector<int64_t>(DType::kInt64, {1}, {idx.data<int64_t>()[i]});
     ExpectRowEq(g, i, RunOp("Gather", {&table, &one}, DType::kFloat32, {1, 64}));
   }
+}
+
+// Einsum's sgemm path and its direct loop (forced by a third, all-ones operand) on sizes that
+// thread, against MatMul (which the JSON table checks against numpy).
+TEST(CoreThreaded, EinsumPathsAgreeWithMatMul) {
+  Tensor a = Filled(DType::kFloat32, {8, 64, 48}, 7), b = Filled(DType::kFloat32, {8, 48, 64}, 8);
+  Tensor ones(DType::kFloat32, {48});
+  for (int64_t i = 0; i < 48; ++i) ones.data<float>()[i] = 1.0f;
+  Tensor ref = RunOp("MatMul", {&a, &b}, DType::kFloat32, {8, 64, 64});
+  Tensor gemm = RunOp("Einsum", {&a, &b}, DType::kFloat32, {8, 64, 64}, {{"equation", std::string("bij,bjk->bik")}});
+  Tensor loop = RunOp("Einsum", {&a, &b, &ones}, DType::kFloat32, {8, 64, 64},
+                      {{"equation", std::string("bij,bjk,j->bik")}});
+  for (int64_t i = 0; i < ref.numel(); ++i) {
+    const float want = ref.data<float>()[i];
+    ASSERT_NEAR(gemm.data<float>()[i], want, 1e-4f * (1.0f + std::fabs(want))) << i;
+    ASSERT_NEAR(loop.data<float>()[i], want, 1e-4f * (1.0f + std::fabs(want))) << i;
+  }
+}
+
+// GatherND with one-element tuples reads whole rows: the threaded copy equals Gather's.
+TEST(CoreThreaded, GatherNDRowsEqualGather) {
+  Tensor x = Filled(DType::kFloat32, {64, 600}, 9);
+  std::vector<int64_t> rows;
+  for (int64_t i = 0; i < 300; ++i) rows.push_back((i * 37) % 128 - 64);
+  Tensor idx_nd = Tensor::FromVector<int64_t>(DType::kInt64, {300, 1}, rows);
+  Tensor idx = Tensor::FromVector<int64_t>(DType::kInt64, {300}, rows);
+  Tensor nd = RunOp("GatherND", {&x, &idx_nd}, DType::kFloat32, {300, 600});
+  Tensor ref = RunOp("Gather", {&x, &idx}, DType::kFloat32, {300, 600});
+  ASSERT_EQ(std::memcmp(nd.raw(), ref.raw(), ref.nbytes()), 0);
 }
 
 }  // namespace

@@ -334,6 +334,237 @@ for ta in (0, 1):
 a, bb, cc = f32(2, 3), f32(3, 4), f32(4)
 case(g, "Gemm_defaults", "Gemm", [T(a), T(bb), T(cc)], [T((a.astype(np.float64) @ bb + cc).astype(np.float32))], **tol)
 
+# ---------------------------------------------------------------- activations of current exports
+F = torch.nn.functional
+xa = f32(3, 5, lo=-4.0, hi=4.0)
+wide = np.array([-100.0, -25.0, -3.0, -1.5, 0.0, 0.25, 2.0, 3.0, 25.0, 100.0], np.float32)
+act = [("Gelu_none", "Gelu", xa, lambda t: F.gelu(t), {}),
+       ("Gelu_tanh", "Gelu", xa, lambda t: F.gelu(t, approximate="tanh"), {"approximate": {"string": "tanh"}}),
+       ("Mish", "Mish", wide, F.mish, {}),
+       ("HardSwish", "HardSwish", xa, F.hardswish, {}),
+       # ONNX HardSigmoid defaults (alpha 0.2) differ from torch's (1/6): spelled out with clamp.
+       ("HardSigmoid_default", "HardSigmoid", xa, lambda t: torch.clamp(0.2 * t + 0.5, 0, 1), {}),
+       ("HardSigmoid_torch", "HardSigmoid", xa, F.hardsigmoid,
+        {"alpha": {"float": float(np.float32(1 / 6))}, "beta": {"float": 0.5}}),
+       ("Softplus", "Softplus", wide, F.softplus, {}),
+       ("Elu_default", "Elu", xa, F.elu, {}),
+       ("Elu_alpha", "Elu", xa, lambda t: F.elu(t, alpha=0.5), {"alpha": {"float": 0.5}}),
+       ("Selu_default", "Selu", xa, F.selu, {}),
+       ("Selu_attrs", "Selu", xa, lambda t: 2.0 * torch.where(t > 0, t, 1.5 * torch.expm1(t)),
+        {"alpha": {"float": 1.5}, "gamma": {"float": 2.0}}),
+       ("Softsign", "Softsign", wide, F.softsign, {})]
+for name, op, a, fn, attrs in act:
+    y = fn(torch.from_numpy(a.astype(np.float64))).numpy().astype(np.float32)
+    case("activation", name, op, [T(a)], [T(y)], attrs=attrs)
+xt = f32(4, 6, lo=-10.0, hi=10.0)
+case("activation", "Cos_f32", "Cos", [T(xt)], [T(np.cos(xt.astype(np.float64)).astype(np.float32))])
+case("activation", "Sin_f32", "Sin", [T(xt)], [T(np.sin(xt.astype(np.float64)).astype(np.float32))])
+
+# ---------------------------------------------------------------- IsNaN, IsInf
+special = np.array([[np.nan, np.inf, -np.inf, 0.0], [1.5, -np.nan, 6.0e4, -7.0]], np.float32)
+for dt, arr in [("f32", special), ("f64", special.astype(np.float64)), ("f16", special.astype(np.float16))]:
+    case("float_class", f"IsNaN_{dt}", "IsNaN", [T(arr)], [T(np.isnan(arr))], rtol=0, atol=0)
+    case("float_class", f"IsInf_{dt}", "IsInf", [T(arr)], [T(np.isinf(arr))], rtol=0, atol=0)
+case("float_class", "IsInf_positive_only", "IsInf", [T(special)], [T(np.isposinf(special))],
+     attrs={"detect_negative": {"int": 0}}, rtol=0, atol=0)
+case("float_class", "IsInf_negative_only", "IsInf", [T(special)], [T(np.isneginf(special))],
+     attrs={"detect_positive": {"int": 0}}, rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- CumSum
+def torch_cumsum(a, axis, exclusive, reverse):
+    t = torch.from_numpy(a.astype(np.float64) if a.dtype.kind == "f" else a)
+    if reverse:
+        t = t.flip(axis)
+    c = t.cumsum(axis)
+    if exclusive:
+        c = c - t
+    if reverse:
+        c = c.flip(axis)
+    return c.numpy().astype(a.dtype)
+
+
+xc = f32(2, 3, 4)
+for exclusive in (0, 1):
+    for reverse in (0, 1):
+        case("cumsum", f"CumSum_axis1_ex{exclusive}_rev{reverse}", "CumSum", [T(xc), T(np.int64(1), const=True)],
+             [T(torch_cumsum(xc, 1, exclusive, reverse))],
+             attrs={"exclusive": {"int": exclusive}, "reverse": {"int": reverse}})
+case("cumsum", "CumSum_axis_neg1_int32_axis", "CumSum", [T(xc), T(np.array([-1], np.int32), const=True)],
+     [T(torch_cumsum(xc, 2, 0, 0))])
+mask = rng.integers(0, 2, (2, 7)).astype(np.int64)
+case("cumsum", "CumSum_i64_position_ids", "CumSum", [T(mask), T(np.int64(1), const=True)],
+     [T(torch_cumsum(mask, 1, 0, 0))], rtol=0, atol=0)
+case("cumsum", "CumSum_i64_axis0_exclusive_reverse", "CumSum", [T(mask), T(np.int64(0), const=True)],
+     [T(torch_cumsum(mask, 0, 1, 1))], attrs={"exclusive": {"int": 1}, "reverse": {"int": 1}}, rtol=0, atol=0)
+
+# ---------------------------------------------------------------- Trilu
+tr = f32(2, 4, 5)
+for name, k, upper, ref in [("upper_default", None, 1, np.triu(tr)), ("upper_k2", 2, 1, np.triu(tr, 2)),
+                            ("upper_kneg1", -1, 1, np.triu(tr, -1)), ("lower_k0", 0, 0, np.tril(tr)),
+                            ("lower_kneg2", -2, 0, np.tril(tr, -2)), ("lower_k3", 3, 0, np.tril(tr, 3)),
+                            ("upper_k_huge", I64_MAX, 1, np.zeros_like(tr)),
+                            ("lower_k_huge", I64_MAX, 0, tr), ("upper_k_tiny", I64_MIN, 1, tr),
+                            ("lower_k_tiny", I64_MIN, 0, np.zeros_like(tr))]:
+    ins = [T(tr)] + ([] if k is None else [T(np.int64(k), const=True)])
+    case("trilu", f"Trilu_{name}", "Trilu", ins, [T(ref)], attrs={"upper": {"int": upper}})
+causal = np.ones((6, 6), np.bool_)
+case("trilu", "Trilu_bool_causal_mask", "Trilu", [T(causal), T(np.int64(1), const=True)], [T(np.triu(causal, 1))],
+     rtol=0, atol=0)
+ti = i64(3, 2)
+case("trilu", "Trilu_i64_tall", "Trilu", [T(ti)], [T(np.tril(ti))], attrs={"upper": {"int": 0}}, rtol=0, atol=0)
+
+# ---------------------------------------------------------------- CastLike
+cl = np.array([-2.75, -1.0, 0.0, 0.5, 1.5, 3.875], np.float32)
+case("cast", "CastLike_float_to_float16", "CastLike", [T(cl), T(np.zeros(0, np.float16))], [T(cl.astype(np.float16))],
+     rtol=0, atol=0)
+case("cast", "CastLike_float_to_int64", "CastLike", [T(cl), T(np.zeros((1, 1), np.int64))],
+     [T(torch.from_numpy(cl).to(torch.int64).numpy())], rtol=0, atol=0)
+case("cast", "CastLike_int64_to_float", "CastLike", [T(ints([-3, 0, 7])), T(np.float32(1.0))],
+     [T(np.float32([-3, 0, 7]))], rtol=0, atol=0)
+
+# ---------------------------------------------------------------- opset 18+ forms
+# Opset 18 moved every Reduce*'s axes to an input (noop_with_empty_axes with it) and gave Split
+# num_outputs, whose last part may be smaller; opset 19 gave Cast `saturate`, which only float8
+# targets read (so float16 overflow still gives inf).
+r18 = f32(2, 3, 4)
+reduce_case("ReduceMax_axes_input_opset18", "ReduceMax", r18, [0, -1], keepdims=0, as_input=True)
+reduce_case("ReduceMin_axes_input_opset18", "ReduceMin", r18, [1], as_input=True)
+reduce_case("ReduceMean_noop_empty_axes_opset18", "ReduceMean", r18, [], noop=1, as_input=True)
+reduce_case("ReduceMean_empty_axes_all_opset18", "ReduceMean", r18, [], keepdims=0, as_input=True)
+reduce_case("ReduceMax_i64_axes_input_opset18", "ReduceMax", i64(3, 4), [-1], as_input=True, rtol=0, atol=0)
+s18 = f32(2, 7)
+case("movement", "Split_num_outputs_uneven_opset18", "Split", [T(s18)], [T(p) for p in np.split(s18, [3, 6], axis=1)],
+     attrs={"axis": {"int": 1}, "num_outputs": {"int": 3}})
+c19 = np.array([70000.0, -1e6, 1.5], np.float32)
+with np.errstate(over="ignore"):
+    c19_half = c19.astype(np.float16)
+case("cast", "Cast_float_to_float16_saturate0_opset19", "Cast", [T(c19)], [T(c19_half)],
+     attrs={"to": {"int": ONNX_CODE["float16"]}, "saturate": {"int": 0}}, rtol=0, atol=0)
+
+# ---------------------------------------------------------------- GatherElements / GatherND / ScatterElements / ScatterND
+# Expectations from torch (gather, scatter, scatter_reduce, index_put) and numpy advanced indexing;
+# negative indices are wrapped before torch sees them (ONNX allows them, torch.gather does not).
+g = "indexing"
+
+
+def wrap(idx, n):
+    return np.where(idx < 0, idx + n, idx)
+
+
+ge = f32(3, 4)
+gei = ints([[0, -1, 2, 1], [2, 0, -3, 0]])
+case(g, "GatherElements_axis0_neg", "GatherElements", [T(ge), T(gei)],
+     [T(torch.gather(torch.from_numpy(ge), 0, torch.from_numpy(wrap(gei, 3))).numpy())])
+gei1 = np.array([[3, -4], [1, 1], [-1, 0]], np.int32)
+case(g, "GatherElements_axis_neg1_i32", "GatherElements", [T(ge), T(gei1)],
+     [T(torch.gather(torch.from_numpy(ge), 1, torch.from_numpy(wrap(gei1, 4).astype(np.int64))).numpy())],
+     attrs={"axis": {"int": -1}})
+gei2 = ints([[1, 0], [0, 2]])  # indices smaller than data along the other axis, as torch.gather allows
+case(g, "GatherElements_smaller_indices", "GatherElements", [T(ge), T(gei2)],
+     [T(torch.gather(torch.from_numpy(ge), 0, torch.from_numpy(gei2)).numpy())])
+for dt in ("int64", "float16", "bool"):
+    gd3 = small(2, 3)
+    case(g, f"GatherElements_{dt}", "GatherElements", [TD(gd3, dt), T(ints([[1, 0, 2], [2, 2, 0]]))],
+         [TD(np.take_along_axis(gd3, ints([[1, 0, 2], [2, 2, 0]]), 1), dt)], attrs={"axis": {"int": 1}}, rtol=0, atol=0)
+
+gn = f32(2, 3, 4)
+for name, idx, b in [("full_tuple", ints([[1, 2, 3], [0, -1, 0], [-2, 0, -4]]), 0),
+                     ("partial_slices", ints([[[1, 0]], [[0, 2]]]), 0),
+                     ("leading_only", ints([[1], [-2], [1]]), 0),
+                     ("batch_dims1", ints([[[2], [0]], [[-1], [1]]]), 1),
+                     ("batch_dims1_tuple", ints([[2, 3], [0, -1]]), 1)]:
+    k = idx.shape[-1]
+    if b == 0:
+        ref = gn[tuple(np.moveaxis(idx, -1, 0))]
+    else:
+        ref = np.stack([gn[i][tuple(np.moveaxis(idx[i], -1, 0))] for i in range(gn.shape[0])])
+    case(g, f"GatherND_{name}", "GatherND", [T(gn), T(idx)], [T(ref)], attrs={"batch_dims": {"int": b}})
+gnd = small(3, 2)
+case(g, "GatherND_int64_data", "GatherND", [T(gnd), T(ints([[2, 1], [0, 0]]))], [T(gnd[[2, 0], [1, 0]])], rtol=0, atol=0)
+
+
+def scatter_nd_ref(data, idx, upd, reduction):
+    """The spec's loop (defs.cc ScatterND), on torch tensors: index_put for none/add."""
+    out = torch.from_numpy(data.copy())
+    tup = tuple(torch.from_numpy(wrap(idx, np.array(data.shape[:idx.shape[-1]]))).unbind(-1))
+    u = torch.from_numpy(upd)
+    if reduction in ("none", "add"):
+        return out.index_put(tup, u, accumulate=reduction == "add").numpy()
+    flat_idx = wrap(idx, np.array(data.shape[:idx.shape[-1]])).reshape(-1, idx.shape[-1])
+    flat_upd = upd.reshape((flat_idx.shape[0],) + data.shape[idx.shape[-1]:])
+    o = data.copy()
+    f = {"mul": np.multiply, "max": np.maximum, "min": np.minimum}[reduction]
+    for t, tupl in enumerate(flat_idx):
+        o[tuple(tupl)] = f(o[tuple(tupl)], flat_upd[t])
+    return o
+
+
+sd = f32(4, 3)
+for name, idx, red in [("none_rows", ints([[2], [-4]]), "none"), ("add_dup_rows", ints([[1], [1], [-1]]), "add"),
+                       ("mul_elems", ints([[0, 1], [3, -1], [0, 1]]), "mul"), ("max_rows", ints([[0], [0]]), "max"),
+                       ("min_elems", ints([[1, 2], [1, 2], [2, 0]]), "min")]:
+    upd = f32(*(idx.shape[:-1] + sd.shape[idx.shape[-1]:]))
+    attrs = {} if red == "none" else {"reduction": {"string": red}}
+    case(g, f"ScatterND_{name}", "ScatterND", [T(sd), T(idx), T(upd)], [T(scatter_nd_ref(sd, idx, upd, red))], attrs=attrs)
+sdi = i64(3, 2)
+case(g, "ScatterND_i64_add", "ScatterND", [T(sdi), T(ints([[0, 1], [0, 1]])), T(ints([5, 7]))],
+     [T(scatter_nd_ref(sdi, ints([[0, 1], [0, 1]]), ints([5, 7]), "add"))], attrs={"reduction": {"string": "add"}},
+     rtol=0, atol=0)
+case(g, "ScatterND_bool_none", "ScatterND", [T(np.zeros((2, 2), np.bool_)), T(ints([[1, 0]])), T(np.array([True]))],
+     [T(np.array([[False, False], [True, False]]))], rtol=0, atol=0)
+
+TORCH_REDUCE = {"add": "sum", "mul": "prod", "max": "amax", "min": "amin"}
+se = f32(3, 4)
+for name, axis, idx, red in [("none_axis0", 0, ints([[1, 0, 2, -1]]), "none"),
+                             ("add_axis1_dup", 1, ints([[0, 0, 3], [-1, 1, 1], [2, 2, 2]]), "add"),
+                             ("mul_axis1", 1, ints([[1, 1], [0, 3], [2, -2]]), "mul"),
+                             ("max_axis0_dup", 0, ints([[0, 1, 0, 2], [0, 1, 2, 2]]), "max"),
+                             ("min_axis_neg1", -1, ints([[3, 3], [0, 1], [1, 1]]), "min")]:
+    upd = f32(*idx.shape)
+    t = torch.from_numpy(se.copy())
+    ti_ = torch.from_numpy(wrap(idx, se.shape[axis]))
+    if red == "none":
+        ref = t.scatter(axis, ti_, torch.from_numpy(upd)).numpy()
+    else:
+        ref = t.scatter_reduce(axis, ti_, torch.from_numpy(upd), TORCH_REDUCE[red], include_self=True).numpy()
+    attrs = {"axis": {"int": axis}}
+    if red != "none":
+        attrs["reduction"] = {"string": red}
+    case(g, f"ScatterElements_{name}", "ScatterElements", [T(se), T(idx), T(upd)], [T(ref)], attrs=attrs)
+sei = i64(2, 3)
+case(g, "ScatterElements_i64_i32idx_add", "ScatterElements",
+     [T(sei), T(np.array([[2, 2]], np.int32)), T(ints([[4, 9]]))],
+     [T(torch.from_numpy(sei.copy()).scatter_add(1, torch.tensor([[2, 2]]), torch.tensor([[4, 9]])).numpy())],
+     attrs={"axis": {"int": 1}, "reduction": {"string": "add"}}, rtol=0, atol=0)
+
+# ---------------------------------------------------------------- Einsum (torch.einsum in float64)
+g = "einsum"
+for name, eq, shapes in [("matmul", "ij,jk->ik", [(3, 4), (4, 5)]), ("implicit_matmul", "ij,jk", [(3, 4), (4, 5)]),
+                         ("batched", "bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+                         ("attention_scores", "bhqd,bhkd->bhqk", [(2, 2, 3, 4), (2, 2, 5, 4)]),
+                         ("ellipsis_broadcast", "...ij,...jk->...ik", [(2, 1, 3, 4), (1, 3, 4, 5)]),
+                         ("ellipsis_implicit", "...ij,...jk", [(2, 3, 4), (1, 4, 5)]),
+                         ("ellipsis_middle", "i...j,j->i...", [(3, 2, 4, 5), (5,)]),
+                         ("outer", "i,j->ij", [(3,), (4,)]), ("sum_all", "ij->", [(3, 4)]),
+                         ("transpose", "ijk->kij", [(2, 3, 4)]), ("implicit_transpose", "ba", [(3, 4)]),
+                         ("diagonal", "ii->i", [(4, 4)]), ("trace_implicit", "ii", [(4, 4)]),
+                         ("diagonal_batched", "bii,bi->b", [(2, 3, 3), (2, 3)]),
+                         ("three_operands", "ij,jk,kl->il", [(2, 3), (3, 4), (4, 2)]),
+                         ("upper_case", "Ab,bC->CA", [(3, 4), (4, 2)]),
+                         ("spaces", "i j , j k -> i k", [(2, 3), (3, 2)]),
+                         ("bilinear", "bn,anm,bm->ba", [(2, 3), (4, 3, 5), (2, 5)]),
+                         ("zero_dim", "ij,jk->ik", [(3, 0), (0, 2)]),
+                         ("permuted_output", "bij,bjk->kbi", [(2, 3, 4), (2, 4, 5)]),
+                         ("linear_weight_first", "oi,bsi->bso", [(5, 4), (2, 3, 4)])]:
+    ops_ = [f32(*s) for s in shapes]
+    ref = torch.einsum(eq.replace(" ", ""), *[torch.from_numpy(o.astype(np.float64)) for o in ops_]).numpy()
+    case(g, f"Einsum_{name}", "Einsum", [T(o) for o in ops_], [T(ref.astype(np.float32))],
+         attrs={"equation": {"string": eq}}, rtol=1e-5, atol=1e-5)
+ed = np.arange(6, dtype=np.float64).reshape(2, 3)
+case(g, "Einsum_f64", "Einsum", [T(ed), T(ed.T.copy())], [T(np.einsum("ij,jk->ik", ed, ed.T))],
+     attrs={"equation": {"string": "ij,jk->ik"}})
+
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "core_cases.json")
 os.makedirs(os.path.dirname(out), exist_ok=True)
 with open(out, "w") as f:

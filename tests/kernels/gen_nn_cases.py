@@ -323,5 +323,51 @@ for name, shape, starts, ends, axes, steps in [
            None if axes is None else np.array(axes, np.int64), None if steps is None else np.array(steps, np.int64)]
     case(name, "SliceGrad", ins, [dx], {}, DSC)
 
+# ---------------------------------------------------------------- AveragePool dilations (opset 19)
+# torch's avg_pool2d has no dilation; F.unfold gathers the same dilated, zero-padded windows, and
+# excluding the pads divides by the taps that land in the image (an unfolded tensor of ones).
+def avgpool_dilated_case(name, x, k, s, p, dil, cip):
+    xt = t(x, True)
+    n, c, h, w = x.shape
+    kw = dict(kernel_size=k, dilation=dil, padding=p, stride=s)
+    oh = (h + 2 * p[0] - dil[0] * (k[0] - 1) - 1) // s[0] + 1
+    ow = (w + 2 * p[1] - dil[1] * (k[1] - 1) - 1) // s[1] + 1
+    cols = F.unfold(xt.reshape(n * c, 1, h, w), **kw)
+    taps = F.unfold(torch.ones(1, 1, h, w, dtype=torch.float64), **kw).sum(1)
+    y = (cols.mean(1) if cip else cols.sum(1) / taps).reshape(n, c, oh, ow)
+    attrs = pool_attrs(k, s, [p[0], p[1], p[0], p[1]], dil, 0, cip)
+    case(name, "AveragePool", [x], [np_(y)], attrs)
+    dy = f32(*y.shape)
+    (dx,) = grads(y, [xt], dy)
+    case(name.replace("avgpool_", "avgpool_grad_"), "AveragePoolGrad", [dy], [dx], attrs, DSC)
+
+
+avgpool_dilated_case("avgpool_dil_exclude_pad", f32(1, 2, 6, 6), (2, 2), (1, 1), (1, 1), (2, 2), 0)
+avgpool_dilated_case("avgpool_dil_include_pad_rect", f32(2, 1, 7, 5), (3, 2), (2, 1), (1, 0), (2, 3), 1)
+
+# ---------------------------------------------------------------- activation gradients of current exports
+# (dY, X) -> dX; x keeps the kinks of HardSwish (+-3), HardSigmoid and Elu/Selu (0) where torch decides them.
+x = np.concatenate([f32(20, scale=2.5), np.array([-3.0, 3.0, 0.0, -0.5], np.float32)]).reshape(4, 6)
+dy = f32(4, 6)
+for op, fn, attrs in [("GeluGrad", F.gelu, {"approximate": "none"}),
+                      ("GeluGrad", lambda v: F.gelu(v, approximate="tanh"), {"approximate": "tanh"}),
+                      ("MishGrad", F.mish, {}),
+                      ("HardSigmoidGrad", F.hardsigmoid,
+                       {"alpha": float(np.float32(1 / 6)), "beta": 0.5}),
+                      ("SoftplusGrad", F.softplus, {}), ("EluGrad", lambda v: F.elu(v, alpha=0.5), {"alpha": 0.5}),
+                      ("SeluGrad", F.selu, {}), ("SoftsignGrad", F.softsign, {})]:
+    xt = t(x, True)
+    (dx,) = grads(fn(xt), [xt], dy)
+    name = op.lower() + ("_" + attrs["approximate"] if "approximate" in attrs else "")
+    case(name, op, [dy, x], [dx], attrs, DSC)
+# HardSwish at exactly +-3: current torch (2.x) passes 0 and 1, torch 1.13 -0.5 and 1.5; numpy spells out 2.x.
+x64 = x.astype(np.float64)
+case("hardswishgrad", "HardSwishGrad", [dy, x], [dy * np.where(x64 <= -3, 0.0, np.where(x64 < 3, x64 / 3 + 0.5, 1.0))],
+     {}, DSC)
+# ONNX's default HardSigmoid (alpha 0.2, beta 0.5): slope alpha strictly inside (0, 1).
+v = 0.2 * x.astype(np.float64) + 0.5
+case("hardsigmoidgrad_onnx_default", "HardSigmoidGrad", [dy, x], [dy * np.where((v > 0) & (v < 1), 0.2, 0.0)],
+     {"alpha": 0.2, "beta": 0.5}, DSC)
+
 json.dump({"cases": cases}, sys.stdout, indent=None, separators=(",", ":"))
 sys.stdout.write("\n")

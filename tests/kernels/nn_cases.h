@@ -17,18 +17,21 @@
 
 namespace dsc::testing {
 
+// A case table under data/ (discarded json when unreadable). Other tables in this format:
+// transformer_cases.json (gen_transformer_cases.py).
+inline nlohmann::json ReadCaseTable(const std::string& file) {
+  std::ifstream in(DSC_KERNEL_TEST_DATA "/" + file);
+  return nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+}
+
 inline const nlohmann::json& NnCaseTable() {
-  static const nlohmann::json table = [] {
-    std::ifstream in(DSC_KERNEL_TEST_DATA "/nn_cases.json");
-    return nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  }();
+  static const nlohmann::json table = ReadCaseTable("nn_cases.json");
   return table;
 }
 
 // Names of the cases whose op is in `domain`; a single "table_unreadable" when the file is bad, so
 // that shows up as a failing test rather than an empty suite.
-inline std::vector<std::string> NnCaseNames(const std::string& domain) {
-  const nlohmann::json& t = NnCaseTable();
+inline std::vector<std::string> NnCaseNames(const std::string& domain, const nlohmann::json& t = NnCaseTable()) {
   if (t.is_discarded() || !t.contains("cases")) return {"table_unreadable"};
   std::vector<std::string> names;
   for (const auto& c : t["cases"])
@@ -58,9 +61,8 @@ inline TensorType NnType(const nlohmann::json& j) {
 }
 
 // Builds the case's node (omitted inputs/outputs stay omitted), runs it and checks every present output.
-inline void RunNnCase(const std::string& name) {
-  const nlohmann::json& table = NnCaseTable();
-  ASSERT_FALSE(table.is_discarded()) << "cannot read " DSC_KERNEL_TEST_DATA "/nn_cases.json";
+inline void RunNnCase(const std::string& name, const nlohmann::json& table = NnCaseTable()) {
+  ASSERT_FALSE(table.is_discarded()) << "cannot read the case table under " DSC_KERNEL_TEST_DATA;
   const nlohmann::json* c = nullptr;
   for (const auto& x : table["cases"])
     if (x["name"] == name) c = &x;

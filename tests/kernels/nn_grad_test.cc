@@ -98,6 +98,23 @@ TEST(NnGradErrors, SliceGradLengthMismatch) {
   EXPECT_NE(out.status().message().find("sl_grad"), std::string::npos) << out.status().ToString();
 }
 
+TEST(NnGradErrors, IndexingGradsRefuseOutOfRangeIndices) {
+  for (const char* op : {ops::kGatherElementsGrad, ops::kGatherNDGrad}) {
+    Graph g;
+    const bool nd = std::string(op) == ops::kGatherNDGrad;
+    Value* dy = g.AddInput("dy", Type(DType::kFloat32, nd ? std::vector<int64_t>{2, 3} : std::vector<int64_t>{2, 1}));
+    Value* idx = g.AddInput("idx", Type(DType::kInt64, {2, 1}));
+    Node* node = g.AddNode(op, {dy, idx}, {"dd"}, kDscDomain, "indexing_grad");
+    node->output(0)->type = Type(DType::kFloat32, {4, 3});
+    Tensor dyt(DType::kFloat32, nd ? std::vector<int64_t>{2, 3} : std::vector<int64_t>{2, 1});
+    Tensor it = Tensor::FromVector<int64_t>(DType::kInt64, {2, 1}, {1, nd ? 4 : -5});
+    StatusOr<std::vector<Tensor>> out = RunNodeOnCpu(*node, {&dyt, &it});
+    ASSERT_FALSE(out.ok()) << op;
+    EXPECT_EQ(out.status().code(), StatusCode::kOutOfRange) << op;
+    EXPECT_NE(out.status().message().find("indexing_grad"), std::string::npos) << out.status().ToString();
+  }
+}
+
 // Shapes above the OpenMP threshold: one thread and several must agree bit for bit.
 TEST(NnParallel, GradKernelsMatchAcrossThreadCounts) {
   using testing::NnRandom;
