@@ -8,6 +8,7 @@
 #include "frontend/external_data.h"
 #include "frontend/fold_sequences.h"
 #include "frontend/supported_ops.h"
+#include "frontend/torch_parameters.h"
 #include "ir/onnx_convert.h"
 #include "ir/shape_inference.h"
 #include "onnx/checker.h"
@@ -86,6 +87,7 @@ Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, std::uni
   } catch (const std::exception& e) {
     return InvalidArgument("ONNX checker: ", e.what());
   }
+  RETURN_IF_ERROR(RecordTorchParameters(&model));
   RETURN_IF_ERROR(FoldSequenceOps(&model));
   ASSIGN_OR_RETURN(*out, GraphFromOnnx(model));
   RETURN_IF_ERROR(CheckSupportedOps(**out));

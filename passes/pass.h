@@ -27,8 +27,10 @@ struct PassContext {
   std::map<std::string, int64_t> dims;  // --dim NAME=VALUE
   std::string loss;                     // --loss NAME ("" = the single scalar float output)
   std::vector<std::string> freeze;      // --freeze NAME|REGEX
+  std::vector<std::string> trainable;   // --trainable NAME|REGEX: overrides the model's parameter list
   int world_size = 1;
   std::ostream* log = nullptr;          // reports for humans (parameter table); null = quiet
+  std::ostream* warn = nullptr;         // warnings for humans, shown even when quiet; null = none
 };
 
 class Pass {

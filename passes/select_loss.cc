@@ -1,15 +1,26 @@
 // select-loss: chooses the loss and the trainable parameters.
 //
-// Contract: the loss is the single scalar float graph output, or PassContext::loss. Every float
-// initializer with a differentiable path to the loss is a trainable parameter unless a
-// PassContext::freeze entry (exact name or full-match regex) freezes it; every other initializer
+// Contract: the loss is the single scalar float graph output, or PassContext::loss. The trainable
+// parameters are exactly PyTorch's, chosen by the first rule that applies:
+//  1. --trainable entries (exact name or full-match regex): the float initializers they match;
+//  2. the model's PyTorch parameter list (metadata "dscompile.parameters", written by
+//     tools/export_for_training.py or derived at import from torch.export's graph signature);
+//  3. otherwise every float initializer with more than one element and a differentiable path to
+//     the loss. Scalars are constants an exporter lifted into initializers (GELU's 0.5, sqrt(2),
+//     an attention scale) and are never trained by this rule; a learnable scalar needs rule 1 or 2.
+// --freeze entries then remove matches. A chosen initializer without a differentiable path to the
+// loss stays fixed, as PyTorch leaves its gradient None, with a warning. Every other initializer
 // (a causal-mask buffer, BatchNormalization running statistics, shape constants) is a constant.
-// Writes Graph::training and prints the parameter table to PassContext::log.
+// Writes Graph::training, prints the parameter table to PassContext::log and warnings about
+// parameters an exporter merged or duplicated (passes/merged_parameters.h) to PassContext::warn.
 #include <iomanip>
 #include <regex>
+#include <set>
 #include <unordered_set>
 
+#include "ir/torch_parameters.h"
 #include "passes/differentiability.h"
+#include "passes/merged_parameters.h"
 #include "passes/pass.h"
 
 namespace dsc {
@@ -61,42 +72,103 @@ std::unordered_set<const Value*> DifferentiableToLoss(Value* loss) {
   return seen;
 }
 
+std::string JoinQuoted(const std::vector<std::string>& names) {
+  std::string s;
+  for (size_t i = 0; i < names.size(); ++i) s += StrCat(i ? ", " : "", "'", names[i], "'");
+  return s;
+}
+
+// Command-line entries that each match an initializer name exactly or as a full-match regex.
+class NameMatcher {
+ public:
+  static StatusOr<NameMatcher> Make(const char* flag, const std::vector<std::string>& entries) {
+    NameMatcher m;
+    m.flag_ = flag;
+    m.entries_ = entries;
+    m.used_.assign(entries.size(), false);
+    for (const std::string& e : entries) {
+      try {
+        m.patterns_.emplace_back(e);
+      } catch (const std::regex_error& err) {
+        return InvalidArgument(flag, " '", e, "' is not a valid regular expression: ", err.what());
+      }
+    }
+    return m;
+  }
+  bool Matches(const std::string& name) {
+    bool hit = false;
+    for (size_t i = 0; i < entries_.size(); ++i)
+      if (name == entries_[i] || std::regex_match(name, patterns_[i])) hit = used_[i] = true;
+    return hit;
+  }
+  Status CheckAllUsed(const char* what) const {
+    for (size_t i = 0; i < entries_.size(); ++i)
+      if (!used_[i]) return InvalidArgument(flag_, " '", entries_[i], "' matches no ", what);
+    return Status::OK();
+  }
+
+ private:
+  const char* flag_ = "";
+  std::vector<std::string> entries_;
+  std::vector<std::regex> patterns_;
+  std::vector<bool> used_;
+};
+
 class SelectLossPass : public GraphPass {
  public:
   const char* name() const override { return "select-loss"; }
 
   StatusOr<bool> RunOnGraph(Graph& g, const PassContext& ctx) override {
     ASSIGN_OR_RETURN(Value* loss, ChooseLoss(g, ctx.loss));
-    std::vector<std::regex> patterns;
-    for (const std::string& f : ctx.freeze) {
-      try {
-        patterns.emplace_back(f);
-      } catch (const std::regex_error& e) {
-        return InvalidArgument("--freeze '", f, "' is not a valid regular expression: ", e.what());
-      }
+    ASSIGN_OR_RETURN(NameMatcher freeze, NameMatcher::Make("--freeze", ctx.freeze));
+    ASSIGN_OR_RETURN(NameMatcher trainable, NameMatcher::Make("--trainable", ctx.trainable));
+    TorchParameters torch_list;
+    if (auto it = g.metadata.find(kTorchParametersKey); it != g.metadata.end()) {
+      ASSIGN_OR_RETURN(torch_list, ParseTorchParameters(it->second));
     }
-    std::vector<bool> pattern_used(ctx.freeze.size(), false);
-    auto frozen = [&](const std::string& name) {
-      bool hit = false;
-      for (size_t i = 0; i < patterns.size(); ++i)
-        if (name == ctx.freeze[i] || std::regex_match(name, patterns[i])) hit = pattern_used[i] = true;
-      return hit;
-    };
+    const std::set<std::string> listed(torch_list.trainable.begin(), torch_list.trainable.end());
+    const bool by_option = !ctx.trainable.empty(), by_list = !by_option && torch_list.present;
+
     auto reach = DifferentiableToLoss(loss);
     TrainingInfo info;
     info.loss = loss->name();
     std::vector<Value*> frozen_params, constants;
+    std::vector<std::string> unreached;
     for (Value* v : g.initializers()) {
-      bool candidate = IsFloat(v->type.dtype) && reach.count(v);
-      if (candidate && frozen(v->name())) frozen_params.push_back(v);
-      else if (candidate) info.parameters.push_back(v->name());
+      const bool is_float = IsFloat(v->type.dtype);
+      bool chosen;
+      if (by_option) chosen = is_float && trainable.Matches(v->name());
+      else if (by_list) chosen = listed.count(v->name()) > 0;
+      else chosen = is_float && reach.count(v) && v->initializer().numel() > 1;
+      if (chosen && !is_float)
+        return InvalidArgument("'", v->name(), "' is listed as a PyTorch parameter but is ", TypeToString(v->type),
+                               "; only float initializers train");
+      if (chosen && !reach.count(v)) {
+        unreached.push_back(v->name());
+        chosen = false;
+      }
+      if (chosen && freeze.Matches(v->name())) frozen_params.push_back(v);
+      else if (chosen) info.parameters.push_back(v->name());
       else constants.push_back(v);
     }
-    for (size_t i = 0; i < ctx.freeze.size(); ++i)
-      if (!pattern_used[i]) return InvalidArgument("--freeze '", ctx.freeze[i], "' matches no trainable initializer");
+    RETURN_IF_ERROR(trainable.CheckAllUsed("float initializer"));
+    RETURN_IF_ERROR(freeze.CheckAllUsed("trainable initializer"));
     if (info.parameters.empty())
-      return InvalidArgument("no initializer has a differentiable path to the loss '", loss->name(), "': nothing to train");
-    if (ctx.log) PrintTable(g, info, frozen_params, constants, *ctx.log);
+      return InvalidArgument("no trainable initializer has a differentiable path to the loss '", loss->name(),
+                             "': nothing to train");
+    if (ctx.warn) {
+      if (!unreached.empty())
+        *ctx.warn << "dscompile: warning: " << unreached.size() << " chosen parameter"
+                  << (unreached.size() == 1 ? " has" : "s have") << " no differentiable path to the loss and stay"
+                  << (unreached.size() == 1 ? "s" : "") << " fixed (PyTorch leaves their gradient None): "
+                  << JoinQuoted(unreached) << "\n";
+      for (const std::string& w : MergedParameterWarnings(g, info.parameters, torch_list.missing, by_list))
+        *ctx.warn << "dscompile: warning: " << w << "\n";
+    }
+    const char* rule = by_option ? "--trainable"
+                       : by_list ? "the model's PyTorch parameter list"
+                                 : "float initializers with more than one element and a gradient path to the loss";
+    if (ctx.log) PrintTable(g, info, frozen_params, constants, rule, by_list ? torch_list.source : "", torch_list.tied, *ctx.log);
     bool changed = info.loss != g.training.loss || info.parameters != g.training.parameters;
     g.training = std::move(info);
     return changed;
@@ -104,11 +176,13 @@ class SelectLossPass : public GraphPass {
 
  private:
   static void PrintTable(const Graph& g, const TrainingInfo& info, const std::vector<Value*>& frozen,
-                         const std::vector<Value*>& constants, std::ostream& os) {
+                         const std::vector<Value*>& constants, const char* rule, const std::string& source,
+                         const std::vector<std::string>& tied, std::ostream& os) {
     int64_t total = 0;
     size_t width = 4;
     for (const auto& p : info.parameters) width = std::max(width, p.size());
     os << "loss: " << info.loss << "\n"
+       << "parameters chosen by " << rule << (source.empty() ? "" : " (" + source + ")") << "\n"
        << "trainable parameters (" << info.parameters.size() << "):\n";
     for (const auto& p : info.parameters) {
       const Tensor& t = g.FindValue(p)->initializer();
@@ -118,6 +192,7 @@ class SelectLossPass : public GraphPass {
     }
     os << "  total " << total << " elements\n";
     for (Value* v : frozen) os << "frozen: " << v->name() << " " << TypeToString(v->type) << "\n";
+    for (const std::string& t : tied) os << "tied in PyTorch (trains as the tensor it shares): " << t << "\n";
     if (!constants.empty()) {
       int64_t n = 0;
       for (Value* v : constants) n += v->initializer().numel();

@@ -21,6 +21,12 @@ constexpr const char* kUsage = R"(usage: dscompile MODEL.onnx --config CFG.json 
 Compiles MODEL.onnx (a forward graph whose single scalar float output is the loss) and a
 DeepSpeed JSON config into a training plan for dsrun.
 
+Trainable parameters are PyTorch's: the list the model carries (written by
+tools/export_for_training.py, or torch.export's graph signature in torch.onnx.export(dynamo=True)
+files); without one, every float initializer with more than one element on a gradient path to the
+loss (scalar initializers are constants the exporter lifted). --trainable replaces the choice,
+--freeze removes from it.
+
 options:
   -o PLAN                   output plan (default: MODEL's folder, MODEL.dsplan)
   --config CFG.json         DeepSpeed config (required)
@@ -31,6 +37,8 @@ options:
   --dim NAME=VALUE          bind a symbolic dimension (repeatable); the batch dimension (dim 0
                             of every input) takes train_micro_batch_size_per_gpu
   --loss NAME               the graph output to minimise (default: the single scalar float output)
+  --trainable NAME|REGEX    train exactly the matching float initializers (repeatable; full-match
+                            regex), overriding the parameter list the model carries
   --freeze NAME|REGEX       keep matching initializers fixed (repeatable; full-match regex)
   --passes=a,b,c            run exactly these passes instead of the default pipeline
   --list-passes             print the pass names of the default pipeline and exit
@@ -45,7 +53,7 @@ options:
 const std::vector<FlagSpec> kFlags = {
     {"-o", true},          {"--config", true},       {"--world-size", true},   {"--strict-config", false},
     {"--explain-config", false}, {"--lr-schedule", true}, {"--dim", true, true},  {"--loss", true},
-    {"--freeze", true, true}, {"--passes", true},     {"--list-passes", false}, {"--stop-after-pass-num", true},
+    {"--freeze", true, true}, {"--trainable", true, true}, {"--passes", true},     {"--list-passes", false}, {"--stop-after-pass-num", true},
     {"--dump-dir", true},  {"--print-ir-after", true, true}, {"--time-passes", false}, {"-q", false},
     {"--quiet", false},    {"-h", false},            {"--help", false}};
 
@@ -167,6 +175,8 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
   ASSIGN_OR_RETURN(ctx.dims, ParseDims(args.All("--dim")));
   ctx.loss = args.Get("--loss");
   ctx.freeze = args.All("--freeze");
+  ctx.trainable = args.All("--trainable");
+  ctx.warn = &std::cerr;
   ctx.world_size = static_cast<int>(world_size);
   ctx.log = progress;
 

@@ -1,0 +1,116 @@
+// Reading PyTorch's parameter list from an ONNX model.
+#include "frontend/torch_parameters.h"
+
+#include <map>
+#include <regex>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+namespace dsc {
+namespace {
+
+constexpr const char* kKindKey = "pkg.torch.export.graph_signature.InputSpec.kind";
+constexpr const char* kOriginalNameKey = "pkg.torch.onnx.original_node_name";
+constexpr const char* kSignatureKey = "pkg.torch.export.ExportedProgram.graph_signature";
+
+const std::string* FindProp(const google::protobuf::RepeatedPtrField<onnx::StringStringEntryProto>& props,
+                            const std::string& key) {
+  for (const auto& p : props)
+    if (p.key() == key) return &p.value();
+  return nullptr;
+}
+
+// "p_fc_weight: PARAMETER target='fc.weight'" lines of torch.export's printed graph signature:
+// placeholder name -> parameter name.
+std::map<std::string, std::string> SignatureParameters(const std::string& signature) {
+  static const std::regex line(R"(^\s*(\S+):\s*PARAMETER\s+target='([^']*)')");
+  std::map<std::string, std::string> out;
+  size_t start = 0;
+  while (start <= signature.size()) {
+    size_t end = signature.find('\n', start);
+    if (end == std::string::npos) end = signature.size();
+    std::smatch m;
+    const std::string l = signature.substr(start, end - start);
+    if (std::regex_search(l, m, line)) out[m[1].str()] = m[2].str();
+    start = end + 1;
+  }
+  return out;
+}
+
+bool OptimizerRan(const onnx::GraphProto& g) {
+  auto marked = [](const auto& props) {
+    for (const auto& p : props)
+      if (p.key().rfind("pkg.onnxscript.optimizer.", 0) == 0) return true;
+    return false;
+  };
+  for (const auto& v : g.value_info())
+    if (marked(v.metadata_props())) return true;
+  for (const auto& t : g.initializer())
+    if (marked(t.metadata_props())) return true;
+  for (const auto& n : g.node())
+    if (marked(n.metadata_props())) return true;
+  return false;
+}
+
+}  // namespace
+
+Status RecordTorchParameters(onnx::ModelProto* model) {
+  onnx::GraphProto* g = model->mutable_graph();
+  std::set<std::string> initializers;
+  for (const auto& t : g->initializer()) initializers.insert(t.name());
+
+  if (const std::string* text = FindProp(model->metadata_props(), kTorchParametersKey)) {
+    ASSIGN_OR_RETURN(TorchParameters p, ParseTorchParameters(*text));
+    std::set<std::string> seen;
+    for (const auto* list : {&p.trainable, &p.frozen})
+      for (const std::string& name : *list) {
+        if (!initializers.count(name))
+          return InvalidArgument("metadata_props \"", kTorchParametersKey, "\" names parameter '", name,
+                                 "', which is not an initializer of the graph");
+        if (!seen.insert(name).second)
+          return InvalidArgument("metadata_props \"", kTorchParametersKey, "\" lists '", name, "' twice");
+      }
+    return Status::OK();
+  }
+
+  // torch.export's kinds sit on value_info (and on graph inputs when initializers are inputs too).
+  std::map<std::string, std::string> kind, original;
+  auto scan = [&](const onnx::ValueInfoProto& v) {
+    if (!initializers.count(v.name())) return;
+    if (const std::string* k = FindProp(v.metadata_props(), kKindKey)) kind[v.name()] = *k;
+    if (const std::string* o = FindProp(v.metadata_props(), kOriginalNameKey)) original[v.name()] = *o;
+  };
+  for (const auto& v : g->value_info()) scan(v);
+  for (const auto& v : g->input()) scan(v);
+  if (kind.empty()) return Status::OK();
+
+  nlohmann::json entry = {{"version", 1},
+                          {"source", "torch.export graph signature (initializer kinds written by torch.onnx.export(dynamo=True))"},
+                          {"trainable", nlohmann::json::array()},
+                          {"frozen", nlohmann::json::array()}};
+  std::set<std::string> present_placeholders, present_names;
+  for (const auto& t : g->initializer()) {
+    auto k = kind.find(t.name());
+    if (k == kind.end() || k->second != "PARAMETER") continue;
+    entry["trainable"].push_back({{"initializer", t.name()}});
+    present_names.insert(t.name());
+    if (original.count(t.name())) present_placeholders.insert(original[t.name()]);
+  }
+  if (const std::string* sig = FindProp(g->metadata_props(), kSignatureKey)) {
+    // A signature parameter without an initializer is either a PyTorch tie (torch.export lists each
+    // name of a shared tensor; the exporter keeps one initializer) or a merge/fold by the exporter's
+    // optimizer. Only the optimizer leaves "pkg.onnxscript.optimizer.*" marks, so without them every
+    // absence is a tie.
+    nlohmann::json absent = nlohmann::json::array();
+    for (const auto& [placeholder, target] : SignatureParameters(*sig))
+      if (!present_placeholders.count(placeholder) && !present_names.count(target)) absent.push_back(target);
+    if (!absent.empty()) entry[OptimizerRan(*g) ? "missing" : "tied"] = absent;
+  }
+  auto* prop = model->add_metadata_props();
+  prop->set_key(kTorchParametersKey);
+  prop->set_value(entry.dump());
+  return Status::OK();
+}
+
+}  // namespace dsc

@@ -1,0 +1,35 @@
+// PyTorch's parameter list as the model's metadata carries it: the key, its JSON form and its parser.
+//
+//   ASSIGN_OR_RETURN(TorchParameters p, ParseTorchParameters(g.metadata.at(kTorchParametersKey)));
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ir/status.h"
+
+namespace dsc {
+
+// metadata_props key written by tools/export_for_training.py, and by the frontend when it derives
+// the same list from torch.export's metadata (frontend/torch_parameters.h). JSON:
+//   {"version": 1, "source" or "exporter": "...",
+//    "trainable": [{"initializer": NAME, "torch_name": NAME}, ...],
+//    "frozen":    [...same, parameters with requires_grad=False...],
+//    "missing":   [PyTorch parameter names an exporter merged or folded away]   (optional)
+//    "tied":      [PyTorch parameter names sharing another's tensor, so its initializer]}   (optional)
+inline constexpr const char* kTorchParametersKey = "dscompile.parameters";
+
+// The parsed entry; `present` is false when the model carries none.
+struct TorchParameters {
+  bool present = false;
+  std::string source;
+  std::vector<std::string> trainable;  // initializer names
+  std::vector<std::string> frozen;     // initializer names
+  std::vector<std::string> missing;    // PyTorch parameter names an exporter merged or folded away
+  std::vector<std::string> tied;       // PyTorch parameter names sharing another's tensor
+};
+
+// Parses the entry's JSON text; errors name the key.
+StatusOr<TorchParameters> ParseTorchParameters(const std::string& json_text);
+
+}  // namespace dsc

@@ -1,0 +1,126 @@
+// Merged/duplicated parameter detection.
+//
+// Three signs, from the file's own record or from the graph:
+//  - torch.export's graph signature lists parameters that have no initializer (the dynamo
+//    exporter's optimizer merged initializers with equal values, e.g. LayerNorm weights of ones);
+//  - one initializer is the scale or bias of several normalisation layers (the same merge, seen in
+//    the graph when the file has no signature);
+//  - one 2-D initializer is exactly the transpose of another (the legacy exporter's constant
+//    folding of Transpose(weight) copies a parameter that is also used untransposed);
+//  - without a parameter list: one initializer is both a Gather table and a MatMul/Gemm weight
+//    (PyTorch ties these in GPT-2-style models, which is fine, but an exporter can also merge them).
+#include "passes/merged_parameters.h"
+
+#include <cstring>
+#include <map>
+#include <set>
+
+namespace dsc {
+namespace {
+
+constexpr const char* kDynamoAdvice =
+    "re-export with torch.onnx.export(..., dynamo=True, optimize=False) or with tools/export_for_training.py, "
+    "which keeps one initializer per PyTorch parameter";
+constexpr const char* kLegacyAdvice =
+    "re-export with torch.onnx.export(..., dynamo=False, do_constant_folding=False), with dynamo=True, or with "
+    "tools/export_for_training.py";
+
+bool IsNormalization(const std::string& op) {
+  static const std::set<std::string> ops = {"LayerNormalization",    "BatchNormalization", "RMSNormalization",
+                                            "GroupNormalization",    "InstanceNormalization",
+                                            "SimplifiedLayerNormalization", "SkipLayerNormalization"};
+  return ops.count(op) > 0;
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string s;
+  for (size_t i = 0; i < names.size(); ++i) s += StrCat(i ? ", " : "", "'", names[i], "'");
+  return s;
+}
+
+// Whether b holds a's 2-D float data transposed.
+bool IsTransposeOf(const Tensor& a, const Tensor& b) {
+  if (a.rank() != 2 || b.rank() != 2 || a.dtype() != b.dtype() || a.dtype() != DType::kFloat32) return false;
+  const int64_t r = a.dims()[0], c = a.dims()[1];
+  if (b.dims()[0] != c || b.dims()[1] != r || r == c || !a.raw() || !b.raw()) return false;
+  const float* x = a.data<float>();
+  const float* y = b.data<float>();
+  for (int64_t i = 0; i < r; ++i)
+    for (int64_t j = 0; j < c; ++j)
+      if (std::memcmp(&x[i * c + j], &y[j * r + i], sizeof(float)) != 0) return false;
+  return true;
+}
+
+// Follows Transpose/Identity/Cast chains from an initializer to the ops that really consume it.
+void RealConsumers(const Value* v, std::vector<const Node*>* out, int depth = 0) {
+  for (const Use& u : v->uses()) {
+    const std::string& op = u.node->op_type();
+    if (depth < 4 && (op == "Transpose" || op == "Identity" || op == "Cast") && u.node->num_outputs() == 1)
+      RealConsumers(u.node->output(0), out, depth + 1);
+    else
+      out->push_back(u.node);
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> MergedParameterWarnings(const Graph& g, const std::vector<std::string>& trainable,
+                                                 const std::vector<std::string>& missing, bool have_torch_list) {
+  std::vector<std::string> warnings;
+  if (!missing.empty())
+    warnings.push_back(StrCat(missing.size(), " PyTorch parameter", missing.size() == 1 ? " has" : "s have",
+                              " no initializer of their own in this file (", JoinNames(missing),
+                              "): the exporter's optimizer merged or folded them, so they cannot train as in "
+                              "PyTorch; ", kDynamoAdvice));
+
+  for (const std::string& name : trainable) {
+    const Value* v = g.FindValue(name);
+    if (!v) continue;
+    std::set<const Node*> norms;
+    for (const Use& u : v->uses())
+      if (u.input_index >= 1 && IsNormalization(u.node->op_type())) norms.insert(u.node);
+    if (norms.size() > 1)
+      warnings.push_back(StrCat("'", name, "' is the scale or bias of ", norms.size(),
+                                " normalisation layers (e.g. ", (*norms.begin())->Describe(),
+                                "): an exporter merged equal initial values into one tensor, which trains as one "
+                                "parameter where PyTorch trains ", norms.size(), "; ", kDynamoAdvice));
+  }
+
+  // Transposed copies: compare only pairs whose dims are swapped.
+  std::map<std::pair<int64_t, int64_t>, std::vector<const Value*>> by_dims;
+  for (const std::string& name : trainable)
+    if (const Value* v = g.FindValue(name); v && v->is_initializer() && v->initializer().rank() == 2)
+      by_dims[{v->initializer().dims()[0], v->initializer().dims()[1]}].push_back(v);
+  for (const auto& [dims, list] : by_dims) {
+    if (dims.first >= dims.second) continue;
+    auto other = by_dims.find({dims.second, dims.first});
+    if (other == by_dims.end()) continue;
+    for (const Value* a : list)
+      for (const Value* b : other->second)
+        if (IsTransposeOf(a->initializer(), b->initializer()))
+          warnings.push_back(StrCat("'", b->name(), "' is exactly the transpose of '", a->name(),
+                                    "': the exporter's constant folding copied one PyTorch parameter, which then "
+                                    "trains as two tensors; ", kLegacyAdvice));
+  }
+
+  if (!have_torch_list)
+    for (const std::string& name : trainable) {
+      const Value* v = g.FindValue(name);
+      if (!v) continue;
+      std::vector<const Node*> consumers;
+      RealConsumers(v, &consumers);
+      bool gather = false, matmul = false;
+      for (const Node* n : consumers) {
+        gather |= n->op_type() == "Gather";
+        matmul |= n->op_type() == "MatMul" || n->op_type() == "Gemm";
+      }
+      if (gather && matmul)
+        warnings.push_back(StrCat("'", name, "' is both an embedding table (Gather) and a projection weight "
+                                  "(MatMul/Gemm): fine when PyTorch ties them (GPT-2's lm_head), but if the model "
+                                  "has two parameters the exporter merged them; the file carries no PyTorch "
+                                  "parameter list to tell (", kDynamoAdvice, ")"));
+    }
+  return warnings;
+}
+
+}  // namespace dsc
