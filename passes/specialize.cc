@@ -1,7 +1,7 @@
 // specialize: binds symbolic dimensions to static sizes and re-infers every shape.
 //
 // Contract: dim 0 of every graph input is the batch dimension and is bound to the micro batch
-// size (PassContext::micro_batch); any other symbolic dim must be named in PassContext::dims
+// size (PassContext::micro_batch) — a fixed dim 0 must equal it; any other symbolic dim must be named in PassContext::dims
 // (--dim NAME=VALUE). A symbol is bound to one value everywhere it appears. Afterwards graph
 // inputs are fully static and all value types are re-inferred. Unbound symbols are an error
 // listing all of them. Shapes computed by shape arithmetic become static once fold-constants runs.
@@ -26,6 +26,14 @@ class SpecializePass : public GraphPass {
       if (!in->type.shape) return InvalidArgument("graph input '", in->name(), "' has unknown rank");
       if (in->type.shape->empty()) continue;
       const Dim& d0 = in->type.shape->front();
+      // A fixed batch the data loader would fill with another micro batch is refused here, before
+      // any run can read or write past the input.
+      if (d0.is_static() && ctx.micro_batch > 0 && d0.value != ctx.micro_batch)
+        return InvalidArgument("dim 0 (the batch dimension) of input '", in->name(), "' is fixed at ", d0.value,
+                               " but train_micro_batch_size_per_gpu is ", ctx.micro_batch,
+                               ": export with a dynamic batch dimension (torch.onnx.export(..., dynamo=True, "
+                               "dynamic_shapes=...) or dynamic_axes={name: {0: 'batch'}} with dynamo=False, or "
+                               "tools/export_for_training.py) or set train_micro_batch_size_per_gpu to ", d0.value);
       if (d0.is_static() || d0.symbol.empty() || ctx.micro_batch <= 0) continue;
       auto it = bound.find(d0.symbol);
       if (it != bound.end() && it->second != ctx.micro_batch)
