@@ -1,0 +1,138 @@
+// End-to-end on models exported by current PyTorch (models/current/, written by
+// models/export_current.py with torch 2.15 and transformers 5 in every exporter mode): every file
+// compiles and trains; a file that keeps one initializer per PyTorch parameter trains on exactly
+// PyTorch's parameters (count and elements) and follows PyTorch's 30-step Adam trajectory within
+// 1e-4 relative; a file whose exporter merged or folded parameters draws a warning naming them.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/testutil/test_util.h"
+
+namespace dsc {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::CommandResult;
+using testing::ShellQuote;
+
+constexpr double kRtol = 1e-4;
+
+const fs::path& CurrentDir() {
+  static const fs::path dir = fs::path(DSC_SOURCE_DIR) / "models" / "current";
+  return dir;
+}
+
+nlohmann::json ReadJson(const fs::path& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
+
+std::vector<nlohmann::json> ExportedFiles() {
+  std::vector<nlohmann::json> out;
+  const nlohmann::json manifest = ReadJson(CurrentDir() / "manifest.json");
+  for (const auto& f : manifest.at("files"))
+    if (f.at("status") == "ok") out.push_back(f);
+  return out;
+}
+
+std::string CaseName(const nlohmann::json& f) {
+  std::string s = f.at("model").get<std::string>() + "_" + f.at("mode").get<std::string>();
+  for (char& c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return s;
+}
+
+int64_t MatchInt(const std::string& text, const std::string& pattern) {
+  std::smatch m;
+  if (!std::regex_search(text, m, std::regex(pattern))) return -1;
+  return std::stoll(m[1].str());
+}
+
+// One exported file of the manifest; printed by its path.
+struct ExportCase {
+  nlohmann::json f;
+};
+void PrintTo(const ExportCase& c, std::ostream* os) { *os << c.f.at("file").get<std::string>(); }
+
+class CurrentExport : public ::testing::TestWithParam<ExportCase> {};
+
+TEST_P(CurrentExport, CompilesTrainsAndKeepsPyTorchsParameters) {
+  const nlohmann::json& f = GetParam().f;
+  const fs::path model = CurrentDir() / f.at("file").get<std::string>();
+  const fs::path model_dir = CurrentDir() / f.at("model").get<std::string>();
+  const fs::path config = fs::path(DSC_SOURCE_DIR) / "models" / "reference_configs" / "adam.json";
+  const nlohmann::json params = ReadJson(model_dir / "reference" / "parameters.json");
+  const auto want = ReadJson(model_dir / "reference" / "trajectories" / "adam.json").at("loss").get<std::vector<double>>();
+
+  testing::TempDir tmp;
+  const std::string plan = tmp.File("plan.dsplan"), metrics = tmp.File("metrics.jsonl");
+  CommandResult c = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote(model.string()) + " --config " +
+                                        ShellQuote(config.string()) + " -o " + ShellQuote(plan));
+  ASSERT_EQ(c.rc, 0) << c.output;
+
+  if (f.at("every_parameter_own_initializer").get<bool>()) {
+    EXPECT_EQ(c.output.find("warning:"), std::string::npos) << c.output;
+    EXPECT_EQ(MatchInt(c.output, R"(trainable parameters \((\d+)\):)"), params.at("trainable_count").get<int64_t>())
+        << c.output;
+    EXPECT_EQ(MatchInt(c.output, R"(total (\d+) elements)"), params.at("trainable_elements").get<int64_t>()) << c.output;
+  } else {
+    // The warning names at least one parameter the exporter merged or folded away.
+    std::vector<std::string> names = f.at("parameters_without_initializer").get<std::vector<std::string>>();
+    for (const auto& [kept, merged] : f.at("merged_initializers").items()) {
+      names.push_back(kept);
+      for (const auto& n : merged) names.push_back(n.get<std::string>());
+    }
+    for (const auto& m : f.at("mapped_by_value")) names.push_back(m.at("torch_name").get<std::string>());
+    bool named = false;
+    for (const std::string& n : names) named |= c.output.find("warning:") != std::string::npos &&
+                                                c.output.find("'" + n + "'") != std::string::npos;
+    EXPECT_TRUE(named) << "no warning names a merged parameter:\n" << c.output;
+  }
+
+  CommandResult r = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + " --data " +
+                                        ShellQuote((model_dir / "data").string()) + " --steps " +
+                                        std::to_string(want.size()) + " --no-shuffle -q --metrics " + ShellQuote(metrics));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  std::vector<double> got;
+  std::ifstream in(metrics);
+  for (std::string line; std::getline(in, line);) got.push_back(nlohmann::json::parse(line).at("loss").get<double>());
+  ASSERT_EQ(got.size(), want.size());
+  for (double l : got) ASSERT_TRUE(std::isfinite(l)) << "loss " << l;
+  // The first step runs before any update: every file computes PyTorch's initial loss.
+  EXPECT_LE(std::fabs(got[0] - want[0]), kRtol * std::fabs(want[0])) << got[0] << " vs PyTorch " << want[0];
+  if (!f.at("every_parameter_own_initializer").get<bool>()) return;
+  for (size_t i = 0; i < want.size(); ++i)
+    ASSERT_LE(std::fabs(got[i] - want[i]), kRtol * std::fabs(want[i]))
+        << "step " << i + 1 << ": loss " << got[i] << " vs PyTorch " << want[i];
+}
+
+std::vector<ExportCase> ExportCases() {
+  std::vector<ExportCase> out;
+  for (nlohmann::json& f : ExportedFiles()) out.push_back({std::move(f)});
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, CurrentExport, ::testing::ValuesIn(ExportCases()),
+                         [](const ::testing::TestParamInfo<ExportCase>& info) { return CaseName(info.param.f); });
+
+// Every model the generator knows is exported by at least the helper and the dynamo exporter.
+TEST(CurrentExports, EveryModelHasTheHelpersFile) {
+  std::set<std::string> models, with_helper;
+  const nlohmann::json manifest = ReadJson(CurrentDir() / "manifest.json");
+  for (const auto& f : manifest.at("files")) {
+    models.insert(f.at("model").get<std::string>());
+    if (f.at("mode") == "helper" && f.at("status") == "ok") with_helper.insert(f.at("model").get<std::string>());
+  }
+  EXPECT_GE(models.size(), 5u);
+  EXPECT_EQ(models, with_helper);
+}
+
+}  // namespace
+}  // namespace dsc

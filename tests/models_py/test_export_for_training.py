@@ -1,0 +1,194 @@
+#!/usr/bin/python3
+"""Checks for tools/export_for_training.py (parameter <-> initializer mapping, metadata) and the
+committed models/current/ files (manifest, references).
+
+    /usr/bin/python3 -m unittest tests/models_py/test_export_for_training.py -v
+
+Runs with Debian's torch 1.13 (the helper's legacy-exporter path); the current-PyTorch files were
+written by models/export_current.py under torch 2.15 and are only read here.
+"""
+
+import collections
+import copy
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+import onnx
+import onnx.numpy_helper
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import export_for_training as X  # noqa: E402
+
+CURRENT = os.path.join(ROOT, "models", "current")
+
+
+class TwoNorms(nn.Module):
+    """Two LayerNorms with equal initial values (what exporters like to merge) and a frozen weight."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(8, 16)
+        self.ln1 = nn.LayerNorm(16)
+        self.ln2 = nn.LayerNorm(16)
+        self.fc2 = nn.Linear(16, 4)
+        self.fc2.weight.requires_grad_(False)
+        self.unused = nn.Linear(2, 2)
+
+    def forward(self, x, y):
+        return F.cross_entropy(self.fc2(self.ln2(self.ln1(self.fc1(x)))), y)
+
+
+def _make():
+    torch.manual_seed(0)
+    return TwoNorms(), (torch.randn(4, 8), torch.randint(0, 4, (4,)))
+
+
+class HelperTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.path = os.path.join(self.tmp.name, "m.onnx")
+        self.module, self.args = _make()
+        self.logs = []
+        self.info = X.export_for_training(self.module, self.args, self.path, log=self.logs.append)
+        self.model = onnx.load(self.path)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_metadata_lists_exactly_the_used_parameters(self):
+        meta = X.read_metadata(self.model)
+        self.assertEqual(meta["version"], 1)
+        self.assertIn("torch %s" % torch.__version__, meta["exporter"])
+        used = ["fc1.weight", "fc1.bias", "ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias", "fc2.bias"]
+        self.assertEqual([e["torch_name"] for e in meta["trainable"]], used)
+        self.assertEqual([e["initializer"] for e in meta["trainable"]], used)
+        self.assertEqual(meta["frozen"], [{"initializer": "fc2.weight", "torch_name": "fc2.weight"}])
+        self.assertTrue(any("'unused.weight' is not used" in m for m in self.logs), self.logs)
+        self.assertTrue(any("7 trainable parameters" in m for m in self.logs), self.logs)
+
+    def test_initializers_hold_the_module_weights(self):
+        inits = {t.name: onnx.numpy_helper.to_array(t) for t in self.model.graph.initializer}
+        for e in X.read_metadata(self.model)["trainable"]:
+            p = dict(self.module.named_parameters())[e["torch_name"]]
+            np.testing.assert_array_equal(inits[e["initializer"]], p.detach().numpy())
+        self.assertEqual([i.name for i in self.model.graph.input], ["x", "y"])
+        self.assertEqual(self.model.graph.input[0].type.tensor_type.shape.dim[0].dim_param, "batch")
+        onnx.checker.check_model(self.model)
+
+    def _remap(self, edit):
+        m = copy.deepcopy(self.model)
+        edit(m.graph)
+        return X.map_parameters(m, self.module, unused={"unused.weight", "unused.bias"})
+
+    @staticmethod
+    def _init(g, name):
+        return next(t for t in g.initializer if t.name == name)
+
+    def test_renamed_and_transposed_initializers_map_by_value(self):
+        def edit(g):
+            self._init(g, "fc1.bias").name = "onnx::Add_7"
+            w = self._init(g, "fc1.weight")
+            w.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(w).T.copy(), "onnx::MatMul_9"))
+        r = self._remap(edit)
+        self.assertEqual(r["problems"], [])
+        by_torch = {e["torch_name"]: e for e in r["trainable"]}
+        self.assertEqual(by_torch["fc1.bias"], {"initializer": "onnx::Add_7", "torch_name": "fc1.bias"})
+        self.assertEqual(by_torch["fc1.weight"],
+                         {"initializer": "onnx::MatMul_9", "torch_name": "fc1.weight", "transposed": True})
+
+    def test_merged_equal_valued_initializers_are_refused(self):
+        def edit(g):
+            for name in ("ln2.weight", "ln2.bias"):
+                g.initializer.remove(self._init(g, name))
+        r = self._remap(edit)
+        self.assertEqual(r["merged"], {"ln1.weight": ["ln1.weight", "ln2.weight"],
+                                       "ln1.bias": ["ln1.bias", "ln2.bias"]})
+        self.assertEqual(len(r["problems"]), 2)
+        self.assertIn("'ln2.weight' has no initializer of its own", r["problems"][0])
+
+    def test_folded_and_duplicated_parameters_are_refused(self):
+        def edit(g):
+            g.initializer.remove(self._init(g, "fc1.bias"))
+            copy_ = onnx.numpy_helper.to_array(self._init(g, "fc1.weight")).T.copy()
+            g.initializer.append(onnx.numpy_helper.from_array(copy_, "val_3"))
+            g.initializer.append(onnx.numpy_helper.from_array(np.array(2.0, np.float32), "val_4"))
+        r = self._remap(edit)
+        self.assertEqual(r["missing"], ["fc1.bias"])
+        self.assertEqual(r["duplicates"], [{"initializer": "val_3", "copy_of": "fc1.weight"}])
+        self.assertEqual(r["constants"], [{"initializer": "val_4", "dtype": "float32", "shape": []}])
+        self.assertEqual(len(r["problems"]), 2)
+
+    def test_cli_show(self):
+        import subprocess
+        out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "export_for_training.py"),
+                              "--show", self.path], capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout), X.read_metadata(self.model))
+
+
+@unittest.skipUnless(os.path.exists(os.path.join(CURRENT, "manifest.json")), "no models/current")
+class CurrentModelsTest(unittest.TestCase):
+    def setUp(self):
+        with open(os.path.join(CURRENT, "manifest.json")) as f:
+            self.manifest = json.load(f)
+
+    def test_manifest_describes_the_files(self):
+        listed = set()
+        for e in self.manifest["files"]:
+            path = os.path.join(CURRENT, e["file"])
+            self.assertTrue(os.path.exists(os.path.join(CURRENT, e["reference"])), e["reference"])
+            if e["status"] != "ok":
+                self.assertFalse(os.path.exists(path), path)
+                self.assertTrue(e["error"], e["file"])
+                continue
+            listed.add(e["file"])
+            m = onnx.load(path)
+            ops = collections.Counter(n.op_type for n in m.graph.node)
+            if not m.functions:
+                self.assertEqual(dict(ops), e["op_types"], e["file"])
+            self.assertEqual(len(m.graph.initializer), e["initializers"], e["file"])
+            self.assertEqual(m.ir_version, e["ir_version"], e["file"])
+            self.assertLess(os.path.getsize(path), 1 << 20, e["file"])
+            if e["mode"] in ("helper", "dynamo_default_noopt", "dynamo18_noopt"):
+                self.assertTrue(e["every_parameter_own_initializer"], e["file"])
+        on_disk = {os.path.relpath(os.path.join(b, f), CURRENT)
+                   for b, _, fs in os.walk(CURRENT) for f in fs if f.endswith(".onnx")}
+        self.assertEqual(on_disk, listed)
+
+    def test_helper_files_list_pytorchs_parameters(self):
+        for e in self.manifest["files"]:
+            if e["mode"] != "helper" or e["status"] != "ok":
+                continue
+            d = os.path.join(CURRENT, e["model"])
+            with open(os.path.join(d, "reference", "parameters.json")) as f:
+                params = json.load(f)
+            m = onnx.load(os.path.join(CURRENT, e["file"]))
+            meta = X.read_metadata(m)
+            want = [p["name"] for p in params["parameters"] if p["trainable"]]
+            self.assertEqual(sorted(x["torch_name"] for x in meta["trainable"]), sorted(want), e["file"])
+            self.assertEqual(params["trainable_count"], len(meta["trainable"]))
+            shapes = {p["name"]: p["shape"] for p in params["parameters"]}
+            inits = {t.name: list(t.dims) for t in m.graph.initializer}
+            for x in meta["trainable"]:
+                s = shapes[x["torch_name"]]
+                self.assertEqual(inits[x["initializer"]], s[::-1] if x.get("transposed") else s)
+            for name in params["inputs"]:
+                a = np.load(os.path.join(d, "data", name + ".npy"))
+                self.assertEqual(list(a.shape), params["inputs"][name]["shape"])
+            with open(os.path.join(CURRENT, e["reference"])) as f:
+                ref = json.load(f)
+            self.assertEqual(len(ref["loss"]), ref["steps"])
+            self.assertTrue(all(np.isfinite(ref["loss"])))
+            self.assertLess(ref["loss"][-1], ref["loss"][0])
+
+
+if __name__ == "__main__":
+    unittest.main()
