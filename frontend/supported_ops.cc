@@ -1,6 +1,7 @@
 // Operator support table.
 #include "frontend/supported_ops.h"
 
+#include <algorithm>
 #include <set>
 
 #include "onnx/defs/schema.h"
@@ -50,6 +51,14 @@ std::string ExportAdvice() {
                 "; with the legacy exporter: torch.onnx.export(model, args, f, dynamo=False, opset_version=17 or 18)");
 }
 
+std::vector<std::pair<std::string, const char*>> SupportedOps() {
+  std::vector<std::pair<std::string, const char*>> out;
+  for (const std::string& op : ComputeOps()) out.emplace_back(op, "compute");
+  for (const std::string& op : ShapeOps()) out.emplace_back(op, "folded");
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 bool IsShapeComputationOp(const std::string& op_type) { return ShapeOps().count(op_type) > 0; }
 
 bool IsSupportedOp(const std::string& domain, const std::string& op_type) {
@@ -61,15 +70,23 @@ bool IsSupportedOp(const std::string& domain, const std::string& op_type) {
 Status CheckSupportedOps(const Graph& g) {
   std::string list;
   int count = 0;
+  bool custom = false;
   for (const auto& n : g.nodes()) {
     if (IsSupportedOp(n->domain(), n->op_type())) continue;
     auto it = g.opsets.find(n->domain());
     int64_t opset = it == g.opsets.end() ? 0 : it->second;
     list += StrCat("\n  ", n->Describe(), ", opset ", opset);
+    custom |= !n->domain().empty();
     ++count;
   }
   if (count == 0) return Status::OK();
-  return Unimplemented(count, " node", count == 1 ? "" : "s", " use unsupported operators:", list);
+  return Unimplemented(count, " node", count == 1 ? "" : "s", " use unsupported operators:", list,
+                       custom ? "\nOps of other domains (e.g. com.microsoft) come from a runtime's graph optimizer "
+                                "(onnxruntime's transformers optimizer): compile the file torch.onnx.export wrote."
+                              : "",
+                       "\n`dscompile --list-ops` lists the supported operators; models exported by "
+                       "torch.onnx.export(..., dynamo=True) or tools/export_for_training.py use them for GPT-2, Llama, "
+                       "BERT, ViT and SDPA blocks.");
 }
 
 }  // namespace dsc

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "ir/graph.h"
 
@@ -21,6 +23,9 @@ std::string ExportAdvice();
 bool IsShapeComputationOp(const std::string& op_type);
 // Ops the compiler can train through (the autodiff/kernel set) or fold away.
 bool IsSupportedOp(const std::string& domain, const std::string& op_type);
+// Every supported default-domain op, sorted, each with "compute" or "folded" (shape-only ops that
+// must become constants); what `dscompile --list-ops` prints.
+std::vector<std::pair<std::string, const char*>> SupportedOps();
 
 // One error listing every node whose op is unsupported: name, op, opset.
 Status CheckSupportedOps(const Graph& g);

@@ -6,6 +6,7 @@
 #include "backend/plan_file.h"
 #include "frontend/config/ds_config.h"
 #include "frontend/onnx_import.h"
+#include "frontend/supported_ops.h"
 #include "kernels/kernel.h"
 #include "passes/pass_manager.h"
 #include "runtime/lr_schedule.h"
@@ -42,6 +43,7 @@ options:
   --freeze NAME|REGEX       keep matching initializers fixed (repeatable; full-match regex)
   --passes=a,b,c            run exactly these passes instead of the default pipeline
   --list-passes             print the pass names of the default pipeline and exit
+  --list-ops                print the supported ONNX operators (compute, or folded to constants)
   --stop-after-pass-num=N   run only the first N passes (to bisect a bad pass)
   --dump-dir DIR            write NN-<pass>.onnx.txt and NN-<pass>.onnx after every pass
   --print-ir-after=PASS|all print the IR after the named pass(es) on stdout (repeatable)
@@ -53,7 +55,7 @@ options:
 const std::vector<FlagSpec> kFlags = {
     {"-o", true},          {"--config", true},       {"--world-size", true},   {"--strict-config", false},
     {"--explain-config", false}, {"--lr-schedule", true}, {"--dim", true, true},  {"--loss", true},
-    {"--freeze", true, true}, {"--trainable", true, true}, {"--passes", true},     {"--list-passes", false}, {"--stop-after-pass-num", true},
+    {"--freeze", true, true}, {"--trainable", true, true}, {"--passes", true},     {"--list-passes", false}, {"--list-ops", false}, {"--stop-after-pass-num", true},
     {"--dump-dir", true},  {"--print-ir-after", true, true}, {"--time-passes", false}, {"-q", false},
     {"--quiet", false},    {"-h", false},            {"--help", false}};
 
@@ -231,6 +233,12 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   std::optional<ParsedArgs> args = ParseCommandLine("dscompile", argc, argv, kFlags, kUsage, &exit_code);
   if (!args) return exit_code;
+  if (args->Has("--list-ops")) {
+    std::cout << "default-domain opsets " << kMinOpset << " to " << MaxOpset() << "; " << SupportedOps().size()
+              << " operators (folded: shape-only, must become constants):\n";
+    for (const auto& [op, kind] : SupportedOps()) std::cout << "  " << op << "  " << kind << "\n";
+    return 0;
+  }
   if (args->Has("--list-passes")) {
     for (PassId id : DefaultPipeline()) std::cout << PassName(id) << "\n";
     return 0;

@@ -173,6 +173,8 @@ TEST(ImportErrors, UnknownOpsAllListed) {
   EXPECT_NE(e.find("2 nodes use unsupported operators"), std::string::npos) << e;
   EXPECT_NE(e.find("'mul' (com.example.Frobnicate)"), std::string::npos) << e;
   EXPECT_NE(e.find("'zap' (com.example.Zap)"), std::string::npos) << e;
+  EXPECT_NE(e.find("Ops of other domains"), std::string::npos) << e;
+  EXPECT_NE(e.find("dscompile --list-ops"), std::string::npos) << e;
 }
 
 TEST(ImportErrors, UnsupportedStandardOp) {
@@ -182,6 +184,8 @@ TEST(ImportErrors, UnsupportedStandardOp) {
   m.mutable_graph()->mutable_node(0)->add_input("x");
   std::string e = ImportError(m);
   EXPECT_NE(e.find("'mul' (Hardmax), opset 17"), std::string::npos) << e;
+  EXPECT_EQ(e.find("Ops of other domains"), std::string::npos) << e;
+  EXPECT_NE(e.find("dscompile --list-ops"), std::string::npos) << e;
 }
 
 TEST(ImportErrors, CyclicGraph) {

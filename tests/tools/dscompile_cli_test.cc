@@ -35,8 +35,27 @@ TEST(DscompileCli, HelpListsEveryFlag) {
   EXPECT_EQ(r.rc, 0);
   for (const char* flag : {"--config", "--world-size", "--dump-dir", "--print-ir-after", "--passes",
                            "--stop-after-pass-num", "--time-passes", "--dim", "--loss", "--freeze",
-                           "--explain-config", "--lr-schedule", "--strict-config"})
+                           "--explain-config", "--lr-schedule", "--strict-config", "--trainable", "--list-ops"})
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
+}
+
+TEST(DscompileCli, ListOpsNamesTheOpsCurrentExportersWrite) {
+  CommandResult r = Dscompile("--list-ops");
+  ASSERT_EQ(r.rc, 0) << r.output;
+  for (const char* op : {"  Gelu  compute", "  Attention  compute", "  RMSNormalization  compute",
+                         "  GatherND  compute", "  Shape  folded", "  MatMul  compute"})
+    EXPECT_NE(r.output.find(op), std::string::npos) << op << "\n" << r.output;
+}
+
+TEST(DscompileCli, TrainableReplacesTheParameterChoice) {
+  testing::TempDir dir;
+  CommandResult r = Dscompile(GptArgs(dir.File("gpt.dsplan")) + " --trainable 'transformer\\.ln_f\\..*'");
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("parameters chosen by --trainable"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("trainable parameters (2):"), std::string::npos) << r.output;
+  CommandResult typo = Dscompile(GptArgs(dir.File("typo.dsplan")) + " --trainable 'ln_f'");
+  EXPECT_NE(typo.rc, 0);
+  EXPECT_NE(typo.output.find("--trainable 'ln_f' matches no float initializer"), std::string::npos) << typo.output;
 }
 
 TEST(DscompileCli, CompilesGptAndDumpsEveryPass) {
