@@ -2,6 +2,8 @@
 // from torch.export's per-initializer kinds and graph signature.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "frontend/torch_parameters.h"
 
 namespace dsc {
@@ -116,6 +118,50 @@ TEST(TorchParameters, MalformedEntriesNameTheKey) {
     StatusOr<TorchParameters> p = ParseTorchParameters(bad);
     ASSERT_FALSE(p.ok()) << bad;
     EXPECT_NE(p.status().message().find("dscompile.parameters"), std::string::npos) << p.status().message();
+  }
+}
+
+// Byte mutations of a valid entry and of a graph signature: never a crash, always a message or a
+// usable result, and every name a result lists is an initializer of the model.
+TEST(TorchParameters, MutatedEntriesNeverCrash) {
+  const std::string entry =
+      R"({"version": 1, "exporter": "x", "trainable": [{"initializer": "w", "torch_name": "fc.weight"}, "b"],)"
+      R"( "frozen": [{"initializer": "f"}], "missing": ["m"], "tied": ["t"]})";
+  const std::string signature = "\n# inputs\np_w: PARAMETER target='w'\np_q: PARAMETER target='q'\nb_f: BUFFER target='f'\n";
+  const std::string alphabet = "{}[]\":,' \n\\0123456789abcdefghijklmnopqrstuvwxyz_.-PARAMETER";
+  std::mt19937 rng(7);
+  for (int i = 0; i < 3000; ++i) {
+    std::string e = entry, sig = signature;
+    for (std::string* text : {&e, &sig}) {
+      const int edits = 1 + static_cast<int>(rng() % 4);
+      for (int k = 0; k < edits && !text->empty(); ++k) {
+        const size_t at = rng() % text->size();
+        switch (rng() % 3) {
+          case 0: (*text)[at] = alphabet[rng() % alphabet.size()]; break;
+          case 1: text->erase(at, 1 + rng() % 3); break;
+          default: text->insert(at, 1, alphabet[rng() % alphabet.size()]);
+        }
+      }
+    }
+    StatusOr<TorchParameters> parsed = ParseTorchParameters(e);
+    if (!parsed.ok()) EXPECT_NE(parsed.status().message().find("dscompile.parameters"), std::string::npos);
+
+    for (bool helper : {true, false}) {
+      onnx::ModelProto m;
+      for (const char* name : {"w", "b", "f"}) AddInitializer(&m, name, helper ? nullptr : "PARAMETER");
+      if (helper) SetModelMeta(&m, kTorchParametersKey, e);
+      auto* p = m.mutable_graph()->add_metadata_props();
+      p->set_key("pkg.torch.export.ExportedProgram.graph_signature");
+      p->set_value(sig);
+      Status s = RecordTorchParameters(&m);
+      if (!s.ok()) {
+        EXPECT_FALSE(s.message().empty());
+        continue;
+      }
+      StatusOr<TorchParameters> rec = Recorded(m);
+      ASSERT_TRUE(rec.ok()) << rec.status().ToString();  // what the importer accepts, select-loss can read
+      for (const std::string& n : rec->trainable) EXPECT_TRUE(n == "w" || n == "b" || n == "f") << n;
+    }
   }
 }
 
