@@ -2,7 +2,7 @@
 #include "frontend/torch_parameters.h"
 
 #include <map>
-#include <regex>
+#include <string_view>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -22,18 +22,26 @@ const std::string* FindProp(const google::protobuf::RepeatedPtrField<onnx::Strin
 }
 
 // "p_fc_weight: PARAMETER target='fc.weight'" lines of torch.export's printed graph signature:
-// placeholder name -> parameter name.
+// placeholder name -> parameter name. Parsed by hand: the text comes from the file, and
+// std::regex recurses per character, so a long line could exhaust the stack.
 std::map<std::string, std::string> SignatureParameters(const std::string& signature) {
-  static const std::regex line(R"(^\s*(\S+):\s*PARAMETER\s+target='([^']*)')");
   std::map<std::string, std::string> out;
   size_t start = 0;
-  while (start <= signature.size()) {
+  while (start < signature.size()) {
     size_t end = signature.find('\n', start);
     if (end == std::string::npos) end = signature.size();
-    std::smatch m;
-    const std::string l = signature.substr(start, end - start);
-    if (std::regex_search(l, m, line)) out[m[1].str()] = m[2].str();
+    std::string_view line(signature.data() + start, end - start);
     start = end + 1;
+    const size_t b = line.find_first_not_of(" \t");
+    if (b == std::string_view::npos) continue;
+    line.remove_prefix(b);
+    const size_t colon = line.find(": PARAMETER target='");
+    if (colon == std::string_view::npos || colon == 0 || line.substr(0, colon).find_first_of(" \t") != std::string_view::npos)
+      continue;
+    const size_t name_at = colon + std::string_view(": PARAMETER target='").size();
+    const size_t quote = line.find('\'', name_at);
+    if (quote == std::string_view::npos) continue;
+    out[std::string(line.substr(0, colon))] = std::string(line.substr(name_at, quote - name_at));
   }
   return out;
 }
