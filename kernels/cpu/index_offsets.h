@@ -75,6 +75,7 @@ struct NdOffsets {
 // GatherElements/ScatterElements geometry: element e of indices (row-major over idx dims) maps to
 // data at the same coordinates except along `axis`, where the index value is used.
 struct ElementOffsets {
+  static constexpr int64_t inner = 1;  // one element per index, where NdOffsets moves a slice
   int64_t axis = 0, axis_size = 0;
   std::vector<int64_t> idx_dims, data_strides;
 

@@ -1,11 +1,11 @@
 // GatherND (batch_dims), ScatterND (reduction none/add/mul/max/min) and GatherNDGrad, the
 // scatter-add adjoint of GatherND (ir/dsc_ops.h). Negative indices count from the end.
-#include <algorithm>
 #include <cstring>
 
 #include "ir/dsc_ops.h"
 #include "kernels/cpu/index_offsets.h"
 #include "kernels/cpu/nn_util.h"
+#include "kernels/cpu/scatter_gather.h"
 
 namespace dsc::cpu {
 namespace {
@@ -45,73 +45,27 @@ class GatherNDKernel : public OpKernel {
 };
 
 // Y = copy of data, then Y[idx[t]] = f(Y[idx[t]], updates[t]) in index order.
-class ScatterNDKernel : public OpKernel {
- public:
-  Status Init(const Node& node) {
-    describe_ = node.Describe();
-    ASSIGN_OR_RETURN(auto data, StaticDims(node.input(0)));
-    ASSIGN_OR_RETURN(auto idx, StaticDims(node.input(1)));
-    ASSIGN_OR_RETURN(auto upd, StaticDims(node.input(2)));
-    RETURN_IF_ERROR(CheckIndexDType(node.input(1)->type.dtype));
-    RETURN_IF_ERROR(nd_.Init(data, idx, 0));
+class ScatterNDKernel final : public ScatterKernel<NdOffsets> {
+  Status InitPlan(const Node&, const std::vector<int64_t>& data, const std::vector<int64_t>& idx,
+                  const std::vector<int64_t>& upd) override {
+    RETURN_IF_ERROR(plan_.Init(data, idx, 0));  // ScatterND has no batch_dims
     std::vector<int64_t> expect(idx.begin(), idx.end() - 1);
-    expect.insert(expect.end(), data.begin() + nd_.k, data.end());
+    expect.insert(expect.end(), data.begin() + plan_.k, data.end());
     if (upd != expect)
       return InvalidArgument("updates ", nn::DimsToString(upd), " must be ", nn::DimsToString(expect));
-    dtype_ = node.input(0)->type.dtype;
-    ASSIGN_OR_RETURN(reduction_, ParseScatterReduction(node.GetString("reduction", "none")));
-    if (!ScatterDTypeSupports(dtype_, reduction_))
-      return Unimplemented("reduction '", node.GetString("reduction", "none"), "' on ", DTypeName(dtype_));
-    bytes_ = static_cast<size_t>(Product(data)) * DTypeSize(dtype_);
     return Status::OK();
   }
-
-  Status Compute(KernelContext& ctx) override {
-    RETURN_IF_ERROR(nd_.Compute(ctx.input(1), describe_, offsets_));
-    void* y = ctx.output(0).ptr;
-    if (y != ctx.input(0).ptr && bytes_ > 0) std::memcpy(y, ctx.input(0).ptr, bytes_);
-    ScatterAnyDType(dtype_, y, ctx.input(2).ptr, offsets_, nd_.inner, reduction_);
-    return Status::OK();
-  }
-
- private:
-  std::string describe_;
-  NdOffsets nd_;
-  DType dtype_ = DType::kFloat32;
-  ScatterReduction reduction_ = ScatterReduction::kNone;
-  size_t bytes_ = 0;
-  std::vector<int64_t> offsets_;
 };
 
 // GatherNDGrad<batch_dims>(dY, indices) -> dData: zeros, then dData[idx[t]] += dY[t].
-class GatherNDGradKernel : public OpKernel {
- public:
-  Status Init(const Node& node) {
-    describe_ = node.Describe();
-    ASSIGN_OR_RETURN(auto data, StaticDims(node.output(0)));
-    ASSIGN_OR_RETURN(auto idx, StaticDims(node.input(1)));
-    ASSIGN_OR_RETURN(auto dy, StaticDims(node.input(0)));
-    RETURN_IF_ERROR(CheckIndexDType(node.input(1)->type.dtype));
-    RETURN_IF_ERROR(nd_.Init(data, idx, node.GetInt("batch_dims", 0)));
-    if (Product(dy) != nd_.batch * nd_.tuples * nd_.inner)
-      return InvalidArgument("dY has ", Product(dy), " elements, GatherND gives ", nd_.batch * nd_.tuples * nd_.inner);
-    numel_ = Product(data);
+class GatherNDGradKernel final : public GatherGradKernel<NdOffsets> {
+  Status InitPlan(const Node& node, const std::vector<int64_t>& data, const std::vector<int64_t>& idx,
+                  const std::vector<int64_t>& dy) override {
+    RETURN_IF_ERROR(plan_.Init(data, idx, node.GetInt("batch_dims", 0)));
+    if (Product(dy) != plan_.batch * plan_.tuples * plan_.inner)
+      return InvalidArgument("dY has ", Product(dy), " elements, GatherND gives ", plan_.batch * plan_.tuples * plan_.inner);
     return Status::OK();
   }
-
-  Status Compute(KernelContext& ctx) override {
-    RETURN_IF_ERROR(nd_.Compute(ctx.input(1), describe_, offsets_));
-    float* dd = ctx.output(0).data<float>();
-    std::fill(dd, dd + numel_, 0.0f);
-    ScatterSlices(dd, ctx.input(0).data<float>(), offsets_, nd_.inner, ScatterReduction::kAdd);
-    return Status::OK();
-  }
-
- private:
-  std::string describe_;
-  NdOffsets nd_;
-  int64_t numel_ = 0;
-  std::vector<int64_t> offsets_;
 };
 
 [[maybe_unused]] const bool kGatherND = RegisterForMovementDTypes("GatherND", MakeFactory<GatherNDKernel>());
