@@ -5,9 +5,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "frontend/decompose_ops.h"
 #include "frontend/external_data.h"
 #include "frontend/fold_sequences.h"
 #include "frontend/supported_ops.h"
+#include "frontend/torch_node_metadata.h"
 #include "frontend/torch_parameters.h"
 #include "ir/onnx_convert.h"
 #include "ir/shape_inference.h"
@@ -88,7 +90,10 @@ Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, std::uni
     return InvalidArgument("ONNX checker: ", e.what());
   }
   RETURN_IF_ERROR(RecordTorchParameters(&model));
+  RETURN_IF_ERROR(RecordEmbeddingPadding(&model));
+  RETURN_IF_ERROR(RestoreBatchNormTraining(&model));
   RETURN_IF_ERROR(FoldSequenceOps(&model));
+  RETURN_IF_ERROR(DecomposeOps(&model));
   ASSIGN_OR_RETURN(*out, GraphFromOnnx(model));
   RETURN_IF_ERROR(CheckSupportedOps(**out));
   RETURN_IF_ERROR(InferShapes(**out));

@@ -1,6 +1,8 @@
 // Operator support table.
 #include "frontend/supported_ops.h"
 
+#include "frontend/decompose_ops.h"
+
 #include <algorithm>
 #include <set>
 
@@ -26,12 +28,15 @@ const std::set<std::string>& ComputeOps() {
       // Opset 23 transformer ops.
       "RMSNormalization", "RotaryEmbedding", "Attention",
       // Indexing (torch.gather/scatter, advanced indexing, index_put) and torch.einsum.
-      "GatherElements", "GatherND", "ScatterElements", "ScatterND", "Einsum"};
+      "GatherElements", "GatherND", "ScatterElements", "ScatterND", "Einsum",
+      // DeBERTa: log-bucketed relative positions (no gradient flows through Sign), repeated
+      // relative-position embeddings (Tile, trained through).
+      "Sign", "Tile"};
   return ops;
 }
 
 const std::set<std::string>& ShapeOps() {
-  static const std::set<std::string> ops = {"Shape", "Size", "ConstantOfShape", "Range", "Tile",
+  static const std::set<std::string> ops = {"Shape", "Size", "ConstantOfShape", "Range",
                                             "ReduceProd", "LessOrEqual", "GreaterOrEqual", "Floor", "Ceil",
                                             "Mod", "Xor", "ReduceMax", "ReduceMin"};
   return ops;
@@ -55,6 +60,7 @@ std::vector<std::pair<std::string, const char*>> SupportedOps() {
   std::vector<std::pair<std::string, const char*>> out;
   for (const std::string& op : ComputeOps()) out.emplace_back(op, "compute");
   for (const std::string& op : ShapeOps()) out.emplace_back(op, "folded");
+  for (const std::string& op : DecomposedOps()) out.emplace_back(op, "decomposed");
   std::sort(out.begin(), out.end());
   return out;
 }

@@ -1,6 +1,8 @@
 // Reading PyTorch's parameter list from an ONNX model.
 #include "frontend/torch_parameters.h"
 
+#include "frontend/torch_node_metadata.h"
+
 #include <map>
 #include <string_view>
 #include <set>
@@ -14,12 +16,6 @@ constexpr const char* kKindKey = "pkg.torch.export.graph_signature.InputSpec.kin
 constexpr const char* kOriginalNameKey = "pkg.torch.onnx.original_node_name";
 constexpr const char* kSignatureKey = "pkg.torch.export.ExportedProgram.graph_signature";
 
-const std::string* FindProp(const google::protobuf::RepeatedPtrField<onnx::StringStringEntryProto>& props,
-                            const std::string& key) {
-  for (const auto& p : props)
-    if (p.key() == key) return &p.value();
-  return nullptr;
-}
 
 // "p_fc_weight: PARAMETER target='fc.weight'" lines of torch.export's printed graph signature:
 // placeholder name -> parameter name. Parsed by hand: the text comes from the file, and

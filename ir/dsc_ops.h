@@ -20,8 +20,10 @@
 //                                               any output may be omitted (empty name)
 //   MaxPoolGrad<pool attrs>(dY, X) -> dX        gradient routed to the first max of each window
 //   AveragePoolGrad<pool attrs>(dY) -> dX       count_include_pad honoured; dX shape from its type
-//   GatherGrad<axis>(dY, indices) -> dData      scatter-add into zeros; dData shape from its type;
-//                                               negative indices wrap as in Gather
+//   GatherGrad<axis[, padding_idx]>(dY, indices) -> dData   scatter-add into zeros; dData shape
+//                                               from its type; negative indices wrap as in Gather;
+//                                               indices equal to padding_idx (nn.Embedding's,
+//                                               default -1 = none) add nothing
 //   GatherElementsGrad<axis>(dY, indices) -> dData   scatter-add of dY into zeros at the elements
 //                                               GatherElements read; dData shape from its type
 //   GatherNDGrad<batch_dims>(dY, indices) -> dData   scatter-add of dY's slices into zeros at the

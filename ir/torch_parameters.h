@@ -19,6 +19,13 @@ namespace dsc {
 //    "tied":      [PyTorch parameter names sharing another's tensor, so its initializer]}   (optional)
 inline constexpr const char* kTorchParametersKey = "dscompile.parameters";
 
+// metadata_props key for nn.Embedding's padding_idx, which ONNX's Gather cannot express: JSON
+// {"VALUE": K, ...}, the data input of Gather(axis=0) nodes -> the row PyTorch gives no gradient.
+// Written by tools/export_for_training.py (per parameter initializer), or by the frontend from the
+// dynamo exporter's per-node "pkg.torch.onnx.fx_node" text (aten.embedding.default(w, idx, K));
+// autodiff gives those Gathers' GatherGrad the attribute padding_idx = K.
+inline constexpr const char* kEmbeddingPaddingKey = "dscompile.embedding_padding";
+
 // The parsed entry; `present` is false when the model carries none.
 struct TorchParameters {
   bool present = false;

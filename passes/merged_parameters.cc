@@ -4,7 +4,8 @@
 //  - torch.export's graph signature lists parameters that have no initializer (the dynamo
 //    exporter's optimizer merged initializers with equal values, e.g. LayerNorm weights of ones);
 //  - one initializer is the scale or bias of several normalisation layers (the same merge, seen in
-//    the graph when the file has no signature);
+//    the graph when the file has no signature; not checked when a complete PyTorch parameter list
+//    says the sharing is PyTorch's own module reuse);
 //  - one 2-D initializer is exactly the transpose of another (the legacy exporter's constant
 //    folding of Transpose(weight) copies a parameter that is also used untransposed);
 //  - without a parameter list: one initializer is both a Gather table and a MatMul/Gemm weight
@@ -73,7 +74,12 @@ std::vector<std::string> MergedParameterWarnings(const Graph& g, const std::vect
                               "): the exporter's optimizer merged or folded them, so they cannot train as in "
                               "PyTorch; ", kDynamoAdvice));
 
+  // A PyTorch parameter list with nothing missing accounts for every parameter (the export helper
+  // refuses merges; torch.export's signature names each merged one): several normalisation nodes
+  // on one tensor are then PyTorch's own reuse of a module (ALBERT's shared layers).
+  const bool reuse_is_pytorchs = have_torch_list && missing.empty();
   for (const std::string& name : trainable) {
+    if (reuse_is_pytorchs) break;
     const Value* v = g.FindValue(name);
     if (!v) continue;
     std::set<const Node*> norms;
@@ -83,7 +89,10 @@ std::vector<std::string> MergedParameterWarnings(const Graph& g, const std::vect
       warnings.push_back(StrCat("'", name, "' is the scale or bias of ", norms.size(),
                                 " normalisation layers (e.g. ", (*norms.begin())->Describe(),
                                 "): an exporter merged equal initial values into one tensor, which trains as one "
-                                "parameter where PyTorch trains ", norms.size(), "; ", kDynamoAdvice));
+                                "parameter where PyTorch trains ", norms.size(),
+                                have_torch_list ? "" : " (unless the model reuses one module, as ALBERT's shared "
+                                                       "layers do: the file carries no PyTorch parameter list to tell)",
+                                "; ", kDynamoAdvice));
   }
 
   // Transposed copies: compare only pairs whose dims are swapped.

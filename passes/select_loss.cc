@@ -164,6 +164,24 @@ class SelectLossPass : public GraphPass {
                   << JoinQuoted(unreached) << "\n";
       for (const std::string& w : MergedParameterWarnings(g, info.parameters, torch_list.missing, by_list))
         *ctx.warn << "dscompile: warning: " << w << "\n";
+      // nn.Embedding's padding_idx is not in ONNX: without the helper's or dynamo's record of it
+      // (kEmbeddingPaddingKey), an embedding table trains every row.
+      if (!by_list && !g.metadata.count(kEmbeddingPaddingKey)) {
+        std::vector<std::string> tables;
+        for (const std::string& name : info.parameters)
+          if (const Value* v = g.FindValue(name))
+            for (const Use& u : v->uses())
+              if (u.node->op_type() == "Gather" && u.input_index == 0 && u.node->GetInt("axis", 0) == 0) {
+                tables.push_back(name);
+                break;
+              }
+        if (!tables.empty())
+          *ctx.warn << "dscompile: note: " << JoinQuoted(tables)
+                    << (tables.size() == 1 ? " is an embedding table" : " are embedding tables")
+                    << " and this file does not say whether PyTorch's nn.Embedding has a padding_idx (a row "
+                       "PyTorch never trains); if it has, export with tools/export_for_training.py or "
+                       "torch.onnx.export(..., dynamo=True), which record it\n";
+      }
     }
     const char* rule = by_option ? "--trainable"
                        : by_list ? "the model's PyTorch parameter list"

@@ -135,7 +135,8 @@ Status CheckKernelsExist(const Module& m) {
       ++count;
     }
   if (count == 0) return Status::OK();
-  return Unimplemented(count, " node", count == 1 ? "" : "s", " have no CPU kernel for their attributes and shapes:",
+  return Unimplemented(count, " node", count == 1 ? " has" : "s have", " no CPU kernel for ",
+                       count == 1 ? "its" : "their", " attributes and shapes:",
                        missing);
 }
 
@@ -235,7 +236,7 @@ int main(int argc, char** argv) {
   if (!args) return exit_code;
   if (args->Has("--list-ops")) {
     std::cout << "default-domain opsets " << kMinOpset << " to " << MaxOpset() << "; " << SupportedOps().size()
-              << " operators (folded: shape-only, must become constants):\n";
+              << " operators (folded: shape-only, must become constants; decomposed: imported as other supported ops):\n";
     for (const auto& [op, kind] : SupportedOps()) std::cout << "  " << op << "  " << kind << "\n";
     return 0;
   }

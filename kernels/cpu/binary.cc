@@ -56,7 +56,7 @@ struct SubOp { template <typename T> T operator()(T a, T b) const { return a - b
 struct MulOp { template <typename T> T operator()(T a, T b) const { return a * b; } };
 struct DivOp { float operator()(float a, float b) const { return a / b; } };
 // Integer Div truncates toward zero (C++ and onnxruntime); x / 0 gives 0 instead of a trap.
-struct IntDivOp { int64_t operator()(int64_t a, int64_t b) const { return b == 0 ? 0 : a / b; } };
+struct IntDivOp { template <typename T> T operator()(T a, T b) const { return b == 0 ? 0 : a / b; } };
 template <typename T> bool IsNan(T v) {
   if constexpr (std::is_floating_point_v<T>) return std::isnan(v);
   else return false;
@@ -219,6 +219,17 @@ DSC_REGISTER_KERNEL("", "Min", kCpu, kInt64, MakeFactory<VariadicKernel<int64_t,
 DSC_REGISTER_KERNEL("", "Equal", kCpu, kInt64, MakeFactory<Compare<int64_t, EqualOp>>());
 DSC_REGISTER_KERNEL("", "Less", kCpu, kInt64, MakeFactory<Compare<int64_t, LessOp>>());
 DSC_REGISTER_KERNEL("", "Greater", kCpu, kInt64, MakeFactory<Compare<int64_t, GreaterOp>>());
+
+// int32: what torch's `.int()` leaves in exported graphs (RoBERTa's position ids from the padding mask).
+DSC_REGISTER_KERNEL("", "Add", kCpu, kInt32, MakeFactory<Arith<int32_t, AddOp>>());
+DSC_REGISTER_KERNEL("", "Sub", kCpu, kInt32, MakeFactory<Arith<int32_t, SubOp>>());
+DSC_REGISTER_KERNEL("", "Mul", kCpu, kInt32, MakeFactory<Arith<int32_t, MulOp>>());
+DSC_REGISTER_KERNEL("", "Div", kCpu, kInt32, MakeFactory<Arith<int32_t, IntDivOp>>());
+DSC_REGISTER_KERNEL("", "Max", kCpu, kInt32, MakeFactory<VariadicKernel<int32_t, MaxOp>>());
+DSC_REGISTER_KERNEL("", "Min", kCpu, kInt32, MakeFactory<VariadicKernel<int32_t, MinOp>>());
+DSC_REGISTER_KERNEL("", "Equal", kCpu, kInt32, MakeFactory<Compare<int32_t, EqualOp>>());
+DSC_REGISTER_KERNEL("", "Less", kCpu, kInt32, MakeFactory<Compare<int32_t, LessOp>>());
+DSC_REGISTER_KERNEL("", "Greater", kCpu, kInt32, MakeFactory<Compare<int32_t, GreaterOp>>());
 
 DSC_REGISTER_KERNEL("", "Equal", kCpu, kBool, MakeFactory<Compare<uint8_t, EqualOp>>());
 DSC_REGISTER_KERNEL("", "And", kCpu, kBool, MakeFactory<Logical<AndOp>>());

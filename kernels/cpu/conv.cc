@@ -1,4 +1,4 @@
-// 2-D convolution (ONNX Conv: groups, strides, pads, dilations, auto_pad, optional bias) and ConvGrad,
+// 1-D and 2-D convolution (ONNX Conv: groups, strides, pads, dilations, auto_pad, optional bias) and ConvGrad,
 // both as im2col/col2im around OpenBLAS sgemm.
 #include <cblas.h>
 
@@ -65,11 +65,14 @@ StatusOr<ConvShape> ReadConv(const Node& node, const Value* xv, const Value* wv,
   ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(xv, "X"));
   ASSIGN_OR_RETURN(std::vector<int64_t> wd, nn::StaticDims(wv, "W"));
   ASSIGN_OR_RETURN(std::vector<int64_t> y, nn::StaticDims(yv, "Y"));
-  if (x.size() != 4 || wd.size() != 4)
-    return Unimplemented("only 2-D Conv is supported: X ", nn::DimsToString(x), ", W ", nn::DimsToString(wd));
+  if (!((x.size() == 4 && wd.size() == 4) || (x.size() == 3 && wd.size() == 3)))
+    return Unimplemented("only 1-D and 2-D Conv are supported: X ", nn::DimsToString(x), ", W ", nn::DimsToString(wd));
   ConvShape s;
-  ASSIGN_OR_RETURN(s.w, nn::ParseWindow2D(node, x, y, {wd[2], wd[3]}, /*ceil_mode=*/false));
-  if (s.w.kh != wd[2] || s.w.kw != wd[3])
+  const bool one_d = x.size() == 3;  // (N,C,L) * (M,C/group,k): the 2-D conv of height 1
+  const int64_t kh = one_d ? 1 : wd[2], kw = wd.back();
+  ASSIGN_OR_RETURN(s.w, nn::ParseWindow2D(node, x, y, one_d ? std::vector<int64_t>{kw} : std::vector<int64_t>{kh, kw},
+                                          /*ceil_mode=*/false));
+  if (s.w.kh != kh || s.w.kw != kw)
     return InvalidArgument("kernel_shape ", s.w.kh, "x", s.w.kw, " does not match W ", nn::DimsToString(wd));
   s.n = x[0], s.c = x[1], s.m = wd[0], s.group = node.GetInt("group", 1);
   if (s.group < 1 || s.c % s.group || s.m % s.group || wd[1] * s.group != s.c)
@@ -81,7 +84,7 @@ StatusOr<ConvShape> ReadConv(const Node& node, const Value* xv, const Value* wv,
   return s;
 }
 
-// (X, W[, B]) -> Y;  X:(N,C,H,W)  W:(M,C/group,kh,kw)  B:(M)  Y:(N,M,OH,OW)
+// (X, W[, B]) -> Y;  X:(N,C,H,W)  W:(M,C/group,kh,kw)  B:(M)  Y:(N,M,OH,OW); 1-D: H = kh = OH = 1
 class ConvKernel : public OpKernel {
  public:
   Status Init(const Node& node) {

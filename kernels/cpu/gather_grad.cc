@@ -11,7 +11,8 @@ namespace dsc {
 namespace {
 
 // (dY, indices) -> dData;  dData:(outer, A, inner) from its type, indices:(I) flattened,
-// dY:(outer, I, inner);  dData[o, idx[i], :] += dY[o, i, :], negative indices counting from A.
+// dY:(outer, I, inner);  dData[o, idx[i], :] += dY[o, i, :], negative indices counting from A;
+// rows equal to the optional padding_idx (>= 0) receive nothing (torch.nn.Embedding's padding_idx).
 class GatherGradKernel : public OpKernel {
  public:
   Status Init(const Node& node) {
@@ -32,6 +33,8 @@ class GatherGradKernel : public OpKernel {
     inner_ = nn::Product(data, axis + 1, data.size());
     count_ = nn::Product(idx);
     desc_ = node.Describe();
+    padding_ = node.GetInt("padding_idx", -1);
+    if (padding_ >= a_) return InvalidArgument("padding_idx ", padding_, " is outside [0, ", a_, ")");
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
@@ -50,6 +53,7 @@ class GatherGradKernel : public OpKernel {
 #pragma omp parallel for if (outer * count * inner > nn::kParallelThreshold)
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t i = 0; i < count; ++i) {
+        if (idx[i] == padding_) continue;  // nn.Embedding's padding row: no gradient
         const float* src = dy + (o * count + i) * inner;
         float* dst = dd + (o * a + idx[i]) * inner;
         for (int64_t j = 0; j < inner; ++j) dst[j] += src[j];
@@ -58,7 +62,7 @@ class GatherGradKernel : public OpKernel {
   }
 
  private:
-  int64_t outer_ = 1, a_ = 1, inner_ = 1, count_ = 0;
+  int64_t outer_ = 1, a_ = 1, inner_ = 1, count_ = 0, padding_ = -1;
   std::string desc_;
 };
 

@@ -74,20 +74,28 @@ inline int64_t WindowOutSize(int64_t in, int64_t k, int64_t s, int64_t d, int64_
 }
 
 // Reads kernel_shape (or `kernel` when the attribute is absent, e.g. Conv's W dims), strides,
-// dilations, pads and auto_pad; checks the output dims `y` against them. `x` and `y` are NCHW.
+// dilations, pads and auto_pad; checks the output dims `y` against them. `x` and `y` are NCHW, or
+// NCL for a 1-D window, which is read as the 2-D window of height 1 over (N,C,1,L): the same
+// memory layout, so 2-D kernels run 1-D convolutions and pools unchanged.
 inline StatusOr<Window2D> ParseWindow2D(const Node& n, const std::vector<int64_t>& x, const std::vector<int64_t>& y,
                                         std::vector<int64_t> kernel, bool ceil_mode) {
-  if (x.size() != 4 || y.size() != 4)
-    return Unimplemented("only 2-D windows over (N,C,H,W) are supported, got input ", DimsToString(x), " and output ",
-                         DimsToString(y));
+  const bool one_d = x.size() == 3 && y.size() == 3;
+  if (!one_d && (x.size() != 4 || y.size() != 4))
+    return Unimplemented("only 1-D and 2-D windows over (N,C,L) or (N,C,H,W) are supported, got input ",
+                         DimsToString(x), " and output ", DimsToString(y));
+  const size_t r = one_d ? 1 : 2;
   Window2D w;
-  w.ih = x[2], w.iw = x[3], w.oh = y[2], w.ow = y[3];
+  w.ih = one_d ? 1 : x[2], w.iw = x.back(), w.oh = one_d ? 1 : y[2], w.ow = y.back();
   if (n.HasAttr("kernel_shape")) kernel = n.GetInts("kernel_shape");
-  std::vector<int64_t> strides = n.GetInts("strides", {1, 1});
-  std::vector<int64_t> dil = n.GetInts("dilations", {1, 1});
-  std::vector<int64_t> pads = n.GetInts("pads", {0, 0, 0, 0});
-  if (kernel.size() != 2 || strides.size() != 2 || dil.size() != 2 || pads.size() != 4)
-    return InvalidArgument("kernel_shape, strides, dilations need 2 values and pads 4");
+  std::vector<int64_t> strides = n.GetInts("strides", std::vector<int64_t>(r, 1));
+  std::vector<int64_t> dil = n.GetInts("dilations", std::vector<int64_t>(r, 1));
+  std::vector<int64_t> pads = n.GetInts("pads", std::vector<int64_t>(2 * r, 0));
+  if (kernel.size() != r || strides.size() != r || dil.size() != r || pads.size() != 2 * r)
+    return InvalidArgument("kernel_shape, strides, dilations need ", r, " values and pads ", 2 * r);
+  if (one_d) {  // height 1: kernel, stride and dilation 1, no padding
+    kernel = {1, kernel[0]}, strides = {1, strides[0]}, dil = {1, dil[0]};
+    pads = {0, pads[0], 0, pads[1]};
+  }
   w.kh = kernel[0], w.kw = kernel[1], w.sh = strides[0], w.sw = strides[1], w.dh = dil[0], w.dw = dil[1];
   if (w.kh < 1 || w.kw < 1 || w.sh < 1 || w.sw < 1 || w.dh < 1 || w.dw < 1)
     return InvalidArgument("kernel_shape, strides and dilations must be positive");

@@ -45,7 +45,8 @@ struct SigmoidOp {
 };
 // NaN stays NaN (x > 0 is false, x * 0 is NaN), as in PyTorch.
 // NaN stays NaN, as torch.sign (autodiff's Abs gradient uses it).
-struct SignOp { float operator()(float x) const { return x > 0 ? 1.0f : x < 0 ? -1.0f : x; } };
+// int64 too: DeBERTa's log-bucketed relative positions.
+struct SignOp { template <typename T> T operator()(T x) const { return x > 0 ? T(1) : x < 0 ? T(-1) : x; } };
 struct ReluOp { template <typename T> T operator()(T x) const { return x > 0 ? x : x * T(0); } };
 // Bools are stored as one byte 0/1.
 struct NotOp { uint8_t operator()(uint8_t x) const { return x ? 0 : 1; } };
@@ -116,6 +117,7 @@ DSC_REGISTER_KERNEL("", "Neg", kCpu, kFloat32, MakeFactory<FloatUnary<NegOp>>())
 DSC_REGISTER_KERNEL("", "Neg", kCpu, kInt64, MakeFactory<Int64Unary<NegOp>>());
 DSC_REGISTER_KERNEL("", "Abs", kCpu, kFloat32, MakeFactory<FloatUnary<AbsOp>>());
 DSC_REGISTER_KERNEL("", "Abs", kCpu, kInt64, MakeFactory<Int64Unary<AbsOp>>());
+DSC_REGISTER_KERNEL("", "Sign", kCpu, kInt64, MakeFactory<Int64Unary<SignOp>>());
 DSC_REGISTER_KERNEL("", "Sqrt", kCpu, kFloat32, MakeFactory<FloatUnary<SqrtOp>>());
 DSC_REGISTER_KERNEL("", "Reciprocal", kCpu, kFloat32, MakeFactory<FloatUnary<ReciprocalOp>>());
 DSC_REGISTER_KERNEL("", "Exp", kCpu, kFloat32, MakeFactory<FloatUnary<ExpOp>>());

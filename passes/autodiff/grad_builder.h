@@ -29,6 +29,7 @@ class GradBuilder {
   GradBuilder(Graph& g, const Node& fwd, std::vector<Value*> dys, std::vector<bool> needs_grad);
 
   const Node& node() const { return fwd_; }
+  const Graph& graph() const { return g_; }
   Value* X(size_t i) const { return fwd_.input(i); }
   Value* Y(size_t i) const { return fwd_.output(i); }
   // Gradient of the loss w.r.t. output i; nullptr when no gradient flows into it.

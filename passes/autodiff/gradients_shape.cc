@@ -1,5 +1,8 @@
 // Gradient builders of data-movement ops: reshapes, transposes, concat/split, slice, gather, pad.
+#include <nlohmann/json.hpp>
+
 #include "ir/dsc_ops.h"
+#include "ir/torch_parameters.h"
 #include "passes/autodiff/grad_builder.h"
 
 namespace dsc::autodiff {
@@ -71,9 +74,33 @@ Status BuildSliceGrad(B& b) {
 }
 
 // Gather: scatter-add dY into zeros shaped like the data (only the data input is differentiable).
+// An embedding lookup whose PyTorch module has a padding_idx (metadata kEmbeddingPaddingKey) gives
+// that row no gradient, as torch.nn.Embedding does.
 Status BuildGatherGrad(B& b) {
   int64_t axis = NormalizeAxis(b.node().GetInt("axis", 0), B::Rank(b.X(0)));
-  b.SetGrad(0, b.EmitDsc(ops::kGatherGrad, {b.dY(0), b.X(1)}, b.X(0)->type, {{"axis", axis}}));
+  Attrs attrs{{"axis", axis}};
+  const auto& meta = b.graph().metadata;
+  if (auto it = meta.find(kEmbeddingPaddingKey); it != meta.end() && axis == 0) {
+    nlohmann::json pad = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+    if (pad.is_object() && pad.contains(b.X(0)->name()) && pad[b.X(0)->name()].is_number_integer())
+      attrs["padding_idx"] = pad[b.X(0)->name()].get<int64_t>();
+  }
+  b.SetGrad(0, b.EmitDsc(ops::kGatherGrad, {b.dY(0), b.X(1)}, b.X(0)->type, std::move(attrs)));
+  return Status::OK();
+}
+
+// Tile: every tile of dY adds into dX: dY viewed as (r0, d0, r1, d1, ...) summed over the r axes.
+Status BuildTileGrad(B& b) {
+  ASSIGN_OR_RETURN(std::vector<int64_t> repeats, b.ConstInts(1));
+  const std::vector<int64_t> dims = B::Dims(b.X(0));
+  if (repeats.size() != dims.size()) return b.Unsupported("repeats of another length than the input's rank");
+  std::vector<int64_t> split, axes;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    split.push_back(repeats[i]);
+    split.push_back(dims[i]);
+    axes.push_back(static_cast<int64_t>(2 * i));
+  }
+  b.SetGrad(0, b.Reshape(b.ReduceSum(b.Reshape(b.dY(0), split), axes, /*keepdims=*/false), dims));
   return Status::OK();
 }
 
@@ -116,6 +143,7 @@ void RegisterShapeGradients(GradientRegistry& registry) {
   REGISTER_GRADIENT_BUILDER("Split", BuildSplitGrad);
   REGISTER_GRADIENT_BUILDER("Slice", BuildSliceGrad);
   REGISTER_GRADIENT_BUILDER("Gather", BuildGatherGrad);
+  REGISTER_GRADIENT_BUILDER("Tile", BuildTileGrad);
   REGISTER_GRADIENT_BUILDER("Pad", BuildPadGrad);
 }
 

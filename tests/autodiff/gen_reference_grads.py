@@ -112,7 +112,8 @@ def run_node(op, a, x):
                      groups=a.get("group", 1))]
     if op == "MaxPool":
         inp, pad = pool_padding(x[0], a, float("-inf"))
-        return [F.max_pool2d(inp, a["kernel_shape"], a.get("strides", 1), pad, ceil_mode=bool(a.get("ceil_mode", 0)))]
+        pool = {3: F.max_pool1d, 4: F.max_pool2d, 5: F.max_pool3d}[x[0].dim()]
+        return [pool(inp, a["kernel_shape"], a.get("strides", 1), pad, ceil_mode=bool(a.get("ceil_mode", 0)))]
     if op == "AveragePool":
         return [F.avg_pool2d(x[0], a["kernel_shape"], a.get("strides", 1), a.get("pads", [0, 0, 0, 0])[:2],
                              ceil_mode=bool(a.get("ceil_mode", 0)),
@@ -174,6 +175,8 @@ def run_node(op, a, x):
         return [y.reshape(x[0].shape[:axis] + idx.shape + x[0].shape[axis + 1:])]
     if op == "Expand":
         return [x[0] * torch.ones(ints(x[1]), dtype=x[0].dtype)]
+    if op == "Tile":
+        return [x[0].repeat(*ints(x[1]))]
     if op == "Pad":
         value = x[2].item() if len(x) > 2 and x[2] is not None else 0.0
         pads = ints(x[1])

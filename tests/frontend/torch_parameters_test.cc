@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "frontend/torch_node_metadata.h"
 #include "frontend/torch_parameters.h"
 
 namespace dsc {
@@ -144,7 +145,9 @@ TEST(TorchParameters, MutatedEntriesNeverCrash) {
       }
     }
     StatusOr<TorchParameters> parsed = ParseTorchParameters(e);
-    if (!parsed.ok()) EXPECT_NE(parsed.status().message().find("dscompile.parameters"), std::string::npos);
+    if (!parsed.ok()) {
+      EXPECT_NE(parsed.status().message().find("dscompile.parameters"), std::string::npos);
+    }
 
     for (bool helper : {true, false}) {
       onnx::ModelProto m;
@@ -163,6 +166,153 @@ TEST(TorchParameters, MutatedEntriesNeverCrash) {
       for (const std::string& n : rec->trainable) EXPECT_TRUE(n == "w" || n == "b" || n == "f") << n;
     }
   }
+}
+
+}  // namespace
+}  // namespace dsc
+
+// RecordEmbeddingPadding: nn.Embedding's padding_idx from the dynamo exporter's fx_node text on a
+// Gather, or from the export helper's entry (validated).
+namespace dsc {
+namespace {
+
+std::string Entry(const onnx::ModelProto& m) {
+  for (const auto& p : m.metadata_props())
+    if (p.key() == kEmbeddingPaddingKey) return p.value();
+  return "";
+}
+
+onnx::ModelProto WithGathers() {
+  onnx::ModelProto m;
+  AddInitializer(&m, "emb.weight", nullptr);  // 2 rows
+  AddInitializer(&m, "pos.weight", nullptr);
+  auto gather = [&](const std::string& w, const std::string& fx) {
+    onnx::NodeProto* n = m.mutable_graph()->add_node();
+    n->set_op_type("Gather");
+    n->add_input(w);
+    n->add_input("ids");
+    n->add_output(w + "_out");
+    auto* p = n->add_metadata_props();
+    p->set_key("pkg.torch.onnx.fx_node");
+    p->set_value(fx);
+  };
+  gather("emb.weight",
+         "%embedding : [num_users=1] = call_function[target=torch.ops.aten.embedding.default]"
+         "(args = (%p_emb_weight, %ids, 1), kwargs = {})");
+  gather("pos.weight",
+         "%embedding_1 : [num_users=1] = call_function[target=torch.ops.aten.embedding.default]"
+         "(args = (%p_pos_weight, %ids), kwargs = {})");
+  return m;
+}
+
+TEST(EmbeddingPadding, ReadFromTheDynamoExportersNodeMetadata) {
+  onnx::ModelProto m = WithGathers();
+  ASSERT_TRUE(RecordEmbeddingPadding(&m).ok());
+  EXPECT_EQ(Entry(m), R"({"emb.weight":1})");
+}
+
+TEST(EmbeddingPadding, HelperEntryIsKeptAndChecked) {
+  onnx::ModelProto m = WithGathers();
+  SetModelMeta(&m, kEmbeddingPaddingKey, R"({"pos.weight": 0})");
+  ASSERT_TRUE(RecordEmbeddingPadding(&m).ok());
+  EXPECT_EQ(Entry(m), R"({"emb.weight":1,"pos.weight":0})");
+
+  for (const char* bad : {R"({"nope": 0})", R"({"emb.weight": 2})", R"({"emb.weight": "0"})", "[1]", "{"}) {
+    onnx::ModelProto b = WithGathers();
+    SetModelMeta(&b, kEmbeddingPaddingKey, bad);
+    Status s = RecordEmbeddingPadding(&b);
+    ASSERT_FALSE(s.ok()) << bad;
+    EXPECT_NE(s.message().find(kEmbeddingPaddingKey), std::string::npos) << s.ToString();
+  }
+}
+
+TEST(EmbeddingPadding, NothingWithoutPadding) {
+  onnx::ModelProto m;
+  AddInitializer(&m, "emb.weight", nullptr);
+  ASSERT_TRUE(RecordEmbeddingPadding(&m).ok());
+  EXPECT_EQ(Entry(m), "");
+}
+
+
+// RestoreBatchNormTraining: the dynamo exporter writes training-mode BatchNorm as training_mode=0;
+// the fx_node text on the node says training=True.
+onnx::ModelProto WithBatchNorms(int64_t opset) {
+  onnx::ModelProto m;
+  auto* o = m.add_opset_import();
+  o->set_domain("");
+  o->set_version(opset);
+  auto bn = [&](const std::string& name, const std::string& fx, int64_t mode) {
+    onnx::NodeProto* n = m.mutable_graph()->add_node();
+    n->set_op_type("BatchNormalization");
+    n->set_name(name);
+    for (const char* in : {"x", "s", "b", "rm", "rv"}) n->add_input(name + "_" + in);
+    n->add_output(name + "_y");
+    if (mode >= 0) {
+      auto* a = n->add_attribute();
+      a->set_name("training_mode");
+      a->set_type(onnx::AttributeProto::INT);
+      a->set_i(mode);
+    }
+    if (fx.empty()) return;
+    auto* p = n->add_metadata_props();
+    p->set_key("pkg.torch.onnx.fx_node");
+    p->set_value(fx);
+  };
+  bn("train", "%bn : [num_users=3] = call_function[target=torch.ops.aten._native_batch_norm_legit_functional.default]"
+              "(args = (%conv2d, %p_bn_weight, %p_bn_bias, %b_bn_running_mean, %b_bn_running_var, True, 0.1, 1e-05), "
+              "kwargs = {})", -1);
+  bn("eval", "%bn_1 : [num_users=1] = call_function[target=torch.ops.aten._native_batch_norm_legit_no_training.default]"
+             "(args = (%x, %p_w, %p_b, %b_rm, %b_rv, 0.1, 1e-05), kwargs = {})", -1);
+  bn("functional_eval", "%bn_2 : [num_users=3] = call_function[target=torch.ops.aten._native_batch_norm_legit_functional"
+                        ".default](args = (%x, %p_w, %p_b, %b_rm, %b_rv, False, 0.1, 1e-05), kwargs = {})", 0);
+  bn("no_metadata", "", -1);
+  return m;
+}
+
+int64_t TrainingMode(const onnx::NodeProto& n) {
+  for (const auto& a : n.attribute())
+    if (a.name() == "training_mode") return a.i();
+  return 0;
+}
+
+TEST(BatchNormTraining, RestoredFromTheDynamoExportersNodeMetadata) {
+  onnx::ModelProto m = WithBatchNorms(20);
+  ASSERT_TRUE(RestoreBatchNormTraining(&m).ok());
+  const auto& nodes = m.graph().node();
+  EXPECT_EQ(TrainingMode(nodes[0]), 1);
+  ASSERT_EQ(nodes[0].output_size(), 3);  // the updated running statistics become outputs
+  EXPECT_EQ(nodes[0].output(1), "train_running_mean");
+  EXPECT_EQ(nodes[0].output(2), "train_running_var");
+  for (int k = 1; k < 4; ++k) {
+    EXPECT_EQ(TrainingMode(nodes[k]), 0) << nodes[k].name();
+    EXPECT_EQ(nodes[k].output_size(), 1) << nodes[k].name();
+  }
+}
+
+TEST(BatchNormTraining, ATrainingBatchNormFoldedIntoAConvIsRefused) {
+  onnx::ModelProto m = WithBatchNorms(20);
+  onnx::NodeProto* conv = m.mutable_graph()->add_node();
+  conv->set_op_type("Conv");
+  conv->set_name("node_Conv_86");
+  *conv->mutable_metadata_props() = m.graph().node(0).metadata_props();
+  auto* rule = conv->add_metadata_props();
+  rule->set_key("pkg.onnxscript.rewriter.rule_name");
+  rule->set_value("FuseBatchNormIntoConv, RemoveOptionalBiasFromConv");
+  Status s = RestoreBatchNormTraining(&m);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("node_Conv_86"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("optimize=False"), std::string::npos) << s.ToString();
+  // An inference-mode BatchNorm folded the same way is what the file says it is: no error.
+  *conv->mutable_metadata_props() = m.graph().node(1).metadata_props();
+  *conv->add_metadata_props() = *rule;
+  EXPECT_TRUE(RestoreBatchNormTraining(&m).ok());
+}
+
+TEST(BatchNormTraining, OpsetsBeforeTrainingModeAreLeftAlone) {
+  onnx::ModelProto m = WithBatchNorms(13);
+  ASSERT_TRUE(RestoreBatchNormTraining(&m).ok());
+  EXPECT_EQ(TrainingMode(m.graph().node(0)), 0);
+  EXPECT_EQ(m.graph().node(0).output_size(), 1);
 }
 
 }  // namespace

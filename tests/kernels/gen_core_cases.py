@@ -565,6 +565,24 @@ ed = np.arange(6, dtype=np.float64).reshape(2, 3)
 case(g, "Einsum_f64", "Einsum", [T(ed), T(ed.T.copy())], [T(np.einsum("ij,jk->ik", ed, ed.T))],
      attrs={"equation": {"string": "ij,jk->ik"}})
 
+# ---------------------------------------------------------------- int32 arithmetic (torch's `.int()`:
+# RoBERTa's position ids = cumsum(mask.int()) * mask + padding_idx); own generator, so the cases
+# above keep their values
+rng32 = np.random.default_rng(32)
+for op, fn in int_binary.items():
+    a = rng32.integers(-20, 21, size=(2, 3, 4)).astype(np.int32)
+    bb = (rng32.integers(1, 6, size=(3, 1)) * np.where(rng32.random((3, 1)) < 0.5, -1, 1)).astype(np.int32)
+    case("elementwise", f"{op}_i32", op, [T(a), T(bb)], [T(fn(a, bb).astype(np.int32))], rtol=0, atol=0)
+for op, fn in {"Equal": np.equal, "Less": np.less, "Greater": np.greater}.items():
+    ai, bi = (rng32.integers(-2, 3, size=s).astype(np.int32) for s in ((2, 1, 3), (4, 1)))
+    case("elementwise", f"{op}_i32", op, [T(ai), T(bi)], [T(fn(ai, bi))], rtol=0, atol=0)
+
+# Sign (DeBERTa's relative-position buckets): float with zeros, int64
+xs = np.concatenate([rng32.uniform(-2, 2, size=5), [0.0, -0.0]]).astype(np.float32)
+case("elementwise", "Sign_f32", "Sign", [T(xs)], [T(torch.sign(torch.from_numpy(xs)).numpy())], rtol=0, atol=0)
+xsi = rng32.integers(-3, 4, size=(2, 4)).astype(np.int64)
+case("elementwise", "Sign_i64", "Sign", [T(xsi)], [T(np.sign(xsi))], rtol=0, atol=0)
+
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "core_cases.json")
 os.makedirs(os.path.dirname(out), exist_ok=True)
 with open(out, "w") as f:

@@ -369,5 +369,38 @@ v = 0.2 * x.astype(np.float64) + 0.5
 case("hardsigmoidgrad_onnx_default", "HardSigmoidGrad", [dy, x], [dy * np.where((v > 0) & (v < 1), 0.2, 0.0)],
      {"alpha": 0.2, "beta": 0.5}, DSC)
 
+# ---------------------------------------------------------------- 1-D Conv and pools (NCL: Whisper, wav2vec 2.0)
+def conv1d_case(name, xs, ws, bias, pads=(0, 0), stride=1, dil=1, group=1, grad_outputs=(True, True, True)):
+    x, w = f32(*xs), f32(*ws)
+    b = f32(ws[0]) if bias else None
+    xt, wt = t(x, True), t(w, True)
+    bt = t(b, True) if bias else None
+    y = F.conv1d(F.pad(xt, (pads[0], pads[1])), wt, bt, stride=stride, dilation=dil, groups=group)
+    attrs = {"strides": [stride], "dilations": [dil], "group": group, "pads": list(pads)}
+    case(name, "Conv", [x, w, b], [np_(y)], attrs, atol=1e-5)
+    dy = f32(*y.shape)
+    gx, gw = grads(y, [xt, wt], dy)
+    gb = dy.astype(np.float64).sum(axis=(0, 2))
+    outs = [g if keep else None for g, keep in zip([gx, gw, gb], grad_outputs)]
+    case(name.replace("conv1d_", "conv1d_grad_"), "ConvGrad", [dy, x, w], outs, attrs, DSC, atol=1e-5)
+
+
+conv1d_case("conv1d_basic", (2, 3, 9), (4, 3, 3), True, pads=(1, 1))
+conv1d_case("conv1d_stride_dil_asym", (1, 2, 12), (3, 2, 3), False, pads=(2, 0), stride=2, dil=2)
+conv1d_case("conv1d_group", (2, 4, 10), (4, 2, 5), True, stride=5, group=2, grad_outputs=(False, True, True))
+
+x = f32(2, 3, 9)
+xt = t(x, True)
+y, idx = F.max_pool1d(xt, 3, 2, 1, return_indices=True)
+a = {"kernel_shape": [3], "strides": [2], "pads": [1, 1]}
+case("maxpool1d", "MaxPool", [x], [np_(y), idx.numpy() + (np.arange(6).reshape(2, 3, 1) * 9)], a)
+dy = f32(*y.shape)
+case("maxpool1d_grad", "MaxPoolGrad", [dy, x], [grads(y, [xt], dy)[0]], a, DSC)
+y = F.avg_pool1d(xt, 2, 2)
+a = {"kernel_shape": [2], "strides": [2], "pads": [0, 0]}
+case("avgpool1d", "AveragePool", [x], [np_(y)], a)
+dy = f32(*y.shape)
+case("avgpool1d_grad", "AveragePoolGrad", [dy], [grads(y, [xt], dy)[0]], a, DSC)
+
 json.dump({"cases": cases}, sys.stdout, indent=None, separators=(",", ":"))
 sys.stdout.write("\n")

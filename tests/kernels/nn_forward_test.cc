@@ -112,16 +112,18 @@ TEST(NnErrors, LabelOutOfRangeNamesTheNode) {
   EXPECT_NE(out.status().message().find("label 3"), std::string::npos) << out.status().ToString();
 }
 
-TEST(NnErrors, Conv1DIsUnimplemented) {
+// 1-D and 2-D convolutions run (1-D as height 1); 3-D ones are refused by name.
+TEST(NnErrors, Conv3DIsUnimplemented) {
   Graph g;
-  Value* x = g.AddInput("x", Type(DType::kFloat32, {1, 1, 5}));
-  Value* w = g.AddInput("w", Type(DType::kFloat32, {1, 1, 3}));
-  Node* node = g.AddNode("Conv", {x, w}, {"y"}, "", "conv1d");
-  node->output(0)->type = Type(DType::kFloat32, {1, 1, 3});
+  Value* x = g.AddInput("x", Type(DType::kFloat32, {1, 1, 4, 4, 4}));
+  Value* w = g.AddInput("w", Type(DType::kFloat32, {1, 1, 3, 3, 3}));
+  Node* node = g.AddNode("Conv", {x, w}, {"y"}, "", "conv3d");
+  node->output(0)->type = Type(DType::kFloat32, {1, 1, 2, 2, 2});
   StatusOr<std::unique_ptr<OpKernel>> k = KernelRegistry::Global().Create(*node, DeviceKind::kCpu);
   ASSERT_FALSE(k.ok());
   EXPECT_EQ(k.status().code(), StatusCode::kUnimplemented);
-  EXPECT_NE(k.status().message().find("conv1d"), std::string::npos) << k.status().ToString();
+  EXPECT_NE(k.status().message().find("conv3d"), std::string::npos) << k.status().ToString();
+  EXPECT_NE(k.status().message().find("1-D and 2-D"), std::string::npos) << k.status().ToString();
 }
 
 TEST(NnErrors, PoolOutputShapeMismatch) {

@@ -83,6 +83,27 @@ TEST(NnGradErrors, GatherGradIndexOutOfRange) {
   EXPECT_NE(out.status().message().find("emb_grad"), std::string::npos) << out.status().ToString();
 }
 
+// padding_idx (nn.Embedding's): lookups of that row add nothing; the others scatter-add as usual.
+TEST(NnGrad, GatherGradSkipsThePaddingRow) {
+  Graph g;
+  Value* dy = g.AddInput("dy", Type(DType::kFloat32, {4, 2}));
+  Value* idx = g.AddInput("idx", Type(DType::kInt64, {4}));
+  Node* node = g.AddNode(ops::kGatherGrad, {dy, idx}, {"dd"}, kDscDomain, "emb_grad");
+  node->SetAttr("axis", int64_t{0});
+  node->SetAttr("padding_idx", int64_t{1});
+  node->output(0)->type = Type(DType::kFloat32, {3, 2});
+  Tensor dyt = Tensor::FromVector<float>(DType::kFloat32, {4, 2}, {1, 2, 3, 4, 5, 6, 7, 8});
+  Tensor it = Tensor::FromVector<int64_t>(DType::kInt64, {4}, {1, 2, -2, 0});  // -2 wraps to row 1
+  StatusOr<std::vector<Tensor>> out = RunNodeOnCpu(*node, {&dyt, &it});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_TRUE(testing::AllClose((*out)[0], {7, 8, 0, 0, 3, 4}));
+
+  node->SetAttr("padding_idx", int64_t{3});  // not a row of dData
+  StatusOr<std::vector<Tensor>> bad = RunNodeOnCpu(*node, {&dyt, &it});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("padding_idx"), std::string::npos) << bad.status().ToString();
+}
+
 TEST(NnGradErrors, SliceGradLengthMismatch) {
   Graph g;
   Value* dy = g.AddInput("dy", Type(DType::kFloat32, {3}));

@@ -135,6 +135,33 @@ class HelperTest(unittest.TestCase):
 
 
 @unittest.skipUnless(os.path.exists(os.path.join(CURRENT, "manifest.json")), "no models/current")
+class PaddedEmbedding(nn.Module):
+    """nn.Embedding with padding_idx (given negative: recorded as the row it names) and one without."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 4, padding_idx=-8)
+        self.pos = nn.Embedding(5, 4)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, ids, labels):
+        x = self.emb(ids) + self.pos(torch.arange(ids.shape[1]))
+        return F.cross_entropy(self.fc(x).mean(1), labels)
+
+
+class EmbeddingPaddingTest(unittest.TestCase):
+    def test_padding_rows_are_recorded(self):
+        torch.manual_seed(0)
+        module = PaddedEmbedding()
+        args = (torch.tensor([[2, 1, 3, 4, 2], [0, 2, 5, 6, 7]]), torch.tensor([0, 2]))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "m.onnx")
+            X.export_for_training(module, args, path, log=lambda m: None)
+            m = onnx.load(path)
+        meta = {p.key: json.loads(p.value) for p in m.metadata_props}
+        self.assertEqual(meta[X.PADDING_KEY], {"emb.weight": 2})
+
+
 class CurrentModelsTest(unittest.TestCase):
     def setUp(self):
         with open(os.path.join(CURRENT, "manifest.json")) as f:

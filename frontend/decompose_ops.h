@@ -1,0 +1,27 @@
+// Ops imported as a few supported ones (so they get kernels, gradients and constant folding from
+// those): InstanceNormalization (what torch.onnx writes for nn.GroupNorm/InstanceNorm, e.g.
+// wav2vec 2.0's feature encoder) and ReduceL2 (torch.linalg.vector_norm, weight_norm).
+//
+//   RETURN_IF_ERROR(DecomposeOps(&model));   // after the checker, before GraphFromOnnx
+#pragma once
+
+#include <set>
+#include <string>
+
+#include "ir/status.h"
+#include "onnx/onnx_pb.h"
+
+namespace dsc {
+
+// The op types DecomposeOps rewrites (for `dscompile --list-ops`).
+const std::set<std::string>& DecomposedOps();
+
+// Rewrites, in the main graph, each
+//   InstanceNormalization(X, scale, B) (any rank >= 3) into, over X3 = Reshape(X, [0, 0, -1]):
+//     D = X3 - ReduceMean(X3, [2]);  Y3 = D / Sqrt(ReduceMean(D * D, [2]) + epsilon) * scale[:, None] + B[:, None]
+//     Y = Reshape(Y3, Shape(X))
+//   ReduceL2(X[, axes]) into Sqrt(ReduceSum(X * X[, axes])) with the same keepdims/noop_with_empty_axes,
+// in the model's opset form (axes as attribute or input). New nodes keep the original's metadata.
+Status DecomposeOps(onnx::ModelProto* model);
+
+}  // namespace dsc

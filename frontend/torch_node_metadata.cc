@@ -1,0 +1,157 @@
+// Reading the dynamo exporter's node metadata.
+#include "frontend/torch_node_metadata.h"
+
+#include <map>
+#include <set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace dsc {
+namespace {
+
+// The call's arguments in a dynamo fx_node text "... call_function[target=torch.ops.T](args = (a, b,
+// True, 0.1), kwargs = {})" when its target is T, else empty. Arguments are split at top-level commas
+// (the ops read here take names and literals, no nested tuples).
+std::vector<std::string> FxCallArgs(const std::string& fx, const std::string& target) {
+  const std::string head = "[target=torch.ops." + target + "](args = (";
+  const size_t at = fx.find(head);
+  if (at == std::string::npos) return {};
+  const size_t begin = at + head.size(), end = fx.find(')', begin);
+  if (end == std::string::npos) return {};
+  std::vector<std::string> args;
+  size_t s = begin;
+  while (s <= end) {
+    size_t c = fx.find(',', s);
+    if (c == std::string::npos || c > end) c = end;
+    std::string a = fx.substr(s, c - s);
+    a.erase(0, a.find_first_not_of(' '));
+    a.erase(a.find_last_not_of(' ') + 1);
+    args.push_back(a);
+    s = c + 1;
+  }
+  return args;
+}
+
+// "... aten.embedding.default](args = (%w, %idx, 1), kwargs = {})" -> 1; -1 when absent or not a
+// plain non-negative integer literal.
+int64_t FxEmbeddingPadding(const std::string& fx) {
+  const std::vector<std::string> args = FxCallArgs(fx, "aten.embedding.default");
+  if (args.size() < 3 || args[2].empty() || args[2].size() > 18) return -1;
+  for (char ch : args[2])
+    if (ch < '0' || ch > '9') return -1;
+  return std::stoll(args[2]);
+}
+
+}  // namespace
+
+Status RestoreBatchNormTraining(onnx::ModelProto* model) {
+  int64_t opset = 0;
+  for (const auto& o : model->opset_import())
+    if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();
+  if (opset < 14) return Status::OK();  // training_mode (and its running-statistic outputs) from opset 14
+  // aten op -> index of its `training` argument
+  static const std::vector<std::pair<std::string, size_t>> kTargets = {
+      {"aten._native_batch_norm_legit_functional.default", 5},
+      {"aten._native_batch_norm_legit.default", 5},
+      {"aten.native_batch_norm.default", 5},
+      {"aten.batch_norm.default", 5},
+      {"aten._native_batch_norm_legit.no_stats", 3},
+  };
+  onnx::GraphProto* g = model->mutable_graph();
+  std::set<std::string> names;
+  for (const auto& n : g->node())
+    for (const auto& o : n.output()) names.insert(o);
+  for (const auto& v : g->input()) names.insert(v.name());
+  for (const auto& t : g->initializer()) names.insert(t.name());
+  auto training_bn = [&](const std::string& fx) {
+    for (const auto& [target, k] : kTargets) {
+      const std::vector<std::string> args = FxCallArgs(fx, target);
+      if (!args.empty()) return args.size() > k && args[k] == "True";
+    }
+    return false;
+  };
+  for (auto& n : *g->mutable_node()) {
+    const std::string* fx = FindProp(n.metadata_props(), "pkg.torch.onnx.fx_node");
+    if (!fx) continue;
+    // onnxscript's optimizer folds the (inference-mode) BatchNormalization into the convolution
+    // before it: the batch statistics are gone from the file, which then computes another function.
+    const std::string* rule = FindProp(n.metadata_props(), "pkg.onnxscript.rewriter.rule_name");
+    if (rule && rule->find("FuseBatchNorm") != std::string::npos && training_bn(*fx))
+      return InvalidArgument("node '", n.name(), "' (", n.op_type(), "): the exporter's optimizer folded a "
+                             "training-mode BatchNorm into it (", *rule, "), so the file normalises with the initial "
+                             "running statistics instead of each batch's and cannot compute PyTorch's training loss; "
+                             "re-export with torch.onnx.export(..., dynamo=True, optimize=False) or with "
+                             "tools/export_for_training.py");
+    if (n.op_type() != "BatchNormalization" || !(n.domain().empty() || n.domain() == "ai.onnx")) continue;
+    if (!training_bn(*fx)) continue;
+    onnx::AttributeProto* mode = nullptr;
+    for (auto& a : *n.mutable_attribute())
+      if (a.name() == "training_mode") mode = &a;
+    if (mode && mode->i() != 0) continue;
+    if (!mode) {
+      mode = n.add_attribute();
+      mode->set_name("training_mode");
+      mode->set_type(onnx::AttributeProto::INT);
+    }
+    mode->set_i(1);
+    // The updated running statistics (outputs 1, 2), so that they evolve as PyTorch's buffers do.
+    if (n.output_size() == 1 && n.input_size() == 5) {
+      const std::string base = (n.name().empty() ? n.output(0) : n.name()) + "_running_";
+      for (const char* which : {"mean", "var"}) {
+        std::string name = base + which;
+        while (names.count(name)) name += "_";
+        names.insert(name);
+        n.add_output(name);
+      }
+    }
+  }
+  return Status::OK();
+}
+
+Status RecordEmbeddingPadding(onnx::ModelProto* model) {
+  onnx::GraphProto* g = model->mutable_graph();
+  std::map<std::string, int64_t> rows;  // initializer -> dim 0
+  for (const auto& t : g->initializer()) rows[t.name()] = t.dims_size() ? t.dims(0) : 0;
+  nlohmann::json entry = nlohmann::json::object();
+  onnx::StringStringEntryProto* prop = nullptr;
+  for (auto& p : *model->mutable_metadata_props())
+    if (p.key() == kEmbeddingPaddingKey) prop = &p;
+  if (prop) {
+    entry = nlohmann::json::parse(prop->value(), nullptr, /*allow_exceptions=*/false);
+    if (!entry.is_object())
+      return InvalidArgument("metadata_props \"", kEmbeddingPaddingKey, "\" must be a JSON object {name: row}");
+    for (const auto& [name, k] : entry.items()) {
+      auto r = rows.find(name);
+      if (r == rows.end())
+        return InvalidArgument("metadata_props \"", kEmbeddingPaddingKey, "\" names '", name,
+                               "', which is not an initializer of the graph");
+      if (!k.is_number_integer() || k.get<int64_t>() < 0 || k.get<int64_t>() >= r->second)
+        return InvalidArgument("metadata_props \"", kEmbeddingPaddingKey, "\": padding row of '", name,
+                               "' must be an integer in [0, ", r->second, ")");
+    }
+  }
+  bool added = false;
+  for (const auto& n : g->node()) {
+    if (n.op_type() != "Gather" || n.input_size() < 1 || entry.contains(n.input(0))) continue;
+    bool axis0 = true;
+    for (const auto& a : n.attribute())
+      if (a.name() == "axis" && a.i() != 0) axis0 = false;
+    const std::string* fx = FindProp(n.metadata_props(), "pkg.torch.onnx.fx_node");
+    if (!axis0 || !fx) continue;
+    const int64_t k = FxEmbeddingPadding(*fx);
+    auto r = rows.find(n.input(0));
+    if (k < 0 || (r != rows.end() && k >= r->second)) continue;
+    entry[n.input(0)] = k;
+    added = true;
+  }
+  if (!added) return Status::OK();
+  if (!prop) {
+    prop = model->add_metadata_props();
+    prop->set_key(kEmbeddingPaddingKey);
+  }
+  prop->set_value(entry.dump());
+  return Status::OK();
+}
+
+}  // namespace dsc

@@ -1,0 +1,41 @@
+// What the dynamo exporter's per-node metadata ("pkg.torch.onnx.fx_node", the aten call each ONNX
+// node came from) records that the ONNX ops cannot say: nn.Embedding's padding row and BatchNorm's
+// training mode; read on the ModelProto before it becomes IR.
+//
+//   RETURN_IF_ERROR(RecordEmbeddingPadding(&model));
+//   RETURN_IF_ERROR(RestoreBatchNormTraining(&model));
+#pragma once
+
+#include <string>
+
+#include "ir/status.h"
+#include "ir/torch_parameters.h"
+#include "onnx/onnx_pb.h"
+
+namespace dsc {
+
+// The value of `key` in a metadata_props list, or null.
+inline const std::string* FindProp(const google::protobuf::RepeatedPtrField<onnx::StringStringEntryProto>& props,
+                                   const std::string& key) {
+  for (const auto& p : props)
+    if (p.key() == key) return &p.value();
+  return nullptr;
+}
+
+// nn.Embedding's padding_idx (kEmbeddingPaddingKey): validates the export helper's entry (every name
+// an initializer, every index a row of it) and adds, for each Gather(axis 0) whose dynamo metadata
+// says aten.embedding.default(weight, indices, K) with K >= 0, its data input -> K.
+Status RecordEmbeddingPadding(onnx::ModelProto* model);
+
+// Training-mode BatchNorm from the dynamo exporter: onnxscript's torchlib writes every
+// aten._native_batch_norm_legit_functional (and native_batch_norm) as BatchNormalization with
+// training_mode=0, normalising with the running statistics even when the PyTorch module trains
+// (it forces training=False). For each BatchNormalization (opset >= 14) whose dynamo metadata
+// ("pkg.torch.onnx.fx_node") records the aten call with training=True, sets training_mode=1 and,
+// when the node has only its Y output, adds the updated running mean and variance as outputs 1
+// and 2 (the accumulate pass writes them back into the statistics' state). A node into which the
+// exporter's optimizer folded such a BatchNorm (metadata "pkg.onnxscript.rewriter.rule_name"
+// FuseBatchNormInto*) is an error: the batch statistics are gone from the file.
+Status RestoreBatchNormTraining(onnx::ModelProto* model);
+
+}  // namespace dsc
