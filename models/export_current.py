@@ -7,7 +7,8 @@ Re-run (torch 2.15 / transformers 5 / onnx 1.23 venv; seeded, no downloads; ~2 m
     /opt/torchenv/bin/python models/export_current.py --only gpt2 --out /tmp/cur
 
 Per model <m> in models/current/<m>/:
-    <m>.<mode>.onnx                    one file per exporter mode (MODES below) that succeeded
+    <m>.<mode>.onnx                    one file per exporter mode (MODES below, or the model's own
+                                       "modes" option) that succeeded
     data/<input>.npy                   NUM_SAMPLES samples per graph input (dim 0 = sample)
     reference/trajectories/adam.json   PyTorch 30-step trajectory with reference_configs/adam.json,
                                        same format and DeepSpeed semantics as
@@ -170,6 +171,137 @@ def build_vit():
     return ImageClsLoss(T.ViTForImageClassification(cfg))
 
 
+def build_qwen2():
+    cfg = T.Qwen2Config(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=SEQ,
+                        attention_dropout=0.0, tie_word_embeddings=False, use_cache=False)
+    return CausalLMLoss(T.Qwen2ForCausalLM(cfg))
+
+
+def build_gemma2():
+    """Soft-capped attention and logits, GELU-tanh MLP, sliding-window layers (window < SEQ), pad row 0."""
+    cfg = T.Gemma2Config(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=SEQ,
+                         sliding_window=8, attn_logit_softcapping=50.0, final_logit_softcapping=30.0,
+                         attention_dropout=0.0, use_cache=False)
+    return CausalLMLoss(T.Gemma2ForCausalLM(cfg))
+
+
+def build_phi():
+    """Partial rotary embedding (half of each head), parallel attention/MLP, biases everywhere."""
+    cfg = T.PhiConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, max_position_embeddings=SEQ, partial_rotary_factor=0.5,
+                      resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0, use_cache=False)
+    return CausalLMLoss(T.PhiForCausalLM(cfg))
+
+
+class MaskedLMLoss(nn.Module):
+    """Cross entropy of every position's logits against labels (here: the next token)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, labels):
+        logits = self.model(input_ids=input_ids).logits
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
+def build_roberta():
+    """Position ids from the padding mask (int32 cumsum); word and position embeddings with padding_idx."""
+    cfg = T.RobertaConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                          intermediate_size=64, max_position_embeddings=SEQ + 2, pad_token_id=1,
+                          hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    return MaskedLMLoss(T.RobertaForMaskedLM(cfg))
+
+
+# ---- vision/audio sweep: BatchNorm in training mode, LayerNorm over channels, 1-D convolutions
+
+def build_hf_resnet():
+    """BatchNorm in training mode (the dynamo exporter writes it as inference BatchNormalization)."""
+    cfg = T.ResNetConfig(num_channels=3, embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1],
+                         layer_type="basic", num_labels=10)
+    return ImageClsLoss(T.ResNetForImageClassification(cfg))
+
+
+def build_hf_convnext():
+    """Depthwise 7x7 convolutions, LayerNorm over channels (channels-first), GELU, layer scale."""
+    cfg = T.ConvNextConfig(num_channels=3, num_stages=2, hidden_sizes=[16, 32], depths=[1, 1],
+                           num_labels=10, image_size=16, drop_path_rate=0.0)
+    return ImageClsLoss(T.ConvNextForImageClassification(cfg))
+
+
+class Seq2SeqAudioLoss(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_features, decoder_input_ids, labels):
+        logits = self.model(input_features=input_features, decoder_input_ids=decoder_input_ids,
+                            use_cache=False).logits
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
+WHISPER_MELS = 8
+
+
+def build_whisper():
+    """Conv1d frontend (GELU, stride 2), sinusoidal encoder positions, encoder-decoder attention."""
+    cfg = T.WhisperConfig(vocab_size=VOCAB, num_mel_bins=WHISPER_MELS, encoder_layers=1, decoder_layers=1,
+                          encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
+                          decoder_ffn_dim=64, d_model=32, max_source_positions=SEQ, max_target_positions=SEQ,
+                          dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, pad_token_id=0,
+                          bos_token_id=1, eos_token_id=2, decoder_start_token_id=1, use_cache=False)
+    return Seq2SeqAudioLoss(T.WhisperForConditionalGeneration(cfg))
+
+
+class AudioClsLoss(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_values, labels):
+        return F.cross_entropy(self.model(input_values=input_values).logits, labels)
+
+
+AUDIO_SAMPLES = 400
+AUDIO_CLASSES = 4
+
+
+def build_wav2vec2():
+    """Conv1d feature encoder with GroupNorm (exported as InstanceNormalization), weight-normed
+    positional conv (ReduceL2), mean pooling, sequence classification head."""
+    cfg = T.Wav2Vec2Config(vocab_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=64, conv_dim=(16, 16), conv_stride=(5, 2), conv_kernel=(10, 3),
+                           num_feat_extract_layers=2, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4,
+                           feat_extract_norm="group", do_stable_layer_norm=False, hidden_dropout=0.0,
+                           activation_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0, final_dropout=0.0,
+                           layerdrop=0.0, mask_time_prob=0.0, mask_feature_prob=0.0, num_labels=AUDIO_CLASSES,
+                           classifier_proj_size=16)
+    return AudioClsLoss(T.Wav2Vec2ForSequenceClassification(cfg))
+
+
+def data_audio(n, seed):
+    """Noisy sine waves; the class sets the frequency."""
+    rs = np.random.RandomState(seed)
+    y = rs.randint(0, AUDIO_CLASSES, size=n).astype(np.int64)
+    t = np.arange(AUDIO_SAMPLES)[None, :]
+    x = np.sin(t * (0.1 + 0.3 * y[:, None])) + 0.1 * rs.standard_normal((n, AUDIO_SAMPLES))
+    return {"input_values": x.astype(np.float32), "labels": y}
+
+
+def data_whisper(n, seed):
+    """Decoder: the progressions of data_lm; encoder: 2*SEQ frames of WHISPER_MELS features that
+    carry each sequence's step (so the encoder matters) plus noise."""
+    d = E.data_gpt(n, seed, vocab=VOCAB, seq=SEQ)
+    rs = np.random.RandomState(seed + 1)
+    step = (d["targets"][:, 0] - d["idx"][:, 0]) % VOCAB
+    t = np.arange(2 * SEQ)[None, None, :]
+    f = np.arange(WHISPER_MELS)[None, :, None]
+    feats = np.sin(0.3 * step[:, None, None] * t + f) + 0.3 * rs.standard_normal((n, WHISPER_MELS, 2 * SEQ))
+    return {"input_features": feats.astype(np.float32), "decoder_input_ids": d["idx"], "labels": d["targets"]}
+
+
 def data_lm(n, seed):
     d = E.data_gpt(n, seed, vocab=VOCAB, seq=SEQ)
     return {"input_ids": d["idx"], "labels": d["targets"]}
@@ -191,20 +323,42 @@ def data_image(n, seed):
     return {"pixel_values": d["x"], "labels": d["y"]}
 
 
-# name -> (builder, data function, data seed)
+# Options a model entry may add as a 4th element: "modes" (the MODES it is exported in; default all)
+# and "node_metadata" (the per-node metadata keys kept; default all but the stack trace).
+# fx_node is what dscompile reads (nn.Embedding's padding_idx); the rest only names scopes.
+COMPACT = {"modes": ("dynamo_default", "helper"), "node_metadata": ("pkg.torch.onnx.fx_node",)}
+
+# name -> (builder, data function, data seed[, options])
 MODELS = collections.OrderedDict([
     ("gpt2", (build_gpt2, data_lm, 11)),
     ("llama", (build_llama, data_lm, 12)),
     ("bert", (build_bert, data_seqcls, 13)),
     ("vit", (build_vit, data_image, 14)),
     ("sdpa", (SDPAModel, data_lm, 15)),
+    # text sweep: helper and dynamo_default only, node metadata other than fx_node stripped (small files)
+    ("qwen2", (build_qwen2, data_lm, 21, COMPACT)),
+    ("gemma2", (build_gemma2, data_lm, 24, COMPACT)),
+    ("phi", (build_phi, data_lm, 26, COMPACT)),
+    ("roberta", (build_roberta, data_lm, 28, COMPACT)),
+    # vision/audio sweep (same options)
+    # hf_resnet: the helper's file only. In dynamo_default, onnxscript's optimizer folds the BatchNorms
+    # (written in inference mode, see frontend RestoreBatchNormTraining) into the convolutions: the
+    # file computes another loss, and dscompile refuses it by the rewriter's node metadata.
+    ("hf_resnet", (build_hf_resnet, data_image, 31, dict(COMPACT, modes=("helper",)))),
+    ("hf_convnext", (build_hf_convnext, data_image, 32, COMPACT)),
+    ("whisper", (build_whisper, data_whisper, 33, COMPACT)),
+    ("wav2vec2", (build_wav2vec2, data_audio, 34, COMPACT)),
 ])
 
 
 def build(name):
     torch.manual_seed(0)
-    builder, data_fn, seed = MODELS[name]
+    builder, data_fn, seed = MODELS[name][:3]
     return builder().train(), data_fn(NUM_SAMPLES, seed)
+
+
+def options(name):
+    return MODELS[name][3] if len(MODELS[name]) > 3 else {}
 
 
 # --------------------------------------------------------------------------
@@ -300,13 +454,15 @@ class _Quiet:
 STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
 
 
-def strip_stack_traces(path):
+def strip_stack_traces(path, keep_keys=None):
     """The dynamo exporter stores each node's Python stack trace (this machine's paths, ~40% of a
-    tiny file); the other node metadata (name scopes, fx node, class hierarchy) stays."""
+    tiny file); the other node metadata (name scopes, fx node, class hierarchy) stays, or only
+    `keep_keys` when given."""
     m = onnx.load(path)
     changed = False
     for n in m.graph.node:
-        keep = [p for p in n.metadata_props if p.key != STACK_TRACE_KEY]
+        keep = [p for p in n.metadata_props
+                if p.key != STACK_TRACE_KEY and (keep_keys is None or p.key in keep_keys)]
         if len(keep) != len(n.metadata_props):
             changed = True
             del n.metadata_props[:]
@@ -388,7 +544,10 @@ def export_model(name, out_root, log=print):
     reference = os.path.join(name, "reference", "trajectories", CONFIG + ".json")
     unused = X.unused_parameters(pristine, example)
     entries = []
+    opts = options(name)
     for mode, spec in MODES.items():
+        if mode not in opts.get("modes", MODES):
+            continue
         rel = os.path.join(name, "%s.%s.onnx" % (name, mode))
         path = os.path.join(out_root, rel)
         t0 = time.time()
@@ -406,7 +565,7 @@ def export_model(name, out_root, log=print):
                                  external_data=False, log=msgs.append, fallback=False)
             for msg in msgs:
                 log(msg)
-            strip_stack_traces(path)
+            strip_stack_traces(path, opts.get("node_metadata"))
             e = describe_file(path, pristine, rel, mode, call, reference, unused)
         except Exception as exc:  # record what the exporter says, do not hide it
             if os.path.exists(path):

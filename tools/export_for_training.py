@@ -18,7 +18,9 @@ What the file holds (the contract dscompile reads):
   * every trainable parameter is an initializer of its own (checked here: a missing, merged or
     duplicated parameter is an error, because dscompile would then train something PyTorch does not);
   * metadata_props["dscompile.parameters"] = JSON {"version": 1, "exporter": "...",
-    "trainable": [{"initializer", "torch_name"[, "transposed": true]}], "frozen": [...]}.
+    "trainable": [{"initializer", "torch_name"[, "transposed": true]}], "frozen": [...]};
+  * metadata_props["dscompile.embedding_padding"] = JSON {initializer: padding_idx} for each
+    nn.Embedding with a padding_idx (that row gets no gradient in PyTorch; Gather cannot say so).
 
 Exporter choice (found by exporting GPT-2/Llama/BERT/ViT with torch 2.15, see models/current/):
   * torch >= 2: torch.onnx.export(dynamo=True, optimize=False, external_data only past 1 GiB).
@@ -51,6 +53,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 METADATA_KEY = "dscompile.parameters"
+PADDING_KEY = "dscompile.embedding_padding"
 LEGACY_OPSET = 17
 EXTERNAL_DATA_BYTES = 1 << 30
 
@@ -300,12 +303,28 @@ def _opset(model_proto):
     return None
 
 
-def set_metadata(model_proto, value):
+def set_metadata(model_proto, value, key=METADATA_KEY):
     for p in model_proto.metadata_props:
-        if p.key == METADATA_KEY:
+        if p.key == key:
             p.value = value
             return
-    model_proto.metadata_props.add(key=METADATA_KEY, value=value)
+    model_proto.metadata_props.add(key=key, value=value)
+
+
+def embedding_padding(module, mapping):
+    """{initializer: padding_idx} for every nn.Embedding with a padding_idx whose weight is an
+    initializer of its own (untransposed): ONNX's Gather cannot say that this row gets no gradient."""
+    params = dict(module.named_parameters())
+    init_of = {}
+    for e in mapping["trainable"] + mapping["frozen"]:
+        if not e.get("transposed") and e["torch_name"] in params:
+            init_of[id(params[e["torch_name"]])] = e["initializer"]
+    out = {}
+    for mod in module.modules():
+        if isinstance(mod, nn.Embedding) and mod.padding_idx is not None and id(mod.weight) in init_of:
+            k = mod.padding_idx % mod.weight.shape[0]
+            out[init_of[id(mod.weight)]] = int(k)
+    return out
 
 
 def read_metadata(model_proto):
@@ -365,6 +384,9 @@ def _finish(module, path, call, names, unused, log):
             "trainable": mapping["trainable"], "frozen": mapping["frozen"]}
     m = onnx.load(path, load_external_data=False)
     set_metadata(m, json.dumps(meta, sort_keys=True))
+    padding = embedding_padding(module, mapping)
+    if padding:
+        set_metadata(m, json.dumps(padding, sort_keys=True), key=PADDING_KEY)
     onnx.save(m, path)
     onnx.checker.check_model(path, full_check=False)
     graph_inputs = [i.name for i in onnx.load(path, load_external_data=False).graph.input]
