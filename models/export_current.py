@@ -362,48 +362,11 @@ def options(name):
 
 
 # --------------------------------------------------------------------------
-# Reference trajectory: reference_trajectories.train's loop on the module itself
+# Reference trajectory: reference_trajectories' training loop on the module itself
 # --------------------------------------------------------------------------
 
 def train_trajectory(name, module, in_names, data, cfg, steps):
-    R.check_precision(cfg)
-    tb, mb, gas = R.resolve_batch(cfg)
-    n = NUM_SAMPLES
-    spe = n // tb
-    clip = cfg.get("gradient_clipping", 1.0)
-    clip = 0.0 if clip is None else float(clip)
-    params = [p for p in module.parameters() if p.requires_grad]
-    opt, desc = R.make_optimizer(cfg, params)
-    base_lr = opt.param_groups[0]["lr"]
-    sched = R.make_schedule(cfg, base_lr)
-    tensors = {k: torch.from_numpy(v) for k, v in data.items()}
-    module.train()
-    losses, norms, lrs = [], [], []
-    for k in range(steps):
-        lr = base_lr if sched is None else sched(k - 1)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        opt.zero_grad(set_to_none=True)
-        start = (k % spe) * tb
-        micro = []
-        for a in range(gas):
-            s = start + a * mb
-            loss = module(*[tensors[nm][s:s + mb] for nm in in_names])
-            micro.append(loss.detach())
-            (loss / gas).backward()
-        step_loss = torch.stack(micro).mean() if gas > 1 else micro[0]
-        total = R.global_grad_norm(params)
-        if clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, clip)
-        opt.step()
-        losses.append(float(step_loss.item()))
-        norms.append(float(total.item()))
-        lrs.append(float(lr))
-    return {"model": name, "config": cfg, "steps": steps,
-            "batch": {"train_batch_size": tb, "train_micro_batch_size_per_gpu": mb,
-                      "gradient_accumulation_steps": gas},
-            "samples": n, "steps_per_epoch": spe, "optimizer": desc, "gradient_clipping": clip,
-            "loss": losses, "grad_norm": norms, "lr": lrs}
+    return R.train_module(name, module, in_names, data, cfg, steps)
 
 
 # --------------------------------------------------------------------------

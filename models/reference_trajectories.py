@@ -396,14 +396,20 @@ def global_grad_norm(params):
 
 
 def train(model_dir, cfg, steps):
+    name, module, in_names, data = load_model(model_dir)
+    return train_module(name, module, in_names, data, cfg, steps, where=model_dir)
+
+
+def train_module(name, module, in_names, data, cfg, steps, where="the data"):
+    """PyTorch training of `module` on `data` ({input name: array}) with DeepSpeed's semantics for
+    `cfg`: the reference every trajectory in models/ comes from (also models/export_current.py)."""
     check_precision(cfg)
     tb, mb, gas = resolve_batch(cfg)
-    name, module, in_names, data = load_model(model_dir)
     n = next(iter(data.values())).shape[0]
     spe = n // tb
     if spe == 0:
-        raise RefError("train_batch_size %d is larger than the %d samples in %s/data"
-                       % (tb, n, model_dir))
+        raise RefError("train_batch_size %d is larger than the %d samples in %s"
+                       % (tb, n, where))
     clip = cfg.get("gradient_clipping", 1.0)
     clip = 0.0 if clip is None else float(clip)
     params = [p for p in module.parameters() if p.requires_grad]
