@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/e2e/e2e_util.h"
 #include "tests/testutil/test_util.h"
 
 namespace dsc {
@@ -22,16 +23,12 @@ namespace fs = std::filesystem;
 using testing::CommandResult;
 using testing::ShellQuote;
 
-constexpr double kRtol = 1e-4;
+using e2e::kRtol;
+using e2e::ReadJson;
 
 const fs::path& CurrentDir() {
   static const fs::path dir = fs::path(DSC_SOURCE_DIR) / "models" / "current";
   return dir;
-}
-
-nlohmann::json ReadJson(const fs::path& p) {
-  std::ifstream in(p);
-  return nlohmann::json::parse(in);
 }
 
 std::vector<nlohmann::json> ExportedFiles() {
@@ -72,7 +69,7 @@ TEST_P(CurrentExport, CompilesTrainsAndKeepsPyTorchsParameters) {
   const auto want = ReadJson(model_dir / "reference" / "trajectories" / "adam.json").at("loss").get<std::vector<double>>();
 
   testing::TempDir tmp;
-  const std::string plan = tmp.File("plan.dsplan"), metrics = tmp.File("metrics.jsonl");
+  const std::string plan = tmp.File("plan.dsplan");
   CommandResult c = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote(model.string()) + " --config " +
                                         ShellQuote(config.string()) + " -o " + ShellQuote(plan));
   ASSERT_EQ(c.rc, 0) << c.output;
@@ -96,21 +93,12 @@ TEST_P(CurrentExport, CompilesTrainsAndKeepsPyTorchsParameters) {
     EXPECT_TRUE(named) << "no warning names a merged parameter:\n" << c.output;
   }
 
-  CommandResult r = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + " --data " +
-                                        ShellQuote((model_dir / "data").string()) + " --steps " +
-                                        std::to_string(want.size()) + " --no-shuffle -q --metrics " + ShellQuote(metrics));
-  ASSERT_EQ(r.rc, 0) << r.output;
-  std::vector<double> got;
-  std::ifstream in(metrics);
-  for (std::string line; std::getline(in, line);) got.push_back(nlohmann::json::parse(line).at("loss").get<double>());
+  const std::vector<double> got = e2e::DsrunLosses(plan, model_dir / "data", want.size(), tmp);
   ASSERT_EQ(got.size(), want.size());
   for (double l : got) ASSERT_TRUE(std::isfinite(l)) << "loss " << l;
   // The first step runs before any update: every file computes PyTorch's initial loss.
   EXPECT_LE(std::fabs(got[0] - want[0]), kRtol * std::fabs(want[0])) << got[0] << " vs PyTorch " << want[0];
-  if (!f.at("every_parameter_own_initializer").get<bool>()) return;
-  for (size_t i = 0; i < want.size(); ++i)
-    ASSERT_LE(std::fabs(got[i] - want[i]), kRtol * std::fabs(want[i]))
-        << "step " << i + 1 << ": loss " << got[i] << " vs PyTorch " << want[i];
+  if (f.at("every_parameter_own_initializer").get<bool>()) e2e::ExpectSameTrajectory(got, want, f.at("file").get<std::string>());
 }
 
 std::vector<ExportCase> ExportCases() {

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/e2e/e2e_util.h"
 #include "tests/testutil/test_util.h"
 
 namespace dsc {
@@ -17,39 +18,19 @@ namespace fs = std::filesystem;
 using testing::CommandResult;
 using testing::ShellQuote;
 
-constexpr double kRtol = 1e-4;
-
-nlohmann::json ReadJson(const fs::path& p) {
-  std::ifstream in(p);
-  return nlohmann::json::parse(in);
-}
+using e2e::ExpectSameTrajectory;
+using e2e::ReadJson;
 
 // Compiles `model_dir` with `config`, trains `steps` steps without shuffling, returns the losses.
 std::vector<double> TrainWithDsrun(const fs::path& model_dir, const fs::path& config, int steps,
                                    const testing::TempDir& tmp) {
   const std::string name = model_dir.filename().string();
-  const std::string plan = tmp.File(name + ".dsplan"), metrics = tmp.File(name + ".jsonl");
+  const std::string plan = tmp.File(name + ".dsplan");
   CommandResult c = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote((model_dir / (name + ".onnx")).string()) +
                                         " --config " + ShellQuote(config.string()) + " -q -o " + ShellQuote(plan));
   EXPECT_EQ(c.rc, 0) << c.output;
   if (c.rc != 0) return {};
-  CommandResult r = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + " --data " +
-                                        ShellQuote((model_dir / "data").string()) + " --steps " + std::to_string(steps) +
-                                        " --no-shuffle -q --metrics " + ShellQuote(metrics));
-  EXPECT_EQ(r.rc, 0) << r.output;
-  std::vector<double> losses;
-  std::ifstream in(metrics);
-  for (std::string line; std::getline(in, line);) losses.push_back(nlohmann::json::parse(line).at("loss").get<double>());
-  return losses;
-}
-
-void ExpectSameTrajectory(const std::vector<double>& got, const std::vector<double>& want, const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  for (size_t i = 0; i < want.size(); ++i) {
-    const double rel = std::fabs(got[i] - want[i]) / std::max(std::fabs(want[i]), 1e-12);
-    ASSERT_LE(rel, kRtol) << what << ": step " << i + 1 << " loss " << got[i] << " vs PyTorch " << want[i]
-                          << " (first steps: dscompile " << got[0] << ", PyTorch " << want[0] << ")";
-  }
+  return e2e::DsrunLosses(plan, model_dir / "data", static_cast<size_t>(steps), tmp);
 }
 
 struct Case {
