@@ -2,9 +2,11 @@
 #include "runtime/npy.h"
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
-#include <regex>
+#include <optional>
 #include <sstream>
+#include <string_view>
 
 namespace dsc {
 namespace {
@@ -17,9 +19,35 @@ constexpr NpyType kTypes[] = {{"<f4", DType::kFloat32}, {"<f2", DType::kFloat16}
                               {"<i8", DType::kInt64},   {"<i4", DType::kInt32},   {"|b1", DType::kBool},
                               {"|u1", DType::kUInt8},   {"|i1", DType::kInt8}};
 
+// The text after `'key'` and a colon in the header dict, or npos. Hand-parsed: the header comes from
+// the file, and std::regex recurses per character, so a long header could exhaust the stack.
+size_t ValueOf(std::string_view header, std::string_view key) {
+  std::string quoted(1, '\'');
+  quoted.append(key);
+  quoted += '\'';
+  const size_t at = header.find(quoted);
+  if (at == std::string_view::npos) return std::string_view::npos;
+  size_t i = header.find_first_not_of(" \t", at + quoted.size());
+  if (i == std::string_view::npos || header[i] != ':') return std::string_view::npos;
+  return header.find_first_not_of(" \t", i + 1);
+}
+
+// The text between `open` at `at` and the next `close`, or nullopt.
+std::optional<std::string> Between(std::string_view header, size_t at, char open, char close) {
+  if (at == std::string_view::npos || at >= header.size() || header[at] != open) return std::nullopt;
+  const size_t end = header.find(close, at + 1);
+  if (end == std::string_view::npos) return std::nullopt;
+  return std::string(header.substr(at + 1, end - at - 1));
+}
+
 }  // namespace
 
 StatusOr<Tensor> ReadNpy(const std::string& path) {
+  // A FIFO or device would block or never end; only regular files are data.
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status)) return NotFound(path, ": cannot open");
+  if (!std::filesystem::is_regular_file(status)) return InvalidArgument(path, ": not a regular file");
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound(path, ": cannot open");
   char magic[8];
@@ -40,16 +68,17 @@ StatusOr<Tensor> ReadNpy(const std::string& path) {
   if (header_len > (1u << 20)) return DataLoss(path, ": header length ", header_len, " is implausible");
   std::string header(header_len, '\0');
   if (!in.read(header.data(), header_len)) return DataLoss(path, ": truncated header");
-  std::smatch m;
-  if (!std::regex_search(header, m, std::regex("'descr'\\s*:\\s*'([^']*)'")))
-    return DataLoss(path, ": header has no descr");
-  const std::string descr = m[1];
-  if (!std::regex_search(header, m, std::regex("'fortran_order'\\s*:\\s*(True|False)")))
-    return DataLoss(path, ": header has no fortran_order");
-  if (m[1] == "True") return Unimplemented(path, ": Fortran-ordered arrays are not supported (save with np.ascontiguousarray)");
-  if (!std::regex_search(header, m, std::regex("'shape'\\s*:\\s*\\(([^)]*)\\)"))) return DataLoss(path, ": header has no shape");
+  const std::optional<std::string> descr = Between(header, ValueOf(header, "descr"), '\'', '\'');
+  if (!descr) return DataLoss(path, ": header has no descr");
+  const size_t order = ValueOf(header, "fortran_order");
+  const std::string_view hv(header);
+  if (order != std::string_view::npos && hv.substr(order, 4) == "True")
+    return Unimplemented(path, ": Fortran-ordered arrays are not supported (save with np.ascontiguousarray)");
+  if (order == std::string_view::npos || hv.substr(order, 5) != "False") return DataLoss(path, ": header has no fortran_order");
+  const std::optional<std::string> shape = Between(header, ValueOf(header, "shape"), '(', ')');
+  if (!shape) return DataLoss(path, ": header has no shape");
   std::vector<int64_t> dims;
-  std::stringstream ss(m[1].str());
+  std::stringstream ss(*shape);
   std::string item;
   while (std::getline(ss, item, ',')) {
     item.erase(0, item.find_first_not_of(" \t"));
@@ -66,8 +95,8 @@ StatusOr<Tensor> ReadNpy(const std::string& path) {
   }
   const NpyType* type = nullptr;
   for (const auto& t : kTypes)
-    if (descr == t.descr) type = &t;
-  if (!type) return Unimplemented(path, ": dtype '", descr, "' is not supported (float32, float16, float64, int64, int32, bool, uint8, int8 are)");
+    if (*descr == t.descr) type = &t;
+  if (!type) return Unimplemented(path, ": dtype '", *descr, "' is not supported (float32, float16, float64, int64, int32, bool, uint8, int8 are)");
   StatusOr<int64_t> count = NumElements(dims);
   if (!count.ok()) return DataLoss(path, ": ", count.status().message());
   const std::streampos data_start = in.tellg();

@@ -1,6 +1,8 @@
 // Runtime pieces: .npy files, the data loader's order and errors, memory planning, the executor.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <cmath>
 #include <filesystem>
 #include <set>
@@ -63,6 +65,50 @@ TEST(Npy, RejectsGarbageWithTheFileName) {
     testing::WriteFileOrDie(dir.File("cut.npy"), full.substr(0, n));
     EXPECT_FALSE(ReadNpy(dir.File("cut.npy")).ok()) << n;
   }
+}
+
+// A .npy header as numpy writes it, padded to `len` bytes with spaces before the closing brace.
+std::string NpyWithHeader(const std::string& dict, size_t len, const std::string& data) {
+  std::string header = dict;
+  while (header.size() + 1 < len) header += ' ';
+  header += '\n';
+  const uint32_t n = static_cast<uint32_t>(header.size());
+  std::string out = std::string("\x93NUMPY\x02\x00", 8);
+  for (int i = 0; i < 4; ++i) out += static_cast<char>((n >> (8 * i)) & 0xff);
+  return out + header + data;
+}
+
+// The header is read without std::regex, whose recursion overflowed the stack on long headers.
+TEST(Npy, LongHeadersAndSpacingParse) {
+  TempDir dir;
+  const float v[2] = {1.5f, -2.0f};
+  const std::string data(reinterpret_cast<const char*>(v), sizeof(v));
+  testing::WriteFileOrDie(dir.File("long.npy"),
+                          NpyWithHeader("{'descr':'<f4',  'fortran_order' : False, 'shape': ( 2, ), }", 1000000, data));
+  StatusOr<Tensor> r = ReadNpy(dir.File("long.npy"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->dims(), (std::vector<int64_t>{2}));
+  EXPECT_EQ(r->data<float>()[1], -2.0f);
+  // A long value with no closing quote is an error naming the file, not a crash.
+  testing::WriteFileOrDie(dir.File("open.npy"), NpyWithHeader("{'descr': '" + std::string(900000, 'f'), 1000000, data));
+  StatusOr<Tensor> bad = ReadNpy(dir.File("open.npy"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("open.npy: header has no descr"), std::string::npos) << bad.status().message();
+  testing::WriteFileOrDie(dir.File("fortran.npy"),
+                          NpyWithHeader("{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", 64, data));
+  EXPECT_NE(ReadNpy(dir.File("fortran.npy")).status().message().find("Fortran-ordered"), std::string::npos);
+}
+
+// A FIFO (or a device) named as data would block the reader forever: refused at once.
+TEST(Npy, RefusesWhatIsNotARegularFile) {
+  TempDir dir;
+  ASSERT_EQ(::mkfifo(dir.File("pipe.npy").c_str(), 0600), 0);
+  StatusOr<Tensor> r = ReadNpy(dir.File("pipe.npy"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("pipe.npy: not a regular file"), std::string::npos) << r.status().message();
+  std::filesystem::create_directory(dir.File("dir.npy"));
+  EXPECT_NE(ReadNpy(dir.File("dir.npy")).status().message().find("not a regular file"), std::string::npos);
+  EXPECT_NE(ReadNpy(dir.File("absent.npy")).status().message().find("absent.npy: cannot open"), std::string::npos);
 }
 
 class LoaderTest : public ::testing::Test {
