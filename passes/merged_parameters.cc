@@ -33,12 +33,6 @@ bool IsNormalization(const std::string& op) {
   return ops.count(op) > 0;
 }
 
-std::string JoinNames(const std::vector<std::string>& names) {
-  std::string s;
-  for (size_t i = 0; i < names.size(); ++i) s += StrCat(i ? ", " : "", "'", names[i], "'");
-  return s;
-}
-
 // Whether b holds a's 2-D float data transposed.
 bool IsTransposeOf(const Tensor& a, const Tensor& b) {
   if (a.rank() != 2 || b.rank() != 2 || a.dtype() != b.dtype() || a.dtype() != DType::kFloat32) return false;
@@ -65,12 +59,18 @@ void RealConsumers(const Value* v, std::vector<const Node*>* out, int depth = 0)
 
 }  // namespace
 
+std::string QuotedNames(const std::vector<std::string>& names) {
+  std::string s;
+  for (size_t i = 0; i < names.size(); ++i) s += StrCat(i ? ", " : "", "'", names[i], "'");
+  return s;
+}
+
 std::vector<std::string> MergedParameterWarnings(const Graph& g, const std::vector<std::string>& trainable,
                                                  const std::vector<std::string>& missing, bool have_torch_list) {
   std::vector<std::string> warnings;
   if (!missing.empty())
     warnings.push_back(StrCat(missing.size(), " PyTorch parameter", missing.size() == 1 ? " has" : "s have",
-                              " no initializer of their own in this file (", JoinNames(missing),
+                              " no initializer of their own in this file (", QuotedNames(missing),
                               "): the exporter's optimizer merged or folded them, so they cannot train as in "
                               "PyTorch; ", kDynamoAdvice));
 

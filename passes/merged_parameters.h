@@ -9,6 +9,9 @@
 
 namespace dsc {
 
+// "'a', 'b', 'c'": tensor names as the warnings list them.
+std::string QuotedNames(const std::vector<std::string>& names);
+
 // `trainable`: the initializers select-loss chose; `missing`: PyTorch parameters the model's
 // parameter list says have no initializer of their own; `have_torch_list`: whether the choice came
 // from such a list (then tying seen in the graph is PyTorch's own and is not reported).

@@ -72,12 +72,6 @@ std::unordered_set<const Value*> DifferentiableToLoss(Value* loss) {
   return seen;
 }
 
-std::string JoinQuoted(const std::vector<std::string>& names) {
-  std::string s;
-  for (size_t i = 0; i < names.size(); ++i) s += StrCat(i ? ", " : "", "'", names[i], "'");
-  return s;
-}
-
 // Command-line entries that each match an initializer name exactly or as a full-match regex.
 class NameMatcher {
  public:
@@ -161,7 +155,7 @@ class SelectLossPass : public GraphPass {
         *ctx.warn << "dscompile: warning: " << unreached.size() << " chosen parameter"
                   << (unreached.size() == 1 ? " has" : "s have") << " no differentiable path to the loss and stay"
                   << (unreached.size() == 1 ? "s" : "") << " fixed (PyTorch leaves their gradient None): "
-                  << JoinQuoted(unreached) << "\n";
+                  << QuotedNames(unreached) << "\n";
       for (const std::string& w : MergedParameterWarnings(g, info.parameters, torch_list.missing, by_list))
         *ctx.warn << "dscompile: warning: " << w << "\n";
       // nn.Embedding's padding_idx is not in ONNX: without the helper's or dynamo's record of it
@@ -176,7 +170,7 @@ class SelectLossPass : public GraphPass {
                 break;
               }
         if (!tables.empty())
-          *ctx.warn << "dscompile: note: " << JoinQuoted(tables)
+          *ctx.warn << "dscompile: note: " << QuotedNames(tables)
                     << (tables.size() == 1 ? " is an embedding table" : " are embedding tables")
                     << " and this file does not say whether PyTorch's nn.Embedding has a padding_idx (a row "
                        "PyTorch never trains); if it has, export with tools/export_for_training.py or "
