@@ -5,6 +5,15 @@
 // comments: X is the forward input, Y the forward output, dY/dX their gradients. Attributes copy
 // the forward node's attributes unless stated. All float kernels exist for float32 first.
 //
+// Forward ops:
+//   SampleDropout<batch_axis, sample_rows[, seed]>(data[, ratio][, training_mode]) -> output[, mask]
+//                                               ONNX Dropout whose mask is keyed by (seed, step, node,
+//                                               the sample's index in the step's global batch, the
+//                                               element's index within the sample): indices
+//                                               [s*rows, (s+1)*rows) of dim batch_axis belong to the
+//                                               micro-batch's sample s; batch_axis -1: no batch axis
+//                                               (the mask is keyed by element index, as Dropout's)
+//
 // Pure gradient ops (SSA, one output each unless stated; an output's static type fixes its shape):
 //   ReluGrad(dY, X) -> dX                       dX = dY * (X > 0)
 //   LeakyReluGrad<alpha>(dY, X) -> dX           dX = dY * (X > 0 ? 1 : alpha)
@@ -87,6 +96,9 @@
 #include "ir/graph.h"
 
 namespace dsc::ops {
+
+// Forward ops.
+inline constexpr const char* kSampleDropout = "SampleDropout";
 
 // Gradient ops.
 inline constexpr const char* kReluGrad = "ReluGrad";

@@ -42,6 +42,9 @@ struct KernelContext {
   std::vector<TensorView*> outputs;       // nullptr for an omitted optional output
   uint64_t seed = 0;                      // run seed (Dropout): masks depend on (seed, step, node)
   int64_t step = 0;                       // optimizer step counter of the current program run
+  // Index in the step's global batch of this micro-batch's first sample (SampleDropout keys a
+  // sample's mask by it, so masks do not depend on how the batch is split over ranks and micro-steps).
+  int64_t first_sample = 0;
   int num_threads = 1;
   // The data-parallel group (collective ops); null means a single rank.
   Communicator* comm = nullptr;

@@ -5,10 +5,13 @@
 // (--dim NAME=VALUE). A symbol is bound to one value everywhere it appears. Afterwards graph
 // inputs are fully static and all value types are re-inferred. Unbound symbols are an error
 // listing all of them. Shapes computed by shape arithmetic become static once fold-constants runs.
+// Before binding, the dim of each Dropout's data named by the batch symbol is recorded for
+// sample-dropout (passes/sample_dropout.h).
 #include <set>
 
 #include "ir/shape_inference.h"
 #include "passes/pass.h"
+#include "passes/sample_dropout.h"
 
 namespace dsc {
 namespace {
@@ -41,6 +44,12 @@ class SpecializePass : public GraphPass {
                                ctx.micro_batch, " that binds dim 0 ('", d0.symbol, "') of input '", in->name(), "'");
       bound[d0.symbol] = ctx.micro_batch;
     }
+    // Which dim of each Dropout's data is the batch can be read only while it still has a name.
+    std::string batch_symbol;
+    for (const Value* in : g.inputs())
+      if (in->type.shape && !in->type.shape->empty() && !in->type.shape->front().is_static() && ctx.micro_batch > 0)
+        batch_symbol = in->type.shape->front().symbol;
+    RecordDropoutBatchAxes(g, batch_symbol);
     bool changed = false;
     std::set<std::string> unbound;
     for (Value* in : g.inputs()) {

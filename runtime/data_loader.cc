@@ -93,7 +93,7 @@ Status DataLoader::Fill(int64_t step, int64_t micro, std::map<std::string, Tenso
   const int64_t spe = steps_per_epoch();
   const std::vector<int64_t>& order = Order(step / spe);
   const int64_t batch_start = (step % spe) * opts_.train_batch_size;
-  const int64_t first = batch_start + (micro * opts_.world_size + opts_.rank) * opts_.micro_batch;
+  const int64_t first = batch_start + first_sample(micro);
   for (const DataInput& in : inputs_) {
     const Tensor& src = data_.at(in.name);
     auto it = out->find(in.name);

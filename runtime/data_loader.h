@@ -42,6 +42,8 @@ class DataLoader {
   // Writes micro-batch `micro` of optimizer step `step` (0-based) into `out` (one tensor per
   // input, shaped like DataInput::dims, allocated on first use).
   Status Fill(int64_t step, int64_t micro, std::map<std::string, Tensor>* out);
+  // Index in its step's batch of the first sample of micro-batch `micro` on this rank.
+  int64_t first_sample(int64_t micro) const { return (micro * opts_.world_size + opts_.rank) * opts_.micro_batch; }
 
  private:
   const std::vector<int64_t>& Order(int64_t epoch);

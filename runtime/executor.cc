@@ -120,6 +120,7 @@ Status ProgramExecutor::Run(const RunOptions& opts) {
   KernelContext ctx;
   ctx.seed = opts.seed;
   ctx.step = opts.step;
+  ctx.first_sample = opts.first_sample;
   ctx.num_threads = opts.num_threads;
   ctx.comm = opts.comm;
   for (Step& s : steps_) {

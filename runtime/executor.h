@@ -24,6 +24,7 @@ struct RunOptions {
   int64_t step = 1;
   int num_threads = 1;
   Communicator* comm = nullptr;  // collectives' group; null = one rank
+  int64_t first_sample = 0;      // of the micro-batch in the step's global batch (KernelContext)
 };
 
 class ProgramExecutor {

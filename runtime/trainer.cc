@@ -167,7 +167,8 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts) {
     double loss_sum = 0;
     for (int64_t m = 0; m < cfg.gradient_accumulation_steps; ++m) {
       RETURN_IF_ERROR(loader.Fill(s, m, &batch));
-      RETURN_IF_ERROR(micro_ex->Run(RunOptions{dopts.seed, s + 1, threads, opts.comm}).WithContext(StrCat("step ", s + 1)));
+      RETURN_IF_ERROR(micro_ex->Run(RunOptions{dopts.seed, s + 1, threads, opts.comm, loader.first_sample(m)})
+                          .WithContext(StrCat("step ", s + 1)));
       ASSIGN_OR_RETURN(float loss, ReadScalar(device.get(), micro_ex->Output(loss_name), "loss"));
       loss_sum += loss;
     }

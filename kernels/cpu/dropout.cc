@@ -1,4 +1,4 @@
-// Dropout (opset 13) with a counter-based mask reproducible from (seed, step, node), and DropoutGrad.
+// Dropout (opset 13) and SampleDropout: counter-based masks reproducible from their position, and DropoutGrad.
 #include <cstring>
 #include <string>
 #include <vector>
@@ -56,19 +56,41 @@ StatusOr<RatioAndMode> ReadRatioAndMode(const KernelContext& ctx, size_t ratio_i
   return r;
 }
 
+// Where a sample's elements lie in a tensor: along `axis` (-1: the tensor has no batch axis), in
+// blocks of `rows` consecutive indices per sample (1 when the axis is the batch itself; more when
+// the batch was flattened into it, e.g. [batch*seq, hidden]).
+struct SampleLayout {
+  int64_t axis = -1;
+  int64_t rows = 1;
+};
+
 // (data[, ratio][, training_mode]) -> output[, mask]
-// Training: keep[i] = u(key, i) >= ratio with u uniform in [0,1) from the element index alone, so a
-// mask is the same for any thread count and DropoutGrad can rely on the saved mask; output = data * keep / (1 - ratio).
+// Training: keep = u >= ratio with u uniform in [0,1) from a counter-based hash, so a mask is the
+// same for any thread count and DropoutGrad can rely on the saved mask; output = data * keep / (1 - ratio).
+// ONNX Dropout hashes (seed, step, node, element index); SampleDropout hashes (seed, step, node,
+// the sample's index in the step's global batch, the element's index within its sample), so a
+// sample draws the same mask whichever rank and micro-step it lands on, and no two samples share one.
 // Otherwise (or ratio 0): output = data and the mask is all true.
 class DropoutKernel : public nn::DescribedKernel {
  public:
+  explicit DropoutKernel(bool per_sample = false) : per_sample_(per_sample) {}
+
   Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(std::vector<int64_t> d, nn::StaticDims(node.input(0), "data"));
-    n_ = nn::Product(d);
+    ASSIGN_OR_RETURN(dims_, nn::StaticDims(node.input(0), "data"));
+    n_ = nn::Product(dims_);
     node_id_ = HashName(node.output(0)->name());
     has_seed_attr_ = node.HasAttr("seed");
     seed_attr_ = static_cast<uint64_t>(node.GetInt("seed", 0));
     desc_ = node.Describe();
+    if (!per_sample_) return Status::OK();
+    layout_.axis = node.GetInt("batch_axis", -1);
+    layout_.rows = node.GetInt("sample_rows", 1);
+    const int64_t rank = static_cast<int64_t>(dims_.size());
+    if (layout_.axis < -1 || layout_.axis >= rank)
+      return InvalidArgument("batch_axis ", layout_.axis, " is outside the data's rank ", rank);
+    if (layout_.axis >= 0 && (layout_.rows < 1 || dims_[static_cast<size_t>(layout_.axis)] % layout_.rows != 0))
+      return InvalidArgument("sample_rows ", layout_.rows, " does not divide dim ", layout_.axis, " (",
+                             dims_[static_cast<size_t>(layout_.axis)], ") of the data");
     return Status::OK();
   }
 
@@ -76,11 +98,10 @@ class DropoutKernel : public nn::DescribedKernel {
   Status Run(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(const RatioAndMode rm, ReadRatioAndMode(ctx, 1, /*training_default=*/false));
     const float ratio = rm.ratio;
-    const bool training = rm.training;
     const float* x = ctx.input(0).data<float>();
     float* y = ctx.output(0).data<float>();
     uint8_t* mask = ctx.has_output(1) ? ctx.output(1).data<uint8_t>() : nullptr;
-    if (!training || ratio == 0.0f) {
+    if (!rm.training || ratio == 0.0f) {
       std::memcpy(y, x, static_cast<size_t>(n_) * sizeof(float));
       if (mask) std::memset(mask, 1, static_cast<size_t>(n_));
       return Status::OK();
@@ -89,10 +110,26 @@ class DropoutKernel : public nn::DescribedKernel {
     const uint64_t seed = has_seed_attr_ ? seed_attr_ : ctx.seed;
     const uint64_t key = Mix(Mix(Mix(seed) ^ static_cast<uint64_t>(ctx.step)) ^ node_id_);
     const float scale = ratio < 1.0f ? 1.0f / (1.0f - ratio) : 0.0f;
+    // Element i as (o, a, e) around the batch axis: i = (o * extent + a) * inner + e.
+    int64_t extent = 1, inner = n_;
+    if (per_sample_ && layout_.axis >= 0) {
+      const size_t ax = static_cast<size_t>(layout_.axis);
+      extent = dims_[ax];
+      inner = nn::Product(dims_, ax + 1, dims_.size());
+    }
+    const int64_t rows = per_sample_ ? layout_.rows : 1;
+    const bool by_sample = per_sample_ && layout_.axis >= 0;
+    const int64_t first_sample = ctx.first_sample;
     const int64_t n = n_;
 #pragma omp parallel for if (n > nn::kParallelThreshold)
     for (int64_t i = 0; i < n; ++i) {
-      const float u = static_cast<float>(Mix(key + static_cast<uint64_t>(i)) >> 40) * (1.0f / 16777216.0f);
+      uint64_t k = key, j = static_cast<uint64_t>(i);
+      if (by_sample) {
+        const int64_t o = i / (extent * inner), a = i / inner % extent, e = i % inner;
+        k = Mix(key ^ Mix(static_cast<uint64_t>(first_sample + a / rows)));
+        j = static_cast<uint64_t>((o * rows + a % rows) * inner + e);
+      }
+      const float u = static_cast<float>(Mix(k + j) >> 40) * (1.0f / 16777216.0f);
       const bool keep = u >= ratio;
       y[i] = keep ? x[i] * scale : 0.0f;
       if (mask) mask[i] = keep;
@@ -100,9 +137,17 @@ class DropoutKernel : public nn::DescribedKernel {
     return Status::OK();
   }
 
+  bool per_sample_;
+  std::vector<int64_t> dims_;
   int64_t n_ = 0;
   uint64_t node_id_ = 0, seed_attr_ = 0;
   bool has_seed_attr_ = false;
+  SampleLayout layout_;
+};
+
+class SampleDropoutKernel : public DropoutKernel {
+ public:
+  SampleDropoutKernel() : DropoutKernel(/*per_sample=*/true) {}
 };
 
 // (dY, mask[, ratio][, training_mode]) -> dX = dY * mask / (1 - ratio).
@@ -139,6 +184,7 @@ class DropoutGradKernel : public nn::DescribedKernel {
 };
 
 DSC_REGISTER_KERNEL("", "Dropout", kCpu, kFloat32, MakeFactory<DropoutKernel>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kSampleDropout, kCpu, kFloat32, MakeFactory<SampleDropoutKernel>());
 DSC_REGISTER_KERNEL(kDscDomain, ops::kDropoutGrad, kCpu, kFloat32, MakeFactory<DropoutGradKernel>());
 
 }  // namespace

@@ -12,7 +12,7 @@ Shape StaticShape(const std::vector<int64_t>& dims) {
 }
 
 StatusOr<std::vector<Tensor>> RunNodeOnCpu(const Node& node, const std::vector<Tensor*>& inputs, uint64_t seed,
-                                           int64_t step, Communicator* comm) {
+                                           int64_t step, Communicator* comm, int64_t first_sample) {
   ASSIGN_OR_RETURN(std::unique_ptr<OpKernel> kernel, KernelRegistry::Global().Create(node, DeviceKind::kCpu));
   std::vector<TensorView> in_views(inputs.size()), out_views(node.num_outputs());
   std::vector<Tensor> outputs;
@@ -42,6 +42,7 @@ StatusOr<std::vector<Tensor>> RunNodeOnCpu(const Node& node, const std::vector<T
     ctx.outputs.push_back(&out_views[i]);
   }
   ctx.seed = seed;
+  ctx.first_sample = first_sample;
   ctx.step = step;
   ctx.comm = comm;
   RETURN_IF_ERROR(kernel->Compute(ctx));

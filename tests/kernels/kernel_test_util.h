@@ -20,7 +20,8 @@ namespace dsc::testing {
 // ops (Accumulate, AdamStep, ...) update the tensors in `inputs` themselves: pass mutable ones.
 // `comm` is the data-parallel group the collective kernels see (null: one rank).
 StatusOr<std::vector<Tensor>> RunNodeOnCpu(const Node& node, const std::vector<Tensor*>& inputs,
-                                           uint64_t seed = 0, int64_t step = 1, Communicator* comm = nullptr);
+                                           uint64_t seed = 0, int64_t step = 1, Communicator* comm = nullptr,
+                                           int64_t first_sample = 0);
 
 // A fully static shape.
 Shape StaticShape(const std::vector<int64_t>& dims);

@@ -64,18 +64,19 @@ TEST(DscompileCli, CompilesGptAndDumpsEveryPass) {
   ASSERT_EQ(r.rc, 0) << r.output;
   EXPECT_NE(r.output.find("trainable parameters (30)"), std::string::npos) << r.output;
   // One program until accumulate splits it into micro_step and step.
-  for (const char* f : {"00-input", "01-specialize", "02-select-loss", "03-fold-constants", "04-dce", "05-autodiff"}) {
+  for (const char* f : {"00-input", "01-specialize", "02-select-loss", "03-fold-constants", "04-dce", "05-autodiff",
+                        "06-sample-dropout"}) {
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx")) << f;
   }
-  for (const char* f : {"06-accumulate", "07-optimizer", "08-zero-partition", "09-memory-plan"}) {
+  for (const char* f : {"07-accumulate", "08-optimizer", "09-zero-partition", "10-memory-plan"}) {
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".micro_step.onnx")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".step.onnx")) << f;
   }
   StatusOr<Plan> plan = ReadPlan(dir.File("gpt.dsplan"));
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
-  ASSERT_EQ(plan->pipeline.size(), 9u);
+  ASSERT_EQ(plan->pipeline.size(), 10u);
   EXPECT_EQ(plan->config.value("train_batch_size", 0), 16);
   ASSERT_NE(plan->FindProgram("micro_step"), nullptr);
   ASSERT_NE(plan->FindProgram("step"), nullptr);
@@ -143,7 +144,7 @@ TEST(DscompileCli, PrintIrAfterAndTimePasses) {
   EXPECT_NE(r.output.find("IR after pass 3 'fold-constants'"), std::string::npos);
   EXPECT_EQ(r.output.find("IR after pass 2"), std::string::npos);
   EXPECT_NE(r.output.find("pass  4 dce"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("pass  9 memory-plan"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pass 10 memory-plan"), std::string::npos) << r.output;
 }
 
 TEST(DscompileCli, ExplicitPassesAndStopAfter) {
