@@ -1,7 +1,9 @@
 // The training loop.
 #include "runtime/trainer.h"
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cmath>
 #include <fstream>
 #include <iomanip>
@@ -95,6 +97,10 @@ StatusOr<std::vector<DataInput>> BindProgram(const Graph& g, ProgramExecutor* ex
   return data;
 }
 
+Status MetricsWriteError(const std::string& path) {
+  return DataLoss("--metrics ", path, ": cannot write: ", std::strerror(errno ? errno : EIO));
+}
+
 StatusOr<float> ReadScalar(Device* device, const TensorView* v, const std::string& what) {
   if (!v || v->dtype != DType::kFloat32 || v->numel() != 1) return Internal("the plan has no float scalar ", what);
   float x = 0;
@@ -155,7 +161,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts) {
   std::ofstream metrics;
   if (lead_rank && !opts.metrics_path.empty()) {
     metrics.open(opts.metrics_path, std::ios::trunc);
-    if (!metrics) return InvalidArgument("--metrics ", opts.metrics_path, ": cannot open for writing");
+    if (!metrics) return InvalidArgument("--metrics ", opts.metrics_path, ": cannot open for writing: ", std::strerror(errno));
   }
   TrainSummary summary;
   const auto start = std::chrono::steady_clock::now();
@@ -216,7 +222,9 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts) {
         }
         line["bytes_sent"] = sent;
       }
-      metrics << line.dump() << "\n";
+      // Flushed per step, so a full disk stops the run at the step it hits, not silently at exit.
+      metrics << line.dump() << "\n" << std::flush;
+      if (!metrics) return MetricsWriteError(opts.metrics_path);
     }
     if (progress && ((s + 1) % print_every == 0 || s == 0 || s + 1 == total))
       *progress << "step " << std::setw(6) << s + 1 << "  loss " << std::fixed << std::setprecision(4) << loss

@@ -1,7 +1,13 @@
 // Command-line parsing.
 #include "tools/cli_args.h"
 
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
 #include <iostream>
+#include <new>
 
 namespace dsc {
 
@@ -82,6 +88,65 @@ std::optional<ParsedArgs> ParseCommandLine(const char* tool, int argc, char** ar
     return std::nullopt;
   }
   return std::move(args).value();
+}
+
+namespace {
+
+const char* g_tool = "dscompile";  // for the terminate handler, which takes no arguments
+
+std::string DescribeException(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::bad_alloc&) {
+    return "out of memory (std::bad_alloc)";
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "an unknown exception";
+  }
+}
+
+// An exception that escapes a worker thread (a kernel's OpenMP region, say) never reaches
+// RunTool's catch: std::terminate would abort with a core dump and no word about the cause.
+[[noreturn]] void OnTerminate() {
+  std::exception_ptr e = std::current_exception();
+  const std::string what = e ? DescribeException(e) : "terminated without an exception";
+  std::fprintf(stderr, "%s: error: %s\n", g_tool, what.c_str());
+  std::fflush(stderr);
+  std::_Exit(1);  // under mpirun, a rank exiting without finalizing ends the whole job
+}
+
+}  // namespace
+
+Status FlushStdout() {
+  errno = 0;
+  std::cout.flush();
+  int err = errno;
+  const bool cout_failed = !std::cout;
+  if (std::fflush(stdout) != 0 && err == 0) err = errno;
+  if (cout_failed || std::ferror(stdout))
+    return DataLoss("cannot write to standard output: ", std::strerror(err ? err : EIO));
+  return Status::OK();
+}
+
+int RunTool(const char* tool, const std::function<int()>& body,
+            const std::function<void(const std::string&)>& on_exception) {
+  g_tool = tool;
+  std::set_terminate(OnTerminate);
+  int rc = 0;
+  try {
+    rc = body();
+  } catch (...) {
+    const std::string what = DescribeException(std::current_exception());
+    if (on_exception) on_exception(what);
+    std::cerr << tool << ": error: " << what << "\n";
+    return 1;
+  }
+  if (Status s = FlushStdout(); !s.ok()) {
+    std::cerr << tool << ": error: " << s.message() << "\n";
+    return rc == 0 ? 1 : rc;
+  }
+  return rc;
 }
 
 }  // namespace dsc

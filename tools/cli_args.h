@@ -1,6 +1,7 @@
 // A small command-line parser shared by dscompile, dsrun and dsinspect: --flag, --flag=value, --flag value.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -33,5 +34,15 @@ StatusOr<ParsedArgs> ParseArgs(int argc, char** argv, const std::vector<FlagSpec
 // "TOOL: message". Returns the arguments, or nullopt with *exit_code set (0 help, 2 misuse).
 std::optional<ParsedArgs> ParseCommandLine(const char* tool, int argc, char** argv, const std::vector<FlagSpec>& specs,
                                            const char* usage, int* exit_code);
+
+// Runs a tool's body so that nothing ends it silently or as a crash: any exception (bad_alloc,
+// filesystem_error, JSON, anything) becomes "TOOL: error: ..." and exit 1, and standard output is
+// flushed and checked, so `TOOL ... > /dev/full` fails instead of exiting 0 with nothing written.
+// `on_exception` runs with the message before returning (dsrun ends its other ranks there).
+int RunTool(const char* tool, const std::function<int()>& body,
+            const std::function<void(const std::string&)>& on_exception = {});
+
+// Flushes standard output; the error says it could not be written and why.
+Status FlushStdout();
 
 }  // namespace dsc

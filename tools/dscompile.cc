@@ -231,23 +231,25 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace dsc;
-  int exit_code = 0;
-  std::optional<ParsedArgs> args = ParseCommandLine("dscompile", argc, argv, kFlags, kUsage, &exit_code);
-  if (!args) return exit_code;
-  if (args->Has("--list-ops")) {
-    std::cout << "default-domain opsets " << kMinOpset << " to " << MaxOpset() << "; " << SupportedOps().size()
-              << " operators (folded: shape-only, must become constants; decomposed: imported as other supported ops):\n";
-    for (const auto& [op, kind] : SupportedOps()) std::cout << "  " << op << "  " << kind << "\n";
+  return RunTool("dscompile", [&] {
+    int exit_code = 0;
+    std::optional<ParsedArgs> args = ParseCommandLine("dscompile", argc, argv, kFlags, kUsage, &exit_code);
+    if (!args) return exit_code;
+    if (args->Has("--list-ops")) {
+      std::cout << "default-domain opsets " << kMinOpset << " to " << MaxOpset() << "; " << SupportedOps().size()
+                << " operators (folded: shape-only, must become constants; decomposed: imported as other supported ops):\n";
+      for (const auto& [op, kind] : SupportedOps()) std::cout << "  " << op << "  " << kind << "\n";
+      return 0;
+    }
+    if (args->Has("--list-passes")) {
+      for (PassId id : DefaultPipeline()) std::cout << PassName(id) << "\n";
+      return 0;
+    }
+    Status s = Compile(*args, argc, argv);
+    if (!s.ok()) {
+      std::cerr << "dscompile: error: " << s.message() << "\n";
+      return 1;
+    }
     return 0;
-  }
-  if (args->Has("--list-passes")) {
-    for (PassId id : DefaultPipeline()) std::cout << PassName(id) << "\n";
-    return 0;
-  }
-  Status s = Compile(*args, argc, argv);
-  if (!s.ok()) {
-    std::cerr << "dscompile: error: " << s.message() << "\n";
-    return 1;
-  }
-  return 0;
+  });
 }

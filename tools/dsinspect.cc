@@ -10,6 +10,7 @@
 
 #include "backend/plan_file.h"
 #include "backend/plan_summary.h"
+#include "tools/cli_args.h"
 
 namespace {
 
@@ -149,7 +150,9 @@ int Run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  Options o;
-  if (std::optional<int> rc = ParseArgs(argc, argv, &o)) return *rc;
-  return Run(o);
+  return dsc::RunTool("dsinspect", [&] {
+    Options o;
+    if (std::optional<int> rc = ParseArgs(argc, argv, &o)) return *rc;
+    return Run(o);
+  });
 }

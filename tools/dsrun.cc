@@ -123,29 +123,38 @@ StatusOr<std::unique_ptr<Communicator>> Connect(const ParsedArgs& args, int argc
 
 int main(int argc, char** argv) {
   using namespace dsc;
-  int exit_code = 0;
-  std::optional<ParsedArgs> args = ParseCommandLine("dsrun", argc, argv, kFlags, kUsage, &exit_code);
-  if (!args) return exit_code;
-  StatusOr<std::unique_ptr<Communicator>> comm = Connect(*args, argc, argv);
-  if (!comm.ok()) {
-    std::cerr << "dsrun: error: " << comm.status().message() << "\n";
-    return 1;
-  }
-  Communicator& c = **comm;
-  StatusOr<Job> job = Prepare(*args, &c);
-  if (Status setup = AgreeOnSetup(&c, job.status()); !setup.ok()) {
-    std::cerr << ErrorLine(c, setup) + "\n";  // one write, so ranks' lines do not interleave
-    return 1;  // every rank returns here together: MPI finalizes normally
-  }
-  StatusOr<TrainSummary> s = Train(job->plan, job->opts);
-  if (!s.ok()) {
-    // The other ranks may be waiting for this one in a collective: end them all.
-    if (c.size() > 1) c.Abort(ErrorLine(c, s.status()), 1);
-    std::cerr << ErrorLine(c, s.status()) + "\n";
-    return 1;
-  }
-  if (!job->quiet && c.rank() == 0)
-    std::cerr << "dsrun: " << s->steps << " steps in " << std::fixed << std::setprecision(2) << s->seconds
-              << " s; loss " << std::setprecision(4) << s->first_loss << " -> " << s->last_loss << "\n";
-  return 0;
+  // Outside the body so that it outlives the unwinding: an exception on one rank must end the
+  // job rather than leave the other ranks waiting in a collective.
+  std::unique_ptr<Communicator> comm;
+  auto end_job = [&](const std::string& what) {
+    if (comm && comm->size() > 1) comm->Abort(ErrorLine(*comm, Internal(what)), 1);
+  };
+  return RunTool("dsrun", [&] {
+    int exit_code = 0;
+    std::optional<ParsedArgs> args = ParseCommandLine("dsrun", argc, argv, kFlags, kUsage, &exit_code);
+    if (!args) return exit_code;
+    StatusOr<std::unique_ptr<Communicator>> connected = Connect(*args, argc, argv);
+    if (!connected.ok()) {
+      std::cerr << "dsrun: error: " << connected.status().message() << "\n";
+      return 1;
+    }
+    comm = std::move(connected).value();
+    Communicator& c = *comm;
+    StatusOr<Job> job = Prepare(*args, &c);
+    if (Status setup = AgreeOnSetup(&c, job.status()); !setup.ok()) {
+      std::cerr << ErrorLine(c, setup) + "\n";  // one write, so ranks' lines do not interleave
+      return 1;  // every rank returns here together: MPI finalizes normally
+    }
+    StatusOr<TrainSummary> s = Train(job->plan, job->opts);
+    if (!s.ok()) {
+      // The other ranks may be waiting for this one in a collective: end them all.
+      if (c.size() > 1) c.Abort(ErrorLine(c, s.status()), 1);
+      std::cerr << ErrorLine(c, s.status()) + "\n";
+      return 1;
+    }
+    if (!job->quiet && c.rank() == 0)
+      std::cerr << "dsrun: " << s->steps << " steps in " << std::fixed << std::setprecision(2) << s->seconds
+                << " s; loss " << std::setprecision(4) << s->first_loss << " -> " << s->last_loss << "\n";
+    return 0;
+  }, end_job);
 }

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include <sys/stat.h>
+
 #include <nlohmann/json.hpp>
 
 #include "backend/plan_file.h"
@@ -111,6 +113,34 @@ TEST_F(DsinspectCliTest, GraphExports) {
   r = Dsinspect(Q(plan_) + " --format onnx -o " + Q(dir_.File("no/dir/g.onnx")));
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.output.find("no/dir/g.onnx"), std::string::npos) << r.output;
+}
+
+// A full disk on standard output or -o is an error, and -o never replaces a link or a FIFO.
+TEST_F(DsinspectCliTest, OutputErrorsAreReported) {
+  // Grouped, so that only standard output goes to /dev/full and the error message comes back.
+  CommandResult r = testing::RunCommand("{ " + Q(DSINSPECT_PATH) + " " + Q(plan_) + " > /dev/full; }");
+  EXPECT_EQ(r.rc, 1) << r.output;
+  EXPECT_NE(r.output.find("dsinspect: error: cannot write to standard output: No space left on device"),
+            std::string::npos) << r.output;
+
+  const std::string target = dir_.File("target");
+  testing::WriteFileOrDie(target, "keep");
+  std::filesystem::create_symlink(target, dir_.File("link"));
+  r = Dsinspect(Q(plan_) + " -o " + Q(dir_.File("link")));
+  EXPECT_EQ(r.rc, 1) << r.output;
+  EXPECT_NE(r.output.find(dir_.File("link") + ": it is a symbolic link; refusing to replace anything but a regular file"),
+            std::string::npos) << r.output;
+  EXPECT_TRUE(std::filesystem::is_symlink(dir_.File("link")));
+  EXPECT_EQ(testing::ReadFileOrDie(target), "keep");
+
+  const std::string fifo = dir_.File("fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  r = Dsinspect(Q(plan_) + " --json -o " + Q(fifo));
+  EXPECT_EQ(r.rc, 1) << r.output;
+  EXPECT_NE(r.output.find(fifo + ": it is a FIFO"), std::string::npos) << r.output;
+  EXPECT_TRUE(std::filesystem::is_fifo(fifo));
+  // The plan, the target, the link and the FIFO: no temporary file is left behind.
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_.path()), std::filesystem::directory_iterator()), 4);
 }
 
 }  // namespace

@@ -297,7 +297,7 @@ TEST(PlanFileTest, FailedWriteLeavesNothing) {
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find(path), std::string::npos) << s.message();
   EXPECT_EQ(ReadFileOrDie(path), "previous contents");
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), std::filesystem::directory_iterator()), 1);
 
   // Duplicate program names are refused rather than written ambiguously.
   Plan twice = MakeMlpPlan();
@@ -312,7 +312,7 @@ TEST(PlanFileTest, WriteReplacesAnExistingPlan) {
   WriteFileOrDie(path, "old");
   ASSERT_TRUE(WritePlan(MakeMlpPlan(), path).ok());
   EXPECT_TRUE(ReadPlan(path).ok());
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), std::filesystem::directory_iterator()), 1);
 }
 
 }  // namespace

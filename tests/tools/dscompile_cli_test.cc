@@ -129,6 +129,9 @@ TEST(DsrunCli, TrainsAndReportsErrors) {
       {ShellQuote(dir.File("p")) + " --data " + ShellQuote(kModels + "/mlp/data"), "idx.npy: missing"},
       {ShellQuote(dir.File("p")) + " --data " + data + " --steps 0", "--steps must be at least 1"},
       {"/nonexistent.dsplan --data " + data, "/nonexistent.dsplan"},
+      // A metrics file that cannot be written stops the run instead of losing every line.
+      {ShellQuote(dir.File("p")) + " --data " + data + " --steps 1 --metrics /dev/full",
+       "--metrics /dev/full: cannot write: No space left on device"},
   };
   for (const Case& c : cases) {
     CommandResult e = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + c.args);
@@ -237,6 +240,32 @@ TEST(DscompileCli, ExplainConfigAndLrSchedule) {
   double lr3 = 0;
   ASSERT_EQ(std::sscanf(r.output.c_str(), "1 %*f\n2 %*f\n3 %lf", &lr3), 1) << r.output;
   EXPECT_NEAR(lr3, 3e-3 * std::log(2.0) / std::log(20.0), 1e-12);
+}
+
+}  // namespace
+}  // namespace dsc
+
+namespace dsc {
+namespace {
+
+// Output that cannot be written is an error naming it, and -o replaces only regular files.
+TEST(DscompileCli, OutputErrorsAreReported) {
+  testing::TempDir dir;
+  const std::string config = testing::ShellQuote(DSC_SOURCE_DIR "/configs/gpt.json");
+  testing::CommandResult r = testing::RunCommand("{ " + testing::ShellQuote(DSCOMPILE_PATH) + " --config " + config +
+                                                 " --explain-config > /dev/full; }");
+  EXPECT_EQ(r.rc, 1) << r.output;
+  EXPECT_NE(r.output.find("dscompile: error: cannot write to standard output"), std::string::npos) << r.output;
+
+  const std::string target = dir.File("target");
+  testing::WriteFileOrDie(target, "keep");
+  fs::create_symlink(target, dir.File("link"));
+  r = Dscompile(GptArgs(dir.File("link")) + " -q");
+  EXPECT_EQ(r.rc, 1) << r.output;
+  EXPECT_NE(r.output.find(dir.File("link") + ": it is a symbolic link; refusing"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::is_symlink(dir.File("link")));
+  EXPECT_EQ(testing::ReadFileOrDie(target), "keep");
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 2);  // no temp file left
 }
 
 }  // namespace
