@@ -50,6 +50,18 @@ class SpecializePass : public GraphPass {
       if (in->type.shape && !in->type.shape->empty() && !in->type.shape->front().is_static() && ctx.micro_batch > 0)
         batch_symbol = in->type.shape->front().symbol;
     RecordDropoutBatchAxes(g, batch_symbol);
+    // A --dim that names no dim of the inputs would be parsed and ignored: refuse it.
+    std::set<std::string> symbols;
+    for (const Value* in : g.inputs())
+      for (const Dim& d : *in->type.shape)
+        if (!d.is_static() && !d.symbol.empty()) symbols.insert(d.symbol);
+    for (const auto& [sym, v] : ctx.dims)
+      if (!symbols.count(sym)) {
+        std::string names;
+        for (const std::string& s : symbols) names += StrCat(names.empty() ? "" : ", ", "'", s, "'");
+        return InvalidArgument("--dim ", sym, "=", v, ": no graph input has a dimension named '", sym, "' (",
+                               names.empty() ? "the inputs have no named symbolic dimensions" : "named: " + names, ")");
+      }
     bool changed = false;
     std::set<std::string> unbound;
     for (Value* in : g.inputs()) {
