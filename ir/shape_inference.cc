@@ -21,6 +21,21 @@ bool AtLeastAsSpecific(const TensorType& a, const TensorType& b) {
   return true;
 }
 
+// `fresh` with the symbols of `old` where fresh has only ONNX's placeholder ("unk__N") or no name:
+// an exporter's value_info says "6*batch" where ONNX's inference says "unk__3", and passes read the
+// batch's place from such names (passes/sample_dropout.h).
+TensorType KeepNamedSymbols(const TensorType& old, TensorType fresh) {
+  if (!old.shape || !fresh.shape || old.shape->size() != fresh.shape->size()) return fresh;
+  for (size_t i = 0; i < fresh.shape->size(); ++i) {
+    Dim& f = (*fresh.shape)[i];
+    const Dim& o = (*old.shape)[i];
+    if (!f.is_static() && !o.is_static() && !o.symbol.empty() && o.symbol.rfind("unk__", 0) != 0 &&
+        (f.symbol.empty() || f.symbol.rfind("unk__", 0) == 0))
+      f.symbol = o.symbol;
+  }
+  return fresh;
+}
+
 }  // namespace
 
 Status InferShapes(Graph& g) {
@@ -45,7 +60,7 @@ Status InferShapes(Graph& g) {
       if (it == inferred.end()) continue;
       StatusOr<TensorType> t = TypeFromOnnx(*it->second, StrCat("value '", v->name(), "'"));
       if (!t.ok()) return t.status().WithContext(n->Describe());
-      if (AtLeastAsSpecific(v->type, *t)) v->type = *t;
+      if (AtLeastAsSpecific(v->type, *t)) v->type = KeepNamedSymbols(v->type, *t);
     }
   }
   return Status::OK();

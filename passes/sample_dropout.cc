@@ -5,14 +5,21 @@
 // with the sample layout of its data (ir/dsc_ops.h), so a sample's mask is the same at every world
 // size and micro-batch x accumulation split: the DESIGN.md invariant holds with dropout. The
 // layout, by the first rule that applies:
-//   1. the dim specialize saw named by the batch symbol (kDropoutBatchAxesKey), one index a sample;
+//   1. the dim specialize saw named by the batch symbol (kDropoutSampleLayoutsKey), one index a sample;
 //   2. dim 0 when it is a multiple of the micro batch: blocks of dim0/micro rows a sample (a batch
 //      flattened into dim 0, [batch*seq, hidden], outermost as PyTorch's reshapes keep it);
 //   3. none: the mask is keyed by element, and a warning says the trajectory will depend on the split.
 // The metadata key is consumed.
 #include "passes/sample_dropout.h"
 
+#include <optional>
+#include <set>
+
 #include <nlohmann/json.hpp>
+
+#include "ir/onnx_convert.h"
+#include "onnx/defs/schema.h"
+#include "onnx/shape_inference/implementation.h"
 
 #include "ir/dsc_ops.h"
 #include "passes/autodiff/grad_builder.h"
@@ -20,19 +27,157 @@
 
 namespace dsc {
 
-void RecordDropoutBatchAxes(Graph& g, const std::string& batch_symbol) {
-  nlohmann::json axes = nlohmann::json::object();
-  for (const auto& n : g.nodes()) {
-    if (n->op_type() != "Dropout" || !n->domain().empty() || !n->input(0) || !n->input(0)->type.shape) continue;
-    const Shape& shape = *n->input(0)->type.shape;
-    int64_t axis = -1;
-    for (size_t i = 0; i < shape.size() && axis < 0; ++i)
-      if (!batch_symbol.empty() && !shape[i].is_static() && shape[i].symbol == batch_symbol)
-        axis = static_cast<int64_t>(i);
-    axes[n->output(0)->name()] = axis;
+namespace {
+
+// Batch sizes no real dim is likely to be a multiple of both of; small enough that shapes stay
+// far below the element limit.
+constexpr int64_t kProbes[2] = {9973, 10007};
+
+// The static dims ONNX infers for each Dropout's data with the batch (dim 0 of the inputs, and
+// its symbol wherever it appears) set to `batch`, by output name; nullopt when inference fails.
+std::optional<std::map<std::string, std::vector<int64_t>>> ProbeDropoutData(onnx::ModelProto& model, const Graph& g,
+                                                                            int64_t batch,
+                                                                            const std::map<std::string, int64_t>& dims) {
+  onnx::GraphProto* graph = model.mutable_graph();
+  graph->clear_value_info();
+  for (auto& vo : *graph->mutable_output()) vo.clear_type();
+  std::set<std::string> batch_symbols;
+  for (const Value* in : g.inputs())
+    if (in->type.shape && !in->type.shape->empty() && !in->type.shape->front().symbol.empty())
+      batch_symbols.insert(in->type.shape->front().symbol);
+  for (size_t i = 0; i < g.inputs().size() && static_cast<int>(i) < graph->input_size(); ++i) {
+    const Value* in = g.inputs()[i];
+    if (!in->type.shape) continue;
+    auto* shape = graph->mutable_input(static_cast<int>(i))->mutable_type()->mutable_tensor_type()->mutable_shape();
+    shape->clear_dim();
+    for (size_t k = 0; k < in->type.shape->size(); ++k) {
+      const Dim& d = (*in->type.shape)[k];
+      auto it = dims.find(d.symbol);
+      const int64_t v = k == 0 || batch_symbols.count(d.symbol) ? batch
+                        : d.is_static()                         ? d.value
+                        : it != dims.end()                      ? it->second
+                                                                : -1;
+      auto* out = shape->add_dim();
+      if (v >= 0) out->set_dim_value(v);
+    }
   }
-  if (axes.empty()) return;
-  g.metadata[kDropoutBatchAxesKey] = axes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  try {
+    onnx::ShapeInferenceOptions options(/*check_type=*/false, /*error_mode=*/0, /*data_prop=*/true);
+    onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(), options);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  std::map<std::string, const onnx::TypeProto*> types;
+  for (const auto& vi : graph->value_info()) types[vi.name()] = &vi.type();
+  for (const auto& vi : graph->input()) types[vi.name()] = &vi.type();
+  std::map<std::string, std::vector<int64_t>> out;
+  for (const auto& n : g.nodes()) {
+    if (n->op_type() != "Dropout" || !n->domain().empty() || !n->input(0)) continue;
+    auto it = types.find(n->input(0)->name());
+    if (it == types.end() || !it->second->tensor_type().has_shape()) continue;
+    std::vector<int64_t> d;
+    for (const auto& dim : it->second->tensor_type().shape().dim()) d.push_back(dim.has_dim_value() ? dim.dim_value() : -1);
+    out[n->output(0)->name()] = d;
+  }
+  return out;
+}
+
+// The rows per sample of a dim named `symbol` when its size is the batch times known factors:
+// "batch", or torch.export's products such as "6*batch" or "batch*seq" (seq bound by --dim).
+std::optional<int64_t> RowsFromSymbol(const std::string& symbol, const std::set<std::string>& batch_symbols,
+                                      const std::map<std::string, int64_t>& dims) {
+  int64_t rows = 1;
+  int batch_factors = 0;
+  size_t start = 0;
+  while (start <= symbol.size()) {
+    size_t end = symbol.find('*', start);
+    if (end == std::string::npos) end = symbol.size();
+    std::string f = symbol.substr(start, end - start);
+    f.erase(0, f.find_first_not_of(' '));
+    f.erase(f.find_last_not_of(' ') + 1);
+    int64_t v = 0;
+    if (batch_symbols.count(f)) {
+      ++batch_factors;
+    } else if (auto it = dims.find(f); it != dims.end()) {
+      v = it->second;
+    } else if (!f.empty() && f.size() < 19 && f.find_first_not_of("0123456789") == std::string::npos) {
+      v = std::stoll(f);
+    } else {
+      return std::nullopt;
+    }
+    if (v > 0) {
+      if (rows > (int64_t{1} << 40) / v) return std::nullopt;
+      rows *= v;
+    }
+    start = end + 1;
+  }
+  if (batch_factors != 1) return std::nullopt;
+  return rows;
+}
+
+// The layout from the names of the data's dims, when exactly one dim is the batch times known factors.
+std::optional<std::pair<int64_t, int64_t>> LayoutFromSymbols(const Value& data, const std::set<std::string>& batch_symbols,
+                                                             const std::map<std::string, int64_t>& dims) {
+  if (!data.type.shape) return std::nullopt;
+  std::optional<std::pair<int64_t, int64_t>> found;
+  for (size_t k = 0; k < data.type.shape->size(); ++k) {
+    const Dim& d = (*data.type.shape)[k];
+    if (d.is_static() || d.symbol.empty()) continue;
+    if (std::optional<int64_t> rows = RowsFromSymbol(d.symbol, batch_symbols, dims)) {
+      if (found) return std::nullopt;
+      found = std::make_pair(static_cast<int64_t>(k), *rows);
+    }
+  }
+  return found;
+}
+
+}  // namespace
+
+void RecordDropoutSampleLayouts(Graph& g, const std::map<std::string, int64_t>& dims) {
+  std::vector<const Node*> dropouts;
+  for (const auto& n : g.nodes())
+    if (n->op_type() == "Dropout" && n->domain().empty() && n->input(0)) dropouts.push_back(n.get());
+  if (dropouts.empty()) return;
+  std::set<std::string> batch_symbols;
+  for (const Value* in : g.inputs())
+    if (in->type.shape && !in->type.shape->empty() && !in->type.shape->front().symbol.empty())
+      batch_symbols.insert(in->type.shape->front().symbol);
+  nlohmann::json layouts = nlohmann::json::object();
+  bool all_named = true;
+  for (const Node* n : dropouts) {
+    if (auto l = LayoutFromSymbols(*n->input(0), batch_symbols, dims)) layouts[n->output(0)->name()] = {l->first, l->second};
+    else all_named = false;
+  }
+  // The rest: ONNX's inference at two batch sizes (its data propagation reaches some reshapes
+  // whose results carry no name). No dim moving with the batch is a finding too ([-1, 1]); an
+  // unknown or ambiguous shape is left out.
+  std::optional<std::map<std::string, std::vector<int64_t>>> a, b;
+  if (!all_named) {
+    onnx::ModelProto model = GraphToOnnx(g);
+    a = ProbeDropoutData(model, g, kProbes[0], dims);
+    if (a) b = ProbeDropoutData(model, g, kProbes[1], dims);
+  }
+  for (const auto& [name, da] : a && b ? *a : std::map<std::string, std::vector<int64_t>>{}) {
+    if (layouts.contains(name)) continue;
+    auto it = b->find(name);
+    if (it == b->end() || it->second.size() != da.size()) continue;
+    const std::vector<int64_t>& db = it->second;
+    int64_t axis = -1, rows = 1, scaling = 0;
+    bool unknown = false;
+    for (size_t k = 0; k < da.size(); ++k) {
+      unknown |= da[k] < 0 || db[k] < 0;
+      if (da[k] == db[k]) continue;
+      ++scaling;
+      if (da[k] > 0 && db[k] > 0 && da[k] % kProbes[0] == 0 && db[k] % kProbes[1] == 0 &&
+          da[k] / kProbes[0] == db[k] / kProbes[1]) {
+        axis = static_cast<int64_t>(k);
+        rows = da[k] / kProbes[0];
+      }
+    }
+    if (scaling == 1 && axis >= 0) layouts[name] = {axis, rows};
+    else if (scaling == 0 && !unknown) layouts[name] = {-1, 1};
+  }
+  g.metadata[kDropoutSampleLayoutsKey] = layouts.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 namespace {
@@ -46,10 +191,10 @@ class SampleDropoutPass : public GraphPass {
   const char* name() const override { return "sample-dropout"; }
 
   StatusOr<bool> RunOnGraph(Graph& g, const PassContext& ctx) override {
-    nlohmann::json axes = nlohmann::json::object();
-    if (auto it = g.metadata.find(kDropoutBatchAxesKey); it != g.metadata.end()) {
-      axes = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
-      if (!axes.is_object()) return DataLoss("metadata '", kDropoutBatchAxesKey, "' is not a JSON object");
+    std::optional<nlohmann::json> layouts;
+    if (auto it = g.metadata.find(kDropoutSampleLayoutsKey); it != g.metadata.end()) {
+      layouts = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+      if (!layouts->is_object()) return DataLoss("metadata '", kDropoutSampleLayoutsKey, "' is not a JSON object");
       g.metadata.erase(it);
     }
     std::vector<Node*> todo;
@@ -59,9 +204,8 @@ class SampleDropoutPass : public GraphPass {
       const Value* data = old->input(0);
       if (!data || !data->type.shape || !IsStatic(*data->type.shape))
         return FailedPrecondition(old->Describe(), ": sample-dropout needs the data's static shape (run specialize)");
-      const auto found = axes.find(old->output(0)->name());
-      const int64_t named = found != axes.end() && found->is_number_integer() ? found->get<int64_t>() : -1;
-      const Layout layout = LayoutOf(autodiff::GradBuilder::Dims(data), named, ctx.micro_batch);
+      const std::vector<int64_t> dims = autodiff::GradBuilder::Dims(data);
+      const Layout layout = Recorded(layouts, old->output(0)->name(), dims, ctx.micro_batch);
       if (layout.axis < 0 && ctx.warn)
         *ctx.warn << "warning: " << old->Describe() << ": no dim of its data " << TypeToString(data->type)
                   << " holds the batch, so its mask is keyed by element, not by sample: the trajectory will "
@@ -79,12 +223,22 @@ class SampleDropoutPass : public GraphPass {
     return !training.ok() || *training;
   }
 
-  static Layout LayoutOf(const std::vector<int64_t>& dims, int64_t named, int64_t micro) {
+  // specialize's finding if it has one that still fits the static shape, else dim 0 in blocks
+  // of dim0/micro rows.
+  static Layout Recorded(const std::optional<nlohmann::json>& layouts, const std::string& name,
+                         const std::vector<int64_t>& dims, int64_t micro) {
     if (micro <= 0 || dims.empty()) return {};
-    if (named >= 0 && named < static_cast<int64_t>(dims.size()) && dims[static_cast<size_t>(named)] == micro)
-      return {named, 1};
-    if (dims[0] > 0 && dims[0] % micro == 0) return {0, dims[0] / micro};
-    return {};
+    auto it = layouts ? layouts->find(name) : nlohmann::json::const_iterator{};
+    if (!layouts || it == layouts->end()) {
+      if (dims[0] <= 0 || dims[0] % micro != 0) return {};
+      return {0, dims[0] / micro};
+    }
+    if (!it->is_array() || it->size() != 2 || !(*it)[0].is_number_integer() || !(*it)[1].is_number_integer())
+      return {};
+    const int64_t axis = (*it)[0].get<int64_t>(), rows = (*it)[1].get<int64_t>();
+    if (axis < 0 || axis >= static_cast<int64_t>(dims.size()) || rows < 1 || dims[static_cast<size_t>(axis)] != micro * rows)
+      return {};
+    return {axis, rows};
   }
 
   static Status Replace(Graph& g, Node* old, const Layout& layout) {

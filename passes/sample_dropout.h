@@ -1,19 +1,23 @@
-// How specialize tells the sample-dropout pass where the batch lies in each Dropout's data.
+// How specialize tells the sample-dropout pass where the samples lie in each Dropout's data.
 //
-// specialize knows the batch symbol (dim 0 of the graph inputs) while shapes are still symbolic;
-// sample-dropout, after autodiff, knows the final static shapes. The graph's metadata carries
-// {Dropout output name: the dim of its data named by the batch symbol, or -1} between them.
+// specialize sees the graph before the batch is bound, so it can find which dim of a Dropout's
+// data moves with the batch; sample-dropout, after autodiff, rewrites the nodes. The graph's
+// metadata carries {Dropout output name: [axis, rows per sample]} between them.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "ir/graph.h"
 
 namespace dsc {
 
-inline constexpr const char* kDropoutBatchAxesKey = "dsc.dropout_batch_axes";
+inline constexpr const char* kDropoutSampleLayoutsKey = "dsc.dropout_sample_layouts";
 
-// Records, for every Dropout of `g`, which dim of its data carries `batch_symbol` (-1: none).
-void RecordDropoutBatchAxes(Graph& g, const std::string& batch_symbol);
+// Records the sample layout of every Dropout's data in `g`, whose inputs still have their batch
+// dim (dim 0) unbound; `dims` binds the other symbols. The layout is found by inferring shapes
+// with the batch at two unusual sizes: the dim that is rows * batch in both is the batch's, with
+// `rows` per sample. Dropouts whose data no dim (or more than one) scales with are left out.
+void RecordDropoutSampleLayouts(Graph& g, const std::map<std::string, int64_t>& dims);
 
 }  // namespace dsc

@@ -5,8 +5,8 @@
 // (--dim NAME=VALUE). A symbol is bound to one value everywhere it appears. Afterwards graph
 // inputs are fully static and all value types are re-inferred. Unbound symbols are an error
 // listing all of them. Shapes computed by shape arithmetic become static once fold-constants runs.
-// Before binding, the dim of each Dropout's data named by the batch symbol is recorded for
-// sample-dropout (passes/sample_dropout.h).
+// Before binding, the sample layout of each Dropout's data is recorded for sample-dropout
+// (passes/sample_dropout.h).
 #include <set>
 
 #include "ir/shape_inference.h"
@@ -44,12 +44,8 @@ class SpecializePass : public GraphPass {
                                ctx.micro_batch, " that binds dim 0 ('", d0.symbol, "') of input '", in->name(), "'");
       bound[d0.symbol] = ctx.micro_batch;
     }
-    // Which dim of each Dropout's data is the batch can be read only while it still has a name.
-    std::string batch_symbol;
-    for (const Value* in : g.inputs())
-      if (in->type.shape && !in->type.shape->empty() && !in->type.shape->front().is_static() && ctx.micro_batch > 0)
-        batch_symbol = in->type.shape->front().symbol;
-    RecordDropoutBatchAxes(g, batch_symbol);
+    // Which dim of each Dropout's data moves with the batch can be seen only before it is bound.
+    if (ctx.micro_batch > 0) RecordDropoutSampleLayouts(g, bound);
     // A --dim that names no dim of the inputs would be parsed and ignored: refuse it.
     std::set<std::string> symbols;
     for (const Value* in : g.inputs())
