@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "backend/plan_summary.h"
+#include "backend/plan_verify.h"
 #include "ir/onnx_convert.h"
 
 namespace dsc {
@@ -370,6 +371,7 @@ StatusOr<Plan> Decode(const std::string& bytes, const std::string& file) {
       return r.Error(StrCat("state '", info.name, "' ", info.zero_init ? "is zero-initialised but has an initial value" : "has no initial value"));
     plan.state.push_back(std::move(info));
   }
+  if (Status s = VerifyPlan(plan); !s.ok()) return DataLoss(file, " is corrupted or inconsistent: ", s.message());
   return plan;
 }
 

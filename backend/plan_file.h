@@ -30,6 +30,8 @@ inline constexpr char kPlanMagic[8] = {'D', 'S', 'P', 'L', 'A', 'N', '\0', '\n'}
 
 // Writes to `path`.tmp and renames it over `path`: on any error nothing is left behind.
 Status WritePlan(const Plan& plan, const std::string& path);
+// Reading checks the checksum, then the plan itself (backend/plan_verify.h): a plan that loads is
+// safe to print and, when it has micro_step and step programs, to hand to the runtime.
 StatusOr<Plan> ReadPlan(const std::string& path);
 
 // The same in memory; `name` is what error messages call the bytes (usually the file path).

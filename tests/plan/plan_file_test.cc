@@ -90,13 +90,14 @@ TEST(PlanFileTest, RoundTripKeepsEverything) {
 
 TEST(PlanFileTest, SeveralProgramsAndEmptyFields) {
   Plan plan;
-  plan.programs.push_back(PlanProgram{"micro_step", testing::MakeMlpGraph()});
-  plan.programs.push_back(PlanProgram{"step", std::make_unique<Graph>()});
+  // Not micro_step and step: a runnable plan would be held to a consistent state table and config.
+  plan.programs.push_back(PlanProgram{"forward", testing::MakeMlpGraph()});
+  plan.programs.push_back(PlanProgram{"update", std::make_unique<Graph>()});
   StatusOr<Plan> read = ParsePlan(Serialized(plan), "mem");
   ASSERT_TRUE(read.ok()) << read.status().ToString();
   ASSERT_EQ(read->programs.size(), 2u);
-  EXPECT_EQ(read->programs[0].name, "micro_step");
-  EXPECT_EQ(read->programs[1].name, "step");
+  EXPECT_EQ(read->programs[0].name, "forward");
+  EXPECT_EQ(read->programs[1].name, "update");
   EXPECT_EQ(read->programs[1].graph->num_nodes(), 0u);
   EXPECT_TRUE(read->config.is_null());
   EXPECT_TRUE(read->pipeline.empty());

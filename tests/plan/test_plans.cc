@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "backend/plan_file.h"
+
 namespace dsc::testing {
 
 std::unique_ptr<Graph> MakeMlpGraph() {
@@ -64,6 +66,62 @@ Plan MakeMlpPlan() {
   })");
   plan.programs.push_back(PlanProgram{"train", MakeMlpGraph()});
   return plan;
+}
+
+namespace {
+
+uint64_t GetLE(const std::string& s, size_t at, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(s[at + i])) << (8 * i);
+  return v;
+}
+
+void PutLE(std::string* out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+}  // namespace
+
+std::string EditPlanBytes(const std::string& bytes, const PlanEdit& edit) {
+  constexpr size_t kPreamble = sizeof(kPlanMagic) + 4 + 8;
+  const size_t header_len = GetLE(bytes, sizeof(kPlanMagic) + 4, 8);
+  nlohmann::json header = nlohmann::json::parse(bytes.substr(kPreamble, header_len));
+  std::vector<std::string> order;
+  std::map<std::string, onnx::ModelProto> programs;
+  for (const nlohmann::json& p : header["programs"]) {
+    const std::string name = p["name"];
+    order.push_back(name);
+    if (!programs[name].ParseFromString(bytes.substr(p["offset"].get<size_t>(), p["size"].get<size_t>())))
+      throw std::runtime_error("EditPlanBytes: program " + name + " does not parse");
+  }
+  edit(header, programs);
+  std::vector<std::string> blobs;
+  for (const std::string& name : order) blobs.push_back(programs.at(name).SerializeAsString());
+  // As the writer does: offsets depend on the header's length, which depends on their digits.
+  std::string text;
+  for (size_t len = 0;;) {
+    size_t offset = kPreamble + len;
+    for (size_t i = 0; i < order.size(); ++i) {
+      header["programs"][i]["offset"] = offset;
+      header["programs"][i]["size"] = blobs[i].size();
+      offset += blobs[i].size();
+    }
+    text = header.dump(1) + "\n";
+    if (text.size() == len) break;
+    len = text.size();
+  }
+  std::string out(kPlanMagic, sizeof(kPlanMagic));
+  PutLE(&out, GetLE(bytes, sizeof(kPlanMagic), 4), 4);
+  PutLE(&out, text.size(), 8);
+  out += text;
+  for (const std::string& b : blobs) out += b;
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (char c : out) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 0x100000001b3ULL;
+  }
+  PutLE(&out, h, 8);
+  return out;
 }
 
 }  // namespace dsc::testing
