@@ -50,6 +50,15 @@ StatusOr<Tensor> ReadNpy(const std::string& path) {
   if (!std::filesystem::is_regular_file(status)) return InvalidArgument(path, ": not a regular file");
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound(path, ": cannot open");
+  return ReadNpyStream(in, path);
+}
+
+StatusOr<Tensor> ParseNpy(const std::string& bytes, const std::string& name) {
+  std::istringstream in(bytes, std::ios::binary);
+  return ReadNpyStream(in, name);
+}
+
+StatusOr<Tensor> ReadNpyStream(std::istream& in, const std::string& path) {
   char magic[8];
   if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0) return DataLoss(path, ": not a .npy file");
   const int major = static_cast<unsigned char>(magic[6]);
