@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs every Debian package dscompile's build, tests and reference scripts need, then the ONNX
-# C++ library at its current release (scripts/install-onnx.sh); a no-op when both are present.
+# Installs every Debian package dscompile's build, tests (clang, libFuzzer and libomp for the
+# sanitizer and fuzz builds) and reference scripts need, then the ONNX C++ library at its current
+# release (scripts/install-onnx.sh); a no-op when both are present.
 set -euo pipefail
 
 PKGS=(
@@ -10,6 +11,7 @@ PKGS=(
   libopenblas-dev libopenblas0-pthread
   libopenmpi-dev openmpi-bin
   python3-numpy python3-torch python3-onnx
+  clang libclang-rt-14-dev libomp-14-dev
 )
 
 missing=()
