@@ -42,11 +42,21 @@ StatusOr<DataLoader> DataLoader::Open(const std::string& dir, const std::vector<
   if (opts.train_batch_size != opts.micro_batch * opts.gradient_accumulation_steps * opts.world_size)
     return Internal("train_batch_size ", opts.train_batch_size, " != micro ", opts.micro_batch, " x gas ",
                     opts.gradient_accumulation_steps, " x world ", opts.world_size);
-  if (!std::filesystem::is_directory(dir)) return NotFound("--data ", dir, ": no such directory");
+  // error_code overloads throughout: symlink loops, over-long names and permissions are the user's
+  // data problems to report, not filesystem_error exceptions.
+  std::error_code ec;
+  const std::filesystem::file_status dir_status = std::filesystem::status(dir, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) return InvalidArgument("--data ", dir, ": ", ec.message());
+  if (!std::filesystem::is_directory(dir_status)) return NotFound("--data ", dir, ": no such directory");
   std::string first;
   for (const DataInput& in : inputs) {
     const std::string path = (std::filesystem::path(dir) / (in.name + ".npy")).string();
-    if (!std::filesystem::exists(path))
+    if (in.dims.empty() || in.dims[0] != opts.micro_batch)
+      return Internal("the model input '", in.name, "' is ", DTypeName(in.dtype), DimsString(in.dims, 0),
+                      ", not batched by the micro-batch size ", opts.micro_batch);
+    const bool exists = std::filesystem::exists(std::filesystem::status(path, ec));
+    if (ec && ec != std::errc::no_such_file_or_directory) return InvalidArgument(path, ": ", ec.message());
+    if (!exists)
       return NotFound(path, ": missing: the model input '", in.name, "' needs ", DTypeName(in.dtype),
                       DimsString(in.dims, 0), " per micro-batch (one NAME.npy per input, dim 0 = samples)");
     ASSIGN_OR_RETURN(Tensor t, ReadNpy(path));

@@ -37,6 +37,7 @@ class DataLoader {
   // int64 input and float16 data for a float32 input are widened); errors name the file.
   static StatusOr<DataLoader> Open(const std::string& dir, const std::vector<DataInput>& inputs,
                                    const DataLoaderOptions& opts);
+  const std::vector<DataInput>& inputs() const { return inputs_; }
   int64_t num_samples() const { return num_samples_; }
   int64_t steps_per_epoch() const { return num_samples_ / opts_.train_batch_size; }
   // Writes micro-batch `micro` of optimizer step `step` (0-based) into `out` (one tensor per

@@ -1,6 +1,7 @@
 // .npy parsing: magic, version, the Python-dict header, then raw little-endian data.
 #include "runtime/npy.h"
 
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -46,10 +47,12 @@ StatusOr<Tensor> ReadNpy(const std::string& path) {
   // A FIFO or device would block or never end; only regular files are data.
   std::error_code ec;
   const auto status = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(status)) return NotFound(path, ": cannot open");
+  if (ec || !std::filesystem::exists(status))
+    return NotFound(path, ": cannot open: ", ec ? ec.message() : "no such file");
   if (!std::filesystem::is_regular_file(status)) return InvalidArgument(path, ": not a regular file");
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound(path, ": cannot open");
+  if (!in) return NotFound(path, ": cannot open: ", std::strerror(errno ? errno : EIO));
   return ReadNpyStream(in, path);
 }
 
@@ -111,7 +114,9 @@ StatusOr<Tensor> ReadNpyStream(std::istream& in, const std::string& path) {
   const std::streampos data_start = in.tellg();
   in.seekg(0, std::ios::end);
   const int64_t available = static_cast<int64_t>(in.tellg() - data_start);
-  const int64_t need = *count * static_cast<int64_t>(DTypeSize(type->dtype));
+  int64_t need = 0;
+  if (__builtin_mul_overflow(*count, static_cast<int64_t>(DTypeSize(type->dtype)), &need))
+    return DataLoss(path, ": its shape holds ", *count, " elements of ", DTypeName(type->dtype), ", more bytes than int64 counts");
   if (available < need) return DataLoss(path, ": holds ", available, " data bytes, its shape needs ", need);
   Tensor t(type->dtype, dims);
   in.seekg(data_start);

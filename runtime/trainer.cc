@@ -110,20 +110,57 @@ StatusOr<float> ReadScalar(Device* device, const TensorView* v, const std::strin
 
 }  // namespace
 
-StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts) {
-  const PlanProgram* micro = plan.FindProgram("micro_step");
-  const PlanProgram* step = plan.FindProgram("step");
-  if (!micro || !step)
+namespace {
+
+// The config of a plan that can train on this job's ranks.
+StatusOr<DsConfig> RunnableConfig(const Plan& plan, const TrainOptions& opts) {
+  if (!plan.FindProgram("micro_step") || !plan.FindProgram("step"))
     return FailedPrecondition("the plan has no micro_step/step programs: it was compiled with an explicit --passes or "
                               "--stop-after-pass-num; recompile with dscompile's default pipeline to train");
-  const int rank = opts.comm ? opts.comm->rank() : 0;
   const int world = opts.comm ? opts.comm->size() : 1;
   if (plan.world_size != world)
     return FailedPrecondition("the plan was compiled for ", plan.world_size, " ranks but runs on ", world);
   ConfigOptions copts;
   copts.world_size = plan.world_size;
   std::vector<std::string> warnings;
-  ASSIGN_OR_RETURN(DsConfig cfg, ParseDsConfigJson(plan.config, copts, &warnings, "the plan's config"));
+  return ParseDsConfigJson(plan.config, copts, &warnings, "the plan's config");
+}
+
+DataLoaderOptions LoaderOptions(const DsConfig& cfg, const TrainOptions& opts) {
+  DataLoaderOptions dopts;
+  dopts.train_batch_size = cfg.train_batch_size;
+  dopts.micro_batch = cfg.train_micro_batch_size_per_gpu;
+  dopts.gradient_accumulation_steps = cfg.gradient_accumulation_steps;
+  dopts.shuffle = opts.shuffle;
+  dopts.seed = opts.seed.value_or(cfg.seed);
+  dopts.rank = opts.comm ? opts.comm->rank() : 0;
+  dopts.world_size = opts.comm ? opts.comm->size() : 1;
+  return dopts;
+}
+
+}  // namespace
+
+StatusOr<DataLoader> OpenTrainingData(const Plan& plan, const TrainOptions& opts) {
+  ASSIGN_OR_RETURN(DsConfig cfg, RunnableConfig(plan, opts));
+  // The micro-step's data inputs: what BindProgram leaves unbound (neither state nor a scalar).
+  std::vector<DataInput> inputs;
+  for (const Value* in : plan.FindProgram("micro_step")->graph->inputs()) {
+    if (plan.FindState(in->name()) || in->name() == ops::kLrInput || in->name() == ops::kStepInput ||
+        in->name() == ops::kBeta1Input)
+      continue;
+    std::vector<int64_t> dims;
+    for (const Dim& d : *in->type.shape) dims.push_back(d.value);
+    inputs.push_back(DataInput{in->name(), in->type.dtype, dims});
+  }
+  return DataLoader::Open(opts.data_dir, inputs, LoaderOptions(cfg, opts));
+}
+
+StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoader loader) {
+  ASSIGN_OR_RETURN(DsConfig cfg, RunnableConfig(plan, opts));
+  const PlanProgram* micro = plan.FindProgram("micro_step");
+  const PlanProgram* step = plan.FindProgram("step");
+  const int rank = opts.comm ? opts.comm->rank() : 0;
+  const int world = opts.comm ? opts.comm->size() : 1;
   ASSIGN_OR_RETURN(LrSchedule schedule, LrSchedule::Create(cfg));
 
   std::unique_ptr<Device> device = CreateCpuDevice(opts.threads);
@@ -136,15 +173,10 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts) {
   ASSIGN_OR_RETURN(std::vector<DataInput> step_data, BindProgram(*step->graph, step_ex.get(), state, &scalars));
   if (!step_data.empty()) return Internal("the step program reads '", step_data[0].name, "', which is neither state nor a scalar");
 
-  DataLoaderOptions dopts;
-  dopts.train_batch_size = cfg.train_batch_size;
-  dopts.micro_batch = cfg.train_micro_batch_size_per_gpu;
-  dopts.gradient_accumulation_steps = cfg.gradient_accumulation_steps;
-  dopts.shuffle = opts.shuffle;
-  dopts.seed = opts.seed.value_or(cfg.seed);
-  dopts.rank = rank;
-  dopts.world_size = world;
-  ASSIGN_OR_RETURN(DataLoader loader, DataLoader::Open(opts.data_dir, inputs, dopts));
+  const DataLoaderOptions dopts = LoaderOptions(cfg, opts);
+  const bool same_inputs = std::equal(inputs.begin(), inputs.end(), loader.inputs().begin(), loader.inputs().end(),
+                                      [](const DataInput& a, const DataInput& b) { return a.name == b.name; });
+  if (!same_inputs) return Internal("the training data was opened for other inputs than the micro_step program reads");
   std::map<std::string, Tensor> batch;
   RETURN_IF_ERROR(loader.Fill(0, 0, &batch));
   for (auto& [name, t] : batch) RETURN_IF_ERROR(micro_ex->Bind(name, TensorView{t.dtype(), t.dims(), t.raw()}));

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "backend/plan.h"
+#include "runtime/data_loader.h"
 
 namespace dsc {
 
@@ -33,6 +34,12 @@ struct TrainSummary {
   double seconds = 0;
 };
 
-StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts);
+// The data a run trains on, opened and checked against the plan's micro_step inputs. dsrun opens it
+// before its ranks agree on setup, so a rank that cannot read its data ends the whole job at once
+// with its own message instead of leaving the others waiting in the first collective.
+StatusOr<DataLoader> OpenTrainingData(const Plan& plan, const TrainOptions& opts);
+
+// Trains on `data`, which OpenTrainingData opened for the same plan and options.
+StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoader data);
 
 }  // namespace dsc

@@ -45,9 +45,11 @@ struct Job {
   Plan plan;
   TrainOptions opts;
   bool quiet = false;
+  DataLoader data;
 };
 
-// Everything before training: flags, the plan and its world size. No collectives happen here.
+// Everything before training: flags, the plan and its world size, this rank's data. No collectives
+// happen here, so a rank that fails (unreadable data, say) reaches AgreeOnSetup with its error.
 StatusOr<Job> Prepare(const ParsedArgs& args, Communicator* comm) {
   if (args.positional.size() != 1)
     return InvalidArgument(args.positional.empty() ? "no plan given" : "more than one plan given", " (see --help)");
@@ -75,7 +77,8 @@ StatusOr<Job> Prepare(const ParsedArgs& args, Communicator* comm) {
   if (plan.world_size != comm->size())
     return FailedPrecondition("the plan was compiled for ", plan.world_size, " ranks but dsrun runs on ", comm->size(),
                               " (use dscompile --world-size ", comm->size(), ")");
-  return Job{std::move(plan), std::move(opts), quiet};
+  ASSIGN_OR_RETURN(DataLoader data, OpenTrainingData(plan, opts));
+  return Job{std::move(plan), std::move(opts), quiet, std::move(data)};
 }
 
 // Ranks agree on whether every one of them is ready to train (one all-reduce of a flag), so a
@@ -145,7 +148,7 @@ int main(int argc, char** argv) {
       std::cerr << ErrorLine(c, setup) + "\n";  // one write, so ranks' lines do not interleave
       return 1;  // every rank returns here together: MPI finalizes normally
     }
-    StatusOr<TrainSummary> s = Train(job->plan, job->opts);
+    StatusOr<TrainSummary> s = Train(job->plan, job->opts, std::move(job->data));
     if (!s.ok()) {
       // The other ranks may be waiting for this one in a collective: end them all.
       if (c.size() > 1) c.Abort(ErrorLine(c, s.status()), 1);

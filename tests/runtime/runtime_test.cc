@@ -183,9 +183,56 @@ TEST_F(LoaderTest, ErrorsNameTheFile) {
   DataLoaderOptions big = Opts(false);
   big.train_batch_size = 32;
   big.micro_batch = 8;
-  StatusOr<DataLoader> dl = DataLoader::Open(dir_.path(), inputs_, big);
+  StatusOr<DataLoader> dl = DataLoader::Open(dir_.path(), {{"x", DType::kFloat32, {8, 3}}, {"y", DType::kInt64, {8}}}, big);
   ASSERT_FALSE(dl.ok());
   EXPECT_NE(dl.status().message().find("holds 20 samples, fewer than one batch"), std::string::npos);
+}
+
+// Found by fuzzing: std::filesystem threw out of the loader (symlink loops, over-long names).
+TEST_F(LoaderTest, FilesystemErrorsAreMessages) {
+  TempDir dir;
+  std::filesystem::create_symlink(dir.File("b"), dir.File("a"));
+  std::filesystem::create_symlink(dir.File("a"), dir.File("b"));
+  StatusOr<DataLoader> dl = DataLoader::Open(dir.File("a"), inputs_, Opts(false));
+  ASSERT_FALSE(dl.ok());
+  EXPECT_EQ(dl.status().message(), "--data " + dir.File("a") + ": Too many levels of symbolic links");
+
+  const std::string long_name = dir.File(std::string(5000, 'd'));
+  dl = DataLoader::Open(long_name, inputs_, Opts(false));
+  ASSERT_FALSE(dl.ok());
+  EXPECT_EQ(dl.status().message(), "--data " + long_name + ": File name too long");
+
+  std::filesystem::create_symlink(dir.File("x.npy"), dir.File("x.npy"));  // a loop of one
+  dl = DataLoader::Open(dir.path(), inputs_, Opts(false));
+  ASSERT_FALSE(dl.ok());
+  EXPECT_EQ(dl.status().message(), dir.File("x.npy") + ": Too many levels of symbolic links");
+}
+
+// An input not batched by the micro-batch size would make Fill write past its tensor.
+TEST_F(LoaderTest, InputsMustBeBatchedByTheMicroBatch) {
+  StatusOr<DataLoader> dl = DataLoader::Open(dir_.path(), {{"x", DType::kFloat32, {3, 3}}}, Opts(false));
+  ASSERT_FALSE(dl.ok());
+  EXPECT_NE(dl.status().message().find("the model input 'x' is float[3,3], not batched by the micro-batch size 2"),
+            std::string::npos) << dl.status().message();
+}
+
+// A shape whose byte count overflows int64 is an error, not a wrapped size and a huge allocation.
+TEST(Npy, HugeShapesAreErrors) {
+  TempDir dir;
+  for (const std::string shape : {"(1152921504606846976, 1)", "(4611686018427387904, 4)"}) {
+    std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': " + shape + ", }";
+    while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+    header += '\n';
+    std::string bytes = std::string("\x93NUMPY\x01\x00", 8);
+    bytes += static_cast<char>(header.size() & 0xff);
+    bytes += static_cast<char>(header.size() >> 8);
+    bytes += header + std::string(64, '\0');
+    testing::WriteFileOrDie(dir.File("huge.npy"), bytes);
+    StatusOr<Tensor> t = ReadNpy(dir.File("huge.npy"));
+    ASSERT_FALSE(t.ok()) << shape;
+    EXPECT_EQ(t.status().message().rfind(dir.File("huge.npy") + ": ", 0), 0u) << t.status().message();
+    EXPECT_NE(t.status().message().find("int64"), std::string::npos) << t.status().message();
+  }
 }
 
 constexpr const char* kChain = R"(<ir_version: 8, opset_import: ["" : 17]>
