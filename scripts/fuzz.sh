@@ -83,8 +83,12 @@ add_seed() {  # FILE [strip-bytes]
   if [ -n "${2:-}" ]; then head -c "-$2" "$1" >"$seeds/$name"; else cp "$1" "$seeds/$name"; fi
 }
 case "$target" in
-  fuzz_onnx_import)
-    while IFS= read -r f; do add_seed "$f"; done < <(find models -name '*.onnx' -size -2048k | sort) ;;
+  fuzz_onnx_import)  # the bundled models, and the tests' small ONNX-text graphs as binary models
+    while IFS= read -r f; do add_seed "$f"; done < <(find models -name '*.onnx' -size -2048k | sort)
+    python="${DSC_PYTHON:-/usr/bin/python3}"
+    if ! "$python" fuzz/onnx_text_seeds.py "$seeds" $(find tests/passes -name '*.txt' | sort) tests/autodiff/grad_cases.txt; then
+      echo "fuzz.sh: note: no seeds from the tests' ONNX text ($python needs the onnx module: scripts/install-deps.sh)" >&2
+    fi ;;
   fuzz_config)
     while IFS= read -r f; do add_seed "$f"; done < <(find configs tests/config/data models -name '*.json' -size -64k | sort) ;;
   fuzz_plan)  # the target appends the checksum itself, so seeds go without theirs
