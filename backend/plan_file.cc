@@ -17,6 +17,7 @@
 
 #include "backend/plan_summary.h"
 #include "backend/plan_verify.h"
+#include "frontend/config/json_text.h"
 #include "ir/onnx_convert.h"
 
 namespace dsc {
@@ -271,6 +272,10 @@ StatusOr<Plan> Decode(const std::string& bytes, const std::string& file) {
   if (sum.value() != GetLE(bytes.data() + body_end, 8))
     return DataLoss(file, " is truncated or corrupted (checksum mismatch)");
 
+  // The config inside the header is held to the config parser's nesting limit (plus the header's own
+  // two levels): deeper values would overflow the stack when printed.
+  if (Status nesting = CheckJsonNesting(bytes.substr(kPreambleSize, header_len), kMaxConfigNesting + 2); !nesting.ok())
+    return DataLoss(file, " is corrupted: its plan header has ", nesting.message());
   json h = json::parse(bytes.begin() + kPreambleSize, bytes.begin() + kPreambleSize + static_cast<std::ptrdiff_t>(header_len),
                        nullptr, /*allow_exceptions=*/false);
   if (h.is_discarded() || !h.is_object()) return DataLoss(file, " is corrupted: its plan header is not a JSON object");

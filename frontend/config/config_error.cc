@@ -1,3 +1,4 @@
+// Config error messages: the source, JSON path, message and DeepSpeed's exception kind.
 #include "frontend/config/config_error.h"
 
 namespace dsc {
@@ -30,8 +31,11 @@ Status ConfigError(DsErrorKind kind, const std::string& source, const std::strin
   }
   std::string text;
   if (!source.empty()) text += source + ": ";
-  if (!path.empty()) text += path + ": ";
-  text += message + " [" + DsErrorKindName(kind) + "]";
+  if (!path.empty()) text += ShortText(path) + ": ";
+  // Messages quote keys and values from the config; a 10 MB key must not make a 10 MB message.
+  constexpr size_t kMaxMessage = 2000;
+  text += message.size() > kMaxMessage ? StrCat(message.substr(0, kMaxMessage), "... (", message.size(), " bytes)") : message;
+  text += StrCat(" [", DsErrorKindName(kind), "]");
   return Status(code, text);
 }
 
@@ -41,6 +45,12 @@ std::string DeepSpeedErrorKind(const Status& status) {
   size_t open = m.rfind('[');
   if (open == std::string::npos) return "";
   return m.substr(open + 1, m.size() - open - 2);
+}
+
+std::string ShortText(const std::string& text) {
+  constexpr size_t kKeep = 80;
+  if (text.size() <= kKeep + 20) return text;
+  return StrCat(text.substr(0, kKeep), "... (", text.size(), " bytes)");
 }
 
 std::string ShortJson(const nlohmann::json& value) {

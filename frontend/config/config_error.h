@@ -40,4 +40,8 @@ std::string DeepSpeedErrorKind(const Status& status);
 
 // A JSON value shortened for messages: "CPU", 5.5, [1,2], {...}.
 std::string ShortJson(const nlohmann::json& value);
+
+// Text from the config (a key, a JSON path) shortened for messages when it is very long:
+// its first 80 bytes, "...", and its length.
+std::string ShortText(const std::string& text);
 }  // namespace dsc

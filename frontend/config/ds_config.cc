@@ -1,7 +1,9 @@
+// The DeepSpeed config: reading the file, every section, the cross-checks and the resolved JSON.
 #include "frontend/config/ds_config.h"
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -333,11 +335,22 @@ StatusOr<DsConfig> ParseDsConfig(const std::string& json_text, const ConfigOptio
 
 StatusOr<DsConfig> LoadDsConfig(const std::string& path, const ConfigOptions& options,
                                 std::vector<std::string>* warnings) {
+  // Only a regular file of plausible size: `--config /dev/zero` or a FIFO would read forever.
+  std::error_code ec;
+  const std::filesystem::file_status st = std::filesystem::status(path, ec);
+  if (ec) return NotFound(path, ": cannot open the DeepSpeed config: ", ec.message());
+  if (!std::filesystem::is_regular_file(st)) return InvalidArgument(path, ": not a regular file, so not a DeepSpeed config");
+  const uintmax_t size = std::filesystem::file_size(path, ec);
+  if (ec) return NotFound(path, ": cannot open the DeepSpeed config: ", ec.message());
+  if (size > static_cast<uintmax_t>(kMaxConfigBytes))
+    return InvalidArgument(path, ": ", size, " bytes; DeepSpeed configs larger than ", kMaxConfigBytes >> 20,
+                           " MiB are refused");
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound(path, ": cannot open the DeepSpeed config");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return ParseDsConfig(text.str(), options, warnings, path);
+  std::string text(static_cast<size_t>(size), '\0');
+  if (size > 0 && !in.read(text.data(), static_cast<std::streamsize>(size)))
+    return InvalidArgument(path, ": cannot read the DeepSpeed config");
+  return ParseDsConfig(text, options, warnings, path);
 }
 
 nlohmann::json ResolvedConfigJson(const DsConfig& c) {

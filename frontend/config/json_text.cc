@@ -1,3 +1,4 @@
+// DeepSpeed's JSON dialect (comments, trailing commas), duplicate keys, and nesting limits.
 #include "frontend/config/json_text.h"
 
 #include <cctype>
@@ -73,8 +74,31 @@ StatusOr<std::string> StripJsonExtensions(const std::string& text, const std::st
   return out;
 }
 
+Status CheckJsonNesting(const std::string& text, int max_depth) {
+  int depth = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '"') {
+      for (++i; i < text.size() && text[i] != '"'; ++i)
+        if (text[i] == '\\') ++i;
+    } else if (c == '{' || c == '[') {
+      if (++depth <= max_depth) continue;
+      const size_t line_start = text.rfind('\n', i);
+      const size_t column = line_start == std::string::npos ? i + 1 : i - line_start;
+      return InvalidArgument("nesting deeper than ", max_depth, " objects and arrays at line ", LineOf(text, i),
+                             ", column ", column);
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return Status::OK();
+}
+
 StatusOr<nlohmann::json> ParseConfigJson(const std::string& text, const std::string& source_name) {
   ASSIGN_OR_RETURN(std::string plain, StripJsonExtensions(text, source_name));
+  if (Status nesting = CheckJsonNesting(plain, kMaxConfigNesting); !nesting.ok())
+    return ConfigError(DsErrorKind::kValueError, source_name, "",
+                       nesting.message() + " (DeepSpeed configs nest about 4 deep)");
 
   struct Frame {
     bool is_object;

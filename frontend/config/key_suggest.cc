@@ -1,3 +1,4 @@
+// Nearest-key search by case-insensitive edit distance, bounded for very long keys.
 #include "frontend/config/key_suggest.h"
 
 #include <algorithm>
@@ -23,6 +24,7 @@ size_t EditDistance(const std::string& a, const std::string& b) {
 }  // namespace
 
 std::string NearestKey(const std::string& key, const std::vector<std::string>& candidates) {
+  if (key.size() > kMaxSuggestedKeyLength) return "";
   std::string best;
   size_t best_distance = std::string::npos;
   for (const std::string& c : candidates) {

@@ -1,3 +1,4 @@
+// Typed, path-naming access to one config section, and the parse context it reports into.
 #include "frontend/config/section_reader.h"
 
 #include <algorithm>
@@ -39,11 +40,12 @@ bool ParsePythonFloat(const std::string& text, double* out) {
 }  // namespace
 
 void ParseContext::Warn(const std::string& path, const std::string& message) {
-  if (warnings) warnings->push_back((source.empty() ? "" : source + ": ") + (path.empty() ? "" : path + ": ") + message);
+  if (warnings)
+    warnings->push_back((source.empty() ? "" : source + ": ") + (path.empty() ? "" : ShortText(path) + ": ") + message);
 }
 
 void ParseContext::Unsupported(const std::string& path, const std::string& what) {
-  unsupported.push_back(path + ": " + what);
+  unsupported.push_back(ShortText(path) + ": " + what);
 }
 
 std::string JoinPath(const std::string& parent, const std::string& key) {

@@ -122,6 +122,17 @@ TEST_F(PlanVerifyTest, ReservedScalarsDataAndConfig) {
   EXPECT_NE(e.find("dsc::grad_norm"), std::string::npos) << e;
 }
 
+// Found by fuzzing: a deeply nested config in the header overflowed the stack when printed.
+TEST_F(PlanVerifyTest, HeaderNestingIsLimited) {
+  std::string e = LoadError([](nlohmann::json& h, auto&) {
+    nlohmann::json deep = nlohmann::json::array();
+    for (int i = 0; i < 100; ++i) deep = nlohmann::json::array({deep});
+    h["config"]["deep"] = deep;
+  });
+  EXPECT_NE(e.find("edited.dsplan is corrupted: its plan header has nesting deeper than 66 objects and arrays at line "),
+            std::string::npos) << e;
+}
+
 TEST_F(PlanVerifyTest, MemoryPlanStaysInsideItsArena) {
   std::string e = LoadError([](auto&, auto& programs) {
     for (auto& p : *programs["micro_step"].mutable_metadata_props()) {

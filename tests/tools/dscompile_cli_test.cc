@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <sys/stat.h>
+
 #include <nlohmann/json.hpp>
 
 #include "backend/plan_file.h"
@@ -247,6 +249,18 @@ TEST(DscompileCli, ExplainConfigAndLrSchedule) {
 
 namespace dsc {
 namespace {
+
+// `--config /dev/zero` read until memory ran out; a FIFO would block.
+TEST(DscompileCli, ConfigsMustBeRegularFiles) {
+  testing::TempDir dir;
+  ASSERT_EQ(mkfifo(dir.File("fifo.json").c_str(), 0600), 0);
+  for (const std::string config : {std::string("/dev/zero"), dir.File("fifo.json")}) {
+    testing::CommandResult r =
+        testing::RunCommand("timeout 20 " + testing::ShellQuote(DSCOMPILE_PATH) + " --config " + testing::ShellQuote(config) + " --explain-config");
+    EXPECT_EQ(r.rc, 1) << r.output;
+    EXPECT_EQ(r.output, "dscompile: error: " + config + ": not a regular file, so not a DeepSpeed config\n");
+  }
+}
 
 // Output that cannot be written is an error naming it, and -o replaces only regular files.
 TEST(DscompileCli, OutputErrorsAreReported) {
