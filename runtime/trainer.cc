@@ -190,11 +190,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   const int64_t total = opts.steps >= 0 ? opts.steps : std::max<int64_t>(opts.epochs, 1) * loader.steps_per_epoch();
   const int64_t print_every = cfg.steps_per_print.value_or(10);
   const std::string loss_name = micro->graph->training.loss;
-  std::ofstream metrics;
-  if (lead_rank && !opts.metrics_path.empty()) {
-    metrics.open(opts.metrics_path, std::ios::trunc);
-    if (!metrics) return InvalidArgument("--metrics ", opts.metrics_path, ": cannot open for writing: ", std::strerror(errno));
-  }
+  std::ostream* const metrics = lead_rank ? opts.metrics : nullptr;
   TrainSummary summary;
   const auto start = std::chrono::steady_clock::now();
   const int threads = opts.threads;
@@ -227,7 +223,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     const double loss = loss_sum / static_cast<double>(cfg.gradient_accumulation_steps);
     if (s == 0) summary.first_loss = loss;
     summary.last_loss = loss;
-    if (metrics.is_open()) {
+    if (metrics) {
       nlohmann::json line = {{"step", s + 1},
                              {"epoch", s / loader.steps_per_epoch()},
                              {"loss", loss},
@@ -255,8 +251,8 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
         line["bytes_sent"] = sent;
       }
       // Flushed per step, so a full disk stops the run at the step it hits, not silently at exit.
-      metrics << line.dump() << "\n" << std::flush;
-      if (!metrics) return MetricsWriteError(opts.metrics_path);
+      *metrics << line.dump() << "\n" << std::flush;
+      if (!*metrics) return MetricsWriteError(opts.metrics_path);
     }
     if (progress && ((s + 1) % print_every == 0 || s == 0 || s + 1 == total))
       *progress << "step " << std::setw(6) << s + 1 << "  loss " << std::fixed << std::setprecision(4) << loss

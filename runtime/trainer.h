@@ -20,7 +20,10 @@ struct TrainOptions {
   int64_t epochs = -1;  // -1 with steps -1: one epoch
   bool shuffle = true;
   std::optional<uint64_t> seed;  // default: the config's seed
-  std::string metrics_path;      // one JSON object per step and line ("" = none)
+  // One JSON object per step and line, written by rank 0 (not owned; null = none). dsrun opens it
+  // during setup, so a path that cannot be written fails before the ranks agree to start.
+  std::ostream* metrics = nullptr;
+  std::string metrics_path;  // what write errors call it
   int threads = 0;               // 0 = all cores
   std::ostream* progress = nullptr;
   // The ranks this run trains on (not owned; null = one rank). Only rank 0 writes progress

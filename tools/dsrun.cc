@@ -1,5 +1,8 @@
 // dsrun: trains a plan compiled by dscompile.
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -46,6 +49,7 @@ struct Job {
   TrainOptions opts;
   bool quiet = false;
   DataLoader data;
+  std::unique_ptr<std::ofstream> metrics;  // rank 0's, when --metrics is given
 };
 
 // Everything before training: flags, the plan and its world size, this rank's data. No collectives
@@ -78,7 +82,15 @@ StatusOr<Job> Prepare(const ParsedArgs& args, Communicator* comm) {
     return FailedPrecondition("the plan was compiled for ", plan.world_size, " ranks but dsrun runs on ", comm->size(),
                               " (use dscompile --world-size ", comm->size(), ")");
   ASSIGN_OR_RETURN(DataLoader data, OpenTrainingData(plan, opts));
-  return Job{std::move(plan), std::move(opts), quiet, std::move(data)};
+  std::unique_ptr<std::ofstream> metrics;
+  if (!opts.metrics_path.empty() && comm->rank() == 0) {
+    errno = 0;
+    metrics = std::make_unique<std::ofstream>(opts.metrics_path, std::ios::trunc);
+    if (!*metrics)
+      return InvalidArgument("--metrics ", opts.metrics_path, ": cannot open for writing: ", std::strerror(errno ? errno : EIO));
+    opts.metrics = metrics.get();
+  }
+  return Job{std::move(plan), std::move(opts), quiet, std::move(data), std::move(metrics)};
 }
 
 // Ranks agree on whether every one of them is ready to train (one all-reduce of a flag), so a

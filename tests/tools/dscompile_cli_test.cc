@@ -134,6 +134,8 @@ TEST(DsrunCli, TrainsAndReportsErrors) {
       // A metrics file that cannot be written stops the run instead of losing every line.
       {ShellQuote(dir.File("p")) + " --data " + data + " --steps 1 --metrics /dev/full",
        "--metrics /dev/full: cannot write: No space left on device"},
+      {ShellQuote(dir.File("p")) + " --data " + data + " --steps 1 --metrics /nonexistent/m.jsonl",
+       "dsrun: error: --metrics /nonexistent/m.jsonl: cannot open for writing: No such file or directory"},
   };
   for (const Case& c : cases) {
     CommandResult e = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + c.args);
