@@ -267,4 +267,9 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   return summary;
 }
 
+StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts) {
+  ASSIGN_OR_RETURN(DataLoader data, OpenTrainingData(plan, opts));
+  return Train(plan, opts, std::move(data));
+}
+
 }  // namespace dsc

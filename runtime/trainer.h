@@ -45,4 +45,7 @@ StatusOr<DataLoader> OpenTrainingData(const Plan& plan, const TrainOptions& opts
 // Trains on `data`, which OpenTrainingData opened for the same plan and options.
 StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoader data);
 
+// Both at once, for a single process with no ranks to agree with (fuzz/fuzz_plan.cc, tests).
+StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts);
+
 }  // namespace dsc
