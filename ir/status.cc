@@ -24,6 +24,11 @@ std::string Status::ToString() const {
 
 Status Status::WithContext(const std::string& context) const {
   if (ok()) return *this;
+  // Layers that each name what they handle (a kernel its node, the executor the node it ran) would
+  // otherwise repeat the context: "node X: node X: ...".
+  if (message_.compare(0, context.size(), context) == 0 &&
+      (message_.size() == context.size() || message_.compare(context.size(), 2, ": ") == 0))
+    return *this;
   return Status(code_, context + ": " + message_);
 }
 

@@ -37,7 +37,8 @@ class [[nodiscard]] Status {
   const std::string& message() const { return message_; }
   std::string ToString() const;
 
-  // Prefixes context ("while importing model.onnx: ...") without changing the code.
+  // Prefixes context ("while importing model.onnx: ...") without changing the code; a message that
+  // already starts with this context keeps it once.
   Status WithContext(const std::string& context) const;
 
  private:

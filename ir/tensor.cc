@@ -42,6 +42,14 @@ StatusOr<int64_t> NumElements(const std::vector<int64_t>& dims) {
   return n;
 }
 
+StatusOr<int64_t> NumBytes(const std::vector<int64_t>& dims, DType dtype) {
+  ASSIGN_OR_RETURN(int64_t n, NumElements(dims));
+  int64_t bytes = 0;
+  if (!CheckedMul(n, static_cast<int64_t>(DTypeSize(dtype)), &bytes))
+    return OutOfRange(n, " elements of ", DTypeName(dtype), " overflow int64 bytes");
+  return bytes;
+}
+
 Tensor::Tensor(DType dtype, std::vector<int64_t> dims) : dtype_(dtype), dims_(std::move(dims)) {
   numel_ = 1;
   for (int64_t d : dims_) numel_ *= d;

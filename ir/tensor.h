@@ -28,6 +28,14 @@ std::string ShapeToString(const Shape& s);  // "[batch,128]"
 bool IsStatic(const Shape& s);
 // Product of static dims; error on a symbolic dim or on int64 overflow.
 StatusOr<int64_t> NumElements(const std::vector<int64_t>& dims);
+// NumElements times the element size: the bytes a tensor of `dims` needs.
+StatusOr<int64_t> NumBytes(const std::vector<int64_t>& dims, DType dtype);
+
+// Checked int64 arithmetic for sizes and offsets derived from file contents: false on overflow
+// (then *out is unspecified).
+inline bool CheckedMul(int64_t a, int64_t b, int64_t* out) { return !__builtin_mul_overflow(a, b, out); }
+inline bool CheckedAdd(int64_t a, int64_t b, int64_t* out) { return !__builtin_add_overflow(a, b, out); }
+inline bool CheckedSub(int64_t a, int64_t b, int64_t* out) { return !__builtin_sub_overflow(a, b, out); }
 
 class Tensor {
  public:
