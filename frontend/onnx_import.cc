@@ -11,8 +11,11 @@
 #include "frontend/supported_ops.h"
 #include "frontend/torch_node_metadata.h"
 #include "frontend/torch_parameters.h"
+#include "ir/node_checks.h"
 #include "ir/onnx_convert.h"
 #include "ir/shape_inference.h"
+#include "ir/utf8.h"
+#include "ir/verifier.h"
 #include "onnx/checker.h"
 
 namespace dsc {
@@ -64,6 +67,43 @@ Status CheckElementCounts(const onnx::ModelProto& model) {
   return Status::OK();
 }
 
+// Every string that becomes a name, attribute or metadata entry: plans and dumps are JSON, whose
+// writer throws on invalid UTF-8, so such a model is refused here, naming where the bytes are.
+Status CheckStringsAreUtf8(const onnx::ModelProto& model) {
+  for (const auto& p : model.metadata_props()) {
+    RETURN_IF_ERROR(CheckUtf8(p.key(), "a metadata key"));
+    RETURN_IF_ERROR(CheckUtf8(p.value(), StrCat("metadata '", EscapeBytes(p.key()), "'")));
+  }
+  const onnx::GraphProto& g = model.graph();
+  RETURN_IF_ERROR(CheckUtf8(g.name(), "the graph name"));
+  auto check_info = [](const onnx::ValueInfoProto& vi, const char* what) -> Status {
+    RETURN_IF_ERROR(CheckUtf8(vi.name(), StrCat("the name of a ", what)));
+    for (const auto& d : vi.type().tensor_type().shape().dim())
+      RETURN_IF_ERROR(CheckUtf8(d.dim_param(), StrCat("a dim of ", what, " '", vi.name(), "'")));
+    return Status::OK();
+  };
+  for (const auto& vi : g.input()) RETURN_IF_ERROR(check_info(vi, "graph input"));
+  for (const auto& vi : g.output()) RETURN_IF_ERROR(check_info(vi, "graph output"));
+  for (const auto& vi : g.value_info()) RETURN_IF_ERROR(check_info(vi, "value_info entry"));
+  for (const auto& t : g.initializer()) RETURN_IF_ERROR(CheckUtf8(t.name(), "the name of an initializer"));
+  for (int i = 0; i < g.node_size(); ++i) {
+    const onnx::NodeProto& n = g.node(i);
+    const std::string what = StrCat("node ", i, " (", EscapeBytes(n.op_type()), ")");
+    RETURN_IF_ERROR(CheckUtf8(n.name(), StrCat("the name of ", what)));
+    RETURN_IF_ERROR(CheckUtf8(n.op_type(), StrCat("the op type of node ", i)));
+    RETURN_IF_ERROR(CheckUtf8(n.domain(), StrCat("the domain of ", what)));
+    for (const auto& in : n.input()) RETURN_IF_ERROR(CheckUtf8(in, StrCat("an input of ", what)));
+    for (const auto& out : n.output()) RETURN_IF_ERROR(CheckUtf8(out, StrCat("an output of ", what)));
+    for (const auto& a : n.attribute()) {
+      RETURN_IF_ERROR(CheckUtf8(a.name(), StrCat("an attribute name of ", what)));
+      const std::string attr = StrCat("attribute '", a.name(), "' of ", what);
+      if (a.type() == onnx::AttributeProto::STRING) RETURN_IF_ERROR(CheckUtf8(a.s(), attr));
+      for (const auto& x : a.strings()) RETURN_IF_ERROR(CheckUtf8(x, attr));
+    }
+  }
+  return Status::OK();
+}
+
 // Forms the checker accepts but the model's opset leaves undefined, refused by node: ops are
 // evaluated with their newest definition, which older opsets may not give.
 Status CheckOpsetSemantics(const Graph& g) {
@@ -82,6 +122,7 @@ Status CheckOpsetSemantics(const Graph& g) {
 Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, std::unique_ptr<Graph>* out) {
   RETURN_IF_ERROR(CheckIrVersion(model));
   RETURN_IF_ERROR(CheckOpsets(model));
+  RETURN_IF_ERROR(CheckStringsAreUtf8(model));
   RETURN_IF_ERROR(CheckElementCounts(model));
   RETURN_IF_ERROR(LoadExternalData(&model, base_dir));
   try {
@@ -96,7 +137,10 @@ Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, std::uni
   RETURN_IF_ERROR(DecomposeOps(&model));
   ASSIGN_OR_RETURN(*out, GraphFromOnnx(model));
   RETURN_IF_ERROR(CheckSupportedOps(**out));
+  // Attributes first: ONNX's shape inference divides by strides and indexes by axes unchecked.
+  RETURN_IF_ERROR(CheckNodes(**out, NodeCheckStage::kAttributes));
   RETURN_IF_ERROR(InferShapes(**out));
+  RETURN_IF_ERROR(VerifyGraph(**out));
   return CheckOpsetSemantics(**out);
 }
 

@@ -5,6 +5,7 @@
 #include <limits>
 #include <sstream>
 
+#include "ir/node_checks.h"
 #include "ir/training_meta.h"
 
 namespace dsc {
@@ -17,44 +18,53 @@ void CopyTyped(const Field& f, Tensor* t) {
 
 }  // namespace
 
-StatusOr<Tensor> TensorFromOnnx(const onnx::TensorProto& t) {
-  const std::string what = StrCat("tensor '", t.name(), "'");
+StatusOr<Tensor> TensorFromOnnx(const onnx::TensorProto& t, const std::string& what_arg) {
+  const std::string what = what_arg.empty() ? StrCat("tensor '", t.name(), "'") : what_arg;
   if (t.data_location() == onnx::TensorProto_DataLocation_EXTERNAL)
     return Internal(what, " still has external data (the frontend resolves it first)");
-  ASSIGN_OR_RETURN(DType dtype, DTypeFromOnnx(t.data_type()));
+  StatusOr<DType> dt = DTypeFromOnnx(t.data_type());
+  if (!dt.ok()) return dt.status().WithContext(what);
+  const DType dtype = *dt;
   std::vector<int64_t> dims(t.dims().begin(), t.dims().end());
   for (int64_t d : dims)
     if (d < 0) return InvalidArgument(what, " has negative dimension ", d);
   StatusOr<int64_t> n = NumElements(dims);
   if (!n.ok()) return n.status().WithContext(what);
-  if (*n > (int64_t{1} << 40)) return OutOfRange(what, " has ", *n, " elements; too large");
-  Tensor out(dtype, dims);
-  const size_t expected = static_cast<size_t>(*n) * DTypeSize(dtype);
+  if (*n > kMaxElements) return OutOfRange(what, " has ", *n, " elements; too large");
+  // The data must match the shape before anything is allocated: a file may declare a huge shape
+  // over a few bytes of data.
+  const int64_t expected = *n * static_cast<int64_t>(DTypeSize(dtype));
   if (t.has_raw_data()) {
-    if (t.raw_data().size() != expected)
+    if (static_cast<int64_t>(t.raw_data().size()) != expected)
       return DataLoss(what, " raw_data holds ", t.raw_data().size(), " bytes, its type and shape need ", expected);
-    if (expected) std::memcpy(out.raw(), t.raw_data().data(), expected);
+    Tensor out(dtype, dims);
+    if (expected) std::memcpy(out.raw(), t.raw_data().data(), static_cast<size_t>(expected));
     return out;
   }
   int64_t count = 0;
   switch (dtype) {
-    case DType::kFloat32: count = t.float_data_size(); CopyTyped(t.float_data(), &out); break;
-    case DType::kFloat64: count = t.double_data_size(); CopyTyped(t.double_data(), &out); break;
-    case DType::kInt64: count = t.int64_data_size();
+    case DType::kFloat32: count = t.float_data_size(); break;
+    case DType::kFloat64: count = t.double_data_size(); break;
+    case DType::kInt64: count = t.int64_data_size(); break;
+    default: count = t.int32_data_size(); break;  // also the raw 16-bit patterns of float16/bfloat16
+  }
+  if (count != *n) return DataLoss(what, " holds ", count, " values, its shape needs ", *n);
+  Tensor out(dtype, dims);
+  switch (dtype) {
+    case DType::kFloat32: CopyTyped(t.float_data(), &out); break;
+    case DType::kFloat64: CopyTyped(t.double_data(), &out); break;
+    case DType::kInt64:
       for (int i = 0; i < t.int64_data_size(); ++i) out.SetFromInt(i, t.int64_data(i));
       break;
     case DType::kFloat16:
     case DType::kBFloat16:
-      // int32_data carries the raw 16-bit patterns.
-      count = t.int32_data_size();
-      for (int i = 0; i < count && i < *n; ++i) {
+      for (int i = 0; i < count; ++i) {
         uint16_t bits = static_cast<uint16_t>(t.int32_data(i));
         std::memcpy(out.raw() + 2 * i, &bits, 2);
       }
       break;
-    default: count = t.int32_data_size(); CopyTyped(t.int32_data(), &out); break;
+    default: CopyTyped(t.int32_data(), &out); break;
   }
-  if (count != *n) return DataLoss(what, " holds ", count, " values, its shape needs ", *n);
   return out;
 }
 
@@ -107,8 +117,8 @@ static StatusOr<AttrValue> AttrFromOnnx(const onnx::AttributeProto& a, const std
     case onnx::AttributeProto::FLOAT: return AttrValue(a.f());
     case onnx::AttributeProto::STRING: return AttrValue(a.s());
     case onnx::AttributeProto::TENSOR: {
-      StatusOr<Tensor> t = TensorFromOnnx(a.t());
-      if (!t.ok()) return t.status().WithContext(what);
+      StatusOr<Tensor> t = TensorFromOnnx(a.t(), what);
+      if (!t.ok()) return t.status();
       return AttrValue(*t);
     }
     case onnx::AttributeProto::INTS: return AttrValue(std::vector<int64_t>(a.ints().begin(), a.ints().end()));
@@ -168,8 +178,8 @@ StatusOr<std::unique_ptr<Graph>> GraphFromOnnx(const onnx::ModelProto& model) {
     g->AddInput(in.name(), t);
   }
   for (const auto& t : gp.initializer()) {
-    StatusOr<Tensor> tensor = TensorFromOnnx(t);
-    if (!tensor.ok()) return tensor.status().WithContext(StrCat("initializer '", t.name(), "'"));
+    StatusOr<Tensor> tensor = TensorFromOnnx(t, StrCat("initializer '", t.name(), "'"));
+    if (!tensor.ok()) return tensor.status();
     g->AddInitializer(t.name(), std::move(*tensor));
   }
 

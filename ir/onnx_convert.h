@@ -10,7 +10,8 @@ namespace dsc {
 
 // Tensor data must already be inline (raw_data or typed fields); external data is resolved by
 // the frontend before this is called.
-StatusOr<Tensor> TensorFromOnnx(const onnx::TensorProto& t);
+// Errors name the tensor as `what` (default: "tensor '<name>'").
+StatusOr<Tensor> TensorFromOnnx(const onnx::TensorProto& t, const std::string& what = "");
 void TensorToOnnx(const Tensor& t, const std::string& name, onnx::TensorProto* out);
 
 StatusOr<TensorType> TypeFromOnnx(const onnx::TypeProto& t, const std::string& what);

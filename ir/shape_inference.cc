@@ -3,6 +3,7 @@
 
 #include <unordered_map>
 
+#include "ir/node_checks.h"
 #include "ir/onnx_convert.h"
 #include "onnx/defs/schema.h"
 #include "onnx/shape_inference/implementation.h"
@@ -39,6 +40,8 @@ TensorType KeepNamedSymbols(const TensorType& old, TensorType fresh) {
 }  // namespace
 
 Status InferShapes(Graph& g) {
+  // ONNX's inference multiplies dims unchecked: shapes that overflow must not reach it.
+  for (const Value* v : g.inputs()) RETURN_IF_ERROR(CheckValueSize(*v).WithContext("graph input"));
   onnx::ModelProto model = GraphToOnnx(g);
   // Drop the old intermediate types so stale shapes never shadow fresh inference; outputs of
   // ops ONNX does not know are restored from the IR below.

@@ -3,6 +3,9 @@
 
 #include <unordered_set>
 
+#include "ir/node_checks.h"
+#include "ir/utf8.h"
+
 namespace dsc {
 namespace {
 
@@ -20,10 +23,21 @@ Status CheckType(const Value* v, const VerifyOptions& opts, const std::string& w
 }  // namespace
 
 Status VerifyGraph(const Graph& g, const VerifyOptions& opts) {
+  RETURN_IF_ERROR(CheckUtf8(g.name, "the graph name"));
+  for (const auto& [k, v] : g.metadata) {
+    RETURN_IF_ERROR(CheckUtf8(k, "a metadata key"));
+    RETURN_IF_ERROR(CheckUtf8(v, StrCat("metadata '", EscapeBytes(k), "'")));
+  }
+  auto opset_it = g.opsets.find("");
+  const int64_t opset = opset_it == g.opsets.end() ? 0 : opset_it->second;
   std::unordered_set<const Value*> defined;
   std::unordered_set<std::string> names;
   auto define = [&](const Value* v, const std::string& what) -> Status {
     if (v->name().empty()) return Internal(what, " defines a value with an empty name");
+    RETURN_IF_ERROR(CheckUtf8(v->name(), StrCat("the name of a value defined by ", what)));
+    if (v->type.shape)
+      for (const Dim& d : *v->type.shape) RETURN_IF_ERROR(CheckUtf8(d.symbol, StrCat("a dim of value '", v->name(), "'")));
+    RETURN_IF_ERROR(CheckValueSize(*v).WithContext(what));
     if (!names.insert(v->name()).second) return Internal("value '", v->name(), "' is defined twice (", what, ")");
     defined.insert(v);
     return Status::OK();
@@ -40,8 +54,13 @@ Status VerifyGraph(const Graph& g, const VerifyOptions& opts) {
       return Internal("initializer '", v->name(), "' is typed ", DTypeName(v->type.dtype), " but holds ", DTypeName(t.dtype()));
   }
   for (const auto& n : g.nodes()) {
-    const std::string where = n->Describe();
     if (n->op_type().empty()) return Internal("a node has no op type");
+    // Describe() shows the node's name or first output's, so both are checked before it is used.
+    RETURN_IF_ERROR(CheckUtf8(n->name(), StrCat("the name of a ", EscapeBytes(n->op_type()), " node")));
+    RETURN_IF_ERROR(CheckUtf8(n->domain() + "." + n->op_type(), "op type"));
+    for (size_t i = 0; i < n->num_outputs(); ++i)
+      RETURN_IF_ERROR(CheckUtf8(n->output(i)->name(), StrCat("output ", i, " of a ", n->op_type(), " node")));
+    const std::string where = n->Describe();
     for (size_t i = 0; i < n->num_inputs(); ++i) {
       const Value* v = n->input(i);
       if (!v) continue;
@@ -59,6 +78,13 @@ Status VerifyGraph(const Graph& g, const VerifyOptions& opts) {
       RETURN_IF_ERROR(define(v, where));
       RETURN_IF_ERROR(CheckType(v, opts, where));
     }
+    for (const auto& [name, a] : n->attrs()) {
+      RETURN_IF_ERROR(CheckUtf8(name, StrCat(where, ": attribute name")));
+      if (const auto* str = std::get_if<std::string>(&a)) RETURN_IF_ERROR(CheckUtf8(*str, StrCat(where, ": attribute '", name, "'")));
+      if (const auto* strs = std::get_if<std::vector<std::string>>(&a))
+        for (const std::string& x : *strs) RETURN_IF_ERROR(CheckUtf8(x, StrCat(where, ": attribute '", name, "'")));
+    }
+    RETURN_IF_ERROR(CheckNode(*n, opset, NodeCheckStage::kShapes));
   }
   for (const Value* v : g.outputs())
     if (!defined.count(v)) return Internal("graph output '", v->name(), "' is never defined");

@@ -1,4 +1,5 @@
-// The IR verifier run between passes: SSA and topological order, no dangling values, types, metadata.
+// The IR verifier run at import, between passes and on loaded plans: SSA and topological order, no
+// dangling values, types, metadata, names, and each node's attributes and shapes.
 #pragma once
 
 #include "ir/graph.h"
@@ -10,7 +11,9 @@ struct VerifyOptions {
   bool require_static_shapes = false;  // every value has a fully static shape (after specialize)
 };
 
-// Returns the first violation found, naming the node and value.
+// Returns the first violation found, naming the node and value. Beyond the graph's structure it
+// checks what kernels rely on: names are UTF-8, and every node passes CheckNode (ir/node_checks.h)
+// with its known shapes, so a graph that verifies never crashes a kernel or gradient builder.
 Status VerifyGraph(const Graph& g, const VerifyOptions& opts = {});
 
 }  // namespace dsc
