@@ -80,8 +80,10 @@ class SliceKernel : public OpKernel {
         b = std::clamp<int64_t>(b, 0, dim - 1);
         e = std::clamp<int64_t>(e, -1, dim - 1);
       }
-      const int64_t span = st > 0 ? e - b : b - e, abs_step = st > 0 ? st : -st;
-      len[static_cast<size_t>(a)] = span <= 0 ? 0 : (span + abs_step - 1) / abs_step;
+      // In uint64: -st overflows for INT64_MIN and span + |st| - 1 for large steps.
+      const int64_t span = st > 0 ? e - b : b - e;
+      const uint64_t abs_step = st > 0 ? static_cast<uint64_t>(st) : uint64_t{0} - static_cast<uint64_t>(st);
+      len[static_cast<size_t>(a)] = span <= 0 ? 0 : static_cast<int64_t>((static_cast<uint64_t>(span) - 1) / abs_step + 1);
       begin[static_cast<size_t>(a)] = b;
       step[static_cast<size_t>(a)] = st;
     }
@@ -90,7 +92,8 @@ class SliceKernel : public OpKernel {
     base_ = 0;
     for (size_t d = 0; d < x_.size(); ++d) {
       if (len[d] > 0) base_ += begin[d] * xs[d];
-      strides[d] = step[d] * xs[d];
+      // With two or more elements |step| < dim, so the stride cannot overflow; otherwise it is never applied.
+      strides[d] = len[d] > 1 ? step[d] * xs[d] : 0;
     }
     return StridedPlan(len, {strides});
   }

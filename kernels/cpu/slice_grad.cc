@@ -70,8 +70,10 @@ class SliceGradKernel : public nn::DescribedKernel {
       int64_t e = ends[k] < 0 ? ends[k] + d : ends[k];
       b = s > 0 ? std::clamp<int64_t>(b, 0, d) : std::clamp<int64_t>(b, 0, d - 1);
       e = s > 0 ? std::clamp<int64_t>(e, 0, d) : std::clamp<int64_t>(e, -1, d - 1);
-      const int64_t len =
-          s > 0 ? std::max<int64_t>(0, (e - b + s - 1) / s) : std::max<int64_t>(0, (b - e - s - 1) / -s);
+      // In uint64: -s overflows for INT64_MIN and span + |s| - 1 for large steps.
+      const int64_t span = s > 0 ? e - b : b - e;
+      const uint64_t abs_step = s > 0 ? static_cast<uint64_t>(s) : uint64_t{0} - static_cast<uint64_t>(s);
+      const int64_t len = span <= 0 ? 0 : static_cast<int64_t>((static_cast<uint64_t>(span) - 1) / abs_step + 1);
       if (len != dy_dims_[a])
         return InvalidArgument("slice of length ", len, " on axis ", a, " but dY has ", dy_dims_[a]);
       first[a] = b, step[a] = s;
