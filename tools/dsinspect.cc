@@ -50,7 +50,7 @@ int UsageError(const std::string& msg) {
 }
 
 int Fail(const dsc::Status& s) {
-  std::cerr << "dsinspect: " << s.message() << "\n";
+  std::cerr << "dsinspect: error: " << s.message() << "\n";
   return 1;
 }
 

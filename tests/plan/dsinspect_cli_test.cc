@@ -90,7 +90,8 @@ TEST_F(DsinspectCliTest, UsageErrors) {
   }
   CommandResult r = Dsinspect(Q(plan_) + " --program nope");
   EXPECT_EQ(r.rc, 1);
-  EXPECT_NE(r.output.find("has no program 'nope' (it has: train)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("dsinspect: error: " + plan_ + " has no program 'nope' (it has: train)"), std::string::npos)
+      << r.output;
 }
 
 TEST_F(DsinspectCliTest, GraphExports) {
