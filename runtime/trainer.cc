@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cstring>
 #include <cmath>
-#include <fstream>
 #include <iomanip>
 
 #include <nlohmann/json.hpp>
@@ -107,10 +106,6 @@ StatusOr<float> ReadScalar(Device* device, const TensorView* v, const std::strin
   RETURN_IF_ERROR(device->CopyDeviceToHost(&x, v->ptr, sizeof(float)));
   return x;
 }
-
-}  // namespace
-
-namespace {
 
 // The config of a plan that can train on this job's ranks.
 StatusOr<DsConfig> RunnableConfig(const Plan& plan, const TrainOptions& opts) {
