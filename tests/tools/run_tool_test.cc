@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <new>
+#include <stdexcept>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -48,6 +50,17 @@ TEST(RunTool, EveryExceptionBecomesAnErrorLine) {
   std::tie(rc, err) = RunGuarded([]() -> int { throw 42; });
   EXPECT_EQ(rc, 1);
   EXPECT_EQ(err, "tool: error: an unknown exception\n");
+}
+
+// An exception escaping a worker thread never reaches RunTool's catch; the terminate handler still
+// names it and exits 1 (under mpirun, a rank exiting non-zero ends the job) instead of aborting.
+TEST(RunToolDeathTest, ExceptionsInOtherThreadsExitWithTheMessage) {
+  EXPECT_EXIT(RunTool("tool",
+                      [] {
+                        std::thread([] { throw std::runtime_error("boom in a worker"); }).join();
+                        return 0;
+                      }),
+              ::testing::ExitedWithCode(1), "tool: error: boom in a worker");
 }
 
 }  // namespace
