@@ -47,7 +47,8 @@ StatusOr<DataLoader> DataLoader::Open(const std::string& dir, const std::vector<
   std::error_code ec;
   const std::filesystem::file_status dir_status = std::filesystem::status(dir, ec);
   if (ec && ec != std::errc::no_such_file_or_directory) return InvalidArgument("--data ", dir, ": ", ec.message());
-  if (!std::filesystem::is_directory(dir_status)) return NotFound("--data ", dir, ": no such directory");
+  if (!std::filesystem::exists(dir_status)) return NotFound("--data ", dir, ": no such directory");
+  if (!std::filesystem::is_directory(dir_status)) return InvalidArgument("--data ", dir, ": not a directory");
   std::string first;
   for (const DataInput& in : inputs) {
     const std::string path = (std::filesystem::path(dir) / (in.name + ".npy")).string();

@@ -202,6 +202,10 @@ TEST_F(LoaderTest, FilesystemErrorsAreMessages) {
   ASSERT_FALSE(dl.ok());
   EXPECT_EQ(dl.status().message(), "--data " + long_name + ": File name too long");
 
+  dl = DataLoader::Open(dir_.File("x.npy"), inputs_, Opts(false));
+  ASSERT_FALSE(dl.ok());
+  EXPECT_EQ(dl.status().message(), "--data " + dir_.File("x.npy") + ": not a directory");
+
   std::filesystem::create_symlink(dir.File("x.npy"), dir.File("x.npy"));  // a loop of one
   dl = DataLoader::Open(dir.path(), inputs_, Opts(false));
   ASSERT_FALSE(dl.ok());
