@@ -729,6 +729,29 @@ Status CheckSchema(const NodeView& v, int64_t opset) {
   for (size_t i = 0; i < formal.size() && i < n.num_inputs(); ++i)
     if (formal[i].GetOption() == onnx::OpSchema::Single && !n.input(i))
       return Bad(v, StrCat("required input ", i, " ('", formal[i].GetName(), "') is missing"));
+  // Values bound to one type parameter ("T") must share their element type: kernels choose the
+  // dtype from one of them and read the others' buffers as that type.
+  std::unordered_map<std::string, const Value*> bound;
+  auto bind = [&](const std::vector<onnx::OpSchema::FormalParameter>& params, const std::vector<Value*>& values,
+                  const char* kind) -> Status {
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (params.empty()) break;
+      const bool variadic_tail = i >= params.size() && params.back().GetOption() == onnx::OpSchema::Variadic;
+      if (i >= params.size() && !variadic_tail) break;
+      const auto& f = params[std::min(i, params.size() - 1)];
+      if (f.GetOption() == onnx::OpSchema::Variadic && !f.GetIsHomogeneous()) continue;
+      const Value* val = values[i];
+      if (!val || val->type.dtype == DType::kUndefined) continue;
+      auto [it, inserted] = bound.emplace(f.GetTypeStr(), val);
+      if (!inserted && it->second->type.dtype != val->type.dtype)
+        return Bad(v, StrCat(kind, " ", i, " '", val->name(), "' is ", DTypeName(val->type.dtype), " but '",
+                             it->second->name(), "' is ", DTypeName(it->second->type.dtype), "; both have type ",
+                             f.GetTypeStr()));
+    }
+    return Status::OK();
+  };
+  RETURN_IF_ERROR(bind(s->inputs(), n.inputs(), "input"));
+  RETURN_IF_ERROR(bind(s->outputs(), n.outputs(), "output"));
   for (const auto& [name, attr] : s->attributes()) {
     auto it = n.attrs().find(name);
     if (it == n.attrs().end()) {

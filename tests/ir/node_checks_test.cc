@@ -145,6 +145,13 @@ TEST(NodeChecks, SchemaArityAndAttributeKinds) {
                 {"required input 0 ('X') is missing"});
 }
 
+TEST(NodeChecks, ValuesOfOneTypeParameterShareTheirElementType) {
+  ExpectRefused(Header() + "main (float[2] x, int64[2] z) => (y)\n{\n  [add] y = Add (x, z)\n}\n",
+                {"node 'add' (Add): input 1 'z' is int64 but 'x' is float; both have type T"});
+  ExpectRefused(Header() + "main (float[2] x) => (int64[2] y)\n{\n  [relu] y = Relu (x)\n}\n",
+                {"output 0 'y' is int64 but 'x' is float"});
+}
+
 TEST(NodeChecks, AbsurdShapesRefused) {
   ExpectRefused(Header() + "main (float[2097152,2097152] x) => (y)\n{\n  y = Relu (x)\n}\n",
                 {"value 'x' has shape [2097152,2097152]", "more than 1099511627776 elements"});
