@@ -1,6 +1,8 @@
 // Plan-level consistency checks run on every plan load (plan_verify.h says what and why).
 #include "backend/plan_verify.h"
 
+#include <algorithm>
+
 #include <map>
 #include <set>
 
@@ -91,8 +93,10 @@ Status CheckInputs(const Plan& plan, const PlanProgram& p, int64_t micro_batch) 
 Status CheckScalarOutput(const PlanProgram& p, const std::string& name, const char* what) {
   const Value* v = name.empty() ? nullptr : p.graph->FindValue(name);
   if (!v || !v->is_graph_output()) return InvalidArgument("has no ", what, " output", name.empty() ? "" : StrCat(" '", name, "'"));
-  if (v->type.dtype != DType::kFloat32 || !StaticDims(*v).empty())
-    return InvalidArgument("its ", what, " '", name, "' is ", TypeToString(v->type), ", not float[]");
+  // One element in any rank, as select-loss accepts (a loss exported as float[1,1]) and dsrun reads.
+  const std::vector<int64_t> dims = StaticDims(*v);
+  if (v->type.dtype != DType::kFloat32 || std::any_of(dims.begin(), dims.end(), [](int64_t d) { return d != 1; }))
+    return InvalidArgument("its ", what, " '", name, "' is ", TypeToString(v->type), ", not one float");
   return Status::OK();
 }
 

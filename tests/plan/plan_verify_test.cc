@@ -6,6 +6,8 @@
 
 #include "backend/plan_file.h"
 #include "ir/dsc_ops.h"
+#include "ir/onnx_convert.h"
+#include "ir/text.h"
 #include "passes/memory_plan.h"
 #include "tests/plan/test_plans.h"
 
@@ -162,6 +164,40 @@ TEST_F(PlanVerifyTest, ToolsRefuseAnEditedPlan) {
     EXPECT_EQ(r.rc, 1) << tool << "\n" << r.output;
     EXPECT_NE(r.output.find(plan + " is corrupted"), std::string::npos) << tool << "\n" << r.output;
   }
+}
+
+}  // namespace
+}  // namespace dsc
+
+namespace dsc {
+namespace {
+
+// select-loss takes any one-element float output as the loss (exporters write float[1,1] too);
+// the verifier accepts the plans that makes, and dsinspect loads them (found by fuzz_onnx_import).
+using testing::ShellQuote;
+
+TEST(PlanVerifyLoss, AOneElementLossOfAnyRankLoads) {
+  StatusOr<std::unique_ptr<Graph>> g = ParseGraph(R"(<ir_version: 8, opset_import: ["" : 17]>
+main (float[batch,2] x) => (float[1,1] loss)
+<float[2,1] w = {0.5, -1.0}>
+{
+  y = MatMul(x, w)
+  loss = ReduceMean <keepdims = 1> (y)
+}
+)");
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  testing::TempDir dir;
+  std::string bytes;
+  ASSERT_TRUE(GraphToOnnx(**g).SerializeToString(&bytes));
+  testing::WriteFileOrDie(dir.File("m.onnx"), bytes);
+  testing::WriteFileOrDie(dir.File("c.json"), R"({"train_batch_size": 4, "optimizer": {"type": "SGD", "params": {"lr": 0.1}}})");
+  testing::CommandResult c = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote(dir.File("m.onnx")) +
+                                                 " --config " + ShellQuote(dir.File("c.json")) + " -q -o " +
+                                                 ShellQuote(dir.File("m.dsplan")));
+  ASSERT_EQ(c.rc, 0) << c.output;
+  StatusOr<Plan> plan = ReadPlan(dir.File("m.dsplan"));
+  EXPECT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(testing::RunCommand(ShellQuote(DSINSPECT_PATH) + " " + ShellQuote(dir.File("m.dsplan"))).rc, 0);
 }
 
 }  // namespace
