@@ -699,6 +699,59 @@ const std::unordered_map<std::string, Check>& DscChecks() {
   return *table;
 }
 
+// What ONNX's schema gives for its ops, for ours (ir/dsc_ops.h): input and output counts and the
+// inputs that must be present; kernels index inputs by position.
+struct Arity {
+  int min_in, max_in, min_out, max_out;
+  std::vector<int> required;
+};
+
+const std::unordered_map<std::string, Arity>& DscArity() {
+  static const auto* table = [] {
+    auto* t = new std::unordered_map<std::string, Arity>;
+    for (const char* op : {ops::kReluGrad, ops::kLeakyReluGrad, ops::kSigmoidGrad, ops::kTanhGrad, ops::kSoftmaxGrad,
+                           ops::kLogSoftmaxGrad, ops::kGeluGrad, ops::kMishGrad, ops::kHardSwishGrad,
+                           ops::kHardSigmoidGrad, ops::kSoftplusGrad, ops::kEluGrad, ops::kSeluGrad, ops::kSoftsignGrad,
+                           ops::kMaxPoolGrad, ops::kGatherGrad, ops::kGatherElementsGrad, ops::kGatherNDGrad})
+      (*t)[op] = Arity{2, 2, 1, 1, {0, 1}};
+    (*t)[ops::kLayerNormalizationGrad] = Arity{3, 3, 1, 3, {0, 1, 2}};
+    (*t)[ops::kBatchNormalizationGrad] = Arity{3, 3, 1, 3, {0, 1, 2}};
+    (*t)[ops::kRMSNormalizationGrad] = Arity{3, 3, 1, 2, {0, 1, 2}};
+    (*t)[ops::kConvGrad] = Arity{3, 3, 1, 3, {0, 1, 2}};
+    (*t)[ops::kAveragePoolGrad] = Arity{1, 1, 1, 1, {0}};
+    (*t)[ops::kSliceGrad] = Arity{3, 5, 1, 1, {0, 1, 2}};
+    (*t)[ops::kSoftmaxCrossEntropyLossGrad] = Arity{3, 4, 1, 1, {0, 1, 2}};
+    (*t)[ops::kNegativeLogLikelihoodLossGrad] = Arity{3, 4, 1, 1, {0, 1, 2}};
+    (*t)[ops::kAttentionGrad] = Arity{4, 8, 3, 4, {0, 1, 2, 3}};
+    (*t)[ops::kSumSquares] = Arity{1, std::numeric_limits<int>::max(), 1, 1, {}};
+    (*t)[ops::kClipScale] = Arity{1, 1, 1, 1, {0}};
+    (*t)[ops::kAccumulate] = Arity{2, 2, 0, 0, {0, 1}};
+    (*t)[ops::kZeroFill] = Arity{1, 1, 0, 0, {0}};
+    (*t)[ops::kAssign] = Arity{2, 2, 0, 0, {0, 1}};
+    (*t)[ops::kAdamStep] = Arity{7, 8, 0, 0, {0, 1, 2, 3, 4, 5, 6}};
+    (*t)[ops::kSGDStep] = Arity{6, 6, 0, 0, {0, 1, 3, 4, 5}};  // the momentum buffer may be omitted
+    for (const char* op : {ops::kAllReduce, ops::kReduceScatter, ops::kAllGather}) (*t)[op] = Arity{1, 1, 1, 1, {0}};
+    (*t)[ops::kAllGatherInPlace] = Arity{1, 1, 0, 0, {0}};
+    return t;
+  }();
+  return *table;
+}
+
+Status CheckDscArity(const NodeView& v) {
+  const Node& n = v.node();
+  auto it = DscArity().find(n.op_type());
+  if (it == DscArity().end()) return Status::OK();
+  const Arity& a = it->second;
+  const int num_in = static_cast<int>(n.num_inputs()), num_out = static_cast<int>(n.num_outputs());
+  if (num_in < a.min_in || num_in > a.max_in)
+    return Bad(v, StrCat("has ", num_in, " inputs, needs ", a.min_in, a.max_in == a.min_in ? "" : StrCat(" to ", a.max_in)));
+  if (num_out < a.min_out || num_out > a.max_out)
+    return Bad(v, StrCat("has ", num_out, " outputs, needs ", a.min_out, a.max_out == a.min_out ? "" : StrCat(" to ", a.max_out)));
+  for (int i : a.required)
+    if (!n.input(static_cast<size_t>(i))) return Bad(v, StrCat("required input ", i, " is missing"));
+  return Status::OK();
+}
+
 AttrKind KindOfOnnxAttr(onnx::AttributeProto::AttributeType t, bool* known) {
   *known = true;
   switch (t) {
@@ -777,6 +830,7 @@ Status CheckNode(const Node& n, int64_t opset, NodeCheckStage stage) {
     RETURN_IF_ERROR(CheckSchema(v, opset));
     table = &OnnxChecks();
   } else if (n.domain() == kDscDomain) {
+    RETURN_IF_ERROR(CheckDscArity(v));
     table = &DscChecks();
   }
   if (table) {

@@ -152,6 +152,15 @@ TEST(NodeChecks, ValuesOfOneTypeParameterShareTheirElementType) {
                 {"output 0 'y' is int64 but 'x' is float"});
 }
 
+TEST(NodeChecks, OwnOpsArity) {
+  const std::string h = "<ir_version: 8, opset_import: [\"\" : 17, \"ai.dscompile\" : 1]>\n";
+  EXPECT_EQ(VerifyError(h + "main (float[2] dy, float[2] x) => (dx)\n{\n  [g] dx = ai.dscompile.ReluGrad (dy, x)\n}\n"), "");
+  ExpectRefused(h + "main (float[2] dy) => (dx)\n{\n  [g] dx = ai.dscompile.ReluGrad (dy)\n}\n",
+                {"node 'g' (ai.dscompile.ReluGrad): has 1 inputs, needs 2"});
+  ExpectRefused(h + "main (float[2] p, float[2] g) => ()\n{\n  [step] = ai.dscompile.SGDStep (p, g, , , , )\n}\n",
+                {"required input 3 is missing"});
+}
+
 TEST(NodeChecks, AbsurdShapesRefused) {
   ExpectRefused(Header() + "main (float[2097152,2097152] x) => (y)\n{\n  y = Relu (x)\n}\n",
                 {"value 'x' has shape [2097152,2097152]", "more than 1099511627776 elements"});
