@@ -587,6 +587,20 @@ Check FloatRange(std::string attr, double lo, double hi, bool hi_open = false) {
   return [=](const NodeView& v) { return FloatIn(v, attr, lo, hi, hi_open); };
 }
 
+// Scale, B, mean and var hold one value per channel of X:(N, C, ...).
+Status CheckBatchNormParams(const NodeView& v) {
+  auto x = v.InShape(0);
+  if (x && x->size() < 2) return Bad(v, StrCat("input X ", DimsText(*x), " needs rank >= 2 (N, C, ...)"));
+  const int64_t c = x ? (*x)[1] : -1;
+  for (size_t i = 1; i < 5; ++i) {
+    auto p = v.InShape(i);
+    if (!p) continue;
+    if (p->size() != 1 || (c >= 0 && (*p)[0] >= 0 && (*p)[0] != c))
+      return Bad(v, StrCat("input ", i, " ", DimsText(*p), " must hold one value per channel (C = ", c < 0 ? "?" : std::to_string(c), ")"));
+  }
+  return Status::OK();
+}
+
 // Dropout's ratio input (opset 12+), and DropoutGrad's: the gradient divides by 1 - ratio.
 Check RatioInput(size_t input) {
   return [input](const NodeView& v) {
@@ -629,7 +643,7 @@ const std::unordered_map<std::string, Check>& OnnxChecks() {
       {"LayerNormalization", All({AxisOf(0), FloatRange("epsilon", 0, INFINITY)})},
       {"RMSNormalization", All({AxisOf(0), FloatRange("epsilon", 0, INFINITY)})},
       {"BatchNormalization", All({Flags({"training_mode"}), FloatRange("epsilon", 0, INFINITY),
-                                  FloatRange("momentum", 0, 1)})},
+                                  FloatRange("momentum", 0, 1), CheckBatchNormParams})},
       {"CumSum", All({Flags({"exclusive", "reverse"}), [](const NodeView& v) {
          auto a = v.ConstInts(1);
          if (a && a->size() != 1) return Bad(v, StrCat("axis input holds ", a->size(), " values, needs one"));

@@ -152,6 +152,12 @@ TEST(NodeChecks, ValuesOfOneTypeParameterShareTheirElementType) {
                 {"output 0 'y' is int64 but 'x' is float"});
 }
 
+TEST(NodeChecks, BatchNormParametersPerChannel) {
+  const std::string g = Header() + "main (float[2,3,4] x, float[3] s, float[4] b, float[3] m, float[3] var) => (y)\n"
+                                   "{\n  [bn] y = BatchNormalization (x, s, b, m, var)\n}\n";
+  ExpectRefused(g, {"node 'bn' (BatchNormalization): input 2 [4] must hold one value per channel (C = 3)"});
+}
+
 TEST(NodeChecks, OwnOpsArity) {
   const std::string h = "<ir_version: 8, opset_import: [\"\" : 17, \"ai.dscompile\" : 1]>\n";
   EXPECT_EQ(VerifyError(h + "main (float[2] dy, float[2] x) => (dx)\n{\n  [g] dx = ai.dscompile.ReluGrad (dy, x)\n}\n"), "");
