@@ -1,6 +1,8 @@
 // Graph invariants checked between passes.
 #include "ir/verifier.h"
 
+#include <algorithm>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "ir/node_checks.h"
@@ -26,7 +28,7 @@ Status VerifyGraph(const Graph& g, const VerifyOptions& opts) {
   RETURN_IF_ERROR(CheckUtf8(g.name, "the graph name"));
   for (const auto& [k, v] : g.metadata) {
     RETURN_IF_ERROR(CheckUtf8(k, "a metadata key"));
-    RETURN_IF_ERROR(CheckUtf8(v, StrCat("metadata '", EscapeBytes(k), "'")));
+    RETURN_IF_ERROR(CheckUtf8(v, [&] { return StrCat("metadata '", EscapeBytes(k), "'"); }));
   }
   auto opset_it = g.opsets.find("");
   const int64_t opset = opset_it == g.opsets.end() ? 0 : opset_it->second;
@@ -34,9 +36,10 @@ Status VerifyGraph(const Graph& g, const VerifyOptions& opts) {
   std::unordered_set<std::string> names;
   auto define = [&](const Value* v, const std::string& what) -> Status {
     if (v->name().empty()) return Internal(what, " defines a value with an empty name");
-    RETURN_IF_ERROR(CheckUtf8(v->name(), StrCat("the name of a value defined by ", what)));
+    RETURN_IF_ERROR(CheckUtf8(v->name(), [&] { return StrCat("the name of a value defined by ", what); }));
     if (v->type.shape)
-      for (const Dim& d : *v->type.shape) RETURN_IF_ERROR(CheckUtf8(d.symbol, StrCat("a dim of value '", v->name(), "'")));
+      for (const Dim& d : *v->type.shape)
+        RETURN_IF_ERROR(CheckUtf8(d.symbol, [&] { return StrCat("a dim of value '", v->name(), "'"); }));
     RETURN_IF_ERROR(CheckValueSize(*v).WithContext(what));
     if (!names.insert(v->name()).second) return Internal("value '", v->name(), "' is defined twice (", what, ")");
     defined.insert(v);
@@ -53,23 +56,27 @@ Status VerifyGraph(const Graph& g, const VerifyOptions& opts) {
     if (v->type.dtype != t.dtype())
       return Internal("initializer '", v->name(), "' is typed ", DTypeName(v->type.dtype), " but holds ", DTypeName(t.dtype()));
   }
+  // Use lists are checked by counting (a scan of each input's uses made values with many users,
+  // such as a weight read by every layer, quadratic): every use names a node of this graph whose
+  // input holds the value, and a value has as many uses as input slots read it.
+  std::unordered_map<const Value*, size_t> input_slots;
+  std::unordered_set<const Node*> graph_nodes;
+  for (const auto& n : g.nodes()) graph_nodes.insert(n.get());
   for (const auto& n : g.nodes()) {
     if (n->op_type().empty()) return Internal("a node has no op type");
     // Describe() shows the node's name or first output's, so both are checked before it is used.
-    RETURN_IF_ERROR(CheckUtf8(n->name(), StrCat("the name of a ", EscapeBytes(n->op_type()), " node")));
-    RETURN_IF_ERROR(CheckUtf8(n->domain() + "." + n->op_type(), "op type"));
+    RETURN_IF_ERROR(CheckUtf8(n->name(), [&] { return StrCat("the name of a ", EscapeBytes(n->op_type()), " node"); }));
+    RETURN_IF_ERROR(CheckUtf8(n->op_type(), "op type"));
+    RETURN_IF_ERROR(CheckUtf8(n->domain(), "op domain"));
     for (size_t i = 0; i < n->num_outputs(); ++i)
-      RETURN_IF_ERROR(CheckUtf8(n->output(i)->name(), StrCat("output ", i, " of a ", n->op_type(), " node")));
+      RETURN_IF_ERROR(CheckUtf8(n->output(i)->name(), [&] { return StrCat("output ", i, " of a ", n->op_type(), " node"); }));
     const std::string where = n->Describe();
     for (size_t i = 0; i < n->num_inputs(); ++i) {
       const Value* v = n->input(i);
       if (!v) continue;
       if (!defined.count(v))
         return Internal(where, " input ", i, " '", v->name(), "' is not defined before use (not SSA, a cycle, or dangling)");
-      bool found = false;
-      for (const Use& u : v->uses())
-        if (u.node == n.get() && u.input_index == static_cast<int>(i)) found = true;
-      if (!found) return Internal(where, " input ", i, " '", v->name(), "' is missing from its use list");
+      ++input_slots[v];
     }
     for (size_t i = 0; i < n->num_outputs(); ++i) {
       const Value* v = n->output(i);
@@ -79,12 +86,29 @@ Status VerifyGraph(const Graph& g, const VerifyOptions& opts) {
       RETURN_IF_ERROR(CheckType(v, opts, where));
     }
     for (const auto& [name, a] : n->attrs()) {
-      RETURN_IF_ERROR(CheckUtf8(name, StrCat(where, ": attribute name")));
-      if (const auto* str = std::get_if<std::string>(&a)) RETURN_IF_ERROR(CheckUtf8(*str, StrCat(where, ": attribute '", name, "'")));
+      RETURN_IF_ERROR(CheckUtf8(name, [&] { return StrCat(where, ": attribute name"); }));
+      auto attr = [&] { return StrCat(where, ": attribute '", name, "'"); };
+      if (const auto* str = std::get_if<std::string>(&a)) RETURN_IF_ERROR(CheckUtf8(*str, attr));
       if (const auto* strs = std::get_if<std::vector<std::string>>(&a))
-        for (const std::string& x : *strs) RETURN_IF_ERROR(CheckUtf8(x, StrCat(where, ": attribute '", name, "'")));
+        for (const std::string& x : *strs) RETURN_IF_ERROR(CheckUtf8(x, attr));
     }
     RETURN_IF_ERROR(CheckNode(*n, opset, NodeCheckStage::kShapes));
+  }
+  for (const Value* v : defined) {
+    for (const Use& u : v->uses())
+      if (!graph_nodes.count(u.node) || u.node->input(static_cast<size_t>(u.input_index)) != v)
+        return Internal("value '", v->name(), "' lists a use (input ", u.input_index, ") by a node that does not read it");
+    auto it = input_slots.find(v);
+    const size_t slots = it == input_slots.end() ? 0 : it->second;
+    if (v->uses().size() != slots)
+      return Internal("value '", v->name(), "' is read by ", slots, " node inputs but its use list holds ", v->uses().size());
+    if (slots > 1) {  // equal counts of valid uses cover every slot only when no use repeats
+      std::vector<std::pair<const Node*, int>> seen;
+      for (const Use& u : v->uses()) seen.emplace_back(u.node, u.input_index);
+      std::sort(seen.begin(), seen.end());
+      if (std::adjacent_find(seen.begin(), seen.end()) != seen.end())
+        return Internal("value '", v->name(), "' lists one use twice, so a node input is missing from its use list");
+    }
   }
   for (const Value* v : g.outputs())
     if (!defined.count(v)) return Internal("graph output '", v->name(), "' is never defined");

@@ -2,6 +2,9 @@
 // fuzzer found, each refused with a message naming node and attribute; valid twins still verify.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <iostream>
+
 #include "ir/node_checks.h"
 #include "ir/onnx_convert.h"
 #include "ir/text.h"
@@ -207,6 +210,25 @@ TEST(TensorFromOnnx, HugeDeclaredShapeWithTinyDataRefusedUnallocated) {
   EXPECT_EQ(r.status().message(), "initializer 'w' raw_data holds 8 bytes, its type and shape need 2199023255552");
   t.add_dims(int64_t{1} << 30);  // 2^69 elements: beyond the limit before any size arithmetic
   EXPECT_FALSE(TensorFromOnnx(t).ok());
+}
+
+// A weight read by every node of a long program: the verifier runs between passes, so it must not
+// scan each input's use list (that was quadratic here). Timing printed, not asserted.
+TEST(Verifier, SharedWeightOfALongChainVerifiesInLinearTime) {
+  Graph g;
+  Value* v = g.AddInput("x", TensorType{DType::kFloat32, Shape{Dim::Static(4), Dim::Static(8)}});
+  Value* w = g.AddInitializer("w", Tensor(DType::kFloat32, {8, 8}));
+  for (int i = 0; i < 50000; ++i) {
+    Node* n = g.AddNode("MatMul", {v, w}, {StrCat("m", i)});
+    n->output(0)->type = v->type;
+    v = n->output(0);
+  }
+  g.AddOutput(v);
+  const auto start = std::chrono::steady_clock::now();
+  Status s = VerifyGraph(g);
+  std::cout << "verifying 50000 nodes sharing one weight: "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s\n";
+  EXPECT_TRUE(s.ok()) << s.ToString();
 }
 
 TEST(Utf8, ValidationAndEscaping) {
