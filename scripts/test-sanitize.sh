@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds build-san (clang, ASan+UBSan, libFuzzer) and runs the suite's fast part under the
+# sanitizers plus a short run and a replay of every fuzz target; extra arguments go to ctest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh >/dev/null
+cmake -S . -B build-san -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+  -DDSC_SANITIZE=ON -DDSC_FUZZ=ON -DDSC_ONNX_PREFIX="$(scripts/install-onnx.sh)" >/dev/null
+cmake --build build-san -j"$(nproc)"
+
+# Left out, each for a reason of its own:
+#   the python reference tests (models_py): PyTorch and ONNX, not our code;
+#   multi-rank MPI jobs (comm_mpi_*, dsrun_kill_one_rank, collective_kernels_mpi, DsrunNproc.*):
+#     Open MPI leaks in plugins it unloads before LeakSanitizer reports, so no suppression can
+#     name them; the single-rank tests run the same communicator and trainer code;
+#   end-to-end trajectories (Models/BundledTrajectory, Stages/ZeroTrajectory, UnseenTrajectory,
+#     Models/CurrentExport, DropoutInvariant on several ranks): minutes of training under ASan,
+#     the same kernels and passes the unit tests already drive;
+#   ConfigLimits.VeryLongKeysAreCheapAndPrintedShort: a wall-clock bound meant for -O3 code.
+exclude='^(models_py|comm_mpi_.*|dsrun_kill_one_rank|collective_kernels_mpi|DsrunNproc\..*|Models/BundledTrajectory\..*|Stages/ZeroTrajectory\..*|UnseenTrajectory\..*|Models/CurrentExport\..*|DropoutInvariant\..*|config\.ConfigLimits\.VeryLongKeysAreCheapAndPrintedShort)$'
+export ASAN_OPTIONS="detect_leaks=1:strict_string_checks=1:check_initialization_order=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+ctest --test-dir build-san --output-on-failure -j"$(nproc)" -E "$exclude" "$@"
