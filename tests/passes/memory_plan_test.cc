@@ -70,7 +70,7 @@ std::unique_ptr<Graph> RandomGraph(int nodes, unsigned seed) {
   for (int i = 0; i < nodes; ++i) {
     std::vector<Value*> ins = {values[rng() % values.size()]};
     if (rng() % 2) ins.push_back(values[values.size() - 1 - rng() % std::min<size_t>(values.size(), 4)]);
-    Node* n = g->AddNode(ins.size() == 2 ? "Add" : "Relu", ins, {"v" + std::to_string(i)});
+    Node* n = g->AddNode(ins.size() == 2 ? "Add" : "Relu", ins, {StrCat("v", i)});
     n->output(0)->type = TensorType{DType::kFloat32, Shape{Dim::Static(1 + static_cast<int64_t>(rng() % 64) * 16)}};
     values.push_back(n->output(0));
   }
@@ -121,7 +121,7 @@ TEST(MemoryPlan, LongChainPlansInNearLinearTime) {
   Graph g;
   Value* v = g.AddInput("x", TensorType{DType::kFloat32, Shape{Dim::Static(256)}});
   for (int i = 0; i < kNodes; ++i) {
-    Node* n = g.AddNode("Relu", {v}, {"r" + std::to_string(i)});
+    Node* n = g.AddNode("Relu", {v}, {StrCat("r", i)});
     n->output(0)->type = v->type;
     v = n->output(0);
   }

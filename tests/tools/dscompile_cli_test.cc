@@ -256,7 +256,7 @@ namespace {
 TEST(DscompileCli, ConfigsMustBeRegularFiles) {
   testing::TempDir dir;
   ASSERT_EQ(mkfifo(dir.File("fifo.json").c_str(), 0600), 0);
-  for (const std::string config : {std::string("/dev/zero"), dir.File("fifo.json")}) {
+  for (const std::string& config : {std::string("/dev/zero"), dir.File("fifo.json")}) {
     testing::CommandResult r =
         testing::RunCommand("timeout 20 " + testing::ShellQuote(DSCOMPILE_PATH) + " --config " + testing::ShellQuote(config) + " --explain-config");
     EXPECT_EQ(r.rc, 1) << r.output;
