@@ -69,15 +69,25 @@ Status CheckElementCounts(const onnx::ModelProto& model) {
 
 // Every string that becomes a name, attribute or metadata entry: plans and dumps are JSON, whose
 // writer throws on invalid UTF-8, so such a model is refused here, naming where the bytes are.
-Status CheckStringsAreUtf8(const onnx::ModelProto& model) {
-  for (const auto& p : model.metadata_props()) {
-    RETURN_IF_ERROR(CheckUtf8(p.key(), "a metadata key"));
-    RETURN_IF_ERROR(CheckUtf8(p.value(), StrCat("metadata '", EscapeBytes(p.key()), "'")));
+// Metadata of the model, the graph, values and nodes (torch.export's graph signature, fx node
+// records) feeds parameter lists and names too.
+Status CheckPropsAreUtf8(const google::protobuf::RepeatedPtrField<onnx::StringStringEntryProto>& props,
+                         const std::string& where) {
+  for (const auto& p : props) {
+    RETURN_IF_ERROR(CheckUtf8(p.key(), StrCat("a metadata key of ", where)));
+    RETURN_IF_ERROR(CheckUtf8(p.value(), StrCat("metadata '", EscapeBytes(p.key()), "' of ", where)));
   }
+  return Status::OK();
+}
+
+Status CheckStringsAreUtf8(const onnx::ModelProto& model) {
+  RETURN_IF_ERROR(CheckPropsAreUtf8(model.metadata_props(), "the model"));
   const onnx::GraphProto& g = model.graph();
   RETURN_IF_ERROR(CheckUtf8(g.name(), "the graph name"));
+  RETURN_IF_ERROR(CheckPropsAreUtf8(g.metadata_props(), "the graph"));
   auto check_info = [](const onnx::ValueInfoProto& vi, const char* what) -> Status {
     RETURN_IF_ERROR(CheckUtf8(vi.name(), StrCat("the name of a ", what)));
+    RETURN_IF_ERROR(CheckPropsAreUtf8(vi.metadata_props(), StrCat(what, " '", vi.name(), "'")));
     for (const auto& d : vi.type().tensor_type().shape().dim())
       RETURN_IF_ERROR(CheckUtf8(d.dim_param(), StrCat("a dim of ", what, " '", vi.name(), "'")));
     return Status::OK();
@@ -85,13 +95,17 @@ Status CheckStringsAreUtf8(const onnx::ModelProto& model) {
   for (const auto& vi : g.input()) RETURN_IF_ERROR(check_info(vi, "graph input"));
   for (const auto& vi : g.output()) RETURN_IF_ERROR(check_info(vi, "graph output"));
   for (const auto& vi : g.value_info()) RETURN_IF_ERROR(check_info(vi, "value_info entry"));
-  for (const auto& t : g.initializer()) RETURN_IF_ERROR(CheckUtf8(t.name(), "the name of an initializer"));
+  for (const auto& t : g.initializer()) {
+    RETURN_IF_ERROR(CheckUtf8(t.name(), "the name of an initializer"));
+    RETURN_IF_ERROR(CheckPropsAreUtf8(t.metadata_props(), StrCat("initializer '", t.name(), "'")));
+  }
   for (int i = 0; i < g.node_size(); ++i) {
     const onnx::NodeProto& n = g.node(i);
     const std::string what = StrCat("node ", i, " (", EscapeBytes(n.op_type()), ")");
     RETURN_IF_ERROR(CheckUtf8(n.name(), StrCat("the name of ", what)));
     RETURN_IF_ERROR(CheckUtf8(n.op_type(), StrCat("the op type of node ", i)));
     RETURN_IF_ERROR(CheckUtf8(n.domain(), StrCat("the domain of ", what)));
+    RETURN_IF_ERROR(CheckPropsAreUtf8(n.metadata_props(), what));
     for (const auto& in : n.input()) RETURN_IF_ERROR(CheckUtf8(in, StrCat("an input of ", what)));
     for (const auto& out : n.output()) RETURN_IF_ERROR(CheckUtf8(out, StrCat("an output of ", what)));
     for (const auto& a : n.attribute()) {

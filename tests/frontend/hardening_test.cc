@@ -155,7 +155,20 @@ TEST(ImportHardening, InvalidUtf8NamesRefusedWithEscapedBytes) {
   auto* p = m.add_metadata_props();
   p->set_key("k");
   p->set_value("\xe2\x82");
-  ExpectRefused(m, {"metadata 'k' \"\\xe2\\x82\""});
+  ExpectRefused(m, {"metadata 'k' of the model \"\\xe2\\x82\""});
+  // Graph and node metadata feed parameter lists (torch.export's graph signature), which are
+  // JSON: such a model threw from the JSON writer (found by fuzz_onnx_import). A long string is
+  // shown around its first bad byte.
+  m = OneNode("Relu", {{"x", {2}}}, 1);
+  p = m.mutable_graph()->add_metadata_props();
+  p->set_key("pkg.torch.export.ExportedProgram.graph_signature");
+  p->set_value(std::string(500, 'a') + "target='w\xfe'" + std::string(500, 'b'));
+  ExpectRefused(m, {"metadata 'pkg.torch.export.ExportedProgram.graph_signature' of the graph is not valid UTF-8 at byte 509 of 1011: ...\"aaaa", "target='w\\xfe'bbb"});
+  m = OneNode("Relu", {{"x", {2}}}, 1);
+  p = m.mutable_graph()->mutable_node(0)->add_metadata_props();
+  p->set_key("pkg.torch.onnx.fx_node");
+  p->set_value("\xc0");
+  ExpectRefused(m, {"metadata 'pkg.torch.onnx.fx_node' of node 0 (Relu) \"\\xc0\" is not valid UTF-8"});
 }
 
 // Context is named once: the initializer's message does not repeat its name as a tensor's.
