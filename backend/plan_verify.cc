@@ -118,6 +118,10 @@ Status CheckMemoryPlan(const Graph& g) {
           offset < 0 || __builtin_add_overflow(offset, bytes, &end) || end > mp->arena_bytes)
         return InvalidArgument("its memory plan puts '", v->name(), "' (", TypeToString(v->type), ") at offset ", offset,
                                ", outside the arena of ", mp->arena_bytes, " bytes");
+      // Kernels read floats and int64s in place: a slot off the planner's alignment is a misaligned load.
+      if (offset % kArenaAlignment != 0)
+        return InvalidArgument("its memory plan puts '", v->name(), "' at offset ", offset, ", not a multiple of ",
+                               kArenaAlignment, " bytes");
     }
   return Status::OK();
 }

@@ -82,11 +82,11 @@ TEST_F(PlanVerifyTest, GraphsAreVerified) {
 }
 
 TEST_F(PlanVerifyTest, StateTableMatchesInitialValuesAndPrograms) {
-  std::string e = LoadError([](nlohmann::json& h, auto&) { FindState(h, "fc1.bias")["dims"] = {32}; });
+  std::string e = LoadError([](nlohmann::json& h, auto&) { FindState(h, "fc1.bias")["dims"] = nlohmann::json::array({32}); });
   EXPECT_NE(e.find("the initial value of state 'fc1.bias' is float with 64 elements; the state table needs float with 32"),
             std::string::npos) << e;
 
-  e = LoadError([](nlohmann::json& h, auto&) { FindState(h, "fc1.weight::exp_avg")["dims"] = {1023}; });
+  e = LoadError([](nlohmann::json& h, auto&) { FindState(h, "fc1.weight::exp_avg")["dims"] = nlohmann::json::array({1023}); });
   EXPECT_NE(e.find("state 'fc1.weight::exp_avg' is a shard of 2048 elements over 2 ranks, so its shape must be [1024]"),
             std::string::npos) << e;
 
@@ -143,12 +143,23 @@ TEST_F(PlanVerifyTest, MemoryPlanStaysInsideItsArena) {
       ASSERT_TRUE(mp.contains("slots")) << p.value();
       // Self-consistent (every [offset, bytes] slot inside the arena), but the values are larger.
       mp["arena_bytes"] = 64;
-      for (auto& [name, slot] : mp["slots"].items()) slot = {0, 64};
+      for (auto& [name, slot] : mp["slots"].items()) slot = nlohmann::json::array({0, 64});
       p.set_value(mp.dump());
     }
   });
   EXPECT_NE(e.find("program 'micro_step': its memory plan puts"), std::string::npos) << e;
   EXPECT_NE(e.find("outside the arena"), std::string::npos) << e;
+  // Inside the arena but misaligned: kernels would load floats from odd addresses (fuzz_plan).
+  e = LoadError([](auto&, auto& programs) {
+    for (auto& p : *programs["micro_step"].mutable_metadata_props()) {
+      if (p.key() != kMemoryPlanKey) continue;
+      nlohmann::json mp = nlohmann::json::parse(p.value());
+      for (auto& [name, slot] : mp["slots"].items()) slot[0] = static_cast<int64_t>(slot[0]) + 1;
+      mp["arena_bytes"] = static_cast<int64_t>(mp["arena_bytes"]) + 1;
+      p.set_value(mp.dump());
+    }
+  });
+  EXPECT_NE(e.find("not a multiple of 64 bytes"), std::string::npos) << e;
 }
 
 // The tools refuse such a plan with exit status 1 and the file's name (no crash: -1 or a signal).
