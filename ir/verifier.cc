@@ -28,7 +28,8 @@ Status VerifyGraph(const Graph& g, const VerifyOptions& opts) {
   RETURN_IF_ERROR(CheckUtf8(g.name, "the graph name"));
   for (const auto& [k, v] : g.metadata) {
     RETURN_IF_ERROR(CheckUtf8(k, "a metadata key"));
-    RETURN_IF_ERROR(CheckUtf8(v, [&] { return StrCat("metadata '", EscapeBytes(k), "'"); }));
+    // Init-captures: clang 14 does not let a lambda capture a structured binding.
+    RETURN_IF_ERROR(CheckUtf8(v, [&key = k] { return StrCat("metadata '", EscapeBytes(key), "'"); }));
   }
   auto opset_it = g.opsets.find("");
   const int64_t opset = opset_it == g.opsets.end() ? 0 : opset_it->second;
@@ -87,7 +88,7 @@ Status VerifyGraph(const Graph& g, const VerifyOptions& opts) {
     }
     for (const auto& [name, a] : n->attrs()) {
       RETURN_IF_ERROR(CheckUtf8(name, [&] { return StrCat(where, ": attribute name"); }));
-      auto attr = [&] { return StrCat(where, ": attribute '", name, "'"); };
+      auto attr = [&, &attr_name = name] { return StrCat(where, ": attribute '", attr_name, "'"); };
       if (const auto* str = std::get_if<std::string>(&a)) RETURN_IF_ERROR(CheckUtf8(*str, attr));
       if (const auto* strs = std::get_if<std::vector<std::string>>(&a))
         for (const std::string& x : *strs) RETURN_IF_ERROR(CheckUtf8(x, attr));

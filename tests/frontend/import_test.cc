@@ -134,7 +134,7 @@ std::string ImportError(const onnx::ModelProto& m, const std::string& base_dir =
 TEST(ImportErrors, TinyModelImports) { EXPECT_EQ(ImportError(TinyModel()), ""); }
 
 TEST(ImportErrors, MalformedProtobuf) {
-  auto g = ImportOnnxBytes(std::string("\x0a\xff\xff\xff\xff\x0f garbage", 16), "", "bad.onnx");
+  auto g = ImportOnnxBytes(std::string("\x0a\xff\xff\xff\xff\x0f garbage"), "", "bad.onnx");
   ASSERT_FALSE(g.ok());
   EXPECT_NE(g.status().message().find("not a valid ONNX protobuf"), std::string::npos) << g.status().message();
   EXPECT_NE(g.status().message().find("bad.onnx"), std::string::npos);
