@@ -86,9 +86,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::cerr << "fuzz_onnx_import: pipeline: " << (ran.ok() ? "ok" : ran.status().message()) << "\n";
   if (!ran.ok()) return 0;
 
-  // dscompile's kernel check: creating a kernel validates the node's attributes and shapes.
+  // dscompile's kernel check: creating a kernel validates the node's attributes and shapes, and
+  // dscompile writes no plan when one fails (its message names the node).
   for (const PlanProgram& p : plan.programs)
-    for (const auto& n : p.graph->nodes()) (void)KernelRegistry::Global().Create(*n, DeviceKind::kCpu);
+    for (const auto& n : p.graph->nodes())
+      if (!KernelRegistry::Global().Create(*n, DeviceKind::kCpu).ok()) return 0;
 
   plan.config = ResolvedConfigJson(*cfg);
   plan.world_size = world_size;

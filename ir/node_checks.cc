@@ -583,6 +583,26 @@ Check Window(std::optional<size_t> x, std::optional<size_t> w, bool pool) {
   return [=](const NodeView& v) { return CheckWindow(v, x, w, pool); };
 }
 
+// A Range of constants: delta not 0, and at most kMaxConstantRange elements. ONNX's shape
+// inference materialises a constant Range's values for data propagation (a fuzzed
+// Range(0, 2.5e14, 1) took gigabytes); ranges in training graphs are positions and sequence
+// indices, far shorter.
+constexpr double kMaxConstantRange = double{1 << 22};
+Status CheckRange(const NodeView& v) {
+  std::optional<double> bounds[3];
+  for (size_t i = 0; i < 3; ++i) {
+    if (auto ints = v.ConstInts(i); ints && ints->size() == 1) bounds[i] = static_cast<double>((*ints)[0]);
+    else if (auto fl = v.ConstFloats(i); fl && fl->size() == 1) bounds[i] = (*fl)[0];
+  }
+  if (bounds[2] && *bounds[2] == 0) return Bad(v, "delta is 0");
+  if (!bounds[0] || !bounds[1] || !bounds[2]) return Status::OK();
+  const double count = std::ceil((*bounds[1] - *bounds[0]) / *bounds[2]);
+  if (!(count <= kMaxConstantRange))  // NaN included
+    return Bad(v, StrCat("Range(", *bounds[0], ", ", *bounds[1], ", ", *bounds[2], ") has ", count,
+                         " elements; dscompile takes constant ranges of at most ", static_cast<int64_t>(kMaxConstantRange)));
+  return Status::OK();
+}
+
 Check FloatRange(std::string attr, double lo, double hi, bool hi_open = false) {
   return [=](const NodeView& v) { return FloatIn(v, attr, lo, hi, hi_open); };
 }
@@ -671,11 +691,7 @@ const std::unordered_map<std::string, Check>& OnnxChecks() {
          if (s.ok() && *NumElements(*shape) > kMaxElements) s = OutOfRange("more than ", kMaxElements, " elements");
          return s.ok() ? s : Bad(v, StrCat("shape ", IntsText(*shape), ": ", s.message()));
        }},
-      {"Range", [](const NodeView& v) {
-         auto delta = v.ConstInts(2);
-         if (delta && delta->size() == 1 && (*delta)[0] == 0) return Bad(v, "delta is 0");
-         return Status::OK();
-       }},
+      {"Range", CheckRange},
   };
   return *table;
 }

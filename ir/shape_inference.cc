@@ -42,6 +42,12 @@ TensorType KeepNamedSymbols(const TensorType& old, TensorType fresh) {
 Status InferShapes(Graph& g) {
   // ONNX's inference multiplies dims unchecked: shapes that overflow must not reach it.
   for (const Value* v : g.inputs()) RETURN_IF_ERROR(CheckValueSize(*v).WithContext("graph input"));
+  // ONNX's data propagation materialises a constant Range's values: its length is checked first
+  // (folding can turn a Range's inputs into constants between inferences).
+  auto opset = g.opsets.find("");
+  for (const auto& n : g.nodes())
+    if (n->op_type() == "Range" && n->domain().empty())
+      RETURN_IF_ERROR(CheckNode(*n, opset == g.opsets.end() ? 0 : opset->second, NodeCheckStage::kAttributes));
   onnx::ModelProto model = GraphToOnnx(g);
   // Drop the old intermediate types so stale shapes never shadow fresh inference; outputs of
   // ops ONNX does not know are restored from the IR below.
