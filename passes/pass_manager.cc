@@ -13,10 +13,17 @@
 namespace dsc {
 namespace {
 
+// A dump replaces only a regular file (a FIFO would block, a link would write elsewhere), and a
+// write error (a full disk) shows at close, so close is checked too.
 Status WriteFile(const std::filesystem::path& path, const std::string& bytes) {
+  std::error_code ec;
+  const auto st = std::filesystem::symlink_status(path, ec);
+  if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st))
+    return InvalidArgument("--dump-dir: ", path.string(), " exists and is not a regular file");
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!out) return InvalidArgument("cannot write ", path.string());
+  out.close();
+  if (!out) return InvalidArgument("--dump-dir: cannot write ", path.string());
   return Status::OK();
 }
 

@@ -282,6 +282,14 @@ TEST(DscompileCli, OutputErrorsAreReported) {
   EXPECT_TRUE(fs::is_symlink(dir.File("link")));
   EXPECT_EQ(testing::ReadFileOrDie(target), "keep");
   EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 2);  // no temp file left
+
+  // A dump over a FIFO would block: refused. (Writing dumps to a full disk fails the same way.)
+  fs::create_directory(dir.File("dumps"));
+  ASSERT_EQ(mkfifo(dir.File("dumps/00-input.onnx.txt").c_str(), 0600), 0);
+  r = testing::RunCommand("timeout 60 " + testing::ShellQuote(DSCOMPILE_PATH) + " " +
+                          GptArgs(dir.File("p.dsplan")) + " -q --dump-dir " + testing::ShellQuote(dir.File("dumps")));
+  EXPECT_EQ(r.rc, 1) << r.output;
+  EXPECT_NE(r.output.find("00-input.onnx.txt exists and is not a regular file"), std::string::npos) << r.output;
 }
 
 }  // namespace
