@@ -38,7 +38,4 @@ StatusOr<Plan> ReadPlan(const std::string& path);
 StatusOr<std::string> SerializePlan(const Plan& plan);
 StatusOr<Plan> ParsePlan(const std::string& bytes, const std::string& name);
 
-// Writes `bytes` to `path` through a temporary file and a rename (used for dsinspect -o too).
-Status WriteFileAtomically(const std::string& path, const std::string& bytes);
-
 }  // namespace dsc

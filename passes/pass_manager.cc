@@ -4,37 +4,27 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 
+#include "ir/file_write.h"
 #include "ir/onnx_convert.h"
 #include "ir/text.h"
 
 namespace dsc {
 namespace {
 
-// A dump replaces only a regular file (a FIFO would block, a link would write elsewhere), and a
-// write error (a full disk) shows at close, so close is checked too.
-Status WriteFile(const std::filesystem::path& path, const std::string& bytes) {
-  std::error_code ec;
-  const auto st = std::filesystem::symlink_status(path, ec);
-  if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st))
-    return InvalidArgument("--dump-dir: ", path.string(), " exists and is not a regular file");
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  out.close();
-  if (!out) return InvalidArgument("--dump-dir: cannot write ", path.string());
-  return Status::OK();
+Status WriteDump(const std::string& path, const std::string& bytes) {
+  return WriteFileAtomically(path, bytes).WithContext("--dump-dir");
 }
 
 Status Dump(const Module& m, const PipelineOptions& opts, int index, const std::string& name) {
   char prefix[16];
   std::snprintf(prefix, sizeof(prefix), "%02d-", index);
   std::filesystem::path base = std::filesystem::path(opts.dump_dir) / (prefix + name);
-  RETURN_IF_ERROR(WriteFile(base.string() + ".onnx.txt", PrintModule(m, opts.dump_elide_above)));
+  RETURN_IF_ERROR(WriteDump(base.string() + ".onnx.txt", PrintModule(m, opts.dump_elide_above)));
   for (const PlanProgram& p : m.programs) {
     std::string suffix = m.programs.size() == 1 ? "" : "." + p.name;
-    RETURN_IF_ERROR(WriteFile(base.string() + suffix + ".onnx", GraphToOnnx(*p.graph).SerializeAsString()));
+    RETURN_IF_ERROR(WriteDump(base.string() + suffix + ".onnx", GraphToOnnx(*p.graph).SerializeAsString()));
   }
   return Status::OK();
 }

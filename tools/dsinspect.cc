@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/plan_file.h"
+#include "ir/file_write.h"
 #include "backend/plan_summary.h"
 #include "tools/cli_args.h"
 
