@@ -29,22 +29,34 @@ namespace dsc {
 
 namespace {
 
+// Where a Dropout's samples lie: indices [s*rows, (s+1)*rows) of dim `axis` (-1: no batch dim).
+struct Layout {
+  int64_t axis = -1, rows = 1;
+};
+
+bool IsOnnxDropout(const Node& n) { return n.op_type() == "Dropout" && n.domain().empty(); }
+
+// The batch's names: dim 0 of the graph inputs.
+std::set<std::string> BatchSymbols(const Graph& g) {
+  std::set<std::string> symbols;
+  for (const Value* in : g.inputs())
+    if (in->type.shape && !in->type.shape->empty() && !in->type.shape->front().symbol.empty())
+      symbols.insert(in->type.shape->front().symbol);
+  return symbols;
+}
+
 // Batch sizes no real dim is likely to be a multiple of both of; small enough that shapes stay
 // far below the element limit.
 constexpr int64_t kProbes[2] = {9973, 10007};
 
 // The static dims ONNX infers for each Dropout's data with the batch (dim 0 of the inputs, and
 // its symbol wherever it appears) set to `batch`, by output name; nullopt when inference fails.
-std::optional<std::map<std::string, std::vector<int64_t>>> ProbeDropoutData(onnx::ModelProto& model, const Graph& g,
-                                                                            int64_t batch,
-                                                                            const std::map<std::string, int64_t>& dims) {
+std::optional<std::map<std::string, std::vector<int64_t>>> ProbeDropoutData(
+    onnx::ModelProto& model, const Graph& g, const std::vector<const Node*>& dropouts, int64_t batch,
+    const std::set<std::string>& batch_symbols, const std::map<std::string, int64_t>& dims) {
   onnx::GraphProto* graph = model.mutable_graph();
   graph->clear_value_info();
   for (auto& vo : *graph->mutable_output()) vo.clear_type();
-  std::set<std::string> batch_symbols;
-  for (const Value* in : g.inputs())
-    if (in->type.shape && !in->type.shape->empty() && !in->type.shape->front().symbol.empty())
-      batch_symbols.insert(in->type.shape->front().symbol);
   for (size_t i = 0; i < g.inputs().size() && static_cast<int>(i) < graph->input_size(); ++i) {
     const Value* in = g.inputs()[i];
     if (!in->type.shape) continue;
@@ -71,8 +83,7 @@ std::optional<std::map<std::string, std::vector<int64_t>>> ProbeDropoutData(onnx
   for (const auto& vi : graph->value_info()) types[vi.name()] = &vi.type();
   for (const auto& vi : graph->input()) types[vi.name()] = &vi.type();
   std::map<std::string, std::vector<int64_t>> out;
-  for (const auto& n : g.nodes()) {
-    if (n->op_type() != "Dropout" || !n->domain().empty() || !n->input(0)) continue;
+  for (const Node* n : dropouts) {
     auto it = types.find(n->input(0)->name());
     if (it == types.end() || !it->second->tensor_type().has_shape()) continue;
     std::vector<int64_t> d;
@@ -116,19 +127,37 @@ std::optional<int64_t> RowsFromSymbol(const std::string& symbol, const std::set<
 }
 
 // The layout from the names of the data's dims, when exactly one dim is the batch times known factors.
-std::optional<std::pair<int64_t, int64_t>> LayoutFromSymbols(const Value& data, const std::set<std::string>& batch_symbols,
-                                                             const std::map<std::string, int64_t>& dims) {
+std::optional<Layout> LayoutFromSymbols(const Value& data, const std::set<std::string>& batch_symbols,
+                                        const std::map<std::string, int64_t>& dims) {
   if (!data.type.shape) return std::nullopt;
-  std::optional<std::pair<int64_t, int64_t>> found;
+  std::optional<Layout> found;
   for (size_t k = 0; k < data.type.shape->size(); ++k) {
     const Dim& d = (*data.type.shape)[k];
     if (d.is_static() || d.symbol.empty()) continue;
     if (std::optional<int64_t> rows = RowsFromSymbol(d.symbol, batch_symbols, dims)) {
       if (found) return std::nullopt;
-      found = std::make_pair(static_cast<int64_t>(k), *rows);
+      found = Layout{static_cast<int64_t>(k), *rows};
     }
   }
   return found;
+}
+
+// The layout from the data's dims at the two probe batch sizes: the one dim that scales with
+// the batch, or no dim (a finding too: {-1, 1}); nullopt for unknown or ambiguous shapes.
+std::optional<Layout> LayoutFromProbes(const std::vector<int64_t>& da, const std::vector<int64_t>& db) {
+  if (da.size() != db.size()) return std::nullopt;
+  std::optional<Layout> scaling;
+  bool unknown = false;
+  for (size_t k = 0; k < da.size(); ++k) {
+    unknown |= da[k] < 0 || db[k] < 0;
+    if (da[k] == db[k]) continue;
+    if (scaling || da[k] <= 0 || db[k] <= 0 || da[k] % kProbes[0] != 0 || db[k] % kProbes[1] != 0 ||
+        da[k] / kProbes[0] != db[k] / kProbes[1])
+      return std::nullopt;
+    scaling = Layout{static_cast<int64_t>(k), da[k] / kProbes[0]};
+  }
+  if (scaling) return scaling;
+  return unknown ? std::nullopt : std::optional<Layout>(Layout{});
 }
 
 }  // namespace
@@ -136,55 +165,30 @@ std::optional<std::pair<int64_t, int64_t>> LayoutFromSymbols(const Value& data, 
 void RecordDropoutSampleLayouts(Graph& g, const std::map<std::string, int64_t>& dims) {
   std::vector<const Node*> dropouts;
   for (const auto& n : g.nodes())
-    if (n->op_type() == "Dropout" && n->domain().empty() && n->input(0)) dropouts.push_back(n.get());
+    if (IsOnnxDropout(*n) && n->input(0)) dropouts.push_back(n.get());
   if (dropouts.empty()) return;
-  std::set<std::string> batch_symbols;
-  for (const Value* in : g.inputs())
-    if (in->type.shape && !in->type.shape->empty() && !in->type.shape->front().symbol.empty())
-      batch_symbols.insert(in->type.shape->front().symbol);
+  const std::set<std::string> batch_symbols = BatchSymbols(g);
   nlohmann::json layouts = nlohmann::json::object();
-  bool all_named = true;
+  std::vector<const Node*> unnamed;
   for (const Node* n : dropouts) {
-    if (auto l = LayoutFromSymbols(*n->input(0), batch_symbols, dims)) layouts[n->output(0)->name()] = {l->first, l->second};
-    else all_named = false;
+    if (auto l = LayoutFromSymbols(*n->input(0), batch_symbols, dims)) layouts[n->output(0)->name()] = {l->axis, l->rows};
+    else unnamed.push_back(n);
   }
   // The rest: ONNX's inference at two batch sizes (its data propagation reaches some reshapes
-  // whose results carry no name). No dim moving with the batch is a finding too ([-1, 1]); an
-  // unknown or ambiguous shape is left out.
-  std::optional<std::map<std::string, std::vector<int64_t>>> a, b;
-  if (!all_named) {
+  // whose results carry no name). Unknown or ambiguous shapes are left out.
+  if (!unnamed.empty()) {
     onnx::ModelProto model = GraphToOnnx(g);
-    a = ProbeDropoutData(model, g, kProbes[0], dims);
-    if (a) b = ProbeDropoutData(model, g, kProbes[1], dims);
-  }
-  for (const auto& [name, da] : a && b ? *a : std::map<std::string, std::vector<int64_t>>{}) {
-    if (layouts.contains(name)) continue;
-    auto it = b->find(name);
-    if (it == b->end() || it->second.size() != da.size()) continue;
-    const std::vector<int64_t>& db = it->second;
-    int64_t axis = -1, rows = 1, scaling = 0;
-    bool unknown = false;
-    for (size_t k = 0; k < da.size(); ++k) {
-      unknown |= da[k] < 0 || db[k] < 0;
-      if (da[k] == db[k]) continue;
-      ++scaling;
-      if (da[k] > 0 && db[k] > 0 && da[k] % kProbes[0] == 0 && db[k] % kProbes[1] == 0 &&
-          da[k] / kProbes[0] == db[k] / kProbes[1]) {
-        axis = static_cast<int64_t>(k);
-        rows = da[k] / kProbes[0];
-      }
-    }
-    if (scaling == 1 && axis >= 0) layouts[name] = {axis, rows};
-    else if (scaling == 0 && !unknown) layouts[name] = {-1, 1};
+    const auto a = ProbeDropoutData(model, g, unnamed, kProbes[0], batch_symbols, dims);
+    const auto b = a ? ProbeDropoutData(model, g, unnamed, kProbes[1], batch_symbols, dims) : std::nullopt;
+    if (a && b)
+      for (const auto& [name, da] : *a)
+        if (auto it = b->find(name); it != b->end())
+          if (auto l = LayoutFromProbes(da, it->second)) layouts[name] = {l->axis, l->rows};
   }
   g.metadata[kDropoutSampleLayoutsKey] = layouts.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 namespace {
-
-struct Layout {
-  int64_t axis = -1, rows = 1;
-};
 
 class SampleDropoutPass : public GraphPass {
  public:
@@ -199,7 +203,7 @@ class SampleDropoutPass : public GraphPass {
     }
     std::vector<Node*> todo;
     for (const auto& n : g.nodes())
-      if (n->op_type() == "Dropout" && n->domain().empty() && MayTrain(*n)) todo.push_back(n.get());
+      if (IsOnnxDropout(*n) && MayTrain(*n)) todo.push_back(n.get());
     for (Node* old : todo) {
       const Value* data = old->input(0);
       if (!data || !data->type.shape || !IsStatic(*data->type.shape))
