@@ -15,18 +15,8 @@
 namespace dsc {
 namespace {
 
-std::string DimsString(const std::vector<int64_t>& dims) {
-  std::string s = "[";
-  for (size_t i = 0; i < dims.size(); ++i) s += StrCat(i ? "," : "", dims[i]);
-  return s + "]";
-}
-
 // Static dims of a value the verifier has already required to be static.
-std::vector<int64_t> StaticDims(const Value& v) {
-  std::vector<int64_t> dims;
-  for (const Dim& d : *v.type.shape) dims.push_back(d.value);
-  return dims;
-}
+std::vector<int64_t> StaticDims(const Value& v) { return DimValues(*v.type.shape); }
 
 Status CheckStateTable(const Plan& plan) {
   std::set<std::string> names;
@@ -37,14 +27,14 @@ Status CheckStateTable(const Plan& plan) {
     if (!numel.ok()) return InvalidArgument("state '", s.name, "': ", numel.status().message());
     int64_t bytes = 0;
     if (__builtin_mul_overflow(*numel, static_cast<int64_t>(DTypeSize(s.dtype)), &bytes) || DTypeSize(s.dtype) == 0)
-      return InvalidArgument("state '", s.name, "' has dtype ", DTypeName(s.dtype), " and shape ", DimsString(s.dims),
+      return InvalidArgument("state '", s.name, "' has dtype ", DTypeName(s.dtype), " and shape ", DimsToString(s.dims),
                              ", which is not a storable tensor");
     int64_t full = *numel;
     if (s.shard_of_numel > 0) {
       const int64_t chunk = (s.shard_of_numel + plan.world_size - 1) / plan.world_size;
       if (s.dims != std::vector<int64_t>{chunk})
         return InvalidArgument("state '", s.name, "' is a shard of ", s.shard_of_numel, " elements over ",
-                               plan.world_size, " ranks, so its shape must be [", chunk, "], not ", DimsString(s.dims));
+                               plan.world_size, " ranks, so its shape must be [", chunk, "], not ", DimsToString(s.dims));
       full = s.shard_of_numel;
     }
     if (s.zero_init) continue;
@@ -69,10 +59,10 @@ const std::map<std::string, DType>& ReservedScalars() {
 Status CheckInputs(const Plan& plan, const PlanProgram& p, int64_t micro_batch) {
   for (const Value* in : p.graph->inputs()) {
     const std::vector<int64_t> dims = StaticDims(*in);
-    const std::string what = StrCat("input '", in->name(), "' (", DTypeName(in->type.dtype), DimsString(dims), ")");
+    const std::string what = StrCat("input '", in->name(), "' (", DTypeName(in->type.dtype), DimsToString(dims), ")");
     if (const StateInfo* s = plan.FindState(in->name())) {
       if (s->dtype != in->type.dtype || s->dims != dims)
-        return InvalidArgument(what, " does not match its state tensor, ", DTypeName(s->dtype), DimsString(s->dims));
+        return InvalidArgument(what, " does not match its state tensor, ", DTypeName(s->dtype), DimsToString(s->dims));
       continue;
     }
     auto scalar = ReservedScalars().find(in->name());

@@ -25,6 +25,21 @@ std::string ShapeToString(const Shape& s) {
   return out + "]";
 }
 
+std::string DimsToString(const std::vector<int64_t>& dims) {
+  std::string out = "[";
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(dims[i]);
+  }
+  return out + "]";
+}
+
+std::vector<int64_t> DimValues(const Shape& s) {
+  std::vector<int64_t> dims;
+  for (const Dim& d : s) dims.push_back(d.value);
+  return dims;
+}
+
 bool IsStatic(const Shape& s) {
   for (const Dim& d : s)
     if (!d.is_static()) return false;

@@ -25,7 +25,10 @@ struct Dim {
 using Shape = std::vector<Dim>;
 
 std::string ShapeToString(const Shape& s);  // "[batch,128]"
+std::string DimsToString(const std::vector<int64_t>& dims);  // "[2,128]"
 bool IsStatic(const Shape& s);
+// The dims' values (-1 for a symbolic dim): the static shape of a value known to be static.
+std::vector<int64_t> DimValues(const Shape& s);
 // Product of static dims; error on a symbolic dim or on int64 overflow.
 StatusOr<int64_t> NumElements(const std::vector<int64_t>& dims);
 // NumElements times the element size: the bytes a tensor of `dims` needs.

@@ -1,6 +1,7 @@
 // Data loading: validation against the program's inputs, epoch orders, micro-batch gathering.
 #include "runtime/data_loader.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -10,10 +11,9 @@
 namespace dsc {
 namespace {
 
+// The shape of one sample (from = 1) or of the whole array (from = 0).
 std::string DimsString(const std::vector<int64_t>& dims, size_t from) {
-  std::string s = "[";
-  for (size_t i = from; i < dims.size(); ++i) s += StrCat(i > from ? "," : "", dims[i]);
-  return s + "]";
+  return DimsToString({dims.begin() + static_cast<std::ptrdiff_t>(std::min(from, dims.size())), dims.end()});
 }
 
 // Widening conversions that lose nothing; anything else is the user's call (astype).

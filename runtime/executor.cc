@@ -21,11 +21,7 @@ ProgramExecutor::~ProgramExecutor() {
   }
 }
 
-static std::vector<int64_t> StaticDims(const Value* v) {
-  std::vector<int64_t> dims;
-  for (const Dim& d : *v->type.shape) dims.push_back(d.value);
-  return dims;
-}
+static std::vector<int64_t> StaticDims(const Value* v) { return DimValues(*v->type.shape); }
 
 StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Create(const Graph& g, Device* device) {
   std::unique_ptr<ProgramExecutor> ex(new ProgramExecutor());

@@ -40,15 +40,7 @@ inline StatusOr<int64_t> NormalizeAxis(int64_t axis, int64_t rank) {
   return axis < 0 ? axis + rank : axis;
 }
 
-inline std::string DimsToString(const std::vector<int64_t>& d) {
-  std::string s = "[";
-  for (size_t i = 0; i < d.size(); ++i) {
-    if (i) s += ',';
-    s += std::to_string(d[i]);
-  }
-  s += ']';
-  return s;
-}
+using ::dsc::DimsToString;
 
 // Geometry of a 2-D sliding window over X:(N,C,H,W) giving Y:(N,M,OH,OW). Pads are resolved
 // (auto_pad applied): top/left are the begin pads, bottom/right the end pads.
