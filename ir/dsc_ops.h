@@ -61,7 +61,12 @@
 // the executor runs nodes in order, so order is meaning):
 //   Accumulate(acc, X)                          acc += X
 //   ZeroFill(T)                                 T = 0
-//   Assign(dst, src)                            dst = src (e.g. BatchNorm running statistics)
+//   Assign<shard = 0>(dst, src)                 dst = src (e.g. BatchNorm running statistics; the
+//                                               half compute copy of a parameter from its master).
+//                                               shard = 1: src holds this rank's chunk of
+//                                               c = ceil(n / world) elements of the n-element dst;
+//                                               dst[rank*c, min(n, (rank+1)*c)) = src (the padded
+//                                               tail of the last chunk is ignored)
 //   AdamStep<beta1, beta2, epsilon, weight_decay, adam_w_mode, bias_correction>
 //       (param, grad, exp_avg, exp_avg_sq, lr, step, grad_scale[, beta1_override])
 //       g = grad * grad_scale; if !adam_w_mode: g += weight_decay * param (L2)
@@ -73,6 +78,9 @@
 //       torch.optim.SGD: d = grad*grad_scale + wd*param; buf = step == 1 ? d : momentum*buf + (1-dampening)*d
 //       d = nesterov ? d + momentum*buf : buf (when momentum != 0); param -= lr * d
 //       momentum_buffer may be omitted when momentum == 0
+//   Both take an optional last input skip (bool[]; AdamStep input 8, SGDStep input 6, with
+//   beta1_override/momentum_buffer given as empty names when absent): when true the op changes
+//   nothing (an fp16 overflow or bf16 inf/NaN step; DeepSpeed skips optimizer.step()).
 //   Both take an optional attribute shard (int, default 0). shard = 1 (ZeRO stages 1-2): `param`
 //   is the whole parameter (n elements) and grad/state tensors hold this rank's chunk of
 //   c = ceil(n / world) elements; the op updates param[rank*c, min(n, (rank+1)*c)) from the first
@@ -155,11 +163,21 @@ inline constexpr const char* kLrInput = "dsc::lr";        // float[]: learning r
 inline constexpr const char* kStepInput = "dsc::step";    // int64[]: 1-based optimizer step
 inline constexpr const char* kBeta1Input = "dsc::beta1";  // float[]: only when a schedule cycles momentum
 inline constexpr const char* kGradNormOutput = "dsc::grad_norm";  // float[]: global norm before clipping
+// Mixed precision. dsc::loss_scale is an input of micro_step (autodiff seeds d(loss) with
+// loss_scale / gas) and of step (gradients are unscaled by it) only in plans that scale the loss
+// (fp16, AMP). dsc::overflow is a step output only in plans that check gradients for inf/NaN
+// (fp16, AMP, bf16 with check_grad_overflow): true when any gradient of any rank was inf/NaN, in
+// which case the step's updates were skipped; the runtime then does not advance the LR schedule
+// or the optimizer step counter it feeds through dsc::step, and updates the loss scale.
+inline constexpr const char* kLossScaleInput = "dsc::loss_scale";  // float[]
+inline constexpr const char* kOverflowOutput = "dsc::overflow";    // bool[]
 // State names derived from a parameter's name.
 inline std::string GradAccName(const std::string& p) { return p + "::grad"; }
 inline std::string ExpAvgName(const std::string& p) { return p + "::exp_avg"; }
 inline std::string ExpAvgSqName(const std::string& p) { return p + "::exp_avg_sq"; }
 inline std::string MomentumName(const std::string& p) { return p + "::momentum_buffer"; }
+// The fp32 master copy of a parameter whose compute copy (the state named p) is half precision.
+inline std::string MasterName(const std::string& p) { return p + "::master"; }
 
 // True for the in-place ops above: they have effects beyond their outputs, so dce keeps them.
 inline bool HasSideEffects(const std::string& domain, const std::string& op) {

@@ -9,12 +9,13 @@ const char* StateKindName(StateKind k) {
     case StateKind::kGradient: return "gradient";
     case StateKind::kOptimizer: return "optimizer";
     case StateKind::kBuffer: return "buffer";
+    case StateKind::kMaster: return "master";
   }
   return "?";
 }
 
 StatusOr<StateKind> StateKindFromName(const std::string& name) {
-  for (StateKind k : {StateKind::kParameter, StateKind::kGradient, StateKind::kOptimizer, StateKind::kBuffer})
+  for (StateKind k : {StateKind::kParameter, StateKind::kGradient, StateKind::kOptimizer, StateKind::kBuffer, StateKind::kMaster})
     if (name == StateKindName(k)) return k;
   return InvalidArgument("unknown state kind '", name, "'");
 }

@@ -19,8 +19,10 @@ struct PlanProgram {
   std::unique_ptr<Graph> graph;
 };
 
-enum class StateKind { kParameter, kGradient, kOptimizer, kBuffer };
-const char* StateKindName(StateKind k);  // "parameter", "gradient", "optimizer", "buffer"
+// kMaster: the fp32 master weights of a half-precision model (owner = the parameter); the ZeRO
+// paper counts them with the optimizer states (K = 12 for Adam).
+enum class StateKind { kParameter, kGradient, kOptimizer, kBuffer, kMaster };
+const char* StateKindName(StateKind k);  // "parameter", "gradient", "optimizer", "buffer", "master"
 StatusOr<StateKind> StateKindFromName(const std::string& name);
 
 // One persistent tensor. Its initial value is the initializer of the same name in the module's

@@ -74,7 +74,8 @@ struct DsConfig {
   MonitorConfig csv_monitor;
   ActivationCheckpointingConfig activation_checkpointing;
   AioConfig aio;
-  bool amp_enabled = false;
+  bool amp_enabled = false;  // == amp.enabled
+  AmpConfig amp;
   bool pipeline_parallel = false;
 
   std::vector<std::string> auto_keys;    // JSON paths given as "auto"

@@ -34,6 +34,21 @@ struct Bf16Config {
   bool bf16_optimizer_states = false;
 };
 
+// The amp section (apex AMP; DeepSpeed passes every key but "enabled" to amp.initialize).
+// dscompile's meaning of the levels: O0 fp32; O1 per-op casts from the precision policy with fp32
+// weights; O2 a half model (BatchNorm kept fp32 unless keep_batchnorm_fp32 is false) with fp32
+// master weights; O3 a half model without master weights. Always fp16, as apex.
+struct AmpConfig {
+  bool enabled = false;
+  std::string opt_level = "O1";            // "O0" | "O1" | "O2" | "O3"
+  std::optional<bool> keep_batchnorm_fp32;  // level default: O2 true, O3 false
+  std::optional<bool> master_weights;       // level default: O2 true, O1/O3 false
+  bool dynamic_loss_scale = true;           // loss_scale "dynamic" (default for O1-O3; O0: static 1)
+  double loss_scale = 1.0;                  // the static scale when not dynamic
+  std::optional<double> min_loss_scale;     // apex: none
+  double max_loss_scale = 16777216.0;       // apex: 2**24
+};
+
 // Canonical dtype names: "fp16", "bf16", "fp32", "int8".
 struct DataTypesConfig {
   std::optional<std::string> grad_accum_dtype;
