@@ -30,10 +30,12 @@ PY = sys.executable
 
 
 def _tree(d):
-    """Files export_models.py writes (trajectories come from reference_trajectories.py)."""
+    """Files export_models.py writes (trajectories come from reference_trajectories.py and
+    reference_mixed_precision.py)."""
     out = []
     for base, _, files in os.walk(d):
-        if os.path.relpath(base, d).startswith(os.path.join("reference", "trajectories")):
+        if os.path.relpath(base, d).startswith((os.path.join("reference", "trajectories"),
+                                                os.path.join("reference", "mixed_precision"))):
             continue
         for f in files:
             if f.endswith((".pyc",)):
