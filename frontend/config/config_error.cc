@@ -16,6 +16,7 @@ const char* DsErrorKindName(DsErrorKind kind) {
     case DsErrorKind::kElasticityConfigError: return "ElasticityConfigError";
     case DsErrorKind::kElasticityError: return "ElasticityError";
     case DsErrorKind::kElasticityIncompatibleWorldSize: return "ElasticityIncompatibleWorldSize";
+    case DsErrorKind::kRuntimeError: return "RuntimeError";
     case DsErrorKind::kUnsupported: return "Unsupported";
   }
   return "Unknown";

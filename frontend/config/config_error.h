@@ -26,6 +26,7 @@ enum class DsErrorKind {
   kElasticityConfigError,
   kElasticityError,
   kElasticityIncompatibleWorldSize,
+  kRuntimeError,  // apex's amp.initialize (unknown opt_level, an option its level forbids)
   kUnsupported,  // DeepSpeed accepts it; dscompile does not implement it
 };
 

@@ -24,7 +24,7 @@ const std::vector<std::string> kHandledTopLevel = {
     "zero_force_ds_cpu_optimizer", "graph_harvesting", "dataloader_drop_last",
     "use_data_before_expert_parallelism", "vocabulary_size", "log_level", "sequence_parallel_size",
     "data_parallel_size", "seed", "allgather_size", "zero_optimization", "fp16", "bf16", "bfloat16",
-    "data_types", "optimizer", "scheduler", "checkpoint", "tensorboard", "csv_monitor",
+    "data_types", "amp", "optimizer", "scheduler", "checkpoint", "tensorboard", "csv_monitor",
     "activation_checkpointing", "aio", "elasticity"};
 
 const nlohmann::json& Section(const nlohmann::json& doc, const char* key) {
@@ -120,6 +120,7 @@ Status ReadSections(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
     return ctx.Error(DsErrorKind::kAssertionError, "bf16.enabled",
                      "fp16 and bf16 cannot both be enabled (fp16.enabled and bf16.enabled are both true)");
   }
+  RETURN_IF_ERROR(ParseAmpEnabled(ctx, Section(doc, "amp"), &c->amp));
   RETURN_IF_ERROR(ParseOptimizerSection(ctx, Section(doc, "optimizer"), c->zero, c->bf16, &c->optimizer));
   RETURN_IF_ERROR(ParseSchedulerSection(ctx, Section(doc, "scheduler"), &c->scheduler));
   RETURN_IF_ERROR(ParseCheckpointSection(ctx, Section(doc, "checkpoint"), &c->checkpoint));
@@ -130,9 +131,6 @@ Status ReadSections(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
     RETURN_IF_ERROR(CheckRecognisedOnlySection(ctx, it.key(), it.value()));
     c->recognised_sections[it.key()] = it.value();
   }
-  if (doc.contains("amp") && doc["amp"].is_object()) {
-    LaxBool(doc["amp"].value("enabled", nlohmann::json(false)), &c->amp_enabled);
-  }
   c->pipeline_parallel = doc.contains("pipeline") && doc["pipeline"].is_object() && !doc["pipeline"].empty();
   if (doc.contains("flops_profiler") && doc["flops_profiler"].is_object()) {
     bool profiler = false;
@@ -140,6 +138,27 @@ Status ReadSections(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
     c->wall_clock_breakdown = c->wall_clock_breakdown || profiler;
   }
   return Status::OK();
+}
+
+// The ZeRO optimizers' master-weight checks at initialize (base_optimizer.py
+// _configure_master_weights): fp16 master weights, and bf16 master weights whose optimizer states
+// stay fp32, live on the CPU, so they need optimizer offload with DeepSpeedCPUAdam.
+Status CheckZeroMasterWeights(ParseContext& ctx, const DsConfig& c) {
+  const bool fp16_master = c.fp16.fp16_master_weights_and_grads, bf16_master = c.bf16.bf16_master_weights_and_grads;
+  if (fp16_master && bf16_master) {
+    return ctx.Error(DsErrorKind::kAssertionError, "bf16.bf16_master_weights_and_grads",
+                     "fp16.fp16_master_weights_and_grads and bf16.bf16_master_weights_and_grads are mutually exclusive");
+  }
+  const bool offload = c.zero.optimizer_offloaded();
+  const bool needs_cpu_adam = fp16_master || (bf16_master && (!c.bf16.bf16_optimizer_states || offload));
+  if (!needs_cpu_adam || (offload && c.optimizer.implementation == "DeepSpeedCPUAdam")) return Status::OK();
+  const std::string key = fp16_master ? "fp16.fp16_master_weights_and_grads" : "bf16.bf16_master_weights_and_grads";
+  return ctx.Error(DsErrorKind::kAssertionError, key,
+                   StrCat("master weights in half precision need ZeRO-Offload with DeepSpeedCPUAdam (the fp32 optimizer "
+                          "states live on the CPU)",
+                          bf16_master && !offload ? ", unless bf16.bf16_optimizer_states keeps them in bf16 too" : "",
+                          "; current offload_optimizer: ", offload ? c.zero.offload_optimizer->device : "none",
+                          ", optimizer: ", c.optimizer.implementation.empty() ? "none" : c.optimizer.implementation));
 }
 
 // Checks DeepSpeed makes across sections (config.py _do_error_check, engine sanity checks).
@@ -180,14 +199,18 @@ Status CrossCheck(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
   if (c->zero.optimizer_offloaded() && !c->zero.enabled()) {
     ctx.Warn("zero_optimization.offload_optimizer", "has no effect at ZeRO stage 0");
   }
-  if (c->zero.stage == 2 && c->zero.reduce_scatter && c->gradient_allreduce_op == "mean" &&
+  // stage_1_and_2.py checks this only when averaging; stage3.py always.
+  if (((c->zero.stage == 2 && c->gradient_allreduce_op == "mean") || c->zero.stage == 3) && c->zero.reduce_scatter &&
       (c->gradient_predivide_factor != 1.0 || c->prescale_gradients)) {
     return ctx.Error(DsErrorKind::kAssertionError, "gradient_predivide_factor",
-                     "ZeRO stage 2 with reduce_scatter needs gradient_predivide_factor 1.0 and prescale_gradients false");
+                     StrCat("ZeRO stage ", c->zero.stage,
+                            " with reduce_scatter needs gradient_predivide_factor 1.0 and prescale_gradients false"));
   }
   StatusOr<std::string> wrapper = OptimizerWrapper(*c);
   if (!wrapper.ok()) return wrapper.status();
-  return Status::OK();
+  if (*wrapper == "zero_optimization") RETURN_IF_ERROR(CheckZeroMasterWeights(ctx, *c));
+  // DeepSpeed calls apex's amp.initialize only once the wrapper is chosen.
+  return ParseAmpOptions(ctx, Section(doc, "amp"), &c->amp);
 }
 
 // With elasticity enabled, the elastic batch replaces the batch keys (runtime/config.py:730-789).
@@ -234,7 +257,7 @@ std::string DsConfig::effective_communication_data_type() const {
 const std::vector<std::string>& KnownTopLevelKeys() {
   static const std::vector<std::string> keys = [] {
     std::vector<std::string> k = kHandledTopLevel;
-    for (const char* s : {"amp", "progressive_layer_drop", "torch_autocast", "autotuning", "eigenvalue",
+    for (const char* s : {"progressive_layer_drop", "torch_autocast", "autotuning", "eigenvalue",
                           "quantize_training", "hybrid_engine", "curriculum_learning", "data_efficiency", "nebula",
                           "datastates", "elasticity", "flops_profiler", "comms_logger", "wandb", "comet",
                           "compression_training", "pipeline", "sparse_attention", "weight_quantization",
@@ -250,14 +273,14 @@ StatusOr<std::string> OptimizerWrapper(const DsConfig& c) {
   const std::string model = c.model_dtype();
   const std::string accum = c.grad_accum_dtype();
   if (c.zero.enabled()) {
-    if (c.amp_enabled) {
+    if (c.amp.enabled) {
       return ConfigError(DsErrorKind::kAssertionError, c.source, "amp.enabled", "apex AMP and ZeRO cannot be combined");
     }
     bool cpu_offload = c.zero.offload_optimizer && c.zero.offload_optimizer->device == "cpu";
     if (model == "bf16" && accum == "fp32" && c.zero.stage == 1 && !cpu_offload) return std::string("bf16");
     return std::string("zero_optimization");
   }
-  if (c.amp_enabled) {
+  if (c.amp.enabled) {
     if (model != accum) {
       return ConfigError(DsErrorKind::kNotImplementedError, c.source, "data_types.grad_accum_dtype",
                          "model data type (" + model + ") and gradient accumulation data type (" + accum +
@@ -385,6 +408,7 @@ nlohmann::json ResolvedConfigJson(const DsConfig& c) {
   j["fp16"] = Fp16ToJson(c.fp16);
   j["bf16"] = Bf16ToJson(c.bf16);
   j["data_types"] = DataTypesToJson(c.data_types);
+  j["amp"] = AmpToJson(c.amp);
   j["zero_optimization"] = ZeroToJson(c.zero);
   j["checkpoint"] = CheckpointToJson(c.checkpoint);
   j["tensorboard"] = MonitorToJson(c.tensorboard);

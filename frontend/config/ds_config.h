@@ -74,7 +74,6 @@ struct DsConfig {
   MonitorConfig csv_monitor;
   ActivationCheckpointingConfig activation_checkpointing;
   AioConfig aio;
-  bool amp_enabled = false;  // == amp.enabled
   AmpConfig amp;
   bool pipeline_parallel = false;
 

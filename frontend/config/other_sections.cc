@@ -35,7 +35,6 @@ struct RecognisedSection {
 
 const std::map<std::string, RecognisedSection>& RecognisedSections() {
   static const std::map<std::string, RecognisedSection> sections = {
-      {"amp", {"apex AMP", true, true}},
       {"progressive_layer_drop", {"progressive layer drop", true, true}},
       {"torch_autocast", {"torch autocast", true, false}},
       {"autotuning", {"autotuning", true, false}},
