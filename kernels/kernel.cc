@@ -50,12 +50,21 @@ Status RankAndWorld(const KernelContext& ctx, int64_t compiled_world, const std:
 }
 
 StatusOr<std::unique_ptr<OpKernel>> KernelRegistry::Create(const Node& node, DeviceKind device) const {
+  if (NeedsHalfAdaptor(node, *this, device)) return CreateHalfAdaptor(node, *this, device);
   KernelKey key{node.domain(), node.op_type(), device, KernelDType(node)};
   const KernelFactory* f = Find(key);
   if (!f)
     return Unimplemented(node.Describe(), ": no ", device == DeviceKind::kCpu ? "CPU" : "CUDA", " kernel for ",
                          DTypeName(key.dtype), " inputs");
-  return (*f)(node);
+  StatusOr<std::unique_ptr<OpKernel>> k = (*f)(node);
+  // A native half kernel that does not cover this node (ScatterElements' reductions move only
+  // float32 through arithmetic) leaves it to the float32 kernel through the adaptor.
+  if (!k.ok() && k.status().code() == StatusCode::kUnimplemented && device == DeviceKind::kCpu &&
+      (key.dtype == DType::kFloat16 || key.dtype == DType::kBFloat16)) {
+    StatusOr<std::unique_ptr<OpKernel>> adapted = CreateHalfAdaptor(node, *this, device);
+    if (adapted.ok()) return adapted;
+  }
+  return k;
 }
 
 }  // namespace dsc

@@ -87,6 +87,17 @@ class KernelRegistry {
 // The dtype that selects a node's kernel.
 DType KernelDType(const Node& node);
 
+// Half precision (kernels/cpu/half_adaptor.cc). A CPU node with float16/bfloat16 inputs or outputs
+// runs through the op's float32 kernel (half inputs widened, half outputs rounded once to nearest
+// even) when no kernel is registered for its dtype, or when its kernel is selected as float32 but
+// other values are half and the op registers no half kernel (ops that do, such as Cast,
+// Accumulate or SumSquares, take mixed dtypes in their float32 kernel), and when a native half
+// kernel refuses the node as unimplemented (a reduction it only does in float32). KernelRegistry::
+// Create applies this; the two functions are public for tests and tools that list kernels.
+bool NeedsHalfAdaptor(const Node& node, const KernelRegistry& registry, DeviceKind device);
+StatusOr<std::unique_ptr<OpKernel>> CreateHalfAdaptor(const Node& node, const KernelRegistry& registry,
+                                                      DeviceKind device);
+
 // This rank and the group's size from ctx.comm (0 and 1 without one). When `compiled_world` is
 // positive and differs from the size, an error: "<what> was compiled for W ranks but runs on N".
 Status RankAndWorld(const KernelContext& ctx, int64_t compiled_world, const std::string& what, int64_t* rank,
