@@ -1,5 +1,7 @@
 // CPU kernels of the training ops (ir/dsc_ops.h): in-place accumulation, zeroing, copies, the
-// global gradient norm, the clip factor, and the Adam/AdamW and SGD updates, float32.
+// global gradient norm, the clip factor, and the Adam/AdamW and SGD updates. Accumulate and
+// SumSquares take any mix of float32/float16/bfloat16, ZeroFill every float dtype, Assign every
+// dtype; the updates are float32 (half states run through the half adaptor, kernels/cpu/half_adaptor.cc).
 //
 // The element loops follow the formulas of ir/dsc_ops.h in float, with the scalar factors (bias
 // corrections, 1 - beta) computed in double as Python does before torch casts them to float, so
@@ -8,9 +10,11 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 
 #include "ir/dsc_ops.h"
 #include "kernels/cpu/core_util.h"
+#include "kernels/cpu/half_convert.h"
 #include "kernels/kernel.h"
 #include "runtime/communicator.h"
 
@@ -69,72 +73,168 @@ Status NeedInputs(const Node& n, size_t count) {
   return Status::OK();
 }
 
-// acc += X   (acc: any shape, X: same number of elements)
+// The float dtypes the accumulation and norm kernels take, as a compile-time tag: float32,
+// float16 or bfloat16 storage, read as float and rounded back to nearest even.
+template <DType D> struct FloatTag { static constexpr DType kDType = D; };
+
+template <DType D> inline float LoadF(const void* p, int64_t i) {
+  if constexpr (D == DType::kFloat32) return static_cast<const float*>(p)[i];
+  else if constexpr (D == DType::kFloat16) return half::HalfBitsToFloat(static_cast<const uint16_t*>(p)[i]);
+  else return half::BFloat16BitsToFloat(static_cast<const uint16_t*>(p)[i]);
+}
+template <DType D> inline void StoreF(void* p, int64_t i, float v) {
+  if constexpr (D == DType::kFloat32) static_cast<float*>(p)[i] = v;
+  else if constexpr (D == DType::kFloat16) static_cast<uint16_t*>(p)[i] = half::FloatToHalfBits(v);
+  else static_cast<uint16_t*>(p)[i] = half::FloatToBFloat16Bits(v);
+}
+
+// Calls fn(FloatTag<t>{}); false for a dtype other than float32/float16/bfloat16.
+template <typename Fn>
+bool DispatchFloat(DType t, Fn&& fn) {
+  switch (t) {
+    case DType::kFloat32: fn(FloatTag<DType::kFloat32>{}); return true;
+    case DType::kFloat16: fn(FloatTag<DType::kFloat16>{}); return true;
+    case DType::kBFloat16: fn(FloatTag<DType::kBFloat16>{}); return true;
+    default: return false;
+  }
+}
+
+Status CheckFloat(const Value* v, const char* what) {
+  if (!DispatchFloat(v->type.dtype, [](auto) {}))
+    return Unimplemented(what, " on ", DTypeName(v->type.dtype), " (float, float16 and bfloat16 are supported)");
+  return Status::OK();
+}
+
+// acc += X   (acc: any shape, X: same number of elements). acc and X may each be float32, float16
+// or bfloat16: the sum is computed in float and rounded once to acc's dtype (a half gradient
+// accumulated into an fp32 or half accumulator, as torch's `acc += x` with opmath float).
 class AccumulateKernel : public OpKernel {
  public:
-  Status Init(const Node& n) { return NeedInputs(n, 2); }
+  Status Init(const Node& n) {
+    RETURN_IF_ERROR(NeedInputs(n, 2));
+    RETURN_IF_ERROR(CheckFloat(n.input(0), "Accumulate"));
+    RETURN_IF_ERROR(CheckFloat(n.input(1), "Accumulate"));
+    acc_ = n.input(0)->type.dtype;
+    x_ = n.input(1)->type.dtype;
+    return Status::OK();
+  }
   Status Compute(KernelContext& ctx) override {
     const TensorView& acc = ctx.input(0);
     RETURN_IF_ERROR(SameSize(acc, ctx.input(1), "Accumulate"));
-    float* a = acc.data<float>();
-    const float* x = ctx.input(1).data<float>();
+    void* a = acc.ptr;
+    const void* x = ctx.input(1).ptr;
     const int64_t n = acc.numel();
+    DispatchFloat(acc_, [&](auto at) {
+      DispatchFloat(x_, [&](auto xt) {
+        constexpr DType A = decltype(at)::kDType, X = decltype(xt)::kDType;
 #pragma omp parallel for if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; ++i) a[i] += x[i];
+        for (int64_t i = 0; i < n; ++i) StoreF<A>(a, i, LoadF<A>(a, i) + LoadF<X>(x, i));
+      });
+    });
     return Status::OK();
   }
+
+ private:
+  DType acc_ = DType::kFloat32, x_ = DType::kFloat32;
 };
 
-// T = 0
+// T = 0, for every float dtype (all-zero bits are +0 in each).
 class ZeroFillKernel : public OpKernel {
  public:
   Status Init(const Node& n) { return NeedInputs(n, 1); }
   Status Compute(KernelContext& ctx) override {
     const TensorView& t = ctx.input(0);
-    float* p = t.data<float>();
-    const int64_t n = t.numel();
-#pragma omp parallel for if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; ++i) p[i] = 0.0f;
+    if (t.nbytes() > 0) std::memset(t.ptr, 0, t.nbytes());
     return Status::OK();
   }
 };
 
-// dst = src
+// Assign<shard>(dst, src): dst = src, any dtype (dst and src of the same dtype). shard = 1: src is
+// this rank's chunk of c = ceil(n / world) elements of the n-element dst, copied to
+// dst[rank*c, min(n, (rank+1)*c)) (the padded tail of the last chunk is ignored).
 class AssignKernel : public OpKernel {
  public:
-  Status Init(const Node& n) { return NeedInputs(n, 2); }
-  Status Compute(KernelContext& ctx) override {
-    const TensorView& dst = ctx.input(0);
-    RETURN_IF_ERROR(SameSize(dst, ctx.input(1), "Assign"));
-    float* d = dst.data<float>();
-    const float* s = ctx.input(1).data<float>();
-    const int64_t n = dst.numel();
-#pragma omp parallel for if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; ++i) d[i] = s[i];
+  Status Init(const Node& n) {
+    RETURN_IF_ERROR(NeedInputs(n, 2));
+    if (n.input(0)->type.dtype != n.input(1)->type.dtype)
+      return InvalidArgument("Assign: dst is ", DTypeName(n.input(0)->type.dtype), " but src is ",
+                             DTypeName(n.input(1)->type.dtype));
+    element_size_ = DTypeSize(n.input(0)->type.dtype);
+    shard_ = n.GetInt("shard", 0) != 0;
+    world_attr_ = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
     return Status::OK();
   }
+  Status Compute(KernelContext& ctx) override {
+    const TensorView& dst = ctx.input(0);
+    const TensorView& src = ctx.input(1);
+    const int64_t n = dst.numel();
+    int64_t begin = 0, len = n;
+    if (shard_) {
+      int64_t rank = 0, world = 1;
+      RETURN_IF_ERROR(RankAndWorld(ctx, world_attr_, "Assign", &rank, &world));
+      const int64_t c = ops::ChunkSize(n, world);
+      if (src.numel() != c)
+        return InvalidArgument("Assign: shard of ", c, " elements (ceil(", n, " / ", world, ")) updated from ",
+                               src.numel());
+      begin = std::min(n, rank * c);
+      len = std::max<int64_t>(0, std::min(n, (rank + 1) * c) - begin);
+    } else {
+      RETURN_IF_ERROR(SameSize(dst, src, "Assign"));
+    }
+    char* d = static_cast<char*>(dst.ptr) + static_cast<size_t>(begin) * element_size_;
+    const size_t bytes = static_cast<size_t>(len) * element_size_;
+    if (bytes > 0 && d != src.ptr) std::memmove(d, src.ptr, bytes);
+    return Status::OK();
+  }
+
+ private:
+  size_t element_size_ = 4;
+  bool shard_ = false;
+  int64_t world_attr_ = -1;
 };
 
 // (X1, ..., Xn) -> float[]: sum of x^2 over all elements, accumulated in double so the norm of
-// millions of small gradients does not lose their tail.
+// millions of small gradients does not lose their tail. Inputs may mix float32, float16 and
+// bfloat16 (each element widened exactly to double).
 class SumSquaresKernel : public OpKernel {
  public:
-  Status Init(const Node&) { return Status::OK(); }
+  Status Init(const Node& n) {
+    for (const Value* v : n.inputs())
+      if (v) RETURN_IF_ERROR(CheckFloat(v, "SumSquares"));
+    return Status::OK();
+  }
   Status Compute(KernelContext& ctx) override {
     double total = 0.0;
     for (size_t k = 0; k < ctx.inputs.size(); ++k) {
       if (!ctx.has_input(k)) continue;
-      const float* x = ctx.input(k).data<float>();
+      const void* x = ctx.input(k).ptr;
       const int64_t n = ctx.input(k).numel();
       double sum = 0.0;
+      DispatchFloat(ctx.input(k).dtype, [&](auto xt) {
+        constexpr DType X = decltype(xt)::kDType;
 #pragma omp parallel for reduction(+ : sum) if (n >= kParallelMin)
-      for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+        for (int64_t i = 0; i < n; ++i) {
+          const double v = LoadF<X>(x, i);
+          sum += v * v;
+        }
+      });
       total += sum;
     }
     ctx.output(0).data<float>()[0] = static_cast<float>(total);
     return Status::OK();
   }
 };
+
+// The optional skip input of AdamStep/SGDStep: a bool scalar; true = change nothing this step.
+Status CheckSkip(const Node& n, size_t index, const char* op) {
+  const Value* v = n.input(index);
+  if (v && (v->type.dtype != DType::kBool))
+    return InvalidArgument(op, ": skip (input ", index, ") must be bool, not ", DTypeName(v->type.dtype));
+  return Status::OK();
+}
+bool Skipped(const KernelContext& ctx, size_t index) {
+  return ctx.has_input(index) && ctx.input(index).numel() > 0 && ctx.input(index).data<uint8_t>()[0] != 0;
+}
 
 // norm: float[] -> float[]: min(1, max_norm / (norm + 1e-6)), in float as torch computes it.
 class ClipScaleKernel : public OpKernel {
@@ -172,9 +272,10 @@ class AdamStepKernel : public OpKernel {
     bias_correction_ = n.GetInt("bias_correction", 1) != 0;
     shard_ = n.GetInt("shard", 0) != 0;
     world_attr_ = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
-    return Status::OK();
+    return CheckSkip(n, 8, "AdamStep");
   }
   Status Compute(KernelContext& ctx) override {
+    if (Skipped(ctx, 8)) return Status::OK();
     const TensorView& param = ctx.input(0);
     ASSIGN_OR_RETURN(const ShardRange r, OptimizerShard(ctx, shard_, world_attr_, param.numel(), "AdamStep"));
     for (size_t i = 1; i < 4; ++i) RETURN_IF_ERROR(StateSize(ctx.input(i), r.state, shard_, "AdamStep"));
@@ -234,9 +335,10 @@ class SGDStepKernel : public OpKernel {
       return InvalidArgument(n.Describe(), ": momentum ", momentum_, " needs a momentum_buffer input");
     shard_ = n.GetInt("shard", 0) != 0;
     world_attr_ = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
-    return Status::OK();
+    return CheckSkip(n, 6, "SGDStep");
   }
   Status Compute(KernelContext& ctx) override {
+    if (Skipped(ctx, 6)) return Status::OK();
     const TensorView& param = ctx.input(0);
     ASSIGN_OR_RETURN(const ShardRange r, OptimizerShard(ctx, shard_, world_attr_, param.numel(), "SGDStep"));
     RETURN_IF_ERROR(StateSize(ctx.input(1), r.state, shard_, "SGDStep"));
@@ -273,10 +375,20 @@ class SGDStepKernel : public OpKernel {
   int64_t world_attr_ = -1;
 };
 
-DSC_REGISTER_KERNEL(kDscDomain, ops::kAccumulate, kCpu, kFloat32, MakeFactory<AccumulateKernel>());
-DSC_REGISTER_KERNEL(kDscDomain, ops::kZeroFill, kCpu, kFloat32, MakeFactory<ZeroFillKernel>());
-DSC_REGISTER_KERNEL(kDscDomain, ops::kAssign, kCpu, kFloat32, MakeFactory<AssignKernel>());
-DSC_REGISTER_KERNEL(kDscDomain, ops::kSumSquares, kCpu, kFloat32, MakeFactory<SumSquaresKernel>());
+// Registered for every dtype their first input may have; the kernels read the dtypes themselves.
+bool RegisterTrainingOps() {
+  KernelRegistry& r = KernelRegistry::Global();
+  for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+    r.Register(KernelKey{kDscDomain, ops::kAccumulate, DeviceKind::kCpu, t}, MakeFactory<AccumulateKernel>());
+    r.Register(KernelKey{kDscDomain, ops::kSumSquares, DeviceKind::kCpu, t}, MakeFactory<SumSquaresKernel>());
+  }
+  for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64})
+    r.Register(KernelKey{kDscDomain, ops::kZeroFill, DeviceKind::kCpu, t}, MakeFactory<ZeroFillKernel>());
+  for (DType t : kMovementDTypes)
+    r.Register(KernelKey{kDscDomain, ops::kAssign, DeviceKind::kCpu, t}, MakeFactory<AssignKernel>());
+  return true;
+}
+[[maybe_unused]] const bool kTrainingOpsRegistered = RegisterTrainingOps();
 DSC_REGISTER_KERNEL(kDscDomain, ops::kClipScale, kCpu, kFloat32, MakeFactory<ClipScaleKernel>());
 DSC_REGISTER_KERNEL(kDscDomain, ops::kAdamStep, kCpu, kFloat32, MakeFactory<AdamStepKernel>());
 DSC_REGISTER_KERNEL(kDscDomain, ops::kSGDStep, kCpu, kFloat32, MakeFactory<SGDStepKernel>());
