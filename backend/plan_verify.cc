@@ -52,7 +52,8 @@ Status CheckStateTable(const Plan& plan) {
 // The reserved scalars the trainer binds itself (ir/dsc_ops.h): name -> dtype, shape [].
 const std::map<std::string, DType>& ReservedScalars() {
   static const std::map<std::string, DType> kScalars = {
-      {ops::kLrInput, DType::kFloat32}, {ops::kStepInput, DType::kInt64}, {ops::kBeta1Input, DType::kFloat32}};
+      {ops::kLrInput, DType::kFloat32}, {ops::kStepInput, DType::kInt64}, {ops::kBeta1Input, DType::kFloat32},
+      {ops::kLossScaleInput, DType::kFloat32}};
   return kScalars;
 }
 

@@ -3,9 +3,13 @@
 
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <iomanip>
+#include <limits>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -15,10 +19,85 @@
 #include "runtime/data_loader.h"
 #include "runtime/device.h"
 #include "runtime/executor.h"
+#include "runtime/loss_scaler.h"
 #include "runtime/lr_schedule.h"
+#include "runtime/npy.h"
 
 namespace dsc {
 namespace {
+
+// A state name as a file name: letters, digits and "._:-" stay, the rest (a "/" in an exported
+// name, say) becomes %XX, so every name maps to one file and back.
+std::string FileNameFor(const std::string& name) {
+  std::string out;
+  for (unsigned char c : name) {
+    if (std::isalnum(c) || c == '.' || c == '_' || c == ':' || c == '-') {
+      out += static_cast<char>(c);
+    } else {
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "%%%02X", c);
+      out += hex;
+    }
+  }
+  if (!out.empty() && out[0] == '.') out.replace(0, 1, "%2E");  // no hidden files, no "." or ".."
+  return out;
+}
+
+bool HasInput(const Graph& g, const char* name) {
+  for (const Value* v : g.inputs())
+    if (v->name() == name) return true;
+  return false;
+}
+bool HasOutput(const Graph& g, const char* name) {
+  for (const Value* v : g.outputs())
+    if (v->name() == name) return true;
+  return false;
+}
+
+// The first state of kind gradient: where --debug-inject-overflow writes its inf.
+const StateInfo* FirstGradient(const Plan& plan) {
+  for (const StateInfo& s : plan.state)
+    if (s.kind == StateKind::kGradient) return &s;
+  return nullptr;
+}
+
+// The debugging options fit the plan and the job (checked before the ranks agree to start).
+Status CheckDebugOptions(const Plan& plan, const TrainOptions& opts, int world) {
+  if (opts.inject_overflow.empty()) return Status::OK();
+  const PlanProgram* step = plan.FindProgram("step");
+  if (!step || !HasOutput(*step->graph, ops::kOverflowOutput))
+    return FailedPrecondition("--debug-inject-overflow: the plan has no ", ops::kOverflowOutput,
+                              " output, so it never checks gradients for inf/NaN (only fp16, amp and bf16 plans "
+                              "with check_grad_overflow do); an injected inf would only poison the run");
+  if (!FirstGradient(plan)) return FailedPrecondition("--debug-inject-overflow: the plan has no gradient accumulator");
+  for (const OverflowInjection& i : opts.inject_overflow)
+    if (i.rank >= world)
+      return InvalidArgument("--debug-inject-overflow: step ", i.step, "@", i.rank, " names rank ", i.rank,
+                             " but the job has ", world, " rank", world == 1 ? "" : "s");
+  return Status::OK();
+}
+
+// +inf into element 0 of `v`, in its dtype.
+Status WriteInf(Device* device, const TensorView& v) {
+  if (v.numel() < 1) return Internal("the gradient accumulator to poison is empty");
+  const float f = std::numeric_limits<float>::infinity();
+  const uint16_t half_inf = 0x7C00, bf16_inf = 0x7F80;
+  const double d = std::numeric_limits<double>::infinity();
+  switch (v.dtype) {
+    case DType::kFloat32: return device->CopyHostToDevice(v.ptr, &f, sizeof f);
+    case DType::kFloat16: return device->CopyHostToDevice(v.ptr, &half_inf, sizeof half_inf);
+    case DType::kBFloat16: return device->CopyHostToDevice(v.ptr, &bf16_inf, sizeof bf16_inf);
+    case DType::kFloat64: return device->CopyHostToDevice(v.ptr, &d, sizeof d);
+    default: return Internal("the gradient accumulator has the non-float dtype ", DTypeName(v.dtype));
+  }
+}
+
+std::string FormatScale(double scale) {
+  std::ostringstream os;
+  os.precision(12);
+  os << scale;
+  return os.str();
+}
 
 // One device buffer per state tensor, initialised from the plan.
 class StateStore {
@@ -50,6 +129,24 @@ class StateStore {
     }
     return Status::OK();
   }
+  // Every state tensor of this rank as .npy under `dir` (TrainOptions::dump_state_dir).
+  Status Dump(const Plan& plan, const std::string& dir) const {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return DataLoss("--debug-dump-state: cannot create ", dir, ": ", ec.message());
+    for (const StateInfo& s : plan.state) {
+      const TensorView& v = views_.at(s.name);
+      Tensor host(v.dtype, v.dims);
+      RETURN_IF_ERROR(device_->CopyDeviceToHost(host.raw(), v.ptr, v.nbytes()));
+      if (v.dtype == DType::kBFloat16) {  // .npy has no bfloat16; float32 holds every value exactly
+        Tensor wide(DType::kFloat32, v.dims);
+        for (int64_t i = 0; i < host.numel(); ++i) wide.data<float>()[i] = BFloat16ToFloat(host.data<uint16_t>()[i]);
+        host = std::move(wide);
+      }
+      RETURN_IF_ERROR(WriteNpy(dir + "/" + FileNameFor(s.name) + ".npy", host));
+    }
+    return Status::OK();
+  }
   const TensorView* Find(const std::string& name) const {
     auto it = views_.find(name);
     return it == views_.end() ? nullptr : &it->second;
@@ -70,7 +167,12 @@ struct Scalars {
   Tensor lr{DType::kFloat32, {}};
   Tensor step{DType::kInt64, {}};
   Tensor beta1{DType::kFloat32, {}};
+  Tensor loss_scale{DType::kFloat32, {}};
 };
+
+bool IsScalarInput(const std::string& name) {
+  return name == ops::kLrInput || name == ops::kStepInput || name == ops::kBeta1Input || name == ops::kLossScaleInput;
+}
 
 // Binds every input of `g` that is state or a reserved scalar; returns the others (data inputs).
 StatusOr<std::vector<DataInput>> BindProgram(const Graph& g, ProgramExecutor* ex, const StateStore& state,
@@ -81,10 +183,11 @@ StatusOr<std::vector<DataInput>> BindProgram(const Graph& g, ProgramExecutor* ex
       RETURN_IF_ERROR(ex->Bind(in->name(), *v));
       continue;
     }
-    Tensor* scalar = in->name() == ops::kLrInput      ? &scalars->lr
-                     : in->name() == ops::kStepInput  ? &scalars->step
-                     : in->name() == ops::kBeta1Input ? &scalars->beta1
-                                                      : nullptr;
+    Tensor* scalar = in->name() == ops::kLrInput          ? &scalars->lr
+                     : in->name() == ops::kStepInput      ? &scalars->step
+                     : in->name() == ops::kBeta1Input     ? &scalars->beta1
+                     : in->name() == ops::kLossScaleInput ? &scalars->loss_scale
+                                                          : nullptr;
     if (scalar) {
       RETURN_IF_ERROR(ex->Bind(in->name(), TensorView{scalar->dtype(), scalar->dims(), scalar->raw()}));
       continue;
@@ -135,14 +238,54 @@ DataLoaderOptions LoaderOptions(const DsConfig& cfg, const TrainOptions& opts) {
 
 }  // namespace
 
+StatusOr<std::vector<OverflowInjection>> ParseOverflowInjection(const std::string& spec) {
+  std::vector<OverflowInjection> out;
+  std::stringstream in(spec);
+  for (std::string item; std::getline(in, item, ',');) {
+    const size_t at = item.find('@');
+    OverflowInjection i;
+    ASSIGN_OR_RETURN(std::vector<int64_t> step, ParseStepList(item.substr(0, at), "--debug-inject-overflow"));
+    i.step = step.at(0);
+    if (i.step < 1) return InvalidArgument("--debug-inject-overflow: steps count from 1, got '", item, "'");
+    if (at != std::string::npos) {
+      const std::string r = item.substr(at + 1);
+      char* end = nullptr;
+      errno = 0;
+      const long rank = r.empty() ? -1 : std::strtol(r.c_str(), &end, 10);
+      if (r.empty() || *end != '\0' || errno != 0 || rank < 0 || rank > 1 << 20)
+        return InvalidArgument("--debug-inject-overflow: expected STEP or STEP@RANK, got '", item, "'");
+      i.rank = static_cast<int>(rank);
+    }
+    out.push_back(i);
+  }
+  if (out.empty() || spec.back() == ',')
+    return InvalidArgument("--debug-inject-overflow: expected a comma-separated list of STEP or STEP@RANK, got '", spec, "'");
+  return out;
+}
+
+StatusOr<std::vector<int64_t>> ParseStepList(const std::string& spec, const std::string& flag) {
+  std::vector<int64_t> out;
+  std::stringstream in(spec);
+  for (std::string item; std::getline(in, item, ',');) {
+    char* end = nullptr;
+    errno = 0;
+    const long long v = item.empty() ? -1 : std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || errno != 0 || v < 0)
+      return InvalidArgument(flag, ": expected a comma-separated list of step numbers, got '", spec, "'");
+    out.push_back(v);
+  }
+  if (out.empty() || spec.back() == ',')
+    return InvalidArgument(flag, ": expected a comma-separated list of step numbers, got '", spec, "'");
+  return out;
+}
+
 StatusOr<DataLoader> OpenTrainingData(const Plan& plan, const TrainOptions& opts) {
   ASSIGN_OR_RETURN(DsConfig cfg, RunnableConfig(plan, opts));
+  RETURN_IF_ERROR(CheckDebugOptions(plan, opts, opts.comm ? opts.comm->size() : 1));
   // The micro-step's data inputs: what BindProgram leaves unbound (neither state nor a scalar).
   std::vector<DataInput> inputs;
   for (const Value* in : plan.FindProgram("micro_step")->graph->inputs()) {
-    if (plan.FindState(in->name()) || in->name() == ops::kLrInput || in->name() == ops::kStepInput ||
-        in->name() == ops::kBeta1Input)
-      continue;
+    if (plan.FindState(in->name()) || IsScalarInput(in->name())) continue;
     std::vector<int64_t> dims;
     for (const Dim& d : *in->type.shape) dims.push_back(d.value);
     inputs.push_back(DataInput{in->name(), in->type.dtype, dims});
@@ -156,7 +299,18 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   const PlanProgram* step = plan.FindProgram("step");
   const int rank = opts.comm ? opts.comm->rank() : 0;
   const int world = opts.comm ? opts.comm->size() : 1;
+  RETURN_IF_ERROR(CheckDebugOptions(plan, opts, world));
   ASSIGN_OR_RETURN(LrSchedule schedule, LrSchedule::Create(cfg));
+  // The loss scale the config asks for, and whether the plan applies it and checks for overflow.
+  ASSIGN_OR_RETURN(LossScaler scaler, LossScaler::ForTraining(cfg));
+  const bool scales_loss = HasInput(*micro->graph, ops::kLossScaleInput) || HasInput(*step->graph, ops::kLossScaleInput);
+  const bool checks_overflow = HasOutput(*step->graph, ops::kOverflowOutput);
+  if (!scales_loss && (scaler.dynamic() || scaler.exact_scale() != 1.0))
+    return FailedPrecondition("the config scales the loss (", scaler.Describe(), ") but the plan has no ",
+                              ops::kLossScaleInput, " input; recompile it with this dscompile");
+  if (scaler.dynamic() && !checks_overflow)
+    return FailedPrecondition("the config asks for dynamic loss scaling but the plan's step has no ",
+                              ops::kOverflowOutput, " output to adapt the scale to; recompile it with this dscompile");
 
   std::unique_ptr<Device> device = CreateCpuDevice(opts.threads);
   StateStore state(device.get());
@@ -181,6 +335,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   if (progress && loader.num_samples() % cfg.train_batch_size != 0)
     *progress << "dsrun: note: " << loader.num_samples() % cfg.train_batch_size
               << " samples per epoch do not fill a batch and are skipped (plans have static batch shapes)\n";
+  if (progress && scales_loss) *progress << "dsrun: loss scale: " << scaler.Describe() << "\n";
 
   const int64_t total = opts.steps >= 0 ? opts.steps : std::max<int64_t>(opts.epochs, 1) * loader.steps_per_epoch();
   const int64_t print_every = cfg.steps_per_print.value_or(10);
@@ -191,8 +346,24 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   const int threads = opts.threads;
   std::map<std::string, int64_t> sent_before;
   if (opts.comm) sent_before = opts.comm->bytes_sent();
+  const TensorView* const poison = FirstGradient(plan) ? state.Find(FirstGradient(plan)->name) : nullptr;
+  auto dump_due = [&](int64_t n) {
+    if (opts.dump_state_dir.empty()) return false;
+    if (opts.dump_state_steps.empty()) return n > 0;
+    return std::find(opts.dump_state_steps.begin(), opts.dump_state_steps.end(), n) != opts.dump_state_steps.end();
+  };
+  auto dump = [&](int64_t n) {
+    char sub[64];
+    std::snprintf(sub, sizeof sub, "/step-%06lld/rank-%d", static_cast<long long>(n), rank);
+    return state.Dump(plan, opts.dump_state_dir + sub);
+  };
+  if (dump_due(0)) RETURN_IF_ERROR(dump(0));
+  // Optimizer updates applied so far: the 1-based dsc::step of the next update counts only these.
+  int64_t applied = 0;
   for (int64_t s = 0; s < total; ++s) {
     const auto t0 = std::chrono::steady_clock::now();
+    const double used_scale = scaler.exact_scale();
+    *scalars.loss_scale.data<float>() = scaler.scale();
     double loss_sum = 0;
     for (int64_t m = 0; m < cfg.gradient_accumulation_steps; ++m) {
       RETURN_IF_ERROR(loader.Fill(s, m, &batch));
@@ -201,31 +372,73 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
       ASSIGN_OR_RETURN(float loss, ReadScalar(device.get(), micro_ex->Output(loss_name), "loss"));
       loss_sum += loss;
     }
+    for (const OverflowInjection& i : opts.inject_overflow)
+      if (i.step == s + 1 && i.rank == rank) RETURN_IF_ERROR(WriteInf(device.get(), *poison));
     const double lr = schedule.lr();
     *scalars.lr.data<float>() = static_cast<float>(lr);
-    *scalars.step.data<int64_t>() = s + 1;
+    *scalars.step.data<int64_t>() = applied + 1;
     if (auto b1 = schedule.beta1()) *scalars.beta1.data<float>() = static_cast<float>(*b1);
     RETURN_IF_ERROR(step_ex->Run(RunOptions{dopts.seed, s + 1, threads, opts.comm}).WithContext(StrCat("step ", s + 1)));
     ASSIGN_OR_RETURN(float grad_norm, ReadScalar(device.get(), step_ex->Output(ops::kGradNormOutput), "grad norm"));
-    schedule.Step(/*skipped=*/false);
+    bool overflow = false;
+    if (checks_overflow) {
+      const TensorView* flag = step_ex->Output(ops::kOverflowOutput);
+      if (!flag || flag->dtype != DType::kBool || flag->numel() != 1)
+        return Internal("the plan's ", ops::kOverflowOutput, " output is not a bool scalar");
+      uint8_t byte = 0;
+      RETURN_IF_ERROR(device->CopyDeviceToHost(&byte, flag->ptr, 1));
+      overflow = byte != 0;
+    }
+    // Every rank saw its own micro-batches: the step's loss is the mean over all of them. The same
+    // all-reduce gathers each rank's overflow verdict (slot 1 + rank), which must agree: the plan
+    // derives it from the global norm.
+    if (world > 1) {
+      std::vector<double> buf(checks_overflow ? 1 + world : 1, 0.0);
+      buf[0] = loss_sum;
+      if (checks_overflow) buf[1 + rank] = overflow ? 1.0 : 0.0;
+      ASSIGN_OR_RETURN(auto h, opts.comm->AllReduce(buf.data(), static_cast<int64_t>(buf.size()), DType::kFloat64,
+                                                    ReduceOp::kSum));
+      RETURN_IF_ERROR(h->Wait());
+      loss_sum = buf[0] / world;
+      if (checks_overflow) {
+        std::string yes, no;
+        for (int r = 0; r < world; ++r) {
+          std::string& list = buf[1 + r] != 0 ? yes : no;
+          list += StrCat(list.empty() ? "" : ", ", r);
+        }
+        if (!yes.empty() && !no.empty())
+          return Internal("step ", s + 1, ": the ranks disagree on the gradient overflow check: rank(s) ", yes,
+                          " found inf/NaN, rank(s) ", no, " did not; the plan computes it from the global norm, so "
+                          "this is a bug in the plan or a collective");
+      }
+    }
+    const bool skipped = overflow;
+    schedule.Step(skipped);
+    if (skipped) {
+      ++summary.skipped_steps;
+    } else {
+      ++applied;
+    }
+    // DeepSpeed raises inside optimizer.step() when the scale cannot drop further; the metrics and
+    // progress of that step are still written below, then the run ends with that error.
+    const Status scale_update = scaler.Update(overflow, s + 1);
+    if (dump_due(s + 1)) RETURN_IF_ERROR(dump(s + 1));
     const double step_time = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    // Every rank saw its own micro-batches: the step's loss is the mean over all of them.
-    if (world > 1) {
-      ASSIGN_OR_RETURN(auto h, opts.comm->AllReduce(&loss_sum, 1, DType::kFloat64, ReduceOp::kAvg));
-      RETURN_IF_ERROR(h->Wait());
-    }
     const double loss = loss_sum / static_cast<double>(cfg.gradient_accumulation_steps);
     if (s == 0) summary.first_loss = loss;
     summary.last_loss = loss;
     if (metrics) {
+      // JSON has no inf/NaN: a non-finite norm (an overflow step) is written as null.
+      const nlohmann::json norm = std::isfinite(grad_norm) ? nlohmann::json(grad_norm) : nlohmann::json(nullptr);
       nlohmann::json line = {{"step", s + 1},
                              {"epoch", s / loader.steps_per_epoch()},
                              {"loss", loss},
                              {"lr", lr},
-                             {"grad_norm", grad_norm},
-                             {"loss_scale", 1.0},
-                             {"skipped", false},
+                             {"grad_norm", norm},
+                             {"loss_scale", used_scale},
+                             {"skipped", skipped},
+                             {"skipped_steps", summary.skipped_steps},
                              {"samples_per_s", static_cast<double>(cfg.train_batch_size) / step_time},
                              {"step_time_s", step_time},
                              {"elapsed_s", elapsed},
@@ -234,6 +447,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
                               {{"parameters", state.bytes("parameter")},
                                {"gradients", state.bytes("gradient")},
                                {"optimizer_states", state.bytes("optimizer")},
+                               {"master_weights", state.bytes("master")},
                                {"buffers", state.bytes("buffer")},
                                {"activations_peak", std::max(micro_ex->arena_bytes(), step_ex->arena_bytes())}}}};
       if (opts.comm) {
@@ -249,13 +463,31 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
       *metrics << line.dump() << "\n" << std::flush;
       if (!*metrics) return MetricsWriteError(opts.metrics_path);
     }
-    if (progress && ((s + 1) % print_every == 0 || s == 0 || s + 1 == total))
+    if (progress && (skipped || (s + 1) % print_every == 0 || s == 0 || s + 1 == total)) {
       *progress << "step " << std::setw(6) << s + 1 << "  loss " << std::fixed << std::setprecision(4) << loss
                 << "  lr " << std::scientific << std::setprecision(3) << lr << "  grad_norm " << std::fixed
-                << std::setprecision(3) << grad_norm << "  " << std::setprecision(1)
-                << static_cast<double>(cfg.train_batch_size) / step_time << " samples/s  elapsed "
-                << std::setprecision(1) << elapsed << " s" << std::defaultfloat << "\n";
-    if (!std::isfinite(loss)) return FailedPrecondition("step ", s + 1, ": the loss is ", loss, "; stopping");
+                << std::setprecision(3) << grad_norm;
+      if (scales_loss) *progress << "  scale " << FormatScale(used_scale);
+      *progress << "  " << std::setprecision(1) << static_cast<double>(cfg.train_batch_size) / step_time
+                << " samples/s  elapsed " << std::setprecision(1) << elapsed << " s" << std::defaultfloat;
+      if (skipped) {
+        *progress << "  [skipped: inf/NaN gradients";
+        if (scaler.exact_scale() != used_scale)
+          *progress << "; loss scale " << FormatScale(used_scale) << " -> " << FormatScale(scaler.exact_scale());
+        *progress << "]";
+      }
+      *progress << "\n";
+    }
+    // A skipped step's loss is the forward's, which loss scaling cannot repair: stop on it too.
+    Status stop = !scale_update.ok()       ? scale_update
+                  : !std::isfinite(loss) ? FailedPrecondition("step ", s + 1, ": the loss is ", loss, "; stopping")
+                                         : Status::OK();
+    if (!stop.ok()) {
+      // Every rank stops here at the same step (same loss, same verdict). Meeting first lets rank 0
+      // finish this step's metrics and progress before another rank's error aborts the job.
+      if (world > 1) RETURN_IF_ERROR(opts.comm->Barrier());
+      return stop;
+    }
   }
   summary.steps = total;
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

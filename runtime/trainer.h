@@ -1,11 +1,18 @@
 // The training loop dsrun drives: state buffers, the micro-step and step programs, data,
-// learning-rate schedule, metrics and progress.
+// learning-rate schedule, loss scale and overflow skips, metrics and progress.
+//
+// Mixed precision: when a program reads dsc::loss_scale the loop binds the scale the LossScaler
+// (runtime/loss_scaler.h) holds for this step; when the step program outputs dsc::overflow the
+// loop reads it after the step (the updates were already skipped inside the graph), checks that
+// every rank reached the same verdict, and on an overflow neither steps the LR schedule nor
+// counts the step in dsc::step (the count of applied updates, like torch Adam's state['step']).
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "backend/plan.h"
 #include "runtime/data_loader.h"
@@ -13,6 +20,19 @@
 namespace dsc {
 
 class Communicator;
+
+// Debugging (dsrun --debug-inject-overflow): before the step program of 1-based optimizer step
+// `step`, rank `rank` writes +inf into element 0 of the first gradient accumulator (the first
+// state of kind gradient in the plan's table), so the plan's overflow check fires.
+struct OverflowInjection {
+  int64_t step = 0;
+  int rank = 0;
+};
+
+// "3,5@1,7": comma-separated steps (>= 1), each optionally "@RANK" (default rank 0).
+StatusOr<std::vector<OverflowInjection>> ParseOverflowInjection(const std::string& spec);
+// "0,3,4": comma-separated steps (>= 0; 0 = the initial state, before step 1).
+StatusOr<std::vector<int64_t>> ParseStepList(const std::string& spec, const std::string& flag);
 
 struct TrainOptions {
   std::string data_dir;
@@ -29,10 +49,20 @@ struct TrainOptions {
   // The ranks this run trains on (not owned; null = one rank). Only rank 0 writes progress
   // lines and the metrics file.
   Communicator* comm = nullptr;
+  // Debugging only (see OverflowInjection); plans without a dsc::overflow output are refused.
+  std::vector<OverflowInjection> inject_overflow;
+  // Debugging only (dsrun --debug-dump-state DIR): every state tensor of every rank as it stands
+  // after the listed steps (0: before step 1; empty list: after every step), written as
+  // DIR/step-NNNNNN/rank-R/NAME.npy. A ZeRO shard is written as the rank holds it (its padded
+  // chunk); bf16 tensors are written widened to float32 (exact); characters of NAME other than
+  // letters, digits and "._:-" are written as %XX.
+  std::string dump_state_dir;
+  std::vector<int64_t> dump_state_steps;
 };
 
 struct TrainSummary {
   int64_t steps = 0;
+  int64_t skipped_steps = 0;  // overflow steps whose updates were skipped
   double first_loss = 0, last_loss = 0;
   double seconds = 0;
 };

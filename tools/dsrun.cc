@@ -29,7 +29,7 @@ options:
   --no-shuffle      samples in file order
   --seed S          data-order and dropout seed (default: the config's "seed", 42)
   --metrics FILE    one JSON object per optimizer step (step, loss, lr, grad_norm, loss_scale,
-                    skipped, samples_per_s, step_time_s, elapsed_s, epoch)
+                    skipped, skipped_steps, samples_per_s, step_time_s, elapsed_s, epoch, memory)
   --threads T       CPU threads for kernels and BLAS (default: all cores; with --nproc N,
                     the cores divided by N)
   --nproc N         train on N local ranks: dsrun restarts itself under mpirun (Open MPI).
@@ -37,12 +37,29 @@ options:
                     instead. The plan must be compiled for N ranks (dscompile --world-size N).
   -q, --quiet       no progress lines
   -h, --help        this text
+
+debugging options:
+  --debug-inject-overflow SPEC
+                    before the step program of the listed optimizer steps, write +inf into
+                    element 0 of the first gradient accumulator, so the plan's overflow check
+                    skips the step and adapts the loss scale. SPEC: comma-separated 1-based
+                    steps, each optionally @RANK (default rank 0), e.g. 3,5@1. Only for plans
+                    that check gradients for inf/NaN (fp16, amp, bf16 with check_grad_overflow)
+  --debug-dump-state DIR
+                    write every state tensor (parameters, master weights, gradients, optimizer
+                    states, buffers) of every rank as DIR/step-NNNNNN/rank-R/NAME.npy after each
+                    step listed by --debug-dump-steps (default: after every step). ZeRO shards
+                    are written as the rank holds them; bf16 is widened to float32
+  --debug-dump-steps LIST
+                    comma-separated steps for --debug-dump-state; 0 is the initial state
 )";
 
 const std::vector<FlagSpec> kFlags = {{"--data", true},     {"--steps", true},   {"--epochs", true},
                                       {"--no-shuffle", false}, {"--seed", true},  {"--metrics", true},
                                       {"--threads", true},  {"--nproc", true},   {"-q", false},
-                                      {"--quiet", false},   {"-h", false},       {"--help", false}};
+                                      {"--quiet", false},   {"-h", false},       {"--help", false},
+                                      {"--debug-inject-overflow", true}, {"--debug-dump-state", true},
+                                      {"--debug-dump-steps", true}};
 
 struct Job {
   Plan plan;
@@ -77,6 +94,14 @@ StatusOr<Job> Prepare(const ParsedArgs& args, Communicator* comm) {
   const bool quiet = args.Has("-q") || args.Has("--quiet");
   opts.progress = quiet ? nullptr : &std::cerr;
   opts.comm = comm;
+  if (args.Has("--debug-inject-overflow")) {
+    ASSIGN_OR_RETURN(opts.inject_overflow, ParseOverflowInjection(args.Get("--debug-inject-overflow")));
+  }
+  opts.dump_state_dir = args.Get("--debug-dump-state");
+  if (args.Has("--debug-dump-steps")) {
+    if (opts.dump_state_dir.empty()) return InvalidArgument("--debug-dump-steps needs --debug-dump-state DIR");
+    ASSIGN_OR_RETURN(opts.dump_state_steps, ParseStepList(args.Get("--debug-dump-steps"), "--debug-dump-steps"));
+  }
   ASSIGN_OR_RETURN(Plan plan, ReadPlan(args.positional[0]));
   if (plan.world_size != comm->size())
     return FailedPrecondition("the plan was compiled for ", plan.world_size, " ranks but dsrun runs on ", comm->size(),
@@ -168,8 +193,9 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (!job->quiet && c.rank() == 0)
-      std::cerr << "dsrun: " << s->steps << " steps in " << std::fixed << std::setprecision(2) << s->seconds
-                << " s; loss " << std::setprecision(4) << s->first_loss << " -> " << s->last_loss << "\n";
+      std::cerr << "dsrun: " << s->steps << " steps"
+                << (s->skipped_steps > 0 ? StrCat(" (", s->skipped_steps, " skipped: inf/NaN gradients)") : "")
+                << " in " << std::fixed << std::setprecision(2) << s->seconds << " s; loss " << std::setprecision(4) << s->first_loss << " -> " << s->last_loss << "\n";
     return 0;
   }, end_job);
 }
