@@ -78,10 +78,10 @@ Status CheckCollectiveArgs(const char* kind, const void* a, const void* b, int64
   if (count < 0) return InvalidArgument(kind, ": negative element count ", count);
   if (count > 0 && (!a || !b)) return InvalidArgument(kind, ": null buffer for ", count, " elements");
   if (dtype == DType::kUndefined) return InvalidArgument(kind, ": undefined dtype");
-  if (reduction && dtype != DType::kFloat32 && dtype != DType::kFloat64 && dtype != DType::kInt32 &&
-      dtype != DType::kInt64)
+  if (reduction && dtype != DType::kFloat32 && dtype != DType::kFloat64 && dtype != DType::kFloat16 &&
+      dtype != DType::kBFloat16 && dtype != DType::kInt32 && dtype != DType::kInt64)
     return Unimplemented(kind, ": reductions on ", DTypeName(dtype),
-                         " are not supported (float, double, int32 and int64 are)");
+                         " are not supported (float, double, float16, bfloat16, int32 and int64 are)");
   if (reduction && op == ReduceOp::kAvg && !IsFloat(dtype))
     return InvalidArgument(kind, ": avg needs a floating dtype, not ", DTypeName(dtype));
   return Status::OK();

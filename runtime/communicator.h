@@ -19,7 +19,17 @@
 //                     by tree/pipeline algorithms is not counted)
 // With N = 1 nothing is sent and every count stays 0. The model counts what the algorithm must
 // move, not what a particular MPI library happens to do, so the numbers match the compiler's
-// per-step communication estimate (dsinspect) on every backend.
+// per-step communication estimate (dsinspect) on every backend. Elements count at their own size:
+// a float16/bfloat16 buffer counts 2 bytes per element (it travels as 16-bit values).
+//
+// float16/bfloat16 reductions travel and combine in their own dtype. Each combination of two
+// partial results a and b (a rank's input is one) is round(float(a) + float(b)): the sum in
+// float32, rounded to the buffer's dtype to nearest even (ties to even), as NCCL reduces half
+// buffers. With 2 ranks the result is therefore round(x0 + x1), exact up to that one rounding;
+// with more ranks the order and grouping of the partial sums is the MPI library's, and each
+// partial sum is rounded, so the result may differ from the once-rounded float sum by those
+// roundings (every rank still receives the same bits). kAvg divides the reduced half sum s in
+// float32 and rounds once more: round(float(s) / size).
 #pragma once
 
 #include <cstdint>
@@ -53,7 +63,8 @@ class Communicator {
   virtual int rank() const = 0;
   virtual int size() const = 0;
 
-  // Reductions take kFloat32, kFloat64, kInt32 and kInt64; gathers and broadcasts any dtype.
+  // Reductions take kFloat32, kFloat64, kFloat16, kBFloat16, kInt32 and kInt64 (half rounding
+  // as described above); gathers and broadcasts any dtype.
   // In place: buf holds `count` elements on every rank.
   virtual StatusOr<std::unique_ptr<CommHandle>> AllReduce(void* buf, int64_t count, DType dtype, ReduceOp op) = 0;
   // `send` holds size()·recv_count elements; rank r receives the reduction of block r.

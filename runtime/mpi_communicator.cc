@@ -18,6 +18,7 @@
 #endif
 #include <mpi.h>
 
+#include "kernels/cpu/half_convert.h"
 #include "runtime/communicator.h"
 
 namespace dsc {
@@ -68,8 +69,9 @@ struct MpiType {
   int count;
 };
 
-// Reductions need the element type; moving data only needs bytes, which covers every dtype
-// (float16 and bfloat16 have no MPI type).
+// Reductions need the element type; moving data only needs bytes, which covers every dtype.
+// float16 and bfloat16 have no MPI type: they travel as 16-bit words and reduce with our own ops
+// (HalfSumOps below).
 StatusOr<MpiType> ToMpi(const char* kind, int64_t count, DType dtype, int rank) {
   MPI_Datatype t = MPI_DATATYPE_NULL;
   switch (dtype) {
@@ -77,6 +79,8 @@ StatusOr<MpiType> ToMpi(const char* kind, int64_t count, DType dtype, int rank) 
     case DType::kFloat64: t = MPI_DOUBLE; break;
     case DType::kInt32: t = MPI_INT32_T; break;
     case DType::kInt64: t = MPI_INT64_T; break;
+    case DType::kFloat16:
+    case DType::kBFloat16: t = MPI_UINT16_T; break;
     default: break;
   }
   const int64_t n = t == MPI_DATATYPE_NULL ? count * static_cast<int64_t>(DTypeSize(dtype)) : count;
@@ -95,6 +99,23 @@ template <typename T>
 void Divide(void* buf, int64_t count, int by) {
   T* p = static_cast<T*>(buf);
   for (int64_t i = 0; i < count; ++i) p[i] /= static_cast<T>(by);
+}
+
+// kAvg on a reduced half buffer: round(float(s) / by), one rounding (communicator.h).
+void DivideHalf(void* buf, int64_t count, int by, bool bf16) {
+  uint16_t* p = static_cast<uint16_t*>(buf);
+  const float d = static_cast<float>(by);
+  for (int64_t i = 0; i < count; ++i) p[i] = half::Round(half::Load(p, i, bf16) / d, bf16);
+}
+
+// The MPI user operations that sum float16/bfloat16 words: inout = round(float(in) + float(inout)),
+// nearest even (communicator.h). MPI calls them on every pair of partial results it combines.
+template <bool kBf16>
+void HalfSum(void* in, void* inout, int* len, MPI_Datatype*) {
+  const uint16_t* a = static_cast<const uint16_t*>(in);
+  uint16_t* b = static_cast<uint16_t*>(inout);
+  const int64_t n = *len;
+  for (int64_t i = 0; i < n; ++i) b[i] = half::Round(half::Load(a, i, kBf16) + half::Load(b, i, kBf16), kBf16);
 }
 
 class MpiCommunicator;
@@ -134,6 +155,8 @@ class MpiCommunicator : public Communicator {
   ~MpiCommunicator() override {
     // A collective that never completed keeps MPI_Finalize waiting for ever: end the job instead.
     if (broken_) Abort(StrCat("rank ", rank_, ": aborting the job: a collective failed or timed out"), 1);
+    for (MPI_Op* op : {&f16_sum_, &bf16_sum_})
+      if (*op != MPI_OP_NULL) DSC_MPI_WARN(rank_, MPI_Op_free(op));
     DSC_MPI_WARN(rank_, MPI_Comm_free(&comm_));
     if (owns_mpi_) DSC_MPI_WARN(rank_, MPI_Finalize());
   }
@@ -141,6 +164,13 @@ class MpiCommunicator : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   double timeout_s() const { return timeout_s_; }
+
+  // The half-precision sums (commutative: MPI may combine partial results in any order).
+  Status CreateOps() {
+    DSC_MPI_CHECK(rank_, MPI_Op_create(&HalfSum<false>, 1, &f16_sum_));
+    DSC_MPI_CHECK(rank_, MPI_Op_create(&HalfSum<true>, 1, &bf16_sum_));
+    return Status::OK();
+  }
   void MarkBroken() { broken_ = true; }
 
   StatusOr<std::unique_ptr<CommHandle>> AllReduce(void* buf, int64_t count, DType dtype, ReduceOp op) override {
@@ -148,7 +178,7 @@ class MpiCommunicator : public Communicator {
     RETURN_IF_ERROR(CheckCollectiveArgs("all_reduce", buf, buf, count, dtype, true, op).WithContext(Who()));
     ASSIGN_OR_RETURN(MpiType t, ToMpi("all_reduce", count, dtype, rank_));
     MPI_Request req;
-    DSC_MPI_CHECK(rank_, MPI_Iallreduce(MPI_IN_PLACE, buf, t.count, t.type, MPI_SUM, comm_, &req));
+    DSC_MPI_CHECK(rank_, MPI_Iallreduce(MPI_IN_PLACE, buf, t.count, t.type, SumOp(dtype), comm_, &req));
     bytes_["all_reduce"] += AllReduceBytesSent(count * static_cast<int64_t>(DTypeSize(dtype)), size_);
     return Handle("all_reduce", req, Average(buf, count, dtype, op));
   }
@@ -162,15 +192,16 @@ class MpiCommunicator : public Communicator {
     Finish finish = Average(recv, recv_count, dtype, op);
     MPI_Request req;
     if (send == recv) {  // MPI's in place: input from recv (all blocks), result in its first block
-      DSC_MPI_CHECK(rank_, MPI_Ireduce_scatter_block(MPI_IN_PLACE, recv, t.count, t.type, MPI_SUM, comm_, &req));
+      DSC_MPI_CHECK(rank_,
+                    MPI_Ireduce_scatter_block(MPI_IN_PLACE, recv, t.count, t.type, SumOp(dtype), comm_, &req));
     } else if (Overlap(send, block * size_, recv, block)) {  // e.g. recv = send + rank·block
       finish.staging.resize(block);
       finish.result = finish.staging.data();
       finish.copy_to = recv;
-      DSC_MPI_CHECK(rank_,
-                    MPI_Ireduce_scatter_block(send, finish.staging.data(), t.count, t.type, MPI_SUM, comm_, &req));
+      DSC_MPI_CHECK(rank_, MPI_Ireduce_scatter_block(send, finish.staging.data(), t.count, t.type, SumOp(dtype),
+                                                     comm_, &req));
     } else {
-      DSC_MPI_CHECK(rank_, MPI_Ireduce_scatter_block(send, recv, t.count, t.type, MPI_SUM, comm_, &req));
+      DSC_MPI_CHECK(rank_, MPI_Ireduce_scatter_block(send, recv, t.count, t.type, SumOp(dtype), comm_, &req));
     }
     bytes_["reduce_scatter"] += ReduceScatterBytesSent(static_cast<int64_t>(block) * size_, size_);
     return Handle("reduce_scatter", req, std::move(finish));
@@ -227,6 +258,9 @@ class MpiCommunicator : public Communicator {
 
  private:
   std::string Who() const { return StrCat("rank ", rank_); }
+  MPI_Op SumOp(DType dtype) const {
+    return dtype == DType::kFloat16 ? f16_sum_ : dtype == DType::kBFloat16 ? bf16_sum_ : MPI_SUM;
+  }
   Status Usable(const char* kind) const {
     if (broken_)
       return FailedPrecondition(Who(), ": ", kind, ": the communicator is unusable after a failed collective");
@@ -249,6 +283,7 @@ class MpiCommunicator : public Communicator {
   double timeout_s_;
   bool owns_mpi_;
   bool broken_ = false;
+  MPI_Op f16_sum_ = MPI_OP_NULL, bf16_sum_ = MPI_OP_NULL;
   std::map<std::string, int64_t> bytes_ = {
       {"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
 };
@@ -287,6 +322,8 @@ Status MpiHandle::Wait() {
     switch (finish_.dtype) {
       case DType::kFloat32: Divide<float>(finish_.result, finish_.count, finish_.divide_by); break;
       case DType::kFloat64: Divide<double>(finish_.result, finish_.count, finish_.divide_by); break;
+      case DType::kFloat16: DivideHalf(finish_.result, finish_.count, finish_.divide_by, false); break;
+      case DType::kBFloat16: DivideHalf(finish_.result, finish_.count, finish_.divide_by, true); break;
       default: return Internal("rank ", rank, ": ", kind_, ": avg on ", DTypeName(finish_.dtype));
     }
   }
@@ -320,6 +357,7 @@ StatusOr<std::unique_ptr<Communicator>> CreateMpiCommunicator() {
   DSC_MPI_CHECK(rank, MPI_Comm_rank(comm, &rank));
   DSC_MPI_CHECK(rank, MPI_Comm_size(comm, &size));
   auto result = std::make_unique<MpiCommunicator>(comm, rank, size, timeout_s, !initialized);
+  RETURN_IF_ERROR(result->CreateOps());
   // A launcher from a different MPI than the one linked makes every process a singleton.
   if (const int launched = LauncherWorldSize(); launched > 0 && launched != size)
     return FailedPrecondition("rank ", rank, ": the launcher started ", launched, " ranks but MPI sees ", size,

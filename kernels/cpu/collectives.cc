@@ -1,5 +1,8 @@
-// CPU kernels of the ZeRO collectives (ir/dsc_ops.h, "Collectives"), float32: AllReduce,
-// ReduceScatter, AllGather and AllGatherInPlace over KernelContext::comm.
+// CPU kernels of the ZeRO collectives (ir/dsc_ops.h, "Collectives"): AllReduce, ReduceScatter,
+// AllGather and AllGatherInPlace over KernelContext::comm, for float32, float16 and bfloat16.
+// Half tensors move as 2-byte elements and are reduced by the communicator in their own dtype
+// (each partial sum computed in float and rounded, runtime/communicator.h), never widened to
+// float32 on the wire: that is the point of communicating in half.
 //
 // A tensor of n elements is split into `world` chunks of c = ceil(n / world) elements; the last
 // chunk is zero-padded. When n is not a multiple of world the kernels stage the data in a padded
@@ -27,6 +30,13 @@ class CollectiveKernel : public OpKernel {
  protected:
   Status InitCommon(const Node& n, bool reduction) {
     name_ = n.Describe();
+    if (n.num_inputs() < 1 || !n.input(0)) return InvalidArgument(name_, ": input 0 is required");
+    dtype_ = n.input(0)->type.dtype;
+    element_size_ = DTypeSize(dtype_);
+    for (const Value* v : n.outputs())
+      if (v && v->type.dtype != dtype_)
+        return InvalidArgument(name_, ": output '", v->name(), "' is ", DTypeName(v->type.dtype), ", input is ",
+                               DTypeName(dtype_));
     world_attr_ = n.GetInt("world", 1);
     if (world_attr_ < 1) return InvalidArgument(name_, ": attribute world must be >= 1, got ", world_attr_);
     if (reduction) {
@@ -35,7 +45,6 @@ class CollectiveKernel : public OpKernel {
       else if (op == "avg") op_ = ReduceOp::kAvg;
       else return InvalidArgument(name_, ": attribute op must be \"avg\" or \"sum\", got \"", op, "\"");
     }
-    if (n.num_inputs() < 1 || !n.input(0)) return InvalidArgument(name_, ": input 0 is required");
     return Status::OK();
   }
 
@@ -52,27 +61,34 @@ class CollectiveKernel : public OpKernel {
     return Status::OK();
   }
 
-  // The padded scratch buffer of `count` floats, allocated once.
-  float* Scratch(int64_t count) {
-    if (static_cast<int64_t>(scratch_.size()) != count) scratch_.assign(static_cast<size_t>(count), 0.0f);
+  // The padded scratch buffer of `count` elements, allocated once.
+  char* Scratch(int64_t count) {
+    const size_t bytes = static_cast<size_t>(count) * element_size_;
+    if (scratch_.size() != bytes) scratch_.assign(bytes, 0);
     return scratch_.data();
+  }
+
+  // Element i of a buffer of this node's dtype.
+  char* At(void* p, int64_t i) const { return static_cast<char*>(p) + static_cast<size_t>(i) * element_size_; }
+
+  void Copy(void* dst, const void* src, int64_t n) const {
+    if (n > 0 && dst != src) std::memmove(dst, src, static_cast<size_t>(n) * element_size_);
+  }
+
+  // dst[0, size) = src[0, len) followed by zeros (len <= size): a chunk staged with its padding
+  // (all-zero bytes are +0 in every float dtype).
+  void CopyZeroPadded(void* dst, const void* src, int64_t len, int64_t size) const {
+    Copy(dst, src, len);
+    std::memset(At(dst, len), 0, static_cast<size_t>(size - len) * element_size_);
   }
 
   std::string name_;
   int64_t world_attr_ = 1;
   ReduceOp op_ = ReduceOp::kSum;
-  std::vector<float> scratch_;
+  DType dtype_ = DType::kFloat32;
+  size_t element_size_ = 4;
+  std::vector<char> scratch_;
 };
-
-void Copy(float* dst, const float* src, int64_t n) {
-  if (n > 0 && dst != src) std::memmove(dst, src, static_cast<size_t>(n) * sizeof(float));
-}
-
-// dst[0, size) = src[0, len) followed by zeros (len <= size): a chunk staged with its padding.
-void CopyZeroPadded(float* dst, const float* src, int64_t len, int64_t size) {
-  Copy(dst, src, len);
-  std::fill(dst + len, dst + size, 0.0f);
-}
 
 // AllReduce<op>(X) -> Y: Y = reduction of X over ranks.
 class AllReduceKernel : public CollectiveKernel {
@@ -85,9 +101,9 @@ class AllReduceKernel : public CollectiveKernel {
     TensorView& y = ctx.output(0);
     const int64_t n = x.numel();
     if (y.numel() != n) return InvalidArgument(name_, ": Y has ", y.numel(), " elements, X has ", n);
-    Copy(y.data<float>(), x.data<float>(), n);
+    Copy(y.ptr, x.ptr, n);
     if (world == 1) return Status::OK();
-    return Finish(ctx.comm->AllReduce(y.ptr, n, DType::kFloat32, op_));
+    return Finish(ctx.comm->AllReduce(y.ptr, n, dtype_, op_));
   }
 };
 
@@ -104,16 +120,16 @@ class ReduceScatterKernel : public CollectiveKernel {
     if (y.numel() != c)
       return InvalidArgument(name_, ": Y has ", y.numel(), " elements, expected ceil(", n, " / ", world, ") = ", c);
     if (world == 1) {
-      Copy(y.data<float>(), x.data<float>(), n);
+      Copy(y.ptr, x.ptr, n);
       return Status::OK();
     }
-    const float* send = x.data<float>();
+    const void* send = x.ptr;
     if (n != world * c) {  // pad X to world*c with zeros
-      float* s = Scratch(world * c);
+      char* s = Scratch(world * c);
       CopyZeroPadded(s, send, n, world * c);
       send = s;
     }
-    return Finish(ctx.comm->ReduceScatter(send, y.ptr, c, DType::kFloat32, op_));
+    return Finish(ctx.comm->ReduceScatter(send, y.ptr, c, dtype_, op_));
   }
 };
 
@@ -131,13 +147,13 @@ class AllGatherKernel : public CollectiveKernel {
       return InvalidArgument(name_, ": X has ", c, " elements, expected ceil(", n, " / ", world,
                              ") = ", ops::ChunkSize(n, world));
     if (world == 1) {
-      Copy(y.data<float>(), x.data<float>(), n);
+      Copy(y.ptr, x.ptr, n);
       return Status::OK();
     }
-    if (n == world * c) return Finish(ctx.comm->AllGather(x.ptr, y.ptr, c, DType::kFloat32));
-    float* s = Scratch(world * c);
-    RETURN_IF_ERROR(Finish(ctx.comm->AllGather(x.ptr, s, c, DType::kFloat32)));
-    Copy(y.data<float>(), s, n);
+    if (n == world * c) return Finish(ctx.comm->AllGather(x.ptr, y.ptr, c, dtype_));
+    char* s = Scratch(world * c);
+    RETURN_IF_ERROR(Finish(ctx.comm->AllGather(x.ptr, s, c, dtype_)));
+    Copy(y.ptr, s, n);
     return Status::OK();
   }
 };
@@ -151,23 +167,30 @@ class AllGatherInPlaceKernel : public CollectiveKernel {
     RETURN_IF_ERROR(Group(ctx, &world, &rank));
     if (world == 1) return Status::OK();
     const TensorView& p = ctx.input(0);
-    float* data = p.data<float>();
+    void* data = p.ptr;
     const int64_t n = p.numel(), c = ops::ChunkSize(n, world);
-    if (n == world * c)
-      return Finish(ctx.comm->AllGather(data + rank * c, data, c, DType::kFloat32));
-    float* s = Scratch(world * c);
+    if (n == world * c) return Finish(ctx.comm->AllGather(At(data, rank * c), data, c, dtype_));
+    char* s = Scratch(world * c);
     const int64_t begin = std::min(n, rank * c), len = std::max<int64_t>(0, std::min(n, (rank + 1) * c) - begin);
-    CopyZeroPadded(s + rank * c, data + begin, len, c);
-    RETURN_IF_ERROR(Finish(ctx.comm->AllGather(s + rank * c, s, c, DType::kFloat32)));
+    CopyZeroPadded(At(s, rank * c), At(data, begin), len, c);
+    RETURN_IF_ERROR(Finish(ctx.comm->AllGather(At(s, rank * c), s, c, dtype_)));
     Copy(data, s, n);
     return Status::OK();
   }
 };
 
-DSC_REGISTER_KERNEL(kDscDomain, ops::kAllReduce, kCpu, kFloat32, MakeFactory<AllReduceKernel>());
-DSC_REGISTER_KERNEL(kDscDomain, ops::kReduceScatter, kCpu, kFloat32, MakeFactory<ReduceScatterKernel>());
-DSC_REGISTER_KERNEL(kDscDomain, ops::kAllGather, kCpu, kFloat32, MakeFactory<AllGatherKernel>());
-DSC_REGISTER_KERNEL(kDscDomain, ops::kAllGatherInPlace, kCpu, kFloat32, MakeFactory<AllGatherInPlaceKernel>());
+bool RegisterCollectives() {
+  KernelRegistry& r = KernelRegistry::Global();
+  for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+    r.Register(KernelKey{kDscDomain, ops::kAllReduce, DeviceKind::kCpu, t}, MakeFactory<AllReduceKernel>());
+    r.Register(KernelKey{kDscDomain, ops::kReduceScatter, DeviceKind::kCpu, t}, MakeFactory<ReduceScatterKernel>());
+    r.Register(KernelKey{kDscDomain, ops::kAllGather, DeviceKind::kCpu, t}, MakeFactory<AllGatherKernel>());
+    r.Register(KernelKey{kDscDomain, ops::kAllGatherInPlace, DeviceKind::kCpu, t},
+               MakeFactory<AllGatherInPlaceKernel>());
+  }
+  return true;
+}
+[[maybe_unused]] const bool kCollectivesRegistered = RegisterCollectives();
 
 }  // namespace
 }  // namespace dsc::cpu

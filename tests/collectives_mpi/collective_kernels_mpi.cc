@@ -2,7 +2,8 @@
 // run through their registered CPU kernels with KernelContext::comm = the MPI communicator.
 // Checks: AllReduce avg/sum, ReduceScatter then AllGather = AllReduce (n divisible by the world
 // size and not), AllGatherInPlace, and shard-mode AdamStep on every rank followed by
-// AllGatherInPlace = one-rank AdamStep on the full tensor. Every rank checks; the exit code is
+// AllGatherInPlace = one-rank AdamStep on the full tensor; the same collectives on float16 and
+// bfloat16 tensors (exact sums, the average rounded once, 2-byte elements in bytes_sent). Every rank checks; the exit code is
 // non-zero on every rank when any rank failed.
 #include <algorithm>
 #include <cmath>
@@ -138,6 +139,81 @@ void CheckAllGatherInPlace(Communicator* comm) {
   }
 }
 
+// ---- float16/bfloat16: the kernels move 2-byte elements and reduce in the tensor's dtype.
+
+TensorType Typed(DType t, int64_t n) { return TensorType{t, Shape{Dim::Static(n)}}; }
+
+// Rank r's half contribution: multiples of 1/2 below 2^7 in every partial sum, so sums are exact
+// in both dtypes whatever the order, and the average is the float average rounded once.
+float HalfValue(int rank, int64_t i) { return static_cast<float>((rank + 1) * (i % 5) - 2 * (i % 13)) * 0.5f; }
+
+uint16_t Narrow(float f, DType t) { return t == DType::kBFloat16 ? FloatToBFloat16(f) : FloatToHalf(f); }
+
+Tensor HalfTensor(DType t, const std::vector<float>& v) {
+  Tensor h(t, {static_cast<int64_t>(v.size())});
+  for (size_t i = 0; i < v.size(); ++i) h.data<uint16_t>()[i] = Narrow(v[i], t);
+  return h;
+}
+
+std::vector<uint16_t> Words(const Tensor& t) {
+  return std::vector<uint16_t>(t.data<uint16_t>(), t.data<uint16_t>() + t.numel());
+}
+
+// Runs a one-input collective on a half tensor; returns the output's words (or x's, in place).
+std::vector<uint16_t> RunHalf(const char* op, DType t, Tensor x, int64_t out_n, int world, Communicator* comm,
+                              const char* reduce = nullptr) {
+  Graph g;
+  Node* n = g.AddNode(op, {g.AddInput("x", Typed(t, x.numel()))},
+                      out_n >= 0 ? std::vector<std::string>{"y"} : std::vector<std::string>{}, kDscDomain);
+  if (out_n >= 0) n->output(0)->type = Typed(t, out_n);
+  n->SetAttr("world", int64_t{world});
+  if (reduce) n->SetAttr("op", std::string(reduce));
+  auto out = RunNode(*n, {&x}, comm);
+  CHECK_TRUE(out.ok(), op, " ", DTypeName(t), ": ", out.ok() ? "" : out.status().ToString());
+  if (!out.ok()) return {};
+  return out_n >= 0 ? Words((*out)[0]) : Words(x);
+}
+
+void CheckHalfCollectives(Communicator* comm) {
+  const int world = comm->size();
+  for (DType t : {DType::kFloat16, DType::kBFloat16}) {
+    for (int64_t n : {int64_t{7}, int64_t{9}, int64_t{2}, int64_t{1000}}) {
+      const int64_t c = ops::ChunkSize(n, world);
+      std::vector<float> mine(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) mine[static_cast<size_t>(i)] = HalfValue(g_rank, i);
+      for (const char* op : {"sum", "avg"}) {
+        std::vector<uint16_t> want(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) {
+          float sum = 0;
+          for (int q = 0; q < world; ++q) sum += HalfValue(q, i);
+          want[static_cast<size_t>(i)] = Narrow(std::string(op) == "avg" ? sum / static_cast<float>(world) : sum, t);
+        }
+        const auto before = comm->bytes_sent();
+        const std::vector<uint16_t> reduced = RunHalf(ops::kAllReduce, t, HalfTensor(t, mine), n, world, comm, op);
+        CHECK_TRUE(reduced == want, "AllReduce ", DTypeName(t), " ", op, " n=", n);
+        CHECK_TRUE(comm->bytes_sent().at("all_reduce") - before.at("all_reduce") == 2 * (world - 1) * n * 2 / world,
+                   "AllReduce ", DTypeName(t), " n=", n, " counts 2-byte elements");
+        const std::vector<uint16_t> chunk = RunHalf(ops::kReduceScatter, t, HalfTensor(t, mine), c, world, comm, op);
+        for (int64_t i = 0; i < c && chunk.size() == static_cast<size_t>(c); ++i) {
+          const int64_t at = g_rank * c + i;
+          CHECK_TRUE(chunk[static_cast<size_t>(i)] == (at < n ? want[static_cast<size_t>(at)] : 0), "ReduceScatter ",
+                     DTypeName(t), " ", op, " n=", n, " chunk element ", i);
+        }
+        Tensor chunk_t(t, {c});
+        if (chunk.size() == static_cast<size_t>(c)) std::memcpy(chunk_t.raw(), chunk.data(), chunk_t.nbytes());
+        CHECK_TRUE(RunHalf(ops::kAllGather, t, chunk_t, n, world, comm) == want, "ReduceScatter+AllGather ",
+                   DTypeName(t), " ", op, " n=", n);
+      }
+      // AllGatherInPlace: rank r's chunk of P reaches every rank; the others' parts start as junk.
+      std::vector<float> p(static_cast<size_t>(n), -99.0f), full(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) full[static_cast<size_t>(i)] = static_cast<float>(i % 50) + 0.5f;
+      for (int64_t i = g_rank * c; i < std::min(n, (g_rank + 1) * c); ++i) p[static_cast<size_t>(i)] = full[static_cast<size_t>(i)];
+      CHECK_TRUE(RunHalf(ops::kAllGatherInPlace, t, HalfTensor(t, p), -1, world, comm) == Words(HalfTensor(t, full)),
+                 "AllGatherInPlace ", DTypeName(t), " n=", n);
+    }
+  }
+}
+
 Node* AdamNode(Graph& g, int64_t n, int64_t state_n, bool shard, int world) {
   std::vector<Value*> in = {g.AddInput("p", F32({n}))};
   for (const char* name : {"g", "m", "v"}) in.push_back(g.AddInput(name, F32({state_n})));
@@ -202,6 +278,7 @@ int Main() {
   CheckAllReduce(comm.get());
   CheckRoundTrip(comm.get());
   CheckAllGatherInPlace(comm.get());
+  CheckHalfCollectives(comm.get());
   CheckShardedAdam(comm.get());
   // Every rank exits with the same verdict.
   int64_t failures = g_failures;

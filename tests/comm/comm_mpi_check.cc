@@ -1,15 +1,18 @@
 // Checks every MPI collective on every rank against its formula; run by ctest under
 // `mpirun -np 2|3|4`. With --fail=abort|exit|kill|hang the last rank fails while the others
 // wait in an all-reduce, for the tests that the whole job then ends and names the rank.
+#include <cmath>
 #include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <iostream>
+#include <algorithm>
 #include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "ir/dtype.h"
 #include "runtime/communicator.h"
 
 namespace dsc {
@@ -168,6 +171,111 @@ void CheckAllGather(Communicator& c, Checker& ck, Expected& ex) {
   }
 }
 
+// float16/bfloat16 sums (communicator.h): each combination of two partial sums is
+// round(float(a) + float(b)); kAvg is round(float(sum) / size). References from ir/dtype.h's
+// conversions, worked here independently of the communicator's own.
+float Widen(uint16_t h, DType t) { return t == DType::kBFloat16 ? BFloat16ToFloat(h) : HalfToFloat(h); }
+uint16_t Narrow(float f, DType t) { return t == DType::kBFloat16 ? FloatToBFloat16(f) : FloatToHalf(f); }
+
+void CheckHalfReductions(Communicator& c, Checker& ck, Expected& ex) {
+  const int r = c.rank(), n = c.size();
+  for (DType t : {DType::kFloat16, DType::kBFloat16}) {
+    const std::string name = DTypeName(t);
+    // Multiples of 1/2 below 2^7 in magnitude: every partial sum is exact in both dtypes, so the
+    // result is the exact sum whatever order MPI combines in; the average is rounded once.
+    auto value = [&](int rank, int64_t i) {
+      return static_cast<float>((rank + 1) * (i % 5) - 2 * (i % 13)) * 0.5f;
+    };
+    for (int64_t count : {int64_t{1}, int64_t{7}, int64_t{1000}, int64_t{4099}}) {
+      for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kAvg}) {
+        std::vector<uint16_t> h(static_cast<size_t>(count));
+        for (int64_t i = 0; i < count; ++i) h[i] = Narrow(value(r, i), t);
+        const std::string what = StrCat("all_reduce ", name, " ", ReduceOpName(op), " count ", count);
+        if (!ck.Ok(Await(c.AllReduce(h.data(), count, t, op)), what)) continue;
+        ex.bytes["all_reduce"] += 2 * (n - 1) * count * 2 / n;  // 2-byte elements on the wire
+        for (int64_t i = 0; i < count; ++i) {
+          float sum = 0;
+          for (int q = 0; q < n; ++q) sum += value(q, i);
+          const uint16_t want = op == ReduceOp::kAvg ? Narrow(sum / static_cast<float>(n), t) : Narrow(sum, t);
+          if (!ck.Expect(h[i] == want, StrCat(what, ": [", i, "] = ", Widen(h[i], t), ", want ", Widen(want, t)))) break;
+        }
+      }
+      // reduce_scatter of the same values: rank r gets block r.
+      const int64_t rc = count;
+      std::vector<uint16_t> send(static_cast<size_t>(n * rc)), recv(static_cast<size_t>(rc));
+      for (int64_t j = 0; j < n * rc; ++j) send[j] = Narrow(value(r, j), t);
+      const std::string what = StrCat("reduce_scatter ", name, " avg recv_count ", rc);
+      if (ck.Ok(Await(c.ReduceScatter(send.data(), recv.data(), rc, t, ReduceOp::kAvg)), what)) {
+        ex.bytes["reduce_scatter"] += (n - 1) * n * rc * 2 / n;
+        for (int64_t i = 0; i < rc; ++i) {
+          float sum = 0;
+          for (int q = 0; q < n; ++q) sum += value(q, r * rc + i);
+          const uint16_t want = Narrow(sum / static_cast<float>(n), t);
+          if (!ck.Expect(recv[i] == want, StrCat(what, ": [", i, "] = ", Widen(recv[i], t), ", want ", Widen(want, t))))
+            break;
+        }
+      }
+    }
+    // Rounding of the pairwise sum, to nearest even. Ranks 0 and 1 contribute, the rest zeros (a
+    // zero partial sum changes nothing): float16 ties 1 + 2^-11 -> 1 and (1 + 2^-10) + 2^-11 ->
+    // 1 + 2^-9; bfloat16 the same one place up (ulp 2^-7).
+    const float ulp = t == DType::kBFloat16 ? 0x1p-7f : 0x1p-10f;
+    // 3 + 1.5 ulp: in [2, 4) the spacing is 2 ulp, so 0.75 of it: up to 3 + 2 ulp.
+    const float a0[] = {1.0f, 1.0f + ulp, 3.0f, -1.0f}, a1[] = {ulp / 2, ulp / 2, ulp * 1.5f, -ulp / 2};
+    const float want_sum[] = {1.0f, 1.0f + 2 * ulp, 3.0f + 2 * ulp, -1.0f};
+    std::vector<uint16_t> tie(4, 0);
+    for (int i = 0; i < 4; ++i) tie[i] = r == 0 ? Narrow(a0[i], t) : r == 1 ? Narrow(a1[i], t) : uint16_t{0};
+    if (ck.Ok(Await(c.AllReduce(tie.data(), 4, t, ReduceOp::kSum)), StrCat("all_reduce ", name, " ties"))) {
+      ex.bytes["all_reduce"] += 2 * (n - 1) * 4 * 2 / n;
+      for (int i = 0; i < 4; ++i)
+        ck.Expect(tie[i] == Narrow(want_sum[i], t),
+                  StrCat("all_reduce ", name, " tie ", i, " = ", Widen(tie[i], t), ", want ", want_sum[i]));
+    }
+    // Random values on every rank: within the documented bound of the once-rounded float sum
+    // (each of the n-1 combinations rounds by at most half an ulp of a partial sum, all below
+    // S = sum |x|), and the same bits on every rank.
+    const int64_t count = 999;
+    std::vector<uint16_t> x(static_cast<size_t>(count));
+    std::vector<std::vector<float>> all(static_cast<size_t>(n), std::vector<float>(static_cast<size_t>(count)));
+    for (int q = 0; q < n; ++q) {
+      uint32_t seed = 12345u + 977u * static_cast<uint32_t>(q);
+      for (int64_t i = 0; i < count; ++i) {
+        seed = seed * 1664525u + 1013904223u;
+        const float v = (static_cast<float>(seed >> 8) / 16777216.0f - 0.5f) * 8.0f;
+        all[q][i] = Widen(Narrow(v, t), t);
+      }
+    }
+    for (int64_t i = 0; i < count; ++i) x[i] = Narrow(all[r][i], t);
+    const std::string what = StrCat("all_reduce ", name, " random");
+    if (ck.Ok(Await(c.AllReduce(x.data(), count, t, ReduceOp::kSum)), what)) {
+      ex.bytes["all_reduce"] += 2 * (n - 1) * count * 2 / n;
+      const int mantissa = t == DType::kBFloat16 ? 8 : 11;
+      int64_t exact = 0;
+      for (int64_t i = 0; i < count; ++i) {
+        double sum = 0, mag = 0;
+        for (int q = 0; q < n; ++q) {
+          sum += all[q][i];
+          mag += std::fabs(all[q][i]);
+        }
+        const double bound = 0.5 * (n - 1) * std::ldexp(1.0, std::ilogb(std::max(mag, 1e-3)) - mantissa + 1) +
+                             0.5 * std::ldexp(1.0, std::ilogb(std::max(std::fabs(sum), 1e-3)) - mantissa + 1);
+        const double got = Widen(x[i], t);
+        exact += x[i] == Narrow(static_cast<float>(sum), t);
+        if (!ck.Expect(std::fabs(got - sum) <= bound, StrCat(what, ": [", i, "] = ", got, ", exact ", sum, ", bound ", bound)))
+          break;
+      }
+      if (n == 2) ck.Expect(exact == count, StrCat(what, ": with 2 ranks every element is round(x0 + x1): ", exact));
+      // Every rank holds the same bits: gather everyone's result (2-byte words) and compare.
+      std::vector<uint16_t> gathered(static_cast<size_t>(n * count));
+      if (ck.Ok(Await(c.AllGather(x.data(), gathered.data(), count, t)), what + " gather")) {
+        ex.bytes["all_gather"] += (n - 1) * n * count * 2 / n;
+        for (int q = 0; q < n; ++q)
+          ck.Expect(std::equal(x.begin(), x.end(), gathered.begin() + q * count), StrCat(what, ": rank ", q, " differs"));
+      }
+    }
+  }
+}
+
 void CheckBroadcast(Communicator& c, Checker& ck, Expected& ex) {
   const int r = c.rank(), n = c.size();
   for (int root = 0; root < n; ++root) {
@@ -245,6 +353,7 @@ int Main(int argc, char** argv) {
   ck.Expect(LauncherWorldSize() == c.size(), StrCat("LauncherWorldSize() ", LauncherWorldSize(), " vs ", c.size()));
   ck.Expect(c.rank() >= 0 && c.rank() < c.size() && c.size() > 1, StrCat("rank ", c.rank(), " of ", c.size()));
   CheckAllReduce(c, ck, ex);
+  CheckHalfReductions(c, ck, ex);
   CheckReduceScatter(c, ck, ex);
   CheckAllGather(c, ck, ex);
   CheckBroadcast(c, ck, ex);
