@@ -725,6 +725,9 @@ const std::unordered_map<std::string, Check>& DscChecks() {
       {ops::kSGDStep, All({Flags({"shard", "nesterov"}), [](const NodeView& v) {
          return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
        }})},
+      {ops::kAssign, All({Flags({"shard"}), [](const NodeView& v) {
+         return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
+       }})},
   };
   return *table;
 }
@@ -758,8 +761,9 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     (*t)[ops::kAccumulate] = Arity{2, 2, 0, 0, {0, 1}};
     (*t)[ops::kZeroFill] = Arity{1, 1, 0, 0, {0}};
     (*t)[ops::kAssign] = Arity{2, 2, 0, 0, {0, 1}};
-    (*t)[ops::kAdamStep] = Arity{7, 8, 0, 0, {0, 1, 2, 3, 4, 5, 6}};
-    (*t)[ops::kSGDStep] = Arity{6, 6, 0, 0, {0, 1, 3, 4, 5}};  // the momentum buffer may be omitted
+    // A trailing skip input (mixed precision's overflow verdict) is optional on both updates.
+    (*t)[ops::kAdamStep] = Arity{7, 9, 0, 0, {0, 1, 2, 3, 4, 5, 6}};
+    (*t)[ops::kSGDStep] = Arity{6, 7, 0, 0, {0, 1, 3, 4, 5}};  // the momentum buffer may be omitted
     for (const char* op : {ops::kAllReduce, ops::kReduceScatter, ops::kAllGather}) (*t)[op] = Arity{1, 1, 1, 1, {0}};
     (*t)[ops::kAllGatherInPlace] = Arity{1, 1, 0, 0, {0}};
     return t;

@@ -15,10 +15,20 @@
 //    Graph::training.parameters/gradients are cleared, since the state table now lists them;
 //  - "step": inputs P..., P::grad..., dsc::lr float[], dsc::step int64[];
 //      grad_sum_squares = SumSquares(P::grad...)
-//      dsc::grad_norm   = Sqrt(grad_sum_squares)            (its only graph output)
+//      dsc::grad_norm   = Sqrt(grad_sum_squares)            (a graph output)
 //      grad_scale       = ClipScale<max_norm = gradient_clipping>(dsc::grad_norm)
 //      ZeroFill(P::grad) for each parameter
 //    The optimizer pass inserts the parameter updates (reading grad_scale) before the ZeroFills.
+// Mixed precision (the graph carries the precision pass's "dsc.precision"; regime from
+// ResolvePrecision): a half parameter P gets the master state MasterName(P) (kind master, owner P,
+// the regime's master dtype, initial value = P's half value widened), which step takes as an
+// input after the accumulators. Accumulators have data_types.grad_accum_dtype (default: the model
+// dtype). With loss scaling, step also takes dsc::loss_scale and unscales:
+//      norm             = Sqrt(grad_sum_squares)            (of the scaled gradients)
+//      dsc::grad_norm   = Div(norm, dsc::loss_scale)
+//      grad_scale       = Div(ClipScale(dsc::grad_norm), dsc::loss_scale)
+// which is DeepSpeed's unscale_and_clip_grads: gradients / (scale * max(1, norm / clip)). With an
+// overflow check, dsc::overflow = Or(IsInf(norm), IsNaN(norm)) is a graph output too.
 //
 // How this realises gradient_accumulation_steps (gas): the runtime runs micro_step gas times, each
 // on its own micro-batch, then step once. Autodiff seeds d(loss) with 1/gas, so after gas
@@ -32,9 +42,12 @@
 // No "train" program but a "micro_step" one means the split is already done: no change.
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
 #include "passes/pass.h"
+#include "passes/precision_policy.h"
 
 namespace dsc {
 namespace {
@@ -108,10 +121,29 @@ class AccumulatePass : public Pass {
     }
     const std::vector<std::pair<Value*, Value*>> stats = RunningStatistics(g, param_names);
 
+    // The regime the precision pass applied (none: every tensor keeps its dtype).
+    PrecisionMode mode;
+    if (g.metadata.count("dsc.precision")) {
+      ASSIGN_OR_RETURN(mode, ResolvePrecision(*ctx.config));
+    }
+    const DType accum_dtype = PrecisionDTypeFromName(ctx.config->grad_accum_dtype());
+
     // State table and micro_step inputs.
+    std::vector<Value*> masters;  // parallel to params; null: the parameter is its own master
     for (Value* p : params) {
       const Tensor init = p->initializer();
       RETURN_IF_ERROR(m.AddState(StateInfo{p->name(), StateKind::kParameter, "", init.dtype(), init.dims()}, &init));
+      const bool half = init.dtype() == DType::kFloat16 || init.dtype() == DType::kBFloat16;
+      masters.push_back(nullptr);
+      if (half && mode.master) {
+        const std::string master = ops::MasterName(p->name());
+        if (g.FindValue(master) || m.FindState(master))
+          return FailedPrecondition("the name '", master, "' of ", p->name(), "'s master weights is already in use");
+        Tensor wide(mode.master_dtype, init.dims());
+        for (int64_t i = 0; i < init.numel(); ++i) wide.SetFromDouble(i, init.GetAsDouble(i));
+        RETURN_IF_ERROR(m.AddState(StateInfo{master, StateKind::kMaster, p->name(), mode.master_dtype, init.dims()}, &wide));
+        masters.back() = p;
+      }
       g.ConvertInitializerToInput(p);
     }
     for (const auto& [stat, updated] : stats) {
@@ -122,8 +154,9 @@ class AccumulatePass : public Pass {
     std::vector<Value*> accs;
     for (Value* p : params) {
       const std::string acc = ops::GradAccName(p->name());
-      RETURN_IF_ERROR(m.AddState(StateInfo{acc, StateKind::kGradient, p->name(), p->type.dtype, DimsOf(*p)}, nullptr));
-      accs.push_back(g.AddInput(acc, p->type));
+      const TensorType acc_type{accum_dtype, p->type.shape};
+      RETURN_IF_ERROR(m.AddState(StateInfo{acc, StateKind::kGradient, p->name(), accum_dtype, DimsOf(*p)}, nullptr));
+      accs.push_back(g.AddInput(acc, acc_type));
     }
 
     g.opsets[kDscDomain] = 1;
@@ -139,7 +172,9 @@ class AccumulatePass : public Pass {
     train->name = kMicroStepProgram;
     g.name = kMicroStepProgram;
 
-    m.programs.push_back(PlanProgram{kStepProgram, BuildStep(g, params, ctx.config->gradient_clipping)});
+    const bool scaled = g.FindValue(ops::kLossScaleInput) != nullptr;
+    m.programs.push_back(PlanProgram{kStepProgram, BuildStep(g, params, masters, accs, mode, scaled,
+                                                             ctx.config->gradient_clipping)});
     return true;
   }
 
@@ -150,25 +185,42 @@ class AccumulatePass : public Pass {
     return dims;
   }
 
-  static std::unique_ptr<Graph> BuildStep(const Graph& micro, const std::vector<Value*>& params, double clipping) {
+  static std::unique_ptr<Graph> BuildStep(const Graph& micro, const std::vector<Value*>& params,
+                                          const std::vector<Value*>& masters, const std::vector<Value*>& micro_accs,
+                                          const PrecisionMode& mode, bool scaled, double clipping) {
     auto s = std::make_unique<Graph>();
     s->name = kStepProgram;
     s->ir_version = micro.ir_version;
     s->opsets = micro.opsets;
+    if (auto it = micro.metadata.find("dsc.precision"); it != micro.metadata.end()) s->metadata[it->first] = it->second;
     std::vector<Value*> accs;
     for (Value* p : params) s->AddInput(p->name(), p->type);
-    for (Value* p : params) accs.push_back(s->AddInput(ops::GradAccName(p->name()), p->type));
+    for (Value* a : micro_accs) accs.push_back(s->AddInput(a->name(), a->type));
+    for (Value* p : masters)
+      if (p) s->AddInput(ops::MasterName(p->name()), TensorType{mode.master_dtype, p->type.shape});
     s->AddInput(ops::kLrInput, ScalarType(DType::kFloat32));
     s->AddInput(ops::kStepInput, ScalarType(DType::kInt64));
-    Node* sumsq = s->AddNode(ops::kSumSquares, accs, {"grad_sum_squares"}, kDscDomain);
-    sumsq->output(0)->type = ScalarType(DType::kFloat32);
-    Node* norm = s->AddNode("Sqrt", {sumsq->output(0)}, {ops::kGradNormOutput});
-    norm->output(0)->type = ScalarType(DType::kFloat32);
-    Node* clip = s->AddNode(ops::kClipScale, {norm->output(0)}, {"grad_scale"}, kDscDomain);
-    clip->SetAttr("max_norm", static_cast<float>(clipping));
-    clip->output(0)->type = ScalarType(DType::kFloat32);
+    Value* loss_scale = scaled ? s->AddInput(ops::kLossScaleInput, ScalarType(DType::kFloat32)) : nullptr;
+    auto scalar = [&](const std::string& op, std::vector<Value*> in, const std::string& out, DType t = DType::kFloat32,
+                      const std::string& domain = "") {
+      Node* n = s->AddNode(op, in, {out}, domain);
+      n->output(0)->type = ScalarType(t);
+      return n->output(0);
+    };
+    Value* sumsq = scalar(ops::kSumSquares, accs, "grad_sum_squares", DType::kFloat32, kDscDomain);
+    Value* norm = scalar("Sqrt", {sumsq}, loss_scale ? "grad_norm_scaled" : ops::kGradNormOutput);
+    Value* grad_norm = loss_scale ? scalar("Div", {norm, loss_scale}, ops::kGradNormOutput) : norm;
+    Value* clip = scalar(ops::kClipScale, {grad_norm}, loss_scale ? "clip_scale" : "grad_scale", DType::kFloat32, kDscDomain);
+    clip->producer()->SetAttr("max_norm", static_cast<float>(clipping));
+    if (loss_scale) scalar("Div", {clip, loss_scale}, "grad_scale");
+    s->AddOutput(grad_norm);
+    if (mode.check_overflow) {
+      // The norm is global (all-reduced under ZeRO), so every rank reaches the same verdict.
+      Value* inf = scalar("IsInf", {norm}, "grad_norm_is_inf", DType::kBool);
+      Value* nan = scalar("IsNaN", {norm}, "grad_norm_is_nan", DType::kBool);
+      s->AddOutput(scalar("Or", {inf, nan}, ops::kOverflowOutput, DType::kBool));
+    }
     for (Value* acc : accs) s->AddNode(ops::kZeroFill, {acc}, {}, kDscDomain);
-    s->AddOutput(norm->output(0));
     return s;
   }
 };

@@ -3,7 +3,8 @@
 // Contract: runs on a graph with Graph::training.loss (select-loss) and static shapes on every
 // differentiable path (specialize, fold-constants). Seeds d(loss) with 1/gradient_accumulation_steps
 // (1 without a config) — the accumulation pass sums micro-step gradients, so the accumulated
-// gradient is the batch mean — walks the nodes in reverse topological order and calls the
+// gradient is the batch mean — and by the input dsc::loss_scale when the graph has one (the
+// precision pass adds it for fp16 and AMP). It then walks the nodes in reverse topological order and calls the
 // gradient builder of every node on a differentiable path from a parameter to the loss
 // (passes/autodiff/gradients_*.cc), summing the contributions of values used several times. The
 // backward nodes are appended to the same graph, every new value typed; gradients are plain
@@ -17,6 +18,7 @@
 #include <unordered_set>
 
 #include "frontend/config/ds_config.h"
+#include "ir/dsc_ops.h"
 #include "ir/shape_inference.h"
 #include "passes/autodiff/grad_builder.h"
 #include "passes/differentiability.h"
@@ -111,6 +113,13 @@ class AutodiffPass : public GraphPass {
     for (int64_t i = 0; i < seed.numel(); ++i) seed.SetFromDouble(i, 1.0 / static_cast<double>(accumulation));
     Backward bw{g, expected, {}, {}, {}};
     bw.grads[loss] = g.AddInitializer(g.UniqueName(loss->name() + "_grad"), std::move(seed));
+    // Loss scaling (the precision pass added the input): d(loss) = loss_scale / gas, as DeepSpeed
+    // multiplies the fp32 loss by the scale before backward.
+    if (Value* scale = g.FindValue(ops::kLossScaleInput); scale && scale->is_graph_input()) {
+      Node* mul = g.AddNode("Mul", {bw.grads[loss], scale}, {g.UniqueName(loss->name() + "_grad_scaled")});
+      mul->output(0)->type = bw.grads[loss]->type;
+      bw.grads[loss] = mul->output(0);
+    }
 
     const GradientRegistry& registry = GradientRegistry::Get();
     for (auto it = forward.rbegin(); it != forward.rend(); ++it) {

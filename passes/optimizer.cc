@@ -14,6 +14,10 @@
 //  - "SGD" (torch.optim.SGD): SGDStep<momentum, dampening, nesterov, weight_decay>
 //        (P, P::grad, P::momentum_buffer or omitted when momentum is 0, dsc::lr, dsc::step, grad_scale)
 //    with state P::momentum_buffer (kind optimizer, owner P, zeros) when momentum != 0.
+// Mixed precision: when P has a master copy MasterName(P) (accumulate), the update applies to the
+// master, reading the accumulator cast to the master's dtype, with optimizer states in the
+// regime's optimizer-state dtype; then Assign(P, Cast(master → P's dtype)) refreshes the half
+// compute copy. When step has dsc::overflow, every update takes it as its skip input.
 // The learning rate and step are inputs because the LR schedule runs on the host. Optimizers
 // dscompile cannot run yet (Adagrad, Lamb, Lion, 1-bit, mu*, Muon, other torch.optim classes) and
 // amsgrad/maximize are Unimplemented errors naming the JSON path. No optimizer section is an
@@ -24,6 +28,7 @@
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
 #include "passes/pass.h"
+#include "passes/precision_policy.h"
 
 namespace dsc {
 namespace {
@@ -94,19 +99,37 @@ class OptimizerPass : public Pass {
 
     g.opsets[kDscDomain] = 1;
     Value* beta1 = cycle_momentum ? g.AddInput(ops::kBeta1Input, TensorType{DType::kFloat32, Shape{}}) : nullptr;
+    PrecisionMode mode;
+    if (g.metadata.count("dsc.precision")) {
+      ASSIGN_OR_RETURN(mode, ResolvePrecision(*ctx.config));
+    }
+    Value* skip = g.FindValue(ops::kOverflowOutput);
+    DType state_dtype = DType::kFloat32;
     auto add_state = [&](const StateInfo& p, const std::string& name) -> StatusOr<Value*> {
-      RETURN_IF_ERROR(m.AddState(StateInfo{name, StateKind::kOptimizer, p.name, p.dtype, p.dims}, nullptr));
-      return g.AddInput(name, TypeOf(p));
+      StateInfo st{name, StateKind::kOptimizer, p.name, state_dtype, p.dims};
+      RETURN_IF_ERROR(m.AddState(st, nullptr));
+      return g.AddInput(name, TypeOf(st));
+    };
+    auto cast = [&](Value* v, DType to) {
+      if (v->type.dtype == to) return v;
+      Node* c = g.AddNode("Cast", {v}, {g.UniqueName(StrCat(v->name(), "::", DTypeName(to)))}, "", "", zero_fill);
+      c->SetAttr("to", int64_t{DTypeToOnnx(to)});
+      c->output(0)->type = TensorType{to, v->type.shape};
+      return c->output(0);
     };
     for (const StateInfo& p : params) {
       Value* param = g.FindValue(p.name);
-      Value* grad = g.FindValue(ops::GradAccName(p.name));
+      Value* master = g.FindValue(ops::MasterName(p.name));
+      Value* target = master ? master : param;
+      state_dtype = master ? mode.optimizer_state_dtype : p.dtype;
+      Value* grad = cast(g.FindValue(ops::GradAccName(p.name)), target->type.dtype);
       Node* n = nullptr;
       if (family == Family::kAdam) {
         ASSIGN_OR_RETURN(Value * m1, add_state(p, ops::ExpAvgName(p.name)));
         ASSIGN_OR_RETURN(Value * m2, add_state(p, ops::ExpAvgSqName(p.name)));
-        std::vector<Value*> in = {param, grad, m1, m2, lr, step, scale};
-        if (beta1) in.push_back(beta1);
+        std::vector<Value*> in = {target, grad, m1, m2, lr, step, scale};
+        if (beta1 || skip) in.push_back(beta1);
+        if (skip) in.push_back(skip);
         n = g.AddNode(ops::kAdamStep, in, {}, kDscDomain, "", zero_fill);
         n->SetAttr("beta1", static_cast<float>(opt.betas[0]));
         n->SetAttr("beta2", cycle_momentum ? kOneCycleBeta2 : static_cast<float>(opt.betas[1]));
@@ -119,12 +142,15 @@ class OptimizerPass : public Pass {
         if (opt.momentum != 0) {
           ASSIGN_OR_RETURN(buf, add_state(p, ops::MomentumName(p.name)));
         }
-        n = g.AddNode(ops::kSGDStep, {param, grad, buf, lr, step, scale}, {}, kDscDomain, "", zero_fill);
+        std::vector<Value*> in = {target, grad, buf, lr, step, scale};
+        if (skip) in.push_back(skip);
+        n = g.AddNode(ops::kSGDStep, in, {}, kDscDomain, "", zero_fill);
         n->SetAttr("momentum", static_cast<float>(opt.momentum));
         n->SetAttr("dampening", static_cast<float>(opt.dampening));
         n->SetAttr("nesterov", int64_t{opt.nesterov});
         n->SetAttr("weight_decay", static_cast<float>(opt.weight_decay));
       }
+      if (master) g.AddNode(ops::kAssign, {param, cast(master, param->type.dtype)}, {}, kDscDomain, "", zero_fill);
     }
     return true;
   }

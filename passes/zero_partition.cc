@@ -16,6 +16,13 @@
 //           as a chunk only: micro_step all-gathers it before its first use in the forward and
 //           again before its first use in the backward; the memory planner frees each gathered
 //           copy after its last use. The step updates the chunk directly.
+// Mixed precision: a parameter with a master copy (accumulate, optimizer) is updated through the
+// master, which stages 1-3 shard like the optimizer states; the half compute copy is refreshed
+// from the updated master chunk: Assign<shard=1>(P, Cast(master chunk)) then
+// AllGatherInPlace(P) at stages 1-2 (the gather moves half, as DeepSpeed's), Assign(P chunk, ...)
+// at stage 3. Gradients are reduced in communication_data_type: a Cast before the collective
+// when it differs from the gradient's dtype (readers accept either). Cast nodes of step take their
+// input's (possibly chunk) shape.
 // Averaging over ranks composes with autodiff's 1/gas seed: the result is the gradient of the
 // mean loss over train_batch_size samples, as on one rank. Every collective node records the
 // world size it was compiled for (attribute `world`), so a plan run on another size fails.
@@ -30,6 +37,7 @@
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
 #include "passes/pass.h"
+#include "passes/precision_policy.h"
 
 namespace dsc {
 namespace {
@@ -60,6 +68,7 @@ class ZeroPartitionPass : public Pass {
     Graph& sg = *step->graph;
     if (mg.metadata.count("dsc.zero_stage")) return false;  // already partitioned
     threshold_ = stage == 3 ? ctx.config->zero.param_persistence_threshold : 0;
+    comm_dtype_ = PrecisionDTypeFromName(ctx.config->effective_communication_data_type());
 
     std::vector<const StateInfo*> params;
     for (const StateInfo& s : m.state)
@@ -77,6 +86,9 @@ class ZeroPartitionPass : public Pass {
         if (shard_param) RETURN_IF_ERROR(ShardParameter(m, mg, sg, p->name, n));
       }
     }
+    // Casts keep elementwise shapes: those reading a reduced chunk become chunks.
+    for (const auto& n : sg.nodes())
+      if (n->domain().empty() && n->op_type() == "Cast") n->output(0)->type.shape = n->input(0)->type.shape;
     mg.metadata["dsc.zero_stage"] = std::to_string(stage);
     sg.metadata["dsc.zero_stage"] = std::to_string(stage);
     RETURN_IF_ERROR(mg.TopoSort());
@@ -102,23 +114,33 @@ class ZeroPartitionPass : public Pass {
 
   static Node* FirstNode(const Graph& g) { return g.nodes().empty() ? nullptr : g.nodes().front().get(); }
 
-  // Rewires every use of `from` in nodes of kind `op` (any op when empty) to `to`.
-  static void Rewire(Value* from, Value* to, const std::string& op) {
+  // Rewires every reader of the accumulator `from` to the reduced `to`; ZeroFill keeps clearing
+  // the accumulator itself, and `collective` keeps reading it.
+  static void RewireReaders(Value* from, Value* to, const Node* collective) {
     std::vector<Use> uses = from->uses();
     for (const Use& u : uses)
-      if (op.empty() || u.node->op_type() == op) u.node->SetInput(static_cast<size_t>(u.input_index), to);
+      if (u.node != collective && u.node->op_type() != ops::kZeroFill)
+        u.node->SetInput(static_cast<size_t>(u.input_index), to);
+  }
+
+  // `v` in the communication dtype (a Cast before `before` when it differs).
+  Value* ForComm(Graph& g, Value* v, Node* before) {
+    if (v->type.dtype == comm_dtype_ || !IsFloat(v->type.dtype)) return v;
+    Node* c = g.AddNode("Cast", {v}, {g.UniqueName(StrCat(v->name(), "@", DTypeName(comm_dtype_)))}, "", "", before);
+    c->SetAttr("to", int64_t{DTypeToOnnx(comm_dtype_)});
+    c->output(0)->type = TensorType{comm_dtype_, v->type.shape};
+    return c->output(0);
   }
 
   Status Stage0(Graph& sg, const std::string& p) {
     Value* acc = sg.FindValue(ops::GradAccName(p));
     if (!acc) return Internal("step has no accumulator for '", p, "'");
     Node* first = FirstNode(sg);
-    Node* ar = Collective(sg, ops::kAllReduce, {acc}, acc->name() + "@avg", acc->type, first);
+    Value* sent = ForComm(sg, acc, first);
+    Node* ar = Collective(sg, ops::kAllReduce, {sent}, acc->name() + "@avg", sent->type, first);
     ar->SetAttr("op", std::string("avg"));
-    // The norm and the update read the average; ZeroFill keeps clearing the accumulator itself.
-    Rewire(acc, ar->output(0), ops::kSumSquares);
-    Rewire(acc, ar->output(0), ops::kAdamStep);
-    Rewire(acc, ar->output(0), ops::kSGDStep);
+    // The norm and the update read the average.
+    RewireReaders(acc, ar->output(0), sent == acc ? ar : sent->producer());
     return Status::OK();
   }
 
@@ -145,12 +167,12 @@ class ZeroPartitionPass : public Pass {
     if (!acc_step) return Internal("step has no accumulator for '", p, "'");
     if (!in_micro_step) {
       // Stage 1: the full accumulator persists; reduce-scatter it once per step.
-      Node* rs = Collective(sg, ops::kReduceScatter, {acc_step}, acc_step->name() + "@chunk",
-                            ChunkType(acc_step->type.dtype, c), FirstNode(sg));
+      Node* first = FirstNode(sg);
+      Value* sent = ForComm(sg, acc_step, first);
+      Node* rs = Collective(sg, ops::kReduceScatter, {sent}, acc_step->name() + "@chunk",
+                            ChunkType(sent->type.dtype, c), first);
       rs->SetAttr("op", std::string("avg"));
-      Rewire(acc_step, rs->output(0), ops::kSumSquares);
-      Rewire(acc_step, rs->output(0), ops::kAdamStep);
-      Rewire(acc_step, rs->output(0), ops::kSGDStep);
+      RewireReaders(acc_step, rs->output(0), sent == acc_step ? rs : sent->producer());
       return Status::OK();
     }
     // Stage 2+: each micro-step's gradient is reduce-scattered into a chunk-sized accumulator.
@@ -158,9 +180,9 @@ class ZeroPartitionPass : public Pass {
     if (!acc_micro) return Internal("micro_step has no accumulator for '", p, "'");
     for (const Use& u : std::vector<Use>(acc_micro->uses())) {
       if (u.node->op_type() != ops::kAccumulate || u.input_index != 0) continue;
-      Value* grad = u.node->input(1);
-      Node* rs = Collective(mg, ops::kReduceScatter, {grad}, grad->name() + "@chunk", ChunkType(grad->type.dtype, c),
-                            u.node);
+      Value* grad = ForComm(mg, u.node->input(1), u.node);
+      Node* rs = Collective(mg, ops::kReduceScatter, {grad}, u.node->input(1)->name() + "@chunk",
+                            ChunkType(grad->type.dtype, c), u.node);
       rs->SetAttr("op", std::string("avg"));
       u.node->SetInput(1, rs->output(0));
     }
@@ -172,6 +194,8 @@ class ZeroPartitionPass : public Pass {
   Status ShardOptimizer(Module& m, Graph& sg, const std::string& p, int64_t n, bool param_is_chunk) {
     const int64_t c = ops::ChunkSize(n, world_);
     Value* param = sg.FindValue(p);
+    Value* master = sg.FindValue(ops::MasterName(p));
+    if (master) return ShardMaster(m, sg, param, master, n, param_is_chunk);
     for (const auto& node : sg.nodes()) {
       if (node->domain() != kDscDomain || (node->op_type() != ops::kAdamStep && node->op_type() != ops::kSGDStep) ||
           node->input(0) != param)
@@ -200,6 +224,45 @@ class ZeroPartitionPass : public Pass {
       return Status::OK();
     }
     return Internal("step has no optimizer update for '", p, "'");
+  }
+
+  // The master and the optimizer states become chunks, updated whole (no shard attribute); the
+  // Assign that refreshes P from the master writes this rank's chunk of P, then P is gathered
+  // (stages 1-2), or is itself the chunk (stage 3).
+  Status ShardMaster(Module& m, Graph& sg, Value* param, Value* master, int64_t n, bool param_is_chunk) {
+    const int64_t c = ops::ChunkSize(n, world_);
+    Node* update = nullptr;
+    Node* assign = nullptr;
+    for (const auto& node : sg.nodes()) {
+      if (node->domain() != kDscDomain) continue;
+      if ((node->op_type() == ops::kAdamStep || node->op_type() == ops::kSGDStep) && node->input(0) == master)
+        update = node.get();
+      if (node->op_type() == ops::kAssign && node->input(0) == param) assign = node.get();
+    }
+    if (!update || !assign) return Internal("step has no master update and refresh for '", param->name(), "'");
+    for (size_t i = 2; i < update->num_inputs(); ++i) {
+      Value* v = update->input(i);
+      const StateInfo* st = v ? m.FindState(v->name()) : nullptr;
+      if (!st || st->kind != StateKind::kOptimizer) continue;
+      v->type = ChunkType(v->type.dtype, c);
+      RETURN_IF_ERROR(Reshard(m, v->name(), n));
+    }
+    master->type = ChunkType(master->type.dtype, c);
+    RETURN_IF_ERROR(Reshard(m, master->name(), n));
+    if (!param_is_chunk) {
+      assign->SetAttr("shard", int64_t{1});
+      Node* next = nullptr;
+      bool found = false;
+      for (const auto& q : sg.nodes()) {
+        if (found) {
+          next = q.get();
+          break;
+        }
+        found = q.get() == assign;
+      }
+      Collective(sg, ops::kAllGatherInPlace, {param}, "", {}, next);
+    }
+    return Status::OK();
   }
 
   // Stage 3: the parameter itself persists as a chunk and is gathered where the micro-step uses it.
@@ -275,6 +338,7 @@ class ZeroPartitionPass : public Pass {
 
   int world_ = 1;
   int64_t threshold_ = 0;
+  DType comm_dtype_ = DType::kFloat32;
 };
 
 }  // namespace

@@ -108,17 +108,11 @@ Status CheckImplemented(const nlohmann::json& cfg, const std::string& path) {
     if (off.is_object() && off.value("device", "none") != "none")
       return refuse(StrCat("zero_optimization.", k, ".device"), "offload");
   }
-  for (const char* k : {"fp16", "bf16"})
-    if (cfg.value(k, nlohmann::json::object()).value("enabled", false))
-      return refuse(StrCat(k, ".enabled"), "mixed precision");
   for (const char* k : {"csv_monitor", "tensorboard"})
     if (cfg.value(k, nlohmann::json::object()).value("enabled", false))
       return refuse(StrCat(k, ".enabled"), "monitor output (dsrun --metrics writes one JSON line per step)");
   if (cfg.value("wall_clock_breakdown", false))
     return refuse("wall_clock_breakdown", "a per-phase timing breakdown (dsrun's metrics carry step_time_s)");
-  const nlohmann::json& comm_dtype = cfg.value("communication_data_type", nlohmann::json());
-  if (comm_dtype.is_string() && comm_dtype.get<std::string>() != "fp32")
-    return refuse("communication_data_type", StrCat("communicating in ", comm_dtype.get<std::string>()));
   return Status::OK();
 }
 
