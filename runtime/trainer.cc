@@ -413,7 +413,10 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
       }
     }
     const bool skipped = overflow;
-    schedule.Step(skipped);
+    // DeepSpeed steps the LR schedule only when optimizer.overflow is false. Under amp its optimizer
+    // is apex's patched torch optimizer, which has no such attribute: the schedule advances on a
+    // step apex skipped, while the skipped optimizer.step() leaves Adam's step count alone.
+    schedule.Step(skipped && !cfg.amp.enabled);
     if (skipped) {
       ++summary.skipped_steps;
     } else {

@@ -6,6 +6,7 @@
 // loop reads it after the step (the updates were already skipped inside the graph), checks that
 // every rank reached the same verdict, and on an overflow neither steps the LR schedule nor
 // counts the step in dsc::step (the count of applied updates, like torch Adam's state['step']).
+// Under amp the LR schedule advances anyway, as in DeepSpeed, whose engine cannot see apex's skip.
 #pragma once
 
 #include <cstdint>

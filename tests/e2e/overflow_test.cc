@@ -4,7 +4,7 @@
 // 1-3: hysteresis, consecutive_hysteresis, window raises, the error at the minimum scale), the
 // WarmupLR schedule and the optimizer's step counter do not advance on a skipped step, and a
 // skipped step leaves parameters, master weights and optimizer states bitwise unchanged
-// (dsrun --debug-dump-state).
+// (dsrun --debug-dump-state). amp O1/O2 follow apex's scaler; bf16 skips without a scale.
 //
 // The expected scale sequences are worked out by hand below from DeepSpeed's update_scale code
 // (config-reference.md §7.2-7.3), not from runtime/loss_scaler.cc. Overflows are injected on
@@ -96,8 +96,10 @@ std::string InjectSpec(const std::vector<int>& steps, int world) {
 
 // The metrics follow `scales` (the scale each step used), skip exactly the overflow steps, and
 // take their LR from the count of applied steps.
+// Under amp DeepSpeed steps the LR schedule on every step (`lr_counts_skipped`): its engine
+// reads optimizer.overflow, which apex's patched torch optimizer does not have.
 void ExpectSequence(const TrainRun& run, const std::vector<int>& overflow, const std::vector<double>& scales,
-                    const std::string& what) {
+                    const std::string& what, bool lr_counts_skipped = false) {
   ASSERT_EQ(run.metrics.size(), scales.size()) << what << "\n" << run.result.output;
   const std::set<int> skip(overflow.begin(), overflow.end());
   int64_t applied = 0;
@@ -110,7 +112,7 @@ void ExpectSequence(const TrainRun& run, const std::vector<int>& overflow, const
     // An overflow step's norm is inf, which JSON cannot hold: null.
     EXPECT_EQ(m.at("grad_norm").is_null(), skipped) << what << " step " << step;
     EXPECT_TRUE(std::isfinite(m.at("loss").get<double>())) << what << " step " << step;
-    const double lr = WarmupLr(applied - 1);
+    const double lr = WarmupLr((lr_counts_skipped ? step - 1 : applied) - 1);
     EXPECT_NEAR(m.at("lr").get<double>(), lr, 1e-12 * lr) << what << " step " << step << " (" << applied
                                                          << " steps applied before it)";
     if (!skipped) ++applied;
@@ -291,6 +293,27 @@ TEST(Bf16Overflow, SkipsWithoutAScale) {
     ASSERT_EQ(run.result.rc, 0) << what << "\n" << run.result.output;
     ExpectSequence(run, overflow, std::vector<double>(6, 1.0), what);
     ExpectSkippedStepsChangeNothing(dump, c.world, 6, overflow, what);
+  }
+}
+
+// apex.amp's scaler (amp cannot be combined with ZeRO): 2**16 halved by each overflow, the LR
+// schedule stepped regardless (see ExpectSequence), Adam's step count not; O1 updates the fp32
+// parameters themselves, O2 fp32 masters of a half model.
+TEST(AmpOverflow, FollowsApexsScaler) {
+  for (const char* level : {"O1", "O2"}) {
+    for (int world : {1, 2}) {
+      testing::TempDir tmp;
+      const fs::path dump = fs::path(tmp.path()) / "dump";
+      const std::vector<int> overflow = {2, 3};
+      const TrainRun run = CompileAndTrain(Config(0, world, {{"amp", {{"enabled", true}, {"opt_level", level}}}}), world, 5,
+                                           InjectSpec(overflow, world), tmp,
+                                           " --debug-dump-state " + ShellQuote(dump.string()) + " --debug-dump-steps 0,1,2,3,4,5");
+      const std::string what = std::string("amp ") + level + " world " + std::to_string(world);
+      ASSERT_EQ(run.result.rc, 0) << what << "\n" << run.result.output;
+      ExpectSequence(run, overflow, {65536, 65536, 32768, 16384, 16384}, what, /*lr_counts_skipped=*/true);
+      ExpectSkippedStepsChangeNothing(dump, world, 5, overflow, what);
+      if (world == 1) ExpectAdamStepCount(dump, 4, 2, 4, static_cast<float>(run.metrics.at(3).at("lr").get<double>()), what);
+    }
   }
 }
 
