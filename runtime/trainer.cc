@@ -451,6 +451,8 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
                                {"gradients", state.bytes("gradient")},
                                {"optimizer_states", state.bytes("optimizer")},
                                {"master_weights", state.bytes("master")},
+                               {"model_states", state.bytes("parameter") + state.bytes("gradient") +
+                                                    state.bytes("optimizer") + state.bytes("master")},
                                {"buffers", state.bytes("buffer")},
                                {"activations_peak", std::max(micro_ex->arena_bytes(), step_ex->arena_bytes())}}}};
       if (opts.comm) {
