@@ -1,4 +1,13 @@
-// MatMul (numpy semantics: 1-D promotion, broadcast batch dims) and Gemm, through OpenBLAS sgemm.
+// MatMul (numpy semantics: 1-D promotion, broadcast batch dims) and Gemm, through OpenBLAS sgemm;
+// float32, float16 and bfloat16 (any mix of them per operand).
+//
+// Half operands: widened to float32 scratch, multiplied by sgemm with float accumulation, the
+// result rounded once to the output dtype (nearest even): the float32 kernel's arithmetic on the
+// widened values, as the half adaptor would compute it, but in one OpenMP region that converts
+// and then runs single-threaded sgemms over row blocks. Converting in an OpenMP loop and then
+// calling the multi-threaded OpenBLAS made the OpenMP workers (still spinning after their loop)
+// and OpenBLAS's pthreads fight for the cores: 512^3 took 24 ms instead of about 1 ms (see
+// HalfGemm below).
 #include <cblas.h>
 #include <omp.h>
 
@@ -6,6 +15,7 @@
 #include <cstring>
 
 #include "kernels/cpu/broadcast.h"
+#include "kernels/cpu/half_convert.h"
 
 namespace dsc::cpu {
 namespace {
@@ -15,6 +25,7 @@ namespace {
 // A and B matrices start, so Compute is one sgemm per matrix.
 class MatMulKernel : public OpKernel {
  public:
+  friend class HalfMatMulKernel;
   Status Init(const Node& node) {
     ASSIGN_OR_RETURN(auto a, StaticDims(node.input(0)));
     ASSIGN_OR_RETURN(auto b, StaticDims(node.input(1)));
@@ -99,6 +110,7 @@ class MatMulKernel : public OpKernel {
 // A:(M, K) or (K, M), B:(K, N) or (N, K), C broadcastable to (M, N) and optional.
 class GemmKernel : public OpKernel {
  public:
+  friend class HalfGemmKernel;
   Status Init(const Node& node) {
     ASSIGN_OR_RETURN(auto a, StaticDims(node.input(0)));
     ASSIGN_OR_RETURN(auto b, StaticDims(node.input(1)));
@@ -145,8 +157,191 @@ class GemmKernel : public OpKernel {
   BroadcastPlan c_plan_;
 };
 
-DSC_REGISTER_KERNEL("", "MatMul", kCpu, kFloat32, MakeFactory<MatMulKernel>());
-DSC_REGISTER_KERNEL("", "Gemm", kCpu, kFloat32, MakeFactory<GemmKernel>());
+// ---- half precision
+
+// A float view of an operand: the tensor itself when float32, else its widened scratch copy.
+struct Operand {
+  DType dtype = DType::kFloat32;
+  std::vector<float> scratch;
+  const float* Widen(const TensorView& t) {  // inside an OpenMP parallel region
+    if (dtype == DType::kFloat32) return t.data<float>();
+    const uint16_t* h = t.data<uint16_t>();
+    const bool bf16 = dtype == DType::kBFloat16;
+    const int64_t n = t.numel();
+    float* f = scratch.data();
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) f[i] = half::Load(h, i, bf16);
+    return f;
+  }
+};
+
+bool AnyHalf(const Node& n) {
+  for (const Value* v : n.inputs())
+    if (v && half::IsHalf(v->type.dtype)) return true;
+  for (const Value* v : n.outputs())
+    if (v && half::IsHalf(v->type.dtype)) return true;
+  return false;
+}
+
+// One output matrix's rows [r0, r1) times B with a single-threaded sgemm; then those rows
+// rounded to the output dtype when it is half.
+struct RowBlock {
+  int64_t a_off, b_off, y_off, r0, r1;
+};
+
+// Splits `batch` matrices of m rows into blocks so every OpenMP thread gets about one.
+std::vector<RowBlock> RowBlocks(const std::vector<int64_t>& a_offsets, const std::vector<int64_t>& b_offsets,
+                                int64_t m, int64_t mn) {
+  const int64_t batch = static_cast<int64_t>(a_offsets.size());
+  const int64_t threads = omp_get_max_threads();
+  const int64_t per = std::max<int64_t>(1, std::min(m, (threads + batch - 1) / batch));
+  const int64_t rows = (m + per - 1) / per;
+  std::vector<RowBlock> blocks;
+  for (int64_t i = 0; i < batch; ++i)
+    for (int64_t r = 0; r < m; r += rows)
+      blocks.push_back({a_offsets[static_cast<size_t>(i)], b_offsets[static_cast<size_t>(i)], i * mn, r,
+                        std::min(m, r + rows)});
+  return blocks;
+}
+
+// Runs fn(a, b, y) over the blocks inside one OpenMP region with OpenBLAS on one thread per
+// call, after widening A and B in the same region.
+template <typename Fn>
+void HalfGemm(const KernelContext& ctx, Operand& a, Operand& b, std::vector<float>& y, DType y_dtype,
+              const std::vector<RowBlock>& blocks, int64_t n, Fn&& fn) {
+  const int saved = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+  void* out = ctx.output(0).ptr;
+  const bool y_half = half::IsHalf(y_dtype), bf16 = y_dtype == DType::kBFloat16;
+  float* yf = y_half ? y.data() : ctx.output(0).data<float>();
+  const int64_t count = static_cast<int64_t>(blocks.size());
+#pragma omp parallel
+  {
+    const float* af = a.Widen(ctx.input(0));
+    const float* bf = b.Widen(ctx.input(1));
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < count; ++t) {
+      const RowBlock& blk = blocks[static_cast<size_t>(t)];
+      fn(af, bf, yf, blk);
+      if (y_half) {
+        uint16_t* h = static_cast<uint16_t*>(out);
+        for (int64_t i = blk.y_off + blk.r0 * n; i < blk.y_off + blk.r1 * n; ++i) h[i] = half::Round(yf[i], bf16);
+      }
+    }
+  }
+  openblas_set_num_threads(saved);
+}
+
+class HalfMatMulKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    RETURN_IF_ERROR(mm_.Init(node));
+    a_.dtype = node.input(0)->type.dtype;
+    b_.dtype = node.input(1)->type.dtype;
+    y_dtype_ = node.output(0)->type.dtype;
+    blocks_ = RowBlocks(mm_.a_offsets_, mm_.b_offsets_, mm_.m_, mm_.m_ * mm_.n_);
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const int64_t m = mm_.m_, k = mm_.k_, n = mm_.n_;
+    const int64_t total = static_cast<int64_t>(mm_.a_offsets_.size()) * m * n;
+    if (total == 0) return Status::OK();
+    Allocate(ctx);
+    if (k == 0) {  // an empty sum: zeros in any dtype
+      std::memset(ctx.output(0).ptr, 0, ctx.output(0).nbytes());
+      return Status::OK();
+    }
+    HalfGemm(ctx, a_, b_, y_, y_dtype_, blocks_, n, [&](const float* a, const float* b, float* y, const RowBlock& blk) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(blk.r1 - blk.r0), static_cast<int>(n),
+                  static_cast<int>(k), 1.0f, a + blk.a_off + blk.r0 * k, static_cast<int>(k), b + blk.b_off,
+                  static_cast<int>(n), 0.0f, y + blk.y_off + blk.r0 * n, static_cast<int>(n));
+    });
+    return Status::OK();
+  }
+
+ private:
+  void Allocate(const KernelContext& ctx) {  // scratch once, at the first Compute
+    if (a_.dtype != DType::kFloat32 && a_.scratch.empty()) a_.scratch.resize(static_cast<size_t>(ctx.input(0).numel()));
+    if (b_.dtype != DType::kFloat32 && b_.scratch.empty()) b_.scratch.resize(static_cast<size_t>(ctx.input(1).numel()));
+    if (half::IsHalf(y_dtype_) && y_.empty()) y_.resize(static_cast<size_t>(ctx.output(0).numel()));
+  }
+  MatMulKernel mm_;
+  Operand a_, b_;
+  DType y_dtype_ = DType::kFloat32;
+  std::vector<float> y_;
+  std::vector<RowBlock> blocks_;
+};
+
+class HalfGemmKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    RETURN_IF_ERROR(gemm_.Init(node));
+    a_.dtype = node.input(0)->type.dtype;
+    b_.dtype = node.input(1)->type.dtype;
+    c_.dtype = node.input(2) ? node.input(2)->type.dtype : DType::kFloat32;
+    y_dtype_ = node.output(0)->type.dtype;
+    blocks_ = RowBlocks({0}, {0}, gemm_.m_, gemm_.m_ * gemm_.n_);
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const int64_t m = gemm_.m_, k = gemm_.k_, n = gemm_.n_, mn = m * n;
+    if (mn == 0) return Status::OK();
+    if (half::IsHalf(y_dtype_) && y_.empty()) y_.resize(static_cast<size_t>(mn));
+    for (Operand* o : {&a_, &b_})
+      if (o->dtype != DType::kFloat32 && o->scratch.empty())
+        o->scratch.resize(static_cast<size_t>(ctx.input(o == &a_ ? 0 : 1).numel()));
+    float* y = half::IsHalf(y_dtype_) ? y_.data() : ctx.output(0).data<float>();
+    const bool use_c = gemm_.has_c_ && ctx.has_input(2) && gemm_.beta_ != 0.0f;
+    if (use_c) {  // Y = C (widened), then sgemm's beta
+      const TensorView& c = ctx.input(2);
+      const float* cf = c.data<float>();
+      if (c_.dtype != DType::kFloat32) {
+        if (c_.scratch.empty()) c_.scratch.resize(static_cast<size_t>(c.numel()));
+        half::ToFloat(c_.dtype, c.ptr, c_.scratch.data(), c.numel());
+        cf = c_.scratch.data();
+      }
+      BroadcastCopy(gemm_.c_plan_, cf, y);
+    }
+    if (k == 0) {
+      for (int64_t i = 0; i < mn; ++i) y[i] = use_c ? gemm_.beta_ * y[i] : 0.0f;
+      if (half::IsHalf(y_dtype_)) half::FromFloat(y_dtype_, y, ctx.output(0).ptr, mn);
+      return Status::OK();
+    }
+    const bool ta = gemm_.trans_a_, tb = gemm_.trans_b_;
+    const float alpha = gemm_.alpha_, beta = use_c ? gemm_.beta_ : 0.0f;
+    HalfGemm(ctx, a_, b_, y_, y_dtype_, blocks_, n, [&](const float* a, const float* b, float* yf, const RowBlock& blk) {
+      // Rows r0..r1 of op(A): rows of A, or columns when A is transposed (lda stays A's row length).
+      const float* ab = ta ? a + blk.r0 : a + blk.r0 * k;
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                  static_cast<int>(blk.r1 - blk.r0), static_cast<int>(n), static_cast<int>(k), alpha, ab,
+                  static_cast<int>(ta ? m : k), b, static_cast<int>(tb ? k : n), beta, yf + blk.r0 * n,
+                  static_cast<int>(n));
+    });
+    return Status::OK();
+  }
+
+ private:
+  GemmKernel gemm_;
+  Operand a_, b_, c_;
+  DType y_dtype_ = DType::kFloat32;
+  std::vector<float> y_;
+  std::vector<RowBlock> blocks_;
+};
+
+// One factory per op for every dtype: the float32 kernel for all-float32 nodes, the half one
+// when any operand or the output is float16/bfloat16 (mixed nodes included).
+template <typename F, typename H>
+KernelFactory FloatOrHalf() {
+  return [](const Node& n) -> StatusOr<std::unique_ptr<OpKernel>> {
+    return AnyHalf(n) ? MakeFactory<H>()(n) : MakeFactory<F>()(n);
+  };
+}
+
+[[maybe_unused]] const bool kRegistered =
+    RegisterForDTypes("MatMul", {DType::kFloat32, DType::kFloat16, DType::kBFloat16},
+                      FloatOrHalf<MatMulKernel, HalfMatMulKernel>()) &&
+    RegisterForDTypes("Gemm", {DType::kFloat32, DType::kFloat16, DType::kBFloat16},
+                      FloatOrHalf<GemmKernel, HalfGemmKernel>());
 
 }  // namespace
 }  // namespace dsc::cpu

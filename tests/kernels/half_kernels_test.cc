@@ -351,6 +351,82 @@ TEST(HalfMatMul, WithinOneUlpOfTheRoundedExactProduct) {
   }
 }
 
+// The native half MatMul/Gemm (widen, row-blocked single-threaded sgemms, round once) gives the
+// float32 kernel's result on the widened operands rounded, bit for bit, on shapes that split into
+// several row blocks: batched with broadcast, transposed operands, a half bias, mixed operands.
+Tensor Widened(const Tensor& h) {
+  if (h.dtype() == DType::kFloat32) return h;
+  Tensor f(DType::kFloat32, h.dims());
+  half::ToFloat(h.dtype(), h.raw(), f.data<float>(), h.numel());
+  return f;
+}
+
+void ExpectRoundedFloat32(Node* half_node, Node* float_node, std::vector<Tensor> half_in) {
+  std::vector<Tensor> wide;
+  std::vector<Tensor*> hp, fp;
+  for (Tensor& t : half_in) wide.push_back(Widened(t));
+  for (size_t i = 0; i < half_in.size(); ++i) {
+    hp.push_back(&half_in[i]);
+    fp.push_back(&wide[i]);
+  }
+  StatusOr<std::vector<Tensor>> got = RunNodeOnCpu(*half_node, hp), want = RunNodeOnCpu(*float_node, fp);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  const Tensor& g = (*got)[0];
+  ASSERT_TRUE(half::IsHalf(g.dtype()));
+  for (int64_t i = 0; i < g.numel(); ++i)
+    ASSERT_EQ(g.data<uint16_t>()[i], half::Round((*want)[0].data<float>()[i], g.dtype() == DType::kBFloat16))
+        << "element " << i;
+}
+
+TEST(HalfGemm, NativeKernelEqualsFloat32Rounded) {
+  for (DType t : {DType::kFloat16, DType::kBFloat16}) {
+    SCOPED_TRACE(DTypeName(t));
+    {  // batched, B broadcast over a batch dim of A
+      Graph g;
+      Node* h = g.AddNode("MatMul", {g.AddInput("a", Typed(t, {3, 2, 37, 24})), g.AddInput("b", Typed(t, {2, 24, 19}))}, {"y"});
+      h->output(0)->type = Typed(t, {3, 2, 37, 19});
+      Node* f = g.AddNode("MatMul", {g.AddInput("af", Typed(DType::kFloat32, {3, 2, 37, 24})),
+                                     g.AddInput("bf", Typed(DType::kFloat32, {2, 24, 19}))}, {"yf"});
+      f->output(0)->type = Typed(DType::kFloat32, {3, 2, 37, 19});
+      ExpectRoundedFloat32(h, f, {RandomHalf(t, {3, 2, 37, 24}, 4), RandomHalf(t, {2, 24, 19}, 5)});
+    }
+    for (int64_t ta : {0, 1})
+      for (int64_t tb : {0, 1}) {
+        SCOPED_TRACE(StrCat("transA ", ta, " transB ", tb));
+        const int64_t m = 45, k = 33, n = 28;
+        const std::vector<int64_t> ad = ta ? std::vector<int64_t>{k, m} : std::vector<int64_t>{m, k};
+        const std::vector<int64_t> bd = tb ? std::vector<int64_t>{n, k} : std::vector<int64_t>{k, n};
+        Graph g;
+        Node* h = g.AddNode("Gemm", {g.AddInput("a", Typed(t, ad)), g.AddInput("b", Typed(t, bd)), g.AddInput("c", Typed(t, {n}))},
+                            {"y"});
+        Node* f = g.AddNode("Gemm", {g.AddInput("af", Typed(DType::kFloat32, ad)), g.AddInput("bf", Typed(DType::kFloat32, bd)),
+                                     g.AddInput("cf", Typed(DType::kFloat32, {n}))},
+                            {"yf"});
+        for (Node* x : {h, f}) {
+          x->SetAttr("transA", ta);
+          x->SetAttr("transB", tb);
+          x->SetAttr("alpha", 0.75f);
+          x->SetAttr("beta", 1.5f);
+        }
+        h->output(0)->type = Typed(t, {m, n});
+        f->output(0)->type = Typed(DType::kFloat32, {m, n});
+        ExpectRoundedFloat32(h, f, {RandomHalf(t, ad, 6), RandomHalf(t, bd, 7), RandomHalf(t, {n}, 8)});
+      }
+    {  // mixed: half activations times a float32 weight, half output
+      Graph g;
+      Node* h = g.AddNode("MatMul", {g.AddInput("a", Typed(t, {50, 16})), g.AddInput("w", Typed(DType::kFloat32, {16, 8}))}, {"y"});
+      h->output(0)->type = Typed(t, {50, 8});
+      Node* f = g.AddNode("MatMul", {g.AddInput("af", Typed(DType::kFloat32, {50, 16})), g.AddInput("wf", Typed(DType::kFloat32, {16, 8}))},
+                          {"yf"});
+      f->output(0)->type = Typed(DType::kFloat32, {50, 8});
+      Tensor w(DType::kFloat32, {16, 8});
+      for (int64_t i = 0; i < w.numel(); ++i) w.data<float>()[i] = 0.01f * static_cast<float>(i) - 0.3f;
+      ExpectRoundedFloat32(h, f, {RandomHalf(t, {50, 16}, 9), w});
+    }
+  }
+}
+
 // Add on float16: 1 + 2^-11 is a tie between 1 and 1 + 2^-10 and rounds to even (1); a result
 // rounded twice or truncated would show here.
 TEST(HalfElementwise, AddRoundsOnceToNearestEven) {
