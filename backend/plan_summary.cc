@@ -1,6 +1,8 @@
 // Plan summaries and graph exports for dsinspect.
 #include "backend/plan_summary.h"
 
+#include "backend/precision_summary.h"
+
 #include "passes/memory_plan.h"
 #include "runtime/communicator.h"  // the byte model (header only)
 
@@ -194,6 +196,8 @@ void AddStateAndMemory(const Plan& plan, json* out) {
   (*out)["memory"] = {{"parameters", by_kind["parameter"]},
                       {"gradients", by_kind["gradient"]},
                       {"optimizer_states", by_kind["optimizer"]},
+                      {"master_weights", by_kind["master"]},
+                      {"model_states", by_kind["parameter"] + by_kind["gradient"] + by_kind["optimizer"] + by_kind["master"]},
                       {"buffers", by_kind["buffer"]},
                       {"activations_peak", activations},
                       {"communication_buffers", comm_buffers},
@@ -333,6 +337,8 @@ void RenderState(std::ostream& os, const json& s) {
       {"parameters", HumanBytes(m["parameters"].get<int64_t>())},
       {"gradients", HumanBytes(m["gradients"].get<int64_t>())},
       {"optimizer states", HumanBytes(m["optimizer_states"].get<int64_t>())},
+      {"master weights", HumanBytes(m["master_weights"].get<int64_t>())},
+      {"model states (sum of the above)", HumanBytes(m["model_states"].get<int64_t>())},
       {"buffers", HumanBytes(m["buffers"].get<int64_t>())},
       {"activations (peak arena)", HumanBytes(m["activations_peak"].get<int64_t>())}};
   Table(os, "  ", mem, {false, true});
@@ -423,6 +429,7 @@ json SummarizePlan(const Plan& plan, const std::string& only_program) {
     if (p.graph && (only_program.empty() || p.name == only_program)) programs.push_back(ProgramSummary(p));
   out["programs"] = programs;
   AddStateAndMemory(plan, &out);
+  out["precision"] = PrecisionSummary(plan);
   return out;
 }
 
@@ -466,6 +473,7 @@ std::string RenderSummaryText(const json& s, const std::string& plan_path) {
 
   for (const json& p : s["programs"]) RenderProgram(os, p);
   RenderState(os, s);
+  if (s.contains("precision")) RenderPrecisionText(os, s["precision"]);
   return os.str();
 }
 

@@ -15,11 +15,13 @@
 //               num_parameters (elements), parameter_bytes, num_constants, constant_bytes,
 //               memory: {arena_bytes, unshared_bytes, constant_bytes} (after memory-plan)}],
 //   state: [{name, kind, owner, dtype, shape, numel, bytes, zero_init, shard_of_numel (ZeRO chunks; 0 = whole)}],
-//   memory: {parameters, gradients, optimizer_states, buffers, activations_peak,
+//   memory: {parameters, gradients, optimizer_states, master_weights (fp32 masters of a half model),
+//            model_states (the four above), buffers, activations_peak,
 //            communication_buffers (outputs of collectives; part of activations_peak),
 //            arena_bytes_by_program: {program: bytes}}   (bytes per rank)
 //   communication: {all_reduce, reduce_scatter, all_gather, total}   (bytes one rank sends per
 //            optimizer step under runtime/communicator.h's ring model)
+//   precision: null for fp32 plans, else backend/precision_summary.h's object
 // A shape is an array of ints (static dims), strings (symbols) and nulls (unknown dims), or null
 // when even the rank is unknown.
 #pragma once

@@ -126,7 +126,12 @@ class AccumulatePass : public Pass {
     if (g.metadata.count("dsc.precision")) {
       ASSIGN_OR_RETURN(mode, ResolvePrecision(*ctx.config));
     }
-    const DType accum_dtype = PrecisionDTypeFromName(ctx.config->grad_accum_dtype());
+    // A half parameter's gradient accumulates in the regime's dtype; a parameter the regime keeps
+    // fp32 (autocast, amp O2's BatchNorm) in its own dtype; without a regime, grad_accum_dtype.
+    auto accum_dtype = [&](const Value* p) {
+      if (!mode.active()) return PrecisionDTypeFromName(ctx.config->grad_accum_dtype());
+      return p->type.dtype == DType::kFloat16 || p->type.dtype == DType::kBFloat16 ? mode.grad_accum : p->type.dtype;
+    };
 
     // State table and micro_step inputs.
     std::vector<Value*> masters;  // parallel to params; null: the parameter is its own master
@@ -154,8 +159,8 @@ class AccumulatePass : public Pass {
     std::vector<Value*> accs;
     for (Value* p : params) {
       const std::string acc = ops::GradAccName(p->name());
-      const TensorType acc_type{accum_dtype, p->type.shape};
-      RETURN_IF_ERROR(m.AddState(StateInfo{acc, StateKind::kGradient, p->name(), accum_dtype, DimsOf(*p)}, nullptr));
+      const TensorType acc_type{accum_dtype(p), p->type.shape};
+      RETURN_IF_ERROR(m.AddState(StateInfo{acc, StateKind::kGradient, p->name(), acc_type.dtype, DimsOf(*p)}, nullptr));
       accs.push_back(g.AddInput(acc, acc_type));
     }
 

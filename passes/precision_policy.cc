@@ -101,12 +101,18 @@ StatusOr<PrecisionMode> ResolvePrecision(const DsConfig& c) {
     m.master = true;
     m.master_dtype = c.bf16.bf16_master_weights_and_grads ? DType::kBFloat16 : DType::kFloat32;
     m.optimizer_state_dtype = c.bf16.bf16_optimizer_states ? DType::kBFloat16 : DType::kFloat32;
-    m.check_overflow = c.bf16.check_grad_overflow;
+    // Who skips inf/NaN steps in bf16 depends on DeepSpeed's wrapper: the ZeRO 1-2 optimizer reads
+    // check_grad_overflow, ZeRO 3 checks only in fp16, BF16_Optimizer never skips, and ddp_bf16
+    // (FP16_UnfusedOptimizer in bf16) always checks.
+    ASSIGN_OR_RETURN(std::string wrapper, OptimizerWrapper(c));
+    if (wrapper == "zero_optimization") m.check_overflow = c.zero.stage < 3 && c.bf16.check_grad_overflow;
+    else m.check_overflow = wrapper == "ddp_bf16";
     m.source = "bf16.enabled";
   } else if (c.amp.enabled && c.amp.opt_level != "O0") {
     m.half = DType::kFloat16;
     m.loss_scaling = true;
-    m.check_overflow = true;
+    // apex skips a step only when its scale is dynamic.
+    m.check_overflow = c.amp.dynamic_loss_scale;
     m.source = "amp.opt_level " + c.amp.opt_level;
     if (c.amp.opt_level == "O1") {
       m.kind = PrecisionKind::kAutocast;
@@ -118,6 +124,9 @@ StatusOr<PrecisionMode> ResolvePrecision(const DsConfig& c) {
       const bool o2 = c.amp.opt_level == "O2";
       m.master = c.amp.master_weights.value_or(o2);
       m.fp32_batchnorm = c.amp.keep_batchnorm_fp32.value_or(o2);
+      // The fp16 model's own .grad accumulates across micro-steps (DeepSpeed's data types say fp32
+      // for amp only because amp leaves fp16.enabled off).
+      m.grad_accum = DType::kFloat16;
     }
   }
   if (m.kind == PrecisionKind::kHalfModel && !m.master) m.master_dtype = m.half;
