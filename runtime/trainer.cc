@@ -210,6 +210,30 @@ StatusOr<float> ReadScalar(Device* device, const TensorView* v, const std::strin
   return x;
 }
 
+// Every rank saw its own micro-batches: the step's loss is the mean over all of them. The same
+// all-reduce gathers each rank's overflow verdict (slot 1 + rank), which must agree: the plan
+// derives it from the global norm, so a disagreement is a bug, reported with the ranks on each side.
+Status ReduceLossAndVerdict(Communicator* comm, bool checks_overflow, bool overflow, int64_t step, double* loss_sum) {
+  const int world = comm->size();
+  std::vector<double> buf(checks_overflow ? 1 + world : 1, 0.0);
+  buf[0] = *loss_sum;
+  if (checks_overflow) buf[1 + comm->rank()] = overflow ? 1.0 : 0.0;
+  ASSIGN_OR_RETURN(auto h, comm->AllReduce(buf.data(), static_cast<int64_t>(buf.size()), DType::kFloat64, ReduceOp::kSum));
+  RETURN_IF_ERROR(h->Wait());
+  *loss_sum = buf[0] / world;
+  if (!checks_overflow) return Status::OK();
+  std::string yes, no;
+  for (int r = 0; r < world; ++r) {
+    std::string& list = buf[1 + r] != 0 ? yes : no;
+    list += StrCat(list.empty() ? "" : ", ", r);
+  }
+  if (!yes.empty() && !no.empty())
+    return Internal("step ", step, ": the ranks disagree on the gradient overflow check: rank(s) ", yes,
+                    " found inf/NaN, rank(s) ", no, " did not; the plan computes it from the global norm, so this is "
+                    "a bug in the plan or a collective");
+  return Status::OK();
+}
+
 // The config of a plan that can train on this job's ranks.
 StatusOr<DsConfig> RunnableConfig(const Plan& plan, const TrainOptions& opts) {
   if (!plan.FindProgram("micro_step") || !plan.FindProgram("step"))
@@ -389,29 +413,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
       RETURN_IF_ERROR(device->CopyDeviceToHost(&byte, flag->ptr, 1));
       overflow = byte != 0;
     }
-    // Every rank saw its own micro-batches: the step's loss is the mean over all of them. The same
-    // all-reduce gathers each rank's overflow verdict (slot 1 + rank), which must agree: the plan
-    // derives it from the global norm.
-    if (world > 1) {
-      std::vector<double> buf(checks_overflow ? 1 + world : 1, 0.0);
-      buf[0] = loss_sum;
-      if (checks_overflow) buf[1 + rank] = overflow ? 1.0 : 0.0;
-      ASSIGN_OR_RETURN(auto h, opts.comm->AllReduce(buf.data(), static_cast<int64_t>(buf.size()), DType::kFloat64,
-                                                    ReduceOp::kSum));
-      RETURN_IF_ERROR(h->Wait());
-      loss_sum = buf[0] / world;
-      if (checks_overflow) {
-        std::string yes, no;
-        for (int r = 0; r < world; ++r) {
-          std::string& list = buf[1 + r] != 0 ? yes : no;
-          list += StrCat(list.empty() ? "" : ", ", r);
-        }
-        if (!yes.empty() && !no.empty())
-          return Internal("step ", s + 1, ": the ranks disagree on the gradient overflow check: rank(s) ", yes,
-                          " found inf/NaN, rank(s) ", no, " did not; the plan computes it from the global norm, so "
-                          "this is a bug in the plan or a collective");
-      }
-    }
+    if (world > 1) RETURN_IF_ERROR(ReduceLossAndVerdict(opts.comm, checks_overflow, overflow, s + 1, &loss_sum));
     const bool skipped = overflow;
     // DeepSpeed steps the LR schedule only when optimizer.overflow is false. Under amp its optimizer
     // is apex's patched torch optimizer, which has no such attribute: the schedule advances on a
