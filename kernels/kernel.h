@@ -90,8 +90,8 @@ DType KernelDType(const Node& node);
 // Half precision (kernels/cpu/half_adaptor.cc). A CPU node with float16/bfloat16 inputs or outputs
 // runs through the op's float32 kernel (half inputs widened, half outputs rounded once to nearest
 // even) when no kernel is registered for its dtype, or when its kernel is selected as float32 but
-// other values are half and the op registers no half kernel (ops that do, such as Cast,
-// Accumulate or SumSquares, take mixed dtypes in their float32 kernel), and when a native half
+// other values are half and the op registers no half kernel (ops that do, such as Cast, MatMul,
+// Gemm, Accumulate or SumSquares, take mixed dtypes in their float32 kernel), and when a native half
 // kernel refuses the node as unimplemented (a reduction it only does in float32). KernelRegistry::
 // Create applies this; the two functions are public for tests and tools that list kernels.
 bool NeedsHalfAdaptor(const Node& node, const KernelRegistry& registry, DeviceKind device);
