@@ -190,6 +190,29 @@ TEST_P(SingleRank, WrongWorldIsAnError) {
       << out.status().ToString();
 }
 
+// Half tensors on one rank: every collective is a copy of the 2-byte words (padding included
+// for the 5-element tensor), and an output of another dtype is refused.
+TEST_P(SingleRank, HalfCollectivesCopyWords) {
+  for (DType t : {DType::kFloat16, DType::kBFloat16}) {
+    SCOPED_TRACE(DTypeName(t));
+    Tensor x(t, {5});
+    for (int i = 0; i < 5; ++i) x.data<uint16_t>()[i] = static_cast<uint16_t>(0x3c00 + 7 * i);
+    for (const char* op : {ops::kAllReduce, ops::kReduceScatter, ops::kAllGather}) {
+      Graph g;
+      Node* n = g.AddNode(op, {g.AddInput("x", TensorType{t, testing::StaticShape({5})})}, {"y"}, kDscDomain);
+      n->output(0)->type = TensorType{t, testing::StaticShape({5})};
+      if (std::string(op) != ops::kAllGather) n->SetAttr("op", std::string("avg"));
+      auto out = RunNode(*n, {&x}, comm());
+      ASSERT_TRUE(out.ok()) << op << ": " << out.status().ToString();
+      EXPECT_TRUE((*out)[0].SameContents(x)) << op;
+    }
+    Graph g;
+    Node* n = g.AddNode(ops::kAllReduce, {g.AddInput("x", TensorType{t, testing::StaticShape({5})})}, {"y"}, kDscDomain);
+    n->output(0)->type = F32({5});
+    EXPECT_FALSE(KernelRegistry::Global().Create(*n, DeviceKind::kCpu).ok()) << "half in, float out";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Comm, SingleRank, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "Local" : "Null"; });
 
