@@ -30,17 +30,22 @@ inline float FromBits(uint32_t u) {
   return f;
 }
 
+// All ones when c, else zero; and a select built from it. Written as masks rather than ?: so
+// GCC if-converts the element loops and vectorizes them (with ?: it kept branches).
+inline uint32_t Mask(bool c) { return 0u - static_cast<uint32_t>(c); }
+inline uint32_t Select(bool c, uint32_t a, uint32_t b) { return (a & Mask(c)) | (b & ~Mask(c)); }
+
 inline bool IsHalf(DType t) { return t == DType::kFloat16 || t == DType::kBFloat16; }
 
 inline float HalfBitsToFloat(uint16_t h) {
   constexpr uint32_t kShiftedExp = 0x7c00u << 13;  // the float16 exponent field, moved to float32's
   uint32_t o = (static_cast<uint32_t>(h) & 0x7fffu) << 13;
   const uint32_t exp = o & kShiftedExp;
-  o += (127u - 15u) << 23;                             // rebias the exponent
-  o += exp == kShiftedExp ? (128u - 16u) << 23 : 0u;   // inf/NaN: exponent 255
+  o += (127u - 15u) << 23;                  // rebias the exponent
+  o += Mask(exp == kShiftedExp) & (128u - 16u) << 23;  // inf/NaN: exponent 255
   // Zero and subnormals: 2^-14 * (1 + m/1024) - 2^-14 = m * 2^-24, exact in float.
   const uint32_t sub = Bits(FromBits(o + (1u << 23)) - FromBits(113u << 23));
-  o = exp == 0 ? sub : o;
+  o = Select(exp == 0, sub, o);
   return FromBits(o | (static_cast<uint32_t>(h) & 0x8000u) << 16);
 }
 
@@ -52,14 +57,14 @@ inline uint16_t FloatToHalfBits(float value) {
   uint32_t f = Bits(value);
   const uint32_t sign = f & 0x80000000u;
   f ^= sign;
-  const uint32_t big = f > kF32Inf ? 0x7e00u : 0x7c00u;  // NaN -> quiet NaN, else inf
+  const uint32_t big = 0x7c00u | (Mask(f > kF32Inf) & 0x200u);  // NaN -> quiet NaN, else inf
   // Below 2^-14: adding 0.5 aligns the value to the float16 subnormal step 2^-24 and rounds it.
   const uint32_t sub = Bits(FromBits(f) + denorm_magic) - Bits(denorm_magic);
   // Normal: rebias, add half an ulp minus one plus the kept mantissa's low bit (ties to even),
   // truncate; a carry into the exponent is the correct rounding (up to inf at 65520).
   const uint32_t odd = (f >> 13) & 1u;
   const uint32_t normal = (f + ((15u - 127u) << 23) + 0xfffu + odd) >> 13;
-  const uint32_t o = f >= kF16Overflow ? big : (f < kF16MinNormal ? sub : normal);
+  const uint32_t o = Select(f >= kF16Overflow, big, Select(f < kF16MinNormal, sub, normal));
   return static_cast<uint16_t>(o | (sign >> 16));
 }
 
@@ -69,7 +74,7 @@ inline uint16_t FloatToBFloat16Bits(float value) {
   const uint32_t x = Bits(value);
   const uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
   const uint32_t nan = (x >> 16) | 0x40u;  // quiet, sign and top payload kept
-  return static_cast<uint16_t>((x & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
+  return static_cast<uint16_t>(Select((x & 0x7fffffffu) > 0x7f800000u, nan, rounded));
 }
 
 // One element of a float16 (`bf16` false) or bfloat16 buffer.
