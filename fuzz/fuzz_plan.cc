@@ -93,7 +93,7 @@ bool WriteZeroData(const Plan& plan, const Graph& micro) {
   if (!tbs.is_number_integer() || tbs.get<int64_t>() < 1 || tbs.get<int64_t>() > 256) return false;
   for (const Value* in : micro.inputs()) {
     if (plan.FindState(in->name()) || in->name() == ops::kLrInput || in->name() == ops::kStepInput ||
-        in->name() == ops::kBeta1Input)
+        in->name() == ops::kBeta1Input || in->name() == ops::kLossScaleInput)
       continue;
     if (!SafeFileName(in->name()) || !in->type.shape || !IsStatic(*in->type.shape) || in->type.shape->empty())
       return false;
