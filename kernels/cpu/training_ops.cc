@@ -1,7 +1,7 @@
 // CPU kernels of the training ops (ir/dsc_ops.h): in-place accumulation, zeroing, copies, the
 // global gradient norm, the clip factor, and the Adam/AdamW and SGD updates. Accumulate and
-// SumSquares take any mix of float32/float16/bfloat16, ZeroFill every float dtype, Assign every
-// dtype; the updates are float32 (half states run through the half adaptor, kernels/cpu/half_adaptor.cc).
+// SumSquares and the updates take any mix of float32/float16/bfloat16 (computed in float, each
+// tensor rounded once to its dtype), ZeroFill every float dtype, Assign every dtype.
 //
 // The element loops follow the formulas of ir/dsc_ops.h in float, with the scalar factors (bias
 // corrections, 1 - beta) computed in double as Python does before torch casts them to float, so
@@ -259,11 +259,62 @@ class ClipScaleKernel : public OpKernel {
   float max_norm_ = 0;
 };
 
-// (param, grad, exp_avg, exp_avg_sq, lr, step, grad_scale[, beta1_override]), all updated in place.
+// The scalar factors of one Adam step, computed once per Compute.
+struct AdamScalars {
+  float grad_scale, fb1, f1mb1, fb2, f1mb2, step_size, bc2_sqrt, keep, wd, eps;
+  bool l2, decoupled;
+};
+
+// The update of ir/dsc_ops.h per element, in float: param, grad and the states are read as float
+// whatever their dtype and the new param/states rounded once to theirs (nearest even). The step
+// uses the unrounded new moments, as the float32 kernel on widened tensors would; for all-float32
+// tensors this is that kernel.
+template <DType P, DType G, DType S>
+void AdamLoop(void* p, const void* grad, void* m, void* v, int64_t n, const AdamScalars& c) {
+#pragma omp parallel for if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    const float pi = LoadF<P>(p, i);
+    float g = LoadF<G>(grad, i) * c.grad_scale;
+    if (c.l2) g += c.wd * pi;
+    const float mi = LoadF<S>(m, i) * c.fb1 + c.f1mb1 * g;
+    const float vi = LoadF<S>(v, i) * c.fb2 + c.f1mb2 * (g * g);
+    StoreF<S>(m, i, mi);
+    StoreF<S>(v, i, vi);
+    const float denom = std::sqrt(vi) / c.bc2_sqrt + c.eps;
+    float x = pi;
+    if (c.decoupled) x *= c.keep;
+    StoreF<P>(p, i, x - c.step_size * (mi / denom));
+  }
+}
+
+// The scalar inputs (lr, grad_scale, beta1_override) are float32 scalars.
+Status FloatScalar(const Node& n, size_t index, const char* op) {
+  const Value* v = n.input(index);
+  if (v && v->type.dtype != DType::kFloat32)
+    return InvalidArgument(op, ": input ", index, " must be a float scalar, not ", DTypeName(v->type.dtype));
+  return Status::OK();
+}
+
+char* Offset(void* p, int64_t elements, DType t) {
+  return static_cast<char*>(p) + static_cast<size_t>(elements) * DTypeSize(t);
+}
+
+// (param, grad, exp_avg, exp_avg_sq, lr, step, grad_scale[, beta1_override][, skip]), all updated
+// in place. param, grad and the states (exp_avg and exp_avg_sq alike) may each be float32, float16
+// or bfloat16: an fp32 master with bf16 states (bf16_optimizer_states), a half parameter without
+// master (amp O3).
 class AdamStepKernel : public OpKernel {
  public:
   Status Init(const Node& n) {
     RETURN_IF_ERROR(NeedInputs(n, 7));
+    for (size_t i = 0; i < 4; ++i) RETURN_IF_ERROR(CheckFloat(n.input(i), "AdamStep"));
+    if (n.input(2)->type.dtype != n.input(3)->type.dtype)
+      return InvalidArgument("AdamStep: exp_avg is ", DTypeName(n.input(2)->type.dtype), " but exp_avg_sq is ",
+                             DTypeName(n.input(3)->type.dtype));
+    for (size_t i : {4, 6, 7}) RETURN_IF_ERROR(FloatScalar(n, i, "AdamStep"));
+    param_ = n.input(0)->type.dtype;
+    grad_ = n.input(1)->type.dtype;
+    state_ = n.input(2)->type.dtype;
     beta1_ = n.GetFloat("beta1", 0.9f);
     beta2_ = n.GetFloat("beta2", 0.999f);
     eps_ = n.GetFloat("epsilon", 1e-8f);
@@ -282,46 +333,70 @@ class AdamStepKernel : public OpKernel {
     const double lr = Decimal(ScalarF(ctx.input(4)));
     const int64_t step = ctx.input(5).data<int64_t>()[0];
     if (step < 1) return InvalidArgument("AdamStep: step must be >= 1 (1-based), got ", step);
-    const float grad_scale = ScalarF(ctx.input(6));
     const double b1 = Decimal(ctx.has_input(7) ? ScalarF(ctx.input(7)) : beta1_);
     const double b2 = Decimal(beta2_);
     const double bc1 = bias_correction_ ? 1.0 - std::pow(b1, static_cast<double>(step)) : 1.0;
     const double bc2 = bias_correction_ ? 1.0 - std::pow(b2, static_cast<double>(step)) : 1.0;
-    const float fb1 = static_cast<float>(b1), f1mb1 = static_cast<float>(1.0 - b1);
-    const float fb2 = static_cast<float>(b2), f1mb2 = static_cast<float>(1.0 - b2);
-    const float step_size = static_cast<float>(lr / bc1);
-    const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-    const float keep = static_cast<float>(1.0 - lr * Decimal(weight_decay_));  // AdamW: param *= 1 - lr*wd
-    const float wd = weight_decay_, eps = eps_;
-    const bool l2 = !adam_w_mode_ && wd != 0.0f;
-    float* p = param.data<float>() + r.offset;
-    const float* grad = ctx.input(1).data<float>();
-    float* m = ctx.input(2).data<float>();
-    float* v = ctx.input(3).data<float>();
-    const int64_t n = r.len;
-    const bool decoupled = adam_w_mode_ && wd != 0.0f;
-#pragma omp parallel for if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; ++i) {
-      float g = grad[i] * grad_scale;
-      if (l2) g += wd * p[i];
-      m[i] = m[i] * fb1 + f1mb1 * g;
-      v[i] = v[i] * fb2 + f1mb2 * (g * g);
-      const float denom = std::sqrt(v[i]) / bc2_sqrt + eps;
-      float x = p[i];
-      if (decoupled) x *= keep;
-      p[i] = x - step_size * (m[i] / denom);
-    }
+    AdamScalars c;
+    c.grad_scale = ScalarF(ctx.input(6));
+    c.fb1 = static_cast<float>(b1);
+    c.f1mb1 = static_cast<float>(1.0 - b1);
+    c.fb2 = static_cast<float>(b2);
+    c.f1mb2 = static_cast<float>(1.0 - b2);
+    c.step_size = static_cast<float>(lr / bc1);
+    c.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+    c.keep = static_cast<float>(1.0 - lr * Decimal(weight_decay_));  // AdamW: param *= 1 - lr*wd
+    c.wd = weight_decay_;
+    c.eps = eps_;
+    c.l2 = !adam_w_mode_ && c.wd != 0.0f;
+    c.decoupled = adam_w_mode_ && c.wd != 0.0f;
+    void* p = Offset(param.ptr, r.offset, param_);
+    const void* grad = ctx.input(1).ptr;
+    void* m = ctx.input(2).ptr;
+    void* v = ctx.input(3).ptr;
+    DispatchFloat(param_, [&](auto pt) {
+      DispatchFloat(grad_, [&](auto gt) {
+        DispatchFloat(state_, [&](auto st) {
+          AdamLoop<decltype(pt)::kDType, decltype(gt)::kDType, decltype(st)::kDType>(p, grad, m, v, r.len, c);
+        });
+      });
+    });
     return Status::OK();
   }
 
  private:
+  DType param_ = DType::kFloat32, grad_ = DType::kFloat32, state_ = DType::kFloat32;
   float beta1_ = 0.9f, beta2_ = 0.999f, eps_ = 1e-8f, weight_decay_ = 0;
   bool adam_w_mode_ = true, bias_correction_ = true;
   bool shard_ = false;
   int64_t world_attr_ = -1;
 };
 
-// (param, grad, momentum_buffer?, lr, step, grad_scale): torch.optim.SGD, in place.
+struct SgdScalars {
+  float grad_scale, lr, mom, damp, wd;
+  bool first, nesterov, use_buf;
+};
+
+// torch.optim.SGD per element in float; param and buffer rounded once to their dtypes, the step
+// taken with the unrounded buffer value (as the float32 kernel on widened tensors).
+template <DType P, DType G, DType B>
+void SgdLoop(void* p, const void* grad, void* buf, int64_t n, const SgdScalars& c) {
+#pragma omp parallel for if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    const float pi = LoadF<P>(p, i);
+    float d = LoadF<G>(grad, i) * c.grad_scale;
+    if (c.wd != 0.0f) d += c.wd * pi;
+    if (c.use_buf) {
+      const float b = c.first ? d : LoadF<B>(buf, i) * c.mom + c.damp * d;
+      StoreF<B>(buf, i, b);
+      d = c.nesterov ? d + c.mom * b : b;
+    }
+    StoreF<P>(p, i, pi - c.lr * d);
+  }
+}
+
+// (param, grad, momentum_buffer?, lr, step, grad_scale[, skip]): torch.optim.SGD, in place; param,
+// grad and momentum_buffer may each be float32, float16 or bfloat16.
 class SGDStepKernel : public OpKernel {
  public:
   Status Init(const Node& n) {
@@ -333,6 +408,12 @@ class SGDStepKernel : public OpKernel {
       return InvalidArgument(n.Describe(), ": param, grad, lr, step and grad_scale are required");
     if (momentum_ != 0.0f && !n.input(2))
       return InvalidArgument(n.Describe(), ": momentum ", momentum_, " needs a momentum_buffer input");
+    for (size_t i = 0; i < 3; ++i)
+      if (n.input(i)) RETURN_IF_ERROR(CheckFloat(n.input(i), "SGDStep"));
+    for (size_t i : {3, 5}) RETURN_IF_ERROR(FloatScalar(n, i, "SGDStep"));
+    param_ = n.input(0)->type.dtype;
+    grad_ = n.input(1)->type.dtype;
+    buf_ = n.input(2) ? n.input(2)->type.dtype : param_;
     shard_ = n.GetInt("shard", 0) != 0;
     world_attr_ = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
     return CheckSkip(n, 6, "SGDStep");
@@ -342,33 +423,31 @@ class SGDStepKernel : public OpKernel {
     const TensorView& param = ctx.input(0);
     ASSIGN_OR_RETURN(const ShardRange r, OptimizerShard(ctx, shard_, world_attr_, param.numel(), "SGDStep"));
     RETURN_IF_ERROR(StateSize(ctx.input(1), r.state, shard_, "SGDStep"));
-    const bool use_buf = momentum_ != 0.0f;
-    if (use_buf) RETURN_IF_ERROR(StateSize(ctx.input(2), r.state, shard_, "SGDStep"));
-    const float lr = ScalarF(ctx.input(3));
-    const int64_t step = ctx.input(4).data<int64_t>()[0];
-    const float grad_scale = ScalarF(ctx.input(5));
-    const bool first = step <= 1;
-    const float mom = momentum_, damp = static_cast<float>(1.0 - Decimal(dampening_));
-    const float wd = weight_decay_;
-    const bool nesterov = nesterov_;
-    float* p = param.data<float>() + r.offset;
-    const float* grad = ctx.input(1).data<float>();
-    float* buf = use_buf ? ctx.input(2).data<float>() : nullptr;
-    const int64_t n = r.len;
-#pragma omp parallel for if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; ++i) {
-      float d = grad[i] * grad_scale;
-      if (wd != 0.0f) d += wd * p[i];
-      if (use_buf) {
-        buf[i] = first ? d : buf[i] * mom + damp * d;
-        d = nesterov ? d + mom * buf[i] : buf[i];
-      }
-      p[i] -= lr * d;
-    }
+    SgdScalars c;
+    c.use_buf = momentum_ != 0.0f;
+    if (c.use_buf) RETURN_IF_ERROR(StateSize(ctx.input(2), r.state, shard_, "SGDStep"));
+    c.lr = ScalarF(ctx.input(3));
+    c.first = ctx.input(4).data<int64_t>()[0] <= 1;
+    c.grad_scale = ScalarF(ctx.input(5));
+    c.mom = momentum_;
+    c.damp = static_cast<float>(1.0 - Decimal(dampening_));
+    c.wd = weight_decay_;
+    c.nesterov = nesterov_;
+    void* p = Offset(param.ptr, r.offset, param_);
+    const void* grad = ctx.input(1).ptr;
+    void* buf = c.use_buf ? ctx.input(2).ptr : nullptr;
+    DispatchFloat(param_, [&](auto pt) {
+      DispatchFloat(grad_, [&](auto gt) {
+        DispatchFloat(buf_, [&](auto bt) {
+          SgdLoop<decltype(pt)::kDType, decltype(gt)::kDType, decltype(bt)::kDType>(p, grad, buf, r.len, c);
+        });
+      });
+    });
     return Status::OK();
   }
 
  private:
+  DType param_ = DType::kFloat32, grad_ = DType::kFloat32, buf_ = DType::kFloat32;
   float momentum_ = 0, dampening_ = 0, weight_decay_ = 0;
   bool nesterov_ = false;
   bool shard_ = false;
@@ -381,6 +460,8 @@ bool RegisterTrainingOps() {
   for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
     r.Register(KernelKey{kDscDomain, ops::kAccumulate, DeviceKind::kCpu, t}, MakeFactory<AccumulateKernel>());
     r.Register(KernelKey{kDscDomain, ops::kSumSquares, DeviceKind::kCpu, t}, MakeFactory<SumSquaresKernel>());
+    r.Register(KernelKey{kDscDomain, ops::kAdamStep, DeviceKind::kCpu, t}, MakeFactory<AdamStepKernel>());
+    r.Register(KernelKey{kDscDomain, ops::kSGDStep, DeviceKind::kCpu, t}, MakeFactory<SGDStepKernel>());
   }
   for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64})
     r.Register(KernelKey{kDscDomain, ops::kZeroFill, DeviceKind::kCpu, t}, MakeFactory<ZeroFillKernel>());
@@ -390,8 +471,6 @@ bool RegisterTrainingOps() {
 }
 [[maybe_unused]] const bool kTrainingOpsRegistered = RegisterTrainingOps();
 DSC_REGISTER_KERNEL(kDscDomain, ops::kClipScale, kCpu, kFloat32, MakeFactory<ClipScaleKernel>());
-DSC_REGISTER_KERNEL(kDscDomain, ops::kAdamStep, kCpu, kFloat32, MakeFactory<AdamStepKernel>());
-DSC_REGISTER_KERNEL(kDscDomain, ops::kSGDStep, kCpu, kFloat32, MakeFactory<SGDStepKernel>());
 
 }  // namespace
 }  // namespace dsc::cpu

@@ -1,6 +1,7 @@
 // The training ops in mixed precision (ir/dsc_ops.h): Accumulate over any mix of float32/float16/
 // bfloat16, ZeroFill and Assign<shard> on every dtype, SumSquares on half inputs, the skip input of
-// AdamStep/SGDStep (every byte unchanged, half states included), the overflow check's IsInf/IsNaN/
+// AdamStep/SGDStep (every byte unchanged, half states included), the updates on half tensors
+// against the float32 kernel through the half adaptor, the overflow check's IsInf/IsNaN/
 // Or, and a half-model step program (Cast, AdamStep on the fp32 master, Assign of the half copy)
 // run by the executor. References: the formulas of ir/dsc_ops.h computed here, and the float32
 // kernels for the adaptor-run half variants.
@@ -335,6 +336,70 @@ TEST(SkipInput, MustBeBool) {
   StatusOr<std::unique_ptr<OpKernel>> k = KernelRegistry::Global().Create(*node, DeviceKind::kCpu);
   ASSERT_FALSE(k.ok());
   EXPECT_NE(k.status().message().find("skip"), std::string::npos) << k.status().message();
+}
+
+// The update kernels take half tensors natively; their result must be the float32 kernel's on
+// the widened tensors with each tensor rounded once (what the half adaptor computes), bit for bit,
+// for every mix of param, grad and state dtypes, over two steps (the second reads rounded states).
+StatusOr<std::vector<Tensor>> RunKernel(OpKernel& k, const std::vector<Tensor*>& inputs) {
+  std::vector<TensorView> views(inputs.size());
+  KernelContext ctx;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i]) {
+      ctx.inputs.push_back(nullptr);
+      continue;
+    }
+    views[i] = TensorView{inputs[i]->dtype(), inputs[i]->dims(), inputs[i]->raw()};
+    ctx.inputs.push_back(&views[i]);
+  }
+  RETURN_IF_ERROR(k.Compute(ctx));
+  return std::vector<Tensor>{};
+}
+
+TEST(HalfOptimizers, NativeKernelsEqualFloat32OnWidenedTensorsRounded) {
+  const int64_t n = 301;
+  for (DType pt : kFloats)
+    for (DType gt : kFloats)
+      for (DType st : kFloats) {
+        if (pt == DType::kFloat32 && gt == DType::kFloat32 && st == DType::kFloat32) continue;
+        SCOPED_TRACE(StrCat("param ", DTypeName(pt), ", grad ", DTypeName(gt), ", states ", DTypeName(st)));
+        auto adam = Adam(pt, gt, st, n, /*with_skip=*/false);
+        Graph g;
+        Node* sgd = g.AddNode(ops::kSGDStep,
+                              {g.AddInput("p", Typed(pt, {n})), g.AddInput("g", Typed(gt, {n})), g.AddInput("b", Typed(st, {n})),
+                               g.AddInput("lr", Typed(DType::kFloat32, {})), g.AddInput("step", Typed(DType::kInt64, {})),
+                               g.AddInput("scale", Typed(DType::kFloat32, {}))},
+                              {}, kDscDomain);
+        sgd->SetAttr("momentum", 0.9f);
+        sgd->SetAttr("nesterov", int64_t{1});
+        sgd->SetAttr("weight_decay", 0.001f);
+        for (Node* node : {adam->node, sgd}) {
+          SCOPED_TRACE(node->op_type());
+          const bool is_adam = node == adam->node;
+          StatusOr<std::unique_ptr<OpKernel>> native = KernelRegistry::Global().Create(*node, DeviceKind::kCpu);
+          StatusOr<std::unique_ptr<OpKernel>> adapted = CreateHalfAdaptor(*node, KernelRegistry::Global(), DeviceKind::kCpu);
+          ASSERT_TRUE(native.ok() && adapted.ok());
+          Tensor p1 = Grid(pt, n, 1), g1 = Grid(gt, n, 2), m1 = Grid(st, n, 3), v1 = Grid(st, n, 4);
+          for (int64_t i = 0; i < n; ++i) v1.SetFromDouble(i, std::fabs(Get(v1, i)));
+          Tensor p2 = Clone(p1), m2 = Clone(m1), v2 = Clone(v1);
+          Tensor lr = Tensor::Scalar(DType::kFloat32, 0.05), scale = Tensor::Scalar(DType::kFloat32, 0.5);
+          for (int64_t k = 1; k <= 2; ++k) {
+            Tensor step = Tensor::FromVector<int64_t>(DType::kInt64, {}, {k});
+            std::vector<Tensor*> a1 = is_adam ? std::vector<Tensor*>{&p1, &g1, &m1, &v1, &lr, &step, &scale}
+                                              : std::vector<Tensor*>{&p1, &g1, &m1, &lr, &step, &scale};
+            std::vector<Tensor*> a2 = is_adam ? std::vector<Tensor*>{&p2, &g1, &m2, &v2, &lr, &step, &scale}
+                                              : std::vector<Tensor*>{&p2, &g1, &m2, &lr, &step, &scale};
+            ASSERT_TRUE(RunKernel(**native, a1).ok());
+            ASSERT_TRUE(RunKernel(**adapted, a2).ok());
+            EXPECT_TRUE(p1.SameContents(p2)) << "param, step " << k;
+            EXPECT_TRUE(m1.SameContents(m2)) << "first state, step " << k;
+            if (is_adam) {
+              EXPECT_TRUE(v1.SameContents(v2)) << "exp_avg_sq, step " << k;
+            }
+          }
+          EXPECT_FALSE(p1.SameContents(Grid(pt, n, 1))) << "the steps moved the parameter";
+        }
+      }
 }
 
 // ------------------------------------------------------------------ programs through the executor
