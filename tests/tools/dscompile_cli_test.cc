@@ -66,19 +66,19 @@ TEST(DscompileCli, CompilesGptAndDumpsEveryPass) {
   ASSERT_EQ(r.rc, 0) << r.output;
   EXPECT_NE(r.output.find("trainable parameters (30)"), std::string::npos) << r.output;
   // One program until accumulate splits it into micro_step and step.
-  for (const char* f : {"00-input", "01-specialize", "02-select-loss", "03-fold-constants", "04-dce", "05-autodiff",
-                        "06-sample-dropout"}) {
+  for (const char* f : {"00-input", "01-specialize", "02-select-loss", "03-fold-constants", "04-dce", "05-precision",
+                        "06-autodiff", "07-sample-dropout"}) {
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx")) << f;
   }
-  for (const char* f : {"07-accumulate", "08-optimizer", "09-zero-partition", "10-memory-plan"}) {
+  for (const char* f : {"08-accumulate", "09-optimizer", "10-zero-partition", "11-memory-plan"}) {
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".micro_step.onnx")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".step.onnx")) << f;
   }
   StatusOr<Plan> plan = ReadPlan(dir.File("gpt.dsplan"));
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
-  ASSERT_EQ(plan->pipeline.size(), 10u);
+  ASSERT_EQ(plan->pipeline.size(), 11u);
   EXPECT_EQ(plan->config.value("train_batch_size", 0), 16);
   ASSERT_NE(plan->FindProgram("micro_step"), nullptr);
   ASSERT_NE(plan->FindProgram("step"), nullptr);
