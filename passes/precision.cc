@@ -90,6 +90,9 @@ class PrecisionRewriter {
     std::vector<Node*> nodes;
     for (const auto& n : g_.nodes()) nodes.push_back(n.get());
     for (Node* n : nodes) RETURN_IF_ERROR(Rewrite(*n));
+    // Constants every use of which now reads a converted copy.
+    for (Value* v : copied_)
+      if (v->uses().empty() && !v->is_graph_output()) g_.RemoveInitializer(v);
     return Status::OK();
   }
 
@@ -136,6 +139,7 @@ class PrecisionRewriter {
         return v;  // one use: converted in place, nothing else sees the old dtype
       }
       out = g_.AddInitializer(g_.UniqueName(v->name() + "::" + ShortName(to)), std::move(t));
+      copied_.insert(v);
     } else {
       const std::string node_name = g_.UniqueName("precision/" + v->name() + "->" + ShortName(to));
       Node* c = g_.AddNode("Cast", {v}, {g_.UniqueName(v->name() + "::" + ShortName(to))}, "", node_name, before);
@@ -220,6 +224,7 @@ class PrecisionRewriter {
   std::set<std::string> params_;
   std::map<const Value*, DType> original_;
   std::map<std::pair<Value*, DType>, Value*> cache_;
+  std::set<Value*> copied_;
   nlohmann::json casts_ = nlohmann::json::array();
   std::map<std::string, int> counts_;
   int64_t overflowed_ = 0;
