@@ -192,7 +192,6 @@ class ZeroPartitionPass : public Pass {
   }
 
   Status ShardOptimizer(Module& m, Graph& sg, const std::string& p, int64_t n, bool param_is_chunk) {
-    const int64_t c = ops::ChunkSize(n, world_);
     Value* param = sg.FindValue(p);
     Value* master = sg.FindValue(ops::MasterName(p));
     if (master) return ShardMaster(m, sg, param, master, n, param_is_chunk);
@@ -201,26 +200,8 @@ class ZeroPartitionPass : public Pass {
           node->input(0) != param)
         continue;
       if (!param_is_chunk) node->SetAttr("shard", int64_t{1});
-      // The optimizer's own states (inputs 2.. that are state tensors of this parameter).
-      for (size_t i = 2; i < node->num_inputs(); ++i) {
-        Value* v = node->input(i);
-        const StateInfo* st = v ? m.FindState(v->name()) : nullptr;
-        if (!st || st->kind != StateKind::kOptimizer) continue;
-        v->type = ChunkType(v->type.dtype, c);
-        RETURN_IF_ERROR(Reshard(m, v->name(), n));
-      }
-      if (!param_is_chunk) {
-        Node* next = nullptr;
-        bool found = false;
-        for (const auto& q : sg.nodes()) {
-          if (found) {
-            next = q.get();
-            break;
-          }
-          found = q.get() == node.get();
-        }
-        Collective(sg, ops::kAllGatherInPlace, {param}, "", {}, next);
-      }
+      RETURN_IF_ERROR(ShardOptimizerStates(m, *node, n));
+      if (!param_is_chunk) Collective(sg, ops::kAllGatherInPlace, {param}, "", {}, NodeAfter(sg, node.get()));
       return Status::OK();
     }
     return Internal("step has no optimizer update for '", p, "'");
@@ -240,29 +221,36 @@ class ZeroPartitionPass : public Pass {
       if (node->op_type() == ops::kAssign && node->input(0) == param) assign = node.get();
     }
     if (!update || !assign) return Internal("step has no master update and refresh for '", param->name(), "'");
-    for (size_t i = 2; i < update->num_inputs(); ++i) {
-      Value* v = update->input(i);
-      const StateInfo* st = v ? m.FindState(v->name()) : nullptr;
-      if (!st || st->kind != StateKind::kOptimizer) continue;
-      v->type = ChunkType(v->type.dtype, c);
-      RETURN_IF_ERROR(Reshard(m, v->name(), n));
-    }
+    RETURN_IF_ERROR(ShardOptimizerStates(m, *update, n));
     master->type = ChunkType(master->type.dtype, c);
     RETURN_IF_ERROR(Reshard(m, master->name(), n));
     if (!param_is_chunk) {
       assign->SetAttr("shard", int64_t{1});
-      Node* next = nullptr;
-      bool found = false;
-      for (const auto& q : sg.nodes()) {
-        if (found) {
-          next = q.get();
-          break;
-        }
-        found = q.get() == assign;
-      }
-      Collective(sg, ops::kAllGatherInPlace, {param}, "", {}, next);
+      Collective(sg, ops::kAllGatherInPlace, {param}, "", {}, NodeAfter(sg, assign));
     }
     return Status::OK();
+  }
+
+  // The update's own optimizer states (inputs 2.. that are optimizer state) become chunks.
+  Status ShardOptimizerStates(Module& m, const Node& update, int64_t n) {
+    for (size_t i = 2; i < update.num_inputs(); ++i) {
+      Value* v = update.input(i);
+      const StateInfo* st = v ? m.FindState(v->name()) : nullptr;
+      if (!st || st->kind != StateKind::kOptimizer) continue;
+      v->type = ChunkType(v->type.dtype, ops::ChunkSize(n, world_));
+      RETURN_IF_ERROR(Reshard(m, v->name(), n));
+    }
+    return Status::OK();
+  }
+
+  // The node after `node` (null at the end): where an in-place gather of its result goes.
+  static Node* NodeAfter(const Graph& g, const Node* node) {
+    bool found = false;
+    for (const auto& q : g.nodes()) {
+      if (found) return q.get();
+      found = q.get() == node;
+    }
+    return nullptr;
   }
 
   // Stage 3: the parameter itself persists as a chunk and is gathered where the micro-step uses it.
