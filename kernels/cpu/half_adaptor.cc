@@ -10,8 +10,10 @@
 //
 // Buffers: every half input is converted into float scratch before the inner kernel runs and every
 // half output is rounded from scratch after it, so an output that shares memory with an input (an
-// arena slot reused in place) is never written before all inputs are read. Scratch belongs to the
-// kernel instance, allocated at its first Compute. Constant (initializer) inputs use the shadow
+// arena slot reused in place) is never written before all inputs are read. Scratch is one buffer
+// per thread shared by every adaptor: the executor runs one node at a time, so only one node's
+// widened copies are ever live, and a half model's activations are not kept again in float32 for
+// the whole run (the buffer grows to the largest node's need). Constant (initializer) inputs use the shadow
 // graph's float copy and are not converted per call. Ops with side effects (ops::HasSideEffects:
 // they update their inputs in place) get every non-constant half input written back after
 // Compute; half -> float -> half is exact, so the inputs the op did not change stay bitwise equal.
@@ -39,8 +41,7 @@ struct Widened {
   int64_t numel = 0;
   size_t index = 0;                 // the first node input/output index that holds it
   bool constant = false;            // an initializer: `view` points at the shadow's float copy
-  std::vector<float> scratch;
-  TensorView view;                  // float32, what the inner kernel gets
+  TensorView view;                  // float32, what the inner kernel gets; ptr into the shared scratch
 };
 
 bool HasHalfValue(const Node& node) {
@@ -61,6 +62,13 @@ StatusOr<std::vector<int64_t>> Dims(const Value* v, const std::string& node) {
   if (!v->type.shape || !IsStatic(*v->type.shape))
     return InvalidArgument(node, ": value '", v->name(), "' has no static shape");
   return DimValues(*v->type.shape);
+}
+
+// The scratch of this thread, at least `floats` long; valid until the next call.
+float* SharedScratch(size_t floats) {
+  thread_local std::vector<float> pool;
+  if (pool.size() < floats) pool.resize(floats);
+  return pool.data();
 }
 
 class HalfAdaptorKernel : public OpKernel {
@@ -149,6 +157,20 @@ class HalfAdaptorKernel : public OpKernel {
     inner_ctx_.first_sample = ctx.first_sample;
     inner_ctx_.num_threads = ctx.num_threads;
     inner_ctx_.comm = ctx.comm;
+    size_t floats = 0;
+    for (const Widened& w : inputs_)
+      if (!w.constant) floats += static_cast<size_t>(w.numel);
+    for (const Widened& w : outputs_) floats += static_cast<size_t>(w.numel);
+    float* next = SharedScratch(floats);
+    for (Widened& w : inputs_)
+      if (!w.constant) {
+        w.view.ptr = next;
+        next += w.numel;
+      }
+    for (Widened& w : outputs_) {
+      w.view.ptr = next;
+      next += w.numel;
+    }
     for (size_t i = 0; i < input_slot_.size(); ++i) {
       const TensorView* in = ctx.has_input(i) ? ctx.inputs[i] : nullptr;
       if (input_slot_[i] < 0 || !in) {
@@ -158,9 +180,7 @@ class HalfAdaptorKernel : public OpKernel {
       Widened& w = inputs_[static_cast<size_t>(input_slot_[i])];
       if (w.index == i && !w.constant) {
         RETURN_IF_ERROR(Check(*in, w, "input", i));
-        if (w.scratch.empty() && w.numel > 0) w.scratch.resize(static_cast<size_t>(w.numel));
-        w.view.ptr = w.scratch.data();
-        half::ToFloat(w.dtype, in->ptr, w.scratch.data(), w.numel);
+        half::ToFloat(w.dtype, in->ptr, w.view.data<float>(), w.numel);
       }
       inner_ctx_.inputs[i] = &w.view;
     }
@@ -172,19 +192,17 @@ class HalfAdaptorKernel : public OpKernel {
       }
       Widened& w = outputs_[static_cast<size_t>(output_slot_[i])];
       RETURN_IF_ERROR(Check(*out, w, "output", i));
-      if (w.scratch.empty() && w.numel > 0) w.scratch.resize(static_cast<size_t>(w.numel));
-      w.view.ptr = w.scratch.data();
       inner_ctx_.outputs[i] = &w.view;
     }
     RETURN_IF_ERROR(inner_->Compute(inner_ctx_));
     for (size_t i = 0; i < output_slot_.size(); ++i) {
       if (output_slot_[i] < 0 || !ctx.has_output(i)) continue;
       const Widened& w = outputs_[static_cast<size_t>(output_slot_[i])];
-      half::FromFloat(w.dtype, w.scratch.data(), ctx.output(i).ptr, w.numel);
+      half::FromFloat(w.dtype, w.view.data<float>(), ctx.output(i).ptr, w.numel);
     }
     if (write_back_)
       for (const Widened& w : inputs_)
-        if (!w.constant && ctx.has_input(w.index)) half::FromFloat(w.dtype, w.scratch.data(), ctx.inputs[w.index]->ptr, w.numel);
+        if (!w.constant && ctx.has_input(w.index)) half::FromFloat(w.dtype, w.view.data<float>(), ctx.inputs[w.index]->ptr, w.numel);
     return Status::OK();
   }
 
