@@ -10,10 +10,8 @@
 //
 // Buffers: every half input is converted into float scratch before the inner kernel runs and every
 // half output is rounded from scratch after it, so an output that shares memory with an input (an
-// arena slot reused in place) is never written before all inputs are read. Scratch is one buffer
-// per thread shared by every adaptor: the executor runs one node at a time, so only one node's
-// widened copies are ever live, and a half model's activations are not kept again in float32 for
-// the whole run (the buffer grows to the largest node's need). Constant (initializer) inputs use the shadow
+// arena slot reused in place) is never written before all inputs are read. Scratch is
+// half::SharedScratch, one buffer per thread for every half kernel. Constant (initializer) inputs use the shadow
 // graph's float copy and are not converted per call. Ops with side effects (ops::HasSideEffects:
 // they update their inputs in place) get every non-constant half input written back after
 // Compute; half -> float -> half is exact, so the inputs the op did not change stay bitwise equal.
@@ -62,13 +60,6 @@ StatusOr<std::vector<int64_t>> Dims(const Value* v, const std::string& node) {
   if (!v->type.shape || !IsStatic(*v->type.shape))
     return InvalidArgument(node, ": value '", v->name(), "' has no static shape");
   return DimValues(*v->type.shape);
-}
-
-// The scratch of this thread, at least `floats` long; valid until the next call.
-float* SharedScratch(size_t floats) {
-  thread_local std::vector<float> pool;
-  if (pool.size() < floats) pool.resize(floats);
-  return pool.data();
 }
 
 class HalfAdaptorKernel : public OpKernel {
@@ -161,7 +152,7 @@ class HalfAdaptorKernel : public OpKernel {
     for (const Widened& w : inputs_)
       if (!w.constant) floats += static_cast<size_t>(w.numel);
     for (const Widened& w : outputs_) floats += static_cast<size_t>(w.numel);
-    float* next = SharedScratch(floats);
+    float* next = half::SharedScratch(floats);
     for (Widened& w : inputs_)
       if (!w.constant) {
         w.view.ptr = next;

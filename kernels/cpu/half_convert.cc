@@ -1,6 +1,8 @@
 // Bulk float16/bfloat16 <-> float32 conversions (kernels/cpu/half_convert.h).
 #include "kernels/cpu/half_convert.h"
 
+#include <vector>
+
 #include "kernels/cpu/core_util.h"
 
 namespace dsc::half {
@@ -25,6 +27,12 @@ void FromFloat(DType dtype, const float* src, void* dst, int64_t n) {
 #pragma omp parallel for if (n >= cpu::kParallelMin) schedule(static)
     for (int64_t i = 0; i < n; ++i) d[i] = FloatToHalfBits(src[i]);
   }
+}
+
+float* SharedScratch(size_t floats) {
+  thread_local std::vector<float> pool;
+  if (pool.size() < floats) pool.resize(floats);
+  return pool.data();
 }
 
 }  // namespace dsc::half

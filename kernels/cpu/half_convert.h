@@ -12,6 +12,7 @@
 // float32 appears in them).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -87,5 +88,11 @@ inline uint16_t Round(float f, bool bf16) { return bf16 ? FloatToBFloat16Bits(f)
 void ToFloat(DType dtype, const void* src, float* dst, int64_t n);
 // dst[i] = src[i] rounded to `dtype` (float16 or bfloat16), nearest even.
 void FromFloat(DType dtype, const float* src, void* dst, int64_t n);
+
+// Float scratch for widened half tensors, at least `floats` long, valid until this thread's next
+// call. One buffer per thread, shared by every half kernel: the executor runs one node at a time,
+// so only one node's widened copies are ever live, and a half model's activations are not kept a
+// second time in float32 for the whole run (the buffer grows to the largest node's need).
+float* SharedScratch(size_t floats);
 
 }  // namespace dsc::half

@@ -13,6 +13,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
+#include <utility>
 
 #include "kernels/cpu/broadcast.h"
 #include "kernels/cpu/half_convert.h"
@@ -159,21 +161,37 @@ class GemmKernel : public OpKernel {
 
 // ---- half precision
 
-// A float view of an operand: the tensor itself when float32, else its widened scratch copy.
+// A float view of an operand: the tensor itself when float32, else its widened copy in the
+// shared scratch (half::SharedScratch; `scratch` is set per call by TakeScratch).
 struct Operand {
   DType dtype = DType::kFloat32;
-  std::vector<float> scratch;
+  float* scratch = nullptr;
   const float* Widen(const TensorView& t) {  // inside an OpenMP parallel region
     if (dtype == DType::kFloat32) return t.data<float>();
     const uint16_t* h = t.data<uint16_t>();
     const bool bf16 = dtype == DType::kBFloat16;
     const int64_t n = t.numel();
-    float* f = scratch.data();
+    float* f = scratch;
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < n; ++i) f[i] = half::Load(h, i, bf16);
     return f;
   }
 };
+
+// Points each half operand (and a half output's float rows, `y`) into one shared scratch block.
+void TakeScratch(const KernelContext& ctx, std::initializer_list<std::pair<Operand*, size_t>> operands, DType y_dtype,
+                 float** y) {
+  size_t floats = half::IsHalf(y_dtype) ? static_cast<size_t>(ctx.output(0).numel()) : 0;
+  for (const auto& [o, input] : operands)
+    if (o->dtype != DType::kFloat32) floats += static_cast<size_t>(ctx.input(input).numel());
+  float* next = half::SharedScratch(floats);
+  for (const auto& [o, input] : operands)
+    if (o->dtype != DType::kFloat32) {
+      o->scratch = next;
+      next += ctx.input(input).numel();
+    }
+  *y = half::IsHalf(y_dtype) ? next : nullptr;
+}
 
 bool AnyHalf(const Node& n) {
   for (const Value* v : n.inputs())
@@ -207,13 +225,13 @@ std::vector<RowBlock> RowBlocks(const std::vector<int64_t>& a_offsets, const std
 // Runs fn(a, b, y) over the blocks inside one OpenMP region with OpenBLAS on one thread per
 // call, after widening A and B in the same region.
 template <typename Fn>
-void HalfGemm(const KernelContext& ctx, Operand& a, Operand& b, std::vector<float>& y, DType y_dtype,
+void HalfGemm(const KernelContext& ctx, Operand& a, Operand& b, float* y, DType y_dtype,
               const std::vector<RowBlock>& blocks, int64_t n, Fn&& fn) {
   const int saved = openblas_get_num_threads();
   openblas_set_num_threads(1);
   void* out = ctx.output(0).ptr;
   const bool y_half = half::IsHalf(y_dtype), bf16 = y_dtype == DType::kBFloat16;
-  float* yf = y_half ? y.data() : ctx.output(0).data<float>();
+  float* yf = y_half ? y : ctx.output(0).data<float>();
   const int64_t count = static_cast<int64_t>(blocks.size());
 #pragma omp parallel
   {
@@ -246,12 +264,13 @@ class HalfMatMulKernel : public OpKernel {
     const int64_t m = mm_.m_, k = mm_.k_, n = mm_.n_;
     const int64_t total = static_cast<int64_t>(mm_.a_offsets_.size()) * m * n;
     if (total == 0) return Status::OK();
-    Allocate(ctx);
     if (k == 0) {  // an empty sum: zeros in any dtype
       std::memset(ctx.output(0).ptr, 0, ctx.output(0).nbytes());
       return Status::OK();
     }
-    HalfGemm(ctx, a_, b_, y_, y_dtype_, blocks_, n, [&](const float* a, const float* b, float* y, const RowBlock& blk) {
+    float* y = nullptr;
+    TakeScratch(ctx, {{&a_, 0}, {&b_, 1}}, y_dtype_, &y);
+    HalfGemm(ctx, a_, b_, y, y_dtype_, blocks_, n, [&](const float* a, const float* b, float* y, const RowBlock& blk) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(blk.r1 - blk.r0), static_cast<int>(n),
                   static_cast<int>(k), 1.0f, a + blk.a_off + blk.r0 * k, static_cast<int>(k), b + blk.b_off,
                   static_cast<int>(n), 0.0f, y + blk.y_off + blk.r0 * n, static_cast<int>(n));
@@ -260,15 +279,9 @@ class HalfMatMulKernel : public OpKernel {
   }
 
  private:
-  void Allocate(const KernelContext& ctx) {  // scratch once, at the first Compute
-    if (a_.dtype != DType::kFloat32 && a_.scratch.empty()) a_.scratch.resize(static_cast<size_t>(ctx.input(0).numel()));
-    if (b_.dtype != DType::kFloat32 && b_.scratch.empty()) b_.scratch.resize(static_cast<size_t>(ctx.input(1).numel()));
-    if (half::IsHalf(y_dtype_) && y_.empty()) y_.resize(static_cast<size_t>(ctx.output(0).numel()));
-  }
   MatMulKernel mm_;
   Operand a_, b_;
   DType y_dtype_ = DType::kFloat32;
-  std::vector<float> y_;
   std::vector<RowBlock> blocks_;
 };
 
@@ -286,19 +299,17 @@ class HalfGemmKernel : public OpKernel {
   Status Compute(KernelContext& ctx) override {
     const int64_t m = gemm_.m_, k = gemm_.k_, n = gemm_.n_, mn = m * n;
     if (mn == 0) return Status::OK();
-    if (half::IsHalf(y_dtype_) && y_.empty()) y_.resize(static_cast<size_t>(mn));
-    for (Operand* o : {&a_, &b_})
-      if (o->dtype != DType::kFloat32 && o->scratch.empty())
-        o->scratch.resize(static_cast<size_t>(ctx.input(o == &a_ ? 0 : 1).numel()));
-    float* y = half::IsHalf(y_dtype_) ? y_.data() : ctx.output(0).data<float>();
     const bool use_c = gemm_.has_c_ && ctx.has_input(2) && gemm_.beta_ != 0.0f;
+    float* y_half = nullptr;
+    if (use_c) TakeScratch(ctx, {{&a_, 0}, {&b_, 1}, {&c_, 2}}, y_dtype_, &y_half);
+    else TakeScratch(ctx, {{&a_, 0}, {&b_, 1}}, y_dtype_, &y_half);
+    float* y = half::IsHalf(y_dtype_) ? y_half : ctx.output(0).data<float>();
     if (use_c) {  // Y = C (widened), then sgemm's beta
       const TensorView& c = ctx.input(2);
       const float* cf = c.data<float>();
       if (c_.dtype != DType::kFloat32) {
-        if (c_.scratch.empty()) c_.scratch.resize(static_cast<size_t>(c.numel()));
-        half::ToFloat(c_.dtype, c.ptr, c_.scratch.data(), c.numel());
-        cf = c_.scratch.data();
+        half::ToFloat(c_.dtype, c.ptr, c_.scratch, c.numel());
+        cf = c_.scratch;
       }
       BroadcastCopy(gemm_.c_plan_, cf, y);
     }
@@ -309,7 +320,7 @@ class HalfGemmKernel : public OpKernel {
     }
     const bool ta = gemm_.trans_a_, tb = gemm_.trans_b_;
     const float alpha = gemm_.alpha_, beta = use_c ? gemm_.beta_ : 0.0f;
-    HalfGemm(ctx, a_, b_, y_, y_dtype_, blocks_, n, [&](const float* a, const float* b, float* yf, const RowBlock& blk) {
+    HalfGemm(ctx, a_, b_, y_half, y_dtype_, blocks_, n, [&](const float* a, const float* b, float* yf, const RowBlock& blk) {
       // Rows r0..r1 of op(A): rows of A, or columns when A is transposed (lda stays A's row length).
       const float* ab = ta ? a + blk.r0 : a + blk.r0 * k;
       cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
@@ -324,7 +335,6 @@ class HalfGemmKernel : public OpKernel {
   GemmKernel gemm_;
   Operand a_, b_, c_;
   DType y_dtype_ = DType::kFloat32;
-  std::vector<float> y_;
   std::vector<RowBlock> blocks_;
 };
 
