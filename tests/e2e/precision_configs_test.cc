@@ -203,8 +203,11 @@ TEST_P(PrecisionConfig, CompilesTheMlpAsDeepSpeedDecides) {
 
 INSTANTIATE_TEST_SUITE_P(DeepSpeedCases, PrecisionConfig, ::testing::ValuesIn(LoadPrecisionCases()),
                          [](const ::testing::TestParamInfo<PrecisionCase>& info) { return info.param.name; });
+// A checkout without ../shared has no cases; the count test below says so as a skip.
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(PrecisionConfig);
 
 TEST(PrecisionConfigCases, CasesFileHasThePrecisionCases) {
+  if (!std::ifstream(DSC_CASES_FILE)) GTEST_SKIP() << "cases file not found: " << DSC_CASES_FILE;
   // 41 ds_config + 60 optimizer_wrapper cases touch the precision keys, plus 9 loss-scaler cases.
   EXPECT_EQ(LoadPrecisionCases().size(), 110u) << DSC_CASES_FILE;
 }
