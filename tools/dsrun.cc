@@ -30,6 +30,8 @@ options:
   --seed S          data-order and dropout seed (default: the config's "seed", 42)
   --metrics FILE    one JSON object per optimizer step (step, loss, lr, grad_norm, loss_scale,
                     skipped, skipped_steps, samples_per_s, step_time_s, elapsed_s, epoch, memory)
+  --device D        where ranks compute: cpu (default; the only backend built into this dsrun)
+                    or cuda
   --threads T       CPU threads for kernels and BLAS (default: all cores; with --nproc N,
                     the cores divided by N)
   --nproc N         train on N local ranks: dsrun restarts itself under mpirun (Open MPI).
@@ -59,7 +61,17 @@ const std::vector<FlagSpec> kFlags = {{"--data", true},     {"--steps", true},  
                                       {"--threads", true},  {"--nproc", true},   {"-q", false},
                                       {"--quiet", false},   {"-h", false},       {"--help", false},
                                       {"--debug-inject-overflow", true}, {"--debug-dump-state", true},
-                                      {"--debug-dump-steps", true}};
+                                      {"--debug-dump-steps", true}, {"--device", true}};
+
+// The compute backend that --device asks for. Only the CPU one is built; checked before any
+// relaunch under mpirun so a wrong choice fails once, not once per rank.
+Status CheckDevice(const ParsedArgs& args) {
+  const std::string device = args.Has("--device") ? args.Get("--device") : "cpu";
+  if (device == "cpu") return Status::OK();
+  if (device == "cuda")
+    return FailedPrecondition("--device cuda: the CUDA backend is not built into this dsrun (only --device cpu is)");
+  return InvalidArgument("--device ", device, ": unknown device (accepted: cpu, cuda)");
+}
 
 struct Job {
   Plan plan;
@@ -173,6 +185,10 @@ int main(int argc, char** argv) {
     int exit_code = 0;
     std::optional<ParsedArgs> args = ParseCommandLine("dsrun", argc, argv, kFlags, kUsage, &exit_code);
     if (!args) return exit_code;
+    if (Status device = CheckDevice(*args); !device.ok()) {
+      std::cerr << "dsrun: error: " << device.message() << "\n";
+      return 1;
+    }
     StatusOr<std::unique_ptr<Communicator>> connected = Connect(*args, argc, argv);
     if (!connected.ok()) {
       std::cerr << "dsrun: error: " << connected.status().message() << "\n";
