@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds a bundle with scripts/bundle.sh from BUILD, unpacks it into a fresh folder and, with a
+# clean environment (no build or source tree on any path), compiles the bundled gpt, trains it on
+# 1 and 2 ranks and inspects the plan; the losses must equal the same runs from the build tree.
+# usage: bundle_test.sh SOURCE_DIR BUILD_DIR
+set -euo pipefail
+src=$1 build=$2
+fail() { echo "FAIL: $*" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+"$src/scripts/bundle.sh" "$tmp/dsc.tar.gz" --build-dir "$build"
+size=$(stat -c %s "$tmp/dsc.tar.gz")
+[ "$size" -lt 40000000 ] || fail "bundle is $size bytes, not under 40 MB"
+mkdir "$tmp/fresh"
+tar -C "$tmp/fresh" -xzf "$tmp/dsc.tar.gz"
+bin="$tmp/fresh/dscompile-bundle/bin"
+if grep -rlF -e "$build" -e "$src" "$bin"; then fail "launchers name the build or source tree"; fi
+
+# The inputs, copied so that nothing the runs touch lies in the source tree. The 2-rank config
+# keeps train_batch_size 16: micro-batch 4 x 2 accumulation steps x 2 ranks.
+mkdir "$tmp/work" "$tmp/ref"
+for d in "$tmp/work" "$tmp/ref"; do
+  cp "$src/models/gpt/gpt.onnx" "$d/" && cp -r "$src/models/gpt/data" "$d/data" && cp "$src/configs/gpt.json" "$d/gpt.json"
+  sed 's/"gradient_accumulation_steps": 4/"gradient_accumulation_steps": 2/' "$d/gpt.json" >"$d/gpt2.json"
+  grep -q '"gradient_accumulation_steps": 2' "$d/gpt2.json" || fail "could not derive the 2-rank config"
+done
+
+# runs DIR PREFIX: compile for 1 and 2 ranks, train 4 steps on each, inspect; PREFIX is the
+# folder holding dscompile, dsrun and dsinspect.
+runs() {
+  cd "$1"
+  "$2/dscompile" gpt.onnx --config gpt.json -o g1.dsplan >/dev/null 2>&1
+  "$2/dscompile" gpt.onnx --config gpt2.json --world-size 2 -o g2.dsplan >/dev/null 2>&1
+  "$2/dsrun" g1.dsplan --data data --steps 4 --device cpu --threads 1 --metrics m1.jsonl -q
+  "$2/dsrun" g2.dsplan --data data --steps 4 --device cpu --threads 1 --nproc 2 --metrics m2.jsonl -q
+  "$2/dsinspect" g1.dsplan >inspect.txt
+}
+env -i PATH=/usr/bin:/bin HOME="$HOME" bash -c "$(declare -f runs)"'; set -euo pipefail; runs "$0" "$1"' "$tmp/work" "$bin" \
+  || fail "the bundled programs failed"
+(runs "$tmp/ref" "$build/tools") || fail "the build tree's programs failed"
+
+losses() { grep -o '"loss":[^,}]*' "$1"; }
+for m in m1 m2; do
+  [ "$(losses "$tmp/work/$m.jsonl" | wc -l)" -eq 4 ] || fail "$m: expected 4 steps of metrics"
+  diff <(losses "$tmp/ref/$m.jsonl") <(losses "$tmp/work/$m.jsonl") || fail "$m: losses differ from the build tree's run"
+done
+grep -q "world size: 1" "$tmp/work/inspect.txt" || fail "dsinspect from the bundle printed no summary"
+# The same summary but for the command line and the passes' timings.
+summary() { grep -v "^command line" "$1" | sed -E 's/ *[0-9.]+ (ms|us|s)$/ T/'; }
+diff <(summary "$tmp/ref/inspect.txt") <(summary "$tmp/work/inspect.txt") \
+  || fail "dsinspect differs from the build tree's"
+
+# --device: cuda is not built into this dsrun, unknown values name the accepted ones.
+out=$(env -i PATH=/usr/bin:/bin HOME="$HOME" "$bin/dsrun" "$tmp/work/g1.dsplan" --data "$tmp/work/data" --device cuda 2>&1) \
+  && fail "--device cuda succeeded"
+grep -q "CUDA backend is not built into this dsrun" <<<"$out" || fail "--device cuda: unexpected message: $out"
+out=$("$bin/dsrun" "$tmp/work/g1.dsplan" --data "$tmp/work/data" --device tpu 2>&1) && fail "--device tpu succeeded"
+grep -q "accepted: cpu, cuda" <<<"$out" || fail "--device tpu: unexpected message: $out"
+echo "bundle: $size bytes; losses equal on 1 and 2 ranks: $(losses "$tmp/work/m1.jsonl" | tr '\n' ' ')"
