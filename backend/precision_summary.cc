@@ -9,7 +9,7 @@ namespace {
 
 using json = nlohmann::json;
 
-bool IsFloatType(DType t) { return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16; }
+bool IsFloatType(DType t) { return t == DType::kFloat32 || IsHalf(t); }
 
 // The dtype a node computes in: its first float output, else (in-place ops) its first float input.
 DType ComputeDType(const Node& n) {

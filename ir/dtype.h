@@ -25,6 +25,8 @@ enum class DType : uint8_t {
 // Bytes per element (bool is stored as one byte, as in ONNX raw_data).
 size_t DTypeSize(DType t);
 bool IsFloat(DType t);
+// float16 or bfloat16: the mixed-precision half types.
+inline bool IsHalf(DType t) { return t == DType::kFloat16 || t == DType::kBFloat16; }
 bool IsInteger(DType t);
 // The ONNX text-syntax name: float, float16, bfloat16, double, int64, ..., bool.
 const char* DTypeName(DType t);

@@ -60,7 +60,7 @@ StatusOr<std::unique_ptr<OpKernel>> KernelRegistry::Create(const Node& node, Dev
   // A native half kernel that does not cover this node (ScatterElements' reductions move only
   // float32 through arithmetic) leaves it to the float32 kernel through the adaptor.
   if (!k.ok() && k.status().code() == StatusCode::kUnimplemented && device == DeviceKind::kCpu &&
-      (key.dtype == DType::kFloat16 || key.dtype == DType::kBFloat16)) {
+      IsHalf(key.dtype)) {
     StatusOr<std::unique_ptr<OpKernel>> adapted = CreateHalfAdaptor(node, *this, device);
     if (adapted.ok()) return adapted;
   }

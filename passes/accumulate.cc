@@ -130,7 +130,7 @@ class AccumulatePass : public Pass {
     // fp32 (autocast, amp O2's BatchNorm) in its own dtype; without a regime, grad_accum_dtype.
     auto accum_dtype = [&](const Value* p) {
       if (!mode.active()) return PrecisionDTypeFromName(ctx.config->grad_accum_dtype());
-      return p->type.dtype == DType::kFloat16 || p->type.dtype == DType::kBFloat16 ? mode.grad_accum : p->type.dtype;
+      return IsHalf(p->type.dtype) ? mode.grad_accum : p->type.dtype;
     };
 
     // State table and micro_step inputs.
@@ -138,9 +138,8 @@ class AccumulatePass : public Pass {
     for (Value* p : params) {
       const Tensor init = p->initializer();
       RETURN_IF_ERROR(m.AddState(StateInfo{p->name(), StateKind::kParameter, "", init.dtype(), init.dims()}, &init));
-      const bool half = init.dtype() == DType::kFloat16 || init.dtype() == DType::kBFloat16;
       masters.push_back(nullptr);
-      if (half && mode.master) {
+      if (IsHalf(init.dtype()) && mode.master) {
         const std::string master = ops::MasterName(p->name());
         if (g.FindValue(master) || m.FindState(master))
           return FailedPrecondition("the name '", master, "' of ", p->name(), "'s master weights is already in use");

@@ -44,7 +44,7 @@ const char* ShortName(DType t) {
   }
 }
 
-bool IsHalfOrFloat(DType t) { return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16; }
+bool IsHalfOrFloat(DType t) { return t == DType::kFloat32 || IsHalf(t); }
 
 int Width(DType t) { return t == DType::kFloat32 ? 2 : IsHalfOrFloat(t) ? 1 : 0; }
 

@@ -42,14 +42,6 @@ struct Widened {
   TensorView view;                  // float32, what the inner kernel gets; ptr into the shared scratch
 };
 
-bool HasHalfValue(const Node& node) {
-  for (const Value* v : node.inputs())
-    if (v && half::IsHalf(v->type.dtype)) return true;
-  for (const Value* v : node.outputs())
-    if (v && half::IsHalf(v->type.dtype)) return true;
-  return false;
-}
-
 Tensor WidenTensor(const Tensor& t) {
   Tensor f(DType::kFloat32, t.dims());
   half::ToFloat(t.dtype(), t.raw(), f.data<float>(), t.numel());
@@ -86,7 +78,7 @@ class HalfAdaptorKernel : public OpKernel {
         inputs.push_back(seen);
         continue;
       }
-      const bool widen = half::IsHalf(v->type.dtype);
+      const bool widen = IsHalf(v->type.dtype);
       Value* s = nullptr;
       if (v->is_initializer()) {
         s = shadow_->AddInitializer(v->name(), widen ? WidenTensor(v->initializer()) : v->initializer());
@@ -119,7 +111,7 @@ class HalfAdaptorKernel : public OpKernel {
     for (size_t i = 0; i < node.num_outputs(); ++i) {
       const Value* v = node.output(i);
       s->output(i)->type = v->type;
-      if (!half::IsHalf(v->type.dtype)) continue;
+      if (!IsHalf(v->type.dtype)) continue;
       s->output(i)->type.dtype = DType::kFloat32;
       ASSIGN_OR_RETURN(std::vector<int64_t> dims, Dims(v, name_));
       Widened w;
@@ -216,7 +208,7 @@ class HalfAdaptorKernel : public OpKernel {
 }  // namespace
 
 bool NeedsHalfAdaptor(const Node& node, const KernelRegistry& registry, DeviceKind device) {
-  if (device != DeviceKind::kCpu || !HasHalfValue(node)) return false;
+  if (device != DeviceKind::kCpu || !half::HasHalfValue(node)) return false;
   const DType t = KernelDType(node);
   if (!registry.Find(KernelKey{node.domain(), node.op_type(), device, t})) return true;
   if (t != DType::kFloat32) return false;

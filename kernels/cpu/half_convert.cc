@@ -29,6 +29,14 @@ void FromFloat(DType dtype, const float* src, void* dst, int64_t n) {
   }
 }
 
+bool HasHalfValue(const Node& node) {
+  for (const Value* v : node.inputs())
+    if (v && IsHalf(v->type.dtype)) return true;
+  for (const Value* v : node.outputs())
+    if (v && IsHalf(v->type.dtype)) return true;
+  return false;
+}
+
 float* SharedScratch(size_t floats) {
   thread_local std::vector<float> pool;
   if (pool.size() < floats) pool.resize(floats);

@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "ir/dtype.h"
+#include "ir/graph.h"
 
 namespace dsc::half {
 
@@ -35,8 +36,6 @@ inline float FromBits(uint32_t u) {
 // GCC if-converts the element loops and vectorizes them (with ?: it kept branches).
 inline uint32_t Mask(bool c) { return 0u - static_cast<uint32_t>(c); }
 inline uint32_t Select(bool c, uint32_t a, uint32_t b) { return (a & Mask(c)) | (b & ~Mask(c)); }
-
-inline bool IsHalf(DType t) { return t == DType::kFloat16 || t == DType::kBFloat16; }
 
 inline float HalfBitsToFloat(uint16_t h) {
   constexpr uint32_t kShiftedExp = 0x7c00u << 13;  // the float16 exponent field, moved to float32's
@@ -88,6 +87,9 @@ inline uint16_t Round(float f, bool bf16) { return bf16 ? FloatToBFloat16Bits(f)
 void ToFloat(DType dtype, const void* src, float* dst, int64_t n);
 // dst[i] = src[i] rounded to `dtype` (float16 or bfloat16), nearest even.
 void FromFloat(DType dtype, const float* src, void* dst, int64_t n);
+
+// True when any input or output of `node` is float16/bfloat16.
+bool HasHalfValue(const Node& node);
 
 // Float scratch for widened half tensors, at least `floats` long, valid until this thread's next
 // call. One buffer per thread, shared by every half kernel: the executor runs one node at a time,

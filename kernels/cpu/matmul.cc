@@ -181,7 +181,7 @@ struct Operand {
 // Points each half operand (and a half output's float rows, `y`) into one shared scratch block.
 void TakeScratch(const KernelContext& ctx, std::initializer_list<std::pair<Operand*, size_t>> operands, DType y_dtype,
                  float** y) {
-  size_t floats = half::IsHalf(y_dtype) ? static_cast<size_t>(ctx.output(0).numel()) : 0;
+  size_t floats = IsHalf(y_dtype) ? static_cast<size_t>(ctx.output(0).numel()) : 0;
   for (const auto& [o, input] : operands)
     if (o->dtype != DType::kFloat32) floats += static_cast<size_t>(ctx.input(input).numel());
   float* next = half::SharedScratch(floats);
@@ -190,15 +190,7 @@ void TakeScratch(const KernelContext& ctx, std::initializer_list<std::pair<Opera
       o->scratch = next;
       next += ctx.input(input).numel();
     }
-  *y = half::IsHalf(y_dtype) ? next : nullptr;
-}
-
-bool AnyHalf(const Node& n) {
-  for (const Value* v : n.inputs())
-    if (v && half::IsHalf(v->type.dtype)) return true;
-  for (const Value* v : n.outputs())
-    if (v && half::IsHalf(v->type.dtype)) return true;
-  return false;
+  *y = IsHalf(y_dtype) ? next : nullptr;
 }
 
 // One output matrix's rows [r0, r1) times B with a single-threaded sgemm; then those rows
@@ -230,7 +222,7 @@ void HalfGemm(const KernelContext& ctx, Operand& a, Operand& b, float* y, DType 
   const int saved = openblas_get_num_threads();
   openblas_set_num_threads(1);
   void* out = ctx.output(0).ptr;
-  const bool y_half = half::IsHalf(y_dtype), bf16 = y_dtype == DType::kBFloat16;
+  const bool y_half = IsHalf(y_dtype), bf16 = y_dtype == DType::kBFloat16;
   float* yf = y_half ? y : ctx.output(0).data<float>();
   const int64_t count = static_cast<int64_t>(blocks.size());
 #pragma omp parallel
@@ -303,7 +295,7 @@ class HalfGemmKernel : public OpKernel {
     float* y_half = nullptr;
     if (use_c) TakeScratch(ctx, {{&a_, 0}, {&b_, 1}, {&c_, 2}}, y_dtype_, &y_half);
     else TakeScratch(ctx, {{&a_, 0}, {&b_, 1}}, y_dtype_, &y_half);
-    float* y = half::IsHalf(y_dtype_) ? y_half : ctx.output(0).data<float>();
+    float* y = IsHalf(y_dtype_) ? y_half : ctx.output(0).data<float>();
     if (use_c) {  // Y = C (widened), then sgemm's beta
       const TensorView& c = ctx.input(2);
       const float* cf = c.data<float>();
@@ -315,7 +307,7 @@ class HalfGemmKernel : public OpKernel {
     }
     if (k == 0) {
       for (int64_t i = 0; i < mn; ++i) y[i] = use_c ? gemm_.beta_ * y[i] : 0.0f;
-      if (half::IsHalf(y_dtype_)) half::FromFloat(y_dtype_, y, ctx.output(0).ptr, mn);
+      if (IsHalf(y_dtype_)) half::FromFloat(y_dtype_, y, ctx.output(0).ptr, mn);
       return Status::OK();
     }
     const bool ta = gemm_.trans_a_, tb = gemm_.trans_b_;
@@ -343,7 +335,7 @@ class HalfGemmKernel : public OpKernel {
 template <typename F, typename H>
 KernelFactory FloatOrHalf() {
   return [](const Node& n) -> StatusOr<std::unique_ptr<OpKernel>> {
-    return AnyHalf(n) ? MakeFactory<H>()(n) : MakeFactory<F>()(n);
+    return half::HasHalfValue(n) ? MakeFactory<H>()(n) : MakeFactory<F>()(n);
   };
 }
 

@@ -243,7 +243,7 @@ void CheckCase(const json& c, DType dtype, const std::vector<bool>& half_in, con
     const Tensor& g = (*got)[i];
     if (w.dtype() == DType::kUndefined) continue;  // omitted output
     ASSERT_EQ(g.numel(), w.numel()) << "output " << i;
-    if (w.dtype() == DType::kFloat32 && half::IsHalf(g.dtype())) {
+    if (w.dtype() == DType::kFloat32 && IsHalf(g.dtype())) {
       std::vector<uint16_t> rounded(static_cast<size_t>(w.numel()));
       half::FromFloat(g.dtype(), w.data<float>(), rounded.data(), w.numel());
       const uint16_t* h = g.data<uint16_t>();
@@ -373,7 +373,7 @@ void ExpectRoundedFloat32(Node* half_node, Node* float_node, std::vector<Tensor>
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   ASSERT_TRUE(want.ok()) << want.status().ToString();
   const Tensor& g = (*got)[0];
-  ASSERT_TRUE(half::IsHalf(g.dtype()));
+  ASSERT_TRUE(IsHalf(g.dtype()));
   for (int64_t i = 0; i < g.numel(); ++i)
     ASSERT_EQ(g.data<uint16_t>()[i], half::Round((*want)[0].data<float>()[i], g.dtype() == DType::kBFloat16))
         << "element " << i;
