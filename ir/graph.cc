@@ -176,6 +176,13 @@ void Graph::ConvertInitializerToInput(Value* v) {
 
 // ---------------------------------------------------------------- Graph nodes
 
+Value* Graph::AddCast(Value* x, DType to, const std::string& out_name, const std::string& node_name, Node* before) {
+  Node* c = AddNode("Cast", {x}, {UniqueName(out_name)}, "", node_name, before);
+  c->SetAttr("to", int64_t{DTypeToOnnx(to)});
+  c->output(0)->type = TensorType{to, x->type.shape};
+  return c->output(0);
+}
+
 Node* Graph::AddNode(const std::string& op_type, const std::vector<Value*>& inputs,
                      const std::vector<std::string>& output_names, const std::string& domain,
                      const std::string& name, Node* before) {

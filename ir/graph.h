@@ -157,6 +157,10 @@ class Graph {
   Node* AddNode(const std::string& op_type, const std::vector<Value*>& inputs,
                 const std::vector<std::string>& output_names, const std::string& domain = "",
                 const std::string& name = "", Node* before = nullptr);
+  // A Cast of `x` to `to` (same shape) whose output is named `out_name` (made unique); appended,
+  // or placed before `before`. Returns the cast value.
+  Value* AddCast(Value* x, DType to, const std::string& out_name, const std::string& node_name = "",
+                 Node* before = nullptr);
   // Removes a node whose outputs have no uses; its outputs are destroyed.
   Status RemoveNode(Node* n);
   void ReplaceAllUsesWith(Value* from, Value* to);  // graph outputs too

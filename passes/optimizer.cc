@@ -111,11 +111,7 @@ class OptimizerPass : public Pass {
       return g.AddInput(name, TypeOf(st));
     };
     auto cast = [&](Value* v, DType to) {
-      if (v->type.dtype == to) return v;
-      Node* c = g.AddNode("Cast", {v}, {g.UniqueName(StrCat(v->name(), "::", DTypeName(to)))}, "", "", zero_fill);
-      c->SetAttr("to", int64_t{DTypeToOnnx(to)});
-      c->output(0)->type = TensorType{to, v->type.shape};
-      return c->output(0);
+      return v->type.dtype == to ? v : g.AddCast(v, to, StrCat(v->name(), "::", DTypeName(to)), "", zero_fill);
     };
     for (const StateInfo& p : params) {
       Value* param = g.FindValue(p.name);

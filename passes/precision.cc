@@ -35,15 +35,6 @@
 namespace dsc {
 namespace {
 
-const char* ShortName(DType t) {
-  switch (t) {
-    case DType::kFloat16: return "fp16";
-    case DType::kBFloat16: return "bf16";
-    case DType::kFloat32: return "fp32";
-    default: return DTypeName(t);
-  }
-}
-
 bool IsHalfOrFloat(DType t) { return t == DType::kFloat32 || IsHalf(t); }
 
 int Width(DType t) { return t == DType::kFloat32 ? 2 : IsHalfOrFloat(t) ? 1 : 0; }
@@ -138,15 +129,12 @@ class PrecisionRewriter {
         v->type.dtype = to;
         return v;  // one use: converted in place, nothing else sees the old dtype
       }
-      out = g_.AddInitializer(g_.UniqueName(v->name() + "::" + ShortName(to)), std::move(t));
+      out = g_.AddInitializer(g_.UniqueName(v->name() + "::" + PrecisionDTypeName(to)), std::move(t));
       copied_.insert(v);
     } else {
-      const std::string node_name = g_.UniqueName("precision/" + v->name() + "->" + ShortName(to));
-      Node* c = g_.AddNode("Cast", {v}, {g_.UniqueName(v->name() + "::" + ShortName(to))}, "", node_name, before);
-      c->SetAttr("to", int64_t{DTypeToOnnx(to)});
-      c->output(0)->type = TensorType{to, v->type.shape};
-      out = c->output(0);
-      casts_.push_back({{"cast", node_name}, {"value", v->name()}, {"to", ShortName(to)},
+      const std::string node_name = g_.UniqueName("precision/" + v->name() + "->" + PrecisionDTypeName(to));
+      out = g_.AddCast(v, to, v->name() + "::" + PrecisionDTypeName(to), node_name, before);
+      casts_.push_back({{"cast", node_name}, {"value", v->name()}, {"to", PrecisionDTypeName(to)},
                         {"for", before ? before->Describe() : "the loss"}, {"reason", why}});
     }
     cache_[key] = out;
@@ -193,11 +181,11 @@ class PrecisionRewriter {
         compute = strong != DType::kUndefined ? strong : any;
       }
       if (!Allows(*s, type_param, compute)) compute = DType::kFloat32;
-      why += StrCat(ShortName(compute), " (", mode_.fp32_batchnorm && n.op_type() == "BatchNormalization"
+      why += StrCat(PrecisionDTypeName(compute), " (", mode_.fp32_batchnorm && n.op_type() == "BatchNormalization"
                                                  ? "keep_batchnorm_fp32"
                                                  : PolicyReason(n, mode_.kind),
                     ")");
-      ++counts_[StrCat(n.op_type(), " ", ShortName(compute))];
+      ++counts_[StrCat(n.op_type(), " ", PrecisionDTypeName(compute))];
     }
     for (size_t i = 0; i < n.num_inputs(); ++i) {
       Value* v = n.input(i);
@@ -207,7 +195,7 @@ class PrecisionRewriter {
       if (v->type.dtype == target) continue;
       ASSIGN_OR_RETURN(Value * c, CastTo(v, target, &n,
                                          to_compute ? why : StrCat(n.op_type(), " input ", i, " keeps its exported ",
-                                                                   ShortName(target))));
+                                                                   PrecisionDTypeName(target))));
       n.SetInput(i, c);
     }
     if (compute != DType::kUndefined)
@@ -247,15 +235,12 @@ class PrecisionPass : public GraphPass {
     Value* loss = g.FindValue(g.training.loss);
     if (!loss) return Internal("the loss '", g.training.loss, "' is not in the graph");
     if (loss->type.dtype != DType::kFloat32) {
-      Node* c = g.AddNode("Cast", {loss}, {g.UniqueName(loss->name() + "::fp32")}, "",
-                          g.UniqueName("precision/loss->fp32"));
-      c->SetAttr("to", int64_t{DTypeToOnnx(DType::kFloat32)});
-      c->output(0)->type = TensorType{DType::kFloat32, loss->type.shape};
+      Value* wide = g.AddCast(loss, DType::kFloat32, loss->name() + "::fp32", g.UniqueName("precision/loss->fp32"));
       std::vector<Value*> outs = g.outputs();
       for (Value*& o : outs)
-        if (o == loss) o = c->output(0);
+        if (o == loss) o = wide;
       g.SetOutputs(outs);
-      g.training.loss = c->output(0)->name();
+      g.training.loss = wide->name();
     }
     if (mode.loss_scaling) {
       if (g.FindValue(ops::kLossScaleInput)) return FailedPrecondition("the graph already has a value ", ops::kLossScaleInput);
@@ -263,14 +248,14 @@ class PrecisionPass : public GraphPass {
     }
     nlohmann::json regime = {{"kind", mode.kind == PrecisionKind::kHalfModel ? "half model" : "autocast"},
                              {"source", mode.source},
-                             {"half", ShortName(mode.half)},
-                             {"master_weights", mode.master ? ShortName(mode.master_dtype) : "none"},
-                             {"optimizer_states", ShortName(mode.optimizer_state_dtype)},
+                             {"half", PrecisionDTypeName(mode.half)},
+                             {"master_weights", mode.master ? PrecisionDTypeName(mode.master_dtype) : "none"},
+                             {"optimizer_states", PrecisionDTypeName(mode.optimizer_state_dtype)},
                              {"fp32_batchnorm", mode.fp32_batchnorm},
                              {"loss_scaling", mode.loss_scaling},
                              {"check_overflow", mode.check_overflow},
-                             {"grad_accum", ShortName(mode.grad_accum)},
-                             {"communication", ShortName(mode.communication)}};
+                             {"grad_accum", PrecisionDTypeName(mode.grad_accum)},
+                             {"communication", PrecisionDTypeName(mode.communication)}};
     nlohmann::json counts = nlohmann::json::object();
     for (const auto& [k, n] : rewriter.compute_counts()) counts[k] = n;
     regime["compute"] = counts;
@@ -278,11 +263,11 @@ class PrecisionPass : public GraphPass {
     g.metadata["dsc.precision_casts"] = rewriter.casts().dump();
     if (rewriter.overflowed() > 0 && ctx.warn)
       *ctx.warn << "dscompile: warning: precision: " << rewriter.overflowed() << " finite constant or parameter values "
-                << "are beyond " << ShortName(mode.half) << "'s range and became infinite (e.g. an attention mask of "
+                << "are beyond " << PrecisionDTypeName(mode.half) << "'s range and became infinite (e.g. an attention mask of "
                 << "float32's minimum); export the model so such constants fit, or use bf16\n";
     if (ctx.log)
       *ctx.log << "precision: " << mode.source << ": " << regime["kind"].get<std::string>() << " in "
-               << ShortName(mode.half) << ", " << rewriter.casts().size() << " casts inserted\n";
+               << PrecisionDTypeName(mode.half) << ", " << rewriter.casts().size() << " casts inserted\n";
     return true;
   }
 };

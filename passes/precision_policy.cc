@@ -70,6 +70,15 @@ DType PrecisionDTypeFromName(const std::string& name) {
   return DType::kFloat32;
 }
 
+const char* PrecisionDTypeName(DType t) {
+  switch (t) {
+    case DType::kFloat16: return "fp16";
+    case DType::kBFloat16: return "bf16";
+    case DType::kFloat32: return "fp32";
+    default: return DTypeName(t);
+  }
+}
+
 OpPrecision PolicyFor(const Node& node, PrecisionKind kind) {
   const OpRow* row = Row(node);
   if (!row || kind == PrecisionKind::kFp32) return OpPrecision::kFollow;

@@ -52,7 +52,8 @@ OpPrecision PolicyFor(const Node& node, PrecisionKind kind);
 // One line saying why the policy puts an op where it does ("MatMul: half list").
 std::string PolicyReason(const Node& node, PrecisionKind kind);
 
-// "fp16" | "bf16" | "fp32" → dtype.
+// "fp16" | "bf16" | "fp32" → dtype, and back (other dtypes by their ONNX names).
 DType PrecisionDTypeFromName(const std::string& name);
+const char* PrecisionDTypeName(DType t);
 
 }  // namespace dsc

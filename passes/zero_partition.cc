@@ -126,10 +126,7 @@ class ZeroPartitionPass : public Pass {
   // `v` in the communication dtype (a Cast before `before` when it differs).
   Value* ForComm(Graph& g, Value* v, Node* before) {
     if (v->type.dtype == comm_dtype_ || !IsFloat(v->type.dtype)) return v;
-    Node* c = g.AddNode("Cast", {v}, {g.UniqueName(StrCat(v->name(), "@", DTypeName(comm_dtype_)))}, "", "", before);
-    c->SetAttr("to", int64_t{DTypeToOnnx(comm_dtype_)});
-    c->output(0)->type = TensorType{comm_dtype_, v->type.shape};
-    return c->output(0);
+    return g.AddCast(v, comm_dtype_, StrCat(v->name(), "@", DTypeName(comm_dtype_)), "", before);
   }
 
   Status Stage0(Graph& sg, const std::string& p) {
