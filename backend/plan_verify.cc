@@ -3,7 +3,6 @@
 
 #include <algorithm>
 
-#include <map>
 #include <set>
 
 #include "frontend/config/ds_config.h"
@@ -49,14 +48,6 @@ Status CheckStateTable(const Plan& plan) {
   return Status::OK();
 }
 
-// The reserved scalars the trainer binds itself (ir/dsc_ops.h): name -> dtype, shape [].
-const std::map<std::string, DType>& ReservedScalars() {
-  static const std::map<std::string, DType> kScalars = {
-      {ops::kLrInput, DType::kFloat32}, {ops::kStepInput, DType::kInt64}, {ops::kBeta1Input, DType::kFloat32},
-      {ops::kLossScaleInput, DType::kFloat32}};
-  return kScalars;
-}
-
 Status CheckInputs(const Plan& plan, const PlanProgram& p, int64_t micro_batch) {
   for (const Value* in : p.graph->inputs()) {
     const std::vector<int64_t> dims = StaticDims(*in);
@@ -66,10 +57,10 @@ Status CheckInputs(const Plan& plan, const PlanProgram& p, int64_t micro_batch) 
         return InvalidArgument(what, " does not match its state tensor, ", DTypeName(s->dtype), DimsToString(s->dims));
       continue;
     }
-    auto scalar = ReservedScalars().find(in->name());
-    if (scalar != ReservedScalars().end()) {
-      if (in->type.dtype != scalar->second || !dims.empty())
-        return InvalidArgument(what, " is a reserved scalar and must be ", DTypeName(scalar->second), "[]");
+    // The reserved scalars the trainer binds itself (ir/dsc_ops.h).
+    if (const DType scalar = ops::ReservedScalarDType(in->name()); scalar != DType::kUndefined) {
+      if (in->type.dtype != scalar || !dims.empty())
+        return InvalidArgument(what, " is a reserved scalar and must be ", DTypeName(scalar), "[]");
       continue;
     }
     // Anything else is data the loader reads from NAME.npy, one micro-batch along dim 0.

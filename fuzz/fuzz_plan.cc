@@ -92,9 +92,7 @@ bool WriteZeroData(const Plan& plan, const Graph& micro) {
   const nlohmann::json& tbs = plan.config.is_object() ? plan.config.value("train_batch_size", nlohmann::json()) : nlohmann::json();
   if (!tbs.is_number_integer() || tbs.get<int64_t>() < 1 || tbs.get<int64_t>() > 256) return false;
   for (const Value* in : micro.inputs()) {
-    if (plan.FindState(in->name()) || in->name() == ops::kLrInput || in->name() == ops::kStepInput ||
-        in->name() == ops::kBeta1Input || in->name() == ops::kLossScaleInput)
-      continue;
+    if (plan.FindState(in->name()) || ops::ReservedScalarDType(in->name()) != DType::kUndefined) continue;
     if (!SafeFileName(in->name()) || !in->type.shape || !IsStatic(*in->type.shape) || in->type.shape->empty())
       return false;
     std::vector<int64_t> dims = {tbs.get<int64_t>()};

@@ -171,6 +171,12 @@ inline constexpr const char* kGradNormOutput = "dsc::grad_norm";  // float[]: gl
 // or the optimizer step counter it feeds through dsc::step, and updates the loss scale.
 inline constexpr const char* kLossScaleInput = "dsc::loss_scale";  // float[]
 inline constexpr const char* kOverflowOutput = "dsc::overflow";    // bool[]
+// The dtype of a reserved scalar input above (shape []), or kUndefined for any other name.
+inline DType ReservedScalarDType(const std::string& name) {
+  if (name == kLrInput || name == kBeta1Input || name == kLossScaleInput) return DType::kFloat32;
+  if (name == kStepInput) return DType::kInt64;
+  return DType::kUndefined;
+}
 // State names derived from a parameter's name.
 inline std::string GradAccName(const std::string& p) { return p + "::grad"; }
 inline std::string ExpAvgName(const std::string& p) { return p + "::exp_avg"; }

@@ -44,14 +44,12 @@ std::string FileNameFor(const std::string& name) {
 }
 
 bool HasInput(const Graph& g, const char* name) {
-  for (const Value* v : g.inputs())
-    if (v->name() == name) return true;
-  return false;
+  const Value* v = g.FindValue(name);
+  return v && v->is_graph_input();
 }
 bool HasOutput(const Graph& g, const char* name) {
-  for (const Value* v : g.outputs())
-    if (v->name() == name) return true;
-  return false;
+  const Value* v = g.FindValue(name);
+  return v && v->is_graph_output();
 }
 
 // The first state of kind gradient: where --debug-inject-overflow writes its inf.
@@ -169,10 +167,6 @@ struct Scalars {
   Tensor beta1{DType::kFloat32, {}};
   Tensor loss_scale{DType::kFloat32, {}};
 };
-
-bool IsScalarInput(const std::string& name) {
-  return name == ops::kLrInput || name == ops::kStepInput || name == ops::kBeta1Input || name == ops::kLossScaleInput;
-}
 
 // Binds every input of `g` that is state or a reserved scalar; returns the others (data inputs).
 StatusOr<std::vector<DataInput>> BindProgram(const Graph& g, ProgramExecutor* ex, const StateStore& state,
@@ -309,7 +303,7 @@ StatusOr<DataLoader> OpenTrainingData(const Plan& plan, const TrainOptions& opts
   // The micro-step's data inputs: what BindProgram leaves unbound (neither state nor a scalar).
   std::vector<DataInput> inputs;
   for (const Value* in : plan.FindProgram("micro_step")->graph->inputs()) {
-    if (plan.FindState(in->name()) || IsScalarInput(in->name())) continue;
+    if (plan.FindState(in->name()) || ops::ReservedScalarDType(in->name()) != DType::kUndefined) continue;
     std::vector<int64_t> dims;
     for (const Dim& d : *in->type.shape) dims.push_back(d.value);
     inputs.push_back(DataInput{in->name(), in->type.dtype, dims});
