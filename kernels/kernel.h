@@ -18,6 +18,9 @@
 namespace dsc {
 
 class Communicator;  // runtime/communicator.h
+namespace cuda {
+struct Resources;  // kernels/cuda/cuda_resources.h
+}
 
 enum class DeviceKind : uint8_t { kCpu, kCuda };
 
@@ -48,6 +51,8 @@ struct KernelContext {
   int num_threads = 1;
   // The data-parallel group (collective ops); null means a single rank.
   Communicator* comm = nullptr;
+  // The CUDA device's streams and handles; null on the CPU.
+  cuda::Resources* cuda = nullptr;
 
   const TensorView& input(size_t i) const { return *inputs[i]; }
   bool has_input(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }

@@ -59,6 +59,10 @@ class CpuDevice : public Device {
     if (n) std::memset(dst, value, n);
     return Status::OK();
   }
+  StatusOr<void*> AllocateHost(size_t bytes) override { return Allocate(bytes); }
+  void FreeHost(void* ptr) override { Free(ptr); }
+  Status Synchronize() override { return Status::OK(); }
+  std::string name() const override { return "cpu"; }
   size_t allocated_bytes() const override { return allocated_; }
   size_t peak_allocated_bytes() const override { return peak_; }
 

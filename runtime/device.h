@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
 
 #include "ir/status.h"
 #include "kernels/kernel.h"
@@ -25,11 +26,22 @@ class Device {
   virtual StatusOr<void*> Allocate(size_t bytes) = 0;
   virtual void Free(void* ptr) = 0;
   virtual Stream* default_stream() = 0;
-  // Copies are enqueued on `stream` (default stream when null) and complete in stream order.
+  // Copies are enqueued on `stream` (default stream when null) and complete in stream order; a
+  // copy from the host may reuse its source once the call returns, and a copy to the host returns
+  // when the bytes are there.
   virtual Status CopyHostToDevice(void* dst, const void* src, size_t bytes, Stream* stream = nullptr) = 0;
   virtual Status CopyDeviceToHost(void* dst, const void* src, size_t bytes, Stream* stream = nullptr) = 0;
   virtual Status CopyDeviceToDevice(void* dst, const void* src, size_t bytes, Stream* stream = nullptr) = 0;
   virtual Status Memset(void* dst, int value, size_t bytes, Stream* stream = nullptr) = 0;
+  // Host memory the device copies from and to fastest (page-locked on CUDA), for batches and metrics.
+  virtual StatusOr<void*> AllocateHost(size_t bytes) = 0;
+  virtual void FreeHost(void* ptr) = 0;
+  // Waits for every stream of the device.
+  virtual Status Synchronize() = 0;
+  // What CUDA kernels run with (KernelContext::cuda); null on the CPU.
+  virtual cuda::Resources* cuda_resources() { return nullptr; }
+  // A name for messages: "cpu", "cuda:0 (NVIDIA H100 80GB HBM3)".
+  virtual std::string name() const = 0;
   // Bytes currently allocated and the high-water mark, for the metrics.
   virtual size_t allocated_bytes() const = 0;
   virtual size_t peak_allocated_bytes() const = 0;
@@ -37,5 +49,19 @@ class Device {
 
 // The host CPU. `threads` bounds the kernels' OpenMP threads and the BLAS (0 = all cores).
 std::unique_ptr<Device> CreateCpuDevice(int threads = 0);
+
+// Whether this build has the CUDA backend (nvcc was found when it was configured).
+bool CudaBackendBuilt();
+// CUDA GPUs visible to this process: 0 without the backend, without a driver or without a GPU;
+// `why` (optional) receives the reason when it is 0.
+int CudaDeviceCount(std::string* why = nullptr);
+// GPU `ordinal` (0-based, of the visible ones); errors say why there is none.
+StatusOr<std::unique_ptr<Device>> CreateCudaDevice(int ordinal);
+// The device `--device` names: "cpu", "cuda", or "" for cuda when the backend is built and a GPU
+// is visible, else cpu. A CUDA rank takes GPU (local rank mod visible GPUs), the local rank read
+// from the launcher (LOCAL_RANK, OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID).
+StatusOr<std::unique_ptr<Device>> CreateDevice(const std::string& kind, int threads);
+// This process's rank among the ranks of its node, from the launcher's environment (0 when unset).
+int LocalRank();
 
 }  // namespace dsc

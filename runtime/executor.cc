@@ -119,6 +119,7 @@ Status ProgramExecutor::Run(const RunOptions& opts) {
   ctx.first_sample = opts.first_sample;
   ctx.num_threads = opts.num_threads;
   ctx.comm = opts.comm;
+  ctx.cuda = device_->cuda_resources();
   for (Step& s : steps_) {
     ctx.inputs = s.inputs;
     ctx.outputs = s.outputs;

@@ -1,0 +1,34 @@
+// The Status a failed CUDA, cuBLAS or NCCL call turns into, and the kernels' scratch buffer.
+#include "kernels/cuda/cuda_check.h"
+
+#include "kernels/cuda/cuda_resources.h"
+
+namespace dsc::cuda {
+
+Status CudaError(cudaError_t e, const char* call, const char* file, int line) {
+  const StatusCode code = e == cudaErrorMemoryAllocation ? StatusCode::kOutOfRange : StatusCode::kInternal;
+  return Status(code, StrCat("CUDA error ", cudaGetErrorName(e), " (", cudaGetErrorString(e), ") in ", call, " at ",
+                             file, ":", line));
+}
+
+Status CublasError(cublasStatus_t s, const char* call, const char* file, int line) {
+  return Internal("cuBLAS error ", cublasLtGetStatusName(s), " (", cublasLtGetStatusString(s), ") in ", call, " at ",
+                  file, ":", line);
+}
+
+Status NcclError(int result, const char* message, const char* call, const char* file, int line) {
+  return Internal("NCCL error ", result, " (", message, ") in ", call, " at ", file, ":", line);
+}
+
+StatusOr<void*> Resources::Scratch(size_t bytes) {
+  if (bytes <= scratch_bytes) return scratch;
+  if (scratch) DSC_CUDA_CHECK(cudaFree(scratch));
+  scratch = nullptr;
+  scratch_bytes = 0;
+  const size_t rounded = (bytes + (1u << 20) - 1) & ~static_cast<size_t>((1u << 20) - 1);
+  DSC_CUDA_CHECK(cudaMalloc(&scratch, rounded));
+  scratch_bytes = rounded;
+  return scratch;
+}
+
+}  // namespace dsc::cuda
