@@ -2,6 +2,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "kernels/common/index_math.h"
 #include "kernels/cpu/core_util.h"
 
 namespace dsc::cpu {
@@ -35,12 +36,11 @@ class GatherKernel : public OpKernel {
 #pragma omp parallel for if (tasks * static_cast<int64_t>(chunk_bytes_) >= 4 * kParallelMin) schedule(static)
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t o = t / num_indices_, j = t % num_indices_;
-      int64_t i = index_type_ == DType::kInt64 ? static_cast<const int64_t*>(indices)[j]
-                                               : static_cast<const int32_t*>(indices)[j];
-      if (i < 0) i += n_;
-      if (i < 0 || i >= n_) {
-        bad.store(index_type_ == DType::kInt64 ? static_cast<const int64_t*>(indices)[j]
-                                               : static_cast<const int32_t*>(indices)[j]);
+      const int64_t v = index_type_ == DType::kInt64 ? static_cast<const int64_t*>(indices)[j]
+                                                     : static_cast<const int32_t*>(indices)[j];
+      int64_t i;
+      if (!NormalizeIndex(v, n_, &i)) {
+        bad.store(v);
 #pragma omp atomic write
         any_bad = true;
         continue;

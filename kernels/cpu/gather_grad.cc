@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/index_math.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 
@@ -43,9 +44,9 @@ class GatherGradKernel : public OpKernel {
     float* dd = ctx.output(0).data<float>();
     std::vector<int64_t> idx(static_cast<size_t>(count_));
     for (int64_t i = 0; i < count_; ++i) {
-      int64_t k = iv.dtype == DType::kInt64 ? iv.data<int64_t>()[i] : iv.data<int32_t>()[i];
-      if (k < -a_ || k >= a_) return InvalidArgument(desc_, ": index ", k, " is outside [", -a_, ", ", a_, ")");
-      idx[i] = k < 0 ? k + a_ : k;
+      const int64_t k = iv.dtype == DType::kInt64 ? iv.data<int64_t>()[i] : iv.data<int32_t>()[i];
+      if (!NormalizeIndex(k, a_, &idx[static_cast<size_t>(i)]))
+        return InvalidArgument(desc_, ": index ", k, " is outside [", -a_, ", ", a_, ")");
     }
     const int64_t outer = outer_, a = a_, inner = inner_, count = count_;
     std::fill(dd, dd + outer * a * inner, 0.0f);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/common/index_math.h"
 #include "kernels/cpu/core_util.h"
 
 namespace dsc::cpu {
@@ -62,9 +63,10 @@ struct NdOffsets {
       int64_t off = (bt / std::max<int64_t>(tuples, 1)) * batch_stride;
       for (int64_t j = 0; j < k; ++j) {
         const int64_t v = IndexAt(idx, bt * k + j), n = dims[static_cast<size_t>(j)];
-        if (v < -n || v >= n)
+        int64_t i;
+        if (!NormalizeIndex(v, n, &i))
           return OutOfRange(describe, ": index ", v, " out of range for dim ", j, " of size ", n);
-        off += (v < 0 ? v + n : v) * strides[static_cast<size_t>(j)];
+        off += i * strides[static_cast<size_t>(j)];
       }
       offsets[static_cast<size_t>(bt)] = off;
     }
@@ -101,9 +103,10 @@ struct ElementOffsets {
     const int64_t axis_stride = data_strides[static_cast<size_t>(axis)];
     for (int64_t e = 0; e < n; ++e) {
       const int64_t v = IndexAt(idx, e);
-      if (v < -axis_size || v >= axis_size)
+      int64_t i;
+      if (!NormalizeIndex(v, axis_size, &i))
         return OutOfRange(describe, ": index ", v, " out of range for axis ", axis, " of size ", axis_size);
-      offsets[static_cast<size_t>(e)] = base + (v < 0 ? v + axis_size : v) * axis_stride;
+      offsets[static_cast<size_t>(e)] = base + i * axis_stride;
       for (int64_t d = rank - 1; d >= 0; --d) {  // odometer step over the indices' coordinates
         const size_t ds = static_cast<size_t>(d);
         const int64_t step = d == axis ? 0 : data_strides[ds];
@@ -118,8 +121,6 @@ struct ElementOffsets {
     return Status::OK();
   }
 };
-
-enum class ScatterReduction { kNone, kAdd, kMul, kMax, kMin };
 
 inline StatusOr<ScatterReduction> ParseScatterReduction(const std::string& s) {
   if (s == "none") return ScatterReduction::kNone;
@@ -136,15 +137,7 @@ void ScatterSlices(T* dst, const T* src, const std::vector<int64_t>& offsets, in
   for (size_t i = 0; i < offsets.size(); ++i) {
     T* d = dst + offsets[i];
     const T* s = src + static_cast<int64_t>(i) * inner;
-    for (int64_t j = 0; j < inner; ++j) {
-      switch (r) {
-        case ScatterReduction::kNone: d[j] = s[j]; break;
-        case ScatterReduction::kAdd: d[j] = d[j] + s[j]; break;
-        case ScatterReduction::kMul: d[j] = d[j] * s[j]; break;
-        case ScatterReduction::kMax: d[j] = std::max(d[j], s[j]); break;
-        case ScatterReduction::kMin: d[j] = std::min(d[j], s[j]); break;
-      }
-    }
+    for (int64_t j = 0; j < inner; ++j) d[j] = ScatterCombine(r, d[j], s[j]);
   }
 }
 

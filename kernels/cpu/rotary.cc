@@ -10,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/common/rotary_math.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 
@@ -90,10 +91,9 @@ class RotaryKernel : public OpKernel {
           const float* xp = x + off;
           float* yp = y + off;
           for (int64_t k = 0; k < half; ++k) {
-            const int64_t i1 = interleaved_ ? 2 * k : k, i2 = interleaved_ ? 2 * k + 1 : k + half;
-            const float x1 = xp[i1], x2 = xp[i2];
-            yp[i1] = c[k] * x1 - sn[k] * x2;
-            yp[i2] = sn[k] * x1 + c[k] * x2;
+            int64_t i1, i2;
+            RotaryPair(interleaved_, k, half, &i1, &i2);
+            RotatePair(xp[i1], xp[i2], c[k], sn[k], &yp[i1], &yp[i2]);
           }
           for (int64_t k = 2 * half; k < d; ++k) yp[k] = xp[k];
         }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "kernels/common/index_math.h"
 #include "kernels/cpu/broadcast.h"
 
 namespace dsc::cpu {
@@ -70,21 +71,7 @@ class SliceKernel : public OpKernel {
       const int64_t dim = x_[static_cast<size_t>(a)];
       const int64_t st = steps.empty() ? 1 : steps[i];
       if (st == 0) return InvalidArgument("Slice step is 0 on axis ", a);
-      int64_t b = starts[i], e = ends[i];
-      if (b < 0) b += dim;
-      if (e < 0) e += dim;
-      if (st > 0) {
-        b = std::clamp<int64_t>(b, 0, dim);
-        e = std::clamp<int64_t>(e, 0, dim);
-      } else {
-        b = std::clamp<int64_t>(b, 0, dim - 1);
-        e = std::clamp<int64_t>(e, -1, dim - 1);
-      }
-      // In uint64: -st overflows for INT64_MIN and span + |st| - 1 for large steps.
-      const int64_t span = st > 0 ? e - b : b - e;
-      const uint64_t abs_step = st > 0 ? static_cast<uint64_t>(st) : uint64_t{0} - static_cast<uint64_t>(st);
-      len[static_cast<size_t>(a)] = span <= 0 ? 0 : static_cast<int64_t>((static_cast<uint64_t>(span) - 1) / abs_step + 1);
-      begin[static_cast<size_t>(a)] = b;
+      SliceAxis(starts[i], ends[i], st, dim, &begin[static_cast<size_t>(a)], &len[static_cast<size_t>(a)]);
       step[static_cast<size_t>(a)] = st;
     }
     if (len != y_) return InvalidArgument("slice gives ", len.size(), "-D result that differs from the output shape");

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/index_math.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 
@@ -66,14 +67,8 @@ class SliceGradKernel : public nn::DescribedKernel {
       seen[a] = true;
       const int64_t d = dx_dims_[a], s = steps[k];
       if (s == 0) return InvalidArgument("step 0 on axis ", a);
-      int64_t b = starts[k] < 0 ? starts[k] + d : starts[k];
-      int64_t e = ends[k] < 0 ? ends[k] + d : ends[k];
-      b = s > 0 ? std::clamp<int64_t>(b, 0, d) : std::clamp<int64_t>(b, 0, d - 1);
-      e = s > 0 ? std::clamp<int64_t>(e, 0, d) : std::clamp<int64_t>(e, -1, d - 1);
-      // In uint64: -s overflows for INT64_MIN and span + |s| - 1 for large steps.
-      const int64_t span = s > 0 ? e - b : b - e;
-      const uint64_t abs_step = s > 0 ? static_cast<uint64_t>(s) : uint64_t{0} - static_cast<uint64_t>(s);
-      const int64_t len = span <= 0 ? 0 : static_cast<int64_t>((static_cast<uint64_t>(span) - 1) / abs_step + 1);
+      int64_t b, len;
+      SliceAxis(starts[k], ends[k], s, d, &b, &len);
       if (len != dy_dims_[a])
         return InvalidArgument("slice of length ", len, " on axis ", a, " but dY has ", dy_dims_[a]);
       first[a] = b, step[a] = s;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/common/trilu_math.h"
 #include "kernels/cpu/core_util.h"
 
 namespace dsc::cpu {
@@ -40,9 +41,8 @@ class TriluKernel : public OpKernel {
 #pragma omp parallel for collapse(2) if (batch_ * rows * cols >= kParallelMin) schedule(static)
     for (int64_t b = 0; b < batch_; ++b)
       for (int64_t i = 0; i < rows; ++i) {
-        // Row i keeps columns [lo, hi); computed by comparison so a huge |k| cannot overflow.
-        const int64_t lo = upper ? (k <= -i ? 0 : k >= cols - i ? cols : i + k) : 0;
-        const int64_t hi = upper ? cols : (k >= cols - 1 - i ? cols : k < -i ? 0 : i + k + 1);
+        int64_t lo, hi;  // row i keeps columns [lo, hi)
+        TriluRowRange(upper, k, i, cols, &lo, &hi);
         const size_t row = static_cast<size_t>((b * rows + i) * cols) * elem;
         const size_t a = static_cast<size_t>(lo) * elem, e = static_cast<size_t>(hi) * elem;
         const size_t end = static_cast<size_t>(cols) * elem;
