@@ -1,0 +1,201 @@
+// The cuBLASLt GEMM wrapper of kernels/cuda/gemm.h and the dtype conversion the GEMM kernels use
+// around it.
+#include "kernels/cuda/gemm.h"
+
+#include "kernels/cuda/cuda_util.cuh"
+
+namespace dsc::cuda {
+namespace {
+
+StatusOr<cudaDataType_t> CudaType(DType t) {
+  switch (t) {
+    case DType::kFloat32: return CUDA_R_32F;
+    case DType::kFloat16: return CUDA_R_16F;
+    case DType::kBFloat16: return CUDA_R_16BF;
+    default: return InvalidArgument("cuBLASLt GEMM on ", DTypeName(t), " operands");
+  }
+}
+
+// Loads and stores of the float dtypes named at run time (conversions and beta scaling only:
+// the GEMMs themselves run in cuBLASLt).
+__device__ __forceinline__ float LoadAny(const void* p, DType t, int64_t i) {
+  switch (t) {
+    case DType::kFloat16: return __half2float(static_cast<const half*>(p)[i]);
+    case DType::kBFloat16: return __bfloat162float(static_cast<const bf16*>(p)[i]);
+    case DType::kFloat64: return static_cast<float>(static_cast<const double*>(p)[i]);
+    default: return static_cast<const float*>(p)[i];
+  }
+}
+__device__ __forceinline__ void StoreAny(void* p, DType t, int64_t i, float v) {
+  switch (t) {
+    case DType::kFloat16: static_cast<half*>(p)[i] = __float2half_rn(v); break;
+    case DType::kBFloat16: static_cast<bf16*>(p)[i] = __float2bfloat16_rn(v); break;
+    case DType::kFloat64: static_cast<double*>(p)[i] = v; break;
+    default: static_cast<float*>(p)[i] = v; break;
+  }
+}
+
+// log2 of the largest power of two (at most 256) dividing every value.
+int AlignClass(std::initializer_list<uint64_t> values) {
+  uint64_t bits = 256;
+  for (uint64_t v : values) bits |= v;
+  int c = 0;
+  while (c < 8 && !(bits & (uint64_t{1} << c))) ++c;
+  return c;
+}
+
+}  // namespace
+
+bool GemmSupports(DType ab, DType d) {
+  const bool f = ab == DType::kFloat32 || ab == DType::kFloat16 || ab == DType::kBFloat16;
+  return f && (d == ab || d == DType::kFloat32);
+}
+
+Gemm::~Gemm() { Reset(s_); }
+
+void Gemm::Reset(const GemmShape& s) {
+  // Destroy calls cannot fail in a way a destructor could report; their status is dropped.
+  if (la_) (void)cublasLtMatrixLayoutDestroy(la_);
+  if (lb_) (void)cublasLtMatrixLayoutDestroy(lb_);
+  if (ld_) (void)cublasLtMatrixLayoutDestroy(ld_);
+  if (op_) (void)cublasLtMatmulDescDestroy(op_);
+  la_ = lb_ = ld_ = nullptr;
+  op_ = nullptr;
+  built_ = false;
+  for (bool& h : have_algo_) h = false;
+  s_ = s;
+}
+
+Status Gemm::Build(Resources* res) {
+  const GemmShape& s = s_;
+  if (s.a != s.b) return InvalidArgument("GEMM operands of two dtypes (", DTypeName(s.a), ", ", DTypeName(s.b), ")");
+  if (!GemmSupports(s.a, s.d))
+    return InvalidArgument("GEMM of ", DTypeName(s.a), " operands into ", DTypeName(s.d));
+  if (s.batch < 1 || s.batch > INT32_MAX) return InvalidArgument("GEMM batch ", s.batch, " out of range");
+  if (s.batch > 1 && s.stride_d == 0) return InvalidArgument("GEMM batches would all write one output matrix");
+  ASSIGN_OR_RETURN(cudaDataType_t ab, CudaType(s.a));
+  ASSIGN_OR_RETURN(cudaDataType_t dt, CudaType(s.d));
+  // TF32 only rounds float32 operands; half ones multiply exactly in fp32 anyway.
+  const cublasComputeType_t compute =
+      s.a == DType::kFloat32 && res->allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  DSC_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op_, compute, CUDA_R_32F));
+  // cuBLASLt is column-major, and a row-major (r, c) matrix is its column-major (c, r) transpose;
+  // so D^T = op(B)^T op(A)^T is computed: cuBLAS's first operand is our B, its second our A.
+  const cublasOperation_t op_first = s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_second = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  DSC_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof(op_first)));
+  DSC_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof(op_second)));
+  const int64_t lda = s.lda ? s.lda : (s.trans_a ? s.m : s.k);
+  const int64_t ldb = s.ldb ? s.ldb : (s.trans_b ? s.k : s.n);
+  const int64_t ldd = s.ldd ? s.ldd : s.n;
+  const uint64_t m = static_cast<uint64_t>(s.m), n = static_cast<uint64_t>(s.n), k = static_cast<uint64_t>(s.k);
+  // Layouts describe the stored (column-major view of each row-major) matrix, before op().
+  DSC_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la_, ab, s.trans_b ? k : n, s.trans_b ? n : k, ldb));
+  DSC_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb_, ab, s.trans_a ? m : k, s.trans_a ? k : m, lda));
+  DSC_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld_, dt, n, m, ldd));
+  if (s.batch > 1) {
+    const int32_t count = static_cast<int32_t>(s.batch);
+    const struct {
+      cublasLtMatrixLayout_t layout;
+      int64_t stride;
+    } batched[] = {{la_, s.stride_b}, {lb_, s.stride_a}, {ld_, s.stride_d}};
+    for (const auto& [layout, stride] : batched) {
+      DSC_CUBLAS_CHECK(
+          cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
+      DSC_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                        &stride, sizeof(stride)));
+    }
+  }
+  built_ = true;
+  return Status::OK();
+}
+
+namespace {
+
+// D = beta * D over a batch of (m, n) matrices with leading dim ldd (the k = 0 GEMM).
+__global__ void ScaleKernel(void* d, DType t, int64_t batch, int64_t m, int64_t n, int64_t ldd, int64_t stride,
+                            float beta) {
+  const int64_t total = batch * m * n;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    const int64_t bi = i / (m * n), r = i / n % m, c = i % n;
+    const int64_t at = bi * stride + r * ldd + c;
+    StoreAny(d, t, at, beta == 0.0f ? 0.0f : beta * LoadAny(d, t, at));
+  }
+}
+
+}  // namespace
+
+Status Gemm::Run(Resources* res, float alpha, const void* a, const void* b, float beta, void* d) {
+  const GemmShape& s = s_;
+  if (s.m == 0 || s.n == 0 || s.batch == 0) return Status::OK();
+  if (s.k == 0) {
+    const int64_t total = s.batch * s.m * s.n;
+    ScaleKernel<<<GridFor(*res, total), kThreads, 0, res->compute>>>(d, s.d, s.batch, s.m, s.n, s.ldd ? s.ldd : s.n,
+                                                                     s.stride_d, beta);
+    DSC_CUDA_CHECK_LAUNCH();
+    return Status::OK();
+  }
+  if (!built_) RETURN_IF_ERROR(Build(res));
+  const uint64_t ea = DTypeSize(s.a), ed = DTypeSize(s.d);
+  const int64_t lda = s.lda ? s.lda : (s.trans_a ? s.m : s.k);
+  const int64_t ldb = s.ldb ? s.ldb : (s.trans_b ? s.k : s.n);
+  const int64_t ldd = s.ldd ? s.ldd : s.n;
+  const int cls = AlignClass({reinterpret_cast<uint64_t>(a), reinterpret_cast<uint64_t>(b),
+                              reinterpret_cast<uint64_t>(d), static_cast<uint64_t>(lda) * ea,
+                              static_cast<uint64_t>(ldb) * ea, static_cast<uint64_t>(ldd) * ed,
+                              static_cast<uint64_t>(s.stride_a) * ea, static_cast<uint64_t>(s.stride_b) * ea,
+                              static_cast<uint64_t>(s.stride_d) * ed});
+  if (!have_algo_[cls]) {
+    cublasLtMatmulPreference_t pref = nullptr;
+    DSC_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    const uint64_t ws = res->lt_workspace_bytes;
+    const uint32_t align = 1u << cls;
+    cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                                             sizeof(ws));
+    for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+      if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatmulPreferenceSetAttribute(pref, attr, &align, sizeof(align));
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = cublasLtMatmulAlgoGetHeuristic(res->lt, op_, la_, lb_, ld_, ld_, pref, 1, &result, &found);
+    (void)cublasLtMatmulPreferenceDestroy(pref);
+    DSC_CUBLAS_CHECK(st);
+    if (found == 0)
+      return Internal("cuBLASLt has no algorithm for a ", DTypeName(s.a), " GEMM (m ", s.m, ", n ", s.n, ", k ", s.k,
+                      ", batch ", s.batch, ") into ", DTypeName(s.d), " at ", align, "-byte alignment");
+    algo_[cls] = result.algo;
+    have_algo_[cls] = true;
+  }
+  // cuBLAS's first operand is our B, its second our A (see Build).
+  DSC_CUBLAS_CHECK(cublasLtMatmul(res->lt, op_, &alpha, b, la_, a, lb_, &beta, d, ld_, d, ld_, &algo_[cls],
+                                  res->lt_workspace, res->lt_workspace_bytes, res->compute));
+  return Status::OK();
+}
+
+namespace {
+__global__ void ConvertKernel(const void* src, DType st, void* dst, DType dt, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    if (st == DType::kFloat64 && dt == DType::kFloat64)
+      static_cast<double*>(dst)[i] = static_cast<const double*>(src)[i];
+    else
+      StoreAny(dst, dt, i, LoadAny(src, st, i));
+  }
+}
+}  // namespace
+
+Status ConvertDevice(Resources* res, const void* src, DType src_dtype, void* dst, DType dst_dtype, int64_t n) {
+  if (n <= 0) return Status::OK();
+  if (src_dtype == dst_dtype) {
+    DSC_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * DTypeSize(src_dtype), cudaMemcpyDeviceToDevice,
+                                   res->compute));
+    return Status::OK();
+  }
+  ConvertKernel<<<GridFor(*res, n), kThreads, 0, res->compute>>>(src, src_dtype, dst, dst_dtype, n);
+  DSC_CUDA_CHECK_LAUNCH();
+  return Status::OK();
+}
+
+}  // namespace dsc::cuda
