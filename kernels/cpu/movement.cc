@@ -4,6 +4,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "kernels/common/transpose_math.h"
 #include "kernels/cpu/broadcast.h"
 
 namespace dsc::cpu {
@@ -28,64 +29,27 @@ class CopyKernel : public OpKernel {
   }
 };
 
-// Transpose. Init drops size-1 dims and merges input dims that stay neighbours under the
-// permutation, so the attention perms reduce to small cases: [0,2,1,3] keeps a contiguous last
-// dim (row copies) and [0,2,3,1] becomes a batched 2-D transpose (B, R, C) -> (B, C, R).
+// Transpose, on the dims MergeTranspose leaves (kernels/common/transpose_math.h): a copy, a batched
+// 2-D transpose (B, R, C) -> (B, C, R), or rows read with the permuted strides.
 class TransposeKernel : public OpKernel {
  public:
   Status Init(const Node& node) {
     ASSIGN_OR_RETURN(auto x, StaticDims(node.input(0)));
     element_size_ = DTypeSize(node.input(0)->type.dtype);
-    const int64_t rank = static_cast<int64_t>(x.size());
-    std::vector<int64_t> perm = node.GetInts("perm");
-    if (perm.empty()) {
-      perm.resize(x.size());
-      std::iota(perm.rbegin(), perm.rend(), 0);  // default: reverse the dims
-    }
-    if (static_cast<int64_t>(perm.size()) != rank) return InvalidArgument("perm has ", perm.size(), " entries for rank ", rank);
-    std::vector<bool> seen(x.size(), false);
-    for (int64_t& p : perm) {
-      ASSIGN_OR_RETURN(p, NormalizeAxis(p, rank));
-      if (seen[static_cast<size_t>(p)]) return InvalidArgument("perm repeats axis ", p);
-      seen[static_cast<size_t>(p)] = true;
-    }
-    // Input dims kept (size > 1), as groups of input dims that move together.
-    std::vector<int64_t> group_of(x.size(), -1), dims;
-    for (size_t d = 0; d < x.size(); ++d) {
-      if (x[d] == 1) continue;
-      group_of[d] = static_cast<int64_t>(dims.size());
-      dims.push_back(x[d]);
-    }
-    std::vector<int64_t> cperm;  // permutation over the kept dims, in output order
-    for (int64_t p : perm)
-      if (group_of[static_cast<size_t>(p)] >= 0) cperm.push_back(group_of[static_cast<size_t>(p)]);
-    // Merge input dims g, g+1 that also appear as neighbours in the output.
-    for (size_t j = 0; j + 1 < cperm.size();) {
-      if (cperm[j + 1] == cperm[j] + 1) {
-        const int64_t g = cperm[j];
-        dims[static_cast<size_t>(g)] *= dims[static_cast<size_t>(g + 1)];
-        dims.erase(dims.begin() + g + 1);
-        cperm.erase(cperm.begin() + static_cast<int64_t>(j) + 1);
-        for (int64_t& c : cperm)
-          if (c > g) --c;
-      } else {
-        ++j;
-      }
-    }
+    ASSIGN_OR_RETURN(MergedTranspose t, MergeTranspose(x, node.GetInts("perm")));
     numel_ = Product(x);
-    const size_t k = cperm.size();
-    if (k <= 1) {
+    if (t.perm.size() <= 1) {
       kind_ = Kind::kCopy;
-    } else if ((k == 2 && cperm == std::vector<int64_t>{1, 0}) || (k == 3 && cperm == std::vector<int64_t>{0, 2, 1})) {
+    } else if (t.batched_2d) {
       kind_ = Kind::kBatched2D;
-      batch_ = k == 3 ? dims[0] : 1;
-      rows_ = dims[k - 2];
-      cols_ = dims[k - 1];
+      batch_ = t.batch;
+      rows_ = t.rows;
+      cols_ = t.cols;
     } else {
       kind_ = Kind::kRows;
-      std::vector<int64_t> in_strides = ContiguousStrides(dims), out_dims, strides;
-      for (int64_t c : cperm) {
-        out_dims.push_back(dims[static_cast<size_t>(c)]);
+      std::vector<int64_t> in_strides = ContiguousStrides(t.dims), out_dims, strides;
+      for (int64_t c : t.perm) {
+        out_dims.push_back(t.dims[static_cast<size_t>(c)]);
         strides.push_back(in_strides[static_cast<size_t>(c)]);
       }
       plan_ = StridedPlan(out_dims, {strides});
