@@ -8,7 +8,9 @@
 #include <cstring>
 #include <filesystem>
 #include <iomanip>
+#include <cstddef>
 #include <limits>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +24,10 @@
 #include "runtime/loss_scaler.h"
 #include "runtime/lr_schedule.h"
 #include "runtime/npy.h"
+#if DSC_HAVE_CUDA && __has_include("runtime/gpu_communicator.h")  // TEMPORARY until the communicator lands
+#define DSC_GPU_COMM 1
+#include "runtime/gpu_communicator.h"
+#endif
 
 namespace dsc {
 namespace {
@@ -161,29 +167,53 @@ class StateStore {
   std::map<std::string, int64_t> bytes_by_kind_;
 };
 
-struct Scalars {
-  Tensor lr{DType::kFloat32, {}};
-  Tensor step{DType::kInt64, {}};
-  Tensor beta1{DType::kFloat32, {}};
-  Tensor loss_scale{DType::kFloat32, {}};
+// The reserved scalar inputs: set on the host, uploaded to one device buffer before each run.
+class Scalars {
+ public:
+  explicit Scalars(Device* device) : device_(device) {}
+  ~Scalars() { device_->Free(buf_); }
+  Status Init() {
+    ASSIGN_OR_RETURN(buf_, device_->Allocate(sizeof(host_)));
+    return Upload();
+  }
+  float lr = 0, beta1 = 0, loss_scale = 1;
+  int64_t step = 1;
+  // The device view of a reserved scalar input, or null when `name` is not one.
+  std::optional<TensorView> View(const std::string& name) const {
+    uint8_t* base = static_cast<uint8_t*>(buf_);
+    if (name == ops::kLrInput) return TensorView{DType::kFloat32, {}, base + offsetof(Host, lr)};
+    if (name == ops::kStepInput) return TensorView{DType::kInt64, {}, base + offsetof(Host, step)};
+    if (name == ops::kBeta1Input) return TensorView{DType::kFloat32, {}, base + offsetof(Host, beta1)};
+    if (name == ops::kLossScaleInput) return TensorView{DType::kFloat32, {}, base + offsetof(Host, loss_scale)};
+    return std::nullopt;
+  }
+  // Stream-ordered before the next program run reads them.
+  Status Upload() {
+    host_ = Host{step, lr, beta1, loss_scale};
+    return device_->CopyHostToDevice(buf_, &host_, sizeof(host_));
+  }
+
+ private:
+  struct Host {
+    int64_t step;
+    float lr, beta1, loss_scale;
+  };
+  Device* device_;
+  void* buf_ = nullptr;
+  Host host_{};
 };
 
 // Binds every input of `g` that is state or a reserved scalar; returns the others (data inputs).
 StatusOr<std::vector<DataInput>> BindProgram(const Graph& g, ProgramExecutor* ex, const StateStore& state,
-                                             Scalars* scalars) {
+                                             const Scalars& scalars) {
   std::vector<DataInput> data;
   for (const Value* in : g.inputs()) {
     if (const TensorView* v = state.Find(in->name())) {
       RETURN_IF_ERROR(ex->Bind(in->name(), *v));
       continue;
     }
-    Tensor* scalar = in->name() == ops::kLrInput          ? &scalars->lr
-                     : in->name() == ops::kStepInput      ? &scalars->step
-                     : in->name() == ops::kBeta1Input     ? &scalars->beta1
-                     : in->name() == ops::kLossScaleInput ? &scalars->loss_scale
-                                                          : nullptr;
-    if (scalar) {
-      RETURN_IF_ERROR(ex->Bind(in->name(), TensorView{scalar->dtype(), scalar->dims(), scalar->raw()}));
+    if (std::optional<TensorView> scalar = scalars.View(in->name())) {
+      RETURN_IF_ERROR(ex->Bind(in->name(), *scalar));
       continue;
     }
     std::vector<int64_t> dims;
@@ -192,6 +222,39 @@ StatusOr<std::vector<DataInput>> BindProgram(const Graph& g, ProgramExecutor* ex
   }
   return data;
 }
+
+// The micro-step's data inputs in device memory. On the CPU the loader's host tensors are bound
+// as they are; on a GPU each batch is uploaded into buffers of its own, stream-ordered after the
+// micro-step that read the previous one, so the host fills the next batch while the GPU computes.
+class BatchBuffers {
+ public:
+  explicit BatchBuffers(Device* device) : device_(device) {}
+  ~BatchBuffers() {
+    for (auto& [name, view] : views_) device_->Free(view.ptr);
+  }
+  Status Bind(ProgramExecutor* ex, std::map<std::string, Tensor>& batch) {
+    for (auto& [name, t] : batch) {
+      TensorView v{t.dtype(), t.dims(), t.raw()};
+      if (device_->kind() != DeviceKind::kCpu) {
+        ASSIGN_OR_RETURN(v.ptr, device_->Allocate(t.nbytes()));
+        views_[name] = v;
+      }
+      RETURN_IF_ERROR(ex->Bind(name, v));
+    }
+    return Status::OK();
+  }
+  Status Upload(const std::map<std::string, Tensor>& batch) {
+    for (const auto& [name, t] : batch) {
+      auto it = views_.find(name);
+      if (it != views_.end()) RETURN_IF_ERROR(device_->CopyHostToDevice(it->second.ptr, t.raw(), t.nbytes()));
+    }
+    return Status::OK();
+  }
+
+ private:
+  Device* device_;
+  std::map<std::string, TensorView> views_;
+};
 
 Status MetricsWriteError(const std::string& path) {
   return DataLoss("--metrics ", path, ": cannot write: ", std::strerror(errno ? errno : EIO));
@@ -330,23 +393,50 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     return FailedPrecondition("the config asks for dynamic loss scaling but the plan's step has no ",
                               ops::kOverflowOutput, " output to adapt the scale to; recompile it with this dscompile");
 
-  std::unique_ptr<Device> device = CreateCpuDevice(opts.threads);
-  StateStore state(device.get());
+  std::unique_ptr<Device> own_device;
+  Device* device = opts.device;
+  if (!device) {
+    own_device = CreateCpuDevice(opts.threads);
+    device = own_device.get();
+  }
+  // The collectives' communicator: the job's own on CPUs; on GPUs one that moves device buffers
+  // (NCCL across distinct GPUs, host staging when ranks share one).
+  Communicator* kernel_comm = opts.comm;
+  std::unique_ptr<Communicator> gpu_comm;
+  if (device->kind() == DeviceKind::kCuda && opts.comm) {
+#if DSC_GPU_COMM
+    ASSIGN_OR_RETURN(gpu_comm, CreateGpuCommunicator(opts.comm, device->cuda_resources()));
+    kernel_comm = gpu_comm.get();
+#else
+    return Internal("a CUDA device in a build without the CUDA backend");
+#endif
+  }
+  StateStore state(device);
   RETURN_IF_ERROR(state.Init(plan, rank));
-  Scalars scalars;
-  ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> micro_ex, ProgramExecutor::Create(*micro->graph, device.get()));
-  ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> step_ex, ProgramExecutor::Create(*step->graph, device.get()));
-  ASSIGN_OR_RETURN(std::vector<DataInput> inputs, BindProgram(*micro->graph, micro_ex.get(), state, &scalars));
-  ASSIGN_OR_RETURN(std::vector<DataInput> step_data, BindProgram(*step->graph, step_ex.get(), state, &scalars));
+  Scalars scalars(device);
+  RETURN_IF_ERROR(scalars.Init());
+  ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> micro_ex, ProgramExecutor::Create(*micro->graph, device));
+  ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> step_ex, ProgramExecutor::Create(*step->graph, device));
+  ASSIGN_OR_RETURN(std::vector<DataInput> inputs, BindProgram(*micro->graph, micro_ex.get(), state, scalars));
+  ASSIGN_OR_RETURN(std::vector<DataInput> step_data, BindProgram(*step->graph, step_ex.get(), state, scalars));
   if (!step_data.empty()) return Internal("the step program reads '", step_data[0].name, "', which is neither state nor a scalar");
-
   const DataLoaderOptions dopts = LoaderOptions(cfg, opts);
   const bool same_inputs = std::equal(inputs.begin(), inputs.end(), loader.inputs().begin(), loader.inputs().end(),
                                       [](const DataInput& a, const DataInput& b) { return a.name == b.name; });
   if (!same_inputs) return Internal("the training data was opened for other inputs than the micro_step program reads");
   std::map<std::string, Tensor> batch;
   RETURN_IF_ERROR(loader.Fill(0, 0, &batch));
-  for (auto& [name, t] : batch) RETURN_IF_ERROR(micro_ex->Bind(name, TensorView{t.dtype(), t.dims(), t.raw()}));
+  BatchBuffers batch_buffers(device);
+  RETURN_IF_ERROR(batch_buffers.Bind(micro_ex.get(), batch));
+  // Each micro-step's loss, copied out of the arena (device memory) and read once per step.
+  const int64_t gas = cfg.gradient_accumulation_steps;
+  ASSIGN_OR_RETURN(void* losses_dev, device->Allocate(static_cast<size_t>(gas) * sizeof(float)));
+  struct FreeLater {
+    Device* d;
+    void* p;
+    ~FreeLater() { d->Free(p); }
+  } free_losses{device, losses_dev};
+  std::vector<float> losses(static_cast<size_t>(gas));
   // Every rank computes the same loss and metrics; one copy of each is enough.
   const bool lead_rank = !opts.comm || opts.comm->rank() == 0;
   std::ostream* const progress = lead_rank ? opts.progress : nullptr;
@@ -354,6 +444,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     *progress << "dsrun: note: " << loader.num_samples() % cfg.train_batch_size
               << " samples per epoch do not fill a batch and are skipped (plans have static batch shapes)\n";
   if (progress && scales_loss) *progress << "dsrun: loss scale: " << scaler.Describe() << "\n";
+  if (progress && device->kind() != DeviceKind::kCpu) *progress << "dsrun: device " << device->name() << "\n";
 
   const int64_t total = opts.steps >= 0 ? opts.steps : std::max<int64_t>(opts.epochs, 1) * loader.steps_per_epoch();
   const int64_t print_every = cfg.steps_per_print.value_or(10);
@@ -363,7 +454,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   const auto start = std::chrono::steady_clock::now();
   const int threads = opts.threads;
   std::map<std::string, int64_t> sent_before;
-  if (opts.comm) sent_before = opts.comm->bytes_sent();
+  if (kernel_comm) sent_before = kernel_comm->bytes_sent();
   const TensorView* const poison = FirstGradient(plan) ? state.Find(FirstGradient(plan)->name) : nullptr;
   auto dump_due = [&](int64_t n) {
     if (opts.dump_state_dir.empty()) return false;
@@ -381,23 +472,30 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   for (int64_t s = 0; s < total; ++s) {
     const auto t0 = std::chrono::steady_clock::now();
     const double used_scale = scaler.exact_scale();
-    *scalars.loss_scale.data<float>() = scaler.scale();
-    double loss_sum = 0;
-    for (int64_t m = 0; m < cfg.gradient_accumulation_steps; ++m) {
-      RETURN_IF_ERROR(loader.Fill(s, m, &batch));
-      RETURN_IF_ERROR(micro_ex->Run(RunOptions{dopts.seed, s + 1, threads, opts.comm, loader.first_sample(m)})
+    scalars.loss_scale = scaler.scale();
+    RETURN_IF_ERROR(scalars.Upload());
+    for (int64_t m = 0; m < gas; ++m) {
+      if (s > 0 || m > 0) RETURN_IF_ERROR(loader.Fill(s, m, &batch));
+      RETURN_IF_ERROR(batch_buffers.Upload(batch));
+      RETURN_IF_ERROR(micro_ex->Run(RunOptions{dopts.seed, s + 1, threads, kernel_comm, loader.first_sample(m)})
                           .WithContext(StrCat("step ", s + 1)));
-      ASSIGN_OR_RETURN(float loss, ReadScalar(device.get(), micro_ex->Output(loss_name), "loss"));
-      loss_sum += loss;
+      const TensorView* loss_view = micro_ex->Output(loss_name);
+      if (!loss_view || loss_view->dtype != DType::kFloat32 || loss_view->numel() != 1)
+        return Internal("the plan has no float scalar loss");
+      RETURN_IF_ERROR(device->CopyDeviceToDevice(static_cast<float*>(losses_dev) + m, loss_view->ptr, sizeof(float)));
     }
+    RETURN_IF_ERROR(device->CopyDeviceToHost(losses.data(), losses_dev, losses.size() * sizeof(float)));
+    double loss_sum = 0;
+    for (float l : losses) loss_sum += l;
     for (const OverflowInjection& i : opts.inject_overflow)
-      if (i.step == s + 1 && i.rank == rank) RETURN_IF_ERROR(WriteInf(device.get(), *poison));
+      if (i.step == s + 1 && i.rank == rank) RETURN_IF_ERROR(WriteInf(device, *poison));
     const double lr = schedule.lr();
-    *scalars.lr.data<float>() = static_cast<float>(lr);
-    *scalars.step.data<int64_t>() = applied + 1;
-    if (auto b1 = schedule.beta1()) *scalars.beta1.data<float>() = static_cast<float>(*b1);
-    RETURN_IF_ERROR(step_ex->Run(RunOptions{dopts.seed, s + 1, threads, opts.comm}).WithContext(StrCat("step ", s + 1)));
-    ASSIGN_OR_RETURN(float grad_norm, ReadScalar(device.get(), step_ex->Output(ops::kGradNormOutput), "grad norm"));
+    scalars.lr = static_cast<float>(lr);
+    scalars.step = applied + 1;
+    if (auto b1 = schedule.beta1()) scalars.beta1 = static_cast<float>(*b1);
+    RETURN_IF_ERROR(scalars.Upload());
+    RETURN_IF_ERROR(step_ex->Run(RunOptions{dopts.seed, s + 1, threads, kernel_comm}).WithContext(StrCat("step ", s + 1)));
+    ASSIGN_OR_RETURN(float grad_norm, ReadScalar(device, step_ex->Output(ops::kGradNormOutput), "grad norm"));
     bool overflow = false;
     if (checks_overflow) {
       const TensorView* flag = step_ex->Output(ops::kOverflowOutput);
@@ -451,10 +549,10 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
                                                     state.bytes("optimizer") + state.bytes("master")},
                                {"buffers", state.bytes("buffer")},
                                {"activations_peak", std::max(micro_ex->arena_bytes(), step_ex->arena_bytes())}}}};
-      if (opts.comm) {
+      if (kernel_comm) {
         // Bytes this rank sent during the step, per collective kind (model in communicator.h).
         nlohmann::json sent = nlohmann::json::object();
-        for (const auto& [kind, total_bytes] : opts.comm->bytes_sent()) {
+        for (const auto& [kind, total_bytes] : kernel_comm->bytes_sent()) {
           sent[kind] = total_bytes - sent_before[kind];
           sent_before[kind] = total_bytes;
         }

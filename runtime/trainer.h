@@ -35,6 +35,8 @@ StatusOr<std::vector<OverflowInjection>> ParseOverflowInjection(const std::strin
 // "0,3,4": comma-separated steps (>= 0; 0 = the initial state, before step 1).
 StatusOr<std::vector<int64_t>> ParseStepList(const std::string& spec, const std::string& flag);
 
+class Device;
+
 struct TrainOptions {
   std::string data_dir;
   int64_t steps = -1;   // optimizer steps; -1: from epochs
@@ -46,6 +48,9 @@ struct TrainOptions {
   std::ostream* metrics = nullptr;
   std::string metrics_path;  // what write errors call it
   int threads = 0;               // 0 = all cores
+  // Where the programs run (not owned); null: a CPU device with `threads`. On a CUDA device the
+  // collectives go through a GPU communicator built on `comm` (runtime/gpu_communicator.h).
+  Device* device = nullptr;
   std::ostream* progress = nullptr;
   // The ranks this run trains on (not owned; null = one rank). Only rank 0 writes progress
   // lines and the metrics file.

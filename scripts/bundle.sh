@@ -13,8 +13,11 @@
 #       lib/ld-linux-x86-64.so.2 --library-path lib real/NAME "$@"
 #     No LD_LIBRARY_PATH is set, so host programs that ours start (sh, ssh) keep the host's libc.
 #   - Not the NVIDIA driver, cuBLAS or NCCL: they must match the host's driver and come from the
-#     host. Nothing links them yet; when the CUDA backend does, the launchers must add the host's
-#     CUDA lib64 (or Python's nvidia-* package dirs) to --library-path after lib/.
+#     host. A build with the CUDA backend links cuBLASLt and NCCL (the CUDA runtime is linked
+#     statically); the launchers look for those libraries in $DSC_CUDA_LIBS, $CUDA_HOME/lib64,
+#     /usr/local/cuda/lib64 and Python's nvidia-* packages (PyTorch's), and add the folders that
+#     hold them to --library-path after lib/; the driver (libcuda) comes from the host's loader
+#     cache. A library not found stops the launcher with a message naming it.
 #   - Open MPI 4.1 (Debian 12): mpirun (= orterun, started through the loader too), its MCA
 #     plugins and help files, relocated with OPAL_PREFIX, and a bundled MCA params file instead
 #     of the host's /etc/openmpi one (sysconfdir does not follow OPAL_PREFIX). PMIx's plugins and
@@ -76,11 +79,13 @@ host_only='^(libcuda|libnvidia-|libcublas|libcublasLt|libnccl)'
 # Libraries that mark an Open MPI plugin as a fabric plugin, left out (see the header).
 fabric='^lib(ucp|ucs|uct|ucm|fabric|ibverbs|rdmacm|psm_infinipath|psm2|infinipath|efa|mca_common_(ucx|ofi|verbs))\.so'
 
-# deps FILE: the resolved paths of FILE's shared libraries; dies on an unresolved one.
+# deps FILE: the resolved paths of FILE's shared libraries; dies on an unresolved one (the host's
+# GPU libraries may be unresolved: they are not bundled).
 deps() {
-  local out
+  local out missing
   out=$(ldd "$1") || die "ldd failed on $1"
-  if grep -q "not found" <<<"$out"; then die "$1: unresolved libraries: $(grep 'not found' <<<"$out" | tr -s ' \t' ' ')"; fi
+  missing=$(grep "not found" <<<"$out" | awk '{print $1}' | grep -Ev "$host_only" || true)
+  if [ -n "$missing" ]; then die "$1: unresolved libraries: $(tr '\n' ' ' <<<"$missing")"; fi
   awk '$2 == "=>" && $3 ~ /^\// {print $1, $3} $1 ~ /^\// {print $1, $1}' <<<"$out"
 }
 
@@ -130,6 +135,9 @@ for name in "${!libs[@]}"; do
 done
 [ -n "$loader" ] || die "no ld-linux-x86-64.so.2 among the dependencies (not an x86-64 glibc build?)"
 for p in "${programs[@]}"; do cp "$p" "$root/real/"; done
+# The host GPU libraries the programs need (none in a build without the CUDA backend).
+host_needed=$(for p in "${programs[@]}"; do readelf -d "$p" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; done |
+  grep -E "$host_only" | sort -u | tr '\n' ' ' || true)
 cp -L "$mpirun" "$root/real/mpirun"
 chmod u+w "$root"/real/* "$root"/lib/* "$root"/ompi -R "$root"/pmix -R
 strip --strip-unneeded "$root"/real/* 2>/dev/null || die "strip failed"
@@ -144,9 +152,33 @@ export OPAL_PREFIX="$b/ompi" PMIX_INSTALL_PREFIX="$b/pmix" PMIX_MCA_mca_base_com
 # no hwloc plugins (the host'"'"'s would load X11, OpenCL and the host glibc'"'"'s libraries into ours).
 export OMPI_MCA_mca_base_param_files="$b/ompi/etc/openmpi-mca-params.conf" HWLOC_PLUGINS_PATH="$b/lib/no-hwloc-plugins"
 # mpirun and the ranks it starts find the bundled mpirun and dsrun first.
-case ":$PATH:" in *":$b/bin:"*) ;; *) export PATH="$b/bin:$PATH" ;; esac'
+case ":$PATH:" in *":$b/bin:"*) ;; *) export PATH="$b/bin:$PATH" ;; esac
+# The host'"'"'s cuBLAS and NCCL: the first folder that holds each library the programs need.
+host_libs="'"$host_needed"'" p="$b/lib"
+for so in $host_libs; do
+  found=""
+  for d in $(echo "${DSC_CUDA_LIBS:-}" | tr : " ") ${CUDA_HOME:+"$CUDA_HOME/lib64" "$CUDA_HOME/lib"} \
+           /usr/local/cuda/lib64 /usr/local/cuda/lib; do
+    if [ -e "$d/$so" ]; then found=$d; break; fi
+  done
+  if [ -z "$found" ] && [ -z "${py_dirs+x}" ]; then
+    py_dirs=$(python3 -c "import site; print(\" \".join(site.getsitepackages() + [site.getusersitepackages()]))" 2>/dev/null || true)
+  fi
+  if [ -z "$found" ]; then
+    for sp in ${py_dirs:-}; do
+      for d in "$sp"/nvidia/*/lib "$sp"/nvidia/cu*/lib; do
+        if [ -e "$d/$so" ]; then found=$d; break 2; fi
+      done
+    done
+  fi
+  if [ -z "$found" ]; then
+    echo "$(basename "$0"): error: $so (the CUDA backend'"'"'s) is not on this host: install the CUDA toolkit or PyTorch'"'"'s nvidia packages, or set DSC_CUDA_LIBS to the folder that holds it" >&2
+    exit 127
+  fi
+  case ":$p:" in *":$found:"*) ;; *) p="$p:$found" ;; esac
+done'
 for p in dscompile dsrun dsinspect; do
-  printf '%s\nexec "$b/lib/ld-linux-x86-64.so.2" --library-path "$b/lib" --argv0 "$0" "$b/real/%s" "$@"\n' \
+  printf '%s\nexec "$b/lib/ld-linux-x86-64.so.2" --library-path "$p" --argv0 "$0" "$b/real/%s" "$@"\n' \
     "$launcher_head" "$p" >"$root/bin/$p"
 done
 cat >"$root/bin/mpirun" <<EOF
@@ -166,7 +198,7 @@ chmod 755 "$root"/bin/*
   echo "dscompile bundle from $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%F)"
   echo "glibc: $(readlink -f "$loader" | xargs basename) from $(ldd --version | head -1)"
   echo "Open MPI plugins left out (fabrics; ranks use shared memory and TCP): ${skipped[*]:-none}"
-  echo "Not included: the NVIDIA driver, cuBLAS, NCCL (found on the host)."
+  echo "Not included: the NVIDIA driver, cuBLAS, NCCL (found on the host): ${host_needed:-none needed}"
 } >"$root/BUNDLE-INFO.txt"
 
 mkdir -p "$(dirname "$out")"

@@ -9,6 +9,7 @@
 
 #include "backend/plan_file.h"
 #include "runtime/communicator.h"
+#include "runtime/device.h"
 #include "runtime/launcher.h"
 #include "runtime/trainer.h"
 #include "tools/cli_args.h"
@@ -30,8 +31,10 @@ options:
   --seed S          data-order and dropout seed (default: the config's "seed", 42)
   --metrics FILE    one JSON object per optimizer step (step, loss, lr, grad_norm, loss_scale,
                     skipped, skipped_steps, samples_per_s, step_time_s, elapsed_s, epoch, memory)
-  --device D        where ranks compute: cpu (default; the only backend built into this dsrun)
-                    or cuda
+  --device D        where ranks compute: cuda (one GPU per rank: the launcher's local rank
+                    modulo the visible GPUs) or cpu. Default: cuda when this dsrun has the
+                    CUDA backend and a GPU is visible, else cpu. DSC_ALLOW_TF32=1 lets
+                    float32 GEMMs use TF32 tensor cores
   --threads T       CPU threads for kernels and BLAS (default: all cores; with --nproc N,
                     the cores divided by N)
   --nproc N         train on N local ranks: dsrun restarts itself under mpirun (Open MPI).
@@ -63,14 +66,18 @@ const std::vector<FlagSpec> kFlags = {{"--data", true},     {"--steps", true},  
                                       {"--debug-inject-overflow", true}, {"--debug-dump-state", true},
                                       {"--debug-dump-steps", true}, {"--device", true}};
 
-// The compute backend that --device asks for. Only the CPU one is built; checked before any
-// relaunch under mpirun so a wrong choice fails once, not once per rank.
+// The compute backend that --device asks for, checked before any relaunch under mpirun so that a
+// wrong choice fails once, not once per rank.
 Status CheckDevice(const ParsedArgs& args) {
-  const std::string device = args.Has("--device") ? args.Get("--device") : "cpu";
-  if (device == "cpu") return Status::OK();
-  if (device == "cuda")
-    return FailedPrecondition("--device cuda: the CUDA backend is not built into this dsrun (only --device cpu is)");
-  return InvalidArgument("--device ", device, ": unknown device (accepted: cpu, cuda)");
+  const std::string device = args.Get("--device");
+  if (device.empty() || device == "cpu") return Status::OK();
+  if (device != "cuda") return InvalidArgument("--device ", device, ": unknown device (accepted: cpu, cuda)");
+  if (!CudaBackendBuilt())
+    return FailedPrecondition("--device cuda: the CUDA backend is not built into this dsrun (nvcc was not found when "
+                              "it was configured); use --device cpu");
+  std::string why;
+  if (LaunchedUnderMpi() || CudaDeviceCount(&why) > 0) return Status::OK();  // ranks elsewhere check their own
+  return FailedPrecondition("--device cuda: no CUDA GPU is visible: ", why);
 }
 
 struct Job {
@@ -79,6 +86,7 @@ struct Job {
   bool quiet = false;
   DataLoader data;
   std::unique_ptr<std::ofstream> metrics;  // rank 0's, when --metrics is given
+  std::unique_ptr<Device> device;
 };
 
 // Everything before training: flags, the plan and its world size, this rank's data. No collectives
@@ -114,6 +122,8 @@ StatusOr<Job> Prepare(const ParsedArgs& args, Communicator* comm) {
     if (opts.dump_state_dir.empty()) return InvalidArgument("--debug-dump-steps needs --debug-dump-state DIR");
     ASSIGN_OR_RETURN(opts.dump_state_steps, ParseStepList(args.Get("--debug-dump-steps"), "--debug-dump-steps"));
   }
+  ASSIGN_OR_RETURN(std::unique_ptr<Device> device, CreateDevice(args.Get("--device"), opts.threads));
+  opts.device = device.get();
   ASSIGN_OR_RETURN(Plan plan, ReadPlan(args.positional[0]));
   if (plan.world_size != comm->size())
     return FailedPrecondition("the plan was compiled for ", plan.world_size, " ranks but dsrun runs on ", comm->size(),
@@ -127,7 +137,7 @@ StatusOr<Job> Prepare(const ParsedArgs& args, Communicator* comm) {
       return InvalidArgument("--metrics ", opts.metrics_path, ": cannot open for writing: ", std::strerror(errno ? errno : EIO));
     opts.metrics = metrics.get();
   }
-  return Job{std::move(plan), std::move(opts), quiet, std::move(data), std::move(metrics)};
+  return Job{std::move(plan), std::move(opts), quiet, std::move(data), std::move(metrics), std::move(device)};
 }
 
 // Ranks agree on whether every one of them is ready to train (one all-reduce of a flag), so a
