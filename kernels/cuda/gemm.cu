@@ -1,37 +1,21 @@
 // The cuBLASLt GEMM wrapper of kernels/cuda/gemm.h and the dtype conversion the GEMM kernels use
 // around it.
-#include "kernels/cuda/gemm.h"
-
 #include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/gemm.h"
 
 namespace dsc::cuda {
 namespace {
 
 StatusOr<cudaDataType_t> CudaType(DType t) {
   switch (t) {
-    case DType::kFloat32: return CUDA_R_32F;
-    case DType::kFloat16: return CUDA_R_16F;
-    case DType::kBFloat16: return CUDA_R_16BF;
-    default: return InvalidArgument("cuBLASLt GEMM on ", DTypeName(t), " operands");
-  }
-}
-
-// Loads and stores of the float dtypes named at run time (conversions and beta scaling only:
-// the GEMMs themselves run in cuBLASLt).
-__device__ __forceinline__ float LoadAny(const void* p, DType t, int64_t i) {
-  switch (t) {
-    case DType::kFloat16: return __half2float(static_cast<const half*>(p)[i]);
-    case DType::kBFloat16: return __bfloat162float(static_cast<const bf16*>(p)[i]);
-    case DType::kFloat64: return static_cast<float>(static_cast<const double*>(p)[i]);
-    default: return static_cast<const float*>(p)[i];
-  }
-}
-__device__ __forceinline__ void StoreAny(void* p, DType t, int64_t i, float v) {
-  switch (t) {
-    case DType::kFloat16: static_cast<half*>(p)[i] = __float2half_rn(v); break;
-    case DType::kBFloat16: static_cast<bf16*>(p)[i] = __float2bfloat16_rn(v); break;
-    case DType::kFloat64: static_cast<double*>(p)[i] = v; break;
-    default: static_cast<float*>(p)[i] = v; break;
+    case DType::kFloat32:
+      return CUDA_R_32F;
+    case DType::kFloat16:
+      return CUDA_R_16F;
+    case DType::kBFloat16:
+      return CUDA_R_16BF;
+    default:
+      return InvalidArgument("cuBLASLt GEMM on ", DTypeName(t), " operands");
   }
 }
 
@@ -69,8 +53,7 @@ void Gemm::Reset(const GemmShape& s) {
 Status Gemm::Build(Resources* res) {
   const GemmShape& s = s_;
   if (s.a != s.b) return InvalidArgument("GEMM operands of two dtypes (", DTypeName(s.a), ", ", DTypeName(s.b), ")");
-  if (!GemmSupports(s.a, s.d))
-    return InvalidArgument("GEMM of ", DTypeName(s.a), " operands into ", DTypeName(s.d));
+  if (!GemmSupports(s.a, s.d)) return InvalidArgument("GEMM of ", DTypeName(s.a), " operands into ", DTypeName(s.d));
   if (s.batch < 1 || s.batch > INT32_MAX) return InvalidArgument("GEMM batch ", s.batch, " out of range");
   if (s.batch > 1 && s.stride_d == 0) return InvalidArgument("GEMM batches would all write one output matrix");
   ASSIGN_OR_RETURN(cudaDataType_t ab, CudaType(s.a));
@@ -102,8 +85,8 @@ Status Gemm::Build(Resources* res) {
     for (const auto& [layout, stride] : batched) {
       DSC_CUBLAS_CHECK(
           cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
-      DSC_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
-                                                        &stride, sizeof(stride)));
+      DSC_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+                                                        sizeof(stride)));
     }
   }
   built_ = true;
@@ -141,18 +124,18 @@ Status Gemm::Run(Resources* res, float alpha, const void* a, const void* b, floa
   const int64_t lda = s.lda ? s.lda : (s.trans_a ? s.m : s.k);
   const int64_t ldb = s.ldb ? s.ldb : (s.trans_b ? s.k : s.n);
   const int64_t ldd = s.ldd ? s.ldd : s.n;
-  const int cls = AlignClass({reinterpret_cast<uint64_t>(a), reinterpret_cast<uint64_t>(b),
-                              reinterpret_cast<uint64_t>(d), static_cast<uint64_t>(lda) * ea,
-                              static_cast<uint64_t>(ldb) * ea, static_cast<uint64_t>(ldd) * ed,
-                              static_cast<uint64_t>(s.stride_a) * ea, static_cast<uint64_t>(s.stride_b) * ea,
-                              static_cast<uint64_t>(s.stride_d) * ed});
+  const int cls =
+      AlignClass({reinterpret_cast<uint64_t>(a), reinterpret_cast<uint64_t>(b), reinterpret_cast<uint64_t>(d),
+                  static_cast<uint64_t>(lda) * ea, static_cast<uint64_t>(ldb) * ea, static_cast<uint64_t>(ldd) * ed,
+                  static_cast<uint64_t>(s.stride_a) * ea, static_cast<uint64_t>(s.stride_b) * ea,
+                  static_cast<uint64_t>(s.stride_d) * ed});
   if (!have_algo_[cls]) {
     cublasLtMatmulPreference_t pref = nullptr;
     DSC_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     const uint64_t ws = res->lt_workspace_bytes;
     const uint32_t align = 1u << cls;
-    cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
-                                                             sizeof(ws));
+    cublasStatus_t st =
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
     for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                       CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
       if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatmulPreferenceSetAttribute(pref, attr, &align, sizeof(align));
@@ -184,7 +167,24 @@ __global__ void ConvertKernel(const void* src, DType st, void* dst, DType dt, in
       StoreAny(dst, dt, i, LoadAny(src, st, i));
   }
 }
+__global__ void GatherRowsKernel(const void* src, DType st, const int64_t* offsets, int64_t count, int64_t len,
+                                 void* dst, DType dt) {
+  const int64_t n = count * len;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+    StoreAny(dst, dt, i, LoadAny(src, st, offsets[i / len] + i % len));
+}
 }  // namespace
+
+Status GatherRowsDevice(Resources* res, const void* src, DType src_dtype, const int64_t* offsets, int64_t count,
+                        int64_t len, void* dst, DType dst_dtype) {
+  const int64_t n = count * len;
+  if (n <= 0) return Status::OK();
+  GatherRowsKernel<<<GridFor(*res, n), kThreads, 0, res->compute>>>(src, src_dtype, offsets, count, len, dst,
+                                                                    dst_dtype);
+  DSC_CUDA_CHECK_LAUNCH();
+  return Status::OK();
+}
 
 Status ConvertDevice(Resources* res, const void* src, DType src_dtype, void* dst, DType dst_dtype, int64_t n) {
   if (n <= 0) return Status::OK();

@@ -8,6 +8,8 @@
 #pragma once
 
 #include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <cstdint>
 
@@ -64,6 +66,42 @@ class Gemm {
 // dst[i] = src[i] converted (float32, float16, bfloat16, float64; round to nearest even) on
 // res->compute.
 Status ConvertDevice(Resources* res, const void* src, DType src_dtype, void* dst, DType dst_dtype, int64_t n);
+
+// dst[i * len + e] = src[offsets[i] + e] for i < count, e < len, converted to dst_dtype;
+// `offsets` is a device array (elements of src).
+Status GatherRowsDevice(Resources* res, const void* src, DType src_dtype, const int64_t* offsets, int64_t count,
+                        int64_t len, void* dst, DType dst_dtype);
+
+// Loads and stores of the float dtypes named at run time, through float (conversions around the
+// GEMMs; the GEMMs themselves run in cuBLASLt).
+__device__ __forceinline__ float LoadAny(const void* p, DType t, int64_t i) {
+  switch (t) {
+    case DType::kFloat16:
+      return __half2float(static_cast<const __half*>(p)[i]);
+    case DType::kBFloat16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    case DType::kFloat64:
+      return static_cast<float>(static_cast<const double*>(p)[i]);
+    default:
+      return static_cast<const float*>(p)[i];
+  }
+}
+__device__ __forceinline__ void StoreAny(void* p, DType t, int64_t i, float v) {
+  switch (t) {
+    case DType::kFloat16:
+      static_cast<__half*>(p)[i] = __float2half_rn(v);
+      break;
+    case DType::kBFloat16:
+      static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
+      break;
+    case DType::kFloat64:
+      static_cast<double*>(p)[i] = v;
+      break;
+    default:
+      static_cast<float*>(p)[i] = v;
+      break;
+  }
+}
 
 // Bytes rounded up to 256 so scratch regions carved one after another stay aligned.
 inline size_t AlignUp(size_t bytes) { return (bytes + 255) / 256 * 256; }
