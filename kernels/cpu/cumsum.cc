@@ -1,5 +1,6 @@
 // CumSum<exclusive, reverse>(X, axis) -> Y: running sums of X along one axis (position ids from an
 // attention mask; the gradient of CumSum is a CumSum with `reverse` flipped).
+#include "kernels/common/cumsum_math.h"
 #include "kernels/cpu/core_util.h"
 
 namespace dsc::cpu {
@@ -30,18 +31,11 @@ class CumSumKernel : public OpKernel {
 #pragma omp parallel for collapse(2) if (outer * inner * len >= kParallelMin) schedule(static)
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t in = 0; in < inner; ++in) {
-        T acc = T(0);
-        for (int64_t s = 0; s < len; ++s) {
-          const int64_t i = reverse ? len - 1 - s : s;
-          const int64_t at = (o * len + i) * inner + in;
-          if (exclusive) {
-            y[at] = acc;
-            acc += x[at];
-          } else {
-            acc += x[at];
-            y[at] = acc;
-          }
-        }
+        const T* xl = x + o * len * inner + in;
+        T* yl = y + o * len * inner + in;
+        cumsum::Line<T>(
+            len, exclusive, reverse, [&](int64_t i) { return xl[i * inner]; },
+            [&](int64_t i, T acc) { yl[i * inner] = acc; });
       }
     return Status::OK();
   }

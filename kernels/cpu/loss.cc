@@ -9,13 +9,15 @@
 #include <vector>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/loss_math.h"
+#include "kernels/common/softmax_math.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 
 namespace dsc {
 namespace {
 
-enum class Reduction { kNone, kSum, kMean };
+using loss::Reduction;
 
 struct LossShape {
   int64_t n = 0, c = 0, d = 1;
@@ -96,11 +98,11 @@ void LogSoftmaxAlongC(const float* x, const LossShape& s, float* logp) {
     for (int64_t d = 0; d < D; ++d) {
       const float* xr = x + n * C * D + d;
       float mx = -INFINITY;
-      for (int64_t c = 0; c < C; ++c) mx = std::max(mx, xr[c * D]);
+      for (int64_t c = 0; c < C; ++c) mx = softmax::RowMax(mx, xr[c * D]);
       double sum = 0;
-      for (int64_t c = 0; c < C; ++c) sum += std::exp(static_cast<double>(xr[c * D] - mx));
-      const double lse = mx + std::log(sum);
-      for (int64_t c = 0; c < C; ++c) logp[n * C * D + c * D + d] = static_cast<float>(xr[c * D] - lse);
+      for (int64_t c = 0; c < C; ++c) sum += softmax::ExpShifted(xr[c * D], mx);
+      const double lse = softmax::LogSumExp(mx, sum);
+      for (int64_t c = 0; c < C; ++c) logp[n * C * D + c * D + d] = softmax::LogProb(xr[c * D], lse);
     }
 }
 
@@ -134,12 +136,11 @@ class LossKernel : public OpKernel {
     for (int64_t n = 0; n < s_.n; ++n)
       for (int64_t d = 0; d < s_.d; ++d) {
         const int64_t i = n * s_.d + d;
-        const double l = w[i] == 0 ? 0.0 : -w[i] * logp[(n * s_.c + t[i]) * s_.d + d];
+        const double l = w[i] == 0 ? 0.0 : loss::ElementLoss(w[i], logp[(n * s_.c + t[i]) * s_.d + d]);
         if (s_.reduction == Reduction::kNone) loss[i] = static_cast<float>(l);
         total += l;
       }
-    if (s_.reduction == Reduction::kSum) loss[0] = static_cast<float>(total);
-    if (s_.reduction == Reduction::kMean) loss[0] = static_cast<float>(total / weight_sum);
+    if (s_.reduction != Reduction::kNone) loss[0] = loss::ReducedLoss(s_.reduction, total, weight_sum);
     return Status::OK();
   }
 
@@ -174,15 +175,12 @@ class LossGradKernel : public OpKernel {
     for (int64_t n = 0; n < s_.n; ++n)
       for (int64_t d = 0; d < D; ++d) {
         const int64_t i = n * D + d;
-        double coef = w[i] * (s_.reduction == Reduction::kNone ? dloss[i] : dloss[0]);
-        if (s_.reduction == Reduction::kMean) coef /= weight_sum;
+        const double coef =
+            loss::GradCoef(s_.reduction, w[i], s_.reduction == Reduction::kNone ? dloss[i] : dloss[0], weight_sum);
         for (int64_t c = 0; c < C; ++c) {
           float& g = dx[(n * C + c) * D + d];
-          const double onehot = c == t[i] && w[i] != 0 ? 1.0 : 0.0;
-          if (kSoftmax)
-            g = static_cast<float>(coef * (std::exp(static_cast<double>(g)) - onehot));
-          else
-            g = static_cast<float>(-coef * onehot);
+          const double onehot = loss::OneHot(c, t[i], w[i]);
+          g = kSoftmax ? loss::SoftmaxLossGrad(coef, g, onehot) : loss::NllLossGrad(coef, onehot);
         }
       }
     return Status::OK();

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/norm_math.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 
@@ -46,7 +47,7 @@ void RowStats(const float* x, int64_t rows, int64_t cols, float eps, std::vector
     for (int64_t j = 0; j < cols; ++j) v += (xr[j] - m) * (xr[j] - m);
     v /= static_cast<double>(cols);
     (*mean)[r] = m;
-    (*rstd)[r] = 1.0 / std::sqrt(v + eps);
+    (*rstd)[r] = norm::InvStd(v, eps);
   }
 }
 
@@ -71,10 +72,7 @@ class LayerNormKernel : public OpKernel {
       const float* xr = x + r * cols;
       float* yr = y + r * cols;
       const double m = mean[r], rs = rstd[r];
-      for (int64_t j = 0; j < cols; ++j) {
-        const double xhat = (xr[j] - m) * rs;
-        yr[j] = static_cast<float>(xhat * scale[j] + (bias ? bias[j] : 0.0f));
-      }
+      for (int64_t j = 0; j < cols; ++j) yr[j] = norm::LayerNormOut(xr[j], m, rs, scale[j], bias ? bias[j] : 0.0f);
     }
     for (int64_t r = 0; r < rows; ++r) {
       if (ctx.has_output(1)) ctx.output(1).data<float>()[r] = static_cast<float>(mean[r]);
@@ -115,7 +113,7 @@ class LayerNormGradKernel : public OpKernel {
         double mg = 0, mgx = 0;
 #pragma omp simd reduction(+ : mg, mgx)
         for (int64_t j = 0; j < cols; ++j) {
-          const double g = static_cast<double>(dyr[j]) * scale[j];
+          const double g = norm::LayerNormG(dyr[j], scale[j]);
           mg += g;
           mgx += g * (xr[j] - m) * rs;
         }
@@ -123,9 +121,8 @@ class LayerNormGradKernel : public OpKernel {
         mgx /= static_cast<double>(cols);
         float* dxr = dx + r * cols;
         for (int64_t j = 0; j < cols; ++j) {
-          const double g = static_cast<double>(dyr[j]) * scale[j];
           const double xhat = (xr[j] - m) * rs;
-          dxr[j] = static_cast<float>(rs * (g - mg - xhat * mgx));
+          dxr[j] = norm::LayerNormGradDx(norm::LayerNormG(dyr[j], scale[j]), xhat, rs, mg, mgx);
         }
       }
     }
@@ -144,7 +141,7 @@ class LayerNormGradKernel : public OpKernel {
           const float* xr = x + r * cols + j0;
           const double m = mean[r], rs = rstd[r];
           for (int64_t j = 0; j < nj; ++j) {
-            ds[j] += dyr[j] * (xr[j] - m) * rs;
+            ds[j] += norm::LayerNormDScaleTerm(dyr[j], xr[j], m, rs);
             db[j] += dyr[j];
           }
         }
@@ -226,20 +223,19 @@ class BatchNormKernel : public OpKernel {
 #pragma omp parallel for collapse(2) if (N * C * S > nn::kParallelThreshold)
     for (int64_t n = 0; n < N; ++n)
       for (int64_t c = 0; c < C; ++c) {
-        const double a = scale[c] / std::sqrt(var[c] + eps_);
-        const double shift = bias[c] - mean[c] * a;
+        const norm::Affine f = norm::BatchNormAffine(scale[c], bias[c], mean[c], var[c], eps_);
         const float* xp = x + (n * C + c) * S;
         float* yp = y + (n * C + c) * S;
-        for (int64_t i = 0; i < S; ++i) yp[i] = static_cast<float>(xp[i] * a + shift);
+        for (int64_t i = 0; i < S; ++i) yp[i] = norm::BatchNormOut(xp[i], f);
       }
     // Outside training the spec forbids these outputs; should a graph still ask, they pass the inputs on.
     {
       const double mom = training_ ? momentum_ : 1.0;
       for (int64_t c = 0; c < C; ++c) {
         if (ctx.has_output(1))
-          ctx.output(1).data<float>()[c] = static_cast<float>(in_mean[c] * mom + mean[c] * (1.0 - mom));
+          ctx.output(1).data<float>()[c] = norm::RunningStat(in_mean[c], mean[c], mom);
         if (ctx.has_output(2))
-          ctx.output(2).data<float>()[c] = static_cast<float>(in_var[c] * mom + var[c] * (1.0 - mom));
+          ctx.output(2).data<float>()[c] = norm::RunningStat(in_var[c], var[c], mom);
       }
     }
     return Status::OK();
@@ -275,23 +271,21 @@ class BatchNormGradKernel : public OpKernel {
     const double m = static_cast<double>(N * S);
 #pragma omp parallel for if (N * C * S > nn::kParallelThreshold)
     for (int64_t c = 0; c < C; ++c) {
-      const double rstd = 1.0 / std::sqrt(var[c] + eps_);
+      const double rstd = norm::InvStd(var[c], eps_);
       double db = 0, ds = 0;
       for (int64_t n = 0; n < N; ++n)
         for (int64_t i = 0; i < S; ++i) {
           const int64_t j = (n * C + c) * S + i;
           db += dy[j];
-          ds += dy[j] * (x[j] - mean[c]) * rstd;
+          ds += norm::BatchNormDScaleTerm(dy[j], x[j], mean[c], rstd);
         }
       if (dbias) dbias[c] = static_cast<float>(db);
       if (dscale) dscale[c] = static_cast<float>(ds);
       if (!dx) continue;
-      const double k = scale[c] * rstd / m;
       for (int64_t n = 0; n < N; ++n)
         for (int64_t i = 0; i < S; ++i) {
           const int64_t j = (n * C + c) * S + i;
-          const double xhat = (x[j] - mean[c]) * rstd;
-          dx[j] = static_cast<float>(k * (m * dy[j] - db - xhat * ds));
+          dx[j] = norm::BatchNormGradDx(dy[j], x[j], scale[c], mean[c], rstd, m, db, ds);
         }
     }
     return Status::OK();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/pool_math.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 
@@ -34,47 +35,11 @@ StatusOr<PoolShape> ReadPool(const Node& node, const Value* xv, const Value* yv)
   return s;
 }
 
-// Calls fn(offset) for each tap of window (oy, ox) inside X, in row-major window order; offset is
-// iy * W + ix within the (H,W) plane. Padded taps are skipped.
-template <typename Fn>
-inline void ForEachTap(const nn::Window2D& w, int64_t oy, int64_t ox, Fn&& fn) {
-  for (int64_t ki = 0; ki < w.kh; ++ki) {
-    const int64_t iy = oy * w.sh - w.pt + ki * w.dh;
-    if (iy < 0 || iy >= w.ih) continue;
-    for (int64_t kj = 0; kj < w.kw; ++kj) {
-      const int64_t ix = ox * w.sw - w.pl + kj * w.dw;
-      if (ix >= 0 && ix < w.iw) fn(iy * w.iw + ix);
-    }
-  }
-}
-
-// Offset (within the plane) of the first maximum of window (oy, ox), or -1 if no tap is inside X.
 int64_t ArgMax(const float* x, const nn::Window2D& w, int64_t oy, int64_t ox) {
-  int64_t best = -1;
-  float mx = 0;
-  ForEachTap(w, oy, ox, [&](int64_t off) {
-    const float v = x[off];
-    if (best < 0 || v > mx || (std::isnan(v) && !std::isnan(mx))) best = off, mx = v;
-  });
-  return best;
+  return pool::ArgMax(w, oy, ox, [x](int64_t off) { return x[off]; });
 }
-
-// How many taps of window (oy, ox) an average divides by.
-int64_t Divisor(const PoolShape& s, int64_t oy, int64_t ox) {
-  const nn::Window2D& w = s.w;
-  const int64_t lo_y = s.count_include_pad ? -w.pt : 0, hi_y = s.count_include_pad ? w.ih + w.pb : w.ih;
-  const int64_t lo_x = s.count_include_pad ? -w.pl : 0, hi_x = s.count_include_pad ? w.iw + w.pr : w.iw;
-  int64_t ny = 0, nx = 0;
-  for (int64_t ki = 0; ki < w.kh; ++ki) {
-    const int64_t iy = oy * w.sh - w.pt + ki * w.dh;
-    ny += iy >= lo_y && iy < hi_y;
-  }
-  for (int64_t kj = 0; kj < w.kw; ++kj) {
-    const int64_t ix = ox * w.sw - w.pl + kj * w.dw;
-    nx += ix >= lo_x && ix < hi_x;
-  }
-  return ny * nx;
-}
+int64_t Divisor(const PoolShape& s, int64_t oy, int64_t ox) { return pool::Divisor(s.w, s.count_include_pad, oy, ox); }
+using pool::ForEachTap;
 
 // X -> Y[, Indices];  Indices are flat offsets into X:(N,C,H,W) (storage_order 0).
 class MaxPoolKernel : public OpKernel {

@@ -6,55 +6,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
-#include <type_traits>
 
+#include "kernels/common/reduce_math.h"
 #include "kernels/cpu/core_util.h"
 
 namespace dsc::cpu {
 namespace {
 
-template <typename T>
-using SumAcc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
-
-template <typename T> bool IsNan(T v) {
-  if constexpr (std::is_floating_point_v<T>) return std::isnan(v);
-  else return false;
-}
-
-// Each reduction: an accumulator, its start value, one step, and the final value from count.
-template <typename T>
-struct SumReduce {
-  using Acc = SumAcc<T>;
-  static Acc Start() { return Acc(0); }
-  static Acc Step(Acc a, T x) { return a + x; }
-  static T Finish(Acc a, int64_t) { return static_cast<T>(a); }
-};
-template <typename T>
-struct MeanReduce : SumReduce<T> {
-  // 0 / 0 is NaN for an empty reduction, as in numpy.mean.
-  static T Finish(SumAcc<T> a, int64_t n) { return static_cast<T>(a / static_cast<SumAcc<T>>(n)); }
-};
-template <typename T>
-struct MaxReduce {
-  using Acc = T;
-  static T Start() {
-    if constexpr (std::is_floating_point_v<T>) return -std::numeric_limits<T>::infinity();
-    else return std::numeric_limits<T>::lowest();
-  }
-  static T Step(T a, T x) { return (IsNan(a) || a >= x) ? a : x; }
-  static T Finish(T a, int64_t) { return a; }
-};
-template <typename T>
-struct MinReduce {
-  using Acc = T;
-  static T Start() {
-    if constexpr (std::is_floating_point_v<T>) return std::numeric_limits<T>::infinity();
-    else return std::numeric_limits<T>::max();
-  }
-  static T Step(T a, T x) { return (IsNan(a) || a <= x) ? a : x; }
-  static T Finish(T a, int64_t) { return a; }
-};
+using reduce::MaxReduce;
+using reduce::MeanReduce;
+using reduce::MinReduce;
+using reduce::SumReduce;
 
 // How X is walked, derived from its dims and the reduced axes.
 struct ReducePlan {

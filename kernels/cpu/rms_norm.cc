@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/norm_math.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 
@@ -59,8 +60,8 @@ void RowInvRms(const float* x, int64_t rows, int64_t cols, float eps, std::vecto
     const float* xr = x + r * cols;
     double ss = 0;
 #pragma omp simd reduction(+ : ss)
-    for (int64_t j = 0; j < cols; ++j) ss += static_cast<double>(xr[j]) * xr[j];
-    (*inv)[static_cast<size_t>(r)] = 1.0 / std::sqrt(ss / static_cast<double>(cols) + eps);
+    for (int64_t j = 0; j < cols; ++j) ss += norm::Square(xr[j]);
+    (*inv)[static_cast<size_t>(r)] = norm::RmsInv(ss, static_cast<double>(cols), eps);
   }
 }
 
@@ -83,7 +84,7 @@ class RmsNormKernel : public OpKernel {
 #pragma omp parallel for if (rows * cols > nn::kParallelThreshold)
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < cols; ++j)
-        y[r * cols + j] = static_cast<float>(x[r * cols + j] * inv[static_cast<size_t>(r)] * scale[si[j]]);
+        y[r * cols + j] = norm::RmsOut(x[r * cols + j], inv[static_cast<size_t>(r)], scale[si[j]]);
     return Status::OK();
   }
 
@@ -117,10 +118,10 @@ class RmsNormGradKernel : public OpKernel {
         const float* dyr = dy + r * cols;
         const double rs = inv[static_cast<size_t>(r)];
         double mgx = 0;
-        for (int64_t j = 0; j < cols; ++j) mgx += static_cast<double>(dyr[j]) * scale[si[j]] * xr[j] * rs;
+        for (int64_t j = 0; j < cols; ++j) mgx += norm::RmsGxTerm(dyr[j], scale[si[j]], xr[j], rs);
         mgx /= static_cast<double>(cols);
         for (int64_t j = 0; j < cols; ++j)
-          dx[r * cols + j] = static_cast<float>(rs * (static_cast<double>(dyr[j]) * scale[si[j]] - xr[j] * rs * mgx));
+          dx[r * cols + j] = norm::RmsGradDx(dyr[j], scale[si[j]], xr[j], rs, mgx);
       }
     }
     if (ctx.has_output(1)) {
@@ -129,7 +130,7 @@ class RmsNormGradKernel : public OpKernel {
       for (int64_t r = 0; r < rows; ++r) {
         const double rs = inv[static_cast<size_t>(r)];
         for (int64_t j = 0; j < cols; ++j)
-          ds[static_cast<size_t>(si[j])] += static_cast<double>(dy[r * cols + j]) * x[r * cols + j] * rs;
+          ds[static_cast<size_t>(si[j])] += norm::RmsDScaleTerm(dy[r * cols + j], x[r * cols + j], rs);
       }
       float* dscale = ctx.output(1).data<float>();
       for (int64_t k = 0; k < s_.scale_numel; ++k) dscale[k] = static_cast<float>(ds[static_cast<size_t>(k)]);

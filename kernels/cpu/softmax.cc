@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/softmax_math.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 
@@ -47,17 +48,17 @@ class SoftmaxKernel : public OpKernel {
           const float* xr = x + o * n * inner + i;
           float* yr = y + o * n * inner + i;
           float mx = -INFINITY;
-          for (int64_t k = 0; k < n; ++k) mx = std::max(mx, xr[k * inner]);
+          for (int64_t k = 0; k < n; ++k) mx = softmax::RowMax(mx, xr[k * inner]);
           double sum = 0;
           for (int64_t k = 0; k < n; ++k) {
-            e[k] = std::exp(static_cast<double>(xr[k * inner] - mx));
+            e[k] = softmax::ExpShifted(xr[k * inner], mx);
             sum += e[k];
           }
           if (kLog) {
             const double lse = std::log(sum);
-            for (int64_t k = 0; k < n; ++k) yr[k * inner] = static_cast<float>(xr[k * inner] - mx - lse);
+            for (int64_t k = 0; k < n; ++k) yr[k * inner] = softmax::LogSoftmaxOut(xr[k * inner], mx, lse);
           } else {
-            for (int64_t k = 0; k < n; ++k) yr[k * inner] = static_cast<float>(e[k] / sum);
+            for (int64_t k = 0; k < n; ++k) yr[k * inner] = softmax::SoftmaxOut(e[k], sum);
           }
         }
       }
@@ -91,12 +92,11 @@ class SoftmaxGradKernel : public OpKernel {
         double s = 0;
         for (int64_t k = 0; k < n; ++k) {
           const int64_t j = base + k * inner;
-          s += kLog ? dy[j] : static_cast<double>(dy[j]) * y[j];
+          s += softmax::GradTerm<kLog>(dy[j], y[j]);
         }
         for (int64_t k = 0; k < n; ++k) {
           const int64_t j = base + k * inner;
-          dx[j] = kLog ? static_cast<float>(dy[j] - std::exp(static_cast<double>(y[j])) * s)
-                       : static_cast<float>(y[j] * (dy[j] - s));
+          dx[j] = softmax::GradOut<kLog>(dy[j], y[j], s);
         }
       }
     }
