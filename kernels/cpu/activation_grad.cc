@@ -2,13 +2,15 @@
 #include <vector>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/activation_math.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 
 namespace dsc {
 namespace {
 
-// (dY, T) -> dX with dX[i] = F(dY[i], T[i]); T is X (Relu, LeakyRelu) or Y (Sigmoid, Tanh), all one shape.
+// (dY, T) -> dX with dX[i] = F(dY[i], T[i]); T is X (Relu, LeakyRelu) or Y (Sigmoid, Tanh), all one
+// shape. F (kernels/common/activation_math.h) reads its attributes in Init.
 template <typename F>
 class PointwiseGradKernel : public OpKernel {
  public:
@@ -20,8 +22,7 @@ class PointwiseGradKernel : public OpKernel {
       return InvalidArgument("dY ", nn::DimsToString(dy), ", input 1 ", nn::DimsToString(t), " and dX ",
                              nn::DimsToString(dx), " must have one shape");
     n_ = nn::Product(dy);
-    f_.alpha = node.GetFloat("alpha", 0.01f);
-    return Status::OK();
+    return f_.Init(node);
   }
   Status Compute(KernelContext& ctx) override {
     const float* dy = ctx.input(0).data<float>();
@@ -38,27 +39,10 @@ class PointwiseGradKernel : public OpKernel {
   F f_;
 };
 
-struct Relu {
-  float alpha;
-  float operator()(float dy, float x) const { return x > 0 ? dy : 0.0f; }
-};
-struct LeakyRelu {
-  float alpha;  // ONNX default 0.01
-  float operator()(float dy, float x) const { return x > 0 ? dy : dy * alpha; }
-};
-struct Sigmoid {
-  float alpha;
-  float operator()(float dy, float y) const { return dy * y * (1.0f - y); }
-};
-struct Tanh {
-  float alpha;
-  float operator()(float dy, float y) const { return dy * (1.0f - y * y); }
-};
-
-DSC_REGISTER_KERNEL(kDscDomain, ops::kReluGrad, kCpu, kFloat32, MakeFactory<PointwiseGradKernel<Relu>>());
-DSC_REGISTER_KERNEL(kDscDomain, ops::kLeakyReluGrad, kCpu, kFloat32, MakeFactory<PointwiseGradKernel<LeakyRelu>>());
-DSC_REGISTER_KERNEL(kDscDomain, ops::kSigmoidGrad, kCpu, kFloat32, MakeFactory<PointwiseGradKernel<Sigmoid>>());
-DSC_REGISTER_KERNEL(kDscDomain, ops::kTanhGrad, kCpu, kFloat32, MakeFactory<PointwiseGradKernel<Tanh>>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kReluGrad, kCpu, kFloat32, MakeFactory<PointwiseGradKernel<act::ReluGrad>>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kLeakyReluGrad, kCpu, kFloat32, MakeFactory<PointwiseGradKernel<act::LeakyReluGrad>>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kSigmoidGrad, kCpu, kFloat32, MakeFactory<PointwiseGradKernel<act::SigmoidGrad>>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kTanhGrad, kCpu, kFloat32, MakeFactory<PointwiseGradKernel<act::TanhGrad>>());
 
 }  // namespace
 }  // namespace dsc

@@ -1,10 +1,9 @@
 // Elementwise binary and variadic kernels with numpy broadcasting: arithmetic, Pow, Max/Min,
 // comparisons (-> bool), And/Or/Xor, and Where(cond, X, Y).
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
-#include <type_traits>
 
+#include "kernels/common/elementwise_math.h"
 #include "kernels/cpu/broadcast.h"
 
 namespace dsc::cpu {
@@ -51,25 +50,19 @@ void BinaryLoop(const BroadcastPlan& p, const TA* a, const TB* b, R* y, Op op) {
   ForEachRow(p, [&](int64_t o, const int64_t* off) { row(o, off, n); });
 }
 
-struct AddOp { template <typename T> T operator()(T a, T b) const { return a + b; } };
-struct SubOp { template <typename T> T operator()(T a, T b) const { return a - b; } };
-struct MulOp { template <typename T> T operator()(T a, T b) const { return a * b; } };
-struct DivOp { float operator()(float a, float b) const { return a / b; } };
-// Integer Div truncates toward zero (C++ and onnxruntime); x / 0 gives 0 instead of a trap.
-struct IntDivOp { template <typename T> T operator()(T a, T b) const { return b == 0 ? 0 : a / b; } };
-template <typename T> bool IsNan(T v) {
-  if constexpr (std::is_floating_point_v<T>) return std::isnan(v);
-  else return false;
-}
-// Max/Min propagate NaN like numpy.maximum / torch.maximum.
-struct MaxOp { template <typename T> T operator()(T a, T b) const { return (IsNan(a) || a > b) ? a : b; } };
-struct MinOp { template <typename T> T operator()(T a, T b) const { return (IsNan(a) || a < b) ? a : b; } };
-struct EqualOp { template <typename T> uint8_t operator()(T a, T b) const { return a == b; } };
-struct LessOp { template <typename T> uint8_t operator()(T a, T b) const { return a < b; } };
-struct GreaterOp { template <typename T> uint8_t operator()(T a, T b) const { return a > b; } };
-struct AndOp { uint8_t operator()(uint8_t a, uint8_t b) const { return a && b; } };
-struct OrOp { uint8_t operator()(uint8_t a, uint8_t b) const { return a || b; } };
-struct XorOp { uint8_t operator()(uint8_t a, uint8_t b) const { return (a != 0) != (b != 0); } };
+using ew::AddOp;
+using ew::AndOp;
+using ew::DivOp;
+using ew::EqualOp;
+using ew::GreaterOp;
+using ew::IntDivOp;
+using ew::LessOp;
+using ew::MaxOp;
+using ew::MinOp;
+using ew::MulOp;
+using ew::OrOp;
+using ew::SubOp;
+using ew::XorOp;
 
 // Two inputs A, B broadcast to Y; R is Y's element type (uint8_t for bool results).
 template <typename T, typename R, typename Op>
@@ -148,7 +141,7 @@ class PowKernel : public OpKernel {
   Status Compute(KernelContext& ctx) override {
     const float* a = ctx.input(0).data<float>();
     float* y = ctx.output(0).data<float>();
-    auto pow = [](float x, auto e) { return std::pow(x, static_cast<float>(e)); };
+    const ew::PowOp pow;
     switch (exponent_) {
       case DType::kInt64: BinaryLoop(plan_, a, ctx.input(1).data<int64_t>(), y, pow); break;
       case DType::kInt32: BinaryLoop(plan_, a, ctx.input(1).data<int32_t>(), y, pow); break;

@@ -1,30 +1,18 @@
-// Cast (and CastLike) between float32/float16/bfloat16/float64/int64/int32/bool, every direction.
-// Float -> int truncates toward zero; anything -> bool is (x != 0), so NaN -> true, as in numpy.
+// Cast (and CastLike) between float32/float16/bfloat16/float64/int64/int32/bool, every direction
+// (the conversions are ew::CastLoad/CastStore in kernels/common/elementwise_math.h).
 #include <cstring>
-#include <type_traits>
 
+#include "kernels/common/elementwise_math.h"
 #include "kernels/cpu/core_util.h"
 
 namespace dsc::cpu {
 namespace {
 
-// Storage types for the dtypes C++ has no arithmetic type for.
-struct Half { uint16_t bits; };
-struct BFloat16 { uint16_t bits; };
-struct Bool { uint8_t byte; };
-
-// Load gives an arithmetic value; Store<D> makes a D from one.
-template <typename T> T Load(T v) { return v; }
-inline float Load(Half v) { return HalfToFloat(v.bits); }
-inline float Load(BFloat16 v) { return BFloat16ToFloat(v.bits); }
-inline bool Load(Bool v) { return v.byte != 0; }
-
-template <typename D, typename V> D Store(V v) {
-  if constexpr (std::is_same_v<D, Half>) return Half{FloatToHalf(static_cast<float>(v))};
-  else if constexpr (std::is_same_v<D, BFloat16>) return BFloat16{FloatToBFloat16(static_cast<float>(v))};
-  else if constexpr (std::is_same_v<D, Bool>) return Bool{static_cast<uint8_t>(v != V(0))};
-  else return static_cast<D>(v);  // float -> int truncates toward zero
-}
+using ew::Bool;
+using ew::CastLoad;
+using ew::CastStore;
+using BFloat16 = ew::BF16;
+using Half = ew::F16;
 
 // Calls fn(T{}) with the storage type of `t`; false for a dtype Cast does not handle.
 template <typename Fn>
@@ -71,7 +59,7 @@ class CastKernel : public OpKernel {
         const S* in = x.data<S>();
         D* out = y.data<D>();
 #pragma omp parallel for if (n >= kParallelMin) schedule(static)
-        for (int64_t i = 0; i < n; ++i) out[i] = Store<D>(Load(in[i]));
+        for (int64_t i = 0; i < n; ++i) out[i] = CastStore<D>(CastLoad(in[i]));
       });
     });
     return Status::OK();

@@ -4,26 +4,12 @@
 #include <vector>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/dropout_math.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 
 namespace dsc {
 namespace {
-
-// SplitMix64's finaliser: a bijective 64-bit mix, enough for masks (not for cryptography).
-uint64_t Mix(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-// FNV-1a: a node id that is stable across runs and processes (std::hash is not guaranteed to be).
-uint64_t HashName(const std::string& s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char ch : s) h = (h ^ ch) * 0x100000001b3ULL;
-  return h;
-}
 
 // Reads an optional scalar float input (float32 or float64).
 StatusOr<float> ScalarFloat(const KernelContext& ctx, size_t i, float dflt) {
@@ -78,7 +64,7 @@ class DropoutKernel : public nn::DescribedKernel {
   Status Init(const Node& node) {
     ASSIGN_OR_RETURN(dims_, nn::StaticDims(node.input(0), "data"));
     n_ = nn::Product(dims_);
-    node_id_ = HashName(node.output(0)->name());
+    node_id_ = dropout::NodeId(node.output(0)->name());
     has_seed_attr_ = node.HasAttr("seed");
     seed_attr_ = static_cast<uint64_t>(node.GetInt("seed", 0));
     desc_ = node.Describe();
@@ -108,29 +94,23 @@ class DropoutKernel : public nn::DescribedKernel {
     }
     // An explicit seed attribute replaces the run seed, as ONNX intends; the step still varies the mask.
     const uint64_t seed = has_seed_attr_ ? seed_attr_ : ctx.seed;
-    const uint64_t key = Mix(Mix(Mix(seed) ^ static_cast<uint64_t>(ctx.step)) ^ node_id_);
-    const float scale = ratio < 1.0f ? 1.0f / (1.0f - ratio) : 0.0f;
-    // Element i as (o, a, e) around the batch axis: i = (o * extent + a) * inner + e.
-    int64_t extent = 1, inner = n_;
-    if (per_sample_ && layout_.axis >= 0) {
+    dropout::DropoutMask m;
+    m.key = dropout::DropoutKey(seed, ctx.step, node_id_);
+    m.ratio = ratio;
+    m.by_sample = per_sample_ && layout_.axis >= 0;
+    m.inner = n_;
+    if (m.by_sample) {
       const size_t ax = static_cast<size_t>(layout_.axis);
-      extent = dims_[ax];
-      inner = nn::Product(dims_, ax + 1, dims_.size());
+      m.extent = dims_[ax];
+      m.inner = nn::Product(dims_, ax + 1, dims_.size());
+      m.rows = layout_.rows;
+      m.first_sample = ctx.first_sample;
     }
-    const int64_t rows = per_sample_ ? layout_.rows : 1;
-    const bool by_sample = per_sample_ && layout_.axis >= 0;
-    const int64_t first_sample = ctx.first_sample;
+    const float scale = dropout::DropoutScale(ratio);
     const int64_t n = n_;
 #pragma omp parallel for if (n > nn::kParallelThreshold)
     for (int64_t i = 0; i < n; ++i) {
-      uint64_t k = key, j = static_cast<uint64_t>(i);
-      if (by_sample) {
-        const int64_t o = i / (extent * inner), a = i / inner % extent, e = i % inner;
-        k = Mix(key ^ Mix(static_cast<uint64_t>(first_sample + a / rows)));
-        j = static_cast<uint64_t>((o * rows + a % rows) * inner + e);
-      }
-      const float u = static_cast<float>(Mix(k + j) >> 40) * (1.0f / 16777216.0f);
-      const bool keep = u >= ratio;
+      const bool keep = m.Keep(i);
       y[i] = keep ? x[i] * scale : 0.0f;
       if (mask) mask[i] = keep;
     }
@@ -173,7 +153,7 @@ class DropoutGradKernel : public nn::DescribedKernel {
     const float* dy = ctx.input(0).data<float>();
     const uint8_t* mask = ctx.input(1).data<uint8_t>();
     float* dx = ctx.output(0).data<float>();
-    const float scale = !training ? 1.0f : ratio < 1.0f ? 1.0f / (1.0f - ratio) : 0.0f;
+    const float scale = !training ? 1.0f : dropout::DropoutScale(ratio);
     const int64_t n = n_;
 #pragma omp parallel for if (n > nn::kParallelThreshold)
     for (int64_t i = 0; i < n; ++i) dx[i] = mask[i] ? dy[i] * scale : 0.0f;

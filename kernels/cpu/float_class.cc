@@ -1,18 +1,10 @@
 // IsNaN and IsInf<detect_positive, detect_negative>: a float tensor in, a bool tensor (one byte 0/1)
 // of the same shape out. The legacy exporter's attention masks them: Where(IsNaN(Softmax(..)), 0, ..).
-#include <cmath>
-
+#include "kernels/common/elementwise_math.h"
 #include "kernels/cpu/core_util.h"
 
 namespace dsc::cpu {
 namespace {
-
-inline float ToFloat(float v) { return v; }
-inline double ToFloat(double v) { return v; }
-struct Half { uint16_t bits; };
-struct BFloat16 { uint16_t bits; };
-inline float ToFloat(Half v) { return HalfToFloat(v.bits); }
-inline float ToFloat(BFloat16 v) { return BFloat16ToFloat(v.bits); }
 
 template <typename T>
 class FloatClassKernel : public OpKernel {
@@ -31,8 +23,8 @@ class FloatClassKernel : public OpKernel {
     const bool is_nan = is_nan_, pos = positive_, neg = negative_;
 #pragma omp parallel for if (n >= kParallelMin) schedule(static)
     for (int64_t i = 0; i < n; ++i) {
-      const auto v = ToFloat(in[i]);
-      out[i] = is_nan ? std::isnan(v) : std::isinf(v) && (v > 0 ? pos : neg);
+      const auto v = ew::CastLoad(in[i]);
+      out[i] = is_nan ? ew::IsNaNValue(v) : ew::IsInfValue(v, pos, neg);
     }
     return Status::OK();
   }
@@ -41,11 +33,11 @@ class FloatClassKernel : public OpKernel {
   bool is_nan_ = false, positive_ = true, negative_ = true;
 };
 
-#define DSC_REGISTER_FLOAT_CLASS(op)                                                     \
-  DSC_REGISTER_KERNEL("", op, kCpu, kFloat32, MakeFactory<FloatClassKernel<float>>());   \
-  DSC_REGISTER_KERNEL("", op, kCpu, kFloat64, MakeFactory<FloatClassKernel<double>>());  \
-  DSC_REGISTER_KERNEL("", op, kCpu, kFloat16, MakeFactory<FloatClassKernel<Half>>());    \
-  DSC_REGISTER_KERNEL("", op, kCpu, kBFloat16, MakeFactory<FloatClassKernel<BFloat16>>())
+#define DSC_REGISTER_FLOAT_CLASS(op)                                                      \
+  DSC_REGISTER_KERNEL("", op, kCpu, kFloat32, MakeFactory<FloatClassKernel<float>>());    \
+  DSC_REGISTER_KERNEL("", op, kCpu, kFloat64, MakeFactory<FloatClassKernel<double>>());   \
+  DSC_REGISTER_KERNEL("", op, kCpu, kFloat16, MakeFactory<FloatClassKernel<ew::F16>>());  \
+  DSC_REGISTER_KERNEL("", op, kCpu, kBFloat16, MakeFactory<FloatClassKernel<ew::BF16>>())
 
 DSC_REGISTER_FLOAT_CLASS("IsNaN");
 DSC_REGISTER_FLOAT_CLASS("IsInf");

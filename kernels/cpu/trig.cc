@@ -1,12 +1,11 @@
 // Cos and Sin (rotary position embeddings computed in the graph): y = f(x), x and y of one shape.
-#include <cmath>
-
+#include "kernels/common/elementwise_math.h"
 #include "kernels/cpu/core_util.h"
 
 namespace dsc::cpu {
 namespace {
 
-template <float (*F)(float)>
+template <typename F>
 class TrigKernel : public OpKernel {
  public:
   Status Init(const Node&) { return Status::OK(); }
@@ -16,16 +15,13 @@ class TrigKernel : public OpKernel {
     float* out = ctx.output(0).data<float>();
     const int64_t n = x.numel();
 #pragma omp parallel for if (n >= kParallelMin) schedule(static)
-    for (int64_t i = 0; i < n; ++i) out[i] = F(in[i]);
+    for (int64_t i = 0; i < n; ++i) out[i] = F{}(in[i]);
     return Status::OK();
   }
 };
 
-float Cos(float x) { return std::cos(x); }
-float Sin(float x) { return std::sin(x); }
-
-DSC_REGISTER_KERNEL("", "Cos", kCpu, kFloat32, MakeFactory<TrigKernel<Cos>>());
-DSC_REGISTER_KERNEL("", "Sin", kCpu, kFloat32, MakeFactory<TrigKernel<Sin>>());
+DSC_REGISTER_KERNEL("", "Cos", kCpu, kFloat32, MakeFactory<TrigKernel<ew::CosOp>>());
+DSC_REGISTER_KERNEL("", "Sin", kCpu, kFloat32, MakeFactory<TrigKernel<ew::SinOp>>());
 
 }  // namespace
 }  // namespace dsc::cpu

@@ -1,9 +1,5 @@
 // Elementwise unary kernels (Neg ... Relu, LeakyRelu, Clip, Not): y = f(x), x and y of one shape.
-#include <algorithm>
-#include <cmath>
-#include <limits>
-#include <type_traits>
-
+#include "kernels/common/elementwise_math.h"
 #include "kernels/cpu/core_util.h"
 
 namespace dsc::cpu {
@@ -27,29 +23,18 @@ class UnaryKernel : public OpKernel {
   }
 };
 
-struct NegOp { template <typename T> T operator()(T x) const { return -x; } };
-struct AbsOp { template <typename T> T operator()(T x) const { return x < 0 ? -x : x; } };
-struct SqrtOp { float operator()(float x) const { return std::sqrt(x); } };
-struct ReciprocalOp { float operator()(float x) const { return 1.0f / x; } };
-struct ExpOp { float operator()(float x) const { return std::exp(x); } };
-struct LogOp { float operator()(float x) const { return std::log(x); } };
-struct ErfOp { float operator()(float x) const { return std::erf(x); } };
-struct TanhOp { float operator()(float x) const { return std::tanh(x); } };
-// Written so that exp never overflows: for x < 0, e^x / (1 + e^x).
-struct SigmoidOp {
-  float operator()(float x) const {
-    if (x >= 0) return 1.0f / (1.0f + std::exp(-x));
-    const float e = std::exp(x);
-    return e / (1.0f + e);
-  }
-};
-// NaN stays NaN (x > 0 is false, x * 0 is NaN), as in PyTorch.
-// NaN stays NaN, as torch.sign (autodiff's Abs gradient uses it).
-// int64 too: DeBERTa's log-bucketed relative positions.
-struct SignOp { template <typename T> T operator()(T x) const { return x > 0 ? T(1) : x < 0 ? T(-1) : x; } };
-struct ReluOp { template <typename T> T operator()(T x) const { return x > 0 ? x : x * T(0); } };
-// Bools are stored as one byte 0/1.
-struct NotOp { uint8_t operator()(uint8_t x) const { return x ? 0 : 1; } };
+using ew::AbsOp;
+using ew::ErfOp;
+using ew::ExpOp;
+using ew::LogOp;
+using ew::NegOp;
+using ew::NotOp;
+using ew::ReciprocalOp;
+using ew::ReluOp;
+using ew::SigmoidOp;
+using ew::SignOp;
+using ew::SqrtOp;
+using ew::TanhOp;
 
 template <typename F> using FloatUnary = UnaryKernel<float, F>;
 template <typename F> using Int64Unary = UnaryKernel<int64_t, F>;
@@ -62,9 +47,7 @@ class LeakyReluKernel : public OpKernel {
   }
   Status Compute(KernelContext& ctx) override {
     const TensorView& x = ctx.input(0);
-    const float alpha = alpha_;
-    MapElements(x.data<float>(), ctx.output(0).data<float>(), x.numel(),
-                [alpha](float v) { return v >= 0 ? v : alpha * v; });
+    MapElements(x.data<float>(), ctx.output(0).data<float>(), x.numel(), ew::LeakyReluOp{alpha_});
     return Status::OK();
   }
 
@@ -76,41 +59,18 @@ class LeakyReluKernel : public OpKernel {
 template <typename T>
 class ClipKernel : public OpKernel {
  public:
-  Status Init(const Node& node) {
-    if constexpr (std::is_floating_point_v<T>) {
-      lo_ = node.GetFloat("min", -std::numeric_limits<T>::infinity());
-      hi_ = node.GetFloat("max", std::numeric_limits<T>::infinity());
-    } else {
-      lo_ = std::numeric_limits<T>::lowest();
-      hi_ = std::numeric_limits<T>::max();
-    }
-    for (size_t i = 1; i <= 2; ++i) {
-      const Value* v = node.input(i);
-      if (!v) continue;
-      if (v->is_initializer()) {
-        if (v->initializer().numel() != 1) return InvalidArgument("Clip bound must be a scalar");
-        const T b = static_cast<T>(v->initializer().GetAsDouble(0));
-        (i == 1 ? lo_ : hi_) = b;
-      } else {
-        runtime_bound_[i] = true;
-      }
-    }
-    return Status::OK();
-  }
+  Status Init(const Node& node) { return b_.Init(node); }
   Status Compute(KernelContext& ctx) override {
-    T lo = lo_, hi = hi_;
-    if (runtime_bound_[1] && ctx.has_input(1)) lo = ctx.input(1).data<T>()[0];
-    if (runtime_bound_[2] && ctx.has_input(2)) hi = ctx.input(2).data<T>()[0];
+    T lo = b_.lo, hi = b_.hi;
+    if (b_.runtime[1] && ctx.has_input(1)) lo = ctx.input(1).data<T>()[0];
+    if (b_.runtime[2] && ctx.has_input(2)) hi = ctx.input(2).data<T>()[0];
     const TensorView& x = ctx.input(0);
-    // min(max(x, lo), hi): when lo > hi every element becomes hi, as in numpy.clip.
-    MapElements(x.data<T>(), ctx.output(0).data<T>(), x.numel(),
-                [lo, hi](T v) { return std::min(std::max(v, lo), hi); });
+    MapElements(x.data<T>(), ctx.output(0).data<T>(), x.numel(), [lo, hi](T v) { return ew::Clip(v, lo, hi); });
     return Status::OK();
   }
 
  private:
-  T lo_{}, hi_{};
-  bool runtime_bound_[3] = {false, false, false};
+  ew::ClipBounds<T> b_;
 };
 
 DSC_REGISTER_KERNEL("", "Neg", kCpu, kFloat32, MakeFactory<FloatUnary<NegOp>>());

@@ -1,0 +1,66 @@
+// Dropout's counter-based masks, shared by kernels/cpu/dropout.cc and kernels/cuda/dropout.cu so a
+// mask is bit-identical on both: element i's keep bit is a pure function of (seed, step, node, its
+// sample's index in the step's global batch, its index within the sample) (or of (seed, step, node,
+// i) for ONNX Dropout), whatever the thread count, grid or device.
+//
+//   const DropoutMask m{DropoutKey(seed, step, NodeId(name)), ratio, layout...};
+//   keep[i] = m.Keep(i);  y[i] = keep[i] ? x[i] * m.Scale() : 0
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "kernels/common/hd.h"
+
+namespace dsc::dropout {
+
+// SplitMix64's finaliser: a bijective 64-bit mix, enough for masks (not for cryptography).
+DSC_HD uint64_t Mix(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// FNV-1a of the node's first output name: a node id that is stable across runs and processes
+// (std::hash is not guaranteed to be). Host only.
+inline uint64_t NodeId(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char ch : s) h = (h ^ ch) * 0x100000001b3ULL;
+  return h;
+}
+
+// The key of one node's mask in one step.
+DSC_HD uint64_t DropoutKey(uint64_t seed, int64_t step, uint64_t node_id) {
+  return Mix(Mix(Mix(seed) ^ static_cast<uint64_t>(step)) ^ node_id);
+}
+
+// 1 / (1 - ratio), and 0 when everything is dropped.
+DSC_HD float DropoutScale(float ratio) { return ratio < 1.0f ? 1.0f / (1.0f - ratio) : 0.0f; }
+
+// The mask of one node in one step. ONNX Dropout hashes (key, element index); SampleDropout
+// (by_sample) hashes (key, the sample's index in the step's global batch, the element's index
+// within its sample), so a sample draws the same mask whichever rank and micro-step it lands on,
+// and no two samples share one. Element i lies at (o, a, e) around the batch axis:
+// i = (o * extent + a) * inner + e, and sample first_sample + a / rows (rows > 1 when the batch
+// was flattened into the axis, e.g. [batch*seq, hidden]).
+struct DropoutMask {
+  uint64_t key = 0;
+  float ratio = 0.5f;
+  bool by_sample = false;
+  int64_t extent = 1, inner = 1, rows = 1, first_sample = 0;
+
+  // keep = u >= ratio with u uniform in [0, 1) (24 bits, exact in float).
+  DSC_HD bool Keep(int64_t i) const {
+    uint64_t k = key, j = static_cast<uint64_t>(i);
+    if (by_sample) {
+      const int64_t o = i / (extent * inner), a = i / inner % extent, e = i % inner;
+      k = Mix(key ^ Mix(static_cast<uint64_t>(first_sample + a / rows)));
+      j = static_cast<uint64_t>((o * rows + a % rows) * inner + e);
+    }
+    const float u = static_cast<float>(Mix(k + j) >> 40) * (1.0f / 16777216.0f);
+    return u >= ratio;
+  }
+};
+
+}  // namespace dsc::dropout
