@@ -5,14 +5,14 @@
 //
 // The element loops follow the formulas of ir/dsc_ops.h in float, with the scalar factors (bias
 // corrections, 1 - beta) computed in double as Python does before torch casts them to float, so
-// results agree with torch.optim to float rounding.
+// results agree with torch.optim to float rounding. That math lives in
+// kernels/common/optimizer_math.h, shared with the CUDA kernels.
 #include <algorithm>
-#include <charconv>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/optimizer_math.h"
 #include "kernels/cpu/core_util.h"
 #include "kernels/cpu/half_convert.h"
 #include "kernels/kernel.h"
@@ -29,35 +29,18 @@ Status SameSize(const TensorView& a, const TensorView& b, const char* what) {
 
 float ScalarF(const TensorView& t) { return t.data<float>()[0]; }
 
-// The double a float attribute was written as (0.999f -> 0.999): its shortest round-trip decimal.
-// Attributes are float in ONNX, but torch computes 1 - beta2 from the Python double; from the
-// float, 1 - 0.999f is off by 1.3e-5 relative, which shows in exp_avg_sq.
-double Decimal(float f) {
-  char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf) - 1, f);
-  if (ec != std::errc()) return f;
-  *end = '\0';
-  return std::strtod(buf, nullptr);
-}
+using optim::ShortestDecimal;
 
-// The part of `param` an optimizer step updates. shard = 0: all of it, from grad/state of the same
-// size. shard = 1 (ZeRO 1-2): grad/state hold this rank's chunk of c = ceil(n / world) elements and
-// the step updates param[rank*c, min(n, (rank+1)*c)) from their first elements.
-struct ShardRange {
-  int64_t offset = 0;  // first param element updated
-  int64_t len = 0;     // elements updated
-  int64_t state = 0;   // elements grad/state tensors must hold
-};
+using optim::ShardRange;
 
-// `world_attr` <= 0: no `world` attribute on the node (nothing to check against).
+// The part of `param` an optimizer step updates (optim::ShardOf). `world_attr` <= 0: no `world`
+// attribute on the node (nothing to check against).
 StatusOr<ShardRange> OptimizerShard(const KernelContext& ctx, bool shard, int64_t world_attr, int64_t n,
                                     const char* op) {
-  if (!shard) return ShardRange{0, n, n};
+  if (!shard) return optim::ShardOf(n, false, 0, 1);
   int64_t rank = 0, world = 1;
   RETURN_IF_ERROR(RankAndWorld(ctx, world_attr, op, &rank, &world));
-  const int64_t c = ops::ChunkSize(n, world);
-  const int64_t begin = std::min(n, rank * c);
-  return ShardRange{begin, std::max<int64_t>(0, std::min(n, (rank + 1) * c) - begin), c};
+  return optim::ShardOf(n, true, rank, world);
 }
 
 Status StateSize(const TensorView& t, int64_t expected, bool shard, const char* what) {
@@ -128,7 +111,7 @@ class AccumulateKernel : public OpKernel {
       DispatchFloat(x_, [&](auto xt) {
         constexpr DType A = decltype(at)::kDType, X = decltype(xt)::kDType;
 #pragma omp parallel for if (n >= kParallelMin)
-        for (int64_t i = 0; i < n; ++i) StoreF<A>(a, i, LoadF<A>(a, i) + LoadF<X>(x, i));
+        for (int64_t i = 0; i < n; ++i) StoreF<A>(a, i, optim::AccumulateElement(LoadF<A>(a, i), LoadF<X>(x, i)));
       });
     });
     return Status::OK();
@@ -213,10 +196,7 @@ class SumSquaresKernel : public OpKernel {
       DispatchFloat(ctx.input(k).dtype, [&](auto xt) {
         constexpr DType X = decltype(xt)::kDType;
 #pragma omp parallel for reduction(+ : sum) if (n >= kParallelMin)
-        for (int64_t i = 0; i < n; ++i) {
-          const double v = LoadF<X>(x, i);
-          sum += v * v;
-        }
+        for (int64_t i = 0; i < n; ++i) sum += optim::SquareD(LoadF<X>(x, i));
       });
       total += sum;
     }
@@ -244,14 +224,7 @@ class ClipScaleKernel : public OpKernel {
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
-    float scale = 1.0f;
-    if (max_norm_ > 0) {
-      float coef = max_norm_ / (ScalarF(ctx.input(0)) + 1e-6f);
-      // A NaN/inf norm gives a NaN coefficient; torch multiplies by it too (the step is ruined
-      // either way and the overflow check, not clipping, is what guards against it).
-      scale = coef < 1.0f || std::isnan(coef) ? coef : 1.0f;
-    }
-    ctx.output(0).data<float>()[0] = scale;
+    ctx.output(0).data<float>()[0] = optim::ClipScale(ScalarF(ctx.input(0)), max_norm_);
     return Status::OK();
   }
 
@@ -259,31 +232,19 @@ class ClipScaleKernel : public OpKernel {
   float max_norm_ = 0;
 };
 
-// The scalar factors of one Adam step, computed once per Compute.
-struct AdamScalars {
-  float grad_scale, fb1, f1mb1, fb2, f1mb2, step_size, bc2_sqrt, keep, wd, eps;
-  bool l2, decoupled;
-};
-
 // The update of ir/dsc_ops.h per element, in float: param, grad and the states are read as float
 // whatever their dtype and the new param/states rounded once to theirs (nearest even). The step
 // uses the unrounded new moments, as the float32 kernel on widened tensors would; for all-float32
 // tensors this is that kernel.
 template <DType P, DType G, DType S>
-void AdamLoop(void* p, const void* grad, void* m, void* v, int64_t n, const AdamScalars& c) {
+void AdamLoop(void* p, const void* grad, void* m, void* v, int64_t n, const optim::AdamScalars& c) {
 #pragma omp parallel for if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
-    const float pi = LoadF<P>(p, i);
-    float g = LoadF<G>(grad, i) * c.grad_scale;
-    if (c.l2) g += c.wd * pi;
-    const float mi = LoadF<S>(m, i) * c.fb1 + c.f1mb1 * g;
-    const float vi = LoadF<S>(v, i) * c.fb2 + c.f1mb2 * (g * g);
-    StoreF<S>(m, i, mi);
-    StoreF<S>(v, i, vi);
-    const float denom = std::sqrt(vi) / c.bc2_sqrt + c.eps;
-    float x = pi;
-    if (c.decoupled) x *= c.keep;
-    StoreF<P>(p, i, x - c.step_size * (mi / denom));
+    float pn, mn, vn;
+    optim::AdamElement(c, LoadF<P>(p, i), LoadF<G>(grad, i), LoadF<S>(m, i), LoadF<S>(v, i), &pn, &mn, &vn);
+    StoreF<S>(m, i, mn);
+    StoreF<S>(v, i, vn);
+    StoreF<P>(p, i, pn);
   }
 }
 
@@ -330,26 +291,13 @@ class AdamStepKernel : public OpKernel {
     const TensorView& param = ctx.input(0);
     ASSIGN_OR_RETURN(const ShardRange r, OptimizerShard(ctx, shard_, world_attr_, param.numel(), "AdamStep"));
     for (size_t i = 1; i < 4; ++i) RETURN_IF_ERROR(StateSize(ctx.input(i), r.state, shard_, "AdamStep"));
-    const double lr = Decimal(ScalarF(ctx.input(4)));
+    const double lr = ShortestDecimal(ScalarF(ctx.input(4)));
     const int64_t step = ctx.input(5).data<int64_t>()[0];
     if (step < 1) return InvalidArgument("AdamStep: step must be >= 1 (1-based), got ", step);
-    const double b1 = Decimal(ctx.has_input(7) ? ScalarF(ctx.input(7)) : beta1_);
-    const double b2 = Decimal(beta2_);
-    const double bc1 = bias_correction_ ? 1.0 - std::pow(b1, static_cast<double>(step)) : 1.0;
-    const double bc2 = bias_correction_ ? 1.0 - std::pow(b2, static_cast<double>(step)) : 1.0;
-    AdamScalars c;
-    c.grad_scale = ScalarF(ctx.input(6));
-    c.fb1 = static_cast<float>(b1);
-    c.f1mb1 = static_cast<float>(1.0 - b1);
-    c.fb2 = static_cast<float>(b2);
-    c.f1mb2 = static_cast<float>(1.0 - b2);
-    c.step_size = static_cast<float>(lr / bc1);
-    c.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-    c.keep = static_cast<float>(1.0 - lr * Decimal(weight_decay_));  // AdamW: param *= 1 - lr*wd
-    c.wd = weight_decay_;
-    c.eps = eps_;
-    c.l2 = !adam_w_mode_ && c.wd != 0.0f;
-    c.decoupled = adam_w_mode_ && c.wd != 0.0f;
+    const double b1 = ShortestDecimal(ctx.has_input(7) ? ScalarF(ctx.input(7)) : beta1_);
+    const optim::AdamScalars c =
+        optim::MakeAdamScalars(lr, step, b1, ShortestDecimal(beta2_), ScalarF(ctx.input(6)), weight_decay_,
+                               ShortestDecimal(weight_decay_), eps_, bias_correction_, adam_w_mode_);
     void* p = Offset(param.ptr, r.offset, param_);
     const void* grad = ctx.input(1).ptr;
     void* m = ctx.input(2).ptr;
@@ -372,26 +320,17 @@ class AdamStepKernel : public OpKernel {
   int64_t world_attr_ = -1;
 };
 
-struct SgdScalars {
-  float grad_scale, lr, mom, damp, wd;
-  bool first, nesterov, use_buf;
-};
-
 // torch.optim.SGD per element in float; param and buffer rounded once to their dtypes, the step
 // taken with the unrounded buffer value (as the float32 kernel on widened tensors).
 template <DType P, DType G, DType B>
-void SgdLoop(void* p, const void* grad, void* buf, int64_t n, const SgdScalars& c) {
+void SgdLoop(void* p, const void* grad, void* buf, int64_t n, const optim::SgdScalars& c) {
 #pragma omp parallel for if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
-    const float pi = LoadF<P>(p, i);
-    float d = LoadF<G>(grad, i) * c.grad_scale;
-    if (c.wd != 0.0f) d += c.wd * pi;
-    if (c.use_buf) {
-      const float b = c.first ? d : LoadF<B>(buf, i) * c.mom + c.damp * d;
-      StoreF<B>(buf, i, b);
-      d = c.nesterov ? d + c.mom * b : b;
-    }
-    StoreF<P>(p, i, pi - c.lr * d);
+    const float b = c.use_buf && !c.first ? LoadF<B>(buf, i) : 0.0f;
+    float pn, bn;
+    optim::SgdElement(c, LoadF<P>(p, i), LoadF<G>(grad, i), b, &pn, &bn);
+    if (c.use_buf) StoreF<B>(buf, i, bn);
+    StoreF<P>(p, i, pn);
   }
 }
 
@@ -423,16 +362,10 @@ class SGDStepKernel : public OpKernel {
     const TensorView& param = ctx.input(0);
     ASSIGN_OR_RETURN(const ShardRange r, OptimizerShard(ctx, shard_, world_attr_, param.numel(), "SGDStep"));
     RETURN_IF_ERROR(StateSize(ctx.input(1), r.state, shard_, "SGDStep"));
-    SgdScalars c;
-    c.use_buf = momentum_ != 0.0f;
-    if (c.use_buf) RETURN_IF_ERROR(StateSize(ctx.input(2), r.state, shard_, "SGDStep"));
-    c.lr = ScalarF(ctx.input(3));
-    c.first = ctx.input(4).data<int64_t>()[0] <= 1;
-    c.grad_scale = ScalarF(ctx.input(5));
-    c.mom = momentum_;
-    c.damp = static_cast<float>(1.0 - Decimal(dampening_));
-    c.wd = weight_decay_;
-    c.nesterov = nesterov_;
+    if (momentum_ != 0.0f) RETURN_IF_ERROR(StateSize(ctx.input(2), r.state, shard_, "SGDStep"));
+    const optim::SgdScalars c =
+        optim::MakeSgdScalars(ScalarF(ctx.input(3)), ctx.input(4).data<int64_t>()[0], ScalarF(ctx.input(5)), momentum_,
+                              ShortestDecimal(dampening_), weight_decay_, nesterov_);
     void* p = Offset(param.ptr, r.offset, param_);
     const void* grad = ctx.input(1).ptr;
     void* buf = c.use_buf ? ctx.input(2).ptr : nullptr;

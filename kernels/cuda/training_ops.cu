@@ -1,0 +1,639 @@
+// CUDA kernels of the training ops (ir/dsc_ops.h), twins of kernels/cpu/training_ops.cc: the same
+// dtype mixes, the per-element math of kernels/common/optimizer_math.h, and the step's scalars
+// (lr, step, beta1, grad_scale, skip) read on the device, so no step waits for the host.
+//
+// AdamStep and SGDStep run two launches: a one-thread kernel turns the scalar inputs into the
+// step's factors (in double, as the CPU does) in a small per-node device buffer, and the element
+// kernel reads them there (and returns at once when the step is skipped). The element kernels
+// move four elements per thread with vector loads when every pointer is aligned for it.
+#include <cstdint>
+
+#include "ir/dsc_ops.h"
+#include "kernels/common/optimizer_math.h"
+#include "kernels/cuda/cuda_util.cuh"
+
+namespace dsc::cuda {
+namespace {
+
+template <typename T> struct Tag { using type = T; };
+
+// Calls fn(Tag<T>{}) for the element type of a float32/float16/bfloat16 dtype; false otherwise.
+template <typename Fn>
+bool DispatchFloat(DType t, Fn&& fn) {
+  switch (t) {
+    case DType::kFloat32: fn(Tag<float>{}); return true;
+    case DType::kFloat16: fn(Tag<half>{}); return true;
+    case DType::kBFloat16: fn(Tag<bf16>{}); return true;
+    default: return false;
+  }
+}
+
+Status CheckFloat(const Value* v, const char* what) {
+  if (!DispatchFloat(v->type.dtype, [](auto) {}))
+    return Unimplemented(what, " on ", DTypeName(v->type.dtype), " (float, float16 and bfloat16 are supported)");
+  return Status::OK();
+}
+
+Status NeedInputs(const Node& n, size_t count) {
+  for (size_t i = 0; i < count; ++i)
+    if (!n.input(i)) return InvalidArgument(n.Describe(), ": input ", i, " is required");
+  return Status::OK();
+}
+
+Status SameSize(const TensorView& a, const TensorView& b, const char* what) {
+  if (a.numel() != b.numel())
+    return InvalidArgument(what, ": ", a.numel(), " elements updated from ", b.numel());
+  return Status::OK();
+}
+
+Status StateSize(const TensorView& t, int64_t expected, bool shard, const char* what) {
+  if (t.numel() != expected)
+    return InvalidArgument(what, ": ", shard ? "shard of " : "", expected, " elements updated from ", t.numel());
+  return Status::OK();
+}
+
+Status FloatScalar(const Node& n, size_t index, const char* op) {
+  const Value* v = n.input(index);
+  if (v && v->type.dtype != DType::kFloat32)
+    return InvalidArgument(op, ": input ", index, " must be a float scalar, not ", DTypeName(v->type.dtype));
+  return Status::OK();
+}
+
+Status CheckSkip(const Node& n, size_t index, const char* op) {
+  const Value* v = n.input(index);
+  if (v && v->type.dtype != DType::kBool)
+    return InvalidArgument(op, ": skip (input ", index, ") must be bool, not ", DTypeName(v->type.dtype));
+  return Status::OK();
+}
+
+// The skip flag in device memory, or null when the node has none (never skipped).
+const uint8_t* SkipPtr(const KernelContext& ctx, size_t index) {
+  return ctx.has_input(index) && ctx.input(index).numel() > 0 ? ctx.input(index).data<uint8_t>() : nullptr;
+}
+
+StatusOr<optim::ShardRange> OptimizerShard(const KernelContext& ctx, bool shard, int64_t world_attr, int64_t n,
+                                           const char* op) {
+  if (!shard) return optim::ShardOf(n, false, 0, 1);
+  int64_t rank = 0, world = 1;
+  RETURN_IF_ERROR(RankAndWorld(ctx, world_attr, op, &rank, &world));
+  return optim::ShardOf(n, true, rank, world);
+}
+
+// ---- four elements per thread ----
+
+template <typename T> struct alignas(4 * sizeof(T)) Vec4 { T v[4]; };
+
+template <typename T> bool Aligned4(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % (4 * sizeof(T)) == 0;
+}
+
+template <bool kVec, typename T>
+__device__ __forceinline__ void Load4(const T* p, int64_t i, float out[4]) {
+  if constexpr (kVec) {
+    const Vec4<T> x = *reinterpret_cast<const Vec4<T>*>(p + i);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) out[k] = ToFloat(x.v[k]);
+  } else {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) out[k] = ToFloat(p[i + k]);
+  }
+}
+template <bool kVec, typename T>
+__device__ __forceinline__ void Store4(T* p, int64_t i, const float in[4]) {
+  if constexpr (kVec) {
+    Vec4<T> x;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) x.v[k] = FromFloat<T>(in[k]);
+    *reinterpret_cast<Vec4<T>*>(p + i) = x;
+  } else {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) p[i + k] = FromFloat<T>(in[k]);
+  }
+}
+
+__device__ __forceinline__ int64_t ThreadIndex() {
+  return blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+}
+__device__ __forceinline__ int64_t ThreadCount() { return static_cast<int64_t>(blockDim.x) * gridDim.x; }
+
+// Groups of four elements, then the tail one by one: f.template Group<kVec>(i) and f.One(i).
+template <bool kVec, typename F>
+__global__ void Vec4Kernel(int64_t n, F f) {
+  if (!f.Active()) return;
+  const int64_t groups = n / 4;
+  for (int64_t g = ThreadIndex(); g < groups; g += ThreadCount()) f.template Group<kVec>(g * 4);
+  for (int64_t i = groups * 4 + ThreadIndex(); i < n; i += ThreadCount()) f.One(i);
+}
+
+template <typename F>
+Status LaunchVec4(Resources& r, int64_t n, bool vec, const F& f) {
+  if (n <= 0) return Status::OK();
+  const unsigned grid = GridFor(r, (n + 3) / 4);
+  if (vec) {
+    Vec4Kernel<true><<<grid, kThreads, 0, r.compute>>>(n, f);
+  } else {
+    Vec4Kernel<false><<<grid, kThreads, 0, r.compute>>>(n, f);
+  }
+  DSC_CUDA_CHECK_LAUNCH();
+  return Status::OK();
+}
+
+// ---- Accumulate ----
+
+template <typename A, typename X>
+struct AccumulateF {
+  A* a;
+  const X* x;
+  __device__ bool Active() const { return true; }
+  template <bool kVec> __device__ void Group(int64_t i) const {
+    float av[4], xv[4];
+    Load4<kVec>(a, i, av);
+    Load4<kVec>(x, i, xv);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) av[k] = optim::AccumulateElement(av[k], xv[k]);
+    Store4<kVec>(a, i, av);
+  }
+  __device__ void One(int64_t i) const { a[i] = FromFloat<A>(optim::AccumulateElement(ToFloat(a[i]), ToFloat(x[i]))); }
+};
+
+// acc += X, any mix of float32/float16/bfloat16, summed in float and rounded once to acc's dtype.
+class AccumulateCuda : public OpKernel {
+ public:
+  Status Init(const Node& n) {
+    RETURN_IF_ERROR(NeedInputs(n, 2));
+    RETURN_IF_ERROR(CheckFloat(n.input(0), "Accumulate"));
+    RETURN_IF_ERROR(CheckFloat(n.input(1), "Accumulate"));
+    acc_ = n.input(0)->type.dtype;
+    x_ = n.input(1)->type.dtype;
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
+    const TensorView& acc = ctx.input(0);
+    RETURN_IF_ERROR(SameSize(acc, ctx.input(1), "Accumulate"));
+    const int64_t n = acc.numel();
+    Status s;
+    DispatchFloat(acc_, [&](auto at) {
+      DispatchFloat(x_, [&](auto xt) {
+        using A = typename decltype(at)::type;
+        using X = typename decltype(xt)::type;
+        AccumulateF<A, X> f{acc.data<A>(), ctx.input(1).data<X>()};
+        s = LaunchVec4(*r, n, Aligned4<A>(f.a) && Aligned4<X>(f.x), f);
+      });
+    });
+    return s;
+  }
+
+ private:
+  DType acc_ = DType::kFloat32, x_ = DType::kFloat32;
+};
+
+// ---- ZeroFill, Assign ----
+
+class ZeroFillCuda : public OpKernel {
+ public:
+  Status Init(const Node& n) { return NeedInputs(n, 1); }
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
+    const TensorView& t = ctx.input(0);
+    if (t.nbytes() > 0) DSC_CUDA_CHECK(cudaMemsetAsync(t.ptr, 0, t.nbytes(), r->compute));
+    return Status::OK();
+  }
+};
+
+// Assign<shard>(dst, src): dst = src, or with shard = 1 src is this rank's chunk, copied to
+// dst[rank*c, min(n, (rank+1)*c)).
+class AssignCuda : public OpKernel {
+ public:
+  Status Init(const Node& n) {
+    RETURN_IF_ERROR(NeedInputs(n, 2));
+    if (n.input(0)->type.dtype != n.input(1)->type.dtype)
+      return InvalidArgument("Assign: dst is ", DTypeName(n.input(0)->type.dtype), " but src is ",
+                             DTypeName(n.input(1)->type.dtype));
+    element_size_ = DTypeSize(n.input(0)->type.dtype);
+    shard_ = n.GetInt("shard", 0) != 0;
+    world_attr_ = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
+    const TensorView& dst = ctx.input(0);
+    const TensorView& src = ctx.input(1);
+    const int64_t n = dst.numel();
+    int64_t begin = 0, len = n;
+    if (shard_) {
+      int64_t rank = 0, world = 1;
+      RETURN_IF_ERROR(RankAndWorld(ctx, world_attr_, "Assign", &rank, &world));
+      const int64_t c = ops::ChunkSize(n, world);
+      if (src.numel() != c)
+        return InvalidArgument("Assign: shard of ", c, " elements (ceil(", n, " / ", world, ")) updated from ",
+                               src.numel());
+      const optim::ShardRange sr = optim::ShardOf(n, true, rank, world);
+      begin = sr.offset;
+      len = sr.len;
+    } else {
+      RETURN_IF_ERROR(SameSize(dst, src, "Assign"));
+    }
+    char* d = static_cast<char*>(dst.ptr) + static_cast<size_t>(begin) * element_size_;
+    const char* s = static_cast<const char*>(src.ptr);
+    const size_t bytes = static_cast<size_t>(len) * element_size_;
+    if (bytes == 0 || d == s) return Status::OK();
+    if (d < s + bytes && s < d + bytes) {  // overlapping: cudaMemcpy does not move, stage it
+      ASSIGN_OR_RETURN(void* tmp, r->Scratch(bytes));
+      DSC_CUDA_CHECK(cudaMemcpyAsync(tmp, s, bytes, cudaMemcpyDeviceToDevice, r->compute));
+      s = static_cast<const char*>(tmp);
+    }
+    DSC_CUDA_CHECK(cudaMemcpyAsync(d, s, bytes, cudaMemcpyDeviceToDevice, r->compute));
+    return Status::OK();
+  }
+
+ private:
+  size_t element_size_ = 4;
+  bool shard_ = false;
+  int64_t world_attr_ = -1;
+};
+
+// ---- SumSquares ----
+
+constexpr int kSumBlocks = 1024;  // at most this many partial sums per input
+constexpr int kSumThreads = 256;
+
+__device__ __forceinline__ double BlockSumD(double v, double* shared) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+  v = WarpSumD(v);
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  v = lane < warps ? shared[lane] : 0.0;
+  return WarpSumD(v);
+}
+
+// partial[blockIdx.x] = sum of x^2 over this block's grid-stride share, in double.
+template <bool kVec, typename X>
+__global__ void SumSquaresPartial(const X* x, int64_t n, double* partial) {
+  __shared__ double shared[32];
+  double s = 0.0;
+  const int64_t groups = n / 4;
+  for (int64_t g = ThreadIndex(); g < groups; g += ThreadCount()) {
+    float v[4];
+    Load4<kVec>(x, g * 4, v);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) s += optim::SquareD(v[k]);
+  }
+  for (int64_t i = groups * 4 + ThreadIndex(); i < n; i += ThreadCount()) s += optim::SquareD(ToFloat(x[i]));
+  s = BlockSumD(s, shared);
+  if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+// out = float(sum of the partials), in a fixed order for a given count (one block).
+__global__ void SumSquaresFinal(const double* partial, int64_t count, float* out) {
+  __shared__ double shared[32];
+  double s = 0.0;
+  for (int64_t i = threadIdx.x; i < count; i += blockDim.x) s += partial[i];
+  s = BlockSumD(s, shared);
+  if (threadIdx.x == 0) out[0] = static_cast<float>(s);
+}
+
+// (X1, ..., Xn) -> float[]: sum of x^2 over all elements in double (each input's blocks, then the
+// partials of all of them in one block): deterministic for a given device and set of sizes.
+class SumSquaresCuda : public OpKernel {
+ public:
+  Status Init(const Node& n) {
+    for (const Value* v : n.inputs())
+      if (v) RETURN_IF_ERROR(CheckFloat(v, "SumSquares"));
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
+    int64_t total_blocks = 0;
+    for (size_t k = 0; k < ctx.inputs.size(); ++k)
+      if (ctx.has_input(k) && ctx.input(k).numel() > 0) total_blocks += Blocks(*r, ctx.input(k).numel());
+    double* partial = nullptr;
+    if (total_blocks > 0) {
+      ASSIGN_OR_RETURN(void* p, r->Scratch(static_cast<size_t>(total_blocks) * sizeof(double)));
+      partial = static_cast<double*>(p);
+    }
+    int64_t at = 0;
+    Status s;
+    for (size_t k = 0; k < ctx.inputs.size() && s.ok(); ++k) {
+      if (!ctx.has_input(k) || ctx.input(k).numel() == 0) continue;
+      const TensorView& x = ctx.input(k);
+      const int64_t n = x.numel();
+      const unsigned blocks = Blocks(*r, n);
+      DispatchFloat(x.dtype, [&](auto xt) {
+        using X = typename decltype(xt)::type;
+        const X* p = x.data<X>();
+        if (Aligned4<X>(p)) SumSquaresPartial<true><<<blocks, kSumThreads, 0, r->compute>>>(p, n, partial + at);
+        else SumSquaresPartial<false><<<blocks, kSumThreads, 0, r->compute>>>(p, n, partial + at);
+        s = [] {
+          DSC_CUDA_CHECK_LAUNCH();
+          return Status::OK();
+        }();
+      });
+      at += blocks;
+    }
+    RETURN_IF_ERROR(s);
+    SumSquaresFinal<<<1, 1024, 0, r->compute>>>(partial, total_blocks, ctx.output(0).data<float>());
+    DSC_CUDA_CHECK_LAUNCH();
+    return Status::OK();
+  }
+
+ private:
+  static unsigned Blocks(const Resources& r, int64_t n) {
+    const unsigned g = GridFor(r, (n + 3) / 4, kSumThreads);
+    return g < kSumBlocks ? g : kSumBlocks;
+  }
+};
+
+// ---- ClipScale ----
+
+__global__ void ClipScaleKernel(const float* norm, float max_norm, float* out) {
+  out[0] = optim::ClipScale(norm[0], max_norm);
+}
+
+class ClipScaleCuda : public OpKernel {
+ public:
+  Status Init(const Node& n) {
+    max_norm_ = n.GetFloat("max_norm", 0.0f);
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
+    ClipScaleKernel<<<1, 1, 0, r->compute>>>(ctx.input(0).data<float>(), max_norm_, ctx.output(0).data<float>());
+    DSC_CUDA_CHECK_LAUNCH();
+    return Status::OK();
+  }
+
+ private:
+  float max_norm_ = 0;
+};
+
+// ---- the optimizer steps ----
+
+// A small device buffer a kernel keeps for its step's scalars, allocated on first use.
+template <typename T>
+class DeviceSlot {
+ public:
+  ~DeviceSlot() {
+    if (p_) cudaFree(p_);  // cudaFree waits for the kernels still reading it
+  }
+  StatusOr<T*> Get() {
+    if (!p_) DSC_CUDA_CHECK(cudaMalloc(&p_, sizeof(T)));
+    return static_cast<T*>(p_);
+  }
+
+ private:
+  void* p_ = nullptr;
+};
+
+// What the one-thread prep kernel leaves for the element kernel. `skip`: the skip input was set, or
+// step < 1 (which the CPU reports as an error; the device cannot, so it changes nothing and
+// records it in `bad_step`).
+struct AdamDev {
+  optim::AdamScalars c;
+  int skip;
+  int bad_step;
+};
+
+struct AdamAttrs {
+  float beta1, beta2, eps, weight_decay;
+  double b2_decimal, wd_decimal;
+  bool bias_correction, adam_w_mode;
+};
+
+__global__ void AdamPrep(const float* lr, const int64_t* step, const float* beta1, const float* grad_scale,
+                         const uint8_t* skip, AdamAttrs a, AdamDev* out) {
+  AdamDev d{};
+  const int64_t s = *step;
+  d.bad_step = s < 1;
+  d.skip = (skip && *skip != 0) || d.bad_step;
+  if (!d.skip) {
+    const double b1 = optim::ShortestDecimal(beta1 ? *beta1 : a.beta1);
+    d.c = optim::MakeAdamScalars(optim::ShortestDecimal(*lr), s, b1, a.b2_decimal, *grad_scale, a.weight_decay,
+                                 a.wd_decimal, a.eps, a.bias_correction, a.adam_w_mode);
+  }
+  *out = d;
+}
+
+template <typename P, typename G, typename S>
+struct AdamF {
+  P* p;
+  const G* g;
+  S* m;
+  S* v;
+  const AdamDev* dev;
+  __device__ bool Active() const { return !dev->skip; }
+  template <bool kVec> __device__ void Group(int64_t i) const {
+    const optim::AdamScalars c = dev->c;
+    float pv[4], gv[4], mv[4], vv[4];
+    Load4<kVec>(p, i, pv);
+    Load4<kVec>(g, i, gv);
+    Load4<kVec>(m, i, mv);
+    Load4<kVec>(v, i, vv);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) optim::AdamElement(c, pv[k], gv[k], mv[k], vv[k], &pv[k], &mv[k], &vv[k]);
+    Store4<kVec>(m, i, mv);
+    Store4<kVec>(v, i, vv);
+    Store4<kVec>(p, i, pv);
+  }
+  __device__ void One(int64_t i) const {
+    float pn, mn, vn;
+    optim::AdamElement(dev->c, ToFloat(p[i]), ToFloat(g[i]), ToFloat(m[i]), ToFloat(v[i]), &pn, &mn, &vn);
+    m[i] = FromFloat<S>(mn);
+    v[i] = FromFloat<S>(vn);
+    p[i] = FromFloat<P>(pn);
+  }
+};
+
+// (param, grad, exp_avg, exp_avg_sq, lr, step, grad_scale[, beta1_override][, skip]) in place;
+// param, grad and the states may each be float32, float16 or bfloat16 (states alike).
+class AdamStepCuda : public OpKernel {
+ public:
+  Status Init(const Node& n) {
+    RETURN_IF_ERROR(NeedInputs(n, 7));
+    for (size_t i = 0; i < 4; ++i) RETURN_IF_ERROR(CheckFloat(n.input(i), "AdamStep"));
+    if (n.input(2)->type.dtype != n.input(3)->type.dtype)
+      return InvalidArgument("AdamStep: exp_avg is ", DTypeName(n.input(2)->type.dtype), " but exp_avg_sq is ",
+                             DTypeName(n.input(3)->type.dtype));
+    for (size_t i : {4, 6, 7}) RETURN_IF_ERROR(FloatScalar(n, i, "AdamStep"));
+    if (n.input(5)->type.dtype != DType::kInt64)
+      return InvalidArgument("AdamStep: step (input 5) must be int64, not ", DTypeName(n.input(5)->type.dtype));
+    param_ = n.input(0)->type.dtype;
+    grad_ = n.input(1)->type.dtype;
+    state_ = n.input(2)->type.dtype;
+    attrs_.beta1 = n.GetFloat("beta1", 0.9f);
+    attrs_.beta2 = n.GetFloat("beta2", 0.999f);
+    attrs_.eps = n.GetFloat("epsilon", 1e-8f);
+    attrs_.weight_decay = n.GetFloat("weight_decay", 0.0f);
+    attrs_.b2_decimal = optim::ShortestDecimal(attrs_.beta2);
+    attrs_.wd_decimal = optim::ShortestDecimal(attrs_.weight_decay);
+    attrs_.adam_w_mode = n.GetInt("adam_w_mode", 1) != 0;
+    attrs_.bias_correction = n.GetInt("bias_correction", 1) != 0;
+    shard_ = n.GetInt("shard", 0) != 0;
+    world_attr_ = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
+    return CheckSkip(n, 8, "AdamStep");
+  }
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
+    const TensorView& param = ctx.input(0);
+    ASSIGN_OR_RETURN(const optim::ShardRange sr,
+                     OptimizerShard(ctx, shard_, world_attr_, param.numel(), "AdamStep"));
+    for (size_t i = 1; i < 4; ++i) RETURN_IF_ERROR(StateSize(ctx.input(i), sr.state, shard_, "AdamStep"));
+    ASSIGN_OR_RETURN(AdamDev * dev, slot_.Get());
+    AdamPrep<<<1, 1, 0, r->compute>>>(ctx.input(4).data<float>(), ctx.input(5).data<int64_t>(),
+                                      ctx.has_input(7) ? ctx.input(7).data<float>() : nullptr,
+                                      ctx.input(6).data<float>(), SkipPtr(ctx, 8), attrs_, dev);
+    DSC_CUDA_CHECK_LAUNCH();
+    Status s;
+    DispatchFloat(param_, [&](auto pt) {
+      DispatchFloat(grad_, [&](auto gt) {
+        DispatchFloat(state_, [&](auto st) {
+          using P = typename decltype(pt)::type;
+          using G = typename decltype(gt)::type;
+          using S = typename decltype(st)::type;
+          AdamF<P, G, S> f{param.data<P>() + sr.offset, ctx.input(1).data<G>(), ctx.input(2).data<S>(),
+                           ctx.input(3).data<S>(), dev};
+          const bool vec = Aligned4<P>(f.p) && Aligned4<G>(f.g) && Aligned4<S>(f.m) && Aligned4<S>(f.v);
+          s = LaunchVec4(*r, sr.len, vec, f);
+        });
+      });
+    });
+    return s;
+  }
+
+ private:
+  DType param_ = DType::kFloat32, grad_ = DType::kFloat32, state_ = DType::kFloat32;
+  AdamAttrs attrs_{};
+  bool shard_ = false;
+  int64_t world_attr_ = -1;
+  DeviceSlot<AdamDev> slot_;
+};
+
+struct SgdDev {
+  optim::SgdScalars c;
+  int skip;
+};
+
+struct SgdAttrs {
+  float momentum, weight_decay;
+  double damp_decimal;
+  bool nesterov;
+};
+
+__global__ void SgdPrep(const float* lr, const int64_t* step, const float* grad_scale, const uint8_t* skip, SgdAttrs a,
+                        SgdDev* out) {
+  SgdDev d{};
+  d.skip = skip && *skip != 0;
+  if (!d.skip) d.c = optim::MakeSgdScalars(*lr, *step, *grad_scale, a.momentum, a.damp_decimal, a.weight_decay, a.nesterov);
+  *out = d;
+}
+
+template <typename P, typename G, typename B>
+struct SgdF {
+  P* p;
+  const G* g;
+  B* buf;  // null without momentum
+  const SgdDev* dev;
+  __device__ bool Active() const { return !dev->skip; }
+  template <bool kVec> __device__ void Group(int64_t i) const {
+    const optim::SgdScalars c = dev->c;
+    float pv[4], gv[4], bv[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    Load4<kVec>(p, i, pv);
+    Load4<kVec>(g, i, gv);
+    if (c.use_buf && !c.first) Load4<kVec>(buf, i, bv);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) optim::SgdElement(c, pv[k], gv[k], bv[k], &pv[k], &bv[k]);
+    if (c.use_buf) Store4<kVec>(buf, i, bv);
+    Store4<kVec>(p, i, pv);
+  }
+  __device__ void One(int64_t i) const {
+    const optim::SgdScalars c = dev->c;
+    float pn, bn;
+    optim::SgdElement(c, ToFloat(p[i]), ToFloat(g[i]), c.use_buf && !c.first ? ToFloat(buf[i]) : 0.0f, &pn, &bn);
+    if (c.use_buf) buf[i] = FromFloat<B>(bn);
+    p[i] = FromFloat<P>(pn);
+  }
+};
+
+// (param, grad, momentum_buffer?, lr, step, grad_scale[, skip]): torch.optim.SGD in place.
+class SGDStepCuda : public OpKernel {
+ public:
+  Status Init(const Node& n) {
+    attrs_.momentum = n.GetFloat("momentum", 0.0f);
+    const float dampening = n.GetFloat("dampening", 0.0f);
+    attrs_.nesterov = n.GetInt("nesterov", 0) != 0;
+    attrs_.weight_decay = n.GetFloat("weight_decay", 0.0f);
+    attrs_.damp_decimal = optim::ShortestDecimal(dampening);
+    if (!n.input(0) || !n.input(1) || !n.input(3) || !n.input(4) || !n.input(5))
+      return InvalidArgument(n.Describe(), ": param, grad, lr, step and grad_scale are required");
+    if (attrs_.momentum != 0.0f && !n.input(2))
+      return InvalidArgument(n.Describe(), ": momentum ", attrs_.momentum, " needs a momentum_buffer input");
+    for (size_t i = 0; i < 3; ++i)
+      if (n.input(i)) RETURN_IF_ERROR(CheckFloat(n.input(i), "SGDStep"));
+    for (size_t i : {3, 5}) RETURN_IF_ERROR(FloatScalar(n, i, "SGDStep"));
+    if (n.input(4)->type.dtype != DType::kInt64)
+      return InvalidArgument("SGDStep: step (input 4) must be int64, not ", DTypeName(n.input(4)->type.dtype));
+    param_ = n.input(0)->type.dtype;
+    grad_ = n.input(1)->type.dtype;
+    buf_ = n.input(2) ? n.input(2)->type.dtype : param_;
+    shard_ = n.GetInt("shard", 0) != 0;
+    world_attr_ = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
+    return CheckSkip(n, 6, "SGDStep");
+  }
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
+    const TensorView& param = ctx.input(0);
+    ASSIGN_OR_RETURN(const optim::ShardRange sr, OptimizerShard(ctx, shard_, world_attr_, param.numel(), "SGDStep"));
+    RETURN_IF_ERROR(StateSize(ctx.input(1), sr.state, shard_, "SGDStep"));
+    const bool use_buf = attrs_.momentum != 0.0f;
+    if (use_buf) RETURN_IF_ERROR(StateSize(ctx.input(2), sr.state, shard_, "SGDStep"));
+    ASSIGN_OR_RETURN(SgdDev * dev, slot_.Get());
+    SgdPrep<<<1, 1, 0, r->compute>>>(ctx.input(3).data<float>(), ctx.input(4).data<int64_t>(),
+                                     ctx.input(5).data<float>(), SkipPtr(ctx, 6), attrs_, dev);
+    DSC_CUDA_CHECK_LAUNCH();
+    Status s;
+    DispatchFloat(param_, [&](auto pt) {
+      DispatchFloat(grad_, [&](auto gt) {
+        DispatchFloat(buf_, [&](auto bt) {
+          using P = typename decltype(pt)::type;
+          using G = typename decltype(gt)::type;
+          using B = typename decltype(bt)::type;
+          SgdF<P, G, B> f{param.data<P>() + sr.offset, ctx.input(1).data<G>(),
+                          use_buf ? ctx.input(2).data<B>() : nullptr, dev};
+          const bool vec = Aligned4<P>(f.p) && Aligned4<G>(f.g) && (!f.buf || Aligned4<B>(f.buf));
+          s = LaunchVec4(*r, sr.len, vec, f);
+        });
+      });
+    });
+    return s;
+  }
+
+ private:
+  DType param_ = DType::kFloat32, grad_ = DType::kFloat32, buf_ = DType::kFloat32;
+  SgdAttrs attrs_{};
+  bool shard_ = false;
+  int64_t world_attr_ = -1;
+  DeviceSlot<SgdDev> slot_;
+};
+
+// The dtypes the CPU registers these ops for (kernels/cpu/training_ops.cc).
+bool RegisterTrainingOps() {
+  KernelRegistry& r = KernelRegistry::Global();
+  for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+    r.Register(KernelKey{kDscDomain, ops::kAccumulate, DeviceKind::kCuda, t}, MakeFactory<AccumulateCuda>());
+    r.Register(KernelKey{kDscDomain, ops::kSumSquares, DeviceKind::kCuda, t}, MakeFactory<SumSquaresCuda>());
+    r.Register(KernelKey{kDscDomain, ops::kAdamStep, DeviceKind::kCuda, t}, MakeFactory<AdamStepCuda>());
+    r.Register(KernelKey{kDscDomain, ops::kSGDStep, DeviceKind::kCuda, t}, MakeFactory<SGDStepCuda>());
+  }
+  for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64})
+    r.Register(KernelKey{kDscDomain, ops::kZeroFill, DeviceKind::kCuda, t}, MakeFactory<ZeroFillCuda>());
+  for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64, DType::kInt64, DType::kInt32,
+                  DType::kInt8, DType::kUInt8, DType::kBool})
+    r.Register(KernelKey{kDscDomain, ops::kAssign, DeviceKind::kCuda, t}, MakeFactory<AssignCuda>());
+  return true;
+}
+[[maybe_unused]] const bool kTrainingOpsRegistered = RegisterTrainingOps();
+DSC_REGISTER_KERNEL(kDscDomain, ops::kClipScale, kCuda, kFloat32, MakeFactory<ClipScaleCuda>());
+
+}  // namespace
+}  // namespace dsc::cuda
