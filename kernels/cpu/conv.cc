@@ -3,10 +3,11 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <climits>
 #include <vector>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/conv_math.h"
+#include "kernels/common/conv_shape.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 
@@ -22,9 +23,9 @@ void Im2Col(const float* x, int64_t cg, const nn::Window2D& w, float* col) {
     const float* xc = x + c * w.ih * w.iw;
     float* out = col + row * P;
     for (int64_t oy = 0; oy < w.oh; ++oy) {
-      const int64_t iy = oy * w.sh - w.pt + ki * w.dh;
+      const int64_t iy = conv::InputPos(oy, w.sh, w.pt, ki, w.dh);
       for (int64_t ox = 0; ox < w.ow; ++ox) {
-        const int64_t ix = ox * w.sw - w.pl + kj * w.dw;
+        const int64_t ix = conv::InputPos(ox, w.sw, w.pl, kj, w.dw);
         const bool in = iy >= 0 && iy < w.ih && ix >= 0 && ix < w.iw;
         out[oy * w.ow + ox] = in ? xc[iy * w.iw + ix] : 0.0f;
       }
@@ -43,10 +44,10 @@ void Col2ImAdd(const float* col, int64_t cg, const nn::Window2D& w, float* x) {
       for (int64_t kj = 0; kj < w.kw; ++kj) {
         const float* in = col + ((c * w.kh + ki) * w.kw + kj) * P;
         for (int64_t oy = 0; oy < w.oh; ++oy) {
-          const int64_t iy = oy * w.sh - w.pt + ki * w.dh;
+          const int64_t iy = conv::InputPos(oy, w.sh, w.pt, ki, w.dh);
           if (iy < 0 || iy >= w.ih) continue;
           for (int64_t ox = 0; ox < w.ow; ++ox) {
-            const int64_t ix = ox * w.sw - w.pl + kj * w.dw;
+            const int64_t ix = conv::InputPos(ox, w.sw, w.pl, kj, w.dw);
             if (ix >= 0 && ix < w.iw) xc[iy * w.iw + ix] += in[oy * w.ow + ox];
           }
         }
@@ -54,41 +55,11 @@ void Col2ImAdd(const float* col, int64_t cg, const nn::Window2D& w, float* x) {
   }
 }
 
-// Sizes of a grouped conv X:(N,C,H,W) * W:(M,C/group,kh,kw) -> Y:(N,M,OH,OW), as GEMM operands:
-// per image and group, Y_g:(Mg, P) = W_g:(Mg, K) @ col:(K, P) with K = Cg*kh*kw, P = OH*OW.
-struct ConvShape {
-  nn::Window2D w;
-  int64_t n = 0, c = 0, m = 0, group = 1, cg = 0, mg = 0, k = 0, p = 0;
-};
-
-StatusOr<ConvShape> ReadConv(const Node& node, const Value* xv, const Value* wv, const Value* yv) {
-  ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(xv, "X"));
-  ASSIGN_OR_RETURN(std::vector<int64_t> wd, nn::StaticDims(wv, "W"));
-  ASSIGN_OR_RETURN(std::vector<int64_t> y, nn::StaticDims(yv, "Y"));
-  if (!((x.size() == 4 && wd.size() == 4) || (x.size() == 3 && wd.size() == 3)))
-    return Unimplemented("only 1-D and 2-D Conv are supported: X ", nn::DimsToString(x), ", W ", nn::DimsToString(wd));
-  ConvShape s;
-  const bool one_d = x.size() == 3;  // (N,C,L) * (M,C/group,k): the 2-D conv of height 1
-  const int64_t kh = one_d ? 1 : wd[2], kw = wd.back();
-  ASSIGN_OR_RETURN(s.w, nn::ParseWindow2D(node, x, y, one_d ? std::vector<int64_t>{kw} : std::vector<int64_t>{kh, kw},
-                                          /*ceil_mode=*/false));
-  if (s.w.kh != kh || s.w.kw != kw)
-    return InvalidArgument("kernel_shape ", s.w.kh, "x", s.w.kw, " does not match W ", nn::DimsToString(wd));
-  s.n = x[0], s.c = x[1], s.m = wd[0], s.group = node.GetInt("group", 1);
-  if (s.group < 1 || s.c % s.group || s.m % s.group || wd[1] * s.group != s.c)
-    return InvalidArgument("group ", s.group, " does not fit X ", nn::DimsToString(x), " and W ", nn::DimsToString(wd));
-  if (y[0] != s.n || y[1] != s.m)
-    return InvalidArgument("Y ", nn::DimsToString(y), " must be (", s.n, ",", s.m, ",...)");
-  s.cg = s.c / s.group, s.mg = s.m / s.group, s.k = s.cg * s.w.kh * s.w.kw, s.p = s.w.oh * s.w.ow;
-  if (s.k > INT_MAX || s.p > INT_MAX || s.mg > INT_MAX) return Unimplemented("conv too large for 32-bit BLAS sizes");
-  return s;
-}
-
 // (X, W[, B]) -> Y;  X:(N,C,H,W)  W:(M,C/group,kh,kw)  B:(M)  Y:(N,M,OH,OW); 1-D: H = kh = OH = 1
 class ConvKernel : public OpKernel {
  public:
   Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(s_, ReadConv(node, node.input(0), node.input(1), node.output(0)));
+    ASSIGN_OR_RETURN(s_, conv::ReadConv(node, node.input(0), node.input(1), node.output(0)));
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
@@ -112,7 +83,7 @@ class ConvKernel : public OpKernel {
   }
 
  private:
-  ConvShape s_;
+  conv::ConvShape s_;
 };
 
 // (dY, X, W) -> dX, dW, dB (each optional); per image and group:
@@ -120,7 +91,7 @@ class ConvKernel : public OpKernel {
 class ConvGradKernel : public OpKernel {
  public:
   Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(s_, ReadConv(node, node.input(1), node.input(2), node.input(0)));
+    ASSIGN_OR_RETURN(s_, conv::ReadConv(node, node.input(1), node.input(2), node.input(0)));
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
@@ -162,7 +133,7 @@ class ConvGradKernel : public OpKernel {
   }
 
  private:
-  ConvShape s_;
+  conv::ConvShape s_;
 };
 
 DSC_REGISTER_KERNEL("", "Conv", kCpu, kFloat32, MakeFactory<ConvKernel>());
