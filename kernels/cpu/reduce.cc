@@ -4,10 +4,10 @@
 // (outer, R, inner) and each output element reduces R values a stride `inner` apart; any other
 // pattern (axes {0,2} of a 3-D tensor, ...) takes a generic path that walks the reduced dims.
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 
 #include "kernels/common/reduce_math.h"
+#include "kernels/common/reduce_plan.h"
 #include "kernels/cpu/core_util.h"
 
 namespace dsc::cpu {
@@ -17,56 +17,8 @@ using reduce::MaxReduce;
 using reduce::MeanReduce;
 using reduce::MinReduce;
 using reduce::SumReduce;
-
-// How X is walked, derived from its dims and the reduced axes.
-struct ReducePlan {
-  bool copy = false;  // noop_with_empty_axes and no axes: Y = X
-  int64_t count = 1;  // elements reduced into each output
-  // Fast path, X:(outer, R, inner) with R = count.
-  bool simple = false;
-  int64_t outer = 1, inner = 1;
-  // Generic path: kept dims/strides (output order) and reduced dims/strides, in X's elements.
-  std::vector<int64_t> kept_dims, kept_strides, red_dims, red_strides;
-};
-
-StatusOr<ReducePlan> MakeReducePlan(const std::vector<int64_t>& x, std::vector<int64_t> axes, bool noop_empty) {
-  ReducePlan p;
-  const int64_t rank = static_cast<int64_t>(x.size());
-  if (axes.empty() && noop_empty) {
-    p.copy = true;
-    return p;
-  }
-  std::vector<bool> reduced(x.size(), axes.empty());
-  for (int64_t a : axes) {
-    ASSIGN_OR_RETURN(int64_t axis, NormalizeAxis(a, rank));
-    reduced[static_cast<size_t>(axis)] = true;
-  }
-  // Groups of neighbouring dims of one kind; size-1 dims fold into any group.
-  std::vector<int64_t> sizes;
-  std::vector<bool> kinds;
-  for (size_t d = 0; d < x.size(); ++d) {
-    if (reduced[d]) p.count *= x[d];
-    if (x[d] == 1) continue;
-    if (!kinds.empty() && kinds.back() == reduced[d]) sizes.back() *= x[d];
-    else sizes.push_back(x[d]), kinds.push_back(reduced[d]);
-  }
-  int n_reduced = static_cast<int>(std::count(kinds.begin(), kinds.end(), true));
-  if (n_reduced <= 1) {
-    p.simple = true;
-    bool seen = false;
-    for (size_t g = 0; g < sizes.size(); ++g) {
-      if (kinds[g]) seen = true;
-      else (seen ? p.inner : p.outer) *= sizes[g];
-    }
-    return p;
-  }
-  std::vector<int64_t> strides = ContiguousStrides(x);
-  for (size_t d = 0; d < x.size(); ++d) {
-    (reduced[d] ? p.red_dims : p.kept_dims).push_back(x[d]);
-    (reduced[d] ? p.red_strides : p.kept_strides).push_back(strides[d]);
-  }
-  return p;
-}
+using reduce::MakeReducePlan;
+using reduce::ReducePlan;
 
 template <typename T, template <typename> class R>
 class ReduceKernel : public OpKernel {
