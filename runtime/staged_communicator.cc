@@ -1,0 +1,279 @@
+// The GPU communicators without NCCL (runtime/gpu_communicator.h): the single-rank one, whose
+// collectives are device copies on the compute stream, and the staged one, which runs the host
+// communicator on page-locked copies of the device buffers (ranks sharing a GPU).
+#include <cstdlib>
+#include <iostream>
+#include <mutex>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_resources.h"
+#include "runtime/gpu_communicator.h"
+
+namespace dsc {
+namespace {
+
+class DoneHandle : public CommHandle {
+ public:
+  Status Wait() override { return Status::OK(); }
+};
+
+StatusOr<std::unique_ptr<CommHandle>> Done() { return std::unique_ptr<CommHandle>(std::make_unique<DoneHandle>()); }
+
+bool Overlap(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
+  auto pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
+  return a_bytes > 0 && b_bytes > 0 && pa < pb + b_bytes && pb < pa + a_bytes;
+}
+
+// dst = src on `stream`, device to device; a partial overlap goes through a stream-ordered
+// temporary (cudaMemcpy does not move overlapping ranges).
+Status DeviceMove(void* dst, const void* src, size_t bytes, cudaStream_t stream) {
+  if (bytes == 0 || dst == src) return Status::OK();
+  if (!Overlap(dst, bytes, src, bytes)) {
+    DSC_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream));
+    return Status::OK();
+  }
+  void* tmp = nullptr;
+  DSC_CUDA_CHECK(cudaMallocAsync(&tmp, bytes, stream));
+  DSC_CUDA_CHECK(cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, stream));
+  DSC_CUDA_CHECK(cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, stream));
+  DSC_CUDA_CHECK(cudaFreeAsync(tmp, stream));
+  return Status::OK();
+}
+
+[[noreturn]] void AbortThrough(Communicator* host, const std::string& message, int exit_code) {
+  if (host) host->Abort(message, exit_code);
+  std::cerr << message + "\n" << std::flush;
+  std::exit(exit_code);
+}
+
+// One rank: reductions keep the buffer, gathers and scatters copy (on res->compute, so they are
+// ordered with the kernels around them like every other device copy).
+class GpuLocalCommunicator : public Communicator {
+ public:
+  GpuLocalCommunicator(Communicator* host, cuda::Resources* res) : host_(host), res_(res) {}
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+
+  StatusOr<std::unique_ptr<CommHandle>> AllReduce(void* buf, int64_t count, DType dtype, ReduceOp op) override {
+    RETURN_IF_ERROR(CheckCollectiveArgs("all_reduce", buf, buf, count, dtype, true, op));
+    return Done();
+  }
+  StatusOr<std::unique_ptr<CommHandle>> ReduceScatter(const void* send, void* recv, int64_t recv_count, DType dtype,
+                                                      ReduceOp op) override {
+    RETURN_IF_ERROR(CheckCollectiveArgs("reduce_scatter", send, recv, recv_count, dtype, true, op));
+    RETURN_IF_ERROR(DeviceMove(recv, send, static_cast<size_t>(recv_count) * DTypeSize(dtype), res_->compute));
+    return Done();
+  }
+  StatusOr<std::unique_ptr<CommHandle>> AllGather(const void* send, void* recv, int64_t send_count,
+                                                  DType dtype) override {
+    RETURN_IF_ERROR(CheckCollectiveArgs("all_gather", send, recv, send_count, dtype, false));
+    RETURN_IF_ERROR(DeviceMove(recv, send, static_cast<size_t>(send_count) * DTypeSize(dtype), res_->compute));
+    return Done();
+  }
+  StatusOr<std::unique_ptr<CommHandle>> Broadcast(void* buf, int64_t count, DType dtype, int root) override {
+    RETURN_IF_ERROR(CheckCollectiveArgs("broadcast", buf, buf, count, dtype, false));
+    if (root != 0) return InvalidArgument("broadcast: root ", root, " is not a rank of a group of 1");
+    return Done();
+  }
+  Status Barrier() override { return host_ ? host_->Barrier() : Status::OK(); }
+  std::map<std::string, int64_t> bytes_sent() const override {
+    return {{"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
+  }
+  [[noreturn]] void Abort(const std::string& message, int exit_code) override {
+    AbortThrough(host_, message, exit_code);
+  }
+
+ private:
+  Communicator* host_;
+  cuda::Resources* res_;
+};
+
+// Page-locked host buffers, reused: a buffer goes back to the pool when its collective's Wait()
+// has queued the copy back to the device, with an event that says when that copy is done; it is
+// handed out again only after that event.
+class PinnedPool {
+ public:
+  struct Buffer {
+    char* data = nullptr;
+    size_t bytes = 0;
+    cudaEvent_t free_after{};  // the last device copy out of it
+  };
+  ~PinnedPool() {
+    for (Buffer& b : free_) {
+      cudaEventSynchronize(b.free_after);
+      cudaEventDestroy(b.free_after);
+      cudaFreeHost(b.data);
+    }
+  }
+  StatusOr<Buffer> Acquire(size_t bytes) {
+    bytes = bytes == 0 ? 1 : bytes;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (size_t i = 0; i < free_.size(); ++i)
+        if (free_[i].bytes >= bytes) {
+          Buffer b = free_[i];
+          free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
+          DSC_CUDA_CHECK(cudaEventSynchronize(b.free_after));
+          return b;
+        }
+    }
+    Buffer b;
+    DSC_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&b.data), bytes));
+    b.bytes = bytes;
+    const cudaError_t e = cudaEventCreateWithFlags(&b.free_after, cudaEventDisableTiming);
+    if (e != cudaSuccess) {
+      cudaFreeHost(b.data);
+      DSC_CUDA_CHECK(e);
+    }
+    return b;
+  }
+  // `b` is reusable once `stream` reaches this point.
+  Status Release(Buffer b, cudaStream_t stream) {
+    const cudaError_t e = cudaEventRecord(b.free_after, stream);
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(b);  // kept even on error: the destructor frees it
+    DSC_CUDA_CHECK(e);
+    return Status::OK();
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Buffer> free_;
+};
+
+// A staged collective: the host collective on the page-locked copy, then (in Wait) the copy of
+// the result back to the device on res->compute.
+class StagedHandle : public CommHandle {
+ public:
+  StagedHandle(std::unique_ptr<CommHandle> host, PinnedPool* pool, PinnedPool::Buffer buf, size_t from_offset,
+               void* to, size_t bytes, cudaStream_t stream)
+      : host_(std::move(host)), pool_(pool), buf_(buf), from_offset_(from_offset), to_(to), bytes_(bytes),
+        stream_(stream) {}
+  ~StagedHandle() override {
+    if (!waited_) (void)Wait();
+  }
+  Status Wait() override {
+    if (waited_) return Status::OK();
+    waited_ = true;
+    Status s = host_->Wait();
+    if (s.ok() && bytes_ > 0) s = Copy();
+    Status r = pool_->Release(buf_, stream_);
+    return s.ok() ? r : s;
+  }
+
+ private:
+  Status Copy() {
+    DSC_CUDA_CHECK(cudaMemcpyAsync(to_, buf_.data + from_offset_, bytes_, cudaMemcpyHostToDevice, stream_));
+    return Status::OK();
+  }
+
+  std::unique_ptr<CommHandle> host_;
+  PinnedPool* pool_;
+  PinnedPool::Buffer buf_;
+  size_t from_offset_;
+  void* to_;
+  size_t bytes_;
+  cudaStream_t stream_;
+  bool waited_ = false;
+};
+
+// The host communicator on page-locked copies. Each collective waits for res->compute (the
+// device data must be final), copies it to the host, and starts the host collective; Wait()
+// finishes that and queues the copy back on res->compute. Bytes are counted by the host
+// communicator (same model).
+class StagedCommunicator : public Communicator {
+ public:
+  StagedCommunicator(Communicator* host, cuda::Resources* res) : host_(host), res_(res) {}
+  int rank() const override { return host_->rank(); }
+  int size() const override { return host_->size(); }
+
+  StatusOr<std::unique_ptr<CommHandle>> AllReduce(void* buf, int64_t count, DType dtype, ReduceOp op) override {
+    RETURN_IF_ERROR(CheckCollectiveArgs("all_reduce", buf, buf, count, dtype, true, op));
+    const size_t bytes = static_cast<size_t>(count) * DTypeSize(dtype);
+    ASSIGN_OR_RETURN(PinnedPool::Buffer b, Stage(buf, bytes, 0, bytes));
+    auto h = host_->AllReduce(b.data, count, dtype, op);
+    return Handle(std::move(h), b, 0, buf, bytes);
+  }
+  StatusOr<std::unique_ptr<CommHandle>> ReduceScatter(const void* send, void* recv, int64_t recv_count, DType dtype,
+                                                      ReduceOp op) override {
+    RETURN_IF_ERROR(CheckCollectiveArgs("reduce_scatter", send, recv, recv_count, dtype, true, op));
+    const size_t block = static_cast<size_t>(recv_count) * DTypeSize(dtype);
+    const size_t all = block * static_cast<size_t>(size());
+    ASSIGN_OR_RETURN(PinnedPool::Buffer b, Stage(send, all, 0, all + block));
+    auto h = host_->ReduceScatter(b.data, b.data + all, recv_count, dtype, op);
+    return Handle(std::move(h), b, all, recv, block);
+  }
+  StatusOr<std::unique_ptr<CommHandle>> AllGather(const void* send, void* recv, int64_t send_count,
+                                                  DType dtype) override {
+    RETURN_IF_ERROR(CheckCollectiveArgs("all_gather", send, recv, send_count, dtype, false));
+    const size_t block = static_cast<size_t>(send_count) * DTypeSize(dtype);
+    const size_t all = block * static_cast<size_t>(size());
+    const size_t mine = block * static_cast<size_t>(rank());
+    ASSIGN_OR_RETURN(PinnedPool::Buffer b, Stage(send, block, mine, all));
+    auto h = host_->AllGather(b.data + mine, b.data, send_count, dtype);  // in place on the host
+    return Handle(std::move(h), b, 0, recv, all);
+  }
+  StatusOr<std::unique_ptr<CommHandle>> Broadcast(void* buf, int64_t count, DType dtype, int root) override {
+    RETURN_IF_ERROR(CheckCollectiveArgs("broadcast", buf, buf, count, dtype, false));
+    const size_t bytes = static_cast<size_t>(count) * DTypeSize(dtype);
+    ASSIGN_OR_RETURN(PinnedPool::Buffer b, Stage(buf, rank() == root ? bytes : 0, 0, bytes));
+    auto h = host_->Broadcast(b.data, count, dtype, root);
+    return Handle(std::move(h), b, 0, buf, bytes);
+  }
+  Status Barrier() override { return host_->Barrier(); }
+  std::map<std::string, int64_t> bytes_sent() const override { return host_->bytes_sent(); }
+  [[noreturn]] void Abort(const std::string& message, int exit_code) override {
+    AbortThrough(host_, message, exit_code);
+  }
+
+ private:
+  // A page-locked buffer of `size` bytes holding the device's `bytes` at `offset`, once the
+  // compute stream's work (which produces them) is done.
+  StatusOr<PinnedPool::Buffer> Stage(const void* device, size_t bytes, size_t offset, size_t size) {
+    ASSIGN_OR_RETURN(PinnedPool::Buffer b, pool_.Acquire(size));
+    Status s = [&]() -> Status {
+      if (bytes > 0)
+        DSC_CUDA_CHECK(cudaMemcpyAsync(b.data + offset, device, bytes, cudaMemcpyDeviceToHost, res_->compute));
+      DSC_CUDA_CHECK(cudaStreamSynchronize(res_->compute));
+      return Status::OK();
+    }();
+    if (!s.ok()) {
+      (void)pool_.Release(b, res_->compute);
+      return s;
+    }
+    return b;
+  }
+  StatusOr<std::unique_ptr<CommHandle>> Handle(StatusOr<std::unique_ptr<CommHandle>> h, PinnedPool::Buffer b,
+                                               size_t from_offset, void* to, size_t bytes) {
+    if (!h.ok()) {
+      (void)pool_.Release(b, res_->compute);
+      return h.status();
+    }
+    return std::unique_ptr<CommHandle>(
+        std::make_unique<StagedHandle>(std::move(*h), &pool_, b, from_offset, to, bytes, res_->compute));
+  }
+
+  Communicator* host_;
+  cuda::Resources* res_;
+  PinnedPool pool_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Communicator>> CreateGpuLocalCommunicator(Communicator* host, cuda::Resources* res) {
+  if (!res) return InvalidArgument("a GPU communicator needs the CUDA device's resources");
+  if (host && host->size() != 1)
+    return InvalidArgument("the single-rank GPU communicator was asked for a group of ", host->size());
+  return std::unique_ptr<Communicator>(std::make_unique<GpuLocalCommunicator>(host, res));
+}
+
+StatusOr<std::unique_ptr<Communicator>> CreateStagedCommunicator(Communicator* host, cuda::Resources* res) {
+  if (!res) return InvalidArgument("a GPU communicator needs the CUDA device's resources");
+  if (!host) return CreateGpuLocalCommunicator(host, res);
+  return std::unique_ptr<Communicator>(std::make_unique<StagedCommunicator>(host, res));
+}
+
+}  // namespace dsc
