@@ -1,0 +1,234 @@
+// CUDA MaxPool/AveragePool/GlobalAveragePool and MaxPoolGrad/AveragePoolGrad, the twins of
+// kernels/cpu/pool.cc (same window walk, kernels/common/pool_math.h).
+//
+// Forward: one thread per output. Gradients gather instead of scattering: one thread per input
+// element visits the windows that have a tap on it in the CPU's (oy, ox) order and sums their
+// share in float, so dX is deterministic and bitwise the CPU's (no atomics).
+#include "ir/dsc_ops.h"
+#include "kernels/common/pool_math.h"
+#include "kernels/cpu/nn_util.h"
+#include "kernels/cuda/row_util.cuh"
+
+namespace dsc::cuda {
+namespace {
+
+struct PoolShape {
+  nn::Window2D w;
+  int64_t planes = 0;
+  bool count_include_pad = false;
+};
+
+StatusOr<PoolShape> ReadPool(const Node& node, const Value* xv, const Value* yv) {
+  ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(xv, "X"));
+  ASSIGN_OR_RETURN(std::vector<int64_t> y, nn::StaticDims(yv, "Y"));
+  if (!node.HasAttr("kernel_shape")) return InvalidArgument("kernel_shape is required");
+  PoolShape s;
+  ASSIGN_OR_RETURN(s.w, nn::ParseWindow2D(node, x, y, {}, node.GetInt("ceil_mode", 0) != 0));
+  if (x[0] != y[0] || x[1] != y[1])
+    return InvalidArgument("X ", nn::DimsToString(x), " and Y ", nn::DimsToString(y), " differ in N or C");
+  s.planes = x[0] * x[1];
+  s.count_include_pad = node.GetInt("count_include_pad", 0) != 0;
+  return s;
+}
+
+template <typename T>
+__global__ void MaxPoolFwd(const T* x, T* y, int64_t* idx, nn::Window2D w, int64_t planes) {
+  const int64_t in_plane = w.ih * w.iw, out_plane = w.oh * w.ow, n = planes * out_plane;
+  for (int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; o < n;
+       o += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    const int64_t p = o / out_plane, oy = (o % out_plane) / w.ow, ox = o % w.ow;
+    const T* xp = x + p * in_plane;
+    const int64_t a = pool::ArgMax(w, oy, ox, [xp](int64_t off) { return ToFloat(xp[off]); });
+    y[o] = a < 0 ? FromFloat<T>(0.0f) : xp[a];
+    if (idx) idx[o] = a < 0 ? -1 : p * in_plane + a;
+  }
+}
+
+template <typename T>
+__global__ void AvgPoolFwd(const T* x, T* y, nn::Window2D w, int64_t planes, bool include_pad) {
+  const int64_t in_plane = w.ih * w.iw, out_plane = w.oh * w.ow, n = planes * out_plane;
+  for (int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; o < n;
+       o += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    const int64_t p = o / out_plane, oy = (o % out_plane) / w.ow, ox = o % w.ow;
+    const T* xp = x + p * in_plane;
+    double sum = 0;
+    pool::ForEachTap(w, oy, ox, [&](int64_t off) { sum += ToFloat(xp[off]); });
+    const int64_t d = pool::Divisor(w, include_pad, oy, ox);
+    y[o] = FromFloat<T>(d ? static_cast<float>(sum / d) : 0.0f);
+  }
+}
+
+template <typename T>
+__global__ void GlobalAvgPool(const T* x, T* y, int64_t planes, int64_t size) {
+  __shared__ double shd[32];
+  __shared__ float shf[32];
+  const BlockRow g{shd, shf};
+  for (int64_t p = blockIdx.x; p < planes; p += gridDim.x) {
+    double sum = 0;
+    for (int64_t i = threadIdx.x; i < size; i += blockDim.x) sum += ToFloat(x[p * size + i]);
+    sum = g.Sum(sum);
+    if (threadIdx.x == 0) y[p] = FromFloat<T>(static_cast<float>(sum / static_cast<double>(size)));
+  }
+}
+
+// dX[p, iy, ix] = sum, over the windows (oy, ox) with a tap there, of share(p, oy, ox, offset).
+template <typename T, typename Share>
+__device__ __forceinline__ void GatherGrad(T* dx, nn::Window2D w, int64_t planes, Share share) {
+  const int64_t in_plane = w.ih * w.iw, n = planes * in_plane;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < n;
+       e += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    const int64_t p = e / in_plane, off = e % in_plane, iy = off / w.iw, ix = off % w.iw;
+    int64_t y0, y1, x0, x1;
+    pool::WindowsOver(iy, w.pt, w.sh, w.dh, w.kh, w.oh, &y0, &y1);
+    pool::WindowsOver(ix, w.pl, w.sw, w.dw, w.kw, w.ow, &x0, &x1);
+    float acc = 0.0f;
+    for (int64_t oy = y0; oy < y1; ++oy) {
+      if (!pool::HasTapAt(iy, oy, w.pt, w.sh, w.dh, w.kh)) continue;
+      for (int64_t ox = x0; ox < x1; ++ox)
+        if (pool::HasTapAt(ix, ox, w.pl, w.sw, w.dw, w.kw)) acc = share(acc, p, oy, ox, off);
+    }
+    dx[e] = FromFloat<T>(acc);
+  }
+}
+
+template <typename T>
+__global__ void MaxPoolBwd(const T* dy, const T* x, T* dx, nn::Window2D w, int64_t planes) {
+  const int64_t in_plane = w.ih * w.iw, out_plane = w.oh * w.ow;
+  GatherGrad(dx, w, planes, [=](float acc, int64_t p, int64_t oy, int64_t ox, int64_t off) {
+    const T* xp = x + p * in_plane;
+    const int64_t a = pool::ArgMax(w, oy, ox, [xp](int64_t o) { return ToFloat(xp[o]); });
+    return a == off ? acc + ToFloat(dy[p * out_plane + oy * w.ow + ox]) : acc;
+  });
+}
+
+template <typename T>
+__global__ void AvgPoolBwd(const T* dy, T* dx, nn::Window2D w, int64_t planes, bool include_pad) {
+  const int64_t out_plane = w.oh * w.ow;
+  GatherGrad(dx, w, planes, [=](float acc, int64_t p, int64_t oy, int64_t ox, int64_t) {
+    const int64_t d = pool::Divisor(w, include_pad, oy, ox);
+    if (!d) return acc;
+    return acc + ToFloat(dy[p * out_plane + oy * w.ow + ox]) / static_cast<float>(d);
+  });
+}
+
+template <typename T>
+class MaxPoolCuda : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(s_, ReadPool(node, node.input(0), node.output(0)));
+    if (node.num_outputs() > 1 && node.GetInt("storage_order", 0) != 0)
+      return Unimplemented("MaxPool Indices with storage_order=1");
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
+    const int64_t n = s_.planes * s_.w.oh * s_.w.ow;
+    if (n == 0) return Status::OK();
+    int64_t* idx = ctx.has_output(1) ? ctx.output(1).data<int64_t>() : nullptr;
+    MaxPoolFwd<T><<<GridFor(*r, n), kThreads, 0, r->compute>>>(ctx.input(0).data<T>(), ctx.output(0).data<T>(), idx,
+                                                                s_.w, s_.planes);
+    DSC_CUDA_CHECK_LAUNCH();
+    return Status::OK();
+  }
+
+ private:
+  PoolShape s_;
+};
+
+template <typename T>
+class AveragePoolCuda : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(s_, ReadPool(node, node.input(0), node.output(0)));
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
+    const int64_t n = s_.planes * s_.w.oh * s_.w.ow;
+    if (n == 0) return Status::OK();
+    AvgPoolFwd<T><<<GridFor(*r, n), kThreads, 0, r->compute>>>(ctx.input(0).data<T>(), ctx.output(0).data<T>(), s_.w,
+                                                                s_.planes, s_.count_include_pad);
+    DSC_CUDA_CHECK_LAUNCH();
+    return Status::OK();
+  }
+
+ private:
+  PoolShape s_;
+};
+
+template <typename T>
+class GlobalAveragePoolCuda : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(node.input(0), "X"));
+    if (x.size() < 3) return InvalidArgument("X ", nn::DimsToString(x), " needs rank >= 3 (N,C,spatial...)");
+    planes_ = x[0] * x[1];
+    size_ = nn::Product(x, 2, x.size());
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
+    if (planes_ == 0) return Status::OK();
+    GlobalAvgPool<T><<<RowGrid(*r, planes_), RowThreads(size_), 0, r->compute>>>(
+        ctx.input(0).data<T>(), ctx.output(0).data<T>(), planes_, size_);
+    DSC_CUDA_CHECK_LAUNCH();
+    return Status::OK();
+  }
+
+ private:
+  int64_t planes_ = 0, size_ = 1;
+};
+
+// (dY, X) -> dX
+template <typename T>
+class MaxPoolGradCuda : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(s_, ReadPool(node, node.input(1), node.input(0)));
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
+    const int64_t n = s_.planes * s_.w.ih * s_.w.iw;
+    if (n == 0) return Status::OK();
+    if (ctx.input(1).dtype != DTypeOf<T>()) return Unimplemented("MaxPoolGrad with dY and X of different dtypes on CUDA");
+    MaxPoolBwd<T><<<GridFor(*r, n), kThreads, 0, r->compute>>>(ctx.input(0).data<T>(), ctx.input(1).data<T>(),
+                                                                ctx.output(0).data<T>(), s_.w, s_.planes);
+    DSC_CUDA_CHECK_LAUNCH();
+    return Status::OK();
+  }
+
+ private:
+  PoolShape s_;
+};
+
+// (dY) -> dX
+template <typename T>
+class AveragePoolGradCuda : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(s_, ReadPool(node, node.output(0), node.input(0)));
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
+    const int64_t n = s_.planes * s_.w.ih * s_.w.iw;
+    if (n == 0) return Status::OK();
+    AvgPoolBwd<T><<<GridFor(*r, n), kThreads, 0, r->compute>>>(ctx.input(0).data<T>(), ctx.output(0).data<T>(), s_.w,
+                                                                s_.planes, s_.count_include_pad);
+    DSC_CUDA_CHECK_LAUNCH();
+    return Status::OK();
+  }
+
+ private:
+  PoolShape s_;
+};
+
+DSC_REGISTER_CUDA_FLOATS("", "MaxPool", MaxPoolCuda);
+DSC_REGISTER_CUDA_FLOATS("", "AveragePool", AveragePoolCuda);
+DSC_REGISTER_CUDA_FLOATS("", "GlobalAveragePool", GlobalAveragePoolCuda);
+DSC_REGISTER_CUDA_FLOATS(kDscDomain, ops::kMaxPoolGrad, MaxPoolGradCuda);
+DSC_REGISTER_CUDA_FLOATS(kDscDomain, ops::kAveragePoolGrad, AveragePoolGradCuda);
+
+}  // namespace
+}  // namespace dsc::cuda
