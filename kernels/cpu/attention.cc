@@ -21,118 +21,17 @@
 #include <vector>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/attention_math.h"
+#include "kernels/common/attention_spec.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 
 namespace dsc {
 namespace {
 
-constexpr double kNegInf = -std::numeric_limits<double>::infinity();
-
-// Element strides of a (B, H, T, D) view of a 3-D (B, T, H*D) or 4-D (B, H, T, D) tensor.
-struct HeadView {
-  int64_t heads = 1, len = 0, dim = 0;
-  int64_t sb = 0, sh = 0, st = 0;
-  int64_t At(int64_t b, int64_t h, int64_t t) const { return b * sb + h * sh + t * st; }
-};
-
-StatusOr<HeadView> ReadHeads(const Value* v, const char* what, int64_t heads_attr, int64_t batch) {
-  ASSIGN_OR_RETURN(std::vector<int64_t> d, nn::StaticDims(v, what));
-  HeadView hv;
-  if (d.size() == 4) {
-    hv.heads = d[1], hv.len = d[2], hv.dim = d[3];
-    hv.sb = d[1] * d[2] * d[3], hv.sh = d[2] * d[3], hv.st = d[3];
-  } else if (d.size() == 3) {
-    if (heads_attr <= 0 || d[2] % heads_attr != 0)
-      return InvalidArgument(what, " ", nn::DimsToString(d), " is 3-D: q_num_heads/kv_num_heads must divide its last dim");
-    hv.heads = heads_attr, hv.len = d[1], hv.dim = d[2] / heads_attr;
-    hv.sb = d[1] * d[2], hv.st = d[2], hv.sh = hv.dim;
-  } else {
-    return InvalidArgument(what, " ", nn::DimsToString(d), " must be 3-D or 4-D");
-  }
-  if (d[0] != batch) return InvalidArgument(what, " ", nn::DimsToString(d), " has batch ", d[0], ", Q has ", batch);
-  return hv;
-}
-
-// Everything about one Attention node that does not change between runs. `g` = 1 for AttentionGrad,
-// whose inputs are shifted by dY.
-struct AttentionSpec {
-  int64_t batch = 1;
-  HeadView q, k, v, pk, pv;
-  int64_t past = 0, keys = 0;  // past length, total key length (past + K's)
-  double scale = 1, softcap = 0;
-  bool causal = false, has_mask = false, mask_bool = false, has_nonpad = false;
-  std::vector<int64_t> mask_stride;  // (B, Hq, S, mask_len) strides; 0 along broadcast dims
-  int64_t mask_len = 0, mask_numel = 0;
-  bool rank3 = false;  // Q, K, V (and so Y) are (B, T, H*D)
-
-  Status Init(const Node& n, size_t g) {
-    ASSIGN_OR_RETURN(std::vector<int64_t> qd, nn::StaticDims(n.input(g), "Q"));
-    if (qd.empty()) return InvalidArgument("Q is a scalar");
-    batch = qd[0];
-    rank3 = qd.size() == 3;
-    const int64_t qh = n.GetInt("q_num_heads", 0), kvh = n.GetInt("kv_num_heads", 0);
-    for (size_t i = 1; i < 3; ++i) {
-      ASSIGN_OR_RETURN(std::vector<int64_t> d, nn::StaticDims(n.input(g + i), i == 1 ? "K" : "V"));
-      if (d.size() != qd.size()) return InvalidArgument("Q, K and V must all be 3-D or all 4-D");
-    }
-    ASSIGN_OR_RETURN(q, ReadHeads(n.input(g), "Q", qh, batch));
-    ASSIGN_OR_RETURN(k, ReadHeads(n.input(g + 1), "K", kvh, batch));
-    ASSIGN_OR_RETURN(v, ReadHeads(n.input(g + 2), "V", kvh, batch));
-    if (k.heads != v.heads || k.len != v.len || k.dim != q.dim)
-      return InvalidArgument("K (", k.heads, " heads, ", k.len, " keys, size ", k.dim, ") and V (", v.heads, " heads, ",
-                             v.len, " keys) must agree, and K's head size with Q's (", q.dim, ")");
-    if (q.heads % k.heads != 0)
-      return InvalidArgument(q.heads, " query heads are not a multiple of ", k.heads, " key/value heads");
-    if ((n.input(g + 4) == nullptr) != (n.input(g + 5) == nullptr))
-      return InvalidArgument("past_key and past_value must be given together");
-    if (n.input(g + 4)) {
-      ASSIGN_OR_RETURN(pk, ReadHeads(n.input(g + 4), "past_key", 0, batch));
-      ASSIGN_OR_RETURN(pv, ReadHeads(n.input(g + 5), "past_value", 0, batch));
-      if (pk.heads != k.heads || pk.dim != k.dim || pv.heads != v.heads || pv.dim != v.dim || pk.len != pv.len)
-        return InvalidArgument("past_key/past_value do not match K/V's heads and head sizes");
-      past = pk.len;
-    }
-    keys = past + k.len;
-    scale = n.HasAttr("scale") ? n.GetFloat("scale", 1.0f) : 1.0 / std::sqrt(static_cast<double>(q.dim));
-    // The reference scales Q and K by sqrt(scale) each, in the input type.
-    const float root = static_cast<float>(std::sqrt(scale));
-    scale = static_cast<double>(root) * root;
-    softcap = n.GetFloat("softcap", 0.0f);
-    causal = n.GetInt("is_causal", 0) != 0;
-    has_nonpad = n.input(g + 6) != nullptr;
-    if (has_nonpad && past) return InvalidArgument("nonpad_kv_seqlen cannot be combined with past_key/past_value");
-    if (const Value* m = n.input(g + 3)) {
-      ASSIGN_OR_RETURN(std::vector<int64_t> md, nn::StaticDims(m, "attn_mask"));
-      has_mask = true;
-      mask_bool = m->type.dtype == DType::kBool;
-      if (md.empty() || md.size() > 4) return InvalidArgument("attn_mask ", nn::DimsToString(md), " must have rank 1 to 4");
-      mask_len = md.back();
-      if (mask_len > keys)
-        return InvalidArgument("attn_mask ", nn::DimsToString(md), " has more columns than the ", keys, " keys");
-      const std::vector<int64_t> full{batch, q.heads, q.len, mask_len};
-      mask_stride.assign(4, 0);
-      int64_t acc = 1;
-      for (size_t i = md.size(); i-- > 0;) {
-        const size_t f = 4 - md.size() + i;
-        if (md[i] != 1 && md[i] != full[f])
-          return InvalidArgument("attn_mask ", nn::DimsToString(md), " does not broadcast to (batch, q heads, q len, keys) ",
-                                 nn::DimsToString(full));
-        mask_stride[f] = md[i] == 1 ? 0 : acc;
-        acc *= md[i];
-      }
-      mask_numel = acc;
-    }
-    return Status::OK();
-  }
-
-  int64_t KvHead(int64_t h) const { return h / (q.heads / k.heads); }
-  // Y (and dY): Q's layout with V's head size.
-  HeadView YView() const {
-    const int64_t H = q.heads, S = q.len, D = v.dim;
-    return rank3 ? HeadView{H, S, D, S * H * D, D, H * D} : HeadView{H, S, D, H * S * D, S * D, D};
-  }
-};
+using attn::AttentionSpec;
+using attn::HeadView;
+using attn::kNegInf;
 
 // Per-run inputs of the math below.
 struct AttentionData {
@@ -155,11 +54,7 @@ StatusOr<AttentionData> ReadData(const AttentionSpec& sp, const KernelContext& c
   return d;
 }
 
-// Key j's row of K or V (past first).
-inline const float* KeyRow(const float* x, const float* past, const HeadView& xv, const HeadView& pv, int64_t past_len,
-                           int64_t b, int64_t h, int64_t j) {
-  return j < past_len ? past + pv.At(b, h, j) : x + xv.At(b, h, j - past_len);
-}
+using attn::KeyRow;
 
 // Fills s[j] (scaled scores, before softcap), z[j] and p[j] (softmax) for query row (b, h, i);
 // returns false when the row is fully masked (p all 0).
@@ -167,30 +62,24 @@ bool ScoreRow(const AttentionSpec& sp, const AttentionData& d, int64_t b, int64_
               double* p) {
   const float* qi = d.q + sp.q.At(b, h, i);
   const int64_t kh = sp.KvHead(h), D = sp.q.dim;
-  int64_t offset = sp.past;
-  if (!sp.past && sp.has_nonpad) offset = d.nonpad[static_cast<size_t>(b)] - sp.q.len;
-  const int64_t mrow = sp.has_mask ? b * sp.mask_stride[0] + h * sp.mask_stride[1] + i * sp.mask_stride[2] : 0;
+  const int64_t nonpad_b = sp.has_nonpad ? d.nonpad[static_cast<size_t>(b)] : 0;
+  const int64_t offset = sp.CausalOffset(nonpad_b);
+  const int64_t mrow = sp.has_mask ? sp.MaskRow(b, h, i) : 0;
   bool any = false;
   double mx = kNegInf;
   for (int64_t j = 0; j < sp.keys; ++j) {
-    double bias = 0;
-    if (sp.has_mask) {
-      if (j >= sp.mask_len) {
-        bias = kNegInf;
-      } else {
-        const int64_t mi = mrow + j * sp.mask_stride[3];
-        bias = sp.mask_bool ? (static_cast<const uint8_t*>(d.mask)[mi] ? 0.0 : kNegInf)
-                            : static_cast<double>(static_cast<const float*>(d.mask)[mi]);
-      }
+    double mask_value = 0;
+    if (sp.has_mask && j < sp.mask_len) {
+      const int64_t mi = mrow + j * sp.mask_stride[3];
+      mask_value = sp.mask_bool ? static_cast<double>(static_cast<const uint8_t*>(d.mask)[mi])
+                                : static_cast<double>(static_cast<const float*>(d.mask)[mi]);
     }
-    if (sp.causal && j > i + offset) bias = kNegInf;
-    if (sp.has_nonpad && j >= d.nonpad[static_cast<size_t>(b)]) bias = kNegInf;
+    const double bias = attn::KeyBias(sp, i, j, mask_value, offset, nonpad_b);
     const float* kj = KeyRow(d.k, d.pk, sp.k, sp.pk, sp.past, b, kh, j);
     double dot = 0;
     for (int64_t e = 0; e < D; ++e) dot += static_cast<double>(qi[e]) * kj[e];
     s[j] = sp.scale * dot;
-    const double c = sp.softcap > 0 ? sp.softcap * std::tanh(s[j] / sp.softcap) : s[j];
-    z[j] = c + bias;
+    z[j] = attn::Capped(sp, s[j]) + bias;
     if (bias != kNegInf) any = true;
     mx = std::max(mx, z[j]);
   }
@@ -199,7 +88,7 @@ bool ScoreRow(const AttentionSpec& sp, const AttentionData& d, int64_t b, int64_
     return false;
   }
   double sum = 0;
-  for (int64_t j = 0; j < sp.keys; ++j) sum += (p[j] = z[j] == kNegInf ? 0.0 : std::exp(z[j] - mx));
+  for (int64_t j = 0; j < sp.keys; ++j) sum += (p[j] = attn::SoftmaxTerm(z[j], mx));
   for (int64_t j = 0; j < sp.keys; ++j) p[j] /= sum;
   return true;
 }
@@ -223,7 +112,7 @@ class AttentionKernel : public nn::DescribedKernel {
     desc_ = node.Describe();
     if (node.num_outputs() > 3 && node.output(3))
       return Unimplemented("qk_matmul_output (output 3) is not supported: training graphs do not read it");
-    return spec_.Init(node, 0);
+    return attn::InitAttentionSpec(spec_, node, 0);
   }
 
  protected:
@@ -264,7 +153,7 @@ class AttentionGradKernel : public nn::DescribedKernel {
  public:
   Status Init(const Node& node) {
     desc_ = node.Describe();
-    RETURN_IF_ERROR(spec_.Init(node, 1));
+    RETURN_IF_ERROR(attn::InitAttentionSpec(spec_, node, 1));
     if (node.num_outputs() > 3 && (!spec_.has_mask || spec_.mask_bool))
       return InvalidArgument("dAttnMask asked for without a float attn_mask");
     return Status::OK();
@@ -321,13 +210,9 @@ class AttentionGradKernel : public nn::DescribedKernel {
             }
             std::fill(dqacc.begin(), dqacc.end(), 0.0);
             for (int64_t j = 0; j < L; ++j) {
-              dz[j] = p[j] * (dz[j] - pdp);
+              dz[j] = attn::SoftmaxGrad(p[j], dz[j], pdp);
               if (want_mask) dz_all[static_cast<size_t>(((b * sp.q.heads + h) * S + i) * L + j)] = dz[j];
-              double ds = dz[j];
-              if (sp.softcap > 0) {
-                const double th = std::tanh(s[j] / sp.softcap);
-                ds *= 1.0 - th * th;
-              }
+              double ds = dz[j] * attn::CapGrad(sp, s[j]);
               if (ds == 0) continue;
               ds *= sp.scale;
               const float* kj = KeyRow(d.k, d.pk, sp.k, sp.pk, P, b, kh, j);
