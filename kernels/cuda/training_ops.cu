@@ -116,10 +116,12 @@ __device__ __forceinline__ int64_t ThreadIndex() {
 }
 __device__ __forceinline__ int64_t ThreadCount() { return static_cast<int64_t>(blockDim.x) * gridDim.x; }
 
-// Groups of four elements, then the tail one by one: f.template Group<kVec>(i) and f.One(i).
+// Groups of four elements, then the tail one by one: f.template Group<kVec>(i) and f.One(i), on
+// the functor f.Ready() returns (which has loaded the step's scalars into registers once).
 template <bool kVec, typename F>
-__global__ void Vec4Kernel(int64_t n, F f) {
-  if (!f.Active()) return;
+__global__ void Vec4Kernel(int64_t n, F f0) {
+  if (!f0.Active()) return;
+  const F f = f0.Ready();
   const int64_t groups = n / 4;
   for (int64_t g = ThreadIndex(); g < groups; g += ThreadCount()) f.template Group<kVec>(g * 4);
   for (int64_t i = groups * 4 + ThreadIndex(); i < n; i += ThreadCount()) f.One(i);
@@ -145,6 +147,7 @@ struct AccumulateF {
   A* a;
   const X* x;
   __device__ bool Active() const { return true; }
+  __device__ AccumulateF Ready() const { return *this; }
   template <bool kVec> __device__ void Group(int64_t i) const {
     float av[4], xv[4];
     Load4<kVec>(a, i, av);
@@ -422,9 +425,14 @@ struct AdamF {
   S* m;
   S* v;
   const AdamDev* dev;
+  optim::AdamScalars c;  // filled by Ready()
   __device__ bool Active() const { return !dev->skip; }
+  __device__ AdamF Ready() const {
+    AdamF f = *this;
+    f.c = dev->c;
+    return f;
+  }
   template <bool kVec> __device__ void Group(int64_t i) const {
-    const optim::AdamScalars c = dev->c;
     float pv[4], gv[4], mv[4], vv[4];
     Load4<kVec>(p, i, pv);
     Load4<kVec>(g, i, gv);
@@ -438,7 +446,7 @@ struct AdamF {
   }
   __device__ void One(int64_t i) const {
     float pn, mn, vn;
-    optim::AdamElement(dev->c, ToFloat(p[i]), ToFloat(g[i]), ToFloat(m[i]), ToFloat(v[i]), &pn, &mn, &vn);
+    optim::AdamElement(c, ToFloat(p[i]), ToFloat(g[i]), ToFloat(m[i]), ToFloat(v[i]), &pn, &mn, &vn);
     m[i] = FromFloat<S>(mn);
     v[i] = FromFloat<S>(vn);
     p[i] = FromFloat<P>(pn);
@@ -492,7 +500,7 @@ class AdamStepCuda : public OpKernel {
           using G = typename decltype(gt)::type;
           using S = typename decltype(st)::type;
           AdamF<P, G, S> f{param.data<P>() + sr.offset, ctx.input(1).data<G>(), ctx.input(2).data<S>(),
-                           ctx.input(3).data<S>(), dev};
+                           ctx.input(3).data<S>(), dev, {}};
           const bool vec = Aligned4<P>(f.p) && Aligned4<G>(f.g) && Aligned4<S>(f.m) && Aligned4<S>(f.v);
           s = LaunchVec4(*r, sr.len, vec, f);
         });
@@ -534,9 +542,14 @@ struct SgdF {
   const G* g;
   B* buf;  // null without momentum
   const SgdDev* dev;
+  optim::SgdScalars c;  // filled by Ready()
   __device__ bool Active() const { return !dev->skip; }
+  __device__ SgdF Ready() const {
+    SgdF f = *this;
+    f.c = dev->c;
+    return f;
+  }
   template <bool kVec> __device__ void Group(int64_t i) const {
-    const optim::SgdScalars c = dev->c;
     float pv[4], gv[4], bv[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     Load4<kVec>(p, i, pv);
     Load4<kVec>(g, i, gv);
@@ -547,7 +560,6 @@ struct SgdF {
     Store4<kVec>(p, i, pv);
   }
   __device__ void One(int64_t i) const {
-    const optim::SgdScalars c = dev->c;
     float pn, bn;
     optim::SgdElement(c, ToFloat(p[i]), ToFloat(g[i]), c.use_buf && !c.first ? ToFloat(buf[i]) : 0.0f, &pn, &bn);
     if (c.use_buf) buf[i] = FromFloat<B>(bn);
@@ -599,7 +611,7 @@ class SGDStepCuda : public OpKernel {
           using G = typename decltype(gt)::type;
           using B = typename decltype(bt)::type;
           SgdF<P, G, B> f{param.data<P>() + sr.offset, ctx.input(1).data<G>(),
-                          use_buf ? ctx.input(2).data<B>() : nullptr, dev};
+                          use_buf ? ctx.input(2).data<B>() : nullptr, dev, {}};
           const bool vec = Aligned4<P>(f.p) && Aligned4<G>(f.g) && (!f.buf || Aligned4<B>(f.buf));
           s = LaunchVec4(*r, sr.len, vec, f);
         });
