@@ -106,7 +106,9 @@ void ForEachRow(const BroadcastPlan& p, Fn&& fn) {
   if (p.numel == 0) return;
   const int64_t inner = p.inner(), rows = p.numel / inner;
   const size_t n_in = p.strides.size(), outer_rank = p.dims.size() - 1;
+#if defined(_OPENMP)  // the CUDA kernels include this header for its plans, compiled without OpenMP
 #pragma omp parallel for if (p.numel >= kParallelMin) schedule(static)
+#endif
   for (int64_t r = 0; r < rows; ++r) {
     int64_t offsets[kMaxBroadcastInputs] = {0, 0, 0, 0};
     int64_t rest = r;

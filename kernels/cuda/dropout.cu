@@ -1,0 +1,168 @@
+// Dropout, SampleDropout and DropoutGrad CUDA kernels, twins of kernels/cpu/dropout.cc. Masks come
+// from kernels/common/dropout_math.h, the same function of (seed, step, node, sample, element) as on
+// the CPU, so they are bit-identical to its masks whatever the grid. ratio and training_mode must
+// be constants here (they are in the graphs autodiff differentiates): Compute never reads device
+// memory on the host.
+#include <string>
+#include <vector>
+
+#include "ir/dsc_ops.h"
+#include "kernels/common/dropout_math.h"
+#include "kernels/cpu/core_util.h"
+#include "kernels/cuda/elementwise.cuh"
+
+namespace dsc::cuda {
+namespace {
+
+// The optional constant scalar input i: a float (ratio) or a bool (training_mode).
+StatusOr<float> ConstRatio(const Node& node, size_t i, float dflt) {
+  const Value* v = node.input(i);
+  if (!v) return dflt;
+  if (!v->is_initializer())
+    return Unimplemented("the CUDA kernel needs a constant ratio (input ", i, "), '", v->name(),
+                         "' is computed at run time");
+  if (v->initializer().numel() != 1 || !IsFloat(v->type.dtype))
+    return InvalidArgument("input ", i, " must be a float scalar");
+  const float ratio = static_cast<float>(v->initializer().GetAsDouble(0));
+  if (!(ratio >= 0.0f && ratio <= 1.0f)) return InvalidArgument("ratio ", ratio, " is not in [0, 1]");
+  return ratio;
+}
+StatusOr<bool> ConstBool(const Node& node, size_t i, bool dflt) {
+  const Value* v = node.input(i);
+  if (!v) return dflt;
+  if (!v->is_initializer())
+    return Unimplemented("the CUDA kernel needs a constant training_mode (input ", i, "), '", v->name(),
+                         "' is computed at run time");
+  if (v->initializer().numel() != 1 || v->type.dtype != DType::kBool)
+    return InvalidArgument("input ", i, " must be a bool scalar");
+  return v->initializer().GetAsDouble(0) != 0.0;
+}
+
+template <typename T>
+struct DropoutFn {
+  dropout::DropoutMask m;
+  float scale;
+  const T* x;
+  T* y;
+  uint8_t* mask;  // null when the mask output is omitted
+  __device__ __forceinline__ void operator()(int64_t i) const {
+    const bool keep = m.Keep(i);
+    y[i] = FromFloat<T>(keep ? ToFloat(x[i]) * scale : 0.0f);
+    if (mask) mask[i] = keep;
+  }
+};
+
+// (data[, ratio][, training_mode]) -> output[, mask]; see kernels/cpu/dropout.cc.
+template <typename T>
+class DropoutCuda : public OpKernel {
+ public:
+  explicit DropoutCuda(bool per_sample = false) : per_sample_(per_sample) {}
+
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(dims_, cpu::StaticDims(node.input(0)));
+    n_ = cpu::Product(dims_);
+    RETURN_IF_ERROR(ExpectDType(node, node.output(0), DTypeOf<T>(), "output"));
+    if (node.num_outputs() > 1) RETURN_IF_ERROR(ExpectDType(node, node.output(1), DType::kBool, "mask"));
+    ASSIGN_OR_RETURN(ratio_, ConstRatio(node, 1, 0.5f));
+    ASSIGN_OR_RETURN(training_, ConstBool(node, 2, false));
+    node_id_ = dropout::NodeId(node.output(0)->name());
+    has_seed_attr_ = node.HasAttr("seed");
+    seed_attr_ = static_cast<uint64_t>(node.GetInt("seed", 0));
+    if (!per_sample_) return Status::OK();
+    axis_ = node.GetInt("batch_axis", -1);
+    rows_ = node.GetInt("sample_rows", 1);
+    const int64_t rank = static_cast<int64_t>(dims_.size());
+    if (axis_ < -1 || axis_ >= rank)
+      return InvalidArgument("batch_axis ", axis_, " is outside the data's rank ", rank);
+    if (axis_ >= 0 && (rows_ < 1 || dims_[static_cast<size_t>(axis_)] % rows_ != 0))
+      return InvalidArgument("sample_rows ", rows_, " does not divide dim ", axis_, " (",
+                             dims_[static_cast<size_t>(axis_)], ") of the data");
+    return Status::OK();
+  }
+
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
+    const T* x = ctx.input(0).data<T>();
+    T* y = ctx.output(0).data<T>();
+    uint8_t* mask = ctx.has_output(1) ? ctx.output(1).data<uint8_t>() : nullptr;
+    if (!training_ || ratio_ == 0.0f) {
+      const size_t bytes = static_cast<size_t>(n_) * sizeof(T);
+      if (x != y && bytes > 0) DSC_CUDA_CHECK(cudaMemcpyAsync(y, x, bytes, cudaMemcpyDeviceToDevice, r->compute));
+      if (mask && n_ > 0) DSC_CUDA_CHECK(cudaMemsetAsync(mask, 1, static_cast<size_t>(n_), r->compute));
+      return Status::OK();
+    }
+    // An explicit seed attribute replaces the run seed, as ONNX intends; the step still varies the mask.
+    const uint64_t seed = has_seed_attr_ ? seed_attr_ : ctx.seed;
+    dropout::DropoutMask m;
+    m.key = dropout::DropoutKey(seed, ctx.step, node_id_);
+    m.ratio = ratio_;
+    m.by_sample = per_sample_ && axis_ >= 0;
+    m.inner = n_;
+    if (m.by_sample) {
+      const size_t ax = static_cast<size_t>(axis_);
+      m.extent = dims_[ax];
+      m.inner = cpu::Product(dims_, ax + 1, dims_.size());
+      m.rows = rows_;
+      m.first_sample = ctx.first_sample;
+    }
+    return LaunchMap(ctx, n_, DropoutFn<T>{m, dropout::DropoutScale(ratio_), x, y, mask});
+  }
+
+ private:
+  bool per_sample_;
+  std::vector<int64_t> dims_;
+  int64_t n_ = 0;
+  float ratio_ = 0.5f;
+  bool training_ = false;
+  uint64_t node_id_ = 0, seed_attr_ = 0;
+  bool has_seed_attr_ = false;
+  int64_t axis_ = -1, rows_ = 1;
+};
+
+template <typename T>
+class SampleDropoutCuda : public DropoutCuda<T> {
+ public:
+  SampleDropoutCuda() : DropoutCuda<T>(/*per_sample=*/true) {}
+};
+
+template <typename T>
+struct DropoutGradFn {
+  float scale;
+  __device__ __forceinline__ T operator()(T dy, uint8_t keep) const {
+    return FromFloat<T>(keep ? ToFloat(dy) * scale : 0.0f);
+  }
+};
+
+// (dY, mask[, ratio][, training_mode]) -> dX = dY * mask / (1 - ratio); an inference-mode forward
+// (training_mode false) makes it an identity on the kept elements.
+template <typename T>
+class DropoutGradCuda : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(std::vector<int64_t> dy, cpu::StaticDims(node.input(0)));
+    ASSIGN_OR_RETURN(std::vector<int64_t> mask, cpu::StaticDims(node.input(1)));
+    if (dy != mask) return InvalidArgument("dY ", DimsToString(dy), " and mask ", DimsToString(mask), " differ");
+    if (node.input(1)->type.dtype != DType::kBool) return InvalidArgument("mask must be bool");
+    RETURN_IF_ERROR(ExpectDType(node, node.output(0), DTypeOf<T>(), "dX"));
+    ASSIGN_OR_RETURN(const float ratio, ConstRatio(node, 2, 0.5f));
+    ASSIGN_OR_RETURN(const bool training, ConstBool(node, 3, true));
+    scale_ = !training ? 1.0f : dropout::DropoutScale(ratio);
+    n_ = cpu::Product(dy);
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    return LaunchVecMap(ctx, n_, DropoutGradFn<T>{scale_}, ctx.output(0).data<T>(), ctx.input(0).data<T>(),
+                        ctx.input(1).data<uint8_t>());
+  }
+
+ private:
+  float scale_ = 2.0f;
+  int64_t n_ = 0;
+};
+
+DSC_REGISTER_CUDA_FLOATS("", "Dropout", DropoutCuda);
+DSC_REGISTER_CUDA_FLOATS(kDscDomain, ops::kSampleDropout, SampleDropoutCuda);
+DSC_REGISTER_CUDA_FLOATS(kDscDomain, ops::kDropoutGrad, DropoutGradCuda);
+
+}  // namespace
+}  // namespace dsc::cuda
