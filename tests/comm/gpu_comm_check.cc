@@ -1,0 +1,183 @@
+// The GPU communicator under mpirun, on a CUDA machine: every collective on device buffers must
+// give the bits the MPI communicator gives on host copies of the same data. With ranks sharing a
+// GPU (e.g. `mpirun -np 3` on one GPU) this checks the staged communicator, with one GPU per rank
+// NCCL, with -np 1 the local one; DSC_GPU_COMM=staged forces staging. Prints "every GPU collective
+// matches" on success; exits non-zero naming the first mismatch otherwise.
+//
+//   mpirun -np 2 build/tests/comm/gpu_comm_check
+#include <cuda_runtime_api.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_resources.h"
+#include "runtime/communicator.h"
+#include "runtime/gpu_communicator.h"
+
+namespace dsc {
+namespace {
+
+struct Case {
+  DType dtype;
+  ReduceOp op;
+};
+
+// Rank r's value i: small integers (exact in every dtype, sums too), as raw bytes of `dtype`.
+std::vector<char> Data(DType dtype, int64_t n, int rank) {
+  std::vector<char> out(static_cast<size_t>(n) * DTypeSize(dtype));
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = static_cast<double>((rank + 1) * (i % 7) - 3 * (i % 3));
+    char* at = out.data() + static_cast<size_t>(i) * DTypeSize(dtype);
+    switch (dtype) {
+      case DType::kFloat32: { float f = static_cast<float>(v); std::memcpy(at, &f, 4); break; }
+      case DType::kFloat64: std::memcpy(at, &v, 8); break;
+      case DType::kFloat16: { uint16_t h = FloatToHalf(static_cast<float>(v)); std::memcpy(at, &h, 2); break; }
+      case DType::kBFloat16: { uint16_t h = FloatToBFloat16(static_cast<float>(v)); std::memcpy(at, &h, 2); break; }
+      case DType::kInt64: { int64_t x = static_cast<int64_t>(v); std::memcpy(at, &x, 8); break; }
+      default: { int32_t x = static_cast<int32_t>(v); std::memcpy(at, &x, 4); break; }
+    }
+  }
+  return out;
+}
+
+class Checker {
+ public:
+  Checker(Communicator* host, Communicator* gpu, cuda::Resources* res) : host_(host), gpu_(gpu), res_(res) {}
+
+  Status Run() {
+    const int n = host_->size(), r = host_->rank();
+    for (int64_t count : {int64_t{1}, int64_t{1000}, int64_t{4099}}) {
+      for (Case c : {Case{DType::kFloat32, ReduceOp::kSum}, Case{DType::kFloat32, ReduceOp::kAvg},
+                     Case{DType::kBFloat16, ReduceOp::kSum}, Case{DType::kBFloat16, ReduceOp::kAvg},
+                     Case{DType::kFloat16, ReduceOp::kAvg}, Case{DType::kFloat64, ReduceOp::kSum},
+                     Case{DType::kInt64, ReduceOp::kSum}, Case{DType::kInt32, ReduceOp::kSum}}) {
+        const std::string what = StrCat(DTypeName(c.dtype), " ", ReduceOpName(c.op), " x", count);
+        const size_t es = DTypeSize(c.dtype), bytes = static_cast<size_t>(count) * es;
+        // all_reduce
+        std::vector<char> want = Data(c.dtype, count, r);
+        RETURN_IF_ERROR(Host(host_->AllReduce(want.data(), count, c.dtype, c.op)));
+        ASSIGN_OR_RETURN(std::vector<char> got, OnDevice(Data(c.dtype, count, r), bytes, [&](char* d) {
+          return gpu_->AllReduce(d, count, c.dtype, c.op);
+        }));
+        RETURN_IF_ERROR(Same(got, want, "all_reduce " + what));
+        // reduce_scatter: send n·count elements, receive count
+        std::vector<char> send = Data(c.dtype, count * n, r), recv(bytes);
+        RETURN_IF_ERROR(Host(host_->ReduceScatter(send.data(), recv.data(), count, c.dtype, c.op)));
+        ASSIGN_OR_RETURN(got, OnDevice(Data(c.dtype, count * n, r), bytes * n + bytes, [&](char* d) {
+          return gpu_->ReduceScatter(d, d + bytes * n, count, c.dtype, c.op);
+        }, bytes * n));
+        RETURN_IF_ERROR(Same(got, recv, "reduce_scatter " + what));
+      }
+      // all_gather, separate and in place, of an odd-sized dtype too; broadcast from the last rank
+      for (DType t : {DType::kFloat32, DType::kBFloat16, DType::kInt64}) {
+        const std::string what = StrCat(DTypeName(t), " x", count);
+        const size_t bytes = static_cast<size_t>(count) * DTypeSize(t);
+        std::vector<char> mine = Data(t, count, r), want(bytes * n);
+        RETURN_IF_ERROR(Host(host_->AllGather(mine.data(), want.data(), count, t)));
+        std::vector<char> init(bytes * n + bytes, 0);
+        std::memcpy(init.data() + bytes * n, mine.data(), bytes);
+        ASSIGN_OR_RETURN(std::vector<char> got, OnDevice(init, init.size(), [&](char* d) {
+          return gpu_->AllGather(d + bytes * n, d, count, t);
+        }));
+        got.resize(bytes * n);
+        RETURN_IF_ERROR(Same(got, want, "all_gather " + what));
+        std::vector<char> in_place(bytes * n, 0);
+        std::memcpy(in_place.data() + bytes * r, mine.data(), bytes);
+        ASSIGN_OR_RETURN(got, OnDevice(in_place, in_place.size(), [&](char* d) {
+          return gpu_->AllGather(d + bytes * r, d, count, t);
+        }));
+        RETURN_IF_ERROR(Same(got, want, "in-place all_gather " + what));
+        std::vector<char> b = Data(t, count, r);
+        RETURN_IF_ERROR(Host(host_->Broadcast(b.data(), count, t, n - 1)));
+        ASSIGN_OR_RETURN(got, OnDevice(Data(t, count, r), bytes, [&](char* d) {
+          return gpu_->Broadcast(d, count, t, n - 1);
+        }));
+        RETURN_IF_ERROR(Same(got, b, "broadcast " + what));
+      }
+    }
+    return gpu_->Barrier();
+  }
+
+ private:
+  static Status Host(StatusOr<std::unique_ptr<CommHandle>> h) {
+    if (!h.ok()) return h.status();
+    return (*h)->Wait();
+  }
+  // `init` copied to a device buffer of `size` bytes on the compute stream, the collective issued
+  // right after (no host sync: the communicator must order itself after the copy), its result
+  // read back from `result_offset` on the compute stream after Wait().
+  template <typename F>
+  StatusOr<std::vector<char>> OnDevice(const std::vector<char>& init, size_t size, F collective,
+                                       size_t result_offset = 0) {
+    char* d = nullptr;
+    DSC_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&d), size));
+    DSC_CUDA_CHECK(cudaMemsetAsync(d, 0xff, size, res_->compute));
+    DSC_CUDA_CHECK(cudaMemcpyAsync(d, init.data(), init.size(), cudaMemcpyHostToDevice, res_->compute));
+    Status s = Host(collective(d));
+    std::vector<char> out(size - result_offset);
+    if (s.ok()) {
+      s = [&]() -> Status {
+        DSC_CUDA_CHECK(cudaMemcpyAsync(out.data(), d + result_offset, out.size(), cudaMemcpyDeviceToHost,
+                                       res_->compute));
+        DSC_CUDA_CHECK(cudaStreamSynchronize(res_->compute));
+        return Status::OK();
+      }();
+    }
+    cudaFree(d);
+    if (!s.ok()) return s;
+    return out;
+  }
+  Status Same(const std::vector<char>& got, const std::vector<char>& want, const std::string& what) const {
+    const size_t n = std::min(got.size(), want.size());
+    if (got.size() != want.size()) return Internal("rank ", host_->rank(), ": ", what, ": size ", got.size(), " vs ", want.size());
+    for (size_t i = 0; i < n; ++i)
+      if (got[i] != want[i]) return Internal("rank ", host_->rank(), ": ", what, ": byte ", i, " differs from MPI's");
+    return Status::OK();
+  }
+
+  Communicator* host_;
+  Communicator* gpu_;
+  cuda::Resources* res_;
+};
+
+Status Main() {
+  ASSIGN_OR_RETURN(std::unique_ptr<Communicator> host, CreateMpiCommunicator());
+  int devices = 0;
+  DSC_CUDA_CHECK(cudaGetDeviceCount(&devices));
+  if (devices == 0) return FailedPrecondition("no CUDA device");
+  cuda::Resources res;
+  res.device = host->rank() % devices;
+  DSC_CUDA_CHECK(cudaSetDevice(res.device));
+  DSC_CUDA_CHECK(cudaStreamCreateWithFlags(&res.compute, cudaStreamNonBlocking));
+  DSC_CUDA_CHECK(cudaStreamCreateWithFlags(&res.comm, cudaStreamNonBlocking));
+  Status s;
+  {
+    ASSIGN_OR_RETURN(std::unique_ptr<Communicator> gpu, CreateGpuCommunicator(host.get(), &res));
+    Checker check(host.get(), gpu.get(), &res);
+    s = check.Run();
+    if (s.ok() && host->rank() == 0) std::printf("every GPU collective matches (%d ranks, %d GPUs)\n", host->size(), devices);
+  }
+  cudaStreamSynchronize(res.comm);
+  cudaStreamSynchronize(res.compute);
+  cudaStreamDestroy(res.comm);
+  cudaStreamDestroy(res.compute);
+  if (!s.ok()) host->Abort(s.ToString(), 1);
+  return s;
+}
+
+}  // namespace
+}  // namespace dsc
+
+int main() {
+  dsc::Status s = dsc::Main();
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s\n", s.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
