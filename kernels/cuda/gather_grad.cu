@@ -42,6 +42,9 @@ class GatherOpGradCuda : public OpKernel {
     const DType it = node.input(1)->type.dtype;
     if (it != DType::kInt64 && it != DType::kInt32) return InvalidArgument("indices must be int64 or int32");
     is64_ = it == DType::kInt64;
+    if (node.output(0)->type.dtype != DTypeOf<T>())
+      return Unimplemented("GatherGrad of ", DTypeName(DTypeOf<T>()), " into ", DTypeName(node.output(0)->type.dtype),
+                           " (the CUDA kernel writes the dtype of its input)");
     outer_ = cpu::Product(data, 0, static_cast<size_t>(axis));
     a_ = data[static_cast<size_t>(axis)];
     inner_ = cpu::Product(data, static_cast<size_t>(axis) + 1);

@@ -21,6 +21,9 @@ class RotaryCuda : public OpKernel {
       return Unimplemented("RotaryEmbedding caches of ", DTypeName(ct), " and ", DTypeName(node.input(2)->type.dtype),
                            " for X of ", DTypeName(DTypeOf<T>()), " (they must be X's dtype or float32)");
     cache_f32_ = ct == DType::kFloat32;
+    if (node.output(0)->type.dtype != DTypeOf<T>())
+      return Unimplemented("RotaryEmbedding of ", DTypeName(DTypeOf<T>()), " into ", DTypeName(node.output(0)->type.dtype),
+                           " (the CUDA kernel writes the dtype of its input)");
     const int64_t num_heads = node.GetInt("num_heads", 0);
     interleaved_ = node.GetInt("interleaved", 0) != 0;
     if (x.size() == 4) {

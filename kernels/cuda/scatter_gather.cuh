@@ -216,6 +216,9 @@ class GatherGradCuda : public OpKernel {
     RETURN_IF_ERROR(cpu::CheckIndexDType(node.input(1)->type.dtype));
     RETURN_IF_ERROR(InitPlan(node, data, idx, dy));
     is64_ = node.input(1)->type.dtype == DType::kInt64;
+    if (node.output(0)->type.dtype != DTypeOf<T>())
+      return Unimplemented("a gather gradient of ", DTypeName(DTypeOf<T>()), " into ", DTypeName(node.output(0)->type.dtype),
+                           " (the CUDA kernel writes the dtype of its input)");
     bytes_ = static_cast<size_t>(cpu::Product(data)) * sizeof(T);
     return Status::OK();
   }

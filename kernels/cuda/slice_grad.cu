@@ -20,6 +20,9 @@ class SliceGradCuda : public OpKernel {
     if (dy.size() != dx.size())
       return InvalidArgument("dY ", DimsToString(dy), " and dX ", DimsToString(dx), " differ in rank");
     esize_ = DTypeSize(node.input(0)->type.dtype);
+    if (node.output(0)->type.dtype != node.input(0)->type.dtype)
+      return Unimplemented("SliceGrad of ", DTypeName(node.input(0)->type.dtype), " into ",
+                           DTypeName(node.output(0)->type.dtype), " (the CUDA kernel writes the dtype of dY)");
     std::vector<int64_t> lists[4];
     const char* names[] = {"starts", "ends", "axes", "steps"};
     for (size_t i = 1; i <= 4; ++i) {
