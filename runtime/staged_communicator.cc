@@ -182,8 +182,9 @@ class StagedHandle : public CommHandle {
 
 // The host communicator on page-locked copies. Each collective waits for res->compute (the
 // device data must be final), copies it to the host, and starts the host collective; Wait()
-// finishes that and queues the copy back on res->compute. Bytes are counted by the host
-// communicator (same model).
+// finishes that and queues the copy back on res->compute. Bytes are counted here, by the model of
+// communicator.h, not taken from the host communicator, which also carries the job's host-side
+// collectives (and the GPU exchange that chose this communicator).
 class StagedCommunicator : public Communicator {
  public:
   StagedCommunicator(Communicator* host, cuda::Resources* res) : host_(host), res_(res) {}
@@ -195,6 +196,7 @@ class StagedCommunicator : public Communicator {
     const size_t bytes = static_cast<size_t>(count) * DTypeSize(dtype);
     ASSIGN_OR_RETURN(PinnedPool::Buffer b, Stage(buf, bytes, 0, bytes));
     auto h = host_->AllReduce(b.data, count, dtype, op);
+    if (h.ok()) bytes_["all_reduce"] += AllReduceBytesSent(static_cast<int64_t>(bytes), size());
     return Handle(std::move(h), b, 0, buf, bytes);
   }
   StatusOr<std::unique_ptr<CommHandle>> ReduceScatter(const void* send, void* recv, int64_t recv_count, DType dtype,
@@ -204,6 +206,7 @@ class StagedCommunicator : public Communicator {
     const size_t all = block * static_cast<size_t>(size());
     ASSIGN_OR_RETURN(PinnedPool::Buffer b, Stage(send, all, 0, all + block));
     auto h = host_->ReduceScatter(b.data, b.data + all, recv_count, dtype, op);
+    if (h.ok()) bytes_["reduce_scatter"] += ReduceScatterBytesSent(static_cast<int64_t>(all), size());
     return Handle(std::move(h), b, all, recv, block);
   }
   StatusOr<std::unique_ptr<CommHandle>> AllGather(const void* send, void* recv, int64_t send_count,
@@ -214,6 +217,7 @@ class StagedCommunicator : public Communicator {
     const size_t mine = block * static_cast<size_t>(rank());
     ASSIGN_OR_RETURN(PinnedPool::Buffer b, Stage(send, block, mine, all));
     auto h = host_->AllGather(b.data + mine, b.data, send_count, dtype);  // in place on the host
+    if (h.ok()) bytes_["all_gather"] += AllGatherBytesSent(static_cast<int64_t>(all), size());
     return Handle(std::move(h), b, 0, recv, all);
   }
   StatusOr<std::unique_ptr<CommHandle>> Broadcast(void* buf, int64_t count, DType dtype, int root) override {
@@ -221,10 +225,11 @@ class StagedCommunicator : public Communicator {
     const size_t bytes = static_cast<size_t>(count) * DTypeSize(dtype);
     ASSIGN_OR_RETURN(PinnedPool::Buffer b, Stage(buf, rank() == root ? bytes : 0, 0, bytes));
     auto h = host_->Broadcast(b.data, count, dtype, root);
+    if (h.ok()) bytes_["broadcast"] += BroadcastBytesSent(static_cast<int64_t>(bytes), size(), root == rank());
     return Handle(std::move(h), b, 0, buf, bytes);
   }
   Status Barrier() override { return host_->Barrier(); }
-  std::map<std::string, int64_t> bytes_sent() const override { return host_->bytes_sent(); }
+  std::map<std::string, int64_t> bytes_sent() const override { return bytes_; }
   [[noreturn]] void Abort(const std::string& message, int exit_code) override {
     AbortThrough(host_, message, exit_code);
   }
@@ -259,6 +264,8 @@ class StagedCommunicator : public Communicator {
   Communicator* host_;
   cuda::Resources* res_;
   PinnedPool pool_;
+  std::map<std::string, int64_t> bytes_ = {
+      {"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
 };
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,7 @@ class Checker {
           return gpu_->AllReduce(d, count, c.dtype, c.op);
         }));
         RETURN_IF_ERROR(Same(got, want, "all_reduce " + what));
+        expect_["all_reduce"] += AllReduceBytesSent(static_cast<int64_t>(bytes), n);
         // reduce_scatter: send n·count elements, receive count
         std::vector<char> send = Data(c.dtype, count * n, r), recv(bytes);
         RETURN_IF_ERROR(Host(host_->ReduceScatter(send.data(), recv.data(), count, c.dtype, c.op)));
@@ -72,6 +74,7 @@ class Checker {
           return gpu_->ReduceScatter(d, d + bytes * n, count, c.dtype, c.op);
         }, bytes * n));
         RETURN_IF_ERROR(Same(got, recv, "reduce_scatter " + what));
+        expect_["reduce_scatter"] += ReduceScatterBytesSent(static_cast<int64_t>(bytes) * n, n);
       }
       // all_gather, separate and in place, of an odd-sized dtype too; broadcast from the last rank
       for (DType t : {DType::kFloat32, DType::kBFloat16, DType::kInt64}) {
@@ -92,14 +95,19 @@ class Checker {
           return gpu_->AllGather(d + bytes * r, d, count, t);
         }));
         RETURN_IF_ERROR(Same(got, want, "in-place all_gather " + what));
+        expect_["all_gather"] += 2 * AllGatherBytesSent(static_cast<int64_t>(bytes) * n, n);
         std::vector<char> b = Data(t, count, r);
         RETURN_IF_ERROR(Host(host_->Broadcast(b.data(), count, t, n - 1)));
         ASSIGN_OR_RETURN(got, OnDevice(Data(t, count, r), bytes, [&](char* d) {
           return gpu_->Broadcast(d, count, t, n - 1);
         }));
         RETURN_IF_ERROR(Same(got, b, "broadcast " + what));
+        expect_["broadcast"] += BroadcastBytesSent(static_cast<int64_t>(bytes), n, r == n - 1);
       }
     }
+    for (const auto& [kind, want] : expect_)
+      if (gpu_->bytes_sent()[kind] != want)
+        return Internal("rank ", r, ": bytes_sent ", kind, " = ", gpu_->bytes_sent()[kind], ", the model says ", want);
     return gpu_->Barrier();
   }
 
@@ -143,6 +151,8 @@ class Checker {
   Communicator* host_;
   Communicator* gpu_;
   cuda::Resources* res_;
+  std::map<std::string, int64_t> expect_ = {
+      {"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
 };
 
 Status Main() {
