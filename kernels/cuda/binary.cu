@@ -154,9 +154,10 @@ struct Variadic {
         }
         p.reads_y = p.first_input > 0;
         p.count = static_cast<int>(shapes.size());
-        while (shapes.size() < static_cast<size_t>(kPerPass)) shapes.push_back({1});  // unused slots
+        // Unused slots: rank-0 scalars, which broadcast to any output (a scalar Sum included).
+        while (shapes.size() < static_cast<size_t>(kPerPass)) shapes.push_back(std::vector<int64_t>{});
         ASSIGN_OR_RETURN(cpu::BroadcastPlan plan, cpu::MakeBroadcastPlan(y, shapes));
-        // Unused slots are scalars, so same_shape is false for them; check the used ones.
+        // The plan's same_shape counts the unused slots too; only the used ones matter.
         p.same_shape = true;
         for (int k = 0; k < p.count; ++k) p.same_shape = p.same_shape && cpu::Product(shapes[k]) == numel_;
         if (!p.same_shape) {

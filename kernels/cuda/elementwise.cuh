@@ -72,9 +72,9 @@ __global__ void VecMapKernel(int64_t n, F f, Out* y, const In*... x) {
   }
 }
 
-template <typename T> constexpr size_t kMaxSize() { return sizeof(T); }
-template <typename T, typename U, typename... Rest> constexpr size_t kMaxSize() {
-  return sizeof(T) > kMaxSize<U, Rest...>() ? sizeof(T) : kMaxSize<U, Rest...>();
+template <typename T> constexpr size_t MaxSizeOf() { return sizeof(T); }
+template <typename T, typename U, typename... Rest> constexpr size_t MaxSizeOf() {
+  return sizeof(T) > MaxSizeOf<U, Rest...>() ? sizeof(T) : MaxSizeOf<U, Rest...>();
 }
 
 inline bool AlignedTo(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
@@ -85,7 +85,7 @@ template <typename Out, typename F, typename... In>
 Status LaunchVecMap(const KernelContext& ctx, int64_t n, F f, Out* y, const In*... x) {
   if (n <= 0) return Status::OK();
   ASSIGN_OR_RETURN(Resources * r, Res(ctx));
-  constexpr int V = static_cast<int>(16 / kMaxSize<Out, In...>()) > 1 ? static_cast<int>(16 / kMaxSize<Out, In...>()) : 1;
+  constexpr int V = 16 / MaxSizeOf<Out, In...>() > 1 ? static_cast<int>(16 / MaxSizeOf<Out, In...>()) : 1;
   bool aligned = AlignedTo(y, sizeof(Out) * V);
   ((aligned = aligned && AlignedTo(x, sizeof(In) * V)), ...);
   if (V > 1 && aligned && n >= V) {
