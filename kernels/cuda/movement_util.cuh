@@ -37,7 +37,7 @@ Status DispatchWords(size_t size, Fn&& fn) {
 }
 
 // An int64 or int32 index tensor's element i.
-__device__ __forceinline__ int64_t LoadIndex(const void* p, bool is64, int64_t i) {
+__host__ __device__ __forceinline__ int64_t LoadIndex(const void* p, bool is64, int64_t i) {
   return is64 ? static_cast<const int64_t*>(p)[i] : static_cast<int64_t>(static_cast<const int32_t*>(p)[i]);
 }
 

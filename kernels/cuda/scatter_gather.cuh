@@ -43,7 +43,7 @@ struct ElementGeom {
   }
 
   // The data offset element e reads, or -1 when its index is out of range.
-  __device__ int64_t Slot(const void* idx, bool is64, int64_t e) const {
+  __host__ __device__ int64_t Slot(const void* idx, bool is64, int64_t e) const {
     int64_t i;
     if (!NormalizeIndex(LoadIndex(idx, is64, e), axis_size, &i)) return -1;
     int64_t rest = e, off = 0;
@@ -77,7 +77,7 @@ struct NdGeom {
   }
 
   // The slice (in units of `inner` elements) that tuple bt addresses, or -1 when an index is out of range.
-  __device__ int64_t Slot(const void* idx, bool is64, int64_t bt) const {
+  __host__ __device__ int64_t Slot(const void* idx, bool is64, int64_t bt) const {
     int64_t off = bt / (tuples > 0 ? tuples : 1) * batch_stride;
     for (int64_t j = 0; j < k; ++j) {
       int64_t i;
