@@ -50,13 +50,19 @@ struct DropoutMask {
   bool by_sample = false;
   int64_t extent = 1, inner = 1, rows = 1, first_sample = 0;
 
-  // keep = u >= ratio with u uniform in [0, 1) (24 bits, exact in float).
-  DSC_HD bool Keep(int64_t i) const {
+  // keep = u >= ratio with u uniform in [0, 1) (24 bits, exact in float). The index arithmetic runs
+  // in I: the CUDA kernels pass uint32_t when every index fits (64-bit divisions are emulated on
+  // GPUs), with the same result.
+  template <typename I = int64_t>
+  DSC_HD bool Keep(I i) const {
     uint64_t k = key, j = static_cast<uint64_t>(i);
     if (by_sample) {
-      const int64_t o = i / (extent * inner), a = i / inner % extent, e = i % inner;
-      k = Mix(key ^ Mix(static_cast<uint64_t>(first_sample + a / rows)));
-      j = static_cast<uint64_t>((o * rows + a % rows) * inner + e);
+      const I in = static_cast<I>(inner), ext = static_cast<I>(extent), r = static_cast<I>(rows);
+      const I q = i / in, e = i - q * in;   // q = o * extent + a
+      const I o = q / ext, a = q - o * ext;
+      k = Mix(key ^ Mix(static_cast<uint64_t>(first_sample + static_cast<int64_t>(a / r))));
+      j = static_cast<uint64_t>((static_cast<int64_t>(o) * rows + static_cast<int64_t>(a % r)) * inner +
+                                static_cast<int64_t>(e));
     }
     const float u = static_cast<float>(Mix(k + j) >> 40) * (1.0f / 16777216.0f);
     return u >= ratio;

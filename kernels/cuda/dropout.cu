@@ -45,8 +45,9 @@ struct DropoutFn {
   const T* x;
   T* y;
   uint8_t* mask;  // null when the mask output is omitted
+  bool index32;   // every index fits in 32 bits: Keep's divisions in 32 bits
   __device__ __forceinline__ void operator()(int64_t i) const {
-    const bool keep = m.Keep(i);
+    const bool keep = index32 ? m.Keep<uint32_t>(static_cast<uint32_t>(i)) : m.Keep(i);
     y[i] = FromFloat<T>(keep ? ToFloat(x[i]) * scale : 0.0f);
     if (mask) mask[i] = keep;
   }
@@ -105,7 +106,8 @@ class DropoutCuda : public OpKernel {
       m.rows = rows_;
       m.first_sample = ctx.first_sample;
     }
-    return LaunchMap(ctx, n_, DropoutFn<T>{m, dropout::DropoutScale(ratio_), x, y, mask});
+    const bool index32 = n_ < (int64_t{1} << 31);
+    return LaunchMap(ctx, n_, DropoutFn<T>{m, dropout::DropoutScale(ratio_), x, y, mask, index32});
   }
 
  private:
