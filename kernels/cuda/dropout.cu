@@ -2,7 +2,7 @@
 // from kernels/common/dropout_math.h, the same function of (seed, step, node, sample, element) as on
 // the CPU, so they are bit-identical to its masks whatever the grid. ratio and training_mode must
 // be constants here (they are in the graphs autodiff differentiates): Compute never reads device
-// memory on the host.
+// memory on the host. (In inference mode the ratio may be computed: it is not used.)
 #include <string>
 #include <vector>
 
@@ -64,8 +64,10 @@ class DropoutCuda : public OpKernel {
     n_ = cpu::Product(dims_);
     RETURN_IF_ERROR(ExpectDType(node, node.output(0), DTypeOf<T>(), "output"));
     if (node.num_outputs() > 1) RETURN_IF_ERROR(ExpectDType(node, node.output(1), DType::kBool, "mask"));
-    ASSIGN_OR_RETURN(ratio_, ConstRatio(node, 1, 0.5f));
     ASSIGN_OR_RETURN(training_, ConstBool(node, 2, false));
+    if (training_) {  // otherwise an identity, whatever the ratio
+      ASSIGN_OR_RETURN(ratio_, ConstRatio(node, 1, 0.5f));
+    }
     node_id_ = dropout::NodeId(node.output(0)->name());
     has_seed_attr_ = node.HasAttr("seed");
     seed_attr_ = static_cast<uint64_t>(node.GetInt("seed", 0));
@@ -146,9 +148,12 @@ class DropoutGradCuda : public OpKernel {
     if (dy != mask) return InvalidArgument("dY ", DimsToString(dy), " and mask ", DimsToString(mask), " differ");
     if (node.input(1)->type.dtype != DType::kBool) return InvalidArgument("mask must be bool");
     RETURN_IF_ERROR(ExpectDType(node, node.output(0), DTypeOf<T>(), "dX"));
-    ASSIGN_OR_RETURN(const float ratio, ConstRatio(node, 2, 0.5f));
     ASSIGN_OR_RETURN(const bool training, ConstBool(node, 3, true));
-    scale_ = !training ? 1.0f : dropout::DropoutScale(ratio);
+    scale_ = 1.0f;
+    if (training) {
+      ASSIGN_OR_RETURN(const float ratio, ConstRatio(node, 2, 0.5f));
+      scale_ = dropout::DropoutScale(ratio);
+    }
     n_ = cpu::Product(dy);
     return Status::OK();
   }
