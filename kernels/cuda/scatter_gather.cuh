@@ -47,7 +47,9 @@ struct ElementGeom {
     int64_t i;
     if (!NormalizeIndex(LoadIndex(idx, is64, e), axis_size, &i)) return -1;
     int64_t rest = e, off = 0;
+#if defined(__CUDA_ARCH__)  // the host compiler warns on the pragma
 #pragma unroll
+#endif
     for (int d = kMaxDims - 1; d >= 0; --d) {
       if (d >= rank) continue;
       const int64_t c = rest % idx_dims[d];
