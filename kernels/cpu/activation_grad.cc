@@ -39,10 +39,12 @@ class PointwiseGradKernel : public OpKernel {
   F f_;
 };
 
-DSC_REGISTER_KERNEL(kDscDomain, ops::kReluGrad, kCpu, kFloat32, MakeFactory<PointwiseGradKernel<act::ReluGrad>>());
-DSC_REGISTER_KERNEL(kDscDomain, ops::kLeakyReluGrad, kCpu, kFloat32, MakeFactory<PointwiseGradKernel<act::LeakyReluGrad>>());
-DSC_REGISTER_KERNEL(kDscDomain, ops::kSigmoidGrad, kCpu, kFloat32, MakeFactory<PointwiseGradKernel<act::SigmoidGrad>>());
-DSC_REGISTER_KERNEL(kDscDomain, ops::kTanhGrad, kCpu, kFloat32, MakeFactory<PointwiseGradKernel<act::TanhGrad>>());
+template <typename F> using Grad = PointwiseGradKernel<F>;
+
+DSC_REGISTER_KERNEL(kDscDomain, ops::kReluGrad, kCpu, kFloat32, MakeFactory<Grad<act::ReluGrad>>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kLeakyReluGrad, kCpu, kFloat32, MakeFactory<Grad<act::LeakyReluGrad>>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kSigmoidGrad, kCpu, kFloat32, MakeFactory<Grad<act::SigmoidGrad>>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kTanhGrad, kCpu, kFloat32, MakeFactory<Grad<act::TanhGrad>>());
 
 }  // namespace
 }  // namespace dsc

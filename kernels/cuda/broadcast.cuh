@@ -74,7 +74,8 @@ StatusOr<BroadcastIndex<K>> MakeBroadcastIndex(const cpu::BroadcastPlan& p) {
 
 template <typename I, int K, typename F>
 __global__ void BroadcastKernel(I n, BroadcastIndex<K> index, F f) {
-  for (I i = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += static_cast<I>(blockDim.x) * gridDim.x) {
+  const I stride = static_cast<I>(blockDim.x) * gridDim.x;
+  for (I i = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     I off[K];
     index.Offsets(i, off);
     f(static_cast<int64_t>(i), off);
