@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# The GPU check, run on a GPU host from the repository root:
+#
+#   tests/gpu/run.sh BUNDLE_DIR BUILD_DIR OUT_DIR
+#
+# BUNDLE_DIR: an unpacked scripts/bundle.sh tarball (the folder holding bin/dscompile, bin/dsrun,
+# bin/dsinspect, or the folder holding dscompile-bundle/). BUILD_DIR: a build tree configured with
+# CUDA, for tests/gpu/gpu_kernel_table_test. OUT_DIR: created; every log and report goes there.
+#
+# Checks, each under its own timeout; a failing one does not stop the others:
+#   kernel_table     tests/gpu/gpu_kernel_table_test: every kernel on CUDA against its CPU twin
+#   traj_fp32_*      bundled models, dsrun --device cuda vs --device cpu, loss per step within 1e-4
+#                    relative (TF32 off: DSC_ALLOW_TF32 unset)
+#   traj_bf16_*      the same with configs/zero2_bf16.json, within 3e-2
+#   zero3_2rank_*    ZeRO-3 on 2 ranks sharing the GPU (dsrun --nproc 2 --device cuda) vs 1 rank,
+#                    same global batch, fp32 (1e-4) and bf16 as configs/zero3.json has it (3e-2)
+#   memcheck         compute-sanitizer --tool memcheck on a 2-step run
+#   bench_gpu        bench/bench_gpu.py (GPT-2 small, dsrun vs PyTorch eager and torch.compile)
+# Prints one summary table (check, status, figures, seconds) and writes OUT_DIR/summary.json.
+# Status: PASS, FAIL, TIMEOUT or SKIPPED (with the reason); nothing passes that was not measured.
+#
+# DSC_GPU_CHECK_DEVICE=cpu (a dry run of this script on a machine without a GPU): every "cuda"
+# run uses --device cpu instead, so the plumbing and comparisons can be exercised; the summary
+# says so on every line (the benchmark then runs --tiny --device cpu --no-compile). Timeouts scale
+# with DSC_GPU_CHECK_TIMEOUT_SCALE (default 1); DSC_GPU_CHECK_PYTHON names the python (default:
+# python3 on PATH, which on the GPU host is the one with torch).
+set -u
+
+if [ $# -ne 3 ]; then
+  echo "usage: tests/gpu/run.sh BUNDLE_DIR BUILD_DIR OUT_DIR (from the repository root)" >&2
+  exit 2
+fi
+bundle=$1 build=$2 out=$3
+repo=$(pwd)
+if [ ! -f "$repo/tests/gpu/run.sh" ] || [ ! -d "$repo/models" ]; then
+  echo "run.sh: run from the repository root (no tests/gpu/run.sh or models/ under $(pwd))" >&2
+  exit 2
+fi
+mkdir -p "$out" || { echo "run.sh: cannot create $out" >&2; exit 2; }
+out=$(cd "$out" && pwd)
+[ -d "$bundle/dscompile-bundle/bin" ] && bundle=$bundle/dscompile-bundle
+bin=$(cd "$bundle" 2>/dev/null && pwd)/bin
+build=$(cd "$build" 2>/dev/null && pwd || echo "$build")
+results=$out/results.tsv
+: >"$results"
+work=$out/work
+mkdir -p "$work"
+
+dev=${DSC_GPU_CHECK_DEVICE:-cuda}
+scale=${DSC_GPU_CHECK_TIMEOUT_SCALE:-1}
+dry=""
+[ "$dev" != cuda ] && dry=" (dry run: --device $dev in place of cuda)"
+unset DSC_ALLOW_TF32
+export PYTHONUNBUFFERED=1
+
+# record CHECK STATUS FIGURES SECONDS
+record() {
+  printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$(tr '\t\n' '  ' <<<"$3$dry")" "$4" >>"$results"
+  printf '== %-26s %-8s %s (%ss)\n' "$1" "$2" "$3$dry" "$4"
+}
+# tmo SECONDS: the scaled timeout
+tmo() { awk -v s="$1" -v k="$scale" 'BEGIN { printf "%d", s * k }'; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# What the host has: a GPU, python3 (with torch), the programs.
+gpu_reason=""
+if [ "$dev" = cuda ]; then
+  if ! command -v nvidia-smi >/dev/null 2>&1; then
+    gpu_reason="nvidia-smi not found: no NVIDIA driver on this host"
+  elif ! nvidia-smi -L >"$out/nvidia-smi.txt" 2>&1; then
+    gpu_reason="nvidia-smi -L failed: $(head -c 200 "$out/nvidia-smi.txt")"
+  elif ! grep -q "^GPU" "$out/nvidia-smi.txt"; then
+    gpu_reason="nvidia-smi -L lists no GPU"
+  fi
+fi
+echo "host: $(hostname); $(head -n1 "$out/nvidia-smi.txt" 2>/dev/null || echo 'no nvidia-smi output')"
+py=${DSC_GPU_CHECK_PYTHON:-$(command -v python3 || true)}
+[ -n "$py" ] && echo "python3: $py ($("$py" -c 'import torch; print("torch", torch.__version__)' 2>&1 | tail -n1))"
+prog_reason=""
+for p in dscompile dsrun; do
+  [ -x "$bin/$p" ] || prog_reason="no executable $bin/$p (BUNDLE_DIR must hold bin/ of an unpacked bundle)"
+done
+
+# max_rel_diff REF.jsonl GOT.jsonl RTOL STEPS: prints figures; exit 0 when every step's loss agrees.
+max_rel_diff() {
+  "$py" - "$@" <<'EOF'
+import json, math, sys
+ref, got, rtol, steps = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+def losses(p):
+    with open(p) as f:
+        return [json.loads(l)["loss"] for l in f if l.strip()]
+a, b = losses(ref), losses(got)
+if len(a) != steps or len(b) != steps:
+    print("expected %d steps of metrics, got %d (reference) and %d" % (steps, len(a), len(b)))
+    sys.exit(1)
+worst, at = 0.0, 1
+for i, (x, y) in enumerate(zip(a, b)):
+    if x is None or y is None or not (math.isfinite(x) and math.isfinite(y)):
+        print("step %d: non-finite loss (%r vs %r)" % (i + 1, x, y)); sys.exit(1)
+    r = abs(x - y) / max(abs(x), 1e-12)
+    if r > worst:
+        worst, at = r, i + 1
+print("max rel loss diff %.2e at step %d of %d (tol %.0e); loss %.5f -> %.5f" % (worst, at, steps, rtol, a[0], a[-1]))
+sys.exit(0 if worst <= rtol else 1)
+EOF
+}
+
+# derive_config SRC DST [key=json ...]: DeepSpeed JSON (full-line // comments dropped) with keys
+# replaced ("bf16=null" removes a key).
+derive_config() {
+  "$py" - "$@" <<'EOF'
+import json, re, sys
+src, dst = sys.argv[1], sys.argv[2]
+with open(src) as f:
+    cfg = json.loads(re.sub(r"^\s*//.*$", "", f.read(), flags=re.M))
+for kv in sys.argv[3:]:
+    k, v = kv.split("=", 1)
+    v = json.loads(v)
+    if v is None:
+        cfg.pop(k, None)
+    else:
+        cfg[k] = v
+with open(dst, "w") as f:
+    json.dump(cfg, f, indent=1)
+EOF
+}
+
+# compile_plan MODEL_ONNX CONFIG PLAN LOG [dscompile args]
+compile_plan() {
+  local onnx=$1 cfg=$2 plan=$3 log=$4
+  shift 4
+  timeout "$(tmo 60)" "$bin/dscompile" "$onnx" --config "$cfg" -q -o "$plan" "$@" >"$log" 2>&1
+}
+# train PLAN DATA DEVICE STEPS METRICS LOG [dsrun args]
+train() {
+  local plan=$1 data=$2 device=$3 steps=$4 metrics=$5 log=$6
+  shift 6
+  rm -f "$metrics"
+  timeout "$(tmo 90)" "$bin/dsrun" "$plan" --data "$data" --steps "$steps" --no-shuffle --device "$device" \
+    --threads 8 --metrics "$metrics" -q "$@" >"$log" 2>&1
+}
+# last_lines LOG: the end of a log for a figure
+last_lines() { tail -n 3 "$1" 2>/dev/null | tr '\n' ' ' | cut -c1-300; }
+
+# ---------------------------------------------------------------- (a) kernel table
+t0=$(now)
+table=$build/tests/gpu/gpu_kernel_table_test
+if [ -n "$gpu_reason" ]; then
+  record kernel_table SKIPPED "$gpu_reason" "$(since "$t0")"
+elif [ ! -x "$table" ]; then
+  record kernel_table SKIPPED "no $table (BUILD_DIR must be a build tree configured with CUDA)" "$(since "$t0")"
+else
+  # The test binary was linked on the build machine; a GPU host may lack its libraries (OpenBLAS,
+  # Open MPI, protobuf, ...). Then it starts like the bundled programs: through the bundle's
+  # loader and lib/, with the host's cuBLAS/NCCL found as the bundle's launchers find them.
+  table_cmd=$table
+  if ldd "$table" 2>/dev/null | grep -q "not found" && [ -x "$bin/dsrun" ] && [ -z "$prog_reason" ]; then
+    broot=$(cd "$bin/.." && pwd -P)
+    extra=""
+    for so in $(ldd "$table" 2>/dev/null | awk '/not found/ { print $1 }'); do
+      [ -e "$broot/lib/$so" ] || extra="$extra$so "
+    done
+    sed -e "s|^b=.*|b='$broot'|" -e "s|^host_libs=\"[^\"]*\"|host_libs=\"$extra\"|" \
+      -e "s|\"\$b/real/dsrun\"|'$table'|" "$bin/dsrun" >"$work/kernel_table_launcher.sh"
+    chmod +x "$work/kernel_table_launcher.sh"
+    table_cmd=$work/kernel_table_launcher.sh
+    echo "kernel table: started through the bundle's loader (host libraries looked up: ${extra:-none})"
+  fi
+  filter=KernelTable.CpuVsCuda
+  [ "$dev" != cuda ] && filter=KernelTableHarness.CpuAgainstCpu
+  DSC_REPO_ROOT=$repo DSC_GPU_REPORT_DIR=$out timeout "$(tmo 150)" "$table_cmd" --gtest_filter=$filter \
+    >"$out/kernel_table.log" 2>&1
+  rc=$?
+  figures=$(grep -E "^kernel table on|^coverage:" "$out/kernel_table.log" | sed -E 's/(not exercised \([0-9]+\)).*/\1 (kernel_table.json lists them)/' | tr '\n' ';')
+  if [ $rc -eq 124 ]; then
+    record kernel_table TIMEOUT "after $(tmo 150)s; $figures" "$(since "$t0")"
+  elif grep -q "\[  SKIPPED \]" "$out/kernel_table.log"; then
+    record kernel_table SKIPPED "$(grep -m1 -A1 'no CUDA GPU' "$out/kernel_table.log" | tr '\n' ' ' | cut -c1-200)" "$(since "$t0")"
+  elif [ $rc -eq 0 ]; then
+    record kernel_table PASS "$figures" "$(since "$t0")"
+  else
+    record kernel_table FAIL "rc $rc; $figures see kernel_table.log" "$(since "$t0")"
+  fi
+fi
+
+# ---------------------------------------------------------------- (b) trajectories, cuda vs cpu
+# traj NAME MODEL CONFIG STEPS RTOL
+traj() {
+  local name=$1 model=$2 cfg=$3 steps=$4 rtol=$5 t0
+  t0=$(now)
+  if [ -n "$gpu_reason$prog_reason" ] || [ -z "$py" ]; then
+    record "$name" SKIPPED "${gpu_reason:-${prog_reason:-python3 not found}}" "$(since "$t0")"
+    return
+  fi
+  local d=$work/$name
+  mkdir -p "$d"
+  if ! compile_plan "$repo/models/$model/$model.onnx" "$cfg" "$d/plan.dsplan" "$d/compile.log"; then
+    record "$name" FAIL "dscompile failed: $(last_lines "$d/compile.log")" "$(since "$t0")"
+    return
+  fi
+  train "$d/plan.dsplan" "$repo/models/$model/data" cpu "$steps" "$d/cpu.jsonl" "$d/cpu.log"
+  local rc=$?
+  if [ $rc -ne 0 ]; then
+    record "$name" FAIL "dsrun --device cpu rc $rc: $(last_lines "$d/cpu.log")" "$(since "$t0")"
+    return
+  fi
+  train "$d/plan.dsplan" "$repo/models/$model/data" "$dev" "$steps" "$d/cuda.jsonl" "$d/cuda.log"
+  rc=$?
+  if [ $rc -eq 124 ]; then
+    record "$name" TIMEOUT "dsrun --device $dev ran past $(tmo 90)s" "$(since "$t0")"
+  elif [ $rc -ne 0 ]; then
+    record "$name" FAIL "dsrun --device $dev rc $rc: $(last_lines "$d/cuda.log")" "$(since "$t0")"
+  else
+    local fig
+    fig=$(max_rel_diff "$d/cpu.jsonl" "$d/cuda.jsonl" "$rtol" "$steps" 2>&1)
+    if [ $? -eq 0 ]; then record "$name" PASS "$fig" "$(since "$t0")"; else record "$name" FAIL "$fig" "$(since "$t0")"; fi
+  fi
+}
+cfgs=$work/configs
+mkdir -p "$cfgs"
+if [ -n "$py" ]; then
+  derive_config "$repo/configs/zero2_bf16.json" "$cfgs/zero2_bf16.json"
+  derive_config "$repo/configs/gpt.json" "$cfgs/gpt.json"
+fi
+for m in mlp cnn gpt dropout; do
+  traj "traj_fp32_$m" "$m" "$repo/models/reference_configs/adamw_wd.json" 12 1e-4
+done
+traj traj_fp32_gpt_clip_warmup gpt "$cfgs/gpt.json" 8 1e-4
+for m in mlp cnn gpt; do
+  traj "traj_bf16_$m" "$m" "$cfgs/zero2_bf16.json" 10 3e-2
+done
+
+# ---------------------------------------------------------------- (c) ZeRO-3, 2 ranks vs 1
+# zero3 NAME TOL [key=json ...]: gpt with configs/zero3.json (the keys replaced); 1 rank with
+# gradient accumulation 4 against 2 ranks with 2, both micro-batch 2: the same global batch of 8.
+zero3() {
+  local name=$1 rtol=$2 t0
+  shift 2
+  t0=$(now)
+  if [ -n "$gpu_reason$prog_reason" ] || [ -z "$py" ]; then
+    record "$name" SKIPPED "${gpu_reason:-${prog_reason:-python3 not found}}" "$(since "$t0")"
+    return
+  fi
+  local d=$work/$name steps=6
+  mkdir -p "$d"
+  derive_config "$repo/configs/zero3.json" "$d/w1.json" "$@" gradient_accumulation_steps=4 train_micro_batch_size_per_gpu=2
+  derive_config "$repo/configs/zero3.json" "$d/w2.json" "$@" gradient_accumulation_steps=2 train_micro_batch_size_per_gpu=2
+  if ! compile_plan "$repo/models/gpt/gpt.onnx" "$d/w1.json" "$d/w1.dsplan" "$d/compile1.log" ||
+    ! compile_plan "$repo/models/gpt/gpt.onnx" "$d/w2.json" "$d/w2.dsplan" "$d/compile2.log" --world-size 2; then
+    record "$name" FAIL "dscompile failed: $(last_lines "$d/compile1.log") $(last_lines "$d/compile2.log")" "$(since "$t0")"
+    return
+  fi
+  train "$d/w1.dsplan" "$repo/models/gpt/data" "$dev" $steps "$d/w1.jsonl" "$d/w1.log"
+  local rc1=$?
+  train "$d/w2.dsplan" "$repo/models/gpt/data" "$dev" $steps "$d/w2.jsonl" "$d/w2.log" --nproc 2
+  local rc2=$?
+  if [ $rc1 -ne 0 ] || [ $rc2 -ne 0 ]; then
+    local st=FAIL
+    { [ $rc1 -eq 124 ] || [ $rc2 -eq 124 ]; } && st=TIMEOUT
+    record "$name" $st "1 rank rc $rc1: $(last_lines "$d/w1.log"); 2 ranks rc $rc2: $(last_lines "$d/w2.log")" "$(since "$t0")"
+    return
+  fi
+  local fig
+  fig=$(max_rel_diff "$d/w1.jsonl" "$d/w2.jsonl" "$rtol" $steps 2>&1)
+  if [ $? -eq 0 ]; then record "$name" PASS "$fig" "$(since "$t0")"; else record "$name" FAIL "$fig" "$(since "$t0")"; fi
+}
+zero3 zero3_2rank_fp32 1e-4 bf16=null
+zero3 zero3_2rank_bf16 3e-2
+
+# ---------------------------------------------------------------- (d) compute-sanitizer
+t0=$(now)
+san=$(command -v compute-sanitizer || true)
+[ -z "$san" ] && [ -x /usr/local/cuda/bin/compute-sanitizer ] && san=/usr/local/cuda/bin/compute-sanitizer
+if [ -n "$gpu_reason$prog_reason" ]; then
+  record memcheck SKIPPED "${gpu_reason:-$prog_reason}" "$(since "$t0")"
+elif [ "$dev" != cuda ]; then
+  record memcheck SKIPPED "needs a CUDA run" "$(since "$t0")"
+elif [ -z "$san" ]; then
+  record memcheck SKIPPED "compute-sanitizer not found (PATH, /usr/local/cuda/bin)" "$(since "$t0")"
+elif [ ! -f "$work/traj_fp32_gpt/plan.dsplan" ]; then
+  record memcheck SKIPPED "no compiled gpt plan (traj_fp32_gpt did not compile)" "$(since "$t0")"
+else
+  d=$work/memcheck
+  mkdir -p "$d"
+  timeout "$(tmo 120)" "$san" --tool memcheck --target-processes all --error-exitcode 99 \
+    "$bin/dsrun" "$work/traj_fp32_gpt/plan.dsplan" --data "$repo/models/gpt/data" --steps 2 --no-shuffle \
+    --device cuda -q >"$d/memcheck.log" 2>&1
+  rc=$?
+  errs=$(grep -Eo "ERROR SUMMARY: [0-9]+ errors?" "$d/memcheck.log" | tail -n1)
+  if grep -Eqi "device (is )?not supported|unsupported device|not supported on this (device|platform)" "$d/memcheck.log"; then
+    record memcheck SKIPPED "compute-sanitizer: $(grep -Ei -m1 'not supported|unsupported' "$d/memcheck.log" | cut -c1-200)" "$(since "$t0")"
+  elif [ $rc -eq 124 ]; then
+    record memcheck TIMEOUT "ran past $(tmo 120)s" "$(since "$t0")"
+  elif [ $rc -eq 0 ]; then
+    record memcheck PASS "${errs:-no error summary printed}; 2 steps of gpt fp32" "$(since "$t0")"
+  else
+    record memcheck FAIL "rc $rc; ${errs:-}; $(grep -m3 -E '^=========  ?(Invalid|Program hit|Error)' "$d/memcheck.log" | tr '\n' ' ' | cut -c1-250)" "$(since "$t0")"
+  fi
+fi
+
+# ---------------------------------------------------------------- (e) benchmark
+t0=$(now)
+if [ -n "$gpu_reason$prog_reason" ] || [ -z "$py" ]; then
+  record bench_gpu SKIPPED "${gpu_reason:-${prog_reason:-python3 not found}}" "$(since "$t0")"
+else
+  bargs=(--dscompile "$bin/dscompile" --dsrun "$bin/dsrun" --json "$out/bench_gpu.json" --workdir "$work/bench"
+    --warmup 2 --steps 6 --timeout "$(tmo 110)")
+  [ "$dev" != cuda ] && bargs+=(--tiny --device cpu --no-compile)
+  timeout "$(tmo 260)" "$py" "$repo/bench/bench_gpu.py" "${bargs[@]}" >"$out/bench_gpu.log" 2>&1
+  rc=$?
+  fig=$(grep -E "^(dsrun|torch_eager|torch_compile) " "$out/bench_gpu.log" | awk '{print $1": "$2" tok/s, MFU "$5}' | tr '\n' ';')
+  if [ $rc -eq 124 ]; then
+    record bench_gpu TIMEOUT "ran past $(tmo 260)s; $fig" "$(since "$t0")"
+  elif [ $rc -eq 0 ]; then
+    record bench_gpu PASS "$fig $(grep -m1 -E 'dense bf16 peak|no MFU' "$out/bench_gpu.log" | sed 's/^ *//')" "$(since "$t0")"
+  else
+    record bench_gpu FAIL "rc $rc; $fig $(last_lines "$out/bench_gpu.log")" "$(since "$t0")"
+  fi
+fi
+
+# ---------------------------------------------------------------- summary
+echo
+echo "GPU check summary${dry}"
+awk -F'\t' 'BEGIN { printf "%-26s %-8s %8s  %s\n", "check", "status", "seconds", "figures" }
+            { printf "%-26s %-8s %8s  %s\n", $1, $2, $4, $3 }' "$results"
+if [ -n "$py" ]; then
+  "$py" - "$results" "$out/summary.json" "$dev" <<'EOF'
+import json, sys
+rows = []
+with open(sys.argv[1]) as f:
+    for line in f:
+        c, s, fig, sec = line.rstrip("\n").split("\t")
+        rows.append({"check": c, "status": s, "figures": fig, "seconds": float(sec)})
+counts = {}
+for r in rows:
+    counts[r["status"]] = counts.get(r["status"], 0) + 1
+with open(sys.argv[2], "w") as f:
+    json.dump({"device": sys.argv[3], "counts": counts, "checks": rows}, f, indent=1)
+print("counts: " + ", ".join("%s %d" % kv for kv in sorted(counts.items())))
+EOF
+else
+  echo "python3 not found: $out/summary.json not written (results.tsv has the table)"
+fi
+echo "logs and reports: $out"
+grep -qP '\t(FAIL|TIMEOUT)\t' "$results" && exit 1
+exit 0
