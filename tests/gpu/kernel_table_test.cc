@@ -215,7 +215,18 @@ StatusOr<Prepared> Prepare(const GradCaseText& text, const std::string& dtype) {
     std::vector<int64_t> dims;
     for (const Dim& d : *v->type.shape) dims.push_back(d.value);
     Tensor t(v->type.dtype, dims);
-    if (IsFloat(v->type.dtype)) fill(v->name(), t);
+    if (IsFloat(v->type.dtype)) {
+      fill(v->name(), t);
+    } else if (v->type.dtype == DType::kBool) {
+      Rng rng(text.name + "/" + v->name());
+      for (int64_t i = 0; i < t.numel(); ++i) t.SetFromInt(i, rng.Uniform01() < 0.5 ? 1 : 0);
+    } else if (IsInteger(v->type.dtype)) {
+      std::string ir = Option(text, "irange", "-8:8");
+      int64_t ilo = std::stoll(ir.substr(0, ir.find(':'))), ihi = std::stoll(ir.substr(ir.find(':') + 1));
+      Rng rng(text.name + "/" + v->name());
+      for (int64_t i = 0; i < t.numel(); ++i)
+        t.SetFromInt(i, ilo + std::min<int64_t>(ihi - ilo, static_cast<int64_t>(rng.Uniform01() * (ihi - ilo + 1))));
+    }
     p.inputs.emplace(v->name(), std::move(t));
     p.compare.push_back(v->name());
   }
