@@ -354,7 +354,19 @@ std::string MissingKeys(const Graph& g, DeviceKind device) {
 struct TableRun {
   std::vector<CaseResult> results;
   std::set<KernelKey> exercised;
+  std::string context_lost;  // the run after which the CUDA context was unusable
 };
+
+// CUDA errors that leave the context unusable: every later call fails the same way, so the runs
+// after one are not run rather than reported as failures of their own.
+bool StickyCudaError(const std::string& message) {
+  for (const char* e : {"cudaErrorIllegalAddress", "cudaErrorLaunchFailure", "cudaErrorIllegalInstruction",
+                        "cudaErrorMisalignedAddress", "cudaErrorHardwareStackError", "cudaErrorInvalidPc",
+                        "cudaErrorAssert", "cudaErrorLaunchTimeout", "illegal memory access",
+                        "unspecified launch failure"})
+    if (message.find(e) != std::string::npos) return true;
+  return false;
+}
 
 TableRun RunTable(Device* reference, Device* device) {
   TableRun run;
@@ -389,6 +401,12 @@ TableRun RunTable(Device* reference, Device* device) {
         r.name = text.name;
         r.dtype = dtype;
         auto t0 = std::chrono::steady_clock::now();
+        if (!run.context_lost.empty()) {
+          r.status = "unchecked";
+          r.message = "not run: the CUDA context was lost at " + run.context_lost;
+          run.results.push_back(std::move(r));
+          continue;
+        }
         StatusOr<Prepared> p = Prepare(text, dtype);
         if (p.ok()) {
           std::set<std::string> ops;
@@ -407,6 +425,7 @@ TableRun RunTable(Device* reference, Device* device) {
             r.status = "error";
             std::string missing = MissingKeys(*p->graph, device->kind());
             r.message = missing.empty() ? got.status().ToString() : "no kernel on the device for: " + missing;
+            if (StickyCudaError(r.message)) run.context_lost = source + "/" + text.name + " " + dtype;
           } else {
             Compare(*got, *want, TolFor(dtype), &r);
             if (!p->note.empty()) r.message += (r.message.empty() ? "" : "; ") + p->note;
@@ -449,6 +468,9 @@ int Report(const TableRun& run, Device* device, const std::string& json_name) {
     std::printf("  %-5s pass %d  fail %d  error %d  unchecked %d\n", dtype.c_str(), get("pass"), get("fail"),
                 get("error"), get("unchecked"));
   }
+  if (!run.context_lost.empty())
+    std::printf("THE CUDA CONTEXT WAS LOST at %s: every later run was skipped; rerun from there with "
+                "DSC_GPU_TABLE_FILTER or fix that kernel first\n", run.context_lost.c_str());
   std::vector<std::string> unexercised;
   size_t device_keys = 0;
   for (const KernelKey& k : KernelRegistry::Global().Keys()) {
@@ -470,6 +492,7 @@ int Report(const TableRun& run, Device* device, const std::string& json_name) {
     for (const char* d : {"f32", "f16", "bf16", "mixed"}) j["tolerances"][d] = {{"rtol", TolFor(d).rtol}, {"atol", TolFor(d).atol}};
     j["summary"] = {{"runs", run.results.size()},   {"pass", totals["pass"]},        {"fail", totals["fail"]},
                     {"error", totals["error"]},    {"unchecked", totals["unchecked"]}, {"kernel_keys", device_keys},
+                    {"context_lost_at", run.context_lost},
                     {"kernel_keys_exercised", device_keys - unexercised.size()}};
     j["unexercised_kernel_keys"] = unexercised;
     nlohmann::json cases = nlohmann::json::array();
