@@ -9,8 +9,8 @@
 #
 # Checks, each under its own timeout; a failing one does not stop the others:
 #   kernel_table     tests/gpu/gpu_kernel_table_test: every kernel on CUDA against its CPU twin
-#   traj_fp32_*      bundled models, dsrun --device cuda vs --device cpu, loss per step within 1e-4
-#                    relative (TF32 off: DSC_ALLOW_TF32 unset)
+#   traj_fp32_*      bundled models (and models/current gpt2, llama, sdpa), dsrun --device cuda vs
+#                    --device cpu, loss per step within 1e-4 relative (TF32 off: DSC_ALLOW_TF32 unset)
 #   traj_bf16_*      the same with configs/zero2_bf16.json, within 3e-2
 #   zero3_2rank_*    ZeRO-3 on 2 ranks sharing the GPU (dsrun --nproc 2 --device cuda) vs 1 rank,
 #                    same global batch, fp32 (1e-4) and bf16 as configs/zero3.json has it (3e-2)
@@ -185,9 +185,15 @@ else
 fi
 
 # ---------------------------------------------------------------- (b) trajectories, cuda vs cpu
-# traj NAME MODEL CONFIG STEPS RTOL
+# traj NAME MODEL CONFIG STEPS RTOL: models/MODEL/MODEL.onnx with models/MODEL/data; MODEL may be
+# current/NAME.MODE for models/current/NAME/NAME.MODE.onnx with models/current/NAME/data.
 traj() {
-  local name=$1 model=$2 cfg=$3 steps=$4 rtol=$5 t0
+  local name=$1 model=$2 cfg=$3 steps=$4 rtol=$5 t0 onnx data
+  case $model in
+    current/*) local base=${model#current/}
+      onnx=$repo/models/current/${base%%.*}/$base.onnx data=$repo/models/current/${base%%.*}/data ;;
+    *) onnx=$repo/models/$model/$model.onnx data=$repo/models/$model/data ;;
+  esac
   t0=$(now)
   if [ -n "$gpu_reason$prog_reason" ] || [ -z "$py" ]; then
     record "$name" SKIPPED "${gpu_reason:-${prog_reason:-python3 not found}}" "$(since "$t0")"
@@ -195,17 +201,17 @@ traj() {
   fi
   local d=$work/$name
   mkdir -p "$d"
-  if ! compile_plan "$repo/models/$model/$model.onnx" "$cfg" "$d/plan.dsplan" "$d/compile.log"; then
+  if ! compile_plan "$onnx" "$cfg" "$d/plan.dsplan" "$d/compile.log"; then
     record "$name" FAIL "dscompile failed: $(last_lines "$d/compile.log")" "$(since "$t0")"
     return
   fi
-  train "$d/plan.dsplan" "$repo/models/$model/data" cpu "$steps" "$d/cpu.jsonl" "$d/cpu.log"
+  train "$d/plan.dsplan" "$data" cpu "$steps" "$d/cpu.jsonl" "$d/cpu.log"
   local rc=$?
   if [ $rc -ne 0 ]; then
     record "$name" FAIL "dsrun --device cpu rc $rc: $(last_lines "$d/cpu.log")" "$(since "$t0")"
     return
   fi
-  train "$d/plan.dsplan" "$repo/models/$model/data" "$dev" "$steps" "$d/cuda.jsonl" "$d/cuda.log"
+  train "$d/plan.dsplan" "$data" "$dev" "$steps" "$d/cuda.jsonl" "$d/cuda.log"
   rc=$?
   if [ $rc -eq 124 ]; then
     record "$name" TIMEOUT "dsrun --device $dev ran past $(tmo 90)s" "$(since "$t0")"
@@ -227,9 +233,14 @@ for m in mlp cnn gpt dropout; do
   traj "traj_fp32_$m" "$m" "$repo/models/reference_configs/adamw_wd.json" 12 1e-4
 done
 traj traj_fp32_gpt_clip_warmup gpt "$cfgs/gpt.json" 8 1e-4
+# Current-PyTorch exports (models/current): RMSNorm, rotary, SDPA, GQA and the dynamo exporter's ops.
+for m in gpt2 llama sdpa; do
+  traj "traj_fp32_current_$m" "current/$m.helper" "$repo/models/reference_configs/adam.json" 8 1e-4
+done
 for m in mlp cnn gpt; do
   traj "traj_bf16_$m" "$m" "$cfgs/zero2_bf16.json" 10 3e-2
 done
+traj traj_bf16_current_llama current/llama.helper "$cfgs/zero2_bf16.json" 6 3e-2
 
 # ---------------------------------------------------------------- (c) ZeRO-3, 2 ranks vs 1
 # zero3 NAME TOL [key=json ...]: gpt with configs/zero3.json (the keys replaced); 1 rank with
