@@ -24,8 +24,7 @@
 #include "runtime/loss_scaler.h"
 #include "runtime/lr_schedule.h"
 #include "runtime/npy.h"
-#if DSC_HAVE_CUDA && __has_include("runtime/gpu_communicator.h")  // TEMPORARY until the communicator lands
-#define DSC_GPU_COMM 1
+#if DSC_HAVE_CUDA
 #include "runtime/gpu_communicator.h"
 #endif
 
@@ -404,7 +403,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   Communicator* kernel_comm = opts.comm;
   std::unique_ptr<Communicator> gpu_comm;
   if (device->kind() == DeviceKind::kCuda && opts.comm) {
-#if DSC_GPU_COMM
+#if DSC_HAVE_CUDA
     ASSIGN_OR_RETURN(gpu_comm, CreateGpuCommunicator(opts.comm, device->cuda_resources()));
     kernel_comm = gpu_comm.get();
 #else
