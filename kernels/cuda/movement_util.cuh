@@ -1,6 +1,6 @@
 // What the CUDA data-movement and indexing kernels share: element-sized words (movement kernels
 // copy bytes, so one template per element size serves every dtype), registration for every
-// movement dtype, a strided copy over a box of up to kMaxDims dims, index loads, and a
+// movement dtype, a strided copy (kernels/common/strided_map.h), index loads, and a
 // deterministic scatter (destinations sorted stably, each one's sources applied in index order by
 // one thread: no atomics, so runs repeat bit for bit and agree with the CPU's index-order loops).
 //
@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/common/strided_map.h"
 #include "kernels/cpu/core_util.h"
 #include "kernels/cuda/cuda_util.cuh"
 
@@ -41,66 +42,14 @@ __host__ __device__ __forceinline__ int64_t LoadIndex(const void* p, bool is64, 
   return is64 ? static_cast<const int64_t*>(p)[i] : static_cast<int64_t>(static_cast<const int32_t*>(p)[i]);
 }
 
-constexpr int kMaxDims = 12;
-
-// y[y_base + sum_d c_d * ys[d]] = x[x_base + sum_d c_d * xs[d]] for every c in the box `dims`.
-// Strides may be 0 (broadcast) or negative (Slice with a negative step); every offset reached is
-// in range by construction (the host checks the shapes at Init).
-struct StridedMap {
-  int rank = 0;
-  int64_t numel = 0;
-  int64_t x_base = 0, y_base = 0;
-  int64_t x_numel = 0, y_numel = 0;  // the extents addressed: 32-bit arithmetic when both fit
-  int64_t dims[kMaxDims] = {};
-  int64_t xs[kMaxDims] = {}, ys[kMaxDims] = {};
-};
-
-// Drops size-1 dims and merges neighbours that both tensors walk contiguously, then checks the
-// rank fits. x_numel/y_numel: the element counts of X and Y.
-inline StatusOr<StridedMap> MakeStridedMap(const std::vector<int64_t>& dims, const std::vector<int64_t>& xs,
-                                           const std::vector<int64_t>& ys, int64_t x_numel, int64_t y_numel,
-                                           int64_t x_base = 0, int64_t y_base = 0) {
-  std::vector<int64_t> d, sx, sy;
-  int64_t numel = 1;
-  for (size_t i = 0; i < dims.size(); ++i) {
-    numel *= dims[i];
-    if (dims[i] == 1) continue;
-    if (!d.empty() && sx.back() == xs[i] * dims[i] && sy.back() == ys[i] * dims[i]) {
-      d.back() *= dims[i];
-      sx.back() = xs[i];
-      sy.back() = ys[i];
-    } else {
-      d.push_back(dims[i]);
-      sx.push_back(xs[i]);
-      sy.push_back(ys[i]);
-    }
-  }
-  if (d.size() > static_cast<size_t>(kMaxDims))
-    return Unimplemented("a copy over ", d.size(), " dims that cannot be merged (the CUDA kernels take at most ",
-                         kMaxDims, ")");
-  StridedMap m;
-  m.rank = static_cast<int>(d.size());
-  m.numel = numel;
-  m.x_base = x_base, m.y_base = y_base;
-  m.x_numel = x_numel, m.y_numel = y_numel;
-  for (size_t i = 0; i < d.size(); ++i) m.dims[i] = d[i], m.xs[i] = sx[i], m.ys[i] = sy[i];
-  return m;
-}
+constexpr int kMaxDims = kMaxStridedDims;  // also the rank limit of the index geometries
 
 template <typename W, typename I>
 __global__ void StridedCopyKernel(StridedMap m, const W* __restrict__ x, W* __restrict__ y) {
   const I n = static_cast<I>(m.numel);
   for (I i = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += static_cast<I>(blockDim.x) * gridDim.x) {
-    I rest = i, xo = static_cast<I>(m.x_base), yo = static_cast<I>(m.y_base);
-#pragma unroll
-    for (int d = kMaxDims - 1; d >= 0; --d) {
-      if (d >= m.rank) continue;
-      const I dim = static_cast<I>(m.dims[d]);
-      const I c = rest % dim;
-      rest /= dim;
-      xo += c * static_cast<I>(m.xs[d]);
-      yo += c * static_cast<I>(m.ys[d]);
-    }
+    I xo, yo;
+    StridedOffsets<I>(m, i, &xo, &yo);
     y[yo] = x[xo];
   }
 }
@@ -112,7 +61,8 @@ Status StridedCopy(const KernelContext& ctx, const StridedMap& m, const void* x,
   ASSIGN_OR_RETURN(Resources * r, Res(ctx));
   const unsigned grid = GridFor(*r, m.numel);
   constexpr int64_t kI32 = 0x7fffffff;
-  if (m.numel < kI32 && m.x_numel < kI32 && m.y_numel < kI32) {  // 32-bit division is several times faster
+  // 32-bit division is several times faster; the grid-stride loop's last step must fit too.
+  if (m.numel + static_cast<int64_t>(grid) * kThreads < kI32 && m.x_numel < kI32 && m.y_numel < kI32) {
     StridedCopyKernel<W, int32_t><<<grid, kThreads, 0, r->compute>>>(m, static_cast<const W*>(x), static_cast<W*>(y));
   } else {
     StridedCopyKernel<W, int64_t><<<grid, kThreads, 0, r->compute>>>(m, static_cast<const W*>(x), static_cast<W*>(y));
