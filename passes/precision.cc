@@ -169,8 +169,9 @@ class PrecisionRewriter {
     }
     DType compute = DType::kUndefined;
     std::string why;
+    OpPrecision policy = OpPrecision::kFollow;
     if (any != DType::kUndefined) {
-      OpPrecision policy = PolicyFor(n, mode_.kind);
+      policy = PolicyFor(n, mode_.kind);
       if (mode_.fp32_batchnorm && n.op_type() == "BatchNormalization") policy = OpPrecision::kFp32;
       why = StrCat(n.op_type(), " computes in ");
       if (policy == OpPrecision::kHalf) {
@@ -187,10 +188,25 @@ class PrecisionRewriter {
                     ")");
       ++counts_[StrCat(n.op_type(), " ", PrecisionDTypeName(compute))];
     }
+    // An op that always runs in half takes every float operand in half, whatever type parameter
+    // the schema gives it (Attention's V and float mask, as PyTorch's autocast casts them to the
+    // query's dtype), so its kernels see one dtype.
+    std::set<std::string> follow;
+    if (!type_param.empty()) follow.insert(type_param);
+    if (s && policy == OpPrecision::kHalf && compute != DType::kFloat32)
+      for (size_t i = 0; i < n.num_inputs(); ++i) {
+        const onnx::OpSchema::FormalParameter* f = Formal(s->inputs(), i);
+        if (f && n.input(i) && IsHalfOrFloat(n.input(i)->type.dtype) && Allows(*s, f->GetTypeStr(), compute))
+          follow.insert(f->GetTypeStr());
+      }
+    auto follows = [&](bool input, size_t i) {
+      const onnx::OpSchema::FormalParameter* f = s ? Formal(input ? s->inputs() : s->outputs(), i) : nullptr;
+      return f && follow.count(f->GetTypeStr()) > 0;
+    };
     for (size_t i = 0; i < n.num_inputs(); ++i) {
       Value* v = n.input(i);
       if (!v || !IsHalfOrFloat(v->type.dtype)) continue;
-      const bool to_compute = compute != DType::kUndefined && bound(i);
+      const bool to_compute = compute != DType::kUndefined && follows(true, i);
       const DType target = to_compute ? compute : Original(v);
       if (v->type.dtype == target) continue;
       ASSIGN_OR_RETURN(Value * c, CastTo(v, target, &n,
@@ -200,9 +216,8 @@ class PrecisionRewriter {
     }
     if (compute != DType::kUndefined)
       for (size_t o = 0; o < n.num_outputs(); ++o) {
-        const onnx::OpSchema::FormalParameter* f = Formal(s->outputs(), o);
         Value* v = n.output(o);
-        if (f && f->GetTypeStr() == type_param && IsHalfOrFloat(v->type.dtype)) v->type.dtype = compute;
+        if (follows(false, o) && IsHalfOrFloat(v->type.dtype)) v->type.dtype = compute;
       }
     return Status::OK();
   }
