@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Prepares what a GPU host needs for tests/gpu/run.sh, in one folder small enough to travel with
+# the repository to a device machine (64 MiB in all): the bundle (scripts/bundle.sh) and the
+# kernel table test binary, stripped and xz-compressed. Prints the command to run there.
+#
+#   tests/gpu/prepare_carry.sh [BUILD_DIR [DEST]]     # defaults: build, gpu-carry (git-ignored)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=${1:-build} dest=${2:-gpu-carry}
+die() { echo "prepare_carry.sh: error: $*" >&2; exit 1; }
+grep -q "DSC_HAVE_CUDA=1" "$build/runtime/CMakeFiles/dsc_runtime.dir/flags.make" 2>/dev/null \
+  || die "$build has no CUDA backend (configure it where nvcc is found)"
+cmake --build "$build" -j"$(nproc)" --target dscompile dsrun dsinspect gpu_kernel_table_test >/dev/null
+rm -rf "$dest" && mkdir -p "$dest/build/tests/gpu"
+# Ignored, so that it travels once: as the carried folder, not also as untracked files.
+grep -qx "/$dest/" .git/info/exclude 2>/dev/null || echo "/$dest/" >>.git/info/exclude
+scripts/bundle.sh "$dest/dsc.tar.gz" --build-dir "$build"
+strip -o "$dest/build/tests/gpu/gpu_kernel_table_test" "$build/tests/gpu/gpu_kernel_table_test"
+xz -T0 -6 "$dest/build/tests/gpu/gpu_kernel_table_test"
+carried=$(du -sb "$dest" | cut -f1)
+tree=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+others=$(git ls-files -z --others --exclude-standard | xargs -0 -r du -cb 2>/dev/null | tail -1 | cut -f1)
+total=$((carried + tree + ${others:-0}))
+limit=$((64 * 1024 * 1024))
+echo "prepare_carry.sh: $dest holds $((carried / 1000)) kB; with the tracked tree ($((tree / 1000)) kB) and" \
+  "untracked files ($((${others:-0} / 1000)) kB): $((total / 1000)) kB of the 64 MiB that travel"
+[ "$total" -lt "$limit" ] || die "over the 64 MiB a device call carries"
+cat <<EOT
+On the GPU host (device tool: carry ["$dest"], timeout 600):
+  mkdir -p /tmp/b /tmp/gb/tests/gpu && tar -C /tmp/b -xzf $dest/dsc.tar.gz &&
+  xz -dc $dest/build/tests/gpu/gpu_kernel_table_test.xz >/tmp/gb/tests/gpu/gpu_kernel_table_test &&
+  chmod +x /tmp/gb/tests/gpu/gpu_kernel_table_test &&
+  tests/gpu/run.sh /tmp/b /tmp/gb /tmp/gc; cp /tmp/gc/summary.json /tmp/gc/kernel_table.json \$OUT/;
+  tar -C /tmp/gc -czf \$OUT/logs.tgz --exclude='*.dsplan' --exclude='*.onnx' .
+EOT
