@@ -6,7 +6,7 @@
 
 Model (random init, torch.manual_seed(0)): 12 layers, 768 wide, 12 heads, sequence 1024, vocab
 50257, learned positions, pre-LN blocks with F.scaled_dot_product_attention(is_causal=True) and
-erf GELU, untied lm_head; loss = cross entropy over all positions (the SDPA GPT of
+erf GELU, untied head; loss = cross entropy over all positions (the SDPA GPT of
 models/export_current.py at GPT-2 small size).  --tiny: 2 layers, 64 wide, 2 heads, seq 32,
 vocab 128, batch 2.
 
@@ -27,7 +27,7 @@ same batches in the same order; eager, then torch.compile(model).  Time per step
 torch.cuda.max_memory_allocated().
 
 FLOPs per step = tokens x (6 x N + 12 x L x d x T): N = parameters outside the embedding tables
-(the lm_head is counted), the attention score and value matmuls as in PaLM's MFU (not halved for
+(the head is counted), the attention score and value matmuls as in PaLM's MFU (not halved for
 causality).  MFU = FLOPs / step time / the GPU's dense bf16 peak, from its name: H100 SXM and
 H200 989 TFLOP/s, H100 PCIe 756, A100 312 (printed; unknown names get no MFU).  On the CPU no
 MFU is reported.
@@ -90,49 +90,16 @@ def parse_args(argv):
 # ---------------------------------------------------------------------------------------- model
 
 def build_model(spec):
+    """The SDPA GPT of models/export_current.py (the one the current-export tests train) at the
+    benchmark's sizes, with GPT-2's init: N(0, 0.02) weights, zero biases."""
     import torch
     import torch.nn as nn
-    import torch.nn.functional as F
-
-    class Block(nn.Module):
-        def __init__(self, n_embd, n_head):
-            super().__init__()
-            self.n_head = n_head
-            self.ln_1 = nn.LayerNorm(n_embd)
-            self.qkv = nn.Linear(n_embd, 3 * n_embd)
-            self.proj = nn.Linear(n_embd, n_embd)
-            self.ln_2 = nn.LayerNorm(n_embd)
-            self.fc = nn.Linear(n_embd, 4 * n_embd)
-            self.fc_out = nn.Linear(4 * n_embd, n_embd)
-
-        def forward(self, x):
-            b, t, c = x.shape
-            q, k, v = self.qkv(self.ln_1(x)).split(c, dim=2)
-            q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            x = x + self.proj(y.transpose(1, 2).reshape(b, t, c))
-            return x + self.fc_out(F.gelu(self.fc(self.ln_2(x))))
-
-    class GPT(nn.Module):
-        def __init__(self, vocab, seq, n_embd, n_head, n_layer):
-            super().__init__()
-            self.wte = nn.Embedding(vocab, n_embd)
-            self.wpe = nn.Embedding(seq, n_embd)
-            self.blocks = nn.ModuleList(Block(n_embd, n_head) for _ in range(n_layer))
-            self.ln_f = nn.LayerNorm(n_embd)
-            self.lm_head = nn.Linear(n_embd, vocab, bias=False)
-
-        def forward(self, input_ids, labels):
-            t = input_ids.shape[1]
-            x = self.wte(input_ids) + self.wpe(torch.arange(t, device=input_ids.device))
-            for blk in self.blocks:
-                x = blk(x)
-            logits = self.lm_head(self.ln_f(x))
-            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+    sys.path.insert(0, os.path.join(REPO, "models"))
+    from export_current import SDPAModel
 
     torch.manual_seed(0)
-    m = GPT(spec["vocab"], spec["seq"], spec["n_embd"], spec["n_head"], spec["n_layer"])
-    for mod in m.modules():  # GPT-2's init: N(0, 0.02) weights, zero biases
+    m = SDPAModel(spec["vocab"], spec["seq"], spec["n_embd"], spec["n_head"], spec["n_layer"])
+    for mod in m.modules():
         if isinstance(mod, (nn.Linear, nn.Embedding)):
             nn.init.normal_(mod.weight, 0.0, 0.02)
             if getattr(mod, "bias", None) is not None:
@@ -221,7 +188,7 @@ def prepare(a, spec, workdir):
 
     model = build_model(spec)
     n_params = sum(p.numel() for p in model.parameters())
-    n_embed = model.wte.weight.numel() + model.wpe.weight.numel()
+    n_embed = model.tok.weight.numel() + model.pos.weight.numel()
     os.makedirs(os.path.join(workdir, "data"), exist_ok=True)
     rng = np.random.RandomState(0)
     n = 2 * spec["batch"]
