@@ -11,25 +11,6 @@
 namespace dsc {
 namespace {
 
-// Deterministic data from (case, tensor) names: splitmix64 over an FNV-1a hash.
-class Rng {
- public:
-  explicit Rng(const std::string& key) {
-    state_ = 1469598103934665603ull;
-    for (unsigned char ch : key) state_ = (state_ ^ ch) * 1099511628211ull;
-  }
-  double Uniform01() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return static_cast<double>(z >> 11) * (1.0 / 9007199254740992.0);
-  }
-
- private:
-  uint64_t state_;
-};
-
 std::vector<std::string> SplitComma(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -99,7 +80,7 @@ StatusOr<GradCase> BuildGradCase(const GradCaseText& text) {
     params.push_back(v->name());
     if (!AllZero(v->initializer())) continue;  // data written in the case is kept
     Tensor t(v->type.dtype, v->initializer().dims());
-    Rng rng(text.name + "/" + v->name());
+    CaseRng rng(text.name + "/" + v->name());
     for (int64_t i = 0; i < t.numel(); ++i) {
       double x = lo + (hi - lo) * rng.Uniform01();
       if (away > 0) x = (x < 0 ? -1 : 1) * (away + std::fabs(x));
@@ -115,7 +96,7 @@ StatusOr<GradCase> BuildGradCase(const GradCaseText& text) {
     std::vector<int64_t> dims;
     for (const Dim& d : *y->type.shape) dims.push_back(d.value);
     Tensor r(DType::kFloat32, dims);
-    Rng rng(text.name + "/R/" + y->name());
+    CaseRng rng(text.name + "/R/" + y->name());
     for (int64_t i = 0; i < r.numel(); ++i) r.SetFromDouble(i, 2 * rng.Uniform01() - 1);
     c.weights.emplace(y->name(), r);
     Value* rv = g.AddInitializer("R_" + y->name(), r);

@@ -74,23 +74,7 @@ std::string Option(const GradCaseText& t, const std::string& k, const std::strin
   return it == t.options.end() ? dflt : it->second;
 }
 
-// Seeded data for train=0 inputs: splitmix64 over an FNV-1a hash of the key.
-class Rng {
- public:
-  explicit Rng(const std::string& key) {
-    for (unsigned char ch : key) state_ = (state_ ^ ch) * 1099511628211ull;
-  }
-  double Uniform01() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return static_cast<double>(z >> 11) * (1.0 / 9007199254740992.0);
-  }
-
- private:
-  uint64_t state_ = 1469598103934665603ull;
-};
+// Seeded data for train=0 inputs: CaseRng (tests/autodiff/grad_case.h).
 
 Tensor ConvertTensor(const Tensor& t, DType to) {
   Tensor out(to, t.dims());
@@ -195,7 +179,7 @@ StatusOr<Prepared> Prepare(const GradCaseText& text, const std::string& dtype) {
   }
   std::set<std::string> nonneg = SplitComma(Option(text, "nonneg", ""));
   auto fill = [&](const std::string& name, Tensor& t) {
-    Rng rng(text.name + "/" + name);
+    CaseRng rng(text.name + "/" + name);
     for (int64_t i = 0; i < t.numel(); ++i) {
       double x = lo + (hi - lo) * rng.Uniform01();
       t.SetFromDouble(i, nonneg.count(name) ? std::fabs(x) : x);
@@ -218,12 +202,12 @@ StatusOr<Prepared> Prepare(const GradCaseText& text, const std::string& dtype) {
     if (IsFloat(v->type.dtype)) {
       fill(v->name(), t);
     } else if (v->type.dtype == DType::kBool) {
-      Rng rng(text.name + "/" + v->name());
+      CaseRng rng(text.name + "/" + v->name());
       for (int64_t i = 0; i < t.numel(); ++i) t.SetFromInt(i, rng.Uniform01() < 0.5 ? 1 : 0);
     } else if (IsInteger(v->type.dtype)) {
       std::string ir = Option(text, "irange", "-8:8");
       int64_t ilo = std::stoll(ir.substr(0, ir.find(':'))), ihi = std::stoll(ir.substr(ir.find(':') + 1));
-      Rng rng(text.name + "/" + v->name());
+      CaseRng rng(text.name + "/" + v->name());
       for (int64_t i = 0; i < t.numel(); ++i)
         t.SetFromInt(i, ilo + std::min<int64_t>(ihi - ilo, static_cast<int64_t>(rng.Uniform01() * (ihi - ilo + 1))));
     }
