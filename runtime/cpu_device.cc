@@ -4,8 +4,6 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
-#include <unordered_map>
 
 #include "runtime/device.h"
 
@@ -28,7 +26,7 @@ class CpuDevice : public Device {
     }
   }
   ~CpuDevice() override {
-    for (auto& [p, n] : sizes_) std::free(p);
+    for (void* p : counter_.Live()) std::free(p);
   }
   DeviceKind kind() const override { return DeviceKind::kCpu; }
 
@@ -36,20 +34,11 @@ class CpuDevice : public Device {
     size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, rounded);
     if (!p) return OutOfRange("out of host memory allocating ", bytes, " bytes");
-    std::lock_guard<std::mutex> lock(mu_);
-    sizes_[p] = rounded;
-    allocated_ += rounded;
-    peak_ = std::max(peak_, allocated_);
+    counter_.Added(p, rounded);
     return p;
   }
   void Free(void* ptr) override {
-    if (!ptr) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = sizes_.find(ptr);
-    if (it == sizes_.end()) return;
-    allocated_ -= it->second;
-    sizes_.erase(it);
-    std::free(ptr);
+    if (ptr && counter_.Removed(ptr)) std::free(ptr);
   }
   Stream* default_stream() override { return &stream_; }
   Status CopyHostToDevice(void* dst, const void* src, size_t n, Stream*) override { return Copy(dst, src, n); }
@@ -63,8 +52,8 @@ class CpuDevice : public Device {
   void FreeHost(void* ptr) override { Free(ptr); }
   Status Synchronize() override { return Status::OK(); }
   std::string name() const override { return "cpu"; }
-  size_t allocated_bytes() const override { return allocated_; }
-  size_t peak_allocated_bytes() const override { return peak_; }
+  size_t allocated_bytes() const override { return counter_.allocated(); }
+  size_t peak_allocated_bytes() const override { return counter_.peak(); }
 
  private:
   static Status Copy(void* dst, const void* src, size_t n) {
@@ -72,9 +61,7 @@ class CpuDevice : public Device {
     return Status::OK();
   }
   CpuStream stream_;
-  std::mutex mu_;
-  std::unordered_map<void*, size_t> sizes_;
-  size_t allocated_ = 0, peak_ = 0;
+  AllocationCounter counter_;
 };
 
 }  // namespace

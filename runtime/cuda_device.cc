@@ -33,7 +33,7 @@ class CudaDevice : public Device {
     // Pending work first: freeing memory a kernel still uses would be a use-after-free on the GPU.
     cudaSetDevice(res_.device);
     cudaDeviceSynchronize();
-    for (auto& [p, n] : sizes_) cudaFree(p);
+    for (void* p : counter_.Live()) cudaFree(p);
     for (void* p : host_) cudaFreeHost(p);
     if (res_.scratch) cudaFree(res_.scratch);
     if (res_.lt_workspace) cudaFree(res_.lt_workspace);
@@ -79,22 +79,13 @@ class CudaDevice : public Device {
       size_t free_b = 0, total_b = 0;
       cudaMemGetInfo(&free_b, &total_b);
       return OutOfRange(name_, ": out of GPU memory allocating ", bytes, " bytes (", free_b, " of ", total_b,
-                        " bytes free; this process holds ", allocated_, "): ", cudaGetErrorString(e));
+                        " bytes free; this process holds ", counter_.allocated(), "): ", cudaGetErrorString(e));
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    sizes_[p] = rounded;
-    allocated_ += rounded;
-    peak_ = std::max(peak_, allocated_);
+    counter_.Added(p, rounded);
     return p;
   }
   void Free(void* ptr) override {
-    if (!ptr) return;
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = sizes_.find(ptr);
-    if (it == sizes_.end()) return;
-    allocated_ -= it->second;
-    sizes_.erase(it);
-    cudaFree(ptr);  // orders itself after the work that may still read it
+    if (ptr && counter_.Removed(ptr)) cudaFree(ptr);  // orders itself after the work that may still read it
   }
   StatusOr<void*> AllocateHost(size_t bytes) override {
     void* p = nullptr;
@@ -146,8 +137,8 @@ class CudaDevice : public Device {
     DSC_CUDA_CHECK(cudaStreamSynchronize(res_.compute));
     return Status::OK();
   }
-  size_t allocated_bytes() const override { return allocated_; }
-  size_t peak_allocated_bytes() const override { return peak_; }
+  size_t allocated_bytes() const override { return counter_.allocated(); }
+  size_t peak_allocated_bytes() const override { return counter_.peak(); }
 
  private:
   cudaStream_t StreamOf(Stream* s) const {
@@ -169,9 +160,8 @@ class CudaDevice : public Device {
   std::string name_;
   std::unique_ptr<CudaStream> stream_;
   std::mutex mu_;
-  std::unordered_map<void*, size_t> sizes_;
-  std::vector<void*> host_;
-  size_t allocated_ = 0, peak_ = 0;
+  std::vector<void*> host_;  // page-locked blocks (guarded by mu_)
+  AllocationCounter counter_;
 };
 
 }  // namespace

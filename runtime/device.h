@@ -2,7 +2,11 @@
 // asynchronous device (CUDA) although the CPU device completes everything immediately.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -16,6 +20,39 @@ class Stream {
  public:
   virtual ~Stream() = default;
   virtual Status Synchronize() = 0;
+};
+
+// The blocks a device has handed out, the bytes they hold and the high-water mark (thread-safe).
+class AllocationCounter {
+ public:
+  void Added(void* p, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    sizes_[p] = bytes;
+    allocated_ += bytes;
+    peak_ = std::max(peak_, allocated_);
+  }
+  // Whether `p` was one of ours (then it is forgotten and the caller frees it).
+  bool Removed(void* p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = sizes_.find(p);
+    if (it == sizes_.end()) return false;
+    allocated_ -= it->second;
+    sizes_.erase(it);
+    return true;
+  }
+  std::vector<void*> Live() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<void*> out;
+    for (const auto& [p, n] : sizes_) out.push_back(p);
+    return out;
+  }
+  size_t allocated() const { return allocated_; }
+  size_t peak() const { return peak_; }
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<void*, size_t> sizes_;
+  size_t allocated_ = 0, peak_ = 0;
 };
 
 class Device {
