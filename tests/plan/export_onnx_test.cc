@@ -221,7 +221,7 @@ double Loss(std::unique_ptr<Graph> g, const std::string& model, int64_t batch,
 
 TEST(ExportOnnx, ExportedWeightsComputeWhatTheyShould) {
   TempDir tmp;
-  for (const std::string name : {"mlp", "cnn"}) {
+  for (const std::string name : {"mlp", "cnn", "gpt"}) {
     SCOPED_TRACE(name);
     const onnx::ModelProto m = ReadModel(ModelPath(name));
     const std::map<std::string, Tensor> same = Initializers(m), shifted = Shifted(m, 0.05);
