@@ -18,58 +18,23 @@
 #include <vector>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/collective_node.h"
 #include "kernels/kernel.h"
 #include "runtime/communicator.h"
 
 namespace dsc::cpu {
 namespace {
 
-// What every collective kernel keeps from its node: its description, the compiled world size and
-// the reduction.
-class CollectiveKernel : public OpKernel {
+// What every collective kernel keeps from its node (kernels/common/collective_node.h), and the
+// host staging buffer.
+class CollectiveKernel : public OpKernel, protected coll::CollectiveNode {
  protected:
-  Status InitCommon(const Node& n, bool reduction) {
-    name_ = n.Describe();
-    if (n.num_inputs() < 1 || !n.input(0)) return InvalidArgument(name_, ": input 0 is required");
-    dtype_ = n.input(0)->type.dtype;
-    element_size_ = DTypeSize(dtype_);
-    for (const Value* v : n.outputs())
-      if (v && v->type.dtype != dtype_)
-        return InvalidArgument(name_, ": output '", v->name(), "' is ", DTypeName(v->type.dtype), ", input is ",
-                               DTypeName(dtype_));
-    world_attr_ = n.GetInt("world", 1);
-    if (world_attr_ < 1) return InvalidArgument(name_, ": attribute world must be >= 1, got ", world_attr_);
-    if (reduction) {
-      const std::string op = n.GetString("op", "sum");
-      if (op == "sum") op_ = ReduceOp::kSum;
-      else if (op == "avg") op_ = ReduceOp::kAvg;
-      else return InvalidArgument(name_, ": attribute op must be \"avg\" or \"sum\", got \"", op, "\"");
-    }
-    return Status::OK();
-  }
-
-  // The communicator's world and rank, checked against the compiled world size.
-  Status Group(const KernelContext& ctx, int64_t* world, int64_t* rank) const {
-    return RankAndWorld(ctx, world_attr_, name_, rank, world);
-  }
-
-  // Waits for a collective; errors name the node.
-  Status Finish(StatusOr<std::unique_ptr<CommHandle>> h) const {
-    if (!h.ok()) return h.status().WithContext(name_);
-    Status s = (*h)->Wait();
-    if (!s.ok()) return s.WithContext(name_);
-    return Status::OK();
-  }
-
   // The padded scratch buffer of `count` elements, allocated once.
   char* Scratch(int64_t count) {
     const size_t bytes = static_cast<size_t>(count) * element_size_;
     if (scratch_.size() != bytes) scratch_.assign(bytes, 0);
     return scratch_.data();
   }
-
-  // Element i of a buffer of this node's dtype.
-  char* At(void* p, int64_t i) const { return static_cast<char*>(p) + static_cast<size_t>(i) * element_size_; }
 
   void Copy(void* dst, const void* src, int64_t n) const {
     if (n > 0 && dst != src) std::memmove(dst, src, static_cast<size_t>(n) * element_size_);
@@ -82,18 +47,13 @@ class CollectiveKernel : public OpKernel {
     std::memset(At(dst, len), 0, static_cast<size_t>(size - len) * element_size_);
   }
 
-  std::string name_;
-  int64_t world_attr_ = 1;
-  ReduceOp op_ = ReduceOp::kSum;
-  DType dtype_ = DType::kFloat32;
-  size_t element_size_ = 4;
   std::vector<char> scratch_;
 };
 
 // AllReduce<op>(X) -> Y: Y = reduction of X over ranks.
 class AllReduceKernel : public CollectiveKernel {
  public:
-  Status Init(const Node& n) { return InitCommon(n, /*reduction=*/true); }
+  Status Init(const Node& n) { return CollectiveNode::Init(n, /*reduction=*/true); }
   Status Compute(KernelContext& ctx) override {
     int64_t world, rank;
     RETURN_IF_ERROR(Group(ctx, &world, &rank));
@@ -110,7 +70,7 @@ class AllReduceKernel : public CollectiveKernel {
 // ReduceScatter<op>(X) -> Y: Y (c elements) = this rank's chunk of the reduction of X.
 class ReduceScatterKernel : public CollectiveKernel {
  public:
-  Status Init(const Node& n) { return InitCommon(n, /*reduction=*/true); }
+  Status Init(const Node& n) { return CollectiveNode::Init(n, /*reduction=*/true); }
   Status Compute(KernelContext& ctx) override {
     int64_t world, rank;
     RETURN_IF_ERROR(Group(ctx, &world, &rank));
@@ -136,7 +96,7 @@ class ReduceScatterKernel : public CollectiveKernel {
 // AllGather(X_chunk) -> Y: Y = the first n elements of the concatenated chunks.
 class AllGatherKernel : public CollectiveKernel {
  public:
-  Status Init(const Node& n) { return InitCommon(n, /*reduction=*/false); }
+  Status Init(const Node& n) { return CollectiveNode::Init(n, /*reduction=*/false); }
   Status Compute(KernelContext& ctx) override {
     int64_t world, rank;
     RETURN_IF_ERROR(Group(ctx, &world, &rank));
@@ -161,7 +121,7 @@ class AllGatherKernel : public CollectiveKernel {
 // AllGatherInPlace(P): rank r's chunk P[r*c, min(n, (r+1)*c)) is copied to every rank.
 class AllGatherInPlaceKernel : public CollectiveKernel {
  public:
-  Status Init(const Node& n) { return InitCommon(n, /*reduction=*/false); }
+  Status Init(const Node& n) { return CollectiveNode::Init(n, /*reduction=*/false); }
   Status Compute(KernelContext& ctx) override {
     int64_t world, rank;
     RETURN_IF_ERROR(Group(ctx, &world, &rank));

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/collective_node.h"
 #include "kernels/cuda/comm_kernels.h"
 #include "kernels/cuda/cuda_util.cuh"
 #include "runtime/communicator.h"
@@ -16,41 +17,8 @@
 namespace dsc::cuda {
 namespace {
 
-class CollectiveCuda : public OpKernel {
+class CollectiveCuda : public OpKernel, protected coll::CollectiveNode {
  protected:
-  Status InitCommon(const Node& n, bool reduction) {
-    name_ = n.Describe();
-    if (n.num_inputs() < 1 || !n.input(0)) return InvalidArgument(name_, ": input 0 is required");
-    dtype_ = n.input(0)->type.dtype;
-    element_size_ = DTypeSize(dtype_);
-    for (const Value* v : n.outputs())
-      if (v && v->type.dtype != dtype_)
-        return InvalidArgument(name_, ": output '", v->name(), "' is ", DTypeName(v->type.dtype), ", input is ",
-                               DTypeName(dtype_));
-    world_attr_ = n.GetInt("world", 1);
-    if (world_attr_ < 1) return InvalidArgument(name_, ": attribute world must be >= 1, got ", world_attr_);
-    if (reduction) {
-      const std::string op = n.GetString("op", "sum");
-      if (op == "sum") op_ = ReduceOp::kSum;
-      else if (op == "avg") op_ = ReduceOp::kAvg;
-      else return InvalidArgument(name_, ": attribute op must be \"avg\" or \"sum\", got \"", op, "\"");
-    }
-    return Status::OK();
-  }
-
-  Status Group(const KernelContext& ctx, int64_t* world, int64_t* rank) const {
-    return RankAndWorld(ctx, world_attr_, name_, rank, world);
-  }
-
-  Status Finish(StatusOr<std::unique_ptr<CommHandle>> h) const {
-    if (!h.ok()) return h.status().WithContext(name_);
-    Status s = (*h)->Wait();
-    if (!s.ok()) return s.WithContext(name_);
-    return Status::OK();
-  }
-
-  char* At(void* p, int64_t i) const { return static_cast<char*>(p) + static_cast<size_t>(i) * element_size_; }
-
   // Device copies on the compute stream; the collectives never pass overlapping distinct ranges.
   Status Copy(const Resources& r, void* dst, const void* src, int64_t n) const {
     if (n > 0 && dst != src)
@@ -68,17 +36,11 @@ class CollectiveCuda : public OpKernel {
     ASSIGN_OR_RETURN(void* p, r.Scratch(static_cast<size_t>(count) * element_size_));
     return static_cast<char*>(p);
   }
-
-  std::string name_;
-  int64_t world_attr_ = 1;
-  ReduceOp op_ = ReduceOp::kSum;
-  DType dtype_ = DType::kFloat32;
-  size_t element_size_ = 4;
 };
 
 class AllReduceCuda : public CollectiveCuda {
  public:
-  Status Init(const Node& n) { return InitCommon(n, /*reduction=*/true); }
+  Status Init(const Node& n) { return CollectiveNode::Init(n, /*reduction=*/true); }
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
     int64_t world, rank;
@@ -95,7 +57,7 @@ class AllReduceCuda : public CollectiveCuda {
 
 class ReduceScatterCuda : public CollectiveCuda {
  public:
-  Status Init(const Node& n) { return InitCommon(n, /*reduction=*/true); }
+  Status Init(const Node& n) { return CollectiveNode::Init(n, /*reduction=*/true); }
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
     int64_t world, rank;
@@ -118,7 +80,7 @@ class ReduceScatterCuda : public CollectiveCuda {
 
 class AllGatherCuda : public CollectiveCuda {
  public:
-  Status Init(const Node& n) { return InitCommon(n, /*reduction=*/false); }
+  Status Init(const Node& n) { return CollectiveNode::Init(n, /*reduction=*/false); }
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
     int64_t world, rank;
@@ -139,7 +101,7 @@ class AllGatherCuda : public CollectiveCuda {
 
 class AllGatherInPlaceCuda : public CollectiveCuda {
  public:
-  Status Init(const Node& n) { return InitCommon(n, /*reduction=*/false); }
+  Status Init(const Node& n) { return CollectiveNode::Init(n, /*reduction=*/false); }
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
     int64_t world, rank;

@@ -1,0 +1,60 @@
+// What a ZeRO collective kernel reads from its node and how it meets the communicator (host code,
+// shared by kernels/cpu/collectives.cc and its CUDA twin kernels/cuda/collectives.cu).
+//   class AllReduceKernel : public OpKernel, protected coll::CollectiveNode {
+//     Status Init(const Node& n) { return CollectiveNode::Init(n, /*reduction=*/true); } ... };
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "kernels/kernel.h"
+#include "runtime/communicator.h"
+
+namespace dsc::coll {
+
+// The node's description, its dtype, the compiled world size and the reduction.
+struct CollectiveNode {
+  Status Init(const Node& n, bool reduction) {
+    name_ = n.Describe();
+    if (n.num_inputs() < 1 || !n.input(0)) return InvalidArgument(name_, ": input 0 is required");
+    dtype_ = n.input(0)->type.dtype;
+    element_size_ = DTypeSize(dtype_);
+    for (const Value* v : n.outputs())
+      if (v && v->type.dtype != dtype_)
+        return InvalidArgument(name_, ": output '", v->name(), "' is ", DTypeName(v->type.dtype), ", input is ",
+                               DTypeName(dtype_));
+    world_attr_ = n.GetInt("world", 1);
+    if (world_attr_ < 1) return InvalidArgument(name_, ": attribute world must be >= 1, got ", world_attr_);
+    if (reduction) {
+      const std::string op = n.GetString("op", "sum");
+      if (op == "sum") op_ = ReduceOp::kSum;
+      else if (op == "avg") op_ = ReduceOp::kAvg;
+      else return InvalidArgument(name_, ": attribute op must be \"avg\" or \"sum\", got \"", op, "\"");
+    }
+    return Status::OK();
+  }
+
+  // The communicator's world and rank, checked against the compiled world size.
+  Status Group(const KernelContext& ctx, int64_t* world, int64_t* rank) const {
+    return RankAndWorld(ctx, world_attr_, name_, rank, world);
+  }
+
+  // Waits for a collective; errors name the node.
+  Status Finish(StatusOr<std::unique_ptr<CommHandle>> h) const {
+    if (!h.ok()) return h.status().WithContext(name_);
+    Status s = (*h)->Wait();
+    if (!s.ok()) return s.WithContext(name_);
+    return Status::OK();
+  }
+
+  // Element i of a buffer of this node's dtype.
+  char* At(void* p, int64_t i) const { return static_cast<char*>(p) + static_cast<size_t>(i) * element_size_; }
+
+  std::string name_;
+  int64_t world_attr_ = 1;
+  ReduceOp op_ = ReduceOp::kSum;
+  DType dtype_ = DType::kFloat32;
+  size_t element_size_ = 4;
+};
+
+}  // namespace dsc::coll
