@@ -1,0 +1,180 @@
+// Checkpoints on disk: a folder of per-rank safetensors files plus a manifest, laid out
+// independently of world size and ZeRO stage, written with an atomic commit protocol.
+//
+//   DIR/latest                        the newest committed tag, e.g. "global_step15"
+//   DIR/global_step15/manifest.json   format version, tag, step, plan hash, resolved config,
+//                                     trainer state, the files (size, header crc32c), and per
+//                                     tensor: name, kind, dtype, full shape, and its pieces
+//                                     [{file, key, start, count}] (flat element ranges of the
+//                                     full tensor, padding excluded, tiling [0, numel))
+//   DIR/global_step15/rank-R.safetensors   what rank R held; its __metadata__ "dsc.pieces"
+//                                     repeats R's part of the manifest (files describe themselves)
+//   DIR/.tmp-TAG/                     a save in progress or one that failed; never loaded
+//
+// Integrity: the manifest carries a crc32c of its own bytes; it holds each file's size and the
+// crc32c of its header; each file holds crc32c's of its data blocks. So any changed byte is found.
+//
+// Saving (every rank, collectively):
+//   CheckpointWriter w(dir, StepTag(step), rank, world_size);
+//   RETURN_IF_ERROR(w.AddTensor("w", TensorKind::kParameter, DType::kFloat32, {4, 4}, w_data));
+//   RETURN_IF_ERROR(w.AddShard("adam.m/w", TensorKind::kOptimizer, DType::kFloat32, {4, 4},
+//                              /*start=*/rank * 8, /*count=*/8, m_shard));
+//   RETURN_IF_ERROR(w.Commit(meta, agree));   // agree: an all-reduce of "this rank succeeded"
+// Loading (any world size, any stage):
+//   ASSIGN_OR_RETURN(std::string path, ResolveCheckpoint(dir));   // DIR or DIR/TAG
+//   ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(path));
+//   RETURN_IF_ERROR(ckpt.ReadRange("adam.m/w", my_start, my_count, dst));
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "ir/tensor.h"
+#include "runtime/safetensors.h"
+
+namespace dsc {
+
+enum class TensorKind { kParameter, kMaster, kOptimizer, kGradient, kBuffer };
+const char* TensorKindName(TensorKind kind);  // parameter master optimizer gradient buffer
+StatusOr<TensorKind> TensorKindFromName(const std::string& name);
+
+// DeepSpeed's folder name for a step: "global_step15".
+std::string StepTag(int64_t step);
+
+struct CheckpointPiece {
+  std::string file;  // a file name inside the checkpoint folder
+  std::string key;   // the tensor's name inside that file
+  int64_t start = 0;  // flat element range [start, start + count) of the full tensor
+  int64_t count = 0;
+};
+
+struct CheckpointTensor {
+  std::string name;
+  TensorKind kind = TensorKind::kParameter;
+  DType dtype = DType::kUndefined;
+  std::vector<int64_t> shape;  // the full tensor's
+  int64_t numel = 0;
+  std::vector<CheckpointPiece> pieces;  // by start, tiling [0, numel) exactly
+};
+
+struct CheckpointFileInfo {
+  int64_t bytes = 0;
+  uint32_t header_crc32c = 0;  // of the bytes before the data section
+};
+
+// What the trainer records with a save; rank 0's copy goes into the manifest.
+struct CheckpointMeta {
+  int64_t step = 0;
+  std::string plan_hash;
+  nlohmann::json config = nlohmann::json::object();         // the resolved DeepSpeed config
+  nlohmann::json trainer_state = nlohmann::json::object();  // loss scaler, LR schedule, counters,
+                                                            // data-loader position, RNG, ...
+};
+
+struct CheckpointManifest {
+  static constexpr int kVersion = 1;
+  int version = kVersion;
+  std::string tag;
+  int world_size = 1;  // of the run that saved it (informational: loading does not depend on it)
+  CheckpointMeta meta;
+  std::map<std::string, CheckpointFileInfo> files;
+  std::vector<CheckpointTensor> tensors;
+
+  const CheckpointTensor* Find(const std::string& name) const;
+};
+
+// manifest.json's bytes: JSON whose first member is "manifest_crc32c", the crc32c of the file's
+// bytes with those 8 hex digits read as "00000000".
+std::string SerializeManifest(const CheckpointManifest& m);
+// Checks the checksum and the structure (pieces tile every tensor, files listed); errors name `path`.
+StatusOr<CheckpointManifest> ParseManifest(const std::string& bytes, const std::string& path);
+
+// Returns OK when every rank passed ok_here = true, else an error (e.g. naming the failed rank).
+// Each rank must call it the same number of times; it acts as a barrier. For MPI: an all-reduce
+// (MIN) of ok_here. Commit calls it three times.
+using AgreeFn = std::function<Status(bool ok_here)>;
+
+// One rank's part of a save. Tensor data is referenced, not copied: it must stay valid and
+// unchanged until Commit returns.
+class CheckpointWriter {
+ public:
+  CheckpointWriter(std::string dir, std::string tag, int rank, int world_size);
+
+  // A whole tensor (a replicated tensor must be added by one rank only, e.g. rank 0).
+  Status AddTensor(const std::string& name, TensorKind kind, DType dtype, const std::vector<int64_t>& shape,
+                   const void* data);
+  // Elements [start, start + count) of the flattened full tensor of `shape` (a ZeRO shard,
+  // padding excluded). At most one range per tensor and rank; an empty range adds nothing.
+  Status AddShard(const std::string& name, TensorKind kind, DType dtype, const std::vector<int64_t>& shape,
+                  int64_t start, int64_t count, const void* data);
+  void set_block_bytes(int64_t b) { block_bytes_ = b; }  // checksum block (tests use small ones)
+
+  // Collective. (1) rank 0 clears a stale DIR/.tmp-TAG and creates it; agree. (2) Each rank writes
+  // and fsyncs .tmp-TAG/rank-R.safetensors; agree. (3) Rank 0 builds the manifest from the rank
+  // files' headers (checking every tensor is fully covered), writes and fsyncs it, renames .tmp-TAG
+  // to TAG (atomically swapping out an existing TAG), fsyncs DIR, then moves `latest` by
+  // write-temp, fsync, rename, fsync DIR; agree. Every rank returns the same success or failure;
+  // on failure `latest` and every complete checkpoint are untouched, and errors name the path and
+  // errno. `meta` matters on rank 0 only.
+  Status Commit(const CheckpointMeta& meta, const AgreeFn& agree);
+
+  std::string tmp_dir() const;  // DIR/.tmp-TAG
+  std::string final_dir() const;  // DIR/TAG
+
+ private:
+  struct Piece {
+    std::string name;
+    TensorKind kind;
+    DType dtype;
+    std::vector<int64_t> shape;
+    int64_t start, count;
+    const void* data;
+  };
+  Status WriteRankFile() const;
+  Status Publish(const CheckpointMeta& meta) const;  // rank 0, step (3)
+
+  std::string dir_, tag_;
+  int rank_, world_size_;
+  std::vector<Piece> pieces_;
+  int64_t block_bytes_ = SafetensorsWriter::kDefaultBlockBytes;
+};
+
+// A committed checkpoint opened for reading. Open reads and checks the manifest and checks every
+// file's presence and size; a file's header is read and checked (crc against the manifest,
+// pieces against its entries) the first time it is needed; reads verify the data blocks they
+// touch. Thread-safe reads.
+class Checkpoint {
+ public:
+  static StatusOr<Checkpoint> Open(const std::string& dir);
+  Checkpoint(Checkpoint&&) noexcept;
+  Checkpoint& operator=(Checkpoint&&) noexcept;
+  ~Checkpoint();
+
+  const std::string& dir() const;
+  const CheckpointManifest& manifest() const;
+
+  // Flat elements [start, start + count) of the full tensor `name`, in its dtype, into dst
+  // (count * DTypeSize bytes), whatever pieces it was saved in; reads only what is asked.
+  Status ReadRange(const std::string& name, int64_t start, int64_t count, void* dst) const;
+  StatusOr<Tensor> ReadTensor(const std::string& name) const;  // the whole tensor, full shape
+  // Reads every file completely and checks every checksum.
+  Status VerifyAll() const;
+
+ private:
+  struct State;
+  explicit Checkpoint(std::unique_ptr<State> s);
+  std::unique_ptr<State> s_;
+};
+
+// The checkpoint folder to load for `path`: DIR/TAG itself when it holds a manifest, else in DIR
+// the tag `latest` names when that checkpoint's manifest is complete and intact, else the
+// complete checkpoint with the highest step (then *note, if given, says why `latest` was not
+// used). A `.tmp-*` folder is never returned. Errors name the path.
+StatusOr<std::string> ResolveCheckpoint(const std::string& path, std::string* note = nullptr);
+
+}  // namespace dsc
