@@ -18,9 +18,10 @@ class DoneHandle : public CommHandle {
 StatusOr<std::unique_ptr<CommHandle>> Done() { return std::unique_ptr<CommHandle>(std::make_unique<DoneHandle>()); }
 
 // With one rank every collective's result is its input: only moving data between distinct
-// buffers is left to do (memmove: an in-place gather passes overlapping pointers).
+// buffers is left to do (memmove on the host: an in-place gather passes overlapping pointers).
 class LocalCommunicator : public Communicator {
  public:
+  LocalCommunicator(LocalMove move, Communicator* host) : move_(std::move(move)), host_(host) {}
   int rank() const override { return 0; }
   int size() const override { return 1; }
 
@@ -31,13 +32,13 @@ class LocalCommunicator : public Communicator {
   StatusOr<std::unique_ptr<CommHandle>> ReduceScatter(const void* send, void* recv, int64_t recv_count, DType dtype,
                                                       ReduceOp op) override {
     RETURN_IF_ERROR(CheckCollectiveArgs("reduce_scatter", send, recv, recv_count, dtype, true, op));
-    if (send != recv && recv_count > 0) std::memmove(recv, send, static_cast<size_t>(recv_count) * DTypeSize(dtype));
+    RETURN_IF_ERROR(Move(recv, send, static_cast<size_t>(recv_count) * DTypeSize(dtype)));
     return Done();
   }
   StatusOr<std::unique_ptr<CommHandle>> AllGather(const void* send, void* recv, int64_t send_count,
                                                   DType dtype) override {
     RETURN_IF_ERROR(CheckCollectiveArgs("all_gather", send, recv, send_count, dtype, false));
-    if (send != recv && send_count > 0) std::memmove(recv, send, static_cast<size_t>(send_count) * DTypeSize(dtype));
+    RETURN_IF_ERROR(Move(recv, send, static_cast<size_t>(send_count) * DTypeSize(dtype)));
     return Done();
   }
   StatusOr<std::unique_ptr<CommHandle>> Broadcast(void* buf, int64_t count, DType dtype, int root) override {
@@ -45,14 +46,25 @@ class LocalCommunicator : public Communicator {
     if (root != 0) return InvalidArgument("broadcast: root ", root, " is not a rank of a group of 1");
     return Done();
   }
-  Status Barrier() override { return Status::OK(); }
+  Status Barrier() override { return host_ ? host_->Barrier() : Status::OK(); }
   std::map<std::string, int64_t> bytes_sent() const override {
     return {{"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
   }
   [[noreturn]] void Abort(const std::string& message, int exit_code) override {
+    if (host_) host_->Abort(message, exit_code);
     std::cerr << message + "\n" << std::flush;
     std::exit(exit_code);
   }
+
+ private:
+  Status Move(void* dst, const void* src, size_t bytes) {
+    if (bytes == 0 || dst == src) return Status::OK();
+    if (move_) return move_(dst, src, bytes);
+    std::memmove(dst, src, bytes);
+    return Status::OK();
+  }
+  LocalMove move_;
+  Communicator* host_;
 };
 
 // A positive integer from the environment, or 0 when unset or not a number.
@@ -88,7 +100,10 @@ Status CheckCollectiveArgs(const char* kind, const void* a, const void* b, int64
 }
 
 
-std::unique_ptr<Communicator> CreateLocalCommunicator() { return std::make_unique<LocalCommunicator>(); }
+std::unique_ptr<Communicator> CreateLocalCommunicator() { return std::make_unique<LocalCommunicator>(nullptr, nullptr); }
+std::unique_ptr<Communicator> CreateLocalCommunicator(LocalMove move, Communicator* host) {
+  return std::make_unique<LocalCommunicator>(std::move(move), host);
+}
 
 bool LaunchedUnderMpi() {
   return EnvSet("OMPI_COMM_WORLD_SIZE") || EnvSet("PMI_SIZE") || EnvSet("PMIX_RANK") ||

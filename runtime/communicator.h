@@ -33,6 +33,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -88,6 +89,11 @@ class Communicator {
 
 // Size 1: reductions leave the buffer as it is, gathers copy, nothing is sent.
 std::unique_ptr<Communicator> CreateLocalCommunicator();
+// The same on another device's memory: `move` copies `bytes` from src to dst (the ranges may
+// overlap: an in-place gather), and `host`, when given, is the job's own single-rank communicator,
+// which barriers and aborts go through.
+using LocalMove = std::function<Status(void* dst, const void* src, size_t bytes)>;
+std::unique_ptr<Communicator> CreateLocalCommunicator(LocalMove move, Communicator* host);
 
 // Joins the job the launcher (mpirun, srun) started; call once per process, from the thread
 // that will issue every collective (MPI_THREAD_FUNNELED). MPI is finalized when it is destroyed,

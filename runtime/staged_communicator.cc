@@ -49,48 +49,6 @@ Status DeviceMove(void* dst, const void* src, size_t bytes, cudaStream_t stream)
   std::exit(exit_code);
 }
 
-// One rank: reductions keep the buffer, gathers and scatters copy (on res->compute, so they are
-// ordered with the kernels around them like every other device copy).
-class GpuLocalCommunicator : public Communicator {
- public:
-  GpuLocalCommunicator(Communicator* host, cuda::Resources* res) : host_(host), res_(res) {}
-  int rank() const override { return 0; }
-  int size() const override { return 1; }
-
-  StatusOr<std::unique_ptr<CommHandle>> AllReduce(void* buf, int64_t count, DType dtype, ReduceOp op) override {
-    RETURN_IF_ERROR(CheckCollectiveArgs("all_reduce", buf, buf, count, dtype, true, op));
-    return Done();
-  }
-  StatusOr<std::unique_ptr<CommHandle>> ReduceScatter(const void* send, void* recv, int64_t recv_count, DType dtype,
-                                                      ReduceOp op) override {
-    RETURN_IF_ERROR(CheckCollectiveArgs("reduce_scatter", send, recv, recv_count, dtype, true, op));
-    RETURN_IF_ERROR(DeviceMove(recv, send, static_cast<size_t>(recv_count) * DTypeSize(dtype), res_->compute));
-    return Done();
-  }
-  StatusOr<std::unique_ptr<CommHandle>> AllGather(const void* send, void* recv, int64_t send_count,
-                                                  DType dtype) override {
-    RETURN_IF_ERROR(CheckCollectiveArgs("all_gather", send, recv, send_count, dtype, false));
-    RETURN_IF_ERROR(DeviceMove(recv, send, static_cast<size_t>(send_count) * DTypeSize(dtype), res_->compute));
-    return Done();
-  }
-  StatusOr<std::unique_ptr<CommHandle>> Broadcast(void* buf, int64_t count, DType dtype, int root) override {
-    RETURN_IF_ERROR(CheckCollectiveArgs("broadcast", buf, buf, count, dtype, false));
-    if (root != 0) return InvalidArgument("broadcast: root ", root, " is not a rank of a group of 1");
-    return Done();
-  }
-  Status Barrier() override { return host_ ? host_->Barrier() : Status::OK(); }
-  std::map<std::string, int64_t> bytes_sent() const override {
-    return {{"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
-  }
-  [[noreturn]] void Abort(const std::string& message, int exit_code) override {
-    AbortThrough(host_, message, exit_code);
-  }
-
- private:
-  Communicator* host_;
-  cuda::Resources* res_;
-};
-
 // Page-locked host buffers, reused: a buffer goes back to the pool when its collective's Wait()
 // has queued the copy back to the device, with an event that says when that copy is done; it is
 // handed out again only after that event.
@@ -274,7 +232,9 @@ StatusOr<std::unique_ptr<Communicator>> CreateGpuLocalCommunicator(Communicator*
   if (!res) return InvalidArgument("a GPU communicator needs the CUDA device's resources");
   if (host && host->size() != 1)
     return InvalidArgument("the single-rank GPU communicator was asked for a group of ", host->size());
-  return std::unique_ptr<Communicator>(std::make_unique<GpuLocalCommunicator>(host, res));
+  // Copies on res->compute, ordered with the kernels around them like every other device copy.
+  return CreateLocalCommunicator(
+      [res](void* dst, const void* src, size_t bytes) { return DeviceMove(dst, src, bytes, res->compute); }, host);
 }
 
 StatusOr<std::unique_ptr<Communicator>> CreateStagedCommunicator(Communicator* host, cuda::Resources* res) {
