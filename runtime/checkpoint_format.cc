@@ -27,6 +27,13 @@ constexpr char kTmpPrefix[] = ".tmp-";
 
 std::string Join(const std::string& dir, const std::string& name) { return (fs::path(dir) / name).string(); }
 
+// The last component of a folder path, ignoring trailing slashes ("a/.tmp-x/" -> ".tmp-x").
+std::string BaseName(const std::string& path) {
+  fs::path p = fs::path(path).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  return p.filename().string();
+}
+
 std::string RankFileName(int rank) { return StrCat("rank-", rank, ".safetensors"); }
 
 Status ErrnoStatus(const std::string& what, const std::string& path, int err) {
@@ -439,7 +446,7 @@ const std::string& Checkpoint::dir() const { return s_->dir; }
 const CheckpointManifest& Checkpoint::manifest() const { return s_->manifest; }
 
 StatusOr<Checkpoint> Checkpoint::Open(const std::string& dir) {
-  const std::string base = fs::path(dir).lexically_normal().filename().string();
+  const std::string base = BaseName(dir);
   if (base.rfind(kTmpPrefix, 0) == 0)
     return FailedPrecondition(dir, " is an unfinished save (a ", kTmpPrefix, "* folder) and is never loaded");
   auto s = std::make_unique<State>();
@@ -511,7 +518,7 @@ StatusOr<int64_t> CompleteStep(const std::string& dir) {
 }  // namespace
 
 StatusOr<std::string> ResolveCheckpoint(const std::string& path, std::string* note) {
-  const std::string base = fs::path(path).lexically_normal().filename().string();
+  const std::string base = BaseName(path);
   if (base.rfind(kTmpPrefix, 0) == 0)
     return FailedPrecondition(path, " is an unfinished save (a ", kTmpPrefix, "* folder) and is never loaded");
   std::error_code ec;

@@ -65,7 +65,13 @@ __attribute__((target("sse4.2"))) uint32_t Crc32cSse42(const uint8_t* p, size_t 
   for (; n > 0; ++p, --n) c32 = __builtin_ia32_crc32qi(c32, *p);
   return c32;
 }
-const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
+bool HaveSse42() {
+  static const bool have = [] {
+    __builtin_cpu_init();  // may run before libgcc's constructor when called from a static initializer
+    return __builtin_cpu_supports("sse4.2") != 0;
+  }();
+  return have;
+}
 #endif
 
 // ---- POSIX helpers: every error names the path and the errno ----
@@ -154,7 +160,7 @@ StatusOr<int64_t> JsonInt(const nlohmann::json& v, const std::string& what) {
 uint32_t Crc32c(const void* data, size_t n, uint32_t crc) {
   const auto* p = static_cast<const uint8_t*>(data);
 #if defined(__x86_64__)
-  if (kHaveSse42) return ~Crc32cSse42(p, n, ~crc);
+  if (HaveSse42()) return ~Crc32cSse42(p, n, ~crc);
 #endif
   return ~Crc32cTable(p, n, ~crc);
 }

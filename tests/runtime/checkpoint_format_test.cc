@@ -440,6 +440,7 @@ TEST(Checkpoint, LeftoverTmpFoldersAreNeverLoaded) {
   EXPECT_NE(note.find("no "), std::string::npos) << note;
   EXPECT_FALSE(ResolveCheckpoint(tmp.File(".tmp-global_step9")).ok());
   EXPECT_FALSE(Checkpoint::Open(tmp.File(".tmp-global_step9")).ok());
+  EXPECT_FALSE(Checkpoint::Open(tmp.File(".tmp-global_step9/")).ok());
   // A stale rank file in the temporary folder of a new save does not end up in the checkpoint.
   fs::copy_file(tmp.File(".tmp-global_step9/rank-2.safetensors"), tmp.File(".tmp-global_step9/rank-5.safetensors"));
   ExpectAllOk(Save(tmp.path(), 9, 9.5f));
