@@ -10,6 +10,7 @@
 
 #include "ir/dsc_ops.h"
 #include "kernels/common/optimizer_math.h"
+#include "kernels/common/training_node.h"
 #include "kernels/cuda/cuda_util.cuh"
 
 namespace dsc::cuda {
@@ -28,55 +29,14 @@ bool DispatchFloat(DType t, Fn&& fn) {
   }
 }
 
-Status CheckFloat(const Value* v, const char* what) {
-  if (!DispatchFloat(v->type.dtype, [](auto) {}))
-    return Unimplemented(what, " on ", DTypeName(v->type.dtype), " (float, float16 and bfloat16 are supported)");
-  return Status::OK();
-}
-
-Status NeedInputs(const Node& n, size_t count) {
-  for (size_t i = 0; i < count; ++i)
-    if (!n.input(i)) return InvalidArgument(n.Describe(), ": input ", i, " is required");
-  return Status::OK();
-}
-
-Status SameSize(const TensorView& a, const TensorView& b, const char* what) {
-  if (a.numel() != b.numel())
-    return InvalidArgument(what, ": ", a.numel(), " elements updated from ", b.numel());
-  return Status::OK();
-}
-
-Status StateSize(const TensorView& t, int64_t expected, bool shard, const char* what) {
-  if (t.numel() != expected)
-    return InvalidArgument(what, ": ", shard ? "shard of " : "", expected, " elements updated from ", t.numel());
-  return Status::OK();
-}
-
-Status FloatScalar(const Node& n, size_t index, const char* op) {
-  const Value* v = n.input(index);
-  if (v && v->type.dtype != DType::kFloat32)
-    return InvalidArgument(op, ": input ", index, " must be a float scalar, not ", DTypeName(v->type.dtype));
-  return Status::OK();
-}
-
-Status CheckSkip(const Node& n, size_t index, const char* op) {
-  const Value* v = n.input(index);
-  if (v && v->type.dtype != DType::kBool)
-    return InvalidArgument(op, ": skip (input ", index, ") must be bool, not ", DTypeName(v->type.dtype));
-  return Status::OK();
-}
+using optim::CheckFloat;
+using optim::NeedInputs;
+using optim::OptimizerShard;
+using optim::StateSize;
 
 // The skip flag in device memory, or null when the node has none (never skipped).
 const uint8_t* SkipPtr(const KernelContext& ctx, size_t index) {
   return ctx.has_input(index) && ctx.input(index).numel() > 0 ? ctx.input(index).data<uint8_t>() : nullptr;
-}
-
-StatusOr<optim::ShardRange> OptimizerShard(const KernelContext& ctx, bool shard, int64_t world_attr, int64_t n,
-                                           const char* op) {
-  if (!shard) return optim::ShardOf(n, false, 0, 1);
-  int64_t rank = 0, world = 1;
-  RETURN_IF_ERROR(RankAndWorld(ctx, world_attr, op, &rank, &world));
-  return optim::ShardOf(n, true, rank, world);
 }
 
 // ---- four elements per thread ----
@@ -162,22 +122,15 @@ struct AccumulateF {
 // acc += X, any mix of float32/float16/bfloat16, summed in float and rounded once to acc's dtype.
 class AccumulateCuda : public OpKernel {
  public:
-  Status Init(const Node& n) {
-    RETURN_IF_ERROR(NeedInputs(n, 2));
-    RETURN_IF_ERROR(CheckFloat(n.input(0), "Accumulate"));
-    RETURN_IF_ERROR(CheckFloat(n.input(1), "Accumulate"));
-    acc_ = n.input(0)->type.dtype;
-    x_ = n.input(1)->type.dtype;
-    return Status::OK();
-  }
+  Status Init(const Node& n) { return node_.Init(n); }
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
     const TensorView& acc = ctx.input(0);
-    RETURN_IF_ERROR(SameSize(acc, ctx.input(1), "Accumulate"));
+    RETURN_IF_ERROR(optim::SameSize(acc, ctx.input(1), "Accumulate"));
     const int64_t n = acc.numel();
     Status s;
-    DispatchFloat(acc_, [&](auto at) {
-      DispatchFloat(x_, [&](auto xt) {
+    DispatchFloat(node_.acc, [&](auto at) {
+      DispatchFloat(node_.x, [&](auto xt) {
         using A = typename decltype(at)::type;
         using X = typename decltype(xt)::type;
         AccumulateF<A, X> f{acc.data<A>(), ctx.input(1).data<X>()};
@@ -188,7 +141,7 @@ class AccumulateCuda : public OpKernel {
   }
 
  private:
-  DType acc_ = DType::kFloat32, x_ = DType::kFloat32;
+  optim::AccumulateNode node_;
 };
 
 // ---- ZeroFill, Assign ----
@@ -208,38 +161,15 @@ class ZeroFillCuda : public OpKernel {
 // dst[rank*c, min(n, (rank+1)*c)).
 class AssignCuda : public OpKernel {
  public:
-  Status Init(const Node& n) {
-    RETURN_IF_ERROR(NeedInputs(n, 2));
-    if (n.input(0)->type.dtype != n.input(1)->type.dtype)
-      return InvalidArgument("Assign: dst is ", DTypeName(n.input(0)->type.dtype), " but src is ",
-                             DTypeName(n.input(1)->type.dtype));
-    element_size_ = DTypeSize(n.input(0)->type.dtype);
-    shard_ = n.GetInt("shard", 0) != 0;
-    world_attr_ = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
-    return Status::OK();
-  }
+  Status Init(const Node& n) { return node_.Init(n); }
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
     const TensorView& dst = ctx.input(0);
     const TensorView& src = ctx.input(1);
-    const int64_t n = dst.numel();
-    int64_t begin = 0, len = n;
-    if (shard_) {
-      int64_t rank = 0, world = 1;
-      RETURN_IF_ERROR(RankAndWorld(ctx, world_attr_, "Assign", &rank, &world));
-      const int64_t c = ops::ChunkSize(n, world);
-      if (src.numel() != c)
-        return InvalidArgument("Assign: shard of ", c, " elements (ceil(", n, " / ", world, ")) updated from ",
-                               src.numel());
-      const optim::ShardRange sr = optim::ShardOf(n, true, rank, world);
-      begin = sr.offset;
-      len = sr.len;
-    } else {
-      RETURN_IF_ERROR(SameSize(dst, src, "Assign"));
-    }
-    char* d = static_cast<char*>(dst.ptr) + static_cast<size_t>(begin) * element_size_;
+    ASSIGN_OR_RETURN(const optim::ShardRange sr, node_.Range(ctx, dst, src));
+    char* d = static_cast<char*>(dst.ptr) + static_cast<size_t>(sr.offset) * node_.element_size;
     const char* s = static_cast<const char*>(src.ptr);
-    const size_t bytes = static_cast<size_t>(len) * element_size_;
+    const size_t bytes = static_cast<size_t>(sr.len) * node_.element_size;
     if (bytes == 0 || d == s) return Status::OK();
     if (d < s + bytes && s < d + bytes) {  // overlapping: cudaMemcpy does not move, stage it
       ASSIGN_OR_RETURN(void* tmp, r->Scratch(bytes));
@@ -251,9 +181,7 @@ class AssignCuda : public OpKernel {
   }
 
  private:
-  size_t element_size_ = 4;
-  bool shard_ = false;
-  int64_t world_attr_ = -1;
+  optim::AssignNode node_;
 };
 
 // ---- SumSquares ----
@@ -398,14 +326,8 @@ struct AdamDev {
   int bad_step;
 };
 
-struct AdamAttrs {
-  float beta1, beta2, eps, weight_decay;
-  double b2_decimal, wd_decimal;
-  bool bias_correction, adam_w_mode;
-};
-
 __global__ void AdamPrep(const float* lr, const int64_t* step, const float* beta1, const float* grad_scale,
-                         const uint8_t* skip, AdamAttrs a, AdamDev* out) {
+                         const uint8_t* skip, optim::AdamAttrs a, AdamDev* out) {
   AdamDev d{};
   const int64_t s = *step;
   d.bad_step = s < 1;
@@ -457,45 +379,22 @@ struct AdamF {
 // param, grad and the states may each be float32, float16 or bfloat16 (states alike).
 class AdamStepCuda : public OpKernel {
  public:
-  Status Init(const Node& n) {
-    RETURN_IF_ERROR(NeedInputs(n, 7));
-    for (size_t i = 0; i < 4; ++i) RETURN_IF_ERROR(CheckFloat(n.input(i), "AdamStep"));
-    if (n.input(2)->type.dtype != n.input(3)->type.dtype)
-      return InvalidArgument("AdamStep: exp_avg is ", DTypeName(n.input(2)->type.dtype), " but exp_avg_sq is ",
-                             DTypeName(n.input(3)->type.dtype));
-    for (size_t i : {4, 6, 7}) RETURN_IF_ERROR(FloatScalar(n, i, "AdamStep"));
-    if (n.input(5)->type.dtype != DType::kInt64)
-      return InvalidArgument("AdamStep: step (input 5) must be int64, not ", DTypeName(n.input(5)->type.dtype));
-    param_ = n.input(0)->type.dtype;
-    grad_ = n.input(1)->type.dtype;
-    state_ = n.input(2)->type.dtype;
-    attrs_.beta1 = n.GetFloat("beta1", 0.9f);
-    attrs_.beta2 = n.GetFloat("beta2", 0.999f);
-    attrs_.eps = n.GetFloat("epsilon", 1e-8f);
-    attrs_.weight_decay = n.GetFloat("weight_decay", 0.0f);
-    attrs_.b2_decimal = optim::ShortestDecimal(attrs_.beta2);
-    attrs_.wd_decimal = optim::ShortestDecimal(attrs_.weight_decay);
-    attrs_.adam_w_mode = n.GetInt("adam_w_mode", 1) != 0;
-    attrs_.bias_correction = n.GetInt("bias_correction", 1) != 0;
-    shard_ = n.GetInt("shard", 0) != 0;
-    world_attr_ = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
-    return CheckSkip(n, 8, "AdamStep");
-  }
+  Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/true); }
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
     const TensorView& param = ctx.input(0);
     ASSIGN_OR_RETURN(const optim::ShardRange sr,
-                     OptimizerShard(ctx, shard_, world_attr_, param.numel(), "AdamStep"));
-    for (size_t i = 1; i < 4; ++i) RETURN_IF_ERROR(StateSize(ctx.input(i), sr.state, shard_, "AdamStep"));
+                     OptimizerShard(ctx, node_.shard, node_.world_attr, param.numel(), "AdamStep"));
+    for (size_t i = 1; i < 4; ++i) RETURN_IF_ERROR(StateSize(ctx.input(i), sr.state, node_.shard, "AdamStep"));
     ASSIGN_OR_RETURN(AdamDev * dev, slot_.Get());
     AdamPrep<<<1, 1, 0, r->compute>>>(ctx.input(4).data<float>(), ctx.input(5).data<int64_t>(),
                                       ctx.has_input(7) ? ctx.input(7).data<float>() : nullptr,
-                                      ctx.input(6).data<float>(), SkipPtr(ctx, 8), attrs_, dev);
+                                      ctx.input(6).data<float>(), SkipPtr(ctx, 8), node_.attrs, dev);
     DSC_CUDA_CHECK_LAUNCH();
     Status s;
-    DispatchFloat(param_, [&](auto pt) {
-      DispatchFloat(grad_, [&](auto gt) {
-        DispatchFloat(state_, [&](auto st) {
+    DispatchFloat(node_.param, [&](auto pt) {
+      DispatchFloat(node_.grad, [&](auto gt) {
+        DispatchFloat(node_.state, [&](auto st) {
           using P = typename decltype(pt)::type;
           using G = typename decltype(gt)::type;
           using S = typename decltype(st)::type;
@@ -510,10 +409,7 @@ class AdamStepCuda : public OpKernel {
   }
 
  private:
-  DType param_ = DType::kFloat32, grad_ = DType::kFloat32, state_ = DType::kFloat32;
-  AdamAttrs attrs_{};
-  bool shard_ = false;
-  int64_t world_attr_ = -1;
+  optim::AdamNode node_;
   DeviceSlot<AdamDev> slot_;
 };
 
@@ -522,13 +418,7 @@ struct SgdDev {
   int skip;
 };
 
-struct SgdAttrs {
-  float momentum, weight_decay;
-  double damp_decimal;
-  bool nesterov;
-};
-
-__global__ void SgdPrep(const float* lr, const int64_t* step, const float* grad_scale, const uint8_t* skip, SgdAttrs a,
+__global__ void SgdPrep(const float* lr, const int64_t* step, const float* grad_scale, const uint8_t* skip, optim::SgdAttrs a,
                         SgdDev* out) {
   SgdDev d{};
   d.skip = skip && *skip != 0;
@@ -570,43 +460,23 @@ struct SgdF {
 // (param, grad, momentum_buffer?, lr, step, grad_scale[, skip]): torch.optim.SGD in place.
 class SGDStepCuda : public OpKernel {
  public:
-  Status Init(const Node& n) {
-    attrs_.momentum = n.GetFloat("momentum", 0.0f);
-    const float dampening = n.GetFloat("dampening", 0.0f);
-    attrs_.nesterov = n.GetInt("nesterov", 0) != 0;
-    attrs_.weight_decay = n.GetFloat("weight_decay", 0.0f);
-    attrs_.damp_decimal = optim::ShortestDecimal(dampening);
-    if (!n.input(0) || !n.input(1) || !n.input(3) || !n.input(4) || !n.input(5))
-      return InvalidArgument(n.Describe(), ": param, grad, lr, step and grad_scale are required");
-    if (attrs_.momentum != 0.0f && !n.input(2))
-      return InvalidArgument(n.Describe(), ": momentum ", attrs_.momentum, " needs a momentum_buffer input");
-    for (size_t i = 0; i < 3; ++i)
-      if (n.input(i)) RETURN_IF_ERROR(CheckFloat(n.input(i), "SGDStep"));
-    for (size_t i : {3, 5}) RETURN_IF_ERROR(FloatScalar(n, i, "SGDStep"));
-    if (n.input(4)->type.dtype != DType::kInt64)
-      return InvalidArgument("SGDStep: step (input 4) must be int64, not ", DTypeName(n.input(4)->type.dtype));
-    param_ = n.input(0)->type.dtype;
-    grad_ = n.input(1)->type.dtype;
-    buf_ = n.input(2) ? n.input(2)->type.dtype : param_;
-    shard_ = n.GetInt("shard", 0) != 0;
-    world_attr_ = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
-    return CheckSkip(n, 6, "SGDStep");
-  }
+  Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/true); }
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
     const TensorView& param = ctx.input(0);
-    ASSIGN_OR_RETURN(const optim::ShardRange sr, OptimizerShard(ctx, shard_, world_attr_, param.numel(), "SGDStep"));
-    RETURN_IF_ERROR(StateSize(ctx.input(1), sr.state, shard_, "SGDStep"));
-    const bool use_buf = attrs_.momentum != 0.0f;
-    if (use_buf) RETURN_IF_ERROR(StateSize(ctx.input(2), sr.state, shard_, "SGDStep"));
+    ASSIGN_OR_RETURN(const optim::ShardRange sr,
+                     OptimizerShard(ctx, node_.shard, node_.world_attr, param.numel(), "SGDStep"));
+    RETURN_IF_ERROR(StateSize(ctx.input(1), sr.state, node_.shard, "SGDStep"));
+    const bool use_buf = node_.attrs.momentum != 0.0f;
+    if (use_buf) RETURN_IF_ERROR(StateSize(ctx.input(2), sr.state, node_.shard, "SGDStep"));
     ASSIGN_OR_RETURN(SgdDev * dev, slot_.Get());
     SgdPrep<<<1, 1, 0, r->compute>>>(ctx.input(3).data<float>(), ctx.input(4).data<int64_t>(),
-                                     ctx.input(5).data<float>(), SkipPtr(ctx, 6), attrs_, dev);
+                                     ctx.input(5).data<float>(), SkipPtr(ctx, 6), node_.attrs, dev);
     DSC_CUDA_CHECK_LAUNCH();
     Status s;
-    DispatchFloat(param_, [&](auto pt) {
-      DispatchFloat(grad_, [&](auto gt) {
-        DispatchFloat(buf_, [&](auto bt) {
+    DispatchFloat(node_.param, [&](auto pt) {
+      DispatchFloat(node_.grad, [&](auto gt) {
+        DispatchFloat(node_.buf, [&](auto bt) {
           using P = typename decltype(pt)::type;
           using G = typename decltype(gt)::type;
           using B = typename decltype(bt)::type;
@@ -621,10 +491,7 @@ class SGDStepCuda : public OpKernel {
   }
 
  private:
-  DType param_ = DType::kFloat32, grad_ = DType::kFloat32, buf_ = DType::kFloat32;
-  SgdAttrs attrs_{};
-  bool shard_ = false;
-  int64_t world_attr_ = -1;
+  optim::SgdNode node_;
   DeviceSlot<SgdDev> slot_;
 };
 

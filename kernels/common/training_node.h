@@ -1,0 +1,194 @@
+// What the training-op kernels read and check at Init, and the size checks of their Compute (host
+// code, shared by kernels/cpu/training_ops.cc and its CUDA twin kernels/cuda/training_ops.cu).
+//   optim::AdamNode node;  RETURN_IF_ERROR(node.Init(n, /*int64_step=*/false));
+//   ASSIGN_OR_RETURN(ShardRange r, OptimizerShard(ctx, node.shard, node.world_attr, numel, "AdamStep"));
+#pragma once
+
+#include <cstdint>
+
+#include "ir/dsc_ops.h"
+#include "kernels/common/optimizer_math.h"
+#include "kernels/kernel.h"
+
+namespace dsc::optim {
+
+// The float dtypes the accumulation, norm and update kernels take.
+inline bool IsUpdateFloat(DType t) {
+  return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16;
+}
+
+inline Status CheckFloat(const Value* v, const char* what) {
+  if (!IsUpdateFloat(v->type.dtype))
+    return Unimplemented(what, " on ", DTypeName(v->type.dtype), " (float, float16 and bfloat16 are supported)");
+  return Status::OK();
+}
+
+// The in-place ops need every input they update to be present; Init checks the counts once.
+inline Status NeedInputs(const Node& n, size_t count) {
+  for (size_t i = 0; i < count; ++i)
+    if (!n.input(i)) return InvalidArgument(n.Describe(), ": input ", i, " is required");
+  return Status::OK();
+}
+
+inline Status SameSize(const TensorView& a, const TensorView& b, const char* what) {
+  if (a.numel() != b.numel())
+    return InvalidArgument(what, ": ", a.numel(), " elements updated from ", b.numel());
+  return Status::OK();
+}
+
+inline Status StateSize(const TensorView& t, int64_t expected, bool shard, const char* what) {
+  if (t.numel() != expected)
+    return InvalidArgument(what, ": ", shard ? "shard of " : "", expected, " elements updated from ", t.numel());
+  return Status::OK();
+}
+
+// The scalar inputs (lr, grad_scale, beta1_override) are float32 scalars.
+inline Status FloatScalar(const Node& n, size_t index, const char* op) {
+  const Value* v = n.input(index);
+  if (v && v->type.dtype != DType::kFloat32)
+    return InvalidArgument(op, ": input ", index, " must be a float scalar, not ", DTypeName(v->type.dtype));
+  return Status::OK();
+}
+
+// The optional skip input of AdamStep/SGDStep: a bool scalar; true = change nothing this step.
+inline Status CheckSkip(const Node& n, size_t index, const char* op) {
+  const Value* v = n.input(index);
+  if (v && v->type.dtype != DType::kBool)
+    return InvalidArgument(op, ": skip (input ", index, ") must be bool, not ", DTypeName(v->type.dtype));
+  return Status::OK();
+}
+
+// The part of `param` an optimizer step updates (ShardOf). `world_attr` <= 0: no `world`
+// attribute on the node (nothing to check against).
+inline StatusOr<ShardRange> OptimizerShard(const KernelContext& ctx, bool shard, int64_t world_attr, int64_t n,
+                                           const char* op) {
+  if (!shard) return ShardOf(n, false, 0, 1);
+  int64_t rank = 0, world = 1;
+  RETURN_IF_ERROR(RankAndWorld(ctx, world_attr, op, &rank, &world));
+  return ShardOf(n, true, rank, world);
+}
+
+// acc += X: both float32/float16/bfloat16, each its own dtype.
+struct AccumulateNode {
+  Status Init(const Node& n) {
+    RETURN_IF_ERROR(NeedInputs(n, 2));
+    RETURN_IF_ERROR(CheckFloat(n.input(0), "Accumulate"));
+    RETURN_IF_ERROR(CheckFloat(n.input(1), "Accumulate"));
+    acc = n.input(0)->type.dtype;
+    x = n.input(1)->type.dtype;
+    return Status::OK();
+  }
+  DType acc = DType::kFloat32, x = DType::kFloat32;
+};
+
+// Assign<shard>(dst, src): dst and src of one dtype; with shard = 1 src is this rank's chunk.
+struct AssignNode {
+  Status Init(const Node& n) {
+    RETURN_IF_ERROR(NeedInputs(n, 2));
+    if (n.input(0)->type.dtype != n.input(1)->type.dtype)
+      return InvalidArgument("Assign: dst is ", DTypeName(n.input(0)->type.dtype), " but src is ",
+                             DTypeName(n.input(1)->type.dtype));
+    element_size = DTypeSize(n.input(0)->type.dtype);
+    shard = n.GetInt("shard", 0) != 0;
+    world_attr = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
+    return Status::OK();
+  }
+  // The elements of dst that src fills: all of them, or this rank's chunk [rank*c, min(n, (rank+1)*c)).
+  StatusOr<ShardRange> Range(const KernelContext& ctx, const TensorView& dst, const TensorView& src) const {
+    const int64_t n = dst.numel();
+    if (!shard) {
+      RETURN_IF_ERROR(SameSize(dst, src, "Assign"));
+      return ShardOf(n, false, 0, 1);
+    }
+    int64_t rank = 0, world = 1;
+    RETURN_IF_ERROR(RankAndWorld(ctx, world_attr, "Assign", &rank, &world));
+    const int64_t c = ops::ChunkSize(n, world);
+    if (src.numel() != c)
+      return InvalidArgument("Assign: shard of ", c, " elements (ceil(", n, " / ", world, ")) updated from ",
+                             src.numel());
+    return ShardOf(n, true, rank, world);
+  }
+  size_t element_size = 4;
+  bool shard = false;
+  int64_t world_attr = -1;
+};
+
+// AdamStep's attributes; b2_decimal and wd_decimal are ShortestDecimal of beta2 and weight_decay.
+// Plain data: the CUDA kernel passes it to the device.
+struct AdamAttrs {
+  float beta1, beta2, eps, weight_decay;
+  double b2_decimal, wd_decimal;
+  bool bias_correction, adam_w_mode;
+};
+
+// (param, grad, exp_avg, exp_avg_sq, lr, step, grad_scale[, beta1_override][, skip]).
+// `int64_step`: also check that step is int64 (the CUDA kernel reads it on the device unchecked).
+struct AdamNode {
+  Status Init(const Node& n, bool int64_step) {
+    RETURN_IF_ERROR(NeedInputs(n, 7));
+    for (size_t i = 0; i < 4; ++i) RETURN_IF_ERROR(CheckFloat(n.input(i), "AdamStep"));
+    if (n.input(2)->type.dtype != n.input(3)->type.dtype)
+      return InvalidArgument("AdamStep: exp_avg is ", DTypeName(n.input(2)->type.dtype), " but exp_avg_sq is ",
+                             DTypeName(n.input(3)->type.dtype));
+    for (size_t i : {4, 6, 7}) RETURN_IF_ERROR(FloatScalar(n, i, "AdamStep"));
+    if (int64_step && n.input(5)->type.dtype != DType::kInt64)
+      return InvalidArgument("AdamStep: step (input 5) must be int64, not ", DTypeName(n.input(5)->type.dtype));
+    param = n.input(0)->type.dtype;
+    grad = n.input(1)->type.dtype;
+    state = n.input(2)->type.dtype;
+    attrs.beta1 = n.GetFloat("beta1", 0.9f);
+    attrs.beta2 = n.GetFloat("beta2", 0.999f);
+    attrs.eps = n.GetFloat("epsilon", 1e-8f);
+    attrs.weight_decay = n.GetFloat("weight_decay", 0.0f);
+    attrs.b2_decimal = ShortestDecimal(attrs.beta2);
+    attrs.wd_decimal = ShortestDecimal(attrs.weight_decay);
+    attrs.adam_w_mode = n.GetInt("adam_w_mode", 1) != 0;
+    attrs.bias_correction = n.GetInt("bias_correction", 1) != 0;
+    shard = n.GetInt("shard", 0) != 0;
+    world_attr = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
+    return CheckSkip(n, 8, "AdamStep");
+  }
+  DType param = DType::kFloat32, grad = DType::kFloat32, state = DType::kFloat32;
+  AdamAttrs attrs{};
+  bool shard = false;
+  int64_t world_attr = -1;
+};
+
+// SGDStep's attributes; damp_decimal is ShortestDecimal of dampening. Plain data, as AdamAttrs.
+struct SgdAttrs {
+  float momentum, weight_decay;
+  double damp_decimal;
+  bool nesterov;
+};
+
+// (param, grad, momentum_buffer?, lr, step, grad_scale[, skip]); `int64_step` as for AdamNode.
+struct SgdNode {
+  Status Init(const Node& n, bool int64_step) {
+    attrs.momentum = n.GetFloat("momentum", 0.0f);
+    const float dampening = n.GetFloat("dampening", 0.0f);
+    attrs.nesterov = n.GetInt("nesterov", 0) != 0;
+    attrs.weight_decay = n.GetFloat("weight_decay", 0.0f);
+    attrs.damp_decimal = ShortestDecimal(dampening);
+    if (!n.input(0) || !n.input(1) || !n.input(3) || !n.input(4) || !n.input(5))
+      return InvalidArgument(n.Describe(), ": param, grad, lr, step and grad_scale are required");
+    if (attrs.momentum != 0.0f && !n.input(2))
+      return InvalidArgument(n.Describe(), ": momentum ", attrs.momentum, " needs a momentum_buffer input");
+    for (size_t i = 0; i < 3; ++i)
+      if (n.input(i)) RETURN_IF_ERROR(CheckFloat(n.input(i), "SGDStep"));
+    for (size_t i : {3, 5}) RETURN_IF_ERROR(FloatScalar(n, i, "SGDStep"));
+    if (int64_step && n.input(4)->type.dtype != DType::kInt64)
+      return InvalidArgument("SGDStep: step (input 4) must be int64, not ", DTypeName(n.input(4)->type.dtype));
+    param = n.input(0)->type.dtype;
+    grad = n.input(1)->type.dtype;
+    buf = n.input(2) ? n.input(2)->type.dtype : param;
+    shard = n.GetInt("shard", 0) != 0;
+    world_attr = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
+    return CheckSkip(n, 6, "SGDStep");
+  }
+  DType param = DType::kFloat32, grad = DType::kFloat32, buf = DType::kFloat32;
+  SgdAttrs attrs{};
+  bool shard = false;
+  int64_t world_attr = -1;
+};
+
+}  // namespace dsc::optim
