@@ -9,31 +9,15 @@
 
 #include "ir/dsc_ops.h"
 #include "kernels/common/pool_math.h"
+#include "kernels/common/pool_node.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 
 namespace dsc {
 namespace {
 
-// Pool attributes over X:(N,C,H,W) -> Y:(N,C,OH,OW); planes = N*C.
-struct PoolShape {
-  nn::Window2D w;
-  int64_t planes = 0;
-  bool count_include_pad = false;
-};
-
-StatusOr<PoolShape> ReadPool(const Node& node, const Value* xv, const Value* yv) {
-  ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(xv, "X"));
-  ASSIGN_OR_RETURN(std::vector<int64_t> y, nn::StaticDims(yv, "Y"));
-  if (!node.HasAttr("kernel_shape")) return InvalidArgument("kernel_shape is required");
-  PoolShape s;
-  ASSIGN_OR_RETURN(s.w, nn::ParseWindow2D(node, x, y, {}, node.GetInt("ceil_mode", 0) != 0));
-  if (x[0] != y[0] || x[1] != y[1])
-    return InvalidArgument("X ", nn::DimsToString(x), " and Y ", nn::DimsToString(y), " differ in N or C");
-  s.planes = x[0] * x[1];
-  s.count_include_pad = node.GetInt("count_include_pad", 0) != 0;
-  return s;
-}
+using pool::PoolShape;
+using pool::ReadPool;
 
 int64_t ArgMax(const float* x, const nn::Window2D& w, int64_t oy, int64_t ox) {
   return pool::ArgMax(w, oy, ox, [x](int64_t off) { return x[off]; });
@@ -45,9 +29,7 @@ using pool::ForEachTap;
 class MaxPoolKernel : public OpKernel {
  public:
   Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(s_, ReadPool(node, node.input(0), node.output(0)));
-    if (node.num_outputs() > 1 && node.GetInt("storage_order", 0) != 0)
-      return Unimplemented("MaxPool Indices with storage_order=1");
+    ASSIGN_OR_RETURN(s_, pool::ReadMaxPool(node));
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
@@ -105,10 +87,9 @@ class AveragePoolKernel : public OpKernel {
 class GlobalAveragePoolKernel : public OpKernel {
  public:
   Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(node.input(0), "X"));
-    if (x.size() < 3) return InvalidArgument("X ", nn::DimsToString(x), " needs rank >= 3 (N,C,spatial...)");
-    planes_ = x[0] * x[1];
-    size_ = nn::Product(x, 2, x.size());
+    ASSIGN_OR_RETURN(const pool::GlobalPoolShape g, pool::ReadGlobalPool(node));
+    planes_ = g.planes;
+    size_ = g.size;
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
