@@ -7,29 +7,14 @@
 
 #include "ir/dsc_ops.h"
 #include "kernels/common/norm_math.h"
+#include "kernels/common/norm_node.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 
 namespace dsc {
 namespace {
 
-// X viewed as (rows, cols): rows = prod(dims[:axis]), cols = prod(dims[axis:]) are normalised together.
-struct LayerNormShape {
-  int64_t rows = 1, cols = 1;
-};
-
-StatusOr<LayerNormShape> ReadLayerNorm(const Node& node, bool grad) {
-  const Value* xv = node.input(grad ? 1 : 0);
-  const Value* sv = node.input(grad ? 2 : 1);
-  ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(xv, "X"));
-  ASSIGN_OR_RETURN(std::vector<int64_t> scale, nn::StaticDims(sv, "Scale"));
-  ASSIGN_OR_RETURN(int64_t axis, nn::NormalizeAxis(node.GetInt("axis", -1), static_cast<int64_t>(x.size())));
-  LayerNormShape s{nn::Product(x, 0, axis), nn::Product(x, axis, x.size())};
-  if (nn::Product(scale) != s.cols)
-    return Unimplemented("Scale ", nn::DimsToString(scale), " must hold the normalised shape of X ",
-                         nn::DimsToString(x), " from axis ", axis, " (no broadcasting)");
-  return s;
-}
+using norm::BatchNormShape;
 
 // Mean and 1/sqrt(var + eps) of each row; var is biased (divides by cols).
 void RowStats(const float* x, int64_t rows, int64_t cols, float eps, std::vector<double>* mean,
@@ -52,13 +37,9 @@ void RowStats(const float* x, int64_t rows, int64_t cols, float eps, std::vector
 }
 
 // (X, Scale[, B]) -> Y[, Mean, InvStdDev];  X:(rows,cols)  Scale,B:(cols)  Mean,InvStdDev:(rows) as (..., 1, 1)
-class LayerNormKernel : public OpKernel {
+class LayerNormKernel : public OpKernel, protected norm::LayerNormNode {
  public:
-  Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(s_, ReadLayerNorm(node, /*grad=*/false));
-    eps_ = node.GetFloat("epsilon", 1e-5f);
-    return Status::OK();
-  }
+  Status Init(const Node& node) { return LayerNormNode::Init(node, /*grad=*/false); }
   Status Compute(KernelContext& ctx) override {
     const float* x = ctx.input(0).data<float>();
     const float* scale = ctx.input(1).data<float>();
@@ -80,21 +61,13 @@ class LayerNormKernel : public OpKernel {
     }
     return Status::OK();
   }
-
- private:
-  LayerNormShape s_;
-  float eps_ = 1e-5f;
 };
 
 // (dY, X, Scale) -> dX, dScale, dBias; with xhat = (x - mean) * rstd and g = dY * Scale per row:
 //   dX = rstd * (g - mean(g) - xhat * mean(g * xhat)),  dScale = sum_rows dY * xhat,  dBias = sum_rows dY
-class LayerNormGradKernel : public OpKernel {
+class LayerNormGradKernel : public OpKernel, protected norm::LayerNormNode {
  public:
-  Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(s_, ReadLayerNorm(node, /*grad=*/true));
-    eps_ = node.GetFloat("epsilon", 1e-5f);
-    return Status::OK();
-  }
+  Status Init(const Node& node) { return LayerNormNode::Init(node, /*grad=*/true); }
   Status Compute(KernelContext& ctx) override {
     const float* dy = ctx.input(0).data<float>();
     const float* x = ctx.input(1).data<float>();
@@ -153,22 +126,7 @@ class LayerNormGradKernel : public OpKernel {
     }
     return Status::OK();
   }
-
- private:
-  LayerNormShape s_;
-  float eps_ = 1e-5f;
 };
-
-// X:(N,C,spatial...) viewed as (N, C, S).
-struct BatchNormShape {
-  int64_t n = 1, c = 1, s = 1;
-};
-
-StatusOr<BatchNormShape> ReadBatchNorm(const Value* xv) {
-  ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(xv, "X"));
-  if (x.size() < 2) return InvalidArgument("X ", nn::DimsToString(x), " needs rank >= 2 (N,C,...)");
-  return BatchNormShape{x[0], x[1], nn::Product(x, 2, x.size())};
-}
 
 // Batch mean and biased variance of each channel over (N, S).
 void ChannelStats(const float* x, const BatchNormShape& b, std::vector<double>* mean, std::vector<double>* var) {
@@ -194,22 +152,9 @@ void ChannelStats(const float* x, const BatchNormShape& b, std::vector<double>* 
 // (X, scale, B, input_mean, input_var) -> Y[, running_mean, running_var];  X:(N,C,S)  others:(C)
 // training_mode=1: Y from the batch statistics; running = input * momentum + batch * (1 - momentum),
 // with the biased batch variance as the ONNX spec says (PyTorch's running_var uses the unbiased one).
-class BatchNormKernel : public OpKernel {
+class BatchNormKernel : public OpKernel, protected norm::BatchNormNode {
  public:
-  Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(b_, ReadBatchNorm(node.input(0)));
-    eps_ = node.GetFloat("epsilon", 1e-5f);
-    momentum_ = node.GetFloat("momentum", 0.9f);
-    training_ = node.GetInt("training_mode", 0) != 0;
-    if (node.num_outputs() > 3)
-      return Unimplemented("BatchNormalization before opset 14 (saved_mean/saved_var outputs) is not supported");
-    for (size_t i = 1; i < 5; ++i) {
-      ASSIGN_OR_RETURN(std::vector<int64_t> d, nn::StaticDims(node.input(i), "per-channel input"));
-      if (nn::Product(d) != b_.c)
-        return InvalidArgument("input ", i, " ", nn::DimsToString(d), " must hold C=", b_.c, " values");
-    }
-    return Status::OK();
-  }
+  Status Init(const Node& node) { return BatchNormNode::Init(node); }
   Status Compute(KernelContext& ctx) override {
     const float* x = ctx.input(0).data<float>();
     const float* scale = ctx.input(1).data<float>();
@@ -240,24 +185,13 @@ class BatchNormKernel : public OpKernel {
     }
     return Status::OK();
   }
-
- private:
-  BatchNormShape b_;
-  float eps_ = 1e-5f, momentum_ = 0.9f;
-  bool training_ = false;
 };
 
 // (dY, X, Scale) -> dX, dScale, dBias in training mode (batch statistics), per channel over m = N*S:
 //   dBias = sum dY,  dScale = sum dY * xhat,  dX = Scale * rstd / m * (m * dY - dBias - xhat * dScale)
-class BatchNormGradKernel : public OpKernel {
+class BatchNormGradKernel : public OpKernel, protected norm::BatchNormGradNode {
  public:
-  Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(b_, ReadBatchNorm(node.input(1)));
-    eps_ = node.GetFloat("epsilon", 1e-5f);
-    ASSIGN_OR_RETURN(std::vector<int64_t> s, nn::StaticDims(node.input(2), "Scale"));
-    if (nn::Product(s) != b_.c) return InvalidArgument("Scale ", nn::DimsToString(s), " must hold C=", b_.c, " values");
-    return Status::OK();
-  }
+  Status Init(const Node& node) { return BatchNormGradNode::Init(node); }
   Status Compute(KernelContext& ctx) override {
     const float* dy = ctx.input(0).data<float>();
     const float* x = ctx.input(1).data<float>();
@@ -290,10 +224,6 @@ class BatchNormGradKernel : public OpKernel {
     }
     return Status::OK();
   }
-
- private:
-  BatchNormShape b_;
-  float eps_ = 1e-5f;
 };
 
 DSC_REGISTER_KERNEL("", "LayerNormalization", kCpu, kFloat32, MakeFactory<LayerNormKernel>());

@@ -6,26 +6,14 @@
 // then one thread per element. Scale, B and the statistics may be of another float dtype than X.
 #include "ir/dsc_ops.h"
 #include "kernels/common/norm_math.h"
+#include "kernels/common/norm_node.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/cuda/row_util.cuh"
 
 namespace dsc::cuda {
 namespace {
 
-struct LayerNormShape {
-  int64_t rows = 1, cols = 1;
-};
-
-StatusOr<LayerNormShape> ReadLayerNorm(const Node& node, bool grad) {
-  ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(node.input(grad ? 1 : 0), "X"));
-  ASSIGN_OR_RETURN(std::vector<int64_t> scale, nn::StaticDims(node.input(grad ? 2 : 1), "Scale"));
-  ASSIGN_OR_RETURN(int64_t axis, nn::NormalizeAxis(node.GetInt("axis", -1), static_cast<int64_t>(x.size())));
-  LayerNormShape s{nn::Product(x, 0, axis), nn::Product(x, axis, x.size())};
-  if (nn::Product(scale) != s.cols)
-    return Unimplemented("Scale ", nn::DimsToString(scale), " must hold the normalised shape of X ",
-                         nn::DimsToString(x), " from axis ", axis, " (no broadcasting)");
-  return s;
-}
+using norm::BatchNormShape;
 
 // Mean and 1/std of the row, two passes as on the CPU.
 template <typename T>
@@ -108,13 +96,9 @@ __global__ void LayerNormBwdCols(const T* dy, const T* x, const double* stats, A
 }
 
 template <typename T>
-class LayerNormCuda : public OpKernel {
+class LayerNormCuda : public OpKernel, protected norm::LayerNormNode {
  public:
-  Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(s_, ReadLayerNorm(node, false));
-    eps_ = node.GetFloat("epsilon", 1e-5f);
-    return Status::OK();
-  }
+  Status Init(const Node& node) { return LayerNormNode::Init(node, /*grad=*/false); }
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
     if (s_.rows * s_.cols == 0) return Status::OK();
@@ -127,21 +111,13 @@ class LayerNormCuda : public OpKernel {
     DSC_CUDA_CHECK_LAUNCH();
     return Status::OK();
   }
-
- private:
-  LayerNormShape s_;
-  float eps_ = 1e-5f;
 };
 
 // (dY, X, Scale) -> dX, dScale, dBias
 template <typename T>
-class LayerNormGradCuda : public OpKernel {
+class LayerNormGradCuda : public OpKernel, protected norm::LayerNormNode {
  public:
-  Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(s_, ReadLayerNorm(node, true));
-    eps_ = node.GetFloat("epsilon", 1e-5f);
-    return Status::OK();
-  }
+  Status Init(const Node& node) { return LayerNormNode::Init(node, /*grad=*/true); }
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
     if (s_.rows * s_.cols == 0) return Status::OK();
@@ -167,22 +143,7 @@ class LayerNormGradCuda : public OpKernel {
     }
     return Status::OK();
   }
-
- private:
-  LayerNormShape s_;
-  float eps_ = 1e-5f;
 };
-
-// X:(N, C, S)
-struct BatchNormShape {
-  int64_t n = 0, c = 0, s = 1;
-};
-
-StatusOr<BatchNormShape> ReadBatchNorm(const Value* xv) {
-  ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(xv, "X"));
-  if (x.size() < 2) return InvalidArgument("X ", nn::DimsToString(x), " needs rank >= 2 (N,C,...)");
-  return BatchNormShape{x[0], x[1], nn::Product(x, 2, x.size())};
-}
 
 // Mean and biased variance of channel c over (N, S), two passes, on the block.
 template <typename T>
@@ -266,21 +227,9 @@ __global__ void BatchNormBwd(const T* dy, const T* x, AnyIn scale, T* dx, AnyOut
 }
 
 template <typename T>
-class BatchNormCuda : public OpKernel {
+class BatchNormCuda : public OpKernel, protected norm::BatchNormNode {
  public:
-  Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(b_, ReadBatchNorm(node.input(0)));
-    eps_ = node.GetFloat("epsilon", 1e-5f);
-    momentum_ = node.GetFloat("momentum", 0.9f);
-    training_ = node.GetInt("training_mode", 0) != 0;
-    if (node.num_outputs() > 3)
-      return Unimplemented("BatchNormalization before opset 14 (saved_mean/saved_var outputs) is not supported");
-    for (size_t i = 1; i < 5; ++i) {
-      ASSIGN_OR_RETURN(std::vector<int64_t> d, nn::StaticDims(node.input(i), "per-channel input"));
-      if (nn::Product(d) != b_.c) return InvalidArgument("input ", i, " ", nn::DimsToString(d), " must hold C=", b_.c, " values");
-    }
-    return Status::OK();
-  }
+  Status Init(const Node& node) { return BatchNormNode::Init(node); }
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
     if (b_.c == 0) return Status::OK();
@@ -305,24 +254,13 @@ class BatchNormCuda : public OpKernel {
     }
     return Status::OK();
   }
-
- private:
-  BatchNormShape b_;
-  float eps_ = 1e-5f, momentum_ = 0.9f;
-  bool training_ = false;
 };
 
 // (dY, X, Scale) -> dX, dScale, dBias (training mode: batch statistics)
 template <typename T>
-class BatchNormGradCuda : public OpKernel {
+class BatchNormGradCuda : public OpKernel, protected norm::BatchNormGradNode {
  public:
-  Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(b_, ReadBatchNorm(node.input(1)));
-    eps_ = node.GetFloat("epsilon", 1e-5f);
-    ASSIGN_OR_RETURN(std::vector<int64_t> s, nn::StaticDims(node.input(2), "Scale"));
-    if (nn::Product(s) != b_.c) return InvalidArgument("Scale ", nn::DimsToString(s), " must hold C=", b_.c, " values");
-    return Status::OK();
-  }
+  Status Init(const Node& node) { return BatchNormGradNode::Init(node); }
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
     if (b_.c == 0) return Status::OK();
@@ -336,10 +274,6 @@ class BatchNormGradCuda : public OpKernel {
     DSC_CUDA_CHECK_LAUNCH();
     return Status::OK();
   }
-
- private:
-  BatchNormShape b_;
-  float eps_ = 1e-5f;
 };
 
 DSC_REGISTER_CUDA_FLOATS("", "LayerNormalization", LayerNormCuda);
