@@ -2,47 +2,20 @@
 // (the conversions are ew::CastLoad/CastStore in kernels/common/elementwise_math.h).
 #include <cstring>
 
+#include "kernels/common/cast_node.h"
 #include "kernels/common/elementwise_math.h"
 #include "kernels/cpu/core_util.h"
 
 namespace dsc::cpu {
 namespace {
 
-using ew::Bool;
 using ew::CastLoad;
 using ew::CastStore;
-using BFloat16 = ew::BF16;
-using Half = ew::F16;
+using ew::DispatchCastType;
 
-// Calls fn(T{}) with the storage type of `t`; false for a dtype Cast does not handle.
-template <typename Fn>
-bool DispatchCastType(DType t, Fn&& fn) {
-  switch (t) {
-    case DType::kFloat32: fn(float{}); return true;
-    case DType::kFloat16: fn(Half{}); return true;
-    case DType::kBFloat16: fn(BFloat16{}); return true;
-    case DType::kFloat64: fn(double{}); return true;
-    case DType::kInt64: fn(int64_t{}); return true;
-    case DType::kInt32: fn(int32_t{}); return true;
-    case DType::kBool: fn(Bool{}); return true;
-    default: return false;
-  }
-}
-
-class CastKernel : public OpKernel {
+class CastKernel : public OpKernel, protected ew::CastNode {
  public:
-  Status Init(const Node& node) {
-    from_ = node.input(0)->type.dtype;
-    to_ = node.output(0)->type.dtype;
-    if (node.HasAttr("to")) {
-      StatusOr<DType> to = DTypeFromOnnx(static_cast<int>(node.GetInt("to", 0)));
-      if (to.ok() && *to != to_)
-        return InvalidArgument("attribute to=", DTypeName(*to), " but the output is ", DTypeName(to_));
-    }
-    if (!DispatchCastType(to_, [](auto) {}) || !DispatchCastType(from_, [](auto) {}))
-      return Unimplemented("Cast from ", DTypeName(from_), " to ", DTypeName(to_));
-    return Status::OK();
-  }
+  Status Init(const Node& node) { return CastNode::Init(node); }
 
   Status Compute(KernelContext& ctx) override {
     const TensorView& x = ctx.input(0);
@@ -64,9 +37,6 @@ class CastKernel : public OpKernel {
     });
     return Status::OK();
   }
-
- private:
-  DType from_ = DType::kUndefined, to_ = DType::kUndefined;
 };
 
 [[maybe_unused]] const bool kRegistered =
