@@ -4,36 +4,20 @@
 
 #include "ir/dsc_ops.h"
 #include "kernels/common/softmax_math.h"
+#include "kernels/common/softmax_node.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 
 namespace dsc {
 namespace {
 
-// Every tensor is viewed as (outer, n, inner) around the axis; a "row" is the n elements at stride inner.
-struct AxisView {
-  int64_t outer = 1, n = 1, inner = 1;
-};
-
-StatusOr<AxisView> ReadAxis(const Node& node, const Value* v) {
-  ASSIGN_OR_RETURN(std::vector<int64_t> dims, nn::StaticDims(v, "input"));
-  if (dims.empty()) return InvalidArgument("softmax needs a tensor of rank >= 1");
-  ASSIGN_OR_RETURN(int64_t axis, nn::NormalizeAxis(node.GetInt("axis", -1), static_cast<int64_t>(dims.size())));
-  AxisView a;
-  a.outer = nn::Product(dims, 0, axis);
-  a.n = dims[axis];
-  a.inner = nn::Product(dims, axis + 1, dims.size());
-  return a;
-}
+using softmax::AxisView;
 
 // X:(outer,n,inner) -> Y, softmax or log-softmax along n; max subtracted so exp never overflows.
 template <bool kLog>
-class SoftmaxKernel : public OpKernel {
+class SoftmaxKernel : public OpKernel, protected softmax::SoftmaxNode {
  public:
-  Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(a_, ReadAxis(node, node.input(0)));
-    return Status::OK();
-  }
+  Status Init(const Node& node) { return SoftmaxNode::Init(node, /*grad=*/false); }
   Status Compute(KernelContext& ctx) override {
     const float* x = ctx.input(0).data<float>();
     float* y = ctx.output(0).data<float>();
@@ -65,21 +49,15 @@ class SoftmaxKernel : public OpKernel {
     }
     return Status::OK();
   }
-
- private:
-  AxisView a_;
 };
 
 // (dY, Y) -> dX, rows along the axis:
 //   softmax:     dX = Y * (dY - sum(dY * Y))
 //   log-softmax: dX = dY - exp(Y) * sum(dY)
 template <bool kLog>
-class SoftmaxGradKernel : public OpKernel {
+class SoftmaxGradKernel : public OpKernel, protected softmax::SoftmaxNode {
  public:
-  Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(a_, ReadAxis(node, node.input(1)));
-    return Status::OK();
-  }
+  Status Init(const Node& node) { return SoftmaxNode::Init(node, /*grad=*/true); }
   Status Compute(KernelContext& ctx) override {
     const float* dy = ctx.input(0).data<float>();
     const float* y = ctx.input(1).data<float>();
@@ -102,9 +80,6 @@ class SoftmaxGradKernel : public OpKernel {
     }
     return Status::OK();
   }
-
- private:
-  AxisView a_;
 };
 
 DSC_REGISTER_KERNEL("", "Softmax", kCpu, kFloat32, MakeFactory<SoftmaxKernel<false>>());

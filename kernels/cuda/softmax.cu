@@ -4,6 +4,7 @@
 // reduces each contiguous row; otherwise one thread walks each strided row in the CPU's order,
 // which keeps loads coalesced across inner. Max in float, sums in double, as on the CPU.
 #include "kernels/common/softmax_math.h"
+#include "kernels/common/softmax_node.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/cuda/row_util.cuh"
 #include "ir/dsc_ops.h"
@@ -11,16 +12,7 @@
 namespace dsc::cuda {
 namespace {
 
-struct AxisView {
-  int64_t outer = 1, n = 1, inner = 1;
-};
-
-StatusOr<AxisView> ReadAxis(const Node& node, const Value* v) {
-  ASSIGN_OR_RETURN(std::vector<int64_t> dims, nn::StaticDims(v, "input"));
-  if (dims.empty()) return InvalidArgument("softmax needs a tensor of rank >= 1");
-  ASSIGN_OR_RETURN(int64_t axis, nn::NormalizeAxis(node.GetInt("axis", -1), static_cast<int64_t>(dims.size())));
-  return AxisView{nn::Product(dims, 0, axis), dims[axis], nn::Product(dims, axis + 1, dims.size())};
-}
+using softmax::AxisView;
 
 template <bool kLog, typename T, typename G>
 __device__ __forceinline__ void SoftmaxRow(G g, const T* x, T* y, int64_t n, int64_t stride) {
@@ -85,12 +77,9 @@ __global__ void SoftmaxGradThreads(const T* dy, const T* y, T* dx, AxisView a) {
 template <bool kLog>
 struct SoftmaxOf {
   template <typename T>
-  class K : public OpKernel {
+  class K : public OpKernel, protected softmax::SoftmaxNode {
    public:
-    Status Init(const Node& node) {
-      ASSIGN_OR_RETURN(a_, ReadAxis(node, node.input(0)));
-      return Status::OK();
-    }
+    Status Init(const Node& node) { return SoftmaxNode::Init(node, /*grad=*/false); }
     Status Compute(KernelContext& ctx) override {
       ASSIGN_OR_RETURN(Resources * r, Res(ctx));
       if (a_.outer * a_.n * a_.inner == 0) return Status::OK();
@@ -103,18 +92,12 @@ struct SoftmaxOf {
       DSC_CUDA_CHECK_LAUNCH();
       return Status::OK();
     }
-
-   private:
-    AxisView a_;
   };
   // (dY, Y) -> dX
   template <typename T>
-  class Grad : public OpKernel {
+  class Grad : public OpKernel, protected softmax::SoftmaxNode {
    public:
-    Status Init(const Node& node) {
-      ASSIGN_OR_RETURN(a_, ReadAxis(node, node.input(1)));
-      return Status::OK();
-    }
+    Status Init(const Node& node) { return SoftmaxNode::Init(node, /*grad=*/true); }
     Status Compute(KernelContext& ctx) override {
       ASSIGN_OR_RETURN(Resources * r, Res(ctx));
       if (a_.outer * a_.n * a_.inner == 0) return Status::OK();
@@ -131,9 +114,6 @@ struct SoftmaxOf {
       DSC_CUDA_CHECK_LAUNCH();
       return Status::OK();
     }
-
-   private:
-    AxisView a_;
   };
 };
 
