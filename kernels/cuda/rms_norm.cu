@@ -3,50 +3,27 @@
 // dScale: one thread per Scale element summing its (row, column) terms in the CPU's order.
 #include "ir/dsc_ops.h"
 #include "kernels/common/norm_math.h"
+#include "kernels/common/rms_norm_node.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/cuda/row_util.cuh"
 
 namespace dsc::cuda {
 namespace {
 
-// X as (rows, cols); scale_index[j]: the Scale element of column j (empty when it is j itself);
-// cols_of: for each Scale element k, its columns cols_of[first[k] .. first[k+1]) in order.
-struct RmsShape {
-  int64_t rows = 1, cols = 1, scale_numel = 1;
-  std::vector<int64_t> scale_index, first, cols_of;
+// The shared shape (kernels/common/rms_norm_node.h) with scale_index emptied when it is the identity
+// (Scale has the normalised shape), and for dScale: each Scale element k's columns
+// cols_of[first[k] .. first[k+1]) in order.
+struct RmsShape : norm::RmsShape {
+  std::vector<int64_t> first, cols_of;
 };
 
 StatusOr<RmsShape> ReadRms(const Node& node, bool grad) {
-  ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(node.input(grad ? 1 : 0), "X"));
-  ASSIGN_OR_RETURN(std::vector<int64_t> scale, nn::StaticDims(node.input(grad ? 2 : 1), "Scale"));
-  ASSIGN_OR_RETURN(int64_t axis, nn::NormalizeAxis(node.GetInt("axis", -1), static_cast<int64_t>(x.size())));
-  std::vector<int64_t> norm(x.begin() + axis, x.end());
-  RmsShape s{nn::Product(x, 0, axis), nn::Product(norm), nn::Product(scale), {}, {}, {}};
-  if (scale.size() > norm.size())
-    return InvalidArgument("Scale ", nn::DimsToString(scale), " has more dims than the normalised shape ",
-                           nn::DimsToString(norm));
-  const size_t lead = norm.size() - scale.size();
-  std::vector<int64_t> stride(norm.size(), 0);
-  int64_t acc = 1;
-  for (size_t i = scale.size(); i-- > 0;) {
-    if (scale[i] != 1 && scale[i] != norm[lead + i])
-      return InvalidArgument("Scale ", nn::DimsToString(scale), " does not broadcast to the normalised shape ",
-                             nn::DimsToString(norm));
-    stride[lead + i] = scale[i] == 1 ? 0 : acc;
-    acc *= scale[i];
-  }
-  std::vector<int64_t> index(static_cast<size_t>(s.cols));
+  RmsShape s;
+  ASSIGN_OR_RETURN(static_cast<norm::RmsShape&>(s), norm::ReadRms(node, grad));
+  const std::vector<int64_t> index = s.scale_index;
   bool identity = s.scale_numel == s.cols;
-  for (int64_t j = 0; j < s.cols; ++j) {
-    int64_t rem = j, idx = 0;
-    for (size_t d = norm.size(); d-- > 0;) {
-      idx += (rem % norm[d]) * stride[d];
-      rem /= norm[d];
-    }
-    index[static_cast<size_t>(j)] = idx;
-    identity = identity && idx == j;
-  }
-  if (!identity) s.scale_index = index;
+  for (int64_t j = 0; j < s.cols && identity; ++j) identity = index[static_cast<size_t>(j)] == j;
+  if (identity) s.scale_index.clear();
   s.first.assign(static_cast<size_t>(s.scale_numel) + 1, 0);
   for (int64_t j = 0; j < s.cols; ++j) ++s.first[static_cast<size_t>(index[static_cast<size_t>(j)]) + 1];
   for (size_t k = 1; k < s.first.size(); ++k) s.first[k] += s.first[k - 1];
