@@ -11,56 +11,24 @@
 #include <vector>
 
 #include "kernels/common/rotary_math.h"
+#include "kernels/common/rotary_node.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 
 namespace dsc {
 namespace {
 
-class RotaryKernel : public OpKernel {
+class RotaryKernel : public OpKernel, protected RotaryNode {
  public:
   Status Init(const Node& node) {
     ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(node.input(0), "X"));
     ASSIGN_OR_RETURN(std::vector<int64_t> cache, nn::StaticDims(node.input(1), "cos_cache"));
     ASSIGN_OR_RETURN(std::vector<int64_t> sin_cache, nn::StaticDims(node.input(2), "sin_cache"));
-    if (cache != sin_cache)
-      return InvalidArgument("cos_cache ", nn::DimsToString(cache), " and sin_cache ", nn::DimsToString(sin_cache),
-                             " differ");
-    const int64_t num_heads = node.GetInt("num_heads", 0);
-    interleaved_ = node.GetInt("interleaved", 0) != 0;
-    if (x.size() == 4) {
-      b_ = x[0], h_ = x[1], s_ = x[2], d_ = x[3];
-      // (b, s, h) -> offset of the head's features in (B, H, S, D)
-      sb_ = h_ * s_ * d_, sh_ = s_ * d_, ss_ = d_;
-    } else if (x.size() == 3) {
-      if (num_heads <= 0 || x[2] % num_heads != 0)
-        return InvalidArgument("3-D X ", nn::DimsToString(x), " needs num_heads dividing its last dim, got ",
-                               num_heads);
-      b_ = x[0], s_ = x[1], h_ = num_heads, d_ = x[2] / num_heads;
-      sb_ = s_ * h_ * d_, ss_ = h_ * d_, sh_ = d_;
-    } else {
-      return InvalidArgument("X ", nn::DimsToString(x), " must be 3-D or 4-D");
-    }
-    rot_ = node.GetInt("rotary_embedding_dim", 0);
-    if (rot_ == 0) rot_ = d_;
-    if (rot_ < 0 || rot_ > d_ || rot_ % 2 != 0)
-      return InvalidArgument("rotary_embedding_dim ", rot_, " must be even and at most the head size ", d_);
-    half_ = rot_ / 2;
-    has_pos_ = node.input(3) != nullptr;
-    if (cache.empty() || cache.back() != half_)
-      return InvalidArgument("the caches' last dim ", nn::DimsToString(cache), " must be rotary_embedding_dim/2 = ",
-                             half_);
-    if (has_pos_) {
-      ASSIGN_OR_RETURN(std::vector<int64_t> pos, nn::StaticDims(node.input(3), "position_ids"));
-      if (cache.size() != 2 || pos != std::vector<int64_t>{b_, s_})
-        return InvalidArgument("with position_ids ", nn::DimsToString(pos), " the caches must be (max_position, ",
-                               half_, ") and position_ids (", b_, ",", s_, "); caches are ", nn::DimsToString(cache));
-      max_pos_ = cache[0];
-    } else if (cache != std::vector<int64_t>{b_, s_, half_}) {
-      return InvalidArgument("without position_ids the caches must be (", b_, ",", s_, ",", half_, "), got ",
-                             nn::DimsToString(cache));
-    }
-    return Status::OK();
+    RETURN_IF_ERROR(CheckCaches(cache, sin_cache));
+    RETURN_IF_ERROR(ReadLayout(node, x, cache));
+    if (!has_pos_) return CheckPositions(cache, nullptr);
+    ASSIGN_OR_RETURN(std::vector<int64_t> pos, nn::StaticDims(node.input(3), "position_ids"));
+    return CheckPositions(cache, &pos);
   }
 
   Status Compute(KernelContext& ctx) override {
@@ -100,11 +68,6 @@ class RotaryKernel : public OpKernel {
       }
     return Status::OK();
   }
-
- private:
-  bool interleaved_ = false, has_pos_ = false;
-  int64_t b_ = 1, h_ = 1, s_ = 1, d_ = 1, rot_ = 0, half_ = 0, max_pos_ = 0;
-  int64_t sb_ = 0, sh_ = 0, ss_ = 0;  // element strides of batch, head and position in X
 };
 
 DSC_REGISTER_KERNEL("", "RotaryEmbedding", kCpu, kFloat32, MakeFactory<RotaryKernel>());
