@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "kernels/common/index_math.h"
+#include "kernels/common/slice_node.h"
 #include "kernels/cpu/broadcast.h"
 
 namespace dsc::cpu {
@@ -55,34 +56,12 @@ class SliceKernel : public OpKernel {
   }
 
  private:
-  // Y[j] = X[base + sum_d j_d * step_d * stride_d]; the per-axis rules are the ONNX spec's.
+  // Y[j] = X[base + sum_d j_d * step_d * stride_d] (kernels/common/slice_node.h).
   StatusOr<BroadcastPlan> MakePlan(const std::vector<int64_t>& starts, const std::vector<int64_t>& ends,
-                                   const std::vector<int64_t>& axes_in, const std::vector<int64_t>& steps) {
-    const int64_t rank = static_cast<int64_t>(x_.size());
-    if (starts.size() != ends.size()) return InvalidArgument("starts and ends differ in length");
-    std::vector<int64_t> axes = axes_in;
-    if (axes.empty())
-      for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
-    if (axes.size() != starts.size() || (!steps.empty() && steps.size() != starts.size()))
-      return InvalidArgument("starts, ends, axes and steps differ in length");
-    std::vector<int64_t> begin(x_.size(), 0), step(x_.size(), 1), len = x_;
-    for (size_t i = 0; i < starts.size(); ++i) {
-      ASSIGN_OR_RETURN(int64_t a, NormalizeAxis(axes[i], rank));
-      const int64_t dim = x_[static_cast<size_t>(a)];
-      const int64_t st = steps.empty() ? 1 : steps[i];
-      if (st == 0) return InvalidArgument("Slice step is 0 on axis ", a);
-      SliceAxis(starts[i], ends[i], st, dim, &begin[static_cast<size_t>(a)], &len[static_cast<size_t>(a)]);
-      step[static_cast<size_t>(a)] = st;
-    }
-    if (len != y_) return InvalidArgument("slice gives ", len.size(), "-D result that differs from the output shape");
-    std::vector<int64_t> xs = ContiguousStrides(x_), strides(x_.size());
-    base_ = 0;
-    for (size_t d = 0; d < x_.size(); ++d) {
-      if (len[d] > 0) base_ += begin[d] * xs[d];
-      // With two or more elements |step| < dim, so the stride cannot overflow; otherwise it is never applied.
-      strides[d] = len[d] > 1 ? step[d] * xs[d] : 0;
-    }
-    return StridedPlan(len, {strides});
+                                   const std::vector<int64_t>& axes, const std::vector<int64_t>& steps) {
+    ASSIGN_OR_RETURN(SliceGeometry g, ResolveSlice(x_, y_, starts, ends, axes, steps));
+    base_ = g.base;
+    return StridedPlan(g.len, {g.strides});
   }
 
   std::string describe_;
