@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "ir/dsc_ops.h"
 #include "kernels/kernel.h"
 #include "runtime/communicator.h"
 
@@ -45,6 +46,30 @@ struct CollectiveNode {
     Status s = (*h)->Wait();
     if (!s.ok()) return s.WithContext(name_);
     return Status::OK();
+  }
+
+  // AllReduce: Y has X's n elements.
+  Status CheckSameCount(int64_t y, int64_t n) const {
+    if (y != n) return InvalidArgument(name_, ": Y has ", y, " elements, X has ", n);
+    return Status::OK();
+  }
+
+  // ReduceScatter's Y and AllGather's X (`what`): one chunk of c = ceil(n / world) elements.
+  Status CheckChunk(const char* what, int64_t count, int64_t n, int64_t world) const {
+    const int64_t c = ops::ChunkSize(n, world);
+    if (count != c)
+      return InvalidArgument(name_, ": ", what, " has ", count, " elements, expected ceil(", n, " / ", world,
+                             ") = ", c);
+    return Status::OK();
+  }
+
+  // Rank r's part of an n-element tensor in chunks of c: [min(n, r*c), min(n, (r+1)*c)), as its
+  // begin (returned) and *len.
+  static int64_t OwnChunk(int64_t n, int64_t c, int64_t rank, int64_t* len) {
+    const int64_t begin = n < rank * c ? n : rank * c;
+    const int64_t end = n < (rank + 1) * c ? n : (rank + 1) * c;
+    *len = end - begin;
+    return begin;
   }
 
   // Element i of a buffer of this node's dtype.

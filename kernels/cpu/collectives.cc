@@ -12,7 +12,6 @@
 //
 // The ZeRO pass records the world size the plan was compiled for as the node attribute `world`
 // (int, missing = 1); a communicator of another size is an error naming the node.
-#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -60,7 +59,7 @@ class AllReduceKernel : public CollectiveKernel {
     const TensorView& x = ctx.input(0);
     TensorView& y = ctx.output(0);
     const int64_t n = x.numel();
-    if (y.numel() != n) return InvalidArgument(name_, ": Y has ", y.numel(), " elements, X has ", n);
+    RETURN_IF_ERROR(CheckSameCount(y.numel(), n));
     Copy(y.ptr, x.ptr, n);
     if (world == 1) return Status::OK();
     return Finish(ctx.comm->AllReduce(y.ptr, n, dtype_, op_));
@@ -77,8 +76,7 @@ class ReduceScatterKernel : public CollectiveKernel {
     const TensorView& x = ctx.input(0);
     TensorView& y = ctx.output(0);
     const int64_t n = x.numel(), c = ops::ChunkSize(n, world);
-    if (y.numel() != c)
-      return InvalidArgument(name_, ": Y has ", y.numel(), " elements, expected ceil(", n, " / ", world, ") = ", c);
+    RETURN_IF_ERROR(CheckChunk("Y", y.numel(), n, world));
     if (world == 1) {
       Copy(y.ptr, x.ptr, n);
       return Status::OK();
@@ -103,9 +101,7 @@ class AllGatherKernel : public CollectiveKernel {
     const TensorView& x = ctx.input(0);
     TensorView& y = ctx.output(0);
     const int64_t c = x.numel(), n = y.numel();
-    if (ops::ChunkSize(n, world) != c)
-      return InvalidArgument(name_, ": X has ", c, " elements, expected ceil(", n, " / ", world,
-                             ") = ", ops::ChunkSize(n, world));
+    RETURN_IF_ERROR(CheckChunk("X", c, n, world));
     if (world == 1) {
       Copy(y.ptr, x.ptr, n);
       return Status::OK();
@@ -131,7 +127,8 @@ class AllGatherInPlaceKernel : public CollectiveKernel {
     const int64_t n = p.numel(), c = ops::ChunkSize(n, world);
     if (n == world * c) return Finish(ctx.comm->AllGather(At(data, rank * c), data, c, dtype_));
     char* s = Scratch(world * c);
-    const int64_t begin = std::min(n, rank * c), len = std::max<int64_t>(0, std::min(n, (rank + 1) * c) - begin);
+    int64_t len;
+    const int64_t begin = OwnChunk(n, c, rank, &len);
     CopyZeroPadded(At(s, rank * c), At(data, begin), len, c);
     RETURN_IF_ERROR(Finish(ctx.comm->AllGather(At(s, rank * c), s, c, dtype_)));
     Copy(data, s, n);

@@ -48,7 +48,7 @@ class AllReduceCuda : public CollectiveCuda {
     const TensorView& x = ctx.input(0);
     TensorView& y = ctx.output(0);
     const int64_t n = x.numel();
-    if (y.numel() != n) return InvalidArgument(name_, ": Y has ", y.numel(), " elements, X has ", n);
+    RETURN_IF_ERROR(CheckSameCount(y.numel(), n));
     RETURN_IF_ERROR(Copy(*r, y.ptr, x.ptr, n));
     if (world == 1) return Status::OK();
     return Finish(ctx.comm->AllReduce(y.ptr, n, dtype_, op_));
@@ -65,8 +65,7 @@ class ReduceScatterCuda : public CollectiveCuda {
     const TensorView& x = ctx.input(0);
     TensorView& y = ctx.output(0);
     const int64_t n = x.numel(), c = ops::ChunkSize(n, world);
-    if (y.numel() != c)
-      return InvalidArgument(name_, ": Y has ", y.numel(), " elements, expected ceil(", n, " / ", world, ") = ", c);
+    RETURN_IF_ERROR(CheckChunk("Y", y.numel(), n, world));
     if (world == 1) return Copy(*r, y.ptr, x.ptr, n);
     const void* send = x.ptr;
     if (n != world * c) {
@@ -88,9 +87,7 @@ class AllGatherCuda : public CollectiveCuda {
     const TensorView& x = ctx.input(0);
     TensorView& y = ctx.output(0);
     const int64_t c = x.numel(), n = y.numel();
-    if (ops::ChunkSize(n, world) != c)
-      return InvalidArgument(name_, ": X has ", c, " elements, expected ceil(", n, " / ", world,
-                             ") = ", ops::ChunkSize(n, world));
+    RETURN_IF_ERROR(CheckChunk("X", c, n, world));
     if (world == 1) return Copy(*r, y.ptr, x.ptr, n);
     if (n == world * c) return Finish(ctx.comm->AllGather(x.ptr, y.ptr, c, dtype_));
     ASSIGN_OR_RETURN(char* s, Scratch(*r, world * c));
@@ -112,9 +109,9 @@ class AllGatherInPlaceCuda : public CollectiveCuda {
     const int64_t n = p.numel(), c = ops::ChunkSize(n, world);
     if (n == world * c) return Finish(ctx.comm->AllGather(At(data, rank * c), data, c, dtype_));
     ASSIGN_OR_RETURN(char* s, Scratch(*r, world * c));
-    const int64_t begin = n < rank * c ? n : rank * c;
-    const int64_t end = n < (rank + 1) * c ? n : (rank + 1) * c;
-    RETURN_IF_ERROR(CopyZeroPadded(*r, At(s, rank * c), At(data, begin), end - begin, c));
+    int64_t len;
+    const int64_t begin = OwnChunk(n, c, rank, &len);
+    RETURN_IF_ERROR(CopyZeroPadded(*r, At(s, rank * c), At(data, begin), len, c));
     RETURN_IF_ERROR(Finish(ctx.comm->AllGather(At(s, rank * c), s, c, dtype_)));
     return Copy(*r, data, s, n);
   }
