@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_resources.h"
@@ -122,6 +123,30 @@ __device__ __forceinline__ float BlockMax(float v, float* shared) {
   v = lane < warps ? shared[lane] : -INFINITY;
   return WarpMax(v);
 }
+
+// A small host table copied to the device at first use and freed with the kernel.
+template <typename T>
+class DeviceTable {
+ public:
+  DeviceTable() = default;
+  DeviceTable(const DeviceTable&) = delete;
+  DeviceTable& operator=(const DeviceTable&) = delete;
+  ~DeviceTable() {
+    if (dev_) (void)cudaFree(dev_);  // a destructor cannot report; the context may already be gone
+  }
+  std::vector<T>& host() { return host_; }
+  StatusOr<const T*> Get(cudaStream_t stream) {
+    if (!dev_ && !host_.empty()) {
+      DSC_CUDA_CHECK(cudaMalloc(&dev_, host_.size() * sizeof(T)));
+      DSC_CUDA_CHECK(cudaMemcpyAsync(dev_, host_.data(), host_.size() * sizeof(T), cudaMemcpyHostToDevice, stream));
+    }
+    return static_cast<const T*>(dev_);
+  }
+
+ private:
+  std::vector<T> host_;
+  void* dev_ = nullptr;
+};
 
 }  // namespace dsc::cuda
 

@@ -67,29 +67,6 @@ std::vector<int64_t> Concat(std::initializer_list<const std::vector<int64_t>*> p
   return out;
 }
 
-// A device copy of a host table, made at first use and freed with its kernel.
-class DeviceTable {
- public:
-  DeviceTable() = default;
-  DeviceTable(const DeviceTable&) = delete;
-  DeviceTable& operator=(const DeviceTable&) = delete;
-  ~DeviceTable() {
-    if (ptr_) (void)cudaFree(ptr_);  // a destructor cannot report; nothing useful to do on failure
-  }
-  std::vector<int64_t> host;
-  StatusOr<const int64_t*> Get(Resources* res) {
-    if (!ptr_ && !host.empty()) {
-      DSC_CUDA_CHECK(cudaMalloc(&ptr_, host.size() * sizeof(int64_t)));
-      DSC_CUDA_CHECK(
-          cudaMemcpyAsync(ptr_, host.data(), host.size() * sizeof(int64_t), cudaMemcpyHostToDevice, res->compute));
-    }
-    return static_cast<const int64_t*>(ptr_);
-  }
-
- private:
-  void* ptr_ = nullptr;
-};
-
 template <typename T>
 class EinsumCuda : public OpKernel {
  public:
@@ -115,9 +92,9 @@ class EinsumCuda : public OpKernel {
       einsum::GemmLowering g;
       if (einsum::LowerToGemm(eq, shapes, t, &g)) {
         gemm_path_ = true;
-        a_.host = Concat({&g.a_dims, &g.a_strides});
-        b_.host = Concat({&g.b_dims, &g.b_strides});
-        y_.host = Concat({&g.y_dims, &g.y_strides});
+        a_.host() = Concat({&g.a_dims, &g.a_strides});
+        b_.host() = Concat({&g.b_dims, &g.b_strides});
+        y_.host() = Concat({&g.y_dims, &g.y_strides});
         a_rank_ = static_cast<int64_t>(g.a_dims.size());
         b_rank_ = static_cast<int64_t>(g.b_dims.size());
         y_rank_ = static_cast<int64_t>(g.y_dims.size());
@@ -138,7 +115,7 @@ class EinsumCuda : public OpKernel {
     nops_ = static_cast<int>(shapes.size());
     rank_ = static_cast<int64_t>(t.out_dims.size());
     combos_ = t.combos;
-    table_.host = Concat({&t.out_dims, &t.out_strides, &t.sum_offsets});
+    table_.host() = Concat({&t.out_dims, &t.out_strides, &t.sum_offsets});
     return Status::OK();
   }
 
@@ -149,7 +126,7 @@ class EinsumCuda : public OpKernel {
     if (gemm_path_) return RunGemm(ctx, res, y);
     Operands<T> ops{};
     for (int k = 0; k < nops_; ++k) ops.x[k] = ctx.input(static_cast<size_t>(k)).data<T>();
-    ASSIGN_OR_RETURN(const int64_t* table, table_.Get(res));
+    ASSIGN_OR_RETURN(const int64_t* table, table_.Get(res->compute));
     EinsumDirectKernel<T><<<GridFor(*res, n_), kThreads, 0, res->compute>>>(ops, nops_, rank_, table, combos_, n_, y);
     DSC_CUDA_CHECK_LAUNCH();
     return Status::OK();
@@ -166,9 +143,9 @@ class EinsumCuda : public OpKernel {
     T* a = reinterpret_cast<T*>(base);
     T* b = reinterpret_cast<T*>(base + a_bytes);
     float* yf = reinterpret_cast<float*>(base + a_bytes + b_bytes);
-    ASSIGN_OR_RETURN(const int64_t* at, a_.Get(res));
-    ASSIGN_OR_RETURN(const int64_t* bt, b_.Get(res));
-    ASSIGN_OR_RETURN(const int64_t* yt, y_.Get(res));
+    ASSIGN_OR_RETURN(const int64_t* at, a_.Get(res->compute));
+    ASSIGN_OR_RETURN(const int64_t* bt, b_.Get(res->compute));
+    ASSIGN_OR_RETURN(const int64_t* yt, y_.Get(res->compute));
     const DType t = DTypeOf<T>();
     if (na > 0) {
       StridedGatherKernel<<<GridFor(*res, na), kThreads, 0, res->compute>>>(ctx.input(0).ptr, t, at, a_rank_, na, a, t);
@@ -188,10 +165,10 @@ class EinsumCuda : public OpKernel {
   // Direct loop.
   int nops_ = 0;
   int64_t rank_ = 0, combos_ = 1;
-  DeviceTable table_;
+  DeviceTable<int64_t> table_;
   // GEMM path.
   bool gemm_path_ = false;
-  DeviceTable a_, b_, y_;
+  DeviceTable<int64_t> a_, b_, y_;
   int64_t a_rank_ = 0, b_rank_ = 0, y_rank_ = 0;
   Gemm gemm_;
 };

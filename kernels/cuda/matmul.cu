@@ -28,25 +28,6 @@ class ScratchPlan {
   size_t total_ = 0;
 };
 
-// A device copy of a host table, made at first use and freed with its kernel.
-class DeviceTable {
- public:
-  ~DeviceTable() {
-    if (ptr_) (void)cudaFree(ptr_);  // a destructor cannot report; nothing useful to do on failure
-  }
-  StatusOr<const int64_t*> Get(Resources* res, const std::vector<int64_t>& host) {
-    if (!ptr_ && !host.empty()) {
-      DSC_CUDA_CHECK(cudaMalloc(&ptr_, host.size() * sizeof(int64_t)));
-      DSC_CUDA_CHECK(
-          cudaMemcpyAsync(ptr_, host.data(), host.size() * sizeof(int64_t), cudaMemcpyHostToDevice, res->compute));
-    }
-    return static_cast<const int64_t*>(ptr_);
-  }
-
- private:
-  void* ptr_ = nullptr;
-};
-
 StatusOr<std::vector<int64_t>> Dims(const Value* v) {
   if (!v || !v->type.shape || !IsStatic(*v->type.shape)) return InvalidArgument("MatMul/Gemm needs static shapes");
   std::vector<int64_t> dims;
@@ -130,14 +111,16 @@ class MatMulCuda : public OpKernel {
     if (Product(b_batch) == 1 && Product(a_batch) == nb) {
       s.m = m * nb;  // B shared by every batch (a Linear layer's weight): one GEMM of batch * M rows
     } else {
-      a_offsets_ = BatchIndex(batch, a_batch);
-      b_offsets_ = BatchIndex(batch, b_batch);
-      for (int64_t& o : a_offsets_) o *= m * k;
-      for (int64_t& o : b_offsets_) o *= k * n;
+      std::vector<int64_t>& a_offsets = a_table_.host();
+      std::vector<int64_t>& b_offsets = b_table_.host();
+      a_offsets = BatchIndex(batch, a_batch);
+      b_offsets = BatchIndex(batch, b_batch);
+      for (int64_t& o : a_offsets) o *= m * k;
+      for (int64_t& o : b_offsets) o *= k * n;
       s.batch = nb, s.stride_d = m * n;
       // A broadcast batch the strides cannot express (both operands broadcast along different
       // dims) is gathered into full-batch copies first.
-      gather_ = !(Arithmetic(a_offsets_, &s.stride_a) && Arithmetic(b_offsets_, &s.stride_b));
+      gather_ = !(Arithmetic(a_offsets, &s.stride_a) && Arithmetic(b_offsets, &s.stride_b));
       if (gather_) s.stride_a = m * k, s.stride_b = k * n;
     }
     gemm_.Reset(s);
@@ -165,8 +148,8 @@ class MatMulCuda : public OpKernel {
     const void* ap = a.ptr;
     const void* bp = b.ptr;
     if (gather_) {
-      ASSIGN_OR_RETURN(const int64_t* ao, a_table_.Get(res, a_offsets_));
-      ASSIGN_OR_RETURN(const int64_t* bo, b_table_.Get(res, b_offsets_));
+      ASSIGN_OR_RETURN(const int64_t* ao, a_table_.Get(res->compute));
+      ASSIGN_OR_RETURN(const int64_t* bo, b_table_.Get(res->compute));
       RETURN_IF_ERROR(GatherRowsDevice(res, a.ptr, da_, ao, s.batch, s.m * s.k, scratch + at, ab_));
       RETURN_IF_ERROR(GatherRowsDevice(res, b.ptr, db_, bo, s.batch, s.k * s.n, scratch + bt, ab_));
       ap = scratch + at, bp = scratch + bt;
@@ -190,8 +173,8 @@ class MatMulCuda : public OpKernel {
   DType da_ = DType::kFloat32, db_ = DType::kFloat32, dy_ = DType::kFloat32, ab_ = DType::kFloat32;
   bool direct_ = true, gather_ = false;
   int64_t a_numel_ = 0, b_numel_ = 0, y_numel_ = 0;
-  std::vector<int64_t> a_offsets_, b_offsets_;  // in elements, one per output matrix (gather only)
-  DeviceTable a_table_, b_table_;
+  // Offsets in elements, one per output matrix (gather only).
+  DeviceTable<int64_t> a_table_, b_table_;
   Gemm gemm_;
 };
 

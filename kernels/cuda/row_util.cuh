@@ -103,30 +103,6 @@ inline StatusOr<AnyOut> OutAt(const KernelContext& ctx, size_t i) {
   return AnyOut{t.ptr, t.dtype};
 }
 
-// A small host table copied to the device at first use and freed with the kernel.
-template <typename T>
-class DeviceTable {
- public:
-  DeviceTable() = default;
-  DeviceTable(const DeviceTable&) = delete;
-  DeviceTable& operator=(const DeviceTable&) = delete;
-  ~DeviceTable() {
-    if (dev_) (void)cudaFree(dev_);  // a destructor cannot report; the context may already be gone
-  }
-  std::vector<T>& host() { return host_; }
-  StatusOr<const T*> Get(cudaStream_t stream) {
-    if (!dev_ && !host_.empty()) {
-      DSC_CUDA_CHECK(cudaMalloc(&dev_, host_.size() * sizeof(T)));
-      DSC_CUDA_CHECK(cudaMemcpyAsync(dev_, host_.data(), host_.size() * sizeof(T), cudaMemcpyHostToDevice, stream));
-    }
-    return static_cast<const T*>(dev_);
-  }
-
- private:
-  std::vector<T> host_;
-  void* dev_ = nullptr;
-};
-
 // Carves aligned pieces out of the one scratch buffer.
 class ScratchCarver {
  public:
