@@ -15,13 +15,6 @@
 namespace dsc {
 namespace {
 
-class DoneHandle : public CommHandle {
- public:
-  Status Wait() override { return Status::OK(); }
-};
-
-StatusOr<std::unique_ptr<CommHandle>> Done() { return std::unique_ptr<CommHandle>(std::make_unique<DoneHandle>()); }
-
 bool Overlap(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
   auto pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
   return a_bytes > 0 && b_bytes > 0 && pa < pb + b_bytes && pb < pa + a_bytes;
