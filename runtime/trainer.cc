@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backend/export_onnx.h"
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
 #include "runtime/communicator.h"
@@ -165,6 +166,55 @@ class StateStore {
   std::map<std::string, TensorView> views_;
   std::map<std::string, int64_t> bytes_by_kind_;
 };
+
+// The model the plan was compiled from: --export-onnx writes the trained weights into a copy of it.
+std::string ExportSource(const Plan& plan, const TrainOptions& opts) {
+  return opts.export_source.empty() ? plan.source_model : opts.export_source;
+}
+
+// The parameters, master weights and buffers of every rank, consolidated (ZeRO shards all-gathered
+// through the job's communicator: every rank takes part), then written by rank 0 into the source
+// model as ONNX.
+Status ExportTrainedModel(const Plan& plan, const StateStore& state, Device* device, Communicator* comm,
+                          const TrainOptions& opts) {
+  std::map<std::string, Tensor> full;
+  for (const StateInfo& s : plan.state) {
+    if (s.kind != StateKind::kParameter && s.kind != StateKind::kMaster && s.kind != StateKind::kBuffer) continue;
+    const TensorView* v = state.Find(s.name);
+    if (!v) return Internal("state '", s.name, "' has no buffer");
+    Tensor local(v->dtype, v->dims);
+    RETURN_IF_ERROR(device->CopyDeviceToHost(local.raw(), v->ptr, v->nbytes()));
+    if (s.shard_of_numel == 0) {
+      full.emplace(s.name, std::move(local));
+      continue;
+    }
+    // The full tensor's shape is its initial value's; the gathered chunks hold it, then padding.
+    const Value* init = plan.initial_state ? plan.initial_state->FindValue(s.name) : nullptr;
+    std::vector<int64_t> dims = {s.shard_of_numel};
+    if (init && init->is_initializer() && init->initializer().numel() == s.shard_of_numel) dims = init->initializer().dims();
+    const int world = comm ? comm->size() : 1;
+    Tensor gathered(v->dtype, {v->numel() * world});
+    if (comm) {
+      ASSIGN_OR_RETURN(std::unique_ptr<CommHandle> h, comm->AllGather(local.raw(), gathered.raw(), v->numel(), v->dtype));
+      RETURN_IF_ERROR(h->Wait());
+    } else {
+      gathered = std::move(local);
+    }
+    Tensor t(v->dtype, dims);
+    if (gathered.nbytes() < t.nbytes())
+      return Internal("state '", s.name, "': its ", world, " shards hold fewer than its ", s.shard_of_numel, " elements");
+    std::memcpy(t.raw(), gathered.raw(), t.nbytes());
+    full.emplace(s.name, std::move(t));
+  }
+  if (comm && comm->rank() != 0) return Status::OK();
+  const std::string source = ExportSource(plan, opts);
+  ASSIGN_OR_RETURN(auto dtypes, OnnxInitializerDTypes(source));
+  ASSIGN_OR_RETURN(auto weights, TrainedWeightsFromState(plan, full, dtypes));
+  RETURN_IF_ERROR(ExportTrainedOnnx(source, weights, opts.export_onnx, ExportOptions{})
+                      .WithContext(StrCat("--export-onnx ", opts.export_onnx)));
+  if (opts.progress) *opts.progress << "dsrun: wrote the trained model to " << opts.export_onnx << "\n";
+  return Status::OK();
+}
 
 // The reserved scalar inputs: set on the host, uploaded to one device buffer before each run.
 class Scalars {
@@ -362,6 +412,17 @@ StatusOr<std::vector<int64_t>> ParseStepList(const std::string& spec, const std:
 StatusOr<DataLoader> OpenTrainingData(const Plan& plan, const TrainOptions& opts) {
   ASSIGN_OR_RETURN(DsConfig cfg, RunnableConfig(plan, opts));
   RETURN_IF_ERROR(CheckDebugOptions(plan, opts, opts.comm ? opts.comm->size() : 1));
+  if (!opts.export_onnx.empty()) {
+    // Before training, so that a wrong path does not cost the run.
+    const std::string source = ExportSource(plan, opts);
+    if (!std::filesystem::is_regular_file(source))
+      return InvalidArgument("--export-onnx: the source model ", source, " (",
+                             opts.export_source.empty() ? "the path the plan recorded" : "--export-source",
+                             ") is not a readable file; give --export-source MODEL.onnx");
+    const std::filesystem::path out_dir = std::filesystem::path(opts.export_onnx).parent_path();
+    if (!out_dir.empty() && !std::filesystem::is_directory(out_dir))
+      return InvalidArgument("--export-onnx ", opts.export_onnx, ": the folder ", out_dir.string(), " does not exist");
+  }
   // The micro-step's data inputs: what BindProgram leaves unbound (neither state nor a scalar).
   std::vector<DataInput> inputs;
   for (const Value* in : plan.FindProgram("micro_step")->graph->inputs()) {
@@ -589,6 +650,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   }
   summary.steps = total;
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!opts.export_onnx.empty()) RETURN_IF_ERROR(ExportTrainedModel(plan, state, device, opts.comm, opts));
   return summary;
 }
 

@@ -64,6 +64,11 @@ struct TrainOptions {
   // letters, digits and "._:-" are written as %XX.
   std::string dump_state_dir;
   std::vector<int64_t> dump_state_steps;
+  // After the last step: the source model with the trained weights (fp32 masters, else the
+  // parameters, and BatchNorm statistics; ZeRO shards gathered from every rank) as ONNX, written
+  // by rank 0 (backend/export_onnx.h). `export_source` empty: the path the plan recorded.
+  std::string export_onnx;
+  std::string export_source;
 };
 
 struct TrainSummary {

@@ -40,6 +40,11 @@ options:
   --nproc N         train on N local ranks: dsrun restarts itself under mpirun (Open MPI).
                     Under mpirun or srun dsrun takes its rank and size from the launcher
                     instead. The plan must be compiled for N ranks (dscompile --world-size N).
+  --export-onnx OUT write the trained model as ONNX after the last step: the model dscompile
+                    compiled, with the trained weights (fp32 master weights, BatchNorm statistics)
+                    as its initializers; external data in OUT.data above 2 GB
+  --export-source M the ONNX model to write the weights into (default: the path the plan
+                    recorded when it was compiled)
   -q, --quiet       no progress lines
   -h, --help        this text
 
@@ -64,7 +69,8 @@ const std::vector<FlagSpec> kFlags = {{"--data", true},     {"--steps", true},  
                                       {"--threads", true},  {"--nproc", true},   {"-q", false},
                                       {"--quiet", false},   {"-h", false},       {"--help", false},
                                       {"--debug-inject-overflow", true}, {"--debug-dump-state", true},
-                                      {"--debug-dump-steps", true}, {"--device", true}};
+                                      {"--debug-dump-steps", true}, {"--device", true},
+                                      {"--export-onnx", true}, {"--export-source", true}};
 
 // The compute backend that --device asks for, checked before any relaunch under mpirun so that a
 // wrong choice fails once, not once per rank.
@@ -122,6 +128,10 @@ StatusOr<Job> Prepare(const ParsedArgs& args, Communicator* comm) {
     if (opts.dump_state_dir.empty()) return InvalidArgument("--debug-dump-steps needs --debug-dump-state DIR");
     ASSIGN_OR_RETURN(opts.dump_state_steps, ParseStepList(args.Get("--debug-dump-steps"), "--debug-dump-steps"));
   }
+  opts.export_onnx = args.Get("--export-onnx");
+  opts.export_source = args.Get("--export-source");
+  if (!opts.export_source.empty() && opts.export_onnx.empty())
+    return InvalidArgument("--export-source needs --export-onnx OUT");
   ASSIGN_OR_RETURN(std::unique_ptr<Device> device, CreateDevice(args.Get("--device"), opts.threads));
   opts.device = device.get();
   ASSIGN_OR_RETURN(Plan plan, ReadPlan(args.positional[0]));
