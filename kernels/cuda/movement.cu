@@ -204,7 +204,7 @@ class SplitCuda : public AxisChunksCuda {
 };
 
 // Expand: X broadcast to Y's static shape: a strided copy reading X with stride 0 on broadcast dims.
-class ExpandCuda : public OpKernel {
+class ExpandCuda : public MappedCopyCuda {
  public:
   Status Init(const Node& node) {
     ASSIGN_OR_RETURN(auto x, StaticDims(node.input(0)));
@@ -221,19 +221,10 @@ class ExpandCuda : public OpKernel {
     ASSIGN_OR_RETURN(map_, MakeStridedMap(y, xs, ContiguousStrides(y), Product(x), Product(y)));
     return Status::OK();
   }
-  Status Compute(KernelContext& ctx) override {
-    return DispatchWords(esize_, [&](auto w) {
-      return StridedCopy<decltype(w)>(ctx, map_, ctx.input(0).ptr, ctx.output(0).ptr);
-    });
-  }
-
- private:
-  size_t esize_ = 4;
-  StridedMap map_;
 };
 
 // Tile: Y viewed as (rep_0, x_0, rep_1, x_1, ...), which reads X with stride 0 along the reps.
-class TileCuda : public OpKernel {
+class TileCuda : public MappedCopyCuda {
  public:
   Status Init(const Node& node) {
     ASSIGN_OR_RETURN(auto x, StaticDims(node.input(0)));
@@ -254,15 +245,6 @@ class TileCuda : public OpKernel {
     ASSIGN_OR_RETURN(map_, MakeStridedMap(dims, xs, ys, Product(x), Product(y)));
     return Status::OK();
   }
-  Status Compute(KernelContext& ctx) override {
-    return DispatchWords(esize_, [&](auto w) {
-      return StridedCopy<decltype(w)>(ctx, map_, ctx.input(0).ptr, ctx.output(0).ptr);
-    });
-  }
-
- private:
-  size_t esize_ = 4;
-  StridedMap map_;
 };
 
 // Pad, constant mode: Y filled with the value, then the part of X that survives (negative pads

@@ -71,6 +71,21 @@ Status StridedCopy(const KernelContext& ctx, const StridedMap& m, const void* x,
   return Status::OK();
 }
 
+// A kernel that is one strided copy of input 0 into output 0: Init (the subclass's) sets the
+// element size and the map; Expand, Tile and Slice are this.
+class MappedCopyCuda : public OpKernel {
+ public:
+  Status Compute(KernelContext& ctx) override {
+    return DispatchWords(esize_, [&](auto w) {
+      return StridedCopy<decltype(w)>(ctx, map_, ctx.input(0).ptr, ctx.output(0).ptr);
+    });
+  }
+
+ protected:
+  size_t esize_ = 4;
+  StridedMap map_;
+};
+
 // Deterministic scatter. The caller fills keys[i] (the destination slot of source row i, or
 // `slots` to skip the row) with a kernel of its own; Run sorts (key, i) stably, then for every
 // destination one thread per (outer o, element j of the row) runs

@@ -12,7 +12,7 @@ using cpu::ContiguousStrides;
 using cpu::Product;
 using cpu::StaticDims;
 
-class SliceCuda : public OpKernel {
+class SliceCuda : public MappedCopyCuda {
  public:
   Status Init(const Node& node) {
     ASSIGN_OR_RETURN(auto x, StaticDims(node.input(0)));
@@ -38,16 +38,6 @@ class SliceCuda : public OpKernel {
     ASSIGN_OR_RETURN(map_, MakeStridedMap(y, g.strides, ContiguousStrides(y), Product(x), Product(y), g.base, 0));
     return Status::OK();
   }
-
-  Status Compute(KernelContext& ctx) override {
-    return DispatchWords(esize_, [&](auto w) {
-      return StridedCopy<decltype(w)>(ctx, map_, ctx.input(0).ptr, ctx.output(0).ptr);
-    });
-  }
-
- private:
-  size_t esize_ = 4;
-  StridedMap map_;
 };
 
 [[maybe_unused]] const bool kRegistered = RegisterCudaMovement("", "Slice", MakeFactory<SliceCuda>());
