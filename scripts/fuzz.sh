@@ -9,7 +9,7 @@ usage: scripts/fuzz.sh [--build-dir DIR] [--no-build] TARGET SECONDS
        scripts/fuzz.sh [--build-dir DIR] [--no-build] --replay TARGET
        scripts/fuzz.sh --list
 
-Fuzzes TARGET (fuzz_onnx_import, fuzz_config, fuzz_plan, fuzz_npy) for SECONDS, starting from
+Fuzzes TARGET (fuzz_onnx_import, fuzz_config, fuzz_plan, fuzz_npy, fuzz_checkpoint) for SECONDS, starting from
 the repository's own files of that kind (bundled models, configs, .npy files, plans the build
 compiles), fuzz/corpus/TARGET and fuzz/regressions/TARGET. A crash, a hang (an input running over
 10 s) or running out of memory (2 GiB) ends the run with exit status 1 and the reproducer's path.
@@ -25,7 +25,7 @@ New corpus inputs go to DIR/fuzz-corpus/TARGET, reproducers to DIR/fuzz-artifact
 USAGE
 }
 
-TARGETS=(fuzz_onnx_import fuzz_config fuzz_plan fuzz_npy)
+TARGETS=(fuzz_onnx_import fuzz_config fuzz_plan fuzz_npy fuzz_checkpoint)
 build_dir=build-san
 build=1
 replay=0
@@ -95,6 +95,7 @@ case "$target" in
     while IFS= read -r f; do add_seed "$f" 8; done < <(find "$build_dir/fuzz/seed-plans" -name '*.dsplan' | sort) ;;
   fuzz_npy)
     while IFS= read -r f; do add_seed "$f"; done < <(find models tests -name '*.npy' -size -1024k | sort) ;;
+  fuzz_checkpoint) ;;  # a manifest and a rank file in fuzz/corpus/fuzz_checkpoint (below)
 esac
 for d in "fuzz/corpus/$target" "fuzz/regressions/$target"; do
   if [ -d "$d" ]; then
