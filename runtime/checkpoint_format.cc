@@ -168,6 +168,7 @@ std::string SerializeManifest(const CheckpointManifest& m) {
   j["tag"] = m.tag;
   j["step"] = m.meta.step;
   j["plan_hash"] = m.meta.plan_hash;
+  j["source_model"] = m.meta.source_model;
   j["world_size"] = m.world_size;
   j["config"] = m.meta.config;
   j["trainer_state"] = m.meta.trainer_state;
@@ -215,6 +216,7 @@ StatusOr<CheckpointManifest> ParseManifest(const std::string& bytes, const std::
   ASSIGN_OR_RETURN(m.tag, GetString(j, "tag", path));
   ASSIGN_OR_RETURN(m.meta.step, GetInt(j, "step", path));
   ASSIGN_OR_RETURN(m.meta.plan_hash, GetString(j, "plan_hash", path));
+  ASSIGN_OR_RETURN(m.meta.source_model, GetString(j, "source_model", path));
   ASSIGN_OR_RETURN(int64_t ws, GetInt(j, "world_size", path));
   m.world_size = static_cast<int>(ws);
   if (!j.contains("config") || !j.contains("trainer_state")) return DataLoss(path, ": config or trainer_state missing");

@@ -71,6 +71,7 @@ struct CheckpointFileInfo {
 struct CheckpointMeta {
   int64_t step = 0;
   std::string plan_hash;
+  std::string source_model;  // the ONNX model the plan was compiled from (what exports write into)
   nlohmann::json config = nlohmann::json::object();         // the resolved DeepSpeed config
   nlohmann::json trainer_state = nlohmann::json::object();  // loss scaler, LR schedule, counters,
                                                             // data-loader position, RNG, ...
