@@ -103,7 +103,7 @@ Status Commit(const std::string& tmp, const std::string& path) {
   return s;
 }
 
-void FsyncDir(const std::string& file) {
+void FsyncParentOf(const std::string& file) {
   const fs::path p(file);
   const std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -179,7 +179,7 @@ Status ExportTrainedOnnx(const std::string& source_model_path, const std::map<st
   if (!external) {
     ASSIGN_OR_RETURN(const std::string tmp, WriteTemp(out_path, bytes));
     RETURN_IF_ERROR(Commit(tmp, out_path));
-    FsyncDir(out_path);
+    FsyncParentOf(out_path);
     return Status::OK();
   }
   // External data: OUT.data goes into place first; then the model, checked by path (so the checker
@@ -195,7 +195,7 @@ Status ExportTrainedOnnx(const std::string& source_model_path, const std::map<st
                     e.what());
   }
   RETURN_IF_ERROR(Commit(tmp, out_path));
-  FsyncDir(out_path);
+  FsyncParentOf(out_path);
   return Status::OK();
 }
 
@@ -209,19 +209,82 @@ StatusOr<std::map<std::string, DType>> OnnxInitializerDTypes(const std::string& 
   return out;
 }
 
-StatusOr<std::map<std::string, Tensor>> TrainedWeightsFromState(const Plan& plan,
-                                                                const std::map<std::string, Tensor>& full_state,
-                                                                const std::map<std::string, DType>& source_dtypes) {
+std::vector<StateTensorRef> StateTensorRefs(const Plan& plan) {
+  std::vector<StateTensorRef> out;
+  out.reserve(plan.state.size());
+  for (const StateInfo& s : plan.state) out.push_back({s.name, s.kind, s.owner});
+  return out;
+}
+
+StatusOr<std::vector<StateTensorRef>> StateTensorRefs(const CheckpointManifest& manifest) {
+  static const std::string kSuffix = ops::MasterName("");
+  std::vector<StateTensorRef> out;
+  out.reserve(manifest.tensors.size());
+  for (const CheckpointTensor& t : manifest.tensors) {
+    StateTensorRef r{t.name, StateKind::kParameter, ""};
+    switch (t.kind) {
+      case TensorKind::kParameter: r.kind = StateKind::kParameter; break;
+      case TensorKind::kMaster: r.kind = StateKind::kMaster; break;
+      case TensorKind::kOptimizer: r.kind = StateKind::kOptimizer; break;
+      case TensorKind::kGradient: r.kind = StateKind::kGradient; break;
+      case TensorKind::kBuffer: r.kind = StateKind::kBuffer; break;
+    }
+    if (r.kind == StateKind::kMaster) {
+      const bool named = t.name.size() > kSuffix.size() &&
+                         t.name.compare(t.name.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;
+      if (!named)
+        return DataLoss("checkpoint ", manifest.tag, ": master tensor '", t.name, "' is not named PARAMETER", kSuffix,
+                        " (the parameter it belongs to is taken from the name)");
+      r.owner = t.name.substr(0, t.name.size() - kSuffix.size());
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+StatusOr<std::map<std::string, std::string>> SelectExportedState(const std::vector<StateTensorRef>& tensors) {
   std::set<std::string> mastered;
-  for (const StateInfo& s : plan.state)
+  for (const StateTensorRef& s : tensors)
     if (s.kind == StateKind::kMaster) mastered.insert(s.owner);
-  std::map<std::string, Tensor> out;
-  for (const StateInfo& s : plan.state) {
+  std::map<std::string, std::string> out;
+  for (const StateTensorRef& s : tensors) {
     std::string name;  // the initializer it is exported as
     if (s.kind == StateKind::kMaster) name = s.owner;
     else if (s.kind == StateKind::kBuffer) name = s.name;
     else if (s.kind == StateKind::kParameter && !mastered.count(s.name)) name = s.name;
     else continue;
+    auto [it, inserted] = out.emplace(name, s.name);
+    if (!inserted)
+      return InvalidArgument("both '", it->second, "' and '", s.name, "' (", StateKindName(s.kind),
+                             ") would be exported as initializer '", name, "'");
+  }
+  return out;
+}
+
+namespace {
+
+// `value` in the dtype the source model gives initializer `name` (float types only convert).
+StatusOr<Tensor> InSourceDType(Tensor value, const std::string& state_name, const std::string& name,
+                               const std::map<std::string, DType>& source_dtypes) {
+  auto src = source_dtypes.find(name);
+  if (src == source_dtypes.end() || src->second == value.dtype()) return value;
+  if (!IsFloat(src->second) || !IsFloat(value.dtype()))
+    return InvalidArgument("state tensor '", state_name, "' is ", DTypeName(value.dtype()), " but initializer '", name,
+                           "' is ", DTypeName(src->second), " (only float types convert)");
+  Tensor conv(src->second, value.dims());
+  for (int64_t i = 0; i < value.numel(); ++i) conv.SetFromDouble(i, value.GetAsDouble(i));
+  return conv;
+}
+
+}  // namespace
+
+StatusOr<std::map<std::string, Tensor>> TrainedWeightsFromState(const Plan& plan,
+                                                                const std::map<std::string, Tensor>& full_state,
+                                                                const std::map<std::string, DType>& source_dtypes) {
+  ASSIGN_OR_RETURN(const auto chosen, SelectExportedState(StateTensorRefs(plan)));
+  std::map<std::string, Tensor> out;
+  for (const auto& [name, state_name] : chosen) {
+    const StateInfo& s = *plan.FindState(state_name);
     auto it = full_state.find(s.name);
     if (it == full_state.end())
       return NotFound("the state has no tensor '", s.name, "' (", StateKindName(s.kind), ") to export");
@@ -237,16 +300,19 @@ StatusOr<std::map<std::string, Tensor>> TrainedWeightsFromState(const Plan& plan
       if (const Value* init = plan.initial_state->FindValue(s.name); init && init->is_initializer())
         if (init->initializer().numel() == t.numel() && init->initializer().dims() != t.dims())
           value = t.Reshaped(init->initializer().dims());
-    auto src = source_dtypes.find(name);
-    if (src != source_dtypes.end() && src->second != value.dtype()) {
-      if (!IsFloat(src->second) || !IsFloat(value.dtype()))
-        return InvalidArgument("state tensor '", s.name, "' is ", DTypeName(value.dtype()), " but initializer '", name,
-                               "' is ", DTypeName(src->second), " (only float types convert)");
-      Tensor conv(src->second, value.dims());
-      for (int64_t i = 0; i < value.numel(); ++i) conv.SetFromDouble(i, value.GetAsDouble(i));
-      value = std::move(conv);
-    }
-    out[name] = std::move(value);
+    ASSIGN_OR_RETURN(out[name], InSourceDType(std::move(value), s.name, name, source_dtypes));
+  }
+  return out;
+}
+
+StatusOr<std::map<std::string, Tensor>> TrainedWeightsFromCheckpoint(const Checkpoint& checkpoint,
+                                                                     const std::map<std::string, DType>& source_dtypes) {
+  ASSIGN_OR_RETURN(const auto refs, StateTensorRefs(checkpoint.manifest()));
+  ASSIGN_OR_RETURN(const auto chosen, SelectExportedState(refs));
+  std::map<std::string, Tensor> out;
+  for (const auto& [name, state_name] : chosen) {
+    ASSIGN_OR_RETURN(Tensor value, checkpoint.ReadTensor(state_name));
+    ASSIGN_OR_RETURN(out[name], InSourceDType(std::move(value), state_name, name, source_dtypes));
   }
   return out;
 }

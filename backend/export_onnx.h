@@ -3,6 +3,7 @@
 //
 //   ASSIGN_OR_RETURN(auto dtypes, OnnxInitializerDTypes("model.onnx"));
 //   ASSIGN_OR_RETURN(auto weights, TrainedWeightsFromState(plan, full_state, dtypes));
+//   // or, from a saved checkpoint:  TrainedWeightsFromCheckpoint(ckpt, dtypes)
 //   RETURN_IF_ERROR(ExportTrainedOnnx("model.onnx", weights, "trained.onnx", ExportOptions{}));
 //
 // Names. The plan's state tensors are named after the ONNX initializers they start from (passes
@@ -25,8 +26,11 @@
 #include <map>
 #include <string>
 
+#include <vector>
+
 #include "backend/plan.h"
 #include "ir/tensor.h"
+#include "runtime/checkpoint_format.h"
 
 namespace dsc {
 
@@ -51,18 +55,40 @@ Status ExportTrainedOnnx(const std::string& source_model_path, const std::map<st
 // The dtype of every main-graph initializer of an ONNX file (external data is not read).
 StatusOr<std::map<std::string, DType>> OnnxInitializerDTypes(const std::string& model_path);
 
+// One persistent tensor as the weight selection sees it; a plan's state table and a checkpoint's
+// manifest both describe their tensors this way.
+struct StateTensorRef {
+  std::string name;
+  StateKind kind = StateKind::kParameter;
+  std::string owner;  // for a master: the parameter it is the fp32 copy of
+};
+std::vector<StateTensorRef> StateTensorRefs(const Plan& plan);
+// A checkpoint's tensors; a master's owner is its name without the "::master" suffix
+// (ops::MasterName), and a master named otherwise is an error.
+StatusOr<std::vector<StateTensorRef>> StateTensorRefs(const CheckpointManifest& manifest);
+
+// What is exported, as initializer name -> the state tensor its value comes from: for each
+// parameter P the master whose owner is P when there is one, else P itself; plus every buffer
+// (BatchNorm running statistics). Gradients and optimizer states are left out. Errors: two
+// tensors exported under one name (two masters of one parameter, a buffer named like a parameter).
+StatusOr<std::map<std::string, std::string>> SelectExportedState(const std::vector<StateTensorRef>& tensors);
+
 // From the full (consolidated, unsharded) state tensors of a plan, by state name: the values to
-// export, keyed by initializer name. For each parameter P its master weight MasterName(P) when the
-// plan has one (half models keep fp32 masters), else P itself; plus every buffer (BatchNorm running
-// statistics). Gradients and optimizer states are left out. A value is converted to the dtype
-// `source_dtypes` gives for its name (float to float only: a half model's fp32 master goes back to
-// fp32, or to fp16 for a model that was exported in fp16); names absent from `source_dtypes` keep
-// the chosen tensor's dtype (the 2-argument form converts nothing). Errors name a missing state
-// tensor or one whose element count is not the plan's.
+// export, keyed by initializer name (the choice SelectExportedState makes). A value is converted to
+// the dtype `source_dtypes` gives for its name (float to float only: a half model's fp32 master goes
+// back to fp32, or to fp16 for a model that was exported in fp16); names absent from
+// `source_dtypes` keep the chosen tensor's dtype (the 2-argument form converts nothing). Errors name
+// a missing state tensor or one whose element count is not the plan's.
 StatusOr<std::map<std::string, Tensor>> TrainedWeightsFromState(const Plan& plan,
                                                                 const std::map<std::string, Tensor>& full_state,
                                                                 const std::map<std::string, DType>& source_dtypes);
 StatusOr<std::map<std::string, Tensor>> TrainedWeightsFromState(const Plan& plan,
                                                                 const std::map<std::string, Tensor>& full_state);
+
+// The same choice and conversion from a saved checkpoint: reads only the chosen tensors (full
+// shape, whatever ranks and ZeRO stage saved them; data checksums verified), so a checkpoint's
+// optimizer states are never read. Read errors name the checkpoint file.
+StatusOr<std::map<std::string, Tensor>> TrainedWeightsFromCheckpoint(const Checkpoint& checkpoint,
+                                                                     const std::map<std::string, DType>& source_dtypes);
 
 }  // namespace dsc

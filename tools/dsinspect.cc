@@ -1,13 +1,18 @@
-// dsinspect: shows what a compiled plan holds (summary, JSON, or a program's graph); logic lives in
-// backend/plan_summary.h.
+// dsinspect: shows what a compiled plan holds (summary, JSON, or a program's graph), and exports a
+// checkpoint's trained weights as ONNX or safetensors; logic lives in backend/plan_summary.h and
+// backend/export_onnx.h, backend/export_safetensors.h.
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "backend/export_onnx.h"
+#include "backend/export_safetensors.h"
 #include "backend/plan_file.h"
 #include "ir/file_write.h"
 #include "backend/plan_summary.h"
@@ -16,8 +21,11 @@
 namespace {
 
 constexpr const char* kUsage = R"(usage: dsinspect PLAN [options]
+       dsinspect --export-onnx CKPT OUT.onnx [--export-source MODEL.onnx]
+       dsinspect --export-safetensors CKPT OUT.safetensors [--export-source MODEL.onnx]
 
-Shows what a plan compiled by dscompile holds.
+Shows what a plan compiled by dscompile holds, or exports the trained weights of a checkpoint
+that dsrun --save-dir wrote.
 
   (no options)          summary: producer, pipeline, config, and per program the ops,
                         inputs, outputs, loss, parameters and constants
@@ -32,7 +40,23 @@ Shows what a plan compiled by dscompile holds.
   -o FILE               write to FILE instead of standard output
   --help                this message
 
-Exit status: 0 on success, 1 when the plan cannot be read or written, 2 on a usage error.
+Exports (no PLAN; CKPT is a checkpoint folder DIR, whose `latest` tag is used, or DIR/TAG):
+  --export-onnx CKPT OUT.onnx
+                        the source model with the trained parameters (fp32 masters of a
+                        half-precision run) and BatchNorm statistics as its initializers;
+                        passes ONNX's checker; external data in OUT.onnx.data above 2 GB
+  --export-safetensors CKPT OUT.safetensors
+                        the same weights, consolidated, under the model's initializer names
+                        (PyTorch's state_dict names for PyTorch exports), for
+                        safetensors.torch.load_file and Hugging Face
+  --export-source MODEL.onnx
+                        the model the checkpoint was trained from (default: the path its
+                        manifest records); safetensors exports use it for the dtypes only
+                        and keep the checkpoint's dtypes when the recorded model is gone
+  Both exports may be given at once. Files are written atomically; nothing is left on failure.
+
+Exit status: 0 on success, 1 when the plan or checkpoint cannot be read or an output cannot be
+written, 2 on a usage error.
 )";
 
 struct Options {
@@ -43,6 +67,10 @@ struct Options {
   std::optional<std::string> format;
   std::optional<std::string> output;
   int64_t elide = 64;
+  // Exports: (checkpoint, output file).
+  std::optional<std::pair<std::string, std::string>> export_onnx, export_safetensors;
+  std::optional<std::string> export_source;
+  bool exporting() const { return export_onnx || export_safetensors; }
 };
 
 int UsageError(const std::string& msg) {
@@ -99,6 +127,15 @@ std::optional<int> ParseArgs(int argc, char** argv, Options* o) {
       long long n = std::strtoll(v.c_str(), &end, 10);
       if (v.empty() || *end != '\0' || errno != 0 || n < -1) return UsageError("--elide needs a number >= -1, got '" + v + "'");
       o->elide = n;
+    } else if (a == "--export-onnx" || a == "--export-safetensors") {
+      if (inline_value || i + 2 >= args.size()) return UsageError(a + " needs a checkpoint and an output file");
+      auto& slot = a == "--export-onnx" ? o->export_onnx : o->export_safetensors;
+      if (slot) return UsageError(a + " given twice");
+      slot = std::make_pair(args[i + 1], args[i + 2]);
+      i += 2;
+    } else if (a == "--export-source") {
+      if (!value(&v)) return UsageError("--export-source needs a model file");
+      o->export_source = v;
     } else if (a.size() > 1 && a[0] == '-') {
       return UsageError("unknown option '" + args[i] + "'");
     } else if (o->plan.empty()) {
@@ -107,6 +144,14 @@ std::optional<int> ParseArgs(int argc, char** argv, Options* o) {
       return UsageError("more than one plan given ('" + o->plan + "' and '" + a + "')");
     }
   }
+  if (o->exporting()) {
+    if (!o->plan.empty())
+      return UsageError("exports read a checkpoint, not a plan: '" + o->plan + "' is one argument too many");
+    if (o->json || o->graph || o->format || o->program || o->output)
+      return UsageError("--export-onnx/--export-safetensors do not combine with the plan options");
+    return std::nullopt;
+  }
+  if (o->export_source) return UsageError("--export-source goes with --export-onnx or --export-safetensors");
   if (o->plan.empty()) return UsageError("no plan given");
   if (o->format) o->graph = true;
   if (o->json && o->graph) return UsageError("--json is for the summary; it does not combine with --graph/--format");
@@ -122,7 +167,63 @@ int Emit(const Options& o, const std::string& text) {
   return s.ok() ? 0 : Fail(s);
 }
 
+// One export: `flag` names it in messages, `job` is (checkpoint, output file).
+dsc::Status Export(const Options& o, const std::string& flag, const std::pair<std::string, std::string>& job) {
+  namespace fs = std::filesystem;
+  const auto& [ckpt_arg, out] = job;
+  const std::string what = flag + " " + out;
+  const fs::path out_dir = fs::path(out).parent_path();
+  std::error_code ec;
+  if (!out_dir.empty() && !fs::is_directory(out_dir, ec))
+    return dsc::NotFound(what, ": the folder ", out_dir.string(), " does not exist");
+
+  std::string note;
+  ASSIGN_OR_RETURN(const std::string ckpt_path, dsc::ResolveCheckpoint(ckpt_arg, &note));
+  if (!note.empty()) std::cerr << "dsinspect: note: " << note << "\n";
+  ASSIGN_OR_RETURN(const dsc::Checkpoint ckpt, dsc::Checkpoint::Open(ckpt_path));
+  const dsc::CheckpointMeta& meta = ckpt.manifest().meta;
+
+  const std::string source = o.export_source.value_or(meta.source_model);
+  const std::string source_from = o.export_source ? "--export-source" : "the model " + ckpt_path + " records";
+  const bool have_source = !source.empty() && fs::is_regular_file(source, ec);
+  const bool onnx = flag == "--export-onnx";
+  if (!have_source && (onnx || o.export_source))
+    return dsc::NotFound(what, ": the source model ", source.empty() ? "(none recorded)" : "'" + source + "'", " (",
+                         source_from, ") is not a readable file; give --export-source MODEL.onnx");
+  std::map<std::string, dsc::DType> dtypes;
+  if (have_source) {
+    ASSIGN_OR_RETURN(dtypes, dsc::OnnxInitializerDTypes(source));
+  } else {
+    std::cerr << "dsinspect: note: " << what << ": the source model "
+              << (source.empty() ? "is not recorded" : "'" + source + "' is not a readable file")
+              << ", so the weights keep the checkpoint's dtypes (--export-source MODEL.onnx converts them to "
+                 "the model's)\n";
+  }
+  dsc::StatusOr<std::map<std::string, dsc::Tensor>> weights = dsc::TrainedWeightsFromCheckpoint(ckpt, dtypes);
+  if (!weights.ok()) return weights.status().WithContext(what);
+  if (onnx) {
+    RETURN_IF_ERROR(dsc::ExportTrainedOnnx(source, *weights, out, dsc::ExportOptions{}).WithContext(what));
+  } else {
+    const std::map<std::string, std::string> metadata = {
+        {"dsc.checkpoint", ckpt.manifest().tag}, {"dsc.step", std::to_string(meta.step)},
+        {"dsc.plan_hash", meta.plan_hash}, {"dsc.source_model", have_source ? source : ""}};
+    RETURN_IF_ERROR(dsc::ExportSafetensors(*weights, out, metadata).WithContext(what));
+  }
+  std::cout << "dsinspect: wrote " << out << ": " << weights->size() << " tensors of " << ckpt_path << " (step "
+            << meta.step << ")\n";
+  return dsc::Status::OK();
+}
+
+int RunExports(const Options& o) {
+  if (o.export_onnx)
+    if (dsc::Status s = Export(o, "--export-onnx", *o.export_onnx); !s.ok()) return Fail(s);
+  if (o.export_safetensors)
+    if (dsc::Status s = Export(o, "--export-safetensors", *o.export_safetensors); !s.ok()) return Fail(s);
+  return 0;
+}
+
 int Run(const Options& o) {
+  if (o.exporting()) return RunExports(o);
   dsc::StatusOr<dsc::Plan> plan = dsc::ReadPlan(o.plan);
   if (!plan.ok()) return Fail(plan.status());
 
