@@ -111,6 +111,52 @@ Status LossScaler::Update(bool overflow, int64_t step) {
   return Status::OK();
 }
 
+namespace {
+const char* RulesName(LossScalerRules r) {
+  switch (r) {
+    case LossScalerRules::kZero: return "zero";
+    case LossScalerRules::kNonZeroFp16: return "fp16_optimizer";
+    case LossScalerRules::kApex: return "apex";
+  }
+  return "?";
+}
+}  // namespace
+
+nlohmann::json LossScaler::SaveState() const {
+  return {{"dynamic", dynamic_},
+          {"rules", RulesName(rules_)},
+          {"cur_scale", cur_scale_},
+          {"cur_hysteresis", cur_hysteresis_},
+          {"cur_iter", cur_iter_},
+          {"last_overflow_iter", last_overflow_iter_},
+          {"unskipped", unskipped_}};
+}
+
+StatusOr<std::string> LossScaler::RestoreState(const nlohmann::json& saved, const std::string& what) {
+  const bool ok = saved.is_object() && saved.value("dynamic", nlohmann::json()).is_boolean() &&
+                  saved.value("rules", nlohmann::json()).is_string() &&
+                  saved.value("cur_scale", nlohmann::json()).is_number() &&
+                  saved.value("cur_scale", 0.0) > 0 && saved.value("cur_hysteresis", nlohmann::json()).is_number_integer() &&
+                  saved.value("cur_iter", nlohmann::json()).is_number_integer() &&
+                  saved.value("last_overflow_iter", nlohmann::json()).is_number_integer() &&
+                  saved.value("unskipped", nlohmann::json()).is_number_integer();
+  if (!ok) return DataLoss(what, ": the loss scaler state is malformed: ", saved.dump());
+  const bool was_dynamic = saved["dynamic"].get<bool>();
+  const std::string rules = saved["rules"].get<std::string>();
+  if (!dynamic_ || !was_dynamic || rules != RulesName(rules_)) {
+    if (!dynamic_ && !was_dynamic) return std::string();
+    return StrCat("the checkpoint's loss scaler (", was_dynamic ? "dynamic, " + rules + " rules" : "static",
+                  ", scale ", saved["cur_scale"].get<double>(), ") differs from this config's (", Describe(),
+                  "): starting from the config's");
+  }
+  cur_scale_ = saved["cur_scale"].get<double>();
+  cur_hysteresis_ = saved["cur_hysteresis"].get<int64_t>();
+  cur_iter_ = saved["cur_iter"].get<int64_t>();
+  last_overflow_iter_ = saved["last_overflow_iter"].get<int64_t>();
+  unskipped_ = saved["unskipped"].get<int64_t>();
+  return std::string();
+}
+
 std::string LossScaler::Describe() const {
   std::ostringstream os;
   if (!dynamic_) {

@@ -19,6 +19,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "frontend/config/ds_config.h"
 #include "ir/status.h"
 
@@ -52,6 +54,15 @@ class LossScaler {
   bool dynamic() const { return dynamic_; }
   LossScalerRules rules() const { return rules_; }
   int64_t iteration() const { return cur_iter_; }
+  // What an exact resume needs: the rules, the scale, hysteresis and counters (a checkpoint's
+  // trainer_state.loss_scaler).
+  nlohmann::json SaveState() const;
+  // Continues from SaveState()'s output. A dynamic scaler with the same rules takes over the saved
+  // scale, hysteresis and counters; any other pairing (a resume into another precision or wrapper)
+  // keeps this scaler's initial state and returns a note saying so, else an empty string. Malformed
+  // input is an error naming `what`.
+  StatusOr<std::string> RestoreState(const nlohmann::json& saved, const std::string& what);
+
   // One line for logs: "dynamic (DeepSpeed ZeRO rules: initial 65536, window 1000, hysteresis 2,
   // min 1)", "static 128", "none".
   std::string Describe() const;

@@ -42,6 +42,8 @@ class LrSchedule {
     if (!skipped) ++iteration_;
   }
   int64_t last_batch_iteration() const { return iteration_; }
+  // A resume continues the schedule where the checkpoint left it.
+  void set_last_batch_iteration(int64_t it) { iteration_ = it; }
   const std::string& type() const { return config_.type; }
 
  private:

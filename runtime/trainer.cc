@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <limits>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -24,30 +25,14 @@
 #include "runtime/executor.h"
 #include "runtime/loss_scaler.h"
 #include "runtime/lr_schedule.h"
-#include "runtime/npy.h"
+#include "runtime/state_store.h"
+#include "runtime/trainer_checkpoint.h"
 #if DSC_HAVE_CUDA
 #include "runtime/gpu_communicator.h"
 #endif
 
 namespace dsc {
 namespace {
-
-// A state name as a file name: letters, digits and "._:-" stay, the rest (a "/" in an exported
-// name, say) becomes %XX, so every name maps to one file and back.
-std::string FileNameFor(const std::string& name) {
-  std::string out;
-  for (unsigned char c : name) {
-    if (std::isalnum(c) || c == '.' || c == '_' || c == ':' || c == '-') {
-      out += static_cast<char>(c);
-    } else {
-      char hex[4];
-      std::snprintf(hex, sizeof hex, "%%%02X", c);
-      out += hex;
-    }
-  }
-  if (!out.empty() && out[0] == '.') out.replace(0, 1, "%2E");  // no hidden files, no "." or ".."
-  return out;
-}
 
 bool HasInput(const Graph& g, const char* name) {
   const Value* v = g.FindValue(name);
@@ -102,70 +87,6 @@ std::string FormatScale(double scale) {
   os << scale;
   return os.str();
 }
-
-// One device buffer per state tensor, initialised from the plan.
-class StateStore {
- public:
-  StateStore(Device* device) : device_(device) {}
-  ~StateStore() {
-    for (auto& [n, v] : views_) device_->Free(v.ptr);
-  }
-  // A sharded tensor (ZeRO) takes this rank's chunk of its initial value, zero-padded.
-  Status Init(const Plan& plan, int rank) {
-    for (const StateInfo& s : plan.state) {
-      TensorView v{s.dtype, s.dims, nullptr};
-      ASSIGN_OR_RETURN(v.ptr, device_->Allocate(v.nbytes()));
-      views_[s.name] = v;
-      bytes_by_kind_[StateKindName(s.kind)] += static_cast<int64_t>(v.nbytes());
-      RETURN_IF_ERROR(device_->Memset(v.ptr, 0, v.nbytes()));
-      if (s.zero_init) continue;
-      const Value* init = plan.initial_state ? plan.initial_state->FindValue(s.name) : nullptr;
-      const size_t elem = DTypeSize(s.dtype);
-      const size_t full = s.shard_of_numel > 0 ? static_cast<size_t>(s.shard_of_numel) * elem : v.nbytes();
-      if (!init || !init->is_initializer() || init->initializer().nbytes() != full)
-        return DataLoss("the plan's initial value of state '", s.name, "' is missing or has the wrong size");
-      size_t offset = 0, bytes = v.nbytes();
-      if (s.shard_of_numel > 0) {
-        offset = std::min(full, static_cast<size_t>(rank) * v.nbytes());
-        bytes = std::min(v.nbytes(), full - offset);
-      }
-      RETURN_IF_ERROR(device_->CopyHostToDevice(v.ptr, init->initializer().raw() + offset, bytes));
-    }
-    return Status::OK();
-  }
-  // Every state tensor of this rank as .npy under `dir` (TrainOptions::dump_state_dir).
-  Status Dump(const Plan& plan, const std::string& dir) const {
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec) return DataLoss("--debug-dump-state: cannot create ", dir, ": ", ec.message());
-    for (const StateInfo& s : plan.state) {
-      const TensorView& v = views_.at(s.name);
-      Tensor host(v.dtype, v.dims);
-      RETURN_IF_ERROR(device_->CopyDeviceToHost(host.raw(), v.ptr, v.nbytes()));
-      if (v.dtype == DType::kBFloat16) {  // .npy has no bfloat16; float32 holds every value exactly
-        Tensor wide(DType::kFloat32, v.dims);
-        for (int64_t i = 0; i < host.numel(); ++i) wide.data<float>()[i] = BFloat16ToFloat(host.data<uint16_t>()[i]);
-        host = std::move(wide);
-      }
-      RETURN_IF_ERROR(WriteNpy(dir + "/" + FileNameFor(s.name) + ".npy", host));
-    }
-    return Status::OK();
-  }
-  const TensorView* Find(const std::string& name) const {
-    auto it = views_.find(name);
-    return it == views_.end() ? nullptr : &it->second;
-  }
-  // Bytes actually allocated for state, by kind ("parameter", "gradient", "optimizer", "buffer").
-  int64_t bytes(const char* kind) const {
-    auto it = bytes_by_kind_.find(kind);
-    return it == bytes_by_kind_.end() ? 0 : it->second;
-  }
-
- private:
-  Device* device_;
-  std::map<std::string, TensorView> views_;
-  std::map<std::string, int64_t> bytes_by_kind_;
-};
 
 // The model the plan was compiled from: --export-onnx writes the trained weights into a copy of it.
 std::string ExportSource(const Plan& plan, const TrainOptions& opts) {
@@ -366,6 +287,49 @@ DataLoaderOptions LoaderOptions(const DsConfig& cfg, const TrainOptions& opts) {
   return dopts;
 }
 
+// The checkpoint options fit the config (checked before the ranks agree to start).
+Status CheckCheckpointOptions(const DsConfig& cfg, const TrainOptions& opts) {
+  if (opts.save_every < 0) return InvalidArgument("--save-every must be >= 1");
+  if ((opts.save_every > 0 || opts.save_at_end) && opts.save_dir.empty())
+    return InvalidArgument("--save-every and --save-at-end need --save-dir DIR");
+  if ((!opts.save_dir.empty() || !opts.resume_from.empty()) && cfg.checkpoint.use_node_local_storage)
+    return Unimplemented("checkpoint.use_node_local_storage is true, which dsrun does not support: its checkpoints ",
+                         "are one folder that every rank writes its own file into and reads any slice from (a ",
+                         "shared filesystem); set it to false");
+  return Status::OK();
+}
+
+// checkpoint.tag_validation (DeepSpeed's _checkpoint_tag_validation): every rank must name the
+// same tag. Fail: an error; Warn: a warning on rank 0; Ignore: no check.
+Status ValidateTagAcrossRanks(const DsConfig& cfg, Communicator* comm, const std::string& tag, const char* what,
+                              std::ostream* progress) {
+  if (!comm || comm->size() == 1 || !cfg.checkpoint.tag_validation_enabled()) return Status::OK();
+  std::vector<double> hashes(static_cast<size_t>(comm->size()), 0.0);
+  hashes[static_cast<size_t>(comm->rank())] = static_cast<double>(Crc32c(tag.data(), tag.size()));
+  ASSIGN_OR_RETURN(auto h, comm->AllReduce(hashes.data(), comm->size(), DType::kFloat64, ReduceOp::kSum));
+  RETURN_IF_ERROR(h->Wait());
+  if (std::all_of(hashes.begin(), hashes.end(), [&](double x) { return x == hashes[0]; })) return Status::OK();
+  std::string differ;
+  for (int r = 1; r < comm->size(); ++r)
+    if (hashes[static_cast<size_t>(r)] != hashes[0]) differ += StrCat(differ.empty() ? "" : ", ", r);
+  const std::string msg = StrCat(what, ": the ranks do not agree on the checkpoint tag (rank ", comm->rank(),
+                                 " has '", tag, "'; rank(s) ", differ, " differ from rank 0)");
+  if (cfg.checkpoint.tag_validation_fail()) return FailedPrecondition(msg, " [checkpoint.tag_validation: Fail]");
+  if (progress) *progress << "dsrun: warning: " << msg << " [checkpoint.tag_validation: Warn]\n";
+  return Status::OK();
+}
+
+// Top-level config keys whose resolved values differ between two configs, for a resume's note.
+std::string ConfigDifferences(const nlohmann::json& a, const nlohmann::json& b) {
+  std::string out;
+  std::set<std::string> keys;
+  for (const auto& [k, v] : a.items()) keys.insert(k);
+  for (const auto& [k, v] : b.items()) keys.insert(k);
+  for (const std::string& k : keys)
+    if (!a.contains(k) || !b.contains(k) || a[k] != b[k]) out += StrCat(out.empty() ? "" : ", ", k);
+  return out;
+}
+
 }  // namespace
 
 StatusOr<std::vector<OverflowInjection>> ParseOverflowInjection(const std::string& spec) {
@@ -409,6 +373,24 @@ StatusOr<std::vector<int64_t>> ParseStepList(const std::string& spec, const std:
   return out;
 }
 
+Status PrepareResume(const std::string& path, TrainOptions* opts, std::vector<std::string>* notes) {
+  std::string note;
+  ASSIGN_OR_RETURN(std::string dir, ResolveCheckpoint(path, &note));
+  if (!note.empty() && notes) notes->push_back(note);
+  ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(dir));
+  ASSIGN_OR_RETURN(TrainerPosition pos, TrainerPositionFromJson(ckpt.manifest().meta.trainer_state, dir));
+  if (opts->seed && *opts->seed != pos.seed)
+    return InvalidArgument("--seed ", *opts->seed, " contradicts the checkpoint ", dir, ", which trained with seed ",
+                           pos.seed, ": the data order and dropout masks would not continue; drop --seed");
+  if (!opts->shuffle && pos.shuffle)
+    return InvalidArgument("--no-shuffle contradicts the checkpoint ", dir,
+                           ", which trained on shuffled data: the data order would not continue; drop --no-shuffle");
+  opts->seed = pos.seed;
+  opts->shuffle = pos.shuffle;
+  opts->resume_from = dir;
+  return Status::OK();
+}
+
 StatusOr<DataLoader> OpenTrainingData(const Plan& plan, const TrainOptions& opts) {
   ASSIGN_OR_RETURN(DsConfig cfg, RunnableConfig(plan, opts));
   RETURN_IF_ERROR(CheckDebugOptions(plan, opts, opts.comm ? opts.comm->size() : 1));
@@ -423,6 +405,7 @@ StatusOr<DataLoader> OpenTrainingData(const Plan& plan, const TrainOptions& opts
     if (!out_dir.empty() && !std::filesystem::is_directory(out_dir))
       return InvalidArgument("--export-onnx ", opts.export_onnx, ": the folder ", out_dir.string(), " does not exist");
   }
+  RETURN_IF_ERROR(CheckCheckpointOptions(cfg, opts));
   // The micro-step's data inputs: what BindProgram leaves unbound (neither state nor a scalar).
   std::vector<DataInput> inputs;
   for (const Value* in : plan.FindProgram("micro_step")->graph->inputs()) {
@@ -471,8 +454,43 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     return Internal("a CUDA device in a build without the CUDA backend");
 #endif
   }
+  RETURN_IF_ERROR(CheckCheckpointOptions(cfg, opts));
   StateStore state(device);
-  RETURN_IF_ERROR(state.Init(plan, rank));
+  RETURN_IF_ERROR(state.Allocate(plan));
+  // The position a resume starts from; a fresh run starts at the zero position.
+  TrainerPosition start_pos;
+  start_pos.lr_last_batch_iteration = schedule.last_batch_iteration();
+  std::vector<std::string> notes;
+  if (opts.resume_from.empty()) {
+    RETURN_IF_ERROR(state.InitFromPlan(plan, rank));
+  } else {
+    RETURN_IF_ERROR(ValidateTagAcrossRanks(cfg, opts.comm, opts.resume_from, "--resume", opts.progress));
+    ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(opts.resume_from));
+    const CheckpointManifest& m = ckpt.manifest();
+    ASSIGN_OR_RETURN(start_pos, TrainerPositionFromJson(m.meta.trainer_state, ckpt.dir()));
+    RETURN_IF_ERROR(LoadStateTensors(plan, ckpt, rank, &state, &notes));
+    const DataLoaderOptions want = LoaderOptions(cfg, opts);
+    if (start_pos.seed != want.seed || start_pos.shuffle != want.shuffle)
+      return FailedPrecondition("resuming from ", ckpt.dir(), ": its data seed/shuffling (", start_pos.seed, ", ",
+                                start_pos.shuffle, ") are not this run's (", want.seed, ", ", want.shuffle,
+                                "); PrepareResume sets them");
+    if (start_pos.num_samples != loader.num_samples())
+      return FailedPrecondition("resuming from ", ckpt.dir(), ": it trained on ", start_pos.num_samples,
+                                " samples per epoch, --data ", opts.data_dir, " has ", loader.num_samples(),
+                                ": the data order would not continue");
+    if (start_pos.train_batch_size != cfg.train_batch_size)
+      return FailedPrecondition("resuming from ", ckpt.dir(), ": it trained with train_batch_size ",
+                                start_pos.train_batch_size, ", this plan's is ", cfg.train_batch_size,
+                                ": the data position would not continue");
+    schedule.set_last_batch_iteration(start_pos.lr_last_batch_iteration);
+    ASSIGN_OR_RETURN(std::string scaler_note, scaler.RestoreState(start_pos.loss_scaler, ckpt.dir()));
+    if (!scaler_note.empty()) notes.push_back(scaler_note);
+    if (m.meta.plan_hash != PlanHash(plan)) {
+      const std::string differ = ConfigDifferences(m.meta.config, plan.config);
+      notes.push_back(StrCat("the checkpoint was saved by another plan (on ", m.world_size, " rank",
+                             m.world_size == 1 ? "" : "s", differ.empty() ? "" : "; config differs in: " + differ, ")"));
+    }
+  }
   Scalars scalars(device);
   RETURN_IF_ERROR(scalars.Init());
   ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> micro_ex, ProgramExecutor::Create(*micro->graph, device));
@@ -507,10 +525,20 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   if (progress && device->kind() != DeviceKind::kCpu) *progress << "dsrun: device " << device->name() << "\n";
 
   const int64_t total = opts.steps >= 0 ? opts.steps : std::max<int64_t>(opts.epochs, 1) * loader.steps_per_epoch();
+  if (progress) {
+    if (!opts.resume_from.empty())
+      *progress << "dsrun: resumed from " << opts.resume_from << " after step " << start_pos.step << "\n";
+    for (const std::string& n : notes) *progress << "dsrun: note: " << n << "\n";
+    if (start_pos.step >= total)
+      *progress << "dsrun: the checkpoint is at step " << start_pos.step << ", the run ends at step " << total
+                << ": nothing to train\n";
+  }
   const int64_t print_every = cfg.steps_per_print.value_or(10);
   const std::string loss_name = micro->graph->training.loss;
   std::ostream* const metrics = lead_rank ? opts.metrics : nullptr;
   TrainSummary summary;
+  summary.resumed_from = start_pos.step;
+  summary.skipped_steps = start_pos.skipped_steps;
   const auto start = std::chrono::steady_clock::now();
   const int threads = opts.threads;
   std::map<std::string, int64_t> sent_before;
@@ -526,10 +554,37 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     std::snprintf(sub, sizeof sub, "/step-%06lld/rank-%d", static_cast<long long>(n), rank);
     return state.Dump(plan, opts.dump_state_dir + sub);
   };
-  if (dump_due(0)) RETURN_IF_ERROR(dump(0));
+  if (start_pos.step == 0 && dump_due(0)) RETURN_IF_ERROR(dump(0));
   // Optimizer updates applied so far: the 1-based dsc::step of the next update counts only these.
-  int64_t applied = 0;
-  for (int64_t s = 0; s < total; ++s) {
+  int64_t applied = start_pos.applied_steps;
+  int64_t last_saved = opts.resume_from.empty() ? -1 : start_pos.step;
+  // A checkpoint after step `n` (every rank, collectively).
+  auto save = [&](int64_t n) -> Status {
+    TrainerPosition pos;
+    pos.step = n;
+    pos.applied_steps = applied;
+    pos.skipped_steps = summary.skipped_steps;
+    pos.lr_last_batch_iteration = schedule.last_batch_iteration();
+    pos.loss_scaler = scaler.SaveState();
+    pos.seed = dopts.seed;
+    pos.shuffle = dopts.shuffle;
+    pos.num_samples = loader.num_samples();
+    pos.train_batch_size = cfg.train_batch_size;
+    CheckpointMeta meta;
+    meta.step = n;
+    meta.plan_hash = PlanHash(plan);
+    meta.source_model = plan.source_model;
+    meta.config = plan.config;
+    meta.trainer_state = TrainerPositionJson(pos);
+    RETURN_IF_ERROR(ValidateTagAcrossRanks(cfg, opts.comm, StepTag(n), "saving a checkpoint", progress));
+    RETURN_IF_ERROR(SaveTrainingCheckpoint(plan, state, opts.comm, opts.save_dir, meta));
+    last_saved = n;
+    // The save's agreements are not training traffic: the next step's bytes_sent starts after them.
+    if (kernel_comm) sent_before = kernel_comm->bytes_sent();
+    if (progress) *progress << "dsrun: saved checkpoint " << opts.save_dir << "/" << StepTag(n) << "\n";
+    return Status::OK();
+  };
+  for (int64_t s = start_pos.step; s < total; ++s) {
     const auto t0 = std::chrono::steady_clock::now();
     const double used_scale = scaler.exact_scale();
     scalars.loss_scale = scaler.scale();
@@ -583,7 +638,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     const double step_time = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double loss = loss_sum / static_cast<double>(cfg.gradient_accumulation_steps);
-    if (s == 0) summary.first_loss = loss;
+    if (s == start_pos.step) summary.first_loss = loss;
     summary.last_loss = loss;
     if (metrics) {
       // JSON has no inf/NaN: a non-finite norm (an overflow step) is written as null.
@@ -647,8 +702,10 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
       if (world > 1) RETURN_IF_ERROR(opts.comm->Barrier());
       return stop;
     }
+    if (opts.save_every > 0 && (s + 1) % opts.save_every == 0) RETURN_IF_ERROR(save(s + 1));
   }
-  summary.steps = total;
+  if (opts.save_at_end && last_saved != std::max(total, start_pos.step)) RETURN_IF_ERROR(save(std::max(total, start_pos.step)));
+  summary.steps = std::max(total, start_pos.step);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!opts.export_onnx.empty()) RETURN_IF_ERROR(ExportTrainedModel(plan, state, device, opts.comm, opts));
   return summary;

@@ -69,10 +69,26 @@ struct TrainOptions {
   // by rank 0 (backend/export_onnx.h). `export_source` empty: the path the plan recorded.
   std::string export_onnx;
   std::string export_source;
+  // Checkpoints (runtime/trainer_checkpoint.h), saved at optimizer-step boundaries only: into
+  // save_dir/global_stepN after every save_every-th step (0: never) and, with save_at_end, after
+  // the last. resume_from (a checkpoint folder; see PrepareResume) continues a run where its
+  // checkpoint stopped: the weights, optimizer states, loss scaler, LR schedule, counters and the
+  // data and dropout position. `steps` and `epochs` still count from the start of the first run.
+  std::string save_dir;
+  int64_t save_every = 0;
+  bool save_at_end = false;
+  std::string resume_from;
 };
 
+// For a resume from `path` (DIR, whose `latest` names the tag, or DIR/TAG): resolves it into
+// opts->resume_from and takes the checkpoint's data seed and shuffling, which place the data order
+// and dropout masks (an explicit --seed or --no-shuffle that contradicts them is an error).
+// `notes` receives why `latest` was not used, when it was not.
+Status PrepareResume(const std::string& path, TrainOptions* opts, std::vector<std::string>* notes);
+
 struct TrainSummary {
-  int64_t steps = 0;
+  int64_t steps = 0;         // the step the run ended at (counting from the first run's start)
+  int64_t resumed_from = 0;  // the step the run started after (0: not resumed)
   int64_t skipped_steps = 0;  // overflow steps whose updates were skipped
   double first_loss = 0, last_loss = 0;
   double seconds = 0;

@@ -45,6 +45,17 @@ options:
                     as its initializers; external data in OUT.data above 2 GB
   --export-source M the ONNX model to write the weights into (default: the path the plan
                     recorded when it was compiled)
+  --save-dir DIR    where checkpoints go: DIR/global_stepN/ (a manifest and one safetensors file
+                    per rank) and DIR/latest naming the newest complete one. Checkpoints load at
+                    any world size, ZeRO stage and precision. Saved at optimizer-step boundaries
+                    only (gradient accumulators are zero there and are not saved)
+  --save-every K    save after every K-th optimizer step (needs --save-dir)
+  --save-at-end     save after the last step (needs --save-dir)
+  --resume CKPT     continue the run a checkpoint stopped: CKPT is DIR (the tag DIR/latest names,
+                    or the newest complete one) or DIR/global_stepN. Restores the weights,
+                    optimizer states, loss scaler, LR schedule, step counters and the data order
+                    and dropout position, exactly; --steps/--epochs still count from the first
+                    run's start (resuming at step 15 with --steps 30 runs steps 16..30)
   -q, --quiet       no progress lines
   -h, --help        this text
 
@@ -70,7 +81,9 @@ const std::vector<FlagSpec> kFlags = {{"--data", true},     {"--steps", true},  
                                       {"--quiet", false},   {"-h", false},       {"--help", false},
                                       {"--debug-inject-overflow", true}, {"--debug-dump-state", true},
                                       {"--debug-dump-steps", true}, {"--device", true},
-                                      {"--export-onnx", true}, {"--export-source", true}};
+                                      {"--export-onnx", true}, {"--export-source", true},
+                                      {"--save-dir", true}, {"--save-every", true}, {"--save-at-end", false},
+                                      {"--resume", true}};
 
 // The compute backend that --device asks for, checked before any relaunch under mpirun so that a
 // wrong choice fails once, not once per rank.
@@ -132,6 +145,20 @@ StatusOr<Job> Prepare(const ParsedArgs& args, Communicator* comm) {
   opts.export_source = args.Get("--export-source");
   if (!opts.export_source.empty() && opts.export_onnx.empty())
     return InvalidArgument("--export-source needs --export-onnx OUT");
+  opts.save_dir = args.Get("--save-dir");
+  ASSIGN_OR_RETURN(opts.save_every, args.GetInt("--save-every", 0));
+  if (args.Has("--save-every") && opts.save_every < 1) return InvalidArgument("--save-every must be at least 1");
+  opts.save_at_end = args.Has("--save-at-end");
+  if ((args.Has("--save-every") || opts.save_at_end) && opts.save_dir.empty())
+    return InvalidArgument("--save-every and --save-at-end need --save-dir DIR");
+  if (args.Has("--save-dir") && !args.Has("--save-every") && !opts.save_at_end)
+    return InvalidArgument("--save-dir needs --save-every K or --save-at-end (when to save)");
+  if (args.Has("--resume")) {
+    std::vector<std::string> notes;
+    RETURN_IF_ERROR(PrepareResume(args.Get("--resume"), &opts, &notes).WithContext("--resume"));
+    if (!quiet && comm->rank() == 0)
+      for (const std::string& n : notes) std::cerr << "dsrun: note: " << n << "\n";
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<Device> device, CreateDevice(args.Get("--device"), opts.threads));
   opts.device = device.get();
   ASSIGN_OR_RETURN(Plan plan, ReadPlan(args.positional[0]));
@@ -229,7 +256,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (!job->quiet && c.rank() == 0)
-      std::cerr << "dsrun: " << s->steps << " steps"
+      std::cerr << "dsrun: " << (s->resumed_from > 0 ? StrCat("steps ", s->resumed_from + 1, "..", s->steps) : StrCat(s->steps, " steps"))
                 << (s->skipped_steps > 0 ? StrCat(" (", s->skipped_steps, " skipped: inf/NaN gradients)") : "")
                 << " in " << std::fixed << std::setprecision(2) << s->seconds << " s; loss " << std::setprecision(4) << s->first_loss << " -> " << s->last_loss << "\n";
     return 0;

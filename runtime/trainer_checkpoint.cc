@@ -1,0 +1,247 @@
+// Saving and resuming training.
+#include "runtime/trainer_checkpoint.h"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "ir/dsc_ops.h"
+#include "runtime/communicator.h"
+
+namespace dsc {
+namespace {
+
+TensorKind KindOf(StateKind k) {
+  switch (k) {
+    case StateKind::kParameter: return TensorKind::kParameter;
+    case StateKind::kMaster: return TensorKind::kMaster;
+    case StateKind::kOptimizer: return TensorKind::kOptimizer;
+    case StateKind::kGradient: return TensorKind::kGradient;
+    case StateKind::kBuffer: return TensorKind::kBuffer;
+  }
+  return TensorKind::kBuffer;
+}
+
+int64_t Numel(const std::vector<int64_t>& dims) {
+  int64_t n = 1;
+  for (int64_t d : dims) n *= d;
+  return n;
+}
+
+double LoadFloat(DType t, const uint8_t* p) {
+  switch (t) {
+    case DType::kFloat32: { float f; std::memcpy(&f, p, 4); return f; }
+    case DType::kFloat64: { double d; std::memcpy(&d, p, 8); return d; }
+    case DType::kFloat16: { uint16_t h; std::memcpy(&h, p, 2); return HalfToFloat(h); }
+    case DType::kBFloat16: { uint16_t b; std::memcpy(&b, p, 2); return BFloat16ToFloat(b); }
+    default: return 0;
+  }
+}
+
+void StoreFloat(DType t, double v, uint8_t* p) {
+  switch (t) {
+    case DType::kFloat32: { float f = static_cast<float>(v); std::memcpy(p, &f, 4); return; }
+    case DType::kFloat64: std::memcpy(p, &v, 8); return;
+    case DType::kFloat16: { uint16_t h = FloatToHalf(static_cast<float>(v)); std::memcpy(p, &h, 2); return; }
+    case DType::kBFloat16: { uint16_t b = FloatToBFloat16(static_cast<float>(v)); std::memcpy(p, &b, 2); return; }
+    default: return;
+  }
+}
+
+// The saved tensor state `s` loads from (see the header's rules), or null.
+const CheckpointTensor* SourceFor(const Plan& plan, const StateInfo& s, const CheckpointManifest& m) {
+  const CheckpointTensor* same = m.Find(s.name);
+  if (s.kind == StateKind::kMaster) {
+    if (same) return same;
+    const std::string suffix = ops::MasterName("");
+    if (s.name.size() > suffix.size() && s.name.ends_with(suffix))
+      return m.Find(s.name.substr(0, s.name.size() - suffix.size()));
+    return nullptr;
+  }
+  if (s.kind == StateKind::kParameter && (!same || same->dtype != s.dtype)) {
+    const CheckpointTensor* master = m.Find(ops::MasterName(s.name));
+    if (master && master->kind == TensorKind::kMaster && !plan.FindState(ops::MasterName(s.name))) return master;
+  }
+  return same;
+}
+
+}  // namespace
+
+nlohmann::json TrainerPositionJson(const TrainerPosition& p) {
+  return {{"step", p.step},
+          {"applied_steps", p.applied_steps},
+          {"skipped_steps", p.skipped_steps},
+          {"lr_schedule", {{"last_batch_iteration", p.lr_last_batch_iteration}}},
+          {"loss_scaler", p.loss_scaler},
+          {"data",
+           {{"seed", p.seed},
+            {"shuffle", p.shuffle},
+            {"num_samples", p.num_samples},
+            {"train_batch_size", p.train_batch_size},
+            {"epoch", p.train_batch_size > 0 && p.num_samples >= p.train_batch_size
+                          ? p.step / (p.num_samples / p.train_batch_size)
+                          : 0}}},
+          {"rng", {{"seed", p.seed}, {"kind", "counter-based: dropout masks are a function of (seed, step, sample)"}}}};
+}
+
+StatusOr<TrainerPosition> TrainerPositionFromJson(const nlohmann::json& j, const std::string& what) {
+  auto bad = [&](const std::string& key) {
+    return DataLoss(what, ": trainer_state.", key, " is missing or malformed");
+  };
+  auto int_at = [&](const nlohmann::json& o, const char* key, int64_t* out) -> bool {
+    if (!o.is_object() || !o.contains(key) || !o[key].is_number_integer()) return false;
+    *out = o[key].get<int64_t>();
+    return true;
+  };
+  TrainerPosition p;
+  if (!int_at(j, "step", &p.step) || p.step < 0) return bad("step");
+  if (!int_at(j, "applied_steps", &p.applied_steps) || p.applied_steps < 0) return bad("applied_steps");
+  if (!int_at(j, "skipped_steps", &p.skipped_steps) || p.skipped_steps < 0) return bad("skipped_steps");
+  if (!j.contains("lr_schedule") || !int_at(j["lr_schedule"], "last_batch_iteration", &p.lr_last_batch_iteration))
+    return bad("lr_schedule.last_batch_iteration");
+  if (!j.contains("loss_scaler") || !j["loss_scaler"].is_object()) return bad("loss_scaler");
+  p.loss_scaler = j["loss_scaler"];
+  if (!j.contains("data") || !j["data"].is_object()) return bad("data");
+  const nlohmann::json& d = j["data"];
+  if (!d.contains("seed") || !d["seed"].is_number_unsigned()) return bad("data.seed");
+  p.seed = d["seed"].get<uint64_t>();
+  if (!d.contains("shuffle") || !d["shuffle"].is_boolean()) return bad("data.shuffle");
+  p.shuffle = d["shuffle"].get<bool>();
+  if (!int_at(d, "num_samples", &p.num_samples) || p.num_samples < 1) return bad("data.num_samples");
+  if (!int_at(d, "train_batch_size", &p.train_batch_size) || p.train_batch_size < 1) return bad("data.train_batch_size");
+  return p;
+}
+
+std::vector<int64_t> FullShape(const Plan& plan, const StateInfo& s) {
+  if (s.shard_of_numel == 0) return s.dims;
+  if (plan.initial_state) {
+    const Value* init = plan.initial_state->FindValue(s.name);
+    if (init && init->is_initializer() && init->initializer().numel() == s.shard_of_numel)
+      return init->initializer().dims();
+  }
+  if (!s.owner.empty() && s.owner != s.name) {
+    if (const StateInfo* owner = plan.FindState(s.owner)) {
+      std::vector<int64_t> dims = FullShape(plan, *owner);
+      if (Numel(dims) == s.shard_of_numel) return dims;
+    }
+  }
+  return {s.shard_of_numel};
+}
+
+std::string PlanHash(const Plan& plan) {
+  nlohmann::json j = {{"world_size", plan.world_size}, {"config", plan.config}};
+  for (const StateInfo& s : plan.state)
+    j["state"].push_back({s.name, StateKindName(s.kind), DTypeName(s.dtype), s.dims, s.shard_of_numel, s.zero_init});
+  const std::string bytes = j.dump();
+  return Crc32cHex(Crc32c(bytes.data(), bytes.size()));
+}
+
+AgreeFn AgreeOver(Communicator* comm) {
+  return [comm](bool ok_here) -> Status {
+    if (!comm || comm->size() == 1) return ok_here ? Status::OK() : Internal("this rank failed");
+    std::vector<double> failed(static_cast<size_t>(comm->size()), 0.0);
+    failed[static_cast<size_t>(comm->rank())] = ok_here ? 0.0 : 1.0;
+    ASSIGN_OR_RETURN(auto h, comm->AllReduce(failed.data(), comm->size(), DType::kFloat64, ReduceOp::kSum));
+    RETURN_IF_ERROR(h->Wait());
+    std::string ranks;
+    for (int r = 0; r < comm->size(); ++r)
+      if (failed[static_cast<size_t>(r)] != 0) ranks += StrCat(ranks.empty() ? "" : ", ", r);
+    if (ranks.empty()) return Status::OK();
+    return FailedPrecondition("rank(s) ", ranks, " failed (their own errors say why)");
+  };
+}
+
+Status SaveTrainingCheckpoint(const Plan& plan, const StateStore& state, Communicator* comm, const std::string& dir,
+                              const CheckpointMeta& meta) {
+  const int rank = comm ? comm->rank() : 0;
+  const int world = comm ? comm->size() : 1;
+  CheckpointWriter writer(dir, StepTag(meta.step), rank, world);
+  std::vector<Tensor> host;  // the writer references the data until Commit returns
+  host.reserve(plan.state.size());
+  Status local = Status::OK();
+  for (const StateInfo& s : plan.state) {
+    if (s.kind == StateKind::kGradient) continue;
+    if (s.shard_of_numel == 0 && rank != 0) continue;  // replicated: identical on every rank
+    const TensorView* v = state.Find(s.name);
+    if (!v) return Internal("state '", s.name, "' has no buffer");
+    host.emplace_back(v->dtype, v->dims);
+    local = state.device()->CopyDeviceToHost(host.back().raw(), v->ptr, v->nbytes());
+    if (!local.ok()) break;
+    const std::vector<int64_t> shape = FullShape(plan, s);
+    if (s.shard_of_numel == 0) {
+      local = writer.AddTensor(s.name, KindOf(s.kind), s.dtype, shape, host.back().raw());
+    } else {
+      const int64_t chunk = v->numel();
+      const int64_t start = std::min<int64_t>(s.shard_of_numel, rank * chunk);
+      const int64_t count = std::min<int64_t>(chunk, s.shard_of_numel - start);
+      local = writer.AddShard(s.name, KindOf(s.kind), s.dtype, shape, start, count, host.back().raw());
+    }
+    if (!local.ok()) break;
+  }
+  if (!local.ok()) {
+    // Still take part in the commit's first agreement, so the other ranks fail with this one.
+    const AgreeFn agree = AgreeOver(comm);
+    (void)agree(false);
+    return local.WithContext(StrCat("saving checkpoint (rank ", rank, ")"));
+  }
+  return writer.Commit(meta, AgreeOver(comm));
+}
+
+Status LoadStateTensors(const Plan& plan, const Checkpoint& ckpt, int rank, StateStore* state,
+                        std::vector<std::string>* notes) {
+  const CheckpointManifest& m = ckpt.manifest();
+  std::set<std::string> used;
+  std::vector<std::string> missing;
+  std::string converted;
+  for (const StateInfo& s : plan.state) {
+    if (s.kind == StateKind::kGradient) continue;
+    const CheckpointTensor* src = SourceFor(plan, s, m);
+    if (!src) {
+      missing.push_back(StrCat(s.name, " (", StateKindName(s.kind), ")"));
+      continue;
+    }
+    used.insert(src->name);
+    const int64_t full = s.shard_of_numel > 0 ? s.shard_of_numel : Numel(s.dims);
+    if (src->numel != full)
+      return FailedPrecondition(ckpt.dir(), ": tensor '", src->name, "' has ", src->numel, " elements but the plan's state '", s.name, "' has ", full,
+                                ": the checkpoint is of another model");
+    if (src->dtype != s.dtype && !(IsFloat(src->dtype) && IsFloat(s.dtype)))
+      return FailedPrecondition(ckpt.dir(), ": tensor '", src->name, "' is ", DTypeName(src->dtype),
+                                " but the plan's state '", s.name, "' is ", DTypeName(s.dtype));
+    const TensorView* v = state->Find(s.name);
+    if (!v) return Internal("state '", s.name, "' has no buffer");
+    int64_t start = 0, count = v->numel();
+    if (s.shard_of_numel > 0) {
+      start = std::min<int64_t>(s.shard_of_numel, rank * v->numel());
+      count = std::min<int64_t>(v->numel(), s.shard_of_numel - start);
+    }
+    if (count == 0) continue;
+    Tensor saved(src->dtype, {count});
+    RETURN_IF_ERROR(ckpt.ReadRange(src->name, start, count, saved.raw()));
+    if (src->dtype != s.dtype) {
+      Tensor cast(s.dtype, {count});
+      const size_t in = DTypeSize(src->dtype), out = DTypeSize(s.dtype);
+      for (int64_t i = 0; i < count; ++i)
+        StoreFloat(s.dtype, LoadFloat(src->dtype, saved.raw() + i * in), cast.raw() + i * out);
+      saved = std::move(cast);
+      converted += StrCat(converted.empty() ? "" : ", ", s.name, " <- ", src->name, " (", DTypeName(src->dtype),
+                          " to ", DTypeName(s.dtype), ")");
+    }
+    RETURN_IF_ERROR(state->device()->CopyHostToDevice(v->ptr, saved.raw(), saved.nbytes()));
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (const std::string& n : missing) list += StrCat(list.empty() ? "" : ", ", n);
+    return FailedPrecondition(ckpt.dir(), ": the checkpoint has no tensor for the plan's state ", list,
+                              " (saved from another model, optimizer or precision?)");
+  }
+  if (!notes) return Status::OK();
+  if (!converted.empty() && rank == 0) notes->push_back(StrCat("converted from the checkpoint: ", converted));
+  std::string unused;
+  for (const CheckpointTensor& t : m.tensors)
+    if (!used.count(t.name) && t.kind != TensorKind::kGradient) unused += StrCat(unused.empty() ? "" : ", ", t.name);
+  if (!unused.empty() && rank == 0) notes->push_back(StrCat("saved tensors this plan does not use: ", unused));
+  return Status::OK();
+}
+
+}  // namespace dsc
