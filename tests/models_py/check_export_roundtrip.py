@@ -34,13 +34,17 @@ TOL = 1e-5
 STEPS = 4  # the weights after step STEPS-1 are exported; step STEPS's loss is the reference
 
 # fp32 (so dsrun's forward pass runs on exactly the exported weights), Adam with a large enough
-# learning rate that three steps move the weights far from the initial ones.
-CONFIG = {
-    "train_batch_size": 16,
-    "train_micro_batch_size_per_gpu": 8,
-    "optimizer": {"type": "Adam", "params": {"lr": 0.01}},
-    "zero_optimization": {"stage": 0},
-}
+# learning rate that three steps move the weights far from the initial ones. One rank; then two
+# ranks at ZeRO-3, where every parameter, master and moment is saved as two shards.
+BATCH = 16
+CASES = [
+    ("1 rank, ZeRO-0", 1, {"train_batch_size": BATCH, "train_micro_batch_size_per_gpu": 8,
+                           "optimizer": {"type": "Adam", "params": {"lr": 0.01}},
+                           "zero_optimization": {"stage": 0}}),
+    ("2 ranks, ZeRO-3", 2, {"train_batch_size": BATCH, "train_micro_batch_size_per_gpu": 4,
+                            "optimizer": {"type": "Adam", "params": {"lr": 0.01}},
+                            "zero_optimization": {"stage": 3}}),
+]
 
 
 def reexec_if_asked():
@@ -85,21 +89,28 @@ def main():
     work = args.keep or tempfile.mkdtemp(prefix="dsc-roundtrip-")
     os.makedirs(work, exist_ok=True)
     try:
-        return check(args, work, np, ort, safetensors, torch)
+        ok = True
+        for name, world, config in CASES:
+            print("== %s" % name)
+            case_dir = os.path.join(work, "world%d" % world)
+            os.makedirs(case_dir, exist_ok=True)
+            ok &= check(args, case_dir, world, config, np, ort, safetensors, torch)
+        return 0 if ok else 1
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def check(args, work, np, ort, safetensors, torch):
+# One case: True when every check passed.
+def check(args, work, world, config, np, ort, safetensors, torch):
     cfg = os.path.join(work, "ds.json")
     with open(cfg, "w") as f:
-        json.dump(CONFIG, f)
+        json.dump(config, f)
     plan = os.path.join(work, "mlp.plan")
-    run([args.dscompile, MODEL, "--config", cfg, "-o", plan], "dscompile")
+    run([args.dscompile, MODEL, "--config", cfg, "--world-size", str(world), "-o", plan], "dscompile")
     dsrun_help = run([args.dsrun, "--help"], "dsrun --help")
-    batch = CONFIG["train_batch_size"]
-    common = [args.dsrun, plan, "--data", DATA, "--no-shuffle", "-q"]
+    batch = config["train_batch_size"]
+    common = [args.dsrun, plan, "--data", DATA, "--no-shuffle", "-q"] + (["--nproc", str(world)] if world > 1 else [])
 
     onnx_out = os.path.join(work, "after%d.onnx" % (STEPS - 1))
     st_out = os.path.join(work, "after%d.safetensors" % (STEPS - 1))
@@ -158,7 +169,7 @@ def check(args, work, np, ort, safetensors, torch):
 
     if not os.path.exists(st_out):
         print("(b) not run: this dsrun has neither --save-dir nor --export-safetensors")
-        return 0 if ok else 1
+        return ok
 
     # (b) safetensors into the PyTorch module the ONNX came from.
     sys.path.insert(0, os.path.join(ROOT, "models"))
@@ -192,7 +203,7 @@ def check(args, work, np, ort, safetensors, torch):
         ok = False
         print("MISMATCH: names differ: safetensors %s, onnx %s" % (sorted(state), sorted(inits)))
     print("safetensors and ONNX initializers: %d tensors, %s" % (len(state), "identical" if ok else "see above"))
-    return 0 if ok else 1
+    return ok
 
 
 if __name__ == "__main__":
