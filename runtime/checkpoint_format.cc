@@ -5,9 +5,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -118,6 +121,34 @@ Status ParseTensorHead(const nlohmann::json& j, CheckpointTensor* t, const std::
 ojson TensorHeadJson(const std::string& name, TensorKind kind, DType dtype, const std::vector<int64_t>& shape) {
   return ojson{{"name", name}, {"kind", TensorKindName(kind)}, {"dtype", *SafetensorsDTypeName(dtype)}, {"shape", shape}};
 }
+
+// DSC_DEBUG_KILL_IN_SAVE=N@R (see CheckpointWriter): parsed at the first save.
+struct KillInSave {
+  int64_t at = 0;  // the crash point to die at, from 1; 0: none
+  int rank = -1;
+  std::string error;  // a malformed value, reported by every save
+};
+
+const KillInSave& KillSpec() {
+  static const KillInSave spec = [] {
+    KillInSave k;
+    const char* v = std::getenv("DSC_DEBUG_KILL_IN_SAVE");
+    if (v == nullptr || *v == '\0') return k;
+    long long at = 0;
+    int rank = 0;
+    char extra = 0;
+    if (std::sscanf(v, "%lld@%d%c", &at, &rank, &extra) != 2 || at < 1 || rank < 0) {
+      k.error = StrCat("DSC_DEBUG_KILL_IN_SAVE=\"", v, "\" must be N@R: rank R dies at its N-th crash point (N >= 1)");
+    } else {
+      k.at = at;
+      k.rank = rank;
+    }
+    return k;
+  }();
+  return spec;
+}
+
+std::atomic<int64_t> crash_points_passed{0};  // by this process, across saves
 
 // A piece's entry in its file must match the manifest: dtype, and count elements.
 Status CheckPieceEntry(const SafetensorsFile& f, const CheckpointTensor& t, const CheckpointPiece& p) {
@@ -261,7 +292,26 @@ StatusOr<CheckpointManifest> ParseManifest(const std::string& bytes, const std::
 // Writer
 
 CheckpointWriter::CheckpointWriter(std::string dir, std::string tag, int rank, int world_size)
-    : dir_(std::move(dir)), tag_(std::move(tag)), rank_(rank), world_size_(world_size) {}
+    : dir_(std::move(dir)), tag_(std::move(tag)), rank_(rank), world_size_(world_size) {
+  if (KillSpec().rank == rank_) kill_at_ = KillSpec().at;
+}
+
+void CheckpointWriter::CrashPoint(const char* name) const {
+  if (kill_at_ == 0) return;
+  const int64_t n = ++crash_points_passed;
+  if (n != kill_at_) return;
+  std::fprintf(stderr, "DSC_DEBUG_KILL_IN_SAVE: rank %d killed at crash point %lld (%s) of saving %s\n", rank_,
+               static_cast<long long>(n), name, tag_.c_str());
+  std::fflush(stderr);
+  std::raise(SIGKILL);
+}
+
+DurableWriteProbe CheckpointWriter::CrashProbe(const char* half, const char* synced) const {
+  if (kill_at_ == 0) return nullptr;
+  return [this, half, synced](DurableWriteStep step) {
+    CrashPoint(step == DurableWriteStep::kHalfWritten ? half : synced);
+  };
+}
 
 std::string CheckpointWriter::tmp_dir() const { return Join(dir_, kTmpPrefix + tag_); }
 std::string CheckpointWriter::final_dir() const { return Join(dir_, tag_); }
@@ -309,7 +359,7 @@ Status CheckpointWriter::WriteRankFile() const {
   st.SetMetadata("dsc.rank", std::to_string(rank_));
   st.SetMetadata("dsc.world_size", std::to_string(world_size_));
   st.SetMetadata("dsc.pieces", pieces.dump());
-  return st.Write(Join(tmp_dir(), RankFileName(rank_)));
+  return st.Write(Join(tmp_dir(), RankFileName(rank_)), CrashProbe("rank-half", "rank-synced"));
 }
 
 Status CheckpointWriter::Publish(const CheckpointMeta& meta) const {
@@ -356,20 +406,27 @@ Status CheckpointWriter::Publish(const CheckpointMeta& meta) const {
   }
 
   // Manifest, then the folder into place, then `latest`.
-  RETURN_IF_ERROR(WriteFileDurably(Join(tmp, kManifestName), SerializeManifest(m)));
+  RETURN_IF_ERROR(
+      WriteFileDurably(Join(tmp, kManifestName), SerializeManifest(m), CrashProbe("manifest-half", "manifest-synced")));
+  CrashPoint("manifest-done");
   const std::string final_path = final_dir();
   struct stat sb;
   if (::lstat(final_path.c_str(), &sb) == 0) {
     // Replacing a checkpoint of the same tag: swap atomically, so TAG is complete at every instant.
     if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_path.c_str(), RENAME_EXCHANGE) != 0)
       return ErrnoStatus(StrCat("swapping ", tmp, " with the existing"), final_path, errno);
+    CrashPoint("renamed");
     std::error_code ec;
     fs::remove_all(tmp, ec);  // the old checkpoint, now under .tmp-TAG (ignored if left behind)
   } else if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
     return ErrnoStatus(StrCat("renaming ", tmp, " to"), final_path, errno);
+  } else {
+    CrashPoint("renamed");
   }
   RETURN_IF_ERROR(FsyncDir(dir_));
-  return WriteFileDurably(Join(dir_, "latest"), tag_);
+  RETURN_IF_ERROR(WriteFileDurably(Join(dir_, "latest"), tag_, CrashProbe("latest-half", "latest-synced")));
+  CrashPoint("latest-moved");
+  return Status::OK();
 }
 
 Status CheckpointWriter::Commit(const CheckpointMeta& meta, const AgreeFn& agree) {
@@ -400,9 +457,13 @@ Status CheckpointWriter::Commit(const CheckpointMeta& meta, const AgreeFn& agree
     }
     if (local.ok()) local = MakeDir(tmp_dir());
   }
+  if (local.ok() && !KillSpec().error.empty()) local = InvalidArgument(KillSpec().error);
   RETURN_IF_ERROR(phase(local));
+  CrashPoint("tmp-created");
   // (2) Every rank's file.
-  RETURN_IF_ERROR(phase(WriteRankFile()));
+  Status written = WriteRankFile();
+  if (written.ok()) CrashPoint("rank-done");
+  RETURN_IF_ERROR(phase(written));
   // (3) Rank 0 publishes.
   return phase(rank_ == 0 ? Publish(meta) : Status::OK());
 }

@@ -102,6 +102,25 @@ using AgreeFn = std::function<Status(bool ok_here)>;
 
 // One rank's part of a save. Tensor data is referenced, not copied: it must stay valid and
 // unchanged until Commit returns.
+//
+// Crash testing: DSC_DEBUG_KILL_IN_SAVE=N@R (read once per process) makes rank R raise SIGKILL at
+// the N-th crash point it passes, counting from 1 across every save of the process: rank 0 passes
+// 11 points per save, other ranks 4, so N=11+8 kills rank 0 at "renamed" of its 2nd save. It first
+// prints "DSC_DEBUG_KILL_IN_SAVE: rank R killed at crash point N (NAME) of saving TAG" on stderr.
+// The points, in order, and what a crash there leaves on disk:
+//   tmp-created      every rank  .tmp-TAG exists (the ranks agreed); no rank file yet
+//   rank-half        every rank  .tmp-TAG/rank-R.safetensors.tmp holds the first half of its bytes
+//   rank-synced      every rank  rank-R.safetensors.tmp complete and fsynced, not renamed
+//   rank-done        every rank  .tmp-TAG/rank-R.safetensors in place
+//   manifest-half    rank 0      .tmp-TAG/manifest.json.tmp holds the first half of its bytes
+//   manifest-synced  rank 0      manifest.json.tmp complete and fsynced, not renamed
+//   manifest-done    rank 0      .tmp-TAG/manifest.json in place: complete, but not published
+//   renamed          rank 0      DIR/TAG complete (a TAG it replaced may remain as .tmp-TAG);
+//                                `latest` still names the previous tag
+//   latest-half      rank 0      DIR/latest.tmp holds the first half of the new tag
+//   latest-synced    rank 0      latest.tmp complete and fsynced, not renamed
+//   latest-moved     rank 0      `latest` names TAG; the ranks have not yet agreed the save is over
+// Without the variable a crash point costs one branch on a cached int.
 class CheckpointWriter {
  public:
   CheckpointWriter(std::string dir, std::string tag, int rank, int world_size);
@@ -138,9 +157,12 @@ class CheckpointWriter {
   };
   Status WriteRankFile() const;
   Status Publish(const CheckpointMeta& meta) const;  // rank 0, step (3)
+  void CrashPoint(const char* name) const;           // DSC_DEBUG_KILL_IN_SAVE
+  DurableWriteProbe CrashProbe(const char* half, const char* synced) const;  // null when off
 
   std::string dir_, tag_;
   int rank_, world_size_;
+  int64_t kill_at_ = 0;  // the crash point this rank dies at (DSC_DEBUG_KILL_IN_SAVE), 0: none
   std::vector<Piece> pieces_;
   int64_t block_bytes_ = SafetensorsWriter::kDefaultBlockBytes;
 };

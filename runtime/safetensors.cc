@@ -131,16 +131,33 @@ std::string ParentDir(const std::string& path) {
   return parent.empty() ? "." : parent;
 }
 
-// Writes chunks into path.tmp, fsyncs, renames to path, fsyncs the folder; removes path.tmp on
-// failure.
-template <typename WriteBody>
-Status WriteDurably(const std::string& path, WriteBody&& body) {
+// Writes the chunks into path.tmp, fsyncs, renames to path, fsyncs the folder; removes path.tmp on
+// failure. The probe (if any) sees the steps in between.
+Status WriteDurably(const std::string& path, const std::vector<std::pair<const void*, size_t>>& chunks,
+                    const DurableWriteProbe& probe) {
   const std::string tmp = path + ".tmp";
   Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (fd.get() < 0) return ErrnoError("creating", tmp, errno);
-  Status st = body(fd.get(), tmp);
+  Status st = Status::OK();
+  size_t total = 0, done = 0;
+  for (const auto& c : chunks) total += c.second;
+  bool probed = !probe;
+  for (const auto& [data, n] : chunks) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    const bool probe_here = !probed && done + n >= total / 2;
+    const size_t first = probe_here ? total / 2 - done : n;
+    st = WriteAll(fd.get(), p, first, tmp);
+    if (st.ok() && probe_here) {
+      probed = true;
+      probe(DurableWriteStep::kHalfWritten);
+      st = WriteAll(fd.get(), p + first, n - first, tmp);
+    }
+    if (!st.ok()) break;
+    done += n;
+  }
   if (st.ok() && ::fsync(fd.get()) != 0) st = ErrnoError("fsync of", tmp, errno);
   if (st.ok() && ::close(fd.release()) != 0) st = ErrnoError("closing", tmp, errno);
+  if (st.ok() && probe) probe(DurableWriteStep::kTempSynced);
   if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = ErrnoError(StrCat("renaming ", tmp, " to"), path, errno);
   if (!st.ok()) {
     ::unlink(tmp.c_str());
@@ -218,8 +235,8 @@ Status FsyncDir(const std::string& dir) {
   return Status::OK();
 }
 
-Status WriteFileDurably(const std::string& path, const std::string& bytes) {
-  return WriteDurably(path, [&](int fd, const std::string& tmp) { return WriteAll(fd, bytes.data(), bytes.size(), tmp); });
+Status WriteFileDurably(const std::string& path, const std::string& bytes, const DurableWriteProbe& probe) {
+  return WriteDurably(path, {{bytes.data(), bytes.size()}}, probe);
 }
 
 StatusOr<std::string> ReadWholeFile(const std::string& path) {
@@ -301,14 +318,11 @@ StatusOr<std::string> SafetensorsWriter::Header() const {
   return out + json;
 }
 
-Status SafetensorsWriter::Write(const std::string& path) const {
+Status SafetensorsWriter::Write(const std::string& path, const DurableWriteProbe& probe) const {
   ASSIGN_OR_RETURN(const std::string header, Header());
-  return WriteDurably(path, [&](int fd, const std::string& tmp) -> Status {
-    RETURN_IF_ERROR(WriteAll(fd, header.data(), header.size(), tmp));
-    for (const Item& it : items_)
-      RETURN_IF_ERROR(WriteAll(fd, it.data, static_cast<size_t>(it.entry.end - it.entry.begin), tmp));
-    return Status::OK();
-  });
+  std::vector<std::pair<const void*, size_t>> chunks = {{header.data(), header.size()}};
+  for (const Item& it : items_) chunks.emplace_back(it.data, static_cast<size_t>(it.entry.end - it.entry.begin));
+  return WriteDurably(path, chunks, probe);
 }
 
 // ---------------------------------------------------------------------------------------------

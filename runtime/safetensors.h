@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -38,8 +39,13 @@ StatusOr<std::string> SafetensorsDTypeName(DType dtype);
 StatusOr<DType> DTypeFromSafetensorsName(const std::string& name);
 
 // Durable files: every error names the path and the errno's text.
+// Crash tests (DSC_DEBUG_KILL_IN_SAVE in checkpoint_format.h) stop a durable write between its
+// steps: a probe runs once half the bytes are in path.tmp (not synced) and again once path.tmp is
+// complete and synced but not yet renamed. Production callers pass none.
+enum class DurableWriteStep { kHalfWritten, kTempSynced };
+using DurableWriteProbe = std::function<void(DurableWriteStep)>;
 // Writes `bytes` to path.tmp, fsyncs it, renames it to `path` and fsyncs the parent folder.
-Status WriteFileDurably(const std::string& path, const std::string& bytes);
+Status WriteFileDurably(const std::string& path, const std::string& bytes, const DurableWriteProbe& probe = nullptr);
 // fsync of a folder (makes the creation/rename of its entries durable).
 Status FsyncDir(const std::string& dir);
 // The whole file (errors name it).
@@ -68,7 +74,7 @@ class SafetensorsWriter {
   // block checksums, so call it once the tensors are added).
   StatusOr<std::string> Header() const;
   // Writes path.tmp (header, data), fsyncs it, renames it to `path`, fsyncs the folder.
-  Status Write(const std::string& path) const;
+  Status Write(const std::string& path, const DurableWriteProbe& probe = nullptr) const;
 
  private:
   struct Item {

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <csignal>
 #include <cstring>
@@ -355,20 +356,31 @@ TEST(Checkpoint, DetectsEveryByteFlip) {
   ExpectAllOk(Save(tmp.path(), 3, 1.f));
   const std::string dir = tmp.File("global_step3");
   ASSERT_TRUE(LoadAll(dir).ok());
-  for (const char* name : {"rank-1.safetensors", "manifest.json"}) {
+  // Every file of the checkpoint: the manifest and each rank's file (rank 0's holds whole tensors
+  // and an empty one, the others shards).
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  ASSERT_EQ(names, (std::vector<std::string>{"manifest.json", "rank-0.safetensors", "rank-1.safetensors",
+                                             "rank-2.safetensors"}));
+  for (const std::string& name : names) {
     const std::string path = dir + "/" + name;
     const std::string good = ReadFileOrDie(path);
     std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);  // flipped in place: fast
-    for (size_t i = 0; i < good.size(); ++i) {
-      file.seekp(static_cast<std::streamoff>(i));
-      file.put(static_cast<char>(good[i] ^ 0x20));  // also turns a space into a '\0', a digit into another char
-      file.flush();
-      const Status st = LoadAll(dir);
-      file.seekp(static_cast<std::streamoff>(i));
-      file.put(good[i]);
-      file.flush();
-      ASSERT_FALSE(st.ok()) << name << " byte " << i << " of " << good.size();
-      ASSERT_NE(st.message().find(name), std::string::npos) << st.message();
+    // 0x20 also turns a space into a '\0' and a digit into a non-digit; 0x01 turns a digit into
+    // its neighbour ('4' <-> '5'), which still parses.
+    for (const uint8_t mask : {uint8_t{0x20}, uint8_t{0x01}}) {
+      for (size_t i = 0; i < good.size(); ++i) {
+        file.seekp(static_cast<std::streamoff>(i));
+        file.put(static_cast<char>(good[i] ^ mask));
+        file.flush();
+        const Status st = LoadAll(dir);
+        file.seekp(static_cast<std::streamoff>(i));
+        file.put(good[i]);
+        file.flush();
+        ASSERT_FALSE(st.ok()) << name << " byte " << i << " of " << good.size() << " ^ " << int{mask};
+        ASSERT_NE(st.message().find(name), std::string::npos) << st.message();
+      }
     }
     file.close();
     ASSERT_EQ(ReadFileOrDie(path), good);
