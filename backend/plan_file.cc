@@ -17,6 +17,7 @@
 #include "frontend/config/json_text.h"
 #include "ir/file_write.h"
 #include "ir/onnx_convert.h"
+#include "runtime/checkpoint_format.h"
 
 namespace dsc {
 namespace {
@@ -63,14 +64,23 @@ struct Encoded {
   std::string trailer;              // checksum
 };
 
-StatusOr<Encoded> Encode(const Plan& plan) {
+// Where Encode says the initial values are, when they are not inline.
+struct ExternalValues {
+  std::string checkpoint;  // relative to the plan's folder (or absolute)
+  uint32_t manifest_crc = 0;
+};
+
+StatusOr<Encoded> Encode(const Plan& plan, const ExternalValues* external) {
   Encoded enc;
   std::vector<std::string> blobs;
   std::set<std::string> names;
   // The initial state travels as one more blob under a reserved name.
   std::vector<std::pair<std::string, const Graph*>> graphs;
   for (const PlanProgram& p : plan.programs) graphs.emplace_back(p.name, p.graph.get());
-  if (plan.initial_state) graphs.emplace_back(kInitialStateBlob, plan.initial_state.get());
+  if (plan.initial_state && !external) graphs.emplace_back(kInitialStateBlob, plan.initial_state.get());
+  if (!plan.initial_state && !external && !plan.initial_values_dir.empty())
+    return FailedPrecondition("the plan's initial values are in ", plan.initial_values_dir,
+                              ", which an in-memory plan cannot refer to; write it with WritePlan");
   for (const auto& [name, graph] : graphs) {
     const PlanProgram p{name, nullptr};
     if (p.name.empty()) return InvalidArgument("a plan program has no name");
@@ -102,8 +112,11 @@ StatusOr<Encoded> Encode(const Plan& plan) {
   for (const StateInfo& st : plan.state)
     state.push_back({{"name", st.name}, {"kind", StateKindName(st.kind)}, {"owner", st.owner},
                      {"dtype", DTypeName(st.dtype)}, {"dims", st.dims}, {"zero_init", st.zero_init},
-                     {"shard_of_numel", st.shard_of_numel}});
+                     {"shard_of_numel", st.shard_of_numel}, {"shape", plan.FullShape(st)}});
   header["state"] = state;
+  if (external)
+    header["initial_values"] = {{"checkpoint", external->checkpoint},
+                                {"manifest_crc32c", Crc32cHex(external->manifest_crc)}};
 
   json params = json::array();
   std::set<std::string> seen;
@@ -164,6 +177,7 @@ class HeaderReader {
  private:
   const std::string& file_;
 };
+
 
 // Checks initializer sizes before GraphFromOnnx allocates them: a damaged shape must not turn into a
 // multi-terabyte allocation.
@@ -286,6 +300,19 @@ StatusOr<Plan> Decode(const std::string& bytes, const std::string& file) {
     if (e.name == kInitialStateBlob) plan.initial_state = std::move(g).value();
     else plan.programs.push_back(PlanProgram{e.name, std::move(g).value()});
   }
+  if (auto iv = h.find("initial_values"); iv != h.end()) {
+    if (plan.initial_state) return r.Error("has both inline initial values and an initial_values checkpoint");
+    if (!iv->is_object()) return r.Error("field 'initial_values' has the wrong type");
+    ASSIGN_OR_RETURN(const json* dir, r.Field(*iv, "checkpoint", vt::string, " in initial_values"));
+    ASSIGN_OR_RETURN(const json* crc, r.Field(*iv, "manifest_crc32c", vt::string, " in initial_values"));
+    const std::string c = crc->get<std::string>();
+    if (dir->get<std::string>().empty() || c.size() != 8 || c.find_first_not_of("0123456789abcdef") != std::string::npos)
+      return r.Error("initial_values is malformed");
+    // Relative to the plan's folder, so a plan and its weights move together.
+    const std::filesystem::path rel = dir->get<std::string>();
+    plan.initial_values_dir = rel.is_absolute() ? rel.string() : (std::filesystem::path(file).parent_path() / rel).string();
+    plan.initial_values_manifest_crc = static_cast<uint32_t>(std::stoul(c, nullptr, 16));
+  }
   ASSIGN_OR_RETURN(const json* state, r.Field(h, "state", vt::array, ""));
   for (const json& st : *state) {
     if (!st.is_object()) return r.Error("state holds a non-object");
@@ -311,8 +338,21 @@ StatusOr<Plan> Decode(const std::string& bytes, const std::string& file) {
       info.dims.push_back(d.get<int64_t>());
     }
     if (!NumElements(info.dims).ok()) return r.Error(StrCat("state '", info.name, "' has an overflowing shape"));
+    ASSIGN_OR_RETURN(const json* shape, r.Field(st, "shape", vt::array, " in state"));
+    std::vector<int64_t> full;
+    for (const json& d : *shape) {
+      if (!d.is_number_unsigned()) return r.Error(StrCat("state '", info.name, "' has a bad dimension in its shape"));
+      full.push_back(d.get<int64_t>());
+    }
+    StatusOr<int64_t> full_numel = NumElements(full);
+    const int64_t want = info.shard_of_numel > 0 ? info.shard_of_numel : NumElements(info.dims).value();
+    if (!full_numel.ok() || *full_numel != want)
+      return r.Error(StrCat("state '", info.name, "' has a shape that does not hold its ", want, " elements"));
+    if (info.shard_of_numel > 0) info.full_dims = std::move(full);
     const bool has_value = plan.initial_state && plan.initial_state->FindValue(info.name);
-    if (has_value == info.zero_init)
+    if (!plan.initial_values_dir.empty()) {
+      // The values are in the step-0 checkpoint; dsrun checks them against the table when it loads.
+    } else if (has_value == info.zero_init)
       return r.Error(StrCat("state '", info.name, "' ", info.zero_init ? "is zero-initialised but has an initial value" : "has no initial value"));
     plan.state.push_back(std::move(info));
   }
@@ -323,7 +363,7 @@ StatusOr<Plan> Decode(const std::string& bytes, const std::string& file) {
 }  // namespace
 
 StatusOr<std::string> SerializePlan(const Plan& plan) {
-  ASSIGN_OR_RETURN(Encoded enc, Encode(plan));
+  ASSIGN_OR_RETURN(Encoded enc, Encode(plan, nullptr));
   std::string out;
   size_t total = enc.trailer.size();
   for (const std::string& p : enc.pieces) total += p.size();
@@ -344,12 +384,52 @@ StatusOr<Plan> ParsePlan(const std::string& bytes, const std::string& name) {
 }
 
 Status WritePlan(const Plan& plan, const std::string& path) {
-  StatusOr<Encoded> enc = Encode(plan);
-  if (!enc.ok()) return enc.status().WithContext(StrCat("while writing ", path));
+  namespace fs = std::filesystem;
+  ExternalValues external;
+  const std::string weights = path + ".weights";
+  std::error_code ec;
+  const bool weights_existed = fs::exists(weights, ec);
+  if (plan.initial_state) {
+    // The values go out first: the plan names them by their manifest's checksum.
+    CheckpointWriter writer(weights, StepTag(0), /*rank=*/0, /*world_size=*/1);
+    for (const StateInfo& s : plan.state) {
+      if (s.zero_init) continue;
+      const Value* init = plan.initial_state->FindValue(s.name);
+      if (!init || !init->is_initializer()) return Internal("state '", s.name, "' has no initial value");
+      const Tensor& t = init->initializer();
+      if (t.dtype() != s.dtype) return Internal("the initial value of state '", s.name, "' has another dtype");
+      RETURN_IF_ERROR(writer.AddTensor(s.name, *TensorKindFromName(StateKindName(s.kind)), t.dtype(), plan.FullShape(s), t.raw()));
+    }
+    CheckpointMeta meta;
+    meta.source_model = plan.source_model;
+    meta.config = plan.config;
+    RETURN_IF_ERROR(writer.Commit(meta, [](bool ok) { return ok ? Status::OK() : Internal("writing failed"); })
+                        .WithContext(StrCat("writing the initial values of ", path)));
+    const std::string manifest = (fs::path(writer.final_dir()) / "manifest.json").string();
+    std::ifstream in(manifest, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) return DataLoss("cannot read back ", manifest);
+    external.checkpoint = (fs::path(path).filename().string() + ".weights") + "/" + StepTag(0);
+    external.manifest_crc = Crc32c(bytes.data(), bytes.size());
+  } else if (!plan.initial_values_dir.empty()) {
+    // A plan read from a file, written elsewhere: it keeps pointing at the same values.
+    external.checkpoint = fs::absolute(plan.initial_values_dir, ec).string();
+    external.manifest_crc = plan.initial_values_manifest_crc;
+  }
+  const bool has_external = plan.initial_state || !plan.initial_values_dir.empty();
+  StatusOr<Encoded> enc = Encode(plan, has_external ? &external : nullptr);
+  if (!enc.ok()) {
+    if (plan.initial_state && !weights_existed) fs::remove_all(weights, ec);
+    return enc.status().WithContext(StrCat("while writing ", path));
+  }
   std::vector<const std::string*> pieces;
   for (const std::string& p : enc->pieces) pieces.push_back(&p);
   pieces.push_back(&enc->trailer);
-  return WritePiecesAtomically(path, pieces);
+  Status written = WritePiecesAtomically(path, pieces);
+  // A failed write leaves nothing new behind (a replaced weights folder stays: its old plan's
+  // checksum no longer matches it, so that plan is refused rather than trained on other values).
+  if (!written.ok() && plan.initial_state && !weights_existed) fs::remove_all(weights, ec);
+  return written;
 }
 
 StatusOr<Plan> ReadPlan(const std::string& path) {

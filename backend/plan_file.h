@@ -16,6 +16,14 @@
 //                raw_data) at the header's offset/size; the parameter table is informational only
 //   end-8 u64    FNV-1a 64 of every byte before it: truncation and corruption fail loudly
 //
+// The header's state table gives every state tensor's shard shape ("dims") and whole shape
+// ("shape"). Initial values are not in the file: WritePlan writes them as a step-0 checkpoint,
+// PLAN.weights/global_step0 (runtime/checkpoint_format.h: one safetensors file and a manifest),
+// which the header names relative to the plan ("initial_values": {"checkpoint", "manifest_crc32c"}),
+// so a plan stays a few MB whatever the model's size and dsrun reads each rank's slices only.
+// SerializePlan (in memory, no folder) keeps them inline instead, as one more ONNX blob named
+// "@initial_state".
+//
 // A program must serialize to less than 2 GiB (protobuf's message limit).
 #pragma once
 
@@ -28,10 +36,13 @@ namespace dsc {
 
 inline constexpr char kPlanMagic[8] = {'D', 'S', 'P', 'L', 'A', 'N', '\0', '\n'};
 
-// Writes to `path`.tmp and renames it over `path`: on any error nothing is left behind.
+// Writes the initial values to `path`.weights (when the plan holds them), then the plan to
+// `path`.tmp, renamed over `path`: on any error the previous plan stays (a new weights folder may
+// be left, which the old plan's recorded checksum refuses).
 Status WritePlan(const Plan& plan, const std::string& path);
 // Reading checks the checksum, then the plan itself (backend/plan_verify.h): a plan that loads is
-// safe to print and, when it has micro_step and step programs, to hand to the runtime.
+// safe to print and, when it has micro_step and step programs, to hand to the runtime (which
+// checks the initial values when it loads them).
 StatusOr<Plan> ReadPlan(const std::string& path);
 
 // The same in memory; `name` is what error messages call the bytes (usually the file path).

@@ -36,7 +36,8 @@ Status CheckStateTable(const Plan& plan) {
                                plan.world_size, " ranks, so its shape must be [", chunk, "], not ", DimsToString(s.dims));
       full = s.shard_of_numel;
     }
-    if (s.zero_init) continue;
+    // Values in a step-0 checkpoint are checked against the table when dsrun loads them.
+    if (s.zero_init || (!plan.initial_state && !plan.initial_values_dir.empty())) continue;
     const Value* init = plan.initial_state ? plan.initial_state->FindValue(s.name) : nullptr;
     if (!init || !init->is_initializer())
       return InvalidArgument("state '", s.name, "' has no initial value and is not zero-initialised");

@@ -38,6 +38,28 @@ const StateInfo* Module::FindState(const std::string& name) const {
   return nullptr;
 }
 
+std::vector<int64_t> Module::FullShape(const StateInfo& s) const {
+  if (s.shard_of_numel == 0) return s.dims;
+  if (!s.full_dims.empty()) return s.full_dims;
+  auto numel = [](const std::vector<int64_t>& dims) {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    return n;
+  };
+  if (initial_state) {
+    const Value* init = initial_state->FindValue(s.name);
+    if (init && init->is_initializer() && init->initializer().numel() == s.shard_of_numel)
+      return init->initializer().dims();
+  }
+  if (!s.owner.empty() && s.owner != s.name) {
+    if (const StateInfo* owner = FindState(s.owner)) {
+      std::vector<int64_t> dims = FullShape(*owner);
+      if (numel(dims) == s.shard_of_numel) return dims;
+    }
+  }
+  return {s.shard_of_numel};
+}
+
 Status Module::AddState(StateInfo info, const Tensor* init) {
   if (FindState(info.name)) return Internal("state tensor '", info.name, "' is declared twice");
   info.zero_init = init == nullptr;

@@ -37,6 +37,9 @@ struct StateInfo {
   // ZeRO: > 0 when this tensor holds one rank's chunk (`dims` = [ceil(shard_of_numel / world)])
   // of a tensor of shard_of_numel elements; the runtime takes the rank's chunk of the initial value.
   int64_t shard_of_numel = 0;
+  // The whole tensor's shape when this is a shard and the plan file recorded it (plans read from a
+  // file hold no initial values to take it from); empty otherwise. Module::FullShape reads it.
+  std::vector<int64_t> full_dims = {};
 };
 
 struct Module {
@@ -48,6 +51,9 @@ struct Module {
   const PlanProgram* FindProgram(const std::string& name) const;
   PlanProgram* FindProgram(const std::string& name);
   const StateInfo* FindState(const std::string& name) const;
+  // The shape of the whole tensor `s` holds: its dims, or for a ZeRO shard its recorded full_dims,
+  // else its initial value's shape, else its owner's, else the flat element count.
+  std::vector<int64_t> FullShape(const StateInfo& s) const;
   // Adds a state tensor; `init` null means zero-initialised. Names must be unique.
   Status AddState(StateInfo info, const Tensor* init);
 };

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/export_onnx.h"
+#include "backend/export_safetensors.h"
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
 #include "runtime/communicator.h"
@@ -97,7 +98,7 @@ std::string ExportSource(const Plan& plan, const TrainOptions& opts) {
 // through the job's communicator: every rank takes part), then written by rank 0 into the source
 // model as ONNX.
 Status ExportTrainedModel(const Plan& plan, const StateStore& state, Device* device, Communicator* comm,
-                          const TrainOptions& opts) {
+                          const TrainOptions& opts, int64_t step) {
   std::map<std::string, Tensor> full;
   for (const StateInfo& s : plan.state) {
     if (s.kind != StateKind::kParameter && s.kind != StateKind::kMaster && s.kind != StateKind::kBuffer) continue;
@@ -109,10 +110,8 @@ Status ExportTrainedModel(const Plan& plan, const StateStore& state, Device* dev
       full.emplace(s.name, std::move(local));
       continue;
     }
-    // The full tensor's shape is its initial value's; the gathered chunks hold it, then padding.
-    const Value* init = plan.initial_state ? plan.initial_state->FindValue(s.name) : nullptr;
-    std::vector<int64_t> dims = {s.shard_of_numel};
-    if (init && init->is_initializer() && init->initializer().numel() == s.shard_of_numel) dims = init->initializer().dims();
+    // The gathered chunks hold the full tensor, then padding.
+    const std::vector<int64_t> dims = plan.FullShape(s);
     const int world = comm ? comm->size() : 1;
     Tensor gathered(v->dtype, {v->numel() * world});
     if (comm) {
@@ -128,12 +127,28 @@ Status ExportTrainedModel(const Plan& plan, const StateStore& state, Device* dev
     full.emplace(s.name, std::move(t));
   }
   if (comm && comm->rank() != 0) return Status::OK();
+  // The source model's dtypes (a half model's fp32 masters go back to fp16); a safetensors-only
+  // export without a readable source keeps the state's dtypes.
   const std::string source = ExportSource(plan, opts);
-  ASSIGN_OR_RETURN(auto dtypes, OnnxInitializerDTypes(source));
+  std::map<std::string, DType> dtypes;
+  if (!opts.export_onnx.empty() || std::filesystem::is_regular_file(source)) {
+    ASSIGN_OR_RETURN(dtypes, OnnxInitializerDTypes(source));
+  } else if (opts.progress) {
+    *opts.progress << "dsrun: note: the source model " << source
+                   << " is not readable: --export-safetensors keeps the state's dtypes\n";
+  }
   ASSIGN_OR_RETURN(auto weights, TrainedWeightsFromState(plan, full, dtypes));
-  RETURN_IF_ERROR(ExportTrainedOnnx(source, weights, opts.export_onnx, ExportOptions{})
-                      .WithContext(StrCat("--export-onnx ", opts.export_onnx)));
-  if (opts.progress) *opts.progress << "dsrun: wrote the trained model to " << opts.export_onnx << "\n";
+  if (!opts.export_onnx.empty()) {
+    RETURN_IF_ERROR(ExportTrainedOnnx(source, weights, opts.export_onnx, ExportOptions{})
+                        .WithContext(StrCat("--export-onnx ", opts.export_onnx)));
+    if (opts.progress) *opts.progress << "dsrun: wrote the trained model to " << opts.export_onnx << "\n";
+  }
+  if (!opts.export_safetensors.empty()) {
+    RETURN_IF_ERROR(ExportSafetensors(weights, opts.export_safetensors,
+                                      {{"dsc.source_model", source}, {"dsc.step", StrCat(step)}})
+                        .WithContext(StrCat("--export-safetensors ", opts.export_safetensors)));
+    if (opts.progress) *opts.progress << "dsrun: wrote the trained weights to " << opts.export_safetensors << "\n";
+  }
   return Status::OK();
 }
 
@@ -401,9 +416,12 @@ StatusOr<DataLoader> OpenTrainingData(const Plan& plan, const TrainOptions& opts
       return InvalidArgument("--export-onnx: the source model ", source, " (",
                              opts.export_source.empty() ? "the path the plan recorded" : "--export-source",
                              ") is not a readable file; give --export-source MODEL.onnx");
-    const std::filesystem::path out_dir = std::filesystem::path(opts.export_onnx).parent_path();
-    if (!out_dir.empty() && !std::filesystem::is_directory(out_dir))
-      return InvalidArgument("--export-onnx ", opts.export_onnx, ": the folder ", out_dir.string(), " does not exist");
+  }
+  for (const auto& [flag, path] : {std::pair<const char*, const std::string&>{"--export-onnx", opts.export_onnx},
+                                   {"--export-safetensors", opts.export_safetensors}}) {
+    const std::filesystem::path out_dir = std::filesystem::path(path).parent_path();
+    if (!path.empty() && !out_dir.empty() && !std::filesystem::is_directory(out_dir))
+      return InvalidArgument(flag, " ", path, ": the folder ", out_dir.string(), " does not exist");
   }
   RETURN_IF_ERROR(CheckCheckpointOptions(cfg, opts));
   // The micro-step's data inputs: what BindProgram leaves unbound (neither state nor a scalar).
@@ -461,8 +479,12 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   TrainerPosition start_pos;
   start_pos.lr_last_batch_iteration = schedule.last_batch_iteration();
   std::vector<std::string> notes;
-  if (opts.resume_from.empty()) {
+  if (opts.resume_from.empty() && plan.initial_state) {
     RETURN_IF_ERROR(state.InitFromPlan(plan, rank));
+  } else if (opts.resume_from.empty()) {
+    // A plan file: its initial values are a step-0 checkpoint, loaded as a resume loads.
+    ASSIGN_OR_RETURN(Checkpoint init, OpenInitialValues(plan));
+    RETURN_IF_ERROR(LoadStateTensors(plan, init, rank, &state, nullptr, LoadMode::kInitialValues));
   } else {
     RETURN_IF_ERROR(ValidateTagAcrossRanks(cfg, opts.comm, opts.resume_from, "--resume", opts.progress));
     ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(opts.resume_from));
@@ -707,7 +729,8 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   if (opts.save_at_end && last_saved != std::max(total, start_pos.step)) RETURN_IF_ERROR(save(std::max(total, start_pos.step)));
   summary.steps = std::max(total, start_pos.step);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!opts.export_onnx.empty()) RETURN_IF_ERROR(ExportTrainedModel(plan, state, device, opts.comm, opts));
+  if (!opts.export_onnx.empty() || !opts.export_safetensors.empty())
+    RETURN_IF_ERROR(ExportTrainedModel(plan, state, device, opts.comm, opts, summary.steps));
   return summary;
 }
 

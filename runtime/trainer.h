@@ -69,6 +69,9 @@ struct TrainOptions {
   // by rank 0 (backend/export_onnx.h). `export_source` empty: the path the plan recorded.
   std::string export_onnx;
   std::string export_source;
+  // After the last step: the same consolidated weights as safetensors under the ONNX initializer
+  // names (PyTorch's state_dict names for PyTorch exports), written by rank 0.
+  std::string export_safetensors;
   // Checkpoints (runtime/trainer_checkpoint.h), saved at optimizer-step boundaries only: into
   // save_dir/global_stepN after every save_every-th step (0: never) and, with save_at_end, after
   // the last. resume_from (a checkpoint folder; see PrepareResume) continues a run where its

@@ -2,7 +2,9 @@
 #include "runtime/trainer_checkpoint.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <set>
 
 #include "ir/dsc_ops.h"
@@ -11,16 +13,6 @@
 namespace dsc {
 namespace {
 
-TensorKind KindOf(StateKind k) {
-  switch (k) {
-    case StateKind::kParameter: return TensorKind::kParameter;
-    case StateKind::kMaster: return TensorKind::kMaster;
-    case StateKind::kOptimizer: return TensorKind::kOptimizer;
-    case StateKind::kGradient: return TensorKind::kGradient;
-    case StateKind::kBuffer: return TensorKind::kBuffer;
-  }
-  return TensorKind::kBuffer;
-}
 
 int64_t Numel(const std::vector<int64_t>& dims) {
   int64_t n = 1;
@@ -112,22 +104,6 @@ StatusOr<TrainerPosition> TrainerPositionFromJson(const nlohmann::json& j, const
   return p;
 }
 
-std::vector<int64_t> FullShape(const Plan& plan, const StateInfo& s) {
-  if (s.shard_of_numel == 0) return s.dims;
-  if (plan.initial_state) {
-    const Value* init = plan.initial_state->FindValue(s.name);
-    if (init && init->is_initializer() && init->initializer().numel() == s.shard_of_numel)
-      return init->initializer().dims();
-  }
-  if (!s.owner.empty() && s.owner != s.name) {
-    if (const StateInfo* owner = plan.FindState(s.owner)) {
-      std::vector<int64_t> dims = FullShape(plan, *owner);
-      if (Numel(dims) == s.shard_of_numel) return dims;
-    }
-  }
-  return {s.shard_of_numel};
-}
-
 std::string PlanHash(const Plan& plan) {
   nlohmann::json j = {{"world_size", plan.world_size}, {"config", plan.config}};
   for (const StateInfo& s : plan.state)
@@ -167,14 +143,14 @@ Status SaveTrainingCheckpoint(const Plan& plan, const StateStore& state, Communi
     host.emplace_back(v->dtype, v->dims);
     local = state.device()->CopyDeviceToHost(host.back().raw(), v->ptr, v->nbytes());
     if (!local.ok()) break;
-    const std::vector<int64_t> shape = FullShape(plan, s);
+    const std::vector<int64_t> shape = plan.FullShape(s);
     if (s.shard_of_numel == 0) {
-      local = writer.AddTensor(s.name, KindOf(s.kind), s.dtype, shape, host.back().raw());
+      local = writer.AddTensor(s.name, *TensorKindFromName(StateKindName(s.kind)), s.dtype, shape, host.back().raw());
     } else {
       const int64_t chunk = v->numel();
       const int64_t start = std::min<int64_t>(s.shard_of_numel, rank * chunk);
       const int64_t count = std::min<int64_t>(chunk, s.shard_of_numel - start);
-      local = writer.AddShard(s.name, KindOf(s.kind), s.dtype, shape, start, count, host.back().raw());
+      local = writer.AddShard(s.name, *TensorKindFromName(StateKindName(s.kind)), s.dtype, shape, start, count, host.back().raw());
     }
     if (!local.ok()) break;
   }
@@ -188,13 +164,13 @@ Status SaveTrainingCheckpoint(const Plan& plan, const StateStore& state, Communi
 }
 
 Status LoadStateTensors(const Plan& plan, const Checkpoint& ckpt, int rank, StateStore* state,
-                        std::vector<std::string>* notes) {
+                        std::vector<std::string>* notes, LoadMode mode) {
   const CheckpointManifest& m = ckpt.manifest();
   std::set<std::string> used;
   std::vector<std::string> missing;
   std::string converted;
   for (const StateInfo& s : plan.state) {
-    if (s.kind == StateKind::kGradient) continue;
+    if (s.kind == StateKind::kGradient || (mode == LoadMode::kInitialValues && s.zero_init)) continue;
     const CheckpointTensor* src = SourceFor(plan, s, m);
     if (!src) {
       missing.push_back(StrCat(s.name, " (", StateKindName(s.kind), ")"));
@@ -235,13 +211,29 @@ Status LoadStateTensors(const Plan& plan, const Checkpoint& ckpt, int rank, Stat
     return FailedPrecondition(ckpt.dir(), ": the checkpoint has no tensor for the plan's state ", list,
                               " (saved from another model, optimizer or precision?)");
   }
-  if (!notes) return Status::OK();
+  if (!notes || mode == LoadMode::kInitialValues) return Status::OK();
   if (!converted.empty() && rank == 0) notes->push_back(StrCat("converted from the checkpoint: ", converted));
   std::string unused;
   for (const CheckpointTensor& t : m.tensors)
     if (!used.count(t.name) && t.kind != TensorKind::kGradient) unused += StrCat(unused.empty() ? "" : ", ", t.name);
   if (!unused.empty() && rank == 0) notes->push_back(StrCat("saved tensors this plan does not use: ", unused));
   return Status::OK();
+}
+
+StatusOr<Checkpoint> OpenInitialValues(const Plan& plan) {
+  const std::string& dir = plan.initial_values_dir;
+  const std::string manifest = dir + "/manifest.json";
+  std::ifstream in(manifest, std::ios::binary);
+  if (!in)
+    return NotFound("the plan's initial values ", dir, " cannot be read (", std::strerror(errno),
+                    "): a plan file needs the PLAN.weights folder dscompile wrote next to it");
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const uint32_t crc = Crc32c(bytes.data(), bytes.size());
+  if (crc != plan.initial_values_manifest_crc)
+    return FailedPrecondition("the plan's initial values ", dir, " are not the ones dscompile wrote with this plan ",
+                              "(manifest crc32c ", Crc32cHex(crc), ", the plan recorded ",
+                              Crc32cHex(plan.initial_values_manifest_crc), "): recompile the plan");
+  return Checkpoint::Open(dir);
 }
 
 }  // namespace dsc

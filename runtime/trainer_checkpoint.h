@@ -49,10 +49,6 @@ struct TrainerPosition {
 nlohmann::json TrainerPositionJson(const TrainerPosition& p);
 StatusOr<TrainerPosition> TrainerPositionFromJson(const nlohmann::json& j, const std::string& what);
 
-// The full shape of state tensor `s`: its dims, or for a ZeRO chunk the tensor it is a chunk of
-// (its initial value's shape, else its owner's, else the flat element count).
-std::vector<int64_t> FullShape(const Plan& plan, const StateInfo& s);
-
 // An identity for the plan a checkpoint came from (crc32c of its state table, world size and
 // config): a resume with another plan is allowed, and says so.
 std::string PlanHash(const Plan& plan);
@@ -67,10 +63,19 @@ AgreeFn AgreeOver(Communicator* comm);
 Status SaveTrainingCheckpoint(const Plan& plan, const StateStore& state, Communicator* comm, const std::string& dir,
                               const CheckpointMeta& meta);
 
-// Fills this rank's part of every state tensor the plan keeps (all but the gradient accumulators,
-// which stay zero) from `ckpt`, reading only this rank's slices. `notes` receives what a user
-// should know (conversions, unused saved tensors).
+enum class LoadMode {
+  kResume,         // every state tensor but the gradient accumulators comes from the checkpoint
+  kInitialValues,  // a plan's step-0 values: the zero-initialised tensors are not in it
+};
+
+// Fills this rank's part of the state tensors `mode` names from `ckpt` (the rest stay zero),
+// reading only this rank's slices. `notes` receives what a user should know (conversions,
+// unused saved tensors).
 Status LoadStateTensors(const Plan& plan, const Checkpoint& ckpt, int rank, StateStore* state,
-                        std::vector<std::string>* notes);
+                        std::vector<std::string>* notes, LoadMode mode = LoadMode::kResume);
+
+// The step-0 checkpoint holding a plan's initial values (Plan::initial_values_dir), checked to be
+// the one dscompile wrote with this plan.
+StatusOr<Checkpoint> OpenInitialValues(const Plan& plan);
 
 }  // namespace dsc

@@ -29,7 +29,9 @@ loss (scalar initializers are constants the exporter lifted). --trainable replac
 --freeze removes from it.
 
 options:
-  -o PLAN                   output plan (default: MODEL's folder, MODEL.dsplan)
+  -o PLAN                   output plan (default: MODEL's folder, MODEL.dsplan); the initial
+                            weights go next to it, into PLAN.weights/ (a step-0 checkpoint
+                            dsrun loads; keep the two together)
   --config CFG.json         DeepSpeed config (required)
   --world-size N            number of ranks the plan is for (default 1)
   --strict-config           unknown top-level config keys are errors, not warnings
@@ -205,7 +207,10 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
   plan.programs.push_back(PlanProgram{"train", std::move(graph)});
   ASSIGN_OR_RETURN(std::vector<PassRecord> ran, RunPipeline(plan, pipeline, ctx, popts));
 
-  plan.source_model = model_path;
+  // Absolute, so that exports from the plan's checkpoints find the model from any folder.
+  std::error_code abs_error;
+  plan.source_model = std::filesystem::absolute(model_path, abs_error).string();
+  if (abs_error) plan.source_model = model_path;
   plan.config = resolved;
   plan.world_size = static_cast<int>(world_size);
   for (int i = 0; i < argc; ++i) plan.command_line.push_back(argv[i]);
@@ -216,7 +221,8 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
   RETURN_IF_ERROR(WritePlan(plan, out));
   if (progress)
     *progress << "dscompile: wrote " << out << " (" << plan.programs.size() << " program"
-              << (plan.programs.size() == 1 ? "" : "s") << ", " << plan.state.size() << " state tensors)\n";
+              << (plan.programs.size() == 1 ? "" : "s") << ", " << plan.state.size() << " state tensors)"
+              << (plan.initial_state ? StrCat(" and its initial values to ", out, ".weights") : "") << "\n";
   return Status::OK();
 }
 

@@ -45,6 +45,10 @@ options:
                     as its initializers; external data in OUT.data above 2 GB
   --export-source M the ONNX model to write the weights into (default: the path the plan
                     recorded when it was compiled)
+  --export-safetensors OUT
+                    write the same trained weights after the last step as safetensors, under the
+                    ONNX initializer names (PyTorch's state_dict names for PyTorch exports):
+                    model.load_state_dict(safetensors.torch.load_file(OUT)) loads them
   --save-dir DIR    where checkpoints go: DIR/global_stepN/ (a manifest and one safetensors file
                     per rank) and DIR/latest naming the newest complete one. Checkpoints load at
                     any world size, ZeRO stage and precision. Saved at optimizer-step boundaries
@@ -81,7 +85,7 @@ const std::vector<FlagSpec> kFlags = {{"--data", true},     {"--steps", true},  
                                       {"--quiet", false},   {"-h", false},       {"--help", false},
                                       {"--debug-inject-overflow", true}, {"--debug-dump-state", true},
                                       {"--debug-dump-steps", true}, {"--device", true},
-                                      {"--export-onnx", true}, {"--export-source", true},
+                                      {"--export-onnx", true}, {"--export-source", true}, {"--export-safetensors", true},
                                       {"--save-dir", true}, {"--save-every", true}, {"--save-at-end", false},
                                       {"--resume", true}};
 
@@ -143,8 +147,9 @@ StatusOr<Job> Prepare(const ParsedArgs& args, Communicator* comm) {
   }
   opts.export_onnx = args.Get("--export-onnx");
   opts.export_source = args.Get("--export-source");
-  if (!opts.export_source.empty() && opts.export_onnx.empty())
-    return InvalidArgument("--export-source needs --export-onnx OUT");
+  opts.export_safetensors = args.Get("--export-safetensors");
+  if (!opts.export_source.empty() && opts.export_onnx.empty() && opts.export_safetensors.empty())
+    return InvalidArgument("--export-source needs --export-onnx OUT or --export-safetensors OUT");
   opts.save_dir = args.Get("--save-dir");
   ASSIGN_OR_RETURN(opts.save_every, args.GetInt("--save-every", 0));
   if (args.Has("--save-every") && opts.save_every < 1) return InvalidArgument("--save-every must be at least 1");

@@ -46,8 +46,8 @@ for m in m1 m2; do
   diff <(losses "$tmp/ref/$m.jsonl") <(losses "$tmp/work/$m.jsonl") || fail "$m: losses differ from the build tree's run"
 done
 grep -q "world size: 1" "$tmp/work/inspect.txt" || fail "dsinspect from the bundle printed no summary"
-# The same summary but for the command line and the passes' timings.
-summary() { grep -v "^command line" "$1" | sed -E 's/ *[0-9.]+ (ms|us|s)$/ T/'; }
+# The same summary but for the command line, the source model's absolute path and the passes' timings.
+summary() { grep -v -e "^command line" -e "^source model" "$1" | sed -E 's/ *[0-9.]+ (ms|us|s)$/ T/'; }
 diff <(summary "$tmp/ref/inspect.txt") <(summary "$tmp/work/inspect.txt") \
   || fail "dsinspect differs from the build tree's"
 

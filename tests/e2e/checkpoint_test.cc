@@ -255,5 +255,25 @@ TEST(Resume, RefusesWhatWouldNotContinueTheRun) {
   EXPECT_NE(nl.output.find("use_node_local_storage"), std::string::npos) << nl.output;
 }
 
+// A plan's initial values are the step-0 checkpoint PLAN.weights next to it: without it, or with
+// another compile's, dsrun refuses to start and says why.
+TEST(PlanWeights, MissingOrForeignInitialValuesAreRefused) {
+  testing::TempDir tmp;
+  const fs::path data = kModels / "mlp" / "data";
+  const json cfg = ReadJsonFile(kModels / "zero_configs" / "stage0_w1.json");
+  const std::string a = Compile(tmp, "a", kModels / "mlp" / "mlp.onnx", cfg, 1);
+  const std::string b = Compile(tmp, "b", kModels / "dropout" / "dropout.onnx", cfg, 1);
+  ASSERT_TRUE(fs::exists(a + ".weights/global_step0/manifest.json"));
+  fs::remove_all(a + ".weights");
+  fs::rename(b + ".weights", a + ".weights");
+  CommandResult foreign = Dsrun(a, 1, data, "--steps 1", tmp.File("f.jsonl")).result;
+  EXPECT_NE(foreign.rc, 0);
+  EXPECT_NE(foreign.output.find("are not the ones dscompile wrote with this plan"), std::string::npos) << foreign.output;
+  fs::remove_all(a + ".weights");
+  CommandResult missing = Dsrun(a, 1, data, "--steps 1", tmp.File("m.jsonl")).result;
+  EXPECT_NE(missing.rc, 0);
+  EXPECT_NE(missing.output.find("a.dsplan.weights/global_step0 cannot be read"), std::string::npos) << missing.output;
+}
+
 }  // namespace
 }  // namespace dsc

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "ir/onnx_convert.h"
+#include "runtime/checkpoint_format.h"
 #include "tests/plan/test_plans.h"
 
 namespace dsc {
@@ -206,11 +207,11 @@ TEST(PlanFileTest, DamageBehindAValidChecksumNeverCrashes) {
 TEST(PlanFileTest, MalformedHeadersAreErrors) {
   const std::string model = GraphToOnnx(*testing::MakeMlpGraph()).SerializeAsString();
   auto header = [&](const std::string& programs) {
-    return nlohmann::json::parse(R"({"producer":"dscompile","format_version":1,"source_model":"m.onnx",
+    return nlohmann::json::parse(R"({"producer":"dscompile","format_version":2,"source_model":"m.onnx",
       "world_size":1,"command_line":[],"pipeline":[],"config":null,"state":[],"programs":)" + programs + "}");
   };
   auto file_with = [&](nlohmann::json h) {
-    return Assemble(1, h.dump(), model);
+    return Assemble(2, h.dump(), model);
   };
   // A good file built by hand parses, so the failures below are due to the edit alone.
   {
@@ -220,7 +221,7 @@ TEST(PlanFileTest, MalformedHeadersAreErrors) {
       h["programs"] = nlohmann::json::array({{{"name", "train"}, {"offset", 20 + text.size()}, {"size", model.size()}}});
       text = h.dump();
     }
-    StatusOr<Plan> read = ParsePlan(Assemble(1, text, model), "hand.plan");
+    StatusOr<Plan> read = ParsePlan(Assemble(2, text, model), "hand.plan");
     ASSERT_TRUE(read.ok()) << read.status().ToString();
     ASSERT_EQ(read->programs.size(), 1u);
   }
@@ -229,8 +230,8 @@ TEST(PlanFileTest, MalformedHeadersAreErrors) {
     std::string expect;
   };
   const std::vector<Case> cases = {
-      {Assemble(1, "{not json", model), "not a JSON object"},
-      {Assemble(1, "[1,2]", model), "not a JSON object"},
+      {Assemble(2, "{not json", model), "not a JSON object"},
+      {Assemble(2, "[1,2]", model), "not a JSON object"},
       {file_with(header(R"([{"name":"train","offset":1,"size":10}])")), "lies outside the file"},
       {file_with(header(R"([{"name":"train","offset":100000,"size":10}])")), "lies outside the file"},
       {file_with(header(R"([{"name":"train","offset":18446744073709551615,"size":18446744073709551615}])")),
@@ -239,9 +240,9 @@ TEST(PlanFileTest, MalformedHeadersAreErrors) {
       {file_with(header(R"([{"name":"train","size":10}])")), "has no 'offset'"},
       {file_with(header(R"([{"name":"a","offset":0,"size":0},{"name":"a","offset":0,"size":0}])")), "twice"},
       {file_with(header(R"("train")")), "wrong type"},
-      {Assemble(1, R"({"format_version":1})", ""), "has no 'producer'"},
-      {Assemble(1, R"({"format_version":2})", ""), "disagrees"},
-      {Assemble(1, "{}", std::string(64, '\xff')), "has no 'format_version'"},
+      {Assemble(2, R"({"format_version":2})", ""), "has no 'producer'"},
+      {Assemble(2, R"({"format_version":3})", ""), "disagrees"},
+      {Assemble(2, "{}", std::string(64, '\xff')), "has no 'format_version'"},
   };
   for (const Case& c : cases) {
     StatusOr<Plan> read = ParsePlan(c.file, "hand.plan");
@@ -253,14 +254,14 @@ TEST(PlanFileTest, MalformedHeadersAreErrors) {
 
 TEST(PlanFileTest, GarbageProgramBytesAreAnError) {
   std::string garbage(200, '\xff');
-  nlohmann::json h = nlohmann::json::parse(R"({"producer":"x","format_version":1,"source_model":"",
+  nlohmann::json h = nlohmann::json::parse(R"({"producer":"x","format_version":2,"source_model":"",
     "world_size":1,"command_line":[],"pipeline":[],"config":{}})");
   std::string text = h.dump();
   for (int round = 0; round < 2; ++round) {
     h["programs"] = nlohmann::json::array({{{"name", "train"}, {"offset", 20 + text.size()}, {"size", garbage.size()}}});
     text = h.dump();
   }
-  StatusOr<Plan> read = ParsePlan(Assemble(1, text, garbage), "g.plan");
+  StatusOr<Plan> read = ParsePlan(Assemble(2, text, garbage), "g.plan");
   ASSERT_FALSE(read.ok());
   EXPECT_NE(read.status().message().find("program 'train'"), std::string::npos) << read.status().message();
 }
@@ -269,14 +270,14 @@ TEST(PlanFileTest, HugeInitializerShapeIsRejectedBeforeAllocating) {
   onnx::ModelProto m = GraphToOnnx(*testing::MakeMlpGraph());
   m.mutable_graph()->mutable_initializer(0)->set_dims(0, int64_t{1} << 38);
   const std::string model = m.SerializeAsString();
-  nlohmann::json h = nlohmann::json::parse(R"({"producer":"x","format_version":1,"source_model":"",
+  nlohmann::json h = nlohmann::json::parse(R"({"producer":"x","format_version":2,"source_model":"",
     "world_size":1,"command_line":[],"pipeline":[],"config":{}})");
   std::string text = h.dump();
   for (int round = 0; round < 2; ++round) {
     h["programs"] = nlohmann::json::array({{{"name", "train"}, {"offset", 20 + text.size()}, {"size", model.size()}}});
     text = h.dump();
   }
-  StatusOr<Plan> read = ParsePlan(Assemble(1, text, model), "big.plan");
+  StatusOr<Plan> read = ParsePlan(Assemble(2, text, model), "big.plan");
   ASSERT_FALSE(read.ok());
   EXPECT_NE(read.status().message().find("fc1.weight"), std::string::npos) << read.status().message();
 }
@@ -340,6 +341,41 @@ TEST(PlanFileTest, StateTableAndInitialValuesRoundTrip) {
   ASSERT_TRUE(read->initial_state);
   EXPECT_TRUE(read->initial_state->FindValue("w")->initializer().SameContents(w));
   EXPECT_EQ(read->FindProgram(read->programs[0].name), &read->programs[0]);
+}
+
+}  // namespace
+}  // namespace dsc
+
+namespace dsc {
+namespace {
+
+// dscompile's plans hold no weights: WritePlan puts the initial values into PLAN.weights as a
+// step-0 checkpoint the header names relative to the plan, so the two move together.
+TEST(PlanFileTest, WrittenPlansKeepTheirInitialValuesInAStep0Checkpoint) {
+  TempDir dir;
+  Plan plan = testing::MakeMlpPlan();
+  Tensor w = Tensor::FromVector<float>(DType::kFloat32, {2, 3}, {1.5f, -2.0f, 3.0f, 0.25f, -1.0f, 7.0f});
+  StateInfo shard{"w", StateKind::kParameter, "", DType::kFloat32, {3}, false};
+  shard.shard_of_numel = 6;  // half of it on each of two ranks
+  plan.world_size = 2;
+  ASSERT_TRUE(plan.AddState(shard, &w).ok());
+  const std::string path = dir.File("a/p.plan");
+  std::filesystem::create_directories(dir.File("a"));
+  ASSERT_TRUE(WritePlan(plan, path).ok());
+  EXPECT_TRUE(std::filesystem::exists(dir.File("a/p.plan.weights/global_step0/manifest.json")));
+  EXPECT_EQ(ReadFileOrDie(dir.File("a/p.plan.weights/latest")), "global_step0");
+  std::filesystem::rename(dir.File("a"), dir.File("b"));
+  StatusOr<Plan> read = ReadPlan(dir.File("b/p.plan"));
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_FALSE(read->initial_state);
+  EXPECT_EQ(read->initial_values_dir, dir.File("b/p.plan.weights/global_step0"));
+  EXPECT_EQ(read->FullShape(*read->FindState("w")), (std::vector<int64_t>{2, 3}));
+  StatusOr<Checkpoint> ckpt = Checkpoint::Open(read->initial_values_dir);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status().ToString();
+  StatusOr<Tensor> got = ckpt->ReadTensor("w");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->SameContents(w));
+  EXPECT_EQ(got->dims(), w.dims());
 }
 
 }  // namespace

@@ -98,7 +98,7 @@ TEST(PlanSummaryTest, ParameterThatIsAnInputUsesItsType) {
 TEST(PlanSummaryTest, TextShowsEverySection) {
   Plan plan = testing::MakeMlpPlan();
   const std::string text = RenderSummaryText(SummarizePlan(plan), "mlp.plan");
-  for (const char* want : {"plan mlp.plan: format version 1, produced by dscompile", "source model: models/mlp.onnx",
+  for (const char* want : {"plan mlp.plan: format version 2, produced by dscompile", "source model: models/mlp.onnx",
                            "world size: 2", "train_batch_size=32", "optimizer=AdamW", "zero_stage=2", "precision=bf16",
                            "pipeline: 3 passes", "autodiff", "program train (9 nodes)", "loss: loss",
                            "parameters: 4 tensors, 58 elements, 232 B", "fc1.weight", "[8,4]",
