@@ -197,6 +197,19 @@ INSTANTIATE_TEST_SUITE_P(Ranks, KillAtEveryCrashPoint,
                          ::testing::Values(std::pair{1, 0}, std::pair{2, 0}, std::pair{2, 1}),
                          [](const auto& info) { return StrCat("w", info.param.first, "_rank", info.param.second); });
 
+// A malformed DSC_DEBUG_KILL_IN_SAVE fails the save (every rank, through the commit's agreement)
+// rather than silently testing nothing.
+TEST(KillInSave, AMalformedValueFailsTheSave) {
+  testing::TempDir tmp;
+  const Job job = MakeJob(tmp, 1, 2);
+  CommandResult r = testing::RunCommand(
+      "DSC_DEBUG_KILL_IN_SAVE=3 " +
+      job.Dsrun("--steps 2 --save-at-end --save-dir " + ShellQuote(tmp.File("ckpt")), tmp.File("m.jsonl")));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("DSC_DEBUG_KILL_IN_SAVE=\"3\" must be N@R"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(tmp.File("ckpt/latest")));
+}
+
 // The process of `rank` in the job whose command line holds `marker` (0 until it exists): the
 // launcher gives each rank OMPI_COMM_WORLD_RANK; a 1-rank job is dsrun itself.
 pid_t FindRank(const std::string& marker, int world, int rank) {
