@@ -222,13 +222,16 @@ StatusOr<std::vector<StateTensorRef>> StateTensorRefs(const CheckpointManifest& 
   out.reserve(manifest.tensors.size());
   for (const CheckpointTensor& t : manifest.tensors) {
     StateTensorRef r{t.name, StateKind::kParameter, ""};
+    bool rank_copy = false;
     switch (t.kind) {
       case TensorKind::kParameter: r.kind = StateKind::kParameter; break;
       case TensorKind::kMaster: r.kind = StateKind::kMaster; break;
       case TensorKind::kOptimizer: r.kind = StateKind::kOptimizer; break;
       case TensorKind::kGradient: r.kind = StateKind::kGradient; break;
       case TensorKind::kBuffer: r.kind = StateKind::kBuffer; break;
+      case TensorKind::kRankCopy: rank_copy = true; break;  // other ranks' statistics: exports take rank 0's
     }
+    if (rank_copy) continue;
     if (r.kind == StateKind::kMaster) {
       const bool named = t.name.size() > kSuffix.size() &&
                          t.name.compare(t.name.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;

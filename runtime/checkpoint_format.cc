@@ -170,13 +170,16 @@ const char* TensorKindName(TensorKind kind) {
     case TensorKind::kOptimizer: return "optimizer";
     case TensorKind::kGradient: return "gradient";
     case TensorKind::kBuffer: return "buffer";
+    case TensorKind::kRankCopy: return "rank_copy";
   }
   return "?";
 }
 
+std::string RankCopyName(const std::string& name, int rank) { return StrCat(name, "@rank", rank); }
+
 StatusOr<TensorKind> TensorKindFromName(const std::string& name) {
   for (TensorKind k : {TensorKind::kParameter, TensorKind::kMaster, TensorKind::kOptimizer, TensorKind::kGradient,
-                       TensorKind::kBuffer})
+                       TensorKind::kBuffer, TensorKind::kRankCopy})
     if (name == TensorKindName(k)) return k;
   return InvalidArgument("unknown tensor kind \"", name, "\"");
 }

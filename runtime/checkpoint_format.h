@@ -39,9 +39,16 @@
 
 namespace dsc {
 
-enum class TensorKind { kParameter, kMaster, kOptimizer, kGradient, kBuffer };
-const char* TensorKindName(TensorKind kind);  // parameter master optimizer gradient buffer
+// kRankCopy: rank R's own copy of a replicated buffer that every rank updates from its own
+// micro-batches (BatchNorm statistics), saved as "NAME@rankR" for R > 0 next to rank 0's NAME
+// (kind buffer, the one exports use), so a resume on the same ranks continues each rank's values.
+enum class TensorKind { kParameter, kMaster, kOptimizer, kGradient, kBuffer, kRankCopy };
+// parameter master optimizer gradient buffer rank_copy
+const char* TensorKindName(TensorKind kind);
 StatusOr<TensorKind> TensorKindFromName(const std::string& name);
+
+// The name of rank `rank`'s copy of buffer `name` (TensorKind::kRankCopy): "NAME@rankR".
+std::string RankCopyName(const std::string& name, int rank);
 
 // DeepSpeed's folder name for a step: "global_step15".
 std::string StepTag(int64_t step);

@@ -576,7 +576,9 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     std::snprintf(sub, sizeof sub, "/step-%06lld/rank-%d", static_cast<long long>(n), rank);
     return state.Dump(plan, opts.dump_state_dir + sub);
   };
-  if (start_pos.step == 0 && dump_due(0)) RETURN_IF_ERROR(dump(0));
+  // The state a run starts from: step 0's, or on a resume the loaded one when the list names its step.
+  if (start_pos.step == 0 ? dump_due(0) : !opts.dump_state_steps.empty() && dump_due(start_pos.step))
+    RETURN_IF_ERROR(dump(start_pos.step));
   // Optimizer updates applied so far: the 1-based dsc::step of the next update counts only these.
   int64_t applied = start_pos.applied_steps;
   int64_t last_saved = opts.resume_from.empty() ? -1 : start_pos.step;

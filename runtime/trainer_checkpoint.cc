@@ -137,14 +137,19 @@ Status SaveTrainingCheckpoint(const Plan& plan, const StateStore& state, Communi
   Status local = Status::OK();
   for (const StateInfo& s : plan.state) {
     if (s.kind == StateKind::kGradient) continue;
-    if (s.shard_of_numel == 0 && rank != 0) continue;  // replicated: identical on every rank
+    // Replicated tensors are identical on every rank, except buffers each rank updates from its own
+    // micro-batches: those are saved per rank.
+    const bool rank_copy = s.shard_of_numel == 0 && s.kind == StateKind::kBuffer && rank != 0;
+    if (s.shard_of_numel == 0 && rank != 0 && !rank_copy) continue;
     const TensorView* v = state.Find(s.name);
     if (!v) return Internal("state '", s.name, "' has no buffer");
     host.emplace_back(v->dtype, v->dims);
     local = state.device()->CopyDeviceToHost(host.back().raw(), v->ptr, v->nbytes());
     if (!local.ok()) break;
     const std::vector<int64_t> shape = plan.FullShape(s);
-    if (s.shard_of_numel == 0) {
+    if (rank_copy) {
+      local = writer.AddTensor(RankCopyName(s.name, rank), TensorKind::kRankCopy, s.dtype, shape, host.back().raw());
+    } else if (s.shard_of_numel == 0) {
       local = writer.AddTensor(s.name, *TensorKindFromName(StateKindName(s.kind)), s.dtype, shape, host.back().raw());
     } else {
       const int64_t chunk = v->numel();
@@ -172,6 +177,12 @@ Status LoadStateTensors(const Plan& plan, const Checkpoint& ckpt, int rank, Stat
   for (const StateInfo& s : plan.state) {
     if (s.kind == StateKind::kGradient || (mode == LoadMode::kInitialValues && s.zero_init)) continue;
     const CheckpointTensor* src = SourceFor(plan, s, m);
+    if (src && s.kind == StateKind::kBuffer && s.shard_of_numel == 0 && rank != 0) {
+      // This rank's own statistics when the checkpoint has them (saved on as many ranks or more);
+      // else rank 0's, as DeepSpeed loads the one module state it saved.
+      if (const CheckpointTensor* own = m.Find(RankCopyName(s.name, rank)); own && own->kind == TensorKind::kRankCopy)
+        src = own;
+    }
     if (!src) {
       missing.push_back(StrCat(s.name, " (", StateKindName(s.kind), ")"));
       continue;
@@ -215,7 +226,7 @@ Status LoadStateTensors(const Plan& plan, const Checkpoint& ckpt, int rank, Stat
   if (!converted.empty() && rank == 0) notes->push_back(StrCat("converted from the checkpoint: ", converted));
   std::string unused;
   for (const CheckpointTensor& t : m.tensors)
-    if (!used.count(t.name) && t.kind != TensorKind::kGradient) unused += StrCat(unused.empty() ? "" : ", ", t.name);
+    if (!used.count(t.name) && t.kind != TensorKind::kGradient && t.kind != TensorKind::kRankCopy) unused += StrCat(unused.empty() ? "" : ", ", t.name);
   if (!unused.empty() && rank == 0) notes->push_back(StrCat("saved tensors this plan does not use: ", unused));
   return Status::OK();
 }

@@ -3,7 +3,9 @@
 // (runtime/checkpoint_format.h) that loads at any world size, ZeRO stage and precision.
 //
 // What is saved: every state tensor except the gradient accumulators, at its full shape (a ZeRO
-// chunk as its element range, padding excluded; a replicated tensor once, by rank 0). Saves
+// chunk as its element range, padding excluded; a replicated tensor once, by rank 0, except
+// buffers such as BatchNorm statistics, which each rank updates from its own micro-batches: ranks
+// R > 0 add their copy as NAME@rankR, TensorKind::kRankCopy, and load it back). Saves
 // happen only at optimizer-step boundaries, where the step program has zeroed the accumulators,
 // so a resume starts them at zero too and continues bit for bit.
 //

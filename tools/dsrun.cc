@@ -77,6 +77,7 @@ debugging options:
                     are written as the rank holds them; bf16 is widened to float32
   --debug-dump-steps LIST
                     comma-separated steps for --debug-dump-state; 0 is the initial state
+                    (on a resume, the step resumed from is the state as loaded)
 )";
 
 const std::vector<FlagSpec> kFlags = {{"--data", true},     {"--steps", true},   {"--epochs", true},

@@ -16,6 +16,8 @@
 #include <nlohmann/json.hpp>
 
 #include "ir/status.h"
+#include "runtime/checkpoint_format.h"
+#include "runtime/npy.h"
 #include "tests/testutil/test_util.h"
 
 namespace dsc {
@@ -147,6 +149,20 @@ TEST(ExactResumeWith, Dropout) {
   }
 }
 
+// BatchNorm's running statistics are buffers: saved, and restored, with the rest.
+TEST(ExactResumeWith, BatchNormStatistics) {
+  for (const Layout l : {Layout{0, 1}, Layout{3, 2}}) {
+    testing::TempDir tmp;
+    const json cfg = {{"train_batch_size", 16},
+                      {"train_micro_batch_size_per_gpu", 4},
+                      {"gradient_accumulation_steps", 4 / l.world},
+                      {"optimizer", {{"type", "Adam"}, {"params", {{"lr", 0.002}}}}},
+                      {"zero_optimization", {{"stage", l.stage}}}};
+    const std::string plan = Compile(tmp, "cnn", kModels / "cnn" / "cnn.onnx", cfg, l.world);
+    ExpectExactResume(plan, l.world, kModels / "cnn" / "data", "", tmp, StrCat("cnn_w", l.world));
+  }
+}
+
 // fp16 with ZeRO's DynamicLossScaler, initial scale 4096, window 8, hysteresis 3: 8 clean steps
 // double the scale after step 9; the overflow at 14 spends one chance of three before the save at
 // 15, 17 the second, so 18 halves the scale only if the resume restored the hysteresis left (a
@@ -199,6 +215,59 @@ TEST(ResumeElsewhere, Zero3OnFourRanksContinuesAtStage1OnTwoAndStage0OnOne) {
       const double want = ref.metrics[15 + i].at("loss").get<double>(), got = r.metrics[i].at("loss").get<double>();
       EXPECT_LE(std::fabs(got - want), 1e-4 * std::fabs(want)) << what << ": step " << 16 + i;
       EXPECT_EQ(r.metrics[i].at("step").get<int>(), 16 + static_cast<int>(i)) << what;
+    }
+  }
+}
+
+// One checkpoint, other precisions: an fp16 run's fp32 masters become an fp32 run's parameters
+// (not its fp16 copies), and an fp32 run's parameters become an fp16 run's masters and, rounded to
+// nearest even, its fp16 parameters; Adam's moments carry over as they are.
+TEST(ResumeElsewhere, AcrossPrecisions) {
+  testing::TempDir tmp;
+  const fs::path data = kModels / "mlp" / "data";
+  json fp32 = ReadJsonFile(kModels / "zero_configs" / "stage2_w2.json");
+  json fp16 = fp32;
+  fp16["fp16"] = {{"enabled", true}, {"initial_scale_power", 12}};
+  const std::string p16 = Compile(tmp, "p16", kModels / "mlp" / "mlp.onnx", fp16, 2);
+  const std::string p32 = Compile(tmp, "p32", kModels / "mlp" / "mlp.onnx", fp32, 2);
+  for (const auto& [from, to] : {std::pair{p16, p32}, std::pair{p32, p16}}) {
+    const std::string ckpt = from + ".ckpt", dump = to + ".dump";
+    DsrunResult saved = Dsrun(from, 2, data, "--steps 4 --save-dir " + ShellQuote(ckpt) + " --save-at-end",
+                              tmp.File("s.jsonl"));
+    ASSERT_EQ(saved.result.rc, 0) << saved.result.output;
+    DsrunResult resumed = Dsrun(to, 2, data,
+                                "--steps 6 --resume " + ShellQuote(ckpt) + " --debug-dump-state " + ShellQuote(dump) +
+                                    " --debug-dump-steps 4",
+                                tmp.File("r.jsonl"));
+    ASSERT_EQ(resumed.result.rc, 0) << resumed.result.output;
+    ASSERT_EQ(resumed.metrics.size(), 2u);
+    StatusOr<Checkpoint> ck = Checkpoint::Open(ckpt + "/global_step4");
+    ASSERT_TRUE(ck.ok()) << ck.status().ToString();
+    const bool to_half = to == p16;
+    for (const std::string name : {"fc1.weight", "fc3.bias"}) {
+      StatusOr<Tensor> want = ck->ReadTensor(to_half ? name : name + "::master");
+      ASSERT_TRUE(want.ok()) << want.status().ToString();
+      for (int rank = 0; rank < 2; ++rank) {  // ZeRO-2: parameters whole on every rank
+        const std::string dir = StrCat(dump, "/step-000004/rank-", rank, "/");
+        StatusOr<Tensor> param = ReadNpy(dir + name + ".npy");
+        ASSERT_TRUE(param.ok()) << param.status().ToString();
+        ASSERT_EQ(param->numel(), want->numel());
+        for (int64_t i = 0; i < want->numel(); ++i) {
+          const float w = want->data<float>()[i];
+          if (to_half) {
+            EXPECT_EQ(param->data<uint16_t>()[i], FloatToHalf(w)) << name << "[" << i << "]";
+          } else {
+            EXPECT_EQ(param->data<float>()[i], w) << name << "[" << i << "]";
+          }
+        }
+        if (to_half) {  // ZeRO-2 shards the masters: this rank's chunk of the whole
+          StatusOr<Tensor> master = ReadNpy(dir + name + "::master.npy");
+          ASSERT_TRUE(master.ok()) << master.status().ToString();
+          const int64_t chunk = master->numel(), start = rank * chunk;
+          for (int64_t i = 0; i < chunk && start + i < want->numel(); ++i)
+            EXPECT_EQ(master->data<float>()[i], want->data<float>()[start + i]) << name << "::master[" << start + i << "]";
+        }
+      }
     }
   }
 }
