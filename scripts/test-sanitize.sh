@@ -18,8 +18,12 @@ cmake --build build-san -j"$(nproc)"
 #     example configs, overflow injections and memory checks on 1-4 ranks): minutes of training
 #     under ASan, the same kernels and passes the unit and golden tests already drive;
 #   the 2-rank --export-onnx runs (Precisions/ExportOnnx; ExportOnnxErrors stays in);
+#   the checkpoint tests that start 2-4 ranks (ExactResume on 2 and 4 ranks, ExactResumeWith,
+#     ResumeElsewhere, Resume, the kill tests on 2 ranks and at random moments): MPI's leaks again;
+#     the 1-rank resumes, kills and PlanWeights stay in;
+#   LargeModel: 2 GB of state, measured for its peak memory, which ASan's shadow would swamp;
 #   ConfigLimits.VeryLongKeysAreCheapAndPrintedShort: a wall-clock bound meant for -O3 code.
-exclude='^(models_py|comm_mpi_.*|dsrun_kill_one_rank|collective_kernels_mpi(_np[0-9]+)?|DsrunNproc\..*|Models/BundledTrajectory\..*|Stages/ZeroTrajectory\..*|UnseenTrajectory\..*|Models/CurrentExport\..*|Models/CurrentExportHalf\..*|DropoutInvariant\..*|Bf16Gpt\..*|Models/HalfPrecisionZero\..*|Models/FullPrecisionGradients\..*|Configs/ExampleConfig\..*|Precisions/ExportOnnx\..*|Bf16Overflow\..*|AmpOverflow\..*|StagesAndRanks/Fp16Overflow\..*|StagesAndRanks/PrecisionMemory\..*|config\.ConfigLimits\.VeryLongKeysAreCheapAndPrintedShort|bundle)$'
+exclude='^(models_py|comm_mpi_.*|dsrun_kill_one_rank|collective_kernels_mpi(_np[0-9]+)?|DsrunNproc\..*|Models/BundledTrajectory\..*|Stages/ZeroTrajectory\..*|UnseenTrajectory\..*|Models/CurrentExport\..*|Models/CurrentExportHalf\..*|DropoutInvariant\..*|Bf16Gpt\..*|Models/HalfPrecisionZero\..*|Models/FullPrecisionGradients\..*|Configs/ExampleConfig\..*|Precisions/ExportOnnx\..*|Bf16Overflow\..*|AmpOverflow\..*|StagesAndRanks/Fp16Overflow\..*|StagesAndRanks/PrecisionMemory\..*|StagesAndRanks/ExactResume\..*_w[24]|ExactResumeWith\..*|ResumeElsewhere\..*|Resume\..*|Ranks/KillAtEveryCrashPoint\..*/w2_.*|KillAtRandomMoments\..*|LargeModel\..*|config\.ConfigLimits\.VeryLongKeysAreCheapAndPrintedShort|bundle)$'
 export ASAN_OPTIONS="detect_leaks=1:strict_string_checks=1:check_initialization_order=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 ctest --test-dir build-san --output-on-failure -j"$(nproc)" -E "$exclude" "$@"

@@ -52,7 +52,10 @@ options:
   --save-dir DIR    where checkpoints go: DIR/global_stepN/ (a manifest and one safetensors file
                     per rank) and DIR/latest naming the newest complete one. Checkpoints load at
                     any world size, ZeRO stage and precision. Saved at optimizer-step boundaries
-                    only (gradient accumulators are zero there and are not saved)
+                    only (gradient accumulators are zero there and are not saved). A save is
+                    atomic: if a rank dies or fails mid-save, DIR/latest still names the newest
+                    complete checkpoint; an unfinished save stays in DIR/.tmp-TAG/, is never
+                    loaded, and the next save of that tag replaces it
   --save-every K    save after every K-th optimizer step (needs --save-dir)
   --save-at-end     save after the last step (needs --save-dir)
   --resume CKPT     continue the run a checkpoint stopped: CKPT is DIR (the tag DIR/latest names,
@@ -78,6 +81,12 @@ debugging options:
   --debug-dump-steps LIST
                     comma-separated steps for --debug-dump-state; 0 is the initial state
                     (on a resume, the step resumed from is the state as loaded)
+
+debugging environment:
+  DSC_DEBUG_KILL_IN_SAVE=N@R
+                    rank R raises SIGKILL at the N-th crash point it passes while saving,
+                    counting across saves (rank 0 passes 11 per save, other ranks 4; the points
+                    are listed in runtime/checkpoint_format.h), after printing which one
 )";
 
 const std::vector<FlagSpec> kFlags = {{"--data", true},     {"--steps", true},   {"--epochs", true},
