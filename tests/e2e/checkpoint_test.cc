@@ -344,5 +344,16 @@ TEST(PlanWeights, MissingOrForeignInitialValuesAreRefused) {
   EXPECT_NE(missing.output.find("a.dsplan.weights/global_step0 cannot be read"), std::string::npos) << missing.output;
 }
 
+// The bundled gpt's plan holds its programs and state table, not its weights.
+TEST(PlanWeights, TheBundledGptPlanIsSmallerThanItsWeights) {
+  testing::TempDir tmp;
+  const std::string plan = Compile(tmp, "gpt", kModels / "gpt" / "gpt.onnx",
+                                   ReadJsonFile(fs::path(DSC_SOURCE_DIR) / "configs" / "gpt.json"), 1);
+  int64_t weights = 0;
+  for (const auto& e : fs::recursive_directory_iterator(plan + ".weights"))
+    if (e.is_regular_file() && e.path().extension() == ".safetensors") weights += static_cast<int64_t>(e.file_size());
+  EXPECT_LT(static_cast<int64_t>(fs::file_size(plan)), weights);
+}
+
 }  // namespace
 }  // namespace dsc
