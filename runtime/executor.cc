@@ -1,6 +1,7 @@
 // Program execution: kernels created once, values placed in the arena by the memory plan.
 #include "runtime/executor.h"
 
+#include <chrono>
 #include <cstring>
 
 #include "passes/memory_plan.h"
@@ -120,10 +121,27 @@ Status ProgramExecutor::Run(const RunOptions& opts) {
   ctx.num_threads = opts.num_threads;
   ctx.comm = opts.comm;
   ctx.cuda = device_->cuda_resources();
-  for (Step& s : steps_) {
+  std::vector<NodeTime>* const times = opts.node_times;
+  const bool sync = times && device_->kind() != DeviceKind::kCpu;
+  if (times) {
+    times->resize(steps_.size());
+    if (sync) RETURN_IF_ERROR(device_->Synchronize());
+  }
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    Step& s = steps_[i];
     ctx.inputs = s.inputs;
     ctx.outputs = s.outputs;
-    Status st = s.kernel->Compute(ctx);
+    Status st;
+    if (!times) {
+      st = s.kernel->Compute(ctx);
+    } else {
+      const auto t0 = std::chrono::steady_clock::now();
+      st = s.kernel->Compute(ctx);
+      if (st.ok() && sync) st = device_->Synchronize();
+      NodeTime& t = (*times)[i];
+      t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      ++t.calls;
+    }
     if (!st.ok()) return st.WithContext(s.node->Describe());
   }
   return Status::OK();

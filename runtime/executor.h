@@ -19,12 +19,22 @@
 
 namespace dsc {
 
+// One node's share of the runs it was timed in (dsrun --profile, runtime/profiler.h).
+struct NodeTime {
+  int64_t calls = 0;
+  double seconds = 0;
+};
+
 struct RunOptions {
   uint64_t seed = 0;
   int64_t step = 1;
   int num_threads = 1;
   Communicator* comm = nullptr;  // collectives' group; null = one rank
   int64_t first_sample = 0;      // of the micro-batch in the step's global batch (KernelContext)
+  // When set, every node's Compute is timed with the host's steady clock and added to its entry
+  // (resized to the program's nodes, in order). On a GPU the device is synchronized before the
+  // first node and after every node, so each kernel's time is its own (and the run is serialized).
+  std::vector<NodeTime>* node_times = nullptr;
 };
 
 class ProgramExecutor {

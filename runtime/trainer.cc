@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iomanip>
+#include <iostream>
 #include <cstddef>
 #include <limits>
 #include <optional>
@@ -26,6 +27,7 @@
 #include "runtime/executor.h"
 #include "runtime/loss_scaler.h"
 #include "runtime/lr_schedule.h"
+#include "runtime/profiler.h"
 #include "runtime/state_store.h"
 #include "runtime/trainer_checkpoint.h"
 #if DSC_HAVE_CUDA
@@ -544,7 +546,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     *progress << "dsrun: note: " << loader.num_samples() % cfg.train_batch_size
               << " samples per epoch do not fill a batch and are skipped (plans have static batch shapes)\n";
   if (progress && scales_loss) *progress << "dsrun: loss scale: " << scaler.Describe() << "\n";
-  if (progress && device->kind() != DeviceKind::kCpu) *progress << "dsrun: device " << device->name() << "\n";
+  if (progress) *progress << "dsrun: device " << device->name() << "\n";
 
   const int64_t total = opts.steps >= 0 ? opts.steps : std::max<int64_t>(opts.epochs, 1) * loader.steps_per_epoch();
   if (progress) {
@@ -556,6 +558,12 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
                 << ": nothing to train\n";
   }
   const int64_t print_every = cfg.steps_per_print.value_or(10);
+  std::unique_ptr<TrainingProfiler> profiler;
+  if (lead_rank) {
+    const ProfileOptions popts{opts.profile, opts.profile_json, &std::cout, progress, start_pos.step + 1,
+                               total, print_every, device->kind() != DeviceKind::kCpu};
+    ASSIGN_OR_RETURN(profiler, TrainingProfiler::Create(plan, cfg, popts));
+  }
   const std::string loss_name = micro->graph->training.loss;
   std::ostream* const metrics = lead_rank ? opts.metrics : nullptr;
   TrainSummary summary;
@@ -616,7 +624,8 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     for (int64_t m = 0; m < gas; ++m) {
       if (s > 0 || m > 0) RETURN_IF_ERROR(loader.Fill(s, m, &batch));
       RETURN_IF_ERROR(batch_buffers.Upload(batch));
-      RETURN_IF_ERROR(micro_ex->Run(RunOptions{dopts.seed, s + 1, threads, kernel_comm, loader.first_sample(m)})
+      RETURN_IF_ERROR(micro_ex->Run(RunOptions{dopts.seed, s + 1, threads, kernel_comm, loader.first_sample(m),
+                                               profiler ? profiler->Times(kMicroStepProgram, s + 1) : nullptr})
                           .WithContext(StrCat("step ", s + 1)));
       const TensorView* loss_view = micro_ex->Output(loss_name);
       if (!loss_view || loss_view->dtype != DType::kFloat32 || loss_view->numel() != 1)
@@ -633,7 +642,9 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     scalars.step = applied + 1;
     if (auto b1 = schedule.beta1()) scalars.beta1 = static_cast<float>(*b1);
     RETURN_IF_ERROR(scalars.Upload());
-    RETURN_IF_ERROR(step_ex->Run(RunOptions{dopts.seed, s + 1, threads, kernel_comm}).WithContext(StrCat("step ", s + 1)));
+    RETURN_IF_ERROR(step_ex->Run(RunOptions{dopts.seed, s + 1, threads, kernel_comm, 0,
+                                            profiler ? profiler->Times(kStepProgram, s + 1) : nullptr})
+                        .WithContext(StrCat("step ", s + 1)));
     ASSIGN_OR_RETURN(float grad_norm, ReadScalar(device, step_ex->Output(ops::kGradNormOutput), "grad norm"));
     bool overflow = false;
     if (checks_overflow) {
@@ -716,6 +727,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
       }
       *progress << "\n";
     }
+    if (profiler) RETURN_IF_ERROR(profiler->EndStep(s + 1, step_time));
     // A skipped step's loss is the forward's, which loss scaling cannot repair: stop on it too.
     Status stop = !scale_update.ok()       ? scale_update
                   : !std::isfinite(loss) ? FailedPrecondition("step ", s + 1, ": the loss is ", loss, "; stopping")
@@ -729,6 +741,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     if (opts.save_every > 0 && (s + 1) % opts.save_every == 0) RETURN_IF_ERROR(save(s + 1));
   }
   if (opts.save_at_end && last_saved != std::max(total, start_pos.step)) RETURN_IF_ERROR(save(std::max(total, start_pos.step)));
+  if (profiler) RETURN_IF_ERROR(profiler->Finish());
   summary.steps = std::max(total, start_pos.step);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!opts.export_onnx.empty() || !opts.export_safetensors.empty())

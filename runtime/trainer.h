@@ -81,6 +81,12 @@ struct TrainOptions {
   int64_t save_every = 0;
   bool save_at_end = false;
   std::string resume_from;
+  // dsrun --profile (runtime/profiler.h): rank 0 times every node of every step and prints the
+  // per-program tables on standard output after the last step (the first step apart, as warm-up);
+  // profile_json: the same report as JSON. The config's wall_clock_breakdown and flops_profiler
+  // use the same timing without this switch.
+  bool profile = false;
+  std::string profile_json;
 };
 
 // For a resume from `path` (DIR, whose `latest` names the tag, or DIR/TAG): resolves it into

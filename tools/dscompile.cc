@@ -3,6 +3,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "backend/flops.h"
 #include "backend/plan_file.h"
 #include "frontend/config/ds_config.h"
 #include "frontend/onnx_import.h"
@@ -50,6 +51,9 @@ options:
   --dump-dir DIR            write NN-<pass>.onnx.txt and NN-<pass>.onnx after every pass
   --print-ir-after=PASS|all print the IR after the named pass(es) on stdout (repeatable)
   --time-passes             print each pass's wall time
+  --flops                   print the plan's static FLOPs and bytes per program and op kind
+                            (counted from the shapes; the rules are in backend/flops.h), the
+                            count dsrun --profile and flops_profiler divide by the time
   -q, --quiet               no progress output
   -h, --help                this text
 )";
@@ -58,7 +62,7 @@ const std::vector<FlagSpec> kFlags = {
     {"-o", true},          {"--config", true},       {"--world-size", true},   {"--strict-config", false},
     {"--explain-config", false}, {"--lr-schedule", true}, {"--dim", true, true},  {"--loss", true},
     {"--freeze", true, true}, {"--trainable", true, true}, {"--passes", true},     {"--list-passes", false}, {"--list-ops", false}, {"--stop-after-pass-num", true},
-    {"--dump-dir", true},  {"--print-ir-after", true, true}, {"--time-passes", false}, {"-q", false},
+    {"--dump-dir", true},  {"--print-ir-after", true, true}, {"--time-passes", false}, {"--flops", false}, {"-q", false},
     {"--quiet", false},    {"-h", false},            {"--help", false}};
 
 std::vector<std::string> Split(const std::string& s, char sep) {
@@ -113,8 +117,6 @@ Status CheckImplemented(const nlohmann::json& cfg, const std::string& path) {
   for (const char* k : {"csv_monitor", "tensorboard"})
     if (cfg.value(k, nlohmann::json::object()).value("enabled", false))
       return refuse(StrCat(k, ".enabled"), "monitor output (dsrun --metrics writes one JSON line per step)");
-  if (cfg.value("wall_clock_breakdown", false))
-    return refuse("wall_clock_breakdown", "a per-phase timing breakdown (dsrun's metrics carry step_time_s)");
   return Status::OK();
 }
 
@@ -219,6 +221,7 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
   if (plan.FindProgram("micro_step") && plan.FindProgram("step")) RETURN_IF_ERROR(CheckKernelsExist(plan));
   const std::string out = args.Get("-o", DefaultPlanPath(model_path));
   RETURN_IF_ERROR(WritePlan(plan, out));
+  if (args.Has("--flops")) std::cout << FormatStaticFlops(plan);
   if (progress)
     *progress << "dscompile: wrote " << out << " (" << plan.programs.size() << " program"
               << (plan.programs.size() == 1 ? "" : "s") << ", " << plan.state.size() << " state tensors)"

@@ -63,8 +63,24 @@ options:
                     optimizer states, loss scaler, LR schedule, step counters and the data order
                     and dropout position, exactly; --steps/--epochs still count from the first
                     run's start (resuming at step 15 with --steps 30 runs steps 16..30)
-  -q, --quiet       no progress lines
+  --profile         time every node of every step (rank 0) and print, after the last step, per
+                    program (micro_step, step): a table of op kinds (nodes, calls, total ms, %
+                    of the program's time, FLOPs per run counted from the shapes, achieved
+                    GFLOP/s, bytes read + written per run) and the 20 slowest nodes, with the
+                    forward/backward/optimizer-step split (forward: the micro-step nodes the loss
+                    depends on). The run's first step is the warm-up and is reported apart. Times
+                    come from the host's steady clock around each kernel; on a GPU the device is
+                    synchronized after every node while profiling, so kernels do not overlap
+  --profile-json FILE
+                    --profile, and the same report written to FILE as JSON (schema_version 1)
+  -q, --quiet       no progress lines (nor wall_clock_breakdown lines)
   -h, --help        this text
+
+The config's wall_clock_breakdown prints DeepSpeed's engine timers with each progress line (every
+steps_per_print steps, the first and the last): "time (ms) | fwd_microstep | bwd_microstep |
+step_microstep" (per micro-step) and "time (ms) | fwd | bwd | step" (the step's totals), from the
+same node timing; flops_profiler prints the --profile tables of step profile_step (top_modules
+slowest nodes when detailed) to output_file or standard output.
 
 debugging options:
   --debug-inject-overflow SPEC
@@ -97,7 +113,7 @@ const std::vector<FlagSpec> kFlags = {{"--data", true},     {"--steps", true},  
                                       {"--debug-dump-steps", true}, {"--device", true},
                                       {"--export-onnx", true}, {"--export-source", true}, {"--export-safetensors", true},
                                       {"--save-dir", true}, {"--save-every", true}, {"--save-at-end", false},
-                                      {"--resume", true}};
+                                      {"--resume", true}, {"--profile", false}, {"--profile-json", true}};
 
 // The compute backend that --device asks for, checked before any relaunch under mpirun so that a
 // wrong choice fails once, not once per rank.
@@ -168,6 +184,8 @@ StatusOr<Job> Prepare(const ParsedArgs& args, Communicator* comm) {
     return InvalidArgument("--save-every and --save-at-end need --save-dir DIR");
   if (args.Has("--save-dir") && !args.Has("--save-every") && !opts.save_at_end)
     return InvalidArgument("--save-dir needs --save-every K or --save-at-end (when to save)");
+  opts.profile = args.Has("--profile") || args.Has("--profile-json");
+  opts.profile_json = args.Get("--profile-json");
   if (args.Has("--resume")) {
     std::vector<std::string> notes;
     RETURN_IF_ERROR(PrepareResume(args.Get("--resume"), &opts, &notes).WithContext("--resume"));

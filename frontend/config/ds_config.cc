@@ -132,11 +132,8 @@ Status ReadSections(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
     c->recognised_sections[it.key()] = it.value();
   }
   c->pipeline_parallel = doc.contains("pipeline") && doc["pipeline"].is_object() && !doc["pipeline"].empty();
-  if (doc.contains("flops_profiler") && doc["flops_profiler"].is_object()) {
-    bool profiler = false;
-    LaxBool(doc["flops_profiler"].value("enabled", nlohmann::json(false)), &profiler);
-    c->wall_clock_breakdown = c->wall_clock_breakdown || profiler;
-  }
+  RETURN_IF_ERROR(ParseFlopsProfilerSection(ctx, Section(doc, "flops_profiler"), &c->flops_profiler));
+  c->wall_clock_breakdown = c->wall_clock_breakdown || c->flops_profiler.enabled;
   return Status::OK();
 }
 
@@ -415,6 +412,7 @@ nlohmann::json ResolvedConfigJson(const DsConfig& c) {
   j["csv_monitor"] = MonitorToJson(c.csv_monitor);
   j["activation_checkpointing"] = ActivationCheckpointingToJson(c.activation_checkpointing);
   j["aio"] = AioToJson(c.aio);
+  j["flops_profiler"] = FlopsProfilerToJson(c.flops_profiler);
   for (auto it = c.recognised_sections.begin(); it != c.recognised_sections.end(); ++it) j[it.key()] = it.value();
   return j;
 }

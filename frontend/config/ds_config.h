@@ -74,6 +74,7 @@ struct DsConfig {
   MonitorConfig csv_monitor;
   ActivationCheckpointingConfig activation_checkpointing;
   AioConfig aio;
+  FlopsProfilerConfig flops_profiler;
   AmpConfig amp;
   bool pipeline_parallel = false;
 

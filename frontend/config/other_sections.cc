@@ -45,7 +45,6 @@ const std::map<std::string, RecognisedSection>& RecognisedSections() {
       {"data_efficiency", {"data efficiency (curriculum learning, random-LTD)", true, false}},
       {"nebula", {"Nebula checkpointing", true, false}},
       {"datastates", {"DataStates checkpointing", true, false}},
-      {"flops_profiler", {"the flops profiler", true, false}},
       {"comms_logger", {"the communication logger", true, false}},
       {"wandb", {"the Weights & Biases monitor", true, false}},
       {"comet", {"the Comet monitor", true, false}},
@@ -166,6 +165,43 @@ Status ParseAioSection(ParseContext& ctx, const nlohmann::json& section, AioConf
   RETURN_IF_ERROR(r.Finish());
   if (out->use_gds) ctx.Unsupported("aio.use_gds", "GPUDirect Storage");
   return Status::OK();
+}
+
+Status ParseFlopsProfilerSection(ParseContext& ctx, const nlohmann::json& section, FlopsProfilerConfig* out) {
+  if (section.is_null()) return Status::OK();
+  RETURN_IF_ERROR(RequireObject(ctx, "flops_profiler", section, DsErrorKind::kValueError));
+  SectionReader r(ctx, "flops_profiler", section, DsErrorKind::kValueError, false);
+  RETURN_IF_ERROR(r.Bool("enabled", &out->enabled));
+  RETURN_IF_ERROR(r.Float("recompute_fwd_factor", &out->recompute_fwd_factor, 0.0));
+  RETURN_IF_ERROR(r.Int("profile_step", &out->profile_step, 1));
+  RETURN_IF_ERROR(r.Int("module_depth", &out->module_depth));
+  RETURN_IF_ERROR(r.Int("top_modules", &out->top_modules, 1));
+  RETURN_IF_ERROR(r.Bool("detailed", &out->detailed));
+  if (const nlohmann::json* v = r.Get("output_file"); v && !v->is_null()) {
+    if (!v->is_string() || v->get<std::string>().empty())
+      return r.Error("output_file", "expected null or a file name, got " + ShortJson(*v));
+    out->output_file = v->get<std::string>();
+  }
+  RETURN_IF_ERROR(r.Finish());
+  // DeepSpeed reads these values only when the profiler is on; so do we.
+  if (!out->enabled) return Status::OK();
+  if (out->module_depth != -1)
+    return r.Error(DsErrorKind::kNotImplementedError, "module_depth",
+                   StrCat("only -1 (the whole model) can be honoured, got ", out->module_depth,
+                          ": a compiled plan has nodes, not modules; the profile lists op kinds and the "
+                          "top_modules slowest nodes"));
+  if (out->recompute_fwd_factor != 0.0)
+    return r.Error(DsErrorKind::kNotImplementedError, "recompute_fwd_factor",
+                   StrCat("only 0 can be honoured, got ", out->recompute_fwd_factor,
+                          ": plans recompute no forward activations, and the profile counts the backward's "
+                          "nodes as they are"));
+  return Status::OK();
+}
+
+nlohmann::json FlopsProfilerToJson(const FlopsProfilerConfig& f) {
+  return {{"enabled", f.enabled}, {"recompute_fwd_factor", f.recompute_fwd_factor},
+          {"profile_step", f.profile_step}, {"module_depth", f.module_depth}, {"top_modules", f.top_modules},
+          {"detailed", f.detailed}, {"output_file", f.output_file ? nlohmann::json(*f.output_file) : nullptr}};
 }
 
 bool IsRecognisedOnlySection(const std::string& key) { return RecognisedSections().count(key) > 0; }

@@ -1,5 +1,5 @@
 // The remaining DeepSpeed sections: checkpoint, monitors (tensorboard, csv_monitor), activation
-// checkpointing, aio, and every section dscompile recognises but does not implement (pipeline,
+// checkpointing, aio, the flops profiler, and every section dscompile recognises but does not implement (pipeline,
 // sparse attention, compression, ...), which is an error when it is switched on.
 #pragma once
 
@@ -49,12 +49,27 @@ struct AioConfig {
   bool use_gds = false;
 };
 
+// flops_profiler: dsrun prints the per-op FLOPs and latency profile of optimizer step
+// profile_step (runtime/profiler.h). A plan has nodes, not modules: top_modules is how many of the
+// slowest nodes are listed, detailed adds that list to the op-kind table, and module_depth is only
+// accepted at -1 (the whole model); recompute_fwd_factor only at 0 (plans recompute nothing).
+struct FlopsProfilerConfig {
+  bool enabled = false;
+  double recompute_fwd_factor = 0.0;
+  int64_t profile_step = 1;
+  int64_t module_depth = -1;
+  int64_t top_modules = 1;
+  bool detailed = true;
+  std::optional<std::string> output_file;
+};
+
 Status ParseCheckpointSection(ParseContext& ctx, const nlohmann::json& section, CheckpointConfig* out);
 Status ParseMonitorSection(ParseContext& ctx, const std::string& name, const nlohmann::json& section,
                            MonitorConfig* out);
 Status ParseActivationCheckpointingSection(ParseContext& ctx, const nlohmann::json& section,
                                            ActivationCheckpointingConfig* out);
 Status ParseAioSection(ParseContext& ctx, const nlohmann::json& section, AioConfig* out);
+Status ParseFlopsProfilerSection(ParseContext& ctx, const nlohmann::json& section, FlopsProfilerConfig* out);
 
 // Sections dscompile only recognises: checks their shape, records in ctx.unsupported the ones that
 // are switched on, and returns false for keys that are not such a section.
@@ -65,5 +80,6 @@ nlohmann::json CheckpointToJson(const CheckpointConfig& c);
 nlohmann::json MonitorToJson(const MonitorConfig& m);
 nlohmann::json ActivationCheckpointingToJson(const ActivationCheckpointingConfig& a);
 nlohmann::json AioToJson(const AioConfig& a);
+nlohmann::json FlopsProfilerToJson(const FlopsProfilerConfig& f);
 
 }  // namespace dsc

@@ -196,7 +196,7 @@ TEST(DscompileCli, RefusesConfigFeaturesItDoesNotImplement) {
   } cases[] = {
       {R"("csv_monitor": {"enabled": true, "output_path": "/tmp"})", "csv_monitor.enabled: monitor output"},
       {R"("tensorboard": {"enabled": true})", "tensorboard.enabled: monitor output"},
-      {R"("wall_clock_breakdown": true)", "wall_clock_breakdown: a per-phase timing breakdown"},
+      {R"("flops_profiler": {"enabled": true, "module_depth": 2})", "flops_profiler.module_depth: only -1"},
       {R"("fp16": {"enabled": true, "auto_cast": true})", "fp16.auto_cast"},
   };
   for (const Case& c : cases) {

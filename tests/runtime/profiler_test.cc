@@ -1,0 +1,145 @@
+// The static FLOP table against hand counts, and the profile report's arithmetic.
+#include <gtest/gtest.h>
+
+#include "backend/flops.h"
+#include "ir/text.h"
+#include "runtime/profiler.h"
+
+namespace dsc {
+namespace {
+
+// Each case: a one-node graph and its FLOPs counted by hand from the formula in backend/flops.h.
+struct FlopCase {
+  const char* what;
+  const char* graph;
+  bool known;
+  int64_t flops;
+  int64_t bytes;  // read + written
+};
+
+std::unique_ptr<Graph> Parse(const char* text) {
+  auto g = ParseGraph(text);
+  EXPECT_TRUE(g.ok()) << g.status().ToString();
+  if (!g.ok()) return nullptr;
+  return std::move(*g);  // every value is typed in the signature
+}
+
+TEST(StaticFlops, MatchHandCounts) {
+  const FlopCase cases[] = {
+      // out [2,3,4,6], K = 5: 2*(2*3)*4*6*5
+      {"batched MatMul", R"(<ir_version: 8, opset_import: ["" : 17]>
+g (float[2,3,4,5] a, float[2,3,5,6] b) => (float[2,3,4,6] y) { y = MatMul(a, b) })",
+       true, 2 * 6 * 4 * 6 * 5, 4 * (120 + 180 + 144)},
+      // M 8, N 32, K 16, with C: 2*8*32*16 + 8*32
+      {"Gemm transB with bias", R"(<ir_version: 8, opset_import: ["" : 17]>
+g (float[8,16] a, float[32,16] b, float[32] c) => (float[8,32] y) { y = Gemm <transB = 1> (a, b, c) })",
+       true, 2 * 8 * 32 * 16 + 8 * 32, 4 * (128 + 512 + 32 + 256)},
+      // transA: A is [K, M] = [16, 8]
+      {"Gemm transA", R"(<ir_version: 8, opset_import: ["" : 17]>
+g (float[16,8] a, float[16,32] b) => (float[8,32] y) { y = Gemm <transA = 1> (a, b) })",
+       true, 2 * 8 * 32 * 16, 4 * (128 + 512 + 256)},
+      // out [2,6,8,8] = 768 elements; Cin/groups = 2, 3x3 kernel; + 768 for the bias
+      {"grouped Conv with bias", R"(<ir_version: 8, opset_import: ["" : 17]>
+g (float[2,4,8,8] x, float[6,2,3,3] w, float[6] b) => (float[2,6,8,8] y) {
+  y = Conv <group = 2, pads = [1, 1, 1, 1]> (x, w, b) })",
+       true, 2 * 768 * 2 * 9 + 768, 4 * (512 + 108 + 6 + 768)},
+      {"broadcast Add", R"(<ir_version: 8, opset_import: ["" : 17]>
+g (float[4,5] a, float[5] b) => (float[4,5] y) { y = Add(a, b) })",
+       true, 20, 4 * (20 + 5 + 20)},
+      {"ReduceSum counts its input", R"(<ir_version: 8, opset_import: ["" : 17]>
+g (float[4,5] a) => (float[4] y) <int64[1] axes = {1}> { y = ReduceSum <keepdims = 0> (a, axes) })",
+       true, 20, 4 * 20 + 8 + 4 * 4},
+      {"Softmax", R"(<ir_version: 8, opset_import: ["" : 17]>
+g (float[3,7] a) => (float[3,7] y) { y = Softmax(a) })",
+       true, 21, 4 * 42},
+      {"LayerNormalization 5 per element", R"(<ir_version: 8, opset_import: ["" : 17]>
+g (float[4,8] x, float[8] s, float[8] b) => (float[4,8] y) { y = LayerNormalization(x, s, b) })",
+       true, 5 * 32, 4 * (32 + 8 + 8 + 32)},
+      {"Transpose moves data only", R"(<ir_version: 8, opset_import: ["" : 17]>
+g (float[4,8] x) => (float[8,4] y) { y = Transpose <perm = [1, 0]> (x) })",
+       true, 0, 4 * 64},
+      // Q [B=1, H=2, Sq=4, D=8], K/V [1, 2, Sk=6, 8]: 2*64*6 + (64/8)*6 + 2*64*6
+      {"Attention", R"(<ir_version: 8, opset_import: ["" : 23]>
+g (float[1,2,4,8] q, float[1,2,6,8] k, float[1,2,6,8] v) => (float[1,2,4,8] y) { y = Attention(q, k, v) })",
+       true, 2 * 64 * 6 + 8 * 6 + 2 * 64 * 6, 4 * (64 + 96 + 96 + 64)},
+      // In place: reads acc and x, writes acc; 1 FLOP per element added.
+      {"Accumulate", R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
+g (float[4,5] acc, float[4,5] x) => () { = ai.dscompile.Accumulate(acc, x) })",
+       true, 20, 4 * (20 + 20 + 20)},
+      // 17 per gradient element; reads param, grad, m, v, lr, step, scale; writes param, m, v.
+      {"AdamStep", R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
+g (float[6] w, float[6] g, float[6] m, float[6] v, float[] lr, int64[] step, float[] scale) => () {
+  = ai.dscompile.AdamStep <adam_w_mode = 1, beta1 = 0.9, beta2 = 0.999, bias_correction = 1, epsilon = 1e-08, weight_decay = 0.01> (w, g, m, v, lr, step, scale) })",
+       true, 17 * 6, 4 * (4 * 6) + 4 + 8 + 4 + 4 * (3 * 6)},
+      // 2 per element of every input.
+      {"SumSquares", R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
+g (float[6] a, float[2,3] b) => (float[] y) { y = ai.dscompile.SumSquares(a, b) })",
+       true, 2 * 12, 4 * (12 + 1)},
+      {"an op the table does not list", R"(<ir_version: 8, opset_import: ["" : 17]>
+g (float[4,8] x, float[8,4] y) => (float[4,4] z) { z = Einsum <equation = "ij,jk->ik"> (x, y) })",
+       false, 0, 4 * (32 + 32 + 16)},
+  };
+  for (const FlopCase& c : cases) {
+    std::unique_ptr<Graph> g = Parse(c.graph);
+    ASSERT_TRUE(g) << c.what;
+    ASSERT_EQ(g->nodes().size(), 1u) << c.what;
+    const NodeCost cost = StaticNodeCost(*g->nodes().front());
+    EXPECT_EQ(cost.flops_known, c.known) << c.what;
+    EXPECT_EQ(cost.flops, c.flops) << c.what;
+    EXPECT_EQ(cost.bytes_read + cost.bytes_written, c.bytes) << c.what;
+  }
+}
+
+TEST(StaticFlops, EveryRuleIsListed) {
+  bool matmul = false, adam = false;
+  for (const FlopRule& r : FlopRules()) {
+    EXPECT_FALSE(std::string(r.rule).empty()) << r.op;
+    matmul |= std::string(r.op) == "MatMul";
+    adam |= std::string(r.op) == "AdamStep";
+  }
+  EXPECT_TRUE(matmul);
+  EXPECT_TRUE(adam);
+}
+
+// Two programs, hand-made times: totals, percentages, rates and the phase split follow from them.
+TEST(ProfileReport, SumsTimesAndRatesByHand) {
+  ProfiledProgram micro{"micro_step", {}}, step{"step", {}};
+  NodeCost mm{true, 1000000, 100, 50}, add{true, 1000, 10, 5}, unknown{false, 0, 8, 8};
+  micro.nodes = {{"mm1", "MatMul", "", mm, Phase::kForward},
+                 {"mm2", "MatMul", "", mm, Phase::kBackward},
+                 {"add", "Add", "", add, Phase::kForward}};
+  step.nodes = {{"upd", "ai.dscompile.Foo", "", unknown, Phase::kStep}};
+  // Two steps of two micro-steps each: 4 calls per micro_step node.
+  std::vector<std::vector<NodeTime>> times = {{{4, 0.004}, {4, 0.002}, {4, 0.001}}, {{2, 0.003}}};
+  nlohmann::json r = ProfileReport({micro, step}, times, 2, 0.011, 2, "test");
+  EXPECT_DOUBLE_EQ(r["step_ms"].get<double>(), 5.5);
+  EXPECT_DOUBLE_EQ(r["kernel_ms"].get<double>(), 5.0);
+  EXPECT_DOUBLE_EQ(r["phases_ms"]["forward"].get<double>(), 2.5);
+  EXPECT_DOUBLE_EQ(r["phases_ms"]["backward"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(r["phases_ms"]["step"].get<double>(), 1.5);
+  const nlohmann::json& p = r["programs"][0];
+  EXPECT_EQ(p["flops_per_run"].get<int64_t>(), 2001000);
+  EXPECT_DOUBLE_EQ(p["runs_per_step"].get<double>(), 2.0);
+  const nlohmann::json& k = p["op_kinds"][0];
+  EXPECT_EQ(k["op"], "MatMul");
+  EXPECT_EQ(k["nodes"].get<int64_t>(), 2);
+  EXPECT_EQ(k["calls"].get<int64_t>(), 8);
+  EXPECT_DOUBLE_EQ(k["total_ms"].get<double>(), 6.0);
+  EXPECT_NEAR(k["percent"].get<double>(), 600.0 / 7.0, 1e-9);
+  EXPECT_NEAR(k["gflops_per_s"].get<double>(), 8e6 / 0.006 / 1e9, 1e-9);  // 8 calls of 1 MFLOP in 6 ms
+  EXPECT_EQ(k["bytes"].get<int64_t>(), 300);
+  ASSERT_EQ(p["top_nodes"].size(), 2u);  // top_nodes = 2
+  EXPECT_EQ(p["top_nodes"][0]["name"], "mm1");
+  EXPECT_EQ(p["top_nodes"][1]["phase"], "backward");
+  const nlohmann::json& s = r["programs"][1];
+  EXPECT_EQ(s["flops_unknown_nodes"].get<int64_t>(), 1);
+  EXPECT_TRUE(s["op_kinds"][0]["flops"].is_null());
+  EXPECT_TRUE(s["op_kinds"][0]["gflops_per_s"].is_null());
+  const std::string text = FormatProfile(r, true);
+  EXPECT_NE(text.find("program micro_step"), std::string::npos) << text;
+  EXPECT_NE(text.find("top 2 nodes by time"), std::string::npos) << text;
+  EXPECT_EQ(FormatProfile(r, false).find("nodes by time"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dsc
