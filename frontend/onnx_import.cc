@@ -149,7 +149,7 @@ Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, std::uni
   RETURN_IF_ERROR(RestoreBatchNormTraining(&model));
   RETURN_IF_ERROR(FoldSequenceOps(&model));
   RETURN_IF_ERROR(DecomposeOps(&model));
-  ASSIGN_OR_RETURN(*out, GraphFromOnnx(model));
+  ASSIGN_OR_RETURN(*out, GraphFromOnnxReleasingWeights(&model));  // one copy of the weights, not two
   RETURN_IF_ERROR(CheckSupportedOps(**out));
   // Attributes first: ONNX's shape inference divides by strides and indexes by axes unchecked.
   RETURN_IF_ERROR(CheckNodes(**out, NodeCheckStage::kAttributes));
@@ -160,11 +160,8 @@ Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, std::uni
 
 }  // namespace
 
-StatusOr<std::unique_ptr<Graph>> ImportOnnxBytes(const std::string& bytes, const std::string& base_dir,
-                                                 const std::string& name) {
-  onnx::ModelProto model;
-  if (bytes.empty()) return DataLoss(name, ": the file is empty");
-  if (!model.ParseFromString(bytes)) return DataLoss(name, ": not a valid ONNX protobuf (ModelProto failed to parse)");
+static StatusOr<std::unique_ptr<Graph>> ImportModel(onnx::ModelProto& model, const std::string& base_dir,
+                                             const std::string& name) {
   if (!model.has_graph()) return InvalidArgument(name, ": the model has no graph");
   std::unique_ptr<Graph> g;
   Status s = ImportInto(model, base_dir, &g);
@@ -172,16 +169,26 @@ StatusOr<std::unique_ptr<Graph>> ImportOnnxBytes(const std::string& bytes, const
   return g;
 }
 
+StatusOr<std::unique_ptr<Graph>> ImportOnnxBytes(const std::string& bytes, const std::string& base_dir,
+                                                 const std::string& name) {
+  onnx::ModelProto model;
+  if (bytes.empty()) return DataLoss(name, ": the file is empty");
+  if (!model.ParseFromString(bytes)) return DataLoss(name, ": not a valid ONNX protobuf (ModelProto failed to parse)");
+  return ImportModel(model, base_dir, name);
+}
+
 StatusOr<std::unique_ptr<Graph>> ImportOnnxFile(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return NotFound(path, ": no such model file");
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound(path, ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
   const std::filesystem::path p(path);
   const std::string dir = p.has_parent_path() ? p.parent_path().string() : std::string(".");
-  return ImportOnnxBytes(ss.str(), dir, path);
+  // Parsed from the stream: a model's bytes are never held as a string beside the parsed model.
+  onnx::ModelProto model;
+  if (std::filesystem::file_size(path, ec) == 0 && !ec) return DataLoss(path, ": the file is empty");
+  if (!model.ParseFromIstream(&in)) return DataLoss(path, ": not a valid ONNX protobuf (ModelProto failed to parse)");
+  return ImportModel(model, dir, path);
 }
 
 }  // namespace dsc

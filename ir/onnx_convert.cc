@@ -155,7 +155,11 @@ static void AttrToOnnx(const std::string& name, const AttrValue& v, onnx::Attrib
   }
 }
 
-StatusOr<std::unique_ptr<Graph>> GraphFromOnnx(const onnx::ModelProto& model) {
+namespace {
+
+// `release`, when given, is `model` itself: each initializer's bytes are dropped from it once the
+// graph holds them.
+StatusOr<std::unique_ptr<Graph>> ConvertGraph(const onnx::ModelProto& model, onnx::ModelProto* release) {
   auto g = std::make_unique<Graph>();
   const onnx::GraphProto& gp = model.graph();
   g->name = gp.name().empty() ? "main" : gp.name();
@@ -177,10 +181,21 @@ StatusOr<std::unique_ptr<Graph>> GraphFromOnnx(const onnx::ModelProto& model) {
     ASSIGN_OR_RETURN(TensorType t, TypeFromOnnx(in.type(), StrCat("graph input '", in.name(), "'")));
     g->AddInput(in.name(), t);
   }
-  for (const auto& t : gp.initializer()) {
+  for (int i = 0; i < gp.initializer_size(); ++i) {
+    const onnx::TensorProto& t = gp.initializer(i);
     StatusOr<Tensor> tensor = TensorFromOnnx(t, StrCat("initializer '", t.name(), "'"));
     if (!tensor.ok()) return tensor.status();
     g->AddInitializer(t.name(), std::move(*tensor));
+    if (release) {
+      // Swapped with empty containers: clear() would keep the capacity, and so the memory.
+      onnx::TensorProto* r = release->mutable_graph()->mutable_initializer(i);
+      std::string().swap(*r->mutable_raw_data());
+      google::protobuf::RepeatedField<float>().Swap(r->mutable_float_data());
+      google::protobuf::RepeatedField<double>().Swap(r->mutable_double_data());
+      google::protobuf::RepeatedField<int32_t>().Swap(r->mutable_int32_data());
+      google::protobuf::RepeatedField<int64_t>().Swap(r->mutable_int64_data());
+      google::protobuf::RepeatedField<uint64_t>().Swap(r->mutable_uint64_data());
+    }
   }
 
   std::unordered_map<std::string, const onnx::ValueInfoProto*> infos;
@@ -241,7 +256,15 @@ StatusOr<std::unique_ptr<Graph>> GraphFromOnnx(const onnx::ModelProto& model) {
   return g;
 }
 
-onnx::ModelProto GraphToOnnx(const Graph& g) {
+}  // namespace
+
+StatusOr<std::unique_ptr<Graph>> GraphFromOnnx(const onnx::ModelProto& model) { return ConvertGraph(model, nullptr); }
+
+StatusOr<std::unique_ptr<Graph>> GraphFromOnnxReleasingWeights(onnx::ModelProto* model) {
+  return ConvertGraph(*model, model);
+}
+
+onnx::ModelProto GraphToOnnx(const Graph& g, const GraphToOnnxOptions& options) {
   onnx::ModelProto m;
   m.set_ir_version(g.ir_version);
   m.set_producer_name("dscompile");
@@ -265,7 +288,16 @@ onnx::ModelProto GraphToOnnx(const Graph& g) {
     vi->set_name(v->name());
     TypeToOnnx(v->type, vi->mutable_type());
   }
-  for (Value* v : g.initializers()) TensorToOnnx(v->initializer(), v->name(), gp->add_initializer());
+  for (Value* v : g.initializers()) {
+    const Tensor& t = v->initializer();
+    if (options.weights_as_inputs_above >= 0 && IsFloat(t.dtype()) && t.numel() > options.weights_as_inputs_above) {
+      auto* vi = gp->add_input();
+      vi->set_name(v->name());
+      TypeToOnnx(v->type, vi->mutable_type());
+      continue;
+    }
+    TensorToOnnx(t, v->name(), gp->add_initializer());
+  }
   for (const auto& n : g.nodes()) {
     auto* np = gp->add_node();
     np->set_op_type(n->op_type());

@@ -20,8 +20,17 @@ void TypeToOnnx(const TensorType& t, onnx::TypeProto* out);
 // Imports a model. Graph inputs that also have an initializer become initializers. Value infos
 // (shape inference results) type the intermediate values.
 StatusOr<std::unique_ptr<Graph>> GraphFromOnnx(const onnx::ModelProto& model);
+// The same, dropping each initializer's data from `model` as soon as the graph holds it, so the
+// weights of a large model are never held twice.
+StatusOr<std::unique_ptr<Graph>> GraphFromOnnxReleasingWeights(onnx::ModelProto* model);
 // Exports a model with value_info for every typed intermediate; training metadata goes into
 // metadata_props ("dsc.loss", "dsc.parameters").
-onnx::ModelProto GraphToOnnx(const Graph& g);
+struct GraphToOnnxOptions {
+  // Float initializers of more elements than this go out as typed graph inputs without their data
+  // (-1: none do). Shape inference needs only their types, and a model's weights are not copied
+  // once more for it; integer tensors, which data propagation reads, always keep their values.
+  int64_t weights_as_inputs_above = -1;
+};
+onnx::ModelProto GraphToOnnx(const Graph& g, const GraphToOnnxOptions& options = {});
 
 }  // namespace dsc

@@ -48,7 +48,7 @@ Status InferShapes(Graph& g) {
   for (const auto& n : g.nodes())
     if (n->op_type() == "Range" && n->domain().empty())
       RETURN_IF_ERROR(CheckNode(*n, opset == g.opsets.end() ? 0 : opset->second, NodeCheckStage::kAttributes));
-  onnx::ModelProto model = GraphToOnnx(g);
+  onnx::ModelProto model = GraphToOnnx(g, GraphToOnnxOptions{/*weights_as_inputs_above=*/1024});
   // Drop the old intermediate types so stale shapes never shadow fresh inference; outputs of
   // ops ONNX does not know are restored from the IR below.
   model.mutable_graph()->clear_value_info();
