@@ -18,7 +18,11 @@ dsrun:   build/tools/dscompile MODEL --config CFG -o PLAN, then
 FLOPs per step are estimated as 6 x params x tokens (tokens = batch x sequence; the usual
 dense-transformer estimate, forward 2PT + backward 4PT, leaving out the attention score/value
 matmuls and all elementwise work), reported as GFLOP/s and as a fraction of the machine's sgemm
-peak measured here (numpy float32 N^3 matmul, N=2048, same thread count).
+peak measured here: the faster of numpy's BLAS and dsrun's (the OpenBLAS dsrun links, called
+through ctypes), float32 N^3, N=2048, same thread count.
+BLAS: each side's library and kernel set is printed: PyTorch's from the libraries loaded in this
+process (OpenBLAS's openblas_get_corename(), threadpoolctl when installed, torch's build config),
+dsrun's from its startup line "dsrun: device cpu (OpenBLAS ..., <core> kernels, T threads)".
 
 Exit status: 0 when both sides ran, 2 when dsrun is unavailable or failed (the PyTorch numbers
 are still printed, followed by a "dsrun unavailable: <reason>" line), 1 on other errors.
@@ -113,9 +117,26 @@ def set_blas_threads(t):
     return done
 
 
+def openblas_kernels(path, prefix=""):
+    """(config, corename) of the OpenBLAS at path, or None when it is not one."""
+    import ctypes
+    try:
+        lib = ctypes.CDLL(path)
+        config = getattr(lib, prefix + "openblas_get_config")
+        core = getattr(lib, prefix + "openblas_get_corename")
+    except (OSError, AttributeError):
+        return None
+    config.restype = core.restype = ctypes.c_char_p
+    return config().decode(), core().decode()
+
+
 def blas_description(np):
     libs = loaded_blas()
-    desc = ", ".join(libs) if libs else "unknown"
+    parts = []
+    for p in libs:
+        k = openblas_kernels(p) if "openblas" in os.path.basename(p) else None
+        parts.append(p if k is None else "%s (%s, %s kernels)" % (p, k[0].split(" DYNAMIC")[0], k[1]))
+    desc = ", ".join(parts) if parts else "unknown"
     try:
         import threadpoolctl  # optional
         info = threadpoolctl.threadpool_info()
@@ -125,6 +146,61 @@ def blas_description(np):
     except ImportError:
         pass
     return desc
+
+
+def torch_blas(torch):
+    """What torch was built to use for GEMMs and convolutions (from its build config)."""
+    import re
+    cfg = torch.__config__.show()
+    info = ["%s=%s" % kv for kv in re.findall(r"\b(BLAS_INFO|LAPACK_INFO)=([^,\s]+)", cfg)]
+    dnn = re.search(r"MKL-DNN (v[\d.]+)|oneDNN (v[\d.]+)", cfg)
+    return "%s; oneDNN %s" % (", ".join(info) or "BLAS_INFO unknown",
+                              (dnn.group(1) or dnn.group(2)) if dnn and torch.backends.mkldnn.is_available()
+                              else "not available")
+
+
+def dsrun_blas_library(build_dir):
+    """(path, symbol prefix) of the OpenBLAS dsrun links, from ldd; None when not found."""
+    dsrun = os.path.join(build_dir, "tools", "dsrun")
+    try:
+        out = subprocess.run(["ldd", dsrun], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             universal_newlines=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] == "=>" and "blas" in parts[0]:
+            return parts[2], ("scipy_" if "scipy_openblas" in parts[0] else "")
+    return None
+
+
+def sgemm_peak_openblas(np, path, prefix, n, t):
+    """Best GFLOP/s of the OpenBLAS at path (cblas_sgemm through ctypes), float32 n^3."""
+    import ctypes
+    lib = ctypes.CDLL(path)
+    getattr(lib, prefix + "openblas_set_num_threads")(ctypes.c_int(t))
+    sgemm = getattr(lib, prefix + "cblas_sgemm")
+    a = np.random.RandomState(0).standard_normal((n, n)).astype(np.float32)
+    b = np.random.RandomState(1).standard_normal((n, n)).astype(np.float32)
+    c = np.empty((n, n), np.float32)
+    fp = ctypes.POINTER(ctypes.c_float)
+    row_major, no_trans = 101, 111
+
+    def run():
+        sgemm(row_major, no_trans, no_trans, n, n, n, ctypes.c_float(1.0), a.ctypes.data_as(fp), n,
+              b.ctypes.data_as(fp), n, ctypes.c_float(0.0), c.ctypes.data_as(fp), n)
+    run()
+    times = []
+    budget = time.perf_counter() + 10.0
+    for i in range(7):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+        if i >= 2 and time.perf_counter() > budget:
+            break
+    if not np.allclose(c[:4, :4], a[:4] @ b[:, :4], rtol=1e-3, atol=1e-2):
+        raise RuntimeError("%s sgemm through ctypes gave wrong numbers" % path)
+    return 2.0 * n ** 3 / min(times) / 1e9
 
 
 def sgemm_peak(np, n, t):
@@ -241,8 +317,10 @@ def bench_dsrun(model_dir, cfg_path, work, warmup, steps, threads, build_dir, ti
 
     run([dscompile, onnx_path, "--config", cfg_path, "-o", plan], "dscompile")
     total = warmup + steps
-    run([dsrun, plan, "--data", os.path.join(model_dir, "data"), "--steps", str(total),
-         "--no-shuffle", "--metrics", metrics, "--threads", str(threads)], "dsrun")
+    p = run([dsrun, plan, "--data", os.path.join(model_dir, "data"), "--steps", str(total),
+             "--no-shuffle", "--metrics", metrics, "--threads", str(threads)], "dsrun")
+    device = next((ln[len("dsrun: device "):] for ln in p.stderr.splitlines()
+                   if ln.startswith("dsrun: device ")), "unknown (no \"dsrun: device\" line)")
     rows = {}
     try:
         with open(metrics) as f:
@@ -261,7 +339,7 @@ def bench_dsrun(model_dir, cfg_path, work, warmup, steps, threads, build_dir, ti
         raise Unavailable("dsrun metrics lines lack \"step_time_s\"")
     losses = [rows[s].get("loss") for s in range(1, total + 1) if s in rows]
     return {"step_s": statistics.median(float(r["step_time_s"]) for r in timed),
-            "losses": losses}
+            "losses": losses, "device": device}
 
 
 # --------------------------------------------------------------------------
@@ -287,9 +365,16 @@ def main(argv=None):
             json.dump(BENCH_CONFIG, f, indent=1)
         models = prepare_models(names, tmp, torch, E)
         set_blas_threads(a.threads)
-        peak, _ = sgemm_peak(np, a.sgemm_n, a.threads)
+        numpy_peak, _ = sgemm_peak(np, a.sgemm_n, a.threads)
+        torch_blas_desc = blas_description(np)  # before dsrun's OpenBLAS joins this process
+        dsrun_lib = dsrun_blas_library(a.build_dir)
+        dsrun_peak = None
+        if dsrun_lib is not None:
+            dsrun_peak = sgemm_peak_openblas(np, dsrun_lib[0], dsrun_lib[1], a.sgemm_n, a.threads)
+        peak = max(numpy_peak, dsrun_peak or 0.0)
         results = []
         reason = None
+        dsrun_device = None
         for name in names:
             m = models[name]
             tr = bench_torch(m["dir"], a.warmup, a.steps, torch, R, not a.no_torch_foreach)
@@ -305,6 +390,7 @@ def main(argv=None):
                     dr = bench_dsrun(m["dir"], cfg_path, tmp, a.warmup, a.steps, a.threads,
                                      a.build_dir, a.timeout)
                     row["dsrun_ms"] = dr["step_s"] * 1e3
+                    dsrun_device = dr["device"]
                     row["dsrun_gflops"] = flops / dr["step_s"] / 1e9
                     row["ratio"] = dr["step_s"] / tr["step_s"]
                     pairs = [(float(x), y) for x, y in zip(dr["losses"], tr["losses"])
@@ -318,9 +404,12 @@ def main(argv=None):
 
         print("machine: %d CPUs (os.cpu_count), threads %d; torch %s; numpy %s"
               % (os.cpu_count() or 0, a.threads, torch.__version__, np.__version__))
-        print("BLAS loaded (numpy and torch share the process): %s" % blas_description(np))
-        print("sgemm peak (numpy float32 %d^3, best of runs): %.1f GFLOP/s"
-              % (a.sgemm_n, peak))
+        print("torch BLAS: %s (numpy and torch share the process); torch build: %s"
+              % (torch_blas_desc, torch_blas(torch)))
+        print("dsrun BLAS: %s" % (dsrun_device or "- (dsrun did not run)"))
+        print("sgemm float32 %d^3, %d threads, best of runs: numpy %.1f GFLOP/s, dsrun's OpenBLAS %s; "
+              "peak %.1f GFLOP/s" % (a.sgemm_n, a.threads, numpy_peak,
+                                     "-" if dsrun_peak is None else "%.1f GFLOP/s" % dsrun_peak, peak))
         print("FLOPs/step = 6 x params x tokens (tokens = batch %d x sequence; attention "
               "score/value matmuls and elementwise work not counted)" % BATCH)
         print("step = zero_grad + forward + backward + clip_grad_norm(1.0) + AdamW; median of "
@@ -345,7 +434,9 @@ def main(argv=None):
         print("ratio = dsrun ms / torch ms (< 1: dsrun faster); (%) = fraction of sgemm peak")
         if a.json:
             with open(a.json, "w") as fh:
-                json.dump({"sgemm_peak_gflops": peak, "blas": blas_description(np),
+                json.dump({"sgemm_peak_gflops": peak, "sgemm_numpy_gflops": numpy_peak,
+                           "sgemm_dsrun_blas_gflops": dsrun_peak, "blas": torch_blas_desc,
+                           "torch_build": torch_blas(torch), "dsrun_device": dsrun_device,
                            "warmup": a.warmup, "steps": a.steps, "config": BENCH_CONFIG,
                            "dsrun_unavailable": reason, "results": results}, fh, indent=1)
         if reason is not None:

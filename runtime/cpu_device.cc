@@ -5,9 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/cpu/blas.h"
 #include "runtime/device.h"
-
-extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace dsc {
 namespace {
@@ -51,7 +50,12 @@ class CpuDevice : public Device {
   StatusOr<void*> AllocateHost(size_t bytes) override { return Allocate(bytes); }
   void FreeHost(void* ptr) override { Free(ptr); }
   Status Synchronize() override { return Status::OK(); }
-  std::string name() const override { return "cpu"; }
+  // "cpu (OpenBLAS 0.3.34.481.3, SkylakeX kernels, 2 threads)": which GEMM kernels a run gets is
+  // the first thing to know about its speed.
+  std::string name() const override {
+    const int threads = openblas_get_num_threads();
+    return StrCat("cpu (", cpu::BlasDescription(), ", ", threads, threads == 1 ? " thread)" : " threads)");
+  }
   size_t allocated_bytes() const override { return counter_.allocated(); }
   size_t peak_allocated_bytes() const override { return counter_.peak(); }
 

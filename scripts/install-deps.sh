@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs every Debian package dscompile's build, tests (clang, libFuzzer and libomp for the
-# sanitizer and fuzz builds) and reference scripts need, then the ONNX C++ library at its current
-# release (scripts/install-onnx.sh); a no-op when both are present.
+# sanitizer and fuzz builds) and reference scripts need, then the ONNX C++ library
+# (scripts/install-onnx.sh) and OpenBLAS (scripts/install-openblas.sh) at their current releases;
+# a no-op when all are present. Debian's OpenBLAS (libopenblas0-pthread) stays for numpy and the
+# reference PyTorch; dscompile's kernels link the current one.
 set -euo pipefail
 
 PKGS=(
   build-essential cmake pkg-config
   libprotobuf-dev protobuf-compiler python3-venv
   nlohmann-json3-dev libgtest-dev
-  libopenblas-dev libopenblas0-pthread
+  libopenblas0-pthread
   libopenmpi-dev openmpi-bin
   python3-numpy python3-torch python3-onnx
   clang libclang-rt-14-dev libomp-14-dev
@@ -33,3 +35,4 @@ else
 fi
 
 echo "install-deps: ONNX $(basename "$("$(dirname "$0")/install-onnx.sh")")"
+echo "install-deps: OpenBLAS $(basename "$("$(dirname "$0")/install-openblas.sh")")"

@@ -1,6 +1,5 @@
 // 1-D and 2-D convolution (ONNX Conv: groups, strides, pads, dilations, auto_pad, optional bias) and ConvGrad,
 // both as im2col/col2im around OpenBLAS sgemm.
-#include <cblas.h>
 
 #include <algorithm>
 #include <vector>
@@ -8,6 +7,7 @@
 #include "ir/dsc_ops.h"
 #include "kernels/common/conv_math.h"
 #include "kernels/common/conv_shape.h"
+#include "kernels/cpu/blas.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 

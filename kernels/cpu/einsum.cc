@@ -3,13 +3,13 @@
 // labels per output element; a float32 contraction of two operands without diagonals, broadcasts
 // or labels summed within one operand (matmul, attention's "bhqd,bhkd->bhqk") is instead
 // transposed to (batch, M, K) x (batch, K, N) and run as one sgemm per batch.
-#include <cblas.h>
 
 #include <algorithm>
 #include <type_traits>
 
 #include "ir/einsum_equation.h"
 #include "kernels/common/einsum_math.h"
+#include "kernels/cpu/blas.h"
 #include "kernels/cpu/broadcast.h"
 #include "kernels/cpu/nn_util.h"
 

@@ -8,7 +8,6 @@
 // calling the multi-threaded OpenBLAS made the OpenMP workers (still spinning after their loop)
 // and OpenBLAS's pthreads fight for the cores: 512^3 took 24 ms instead of about 1 ms (see
 // HalfGemm below).
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 #include <initializer_list>
 #include <utility>
 
+#include "kernels/cpu/blas.h"
 #include "kernels/cpu/broadcast.h"
 #include "kernels/cpu/half_convert.h"
 

@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 
+#include "kernels/cpu/blas.h"
 #include "runtime/device.h"
 
 namespace dsc {
@@ -29,7 +30,8 @@ TEST(DeviceSelect, CpuOnRequest) {
   StatusOr<std::unique_ptr<Device>> d = CreateDevice("cpu", 1);
   ASSERT_TRUE(d.ok()) << d.status().message();
   EXPECT_EQ((*d)->kind(), DeviceKind::kCpu);
-  EXPECT_EQ((*d)->name(), "cpu");
+  // The name carries the BLAS and its kernel set (dsrun prints it at startup).
+  EXPECT_EQ((*d)->name(), StrCat("cpu (", cpu::BlasDescription(), ", 1 thread)"));
   EXPECT_EQ((*d)->cuda_resources(), nullptr);
 }
 
