@@ -35,6 +35,7 @@ const std::map<std::string, Entry>& Table() {
     std::map<std::string, Entry> t;
     t["MatMul"] = {Rule::kMatMul, 2, "2*M*N*K (batched: per batch matrix)"};
     t["Gemm"] = {Rule::kGemm, 2, "2*M*N*K, + M*N when C is given"};
+    t["FusedMatMul"] = {Rule::kMatMul, 2, "2*M*N*K (batched: per batch matrix), K from A as transA reads it"};
     t["Conv"] = {Rule::kConv, 2, "2*out_elems*Cin/groups*kh*kw, + out_elems with a bias"};
     t["ConvGrad"] = {Rule::kConvGrad, 2, "dX and dW: 2*dY_elems*Cin/groups*kh*kw each; dB: dY_elems"};
     t["Attention"] = {Rule::kAttention, 1, "2*Sq*Sk*D + Sq*Sk + 2*Sq*Sk*Dv per batch and head"};
@@ -134,7 +135,8 @@ bool Flops(const Node& n, const Entry& e, int64_t* flops) {
     }
     case Rule::kMatMul:
       if (!StaticDims(n.input(0), &a) || !StaticDims(n.output(0), &y) || a.empty()) return false;
-      *flops = 2 * Product(y) * a.back();
+      // FusedMatMul<transA> stores A as (..., K, M).
+      *flops = 2 * Product(y) * (n.GetInt("transA", 0) != 0 && a.size() >= 2 ? a[a.size() - 2] : a.back());
       return true;
     case Rule::kGemm: {
       if (!StaticDims(n.input(0), &a) || !StaticDims(n.output(0), &y) || a.size() != 2) return false;

@@ -51,6 +51,12 @@
 //       -> dQ, dK, dV[, dAttnMask]             probabilities recomputed; inputs omitted as in the
 //                                               forward; dAttnMask (float mask) summed over broadcasts
 //
+// Fused ops (made by the fuse pass, passes/fuse.cc, which lists its rewrites):
+//   FusedMatMul<transA = 0, transB = 0>(A, B) -> Y   numpy MatMul of op(A) and op(B), op = A (B) with
+//                                               its last two axes swapped when transA (transB) is 1;
+//                                               A and B of rank >= 2 and of Y's dtype; the GEMM reads
+//                                               the operand transposed, no transposed copy is made
+//
 // Reductions and sums:
 //   SumSquares(X1, ..., Xn) -> float[]          sum over all elements of all inputs of x^2 (fp32 acc.
 //                                               in double for stability)
@@ -137,6 +143,9 @@ inline constexpr const char* kSeluGrad = "SeluGrad";
 inline constexpr const char* kSoftsignGrad = "SoftsignGrad";
 inline constexpr const char* kRMSNormalizationGrad = "RMSNormalizationGrad";
 inline constexpr const char* kAttentionGrad = "AttentionGrad";
+
+// Fused ops.
+inline constexpr const char* kFusedMatMul = "FusedMatMul";
 
 // Reductions.
 inline constexpr const char* kSumSquares = "SumSquares";

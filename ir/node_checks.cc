@@ -717,6 +717,7 @@ const std::unordered_map<std::string, Check>& DscChecks() {
       {ops::kSoftmaxCrossEntropyLossGrad, Enum("reduction", {"none", "mean", "sum"})},
       {ops::kNegativeLogLikelihoodLossGrad, Enum("reduction", {"none", "mean", "sum"})},
       {ops::kAttentionGrad, [](const NodeView& v) { return CheckAttention(v, 1); }},
+      {ops::kFusedMatMul, Flags({"transA", "transB"})},
       {ops::kAllReduce, Enum("op", {"avg", "sum"})},
       {ops::kReduceScatter, Enum("op", {"avg", "sum"})},
       {ops::kAdamStep, All({Flags({"shard", "adam_w_mode", "bias_correction"}), [](const NodeView& v) {
@@ -756,6 +757,7 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     (*t)[ops::kSoftmaxCrossEntropyLossGrad] = Arity{3, 4, 1, 1, {0, 1, 2}};
     (*t)[ops::kNegativeLogLikelihoodLossGrad] = Arity{3, 4, 1, 1, {0, 1, 2}};
     (*t)[ops::kAttentionGrad] = Arity{4, 8, 3, 4, {0, 1, 2, 3}};
+    (*t)[ops::kFusedMatMul] = Arity{2, 2, 1, 1, {0, 1}};
     (*t)[ops::kSumSquares] = Arity{1, std::numeric_limits<int>::max(), 1, 1, {}};
     (*t)[ops::kClipScale] = Arity{1, 1, 1, 1, {0}};
     (*t)[ops::kAccumulate] = Arity{2, 2, 0, 0, {0, 1}};

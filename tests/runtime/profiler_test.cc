@@ -62,6 +62,10 @@ g (float[4,8] x) => (float[8,4] y) { y = Transpose <perm = [1, 0]> (x) })",
       {"Attention", R"(<ir_version: 8, opset_import: ["" : 23]>
 g (float[1,2,4,8] q, float[1,2,6,8] k, float[1,2,6,8] v) => (float[1,2,4,8] y) { y = Attention(q, k, v) })",
        true, 2 * 64 * 6 + 8 * 6 + 2 * 64 * 6, 4 * (64 + 96 + 96 + 64)},
+      // The fuse pass's MatMul reading A as [K, M] = [2, 3, 5, 4] and B as [N, K] = [2, 3, 6, 5]: K = 5.
+      {"FusedMatMul transA transB", R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
+g (float[2,3,5,4] a, float[2,3,6,5] b) => (float[2,3,4,6] y) { y = ai.dscompile.FusedMatMul <transA = 1, transB = 1> (a, b) })",
+       true, 2 * 6 * 4 * 6 * 5, 4 * (120 + 180 + 144)},
       // In place: reads acc and x, writes acc; 1 FLOP per element added.
       {"Accumulate", R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
 g (float[4,5] acc, float[4,5] x) => () { = ai.dscompile.Accumulate(acc, x) })",

@@ -71,14 +71,14 @@ TEST(DscompileCli, CompilesGptAndDumpsEveryPass) {
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx")) << f;
   }
-  for (const char* f : {"08-accumulate", "09-optimizer", "10-zero-partition", "11-memory-plan"}) {
+  for (const char* f : {"08-accumulate", "09-optimizer", "10-zero-partition", "11-fuse", "12-memory-plan"}) {
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".micro_step.onnx")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".step.onnx")) << f;
   }
   StatusOr<Plan> plan = ReadPlan(dir.File("gpt.dsplan"));
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
-  ASSERT_EQ(plan->pipeline.size(), 11u);
+  ASSERT_EQ(plan->pipeline.size(), 12u);
   EXPECT_EQ(plan->config.value("train_batch_size", 0), 16);
   ASSERT_NE(plan->FindProgram("micro_step"), nullptr);
   ASSERT_NE(plan->FindProgram("step"), nullptr);
@@ -151,7 +151,8 @@ TEST(DscompileCli, PrintIrAfterAndTimePasses) {
   EXPECT_NE(r.output.find("IR after pass 3 'fold-constants'"), std::string::npos);
   EXPECT_EQ(r.output.find("IR after pass 2"), std::string::npos);
   EXPECT_NE(r.output.find("pass  4 dce"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("pass 11 memory-plan"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pass 11 fuse"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pass 12 memory-plan"), std::string::npos) << r.output;
 }
 
 TEST(DscompileCli, ExplicitPassesAndStopAfter) {
