@@ -47,7 +47,8 @@ for m in m1 m2; do
 done
 grep -q "world size: 1" "$tmp/work/inspect.txt" || fail "dsinspect from the bundle printed no summary"
 # The same summary but for the command line, the source model's absolute path and the passes' timings.
-summary() { grep -v -e "^command line" -e "^source model" "$1" | sed -E 's/ *[0-9.]+ (ms|us|s)$/ T/'; }
+# Runs of spaces are squeezed: the timing column's width follows the longest time.
+summary() { grep -v -e "^command line" -e "^source model" "$1" | sed -E 's/ *[0-9.]+ (ms|us|s)$/ T/; s/ +/ /g'; }
 diff <(summary "$tmp/ref/inspect.txt") <(summary "$tmp/work/inspect.txt") \
   || fail "dsinspect differs from the build tree's"
 
