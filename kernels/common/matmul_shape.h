@@ -1,6 +1,6 @@
 // FusedMatMul's shapes, read once at Init by the CPU kernel (kernels/cpu/fused_matmul.cc) and its
 // CUDA twin (kernels/cuda/fused_matmul.cu): the GEMM sizes, the transpose flags and, per output
-// matrix, where its A and B matrices start.
+// matrix, where its A and B matrices start; plus the batch helpers the CUDA MatMul shares.
 //   ASSIGN_OR_RETURN(matmul::FusedShape s, matmul::ResolveFused(node));
 #pragma once
 
@@ -24,6 +24,28 @@ struct FusedShape {
   int64_t ldb() const { return trans_b ? k : n; }
   int64_t batch() const { return static_cast<int64_t>(a_offsets.size()); }
 };
+
+// numpy broadcast of two batch shapes (right-aligned; 1 stretches).
+inline StatusOr<std::vector<int64_t>> BroadcastBatch(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  const size_t r = std::max(a.size(), b.size());
+  std::vector<int64_t> out(r, 1);
+  for (size_t i = 0; i < r; ++i) {
+    const int64_t x = i < r - a.size() ? 1 : a[i - (r - a.size())], y = i < r - b.size() ? 1 : b[i - (r - b.size())];
+    if (x != y && x != 1 && y != 1) return InvalidArgument("batch dims ", x, " and ", y, " do not broadcast");
+    out[i] = x == 1 ? y : x;
+  }
+  return out;
+}
+
+// Whether offsets[i] == i * stride for one stride (returned), so a strided batch (cuBLASLt's)
+// covers them.
+inline bool Arithmetic(const std::vector<int64_t>& offsets, int64_t* stride) {
+  *stride = offsets.size() > 1 ? offsets[1] - offsets[0] : 0;
+  if (offsets.empty() || offsets[0] != 0 || *stride < 0) return false;
+  for (size_t i = 0; i < offsets.size(); ++i)
+    if (offsets[i] != static_cast<int64_t>(i) * *stride) return false;
+  return true;
+}
 
 // Per output batch index (row-major over `batch`), the index of the operand's matrix; the operand's
 // batch dims are right-aligned against `batch` and a dim of 1 repeats.
@@ -62,14 +84,7 @@ inline StatusOr<FusedShape> ResolveFused(const Node& node) {
   const int64_t bk = s.trans_b ? b_cols : b_rows;
   if (bk != s.k) return InvalidArgument("inner dims differ: ", s.k, " vs ", bk);
   const std::vector<int64_t> a_batch(a.begin(), a.end() - 2), b_batch(b.begin(), b.end() - 2);
-  std::vector<int64_t> batch(std::max(a_batch.size(), b_batch.size()), 1);
-  for (size_t i = 0; i < batch.size(); ++i) {
-    const size_t r = batch.size();
-    const int64_t x = i < r - a_batch.size() ? 1 : a_batch[i - (r - a_batch.size())];
-    const int64_t z = i < r - b_batch.size() ? 1 : b_batch[i - (r - b_batch.size())];
-    if (x != z && x != 1 && z != 1) return InvalidArgument("batch dims ", x, " and ", z, " do not broadcast");
-    batch[i] = x == 1 ? z : x;
-  }
+  ASSIGN_OR_RETURN(const std::vector<int64_t> batch, BroadcastBatch(a_batch, b_batch));
   std::vector<int64_t> want = batch;
   want.push_back(s.m);
   want.push_back(s.n);

@@ -11,15 +11,6 @@
 namespace dsc::cuda {
 namespace {
 
-// Whether offsets[i] == i * stride for one stride (returned), so a strided batch covers them.
-bool Arithmetic(const std::vector<int64_t>& offsets, int64_t* stride) {
-  *stride = offsets.size() > 1 ? offsets[1] - offsets[0] : 0;
-  if (offsets.empty() || offsets[0] != 0 || *stride < 0) return false;
-  for (size_t i = 0; i < offsets.size(); ++i)
-    if (offsets[i] != static_cast<int64_t>(i) * *stride) return false;
-  return true;
-}
-
 class FusedMatMulCuda : public OpKernel {
  public:
   Status Init(const Node& node) {
@@ -43,7 +34,7 @@ class FusedMatMulCuda : public OpKernel {
     if (fs.batch() > 1) {
       s.batch = fs.batch(), s.stride_d = fs.m * fs.n;
       // A broadcast batch the strides cannot express is gathered into full-batch copies first.
-      gather_ = !(Arithmetic(fs.a_offsets, &s.stride_a) && Arithmetic(fs.b_offsets, &s.stride_b));
+      gather_ = !(matmul::Arithmetic(fs.a_offsets, &s.stride_a) && matmul::Arithmetic(fs.b_offsets, &s.stride_b));
       if (gather_) {
         s.stride_a = fs.m * fs.k, s.stride_b = fs.k * fs.n;
         a_table_.host() = fs.a_offsets;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/common/matmul_shape.h"
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/gemm.h"
 
@@ -35,53 +36,10 @@ StatusOr<std::vector<int64_t>> Dims(const Value* v) {
   return dims;
 }
 
-int64_t Product(const std::vector<int64_t>& dims) {
-  int64_t p = 1;
-  for (int64_t d : dims) p *= d;
-  return p;
-}
-
-// numpy broadcast of two batch shapes (right-aligned; 1 stretches).
-StatusOr<std::vector<int64_t>> BroadcastBatch(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
-  const size_t r = std::max(a.size(), b.size());
-  std::vector<int64_t> out(r, 1);
-  for (size_t i = 0; i < r; ++i) {
-    const int64_t x = i < r - a.size() ? 1 : a[i - (r - a.size())], y = i < r - b.size() ? 1 : b[i - (r - b.size())];
-    if (x != y && x != 1 && y != 1) return InvalidArgument("batch dims ", x, " and ", y, " do not broadcast");
-    out[i] = x == 1 ? y : x;
-  }
-  return out;
-}
-
-// Per output batch index (row-major over `batch`), the operand's matrix index.
-std::vector<int64_t> BatchIndex(const std::vector<int64_t>& batch, const std::vector<int64_t>& op) {
-  const int64_t n = Product(batch);
-  std::vector<int64_t> out(static_cast<size_t>(n));
-  const size_t r = batch.size(), off = r - op.size();
-  for (int64_t i = 0; i < n; ++i) {
-    int64_t rest = i, idx = 0, stride = 1;
-    for (size_t d = r; d-- > 0;) {
-      const int64_t c = rest % batch[d];
-      rest /= batch[d];
-      if (d >= off) {
-        const int64_t od = op[d - off];
-        if (od != 1) idx += c * stride;
-        stride *= od;
-      }
-    }
-    out[static_cast<size_t>(i)] = idx;
-  }
-  return out;
-}
-
-// Whether offsets[i] == i * stride for one stride (returned), so a strided batch covers them.
-bool Arithmetic(const std::vector<int64_t>& offsets, int64_t* stride) {
-  *stride = offsets.size() > 1 ? offsets[1] - offsets[0] : 0;
-  if (offsets.empty() || offsets[0] != 0 || *stride < 0) return false;
-  for (size_t i = 0; i < offsets.size(); ++i)
-    if (offsets[i] != static_cast<int64_t>(i) * *stride) return false;
-  return true;
-}
+using nn::Product;
+using matmul::Arithmetic;
+using matmul::BatchIndex;
+using matmul::BroadcastBatch;
 
 // Y:(batch, M, N) = A @ B; see kernels/cpu/matmul.cc for the shapes.
 class MatMulCuda : public OpKernel {
