@@ -128,4 +128,11 @@ StatusOr<double> CollectiveTimeoutSeconds() {
   return s;
 }
 
+StatusOr<std::vector<double>> GatherOnePerRank(Communicator* comm, double mine) {
+  std::vector<double> all(static_cast<size_t>(comm->size()));
+  ASSIGN_OR_RETURN(auto h, comm->AllGather(&mine, all.data(), 1, DType::kFloat64));
+  RETURN_IF_ERROR(h->Wait());
+  return all;
+}
+
 }  // namespace dsc

@@ -37,6 +37,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ir/dtype.h"
 #include "ir/status.h"
@@ -86,6 +87,10 @@ class Communicator {
   // must not leave the others waiting in a collective. Single-rank: prints and exits.
   [[noreturn]] virtual void Abort(const std::string& message, int exit_code) = 0;
 };
+
+// One value from every rank, in rank order (an all-gather of one double): how ranks compare
+// verdicts or hashes with each other. Every rank must call it.
+StatusOr<std::vector<double>> GatherOnePerRank(Communicator* comm, double mine);
 
 // Size 1: reductions leave the buffer as it is, gathers copy, nothing is sent.
 std::unique_ptr<Communicator> CreateLocalCommunicator();

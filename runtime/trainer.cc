@@ -321,10 +321,8 @@ Status CheckCheckpointOptions(const DsConfig& cfg, const TrainOptions& opts) {
 Status ValidateTagAcrossRanks(const DsConfig& cfg, Communicator* comm, const std::string& tag, const char* what,
                               std::ostream* progress) {
   if (!comm || comm->size() == 1 || !cfg.checkpoint.tag_validation_enabled()) return Status::OK();
-  std::vector<double> hashes(static_cast<size_t>(comm->size()), 0.0);
-  hashes[static_cast<size_t>(comm->rank())] = static_cast<double>(Crc32c(tag.data(), tag.size()));
-  ASSIGN_OR_RETURN(auto h, comm->AllReduce(hashes.data(), comm->size(), DType::kFloat64, ReduceOp::kSum));
-  RETURN_IF_ERROR(h->Wait());
+  ASSIGN_OR_RETURN(const std::vector<double> hashes,
+                   GatherOnePerRank(comm, static_cast<double>(Crc32c(tag.data(), tag.size()))));
   if (std::all_of(hashes.begin(), hashes.end(), [&](double x) { return x == hashes[0]; })) return Status::OK();
   std::string differ;
   for (int r = 1; r < comm->size(); ++r)

@@ -20,26 +20,6 @@ int64_t Numel(const std::vector<int64_t>& dims) {
   return n;
 }
 
-double LoadFloat(DType t, const uint8_t* p) {
-  switch (t) {
-    case DType::kFloat32: { float f; std::memcpy(&f, p, 4); return f; }
-    case DType::kFloat64: { double d; std::memcpy(&d, p, 8); return d; }
-    case DType::kFloat16: { uint16_t h; std::memcpy(&h, p, 2); return HalfToFloat(h); }
-    case DType::kBFloat16: { uint16_t b; std::memcpy(&b, p, 2); return BFloat16ToFloat(b); }
-    default: return 0;
-  }
-}
-
-void StoreFloat(DType t, double v, uint8_t* p) {
-  switch (t) {
-    case DType::kFloat32: { float f = static_cast<float>(v); std::memcpy(p, &f, 4); return; }
-    case DType::kFloat64: std::memcpy(p, &v, 8); return;
-    case DType::kFloat16: { uint16_t h = FloatToHalf(static_cast<float>(v)); std::memcpy(p, &h, 2); return; }
-    case DType::kBFloat16: { uint16_t b = FloatToBFloat16(static_cast<float>(v)); std::memcpy(p, &b, 2); return; }
-    default: return;
-  }
-}
-
 // The saved tensor state `s` loads from (see the header's rules), or null.
 const CheckpointTensor* SourceFor(const Plan& plan, const StateInfo& s, const CheckpointManifest& m) {
   const CheckpointTensor* same = m.Find(s.name);
@@ -115,10 +95,7 @@ std::string PlanHash(const Plan& plan) {
 AgreeFn AgreeOver(Communicator* comm) {
   return [comm](bool ok_here) -> Status {
     if (!comm || comm->size() == 1) return ok_here ? Status::OK() : Internal("this rank failed");
-    std::vector<double> failed(static_cast<size_t>(comm->size()), 0.0);
-    failed[static_cast<size_t>(comm->rank())] = ok_here ? 0.0 : 1.0;
-    ASSIGN_OR_RETURN(auto h, comm->AllReduce(failed.data(), comm->size(), DType::kFloat64, ReduceOp::kSum));
-    RETURN_IF_ERROR(h->Wait());
+    ASSIGN_OR_RETURN(const std::vector<double> failed, GatherOnePerRank(comm, ok_here ? 0.0 : 1.0));
     std::string ranks;
     for (int r = 0; r < comm->size(); ++r)
       if (failed[static_cast<size_t>(r)] != 0) ranks += StrCat(ranks.empty() ? "" : ", ", r);
@@ -206,10 +183,8 @@ Status LoadStateTensors(const Plan& plan, const Checkpoint& ckpt, int rank, Stat
     Tensor saved(src->dtype, {count});
     RETURN_IF_ERROR(ckpt.ReadRange(src->name, start, count, saved.raw()));
     if (src->dtype != s.dtype) {
-      Tensor cast(s.dtype, {count});
-      const size_t in = DTypeSize(src->dtype), out = DTypeSize(s.dtype);
-      for (int64_t i = 0; i < count; ++i)
-        StoreFloat(s.dtype, LoadFloat(src->dtype, saved.raw() + i * in), cast.raw() + i * out);
+      Tensor cast(s.dtype, {count});  // through double: exact for every float dtype, then rounded once
+      for (int64_t i = 0; i < count; ++i) cast.SetFromDouble(i, saved.GetAsDouble(i));
       saved = std::move(cast);
       converted += StrCat(converted.empty() ? "" : ", ", s.name, " <- ", src->name, " (", DTypeName(src->dtype),
                           " to ", DTypeName(s.dtype), ")");

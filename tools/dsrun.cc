@@ -180,8 +180,6 @@ StatusOr<Job> Prepare(const ParsedArgs& args, Communicator* comm) {
   ASSIGN_OR_RETURN(opts.save_every, args.GetInt("--save-every", 0));
   if (args.Has("--save-every") && opts.save_every < 1) return InvalidArgument("--save-every must be at least 1");
   opts.save_at_end = args.Has("--save-at-end");
-  if ((args.Has("--save-every") || opts.save_at_end) && opts.save_dir.empty())
-    return InvalidArgument("--save-every and --save-at-end need --save-dir DIR");
   if (args.Has("--save-dir") && !args.Has("--save-every") && !opts.save_at_end)
     return InvalidArgument("--save-dir needs --save-every K or --save-at-end (when to save)");
   opts.profile = args.Has("--profile") || args.Has("--profile-json");

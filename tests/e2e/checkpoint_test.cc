@@ -344,6 +344,23 @@ TEST(PlanWeights, MissingOrForeignInitialValuesAreRefused) {
   EXPECT_NE(missing.output.find("a.dsplan.weights/global_step0 cannot be read"), std::string::npos) << missing.output;
 }
 
+// When to save without where, or where without when, is a usage error before anything runs.
+TEST(SaveFlags, NeedBothAFolderAndAMoment) {
+  testing::TempDir tmp;
+  const std::string plan = Compile(tmp, "mlp", kModels / "mlp" / "mlp.onnx",
+                                   ReadJsonFile(kModels / "zero_configs" / "stage0_w1.json"), 1);
+  const fs::path data = kModels / "mlp" / "data";
+  for (const char* args : {"--save-every 2", "--save-at-end"}) {
+    CommandResult r = Dsrun(plan, 1, data, StrCat("--steps 2 ", args), tmp.File("a.jsonl")).result;
+    EXPECT_NE(r.rc, 0) << args;
+    EXPECT_NE(r.output.find("--save-every and --save-at-end need --save-dir DIR"), std::string::npos) << r.output;
+  }
+  CommandResult r = Dsrun(plan, 1, data, "--steps 2 --save-dir " + ShellQuote(tmp.File("c")), tmp.File("b.jsonl")).result;
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("--save-dir needs --save-every K or --save-at-end"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(tmp.File("c")));
+}
+
 // The bundled gpt's plan holds its programs and state table, not its weights.
 TEST(PlanWeights, TheBundledGptPlanIsSmallerThanItsWeights) {
   testing::TempDir tmp;
