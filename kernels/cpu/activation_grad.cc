@@ -1,9 +1,11 @@
 // Gradients of the pointwise activations: ReluGrad, LeakyReluGrad, SigmoidGrad, TanhGrad (see ir/dsc_ops.h).
+#include <algorithm>
 #include <vector>
 
 #include "ir/dsc_ops.h"
 #include "kernels/common/activation_math.h"
 #include "kernels/cpu/nn_util.h"
+#include "kernels/cpu/simd.h"
 #include "kernels/kernel.h"
 
 namespace dsc {
@@ -22,6 +24,7 @@ class PointwiseGradKernel : public OpKernel {
       return InvalidArgument("dY ", nn::DimsToString(dy), ", input 1 ", nn::DimsToString(t), " and dX ",
                              nn::DimsToString(dx), " must have one shape");
     n_ = nn::Product(dy);
+    ASSIGN_OR_RETURN(isa_, cpu::SelectedIsa());
     return f_.Init(node);
   }
   Status Compute(KernelContext& ctx) override {
@@ -29,14 +32,21 @@ class PointwiseGradKernel : public OpKernel {
     const float* t = ctx.input(1).data<float>();
     float* dx = ctx.output(0).data<float>();
     const F f = f_;
-#pragma omp parallel for if (n_ > nn::kParallelThreshold)
-    for (int64_t i = 0; i < n_; ++i) dx[i] = f(dy[i], t[i]);
+    const int64_t n = n_;
+#pragma omp parallel for if (n > nn::kParallelThreshold)
+    for (int64_t c = 0; c < n; c += cpu::kSimdChunk) {
+      const int64_t end = std::min(n, c + cpu::kSimdChunk);
+      cpu::RunOnIsa(isa_, [&] {
+        for (int64_t i = c; i < end; ++i) dx[i] = f(dy[i], t[i]);
+      });
+    }
     return Status::OK();
   }
 
  private:
   int64_t n_ = 0;
   F f_;
+  cpu::Isa isa_ = cpu::Isa::kBaseline;
 };
 
 template <typename F> using Grad = PointwiseGradKernel<F>;

@@ -5,17 +5,23 @@
 
 #include "kernels/common/elementwise_math.h"
 #include "kernels/cpu/broadcast.h"
+#include "kernels/cpu/simd.h"
 
 namespace dsc::cpu {
 namespace {
 
 // y = op(a, b) over a two-input plan. The innermost row is specialised on which side walks so
-// the common cases ([B,T,C] + [C], x * scalar) vectorise.
+// the common cases ([B,T,C] + [C], x * scalar) vectorise, for isa.
 template <typename TA, typename TB, typename R, typename Op>
-void BinaryLoop(const BroadcastPlan& p, const TA* a, const TB* b, R* y, Op op) {
+void BinaryLoop(Isa isa, const BroadcastPlan& p, const TA* a, const TB* b, R* y, Op op) {
   if (p.same_shape) {
 #pragma omp parallel for if (p.numel >= kParallelMin) schedule(static)
-    for (int64_t i = 0; i < p.numel; ++i) y[i] = op(a[i], b[i]);
+    for (int64_t c = 0; c < p.numel; c += kSimdChunk) {
+      const int64_t end = std::min(p.numel, c + kSimdChunk);
+      RunOnIsa(isa, [&] {
+        for (int64_t i = c; i < end; ++i) y[i] = op(a[i], b[i]);
+      });
+    }
     return;
   }
   const bool a_walks = p.inner_stride(0) != 0, b_walks = p.inner_stride(1) != 0;
@@ -24,17 +30,19 @@ void BinaryLoop(const BroadcastPlan& p, const TA* a, const TB* b, R* y, Op op) {
     const TA* pa = a + off[0];
     const TB* pb = b + off[1];
     R* py = y + o;
-    if (a_walks && b_walks) {
-      for (int64_t i = 0; i < n; ++i) py[i] = op(pa[i], pb[i]);
-    } else if (a_walks) {
-      const TB vb = *pb;
-      for (int64_t i = 0; i < n; ++i) py[i] = op(pa[i], vb);
-    } else if (b_walks) {
-      const TA va = *pa;
-      for (int64_t i = 0; i < n; ++i) py[i] = op(va, pb[i]);
-    } else {
-      std::fill(py, py + n, static_cast<R>(op(*pa, *pb)));
-    }
+    RunOnIsa(isa, [&] {
+      if (a_walks && b_walks) {
+        for (int64_t i = 0; i < n; ++i) py[i] = op(pa[i], pb[i]);
+      } else if (a_walks) {
+        const TB vb = *pb;
+        for (int64_t i = 0; i < n; ++i) py[i] = op(pa[i], vb);
+      } else if (b_walks) {
+        const TA va = *pa;
+        for (int64_t i = 0; i < n; ++i) py[i] = op(va, pb[i]);
+      } else {
+        std::fill(py, py + n, static_cast<R>(op(*pa, *pb)));
+      }
+    });
   };
   const int64_t n = p.inner();
   if (n == p.numel) {
@@ -73,15 +81,17 @@ class BinaryKernel : public OpKernel {
     ASSIGN_OR_RETURN(auto b, StaticDims(node.input(1)));
     ASSIGN_OR_RETURN(auto y, StaticDims(node.output(0)));
     ASSIGN_OR_RETURN(plan_, MakeBroadcastPlan(y, {a, b}));
+    ASSIGN_OR_RETURN(isa_, SelectedIsa());
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
-    BinaryLoop(plan_, ctx.input(0).data<T>(), ctx.input(1).data<T>(), ctx.output(0).data<R>(), Op{});
+    BinaryLoop(isa_, plan_, ctx.input(0).data<T>(), ctx.input(1).data<T>(), ctx.output(0).data<R>(), Op{});
     return Status::OK();
   }
 
  private:
   BroadcastPlan plan_;
+  Isa isa_ = Isa::kBaseline;
 };
 
 template <typename T, typename Op> using Arith = BinaryKernel<T, T, Op>;
@@ -94,6 +104,7 @@ class VariadicKernel : public OpKernel {
  public:
   Status Init(const Node& node) {
     if (node.num_inputs() == 0) return InvalidArgument("needs at least one input");
+    ASSIGN_OR_RETURN(isa_, SelectedIsa());
     ASSIGN_OR_RETURN(auto y, StaticDims(node.output(0)));
     ASSIGN_OR_RETURN(auto x0, StaticDims(node.input(0)));
     if (node.num_inputs() == 1) {
@@ -115,14 +126,15 @@ class VariadicKernel : public OpKernel {
       BroadcastCopy(first_, ctx.input(0).data<T>(), y);
       return Status::OK();
     }
-    BinaryLoop(first_, ctx.input(0).data<T>(), ctx.input(1).data<T>(), y, Op{});
-    for (size_t k = 0; k < rest_.size(); ++k) BinaryLoop(rest_[k], y, ctx.input(k + 2).data<T>(), y, Op{});
+    BinaryLoop(isa_, first_, ctx.input(0).data<T>(), ctx.input(1).data<T>(), y, Op{});
+    for (size_t k = 0; k < rest_.size(); ++k) BinaryLoop(isa_, rest_[k], y, ctx.input(k + 2).data<T>(), y, Op{});
     return Status::OK();
   }
 
  private:
   BroadcastPlan first_;
   std::vector<BroadcastPlan> rest_;
+  Isa isa_ = Isa::kBaseline;
 };
 
 // Pow: float base; the exponent may be float32, int64 or int32 (ONNX allows mixed types).
@@ -136,6 +148,7 @@ class PowKernel : public OpKernel {
     if (exponent_ != DType::kFloat32 && exponent_ != DType::kInt64 && exponent_ != DType::kInt32)
       return Unimplemented("Pow exponent of type ", DTypeName(exponent_));
     ASSIGN_OR_RETURN(plan_, MakeBroadcastPlan(y, {a, b}));
+    ASSIGN_OR_RETURN(isa_, SelectedIsa());
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
@@ -143,9 +156,9 @@ class PowKernel : public OpKernel {
     float* y = ctx.output(0).data<float>();
     const ew::PowOp pow;
     switch (exponent_) {
-      case DType::kInt64: BinaryLoop(plan_, a, ctx.input(1).data<int64_t>(), y, pow); break;
-      case DType::kInt32: BinaryLoop(plan_, a, ctx.input(1).data<int32_t>(), y, pow); break;
-      default: BinaryLoop(plan_, a, ctx.input(1).data<float>(), y, pow); break;
+      case DType::kInt64: BinaryLoop(isa_, plan_, a, ctx.input(1).data<int64_t>(), y, pow); break;
+      case DType::kInt32: BinaryLoop(isa_, plan_, a, ctx.input(1).data<int32_t>(), y, pow); break;
+      default: BinaryLoop(isa_, plan_, a, ctx.input(1).data<float>(), y, pow); break;
     }
     return Status::OK();
   }
@@ -153,6 +166,7 @@ class PowKernel : public OpKernel {
  private:
   DType exponent_ = DType::kFloat32;
   BroadcastPlan plan_;
+  Isa isa_ = Isa::kBaseline;
 };
 
 // Where(cond, X, Y): three-way broadcasting; X and Y of any one dtype (copied as words).
@@ -166,6 +180,7 @@ class WhereKernel : public OpKernel {
     if (node.input(1)->type.dtype != node.input(2)->type.dtype) return InvalidArgument("X and Y types differ");
     element_size_ = DTypeSize(node.input(1)->type.dtype);
     ASSIGN_OR_RETURN(plan_, MakeBroadcastPlan(out, {c, x, y}));
+    ASSIGN_OR_RETURN(isa_, SelectedIsa());
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
@@ -178,8 +193,10 @@ class WhereKernel : public OpKernel {
       const int64_t n = plan_.inner(), sc = plan_.inner_stride(0), sx = plan_.inner_stride(1),
                     sy = plan_.inner_stride(2);
       ForEachRow(plan_, [&](int64_t o, const int64_t* off) {
-        for (int64_t i = 0; i < n; ++i)
-          out[o + i] = cond[off[0] + i * sc] ? x[off[1] + i * sx] : y[off[2] + i * sy];
+        RunOnIsa(isa_, [&] {
+          for (int64_t i = 0; i < n; ++i)
+            out[o + i] = cond[off[0] + i * sc] ? x[off[1] + i * sx] : y[off[2] + i * sy];
+        });
       });
     });
     return Status::OK();
@@ -188,6 +205,7 @@ class WhereKernel : public OpKernel {
  private:
   size_t element_size_ = 4;
   BroadcastPlan plan_;
+  Isa isa_ = Isa::kBaseline;
 };
 
 DSC_REGISTER_KERNEL("", "Add", kCpu, kFloat32, MakeFactory<Arith<float, AddOp>>());

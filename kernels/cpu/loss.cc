@@ -4,6 +4,7 @@
 // Per element l[n,d] = -w[t] * logp[n,t,d] with t = labels[n,d] (w = 1 without weights); an element
 // whose label is ignore_index contributes 0 and has weight 0. reduction: none -> l:(N,d1..dk),
 // sum -> sum(l), mean -> sum(l) / sum(w[t]) (ONNX's weighted mean; NaN when every label is ignored).
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -13,11 +14,14 @@
 #include "kernels/common/loss_node.h"
 #include "kernels/common/softmax_math.h"
 #include "kernels/cpu/nn_util.h"
+#include "kernels/cpu/simd_math.h"
 #include "kernels/kernel.h"
 
 namespace dsc {
 namespace {
 
+using cpu::Isa;
+using cpu::RunOnIsa;
 using loss::Reduction;
 
 // The shared shape (kernels/common/loss_node.h) and the node, for errors found at run time.
@@ -55,20 +59,40 @@ Status LabelsAndWeights(const LossShape& s, const KernelContext& ctx, size_t lab
   return Status::OK();
 }
 
-// Writes log_softmax of x:(N,C,D) along C into logp.
-void LogSoftmaxAlongC(const float* x, const LossShape& s, float* logp) {
+// Writes log_softmax of x:(N,C,D) along C into logp. A strided row (D > 1) is gathered into a
+// buffer first, so it is computed exactly as a contiguous one.
+void LogSoftmaxAlongC(Isa isa, const float* x, const LossShape& s, float* logp) {
   const int64_t C = s.c, D = s.d;
-#pragma omp parallel for collapse(2) if (s.n * C * D > nn::kParallelThreshold)
-  for (int64_t n = 0; n < s.n; ++n)
-    for (int64_t d = 0; d < D; ++d) {
-      const float* xr = x + n * C * D + d;
-      float mx = -INFINITY;
-      for (int64_t c = 0; c < C; ++c) mx = softmax::RowMax(mx, xr[c * D]);
-      double sum = 0;
-      for (int64_t c = 0; c < C; ++c) sum += softmax::ExpShifted(xr[c * D], mx);
-      const double lse = softmax::LogSumExp(mx, sum);
-      for (int64_t c = 0; c < C; ++c) logp[n * C * D + c * D + d] = softmax::LogProb(xr[c * D], lse);
-    }
+#pragma omp parallel if (s.n * C * D > nn::kParallelThreshold)
+  {
+    // exp(x - max), and the gathered row and its result when strided
+    std::vector<float> buf(static_cast<size_t>(D == 1 ? C : 3 * C));
+    float* e = buf.data();
+#pragma omp for collapse(2)
+    for (int64_t n = 0; n < s.n; ++n)
+      for (int64_t d = 0; d < D; ++d) {
+        const float* xr = x + n * C * D + d;
+        float* out = logp + n * C * D + d;
+        if (D > 1) {
+          float* xg = e + C;
+          for (int64_t c = 0; c < C; ++c) xg[c] = xr[c * D];
+          xr = xg;
+          out = e + 2 * C;
+        }
+        float mx = 0;
+        RunOnIsa(isa, [&] {
+          mx = cpu::RowMaxOf(xr, C);
+          for (int64_t c = 0; c < C; ++c) e[c] = xr[c] - mx;
+        });
+        cpu::VecExp(isa, e, e, C);
+        RunOnIsa(isa, [&] {
+          const double lse = softmax::LogSumExp(mx, cpu::SumToDouble(e, C));
+          for (int64_t c = 0; c < C; ++c) out[c] = softmax::LogProb(xr[c], lse);
+        });
+        if (D > 1)
+          for (int64_t c = 0; c < C; ++c) logp[n * C * D + c * D + d] = out[c];
+      }
+  }
 }
 
 // SoftmaxCrossEntropyLoss: (scores, labels[, weights]) -> loss[, log_prob]
@@ -78,6 +102,7 @@ class LossKernel : public OpKernel {
  public:
   Status Init(const Node& node) {
     ASSIGN_OR_RETURN(s_, ReadLoss(node, node.input(0), node.input(1), node.input(2), node.output(0)));
+    ASSIGN_OR_RETURN(isa_, cpu::SelectedIsa());
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
@@ -93,7 +118,7 @@ class LossKernel : public OpKernel {
         scratch.resize(static_cast<size_t>(s_.n * s_.c * s_.d));
         out = scratch.data();
       }
-      LogSoftmaxAlongC(logp, s_, out);
+      LogSoftmaxAlongC(isa_, logp, s_, out);
       logp = out;
     }
     float* loss = ctx.output(0).data<float>();
@@ -111,6 +136,7 @@ class LossKernel : public OpKernel {
 
  private:
   LossShape s_;
+  Isa isa_ = Isa::kBaseline;
 };
 
 // (dLoss, scores|input, labels[, weights]) -> dX. With coef[n,d] = w[t] * (dLoss[n,d] for none,
@@ -122,6 +148,7 @@ class LossGradKernel : public OpKernel {
  public:
   Status Init(const Node& node) {
     ASSIGN_OR_RETURN(s_, ReadLoss(node, node.input(1), node.input(2), node.input(3), node.input(0)));
+    ASSIGN_OR_RETURN(isa_, cpu::SelectedIsa());
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
@@ -133,8 +160,13 @@ class LossGradKernel : public OpKernel {
     const float* x = ctx.input(1).data<float>();
     float* dx = ctx.output(0).data<float>();
     const int64_t C = s_.c, D = s_.d;
+    const Isa isa = isa_;
     if (kSoftmax) {
-      LogSoftmaxAlongC(x, s_, dx);
+      // dx = softmax(scores) = exp(log_softmax(scores)), elementwise in place
+      LogSoftmaxAlongC(isa, x, s_, dx);
+      const int64_t m = s_.n * C * D;
+#pragma omp parallel for if (m > nn::kParallelThreshold)
+      for (int64_t b = 0; b < m; b += cpu::kSimdChunk) cpu::VecExp(isa, dx + b, dx + b, std::min(cpu::kSimdChunk, m - b));
     }
 #pragma omp parallel for collapse(2) if (s_.n * C * D > nn::kParallelThreshold)
     for (int64_t n = 0; n < s_.n; ++n)
@@ -142,17 +174,23 @@ class LossGradKernel : public OpKernel {
         const int64_t i = n * D + d;
         const double coef =
             loss::GradCoef(s_.reduction, w[i], s_.reduction == Reduction::kNone ? dloss[i] : dloss[0], weight_sum);
-        for (int64_t c = 0; c < C; ++c) {
-          float& g = dx[(n * C + c) * D + d];
-          const double onehot = loss::OneHot(c, t[i], w[i]);
-          g = kSoftmax ? loss::SoftmaxLossGrad(coef, g, onehot) : loss::NllLossGrad(coef, onehot);
-        }
+        const int64_t t_i = t[i];
+        const double w_i = w[i];
+        float* g = dx + n * C * D + d;
+        RunOnIsa(isa, [&] {
+          for (int64_t c = 0; c < C; ++c) {
+            const double onehot = loss::OneHot(c, t_i, w_i);
+            g[c * D] = kSoftmax ? static_cast<float>(coef * (static_cast<double>(g[c * D]) - onehot))
+                                : loss::NllLossGrad(coef, onehot);
+          }
+        });
       }
     return Status::OK();
   }
 
  private:
   LossShape s_;
+  Isa isa_ = Isa::kBaseline;
 };
 
 DSC_REGISTER_KERNEL("", "SoftmaxCrossEntropyLoss", kCpu, kFloat32, MakeFactory<LossKernel<true>>());

@@ -1,40 +1,71 @@
 // Elementwise unary kernels (Neg ... Relu, LeakyRelu, Clip, Not): y = f(x), x and y of one shape.
+#include <algorithm>
+
 #include "kernels/common/elementwise_math.h"
 #include "kernels/cpu/core_util.h"
+#include "kernels/cpu/simd_math.h"
 
 namespace dsc::cpu {
 namespace {
 
-// y[i] = f(x[i]) over n elements.
+// y[i] = f(x[i]) over n elements, each chunk compiled for isa.
 template <typename T, typename R, typename F>
-void MapElements(const T* x, R* y, int64_t n, F f) {
+void MapElements(Isa isa, const T* x, R* y, int64_t n, F f) {
 #pragma omp parallel for if (n >= kParallelMin) schedule(static)
-  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+  for (int64_t c = 0; c < n; c += kSimdChunk) {
+    const int64_t end = std::min(n, c + kSimdChunk);
+    RunOnIsa(isa, [&] {
+      for (int64_t i = c; i < end; ++i) y[i] = f(x[i]);
+    });
+  }
 }
 
 template <typename T, typename F>
 class UnaryKernel : public OpKernel {
  public:
-  Status Init(const Node&) { return Status::OK(); }
-  Status Compute(KernelContext& ctx) override {
-    const TensorView& x = ctx.input(0);  // X: any shape
-    MapElements(x.data<T>(), ctx.output(0).data<T>(), x.numel(), F{});
+  Status Init(const Node&) {
+    ASSIGN_OR_RETURN(isa_, SelectedIsa());
     return Status::OK();
   }
+  Status Compute(KernelContext& ctx) override {
+    const TensorView& x = ctx.input(0);  // X: any shape
+    MapElements(isa_, x.data<T>(), ctx.output(0).data<T>(), x.numel(), F{});
+    return Status::OK();
+  }
+
+ private:
+  Isa isa_ = Isa::kBaseline;
+};
+
+// Exp, Log, Erf, Tanh, Sigmoid: y = f(x) through simd_math.h's vector functions.
+template <void (*kFn)(Isa, const float*, float*, int64_t)>
+class VecUnaryKernel : public OpKernel {
+ public:
+  Status Init(const Node&) {
+    ASSIGN_OR_RETURN(isa_, SelectedIsa());
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const TensorView& x = ctx.input(0);  // X: any shape
+    const float* in = x.data<float>();
+    float* out = ctx.output(0).data<float>();
+    const int64_t n = x.numel();
+#pragma omp parallel for if (n >= kParallelMin) schedule(static)
+    for (int64_t c = 0; c < n; c += kSimdChunk) kFn(isa_, in + c, out + c, std::min(kSimdChunk, n - c));
+    return Status::OK();
+  }
+
+ private:
+  Isa isa_ = Isa::kBaseline;
 };
 
 using ew::AbsOp;
-using ew::ErfOp;
-using ew::ExpOp;
-using ew::LogOp;
 using ew::NegOp;
 using ew::NotOp;
 using ew::ReciprocalOp;
 using ew::ReluOp;
-using ew::SigmoidOp;
 using ew::SignOp;
 using ew::SqrtOp;
-using ew::TanhOp;
 
 template <typename F> using FloatUnary = UnaryKernel<float, F>;
 template <typename F> using Int64Unary = UnaryKernel<int64_t, F>;
@@ -43,34 +74,40 @@ class LeakyReluKernel : public OpKernel {
  public:
   Status Init(const Node& node) {
     alpha_ = node.GetFloat("alpha", 0.01f);
+    ASSIGN_OR_RETURN(isa_, SelectedIsa());
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
     const TensorView& x = ctx.input(0);
-    MapElements(x.data<float>(), ctx.output(0).data<float>(), x.numel(), ew::LeakyReluOp{alpha_});
+    MapElements(isa_, x.data<float>(), ctx.output(0).data<float>(), x.numel(), ew::LeakyReluOp{alpha_});
     return Status::OK();
   }
 
  private:
   float alpha_ = 0.01f;
+  Isa isa_ = Isa::kBaseline;
 };
 
 // Clip (opset 13): min and max are optional scalar inputs 1 and 2; opset < 11 had attributes.
 template <typename T>
 class ClipKernel : public OpKernel {
  public:
-  Status Init(const Node& node) { return b_.Init(node); }
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(isa_, SelectedIsa());
+    return b_.Init(node);
+  }
   Status Compute(KernelContext& ctx) override {
     T lo = b_.lo, hi = b_.hi;
     if (b_.runtime[1] && ctx.has_input(1)) lo = ctx.input(1).data<T>()[0];
     if (b_.runtime[2] && ctx.has_input(2)) hi = ctx.input(2).data<T>()[0];
     const TensorView& x = ctx.input(0);
-    MapElements(x.data<T>(), ctx.output(0).data<T>(), x.numel(), [lo, hi](T v) { return ew::Clip(v, lo, hi); });
+    MapElements(isa_, x.data<T>(), ctx.output(0).data<T>(), x.numel(), [lo, hi](T v) { return ew::Clip(v, lo, hi); });
     return Status::OK();
   }
 
  private:
   ew::ClipBounds<T> b_;
+  Isa isa_ = Isa::kBaseline;
 };
 
 DSC_REGISTER_KERNEL("", "Neg", kCpu, kFloat32, MakeFactory<FloatUnary<NegOp>>());
@@ -80,11 +117,11 @@ DSC_REGISTER_KERNEL("", "Abs", kCpu, kInt64, MakeFactory<Int64Unary<AbsOp>>());
 DSC_REGISTER_KERNEL("", "Sign", kCpu, kInt64, MakeFactory<Int64Unary<SignOp>>());
 DSC_REGISTER_KERNEL("", "Sqrt", kCpu, kFloat32, MakeFactory<FloatUnary<SqrtOp>>());
 DSC_REGISTER_KERNEL("", "Reciprocal", kCpu, kFloat32, MakeFactory<FloatUnary<ReciprocalOp>>());
-DSC_REGISTER_KERNEL("", "Exp", kCpu, kFloat32, MakeFactory<FloatUnary<ExpOp>>());
-DSC_REGISTER_KERNEL("", "Log", kCpu, kFloat32, MakeFactory<FloatUnary<LogOp>>());
-DSC_REGISTER_KERNEL("", "Erf", kCpu, kFloat32, MakeFactory<FloatUnary<ErfOp>>());
-DSC_REGISTER_KERNEL("", "Tanh", kCpu, kFloat32, MakeFactory<FloatUnary<TanhOp>>());
-DSC_REGISTER_KERNEL("", "Sigmoid", kCpu, kFloat32, MakeFactory<FloatUnary<SigmoidOp>>());
+DSC_REGISTER_KERNEL("", "Exp", kCpu, kFloat32, MakeFactory<VecUnaryKernel<VecExp>>());
+DSC_REGISTER_KERNEL("", "Log", kCpu, kFloat32, MakeFactory<VecUnaryKernel<VecLog>>());
+DSC_REGISTER_KERNEL("", "Erf", kCpu, kFloat32, MakeFactory<VecUnaryKernel<VecErf>>());
+DSC_REGISTER_KERNEL("", "Tanh", kCpu, kFloat32, MakeFactory<VecUnaryKernel<VecTanh>>());
+DSC_REGISTER_KERNEL("", "Sigmoid", kCpu, kFloat32, MakeFactory<VecUnaryKernel<VecSigmoid>>());
 DSC_REGISTER_KERNEL("", "Sign", kCpu, kFloat32, MakeFactory<FloatUnary<SignOp>>());
 DSC_REGISTER_KERNEL("", "Relu", kCpu, kFloat32, MakeFactory<FloatUnary<ReluOp>>());
 DSC_REGISTER_KERNEL("", "LeakyRelu", kCpu, kFloat32, MakeFactory<LeakyReluKernel>());
