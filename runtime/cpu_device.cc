@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/onednn.h"
 #include "runtime/device.h"
 
 namespace dsc {
@@ -50,11 +51,12 @@ class CpuDevice : public Device {
   StatusOr<void*> AllocateHost(size_t bytes) override { return Allocate(bytes); }
   void FreeHost(void* ptr) override { Free(ptr); }
   Status Synchronize() override { return Status::OK(); }
-  // "cpu (OpenBLAS 0.3.34.481.3, SkylakeX kernels, 2 threads)": which GEMM kernels a run gets is
-  // the first thing to know about its speed.
+  // "cpu (OpenBLAS 0.3.34.481.3, SkylakeX kernels, oneDNN 2.6.3 (avx512_core_bf16), 2 threads)":
+  // which GEMM and convolution kernels a run gets is the first thing to know about its speed.
   std::string name() const override {
     const int threads = openblas_get_num_threads();
-    return StrCat("cpu (", cpu::BlasDescription(), ", ", threads, threads == 1 ? " thread)" : " threads)");
+    return StrCat("cpu (", cpu::BlasDescription(), ", ", cpu::OnednnDescription(), ", ", threads,
+                  threads == 1 ? " thread)" : " threads)");
   }
   size_t allocated_bytes() const override { return counter_.allocated(); }
   size_t peak_allocated_bytes() const override { return counter_.peak(); }

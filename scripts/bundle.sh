@@ -6,8 +6,9 @@
 #   - The three programs (stripped) in real/, and every shared library they load, derived with
 #     ldd from the programs and from the Open MPI/PMIx plugins shipped (never a fixed list): ONNX
 #     and protobuf when shared, OpenBLAS (libscipy_openblas.so from scripts/install-openblas.sh,
-#     found through the programs' RUNPATH), Open MPI, hwloc, libevent, PMIx, libstdc++, libgomp,
-#     ... A library ldd cannot resolve stops the script.
+#     found through the programs' RUNPATH), oneDNN (Debian's libdnnl.so.2, with the OpenCL ICD
+#     loader it links), Open MPI, hwloc, libevent, PMIx, libstdc++, libgomp, ... A library ldd
+#     cannot resolve stops the script.
 #   - glibc and its loader too. Programs linked on Debian 12 need GLIBC_2.3x symbols that older
 #     cluster hosts (RHEL 8: 2.28, Ubuntu 20.04: 2.31) lack, so each program starts through the
 #     bundled loader from a small launcher, bin/NAME:

@@ -3,14 +3,15 @@
 # sanitizer and fuzz builds) and reference scripts need, then the ONNX C++ library
 # (scripts/install-onnx.sh) and OpenBLAS (scripts/install-openblas.sh) at their current releases;
 # a no-op when all are present. Debian's OpenBLAS (libopenblas0-pthread) stays for numpy and the
-# reference PyTorch; dscompile's kernels link the current one.
+# reference PyTorch; dscompile's kernels link the current one. oneDNN (convolutions) is Debian's
+# libdnnl-dev 2.6: PyPI's current onednn wheel is a SYCL/TBB build (see the top-level CMakeLists.txt).
 set -euo pipefail
 
 PKGS=(
   build-essential cmake pkg-config
   libprotobuf-dev protobuf-compiler python3-venv
   nlohmann-json3-dev libgtest-dev
-  libopenblas0-pthread
+  libopenblas0-pthread libdnnl-dev
   libopenmpi-dev openmpi-bin
   python3-numpy python3-torch python3-onnx
   clang libclang-rt-14-dev libomp-14-dev

@@ -1,7 +1,12 @@
-// 1-D and 2-D convolution (ONNX Conv: groups, strides, pads, dilations, auto_pad, optional bias) and ConvGrad,
-// both as im2col/col2im around OpenBLAS sgemm.
+// 1-D and 2-D convolution (ONNX Conv: groups, strides, pads, dilations, auto_pad, optional bias) and ConvGrad.
+//
+// Two implementations, chosen per node at Init: oneDNN's convolution primitives (kernels/cpu/onednn.h:
+// direct JIT kernels on blocked layouts, reordered from and to our NCHW tensors) whenever oneDNN
+// accepts the node, which is every float32 1-D/2-D Conv it is handed today; and im2col/col2im
+// around OpenBLAS sgemm below, the readable spec and the fallback should oneDNN refuse a node.
 
 #include <algorithm>
+#include <unordered_map>
 #include <vector>
 
 #include "ir/dsc_ops.h"
@@ -9,6 +14,7 @@
 #include "kernels/common/conv_shape.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/nn_util.h"
+#include "kernels/cpu/onednn.h"
 #include "kernels/kernel.h"
 
 namespace dsc {
@@ -55,11 +61,63 @@ void Col2ImAdd(const float* col, int64_t cg, const nn::Window2D& w, float* x) {
   }
 }
 
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+
+bool HasOutput(const Node& node, size_t i) {
+  return i < node.num_outputs() && node.output(i) != nullptr && !node.output(i)->name().empty();
+}
+
+// A ConvShape in oneDNN's terms: plain (user) layouts of X:(N,C,H,W), W:(M,Cg,kh,kw) or, grouped,
+// (G,Mg,Cg,kh,kw), B:(M), Y:(N,M,OH,OW) (a 1-D conv is the 2-D one of height 1: the same bytes), and
+// the same shapes with layout `any` for the primitive to choose. oneDNN counts dilation from 0.
+struct OnednnConv {
+  memory::desc x, w, b, y, x_any, w_any, b_any, y_any;
+  memory::dims strides, dilates, pad_l, pad_r;
+
+  explicit OnednnConv(const conv::ConvShape& s) {
+    const nn::Window2D& v = s.w;
+    const memory::dims xd{s.n, s.c, v.ih, v.iw}, yd{s.n, s.m, v.oh, v.ow}, bd{s.m};
+    const memory::dims wd = s.group == 1 ? memory::dims{s.m, s.cg, v.kh, v.kw}
+                                         : memory::dims{s.group, s.mg, s.cg, v.kh, v.kw};
+    const auto f32 = memory::data_type::f32;
+    x = memory::desc(xd, f32, Tag::nchw), y = memory::desc(yd, f32, Tag::nchw), b = memory::desc(bd, f32, Tag::x);
+    w = memory::desc(wd, f32, s.group == 1 ? Tag::oihw : Tag::goihw);
+    x_any = memory::desc(xd, f32, Tag::any), y_any = memory::desc(yd, f32, Tag::any);
+    w_any = memory::desc(wd, f32, Tag::any), b_any = memory::desc(bd, f32, Tag::any);
+    strides = {v.sh, v.sw}, dilates = {v.dh - 1, v.dw - 1}, pad_l = {v.pt, v.pl}, pad_r = {v.pb, v.pr};
+  }
+  dnnl::convolution_forward::primitive_desc Forward(bool bias) const {
+    const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                            x_any, w_any, bias ? b_any : memory::desc(), y_any, strides, dilates,
+                                            pad_l, pad_r);
+    return {d, cpu::OnednnEngine()};
+  }
+};
+
+Status OnednnFailed(const dnnl::error& e) { return Internal("oneDNN: ", e.what(), " (status ", int(e.status), ")"); }
+
 // (X, W[, B]) -> Y;  X:(N,C,H,W)  W:(M,C/group,kh,kw)  B:(M)  Y:(N,M,OH,OW); 1-D: H = kh = OH = 1
 class ConvKernel : public OpKernel {
  public:
   Status Init(const Node& node) {
     ASSIGN_OR_RETURN(s_, conv::ReadConv(node, node.input(0), node.input(1), node.output(0)));
+    try {
+      const OnednnConv c(s_);
+      bias_ = node.input(2) != nullptr;
+      const auto pd = c.Forward(bias_);
+      conv_ = dnnl::convolution_forward(pd);
+      x_ = cpu::OnednnLayout(c.x, pd.src_desc());
+      w_ = cpu::OnednnLayout(c.w, pd.weights_desc());
+      y_ = cpu::OnednnLayout(c.y, pd.dst_desc());
+      b_ = memory(c.b, cpu::OnednnEngine(), DNNL_MEMORY_NONE);
+      stream_ = dnnl::stream(cpu::OnednnEngine());
+      onednn_ = true;
+    } catch (const dnnl::error&) {
+      onednn_ = false;  // a node oneDNN does not take runs through im2col + sgemm
+    }
+    col_.resize(onednn_ ? 0 : static_cast<size_t>(s_.k * s_.p));
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
@@ -67,8 +125,25 @@ class ConvKernel : public OpKernel {
     const float* wt = ctx.input(1).data<float>();
     const float* b = ctx.has_input(2) ? ctx.input(2).data<float>() : nullptr;
     float* y = ctx.output(0).data<float>();
+    if (onednn_ && (b != nullptr) == bias_) {
+      try {
+        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x_.In(stream_, x)},
+                                             {DNNL_ARG_WEIGHTS, w_.In(stream_, wt)},
+                                             {DNNL_ARG_DST, y_.Target(y)}};
+        if (b) {
+          b_.set_data_handle(const_cast<float*>(b));
+          args.emplace(DNNL_ARG_BIAS, b_);
+        }
+        conv_.execute(stream_, args);
+        y_.Out(stream_, y);
+        stream_.wait();
+      } catch (const dnnl::error& e) {
+        return OnednnFailed(e);
+      }
+      return Status::OK();
+    }
     const int64_t H = s_.w.ih, W = s_.w.iw;
-    std::vector<float> col(static_cast<size_t>(s_.k * s_.p));
+    std::vector<float>& col = col_;
     for (int64_t n = 0; n < s_.n; ++n)
       for (int64_t g = 0; g < s_.group; ++g) {
         Im2Col(x + (n * s_.c + g * s_.cg) * H * W, s_.cg, s_.w, col.data());
@@ -84,6 +159,12 @@ class ConvKernel : public OpKernel {
 
  private:
   conv::ConvShape s_;
+  bool onednn_ = false, bias_ = false;
+  dnnl::convolution_forward conv_;
+  cpu::OnednnLayout x_, w_, y_;
+  memory b_;
+  dnnl::stream stream_;
+  std::vector<float> col_;  // im2col's buffer, one image and group (fallback only)
 };
 
 // (dY, X, W) -> dX, dW, dB (each optional); per image and group:
@@ -92,6 +173,14 @@ class ConvGradKernel : public OpKernel {
  public:
   Status Init(const Node& node) {
     ASSIGN_OR_RETURN(s_, conv::ReadConv(node, node.input(1), node.input(2), node.input(0)));
+    data_ = HasOutput(node, 0), weights_ = HasOutput(node, 1), bias_ = HasOutput(node, 2);
+    try {
+      InitOnednn();
+      onednn_ = true;
+    } catch (const dnnl::error&) {
+      onednn_ = false;  // a node oneDNN does not take runs through im2col + sgemm
+    }
+    col_.resize(onednn_ ? 0 : static_cast<size_t>(s_.k * s_.p));
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
@@ -101,10 +190,20 @@ class ConvGradKernel : public OpKernel {
     float* dx = ctx.has_output(0) ? ctx.output(0).data<float>() : nullptr;
     float* dw = ctx.has_output(1) ? ctx.output(1).data<float>() : nullptr;
     float* db = ctx.has_output(2) ? ctx.output(2).data<float>() : nullptr;
+    // Primitives exist for the outputs the node names; a run that asks for another one (only a
+    // harness calling the kernel by hand does) takes the im2col path.
+    if (onednn_ && (!dx || data_) && (!dw || weights_ || bias_) && (!db || bias_)) {
+      try {
+        ComputeOnednn(dy, x, wt, dx, dw, db);
+      } catch (const dnnl::error& e) {
+        return OnednnFailed(e);
+      }
+      return Status::OK();
+    }
     const int64_t H = s_.w.ih, W = s_.w.iw;
     if (dx) std::fill(dx, dx + s_.n * s_.c * H * W, 0.0f);
     if (dw) std::fill(dw, dw + s_.m * s_.k, 0.0f);
-    std::vector<float> col(static_cast<size_t>(s_.k * s_.p));
+    std::vector<float>& col = col_;
     for (int64_t n = 0; n < s_.n; ++n)
       for (int64_t g = 0; g < s_.group; ++g) {
         const float* dyg = dy + (n * s_.m + g * s_.mg) * s_.p;
@@ -133,7 +232,76 @@ class ConvGradKernel : public OpKernel {
   }
 
  private:
+  // Backward-data and backward-weights primitives for the outputs the node has, each hinted by the
+  // forward primitive (oneDNN picks matching layouts). dB rides on the weights primitive; a node that
+  // asks for dB alone still gets dW computed into a buffer of the kernel's own.
+  void InitOnednn() {
+    const OnednnConv c(s_);
+    const auto fwd = c.Forward(bias_);
+    memory::desc dy_data_desc;
+    if (data_) {
+      const dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, c.x_any, c.w_any, c.y_any,
+                                                    c.strides, c.dilates, c.pad_l, c.pad_r);
+      const dnnl::convolution_backward_data::primitive_desc pd(d, cpu::OnednnEngine(), fwd);
+      bwd_data_ = dnnl::convolution_backward_data(pd);
+      dy_data_desc = pd.diff_dst_desc();
+      dy_data_ = cpu::OnednnLayout(c.y, dy_data_desc);
+      w_ = cpu::OnednnLayout(c.w, pd.weights_desc());
+      dx_ = cpu::OnednnLayout(c.x, pd.diff_src_desc());
+    }
+    if (weights_ || bias_) {
+      const dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, c.x_any, c.w_any,
+                                                       bias_ ? c.b_any : memory::desc(), c.y_any, c.strides,
+                                                       c.dilates, c.pad_l, c.pad_r);
+      const dnnl::convolution_backward_weights::primitive_desc pd(d, cpu::OnednnEngine(), fwd);
+      bwd_weights_ = dnnl::convolution_backward_weights(pd);
+      dy_weights_ = cpu::OnednnLayout(c.y, pd.diff_dst_desc());
+      share_dy_ = data_ && pd.diff_dst_desc() == dy_data_desc;  // one reorder of dY serves both
+      x_ = cpu::OnednnLayout(c.x, pd.src_desc());
+      dw_ = cpu::OnednnLayout(c.w, pd.diff_weights_desc());
+      dw_desc_ = pd.diff_weights_desc();
+      if (bias_) db_ = memory(c.b, cpu::OnednnEngine(), DNNL_MEMORY_NONE);
+    }
+    stream_ = dnnl::stream(cpu::OnednnEngine());
+  }
+
+  void ComputeOnednn(const float* dy, const float* x, const float* wt, float* dx, float* dw, float* db) {
+    memory dy_mem;
+    if (dx) {
+      dy_mem = dy_data_.In(stream_, dy);
+      bwd_data_.execute(stream_, {{DNNL_ARG_DIFF_DST, dy_mem},
+                                  {DNNL_ARG_WEIGHTS, w_.In(stream_, wt)},
+                                  {DNNL_ARG_DIFF_SRC, dx_.Target(dx)}});
+      dx_.Out(stream_, dx);
+    }
+    if (dw || db) {
+      // The primitive writes dW and, when built with it, dB: one the run does not want goes to a
+      // buffer of the kernel's own, allocated on first need.
+      if (!dw && !dw_scratch_) dw_scratch_ = memory(dw_desc_, cpu::OnednnEngine());
+      if (bias_ && !db && !db_scratch_) db_scratch_ = memory(db_.get_desc(), cpu::OnednnEngine());
+      if (dx && !share_dy_) dy_mem = memory();
+      std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, dy_mem ? dy_mem : dy_weights_.In(stream_, dy)},
+                                           {DNNL_ARG_SRC, x_.In(stream_, x)},
+                                           {DNNL_ARG_DIFF_WEIGHTS, dw ? dw_.Target(dw) : dw_scratch_}};
+      if (bias_) {
+        if (db) db_.set_data_handle(db);
+        args.emplace(DNNL_ARG_DIFF_BIAS, db ? db_ : db_scratch_);
+      }
+      bwd_weights_.execute(stream_, args);
+      if (dw) dw_.Out(stream_, dw);
+    }
+    stream_.wait();
+  }
+
   conv::ConvShape s_;
+  bool data_ = false, weights_ = false, bias_ = false, onednn_ = false, share_dy_ = false;
+  dnnl::convolution_backward_data bwd_data_;
+  dnnl::convolution_backward_weights bwd_weights_;
+  cpu::OnednnLayout dy_data_, dy_weights_, w_, x_, dx_, dw_;
+  memory::desc dw_desc_;
+  memory db_, dw_scratch_, db_scratch_;
+  dnnl::stream stream_;
+  std::vector<float> col_;  // im2col's buffer, one image and group (fallback only)
 };
 
 DSC_REGISTER_KERNEL("", "Conv", kCpu, kFloat32, MakeFactory<ConvKernel>());

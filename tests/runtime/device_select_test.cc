@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/onednn.h"
 #include "runtime/device.h"
 
 namespace dsc {
@@ -31,7 +32,7 @@ TEST(DeviceSelect, CpuOnRequest) {
   ASSERT_TRUE(d.ok()) << d.status().message();
   EXPECT_EQ((*d)->kind(), DeviceKind::kCpu);
   // The name carries the BLAS and its kernel set (dsrun prints it at startup).
-  EXPECT_EQ((*d)->name(), StrCat("cpu (", cpu::BlasDescription(), ", 1 thread)"));
+  EXPECT_EQ((*d)->name(), StrCat("cpu (", cpu::BlasDescription(), ", ", cpu::OnednnDescription(), ", 1 thread)"));
   EXPECT_EQ((*d)->cuda_resources(), nullptr);
 }
 

@@ -1,0 +1,61 @@
+// oneDNN's engine, its description for dsrun's device line, and the plain<->blocked reorders.
+#include "kernels/cpu/onednn.h"
+
+#include "ir/status.h"
+
+namespace dsc::cpu {
+
+const dnnl::engine& OnednnEngine() {
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+namespace {
+const char* IsaName(dnnl_cpu_isa_t isa) {
+  switch (isa) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "no JIT ISA";
+  }
+}
+}  // namespace
+
+std::string OnednnDescription() {
+  const dnnl_version_t* v = dnnl_version();
+  return StrCat("oneDNN ", v->major, ".", v->minor, ".", v->patch, " (", IsaName(dnnl_get_effective_cpu_isa()), ")");
+}
+
+OnednnLayout::OnednnLayout(const dnnl::memory::desc& user, const dnnl::memory::desc& inner)
+    : user_(user, OnednnEngine(), DNNL_MEMORY_NONE), same_(user == inner) {
+  if (same_) return;
+  inner_ = dnnl::memory(inner, OnednnEngine());  // the library allocates the blocked buffer once
+  to_inner_ = dnnl::reorder(user_, inner_);
+  to_user_ = dnnl::reorder(inner_, user_);
+}
+
+dnnl::memory OnednnLayout::In(dnnl::stream& s, const void* ptr) {
+  user_.set_data_handle(const_cast<void*>(ptr));
+  if (same_) return user_;
+  to_inner_.execute(s, user_, inner_);
+  return inner_;
+}
+
+dnnl::memory OnednnLayout::Target(void* ptr) {
+  user_.set_data_handle(ptr);
+  return same_ ? user_ : inner_;
+}
+
+void OnednnLayout::Out(dnnl::stream& s, void* ptr) {
+  user_.set_data_handle(ptr);
+  if (!same_) to_user_.execute(s, inner_, user_);
+}
+
+}  // namespace dsc::cpu
