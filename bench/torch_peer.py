@@ -166,6 +166,8 @@ def summary(d):
         m = re.search(r"(?:MKL-DNN|oneDNN) \(?(v[\d.]+)", s)
         if m:
             parts.append("oneDNN %s%s" % (m.group(1), "" if d["mkldnn_available"] else " (off)"))
+    if not d["mkl_available"]:
+        parts.append("no MKL")
     # CUDA libraries (cuBLAS) load with a CUDA wheel but play no part on the CPU.
     blas = [p for p in d["loaded_libraries"] if re.search(r"blas|mkl", os.path.basename(p), re.I)
             and not os.path.basename(p).lower().startswith("libcu")]
