@@ -111,10 +111,26 @@ json ProgramSummary(const PlanProgram& p) {
   auto plan_meta = g.metadata.find(kMemoryPlanKey);
   if (plan_meta != g.metadata.end()) {
     StatusOr<MemoryPlan> mp = MemoryPlanFromJson(plan_meta->second);
-    if (mp.ok())
+    if (mp.ok()) {
+      // Each aliased value with the op that made it, and how many of each kind per op type.
+      json aliases = json::array();
+      std::map<std::string, std::map<std::string, int64_t>> by_kind;
+      for (const auto& n : g.nodes())
+        for (const Value* v : n->outputs()) {
+          auto a = mp->aliases.find(v->name());
+          if (a == mp->aliases.end()) continue;
+          const char* kind = AliasKindName(a->second.kind);
+          aliases.push_back({{"value", v->name()}, {"of", a->second.of}, {"kind", kind}, {"op", n->op_type()}});
+          ++by_kind[kind][n->op_type()];
+        }
       out["memory"] = {{"arena_bytes", mp->arena_bytes},
+                       {"unaliased_arena_bytes", mp->unaliased_arena_bytes},
                        {"unshared_bytes", mp->unshared_bytes},
-                       {"constant_bytes", constant_bytes}};
+                       {"constant_bytes", constant_bytes},
+                       {"views", by_kind["view"]},
+                       {"in_place", by_kind["in-place"]},
+                       {"aliases", aliases}};
+    }
   }
   return out;
 }
@@ -311,9 +327,23 @@ void RenderProgram(std::ostream& os, const json& p) {
   }
   os << "  constants (non-trainable initializers): " << p["num_constants"].get<int64_t>() << " tensors, "
      << HumanBytes(p["constant_bytes"].get<int64_t>()) << "\n";
-  if (p.contains("memory"))
-    os << "  activation arena: " << HumanBytes(p["memory"]["arena_bytes"].get<int64_t>()) << " (one buffer per value: "
-       << HumanBytes(p["memory"]["unshared_bytes"].get<int64_t>()) << ")\n";
+  if (p.contains("memory")) {
+    const json& m = p["memory"];
+    os << "  activation arena: " << HumanBytes(m["arena_bytes"].get<int64_t>()) << " (without aliasing: "
+       << HumanBytes(m["unaliased_arena_bytes"].get<int64_t>())
+       << "; one buffer per value: " << HumanBytes(m["unshared_bytes"].get<int64_t>()) << ")\n";
+    // "views: Reshape 87, Slice 2" and "in place: Add 20, ...": which ops share their input's bytes.
+    for (const auto& [key, label] : {std::pair{"views", "views (not computed)"}, std::pair{"in_place", "written in place"}}) {
+      if (m[key].empty()) continue;
+      int64_t total = 0;
+      std::string ops;
+      for (const auto& [op, count] : m[key].items()) {
+        total += count.get<int64_t>();
+        ops += StrCat(ops.empty() ? "" : ", ", op, " ", count.get<int64_t>());
+      }
+      os << "    " << label << ": " << total << " (" << ops << ")\n";
+    }
+  }
 }
 
 void RenderState(std::ostream& os, const json& s) {

@@ -1,8 +1,9 @@
 // memory-plan: liveness analysis and arena placement; the pass records the plan in each program.
 //
-// Contract: every program gets metadata "dsc.memory_plan" (JSON: arena_bytes, unshared_bytes and
-// an offset/size per node output). Must run last: any later change to the graph invalidates it
-// (the executor recomputes a plan that does not cover the graph, so stale plans are harmless).
+// Contract: every program gets metadata "dsc.memory_plan" (JSON: version, arena_bytes,
+// unshared_bytes, unaliased_arena_bytes, an offset/size per node output and the aliased values).
+// Must run last: any later change to the graph invalidates it (the executor recomputes a plan that
+// does not cover the graph, so stale plans are harmless).
 #include "passes/memory_plan.h"
 
 #include <algorithm>
@@ -10,6 +11,8 @@
 #include <set>
 #include <unordered_map>
 
+#include "ir/dsc_ops.h"
+#include "kernels/common/slice_node.h"
 #include "passes/pass.h"
 
 namespace dsc {
@@ -61,43 +64,97 @@ class LiveIndex {
   std::set<int> begins_;
 };
 
+// The in-place table: ops whose CPU kernels (kernels/cpu/unary.cc, trig.cc, binary.cc,
+// activation.cc, activation_grad.cc; half dtypes through half_adaptor.cc, which widens every
+// input before writing) and CUDA kernels (LaunchVecMap, LaunchBroadcast: one thread per output
+// element) read each element of the donating input before writing the output at that index and
+// at no other. `donors` lists the inputs that may give their slot: Sum/Max/Min on the CPU fold
+// inputs 2.. into Y after writing op(X0, X1), so only X0 and X1 may; Where's condition is bool.
+// tests/passes/memory_plan_test.cc runs every row in place and out of place and compares bits.
+constexpr uint32_t kX = 1u, kXY = 3u, kWhereXY = 6u;
+constexpr InPlaceOp kInPlaceTable[] = {
+    // Unary: y[i] = f(x[i]).
+    {"", "Neg", kX}, {"", "Abs", kX}, {"", "Sign", kX}, {"", "Sqrt", kX}, {"", "Reciprocal", kX},
+    {"", "Exp", kX}, {"", "Log", kX}, {"", "Erf", kX}, {"", "Tanh", kX}, {"", "Sigmoid", kX},
+    {"", "Relu", kX}, {"", "LeakyRelu", kX}, {"", "Clip", kX}, {"", "Cos", kX}, {"", "Sin", kX},
+    {"", "Gelu", kX}, {"", "Mish", kX}, {"", "HardSwish", kX}, {"", "HardSigmoid", kX},
+    {"", "Softplus", kX}, {"", "Elu", kX}, {"", "Selu", kX}, {"", "Softsign", kX},
+    // Binary with broadcasting: y[i] = op(a[ia(i)], b[ib(i)]); the donor is the full-shape side.
+    {"", "Add", kXY}, {"", "Sub", kXY}, {"", "Mul", kXY}, {"", "Div", kXY}, {"", "Pow", kX},
+    {"", "Sum", kXY}, {"", "Max", kXY}, {"", "Min", kXY}, {"", "Where", kWhereXY},
+    // Pointwise gradients (dY, X) -> dX, all one shape.
+    {kDscDomain, ops::kReluGrad, kXY}, {kDscDomain, ops::kLeakyReluGrad, kXY},
+    {kDscDomain, ops::kSigmoidGrad, kXY}, {kDscDomain, ops::kTanhGrad, kXY},
+    {kDscDomain, ops::kGeluGrad, kXY}, {kDscDomain, ops::kMishGrad, kXY},
+    {kDscDomain, ops::kHardSwishGrad, kXY}, {kDscDomain, ops::kHardSigmoidGrad, kXY},
+    {kDscDomain, ops::kSoftplusGrad, kXY}, {kDscDomain, ops::kEluGrad, kXY},
+    {kDscDomain, ops::kSeluGrad, kXY}, {kDscDomain, ops::kSoftsignGrad, kXY},
+};
+
+bool IsStaticValue(const Value* v) { return v && v->type.shape && IsStatic(*v->type.shape); }
+
 }  // namespace
 
-StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g) {
-  std::vector<Interval> intervals;
-  std::unordered_map<const Value*, size_t> index;
-  int pos = 0;
-  const int last = static_cast<int>(g.num_nodes());
-  MemoryPlan plan;
-  for (const auto& n : g.nodes()) {
-    for (const Value* v : n->outputs()) {
-      if (!v->type.shape || !IsStatic(*v->type.shape))
-        return FailedPrecondition("memory planning needs static shapes: '", v->name(), "' is ", TypeToString(v->type));
-      std::vector<int64_t> dims;
-      for (const Dim& d : *v->type.shape) dims.push_back(d.value);
-      StatusOr<int64_t> bytes = NumBytes(dims, v->type.dtype);
-      int64_t aligned = 0;
-      if (!bytes.ok() || !CheckedAdd(*bytes, kArenaAlignment - 1, &aligned))
-        return OutOfRange("value '", v->name(), "' of type ", TypeToString(v->type), " is too large to plan");
-      aligned = aligned / kArenaAlignment * kArenaAlignment;
-      // Every offset is at most the sum of all sizes, so a sum that fits int64 keeps all of them in range.
-      if (!CheckedAdd(plan.unshared_bytes, aligned, &plan.unshared_bytes))
-        return OutOfRange("the values of the graph need more than 2^63 bytes (at '", v->name(), "')");
-      index[v] = intervals.size();
-      // Unused outputs still get written by their kernel, so they need bytes for that instant.
-      intervals.push_back(Interval{v->name(), aligned, pos, v->is_graph_output() ? last : pos});
-    }
-    for (const Value* v : n->inputs()) {
-      auto it = v ? index.find(v) : index.end();
-      if (it != index.end()) intervals[it->second].end = std::max(intervals[it->second].end, pos);
-    }
-    ++pos;
+std::span<const InPlaceOp> InPlaceOps() { return kInPlaceTable; }
+
+bool MayWriteInPlace(const Node& n, size_t input) {
+  if (n.num_outputs() != 1 || input >= 32) return false;
+  for (const InPlaceOp& r : kInPlaceTable)
+    if (n.domain() == r.domain && n.op_type() == r.op) return (r.donors >> input) & 1u;
+  return false;
+}
+
+std::optional<int64_t> ViewOffset(const Node& n) {
+  if (!n.domain().empty() || n.num_outputs() != 1 || n.num_inputs() == 0) return std::nullopt;
+  const Value* x = n.input(0);
+  const Value* y = n.output(0);
+  if (!IsStaticValue(x) || !IsStaticValue(y) || x->type.dtype != y->type.dtype) return std::nullopt;
+  const std::vector<int64_t> xd = DimValues(*x->type.shape), yd = DimValues(*y->type.shape);
+  StatusOr<int64_t> xn = NumElements(xd), yn = NumElements(yd);
+  if (!xn.ok() || !yn.ok()) return std::nullopt;
+  const std::string& op = n.op_type();
+  if (op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" || op == "Identity") {
+    if (*xn != *yn) return std::nullopt;
+    return 0;
   }
+  if (op != "Slice" || *yn == 0) return std::nullopt;
+  // The kernel's own geometry (kernels/common/slice_node.h), from constant inputs or opset-1 attributes.
+  std::vector<int64_t> lists[4];
+  if (n.num_inputs() == 1) {
+    lists[0] = n.GetInts("starts");
+    lists[1] = n.GetInts("ends");
+    lists[2] = n.GetInts("axes");
+  } else {
+    for (size_t i = 1; i < n.num_inputs() && i <= 4; ++i) {
+      const Value* v = n.input(i);
+      if (!v) continue;
+      if (!v->is_initializer()) return std::nullopt;
+      lists[i - 1] = v->initializer().ToInt64Vector();
+    }
+  }
+  StatusOr<SliceGeometry> geo = ResolveSlice(xd, yd, lists[0], lists[1], lists[2], lists[3]);
+  if (!geo.ok()) return std::nullopt;
+  // Y is one contiguous run of X when every axis it walks steps by Y's own contiguous stride.
+  int64_t stride = 1;
+  for (size_t d = yd.size(); d-- > 0;) {
+    if (yd[d] > 1 && geo->strides[d] != stride) return std::nullopt;
+    stride *= yd[d];
+  }
+  const int64_t offset = geo->base * static_cast<int64_t>(DTypeSize(x->type.dtype));
+  if (offset % kArenaAlignment != 0) return std::nullopt;
+  return offset;
+}
+
+namespace {
+
+// Greedy best-fit by decreasing size; sets every interval's offset, returns the arena size.
+int64_t Place(std::vector<Interval>& intervals, int positions) {
   std::vector<size_t> order(intervals.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return intervals[a].bytes > intervals[b].bytes; });
-  LiveIndex live(last + 1);
+  LiveIndex live(positions);
   std::vector<std::pair<int64_t, int64_t>> busy;
+  int64_t arena = 0;
   for (size_t i : order) {
     Interval& iv = intervals[i];
     // Occupied ranges of already placed values whose lifetimes overlap this one.
@@ -116,20 +173,134 @@ StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g) {
       cursor = std::max(cursor, e);
     }
     iv.offset = best >= 0 ? best : cursor;
-    plan.arena_bytes = std::max(plan.arena_bytes, iv.offset + iv.bytes);
+    arena = std::max(arena, iv.offset + iv.bytes);
     live.Insert(i, iv.begin, iv.end);
   }
-  for (const Interval& iv : intervals) plan.slots[iv.name] = MemoryPlan::Slot{iv.offset, iv.bytes};
+  return arena;
+}
+
+}  // namespace
+
+StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g, const MemoryPlanOptions& opts) {
+  // Every node output: its aligned size, producer and last reader (graph outputs: the end).
+  struct Val {
+    const Value* v;
+    int64_t bytes;
+    int begin, last;
+    size_t group = 0;   // its interval: values that alias share one
+    int64_t delta = 0;  // byte offset inside the group's interval
+  };
+  std::vector<Val> vals;
+  std::unordered_map<const Value*, size_t> index;
+  int pos = 0;
+  const int last = static_cast<int>(g.num_nodes());
+  MemoryPlan plan;
+  for (const auto& n : g.nodes()) {
+    for (const Value* v : n->outputs()) {
+      if (!v->type.shape || !IsStatic(*v->type.shape))
+        return FailedPrecondition("memory planning needs static shapes: '", v->name(), "' is ", TypeToString(v->type));
+      std::vector<int64_t> dims;
+      for (const Dim& d : *v->type.shape) dims.push_back(d.value);
+      StatusOr<int64_t> bytes = NumBytes(dims, v->type.dtype);
+      int64_t aligned = 0;
+      if (!bytes.ok() || !CheckedAdd(*bytes, kArenaAlignment - 1, &aligned))
+        return OutOfRange("value '", v->name(), "' of type ", TypeToString(v->type), " is too large to plan");
+      aligned = aligned / kArenaAlignment * kArenaAlignment;
+      // Every offset is at most the sum of all sizes, so a sum that fits int64 keeps all of them in range.
+      if (!CheckedAdd(plan.unshared_bytes, aligned, &plan.unshared_bytes))
+        return OutOfRange("the values of the graph need more than 2^63 bytes (at '", v->name(), "')");
+      index[v] = vals.size();
+      // Unused outputs still get written by their kernel, so they need bytes for that instant.
+      vals.push_back(Val{v, aligned, pos, v->is_graph_output() ? last : pos});
+    }
+    for (const Value* v : n->inputs()) {
+      auto it = v ? index.find(v) : index.end();
+      if (it != index.end()) vals[it->second].last = std::max(vals[it->second].last, pos);
+    }
+    ++pos;
+  }
+
+  // One interval per group of values sharing bytes: the first value's size and producer, the
+  // last read of any member. A node output joins its input's group when it is a view of it, or
+  // when it writes over it in place and no member of that group is read after this node.
+  std::vector<Interval> intervals;
+  auto own_group = [&](Val& o) {
+    o.group = intervals.size();
+    intervals.push_back(Interval{o.v->name(), o.bytes, o.begin, o.last});
+  };
+  auto join = [&](Val& o, const Val& in, int64_t delta, MemoryPlan::AliasKind kind) {
+    o.group = in.group;
+    o.delta = delta;
+    intervals[o.group].end = std::max(intervals[o.group].end, o.last);
+    plan.aliases[o.v->name()] = MemoryPlan::Alias{in.v->name(), kind};
+  };
+  pos = 0;
+  for (const auto& n : g.nodes()) {
+    const size_t first_out = n->num_outputs() ? index.at(n->output(0)) : 0;
+    bool aliased = false;
+    if (opts.aliasing && n->num_outputs() == 1 && n->num_inputs() > 0) {
+      Val& o = vals[first_out];
+      auto in_arena = [&](const Value* v) { return v ? index.find(v) : index.end(); };
+      if (std::optional<int64_t> off = ViewOffset(*n)) {
+        auto it = in_arena(n->input(0));
+        if (it != index.end()) {
+          const Val& in = vals[it->second];
+          if (in.delta + *off + o.bytes <= intervals[in.group].bytes) {
+            join(o, in, in.delta + *off, MemoryPlan::AliasKind::kView);
+            aliased = true;
+          }
+        }
+      }
+      for (size_t k = 0; !aliased && k < n->num_inputs(); ++k) {
+        if (!MayWriteInPlace(*n, k)) continue;
+        auto it = in_arena(n->input(k));
+        if (it == index.end()) continue;
+        const Val& in = vals[it->second];
+        if (in.v->type.dtype != o.v->type.dtype || in.bytes != o.bytes ||
+            DimValues(*in.v->type.shape) != DimValues(*o.v->type.shape) || intervals[in.group].end != pos)
+          continue;
+        bool shared = false;
+        for (size_t j = 0; j < n->num_inputs(); ++j) {
+          auto other = j == k ? index.end() : in_arena(n->input(j));
+          shared = shared || (other != index.end() && vals[other->second].group == in.group);
+        }
+        if (shared) continue;
+        join(o, in, in.delta, MemoryPlan::AliasKind::kInPlace);
+        aliased = true;
+      }
+    }
+    for (size_t i = 0; i < n->num_outputs(); ++i)
+      if (!aliased || i > 0) own_group(vals[first_out + i]);
+    ++pos;
+  }
+
+  plan.arena_bytes = Place(intervals, last + 1);
+  for (const Val& o : vals)
+    plan.slots[o.v->name()] = MemoryPlan::Slot{intervals[o.group].offset + o.delta, o.bytes};
+  plan.unaliased_arena_bytes = plan.arena_bytes;
+  if (!plan.aliases.empty()) {
+    ASSIGN_OR_RETURN(MemoryPlan flat, ComputeMemoryPlan(g, MemoryPlanOptions{.aliasing = false}));
+    plan.unaliased_arena_bytes = flat.arena_bytes;
+  }
   return plan;
+}
+
+const char* AliasKindName(MemoryPlan::AliasKind kind) {
+  return kind == MemoryPlan::AliasKind::kView ? "view" : "in-place";
 }
 
 std::string MemoryPlanToJson(const MemoryPlan& plan) {
   nlohmann::json j;
+  j["version"] = kMemoryPlanVersion;
   j["arena_bytes"] = plan.arena_bytes;
   j["unshared_bytes"] = plan.unshared_bytes;
+  j["unaliased_arena_bytes"] = plan.unaliased_arena_bytes;
   nlohmann::json slots = nlohmann::json::object();
   for (const auto& [name, s] : plan.slots) slots[name] = {s.offset, s.bytes};
   j["slots"] = slots;
+  nlohmann::json aliases = nlohmann::json::object();
+  for (const auto& [name, a] : plan.aliases) aliases[name] = {a.of, AliasKindName(a.kind)};
+  j["aliases"] = aliases;
   return j.dump();
 }
 
@@ -137,21 +308,41 @@ StatusOr<MemoryPlan> MemoryPlanFromJson(const std::string& text) {
   MemoryPlan plan;
   try {
     nlohmann::json j = nlohmann::json::parse(text);
+    const int version = j.value("version", 1);
+    if (version < 1 || version > kMemoryPlanVersion)
+      return DataLoss("memory plan metadata has version ", version, "; this build reads versions 1 to ", kMemoryPlanVersion);
     plan.arena_bytes = j.at("arena_bytes").get<int64_t>();
     plan.unshared_bytes = j.at("unshared_bytes").get<int64_t>();
+    plan.unaliased_arena_bytes = j.value("unaliased_arena_bytes", plan.arena_bytes);
     for (const auto& [name, s] : j.at("slots").items())
       plan.slots[name] = MemoryPlan::Slot{s.at(0).get<int64_t>(), s.at(1).get<int64_t>()};
+    if (j.contains("aliases"))
+      for (const auto& [name, a] : j.at("aliases").items()) {
+        const std::string kind = a.at(1).get<std::string>();
+        if (kind != "view" && kind != "in-place") return DataLoss("memory plan metadata: alias '", name, "' of kind '", kind, "'");
+        plan.aliases[name] = MemoryPlan::Alias{a.at(0).get<std::string>(),
+                                               kind == "view" ? MemoryPlan::AliasKind::kView : MemoryPlan::AliasKind::kInPlace};
+      }
   } catch (const std::exception& e) {
     return DataLoss("memory plan metadata is malformed: ", e.what());
   }
-  // A plan comes from a file: every slot must lie inside the arena it claims.
-  if (plan.arena_bytes < 0 || plan.unshared_bytes < 0)
+  // A plan comes from a file: every slot must lie inside the arena it claims, an alias inside the
+  // slot of the value it aliases.
+  if (plan.arena_bytes < 0 || plan.unshared_bytes < 0 || plan.unaliased_arena_bytes < 0)
     return DataLoss("memory plan metadata has a negative arena size");
   for (const auto& [name, s] : plan.slots) {
     int64_t end = 0;
     if (s.offset < 0 || s.bytes < 0 || !CheckedAdd(s.offset, s.bytes, &end) || end > plan.arena_bytes)
       return DataLoss("memory plan metadata: slot '", name, "' [", s.offset, ", +", s.bytes, ") lies outside the arena of ",
                       plan.arena_bytes, " bytes");
+  }
+  for (const auto& [name, a] : plan.aliases) {
+    auto s = plan.slots.find(name), of = plan.slots.find(a.of);
+    if (s == plan.slots.end() || of == plan.slots.end())
+      return DataLoss("memory plan metadata: alias '", name, "' of '", a.of, "' names a value without a slot");
+    if (s->second.offset < of->second.offset ||
+        s->second.offset - of->second.offset > of->second.bytes - s->second.bytes)
+      return DataLoss("memory plan metadata: alias '", name, "' lies outside the slot of '", a.of, "'");
   }
   return plan;
 }
@@ -161,8 +352,8 @@ namespace {
 class MemoryPlanPass : public GraphPass {
  public:
   const char* name() const override { return "memory-plan"; }
-  StatusOr<bool> RunOnGraph(Graph& g, const PassContext&) override {
-    ASSIGN_OR_RETURN(MemoryPlan plan, ComputeMemoryPlan(g));
+  StatusOr<bool> RunOnGraph(Graph& g, const PassContext& ctx) override {
+    ASSIGN_OR_RETURN(MemoryPlan plan, ComputeMemoryPlan(g, MemoryPlanOptions{.aliasing = ctx.memory_aliasing}));
     std::string text = MemoryPlanToJson(plan);
     auto it = g.metadata.find(kMemoryPlanKey);
     if (it != g.metadata.end() && it->second == text) return false;

@@ -29,6 +29,7 @@ struct PassContext {
   std::vector<std::string> freeze;      // --freeze NAME|REGEX
   std::vector<std::string> trainable;   // --trainable NAME|REGEX: overrides the model's parameter list
   int world_size = 1;
+  bool memory_aliasing = true;          // memory-plan: views and in-place outputs share bytes
   std::ostream* log = nullptr;          // reports for humans (parameter table); null = quiet
   std::ostream* warn = nullptr;         // warnings for humans, shown even when quiet; null = none
 };

@@ -1,6 +1,8 @@
 // Runs one program (a graph) on a device: one kernel per node, created once; intermediate
-// values live in one arena laid out by the memory plan; graph inputs are bound to buffers the
-// caller owns (state tensors, data batches, scalars) and may be updated in place by training ops.
+// values live in one arena laid out by the memory plan (a view's output is its input's bytes, so
+// its kernel is skipped; an in-place kernel gets an output pointer equal to an input's); graph
+// inputs are bound to buffers the caller owns (state tensors, data batches, scalars) and may be
+// updated in place by training ops.
 //
 //   ASSIGN_OR_RETURN(auto exec, ProgramExecutor::Create(graph, device));
 //   RETURN_IF_ERROR(exec->Bind("x", TensorView{DType::kFloat32, {4, 32}, x_ptr}));

@@ -51,6 +51,10 @@ options:
   --dump-dir DIR            write NN-<pass>.onnx.txt and NN-<pass>.onnx after every pass
   --print-ir-after=PASS|all print the IR after the named pass(es) on stdout (repeatable)
   --time-passes             print each pass's wall time
+  --no-memory-aliasing      plan the activation arena without aliasing: Reshape, Flatten,
+                            Squeeze, Unsqueeze, Identity and contiguous Slices copy their input,
+                            elementwise ops never write over an input that dies there (for
+                            comparing; dsinspect shows the arena with and without aliasing)
   --flops                   print the plan's static FLOPs and bytes per program and op kind
                             (counted from the shapes; the rules are in backend/flops.h), the
                             count dsrun --profile and flops_profiler divide by the time
@@ -63,6 +67,7 @@ const std::vector<FlagSpec> kFlags = {
     {"--explain-config", false}, {"--lr-schedule", true}, {"--dim", true, true},  {"--loss", true},
     {"--freeze", true, true}, {"--trainable", true, true}, {"--passes", true},     {"--list-passes", false}, {"--list-ops", false}, {"--stop-after-pass-num", true},
     {"--dump-dir", true},  {"--print-ir-after", true, true}, {"--time-passes", false}, {"--flops", false}, {"-q", false},
+    {"--no-memory-aliasing", false},
     {"--quiet", false},    {"-h", false},            {"--help", false}};
 
 std::vector<std::string> Split(const std::string& s, char sep) {
@@ -179,6 +184,7 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
   ctx.trainable = args.All("--trainable");
   ctx.warn = &std::cerr;
   ctx.world_size = static_cast<int>(world_size);
+  ctx.memory_aliasing = !args.Has("--no-memory-aliasing");
   ctx.log = progress;
 
   std::vector<PassId> pipeline = DefaultPipeline();
