@@ -108,9 +108,9 @@ class ConvKernel : public OpKernel {
       bias_ = node.input(2) != nullptr;
       const auto pd = c.Forward(bias_);
       conv_ = dnnl::convolution_forward(pd);
-      x_ = cpu::OnednnLayout(c.x, pd.src_desc());
-      w_ = cpu::OnednnLayout(c.w, pd.weights_desc());
-      y_ = cpu::OnednnLayout(c.y, pd.dst_desc());
+      x_ = cpu::OnednnLayout(c.x, pd.src_desc(), 0);
+      w_ = cpu::OnednnLayout(c.w, pd.weights_desc(), 1);
+      y_ = cpu::OnednnLayout(c.y, pd.dst_desc(), 2);
       b_ = memory(c.b, cpu::OnednnEngine(), DNNL_MEMORY_NONE);
       stream_ = dnnl::stream(cpu::OnednnEngine());
       onednn_ = true;
@@ -245,9 +245,9 @@ class ConvGradKernel : public OpKernel {
       const dnnl::convolution_backward_data::primitive_desc pd(d, cpu::OnednnEngine(), fwd);
       bwd_data_ = dnnl::convolution_backward_data(pd);
       dy_data_desc = pd.diff_dst_desc();
-      dy_data_ = cpu::OnednnLayout(c.y, dy_data_desc);
-      w_ = cpu::OnednnLayout(c.w, pd.weights_desc());
-      dx_ = cpu::OnednnLayout(c.x, pd.diff_src_desc());
+      dy_data_ = cpu::OnednnLayout(c.y, dy_data_desc, 0);
+      w_ = cpu::OnednnLayout(c.w, pd.weights_desc(), 1);
+      dx_ = cpu::OnednnLayout(c.x, pd.diff_src_desc(), 2);
     }
     if (weights_ || bias_) {
       const dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, c.x_any, c.w_any,
@@ -255,10 +255,10 @@ class ConvGradKernel : public OpKernel {
                                                        c.dilates, c.pad_l, c.pad_r);
       const dnnl::convolution_backward_weights::primitive_desc pd(d, cpu::OnednnEngine(), fwd);
       bwd_weights_ = dnnl::convolution_backward_weights(pd);
-      dy_weights_ = cpu::OnednnLayout(c.y, pd.diff_dst_desc());
+      dy_weights_ = cpu::OnednnLayout(c.y, pd.diff_dst_desc(), 3);
       share_dy_ = data_ && pd.diff_dst_desc() == dy_data_desc;  // one reorder of dY serves both
-      x_ = cpu::OnednnLayout(c.x, pd.src_desc());
-      dw_ = cpu::OnednnLayout(c.w, pd.diff_weights_desc());
+      x_ = cpu::OnednnLayout(c.x, pd.src_desc(), 4);
+      dw_ = cpu::OnednnLayout(c.w, pd.diff_weights_desc(), 5);
       dw_desc_ = pd.diff_weights_desc();
       if (bias_) db_ = memory(c.b, cpu::OnednnEngine(), DNNL_MEMORY_NONE);
     }

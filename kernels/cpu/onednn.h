@@ -8,8 +8,8 @@
 // shapes; Compute only binds pointers. Our own kernels stay as the fallback (and the readable spec):
 // a node oneDNN refuses runs through them, and the choice is made in the kernel's Init.
 //
-//   cpu::PlainToBlocked src(user_md, pd.src_desc());   // at Init: a reorder only if layouts differ
-//   dnnl::memory m = src.Bind(x_ptr);                 // in Compute: runs the reorder, returns what to pass
+//   cpu::OnednnLayout src(user_md, pd.src_desc(), 0);  // at Init: a reorder only if layouts differ
+//   dnnl::memory m = src.In(stream, x_ptr);            // in Compute: runs the reorder, returns what to pass
 #pragma once
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -25,12 +25,15 @@ const dnnl::engine& OnednnEngine();
 std::string OnednnDescription();
 
 // Moves a tensor between our plain layout (`user`) and the layout a primitive chose (`inner`). When
-// the two are the same the primitive reads and writes our buffer directly; otherwise the kernel owns
-// a buffer in the inner layout, allocated once here, and Compute reorders into or out of it.
+// the two are the same the primitive reads and writes our buffer directly; otherwise Compute reorders
+// into or out of a buffer in the inner layout. Those buffers live only during one Compute, so every
+// kernel of a thread shares them: `slot` names one (the layouts a kernel uses at once take different
+// slots), grown to the largest size asked of it. Per kernel, they would hold a second copy of every
+// convolution's input, output and weights for the life of the plan.
 class OnednnLayout {
  public:
   OnednnLayout() = default;
-  OnednnLayout(const dnnl::memory::desc& user, const dnnl::memory::desc& inner);
+  OnednnLayout(const dnnl::memory::desc& user, const dnnl::memory::desc& inner, int slot);
   // Input side: points the user memory at `ptr`, reorders it into the inner buffer when needed, and
   // returns the memory to hand to the primitive.
   dnnl::memory In(dnnl::stream& s, const void* ptr);
@@ -39,9 +42,11 @@ class OnednnLayout {
   void Out(dnnl::stream& s, void* ptr);
 
  private:
+  dnnl::memory Inner();
   dnnl::memory user_, inner_;
   dnnl::reorder to_inner_, to_user_;
   bool same_ = true;
+  int slot_ = 0;
 };
 
 }  // namespace dsc::cpu
