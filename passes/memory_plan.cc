@@ -82,6 +82,8 @@ constexpr InPlaceOp kInPlaceTable[] = {
     // Binary with broadcasting: y[i] = op(a[ia(i)], b[ib(i)]); the donor is the full-shape side.
     {"", "Add", kXY}, {"", "Sub", kXY}, {"", "Mul", kXY}, {"", "Div", kXY}, {"", "Pow", kX},
     {"", "Sum", kXY}, {"", "Max", kXY}, {"", "Min", kXY}, {"", "Where", kWhereXY},
+    // ai.dscompile.Gelu: the same ActivationKernel as ONNX Gelu (kernels/cpu/activation.cc).
+    {kDscDomain, "Gelu", kX},
     // Pointwise gradients (dY, X) -> dX, all one shape.
     {kDscDomain, ops::kReluGrad, kXY}, {kDscDomain, ops::kLeakyReluGrad, kXY},
     {kDscDomain, ops::kSigmoidGrad, kXY}, {kDscDomain, ops::kTanhGrad, kXY},
