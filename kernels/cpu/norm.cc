@@ -1,10 +1,6 @@
 // LayerNormalization (opset 17) and BatchNormalization (opset 15, inference and training) with their gradients.
 //
 // Statistics accumulate in double: the kernels are the reference the CUDA ones are checked against.
-// BatchNormalizationGrad runs through oneDNN's backward batch-normalisation primitive (kernels/cpu/
-// onednn.h; X in its plain layout, our double statistics rounded to float) when oneDNN takes the node:
-// measured on ResNet-18, it takes about 0.7x the time of the loop below, which stays as the spec and
-// the fallback. The forward pass stays ours: oneDNN 2.6's was no faster on plain NCHW tensors.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -13,7 +9,6 @@
 #include "kernels/common/norm_math.h"
 #include "kernels/common/norm_node.h"
 #include "kernels/cpu/nn_util.h"
-#include "kernels/cpu/onednn.h"
 #include "kernels/kernel.h"
 
 namespace dsc {
@@ -154,26 +149,6 @@ void ChannelStats(const float* x, const BatchNormShape& b, std::vector<double>* 
   }
 }
 
-// oneDNN's view of a BatchNormShape: X:(N,C,S) as (N,C,S,1) in plain nchw (the same bytes), per-channel
-// tensors as (C); scale and shift apart. `fwd` is only the hint the backward primitive is built from.
-struct OnednnBatchNorm {
-  dnnl::memory::desc x, c;
-  dnnl::batch_normalization_forward::primitive_desc fwd;
-  static dnnl::normalization_flags Flags() {
-    return dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
-  }
-
-  OnednnBatchNorm(const BatchNormShape& b, float eps)
-      : x({b.n, b.c, b.s, 1}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::nchw),
-        c({b.c}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::x),
-        fwd(dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_training, x, eps, Flags()),
-            cpu::OnednnEngine()) {}
-  // A memory of desc `d` on the user's buffer, bound per run with set_data_handle.
-  static dnnl::memory User(const dnnl::memory::desc& d) { return {d, cpu::OnednnEngine(), DNNL_MEMORY_NONE}; }
-};
-
-Status OnednnFailed(const dnnl::error& e) { return Internal("oneDNN: ", e.what(), " (status ", int(e.status), ")"); }
-
 // (X, scale, B, input_mean, input_var) -> Y[, running_mean, running_var];  X:(N,C,S)  others:(C)
 // training_mode=1: Y from the batch statistics; running = input * momentum + batch * (1 - momentum),
 // with the biased batch variance as the ONNX spec says (PyTorch's running_var uses the unbiased one).
@@ -216,25 +191,7 @@ class BatchNormKernel : public OpKernel, protected norm::BatchNormNode {
 //   dBias = sum dY,  dScale = sum dY * xhat,  dX = Scale * rstd / m * (m * dY - dBias - xhat * dScale)
 class BatchNormGradKernel : public OpKernel, protected norm::BatchNormGradNode {
  public:
-  Status Init(const Node& node) {
-    RETURN_IF_ERROR(BatchNormGradNode::Init(node));
-    try {
-      const OnednnBatchNorm o(b_, eps_);
-      const dnnl::batch_normalization_backward::desc d(dnnl::prop_kind::backward, o.x, o.x, eps_,
-                                                       OnednnBatchNorm::Flags());
-      bwd_ = dnnl::batch_normalization_backward({d, cpu::OnednnEngine(), o.fwd});
-      x_ = OnednnBatchNorm::User(o.x), dy_ = OnednnBatchNorm::User(o.x), dx_ = OnednnBatchNorm::User(o.x);
-      scale_ = OnednnBatchNorm::User(o.c), dscale_ = OnednnBatchNorm::User(o.c), dshift_ = OnednnBatchNorm::User(o.c);
-      mean_ = dnnl::memory(o.c, cpu::OnednnEngine()), var_ = dnnl::memory(o.c, cpu::OnednnEngine());
-      shift_ = dnnl::memory(o.c, cpu::OnednnEngine());  // oneDNN 2.6 refuses to run without one; never read
-      dscale_own_.resize(b_.c), dshift_own_.resize(b_.c);
-      stream_ = dnnl::stream(cpu::OnednnEngine());
-      onednn_ = true;
-    } catch (const dnnl::error&) {
-      onednn_ = false;  // our loops below
-    }
-    return Status::OK();
-  }
+  Status Init(const Node& node) { return BatchNormGradNode::Init(node); }
   Status Compute(KernelContext& ctx) override {
     const float* dy = ctx.input(0).data<float>();
     const float* x = ctx.input(1).data<float>();
@@ -244,8 +201,6 @@ class BatchNormGradKernel : public OpKernel, protected norm::BatchNormGradNode {
     float* dbias = ctx.has_output(2) ? ctx.output(2).data<float>() : nullptr;
     std::vector<double> mean, var;
     ChannelStats(x, b_, &mean, &var);
-    // oneDNN's backward always writes dX; without one the loops below skip that pass.
-    if (onednn_ && dx) return ComputeOnednn(dy, x, scale, mean, var, dx, dscale, dbias);
     const int64_t N = b_.n, C = b_.c, S = b_.s;
     const double m = static_cast<double>(N * S);
 #pragma omp parallel for if (N * C * S > nn::kParallelThreshold)
@@ -269,38 +224,6 @@ class BatchNormGradKernel : public OpKernel, protected norm::BatchNormGradNode {
     }
     return Status::OK();
   }
-
- private:
-  // The batch statistics come from ChannelStats (double, rounded once to float), not from a second
-  // forward primitive: that one would also write a Y nobody reads.
-  Status ComputeOnednn(const float* dy, const float* x, const float* scale, const std::vector<double>& mean,
-                       const std::vector<double>& var, float* dx, float* dscale, float* dbias) {
-    float* mf = static_cast<float*>(mean_.get_data_handle());
-    float* vf = static_cast<float*>(var_.get_data_handle());
-    for (int64_t c = 0; c < b_.c; ++c) mf[c] = static_cast<float>(mean[c]), vf[c] = static_cast<float>(var[c]);
-    try {
-      x_.set_data_handle(const_cast<float*>(x));
-      dy_.set_data_handle(const_cast<float*>(dy));
-      dx_.set_data_handle(dx);
-      scale_.set_data_handle(const_cast<float*>(scale));
-      dscale_.set_data_handle(dscale ? dscale : dscale_own_.data());
-      dshift_.set_data_handle(dbias ? dbias : dshift_own_.data());
-      bwd_.execute(stream_, {{DNNL_ARG_SRC, x_}, {DNNL_ARG_DIFF_DST, dy_}, {DNNL_ARG_MEAN, mean_},
-                             {DNNL_ARG_VARIANCE, var_}, {DNNL_ARG_SCALE, scale_}, {DNNL_ARG_SHIFT, shift_},
-                             {DNNL_ARG_DIFF_SRC, dx_},
-                             {DNNL_ARG_DIFF_SCALE, dscale_}, {DNNL_ARG_DIFF_SHIFT, dshift_}});
-      stream_.wait();
-    } catch (const dnnl::error& e) {
-      return OnednnFailed(e);
-    }
-    return Status::OK();
-  }
-
-  bool onednn_ = false;
-  dnnl::batch_normalization_backward bwd_;
-  dnnl::memory x_, dy_, dx_, scale_, dscale_, dshift_, mean_, var_, shift_;  // the last three owned
-  std::vector<float> dscale_own_, dshift_own_;  // where unwanted dScale/dBias go
-  dnnl::stream stream_;
 };
 
 DSC_REGISTER_KERNEL("", "LayerNormalization", kCpu, kFloat32, MakeFactory<LayerNormKernel>());
