@@ -175,7 +175,8 @@ def summary(d):
         parts.append("loaded: " + ", ".join(blas))
     if d["cpu_capability"]:
         parts.append("capability %s" % d["cpu_capability"])
-    parts.append("%d threads (%s)" % (d["threads"], d["parallel_backend"] or "?"))
+    parts.append("%d thread%s (%s)" % (d["threads"], "" if d["threads"] == 1 else "s",
+                                       d["parallel_backend"] or "?"))
     return "; ".join(parts)
 
 
