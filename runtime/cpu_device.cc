@@ -7,6 +7,7 @@
 
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/onednn.h"
+#include "kernels/cpu/simd.h"
 #include "runtime/device.h"
 
 namespace dsc {
@@ -51,11 +52,14 @@ class CpuDevice : public Device {
   StatusOr<void*> AllocateHost(size_t bytes) override { return Allocate(bytes); }
   void FreeHost(void* ptr) override { Free(ptr); }
   Status Synchronize() override { return Status::OK(); }
-  // "cpu (OpenBLAS 0.3.34.481.3, SkylakeX kernels, oneDNN 2.6.3 (avx512_core_bf16), 2 threads)":
-  // which GEMM and convolution kernels a run gets is the first thing to know about its speed.
+  // "cpu (OpenBLAS 0.3.34.481.3, SkylakeX kernels, oneDNN 2.6.3 (avx512_core_bf16), avx512 loops,
+  // 2 threads)": which GEMM, convolution and elementwise code (kernels/cpu/simd.h, DSC_CPU_ISA) a
+  // run gets is the first thing to know about its speed.
   std::string name() const override {
     const int threads = openblas_get_num_threads();
-    return StrCat("cpu (", cpu::BlasDescription(), ", ", cpu::OnednnDescription(), ", ", threads,
+    const StatusOr<cpu::Isa> isa = cpu::SelectedIsa();
+    return StrCat("cpu (", cpu::BlasDescription(), ", ", cpu::OnednnDescription(), ", ",
+                  isa.ok() ? cpu::IsaName(*isa) : "invalid DSC_CPU_ISA", " loops, ", threads,
                   threads == 1 ? " thread)" : " threads)");
   }
   size_t allocated_bytes() const override { return counter_.allocated(); }

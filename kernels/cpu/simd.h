@@ -7,9 +7,9 @@
 //     RunOnIsa(isa_, [&] { for (...) y[i] = a[i] + b[i]; });
 //
 // The build has no -m flags, so the binary runs on any x86-64 CPU; only the chosen copy uses
-// the wider instructions. Results that must not depend on the ISA (IEEE +,-,*,/ and the math of
-// simd_math.h's sums) do not: the files are compiled without FP contraction (ISO C++ mode), so
-// no copy fuses a*b+c.
+// the wider instructions. Arithmetic (+, -, *, /, simd_math.h's fixed-order sums) gives the same
+// bits on every ISA: dsc_kernels and what links it compile with -ffp-contract=off, so no copy
+// fuses a*b+c into an FMA. Only libmvec's functions (simd_math.h) differ between ISAs.
 #pragma once
 
 #include <optional>

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "ir/dsc_ops.h"
 #include "kernels/cpu/simd_math.h"
 #include "tests/kernels/kernel_test_util.h"
 
@@ -194,6 +195,47 @@ TEST_P(SimdMathTest, SoftmaxKernelsAgainstDouble) {
     EXPECT_TRUE(testing::AllClose((*out)[0], expected, 1e-6, 1e-7)) << (log ? "LogSoftmax" : "Softmax");
   }
   cpu::SetIsaForTesting(std::nullopt);
+}
+
+// Kernels of plain arithmetic and scalar libm give the same bits on every ISA (fixed-order sums,
+// no FMA contraction): SoftmaxGrad (a row sum of dY * Y), SigmoidGrad, MishGrad and Mul with a
+// broadcast row.
+TEST_P(SimdMathTest, ArithmeticKernelsMatchBaselineBitForBit) {
+  auto filled = [](std::vector<int64_t> dims, uint32_t seed) {
+    Tensor t(DType::kFloat32, std::move(dims));
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      seed = seed * 1664525u + 1013904223u;
+      t.data<float>()[i] = static_cast<float>(seed >> 8) / (1u << 23) - 1.0f;
+    }
+    return t;
+  };
+  struct OpCase {
+    const char* op;
+    std::string domain;
+    std::vector<int64_t> a, b;
+  };
+  const std::vector<OpCase> cases = {{ops::kSoftmaxGrad, kDscDomain, {6, 133}, {6, 133}},
+                                     {ops::kSigmoidGrad, kDscDomain, {7, 131}, {7, 131}},
+                                     {ops::kMishGrad, kDscDomain, {5, 129}, {5, 129}},
+                                     {"Mul", "", {9, 77}, {77}}};
+  for (const OpCase& c : cases) {
+    Tensor a = filled(c.a, 5), b = filled(c.b, 6);
+    std::vector<Tensor> results;
+    for (Isa isa : {Isa::kBaseline, GetParam()}) {
+      cpu::SetIsaForTesting(isa);
+      Graph g;
+      Value* va = g.AddInput("a", TensorType{DType::kFloat32, testing::StaticShape(c.a)});
+      Value* vb = g.AddInput("b", TensorType{DType::kFloat32, testing::StaticShape(c.b)});
+      Node* n = g.AddNode(c.op, {va, vb}, {"y"}, c.domain);
+      if (c.domain == kDscDomain && std::string(c.op) == ops::kSoftmaxGrad) n->SetAttr("axis", AttrValue(int64_t{-1}));
+      n->output(0)->type = va->type;
+      StatusOr<std::vector<Tensor>> out = testing::RunNodeOnCpu(*n, {&a, &b});
+      ASSERT_TRUE(out.ok()) << c.op << ": " << out.status().ToString();
+      results.push_back((*out)[0]);
+    }
+    cpu::SetIsaForTesting(std::nullopt);
+    EXPECT_EQ(std::memcmp(results[0].raw(), results[1].raw(), results[0].nbytes()), 0) << c.op;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Isas, SimdMathTest, ::testing::ValuesIn(RunnableIsas()),

@@ -5,6 +5,7 @@
 
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/onednn.h"
+#include "kernels/cpu/simd.h"
 #include "runtime/device.h"
 
 namespace dsc {
@@ -32,7 +33,8 @@ TEST(DeviceSelect, CpuOnRequest) {
   ASSERT_TRUE(d.ok()) << d.status().message();
   EXPECT_EQ((*d)->kind(), DeviceKind::kCpu);
   // The name carries the BLAS and its kernel set (dsrun prints it at startup).
-  EXPECT_EQ((*d)->name(), StrCat("cpu (", cpu::BlasDescription(), ", ", cpu::OnednnDescription(), ", 1 thread)"));
+  EXPECT_EQ((*d)->name(), StrCat("cpu (", cpu::BlasDescription(), ", ", cpu::OnednnDescription(), ", ",
+                                  cpu::IsaName(*cpu::SelectedIsa()), " loops, 1 thread)"));
   EXPECT_EQ((*d)->cuda_resources(), nullptr);
 }
 
