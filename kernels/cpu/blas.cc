@@ -5,7 +5,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cctype>
 #include <string_view>
 #include <thread>
@@ -52,16 +51,6 @@ void RunBlasJobs(int /*sync*/, openblas_dojob_callback dojob, int numjobs, size_
   run(0);
   for (std::thread& t : threads) t.join();
 }
-
-// With the callback above OpenBLAS never hands its own pthreads a job, yet it starts them when the
-// library loads and each one spins for OPENBLAS_THREAD_TIMEOUT (default 2^28 cycles, about 0.1 s)
-// before it sleeps: on 2 cores that spin took half the machine from the first 15 or so steps of a
-// small model (2 ms steps became 6 ms). OpenBLAS reads the variable in its constructor, which runs
-// before any of ours; an executable's .preinit_array runs before every shared library's, so the
-// variable is set there (to OpenBLAS's minimum, 2^4 cycles), unless the user set it.
-void ShortenBlasIdleSpin(int, char**, char**) { setenv("OPENBLAS_THREAD_TIMEOUT", "4", /*overwrite=*/0); }
-[[gnu::section(".preinit_array"), gnu::used]] void (*const kShortenBlasIdleSpin)(int, char**, char**) =
-    &ShortenBlasIdleSpin;
 
 // Before any other OpenBLAS call (OpenBLAS asks for that): kernels run only after static
 // initialisation.

@@ -2,38 +2,14 @@
 // kernels are narrower than the CPU's vector units.
 #include <gtest/gtest.h>
 
-#include <time.h>
-
-#include <chrono>
 #include <cstdlib>
 #include <string>
-#include <thread>
 
 #include "ir/status.h"
 #include "kernels/cpu/blas.h"
 
 namespace dsc::cpu {
 namespace {
-
-double ProcessCpuSeconds() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
-}
-
-// Taken during static initialisation, just after OpenBLAS started its (unused) pthreads.
-const auto kStartWall = std::chrono::steady_clock::now();
-const double kStartCpu = ProcessCpuSeconds();
-
-// OpenBLAS's own threads never get work (its jobs run on our OpenMP threads), so they must go to
-// sleep at once instead of spinning for OpenBLAS's default ~0.1 s: blas.cc shortens the spin before
-// the library loads. A spinning thread would burn ~0.1 s of CPU in this window while the test sleeps
-// (on a machine with more than one core, where OpenBLAS starts threads at all).
-TEST(Blas, OwnThreadsDoNotSpinAfterStartUp) {
-  EXPECT_STREQ(std::getenv("OPENBLAS_THREAD_TIMEOUT"), "4");
-  std::this_thread::sleep_until(kStartWall + std::chrono::milliseconds(250));
-  EXPECT_LT(ProcessCpuSeconds() - kStartCpu, 0.04) << "CPU time burnt while the test slept";
-}
 
 TEST(Blas, DescriptionNamesTheLibraryAndItsKernels) {
   const std::string text = BlasDescription();
