@@ -13,6 +13,9 @@
 //                                               [s*rows, (s+1)*rows) of dim batch_axis belong to the
 //                                               micro-batch's sample s; batch_axis -1: no batch axis
 //                                               (the mask is keyed by element index, as Dropout's)
+//   Gelu<approximate = "none">(X) -> Y          ONNX's Gelu (opset 20) for graphs of older opsets,
+//                                               made by the recognize pass (passes/recognize.cc) from
+//                                               an exporter's decomposition; differentiated as Gelu
 //
 // Pure gradient ops (SSA, one output each unless stated; an output's static type fixes its shape):
 //   ReluGrad(dY, X) -> dX                       dX = dY * (X > 0)
@@ -146,6 +149,7 @@ inline constexpr const char* kAttentionGrad = "AttentionGrad";
 
 // Fused ops.
 inline constexpr const char* kFusedMatMul = "FusedMatMul";
+inline constexpr const char* kGelu = "Gelu";
 
 // Reductions.
 inline constexpr const char* kSumSquares = "SumSquares";

@@ -713,6 +713,7 @@ const std::unordered_map<std::string, Check>& DscChecks() {
          return CheckSliceLike(v, 1, out ? std::optional<int64_t>(out->size()) : std::nullopt);
        }},
       {ops::kGeluGrad, Enum("approximate", {"none", "tanh"})},
+      {ops::kGelu, Enum("approximate", {"none", "tanh"})},
       {ops::kDropoutGrad, RatioInput(2)},
       {ops::kSoftmaxCrossEntropyLossGrad, Enum("reduction", {"none", "mean", "sum"})},
       {ops::kNegativeLogLikelihoodLossGrad, Enum("reduction", {"none", "mean", "sum"})},
@@ -753,6 +754,7 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     (*t)[ops::kRMSNormalizationGrad] = Arity{3, 3, 1, 2, {0, 1, 2}};
     (*t)[ops::kConvGrad] = Arity{3, 3, 1, 3, {0, 1, 2}};
     (*t)[ops::kAveragePoolGrad] = Arity{1, 1, 1, 1, {0}};
+    (*t)[ops::kGelu] = Arity{1, 1, 1, 1, {0}};
     (*t)[ops::kSliceGrad] = Arity{3, 5, 1, 1, {0, 1, 2}};
     (*t)[ops::kSoftmaxCrossEntropyLossGrad] = Arity{3, 4, 1, 1, {0, 1, 2}};
     (*t)[ops::kNegativeLogLikelihoodLossGrad] = Arity{3, 4, 1, 1, {0, 1, 2}};

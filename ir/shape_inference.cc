@@ -49,10 +49,21 @@ Status InferShapes(Graph& g) {
     if (n->op_type() == "Range" && n->domain().empty())
       RETURN_IF_ERROR(CheckNode(*n, opset == g.opsets.end() ? 0 : opset->second, NodeCheckStage::kAttributes));
   onnx::ModelProto model = GraphToOnnx(g, GraphToOnnxOptions{/*weights_as_inputs_above=*/1024});
-  // Drop the old intermediate types so stale shapes never shadow fresh inference; outputs of
-  // ops ONNX does not know are restored from the IR below.
+  // Drop the old intermediate types so stale shapes never shadow fresh inference. ONNX knows no
+  // types for the outputs of our own ops (ir/dsc_ops.h), so those are kept: inference then goes on
+  // past them (the recognize pass puts ai.dscompile.Gelu in forward graphs), and the IR's types of
+  // such outputs are what is left after inference anyway.
   model.mutable_graph()->clear_value_info();
   for (auto& out : *model.mutable_graph()->mutable_output()) out.clear_type();
+  for (const auto& n : g.nodes()) {
+    if (n->domain() != kDscDomain) continue;
+    for (const Value* v : n->outputs()) {
+      if (!v || v->type.dtype == DType::kUndefined) continue;
+      onnx::ValueInfoProto* vi = model.mutable_graph()->add_value_info();
+      vi->set_name(v->name());
+      TypeToOnnx(v->type, vi->mutable_type());
+    }
+  }
   try {
     onnx::ShapeInferenceOptions options(/*check_type=*/true, /*error_mode=*/1, /*data_prop=*/true);
     onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(), options);

@@ -139,7 +139,7 @@ class AutodiffPass : public GraphPass {
       if (!any) continue;
       auto mark = std::prev(g.nodes().end());
       GradBuilder builder(g, *n, dys, role.needs);
-      RETURN_IF_ERROR(registry.Find(n->op_type())(builder));
+      RETURN_IF_ERROR(registry.Find(n->domain(), n->op_type())(builder));
       std::unordered_set<const Value*> emitted;
       for (auto m = std::next(mark); m != g.nodes().end(); ++m)
         for (Value* v : (*m)->outputs()) emitted.insert(v);
@@ -214,8 +214,7 @@ class AutodiffPass : public GraphPass {
     for (const auto& n : g.nodes()) {
       NodeRole role = RoleOf(*n, active);
       if (!role.on_path) continue;
-      bool ours = n->domain().empty() || n->domain() == "ai.onnx";
-      if (ours && registry.Find(n->op_type())) continue;
+      if (registry.Find(n->domain(), n->op_type())) continue;
       for (size_t i = 0; i < n->num_inputs(); ++i)
         if (role.needs[i]) {
           ++count;

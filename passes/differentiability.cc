@@ -4,6 +4,8 @@
 #include <map>
 #include <set>
 
+#include "ir/dsc_ops.h"
+
 namespace dsc {
 namespace {
 
@@ -44,7 +46,9 @@ bool FloatValue(const Value* v) { return v && IsFloat(v->type.dtype); }
 
 bool IsDifferentiableInput(const Node& n, size_t i) {
   if (!FloatValue(n.input(i))) return false;
-  if (!n.domain().empty()) return false;  // our own ops get gradients through dedicated builders
+  // Our own ops get gradients through dedicated builders, except the forward ops that stand for a
+  // standard op (ir/dsc_ops.h: Gelu), which autodiff differentiates as that op.
+  if (!n.domain().empty() && !(n.domain() == kDscDomain && n.op_type() == ops::kGelu)) return false;
   auto it = NonDifferentiableInputs().find(n.op_type());
   return it == NonDifferentiableInputs().end() || !it->second.count(i);
 }

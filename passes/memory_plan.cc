@@ -83,7 +83,7 @@ constexpr InPlaceOp kInPlaceTable[] = {
     {"", "Add", kXY}, {"", "Sub", kXY}, {"", "Mul", kXY}, {"", "Div", kXY}, {"", "Pow", kX},
     {"", "Sum", kXY}, {"", "Max", kXY}, {"", "Min", kXY}, {"", "Where", kWhereXY},
     // ai.dscompile.Gelu: the same ActivationKernel as ONNX Gelu (kernels/cpu/activation.cc).
-    {kDscDomain, "Gelu", kX},
+    {kDscDomain, ops::kGelu, kX},
     // Pointwise gradients (dY, X) -> dX, all one shape.
     {kDscDomain, ops::kReluGrad, kXY}, {kDscDomain, ops::kLeakyReluGrad, kXY},
     {kDscDomain, ops::kSigmoidGrad, kXY}, {kDscDomain, ops::kTanhGrad, kXY},

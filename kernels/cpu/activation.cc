@@ -148,7 +148,7 @@ class ActivationGradKernel : public OpKernel {
 
 DSC_REGISTER_ACTIVATION(Gelu);
 // ONNX's Gelu under our domain, for graphs whose opset predates it (passes/recognize.cc).
-DSC_REGISTER_KERNEL(kDscDomain, "Gelu", kCpu, kFloat32, MakeFactory<ActivationKernel<Gelu>>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kGelu, kCpu, kFloat32, MakeFactory<ActivationKernel<Gelu>>());
 DSC_REGISTER_ACTIVATION(Mish);
 DSC_REGISTER_ACTIVATION(HardSwish);
 DSC_REGISTER_ACTIVATION(HardSigmoid);

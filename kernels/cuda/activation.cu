@@ -72,6 +72,7 @@ struct ActivationGrad {
   DSC_REGISTER_CUDA_FLOATS(kDscDomain, ops::k##Op##Grad, ActivationGrad<act::Op>::Kernel)
 
 DSC_REGISTER_CUDA_ACTIVATION(Gelu);
+DSC_REGISTER_CUDA_FLOATS(kDscDomain, ops::kGelu, Activation<act::Gelu>::Kernel);  // passes/recognize.cc's
 DSC_REGISTER_CUDA_ACTIVATION(Mish);
 DSC_REGISTER_CUDA_ACTIVATION(HardSwish);
 DSC_REGISTER_CUDA_ACTIVATION(HardSigmoid);

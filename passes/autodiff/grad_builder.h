@@ -95,15 +95,25 @@ class GradBuilder {
 
 using GradientBuilderFn = Status (*)(GradBuilder&);
 
-// Op type (standard domain) -> builder. Built once by Get(), immutable afterwards.
+// (domain, op type) -> builder; the standard domain is "" (or "ai.onnx"). Built once by Get(),
+// immutable afterwards.
 class GradientRegistry {
  public:
   static const GradientRegistry& Get();
   void Add(const std::string& op_type, GradientBuilderFn fn) { builders_[op_type] = fn; }
+  void Add(const std::string& domain, const std::string& op_type, GradientBuilderFn fn) {
+    builders_[Key(domain, op_type)] = fn;
+  }
   GradientBuilderFn Find(const std::string& op_type) const;
+  GradientBuilderFn Find(const std::string& domain, const std::string& op_type) const {
+    return Find(Key(domain, op_type));
+  }
   std::vector<std::string> OpTypes() const;
 
  private:
+  static std::string Key(const std::string& domain, const std::string& op_type) {
+    return domain.empty() || domain == "ai.onnx" ? op_type : domain + "." + op_type;
+  }
   std::map<std::string, GradientBuilderFn> builders_;
 };
 

@@ -76,6 +76,7 @@ Status BuildTriluGrad(B& b) {
 
 void RegisterActivationGradients(GradientRegistry& registry) {
   REGISTER_GRADIENT_BUILDER("Gelu", BuildGeluGrad);
+  registry.Add(kDscDomain, ops::kGelu, BuildGeluGrad);  // the recognize pass's Gelu for older opsets
   REGISTER_GRADIENT_BUILDER("Mish", BuildMishGrad);
   REGISTER_GRADIENT_BUILDER("HardSwish", BuildHardSwishGrad);
   REGISTER_GRADIENT_BUILDER("HardSigmoid", BuildHardSigmoidGrad);

@@ -75,7 +75,7 @@ TEST_F(PlanVerifyTest, GraphsAreVerified) {
   // A node no kernel runs.
   e = LoadError([](auto&, auto& programs) {
     for (auto& n : *programs["micro_step"].mutable_graph()->mutable_node())
-      if (n.op_type() == "Erf") n.set_op_type("NoSuchOp");
+      if (n.op_type() == "Gemm") n.set_op_type("NoSuchOp");
   });
   EXPECT_NE(e.find("edited.dsplan is corrupted or inconsistent: program 'micro_step'"), std::string::npos) << e;
   EXPECT_NE(e.find("NoSuchOp"), std::string::npos) << e;
