@@ -3,7 +3,9 @@
 # clusters without package access: scripts/bundle.sh OUT.tar.gz [--build-dir DIR] (default build/).
 #
 # What goes in, and why:
-#   - The three programs (stripped) in real/, and every shared library they load, derived with
+#   - The three programs as one stripped executable, real/dsc (tools/multicall.cc: it runs the
+#     program its argv[0] names; one copy of the code they share instead of three keeps the bundle
+#     under 40 MB), and every shared library it loads, derived with
 #     ldd from the programs and from the Open MPI/PMIx plugins shipped (never a fixed list): ONNX
 #     and protobuf when shared, OpenBLAS (libscipy_openblas.so from scripts/install-openblas.sh,
 #     found through the programs' RUNPATH), oneDNN (Debian's libdnnl.so.2, with the OpenCL ICD
@@ -12,7 +14,7 @@
 #   - glibc and its loader too. Programs linked on Debian 12 need GLIBC_2.3x symbols that older
 #     cluster hosts (RHEL 8: 2.28, Ubuntu 20.04: 2.31) lack, so each program starts through the
 #     bundled loader from a small launcher, bin/NAME:
-#       lib/ld-linux-x86-64.so.2 --library-path lib real/NAME "$@"
+#       lib/ld-linux-x86-64.so.2 --library-path lib --argv0 bin/NAME real/dsc "$@"
 #     No LD_LIBRARY_PATH is set, so host programs that ours start (sh, ssh) keep the host's libc.
 #   - Not the NVIDIA driver, cuBLAS or NCCL: they must match the host's driver and come from the
 #     host. A build with the CUDA backend links cuBLASLt and NCCL (the CUDA runtime is linked
@@ -50,12 +52,9 @@ case "$out" in *.tar.gz) ;; *) die "OUT must end in .tar.gz: $out" ;; esac
 build=$(cd "$build" 2>/dev/null && pwd) || die "no build directory $build"
 for t in strip ldd readelf tar gzip; do command -v "$t" >/dev/null || die "$t is not installed"; done
 
-programs=()
-for p in dscompile dsrun dsinspect; do
-  f="$build/tools/$p"
-  [ -x "$f" ] || die "$f not found (build it first: cmake --build $build --target $p)"
-  programs+=("$f")
-done
+multicall="$build/tools/dsc_multicall"
+[ -x "$multicall" ] || die "$multicall not found (build it first: cmake --build $build --target dsc_multicall)"
+programs=("$multicall")
 mpirun=$(readlink -f "$(command -v mpirun || true)")
 [ -x "$mpirun" ] || die "mpirun not found (install openmpi-bin)"
 
@@ -136,7 +135,7 @@ for name in "${!libs[@]}"; do
   cp -L "${libs[$name]}" "$root/lib/$name"
 done
 [ -n "$loader" ] || die "no ld-linux-x86-64.so.2 among the dependencies (not an x86-64 glibc build?)"
-for p in "${programs[@]}"; do cp "$p" "$root/real/"; done
+cp "$multicall" "$root/real/dsc"
 # The host GPU libraries the programs need (none in a build without the CUDA backend).
 host_needed=$(for p in "${programs[@]}"; do readelf -d "$p" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; done |
   grep -E "$host_only" | sort -u | tr '\n' ' ' || true)
@@ -180,8 +179,8 @@ for so in $host_libs; do
   case ":$p:" in *":$found:"*) ;; *) p="$p:$found" ;; esac
 done'
 for p in dscompile dsrun dsinspect; do
-  printf '%s\nexec "$b/lib/ld-linux-x86-64.so.2" --library-path "$p" --argv0 "$0" "$b/real/%s" "$@"\n' \
-    "$launcher_head" "$p" >"$root/bin/$p"
+  printf '%s\nexec "$b/lib/ld-linux-x86-64.so.2" --library-path "$p" --argv0 "$0" "$b/real/dsc" "$@"\n' \
+    "$launcher_head" >"$root/bin/$p"
 done
 cat >"$root/bin/mpirun" <<EOF
 $launcher_head

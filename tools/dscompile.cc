@@ -12,6 +12,7 @@
 #include "passes/pass_manager.h"
 #include "runtime/lr_schedule.h"
 #include "tools/cli_args.h"
+#include "tools/tool_mains.h"
 
 namespace dsc {
 namespace {
@@ -238,7 +239,7 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
 }  // namespace
 }  // namespace dsc
 
-int main(int argc, char** argv) {
+int DscompileMain(int argc, char** argv) {
   using namespace dsc;
   return RunTool("dscompile", [&] {
     int exit_code = 0;

@@ -17,6 +17,7 @@
 #include "ir/file_write.h"
 #include "backend/plan_summary.h"
 #include "tools/cli_args.h"
+#include "tools/tool_mains.h"
 
 namespace {
 
@@ -251,7 +252,7 @@ int Run(const Options& o) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int DsinspectMain(int argc, char** argv) {
   return dsc::RunTool("dsinspect", [&] {
     Options o;
     if (std::optional<int> rc = ParseArgs(argc, argv, &o)) return *rc;

@@ -13,6 +13,7 @@
 #include "runtime/launcher.h"
 #include "runtime/trainer.h"
 #include "tools/cli_args.h"
+#include "tools/tool_mains.h"
 
 namespace dsc {
 namespace {
@@ -251,7 +252,7 @@ StatusOr<std::unique_ptr<Communicator>> Connect(const ParsedArgs& args, int argc
 }  // namespace
 }  // namespace dsc
 
-int main(int argc, char** argv) {
+int DsrunMain(int argc, char** argv) {
   using namespace dsc;
   // Outside the body so that it outlives the unwinding: an exception on one rank must end the
   // job rather than leave the other ranks waiting in a collective.

@@ -10,7 +10,7 @@ build=${1:-build} dest=${2:-gpu-carry}
 die() { echo "prepare_carry.sh: error: $*" >&2; exit 1; }
 grep -q "DSC_HAVE_CUDA=1" "$build/runtime/CMakeFiles/dsc_runtime.dir/flags.make" 2>/dev/null \
   || die "$build has no CUDA backend (configure it where nvcc is found)"
-cmake --build "$build" -j"$(nproc)" --target dscompile dsrun dsinspect gpu_kernel_table_test >/dev/null
+cmake --build "$build" -j"$(nproc)" --target dsc_multicall gpu_kernel_table_test >/dev/null
 rm -rf "$dest" && mkdir -p "$dest/build/tests/gpu"
 # Ignored, so that it travels once: as the carried folder, not also as untracked files.
 grep -qx "/$dest/" .git/info/exclude 2>/dev/null || echo "/$dest/" >>.git/info/exclude

@@ -162,7 +162,7 @@ else
       [ -e "$broot/lib/$so" ] || extra="$extra$so "
     done
     sed -e "s|^b=.*|b='$broot'|" -e "s|^host_libs=\"[^\"]*\"|host_libs=\"$extra\"|" \
-      -e "s|\"\$b/real/dsrun\"|'$table'|" "$bin/dsrun" >"$work/kernel_table_launcher.sh"
+      -e "s|\"\$b/real/dsc\"|'$table'|" "$bin/dsrun" >"$work/kernel_table_launcher.sh"
     chmod +x "$work/kernel_table_launcher.sh"
     table_cmd=$work/kernel_table_launcher.sh
     echo "kernel table: started through the bundle's loader (host libraries looked up: ${extra:-none})"
