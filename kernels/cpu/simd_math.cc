@@ -27,39 +27,28 @@ __m128 _ZGVbN4v_erff(__m128);
 __m128 _ZGVbN4v_tanhf(__m128);
 }
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
+// Declarations and callers carry the ISA as function attributes (GCC and clang both honour them;
+// clang ignores `#pragma GCC target`).
 extern "C" {
-__m256 _ZGVdN8v_expf(__m256);
-__m256 _ZGVdN8v_logf(__m256);
-__m256 _ZGVdN8v_erff(__m256);
-__m256 _ZGVdN8v_tanhf(__m256);
+DSC_TARGET_AVX2 __m256 _ZGVdN8v_expf(__m256);
+DSC_TARGET_AVX2 __m256 _ZGVdN8v_logf(__m256);
+DSC_TARGET_AVX2 __m256 _ZGVdN8v_erff(__m256);
+DSC_TARGET_AVX2 __m256 _ZGVdN8v_tanhf(__m256);
+DSC_TARGET_AVX512 __m512 _ZGVeN16v_expf(__m512);
+DSC_TARGET_AVX512 __m512 _ZGVeN16v_logf(__m512);
+DSC_TARGET_AVX512 __m512 _ZGVeN16v_erff(__m512);
+DSC_TARGET_AVX512 __m512 _ZGVeN16v_tanhf(__m512);
 }
 namespace dsc::cpu {
 namespace {
-template <__m256 (*F)(__m256)> void Map8(const float* x, float* y, int64_t n) {
+template <__m256 (*F)(__m256)> DSC_TARGET_AVX2 void Map8(const float* x, float* y, int64_t n) {
   DSC_MAP_VECTOR(8, F, _mm256_loadu_ps, _mm256_storeu_ps, x, y, n);
 }
-}  // namespace
-}  // namespace dsc::cpu
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")
-extern "C" {
-__m512 _ZGVeN16v_expf(__m512);
-__m512 _ZGVeN16v_logf(__m512);
-__m512 _ZGVeN16v_erff(__m512);
-__m512 _ZGVeN16v_tanhf(__m512);
-}
-namespace dsc::cpu {
-namespace {
-template <__m512 (*F)(__m512)> void Map16(const float* x, float* y, int64_t n) {
+template <__m512 (*F)(__m512)> DSC_TARGET_AVX512 void Map16(const float* x, float* y, int64_t n) {
   DSC_MAP_VECTOR(16, F, _mm512_loadu_ps, _mm512_storeu_ps, x, y, n);
 }
 }  // namespace
 }  // namespace dsc::cpu
-#pragma GCC pop_options
 
 namespace dsc::cpu {
 namespace {
