@@ -4,7 +4,7 @@
 #include <map>
 #include <set>
 
-#include "ir/dsc_ops.h"
+#include "passes/autodiff/grad_builder.h"
 
 namespace dsc {
 namespace {
@@ -46,9 +46,9 @@ bool FloatValue(const Value* v) { return v && IsFloat(v->type.dtype); }
 
 bool IsDifferentiableInput(const Node& n, size_t i) {
   if (!FloatValue(n.input(i))) return false;
-  // Our own ops get gradients through dedicated builders, except the forward ops that stand for a
-  // standard op (ir/dsc_ops.h: Gelu), which autodiff differentiates as that op.
-  if (!n.domain().empty() && !(n.domain() == kDscDomain && n.op_type() == ops::kGelu)) return false;
+  // Our own ops are differentiable only where a gradient builder is registered for them (the
+  // forward ops that stand for a standard op, ir/dsc_ops.h: Gelu); the others appear after autodiff.
+  if (!n.domain().empty() && !autodiff::GradientRegistry::Get().Find(n.domain(), n.op_type())) return false;
   auto it = NonDifferentiableInputs().find(n.op_type());
   return it == NonDifferentiableInputs().end() || !it->second.count(i);
 }

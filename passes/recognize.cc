@@ -38,6 +38,9 @@ bool IsOp(const Node* n, const char* op) { return n && n->domain().empty() && n-
 
 bool Near(double a, double b) { return std::abs(a - b) <= 1e-6 * std::abs(b); }
 
+// Read by one node only and no graph output: a value a rewrite may remove with its reader.
+bool Private(const Value* v) { return v->uses().size() == 1 && !v->is_graph_output(); }
+
 bool AllAre(const std::vector<Value*>& factors, const Value* x, size_t count) {
   return factors.size() == count && std::all_of(factors.begin(), factors.end(), [&](Value* f) { return f == x; });
 }
@@ -78,7 +81,7 @@ std::optional<double> Matcher::Scalar(const Value* v) const {
 // used once (by the product), or the chain could not be removed.
 void Matcher::Flatten(Value* v, bool top, Product& p, std::vector<Node*>& inner) const {
   Node* n = v->producer();
-  const bool private_value = top || (v->uses().size() == 1 && !v->is_graph_output());
+  const bool private_value = top || Private(v);
   if (std::optional<double> c = Scalar(v)) {
     p.coef *= *c;
     return;
@@ -112,7 +115,7 @@ void Matcher::Flatten(Value* v, bool top, Product& p, std::vector<Node*>& inner)
 // `v` = c + t for a scalar constant c, v used only by the chain: returns t and the constant.
 std::optional<std::pair<Value*, double>> Matcher::PlusConstant(Value* v, std::vector<Node*>& inner) const {
   Node* n = v->producer();
-  if (!IsOp(n, "Add") || v->uses().size() != 1 || v->is_graph_output()) return std::nullopt;
+  if (!IsOp(n, "Add") || !Private(v)) return std::nullopt;
   for (size_t i = 0; i < 2; ++i)
     if (std::optional<double> c = Scalar(n->input(i))) {
       inner.push_back(n);
@@ -136,7 +139,7 @@ std::optional<std::string> Matcher::GeluKind(const std::string& fn, Value* x, Va
   if (p.factors.size() == 1) {
     Node* add = p.factors[0]->producer();
     Value* sum = p.factors[0];
-    if (!IsOp(add, "Add") || sum->uses().size() != 1 || sum->is_graph_output()) return std::nullopt;
+    if (!IsOp(add, "Add") || !Private(sum)) return std::nullopt;
     for (size_t i = 0; i < 2; ++i) {
       if (add->input(i) != x) continue;
       Product cube;
@@ -182,8 +185,7 @@ StatusOr<bool> Matcher::RecognizeGelu(Graph& g, Node* root) const {
     auto t = PlusConstant(top.factors[1 - xi], chain);
     if (!t || !Near(t->second, 1)) continue;
     Node* fn = t->first->producer();
-    if (!(IsOp(fn, "Erf") || IsOp(fn, "Tanh")) || t->first->uses().size() != 1 || t->first->is_graph_output())
-      continue;
+    if (!(IsOp(fn, "Erf") || IsOp(fn, "Tanh")) || !Private(t->first)) continue;
     chain.push_back(fn);
     std::optional<std::string> kind = GeluKind(fn->op_type(), x, fn->input(0), chain);
     if (!kind) continue;
