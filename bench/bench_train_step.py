@@ -48,6 +48,8 @@ import sys
 import tempfile
 import time
 
+import torch_peer  # bench/, beside this script: the PyTorch side, run by every peer
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join(REPO, "models")
 PEER = os.path.join(REPO, "bench", "torch_peer.py")
@@ -127,19 +129,7 @@ def thread_env(t):
 
 def loaded_blas():
     """Shared libraries of this process that look like BLAS/LAPACK (resolved paths)."""
-    libs = set()
-    try:
-        with open("/proc/self/maps") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 6:
-                    p = parts[5]
-                    base = os.path.basename(p).lower()
-                    if any(s in base for s in ("blas", "lapack", "mkl", "blis")) and ".so" in base:
-                        libs.add(os.path.realpath(p))
-    except OSError:
-        pass
-    return sorted(libs)
+    return torch_peer.loaded_libraries(words=("blas", "lapack", "mkl", "blis"))
 
 
 def set_blas_threads(t):
@@ -271,8 +261,6 @@ def prepare_models(names, tmp, torch, E):
     """{name: dir, module spec, weights .npz, graph inputs, tokens per step} for every model."""
     import warnings
     import numpy as np
-    sys.path.insert(0, os.path.join(REPO, "bench"))
-    import torch_peer
     out = {}
     for name in names:
         if name == "gpt":
