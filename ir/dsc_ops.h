@@ -105,10 +105,39 @@
 //                                                    concatenated chunks, shaped as Y's type says
 //   AllGatherInPlace(P)                              in place on state P (n elements): every rank's
 //                                                    chunk of P is copied to all ranks (no outputs)
+//
+// Bucketed, asynchronous collectives (made by the schedule-collectives pass from the ones above,
+// passes/schedule_collectives.cc). A Start node packs its members X1..Xk (all of one dtype) into
+// one flat buffer B, its only output, and issues one collective on B; the matching CollectiveWait,
+// the only reader of B, waits for it and unpacks. Between the two, B is in flight: nothing else
+// touches it, and the executor lets the collective progress after every node. Member i has n_i
+// elements and chunks of c_i = ceil(n_i / world); a "block" holds C = sum c_i elements, member i's
+// chunk at offset o_i = sum_{j<i} c_j, zero-padded (ops::BucketLayout below).
+//   AllReduceStart<op>(X1..Xk) -> B              B: [sum n_i], the Xi flattened one after another;
+//                                                all-reduced in place
+//   ReduceScatterStart<op>(X1..Xk) -> B          B: [(world+1)*C]; block r (r < world) = every
+//                                                member's chunk r; the reduction of block `rank`
+//                                                lands in the last block, B[world*C, +C)
+//   AllGatherStart(X1..Xk) -> B                  Xi: [c_i], this rank's chunk; B: [world*C], block
+//                                                `rank` packed from the Xi, block r from rank r
+//   AllGatherInPlaceStart(P1..Pk) -> B           Pi: state tensors of n_i elements; this rank's
+//                                                chunk of each packed into block `rank` of B [world*C]
+//   CollectiveWait<kind>(B[, P1..Pk]) -> Y1..Yk   kind = the Start's op without "Start":
+//       "AllReduce":        Yi (n_i elements) = B[sum_{j<i} n_j, +n_i)
+//       "ReduceScatter":    Yi: [c_i] = B[world*C + o_i, +c_i)
+//       "AllGather":        Yi (n_i elements, any shape) = the first n_i elements of the chunks
+//                           B[r*C + o_i, +c_i) for r = 0..world-1
+//       "AllGatherInPlace": no outputs; inputs 1..k are the state tensors, written as "AllGather"
+//   Release(X1..Xk)                              no outputs, no effect on data: the gathered
+//                                                parameters Xi are not read after this point
+//                                                (stage 3); the runtime counts live gathered elements
+// Start and Wait carry `world` and `bucket` (an id, the same on the pair); reductions carry `op`.
+// Every rank issues the Starts in the same order; Waits may come in any order.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "ir/graph.h"
 
@@ -167,9 +196,56 @@ inline constexpr const char* kAllReduce = "AllReduce";
 inline constexpr const char* kReduceScatter = "ReduceScatter";
 inline constexpr const char* kAllGather = "AllGather";
 inline constexpr const char* kAllGatherInPlace = "AllGatherInPlace";
+inline constexpr const char* kAllReduceStart = "AllReduceStart";
+inline constexpr const char* kReduceScatterStart = "ReduceScatterStart";
+inline constexpr const char* kAllGatherStart = "AllGatherStart";
+inline constexpr const char* kAllGatherInPlaceStart = "AllGatherInPlaceStart";
+inline constexpr const char* kCollectiveWait = "CollectiveWait";
+inline constexpr const char* kRelease = "Release";
 
 // Chunk length of an n-element tensor split over `world` ranks.
 inline int64_t ChunkSize(int64_t n, int64_t world) { return (n + world - 1) / world; }
+
+// The Start op of a collective kind ("AllReduce" -> "AllReduceStart"); empty for other names.
+inline std::string StartOpOf(const std::string& kind) {
+  if (kind == kAllReduce || kind == kReduceScatter || kind == kAllGather || kind == kAllGatherInPlace)
+    return kind + "Start";
+  return "";
+}
+// The kind of a Start op ("AllGatherStart" -> "AllGather"); empty when `op` is not a Start.
+inline std::string KindOfStart(const std::string& op) {
+  for (const char* k : {kAllReduceStart, kReduceScatterStart, kAllGatherStart, kAllGatherInPlaceStart})
+    if (op == k) return op.substr(0, op.size() - 5);
+  return "";
+}
+
+// Where each member of a bucket lives in its buffer B (see "Bucketed, asynchronous collectives").
+struct BucketLayout {
+  struct Member {
+    int64_t numel = 0;        // n_i
+    int64_t chunk = 0;        // c_i
+    int64_t block_offset = 0; // o_i: inside a block
+    int64_t flat_offset = 0;  // sum_{j<i} n_j: inside an AllReduce buffer
+  };
+  std::vector<Member> members;
+  int64_t world = 1;
+  int64_t block = 0;  // C
+  int64_t total = 0;  // sum n_i
+
+  BucketLayout(const std::vector<int64_t>& numels, int64_t world_size) : world(world_size) {
+    for (int64_t n : numels) {
+      members.push_back(Member{n, ChunkSize(n, world), block, total});
+      block += members.back().chunk;
+      total += n;
+    }
+  }
+  // Elements of B for a kind: AllReduce sum n_i, ReduceScatter (world+1)*C, gathers world*C.
+  int64_t BufferElements(const std::string& kind) const {
+    if (kind == kAllReduce) return total;
+    if (kind == kReduceScatter) return (world + 1) * block;
+    return world * block;
+  }
+};
 
 // Reserved graph-input names the runtime binds in the step program (scalars), and outputs it reads.
 inline constexpr const char* kLrInput = "dsc::lr";        // float[]: learning rate of this step
@@ -202,7 +278,7 @@ inline std::string MasterName(const std::string& p) { return p + "::master"; }
 inline bool HasSideEffects(const std::string& domain, const std::string& op) {
   return domain == kDscDomain &&
          (op == kAccumulate || op == kZeroFill || op == kAssign || op == kAdamStep || op == kSGDStep ||
-          op == kAllGatherInPlace);
+          op == kAllGatherInPlace || op == kCollectiveWait || op == kRelease);
 }
 
 }  // namespace dsc::ops

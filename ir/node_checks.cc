@@ -721,6 +721,9 @@ const std::unordered_map<std::string, Check>& DscChecks() {
       {ops::kFusedMatMul, Flags({"transA", "transB"})},
       {ops::kAllReduce, Enum("op", {"avg", "sum"})},
       {ops::kReduceScatter, Enum("op", {"avg", "sum"})},
+      {ops::kAllReduceStart, Enum("op", {"avg", "sum"})},
+      {ops::kReduceScatterStart, Enum("op", {"avg", "sum"})},
+      {ops::kCollectiveWait, Enum("kind", {"AllReduce", "ReduceScatter", "AllGather", "AllGatherInPlace"})},
       {ops::kAdamStep, All({Flags({"shard", "adam_w_mode", "bias_correction"}), [](const NodeView& v) {
          return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
        }})},
@@ -770,6 +773,12 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     (*t)[ops::kSGDStep] = Arity{6, 7, 0, 0, {0, 1, 3, 4, 5}};  // the momentum buffer may be omitted
     for (const char* op : {ops::kAllReduce, ops::kReduceScatter, ops::kAllGather}) (*t)[op] = Arity{1, 1, 1, 1, {0}};
     (*t)[ops::kAllGatherInPlace] = Arity{1, 1, 0, 0, {0}};
+    constexpr int kMany = std::numeric_limits<int>::max();
+    for (const char* op : {ops::kAllReduceStart, ops::kReduceScatterStart, ops::kAllGatherStart,
+                           ops::kAllGatherInPlaceStart})
+      (*t)[op] = Arity{1, kMany, 1, 1, {}};
+    (*t)[ops::kCollectiveWait] = Arity{1, kMany, 0, kMany, {0}};
+    (*t)[ops::kRelease] = Arity{1, kMany, 0, 0, {}};
     return t;
   }();
   return *table;

@@ -18,6 +18,7 @@
 namespace dsc {
 
 class Communicator;  // runtime/communicator.h
+class CommState;     // kernels/common/comm_state.h
 namespace cuda {
 struct Resources;  // kernels/cuda/cuda_resources.h
 }
@@ -53,6 +54,10 @@ struct KernelContext {
   Communicator* comm = nullptr;
   // The CUDA device's streams and handles; null on the CPU.
   cuda::Resources* cuda = nullptr;
+  // Collectives in flight between a *Start node and its CollectiveWait, and the live gathered
+  // parameter elements (Release); owned by the executor for one program. Null: no bucketed
+  // collectives may run.
+  CommState* comm_state = nullptr;
 
   const TensorView& input(size_t i) const { return *inputs[i]; }
   bool has_input(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }
