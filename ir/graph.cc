@@ -262,6 +262,19 @@ Status Graph::TopoSort() {
   return Status::OK();
 }
 
+Status Graph::Reorder(const std::vector<Node*>& order) {
+  std::unordered_map<Node*, std::unique_ptr<Node>*> slot;
+  for (auto& p : nodes_) slot[p.get()] = &p;
+  std::unordered_set<Node*> seen;
+  for (Node* n : order)
+    if (!slot.count(n) || !seen.insert(n).second) return Internal("Reorder: a node is not in the graph or given twice");
+  if (order.size() != nodes_.size()) return Internal("Reorder: ", order.size(), " nodes given, the graph has ", nodes_.size());
+  std::list<std::unique_ptr<Node>> sorted;
+  for (Node* n : order) sorted.push_back(std::move(*slot.at(n)));
+  nodes_ = std::move(sorted);
+  return Status::OK();
+}
+
 void Graph::CollectGarbageValues() {
   values_.erase(std::remove_if(values_.begin(), values_.end(),
                                [&](const std::unique_ptr<Value>& v) {

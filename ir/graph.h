@@ -168,6 +168,9 @@ class Graph {
   size_t num_nodes() const { return nodes_.size(); }
   // Reorders nodes topologically (stable); error naming a node on a cycle.
   Status TopoSort();
+  // Puts the nodes in exactly this order (every node once); the order's validity is the
+  // verifier's to check.
+  Status Reorder(const std::vector<Node*>& order);
   // Drops values that are neither produced, inputs, initializers nor used.
   void CollectGarbageValues();
 

@@ -12,10 +12,12 @@
 //           rank's chunk (shard = 1) with chunk-sized states; AllGatherInPlace(P) shares it.
 //  stage 2: as 1, but micro_step reduce-scatters each micro-batch's gradient into a chunk-sized
 //           accumulator, so full gradients never persist.
-//  stage 3: as 2, and every parameter above stage3_param_persistence_threshold elements is kept
-//           as a chunk only: micro_step all-gathers it before its first use in the forward and
-//           again before its first use in the backward; the memory planner frees each gathered
-//           copy after its last use. The step updates the chunk directly.
+//  stage 3: as 2, and every parameter is kept as a chunk only, except the persistent ones (as
+//           DeepSpeed's engine decides, in parameter order: at most
+//           stage3_param_persistence_threshold elements, while the persistent total stays within
+//           stage3_model_persistence_threshold): micro_step all-gathers it before its first use
+//           in the forward and again before its first use in the backward. The step updates the
+//           chunk directly.
 // Mixed precision: a parameter with a master copy (accumulate, optimizer) is updated through the
 // master, which stages 1-3 shard like the optimizer states; the half compute copy is refreshed
 // from the updated master chunk: Assign<shard=1>(P, Cast(master chunk)) then
@@ -28,9 +30,9 @@
 // world size it was compiled for (attribute `world`), so a plan run on another size fails.
 // Checked at the end: each parameter's gradient is reduced exactly once per program run, and
 // each sharded parameter is gathered exactly twice (forward, backward) in micro_step.
-// Not applied (reported): reduce_bucket_size/allgather_bucket_size (one collective per
-// parameter), overlap_comm (CPU collectives are synchronous), stage3_prefetch_bucket_size,
-// stage3_max_live_parameters and stage3_max_reuse_distance (gathers sit right before use).
+// The collectives are per tensor and synchronous here; schedule-collectives
+// (passes/schedule_collectives.cc) groups them into buckets, places their issue and wait points,
+// and applies stage 3's prefetch, reuse and live-parameter limits.
 #include <map>
 #include <set>
 
@@ -77,10 +79,13 @@ class ZeroPartitionPass : public Pass {
       for (const StateInfo* p : params) RETURN_IF_ERROR(Stage0(sg, p->name));
     } else {
       RETURN_IF_ERROR(ShardNorm(sg));
+      int64_t persistent = 0;
       for (const StateInfo* p : params) {
         int64_t n = 1;
         for (int64_t d : p->dims) n *= d;
-        const bool shard_param = stage == 3 && n > threshold_;
+        const bool persists = n <= threshold_ && n <= ctx.config->zero.model_persistence_threshold - persistent;
+        if (stage == 3 && persists) persistent += n;
+        const bool shard_param = stage == 3 && !persists;
         RETURN_IF_ERROR(ShardGradient(m, mg, sg, p->name, n, /*in_micro_step=*/stage >= 2));
         RETURN_IF_ERROR(ShardOptimizer(m, sg, p->name, n, /*param_is_chunk=*/shard_param));
         if (shard_param) RETURN_IF_ERROR(ShardParameter(m, mg, sg, p->name, n));
@@ -94,10 +99,7 @@ class ZeroPartitionPass : public Pass {
     RETURN_IF_ERROR(mg.TopoSort());
     RETURN_IF_ERROR(sg.TopoSort());
     RETURN_IF_ERROR(CheckCollectives(m, mg, sg, stage));
-    if (ctx.log)
-      *ctx.log << "zero-partition: stage " << stage << " over " << world_ << " ranks; one collective per parameter "
-               << "(reduce/allgather bucket sizes, overlap_comm and stage-3 prefetch limits do not apply to "
-               << "synchronous CPU collectives)\n";
+    if (ctx.log) *ctx.log << "zero-partition: stage " << stage << " over " << world_ << " ranks\n";
     return true;
   }
 

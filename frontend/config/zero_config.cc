@@ -284,6 +284,11 @@ Status ParseZeroSection(ParseContext& ctx, const nlohmann::json& section, const 
     ctx.Warn(path + ".offload_param", StrCat("only ZeRO stage 3 offloads parameters; ignored at stage ", zero->stage));
   }
   if (zero->allgather_sequential && zero->stage == 3) zero->prefetch_bucket_size = 1;
+  // Our buckets are always one flat buffer that each gradient is packed into once (the ZeRO
+  // chunks are per parameter, so a reduce-scatter bucket's layout is not the gradients' own).
+  if (!zero->contiguous_gradients && zero->stage >= 1)
+    ctx.Warn(path + ".contiguous_gradients",
+             "false changes nothing in dscompile: gradients are always packed into one flat bucket buffer");
 
   // Accepted by DeepSpeed, not implemented by dscompile.
   if (zero->zenflow) ctx.Unsupported(path + ".zenflow", "ZenFlow");

@@ -2,7 +2,7 @@
 // context to run with, and the expected output (text, "unchanged", or an error substring).
 //
 // File layout:
-//   # context: micro_batch=4 dim=seq=16 loss=NAME freeze=REGEX trainable=REGEX   (optional; keys repeatable)
+//   # context: micro_batch=4 dim=seq=16 loss=NAME freeze=REGEX trainable=REGEX world=2   (optional; keys repeatable)
 //   # context: pre=accumulate     (passes run before the one under test; comma-separated)
 //   # config: {"train_batch_size": 8, ...}   (optional: a DeepSpeed config for PassContext::config)
 //   # ----- input
@@ -66,6 +66,7 @@ GoldenCase LoadCase(const fs::path& p) {
         auto eq = item.find('=');
         std::string k = item.substr(0, eq), v = item.substr(eq + 1);
         if (k == "micro_batch") c.ctx.micro_batch = std::stoll(v);
+        else if (k == "world") c.ctx.world_size = std::stoi(v);
         else if (k == "loss") c.ctx.loss = v;
         else if (k == "freeze") c.ctx.freeze.push_back(v);
         else if (k == "trainable") c.ctx.trainable.push_back(v);
