@@ -1,6 +1,7 @@
 // Plan summaries and graph exports for dsinspect.
 #include "backend/plan_summary.h"
 
+#include "backend/flops.h"
 #include "backend/precision_summary.h"
 
 #include "passes/memory_plan.h"
@@ -10,11 +11,13 @@
 #include <cstdio>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <unordered_map>
 #include <vector>
 
+#include "ir/dsc_ops.h"
 #include "ir/onnx_convert.h"
 #include "ir/text.h"
 
@@ -73,7 +76,160 @@ json ConfigSummary(const json& config) {
   return out;
 }
 
-json ProgramSummary(const PlanProgram& p) {
+int64_t StaticNumel(const Value* v) {
+  int64_t e = 1;
+  if (v && v->type.shape)
+    for (const Dim& d : *v->type.shape) e *= std::max<int64_t>(d.value, 0);
+  return e;
+}
+
+int64_t ElemSize(const Value* v) { return v ? static_cast<int64_t>(DTypeSize(v->type.dtype)) : 0; }
+
+// The name a node goes by in the schedule: its own, or its first output's when it has none.
+std::string NodeLabel(const Node& n) {
+  if (!n.name().empty() || n.num_outputs() == 0) return n.name();
+  return n.output(0)->name();
+}
+
+// One bucketed collective of a program: a Start node, the CollectiveWait that reads its buffer B
+// (null in a graph that lacks it; plan_verify refuses such plans, but in-memory ones may get here)
+// and where its members live in B.
+struct Bucket {
+  const Node* start = nullptr;
+  const Node* wait = nullptr;
+  int64_t start_index = 0, wait_index = -1;
+  std::string kind;  // "AllReduce", "ReduceScatter", "AllGather", "AllGatherInPlace"
+  ops::BucketLayout layout{{}, 1};
+};
+
+// The Start/Wait pairs of a graph in Start order. Member numels: the inputs, except for
+// AllGatherStart, whose inputs are this rank's chunks: there its attribute `numels` (which the
+// kernel reads) or else the Wait's outputs give the whole tensors (without either, world chunks).
+std::vector<Bucket> FindBuckets(const Graph& g, int64_t plan_world) {
+  std::unordered_map<const Node*, int64_t> index;
+  for (const auto& n : g.nodes()) index.emplace(n.get(), static_cast<int64_t>(index.size()));
+  std::vector<Bucket> out;
+  for (const auto& n : g.nodes()) {
+    if (n->domain() != kDscDomain) continue;
+    const std::string kind = ops::KindOfStart(n->op_type());
+    if (kind.empty()) continue;
+    Bucket b;
+    b.start = n.get();
+    b.start_index = index.at(n.get());
+    b.kind = kind;
+    if (n->num_outputs() == 1)
+      for (const Use& u : n->output(0)->uses())
+        if (u.node->op_type() == ops::kCollectiveWait && u.node->domain() == kDscDomain && u.input_index == 0) {
+          b.wait = u.node;
+          b.wait_index = index.at(u.node);
+          break;
+        }
+    const int64_t world = std::max<int64_t>(n->GetInt("world", plan_world), 1);
+    std::vector<int64_t> numels;
+    if (kind == ops::kAllGather && n->GetInts("numels").size() == n->num_inputs()) {
+      numels = n->GetInts("numels");
+    } else if (kind == ops::kAllGather && b.wait && b.wait->num_outputs() == n->num_inputs()) {
+      for (const Value* y : b.wait->outputs()) numels.push_back(StaticNumel(y));
+    } else {
+      for (const Value* x : n->inputs()) numels.push_back(StaticNumel(x) * (kind == ops::kAllGather ? world : 1));
+    }
+    b.layout = ops::BucketLayout(numels, world);
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+// Bytes one rank sends for one run of a bucket (runtime/communicator.h's ring model, padding
+// included: reduce-scatter and gathers move world blocks of C elements).
+int64_t BucketBytesSent(const Bucket& b, int64_t world_size) {
+  const int size = static_cast<int>(world_size);
+  const int64_t elem = b.start->num_inputs() ? ElemSize(b.start->input(0)) : 0;
+  const int64_t gathered = b.layout.world * b.layout.block * elem;
+  if (b.kind == ops::kAllReduce) return AllReduceBytesSent(b.layout.total * elem, size);
+  if (b.kind == ops::kReduceScatter) return ReduceScatterBytesSent(gathered, size);
+  return AllGatherBytesSent(gathered, size);
+}
+
+// The summary's collective-kind key ("all_reduce", ...) of a per-tensor collective or a Start
+// node; empty for other nodes.
+std::string CollectiveKey(const Node& n) {
+  if (n.domain() != kDscDomain) return "";
+  std::string kind = ops::KindOfStart(n.op_type());
+  if (kind.empty() && !ops::StartOpOf(n.op_type()).empty()) kind = n.op_type();
+  if (kind == ops::kAllReduce) return "all_reduce";
+  if (kind == ops::kReduceScatter) return "reduce_scatter";
+  if (kind == ops::kAllGather || kind == ops::kAllGatherInPlace) return "all_gather";
+  return "";
+}
+
+// Starts, Waits and Releases move data and compute nothing, as the per-tensor collectives that
+// backend/flops.h counts as 0 FLOPs; its table does not list them.
+bool IsBucketOp(const Node& n) {
+  return n.domain() == kDscDomain && (!ops::KindOfStart(n.op_type()).empty() || n.op_type() == ops::kCollectiveWait ||
+                                      n.op_type() == ops::kRelease);
+}
+
+// A program's schedule of bucketed collectives (plan_summary.h: "schedule").
+json ScheduleJson(const Graph& g, int64_t world_size) {
+  std::vector<const Node*> nodes;
+  for (const auto& n : g.nodes()) nodes.push_back(n.get());
+  const std::vector<Bucket> all = FindBuckets(g, world_size);
+  json buckets = json::array();
+  for (const Bucket& b : all) {
+    json members = json::array();
+    for (const Value* x : b.start->inputs()) members.push_back(x ? x->name() : "");
+    json overlap = {{"nodes", 0}, {"ops", json::object()}, {"flops", 0}, {"flops_unknown", 0}};
+    if (b.wait) {
+      std::map<std::string, int64_t> kinds;
+      int64_t flops = 0, unknown = 0;
+      for (int64_t i = b.start_index + 1; i < b.wait_index; ++i) {
+        ++kinds[OpKind(*nodes[i])];
+        const NodeCost c = StaticNodeCost(*nodes[i]);
+        if (c.flops_known) flops += c.flops;
+        else if (!IsBucketOp(*nodes[i])) ++unknown;
+      }
+      overlap = {{"nodes", std::max<int64_t>(b.wait_index - b.start_index - 1, 0)},
+                 {"ops", kinds}, {"flops", flops}, {"flops_unknown", unknown}};
+    }
+    const Value* first = b.start->num_inputs() ? b.start->input(0) : nullptr;
+    buckets.push_back({{"bucket", b.start->GetInt("bucket", -1)},
+                       {"kind", b.kind},
+                       {"op", b.start->HasAttr("op") ? json(b.start->GetString("op", "")) : json(nullptr)},
+                       {"dtype", first ? DTypeName(first->type.dtype) : "undefined"},
+                       {"world", b.layout.world},
+                       {"num_members", members.size()},
+                       {"members", members},
+                       {"elements", b.layout.total},
+                       {"buffer_elements", b.layout.BufferElements(b.kind)},
+                       {"bytes_sent", BucketBytesSent(b, world_size)},
+                       {"start", {{"index", b.start_index}, {"name", NodeLabel(*b.start)}}},
+                       {"wait", b.wait ? json({{"index", b.wait_index}, {"name", NodeLabel(*b.wait)}}) : json(nullptr)},
+                       {"overlap", overlap}});
+  }
+  // Stage 3's live gathered parameters: an AllGatherStart brings its members' whole tensors, a
+  // Release ends them; the peak is what stage3_max_live_parameters bounds.
+  std::unordered_map<const Node*, int64_t> gathered;
+  for (const Bucket& b : all)
+    if (b.kind == ops::kAllGather) gathered[b.start] = b.layout.total;
+  int64_t live = 0, peak = 0, peak_index = -1;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const Node& n = *nodes[i];
+    if (n.domain() != kDscDomain) continue;
+    if (auto it = gathered.find(&n); it != gathered.end()) live += it->second;
+    if (n.op_type() == ops::kRelease)
+      for (const Value* x : n.inputs()) live -= StaticNumel(x);
+    if (live > peak) {
+      peak = live;
+      peak_index = static_cast<int64_t>(i);
+    }
+  }
+  return {{"buckets", buckets},
+          {"gathered_peak_elements", peak},
+          {"gathered_peak_at", peak_index < 0 ? json(nullptr)
+                                              : json({{"index", peak_index}, {"name", NodeLabel(*nodes[peak_index])}})}};
+}
+
+json ProgramSummary(const PlanProgram& p, int64_t world_size) {
   const Graph& g = *p.graph;
   json out = json::object();
   out["name"] = p.name;
@@ -108,6 +264,7 @@ json ProgramSummary(const PlanProgram& p) {
   }
   out["num_constants"] = constants;
   out["constant_bytes"] = constant_bytes;
+  out["schedule"] = ScheduleJson(g, world_size);
   auto plan_meta = g.metadata.find(kMemoryPlanKey);
   if (plan_meta != g.metadata.end()) {
     StatusOr<MemoryPlan> mp = MemoryPlanFromJson(plan_meta->second);
@@ -137,43 +294,67 @@ json ProgramSummary(const PlanProgram& p) {
 
 // Bytes one rank sends per optimizer step, by collective kind, under the ring model of
 // runtime/communicator.h (all-reduce 2(N-1)/N of the buffer, reduce-scatter and all-gather
-// (N-1)/N of the whole padded buffer); micro_step runs gradient_accumulation_steps times.
-json CommunicationPerStep(const Plan& plan) {
+// (N-1)/N of the whole padded buffer), and the collective calls per step; micro_step runs
+// gradient_accumulation_steps times.
+void CommunicationPerStep(const Plan& plan, json* bytes_out, json* calls_out) {
   const int64_t n = plan.world_size;
   int64_t gas = 1;
   if (plan.config.is_object() && plan.config.contains("gradient_accumulation_steps") &&
       plan.config["gradient_accumulation_steps"].is_number_integer())
     gas = plan.config["gradient_accumulation_steps"].get<int64_t>();
   std::map<std::string, int64_t> kinds = {{"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}};
-  auto numel = [](const Value* v) {
-    int64_t e = 1;
-    if (v && v->type.shape)
-      for (const Dim& d : *v->type.shape) e *= std::max<int64_t>(d.value, 0);
-    return e;
-  };
+  std::map<std::string, int64_t> calls = kinds;
   for (const PlanProgram& p : plan.programs) {
+    if (!p.graph) continue;
     const int64_t times = p.name == "micro_step" ? gas : 1;
     for (const auto& node : p.graph->nodes()) {
-      if (node->domain() != kDscDomain || n <= 1) continue;
-      const int64_t elem = static_cast<int64_t>(DTypeSize(node->input(0)->type.dtype));
+      const std::string key = CollectiveKey(*node);
+      if (key.empty()) continue;
+      calls[key] += times;
+      if (n <= 1 || !ops::KindOfStart(node->op_type()).empty()) continue;
+      const int64_t elem = ElemSize(node->input(0));
       const int size = static_cast<int>(n);
       const std::string& op = node->op_type();
       // Reduce-scatter and all-gather move the whole padded buffer: world x chunk elements.
-      if (op == "AllReduce") {
-        kinds["all_reduce"] += times * AllReduceBytesSent(numel(node->output(0)) * elem, size);
-      } else if (op == "ReduceScatter") {
-        kinds["reduce_scatter"] += times * ReduceScatterBytesSent(n * numel(node->output(0)) * elem, size);
-      } else if (op == "AllGather") {
-        kinds["all_gather"] += times * AllGatherBytesSent(n * numel(node->input(0)) * elem, size);
-      } else if (op == "AllGatherInPlace") {
-        const int64_t c = (numel(node->input(0)) + n - 1) / n;
-        kinds["all_gather"] += times * AllGatherBytesSent(n * c * elem, size);
+      if (op == ops::kAllReduce) {
+        kinds[key] += times * AllReduceBytesSent(StaticNumel(node->output(0)) * elem, size);
+      } else if (op == ops::kReduceScatter) {
+        kinds[key] += times * ReduceScatterBytesSent(n * StaticNumel(node->output(0)) * elem, size);
+      } else if (op == ops::kAllGather) {
+        kinds[key] += times * AllGatherBytesSent(n * StaticNumel(node->input(0)) * elem, size);
+      } else if (op == ops::kAllGatherInPlace) {
+        kinds[key] += times * AllGatherBytesSent(n * ops::ChunkSize(StaticNumel(node->input(0)), n) * elem, size);
       }
     }
+    for (const Bucket& b : FindBuckets(*p.graph, n)) kinds[CollectiveKey(*b.start)] += times * BucketBytesSent(b, n);
   }
-  json out = kinds;
-  out["total"] = kinds["all_reduce"] + kinds["reduce_scatter"] + kinds["all_gather"];
-  return out;
+  *bytes_out = kinds;
+  (*bytes_out)["total"] = kinds["all_reduce"] + kinds["reduce_scatter"] + kinds["all_gather"];
+  *calls_out = calls;
+  (*calls_out)["total"] = calls["all_reduce"] + calls["reduce_scatter"] + calls["all_gather"];
+}
+
+// Bytes of the values collectives make: outputs of the per-tensor collectives, the Starts'
+// buffers B and the Waits' outputs (a Wait output the memory plan aliases shares bytes already
+// counted).
+int64_t CommunicationBufferBytes(const Graph& g) {
+  std::optional<MemoryPlan> mp;
+  if (auto meta = g.metadata.find(kMemoryPlanKey); meta != g.metadata.end())
+    if (StatusOr<MemoryPlan> parsed = MemoryPlanFromJson(meta->second); parsed.ok()) mp = std::move(*parsed);
+  int64_t bytes = 0;
+  for (const auto& node : g.nodes()) {
+    if (node->domain() != kDscDomain) continue;
+    const std::string& op = node->op_type();
+    const bool wait = op == ops::kCollectiveWait;
+    if (op != ops::kAllReduce && op != ops::kReduceScatter && op != ops::kAllGather && !wait &&
+        ops::KindOfStart(op).empty())
+      continue;
+    for (const Value* v : node->outputs()) {
+      if (wait && mp && mp->aliases.count(v->name())) continue;
+      bytes += StaticNumel(v) * ElemSize(v);
+    }
+  }
+  return bytes;
 }
 
 // The state table and the per-rank bytes by kind (what every rank holds for the whole run).
@@ -197,18 +378,12 @@ void AddStateAndMemory(const Plan& plan, json* out) {
       activations = std::max(activations, p["memory"]["arena_bytes"].get<int64_t>());
       per_program[p["name"].get<std::string>()] = p["memory"]["arena_bytes"];
     }
-  (*out)["communication"] = CommunicationPerStep(plan);
-  // Values produced by collectives (gathered parameters, reduced chunks): they live in the
-  // activation arena, so this is a breakdown of activations_peak, not an addition to it.
+  CommunicationPerStep(plan, &(*out)["communication"], &(*out)["collectives"]);
+  // Values produced by collectives (gathered parameters, reduced chunks, bucket buffers): they
+  // live in the activation arena, so this is a breakdown of activations_peak, not an addition to it.
   int64_t comm_buffers = 0;
   for (const PlanProgram& p : plan.programs)
-    for (const auto& node : p.graph->nodes()) {
-      const std::string& op = node->op_type();
-      if (node->domain() != kDscDomain || (op != "AllReduce" && op != "ReduceScatter" && op != "AllGather")) continue;
-      int64_t e = static_cast<int64_t>(DTypeSize(node->output(0)->type.dtype));
-      for (const Dim& d : *node->output(0)->type.shape) e *= d.value;
-      comm_buffers += e;
-    }
+    if (p.graph) comm_buffers += CommunicationBufferBytes(*p.graph);
   (*out)["memory"] = {{"parameters", by_kind["parameter"]},
                       {"gradients", by_kind["gradient"]},
                       {"optimizer_states", by_kind["optimizer"]},
@@ -298,7 +473,110 @@ void RenderValues(std::ostream& os, const char* title, const json& values) {
   Table(os, "    ", rows, {});
 }
 
-void RenderProgram(std::ostream& os, const json& p) {
+std::string HumanFlops(int64_t f) {
+  const char* units[] = {"", "k", "M", "G", "T", "P"};
+  double v = static_cast<double>(f);
+  int u = 0;
+  while (v >= 1000 && u < 5) {
+    v /= 1000;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0) std::snprintf(buf, sizeof buf, "%lld FLOP", static_cast<long long>(f));
+  else std::snprintf(buf, sizeof buf, "%.1f %sFLOP", v, units[u]);
+  return buf;
+}
+
+// "OpA 3, OpB 1" by count, most first; our domain's prefix dropped (the kinds are well known here).
+// limit > 0: at most that many, then "...".
+std::string OpCounts(const json& ops, size_t limit) {
+  std::vector<std::pair<std::string, int64_t>> v;
+  for (const auto& [op, count] : ops.items()) {
+    std::string name = op;
+    const std::string prefix = std::string(kDscDomain) + ".";
+    if (name.rfind(prefix, 0) == 0) name = name.substr(prefix.size());
+    v.emplace_back(name, count.get<int64_t>());
+  }
+  std::stable_sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (limit > 0 && i == limit) return out + ", ...";
+    out += StrCat(i ? ", " : "", v[i].first, " ", v[i].second);
+  }
+  return out;
+}
+
+// limit > 0: the first `limit` names, then "+N more".
+std::string MemberNames(const json& names, size_t limit) {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (limit > 0 && i == limit) return StrCat(out, ", +", names.size() - limit, " more");
+    out += StrCat(i ? ", " : "", names[i].get<std::string>());
+  }
+  return out;
+}
+
+std::string NodeRef(const json& at) {
+  if (at.is_null()) return "-";
+  const std::string name = at["name"].get<std::string>();
+  return StrCat("#", at["index"].get<int64_t>(), name.empty() ? "" : " " + name);
+}
+
+std::string OverlapText(const json& o, size_t op_limit) {
+  if (o["nodes"].get<int64_t>() == 0) return "none (synchronous)";
+  const int64_t nodes = o["nodes"].get<int64_t>();
+  std::string out = StrCat(nodes, nodes == 1 ? " node, " : " nodes, ", HumanFlops(o["flops"].get<int64_t>()));
+  if (o["flops_unknown"].get<int64_t>() > 0) out += StrCat(" + ", o["flops_unknown"].get<int64_t>(), " unknown");
+  return StrCat(out, " (", OpCounts(o["ops"], op_limit), ")");
+}
+
+// A program's bucketed collectives: one table row per bucket (at most kCompactBuckets), or with
+// `full` every bucket with all its members and the op kinds it overlaps.
+constexpr size_t kCompactBuckets = 20;
+
+void RenderSchedule(std::ostream& os, const json& sched, bool full) {
+  const json& buckets = sched["buckets"];
+  const int64_t peak = sched["gathered_peak_elements"].get<int64_t>();
+  if (buckets.empty() && peak == 0) return;
+  int64_t sync = 0;
+  for (const json& b : buckets) sync += b["overlap"]["nodes"].get<int64_t>() == 0;
+  os << "  schedule: " << buckets.size() << (buckets.size() == 1 ? " bucketed collective, " : " bucketed collectives, ") << sync
+     << " synchronous (no node between start and wait)\n";
+  if (peak > 0)
+    os << "    gathered parameters live at once: at most " << Grouped(peak) << " elements (at "
+       << NodeRef(sched["gathered_peak_at"]) << ")\n";
+  auto op_of = [](const json& b) { return b["op"].is_null() ? std::string("-") : b["op"].get<std::string>(); };
+  if (full) {
+    for (const json& b : buckets) {
+      os << "    bucket " << b["bucket"].get<int64_t>() << ": " << b["kind"].get<std::string>()
+         << (b["op"].is_null() ? "" : StrCat(" ", op_of(b))) << " " << b["dtype"].get<std::string>() << ", "
+         << b["num_members"].get<int64_t>() << " members, " << Grouped(b["elements"].get<int64_t>())
+         << " elements (buffer " << Grouped(b["buffer_elements"].get<int64_t>()) << "), "
+         << HumanBytes(b["bytes_sent"].get<int64_t>()) << " sent\n";
+      os << "      members: " << MemberNames(b["members"], 0) << "\n";
+      os << "      start " << NodeRef(b["start"]) << ", wait " << NodeRef(b["wait"]) << "; overlaps "
+         << OverlapText(b["overlap"], 0) << "\n";
+    }
+    return;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"bucket", "kind", "op", "dtype", "members", "elements", "sent", "start", "wait", "overlaps"}};
+  for (size_t i = 0; i < buckets.size() && i < kCompactBuckets; ++i) {
+    const json& b = buckets[i];
+    rows.push_back({std::to_string(b["bucket"].get<int64_t>()), b["kind"].get<std::string>(), op_of(b),
+                    b["dtype"].get<std::string>(),
+                    StrCat(b["num_members"].get<int64_t>(), ": ", MemberNames(b["members"], 2)),
+                    Grouped(b["elements"].get<int64_t>()), HumanBytes(b["bytes_sent"].get<int64_t>()),
+                    std::to_string(b["start"]["index"].get<int64_t>()),
+                    b["wait"].is_null() ? "-" : std::to_string(b["wait"]["index"].get<int64_t>()),
+                    OverlapText(b["overlap"], 3)});
+  }
+  if (!buckets.empty()) Table(os, "    ", rows, {true, false, false, false, false, true, true, true, true});
+  if (buckets.size() > kCompactBuckets)
+    os << "    ... " << buckets.size() - kCompactBuckets << " more (dsinspect --schedule lists every bucket)\n";
+}
+
+void RenderProgram(std::ostream& os, const json& p, bool full_schedule) {
   os << "\nprogram " << p["name"].get<std::string>() << " (" << p["num_nodes"].get<int64_t>() << " nodes)\n";
   std::vector<std::pair<std::string, int64_t>> ops;
   for (auto it = p["ops"].begin(); it != p["ops"].end(); ++it) ops.emplace_back(it.key(), it.value().get<int64_t>());
@@ -344,6 +622,7 @@ void RenderProgram(std::ostream& os, const json& p) {
       os << "    " << label << ": " << total << " (" << ops << ")\n";
     }
   }
+  if (p.contains("schedule")) RenderSchedule(os, p["schedule"], full_schedule);
 }
 
 void RenderState(std::ostream& os, const json& s) {
@@ -372,14 +651,18 @@ void RenderState(std::ostream& os, const json& s) {
       {"buffers", HumanBytes(m["buffers"].get<int64_t>())},
       {"activations (peak arena)", HumanBytes(m["activations_peak"].get<int64_t>())}};
   Table(os, "  ", mem, {false, true});
-  const json& c = s["communication"];
-  if (c["total"].get<int64_t>() > 0) {
-    os << "\ncommunication per rank per optimizer step:\n";
-    std::vector<std::vector<std::string>> comm = {{"all-reduce", HumanBytes(c["all_reduce"].get<int64_t>())},
-                                                  {"reduce-scatter", HumanBytes(c["reduce_scatter"].get<int64_t>())},
-                                                  {"all-gather", HumanBytes(c["all_gather"].get<int64_t>())}};
-    Table(os, "  ", comm, {false, true});
-  }
+}
+
+void RenderCommunication(std::ostream& os, const json& s) {
+  const json& bytes = s["communication"];
+  const json& calls = s["collectives"];
+  if (bytes["total"].get<int64_t>() == 0 && calls["total"].get<int64_t>() == 0) return;
+  os << "\ncommunication per rank per optimizer step:\n";
+  std::vector<std::vector<std::string>> rows = {{"", "sent", "collectives"}};
+  for (const auto& [label, key] : {std::pair{"all-reduce", "all_reduce"}, std::pair{"reduce-scatter", "reduce_scatter"},
+                                   std::pair{"all-gather", "all_gather"}, std::pair{"total", "total"}})
+    rows.push_back({label, HumanBytes(bytes[key].get<int64_t>()), Grouped(calls[key].get<int64_t>())});
+  Table(os, "  ", rows, {false, true, true});
 }
 
 // --- dot
@@ -456,14 +739,14 @@ json SummarizePlan(const Plan& plan, const std::string& only_program) {
   out["config"] = ConfigSummary(plan.config);
   json programs = json::array();
   for (const PlanProgram& p : plan.programs)
-    if (p.graph && (only_program.empty() || p.name == only_program)) programs.push_back(ProgramSummary(p));
+    if (p.graph && (only_program.empty() || p.name == only_program)) programs.push_back(ProgramSummary(p, plan.world_size));
   out["programs"] = programs;
   AddStateAndMemory(plan, &out);
   out["precision"] = PrecisionSummary(plan);
   return out;
 }
 
-std::string RenderSummaryText(const json& s, const std::string& plan_path) {
+std::string RenderSummaryText(const json& s, const std::string& plan_path, const SummaryTextOptions& opts) {
   std::ostringstream os;
   os << "plan " << plan_path << ": format version " << s["format_version"].get<int64_t>() << ", produced by "
      << s["producer"].get<std::string>() << "\n";
@@ -501,8 +784,9 @@ std::string RenderSummaryText(const json& s, const std::string& plan_path) {
                     HumanSeconds(r["seconds"].get<double>())});
   Table(os, "  ", rows, {true, false, false, true});
 
-  for (const json& p : s["programs"]) RenderProgram(os, p);
+  for (const json& p : s["programs"]) RenderProgram(os, p, opts.full_schedule);
   RenderState(os, s);
+  RenderCommunication(os, s);
   if (s.contains("precision")) RenderPrecisionText(os, s["precision"]);
   return os.str();
 }

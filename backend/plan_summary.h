@@ -15,14 +15,31 @@
 //               num_parameters (elements), parameter_bytes, num_constants, constant_bytes,
 //               memory: {arena_bytes, unaliased_arena_bytes, unshared_bytes, constant_bytes,
 //                        views: {op: count}, in_place: {op: count},
-//                        aliases: [{value, of, kind: "view"|"in-place", op}]} (after memory-plan)}],
+//                        aliases: [{value, of, kind: "view"|"in-place", op}]} (after memory-plan),
+//               schedule: {buckets, gathered_peak_elements, gathered_peak_at}}],
+//     schedule.buckets: one per bucketed collective (a *Start node and its CollectiveWait, ir/dsc_ops.h),
+//       in Start order: {bucket (id), kind ("AllReduce"|"ReduceScatter"|"AllGather"|"AllGatherInPlace"),
+//       op ("avg"|"sum", null for gathers), dtype, world, num_members, members (the Start's input
+//       names), elements (sum of the members' whole numels n_i), buffer_elements (B's, padding
+//       included), bytes_sent (one rank, one run of the program), start: {index, name},
+//       wait: {index, name} | null, overlap: {nodes (strictly between start and wait; 0 =
+//       synchronous), ops: {kind: count}, flops (backend/flops.h), flops_unknown (nodes of unknown
+//       FLOPs)}}; a node's name is its own or, when unnamed, its first output's.
+//     gathered_peak_elements: the most gathered parameter elements alive at once, walking the program
+//       in order (+ the members' n_i at an AllGatherStart, - each input's numel at a Release);
+//       gathered_peak_at: {index, name} of the node where it is first reached, null when 0.
 //   state: [{name, kind, owner, dtype, shape, numel, bytes, zero_init, shard_of_numel (ZeRO chunks; 0 = whole)}],
 //   memory: {parameters, gradients, optimizer_states, master_weights (fp32 masters of a half model),
 //            model_states (the four above), buffers, activations_peak,
-//            communication_buffers (outputs of collectives; part of activations_peak),
+//            communication_buffers (outputs of collectives, bucket buffers B and the Waits'
+//            outputs, summed over programs; part of the arenas),
 //            arena_bytes_by_program: {program: bytes}}   (bytes per rank)
 //   communication: {all_reduce, reduce_scatter, all_gather, total}   (bytes one rank sends per
-//            optimizer step under runtime/communicator.h's ring model)
+//            optimizer step under runtime/communicator.h's ring model; a bucket sends its whole
+//            buffer: sum n_i elements all-reduced, world*C reduce-scattered or gathered)
+//   collectives: {all_reduce, reduce_scatter, all_gather, total}   (collective calls per optimizer
+//            step: a per-tensor collective or a *Start node is one call; micro_step counts
+//            gradient_accumulation_steps times; counted at world size 1 too, where they are copies)
 //   precision: null for fp32 plans, else backend/precision_summary.h's object
 // A shape is an array of ints (static dims), strings (symbols) and nulls (unknown dims), or null
 // when even the rank is unknown.
@@ -44,8 +61,14 @@ nlohmann::json ParameterTable(const Graph& g);
 
 // `only_program` non-empty: that program alone (the caller checks it exists).
 nlohmann::json SummarizePlan(const Plan& plan, const std::string& only_program = "");
+struct SummaryTextOptions {
+  // Every bucket of each program's schedule, with all members and the op kinds each overlaps
+  // (dsinspect --schedule); otherwise one line per bucket, at most 20 per program.
+  bool full_schedule = false;
+};
 // The default dsinspect view; `plan_path` is only shown in the title.
-std::string RenderSummaryText(const nlohmann::json& summary, const std::string& plan_path);
+std::string RenderSummaryText(const nlohmann::json& summary, const std::string& plan_path,
+                              const SummaryTextOptions& opts = {});
 
 enum class GraphFormat { kText, kOnnx, kDot };
 StatusOr<GraphFormat> ParseGraphFormat(const std::string& name);  // "text", "onnx", "dot"

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "ir/onnx_convert.h"
+#include "ir/text.h"
 #include "tests/plan/test_plans.h"
 
 namespace dsc {
@@ -194,6 +195,215 @@ TEST(PlanSummaryTest, ExportFormats) {
   EXPECT_NE(elided->find("..."), std::string::npos) << *elided;  // fc1.weight has 32 > 4 elements
   EXPECT_EQ(full->find("= ..."), std::string::npos) << *full;
   EXPECT_GT(full->size(), elided->size());
+}
+
+// Bucketed collectives (ir/dsc_ops.h) on 2 ranks, written by hand with members of known sizes. The
+// expected figures follow the ring model of runtime/communicator.h: an all-reduce sends
+// 2(N-1)/N of its buffer, a reduce-scatter or all-gather (N-1)/N of its world*C padded elements.
+constexpr const char* kBucketedMicroStep = R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
+micro_step (float[10] g1, float[3] g2, float16[5] g3, float[4,8] x, float[8,6] w, float[5] c1, float[2] c2, float[3] c3)
+    => (float[4,6] r, float[5] s1, float[2] s2, float16[5] a3, float[10] u, float[5] v)
+<float[21] B0, float[4,6] y, float16[5] B1, float[14] B2, float[6] B3, float[10] p1, float[3] p2, float[5] p3>
+{
+  B0 = ai.dscompile.ReduceScatterStart <op = "avg", world = 2, bucket = 0> (g1, g2)
+  y = MatMul(x, w)
+  r = Relu(y)
+  s1, s2 = ai.dscompile.CollectiveWait <kind = "ReduceScatter", bucket = 0, world = 2> (B0)
+  B1 = ai.dscompile.AllReduceStart <op = "sum", world = 2, bucket = 1> (g3)
+  a3 = ai.dscompile.CollectiveWait <kind = "AllReduce", bucket = 1, world = 2> (B1)
+  ["gather2"] B2 = ai.dscompile.AllGatherStart <world = 2, bucket = 2> (c1, c2)
+  B3 = ai.dscompile.AllGatherStart <world = 2, bucket = 3> (c3)
+  p1, p2 = ai.dscompile.CollectiveWait <kind = "AllGather", bucket = 2, world = 2> (B2)
+  u = Add(p1, p1)
+  = ai.dscompile.Release(p1, p2)
+  p3 = ai.dscompile.CollectiveWait <kind = "AllGather", bucket = 3, world = 2> (B3)
+  v = Mul(p3, p3)
+  = ai.dscompile.Release(p3)
+}
+)";
+
+// A step program with a per-tensor all-reduce (as plans before bucketing have) and a bucketed
+// in-place gather of two parameters of 7 and 4 elements.
+constexpr const char* kBucketedStep = R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
+step (float[7] q1, float[4] q2, float[] n2) => (float[] n)
+<float[12] B4>
+{
+  n = ai.dscompile.AllReduce <op = "sum"> (n2)
+  B4 = ai.dscompile.AllGatherInPlaceStart <world = 2, bucket = 4> (q1, q2)
+  = ai.dscompile.CollectiveWait <kind = "AllGatherInPlace", bucket = 4, world = 2> (B4, q1, q2)
+}
+)";
+
+std::unique_ptr<Graph> Parse(const std::string& text) {
+  StatusOr<std::unique_ptr<Graph>> g = ParseGraph(text);
+  if (!g.ok()) {
+    ADD_FAILURE() << g.status().ToString();
+    return std::make_unique<Graph>();
+  }
+  return std::move(*g);
+}
+
+Plan BucketedPlan() {
+  Plan plan;
+  plan.world_size = 2;
+  plan.config = json::parse(R"({"train_batch_size": 12, "gradient_accumulation_steps": 3})");
+  plan.programs.push_back(PlanProgram{"micro_step", Parse(kBucketedMicroStep)});
+  plan.programs.push_back(PlanProgram{"step", Parse(kBucketedStep)});
+  return plan;
+}
+
+TEST(PlanSummaryBuckets, ScheduleListsEveryBucketWithItsLayoutAndOverlap) {
+  const json s = SummarizePlan(BucketedPlan());
+  const json& sched = s["programs"][0]["schedule"];
+  ASSERT_EQ(sched["buckets"].size(), 4u) << sched.dump(1);
+  // Reduce-scatter of 10 + 3 floats: chunks 5 + 2, C = 7, B = (2+1)*7; it sends (2-1)/2 of 2*7*4
+  // bytes. Between its start (#0) and wait (#3): MatMul [4,8]x[8,6] (2*4*6*8 FLOPs) and Relu (24).
+  EXPECT_EQ(sched["buckets"][0], json::parse(R"({
+    "bucket": 0, "kind": "ReduceScatter", "op": "avg", "dtype": "float", "world": 2,
+    "num_members": 2, "members": ["g1", "g2"], "elements": 13, "buffer_elements": 21, "bytes_sent": 28,
+    "start": {"index": 0, "name": "B0"}, "wait": {"index": 3, "name": "s1"},
+    "overlap": {"nodes": 2, "ops": {"MatMul": 1, "Relu": 1}, "flops": 408, "flops_unknown": 0}})"));
+  // A float16 all-reduce of 5 elements: 2*(2-1)/2 of 10 bytes; its wait follows at once.
+  const json& ar = sched["buckets"][1];
+  EXPECT_EQ(ar["dtype"], "float16");
+  EXPECT_EQ(ar["op"], "sum");
+  EXPECT_EQ(ar["buffer_elements"], 5);
+  EXPECT_EQ(ar["bytes_sent"], 10);
+  EXPECT_EQ(ar["overlap"]["nodes"], 0);
+  // Gathers: the members' whole sizes come from the wait's outputs (10 and 3: C = 5 + 2), so B
+  // holds 2*7 elements and a rank sends half of them. Another bucket's start runs in between, a
+  // data movement of no FLOPs.
+  const json& ag = sched["buckets"][2];
+  const json& ag3 = sched["buckets"][3];
+  EXPECT_EQ(ag["op"], nullptr);
+  EXPECT_EQ(ag["start"], json({{"index", 6}, {"name", "gather2"}}));
+  EXPECT_EQ(ag["elements"], 13);
+  EXPECT_EQ(ag["buffer_elements"], 14);
+  EXPECT_EQ(ag["bytes_sent"], 28);
+  EXPECT_EQ(ag["overlap"], json::parse(R"({"nodes": 1, "ops": {"ai.dscompile.AllGatherStart": 1}, "flops": 0,
+                                           "flops_unknown": 0})"));
+  EXPECT_EQ(ag3["overlap"]["flops_unknown"], 0);
+  // 5 elements in chunks of 3: B = 2*3, 12 of its 24 bytes sent; it overlaps the other bucket's
+  // wait, the Add of 10 elements and the release.
+  EXPECT_EQ(ag3["buffer_elements"], 6);
+  EXPECT_EQ(ag3["bytes_sent"], 12);
+  EXPECT_EQ(ag3["wait"]["index"], 11);
+  EXPECT_EQ(ag3["overlap"]["nodes"], 3);
+  EXPECT_EQ(ag3["overlap"]["flops"], 10);
+  // Live gathered elements: +13 (#6), +5 (#7) = 18, -13 at the first release, -5 at the second.
+  EXPECT_EQ(sched["gathered_peak_elements"], 18);
+  EXPECT_EQ(sched["gathered_peak_at"], json({{"index", 7}, {"name", "B3"}}));
+
+  const json& step = s["programs"][1]["schedule"];
+  ASSERT_EQ(step["buckets"].size(), 1u);
+  EXPECT_EQ(step["buckets"][0]["kind"], "AllGatherInPlace");
+  EXPECT_EQ(step["buckets"][0]["members"], json({"q1", "q2"}));
+  EXPECT_EQ(step["buckets"][0]["buffer_elements"], 12);  // chunks 4 + 2
+  EXPECT_EQ(step["buckets"][0]["wait"]["name"], "");     // unnamed and without outputs
+  EXPECT_EQ(step["gathered_peak_elements"], 0);
+  EXPECT_EQ(step["gathered_peak_at"], nullptr);
+}
+
+TEST(PlanSummaryBuckets, BytesAndCallsPerOptimizerStep) {
+  const json s = SummarizePlan(BucketedPlan());
+  // micro_step runs 3 times a step (gradient_accumulation_steps), step once.
+  const int64_t all_reduce = 3 * (2 * 1 * 10 / 2) + 2 * 1 * 4 / 2;       // float16 bucket; per-tensor float[]
+  const int64_t reduce_scatter = 3 * (1 * 2 * 7 * 4 / 2);
+  const int64_t all_gather = 3 * (1 * 2 * 7 * 4 / 2 + 1 * 2 * 3 * 4 / 2) + 1 * 2 * 6 * 4 / 2;
+  EXPECT_EQ(s["communication"], json({{"all_reduce", all_reduce}, {"reduce_scatter", reduce_scatter},
+                                      {"all_gather", all_gather}, {"total", all_reduce + reduce_scatter + all_gather}}));
+  EXPECT_EQ(s["collectives"], json({{"all_reduce", 3 + 1}, {"reduce_scatter", 3}, {"all_gather", 3 * 2 + 1},
+                                    {"total", 14}}));
+  // The buffers and what the waits unpack (bytes), with the per-tensor all-reduce's output.
+  const int64_t micro = 4 * 21 + 4 * 5 + 4 * 2 + 2 * 5 + 2 * 5 + 4 * 14 + 4 * 6 + 4 * 10 + 4 * 3 + 4 * 5;
+  EXPECT_EQ(s["memory"]["communication_buffers"], micro + 4 + 4 * 12);
+}
+
+// Plans compiled before bucketing: one synchronous collective per tensor, no schedule.
+TEST(PlanSummaryBuckets, PerTensorCollectivesKeepTheirCounts) {
+  Plan plan;
+  plan.world_size = 4;
+  plan.config = json::parse(R"({"gradient_accumulation_steps": 2})");
+  plan.programs.push_back(PlanProgram{"micro_step", Parse(R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
+micro_step (float[10] g, float[3] c, float[6] h) => (float[3] s, float[10] p, float[6] a)
+{
+  s = ai.dscompile.ReduceScatter <op = "avg"> (g)
+  p = ai.dscompile.AllGather(c)
+  a = ai.dscompile.AllReduce <op = "avg"> (h)
+}
+)")});
+  plan.programs.push_back(PlanProgram{"step", Parse(R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
+step (float[9] q) => ()
+{
+  = ai.dscompile.AllGatherInPlace(q)
+}
+)")});
+  const json s = SummarizePlan(plan);
+  // Chunks of ceil(n/4): the reduce-scatter of 10 moves 4*3 elements, the in-place gather of 9 4*3.
+  EXPECT_EQ(s["communication"], json({{"all_reduce", 2 * (2 * 3 * 24 / 4)},
+                                      {"reduce_scatter", 2 * (3 * 48 / 4)},
+                                      {"all_gather", 2 * (3 * 48 / 4) + 3 * 48 / 4},
+                                      {"total", 72 + 72 + 108}}));
+  EXPECT_EQ(s["collectives"], json({{"all_reduce", 2}, {"reduce_scatter", 2}, {"all_gather", 3}, {"total", 7}}));
+  EXPECT_EQ(s["memory"]["communication_buffers"], 4 * (3 + 10 + 6));
+  for (const json& p : s["programs"]) {
+    EXPECT_EQ(p["schedule"]["buckets"], json::array());
+    EXPECT_EQ(p["schedule"]["gathered_peak_elements"], 0);
+  }
+  const std::string text = RenderSummaryText(s, "old.plan");
+  EXPECT_EQ(text.find("schedule:"), std::string::npos) << text;
+}
+
+TEST(PlanSummaryBuckets, TextShowsOneLinePerBucket) {
+  const std::string text = RenderSummaryText(SummarizePlan(BucketedPlan()), "b.plan");
+  for (const char* want : {"schedule: 4 bucketed collectives, 1 synchronous (no node between start and wait)",
+                           "gathered parameters live at once: at most 18 elements (at #7 B3)",
+                           "ReduceScatter  avg  float    2: g1, g2", "2 nodes, 408 FLOP (MatMul 1, Relu 1)",
+                           "none (synchronous)", "schedule: 1 bucketed collective, 1 synchronous",
+                           "1 node, 0 FLOP (AllGatherStart 1)",
+                           "3 nodes, 10 FLOP (Add 1, CollectiveWait 1, Release 1)",
+                           "all-gather      144 B            7", "total           262 B           14"})
+    EXPECT_NE(text.find(want), std::string::npos) << "missing '" << want << "' in\n" << text;
+}
+
+// A program of `n` buckets of 3 members each, every wait right after its start.
+Plan ManyBuckets(int n) {
+  std::string inputs, body, types;
+  for (int i = 0; i < n; ++i) {
+    const std::string id = std::to_string(i);
+    for (const char* m : {"a", "b", "c"}) inputs += StrCat(inputs.empty() ? "" : ", ", "float[4] ", m, id);
+    types += StrCat(types.empty() ? "" : ", ", "float[8] B", id, ", float[4] y", id, "a, float[4] y", id, "b, float[4] y", id, "c");
+    body += StrCat("  B", id, " = ai.dscompile.AllReduceStart <op = \"sum\", world = 2, bucket = ", id, "> (a", id, ", b", id,
+                   ", c", id, ")\n");
+    body += StrCat("  y", id, "a, y", id, "b, y", id, "c = ai.dscompile.CollectiveWait <kind = \"AllReduce\", bucket = ", id,
+                   ", world = 2> (B", id, ")\n");
+  }
+  Plan plan;
+  plan.world_size = 2;
+  plan.programs.push_back(PlanProgram{"train", Parse(StrCat(R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
+train ()", inputs, ") => ()\n<", types, ">\n{\n", body, "}\n"))});
+  return plan;
+}
+
+TEST(PlanSummaryBuckets, CompactTextStopsAfterTwentyBuckets) {
+  Plan plan = ManyBuckets(23);
+  // 12 elements of 4 bytes each, all-reduced: every bucket sends 48 bytes.
+  const json s = SummarizePlan(plan);
+  ASSERT_EQ(s["programs"][0]["schedule"]["buckets"].size(), 23u);
+  EXPECT_EQ(s["programs"][0]["schedule"]["buckets"][22]["bytes_sent"], 48);
+  EXPECT_EQ(s["collectives"]["all_reduce"], 23);
+  const std::string compact = RenderSummaryText(s, "many.plan");
+  EXPECT_NE(compact.find("3: a19, b19, +1 more"), std::string::npos) << compact;
+  EXPECT_EQ(compact.find("3: a20"), std::string::npos) << compact;
+  EXPECT_NE(compact.find("... 3 more (dsinspect --schedule lists every bucket)"), std::string::npos) << compact;
+  SummaryTextOptions full;
+  full.full_schedule = true;
+  const std::string all = RenderSummaryText(s, "many.plan", full);
+  EXPECT_NE(all.find("bucket 22: AllReduce sum float, 3 members, 12 elements (buffer 12), 48 B sent\n"
+                     "      members: a22, b22, c22\n"
+                     "      start #44 B22, wait #45 y22a; overlaps none (synchronous)\n"),
+            std::string::npos) << all;
+  EXPECT_EQ(all.find("more"), std::string::npos) << all;
 }
 
 }  // namespace
