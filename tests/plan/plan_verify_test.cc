@@ -219,3 +219,137 @@ main (float[batch,2] x) => (float[1,1] loss)
 
 }  // namespace
 }  // namespace dsc
+
+namespace dsc {
+namespace {
+
+// The bucketed collectives' contract (ir/dsc_ops.h), checked on load: each broken variant of a
+// sound graph is refused with the node that breaks it.
+std::string Edited(std::string text, const std::string& from, const std::string& to) {
+  const size_t at = text.find(from);
+  if (at == std::string::npos) {
+    ADD_FAILURE() << "'" << from << "' is not in the graph";
+    return text;
+  }
+  return text.replace(at, from.size(), to);
+}
+
+// The error of VerifyPlan on a 2-rank plan of one program parsed from `text` ("" when it passes).
+std::string BucketError(const std::string& text) {
+  StatusOr<std::unique_ptr<Graph>> g = ParseGraph(text);
+  if (!g.ok()) return "does not parse: " + g.status().message();
+  Plan plan;
+  plan.world_size = 2;
+  plan.programs.push_back(PlanProgram{"train", std::move(*g)});
+  Status s = VerifyPlan(plan);
+  return s.ok() ? "" : s.message();
+}
+
+const std::string kGood = testing::kBucketedMicroStep;
+
+TEST(PlanVerifyBuckets, ASoundScheduleLoads) { EXPECT_EQ(BucketError(kGood), ""); }
+
+TEST(PlanVerifyBuckets, TheBufferIsReadByItsWaitAlone) {
+  std::string e = BucketError(Edited(Edited(kGood, "  r = Relu(y)\n", "  r = Relu(y)\n  z = Identity(B0)\n"), "float[5] v)",
+                                     "float[5] v, float[21] z)"));
+  EXPECT_NE(e.find("program 'train': node producing 'B0' (ai.dscompile.ReduceScatterStart): its buffer 'B0' is read by "
+                   "node producing 'z' (Identity); only its one CollectiveWait may read it"),
+            std::string::npos) << e;
+  e = BucketError(Edited(Edited(kGood, "  a3 = ai.dscompile.CollectiveWait <kind = \"AllReduce\", bucket = 1, world = 2> (B1)\n", ""),
+                         "float16[5] a3, ", ""));
+  EXPECT_NE(e.find("node producing 'B1' (ai.dscompile.AllReduceStart): its buffer 'B1' is never waited for"),
+            std::string::npos) << e;
+  e = BucketError(Edited(kGood, "float[5] v)", "float[5] v, float16[5] B1)"));
+  EXPECT_NE(e.find("node producing 'B1' (ai.dscompile.AllReduceStart): its buffer 'B1' is a graph output"),
+            std::string::npos) << e;
+  e = BucketError(Edited(kGood, "  r = Relu(y)\n",
+                         "  r = Relu(y)\n  a = ai.dscompile.CollectiveWait <kind = \"AllReduce\", bucket = 9, world = 2> (g3)\n"));
+  EXPECT_NE(e.find("node producing 'a' (ai.dscompile.CollectiveWait) waits for 'g3', which no Start node made"),
+            std::string::npos) << e;
+}
+
+TEST(PlanVerifyBuckets, TheWaitMatchesItsStart) {
+  std::string e = BucketError(Edited(kGood, "<kind = \"ReduceScatter\", bucket = 0", "<kind = \"AllGather\", bucket = 0"));
+  EXPECT_NE(e.find("node producing 's1' (ai.dscompile.CollectiveWait) has kind 'AllGather' but waits for node producing "
+                   "'B0' (ai.dscompile.ReduceScatterStart)"),
+            std::string::npos) << e;
+  e = BucketError(Edited(kGood, "<kind = \"ReduceScatter\", bucket = 0", "<kind = \"ReduceScatter\", bucket = 7"));
+  EXPECT_NE(e.find("node producing 's1' (ai.dscompile.CollectiveWait) has bucket 7 but waits for bucket 0"),
+            std::string::npos) << e;
+  // One value per member, of the member's dtype and of the size the kind gives it.
+  e = BucketError(Edited(Edited(kGood, "s1, s2 = ", "s1 = "), "float[2] s2, ", ""));
+  EXPECT_NE(e.find("node producing 's1' (ai.dscompile.CollectiveWait) must read only the buffer and make one value per "
+                   "member of node producing 'B0' (ai.dscompile.ReduceScatterStart) (2), not 1"),
+            std::string::npos) << e;
+  e = BucketError(Edited(kGood, "float[5] s1", "float[6] s1"));
+  EXPECT_NE(e.find("output 's1' has 6 elements, which does not fit member 'g1' (10 elements) of a ReduceScatter over 2 ranks"),
+            std::string::npos) << e;
+  e = BucketError(Edited(kGood, "float[5] p3", "float[7] p3"));
+  EXPECT_NE(e.find("output 'p3' has 7 elements, which does not fit member 'c3' (3 elements) of a AllGather over 2 ranks"),
+            std::string::npos) << e;
+  e = BucketError(Edited(kGood, "numels = [10, 3]", "numels = [10, 5]"));
+  EXPECT_NE(e.find("node 'gather2' (ai.dscompile.AllGatherStart): member 'c2' has 2 elements, not the chunk of 5 over 2 "
+                   "ranks its numels attribute gives"),
+            std::string::npos) << e;
+  // With numels, the gathered value has exactly that size (4 would also fit a chunk of 2).
+  e = BucketError(Edited(kGood, "float[3] p2", "float[4] p2"));
+  EXPECT_NE(e.find("output 'p2' has 4 elements, which does not fit member 'c2' (2 elements)"), std::string::npos) << e;
+  e = BucketError(Edited(kGood, "float16[5] a3", "float[5] a3"));
+  EXPECT_NE(e.find("output 'a3' is float, not float16 as member 'g3'"), std::string::npos) << e;
+}
+
+TEST(PlanVerifyBuckets, StartsCarryTheirWorldAndOneDtype) {
+  std::string e = BucketError(Edited(kGood, "float[3] g2", "float16[3] g2"));
+  EXPECT_NE(e.find("node producing 'B0' (ai.dscompile.ReduceScatterStart): member 'g2' is float16, not float as the first "
+                   "member: a bucket holds one dtype"),
+            std::string::npos) << e;
+  e = BucketError(Edited(kGood, "<op = \"sum\", world = 2, bucket = 1>", "<op = \"sum\", world = 4, bucket = 1>"));
+  EXPECT_NE(e.find("node producing 'B1' (ai.dscompile.AllReduceStart) has world = 4 in a plan for 2 ranks"),
+            std::string::npos) << e;
+  e = BucketError(Edited(kGood, "<op = \"sum\", world = 2, bucket = 1>", "<op = \"sum\", world = 2>"));
+  EXPECT_NE(e.find("node producing 'B1' (ai.dscompile.AllReduceStart) needs the attributes bucket and world"),
+            std::string::npos) << e;
+  // Bucket 2 is still in flight when B3 would reuse its id (and its Wait names it, too).
+  e = BucketError(Edited(Edited(kGood, "<world = 2, bucket = 3>", "<world = 2, bucket = 2>"),
+                         "<kind = \"AllGather\", bucket = 3", "<kind = \"AllGather\", bucket = 2"));
+  EXPECT_NE(e.find("node producing 'B3' (ai.dscompile.AllGatherStart) starts bucket 2 while node 'gather2' "
+                   "(ai.dscompile.AllGatherStart) still has it in flight"),
+            std::string::npos) << e;
+  // After its Wait an id may come back.
+  e = BucketError(Edited(Edited(kGood, "<op = \"sum\", world = 2, bucket = 1>", "<op = \"sum\", world = 2, bucket = 0>"),
+                         "<kind = \"AllReduce\", bucket = 1", "<kind = \"AllReduce\", bucket = 0"));
+  EXPECT_EQ(e, "");
+}
+
+TEST(PlanVerifyBuckets, GatheredParametersAreReleasedOnceAndNotReadAfter) {
+  std::string e = BucketError(Edited(kGood, "  = ai.dscompile.Release(p3)\n", "  = ai.dscompile.Release(p3)\n  = ai.dscompile.Release(p3)\n"));
+  EXPECT_NE(e.find("node producing '?' (ai.dscompile.Release) releases 'p3' again"), std::string::npos) << e;
+  e = BucketError(Edited(kGood, "  = ai.dscompile.Release(p3)\n", ""));
+  EXPECT_NE(e.find("program 'train': the gathered parameter 'p3' is never released"), std::string::npos) << e;
+  e = BucketError(Edited(kGood, "Release(p3)", "Release(p3, v)"));
+  EXPECT_NE(e.find("(ai.dscompile.Release) releases 'v', which is not an output of an AllGather CollectiveWait"),
+            std::string::npos) << e;
+  e = BucketError(Edited(Edited(kGood, "  u = Add(p1, p1)\n", ""), "  = ai.dscompile.Release(p1, p2)\n",
+                         "  = ai.dscompile.Release(p1, p2)\n  u = Add(p1, p1)\n"));
+  EXPECT_NE(e.find("node producing 'u' (Add) reads 'p1' after node producing '?' (ai.dscompile.Release) released it"),
+            std::string::npos) << e;
+}
+
+TEST(PlanVerifyBuckets, AnInPlaceGatherWaitTakesItsStateTensors) {
+  const std::string step = R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
+step (float[7] q1, float[4] q2) => ()
+<float[12] B4>
+{
+  B4 = ai.dscompile.AllGatherInPlaceStart <world = 2, bucket = 4> (q1, q2)
+  = ai.dscompile.CollectiveWait <kind = "AllGatherInPlace", bucket = 4, world = 2> (B4, q1, q2)
+}
+)";
+  EXPECT_EQ(BucketError(step), "");
+  std::string e = BucketError(Edited(step, "(B4, q1, q2)", "(B4, q2, q1)"));
+  EXPECT_NE(e.find("(ai.dscompile.CollectiveWait) must take the buffer and then the 2 state tensors of node producing 'B4' "
+                   "(ai.dscompile.AllGatherInPlaceStart) in its order, and have no outputs"),
+            std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace dsc
