@@ -550,7 +550,8 @@ void RenderSchedule(std::ostream& os, const json& sched, bool full) {
     for (const json& b : buckets) {
       os << "    bucket " << b["bucket"].get<int64_t>() << ": " << b["kind"].get<std::string>()
          << (b["op"].is_null() ? "" : StrCat(" ", op_of(b))) << " " << b["dtype"].get<std::string>() << ", "
-         << b["num_members"].get<int64_t>() << " members, " << Grouped(b["elements"].get<int64_t>())
+         << b["num_members"].get<int64_t>() << (b["num_members"].get<int64_t>() == 1 ? " member, " : " members, ")
+         << Grouped(b["elements"].get<int64_t>())
          << " elements (buffer " << Grouped(b["buffer_elements"].get<int64_t>()) << "), "
          << HumanBytes(b["bytes_sent"].get<int64_t>()) << " sent\n";
       os << "      members: " << MemberNames(b["members"], 0) << "\n";

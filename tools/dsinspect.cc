@@ -29,8 +29,14 @@ Shows what a plan compiled by dscompile holds, or exports the trained weights of
 that dsrun --save-dir wrote.
 
   (no options)          summary: producer, pipeline, config, and per program the ops,
-                        inputs, outputs, loss, parameters and constants
-  --json                the same summary as JSON (stable keys, for scripts and jq)
+                        inputs, outputs, loss, parameters, constants, memory and the schedule
+                        of bucketed collectives; per rank the state, memory by kind, and
+                        bytes and collective calls per optimizer step
+  --schedule            in the summary, every bucketed collective of each program: its members,
+                        node indices, bytes sent and the compute it overlaps (by default one
+                        line per bucket, at most 20 per program)
+  --json                the same summary as JSON (stable keys, for scripts and jq; the schedule
+                        is always complete there)
   --program NAME        only this program (default: all for the summary, the first for --graph)
   --graph               print the program's graph in the IR text form
   --format text|onnx|dot
@@ -64,6 +70,7 @@ struct Options {
   std::string plan;
   bool json = false;
   bool graph = false;
+  bool schedule = false;
   std::optional<std::string> program;
   std::optional<std::string> format;
   std::optional<std::string> output;
@@ -112,6 +119,8 @@ std::optional<int> ParseArgs(int argc, char** argv, Options* o) {
       o->json = true;
     } else if (a == "--graph" && takes_no_value()) {
       o->graph = true;
+    } else if (a == "--schedule" && takes_no_value()) {
+      o->schedule = true;
     } else if (a == "--program") {
       if (!value(&v)) return UsageError("--program needs a program name");
       o->program = v;
@@ -148,7 +157,7 @@ std::optional<int> ParseArgs(int argc, char** argv, Options* o) {
   if (o->exporting()) {
     if (!o->plan.empty())
       return UsageError("exports read a checkpoint, not a plan: '" + o->plan + "' is one argument too many");
-    if (o->json || o->graph || o->format || o->program || o->output)
+    if (o->json || o->graph || o->schedule || o->format || o->program || o->output)
       return UsageError("--export-onnx/--export-safetensors do not combine with the plan options");
     return std::nullopt;
   }
@@ -156,6 +165,8 @@ std::optional<int> ParseArgs(int argc, char** argv, Options* o) {
   if (o->plan.empty()) return UsageError("no plan given");
   if (o->format) o->graph = true;
   if (o->json && o->graph) return UsageError("--json is for the summary; it does not combine with --graph/--format");
+  if (o->schedule && (o->json || o->graph))
+    return UsageError("--schedule is for the text summary; --json always holds the whole schedule, and --graph has none");
   return std::nullopt;
 }
 
@@ -236,7 +247,9 @@ int Run(const Options& o) {
 
   if (!o.graph) {
     nlohmann::json summary = dsc::SummarizePlan(*plan, o.program.value_or(""));
-    return Emit(o, o.json ? summary.dump(2) + "\n" : dsc::RenderSummaryText(summary, o.plan));
+    dsc::SummaryTextOptions text;
+    text.full_schedule = o.schedule;
+    return Emit(o, o.json ? summary.dump(2) + "\n" : dsc::RenderSummaryText(summary, o.plan, text));
   }
 
   dsc::StatusOr<dsc::GraphFormat> format = dsc::ParseGraphFormat(o.format.value_or("text"));

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/plan_file.h"
+#include "ir/text.h"
 #include "onnx/onnx_pb.h"
 #include "tests/plan/test_plans.h"
 
@@ -83,7 +84,7 @@ TEST_F(DsinspectCliTest, BadAndMissingFiles) {
 TEST_F(DsinspectCliTest, UsageErrors) {
   for (const std::string& args : {std::string(""), Q(plan_) + " --bogus", Q(plan_) + " --elide", Q(plan_) + " --elide x",
                                   Q(plan_) + " --format svg", Q(plan_) + " --format onnx", Q(plan_) + " --json --graph",
-                                  Q(plan_) + " " + Q(plan_)}) {
+                                  Q(plan_) + " " + Q(plan_), Q(plan_) + " --schedule=all"}) {
     CommandResult r = Dsinspect(args);
     EXPECT_EQ(r.rc, 2) << args << "\n" << r.output;
     EXPECT_NE(r.output.find("dsinspect: "), std::string::npos) << args << "\n" << r.output;
@@ -142,6 +143,58 @@ TEST_F(DsinspectCliTest, OutputErrorsAreReported) {
   EXPECT_TRUE(std::filesystem::is_fifo(fifo));
   // The plan, the target, the link and the FIFO: no temporary file is left behind.
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_.path()), std::filesystem::directory_iterator()), 4);
+}
+
+// A plan of 22 buckets, each a float[3] all-reduced and waited for after a Relu of another tensor.
+TEST_F(DsinspectCliTest, Schedule) {
+  std::string inputs = "float[4] x", types, body;
+  for (int i = 0; i < 22; ++i) {
+    const std::string id = std::to_string(i);
+    inputs += StrCat(", float[3] g", id);
+    types += StrCat(i ? ", " : "", "float[3] B", id, ", float[3] s", id, ", float[4] r", id);
+    body += StrCat("  B", id, " = ai.dscompile.AllReduceStart <op = \"avg\", world = 2, bucket = ", id, "> (g", id, ")\n",
+                   "  r", id, " = Relu(x)\n",
+                   "  s", id, " = ai.dscompile.CollectiveWait <kind = \"AllReduce\", bucket = ", id, ", world = 2> (B", id, ")\n");
+  }
+  StatusOr<std::unique_ptr<Graph>> g = ParseGraph(StrCat(R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
+train ()", inputs, ") => ()\n<", types, ">\n{\n", body, "}\n"));
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  Plan plan;
+  plan.world_size = 2;
+  plan.programs.push_back(PlanProgram{"train", std::move(*g)});
+  const std::string path = dir_.File("buckets.plan");
+  ASSERT_TRUE(WritePlan(plan, path).ok());
+
+  CommandResult r = Dsinspect(Q(path));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("schedule: 22 bucketed collectives, 0 synchronous"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1: g19"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("1: g20"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("    ... 2 more (dsinspect --schedule lists every bucket)\n"), std::string::npos) << r.output;
+
+  // Each all-reduce of 3 floats sends 2*(2-1)/2 of its 12 bytes; a Relu of 4 elements overlaps it.
+  r = Dsinspect(Q(path) + " --schedule");
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("    bucket 21: AllReduce avg float, 1 member, 3 elements (buffer 3), 12 B sent\n"
+                          "      members: g21\n"
+                          "      start #63 B21, wait #65 s21; overlaps 1 node, 4 FLOP (Relu 1)\n"),
+            std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("more (dsinspect --schedule"), std::string::npos) << r.output;
+
+  r = Dsinspect(Q(path) + " --json", /*with_stderr=*/false);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  nlohmann::json s = nlohmann::json::parse(r.output);
+  EXPECT_EQ(s["programs"][0]["schedule"]["buckets"].size(), 22u);
+  EXPECT_EQ(s["collectives"]["all_reduce"], 22);
+  EXPECT_EQ(s["communication"]["all_reduce"], 22 * 12);
+
+  for (const char* other : {" --json", " --graph", " --format dot"}) {
+    r = Dsinspect(Q(path) + " --schedule" + other);
+    EXPECT_EQ(r.rc, 2) << other << "\n" << r.output;
+    EXPECT_NE(r.output.find("dsinspect: --schedule is for the text summary"), std::string::npos) << r.output;
+  }
+  r = Dsinspect("--help");
+  EXPECT_NE(r.output.find("--schedule            in the summary, every bucketed collective"), std::string::npos) << r.output;
 }
 
 }  // namespace
