@@ -309,9 +309,11 @@ void CommunicationPerStep(const Plan& plan, json* bytes_out, json* calls_out) {
     const int64_t times = p.name == "micro_step" ? gas : 1;
     for (const auto& node : p.graph->nodes()) {
       const std::string key = CollectiveKey(*node);
-      if (key.empty()) continue;
+      // One rank sends nothing and makes no calls (its collectives are copies), as the
+      // communicators count.
+      if (key.empty() || n <= 1) continue;
       calls[key] += times;
-      if (n <= 1 || !ops::KindOfStart(node->op_type()).empty()) continue;
+      if (!ops::KindOfStart(node->op_type()).empty()) continue;
       const int64_t elem = ElemSize(node->input(0));
       const int size = static_cast<int>(n);
       const std::string& op = node->op_type();

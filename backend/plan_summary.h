@@ -39,7 +39,8 @@
 //            buffer: sum n_i elements all-reduced, world*C reduce-scattered or gathered)
 //   collectives: {all_reduce, reduce_scatter, all_gather, total}   (collective calls per optimizer
 //            step: a per-tensor collective or a *Start node is one call; micro_step counts
-//            gradient_accumulation_steps times; counted at world size 1 too, where they are copies)
+//            gradient_accumulation_steps times; 0 at world size 1, where they are copies: what the
+//            communicators' calls() count, dsrun's metric `collectives`)
 //   precision: null for fp32 plans, else backend/precision_summary.h's object
 // A shape is an array of ints (static dims), strings (symbols) and nulls (unknown dims), or null
 // when even the rank is unknown.

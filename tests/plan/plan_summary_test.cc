@@ -299,6 +299,17 @@ TEST(PlanSummaryBuckets, BytesAndCallsPerOptimizerStep) {
   EXPECT_EQ(s["memory"]["communication_buffers"], micro + 4 + 4 * 12);
 }
 
+// One rank: the collectives are copies, sending nothing and counted as no call (as Communicator::calls).
+TEST(PlanSummaryBuckets, OneRankMakesNoCalls) {
+  Plan plan = BucketedPlan();
+  plan.world_size = 1;
+  const json s = SummarizePlan(plan);
+  const json zeros = {{"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"total", 0}};
+  EXPECT_EQ(s["communication"], zeros);
+  EXPECT_EQ(s["collectives"], zeros);
+  EXPECT_EQ(s["programs"][0]["schedule"]["buckets"][0]["bytes_sent"], 0);
+}
+
 // Plans compiled before bucketing: one synchronous collective per tensor, no schedule.
 TEST(PlanSummaryBuckets, PerTensorCollectivesKeepTheirCounts) {
   Plan plan;
