@@ -47,9 +47,9 @@ class LocalCommunicator : public Communicator {
     return Done();
   }
   Status Barrier() override { return host_ ? host_->Barrier() : Status::OK(); }
-  std::map<std::string, int64_t> bytes_sent() const override {
-    return {{"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
-  }
+  // One rank sends nothing and counts no calls.
+  std::map<std::string, int64_t> bytes_sent() const override { return Zeros(); }
+  std::map<std::string, int64_t> calls() const override { return Zeros(); }
   [[noreturn]] void Abort(const std::string& message, int exit_code) override {
     if (host_) host_->Abort(message, exit_code);
     std::cerr << message + "\n" << std::flush;
@@ -62,6 +62,9 @@ class LocalCommunicator : public Communicator {
     if (move_) return move_(dst, src, bytes);
     std::memmove(dst, src, bytes);
     return Status::OK();
+  }
+  static std::map<std::string, int64_t> Zeros() {
+    return {{"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
   }
   LocalMove move_;
   Communicator* host_;

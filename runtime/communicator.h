@@ -17,7 +17,8 @@
 //   all_gather        (N-1)·B / N      B = N·send_count·dtype size (the whole receive buffer)
 //   broadcast         B on the root, 0 elsewhere (the root sends the buffer once; forwarding
 //                     by tree/pipeline algorithms is not counted)
-// With N = 1 nothing is sent and every count stays 0. The model counts what the algorithm must
+// With N = 1 nothing is sent and every count stays 0 (calls() too: a collective of one rank is
+// not counted as a call). The model counts what the algorithm must
 // move, not what a particular MPI library happens to do, so the numbers match the compiler's
 // per-step communication estimate (dsinspect) on every backend. Elements count at their own size:
 // a float16/bfloat16 buffer counts 2 bytes per element (it travels as 16-bit values).
@@ -57,6 +58,13 @@ class CommHandle {
   // Errors name the rank and the collective; a collective that waits longer than the timeout
   // (DSC_COLLECTIVE_TIMEOUT_S, default 300 s) fails, and the communicator is unusable after it.
   virtual Status Wait() = 0;
+  // Lets the collective advance without blocking; call it between pieces of other work while the
+  // collective is in flight (the executor does, after every node). Open MPI advances a
+  // non-blocking collective only inside MPI calls, so without it a collective issued early would
+  // do most of its work in Wait(); this is the progress engine, with no thread of its own (MPI
+  // stays MPI_THREAD_FUNNELED). Device communicators progress by themselves: the default does
+  // nothing. Errors are those of Wait(); Wait() still finishes the collective afterwards.
+  virtual Status Progress() { return Status::OK(); }
 };
 
 class Communicator {
@@ -82,6 +90,9 @@ class Communicator {
   // Bytes this rank has sent since creation, by collective kind ("all_reduce", "reduce_scatter",
   // "all_gather", "broadcast"; every key is always present), following the model above.
   virtual std::map<std::string, int64_t> bytes_sent() const = 0;
+  // Collectives this rank has issued since creation, by the same kinds (every key always
+  // present), counted when issued; with size() == 1 nothing is counted, like the bytes.
+  virtual std::map<std::string, int64_t> calls() const = 0;
 
   // Ends every rank of the job after printing `message` on this rank: the error path of a rank
   // must not leave the others waiting in a collective. Single-rank: prints and exits.

@@ -139,12 +139,18 @@ class MpiHandle : public CommHandle {
     if (!waited_) (void)Wait();
   }
   Status Wait() override;
+  Status Progress() override;
 
  private:
+  // One MPI_Test: done_ once MPI says the collective completed (the request is then
+  // MPI_REQUEST_NULL, so it is not tested again); an error marks the communicator broken.
+  Status Test();
+
   MpiCommunicator* comm_;
   const char* kind_;
   MPI_Request req_;
   Finish finish_;
+  bool done_ = false;
   bool waited_ = false;
 };
 
@@ -179,6 +185,7 @@ class MpiCommunicator : public Communicator {
     ASSIGN_OR_RETURN(MpiType t, ToMpi("all_reduce", count, dtype, rank_));
     MPI_Request req;
     DSC_MPI_CHECK(rank_, MPI_Iallreduce(MPI_IN_PLACE, buf, t.count, t.type, SumOp(dtype), comm_, &req));
+    Count("all_reduce");
     bytes_["all_reduce"] += AllReduceBytesSent(count * static_cast<int64_t>(DTypeSize(dtype)), size_);
     return Handle("all_reduce", req, Average(buf, count, dtype, op));
   }
@@ -203,6 +210,7 @@ class MpiCommunicator : public Communicator {
     } else {
       DSC_MPI_CHECK(rank_, MPI_Ireduce_scatter_block(send, recv, t.count, t.type, SumOp(dtype), comm_, &req));
     }
+    Count("reduce_scatter");
     bytes_["reduce_scatter"] += ReduceScatterBytesSent(static_cast<int64_t>(block) * size_, size_);
     return Handle("reduce_scatter", req, std::move(finish));
   }
@@ -223,6 +231,7 @@ class MpiCommunicator : public Communicator {
     }
     MPI_Request req;
     DSC_MPI_CHECK(rank_, MPI_Iallgather(from, t.count, t.type, recv, t.count, t.type, comm_, &req));
+    Count("all_gather");
     bytes_["all_gather"] += AllGatherBytesSent(static_cast<int64_t>(block) * size_, size_);
     return Handle("all_gather", req, std::move(finish));
   }
@@ -235,6 +244,7 @@ class MpiCommunicator : public Communicator {
     ASSIGN_OR_RETURN(MpiType t, ToMpi("broadcast", count, dtype, rank_));
     MPI_Request req;
     DSC_MPI_CHECK(rank_, MPI_Ibcast(buf, t.count, t.type, root, comm_, &req));
+    Count("broadcast");
     bytes_["broadcast"] += BroadcastBytesSent(count * static_cast<int64_t>(DTypeSize(dtype)), size_, root == rank_);
     return Handle("broadcast", req, Finish{});
   }
@@ -249,6 +259,7 @@ class MpiCommunicator : public Communicator {
   }
 
   std::map<std::string, int64_t> bytes_sent() const override { return bytes_; }
+  std::map<std::string, int64_t> calls() const override { return calls_; }
 
   [[noreturn]] void Abort(const std::string& message, int exit_code) override {
     std::cerr << message + "\n" << std::flush;  // one write: other ranks print at the same time
@@ -260,6 +271,9 @@ class MpiCommunicator : public Communicator {
   std::string Who() const { return StrCat("rank ", rank_); }
   MPI_Op SumOp(DType dtype) const {
     return dtype == DType::kFloat16 ? f16_sum_ : dtype == DType::kBFloat16 ? bf16_sum_ : MPI_SUM;
+  }
+  void Count(const char* kind) {
+    if (size_ > 1) ++calls_[kind];
   }
   Status Usable(const char* kind) const {
     if (broken_)
@@ -286,7 +300,26 @@ class MpiCommunicator : public Communicator {
   MPI_Op f16_sum_ = MPI_OP_NULL, bf16_sum_ = MPI_OP_NULL;
   std::map<std::string, int64_t> bytes_ = {
       {"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
+  std::map<std::string, int64_t> calls_ = bytes_;
 };
+
+Status MpiHandle::Test() {
+  int done = 0;
+  const int rc = MPI_Test(&req_, &done, MPI_STATUS_IGNORE);
+  if (rc != MPI_SUCCESS) {
+    comm_->MarkBroken();
+    return MpiError(rc, "MPI_Test", __FILE__, __LINE__, comm_->rank()).WithContext(StrCat("collective ", kind_));
+  }
+  done_ = done != 0;
+  return Status::OK();
+}
+
+// Between nodes: one test, so Open MPI moves the collective on while the rank computes. The
+// finishing work (the average, the copy out) stays in Wait().
+Status MpiHandle::Progress() {
+  if (done_ || waited_) return Status::OK();
+  return Test();
+}
 
 // MPI_Test in a loop rather than MPI_Wait, so a rank that died or hangs turns into an error here
 // after the timeout instead of a job that waits for ever. Polling yields the core first (ranks
@@ -298,14 +331,9 @@ Status MpiHandle::Wait() {
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + std::chrono::duration<double>(comm_->timeout_s());
   auto nap = std::chrono::microseconds(20);
-  for (int polls = 0;; ++polls) {
-    int done = 0;
-    const int rc = MPI_Test(&req_, &done, MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS) {
-      comm_->MarkBroken();
-      return MpiError(rc, "MPI_Test", __FILE__, __LINE__, rank).WithContext(StrCat("collective ", kind_));
-    }
-    if (done) break;
+  for (int polls = 0; !done_; ++polls) {
+    RETURN_IF_ERROR(Test());
+    if (done_) break;
     if (std::chrono::steady_clock::now() > deadline) {
       comm_->MarkBroken();
       return FailedPrecondition("rank ", rank, ": collective ", kind_, " timed out after ", comm_->timeout_s(),

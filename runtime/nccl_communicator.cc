@@ -122,6 +122,7 @@ class NcclCommunicator : public Communicator {
       DSC_NCCL_CHECK(ncclAllReduce(buf, buf, t.count, t.type, ncclSum, comm_, res_->comm));
       return Average(buf, count, dtype, op);
     }));
+    Count("all_reduce");
     bytes_["all_reduce"] += AllReduceBytesSent(count * static_cast<int64_t>(DTypeSize(dtype)), size_);
     return End("all_reduce");
   }
@@ -147,6 +148,7 @@ class NcclCommunicator : public Communicator {
       }
       return Average(recv, recv_count, dtype, op);
     }));
+    Count("reduce_scatter");
     bytes_["reduce_scatter"] += ReduceScatterBytesSent(static_cast<int64_t>(block) * size_, size_);
     return End("reduce_scatter");
   }
@@ -170,6 +172,7 @@ class NcclCommunicator : public Communicator {
       }
       return Status::OK();
     }));
+    Count("all_gather");
     bytes_["all_gather"] += AllGatherBytesSent(static_cast<int64_t>(block) * size_, size_);
     return End("all_gather");
   }
@@ -183,12 +186,14 @@ class NcclCommunicator : public Communicator {
       DSC_NCCL_CHECK(ncclBroadcast(buf, buf, t.count, t.type, root, comm_, res_->comm));
       return Status::OK();
     }));
+    Count("broadcast");
     bytes_["broadcast"] += BroadcastBytesSent(count * static_cast<int64_t>(DTypeSize(dtype)), size_, root == rank_);
     return End("broadcast");
   }
 
   Status Barrier() override { return host_->Barrier(); }
   std::map<std::string, int64_t> bytes_sent() const override { return bytes_; }
+  std::map<std::string, int64_t> calls() const override { return calls_; }
 
   [[noreturn]] void Abort(const std::string& message, int exit_code) override {
     if (comm_) ncclCommAbort(comm_);  // frees this rank's GPU from collectives that will never end
@@ -210,6 +215,9 @@ class NcclCommunicator : public Communicator {
 
  private:
   std::string Who() const { return StrCat("rank ", rank_); }
+  void Count(const char* kind) {
+    if (size_ > 1) ++calls_[kind];
+  }
   Status Usable(const char* kind) const {
     if (broken_ || !comm_)
       return FailedPrecondition(Who(), ": ", kind, ": the communicator is unusable after a failed collective");
@@ -261,6 +269,7 @@ class NcclCommunicator : public Communicator {
   bool broken_ = false;
   std::map<std::string, int64_t> bytes_ = {
       {"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
+  std::map<std::string, int64_t> calls_ = bytes_;
 };
 
 Status NcclHandle::Wait() {

@@ -114,6 +114,8 @@ class StagedHandle : public CommHandle {
     Status r = pool_->Release(buf_, stream_);
     return s.ok() ? r : s;
   }
+  // The host collective runs on the staged copy: let it advance (MPI progresses in MPI calls).
+  Status Progress() override { return waited_ ? Status::OK() : host_->Progress(); }
 
  private:
   Status Copy() {
@@ -147,7 +149,10 @@ class StagedCommunicator : public Communicator {
     const size_t bytes = static_cast<size_t>(count) * DTypeSize(dtype);
     ASSIGN_OR_RETURN(PinnedPool::Buffer b, Stage(buf, bytes, 0, bytes));
     auto h = host_->AllReduce(b.data, count, dtype, op);
-    if (h.ok()) bytes_["all_reduce"] += AllReduceBytesSent(static_cast<int64_t>(bytes), size());
+    if (h.ok()) {
+      Count("all_reduce");
+      bytes_["all_reduce"] += AllReduceBytesSent(static_cast<int64_t>(bytes), size());
+    }
     return Handle(std::move(h), b, 0, buf, bytes);
   }
   StatusOr<std::unique_ptr<CommHandle>> ReduceScatter(const void* send, void* recv, int64_t recv_count, DType dtype,
@@ -157,7 +162,10 @@ class StagedCommunicator : public Communicator {
     const size_t all = block * static_cast<size_t>(size());
     ASSIGN_OR_RETURN(PinnedPool::Buffer b, Stage(send, all, 0, all + block));
     auto h = host_->ReduceScatter(b.data, b.data + all, recv_count, dtype, op);
-    if (h.ok()) bytes_["reduce_scatter"] += ReduceScatterBytesSent(static_cast<int64_t>(all), size());
+    if (h.ok()) {
+      Count("reduce_scatter");
+      bytes_["reduce_scatter"] += ReduceScatterBytesSent(static_cast<int64_t>(all), size());
+    }
     return Handle(std::move(h), b, all, recv, block);
   }
   StatusOr<std::unique_ptr<CommHandle>> AllGather(const void* send, void* recv, int64_t send_count,
@@ -168,7 +176,10 @@ class StagedCommunicator : public Communicator {
     const size_t mine = block * static_cast<size_t>(rank());
     ASSIGN_OR_RETURN(PinnedPool::Buffer b, Stage(send, block, mine, all));
     auto h = host_->AllGather(b.data + mine, b.data, send_count, dtype);  // in place on the host
-    if (h.ok()) bytes_["all_gather"] += AllGatherBytesSent(static_cast<int64_t>(all), size());
+    if (h.ok()) {
+      Count("all_gather");
+      bytes_["all_gather"] += AllGatherBytesSent(static_cast<int64_t>(all), size());
+    }
     return Handle(std::move(h), b, 0, recv, all);
   }
   StatusOr<std::unique_ptr<CommHandle>> Broadcast(void* buf, int64_t count, DType dtype, int root) override {
@@ -176,16 +187,23 @@ class StagedCommunicator : public Communicator {
     const size_t bytes = static_cast<size_t>(count) * DTypeSize(dtype);
     ASSIGN_OR_RETURN(PinnedPool::Buffer b, Stage(buf, rank() == root ? bytes : 0, 0, bytes));
     auto h = host_->Broadcast(b.data, count, dtype, root);
-    if (h.ok()) bytes_["broadcast"] += BroadcastBytesSent(static_cast<int64_t>(bytes), size(), root == rank());
+    if (h.ok()) {
+      Count("broadcast");
+      bytes_["broadcast"] += BroadcastBytesSent(static_cast<int64_t>(bytes), size(), root == rank());
+    }
     return Handle(std::move(h), b, 0, buf, bytes);
   }
   Status Barrier() override { return host_->Barrier(); }
   std::map<std::string, int64_t> bytes_sent() const override { return bytes_; }
+  std::map<std::string, int64_t> calls() const override { return calls_; }
   [[noreturn]] void Abort(const std::string& message, int exit_code) override {
     AbortThrough(host_, message, exit_code);
   }
 
  private:
+  void Count(const char* kind) {
+    if (size() > 1) ++calls_[kind];
+  }
   // A page-locked buffer of `size` bytes holding the device's `bytes` at `offset`, once the
   // compute stream's work (which produces them) is done.
   StatusOr<PinnedPool::Buffer> Stage(const void* device, size_t bytes, size_t offset, size_t size) {
@@ -217,6 +235,7 @@ class StagedCommunicator : public Communicator {
   PinnedPool pool_;
   std::map<std::string, int64_t> bytes_ = {
       {"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
+  std::map<std::string, int64_t> calls_ = bytes_;
 };
 
 }  // namespace

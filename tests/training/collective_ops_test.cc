@@ -85,12 +85,17 @@ class FakeCommunicator : public Communicator {
   }
   Status Barrier() override { return Status::OK(); }
   std::map<std::string, int64_t> bytes_sent() const override { return {}; }
+  std::map<std::string, int64_t> calls() const override {
+    std::map<std::string, int64_t> n = {{"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
+    for (const auto& [kind, count] : issued) ++n[kind];
+    return n;
+  }
   [[noreturn]] void Abort(const std::string& message, int) override {
     ADD_FAILURE() << "Abort: " << message;
     std::abort();
   }
 
-  std::vector<std::pair<std::string, int64_t>> calls;  // (collective, count) in issue order
+  std::vector<std::pair<std::string, int64_t>> issued;  // (collective, count) in issue order
   int waits = 0;
 
  private:
@@ -106,7 +111,7 @@ class FakeCommunicator : public Communicator {
     int* waits_;
   };
   std::unique_ptr<CommHandle> Handle(const char* kind, int64_t count) {
-    calls.emplace_back(kind, count);
+    issued.emplace_back(kind, count);
     return std::make_unique<FakeHandle>(&waits);
   }
   float Peer(int q, int64_t i) const {
@@ -268,8 +273,8 @@ TEST(Collectives, ReduceScatterPadsToWorldTimesChunk) {
       if (at < 7) want[i] = (kX0[at] + kX1[at] + kX2[at]) / 3.0f;
     }
     EXPECT_EQ(Values((*out)[0]), want);  // rank 2: [avg(x[6]), 0, 0]
-    ASSERT_EQ(comm.calls.size(), 1u);
-    EXPECT_EQ(comm.calls[0], std::make_pair(std::string("reduce_scatter"), int64_t{3}));
+    ASSERT_EQ(comm.issued.size(), 1u);
+    EXPECT_EQ(comm.issued[0], std::make_pair(std::string("reduce_scatter"), int64_t{3}));
     EXPECT_EQ(comm.waits, 1);
   }
 }
@@ -291,7 +296,7 @@ TEST(Collectives, AllGatherInPlace) {
     Tensor p = Floats({-1, -1, -1, 4, 5, 6, -1});
     ASSERT_TRUE(RunNode(*m->node, {&p}, &comm).ok());
     EXPECT_EQ(Values(p), (std::vector<float>{1, 2, 3, 4, 5, 6, 7}));
-    EXPECT_EQ(comm.calls.at(0).second, 3);
+    EXPECT_EQ(comm.issued.at(0).second, 3);
     EXPECT_EQ(comm.waits, 1);
   }
   {  // n = 7, rank 2 owns [6, 7)
