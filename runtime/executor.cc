@@ -19,6 +19,7 @@ struct ProgramExecutor::Step {
 };
 
 ProgramExecutor::~ProgramExecutor() {
+  comm_state_.Clear();  // collectives write into the arena until they finish
   if (device_) {
     device_->Free(arena_);
     device_->Free(constants_);
@@ -131,6 +132,14 @@ Status ProgramExecutor::Bind(const std::string& input, const TensorView& view) {
 Status ProgramExecutor::Run(const RunOptions& opts) {
   for (const auto& [name, bound] : bound_)
     if (!bound) return FailedPrecondition("program input '", name, "' is not bound");
+  Status st = RunSteps(opts);
+  if (st.ok()) st = comm_state_.CheckIdle();
+  // A failed run leaves nothing in flight for the next one (or for the buffers' next users).
+  if (!st.ok()) comm_state_.Clear();
+  return st;
+}
+
+Status ProgramExecutor::RunSteps(const RunOptions& opts) {
   KernelContext ctx;
   ctx.seed = opts.seed;
   ctx.step = opts.step;
@@ -138,6 +147,7 @@ Status ProgramExecutor::Run(const RunOptions& opts) {
   ctx.num_threads = opts.num_threads;
   ctx.comm = opts.comm;
   ctx.cuda = device_->cuda_resources();
+  ctx.comm_state = &comm_state_;
   std::vector<NodeTime>* const times = opts.node_times;
   const bool sync = times && device_->kind() != DeviceKind::kCpu;
   if (times) {
@@ -164,6 +174,8 @@ Status ProgramExecutor::Run(const RunOptions& opts) {
       ++t.calls;
     }
     if (!st.ok()) return st.WithContext(s.node->Describe());
+    // The progress engine of non-blocking collectives (communicator.h): one test per node.
+    if (!comm_state_.empty()) RETURN_IF_ERROR(comm_state_.Progress());
   }
   return Status::OK();
 }

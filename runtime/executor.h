@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "kernels/common/comm_state.h"
 #include "kernels/kernel.h"
 #include "runtime/device.h"
 
@@ -48,15 +49,22 @@ class ProgramExecutor {
 
   // Binds a graph input to caller-owned device memory (shape and dtype must match exactly).
   Status Bind(const std::string& input, const TensorView& view);
-  // All inputs must be bound. Runs every node in order.
+  // All inputs must be bound. Runs every node in order. Bucketed collectives in flight are let
+  // progress after every node; a Start never waited for by the end is an error naming it (and,
+  // like any failed run, leaves no collective in flight: their handles wait as they are dropped).
   Status Run(const RunOptions& opts);
   // A graph output's buffer after Run (device memory; valid until the next Run).
   const TensorView* Output(const std::string& name) const;
   size_t arena_bytes() const { return arena_bytes_; }
+  // The program's collectives in flight and its live gathered parameter elements (stage 3): the
+  // trainer reads and resets the peak per step.
+  const CommState& comm_state() const { return comm_state_; }
+  CommState& comm_state() { return comm_state_; }
 
  private:
   struct Step;
   ProgramExecutor() = default;
+  Status RunSteps(const RunOptions& opts);
   Device* device_ = nullptr;
   std::vector<Step> steps_;
   std::map<std::string, TensorView> values_;  // every value's view (arena, constants, bound inputs)
@@ -65,6 +73,7 @@ class ProgramExecutor {
   void* arena_ = nullptr;
   void* constants_ = nullptr;
   size_t arena_bytes_ = 0;
+  CommState comm_state_;
 };
 
 // Convenience for tests and small tools: runs `g` once on the CPU with host tensors bound as its

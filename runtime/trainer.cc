@@ -569,8 +569,19 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   summary.skipped_steps = start_pos.skipped_steps;
   const auto start = std::chrono::steady_clock::now();
   const int threads = opts.threads;
-  std::map<std::string, int64_t> sent_before;
-  if (kernel_comm) sent_before = kernel_comm->bytes_sent();
+  std::map<std::string, int64_t> sent_before, calls_before;
+  if (kernel_comm) {
+    sent_before = kernel_comm->bytes_sent();
+    calls_before = kernel_comm->calls();
+  }
+  // Stage 3 gathers parameters in buckets: the metrics then report the most gathered elements
+  // alive at once in a step (the runtime's side of stage3_max_live_parameters).
+  auto gathers = [](const Graph& g) {
+    for (const auto& n : g.nodes())
+      if (n->domain() == kDscDomain && n->op_type() == ops::kAllGatherStart) return true;
+    return false;
+  };
+  const bool gathers_buckets = gathers(*micro->graph) || gathers(*step->graph);
   const TensorView* const poison = FirstGradient(plan) ? state.Find(FirstGradient(plan)->name) : nullptr;
   auto dump_due = [&](int64_t n) {
     if (opts.dump_state_dir.empty()) return false;
@@ -609,8 +620,11 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     RETURN_IF_ERROR(ValidateTagAcrossRanks(cfg, opts.comm, StepTag(n), "saving a checkpoint", progress));
     RETURN_IF_ERROR(SaveTrainingCheckpoint(plan, state, opts.comm, opts.save_dir, meta));
     last_saved = n;
-    // The save's agreements are not training traffic: the next step's bytes_sent starts after them.
-    if (kernel_comm) sent_before = kernel_comm->bytes_sent();
+    // The save's agreements are not training traffic: the next step's counts start after them.
+    if (kernel_comm) {
+      sent_before = kernel_comm->bytes_sent();
+      calls_before = kernel_comm->calls();
+    }
     if (progress) *progress << "dsrun: saved checkpoint " << opts.save_dir << "/" << StepTag(n) << "\n";
     return Status::OK();
   };
@@ -619,6 +633,8 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     const double used_scale = scaler.exact_scale();
     scalars.loss_scale = scaler.scale();
     RETURN_IF_ERROR(scalars.Upload());
+    micro_ex->comm_state().ResetPeak();
+    step_ex->comm_state().ResetPeak();
     for (int64_t m = 0; m < gas; ++m) {
       if (s > 0 || m > 0) RETURN_IF_ERROR(loader.Fill(s, m, &batch));
       RETURN_IF_ERROR(batch_buffers.Upload(batch));
@@ -705,7 +721,17 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
           sent_before[kind] = total_bytes;
         }
         line["bytes_sent"] = sent;
+        // Collectives issued during the step, per kind: one per bucket once buckets are planned.
+        nlohmann::json calls = nlohmann::json::object();
+        for (const auto& [kind, total_calls] : kernel_comm->calls()) {
+          calls[kind] = total_calls - calls_before[kind];
+          calls_before[kind] = total_calls;
+        }
+        line["collectives"] = calls;
       }
+      if (gathers_buckets)
+        line["gathered_peak"] =
+            std::max(micro_ex->comm_state().gathered_peak(), step_ex->comm_state().gathered_peak());
       // Flushed per step, so a full disk stops the run at the step it hits, not silently at exit.
       *metrics << line.dump() << "\n" << std::flush;
       if (!*metrics) return MetricsWriteError(opts.metrics_path);
