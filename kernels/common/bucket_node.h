@@ -98,15 +98,7 @@ class BucketStart : protected BucketNode {
   Status Init(const Node& n) {
     RETURN_IF_ERROR(InitBucket(n, ops::KindOfStart(n.op_type())));
     if (n.num_outputs() != 1 || !n.output(0)) return InvalidArgument(name_, ": a Start has one output, B");
-    if (kind_ == ops::kAllGather) {
-      // Its inputs are chunks; the gathered parameters' sizes (what stage 3 counts live) come from here.
-      numels_ = n.GetInts("numels");
-      if (numels_.size() != n.num_inputs())
-        return InvalidArgument(name_, ": attribute numels must give each of the ", n.num_inputs(),
-                               " members' gathered element count, got ", numels_.size(), " values");
-      for (int64_t v : numels_)
-        if (v < 0) return InvalidArgument(name_, ": attribute numels has a negative count ", v);
-    }
+    if (kind_ == ops::kAllGather) RETURN_IF_ERROR(GatheredSizes(n));
     return Status::OK();
   }
 
@@ -133,6 +125,28 @@ class BucketStart : protected BucketNode {
   }
 
  private:
+  // An AllGatherStart's inputs are chunks; the gathered sizes n_i (by which stage 3 counts live
+  // parameters from the gather's start) are its Wait's outputs, B's only reader.
+  Status GatheredSizes(const Node& n) {
+    const Node* wait = nullptr;
+    for (const Use& u : n.output(0)->uses())
+      if (u.node->op_type() == ops::kCollectiveWait && u.input_index == 0) wait = u.node;
+    if (!wait)
+      return InvalidArgument(name_, ": B is read by no CollectiveWait; the gathered sizes are its outputs'");
+    if (wait->num_outputs() != n.num_inputs())
+      return InvalidArgument(name_, ": ", n.num_inputs(), " members but its wait ", wait->Describe(), " has ",
+                             wait->num_outputs(), " outputs");
+    numels_.clear();
+    for (const Value* y : wait->outputs()) {
+      if (!y || !y->type.shape || !IsStatic(*y->type.shape))
+        return InvalidArgument(name_, ": the outputs of its wait ", wait->Describe(), " need static shapes");
+      int64_t count = 1;
+      for (int64_t d : DimValues(*y->type.shape)) count *= d;
+      numels_.push_back(count);
+    }
+    return Status::OK();
+  }
+
   StatusOr<std::unique_ptr<CommHandle>> Issue(Communicator* comm, void* b, int64_t rank) const {
     const int64_t c = layout_->block, world = layout_->world;
     if (kind_ == ops::kAllReduce) return comm->AllReduce(b, layout_->total, dtype_, op_);
@@ -143,7 +157,7 @@ class BucketStart : protected BucketNode {
   Status Plan(const KernelContext& ctx, int64_t world, int64_t rank) {
     const size_t k = ctx.inputs.size();
     if (kind_ == ops::kAllGather && k != numels_.size())
-      return InvalidArgument(name_, ": ", k, " inputs, attribute numels has ", numels_.size());
+      return InvalidArgument(name_, ": ", k, " inputs, its wait gathers ", numels_.size(), " members");
     std::vector<int64_t>& numels = numels_now_;
     numels.resize(k);
     for (size_t i = 0; i < k; ++i) {
@@ -167,7 +181,7 @@ class BucketStart : protected BucketNode {
     return Status::OK();
   }
 
-  std::vector<int64_t> numels_;  // AllGatherStart's attribute
+  std::vector<int64_t> numels_;  // AllGatherStart: n_i, from its Wait
 };
 
 // CollectiveWait<kind>(B[, P1..Pk]) -> Y1..Yk: takes B's collective from the table, waits, unpacks.

@@ -110,7 +110,6 @@ void AddStart(Graph& g, BucketSpec& b, int world) {
   b.start->output(0)->type = Typed(b.dtype, ops::BucketLayout(kSizes, world).BufferElements(b.kind));
   b.start->SetAttr("world", int64_t{world});
   if (b.reduce) b.start->SetAttr("op", std::string(b.reduce));
-  if (b.kind == ops::kAllGather) b.start->SetAttr("numels", kSizes);
 }
 
 void AddWait(Graph& g, BucketSpec& b, int world) {

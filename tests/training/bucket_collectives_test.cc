@@ -75,7 +75,6 @@ std::unique_ptr<Bucket> MakeBucket(const std::string& kind, DType t, const char*
     n->SetAttr("bucket", int64_t{0});
   }
   if (kind == ops::kAllReduce || kind == ops::kReduceScatter) b->start->SetAttr("op", std::string(op));
-  if (kind == ops::kAllGather) b->start->SetAttr("numels", kSizes);
   b->wait->SetAttr("kind", kind);
   return b;
 }
@@ -204,7 +203,6 @@ TEST_P(SingleRankBuckets, ReleaseCountsLiveGatheredElements) {
     Node* s = g.AddNode(ops::kAllGatherStart, in, {tag + "_B"}, kDscDomain, tag + "_start");
     s->output(0)->type = Typed(t, {ops::BucketLayout(sizes, 1).BufferElements(ops::kAllGather)});
     s->SetAttr("world", int64_t{1});
-    s->SetAttr("numels", sizes);
     return s;
   };
   auto wait = [&](Node* s, const std::string& tag, const std::vector<int64_t>& sizes) {
@@ -247,6 +245,20 @@ TEST_P(SingleRankBuckets, ReleaseCountsLiveGatheredElements) {
   EXPECT_EQ((*ex)->comm_state().gathered_peak(), 0);
   ASSERT_TRUE((*ex)->Run(Options()).ok());
   EXPECT_EQ((*ex)->comm_state().gathered_peak(), 5 + 1 + 7 + 4 + 9);
+}
+
+// An AllGatherStart's inputs are chunks: the gathered sizes it counts come from its Wait.
+TEST_P(SingleRankBuckets, GatherWithoutWaitIsRefusedAtCreation) {
+  Graph g;
+  Value* x = g.AddInput("x", Typed(DType::kFloat32, {3}));
+  Node* s = g.AddNode(ops::kAllGatherStart, {x}, {"B"}, kDscDomain, "params_bucket_2");
+  s->output(0)->type = Typed(DType::kFloat32, {3});
+  s->SetAttr("world", int64_t{1});
+  g.AddOutput(s->output(0));
+  auto ex = ProgramExecutor::Create(g, cpu_.get());
+  ASSERT_FALSE(ex.ok());
+  EXPECT_NE(ex.status().message().find("params_bucket_2"), std::string::npos) << ex.status().ToString();
+  EXPECT_NE(ex.status().message().find("read by no CollectiveWait"), std::string::npos) << ex.status().ToString();
 }
 
 TEST_P(SingleRankBuckets, ReleaseOfWhatWasNotGatheredIsAnError) {
