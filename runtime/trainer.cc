@@ -669,7 +669,18 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
       RETURN_IF_ERROR(device->CopyDeviceToHost(&byte, flag->ptr, 1));
       overflow = byte != 0;
     }
+    // The plan's traffic this step, counted before the trainer's own loss reduction (which the
+    // plan does not hold, so dsinspect's per-step figures and these agree).
+    nlohmann::json step_sent = nlohmann::json::object(), step_calls = nlohmann::json::object();
+    if (kernel_comm) {
+      for (const auto& [kind, total_bytes] : kernel_comm->bytes_sent()) step_sent[kind] = total_bytes - sent_before[kind];
+      for (const auto& [kind, total_calls] : kernel_comm->calls()) step_calls[kind] = total_calls - calls_before[kind];
+    }
     if (world > 1) RETURN_IF_ERROR(ReduceLossAndVerdict(opts.comm, checks_overflow, overflow, s + 1, &loss_sum));
+    if (kernel_comm) {
+      sent_before = kernel_comm->bytes_sent();
+      calls_before = kernel_comm->calls();
+    }
     const bool skipped = overflow;
     // DeepSpeed steps the LR schedule only when optimizer.overflow is false. Under amp its optimizer
     // is apex's patched torch optimizer, which has no such attribute: the schedule advances on a
@@ -715,19 +726,9 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
                                {"activations_peak", std::max(micro_ex->arena_bytes(), step_ex->arena_bytes())}}}};
       if (kernel_comm) {
         // Bytes this rank sent during the step, per collective kind (model in communicator.h).
-        nlohmann::json sent = nlohmann::json::object();
-        for (const auto& [kind, total_bytes] : kernel_comm->bytes_sent()) {
-          sent[kind] = total_bytes - sent_before[kind];
-          sent_before[kind] = total_bytes;
-        }
-        line["bytes_sent"] = sent;
-        // Collectives issued during the step, per kind: one per bucket once buckets are planned.
-        nlohmann::json calls = nlohmann::json::object();
-        for (const auto& [kind, total_calls] : kernel_comm->calls()) {
-          calls[kind] = total_calls - calls_before[kind];
-          calls_before[kind] = total_calls;
-        }
-        line["collectives"] = calls;
+        line["bytes_sent"] = step_sent;
+        // Collectives the plan issued during the step, per kind: one per bucket.
+        line["collectives"] = step_calls;
       }
       if (gathers_buckets)
         line["gathered_peak"] =

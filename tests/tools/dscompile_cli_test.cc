@@ -71,14 +71,14 @@ TEST(DscompileCli, CompilesGptAndDumpsEveryPass) {
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx")) << f;
   }
-  for (const char* f : {"09-accumulate", "10-optimizer", "11-zero-partition", "12-fuse", "13-memory-plan"}) {
+  for (const char* f : {"09-accumulate", "10-optimizer", "11-zero-partition", "12-fuse", "14-memory-plan"}) {
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".micro_step.onnx")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".step.onnx")) << f;
   }
   StatusOr<Plan> plan = ReadPlan(dir.File("gpt.dsplan"));
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
-  ASSERT_EQ(plan->pipeline.size(), 13u);
+  ASSERT_EQ(plan->pipeline.size(), 14u);
   EXPECT_EQ(plan->config.value("train_batch_size", 0), 16);
   ASSERT_NE(plan->FindProgram("micro_step"), nullptr);
   ASSERT_NE(plan->FindProgram("step"), nullptr);
@@ -159,7 +159,8 @@ TEST(DscompileCli, PrintIrAfterAndTimePasses) {
   EXPECT_EQ(r.output.find("IR after pass 2"), std::string::npos);
   EXPECT_NE(r.output.find("pass  4 dce"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("pass 12 fuse"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("pass 13 memory-plan"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pass 13 schedule-collectives"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pass 14 memory-plan"), std::string::npos) << r.output;
 }
 
 TEST(DscompileCli, ExplicitPassesAndStopAfter) {

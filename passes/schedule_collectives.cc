@@ -1,0 +1,474 @@
+// schedule-collectives: ZeRO's per-tensor collectives become bucketed, asynchronous ones with
+// static issue and wait points, stage-3 prefetch, parameter reuse and the live-parameter limit.
+//
+// Contract. Input: micro_step and step after zero-partition (per-tensor AllReduce, ReduceScatter,
+// AllGather and AllGatherInPlace nodes, metadata dsc.zero_stage); a plan without them (one rank)
+// is unchanged, as is one already scheduled. Output: every per-tensor collective is a member of a
+// bucket: one <Kind>Start node packs the members and issues one collective, one CollectiveWait
+// waits and unpacks (ir/dsc_ops.h); bucket ids are unique in the module. Sizes come from
+// zero_optimization and count elements, as DeepSpeed's do:
+//  Buckets hold members of one kind, reduce op and dtype, at least one member each, in order:
+//   - reductions (AllReduce, ReduceScatter) in the order their inputs are produced (the
+//     backward's order in micro_step), up to reduce_bucket_size elements;
+//   - AllGatherInPlace (stages 1-2, step) in update order, up to allgather_bucket_size;
+//   - AllGather (stage 3, micro_step) in order of first use, up to stage3_prefetch_bucket_size
+//     and stage3_max_live_parameters.
+//   A member joins the open bucket only while the bucket can still be issued after every
+//   member's input exists and waited for before any member's result is read.
+//  Placement. overlap_comm false: each Start is followed at once by its Wait (synchronous):
+//   reductions where the bucket is complete, gathers right before the first use.
+//   overlap_comm true: a reduction bucket is issued right after its last member is produced and
+//   waited for when the next bucket is issued or where a result is first read, whichever comes
+//   first (at most two in flight, like DeepSpeed's double-buffered reduce buckets). Gather bucket
+//   k+1 is issued where bucket k is waited for, the first one at the start of the program: one
+//   bucket of at most stage3_prefetch_bucket_size elements is fetched ahead of its use.
+//  Stage 3. A parameter gathered for the forward and again for the backward keeps its forward
+//   copy when the elements of other parameters first needed between its last forward read and
+//   its first backward read are at most stage3_max_reuse_distance; the backward gather goes.
+//   Each gathered parameter has a Release after its last reader. A parameter counts as live from
+//   its bucket's Start to its Release; the live elements never exceed stage3_max_live_parameters:
+//   prefetches are delayed, then kept copies dropped (longest reuse distance first), until they
+//   fit. Parameters read by one node together can exceed a too small limit; a warning names them.
+// Checked at the end: every per-tensor collective became one bucket member; each Start has one
+// Wait after it and no other reader; each gathered value one Release, after its last reader.
+#include <algorithm>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "frontend/config/ds_config.h"
+#include "ir/dsc_ops.h"
+#include "passes/pass.h"
+
+namespace dsc {
+namespace {
+
+int64_t NumelOf(const Value* v) {
+  int64_t n = 1;
+  for (const Dim& d : *v->type.shape) n *= d.value;
+  return n;
+}
+
+// A per-tensor collective and where it may move to. Positions index the program's nodes as the
+// pass found them; a "slot" s is the gap right before node s (slot N: the end).
+struct Member {
+  Node* node = nullptr;
+  std::string kind;  // its op type
+  std::string op;    // reductions: "avg" | "sum"
+  Value* x = nullptr;
+  Value* y = nullptr;  // null for AllGatherInPlace
+  DType dtype = DType::kUndefined;
+  int64_t numel = 0;  // elements of the whole tensor (n)
+  int pos = 0;
+  int ready = -1;  // the last node before it that touches its input: the Start goes after it
+  int need = 0;    // the first node after it that reads its result: the Wait goes before it
+  int last_use = -1;  // gathers: the last reader of the result
+};
+
+struct Bucket {
+  std::vector<Member*> members;
+  std::string kind, op;
+  DType dtype = DType::kUndefined;
+  int64_t elems = 0;
+  int max_ready = -1, min_need = 0;
+  int start = 0, wait = 0;  // slots
+  int64_t id = 0;
+};
+
+// Inserted nodes in one slot run Releases first, then Starts, then Waits.
+enum Phase { kReleasePhase = 0, kStartPhase = 1, kWaitPhase = 2 };
+
+class ScheduleCollectivesPass : public Pass {
+ public:
+  const char* name() const override { return "schedule-collectives"; }
+
+  StatusOr<bool> Run(Module& m, const PassContext& ctx) override {
+    bool any = false;
+    for (PlanProgram& p : m.programs)
+      for (const auto& n : p.graph->nodes()) {
+        if (n->domain() != kDscDomain) continue;
+        if (!ops::KindOfStart(n->op_type()).empty()) return false;  // already scheduled
+        any = any || IsPerTensor(*n);
+      }
+    if (!any) return false;
+    if (!ctx.config) return FailedPrecondition("schedule-collectives needs the DeepSpeed config");
+    zero_ = &ctx.config->zero;
+    ctx_ = &ctx;
+    for (PlanProgram& p : m.programs) {
+      Status s = Schedule(*p.graph);
+      if (!s.ok()) return s.WithContext(StrCat("program '", p.name, "'"));
+    }
+    if (ctx.log) {
+      *ctx.log << "schedule-collectives: " << next_id_ << " buckets (reduce " << zero_->reduce_bucket_size
+               << ", allgather " << zero_->allgather_bucket_size << " elements), overlap_comm "
+               << (zero_->overlap_comm ? "on" : "off");
+      if (peak_ > 0) *ctx.log << "; stage 3: at most " << peak_ << " gathered elements live";
+      *ctx.log << "\n";
+    }
+    return true;
+  }
+
+ private:
+  static bool IsPerTensor(const Node& n) {
+    if (n.domain() != kDscDomain) return false;
+    const std::string& op = n.op_type();
+    if (op != ops::kAllReduce && op != ops::kReduceScatter && op != ops::kAllGather && op != ops::kAllGatherInPlace)
+      return false;
+    const DType t = n.input(0)->type.dtype;
+    return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16;
+  }
+
+  Status Schedule(Graph& g) {
+    std::vector<Node*> nodes;
+    for (const auto& n : g.nodes()) nodes.push_back(n.get());
+    const int num = static_cast<int>(nodes.size());
+    std::unordered_map<const Node*, int> pos;
+    for (int i = 0; i < num; ++i) pos[nodes[i]] = i;
+    std::vector<std::unique_ptr<Member>> all;
+    for (Node* n : nodes) {
+      if (!IsPerTensor(*n)) continue;
+      auto mem = std::make_unique<Member>();
+      mem->node = n;
+      mem->kind = n->op_type();
+      mem->op = n->GetString("op", "");
+      mem->x = n->input(0);
+      mem->y = n->num_outputs() ? n->output(0) : nullptr;
+      mem->dtype = mem->x->type.dtype;
+      mem->numel = NumelOf(mem->kind == ops::kAllGather ? mem->y : mem->x);
+      mem->pos = pos.at(n);
+      if (const Node* prod = mem->x->producer(); prod && IsPerTensor(*prod))
+        return Internal("the input of ", n->Describe(), " comes from another collective, ", prod->Describe());
+      if (world_ == 0) world_ = n->GetInt("world", 1);
+      if (n->GetInt("world", 1) != world_)
+        return Internal(n->Describe(), " is compiled for ", n->GetInt("world", 1), " ranks, others for ", world_);
+      all.push_back(std::move(mem));
+    }
+    if (all.empty()) return Status::OK();
+    for (auto& mem : all) Bounds(*mem, pos, num);
+
+    std::vector<Member*> reductions, gathers;
+    for (auto& mem : all) (mem->kind == ops::kAllGather ? gathers : reductions).push_back(mem.get());
+    std::vector<Bucket> buckets = BucketReductions(reductions, num);
+    std::set<Node*> dropped;  // backward gathers whose parameter keeps its forward copy
+    if (!gathers.empty()) {
+      ASSIGN_OR_RETURN(std::vector<Bucket> gb, ScheduleGathers(gathers, num, &dropped));
+      for (Bucket& b : gb) buckets.push_back(std::move(b));
+    }
+    return Rewrite(g, nodes, buckets, dropped);
+  }
+
+  // Where the member's Start and Wait may go.
+  static void Bounds(Member& mem, const std::unordered_map<const Node*, int>& pos, int num) {
+    auto touch_before = [&](const Value* v) {
+      int last = -1;
+      if (v->producer()) last = std::max(last, pos.at(v->producer()) < mem.pos ? pos.at(v->producer()) : -1);
+      for (const Use& u : v->uses())
+        if (u.node != mem.node && pos.at(u.node) < mem.pos) last = std::max(last, pos.at(u.node));
+      return last;
+    };
+    mem.ready = touch_before(mem.x);
+    mem.need = num;
+    if (mem.y) {
+      for (const Use& u : mem.y->uses()) {
+        mem.need = std::min(mem.need, pos.at(u.node));
+        mem.last_use = std::max(mem.last_use, pos.at(u.node));
+      }
+      if (mem.y->is_graph_output()) mem.last_use = num;
+    } else {
+      for (const Use& u : mem.x->uses())
+        if (u.node != mem.node && pos.at(u.node) > mem.pos) mem.need = std::min(mem.need, pos.at(u.node));
+    }
+  }
+
+  // Reductions and in-place gathers: in production order, by size, while still placeable.
+  std::vector<Bucket> BucketReductions(std::vector<Member*> members, int num) {
+    std::stable_sort(members.begin(), members.end(),
+                     [](const Member* a, const Member* b) { return std::tie(a->ready, a->pos) < std::tie(b->ready, b->pos); });
+    std::vector<Bucket> done;
+    std::map<std::tuple<std::string, std::string, DType>, Bucket> open;
+    for (Member* mem : members) {
+      const int64_t cap = mem->kind == ops::kAllGatherInPlace ? zero_->allgather_bucket_size : zero_->reduce_bucket_size;
+      auto key = std::make_tuple(mem->kind, mem->op, mem->dtype);
+      auto it = open.find(key);
+      if (it != open.end() && (it->second.elems + mem->numel > cap ||
+                               std::max(it->second.max_ready, mem->ready) >= std::min(it->second.min_need, mem->need))) {
+        done.push_back(std::move(it->second));
+        open.erase(it);
+        it = open.end();
+      }
+      if (it == open.end()) it = open.emplace(key, NewBucket(*mem, num)).first;
+      Add(it->second, mem);
+    }
+    for (auto& [key, b] : open) done.push_back(std::move(b));
+    // Issue order: where each bucket completes.
+    for (Bucket& b : done) b.start = b.max_ready + 1;
+    std::stable_sort(done.begin(), done.end(), [](const Bucket& a, const Bucket& b) {
+      return std::tie(a.start, a.members.front()->ready, a.members.front()->pos) <
+             std::tie(b.start, b.members.front()->ready, b.members.front()->pos);
+    });
+    for (size_t k = 0; k < done.size(); ++k) {
+      Bucket& b = done[k];
+      if (!zero_->overlap_comm) {
+        b.wait = b.start;
+      } else {
+        b.wait = b.min_need;
+        if (k + 1 < done.size()) b.wait = std::min(b.wait, done[k + 1].max_ready + 1);
+      }
+    }
+    return done;
+  }
+
+  static Bucket NewBucket(const Member& mem, int num) {
+    Bucket b;
+    b.kind = mem.kind;
+    b.op = mem.op;
+    b.dtype = mem.dtype;
+    b.min_need = num;
+    return b;
+  }
+
+  static void Add(Bucket& b, Member* mem) {
+    b.members.push_back(mem);
+    b.elems += mem->numel;
+    b.max_ready = std::max(b.max_ready, mem->ready);
+    b.min_need = std::min(b.min_need, mem->need);
+  }
+
+  // Stage-3 gathers: reuse decisions, buckets in order of first use, prefetch and the live limit.
+  StatusOr<std::vector<Bucket>> ScheduleGathers(const std::vector<Member*>& gathers, int num,
+                                                std::set<Node*>* dropped) {
+    // A parameter's forward and backward gathers read the same chunk; the first is the forward.
+    std::map<const Value*, std::vector<Member*>> by_chunk;
+    for (Member* g : gathers) by_chunk[g->x].push_back(g);
+    struct Candidate {
+      Member* fwd;
+      Member* bwd;
+      int64_t distance;
+    };
+    std::vector<Candidate> keep;
+    for (auto& [chunk, list] : by_chunk) {
+      if (list.size() != 2) continue;
+      std::sort(list.begin(), list.end(), [](const Member* a, const Member* b) { return a->need < b->need; });
+      Member* fwd = list[0];
+      Member* bwd = list[1];
+      if (fwd->last_use >= bwd->need) continue;
+      int64_t distance = 0;
+      for (const Member* o : gathers)
+        if (o->x != chunk && o->need > fwd->last_use && o->need < bwd->need) distance += o->numel;
+      if (distance <= zero_->max_reuse_distance) keep.push_back(Candidate{fwd, bwd, distance});
+    }
+    // Longest distance last, so dropping from the back gives up the least useful copies first.
+    std::stable_sort(keep.begin(), keep.end(), [](const Candidate& a, const Candidate& b) { return a.distance < b.distance; });
+    const int64_t limit = zero_->max_live_parameters;
+    for (;;) {
+      std::set<const Member*> gone;
+      std::map<const Member*, int> extended_last_use;
+      for (const Candidate& c : keep) {
+        gone.insert(c.bwd);
+        extended_last_use[c.fwd] = c.bwd->last_use;
+      }
+      std::vector<Member*> live_members;
+      for (Member* g : gathers)
+        if (!gone.count(g)) live_members.push_back(g);
+      std::vector<int> last_use;
+      for (Member* g : live_members)
+        last_use.push_back(extended_last_use.count(g) ? std::max(g->last_use, extended_last_use[g]) : g->last_use);
+      int64_t peak = 0;
+      std::vector<Bucket> buckets = PlaceGathers(live_members, last_use, num, &peak);
+      if (peak <= limit || keep.empty()) {
+        if (peak > limit && ctx_->warn)
+          *ctx_->warn << "dscompile: warning: zero_optimization.stage3_max_live_parameters = " << limit
+                      << " elements, but " << peak << " gathered elements must be live at once (parameters read "
+                      << "together, or one larger than the limit)\n";
+        dropped->clear();
+        for (const Candidate& c : keep) {
+          dropped->insert(c.bwd->node);
+          reuse_[c.bwd->y] = c.fwd->y;
+        }
+        peak_ = peak;
+        return buckets;
+      }
+      keep.pop_back();
+    }
+  }
+
+  // Buckets in order of first use; Start slots by prefetch, delayed to honour the live limit.
+  std::vector<Bucket> PlaceGathers(std::vector<Member*> members, const std::vector<int>& last_use_in, int num,
+                                   int64_t* peak) {
+    std::map<const Member*, int> last_use;
+    for (size_t i = 0; i < members.size(); ++i) last_use[members[i]] = std::max(last_use_in[i], members[i]->need);
+    std::stable_sort(members.begin(), members.end(),
+                     [](const Member* a, const Member* b) { return std::tie(a->need, a->pos) < std::tie(b->need, b->pos); });
+    const int64_t cap = std::min(zero_->prefetch_bucket_size, zero_->max_live_parameters);
+    std::vector<Bucket> buckets;
+    for (Member* mem : members) {
+      Bucket* b = buckets.empty() ? nullptr : &buckets.back();
+      // Without overlap nothing is fetched ahead: a bucket holds what one node needs first.
+      const bool same_chunk = b && std::any_of(b->members.begin(), b->members.end(),
+                                               [&](const Member* o) { return o->x == mem->x; });
+      if (!b || b->dtype != mem->dtype || b->elems + mem->numel > cap || same_chunk ||
+          (!zero_->overlap_comm && mem->need != b->min_need) ||
+          std::max(b->max_ready, mem->ready) >= std::min(b->min_need, mem->need)) {
+        buckets.push_back(NewBucket(*mem, num));
+        b = &buckets.back();
+      }
+      Add(*b, mem);
+    }
+    // live[s]: gathered elements live at slot s (a parameter from its Start through its last reader).
+    std::vector<int64_t> live(static_cast<size_t>(num) + 1, 0);
+    const int64_t limit = zero_->max_live_parameters;
+    int prev_wait = 0;
+    for (size_t k = 0; k < buckets.size(); ++k) {
+      Bucket& b = buckets[k];
+      b.wait = b.min_need;
+      int start = zero_->overlap_comm ? std::max(k == 0 ? 0 : prev_wait, b.max_ready + 1) : b.wait;
+      start = std::min(start, b.wait);
+      // The latest slot before the Wait where the whole bucket does not fit yet: start after it.
+      for (int s = b.wait - 1; s >= start; --s)
+        if (live[static_cast<size_t>(s)] + b.elems > limit) {
+          start = s + 1;
+          break;
+        }
+      b.start = start;
+      for (const Member* mem : b.members)
+        for (int s = b.start; s <= std::min(last_use.at(mem), num); ++s) live[static_cast<size_t>(s)] += mem->numel;
+      prev_wait = b.wait;
+    }
+    *peak = *std::max_element(live.begin(), live.end());
+    return buckets;
+  }
+
+  Status Rewrite(Graph& g, const std::vector<Node*>& nodes, std::vector<Bucket>& buckets,
+                 const std::set<Node*>& dropped) {
+    const int num = static_cast<int>(nodes.size());
+    // (slot, phase, order) of every inserted node.
+    std::vector<std::pair<std::tuple<int, int, int>, Node*>> inserted;
+    std::set<Node*> removed;
+    std::vector<Value*> gathered;  // AllGather Wait outputs: each gets a Release
+    // The backward gathers of kept parameters go; their readers read the forward copy.
+    for (Node* n : dropped) {
+      g.ReplaceAllUsesWith(n->output(0), reuse_.at(n->output(0)));
+      removed.insert(n);
+    }
+    // Ids in issue order.
+    std::stable_sort(buckets.begin(), buckets.end(), [](const Bucket& a, const Bucket& b) { return a.start < b.start; });
+    for (Bucket& b : buckets) {
+      b.id = next_id_++;
+      const ops::BucketLayout layout([&] {
+        std::vector<int64_t> n;
+        for (const Member* mem : b.members) n.push_back(mem->numel);
+        return n;
+      }(), world_);
+      std::vector<Value*> xs;
+      for (const Member* mem : b.members) xs.push_back(mem->x);
+      const std::string start_op = ops::StartOpOf(b.kind);
+      Node* start = g.AddNode(start_op, xs, {g.UniqueName(StrCat("dsc::bucket", b.id))}, kDscDomain);
+      start->output(0)->type = TensorType{b.dtype, Shape{Dim::Static(layout.BufferElements(b.kind))}};
+      start->SetAttr("world", world_);
+      start->SetAttr("bucket", b.id);
+      if (!b.op.empty()) start->SetAttr("op", b.op);
+      std::vector<Value*> wait_in = {start->output(0)};
+      std::vector<std::string> outs;
+      if (b.kind == ops::kAllGatherInPlace) {
+        for (Value* x : xs) wait_in.push_back(x);
+      } else {
+        for (const Member* mem : b.members) outs.push_back(g.UniqueName(mem->y->name() + "@bucket"));
+      }
+      Node* wait = g.AddNode(ops::kCollectiveWait, wait_in, outs, kDscDomain);
+      wait->SetAttr("kind", b.kind);
+      wait->SetAttr("world", world_);
+      wait->SetAttr("bucket", b.id);
+      for (size_t i = 0; i < outs.size(); ++i) {
+        Value* old = b.members[i]->y;
+        wait->output(i)->type = old->type;
+        g.ReplaceAllUsesWith(old, wait->output(i));
+        if (b.kind == ops::kAllGather) gathered.push_back(wait->output(i));
+      }
+      for (const Member* mem : b.members) removed.insert(mem->node);
+      inserted.push_back({{b.start, kStartPhase, static_cast<int>(b.id)}, start});
+      inserted.push_back({{b.wait, kWaitPhase, static_cast<int>(b.id)}, wait});
+      for (size_t i = 0; i < outs.size(); ++i) pending_renames_.emplace_back(wait->output(i), b.members[i]->y->name());
+    }
+    // Releases: after the last reader of each gathered parameter, one node per slot.
+    std::unordered_map<const Node*, int> pos;
+    for (int i = 0; i < num; ++i) pos[nodes[i]] = i;
+    std::map<int, std::vector<Value*>> release_at;
+    for (Value* v : gathered) {
+      int last = -1;
+      for (const Use& u : v->uses()) {
+        auto it = pos.find(u.node);
+        if (it == pos.end()) return Internal("gathered '", v->name(), "' is read by an inserted node ", u.node->Describe());
+        last = std::max(last, it->second);
+      }
+      if (last < 0) return Internal("gathered '", v->name(), "' has no reader");
+      if (v->is_graph_output()) return Internal("gathered '", v->name(), "' is a graph output");
+      release_at[last + 1].push_back(v);
+    }
+    for (auto& [slot, vals] : release_at) {
+      Node* rel = g.AddNode(ops::kRelease, vals, {}, kDscDomain);
+      inserted.push_back({{slot, kReleasePhase, 0}, rel});
+    }
+    for (Node* n : removed) RETURN_IF_ERROR(g.RemoveNode(n));
+    for (auto& [v, name] : pending_renames_) RETURN_IF_ERROR(g.RenameValue(v, name));
+    pending_renames_.clear();
+
+    std::stable_sort(inserted.begin(), inserted.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<Node*> order;
+    size_t next = 0;
+    for (int s = 0; s <= num; ++s) {
+      for (; next < inserted.size() && std::get<0>(inserted[next].first) == s; ++next) order.push_back(inserted[next].second);
+      if (s < num && !removed.count(nodes[static_cast<size_t>(s)])) order.push_back(nodes[static_cast<size_t>(s)]);
+    }
+    RETURN_IF_ERROR(g.Reorder(order));
+    return Check(g);
+  }
+
+  // Every Start read by exactly one Wait of its bucket, after it; every gathered value released
+  // once, after its last reader.
+  static Status Check(const Graph& g) {
+    std::unordered_map<const Node*, int> pos;
+    int i = 0;
+    for (const auto& n : g.nodes()) pos[n.get()] = i++;
+    for (const auto& n : g.nodes()) {
+      if (n->domain() != kDscDomain) continue;
+      if (!ops::KindOfStart(n->op_type()).empty()) {
+        const auto& uses = n->output(0)->uses();
+        if (uses.size() != 1 || uses[0].node->op_type() != ops::kCollectiveWait || uses[0].input_index != 0 ||
+            pos.at(uses[0].node) < pos.at(n.get()) ||
+            uses[0].node->GetInt("bucket", -1) != n->GetInt("bucket", -2))
+          return Internal("schedule-collectives: ", n->Describe(), " is not read by exactly one CollectiveWait after it");
+      }
+      if (n->op_type() == ops::kCollectiveWait && n->GetString("kind", "") == ops::kAllGather)
+        for (const Value* v : n->outputs()) {
+          int releases = 0, last_read = -1, release_pos = -1;
+          for (const Use& u : v->uses()) {
+            if (u.node->op_type() == ops::kRelease) {
+              ++releases;
+              release_pos = pos.at(u.node);
+            } else {
+              last_read = std::max(last_read, pos.at(u.node));
+            }
+          }
+          if (releases != 1 || release_pos < last_read)
+            return Internal("schedule-collectives: gathered '", v->name(), "' is released ", releases,
+                            " times, or before its last reader");
+        }
+    }
+    return Status::OK();
+  }
+
+  const ZeroConfig* zero_ = nullptr;
+  const PassContext* ctx_ = nullptr;
+  int64_t world_ = 0;
+  int64_t next_id_ = 0;
+  int64_t peak_ = 0;
+  std::map<const Value*, Value*> reuse_;  // dropped backward gather's output -> the forward copy
+  std::vector<std::pair<Value*, std::string>> pending_renames_;
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> CreateScheduleCollectivesPass() { return std::make_unique<ScheduleCollectivesPass>(); }
+
+}  // namespace dsc
