@@ -103,8 +103,8 @@ struct Bucket {
 };
 
 // The Start/Wait pairs of a graph in Start order. Member numels: the inputs, except for
-// AllGatherStart, whose inputs are this rank's chunks: there its attribute `numels` (which the
-// kernel reads) or else the Wait's outputs give the whole tensors (without either, world chunks).
+// AllGatherStart, whose inputs are this rank's chunks: there the Wait's outputs give the whole
+// tensors, as the kernel reads them (without a matching Wait, world chunks each).
 std::vector<Bucket> FindBuckets(const Graph& g, int64_t plan_world) {
   std::unordered_map<const Node*, int64_t> index;
   for (const auto& n : g.nodes()) index.emplace(n.get(), static_cast<int64_t>(index.size()));
@@ -126,9 +126,7 @@ std::vector<Bucket> FindBuckets(const Graph& g, int64_t plan_world) {
         }
     const int64_t world = std::max<int64_t>(n->GetInt("world", plan_world), 1);
     std::vector<int64_t> numels;
-    if (kind == ops::kAllGather && n->GetInts("numels").size() == n->num_inputs()) {
-      numels = n->GetInts("numels");
-    } else if (kind == ops::kAllGather && b.wait && b.wait->num_outputs() == n->num_inputs()) {
+    if (kind == ops::kAllGather && b.wait && b.wait->num_outputs() == n->num_inputs()) {
       for (const Value* y : b.wait->outputs()) numels.push_back(StaticNumel(y));
     } else {
       for (const Value* x : n->inputs()) numels.push_back(StaticNumel(x) * (kind == ops::kAllGather ? world : 1));

@@ -162,20 +162,6 @@ Status CheckCollectives(const Graph& g, int world_size) {
         return InvalidArgument(wait_where, " has bucket ", wait->GetInt("bucket", -1), " but waits for bucket ", id, " (",
                                where, ")");
       const size_t k = n.num_inputs();
-      // The gathered sizes the kernel packs by, when given, fit the chunks: c_i = ceil(n_i / world).
-      const std::vector<int64_t> numels = n.GetInts("numels");
-      if (kind == ops::kAllGather && n.HasAttr("numels")) {
-        if (numels.size() != k)
-          return InvalidArgument(where, " has ", numels.size(), " numels for ", k, " members");
-        for (size_t i = 0; i < k; ++i) {
-          const Value* x = n.input(i);
-          if (!x->type.shape || !IsStatic(*x->type.shape)) continue;
-          StatusOr<int64_t> c = NumElements(StaticDims(*x));
-          if (c.ok() && (numels[i] < 0 || ops::ChunkSize(numels[i], world_size) != *c))
-            return InvalidArgument(where, ": member '", x->name(), "' has ", *c, " elements, not the chunk of ",
-                                   numels[i], " over ", world_size, " ranks its numels attribute gives");
-        }
-      }
       if (kind == ops::kAllGatherInPlace) {
         bool same = wait->num_inputs() == k + 1 && wait->num_outputs() == 0;
         for (size_t i = 0; same && i < k; ++i) same = wait->input(i + 1) == n.input(i);
@@ -197,9 +183,7 @@ Status CheckCollectives(const Graph& g, int world_size) {
           if (!sx.ok() || !sy.ok()) continue;  // VerifyGraph has refused sizes that overflow
           const int64_t nx = *sx, ny = *sy;
           const int64_t want = kind == ops::kReduceScatter ? ops::ChunkSize(nx, world_size) : nx;
-          const bool ok = kind != ops::kAllGather ? ny == want
-                          : numels.size() == k ? ny == numels[i]
-                                               : ops::ChunkSize(ny, world_size) == nx;
+          const bool ok = kind == ops::kAllGather ? ops::ChunkSize(ny, world_size) == nx : ny == want;
           if (!ok)
             return InvalidArgument(wait_where, " output '", y->name(), "' has ", ny, " elements, which does not fit member '",
                                    x->name(), "' (", nx, " elements) of a ", kind, " over ", world_size, " ranks");

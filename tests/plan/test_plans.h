@@ -30,8 +30,7 @@ std::string EditPlanBytes(const std::string& bytes, const PlanEdit& edit);
 
 // A micro_step on 2 ranks with four buckets (ir/dsc_ops.h): a reduce-scatter of g1[10], g2[3]
 // overlapping a MatMul and a Relu; a float16 all-reduce of g3[5] waited at once; gathers of p1[10],
-// p2[3] (chunks c1, c2; sizes also in the numels attribute the kernel reads) and of p3[5] (chunk
-// c3; sizes only from its Wait's output), in flight together, each released after its use.
+// p2[3] (chunks c1, c2) and of p3[5] (chunk c3), in flight together, each released after its use.
 inline constexpr const char* kBucketedMicroStep = R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
 micro_step (float[10] g1, float[3] g2, float16[5] g3, float[4,8] x, float[8,6] w, float[5] c1, float[2] c2, float[3] c3)
     => (float[4,6] r, float[5] s1, float[2] s2, float16[5] a3, float[10] u, float[5] v)
@@ -43,7 +42,7 @@ micro_step (float[10] g1, float[3] g2, float16[5] g3, float[4,8] x, float[8,6] w
   s1, s2 = ai.dscompile.CollectiveWait <kind = "ReduceScatter", bucket = 0, world = 2> (B0)
   B1 = ai.dscompile.AllReduceStart <op = "sum", world = 2, bucket = 1> (g3)
   a3 = ai.dscompile.CollectiveWait <kind = "AllReduce", bucket = 1, world = 2> (B1)
-  ["gather2"] B2 = ai.dscompile.AllGatherStart <world = 2, bucket = 2, numels = [10, 3]> (c1, c2)
+  ["gather2"] B2 = ai.dscompile.AllGatherStart <world = 2, bucket = 2> (c1, c2)
   B3 = ai.dscompile.AllGatherStart <world = 2, bucket = 3> (c3)
   p1, p2 = ai.dscompile.CollectiveWait <kind = "AllGather", bucket = 2, world = 2> (B2)
   u = Add(p1, p1)
