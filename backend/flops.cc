@@ -78,7 +78,9 @@ const std::map<std::string, Entry>& Table() {
                            "Slice", "SliceGrad", "Gather", "GatherElements", "GatherND", "ScatterElements", "ScatterND",
                            "Pad", "Tile", "Identity", "Cast", "CastLike", "ZeroFill", "Assign", "Shape", "Size",
                            "ConstantOfShape", "Range", "OneHot", "DepthToSpace", "SpaceToDepth", "AllReduce",
-                           "ReduceScatter", "AllGather", "AllGatherInPlace", "IsFinite", "FloatClass"})
+                           "ReduceScatter", "AllGather", "AllGatherInPlace", "AllReduceStart", "ReduceScatterStart",
+                           "AllGatherStart", "AllGatherInPlaceStart", "CollectiveWait", "Release", "IsFinite",
+                           "FloatClass"})
       t[op] = {Rule::kNone, 0, "0 (data movement)"};
     return t;
   }();

@@ -160,13 +160,6 @@ std::string CollectiveKey(const Node& n) {
   return "";
 }
 
-// Starts, Waits and Releases move data and compute nothing, as the per-tensor collectives that
-// backend/flops.h counts as 0 FLOPs; its table does not list them.
-bool IsBucketOp(const Node& n) {
-  return n.domain() == kDscDomain && (!ops::KindOfStart(n.op_type()).empty() || n.op_type() == ops::kCollectiveWait ||
-                                      n.op_type() == ops::kRelease);
-}
-
 // A program's schedule of bucketed collectives (plan_summary.h: "schedule").
 json ScheduleJson(const Graph& g, int64_t world_size) {
   std::vector<const Node*> nodes;
@@ -184,7 +177,7 @@ json ScheduleJson(const Graph& g, int64_t world_size) {
         ++kinds[OpKind(*nodes[i])];
         const NodeCost c = StaticNodeCost(*nodes[i]);
         if (c.flops_known) flops += c.flops;
-        else if (!IsBucketOp(*nodes[i])) ++unknown;
+        else ++unknown;
       }
       overlap = {{"nodes", std::max<int64_t>(b.wait_index - b.start_index - 1, 0)},
                  {"ops", kinds}, {"flops", flops}, {"flops_unknown", unknown}};

@@ -22,8 +22,8 @@
 //   first (at most two in flight, like DeepSpeed's double-buffered reduce buckets). Gather bucket
 //   k+1 is issued where bucket k is waited for, the first one at the start of the program: one
 //   bucket of at most stage3_prefetch_bucket_size elements is fetched ahead of its use.
-//  Stage 3. A parameter gathered for the forward and again for the backward keeps its forward
-//   copy when the elements of other parameters first needed between its last forward read and
+//  Stage 3. A parameter gathered for the forward and again for the backward (one gather read on
+//   both sides of the loss is split in two first) keeps its forward copy when the elements of other parameters first needed between its last forward read and
 //   its first backward read are at most stage3_max_reuse_distance; the backward gather goes.
 //   Each gathered parameter has a Release after its last reader. A parameter counts as live from
 //   its bucket's Start to its Release; the live elements never exceed stage3_max_live_parameters:
@@ -118,7 +118,42 @@ class ScheduleCollectivesPass : public Pass {
     return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16;
   }
 
+  // A gathered parameter read on both sides of the loss through one gather (fuse lets the
+  // backward's GEMMs read the forward's gathered weight instead of its transposed copy) gets its
+  // own backward gather, like every other parameter, so that the reuse distance and the live
+  // limit decide whether the forward copy is kept.
+  static void SplitAcrossLoss(Graph& g) {
+    const Value* loss = g.FindValue(g.training.loss);
+    if (!loss || !loss->producer()) return;
+    std::vector<Node*> gathers;
+    bool backward = false;
+    std::unordered_map<const Node*, bool> after_loss;
+    for (const auto& n : g.nodes()) {
+      after_loss[n.get()] = backward;
+      if (n.get() == loss->producer()) backward = true;
+      if (n->domain() == kDscDomain && n->op_type() == ops::kAllGather && !after_loss[n.get()]) gathers.push_back(n.get());
+    }
+    for (Node* gather : gathers) {
+      Value* y = gather->output(0);
+      std::vector<Use> late;
+      for (const Use& u : y->uses())
+        if (after_loss.at(u.node)) late.push_back(u);
+      if (late.empty() || late.size() == y->uses().size()) continue;
+      Node* first = nullptr;
+      for (const auto& n : g.nodes())
+        if (std::any_of(late.begin(), late.end(), [&](const Use& u) { return u.node == n.get(); })) {
+          first = n.get();
+          break;
+        }
+      Node* again = g.AddNode(ops::kAllGather, {gather->input(0)}, {g.UniqueName(y->name() + "_bwd")}, kDscDomain, "", first);
+      again->output(0)->type = y->type;
+      for (const auto& [name, attr] : gather->attrs()) again->SetAttr(name, attr);
+      for (const Use& u : late) u.node->SetInput(static_cast<size_t>(u.input_index), again->output(0));
+    }
+  }
+
   Status Schedule(Graph& g) {
+    SplitAcrossLoss(g);
     std::vector<Node*> nodes;
     for (const auto& n : g.nodes()) nodes.push_back(n.get());
     const int num = static_cast<int>(nodes.size());
@@ -389,6 +424,9 @@ class ScheduleCollectivesPass : public Pass {
       inserted.push_back({{b.wait, kWaitPhase, static_cast<int>(b.id)}, wait});
       for (size_t i = 0; i < outs.size(); ++i) pending_renames_.emplace_back(wait->output(i), b.members[i]->y->name());
     }
+    for (Node* n : removed) RETURN_IF_ERROR(g.RemoveNode(n));
+    for (auto& [v, name] : pending_renames_) RETURN_IF_ERROR(g.RenameValue(v, name));
+    pending_renames_.clear();
     // Releases: after the last reader of each gathered parameter, one node per slot.
     std::unordered_map<const Node*, int> pos;
     for (int i = 0; i < num; ++i) pos[nodes[i]] = i;
@@ -405,12 +443,9 @@ class ScheduleCollectivesPass : public Pass {
       release_at[last + 1].push_back(v);
     }
     for (auto& [slot, vals] : release_at) {
-      Node* rel = g.AddNode(ops::kRelease, vals, {}, kDscDomain);
+      Node* rel = g.AddNode(ops::kRelease, vals, {}, kDscDomain, StrCat("release@", vals.front()->name()));
       inserted.push_back({{slot, kReleasePhase, 0}, rel});
     }
-    for (Node* n : removed) RETURN_IF_ERROR(g.RemoveNode(n));
-    for (auto& [v, name] : pending_renames_) RETURN_IF_ERROR(g.RenameValue(v, name));
-    pending_renames_.clear();
 
     std::stable_sort(inserted.begin(), inserted.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
