@@ -544,8 +544,8 @@ void RenderSchedule(std::ostream& os, const json& sched, bool full) {
       os << "    bucket " << b["bucket"].get<int64_t>() << ": " << b["kind"].get<std::string>()
          << (b["op"].is_null() ? "" : StrCat(" ", op_of(b))) << " " << b["dtype"].get<std::string>() << ", "
          << b["num_members"].get<int64_t>() << (b["num_members"].get<int64_t>() == 1 ? " member, " : " members, ")
-         << Grouped(b["elements"].get<int64_t>())
-         << " elements (buffer " << Grouped(b["buffer_elements"].get<int64_t>()) << "), "
+         << Grouped(b["elements"].get<int64_t>()) << (b["elements"].get<int64_t>() == 1 ? " element" : " elements")
+         << " (buffer " << Grouped(b["buffer_elements"].get<int64_t>()) << "), "
          << HumanBytes(b["bytes_sent"].get<int64_t>()) << " sent\n";
       os << "      members: " << MemberNames(b["members"], 0) << "\n";
       os << "      start " << NodeRef(b["start"]) << ", wait " << NodeRef(b["wait"]) << "; overlaps "

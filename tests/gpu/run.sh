@@ -13,7 +13,9 @@
 #                    --device cpu, loss per step within 1e-4 relative (TF32 off: DSC_ALLOW_TF32 unset)
 #   traj_bf16_*      the same with configs/zero2_bf16.json, within 3e-2
 #   zero3_2rank_*    ZeRO-3 on 2 ranks sharing the GPU (dsrun --nproc 2 --device cuda) vs 1 rank,
-#                    same global batch, fp32 (1e-4) and bf16 as configs/zero3.json has it (3e-2)
+#                    same global batch, fp32 (1e-4) and bf16 as configs/zero3.json has it (3e-2);
+#                    zero3_2rank_buckets: every parameter partitioned, small buckets, overlap_comm:
+#                    the bucketed Start/Wait/Release kernels on the GPU (fp32, 1e-4)
 #   memcheck         compute-sanitizer --tool memcheck on a 2-step run
 #   bench_gpu        bench/bench_gpu.py (GPT-2 small, dsrun vs PyTorch eager and torch.compile)
 # Prints one summary table (check, status, figures, seconds) and writes OUT_DIR/summary.json.
@@ -278,6 +280,7 @@ zero3() {
 }
 zero3 zero3_2rank_fp32 1e-4 bf16=null
 zero3 zero3_2rank_bf16 3e-2
+zero3 zero3_2rank_buckets 1e-4 bf16=null 'zero_optimization={"stage": 3, "stage3_param_persistence_threshold": 0, "reduce_bucket_size": 3000, "stage3_prefetch_bucket_size": 3000, "overlap_comm": true}'
 
 # ---------------------------------------------------------------- (d) compute-sanitizer
 t0=$(now)
