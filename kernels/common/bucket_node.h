@@ -269,4 +269,26 @@ class BucketRelease {
   std::string name_;
 };
 
+// Release moves no data on any device: one kernel for all of them.
+class ReleaseKernel : public OpKernel, protected BucketRelease {
+ public:
+  using BucketRelease::Init;
+  Status Compute(KernelContext& ctx) override { return Release(ctx); }
+};
+
+// Registers a device's Start and Wait kernels (which differ only in how they copy) and Release
+// for the four Start ops, CollectiveWait and Release, in float32, float16 and bfloat16.
+template <class StartKernel, class WaitKernel>
+bool RegisterBucketKernels(DeviceKind device) {
+  KernelRegistry& r = KernelRegistry::Global();
+  for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+    for (const char* op : {ops::kAllReduceStart, ops::kReduceScatterStart, ops::kAllGatherStart,
+                           ops::kAllGatherInPlaceStart})
+      r.Register(KernelKey{kDscDomain, op, device, t}, MakeFactory<StartKernel>());
+    r.Register(KernelKey{kDscDomain, ops::kCollectiveWait, device, t}, MakeFactory<WaitKernel>());
+    r.Register(KernelKey{kDscDomain, ops::kRelease, device, t}, MakeFactory<ReleaseKernel>());
+  }
+  return true;
+}
+
 }  // namespace dsc::coll

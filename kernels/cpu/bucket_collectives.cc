@@ -44,24 +44,8 @@ class WaitKernel : public OpKernel, protected coll::BucketWait {
   }
 };
 
-class ReleaseKernel : public OpKernel, protected coll::BucketRelease {
- public:
-  using BucketRelease::Init;
-  Status Compute(KernelContext& ctx) override { return Release(ctx); }
-};
-
-bool RegisterBucketCollectives() {
-  KernelRegistry& r = KernelRegistry::Global();
-  for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
-    for (const char* op : {ops::kAllReduceStart, ops::kReduceScatterStart, ops::kAllGatherStart,
-                           ops::kAllGatherInPlaceStart})
-      r.Register(KernelKey{kDscDomain, op, DeviceKind::kCpu, t}, MakeFactory<StartKernel>());
-    r.Register(KernelKey{kDscDomain, ops::kCollectiveWait, DeviceKind::kCpu, t}, MakeFactory<WaitKernel>());
-    r.Register(KernelKey{kDscDomain, ops::kRelease, DeviceKind::kCpu, t}, MakeFactory<ReleaseKernel>());
-  }
-  return true;
-}
-[[maybe_unused]] const bool kBucketCollectivesRegistered = RegisterBucketCollectives();
+[[maybe_unused]] const bool kBucketCollectivesRegistered =
+    coll::RegisterBucketKernels<StartKernel, WaitKernel>(DeviceKind::kCpu);
 
 }  // namespace
 }  // namespace dsc::cpu

@@ -49,25 +49,8 @@ class WaitCuda : public OpKernel, protected coll::BucketWait {
   }
 };
 
-// No data moves: only the table's count of live gathered elements.
-class ReleaseCuda : public OpKernel, protected coll::BucketRelease {
- public:
-  using BucketRelease::Init;
-  Status Compute(KernelContext& ctx) override { return Release(ctx); }
-};
-
-bool RegisterBucketCollectives() {
-  KernelRegistry& r = KernelRegistry::Global();
-  for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
-    for (const char* op : {ops::kAllReduceStart, ops::kReduceScatterStart, ops::kAllGatherStart,
-                           ops::kAllGatherInPlaceStart})
-      r.Register(KernelKey{kDscDomain, op, DeviceKind::kCuda, t}, MakeFactory<StartCuda>());
-    r.Register(KernelKey{kDscDomain, ops::kCollectiveWait, DeviceKind::kCuda, t}, MakeFactory<WaitCuda>());
-    r.Register(KernelKey{kDscDomain, ops::kRelease, DeviceKind::kCuda, t}, MakeFactory<ReleaseCuda>());
-  }
-  return true;
-}
-[[maybe_unused]] const bool kBucketCollectivesRegistered = RegisterBucketCollectives();
+[[maybe_unused]] const bool kBucketCollectivesRegistered =
+    coll::RegisterBucketKernels<StartCuda, WaitCuda>(DeviceKind::kCuda);
 
 }  // namespace
 }  // namespace dsc::cuda
