@@ -2,7 +2,7 @@
 """ZeRO communication at 2 CPU ranks: buckets and overlap against per-tensor synchronous
 collectives and against one rank, with collective counts and bytes next to the times.
 
-    /usr/bin/python3 bench/bench_zero.py [--layers 8] [--steps 20] [--warmup 5]
+    /usr/bin/python3 bench/bench_zero.py [--layers 8] [--steps 40] [--warmup 5]
         [--baseline-build OLD_BUILD] [--json OUT.json]
 
 Model: export_models.GPT with --layers layers x 64 wide, 4 heads, sequence 32, vocab 256
@@ -13,6 +13,8 @@ accumulation 4 at one rank, 2 at two), Adam with weight decay, gradient_clipping
 Runs (median step_time_s of dsrun's metrics after the warm-up steps):
   * "1 rank": the plain single-rank plan with --threads 1 (one core), the reference, and with
     --threads 2 (both cores) for information;
+  * "2 x 1 rank": two single-rank runs of half the batch at once (one core each, no
+    communication): what sharing the machine costs by itself, the floor of the 2-rank runs;
   * for ZeRO stages 2 and 3 at 2 ranks (--nproc 2 --threads 1: one core each):
       - "per-tensor sync": reduce_bucket_size, allgather_bucket_size and
         stage3_prefetch_bucket_size 1 and overlap_comm false: one synchronous collective per
@@ -97,11 +99,35 @@ def measure(build, model_dir, cfg, world, threads, args, tmp, tag):
             "gathered_peak": timed[-1].get("gathered_peak")}
 
 
+def measure_pair(model_dir, args, tmp):
+    """Two single-rank runs of half the batch at once, one core each: the two cores' contention
+    without any communication (the floor for the 2-rank runs)."""
+    tools = os.path.join(BUILD, "tools")
+    cfg = config(1, {"stage": 0})
+    cfg["train_batch_size"] = BATCH // 2
+    cfg["gradient_accumulation_steps"] = BATCH // (2 * MICRO)
+    cfg_path, plan = os.path.join(tmp, "pair.json"), os.path.join(tmp, "pair.dsplan")
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    run([os.path.join(tools, "dscompile"), os.path.join(model_dir, "gpt.onnx"), "--config", cfg_path, "-q", "-o", plan])
+    procs, files = [], []
+    for i in range(2):
+        files.append(os.path.join(tmp, f"pair{i}.jsonl"))
+        procs.append(subprocess.Popen([os.path.join(tools, "dsrun"), plan, "--data", os.path.join(model_dir, "data"),
+                                       "--steps", str(args.warmup + args.steps), "--no-shuffle", "-q", "--threads", "1",
+                                       "--metrics", files[-1]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    for p in procs:
+        if p.wait() != 0:
+            sys.exit("failed: the concurrent single-rank runs: " + p.stderr.read().decode())
+    medians = [statistics.median(json.loads(l)["step_time_s"] for l in list(open(f))[args.warmup:]) for f in files]
+    return 1e3 * max(medians)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--width", type=int, default=64, help="n_embd (4 heads)")
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--bucket", type=float, default=1e5, help="reduce/prefetch bucket elements of the 'buckets' runs")
     ap.add_argument("--baseline-build", help="a build directory of an older dscompile to run as 'today's' side")
@@ -116,6 +142,7 @@ def main():
         base = measure(BUILD, model_dir, config(1, {"stage": 0}), 1, 1, args, tmp, "1rank")
         both = measure(BUILD, model_dir, config(1, {"stage": 0}), 1, 2, args, tmp, "1rank-2threads")
         results += [base, both]
+        pair_ms = measure_pair(model_dir, args, tmp)
         bucket = int(args.bucket)
         for stage in (2, 3):
             runs = [
@@ -141,6 +168,8 @@ def main():
           f"after {args.warmup}")
     print(f"dsrun: {base['device']}")
     print(f"1 rank: {base['ms']:.1f} ms/step with 1 thread, {both['ms']:.1f} ms/step with 2 threads")
+    print(f"2 x 1 rank at once, half the batch each, no communication: {pair_ms:.1f} ms/step "
+          f"(per sample {2 * pair_ms / base['ms']:.2f}: the two cores' contention alone)")
     print("per sample = 2 x (2-rank ms/step) / (1-rank 1-thread ms/step): the time one rank spends per sample of its")
     print("half of the batch against one rank doing the whole batch on one core (1.00 = perfect scaling)")
     print(f"{'stage':>5} {'run':<16} {'ms/step':>8} {'per sample':>10} {'vs sync':>8} {'vs old':>7} "

@@ -6,7 +6,10 @@
 // c = ceil(n / world) elements (DeepSpeed partitions stage-3 parameters one by one the same way;
 // we use the per-parameter layout at every stage so one rule covers all):
 //  stage 0: step averages every accumulator over ranks (AllReduce avg) before the norm and the
-//           update; everything else is replicated.
+//           update; everything else is replicated. With one micro-step per step
+//           (gradient_accumulation_steps 1) the micro-step averages each gradient instead, before
+//           accumulating it: the same numbers, and the reduction can overlap the backward, as
+//           DeepSpeed's and DDP's do at the accumulation boundary.
 //  stage 1: step reduce-scatters every accumulator (avg) into a chunk; the norm is the square
 //           root of the all-reduced sum of the chunks' squares; the optimizer updates only this
 //           rank's chunk (shard = 1) with chunk-sized states; AllGatherInPlace(P) shares it.
@@ -75,8 +78,10 @@ class ZeroPartitionPass : public Pass {
     std::vector<const StateInfo*> params;
     for (const StateInfo& s : m.state)
       if (s.kind == StateKind::kParameter) params.push_back(&s);
+    micro_reduce_ = stage >= 2 || (stage == 0 && ctx.config->gradient_accumulation_steps == 1);
     if (stage == 0) {
-      for (const StateInfo* p : params) RETURN_IF_ERROR(Stage0(sg, p->name));
+      for (const StateInfo* p : params)
+        RETURN_IF_ERROR(micro_reduce_ ? ReduceInMicroStep(mg, p->name, ops::kAllReduce, 0) : Stage0(sg, p->name));
     } else {
       RETURN_IF_ERROR(ShardNorm(sg));
       int64_t persistent = 0;
@@ -175,19 +180,27 @@ class ZeroPartitionPass : public Pass {
       return Status::OK();
     }
     // Stage 2+: each micro-step's gradient is reduce-scattered into a chunk-sized accumulator.
+    RETURN_IF_ERROR(ReduceInMicroStep(mg, p, ops::kReduceScatter, c));
+    mg.FindValue(ops::GradAccName(p))->type = ChunkType(acc_step->type.dtype, c);
+    acc_step->type = ChunkType(acc_step->type.dtype, c);
+    return Reshard(m, ops::GradAccName(p), n);
+  }
+
+  // Each micro-step's gradient of `p` is averaged over ranks before it is accumulated: whole
+  // (AllReduce) or into this rank's chunk of c elements (ReduceScatter).
+  Status ReduceInMicroStep(Graph& mg, const std::string& p, const char* op, int64_t c) {
     Value* acc_micro = mg.FindValue(ops::GradAccName(p));
     if (!acc_micro) return Internal("micro_step has no accumulator for '", p, "'");
+    const bool whole = std::string(op) == ops::kAllReduce;
     for (const Use& u : std::vector<Use>(acc_micro->uses())) {
       if (u.node->op_type() != ops::kAccumulate || u.input_index != 0) continue;
       Value* grad = ForComm(mg, u.node->input(1), u.node);
-      Node* rs = Collective(mg, ops::kReduceScatter, {grad}, u.node->input(1)->name() + "@chunk",
-                            ChunkType(grad->type.dtype, c), u.node);
-      rs->SetAttr("op", std::string("avg"));
-      u.node->SetInput(1, rs->output(0));
+      Node* r = Collective(mg, op, {grad}, u.node->input(1)->name() + (whole ? "@avg" : "@chunk"),
+                           whole ? grad->type : ChunkType(grad->type.dtype, c), u.node);
+      r->SetAttr("op", std::string("avg"));
+      u.node->SetInput(1, r->output(0));
     }
-    acc_micro->type = ChunkType(acc_micro->type.dtype, c);
-    acc_step->type = ChunkType(acc_step->type.dtype, c);
-    return Reshard(m, ops::GradAccName(p), n);
+    return Status::OK();
   }
 
   Status ShardOptimizer(Module& m, Graph& sg, const std::string& p, int64_t n, bool param_is_chunk) {
@@ -308,13 +321,15 @@ class ZeroPartitionPass : public Pass {
       }
     for (const StateInfo& s : m.state) {
       if (s.kind != StateKind::kParameter) continue;
-      // Stage 2+ reduces the micro-step gradient value (named after the forward value), so count
-      // the accumulations fed by a ReduceScatter instead.
+      // A micro-step reduction reads the micro-step gradient value (named after the forward
+      // value), so count the accumulations fed by a collective instead.
       int r = reduced[s.name];
-      if (stage >= 2)
+      if (micro_reduce_)
         for (const auto& n : mg.nodes())
           if (n->op_type() == ops::kAccumulate && n->input(0)->name() == ops::GradAccName(s.name) &&
-              n->input(1)->producer() && n->input(1)->producer()->op_type() == ops::kReduceScatter)
+              n->input(1)->producer() &&
+              (n->input(1)->producer()->op_type() == ops::kReduceScatter ||
+               n->input(1)->producer()->op_type() == ops::kAllReduce))
             ++r;
       if (r != 1) return Internal("zero-partition: the gradient of '", s.name, "' is reduced ", r, " times, not once");
       if (s.shard_of_numel > 0 && stage == 3 && gathered[s.name] != 2 && gathered[s.name] != 1)
@@ -324,6 +339,7 @@ class ZeroPartitionPass : public Pass {
   }
 
   int world_ = 1;
+  bool micro_reduce_ = false;  // gradients are reduced in micro_step (stage 2+, or stage 0 at gas 1)
   int64_t threshold_ = 0;
   DType comm_dtype_ = DType::kFloat32;
 };

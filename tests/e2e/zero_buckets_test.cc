@@ -31,11 +31,12 @@ struct TrainRun {
 };
 
 // Compiles the bundled gpt for `world` ranks with this zero_optimization section and trains it.
-TrainRun CompileAndTrain(const json& zero, int world, const testing::TempDir& tmp, const std::string& tag) {
+TrainRun CompileAndTrain(const json& zero, int world, const testing::TempDir& tmp, const std::string& tag,
+                         int micro = kMicro) {
   const fs::path root = DSC_SOURCE_DIR;
   const json cfg = {{"train_batch_size", kBatch},
-                    {"train_micro_batch_size_per_gpu", kMicro},
-                    {"gradient_accumulation_steps", kBatch / (kMicro * world)},
+                    {"train_micro_batch_size_per_gpu", micro},
+                    {"gradient_accumulation_steps", kBatch / (micro * world)},
                     {"gradient_clipping", 0.5},
                     {"optimizer", {{"type", "Adam"}, {"params", {{"lr", 0.002}, {"weight_decay", 0.01}}}}},
                     {"zero_optimization", zero}};
@@ -171,6 +172,25 @@ TEST(ZeroBuckets, BucketedOverlappedPlansKeepTheTrajectory) {
       EXPECT_GT(buckets, 2) << tag;
       EXPECT_GT(overlapped, 0) << tag;
     }
+}
+
+// Stage 0 with one micro-step per step all-reduces each gradient in the micro-step, as the
+// backward produces it (overlapping it with overlap_comm): the step has no collective but the
+// trajectory is the one-rank one.
+TEST(ZeroBuckets, Stage0WithoutAccumulationReducesInTheMicroStep) {
+  testing::TempDir tmp;
+  const TrainRun base = CompileAndTrain({{"stage", 0}}, 1, tmp, "base");
+  for (int world : {2, 3}) {
+    const std::string tag = "s0gas1w" + std::to_string(world);
+    const TrainRun run = CompileAndTrain({{"stage", 0}, {"reduce_bucket_size", 3000}, {"overlap_comm", true}}, world,
+                                         tmp, tag, kBatch / world);
+    ExpectSameTrajectory(run, base, tag);
+    EXPECT_FALSE(Buckets(run.summary, "micro_step", "AllReduce").empty()) << tag;
+    EXPECT_TRUE(Buckets(run.summary, "step", "AllReduce").empty()) << tag;
+    EXPECT_EQ(run.summary["collectives"]["total"].get<int64_t>(),
+              static_cast<int64_t>(Buckets(run.summary, "micro_step", "AllReduce").size()))
+        << tag;
+  }
 }
 
 // stage3_max_live_parameters below what the default schedule keeps gathered: the plan's peak of
