@@ -213,15 +213,24 @@ TEST(KillInSave, AMalformedValueFailsTheSave) {
 // The process of `rank` in the job whose command line holds `marker` (0 until it exists): the
 // launcher gives each rank OMPI_COMM_WORLD_RANK; a 1-rank job is dsrun itself.
 pid_t FindRank(const std::string& marker, int world, int rank) {
+  // A process that exits while its /proc files are read makes libstdc++'s filebuf throw (ESRCH,
+  // "No such process"): such a process is not the one we look for.
+  auto read_proc = [](const fs::path& p) {
+    try {
+      return ReadBytes(p);
+    } catch (const std::exception&) {
+      return std::string();
+    }
+  };
   const std::string nul(1, '\0');
   std::error_code ec;  // processes come and go while we list them
   for (const auto& e : fs::directory_iterator("/proc", ec)) {
     const std::string name = e.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const std::string cmdline = ReadBytes(e.path() / "cmdline");
+    const std::string cmdline = read_proc(e.path() / "cmdline");
     if (cmdline.find(marker) == std::string::npos) continue;
     if (fs::path(cmdline.substr(0, cmdline.find('\0'))).filename() != "dsrun") continue;  // mpirun, sh
-    const std::string env = nul + ReadBytes(e.path() / "environ");
+    const std::string env = nul + read_proc(e.path() / "environ");
     const bool ours = world == 1 ? env.find(nul + "OMPI_COMM_WORLD_RANK=") == std::string::npos
                                  : env.find(StrCat(nul, "OMPI_COMM_WORLD_RANK=", rank, nul)) != std::string::npos;
     if (ours) return static_cast<pid_t>(std::stol(name));

@@ -115,8 +115,9 @@ TEST(ZeroBuckets, CollectivesPerStepAreTheBucketsTheConfigImplies) {
         members += b["num_members"].get<int64_t>();
         sum += b["elements"].get<int64_t>();
         EXPECT_TRUE(b["elements"].get<int64_t>() <= size || b["num_members"] == 1) << b.dump();
-        if (k + 1 < list->size())
+        if (k + 1 < list->size()) {
           EXPECT_GT(b["elements"].get<int64_t>() + (*list)[k + 1]["elements"].get<int64_t>(), size) << b.dump();
+        }
       }
       EXPECT_EQ(members, tensors) << "bucket size " << size;
       EXPECT_EQ(sum, elements) << "bucket size " << size;
@@ -136,8 +137,9 @@ TEST(ZeroBuckets, CollectivesPerStepAreTheBucketsTheConfigImplies) {
       int64_t calls = 0;
       for (const auto& [kind, n] : m["collectives"].items()) {
         calls += n.get<int64_t>();
-        if (run.summary["collectives"].contains(kind))
+        if (run.summary["collectives"].contains(kind)) {
           EXPECT_EQ(n.get<int64_t>(), run.summary["collectives"][kind].get<int64_t>()) << kind << " size " << size;
+        }
       }
       EXPECT_EQ(calls, planned) << "step " << m["step"] << " bucket size " << size;
       for (const char* kind : {"reduce_scatter", "all_gather", "all_reduce"})
