@@ -16,21 +16,10 @@
 #include "ir/dsc_ops.h"
 #include "kernels/kernel.h"
 #include "runtime/communicator.h"
+#include "tests/collectives_mpi/mpi_check.h"
 
 namespace dsc {
 namespace {
-
-int g_failures = 0;
-int g_rank = 0;
-
-#define CHECK_TRUE(cond, ...)                                                              \
-  do {                                                                                     \
-    if (!(cond)) {                                                                         \
-      ++g_failures;                                                                        \
-      std::fprintf(stderr, "rank %d: %s:%d: check failed: %s: %s\n", g_rank, __FILE__, __LINE__, #cond, \
-                   StrCat(__VA_ARGS__).c_str());                                           \
-    }                                                                                      \
-  } while (0)
 
 TensorType F32(std::vector<int64_t> dims) {
   Shape s;
