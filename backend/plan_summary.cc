@@ -117,13 +117,8 @@ std::vector<Bucket> FindBuckets(const Graph& g, int64_t plan_world) {
     b.start = n.get();
     b.start_index = index.at(n.get());
     b.kind = kind;
-    if (n->num_outputs() == 1)
-      for (const Use& u : n->output(0)->uses())
-        if (u.node->op_type() == ops::kCollectiveWait && u.node->domain() == kDscDomain && u.input_index == 0) {
-          b.wait = u.node;
-          b.wait_index = index.at(u.node);
-          break;
-        }
+    b.wait = ops::WaitOf(*n);
+    if (b.wait) b.wait_index = index.at(b.wait);
     const int64_t world = std::max<int64_t>(n->GetInt("world", plan_world), 1);
     std::vector<int64_t> numels;
     if (kind == ops::kAllGather && b.wait && b.wait->num_outputs() == n->num_inputs()) {

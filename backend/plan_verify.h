@@ -7,11 +7,9 @@
 
 namespace dsc {
 
-// Every program passes VerifyGraph and keeps the bucketed collectives' contract (ir/dsc_ops.h:
-// each Start's buffer read only by one CollectiveWait of its kind and bucket id, after it, with one
-// value per member; members of one dtype; `world` the plan's; no bucket id reused while in flight;
-// every AllGather Wait output released exactly once and not read after), and the state table is
-// consistent with its initial values.
+// Every program passes VerifyGraph and VerifyBucketedCollectives (ir/verifier.h: the bucketed
+// collectives' contract, with `world` the plan's), and the state table is consistent with its
+// initial values.
 // A runnable plan (micro_step and step programs) is held to what the runtime relies on: typed,
 // static graphs; program inputs that are state (same dtype and shape), a reserved scalar, or data
 // batched by the config's micro-batch size; a parseable config for the plan's world size; the loss

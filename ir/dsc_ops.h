@@ -219,6 +219,14 @@ inline std::string KindOfStart(const std::string& op) {
   return "";
 }
 
+// The CollectiveWait that reads a Start's buffer B (its input 0), or null when none does.
+inline const Node* WaitOf(const Node& start) {
+  if (start.num_outputs() != 1 || !start.output(0)) return nullptr;
+  for (const Use& u : start.output(0)->uses())
+    if (u.node->domain() == kDscDomain && u.node->op_type() == kCollectiveWait && u.input_index == 0) return u.node;
+  return nullptr;
+}
+
 // Where each member of a bucket lives in its buffer B (see "Bucketed, asynchronous collectives").
 struct BucketLayout {
   struct Member {

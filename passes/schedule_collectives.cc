@@ -29,8 +29,9 @@
 //   its bucket's Start to its Release; the live elements never exceed stage3_max_live_parameters:
 //   prefetches are delayed, then kept copies dropped (longest reuse distance first), until they
 //   fit. Parameters read by one node together can exceed a too small limit; a warning names them.
-// Checked at the end: every per-tensor collective became one bucket member; each Start has one
-// Wait after it and no other reader; each gathered value one Release, after its last reader.
+// Checked at the end by VerifyBucketedCollectives (ir/verifier.h), as plan loading checks it:
+// each Start has one Wait and no other reader; each gathered value one Release, after its last
+// reader.
 #include <algorithm>
 #include <map>
 #include <set>
@@ -38,6 +39,7 @@
 
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
+#include "ir/verifier.h"
 #include "passes/pass.h"
 
 namespace dsc {
@@ -126,25 +128,24 @@ class ScheduleCollectivesPass : public Pass {
     const Value* loss = g.FindValue(g.training.loss);
     if (!loss || !loss->producer()) return;
     std::vector<Node*> gathers;
-    bool backward = false;
-    std::unordered_map<const Node*, bool> after_loss;
+    std::unordered_map<const Node*, int> pos;
+    int loss_pos = -1;
     for (const auto& n : g.nodes()) {
-      after_loss[n.get()] = backward;
-      if (n.get() == loss->producer()) backward = true;
-      if (n->domain() == kDscDomain && n->op_type() == ops::kAllGather && !after_loss[n.get()]) gathers.push_back(n.get());
+      const int i = static_cast<int>(pos.size());
+      pos[n.get()] = i;
+      if (n.get() == loss->producer()) loss_pos = i;
+      if (loss_pos < 0 && n->domain() == kDscDomain && n->op_type() == ops::kAllGather) gathers.push_back(n.get());
     }
     for (Node* gather : gathers) {
       Value* y = gather->output(0);
       std::vector<Use> late;
+      Node* first = nullptr;  // the first backward reader: the new gather goes before it
       for (const Use& u : y->uses())
-        if (after_loss.at(u.node)) late.push_back(u);
-      if (late.empty() || late.size() == y->uses().size()) continue;
-      Node* first = nullptr;
-      for (const auto& n : g.nodes())
-        if (std::any_of(late.begin(), late.end(), [&](const Use& u) { return u.node == n.get(); })) {
-          first = n.get();
-          break;
+        if (pos.at(u.node) > loss_pos) {
+          late.push_back(u);
+          if (!first || pos.at(u.node) < pos.at(first)) first = u.node;
         }
+      if (late.empty() || late.size() == y->uses().size()) continue;
       Node* again = g.AddNode(ops::kAllGather, {gather->input(0)}, {g.UniqueName(y->name() + "_bwd")}, kDscDomain, "", first);
       again->output(0)->type = y->type;
       for (const auto& [name, attr] : gather->attrs()) again->SetAttr(name, attr);
@@ -184,12 +185,12 @@ class ScheduleCollectivesPass : public Pass {
     std::vector<Member*> reductions, gathers;
     for (auto& mem : all) (mem->kind == ops::kAllGather ? gathers : reductions).push_back(mem.get());
     std::vector<Bucket> buckets = BucketReductions(reductions, num);
-    std::set<Node*> dropped;  // backward gathers whose parameter keeps its forward copy
+    std::map<Node*, Value*> dropped;  // a backward gather whose parameter keeps its forward copy -> that copy
     if (!gathers.empty()) {
       ASSIGN_OR_RETURN(std::vector<Bucket> gb, ScheduleGathers(gathers, num, &dropped));
       for (Bucket& b : gb) buckets.push_back(std::move(b));
     }
-    return Rewrite(g, nodes, buckets, dropped);
+    return Rewrite(g, nodes, pos, buckets, dropped);
   }
 
   // Where the member's Start and Wait may go.
@@ -271,7 +272,7 @@ class ScheduleCollectivesPass : public Pass {
 
   // Stage-3 gathers: reuse decisions, buckets in order of first use, prefetch and the live limit.
   StatusOr<std::vector<Bucket>> ScheduleGathers(const std::vector<Member*>& gathers, int num,
-                                                std::set<Node*>* dropped) {
+                                                std::map<Node*, Value*>* dropped) {
     // A parameter's forward and backward gathers read the same chunk; the first is the forward.
     std::map<const Value*, std::vector<Member*>> by_chunk;
     for (Member* g : gathers) by_chunk[g->x].push_back(g);
@@ -316,10 +317,7 @@ class ScheduleCollectivesPass : public Pass {
                       << " elements, but " << peak << " gathered elements must be live at once (parameters read "
                       << "together, or one larger than the limit)\n";
         dropped->clear();
-        for (const Candidate& c : keep) {
-          dropped->insert(c.bwd->node);
-          reuse_[c.bwd->y] = c.fwd->y;
-        }
+        for (const Candidate& c : keep) (*dropped)[c.bwd->node] = c.fwd->y;
         peak_ = peak;
         return buckets;
       }
@@ -373,18 +371,19 @@ class ScheduleCollectivesPass : public Pass {
     return buckets;
   }
 
-  Status Rewrite(Graph& g, const std::vector<Node*>& nodes, std::vector<Bucket>& buckets,
-                 const std::set<Node*>& dropped) {
+  Status Rewrite(Graph& g, const std::vector<Node*>& nodes, const std::unordered_map<const Node*, int>& pos,
+                 std::vector<Bucket>& buckets, const std::map<Node*, Value*>& dropped) {
     const int num = static_cast<int>(nodes.size());
     // (slot, phase, order) of every inserted node.
     std::vector<std::pair<std::tuple<int, int, int>, Node*>> inserted;
     std::set<Node*> removed;
     std::vector<Value*> gathered;  // AllGather Wait outputs: each gets a Release
     // The backward gathers of kept parameters go; their readers read the forward copy.
-    for (Node* n : dropped) {
-      g.ReplaceAllUsesWith(n->output(0), reuse_.at(n->output(0)));
+    for (const auto& [n, copy] : dropped) {
+      g.ReplaceAllUsesWith(n->output(0), copy);
       removed.insert(n);
     }
+    std::vector<std::pair<Value*, std::string>> renames;  // once the old values are gone
     // Ids in issue order.
     std::stable_sort(buckets.begin(), buckets.end(), [](const Bucket& a, const Bucket& b) { return a.start < b.start; });
     for (Bucket& b : buckets) {
@@ -422,14 +421,11 @@ class ScheduleCollectivesPass : public Pass {
       for (const Member* mem : b.members) removed.insert(mem->node);
       inserted.push_back({{b.start, kStartPhase, static_cast<int>(b.id)}, start});
       inserted.push_back({{b.wait, kWaitPhase, static_cast<int>(b.id)}, wait});
-      for (size_t i = 0; i < outs.size(); ++i) pending_renames_.emplace_back(wait->output(i), b.members[i]->y->name());
+      for (size_t i = 0; i < outs.size(); ++i) renames.emplace_back(wait->output(i), b.members[i]->y->name());
     }
     for (Node* n : removed) RETURN_IF_ERROR(g.RemoveNode(n));
-    for (auto& [v, name] : pending_renames_) RETURN_IF_ERROR(g.RenameValue(v, name));
-    pending_renames_.clear();
+    for (auto& [v, name] : renames) RETURN_IF_ERROR(g.RenameValue(v, name));
     // Releases: after the last reader of each gathered parameter, one node per slot.
-    std::unordered_map<const Node*, int> pos;
-    for (int i = 0; i < num; ++i) pos[nodes[i]] = i;
     std::map<int, std::vector<Value*>> release_at;
     for (Value* v : gathered) {
       int last = -1;
@@ -456,41 +452,8 @@ class ScheduleCollectivesPass : public Pass {
       if (s < num && !removed.count(nodes[static_cast<size_t>(s)])) order.push_back(nodes[static_cast<size_t>(s)]);
     }
     RETURN_IF_ERROR(g.Reorder(order));
-    return Check(g);
-  }
-
-  // Every Start read by exactly one Wait of its bucket, after it; every gathered value released
-  // once, after its last reader.
-  static Status Check(const Graph& g) {
-    std::unordered_map<const Node*, int> pos;
-    int i = 0;
-    for (const auto& n : g.nodes()) pos[n.get()] = i++;
-    for (const auto& n : g.nodes()) {
-      if (n->domain() != kDscDomain) continue;
-      if (!ops::KindOfStart(n->op_type()).empty()) {
-        const auto& uses = n->output(0)->uses();
-        if (uses.size() != 1 || uses[0].node->op_type() != ops::kCollectiveWait || uses[0].input_index != 0 ||
-            pos.at(uses[0].node) < pos.at(n.get()) ||
-            uses[0].node->GetInt("bucket", -1) != n->GetInt("bucket", -2))
-          return Internal("schedule-collectives: ", n->Describe(), " is not read by exactly one CollectiveWait after it");
-      }
-      if (n->op_type() == ops::kCollectiveWait && n->GetString("kind", "") == ops::kAllGather)
-        for (const Value* v : n->outputs()) {
-          int releases = 0, last_read = -1, release_pos = -1;
-          for (const Use& u : v->uses()) {
-            if (u.node->op_type() == ops::kRelease) {
-              ++releases;
-              release_pos = pos.at(u.node);
-            } else {
-              last_read = std::max(last_read, pos.at(u.node));
-            }
-          }
-          if (releases != 1 || release_pos < last_read)
-            return Internal("schedule-collectives: gathered '", v->name(), "' is released ", releases,
-                            " times, or before its last reader");
-        }
-    }
-    return Status::OK();
+    Status made = VerifyBucketedCollectives(g, world_);
+    return made.ok() ? made : Internal("schedule-collectives made a schedule that breaks the contract: ", made.message());
   }
 
   const ZeroConfig* zero_ = nullptr;
@@ -498,8 +461,6 @@ class ScheduleCollectivesPass : public Pass {
   int64_t world_ = 0;
   int64_t next_id_ = 0;
   int64_t peak_ = 0;
-  std::map<const Value*, Value*> reuse_;  // dropped backward gather's output -> the forward copy
-  std::vector<std::pair<Value*, std::string>> pending_renames_;
 };
 
 }  // namespace

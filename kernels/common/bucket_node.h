@@ -128,9 +128,7 @@ class BucketStart : protected BucketNode {
   // An AllGatherStart's inputs are chunks; the gathered sizes n_i (by which stage 3 counts live
   // parameters from the gather's start) are its Wait's outputs, B's only reader.
   Status GatheredSizes(const Node& n) {
-    const Node* wait = nullptr;
-    for (const Use& u : n.output(0)->uses())
-      if (u.node->op_type() == ops::kCollectiveWait && u.input_index == 0) wait = u.node;
+    const Node* wait = ops::WaitOf(n);
     if (!wait)
       return InvalidArgument(name_, ": B is read by no CollectiveWait; the gathered sizes are its outputs'");
     if (wait->num_outputs() != n.num_inputs())
