@@ -569,11 +569,14 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   summary.skipped_steps = start_pos.skipped_steps;
   const auto start = std::chrono::steady_clock::now();
   const int threads = opts.threads;
+  // The communicator's counters where the plan's traffic of the current step starts.
   std::map<std::string, int64_t> sent_before, calls_before;
-  if (kernel_comm) {
+  auto count_from_here = [&] {
+    if (!kernel_comm) return;
     sent_before = kernel_comm->bytes_sent();
     calls_before = kernel_comm->calls();
-  }
+  };
+  count_from_here();
   // Stage 3 gathers parameters in buckets: the metrics then report the most gathered elements
   // alive at once in a step (the runtime's side of stage3_max_live_parameters).
   auto gathers = [](const Graph& g) {
@@ -621,10 +624,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     RETURN_IF_ERROR(SaveTrainingCheckpoint(plan, state, opts.comm, opts.save_dir, meta));
     last_saved = n;
     // The save's agreements are not training traffic: the next step's counts start after them.
-    if (kernel_comm) {
-      sent_before = kernel_comm->bytes_sent();
-      calls_before = kernel_comm->calls();
-    }
+    count_from_here();
     if (progress) *progress << "dsrun: saved checkpoint " << opts.save_dir << "/" << StepTag(n) << "\n";
     return Status::OK();
   };
@@ -677,10 +677,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
       for (const auto& [kind, total_calls] : kernel_comm->calls()) step_calls[kind] = total_calls - calls_before[kind];
     }
     if (world > 1) RETURN_IF_ERROR(ReduceLossAndVerdict(opts.comm, checks_overflow, overflow, s + 1, &loss_sum));
-    if (kernel_comm) {
-      sent_before = kernel_comm->bytes_sent();
-      calls_before = kernel_comm->calls();
-    }
+    count_from_here();
     const bool skipped = overflow;
     // DeepSpeed steps the LR schedule only when optimizer.overflow is false. Under amp its optimizer
     // is apex's patched torch optimizer, which has no such attribute: the schedule advances on a
