@@ -73,15 +73,20 @@ def config(world, zero):
             "zero_optimization": zero}
 
 
-def measure(build, model_dir, cfg, world, threads, args, tmp, tag):
-    tools = os.path.join(build, "tools")
-    cfg_path = os.path.join(tmp, tag + ".json")
+def compile_plan(tools, model_dir, cfg, world, tmp, tag):
+    """tmp/TAG.dsplan compiled from the model with this config for `world` ranks."""
+    cfg_path, plan = os.path.join(tmp, tag + ".json"), os.path.join(tmp, tag + ".dsplan")
     with open(cfg_path, "w") as f:
         json.dump(cfg, f)
-    plan = os.path.join(tmp, tag + ".dsplan")
-    metrics = os.path.join(tmp, tag + ".jsonl")
     run([os.path.join(tools, "dscompile"), os.path.join(model_dir, "gpt.onnx"), "--config", cfg_path,
          "--world-size", str(world), "-q", "-o", plan])
+    return plan
+
+
+def measure(build, model_dir, cfg, world, threads, args, tmp, tag):
+    tools = os.path.join(build, "tools")
+    plan = compile_plan(tools, model_dir, cfg, world, tmp, tag)
+    metrics = os.path.join(tmp, tag + ".jsonl")
     summary = json.loads(run([os.path.join(tools, "dsinspect"), "--json", plan]))
     out = run([os.path.join(tools, "dsrun"), plan, "--nproc", str(world), "--data", os.path.join(model_dir, "data"),
                "--steps", str(args.warmup + args.steps), "--no-shuffle", "--threads", str(threads),
@@ -106,10 +111,7 @@ def measure_pair(model_dir, args, tmp):
     cfg = config(1, {"stage": 0})
     cfg["train_batch_size"] = BATCH // 2
     cfg["gradient_accumulation_steps"] = BATCH // (2 * MICRO)
-    cfg_path, plan = os.path.join(tmp, "pair.json"), os.path.join(tmp, "pair.dsplan")
-    with open(cfg_path, "w") as f:
-        json.dump(cfg, f)
-    run([os.path.join(tools, "dscompile"), os.path.join(model_dir, "gpt.onnx"), "--config", cfg_path, "-q", "-o", plan])
+    plan = compile_plan(tools, model_dir, cfg, 1, tmp, "pair")
     procs, files = [], []
     for i in range(2):
         files.append(os.path.join(tmp, f"pair{i}.jsonl"))

@@ -256,26 +256,14 @@ void CheckShardedAdam(Communicator* comm) {
 }
 
 int Main() {
-  auto comm_or = CreateMpiCommunicator();
-  if (!comm_or.ok()) {
-    std::fprintf(stderr, "%s\n", comm_or.status().ToString().c_str());
-    return 1;
-  }
-  std::unique_ptr<Communicator> comm = std::move(*comm_or);
-  g_rank = comm->rank();
-  if (comm->size() < 2) std::fprintf(stderr, "rank %d: warning: only %d rank(s)\n", g_rank, comm->size());
+  std::unique_ptr<Communicator> comm = JoinMpiJob();
+  if (!comm) return 1;
   CheckAllReduce(comm.get());
   CheckRoundTrip(comm.get());
   CheckAllGatherInPlace(comm.get());
   CheckHalfCollectives(comm.get());
   CheckShardedAdam(comm.get());
-  // Every rank exits with the same verdict.
-  int64_t failures = g_failures;
-  auto h = comm->AllReduce(&failures, 1, DType::kInt64, ReduceOp::kSum);
-  if (!h.ok() || !(*h)->Wait().ok()) return 1;
-  if (g_rank == 0) std::printf("%s: %lld failed checks over %d ranks\n", failures ? "FAIL" : "PASS",
-                               static_cast<long long>(failures), comm->size());
-  return failures ? 1 : 0;
+  return Verdict(comm.get());  // every rank exits with the same verdict
 }
 
 }  // namespace
