@@ -2,6 +2,8 @@
 #include "ir/graph.h"
 
 #include <algorithm>
+#include <functional>
+#include <queue>
 #include <unordered_set>
 
 namespace dsc {
@@ -85,11 +87,43 @@ const Tensor* Node::GetTensor(const std::string& n) const { return GetAttrAs<Ten
 
 // ---------------------------------------------------------------- Graph values
 
+static bool IsGarbage(const Value& v) {
+  return !v.producer() && !v.is_graph_input() && !v.is_initializer() && v.uses().empty() && !v.is_graph_output();
+}
+
 Value* Graph::NewValue(const std::string& name) {
   values_.push_back(std::unique_ptr<Value>(new Value(name)));
   Value* v = values_.back().get();
+  v->slot_ = values_.size() - 1;
   if (!name.empty()) by_name_[name] = v;
   return v;
+}
+
+void Graph::DeleteValue(Value* v) {
+  auto it = by_name_.find(v->name());
+  if (it != by_name_.end() && it->second == v) by_name_.erase(it);
+  // values_ only owns; its order means nothing, so the last value fills the hole.
+  size_t slot = v->slot_;
+  if (slot + 1 != values_.size()) {
+    std::swap(values_[slot], values_.back());
+    values_[slot]->slot_ = slot;
+  }
+  values_.pop_back();
+}
+
+void Graph::UnlistInitializer(Value* v) {
+  if (v->init_slot_ == SIZE_MAX) return;
+  init_order_[v->init_slot_] = nullptr;
+  v->init_slot_ = SIZE_MAX;
+  if (++init_holes_ * 2 <= init_order_.size()) return;
+  size_t k = 0;
+  for (Value* w : init_order_)
+    if (w) {
+      w->init_slot_ = k;
+      init_order_[k++] = w;
+    }
+  init_order_.resize(k);
+  init_holes_ = 0;
 }
 
 Value* Graph::AddInput(const std::string& name, TensorType type) {
@@ -106,6 +140,7 @@ Value* Graph::AddInitializer(const std::string& name, Tensor t) {
   for (int64_t d : t.dims()) shape.push_back(Dim::Static(d));
   v->type = TensorType{t.dtype(), shape};
   v->initializer_ = std::move(t);
+  v->init_slot_ = init_order_.size();
   init_order_.push_back(v);
   return v;
 }
@@ -149,7 +184,7 @@ std::string Graph::UniqueName(const std::string& base) {
 std::vector<Value*> Graph::initializers() const {
   std::vector<Value*> out;
   for (Value* v : init_order_)
-    if (v->is_initializer()) out.push_back(v);
+    if (v && v->is_initializer()) out.push_back(v);
   return out;
 }
 
@@ -157,24 +192,29 @@ void Graph::RemoveInput(Value* v) {
   inputs_.erase(std::remove(inputs_.begin(), inputs_.end(), v), inputs_.end());
   v->is_graph_input_ = false;
   if (!v->is_initializer()) by_name_.erase(v->name());
-  CollectGarbageValues();
+  // Only `v` can have become garbage here; a whole-graph collection per call made removing k
+  // initializers cost O(k x values).
+  if (IsGarbage(*v)) DeleteValue(v);
 }
 
 void Graph::RemoveInitializer(Value* v) {
   v->initializer_.reset();
-  init_order_.erase(std::remove(init_order_.begin(), init_order_.end(), v), init_order_.end());
+  UnlistInitializer(v);
   if (!v->is_graph_input_) by_name_.erase(v->name());
-  CollectGarbageValues();
+  if (IsGarbage(*v)) DeleteValue(v);
 }
 
 void Graph::ConvertInitializerToInput(Value* v) {
   v->initializer_.reset();
-  init_order_.erase(std::remove(init_order_.begin(), init_order_.end(), v), init_order_.end());
+  UnlistInitializer(v);
   v->is_graph_input_ = true;
   inputs_.push_back(v);
 }
 
 // ---------------------------------------------------------------- Graph nodes
+
+// Spacing of a fresh numbering: about 32 insertions at one spot before a renumber is needed.
+static constexpr uint64_t kOrderGap = uint64_t{1} << 32;
 
 Value* Graph::AddCast(Value* x, DType to, const std::string& out_name, const std::string& node_name, Node* before) {
   Node* c = AddNode("Cast", {x}, {UniqueName(out_name)}, "", node_name, before);
@@ -195,13 +235,31 @@ Node* Graph::AddNode(const std::string& op_type, const std::vector<Value*>& inpu
     v->producer_output_ = static_cast<int>(i);
     n->outputs_.push_back(v);
   }
-  if (before) {
-    auto it = std::find_if(nodes_.begin(), nodes_.end(), [&](const auto& p) { return p.get() == before; });
-    nodes_.insert(it, std::move(node));
-  } else {
-    nodes_.push_back(std::move(node));
+  auto at = before ? before->pos_ : nodes_.end();
+  if (order_valid_) {
+    const uint64_t lo = at == nodes_.begin() ? 0 : (*std::prev(at))->order_;
+    const uint64_t hi = at == nodes_.end() ? lo + 2 * kOrderGap : (*at)->order_;
+    if (hi - lo >= 2) n->order_ = lo + (hi - lo) / 2;
+    else order_valid_ = false;
   }
+  n->pos_ = nodes_.insert(at, std::move(node));
   return n;
+}
+
+void Graph::Renumber() const {
+  uint64_t k = 0;
+  for (const auto& p : nodes_) p->order_ = (k += kOrderGap);
+  order_valid_ = true;
+}
+
+bool Graph::Precedes(const Node* a, const Node* b) const {
+  if (!order_valid_) Renumber();
+  return a->order_ < b->order_;
+}
+
+Node* Graph::NextNode(const Node* n) const {
+  auto it = std::next(n->pos_);
+  return it == nodes_.end() ? nullptr : it->get();
 }
 
 Status Graph::RemoveNode(Node* n) {
@@ -209,20 +267,20 @@ Status Graph::RemoveNode(Node* n) {
     if (!out->uses_.empty() || out->is_graph_output())
       return Internal("cannot remove ", n->Describe(), ": output '", out->name(), "' is still used");
   for (size_t i = 0; i < n->inputs_.size(); ++i) n->SetInput(i, nullptr);
-  std::unordered_set<Value*> dead(n->outputs_.begin(), n->outputs_.end());
-  for (Value* out : n->outputs_) {
-    auto it = by_name_.find(out->name());
-    if (it != by_name_.end() && it->second == out) by_name_.erase(it);
-  }
-  nodes_.remove_if([&](const auto& p) { return p.get() == n; });
-  values_.erase(std::remove_if(values_.begin(), values_.end(), [&](const auto& p) { return dead.count(p.get()) > 0; }),
-                values_.end());
+  for (Value* out : n->outputs_) DeleteValue(out);
+  nodes_.erase(n->pos_);  // destroys n
   return Status::OK();
 }
 
 void Graph::ReplaceAllUsesWith(Value* from, Value* to) {
-  std::vector<Use> uses = from->uses_;
-  for (const Use& u : uses) u.node->SetInput(static_cast<size_t>(u.input_index), to);
+  // Moves the use list whole (same order as setting each input in turn): per-use SetInput
+  // erased from the front of `from`'s list, O(uses^2).
+  if (from != to) {
+    std::vector<Use> uses = std::move(from->uses_);
+    from->uses_.clear();
+    for (const Use& u : uses) u.node->inputs_[static_cast<size_t>(u.input_index)] = to;
+    if (to) to->uses_.insert(to->uses_.end(), uses.begin(), uses.end());
+  }
   bool was_output = false;
   for (Value*& o : outputs_)
     if (o == from) { o = to; was_output = true; }
@@ -233,60 +291,73 @@ void Graph::ReplaceAllUsesWith(Value* from, Value* to) {
 }
 
 Status Graph::TopoSort() {
-  std::unordered_map<Node*, int> pending;
-  std::vector<Node*> order;
-  std::vector<Node*> ready;
+  // Stable: always emit the earliest ready node in the current order. A min-heap of ready nodes
+  // keyed by their current position does that in O(n log n); rescanning the remaining list for
+  // the first ready node was O(n^2).
+  std::unordered_map<const Node*, size_t> position;
+  std::vector<Node*> by_position;
+  std::vector<int> pending;
+  position.reserve(nodes_.size());
   for (const auto& p : nodes_) {
+    position[p.get()] = by_position.size();
+    by_position.push_back(p.get());
     int deps = 0;
     for (Value* v : p->inputs_)
       if (v && v->producer_) ++deps;
-    pending[p.get()] = deps;
+    pending.push_back(deps);
   }
-  // Stable: repeatedly take the earliest ready node in the current order.
-  std::list<Node*> remaining;
-  for (const auto& p : nodes_) remaining.push_back(p.get());
-  while (!remaining.empty()) {
-    auto it = std::find_if(remaining.begin(), remaining.end(), [&](Node* n) { return pending[n] == 0; });
-    if (it == remaining.end())
-      return InvalidArgument("graph has a cycle through ", remaining.front()->Describe());
-    Node* n = *it;
-    remaining.erase(it);
+  std::priority_queue<size_t, std::vector<size_t>, std::greater<size_t>> ready;
+  for (size_t i = 0; i < pending.size(); ++i)
+    if (pending[i] == 0) ready.push(i);
+  std::vector<Node*> order;
+  order.reserve(by_position.size());
+  while (!ready.empty()) {
+    Node* n = by_position[ready.top()];
+    ready.pop();
     order.push_back(n);
     for (Value* out : n->outputs_)
-      for (const Use& u : out->uses_) --pending[u.node];
+      for (const Use& u : out->uses_)
+        if (size_t i = position.at(u.node); --pending[i] == 0) ready.push(i);
   }
-  std::unordered_map<Node*, std::unique_ptr<Node>> owned;
-  for (auto& p : nodes_) owned[p.get()] = std::move(p);
-  nodes_.clear();
-  for (Node* n : order) nodes_.push_back(std::move(owned[n]));
+  if (order.size() != by_position.size()) {
+    std::vector<bool> emitted(by_position.size(), false);
+    for (Node* n : order) emitted[position.at(n)] = true;
+    size_t first = std::find(emitted.begin(), emitted.end(), false) - emitted.begin();
+    return InvalidArgument("graph has a cycle through ", by_position[first]->Describe());
+  }
+  // Splicing keeps every node's list iterator valid.
+  for (Node* n : order) nodes_.splice(nodes_.end(), nodes_, n->pos_);
+  order_valid_ = false;
   return Status::OK();
 }
 
 Status Graph::Reorder(const std::vector<Node*>& order) {
-  std::unordered_map<Node*, std::unique_ptr<Node>*> slot;
-  for (auto& p : nodes_) slot[p.get()] = &p;
-  std::unordered_set<Node*> seen;
+  std::unordered_set<const Node*> in_graph, seen;
+  in_graph.reserve(nodes_.size());
+  for (const auto& p : nodes_) in_graph.insert(p.get());
   for (Node* n : order)
-    if (!slot.count(n) || !seen.insert(n).second) return Internal("Reorder: a node is not in the graph or given twice");
+    if (!in_graph.count(n) || !seen.insert(n).second) return Internal("Reorder: a node is not in the graph or given twice");
   if (order.size() != nodes_.size()) return Internal("Reorder: ", order.size(), " nodes given, the graph has ", nodes_.size());
-  std::list<std::unique_ptr<Node>> sorted;
-  for (Node* n : order) sorted.push_back(std::move(*slot.at(n)));
-  nodes_ = std::move(sorted);
+  for (Node* n : order) nodes_.splice(nodes_.end(), nodes_, n->pos_);
+  order_valid_ = false;
   return Status::OK();
 }
 
 void Graph::CollectGarbageValues() {
-  values_.erase(std::remove_if(values_.begin(), values_.end(),
-                               [&](const std::unique_ptr<Value>& v) {
-                                 bool dead = !v->producer_ && !v->is_graph_input_ && !v->is_initializer() &&
-                                             v->uses_.empty() && !v->is_graph_output();
-                                 if (dead) {
-                                   auto it = by_name_.find(v->name());
-                                   if (it != by_name_.end() && it->second == v.get()) by_name_.erase(it);
-                                 }
-                                 return dead;
-                               }),
-                values_.end());
+  size_t k = 0;
+  for (size_t i = 0; i < values_.size(); ++i) {
+    Value* v = values_[i].get();
+    if (IsGarbage(*v)) {
+      auto it = by_name_.find(v->name());
+      if (it != by_name_.end() && it->second == v) by_name_.erase(it);
+      values_[i].reset();
+      continue;
+    }
+    v->slot_ = k;
+    if (k != i) values_[k] = std::move(values_[i]);
+    ++k;
+  }
+  values_.resize(k);
 }
 
 std::unique_ptr<Graph> Graph::Clone() const {

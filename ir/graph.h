@@ -65,6 +65,9 @@ class Value {
   bool is_graph_input_ = false;
   int graph_output_count_ = 0;
   std::optional<Tensor> initializer_;
+  // Where the graph holds this value, so that removing it costs O(1), not a scan of the graph.
+  size_t slot_ = 0;                       // index in Graph::values_
+  size_t init_slot_ = SIZE_MAX;           // index in Graph::init_order_, SIZE_MAX when not listed
 };
 
 using AttrValue = std::variant<int64_t, float, std::string, Tensor, std::vector<int64_t>, std::vector<float>,
@@ -110,6 +113,10 @@ class Node {
   std::vector<Value*> inputs_;
   std::vector<Value*> outputs_;
   std::map<std::string, AttrValue> attrs_;
+  // This node's place in Graph::nodes_: insertion before it and its removal are O(1).
+  std::list<std::unique_ptr<Node>>::iterator pos_;
+  // Increases along nodes_ while Graph::order_valid_; spaced so insertions rarely renumber.
+  uint64_t order_ = 0;
 };
 
 // Training metadata: which output is the loss, which initializers train, where their gradients are.
@@ -166,6 +173,11 @@ class Graph {
   void ReplaceAllUsesWith(Value* from, Value* to);  // graph outputs too
   const std::list<std::unique_ptr<Node>>& nodes() const { return nodes_; }
   size_t num_nodes() const { return nodes_.size(); }
+  // True when `a` comes before `b` in nodes(): O(1) amortized (an order index renumbered only
+  // when insertions at one spot exhaust its gaps, or after a reorder).
+  bool Precedes(const Node* a, const Node* b) const;
+  // The node after `n` in nodes(), null at the end: O(1).
+  Node* NextNode(const Node* n) const;
   // Reorders nodes topologically (stable); error naming a node on a cycle.
   Status TopoSort();
   // Puts the nodes in exactly this order (every node once); the order's validity is the
@@ -176,11 +188,18 @@ class Graph {
 
  private:
   Value* NewValue(const std::string& name);
+  // Destroys `v` (unnamed in by_name_ if the name is still its own), in O(1).
+  void DeleteValue(Value* v);
+  // Takes `v` out of init_order_ in O(1); the list is compacted once half of it is holes.
+  void UnlistInitializer(Value* v);
+  void Renumber() const;
   std::list<std::unique_ptr<Node>> nodes_;
+  mutable bool order_valid_ = true;
   std::vector<std::unique_ptr<Value>> values_;
   std::unordered_map<std::string, Value*> by_name_;
   std::vector<Value*> inputs_, outputs_;
-  std::vector<Value*> init_order_;
+  std::vector<Value*> init_order_;  // null entries: removed initializers not yet compacted away
+  size_t init_holes_ = 0;
   std::unordered_map<std::string, int> name_counters_;
 };
 

@@ -37,7 +37,7 @@
 // (passes/schedule_collectives.cc) groups them into buckets, places their issue and wait points,
 // and applies stage 3's prefetch, reuse and live-parameter limits.
 #include <map>
-#include <set>
+#include <unordered_map>
 
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
@@ -49,12 +49,29 @@ namespace {
 
 TensorType ChunkType(DType dtype, int64_t c) { return TensorType{dtype, Shape{Dim::Static(c)}}; }
 
-Node* FindFirstUse(const Graph& g, const Value* v, const std::set<const Node*>& among) {
-  for (const auto& n : g.nodes())
-    if (among.count(n.get()))
-      for (const Value* in : n->inputs())
-        if (in == v) return n.get();
-  return nullptr;
+// The earliest reader of `v` in g's order that `among` accepts: O(uses of v).
+template <typename Pred>
+Node* FindFirstUse(const Graph& g, const Value* v, Pred among) {
+  Node* first = nullptr;
+  for (const Use& u : v->uses())
+    if (among(u.node) && (!first || g.Precedes(u.node, first))) first = u.node;
+  return first;
+}
+
+// An optimizer update (AdamStep, SGDStep) of `v`.
+auto IsUpdateOf(const Value* v) {
+  return [v](const Node* u) {
+    return u->domain() == kDscDomain && (u->op_type() == ops::kAdamStep || u->op_type() == ops::kSGDStep) &&
+           u->input(0) == v;
+  };
+}
+
+template <typename Pred>
+Node* FindLastUse(const Graph& g, const Value* v, Pred among) {
+  Node* last = nullptr;
+  for (const Use& u : v->uses())
+    if (among(u.node) && (!last || g.Precedes(last, u.node))) last = u.node;
+  return last;
 }
 
 class ZeroPartitionPass : public Pass {
@@ -76,8 +93,11 @@ class ZeroPartitionPass : public Pass {
     comm_dtype_ = PrecisionDTypeFromName(ctx.config->effective_communication_data_type());
 
     std::vector<const StateInfo*> params;
-    for (const StateInfo& s : m.state)
+    states_.clear();
+    for (StateInfo& s : m.state) {
+      states_.emplace(s.name, &s);  // first of a name, as a scan would find
       if (s.kind == StateKind::kParameter) params.push_back(&s);
+    }
     micro_reduce_ = stage >= 2 || (stage == 0 && ctx.config->gradient_accumulation_steps == 1);
     if (stage == 0) {
       for (const StateInfo* p : params)
@@ -91,9 +111,9 @@ class ZeroPartitionPass : public Pass {
         const bool persists = n <= threshold_ && n <= ctx.config->zero.model_persistence_threshold - persistent;
         if (stage == 3 && persists) persistent += n;
         const bool shard_param = stage == 3 && !persists;
-        RETURN_IF_ERROR(ShardGradient(m, mg, sg, p->name, n, /*in_micro_step=*/stage >= 2));
-        RETURN_IF_ERROR(ShardOptimizer(m, sg, p->name, n, /*param_is_chunk=*/shard_param));
-        if (shard_param) RETURN_IF_ERROR(ShardParameter(m, mg, sg, p->name, n));
+        RETURN_IF_ERROR(ShardGradient(mg, sg, p->name, n, /*in_micro_step=*/stage >= 2));
+        RETURN_IF_ERROR(ShardOptimizer(sg, p->name, n, /*param_is_chunk=*/shard_param));
+        if (shard_param) RETURN_IF_ERROR(ShardParameter(mg, sg, p->name, n));
       }
     }
     // Casts keep elementwise shapes: those reading a reduced chunk become chunks.
@@ -165,7 +185,7 @@ class ZeroPartitionPass : public Pass {
     return Internal("step has no SumSquares node");
   }
 
-  Status ShardGradient(Module& m, Graph& mg, Graph& sg, const std::string& p, int64_t n, bool in_micro_step) {
+  Status ShardGradient(Graph& mg, Graph& sg, const std::string& p, int64_t n, bool in_micro_step) {
     const int64_t c = ops::ChunkSize(n, world_);
     Value* acc_step = sg.FindValue(ops::GradAccName(p));
     if (!acc_step) return Internal("step has no accumulator for '", p, "'");
@@ -183,7 +203,7 @@ class ZeroPartitionPass : public Pass {
     RETURN_IF_ERROR(ReduceInMicroStep(mg, p, ops::kReduceScatter, c));
     mg.FindValue(ops::GradAccName(p))->type = ChunkType(acc_step->type.dtype, c);
     acc_step->type = ChunkType(acc_step->type.dtype, c);
-    return Reshard(m, ops::GradAccName(p), n);
+    return Reshard(ops::GradAccName(p), n);
   }
 
   // Each micro-step's gradient of `p` is averaged over ranks before it is accumulated: whole
@@ -203,108 +223,86 @@ class ZeroPartitionPass : public Pass {
     return Status::OK();
   }
 
-  Status ShardOptimizer(Module& m, Graph& sg, const std::string& p, int64_t n, bool param_is_chunk) {
+  Status ShardOptimizer(Graph& sg, const std::string& p, int64_t n, bool param_is_chunk) {
     Value* param = sg.FindValue(p);
     Value* master = sg.FindValue(ops::MasterName(p));
-    if (master) return ShardMaster(m, sg, param, master, n, param_is_chunk);
-    for (const auto& node : sg.nodes()) {
-      if (node->domain() != kDscDomain || (node->op_type() != ops::kAdamStep && node->op_type() != ops::kSGDStep) ||
-          node->input(0) != param)
-        continue;
-      if (!param_is_chunk) node->SetAttr("shard", int64_t{1});
-      RETURN_IF_ERROR(ShardOptimizerStates(m, *node, n));
-      if (!param_is_chunk) Collective(sg, ops::kAllGatherInPlace, {param}, "", {}, NodeAfter(sg, node.get()));
-      return Status::OK();
-    }
-    return Internal("step has no optimizer update for '", p, "'");
+    if (master) return ShardMaster(sg, param, master, n, param_is_chunk);
+    Node* node = param ? FindFirstUse(sg, param, IsUpdateOf(param)) : nullptr;
+    if (!node) return Internal("step has no optimizer update for '", p, "'");
+    if (!param_is_chunk) node->SetAttr("shard", int64_t{1});
+    RETURN_IF_ERROR(ShardOptimizerStates(*node, n));
+    if (!param_is_chunk) Collective(sg, ops::kAllGatherInPlace, {param}, "", {}, sg.NextNode(node));
+    return Status::OK();
   }
 
   // The master and the optimizer states become chunks, updated whole (no shard attribute); the
   // Assign that refreshes P from the master writes this rank's chunk of P, then P is gathered
   // (stages 1-2), or is itself the chunk (stage 3).
-  Status ShardMaster(Module& m, Graph& sg, Value* param, Value* master, int64_t n, bool param_is_chunk) {
+  Status ShardMaster(Graph& sg, Value* param, Value* master, int64_t n, bool param_is_chunk) {
     const int64_t c = ops::ChunkSize(n, world_);
-    Node* update = nullptr;
-    Node* assign = nullptr;
-    for (const auto& node : sg.nodes()) {
-      if (node->domain() != kDscDomain) continue;
-      if ((node->op_type() == ops::kAdamStep || node->op_type() == ops::kSGDStep) && node->input(0) == master)
-        update = node.get();
-      if (node->op_type() == ops::kAssign && node->input(0) == param) assign = node.get();
-    }
+    // The last such nodes in program order, found among the readers of master and param.
+    Node* update = FindLastUse(sg, master, IsUpdateOf(master));
+    Node* assign = param ? FindLastUse(sg, param, [&](const Node* u) {
+      return u->domain() == kDscDomain && u->op_type() == ops::kAssign && u->input(0) == param;
+    }) : nullptr;
     if (!update || !assign) return Internal("step has no master update and refresh for '", param->name(), "'");
-    RETURN_IF_ERROR(ShardOptimizerStates(m, *update, n));
+    RETURN_IF_ERROR(ShardOptimizerStates(*update, n));
     master->type = ChunkType(master->type.dtype, c);
-    RETURN_IF_ERROR(Reshard(m, master->name(), n));
+    RETURN_IF_ERROR(Reshard(master->name(), n));
     if (!param_is_chunk) {
       assign->SetAttr("shard", int64_t{1});
-      Collective(sg, ops::kAllGatherInPlace, {param}, "", {}, NodeAfter(sg, assign));
+      Collective(sg, ops::kAllGatherInPlace, {param}, "", {}, sg.NextNode(assign));
     }
     return Status::OK();
   }
 
   // The update's own optimizer states (inputs 2.. that are optimizer state) become chunks.
-  Status ShardOptimizerStates(Module& m, const Node& update, int64_t n) {
+  Status ShardOptimizerStates(const Node& update, int64_t n) {
     for (size_t i = 2; i < update.num_inputs(); ++i) {
       Value* v = update.input(i);
-      const StateInfo* st = v ? m.FindState(v->name()) : nullptr;
+      auto it = v ? states_.find(v->name()) : states_.end();
+      const StateInfo* st = it == states_.end() ? nullptr : it->second;
       if (!st || st->kind != StateKind::kOptimizer) continue;
       v->type = ChunkType(v->type.dtype, ops::ChunkSize(n, world_));
-      RETURN_IF_ERROR(Reshard(m, v->name(), n));
+      RETURN_IF_ERROR(Reshard(v->name(), n));
     }
     return Status::OK();
   }
 
-  // The node after `node` (null at the end): where an in-place gather of its result goes.
-  static Node* NodeAfter(const Graph& g, const Node* node) {
-    bool found = false;
-    for (const auto& q : g.nodes()) {
-      if (found) return q.get();
-      found = q.get() == node;
-    }
-    return nullptr;
-  }
-
   // Stage 3: the parameter itself persists as a chunk and is gathered where the micro-step uses it.
-  Status ShardParameter(Module& m, Graph& mg, Graph& sg, const std::string& p, int64_t n) {
+  Status ShardParameter(Graph& mg, Graph& sg, const std::string& p, int64_t n) {
     const int64_t c = ops::ChunkSize(n, world_);
     Value* chunk = mg.FindValue(p);
     const TensorType full = chunk->type;
-    const std::string loss = mg.training.loss;
     // Backward nodes are the ones autodiff appended after the node producing the loss.
-    std::set<const Node*> forward, backward;
-    bool past_loss = false;
-    for (const auto& node : mg.nodes()) {
-      (past_loss ? backward : forward).insert(node.get());
-      for (const Value* o : node->outputs())
-        if (o->name() == loss) past_loss = true;
-    }
+    const Value* loss = mg.FindValue(mg.training.loss);
+    const Node* loss_node = loss ? loss->producer() : nullptr;
+    auto backward = [&](const Node* u) { return loss_node && mg.Precedes(loss_node, u); };
+    auto forward = [&](const Node* u) { return !backward(u); };
     Node* fwd_use = FindFirstUse(mg, chunk, forward);
     Node* bwd_use = FindFirstUse(mg, chunk, backward);
     std::vector<Use> uses = chunk->uses();
     if (fwd_use) {
       Node* g = Collective(mg, ops::kAllGather, {chunk}, p + "@gathered", full, fwd_use);
       for (const Use& u : uses)
-        if (forward.count(u.node)) u.node->SetInput(static_cast<size_t>(u.input_index), g->output(0));
+        if (forward(u.node)) u.node->SetInput(static_cast<size_t>(u.input_index), g->output(0));
     }
     if (bwd_use) {
       Node* g = Collective(mg, ops::kAllGather, {chunk}, p + "@gathered_bwd", full, bwd_use);
       for (const Use& u : uses)
-        if (backward.count(u.node)) u.node->SetInput(static_cast<size_t>(u.input_index), g->output(0));
+        if (backward(u.node)) u.node->SetInput(static_cast<size_t>(u.input_index), g->output(0));
     }
     chunk->type = ChunkType(full.dtype, c);
     if (Value* sp = sg.FindValue(p)) sp->type = chunk->type;
-    return Reshard(m, p, n);
+    return Reshard(p, n);
   }
 
-  Status Reshard(Module& m, const std::string& name, int64_t n) {
-    for (StateInfo& s : m.state)
-      if (s.name == name) {
-        s.dims = {ops::ChunkSize(n, world_)};
-        s.shard_of_numel = n;
-        return Status::OK();
-      }
-    return Internal("no state tensor '", name, "'");
+  Status Reshard(const std::string& name, int64_t n) {
+    auto it = states_.find(name);
+    if (it == states_.end()) return Internal("no state tensor '", name, "'");
+    it->second->dims = {ops::ChunkSize(n, world_)};
+    it->second->shard_of_numel = n;
+    return Status::OK();
   }
 
   // Each gradient reduced exactly once per program run; each sharded parameter gathered exactly
@@ -319,18 +317,23 @@ class ZeroPartitionPass : public Pass {
           ++reduced[in.substr(0, in.find("::grad"))];
         if (n->op_type() == ops::kAllGather) ++gathered[in];
       }
+    // Accumulations fed by a micro-step collective, per accumulator: one scan, not one per parameter.
+    std::unordered_map<std::string, int> reduced_in_micro;
+    if (micro_reduce_)
+      for (const auto& n : mg.nodes())
+        if (n->op_type() == ops::kAccumulate && n->input(1)->producer() &&
+            (n->input(1)->producer()->op_type() == ops::kReduceScatter ||
+             n->input(1)->producer()->op_type() == ops::kAllReduce))
+          ++reduced_in_micro[n->input(0)->name()];
     for (const StateInfo& s : m.state) {
       if (s.kind != StateKind::kParameter) continue;
       // A micro-step reduction reads the micro-step gradient value (named after the forward
       // value), so count the accumulations fed by a collective instead.
       int r = reduced[s.name];
-      if (micro_reduce_)
-        for (const auto& n : mg.nodes())
-          if (n->op_type() == ops::kAccumulate && n->input(0)->name() == ops::GradAccName(s.name) &&
-              n->input(1)->producer() &&
-              (n->input(1)->producer()->op_type() == ops::kReduceScatter ||
-               n->input(1)->producer()->op_type() == ops::kAllReduce))
-            ++r;
+      if (micro_reduce_) {
+        auto it = reduced_in_micro.find(ops::GradAccName(s.name));
+        if (it != reduced_in_micro.end()) r += it->second;
+      }
       if (r != 1) return Internal("zero-partition: the gradient of '", s.name, "' is reduced ", r, " times, not once");
       if (s.shard_of_numel > 0 && stage == 3 && gathered[s.name] != 2 && gathered[s.name] != 1)
         return Internal("zero-partition: parameter '", s.name, "' is gathered ", gathered[s.name], " times");
@@ -338,6 +341,7 @@ class ZeroPartitionPass : public Pass {
     return Status::OK();
   }
 
+  std::unordered_map<std::string, StateInfo*> states_;  // m.state by name, for this run
   int world_ = 1;
   bool micro_reduce_ = false;  // gradients are reduced in micro_step (stage 2+, or stage 0 at gas 1)
   int64_t threshold_ = 0;
