@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <cstddef>
@@ -14,6 +15,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <sys/resource.h>
 
 #include <nlohmann/json.hpp>
 
@@ -82,6 +84,16 @@ Status WriteInf(Device* device, const TensorView& v) {
     case DType::kFloat64: return device->CopyHostToDevice(v.ptr, &d, sizeof d);
     default: return Internal("the gradient accumulator has the non-float dtype ", DTypeName(v.dtype));
   }
+}
+
+// This process's peak resident set so far: VmHWM (the high-water mark of this address space, so
+// what the launcher or a --nproc parent used before exec does not count), else ru_maxrss.
+int64_t PeakResidentBytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmHWM:  1234 kB"
+  rusage usage{};
+  return getrusage(RUSAGE_SELF, &usage) == 0 ? static_cast<int64_t>(usage.ru_maxrss) * 1024 : 0;
 }
 
 std::string FormatScale(double scale) {
@@ -697,6 +709,17 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     const double loss = loss_sum / static_cast<double>(cfg.gradient_accumulation_steps);
     if (s == start_pos.step) summary.first_loss = loss;
     summary.last_loss = loss;
+    // Every rank's peak resident memory, for rank 0's metrics line: each rank takes part in the
+    // gather whenever metrics are written (the path is set on every rank, the stream on rank 0).
+    std::vector<double> peak_resident;
+    if (!opts.metrics_path.empty()) {
+      const auto mine = static_cast<double>(PeakResidentBytes());  // exact: below 2^53 bytes
+      if (world > 1) {
+        ASSIGN_OR_RETURN(peak_resident, GatherOnePerRank(opts.comm, mine));
+      } else {
+        peak_resident = {mine};
+      }
+    }
     if (metrics) {
       // JSON has no inf/NaN: a non-finite norm (an overflow step) is written as null.
       const nlohmann::json norm = std::isfinite(grad_norm) ? nlohmann::json(grad_norm) : nlohmann::json(nullptr);
@@ -712,6 +735,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
                              {"step_time_s", step_time},
                              {"elapsed_s", elapsed},
                              {"peak_allocated_bytes", device->peak_allocated_bytes()},
+                             {"peak_resident_bytes", nlohmann::json::array()},
                              {"memory",
                               {{"parameters", state.bytes("parameter")},
                                {"gradients", state.bytes("gradient")},
@@ -721,6 +745,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
                                                     state.bytes("optimizer") + state.bytes("master")},
                                {"buffers", state.bytes("buffer")},
                                {"activations_peak", std::max(micro_ex->arena_bytes(), step_ex->arena_bytes())}}}};
+      for (double bytes : peak_resident) line["peak_resident_bytes"].push_back(static_cast<int64_t>(bytes));
       if (kernel_comm) {
         // Bytes this rank sent during the step, per collective kind (model in communicator.h).
         line["bytes_sent"] = step_sent;

@@ -32,6 +32,7 @@ options:
   --seed S          data-order and dropout seed (default: the config's "seed", 42)
   --metrics FILE    one JSON object per optimizer step (step, loss, lr, grad_norm, loss_scale,
                     skipped, skipped_steps, samples_per_s, step_time_s, elapsed_s, epoch, memory;
+                    peak_resident_bytes, every rank's peak resident memory so far, by rank;
                     on several ranks bytes_sent and collectives, the plan's traffic per kind;
                     gathered_peak, the most stage-3 gathered parameter elements alive at once)
   --device D        where ranks compute: cuda (one GPU per rank: the launcher's local rank

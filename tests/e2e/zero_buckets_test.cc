@@ -1,7 +1,8 @@
 // ZeRO's bucketed, asynchronous collectives end to end (issue 14): the collectives per step are
 // the buckets the config implies (dsinspect and dsrun's counters agree), bucketed and overlapped
-// plans keep the single-rank trajectory at every stage and world size, and a small
-// stage3_max_live_parameters bounds the gathered parameters in the plan and in the run.
+// plans keep the single-rank trajectory at every stage and world size (and report every rank's
+// peak resident memory), and a small stage3_max_live_parameters bounds the gathered parameters
+// in the plan and in the run.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -71,6 +72,23 @@ void ExpectSameTrajectory(const TrainRun& run, const TrainRun& base, const std::
   ASSERT_EQ(run.loss.size(), base.loss.size()) << what;
   for (size_t i = 0; i < base.loss.size(); ++i)
     ASSERT_NEAR(run.loss[i], base.loss[i], 1e-4 * std::fabs(base.loss[i])) << what << " step " << i + 1;
+}
+
+// peak_resident_bytes: one entry per rank on every line, each rank's never below rank 0's model
+// states (the ranks' shards are equal up to padding), and never falling from one step to the next.
+void ExpectPeakResident(const TrainRun& run, int world, const std::string& what) {
+  std::vector<int64_t> before(static_cast<size_t>(world), 0);
+  for (const json& m : run.metrics) {
+    const json& peaks = m.at("peak_resident_bytes");
+    ASSERT_EQ(peaks.size(), static_cast<size_t>(world)) << what << " step " << m["step"];
+    const int64_t states = m.at("memory").at("model_states").get<int64_t>();
+    for (int r = 0; r < world; ++r) {
+      const int64_t peak = peaks[r].get<int64_t>();
+      EXPECT_GE(peak, states) << what << " rank " << r << " step " << m["step"];
+      EXPECT_GE(peak, before[r]) << what << " rank " << r << " step " << m["step"];
+      before[r] = peak;
+    }
+  }
 }
 
 // The buckets of one kind in a program's schedule, in issue order.
@@ -153,6 +171,7 @@ TEST(ZeroBuckets, BucketedOverlappedPlansKeepTheTrajectory) {
   testing::TempDir tmp;
   const TrainRun base = CompileAndTrain({{"stage", 0}}, 1, tmp, "base");
   ASSERT_EQ(base.loss.size(), static_cast<size_t>(kSteps));
+  ExpectPeakResident(base, 1, "base");
   for (int stage : {0, 1, 2, 3})
     for (int world : {2, 3, 4}) {
       const json zero = {{"stage", stage},
@@ -164,6 +183,7 @@ TEST(ZeroBuckets, BucketedOverlappedPlansKeepTheTrajectory) {
       const std::string tag = "s" + std::to_string(stage) + "w" + std::to_string(world);
       const TrainRun run = CompileAndTrain(zero, world, tmp, tag);
       ExpectSameTrajectory(run, base, tag);
+      ExpectPeakResident(run, world, tag);
       // Several buckets, and at least one of them overlaps compute.
       int buckets = 0, overlapped = 0;
       for (const json& p : run.summary["programs"])
