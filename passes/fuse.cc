@@ -26,6 +26,7 @@
 // promotion stays MatMul's). Rewritten nodes keep the names of the nodes and values they replace.
 #include <algorithm>
 #include <numeric>
+#include <functional>
 #include <set>
 
 #include "ir/dsc_ops.h"
@@ -88,13 +89,21 @@ Status Replace(Graph& g, Node* old, Node* fresh) {
   return Status::OK();
 }
 
+// What a rewrite touched, for the pass's worklist: the Transposes whose rewrites may now fire
+// are the producers and readers of these values. Transposes leave the worklist before they are
+// removed.
+struct Changes {
+  std::function<void(Node*)> removing;
+  std::vector<Value*> touched;
+};
+
 bool NamedByTraining(const Graph& g, const Value* v) {
   const auto& grads = g.training.gradients;
   return v->name() == g.training.loss || std::find(grads.begin(), grads.end(), v->name()) != grads.end();
 }
 
 // cancel-transposes: `t`'s input is a Transpose and the two permutations compose to the identity.
-StatusOr<bool> CancelTransposes(Graph& g, Node* t) {
+StatusOr<bool> CancelTransposes(Graph& g, Node* t, Changes& ch) {
   Node* inner = t->input(0)->producer();
   if (!IsTranspose(inner) || t->output(0)->is_graph_output() || NamedByTraining(g, t->output(0))) return false;
   const std::vector<int64_t> p1 = Perm(*inner), p2 = Perm(*t);
@@ -102,14 +111,21 @@ StatusOr<bool> CancelTransposes(Graph& g, Node* t) {
   for (size_t i = 0; i < p2.size(); ++i)
     if (p1[static_cast<size_t>(p2[i])] != static_cast<int64_t>(i)) return false;
   g.ReplaceAllUsesWith(t->output(0), inner->input(0));
+  ch.touched.push_back(inner->input(0));
+  ch.removing(t);
   RETURN_IF_ERROR(g.RemoveNode(t));
-  if (inner->output(0)->uses().empty() && !inner->output(0)->is_graph_output()) RETURN_IF_ERROR(g.RemoveNode(inner));
+  if (inner->output(0)->uses().empty() && !inner->output(0)->is_graph_output()) {
+    ch.removing(inner);
+    RETURN_IF_ERROR(g.RemoveNode(inner));
+  } else {
+    ch.touched.push_back(inner->output(0));
+  }
   return true;
 }
 
 // transpose-into-gemm and transpose-into-matmul: every use of `t` is a Gemm's or a fusable
 // MatMul's A or B.
-StatusOr<bool> FoldTransposeIntoConsumers(Graph& g, Node* t) {
+StatusOr<bool> FoldTransposeIntoConsumers(Graph& g, Node* t, Changes& ch) {
   Value* tv = t->output(0);
   if (tv->uses().empty() || tv->is_graph_output() || NamedByTraining(g, tv) || !SwapsLastTwo(*t)) return false;
   std::set<Node*> consumers;
@@ -120,6 +136,7 @@ StatusOr<bool> FoldTransposeIntoConsumers(Graph& g, Node* t) {
     consumers.insert(c);
   }
   Value* x = t->input(0);
+  ch.touched.push_back(x);
   for (Node* c : consumers) {
     if (IsGemm(c) || c->domain() == kDscDomain) {  // flags flip in place
       for (size_t i = 0; i < 2; ++i)
@@ -136,13 +153,15 @@ StatusOr<bool> FoldTransposeIntoConsumers(Graph& g, Node* t) {
     for (size_t i = 0; i < 2; ++i)
       if (in[i] == tv) f->SetAttr(TransAttr(i), int64_t{1});
     RETURN_IF_ERROR(Replace(g, c, f));
+    ch.touched.insert(ch.touched.end(), {in[0], in[1], f->output(0)});
   }
+  ch.removing(t);
   RETURN_IF_ERROR(g.RemoveNode(t));
   return true;
 }
 
 // transposed-gemm: `t` transposes the result of a Gemm without C that nothing else reads.
-StatusOr<bool> TransposeGemmResult(Graph& g, Node* t) {
+StatusOr<bool> TransposeGemmResult(Graph& g, Node* t, Changes& ch) {
   Node* gemm = t->input(0)->producer();
   if (!gemm || !IsGemm(gemm) || gemm->input(2) || Rank(t->output(0)) != 2 || !SwapsLastTwo(*t)) return false;
   const Value* gv = gemm->output(0);
@@ -153,8 +172,10 @@ StatusOr<bool> TransposeGemmResult(Graph& g, Node* t) {
   if (gemm->HasAttr("alpha")) f->SetAttr("alpha", gemm->attrs().at("alpha"));
   if (!tb) f->SetAttr("transA", int64_t{1});
   if (!ta) f->SetAttr("transB", int64_t{1});
+  ch.removing(t);
   RETURN_IF_ERROR(Replace(g, t, f));
   RETURN_IF_ERROR(g.RemoveNode(gemm));
+  ch.touched.insert(ch.touched.end(), {f->input(0), f->input(1), f->output(0)});
   return true;
 }
 
@@ -163,21 +184,33 @@ class FusePass : public GraphPass {
   const char* name() const override { return "fuse"; }
 
   StatusOr<bool> RunOnGraph(Graph& g, const PassContext&) override {
+    // Always the earliest Transpose whose rewrite fires, as a rescan from the first node after
+    // each rewrite would find, but only the Transposes a rewrite touched are checked again: a
+    // rewrite changes nothing another Transpose's rewrites read except through those values.
+    auto earlier = [&g](const Node* a, const Node* b) { return g.Precedes(a, b); };
+    std::set<Node*, decltype(earlier)> pending(earlier);
+    for (const auto& owned : g.nodes())
+      if (IsTranspose(owned.get())) pending.insert(owned.get());
+    Changes ch;
+    ch.removing = [&](Node* n) { pending.erase(n); };
     bool changed = false;
-    for (bool again = true; again;) {
-      again = false;
-      // Node pointers stay valid until a rewrite removes nodes; then the scan restarts.
-      for (const auto& owned : g.nodes()) {
-        Node* n = owned.get();
-        if (!IsTranspose(n) || !n->input(0)) continue;
-        for (auto rewrite : {CancelTransposes, TransposeGemmResult, FoldTransposeIntoConsumers}) {
-          ASSIGN_OR_RETURN(bool fired, rewrite(g, n));
-          if (fired) {
-            again = changed = true;
-            break;
-          }
+    while (!pending.empty()) {
+      Node* n = *pending.begin();
+      pending.erase(pending.begin());
+      if (!n->input(0)) continue;
+      ch.touched.clear();
+      for (auto rewrite : {CancelTransposes, TransposeGemmResult, FoldTransposeIntoConsumers}) {
+        ASSIGN_OR_RETURN(bool fired, rewrite(g, n, ch));
+        if (fired) {
+          changed = true;
+          break;
         }
-        if (again) break;
+      }
+      for (Value* v : ch.touched) {
+        if (!v) continue;
+        if (v->producer() && IsTranspose(v->producer())) pending.insert(v->producer());
+        for (const Use& u : v->uses())
+          if (IsTranspose(u.node)) pending.insert(u.node);
       }
     }
     return changed;
