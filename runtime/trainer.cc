@@ -689,6 +689,18 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
       for (const auto& [kind, total_calls] : kernel_comm->calls()) step_calls[kind] = total_calls - calls_before[kind];
     }
     if (world > 1) RETURN_IF_ERROR(ReduceLossAndVerdict(opts.comm, checks_overflow, overflow, s + 1, &loss_sum));
+    // Every rank's peak resident memory for rank 0's metrics line, gathered before the traffic
+    // counters restart (it is the trainer's collective, like the loss reduction, not the plan's).
+    // Every rank joins it when metrics are written: the path is set on every rank, the stream on 0.
+    std::vector<double> peak_resident;
+    if (!opts.metrics_path.empty()) {
+      const auto mine = static_cast<double>(PeakResidentBytes());  // exact: below 2^53 bytes
+      if (world > 1) {
+        ASSIGN_OR_RETURN(peak_resident, GatherOnePerRank(opts.comm, mine));
+      } else {
+        peak_resident = {mine};
+      }
+    }
     count_from_here();
     const bool skipped = overflow;
     // DeepSpeed steps the LR schedule only when optimizer.overflow is false. Under amp its optimizer
@@ -709,17 +721,6 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     const double loss = loss_sum / static_cast<double>(cfg.gradient_accumulation_steps);
     if (s == start_pos.step) summary.first_loss = loss;
     summary.last_loss = loss;
-    // Every rank's peak resident memory, for rank 0's metrics line: each rank takes part in the
-    // gather whenever metrics are written (the path is set on every rank, the stream on rank 0).
-    std::vector<double> peak_resident;
-    if (!opts.metrics_path.empty()) {
-      const auto mine = static_cast<double>(PeakResidentBytes());  // exact: below 2^53 bytes
-      if (world > 1) {
-        ASSIGN_OR_RETURN(peak_resident, GatherOnePerRank(opts.comm, mine));
-      } else {
-        peak_resident = {mine};
-      }
-    }
     if (metrics) {
       // JSON has no inf/NaN: a non-finite norm (an overflow step) is written as null.
       const nlohmann::json norm = std::isfinite(grad_norm) ? nlohmann::json(grad_norm) : nlohmann::json(nullptr);
