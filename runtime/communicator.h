@@ -27,10 +27,11 @@
 // partial results a and b (a rank's input is one) is round(float(a) + float(b)): the sum in
 // float32, rounded to the buffer's dtype to nearest even (ties to even), as NCCL reduces half
 // buffers. With 2 ranks the result is therefore round(x0 + x1), exact up to that one rounding;
-// with more ranks the order and grouping of the partial sums is the MPI library's, and each
-// partial sum is rounded, so the result may differ from the once-rounded float sum by those
-// roundings (every rank still receives the same bits). kAvg divides the reduced half sum s in
-// float32 and rounds once more: round(float(s) / size).
+// with more ranks the order and grouping of the partial sums is the MPI library's (or, on the
+// MPI communicator's ring, a chain around the ring), and each partial sum is rounded, so the
+// result may differ from the once-rounded float sum by those roundings (every rank still
+// receives the same bits). kAvg divides the reduced half sum s in float32 and rounds once more:
+// round(float(s) / size).
 #pragma once
 
 #include <cstdint>
@@ -111,10 +112,26 @@ std::unique_ptr<Communicator> CreateLocalCommunicator();
 using LocalMove = std::function<Status(void* dst, const void* src, size_t bytes)>;
 std::unique_ptr<Communicator> CreateLocalCommunicator(LocalMove move, Communicator* host);
 
+// Large reductions and gathers on the MPI communicator run as rings of point-to-point messages
+// (rank r sends to r+1), one segment of one block at a time: each block is summed along one chain
+// of ranks, then passed around the ring, so every rank gets the same bits, and a rank's
+// temporary memory is at most two segments. Open MPI's non-blocking collectives instead hold
+// temporaries of the whole buffer on some ranks (libnbc's reduce-scatter reduces the whole
+// buffer on rank 0), which at ZeRO-3 sizes outweigh the rank's own shard. Smaller collectives
+// keep MPI's own algorithms (fewer rounds). The bytes sent are those of the model above.
+struct MpiCommunicatorOptions {
+  // all_reduce, reduce_scatter and all_gather whose whole buffer has at least this many bytes
+  // take the ring (0: every one does, as the tests use it).
+  int64_t ring_min_bytes = int64_t{1} << 20;
+  // The largest message of a ring step, and the size of its temporaries (rounded down to whole
+  // elements, at least one); at most INT_MAX.
+  int64_t ring_segment_bytes = int64_t{8} << 20;
+};
+
 // Joins the job the launcher (mpirun, srun) started; call once per process, from the thread
 // that will issue every collective (MPI_THREAD_FUNNELED). MPI is finalized when it is destroyed,
 // unless a collective failed or timed out: then finalizing would hang, and it aborts the job.
-StatusOr<std::unique_ptr<Communicator>> CreateMpiCommunicator();
+StatusOr<std::unique_ptr<Communicator>> CreateMpiCommunicator(const MpiCommunicatorOptions& options = {});
 
 // Whether this process was started by an MPI launcher (Open MPI, PMI/PMIx, Slurm).
 bool LaunchedUnderMpi();

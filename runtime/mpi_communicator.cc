@@ -1,9 +1,12 @@
-// The MPI communicator: non-blocking MPI collectives behind the Communicator interface, with
-// errors returned as Status (MPI_ERRORS_RETURN) and a watchdog on every wait.
+// The MPI communicator: non-blocking MPI collectives (rings of point-to-point messages for large
+// buffers) behind the Communicator interface, with errors returned as Status (MPI_ERRORS_RETURN)
+// and a watchdog on every wait.
 #include <chrono>
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <iostream>
 #include <sched.h>
 #include <thread>
@@ -131,33 +134,246 @@ struct Finish {
   void* copy_to = nullptr;  // non-null: copy `count` elements from `result` (the staging) here
 };
 
-class MpiHandle : public CommHandle {
+// A collective that completes by polling: Wait() calls Test() until it reports done (with the
+// watchdog), then runs the Finish.
+class PolledHandle : public CommHandle {
  public:
-  MpiHandle(MpiCommunicator* comm, const char* kind, MPI_Request req, Finish finish)
-      : comm_(comm), kind_(kind), req_(req), finish_(std::move(finish)) {}
-  ~MpiHandle() override {
+  PolledHandle(MpiCommunicator* comm, const char* kind, Finish finish)
+      : comm_(comm), kind_(kind), finish_(std::move(finish)) {}
+  Status Wait() override;
+  // Between nodes: one test, so the collective moves on while the rank computes. The finishing
+  // work (the average, the copy out) stays in Wait().
+  Status Progress() override {
+    if (done_ || waited_) return Status::OK();
+    return Test();
+  }
+
+ protected:
+  // Advances the collective without blocking and sets done_ once it completed; an error marks
+  // the communicator broken.
+  virtual Status Test() = 0;
+  // For destructors of subclasses, whose Test() must not run after they are gone.
+  void WaitIfNotWaited() {
     if (!waited_) (void)Wait();
   }
-  Status Wait() override;
-  Status Progress() override;
-
- private:
-  // One MPI_Test: done_ once MPI says the collective completed (the request is then
-  // MPI_REQUEST_NULL, so it is not tested again); an error marks the communicator broken.
-  Status Test();
+  Status Failed(int rc, const char* call);
 
   MpiCommunicator* comm_;
   const char* kind_;
-  MPI_Request req_;
   Finish finish_;
   bool done_ = false;
   bool waited_ = false;
 };
 
+// One MPI non-blocking collective.
+class MpiHandle : public PolledHandle {
+ public:
+  MpiHandle(MpiCommunicator* comm, const char* kind, MPI_Request req, Finish finish)
+      : PolledHandle(comm, kind, std::move(finish)), req_(req) {}
+  ~MpiHandle() override { WaitIfNotWaited(); }
+
+ private:
+  // One MPI_Test: done once MPI says the collective completed (the request is then
+  // MPI_REQUEST_NULL, so it is not tested again).
+  Status Test() override {
+    int done = 0;
+    if (const int rc = MPI_Test(&req_, &done, MPI_STATUS_IGNORE); rc != MPI_SUCCESS) return Failed(rc, "MPI_Test");
+    done_ = done != 0;
+    return Status::OK();
+  }
+
+  MPI_Request req_;
+};
+
+// How `count` elements split into n ring blocks: as evenly as possible, the first count % n
+// blocks one element longer (a reduce-scatter's or all-gather's blocks are all equal).
+struct Blocks {
+  int64_t count;
+  int n;
+  int64_t Offset(int b) const { return b * (count / n) + std::min<int64_t>(b, count % n); }
+  int64_t Length(int b) const { return count / n + (b < count % n ? 1 : 0); }
+};
+
+// out[i] = a[i] + b[i] in the dtype (halves: round(float(a) + float(b)), communicator.h); out may be b.
+void Combine(const void* a, const void* b, void* out, int64_t n, DType dtype) {
+  auto add = [&](auto zero) {
+    using T = decltype(zero);
+    const T* x = static_cast<const T*>(a);
+    const T* y = static_cast<const T*>(b);
+    T* z = static_cast<T*>(out);
+    for (int64_t i = 0; i < n; ++i) z[i] = x[i] + y[i];
+  };
+  switch (dtype) {
+    case DType::kFloat32: add(float{}); break;
+    case DType::kFloat64: add(double{}); break;
+    case DType::kInt32: add(uint32_t{}); break;  // wraps like MPI_SUM, without signed overflow
+    case DType::kInt64: add(uint64_t{}); break;
+    case DType::kFloat16:
+    case DType::kBFloat16: {
+      const bool bf16 = dtype == DType::kBFloat16;
+      const uint16_t* x = static_cast<const uint16_t*>(a);
+      const uint16_t* y = static_cast<const uint16_t*>(b);
+      uint16_t* z = static_cast<uint16_t*>(out);
+      for (int64_t i = 0; i < n; ++i) z[i] = half::Round(half::Load(x, i, bf16) + half::Load(y, i, bf16), bf16);
+      break;
+    }
+    default: break;  // CheckCollectiveArgs admits no other dtype to a reduction
+  }
+}
+
+// A ring collective over point-to-point messages (communicator.h, MpiCommunicatorOptions). The
+// blocks are cut into segments of at most `seg` elements; for each segment in turn:
+//   reduce (all_reduce, reduce_scatter), steps k = 0 … n-2: rank r sends its partial sum of block
+//     r-k-1 to r+1 and receives the partial of block r-k-2 from r-1, adding its own input to it;
+//     after the last step it holds the whole sum of block r (the sums of a block follow one chain,
+//     so there is one result per block);
+//   gather (all_reduce, all_gather), steps k = 0 … n-2: rank r sends block r-k to r+1 and
+//     receives block r-k-1 from r-1 straight into the result.
+// One step's send and receive are in flight at a time; Test() finishes a step and posts the next.
+// Every rank walks the same steps and the messages of one collective carry their own tag, so
+// several rings in flight at once do not match each other's messages.
+class RingHandle : public PolledHandle {
+ public:
+  enum class Op { kAllReduce, kReduceScatter, kAllGather };
+  struct Args {
+    Op op;
+    // all_reduce: the buffer, in place. reduce_scatter: `in` the n blocks (equal to `out` in MPI's
+    // in-place form: the result then goes to the first block), `out` rank r's block. all_gather:
+    // `out` the n blocks, the rank's own already in place.
+    const char* in;
+    char* out;
+    Blocks blocks;
+    DType dtype;
+    int64_t seg;  // elements per segment
+    int tag;
+  };
+  RingHandle(MpiCommunicator* comm, const char* kind, MPI_Comm mpi, int rank, Args args, Finish finish)
+      : PolledHandle(comm, kind, std::move(finish)), mpi_(mpi), rank_(rank), a_(args) {
+    n_ = a_.blocks.n;
+    esize_ = static_cast<int64_t>(DTypeSize(a_.dtype));
+    int64_t longest = a_.blocks.Length(0);
+    segments_ = longest == 0 ? 0 : (longest + a_.seg - 1) / a_.seg;
+    const bool reduces = a_.op != Op::kAllGather, gathers = a_.op != Op::kReduceScatter;
+    steps_per_segment_ = (reduces ? n_ - 1 : 0) + (gathers ? n_ - 1 : 0);
+    // The reduce phase receives into a temporary; reduce_scatter's read-only input also needs a
+    // second one to send the running sum from while the next partial arrives.
+    const int64_t tmp_elems = reduces ? std::min(a_.seg, longest) : 0;
+    const int buffers = a_.op == Op::kReduceScatter && !InPlace() && n_ > 2 ? 2 : 1;
+    for (int i = 0; i < buffers && tmp_elems > 0; ++i)
+      tmp_[i] = std::make_unique_for_overwrite<char[]>(static_cast<size_t>(tmp_elems * esize_));
+  }
+  ~RingHandle() override { WaitIfNotWaited(); }
+
+  // Posts the first step (or completes at once when there is nothing to send).
+  Status Start() { return Advance(); }
+
+ private:
+  struct Range {
+    int64_t offset = 0, length = 0;  // elements
+  };
+  bool InPlace() const { return a_.op != Op::kAllGather && a_.in == a_.out; }
+  int Mod(int b) const { return ((b % n_) + n_) % n_; }
+  // Segment j of block b.
+  Range Segment(int b, int64_t j) const {
+    const int64_t len = a_.blocks.Length(b), start = std::min(len, j * a_.seg);
+    return {a_.blocks.Offset(b) + start, std::min(len, start + a_.seg) - start};
+  }
+  // Where the reduce phase keeps its running sums in place: all_reduce's buffer, or
+  // reduce_scatter's in its in-place form; nullptr when the input is read-only.
+  char* Accumulator() const { return a_.op == Op::kAllReduce || InPlace() ? a_.out : nullptr; }
+  const char* Input(int64_t offset) const { return a_.in + offset * esize_; }
+
+  Status Post(const void* send, int64_t send_elems, void* recv, int64_t recv_elems) {
+    reqs_[0] = reqs_[1] = MPI_REQUEST_NULL;
+    const int next = (rank_ + 1) % n_, prev = (rank_ + n_ - 1) % n_;
+    // Segments are at most INT_MAX bytes (CreateMpiCommunicator checks the option).
+    if (recv_elems > 0)
+      if (const int rc = MPI_Irecv(recv, static_cast<int>(recv_elems * esize_), MPI_BYTE, prev, a_.tag, mpi_, &reqs_[0]);
+          rc != MPI_SUCCESS)
+        return Failed(rc, "MPI_Irecv");
+    if (send_elems > 0)
+      if (const int rc = MPI_Isend(send, static_cast<int>(send_elems * esize_), MPI_BYTE, next, a_.tag, mpi_, &reqs_[1]);
+          rc != MPI_SUCCESS)
+        return Failed(rc, "MPI_Isend");
+    return Status::OK();
+  }
+
+  // Posts step `step_` (skipping steps with nothing to move); done_ after the last.
+  Status Advance() {
+    for (; step_ < segments_ * steps_per_segment_; ++step_) {
+      const int64_t j = step_ / steps_per_segment_;
+      int k = static_cast<int>(step_ % steps_per_segment_);
+      const int r = rank_;
+      if (a_.op != Op::kAllGather && k < n_ - 1) {  // reduce
+        const Range s = Segment(Mod(r - k - 1), j), v = Segment(Mod(r - k - 2), j);
+        if (s.length == 0 && v.length == 0) continue;
+        const char* from = Accumulator() ? a_.out + s.offset * esize_
+                           : k == 0      ? Input(s.offset)
+                                         : tmp_[(k - 1) % 2].get();
+        return Post(from, s.length, tmp_[Accumulator() ? 0 : k % 2].get(), v.length);
+      }
+      if (a_.op != Op::kAllGather) k -= n_ - 1;
+      const Range s = Segment(Mod(r - k), j), v = Segment(Mod(r - k - 1), j);  // gather
+      if (s.length == 0 && v.length == 0) continue;
+      return Post(a_.out + s.offset * esize_, s.length, a_.out + v.offset * esize_, v.length);
+    }
+    done_ = true;
+    return Status::OK();
+  }
+
+  // The local work after step `step_` completed: add the rank's input to the partial received.
+  void FinishStep() {
+    const int64_t j = step_ / steps_per_segment_;
+    const int k = static_cast<int>(step_ % steps_per_segment_);
+    if (a_.op == Op::kAllGather || k >= n_ - 1) return;
+    const Range v = Segment(Mod(rank_ - k - 2), j);
+    if (char* acc = Accumulator()) {
+      char* mine = acc + v.offset * esize_;
+      Combine(tmp_[0].get(), mine, mine, v.length, a_.dtype);
+      // MPI's in-place reduce-scatter leaves the result in the first block. Segment j of every
+      // block is finished with once its last step is, so block 0's segment j is free to take it.
+      if (InPlace() && k == n_ - 2 && rank_ != 0) {
+        const Range first = Segment(0, j);
+        std::memmove(acc + first.offset * esize_, mine, static_cast<size_t>(v.length * esize_));
+      }
+      return;
+    }
+    char* partial = tmp_[k % 2].get();
+    if (k == n_ - 2) {  // the whole sum of the rank's block: into its result (which may be its input)
+      char* out = a_.out + (v.offset - a_.blocks.Offset(rank_)) * esize_;
+      Combine(partial, Input(v.offset), out, v.length, a_.dtype);
+    } else {
+      Combine(partial, Input(v.offset), partial, v.length, a_.dtype);
+    }
+  }
+
+  // Finishes every step that completed and posts the next, until one is still in flight.
+  Status Test() override {
+    while (!done_) {
+      int flag = 0;
+      if (const int rc = MPI_Testall(2, reqs_, &flag, MPI_STATUSES_IGNORE); rc != MPI_SUCCESS)
+        return Failed(rc, "MPI_Testall");
+      if (!flag) return Status::OK();
+      FinishStep();
+      ++step_;
+      RETURN_IF_ERROR(Advance());
+    }
+    return Status::OK();
+  }
+
+  MPI_Comm mpi_;
+  int rank_;
+  Args a_;
+  int n_ = 0;
+  int64_t esize_ = 0, segments_ = 0, steps_per_segment_ = 0, step_ = 0;
+  std::unique_ptr<char[]> tmp_[2];
+  MPI_Request reqs_[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+};
+
 class MpiCommunicator : public Communicator {
  public:
-  MpiCommunicator(MPI_Comm comm, int rank, int size, double timeout_s, bool owns_mpi)
-      : comm_(comm), rank_(rank), size_(size), timeout_s_(timeout_s), owns_mpi_(owns_mpi) {}
+  MpiCommunicator(MPI_Comm comm, int rank, int size, double timeout_s, bool owns_mpi, MpiCommunicatorOptions options)
+      : comm_(comm), rank_(rank), size_(size), timeout_s_(timeout_s), owns_mpi_(owns_mpi), options_(options) {}
   ~MpiCommunicator() override {
     // A collective that never completed keeps MPI_Finalize waiting for ever: end the job instead.
     if (broken_) Abort(StrCat("rank ", rank_, ": aborting the job: a collective failed or timed out"), 1);
@@ -182,11 +398,17 @@ class MpiCommunicator : public Communicator {
   StatusOr<std::unique_ptr<CommHandle>> AllReduce(void* buf, int64_t count, DType dtype, ReduceOp op) override {
     RETURN_IF_ERROR(Usable("all_reduce"));
     RETURN_IF_ERROR(CheckCollectiveArgs("all_reduce", buf, buf, count, dtype, true, op).WithContext(Who()));
+    const int64_t bytes = count * static_cast<int64_t>(DTypeSize(dtype));
+    if (Ring(bytes)) {
+      Count("all_reduce");
+      bytes_["all_reduce"] += AllReduceBytesSent(bytes, size_);
+      return StartRing("all_reduce", RingHandle::Op::kAllReduce, buf, buf, count, dtype, Average(buf, count, dtype, op));
+    }
     ASSIGN_OR_RETURN(MpiType t, ToMpi("all_reduce", count, dtype, rank_));
     MPI_Request req;
     DSC_MPI_CHECK(rank_, MPI_Iallreduce(MPI_IN_PLACE, buf, t.count, t.type, SumOp(dtype), comm_, &req));
     Count("all_reduce");
-    bytes_["all_reduce"] += AllReduceBytesSent(count * static_cast<int64_t>(DTypeSize(dtype)), size_);
+    bytes_["all_reduce"] += AllReduceBytesSent(bytes, size_);
     return Handle("all_reduce", req, Average(buf, count, dtype, op));
   }
 
@@ -194,9 +416,23 @@ class MpiCommunicator : public Communicator {
                                                       ReduceOp op) override {
     RETURN_IF_ERROR(Usable("reduce_scatter"));
     RETURN_IF_ERROR(CheckCollectiveArgs("reduce_scatter", send, recv, recv_count, dtype, true, op).WithContext(Who()));
-    ASSIGN_OR_RETURN(MpiType t, ToMpi("reduce_scatter", recv_count, dtype, rank_));
     const size_t block = static_cast<size_t>(recv_count) * DTypeSize(dtype);
     Finish finish = Average(recv, recv_count, dtype, op);
+    if (Ring(static_cast<int64_t>(block) * size_)) {
+      Count("reduce_scatter");
+      bytes_["reduce_scatter"] += ReduceScatterBytesSent(static_cast<int64_t>(block) * size_, size_);
+      char* out = static_cast<char*>(recv);
+      // The ring writes the result in place of the rank's own input block, or apart from the
+      // input; any other overlap goes through a staging copy.
+      if (send != recv && send != out - rank_ * block && Overlap(send, block * size_, recv, block)) {
+        finish.staging.resize(block);
+        finish.result = out = finish.staging.data();
+        finish.copy_to = recv;
+      }
+      return StartRing("reduce_scatter", RingHandle::Op::kReduceScatter, send, out, recv_count * size_, dtype,
+                       std::move(finish));
+    }
+    ASSIGN_OR_RETURN(MpiType t, ToMpi("reduce_scatter", recv_count, dtype, rank_));
     MPI_Request req;
     if (send == recv) {  // MPI's in place: input from recv (all blocks), result in its first block
       DSC_MPI_CHECK(rank_,
@@ -219,8 +455,16 @@ class MpiCommunicator : public Communicator {
                                                   DType dtype) override {
     RETURN_IF_ERROR(Usable("all_gather"));
     RETURN_IF_ERROR(CheckCollectiveArgs("all_gather", send, recv, send_count, dtype, false).WithContext(Who()));
-    ASSIGN_OR_RETURN(MpiType t, ToMpi("all_gather", send_count, dtype, rank_));
     const size_t block = static_cast<size_t>(send_count) * DTypeSize(dtype);
+    if (Ring(static_cast<int64_t>(block) * size_)) {
+      Count("all_gather");
+      bytes_["all_gather"] += AllGatherBytesSent(static_cast<int64_t>(block) * size_, size_);
+      char* own = static_cast<char*>(recv) + rank_ * block;
+      if (send != own) std::memmove(own, send, block);  // memmove: `send` may overlap `recv`
+      return StartRing("all_gather", RingHandle::Op::kAllGather, recv, static_cast<char*>(recv), send_count * size_,
+                       dtype, Finish{});
+    }
+    ASSIGN_OR_RETURN(MpiType t, ToMpi("all_gather", send_count, dtype, rank_));
     Finish finish;
     const void* from = send;
     if (send == static_cast<const char*>(recv) + rank_ * block) {
@@ -291,11 +535,27 @@ class MpiCommunicator : public Communicator {
   StatusOr<std::unique_ptr<CommHandle>> Handle(const char* kind, MPI_Request req, Finish finish) {
     return std::unique_ptr<CommHandle>(std::make_unique<MpiHandle>(this, kind, req, std::move(finish)));
   }
+  // Whether a collective whose whole buffer has `bytes` takes the ring (MpiCommunicatorOptions).
+  bool Ring(int64_t bytes) const { return size_ > 1 && bytes > 0 && bytes >= options_.ring_min_bytes; }
+  StatusOr<std::unique_ptr<CommHandle>> StartRing(const char* kind, RingHandle::Op op, const void* in, void* out,
+                                                  int64_t count, DType dtype, Finish finish) {
+    const int64_t seg = std::max<int64_t>(1, options_.ring_segment_bytes / static_cast<int64_t>(DTypeSize(dtype)));
+    // Every rank numbers its rings alike (same collectives, same order); the tag keeps the
+    // messages of rings in flight together apart. MPI guarantees tags up to 32767.
+    const int tag = static_cast<int>(rings_++ % 32768);
+    RingHandle::Args args{op, static_cast<const char*>(in), static_cast<char*>(out), Blocks{count, size_}, dtype,
+                          seg, tag};
+    auto h = std::make_unique<RingHandle>(this, kind, comm_, rank_, args, std::move(finish));
+    RETURN_IF_ERROR(h->Start());
+    return std::unique_ptr<CommHandle>(std::move(h));
+  }
 
   MPI_Comm comm_;
   int rank_, size_;
   double timeout_s_;
   bool owns_mpi_;
+  MpiCommunicatorOptions options_;
+  int64_t rings_ = 0;
   bool broken_ = false;
   MPI_Op f16_sum_ = MPI_OP_NULL, bf16_sum_ = MPI_OP_NULL;
   std::map<std::string, int64_t> bytes_ = {
@@ -303,28 +563,15 @@ class MpiCommunicator : public Communicator {
   std::map<std::string, int64_t> calls_ = bytes_;
 };
 
-Status MpiHandle::Test() {
-  int done = 0;
-  const int rc = MPI_Test(&req_, &done, MPI_STATUS_IGNORE);
-  if (rc != MPI_SUCCESS) {
-    comm_->MarkBroken();
-    return MpiError(rc, "MPI_Test", __FILE__, __LINE__, comm_->rank()).WithContext(StrCat("collective ", kind_));
-  }
-  done_ = done != 0;
-  return Status::OK();
+Status PolledHandle::Failed(int rc, const char* call) {
+  comm_->MarkBroken();
+  return MpiError(rc, call, __FILE__, __LINE__, comm_->rank()).WithContext(StrCat("collective ", kind_));
 }
 
-// Between nodes: one test, so Open MPI moves the collective on while the rank computes. The
-// finishing work (the average, the copy out) stays in Wait().
-Status MpiHandle::Progress() {
-  if (done_ || waited_) return Status::OK();
-  return Test();
-}
-
-// MPI_Test in a loop rather than MPI_Wait, so a rank that died or hangs turns into an error here
+// Test() in a loop rather than MPI_Wait, so a rank that died or hangs turns into an error here
 // after the timeout instead of a job that waits for ever. Polling yields the core first (ranks
 // may outnumber cores), then sleeps up to 1 ms; Open MPI progresses the collective inside MPI_Test.
-Status MpiHandle::Wait() {
+Status PolledHandle::Wait() {
   if (waited_) return Status::OK();
   waited_ = true;
   const int rank = comm_->rank();
@@ -362,8 +609,11 @@ Status MpiHandle::Wait() {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<Communicator>> CreateMpiCommunicator() {
+StatusOr<std::unique_ptr<Communicator>> CreateMpiCommunicator(const MpiCommunicatorOptions& options) {
   int rank = LauncherRank();
+  if (options.ring_min_bytes < 0 || options.ring_segment_bytes < 1 || options.ring_segment_bytes > INT_MAX)
+    return InvalidArgument("rank ", rank, ": ring_min_bytes ", options.ring_min_bytes, " must be >= 0 and ",
+                           "ring_segment_bytes ", options.ring_segment_bytes, " in [1, ", INT_MAX, "]");
   ASSIGN_OR_RETURN(double timeout_s, CollectiveTimeoutSeconds());
   int finalized = 0, initialized = 0;
   DSC_MPI_CHECK(rank, MPI_Finalized(&finalized));
@@ -384,7 +634,7 @@ StatusOr<std::unique_ptr<Communicator>> CreateMpiCommunicator() {
   int size = 0;
   DSC_MPI_CHECK(rank, MPI_Comm_rank(comm, &rank));
   DSC_MPI_CHECK(rank, MPI_Comm_size(comm, &size));
-  auto result = std::make_unique<MpiCommunicator>(comm, rank, size, timeout_s, !initialized);
+  auto result = std::make_unique<MpiCommunicator>(comm, rank, size, timeout_s, !initialized, options);
   RETURN_IF_ERROR(result->CreateOps());
   // A launcher from a different MPI than the one linked makes every process a singleton.
   if (const int launched = LauncherWorldSize(); launched > 0 && launched != size)

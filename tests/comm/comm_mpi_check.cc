@@ -1,6 +1,8 @@
 // Checks every MPI collective on every rank against its formula; run by ctest under
-// `mpirun -np 2|3|4`. With --fail=abort|exit|kill|hang the last rank fails while the others
-// wait in an all-reduce, for the tests that the whole job then ends and names the rank.
+// `mpirun -np 2|3|4`. With --ring every all-reduce, reduce-scatter and all-gather takes the ring
+// of point-to-point messages (MpiCommunicatorOptions), in segments of 64 bytes so that blocks span
+// several. With --fail=abort|exit|kill|hang the last rank fails while the others wait in an
+// all-reduce, for the tests that the whole job then ends and names the rank.
 #include <cmath>
 #include <csignal>
 #include <cstdint>
@@ -75,6 +77,16 @@ void CheckAllReduce(Communicator& c, Checker& ck, Expected& ex) {
     for (size_t i = 0; i < q.size(); ++i) {
       const int64_t want = n * ((int64_t{1} << 40) + static_cast<int64_t>(i)) + 1000003LL * n * (n - 1) / 2;
       if (!ck.Expect(q[i] == want, StrCat("all_reduce int64 [", i, "] = ", q[i], ", want ", want))) break;
+    }
+  }
+  // int32, negative and not divisible by 2, 3 or 4 ranks.
+  std::vector<int32_t> w(103);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = -7 * r + static_cast<int32_t>(i);
+  if (ck.Ok(Await(c.AllReduce(w.data(), 103, DType::kInt32, ReduceOp::kSum)), "all_reduce int32")) {
+    ex.bytes["all_reduce"] += 2 * (n - 1) * 103 * 4 / n;
+    for (size_t i = 0; i < w.size(); ++i) {
+      const int32_t want = -7 * n * (n - 1) / 2 + n * static_cast<int32_t>(i);
+      if (!ck.Expect(w[i] == want, StrCat("all_reduce int32 [", i, "] = ", w[i], ", want ", want))) break;
     }
   }
   std::vector<double> d(33, static_cast<double>(r));
@@ -331,15 +343,19 @@ int InjectFailure(Communicator& c, const std::string& mode) {
 
 int Main(int argc, char** argv) {
   std::string fail;
+  MpiCommunicatorOptions options;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--fail=", 7) == 0) {
       fail = argv[i] + 7;
+    } else if (std::strcmp(argv[i], "--ring") == 0) {
+      options.ring_min_bytes = 0;
+      options.ring_segment_bytes = 64;
     } else {
-      std::cerr << "usage: comm_mpi_check [--fail=abort|exit|kill|hang]  (run under mpirun)\n";
+      std::cerr << "usage: comm_mpi_check [--ring] [--fail=abort|exit|kill|hang]  (run under mpirun)\n";
       return 2;
     }
   }
-  StatusOr<std::unique_ptr<Communicator>> comm = CreateMpiCommunicator();
+  StatusOr<std::unique_ptr<Communicator>> comm = CreateMpiCommunicator(options);
   if (!comm.ok()) {
     std::cerr << "comm_mpi_check: " << comm.status().message() << "\n";
     return 2;
@@ -366,7 +382,7 @@ int Main(int argc, char** argv) {
   int64_t failures = ck.failures();
   if (!ck.Ok(Await(c.AllReduce(&failures, 1, DType::kInt64, ReduceOp::kSum)), "failure count")) return 1;
   if (c.rank() == 0) {
-    std::cout << "comm_mpi_check: " << c.size() << " ranks: "
+    std::cout << "comm_mpi_check: " << c.size() << " ranks" << (options.ring_min_bytes == 0 ? " (rings)" : "") << ": "
               << (failures == 0 ? "every collective matches its formula" : StrCat(failures, " checks failed"));
     std::cout << "; rank 0 sent";
     for (const auto& [kind, bytes] : c.bytes_sent()) std::cout << " " << kind << "=" << bytes;
