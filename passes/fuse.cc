@@ -153,7 +153,8 @@ StatusOr<bool> FoldTransposeIntoConsumers(Graph& g, Node* t, Changes& ch) {
     for (size_t i = 0; i < 2; ++i)
       if (in[i] == tv) f->SetAttr(TransAttr(i), int64_t{1});
     RETURN_IF_ERROR(Replace(g, c, f));
-    ch.touched.insert(ch.touched.end(), {in[0], in[1], f->output(0)});
+    for (Value* v : {in[0], in[1], f->output(0)})
+      if (v != tv) ch.touched.push_back(v);  // tv dies with t below
   }
   ch.removing(t);
   RETURN_IF_ERROR(g.RemoveNode(t));

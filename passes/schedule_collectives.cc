@@ -33,6 +33,7 @@
 // each Start has one Wait and no other reader; each gathered value one Release, after its last
 // reader.
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -65,6 +66,44 @@ struct Member {
   int ready = -1;  // the last node before it that touches its input: the Start goes after it
   int need = 0;    // the first node after it that reads its result: the Wait goes before it
   int last_use = -1;  // gathers: the last reader of the result
+};
+
+// Gathered elements live at each slot: range add, the peak, and the latest slot of a range where
+// a bucket would not fit, each in O(log n) (a per-slot array made these O(slots) per parameter).
+class LiveElements {
+ public:
+  explicit LiveElements(int slots) {
+    while (size_ < slots) size_ *= 2;
+    max_.assign(2 * static_cast<size_t>(size_), 0);
+    add_.assign(2 * static_cast<size_t>(size_), 0);
+  }
+  void Add(int lo, int hi, int64_t v) { Add(1, 0, size_ - 1, lo, hi, v); }  // slots [lo, hi]
+  int64_t Peak() const { return max_[1]; }
+  // The latest slot s in [lo, hi] with live[s] > limit, or -1.
+  int LastAbove(int lo, int hi, int64_t limit) const { return LastAbove(1, 0, size_ - 1, lo, hi, limit, 0); }
+
+ private:
+  void Add(size_t n, int l, int r, int lo, int hi, int64_t v) {
+    if (hi < l || r < lo) return;
+    if (lo <= l && r <= hi) {
+      max_[n] += v;
+      add_[n] += v;
+      return;
+    }
+    const int m = l + (r - l) / 2;
+    Add(2 * n, l, m, lo, hi, v);
+    Add(2 * n + 1, m + 1, r, lo, hi, v);
+    max_[n] = add_[n] + std::max(max_[2 * n], max_[2 * n + 1]);
+  }
+  int LastAbove(size_t n, int l, int r, int lo, int hi, int64_t limit, int64_t above) const {
+    if (hi < l || r < lo || above + max_[n] <= limit) return -1;
+    if (l == r) return l;
+    const int m = l + (r - l) / 2;
+    const int right = LastAbove(2 * n + 1, m + 1, r, lo, hi, limit, above + add_[n]);
+    return right >= 0 ? right : LastAbove(2 * n, l, m, lo, hi, limit, above + add_[n]);
+  }
+  int size_ = 1;
+  std::vector<int64_t> max_, add_;  // max_[n]: the subtree's maximum including add_[n]
 };
 
 struct Bucket {
@@ -281,6 +320,19 @@ class ScheduleCollectivesPass : public Pass {
       Member* bwd;
       int64_t distance;
     };
+    // Gathered elements by the slot that needs them, for the distances: a prefix sum instead of
+    // a pass over every gather per parameter.
+    std::vector<std::pair<int, int64_t>> by_need;
+    for (const Member* o : gathers) by_need.emplace_back(o->need, o->numel);
+    std::sort(by_need.begin(), by_need.end());
+    std::vector<int64_t> prefix(by_need.size() + 1, 0);
+    for (size_t i = 0; i < by_need.size(); ++i) prefix[i + 1] = prefix[i] + by_need[i].second;
+    auto needed_between = [&](int lo, int hi) {  // elements of gathers with lo < need < hi
+      if (hi <= lo + 1) return int64_t{0};
+      auto first = std::upper_bound(by_need.begin(), by_need.end(), std::make_pair(lo, INT64_MAX));
+      auto end = std::lower_bound(by_need.begin(), by_need.end(), std::make_pair(hi, INT64_MIN));
+      return prefix[static_cast<size_t>(end - by_need.begin())] - prefix[static_cast<size_t>(first - by_need.begin())];
+    };
     std::vector<Candidate> keep;
     for (auto& [chunk, list] : by_chunk) {
       if (list.size() != 2) continue;
@@ -288,9 +340,10 @@ class ScheduleCollectivesPass : public Pass {
       Member* fwd = list[0];
       Member* bwd = list[1];
       if (fwd->last_use >= bwd->need) continue;
-      int64_t distance = 0;
-      for (const Member* o : gathers)
-        if (o->x != chunk && o->need > fwd->last_use && o->need < bwd->need) distance += o->numel;
+      // Every gather needed strictly between, except the chunk's own two.
+      int64_t distance = needed_between(fwd->last_use, bwd->need);
+      for (const Member* own : list)
+        if (own->need > fwd->last_use && own->need < bwd->need) distance -= own->numel;
       if (distance <= zero_->max_reuse_distance) keep.push_back(Candidate{fwd, bwd, distance});
     }
     // Longest distance last, so dropping from the back gives up the least useful copies first.
@@ -348,7 +401,7 @@ class ScheduleCollectivesPass : public Pass {
       Add(*b, mem);
     }
     // live[s]: gathered elements live at slot s (a parameter from its Start through its last reader).
-    std::vector<int64_t> live(static_cast<size_t>(num) + 1, 0);
+    LiveElements live(num + 1);
     const int64_t limit = zero_->max_live_parameters;
     int prev_wait = 0;
     for (size_t k = 0; k < buckets.size(); ++k) {
@@ -357,17 +410,14 @@ class ScheduleCollectivesPass : public Pass {
       int start = zero_->overlap_comm ? std::max(k == 0 ? 0 : prev_wait, b.max_ready + 1) : b.wait;
       start = std::min(start, b.wait);
       // The latest slot before the Wait where the whole bucket does not fit yet: start after it.
-      for (int s = b.wait - 1; s >= start; --s)
-        if (live[static_cast<size_t>(s)] + b.elems > limit) {
-          start = s + 1;
-          break;
-        }
+      if (start <= b.wait - 1)
+        if (int s = live.LastAbove(start, b.wait - 1, limit - b.elems); s >= 0) start = s + 1;
       b.start = start;
       for (const Member* mem : b.members)
-        for (int s = b.start; s <= std::min(last_use.at(mem), num); ++s) live[static_cast<size_t>(s)] += mem->numel;
+        if (b.start <= std::min(last_use.at(mem), num)) live.Add(b.start, std::min(last_use.at(mem), num), mem->numel);
       prev_wait = b.wait;
     }
-    *peak = *std::max_element(live.begin(), live.end());
+    *peak = live.Peak();
     return buckets;
   }
 
