@@ -142,7 +142,7 @@ Status ExportTrainedOnnx(const std::string& source_model_path, const std::map<st
                          const std::string& out_path, const ExportOptions& options) {
   ASSIGN_OR_RETURN(onnx::ModelProto model, ParseModel(source_model_path));
   const fs::path src(source_model_path);
-  Status loaded = LoadExternalData(&model, src.has_parent_path() ? src.parent_path().string() : ".");
+  Status loaded = InlineExternalData(&model, src.has_parent_path() ? src.parent_path().string() : ".");
   if (!loaded.ok()) return loaded.WithContext(source_model_path);
 
   // Decide everything before changing the model: unknown names first, all of them at once.

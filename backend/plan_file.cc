@@ -383,7 +383,7 @@ StatusOr<Plan> ParsePlan(const std::string& bytes, const std::string& name) {
   }
 }
 
-Status WritePlan(const Plan& plan, const std::string& path) {
+Status WritePlan(const Plan& plan, const std::string& path, const WritePlanOptions& options) {
   namespace fs = std::filesystem;
   ExternalValues external;
   const std::string weights = path + ".weights";
@@ -398,7 +398,12 @@ Status WritePlan(const Plan& plan, const std::string& path) {
       if (!init || !init->is_initializer()) return Internal("state '", s.name, "' has no initial value");
       const Tensor& t = init->initializer();
       if (t.dtype() != s.dtype) return Internal("the initial value of state '", s.name, "' has another dtype");
-      RETURN_IF_ERROR(writer.AddTensor(s.name, *TensorKindFromName(StateKindName(s.kind)), t.dtype(), plan.FullShape(s), t.raw()));
+      const TensorKind kind = *TensorKindFromName(StateKindName(s.kind));
+      // Weights still the model file's bytes are referred to there, not written again.
+      if (t.source() && !options.copy_weights)
+        RETURN_IF_ERROR(writer.AddFileRegion(s.name, kind, t.dtype(), plan.FullShape(s), *t.source()));
+      else
+        RETURN_IF_ERROR(writer.AddTensor(s.name, kind, t.dtype(), plan.FullShape(s), t.raw()));
     }
     CheckpointMeta meta;
     meta.source_model = plan.source_model;

@@ -21,6 +21,8 @@
 // PLAN.weights/global_step0 (runtime/checkpoint_format.h: one safetensors file and a manifest),
 // which the header names relative to the plan ("initial_values": {"checkpoint", "manifest_crc32c"}),
 // so a plan stays a few MB whatever the model's size and dsrun reads each rank's slices only.
+// Weights that are still the ONNX file's bytes are not even copied there: the checkpoint refers to
+// the model file (checkpoint_format.h, "sources") unless WritePlanOptions::copy_weights.
 // SerializePlan (in memory, no folder) keeps them inline instead, as one more ONNX blob named
 // "@initial_state".
 //
@@ -36,10 +38,15 @@ namespace dsc {
 
 inline constexpr char kPlanMagic[8] = {'D', 'S', 'P', 'L', 'A', 'N', '\0', '\n'};
 
+struct WritePlanOptions {
+  // Initial values that are a model file's bytes (Tensor::source) are written into the weights
+  // folder too, instead of referred to there (a plan folder that moves without the model).
+  bool copy_weights = false;
+};
 // Writes the initial values to `path`.weights (when the plan holds them), then the plan to
 // `path`.tmp, renamed over `path`: on any error the previous plan stays (a new weights folder may
 // be left, which the old plan's recorded checksum refuses).
-Status WritePlan(const Plan& plan, const std::string& path);
+Status WritePlan(const Plan& plan, const std::string& path, const WritePlanOptions& options = {});
 // Reading checks the checksum, then the plan itself (backend/plan_verify.h): a plan that loads is
 // safe to print and, when it has micro_step and step programs, to hand to the runtime (which
 // checks the initial values when it loads them).

@@ -34,7 +34,8 @@ int64_t IntAttr(const onnx::NodeProto& n, const std::string& name, int64_t dflt)
 
 class SequenceFolder {
  public:
-  explicit SequenceFolder(onnx::ModelProto* model) : model_(model), graph_(model->mutable_graph()) {}
+  SequenceFolder(onnx::ModelProto* model, const HeldInitializers* held)
+      : model_(model), graph_(model->mutable_graph()), held_(held) {}
 
   Status Run() {
     bool any = false;
@@ -117,6 +118,8 @@ class SequenceFolder {
       }
     }
     if (!t) return EvaluateInts(name);
+    if (held_)
+      if (auto it = held_->find(name); it != held_->end()) return it->second.ToInt64Vector();
     StatusOr<Tensor> v = TensorFromOnnx(*t);
     if (!v.ok()) return std::nullopt;
     return v->ToInt64Vector();
@@ -156,7 +159,7 @@ class SequenceFolder {
     for (const auto& t : graph_->initializer())
       if (read.count(t.name())) *sg->add_initializer() = t;
     sg->add_output()->set_name(name);
-    StatusOr<std::unique_ptr<Graph>> g = GraphFromOnnx(sub);
+    StatusOr<std::unique_ptr<Graph>> g = GraphFromOnnx(sub, held_);
     if (!g.ok() || !InferShapes(**g).ok()) return std::nullopt;
     std::map<const Value*, Tensor> known;
     auto value_of = [&](const Value* v) -> const Tensor* {
@@ -386,6 +389,7 @@ class SequenceFolder {
   onnx::ModelProto* model_;
   onnx::GraphProto* graph_;
   std::optional<onnx::ModelProto> inferred_;
+  const HeldInitializers* held_;
   std::map<std::string, const onnx::TensorProto*> constants_;
   std::map<std::string, const onnx::NodeProto*> constant_nodes_;
   std::map<std::string, const onnx::NodeProto*> producers_;
@@ -398,8 +402,8 @@ class SequenceFolder {
 
 }  // namespace
 
-Status FoldSequenceOps(onnx::ModelProto* model) {
-  SequenceFolder folder(model);
+Status FoldSequenceOps(onnx::ModelProto* model, const HeldInitializers* held) {
+  SequenceFolder folder(model, held);
   return folder.Run();
 }
 

@@ -11,6 +11,7 @@
 //   RETURN_IF_ERROR(FoldSequenceOps(&model));   // after the checker, before GraphFromOnnx
 #pragma once
 
+#include "ir/onnx_convert.h"
 #include "ir/status.h"
 #include "onnx/onnx_pb.h"
 
@@ -19,6 +20,7 @@ namespace dsc {
 // Rewrites SequenceConstruct, SequenceEmpty, SequenceInsert, SequenceErase, SequenceAt,
 // SequenceLength, SplitToSequence and ConcatFromSequence into Split/Squeeze/Unsqueeze/Concat/
 // Identity/Constant nodes. No-op on a model without them.
-Status FoldSequenceOps(onnx::ModelProto* model);
+// `held`: initializers whose bytes the import holds outside the model (ir/onnx_convert.h).
+Status FoldSequenceOps(onnx::ModelProto* model, const HeldInitializers* held = nullptr);
 
 }  // namespace dsc

@@ -2,7 +2,6 @@
 #include "frontend/onnx_import.h"
 
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include "frontend/decompose_ops.h"
@@ -133,12 +132,22 @@ Status CheckOpsetSemantics(const Graph& g) {
   return Status::OK();
 }
 
-Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, std::unique_ptr<Graph>* out) {
+// The model file's bytes, mapped, and the initializer raw_data cut out of them before parsing.
+struct CutWeights {
+  std::shared_ptr<const MappedFile> file;
+  std::vector<RawDataRange> ranges;
+};
+
+Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, const CutWeights* cut,
+                  std::unique_ptr<Graph>* out) {
   RETURN_IF_ERROR(CheckIrVersion(model));
   RETURN_IF_ERROR(CheckOpsets(model));
   RETURN_IF_ERROR(CheckStringsAreUtf8(model));
   RETURN_IF_ERROR(CheckElementCounts(model));
-  RETURN_IF_ERROR(LoadExternalData(&model, base_dir));
+  // Weights stay in the mapped files: no pass copies a tensor it does not change.
+  HeldInitializers held;
+  if (cut) RETURN_IF_ERROR(HoldCutRawData(&model, cut->ranges, cut->file, &held));
+  RETURN_IF_ERROR(MapExternalData(&model, base_dir, &held));
   try {
     onnx::checker::check_model(model);
   } catch (const std::exception& e) {
@@ -147,9 +156,9 @@ Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, std::uni
   RETURN_IF_ERROR(RecordTorchParameters(&model));
   RETURN_IF_ERROR(RecordEmbeddingPadding(&model));
   RETURN_IF_ERROR(RestoreBatchNormTraining(&model));
-  RETURN_IF_ERROR(FoldSequenceOps(&model));
+  RETURN_IF_ERROR(FoldSequenceOps(&model, &held));
   RETURN_IF_ERROR(DecomposeOps(&model));
-  ASSIGN_OR_RETURN(*out, GraphFromOnnxReleasingWeights(&model));  // one copy of the weights, not two
+  ASSIGN_OR_RETURN(*out, GraphFromOnnxReleasingWeights(&model, &held));  // inline data: one copy, not two
   RETURN_IF_ERROR(CheckSupportedOps(**out));
   // Attributes first: ONNX's shape inference divides by strides and indexes by axes unchecked.
   RETURN_IF_ERROR(CheckNodes(**out, NodeCheckStage::kAttributes));
@@ -161,10 +170,10 @@ Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, std::uni
 }  // namespace
 
 static StatusOr<std::unique_ptr<Graph>> ImportModel(onnx::ModelProto& model, const std::string& base_dir,
-                                             const std::string& name) {
+                                                    const std::string& name, const CutWeights* cut = nullptr) {
   if (!model.has_graph()) return InvalidArgument(name, ": the model has no graph");
   std::unique_ptr<Graph> g;
-  Status s = ImportInto(model, base_dir, &g);
+  Status s = ImportInto(model, base_dir, cut, &g);
   if (!s.ok()) return s.WithContext(name);
   return g;
 }
@@ -180,15 +189,21 @@ StatusOr<std::unique_ptr<Graph>> ImportOnnxBytes(const std::string& bytes, const
 StatusOr<std::unique_ptr<Graph>> ImportOnnxFile(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return NotFound(path, ": no such model file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound(path, ": cannot open");
   const std::filesystem::path p(path);
   const std::string dir = p.has_parent_path() ? p.parent_path().string() : std::string(".");
-  // Parsed from the stream: a model's bytes are never held as a string beside the parsed model.
+  StatusOr<std::shared_ptr<const MappedFile>> file = MappedFile::Open(path);
+  if (!file.ok()) return file.status();
+  if ((*file)->size() == 0) return DataLoss(path, ": the file is empty");
+  // Parsed with the weights cut out: they stay in the mapping, the graph's tensors borrow them.
+  StatusOr<StrippedModel> stripped = StripInitializerData((*file)->data(), (*file)->size(), kCutRawDataBytes);
+  if (!stripped.ok())
+    return DataLoss(path, ": not a valid ONNX protobuf (ModelProto failed to parse: ", stripped.status().message(), ")");
   onnx::ModelProto model;
-  if (std::filesystem::file_size(path, ec) == 0 && !ec) return DataLoss(path, ": the file is empty");
-  if (!model.ParseFromIstream(&in)) return DataLoss(path, ": not a valid ONNX protobuf (ModelProto failed to parse)");
-  return ImportModel(model, dir, path);
+  if (!model.ParseFromString(stripped->bytes))
+    return DataLoss(path, ": not a valid ONNX protobuf (ModelProto failed to parse)");
+  std::string().swap(stripped->bytes);
+  const CutWeights cut{*file, std::move(stripped->ranges)};
+  return ImportModel(model, dir, path, &cut);
 }
 
 }  // namespace dsc

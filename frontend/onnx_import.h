@@ -3,12 +3,18 @@
 //   ASSIGN_OR_RETURN(std::unique_ptr<Graph> g, ImportOnnxFile("models/gpt/gpt.onnx"));
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "ir/graph.h"
 
 namespace dsc {
+
+// Initializers of at least this many bytes are not copied: their tensors borrow the mapped model
+// file (or external-data file), and record where (Tensor::source), so the step-0 checkpoint refers
+// to the file instead of writing the weights again. The file must not change while in use.
+inline constexpr int64_t kCutRawDataBytes = 4096;
 
 // Every error names the file. External-data locations must stay inside the model's folder.
 StatusOr<std::unique_ptr<Graph>> ImportOnnxFile(const std::string& path);

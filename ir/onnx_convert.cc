@@ -159,7 +159,8 @@ namespace {
 
 // `release`, when given, is `model` itself: each initializer's bytes are dropped from it once the
 // graph holds them.
-StatusOr<std::unique_ptr<Graph>> ConvertGraph(const onnx::ModelProto& model, onnx::ModelProto* release) {
+StatusOr<std::unique_ptr<Graph>> ConvertGraph(const onnx::ModelProto& model, onnx::ModelProto* release,
+                                              const HeldInitializers* held) {
   auto g = std::make_unique<Graph>();
   const onnx::GraphProto& gp = model.graph();
   g->name = gp.name().empty() ? "main" : gp.name();
@@ -183,6 +184,12 @@ StatusOr<std::unique_ptr<Graph>> ConvertGraph(const onnx::ModelProto& model, onn
   }
   for (int i = 0; i < gp.initializer_size(); ++i) {
     const onnx::TensorProto& t = gp.initializer(i);
+    if (held) {
+      if (auto it = held->find(t.name()); it != held->end()) {
+        g->AddInitializer(t.name(), it->second);
+        continue;
+      }
+    }
     StatusOr<Tensor> tensor = TensorFromOnnx(t, StrCat("initializer '", t.name(), "'"));
     if (!tensor.ok()) return tensor.status();
     g->AddInitializer(t.name(), std::move(*tensor));
@@ -258,10 +265,12 @@ StatusOr<std::unique_ptr<Graph>> ConvertGraph(const onnx::ModelProto& model, onn
 
 }  // namespace
 
-StatusOr<std::unique_ptr<Graph>> GraphFromOnnx(const onnx::ModelProto& model) { return ConvertGraph(model, nullptr); }
+StatusOr<std::unique_ptr<Graph>> GraphFromOnnx(const onnx::ModelProto& model, const HeldInitializers* held) {
+  return ConvertGraph(model, nullptr, held);
+}
 
-StatusOr<std::unique_ptr<Graph>> GraphFromOnnxReleasingWeights(onnx::ModelProto* model) {
-  return ConvertGraph(*model, model);
+StatusOr<std::unique_ptr<Graph>> GraphFromOnnxReleasingWeights(onnx::ModelProto* model, const HeldInitializers* held) {
+  return ConvertGraph(*model, model, held);
 }
 
 onnx::ModelProto GraphToOnnx(const Graph& g, const GraphToOnnxOptions& options) {

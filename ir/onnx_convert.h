@@ -2,6 +2,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <unordered_map>
 
 #include "ir/graph.h"
 #include "onnx/onnx_pb.h"
@@ -19,10 +21,14 @@ void TypeToOnnx(const TensorType& t, onnx::TypeProto* out);
 
 // Imports a model. Graph inputs that also have an initializer become initializers. Value infos
 // (shape inference results) type the intermediate values.
-StatusOr<std::unique_ptr<Graph>> GraphFromOnnx(const onnx::ModelProto& model);
+// `held`: initializers whose bytes are held already (the frontend's mapped file), by name; their
+// TensorProtos carry no data and are not read.
+using HeldInitializers = std::unordered_map<std::string, Tensor>;
+StatusOr<std::unique_ptr<Graph>> GraphFromOnnx(const onnx::ModelProto& model, const HeldInitializers* held = nullptr);
 // The same, dropping each initializer's data from `model` as soon as the graph holds it, so the
 // weights of a large model are never held twice.
-StatusOr<std::unique_ptr<Graph>> GraphFromOnnxReleasingWeights(onnx::ModelProto* model);
+StatusOr<std::unique_ptr<Graph>> GraphFromOnnxReleasingWeights(onnx::ModelProto* model,
+                                                               const HeldInitializers* held = nullptr);
 // Exports a model with value_info for every typed intermediate; training metadata goes into
 // metadata_props ("dsc.loss", "dsc.parameters").
 struct GraphToOnnxOptions {

@@ -68,7 +68,43 @@ StatusOr<int64_t> NumBytes(const std::vector<int64_t>& dims, DType dtype) {
 Tensor::Tensor(DType dtype, std::vector<int64_t> dims) : dtype_(dtype), dims_(std::move(dims)) {
   numel_ = 1;
   for (int64_t d : dims_) numel_ *= d;
-  data_ = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(numel_) * DTypeSize(dtype_), 0);
+  nbytes_ = static_cast<size_t>(numel_) * DTypeSize(dtype_);
+  auto buf = std::make_shared<std::vector<uint8_t>>(nbytes_, 0);
+  data_ = buf->data();
+  owner_ = std::move(buf);
+}
+
+Tensor Tensor::Borrowed(DType dtype, std::vector<int64_t> dims, std::shared_ptr<const void> owner,
+                        const uint8_t* data, std::optional<FileRegion> source) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.dims_ = std::move(dims);
+  t.numel_ = 1;
+  for (int64_t d : t.dims_) t.numel_ *= d;
+  t.nbytes_ = static_cast<size_t>(t.numel_) * DTypeSize(dtype);
+  t.owner_ = std::move(owner);
+  t.data_ = const_cast<uint8_t*>(data);  // never written: raw() copies first
+  t.borrowed_ = true;
+  if (source) t.source_ = std::make_shared<const FileRegion>(std::move(*source));
+  return t;
+}
+
+const uint8_t* Tensor::AlignedRaw(size_t alignment) const {
+  if (reinterpret_cast<uintptr_t>(data_) % alignment == 0) return data_;
+  if (!aligned_copy_) aligned_copy_ = std::make_shared<const std::vector<uint8_t>>(data_, data_ + nbytes_);
+  return aligned_copy_->data();
+}
+
+uint8_t* Tensor::raw() {
+  if (borrowed_ || source_) {
+    auto buf = std::make_shared<std::vector<uint8_t>>(data_, data_ + nbytes_);
+    data_ = buf->data();
+    owner_ = std::move(buf);
+    borrowed_ = false;
+    source_.reset();
+    aligned_copy_.reset();
+  }
+  return data_;
 }
 
 double Tensor::GetAsDouble(int64_t i) const {

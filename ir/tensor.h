@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -40,11 +41,24 @@ inline bool CheckedMul(int64_t a, int64_t b, int64_t* out) { return !__builtin_m
 inline bool CheckedAdd(int64_t a, int64_t b, int64_t* out) { return !__builtin_add_overflow(a, b, out); }
 inline bool CheckedSub(int64_t a, int64_t b, int64_t* out) { return !__builtin_sub_overflow(a, b, out); }
 
+// Where a tensor's bytes lie in a file when they are that file's bytes, unchanged: an initializer
+// of a memory-mapped ONNX model or of its external data. The step-0 checkpoint refers to such
+// bytes instead of copying them (runtime/checkpoint_format.h, "sources").
+struct FileRegion {
+  std::string path;    // absolute
+  int64_t offset = 0;  // of the tensor's first byte
+};
+
 class Tensor {
  public:
   Tensor() = default;
   // Zero-filled tensor.
   Tensor(DType dtype, std::vector<int64_t> dims);
+  // A tensor over bytes it does not own (numel(dims) * DTypeSize(dtype) of them at `data`), kept
+  // alive by `owner` (e.g. a file mapping): no copy. `source` says which file bytes they are.
+  // Writing through raw() first copies them (the tensor then owns its bytes and has no source).
+  static Tensor Borrowed(DType dtype, std::vector<int64_t> dims, std::shared_ptr<const void> owner,
+                         const uint8_t* data, std::optional<FileRegion> source = std::nullopt);
 
   template <typename T>
   static Tensor FromVector(DType dtype, std::vector<int64_t> dims, const std::vector<T>& values) {
@@ -61,12 +75,16 @@ class Tensor {
   const std::vector<int64_t>& dims() const { return dims_; }
   int64_t rank() const { return static_cast<int64_t>(dims_.size()); }
   int64_t numel() const { return numel_; }
-  size_t nbytes() const { return data_ ? data_->size() : 0; }
+  size_t nbytes() const { return nbytes_; }
+  // The file bytes this tensor is, when it is one unchanged (see FileRegion); else null.
+  const FileRegion* source() const { return source_.get(); }
 
-  uint8_t* raw() { return data_->data(); }
-  const uint8_t* raw() const { return data_ ? data_->data() : nullptr; }
+  uint8_t* raw();  // for writing: borrowed bytes are copied first
+  const uint8_t* raw() const { return data_; }
   template <typename T> T* data() { return reinterpret_cast<T*>(raw()); }
-  template <typename T> const T* data() const { return reinterpret_cast<const T*>(raw()); }
+  // Typed access needs natural alignment, which borrowed bytes may lack (protobuf's raw_data lies
+  // anywhere in a file): such a tensor makes an aligned copy once, on the first typed read.
+  template <typename T> const T* data() const { return reinterpret_cast<const T*>(AlignedRaw(alignof(T))); }
 
   // Element access through double, converting from/to the stored type (for folding and tests).
   double GetAsDouble(int64_t i) const;
@@ -82,7 +100,16 @@ class Tensor {
   DType dtype_ = DType::kUndefined;
   std::vector<int64_t> dims_;
   int64_t numel_ = 0;
-  std::shared_ptr<std::vector<uint8_t>> data_;  // shared: copies of a graph share weights
+  // Shared: copies of a tensor (and of a graph) share its bytes. owner_ keeps data_ alive: an
+  // owned buffer, or a mapping when borrowed_.
+  std::shared_ptr<const void> owner_;
+  uint8_t* data_ = nullptr;
+  size_t nbytes_ = 0;
+  bool borrowed_ = false;
+  std::shared_ptr<const FileRegion> source_;
+  mutable std::shared_ptr<const std::vector<uint8_t>> aligned_copy_;  // see data<T>() const
+
+  const uint8_t* AlignedRaw(size_t alignment) const;
 };
 
 }  // namespace dsc

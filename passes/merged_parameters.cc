@@ -38,11 +38,13 @@ bool IsTransposeOf(const Tensor& a, const Tensor& b) {
   if (a.rank() != 2 || b.rank() != 2 || a.dtype() != b.dtype() || a.dtype() != DType::kFloat32) return false;
   const int64_t r = a.dims()[0], c = a.dims()[1];
   if (b.dims()[0] != c || b.dims()[1] != r || r == c || !a.raw() || !b.raw()) return false;
-  const float* x = a.data<float>();
-  const float* y = b.data<float>();
+  // Bytes, not floats: weights borrowed from a model file need not be aligned, and a typed read
+  // would copy them (Tensor::data); most pairs differ in their first element.
+  const uint8_t* x = a.raw();
+  const uint8_t* y = b.raw();
   for (int64_t i = 0; i < r; ++i)
     for (int64_t j = 0; j < c; ++j)
-      if (std::memcmp(&x[i * c + j], &y[j * r + i], sizeof(float)) != 0) return false;
+      if (std::memcmp(x + 4 * (i * c + j), y + 4 * (j * r + i), sizeof(float)) != 0) return false;
   return true;
 }
 

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -209,12 +210,25 @@ std::string SerializeManifest(const CheckpointManifest& m) {
   ojson files = ojson::object();
   for (const auto& [name, info] : m.files) files[name] = {{"bytes", info.bytes}, {"header_crc32c", Crc32cHex(info.header_crc32c)}};
   j["files"] = std::move(files);
+  if (!m.sources.empty()) {
+    ojson sources = ojson::object();
+    for (const auto& [id, src] : m.sources) {
+      std::string crcs;
+      for (uint32_t c : src.block_crcs) crcs += Crc32cHex(c);
+      sources[id] = {{"path", src.path}, {"bytes", src.bytes}, {"block_bytes", src.block_bytes}, {"block_crc32c", crcs}};
+    }
+    j["sources"] = std::move(sources);
+  }
   ojson tensors = ojson::array();
   for (const CheckpointTensor& t : m.tensors) {
     ojson tj = TensorHeadJson(t.name, t.kind, t.dtype, t.shape);
     ojson pieces = ojson::array();
-    for (const CheckpointPiece& p : t.pieces)
-      pieces.push_back({{"file", p.file}, {"key", p.key}, {"start", p.start}, {"count", p.count}});
+    for (const CheckpointPiece& p : t.pieces) {
+      if (p.source.empty())
+        pieces.push_back({{"file", p.file}, {"key", p.key}, {"start", p.start}, {"count", p.count}});
+      else
+        pieces.push_back({{"source", p.source}, {"offset", p.offset}, {"start", p.start}, {"count", p.count}});
+    }
     tj["pieces"] = std::move(pieces);
     tensors.push_back(std::move(tj));
   }
@@ -268,6 +282,25 @@ StatusOr<CheckpointManifest> ParseManifest(const std::string& bytes, const std::
     fi.header_crc32c = static_cast<uint32_t>(std::stoul(crc, nullptr, 16));
     m.files[name] = fi;
   }
+  if (j.contains("sources")) {
+    if (!j["sources"].is_object()) return DataLoss(path, ": \"sources\" must be an object");
+    for (const auto& [id, info] : j["sources"].items()) {
+      const std::string w = StrCat(path, ": sources[\"", id, "\"]");
+      CheckpointSource src;
+      ASSIGN_OR_RETURN(src.path, GetString(info, "path", w));
+      ASSIGN_OR_RETURN(src.bytes, GetInt(info, "bytes", w));
+      ASSIGN_OR_RETURN(src.block_bytes, GetInt(info, "block_bytes", w));
+      ASSIGN_OR_RETURN(std::string crcs, GetString(info, "block_crc32c", w));
+      if (!fs::path(src.path).is_absolute()) return DataLoss(w, ": path \"", src.path, "\" is not absolute");
+      if (src.bytes < 0 || src.block_bytes <= 0) return DataLoss(w, ": bad bytes or block_bytes");
+      const int64_t blocks = (src.bytes + src.block_bytes - 1) / src.block_bytes;
+      if (static_cast<int64_t>(crcs.size()) != 8 * blocks || crcs.find_first_not_of("0123456789abcdef") != std::string::npos)
+        return DataLoss(w, ": block_crc32c must be ", blocks, " crc32c's of 8 hex digits");
+      for (int64_t b = 0; b < blocks; ++b)
+        src.block_crcs.push_back(static_cast<uint32_t>(std::stoul(crcs.substr(static_cast<size_t>(8 * b), 8), nullptr, 16)));
+      m.sources[id] = std::move(src);
+    }
+  }
   if (!j.contains("tensors") || !j["tensors"].is_array()) return DataLoss(path, ": \"tensors\" must be an array");
   std::set<std::string> names;
   for (const auto& tj : j["tensors"]) {
@@ -278,11 +311,23 @@ StatusOr<CheckpointManifest> ParseManifest(const std::string& bytes, const std::
     if (!tj.contains("pieces") || !tj["pieces"].is_array()) return DataLoss(w, ": \"pieces\" must be an array");
     for (const auto& pj : tj["pieces"]) {
       CheckpointPiece p;
-      ASSIGN_OR_RETURN(p.file, GetString(pj, "file", w));
-      ASSIGN_OR_RETURN(p.key, GetString(pj, "key", w));
       ASSIGN_OR_RETURN(p.start, GetInt(pj, "start", w));
       ASSIGN_OR_RETURN(p.count, GetInt(pj, "count", w));
-      if (!m.files.count(p.file)) return DataLoss(w, ": piece file \"", p.file, "\" is not in \"files\"");
+      if (pj.contains("source")) {
+        ASSIGN_OR_RETURN(p.source, GetString(pj, "source", w));
+        ASSIGN_OR_RETURN(p.offset, GetInt(pj, "offset", w));
+        auto src = m.sources.find(p.source);
+        if (src == m.sources.end()) return DataLoss(w, ": piece source \"", p.source, "\" is not in \"sources\"");
+        int64_t nbytes = 0, end = 0;
+        if (p.offset < 0 || p.count < 0 || !CheckedMul(p.count, static_cast<int64_t>(DTypeSize(t.dtype)), &nbytes) ||
+            !CheckedAdd(p.offset, nbytes, &end) || end > src->second.bytes)
+          return DataLoss(w, ": piece bytes at offset ", p.offset, " lie outside source \"", p.source, "\" (",
+                          src->second.bytes, " bytes)");
+      } else {
+        ASSIGN_OR_RETURN(p.file, GetString(pj, "file", w));
+        ASSIGN_OR_RETURN(p.key, GetString(pj, "key", w));
+        if (!m.files.count(p.file)) return DataLoss(w, ": piece file \"", p.file, "\" is not in \"files\"");
+      }
       t.pieces.push_back(std::move(p));
     }
     RETURN_IF_ERROR(CheckTiling(t, path));
@@ -344,11 +389,25 @@ Status CheckpointWriter::AddShard(const std::string& name, TensorKind kind, DTyp
   return Status::OK();
 }
 
+Status CheckpointWriter::AddFileRegion(const std::string& name, TensorKind kind, DType dtype,
+                                      const std::vector<int64_t>& shape, const FileRegion& region) {
+  const std::string w = StrCat("checkpoint ", tag_, " rank ", rank_, ": tensor \"", name, "\"");
+  if (rank_ != 0) return InvalidArgument(w, ": only rank 0 adds file regions");
+  if (!fs::path(region.path).is_absolute() || region.offset < 0)
+    return InvalidArgument(w, ": file region ", region.path, " at ", region.offset, " is not an absolute path and offset");
+  ASSIGN_OR_RETURN(int64_t numel, NumElements(shape));
+  // The tensor itself stands in for the data pointer until Publish, which reads the file instead.
+  RETURN_IF_ERROR(AddShard(name, kind, dtype, shape, 0, numel, &region));
+  pieces_.back().region = region;
+  return Status::OK();
+}
+
 Status CheckpointWriter::WriteRankFile() const {
   SafetensorsWriter st;
   st.set_block_bytes(block_bytes_);
   ojson pieces = ojson::array();
   for (const Piece& p : pieces_) {
+    if (p.region) continue;  // in the manifest only (Publish)
     const bool whole = p.start == 0 && p.count == *NumElements(p.shape);
     RETURN_IF_ERROR(st.Add(p.name, p.dtype, whole ? p.shape : std::vector<int64_t>{p.count}, p.data));
     ojson pj = TensorHeadJson(p.name, p.kind, p.dtype, p.shape);
@@ -363,6 +422,44 @@ Status CheckpointWriter::WriteRankFile() const {
   st.SetMetadata("dsc.world_size", std::to_string(world_size_));
   st.SetMetadata("dsc.pieces", pieces.dump());
   return st.Write(Join(tmp_dir(), RankFileName(rank_)), CrashProbe("rank-half", "rank-synced"));
+}
+
+// Rank 0's file-region pieces into the manifest, with one source per file: its size and block
+// checksums, read one block at a time (a model's weights are not held for it).
+Status CheckpointWriter::AddSources(CheckpointManifest* m, std::map<std::string, size_t>* index) const {
+  std::map<std::string, std::string> id_of;  // path -> source id
+  for (const Piece& p : pieces_) {
+    if (!p.region) continue;
+    const std::string& path = p.region->path;
+    auto [it, fresh] = id_of.emplace(path, StrCat("source", id_of.size()));
+    if (fresh) {
+      const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return ErrnoStatus("opening the tensors' source", path, errno);
+      CheckpointSource src{path, 0, block_bytes_, {}};
+      struct stat sb;
+      StatusOr<std::vector<uint32_t>> crcs = ::fstat(fd, &sb) != 0 ? ErrnoStatus("reading the size of", path, errno)
+                                                                  : ChecksumBlocks(fd, path, 0, sb.st_size, block_bytes_);
+      ::close(fd);
+      if (!crcs.ok()) return crcs.status();
+      src.bytes = static_cast<int64_t>(sb.st_size);
+      src.block_crcs = std::move(*crcs);
+      m->sources[it->second] = std::move(src);
+    }
+    const int64_t nbytes = p.count * static_cast<int64_t>(DTypeSize(p.dtype));
+    if (p.region->offset + nbytes > m->sources[it->second].bytes)
+      return FailedPrecondition("checkpoint ", tag_, ": tensor \"", p.name, "\" lies beyond the end of ", path);
+    if (!index->emplace(p.name, m->tensors.size()).second)
+      return FailedPrecondition("checkpoint ", tag_, ": tensor \"", p.name, "\" is both in a rank file and in ", path);
+    CheckpointTensor t;
+    t.name = p.name;
+    t.kind = p.kind;
+    t.dtype = p.dtype;
+    t.shape = p.shape;
+    t.numel = p.count;
+    t.pieces.push_back({"", "", 0, p.count, it->second, p.region->offset});
+    m->tensors.push_back(std::move(t));
+  }
+  return Status::OK();
 }
 
 Status CheckpointWriter::Publish(const CheckpointMeta& meta) const {
@@ -403,6 +500,7 @@ Status CheckpointWriter::Publish(const CheckpointMeta& meta) const {
       t.pieces.push_back(std::move(p));
     }
   }
+  RETURN_IF_ERROR(AddSources(&m, &index));
   for (CheckpointTensor& t : m.tensors) {
     Status st = CheckTiling(t, StrCat("checkpoint ", tag_));
     if (!st.ok()) return Status(StatusCode::kFailedPrecondition, st.message() + " (the ranks' shards do not add up)");
@@ -480,6 +578,37 @@ struct Checkpoint::State {
   std::map<std::string, size_t> by_name;
   std::mutex mu;
   std::map<std::string, std::unique_ptr<SafetensorsFile>> files;  // opened and checked lazily
+  std::map<std::string, int> source_fds;                          // by source id, opened lazily
+
+  ~State() {
+    for (const auto& [id, fd] : source_fds) ::close(fd);
+  }
+
+  // The open file of source `id`, whose size must still be the recorded one.
+  StatusOr<int> Source(const std::string& id) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = source_fds.find(id); it != source_fds.end()) return it->second;
+    const CheckpointSource& src = manifest.sources.at(id);
+    const int fd = ::open(src.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return SourceMissing(src, errno);
+    struct stat sb;
+    if (::fstat(fd, &sb) != 0 || sb.st_size != src.bytes) {
+      ::close(fd);
+      return SourceChanged(src, sb.st_size);
+    }
+    source_fds[id] = fd;
+    return fd;
+  }
+
+  Status SourceMissing(const CheckpointSource& src, int err) const {
+    return FailedPrecondition(dir, ": tensors of this checkpoint are the bytes of ", src.path, ", which cannot be opened (",
+                              std::strerror(err), "): the initial values refer to the model dscompile read; keep it "
+                              "where it was, or compile the plan again");
+  }
+  Status SourceChanged(const CheckpointSource& src, int64_t bytes) const {
+    return FailedPrecondition(dir, ": tensors of this checkpoint are the bytes of ", src.path, ", which has changed (",
+                              bytes, " bytes, ", src.bytes, " when the checkpoint was written): compile the plan again");
+  }
 
   StatusOr<const SafetensorsFile*> File(const std::string& name) {
     std::lock_guard<std::mutex> lock(mu);
@@ -527,6 +656,11 @@ StatusOr<Checkpoint> Checkpoint::Open(const std::string& dir) {
     if (sb.st_size != info.bytes)
       return DataLoss(path, ": ", sb.st_size, " bytes, the manifest says ", info.bytes, " (truncated?)");
   }
+  for (const auto& [id, src] : s->manifest.sources) {
+    struct stat sb;
+    if (::stat(src.path.c_str(), &sb) != 0) return s->SourceMissing(src, errno);
+    if (sb.st_size != src.bytes) return s->SourceChanged(src, sb.st_size);
+  }
   for (size_t i = 0; i < s->manifest.tensors.size(); ++i) s->by_name[s->manifest.tensors[i].name] = i;
   return Checkpoint(std::move(s));
 }
@@ -547,6 +681,14 @@ Status Checkpoint::ReadRange(const std::string& name, int64_t start, int64_t cou
   for (; p != t.pieces.end() && p->start < end; ++p) {
     const int64_t lo = std::max(start, p->start), hi = std::min(end, p->start + p->count);
     if (hi <= lo) continue;
+    if (!p->source.empty()) {
+      ASSIGN_OR_RETURN(const int fd, s_->Source(p->source));
+      const CheckpointSource& src = s_->manifest.sources.at(p->source);
+      const CheckedRegion region{0, src.bytes, src.block_bytes, &src.block_crcs};
+      RETURN_IF_ERROR(ReadCheckedBlocks(fd, src.path, region, p->offset + (lo - p->start) * es, (hi - lo) * es,
+                                        out + (lo - start) * es, StrCat("tensor \"", name, "\"")));
+      continue;
+    }
     ASSIGN_OR_RETURN(const SafetensorsFile* f, s_->File(p->file));
     RETURN_IF_ERROR(f->ReadBytes(*f->Find(p->key), (lo - p->start) * es, (hi - lo) * es, out + (lo - start) * es));
   }
@@ -566,6 +708,11 @@ Status Checkpoint::VerifyAll() const {
   for (const auto& [name, info] : s_->manifest.files) {
     ASSIGN_OR_RETURN(const SafetensorsFile* f, s_->File(name));
     RETURN_IF_ERROR(f->VerifyData());
+  }
+  for (const auto& [id, src] : s_->manifest.sources) {
+    ASSIGN_OR_RETURN(const int fd, s_->Source(id));
+    const CheckedRegion region{0, src.bytes, src.block_bytes, &src.block_crcs};
+    RETURN_IF_ERROR(VerifyCheckedBlocks(fd, src.path, region, "verifying a source of the checkpoint"));
   }
   return Status::OK();
 }

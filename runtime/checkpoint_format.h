@@ -11,6 +11,11 @@
 //                                     repeats R's part of the manifest (files describe themselves)
 //   DIR/.tmp-TAG/                     a save in progress or one that failed; never loaded
 //
+// Sources (manifest version 2): a tensor's piece may instead lie in a file outside the folder, at
+// a byte offset ("source" and "offset" instead of "file" and "key"). dscompile's step-0
+// checkpoint refers so to the ONNX model's weights (memory-mapped, never copied); the manifest
+// records the file's absolute path, size and block checksums. Saves by dsrun never use sources.
+//
 // Integrity: the manifest carries a crc32c of its own bytes; it holds each file's size and the
 // crc32c of its header; each file holds crc32c's of its data blocks. So any changed byte is found.
 //
@@ -30,6 +35,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -58,6 +64,8 @@ struct CheckpointPiece {
   std::string key;   // the tensor's name inside that file
   int64_t start = 0;  // flat element range [start, start + count) of the full tensor
   int64_t count = 0;
+  std::string source = {};  // instead of file and key: the id of a CheckpointSource
+  int64_t offset = 0;       // in a source: the byte offset of the piece's first element
 };
 
 struct CheckpointTensor {
@@ -67,6 +75,14 @@ struct CheckpointTensor {
   std::vector<int64_t> shape;  // the full tensor's
   int64_t numel = 0;
   std::vector<CheckpointPiece> pieces;  // by start, tiling [0, numel) exactly
+};
+
+// A file outside the checkpoint folder that holds some of its tensors' bytes (see "Sources").
+struct CheckpointSource {
+  std::string path;  // absolute
+  int64_t bytes = 0;
+  int64_t block_bytes = 0;
+  std::vector<uint32_t> block_crcs;  // crc32c of each block of the whole file
 };
 
 struct CheckpointFileInfo {
@@ -85,12 +101,13 @@ struct CheckpointMeta {
 };
 
 struct CheckpointManifest {
-  static constexpr int kVersion = 1;
+  static constexpr int kVersion = 2;  // 2: sources
   int version = kVersion;
   std::string tag;
   int world_size = 1;  // of the run that saved it (informational: loading does not depend on it)
   CheckpointMeta meta;
   std::map<std::string, CheckpointFileInfo> files;
+  std::map<std::string, CheckpointSource> sources;  // by id
   std::vector<CheckpointTensor> tensors;
 
   const CheckpointTensor* Find(const std::string& name) const;
@@ -139,6 +156,10 @@ class CheckpointWriter {
   // padding excluded). At most one range per tensor and rank; an empty range adds nothing.
   Status AddShard(const std::string& name, TensorKind kind, DType dtype, const std::vector<int64_t>& shape,
                   int64_t start, int64_t count, const void* data);
+  // A whole tensor whose bytes are the file bytes at `region` (Tensor::source): the manifest refers
+  // to the file instead of a copy (rank 0 only; the file must not change until it is read).
+  Status AddFileRegion(const std::string& name, TensorKind kind, DType dtype, const std::vector<int64_t>& shape,
+                       const FileRegion& region);
   void set_block_bytes(int64_t b) { block_bytes_ = b; }  // checksum block (tests use small ones)
 
   // Collective. (1) rank 0 clears a stale DIR/.tmp-TAG and creates it; agree. (2) Each rank writes
@@ -161,9 +182,11 @@ class CheckpointWriter {
     std::vector<int64_t> shape;
     int64_t start, count;
     const void* data;
+    std::optional<FileRegion> region = std::nullopt;  // AddFileRegion's
   };
   Status WriteRankFile() const;
   Status Publish(const CheckpointMeta& meta) const;  // rank 0, step (3)
+  Status AddSources(CheckpointManifest* m, std::map<std::string, size_t>* index) const;
   void CrashPoint(const char* name) const;           // DSC_DEBUG_KILL_IN_SAVE
   DurableWriteProbe CrashProbe(const char* half, const char* synced) const;  // null when off
 
@@ -192,7 +215,7 @@ class Checkpoint {
   // (count * DTypeSize bytes), whatever pieces it was saved in; reads only what is asked.
   Status ReadRange(const std::string& name, int64_t start, int64_t count, void* dst) const;
   StatusOr<Tensor> ReadTensor(const std::string& name) const;  // the whole tensor, full shape
-  // Reads every file completely and checks every checksum.
+  // Reads every file and source completely and checks every checksum.
   Status VerifyAll() const;
 
  private:

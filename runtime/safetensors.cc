@@ -458,31 +458,59 @@ const SafetensorsEntry* SafetensorsFile::Find(const std::string& name) const {
   return it == by_name_.end() ? nullptr : &entries_[it->second];
 }
 
-Status SafetensorsFile::ReadData(int64_t begin, int64_t n, void* dst, const std::string& what) const {
+Status ReadCheckedBlocks(int fd, const std::string& path, const CheckedRegion& region, int64_t begin, int64_t n,
+                         void* dst, const std::string& what) {
   if (n <= 0) return Status::OK();
   auto* out = static_cast<uint8_t*>(dst);
-  if (block_bytes_ == 0) return PreadAll(fd_, out, n, data_start_ + begin, path_);
-  const int64_t data_bytes = file_bytes_ - data_start_;
+  const int64_t block = region.block_bytes;
+  if (block == 0) return PreadAll(fd, out, n, region.start + begin, path);
   std::vector<uint8_t> scratch;
-  for (int64_t b = begin / block_bytes_; b * block_bytes_ < begin + n; ++b) {
-    const int64_t bs = b * block_bytes_, be = std::min(bs + block_bytes_, data_bytes);
+  for (int64_t b = begin / block; b * block < begin + n; ++b) {
+    const int64_t bs = b * block, be = std::min(bs + block, region.bytes);
     const int64_t lo = std::max(bs, begin), hi = std::min(be, begin + n);  // the part asked for
     uint8_t* buf;
     if (lo == bs && hi == be) {
       buf = out + (bs - begin);  // a whole block: read in place
     } else {
-      scratch.resize(static_cast<size_t>(block_bytes_));
+      scratch.resize(static_cast<size_t>(block));
       buf = scratch.data();
     }
-    RETURN_IF_ERROR(PreadAll(fd_, buf, be - bs, data_start_ + bs, path_));
+    RETURN_IF_ERROR(PreadAll(fd, buf, be - bs, region.start + bs, path));
     const uint32_t crc = Crc32c(buf, static_cast<size_t>(be - bs));
-    if (crc != block_crcs_[static_cast<size_t>(b)])
-      return DataLoss(path_, ": checksum mismatch in data bytes [", bs, ", ", be, ") (", what, "): crc32c ",
-                      Crc32cHex(crc), ", expected ", Crc32cHex(block_crcs_[static_cast<size_t>(b)]),
+    const uint32_t want = (*region.crcs)[static_cast<size_t>(b)];
+    if (crc != want)
+      return DataLoss(path, ": checksum mismatch in ", region.start == 0 ? "" : "data ", "bytes [", bs, ", ", be,
+                      ") (", what, "): crc32c ", Crc32cHex(crc), ", expected ", Crc32cHex(want),
                       " — the file is corrupted");
     if (buf != out + (bs - begin)) std::memcpy(out + (lo - begin), buf + (lo - bs), static_cast<size_t>(hi - lo));
   }
   return Status::OK();
+}
+
+Status VerifyCheckedBlocks(int fd, const std::string& path, const CheckedRegion& region, const std::string& what) {
+  const int64_t block = region.block_bytes;
+  const int64_t chunk = block > 0 ? std::max<int64_t>(block, (8 << 20) / block * block) : (8 << 20);
+  std::vector<uint8_t> buf(static_cast<size_t>(std::min(chunk, std::max<int64_t>(region.bytes, 1))));
+  for (int64_t at = 0; at < region.bytes; at += chunk)
+    RETURN_IF_ERROR(ReadCheckedBlocks(fd, path, region, at, std::min(chunk, region.bytes - at), buf.data(), what));
+  return Status::OK();
+}
+
+StatusOr<std::vector<uint32_t>> ChecksumBlocks(int fd, const std::string& path, int64_t start, int64_t bytes,
+                                               int64_t block_bytes) {
+  std::vector<uint32_t> crcs;
+  std::vector<uint8_t> buf(static_cast<size_t>(std::min(block_bytes, std::max<int64_t>(bytes, 1))));
+  for (int64_t at = 0; at < bytes; at += block_bytes) {
+    const int64_t n = std::min(block_bytes, bytes - at);
+    RETURN_IF_ERROR(PreadAll(fd, buf.data(), n, start + at, path));
+    crcs.push_back(Crc32c(buf.data(), static_cast<size_t>(n)));
+  }
+  return crcs;
+}
+
+Status SafetensorsFile::ReadData(int64_t begin, int64_t n, void* dst, const std::string& what) const {
+  const CheckedRegion region{data_start_, file_bytes_ - data_start_, block_bytes_, &block_crcs_};
+  return ReadCheckedBlocks(fd_, path_, region, begin, n, dst, what);
 }
 
 Status SafetensorsFile::ReadBytes(const SafetensorsEntry& e, int64_t offset, int64_t nbytes, void* dst) const {
@@ -501,13 +529,8 @@ StatusOr<Tensor> SafetensorsFile::ReadTensor(const std::string& name) const {
 }
 
 Status SafetensorsFile::VerifyData() const {
-  const int64_t data_bytes = file_bytes_ - data_start_;
-  const int64_t chunk = block_bytes_ > 0 ? std::max<int64_t>(block_bytes_, (8 << 20) / block_bytes_ * block_bytes_)
-                                         : (8 << 20);
-  std::vector<uint8_t> buf(static_cast<size_t>(std::min(chunk, std::max<int64_t>(data_bytes, 1))));
-  for (int64_t at = 0; at < data_bytes; at += chunk)
-    RETURN_IF_ERROR(ReadData(at, std::min(chunk, data_bytes - at), buf.data(), "verifying the data section"));
-  return Status::OK();
+  const CheckedRegion region{data_start_, file_bytes_ - data_start_, block_bytes_, &block_crcs_};
+  return VerifyCheckedBlocks(fd_, path_, region, "verifying the data section");
 }
 
 }  // namespace dsc

@@ -51,6 +51,25 @@ Status FsyncDir(const std::string& dir);
 // The whole file (errors name it).
 StatusOr<std::string> ReadWholeFile(const std::string& path);
 
+// A byte region of a file checksummed in blocks: `bytes` bytes from file offset `start`, block k
+// covering [k * block_bytes, (k + 1) * block_bytes) of it with crc32c (*crcs)[k]; block_bytes 0:
+// no checksums.
+struct CheckedRegion {
+  int64_t start = 0;
+  int64_t bytes = 0;
+  int64_t block_bytes = 0;
+  const std::vector<uint32_t>* crcs = nullptr;
+};
+// Reads region bytes [begin, begin + n) from `fd` into dst, verifying every block they touch (a
+// partly read block is read whole into a scratch buffer). Errors name `path` and `what`.
+Status ReadCheckedBlocks(int fd, const std::string& path, const CheckedRegion& region, int64_t begin, int64_t n,
+                         void* dst, const std::string& what);
+// Reads the whole region and checks every block.
+Status VerifyCheckedBlocks(int fd, const std::string& path, const CheckedRegion& region, const std::string& what);
+// The crc32c of each block of `bytes` bytes from file offset `start`, read one block at a time.
+StatusOr<std::vector<uint32_t>> ChecksumBlocks(int fd, const std::string& path, int64_t start, int64_t bytes,
+                                               int64_t block_bytes);
+
 struct SafetensorsEntry {
   std::string name;
   DType dtype = DType::kUndefined;

@@ -32,8 +32,13 @@ loss (scalar initializers are constants the exporter lifted). --trainable replac
 
 options:
   -o PLAN                   output plan (default: MODEL's folder, MODEL.dsplan); the initial
-                            weights go next to it, into PLAN.weights/ (a step-0 checkpoint
-                            dsrun loads; keep the two together)
+                            values go next to it, into PLAN.weights/ (a step-0 checkpoint
+                            dsrun loads; keep the two together). Weights of 4 KiB or more that
+                            are the model's bytes unchanged are not copied: the checkpoint
+                            refers to MODEL.onnx (or its external-data files) by absolute path,
+                            size and checksums, so keep those too (a changed file is refused)
+  --copy-weights            write every initial value into PLAN.weights/, so the plan and its
+                            folder move to another machine without the model
   --config CFG.json         DeepSpeed config (required)
   --world-size N            number of ranks the plan is for (default 1)
   --strict-config           unknown top-level config keys are errors, not warnings
@@ -67,7 +72,7 @@ const std::vector<FlagSpec> kFlags = {
     {"-o", true},          {"--config", true},       {"--world-size", true},   {"--strict-config", false},
     {"--explain-config", false}, {"--lr-schedule", true}, {"--dim", true, true},  {"--loss", true},
     {"--freeze", true, true}, {"--trainable", true, true}, {"--passes", true},     {"--list-passes", false}, {"--list-ops", false}, {"--stop-after-pass-num", true},
-    {"--dump-dir", true},  {"--print-ir-after", true, true}, {"--time-passes", false}, {"--flops", false}, {"-q", false},
+    {"--dump-dir", true},  {"--print-ir-after", true, true}, {"--time-passes", false}, {"--flops", false}, {"--copy-weights", false}, {"-q", false},
     {"--no-memory-aliasing", false},
     {"--quiet", false},    {"-h", false},            {"--help", false}};
 
@@ -227,7 +232,7 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
   // Partial pipelines (--passes, --stop-after-pass-num) make plans to read, not to run.
   if (plan.FindProgram("micro_step") && plan.FindProgram("step")) RETURN_IF_ERROR(CheckKernelsExist(plan));
   const std::string out = args.Get("-o", DefaultPlanPath(model_path));
-  RETURN_IF_ERROR(WritePlan(plan, out));
+  RETURN_IF_ERROR(WritePlan(plan, out, WritePlanOptions{.copy_weights = args.Has("--copy-weights")}));
   if (args.Has("--flops")) std::cout << FormatStaticFlops(plan);
   if (progress)
     *progress << "dscompile: wrote " << out << " (" << plan.programs.size() << " program"

@@ -38,7 +38,7 @@ onnx::ModelProto ReadModel(const std::string& path, bool load_external = true) {
   ss << in.rdbuf();
   EXPECT_TRUE(m.ParseFromString(ss.str())) << path;
   if (load_external) {
-    Status s = LoadExternalData(&m, fs::path(path).parent_path().string());
+    Status s = InlineExternalData(&m, fs::path(path).parent_path().string());
     EXPECT_TRUE(s.ok()) << s.ToString();
   }
   return m;

@@ -405,6 +405,113 @@ TEST(Checkpoint, RefusesTruncatedAndMissingFiles) {
   EXPECT_NE(ck.status().message().find(path), std::string::npos) << ck.status().message();
 }
 
+// A step-0 checkpoint whose "w" and "bias" are bytes of another file (a model), at unaligned
+// offsets, next to "extra" written into the rank file.
+struct SourcedCheckpoint {
+  std::string model, dir;
+  int64_t w_offset = 13, bias_offset = 157;
+};
+
+SourcedCheckpoint SaveSourced(const TempDir& tmp) {
+  SourcedCheckpoint c;
+  c.model = fs::absolute(tmp.File("model.onnx")).string();
+  std::string bytes(200, 'x');
+  const std::vector<float> w = WValues(3.f);
+  std::memcpy(bytes.data() + c.w_offset, w.data(), w.size() * 4);
+  std::memcpy(bytes.data() + c.bias_offset, kBias.data(), kBias.size() * 4);
+  WriteFileOrDie(c.model, bytes);
+  CheckpointWriter cw(tmp.File("weights"), StepTag(0), 0, 1);
+  cw.set_block_bytes(16);
+  EXPECT_TRUE(cw.AddFileRegion("w", TensorKind::kParameter, DType::kFloat32, {kW}, {c.model, c.w_offset}).ok());
+  EXPECT_TRUE(cw.AddFileRegion("bias", TensorKind::kParameter, DType::kFloat32, {2, 3}, {c.model, c.bias_offset}).ok());
+  EXPECT_TRUE(cw.AddTensor("extra", TensorKind::kBuffer, DType::kInt64, {5}, kSteps.data()).ok());
+  const Status st = cw.Commit(Meta(0), [](bool ok) { return ok ? Status::OK() : Internal("failed"); });
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  c.dir = tmp.File("weights/global_step0");
+  return c;
+}
+
+TEST(CheckpointSources, TensorsAreReadFromTheFileTheyReferTo) {
+  TempDir tmp;
+  const SourcedCheckpoint c = SaveSourced(tmp);
+  // The rank file holds "extra" only: the weights are not copied.
+  auto rank0 = SafetensorsFile::Open(c.dir + "/rank-0.safetensors");
+  ASSERT_TRUE(rank0.ok()) << rank0.status().ToString();
+  ASSERT_EQ(rank0->entries().size(), 1u);
+  EXPECT_EQ(rank0->entries()[0].name, "extra");
+  auto ck = Checkpoint::Open(c.dir);
+  ASSERT_TRUE(ck.ok()) << ck.status().ToString();
+  ASSERT_EQ(ck->manifest().sources.size(), 1u);
+  const CheckpointSource& src = ck->manifest().sources.begin()->second;
+  EXPECT_EQ(src.path, c.model);
+  EXPECT_EQ(src.bytes, 200);
+  EXPECT_EQ(src.block_crcs.size(), 13u);  // ceil(200 / 16)
+  const CheckpointTensor* w = ck->manifest().Find("w");
+  ASSERT_NE(w, nullptr);
+  ASSERT_EQ(w->pieces.size(), 1u);
+  EXPECT_EQ(w->pieces[0].offset, c.w_offset);
+  EXPECT_TRUE(w->pieces[0].file.empty());
+  const std::vector<float> want = WValues(3.f);
+  for (int64_t s = 0; s <= kW; ++s)
+    for (int64_t n = 0; s + n <= kW; ++n) {
+      std::vector<float> got(static_cast<size_t>(n) + 1, -1.f);
+      ASSERT_TRUE(ck->ReadRange("w", s, n, got.data()).ok()) << s << "+" << n;
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(got[static_cast<size_t>(i)], want[static_cast<size_t>(s + i)]);
+      ASSERT_EQ(got[static_cast<size_t>(n)], -1.f);
+    }
+  auto bias = ck->ReadTensor("bias");
+  ASSERT_TRUE(bias.ok()) << bias.status().ToString();
+  EXPECT_EQ(bias->dims(), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(std::vector<float>(bias->data<float>(), bias->data<float>() + 6), kBias);
+  EXPECT_EQ(ck->ReadTensor("extra")->ToInt64Vector(), kSteps);
+  EXPECT_TRUE(ck->VerifyAll().ok());
+}
+
+TEST(CheckpointSources, EveryChangedByteOfTheSourceIsFound) {
+  TempDir tmp;
+  const SourcedCheckpoint c = SaveSourced(tmp);
+  ASSERT_TRUE(LoadAll(c.dir).ok());
+  const std::string good = ReadFileOrDie(c.model);
+  std::fstream file(c.model, std::ios::in | std::ios::out | std::ios::binary);
+  for (size_t i = 0; i < good.size(); ++i) {
+    file.seekp(static_cast<std::streamoff>(i));
+    file.put(static_cast<char>(good[i] ^ 0x01));
+    file.flush();
+    const Status st = LoadAll(c.dir);
+    file.seekp(static_cast<std::streamoff>(i));
+    file.put(good[i]);
+    file.flush();
+    ASSERT_FALSE(st.ok()) << "byte " << i;
+    ASSERT_NE(st.message().find(c.model), std::string::npos) << st.message();
+  }
+  file.close();
+  ASSERT_TRUE(LoadAll(c.dir).ok());
+}
+
+TEST(CheckpointSources, AMovedOrChangedSourceIsNamed) {
+  TempDir tmp;
+  const SourcedCheckpoint c = SaveSourced(tmp);
+  const std::string good = ReadFileOrDie(c.model);
+  WriteFileOrDie(c.model, good + "more");
+  auto ck = Checkpoint::Open(c.dir);
+  ASSERT_FALSE(ck.ok());
+  EXPECT_NE(ck.status().message().find(c.model), std::string::npos) << ck.status().message();
+  EXPECT_NE(ck.status().message().find("has changed"), std::string::npos) << ck.status().message();
+  fs::remove(c.model);
+  ck = Checkpoint::Open(c.dir);
+  ASSERT_FALSE(ck.ok());
+  EXPECT_NE(ck.status().message().find(c.model), std::string::npos) << ck.status().message();
+  EXPECT_NE(ck.status().message().find("compile the plan again"), std::string::npos) << ck.status().message();
+}
+
+TEST(CheckpointSources, OnlyRankZeroAddsAbsoluteRegions) {
+  TempDir tmp;
+  CheckpointWriter r1(tmp.path(), StepTag(0), 1, 2);
+  EXPECT_FALSE(r1.AddFileRegion("w", TensorKind::kParameter, DType::kFloat32, {2}, {"/x", 0}).ok());
+  CheckpointWriter r0(tmp.path(), StepTag(0), 0, 1);
+  EXPECT_FALSE(r0.AddFileRegion("w", TensorKind::kParameter, DType::kFloat32, {2}, {"relative.onnx", 0}).ok());
+}
+
 TEST(Checkpoint, AFailingRankLeavesLatestUntouched) {
   TempDir tmp;
   ExpectAllOk(Save(tmp.path(), 1, 1.f));

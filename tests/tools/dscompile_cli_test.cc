@@ -37,7 +37,8 @@ TEST(DscompileCli, HelpListsEveryFlag) {
   EXPECT_EQ(r.rc, 0);
   for (const char* flag : {"--config", "--world-size", "--dump-dir", "--print-ir-after", "--passes",
                            "--stop-after-pass-num", "--time-passes", "--dim", "--loss", "--freeze",
-                           "--explain-config", "--lr-schedule", "--strict-config", "--trainable", "--list-ops"})
+                           "--explain-config", "--lr-schedule", "--strict-config", "--trainable", "--list-ops",
+                           "--copy-weights"})
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
 }
 
@@ -149,6 +150,52 @@ TEST(DsrunCli, TrainsAndReportsErrors) {
   EXPECT_NE(isa.output.find("DSC_CPU_ISA: unknown CPU ISA \"avx9\"; use baseline, avx2 or avx512"), std::string::npos)
       << isa.output;
   EXPECT_EQ(isa.output.find("plan"), std::string::npos) << isa.output;
+}
+
+// The losses of a 2-step run of PLAN on the l12 GPT-2 data, or the run's output on failure.
+std::vector<double> TwoStepLosses(const std::string& plan, const std::string& data, std::string* output) {
+  const std::string metrics = plan + ".m.jsonl";
+  CommandResult r = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + " --data " +
+                                        ShellQuote(data) + " --steps 2 --no-shuffle -q --metrics " + ShellQuote(metrics));
+  *output = r.output;
+  std::vector<double> losses;
+  if (r.rc != 0) return losses;
+  std::ifstream in(metrics);
+  for (std::string line; std::getline(in, line);) losses.push_back(nlohmann::json::parse(line)["loss"].get<double>());
+  return losses;
+}
+
+TEST(DscompileCli, WeightsReferToTheModelUnlessCopied) {
+  testing::TempDir dir;
+  const std::string model = dir.File("gpt2.onnx");
+  const std::string data = kModels + "/gpt2_sized/l12/data";
+  fs::copy_file(kModels + "/gpt2_sized/l12/gpt2.onnx", model);
+  const std::string args = ShellQuote(model) + " --config " + ShellQuote(kConfigs + "/gpt.json") + " -q -o ";
+  ASSERT_EQ(Dscompile(args + ShellQuote(dir.File("ref.dsplan"))).rc, 0);
+  ASSERT_EQ(Dscompile(args + ShellQuote(dir.File("copy.dsplan")) + " --copy-weights").rc, 0);
+  auto manifest = [&](const std::string& plan) {
+    std::ifstream in(dir.File(plan + ".weights/global_step0/manifest.json"));
+    return nlohmann::json::parse(in);
+  };
+  const nlohmann::json ref = manifest("ref.dsplan"), copy = manifest("copy.dsplan");
+  ASSERT_TRUE(ref.contains("sources")) << ref.dump(1).substr(0, 2000);
+  EXPECT_EQ(ref["sources"]["source0"]["path"], fs::absolute(model).lexically_normal().string());
+  EXPECT_FALSE(copy.contains("sources"));
+  // The referring folder holds only what is not the model's bytes (small tensors).
+  EXPECT_LT(fs::file_size(dir.File("ref.dsplan.weights/global_step0/rank-0.safetensors")) * 4,
+            fs::file_size(dir.File("copy.dsplan.weights/global_step0/rank-0.safetensors")));
+  std::string out;
+  const std::vector<double> a = TwoStepLosses(dir.File("ref.dsplan"), data, &out);
+  ASSERT_EQ(a.size(), 2u) << out;
+  const std::vector<double> b = TwoStepLosses(dir.File("copy.dsplan"), data, &out);
+  EXPECT_EQ(a, b) << out;
+  // A changed model is refused by the plan that refers to it, not by the one that copied.
+  { std::ofstream(model, std::ios::app) << "x"; }
+  EXPECT_TRUE(TwoStepLosses(dir.File("ref.dsplan"), data, &out).empty());
+  EXPECT_NE(out.find(fs::absolute(model).lexically_normal().string() + ", which has changed"), std::string::npos) << out;
+  EXPECT_NE(out.find("compile the plan again"), std::string::npos) << out;
+  fs::remove(model);
+  EXPECT_EQ(TwoStepLosses(dir.File("copy.dsplan"), data, &out), a) << out;
 }
 
 TEST(DscompileCli, PrintIrAfterAndTimePasses) {
