@@ -30,7 +30,7 @@ class Reader {
 
   // Skips the value of a field of `type` (the tag is read); for length-delimited fields sets
   // [*vbegin, *vend) to the payload.
-  Status Skip(uint32_t type, int64_t* vbegin, int64_t* vend) {
+  Status Skip(uint32_t type, int64_t* vbegin, int64_t* vend, uint32_t field = 0, int depth = 0) {
     uint64_t n = 0;
     switch (type) {
       case kVarint: return Varint(&n);
@@ -40,12 +40,30 @@ class Reader {
         RETURN_IF_ERROR(Varint(&n));
         *vbegin = pos_;
         break;
-      default: return DataLoss("unsupported wire type ", type, " at byte ", pos_);
+      case kStartGroup: return SkipGroup(field, depth);
+      default: return DataLoss("unexpected wire type ", type, " at byte ", pos_);
     }
     if (n > static_cast<uint64_t>(end_ - pos_)) return DataLoss("field of ", n, " bytes overruns its message at byte ", pos_);
     pos_ += static_cast<int64_t>(n);
     *vend = pos_;
     return Status::OK();
+  }
+
+  // A (deprecated) group: fields up to the end-group tag of the same field number.
+  Status SkipGroup(uint32_t field, int depth) {
+    if (depth > 64) return DataLoss("groups nested too deeply at byte ", pos_);
+    while (pos_ < end_) {
+      uint64_t tag = 0;
+      RETURN_IF_ERROR(Varint(&tag));
+      const uint32_t f = static_cast<uint32_t>(tag >> 3), t = static_cast<uint32_t>(tag & 7);
+      if (t == kEndGroup) {
+        if (f != field) return DataLoss("mismatched end of group at byte ", pos_);
+        return Status::OK();
+      }
+      int64_t vb = 0, ve = 0;
+      RETURN_IF_ERROR(Skip(t, &vb, &ve, f, depth + 1));
+    }
+    return DataLoss("unterminated group");
   }
 
  private:
@@ -73,7 +91,7 @@ Status Rewrite(const uint8_t* base, int64_t begin, int64_t end, std::string* out
     const uint32_t field = static_cast<uint32_t>(tag >> 3), type = static_cast<uint32_t>(tag & 7);
     if (field == 0) return DataLoss("field number 0 at byte ", field_start);
     int64_t vb = 0, ve = 0;
-    RETURN_IF_ERROR(r.Skip(type, &vb, &ve));
+    RETURN_IF_ERROR(r.Skip(type, &vb, &ve, field));
     std::string payload;
     bool keep = true;
     bool rewritten = false;

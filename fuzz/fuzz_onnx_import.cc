@@ -11,6 +11,7 @@
 #include "backend/plan_file.h"
 #include "frontend/config/ds_config.h"
 #include "frontend/onnx_import.h"
+#include "frontend/onnx_wire.h"
 #include "kernels/kernel.h"
 #include "passes/pass_manager.h"
 
@@ -65,6 +66,20 @@ StatusOr<DsConfig> ConfigFor(const std::string& bytes, int64_t micro, int* world
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string bytes(reinterpret_cast<const char*>(data), size);
+  {
+    // The file import's wire-format cut of raw_data (onnx_wire.h) must accept exactly what
+    // protobuf accepts, and leave a message protobuf parses the same way.
+    onnx::ModelProto whole, cut;
+    const bool whole_ok = whole.ParseFromString(bytes);
+    StatusOr<StrippedModel> s = StripInitializerData(data, static_cast<int64_t>(size), 16);
+    const bool cut_ok = s.ok() && cut.ParseFromString(s->bytes);
+    if (cut_ok != whole_ok) {
+      std::cerr << "fuzz_onnx_import: protobuf " << (whole_ok ? "parses" : "refuses") << " the bytes, but "
+                << (s.ok() ? "not" : "") << " what the raw_data cut keeps of them"
+                << (s.ok() ? "" : ": " + s.status().message()) << "\n";
+      std::abort();
+    }
+  }
   StatusOr<std::unique_ptr<Graph>> graph = ImportOnnxBytes(bytes, "", "fuzz.onnx");
   if (!graph.ok()) return 0;
 

@@ -293,8 +293,9 @@ StatusOr<CheckpointManifest> ParseManifest(const std::string& bytes, const std::
       ASSIGN_OR_RETURN(std::string crcs, GetString(info, "block_crc32c", w));
       if (!fs::path(src.path).is_absolute()) return DataLoss(w, ": path \"", src.path, "\" is not absolute");
       if (src.bytes < 0 || src.block_bytes <= 0) return DataLoss(w, ": bad bytes or block_bytes");
-      const int64_t blocks = (src.bytes + src.block_bytes - 1) / src.block_bytes;
-      if (static_cast<int64_t>(crcs.size()) != 8 * blocks || crcs.find_first_not_of("0123456789abcdef") != std::string::npos)
+      const int64_t blocks = src.bytes / src.block_bytes + (src.bytes % src.block_bytes != 0);
+      if (crcs.size() % 8 != 0 || static_cast<int64_t>(crcs.size() / 8) != blocks ||
+          crcs.find_first_not_of("0123456789abcdef") != std::string::npos)
         return DataLoss(w, ": block_crc32c must be ", blocks, " crc32c's of 8 hex digits");
       for (int64_t b = 0; b < blocks; ++b)
         src.block_crcs.push_back(static_cast<uint32_t>(std::stoul(crcs.substr(static_cast<size_t>(8 * b), 8), nullptr, 16)));

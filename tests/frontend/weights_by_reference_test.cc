@@ -108,6 +108,28 @@ TEST(StripInitializerData, TheLastOfRepeatedRawDataFieldsWins) {
   EXPECT_EQ(model2.substr(static_cast<size_t>(s->ranges[0].offset), 8000), m.graph().initializer(0).raw_data());
 }
 
+TEST(StripInitializerData, UnknownGroupFieldsAreKept) {
+  const onnx::ModelProto m = Model(2000);
+  std::string graph = m.graph().SerializeAsString();
+  // Field 99 as a (deprecated) group holding a varint field 1 = 5: an unknown field protobuf keeps.
+  auto varint = [](uint64_t v) {
+    std::string out;
+    for (; v >= 0x80; v >>= 7) out += static_cast<char>((v & 0x7f) | 0x80);
+    return out + static_cast<char>(v);
+  };
+  graph += varint((99 << 3) | 3) + varint((1 << 3) | 0) + varint(5) + varint((99 << 3) | 4);
+  const std::string model = FieldHead(7, graph.size()) + graph;
+  onnx::ModelProto whole;
+  ASSERT_TRUE(whole.ParseFromString(model));
+  auto s = StripInitializerData(reinterpret_cast<const uint8_t*>(model.data()), static_cast<int64_t>(model.size()), 4096);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->ranges.size(), 1u);
+  onnx::ModelProto parsed;
+  ASSERT_TRUE(parsed.ParseFromString(s->bytes));
+  whole.mutable_graph()->mutable_initializer(0)->clear_raw_data();
+  EXPECT_EQ(parsed.SerializeAsString(), whole.SerializeAsString());
+}
+
 TEST(StripInitializerData, MalformedBytesNeverCrashAndNeverParseDifferently) {
   const std::string bytes = Model(1100).SerializeAsString();
   for (size_t n = 0; n < bytes.size(); ++n) {
