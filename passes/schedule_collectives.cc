@@ -22,6 +22,9 @@
 //   first (at most two in flight, like DeepSpeed's double-buffered reduce buckets). Gather bucket
 //   k+1 is issued where bucket k is waited for, the first one at the start of the program: one
 //   bucket of at most stage3_prefetch_bucket_size elements is fetched ahead of its use.
+//   A node that only writes state (no outputs: Accumulate) and reads a reduced value runs right
+//   after the last of its inputs is ready, usually the reduction's Wait, when no node in between
+//   touches its inputs: reduced gradients and chunks die at once.
 //  Stage 3. A parameter gathered for the forward and again for the backward (one gather read on
 //   both sides of the loss is split in two first) keeps its forward copy when the elements of other parameters first needed between its last forward read and
 //   its first backward read are at most stage3_max_reuse_distance; the backward gather goes.
@@ -428,6 +431,7 @@ class ScheduleCollectivesPass : public Pass {
     std::vector<std::pair<std::tuple<int, int, int>, Node*>> inserted;
     std::set<Node*> removed;
     std::vector<Value*> gathered;  // AllGather Wait outputs: each gets a Release
+    std::vector<Value*> reduced;   // AllReduce and ReduceScatter Wait outputs
     // The backward gathers of kept parameters go; their readers read the forward copy.
     for (const auto& [n, copy] : dropped) {
       g.ReplaceAllUsesWith(n->output(0), copy);
@@ -467,6 +471,7 @@ class ScheduleCollectivesPass : public Pass {
         wait->output(i)->type = old->type;
         g.ReplaceAllUsesWith(old, wait->output(i));
         if (b.kind == ops::kAllGather) gathered.push_back(wait->output(i));
+        if (b.kind == ops::kAllReduce || b.kind == ops::kReduceScatter) reduced.push_back(wait->output(i));
       }
       for (const Member* mem : b.members) removed.insert(mem->node);
       inserted.push_back({{b.start, kStartPhase, static_cast<int>(b.id)}, start});
@@ -501,9 +506,60 @@ class ScheduleCollectivesPass : public Pass {
       for (; next < inserted.size() && std::get<0>(inserted[next].first) == s; ++next) order.push_back(inserted[next].second);
       if (s < num && !removed.count(nodes[static_cast<size_t>(s)])) order.push_back(nodes[static_cast<size_t>(s)]);
     }
+    HoistStateWrites(order, reduced);
     RETURN_IF_ERROR(g.Reorder(order));
     Status made = VerifyBucketedCollectives(g, world_);
     return made.ok() ? made : Internal("schedule-collectives made a schedule that breaks the contract: ", made.message());
+  }
+
+  // A node whose only effect is to write state (no outputs: Accumulate, Assign, ...) and that reads
+  // a reduced value moves up to right after the last producer of its inputs, typically the Wait:
+  // the reduced gradient or chunk then dies at once instead of living to the end of the program,
+  // where accumulate put the Accumulates (before any bucket was placed). It moves only past nodes
+  // that touch none of its inputs, so every value and state it reads or writes sees the same
+  // accesses in the same order.
+  static void HoistStateWrites(std::vector<Node*>& order, const std::vector<Value*>& reduced) {
+    std::unordered_map<const Node*, int> at;
+    for (size_t i = 0; i < order.size(); ++i) at[order[i]] = static_cast<int>(i);
+    std::set<Node*> sinks;
+    for (const Value* y : reduced)
+      for (const Use& u : y->uses())
+        if (u.node->num_outputs() == 0 && ops::HasSideEffects(u.node->domain(), u.node->op_type()) &&
+            u.node->op_type() != ops::kCollectiveWait && u.node->op_type() != ops::kRelease &&
+            ops::KindOfStart(u.node->op_type()).empty() && u.node->op_type() != ops::kAllGatherInPlace)
+          sinks.insert(u.node);
+    std::map<int, std::vector<Node*>> after;  // anchor position -> sinks moved right after it, in order
+    std::set<Node*> moved;
+    for (Node* sink : sinks) {
+      const int here = at.at(sink);
+      int anchor = -1;
+      for (const Value* v : sink->inputs())
+        if (v && v->producer()) anchor = std::max(anchor, at.at(v->producer()));
+      bool commutes = anchor + 1 < here;
+      for (const Value* v : sink->inputs()) {
+        if (!commutes || !v) break;
+        for (const Use& u : v->uses())
+          if (u.node != sink && at.at(u.node) > anchor && at.at(u.node) < here) commutes = false;
+      }
+      if (!commutes) continue;
+      after[anchor].push_back(sink);
+      moved.insert(sink);
+    }
+    if (moved.empty()) return;
+    std::vector<Node*> hoisted;
+    hoisted.reserve(order.size());
+    auto emit = [&](int anchor) {
+      auto it = after.find(anchor);
+      if (it == after.end()) return;
+      std::sort(it->second.begin(), it->second.end(), [&](Node* a, Node* b) { return at.at(a) < at.at(b); });
+      for (Node* n : it->second) hoisted.push_back(n);
+    };
+    emit(-1);
+    for (size_t i = 0; i < order.size(); ++i) {
+      if (!moved.count(order[i])) hoisted.push_back(order[i]);
+      emit(static_cast<int>(i));
+    }
+    order = std::move(hoisted);
   }
 
   const ZeroConfig* zero_ = nullptr;
