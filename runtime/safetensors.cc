@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <utility>
 
 namespace dsc {
@@ -498,13 +499,29 @@ Status VerifyCheckedBlocks(int fd, const std::string& path, const CheckedRegion&
 
 StatusOr<std::vector<uint32_t>> ChecksumBlocks(int fd, const std::string& path, int64_t start, int64_t bytes,
                                                int64_t block_bytes) {
-  std::vector<uint32_t> crcs;
-  std::vector<uint8_t> buf(static_cast<size_t>(std::min(block_bytes, std::max<int64_t>(bytes, 1))));
-  for (int64_t at = 0; at < bytes; at += block_bytes) {
-    const int64_t n = std::min(block_bytes, bytes - at);
-    RETURN_IF_ERROR(PreadAll(fd, buf.data(), n, start + at, path));
-    crcs.push_back(Crc32c(buf.data(), static_cast<size_t>(n)));
-  }
+  const int64_t blocks = bytes / block_bytes + (bytes % block_bytes != 0);
+  std::vector<uint32_t> crcs(static_cast<size_t>(blocks));
+  // A model's weights are gigabytes: each core reads and sums its own run of blocks.
+  const int64_t workers = std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, 8);
+  const int64_t per = (blocks + workers - 1) / std::max<int64_t>(workers, 1);
+  std::vector<Status> status(static_cast<size_t>(workers));
+  auto work = [&](int64_t w) {
+    std::vector<uint8_t> buf(static_cast<size_t>(std::min(block_bytes, std::max<int64_t>(bytes, 1))));
+    for (int64_t b = w * per; b < std::min(blocks, (w + 1) * per); ++b) {
+      const int64_t n = std::min(block_bytes, bytes - b * block_bytes);
+      Status st = PreadAll(fd, buf.data(), n, start + b * block_bytes, path);
+      if (!st.ok()) {
+        status[static_cast<size_t>(w)] = st;
+        return;
+      }
+      crcs[static_cast<size_t>(b)] = Crc32c(buf.data(), static_cast<size_t>(n));
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int64_t w = 1; w < workers && w * per < blocks; ++w) threads.emplace_back(work, w);
+  work(0);
+  for (std::thread& t : threads) t.join();
+  for (const Status& st : status) RETURN_IF_ERROR(st);
   return crcs;
 }
 
