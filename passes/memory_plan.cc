@@ -7,8 +7,10 @@
 #include "passes/memory_plan.h"
 
 #include <algorithm>
+#include <iterator>
+#include <map>
+#include <memory_resource>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <unordered_map>
 
 #include "ir/dsc_ops.h"
@@ -19,49 +21,147 @@ namespace dsc {
 namespace {
 
 struct Interval {
-  std::string name;
   int64_t bytes;
   int begin, end;  // node indices, inclusive
   int64_t offset = -1;
 };
 
-// Placed intervals indexed by lifetime, so that the values live during an interval are found in
-// O(log n + k) rather than by scanning everything placed so far (which made planning quadratic).
-// An interval overlaps [b, e] when it starts inside [b, e] (found through the start positions) or
-// starts before b and covers b (found by a point query on a segment tree over positions).
-class LiveIndex {
+// Offset ranges merged into disjoint runs [start, end): touching or overlapping ranges become one.
+class Runs {
  public:
-  explicit LiveIndex(int positions) {
-    while (size_ < positions) size_ *= 2;
-    tree_.resize(2 * static_cast<size_t>(size_));
-    by_begin_.resize(static_cast<size_t>(size_));
-  }
-
-  void Insert(size_t id, int begin, int end) {
-    by_begin_[static_cast<size_t>(begin)].push_back(id);
-    begins_.insert(begin);
-    // The canonical cover of [begin, end]: O(log n) tree nodes.
-    for (int l = begin + size_, r = end + size_ + 1; l < r; l >>= 1, r >>= 1) {
-      if (l & 1) tree_[static_cast<size_t>(l++)].push_back({id, begin});
-      if (r & 1) tree_[static_cast<size_t>(--r)].push_back({id, begin});
+  explicit Runs(std::pmr::memory_resource* pool) : runs_(pool) {}
+  void Add(int64_t lo, int64_t hi) {
+    auto it = runs_.upper_bound(lo);
+    if (it != runs_.begin() && std::prev(it)->second >= lo) {
+      --it;
+      lo = it->first;
+      hi = std::max(hi, it->second);
     }
+    while (it != runs_.end() && it->first <= hi) {
+      hi = std::max(hi, it->second);
+      it = runs_.erase(it);
+    }
+    runs_.emplace(lo, hi);
+    first_ = runs_.begin()->first;
+    last_ = runs_.rbegin()->second;
   }
-
-  // Calls f(id) once for every inserted interval overlapping [begin, end].
-  template <typename F>
-  void ForEachOverlapping(int begin, int end, F f) const {
-    for (auto it = begins_.lower_bound(begin); it != begins_.end() && *it <= end; ++it)
-      for (size_t id : by_begin_[static_cast<size_t>(*it)]) f(id);
-    for (int i = begin + size_; i >= 1; i >>= 1)
-      for (const auto& [id, b] : tree_[static_cast<size_t>(i)])
-        if (b < begin) f(id);
+  bool empty() const { return runs_.empty(); }
+  // The end of the run covering x (start <= x < end) when one does, else x; either way no run
+  // covers the position returned, and `next` is set to the start of the first run after it (-1:
+  // none). Runs never touch, so that is the first run starting after x.
+  int64_t Step(int64_t x, int64_t* next) const {
+    // Most sets lie wholly above or below the cursor: no tree walk for those.
+    if (x >= last_) {
+      *next = -1;
+      return x;
+    }
+    if (x < first_) {
+      *next = first_;
+      return x;
+    }
+    auto it = runs_.upper_bound(x);
+    *next = it == runs_.end() ? -1 : it->first;
+    if (it != runs_.begin() && std::prev(it)->second > x) return std::prev(it)->second;
+    return x;
   }
 
  private:
+  std::pmr::map<int64_t, int64_t> runs_;
+  int64_t first_ = 0, last_ = 0;  // the first start and the last end (empty: 0 and 0)
+};
+
+// The bytes taken by placed values, indexed by lifetime: a segment tree over node positions. A
+// placed [begin, end] x [offset, offset + bytes) goes into `own` of the O(log n) nodes covering
+// [begin, end] and into `sub` of those nodes and all their ancestors. A value placed earlier
+// overlaps [b, e] in time exactly when it is in `sub` of a node covering [b, e] or in `own` of one
+// of those nodes' ancestors, so the occupied bytes over [b, e] are the union of O(log n) run sets;
+// the free gaps are walked run by run instead of gathering and sorting the byte range of every
+// overlapping value (values saved for backward overlap nearly all others: quadratic).
+class Occupancy {
+ public:
+  explicit Occupancy(int positions) {
+    while (size_ < positions) size_ *= 2;
+    const size_t nodes = 2 * static_cast<size_t>(size_);
+    own_.reserve(nodes);
+    sub_.reserve(nodes);
+    for (size_t i = 0; i < nodes; ++i) {
+      own_.emplace_back(&pool_);
+      sub_.emplace_back(&pool_);
+    }
+    stamp_.assign(nodes, 0);
+  }
+
+  void Insert(int begin, int end, int64_t lo, int64_t hi) {
+    ++epoch_;
+    ForCover(begin, end, [&](size_t v) {
+      own_[v].Add(lo, hi);
+      for (size_t a = v; a >= 1 && stamp_[a] != epoch_; a >>= 1) {
+        stamp_[a] = epoch_;
+        sub_[a].Add(lo, hi);
+      }
+    });
+  }
+
+  // Best fit for `bytes` > 0 over [begin, end]: the lowest offset of the smallest gap between
+  // occupied runs that holds it, else the end of the last run (0 when nothing overlaps).
+  int64_t BestFit(int begin, int end, int64_t bytes) {
+    sets_.clear();
+    ++epoch_;
+    ForCover(begin, end, [&](size_t v) {
+      if (!sub_[v].empty()) sets_.push_back(&sub_[v]);
+      for (size_t a = v >> 1; a >= 1 && stamp_[a] != epoch_; a >>= 1) {
+        stamp_[a] = epoch_;
+        if (!own_[a].empty()) sets_.push_back(&own_[a]);
+      }
+    });
+    int64_t cursor = 0, best = -1, best_gap = -1;
+    const size_t m = sets_.size();
+    for (;;) {
+      // Move the cursor past every run covering it, visiting the sets round-robin until all of
+      // them in a row leave it where it is; those saw the same cursor, and the nearest run start
+      // after it among them ends the free gap.
+      int64_t next = -1;
+      for (size_t i = 0, still = 0; still < m; i = i + 1 == m ? 0 : i + 1) {
+        int64_t start = -1;
+        const int64_t end = sets_[i]->Step(cursor, &start);
+        if (end != cursor) {
+          cursor = end;
+          next = start;
+          still = 1;
+        } else {
+          ++still;
+          if (start >= 0 && (next < 0 || start < next)) next = start;
+        }
+      }
+      if (next < 0) break;
+      const int64_t gap = next - cursor;
+      if (gap >= bytes && (best < 0 || gap < best_gap)) {
+        best = cursor;
+        best_gap = gap;
+        if (gap == bytes) break;  // no later gap fits more tightly
+      }
+      cursor = next;
+    }
+    return best >= 0 ? best : cursor;
+  }
+
+ private:
+  // Calls f(node) for the canonical cover of positions [begin, end].
+  template <typename F>
+  void ForCover(int begin, int end, F f) {
+    for (int l = begin + size_, r = end + size_ + 1; l < r; l >>= 1, r >>= 1) {
+      if (l & 1) f(static_cast<size_t>(l++));
+      if (r & 1) f(static_cast<size_t>(--r));
+    }
+  }
+
   int size_ = 1;
-  std::vector<std::vector<std::pair<size_t, int>>> tree_;  // (interval, its begin) per node
-  std::vector<std::vector<size_t>> by_begin_;
-  std::set<int> begins_;
+  // Run nodes come from one pool, freed at once: planning allocates and erases many small nodes.
+  std::pmr::unsynchronized_pool_resource pool_;
+  std::vector<Runs> own_, sub_;
+  std::vector<uint64_t> stamp_;  // last Insert/BestFit that visited the node
+  uint64_t epoch_ = 0;
+  std::vector<const Runs*> sets_;
 };
 
 // The in-place table: ops whose CPU kernels (kernels/cpu/unary.cc, trig.cc, binary.cc,
@@ -150,33 +250,42 @@ std::optional<int64_t> ViewOffset(const Node& n) {
 namespace {
 
 // Greedy best-fit by decreasing size; sets every interval's offset, returns the arena size.
+// Best fit takes the smallest gap between the byte ranges of the placed values whose lifetimes
+// overlap, the lowest such gap on ties, else the end of the highest range.
 int64_t Place(std::vector<Interval>& intervals, int positions) {
   std::vector<size_t> order(intervals.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return intervals[a].bytes > intervals[b].bytes; });
-  LiveIndex live(positions);
+  Occupancy occupied(positions);
   std::vector<std::pair<int64_t, int64_t>> busy;
   int64_t arena = 0;
   for (size_t i : order) {
     Interval& iv = intervals[i];
-    // Occupied ranges of already placed values whose lifetimes overlap this one.
-    busy.clear();
-    live.ForEachOverlapping(iv.begin, iv.end, [&](size_t j) {
-      busy.emplace_back(intervals[j].offset, intervals[j].offset + intervals[j].bytes);
-    });
-    std::sort(busy.begin(), busy.end());
-    int64_t best = -1, best_gap = -1, cursor = 0;
-    for (const auto& [b, e] : busy) {
-      int64_t gap = b - cursor;
-      if (gap >= iv.bytes && (best < 0 || gap < best_gap)) {
-        best = cursor;
-        best_gap = gap;
+    if (iv.bytes > 0) {
+      iv.offset = occupied.BestFit(iv.begin, iv.end, iv.bytes);
+      occupied.Insert(iv.begin, iv.end, iv.offset, iv.offset + iv.bytes);
+    } else {
+      // Empty values come last in the order. A gap of 0 bytes fits them, and such gaps (a range
+      // starting where the ones below it end, an empty range placed before) are lost when ranges
+      // merge into runs: they scan every placed value instead.
+      busy.clear();
+      for (size_t j : order) {
+        const Interval& p = intervals[j];
+        if (p.offset >= 0 && p.begin <= iv.end && iv.begin <= p.end) busy.emplace_back(p.offset, p.offset + p.bytes);
       }
-      cursor = std::max(cursor, e);
+      std::sort(busy.begin(), busy.end());
+      int64_t best = -1, best_gap = -1, cursor = 0;
+      for (const auto& [b, e] : busy) {
+        const int64_t gap = b - cursor;
+        if (gap >= 0 && (best < 0 || gap < best_gap)) {
+          best = cursor;
+          best_gap = gap;
+        }
+        cursor = std::max(cursor, e);
+      }
+      iv.offset = best >= 0 ? best : cursor;
     }
-    iv.offset = best >= 0 ? best : cursor;
     arena = std::max(arena, iv.offset + iv.bytes);
-    live.Insert(i, iv.begin, iv.end);
   }
   return arena;
 }
@@ -228,7 +337,7 @@ StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g, const MemoryPlanOptions& 
   std::vector<Interval> intervals;
   auto own_group = [&](Val& o) {
     o.group = intervals.size();
-    intervals.push_back(Interval{o.v->name(), o.bytes, o.begin, o.last});
+    intervals.push_back(Interval{o.bytes, o.begin, o.last});
   };
   auto join = [&](Val& o, const Val& in, int64_t delta, MemoryPlan::AliasKind kind) {
     o.group = in.group;
@@ -281,8 +390,11 @@ StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g, const MemoryPlanOptions& 
     plan.slots[o.v->name()] = MemoryPlan::Slot{intervals[o.group].offset + o.delta, o.bytes};
   plan.unaliased_arena_bytes = plan.arena_bytes;
   if (!plan.aliases.empty()) {
-    ASSIGN_OR_RETURN(MemoryPlan flat, ComputeMemoryPlan(g, MemoryPlanOptions{.aliasing = false}));
-    plan.unaliased_arena_bytes = flat.arena_bytes;
+    // The same placement with one interval per value: what ComputeMemoryPlan(g, {.aliasing = false}) gives.
+    std::vector<Interval> flat;
+    flat.reserve(vals.size());
+    for (const Val& o : vals) flat.push_back(Interval{o.bytes, o.begin, o.last});
+    plan.unaliased_arena_bytes = Place(flat, last + 1);
   }
   return plan;
 }
