@@ -115,16 +115,17 @@
 // chunk at offset o_i = sum_{j<i} c_j, zero-padded (ops::BucketLayout below).
 //   AllReduceStart<op>(X1..Xk) -> B              B: [sum n_i], the Xi flattened one after another;
 //                                                all-reduced in place
-//   ReduceScatterStart<op>(X1..Xk) -> B          B: [(world+1)*C]; block r (r < world) = every
-//                                                member's chunk r; the reduction of block `rank`
-//                                                lands in the last block, B[world*C, +C)
+//   ReduceScatterStart<op>(X1..Xk) -> B          B: [world*C]; block r = every member's chunk r;
+//                                                reduced in place: the reduction of block `rank`
+//                                                replaces block `rank` (NCCL's in-place form); the
+//                                                other blocks are left undefined
 //   AllGatherStart(X1..Xk) -> B                  Xi: [c_i], this rank's chunk; B: [world*C], block
 //                                                `rank` packed from the Xi, block r from rank r
 //   AllGatherInPlaceStart(P1..Pk) -> B           Pi: state tensors of n_i elements; this rank's
 //                                                chunk of each packed into block `rank` of B [world*C]
 //   CollectiveWait<kind>(B[, P1..Pk]) -> Y1..Yk   kind = the Start's op without "Start":
 //       "AllReduce":        Yi (n_i elements) = B[sum_{j<i} n_j, +n_i)
-//       "ReduceScatter":    Yi: [c_i] = B[world*C + o_i, +c_i)
+//       "ReduceScatter":    Yi: [c_i] = B[rank*C + o_i, +c_i)
 //       "AllGather":        Yi (n_i elements, any shape) = the first n_i elements of the chunks
 //                           B[r*C + o_i, +c_i) for r = 0..world-1
 //       "AllGatherInPlace": no outputs; inputs 1..k are the state tensors, written as "AllGather"
@@ -247,12 +248,8 @@ struct BucketLayout {
       total += n;
     }
   }
-  // Elements of B for a kind: AllReduce sum n_i, ReduceScatter (world+1)*C, gathers world*C.
-  int64_t BufferElements(const std::string& kind) const {
-    if (kind == kAllReduce) return total;
-    if (kind == kReduceScatter) return (world + 1) * block;
-    return world * block;
-  }
+  // Elements of B for a kind: AllReduce sum n_i, the others world*C.
+  int64_t BufferElements(const std::string& kind) const { return kind == kAllReduce ? total : world * block; }
 };
 
 // Reserved graph-input names the runtime binds in the step program (scalars), and outputs it reads.

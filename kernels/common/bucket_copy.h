@@ -64,13 +64,13 @@ inline MemberCopies PackCopies(const ops::BucketLayout& l, const std::string& ki
 }
 
 // A Wait: B (src) into member i's output Y_i (dst; for AllGatherInPlace the state tensor P_i).
-inline MemberCopies UnpackCopies(const ops::BucketLayout& l, const std::string& kind, size_t i) {
+inline MemberCopies UnpackCopies(const ops::BucketLayout& l, const std::string& kind, int64_t rank, size_t i) {
   const ops::BucketLayout::Member& m = l.members[i];
   MemberCopies out;
   if (kind == ops::kAllReduce) {
     if (m.numel > 0) out.copies.push_back({0, m.flat_offset, m.numel});
   } else if (kind == ops::kReduceScatter) {
-    if (m.chunk > 0) out.copies.push_back({0, l.world * l.block + m.block_offset, m.chunk});
+    if (m.chunk > 0) out.copies.push_back({0, rank * l.block + m.block_offset, m.chunk});
   } else {  // the gathers: the first n_i elements of the chunks, in rank order
     for (int64_t r = 0; r < l.world; ++r) {
       int64_t len;
@@ -81,11 +81,5 @@ inline MemberCopies UnpackCopies(const ops::BucketLayout& l, const std::string& 
   return out;
 }
 
-// What the collective does inside B when this rank is the whole group: a reduction of one rank is
-// its own block, so ReduceScatter moves block 0 to the result block; the others leave B as it is.
-inline std::vector<Segment> SingleRankCopies(const ops::BucketLayout& l, const std::string& kind) {
-  if (kind == ops::kReduceScatter && l.block > 0) return {Segment{l.world * l.block, 0, l.block}};
-  return {};
-}
 
 }  // namespace dsc::coll

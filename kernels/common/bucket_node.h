@@ -111,11 +111,9 @@ class BucketStart : protected BucketNode {
     RETURN_IF_ERROR(CheckDType(b, "output", 0));
     RETURN_IF_ERROR(CheckBuffer(b));
     for (size_t i = 0; i < ctx.inputs.size(); ++i) RETURN_IF_ERROR(Apply(dev, b.ptr, ctx.input(i).ptr, copies_[i]));
+    // With one rank every collective leaves B as it is: a reduction of one rank is its own block.
     std::unique_ptr<CommHandle> handle;
-    if (world == 1) {
-      for (const Segment& s : SingleRankCopies(*layout_, kind_))
-        RETURN_IF_ERROR(dev.Copy(At(b.ptr, s.dst), At(b.ptr, s.src), static_cast<size_t>(s.len) * element_size_));
-    } else {
+    if (world > 1) {
       StatusOr<std::unique_ptr<CommHandle>> h = Issue(ctx.comm, b.ptr, rank);
       if (!h.ok()) return h.status().WithContext(name_);
       handle = std::move(*h);
@@ -148,7 +146,9 @@ class BucketStart : protected BucketNode {
   StatusOr<std::unique_ptr<CommHandle>> Issue(Communicator* comm, void* b, int64_t rank) const {
     const int64_t c = layout_->block, world = layout_->world;
     if (kind_ == ops::kAllReduce) return comm->AllReduce(b, layout_->total, dtype_, op_);
-    if (kind_ == ops::kReduceScatter) return comm->ReduceScatter(b, At(b, world * c), c, dtype_, op_);
+    // In place, in NCCL's form: the rank's own block receives its reduction, and B needs no
+    // separate result block (a bucket of the tied embedding's gradient saves a chunk of it).
+    if (kind_ == ops::kReduceScatter) return comm->ReduceScatter(b, At(b, rank * c), c, dtype_, op_);
     return comm->AllGather(At(b, rank * c), b, c, dtype_);  // in place: this rank's block is packed
   }
 
@@ -237,7 +237,7 @@ class BucketWait : protected BucketNode {
     planned_numels_ = numels;
     planned_rank_ = rank;
     copies_.clear();
-    for (size_t i = 0; i < k; ++i) copies_.push_back(UnpackCopies(*layout_, kind_, i));
+    for (size_t i = 0; i < k; ++i) copies_.push_back(UnpackCopies(*layout_, kind_, rank, i));
     return Status::OK();
   }
 };

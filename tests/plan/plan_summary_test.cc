@@ -236,11 +236,11 @@ TEST(PlanSummaryBuckets, ScheduleListsEveryBucketWithItsLayoutAndOverlap) {
   const json s = SummarizePlan(BucketedPlan());
   const json& sched = s["programs"][0]["schedule"];
   ASSERT_EQ(sched["buckets"].size(), 4u) << sched.dump(1);
-  // Reduce-scatter of 10 + 3 floats: chunks 5 + 2, C = 7, B = (2+1)*7; it sends (2-1)/2 of 2*7*4
+  // Reduce-scatter of 10 + 3 floats: chunks 5 + 2, C = 7, B = 2*7; it sends (2-1)/2 of 2*7*4
   // bytes. Between its start (#0) and wait (#3): MatMul [4,8]x[8,6] (2*4*6*8 FLOPs) and Relu (24).
   EXPECT_EQ(sched["buckets"][0], json::parse(R"({
     "bucket": 0, "kind": "ReduceScatter", "op": "avg", "dtype": "float", "world": 2,
-    "num_members": 2, "members": ["g1", "g2"], "elements": 13, "buffer_elements": 21, "bytes_sent": 28,
+    "num_members": 2, "members": ["g1", "g2"], "elements": 13, "buffer_elements": 14, "bytes_sent": 28,
     "start": {"index": 0, "name": "B0"}, "wait": {"index": 3, "name": "s1"},
     "overlap": {"nodes": 2, "ops": {"MatMul": 1, "Relu": 1}, "flops": 408, "flops_unknown": 0}})"));
   // A float16 all-reduce of 5 elements: 2*(2-1)/2 of 10 bytes; its wait follows at once.
@@ -295,7 +295,7 @@ TEST(PlanSummaryBuckets, BytesAndCallsPerOptimizerStep) {
   EXPECT_EQ(s["collectives"], json({{"all_reduce", 3 + 1}, {"reduce_scatter", 3}, {"all_gather", 3 * 2 + 1},
                                     {"total", 14}}));
   // The buffers and what the waits unpack (bytes), with the per-tensor all-reduce's output.
-  const int64_t micro = 4 * 21 + 4 * 5 + 4 * 2 + 2 * 5 + 2 * 5 + 4 * 14 + 4 * 6 + 4 * 10 + 4 * 3 + 4 * 5;
+  const int64_t micro = 4 * 14 + 4 * 5 + 4 * 2 + 2 * 5 + 2 * 5 + 4 * 14 + 4 * 6 + 4 * 10 + 4 * 3 + 4 * 5;
   EXPECT_EQ(s["memory"]["communication_buffers"], micro + 4 + 4 * 12);
 }
 

@@ -251,7 +251,7 @@ TEST(PlanVerifyBuckets, ASoundScheduleLoads) { EXPECT_EQ(BucketError(kGood), "")
 
 TEST(PlanVerifyBuckets, TheBufferIsReadByItsWaitAlone) {
   std::string e = BucketError(Edited(Edited(kGood, "  r = Relu(y)\n", "  r = Relu(y)\n  z = Identity(B0)\n"), "float[5] v)",
-                                     "float[5] v, float[21] z)"));
+                                     "float[5] v, float[14] z)"));
   EXPECT_NE(e.find("program 'train': node producing 'B0' (ai.dscompile.ReduceScatterStart): its buffer 'B0' is read by "
                    "node producing 'z' (Identity); only its one CollectiveWait may read it"),
             std::string::npos) << e;

@@ -34,7 +34,7 @@ std::string EditPlanBytes(const std::string& bytes, const PlanEdit& edit);
 inline constexpr const char* kBucketedMicroStep = R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
 micro_step (float[10] g1, float[3] g2, float16[5] g3, float[4,8] x, float[8,6] w, float[5] c1, float[2] c2, float[3] c3)
     => (float[4,6] r, float[5] s1, float[2] s2, float16[5] a3, float[10] u, float[5] v)
-<float[21] B0, float[4,6] y, float16[5] B1, float[14] B2, float[6] B3, float[10] p1, float[3] p2, float[5] p3>
+<float[14] B0, float[4,6] y, float16[5] B1, float[14] B2, float[6] B3, float[10] p1, float[3] p2, float[5] p3>
 {
   B0 = ai.dscompile.ReduceScatterStart <op = "avg", world = 2, bucket = 0> (g1, g2)
   y = MatMul(x, w)

@@ -176,7 +176,7 @@ TEST_P(SingleRankBuckets, WaitWithoutStartIsAnError) {
 
 TEST_P(SingleRankBuckets, BufferOfTheWrongSizeIsRefused) {
   auto b = MakeBucket(ops::kReduceScatter, DType::kFloat32);
-  b->start->output(0)->type = Typed(DType::kFloat32, {13});  // the layout needs (1 + 1) * 13 = 26
+  b->start->output(0)->type = Typed(DType::kFloat32, {26});  // the layout needs 1 * 13
   b->wait->input(0)->type = b->start->output(0)->type;
   auto ex = ProgramExecutor::Create(b->g, cpu_.get());
   ASSERT_TRUE(ex.ok()) << ex.status().ToString();
@@ -187,8 +187,8 @@ TEST_P(SingleRankBuckets, BufferOfTheWrongSizeIsRefused) {
   }
   Status st = (*ex)->Run(Options());
   ASSERT_FALSE(st.ok());
-  EXPECT_NE(st.message().find("B has 13 elements"), std::string::npos) << st.ToString();
-  EXPECT_NE(st.message().find("needs 26"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("B has 26 elements"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("needs 13"), std::string::npos) << st.ToString();
 }
 
 // Two gathered buckets: live elements count from each AllGatherStart to the Release of its
@@ -336,27 +336,30 @@ TEST_P(Layout, PackFollowsTheContract) {
 }
 
 // Unpacking, against Y_i written from the contract: AllReduce B[flat_i, +n_i); ReduceScatter the
-// result block B[world*C + o_i, +c_i); gathers element e of Y_i = B[(e / c_i)*C + o_i + e % c_i].
+// rank's own block, reduced in place, B[rank*C + o_i, +c_i); gathers element e of Y_i =
+// B[(e / c_i)*C + o_i + e % c_i].
 TEST_P(Layout, UnpackFollowsTheContract) {
   const int64_t world = GetParam();
   const ops::BucketLayout l(kSizes, world);
-  for (const std::string kind : {ops::kAllReduce, ops::kReduceScatter, ops::kAllGather, ops::kAllGatherInPlace}) {
-    SCOPED_TRACE(StrCat(kind, " world ", world));
-    std::vector<float> b(static_cast<size_t>(l.BufferElements(kind)));
-    for (size_t e = 0; e < b.size(); ++e) b[e] = static_cast<float>(e) + 0.25f;
-    for (size_t i = 0; i < kSizes.size(); ++i) {
-      const auto& m = l.members[i];
-      const int64_t n = kind == ops::kReduceScatter ? m.chunk : m.numel;
-      std::vector<float> got(static_cast<size_t>(n), -1.0f), want(static_cast<size_t>(n));
-      for (int64_t e = 0; e < n; ++e) {
-        int64_t at;
-        if (kind == ops::kAllReduce) at = m.flat_offset + e;
-        else if (kind == ops::kReduceScatter) at = world * l.block + m.block_offset + e;
-        else at = (e / m.chunk) * l.block + m.block_offset + e % m.chunk;
-        want[static_cast<size_t>(e)] = b[static_cast<size_t>(at)];
+  for (int64_t rank = 0; rank < world; ++rank) {
+    for (const std::string kind : {ops::kAllReduce, ops::kReduceScatter, ops::kAllGather, ops::kAllGatherInPlace}) {
+      SCOPED_TRACE(StrCat(kind, " world ", world, " rank ", rank));
+      std::vector<float> b(static_cast<size_t>(l.BufferElements(kind)));
+      for (size_t e = 0; e < b.size(); ++e) b[e] = static_cast<float>(e) + 0.25f;
+      for (size_t i = 0; i < kSizes.size(); ++i) {
+        const auto& m = l.members[i];
+        const int64_t n = kind == ops::kReduceScatter ? m.chunk : m.numel;
+        std::vector<float> got(static_cast<size_t>(n), -1.0f), want(static_cast<size_t>(n));
+        for (int64_t e = 0; e < n; ++e) {
+          int64_t at;
+          if (kind == ops::kAllReduce) at = m.flat_offset + e;
+          else if (kind == ops::kReduceScatter) at = rank * l.block + m.block_offset + e;
+          else at = (e / m.chunk) * l.block + m.block_offset + e % m.chunk;
+          want[static_cast<size_t>(e)] = b[static_cast<size_t>(at)];
+        }
+        Apply(coll::UnpackCopies(l, kind, rank, i), got.data(), b.data());
+        EXPECT_EQ(got, want) << "member " << i;
       }
-      Apply(coll::UnpackCopies(l, kind, i), got.data(), b.data());
-      EXPECT_EQ(got, want) << "member " << i;
     }
   }
 }
