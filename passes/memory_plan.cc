@@ -195,12 +195,18 @@ constexpr InPlaceOp kInPlaceTable[] = {
 
 bool IsStaticValue(const Value* v) { return v && v->type.shape && IsStatic(*v->type.shape); }
 
+// A Wait with one output (see MayWriteInPlace).
+bool IsIdentityWait(const Node& n) {
+  return n.domain() == kDscDomain && n.op_type() == ops::kCollectiveWait && n.num_inputs() == 1 && n.num_outputs() == 1;
+}
+
 }  // namespace
 
 std::span<const InPlaceOp> InPlaceOps() { return kInPlaceTable; }
 
 bool MayWriteInPlace(const Node& n, size_t input) {
   if (n.num_outputs() != 1 || input >= 32) return false;
+  if (IsIdentityWait(n)) return input == 0;
   for (const InPlaceOp& r : kInPlaceTable)
     if (n.domain() == r.domain && n.op_type() == r.op) return (r.donors >> input) & 1u;
   return false;
@@ -367,8 +373,9 @@ StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g, const MemoryPlanOptions& 
         auto it = in_arena(n->input(k));
         if (it == index.end()) continue;
         const Val& in = vals[it->second];
-        if (in.v->type.dtype != o.v->type.dtype || in.bytes != o.bytes ||
-            DimValues(*in.v->type.shape) != DimValues(*o.v->type.shape) || intervals[in.group].end != pos)
+        // A one-output Wait as large as its B unpacks onto the same elements (any shape).
+        const bool same_shape = IsIdentityWait(*n) || DimValues(*in.v->type.shape) == DimValues(*o.v->type.shape);
+        if (in.v->type.dtype != o.v->type.dtype || in.bytes != o.bytes || !same_shape || intervals[in.group].end != pos)
           continue;
         bool shared = false;
         for (size_t j = 0; j < n->num_inputs(); ++j) {

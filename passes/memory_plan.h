@@ -58,7 +58,10 @@ StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g, const MemoryPlanOptions& 
 std::optional<int64_t> ViewOffset(const Node& n);
 
 // True when the node's kernels (CPU and CUDA) may write output 0 over input `input` (the in-place
-// table in memory_plan.cc): elementwise, every element read before its own index is written.
+// table in memory_plan.cc): elementwise, every element read before its own index is written. Also
+// a CollectiveWait with one output, over its B when the two have the same bytes (a one-member
+// AllReduce, or AllGather of a member the world divides: its unpack is the identity, and the
+// kernels skip copying onto itself), so a gathered weight is not held twice.
 // The planner adds the conditions on values: same dtype and shape as the output (no broadcast
 // of that input), and no other input of the node shares its bytes.
 bool MayWriteInPlace(const Node& n, size_t input);

@@ -72,9 +72,11 @@ class BucketNode : protected CollectiveNode {
   }
 
   Status Apply(BucketCopier& dev, void* dst, const void* src, const MemberCopies& m) const {
-    for (const Segment& s : m.copies)
-      RETURN_IF_ERROR(dev.Copy(At(dst, s.dst), static_cast<const char*>(src) + s.src * static_cast<int64_t>(element_size_),
-                               static_cast<size_t>(s.len) * element_size_));
+    for (const Segment& s : m.copies) {
+      const char* from = static_cast<const char*>(src) + s.src * static_cast<int64_t>(element_size_);
+      if (At(dst, s.dst) == from) continue;  // a Wait planned in place over its B (memory_plan.h)
+      RETURN_IF_ERROR(dev.Copy(At(dst, s.dst), from, static_cast<size_t>(s.len) * element_size_));
+    }
     for (const ZeroRange& z : m.zeros) RETURN_IF_ERROR(dev.Zero(At(dst, z.at), static_cast<size_t>(z.len) * element_size_));
     return Status::OK();
   }
