@@ -25,13 +25,12 @@ import time
 import numpy as np
 import onnx
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 import transformers as T
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 import export_for_training as X  # noqa: E402
+from export_current import CausalLMLoss  # noqa: E402  (forward(input_ids, labels) -> token cross entropy)
 
 # name -> (layers, width, heads, vocab, positions)
 PRESETS = {
@@ -41,18 +40,6 @@ PRESETS = {
     "large": (36, 1280, 20, 50257, 1024),
     "xl": (48, 1600, 25, 50257, 1024),     # GPT-2 XL (1.5B)
 }
-
-
-class CausalLMLoss(nn.Module):
-    """Labels are the next tokens already, so the loss is a plain token-wise cross entropy."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids, labels):
-        logits = self.model(input_ids=input_ids, use_cache=False).logits
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
 
 
 def build(layers, width, heads, vocab, positions, seed):
