@@ -13,6 +13,7 @@
 #include "frontend/onnx_import.h"
 #include "frontend/onnx_wire.h"
 #include "kernels/kernel.h"
+#include "onnx/onnx_pb.h"
 #include "passes/pass_manager.h"
 
 namespace {
