@@ -96,7 +96,7 @@ const uint8_t* Tensor::AlignedRaw(size_t alignment) const {
 }
 
 uint8_t* Tensor::raw() {
-  if (borrowed_ || source_) {
+  if (borrowed_) {  // (only borrowed tensors have a source)
     auto buf = std::make_shared<std::vector<uint8_t>>(data_, data_ + nbytes_);
     data_ = buf->data();
     owner_ = std::move(buf);

@@ -374,19 +374,24 @@ Status CheckpointWriter::AddTensor(const std::string& name, TensorKind kind, DTy
 Status CheckpointWriter::AddShard(const std::string& name, TensorKind kind, DType dtype,
                                   const std::vector<int64_t>& shape, int64_t start, int64_t count,
                                   const void* data) {
-  const std::string w = StrCat("checkpoint ", tag_, " rank ", rank_, ": tensor \"", name, "\"");
-  if (name.empty() || name == "__metadata__") return InvalidArgument(w, ": bad name");
-  RETURN_IF_ERROR(SafetensorsDTypeName(dtype).status().WithContext(w));
-  for (int64_t d : shape)
-    if (d < 0) return InvalidArgument(w, ": negative dim in ", DimsToString(shape));
-  ASSIGN_OR_RETURN(int64_t numel, NumElements(shape));
+  return AddPiece({name, kind, dtype, shape, start, count, data});
+}
+
+Status CheckpointWriter::AddPiece(Piece piece) {
+  const std::string w = StrCat("checkpoint ", tag_, " rank ", rank_, ": tensor \"", piece.name, "\"");
+  if (piece.name.empty() || piece.name == "__metadata__") return InvalidArgument(w, ": bad name");
+  RETURN_IF_ERROR(SafetensorsDTypeName(piece.dtype).status().WithContext(w));
+  for (int64_t d : piece.shape)
+    if (d < 0) return InvalidArgument(w, ": negative dim in ", DimsToString(piece.shape));
+  ASSIGN_OR_RETURN(int64_t numel, NumElements(piece.shape));
+  const int64_t start = piece.start, count = piece.count;
   if (start < 0 || count < 0 || start > numel || count > numel - start)
     return InvalidArgument(w, ": range [", start, ", +", count, ") is outside its ", numel, " elements");
   for (const Piece& p : pieces_)
-    if (p.name == name) return InvalidArgument(w, ": added twice by this rank");
+    if (p.name == piece.name) return InvalidArgument(w, ": added twice by this rank");
   if (count == 0 && numel > 0) return Status::OK();
-  if (count > 0 && data == nullptr) return InvalidArgument(w, ": no data");
-  pieces_.push_back({name, kind, dtype, shape, start, count, data});
+  if (count > 0 && piece.data == nullptr && !piece.region) return InvalidArgument(w, ": no data");
+  pieces_.push_back(std::move(piece));
   return Status::OK();
 }
 
@@ -397,10 +402,7 @@ Status CheckpointWriter::AddFileRegion(const std::string& name, TensorKind kind,
   if (!fs::path(region.path).is_absolute() || region.offset < 0)
     return InvalidArgument(w, ": file region ", region.path, " at ", region.offset, " is not an absolute path and offset");
   ASSIGN_OR_RETURN(int64_t numel, NumElements(shape));
-  // The tensor itself stands in for the data pointer until Publish, which reads the file instead.
-  RETURN_IF_ERROR(AddShard(name, kind, dtype, shape, 0, numel, &region));
-  pieces_.back().region = region;
-  return Status::OK();
+  return AddPiece({name, kind, dtype, shape, 0, numel, nullptr, region});
 }
 
 Status CheckpointWriter::WriteRankFile() const {
@@ -593,7 +595,12 @@ struct Checkpoint::State {
     const int fd = ::open(src.path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return SourceMissing(src, errno);
     struct stat sb;
-    if (::fstat(fd, &sb) != 0 || sb.st_size != src.bytes) {
+    if (::fstat(fd, &sb) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return SourceMissing(src, err);
+    }
+    if (sb.st_size != src.bytes) {
       ::close(fd);
       return SourceChanged(src, sb.st_size);
     }
@@ -685,8 +692,7 @@ Status Checkpoint::ReadRange(const std::string& name, int64_t start, int64_t cou
     if (!p->source.empty()) {
       ASSIGN_OR_RETURN(const int fd, s_->Source(p->source));
       const CheckpointSource& src = s_->manifest.sources.at(p->source);
-      const CheckedRegion region{0, src.bytes, src.block_bytes, &src.block_crcs};
-      RETURN_IF_ERROR(ReadCheckedBlocks(fd, src.path, region, p->offset + (lo - p->start) * es, (hi - lo) * es,
+      RETURN_IF_ERROR(ReadCheckedBlocks(fd, src.path, src.Region(), p->offset + (lo - p->start) * es, (hi - lo) * es,
                                         out + (lo - start) * es, StrCat("tensor \"", name, "\"")));
       continue;
     }
@@ -712,8 +718,7 @@ Status Checkpoint::VerifyAll() const {
   }
   for (const auto& [id, src] : s_->manifest.sources) {
     ASSIGN_OR_RETURN(const int fd, s_->Source(id));
-    const CheckedRegion region{0, src.bytes, src.block_bytes, &src.block_crcs};
-    RETURN_IF_ERROR(VerifyCheckedBlocks(fd, src.path, region, "verifying a source of the checkpoint"));
+    RETURN_IF_ERROR(VerifyCheckedBlocks(fd, src.path, src.Region(), "verifying a source of the checkpoint"));
   }
   return Status::OK();
 }

@@ -83,6 +83,8 @@ struct CheckpointSource {
   int64_t bytes = 0;
   int64_t block_bytes = 0;
   std::vector<uint32_t> block_crcs;  // crc32c of each block of the whole file
+
+  CheckedRegion Region() const { return {0, bytes, block_bytes, &block_crcs}; }  // the whole file
 };
 
 struct CheckpointFileInfo {
@@ -184,6 +186,7 @@ class CheckpointWriter {
     const void* data;
     std::optional<FileRegion> region = std::nullopt;  // AddFileRegion's
   };
+  Status AddPiece(Piece piece);  // checks and keeps one piece (AddShard's and AddFileRegion's)
   Status WriteRankFile() const;
   Status Publish(const CheckpointMeta& meta) const;  // rank 0, step (3)
   Status AddSources(CheckpointManifest* m, std::map<std::string, size_t>* index) const;
