@@ -166,9 +166,10 @@ class CudaDevice : public Device {
 
 }  // namespace
 
-bool CudaBackendBuilt() { return true; }
+namespace cuda_backend {
 
-int CudaDeviceCount(std::string* why) {
+// What CudaDeviceCount and CreateCudaDevice (runtime/device.h) do once the module is loaded.
+int DeviceCount(std::string* why) {
   int n = 0;
   const cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess) {
@@ -180,9 +181,9 @@ int CudaDeviceCount(std::string* why) {
   return n;
 }
 
-StatusOr<std::unique_ptr<Device>> CreateCudaDevice(int ordinal) {
+StatusOr<std::unique_ptr<Device>> CreateDevice(int ordinal) {
   std::string why;
-  const int n = CudaDeviceCount(&why);
+  const int n = DeviceCount(&why);
   if (n == 0) return FailedPrecondition("no CUDA GPU is visible to this process: ", why);
   if (ordinal < 0 || ordinal >= n) return InvalidArgument("GPU ", ordinal, " does not exist (", n, " visible)");
   auto d = std::make_unique<CudaDevice>();
@@ -190,4 +191,5 @@ StatusOr<std::unique_ptr<Device>> CreateCudaDevice(int ordinal) {
   return std::unique_ptr<Device>(std::move(d));
 }
 
+}  // namespace cuda_backend
 }  // namespace dsc

@@ -24,6 +24,7 @@
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
 #include "runtime/communicator.h"
+#include "runtime/cuda_backend.h"
 #include "runtime/data_loader.h"
 #include "runtime/device.h"
 #include "runtime/executor.h"
@@ -32,9 +33,6 @@
 #include "runtime/profiler.h"
 #include "runtime/state_store.h"
 #include "runtime/trainer_checkpoint.h"
-#if DSC_HAVE_CUDA
-#include "runtime/gpu_communicator.h"
-#endif
 
 namespace dsc {
 namespace {
@@ -477,12 +475,9 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   Communicator* kernel_comm = opts.comm;
   std::unique_ptr<Communicator> gpu_comm;
   if (device->kind() == DeviceKind::kCuda && opts.comm) {
-#if DSC_HAVE_CUDA
-    ASSIGN_OR_RETURN(gpu_comm, CreateGpuCommunicator(opts.comm, device->cuda_resources()));
+    ASSIGN_OR_RETURN(const CudaBackendApi* cuda, LoadCudaBackend());
+    ASSIGN_OR_RETURN(gpu_comm, cuda->create_gpu_communicator(opts.comm, device->cuda_resources()));
     kernel_comm = gpu_comm.get();
-#else
-    return Internal("a CUDA device in a build without the CUDA backend");
-#endif
   }
   RETURN_IF_ERROR(CheckCheckpointOptions(cfg, opts));
   StateStore state(device);

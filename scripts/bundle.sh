@@ -16,12 +16,15 @@
 #     bundled loader from a small launcher, bin/NAME:
 #       lib/ld-linux-x86-64.so.2 --library-path lib --argv0 bin/NAME real/dsc "$@"
 #     No LD_LIBRARY_PATH is set, so host programs that ours start (sh, ssh) keep the host's libc.
+#   - The CUDA module, lib/libdsc_cuda.so, when the build has the CUDA backend: the programs load
+#     it by name (through --library-path) when a run picks a GPU (runtime/cuda_backend.h).
 #   - Not the NVIDIA driver, cuBLAS or NCCL: they must match the host's driver and come from the
-#     host. A build with the CUDA backend links cuBLASLt and NCCL (the CUDA runtime is linked
-#     statically); the launchers look for those libraries in $DSC_CUDA_LIBS, $CUDA_HOME/lib64,
+#     host. The CUDA module links cuBLASLt and NCCL (the CUDA runtime is linked statically); the
+#     launchers look for those libraries in $DSC_CUDA_LIBS, $CUDA_HOME/lib64,
 #     /usr/local/cuda/lib64 and Python's nvidia-* packages (PyTorch's), and add the folders that
 #     hold them to --library-path after lib/; the driver (libcuda) comes from the host's loader
-#     cache. A library not found stops the launcher with a message naming it.
+#     cache. A library not found is named in DSC_CUDA_LIBS_MISSING, which a GPU run's error
+#     repeats with what to do; CPU runs do not need them.
 #   - Open MPI 4.1 (Debian 12): mpirun (= orterun, started through the loader too), its MCA
 #     plugins and help files, relocated with OPAL_PREFIX, and a bundled MCA params file instead
 #     of the host's /etc/openmpi one (sysconfdir does not follow OPAL_PREFIX). PMIx's plugins and
@@ -55,6 +58,12 @@ for t in strip ldd readelf tar gzip; do command -v "$t" >/dev/null || die "$t is
 multicall="$build/tools/dsc_multicall"
 [ -x "$multicall" ] || die "$multicall not found (build it first: cmake --build $build --target dsc_multicall)"
 programs=("$multicall")
+# The CUDA module (a build with the CUDA backend has it next to the programs).
+module="$build/tools/libdsc_cuda.so"
+if [ -e "$build/runtime/CMakeFiles/dsc_cuda.dir" ] || [ -e "$module" ]; then
+  [ -f "$module" ] || die "$module not found (build it first: cmake --build $build --target dsc_cuda)"
+  programs+=("$module")
+fi
 mpirun=$(readlink -f "$(command -v mpirun || true)")
 [ -x "$mpirun" ] || die "mpirun not found (install openmpi-bin)"
 
@@ -136,6 +145,7 @@ for name in "${!libs[@]}"; do
 done
 [ -n "$loader" ] || die "no ld-linux-x86-64.so.2 among the dependencies (not an x86-64 glibc build?)"
 cp "$multicall" "$root/real/dsc"
+if [ -f "$module" ]; then cp "$module" "$root/lib/libdsc_cuda.so"; fi
 # The host GPU libraries the programs need (none in a build without the CUDA backend).
 host_needed=$(for p in "${programs[@]}"; do readelf -d "$p" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; done |
   grep -E "$host_only" | sort -u | tr '\n' ' ' || true)
@@ -173,8 +183,8 @@ for so in $host_libs; do
     done
   fi
   if [ -z "$found" ]; then
-    echo "$(basename "$0"): error: $so (the CUDA backend'"'"'s) is not on this host: install the CUDA toolkit or PyTorch'"'"'s nvidia packages, or set DSC_CUDA_LIBS to the folder that holds it" >&2
-    exit 127
+    export DSC_CUDA_LIBS_MISSING="${DSC_CUDA_LIBS_MISSING:+$DSC_CUDA_LIBS_MISSING }$so"
+    continue
   fi
   case ":$p:" in *":$found:"*) ;; *) p="$p:$found" ;; esac
 done'
@@ -199,6 +209,7 @@ chmod 755 "$root"/bin/*
   echo "dscompile bundle from $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%F)"
   echo "glibc: $(readlink -f "$loader" | xargs basename) from $(ldd --version | head -1)"
   echo "Open MPI plugins left out (fabrics; ranks use shared memory and TCP): ${skipped[*]:-none}"
+  echo "CUDA module: $([ -f "$module" ] && echo "lib/libdsc_cuda.so" || echo "none (built without the CUDA backend)")"
   echo "Not included: the NVIDIA driver, cuBLAS, NCCL (found on the host): ${host_needed:-none needed}"
 } >"$root/BUNDLE-INFO.txt"
 

@@ -60,6 +60,13 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
   grep -Eq "CUDA backend is not built into this dsrun|no CUDA GPU is visible" <<<"$out" \
     || fail "--device cuda: unexpected message: $out"
 fi
+# The bundled CUDA module binds to the bundled (stripped) program: it exports what the module takes.
+if [ -f "$build/tools/libdsc_cuda.so" ]; then
+  bundled=$tmp/fresh/dscompile-bundle
+  [ -f "$bundled/lib/libdsc_cuda.so" ] || fail "the build has a CUDA module but the bundle does not"
+  "$src/tests/tools/cuda_module_symbols.sh" "$bundled/lib/libdsc_cuda.so" "$bundled/real/dsc" >"$tmp/symbols.txt" \
+    || fail "$(cat "$tmp/symbols.txt")"
+fi
 out=$("$bin/dsrun" "$tmp/work/g1.dsplan" --data "$tmp/work/data" --device tpu 2>&1) && fail "--device tpu succeeded"
 grep -q "accepted: cpu, cuda" <<<"$out" || fail "--device tpu: unexpected message: $out"
 echo "bundle: $size bytes; losses equal on 1 and 2 ranks: $(losses "$tmp/work/m1.jsonl" | tr '\n' ' ')"

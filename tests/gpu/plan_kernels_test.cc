@@ -16,6 +16,7 @@
 
 #include "backend/plan_file.h"
 #include "kernels/kernel.h"
+#include "runtime/cuda_backend.h"
 #include "tests/testutil/test_util.h"
 
 namespace dsc {
@@ -62,9 +63,16 @@ nlohmann::json ConfigFor(const std::string& regime) {
   return c;
 }
 
+// The CUDA kernels register when the module loads; no GPU is needed for that.
+void LoadCudaKernels() {
+  StatusOr<const CudaBackendApi*> api = LoadCudaBackend();
+  ASSERT_TRUE(api.ok()) << api.status().message();
+}
+
 class CudaPlanKernels : public ::testing::TestWithParam<PlanCase> {};
 
 TEST_P(CudaPlanKernels, EveryNodeHasACudaKernel) {
+  ASSERT_NO_FATAL_FAILURE(LoadCudaKernels());
   const PlanCase& c = GetParam();
   testing::TempDir tmp;
   const std::string config = tmp.File("ds.json"), plan_path = tmp.File("plan.dsplan");
@@ -101,6 +109,7 @@ INSTANTIATE_TEST_SUITE_P(Models, CudaPlanKernels, ::testing::ValuesIn(Cases()),
 // every floating op CUDA runs in float32 also runs in float16 and bfloat16 (CUDA has no adaptor),
 // except ops whose operands the compiler always keeps in float32: ClipScale reads the global norm.
 TEST(CudaRegistry, EveryCpuKernelHasACudaTwin) {
+  ASSERT_NO_FATAL_FAILURE(LoadCudaKernels());
   const std::set<std::string> fp32_only = {"ClipScale"};
   std::set<std::tuple<std::string, std::string, DType>> cuda;
   for (const KernelKey& k : KernelRegistry::Global().Keys())

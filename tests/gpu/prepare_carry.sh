@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # Prepares what a GPU host needs for tests/gpu/run.sh, in one folder small enough to travel with
-# the repository to a device machine (64 MiB in all): the bundle (scripts/bundle.sh) and the
-# kernel table test binary, stripped and xz-compressed. Prints the command to run there.
+# the repository to a device machine (64 MiB in all): the bundle (scripts/bundle.sh, with the CUDA
+# module the test binary loads too) and the kernel table test binary, stripped and xz-compressed. Prints the command to run there.
 #
 #   tests/gpu/prepare_carry.sh [BUILD_DIR [DEST]]     # defaults: build, gpu-carry (git-ignored)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build} dest=${2:-gpu-carry}
 die() { echo "prepare_carry.sh: error: $*" >&2; exit 1; }
-grep -q "DSC_HAVE_CUDA=1" "$build/runtime/CMakeFiles/dsc_runtime.dir/flags.make" 2>/dev/null \
-  || die "$build has no CUDA backend (configure it where nvcc is found)"
-cmake --build "$build" -j"$(nproc)" --target dsc_multicall gpu_kernel_table_test >/dev/null
+[ -d "$build/runtime/CMakeFiles/dsc_cuda.dir" ] || die "$build has no CUDA backend (configure it where nvcc is found)"
+cmake --build "$build" -j"$(nproc)" --target dsc_multicall dsc_cuda gpu_kernel_table_test >/dev/null
 rm -rf "$dest" && mkdir -p "$dest/build/tests/gpu"
 # Ignored, so that it travels once: as the carried folder, not also as untracked files.
 grep -qx "/$dest/" .git/info/exclude 2>/dev/null || echo "/$dest/" >>.git/info/exclude

@@ -171,6 +171,8 @@ else
   fi
   filter=KernelTable.CpuVsCuda
   [ "$dev" != cuda ] && filter=KernelTableHarness.CpuAgainstCpu
+  # The CUDA kernels are in the bundle's CUDA module, of the same build as the test binary.
+  DSC_CUDA_BACKEND=$(cd "$bin/.." && pwd -P)/lib/libdsc_cuda.so \
   DSC_REPO_ROOT=$repo DSC_GPU_REPORT_DIR=$out timeout "$(tmo 150)" "$table_cmd" --gtest_filter=$filter \
     >"$out/kernel_table.log" 2>&1
   rc=$?
