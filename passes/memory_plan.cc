@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <iterator>
 #include <map>
-#include <memory_resource>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
@@ -27,47 +26,43 @@ struct Interval {
 };
 
 // Offset ranges merged into disjoint runs [start, end): touching or overlapping ranges become one.
+// A sorted vector: searches walk it far more often than values are added, and a walk over
+// contiguous pairs is several times faster than one over tree nodes.
 class Runs {
  public:
-  explicit Runs(std::pmr::memory_resource* pool) : runs_(pool) {}
   void Add(int64_t lo, int64_t hi) {
-    auto it = runs_.upper_bound(lo);
-    if (it != runs_.begin() && std::prev(it)->second >= lo) {
-      --it;
-      lo = it->first;
-      hi = std::max(hi, it->second);
+    auto first = std::upper_bound(runs_.begin(), runs_.end(), lo,
+                                  [](int64_t x, const Run& r) { return x < r.first; });
+    if (first != runs_.begin() && std::prev(first)->second >= lo) --first;
+    auto last = first;
+    while (last != runs_.end() && last->first <= hi) ++last;
+    if (first != last) {
+      lo = std::min(lo, first->first);
+      hi = std::max(hi, std::prev(last)->second);
+      *first = {lo, hi};
+      runs_.erase(std::next(first), last);
+    } else {
+      runs_.insert(first, {lo, hi});
     }
-    while (it != runs_.end() && it->first <= hi) {
-      hi = std::max(hi, it->second);
-      it = runs_.erase(it);
-    }
-    runs_.emplace(lo, hi);
-    first_ = runs_.begin()->first;
-    last_ = runs_.rbegin()->second;
   }
   bool empty() const { return runs_.empty(); }
-  // The end of the run covering x (start <= x < end) when one does, else x; either way no run
-  // covers the position returned, and `next` is set to the start of the first run after it (-1:
-  // none). Runs never touch, so that is the first run starting after x.
-  int64_t Step(int64_t x, int64_t* next) const {
-    // Most sets lie wholly above or below the cursor: no tree walk for those.
-    if (x >= last_) {
-      *next = -1;
-      return x;
-    }
-    if (x < first_) {
-      *next = first_;
-      return x;
-    }
-    auto it = runs_.upper_bound(x);
-    *next = it == runs_.end() ? -1 : it->first;
-    if (it != runs_.begin() && std::prev(it)->second > x) return std::prev(it)->second;
-    return x;
-  }
+
+  // The runs in order of their starts, for one best-fit search.
+  class Walk {
+   public:
+    explicit Walk(const Runs& r) : it_(r.runs_.data()), end_(r.runs_.data() + r.runs_.size()) {}
+    bool done() const { return it_ == end_; }
+    int64_t start() const { return it_->first; }
+    int64_t end() const { return it_->second; }
+    void Next() { ++it_; }
+
+   private:
+    const std::pair<int64_t, int64_t>*it_, *end_;
+  };
 
  private:
-  std::pmr::map<int64_t, int64_t> runs_;
-  int64_t first_ = 0, last_ = 0;  // the first start and the last end (empty: 0 and 0)
+  using Run = std::pair<int64_t, int64_t>;
+  std::vector<Run> runs_;
 };
 
 // The bytes taken by placed values, indexed by lifetime: a segment tree over node positions. A
@@ -82,12 +77,8 @@ class Occupancy {
   explicit Occupancy(int positions) {
     while (size_ < positions) size_ *= 2;
     const size_t nodes = 2 * static_cast<size_t>(size_);
-    own_.reserve(nodes);
-    sub_.reserve(nodes);
-    for (size_t i = 0; i < nodes; ++i) {
-      own_.emplace_back(&pool_);
-      sub_.emplace_back(&pool_);
-    }
+    own_.resize(nodes);
+    sub_.resize(nodes);
     stamp_.assign(nodes, 0);
   }
 
@@ -108,39 +99,39 @@ class Occupancy {
     sets_.clear();
     ++epoch_;
     ForCover(begin, end, [&](size_t v) {
-      if (!sub_[v].empty()) sets_.push_back(&sub_[v]);
+      if (!sub_[v].empty()) sets_.emplace_back(sub_[v]);
       for (size_t a = v >> 1; a >= 1 && stamp_[a] != epoch_; a >>= 1) {
         stamp_[a] = epoch_;
-        if (!own_[a].empty()) sets_.push_back(&own_[a]);
+        if (!own_[a].empty()) sets_.emplace_back(own_[a]);
       }
     });
+    // The sets' runs merged by start (a heap of each set's next run): the cursor is the end of
+    // the occupied bytes so far, and a run starting beyond it closes a free gap.
+    heap_.clear();
+    for (size_t i = 0; i < sets_.size(); ++i) heap_.push_back({sets_[i].start(), i});
+    std::make_heap(heap_.begin(), heap_.end(), std::greater<>());
     int64_t cursor = 0, best = -1, best_gap = -1;
-    const size_t m = sets_.size();
-    for (;;) {
-      // Move the cursor past every run covering it, visiting the sets round-robin until all of
-      // them in a row leave it where it is; those saw the same cursor, and the nearest run start
-      // after it among them ends the free gap.
-      int64_t next = -1;
-      for (size_t i = 0, still = 0; still < m; i = i + 1 == m ? 0 : i + 1) {
-        int64_t start = -1;
-        const int64_t end = sets_[i]->Step(cursor, &start);
-        if (end != cursor) {
-          cursor = end;
-          next = start;
-          still = 1;
-        } else {
-          ++still;
-          if (start >= 0 && (next < 0 || start < next)) next = start;
+    while (!heap_.empty()) {
+      std::pop_heap(heap_.begin(), heap_.end(), std::greater<>());
+      const auto [start, i] = heap_.back();
+      Runs::Walk& w = sets_[i];
+      const int64_t run_end = w.end();
+      w.Next();
+      if (w.done()) {
+        heap_.pop_back();
+      } else {
+        heap_.back() = {w.start(), i};
+        std::push_heap(heap_.begin(), heap_.end(), std::greater<>());
+      }
+      if (start > cursor) {
+        const int64_t gap = start - cursor;
+        if (gap >= bytes && (best < 0 || gap < best_gap)) {
+          best = cursor;
+          best_gap = gap;
+          if (gap == bytes) break;  // no later gap fits more tightly
         }
       }
-      if (next < 0) break;
-      const int64_t gap = next - cursor;
-      if (gap >= bytes && (best < 0 || gap < best_gap)) {
-        best = cursor;
-        best_gap = gap;
-        if (gap == bytes) break;  // no later gap fits more tightly
-      }
-      cursor = next;
+      cursor = std::max(cursor, run_end);
     }
     return best >= 0 ? best : cursor;
   }
@@ -156,12 +147,11 @@ class Occupancy {
   }
 
   int size_ = 1;
-  // Run nodes come from one pool, freed at once: planning allocates and erases many small nodes.
-  std::pmr::unsynchronized_pool_resource pool_;
   std::vector<Runs> own_, sub_;
   std::vector<uint64_t> stamp_;  // last Insert/BestFit that visited the node
   uint64_t epoch_ = 0;
-  std::vector<const Runs*> sets_;
+  std::vector<Runs::Walk> sets_;
+  std::vector<std::pair<int64_t, size_t>> heap_;  // (next run's start, set)
 };
 
 // The in-place table: ops whose CPU kernels (kernels/cpu/unary.cc, trig.cc, binary.cc,
