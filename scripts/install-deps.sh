@@ -5,13 +5,14 @@
 # a no-op when all are present. Debian's OpenBLAS (libopenblas0-pthread) stays for numpy and the
 # reference PyTorch; dscompile's kernels link the current one. oneDNN (convolutions) is Debian's
 # libdnnl-dev 2.6: PyPI's current onednn wheel is a SYCL/TBB build (see the top-level CMakeLists.txt).
+# The programs allocate with jemalloc (libjemalloc-dev 5.3, its current release; CMakeLists.txt says why).
 set -euo pipefail
 
 PKGS=(
   build-essential cmake pkg-config
   libprotobuf-dev protobuf-compiler python3-venv
   nlohmann-json3-dev libgtest-dev
-  libopenblas0-pthread libdnnl-dev
+  libopenblas0-pthread libdnnl-dev libjemalloc-dev
   libopenmpi-dev openmpi-bin
   python3-numpy python3-torch python3-onnx
   clang libclang-rt-14-dev libomp-14-dev
