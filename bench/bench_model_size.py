@@ -25,7 +25,9 @@ plus its activation peak (dsinspect --json: memory) plus the largest gathered pa
 Targets (issue 15): small under 2 s and 1 GB, plan under 20 MB; XL under 20 s and 1.3x its fp32
 weights; 48 vs 12 layers at most 4.5x; ZeRO-3 ranks within 20% of their bound and ZeRO-0 ranks
 at least 2.5x a ZeRO-3 rank; and from 12 to 48 layers no pass of the pipeline takes more than 5x
-(+ 2 ms) its time (dscompile --time-passes, minimum of the compiles). Each line says PASS or
+(+ 2 ms) its time (dscompile --time-passes, minimum of the compiles). Growth is judged on CPU time
+(GNU time's user + system; the process CPU time --time-passes prints per pass), which other programs
+sharing the cores do not inflate; wall times are printed beside. Each line says PASS or
 MISS; the exit status is 1 when any target is missed.
 """
 import argparse
@@ -69,10 +71,10 @@ def ensure_model(work, name):
 
 
 def timed(cmd):
-    """(wall seconds, peak resident bytes) of cmd under GNU time."""
-    out = run(["/usr/bin/time", "-f", "dsc-time %e %M", *cmd])
+    """(wall seconds, peak resident bytes, CPU seconds) of cmd under GNU time."""
+    out = run(["/usr/bin/time", "-f", "dsc-time %e %M %U %S", *cmd])
     line = [l for l in out.splitlines() if l.startswith("dsc-time ")][-1].split()
-    return float(line[1]), int(line[2]) * 1024
+    return float(line[1]), int(line[2]) * 1024, float(line[3]) + float(line[4])
 
 
 def write_config(work, name, stage, extra=None):
@@ -92,13 +94,13 @@ def dir_bytes(path):
 
 
 def pass_times(cmd):
-    """{pass: ms} from dscompile --time-passes."""
+    """{pass: (wall ms, CPU ms)} from dscompile --time-passes."""
     out = run(cmd + ["--time-passes"])
     times = {}
     for line in out.splitlines():
         f = line.split()
-        if len(f) >= 5 and f[0] == "pass" and f[4] == "ms":
-            times[f[2]] = float(f[3])
+        if len(f) >= 8 and f[0] == "pass" and f[4] == "ms" and f[6:8] == ["ms", "cpu"]:
+            times[f[2]] = (float(f[3]), float(f[5]))
     return times
 
 
@@ -109,18 +111,20 @@ def compile_model(work, name, cfg, repeat):
            "-q", "-o", plan]
     run(cmd)  # page cache warm, weights folder in place
     runs = [timed(cmd) for _ in range(repeat)]
-    passes = {}
+    passes, passes_cpu = {}, {}
     for _ in range(repeat):
-        for k, v in pass_times(cmd).items():
-            passes[k] = min(passes.get(k, v), v)
+        for k, (wall, cpu) in pass_times(cmd).items():
+            passes[k] = min(passes.get(k, wall), wall)
+            passes_cpu[k] = min(passes_cpu.get(k, cpu), cpu)
     peer = [timed([sys.executable, "-c", "import onnx, sys; onnx.load(sys.argv[1])", os.path.join(mdir, "gpt2.onnx")])
             for _ in range(max(1, repeat // 2))]
     return {"model": name, "parameters": meta["parameters"], "fp32_bytes": meta["fp32_bytes"],
             "layers": meta["layers"], "seconds": statistics.median(r[0] for r in runs),
+            "cpu_seconds": statistics.median(r[2] for r in runs),
             "peak_bytes": max(r[1] for r in runs), "plan_bytes": os.path.getsize(plan),
             "weights_dir_bytes": dir_bytes(plan + ".weights"),
             "onnx_load_seconds": statistics.median(p[0] for p in peer), "onnx_load_peak_bytes": max(p[1] for p in peer),
-            "pass_ms": passes}
+            "pass_ms": passes, "pass_cpu_ms": passes_cpu}
 
 
 def rank_peaks(work, plan, data):
@@ -188,17 +192,22 @@ def main():
     plan_total = s["plan_bytes"] + s["weights_dir_bytes"]
     print(f"{verdict(plan_total < 20e6)}  GPT-2 small plan {s['plan_bytes'] / 1e6:.1f} MB + weights folder "
           f"{s['weights_dir_bytes'] / 1e6:.2f} MB (target < 20 MB)")
-    growth = by["deep-ext"]["seconds"] / by["small-ext"]["seconds"]
+    # Growth is judged on CPU time, which other programs on the cores do not inflate (on a busy
+    # 2-core machine the wall times of one compile vary by 2x); wall time is printed beside it.
+    growth = by["deep-ext"]["cpu_seconds"] / by["small-ext"]["cpu_seconds"]
+    wall_growth = by["deep-ext"]["seconds"] / by["small-ext"]["seconds"]
     misses += [] if growth <= 4.5 else ["depth growth"]
-    print(f"{verdict(growth <= 4.5)}  48 vs 12 layers (x 768, external data): {growth:.2f}x the compile time "
-          f"(target <= 4.5x)")
-    a, b = by["small-ext"]["pass_ms"], by["deep-ext"]["pass_ms"]
-    print("  per pass, minimum of the compiles, ms at 12 -> 48 layers (a pass may take 5x + 2 ms):")
+    print(f"{verdict(growth <= 4.5)}  48 vs 12 layers (x 768, external data): {growth:.2f}x the compile's CPU time "
+          f"(wall {wall_growth:.2f}x; target <= 4.5x)")
+    a, b = by["small-ext"]["pass_cpu_ms"], by["deep-ext"]["pass_cpu_ms"]
+    aw, bw = by["small-ext"]["pass_ms"], by["deep-ext"]["pass_ms"]
+    print("  per pass, minimum of the compiles, CPU ms at 12 -> 48 layers (a pass may take 5x + 2 ms; wall ms beside):")
     for k in a:
         ok = b.get(k, 0) <= 5 * a[k] + 2
         if not ok:
             misses.append("pass " + k)
-        print(f"    {verdict(ok)}  {k:<22} {a[k]:>8.1f} -> {b.get(k, 0):>8.1f}  ({b.get(k, 0) / max(a[k], 1e-3):.1f}x)")
+        print(f"    {verdict(ok)}  {k:<22} {a[k]:>8.1f} -> {b.get(k, 0):>8.1f}  ({b.get(k, 0) / max(a[k], 1e-3):.1f}x)"
+              f"   wall {aw.get(k, 0):.1f} -> {bw.get(k, 0):.1f}")
     if "xl" in by:
         x = by["xl"]
         print(f"{verdict(x['seconds'] < 20)}  GPT-2 XL compiles in {x['seconds']:.2f} s (target < 20 s)")

@@ -56,7 +56,7 @@ options:
   --stop-after-pass-num=N   run only the first N passes (to bisect a bad pass)
   --dump-dir DIR            write NN-<pass>.onnx.txt and NN-<pass>.onnx after every pass
   --print-ir-after=PASS|all print the IR after the named pass(es) on stdout (repeatable)
-  --time-passes             print each pass's wall time
+  --time-passes             print each pass's wall time and the process's CPU time during it
   --no-memory-aliasing      plan the activation arena without aliasing: Reshape, Flatten,
                             Squeeze, Unsqueeze, Identity and contiguous Slices copy their input,
                             elementwise ops never write over an input that dies there (for
