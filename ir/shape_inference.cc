@@ -39,7 +39,7 @@ TensorType KeepNamedSymbols(const TensorType& old, TensorType fresh) {
 
 }  // namespace
 
-Status InferShapes(Graph& g) {
+StatusOr<std::unordered_map<const Value*, TensorType>> InferredTypes(const Graph& g) {
   // ONNX's inference multiplies dims unchecked: shapes that overflow must not reach it.
   for (const Value* v : g.inputs()) RETURN_IF_ERROR(CheckValueSize(*v).WithContext("graph input"));
   // ONNX's data propagation materialises a constant Range's values: its length is checked first
@@ -74,15 +74,22 @@ Status InferShapes(Graph& g) {
   for (const auto& vi : model.graph().value_info()) inferred[vi.name()] = &vi.type();
   for (const auto& vi : model.graph().output())
     if (vi.has_type()) inferred[vi.name()] = &vi.type();
+  std::unordered_map<const Value*, TensorType> types;
   for (const auto& n : g.nodes()) {
-    for (Value* v : n->outputs()) {
+    for (const Value* v : n->outputs()) {
       auto it = inferred.find(v->name());
       if (it == inferred.end()) continue;
       StatusOr<TensorType> t = TypeFromOnnx(*it->second, StrCat("value '", v->name(), "'"));
       if (!t.ok()) return t.status().WithContext(n->Describe());
-      if (AtLeastAsSpecific(v->type, *t)) v->type = KeepNamedSymbols(v->type, *t);
+      if (AtLeastAsSpecific(v->type, *t)) types.emplace(v, KeepNamedSymbols(v->type, *t));
     }
   }
+  return types;
+}
+
+Status InferShapes(Graph& g) {
+  ASSIGN_OR_RETURN(auto types, InferredTypes(g));
+  for (auto& [v, t] : types) const_cast<Value*>(v)->type = std::move(t);
   return Status::OK();
 }
 

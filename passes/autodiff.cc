@@ -274,17 +274,16 @@ class AutodiffPass : public GraphPass {
     return Status::OK();
   }
 
-  // The types builders set are checked against ONNX inference (where it knows the op), on a copy.
+  // The types builders set are checked against ONNX inference (where it knows the op).
   static Status CheckTypesAgainstInference(const Graph& g) {
-    auto copy = g.Clone();
-    RETURN_IF_ERROR(InferShapes(*copy));
-    for (const auto& n : copy->nodes())
+    ASSIGN_OR_RETURN(auto inferred, InferredTypes(g));
+    for (const auto& n : g.nodes())
       for (const Value* v : n->outputs()) {
-        const Value* mine = g.FindValue(v->name());
-        if (!mine || !mine->producer() || !HasStaticShape(mine)) continue;
-        if (TypeToString(mine->type) != TypeToString(v->type))
-          return Internal("autodiff: ", n->Describe(), " output '", v->name(), "' is typed ", TypeToString(mine->type),
-                          " but ONNX shape inference says ", TypeToString(v->type));
+        auto it = inferred.find(v);
+        if (it == inferred.end() || !HasStaticShape(v)) continue;
+        if (TypeToString(v->type) != TypeToString(it->second))
+          return Internal("autodiff: ", n->Describe(), " output '", v->name(), "' is typed ", TypeToString(v->type),
+                          " but ONNX shape inference says ", TypeToString(it->second));
       }
     return Status::OK();
   }
