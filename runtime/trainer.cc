@@ -1,6 +1,8 @@
 // The training loop.
 #include "runtime/trainer.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -85,13 +87,24 @@ Status WriteInf(Device* device, const TensorView& v) {
 }
 
 // This process's peak resident set so far: VmHWM (the high-water mark of this address space, so
-// what the launcher or a --nproc parent used before exec does not count), else ru_maxrss.
+// what the launcher or a --nproc parent used before exec does not count), else ru_maxrss. The
+// kernel's resident count lags behind each thread's page faults (per-thread counters folded in
+// every 64 faults), and the allocator hands pages back with madvise, so one reading can fall a
+// few pages below an earlier one: the peak reported is the largest reading so far.
 int64_t PeakResidentBytes() {
+  static std::atomic<int64_t> largest{0};
+  int64_t now = -1;
   std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmHWM:  1234 kB"
-  rusage usage{};
-  return getrusage(RUSAGE_SELF, &usage) == 0 ? static_cast<int64_t>(usage.ru_maxrss) * 1024 : 0;
+  for (std::string line; now < 0 && std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) now = std::stoll(line.substr(6)) * 1024;  // "VmHWM:  1234 kB"
+  if (now < 0) {
+    rusage usage{};
+    now = getrusage(RUSAGE_SELF, &usage) == 0 ? static_cast<int64_t>(usage.ru_maxrss) * 1024 : 0;
+  }
+  int64_t seen = largest.load();
+  while (now > seen && !largest.compare_exchange_weak(seen, now)) {
+  }
+  return std::max(now, seen);
 }
 
 std::string FormatScale(double scale) {
