@@ -23,6 +23,8 @@ using e2e::ExpectSameTrajectory;
 using e2e::ReadJson;
 
 // Compiles `model_dir` with `config`, trains `steps` steps without shuffling, returns the losses.
+// One thread: ctest runs these side by side, and dsrun's default of one OpenMP thread per core
+// oversubscribed the cores (30 steps of the gpt took 10 s on a loaded 2-core machine, 0.3 s so).
 std::vector<double> TrainWithDsrun(const fs::path& model_dir, const fs::path& config, int steps,
                                    const testing::TempDir& tmp) {
   const std::string name = model_dir.filename().string();
@@ -31,7 +33,7 @@ std::vector<double> TrainWithDsrun(const fs::path& model_dir, const fs::path& co
                                         " --config " + ShellQuote(config.string()) + " -q -o " + ShellQuote(plan));
   EXPECT_EQ(c.rc, 0) << c.output;
   if (c.rc != 0) return {};
-  return e2e::DsrunLosses(plan, model_dir / "data", static_cast<size_t>(steps), tmp);
+  return e2e::DsrunLosses(plan, model_dir / "data", static_cast<size_t>(steps), tmp, "--threads 1");
 }
 
 struct Case {
