@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -73,8 +74,8 @@ TEST_P(BundledTrajectory, MatchesPyTorch) {
 INSTANTIATE_TEST_SUITE_P(Models, BundledTrajectory, ::testing::ValuesIn(BundledCases()),
                          [](const ::testing::TestParamInfo<Case>& info) { return info.param.model + "_" + info.param.config; });
 
-// The element-wise optimizers (OptimStep) at ZeRO stage 3 on two ranks: sharded states, gathered
-// parameters, the same PyTorch trajectory as one rank (their reference configs give no micro-batch
+// The element-wise optimizers (OptimStep) at ZeRO stage 3 on two ranks: sharded states (dsinspect
+// counts each rank's chunks), gathered parameters, the same PyTorch trajectory as one rank (their reference configs give no micro-batch
 // size, so each rank takes half of the 16 samples).
 class OptimizerZero3Trajectory : public ::testing::TestWithParam<Case> {};
 
@@ -95,6 +96,14 @@ TEST_P(OptimizerZero3Trajectory, TwoRanksMatchPyTorch) {
   CommandResult r = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote((model_dir / (c.model + ".onnx")).string()) +
                                         " --config " + ShellQuote(config) + " --world-size 2 -q -o " + ShellQuote(plan));
   ASSERT_EQ(r.rc, 0) << r.output;
+  // Each rank holds its chunk of every state: k states take k times the parameters' chunks.
+  const std::map<std::string, int64_t> states = {{"lion_wd", 1},  {"adagrad_wd", 1}, {"rmsprop_wd", 3},
+                                                 {"adamax_wd", 2}, {"nadam_wd", 2},  {"radam_wd", 2},
+                                                 {"adadelta_wd", 2}};
+  r = testing::RunCommand(ShellQuote(DSINSPECT_PATH) + " --json " + ShellQuote(plan), false);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  const nlohmann::json memory = nlohmann::json::parse(r.output).at("memory");
+  EXPECT_EQ(memory.at("optimizer_states").get<int64_t>(), states.at(c.config) * memory.at("parameters").get<int64_t>());
   r = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + " --nproc 2 --threads 1 --data " +
                           ShellQuote((model_dir / "data").string()) + " --steps " + std::to_string(want.size()) +
                           " --no-shuffle -q --metrics " + ShellQuote(metrics));
