@@ -6,6 +6,9 @@
 #include <map>
 #include <sstream>
 
+#include "ir/dsc_ops.h"
+#include "ir/optim_algorithms.h"
+
 namespace dsc {
 namespace {
 
@@ -21,6 +24,7 @@ enum class Rule {
   kPerGradElem,   // factor per element of input 1 (optimizer steps: the gradient or its shard)
   kAllInputs,     // factor per element of every input
   kSgdStep,       // 5 per gradient element, +3 with momentum, +2 with nesterov
+  kOptimStep,     // per gradient element: the algorithm's count (OptimStepFlops), +2 with weight decay
   kNone,          // data movement, collectives: no arithmetic
 };
 
@@ -74,6 +78,9 @@ const std::map<std::string, Entry>& Table() {
     t["SumSquares"] = {Rule::kAllInputs, 2, "2 per element of every input (square, add)"};
     t["AdamStep"] = {Rule::kPerGradElem, 17, "17 per gradient element (the update in ir/dsc_ops.h)"};
     t["SGDStep"] = {Rule::kSgdStep, 5, "5 per gradient element, +3 with momentum, +2 with nesterov"};
+    t["OptimStep"] = {Rule::kOptimStep, 0,
+                      "per gradient element: lion 10, adagrad 8, rmsprop 10 (+2 momentum, +5 centered), adamax 11, "
+                      "nadam 17, radam 17, adadelta 17; +2 with weight decay"};
     for (const char* op : {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Expand", "Concat", "Split",
                            "Slice", "SliceGrad", "Gather", "GatherElements", "GatherND", "ScatterElements", "ScatterND",
                            "Pad", "Tile", "Identity", "Cast", "CastLike", "ZeroFill", "Assign", "Shape", "Size",
@@ -99,6 +106,19 @@ int64_t Product(const std::vector<int64_t>& dims, size_t from = 0) {
   int64_t p = 1;
   for (size_t i = from; i < dims.size(); ++i) p *= dims[i];
   return p;
+}
+
+// OptimStep's arithmetic per element, counted from kernels/common/optimizer_math.h's OptimElement
+// (the gradient's scaling included).
+int64_t OptimStepFlops(const Node& n) {
+  static const std::map<std::string, int64_t> base = {{"lion", 10}, {"adagrad", 8}, {"rmsprop", 10}, {"adamax", 11},
+                                                      {"nadam", 17}, {"radam", 17}, {"adadelta", 17}};
+  const std::string algorithm = n.GetString("algorithm", "");
+  auto it = base.find(algorithm);
+  int64_t per = it == base.end() ? 0 : it->second;
+  if (algorithm == "rmsprop") per += (n.GetFloat("momentum", 0.0f) != 0.0f ? 2 : 0) + (n.GetInt("centered", 0) != 0 ? 5 : 0);
+  if (n.GetFloat("weight_decay", 0.0f) != 0.0f) per += 2;
+  return per;
 }
 
 // The FLOPs by the node's rule; false when a shape the rule needs is not static.
@@ -133,6 +153,11 @@ bool Flops(const Node& n, const Entry& e, int64_t* flops) {
       int64_t per = e.factor;
       if (n.GetFloat("momentum", 0.0f) != 0.0f) per += 3 + (n.GetInt("nesterov", 0) != 0 ? 2 : 0);
       *flops = per * Product(a);
+      return true;
+    }
+    case Rule::kOptimStep: {
+      if (!StaticDims(n.input(1), &a)) return false;
+      *flops = OptimStepFlops(n) * Product(a);
       return true;
     }
     case Rule::kMatMul:
@@ -213,15 +238,26 @@ const std::map<std::string, InPlace>& InPlaceOps() {
   return ops;
 }
 
+// What `n` updates in place: InPlaceOps' entry, or for OptimStep its param and its k states.
+static InPlace InPlaceOf(const Node& n) {
+  if (n.domain() != kDscDomain) return {{}, true};
+  if (n.op_type() == ops::kOptimStep) {
+    InPlace r{{0}, true};
+    for (size_t i = 0; i < OptimStateSuffixesOf(n).size(); ++i) r.written.push_back(2 + i);
+    return r;
+  }
+  auto it = InPlaceOps().find(n.op_type());
+  return it == InPlaceOps().end() ? InPlace{{}, true} : it->second;
+}
+
 NodeCost StaticNodeCost(const Node& n) {
   NodeCost c;
-  const auto in_place = n.domain() == kDscDomain ? InPlaceOps().find(n.op_type()) : InPlaceOps().end();
+  const InPlace in_place = InPlaceOf(n);
   for (size_t i = 0; i < n.num_inputs(); ++i) {
     bool written = false;
-    if (in_place != InPlaceOps().end())
-      for (size_t w : in_place->second.written) written |= w == i;
+    for (size_t w : in_place.written) written |= w == i;
     if (written) c.bytes_written += Bytes(n.input(i));
-    if (!written || in_place->second.reads_written) c.bytes_read += Bytes(n.input(i));
+    if (!written || in_place.reads_written) c.bytes_read += Bytes(n.input(i));
   }
   for (const Value* v : n.outputs()) c.bytes_written += Bytes(v);
   auto it = Table().find(n.op_type());

@@ -87,10 +87,34 @@
 //       torch.optim.SGD: d = grad*grad_scale + wd*param; buf = step == 1 ? d : momentum*buf + (1-dampening)*d
 //       d = nesterov ? d + momentum*buf : buf (when momentum != 0); param -= lr * d
 //       momentum_buffer may be omitted when momentum == 0
-//   Both take an optional last input skip (bool[]; AdamStep input 8, SGDStep input 6, with
-//   beta1_override/momentum_buffer given as empty names when absent): when true the op changes
-//   nothing (an fp16 overflow or bf16 inf/NaN step; DeepSpeed skips optimizer.step()).
-//   Both take an optional attribute shard (int, default 0). shard = 1 (ZeRO stages 1-2): `param`
+//   OptimStep<algorithm, the algorithm's attributes>(param, grad, state_1, ..., state_k, lr, step, grad_scale)
+//       The element-wise optimizers; ir/optim_algorithms.h lists each algorithm's attributes and
+//       its k states (torch's state names), kernels/common/optimizer_math.h has each update in the
+//       order torch (DeepSpeed for Lion) rounds it. g = grad * grad_scale, then per element:
+//       "lion" (FusedLion): c = b1*m + (1-b1)*g; p = p*(1 - lr*wd) + (c > 0 ? -lr : lr);
+//                exp_avg m = b2*m + (1-b2)*g      (float scalars, as DeepSpeed's CUDA kernel)
+//       "adagrad": g += wd*p; sum = (step == 1 ? initial_accumulator_value : sum) + g^2;
+//                p -= lr / (1 + (step-1)*lr_decay) * g / (sqrt(sum) + eps)
+//       "rmsprop": g += wd*p; square_avg = alpha*sq + (1-alpha)*g^2; centered: grad_avg =
+//                lerp(grad_avg, g, 1-alpha), avg = sqrt(sq - grad_avg^2) else sqrt(sq); avg += eps;
+//                momentum: buf = momentum*buf + g/avg, p -= lr*buf; else p -= lr*g/avg
+//       "adamax": g += wd*p; exp_avg = lerp(m, g, 1-b1); exp_inf = max(b2*u, |g| + eps);
+//                p -= lr / (1 - b1^step) * m / u
+//       "nadam":  decoupled_weight_decay ? p *= 1 - lr*wd : g += wd*p; m = lerp(m, g, 1-b1);
+//                v = b2*v + (1-b2)*g^2; mu_t = b1*(1 - 0.5*0.96^(t*momentum_decay)), mu_product
+//                = prod_{t<=step} mu_t (float32, as torch keeps it; recomputed from step);
+//                denom = sqrt(v / (1-b2^step)) + eps; p -= lr*(1-mu)/(1-mu_product) * g/denom;
+//                p -= lr*mu_next/(1-mu_product*mu_next) * m/denom  (torch >= 2.0)
+//       "radam":  weight decay as NAdam; m = lerp(m, g, 1-b1); v = b2*v + (1-b2)*g^2; rho_inf =
+//                2/(1-b2) - 1, rho_t = rho_inf - 2*step*b2^step/(1-b2^step); rho_t > 5: p -=
+//                m/bc1 * lr * sqrt(bc2)/(sqrt(v)+eps) * rect(rho_t), else p -= m/bc1 * lr
+//       "adadelta": g += wd*p; square_avg = rho*sq + (1-rho)*g^2; delta = sqrt(acc_delta + eps) /
+//                sqrt(sq + eps) * g; acc_delta = rho*acc + (1-rho)*delta^2; p -= lr*delta
+//   All three take an optional last input skip (bool[]; AdamStep input 8, SGDStep input 6,
+//   OptimStep input 2+k+3, with beta1_override/momentum_buffer given as empty names when absent):
+//   when true the op changes nothing (an fp16 overflow or bf16 inf/NaN step; DeepSpeed skips
+//   optimizer.step()).
+//   All three take an optional attribute shard (int, default 0). shard = 1 (ZeRO stages 1-2): `param`
 //   is the whole parameter (n elements) and grad/state tensors hold this rank's chunk of
 //   c = ceil(n / world) elements; the op updates param[rank*c, min(n, (rank+1)*c)) from the first
 //   elements of grad/state (the padded tail of the last chunk is ignored).
@@ -191,6 +215,7 @@ inline constexpr const char* kZeroFill = "ZeroFill";
 inline constexpr const char* kAssign = "Assign";
 inline constexpr const char* kAdamStep = "AdamStep";
 inline constexpr const char* kSGDStep = "SGDStep";
+inline constexpr const char* kOptimStep = "OptimStep";
 
 // Collectives.
 inline constexpr const char* kAllReduce = "AllReduce";
@@ -279,11 +304,17 @@ inline std::string MomentumName(const std::string& p) { return p + "::momentum_b
 // The fp32 master copy of a parameter whose compute copy (the state named p) is half precision.
 inline std::string MasterName(const std::string& p) { return p + "::master"; }
 
+// True for the optimizer updates (AdamStep, SGDStep, OptimStep): input 0 the parameter (or its
+// master), input 1 its gradient, the optimizer states among the inputs after them.
+inline bool IsOptimizerUpdate(const std::string& domain, const std::string& op) {
+  return domain == kDscDomain && (op == kAdamStep || op == kSGDStep || op == kOptimStep);
+}
+
 // True for the in-place ops above: they have effects beyond their outputs, so dce keeps them.
 inline bool HasSideEffects(const std::string& domain, const std::string& op) {
-  return domain == kDscDomain &&
-         (op == kAccumulate || op == kZeroFill || op == kAssign || op == kAdamStep || op == kSGDStep ||
-          op == kAllGatherInPlace || op == kCollectiveWait || op == kRelease);
+  return IsOptimizerUpdate(domain, op) ||
+         (domain == kDscDomain && (op == kAccumulate || op == kZeroFill || op == kAssign ||
+                                   op == kAllGatherInPlace || op == kCollectiveWait || op == kRelease));
 }
 
 }  // namespace dsc::ops

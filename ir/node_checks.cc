@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "ir/dsc_ops.h"
+#include "ir/optim_algorithms.h"
 #include "ir/einsum_equation.h"
 #include "onnx/defs/schema.h"
 
@@ -696,6 +697,30 @@ const std::unordered_map<std::string, Check>& OnnxChecks() {
   return *table;
 }
 
+// OptimStep: a known algorithm (ir/optim_algorithms.h), its flags 0/1, and exactly its k states
+// between grad and lr: (param, grad, state_1..state_k, lr, step, grad_scale[, skip]), all present
+// but skip.
+Status CheckOptimStep(const NodeView& v) {
+  const Node& n = v.node();
+  const std::string name = n.GetString("algorithm", "");
+  const OptimAlgorithmInfo* a = FindOptimAlgorithm(name);
+  if (!a) {
+    std::string names;
+    for (const OptimAlgorithmInfo& x : OptimAlgorithms()) names += StrCat(names.empty() ? "" : ", ", "'", x.name, "'");
+    return Bad(v, StrCat("attribute 'algorithm' is '", name, "', must be one of ", names));
+  }
+  RETURN_IF_ERROR(Flag(v, "shard"));
+  for (const char* f : a->flags) RETURN_IF_ERROR(Flag(v, f));
+  RETURN_IF_ERROR(IntIn(v, "world", 1, std::numeric_limits<int32_t>::max()));
+  const size_t k = OptimStateSuffixesOf(n).size();
+  if (n.num_inputs() != k + 5 && n.num_inputs() != k + 6)
+    return Bad(v, StrCat("has ", n.num_inputs(), " inputs; algorithm '", name, "' with these attributes takes ", k + 5,
+                         " (param, grad, ", k, " states, lr, step, grad_scale) or ", k + 6, " with skip"));
+  for (size_t i = 0; i < k + 5; ++i)
+    if (!n.input(i)) return Bad(v, StrCat("required input ", i, " is missing"));
+  return Status::OK();
+}
+
 const std::unordered_map<std::string, Check>& DscChecks() {
   static const auto* table = new std::unordered_map<std::string, Check>{
       {ops::kConvGrad, Window(1, 2, false)},
@@ -730,6 +755,7 @@ const std::unordered_map<std::string, Check>& DscChecks() {
       {ops::kSGDStep, All({Flags({"shard", "nesterov"}), [](const NodeView& v) {
          return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
        }})},
+      {ops::kOptimStep, CheckOptimStep},
       {ops::kAssign, All({Flags({"shard"}), [](const NodeView& v) {
          return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
        }})},
@@ -771,6 +797,8 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     // A trailing skip input (mixed precision's overflow verdict) is optional on both updates.
     (*t)[ops::kAdamStep] = Arity{7, 9, 0, 0, {0, 1, 2, 3, 4, 5, 6}};
     (*t)[ops::kSGDStep] = Arity{6, 7, 0, 0, {0, 1, 3, 4, 5}};  // the momentum buffer may be omitted
+    // OptimStep's state count depends on its algorithm; CheckOptimStep checks the exact count.
+    (*t)[ops::kOptimStep] = Arity{6, 6 + kMaxOptimStates, 0, 0, {0, 1}};
     for (const char* op : {ops::kAllReduce, ops::kReduceScatter, ops::kAllGather}) (*t)[op] = Arity{1, 1, 1, 1, {0}};
     (*t)[ops::kAllGatherInPlace] = Arity{1, 1, 0, 0, {0}};
     constexpr int kMany = std::numeric_limits<int>::max();

@@ -4,6 +4,7 @@
     /usr/bin/python3 models/reference_trajectories.py MODEL_DIR CONFIG.json --steps 30 -o OUT.json
     /usr/bin/python3 models/reference_trajectories.py --check METRICS.jsonl REF.json [--rtol 1e-4]
     /usr/bin/python3 models/reference_trajectories.py --regenerate     # models/*/reference/trajectories
+    /opt/torchenv/bin/python models/reference_trajectories.py --regenerate --only lion,lion_wd,...  # torch >= 2
 
 MODEL_DIR is `models/<name>` (mlp, cnn, gpt) or a directory written by export_unseen.py (mlp_mix,
 cnn_s2g, gpt_3l): `<name>/<name>.onnx` plus `<name>/data/<input>.npy`.  The PyTorch module is
@@ -23,8 +24,11 @@ DeepSpeed semantics reproduced (fp32, one process):
   * optimizer: "Adam"/"AdamW" (DeepSpeed lower-cases them) -> FusedAdam semantics: AdamW-style
     decoupled weight decay unless type is "Adam" with adam_w_mode:false (then L2 in the gradient);
     defaults lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0 (FusedAdam's; with torch_adam:true
-    the torch class defaults apply, i.e. torch AdamW's weight_decay 1e-2).  Any other type is
-    `getattr(torch.optim, type)` with the params as kwargs (e.g. "SGD": lr required).
+    the torch class defaults apply, i.e. torch AdamW's weight_decay 1e-2).  "Lion" -> DeepSpeed's
+    FusedLion, reproduced by FusedLionReference below (torch has no Lion); "Adagrad" ->
+    torch.optim.Adagrad (what DeepSpeed builds without optimizer offload).  Any other type is
+    `getattr(torch.optim, type)` with the params as kwargs (e.g. "SGD": lr required; "NAdam" needs
+    torch >= 2.0, whose update differs from 1.13's).
   * scheduler: WarmupLR, WarmupDecayLR, WarmupCosineLR; the LR used by optimizer step n (1-based)
     is the schedule value at last_batch_iteration = n - 2 (steps 1 and 2 use the values at -1 and 0).
     No scheduler -> constant LR.  Other schedulers are refused.
@@ -56,6 +60,11 @@ import export_unseen as U  # noqa: E402
 
 BUNDLED = ("mlp", "cnn", "gpt")
 REFERENCE_CONFIGS = ("adam", "adamw_wd", "sgd_momentum", "clip05", "accum4", "warmup")
+# The element-wise optimizers (dscompile's OptimStep), each without and with weight decay, on the
+# mlp and the gpt; written with torch >= 2 (/opt/torchenv/bin/python): --regenerate --only ...
+OPTIMIZER_MODELS = ("mlp", "gpt")
+OPTIMIZER_CONFIGS = tuple(n + sfx for n in ("lion", "adagrad", "rmsprop", "adamax", "nadam", "radam", "adadelta")
+                          for sfx in ("", "_wd"))
 REFERENCE_STEPS = 30
 
 
@@ -156,6 +165,38 @@ ADAM_KEYS = {"lr", "betas", "eps", "weight_decay", "bias_correction", "amsgrad",
              "torch_adam", "set_grad_none"}
 
 
+class FusedLionReference(torch.optim.Optimizer):
+    """DeepSpeed's FusedLion (deepspeed/ops/lion/fused_lion.py), its CUDA kernel
+    (csrc/lion/multi_tensor_lion.cu, LionFunctor) in float32 torch ops: lr, betas and weight_decay
+    reach the kernel as C floats and every factor is float arithmetic;
+        c = beta1*m + (1-beta1)*g;  p = p*(1 - lr*wd) + (c > 0 ? -lr : lr);  m = beta2*m + (1-beta2)*g
+    (c == 0 moves the parameter by +lr, as the kernel's comparison does)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0, set_grad_none=True):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay))
+        self.set_grad_none = set_grad_none
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        f = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
+        for group in self.param_groups:
+            b1, b2 = f(group["betas"][0]), f(group["betas"][1])
+            lr, wd, one = f(group["lr"]), f(group["weight_decay"]), f(1.0)
+            after_decay = one - lr * wd
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                state["step"] += 1
+                m, g = state["exp_avg"], p.grad
+                c = b1 * m + (one - b1) * g
+                p.copy_(p * after_decay + torch.where(c > 0, -lr, lr))
+                m.copy_(b2 * m + (one - b2) * g)
+
+
 def make_optimizer(cfg, params):
     """(torch optimizer, description dict) with DeepSpeed's construction (reference §8.2)."""
     opt = cfg.get("optimizer")
@@ -190,7 +231,20 @@ def make_optimizer(cfg, params):
             kw.setdefault("weight_decay", 0.0)
         cls = torch.optim.AdamW if eff_w else torch.optim.Adam
         o = cls(params, **kw)
+    elif name.lower() == "lion":
+        unknown = set(kw) - {"lr", "betas", "weight_decay", "set_grad_none"}
+        if unknown:
+            raise RefError("optimizer.params: unknown key(s) for FusedLion: %s" % sorted(unknown))
+        o = FusedLionReference(params, **kw)
+        g = o.param_groups[0]
+        return o, {"class": "deepspeed.ops.lion.FusedLion (FusedLionReference)", "lr": g["lr"],
+                   "betas": list(g["betas"]), "weight_decay": g["weight_decay"]}
     else:
+        if name.lower() == "adagrad":
+            name = "Adagrad"  # DeepSpeed lower-cases it, then builds torch.optim.Adagrad
+        if name == "NAdam" and int(torch.__version__.split(".")[0]) < 2:
+            raise RefError("optimizer.type: NAdam needs torch >= 2.0 here (1.13 multiplies mu into "
+                           "mu_product_next twice); run with /opt/torchenv/bin/python")
         cls = getattr(torch.optim, name, None)
         if cls is None or not isinstance(cls, type) or not issubclass(cls, torch.optim.Optimizer):
             raise RefError("optimizer.type: %s is not a supported DeepSpeed Optimizer" % typ)
@@ -553,13 +607,17 @@ def check(metrics_path, ref_path, rtol, fields):
 # CLI
 # --------------------------------------------------------------------------
 
-def regenerate(steps=REFERENCE_STEPS, verbose=True):
+def regenerate(steps=REFERENCE_STEPS, verbose=True, only=None):
     cdir = os.path.join(HERE, "reference_configs")
     out = {}
+    jobs = [(m, c) for m in BUNDLED for c in REFERENCE_CONFIGS]
+    jobs += [(m, c) for m in OPTIMIZER_MODELS for c in OPTIMIZER_CONFIGS]
+    if only:
+        jobs = [(m, c) for m, c in jobs if c in only]
     for model in BUNDLED:
         odir = os.path.join(HERE, model, "reference", "trajectories")
         os.makedirs(odir, exist_ok=True)
-        for stem in REFERENCE_CONFIGS:
+        for stem in [c for m, c in jobs if m == model]:
             cfg = load_config(os.path.join(cdir, stem + ".json"))
             t0 = time.time()
             res = train(os.path.join(HERE, model), cfg, steps)
@@ -571,6 +629,8 @@ def regenerate(steps=REFERENCE_STEPS, verbose=True):
                       % (model, stem, L[0], L[min(9, steps - 1)], steps, L[-1], time.time() - t0))
     if verbose:
         for model in BUNDLED:
+            if (model, "adam") not in out or (model, "accum4") not in out:
+                continue
             a, b = out[(model, "adam")]["loss"], out[(model, "accum4")]["loss"]
             d = max(rel_diff(x, y) for x, y in zip(b, a))
             print("%-4s accum4 vs adam: max rel diff %.3e" % (model, d))
@@ -591,6 +651,8 @@ def main(argv=None):
                     help="--check: comma-separated fields to compare (loss,lr,grad_norm)")
     ap.add_argument("--regenerate", action="store_true",
                     help="rewrite models/<mlp|cnn|gpt>/reference/trajectories/*.json")
+    ap.add_argument("--only", default="",
+                    help="--regenerate: comma-separated config stems (e.g. lion,lion_wd) instead of all")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -601,7 +663,7 @@ def main(argv=None):
             fields = [f for f in a.fields.split(",") if f]
             return check(a.check, a.args[0], a.rtol, fields)
         if a.regenerate:
-            regenerate(a.steps)
+            regenerate(a.steps, only=set(x for x in a.only.split(",") if x))
             return 0
         if len(a.args) != 2:
             ap.error("expected MODEL_DIR CONFIG.json")

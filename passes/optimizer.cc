@@ -14,19 +14,28 @@
 //  - "SGD" (torch.optim.SGD): SGDStep<momentum, dampening, nesterov, weight_decay>
 //        (P, P::grad, P::momentum_buffer or omitted when momentum is 0, dsc::lr, dsc::step, grad_scale)
 //    with state P::momentum_buffer (kind optimizer, owner P, zeros) when momentum != 0.
+//  - the element-wise optimizers (FusedLion for "lion", torch.optim.Adagrad for "adagrad", and
+//    torch.optim's "RMSprop", "Adamax", "NAdam", "RAdam", "Adadelta" by name):
+//      OptimStep<algorithm, its attributes from the section>
+//        (P, P::grad, P::<state>..., dsc::lr, dsc::step, grad_scale)
+//    with the states ir/optim_algorithms.h names for the algorithm (P::exp_avg, P::sum,
+//    P::square_avg, ...; kind optimizer, owner P, zeros; Adagrad's initial_accumulator_value is an
+//    attribute applied at step 1). OneCycle's momentum cycling is refused with them.
 // Mixed precision: when P has a master copy MasterName(P) (accumulate), the update applies to the
 // master, reading the accumulator cast to the master's dtype, with optimizer states in the
 // regime's optimizer-state dtype; then Assign(P, Cast(master → P's dtype)) refreshes the half
 // compute copy. When step has dsc::overflow, every update takes it as its skip input.
 // The learning rate and step are inputs because the LR schedule runs on the host. Optimizers
-// dscompile cannot run yet (Adagrad, Lamb, Lion, 1-bit, mu*, Muon, other torch.optim classes) and
+// dscompile cannot run yet (Lamb, 1-bit, mu*, Muon, the other torch.optim classes) and
 // amsgrad/maximize are Unimplemented errors naming the JSON path. No optimizer section is an
 // error: DeepSpeed trains only with a client optimizer then, and a plan has no client.
 // A step program that already holds updates is left unchanged.
 #include <algorithm>
+#include <map>
 
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
+#include "ir/optim_algorithms.h"
 #include "passes/pass.h"
 #include "passes/precision_policy.h"
 
@@ -38,7 +47,17 @@ inline constexpr const char* kGradScale = "grad_scale";
 // DeepSpeed's OneCycle replaces the optimizer's betas by (momentum, 0.99) when it cycles momentum.
 inline constexpr float kOneCycleBeta2 = 0.99f;
 
-enum class Family { kAdam, kSGD };
+enum class Family { kAdam, kSGD, kElementwise };
+
+// The class DeepSpeed builds (OptimizerConfig::implementation) -> OptimStep's algorithm.
+const char* ElementwiseAlgorithm(const std::string& implementation) {
+  static const std::map<std::string, const char*> table = {
+      {"FusedLion", "lion"},          {"torch.optim.Adagrad", "adagrad"}, {"torch.optim.RMSprop", "rmsprop"},
+      {"torch.optim.Adamax", "adamax"}, {"torch.optim.NAdam", "nadam"},     {"torch.optim.RAdam", "radam"},
+      {"torch.optim.Adadelta", "adadelta"}};
+  auto it = table.find(implementation);
+  return it == table.end() ? nullptr : it->second;
+}
 
 StatusOr<Family> FamilyOf(const OptimizerConfig& opt) {
   if (!opt.present())
@@ -49,8 +68,30 @@ StatusOr<Family> FamilyOf(const OptimizerConfig& opt) {
     return Unimplemented("optimizer.params.maximize: maximize is not implemented by dscompile");
   if (opt.type == "adam" || opt.type == "adamw") return Family::kAdam;
   if (opt.type == "SGD") return Family::kSGD;
+  if (ElementwiseAlgorithm(opt.implementation)) return Family::kElementwise;
   return Unimplemented("optimizer.type: \"", opt.type, "\" (", opt.implementation.empty() ? opt.type : opt.implementation,
-                       ") is not implemented by dscompile yet; supported: Adam, AdamW, SGD");
+                       ") is not implemented by dscompile yet; supported: Adam, AdamW, SGD, Lion, Adagrad, and "
+                       "torch.optim's RMSprop, Adamax, NAdam, RAdam, Adadelta");
+}
+
+// An OptimStep attribute's value from the optimizer section (ir/optim_algorithms.h's names).
+float ElementwiseAttr(const OptimizerConfig& opt, const std::string& attr) {
+  if (attr == "beta1") return static_cast<float>(opt.betas[0]);
+  if (attr == "beta2") return static_cast<float>(opt.betas[1]);
+  if (attr == "epsilon") return static_cast<float>(opt.eps);
+  if (attr == "weight_decay") return static_cast<float>(opt.weight_decay);
+  if (attr == "lr_decay") return static_cast<float>(opt.lr_decay);
+  if (attr == "initial_accumulator_value") return static_cast<float>(opt.initial_accumulator_value);
+  if (attr == "alpha") return static_cast<float>(opt.alpha);
+  if (attr == "momentum") return static_cast<float>(opt.momentum);
+  if (attr == "momentum_decay") return static_cast<float>(opt.momentum_decay);
+  if (attr == "rho") return static_cast<float>(opt.rho);
+  return 0.0f;
+}
+bool ElementwiseFlag(const OptimizerConfig& opt, const std::string& flag) {
+  if (flag == "centered") return opt.centered;
+  if (flag == "decoupled_weight_decay") return opt.decoupled_weight_decay;
+  return false;
 }
 
 TensorType TypeOf(const StateInfo& s) {
@@ -71,7 +112,7 @@ class OptimizerPass : public Pass {
     if (!program) return FailedPrecondition("optimizer needs the \"step\" program (run accumulate first)");
     Graph& g = *program->graph;
     for (const auto& n : g.nodes())
-      if (n->domain() == kDscDomain && (n->op_type() == ops::kAdamStep || n->op_type() == ops::kSGDStep)) return false;
+      if (ops::IsOptimizerUpdate(n->domain(), n->op_type())) return false;
 
     // Check the inputs accumulate promised before touching anything.
     Value* lr = g.FindValue(ops::kLrInput);
@@ -92,8 +133,11 @@ class OptimizerPass : public Pass {
         return FailedPrecondition("the step program lacks parameter '", s.name, "' or its accumulator");
       params.push_back(s);
     }
-    const bool cycle_momentum = family == Family::kAdam && ctx.config->scheduler.type == "OneCycle" &&
-                                ctx.config->scheduler.cycle_momentum;
+    const bool one_cycle_momentum = ctx.config->scheduler.type == "OneCycle" && ctx.config->scheduler.cycle_momentum;
+    if (one_cycle_momentum && family == Family::kElementwise)
+      return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with ", opt.implementation,
+                           " is not implemented by dscompile (it is with Adam/AdamW); set it to false");
+    const bool cycle_momentum = family == Family::kAdam && one_cycle_momentum;
     if (cycle_momentum && g.FindValue(ops::kBeta1Input))
       return FailedPrecondition("the step program already has an input ", ops::kBeta1Input);
 
@@ -133,6 +177,21 @@ class OptimizerPass : public Pass {
         n->SetAttr("weight_decay", static_cast<float>(opt.weight_decay));
         n->SetAttr("adam_w_mode", int64_t{opt.adam_w_mode});
         n->SetAttr("bias_correction", int64_t{opt.bias_correction});
+      } else if (family == Family::kElementwise) {
+        const OptimAlgorithmInfo* algo = FindOptimAlgorithm(ElementwiseAlgorithm(opt.implementation));
+        const std::vector<std::string> suffixes =
+            OptimStateSuffixes(algo->id, opt.momentum != 0, opt.centered);
+        std::vector<Value*> in = {target, grad};
+        for (const std::string& suffix : suffixes) {
+          ASSIGN_OR_RETURN(Value * st, add_state(p, p.name + "::" + suffix));
+          in.push_back(st);
+        }
+        in.insert(in.end(), {lr, step, scale});
+        if (skip) in.push_back(skip);
+        n = g.AddNode(ops::kOptimStep, in, {}, kDscDomain, "", zero_fill);
+        n->SetAttr("algorithm", std::string(algo->name));
+        for (const OptimFloatAttr& a : algo->floats) n->SetAttr(a.name, ElementwiseAttr(opt, a.name));
+        for (const char* f : algo->flags) n->SetAttr(f, int64_t{ElementwiseFlag(opt, f)});
       } else {
         Value* buf = nullptr;
         if (opt.momentum != 0) {

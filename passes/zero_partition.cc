@@ -58,12 +58,9 @@ Node* FindFirstUse(const Graph& g, const Value* v, Pred among) {
   return first;
 }
 
-// An optimizer update (AdamStep, SGDStep) of `v`.
+// An optimizer update (ops::IsOptimizerUpdate: AdamStep, SGDStep, OptimStep) of `v`.
 auto IsUpdateOf(const Value* v) {
-  return [v](const Node* u) {
-    return u->domain() == kDscDomain && (u->op_type() == ops::kAdamStep || u->op_type() == ops::kSGDStep) &&
-           u->input(0) == v;
-  };
+  return [v](const Node* u) { return ops::IsOptimizerUpdate(u->domain(), u->op_type()) && u->input(0) == v; };
 }
 
 template <typename Pred>

@@ -18,6 +18,10 @@ const std::vector<std::string> kTorchOptimizers = {
     "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "ASGD", "LBFGS",
     "NAdam", "RAdam", "RMSprop", "Rprop", "SGD", "SparseAdam"};
 
+// The torch.optim classes other than SGD whose constructor arguments and defaults are read here
+// (the element-wise optimizers dscompile runs as OptimStep).
+const std::vector<std::string> kElementwiseTorchOptimizers = {"RMSprop", "Adamax", "NAdam", "RAdam", "Adadelta"};
+
 // One constructor parameter: its default and how to read it.
 enum class ParamKind { kFloat, kBool, kBetas, kIgnored };
 struct ParamSpec {
@@ -46,8 +50,23 @@ ParamTable TableFor(const std::string& impl) {
     f("weight_decay", impl == "torch.optim.AdamW" ? 0.01 : 0.0); b("amsgrad", false);
     torch_flags();
   } else if (impl == "torch.optim.Adagrad") {
+    // torch 2.x: foreach, maximize, differentiable, fused (no capturable).
     f("lr", 1e-2); f("lr_decay", 0.0); f("weight_decay", 0.0); f("initial_accumulator_value", 0.0);
-    f("eps", 1e-10); torch_flags();
+    f("eps", 1e-10); torch_flags(); t.erase("capturable");
+  } else if (impl == "torch.optim.RMSprop") {
+    f("lr", 1e-2); f("alpha", 0.99); f("eps", 1e-8); f("weight_decay", 0.0); f("momentum", 0.0);
+    b("centered", false); torch_flags(); t.erase("fused");
+  } else if (impl == "torch.optim.Adamax") {
+    f("lr", 2e-3); t["betas"] = {ParamKind::kBetas, kBetas}; f("eps", 1e-8); f("weight_decay", 0.0);
+    torch_flags(); t.erase("fused");
+  } else if (impl == "torch.optim.NAdam") {
+    f("lr", 2e-3); t["betas"] = {ParamKind::kBetas, kBetas}; f("eps", 1e-8); f("weight_decay", 0.0);
+    f("momentum_decay", 4e-3); b("decoupled_weight_decay", false); torch_flags(); t.erase("fused");
+  } else if (impl == "torch.optim.RAdam") {
+    f("lr", 1e-3); t["betas"] = {ParamKind::kBetas, kBetas}; f("eps", 1e-8); f("weight_decay", 0.0);
+    b("decoupled_weight_decay", false); torch_flags(); t.erase("fused");
+  } else if (impl == "torch.optim.Adadelta") {
+    f("lr", 1.0); f("rho", 0.9); f("eps", 1e-6); f("weight_decay", 0.0); torch_flags(); t.erase("fused");
   } else if (impl == "DeepSpeedCPUAdagrad") {
     f("lr", 1e-2); f("eps", 1e-10); f("weight_decay", 0.0); b("amsgrad", false);
   } else if (impl == "FusedLamb") {
@@ -56,6 +75,8 @@ ParamTable TableFor(const std::string& impl) {
     b("amsgrad", false);
   } else if (impl == "FusedLion" || impl == "DeepSpeedCPULion") {
     f("lr", 1e-3); t["betas"] = {ParamKind::kBetas, kBetas}; f("weight_decay", 0.0);
+    if (impl == "FusedLion") b("set_grad_none", true);
+    if (impl == "DeepSpeedCPULion") b("fp32_optimizer_states", true);
   } else if (impl == "torch.optim.SGD") {
     f("lr", 1e-3); f("momentum", 0.0); f("dampening", 0.0); f("weight_decay", 0.0); b("nesterov", false);
     torch_flags();
@@ -149,8 +170,8 @@ Status ParseOptimizerSection(ParseContext& ctx, const nlohmann::json& section, c
     opt->implementation = "FusedLamb";
   } else if (t == "lion") {
     opt->implementation = offload ? "DeepSpeedCPULion" : "FusedLion";
-  } else if (t == "SGD") {
-    opt->implementation = "torch.optim.SGD";
+  } else if (t == "SGD" || Contains(kElementwiseTorchOptimizers, t)) {
+    opt->implementation = "torch.optim." + t;
   } else {
     ctx.Unsupported("optimizer.type", "optimizer \"" + name + "\"");
     opt->params = params;
@@ -204,6 +225,9 @@ Status ParseOptimizerSection(ParseContext& ctx, const nlohmann::json& section, c
   opt->dampening = num("dampening", 0.0);
   opt->lr_decay = num("lr_decay", 0.0);
   opt->initial_accumulator_value = num("initial_accumulator_value", 0.0);
+  opt->alpha = num("alpha", 0.99);
+  opt->rho = num("rho", 0.9);
+  opt->momentum_decay = num("momentum_decay", 4e-3);
   opt->max_coeff = num("max_coeff", 10.0);
   opt->min_coeff = num("min_coeff", 0.01);
   if (effective.contains("betas")) opt->betas = {effective["betas"][0].get<double>(), effective["betas"][1].get<double>()};
@@ -214,6 +238,8 @@ Status ParseOptimizerSection(ParseContext& ctx, const nlohmann::json& section, c
   opt->amsgrad = flag("amsgrad", false);
   opt->nesterov = flag("nesterov", false);
   opt->eps_inside_sqrt = flag("eps_inside_sqrt", false);
+  opt->centered = flag("centered", false);
+  opt->decoupled_weight_decay = flag("decoupled_weight_decay", false);
   if (opt->implementation == "DeepSpeedCPUAdam") {
     opt->fp32_optimizer_states = bf16.bf16_optimizer_states ? false : flag("fp32_optimizer_states", true);
     effective["fp32_optimizer_states"] = opt->fp32_optimizer_states;
@@ -236,6 +262,20 @@ Status ParseOptimizerSection(ParseContext& ctx, const nlohmann::json& section, c
     return ctx.Error(DsErrorKind::kValueError, ppath + ".nesterov",
                      StrCat("Nesterov momentum requires a momentum > 0 and zero dampening (momentum ", opt->momentum,
                             ", dampening ", opt->dampening, ")"));
+  }
+  if (opt->lr_decay < 0) return ctx.Error(DsErrorKind::kValueError, ppath + ".lr_decay", StrCat("invalid lr_decay value: ", opt->lr_decay));
+  if (opt->initial_accumulator_value < 0) {
+    return ctx.Error(DsErrorKind::kValueError, ppath + ".initial_accumulator_value",
+                     StrCat("invalid initial_accumulator_value value: ", opt->initial_accumulator_value));
+  }
+  if (effective.contains("alpha") && !(opt->alpha >= 0)) {
+    return ctx.Error(DsErrorKind::kValueError, ppath + ".alpha", StrCat("invalid alpha value: ", opt->alpha));
+  }
+  if (effective.contains("rho") && !(opt->rho >= 0 && opt->rho <= 1)) {
+    return ctx.Error(DsErrorKind::kValueError, ppath + ".rho", StrCat("invalid rho value: ", opt->rho));
+  }
+  if (opt->momentum_decay < 0) {
+    return ctx.Error(DsErrorKind::kValueError, ppath + ".momentum_decay", StrCat("invalid momentum_decay value: ", opt->momentum_decay));
   }
   if (opt->amsgrad) ctx.Unsupported(ppath + ".amsgrad", "AMSGrad");
   if (effective.value("maximize", false)) ctx.Unsupported(ppath + ".maximize", "maximize");

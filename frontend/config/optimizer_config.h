@@ -19,7 +19,7 @@ struct ZeroConfig;
 
 struct OptimizerConfig {
   std::string type;            // as DeepSpeed stores it ("adam", "SGD"); "" = no optimizer section
-  std::string implementation;  // "FusedAdam", "torch.optim.AdamW", "DeepSpeedCPUAdam", "torch.optim.SGD", ...
+  std::string implementation;  // "FusedAdam", "torch.optim.AdamW", "DeepSpeedCPUAdam", "torch.optim.SGD", "FusedLion", ...
   bool legacy_fusion = false;
   double lr = 1e-3;
   std::array<double, 2> betas = {0.9, 0.999};
@@ -29,11 +29,16 @@ struct OptimizerConfig {
   bool torch_adam = false;
   bool bias_correction = true;
   bool amsgrad = false;
-  double momentum = 0.0;  // SGD
+  double momentum = 0.0;  // SGD, RMSprop
   double dampening = 0.0;
   bool nesterov = false;
   double lr_decay = 0.0;  // Adagrad
   double initial_accumulator_value = 0.0;
+  double alpha = 0.99;  // RMSprop
+  bool centered = false;
+  double rho = 0.9;  // Adadelta
+  double momentum_decay = 4e-3;  // NAdam
+  bool decoupled_weight_decay = false;  // NAdam, RAdam
   bool eps_inside_sqrt = false;  // Lamb
   double max_coeff = 10.0;
   double min_coeff = 0.01;

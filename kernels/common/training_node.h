@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "ir/dsc_ops.h"
+#include "ir/optim_algorithms.h"
 #include "kernels/common/optimizer_math.h"
 #include "kernels/kernel.h"
 
@@ -187,6 +188,79 @@ struct SgdNode {
   }
   DType param = DType::kFloat32, grad = DType::kFloat32, buf = DType::kFloat32;
   SgdAttrs attrs{};
+  bool shard = false;
+  int64_t world_attr = -1;
+};
+
+static_assert(static_cast<int>(OptimAlgorithm::kLion) == kLion && static_cast<int>(OptimAlgorithm::kAdagrad) == kAdagrad &&
+                  static_cast<int>(OptimAlgorithm::kRMSprop) == kRMSprop &&
+                  static_cast<int>(OptimAlgorithm::kAdamax) == kAdamax &&
+                  static_cast<int>(OptimAlgorithm::kNAdam) == kNAdam && static_cast<int>(OptimAlgorithm::kRAdam) == kRAdam &&
+                  static_cast<int>(OptimAlgorithm::kAdadelta) == kAdadelta,
+              "optimizer_math.h's OptimAlgo follows ir/optim_algorithms.h");
+
+// OptimStep (param, grad, state_1..state_k, lr, step, grad_scale[, skip]) of one algorithm of
+// ir/optim_algorithms.h; `int64_step` as for AdamNode. The states share one dtype.
+struct OptimNode {
+  Status Init(const Node& n, bool int64_step) {
+    const std::string name = n.GetString("algorithm", "");
+    const OptimAlgorithmInfo* info = FindOptimAlgorithm(name);
+    if (!info) return InvalidArgument(n.Describe(), ": unknown algorithm '", name, "'");
+    states = static_cast<int>(OptimStateSuffixesOf(n).size());
+    const size_t k = static_cast<size_t>(states);
+    if (n.num_inputs() < k + 5) return InvalidArgument(n.Describe(), ": needs ", k + 5, " inputs for '", name, "'");
+    RETURN_IF_ERROR(NeedInputs(n, k + 5));
+    for (size_t i = 0; i < k + 2; ++i) RETURN_IF_ERROR(CheckFloat(n.input(i), "OptimStep"));
+    for (size_t i = 3; i < k + 2; ++i)
+      if (n.input(i)->type.dtype != n.input(2)->type.dtype)
+        return InvalidArgument("OptimStep: state ", i - 2, " is ", DTypeName(n.input(i)->type.dtype), " but state 0 is ",
+                               DTypeName(n.input(2)->type.dtype));
+    lr_index = k + 2;
+    for (size_t i : {k + 2, k + 4}) RETURN_IF_ERROR(FloatScalar(n, i, "OptimStep"));
+    if (int64_step && n.input(k + 3)->type.dtype != DType::kInt64)
+      return InvalidArgument("OptimStep: step (input ", k + 3, ") must be int64, not ",
+                             DTypeName(n.input(k + 3)->type.dtype));
+    param = n.input(0)->type.dtype;
+    grad = n.input(1)->type.dtype;
+    state = n.input(2)->type.dtype;
+    auto f = [&](const char* attr) {
+      for (const OptimFloatAttr& a : info->floats)
+        if (std::string(attr) == a.name) return n.GetFloat(attr, a.default_value);
+      return 0.0f;
+    };
+    attrs.algo = static_cast<int>(info->id);
+    attrs.beta1 = f("beta1");
+    attrs.beta2 = f("beta2");
+    attrs.eps = f("epsilon");
+    attrs.weight_decay = f("weight_decay");
+    attrs.lr_decay = f("lr_decay");
+    attrs.initial_acc = f("initial_accumulator_value");
+    attrs.alpha = f("alpha");
+    attrs.momentum = f("momentum");
+    attrs.momentum_decay = f("momentum_decay");
+    attrs.rho = f("rho");
+    attrs.beta1_d = ShortestDecimal(attrs.beta1);
+    attrs.beta2_d = ShortestDecimal(attrs.beta2);
+    attrs.wd_d = ShortestDecimal(attrs.weight_decay);
+    attrs.lr_decay_d = ShortestDecimal(attrs.lr_decay);
+    attrs.alpha_d = ShortestDecimal(attrs.alpha);
+    attrs.momentum_decay_d = ShortestDecimal(attrs.momentum_decay);
+    attrs.rho_d = ShortestDecimal(attrs.rho);
+    attrs.centered = n.GetInt("centered", 0) != 0;
+    attrs.decoupled = n.GetInt("decoupled_weight_decay", 0) != 0;
+    shard = n.GetInt("shard", 0) != 0;
+    world_attr = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
+    return CheckSkip(n, k + 5, "OptimStep");
+  }
+  // Inputs: param 0, grad 1, states 2..2+states-1, then lr, step, grad_scale, skip.
+  size_t lr() const { return lr_index; }
+  size_t step() const { return lr_index + 1; }
+  size_t grad_scale() const { return lr_index + 2; }
+  size_t skip() const { return lr_index + 3; }
+  DType param = DType::kFloat32, grad = DType::kFloat32, state = DType::kFloat32;
+  OptimAttrs attrs{};
+  int states = 0;
+  size_t lr_index = 0;
   bool shard = false;
   int64_t world_attr = -1;
 };

@@ -1,7 +1,8 @@
 // CPU kernels of the training ops (ir/dsc_ops.h): in-place accumulation, zeroing, copies, the
-// global gradient norm, the clip factor, and the Adam/AdamW and SGD updates. Accumulate and
-// SumSquares and the updates take any mix of float32/float16/bfloat16 (computed in float, each
-// tensor rounded once to its dtype), ZeroFill every float dtype, Assign every dtype.
+// global gradient norm, the clip factor, and the optimizer updates (Adam/AdamW, SGD and the
+// element-wise optimizers of OptimStep). Accumulate and SumSquares and the updates take any mix
+// of float32/float16/bfloat16 (computed in float, each tensor rounded once to its dtype),
+// ZeroFill every float dtype, Assign every dtype.
 //
 // The element loops follow the formulas of ir/dsc_ops.h in float, with the scalar factors (bias
 // corrections, 1 - beta) computed in double as Python does before torch casts them to float, so
@@ -142,7 +143,7 @@ class SumSquaresKernel : public OpKernel {
   }
 };
 
-// The optional skip input of AdamStep/SGDStep: true = change nothing this step.
+// The optional skip input of AdamStep/SGDStep/OptimStep: true = change nothing this step.
 bool Skipped(const KernelContext& ctx, size_t index) {
   return ctx.has_input(index) && ctx.input(index).numel() > 0 && ctx.input(index).data<uint8_t>()[0] != 0;
 }
@@ -269,6 +270,62 @@ class SGDStepKernel : public OpKernel {
   optim::SgdNode node_;
 };
 
+// The element-wise optimizers per element in float (optimizer_math.h's OptimElement); param and
+// the states rounded once to their dtypes.
+template <DType P, DType G, DType S>
+void OptimLoop(void* p, const void* grad, void* const* states, int k, int64_t n, const optim::OptimScalars& c) {
+#pragma omp parallel for if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    float s[kMaxOptimStates];
+    for (int j = 0; j < k; ++j) s[j] = LoadF<S>(states[j], i);
+    float pn;
+    optim::OptimElement(c, LoadF<P>(p, i), LoadF<G>(grad, i), s, &pn);
+    for (int j = 0; j < k; ++j) StoreF<S>(states[j], i, s[j]);
+    StoreF<P>(p, i, pn);
+  }
+}
+
+// (param, grad, state_1..state_k, lr, step, grad_scale[, skip]) in place, one algorithm of
+// ir/optim_algorithms.h; param, grad and the states (alike) each float32, float16 or bfloat16.
+class OptimStepKernel : public OpKernel {
+ public:
+  Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/false); }
+  Status Compute(KernelContext& ctx) override {
+    if (Skipped(ctx, node_.skip())) return Status::OK();
+    const TensorView& param = ctx.input(0);
+    ASSIGN_OR_RETURN(const ShardRange r,
+                     OptimizerShard(ctx, node_.shard, node_.world_attr, param.numel(), "OptimStep"));
+    const int k = node_.states;
+    for (int i = 1; i < k + 2; ++i) RETURN_IF_ERROR(StateSize(ctx.input(i), r.state, node_.shard, "OptimStep"));
+    const int64_t step = ctx.input(node_.step()).data<int64_t>()[0];
+    if (step < 1) return InvalidArgument("OptimStep: step must be >= 1 (1-based), got ", step);
+    const optim::OptimAttrs& a = node_.attrs;
+    const float mu_product = a.algo == optim::kNAdam
+                                 ? optim::NadamMuProduct(a.beta1_d, a.momentum_decay_d, step, &mu_at_, &mu_product_)
+                                 : 1.0f;
+    const optim::OptimScalars c = optim::MakeOptimScalars(a, ShortestDecimal(ScalarF(ctx.input(node_.lr()))), step,
+                                                          ScalarF(ctx.input(node_.grad_scale())), mu_product);
+    void* p = Offset(param.ptr, r.offset, node_.param);
+    const void* grad = ctx.input(1).ptr;
+    void* states[kMaxOptimStates] = {};
+    for (int j = 0; j < k; ++j) states[j] = ctx.input(2 + j).ptr;
+    DispatchFloat(node_.param, [&](auto pt) {
+      DispatchFloat(node_.grad, [&](auto gt) {
+        DispatchFloat(node_.state, [&](auto st) {
+          OptimLoop<decltype(pt)::kDType, decltype(gt)::kDType, decltype(st)::kDType>(p, grad, states, k, r.len, c);
+        });
+      });
+    });
+    return Status::OK();
+  }
+
+ private:
+  optim::OptimNode node_;
+  // NAdam's mu_product, advanced step by step (NadamMuProduct): the step it is for, 0 = none.
+  int64_t mu_at_ = 0;
+  float mu_product_ = 1.0f;
+};
+
 // Registered for every dtype their first input may have; the kernels read the dtypes themselves.
 bool RegisterTrainingOps() {
   KernelRegistry& r = KernelRegistry::Global();
@@ -277,6 +334,7 @@ bool RegisterTrainingOps() {
     r.Register(KernelKey{kDscDomain, ops::kSumSquares, DeviceKind::kCpu, t}, MakeFactory<SumSquaresKernel>());
     r.Register(KernelKey{kDscDomain, ops::kAdamStep, DeviceKind::kCpu, t}, MakeFactory<AdamStepKernel>());
     r.Register(KernelKey{kDscDomain, ops::kSGDStep, DeviceKind::kCpu, t}, MakeFactory<SGDStepKernel>());
+    r.Register(KernelKey{kDscDomain, ops::kOptimStep, DeviceKind::kCpu, t}, MakeFactory<OptimStepKernel>());
   }
   for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64})
     r.Register(KernelKey{kDscDomain, ops::kZeroFill, DeviceKind::kCpu, t}, MakeFactory<ZeroFillKernel>());

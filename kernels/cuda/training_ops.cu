@@ -2,7 +2,7 @@
 // dtype mixes, the per-element math of kernels/common/optimizer_math.h, and the step's scalars
 // (lr, step, beta1, grad_scale, skip) read on the device, so no step waits for the host.
 //
-// AdamStep and SGDStep run two launches: a one-thread kernel turns the scalar inputs into the
+// AdamStep, SGDStep and OptimStep run two launches: a one-thread kernel turns the scalar inputs into the
 // step's factors (in double, as the CPU does) in a small per-node device buffer, and the element
 // kernel reads them there (and returns at once when the step is skipped). The element kernels
 // move four elements per thread with vector loads when every pointer is aligned for it.
@@ -495,6 +495,113 @@ class SGDStepCuda : public OpKernel {
   DeviceSlot<SgdDev> slot_;
 };
 
+// OptimStep's prep output. NAdam's mu_product lives here between steps (mu_at = the step it is
+// for, 0 = none: the slot starts zeroed), advanced on the device as the CPU kernel advances its own.
+struct OptimDev {
+  optim::OptimScalars c;
+  int skip;
+  int bad_step;
+  int64_t mu_at;
+  float mu_product;
+};
+
+__global__ void OptimPrep(const float* lr, const int64_t* step, const float* grad_scale, const uint8_t* skip,
+                          optim::OptimAttrs a, OptimDev* out) {
+  const int64_t s = *step;
+  out->bad_step = s < 1;
+  out->skip = (skip && *skip != 0) || out->bad_step;
+  if (out->skip) return;
+  const float mu_product = a.algo == optim::kNAdam ? optim::NadamMuProduct(a.beta1_d, a.momentum_decay_d, s,
+                                                                            &out->mu_at, &out->mu_product)
+                                                   : 1.0f;
+  out->c = optim::MakeOptimScalars(a, optim::ShortestDecimal(*lr), s, *grad_scale, mu_product);
+}
+
+template <typename P, typename G, typename S>
+struct OptimF {
+  P* p;
+  const G* g;
+  S* s[kMaxOptimStates];
+  int k;
+  const OptimDev* dev;
+  optim::OptimScalars c;  // filled by Ready()
+  __device__ bool Active() const { return !dev->skip; }
+  __device__ OptimF Ready() const {
+    OptimF f = *this;
+    f.c = dev->c;
+    return f;
+  }
+  template <bool kVec> __device__ void Group(int64_t i) const {
+    float pv[4], gv[4], sv[kMaxOptimStates][4];
+    Load4<kVec>(p, i, pv);
+    Load4<kVec>(g, i, gv);
+    for (int j = 0; j < k; ++j) Load4<kVec>(s[j], i, sv[j]);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float st[kMaxOptimStates];
+      for (int j = 0; j < k; ++j) st[j] = sv[j][e];
+      optim::OptimElement(c, pv[e], gv[e], st, &pv[e]);
+      for (int j = 0; j < k; ++j) sv[j][e] = st[j];
+    }
+    for (int j = 0; j < k; ++j) Store4<kVec>(s[j], i, sv[j]);
+    Store4<kVec>(p, i, pv);
+  }
+  __device__ void One(int64_t i) const {
+    float st[kMaxOptimStates], pn;
+    for (int j = 0; j < k; ++j) st[j] = ToFloat(s[j][i]);
+    optim::OptimElement(c, ToFloat(p[i]), ToFloat(g[i]), st, &pn);
+    for (int j = 0; j < k; ++j) s[j][i] = FromFloat<S>(st[j]);
+    p[i] = FromFloat<P>(pn);
+  }
+};
+
+// (param, grad, state_1..state_k, lr, step, grad_scale[, skip]) in place, one algorithm of
+// ir/optim_algorithms.h; param, grad and the states (alike) each float32, float16 or bfloat16.
+class OptimStepCuda : public OpKernel {
+ public:
+  Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/true); }
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
+    const TensorView& param = ctx.input(0);
+    ASSIGN_OR_RETURN(const optim::ShardRange sr,
+                     OptimizerShard(ctx, node_.shard, node_.world_attr, param.numel(), "OptimStep"));
+    const int k = node_.states;
+    for (int i = 1; i < k + 2; ++i) RETURN_IF_ERROR(StateSize(ctx.input(i), sr.state, node_.shard, "OptimStep"));
+    ASSIGN_OR_RETURN(OptimDev * dev, slot_.Get());
+    if (!zeroed_) {
+      DSC_CUDA_CHECK(cudaMemsetAsync(dev, 0, sizeof(OptimDev), r->compute));
+      zeroed_ = true;
+    }
+    OptimPrep<<<1, 1, 0, r->compute>>>(ctx.input(node_.lr()).data<float>(), ctx.input(node_.step()).data<int64_t>(),
+                                       ctx.input(node_.grad_scale()).data<float>(), SkipPtr(ctx, node_.skip()),
+                                       node_.attrs, dev);
+    DSC_CUDA_CHECK_LAUNCH();
+    Status s;
+    DispatchFloat(node_.param, [&](auto pt) {
+      DispatchFloat(node_.grad, [&](auto gt) {
+        DispatchFloat(node_.state, [&](auto st) {
+          using P = typename decltype(pt)::type;
+          using G = typename decltype(gt)::type;
+          using S = typename decltype(st)::type;
+          OptimF<P, G, S> f{param.data<P>() + sr.offset, ctx.input(1).data<G>(), {}, k, dev, {}};
+          bool vec = Aligned4<P>(f.p) && Aligned4<G>(f.g);
+          for (int j = 0; j < k; ++j) {
+            f.s[j] = ctx.input(2 + j).data<S>();
+            vec = vec && Aligned4<S>(f.s[j]);
+          }
+          s = LaunchVec4(*r, sr.len, vec, f);
+        });
+      });
+    });
+    return s;
+  }
+
+ private:
+  optim::OptimNode node_;
+  DeviceSlot<OptimDev> slot_;
+  bool zeroed_ = false;
+};
+
 // The dtypes the CPU registers these ops for (kernels/cpu/training_ops.cc).
 bool RegisterTrainingOps() {
   KernelRegistry& r = KernelRegistry::Global();
@@ -503,6 +610,7 @@ bool RegisterTrainingOps() {
     r.Register(KernelKey{kDscDomain, ops::kSumSquares, DeviceKind::kCuda, t}, MakeFactory<SumSquaresCuda>());
     r.Register(KernelKey{kDscDomain, ops::kAdamStep, DeviceKind::kCuda, t}, MakeFactory<AdamStepCuda>());
     r.Register(KernelKey{kDscDomain, ops::kSGDStep, DeviceKind::kCuda, t}, MakeFactory<SGDStepCuda>());
+    r.Register(KernelKey{kDscDomain, ops::kOptimStep, DeviceKind::kCuda, t}, MakeFactory<OptimStepCuda>());
   }
   for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64})
     r.Register(KernelKey{kDscDomain, ops::kZeroFill, DeviceKind::kCuda, t}, MakeFactory<ZeroFillCuda>());

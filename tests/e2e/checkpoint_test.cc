@@ -149,6 +149,18 @@ TEST(ExactResumeWith, Dropout) {
   }
 }
 
+// The element-wise optimizers' states are saved under torch's names and restored; what is not a
+// state follows from the step the resume restores: NAdam's mu_product (recomputed from step 1 by
+// a fresh kernel) and Adagrad's initial_accumulator_value (applied at step 1 only).
+TEST(ExactResumeWith, ElementwiseOptimizers) {
+  for (const char* name : {"nadam_wd", "adagrad_wd", "rmsprop_wd"}) {
+    testing::TempDir tmp;
+    const json cfg = ReadJsonFile(kModels / "reference_configs" / (std::string(name) + ".json"));
+    const std::string plan = Compile(tmp, name, kModels / "mlp" / "mlp.onnx", cfg, 1);
+    ExpectExactResume(plan, 1, kModels / "mlp" / "data", "", tmp, name);
+  }
+}
+
 // BatchNorm's running statistics are buffers: saved, and restored, with the rest.
 TEST(ExactResumeWith, BatchNormStatistics) {
   for (const Layout l : {Layout{0, 1}, Layout{3, 2}}) {

@@ -25,14 +25,14 @@ inline nlohmann::json ReadJson(const std::filesystem::path& p) {
 }
 
 // Trains `plan` for `steps` steps on `data_dir` without shuffling; the loss of each step (empty,
-// with a test failure, when dsrun fails).
+// with a test failure, when dsrun fails). `args` go to dsrun.
 inline std::vector<double> DsrunLosses(const std::string& plan, const std::filesystem::path& data_dir, size_t steps,
-                                       const testing::TempDir& tmp) {
+                                       const testing::TempDir& tmp, const std::string& args = "") {
   using testing::ShellQuote;
   const std::string metrics = tmp.File(std::filesystem::path(plan).stem().string() + ".jsonl");
   testing::CommandResult r = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + " --data " +
                                                  ShellQuote(data_dir.string()) + " --steps " + std::to_string(steps) +
-                                                 " --no-shuffle -q --metrics " + ShellQuote(metrics));
+                                                 " --no-shuffle -q --metrics " + ShellQuote(metrics) + " " + args);
   EXPECT_EQ(r.rc, 0) << r.output;
   std::vector<double> losses;
   if (r.rc != 0) return losses;

@@ -1,7 +1,7 @@
 // The training ops in mixed precision (ir/dsc_ops.h): Accumulate over any mix of float32/float16/
 // bfloat16, ZeroFill and Assign<shard> on every dtype, SumSquares on half inputs, the skip input of
-// AdamStep/SGDStep (every byte unchanged, half states included), the updates on half tensors
-// against the float32 kernel through the half adaptor, the overflow check's IsInf/IsNaN/
+// AdamStep/SGDStep/OptimStep (every byte unchanged, half states included), the updates on half
+// tensors against the float32 kernel through the half adaptor, the overflow check's IsInf/IsNaN/
 // Or, and a half-model step program (Cast, AdamStep on the fp32 master, Assign of the half copy)
 // run by the executor. References: the formulas of ir/dsc_ops.h computed here, and the float32
 // kernels for the adaptor-run half variants.
@@ -16,14 +16,17 @@
 #include <vector>
 
 #include "ir/dsc_ops.h"
+#include "ir/optim_algorithms.h"
 #include "kernels/cpu/half_convert.h"
 #include "runtime/communicator.h"
 #include "runtime/executor.h"
 #include "tests/kernels/kernel_test_util.h"
+#include "tests/training/group_position.h"
 
 namespace dsc {
 namespace {
 
+using testing::GroupPosition;
 using testing::RunNodeOnCpu;
 using testing::StaticShape;
 
@@ -58,32 +61,6 @@ Tensor Clone(const Tensor& t) {
   if (t.nbytes()) std::memcpy(c.raw(), t.raw(), t.nbytes());
   return c;
 }
-
-// A group of `size` ranks seen from `rank`: enough for the shard mode of Assign/AdamStep, which
-// ask the communicator for rank and size only.
-class GroupPosition : public Communicator {
- public:
-  GroupPosition(int rank, int size) : rank_(rank), size_(size) {}
-  int rank() const override { return rank_; }
-  int size() const override { return size_; }
-  StatusOr<std::unique_ptr<CommHandle>> AllReduce(void*, int64_t, DType, ReduceOp) override { return Unused(); }
-  StatusOr<std::unique_ptr<CommHandle>> ReduceScatter(const void*, void*, int64_t, DType, ReduceOp) override {
-    return Unused();
-  }
-  StatusOr<std::unique_ptr<CommHandle>> AllGather(const void*, void*, int64_t, DType) override { return Unused(); }
-  StatusOr<std::unique_ptr<CommHandle>> Broadcast(void*, int64_t, DType, int) override { return Unused(); }
-  Status Barrier() override { return Status::OK(); }
-  std::map<std::string, int64_t> bytes_sent() const override { return {}; }
-  std::map<std::string, int64_t> calls() const override { return {}; }
-  [[noreturn]] void Abort(const std::string& message, int) override {
-    ADD_FAILURE() << message;
-    std::abort();
-  }
-
- private:
-  static Status Unused() { return Internal("GroupPosition has no collectives"); }
-  int rank_, size_;
-};
 
 const DType kFloats[] = {DType::kFloat32, DType::kFloat16, DType::kBFloat16};
 
@@ -401,6 +378,99 @@ TEST(HalfOptimizers, NativeKernelsEqualFloat32OnWidenedTensorsRounded) {
           EXPECT_FALSE(p1.SameContents(Grid(pt, n, 1))) << "the steps moved the parameter";
         }
       }
+}
+
+// OptimStep(p, g, states..., lr, step, scale[, skip]) of one algorithm with its weight decay on.
+struct OptimNodeOf {
+  Graph g;
+  Node* node = nullptr;
+  size_t states = 0;
+};
+std::unique_ptr<OptimNodeOf> Optim(const OptimAlgorithmInfo& a, DType param, DType grad, DType state, int64_t n,
+                                   bool with_skip) {
+  auto o = std::make_unique<OptimNodeOf>();
+  Graph& g = o->g;
+  o->states = OptimStateSuffixes(a.id, /*momentum=*/true, /*centered=*/false).size();  // RMSprop: + momentum_buffer
+  std::vector<Value*> in = {g.AddInput("p", Typed(param, {n})), g.AddInput("g", Typed(grad, {n}))};
+  for (size_t j = 0; j < o->states; ++j) in.push_back(g.AddInput("s" + std::to_string(j), Typed(state, {n})));
+  in.push_back(g.AddInput("lr", Typed(DType::kFloat32, {})));
+  in.push_back(g.AddInput("step", Typed(DType::kInt64, {})));
+  in.push_back(g.AddInput("scale", Typed(DType::kFloat32, {})));
+  if (with_skip) in.push_back(g.AddInput("skip", Typed(DType::kBool, {})));
+  o->node = g.AddNode(ops::kOptimStep, in, {}, kDscDomain, a.name);
+  o->node->SetAttr("algorithm", std::string(a.name));
+  o->node->SetAttr("momentum", 0.9f);
+  o->node->SetAttr("weight_decay", 0.01f);
+  return o;
+}
+
+// OptimStep's states start from non-negative values (sums of squares among them).
+std::vector<Tensor> OptimStates(DType t, int64_t n, size_t count, uint32_t seed) {
+  std::vector<Tensor> s;
+  for (size_t j = 0; j < count; ++j) {
+    s.push_back(Grid(t, n, seed + static_cast<uint32_t>(j)));
+    for (int64_t i = 0; i < n; ++i) s.back().SetFromDouble(i, std::fabs(Get(s.back(), i)));
+  }
+  return s;
+}
+
+TEST(HalfOptimizers, OptimStepNativeEqualsFloat32OnWidenedTensorsRounded) {
+  const int64_t n = 301;
+  for (const OptimAlgorithmInfo& a : OptimAlgorithms())
+    for (DType pt : kFloats)
+      for (DType st : kFloats) {
+        const DType gt = pt == DType::kFloat32 ? DType::kBFloat16 : DType::kFloat32;
+        SCOPED_TRACE(StrCat(a.name, ": param ", DTypeName(pt), ", grad ", DTypeName(gt), ", states ", DTypeName(st)));
+        auto o = Optim(a, pt, gt, st, n, /*with_skip=*/false);
+        StatusOr<std::unique_ptr<OpKernel>> native = KernelRegistry::Global().Create(*o->node, DeviceKind::kCpu);
+        StatusOr<std::unique_ptr<OpKernel>> adapted = CreateHalfAdaptor(*o->node, KernelRegistry::Global(), DeviceKind::kCpu);
+        ASSERT_TRUE(native.ok() && adapted.ok());
+        Tensor p1 = Grid(pt, n, 1), g1 = Grid(gt, n, 2), p2 = Clone(p1);
+        std::vector<Tensor> s1 = OptimStates(st, n, o->states, 3), s2;
+        for (const Tensor& t : s1) s2.push_back(Clone(t));
+        Tensor lr = Tensor::Scalar(DType::kFloat32, 0.05), scale = Tensor::Scalar(DType::kFloat32, 0.5);
+        for (int64_t k = 1; k <= 3; ++k) {  // the kernels keep NAdam's mu_product between steps
+          Tensor step = Tensor::FromVector<int64_t>(DType::kInt64, {}, {k});
+          std::vector<Tensor*> a1 = {&p1, &g1}, a2 = {&p2, &g1};
+          for (size_t j = 0; j < o->states; ++j) {
+            a1.push_back(&s1[j]);
+            a2.push_back(&s2[j]);
+          }
+          for (auto* args : {&a1, &a2}) args->insert(args->end(), {&lr, &step, &scale});
+          ASSERT_TRUE(RunKernel(**native, a1).ok());
+          ASSERT_TRUE(RunKernel(**adapted, a2).ok());
+          EXPECT_TRUE(p1.SameContents(p2)) << "param, step " << k;
+          for (size_t j = 0; j < o->states; ++j) EXPECT_TRUE(s1[j].SameContents(s2[j])) << "state " << j << ", step " << k;
+        }
+        EXPECT_FALSE(p1.SameContents(Grid(pt, n, 1))) << "the steps moved the parameter";
+      }
+}
+
+TEST(SkipInput, OptimStepLeavesEveryByteWhenSkipped) {
+  const int64_t n = 40000;  // OpenMP path
+  for (const OptimAlgorithmInfo& a : OptimAlgorithms())
+    for (DType pt : kFloats) {
+      const DType st = pt == DType::kFloat32 ? DType::kBFloat16 : DType::kFloat32;
+      SCOPED_TRACE(StrCat(a.name, ": param ", DTypeName(pt), ", states ", DTypeName(st)));
+      auto o = Optim(a, pt, DType::kFloat32, st, n, /*with_skip=*/true);
+      Tensor p = Awkward(pt, n, 1), grad = Awkward(DType::kFloat32, n, 2);
+      std::vector<Tensor> s = OptimStates(st, n, o->states, 3);
+      Tensor lr = Tensor::Scalar(DType::kFloat32, 1e-2), step = Tensor::FromVector<int64_t>(DType::kInt64, {}, {3}),
+             scale = Tensor::Scalar(DType::kFloat32, 1.0);
+      for (bool skip : {true, false}) {
+        Tensor flag = Tensor::FromVector<int64_t>(DType::kBool, {}, {skip ? 1 : 0});
+        const Tensor p0 = Clone(p), g0 = Clone(grad);
+        std::vector<Tensor> s0;
+        for (const Tensor& t : s) s0.push_back(Clone(t));
+        std::vector<Tensor*> args = {&p, &grad};
+        for (Tensor& t : s) args.push_back(&t);
+        args.insert(args.end(), {&lr, &step, &scale, &flag});
+        ASSERT_TRUE(RunNodeOnCpu(*o->node, args).ok());
+        EXPECT_TRUE(grad.SameContents(g0));
+        EXPECT_EQ(p.SameContents(p0), skip) << "skip " << skip;
+        for (size_t j = 0; j < s.size(); ++j) EXPECT_EQ(s[j].SameContents(s0[j]), skip) << "state " << j << " skip " << skip;
+      }
+    }
 }
 
 // ------------------------------------------------------------------ programs through the executor

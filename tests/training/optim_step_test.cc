@@ -1,0 +1,214 @@
+// Kernel tests of OptimStep, the element-wise optimizers (ir/optim_algorithms.h): each algorithm
+// against torch.optim (DeepSpeed's FusedLion kernel for Lion) for a few steps, whole and sharded
+// over three ranks, NAdam's mu_product cache, and the checks on the node.
+// Reference numbers: data/optim_step_cases.json from gen_optim_step_cases.py (torch >= 2).
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "ir/dsc_ops.h"
+#include "ir/node_checks.h"
+#include "ir/optim_algorithms.h"
+#include "kernels/common/optimizer_math.h"
+#include "tests/kernels/kernel_test_util.h"
+#include "tests/training/group_position.h"
+
+namespace dsc {
+namespace {
+
+using ::dsc::testing::AllClose;
+using ::dsc::testing::GroupPosition;
+using ::dsc::testing::RunNodeOnCpu;
+using nlohmann::json;
+
+const json& Cases() {
+  static const json* cases = [] {
+    std::ifstream in(DSC_OPTIM_STEP_CASES);
+    return new json(json::parse(in).at("cases"));
+  }();
+  return *cases;
+}
+
+TensorType F32(std::vector<int64_t> dims) {
+  Shape s;
+  for (int64_t d : dims) s.push_back(Dim::Static(d));
+  return TensorType{DType::kFloat32, s};
+}
+
+Tensor Floats(const std::vector<double>& v) {
+  return Tensor::FromVector(DType::kFloat32, {static_cast<int64_t>(v.size())}, v);
+}
+std::vector<double> Doubles(const json& values) { return values.get<std::vector<double>>(); }
+std::vector<double> Slice(const std::vector<double>& v, int64_t from, int64_t len) {
+  return std::vector<double>(v.begin() + from, v.begin() + from + len);
+}
+
+// Optimizer-step tolerances: a few float roundings of difference in how the update is grouped.
+constexpr double kRtol = 2e-6, kAtol = 1e-7;
+
+// OptimStep(p, g, states..., lr, step, scale) for a case: param and states of `state_elems`
+// elements (a shard's when `world` > 0, then with shard = 1 and world).
+struct CaseNode {
+  Graph g;
+  Node* node = nullptr;
+};
+std::unique_ptr<CaseNode> MakeNode(const json& c, int64_t param_elems, int64_t state_elems, int64_t world) {
+  auto cn = std::make_unique<CaseNode>();
+  Graph& g = cn->g;
+  std::vector<Value*> in = {g.AddInput("p", F32({param_elems})), g.AddInput("g", F32({state_elems}))};
+  for (const json& s : c["states"]) in.push_back(g.AddInput(s.get<std::string>(), F32({state_elems})));
+  in.push_back(g.AddInput("lr", F32({})));
+  in.push_back(g.AddInput("step", TensorType{DType::kInt64, Shape{}}));
+  in.push_back(g.AddInput("scale", F32({})));
+  cn->node = g.AddNode(ops::kOptimStep, in, {}, kDscDomain, c["name"].get<std::string>());
+  cn->node->SetAttr("algorithm", c["algorithm"].get<std::string>());
+  for (const auto& [k, v] : c["attrs"].items()) {
+    if (k == "centered" || k == "decoupled_weight_decay") cn->node->SetAttr(k, v.get<int64_t>());
+    else cn->node->SetAttr(k, v.get<float>());
+  }
+  if (world > 0) {
+    cn->node->SetAttr("shard", int64_t{1});
+    cn->node->SetAttr("world", world);
+  }
+  return cn;
+}
+
+TEST(OptimStep, EveryAlgorithmHasCases) {
+  for (const OptimAlgorithmInfo& a : OptimAlgorithms()) {
+    int count = 0;
+    for (const json& c : Cases()) count += c["algorithm"] == a.name;
+    EXPECT_GE(count, 2) << a.name << ": a case without and one with weight decay";
+  }
+}
+
+TEST(OptimStep, MatchesReference) {
+  for (const json& c : Cases()) {
+    SCOPED_TRACE(c["name"].get<std::string>());
+    const int64_t n = static_cast<int64_t>(c["param"].size());
+    auto cn = MakeNode(c, n, n, 0);
+    ASSERT_EQ(OptimStateSuffixesOf(*cn->node).size(), c["states"].size());
+    Tensor p = Floats(Doubles(c["param"]));
+    std::vector<Tensor> states;
+    for (size_t j = 0; j < c["states"].size(); ++j) states.emplace_back(DType::kFloat32, std::vector<int64_t>{n});
+    Tensor lr = Tensor::Scalar(DType::kFloat32, c["lr"].get<double>());
+    Tensor scale = Tensor::Scalar(DType::kFloat32, c["grad_scale"].get<double>());
+    for (size_t k = 0; k < c["grads"].size(); ++k) {
+      SCOPED_TRACE("step " + std::to_string(k + 1));
+      Tensor grad = Floats(Doubles(c["grads"][k]));
+      Tensor step = Tensor::FromVector<int64_t>(DType::kInt64, {}, {static_cast<int64_t>(k) + 1});
+      std::vector<Tensor*> args = {&p, &grad};
+      for (Tensor& s : states) args.push_back(&s);
+      args.insert(args.end(), {&lr, &step, &scale});
+      ASSERT_TRUE(RunNodeOnCpu(*cn->node, args).ok());
+      const json& e = c["expected"][k];
+      EXPECT_TRUE(AllClose(p, Doubles(e["param"]), kRtol, kAtol));
+      for (size_t j = 0; j < states.size(); ++j)
+        EXPECT_TRUE(AllClose(states[j], Doubles(e["states"][j]), kRtol, kAtol)) << c["states"][j];
+    }
+  }
+}
+
+// ZeRO 1-2: three ranks each update their chunk of the 7-element param from chunks of the gradient
+// and the states (ceil(7/3) = 3 elements, the last rank's padded); the chunks follow the
+// reference. Padding gradients are NaN: nothing of them may reach the parameter.
+TEST(OptimStep, ShardedRanksFollowTheReference) {
+  const int64_t world = 3;
+  for (const json& c : Cases()) {
+    SCOPED_TRACE(c["name"].get<std::string>());
+    const int64_t n = static_cast<int64_t>(c["param"].size());
+    const int64_t chunk = ops::ChunkSize(n, world);
+    auto cn = MakeNode(c, n, chunk, world);
+    for (int rank = 0; rank < world; ++rank) {
+      SCOPED_TRACE("rank " + std::to_string(rank));
+      const int64_t begin = std::min(n, rank * chunk), len = std::min(n, (rank + 1) * chunk) - begin;
+      GroupPosition group(rank, static_cast<int>(world));
+      Tensor p = Floats(Doubles(c["param"]));
+      std::vector<Tensor> states;
+      for (size_t j = 0; j < c["states"].size(); ++j) states.emplace_back(DType::kFloat32, std::vector<int64_t>{chunk});
+      Tensor lr = Tensor::Scalar(DType::kFloat32, c["lr"].get<double>());
+      Tensor scale = Tensor::Scalar(DType::kFloat32, c["grad_scale"].get<double>());
+      for (size_t k = 0; k < c["grads"].size(); ++k) {
+        std::vector<double> g = Slice(Doubles(c["grads"][k]), begin, len);
+        g.resize(static_cast<size_t>(chunk), std::nan(""));
+        Tensor grad = Floats(g);
+        Tensor step = Tensor::FromVector<int64_t>(DType::kInt64, {}, {static_cast<int64_t>(k) + 1});
+        std::vector<Tensor*> args = {&p, &grad};
+        for (Tensor& s : states) args.push_back(&s);
+        args.insert(args.end(), {&lr, &step, &scale});
+        ASSERT_TRUE(RunNodeOnCpu(*cn->node, args, 0, 1, &group).ok());
+      }
+      const json& e = c["expected"].back();
+      const std::vector<double> want_p = Doubles(e["param"]), p0 = Doubles(c["param"]);
+      for (int64_t i = 0; i < n; ++i) {
+        const bool mine = i >= begin && i < begin + len;
+        const double want = mine ? want_p[static_cast<size_t>(i)] : p0[static_cast<size_t>(i)];
+        EXPECT_NEAR(p.GetAsDouble(i), want, kAtol + kRtol * std::fabs(want)) << "element " << i << (mine ? "" : " (not this rank's)");
+      }
+      for (size_t j = 0; j < states.size(); ++j)
+        for (int64_t i = 0; i < len; ++i) {
+          const double want = Doubles(e["states"][j])[static_cast<size_t>(begin + i)];
+          EXPECT_NEAR(states[j].GetAsDouble(i), want, kAtol + kRtol * std::fabs(want)) << c["states"][j] << " " << i;
+        }
+    }
+  }
+}
+
+// The cache of NAdam's mu_product (kernels keep it between steps): advancing one step at a time,
+// jumping ahead and going back (a resumed run) all give the product computed from step 1.
+TEST(OptimStep, NadamMuProductCacheEqualsAFreshProduct) {
+  auto fresh = [](int64_t step) {
+    int64_t at = 0;
+    float product = 1.0f;
+    return optim::NadamMuProduct(0.9, 4e-3, step, &at, &product);
+  };
+  float expect = 1.0f;
+  for (int64_t t = 1; t <= 5; ++t) expect = expect * static_cast<float>(0.9 * (1.0 - 0.5 * std::pow(0.96, t * 4e-3)));
+  EXPECT_EQ(fresh(5), expect);
+  int64_t at = 0;
+  float product = 1.0f;
+  for (int64_t step : {1, 2, 3, 7, 8, 4, 30, 2, 100})
+    EXPECT_EQ(optim::NadamMuProduct(0.9, 4e-3, step, &at, &product), fresh(step)) << "step " << step;
+}
+
+TEST(OptimStep, NodeChecksNameTheProblem) {
+  const json& c = Cases()[0];  // lion: one state
+  auto cn = MakeNode(c, 4, 4, 0);
+  EXPECT_TRUE(CheckNode(*cn->node, 17, NodeCheckStage::kShapes).ok());
+  cn->node->SetAttr("algorithm", std::string("lamb"));
+  Status s = CheckNode(*cn->node, 17, NodeCheckStage::kShapes);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("'algorithm' is 'lamb', must be one of 'lion'"), std::string::npos) << s.message();
+  auto k = KernelRegistry::Global().Create(*cn->node, DeviceKind::kCpu);
+  ASSERT_FALSE(k.ok());
+  EXPECT_NE(k.status().message().find("unknown algorithm 'lamb'"), std::string::npos) << k.status().message();
+  // Adadelta takes two states: the one-state node has one input too few.
+  cn->node->SetAttr("algorithm", std::string("adadelta"));
+  s = CheckNode(*cn->node, 17, NodeCheckStage::kShapes);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("algorithm 'adadelta' with these attributes takes 7"), std::string::npos) << s.message();
+  cn->node->SetAttr("algorithm", std::string("lion"));
+  cn->node->SetAttr("shard", int64_t{2});
+  s = CheckNode(*cn->node, 17, NodeCheckStage::kShapes);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("'shard' is 2"), std::string::npos) << s.message();
+}
+
+TEST(OptimStep, StepZeroAndSizeMismatchAreErrors) {
+  const json& c = Cases()[0];
+  auto cn = MakeNode(c, 4, 4, 0);
+  Tensor p(DType::kFloat32, {4}), grad(DType::kFloat32, {4}), m(DType::kFloat32, {4});
+  Tensor lr = Tensor::Scalar(DType::kFloat32, 0.1), scale = Tensor::Scalar(DType::kFloat32, 1.0);
+  Tensor zero = Tensor::FromVector<int64_t>(DType::kInt64, {}, {0});
+  auto r = RunNodeOnCpu(*cn->node, {&p, &grad, &m, &lr, &zero, &scale});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("step must be >= 1"), std::string::npos) << r.status().message();
+  Tensor one = Tensor::FromVector<int64_t>(DType::kInt64, {}, {1}), small(DType::kFloat32, {3});
+  r = RunNodeOnCpu(*cn->node, {&p, &grad, &small, &lr, &one, &scale});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("4 elements updated from 3"), std::string::npos) << r.status().message();
+}
+
+}  // namespace
+}  // namespace dsc
