@@ -25,6 +25,8 @@
 // A step program that already holds updates is left unchanged.
 #include <algorithm>
 
+#include "passes/optimizer.h"
+
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
 #include "passes/pass.h"
@@ -155,5 +157,7 @@ class OptimizerPass : public Pass {
 }  // namespace
 
 std::unique_ptr<Pass> CreateOptimizerPass() { return std::make_unique<OptimizerPass>(); }
+
+Status CheckOptimizerLowerable(const OptimizerConfig& optimizer) { return FamilyOf(optimizer).status(); }
 
 }  // namespace dsc

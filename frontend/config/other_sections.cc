@@ -85,7 +85,7 @@ Status ParseCheckpointSection(ParseContext& ctx, const nlohmann::json& section, 
       if (!ok) return w.Error("pipeline_stage", "expected true or false, got " + ShortJson(*v));
       out->parallel_write_pipeline_stage = *v;
     }
-    RETURN_IF_ERROR(w.Finish());
+    RETURN_IF_ERROR(w.FinishPlainDict());
   }
   if (const nlohmann::json* wr = r.Get("writer")) {
     if (!wr->is_null()) {
@@ -114,11 +114,11 @@ Status ParseCheckpointSection(ParseContext& ctx, const nlohmann::json& section, 
         RETURN_IF_ERROR(w.Bool(key, &b));
         writer[key] = b;
       }
-      RETURN_IF_ERROR(w.Finish());
+      RETURN_IF_ERROR(w.FinishPlainDict());
       out->writer = writer;
     }
   }
-  return r.Finish();
+  return r.FinishPlainDict();
 }
 
 Status ParseMonitorSection(ParseContext& ctx, const std::string& name, const nlohmann::json& section,
@@ -129,7 +129,9 @@ Status ParseMonitorSection(ParseContext& ctx, const std::string& name, const nlo
   RETURN_IF_ERROR(r.Bool("enabled", &out->enabled));
   RETURN_IF_ERROR(r.String("output_path", &out->output_path));
   RETURN_IF_ERROR(r.String("job_name", &out->job_name));
-  return r.Finish();
+  RETURN_IF_ERROR(r.Finish());
+  if (out->enabled) ctx.Unsupported(name + ".enabled", "monitor output (dsrun --metrics writes one JSON line per step)");
+  return Status::OK();
 }
 
 Status ParseActivationCheckpointingSection(ParseContext& ctx, const nlohmann::json& section,
@@ -144,7 +146,7 @@ Status ParseActivationCheckpointingSection(ParseContext& ctx, const nlohmann::js
   RETURN_IF_ERROR(r.OptInt("number_checkpoints", &out->number_checkpoints, 1));
   RETURN_IF_ERROR(r.Bool("synchronize_checkpoint_boundary", &out->synchronize_checkpoint_boundary));
   RETURN_IF_ERROR(r.Bool("profile", &out->profile));
-  RETURN_IF_ERROR(r.Finish());
+  RETURN_IF_ERROR(r.FinishPlainDict());
   if (out->partition_activations || out->contiguous_memory_optimization || out->cpu_checkpointing) {
     ctx.Warn(path, "DeepSpeed applies these only to models that call deepspeed.checkpointing; an ONNX "
                    "graph has no such calls, so they have no effect in dscompile");
@@ -162,7 +164,7 @@ Status ParseAioSection(ParseContext& ctx, const nlohmann::json& section, AioConf
   RETURN_IF_ERROR(r.Bool("single_submit", &out->single_submit));
   RETURN_IF_ERROR(r.Bool("overlap_events", &out->overlap_events));
   RETURN_IF_ERROR(r.Bool("use_gds", &out->use_gds));
-  RETURN_IF_ERROR(r.Finish());
+  RETURN_IF_ERROR(r.FinishPlainDict());
   if (out->use_gds) ctx.Unsupported("aio.use_gds", "GPUDirect Storage");
   return Status::OK();
 }
@@ -182,19 +184,19 @@ Status ParseFlopsProfilerSection(ParseContext& ctx, const nlohmann::json& sectio
       return r.Error("output_file", "expected null or a file name, got " + ShortJson(*v));
     out->output_file = v->get<std::string>();
   }
-  RETURN_IF_ERROR(r.Finish());
+  RETURN_IF_ERROR(r.FinishPlainDict());
   // DeepSpeed reads these values only when the profiler is on; so do we.
   if (!out->enabled) return Status::OK();
   if (out->module_depth != -1)
-    return r.Error(DsErrorKind::kNotImplementedError, "module_depth",
-                   StrCat("only -1 (the whole model) can be honoured, got ", out->module_depth,
-                          ": a compiled plan has nodes, not modules; the profile lists op kinds and the "
-                          "top_modules slowest nodes"));
+    ctx.Unsupported("flops_profiler.module_depth",
+                    StrCat("only -1 (the whole model) can be honoured, got ", out->module_depth,
+                           ": a compiled plan has nodes, not modules; the profile lists op kinds and the "
+                           "top_modules slowest nodes"));
   if (out->recompute_fwd_factor != 0.0)
-    return r.Error(DsErrorKind::kNotImplementedError, "recompute_fwd_factor",
-                   StrCat("only 0 can be honoured, got ", out->recompute_fwd_factor,
-                          ": plans recompute no forward activations, and the profile counts the backward's "
-                          "nodes as they are"));
+    ctx.Unsupported("flops_profiler.recompute_fwd_factor",
+                    StrCat("only 0 can be honoured, got ", out->recompute_fwd_factor,
+                           ": plans recompute no forward activations, and the profile counts the backward's "
+                           "nodes as they are"));
   return Status::OK();
 }
 

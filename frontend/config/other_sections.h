@@ -1,6 +1,6 @@
 // The remaining DeepSpeed sections: checkpoint, monitors (tensorboard, csv_monitor), activation
 // checkpointing, aio, the flops profiler, and every section dscompile recognises but does not implement (pipeline,
-// sparse attention, compression, ...), which is an error when it is switched on.
+// sparse attention, compression, ...), recorded as unsupported when it is switched on (compiling refuses it).
 #pragma once
 
 #include <cstdint>

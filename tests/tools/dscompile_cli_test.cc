@@ -19,6 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::CommandResult;
 using testing::ShellQuote;
+using nlohmann::json;
 
 const std::string kModels = DSC_SOURCE_DIR "/models";
 const std::string kConfigs = DSC_SOURCE_DIR "/configs";
@@ -233,7 +234,7 @@ TEST(DscompileCli, Errors) {
       {ShellQuote(kModels + "/gpt/gpt.onnx"), "--config CFG.json is required"},
       {"/nonexistent.onnx --config " + ShellQuote(kConfigs + "/gpt.json"), "/nonexistent.onnx: no such model file"},
       {ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " + ShellQuote(kConfigs + "/zero2_offload.json"),
-       "zero_optimization.offload_optimizer.device: offload is not implemented"},
+       "zero_optimization.offload_optimizer.device: offload to \"cpu\""},
   };
   for (const Case& c : cases) {
     CommandResult r = Dscompile(c.args);
@@ -282,6 +283,35 @@ conv3d (float[batch,2,4,4,4] x) => (float[] loss) <float[3,2,3,3,3] w = ...> {
   EXPECT_NE(r.output.find("2 nodes have no CPU kernel for their attributes"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("'conv' (Conv)"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir.File("p")));
+}
+
+// A config DeepSpeed accepts is explained even when dscompile cannot compile it: the resolution on
+// stdout, every setting the compile refuses as a warning naming its JSON path; compiling it fails
+// with the same paths, and --lr-schedule (what dsrun would do) refuses it too.
+TEST(DscompileCli, ExplainConfigListsWhatTheCompileRefuses) {
+  const std::string config = ShellQuote(kConfigs + "/zero2_offload.json");
+  CommandResult out = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " --config " + config + " --explain-config", false);
+  ASSERT_EQ(out.rc, 0) << out.output;
+  const json resolved = json::parse(out.output, nullptr, false);
+  ASSERT_FALSE(resolved.is_discarded()) << out.output;
+  EXPECT_EQ(resolved["zero_optimization"]["offload_optimizer"]["device"], "cpu");
+  EXPECT_EQ(resolved["optimizer"]["type"], "adam");
+  CommandResult all = Dscompile("--config " + config + " --explain-config");
+  EXPECT_NE(all.output.find("dscompile: warning: will be refused at compile time: "
+                            "zero_optimization.offload_optimizer.device: offload to \"cpu\"\n"),
+            std::string::npos)
+      << all.output;
+  testing::TempDir dir;
+  CommandResult compile = Dscompile(ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " + config + " -q -o " +
+                                    ShellQuote(dir.File("p")));
+  EXPECT_EQ(compile.rc, 1) << compile.output;
+  EXPECT_NE(compile.output.find("\n  zero_optimization.offload_optimizer.device: offload to \"cpu\" [Unsupported]"),
+            std::string::npos)
+      << compile.output;
+  EXPECT_FALSE(fs::exists(dir.File("p")));
+  CommandResult lr = Dscompile("--config " + config + " --lr-schedule 3");
+  EXPECT_EQ(lr.rc, 1) << lr.output;
+  EXPECT_NE(lr.output.find("zero_optimization.offload_optimizer.device"), std::string::npos) << lr.output;
 }
 
 TEST(DscompileCli, ExplainConfigAndLrSchedule) {
