@@ -90,7 +90,7 @@ Status ReadTopLevelScalars(SectionReader& top, DsConfig* c) {
   RETURN_IF_ERROR(top.Bool("graph_harvesting", &c->graph_harvesting));
   RETURN_IF_ERROR(top.Bool("dataloader_drop_last", &c->dataloader_drop_last));
   RETURN_IF_ERROR(top.Bool("use_data_before_expert_parallelism", &c->use_data_before_expert_parallelism));
-  RETURN_IF_ERROR(top.OptInt("vocabulary_size", &c->vocabulary_size, 1));
+  RETURN_IF_ERROR(top.OptInt("vocabulary_size", &c->vocabulary_size));
   if (c->vocabulary_size && *c->vocabulary_size % 8 != 0) {
     top.ctx().Warn("vocabulary_size", StrCat(*c->vocabulary_size, " is not a multiple of 8; fp16 GEMMs run slower"));
   }

@@ -240,11 +240,18 @@ TEST(ConfigParse, UnknownKeysOfPlainDictSectionsWarn) {
   EXPECT_NE(msg.find("optimizer.parms: unknown key"), std::string::npos) << msg;
 }
 
-// gradient_clipping is not validated by DeepSpeed; a negative value disables clipping as 0 does.
-TEST(ConfigParse, NegativeGradientClippingIsAccepted) {
-  StatusOr<DsConfig> cfg = Parse(R"({"train_batch_size": 8, "gradient_clipping": -1})");
+// Values DeepSpeed does not validate are taken as given: gradient_clipping < 0 disables clipping as
+// 0 does; the plain-dict numbers below are never range-checked.
+TEST(ConfigParse, ValuesDeepSpeedDoesNotCheckAreAccepted) {
+  StatusOr<DsConfig> cfg = Parse(R"({"train_batch_size": 8, "gradient_clipping": -1, "vocabulary_size": 0,
+      "aio": {"block_size": 0, "queue_depth": 0, "thread_count": 0}, "activation_checkpointing": {"number_checkpoints": 0},
+      "checkpoint": {"writer": {"io_buffer_size": 0, "io_multiplier": 0}}})");
   ASSERT_TRUE(cfg.ok()) << cfg.status().message();
   EXPECT_EQ(cfg->gradient_clipping, -1.0);
+  EXPECT_EQ(cfg->aio.block_size, 0);
+  EXPECT_EQ(cfg->aio.intra_op_parallelism, 0);
+  EXPECT_EQ(cfg->activation_checkpointing.number_checkpoints, 0);
+  EXPECT_EQ(cfg->checkpoint.writer["io_buffer_size"], 0);
   EXPECT_TRUE(cfg->unsupported.empty());
 }
 
