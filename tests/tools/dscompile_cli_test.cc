@@ -255,6 +255,11 @@ TEST(DscompileCli, RefusesConfigFeaturesItDoesNotImplement) {
       {R"("tensorboard": {"enabled": true})", "tensorboard.enabled: monitor output"},
       {R"("flops_profiler": {"enabled": true, "module_depth": 2})", "flops_profiler.module_depth: only -1"},
       {R"("fp16": {"enabled": true, "auto_cast": true})", "fp16.auto_cast"},
+      {R"("pipeline": {"stages": 2})", "pipeline: pipeline parallelism"},
+      {R"("scheduler": {"type": "StepLR", "params": {"step_size": 2}})", "scheduler.type: torch LR scheduler \"StepLR\""},
+      {R"("zero_optimization": {"stage": 3, "offload_param": {"device": "cpu"}})", "zero_optimization.offload_param.device"},
+      {R"("gradient_predivide_factor": 0)", "gradient_predivide_factor: 0"},
+      {R"("steps_per_print": 0)", "steps_per_print: 0"},
   };
   for (const Case& c : cases) {
     testing::WriteFileOrDie(dir.File("c.json"), "{" + base + ", " + c.extra + "}");
@@ -262,6 +267,11 @@ TEST(DscompileCli, RefusesConfigFeaturesItDoesNotImplement) {
                                 " -o " + ShellQuote(dir.File("p")));
     EXPECT_NE(r.rc, 0) << c.extra;
     EXPECT_NE(r.output.find(c.needle), std::string::npos) << c.extra << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(dir.File("p"))) << c.extra;
+    // DeepSpeed accepts each: --explain-config explains it and names what the compile refuses.
+    CommandResult e = Dscompile("--config " + ShellQuote(dir.File("c.json")) + " --explain-config");
+    EXPECT_EQ(e.rc, 0) << c.extra << "\n" << e.output;
+    EXPECT_NE(e.output.find("will be refused at compile time: " + c.needle), std::string::npos) << c.extra << "\n" << e.output;
   }
 }
 
