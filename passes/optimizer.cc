@@ -158,6 +158,6 @@ class OptimizerPass : public Pass {
 
 std::unique_ptr<Pass> CreateOptimizerPass() { return std::make_unique<OptimizerPass>(); }
 
-Status CheckOptimizerLowerable(const OptimizerConfig& optimizer) { return FamilyOf(optimizer).status(); }
+Status CheckOptimizerLowerable(const DsConfig& config) { return FamilyOf(config.optimizer).status(); }
 
 }  // namespace dsc

@@ -68,7 +68,7 @@ std::vector<std::string> CompileTimeRefusals(const DsConfig& config) {
                        "plan cannot have (the optimizer pass refuses it)");
   } else if (std::none_of(refusals.begin(), refusals.end(), [](const std::string& r) { return r.rfind("optimizer", 0) == 0; })) {
     // Already listed under optimizer.* otherwise: the pass would never run.
-    if (Status s = CheckOptimizerLowerable(config.optimizer); !s.ok()) refusals.push_back(s.message());
+    if (Status s = CheckOptimizerLowerable(config); !s.ok()) refusals.push_back(s.message());
   }
   if (StatusOr<PrecisionMode> mode = ResolvePrecision(config); !mode.ok()) {
     // Its messages name the source first ("ds.json: amp.master_weights: ..."): keep the path on.

@@ -276,15 +276,17 @@ TEST(PassManager, CompileTimeRefusalsListWhatTheDefaultPipelineRefuses) {
   ASSERT_EQ(r.size(), 2u);  // amsgrad once: recorded by the config, so the pass's own refusal is not repeated
   EXPECT_EQ(r[0].rfind("optimizer.params.amsgrad: ", 0), 0u) << r[0];
   EXPECT_EQ(r[1].rfind("pipeline: ", 0), 0u) << r[1];
-  // Lamb parses (DeepSpeed builds FusedLamb) but the optimizer pass has no update rule for it yet.
-  OptimizerConfig lamb;
-  lamb.type = "lamb";
-  lamb.implementation = "FusedLamb";
-  if (!CheckOptimizerLowerable(lamb).ok()) {
-    r = refusals(R"({"train_batch_size": 8, "optimizer": {"type": "Lamb"}})");
-    ASSERT_EQ(r.size(), 1u);
-    EXPECT_EQ(r[0], CheckOptimizerLowerable(lamb).message());
-    EXPECT_EQ(r[0].rfind("optimizer.type: \"lamb\"", 0), 0u) << r[0];
+  // A type that parses is listed exactly when the optimizer pass refuses it (Lamb, today).
+  for (const char* type : {"Adam", "SGD", "Lamb", "Lion", "Adagrad", "RMSprop", "NAdam"}) {
+    std::vector<std::string> warnings;
+    StatusOr<DsConfig> cfg = ParseDsConfig(StrCat(R"({"train_batch_size": 8, "optimizer": {"type": ")", type, R"("}})"),
+                                           ConfigOptions{}, &warnings);
+    ASSERT_TRUE(cfg.ok()) << type << ": " << cfg.status().ToString();
+    if (!cfg->unsupported.empty()) continue;  // refused before the pass
+    const Status lowerable = CheckOptimizerLowerable(*cfg);
+    EXPECT_EQ(CompileTimeRefusals(*cfg), lowerable.ok() ? std::vector<std::string>{} : std::vector<std::string>{lowerable.message()})
+        << type;
+    if (!lowerable.ok()) EXPECT_EQ(lowerable.message().rfind("optimizer.type: ", 0), 0u) << lowerable.message();
   }
 }
 
