@@ -123,6 +123,7 @@ Status CheckRunnable(const Plan& plan) {
   std::vector<std::string> warnings;
   StatusOr<DsConfig> cfg = ParseDsConfigJson(plan.config, copts, &warnings, "its config");
   if (!cfg.ok()) return cfg.status();
+  RETURN_IF_ERROR(RefuseUnsupported(*cfg));  // dscompile never writes such a plan
   for (const PlanProgram& p : plan.programs) {
     if (p.name != "micro_step" && p.name != "step") continue;
     Status s = CheckInputs(plan, p, cfg->train_micro_batch_size_per_gpu);

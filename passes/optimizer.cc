@@ -33,6 +33,8 @@
 #include <algorithm>
 #include <map>
 
+#include "passes/optimizer.h"
+
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
 #include "ir/optim_algorithms.h"
@@ -214,5 +216,7 @@ class OptimizerPass : public Pass {
 }  // namespace
 
 std::unique_ptr<Pass> CreateOptimizerPass() { return std::make_unique<OptimizerPass>(); }
+
+Status CheckOptimizerLowerable(const DsConfig& config) { return FamilyOf(config.optimizer).status(); }
 
 }  // namespace dsc

@@ -1,15 +1,19 @@
 // Pipeline execution.
 #include "passes/pass_manager.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <cstdio>
 #include <filesystem>
 #include <iomanip>
 
+#include "frontend/config/ds_config.h"
 #include "ir/file_write.h"
 #include "ir/onnx_convert.h"
 #include "ir/text.h"
+#include "passes/optimizer.h"
+#include "passes/precision_policy.h"
 
 namespace dsc {
 namespace {
@@ -57,8 +61,29 @@ Status VerifyModule(const Module& m, const VerifyOptions& opts) {
   return Status::OK();
 }
 
+std::vector<std::string> CompileTimeRefusals(const DsConfig& config) {
+  std::vector<std::string> refusals = config.unsupported;
+  if (!config.optimizer.present()) {
+    refusals.push_back("optimizer: no optimizer.type; DeepSpeed then trains only with a client optimizer, which a "
+                       "plan cannot have (the optimizer pass refuses it)");
+  } else if (std::none_of(refusals.begin(), refusals.end(), [](const std::string& r) { return r.rfind("optimizer", 0) == 0; })) {
+    // Already listed under optimizer.* otherwise: the pass would never run.
+    if (Status s = CheckOptimizerLowerable(config); !s.ok()) refusals.push_back(s.message());
+  }
+  if (StatusOr<PrecisionMode> mode = ResolvePrecision(config); !mode.ok()) {
+    // Its messages name the source first ("ds.json: amp.master_weights: ..."): keep the path on.
+    const std::string& m = mode.status().message();
+    const std::string prefix = config.source + ": ";
+    refusals.push_back(m.rfind(prefix, 0) == 0 ? m.substr(prefix.size()) : m);
+  }
+  return refusals;
+}
+
 StatusOr<std::vector<PassRecord>> RunPipeline(Module& g, const std::vector<PassId>& pipeline,
                                               const PassContext& ctx, const PipelineOptions& opts) {
+  // Parsing keeps what DeepSpeed accepts and dscompile does not implement, for --explain-config;
+  // compiling starts by refusing it, so no such setting is ever ignored.
+  if (ctx.config) RETURN_IF_ERROR(RefuseUnsupported(*ctx.config));
   if (!opts.dump_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(opts.dump_dir, ec);

@@ -30,8 +30,15 @@ struct PipelineOptions {
   std::ostream* out = nullptr;       // where --print-ir-after and --time-passes write
 };
 
+// Refuses a config with unsupported settings (RefuseUnsupported) before the first pass.
 StatusOr<std::vector<PassRecord>> RunPipeline(Module& m, const std::vector<PassId>& pipeline,
                                               const PassContext& ctx, const PipelineOptions& opts);
+
+// Everything compiling `config` with the default pipeline refuses, one "json.path: why" each:
+// config.unsupported (RefuseUnsupported, before the first pass), then what the precision and
+// optimizer passes cannot lower (a missing optimizer, an optimizer type without an update rule).
+// --explain-config prints them as warnings after the resolved config.
+std::vector<std::string> CompileTimeRefusals(const DsConfig& config);
 
 // The IR text of every program (one program: its text alone; several: each under a
 // "# ===== program NAME" line), as dumps and --print-ir-after show it.

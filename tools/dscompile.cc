@@ -41,8 +41,11 @@ options:
                             folder move to another machine without the model
   --config CFG.json         DeepSpeed config (required)
   --world-size N            number of ranks the plan is for (default 1)
-  --strict-config           unknown top-level config keys are errors, not warnings
-  --explain-config          print the fully resolved config as JSON and exit (no model needed)
+  --strict-config           unknown config keys DeepSpeed ignores (top level, plain-dict
+                            sections such as optimizer, data_types) are errors, not warnings
+  --explain-config          print the fully resolved config as JSON and exit (no model needed);
+                            warnings on stderr list every setting a compile would refuse
+                            (DeepSpeed accepts it, dscompile does not implement it)
   --lr-schedule N           print the learning rate of optimizer steps 1..N ("step lr") and exit
   --dim NAME=VALUE          bind a symbolic dimension (repeatable); the batch dimension (dim 0
                             of every input) takes train_micro_batch_size_per_gpu
@@ -114,23 +117,6 @@ StatusOr<DsConfig> LoadConfig(const ParsedArgs& args, int world_size, bool verbo
   return cfg;
 }
 
-// Config features the compiler cannot lower yet are refused here rather than silently dropped.
-Status CheckImplemented(const nlohmann::json& cfg, const std::string& path) {
-  auto refuse = [&](const std::string& key, const std::string& what) {
-    return Unimplemented(path, ": ", key, ": ", what, " is not implemented by this dscompile yet");
-  };
-  const nlohmann::json& zero = cfg.value("zero_optimization", nlohmann::json::object());
-  for (const char* k : {"offload_optimizer", "offload_param"}) {
-    const nlohmann::json& off = zero.value(k, nlohmann::json::object());
-    if (off.is_object() && off.value("device", "none") != "none")
-      return refuse(StrCat("zero_optimization.", k, ".device"), "offload");
-  }
-  for (const char* k : {"csv_monitor", "tensorboard"})
-    if (cfg.value(k, nlohmann::json::object()).value("enabled", false))
-      return refuse(StrCat(k, ".enabled"), "monitor output (dsrun --metrics writes one JSON line per step)");
-  return Status::OK();
-}
-
 // Every node must get a CPU kernel (registered, and accepting the node's attributes and shapes):
 // a plan that would stop at dsrun's first step is refused here, listing every failure at once.
 Status CheckKernelsExist(const Module& m) {
@@ -163,8 +149,14 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
   if (args.Has("--explain-config") || args.Has("--lr-schedule")) {
     if (!args.positional.empty()) return InvalidArgument("--explain-config and --lr-schedule take no model");
     ASSIGN_OR_RETURN(DsConfig cfg, LoadConfig(args, static_cast<int>(world_size), true));
-    if (args.Has("--explain-config")) std::cout << ResolvedConfigJson(cfg).dump(2) << "\n";
+    if (args.Has("--explain-config")) {
+      std::cout << ResolvedConfigJson(cfg).dump(2) << "\n";
+      for (const std::string& r : CompileTimeRefusals(cfg))
+        std::cerr << "dscompile: warning: will be refused at compile time: " << r << "\n";
+    }
     if (args.Has("--lr-schedule")) {
+      // dsrun would never run this config, so there is no schedule to show.
+      RETURN_IF_ERROR(RefuseUnsupported(cfg));
       ASSIGN_OR_RETURN(int64_t n, args.GetInt("--lr-schedule", 0));
       if (n < 1) return InvalidArgument("--lr-schedule N needs N >= 1");
       ASSIGN_OR_RETURN(std::string lines, FormatLrSchedule(cfg, static_cast<int>(n)));
@@ -178,8 +170,9 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
                            " (usage: dscompile MODEL.onnx --config CFG.json; see --help)");
   const std::string model_path = args.positional[0];
   ASSIGN_OR_RETURN(DsConfig cfg, LoadConfig(args, static_cast<int>(world_size), !quiet));
+  // RunPipeline refuses these too; refusing before the import spares reading a large model.
+  RETURN_IF_ERROR(RefuseUnsupported(cfg));
   nlohmann::json resolved = ResolvedConfigJson(cfg);
-  RETURN_IF_ERROR(CheckImplemented(resolved, args.Get("--config")));
 
   PassContext ctx;
   ctx.config = &cfg;

@@ -52,7 +52,12 @@ Status ReadCommDtype(SectionReader& top, const std::string& key, std::optional<s
 
 Status ReadTopLevelScalars(SectionReader& top, DsConfig* c) {
   RETURN_IF_ERROR(top.Bool("managed_gradient_accumulation", &c->managed_gradient_accumulation));
-  RETURN_IF_ERROR(top.OptInt("steps_per_print", &c->steps_per_print, 1));
+  RETURN_IF_ERROR(top.OptInt("steps_per_print", &c->steps_per_print));
+  // DeepSpeed takes any integer and computes (step + 1) % steps_per_print at every step: 0 divides
+  // by zero there, a negative value prints every |n| steps; dsrun's progress line needs n >= 1.
+  if (c->steps_per_print && *c->steps_per_print < 1) {
+    top.ctx().Unsupported("steps_per_print", StrCat(*c->steps_per_print, ": dsrun prints every n >= 1 steps"));
+  }
   RETURN_IF_ERROR(top.Bool("dump_state", &c->dump_state));
   RETURN_IF_ERROR(top.Bool("disable_allgather", &c->disable_allgather));
   RETURN_IF_ERROR(ReadCommDtype(top, "communication_data_type", &c->communication_data_type));
@@ -61,9 +66,10 @@ Status ReadTopLevelScalars(SectionReader& top, DsConfig* c) {
   c->seq_parallel_communication_data_type = seq.value_or("fp32");
   RETURN_IF_ERROR(top.Bool("prescale_gradients", &c->prescale_gradients));
   RETURN_IF_ERROR(top.Float("gradient_predivide_factor", &c->gradient_predivide_factor));
+  // DeepSpeed does not check it; 0 divides by zero in its first gradient all-reduce.
   if (!(c->gradient_predivide_factor > 0)) {
-    return top.Error(DsErrorKind::kValueError, "gradient_predivide_factor",
-                     StrCat("must be > 0 (gradients are multiplied by its inverse), got ", c->gradient_predivide_factor));
+    top.ctx().Unsupported("gradient_predivide_factor",
+                          StrCat(c->gradient_predivide_factor, ": gradients are multiplied by its inverse, so it must be > 0"));
   }
   if (const nlohmann::json* v = top.Get("gradient_allreduce_op")) {
     std::string op = v->is_string() ? Lower(v->get<std::string>()) : "";
@@ -74,7 +80,9 @@ Status ReadTopLevelScalars(SectionReader& top, DsConfig* c) {
     c->gradient_allreduce_op = op;
   }
   RETURN_IF_ERROR(top.Bool("sparse_gradients", &c->sparse_gradients));
-  RETURN_IF_ERROR(top.Float("gradient_clipping", &c->gradient_clipping, 0.0));
+  // Not validated by DeepSpeed: every clipping site tests "> 0", so a negative value disables
+  // clipping as 0 does, and so does ClipScale.
+  RETURN_IF_ERROR(top.Float("gradient_clipping", &c->gradient_clipping));
   RETURN_IF_ERROR(top.Bool("wall_clock_breakdown", &c->wall_clock_breakdown));
   RETURN_IF_ERROR(top.Bool("memory_breakdown", &c->memory_breakdown));
   RETURN_IF_ERROR(top.Bool("zero_allow_untested_optimizer", &c->zero_allow_untested_optimizer));
@@ -82,7 +90,7 @@ Status ReadTopLevelScalars(SectionReader& top, DsConfig* c) {
   RETURN_IF_ERROR(top.Bool("graph_harvesting", &c->graph_harvesting));
   RETURN_IF_ERROR(top.Bool("dataloader_drop_last", &c->dataloader_drop_last));
   RETURN_IF_ERROR(top.Bool("use_data_before_expert_parallelism", &c->use_data_before_expert_parallelism));
-  RETURN_IF_ERROR(top.OptInt("vocabulary_size", &c->vocabulary_size, 1));
+  RETURN_IF_ERROR(top.OptInt("vocabulary_size", &c->vocabulary_size));
   if (c->vocabulary_size && *c->vocabulary_size % 8 != 0) {
     top.ctx().Warn("vocabulary_size", StrCat(*c->vocabulary_size, " is not a multiple of 8; fp16 GEMMs run slower"));
   }
@@ -92,8 +100,8 @@ Status ReadTopLevelScalars(SectionReader& top, DsConfig* c) {
   int64_t dp = c->world_size;
   RETURN_IF_ERROR(top.Int("data_parallel_size", &dp, 1));
   if (dp != c->world_size) {
-    return top.Error(DsErrorKind::kValueError, "data_parallel_size",
-                     StrCat(dp, " differs from the world size ", c->world_size, " (dscompile is data parallel only)"));
+    top.ctx().Unsupported("data_parallel_size", StrCat(dp, " differs from the world size ", c->world_size,
+                                                       ": dscompile is data parallel only, over every rank"));
   }
   int64_t seed = static_cast<int64_t>(c->seed);
   RETURN_IF_ERROR(top.Int("seed", &seed, 0));
@@ -299,6 +307,14 @@ StatusOr<std::string> OptimizerWrapper(const DsConfig& c) {
                          TorchDtypeName(accum) + " without ZeRO");
 }
 
+Status RefuseUnsupported(const DsConfig& c) {
+  if (c.unsupported.empty()) return Status::OK();
+  std::string list;
+  for (const std::string& u : c.unsupported) list += "\n  " + u;
+  return ConfigError(DsErrorKind::kUnsupported, c.source, "",
+                     "accepted by DeepSpeed but not supported by dscompile, so it cannot be compiled:" + list);
+}
+
 StatusOr<DsConfig> ParseDsConfigJson(const nlohmann::json& doc, const ConfigOptions& options,
                                      std::vector<std::string>* warnings, const std::string& source_name) {
   ParseContext ctx;
@@ -331,11 +347,6 @@ StatusOr<DsConfig> ParseDsConfigJson(const nlohmann::json& doc, const ConfigOpti
                           "; DeepSpeed ignores it silently";
     if (options.strict) return ctx.Error(DsErrorKind::kValueError, it.key(), message);
     ctx.Warn(it.key(), message);
-  }
-  if (!ctx.unsupported.empty() && !options.allow_unsupported) {
-    std::string list;
-    for (const std::string& u : ctx.unsupported) list += (list.empty() ? "" : "; ") + u;
-    return ctx.Error(DsErrorKind::kUnsupported, "", "enabled but not supported by dscompile: " + list);
   }
   for (const std::string& key : ctx.auto_keys) {
     bool batch = key == "train_batch_size" || key == "train_micro_batch_size_per_gpu" || key == "gradient_accumulation_steps";

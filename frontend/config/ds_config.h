@@ -26,10 +26,7 @@ namespace dsc {
 
 struct ConfigOptions {
   int world_size = 1;
-  bool strict = false;  // unknown top-level keys are errors, not warnings
-  // Parity and inspection only: record switched-on features dscompile does not implement in
-  // DsConfig::unsupported instead of failing. The compiler never sets this.
-  bool allow_unsupported = false;
+  bool strict = false;  // unknown keys DeepSpeed ignores (top level, plain-dict sections) are errors, not warnings
 };
 
 struct DsConfig {
@@ -79,7 +76,9 @@ struct DsConfig {
   bool pipeline_parallel = false;
 
   std::vector<std::string> auto_keys;    // JSON paths given as "auto"
-  std::vector<std::string> unsupported;  // only with ConfigOptions::allow_unsupported
+  // What DeepSpeed accepts and dscompile cannot compile, one "json.path: what" each. Parsing records
+  // them so that --explain-config can explain the config; compiling refuses them (RefuseUnsupported).
+  std::vector<std::string> unsupported;
   nlohmann::json recognised_sections = nlohmann::json::object();  // sections kept as given
 
   // "fp16" | "bf16" | "fp32": the dtype the model computes in.
@@ -109,6 +108,11 @@ nlohmann::json ResolvedConfigJson(const DsConfig& config);
 // "bf16" (BF16_Optimizer), "ddp_bf16", "fp16" (FP16_Optimizer: no hysteresis), "amp", or "" for the
 // bare optimizer; an error for the combinations DeepSpeed refuses.
 StatusOr<std::string> OptimizerWrapper(const DsConfig& config);
+
+// The compile-time refusal of config.unsupported: an Unimplemented error naming every JSON path and
+// why, or OK when there is none. RunPipeline calls it before the first pass and VerifyPlan for a
+// plan's config, so a feature dscompile does not implement is never parsed and ignored.
+Status RefuseUnsupported(const DsConfig& config);
 
 // Every top-level key DeepSpeed knows (for "did you mean").
 const std::vector<std::string>& KnownTopLevelKeys();

@@ -113,12 +113,10 @@ Status ParseOptimizerSection(ParseContext& ctx, const nlohmann::json& section, c
   const nlohmann::json* type = r.Get("type");
   RETURN_IF_ERROR(r.Bool("legacy_fusion", &opt->legacy_fusion));
   const nlohmann::json* given = r.Get("params");
-  RETURN_IF_ERROR(r.Finish());
+  RETURN_IF_ERROR(r.FinishPlainDict());
   if (!type || type->is_null()) {
-    if (given && !given->is_null()) {
-      return ctx.Error(DsErrorKind::kValueError, "optimizer.params",
-                       "given without optimizer.type; DeepSpeed would silently ignore these parameters");
-    }
+    // DeepSpeed reads params only with a type and builds no optimizer; the optimizer pass refuses that.
+    if (given && !given->is_null()) ctx.Warn("optimizer.params", "ignored without optimizer.type, as DeepSpeed ignores them");
     return Status::OK();
   }
   if (!type->is_string()) return r.Error("type", "expected an optimizer name, got " + ShortJson(*type));

@@ -85,7 +85,7 @@ Status ParseCheckpointSection(ParseContext& ctx, const nlohmann::json& section, 
       if (!ok) return w.Error("pipeline_stage", "expected true or false, got " + ShortJson(*v));
       out->parallel_write_pipeline_stage = *v;
     }
-    RETURN_IF_ERROR(w.Finish());
+    RETURN_IF_ERROR(w.FinishPlainDict());
   }
   if (const nlohmann::json* wr = r.Get("writer")) {
     if (!wr->is_null()) {
@@ -107,18 +107,19 @@ Status ParseCheckpointSection(ParseContext& ctx, const nlohmann::json& section, 
         writer["data_parallel"] = v->is_null() ? nlohmann::json(nullptr) : nlohmann::json(t);
       }
       int64_t n = 0;
-      if (w.Has("io_buffer_size")) { RETURN_IF_ERROR(w.Int("io_buffer_size", &n, 1)); writer["io_buffer_size"] = n; }
-      if (w.Has("io_multiplier")) { RETURN_IF_ERROR(w.Int("io_multiplier", &n, 1)); writer["io_multiplier"] = n; }
+      // Plain values to DeepSpeed (no range check); dscompile's checkpoints do not use the writer.
+      if (w.Has("io_buffer_size")) { RETURN_IF_ERROR(w.Int("io_buffer_size", &n)); writer["io_buffer_size"] = n; }
+      if (w.Has("io_multiplier")) { RETURN_IF_ERROR(w.Int("io_multiplier", &n)); writer["io_multiplier"] = n; }
       for (const char* key : {"io_buffer_double", "show_statistics", "decoupled"}) {
         bool b = writer[key].get<bool>();
         RETURN_IF_ERROR(w.Bool(key, &b));
         writer[key] = b;
       }
-      RETURN_IF_ERROR(w.Finish());
+      RETURN_IF_ERROR(w.FinishPlainDict());
       out->writer = writer;
     }
   }
-  return r.Finish();
+  return r.FinishPlainDict();
 }
 
 Status ParseMonitorSection(ParseContext& ctx, const std::string& name, const nlohmann::json& section,
@@ -129,7 +130,9 @@ Status ParseMonitorSection(ParseContext& ctx, const std::string& name, const nlo
   RETURN_IF_ERROR(r.Bool("enabled", &out->enabled));
   RETURN_IF_ERROR(r.String("output_path", &out->output_path));
   RETURN_IF_ERROR(r.String("job_name", &out->job_name));
-  return r.Finish();
+  RETURN_IF_ERROR(r.Finish());
+  if (out->enabled) ctx.Unsupported(name + ".enabled", "monitor output (dsrun --metrics writes one JSON line per step)");
+  return Status::OK();
 }
 
 Status ParseActivationCheckpointingSection(ParseContext& ctx, const nlohmann::json& section,
@@ -141,10 +144,10 @@ Status ParseActivationCheckpointingSection(ParseContext& ctx, const nlohmann::js
   RETURN_IF_ERROR(r.Bool("partition_activations", &out->partition_activations));
   RETURN_IF_ERROR(r.Bool("contiguous_memory_optimization", &out->contiguous_memory_optimization));
   RETURN_IF_ERROR(r.Bool("cpu_checkpointing", &out->cpu_checkpointing));
-  RETURN_IF_ERROR(r.OptInt("number_checkpoints", &out->number_checkpoints, 1));
+  RETURN_IF_ERROR(r.OptInt("number_checkpoints", &out->number_checkpoints));
   RETURN_IF_ERROR(r.Bool("synchronize_checkpoint_boundary", &out->synchronize_checkpoint_boundary));
   RETURN_IF_ERROR(r.Bool("profile", &out->profile));
-  RETURN_IF_ERROR(r.Finish());
+  RETURN_IF_ERROR(r.FinishPlainDict());
   if (out->partition_activations || out->contiguous_memory_optimization || out->cpu_checkpointing) {
     ctx.Warn(path, "DeepSpeed applies these only to models that call deepspeed.checkpointing; an ONNX "
                    "graph has no such calls, so they have no effect in dscompile");
@@ -156,13 +159,14 @@ Status ParseAioSection(ParseContext& ctx, const nlohmann::json& section, AioConf
   if (section.is_null()) return Status::OK();
   RETURN_IF_ERROR(RequireObject(ctx, "aio", section, DsErrorKind::kValueError));
   SectionReader r(ctx, "aio", section, DsErrorKind::kValueError, false);
-  RETURN_IF_ERROR(r.Int("block_size", &out->block_size, 1));
-  RETURN_IF_ERROR(r.Int("queue_depth", &out->queue_depth, 1));
-  RETURN_IF_ERROR(r.Int("intra_op_parallelism", &out->intra_op_parallelism, 1, "thread_count"));
+  // No range checks, as in DeepSpeed: only its NVMe swapping (refused here) reads these.
+  RETURN_IF_ERROR(r.Int("block_size", &out->block_size));
+  RETURN_IF_ERROR(r.Int("queue_depth", &out->queue_depth));
+  RETURN_IF_ERROR(r.Int("intra_op_parallelism", &out->intra_op_parallelism, std::nullopt, "thread_count"));
   RETURN_IF_ERROR(r.Bool("single_submit", &out->single_submit));
   RETURN_IF_ERROR(r.Bool("overlap_events", &out->overlap_events));
   RETURN_IF_ERROR(r.Bool("use_gds", &out->use_gds));
-  RETURN_IF_ERROR(r.Finish());
+  RETURN_IF_ERROR(r.FinishPlainDict());
   if (out->use_gds) ctx.Unsupported("aio.use_gds", "GPUDirect Storage");
   return Status::OK();
 }
@@ -173,28 +177,32 @@ Status ParseFlopsProfilerSection(ParseContext& ctx, const nlohmann::json& sectio
   SectionReader r(ctx, "flops_profiler", section, DsErrorKind::kValueError, false);
   RETURN_IF_ERROR(r.Bool("enabled", &out->enabled));
   RETURN_IF_ERROR(r.Float("recompute_fwd_factor", &out->recompute_fwd_factor, 0.0));
-  RETURN_IF_ERROR(r.Int("profile_step", &out->profile_step, 1));
+  RETURN_IF_ERROR(r.Int("profile_step", &out->profile_step));
   RETURN_IF_ERROR(r.Int("module_depth", &out->module_depth));
-  RETURN_IF_ERROR(r.Int("top_modules", &out->top_modules, 1));
+  RETURN_IF_ERROR(r.Int("top_modules", &out->top_modules));
   RETURN_IF_ERROR(r.Bool("detailed", &out->detailed));
   if (const nlohmann::json* v = r.Get("output_file"); v && !v->is_null()) {
     if (!v->is_string() || v->get<std::string>().empty())
       return r.Error("output_file", "expected null or a file name, got " + ShortJson(*v));
     out->output_file = v->get<std::string>();
   }
-  RETURN_IF_ERROR(r.Finish());
+  RETURN_IF_ERROR(r.FinishPlainDict());
   // DeepSpeed reads these values only when the profiler is on; so do we.
   if (!out->enabled) return Status::OK();
   if (out->module_depth != -1)
-    return r.Error(DsErrorKind::kNotImplementedError, "module_depth",
-                   StrCat("only -1 (the whole model) can be honoured, got ", out->module_depth,
-                          ": a compiled plan has nodes, not modules; the profile lists op kinds and the "
-                          "top_modules slowest nodes"));
+    ctx.Unsupported("flops_profiler.module_depth",
+                    StrCat("only -1 (the whole model) can be honoured, got ", out->module_depth,
+                           ": a compiled plan has nodes, not modules; the profile lists op kinds and the "
+                           "top_modules slowest nodes"));
+  if (out->profile_step < 1)
+    ctx.Unsupported("flops_profiler.profile_step", StrCat(out->profile_step, ": dsrun profiles an optimizer step >= 1"));
+  if (out->top_modules < 1)
+    ctx.Unsupported("flops_profiler.top_modules", StrCat(out->top_modules, ": dsrun lists at least the slowest node"));
   if (out->recompute_fwd_factor != 0.0)
-    return r.Error(DsErrorKind::kNotImplementedError, "recompute_fwd_factor",
-                   StrCat("only 0 can be honoured, got ", out->recompute_fwd_factor,
-                          ": plans recompute no forward activations, and the profile counts the backward's "
-                          "nodes as they are"));
+    ctx.Unsupported("flops_profiler.recompute_fwd_factor",
+                    StrCat("only 0 can be honoured, got ", out->recompute_fwd_factor,
+                           ": plans recompute no forward activations, and the profile counts the backward's "
+                           "nodes as they are"));
   return Status::OK();
 }
 

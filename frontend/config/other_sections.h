@@ -1,6 +1,6 @@
 // The remaining DeepSpeed sections: checkpoint, monitors (tensorboard, csv_monitor), activation
 // checkpointing, aio, the flops profiler, and every section dscompile recognises but does not implement (pipeline,
-// sparse attention, compression, ...), which is an error when it is switched on.
+// sparse attention, compression, ...), recorded as unsupported when it is switched on (compiling refuses it).
 #pragma once
 
 #include <cstdint>
@@ -51,8 +51,9 @@ struct AioConfig {
 
 // flops_profiler: dsrun prints the per-op FLOPs and latency profile of optimizer step
 // profile_step (runtime/profiler.h). A plan has nodes, not modules: top_modules is how many of the
-// slowest nodes are listed, detailed adds that list to the op-kind table, and module_depth is only
-// accepted at -1 (the whole model); recompute_fwd_factor only at 0 (plans recompute nothing).
+// slowest nodes are listed, detailed adds that list to the op-kind table, and module_depth can only
+// be -1 (the whole model), recompute_fwd_factor only 0 (plans recompute nothing): other values,
+// like profile_step or top_modules < 1, are recorded as unsupported and refused when compiling.
 struct FlopsProfilerConfig {
   bool enabled = false;
   double recompute_fwd_factor = 0.0;

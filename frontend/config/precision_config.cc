@@ -240,7 +240,7 @@ Status ParseDataTypesSection(ParseContext& ctx, const nlohmann::json& section, D
     }
     *member = canonical;
   }
-  return r.Finish();
+  return r.FinishPlainDict();
 }
 
 Status ParseAmpEnabled(ParseContext& ctx, const nlohmann::json& section, AmpConfig* amp) {

@@ -148,12 +148,10 @@ Status ParseSchedulerSection(ParseContext& ctx, const nlohmann::json& section, S
   SectionReader r(ctx, "scheduler", section, DsErrorKind::kValueError, /*strip_auto=*/false);
   const nlohmann::json* type = r.Get("type");
   const nlohmann::json* given = r.Get("params");
-  RETURN_IF_ERROR(r.Finish());
+  RETURN_IF_ERROR(r.FinishPlainDict());
   if (!type || type->is_null()) {
-    if (given && !given->is_null()) {
-      return ctx.Error(DsErrorKind::kValueError, "scheduler.params",
-                       "given without scheduler.type; DeepSpeed would silently ignore these parameters");
-    }
+    // DeepSpeed reads params only with a type: no schedule, the optimizer's lr throughout.
+    if (given && !given->is_null()) ctx.Warn("scheduler.params", "ignored without scheduler.type, as DeepSpeed ignores them");
     return Status::OK();
   }
   if (!type->is_string()) return r.Error("type", "expected a scheduler name, got " + ShortJson(*type));
@@ -161,6 +159,7 @@ Status ParseSchedulerSection(ParseContext& ctx, const nlohmann::json& section, S
   if (std::find(kTorchSchedulers.begin(), kTorchSchedulers.end(), name) != kTorchSchedulers.end()) {
     ctx.Unsupported("scheduler.type", "torch LR scheduler \"" + name + "\" (use one of DeepSpeed's: WarmupLR, "
                                       "WarmupDecayLR, WarmupCosineLR, OneCycle, LRRangeTest)");
+    s->torch_scheduler = {{"type", name}, {"params", given ? *given : nlohmann::json(nullptr)}};
     return Status::OK();
   }
   if (std::find(kSchedules.begin(), kSchedules.end(), name) == kSchedules.end()) {
@@ -237,7 +236,7 @@ Status ParseSchedulerSection(ParseContext& ctx, const nlohmann::json& section, S
 }
 
 nlohmann::json SchedulerToJson(const SchedulerConfig& s, std::optional<double> optimizer_lr) {
-  if (!s.present()) return nullptr;
+  if (!s.present()) return s.torch_scheduler;
   nlohmann::json p;
   auto opt = [](const auto& o) { return o ? nlohmann::json(*o) : nlohmann::json(nullptr); };
   if (s.type == "WarmupLR" || s.type == "WarmupDecayLR" || s.type == "WarmupCosineLR") {

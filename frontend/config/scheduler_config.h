@@ -42,6 +42,10 @@ struct SchedulerConfig {
   double lr_range_test_step_rate = 1.0;
   bool lr_range_test_staircase = false;
 
+  // A torch.optim.lr_scheduler class, kept as given for --explain-config: type stays "" (it is not
+  // one of the schedules above) and the config records it as unsupported, so nothing compiles it.
+  nlohmann::json torch_scheduler = nullptr;
+
   bool present() const { return !type.empty(); }
 };
 

@@ -230,7 +230,13 @@ Status SectionReader::Enum(const std::string& key, const std::vector<std::string
   return Error(key, "expected one of " + list + ", got " + ShortJson(*v) + hint);
 }
 
-Status SectionReader::Finish(const std::vector<std::string>& also_known) {
+Status SectionReader::Finish(const std::vector<std::string>& also_known) { return FinishSection(also_known, false); }
+
+Status SectionReader::FinishPlainDict(const std::vector<std::string>& also_known) {
+  return FinishSection(also_known, !ctx_.strict);
+}
+
+Status SectionReader::FinishSection(const std::vector<std::string>& also_known, bool unknown_is_warning) {
   if (!both_given_.empty()) {
     const auto& [alias, key] = both_given_.front();
     return Error(key, "given together with its alias \"" + alias + "\"; give only one");
@@ -242,8 +248,10 @@ Status SectionReader::Finish(const std::vector<std::string>& also_known) {
         std::find(also_known.begin(), also_known.end(), it.key()) != also_known.end()) {
       continue;
     }
-    return Error(it.key(), "unknown key" + DidYouMean(it.key(), known) +
-                               (path_.empty() ? "" : " in section \"" + path_ + "\""));
+    std::string message = "unknown key" + DidYouMean(it.key(), known) +
+                          (path_.empty() ? "" : " in section \"" + path_ + "\"");
+    if (!unknown_is_warning) return Error(it.key(), message);
+    ctx_.Warn(Path(it.key()), message + "; DeepSpeed ignores it");
   }
   return Status::OK();
 }

@@ -86,11 +86,16 @@ class SectionReader {
 
   // Rejects keys never read; `also_known` are keys accepted without being read.
   Status Finish(const std::vector<std::string>& also_known = {});
+  // The same for DeepSpeed's plain-dict sections, which it reads with dict.get and so ignores
+  // unknown keys in: each is a warning with the nearest known key (an error with strict).
+  Status FinishPlainDict(const std::vector<std::string>& also_known = {});
 
   ParseContext& ctx() { return ctx_; }
   const nlohmann::json& object() const { return object_; }
 
  private:
+  Status FinishSection(const std::vector<std::string>& also_known, bool unknown_is_warning);
+
   ParseContext& ctx_;
   std::string path_;
   const nlohmann::json& object_;

@@ -301,10 +301,12 @@ Status ParseZeroSection(ParseContext& ctx, const nlohmann::json& section, const 
   if (zero->legacy_stage1) ctx.Unsupported(path + ".legacy_stage1", "legacy stage 1 (DeepSpeed removed it too)");
   if (zero->offload_optimizer && zero->offload_optimizer->super_offload)
     ctx.Unsupported(path + ".offload_optimizer.super_offload", "SuperOffload");
-  if (zero->offload_optimizer && zero->offload_optimizer->device == "nvme")
-    ctx.Unsupported(path + ".offload_optimizer.device", "offload to \"nvme\" (only \"cpu\" and \"none\")");
-  if (zero->offload_param && zero->offload_param->device == "nvme")
-    ctx.Unsupported(path + ".offload_param.device", "offload to \"nvme\" (only \"cpu\" and \"none\")");
+  // DeepSpeed offloads parameters only at stage 3 (the warning above); optimizer offload also picks
+  // DeepSpeedCPUAdam at stage 0.
+  if (zero->optimizer_offloaded())
+    ctx.Unsupported(path + ".offload_optimizer.device", "offload to \"" + zero->offload_optimizer->device + "\"");
+  if (zero->param_offloaded() && zero->stage == 3)
+    ctx.Unsupported(path + ".offload_param.device", "offload to \"" + zero->offload_param->device + "\"");
   return Status::OK();
 }
 

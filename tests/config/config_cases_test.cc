@@ -1,7 +1,11 @@
 // Runs every case of DeepSpeed's own unit tests (shared/deepspeed/cases-public.json) against the
 // parser, the LR schedules and the loss scaler. Error cases must fail with DeepSpeed's error kind.
+// The config cases also run through `dscompile --explain-config` itself: every config DeepSpeed
+// accepts is explained (exit 0, the printed resolution holds the case's values), every config it
+// rejects fails with its error kind.
 #include <cmath>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -10,8 +14,10 @@
 
 #include "frontend/config/ds_config.h"
 #include "frontend/config/elasticity.h"
+#include "passes/pass_manager.h"
 #include "runtime/loss_scaler.h"
 #include "runtime/lr_schedule.h"
+#include "tests/testutil/test_util.h"
 
 namespace dsc {
 namespace {
@@ -99,35 +105,51 @@ void ExpectError(const Status& status, const json& expect) {
   EXPECT_EQ(DeepSpeedErrorKind(status), expect["error"].get<std::string>()) << status.message();
 }
 
-void RunDsConfig(const json& c) {
+bool IsConfigCase(const json& c) {
+  return c.is_object() && (c["kind"] == "ds_config" || c["kind"] == "ds_config_text" || c["kind"] == "optimizer_wrapper");
+}
+
+std::string ConfigText(const json& c) {
+  return c["kind"] == "ds_config_text" ? c["config_text"].get<std::string>() : c["config"].dump();
+}
+
+// What --explain-config does before printing: LoadDsConfig parses the file's text like this.
+StatusOr<DsConfig> ParseCase(const json& c) {
   ConfigOptions options;
   options.world_size = c.value("world_size", 1);
-  options.allow_unsupported = true;
   std::vector<std::string> warnings;
-  StatusOr<DsConfig> cfg = c["kind"] == "ds_config_text"
-                               ? ParseDsConfig(c["config_text"].get<std::string>(), options, &warnings)
-                               : ParseDsConfig(c["config"].dump(), options, &warnings);
+  return ParseDsConfig(ConfigText(c), options, &warnings);
+}
+
+// The case's expected values (or optimizer wrapper) hold in `cfg`.
+void ExpectResolution(const json& c, const DsConfig& cfg) {
   const json& expect = c["expect"];
-  if (expect.contains("error")) return ExpectError(cfg.status(), expect);
-  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  if (c["kind"] == "optimizer_wrapper") {
+    StatusOr<std::string> wrapper = OptimizerWrapper(cfg);
+    ASSERT_TRUE(wrapper.ok()) << wrapper.status().message();
+    json want = expect["optimizer_wrapper"];
+    EXPECT_EQ(*wrapper, want.is_null() ? "" : want.get<std::string>());
+    return;
+  }
   for (auto it = expect.begin(); it != expect.end(); ++it) {
-    json got = Lookup(*cfg, it.key());
+    json got = Lookup(cfg, it.key());
     EXPECT_TRUE(JsonNear(got, it.value())) << it.key() << ": got " << got.dump() << ", want " << it.value().dump();
   }
 }
 
-void RunOptimizerWrapper(const json& c) {
-  ConfigOptions options;
-  options.allow_unsupported = true;  // apex AMP rows
-  std::vector<std::string> warnings;
-  StatusOr<DsConfig> cfg = ParseDsConfig(c["config"].dump(), options, &warnings);
-  const json& expect = c["expect"];
-  if (expect.contains("error")) return ExpectError(cfg.status(), expect);
+// A config DeepSpeed accepts parses; what a compile would refuse is listed, each entry under a key
+// the config gives (or "optimizer" when it has none), never an error at parse time.
+void RunConfigCase(const json& c) {
+  StatusOr<DsConfig> cfg = ParseCase(c);
+  if (c["expect"].contains("error")) return ExpectError(cfg.status(), c["expect"]);
   ASSERT_TRUE(cfg.ok()) << cfg.status().message();
-  StatusOr<std::string> wrapper = OptimizerWrapper(*cfg);
-  ASSERT_TRUE(wrapper.ok()) << wrapper.status().message();
-  json want = expect["optimizer_wrapper"];
-  EXPECT_EQ(*wrapper, want.is_null() ? "" : want.get<std::string>());
+  ExpectResolution(c, *cfg);
+  const json given = c.value("config", json::object());
+  for (const std::string& refusal : CompileTimeRefusals(*cfg)) {
+    const std::string top = refusal.substr(0, refusal.find_first_of(".:"));
+    EXPECT_TRUE(given.contains(top) || (top == "optimizer" && !cfg->optimizer.present())) << refusal;
+  }
+  EXPECT_EQ(RefuseUnsupported(*cfg).ok(), cfg->unsupported.empty());
 }
 
 void RunScheduler(const json& c) {
@@ -199,8 +221,7 @@ TEST_P(DeepSpeedCase, MatchesDeepSpeed) {
   const json& c = GetParam().data;
   if (c.is_null()) GTEST_SKIP() << "cases file not found: " << DSC_CASES_FILE;
   const std::string kind = c["kind"];
-  if (kind == "ds_config" || kind == "ds_config_text") return RunDsConfig(c);
-  if (kind == "optimizer_wrapper") return RunOptimizerWrapper(c);
+  if (IsConfigCase(c)) return RunConfigCase(c);
   if (kind == "scheduler") return RunScheduler(c);
   if (kind == "loss_scaler") return RunLossScaler(c);
   if (kind == "elasticity") return RunElasticity(c);
@@ -208,6 +229,56 @@ TEST_P(DeepSpeedCase, MatchesDeepSpeed) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, DeepSpeedCase, ::testing::ValuesIn(LoadCases()),
+                         [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
+
+std::vector<Case> ConfigCases() {
+  std::vector<Case> cases;
+  for (const Case& c : LoadCases())
+    if (c.data.is_null() || IsConfigCase(c.data)) cases.push_back(c);
+  return cases;
+}
+
+// `dscompile --config CASE.json --world-size N --explain-config`: exit 0 and a resolution that
+// parses back to the case's values, with one warning per compile-time refusal; or exit 1 with
+// DeepSpeed's error kind.
+class ExplainConfigCase : public ::testing::TestWithParam<Case> {};
+
+TEST_P(ExplainConfigCase, DscompileExplainsWhatDeepSpeedAccepts) {
+  const json& c = GetParam().data;
+  if (c.is_null()) GTEST_SKIP() << "cases file not found: " << DSC_CASES_FILE;
+  testing::TempDir dir;
+  testing::WriteFileOrDie(dir.File("ds.json"), ConfigText(c));
+  const int world = c.value("world_size", 1);
+  testing::CommandResult r = testing::RunCommand(
+      StrCat("{ ", testing::ShellQuote(DSCOMPILE_PATH), " --config ", testing::ShellQuote(dir.File("ds.json")),
+             " --world-size ", world, " --explain-config 2>", testing::ShellQuote(dir.File("stderr")), "; }"),
+      /*with_stderr=*/false);
+  const std::string err = testing::ReadFileOrDie(dir.File("stderr"));
+  const json& expect = c["expect"];
+  if (expect.contains("error")) {
+    EXPECT_EQ(r.rc, 1) << r.output << err;
+    EXPECT_NE(err.find("[" + expect["error"].get<std::string>() + "]"), std::string::npos) << err;
+    return;
+  }
+  ASSERT_EQ(r.rc, 0) << err;
+  json printed = json::parse(r.output, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(printed.is_discarded()) << r.output;
+  std::vector<std::string> warnings;
+  StatusOr<DsConfig> again = ParseDsConfigJson(printed, ConfigOptions{.world_size = world}, &warnings);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  ExpectResolution(c, *again);
+
+  StatusOr<DsConfig> cfg = ParseCase(c);
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  std::vector<std::string> listed;
+  std::istringstream lines(err);
+  const std::string marker = "dscompile: warning: will be refused at compile time: ";
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind(marker, 0) == 0) listed.push_back(line.substr(marker.size()));
+  EXPECT_EQ(listed, CompileTimeRefusals(*cfg)) << err;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, ExplainConfigCase, ::testing::ValuesIn(ConfigCases()),
                          [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
 
 }  // namespace

@@ -1,4 +1,5 @@
 // Parser behaviour beyond DeepSpeed's own cases: JSON extensions, unknown keys, "auto", messages.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -136,16 +137,122 @@ TEST(ConfigParse, OptimizerNamesAndParams) {
   EXPECT_EQ(cfg->optimizer.lr, 1e-2);
 }
 
-TEST(ConfigParse, UnsupportedSectionsAreErrorsNamingTheFeature) {
-  std::string msg = ErrorOf(R"({"train_batch_size": 8, "sparse_attention": {"mode": "fixed"}})");
-  EXPECT_NE(msg.find("sparse attention"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("not supported by dscompile"), std::string::npos) << msg;
-  msg = ErrorOf(R"({"train_batch_size": 8, "optimizer": {"type": "OneBitAdam"}})");
-  EXPECT_NE(msg.find("OneBitAdam"), std::string::npos) << msg;
-  msg = ErrorOf(R"({"train_batch_size": 8, "pipeline": {"stages": 2}})");
-  EXPECT_NE(msg.find("pipeline parallelism"), std::string::npos) << msg;
-  // Present but switched off: accepted.
-  EXPECT_TRUE(Parse(R"({"train_batch_size": 8, "flops_profiler": {"enabled": false}, "wandb": {"enabled": false}})").ok());
+// What DeepSpeed accepts and dscompile does not implement parses (so --explain-config explains it),
+// is recorded with its JSON path, and is refused by RefuseUnsupported, which compiling runs first.
+std::vector<std::string> UnsupportedIn(const std::string& text, const std::string& refusal_needle) {
+  StatusOr<DsConfig> cfg = Parse(text);
+  EXPECT_TRUE(cfg.ok()) << text << ": " << cfg.status().message();
+  if (!cfg.ok()) return {};
+  const Status refused = RefuseUnsupported(*cfg);
+  EXPECT_EQ(DeepSpeedErrorKind(refused), "Unsupported") << text;
+  EXPECT_NE(refused.message().find("not supported by dscompile"), std::string::npos) << refused.message();
+  EXPECT_NE(refused.message().find(refusal_needle), std::string::npos) << refused.message();
+  return cfg->unsupported;
+}
+
+TEST(ConfigParse, UnsupportedSettingsAreRecordedAndRefusedAtCompileTime) {
+  const std::string base = R"("train_batch_size": 8, "optimizer": {"type": "Adam"})";
+  struct Case {
+    std::string extra, path, needle;
+  } cases[] = {
+      {R"("sparse_attention": {"mode": "fixed"})", "sparse_attention", "sparse attention"},
+      {R"("pipeline": {"stages": 2})", "pipeline", "pipeline parallelism"},
+      {R"("wandb": {"enabled": true})", "wandb", "Weights & Biases"},
+      {R"("csv_monitor": {"enabled": true})", "csv_monitor.enabled", "monitor output"},
+      {R"("flops_profiler": {"enabled": true, "module_depth": 2})", "flops_profiler.module_depth", "only -1"},
+      {R"("zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}})",
+       "zero_optimization.offload_optimizer.device", "offload to \"cpu\""},
+      {R"("zero_optimization": {"stage": 3, "offload_param": {"device": "nvme", "nvme_path": "/x"}})",
+       "zero_optimization.offload_param.device", "offload to \"nvme\""},
+      {R"("zero_optimization": {"stage": 3, "zero_quantized_weights": true})", "zero_optimization.zero_quantized_weights", "ZeRO++"},
+      {R"("data_parallel_size": 2)", "data_parallel_size", "data parallel only"},
+      {R"("gradient_predivide_factor": 0)", "gradient_predivide_factor", "must be > 0"},
+      {R"("steps_per_print": 0)", "steps_per_print", "n >= 1"},
+      {R"("scheduler": {"type": "StepLR", "params": {"step_size": 10}})", "scheduler.type", "torch LR scheduler \"StepLR\""},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> unsupported = UnsupportedIn("{" + base + ", " + c.extra + "}", c.path + ": ");
+    ASSERT_EQ(unsupported.size(), 1u) << c.extra;
+    EXPECT_EQ(unsupported[0].rfind(c.path + ": ", 0), 0u) << unsupported[0];
+    EXPECT_NE(unsupported[0].find(c.needle), std::string::npos) << unsupported[0];
+  }
+  // An optimizer dscompile does not build: recorded too (the optimizer pass would refuse it as well).
+  std::vector<std::string> u = UnsupportedIn(R"({"train_batch_size": 8, "optimizer": {"type": "OneBitAdam"}})", "optimizer.type: optimizer \"OneBitAdam\"");
+  ASSERT_EQ(u.size(), 1u);
+  // Offloaded parameters below stage 3 are ignored by DeepSpeed, with a warning here: not refused.
+  std::vector<std::string> warnings;
+  StatusOr<DsConfig> cfg = Parse(R"({"train_batch_size": 8, "optimizer": {"type": "Adam"},
+                                     "zero_optimization": {"stage": 2, "offload_param": {"device": "cpu"}}})", {}, &warnings);
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  EXPECT_TRUE(cfg->unsupported.empty());
+  EXPECT_TRUE(RefuseUnsupported(*cfg).ok());
+  // Present but switched off: nothing to refuse.
+  cfg = Parse(R"({"train_batch_size": 8, "flops_profiler": {"enabled": false}, "wandb": {"enabled": false}})");
+  ASSERT_TRUE(cfg.ok());
+  EXPECT_TRUE(cfg->unsupported.empty());
+}
+
+// The explained config is itself a config: it parses back with the same refusals.
+TEST(ConfigParse, ResolvedConfigOfAnUnsupportedConfigParsesBack) {
+  StatusOr<DsConfig> cfg = Parse(R"({"train_batch_size": 8, "optimizer": {"type": "Adam"}, "pipeline": {"stages": 2},
+      "scheduler": {"type": "StepLR", "params": {"step_size": 10}},
+      "zero_optimization": {"stage": 1, "offload_optimizer": {"device": "cpu"}}})");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  std::vector<std::string> warnings;
+  StatusOr<DsConfig> again = ParseDsConfigJson(ResolvedConfigJson(*cfg), {}, &warnings);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again->unsupported, cfg->unsupported);
+  EXPECT_EQ(ResolvedConfigJson(*again), ResolvedConfigJson(*cfg));
+  EXPECT_EQ(ResolvedConfigJson(*cfg)["scheduler"]["type"], "StepLR");
+}
+
+// DeepSpeed reads optimizer/scheduler params only with a type and ignores them otherwise; so does
+// dscompile, with a warning. (Without an optimizer the optimizer pass refuses to compile.)
+TEST(ConfigParse, ParamsWithoutTypeAreIgnoredAsDeepSpeedDoes) {
+  std::vector<std::string> warnings;
+  StatusOr<DsConfig> cfg = Parse(R"({"train_batch_size": 8, "optimizer": {"params": {"lr": 0.1}},
+                                     "scheduler": {"params": {"warmup_num_steps": 5}}})", {}, &warnings);
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  EXPECT_FALSE(cfg->optimizer.present());
+  EXPECT_FALSE(cfg->scheduler.present());
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_NE(warnings[0].find("optimizer.params: ignored without optimizer.type"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[1].find("scheduler.params: ignored without scheduler.type"), std::string::npos) << warnings[1];
+  EXPECT_TRUE(cfg->unsupported.empty());
+}
+
+// DeepSpeed reads plain-dict sections with dict.get, so it ignores their unknown keys: a warning
+// with the nearest key here, an error with strict.
+TEST(ConfigParse, UnknownKeysOfPlainDictSectionsWarn) {
+  const std::string text = R"({"train_batch_size": 8, "optimizer": {"type": "Adam", "parms": {}},
+      "data_types": {"grad_acum_dtype": "fp32"}, "checkpoint": {"tag_validaton": "Warn"},
+      "aio": {"block_sise": 8}, "activation_checkpointing": {"profil": true}})";
+  std::vector<std::string> warnings;
+  StatusOr<DsConfig> cfg = Parse(text, {}, &warnings);
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  ASSERT_EQ(warnings.size(), 5u);
+  for (const std::string& w : warnings) EXPECT_NE(w.find("DeepSpeed ignores it"), std::string::npos) << w;
+  EXPECT_NE(std::count_if(warnings.begin(), warnings.end(), [](const std::string& w) {
+              return w.find("optimizer.parms: unknown key (did you mean \"params\"?)") != std::string::npos;
+            }),
+            0);
+  std::string msg = ErrorOf(R"({"train_batch_size": 8, "optimizer": {"type": "Adam", "parms": {}}})", {.strict = true});
+  EXPECT_NE(msg.find("optimizer.parms: unknown key"), std::string::npos) << msg;
+}
+
+// Values DeepSpeed does not validate are taken as given: gradient_clipping < 0 disables clipping as
+// 0 does; the plain-dict numbers below are never range-checked.
+TEST(ConfigParse, ValuesDeepSpeedDoesNotCheckAreAccepted) {
+  StatusOr<DsConfig> cfg = Parse(R"({"train_batch_size": 8, "gradient_clipping": -1, "vocabulary_size": 0,
+      "aio": {"block_size": 0, "queue_depth": 0, "thread_count": 0}, "activation_checkpointing": {"number_checkpoints": 0},
+      "checkpoint": {"writer": {"io_buffer_size": 0, "io_multiplier": 0}}})");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  EXPECT_EQ(cfg->gradient_clipping, -1.0);
+  EXPECT_EQ(cfg->aio.block_size, 0);
+  EXPECT_EQ(cfg->aio.intra_op_parallelism, 0);
+  EXPECT_EQ(cfg->activation_checkpointing.number_checkpoints, 0);
+  EXPECT_EQ(cfg->checkpoint.writer["io_buffer_size"], 0);
+  EXPECT_TRUE(cfg->unsupported.empty());
 }
 
 TEST(ConfigParse, PrecisionConflicts) {

@@ -98,22 +98,17 @@ bool MentionsPrecision(const std::string& text) {
   return text.find("mixed precision") != std::string::npos;
 }
 
-// What dscompile refuses in `config` for reasons other than precision: the config layer's
-// unsupported features outside the precision sections, and optimizer offload (the compiler's).
-// Empty when nothing is refused.
+// What dscompile refuses in `config` for reasons other than precision: the settings the config
+// records as unsupported (offload among them) outside the precision sections. Empty when nothing
+// is refused.
 std::vector<std::string> NonPrecisionRefusals(const PrecisionCase& c) {
   ConfigOptions options;
   options.world_size = c.world_size;
-  options.allow_unsupported = true;
   std::vector<std::string> warnings, refusals;
   StatusOr<DsConfig> cfg = ParseDsConfig(c.config.dump(), options, &warnings);
   if (!cfg.ok()) return refusals;
   for (const std::string& u : cfg->unsupported)
     if (!MentionsPrecision(u.substr(0, u.find(':') + 1))) refusals.push_back(u.substr(0, u.find(':')));
-  if (cfg->zero.offload_optimizer && cfg->zero.offload_optimizer->device != "none")
-    refusals.push_back("zero_optimization.offload_optimizer.device");
-  if (cfg->zero.offload_param && cfg->zero.offload_param->device != "none")
-    refusals.push_back("zero_optimization.offload_param.device");
   return refusals;
 }
 

@@ -27,6 +27,7 @@
 #include "ir/text.h"
 #include "ir/verifier.h"
 #include "passes/pass.h"
+#include "passes/optimizer.h"
 #include "passes/pass_manager.h"
 
 namespace dsc {
@@ -229,6 +230,65 @@ INSTANTIATE_TEST_SUITE_P(Passes, GoldenTest, ::testing::ValuesIn(AllCases()),
                              if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
                            return n;
                          });
+
+// A config DeepSpeed accepts with settings dscompile does not implement parses (--explain-config
+// explains it), and the pipeline refuses it before its first pass, naming every such setting.
+TEST(PassManager, RefusesUnsupportedConfigSettingsBeforeTheFirstPass) {
+  std::vector<std::string> warnings;
+  StatusOr<DsConfig> cfg = ParseDsConfig(R"({"train_batch_size": 8, "optimizer": {"type": "Adam"},
+      "zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}}, "wandb": {"enabled": true}})",
+                                         ConfigOptions{}, &warnings, "ds.json");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  auto g = ParseGraph(R"(<ir_version: 8, opset_import: ["" : 17]>
+g (float[2] x) => (float[] y) {
+  y = ReduceSum <keepdims = 0> (x)
+})");
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  Module module;
+  module.programs.push_back(PlanProgram{"train", std::move(*g)});
+  const std::string before = PrintAll(module);
+  PassContext ctx;
+  ctx.config = &*cfg;
+  StatusOr<std::vector<PassRecord>> ran = RunPipeline(module, {PassId::kSpecialize}, ctx, PipelineOptions{});
+  ASSERT_FALSE(ran.ok());
+  const std::string& msg = ran.status().message();
+  EXPECT_EQ(ran.status().code(), StatusCode::kUnimplemented) << msg;
+  EXPECT_NE(msg.find("ds.json: accepted by DeepSpeed but not supported by dscompile"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("\n  zero_optimization.offload_optimizer.device: offload to \"cpu\""), std::string::npos) << msg;
+  EXPECT_NE(msg.find("\n  wandb: "), std::string::npos) << msg;
+  EXPECT_EQ(PrintAll(module), before);
+}
+
+// What --explain-config lists: the config's unsupported settings, then the optimizer pass's own
+// refusals (no optimizer; a type it has no update rule for), each naming its JSON path.
+TEST(PassManager, CompileTimeRefusalsListWhatTheDefaultPipelineRefuses) {
+  auto refusals = [](const std::string& text) {
+    std::vector<std::string> warnings;
+    StatusOr<DsConfig> cfg = ParseDsConfig(text, ConfigOptions{}, &warnings, "ds.json");
+    EXPECT_TRUE(cfg.ok()) << text << ": " << cfg.status().ToString();
+    return cfg.ok() ? CompileTimeRefusals(*cfg) : std::vector<std::string>{"<does not parse>"};
+  };
+  EXPECT_EQ(refusals(R"({"train_batch_size": 8, "optimizer": {"type": "AdamW"}})"), std::vector<std::string>{});
+  std::vector<std::string> r = refusals(R"({"train_batch_size": 8, "optimizer": {"params": {"lr": 1}}})");
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].rfind("optimizer: no optimizer.type", 0), 0u) << r[0];
+  r = refusals(R"({"train_batch_size": 8, "optimizer": {"type": "AdamW", "params": {"amsgrad": true}}, "pipeline": {"stages": 2}})");
+  ASSERT_EQ(r.size(), 2u);  // amsgrad once: recorded by the config, so the pass's own refusal is not repeated
+  EXPECT_EQ(r[0].rfind("optimizer.params.amsgrad: ", 0), 0u) << r[0];
+  EXPECT_EQ(r[1].rfind("pipeline: ", 0), 0u) << r[1];
+  // A type that parses is listed exactly when the optimizer pass refuses it (Lamb, today).
+  for (const char* type : {"Adam", "SGD", "Lamb", "Lion", "Adagrad", "RMSprop", "NAdam"}) {
+    std::vector<std::string> warnings;
+    StatusOr<DsConfig> cfg = ParseDsConfig(StrCat(R"({"train_batch_size": 8, "optimizer": {"type": ")", type, R"("}})"),
+                                           ConfigOptions{}, &warnings);
+    ASSERT_TRUE(cfg.ok()) << type << ": " << cfg.status().ToString();
+    if (!cfg->unsupported.empty()) continue;  // refused before the pass
+    const Status lowerable = CheckOptimizerLowerable(*cfg);
+    EXPECT_EQ(CompileTimeRefusals(*cfg), lowerable.ok() ? std::vector<std::string>{} : std::vector<std::string>{lowerable.message()})
+        << type;
+    if (!lowerable.ok()) EXPECT_EQ(lowerable.message().rfind("optimizer.type: ", 0), 0u) << lowerable.message();
+  }
+}
 
 }  // namespace
 }  // namespace dsc

@@ -19,6 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::CommandResult;
 using testing::ShellQuote;
+using nlohmann::json;
 
 const std::string kModels = DSC_SOURCE_DIR "/models";
 const std::string kConfigs = DSC_SOURCE_DIR "/configs";
@@ -233,7 +234,7 @@ TEST(DscompileCli, Errors) {
       {ShellQuote(kModels + "/gpt/gpt.onnx"), "--config CFG.json is required"},
       {"/nonexistent.onnx --config " + ShellQuote(kConfigs + "/gpt.json"), "/nonexistent.onnx: no such model file"},
       {ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " + ShellQuote(kConfigs + "/zero2_offload.json"),
-       "zero_optimization.offload_optimizer.device: offload is not implemented"},
+       "zero_optimization.offload_optimizer.device: offload to \"cpu\""},
   };
   for (const Case& c : cases) {
     CommandResult r = Dscompile(c.args);
@@ -254,6 +255,11 @@ TEST(DscompileCli, RefusesConfigFeaturesItDoesNotImplement) {
       {R"("tensorboard": {"enabled": true})", "tensorboard.enabled: monitor output"},
       {R"("flops_profiler": {"enabled": true, "module_depth": 2})", "flops_profiler.module_depth: only -1"},
       {R"("fp16": {"enabled": true, "auto_cast": true})", "fp16.auto_cast"},
+      {R"("pipeline": {"stages": 2})", "pipeline: pipeline parallelism"},
+      {R"("scheduler": {"type": "StepLR", "params": {"step_size": 2}})", "scheduler.type: torch LR scheduler \"StepLR\""},
+      {R"("zero_optimization": {"stage": 3, "offload_param": {"device": "cpu"}})", "zero_optimization.offload_param.device"},
+      {R"("gradient_predivide_factor": 0)", "gradient_predivide_factor: 0"},
+      {R"("steps_per_print": 0)", "steps_per_print: 0"},
   };
   for (const Case& c : cases) {
     testing::WriteFileOrDie(dir.File("c.json"), "{" + base + ", " + c.extra + "}");
@@ -261,6 +267,11 @@ TEST(DscompileCli, RefusesConfigFeaturesItDoesNotImplement) {
                                 " -o " + ShellQuote(dir.File("p")));
     EXPECT_NE(r.rc, 0) << c.extra;
     EXPECT_NE(r.output.find(c.needle), std::string::npos) << c.extra << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(dir.File("p"))) << c.extra;
+    // DeepSpeed accepts each: --explain-config explains it and names what the compile refuses.
+    CommandResult e = Dscompile("--config " + ShellQuote(dir.File("c.json")) + " --explain-config");
+    EXPECT_EQ(e.rc, 0) << c.extra << "\n" << e.output;
+    EXPECT_NE(e.output.find("will be refused at compile time: " + c.needle), std::string::npos) << c.extra << "\n" << e.output;
   }
 }
 
@@ -282,6 +293,35 @@ conv3d (float[batch,2,4,4,4] x) => (float[] loss) <float[3,2,3,3,3] w = ...> {
   EXPECT_NE(r.output.find("2 nodes have no CPU kernel for their attributes"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("'conv' (Conv)"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir.File("p")));
+}
+
+// A config DeepSpeed accepts is explained even when dscompile cannot compile it: the resolution on
+// stdout, every setting the compile refuses as a warning naming its JSON path; compiling it fails
+// with the same paths, and --lr-schedule (what dsrun would do) refuses it too.
+TEST(DscompileCli, ExplainConfigListsWhatTheCompileRefuses) {
+  const std::string config = ShellQuote(kConfigs + "/zero2_offload.json");
+  CommandResult out = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " --config " + config + " --explain-config", false);
+  ASSERT_EQ(out.rc, 0) << out.output;
+  const json resolved = json::parse(out.output, nullptr, false);
+  ASSERT_FALSE(resolved.is_discarded()) << out.output;
+  EXPECT_EQ(resolved["zero_optimization"]["offload_optimizer"]["device"], "cpu");
+  EXPECT_EQ(resolved["optimizer"]["type"], "adam");
+  CommandResult all = Dscompile("--config " + config + " --explain-config");
+  EXPECT_NE(all.output.find("dscompile: warning: will be refused at compile time: "
+                            "zero_optimization.offload_optimizer.device: offload to \"cpu\"\n"),
+            std::string::npos)
+      << all.output;
+  testing::TempDir dir;
+  CommandResult compile = Dscompile(ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " + config + " -q -o " +
+                                    ShellQuote(dir.File("p")));
+  EXPECT_EQ(compile.rc, 1) << compile.output;
+  EXPECT_NE(compile.output.find("\n  zero_optimization.offload_optimizer.device: offload to \"cpu\" [Unsupported]"),
+            std::string::npos)
+      << compile.output;
+  EXPECT_FALSE(fs::exists(dir.File("p")));
+  CommandResult lr = Dscompile("--config " + config + " --lr-schedule 3");
+  EXPECT_EQ(lr.rc, 1) << lr.output;
+  EXPECT_NE(lr.output.find("zero_optimization.offload_optimizer.device"), std::string::npos) << lr.output;
 }
 
 TEST(DscompileCli, ExplainConfigAndLrSchedule) {
