@@ -76,6 +76,16 @@ StatusOr<Family> FamilyOf(const OptimizerConfig& opt) {
                        "torch.optim's RMSprop, Adamax, NAdam, RAdam, Adadelta");
 }
 
+// FamilyOf plus the refusals that need the rest of the config: all the pass refuses before it
+// touches the module (CheckOptimizerLowerable lists them for --explain-config).
+StatusOr<Family> LowerableFamily(const DsConfig& config) {
+  ASSIGN_OR_RETURN(Family family, FamilyOf(config.optimizer));
+  if (family == Family::kElementwise && config.scheduler.type == "OneCycle" && config.scheduler.cycle_momentum)
+    return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with ", config.optimizer.implementation,
+                         " is not implemented by dscompile (it is with Adam/AdamW); set it to false");
+  return family;
+}
+
 // An OptimStep attribute's value from the optimizer section (ir/optim_algorithms.h's names).
 float ElementwiseAttr(const OptimizerConfig& opt, const std::string& attr) {
   if (attr == "beta1") return static_cast<float>(opt.betas[0]);
@@ -109,7 +119,7 @@ class OptimizerPass : public Pass {
   StatusOr<bool> Run(Module& m, const PassContext& ctx) override {
     if (!ctx.config) return FailedPrecondition("optimizer needs the DeepSpeed config");
     const OptimizerConfig& opt = ctx.config->optimizer;
-    ASSIGN_OR_RETURN(Family family, FamilyOf(opt));
+    ASSIGN_OR_RETURN(Family family, LowerableFamily(*ctx.config));
     PlanProgram* program = m.FindProgram(kStepProgram);
     if (!program) return FailedPrecondition("optimizer needs the \"step\" program (run accumulate first)");
     Graph& g = *program->graph;
@@ -136,9 +146,6 @@ class OptimizerPass : public Pass {
       params.push_back(s);
     }
     const bool one_cycle_momentum = ctx.config->scheduler.type == "OneCycle" && ctx.config->scheduler.cycle_momentum;
-    if (one_cycle_momentum && family == Family::kElementwise)
-      return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with ", opt.implementation,
-                           " is not implemented by dscompile (it is with Adam/AdamW); set it to false");
     const bool cycle_momentum = family == Family::kAdam && one_cycle_momentum;
     if (cycle_momentum && g.FindValue(ops::kBeta1Input))
       return FailedPrecondition("the step program already has an input ", ops::kBeta1Input);
@@ -217,6 +224,6 @@ class OptimizerPass : public Pass {
 
 std::unique_ptr<Pass> CreateOptimizerPass() { return std::make_unique<OptimizerPass>(); }
 
-Status CheckOptimizerLowerable(const DsConfig& config) { return FamilyOf(config.optimizer).status(); }
+Status CheckOptimizerLowerable(const DsConfig& config) { return LowerableFamily(config).status(); }
 
 }  // namespace dsc
