@@ -7,8 +7,8 @@ set -euo pipefail
 module=$1 out=$2
 # Mangled and demangled names, line by line; ours are those in namespace dsc (functions, vtables,
 # typeinfo).
-paste -d' ' <(nm -D --undefined-only "$module" | awk '{print $NF}') \
-            <(nm -D --undefined-only "$module" | awk '{print $NF}' | c++filt | tr ' ' '_') |
+undefined=$(nm -D --undefined-only "$module" | awk '{print $NF}')
+paste -d' ' <(echo "$undefined") <(echo "$undefined" | c++filt | tr ' ' '_') |
   awk '$2 ~ /dsc::/ {print "--undefined=" $1}' >"$out.tmp"
 [ -s "$out.tmp" ] || { echo "cuda_module_imports.sh: $module takes no symbol of ours (not our CUDA module?)" >&2; exit 1; }
 # Unchanged content keeps the file's time, so programs relink only when the imports change.
