@@ -93,6 +93,18 @@ bool Contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
+// Why dscompile does not run an optimizer DeepSpeed accepts (the parser records it as unsupported).
+std::string WhyNotRun(const std::string& type) {
+  if (type == "muadam" || type == "muadamw" || type == "musgd")
+    return "the mup package's optimizers scale each parameter's learning rate by its width relative to "
+           "muP's base shapes (set_base_shapes on the PyTorch model), which an ONNX graph does not carry";
+  if (type == "onebitadam" || type == "zerooneadam" || type == "onebitlamb")
+    return "its error-compensated 1-bit compressed all-reduce is not implemented by dscompile";
+  if (type == "muon") return "Muon (MuonWithAuxAdam: Newton-Schulz orthogonalised updates) is not implemented by dscompile";
+  return "torch.optim." + type + " is not implemented by dscompile (it runs Adam, AdamW, SGD, Lion, Adagrad, RMSprop, "
+         "Adamax, NAdam, RAdam and Adadelta)";
+}
+
 }  // namespace
 
 bool OptimizerConfig::has_betas() const { return params.contains("betas"); }
@@ -171,7 +183,7 @@ Status ParseOptimizerSection(ParseContext& ctx, const nlohmann::json& section, c
   } else if (t == "SGD" || Contains(kElementwiseTorchOptimizers, t)) {
     opt->implementation = "torch.optim." + t;
   } else {
-    ctx.Unsupported("optimizer.type", "optimizer \"" + name + "\"");
+    ctx.Unsupported("optimizer.type", "optimizer \"" + name + "\": " + WhyNotRun(t));
     opt->params = params;
     return Status::OK();
   }

@@ -177,8 +177,18 @@ TEST(ConfigParse, UnsupportedSettingsAreRecordedAndRefusedAtCompileTime) {
     EXPECT_NE(unsupported[0].find(c.needle), std::string::npos) << unsupported[0];
   }
   // An optimizer dscompile does not build: recorded too (the optimizer pass would refuse it as well).
-  std::vector<std::string> u = UnsupportedIn(R"({"train_batch_size": 8, "optimizer": {"type": "OneBitAdam"}})", "optimizer.type: optimizer \"OneBitAdam\"");
-  ASSERT_EQ(u.size(), 1u);
+  // Each says why: muP's widths are not in an ONNX graph, the 1-bit all-reduce and Muon are not built.
+  const std::vector<std::pair<std::string, std::string>> optimizers = {
+      {"OneBitAdam", "1-bit compressed all-reduce"}, {"ZeroOneAdam", "1-bit compressed all-reduce"},
+      {"OneBitLamb", "1-bit compressed all-reduce"}, {"MuAdam", "base shapes"},
+      {"MuAdamW", "base shapes"}, {"MuSGD", "base shapes"}, {"Muon", "Newton-Schulz"},
+      {"Rprop", "torch.optim.Rprop is not implemented"}};
+  for (const auto& [type, why] : optimizers) {
+    std::vector<std::string> u = UnsupportedIn(R"({"train_batch_size": 8, "optimizer": {"type": ")" + type + R"("}})",
+                                               "optimizer.type: optimizer \"" + type + "\"");
+    ASSERT_EQ(u.size(), 1u) << type;
+    EXPECT_NE(u[0].find(why), std::string::npos) << u[0];
+  }
   // Offloaded parameters below stage 3 are ignored by DeepSpeed, with a warning here: not refused.
   std::vector<std::string> warnings;
   StatusOr<DsConfig> cfg = Parse(R"({"train_batch_size": 8, "optimizer": {"type": "Adam"},
