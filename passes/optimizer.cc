@@ -20,7 +20,8 @@
 //        (P, P::grad, P::<state>..., dsc::lr, dsc::step, grad_scale)
 //    with the states ir/optim_algorithms.h names for the algorithm (P::exp_avg, P::sum,
 //    P::square_avg, ...; kind optimizer, owner P, zeros; Adagrad's initial_accumulator_value is an
-//    attribute applied at step 1). OneCycle's momentum cycling is refused with them.
+//    attribute applied at step 1). OneCycle's momentum cycling is refused with those that have
+//    betas (Lion, Adamax, NAdam, RAdam); those without train uncycled, as DeepSpeed's OneCycle does.
 // Mixed precision: when P has a master copy MasterName(P) (accumulate), the update applies to the
 // master, reading the accumulator cast to the master's dtype, with optimizer states in the
 // regime's optimizer-state dtype; then Assign(P, Cast(master → P's dtype)) refreshes the half
@@ -80,7 +81,9 @@ StatusOr<Family> FamilyOf(const OptimizerConfig& opt) {
 // touches the module (CheckOptimizerLowerable lists them for --explain-config).
 StatusOr<Family> LowerableFamily(const DsConfig& config) {
   ASSIGN_OR_RETURN(Family family, FamilyOf(config.optimizer));
-  if (family == Family::kElementwise && config.scheduler.type == "OneCycle" && config.scheduler.cycle_momentum)
+  // OneCycle cycles betas only (an optimizer without them trains uncycled, as in DeepSpeed).
+  if (family == Family::kElementwise && config.scheduler.type == "OneCycle" && config.scheduler.cycle_momentum &&
+      config.optimizer.has_betas())
     return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with ", config.optimizer.implementation,
                          " is not implemented by dscompile (it is with Adam/AdamW); set it to false");
   return family;

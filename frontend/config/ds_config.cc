@@ -131,6 +131,12 @@ Status ReadSections(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
   RETURN_IF_ERROR(ParseAmpEnabled(ctx, Section(doc, "amp"), &c->amp));
   RETURN_IF_ERROR(ParseOptimizerSection(ctx, Section(doc, "optimizer"), c->zero, c->bf16, &c->optimizer));
   RETURN_IF_ERROR(ParseSchedulerSection(ctx, Section(doc, "scheduler"), &c->scheduler));
+  // DeepSpeed's OneCycle cycles the optimizer's betas; an optimizer without them trains uncycled.
+  if (c->scheduler.type == "OneCycle" && c->scheduler.cycle_momentum && c->optimizer.present() && !c->optimizer.has_betas()) {
+    ctx.Warn("scheduler.params.cycle_momentum",
+             "disabled because optimizer " + c->optimizer.implementation +
+                 " does not support momentum (no betas in its defaults), as DeepSpeed's OneCycle disables it");
+  }
   RETURN_IF_ERROR(ParseCheckpointSection(ctx, Section(doc, "checkpoint"), &c->checkpoint));
   RETURN_IF_ERROR(ParseDataTypesSection(ctx, Section(doc, "data_types"), &c->data_types));
   RETURN_IF_ERROR(ParseAioSection(ctx, Section(doc, "aio"), &c->aio));
