@@ -5,6 +5,7 @@
 #include "backend/precision_summary.h"
 
 #include "passes/memory_plan.h"
+#include "passes/rematerialize.h"
 #include "runtime/communicator.h"  // the byte model (header only)
 
 #include <algorithm>
@@ -215,6 +216,27 @@ json ScheduleJson(const Graph& g, int64_t world_size) {
                                               : json({{"index", peak_index}, {"name", NodeLabel(*nodes[peak_index])}})}};
 }
 
+// The rematerialize pass's segments (without the twin lists) and what they save; null without.
+json RematSummary(const Graph& g) {
+  auto meta = g.metadata.find(kRematSegmentsKey);
+  if (meta == g.metadata.end()) return nullptr;
+  json segments = json::parse(meta->second, nullptr, /*allow_exceptions=*/false);
+  if (!segments.is_array()) return nullptr;
+  int64_t recomputed = 0, copied = 0, dropped = 0;
+  for (json& seg : segments) {
+    if (!seg.is_object()) continue;
+    seg.erase("twins");
+    if (seg.value("recomputed", false)) ++recomputed;
+    copied += seg.value("copied_nodes", int64_t{0});
+    dropped += seg.value("dropped_bytes", int64_t{0});
+  }
+  json out = {{"segments", segments}, {"recomputed_segments", recomputed}, {"copied_nodes", copied},
+              {"dropped_bytes", dropped}, {"arena_bytes_without", nullptr}};
+  auto without = g.metadata.find(kRematArenaWithoutKey);
+  if (without != g.metadata.end()) out["arena_bytes_without"] = std::stoll(without->second);
+  return out;
+}
+
 json ProgramSummary(const PlanProgram& p, int64_t world_size) {
   const Graph& g = *p.graph;
   json out = json::object();
@@ -275,6 +297,7 @@ json ProgramSummary(const PlanProgram& p, int64_t world_size) {
                        {"aliases", aliases}};
     }
   }
+  if (json remat = RematSummary(g); !remat.is_null()) out["activation_checkpointing"] = remat;
   return out;
 }
 
@@ -565,6 +588,35 @@ void RenderSchedule(std::ostream& os, const json& sched, bool full) {
     os << "    ... " << buckets.size() - kCompactBuckets << " more (dsinspect --schedule lists every bucket)\n";
 }
 
+// "activation checkpointing: 6 segments, 5 recomputed ..." and one line per segment.
+void RenderRemat(std::ostream& os, const json& r, const json& memory) {
+  const size_t n = r["segments"].size();
+  os << "  activation checkpointing: " << n << " segments, " << r["recomputed_segments"].get<int64_t>()
+     << " recomputed in the backward (" << r["copied_nodes"].get<int64_t>() << " nodes copied; "
+     << HumanBytes(r["dropped_bytes"].get<int64_t>()) << " of activations not kept from forward to backward)\n";
+  if (!r["arena_bytes_without"].is_null() && memory.is_object() && memory.contains("arena_bytes")) {
+    const int64_t with = memory["arena_bytes"].get<int64_t>(), without = r["arena_bytes_without"].get<int64_t>();
+    os << "    activation arena " << HumanBytes(with) << ", without checkpointing " << HumanBytes(without);
+    if (without > 0) {
+      char ratio[32];
+      std::snprintf(ratio, sizeof ratio, "%.2f", static_cast<double>(with) / static_cast<double>(without));
+      os << " (" << ratio << "x)";
+    }
+    os << "\n";
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const json& seg = r["segments"][i];
+    os << "    " << i + 1 << ". " << seg["first"].get<std::string>() << " .. " << seg["last"].get<std::string>() << " ("
+       << seg["nodes"].get<int64_t>() << " nodes): ";
+    if (seg.value("recomputed", false))
+      os << "recomputed from " << seg["copied_nodes"].get<int64_t>() << " copies, "
+         << HumanBytes(seg["dropped_bytes"].get<int64_t>()) << " not kept, ";
+    else
+      os << "not recomputed, ";
+    os << HumanBytes(seg["saved_bytes"].get<int64_t>()) << " kept for the backward\n";
+  }
+}
+
 void RenderProgram(std::ostream& os, const json& p, bool full_schedule) {
   os << "\nprogram " << p["name"].get<std::string>() << " (" << p["num_nodes"].get<int64_t>() << " nodes)\n";
   std::vector<std::pair<std::string, int64_t>> ops;
@@ -611,6 +663,7 @@ void RenderProgram(std::ostream& os, const json& p, bool full_schedule) {
       os << "    " << label << ": " << total << " (" << ops << ")\n";
     }
   }
+  if (p.contains("activation_checkpointing")) RenderRemat(os, p["activation_checkpointing"], p.value("memory", json()));
   if (p.contains("schedule")) RenderSchedule(os, p["schedule"], full_schedule);
 }
 

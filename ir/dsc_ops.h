@@ -12,7 +12,11 @@
 //                                               element's index within the sample): indices
 //                                               [s*rows, (s+1)*rows) of dim batch_axis belong to the
 //                                               micro-batch's sample s; batch_axis -1: no batch axis
-//                                               (the mask is keyed by element index, as Dropout's)
+//                                               (the mask is keyed by element index, as Dropout's).
+//                                               `node` is the first output's name, or the string
+//                                               attribute `replays` (also on ONNX Dropout): a copy
+//                                               that recomputes another node's output (rematerialize)
+//                                               names the original's, so it draws the same mask
 //   Gelu<approximate = "none">(X) -> Y          ONNX's Gelu (opset 20) for graphs of older opsets,
 //                                               made by the recognize pass (passes/recognize.cc) from
 //                                               an exporter's decomposition; differentiated as Gelu

@@ -5,6 +5,7 @@
 // Must run last: any later change to the graph invalidates it (the executor recomputes a plan that
 // does not cover the graph, so stale plans are harmless).
 #include "passes/memory_plan.h"
+#include "passes/rematerialize.h"
 
 #include <algorithm>
 #include <iterator>
@@ -464,11 +465,19 @@ class MemoryPlanPass : public GraphPass {
  public:
   const char* name() const override { return "memory-plan"; }
   StatusOr<bool> RunOnGraph(Graph& g, const PassContext& ctx) override {
-    ASSIGN_OR_RETURN(MemoryPlan plan, ComputeMemoryPlan(g, MemoryPlanOptions{.aliasing = ctx.memory_aliasing}));
+    const MemoryPlanOptions options{.aliasing = ctx.memory_aliasing};
+    ASSIGN_OR_RETURN(MemoryPlan plan, ComputeMemoryPlan(g, options));
     std::string text = MemoryPlanToJson(plan);
     auto it = g.metadata.find(kMemoryPlanKey);
     if (it != g.metadata.end() && it->second == text) return false;
     g.metadata[kMemoryPlanKey] = text;
+    // What activation checkpointing saves: the same program planned with the backward reading the
+    // originals (absent when later passes renamed what rematerialize recorded).
+    g.metadata.erase(kRematArenaWithoutKey);
+    if (std::unique_ptr<Graph> without = WithoutRematerialization(g)) {
+      StatusOr<MemoryPlan> before = ComputeMemoryPlan(*without, options);
+      if (before.ok()) g.metadata[kRematArenaWithoutKey] = std::to_string(before->arena_bytes);
+    }
     return true;
   }
 };

@@ -148,10 +148,20 @@ Status ParseActivationCheckpointingSection(ParseContext& ctx, const nlohmann::js
   RETURN_IF_ERROR(r.Bool("synchronize_checkpoint_boundary", &out->synchronize_checkpoint_boundary));
   RETURN_IF_ERROR(r.Bool("profile", &out->profile));
   RETURN_IF_ERROR(r.FinishPlainDict());
-  if (out->partition_activations || out->contiguous_memory_optimization || out->cpu_checkpointing) {
-    ctx.Warn(path, "DeepSpeed applies these only to models that call deepspeed.checkpointing; an ONNX "
-                   "graph has no such calls, so they have no effect in dscompile");
-  }
+  out->present = true;
+  // DeepSpeed checkpoints only inside models that call deepspeed.checkpointing; dscompile cuts
+  // the graph itself (passes/rematerialize.cc). What these three do there has no counterpart here.
+  if (out->partition_activations)
+    ctx.Warn(JoinPath(path, "partition_activations"), "has no effect: it splits checkpoints across model-parallel ranks, and dscompile runs data parallel only");
+  if (out->contiguous_memory_optimization)
+    ctx.Warn(JoinPath(path, "contiguous_memory_optimization"), "has no effect: dscompile's memory plan places every activation in one arena already");
+  if (out->cpu_checkpointing)
+    ctx.Warn(JoinPath(path, "cpu_checkpointing"), "has no effect: checkpoints stay where the run's activations are "
+                                                   "(host memory on CPU ranks; moving them off a GPU is not implemented)");
+  if (out->synchronize_checkpoint_boundary)
+    ctx.Warn(JoinPath(path, "synchronize_checkpoint_boundary"), "has no effect: the recomputation runs in the program's own order");
+  if (out->profile)
+    ctx.Warn(JoinPath(path, "profile"), "has no effect; dsrun --profile times every node, the recomputed ones (named @remat) too");
   return Status::OK();
 }
 
@@ -260,6 +270,7 @@ nlohmann::json MonitorToJson(const MonitorConfig& m) {
 }
 
 nlohmann::json ActivationCheckpointingToJson(const ActivationCheckpointingConfig& a) {
+  if (!a.present) return nullptr;
   return {{"partition_activations", a.partition_activations},
           {"contiguous_memory_optimization", a.contiguous_memory_optimization},
           {"cpu_checkpointing", a.cpu_checkpointing},

@@ -32,6 +32,7 @@ struct MonitorConfig {
 };
 
 struct ActivationCheckpointingConfig {
+  bool present = false;  // the section is given: the rematerialize pass checkpoints the forward
   bool partition_activations = false;
   bool contiguous_memory_optimization = false;
   bool cpu_checkpointing = false;

@@ -30,6 +30,13 @@ inline uint64_t NodeId(const std::string& s) {
   return h;
 }
 
+// The id a Dropout node's mask is keyed by: its first output's name, or the name in its `replays`
+// attribute when the node recomputes another's output (rematerialize), so the copy draws the same mask.
+template <typename NodeT>
+uint64_t MaskNodeId(const NodeT& node) {
+  return NodeId(node.GetString("replays", node.output(0)->name()));
+}
+
 // The key of one node's mask in one step.
 DSC_HD uint64_t DropoutKey(uint64_t seed, int64_t step, uint64_t node_id) {
   return Mix(Mix(Mix(seed) ^ static_cast<uint64_t>(step)) ^ node_id);

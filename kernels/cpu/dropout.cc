@@ -64,7 +64,7 @@ class DropoutKernel : public nn::DescribedKernel {
   Status Init(const Node& node) {
     ASSIGN_OR_RETURN(dims_, nn::StaticDims(node.input(0), "data"));
     n_ = nn::Product(dims_);
-    node_id_ = dropout::NodeId(node.output(0)->name());
+    node_id_ = dropout::MaskNodeId(node);
     has_seed_attr_ = node.HasAttr("seed");
     seed_attr_ = static_cast<uint64_t>(node.GetInt("seed", 0));
     desc_ = node.Describe();

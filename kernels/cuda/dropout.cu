@@ -68,7 +68,7 @@ class DropoutCuda : public OpKernel {
     if (training_) {  // otherwise an identity, whatever the ratio
       ASSIGN_OR_RETURN(ratio_, ConstRatio(node, 1, 0.5f));
     }
-    node_id_ = dropout::NodeId(node.output(0)->name());
+    node_id_ = dropout::MaskNodeId(node);
     has_seed_attr_ = node.HasAttr("seed");
     seed_attr_ = static_cast<uint64_t>(node.GetInt("seed", 0));
     if (!per_sample_) return Status::OK();

@@ -203,6 +203,31 @@ TEST(ConfigParse, UnsupportedSettingsAreRecordedAndRefusedAtCompileTime) {
 }
 
 // The explained config is itself a config: it parses back with the same refusals.
+// activation_checkpointing: present switches the rematerialize pass on (and survives the resolved
+// config's round trip); absent stays absent; the keys dscompile cannot act on warn by name.
+TEST(ConfigParse, ActivationCheckpointingPresenceAndItsInertKeys) {
+  StatusOr<DsConfig> cfg = Parse(R"({"train_batch_size": 8})");
+  ASSERT_TRUE(cfg.ok());
+  EXPECT_FALSE(cfg->activation_checkpointing.present);
+  EXPECT_TRUE(ResolvedConfigJson(*cfg)["activation_checkpointing"].is_null());
+  std::vector<std::string> warnings;
+  cfg = Parse(R"({"train_batch_size": 8, "activation_checkpointing": {"number_checkpoints": 3, "partition_activations": true,
+                  "contiguous_memory_optimization": true, "cpu_checkpointing": true,
+                  "synchronize_checkpoint_boundary": true, "profile": true}})", {}, &warnings);
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  EXPECT_TRUE(cfg->activation_checkpointing.present);
+  for (const char* key : {"partition_activations", "contiguous_memory_optimization", "cpu_checkpointing",
+                          "synchronize_checkpoint_boundary", "profile"}) {
+    bool named = false;
+    for (const std::string& w : warnings) named = named || w.find(std::string("activation_checkpointing.") + key) != std::string::npos;
+    EXPECT_TRUE(named) << key;
+  }
+  StatusOr<DsConfig> back = Parse(ResolvedConfigJson(*cfg).dump());
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back->activation_checkpointing.present);
+  EXPECT_EQ(back->activation_checkpointing.number_checkpoints, 3);
+}
+
 TEST(ConfigParse, ResolvedConfigOfAnUnsupportedConfigParsesBack) {
   StatusOr<DsConfig> cfg = Parse(R"({"train_batch_size": 8, "optimizer": {"type": "Adam"}, "pipeline": {"stages": 2},
       "scheduler": {"type": "StepLR", "params": {"step_size": 10}},

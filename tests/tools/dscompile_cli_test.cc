@@ -69,18 +69,18 @@ TEST(DscompileCli, CompilesGptAndDumpsEveryPass) {
   EXPECT_NE(r.output.find("trainable parameters (30)"), std::string::npos) << r.output;
   // One program until accumulate splits it into micro_step and step.
   for (const char* f : {"00-input", "01-specialize", "02-select-loss", "03-fold-constants", "04-dce", "05-precision",
-                        "06-recognize", "07-autodiff", "08-sample-dropout"}) {
+                        "06-recognize", "07-autodiff", "08-sample-dropout", "09-rematerialize"}) {
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx")) << f;
   }
-  for (const char* f : {"09-accumulate", "10-optimizer", "11-zero-partition", "12-fuse", "14-memory-plan"}) {
+  for (const char* f : {"10-accumulate", "11-optimizer", "12-zero-partition", "13-fuse", "15-memory-plan"}) {
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".micro_step.onnx")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".step.onnx")) << f;
   }
   StatusOr<Plan> plan = ReadPlan(dir.File("gpt.dsplan"));
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
-  ASSERT_EQ(plan->pipeline.size(), 14u);
+  ASSERT_EQ(plan->pipeline.size(), 15u);
   EXPECT_EQ(plan->config.value("train_batch_size", 0), 16);
   ASSERT_NE(plan->FindProgram("micro_step"), nullptr);
   ASSERT_NE(plan->FindProgram("step"), nullptr);
@@ -206,9 +206,10 @@ TEST(DscompileCli, PrintIrAfterAndTimePasses) {
   EXPECT_NE(r.output.find("IR after pass 3 'fold-constants'"), std::string::npos);
   EXPECT_EQ(r.output.find("IR after pass 2"), std::string::npos);
   EXPECT_NE(r.output.find("pass  4 dce"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("pass 12 fuse"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("pass 13 schedule-collectives"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("pass 14 memory-plan"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pass  9 rematerialize"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pass 13 fuse"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pass 14 schedule-collectives"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pass 15 memory-plan"), std::string::npos) << r.output;
 }
 
 TEST(DscompileCli, ExplicitPassesAndStopAfter) {
