@@ -43,6 +43,9 @@ Status ReadGroup(ParseContext& ctx, const std::string& path, const nlohmann::jso
   std::optional<double> scale;
   RETURN_IF_ERROR(ReadNumber(r, "lr_scale", 0.0, &scale));
   g->lr_scale = scale.value_or(1.0);
+  // torch's param groups take an absolute "lr"; ours scale the schedule's, which stays one scalar.
+  if (r.Has("lr"))
+    return r.Error("lr", "a group takes lr_scale (a multiple of the scheduled learning rate), not an absolute lr");
   return r.Finish();
 }
 
