@@ -432,7 +432,7 @@ nlohmann::json ResolvedConfigJson(const DsConfig& c) {
   j["activation_checkpointing"] = ActivationCheckpointingToJson(c.activation_checkpointing);
   j["aio"] = AioToJson(c.aio);
   j["flops_profiler"] = FlopsProfilerToJson(c.flops_profiler);
-  j[kDscompileSection] = DscompileToJson(c.dscompile, c.optimizer);
+  j[kDscompileSection] = DscompileToJson(c.dscompile);
   for (auto it = c.recognised_sections.begin(); it != c.recognised_sections.end(); ++it) j[it.key()] = it.value();
   return j;
 }

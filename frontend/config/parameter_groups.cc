@@ -4,6 +4,7 @@
 #include <fnmatch.h>
 
 #include <cmath>
+#include <limits>
 
 #include "frontend/config/optimizer_config.h"
 #include "frontend/config/section_reader.h"
@@ -20,7 +21,9 @@ Status ReadNumber(SectionReader& r, const std::string& key, double min, std::opt
   if (!v) return Status::OK();
   double d = 0;
   if (std::string why = StrictNumber(*v, &d); !why.empty()) return r.Error(key, why);
-  if (!std::isfinite(d) || d < min) return r.Error(key, StrCat("must be a finite number >= ", min, ", got ", ShortJson(*v)));
+  // The update nodes take both as float32.
+  if (!std::isfinite(d) || d < min || d > std::numeric_limits<float>::max())
+    return r.Error(key, StrCat("must be a number >= ", min, " that fits in a float32, got ", ShortJson(*v)));
   *out = d;
   return Status::OK();
 }
@@ -76,12 +79,15 @@ Status ParseDscompileSection(ParseContext& ctx, const nlohmann::json& section, D
   return r.Finish();
 }
 
-nlohmann::json DscompileToJson(const DscompileConfig& c, const OptimizerConfig& optimizer) {
+nlohmann::json DscompileToJson(const DscompileConfig& c) {
   nlohmann::json groups = nlohmann::json::array();
-  for (const ParameterGroupSpec& g : c.parameter_groups)
-    groups.push_back({{"params", g.params},
-                      {"weight_decay", g.weight_decay.value_or(optimizer.weight_decay)},
-                      {"lr_scale", g.lr_scale}});
+  for (const ParameterGroupSpec& g : c.parameter_groups) {
+    // An omitted weight_decay stays omitted: it follows the optimizer's, which DeepSpeed does not
+    // range-check and so need not parse back as a group's.
+    nlohmann::json group = {{"params", g.params}, {"lr_scale", g.lr_scale}};
+    if (g.weight_decay) group["weight_decay"] = *g.weight_decay;
+    groups.push_back(group);
+  }
   return {{"no_decay_bias_norm", c.no_decay_bias_norm}, {"parameter_groups", groups}};
 }
 

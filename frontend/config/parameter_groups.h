@@ -50,9 +50,9 @@ struct DscompileConfig {
 // Reads the "dscompile" section (null or absent: the defaults). Unknown keys are errors with the
 // nearest known key; every error names the JSON path.
 Status ParseDscompileSection(ParseContext& ctx, const nlohmann::json& section, DscompileConfig* out);
-// The section with every value resolved (a group's omitted weight_decay becomes the optimizer's),
-// so that it parses back to the same groups.
-nlohmann::json DscompileToJson(const DscompileConfig& config, const OptimizerConfig& optimizer);
+// The section with its defaults filled in, parsing back to the same groups; a group's omitted
+// weight_decay stays omitted (it is the optimizer's; DescribeParameterGroups shows the value).
+nlohmann::json DscompileToJson(const DscompileConfig& config);
 
 // The groups in precedence order, one line each, for --explain-config ("" when none is configured):
 //   parameter_groups[0]: params ["*.bias"], weight_decay 0, lr_scale 0.5

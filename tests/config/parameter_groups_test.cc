@@ -43,11 +43,16 @@ TEST(ParameterGroupsConfig, ReadsGroupsAndThePreset) {
   EXPECT_EQ(d.parameter_groups[0].lr_scale, 0.5);
   EXPECT_FALSE(d.parameter_groups[1].weight_decay.has_value());
   EXPECT_EQ(d.parameter_groups[1].lr_scale, 1.0);
-  // Resolved: an omitted weight_decay is the optimizer's, and the result parses back to itself.
+  // Resolved: lr_scale filled in, an omitted weight_decay left to the optimizer's; it parses back to itself.
   const json resolved = ResolvedConfigJson(*cfg);
   EXPECT_EQ(resolved["dscompile"], json::parse(R"({"no_decay_bias_norm": true, "parameter_groups": [
       {"params": ["*.bias", "lm_head.*"], "weight_decay": 0.0, "lr_scale": 0.5},
-      {"params": ["wte.*"], "weight_decay": 0.1, "lr_scale": 1.0}]})"));
+      {"params": ["wte.*"], "lr_scale": 1.0}]})"));
+  EXPECT_EQ(DescribeParameterGroups(cfg->dscompile, cfg->optimizer),
+            "parameter_groups[0]: params [\"*.bias\",\"lm_head.*\"], weight_decay 0, lr_scale 0.5\n"
+            "parameter_groups[1]: params [\"wte.*\"], weight_decay 0.1, lr_scale 1\n"
+            "no_decay_bias_norm: the other parameters with fewer than 2 dimensions, weight_decay 0, lr_scale 1\n"
+            "default: the rest, weight_decay 0.1 (the optimizer section's), lr_scale 1\n");
   StatusOr<DsConfig> again = ParseDsConfigJson(resolved, {}, &warnings);
   ASSERT_TRUE(again.ok()) << again.status().message();
   EXPECT_EQ(ResolvedConfigJson(*again), resolved);
@@ -78,7 +83,9 @@ TEST(ParameterGroupsConfig, ErrorsNameTheJsonPath) {
       {R"({"parameter_groups": [{"params": ["a"]}, {"params": ["b", ""]}]})",
        "dscompile.parameter_groups[1].params[1]: expected a non-empty name pattern, got \"\""},
       {R"({"parameter_groups": [{"params": ["a"], "weight_decay": -0.1}]})",
-       "dscompile.parameter_groups[0].weight_decay: must be a finite number >= 0, got -0.1"},
+       "dscompile.parameter_groups[0].weight_decay: must be a number >= 0 that fits in a float32, got -0.1"},
+      {R"({"parameter_groups": [{"params": ["a"], "lr_scale": 1e39}]})",
+       "dscompile.parameter_groups[0].lr_scale: must be a number >= 0 that fits in a float32, got 1e+39"},
       {R"({"parameter_groups": [{"params": ["a"], "lr_scale": "0.5"}]})",
        "dscompile.parameter_groups[0].lr_scale: expected a number, got \"0.5\""},
       {R"({"parameter_groups": [{"params": ["a"], "lr": 0.5}]})",

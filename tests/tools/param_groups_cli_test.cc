@@ -41,7 +41,7 @@ TEST(ParameterGroupsCli, FlagIsThePresetAndExplainConfigListsGroups) {
   ASSERT_EQ(r.rc, 0) << r.output;
   const json resolved = json::parse(r.output);
   EXPECT_EQ(resolved["dscompile"]["no_decay_bias_norm"], true);
-  EXPECT_EQ(resolved["dscompile"]["parameter_groups"][0]["weight_decay"], 0.1);  // the optimizer's
+  EXPECT_EQ(resolved["dscompile"]["parameter_groups"][0]["lr_scale"], 0.5);
   r = Tool(DSCOMPILE_PATH, "--config " + ShellQuote(config) + " --explain-config --no-decay-bias-norm");  // stderr too
   EXPECT_NE(r.output.find("  parameter_groups[0]: params [\"fc3.*\"], weight_decay 0.1, lr_scale 0.5\n"
                           "  no_decay_bias_norm: the other parameters with fewer than 2 dimensions, weight_decay 0, lr_scale 1\n"
