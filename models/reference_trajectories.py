@@ -302,7 +302,8 @@ def make_optimizer(cfg, params):
             o = cls(params, **kw)
         except TypeError as e:
             raise RefError("optimizer.params: %s(%s): %s" % (name, kw, e))
-    g = o.param_groups[0]
+    # With parameter groups, the constructor's values (the "default" group's), not the first group's.
+    g = o.defaults if "group" in o.param_groups[0] else o.param_groups[0]
     desc = {"class": "torch.optim." + type(o).__name__}
     internal = {"params", "foreach", "capturable", "maximize", "differentiable", "fused", "group", "lr_scale",
                 "names"}
