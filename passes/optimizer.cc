@@ -22,6 +22,10 @@
 //    P::square_avg, ...; kind optimizer, owner P, zeros; Adagrad's initial_accumulator_value is an
 //    attribute applied at step 1). OneCycle's momentum cycling is refused with those that have
 //    betas (Lion, Adamax, NAdam, RAdam); those without train uncycled, as DeepSpeed's OneCycle does.
+// Parameter groups (the config's "dscompile" section, frontend/config/parameter_groups.h): each
+// update's weight_decay is its parameter's group's, and a group whose lr_scale is not 1 reads
+// "dsc::lr::groupK" = Mul(dsc::lr, lr_scale) instead of dsc::lr. With groups configured, the step
+// program's metadata "dsc.parameter_groups" lists each group's parameters (for dsinspect).
 // Mixed precision: when P has a master copy MasterName(P) (accumulate), the update applies to the
 // master, reading the accumulator cast to the master's dtype, with optimizer states in the
 // regime's optimizer-state dtype; then Assign(P, Cast(master → P's dtype)) refreshes the half
@@ -199,6 +203,8 @@ class OptimizerPass : public Pass {
     if (cycle_momentum && g.FindValue(ops::kBeta1Input))
       return FailedPrecondition("the step program already has an input ", ops::kBeta1Input);
 
+    // First, as it can fail (a pattern that matches nothing) before the module changes.
+    ASSIGN_OR_RETURN(std::vector<ParamHyper> hypers, ChooseParamHypers(g, *ctx.config, params, lr, zero_fill));
     g.opsets[kDscDomain] = 1;
     Value* beta1 = cycle_momentum ? g.AddInput(ops::kBeta1Input, TensorType{DType::kFloat32, Shape{}}) : nullptr;
     PrecisionMode mode;
@@ -215,7 +221,6 @@ class OptimizerPass : public Pass {
     auto cast = [&](Value* v, DType to) {
       return v->type.dtype == to ? v : g.AddCast(v, to, StrCat(v->name(), "::", DTypeName(to)), "", zero_fill);
     };
-    ASSIGN_OR_RETURN(std::vector<ParamHyper> hypers, ChooseParamHypers(g, *ctx.config, params, lr, zero_fill));
     for (size_t k = 0; k < params.size(); ++k) {
       const StateInfo& p = params[k];
       const ParamHyper& hyper = hypers[k];

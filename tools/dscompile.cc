@@ -159,8 +159,7 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
     if (args.Has("--explain-config")) {
       std::cout << ResolvedConfigJson(cfg).dump(2) << "\n";
       if (std::string groups = DescribeParameterGroups(cfg.dscompile, cfg.optimizer); !groups.empty()) {
-        std::cerr << "dscompile: parameter groups, first match wins (the compile names each parameter's; dsinspect "
-                     "shows it):\n";
+        std::cerr << "dscompile: parameter groups, first match wins (dsinspect shows each parameter's after a compile):\n";
         std::istringstream lines(groups);
         for (std::string line; std::getline(lines, line);) std::cerr << "  " << line << "\n";
       }
