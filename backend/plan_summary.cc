@@ -3,6 +3,7 @@
 
 #include "backend/flops.h"
 #include "backend/precision_summary.h"
+#include "frontend/config/parameter_groups.h"
 
 #include "passes/memory_plan.h"
 #include "passes/rematerialize.h"
@@ -667,9 +668,22 @@ void RenderProgram(std::ostream& os, const json& p, bool full_schedule) {
   if (p.contains("schedule")) RenderSchedule(os, p["schedule"], full_schedule);
 }
 
+// The groups' table, when the config made any (a plan without them has only "default").
+void RenderParameterGroups(std::ostream& os, const json& groups) {
+  os << "\nparameter groups (first match wins; the config's \"dscompile\" section):\n";
+  std::vector<std::vector<std::string>> rows = {{"group", "weight_decay", "lr_scale", "tensors"}};
+  for (const json& g : groups)
+    rows.push_back({g.value("name", ""), Scalar(g.value("weight_decay", json(nullptr))), Scalar(g.value("lr_scale", json(nullptr))),
+                    std::to_string(g.value("parameters", json::array()).size())});
+  Table(os, "  ", rows, {false, true, true, true});
+}
+
 void RenderState(std::ostream& os, const json& s) {
   if (s["state"].empty()) return;
+  const json& groups = s.contains("parameter_groups") ? s["parameter_groups"] : json::array();
+  const bool grouped = std::any_of(groups.begin(), groups.end(), [](const json& g) { return g.value("name", "") != "default"; });
   std::vector<std::vector<std::string>> rows = {{"name", "dtype", "shape", "numel", "bytes"}};
+  if (grouped) rows[0].push_back("group");
   int64_t count = 0, numel = 0;
   for (const json& r : s["state"]) {
     if (r["kind"] != "parameter") continue;
@@ -679,9 +693,11 @@ void RenderState(std::ostream& os, const json& s) {
     if (r["shard_of_numel"].get<int64_t>() > 0) shape += " (chunk of " + Grouped(r["shard_of_numel"].get<int64_t>()) + ")";
     rows.push_back({r["name"].get<std::string>(), r["dtype"].get<std::string>(), shape, Grouped(r["numel"].get<int64_t>()),
                     Grouped(r["bytes"].get<int64_t>())});
+    if (grouped) rows.back().push_back(r.value("group", "?"));
   }
   os << "\ntrained parameters (plan state): " << count << " tensors, " << Grouped(numel) << " elements\n";
-  Table(os, "  ", rows, {false, false, false, true, true});
+  Table(os, "  ", rows, {false, false, false, true, true, false});
+  if (grouped) RenderParameterGroups(os, groups);
   const json& m = s["memory"];
   os << "\nmemory per rank:\n";
   std::vector<std::vector<std::string>> mem = {
@@ -767,6 +783,38 @@ json ParameterTable(const Graph& g) {
   return rows;
 }
 
+// Each parameter's group: what the optimizer pass recorded in the step program
+// (kParameterGroupsMetadata), or, for plans compiled without groups, one "default" group with the
+// optimizer section's weight decay. Also sets "group" on the state table's parameter rows.
+void AddParameterGroups(const Plan& plan, json* out) {
+  json groups = json::array();
+  const PlanProgram* step = plan.FindProgram("step");
+  if (step && step->graph) {
+    const Graph& g = *step->graph;
+    auto meta = g.metadata.find(kParameterGroupsMetadata);
+    if (meta != g.metadata.end()) {
+      groups = json::parse(meta->second, nullptr, /*allow_exceptions=*/false);
+      if (!groups.is_array()) groups = json::array();
+    } else if (std::any_of(g.nodes().begin(), g.nodes().end(),
+                           [](const auto& n) { return ops::IsOptimizerUpdate(n->domain(), n->op_type()); })) {
+      const json wd = plan.config.is_object() && plan.config.contains("optimizer")
+                          ? plan.config["optimizer"].value("params", json::object()).value("weight_decay", json(nullptr))
+                          : json(nullptr);
+      json params = json::array();
+      for (const StateInfo& st : plan.state)
+        if (st.kind == StateKind::kParameter) params.push_back(st.name);
+      groups.push_back({{"name", "default"}, {"weight_decay", wd}, {"lr_scale", 1.0}, {"parameters", params}});
+    }
+  }
+  std::map<std::string, std::string> group_of;
+  for (const json& gr : groups)
+    for (const json& p : gr.value("parameters", json::array())) group_of[p.get<std::string>()] = gr.value("name", "");
+  for (json& row : (*out)["state"])
+    if (row["kind"] == "parameter" && group_of.count(row["name"].get<std::string>()))
+      row["group"] = group_of[row["name"].get<std::string>()];
+  (*out)["parameter_groups"] = groups;
+}
+
 json SummarizePlan(const Plan& plan, const std::string& only_program) {
   json out = json::object();
   out["producer"] = plan.producer;
@@ -784,6 +832,7 @@ json SummarizePlan(const Plan& plan, const std::string& only_program) {
     if (p.graph && (only_program.empty() || p.name == only_program)) programs.push_back(ProgramSummary(p, plan.world_size));
   out["programs"] = programs;
   AddStateAndMemory(plan, &out);
+  AddParameterGroups(plan, &out);
   out["precision"] = PrecisionSummary(plan);
   return out;
 }

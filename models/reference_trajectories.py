@@ -29,6 +29,10 @@ DeepSpeed semantics reproduced (fp32, one process):
     torch.optim.Adagrad (what DeepSpeed builds without optimizer offload).  Any other type is
     `getattr(torch.optim, type)` with the params as kwargs (e.g. "SGD": lr required; "NAdam" needs
     torch >= 2.0, whose update differs from 1.13's).
+  * parameter groups (dscompile's own "dscompile" section, frontend/config/parameter_groups.h):
+    torch param groups; a parameter joins the first parameter_groups entry one of whose fnmatch
+    patterns matches its name, else with no_decay_bias_norm a weight_decay-0 group when
+    p.dim() < 2, else the optimizer's; a group's lr is lr_scale x the scheduled lr.
   * scheduler: WarmupLR, WarmupDecayLR, WarmupCosineLR; the LR used by optimizer step n (1-based)
     is the schedule value at last_batch_iteration = n - 2 (steps 1 and 2 use the values at -1 and 0).
     No scheduler -> constant LR.  Other schedulers are refused.
@@ -41,6 +45,7 @@ Output JSON: {"model", "config", "steps", "batch": {"train_batch_size",
 
 import argparse
 import copy
+import fnmatch
 import json
 import math
 import os
@@ -65,6 +70,9 @@ REFERENCE_CONFIGS = ("adam", "adamw_wd", "sgd_momentum", "clip05", "accum4", "wa
 OPTIMIZER_MODELS = ("mlp", "gpt")
 OPTIMIZER_CONFIGS = tuple(n + sfx for n in ("lion", "adagrad", "rmsprop", "adamax", "nadam", "radam", "adadelta")
                           for sfx in ("", "_wd"))
+# Parameter groups (the "dscompile" section): AdamW with the no-decay preset, and with an lr_scale group.
+GROUP_MODELS = ("mlp", "gpt")
+GROUP_CONFIGS = ("adamw_nodecay", "adamw_groups")
 REFERENCE_STEPS = 30
 
 
@@ -197,6 +205,48 @@ class FusedLionReference(torch.optim.Optimizer):
                 m.copy_(b2 * m + (one - b2) * g)
 
 
+def param_groups(cfg, module):
+    """The torch param groups for the config's "dscompile" section (a flat parameter list when it
+    has none): [{"params", "group", "lr_scale"[, "weight_decay"]}], first match wins."""
+    sec = cfg.get("dscompile") or {}
+    unknown = set(sec) - {"no_decay_bias_norm", "parameter_groups"}
+    if unknown:
+        raise RefError("dscompile: unknown key(s): %s" % sorted(unknown))
+    specs = sec.get("parameter_groups", [])
+    preset = bool(sec.get("no_decay_bias_norm", False))
+    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    if not specs and not preset:
+        return [p for _, p in named]
+    groups = []
+    for i, g in enumerate(specs):
+        unknown = set(g) - {"params", "weight_decay", "lr_scale"}
+        if unknown:
+            raise RefError("dscompile.parameter_groups[%d]: unknown key(s): %s" % (i, sorted(unknown)))
+        d = {"params": [], "group": "parameter_groups[%d]" % i, "lr_scale": float(g.get("lr_scale", 1.0))}
+        if "weight_decay" in g:
+            d["weight_decay"] = float(g["weight_decay"])
+        groups.append(d)
+    no_decay = {"params": [], "group": "no_decay_bias_norm", "lr_scale": 1.0, "weight_decay": 0.0}
+    default = {"params": [], "group": "default", "lr_scale": 1.0}
+    matched = set()
+    for name, p in named:
+        target = None
+        for i, g in enumerate(specs):
+            hits = [pat for pat in g["params"] if fnmatch.fnmatchcase(name, pat)]
+            matched.update((i, pat) for pat in hits)
+            if hits and target is None:
+                target = groups[i]
+        if target is None:
+            target = no_decay if preset and p.dim() < 2 else default
+        target["params"].append(p)
+        target.setdefault("names", []).append(name)
+    for i, g in enumerate(specs):
+        for pat in g["params"]:
+            if (i, pat) not in matched:
+                raise RefError("dscompile.parameter_groups[%d]: pattern %r matches no parameter" % (i, pat))
+    return [g for g in groups + [no_decay, default] if g["params"]]
+
+
 def make_optimizer(cfg, params):
     """(torch optimizer, description dict) with DeepSpeed's construction (reference §8.2)."""
     opt = cfg.get("optimizer")
@@ -252,9 +302,11 @@ def make_optimizer(cfg, params):
             o = cls(params, **kw)
         except TypeError as e:
             raise RefError("optimizer.params: %s(%s): %s" % (name, kw, e))
-    g = o.param_groups[0]
+    # With parameter groups, the constructor's values (the "default" group's), not the first group's.
+    g = o.defaults if "group" in o.param_groups[0] else o.param_groups[0]
     desc = {"class": "torch.optim." + type(o).__name__}
-    internal = {"params", "foreach", "capturable", "maximize", "differentiable", "fused"}
+    internal = {"params", "foreach", "capturable", "maximize", "differentiable", "fused", "group", "lr_scale",
+                "names"}
     desc.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()
                  if k not in internal})
     return o, desc
@@ -467,7 +519,10 @@ def train_module(name, module, in_names, data, cfg, steps, where="the data"):
     clip = cfg.get("gradient_clipping", 1.0)
     clip = 0.0 if clip is None else float(clip)
     params = [p for p in module.parameters() if p.requires_grad]
-    opt, desc = make_optimizer(cfg, params)
+    opt, desc = make_optimizer(cfg, param_groups(cfg, module))
+    if len(opt.param_groups) > 1 or "group" in opt.param_groups[0]:
+        desc["param_groups"] = [{"group": g["group"], "weight_decay": g["weight_decay"], "lr_scale": g["lr_scale"],
+                                 "params": g["names"]} for g in opt.param_groups]
     base_lr = opt.param_groups[0]["lr"]
     sched = make_schedule(cfg, base_lr)
     tensors = {k: torch.from_numpy(v) for k, v in data.items()}
@@ -477,7 +532,7 @@ def train_module(name, module, in_names, data, cfg, steps, where="the data"):
     for k in range(steps):
         lr = base_lr if sched is None else sched(k - 1)  # step n = k+1 uses it = n-2
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g["lr_scale"] if "lr_scale" in g else lr
         opt.zero_grad(set_to_none=True)
         start = (k % spe) * tb
         micro = []
@@ -612,6 +667,7 @@ def regenerate(steps=REFERENCE_STEPS, verbose=True, only=None):
     out = {}
     jobs = [(m, c) for m in BUNDLED for c in REFERENCE_CONFIGS]
     jobs += [(m, c) for m in OPTIMIZER_MODELS for c in OPTIMIZER_CONFIGS]
+    jobs += [(m, c) for m in GROUP_MODELS for c in GROUP_CONFIGS]
     if only:
         jobs = [(m, c) for m, c in jobs if c in only]
     for model in BUNDLED:

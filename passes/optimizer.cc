@@ -22,6 +22,10 @@
 //    P::square_avg, ...; kind optimizer, owner P, zeros; Adagrad's initial_accumulator_value is an
 //    attribute applied at step 1). OneCycle's momentum cycling is refused with those that have
 //    betas (Lion, Adamax, NAdam, RAdam); those without train uncycled, as DeepSpeed's OneCycle does.
+// Parameter groups (the config's "dscompile" section, frontend/config/parameter_groups.h): each
+// update's weight_decay is its parameter's group's, and a group whose lr_scale is not 1 reads
+// "dsc::lr::groupK" = Mul(dsc::lr, lr_scale) instead of dsc::lr. With groups configured, the step
+// program's metadata "dsc.parameter_groups" lists each group's parameters (for dsinspect).
 // Mixed precision: when P has a master copy MasterName(P) (accumulate), the update applies to the
 // master, reading the accumulator cast to the master's dtype, with optimizer states in the
 // regime's optimizer-state dtype; then Assign(P, Cast(master → P's dtype)) refreshes the half
@@ -37,6 +41,7 @@
 #include "passes/optimizer.h"
 
 #include "frontend/config/ds_config.h"
+#include "frontend/config/parameter_groups.h"
 #include "ir/dsc_ops.h"
 #include "ir/optim_algorithms.h"
 #include "passes/pass.h"
@@ -86,7 +91,52 @@ StatusOr<Family> LowerableFamily(const DsConfig& config) {
       config.optimizer.has_betas())
     return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with ", config.optimizer.implementation,
                          " is not implemented by dscompile (it is with Adam/AdamW); set it to false");
+  // Every family takes a weight decay and the learning rate as an input today; an algorithm
+  // without a weight_decay attribute could not give a group its own.
+  if (family == Family::kElementwise && config.dscompile.has_groups()) {
+    const OptimAlgorithmInfo* algo = FindOptimAlgorithm(ElementwiseAlgorithm(config.optimizer.implementation));
+    bool has_wd = false;
+    for (const OptimFloatAttr& a : algo->floats) has_wd = has_wd || std::string(a.name) == "weight_decay";
+    if (!has_wd)
+      return Unimplemented("dscompile.parameter_groups: ", config.optimizer.implementation,
+                           " has no weight decay, so parameter groups cannot set one");
+  }
   return family;
+}
+
+// Each parameter's weight decay and learning rate, from the group the config's "dscompile" section
+// puts it in (frontend/config/parameter_groups.h). A group whose lr_scale is not 1 gets one
+// Mul(dsc::lr, lr_scale) shared by its updates, so the host-side schedule stays one scalar.
+struct ParamHyper {
+  float weight_decay;
+  Value* lr;
+};
+
+StatusOr<std::vector<ParamHyper>> ChooseParamHypers(Graph& g, const DsConfig& config, const std::vector<StateInfo>& params,
+                                                     Value* lr, Node* before) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
+  for (const StateInfo& p : params) shapes.emplace_back(p.name, p.dims);
+  ASSIGN_OR_RETURN(ParameterGroupAssignment a, AssignParameterGroups(config.dscompile, config.optimizer, config.source, shapes));
+  std::vector<Value*> group_lr;
+  for (size_t i = 0; i < a.groups.size(); ++i) {
+    const ParameterGroup& group = a.groups[i];
+    if (group.lr_scale == 1.0) {
+      group_lr.push_back(lr);
+      continue;
+    }
+    Value* scale = g.AddInitializer(g.UniqueName(StrCat(ops::kLrInput, "::scale", i)),
+                                    Tensor::Scalar(DType::kFloat32, group.lr_scale));
+    Node* mul = g.AddNode("Mul", {lr, scale}, {g.UniqueName(StrCat(ops::kLrInput, "::group", i))}, "", "", before);
+    mul->output(0)->type = lr->type;
+    group_lr.push_back(mul->output(0));
+  }
+  std::vector<ParamHyper> out;
+  for (int group : a.group_of)
+    out.push_back({static_cast<float>(a.groups[static_cast<size_t>(group)].weight_decay), group_lr[static_cast<size_t>(group)]});
+  // Recorded only when groups are configured, so plans without them are unchanged (dsinspect
+  // shows every parameter in "default" then).
+  if (config.dscompile.has_groups()) g.metadata[kParameterGroupsMetadata] = ParameterGroupsJson(a, shapes).dump();
+  return out;
 }
 
 // An OptimStep attribute's value from the optimizer section (ir/optim_algorithms.h's names).
@@ -153,6 +203,8 @@ class OptimizerPass : public Pass {
     if (cycle_momentum && g.FindValue(ops::kBeta1Input))
       return FailedPrecondition("the step program already has an input ", ops::kBeta1Input);
 
+    // First, as it can fail (a pattern that matches nothing) before the module changes.
+    ASSIGN_OR_RETURN(std::vector<ParamHyper> hypers, ChooseParamHypers(g, *ctx.config, params, lr, zero_fill));
     g.opsets[kDscDomain] = 1;
     Value* beta1 = cycle_momentum ? g.AddInput(ops::kBeta1Input, TensorType{DType::kFloat32, Shape{}}) : nullptr;
     PrecisionMode mode;
@@ -169,7 +221,9 @@ class OptimizerPass : public Pass {
     auto cast = [&](Value* v, DType to) {
       return v->type.dtype == to ? v : g.AddCast(v, to, StrCat(v->name(), "::", DTypeName(to)), "", zero_fill);
     };
-    for (const StateInfo& p : params) {
+    for (size_t k = 0; k < params.size(); ++k) {
+      const StateInfo& p = params[k];
+      const ParamHyper& hyper = hypers[k];
       Value* param = g.FindValue(p.name);
       Value* master = g.FindValue(ops::MasterName(p.name));
       Value* target = master ? master : param;
@@ -179,14 +233,14 @@ class OptimizerPass : public Pass {
       if (family == Family::kAdam) {
         ASSIGN_OR_RETURN(Value * m1, add_state(p, ops::ExpAvgName(p.name)));
         ASSIGN_OR_RETURN(Value * m2, add_state(p, ops::ExpAvgSqName(p.name)));
-        std::vector<Value*> in = {target, grad, m1, m2, lr, step, scale};
+        std::vector<Value*> in = {target, grad, m1, m2, hyper.lr, step, scale};
         if (beta1 || skip) in.push_back(beta1);
         if (skip) in.push_back(skip);
         n = g.AddNode(ops::kAdamStep, in, {}, kDscDomain, "", zero_fill);
         n->SetAttr("beta1", static_cast<float>(opt.betas[0]));
         n->SetAttr("beta2", cycle_momentum ? kOneCycleBeta2 : static_cast<float>(opt.betas[1]));
         n->SetAttr("epsilon", static_cast<float>(opt.eps));
-        n->SetAttr("weight_decay", static_cast<float>(opt.weight_decay));
+        n->SetAttr("weight_decay", hyper.weight_decay);
         n->SetAttr("adam_w_mode", int64_t{opt.adam_w_mode});
         n->SetAttr("bias_correction", int64_t{opt.bias_correction});
       } else if (family == Family::kElementwise) {
@@ -198,24 +252,25 @@ class OptimizerPass : public Pass {
           ASSIGN_OR_RETURN(Value * st, add_state(p, p.name + "::" + suffix));
           in.push_back(st);
         }
-        in.insert(in.end(), {lr, step, scale});
+        in.insert(in.end(), {hyper.lr, step, scale});
         if (skip) in.push_back(skip);
         n = g.AddNode(ops::kOptimStep, in, {}, kDscDomain, "", zero_fill);
         n->SetAttr("algorithm", std::string(algo->name));
-        for (const OptimFloatAttr& a : algo->floats) n->SetAttr(a.name, ElementwiseAttr(opt, a.name));
+        for (const OptimFloatAttr& a : algo->floats)
+          n->SetAttr(a.name, std::string(a.name) == "weight_decay" ? hyper.weight_decay : ElementwiseAttr(opt, a.name));
         for (const char* f : algo->flags) n->SetAttr(f, int64_t{ElementwiseFlag(opt, f)});
       } else {
         Value* buf = nullptr;
         if (opt.momentum != 0) {
           ASSIGN_OR_RETURN(buf, add_state(p, ops::MomentumName(p.name)));
         }
-        std::vector<Value*> in = {target, grad, buf, lr, step, scale};
+        std::vector<Value*> in = {target, grad, buf, hyper.lr, step, scale};
         if (skip) in.push_back(skip);
         n = g.AddNode(ops::kSGDStep, in, {}, kDscDomain, "", zero_fill);
         n->SetAttr("momentum", static_cast<float>(opt.momentum));
         n->SetAttr("dampening", static_cast<float>(opt.dampening));
         n->SetAttr("nesterov", int64_t{opt.nesterov});
-        n->SetAttr("weight_decay", static_cast<float>(opt.weight_decay));
+        n->SetAttr("weight_decay", hyper.weight_decay);
       }
       if (master) g.AddNode(ops::kAssign, {param, cast(master, param->type.dtype)}, {}, kDscDomain, "", zero_fill);
     }

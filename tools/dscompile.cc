@@ -46,6 +46,11 @@ options:
   --explain-config          print the fully resolved config as JSON and exit (no model needed);
                             warnings on stderr list every setting a compile would refuse
                             (DeepSpeed accepts it, dscompile does not implement it)
+  --no-decay-bias-norm      no weight decay on parameters with fewer than 2 dimensions (biases,
+                            LayerNorm/RMSNorm/BatchNorm scales; embeddings and weight matrices
+                            keep the optimizer's), as the config's "dscompile":
+                            {"no_decay_bias_norm": true}; the config's parameter_groups take
+                            precedence (docs/config.md, "Parameter groups")
   --lr-schedule N           print the learning rate of optimizer steps 1..N ("step lr") and exit
   --dim NAME=VALUE          bind a symbolic dimension (repeatable); the batch dimension (dim 0
                             of every input) takes train_micro_batch_size_per_gpu
@@ -73,7 +78,7 @@ options:
 
 const std::vector<FlagSpec> kFlags = {
     {"-o", true},          {"--config", true},       {"--world-size", true},   {"--strict-config", false},
-    {"--explain-config", false}, {"--lr-schedule", true}, {"--dim", true, true},  {"--loss", true},
+    {"--explain-config", false}, {"--no-decay-bias-norm", false}, {"--lr-schedule", true}, {"--dim", true, true},  {"--loss", true},
     {"--freeze", true, true}, {"--trainable", true, true}, {"--passes", true},     {"--list-passes", false}, {"--list-ops", false}, {"--stop-after-pass-num", true},
     {"--dump-dir", true},  {"--print-ir-after", true, true}, {"--time-passes", false}, {"--flops", false}, {"--copy-weights", false}, {"-q", false},
     {"--no-memory-aliasing", false},
@@ -112,6 +117,8 @@ StatusOr<DsConfig> LoadConfig(const ParsedArgs& args, int world_size, bool verbo
   opts.strict = args.Has("--strict-config");
   std::vector<std::string> warnings;
   StatusOr<DsConfig> cfg = LoadDsConfig(args.Get("--config"), opts, &warnings);
+  // The same as the config's "dscompile": {"no_decay_bias_norm": true}; the plan's config records it.
+  if (cfg.ok() && args.Has("--no-decay-bias-norm")) cfg->dscompile.no_decay_bias_norm = true;
   if (verbose || !cfg.ok())
     for (const auto& w : warnings) std::cerr << "dscompile: warning: " << w << "\n";
   return cfg;
@@ -151,6 +158,11 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
     ASSIGN_OR_RETURN(DsConfig cfg, LoadConfig(args, static_cast<int>(world_size), true));
     if (args.Has("--explain-config")) {
       std::cout << ResolvedConfigJson(cfg).dump(2) << "\n";
+      if (std::string groups = DescribeParameterGroups(cfg.dscompile, cfg.optimizer); !groups.empty()) {
+        std::cerr << "dscompile: parameter groups, first match wins (dsinspect shows each parameter's after a compile):\n";
+        std::istringstream lines(groups);
+        for (std::string line; std::getline(lines, line);) std::cerr << "  " << line << "\n";
+      }
       for (const std::string& r : CompileTimeRefusals(cfg))
         std::cerr << "dscompile: warning: will be refused at compile time: " << r << "\n";
     }

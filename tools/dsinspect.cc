@@ -30,7 +30,8 @@ that dsrun --save-dir wrote.
 
   (no options)          summary: producer, pipeline, config, and per program the ops,
                         inputs, outputs, loss, parameters, constants, memory and the schedule
-                        of bucketed collectives; per rank the state, memory by kind, and
+                        of bucketed collectives; per rank the state (with each parameter's
+                        group when the config has parameter groups), memory by kind, and
                         bytes and collective calls per optimizer step
   --schedule            in the summary, every bucketed collective of each program: its members,
                         node indices, bytes sent and the compute it overlaps (by default one

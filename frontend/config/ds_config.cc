@@ -25,7 +25,8 @@ const std::vector<std::string> kHandledTopLevel = {
     "use_data_before_expert_parallelism", "vocabulary_size", "log_level", "sequence_parallel_size",
     "data_parallel_size", "seed", "allgather_size", "zero_optimization", "fp16", "bf16", "bfloat16",
     "data_types", "amp", "optimizer", "scheduler", "checkpoint", "tensorboard", "csv_monitor",
-    "activation_checkpointing", "aio", "elasticity"};
+    "activation_checkpointing", "aio", "elasticity",
+    kDscompileSection};  // dscompile's own section, which DeepSpeed ignores as an unknown top-level key
 
 const nlohmann::json& Section(const nlohmann::json& doc, const char* key) {
   static const nlohmann::json kNull = nullptr;
@@ -137,6 +138,7 @@ Status ReadSections(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
              "disabled because optimizer " + c->optimizer.implementation +
                  " does not support momentum (no betas in its defaults), as DeepSpeed's OneCycle disables it");
   }
+  RETURN_IF_ERROR(ParseDscompileSection(ctx, Section(doc, kDscompileSection), &c->dscompile));
   RETURN_IF_ERROR(ParseCheckpointSection(ctx, Section(doc, "checkpoint"), &c->checkpoint));
   RETURN_IF_ERROR(ParseDataTypesSection(ctx, Section(doc, "data_types"), &c->data_types));
   RETURN_IF_ERROR(ParseAioSection(ctx, Section(doc, "aio"), &c->aio));
@@ -430,6 +432,7 @@ nlohmann::json ResolvedConfigJson(const DsConfig& c) {
   j["activation_checkpointing"] = ActivationCheckpointingToJson(c.activation_checkpointing);
   j["aio"] = AioToJson(c.aio);
   j["flops_profiler"] = FlopsProfilerToJson(c.flops_profiler);
+  j[kDscompileSection] = DscompileToJson(c.dscompile);
   for (auto it = c.recognised_sections.begin(); it != c.recognised_sections.end(); ++it) j[it.key()] = it.value();
   return j;
 }

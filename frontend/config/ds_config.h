@@ -16,6 +16,7 @@
 
 #include "frontend/config/config_error.h"
 #include "frontend/config/optimizer_config.h"
+#include "frontend/config/parameter_groups.h"
 #include "frontend/config/other_sections.h"
 #include "frontend/config/precision_config.h"
 #include "frontend/config/scheduler_config.h"
@@ -74,6 +75,7 @@ struct DsConfig {
   FlopsProfilerConfig flops_profiler;
   AmpConfig amp;
   bool pipeline_parallel = false;
+  DscompileConfig dscompile;  // dscompile's own "dscompile" section (parameter groups)
 
   std::vector<std::string> auto_keys;    // JSON paths given as "auto"
   // What DeepSpeed accepts and dscompile cannot compile, one "json.path: what" each. Parsing records

@@ -1,7 +1,7 @@
 // End-to-end: dscompile + dsrun on the bundled models reproduce PyTorch's loss trajectory
 // (models/<model>/reference/trajectories/<config>.json, written by models/reference_trajectories.py)
-// within 1e-4 relative at every step; the element-wise optimizers also at ZeRO-3 on two ranks; and
-// the same on models exported afresh at test time.
+// within 1e-4 relative at every step; the element-wise optimizers and the parameter groups also at
+// ZeRO-3 on two ranks; and the same on models exported afresh at test time.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -74,7 +74,7 @@ TEST_P(BundledTrajectory, MatchesPyTorch) {
 INSTANTIATE_TEST_SUITE_P(Models, BundledTrajectory, ::testing::ValuesIn(BundledCases()),
                          [](const ::testing::TestParamInfo<Case>& info) { return info.param.model + "_" + info.param.config; });
 
-// The element-wise optimizers (OptimStep) at ZeRO stage 3 on two ranks: sharded states (dsinspect
+// The element-wise optimizers (OptimStep) and the parameter groups at ZeRO stage 3 on two ranks: sharded states (dsinspect
 // counts each rank's chunks), gathered parameters, the same PyTorch trajectory as one rank (their reference configs give no micro-batch
 // size, so each rank takes half of the 16 samples).
 class OptimizerZero3Trajectory : public ::testing::TestWithParam<Case> {};
@@ -99,7 +99,7 @@ TEST_P(OptimizerZero3Trajectory, TwoRanksMatchPyTorch) {
   // Each rank holds its chunk of every state: k states take k times the parameters' chunks.
   const std::map<std::string, int64_t> states = {{"lion_wd", 1},  {"adagrad_wd", 1}, {"rmsprop_wd", 3},
                                                  {"adamax_wd", 2}, {"nadam_wd", 2},  {"radam_wd", 2},
-                                                 {"adadelta_wd", 2}};
+                                                 {"adadelta_wd", 2}, {"adamw_nodecay", 2}, {"adamw_groups", 2}};
   r = testing::RunCommand(ShellQuote(DSINSPECT_PATH) + " --json " + ShellQuote(plan), false);
   ASSERT_EQ(r.rc, 0) << r.output;
   const nlohmann::json memory = nlohmann::json::parse(r.output).at("memory");
@@ -117,7 +117,11 @@ TEST_P(OptimizerZero3Trajectory, TwoRanksMatchPyTorch) {
 INSTANTIATE_TEST_SUITE_P(Optimizers, OptimizerZero3Trajectory,
                          ::testing::Values(Case{"gpt", "lion_wd"}, Case{"gpt", "adagrad_wd"}, Case{"gpt", "rmsprop_wd"},
                                            Case{"gpt", "adamax_wd"}, Case{"gpt", "nadam_wd"}, Case{"gpt", "radam_wd"},
-                                           Case{"gpt", "adadelta_wd"}),
+                                           Case{"gpt", "adadelta_wd"},
+                                           // Parameter groups (the "dscompile" section): the per-group
+                                           // weight decay and lr scale survive sharding.
+                                           Case{"mlp", "adamw_nodecay"}, Case{"gpt", "adamw_nodecay"},
+                                           Case{"mlp", "adamw_groups"}, Case{"gpt", "adamw_groups"}),
                          [](const ::testing::TestParamInfo<Case>& info) { return info.param.model + "_" + info.param.config; });
 
 // Models the compiler never saw, exported and trained by PyTorch at test time.

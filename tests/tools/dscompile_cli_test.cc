@@ -39,7 +39,7 @@ TEST(DscompileCli, HelpListsEveryFlag) {
   for (const char* flag : {"--config", "--world-size", "--dump-dir", "--print-ir-after", "--passes",
                            "--stop-after-pass-num", "--time-passes", "--dim", "--loss", "--freeze",
                            "--explain-config", "--lr-schedule", "--strict-config", "--trainable", "--list-ops",
-                           "--copy-weights"})
+                           "--copy-weights", "--no-decay-bias-norm"})
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
 }
 
