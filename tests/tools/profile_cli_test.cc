@@ -91,8 +91,9 @@ TEST(DsrunProfile, GptTablesMatchTheStepTimeAndTheStaticFlops) {
   }
   const double step_ms = j["step_ms"].get<double>(), per_step_kinds = kinds_ms / 11;
   EXPECT_NEAR(per_step_kinds, j["kernel_ms"].get<double>(), 1e-6 * step_ms);
-  // Everything but the data loading and the host-side bookkeeping happens in the kernels timed.
-  EXPECT_NEAR(per_step_kinds, step_ms, 0.1 * step_ms) << r.output;
+  // The kernels are timed inside the step. (How much of the step they take is not checked: on a
+  // loaded machine the host's bookkeeping between kernels stretches, and tests do not time things.)
+  EXPECT_LE(per_step_kinds, step_ms * (1 + 1e-6)) << r.output;
   const nlohmann::json& ph = j["phases_ms"];
   EXPECT_NEAR(ph["forward"].get<double>() + ph["backward"].get<double>() + ph["step"].get<double>(),
               j["kernel_ms"].get<double>(), 1e-6 * step_ms);
