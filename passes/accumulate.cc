@@ -10,7 +10,9 @@
 //    ops::GradAccName(P) (kind gradient, owner P, zeros);
 //  - "micro_step" (the former "train"): P, the statistics and the accumulators become graph inputs
 //    after the data inputs; the graph ends with Assign(stat, bn_output) for each training-mode
-//    BatchNormalization statistic, then Accumulate(P::grad, grad_P) for each parameter. Its only
+//    BatchNormalization statistic, then Accumulate(P::grad, grad_P) for each parameter, except
+//    that where micro_step will have no collectives (passes/zero_layout.h) each Accumulate
+//    follows the node that makes grad_P instead. Its only
 //    outputs are the former ones minus the gradients (the loss stays, Graph::training.loss too);
 //    Graph::training.parameters/gradients are cleared, since the state table now lists them;
 //  - "step": inputs P..., P::grad..., dsc::lr float[], dsc::step int64[];
@@ -48,6 +50,7 @@
 #include "ir/dsc_ops.h"
 #include "passes/pass.h"
 #include "passes/precision_policy.h"
+#include "passes/zero_layout.h"
 
 namespace dsc {
 namespace {
@@ -165,7 +168,15 @@ class AccumulatePass : public Pass {
 
     g.opsets[kDscDomain] = 1;
     for (const auto& [stat, updated] : stats) g.AddNode(ops::kAssign, {stat, updated}, {}, kDscDomain);
-    for (size_t i = 0; i < params.size(); ++i) g.AddNode(ops::kAccumulate, {accs[i], grads[i]}, {}, kDscDomain);
+    // Where micro_step will have no collectives, each Accumulate follows the node that makes its
+    // gradient, which then dies at once instead of every parameter's gradient living to the end
+    // of the backward. Where zero-partition reduces gradients in micro_step, they stay at the end:
+    // schedule-collectives forms its buckets from there and then moves them after the waits.
+    const bool early = ctx.world_size <= 1 || !ReducesInMicroStep(ctx.config->zero.stage, ctx.config->gradient_accumulation_steps);
+    for (size_t i = 0; i < params.size(); ++i) {
+      Node* producer = early ? grads[i]->producer() : nullptr;
+      g.AddNode(ops::kAccumulate, {accs[i], grads[i]}, {}, kDscDomain, "", producer ? g.NextNode(producer) : nullptr);
+    }
     std::set<Value*> grad_set(grads.begin(), grads.end());
     std::vector<Value*> outputs;
     for (Value* v : g.outputs())

@@ -43,6 +43,7 @@
 #include "ir/dsc_ops.h"
 #include "passes/pass.h"
 #include "passes/precision_policy.h"
+#include "passes/zero_layout.h"
 
 namespace dsc {
 namespace {
@@ -95,7 +96,7 @@ class ZeroPartitionPass : public Pass {
       states_.emplace(s.name, &s);  // first of a name, as a scan would find
       if (s.kind == StateKind::kParameter) params.push_back(&s);
     }
-    micro_reduce_ = stage >= 2 || (stage == 0 && ctx.config->gradient_accumulation_steps == 1);
+    micro_reduce_ = ReducesInMicroStep(stage, ctx.config->gradient_accumulation_steps);
     if (stage == 0) {
       for (const StateInfo* p : params)
         RETURN_IF_ERROR(micro_reduce_ ? ReduceInMicroStep(mg, p->name, ops::kAllReduce, 0) : Stage0(sg, p->name));

@@ -1,7 +1,7 @@
 // End-to-end: activation checkpointing (passes/rematerialize.cc) changes no loss by a single bit,
-// dropout included, at ZeRO 0-3 and in half precision, and holds fewer activations: on a 12-layer
-// GPT the activation arena is at most half of the run without it, and the figure dsinspect gives
-// for "without" is the arena of the plan compiled without the section.
+// dropout included, at ZeRO 0-3 and in half precision, and holds fewer activations: on the bundled
+// gpt and a 12-layer GPT the activation arena is at most half of the run without it, and the figure
+// dsinspect gives for "without" is the arena of the plan compiled without the section.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -94,6 +94,8 @@ TEST_P(Remat, SameLossesToTheBitAndFewerActivationsKept) {
   else
     EXPECT_EQ(ac["arena_bytes_without"], plain_arena);
   EXPECT_LT(with["memory"]["arena_bytes"].get<int64_t>(), without["memory"]["arena_bytes"].get<int64_t>());
+  // The figure for the bundled gpt: at most half (0.47x when this was written).
+  if (c.name == "gpt") EXPECT_LE(2 * with["memory"]["arena_bytes"].get<int64_t>(), plain_arena);
 }
 
 INSTANTIATE_TEST_SUITE_P(
