@@ -79,8 +79,10 @@ INSTANTIATE_TEST_SUITE_P(Models, BundledTrajectory, ::testing::ValuesIn(BundledC
 // A reference config at c.stage on two ranks: sharded states (dsinspect counts each rank's
 // chunks), gathered parameters, the same PyTorch trajectory as one rank (the reference configs
 // give no micro-batch size, so each rank takes half of the 16 samples). `states`: each
-// optimizer's state tensors per parameter.
-void ExpectTwoRanksMatchPyTorch(const Case& c, const std::map<std::string, int64_t>& states) {
+// optimizer's state tensors per parameter. `precision` (an fp16/bf16 section) is merged into the
+// config; the state memory is then not compared (half parameters, fp32 masters and states).
+void ExpectTwoRanksMatchPyTorch(const Case& c, const std::map<std::string, int64_t>& states,
+                                const nlohmann::json& precision = nlohmann::json::object()) {
   const fs::path root = DSC_SOURCE_DIR;
   nlohmann::json ref = ReadJson(root / "models" / c.model / "reference" / "trajectories" / (c.config + ".json"));
   const auto want = ref.at("loss").get<std::vector<double>>();
@@ -89,6 +91,7 @@ void ExpectTwoRanksMatchPyTorch(const Case& c, const std::map<std::string, int64
   cfg["zero_optimization"] = {{"stage", c.stage}, {"stage3_param_persistence_threshold", 0}};
   // DeepSpeed's ZeRO list has Lion and Adagrad, not RMSprop & co. or FusedLamb.
   if (c.stage > 0) cfg["zero_allow_untested_optimizer"] = true;
+  cfg.update(precision);
   testing::TempDir tmp;
   const std::string config = tmp.File("zero3.json"), plan = tmp.File(c.model + ".dsplan"),
                     metrics = tmp.File(c.model + ".jsonl");
@@ -104,7 +107,9 @@ void ExpectTwoRanksMatchPyTorch(const Case& c, const std::map<std::string, int64
   const nlohmann::json memory = nlohmann::json::parse(r.output).at("memory");
   const int64_t k = states.at(c.config), state_bytes = memory.at("optimizer_states").get<int64_t>(),
                 param_bytes = memory.at("parameters").get<int64_t>();
-  if (c.stage == 0 || c.stage == 3) {
+  if (!precision.empty()) {
+    // half parameters: no fixed ratio to the fp32 states
+  } else if (c.stage == 0 || c.stage == 3) {
     EXPECT_EQ(state_bytes, k * param_bytes);
   } else {  // whole parameters, chunked states: about half, at least half
     EXPECT_GE(2 * state_bytes, k * param_bytes);
@@ -153,6 +158,15 @@ INSTANTIATE_TEST_SUITE_P(Lamb, LambShardedTrajectory,
                          [](const ::testing::TestParamInfo<Case>& info) {
                            return info.param.model + "_" + info.param.config + "_stage" + std::to_string(info.param.stage);
                          });
+
+// fp16 (dynamic loss scale) with Lamb at stages 1 and 3 on two ranks: the updates go to sharded fp32
+// masters (LambMoments reads a master chunk, chunk_of set), and the run stays within 1e-4 of the
+// fp32 reference (measured: 1.9e-5 on the gpt, 2.3e-5 on one rank).
+TEST(LambFp16, ShardedMastersFollowPyTorch) {
+  for (int stage : {1, 3})
+    ExpectTwoRanksMatchPyTorch(Case{"gpt", "lamb_wd", stage}, {{"lamb_wd", 2}},
+                               {{"fp16", {{"enabled", true}, {"initial_scale_power", 8}}}});
+}
 
 // Models the compiler never saw, exported and trained by PyTorch at test time.
 TEST(UnseenTrajectory, MatchesPyTorch) {
