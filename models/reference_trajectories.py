@@ -72,9 +72,10 @@ OPTIMIZER_MODELS = ("mlp", "gpt")
 OPTIMIZER_CONFIGS = tuple(n + sfx for n in ("lion", "adagrad", "rmsprop", "adamax", "nadam", "radam", "adadelta",
                                             "lamb")
                           for sfx in ("", "_wd"))
-# Parameter groups (the "dscompile" section): AdamW with the no-decay preset, and with an lr_scale group.
+# Parameter groups (the "dscompile" section): AdamW with the no-decay preset, and with an lr_scale group;
+# Lamb with both.
 GROUP_MODELS = ("mlp", "gpt")
-GROUP_CONFIGS = ("adamw_nodecay", "adamw_groups")
+GROUP_CONFIGS = ("adamw_nodecay", "adamw_groups", "lamb_groups")
 REFERENCE_STEPS = 30
 
 

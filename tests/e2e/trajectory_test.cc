@@ -146,15 +146,19 @@ INSTANTIATE_TEST_SUITE_P(Optimizers, OptimizerZero3Trajectory,
 
 // Lamb (LambMoments, one all-reduce of every parameter's sums of squares, LambApply) on two ranks:
 // each trust ratio is the whole tensor's at every stage (stages 1-2 update a chunk of a whole
-// parameter, stage 3 a chunk of a chunk, stage 0 replicates).
+// parameter, stage 3 a chunk of a chunk, stage 0 replicates), with parameter groups too.
 class LambShardedTrajectory : public ::testing::TestWithParam<Case> {};
 
-TEST_P(LambShardedTrajectory, TwoRanksMatchPyTorch) { ExpectTwoRanksMatchPyTorch(GetParam(), {{"lamb", 2}, {"lamb_wd", 2}}); }
+TEST_P(LambShardedTrajectory, TwoRanksMatchPyTorch) {
+  ExpectTwoRanksMatchPyTorch(GetParam(), {{"lamb", 2}, {"lamb_wd", 2}, {"lamb_groups", 2}});
+}
 
 INSTANTIATE_TEST_SUITE_P(Lamb, LambShardedTrajectory,
                          ::testing::Values(Case{"mlp", "lamb", 3}, Case{"mlp", "lamb_wd", 3}, Case{"gpt", "lamb", 3},
                                            Case{"gpt", "lamb_wd", 3}, Case{"gpt", "lamb_wd", 0}, Case{"gpt", "lamb_wd", 1},
-                                           Case{"mlp", "lamb_wd", 2}),
+                                           Case{"mlp", "lamb_wd", 2},
+                                           // Parameter groups: per-group weight decay and lr scale.
+                                           Case{"gpt", "lamb_groups", 3}),
                          [](const ::testing::TestParamInfo<Case>& info) {
                            return info.param.model + "_" + info.param.config + "_stage" + std::to_string(info.param.stage);
                          });
