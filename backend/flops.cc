@@ -22,6 +22,7 @@ enum class Rule {
   kPerOutput,     // factor per element of output 0
   kPerInput,      // factor per element of input 0
   kPerGradElem,   // factor per element of input 1 (optimizer steps: the gradient or its shard)
+  kPerStateElem,  // factor per element of input 2 (LambApply: exp_avg, the tensor or its shard)
   kAllInputs,     // factor per element of every input
   kSgdStep,       // 5 per gradient element, +3 with momentum, +2 with nesterov
   kOptimStep,     // per gradient element: the algorithm's count (OptimStepFlops), +2 with weight decay
@@ -81,6 +82,8 @@ const std::map<std::string, Entry>& Table() {
     t["OptimStep"] = {Rule::kOptimStep, 0,
                       "per gradient element: lion 10, adagrad 8, rmsprop 10 (+2 momentum, +5 centered), adamax 11, "
                       "nadam 17, radam 17, adadelta 17; +2 with weight decay"};
+    t["LambMoments"] = {Rule::kPerGradElem, 17, "17 per gradient element (moments, update, two squares)"};
+    t["LambApply"] = {Rule::kPerStateElem, 7, "7 per element of exp_avg (update recomputed, scaled, applied)"};
     for (const char* op : {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Expand", "Concat", "Split",
                            "Slice", "SliceGrad", "Gather", "GatherElements", "GatherND", "ScatterElements", "ScatterND",
                            "Pad", "Tile", "Identity", "Cast", "CastLike", "ZeroFill", "Assign", "Shape", "Size",
@@ -138,6 +141,10 @@ bool Flops(const Node& n, const Entry& e, int64_t* flops) {
       return true;
     case Rule::kPerGradElem:
       if (!StaticDims(n.input(1), &a)) return false;
+      *flops = e.factor * Product(a);
+      return true;
+    case Rule::kPerStateElem:
+      if (!StaticDims(n.input(2), &a)) return false;
       *flops = e.factor * Product(a);
       return true;
     case Rule::kAllInputs:
@@ -234,7 +241,8 @@ struct InPlace {
 const std::map<std::string, InPlace>& InPlaceOps() {
   static const std::map<std::string, InPlace> ops = {
       {"Accumulate", {{0}, true}}, {"ZeroFill", {{0}, false}},     {"Assign", {{0}, false}},
-      {"AdamStep", {{0, 2, 3}, true}}, {"SGDStep", {{0, 2}, true}}, {"AllGatherInPlace", {{0}, true}}};
+      {"AdamStep", {{0, 2, 3}, true}}, {"SGDStep", {{0, 2}, true}}, {"AllGatherInPlace", {{0}, true}},
+      {"LambMoments", {{2, 3}, true}}, {"LambApply", {{0}, true}}};
   return ops;
 }
 

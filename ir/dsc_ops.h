@@ -114,11 +114,26 @@
 //                m/bc1 * lr * sqrt(bc2)/(sqrt(v)+eps) * rect(rho_t), else p -= m/bc1 * lr
 //       "adadelta": g += wd*p; square_avg = rho*sq + (1-rho)*g^2; delta = sqrt(acc_delta + eps) /
 //                sqrt(sq + eps) * g; acc_delta = rho*acc + (1-rho)*delta^2; p -= lr*delta
-//   All three take an optional last input skip (bool[]; AdamStep input 8, SGDStep input 6,
-//   OptimStep input 2+k+3, with beta1_override/momentum_buffer given as empty names when absent):
-//   when true the op changes nothing (an fp16 overflow or bf16 inf/NaN step; DeepSpeed skips
-//   optimizer.step()).
-//   All three take an optional attribute shard (int, default 0). shard = 1 (ZeRO stages 1-2): `param`
+//   Lamb (DeepSpeed's FusedLamb, kernels/common/lamb_math.h) is two ops, so that the per-tensor
+//   norms of its trust ratio can be summed over ZeRO shards between them; attributes beta1, beta2,
+//   epsilon, eps_inside_sqrt, weight_decay, and on LambApply also bias_correction, max_coeff,
+//   min_coeff, slot:
+//   LambMoments<...[, chunk_of]>(param, grad, exp_avg, exp_avg_sq, grad_scale[, skip]) -> sums float[2]
+//       g = grad * grad_scale; exp_avg = b1*m + (1-b1)*g; exp_avg_sq = b2*v + (1-b2)*g^2 (never
+//       bias-corrected); update = m/denom + weight_decay*param, denom = sqrt(v + eps) with
+//       eps_inside_sqrt else sqrt(v) + eps; sums = [sum param^2, sum update^2] over this op's
+//       elements (param only read). chunk_of = n > 0: the tensors are this rank's chunk of an
+//       n-element tensor and its padded tail does not count in the sums. Skipped: sums = 0.
+//   LambApply<...>(param, sums, exp_avg, exp_avg_sq, lr, step[, skip])
+//       sums: float[2k], this tensor's [sum param^2, sum update^2] at 2*slot (all-reduced over
+//       ranks when the tensor is sharded); coeff = sqrt(s0)/sqrt(s1) clamped to [min_coeff,
+//       max_coeff], 1 when either is 0; step_size = lr*sqrt(1-b2^step)/(1-b1^step) (lr without
+//       bias_correction); update recomputed as above; param -= step_size*coeff*update
+//   All of them take an optional last input skip (bool[]; AdamStep input 8, SGDStep input 6,
+//   OptimStep input 2+k+3, LambMoments input 5, LambApply input 6, with
+//   beta1_override/momentum_buffer given as empty names when absent): when true the op changes
+//   nothing (an fp16 overflow or bf16 inf/NaN step; DeepSpeed skips optimizer.step()).
+//   All of them take an optional attribute shard (int, default 0). shard = 1 (ZeRO stages 1-2): `param`
 //   is the whole parameter (n elements) and grad/state tensors hold this rank's chunk of
 //   c = ceil(n / world) elements; the op updates param[rank*c, min(n, (rank+1)*c)) from the first
 //   elements of grad/state (the padded tail of the last chunk is ignored).
@@ -220,6 +235,8 @@ inline constexpr const char* kAssign = "Assign";
 inline constexpr const char* kAdamStep = "AdamStep";
 inline constexpr const char* kSGDStep = "SGDStep";
 inline constexpr const char* kOptimStep = "OptimStep";
+inline constexpr const char* kLambMoments = "LambMoments";
+inline constexpr const char* kLambApply = "LambApply";
 
 // Collectives.
 inline constexpr const char* kAllReduce = "AllReduce";
@@ -308,10 +325,12 @@ inline std::string MomentumName(const std::string& p) { return p + "::momentum_b
 // The fp32 master copy of a parameter whose compute copy (the state named p) is half precision.
 inline std::string MasterName(const std::string& p) { return p + "::master"; }
 
-// True for the optimizer updates (AdamStep, SGDStep, OptimStep): input 0 the parameter (or its
-// master), input 1 its gradient, the optimizer states among the inputs after them.
+// True for the optimizer updates (AdamStep, SGDStep, OptimStep, and Lamb's two): input 0 the
+// parameter (or its master), input 1 its gradient (LambApply: the sums of squares), the
+// optimizer states among the inputs after them. Lamb updates a parameter with two such nodes.
 inline bool IsOptimizerUpdate(const std::string& domain, const std::string& op) {
-  return domain == kDscDomain && (op == kAdamStep || op == kSGDStep || op == kOptimStep);
+  return domain == kDscDomain &&
+         (op == kAdamStep || op == kSGDStep || op == kOptimStep || op == kLambMoments || op == kLambApply);
 }
 
 // True for the in-place ops above: they have effects beyond their outputs, so dce keeps them.

@@ -756,6 +756,14 @@ const std::unordered_map<std::string, Check>& DscChecks() {
          return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
        }})},
       {ops::kOptimStep, CheckOptimStep},
+      {ops::kLambMoments, All({Flags({"shard", "eps_inside_sqrt"}), [](const NodeView& v) {
+         RETURN_IF_ERROR(IntIn(v, "chunk_of", 0, std::numeric_limits<int64_t>::max()));
+         return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
+       }})},
+      {ops::kLambApply, All({Flags({"shard", "eps_inside_sqrt", "bias_correction"}), [](const NodeView& v) {
+         RETURN_IF_ERROR(IntIn(v, "slot", 0, std::numeric_limits<int32_t>::max()));
+         return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
+       }})},
       {ops::kAssign, All({Flags({"shard"}), [](const NodeView& v) {
          return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
        }})},
@@ -799,6 +807,8 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     (*t)[ops::kSGDStep] = Arity{6, 7, 0, 0, {0, 1, 3, 4, 5}};  // the momentum buffer may be omitted
     // OptimStep's state count depends on its algorithm; CheckOptimStep checks the exact count.
     (*t)[ops::kOptimStep] = Arity{6, 6 + kMaxOptimStates, 0, 0, {0, 1}};
+    (*t)[ops::kLambMoments] = Arity{5, 6, 1, 1, {0, 1, 2, 3, 4}};
+    (*t)[ops::kLambApply] = Arity{6, 7, 0, 0, {0, 1, 2, 3, 4, 5}};
     for (const char* op : {ops::kAllReduce, ops::kReduceScatter, ops::kAllGather}) (*t)[op] = Arity{1, 1, 1, 1, {0}};
     (*t)[ops::kAllGatherInPlace] = Arity{1, 1, 0, 0, {0}};
     constexpr int kMany = std::numeric_limits<int>::max();

@@ -26,7 +26,8 @@ DeepSpeed semantics reproduced (fp32, one process):
     defaults lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0 (FusedAdam's; with torch_adam:true
     the torch class defaults apply, i.e. torch AdamW's weight_decay 1e-2).  "Lion" -> DeepSpeed's
     FusedLion, reproduced by FusedLionReference below (torch has no Lion); "Adagrad" ->
-    torch.optim.Adagrad (what DeepSpeed builds without optimizer offload).  Any other type is
+    torch.optim.Adagrad (what DeepSpeed builds without optimizer offload); "Lamb" -> DeepSpeed's
+    FusedLamb (CUDA-only there), reproduced by FusedLambReference below.  Any other type is
     `getattr(torch.optim, type)` with the params as kwargs (e.g. "SGD": lr required; "NAdam" needs
     torch >= 2.0, whose update differs from 1.13's).
   * parameter groups (dscompile's own "dscompile" section, frontend/config/parameter_groups.h):
@@ -68,11 +69,13 @@ REFERENCE_CONFIGS = ("adam", "adamw_wd", "sgd_momentum", "clip05", "accum4", "wa
 # The element-wise optimizers (dscompile's OptimStep), each without and with weight decay, on the
 # mlp and the gpt; written with torch >= 2 (/opt/torchenv/bin/python): --regenerate --only ...
 OPTIMIZER_MODELS = ("mlp", "gpt")
-OPTIMIZER_CONFIGS = tuple(n + sfx for n in ("lion", "adagrad", "rmsprop", "adamax", "nadam", "radam", "adadelta")
+OPTIMIZER_CONFIGS = tuple(n + sfx for n in ("lion", "adagrad", "rmsprop", "adamax", "nadam", "radam", "adadelta",
+                                            "lamb")
                           for sfx in ("", "_wd"))
-# Parameter groups (the "dscompile" section): AdamW with the no-decay preset, and with an lr_scale group.
+# Parameter groups (the "dscompile" section): AdamW with the no-decay preset, and with an lr_scale group;
+# Lamb with both.
 GROUP_MODELS = ("mlp", "gpt")
-GROUP_CONFIGS = ("adamw_nodecay", "adamw_groups")
+GROUP_CONFIGS = ("adamw_nodecay", "adamw_groups", "lamb_groups")
 REFERENCE_STEPS = 30
 
 
@@ -205,6 +208,81 @@ class FusedLionReference(torch.optim.Optimizer):
                 m.copy_(b2 * m + (one - b2) * g)
 
 
+def fused_lamb_step(p, g, m, v, step, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, eps_inside_sqrt=False,
+                    bias_correction=True, max_coeff=10.0, min_coeff=0.01, grad_scale=1.0):
+    """One step of DeepSpeed's FusedLamb on one tensor, in place on p, m, v (float32), as its CUDA
+    kernel computes it (csrc/lamb/fused_lamb_cuda_kernel.cu at edaa72212; every hyper-parameter
+    reaches it as a C float):
+      part 1 (:223-235): g' = g * grad_scale (DeepSpeed divides by its `scale`, 1 from the engine);
+        m = b1*m + (1-b1)*g'; v = b2*v + (1-b2)*g'*g'; denom = sqrt(v + eps) with eps_inside_sqrt
+        (eps_mode 0) else sqrt(v) + eps; update = m/denom + weight_decay*p; sums of p^2, update^2
+      part 3 (:288-316): coeff = ||p||/||update|| clamped to max_coeff, then to min_coeff, and 1
+        when either norm is 0; p -= step_size*coeff*update
+      host (:363-370): step_size = lr*sqrt(bc2)/bc1, bc_i = float(1 - beta_i**step) (the pow in
+        double), or lr without bias_correction; m and v themselves are never bias-corrected.
+    The sums of squares are taken in double here (float per thread in DeepSpeed).
+    Returns (sum p^2, sum update^2, coeff) as Python floats."""
+    f = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
+    b1, b2, feps, decay, one = f(betas[0]), f(betas[1]), f(eps), f(weight_decay), f(1.0)
+    sg = g * f(grad_scale)
+    m.copy_(b1 * m + (one - b1) * sg)
+    v.copy_(b2 * v + (one - b2) * sg * sg)
+    denom = torch.sqrt(v + feps) if eps_inside_sqrt else torch.sqrt(v) + feps
+    update = m / denom + decay * p
+    w2 = torch.sum(p.double() ** 2).float()
+    u2 = torch.sum(update.double() ** 2).float()
+    w, u = torch.sqrt(w2), torch.sqrt(u2)
+    coeff = f(1.0)
+    if float(w) != 0.0 and float(u) != 0.0:
+        coeff = w / u
+        if coeff > f(max_coeff):
+            coeff = f(max_coeff)
+        if coeff < f(min_coeff):
+            coeff = f(min_coeff)
+    if bias_correction:
+        b1f, b2f = float(np.float32(betas[0])), float(np.float32(betas[1]))
+        bc1, bc2 = f(1.0 - b1f ** step), f(1.0 - b2f ** step)
+        step_size = f(lr) * torch.sqrt(bc2) / bc1
+    else:
+        step_size = f(lr)
+    p.copy_(p - (step_size * coeff) * update)
+    return float(w2), float(u2), float(coeff)
+
+
+class FusedLambReference(torch.optim.Optimizer):
+    """DeepSpeed's FusedLamb (deepspeed/ops/lamb/fused_lamb.py): per parameter, fused_lamb_step with
+    the group's hyper-parameters; state exp_avg and exp_avg_sq. The engine calls step() with no
+    grads or scale (scale 1) and refuses max_grad_norm (fused_lamb.py:133's clip never runs)."""
+
+    def __init__(self, params, lr=1e-3, bias_correction=True, betas=(0.9, 0.999), eps=1e-8, eps_inside_sqrt=False,
+                 weight_decay=0.0, max_coeff=10.0, min_coeff=0.01, amsgrad=False):
+        if amsgrad:
+            raise RefError("optimizer.params.amsgrad: FusedLamb does not support the AMSGrad variant")
+        super().__init__(params, dict(lr=lr, bias_correction=bias_correction, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, max_coeff=max_coeff, min_coeff=min_coeff))
+        self.eps_inside_sqrt = eps_inside_sqrt
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                fused_lamb_step(p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"], group["lr"],
+                                group["betas"], group["eps"], group["weight_decay"], self.eps_inside_sqrt,
+                                group["bias_correction"], group["max_coeff"], group["min_coeff"])
+
+
+LAMB_KEYS = {"lr", "bias_correction", "betas", "eps", "eps_inside_sqrt", "weight_decay", "max_coeff", "min_coeff",
+             "amsgrad"}
+
+
 def param_groups(cfg, module):
     """The torch param groups for the config's "dscompile" section (a flat parameter list when it
     has none): [{"params", "group", "lr_scale"[, "weight_decay"]}], first match wins."""
@@ -289,6 +367,16 @@ def make_optimizer(cfg, params):
         g = o.param_groups[0]
         return o, {"class": "deepspeed.ops.lion.FusedLion (FusedLionReference)", "lr": g["lr"],
                    "betas": list(g["betas"]), "weight_decay": g["weight_decay"]}
+    elif name.lower() == "lamb":
+        unknown = set(kw) - LAMB_KEYS
+        if unknown:
+            raise RefError("optimizer.params: unknown key(s) for FusedLamb: %s" % sorted(unknown))
+        o = FusedLambReference(params, **kw)
+        g = o.defaults if "group" in o.param_groups[0] else o.param_groups[0]
+        return o, {"class": "deepspeed.ops.lamb.FusedLamb (FusedLambReference)", "lr": g["lr"],
+                   "betas": list(g["betas"]), "eps": g["eps"], "weight_decay": g["weight_decay"],
+                   "bias_correction": g["bias_correction"], "eps_inside_sqrt": o.eps_inside_sqrt,
+                   "max_coeff": g["max_coeff"], "min_coeff": g["min_coeff"]}
     else:
         if name.lower() == "adagrad":
             name = "Adagrad"  # DeepSpeed lower-cases it, then builds torch.optim.Adagrad

@@ -22,6 +22,15 @@
 //    P::square_avg, ...; kind optimizer, owner P, zeros; Adagrad's initial_accumulator_value is an
 //    attribute applied at step 1). OneCycle's momentum cycling is refused with those that have
 //    betas (Lion, Adamax, NAdam, RAdam); those without train uncycled, as DeepSpeed's OneCycle does.
+//  - "lamb" (DeepSpeed's FusedLamb): its trust ratio needs each tensor's norms, so two nodes:
+//      LambMoments<beta1, beta2, epsilon, eps_inside_sqrt, weight_decay>
+//        (P, P::grad, P::exp_avg, P::exp_avg_sq, grad_scale) -> P@lamb_sums float[2]
+//    for every parameter, then lamb_sums = Concat(every P@lamb_sums) (float[2k], parameter order;
+//    zero-partition all-reduces this one tensor when the parameters are sharded), then for every
+//    parameter LambApply<the same, bias_correction, max_coeff, min_coeff, slot = its index>
+//        (P, lamb_sums, P::exp_avg, P::exp_avg_sq, dsc::lr or its group's, dsc::step)
+//    and its master refresh. States P::exp_avg and P::exp_avg_sq, as FusedLamb's state dict.
+//    OneCycle's momentum cycling (of its betas) is refused with it.
 // Parameter groups (the config's "dscompile" section, frontend/config/parameter_groups.h): each
 // update's weight_decay is its parameter's group's, and a group whose lr_scale is not 1 reads
 // "dsc::lr::groupK" = Mul(dsc::lr, lr_scale) instead of dsc::lr. With groups configured, the step
@@ -31,7 +40,7 @@
 // regime's optimizer-state dtype; then Assign(P, Cast(master → P's dtype)) refreshes the half
 // compute copy. When step has dsc::overflow, every update takes it as its skip input.
 // The learning rate and step are inputs because the LR schedule runs on the host. Optimizers
-// dscompile cannot run yet (Lamb, 1-bit, mu*, Muon, the other torch.optim classes) and
+// dscompile cannot run yet (1-bit, mu*, Muon, the other torch.optim classes) and
 // amsgrad/maximize are Unimplemented errors naming the JSON path. No optimizer section is an
 // error: DeepSpeed trains only with a client optimizer then, and a plan has no client.
 // A step program that already holds updates is left unchanged.
@@ -55,7 +64,7 @@ inline constexpr const char* kGradScale = "grad_scale";
 // DeepSpeed's OneCycle replaces the optimizer's betas by (momentum, 0.99) when it cycles momentum.
 inline constexpr float kOneCycleBeta2 = 0.99f;
 
-enum class Family { kAdam, kSGD, kElementwise };
+enum class Family { kAdam, kSGD, kElementwise, kLamb };
 
 // The class DeepSpeed builds (OptimizerConfig::implementation) -> OptimStep's algorithm.
 const char* ElementwiseAlgorithm(const std::string& implementation) {
@@ -76,9 +85,10 @@ StatusOr<Family> FamilyOf(const OptimizerConfig& opt) {
     return Unimplemented("optimizer.params.maximize: maximize is not implemented by dscompile");
   if (opt.type == "adam" || opt.type == "adamw") return Family::kAdam;
   if (opt.type == "SGD") return Family::kSGD;
+  if (opt.implementation == "FusedLamb") return Family::kLamb;
   if (ElementwiseAlgorithm(opt.implementation)) return Family::kElementwise;
   return Unimplemented("optimizer.type: \"", opt.type, "\" (", opt.implementation.empty() ? opt.type : opt.implementation,
-                       ") is not implemented by dscompile yet; supported: Adam, AdamW, SGD, Lion, Adagrad, and "
+                       ") is not implemented by dscompile yet; supported: Adam, AdamW, SGD, Lamb, Lion, Adagrad, and "
                        "torch.optim's RMSprop, Adamax, NAdam, RAdam, Adadelta");
 }
 
@@ -87,8 +97,8 @@ StatusOr<Family> FamilyOf(const OptimizerConfig& opt) {
 StatusOr<Family> LowerableFamily(const DsConfig& config) {
   ASSIGN_OR_RETURN(Family family, FamilyOf(config.optimizer));
   // OneCycle cycles betas only (an optimizer without them trains uncycled, as in DeepSpeed).
-  if (family == Family::kElementwise && config.scheduler.type == "OneCycle" && config.scheduler.cycle_momentum &&
-      config.optimizer.has_betas())
+  if ((family == Family::kElementwise || family == Family::kLamb) && config.scheduler.type == "OneCycle" &&
+      config.scheduler.cycle_momentum && config.optimizer.has_betas())
     return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with ", config.optimizer.implementation,
                          " is not implemented by dscompile (it is with Adam/AdamW); set it to false");
   // Every family takes a weight decay and the learning rate as an input today; an algorithm
@@ -159,6 +169,52 @@ bool ElementwiseFlag(const OptimizerConfig& opt, const std::string& flag) {
   return false;
 }
 
+// Lamb's attributes shared by LambMoments and LambApply; weight_decay is the parameter's group's.
+void SetLambAttrs(Node* n, const OptimizerConfig& opt, float weight_decay) {
+  n->SetAttr("beta1", static_cast<float>(opt.betas[0]));
+  n->SetAttr("beta2", static_cast<float>(opt.betas[1]));
+  n->SetAttr("epsilon", static_cast<float>(opt.eps));
+  n->SetAttr("eps_inside_sqrt", int64_t{opt.eps_inside_sqrt});
+  n->SetAttr("weight_decay", weight_decay);
+}
+
+// One parameter's Lamb update: its LambMoments node (added in the parameter loop), and what its
+// LambApply needs once every parameter's sums exist.
+struct LambParam {
+  Node* moments;
+  Value* target;  // the parameter or its master
+  Value* param;   // the parameter (refreshed from the master when there is one)
+  Value* master;
+  float weight_decay;  // the parameter's group's
+  Value* lr;           // dsc::lr, or its group's scaled copy
+};
+
+// lamb_sums = Concat(each parameter's sums), then each parameter's LambApply and master refresh,
+// all before `before`. `cast` makes a value of a dtype (the master refresh's Cast).
+template <typename Cast>
+void AddLambApplies(Graph& g, const OptimizerConfig& opt, const std::vector<LambParam>& lamb, Value* step, Value* skip,
+                    Node* before, Cast cast) {
+  if (lamb.empty()) return;
+  std::vector<Value*> parts;
+  for (const LambParam& l : lamb) parts.push_back(l.moments->output(0));
+  Node* concat = g.AddNode("Concat", parts, {g.UniqueName("lamb_sums")}, "", "", before);
+  concat->SetAttr("axis", int64_t{0});
+  Value* sums = concat->output(0);
+  sums->type = TensorType{DType::kFloat32, Shape{Dim::Static(2 * static_cast<int64_t>(lamb.size()))}};
+  for (size_t i = 0; i < lamb.size(); ++i) {
+    const LambParam& l = lamb[i];
+    std::vector<Value*> in = {l.target, sums, l.moments->input(2), l.moments->input(3), l.lr, step};
+    if (skip) in.push_back(skip);
+    Node* n = g.AddNode(ops::kLambApply, in, {}, kDscDomain, "", before);
+    SetLambAttrs(n, opt, l.weight_decay);
+    n->SetAttr("bias_correction", int64_t{opt.bias_correction});
+    n->SetAttr("max_coeff", static_cast<float>(opt.max_coeff));
+    n->SetAttr("min_coeff", static_cast<float>(opt.min_coeff));
+    n->SetAttr("slot", static_cast<int64_t>(i));
+    if (l.master) g.AddNode(ops::kAssign, {l.param, cast(l.master, l.param->type.dtype)}, {}, kDscDomain, "", before);
+  }
+}
+
 TensorType TypeOf(const StateInfo& s) {
   Shape shape;
   for (int64_t d : s.dims) shape.push_back(Dim::Static(d));
@@ -221,6 +277,7 @@ class OptimizerPass : public Pass {
     auto cast = [&](Value* v, DType to) {
       return v->type.dtype == to ? v : g.AddCast(v, to, StrCat(v->name(), "::", DTypeName(to)), "", zero_fill);
     };
+    std::vector<LambParam> lamb;
     for (size_t k = 0; k < params.size(); ++k) {
       const StateInfo& p = params[k];
       const ParamHyper& hyper = hypers[k];
@@ -259,6 +316,16 @@ class OptimizerPass : public Pass {
         for (const OptimFloatAttr& a : algo->floats)
           n->SetAttr(a.name, std::string(a.name) == "weight_decay" ? hyper.weight_decay : ElementwiseAttr(opt, a.name));
         for (const char* f : algo->flags) n->SetAttr(f, int64_t{ElementwiseFlag(opt, f)});
+      } else if (family == Family::kLamb) {
+        ASSIGN_OR_RETURN(Value * m1, add_state(p, ops::ExpAvgName(p.name)));
+        ASSIGN_OR_RETURN(Value * m2, add_state(p, ops::ExpAvgSqName(p.name)));
+        std::vector<Value*> in = {target, grad, m1, m2, scale};
+        if (skip) in.push_back(skip);
+        n = g.AddNode(ops::kLambMoments, in, {g.UniqueName(p.name + "@lamb_sums")}, kDscDomain, "", zero_fill);
+        n->output(0)->type = TensorType{DType::kFloat32, Shape{Dim::Static(2)}};
+        SetLambAttrs(n, opt, hyper.weight_decay);
+        lamb.push_back(LambParam{n, target, param, master, hyper.weight_decay, hyper.lr});
+        continue;  // LambApply and the master refresh follow every parameter's sums
       } else {
         Value* buf = nullptr;
         if (opt.momentum != 0) {
@@ -274,6 +341,7 @@ class OptimizerPass : public Pass {
       }
       if (master) g.AddNode(ops::kAssign, {param, cast(master, param->type.dtype)}, {}, kDscDomain, "", zero_fill);
     }
+    AddLambApplies(g, opt, lamb, step, skip, zero_fill, cast);
     return true;
   }
 };

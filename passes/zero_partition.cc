@@ -13,6 +13,10 @@
 //  stage 1: step reduce-scatters every accumulator (avg) into a chunk; the norm is the square
 //           root of the all-reduced sum of the chunks' squares; the optimizer updates only this
 //           rank's chunk (shard = 1) with chunk-sized states; AllGatherInPlace(P) shares it.
+//           Lamb's per-tensor sums of squares (the one lamb_sums tensor its LambApply nodes
+//           read) are all-reduced (sum) the same way, so each trust ratio is the whole tensor's;
+//           a LambMoments that reads a chunk (a sharded master, stage 3) gets chunk_of = n so
+//           the chunk's padding does not count.
 //  stage 2: as 1, but micro_step reduce-scatters each micro-batch's gradient into a chunk-sized
 //           accumulator, so full gradients never persist.
 //  stage 3: as 2, and every parameter is kept as a chunk only, except the persistent ones (as
@@ -102,6 +106,7 @@ class ZeroPartitionPass : public Pass {
         RETURN_IF_ERROR(micro_reduce_ ? ReduceInMicroStep(mg, p->name, ops::kAllReduce, 0) : Stage0(sg, p->name));
     } else {
       RETURN_IF_ERROR(ShardNorm(sg));
+      RETURN_IF_ERROR(ShardLambSums(sg));
       int64_t persistent = 0;
       for (const StateInfo* p : params) {
         int64_t n = 1;
@@ -183,6 +188,31 @@ class ZeroPartitionPass : public Pass {
     return Internal("step has no SumSquares node");
   }
 
+  // Lamb: the per-parameter sums its LambApply nodes read (one Concat output) become their sum
+  // over ranks, in one AllReduce right after the Concat.
+  Status ShardLambSums(Graph& sg) {
+    Value* local = nullptr;
+    for (const auto& n : sg.nodes())
+      if (n->domain() == kDscDomain && n->op_type() == ops::kLambApply) {
+        if (local && n->input(1) != local) return Internal("LambApply nodes read different sums");
+        local = n->input(1);
+      }
+    if (!local) return Status::OK();
+    Node* ar = Collective(sg, ops::kAllReduce, {local}, local->name() + "@all", local->type, sg.NextNode(local->producer()));
+    ar->SetAttr("op", std::string("sum"));
+    std::vector<Use> uses = local->uses();
+    for (const Use& u : uses)
+      if (u.node != ar) u.node->SetInput(static_cast<size_t>(u.input_index), ar->output(0));
+    return Status::OK();
+  }
+
+  // A LambMoments among `p`'s updates whose tensors are chunks: only n of them are the tensor's.
+  static void MarkLambChunk(Value* target, int64_t n) {
+    for (const Use& u : target->uses())
+      if (u.node->domain() == kDscDomain && u.node->op_type() == ops::kLambMoments && u.input_index == 0)
+        u.node->SetAttr("chunk_of", n);
+  }
+
   Status ShardGradient(Graph& mg, Graph& sg, const std::string& p, int64_t n, bool in_micro_step) {
     const int64_t c = ops::ChunkSize(n, world_);
     Value* acc_step = sg.FindValue(ops::GradAccName(p));
@@ -225,11 +255,16 @@ class ZeroPartitionPass : public Pass {
     Value* param = sg.FindValue(p);
     Value* master = sg.FindValue(ops::MasterName(p));
     if (master) return ShardMaster(sg, param, master, n, param_is_chunk);
-    Node* node = param ? FindFirstUse(sg, param, IsUpdateOf(param)) : nullptr;
-    if (!node) return Internal("step has no optimizer update for '", p, "'");
-    if (!param_is_chunk) node->SetAttr("shard", int64_t{1});
-    RETURN_IF_ERROR(ShardOptimizerStates(*node, n));
-    if (!param_is_chunk) Collective(sg, ops::kAllGatherInPlace, {param}, "", {}, sg.NextNode(node));
+    // Every update of P (Lamb has two), the gather after the last.
+    Node* last = param ? FindLastUse(sg, param, IsUpdateOf(param)) : nullptr;
+    if (!last) return Internal("step has no optimizer update for '", p, "'");
+    for (const Use& u : std::vector<Use>(param->uses())) {
+      if (!IsUpdateOf(param)(u.node)) continue;
+      if (!param_is_chunk) u.node->SetAttr("shard", int64_t{1});
+      RETURN_IF_ERROR(ShardOptimizerStates(*u.node, n));
+    }
+    if (param_is_chunk) MarkLambChunk(param, n);
+    if (!param_is_chunk) Collective(sg, ops::kAllGatherInPlace, {param}, "", {}, sg.NextNode(last));
     return Status::OK();
   }
 
@@ -245,6 +280,7 @@ class ZeroPartitionPass : public Pass {
     }) : nullptr;
     if (!update || !assign) return Internal("step has no master update and refresh for '", param->name(), "'");
     RETURN_IF_ERROR(ShardOptimizerStates(*update, n));
+    MarkLambChunk(master, n);
     master->type = ChunkType(master->type.dtype, c);
     RETURN_IF_ERROR(Reshard(master->name(), n));
     if (!param_is_chunk) {

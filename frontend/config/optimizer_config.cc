@@ -101,7 +101,7 @@ std::string WhyNotRun(const std::string& type) {
   if (type == "onebitadam" || type == "zerooneadam" || type == "onebitlamb")
     return "its error-compensated 1-bit compressed all-reduce is not implemented by dscompile";
   if (type == "muon") return "Muon (MuonWithAuxAdam: Newton-Schulz orthogonalised updates) is not implemented by dscompile";
-  return "torch.optim." + type + " is not implemented by dscompile (it runs Adam, AdamW, SGD, Lion, Adagrad, RMSprop, "
+  return "torch.optim." + type + " is not implemented by dscompile (it runs Adam, AdamW, SGD, Lamb, Lion, Adagrad, RMSprop, "
          "Adamax, NAdam, RAdam and Adadelta)";
 }
 

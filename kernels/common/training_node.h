@@ -8,6 +8,7 @@
 
 #include "ir/dsc_ops.h"
 #include "ir/optim_algorithms.h"
+#include "kernels/common/lamb_math.h"
 #include "kernels/common/optimizer_math.h"
 #include "kernels/kernel.h"
 
@@ -261,6 +262,98 @@ struct OptimNode {
   OptimAttrs attrs{};
   int states = 0;
   size_t lr_index = 0;
+  bool shard = false;
+  int64_t world_attr = -1;
+};
+
+// LambMoments/LambApply's shared attributes (their defaults FusedLamb's constructor's).
+inline LambAttrs ReadLambAttrs(const Node& n) {
+  LambAttrs a{};
+  a.beta1 = n.GetFloat("beta1", 0.9f);
+  a.beta2 = n.GetFloat("beta2", 0.999f);
+  a.eps = n.GetFloat("epsilon", 1e-8f);
+  a.weight_decay = n.GetFloat("weight_decay", 0.0f);
+  a.max_coeff = n.GetFloat("max_coeff", 10.0f);
+  a.min_coeff = n.GetFloat("min_coeff", 0.01f);
+  a.eps_inside_sqrt = n.GetInt("eps_inside_sqrt", 0) != 0;
+  a.bias_correction = n.GetInt("bias_correction", 1) != 0;
+  return a;
+}
+
+// LambMoments (param, grad, exp_avg, exp_avg_sq, grad_scale[, skip]) -> sums float[2]; the
+// moments share one dtype. `chunk_of` > 0: the tensors are this rank's chunk of a chunk_of-element
+// tensor, and only its first ShardOf(chunk_of, true, rank, world).len elements count in the sums.
+struct LambMomentsNode {
+  Status Init(const Node& n) {
+    RETURN_IF_ERROR(NeedInputs(n, 5));
+    for (size_t i = 0; i < 4; ++i) RETURN_IF_ERROR(CheckFloat(n.input(i), "LambMoments"));
+    if (n.input(2)->type.dtype != n.input(3)->type.dtype)
+      return InvalidArgument("LambMoments: exp_avg is ", DTypeName(n.input(2)->type.dtype), " but exp_avg_sq is ",
+                             DTypeName(n.input(3)->type.dtype));
+    RETURN_IF_ERROR(FloatScalar(n, 4, "LambMoments"));
+    if (n.num_outputs() != 1 || !n.output(0) || n.output(0)->type.dtype != DType::kFloat32)
+      return InvalidArgument("LambMoments: needs one float output (the two sums of squares)");
+    param = n.input(0)->type.dtype;
+    grad = n.input(1)->type.dtype;
+    state = n.input(2)->type.dtype;
+    attrs = ReadLambAttrs(n);
+    shard = n.GetInt("shard", 0) != 0;
+    chunk_of = n.GetInt("chunk_of", 0);
+    world_attr = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
+    return CheckSkip(n, 5, "LambMoments");
+  }
+  // The elements of grad/state to update (r.state) and to count in the sums (r.len, from
+  // param[r.offset] and the first r.len of the chunk); `numel` is param's element count.
+  StatusOr<ShardRange> Range(const KernelContext& ctx, int64_t numel) const {
+    ASSIGN_OR_RETURN(ShardRange r, OptimizerShard(ctx, shard, world_attr, numel, "LambMoments"));
+    if (chunk_of > 0 && !shard) {
+      int64_t rank = 0, world = 1;
+      RETURN_IF_ERROR(RankAndWorld(ctx, world_attr, "LambMoments", &rank, &world));
+      const ShardRange whole = ShardOf(chunk_of, true, rank, world);
+      if (whole.state != numel)
+        return InvalidArgument("LambMoments: chunk of ", whole.state, " elements (ceil(", chunk_of, " / ", world,
+                               ")) expected, got ", numel);
+      return ShardRange{0, whole.len, numel};
+    }
+    return r;
+  }
+  DType param = DType::kFloat32, grad = DType::kFloat32, state = DType::kFloat32;
+  LambAttrs attrs{};
+  bool shard = false;
+  int64_t chunk_of = 0;
+  int64_t world_attr = -1;
+};
+
+// LambApply (param, sums, exp_avg, exp_avg_sq, lr, step[, skip]); sums float[2k], this tensor's
+// pair at 2*slot. `int64_step` as for AdamNode.
+struct LambApplyNode {
+  Status Init(const Node& n, bool int64_step) {
+    RETURN_IF_ERROR(NeedInputs(n, 6));
+    for (size_t i : {0, 2, 3}) RETURN_IF_ERROR(CheckFloat(n.input(i), "LambApply"));
+    if (n.input(2)->type.dtype != n.input(3)->type.dtype)
+      return InvalidArgument("LambApply: exp_avg is ", DTypeName(n.input(2)->type.dtype), " but exp_avg_sq is ",
+                             DTypeName(n.input(3)->type.dtype));
+    for (size_t i : {1, 4}) RETURN_IF_ERROR(FloatScalar(n, i, "LambApply"));
+    if (int64_step && n.input(5)->type.dtype != DType::kInt64)
+      return InvalidArgument("LambApply: step (input 5) must be int64, not ", DTypeName(n.input(5)->type.dtype));
+    param = n.input(0)->type.dtype;
+    state = n.input(2)->type.dtype;
+    attrs = ReadLambAttrs(n);
+    slot = n.GetInt("slot", 0);
+    if (slot < 0) return InvalidArgument("LambApply: slot ", slot, " is negative");
+    shard = n.GetInt("shard", 0) != 0;
+    world_attr = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
+    return CheckSkip(n, 6, "LambApply");
+  }
+  // The sums input must hold this node's pair.
+  Status CheckSums(const TensorView& sums) const {
+    if (sums.numel() < 2 * slot + 2)
+      return InvalidArgument("LambApply: slot ", slot, " needs ", 2 * slot + 2, " sums, got ", sums.numel());
+    return Status::OK();
+  }
+  DType param = DType::kFloat32, state = DType::kFloat32;
+  LambAttrs attrs{};
+  int64_t slot = 0;
   bool shard = false;
   int64_t world_attr = -1;
 };

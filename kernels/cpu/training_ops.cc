@@ -1,8 +1,8 @@
 // CPU kernels of the training ops (ir/dsc_ops.h): in-place accumulation, zeroing, copies, the
-// global gradient norm, the clip factor, and the optimizer updates (Adam/AdamW, SGD and the
-// element-wise optimizers of OptimStep). Accumulate and SumSquares and the updates take any mix
-// of float32/float16/bfloat16 (computed in float, each tensor rounded once to its dtype),
-// ZeroFill every float dtype, Assign every dtype.
+// global gradient norm, the clip factor, and the optimizer updates (Adam/AdamW, SGD, the
+// element-wise optimizers of OptimStep, and Lamb's LambMoments/LambApply). Accumulate and
+// SumSquares and the updates take any mix of float32/float16/bfloat16 (computed in float, each
+// tensor rounded once to its dtype), ZeroFill every float dtype, Assign every dtype.
 //
 // The element loops follow the formulas of ir/dsc_ops.h in float, with the scalar factors (bias
 // corrections, 1 - beta) computed in double as Python does before torch casts them to float, so
@@ -326,6 +326,100 @@ class OptimStepKernel : public OpKernel {
   float mu_product_ = 1.0f;
 };
 
+// LambMoments per element: the moments rounded once to their dtype, the update computed from the
+// stored (rounded) moments as LambApply will recompute it; the first `counted` elements add to
+// the sums (in double).
+template <DType P, DType G, DType S>
+void LambMomentsLoop(const void* p, const void* grad, void* m, void* v, int64_t n, int64_t counted,
+                     const optim::LambAttrs& a, float grad_scale, double* p_sumsq, double* u_sumsq) {
+  double ps = 0.0, us = 0.0;
+#pragma omp parallel for if (n >= kParallelMin) reduction(+ : ps, us)
+  for (int64_t i = 0; i < n; ++i) {
+    float mn, vn;
+    optim::LambMomentsElement(a, LoadF<G>(grad, i), grad_scale, LoadF<S>(m, i), LoadF<S>(v, i), &mn, &vn);
+    StoreF<S>(m, i, mn);
+    StoreF<S>(v, i, vn);
+    if (i >= counted) continue;
+    const float pi = LoadF<P>(p, i);
+    ps += optim::SquareD(pi);
+    us += optim::SquareD(optim::LambUpdate(a, pi, LoadF<S>(m, i), LoadF<S>(v, i)));
+  }
+  *p_sumsq = ps;
+  *u_sumsq = us;
+}
+
+// (param, grad, exp_avg, exp_avg_sq, grad_scale[, skip]) -> [sum param^2, sum update^2]: FusedLamb's
+// first half (kernels/common/lamb_math.h); the moments in place, param only read. Skipped: the
+// moments stay and the sums are 0.
+class LambMomentsKernel : public OpKernel {
+ public:
+  Status Init(const Node& n) { return node_.Init(n); }
+  Status Compute(KernelContext& ctx) override {
+    float* sums = ctx.output(0).data<float>();
+    if (ctx.output(0).numel() != 2) return InvalidArgument("LambMoments: the sums output has ", ctx.output(0).numel(), " elements, not 2");
+    sums[0] = sums[1] = 0.0f;
+    if (Skipped(ctx, 5)) return Status::OK();
+    const TensorView& param = ctx.input(0);
+    ASSIGN_OR_RETURN(const ShardRange r, node_.Range(ctx, param.numel()));
+    for (size_t i = 1; i < 4; ++i) RETURN_IF_ERROR(StateSize(ctx.input(i), r.state, node_.shard, "LambMoments"));
+    const void* p = Offset(param.ptr, r.offset, node_.param);
+    // The padded tail of a chunk keeps its moments up to date too (as OptimStep's), but only
+    // the tensor's own elements count in its norms.
+    const int64_t n = node_.shard ? r.len : r.state;
+    double ps = 0.0, us = 0.0;
+    DispatchFloat(node_.param, [&](auto pt) {
+      DispatchFloat(node_.grad, [&](auto gt) {
+        DispatchFloat(node_.state, [&](auto st) {
+          LambMomentsLoop<decltype(pt)::kDType, decltype(gt)::kDType, decltype(st)::kDType>(
+              p, ctx.input(1).ptr, ctx.input(2).ptr, ctx.input(3).ptr, n, r.len, node_.attrs, ScalarF(ctx.input(4)),
+              &ps, &us);
+        });
+      });
+    });
+    sums[0] = static_cast<float>(ps);
+    sums[1] = static_cast<float>(us);
+    return Status::OK();
+  }
+
+ private:
+  optim::LambMomentsNode node_;
+};
+
+template <DType P, DType S>
+void LambApplyLoop(void* p, const void* m, const void* v, int64_t n, const optim::LambAttrs& a, float scale) {
+#pragma omp parallel for if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i)
+    StoreF<P>(p, i, optim::LambApplyElement(a, scale, LoadF<P>(p, i), LoadF<S>(m, i), LoadF<S>(v, i)));
+}
+
+// (param, sums, exp_avg, exp_avg_sq, lr, step[, skip]): FusedLamb's second half, param in place.
+class LambApplyKernel : public OpKernel {
+ public:
+  Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/false); }
+  Status Compute(KernelContext& ctx) override {
+    if (Skipped(ctx, 6)) return Status::OK();
+    const TensorView& param = ctx.input(0);
+    ASSIGN_OR_RETURN(const ShardRange r, OptimizerShard(ctx, node_.shard, node_.world_attr, param.numel(), "LambApply"));
+    for (size_t i = 2; i < 4; ++i) RETURN_IF_ERROR(StateSize(ctx.input(i), r.state, node_.shard, "LambApply"));
+    RETURN_IF_ERROR(node_.CheckSums(ctx.input(1)));
+    const int64_t step = ctx.input(5).data<int64_t>()[0];
+    if (step < 1) return InvalidArgument("LambApply: step must be >= 1 (1-based), got ", step);
+    const float* sums = ctx.input(1).data<float>() + 2 * node_.slot;
+    const optim::LambAttrs& a = node_.attrs;
+    const float scale = optim::LambStepSize(a, ScalarF(ctx.input(4)), step) * optim::LambCoeff(a, sums[0], sums[1]);
+    void* p = Offset(param.ptr, r.offset, node_.param);
+    DispatchFloat(node_.param, [&](auto pt) {
+      DispatchFloat(node_.state, [&](auto st) {
+        LambApplyLoop<decltype(pt)::kDType, decltype(st)::kDType>(p, ctx.input(2).ptr, ctx.input(3).ptr, r.len, a, scale);
+      });
+    });
+    return Status::OK();
+  }
+
+ private:
+  optim::LambApplyNode node_;
+};
+
 // Registered for every dtype their first input may have; the kernels read the dtypes themselves.
 bool RegisterTrainingOps() {
   KernelRegistry& r = KernelRegistry::Global();
@@ -335,6 +429,8 @@ bool RegisterTrainingOps() {
     r.Register(KernelKey{kDscDomain, ops::kAdamStep, DeviceKind::kCpu, t}, MakeFactory<AdamStepKernel>());
     r.Register(KernelKey{kDscDomain, ops::kSGDStep, DeviceKind::kCpu, t}, MakeFactory<SGDStepKernel>());
     r.Register(KernelKey{kDscDomain, ops::kOptimStep, DeviceKind::kCpu, t}, MakeFactory<OptimStepKernel>());
+    r.Register(KernelKey{kDscDomain, ops::kLambMoments, DeviceKind::kCpu, t}, MakeFactory<LambMomentsKernel>());
+    r.Register(KernelKey{kDscDomain, ops::kLambApply, DeviceKind::kCpu, t}, MakeFactory<LambApplyKernel>());
   }
   for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64})
     r.Register(KernelKey{kDscDomain, ops::kZeroFill, DeviceKind::kCpu, t}, MakeFactory<ZeroFillKernel>());

@@ -1,14 +1,17 @@
 // CUDA kernels of the training ops (ir/dsc_ops.h), twins of kernels/cpu/training_ops.cc: the same
-// dtype mixes, the per-element math of kernels/common/optimizer_math.h, and the step's scalars
-// (lr, step, beta1, grad_scale, skip) read on the device, so no step waits for the host.
+// dtype mixes, the per-element math of kernels/common/optimizer_math.h and lamb_math.h, and the
+// step's scalars (lr, step, beta1, grad_scale, skip) read on the device, so no step waits for the
+// host.
 //
-// AdamStep, SGDStep and OptimStep run two launches: a one-thread kernel turns the scalar inputs into the
+// AdamStep, SGDStep, OptimStep and LambApply run two launches: a one-thread kernel turns the scalar inputs into the
 // step's factors (in double, as the CPU does) in a small per-node device buffer, and the element
 // kernel reads them there (and returns at once when the step is skipped). The element kernels
 // move four elements per thread with vector loads when every pointer is aligned for it.
+#include <algorithm>
 #include <cstdint>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/lamb_math.h"
 #include "kernels/common/optimizer_math.h"
 #include "kernels/common/training_node.h"
 #include "kernels/cuda/cuda_util.cuh"
@@ -602,6 +605,174 @@ class OptimStepCuda : public OpKernel {
   bool zeroed_ = false;
 };
 
+// ---- Lamb: LambMoments and LambApply (kernels/common/lamb_math.h) ----
+
+// Moments in place; partial[2*block] and [2*block + 1] = this block's sums of p^2 and update^2
+// over the first `counted` elements (in double), zeros when skipped.
+template <typename P, typename G, typename S>
+__global__ void LambMomentsPartial(const P* p, const G* g, S* m, S* v, int64_t n, int64_t counted, optim::LambAttrs a,
+                                   const float* grad_scale, const uint8_t* skip, double* partial) {
+  __shared__ double shared[32];
+  double ps = 0.0, us = 0.0;
+  if (!(skip && *skip != 0)) {
+    const float gs = *grad_scale;
+    for (int64_t i = ThreadIndex(); i < n; i += ThreadCount()) {
+      float mn, vn;
+      optim::LambMomentsElement(a, ToFloat(g[i]), gs, ToFloat(m[i]), ToFloat(v[i]), &mn, &vn);
+      const S ms = FromFloat<S>(mn), vs = FromFloat<S>(vn);
+      m[i] = ms;
+      v[i] = vs;
+      if (i >= counted) continue;
+      const float pi = ToFloat(p[i]);
+      ps += optim::SquareD(pi);
+      us += optim::SquareD(optim::LambUpdate(a, pi, ToFloat(ms), ToFloat(vs)));
+    }
+  }
+  ps = BlockSumD(ps, shared);
+  us = BlockSumD(us, shared);
+  if (threadIdx.x == 0) {
+    partial[2 * blockIdx.x] = ps;
+    partial[2 * blockIdx.x + 1] = us;
+  }
+}
+
+// out[0..1] = float(the sums of the partial pairs), in a fixed order (one block).
+__global__ void LambMomentsFinal(const double* partial, int64_t blocks, float* out) {
+  __shared__ double shared[32];
+  double ps = 0.0, us = 0.0;
+  for (int64_t i = threadIdx.x; i < blocks; i += blockDim.x) {
+    ps += partial[2 * i];
+    us += partial[2 * i + 1];
+  }
+  ps = BlockSumD(ps, shared);
+  us = BlockSumD(us, shared);
+  if (threadIdx.x == 0) {
+    out[0] = static_cast<float>(ps);
+    out[1] = static_cast<float>(us);
+  }
+}
+
+// (param, grad, exp_avg, exp_avg_sq, grad_scale[, skip]) -> [sum param^2, sum update^2].
+class LambMomentsCuda : public OpKernel {
+ public:
+  Status Init(const Node& n) { return node_.Init(n); }
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
+    if (ctx.output(0).numel() != 2)
+      return InvalidArgument("LambMoments: the sums output has ", ctx.output(0).numel(), " elements, not 2");
+    const TensorView& param = ctx.input(0);
+    ASSIGN_OR_RETURN(const optim::ShardRange sr, node_.Range(ctx, param.numel()));
+    for (size_t i = 1; i < 4; ++i) RETURN_IF_ERROR(StateSize(ctx.input(i), sr.state, node_.shard, "LambMoments"));
+    const int64_t n = node_.shard ? sr.len : sr.state;
+    const unsigned blocks = n > 0 ? std::min<unsigned>(GridFor(*r, n, kSumThreads), kSumBlocks) : 0;
+    ASSIGN_OR_RETURN(void* scratch, r->Scratch(static_cast<size_t>(2 * (blocks > 0 ? blocks : 1)) * sizeof(double)));
+    double* partial = static_cast<double*>(scratch);
+    Status s;
+    if (blocks > 0) {
+      DispatchFloat(node_.param, [&](auto pt) {
+        DispatchFloat(node_.grad, [&](auto gt) {
+          DispatchFloat(node_.state, [&](auto st) {
+            using P = typename decltype(pt)::type;
+            using G = typename decltype(gt)::type;
+            using S = typename decltype(st)::type;
+            LambMomentsPartial<P, G, S><<<blocks, kSumThreads, 0, r->compute>>>(
+                param.data<P>() + sr.offset, ctx.input(1).data<G>(), ctx.input(2).data<S>(), ctx.input(3).data<S>(), n,
+                sr.len, node_.attrs, ctx.input(4).data<float>(), SkipPtr(ctx, 5), partial);
+            s = [] {
+              DSC_CUDA_CHECK_LAUNCH();
+              return Status::OK();
+            }();
+          });
+        });
+      });
+    }
+    RETURN_IF_ERROR(s);
+    LambMomentsFinal<<<1, 1024, 0, r->compute>>>(partial, blocks, ctx.output(0).data<float>());
+    DSC_CUDA_CHECK_LAUNCH();
+    return Status::OK();
+  }
+
+ private:
+  optim::LambMomentsNode node_;
+};
+
+struct LambApplyDev {
+  float scale;  // step_size * trust ratio
+  int skip;     // the skip input, or step < 1 (the CPU's error)
+};
+
+__global__ void LambApplyPrep(const float* lr, const int64_t* step, const float* sums, const uint8_t* skip,
+                              optim::LambAttrs a, LambApplyDev* out) {
+  LambApplyDev d{};
+  const int64_t s = *step;
+  d.skip = (skip && *skip != 0) || s < 1;
+  if (!d.skip) d.scale = optim::LambStepSize(a, *lr, s) * optim::LambCoeff(a, sums[0], sums[1]);
+  *out = d;
+}
+
+template <typename P, typename S>
+struct LambApplyF {
+  P* p;
+  const S* m;
+  const S* v;
+  const LambApplyDev* dev;
+  optim::LambAttrs a;
+  float scale;  // filled by Ready()
+  __device__ bool Active() const { return !dev->skip; }
+  __device__ LambApplyF Ready() const {
+    LambApplyF f = *this;
+    f.scale = dev->scale;
+    return f;
+  }
+  template <bool kVec> __device__ void Group(int64_t i) const {
+    float pv[4], mv[4], vv[4];
+    Load4<kVec>(p, i, pv);
+    Load4<kVec>(m, i, mv);
+    Load4<kVec>(v, i, vv);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) pv[k] = optim::LambApplyElement(a, scale, pv[k], mv[k], vv[k]);
+    Store4<kVec>(p, i, pv);
+  }
+  __device__ void One(int64_t i) const {
+    p[i] = FromFloat<P>(optim::LambApplyElement(a, scale, ToFloat(p[i]), ToFloat(m[i]), ToFloat(v[i])));
+  }
+};
+
+// (param, sums, exp_avg, exp_avg_sq, lr, step[, skip]): param in place.
+class LambApplyCuda : public OpKernel {
+ public:
+  Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/true); }
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
+    const TensorView& param = ctx.input(0);
+    ASSIGN_OR_RETURN(const optim::ShardRange sr,
+                     OptimizerShard(ctx, node_.shard, node_.world_attr, param.numel(), "LambApply"));
+    for (size_t i = 2; i < 4; ++i) RETURN_IF_ERROR(StateSize(ctx.input(i), sr.state, node_.shard, "LambApply"));
+    RETURN_IF_ERROR(node_.CheckSums(ctx.input(1)));
+    ASSIGN_OR_RETURN(LambApplyDev * dev, slot_.Get());
+    LambApplyPrep<<<1, 1, 0, r->compute>>>(ctx.input(4).data<float>(), ctx.input(5).data<int64_t>(),
+                                           ctx.input(1).data<float>() + 2 * node_.slot, SkipPtr(ctx, 6), node_.attrs,
+                                           dev);
+    DSC_CUDA_CHECK_LAUNCH();
+    Status s;
+    DispatchFloat(node_.param, [&](auto pt) {
+      DispatchFloat(node_.state, [&](auto st) {
+        using P = typename decltype(pt)::type;
+        using S = typename decltype(st)::type;
+        LambApplyF<P, S> f{param.data<P>() + sr.offset, ctx.input(2).data<S>(), ctx.input(3).data<S>(), dev,
+                           node_.attrs, 0.0f};
+        const bool vec = Aligned4<P>(f.p) && Aligned4<S>(f.m) && Aligned4<S>(f.v);
+        s = LaunchVec4(*r, sr.len, vec, f);
+      });
+    });
+    return s;
+  }
+
+ private:
+  optim::LambApplyNode node_;
+  DeviceSlot<LambApplyDev> slot_;
+};
+
 // The dtypes the CPU registers these ops for (kernels/cpu/training_ops.cc).
 bool RegisterTrainingOps() {
   KernelRegistry& r = KernelRegistry::Global();
@@ -611,6 +782,8 @@ bool RegisterTrainingOps() {
     r.Register(KernelKey{kDscDomain, ops::kAdamStep, DeviceKind::kCuda, t}, MakeFactory<AdamStepCuda>());
     r.Register(KernelKey{kDscDomain, ops::kSGDStep, DeviceKind::kCuda, t}, MakeFactory<SGDStepCuda>());
     r.Register(KernelKey{kDscDomain, ops::kOptimStep, DeviceKind::kCuda, t}, MakeFactory<OptimStepCuda>());
+    r.Register(KernelKey{kDscDomain, ops::kLambMoments, DeviceKind::kCuda, t}, MakeFactory<LambMomentsCuda>());
+    r.Register(KernelKey{kDscDomain, ops::kLambApply, DeviceKind::kCuda, t}, MakeFactory<LambApplyCuda>());
   }
   for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64})
     r.Register(KernelKey{kDscDomain, ops::kZeroFill, DeviceKind::kCuda, t}, MakeFactory<ZeroFillCuda>());

@@ -137,6 +137,29 @@ TEST(ConfigParse, OptimizerNamesAndParams) {
   EXPECT_EQ(cfg->optimizer.lr, 1e-2);
 }
 
+// DeepSpeed's engine asserts dynamic_loss_scale() for lamb (engine.py's sanity checks): fp16's
+// loss_scale must be 0, read whether or not fp16 is enabled; the default 0 passes.
+TEST(ConfigParse, LambNeedsDynamicLossScale) {
+  std::string msg = ErrorOf(R"({"train_batch_size": 8, "optimizer": {"type": "Lamb"}, "fp16": {"enabled": true, "loss_scale": 128}})");
+  EXPECT_NE(msg.find("fp16.loss_scale"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("Lamb needs dynamic loss scaling (loss_scale 0), got 128"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("[AssertionError]"), std::string::npos) << msg;
+  msg = ErrorOf(R"({"train_batch_size": 8, "optimizer": {"type": "Lamb"}, "fp16": {"enabled": false, "loss_scale": 4}})");
+  EXPECT_NE(msg.find("Lamb needs dynamic loss scaling"), std::string::npos) << msg;
+  for (const char* ok : {R"({"train_batch_size": 8, "optimizer": {"type": "Lamb"}, "fp16": {"enabled": true}})",
+                         R"({"train_batch_size": 8, "optimizer": {"type": "Lamb"}})",
+                         R"({"train_batch_size": 8, "optimizer": {"type": "Adam"}, "fp16": {"enabled": true, "loss_scale": 128}})"}) {
+    StatusOr<DsConfig> cfg = Parse(ok);
+    EXPECT_TRUE(cfg.ok()) << ok << ": " << cfg.status().message();
+  }
+  StatusOr<DsConfig> cfg = Parse(R"({"train_batch_size": 8, "optimizer": {"type": "Lamb", "params": {"eps_inside_sqrt": true, "max_coeff": 5}}})");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  EXPECT_EQ(cfg->optimizer.implementation, "FusedLamb");
+  EXPECT_TRUE(cfg->optimizer.eps_inside_sqrt);
+  EXPECT_EQ(cfg->optimizer.max_coeff, 5.0);
+  EXPECT_EQ(cfg->optimizer.min_coeff, 0.01);
+}
+
 // What DeepSpeed accepts and dscompile does not implement parses (so --explain-config explains it),
 // is recorded with its JSON path, and is refused by RefuseUnsupported, which compiling runs first.
 std::vector<std::string> UnsupportedIn(const std::string& text, const std::string& refusal_needle) {

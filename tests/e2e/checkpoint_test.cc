@@ -161,6 +161,19 @@ TEST(ExactResumeWith, ElementwiseOptimizers) {
   }
 }
 
+// Lamb's moments (P::exp_avg, P::exp_avg_sq, FusedLamb's state names) are saved and restored whole
+// and as ZeRO-3 chunks; its trust ratios follow from them and the parameters.
+TEST(ExactResumeWith, Lamb) {
+  for (const Layout l : {Layout{0, 1}, Layout{3, 2}}) {
+    testing::TempDir tmp;
+    json cfg = ReadJsonFile(kModels / "reference_configs" / "lamb_wd.json");
+    cfg["zero_optimization"] = {{"stage", l.stage}};
+    cfg["zero_allow_untested_optimizer"] = true;
+    const std::string plan = Compile(tmp, "lamb", kModels / "mlp" / "mlp.onnx", cfg, l.world);
+    ExpectExactResume(plan, l.world, kModels / "mlp" / "data", "", tmp, StrCat("lamb_w", l.world));
+  }
+}
+
 // BatchNorm's running statistics are buffers: saved, and restored, with the rest.
 TEST(ExactResumeWith, BatchNormStatistics) {
   for (const Layout l : {Layout{0, 1}, Layout{3, 2}}) {

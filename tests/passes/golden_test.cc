@@ -276,7 +276,7 @@ TEST(PassManager, CompileTimeRefusalsListWhatTheDefaultPipelineRefuses) {
   ASSERT_EQ(r.size(), 2u);  // amsgrad once: recorded by the config, so the pass's own refusal is not repeated
   EXPECT_EQ(r[0].rfind("optimizer.params.amsgrad: ", 0), 0u) << r[0];
   EXPECT_EQ(r[1].rfind("pipeline: ", 0), 0u) << r[1];
-  // A type that parses is listed exactly when the optimizer pass refuses it (Lamb, today).
+  // A type that parses is listed exactly when the optimizer pass refuses it (none of these today).
   for (const char* type : {"Adam", "SGD", "Lamb", "Lion", "Adagrad", "RMSprop", "NAdam"}) {
     std::vector<std::string> warnings;
     StatusOr<DsConfig> cfg = ParseDsConfig(StrCat(R"({"train_batch_size": 8, "optimizer": {"type": ")", type, R"("}})"),
