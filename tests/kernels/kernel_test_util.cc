@@ -11,6 +11,8 @@ Shape StaticShape(const std::vector<int64_t>& dims) {
   return s;
 }
 
+TensorType F32(const std::vector<int64_t>& dims) { return TensorType{DType::kFloat32, StaticShape(dims)}; }
+
 StatusOr<std::vector<Tensor>> RunNodeOnCpu(const Node& node, const std::vector<Tensor*>& inputs, uint64_t seed,
                                            int64_t step, Communicator* comm, int64_t first_sample) {
   ASSIGN_OR_RETURN(std::unique_ptr<OpKernel> kernel, KernelRegistry::Global().Create(node, DeviceKind::kCpu));

@@ -23,8 +23,9 @@ StatusOr<std::vector<Tensor>> RunNodeOnCpu(const Node& node, const std::vector<T
                                            uint64_t seed = 0, int64_t step = 1, Communicator* comm = nullptr,
                                            int64_t first_sample = 0);
 
-// A fully static shape.
+// A fully static shape, and the float32 type of that shape.
 Shape StaticShape(const std::vector<int64_t>& dims);
+TensorType F32(const std::vector<int64_t>& dims);
 
 // Max |a-b| / (atol + rtol*|b|) <= 1 elementwise; the message names the first bad index.
 ::testing::AssertionResult AllClose(const Tensor& actual, const std::vector<double>& expected,

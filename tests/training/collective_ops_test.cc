@@ -21,11 +21,7 @@
 namespace dsc {
 namespace {
 
-TensorType F32(std::vector<int64_t> dims) {
-  Shape s;
-  for (int64_t d : dims) s.push_back(Dim::Static(d));
-  return TensorType{DType::kFloat32, s};
-}
+using ::dsc::testing::F32;
 
 Tensor Floats(const std::vector<float>& v) { return Tensor::FromVector(DType::kFloat32, {static_cast<int64_t>(v.size())}, v); }
 Tensor Scalar(double v) { return Tensor::Scalar(DType::kFloat32, v); }

@@ -19,6 +19,7 @@ namespace dsc {
 namespace {
 
 using ::dsc::testing::AllClose;
+using ::dsc::testing::F32;
 using ::dsc::testing::GroupPosition;
 using ::dsc::testing::RunNodeOnCpu;
 using nlohmann::json;
@@ -31,11 +32,6 @@ const json& Cases() {
   return *cases;
 }
 
-TensorType F32(std::vector<int64_t> dims) {
-  Shape s;
-  for (int64_t d : dims) s.push_back(Dim::Static(d));
-  return TensorType{DType::kFloat32, s};
-}
 Tensor Floats(const std::vector<double>& v) {
   return Tensor::FromVector(DType::kFloat32, {static_cast<int64_t>(v.size())}, v);
 }

@@ -13,6 +13,7 @@ namespace dsc {
 namespace {
 
 using ::dsc::testing::AllClose;
+using ::dsc::testing::F32;
 using ::dsc::testing::RunNodeOnCpu;
 using nlohmann::json;
 
@@ -24,11 +25,6 @@ const json& Cases() {
   return *cases;
 }
 
-TensorType F32(std::vector<int64_t> dims) {
-  Shape s;
-  for (int64_t d : dims) s.push_back(Dim::Static(d));
-  return TensorType{DType::kFloat32, s};
-}
 
 Tensor Floats(const json& values, std::vector<int64_t> dims = {}) {
   std::vector<double> v = values.get<std::vector<double>>();
