@@ -62,6 +62,8 @@ struct Case {
   json extra;  // merged into the config
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
 class Remat : public ::testing::TestWithParam<Case> {};
 
 TEST_P(Remat, SameLossesToTheBitAndFewerActivationsKept) {
