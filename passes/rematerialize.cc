@@ -44,9 +44,10 @@ inline constexpr const char* kTrainProgram = "train";
 
 int64_t Bytes(const Value* v) {
   if (!v->type.shape || !IsStatic(*v->type.shape)) return 0;
-  int64_t n = 1;
-  for (const Dim& d : *v->type.shape) n *= d.value;
-  return n * static_cast<int64_t>(DTypeSize(v->type.dtype));
+  std::vector<int64_t> dims;
+  for (const Dim& d : *v->type.shape) dims.push_back(d.value);
+  StatusOr<int64_t> bytes = NumBytes(dims, v->type.dtype);
+  return bytes.ok() ? *bytes : 0;
 }
 
 bool IsDropout(const Node& n) {

@@ -1,10 +1,9 @@
 // What the rematerialize pass (activation checkpointing) records for dsinspect and later passes.
 #pragma once
 
-#include <optional>
+#include <memory>
 
 #include "ir/graph.h"
-#include "ir/status.h"
 
 namespace dsc {
 
