@@ -418,6 +418,8 @@ std::string Grouped(int64_t n) {
   return n < 0 ? "-" + out : out;
 }
 
+}  // namespace
+
 std::string HumanBytes(int64_t b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = static_cast<double>(b);
@@ -431,6 +433,8 @@ std::string HumanBytes(int64_t b) {
   else std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
   return buf;
 }
+
+namespace {
 
 std::string HumanSeconds(double s) {
   char buf[32];

@@ -71,6 +71,9 @@ struct SummaryTextOptions {
 std::string RenderSummaryText(const nlohmann::json& summary, const std::string& plan_path,
                               const SummaryTextOptions& opts = {});
 
+// "512 B", "1.5 KiB", "3.2 GiB": binary units, one decimal.
+std::string HumanBytes(int64_t bytes);
+
 enum class GraphFormat { kText, kOnnx, kDot };
 StatusOr<GraphFormat> ParseGraphFormat(const std::string& name);  // "text", "onnx", "dot"
 

@@ -1,6 +1,7 @@
-// dsinspect: shows what a compiled plan holds (summary, JSON, or a program's graph), and exports a
-// checkpoint's trained weights as ONNX or safetensors; logic lives in backend/plan_summary.h and
-// backend/export_onnx.h, backend/export_safetensors.h.
+// dsinspect: shows what a compiled plan holds (summary, JSON, a program's graph, a memory timeline),
+// plots a metrics file, and exports a checkpoint's trained weights as ONNX or safetensors; logic
+// lives in backend/plan_summary.h, memory_timeline.h, metrics_plot.h, export_onnx.h and
+// export_safetensors.h.
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -13,6 +14,8 @@
 
 #include "backend/export_onnx.h"
 #include "backend/export_safetensors.h"
+#include "backend/memory_timeline.h"
+#include "backend/metrics_plot.h"
 #include "backend/plan_file.h"
 #include "ir/file_write.h"
 #include "backend/plan_summary.h"
@@ -24,6 +27,8 @@ namespace {
 constexpr const char* kUsage = R"(usage: dsinspect PLAN [options]
        dsinspect --export-onnx CKPT OUT.onnx [--export-source MODEL.onnx]
        dsinspect --export-safetensors CKPT OUT.safetensors [--export-source MODEL.onnx]
+       dsinspect PLAN --memory-timeline OUT.svg|OUT.json [--program NAME]
+       dsinspect --plot-metrics METRICS.jsonl OUT.svg
 
 Shows what a plan compiled by dscompile holds, or exports the trained weights of a checkpoint
 that dsrun --save-dir wrote.
@@ -46,6 +51,13 @@ that dsrun --save-dir wrote.
   --elide N             in the text form, elide initializers with more than N elements
                         (default 64; -1 prints every weight)
   -o FILE               write to FILE instead of standard output
+  --memory-timeline OUT.svg|OUT.json
+                        the bytes alive at every node of each program (or --program's), per
+                        rank: the state as constant bands, the activation arena's values
+                        stacked by kind (gathered parameters, gradients, communication
+                        buffers, activations) and the arena in use as a line, with the peak
+                        marked and its largest values named; .json writes the data
+                        (format at the top of backend/memory_timeline.h)
   --help                this message
 
 Exports (no PLAN; CKPT is a checkpoint folder DIR, whose `latest` tag is used, or DIR/TAG):
@@ -63,6 +75,12 @@ Exports (no PLAN; CKPT is a checkpoint folder DIR, whose `latest` tag is used, o
                         and keep the checkpoint's dtypes when the recorded model is gone
   Both exports may be given at once. Files are written atomically; nothing is left on failure.
 
+Metrics (no PLAN):
+  --plot-metrics METRICS.jsonl OUT.svg
+                        the loss, learning rate and gradient norm per step of a
+                        dsrun --metrics file (and the loss scale when it changes), skipped
+                        steps marked
+
 Exit status: 0 on success, 1 when the plan or checkpoint cannot be read or an output cannot be
 written, 2 on a usage error.
 )";
@@ -79,6 +97,8 @@ struct Options {
   // Exports: (checkpoint, output file).
   std::optional<std::pair<std::string, std::string>> export_onnx, export_safetensors;
   std::optional<std::string> export_source;
+  std::optional<std::string> memory_timeline;
+  std::optional<std::pair<std::string, std::string>> plot_metrics;  // (metrics file, output)
   bool exporting() const { return export_onnx || export_safetensors; }
 };
 
@@ -144,6 +164,16 @@ std::optional<int> ParseArgs(int argc, char** argv, Options* o) {
       if (slot) return UsageError(a + " given twice");
       slot = std::make_pair(args[i + 1], args[i + 2]);
       i += 2;
+    } else if (a == "--memory-timeline") {
+      if (!value(&v)) return UsageError("--memory-timeline needs an output file (.svg or .json)");
+      if (!v.ends_with(".svg") && !v.ends_with(".json"))
+        return UsageError("--memory-timeline writes .svg or .json, not '" + v + "'");
+      o->memory_timeline = v;
+    } else if (a == "--plot-metrics") {
+      if (inline_value || i + 2 >= args.size()) return UsageError("--plot-metrics needs a metrics file and an output .svg");
+      if (!args[i + 2].ends_with(".svg")) return UsageError("--plot-metrics writes an .svg, not '" + args[i + 2] + "'");
+      o->plot_metrics = std::make_pair(args[i + 1], args[i + 2]);
+      i += 2;
     } else if (a == "--export-source") {
       if (!value(&v)) return UsageError("--export-source needs a model file");
       o->export_source = v;
@@ -155,15 +185,23 @@ std::optional<int> ParseArgs(int argc, char** argv, Options* o) {
       return UsageError("more than one plan given ('" + o->plan + "' and '" + a + "')");
     }
   }
+  if (o->plot_metrics) {
+    if (!o->plan.empty()) return UsageError("--plot-metrics reads a metrics file, not a plan: '" + o->plan + "' is one argument too many");
+    if (o->exporting() || o->json || o->graph || o->schedule || o->format || o->program || o->output || o->memory_timeline)
+      return UsageError("--plot-metrics does not combine with other options");
+    return std::nullopt;
+  }
   if (o->exporting()) {
     if (!o->plan.empty())
       return UsageError("exports read a checkpoint, not a plan: '" + o->plan + "' is one argument too many");
-    if (o->json || o->graph || o->schedule || o->format || o->program || o->output)
+    if (o->json || o->graph || o->schedule || o->format || o->program || o->output || o->memory_timeline)
       return UsageError("--export-onnx/--export-safetensors do not combine with the plan options");
     return std::nullopt;
   }
   if (o->export_source) return UsageError("--export-source goes with --export-onnx or --export-safetensors");
   if (o->plan.empty()) return UsageError("no plan given");
+  if (o->memory_timeline && (o->json || o->graph || o->schedule || o->format || o->output))
+    return UsageError("--memory-timeline writes its own file; it does not combine with --json, --graph, --format, --schedule or -o");
   if (o->format) o->graph = true;
   if (o->json && o->graph) return UsageError("--json is for the summary; it does not combine with --graph/--format");
   if (o->schedule && (o->json || o->graph))
@@ -235,7 +273,19 @@ int RunExports(const Options& o) {
   return 0;
 }
 
+// Writes `text` to `path` and says so on standard output.
+int WriteOutput(const std::string& path, const std::string& text, const std::string& what) {
+  if (dsc::Status s = dsc::WriteFileAtomically(path, text); !s.ok()) return Fail(s);
+  std::cout << "dsinspect: wrote " << path << " (" << what << ")\n";
+  return 0;
+}
+
 int Run(const Options& o) {
+  if (o.plot_metrics) {
+    dsc::StatusOr<std::string> svg = dsc::PlotMetricsSvg(o.plot_metrics->first);
+    if (!svg.ok()) return Fail(svg.status());
+    return WriteOutput(o.plot_metrics->second, *svg, "metrics of " + o.plot_metrics->first);
+  }
   if (o.exporting()) return RunExports(o);
   dsc::StatusOr<dsc::Plan> plan = dsc::ReadPlan(o.plan);
   if (!plan.ok()) return Fail(plan.status());
@@ -244,6 +294,15 @@ int Run(const Options& o) {
     std::string names;
     for (const dsc::PlanProgram& p : plan->programs) names += (names.empty() ? "" : ", ") + p.name;
     return Fail(dsc::NotFound(o.plan, " has no program '", *o.program, "' (it has: ", names.empty() ? "none" : names, ")"));
+  }
+
+  if (o.memory_timeline) {
+    dsc::StatusOr<nlohmann::json> timeline = dsc::MemoryTimeline(*plan, o.program.value_or(""));
+    if (!timeline.ok()) return Fail(timeline.status().WithContext(o.plan));
+    const bool json = o.memory_timeline->ends_with(".json");
+    return WriteOutput(*o.memory_timeline,
+                       json ? timeline->dump(1) + "\n" : dsc::RenderMemoryTimelineSvg(*timeline, o.plan),
+                       std::string("memory timeline") + (json ? " data" : "") + " of " + o.plan);
   }
 
   if (!o.graph) {
