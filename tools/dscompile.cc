@@ -9,8 +9,11 @@
 #include "frontend/onnx_import.h"
 #include "frontend/supported_ops.h"
 #include "kernels/kernel.h"
+#include "passes/memory_plan.h"
 #include "passes/pass_manager.h"
+#include "passes/rematerialize.h"
 #include "runtime/lr_schedule.h"
+#include "tools/activation_budget.h"
 #include "tools/cli_args.h"
 #include "tools/tool_mains.h"
 
@@ -65,6 +68,12 @@ options:
   --dump-dir DIR            write NN-<pass>.onnx.txt and NN-<pass>.onnx after every pass
   --print-ir-after=PASS|all print the IR after the named pass(es) on stdout (repeatable)
   --time-passes             print each pass's wall time and the process's CPU time during it
+  --activation-budget SIZE  keep the activation arena within SIZE bytes per rank (units B, KB,
+                            MB, GB, KiB, MiB, GiB) with the least recomputation: compiles
+                            without activation checkpointing, then with 2, 3, ... segments,
+                            and keeps the first plan that fits (its config records the
+                            number_checkpoints chosen); fails naming the smallest arena found.
+                            Not with the config's activation_checkpointing.number_checkpoints
   --no-memory-aliasing      plan the activation arena without aliasing: Reshape, Flatten,
                             Squeeze, Unsqueeze, Identity and contiguous Slices copy their input,
                             elementwise ops never write over an input that dies there (for
@@ -81,7 +90,7 @@ const std::vector<FlagSpec> kFlags = {
     {"--explain-config", false}, {"--no-decay-bias-norm", false}, {"--lr-schedule", true}, {"--dim", true, true},  {"--loss", true},
     {"--freeze", true, true}, {"--trainable", true, true}, {"--passes", true},     {"--list-passes", false}, {"--list-ops", false}, {"--stop-after-pass-num", true},
     {"--dump-dir", true},  {"--print-ir-after", true, true}, {"--time-passes", false}, {"--flops", false}, {"--copy-weights", false}, {"-q", false},
-    {"--no-memory-aliasing", false},
+    {"--no-memory-aliasing", false}, {"--activation-budget", true},
     {"--quiet", false},    {"-h", false},            {"--help", false}};
 
 std::vector<std::string> Split(const std::string& s, char sep) {
@@ -147,6 +156,61 @@ std::string DefaultPlanPath(const std::string& model) {
   return (p.parent_path() / (p.stem().string() + ".dsplan")).string();
 }
 
+// Imports the model and runs the pipeline into `plan` (programs and state).
+StatusOr<std::vector<PassRecord>> BuildPrograms(const std::string& model_path, const std::vector<PassId>& pipeline,
+                                                const PassContext& ctx, const PipelineOptions& popts, Plan* plan) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Graph> graph, ImportOnnxFile(model_path));
+  if (ctx.log)
+    *ctx.log << "dscompile: imported " << model_path << ": " << graph->num_nodes() << " nodes, "
+             << graph->initializers().size() << " initializers, " << graph->inputs().size() << " inputs\n";
+  plan->programs.push_back(PlanProgram{"train", std::move(graph)});
+  return RunPipeline(*plan, pipeline, ctx, popts);
+}
+
+// --activation-budget: compiles quietly with candidate segment counts (activation_budget.h) and
+// sets the config's activation checkpointing to the choice.
+Status ApplyActivationBudget(const std::string& text, const std::string& model_path,
+                             const std::vector<PassId>& pipeline, const PassContext& ctx, DsConfig* cfg) {
+  ASSIGN_OR_RETURN(const int64_t budget, ParseByteSize(text, "--activation-budget"));
+  const auto& ac = cfg->activation_checkpointing;
+  if (ac.number_checkpoints && *ac.number_checkpoints >= 1)
+    return InvalidArgument("--activation-budget chooses activation_checkpointing.number_checkpoints, which the config "
+                           "sets to ", *ac.number_checkpoints, ": give one or the other");
+  std::ostream quiet(nullptr);
+  auto trial = [&](int64_t segments) -> StatusOr<BudgetTrial> {
+    DsConfig c = *cfg;
+    c.activation_checkpointing.present = segments > 0;
+    if (segments > 0) c.activation_checkpointing.number_checkpoints = segments;
+    PassContext tctx = ctx;
+    tctx.config = &c;
+    tctx.log = nullptr;
+    tctx.warn = &quiet;  // the final compile prints the warnings once
+    Plan plan;
+    RETURN_IF_ERROR(BuildPrograms(model_path, pipeline, tctx, PipelineOptions{}, &plan).status());
+    BudgetTrial t;
+    for (const PlanProgram& p : plan.programs) {
+      auto meta = p.graph->metadata.find(kMemoryPlanKey);
+      if (meta == p.graph->metadata.end()) return FailedPrecondition("--activation-budget needs the memory-plan pass");
+      ASSIGN_OR_RETURN(const MemoryPlan mp, MemoryPlanFromJson(meta->second));
+      t.arena_bytes = std::max(t.arena_bytes, mp.arena_bytes);
+      if (auto segs = p.graph->metadata.find(kRematSegmentsKey); segs != p.graph->metadata.end()) {
+        const nlohmann::json j = nlohmann::json::parse(segs->second, nullptr, false);
+        if (j.is_array()) t.segments_made = std::max<int64_t>(t.segments_made, static_cast<int64_t>(j.size()));
+      }
+    }
+    return t;
+  };
+  ASSIGN_OR_RETURN(const std::optional<int64_t> chosen, ChooseCheckpointsForBudget(budget, trial, ctx.log));
+  cfg->activation_checkpointing.present = chosen.has_value();
+  cfg->activation_checkpointing.number_checkpoints = chosen;
+  if (ctx.log)
+    *ctx.log << "dscompile: --activation-budget: "
+             << (chosen ? StrCat("activation checkpointing with ", *chosen, " segments")
+                        : std::string("no activation checkpointing needed"))
+             << "\n";
+  return Status::OK();
+}
+
 Status Compile(const ParsedArgs& args, int argc, char** argv) {
   bool quiet = args.Has("-q") || args.Has("--quiet");
   std::ostream* progress = quiet ? nullptr : &std::cerr;
@@ -184,11 +248,10 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
   ASSIGN_OR_RETURN(DsConfig cfg, LoadConfig(args, static_cast<int>(world_size), !quiet));
   // RunPipeline refuses these too; refusing before the import spares reading a large model.
   RETURN_IF_ERROR(RefuseUnsupported(cfg));
-  nlohmann::json resolved = ResolvedConfigJson(cfg);
 
   PassContext ctx;
   ctx.config = &cfg;
-  ctx.micro_batch = resolved.value("train_micro_batch_size_per_gpu", int64_t{0});
+  ctx.micro_batch = ResolvedConfigJson(cfg).value("train_micro_batch_size_per_gpu", int64_t{0});
   ASSIGN_OR_RETURN(ctx.dims, ParseDims(args.All("--dim")));
   ctx.loss = args.Get("--loss");
   ctx.freeze = args.All("--freeze");
@@ -218,13 +281,12 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
   popts.time_passes = args.Has("--time-passes");
   popts.out = &std::cout;
 
-  ASSIGN_OR_RETURN(std::unique_ptr<Graph> graph, ImportOnnxFile(model_path));
-  if (progress)
-    *progress << "dscompile: imported " << model_path << ": " << graph->num_nodes() << " nodes, "
-              << graph->initializers().size() << " initializers, " << graph->inputs().size() << " inputs\n";
+  if (args.Has("--activation-budget"))
+    RETURN_IF_ERROR(ApplyActivationBudget(args.Get("--activation-budget"), model_path, pipeline, ctx, &cfg));
+  // After the budget, so the plan records the checkpointing it chose.
+  const nlohmann::json resolved = ResolvedConfigJson(cfg);
   Plan plan;
-  plan.programs.push_back(PlanProgram{"train", std::move(graph)});
-  ASSIGN_OR_RETURN(std::vector<PassRecord> ran, RunPipeline(plan, pipeline, ctx, popts));
+  ASSIGN_OR_RETURN(std::vector<PassRecord> ran, BuildPrograms(model_path, pipeline, ctx, popts, &plan));
 
   // Absolute, so that exports from the plan's checkpoints find the model from any folder.
   std::error_code abs_error;
