@@ -281,6 +281,64 @@ def build_wav2vec2():
     return AudioClsLoss(T.Wav2Vec2ForSequenceClassification(cfg))
 
 
+# ---- architecture sweep: weights shared between layers or with the embedding, relative position
+# buckets, disentangled attention, shifted windows
+def build_llama_tied():
+    """Input embedding and lm_head are one tensor (tie_word_embeddings)."""
+    cfg = T.LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=SEQ,
+                        tie_word_embeddings=True, use_cache=False)
+    return CausalLMLoss(T.LlamaForCausalLM(cfg))
+
+
+def build_albert():
+    """One transformer layer's weights used by all three layers; factorised embedding (16 -> 32)."""
+    cfg = T.AlbertConfig(vocab_size=VOCAB, embedding_size=16, hidden_size=32, num_hidden_layers=3,
+                         num_attention_heads=4, intermediate_size=64, max_position_embeddings=SEQ,
+                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout_prob=0.0,
+                         num_labels=3)
+    return SeqClsLoss(T.AlbertForSequenceClassification(cfg))
+
+
+def build_deberta():
+    """Disentangled attention: content-to-position and position-to-content terms over log buckets."""
+    cfg = T.DebertaV2Config(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                            intermediate_size=64, max_position_embeddings=SEQ, hidden_dropout_prob=0.0,
+                            attention_probs_dropout_prob=0.0, relative_attention=True, position_buckets=8,
+                            max_relative_positions=SEQ, pos_att_type=["p2c", "c2p"], num_labels=3,
+                            pooler_dropout=0.0)
+    return SeqClsLoss(T.DebertaV2ForSequenceClassification(cfg))
+
+
+class Seq2SeqLMLoss(nn.Module):
+    """Encoder and decoder both read input_ids; the decoder's logits predict labels."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, labels):
+        logits = self.model(input_ids=input_ids, decoder_input_ids=input_ids, use_cache=False).logits
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
+def build_t5():
+    """Relative position buckets (a learned bias shared by a stack's layers), gated-GELU, RMS norm
+    without mean; torch 2.15's dynamo exporter fails on it, so the helper falls back to legacy."""
+    cfg = T.T5Config(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
+                     num_heads=4, relative_attention_num_buckets=8, dropout_rate=0.0,
+                     feed_forward_proj="gated-gelu", use_cache=False, decoder_start_token_id=0)
+    return Seq2SeqLMLoss(T.T5ForConditionalGeneration(cfg))
+
+
+def build_swin():
+    """Window attention with cyclic shifts (roll), relative position bias tables, patch merging."""
+    cfg = T.SwinConfig(image_size=16, patch_size=2, num_channels=3, embed_dim=16, depths=[1, 1],
+                       num_heads=[2, 4], window_size=4, mlp_ratio=2.0, hidden_dropout_prob=0.0,
+                       attention_probs_dropout_prob=0.0, drop_path_rate=0.0, num_labels=10)
+    return ImageClsLoss(T.SwinForImageClassification(cfg))
+
+
 def data_audio(n, seed):
     """Noisy sine waves; the class sets the frequency."""
     rs = np.random.RandomState(seed)
@@ -348,6 +406,12 @@ MODELS = collections.OrderedDict([
     ("hf_convnext", (build_hf_convnext, data_image, 32, COMPACT)),
     ("whisper", (build_whisper, data_whisper, 33, COMPACT)),
     ("wav2vec2", (build_wav2vec2, data_audio, 34, COMPACT)),
+    # architecture sweep (same options)
+    ("llama_tied", (build_llama_tied, data_lm, 42, COMPACT)),
+    ("albert", (build_albert, data_seqcls, 50, COMPACT)),
+    ("deberta", (build_deberta, data_seqcls, 52, COMPACT)),
+    ("t5", (build_t5, data_lm, 53, COMPACT)),
+    ("swin", (build_swin, data_image, 56, COMPACT)),
 ])
 
 
