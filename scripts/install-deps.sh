@@ -13,7 +13,7 @@ PKGS=(
   build-essential cmake pkg-config
   libprotobuf-dev protobuf-compiler python3-venv
   nlohmann-json3-dev libgtest-dev
-  libopenblas0-pthread libdnnl-dev libjemalloc-dev
+  libopenblas0-pthread libdnnl-dev libjemalloc-dev liburing-dev
   libopenmpi-dev openmpi-bin
   python3-numpy python3-torch python3-onnx librsvg2-bin
   clang libclang-rt-14-dev libomp-14-dev

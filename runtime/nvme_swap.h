@@ -1,0 +1,111 @@
+// The swap space of NVMe-offloaded optimizer states (offload_optimizer.device "nvme"): one file per
+// rank under nvme_path, read and written asynchronously through io_uring, as the aio section says.
+//
+//   ASSIGN_OR_RETURN(auto file, NvmeSwapFile::Create(dir, rank, {{"w::exp_avg", 4096}}, AioOptions(cfg.aio)));
+//   ASSIGN_OR_RETURN(auto h, file->StartRead("w::exp_avg", buf, 4096));   // the swap kernels do this
+//   RETURN_IF_ERROR(h->Wait());
+//
+// Why io_uring (Debian's liburing): Linux AIO is asynchronous only with O_DIRECT, and the swapped
+// values live in the 64-byte-aligned activation arena, which O_DIRECT's page alignment does not fit;
+// io_uring runs buffered reads and writes asynchronously in its kernel workers. The file is
+// created unnamed (O_TMPFILE; where the filesystem lacks it, named and unlinked at once), so it
+// never outlives the run, crashes included; it starts as zeros (every optimizer state is
+// zero-initialised) and a resume writes the checkpoint's states into it. Each state has its own
+// range, starting on a 4096-byte boundary.
+// Each transfer is split into block_size requests; at most queue_depth are in flight; the kernel
+// runs them on at most thread_count workers; single_submit submits each request on its own
+// instead of in batches; without overlap_events a batch is submitted only once the previous one
+// has completed. Written ranges are then pushed to the device and dropped from the page cache
+// (sync_file_range + POSIX_FADV_DONTNEED, linked after the write), so the states leave memory.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <liburing.h>
+
+#include "frontend/config/other_sections.h"  // AioConfig
+#include "kernels/common/swap_space.h"
+
+namespace dsc {
+
+struct SwapIoOptions {
+  int64_t block_size = 1048576;
+  int64_t queue_depth = 8;
+  int64_t thread_count = 1;
+  bool single_submit = false;
+  bool overlap_events = true;
+};
+SwapIoOptions SwapIoOptionsFrom(const AioConfig& aio);
+
+struct SwapSlot {
+  std::string name;
+  uint64_t bytes = 0;
+};
+
+class NvmeSwapFile : public SwapSpace {
+ public:
+  static StatusOr<std::unique_ptr<NvmeSwapFile>> Create(const std::string& dir, int rank,
+                                                        const std::vector<SwapSlot>& slots, const SwapIoOptions& io);
+  ~NvmeSwapFile() override;
+  NvmeSwapFile(const NvmeSwapFile&) = delete;
+  NvmeSwapFile& operator=(const NvmeSwapFile&) = delete;
+
+  StatusOr<std::unique_ptr<CommHandle>> StartRead(const std::string& name, void* dst, size_t bytes) override;
+  StatusOr<std::unique_ptr<CommHandle>> StartWrite(const std::string& name, const void* src, size_t bytes) override;
+  // Start and wait (initialisation, checkpoints).
+  Status Read(const std::string& name, void* dst, size_t bytes);
+  Status Write(const std::string& name, const void* src, size_t bytes);
+
+  bool Has(const std::string& name) const { return slots_.count(name) > 0; }
+  uint64_t file_bytes() const { return file_bytes_; }
+  const std::string& description() const { return description_; }  // for messages: dir and rank
+  uint64_t bytes_read() const { return bytes_read_; }
+  uint64_t bytes_written() const { return bytes_written_; }
+
+ private:
+  struct Transfer;
+  struct Request {
+    Transfer* t = nullptr;
+    char* buf = nullptr;
+    uint64_t offset = 0;
+    uint32_t len = 0;
+  };
+  struct Transfer {
+    bool write = false;
+    std::string name;
+    std::vector<Request> requests;
+    size_t next = 0;       // requests[next..] not yet submitted
+    int in_flight = 0;     // requests submitted and not completed
+    int retrying = 0;      // short ones whose rest waits in retry_
+    Status error = Status::OK();
+    bool finished() const { return next == requests.size() && in_flight == 0 && retrying == 0; }
+  };
+  class Handle;
+
+  NvmeSwapFile() = default;
+  StatusOr<std::unique_ptr<CommHandle>> Start(bool write, const std::string& name, char* buf, size_t bytes);
+  Status Submit();                // queues what queue_depth and overlap_events allow
+  Status Reap(bool wait_one);     // takes completions (waiting for one when asked)
+  Status WaitFor(Transfer* t);    // until t finished; then its error
+  void Forget(Transfer* t);       // a transfer's handle is gone (after it finished)
+
+  int fd_ = -1;
+  io_uring ring_{};
+  bool ring_ok_ = false;
+  SwapIoOptions io_;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> slots_;  // name -> (offset, bytes)
+  uint64_t file_bytes_ = 0;
+  std::string description_;
+  std::deque<Request*> retry_;      // short transfers' remainders, submitted first
+  std::deque<Transfer*> pending_;   // transfers with requests not yet submitted, in start order
+  int in_flight_ = 0;               // requests submitted and not completed (sync/fadvise ones too)
+  int64_t data_in_flight_ = 0;      // reads and writes among them
+  uint64_t bytes_read_ = 0, bytes_written_ = 0;
+};
+
+}  // namespace dsc
