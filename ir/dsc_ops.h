@@ -184,6 +184,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "ir/swap_ops.h"
 
 namespace dsc::ops {
 
@@ -337,7 +338,8 @@ inline bool IsOptimizerUpdate(const std::string& domain, const std::string& op) 
 inline bool HasSideEffects(const std::string& domain, const std::string& op) {
   return IsOptimizerUpdate(domain, op) ||
          (domain == kDscDomain && (op == kAccumulate || op == kZeroFill || op == kAssign ||
-                                   op == kAllGatherInPlace || op == kCollectiveWait || op == kRelease));
+                                   op == kAllGatherInPlace || op == kCollectiveWait || op == kRelease ||
+                                   op == kSwapInWait || op == kSwapOut || op == kSwapOutWait));
 }
 
 }  // namespace dsc::ops

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "ir/swap_ops.h"
 #include "runtime/npy.h"
 
 namespace dsc {
@@ -28,9 +29,25 @@ StateStore::~StateStore() {
   for (auto& [n, v] : views_) device_->Free(v.ptr);
 }
 
+std::set<std::string> SwappedStates(const Plan& plan) {
+  std::set<std::string> out;
+  for (const PlanProgram& p : plan.programs)
+    if (p.graph)
+      for (const auto& n : p.graph->nodes())
+        if (n->domain() == kDscDomain && n->op_type() == ops::kSwapIn) out.insert(n->GetString(ops::kSwapStateAttr, ""));
+  return out;
+}
+
 Status StateStore::Allocate(const Plan& plan) {
+  const std::set<std::string> swapped = SwappedStates(plan);
   for (const StateInfo& s : plan.state) {
     TensorView v{s.dtype, s.dims, nullptr};
+    if (swapped.count(s.name)) {
+      swapped_[s.name] = v;
+      swap_order_.push_back(s.name);
+      swapped_by_kind_[StateKindName(s.kind)] += static_cast<int64_t>(v.nbytes());
+      continue;
+    }
     ASSIGN_OR_RETURN(v.ptr, device_->Allocate(v.nbytes()));
     views_[s.name] = v;
     bytes_by_kind_[StateKindName(s.kind)] += static_cast<int64_t>(v.nbytes());
@@ -39,10 +56,41 @@ Status StateStore::Allocate(const Plan& plan) {
   return Status::OK();
 }
 
+Status StateStore::OpenSwap(const std::string& dir, int rank, const SwapIoOptions& io) {
+  if (swapped_.empty()) return Status::OK();
+  std::vector<SwapSlot> slots;
+  for (const std::string& n : swap_order_) slots.push_back(SwapSlot{n, swapped_.at(n).nbytes()});
+  ASSIGN_OR_RETURN(swap_, NvmeSwapFile::Create(dir, rank, slots, io));
+  return Status::OK();
+}
+
+const TensorView* StateStore::Describe(const std::string& name) const {
+  if (const TensorView* v = Find(name)) return v;
+  auto it = swapped_.find(name);
+  return it == swapped_.end() ? nullptr : &it->second;
+}
+
+Status StateStore::CopyToHost(const std::string& name, void* dst) const {
+  if (const TensorView* v = Find(name)) return device_->CopyDeviceToHost(dst, v->ptr, v->nbytes());
+  auto it = swapped_.find(name);
+  if (it == swapped_.end()) return Internal("state '", name, "' has no buffer");
+  if (!swap_) return Internal("state '", name, "' is swapped but no swap file is open");
+  return swap_->Read(name, dst, it->second.nbytes());
+}
+
+Status StateStore::CopyFromHost(const std::string& name, const void* src, size_t bytes) {
+  const TensorView* d = Describe(name);
+  if (!d) return Internal("state '", name, "' has no buffer");
+  if (bytes > d->nbytes()) return Internal("state '", name, "': ", bytes, " bytes given, it has ", d->nbytes());
+  if (d->ptr) return device_->CopyHostToDevice(d->ptr, src, bytes);
+  if (!swap_) return Internal("state '", name, "' is swapped but no swap file is open");
+  return swap_->Write(name, src, bytes);
+}
+
 Status StateStore::InitFromPlan(const Plan& plan, int rank) {
   for (const StateInfo& s : plan.state) {
     if (s.zero_init) continue;
-    const TensorView& v = views_.at(s.name);
+    const TensorView& v = *Describe(s.name);
     const Value* init = plan.initial_state ? plan.initial_state->FindValue(s.name) : nullptr;
     const size_t elem = DTypeSize(s.dtype);
     const size_t full = s.shard_of_numel > 0 ? static_cast<size_t>(s.shard_of_numel) * elem : v.nbytes();
@@ -53,7 +101,7 @@ Status StateStore::InitFromPlan(const Plan& plan, int rank) {
       offset = std::min(full, static_cast<size_t>(rank) * v.nbytes());
       bytes = std::min(v.nbytes(), full - offset);
     }
-    RETURN_IF_ERROR(device_->CopyHostToDevice(v.ptr, init->initializer().raw() + offset, bytes));
+    RETURN_IF_ERROR(CopyFromHost(s.name, init->initializer().raw() + offset, bytes));
   }
   return Status::OK();
 }
@@ -63,9 +111,9 @@ Status StateStore::Dump(const Plan& plan, const std::string& dir) const {
   std::filesystem::create_directories(dir, ec);
   if (ec) return DataLoss("--debug-dump-state: cannot create ", dir, ": ", ec.message());
   for (const StateInfo& s : plan.state) {
-    const TensorView& v = views_.at(s.name);
+    const TensorView& v = *Describe(s.name);
     Tensor host(v.dtype, v.dims);
-    RETURN_IF_ERROR(device_->CopyDeviceToHost(host.raw(), v.ptr, v.nbytes()));
+    RETURN_IF_ERROR(CopyToHost(s.name, host.raw()));
     if (v.dtype == DType::kBFloat16) {  // .npy has no bfloat16; float32 holds every value exactly
       Tensor wide(DType::kFloat32, v.dims);
       for (int64_t i = 0; i < host.numel(); ++i) wide.data<float>()[i] = BFloat16ToFloat(host.data<uint16_t>()[i]);
@@ -84,6 +132,11 @@ const TensorView* StateStore::Find(const std::string& name) const {
 int64_t StateStore::bytes(const char* kind) const {
   auto it = bytes_by_kind_.find(kind);
   return it == bytes_by_kind_.end() ? 0 : it->second;
+}
+
+int64_t StateStore::swapped_bytes(const char* kind) const {
+  auto it = swapped_by_kind_.find(kind);
+  return it == swapped_by_kind_.end() ? 0 : it->second;
 }
 
 }  // namespace dsc

@@ -1,13 +1,20 @@
 // The training state on a device: one buffer per state tensor of a plan (parameters, master
 // weights, gradient accumulators, optimizer states, buffers), each rank holding its ZeRO chunks.
+// States the plan swaps to NVMe (ir/swap_ops.h) have no buffer: their bytes live in the rank's
+// swap file (runtime/nvme_swap.h), which OpenSwap creates; Describe, CopyToHost and CopyFromHost
+// reach every state, resident or swapped (checkpoints, dumps).
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "backend/plan.h"
 #include "runtime/device.h"
+#include "runtime/nvme_swap.h"
 
 namespace dsc {
 
@@ -18,24 +25,43 @@ class StateStore {
   StateStore& operator=(const StateStore&) = delete;
   ~StateStore();
 
-  // Allocates every state tensor, zero-filled (ZeRO chunks include their zero padding).
+  // Allocates every state tensor but the swapped ones, zero-filled (ZeRO chunks include their zero
+  // padding).
   Status Allocate(const Plan& plan);
+  // Creates the swap file of the swapped states (zeros) under `dir`; a no-op when none is swapped.
+  Status OpenSwap(const std::string& dir, int rank, const SwapIoOptions& io);
+  // The swap file the swap kernels use (CommState::set_swap_space); null when nothing is swapped.
+  NvmeSwapFile* swap() const { return swap_.get(); }
   // Fills the non-zero-initialised tensors from the plan's in-memory initial values; a sharded
   // tensor (ZeRO) takes this rank's chunk of its initial value.
   Status InitFromPlan(const Plan& plan, int rank);
   // Every state tensor of this rank as .npy under `dir` (dsrun --debug-dump-state).
   Status Dump(const Plan& plan, const std::string& dir) const;
 
+  // The buffer of a resident state; null for a swapped one or an unknown name.
   const TensorView* Find(const std::string& name) const;
+  // Dtype and shape of any state (ptr null when swapped); null for an unknown name.
+  const TensorView* Describe(const std::string& name) const;
+  // The whole state to host memory, or its first `bytes` from host memory (a shard's real elements).
+  Status CopyToHost(const std::string& name, void* dst) const;
+  Status CopyFromHost(const std::string& name, const void* src, size_t bytes);
   Device* device() const { return device_; }
   // Bytes actually allocated for state, by kind ("parameter", "gradient", "optimizer", "buffer").
   int64_t bytes(const char* kind) const;
+  // Bytes of state kept in the swap file instead, by kind.
+  int64_t swapped_bytes(const char* kind) const;
 
  private:
   Device* device_;
   std::map<std::string, TensorView> views_;
-  std::map<std::string, int64_t> bytes_by_kind_;
+  std::map<std::string, TensorView> swapped_;  // ptr null: the bytes are in swap_
+  std::vector<std::string> swap_order_;        // plan order: the file's layout
+  std::map<std::string, int64_t> bytes_by_kind_, swapped_by_kind_;
+  std::unique_ptr<NvmeSwapFile> swap_;
 };
+
+// The states a plan swaps to NVMe: those named by its SwapIn nodes (ir/swap_ops.h).
+std::set<std::string> SwappedStates(const Plan& plan);
 
 // A state name as a file name: letters, digits and "._:-" stay, the rest (a "/" in an exported
 // name, say) becomes %XX, so every name maps to one file and back.

@@ -483,6 +483,13 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     own_device = CreateCpuDevice(opts.threads);
     device = own_device.get();
   }
+  // Offload to "cpu" compiles to the plan without offload: right on CPU ranks, whose states are in
+  // host memory already; a GPU would keep them on the device, which is not what the config asks.
+  // NVMe swapping has CPU kernels only (kernels/cpu/swap.cc): the copies a GPU needs are not written.
+  if (device->kind() == DeviceKind::kCuda && cfg.zero.enabled() && cfg.zero.optimizer_offloaded())
+    return Unimplemented("zero_optimization.offload_optimizer.device \"", cfg.zero.offload_optimizer->device,
+                         "\": offloading the optimizer states of a rank that computes on a CUDA device is not "
+                         "implemented; run this plan with --device cpu, or compile it without offload_optimizer");
   // The collectives' communicator: the job's own on CPUs; on GPUs one that moves device buffers
   // (NCCL across distinct GPUs, host staging when ranks share one).
   Communicator* kernel_comm = opts.comm;
@@ -495,6 +502,15 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   RETURN_IF_ERROR(CheckCheckpointOptions(cfg, opts));
   StateStore state(device);
   RETURN_IF_ERROR(state.Allocate(plan));
+  if (!SwappedStates(plan).empty()) {
+    // The plan swaps optimizer states (offload_optimizer.device "nvme"): their file, before any
+    // initial value or checkpoint is written into it.
+    const std::optional<OffloadOptimizerConfig>& off = cfg.zero.offload_optimizer;
+    if (!off || off->device != "nvme" || !off->nvme_path)
+      return FailedPrecondition("the plan swaps optimizer states to NVMe but its config has no "
+                                "zero_optimization.offload_optimizer.nvme_path");
+    RETURN_IF_ERROR(state.OpenSwap(*off->nvme_path, rank, SwapIoOptionsFrom(cfg.aio)));
+  }
   // The position a resume starts from; a fresh run starts at the zero position.
   TrainerPosition start_pos;
   start_pos.lr_last_batch_iteration = schedule.last_batch_iteration();
@@ -537,6 +553,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   RETURN_IF_ERROR(scalars.Init());
   ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> micro_ex, ProgramExecutor::Create(*micro->graph, device));
   ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> step_ex, ProgramExecutor::Create(*step->graph, device));
+  step_ex->comm_state().set_swap_space(state.swap());
   ASSIGN_OR_RETURN(std::vector<DataInput> inputs, BindProgram(*micro->graph, micro_ex.get(), state, scalars));
   ASSIGN_OR_RETURN(std::vector<DataInput> step_data, BindProgram(*step->graph, step_ex.get(), state, scalars));
   if (!step_data.empty()) return Internal("the step program reads '", step_data[0].name, "', which is neither state nor a scalar");
@@ -753,6 +770,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
                                {"model_states", state.bytes("parameter") + state.bytes("gradient") +
                                                     state.bytes("optimizer") + state.bytes("master")},
                                {"buffers", state.bytes("buffer")},
+                               {"optimizer_states_on_nvme", state.swapped_bytes("optimizer")},
                                {"activations_peak", std::max(micro_ex->arena_bytes(), step_ex->arena_bytes())}}}};
       for (double bytes : peak_resident) line["peak_resident_bytes"].push_back(static_cast<int64_t>(bytes));
       if (kernel_comm) {

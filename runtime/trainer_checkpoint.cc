@@ -118,10 +118,10 @@ Status SaveTrainingCheckpoint(const Plan& plan, const StateStore& state, Communi
     // micro-batches: those are saved per rank.
     const bool rank_copy = s.shard_of_numel == 0 && s.kind == StateKind::kBuffer && rank != 0;
     if (s.shard_of_numel == 0 && rank != 0 && !rank_copy) continue;
-    const TensorView* v = state.Find(s.name);
+    const TensorView* v = state.Describe(s.name);  // resident or swapped to NVMe
     if (!v) return Internal("state '", s.name, "' has no buffer");
     host.emplace_back(v->dtype, v->dims);
-    local = state.device()->CopyDeviceToHost(host.back().raw(), v->ptr, v->nbytes());
+    local = state.CopyToHost(s.name, host.back().raw());
     if (!local.ok()) break;
     const std::vector<int64_t> shape = plan.FullShape(s);
     if (rank_copy) {
@@ -172,7 +172,7 @@ Status LoadStateTensors(const Plan& plan, const Checkpoint& ckpt, int rank, Stat
     if (src->dtype != s.dtype && !(IsFloat(src->dtype) && IsFloat(s.dtype)))
       return FailedPrecondition(ckpt.dir(), ": tensor '", src->name, "' is ", DTypeName(src->dtype),
                                 " but the plan's state '", s.name, "' is ", DTypeName(s.dtype));
-    const TensorView* v = state->Find(s.name);
+    const TensorView* v = state->Describe(s.name);  // resident or swapped to NVMe
     if (!v) return Internal("state '", s.name, "' has no buffer");
     int64_t start = 0, count = v->numel();
     if (s.shard_of_numel > 0) {
@@ -189,7 +189,7 @@ Status LoadStateTensors(const Plan& plan, const Checkpoint& ckpt, int rank, Stat
       converted += StrCat(converted.empty() ? "" : ", ", s.name, " <- ", src->name, " (", DTypeName(src->dtype),
                           " to ", DTypeName(s.dtype), ")");
     }
-    RETURN_IF_ERROR(state->device()->CopyHostToDevice(v->ptr, saved.raw(), saved.nbytes()));
+    RETURN_IF_ERROR(state->CopyFromHost(s.name, saved.raw(), saved.nbytes()));
   }
   if (!missing.empty()) {
     std::string list;

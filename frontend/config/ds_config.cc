@@ -212,6 +212,11 @@ Status CrossCheck(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
   if (c->zero.optimizer_offloaded() && !c->zero.enabled()) {
     ctx.Warn("zero_optimization.offload_optimizer", "has no effect at ZeRO stage 0");
   }
+  // DeepSpeed reads aio only to swap tensors to NVMe (refused when asked for): otherwise say it is moot.
+  const bool nvme = (c->zero.offload_optimizer && c->zero.offload_optimizer->device == "nvme") ||
+                    (c->zero.offload_param && c->zero.offload_param->device == "nvme");
+  if (doc.contains("aio") && !doc["aio"].is_null() && !nvme)
+    ctx.Warn("aio", "has no effect: it configures the I/O of offload to \"nvme\", which this config does not use");
   // stage_1_and_2.py checks this only when averaging; stage3.py always.
   if (((c->zero.stage == 2 && c->gradient_allreduce_op == "mean") || c->zero.stage == 3) && c->zero.reduce_scatter &&
       (c->gradient_predivide_factor != 1.0 || c->prescale_gradients)) {

@@ -89,7 +89,28 @@ Status ParseOffloadOptimizer(ParseContext& ctx, const std::string& path, const n
   RETURN_IF_ERROR(r.Float("ratio", &out->ratio, 0.0, 1.0));
   RETURN_IF_ERROR(r.Bool("super_offload", &out->super_offload));
   RETURN_IF_ERROR(r.Float("cpuadam_cores_perc", &out->cpuadam_cores_perc, 0.0, 1.0));
-  return r.Finish();
+  RETURN_IF_ERROR(r.Finish());
+  // Offload to "cpu" is acted on by leaving the states where CPU ranks already keep them (host
+  // memory; dsrun refuses such a plan on a CUDA device), offload to "nvme" by swapping them
+  // (passes/offload_optimizer.cc, runtime/nvme_swap.h). What DeepSpeed reads only to move them to
+  // a GPU, or only for the other device, changes nothing then: say so for each key the user wrote.
+  struct NoEffect { const char* key; bool on_cpu, on_nvme; const char* why; };
+  static const NoEffect kNoEffect[] = {
+      {"nvme_path", true, false, "read only with device \"nvme\""},
+      {"buffer_count", true, false, "read only with device \"nvme\""},
+      {"pipeline_read", true, false, "read only with device \"nvme\""},
+      {"pipeline_write", true, false, "read only with device \"nvme\""},
+      {"fast_init", true, true, "the swap file starts as zeros (the states' initial value) without writing them"},
+      {"pin_memory", true, true, "pins the host copies a GPU copies from; on CPU ranks nothing is copied"},
+      {"ratio", true, false, "the share of the states moved to the host; on CPU ranks all of them are there already"},
+      {"cpuadam_cores_perc", true, true, "DeepSpeedCPUAdam's share of the cores; dsrun runs the optimizer step on "
+                                         "--threads like every other kernel"},
+  };
+  const bool cpu = out->device == "cpu", nvme = out->device == "nvme";
+  for (const NoEffect& e : kNoEffect)
+    if (v.contains(e.key) && ((cpu && e.on_cpu) || (nvme && e.on_nvme)))
+      ctx.Warn(r.Path(e.key), StrCat("has no effect with device \"", out->device, "\": ", e.why));
+  return Status::OK();
 }
 
 Status ParseZenFlow(ParseContext& ctx, const std::string& path, const nlohmann::json& v,
@@ -302,9 +323,22 @@ Status ParseZeroSection(ParseContext& ctx, const nlohmann::json& section, const 
   if (zero->offload_optimizer && zero->offload_optimizer->super_offload)
     ctx.Unsupported(path + ".offload_optimizer.super_offload", "SuperOffload");
   // DeepSpeed offloads parameters only at stage 3 (the warning above); optimizer offload also picks
-  // DeepSpeedCPUAdam at stage 0.
-  if (zero->optimizer_offloaded())
-    ctx.Unsupported(path + ".offload_optimizer.device", "offload to \"" + zero->offload_optimizer->device + "\"");
+  // DeepSpeedCPUAdam at stage 0. On CPU ranks the host is where the optimizer states already live.
+  if (zero->optimizer_offloaded() && zero->offload_optimizer->device == "cpu" && zero->stage > 0)
+    ctx.Warn(path + ".offload_optimizer.device",
+             "\"cpu\": on CPU ranks the optimizer states already live in host memory, so the plan keeps them "
+             "there as it does without offload; dsrun refuses the plan on a CUDA device, where moving them to "
+             "the host is not implemented");
+  if (zero->optimizer_offloaded() && zero->offload_optimizer->device == "nvme" && zero->stage > 0) {
+    const OffloadOptimizerConfig& o = *zero->offload_optimizer;
+    if (!o.nvme_path)
+      ctx.Unsupported(path + ".offload_optimizer.nvme_path", "device \"nvme\" needs the folder of the swap files");
+    if (o.buffer_count < 1)
+      ctx.Unsupported(path + ".offload_optimizer.buffer_count",
+                      StrCat(o.buffer_count, ": swapping the optimizer states needs at least 1 buffer"));
+    if (o.ratio < 1.0)
+      ctx.Unsupported(path + ".offload_optimizer.ratio", "partial offload (ratio < 1) to \"nvme\"");
+  }
   if (zero->param_offloaded() && zero->stage == 3)
     ctx.Unsupported(path + ".offload_param.device", "offload to \"" + zero->offload_param->device + "\"");
   return Status::OK();

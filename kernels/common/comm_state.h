@@ -1,4 +1,5 @@
-// The collectives one program has in flight between a *Start node and its CollectiveWait, and the
+// The collectives one program has in flight between a *Start node and its CollectiveWait (and the
+// swaps of NVMe-offloaded states, ir/swap_ops.h), and the
 // live gathered parameter elements of stage 3 (ir/dsc_ops.h, "Bucketed, asynchronous
 // collectives"). The executor owns one per program and hands it to kernels as
 // KernelContext::comm_state; it calls Progress() between nodes and CheckIdle() after the last.
@@ -24,6 +25,8 @@
 #include "runtime/communicator.h"
 
 namespace dsc {
+
+class SwapSpace;  // kernels/common/swap_space.h
 
 class CommState {
  public:
@@ -74,6 +77,11 @@ class CommState {
 
   bool empty() const { return in_flight_.empty(); }
 
+  // The rank's swap space of NVMe-offloaded states (ir/swap_ops.h): SwapIn/SwapOut add their
+  // transfers here like collectives; null when the plan swaps nothing.
+  void set_swap_space(SwapSpace* s) { swap_space_ = s; }
+  SwapSpace* swap_space() const { return swap_space_; }
+
   // Gathered stage-3 parameter elements: an AllGatherStart adds its members' n_i when it issues,
   // a Release subtracts its inputs' elements.
   void AddGathered(int64_t n) {
@@ -94,6 +102,7 @@ class CommState {
   std::map<const void*, InFlight> in_flight_;
   int64_t gathered_live_ = 0;
   int64_t gathered_peak_ = 0;
+  SwapSpace* swap_space_ = nullptr;
 };
 
 }  // namespace dsc

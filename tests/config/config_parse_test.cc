@@ -183,8 +183,12 @@ TEST(ConfigParse, UnsupportedSettingsAreRecordedAndRefusedAtCompileTime) {
       {R"("wandb": {"enabled": true})", "wandb", "Weights & Biases"},
       {R"("csv_monitor": {"enabled": true})", "csv_monitor.enabled", "monitor output"},
       {R"("flops_profiler": {"enabled": true, "module_depth": 2})", "flops_profiler.module_depth", "only -1"},
-      {R"("zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}})",
-       "zero_optimization.offload_optimizer.device", "offload to \"cpu\""},
+      {R"("zero_optimization": {"stage": 2, "offload_optimizer": {"device": "nvme"}})",
+       "zero_optimization.offload_optimizer.nvme_path", "needs the folder"},
+      {R"("zero_optimization": {"stage": 1, "offload_optimizer": {"device": "nvme", "nvme_path": "/x", "buffer_count": 0}})",
+       "zero_optimization.offload_optimizer.buffer_count", "at least 1 buffer"},
+      {R"("zero_optimization": {"stage": 3, "offload_optimizer": {"device": "nvme", "nvme_path": "/x", "ratio": 0.5}})",
+       "zero_optimization.offload_optimizer.ratio", "partial offload"},
       {R"("zero_optimization": {"stage": 3, "offload_param": {"device": "nvme", "nvme_path": "/x"}})",
        "zero_optimization.offload_param.device", "offload to \"nvme\""},
       {R"("zero_optimization": {"stage": 3, "zero_quantized_weights": true})", "zero_optimization.zero_quantized_weights", "ZeRO++"},
@@ -219,6 +223,36 @@ TEST(ConfigParse, UnsupportedSettingsAreRecordedAndRefusedAtCompileTime) {
   ASSERT_TRUE(cfg.ok()) << cfg.status().message();
   EXPECT_TRUE(cfg->unsupported.empty());
   EXPECT_TRUE(RefuseUnsupported(*cfg).ok());
+  // Optimizer offload at ZeRO 1-3: to "cpu" where CPU ranks keep the states anyway, to "nvme" by
+  // swapping them; each key that changes nothing on CPU ranks says so, and so does an unused aio.
+  warnings.clear();
+  cfg = Parse(R"({"train_batch_size": 8, "optimizer": {"type": "Adam"}, "aio": {"block_size": 4096},
+                  "zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu", "pin_memory": true,
+                                        "nvme_path": "/x", "buffer_count": 2, "ratio": 1.0}}})", {}, &warnings);
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  EXPECT_TRUE(cfg->unsupported.empty());
+  EXPECT_EQ(cfg->optimizer.implementation, "DeepSpeedCPUAdam");
+  std::string all;
+  for (const std::string& w : warnings) all += w + "\n";
+  for (const char* needle : {"offload_optimizer.device: \"cpu\": on CPU ranks the optimizer states already live in host memory",
+                             "offload_optimizer.pin_memory: has no effect with device \"cpu\"",
+                             "offload_optimizer.nvme_path: has no effect with device \"cpu\"",
+                             "offload_optimizer.buffer_count: has no effect with device \"cpu\"",
+                             "offload_optimizer.ratio: has no effect with device \"cpu\"",
+                             "aio: has no effect: it configures the I/O of offload to \"nvme\""})
+    EXPECT_NE(all.find(needle), std::string::npos) << needle << "\n" << all;
+  warnings.clear();
+  cfg = Parse(R"({"train_batch_size": 8, "optimizer": {"type": "Adam"}, "aio": {"block_size": 4096, "queue_depth": 4},
+                  "zero_optimization": {"stage": 3, "offload_optimizer": {"device": "nvme", "nvme_path": "/x",
+                                        "buffer_count": 2, "pipeline_read": true, "fast_init": true}}})", {}, &warnings);
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  EXPECT_TRUE(cfg->unsupported.empty());
+  all.clear();
+  for (const std::string& w : warnings) all += w + "\n";
+  EXPECT_EQ(all.find("aio:"), std::string::npos) << all;
+  EXPECT_EQ(all.find("buffer_count"), std::string::npos) << all;
+  EXPECT_EQ(all.find("pipeline_read"), std::string::npos) << all;
+  EXPECT_NE(all.find("offload_optimizer.fast_init: has no effect with device \"nvme\""), std::string::npos) << all;
   // Present but switched off: nothing to refuse.
   cfg = Parse(R"({"train_batch_size": 8, "flops_profiler": {"enabled": false}, "wandb": {"enabled": false}})");
   ASSERT_TRUE(cfg.ok());
@@ -288,8 +322,10 @@ TEST(ConfigParse, UnknownKeysOfPlainDictSectionsWarn) {
   std::vector<std::string> warnings;
   StatusOr<DsConfig> cfg = Parse(text, {}, &warnings);
   ASSERT_TRUE(cfg.ok()) << cfg.status().message();
-  ASSERT_EQ(warnings.size(), 5u);
-  for (const std::string& w : warnings) EXPECT_NE(w.find("DeepSpeed ignores it"), std::string::npos) << w;
+  // One per unknown key, and aio's own: it has no effect without NVMe offload.
+  ASSERT_EQ(warnings.size(), 6u);
+  for (const std::string& w : warnings)
+    EXPECT_TRUE(w.find("DeepSpeed ignores it") != std::string::npos || w.find("aio: has no effect") != std::string::npos) << w;
   EXPECT_NE(std::count_if(warnings.begin(), warnings.end(), [](const std::string& w) {
               return w.find("optimizer.parms: unknown key (did you mean \"params\"?)") != std::string::npos;
             }),

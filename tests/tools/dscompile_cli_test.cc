@@ -73,14 +73,14 @@ TEST(DscompileCli, CompilesGptAndDumpsEveryPass) {
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx")) << f;
   }
-  for (const char* f : {"10-accumulate", "11-optimizer", "12-zero-partition", "13-fuse", "15-memory-plan"}) {
+  for (const char* f : {"10-accumulate", "11-optimizer", "12-zero-partition", "13-fuse", "16-memory-plan"}) {
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".micro_step.onnx")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".step.onnx")) << f;
   }
   StatusOr<Plan> plan = ReadPlan(dir.File("gpt.dsplan"));
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
-  ASSERT_EQ(plan->pipeline.size(), 15u);
+  ASSERT_EQ(plan->pipeline.size(), 16u);
   EXPECT_EQ(plan->config.value("train_batch_size", 0), 16);
   ASSERT_NE(plan->FindProgram("micro_step"), nullptr);
   ASSERT_NE(plan->FindProgram("step"), nullptr);
@@ -209,7 +209,8 @@ TEST(DscompileCli, PrintIrAfterAndTimePasses) {
   EXPECT_NE(r.output.find("pass  9 rematerialize"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("pass 13 fuse"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("pass 14 schedule-collectives"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("pass 15 memory-plan"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pass 15 offload-optimizer"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pass 16 memory-plan"), std::string::npos) << r.output;
 }
 
 TEST(DscompileCli, ExplicitPassesAndStopAfter) {
@@ -234,8 +235,8 @@ TEST(DscompileCli, Errors) {
       {GptArgs(dir.File("p")) + " --dim batch=8", "contradicts the micro batch size 4"},
       {ShellQuote(kModels + "/gpt/gpt.onnx"), "--config CFG.json is required"},
       {"/nonexistent.onnx --config " + ShellQuote(kConfigs + "/gpt.json"), "/nonexistent.onnx: no such model file"},
-      {ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " + ShellQuote(kConfigs + "/zero2_offload.json"),
-       "zero_optimization.offload_optimizer.device: offload to \"cpu\""},
+      {ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " + ShellQuote(kConfigs + "/zero3_offload.json"),
+       "zero_optimization.offload_param.device: offload to \"cpu\""},
   };
   for (const Case& c : cases) {
     CommandResult r = Dscompile(c.args);
@@ -300,29 +301,29 @@ conv3d (float[batch,2,4,4,4] x) => (float[] loss) <float[3,2,3,3,3] w = ...> {
 // stdout, every setting the compile refuses as a warning naming its JSON path; compiling it fails
 // with the same paths, and --lr-schedule (what dsrun would do) refuses it too.
 TEST(DscompileCli, ExplainConfigListsWhatTheCompileRefuses) {
-  const std::string config = ShellQuote(kConfigs + "/zero2_offload.json");
+  const std::string config = ShellQuote(kConfigs + "/zero3_offload.json");
   CommandResult out = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " --config " + config + " --explain-config", false);
   ASSERT_EQ(out.rc, 0) << out.output;
   const json resolved = json::parse(out.output, nullptr, false);
   ASSERT_FALSE(resolved.is_discarded()) << out.output;
   EXPECT_EQ(resolved["zero_optimization"]["offload_optimizer"]["device"], "cpu");
-  EXPECT_EQ(resolved["optimizer"]["type"], "adam");
+  EXPECT_EQ(resolved["optimizer"]["type"], "adamw");
   CommandResult all = Dscompile("--config " + config + " --explain-config");
   EXPECT_NE(all.output.find("dscompile: warning: will be refused at compile time: "
-                            "zero_optimization.offload_optimizer.device: offload to \"cpu\"\n"),
+                            "zero_optimization.offload_param.device: offload to \"cpu\"\n"),
             std::string::npos)
       << all.output;
   testing::TempDir dir;
   CommandResult compile = Dscompile(ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " + config + " -q -o " +
                                     ShellQuote(dir.File("p")));
   EXPECT_EQ(compile.rc, 1) << compile.output;
-  EXPECT_NE(compile.output.find("\n  zero_optimization.offload_optimizer.device: offload to \"cpu\" [Unsupported]"),
+  EXPECT_NE(compile.output.find("\n  zero_optimization.offload_param.device: offload to \"cpu\" [Unsupported]"),
             std::string::npos)
       << compile.output;
   EXPECT_FALSE(fs::exists(dir.File("p")));
   CommandResult lr = Dscompile("--config " + config + " --lr-schedule 3");
   EXPECT_EQ(lr.rc, 1) << lr.output;
-  EXPECT_NE(lr.output.find("zero_optimization.offload_optimizer.device"), std::string::npos) << lr.output;
+  EXPECT_NE(lr.output.find("zero_optimization.offload_param.device"), std::string::npos) << lr.output;
 }
 
 TEST(DscompileCli, ExplainConfigAndLrSchedule) {

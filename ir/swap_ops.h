@@ -1,0 +1,26 @@
+// The ops that move optimizer states between NVMe and memory (offload_optimizer.device "nvme";
+// made by passes/offload_optimizer.cc, run by kernels/cpu/swap.cc through kernels/common/swap_space.h).
+//
+// A swapped state tensor S has no resident buffer and is no graph input: its bytes live in the
+// rank's swap file, and the step program brings it in for its optimizer update and writes it back:
+//   X = SwapIn<state = "S">()      issues the read of S into X (X has S's type); asynchronous
+//   SwapInWait<state = "S">(X)     no outputs: waits for that read; X now holds S
+//   ... the update reads and writes X in place (AdamStep, OptimStep, ...) ...
+//   SwapOut<state = "S">(X)        no outputs: issues the write of X to S's bytes in the file
+//   SwapOutWait<state = "S">(X)    no outputs: waits for it; X's bytes may be reused after this
+// From a SwapIn to its SwapInWait and from a SwapOut to its SwapOutWait the transfer is in flight:
+// nothing else touches X, and the executor lets it progress after every node (CommState, keyed by
+// X's address like a bucketed collective's buffer). X is live from SwapIn to SwapOutWait, so the
+// memory plan holds only the states of the updates in the swap window at once.
+#pragma once
+
+namespace dsc::ops {
+
+inline constexpr const char* kSwapIn = "SwapIn";
+inline constexpr const char* kSwapInWait = "SwapInWait";
+inline constexpr const char* kSwapOut = "SwapOut";
+inline constexpr const char* kSwapOutWait = "SwapOutWait";
+// The attribute naming the state tensor a swap op moves.
+inline constexpr const char* kSwapStateAttr = "state";
+
+}  // namespace dsc::ops
