@@ -369,18 +369,57 @@ int64_t CommunicationBufferBytes(const Graph& g) {
   return bytes;
 }
 
+// The states the plan swaps to NVMe (named by its SwapIn nodes, ir/swap_ops.h) and the bytes its
+// swap ops move per optimizer step: {nvme_to_device, device_to_nvme}.
+std::set<std::string> SwappedStateNames(const Plan& plan) {
+  std::set<std::string> out;
+  for (const PlanProgram& p : plan.programs)
+    if (p.graph)
+      for (const auto& n : p.graph->nodes())
+        if (n->domain() == kDscDomain && n->op_type() == ops::kSwapIn) out.insert(n->GetString(ops::kSwapStateAttr, ""));
+  return out;
+}
+
+std::pair<int64_t, int64_t> SwapBytesPerStep(const Plan& plan) {
+  int64_t gas = 1;
+  if (plan.config.is_object() && plan.config.contains("gradient_accumulation_steps") &&
+      plan.config["gradient_accumulation_steps"].is_number_integer())
+    gas = plan.config["gradient_accumulation_steps"].get<int64_t>();
+  int64_t in = 0, out = 0;
+  for (const PlanProgram& p : plan.programs) {
+    if (!p.graph) continue;
+    const int64_t times = p.name == "micro_step" ? gas : 1;
+    for (const auto& n : p.graph->nodes()) {
+      if (n->domain() != kDscDomain) continue;
+      if (n->op_type() == ops::kSwapIn) in += times * StaticNumel(n->output(0)) * ElemSize(n->output(0));
+      if (n->op_type() == ops::kSwapOut) out += times * StaticNumel(n->input(0)) * ElemSize(n->input(0));
+    }
+  }
+  return {in, out};
+}
+
 // The state table and the per-rank bytes by kind (what every rank holds for the whole run).
 void AddStateAndMemory(const Plan& plan, json* out) {
   json state = json::array();
   std::map<std::string, int64_t> by_kind;
+  const std::set<std::string> swapped = SwappedStateNames(plan);
+  int64_t on_nvme = 0, resident = 0;
   for (const StateInfo& st : plan.state) {
     StatusOr<int64_t> n = NumElements(st.dims);
     const int64_t numel = n.ok() ? *n : 0;
     const int64_t bytes = numel * static_cast<int64_t>(DTypeSize(st.dtype));
+    const bool on_disk = swapped.count(st.name) > 0;
     state.push_back({{"name", st.name}, {"kind", StateKindName(st.kind)}, {"owner", st.owner},
                      {"dtype", DTypeName(st.dtype)}, {"shape", st.dims}, {"numel", numel}, {"bytes", bytes},
-                     {"zero_init", st.zero_init}, {"shard_of_numel", st.shard_of_numel}});
-    by_kind[StateKindName(st.kind)] += bytes;
+                     {"zero_init", st.zero_init}, {"shard_of_numel", st.shard_of_numel},
+                     {"place", on_disk ? "nvme" : "device"}});
+    // A swapped state costs no memory: the step brings it into the activation arena for its update.
+    if (on_disk) {
+      on_nvme += bytes;
+    } else {
+      by_kind[StateKindName(st.kind)] += bytes;
+      resident += bytes;
+    }
   }
   (*out)["state"] = state;
   int64_t activations = 0;
@@ -405,6 +444,13 @@ void AddStateAndMemory(const Plan& plan, json* out) {
                       {"activations_peak", activations},
                       {"communication_buffers", comm_buffers},
                       {"arena_bytes_by_program", per_program}};
+  // Where the bytes are: "device" is the memory the rank computes in (host memory on a CPU rank),
+  // "host" host memory besides it (nothing is placed there yet: offload_optimizer "cpu" runs on CPU
+  // ranks only, where it is the device), "nvme" the swap file.
+  const auto [nvme_in, nvme_out] = SwapBytesPerStep(plan);
+  (*out)["memory"]["places"] = {{"device", resident + activations}, {"host", 0}, {"nvme", on_nvme}};
+  (*out)["memory"]["moved_per_step"] = {{"nvme_to_device", nvme_in}, {"device_to_nvme", nvme_out},
+                                        {"host_to_device", 0}, {"device_to_host", 0}};
 }
 
 // --- text rendering
@@ -713,6 +759,18 @@ void RenderState(std::ostream& os, const json& s) {
       {"buffers", HumanBytes(m["buffers"].get<int64_t>())},
       {"activations (peak arena)", HumanBytes(m["activations_peak"].get<int64_t>())}};
   Table(os, "  ", mem, {false, true});
+  const json& places = m["places"];
+  const json& moved = m["moved_per_step"];
+  os << "\nplaces per rank (device: where the rank computes, host memory on a CPU rank):\n";
+  Table(os, "  ",
+        {{"device", HumanBytes(places["device"].get<int64_t>())},
+         {"host", HumanBytes(places["host"].get<int64_t>())},
+         {"nvme", HumanBytes(places["nvme"].get<int64_t>())},
+         {"moved per step, nvme -> device", HumanBytes(moved["nvme_to_device"].get<int64_t>())},
+         {"moved per step, device -> nvme", HumanBytes(moved["device_to_nvme"].get<int64_t>())},
+         {"moved per step, host <-> device", HumanBytes(moved["host_to_device"].get<int64_t>() +
+                                                        moved["device_to_host"].get<int64_t>())}},
+        {false, true});
 }
 
 void RenderCommunication(std::ostream& os, const json& s) {

@@ -28,9 +28,16 @@
 //     gathered_peak_elements: the most gathered parameter elements alive at once, walking the program
 //       in order (+ the members' n_i at an AllGatherStart, - each input's numel at a Release);
 //       gathered_peak_at: {index, name} of the node where it is first reached, null when 0.
-//   state: [{name, kind, owner, dtype, shape, numel, bytes, zero_init, shard_of_numel (ZeRO chunks; 0 = whole)}],
+//   state: [{name, kind, owner, dtype, shape, numel, bytes, zero_init, shard_of_numel (ZeRO chunks; 0 = whole),
+//            place ("device", or "nvme" for a state swapped to NVMe, ir/swap_ops.h)}],
 //   memory: {parameters, gradients, optimizer_states, master_weights (fp32 masters of a half model),
-//            model_states (the four above), buffers, activations_peak,
+//            model_states (the four above), buffers, activations_peak (the kinds count resident
+//            states only: a swapped state is in places.nvme),
+//            places: {device (resident states + activations_peak: the memory the rank computes in,
+//            host memory on a CPU rank), host (host memory besides it: 0, nothing is placed there
+//            yet), nvme (swapped states)},
+//            moved_per_step: {nvme_to_device, device_to_nvme (the SwapIns' and SwapOuts' bytes),
+//            host_to_device, device_to_host (0)},
 //            communication_buffers (outputs of collectives, bucket buffers B and the Waits'
 //            outputs, summed over programs; part of the arenas),
 //            arena_bytes_by_program: {program: bytes}}   (bytes per rank)
