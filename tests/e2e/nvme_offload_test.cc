@@ -22,15 +22,17 @@ using testing::ShellQuote;
 const fs::path kRoot = DSC_SOURCE_DIR;
 constexpr int kWorld = 2;
 
-// The stage's 2-rank config of the ZeRO tests, with `offload` as zero_optimization.offload_optimizer
-// (null: none), compiled for the gpt model; returns the plan's path.
-std::string Compile(int stage, const json& offload, const testing::TempDir& tmp, const std::string& name) {
-  json cfg = json::parse(std::ifstream(kRoot / "models" / "zero_configs" / ("stage" + std::to_string(stage) + "_w2.json")));
+// The stage's config of the ZeRO tests for `world` ranks, with `offload` as
+// zero_optimization.offload_optimizer (null: none), compiled for the gpt model; returns the plan's path.
+std::string Compile(int stage, const json& offload, const testing::TempDir& tmp, const std::string& name,
+                    int world = kWorld) {
+  const std::string w = std::to_string(world);
+  json cfg = json::parse(std::ifstream(kRoot / "models" / "zero_configs" / ("stage" + std::to_string(stage) + "_w" + w + ".json")));
   if (!offload.is_null()) cfg["zero_optimization"]["offload_optimizer"] = offload;
   const std::string cfg_path = tmp.File(name + ".json"), plan = tmp.File(name + ".dsplan");
   std::ofstream(cfg_path) << cfg.dump();
   CommandResult c = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote((kRoot / "models/gpt/gpt.onnx").string()) +
-                                        " --config " + ShellQuote(cfg_path) + " --world-size 2 -q -o " + ShellQuote(plan));
+                                        " --config " + ShellQuote(cfg_path) + " --world-size " + w + " -q -o " + ShellQuote(plan));
   EXPECT_EQ(c.rc, 0) << c.output;
   return plan;
 }
@@ -40,9 +42,11 @@ struct TrainRun {
   json last;  // the last metrics line
 };
 
-TrainRun Train(const std::string& plan, const std::string& args, const testing::TempDir& tmp, const std::string& name) {
+TrainRun Train(const std::string& plan, const std::string& args, const testing::TempDir& tmp, const std::string& name,
+               int world = kWorld) {
   const std::string metrics = tmp.File(name + ".jsonl");
-  CommandResult r = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + " --nproc 2 --data " +
+  const std::string nproc = world > 1 ? " --nproc " + std::to_string(world) : "";  // one rank: no MPI job
+  CommandResult r = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + nproc + " --data " +
                                         ShellQuote((kRoot / "models/gpt/data").string()) +
                                         " --no-shuffle -q --threads 1 --metrics " + ShellQuote(metrics) + " " + args);
   EXPECT_EQ(r.rc, 0) << r.output;
@@ -123,6 +127,29 @@ TEST(NvmeOffloadCheckpoint, SavesAndResumesThroughTheSwapFile) {
   const TrainRun crossed = Train(plan, "--steps 8 --resume " + ShellQuote(base_ckpt), tmp, "crossed");
   ASSERT_EQ(crossed.loss.size(), 4u);
   for (size_t i = 0; i < 4; ++i) EXPECT_EQ(crossed.loss[i], whole.loss[4 + i]) << "step " << 5 + i;
+}
+
+// One rank (no MPI job, so the sanitizer run keeps it), unpipelined with one buffer: each update
+// reads, runs, writes and waits in turn. dsinspect's text report shows the places.
+TEST(NvmeOffloadOneRank, SameLossesAndTheReportShowsThePlaces) {
+  testing::TempDir tmp;
+  const json off = {{"device", "nvme"}, {"nvme_path", tmp.File("nvme")}, {"buffer_count", 1}};
+  const std::string plan = Compile(1, off, tmp, "nvme", 1), base = Compile(1, nullptr, tmp, "base", 1);
+  const TrainRun want = Train(base, "--steps 4", tmp, "base", 1), got = Train(plan, "--steps 4", tmp, "nvme", 1);
+  ASSERT_EQ(want.loss.size(), 4u);
+  EXPECT_EQ(got.loss, want.loss);
+  CommandResult text = testing::RunCommand(ShellQuote(DSINSPECT_PATH) + " " + ShellQuote(plan), false);
+  ASSERT_EQ(text.rc, 0) << text.output;
+  const json b = Summary(base);
+  const std::string states = std::to_string(b["memory"]["optimizer_states"].get<int64_t>());
+  EXPECT_NE(text.output.find("places per rank (device: where the rank computes, host memory on a CPU rank):"),
+            std::string::npos) << text.output;
+  for (const char* row : {"  nvme ", "  moved per step, nvme -> device ", "  moved per step, device -> nvme "}) {
+    const size_t at = text.output.find(row);
+    ASSERT_NE(at, std::string::npos) << row << "\n" << text.output;
+    EXPECT_NE(text.output.substr(at, text.output.find('\n', at) - at).find("KiB"), std::string::npos) << row;
+  }
+  EXPECT_EQ(Summary(plan)["memory"]["places"]["nvme"].get<int64_t>(), std::stoll(states));
 }
 
 }  // namespace
