@@ -39,6 +39,7 @@ class NvmeSwapFile::Handle : public CommHandle {
   }
   Status Wait() override { return f_->WaitFor(t_.get()); }
   Status Progress() override {
+    RETURN_IF_ERROR(f_->Submit());  // first: it fails once a submission has (nothing to reap then)
     RETURN_IF_ERROR(f_->Reap(false));
     return f_->Submit();
   }
@@ -92,7 +93,7 @@ StatusOr<std::unique_ptr<NvmeSwapFile>> NvmeSwapFile::Create(const std::string& 
 
 NvmeSwapFile::~NvmeSwapFile() {
   // Every handle waited for its transfer; what may remain are the writes' linked sync/fadvise.
-  while (ring_ok_ && in_flight_ > 0)
+  while (ring_ok_ && failed_.ok() && in_flight_ > 0)
     if (!Reap(true).ok()) break;
   if (ring_ok_) io_uring_queue_exit(&ring_);
   if (fd_ >= 0) ::close(fd_);
@@ -127,6 +128,7 @@ StatusOr<std::unique_ptr<CommHandle>> NvmeSwapFile::Start(bool write, const std:
 }
 
 Status NvmeSwapFile::Submit() {
+  RETURN_IF_ERROR(failed_);
   // Without overlap_events a new batch waits until the last one has completed.
   if (!io_.overlap_events && in_flight_ > 0) return Status::OK();
   int queued = 0;
@@ -156,8 +158,7 @@ Status NvmeSwapFile::Submit() {
     ++in_flight_;
     ++queued;
     if (io_.single_submit) {
-      int s = io_uring_submit(&ring_);
-      if (s < 0) r->t->error = DataLoss(description_, ": io_uring_submit: ", Errno(-s));
+      if (int err = io_uring_submit(&ring_); err < 0) failed_ = DataLoss(description_, ": io_uring_submit: ", Errno(-err));
     }
     return true;
   };
@@ -175,10 +176,9 @@ Status NvmeSwapFile::Submit() {
     if (++t->next == t->requests.size()) pending_.pop_front();
   }
   if (queued > 0 && !io_.single_submit) {
-    int s = io_uring_submit(&ring_);
-    if (s < 0) return DataLoss(description_, ": io_uring_submit: ", Errno(-s));
+    if (int err = io_uring_submit(&ring_); err < 0) failed_ = DataLoss(description_, ": io_uring_submit: ", Errno(-err));
   }
-  return Status::OK();
+  return failed_;
 }
 
 Status NvmeSwapFile::Reap(bool wait_one) {
@@ -224,6 +224,7 @@ Status NvmeSwapFile::Reap(bool wait_one) {
 
 Status NvmeSwapFile::WaitFor(Transfer* t) {
   while (!t->finished()) {
+    // After a failed submission the queued requests may never complete: fail instead of waiting.
     RETURN_IF_ERROR(Submit());
     if (in_flight_ == 0) return Internal(description_, ": the transfer of state '", t->name, "' cannot be submitted");
     RETURN_IF_ERROR(Reap(true));

@@ -106,6 +106,7 @@ class NvmeSwapFile : public SwapSpace {
   int in_flight_ = 0;               // requests submitted and not completed (sync/fadvise ones too)
   int64_t data_in_flight_ = 0;      // reads and writes among them
   uint64_t bytes_read_ = 0, bytes_written_ = 0;
+  Status failed_ = Status::OK();    // a failed io_uring_submit: every later transfer fails with it
 };
 
 }  // namespace dsc
