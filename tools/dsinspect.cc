@@ -36,8 +36,9 @@ that dsrun --save-dir wrote.
   (no options)          summary: producer, pipeline, config, and per program the ops,
                         inputs, outputs, loss, parameters, constants, memory and the schedule
                         of bucketed collectives; per rank the state (with each parameter's
-                        group when the config has parameter groups), memory by kind, and
-                        bytes and collective calls per optimizer step
+                        group when the config has parameter groups), memory by kind, the
+                        places of the bytes (device, host, NVMe) and the bytes moved between
+                        them per optimizer step, and bytes and collective calls per step
   --schedule            in the summary, every bucketed collective of each program: its members,
                         node indices, bytes sent and the compute it overlaps (by default one
                         line per bucket, at most 20 per program)
