@@ -107,6 +107,11 @@ Status ParseOffloadOptimizer(ParseContext& ctx, const std::string& path, const n
                                          "--threads like every other kernel"},
   };
   const bool cpu = out->device == "cpu", nvme = out->device == "nvme";
+  if (!cpu && !nvme) {
+    for (const auto& [key, value] : v.items())
+      if (key != "device") ctx.Warn(r.Path(key), "has no effect: nothing is offloaded (device \"none\")");
+    return Status::OK();
+  }
   for (const NoEffect& e : kNoEffect)
     if (v.contains(e.key) && ((cpu && e.on_cpu) || (nvme && e.on_nvme)))
       ctx.Warn(r.Path(e.key), StrCat("has no effect with device \"", out->device, "\": ", e.why));

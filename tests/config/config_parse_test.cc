@@ -253,6 +253,13 @@ TEST(ConfigParse, UnsupportedSettingsAreRecordedAndRefusedAtCompileTime) {
   EXPECT_EQ(all.find("buffer_count"), std::string::npos) << all;
   EXPECT_EQ(all.find("pipeline_read"), std::string::npos) << all;
   EXPECT_NE(all.find("offload_optimizer.fast_init: has no effect with device \"nvme\""), std::string::npos) << all;
+  warnings.clear();
+  cfg = Parse(R"({"train_batch_size": 8, "optimizer": {"type": "Adam"},
+                  "zero_optimization": {"stage": 2, "offload_optimizer": {"device": "none", "nvme_path": "/x"}}})", {}, &warnings);
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  all.clear();
+  for (const std::string& w : warnings) all += w + "\n";
+  EXPECT_NE(all.find("offload_optimizer.nvme_path: has no effect: nothing is offloaded"), std::string::npos) << all;
   // Present but switched off: nothing to refuse.
   cfg = Parse(R"({"train_batch_size": 8, "flops_profiler": {"enabled": false}, "wandb": {"enabled": false}})");
   ASSERT_TRUE(cfg.ok());
