@@ -33,6 +33,7 @@
 #include "runtime/loss_scaler.h"
 #include "runtime/lr_schedule.h"
 #include "runtime/profiler.h"
+#include "runtime/training_monitor.h"
 #include "runtime/state_store.h"
 #include "runtime/trainer_checkpoint.h"
 
@@ -599,6 +600,13 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
                                total, print_every, device->kind() != DeviceKind::kCpu};
     ASSIGN_OR_RETURN(profiler, TrainingProfiler::Create(plan, cfg, popts));
   }
+  // DeepSpeed's tensorboard and csv_monitor sections: rank 0 writes them, like the metrics.
+  std::unique_ptr<TrainingMonitor> monitor;
+  if (lead_rank) {
+    ASSIGN_OR_RETURN(monitor, TrainingMonitor::Create(cfg));
+    if (monitor && progress)
+      for (const std::string& where : monitor->Describe()) *progress << "dsrun: " << where << "\n";
+  }
   const std::string loss_name = micro->graph->training.loss;
   std::ostream* const metrics = lead_rank ? opts.metrics : nullptr;
   TrainSummary summary;
@@ -786,6 +794,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
       *metrics << line.dump() << "\n" << std::flush;
       if (!*metrics) return MetricsWriteError(opts.metrics_path);
     }
+    if (monitor) RETURN_IF_ERROR(monitor->Write(StepEvents(cfg, s + 1, loss, lr, used_scale)));
     if (progress && (skipped || (s + 1) % print_every == 0 || s == 0 || s + 1 == total)) {
       *progress << "step " << std::setw(6) << s + 1 << "  loss " << std::fixed << std::setprecision(4) << loss
                 << "  lr " << std::scientific << std::setprecision(3) << lr << "  grad_norm " << std::fixed

@@ -1,4 +1,4 @@
-// The remaining DeepSpeed sections: checkpoint, monitors (tensorboard, csv_monitor), activation
+// The remaining DeepSpeed sections: checkpoint, monitors (tensorboard, csv_monitor; dsrun writes them), activation
 // checkpointing, aio, the flops profiler, and every section dscompile recognises but does not implement (pipeline,
 // sparse attention, compression, ...), recorded as unsupported when it is switched on (compiling refuses it).
 #pragma once

@@ -180,8 +180,8 @@ TEST(ConfigParse, UnsupportedSettingsAreRecordedAndRefusedAtCompileTime) {
   } cases[] = {
       {R"("sparse_attention": {"mode": "fixed"})", "sparse_attention", "sparse attention"},
       {R"("pipeline": {"stages": 2})", "pipeline", "pipeline parallelism"},
-      {R"("wandb": {"enabled": true})", "wandb", "Weights & Biases"},
-      {R"("csv_monitor": {"enabled": true})", "csv_monitor.enabled", "monitor output"},
+      {R"("wandb": {"enabled": true})", "wandb", "Weights & Biases monitor needs its service; \"tensorboard\" and \"csv_monitor\" write the same metrics offline"},
+      {R"("comet": {"enabled": true, "project": "p"})", "comet", "Comet monitor needs its service; \"tensorboard\" and \"csv_monitor\" write the same metrics offline"},
       {R"("flops_profiler": {"enabled": true, "module_depth": 2})", "flops_profiler.module_depth", "only -1"},
       {R"("zero_optimization": {"stage": 2, "offload_optimizer": {"device": "nvme"}})",
        "zero_optimization.offload_optimizer.nvme_path", "needs the folder"},
@@ -303,6 +303,29 @@ TEST(ConfigParse, ResolvedConfigOfAnUnsupportedConfigParsesBack) {
   EXPECT_EQ(again->unsupported, cfg->unsupported);
   EXPECT_EQ(ResolvedConfigJson(*again), ResolvedConfigJson(*cfg));
   EXPECT_EQ(ResolvedConfigJson(*cfg)["scheduler"]["type"], "StepLR");
+}
+
+// tensorboard and csv_monitor are acted on (dsrun writes them): nothing is refused, every key
+// (monitor/config.py TensorBoardConfig, CSVConfig) reaches the plan's resolved config, and an
+// unknown key is an error, as pydantic's extra="forbid" makes it.
+TEST(ConfigParse, TensorBoardAndCsvMonitorAreActedOn) {
+  StatusOr<DsConfig> cfg = Parse(R"({"train_batch_size": 8, "optimizer": {"type": "Adam"},
+      "tensorboard": {"enabled": true, "output_path": "runs", "job_name": "j1"},
+      "csv_monitor": {"enabled": true, "output_path": "/tmp/csv"}})");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  EXPECT_TRUE(cfg->unsupported.empty());
+  EXPECT_TRUE(RefuseUnsupported(*cfg).ok());
+  std::vector<std::string> warnings;
+  StatusOr<DsConfig> again = ParseDsConfigJson(ResolvedConfigJson(*cfg), {}, &warnings);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_TRUE(again->tensorboard.enabled);
+  EXPECT_EQ(again->tensorboard.output_path, "runs");
+  EXPECT_EQ(again->tensorboard.job_name, "j1");
+  EXPECT_TRUE(again->csv_monitor.enabled);
+  EXPECT_EQ(again->csv_monitor.output_path, "/tmp/csv");
+  EXPECT_EQ(again->csv_monitor.job_name, "DeepSpeedJobName");
+  EXPECT_NE(ErrorOf(R"({"train_batch_size": 8, "tensorboard": {"enabled": true, "flush_secs": 5}})").find("tensorboard.flush_secs"),
+            std::string::npos);
 }
 
 // DeepSpeed reads optimizer/scheduler params only with a type and ignores them otherwise; so does

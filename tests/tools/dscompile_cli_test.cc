@@ -253,8 +253,10 @@ TEST(DscompileCli, RefusesConfigFeaturesItDoesNotImplement) {
   struct Case {
     std::string extra, needle;
   } cases[] = {
-      {R"("csv_monitor": {"enabled": true, "output_path": "/tmp"})", "csv_monitor.enabled: monitor output"},
-      {R"("tensorboard": {"enabled": true})", "tensorboard.enabled: monitor output"},
+      // The monitors that need a service; tensorboard and csv_monitor are written by dsrun.
+      {R"("wandb": {"enabled": true, "project": "p"})",
+       "wandb: the Weights & Biases monitor needs its service; \"tensorboard\" and \"csv_monitor\" write"},
+      {R"("comet": {"enabled": true})", "comet: the Comet monitor needs its service; \"tensorboard\" and \"csv_monitor\""},
       {R"("flops_profiler": {"enabled": true, "module_depth": 2})", "flops_profiler.module_depth: only -1"},
       {R"("fp16": {"enabled": true, "auto_cast": true})", "fp16.auto_cast"},
       {R"("pipeline": {"stages": 2})", "pipeline: pipeline parallelism"},
