@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs every Debian package dscompile's build, tests (clang, libFuzzer and libomp for the
 # sanitizer and fuzz builds) and reference scripts need, then the ONNX C++ library
-# (scripts/install-onnx.sh) and OpenBLAS (scripts/install-openblas.sh) at their current releases;
+# (scripts/install-onnx.sh) and OpenBLAS (scripts/install-openblas.sh) at their current releases,
+# and TensorBoard in a venv of its own for the test that reads dsrun's event files
+# (scripts/install-tensorboard.sh);
 # a no-op when all are present. Debian's OpenBLAS (libopenblas0-pthread) stays for numpy and the
 # reference PyTorch; dscompile's kernels link the current one. oneDNN (convolutions) is Debian's
 # libdnnl-dev 2.6: PyPI's current onednn wheel is a SYCL/TBB build (see the top-level CMakeLists.txt).
@@ -39,3 +41,4 @@ fi
 
 echo "install-deps: ONNX $(basename "$("$(dirname "$0")/install-onnx.sh")")"
 echo "install-deps: OpenBLAS $(basename "$("$(dirname "$0")/install-openblas.sh")")"
+echo "install-deps: TensorBoard reader $("$(dirname "$0")/install-tensorboard.sh")"
