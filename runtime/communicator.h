@@ -68,9 +68,38 @@ class CommHandle {
   virtual Status Progress() { return Status::OK(); }
 };
 
+// One collective this rank finished, for comms_logger (runtime/comms_logger.h).
+struct CollectiveRecord {
+  const char* kind = "";  // all_reduce | reduce_scatter | all_gather | broadcast
+  // The message size DeepSpeed's comms logger records and its bandwidth formulas take
+  // (deepspeed/utils/comms_logging.py calc_bw_log): the buffer of an all_reduce or broadcast, one
+  // rank's block of an all_gather or reduce_scatter (calc_bw_log multiplies those by size()).
+  int64_t msg_bytes = 0;
+  int64_t bytes_sent = 0;  // the bytes model above
+  // From issuing the collective to its completion: on the MPI communicator, when an MPI test
+  // first saw it complete (the executor tests between nodes, so this is the time in flight as the
+  // rank saw it, at node granularity); on NCCL, the comm stream's own time between CUDA events
+  // recorded around it; on the staged communicator, until Wait() returned.
+  double latency_s = 0;
+};
+
+class CollectiveLog {
+ public:
+  virtual ~CollectiveLog() = default;
+  virtual void Record(const CollectiveRecord& r) = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
+  // Collectives issued while a log is attached (not owned; null detaches) are recorded in it when
+  // they finish, at the latest in FlushCollectiveLog(). With size() == 1 nothing is recorded, as
+  // nothing is counted.
+  void set_collective_log(CollectiveLog* log) { log_ = log; }
+  CollectiveLog* collective_log() const { return log_; }
+  // Records what has finished but is not yet in the log (NCCL reads its CUDA event timings here,
+  // waiting for the collectives issued so far); the others record as they finish.
+  virtual Status FlushCollectiveLog() { return Status::OK(); }
   virtual int rank() const = 0;
   virtual int size() const = 0;
 
@@ -98,6 +127,9 @@ class Communicator {
   // Ends every rank of the job after printing `message` on this rank: the error path of a rank
   // must not leave the others waiting in a collective. Single-rank: prints and exits.
   [[noreturn]] virtual void Abort(const std::string& message, int exit_code) = 0;
+
+ private:
+  CollectiveLog* log_ = nullptr;
 };
 
 // One value from every rank, in rank order (an all-gather of one double): how ranks compare

@@ -123,6 +123,12 @@ void HalfSum(void* in, void* inout, int* len, MPI_Datatype*) {
 
 class MpiCommunicator;
 
+// A collective as issued, for comms_logger: its record (latency still 0) and when it started.
+struct Issued {
+  CollectiveRecord rec;
+  std::chrono::steady_clock::time_point at;
+};
+
 // What Wait() finishes after MPI completes: the kAvg division and the copy out of a staging
 // buffer (used where the caller's buffers alias in a way MPI does not allow).
 struct Finish {
@@ -145,7 +151,14 @@ class PolledHandle : public CommHandle {
   // work (the average, the copy out) stays in Wait().
   Status Progress() override {
     if (done_ || waited_) return Status::OK();
-    return Test();
+    RETURN_IF_ERROR(Test());
+    NoteDone();
+    return Status::OK();
+  }
+  // comms_logger: Wait() records the collective in `log` (the communicator's, attached at issue).
+  void Track(CollectiveLog* log, const Issued& issued) {
+    log_ = log;
+    issued_ = issued;
   }
 
  protected:
@@ -157,12 +170,20 @@ class PolledHandle : public CommHandle {
     if (!waited_) (void)Wait();
   }
   Status Failed(int rc, const char* call);
+  // The latency ends when a test first sees the collective complete.
+  void NoteDone() {
+    if (done_ && log_ && issued_.rec.latency_s == 0)
+      issued_.rec.latency_s =
+          std::max(1e-9, std::chrono::duration<double>(std::chrono::steady_clock::now() - issued_.at).count());
+  }
 
   MpiCommunicator* comm_;
   const char* kind_;
   Finish finish_;
   bool done_ = false;
   bool waited_ = false;
+  CollectiveLog* log_ = nullptr;
+  Issued issued_;
 };
 
 // One MPI non-blocking collective.
@@ -399,17 +420,19 @@ class MpiCommunicator : public Communicator {
     RETURN_IF_ERROR(Usable("all_reduce"));
     RETURN_IF_ERROR(CheckCollectiveArgs("all_reduce", buf, buf, count, dtype, true, op).WithContext(Who()));
     const int64_t bytes = count * static_cast<int64_t>(DTypeSize(dtype));
+    const Issued issued = Issue("all_reduce", bytes, AllReduceBytesSent(bytes, size_));
     if (Ring(bytes)) {
       Count("all_reduce");
       bytes_["all_reduce"] += AllReduceBytesSent(bytes, size_);
-      return StartRing("all_reduce", RingHandle::Op::kAllReduce, buf, buf, count, dtype, Average(buf, count, dtype, op));
+      return StartRing("all_reduce", RingHandle::Op::kAllReduce, buf, buf, count, dtype, Average(buf, count, dtype, op),
+                       issued);
     }
     ASSIGN_OR_RETURN(MpiType t, ToMpi("all_reduce", count, dtype, rank_));
     MPI_Request req;
     DSC_MPI_CHECK(rank_, MPI_Iallreduce(MPI_IN_PLACE, buf, t.count, t.type, SumOp(dtype), comm_, &req));
     Count("all_reduce");
     bytes_["all_reduce"] += AllReduceBytesSent(bytes, size_);
-    return Handle("all_reduce", req, Average(buf, count, dtype, op));
+    return Handle("all_reduce", req, Average(buf, count, dtype, op), issued);
   }
 
   StatusOr<std::unique_ptr<CommHandle>> ReduceScatter(const void* send, void* recv, int64_t recv_count, DType dtype,
@@ -418,6 +441,8 @@ class MpiCommunicator : public Communicator {
     RETURN_IF_ERROR(CheckCollectiveArgs("reduce_scatter", send, recv, recv_count, dtype, true, op).WithContext(Who()));
     const size_t block = static_cast<size_t>(recv_count) * DTypeSize(dtype);
     Finish finish = Average(recv, recv_count, dtype, op);
+    const Issued issued = Issue("reduce_scatter", static_cast<int64_t>(block),
+                                ReduceScatterBytesSent(static_cast<int64_t>(block) * size_, size_));
     if (Ring(static_cast<int64_t>(block) * size_)) {
       Count("reduce_scatter");
       bytes_["reduce_scatter"] += ReduceScatterBytesSent(static_cast<int64_t>(block) * size_, size_);
@@ -430,7 +455,7 @@ class MpiCommunicator : public Communicator {
         finish.copy_to = recv;
       }
       return StartRing("reduce_scatter", RingHandle::Op::kReduceScatter, send, out, recv_count * size_, dtype,
-                       std::move(finish));
+                       std::move(finish), issued);
     }
     ASSIGN_OR_RETURN(MpiType t, ToMpi("reduce_scatter", recv_count, dtype, rank_));
     MPI_Request req;
@@ -448,7 +473,7 @@ class MpiCommunicator : public Communicator {
     }
     Count("reduce_scatter");
     bytes_["reduce_scatter"] += ReduceScatterBytesSent(static_cast<int64_t>(block) * size_, size_);
-    return Handle("reduce_scatter", req, std::move(finish));
+    return Handle("reduce_scatter", req, std::move(finish), issued);
   }
 
   StatusOr<std::unique_ptr<CommHandle>> AllGather(const void* send, void* recv, int64_t send_count,
@@ -456,13 +481,15 @@ class MpiCommunicator : public Communicator {
     RETURN_IF_ERROR(Usable("all_gather"));
     RETURN_IF_ERROR(CheckCollectiveArgs("all_gather", send, recv, send_count, dtype, false).WithContext(Who()));
     const size_t block = static_cast<size_t>(send_count) * DTypeSize(dtype);
+    const Issued issued = Issue("all_gather", static_cast<int64_t>(block),
+                                AllGatherBytesSent(static_cast<int64_t>(block) * size_, size_));
     if (Ring(static_cast<int64_t>(block) * size_)) {
       Count("all_gather");
       bytes_["all_gather"] += AllGatherBytesSent(static_cast<int64_t>(block) * size_, size_);
       char* own = static_cast<char*>(recv) + rank_ * block;
       if (send != own) std::memmove(own, send, block);  // memmove: `send` may overlap `recv`
       return StartRing("all_gather", RingHandle::Op::kAllGather, recv, static_cast<char*>(recv), send_count * size_,
-                       dtype, Finish{});
+                       dtype, Finish{}, issued);
     }
     ASSIGN_OR_RETURN(MpiType t, ToMpi("all_gather", send_count, dtype, rank_));
     Finish finish;
@@ -477,7 +504,7 @@ class MpiCommunicator : public Communicator {
     DSC_MPI_CHECK(rank_, MPI_Iallgather(from, t.count, t.type, recv, t.count, t.type, comm_, &req));
     Count("all_gather");
     bytes_["all_gather"] += AllGatherBytesSent(static_cast<int64_t>(block) * size_, size_);
-    return Handle("all_gather", req, std::move(finish));
+    return Handle("all_gather", req, std::move(finish), issued);
   }
 
   StatusOr<std::unique_ptr<CommHandle>> Broadcast(void* buf, int64_t count, DType dtype, int root) override {
@@ -485,12 +512,14 @@ class MpiCommunicator : public Communicator {
     RETURN_IF_ERROR(CheckCollectiveArgs("broadcast", buf, buf, count, dtype, false).WithContext(Who()));
     if (root < 0 || root >= size_)
       return InvalidArgument(Who(), ": broadcast: root ", root, " is not a rank of ", size_);
+    const int64_t bytes = count * static_cast<int64_t>(DTypeSize(dtype));
+    const Issued issued = Issue("broadcast", bytes, BroadcastBytesSent(bytes, size_, root == rank_));
     ASSIGN_OR_RETURN(MpiType t, ToMpi("broadcast", count, dtype, rank_));
     MPI_Request req;
     DSC_MPI_CHECK(rank_, MPI_Ibcast(buf, t.count, t.type, root, comm_, &req));
     Count("broadcast");
-    bytes_["broadcast"] += BroadcastBytesSent(count * static_cast<int64_t>(DTypeSize(dtype)), size_, root == rank_);
-    return Handle("broadcast", req, Finish{});
+    bytes_["broadcast"] += BroadcastBytesSent(bytes, size_, root == rank_);
+    return Handle("broadcast", req, Finish{}, issued);
   }
 
   // Non-blocking underneath so the watchdog covers it like every other collective.
@@ -532,13 +561,23 @@ class MpiCommunicator : public Communicator {
     f.divide_by = op == ReduceOp::kAvg ? size_ : 0;
     return f;
   }
-  StatusOr<std::unique_ptr<CommHandle>> Handle(const char* kind, MPI_Request req, Finish finish) {
-    return std::unique_ptr<CommHandle>(std::make_unique<MpiHandle>(this, kind, req, std::move(finish)));
+  // comms_logger's record of a collective issued now (communicator.h CollectiveRecord).
+  static Issued Issue(const char* kind, int64_t msg_bytes, int64_t bytes_sent) {
+    return Issued{CollectiveRecord{kind, msg_bytes, bytes_sent, 0.0}, std::chrono::steady_clock::now()};
+  }
+  // Handles record in the attached log, if any (with one rank nothing is counted or recorded).
+  void Track(PolledHandle* h, const Issued& issued) {
+    if (collective_log() && size_ > 1) h->Track(collective_log(), issued);
+  }
+  StatusOr<std::unique_ptr<CommHandle>> Handle(const char* kind, MPI_Request req, Finish finish, const Issued& issued) {
+    auto h = std::make_unique<MpiHandle>(this, kind, req, std::move(finish));
+    Track(h.get(), issued);
+    return std::unique_ptr<CommHandle>(std::move(h));
   }
   // Whether a collective whose whole buffer has `bytes` takes the ring (MpiCommunicatorOptions).
   bool Ring(int64_t bytes) const { return size_ > 1 && bytes > 0 && bytes >= options_.ring_min_bytes; }
   StatusOr<std::unique_ptr<CommHandle>> StartRing(const char* kind, RingHandle::Op op, const void* in, void* out,
-                                                  int64_t count, DType dtype, Finish finish) {
+                                                  int64_t count, DType dtype, Finish finish, const Issued& issued) {
     const int64_t seg = std::max<int64_t>(1, options_.ring_segment_bytes / static_cast<int64_t>(DTypeSize(dtype)));
     // Every rank numbers its rings alike (same collectives, same order); the tag keeps the
     // messages of rings in flight together apart. MPI guarantees tags up to 32767.
@@ -546,6 +585,7 @@ class MpiCommunicator : public Communicator {
     RingHandle::Args args{op, static_cast<const char*>(in), static_cast<char*>(out), Blocks{count, size_}, dtype,
                           seg, tag};
     auto h = std::make_unique<RingHandle>(this, kind, comm_, rank_, args, std::move(finish));
+    Track(h.get(), issued);
     RETURN_IF_ERROR(h->Start());
     return std::unique_ptr<CommHandle>(std::move(h));
   }
@@ -580,6 +620,7 @@ Status PolledHandle::Wait() {
   auto nap = std::chrono::microseconds(20);
   for (int polls = 0; !done_; ++polls) {
     RETURN_IF_ERROR(Test());
+    NoteDone();
     if (done_) break;
     if (std::chrono::steady_clock::now() > deadline) {
       comm_->MarkBroken();
@@ -604,6 +645,10 @@ Status PolledHandle::Wait() {
   }
   if (finish_.copy_to)
     std::memcpy(finish_.copy_to, finish_.result, static_cast<size_t>(finish_.count) * DTypeSize(finish_.dtype));
+  if (log_) {
+    NoteDone();  // done before Wait() began (a test in Progress() or the ring's Start())
+    log_->Record(issued_.rec);
+  }
   return Status::OK();
 }
 

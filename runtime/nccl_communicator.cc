@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <vector>
 
 #include <cuda_runtime_api.h>
 #include <nccl.h>
@@ -74,6 +75,11 @@ class NcclCommunicator : public Communicator {
       }
     }
     if (ready_) cudaEventDestroy(ready_);
+    for (const Timed& t : timed_) {
+      cudaEventDestroy(t.start);
+      cudaEventDestroy(t.end);
+    }
+    if (start_) cudaEventDestroy(start_);
   }
 
   // Rank 0 makes the NCCL id and broadcasts it (with whether that worked, so a failure there
@@ -123,8 +129,9 @@ class NcclCommunicator : public Communicator {
       return Average(buf, count, dtype, op);
     }));
     Count("all_reduce");
-    bytes_["all_reduce"] += AllReduceBytesSent(count * static_cast<int64_t>(DTypeSize(dtype)), size_);
-    return End("all_reduce");
+    const int64_t bytes = count * static_cast<int64_t>(DTypeSize(dtype));
+    bytes_["all_reduce"] += AllReduceBytesSent(bytes, size_);
+    return End({"all_reduce", bytes, AllReduceBytesSent(bytes, size_), 0.0});
   }
 
   StatusOr<std::unique_ptr<CommHandle>> ReduceScatter(const void* send, void* recv, int64_t recv_count, DType dtype,
@@ -150,7 +157,8 @@ class NcclCommunicator : public Communicator {
     }));
     Count("reduce_scatter");
     bytes_["reduce_scatter"] += ReduceScatterBytesSent(static_cast<int64_t>(block) * size_, size_);
-    return End("reduce_scatter");
+    return End({"reduce_scatter", static_cast<int64_t>(block),
+                ReduceScatterBytesSent(static_cast<int64_t>(block) * size_, size_), 0.0});
   }
 
   StatusOr<std::unique_ptr<CommHandle>> AllGather(const void* send, void* recv, int64_t send_count,
@@ -174,7 +182,8 @@ class NcclCommunicator : public Communicator {
     }));
     Count("all_gather");
     bytes_["all_gather"] += AllGatherBytesSent(static_cast<int64_t>(block) * size_, size_);
-    return End("all_gather");
+    return End({"all_gather", static_cast<int64_t>(block), AllGatherBytesSent(static_cast<int64_t>(block) * size_, size_),
+                0.0});
   }
 
   StatusOr<std::unique_ptr<CommHandle>> Broadcast(void* buf, int64_t count, DType dtype, int root) override {
@@ -187,11 +196,35 @@ class NcclCommunicator : public Communicator {
       return Status::OK();
     }));
     Count("broadcast");
-    bytes_["broadcast"] += BroadcastBytesSent(count * static_cast<int64_t>(DTypeSize(dtype)), size_, root == rank_);
-    return End("broadcast");
+    const int64_t bytes = count * static_cast<int64_t>(DTypeSize(dtype));
+    bytes_["broadcast"] += BroadcastBytesSent(bytes, size_, root == rank_);
+    return End({"broadcast", bytes, BroadcastBytesSent(bytes, size_, root == rank_), 0.0});
   }
 
   Status Barrier() override { return host_->Barrier(); }
+  // comms_logger: each timed collective's comm-stream time, between the CUDA events Run() and End()
+  // recorded around it, once the end event has completed.
+  Status FlushCollectiveLog() override {
+    std::vector<Timed> timed;
+    timed.swap(timed_);
+    Status status;
+    for (const Timed& t : timed) {
+      if (status.ok()) {
+        status = [&]() -> Status {
+          DSC_CUDA_CHECK(cudaEventSynchronize(t.end));
+          float ms = 0;
+          DSC_CUDA_CHECK(cudaEventElapsedTime(&ms, t.start, t.end));
+          CollectiveRecord rec = t.rec;
+          rec.latency_s = static_cast<double>(ms) / 1e3;
+          if (CollectiveLog* log = collective_log()) log->Record(rec);
+          return Status::OK();
+        }();
+      }
+      cudaEventDestroy(t.start);
+      cudaEventDestroy(t.end);
+    }
+    return status.WithContext(Who());
+  }
   std::map<std::string, int64_t> bytes_sent() const override { return bytes_; }
   std::map<std::string, int64_t> calls() const override { return calls_; }
 
@@ -230,6 +263,10 @@ class NcclCommunicator : public Communicator {
     Status s = [&]() -> Status {
       DSC_CUDA_CHECK(cudaEventRecord(ready_, res_->compute));
       DSC_CUDA_CHECK(cudaStreamWaitEvent(res_->comm, ready_, 0));
+      if (collective_log() && size_ > 1) {  // comms_logger: the collective's start on the comm stream
+        DSC_CUDA_CHECK(cudaEventCreate(&start_));
+        DSC_CUDA_CHECK(cudaEventRecord(start_, res_->comm));
+      }
       return body();
     }();
     if (!s.ok()) {
@@ -246,9 +283,20 @@ class NcclCommunicator : public Communicator {
     return cuda::DivideInPlace(buf, count, dtype, size_, res_->comm);
   }
 
-  StatusOr<std::unique_ptr<CommHandle>> End(const char* kind) {
+  StatusOr<std::unique_ptr<CommHandle>> End(const CollectiveRecord& rec) {
+    const char* kind = rec.kind;
     cudaEvent_t done{};
     Status s = [&]() -> Status {
+      if (start_) {  // timed: `done` doubles as the end event FlushCollectiveLog reads
+        DSC_CUDA_CHECK(cudaEventCreate(&done));
+        DSC_CUDA_CHECK(cudaEventRecord(done, res_->comm));
+        cudaEvent_t end{};
+        DSC_CUDA_CHECK(cudaEventCreate(&end));
+        DSC_CUDA_CHECK(cudaEventRecord(end, res_->comm));
+        timed_.push_back(Timed{rec, start_, end});
+        start_ = nullptr;
+        return Status::OK();
+      }
       DSC_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
       DSC_CUDA_CHECK(cudaEventRecord(done, res_->comm));
       return Status::OK();
@@ -265,6 +313,14 @@ class NcclCommunicator : public Communicator {
   cuda::Resources* res_;
   ncclComm_t comm_ = nullptr;
   cudaEvent_t ready_ = nullptr;
+  // comms_logger's timings: the start event of the collective being queued, and those queued
+  // but not yet read.
+  struct Timed {
+    CollectiveRecord rec;
+    cudaEvent_t start, end;
+  };
+  cudaEvent_t start_ = nullptr;
+  std::vector<Timed> timed_;
   int rank_ = 0, size_ = 1;
   bool broken_ = false;
   std::map<std::string, int64_t> bytes_ = {

@@ -1,6 +1,7 @@
 // The GPU communicators without NCCL (runtime/gpu_communicator.h): the single-rank one, whose
 // collectives are device copies on the compute stream, and the staged one, which runs the host
 // communicator on page-locked copies of the device buffers (ranks sharing a GPU).
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
@@ -106,10 +107,21 @@ class StagedHandle : public CommHandle {
   ~StagedHandle() override {
     if (!waited_) (void)Wait();
   }
+  // comms_logger: Wait() records the collective in `log`, its latency ending when the host
+  // collective finished.
+  void Track(CollectiveLog* log, const CollectiveRecord& rec, std::chrono::steady_clock::time_point issued) {
+    log_ = log;
+    rec_ = rec;
+    issued_ = issued;
+  }
   Status Wait() override {
     if (waited_) return Status::OK();
     waited_ = true;
     Status s = host_->Wait();
+    if (s.ok() && log_) {
+      rec_.latency_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - issued_).count();
+      log_->Record(rec_);
+    }
     if (s.ok() && bytes_ > 0) s = Copy();
     Status r = pool_->Release(buf_, stream_);
     return s.ok() ? r : s;
@@ -131,6 +143,9 @@ class StagedHandle : public CommHandle {
   size_t bytes_;
   cudaStream_t stream_;
   bool waited_ = false;
+  CollectiveLog* log_ = nullptr;
+  CollectiveRecord rec_;
+  std::chrono::steady_clock::time_point issued_;
 };
 
 // The host communicator on page-locked copies. Each collective waits for res->compute (the
@@ -146,6 +161,7 @@ class StagedCommunicator : public Communicator {
 
   StatusOr<std::unique_ptr<CommHandle>> AllReduce(void* buf, int64_t count, DType dtype, ReduceOp op) override {
     RETURN_IF_ERROR(CheckCollectiveArgs("all_reduce", buf, buf, count, dtype, true, op));
+    const auto issued = std::chrono::steady_clock::now();
     const size_t bytes = static_cast<size_t>(count) * DTypeSize(dtype);
     ASSIGN_OR_RETURN(PinnedPool::Buffer b, Stage(buf, bytes, 0, bytes));
     auto h = host_->AllReduce(b.data, count, dtype, op);
@@ -153,11 +169,13 @@ class StagedCommunicator : public Communicator {
       Count("all_reduce");
       bytes_["all_reduce"] += AllReduceBytesSent(static_cast<int64_t>(bytes), size());
     }
-    return Handle(std::move(h), b, 0, buf, bytes);
+    const auto n = static_cast<int64_t>(bytes);
+    return Handle(std::move(h), b, 0, buf, bytes, {"all_reduce", n, AllReduceBytesSent(n, size()), 0.0}, issued);
   }
   StatusOr<std::unique_ptr<CommHandle>> ReduceScatter(const void* send, void* recv, int64_t recv_count, DType dtype,
                                                       ReduceOp op) override {
     RETURN_IF_ERROR(CheckCollectiveArgs("reduce_scatter", send, recv, recv_count, dtype, true, op));
+    const auto issued = std::chrono::steady_clock::now();
     const size_t block = static_cast<size_t>(recv_count) * DTypeSize(dtype);
     const size_t all = block * static_cast<size_t>(size());
     ASSIGN_OR_RETURN(PinnedPool::Buffer b, Stage(send, all, 0, all + block));
@@ -166,11 +184,14 @@ class StagedCommunicator : public Communicator {
       Count("reduce_scatter");
       bytes_["reduce_scatter"] += ReduceScatterBytesSent(static_cast<int64_t>(all), size());
     }
-    return Handle(std::move(h), b, all, recv, block);
+    return Handle(std::move(h), b, all, recv, block,
+                  {"reduce_scatter", static_cast<int64_t>(block), ReduceScatterBytesSent(static_cast<int64_t>(all), size()), 0.0},
+                  issued);
   }
   StatusOr<std::unique_ptr<CommHandle>> AllGather(const void* send, void* recv, int64_t send_count,
                                                   DType dtype) override {
     RETURN_IF_ERROR(CheckCollectiveArgs("all_gather", send, recv, send_count, dtype, false));
+    const auto issued = std::chrono::steady_clock::now();
     const size_t block = static_cast<size_t>(send_count) * DTypeSize(dtype);
     const size_t all = block * static_cast<size_t>(size());
     const size_t mine = block * static_cast<size_t>(rank());
@@ -180,10 +201,13 @@ class StagedCommunicator : public Communicator {
       Count("all_gather");
       bytes_["all_gather"] += AllGatherBytesSent(static_cast<int64_t>(all), size());
     }
-    return Handle(std::move(h), b, 0, recv, all);
+    return Handle(std::move(h), b, 0, recv, all,
+                  {"all_gather", static_cast<int64_t>(block), AllGatherBytesSent(static_cast<int64_t>(all), size()), 0.0},
+                  issued);
   }
   StatusOr<std::unique_ptr<CommHandle>> Broadcast(void* buf, int64_t count, DType dtype, int root) override {
     RETURN_IF_ERROR(CheckCollectiveArgs("broadcast", buf, buf, count, dtype, false));
+    const auto issued = std::chrono::steady_clock::now();
     const size_t bytes = static_cast<size_t>(count) * DTypeSize(dtype);
     ASSIGN_OR_RETURN(PinnedPool::Buffer b, Stage(buf, rank() == root ? bytes : 0, 0, bytes));
     auto h = host_->Broadcast(b.data, count, dtype, root);
@@ -191,7 +215,9 @@ class StagedCommunicator : public Communicator {
       Count("broadcast");
       bytes_["broadcast"] += BroadcastBytesSent(static_cast<int64_t>(bytes), size(), root == rank());
     }
-    return Handle(std::move(h), b, 0, buf, bytes);
+    const auto n = static_cast<int64_t>(bytes);
+    return Handle(std::move(h), b, 0, buf, bytes, {"broadcast", n, BroadcastBytesSent(n, size(), root == rank()), 0.0},
+                  issued);
   }
   Status Barrier() override { return host_->Barrier(); }
   std::map<std::string, int64_t> bytes_sent() const override { return bytes_; }
@@ -221,13 +247,15 @@ class StagedCommunicator : public Communicator {
     return b;
   }
   StatusOr<std::unique_ptr<CommHandle>> Handle(StatusOr<std::unique_ptr<CommHandle>> h, PinnedPool::Buffer b,
-                                               size_t from_offset, void* to, size_t bytes) {
+                                               size_t from_offset, void* to, size_t bytes, const CollectiveRecord& rec,
+                                               std::chrono::steady_clock::time_point issued) {
     if (!h.ok()) {
       (void)pool_.Release(b, res_->compute);
       return h.status();
     }
-    return std::unique_ptr<CommHandle>(
-        std::make_unique<StagedHandle>(std::move(*h), &pool_, b, from_offset, to, bytes, res_->compute));
+    auto staged = std::make_unique<StagedHandle>(std::move(*h), &pool_, b, from_offset, to, bytes, res_->compute);
+    if (collective_log() && size() > 1) staged->Track(collective_log(), rec, issued);
+    return std::unique_ptr<CommHandle>(std::move(staged));
   }
 
   Communicator* host_;

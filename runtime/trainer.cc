@@ -32,6 +32,7 @@
 #include "runtime/executor.h"
 #include "runtime/loss_scaler.h"
 #include "runtime/lr_schedule.h"
+#include "runtime/comms_logger.h"
 #include "runtime/profiler.h"
 #include "runtime/training_monitor.h"
 #include "runtime/state_store.h"
@@ -607,6 +608,11 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     if (monitor && progress)
       for (const std::string& where : monitor->Describe()) *progress << "dsrun: " << where << "\n";
   }
+  // comms_logger: every rank's communicator records the plan's collectives (only they: the log is
+  // attached while the programs run); rank 0 prints.
+  std::unique_ptr<CommsLogger> comms_log;
+  if (cfg.comms_logger.enabled && kernel_comm)
+    comms_log = std::make_unique<CommsLogger>(cfg.comms_logger, kernel_comm->size(), lead_rank ? &std::cout : nullptr);
   const std::string loss_name = micro->graph->training.loss;
   std::ostream* const metrics = lead_rank ? opts.metrics : nullptr;
   TrainSummary summary;
@@ -680,6 +686,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     RETURN_IF_ERROR(scalars.Upload());
     micro_ex->comm_state().ResetPeak();
     step_ex->comm_state().ResetPeak();
+    if (comms_log) kernel_comm->set_collective_log(comms_log.get());
     for (int64_t m = 0; m < gas; ++m) {
       if (s > 0 || m > 0) RETURN_IF_ERROR(loader.Fill(s, m, &batch));
       RETURN_IF_ERROR(batch_buffers.Upload(batch));
@@ -713,6 +720,10 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
       uint8_t byte = 0;
       RETURN_IF_ERROR(device->CopyDeviceToHost(&byte, flag->ptr, 1));
       overflow = byte != 0;
+    }
+    if (comms_log) {
+      RETURN_IF_ERROR(kernel_comm->FlushCollectiveLog());
+      kernel_comm->set_collective_log(nullptr);
     }
     // The plan's traffic this step, counted before the trainer's own loss reduction (which the
     // plan does not hold, so dsinspect's per-step figures and these agree).
@@ -825,6 +836,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   }
   if (opts.save_at_end && last_saved != std::max(total, start_pos.step)) RETURN_IF_ERROR(save(std::max(total, start_pos.step)));
   if (profiler) RETURN_IF_ERROR(profiler->Finish());
+  if (comms_log && lead_rank) comms_log->PrintSummary(std::cout, std::max<int64_t>(0, total - start_pos.step));
   summary.steps = std::max(total, start_pos.step);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!opts.export_onnx.empty() || !opts.export_safetensors.empty())

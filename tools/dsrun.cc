@@ -84,7 +84,12 @@ The config's wall_clock_breakdown prints DeepSpeed's engine timers with each pro
 steps_per_print steps, the first and the last): "time (ms) | fwd_microstep | bwd_microstep |
 step_microstep" (per micro-step) and "time (ms) | fwd | bwd | step" (the step's totals), from the
 same node timing; flops_profiler prints the --profile tables of step profile_step (top_modules
-slowest nodes when detailed) to output_file or standard output.
+slowest nodes when detailed) to output_file or standard output. tensorboard and csv_monitor write
+DeepSpeed's Train/Samples/{train_loss,lr,loss_scale} after every step into output_path/job_name
+(rank 0; an event file TensorBoard reads, one CSV file per tag), at x = samples seen.
+comms_logger prints, after the run on standard output, DeepSpeed's table of the plan's collectives
+(count, latency, algorithmic and bus bandwidth per kind and message size) and the bytes each kind
+sent; with verbose, one line per collective as it finishes.
 
 debugging options:
   --debug-inject-overflow SPEC

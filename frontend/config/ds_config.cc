@@ -114,6 +114,7 @@ Status ReadTopLevelScalars(SectionReader& top, DsConfig* c) {
 Status ReadSections(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
   RETURN_IF_ERROR(ParseZeroSection(ctx, Section(doc, "zero_optimization"), doc, &c->zero));
   RETURN_IF_ERROR(ParseActivationCheckpointingSection(ctx, Section(doc, "activation_checkpointing"), &c->activation_checkpointing));
+  RETURN_IF_ERROR(ParseCommsLoggerSection(ctx, Section(doc, "comms_logger"), &c->comms_logger));
   RETURN_IF_ERROR(ParseMonitorSection(ctx, "tensorboard", Section(doc, "tensorboard"), &c->tensorboard));
   RETURN_IF_ERROR(ParseMonitorSection(ctx, "csv_monitor", Section(doc, "csv_monitor"), &c->csv_monitor));
   RETURN_IF_ERROR(ParseFp16Section(ctx, Section(doc, "fp16"), &c->fp16));
@@ -434,6 +435,7 @@ nlohmann::json ResolvedConfigJson(const DsConfig& c) {
   j["checkpoint"] = CheckpointToJson(c.checkpoint);
   j["tensorboard"] = MonitorToJson(c.tensorboard);
   j["csv_monitor"] = MonitorToJson(c.csv_monitor);
+  j["comms_logger"] = CommsLoggerToJson(c.comms_logger);
   j["activation_checkpointing"] = ActivationCheckpointingToJson(c.activation_checkpointing);
   j["aio"] = AioToJson(c.aio);
   j["flops_profiler"] = FlopsProfilerToJson(c.flops_profiler);

@@ -70,6 +70,7 @@ struct DsConfig {
   CheckpointConfig checkpoint;
   MonitorConfig tensorboard;
   MonitorConfig csv_monitor;
+  CommsLoggerConfig comms_logger;
   ActivationCheckpointingConfig activation_checkpointing;
   AioConfig aio;
   FlopsProfilerConfig flops_profiler;

@@ -45,7 +45,6 @@ const std::map<std::string, RecognisedSection>& RecognisedSections() {
       {"data_efficiency", {"data efficiency (curriculum learning, random-LTD)", true, false}},
       {"nebula", {"Nebula checkpointing", true, false}},
       {"datastates", {"DataStates checkpointing", true, false}},
-      {"comms_logger", {"the communication logger", true, false}},
       // These two log to their services (wandb.init, comet_ml.start), which a compiled run does not
       // reach; the same events go to files with the monitors that work offline.
       {"wandb", {"the Weights & Biases monitor needs its service; \"tensorboard\" and \"csv_monitor\" write the same "
@@ -136,6 +135,34 @@ Status ParseMonitorSection(ParseContext& ctx, const std::string& name, const nlo
   RETURN_IF_ERROR(r.String("job_name", &out->job_name));
   // dsrun writes the enabled monitors (runtime/training_monitor.h).
   return r.Finish();
+}
+
+// deepspeed/comm/config.py CommsLoggerConfig (pydantic: extra keys are errors). DeepSpeed's
+// CommsLogger.configure switches on whenever the section is present, whatever `enabled` says;
+// dscompile follows `enabled`, as DeepSpeed's docs describe it (docs/config.md).
+Status ParseCommsLoggerSection(ParseContext& ctx, const nlohmann::json& section, CommsLoggerConfig* out) {
+  if (section.is_null()) return Status::OK();
+  RETURN_IF_ERROR(RequireObject(ctx, "comms_logger", section, DsErrorKind::kValidationError));
+  SectionReader r(ctx, "comms_logger", section);
+  RETURN_IF_ERROR(r.Bool("enabled", &out->enabled));
+  RETURN_IF_ERROR(r.Bool("prof_all", &out->prof_all));
+  RETURN_IF_ERROR(r.Bool("verbose", &out->verbose));
+  RETURN_IF_ERROR(r.Bool("debug", &out->debug));
+  if (const nlohmann::json* v = r.Get("prof_ops")) {
+    if (!v->is_array()) return r.Error("prof_ops", "expected a list, got " + ShortJson(*v));
+    out->prof_ops.clear();
+    for (size_t i = 0; i < v->size(); ++i) {
+      const nlohmann::json& op = (*v)[i];
+      if (!op.is_string()) return r.Error(StrCat("prof_ops[", i, "]"), "expected an op name, got " + ShortJson(op));
+      out->prof_ops.push_back(op.get<std::string>());
+    }
+  }
+  RETURN_IF_ERROR(r.Finish());
+  if (out->enabled && out->debug)
+    ctx.Unsupported("comms_logger.debug",
+                    "records named after their caller: the communicator does not know which plan node issued a "
+                    "collective (the records are per collective kind and message size)");
+  return Status::OK();
 }
 
 Status ParseActivationCheckpointingSection(ParseContext& ctx, const nlohmann::json& section,
@@ -270,6 +297,11 @@ nlohmann::json CheckpointToJson(const CheckpointConfig& c) {
 
 nlohmann::json MonitorToJson(const MonitorConfig& m) {
   return {{"enabled", m.enabled}, {"output_path", m.output_path}, {"job_name", m.job_name}};
+}
+
+nlohmann::json CommsLoggerToJson(const CommsLoggerConfig& c) {
+  return {{"enabled", c.enabled}, {"prof_all", c.prof_all}, {"prof_ops", c.prof_ops}, {"verbose", c.verbose},
+          {"debug", c.debug}};
 }
 
 nlohmann::json ActivationCheckpointingToJson(const ActivationCheckpointingConfig& a) {

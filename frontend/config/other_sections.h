@@ -1,4 +1,4 @@
-// The remaining DeepSpeed sections: checkpoint, monitors (tensorboard, csv_monitor; dsrun writes them), activation
+// The remaining DeepSpeed sections: checkpoint, monitors (tensorboard, csv_monitor; dsrun writes them), comms_logger, activation
 // checkpointing, aio, the flops profiler, and every section dscompile recognises but does not implement (pipeline,
 // sparse attention, compression, ...), recorded as unsupported when it is switched on (compiling refuses it).
 #pragma once
@@ -29,6 +29,21 @@ struct MonitorConfig {
   bool enabled = false;
   std::string output_path;
   std::string job_name = "DeepSpeedJobName";
+};
+
+// comms_logger (deepspeed/comm/config.py CommsLoggerConfig): dsrun's communicator times every
+// collective it finishes and rank 0 prints DeepSpeed's table at the end of the run
+// (runtime/comms_logger.h). prof_all logs every kind; otherwise only the kinds in prof_ops
+// (dscompile's names all_reduce, reduce_scatter, all_gather, broadcast, or DeepSpeed's log names
+// all_gather_into_tensor and reduce_scatter_tensor for the last two). verbose prints each
+// collective as it finishes. debug (the Python caller in each record's name) is refused: the
+// communicator is not told which plan node issued a collective.
+struct CommsLoggerConfig {
+  bool enabled = false;
+  bool prof_all = true;
+  std::vector<std::string> prof_ops;
+  bool verbose = false;
+  bool debug = false;
 };
 
 struct ActivationCheckpointingConfig {
@@ -68,6 +83,7 @@ struct FlopsProfilerConfig {
 Status ParseCheckpointSection(ParseContext& ctx, const nlohmann::json& section, CheckpointConfig* out);
 Status ParseMonitorSection(ParseContext& ctx, const std::string& name, const nlohmann::json& section,
                            MonitorConfig* out);
+Status ParseCommsLoggerSection(ParseContext& ctx, const nlohmann::json& section, CommsLoggerConfig* out);
 Status ParseActivationCheckpointingSection(ParseContext& ctx, const nlohmann::json& section,
                                            ActivationCheckpointingConfig* out);
 Status ParseAioSection(ParseContext& ctx, const nlohmann::json& section, AioConfig* out);
@@ -80,6 +96,7 @@ Status CheckRecognisedOnlySection(ParseContext& ctx, const std::string& key, con
 
 nlohmann::json CheckpointToJson(const CheckpointConfig& c);
 nlohmann::json MonitorToJson(const MonitorConfig& m);
+nlohmann::json CommsLoggerToJson(const CommsLoggerConfig& c);
 nlohmann::json ActivationCheckpointingToJson(const ActivationCheckpointingConfig& a);
 nlohmann::json AioToJson(const AioConfig& a);
 nlohmann::json FlopsProfilerToJson(const FlopsProfilerConfig& f);

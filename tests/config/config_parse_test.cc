@@ -328,6 +328,43 @@ TEST(ConfigParse, TensorBoardAndCsvMonitorAreActedOn) {
             std::string::npos);
 }
 
+// comms_logger (comm/config.py CommsLoggerConfig): every key acted on by dsrun except debug, which
+// is refused when the logger is on; the defaults are DeepSpeed's (comm/constants.py).
+TEST(ConfigParse, CommsLoggerKeys) {
+  StatusOr<DsConfig> cfg = Parse(R"({"train_batch_size": 8})");
+  ASSERT_TRUE(cfg.ok());
+  EXPECT_FALSE(cfg->comms_logger.enabled);
+  EXPECT_TRUE(cfg->comms_logger.prof_all);
+  EXPECT_TRUE(cfg->comms_logger.prof_ops.empty());
+  EXPECT_FALSE(cfg->comms_logger.verbose);
+  EXPECT_FALSE(cfg->comms_logger.debug);
+  cfg = Parse(R"({"train_batch_size": 8, "comms_logger": {"enabled": true, "verbose": true, "prof_all": false,
+                  "prof_ops": ["all_reduce", "all_gather_into_tensor"]}})");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  EXPECT_TRUE(cfg->unsupported.empty());
+  EXPECT_EQ(cfg->comms_logger.prof_ops, (std::vector<std::string>{"all_reduce", "all_gather_into_tensor"}));
+  std::vector<std::string> warnings;
+  StatusOr<DsConfig> again = ParseDsConfigJson(ResolvedConfigJson(*cfg), {}, &warnings);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(ResolvedConfigJson(*again)["comms_logger"], ResolvedConfigJson(*cfg)["comms_logger"]);
+  EXPECT_FALSE(again->comms_logger.prof_all);
+  EXPECT_TRUE(again->comms_logger.verbose);
+  // debug: refused when the logger is on, nothing to refuse when it is off.
+  std::vector<std::string> u =
+      UnsupportedIn(R"({"train_batch_size": 8, "comms_logger": {"enabled": true, "debug": true}})", "comms_logger.debug: ");
+  ASSERT_EQ(u.size(), 1u);
+  EXPECT_NE(u[0].find("which plan node issued a collective"), std::string::npos) << u[0];
+  cfg = Parse(R"({"train_batch_size": 8, "comms_logger": {"enabled": false, "debug": true}})");
+  ASSERT_TRUE(cfg.ok());
+  EXPECT_TRUE(cfg->unsupported.empty());
+  EXPECT_NE(ErrorOf(R"({"train_batch_size": 8, "comms_logger": {"prof_ops": "all_reduce"}})").find("comms_logger.prof_ops"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"train_batch_size": 8, "comms_logger": {"prof_ops": [3]}})").find("comms_logger.prof_ops[0]"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"train_batch_size": 8, "comms_logger": {"enabled": true, "log_file": "x"}})").find("comms_logger.log_file"),
+            std::string::npos);
+}
+
 // DeepSpeed reads optimizer/scheduler params only with a type and ignores them otherwise; so does
 // dscompile, with a warning. (Without an optimizer the optimizer pass refuses to compile.)
 TEST(ConfigParse, ParamsWithoutTypeAreIgnoredAsDeepSpeedDoes) {

@@ -1,4 +1,4 @@
-// DeepSpeed's monitors end to end (issue 18): a 2-rank ZeRO-2 fp16 run of the mlp with
+// DeepSpeed's monitors and comms_logger end to end (issue 18). Monitors: a 2-rank ZeRO-2 fp16 run of the mlp with
 // `tensorboard` and `csv_monitor` on and an overflow forced at step 3 (so the loss scale moves).
 // The event file is read back with TensorBoard's own reader (tests/e2e/read_tensorboard.py under
 // the python of scripts/install-tensorboard.sh) and its scalars, like the CSV rows, must equal
@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <cstdio>
 #include <sstream>
 #include <vector>
 
@@ -111,6 +112,68 @@ TEST(Monitors, TensorBoardAndCsvEqualTheMetrics) {
       EXPECT_EQ(row.back(), '\r') << "csv.writer ends rows in \\r\\n";
     }
   }
+}
+
+// comms_logger on 2 ranks, ZeRO-2 with 2 micro-steps: the bytes each kind sent, as the logger
+// summed them from the communicator's records, equal dsinspect's per-step communication figures
+// times the steps, and its counts equal the collectives the metrics lines report.
+TEST(Monitors, CommsLoggerBytesEqualDsinspect) {
+  testing::TempDir tmp;
+  const fs::path root = DSC_SOURCE_DIR;
+  const std::string cfg_path = tmp.File("ds.json");
+  nlohmann::json cfg = {{"train_batch_size", kBatch},
+                        {"train_micro_batch_size_per_gpu", 2},
+                        {"optimizer", {{"type", "Adam"}, {"params", {{"lr", 0.01}}}}},
+                        {"zero_optimization", {{"stage", 2}}},
+                        {"comms_logger", {{"enabled", true}, {"verbose", true}}}};
+  std::ofstream(cfg_path) << cfg.dump();
+  const std::string plan = tmp.File("mlp.dsplan"), metrics = tmp.File("m.jsonl");
+  CommandResult c = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " +
+                                        ShellQuote((root / "models/mlp/mlp.onnx").string()) + " --config " +
+                                        ShellQuote(cfg_path) + " --world-size 2 -q -o " + ShellQuote(plan));
+  ASSERT_EQ(c.rc, 0) << c.output;
+  CommandResult j = testing::RunCommand(ShellQuote(DSINSPECT_PATH) + " --json " + ShellQuote(plan), false);
+  ASSERT_EQ(j.rc, 0) << j.output;
+  const nlohmann::json per_step = nlohmann::json::parse(j.output)["communication"];
+  CommandResult r = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + " --nproc 2 --data " +
+                                            ShellQuote((root / "models/mlp/data").string()) + " --steps " +
+                                            std::to_string(kSteps) + " --no-shuffle -q --threads 1 --metrics " +
+                                            ShellQuote(metrics),
+                                        false);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  // The table's header, and a verbose line per collective (rank 0's only).
+  EXPECT_NE(r.output.find("Comm. Op            Message Size        Count"), std::string::npos) << r.output;
+  std::map<std::string, int64_t> logged;
+  int verbose_lines = 0;
+  std::istringstream out(r.output);
+  for (std::string line; std::getline(out, line);) {
+    if (line.rfind("comm op: ", 0) == 0) ++verbose_lines;
+    char kind[64];
+    long long bytes = 0, steps = 0;
+    if (std::sscanf(line.c_str(), "comms_logger: %63s sent %lld bytes from this rank in %lld steps", kind, &bytes,
+                    &steps) == 3) {
+      EXPECT_EQ(steps, kSteps) << line;
+      logged[kind] = bytes;
+    }
+  }
+  int64_t total_calls = 0;
+  for (const std::string& l : Lines(metrics)) {
+    const nlohmann::json line = nlohmann::json::parse(l);
+    for (const auto& [kind, n] : line.at("collectives").items()) total_calls += n.get<int64_t>();
+  }
+  EXPECT_EQ(verbose_lines, total_calls);
+  int kinds = 0;
+  for (const auto& [kind, bytes] : per_step.items()) {
+    if (kind == "total") continue;
+    if (bytes.get<int64_t>() == 0) {
+      EXPECT_EQ(logged.count(kind), 0u) << kind;
+      continue;
+    }
+    ++kinds;
+    EXPECT_EQ(logged[kind], kSteps * bytes.get<int64_t>()) << kind << ": dsinspect says " << bytes << " per step";
+  }
+  EXPECT_GE(kinds, 2) << "ZeRO-2 reduce-scatters gradients and all-gathers parameters: " << per_step.dump();
+  EXPECT_GT(total_calls, 0);
 }
 
 }  // namespace
