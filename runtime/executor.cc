@@ -6,6 +6,7 @@
 #include <cstring>
 #include <optional>
 
+#include "ir/dsc_ops.h"
 #include "passes/memory_plan.h"
 
 namespace dsc {
@@ -16,7 +17,16 @@ struct ProgramExecutor::Step {
   std::vector<const TensorView*> inputs;
   std::vector<TensorView*> outputs;
   bool view = false;  // the plan placed the output on its input's bytes: nothing to compute
+  bool collective = false;  // issues or waits for a collective (RunOptions::comm_seconds)
 };
+
+// The collective ops of ir/dsc_ops.h: synchronous ones, the Start of a bucketed one, and its Wait.
+static bool IsCollectiveNode(const Node& n) {
+  if (n.domain() != kDscDomain) return false;
+  const std::string& op = n.op_type();
+  return op == ops::kAllReduce || op == ops::kReduceScatter || op == ops::kAllGather || op == ops::kAllGatherInPlace ||
+         !ops::KindOfStart(op).empty() || op == ops::kCollectiveWait;
+}
 
 ProgramExecutor::~ProgramExecutor() {
   comm_state_.Clear();  // collectives write into the arena until they finish
@@ -103,7 +113,7 @@ StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Create(const Graph& 
       continue;
     }
     ASSIGN_OR_RETURN(bool view, is_view(*n));
-    Step step{n.get(), std::move(*k), {}, {}, view};
+    Step step{n.get(), std::move(*k), {}, {}, view, IsCollectiveNode(*n)};
     for (const Value* v : n->inputs()) step.inputs.push_back(v ? &ex->values_.at(v->name()) : nullptr);
     for (const Value* v : n->outputs()) step.outputs.push_back(&ex->values_.at(v->name()));
     ex->steps_.push_back(std::move(step));
@@ -163,14 +173,20 @@ Status ProgramExecutor::RunSteps(const RunOptions& opts) {
       if (times) ++(*times)[i].calls;
       continue;
     }
-    if (!times) {
+    if (!times && opts.comm_seconds && s.collective) {
+      const auto t0 = std::chrono::steady_clock::now();
+      st = s.kernel->Compute(ctx);
+      *opts.comm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    } else if (!times) {
       st = s.kernel->Compute(ctx);
     } else {
       const auto t0 = std::chrono::steady_clock::now();
       st = s.kernel->Compute(ctx);
       if (st.ok() && sync) st = device_->Synchronize();
       NodeTime& t = (*times)[i];
-      t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      t.seconds += seconds;
+      if (opts.comm_seconds && s.collective) *opts.comm_seconds += seconds;
       ++t.calls;
     }
     if (!st.ok()) return st.WithContext(s.node->Describe());

@@ -38,6 +38,10 @@ struct RunOptions {
   // (resized to the program's nodes, in order). On a GPU the device is synchronized before the
   // first node and after every node, so each kernel's time is its own (and the run is serialized).
   std::vector<NodeTime>* node_times = nullptr;
+  // When set, the host's seconds inside collective nodes (issuing them, and waiting in
+  // CollectiveWait or a synchronous collective) are added here: the end-of-run summary's
+  // communication time. Two clock reads per collective node; other nodes are not timed.
+  double* comm_seconds = nullptr;
 };
 
 class ProgramExecutor {

@@ -23,6 +23,7 @@
 
 #include "backend/export_onnx.h"
 #include "backend/export_safetensors.h"
+#include "backend/plan_summary.h"
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
 #include "runtime/communicator.h"
@@ -34,9 +35,9 @@
 #include "runtime/lr_schedule.h"
 #include "runtime/comms_logger.h"
 #include "runtime/profiler.h"
-#include "runtime/training_monitor.h"
 #include "runtime/state_store.h"
 #include "runtime/trainer_checkpoint.h"
+#include "runtime/training_monitor.h"
 
 namespace dsc {
 namespace {
@@ -679,6 +680,11 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     if (progress) *progress << "dsrun: saved checkpoint " << opts.save_dir << "/" << StepTag(n) << "\n";
     return Status::OK();
   };
+  // The end-of-run summary's split of the steps' wall time (TrainSummary).
+  double data_s = 0, program_s = 0, comm_s = 0;
+  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
   for (int64_t s = start_pos.step; s < total; ++s) {
     const auto t0 = std::chrono::steady_clock::now();
     const double used_scale = scaler.exact_scale();
@@ -688,11 +694,16 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     step_ex->comm_state().ResetPeak();
     if (comms_log) kernel_comm->set_collective_log(comms_log.get());
     for (int64_t m = 0; m < gas; ++m) {
+      const auto data_t0 = std::chrono::steady_clock::now();
       if (s > 0 || m > 0) RETURN_IF_ERROR(loader.Fill(s, m, &batch));
       RETURN_IF_ERROR(batch_buffers.Upload(batch));
+      data_s += seconds_since(data_t0);
+      const auto run_t0 = std::chrono::steady_clock::now();
       RETURN_IF_ERROR(micro_ex->Run(RunOptions{dopts.seed, s + 1, threads, kernel_comm, loader.first_sample(m),
-                                               profiler ? profiler->Times(kMicroStepProgram, s + 1) : nullptr})
+                                               profiler ? profiler->Times(kMicroStepProgram, s + 1) : nullptr,
+                                               &comm_s})
                           .WithContext(StrCat("step ", s + 1)));
+      program_s += seconds_since(run_t0);
       const TensorView* loss_view = micro_ex->Output(loss_name);
       if (!loss_view || loss_view->dtype != DType::kFloat32 || loss_view->numel() != 1)
         return Internal("the plan has no float scalar loss");
@@ -708,9 +719,11 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     scalars.step = applied + 1;
     if (auto b1 = schedule.beta1()) scalars.beta1 = static_cast<float>(*b1);
     RETURN_IF_ERROR(scalars.Upload());
+    const auto step_t0 = std::chrono::steady_clock::now();
     RETURN_IF_ERROR(step_ex->Run(RunOptions{dopts.seed, s + 1, threads, kernel_comm, 0,
-                                            profiler ? profiler->Times(kStepProgram, s + 1) : nullptr})
+                                            profiler ? profiler->Times(kStepProgram, s + 1) : nullptr, &comm_s})
                         .WithContext(StrCat("step ", s + 1)));
+    program_s += seconds_since(step_t0);
     ASSIGN_OR_RETURN(float grad_norm, ReadScalar(device, step_ex->Output(ops::kGradNormOutput), "grad norm"));
     bool overflow = false;
     if (checks_overflow) {
@@ -839,6 +852,31 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   if (comms_log && lead_rank) comms_log->PrintSummary(std::cout, std::max<int64_t>(0, total - start_pos.step));
   summary.steps = std::max(total, start_pos.step);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary.train_batch_size = cfg.train_batch_size;
+  // A token model reads integer ids shaped [micro batch, sequence]: tokens per sample = the sequence.
+  for (const DataInput& in : loader.inputs()) {
+    if (IsFloat(in.dtype) || in.dims.size() < 2) continue;
+    summary.tokens_per_sample = 1;
+    for (size_t d = 1; d < in.dims.size(); ++d) summary.tokens_per_sample *= in.dims[d];
+    break;
+  }
+  summary.device = device->kind() == DeviceKind::kCpu ? "cpu" : "cuda";
+  summary.device_async = device->kind() != DeviceKind::kCpu;
+  summary.data_seconds = data_s;
+  summary.comm_seconds = comm_s;
+  summary.compute_seconds = std::max(0.0, program_s - comm_s);
+  const nlohmann::json planned = SummarizePlan(plan)["memory"];
+  for (const char* kind : {"parameters", "gradients", "optimizer_states", "master_weights", "buffers",
+                           "activations_peak", "communication_buffers"})
+    if (planned.contains(kind)) summary.memory_planned[kind] = planned[kind];
+  summary.memory_allocated = {{"parameters", state.bytes("parameter")},
+                              {"gradients", state.bytes("gradient")},
+                              {"optimizer_states", state.bytes("optimizer")},
+                              {"master_weights", state.bytes("master")},
+                              {"buffers", state.bytes("buffer")},
+                              {"activations_peak", std::max(micro_ex->arena_bytes(), step_ex->arena_bytes())}};
+  summary.peak_allocated_bytes = device->peak_allocated_bytes();
+  summary.peak_resident_bytes = PeakResidentBytes();
   if (!opts.export_onnx.empty() || !opts.export_safetensors.empty())
     RETURN_IF_ERROR(ExportTrainedModel(plan, state, device, opts.comm, opts, summary.steps));
   return summary;

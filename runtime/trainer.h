@@ -101,6 +101,23 @@ struct TrainSummary {
   int64_t skipped_steps = 0;  // overflow steps whose updates were skipped
   double first_loss = 0, last_loss = 0;
   double seconds = 0;
+  // For the end-of-run summary (runtime/run_summary.h), rank 0's view of this run's steps.
+  int64_t train_batch_size = 0;
+  int64_t tokens_per_sample = 0;  // a token model's sequence length (integer data input [N, T]); 0: not one
+  std::string device;             // "cpu" | "cuda"
+  bool device_async = false;      // a GPU: the times below are the host's, kernels run asynchronously
+  // Wall time of the steps split by what the host was doing: reading and uploading batches,
+  // running the programs outside collective nodes, inside collective nodes (issuing, waiting);
+  // the rest of `seconds` is idle or trainer work (loss and overflow agreement between ranks,
+  // metrics, monitors, checkpoints).
+  double data_seconds = 0, compute_seconds = 0, comm_seconds = 0;
+  // Per-rank bytes by kind: what the plan says (SummarizePlan's memory: parameters, gradients,
+  // optimizer_states, master_weights, buffers, activations_peak, communication_buffers) and what
+  // the run allocated for the same kinds; the device's peak allocation and the process's peak
+  // resident set.
+  nlohmann::json memory_planned = nlohmann::json::object();
+  nlohmann::json memory_allocated = nlohmann::json::object();
+  int64_t peak_allocated_bytes = 0, peak_resident_bytes = 0;
 };
 
 // The data a run trains on, opened and checked against the plan's micro_step inputs. dsrun opens it

@@ -11,6 +11,7 @@
 #include "runtime/communicator.h"
 #include "runtime/device.h"
 #include "runtime/launcher.h"
+#include "runtime/run_summary.h"
 #include "runtime/trainer.h"
 #include "tools/cli_args.h"
 #include "tools/tool_mains.h"
@@ -77,7 +78,9 @@ options:
                     synchronized after every node while profiling, so kernels do not overlap
   --profile-json FILE
                     --profile, and the same report written to FILE as JSON (schema_version 1)
-  -q, --quiet       no progress lines (nor wall_clock_breakdown lines)
+  -q, --quiet       no progress lines (nor wall_clock_breakdown lines, nor the end-of-run summary:
+                    throughput, the time split into compute/communication/data/idle, memory per
+                    rank by kind as planned and allocated)
   -h, --help        this text
 
 The config's wall_clock_breakdown prints DeepSpeed's engine timers with each progress line (every
@@ -298,7 +301,8 @@ int DsrunMain(int argc, char** argv) {
     if (!job->quiet && c.rank() == 0)
       std::cerr << "dsrun: " << (s->resumed_from > 0 ? StrCat("steps ", s->resumed_from + 1, "..", s->steps) : StrCat(s->steps, " steps"))
                 << (s->skipped_steps > 0 ? StrCat(" (", s->skipped_steps, " skipped: inf/NaN gradients)") : "")
-                << " in " << std::fixed << std::setprecision(2) << s->seconds << " s; loss " << std::setprecision(4) << s->first_loss << " -> " << s->last_loss << "\n";
+                << " in " << std::fixed << std::setprecision(2) << s->seconds << " s; loss " << std::setprecision(4) << s->first_loss << " -> " << s->last_loss << "\n"
+                << RenderRunSummary(*s);
     return 0;
   }, end_job);
 }

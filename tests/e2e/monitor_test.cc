@@ -9,11 +9,13 @@
 #include <fstream>
 #include <map>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "ir/status.h"  // StrCat
 #include "tests/testutil/test_util.h"
 
 namespace dsc {
@@ -116,7 +118,8 @@ TEST(Monitors, TensorBoardAndCsvEqualTheMetrics) {
 
 // comms_logger on 2 ranks, ZeRO-2 with 2 micro-steps: the bytes each kind sent, as the logger
 // summed them from the communicator's records, equal dsinspect's per-step communication figures
-// times the steps, and its counts equal the collectives the metrics lines report.
+// times the steps, and its verbose lines are one per collective the metrics lines count. The same
+// run's end-of-run summary is checked too.
 TEST(Monitors, CommsLoggerBytesEqualDsinspect) {
   testing::TempDir tmp;
   const fs::path root = DSC_SOURCE_DIR;
@@ -136,10 +139,9 @@ TEST(Monitors, CommsLoggerBytesEqualDsinspect) {
   ASSERT_EQ(j.rc, 0) << j.output;
   const nlohmann::json per_step = nlohmann::json::parse(j.output)["communication"];
   CommandResult r = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + " --nproc 2 --data " +
-                                            ShellQuote((root / "models/mlp/data").string()) + " --steps " +
-                                            std::to_string(kSteps) + " --no-shuffle -q --threads 1 --metrics " +
-                                            ShellQuote(metrics),
-                                        false);
+                                        ShellQuote((root / "models/mlp/data").string()) + " --steps " +
+                                        std::to_string(kSteps) + " --no-shuffle --threads 1 --metrics " +
+                                        ShellQuote(metrics));
   ASSERT_EQ(r.rc, 0) << r.output;
   // The table's header, and a verbose line per collective (rank 0's only).
   EXPECT_NE(r.output.find("Comm. Op            Message Size        Count"), std::string::npos) << r.output;
@@ -174,6 +176,34 @@ TEST(Monitors, CommsLoggerBytesEqualDsinspect) {
   }
   EXPECT_GE(kinds, 2) << "ZeRO-2 reduce-scatters gradients and all-gathers parameters: " << per_step.dump();
   EXPECT_GT(total_calls, 0);
+
+  // The end-of-run summary: this run's steps and samples, a time split whose parts fit in the
+  // wall time (communication > 0 on two ranks), and the model states allocated as planned.
+  EXPECT_NE(r.output.find(StrCat("dsrun: summary (rank 0, cpu")), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(StrCat(": ", kSteps, " steps, ", kSteps * kBatch, " samples in ")), std::string::npos)
+      << r.output;
+  double wall = 0, compute = 0, comm = 0, data = 0, idle = 0;
+  int shares[4] = {};
+  const size_t at = r.output.find("dsrun: time: ");
+  ASSERT_NE(at, std::string::npos) << r.output;
+  ASSERT_EQ(std::sscanf(r.output.c_str() + at,
+                        "dsrun: time: compute %lf s (%d%%), communication %lf s (%d%%), data %lf s (%d%%), "
+                        "idle/other %lf s (%d%%)",
+                        &compute, &shares[0], &comm, &shares[1], &data, &shares[2], &idle, &shares[3]),
+            8)
+      << r.output.substr(at, 200);
+  ASSERT_EQ(std::sscanf(r.output.c_str() + r.output.find(" samples in "), " samples in %lf s", &wall), 1);
+  EXPECT_GT(comm, 0);  // two ranks wait for each other's blocks
+  EXPECT_NEAR(compute + comm + data + idle, wall, 0.0025);  // each printed to 1 ms
+  EXPECT_NEAR(shares[0] + shares[1] + shares[2] + shares[3], 100, 2);
+  for (const char* kind : {"parameters", "gradients", "optimizer_states"}) {
+    const size_t k = r.output.find(StrCat(" ", kind, " "), r.output.find("planned / allocated:"));
+    ASSERT_NE(k, std::string::npos) << kind << "\n" << r.output;
+    const std::string rest = r.output.substr(k + std::strlen(kind) + 2);
+    const std::string planned = rest.substr(0, rest.find(" / "));
+    const std::string allocated = rest.substr(rest.find(" / ") + 3, planned.size());
+    EXPECT_EQ(planned, allocated) << kind << ": " << rest.substr(0, 60);
+  }
 }
 
 }  // namespace
