@@ -1,4 +1,5 @@
-// Checks every MPI collective on every rank against its formula; run by ctest under
+// Checks every MPI collective on every rank against its formula, and comms_logger's record of
+// each (message size, bytes sent, a latency); run by ctest under
 // `mpirun -np 2|3|4`. With --ring every all-reduce, reduce-scatter and all-gather takes the ring
 // of point-to-point messages (MpiCommunicatorOptions), in segments of 64 bytes so that blocks span
 // several. With --fail=abort|exit|kill|hang the last rank fails while the others wait in an
@@ -341,6 +342,35 @@ int InjectFailure(Communicator& c, const std::string& mode) {
   return 2;
 }
 
+// comms_logger's records (communicator.h CollectiveRecord): kept while a log is attached.
+class RecordingLog : public CollectiveLog {
+ public:
+  void Record(const CollectiveRecord& r) override { records.push_back(r); }
+  std::vector<CollectiveRecord> records;
+};
+
+// Every collective the checks issued was recorded once: per kind the records' bytes add up to
+// bytes_sent(), each record's bytes are the model's for its message size, and each took time.
+void CheckCollectiveLog(Communicator& c, Checker& ck, const RecordingLog& log) {
+  const int n = c.size();
+  std::map<std::string, int64_t> bytes, calls;
+  for (const CollectiveRecord& r : log.records) {
+    const std::string kind = r.kind;
+    bytes[kind] += r.bytes_sent;
+    ++calls[kind];
+    ck.Expect(r.latency_s > 0 && r.latency_s < 60, StrCat(kind, " record's latency ", r.latency_s));
+    int64_t want = -1;
+    if (kind == "all_reduce") want = 2 * (n - 1) * r.msg_bytes / n;
+    if (kind == "reduce_scatter" || kind == "all_gather") want = (n - 1) * r.msg_bytes;  // msg = one block
+    if (kind == "broadcast") want = r.bytes_sent == 0 ? 0 : r.msg_bytes;  // the root sends its buffer
+    ck.Expect(r.bytes_sent == want, StrCat(kind, " of ", r.msg_bytes, " bytes recorded ", r.bytes_sent, " sent, want ", want));
+  }
+  for (const auto& [kind, sent] : c.bytes_sent())
+    ck.Expect(bytes[kind] == sent, StrCat("records of ", kind, " sent ", bytes[kind], ", bytes_sent() ", sent));
+  for (const auto& [kind, n_calls] : c.calls())
+    ck.Expect(calls[kind] == n_calls, StrCat(calls[kind], " records of ", kind, ", calls() ", n_calls));
+}
+
 int Main(int argc, char** argv) {
   std::string fail;
   MpiCommunicatorOptions options;
@@ -368,15 +398,24 @@ int Main(int argc, char** argv) {
   ck.Expect(LaunchedUnderMpi(), "LaunchedUnderMpi() under mpirun");
   ck.Expect(LauncherWorldSize() == c.size(), StrCat("LauncherWorldSize() ", LauncherWorldSize(), " vs ", c.size()));
   ck.Expect(c.rank() >= 0 && c.rank() < c.size() && c.size() > 1, StrCat("rank ", c.rank(), " of ", c.size()));
+  RecordingLog log;
+  c.set_collective_log(&log);
   CheckAllReduce(c, ck, ex);
   CheckHalfReductions(c, ck, ex);
   CheckReduceScatter(c, ck, ex);
   CheckAllGather(c, ck, ex);
   CheckBroadcast(c, ck, ex);
+  ck.Ok(c.FlushCollectiveLog(), "flush the collective log");
+  c.set_collective_log(nullptr);
+  CheckCollectiveLog(c, ck, log);
+  const size_t recorded = log.records.size();
   ck.Ok(c.Barrier(), "barrier");
   for (const auto& [kind, bytes] : c.bytes_sent())
     ck.Expect(ex.bytes[kind] == bytes, StrCat("bytes_sent[", kind, "] = ", bytes, ", want ", ex.bytes[kind]));
   ck.Expect(c.bytes_sent().size() == 4, "bytes_sent has the four kinds");
+  int64_t one = 1;
+  ck.Ok(Await(c.AllReduce(&one, 1, DType::kInt64, ReduceOp::kSum)), "all_reduce with the log detached");
+  ck.Expect(log.records.size() == recorded, "nothing is recorded once the log is detached");
 
   // Every rank learns the total, so every rank exits with the same status.
   int64_t failures = ck.failures();
