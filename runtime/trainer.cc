@@ -26,6 +26,7 @@
 #include "backend/plan_summary.h"
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
+#include "runtime/comms_logger.h"
 #include "runtime/communicator.h"
 #include "runtime/cuda_backend.h"
 #include "runtime/data_loader.h"
@@ -33,7 +34,6 @@
 #include "runtime/executor.h"
 #include "runtime/loss_scaler.h"
 #include "runtime/lr_schedule.h"
-#include "runtime/comms_logger.h"
 #include "runtime/profiler.h"
 #include "runtime/state_store.h"
 #include "runtime/trainer_checkpoint.h"
@@ -614,6 +614,13 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   std::unique_ptr<CommsLogger> comms_log;
   if (cfg.comms_logger.enabled && kernel_comm)
     comms_log = std::make_unique<CommsLogger>(cfg.comms_logger, kernel_comm->size(), lead_rank ? &std::cout : nullptr);
+  // A step that fails leaves the log attached: detach it before it goes, as the communicator stays.
+  struct DetachLog {
+    Communicator* comm;
+    ~DetachLog() {
+      if (comm) comm->set_collective_log(nullptr);
+    }
+  } detach_log{comms_log ? kernel_comm : nullptr};
   const std::string loss_name = micro->graph->training.loss;
   std::ostream* const metrics = lead_rank ? opts.metrics : nullptr;
   TrainSummary summary;
