@@ -146,7 +146,7 @@ class BucketStart : protected BucketNode {
   }
 
   StatusOr<std::unique_ptr<CommHandle>> Issue(Communicator* comm, void* b, int64_t rank) const {
-    const int64_t c = layout_->block, world = layout_->world;
+    const int64_t c = layout_->block;
     if (kind_ == ops::kAllReduce) return comm->AllReduce(b, layout_->total, dtype_, op_);
     // In place, in NCCL's form: the rank's own block receives its reduction, and B needs no
     // separate result block (a bucket of the tied embedding's gradient saves a chunk of it).

@@ -234,12 +234,14 @@ void ExpectSound(const Graph& g, const MemoryPlan& plan) {
     EXPECT_EQ(s.bytes, in.bytes) << name;
     const int p = life.at(name).first;
     for (const auto& [u, lu] : life) {
-      if (u != name && lu.first <= p && overlap(u, name))
+      if (u != name && lu.first <= p && overlap(u, name)) {
         EXPECT_LE(lu.second, p) << name << " is written in place over " << u << ", which is read later";
+      }
     }
     for (const Value* v : n->inputs()) {
-      if (v && v->name() != alias.of && life.count(v->name()))
+      if (v && v->name() != alias.of && life.count(v->name())) {
         EXPECT_FALSE(overlap(v->name(), name)) << name << " overwrites its other input " << v->name();
+      }
     }
   }
 }
