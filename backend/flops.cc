@@ -8,6 +8,7 @@
 
 #include "ir/dsc_ops.h"
 #include "ir/optim_algorithms.h"
+#include "kernels/common/muon_math.h"
 
 namespace dsc {
 namespace {
@@ -26,6 +27,7 @@ enum class Rule {
   kAllInputs,     // factor per element of every input
   kSgdStep,       // 5 per gradient element, +3 with momentum, +2 with nesterov
   kOptimStep,     // per gradient element: the algorithm's count (OptimStepFlops), +2 with weight decay
+  kMuonApply,     // the Newton-Schulz GEMMs on the whole update (MuonApplyFlops), + 4 per element
   kNone,          // data movement, collectives: no arithmetic
 };
 
@@ -84,6 +86,11 @@ const std::map<std::string, Entry>& Table() {
                       "nadam 17, radam 17, adadelta 17; +2 with weight decay"};
     t["LambMoments"] = {Rule::kPerGradElem, 17, "17 per gradient element (moments, update, two squares)"};
     t["LambApply"] = {Rule::kPerStateElem, 7, "7 per element of exp_avg (update recomputed, scaled, applied)"};
+    t["MuonMomentum"] = {Rule::kPerGradElem, 8, "8 per gradient element (scaled, two lerps)"};
+    t["MuonApply"] = {Rule::kMuonApply, 4,
+                      "Newton-Schulz on each n x m matrix (n <= m), 2 per multiply-add: standard 4n^2m + 2n^3 per "
+                      "step; gram 2n^2m, 2n^3 per Z and Q, 4n^3 per R update, 4n^2m at the restart, 2n^2m at the "
+                      "end; + 4 per element (normalise, scale, apply)"};
     for (const char* op : {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Expand", "Concat", "Split",
                            "Slice", "SliceGrad", "Gather", "GatherElements", "GatherND", "ScatterElements", "ScatterND",
                            "Pad", "Tile", "Identity", "Cast", "CastLike", "ZeroFill", "Assign", "Shape", "Size",
@@ -122,6 +129,26 @@ int64_t OptimStepFlops(const Node& n) {
   if (algorithm == "rmsprop") per += (n.GetFloat("momentum", 0.0f) != 0.0f ? 2 : 0) + (n.GetInt("centered", 0) != 0 ? 5 : 0);
   if (n.GetFloat("weight_decay", 0.0f) != 0.0f) per += 2;
   return per;
+}
+
+// MuonApply's GEMMs (kernels/common/muon_math.h's MuonNewtonSchulz) on the whole update `dims`.
+int64_t MuonApplyFlops(const Node& n, const std::vector<int64_t>& dims, int64_t per_element) {
+  const optim::MuonMatrix x = optim::MuonMatrixOf(dims);
+  const int64_t steps = n.GetInt("ns_steps", 5), nn = x.n, m = x.m;
+  const int64_t cube = 2 * nn * nn * nn, rect = 2 * nn * nn * m;
+  int64_t per = 0;
+  if (n.GetString("ns_method", "gram") == "standard" || m <= nn) {
+    per = steps * (2 * rect + cube);
+  } else {
+    per = rect + rect;  // R = X X^T at the start, X = Q X at the end
+    for (int64_t i = 0; i < steps; ++i) {
+      if (i == optim::kMuonGramRestart) per += 2 * rect;
+      per += cube;                                                   // Z
+      if (i != 0 && i != optim::kMuonGramRestart) per += cube;       // Q = a Q + Z Q
+      if (i < steps - 1 && i + 1 != optim::kMuonGramRestart) per += 2 * cube;  // R
+    }
+  }
+  return x.batch * per + per_element * x.numel();
 }
 
 // The FLOPs by the node's rule; false when a shape the rule needs is not static.
@@ -167,6 +194,10 @@ bool Flops(const Node& n, const Entry& e, int64_t* flops) {
       *flops = OptimStepFlops(n) * Product(a);
       return true;
     }
+    case Rule::kMuonApply:
+      if (!StaticDims(n.input(1), &a) || a.size() < 2) return false;
+      *flops = MuonApplyFlops(n, a, e.factor);
+      return true;
     case Rule::kMatMul:
       if (!StaticDims(n.input(0), &a) || !StaticDims(n.output(0), &y) || a.empty()) return false;
       // FusedMatMul<transA> stores A as (..., K, M).
@@ -242,7 +273,8 @@ const std::map<std::string, InPlace>& InPlaceOps() {
   static const std::map<std::string, InPlace> ops = {
       {"Accumulate", {{0}, true}}, {"ZeroFill", {{0}, false}},     {"Assign", {{0}, false}},
       {"AdamStep", {{0, 2, 3}, true}}, {"SGDStep", {{0, 2}, true}}, {"AllGatherInPlace", {{0}, true}},
-      {"LambMoments", {{2, 3}, true}}, {"LambApply", {{0}, true}}};
+      {"LambMoments", {{2, 3}, true}}, {"LambApply", {{0}, true}}, {"MuonMomentum", {{2}, true}},
+      {"MuonApply", {{0}, true}}};
   return ops;
 }
 

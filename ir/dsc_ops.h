@@ -129,8 +129,25 @@
 //       ranks when the tensor is sharded); coeff = sqrt(s0)/sqrt(s1) clamped to [min_coeff,
 //       max_coeff], 1 when either is 0; step_size = lr*sqrt(1-b2^step)/(1-b1^step) (lr without
 //       bias_correction); update recomputed as above; param -= step_size*coeff*update
+//   Muon (DeepSpeed's MuonWithAuxAdam for its use_muon parameters, kernels/common/muon_math.h) is
+//   two ops, so that under ZeRO the momentum stays sharded while the orthogonalisation sees the
+//   whole matrix (an AllGather of the update between them):
+//   MuonMomentum<momentum>(param, grad, momentum_buffer, grad_scale[, skip]) -> update float
+//       g = grad * grad_scale; momentum_buffer = lerp(momentum_buffer, g, 1 - momentum);
+//       update = lerp(g, momentum_buffer, momentum) (Nesterov), shaped as momentum_buffer; param
+//       is not read (it names the parameter the update belongs to). Skipped: nothing changes,
+//       update = 0.
+//   MuonApply<ns_method, ns_steps = 5, weight_decay[, chunk_of]>(param, update, lr[, skip])
+//       update: the whole momentum update of the parameter (its full shape, float), viewed as a
+//       matrix (rows = dims[0] and cols = the rest for 4 dims, else a batch of dims[-2] x dims[-1]
+//       matrices); O = NewtonSchulz_{ns_method}(update) * sqrt(max(1, dims[-2] / dims[-1]));
+//       param = param * (1 - lr * weight_decay) - lr * O. ns_method "standard" (quintic
+//       iteration) or "gram" (on the Gram matrix, with a restart; standard for square
+//       matrices). shard = 1: param is whole and only this rank's chunk of it is updated;
+//       chunk_of = n > 0: param is this rank's chunk of an n-element tensor (its padding stays).
 //   All of them take an optional last input skip (bool[]; AdamStep input 8, SGDStep input 6,
-//   OptimStep input 2+k+3, LambMoments input 5, LambApply input 6, with
+//   OptimStep input 2+k+3, LambMoments input 5, LambApply input 6, MuonMomentum input 4,
+//   MuonApply input 3, with
 //   beta1_override/momentum_buffer given as empty names when absent): when true the op changes
 //   nothing (an fp16 overflow or bf16 inf/NaN step; DeepSpeed skips optimizer.step()).
 //   All of them take an optional attribute shard (int, default 0). shard = 1 (ZeRO stages 1-2): `param`
@@ -238,6 +255,8 @@ inline constexpr const char* kSGDStep = "SGDStep";
 inline constexpr const char* kOptimStep = "OptimStep";
 inline constexpr const char* kLambMoments = "LambMoments";
 inline constexpr const char* kLambApply = "LambApply";
+inline constexpr const char* kMuonMomentum = "MuonMomentum";
+inline constexpr const char* kMuonApply = "MuonApply";
 
 // Collectives.
 inline constexpr const char* kAllReduce = "AllReduce";
@@ -326,12 +345,13 @@ inline std::string MomentumName(const std::string& p) { return p + "::momentum_b
 // The fp32 master copy of a parameter whose compute copy (the state named p) is half precision.
 inline std::string MasterName(const std::string& p) { return p + "::master"; }
 
-// True for the optimizer updates (AdamStep, SGDStep, OptimStep, and Lamb's two): input 0 the
-// parameter (or its master), input 1 its gradient (LambApply: the sums of squares), the
-// optimizer states among the inputs after them. Lamb updates a parameter with two such nodes.
+// True for the optimizer updates (AdamStep, SGDStep, OptimStep, Lamb's two and Muon's two): input
+// 0 the parameter (or its master), input 1 its gradient (LambApply: the sums of squares;
+// MuonApply: the momentum update), the optimizer states among the inputs after them. Lamb and
+// Muon update a parameter with two such nodes.
 inline bool IsOptimizerUpdate(const std::string& domain, const std::string& op) {
-  return domain == kDscDomain &&
-         (op == kAdamStep || op == kSGDStep || op == kOptimStep || op == kLambMoments || op == kLambApply);
+  return domain == kDscDomain && (op == kAdamStep || op == kSGDStep || op == kOptimStep || op == kLambMoments ||
+                                  op == kLambApply || op == kMuonMomentum || op == kMuonApply);
 }
 
 // True for the in-place ops above: they have effects beyond their outputs, so dce keeps them.

@@ -764,6 +764,14 @@ const std::unordered_map<std::string, Check>& DscChecks() {
          RETURN_IF_ERROR(IntIn(v, "slot", 0, std::numeric_limits<int32_t>::max()));
          return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
        }})},
+      {ops::kMuonMomentum, All({Flags({"shard"}), [](const NodeView& v) {
+         return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
+       }})},
+      {ops::kMuonApply, All({Flags({"shard"}), Enum("ns_method", {"standard", "gram"}), [](const NodeView& v) {
+         RETURN_IF_ERROR(IntIn(v, "ns_steps", 1, 1000));
+         RETURN_IF_ERROR(IntIn(v, "chunk_of", 0, std::numeric_limits<int64_t>::max()));
+         return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
+       }})},
       {ops::kAssign, All({Flags({"shard"}), [](const NodeView& v) {
          return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
        }})},
@@ -809,6 +817,8 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     (*t)[ops::kOptimStep] = Arity{6, 6 + kMaxOptimStates, 0, 0, {0, 1}};
     (*t)[ops::kLambMoments] = Arity{5, 6, 1, 1, {0, 1, 2, 3, 4}};
     (*t)[ops::kLambApply] = Arity{6, 7, 0, 0, {0, 1, 2, 3, 4, 5}};
+    (*t)[ops::kMuonMomentum] = Arity{4, 5, 1, 1, {0, 1, 2, 3}};
+    (*t)[ops::kMuonApply] = Arity{3, 4, 0, 0, {0, 1, 2}};
     for (const char* op : {ops::kAllReduce, ops::kReduceScatter, ops::kAllGather}) (*t)[op] = Arity{1, 1, 1, 1, {0}};
     (*t)[ops::kAllGatherInPlace] = Arity{1, 1, 0, 0, {0}};
     constexpr int kMany = std::numeric_limits<int>::max();

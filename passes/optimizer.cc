@@ -31,6 +31,16 @@
 //        (P, lamb_sums, P::exp_avg, P::exp_avg_sq, dsc::lr or its group's, dsc::step)
 //    and its master refresh. States P::exp_avg and P::exp_avg_sq, as FusedLamb's state dict.
 //    OneCycle's momentum cycling (of its betas) is refused with it.
+//  - "muon" (DeepSpeed's MuonWithAuxAdam): a parameter Muon takes (UsesMuonByDefault, or its
+//    group's use_muon) gets
+//      update = MuonMomentum<momentum>(P, P::grad, P::momentum_buffer, grad_scale[, skip])
+//      MuonApply<ns_method, ns_steps = 5, weight_decay>(P, update, lr[, skip])
+//    (zero-partition gathers the update between them when P is sharded: the orthogonalisation
+//    needs the whole matrix); the others the AdamStep above with the aux Adam's betas and eps,
+//    adam_w_mode and bias correction, states P::exp_avg and P::exp_avg_sq, as in its state dict.
+//    dsc::lr is the Muon group's lr; the Adam parameters read Mul(dsc::lr, adam_lr / muon_lr)
+//    unless the scheduler writes one absolute lr into every group (WarmupLR, WarmupDecayLR,
+//    OneCycle, LRRangeTest), as DeepSpeed's do. OneCycle's momentum cycling is refused with it.
 // Parameter groups (the config's "dscompile" section, frontend/config/parameter_groups.h): each
 // update's weight_decay is its parameter's group's, and a group whose lr_scale is not 1 reads
 // "dsc::lr::groupK" = Mul(dsc::lr, lr_scale) instead of dsc::lr. With groups configured, the step
@@ -40,7 +50,7 @@
 // regime's optimizer-state dtype; then Assign(P, Cast(master → P's dtype)) refreshes the half
 // compute copy. When step has dsc::overflow, every update takes it as its skip input.
 // The learning rate and step are inputs because the LR schedule runs on the host. Optimizers
-// dscompile cannot run yet (1-bit, mu*, Muon, the other torch.optim classes) and
+// dscompile cannot run yet (1-bit, mu*, the other torch.optim classes) and
 // amsgrad/maximize are Unimplemented errors naming the JSON path. No optimizer section is an
 // error: DeepSpeed trains only with a client optimizer then, and a plan has no client.
 // A step program that already holds updates is left unchanged.
@@ -63,8 +73,10 @@ inline constexpr const char* kStepProgram = "step";
 inline constexpr const char* kGradScale = "grad_scale";
 // DeepSpeed's OneCycle replaces the optimizer's betas by (momentum, 0.99) when it cycles momentum.
 inline constexpr float kOneCycleBeta2 = 0.99f;
+// muon_update's ns_steps: the engine never passes another (original_muon.py:146).
+inline constexpr int kMuonNsSteps = 5;
 
-enum class Family { kAdam, kSGD, kElementwise, kLamb };
+enum class Family { kAdam, kSGD, kElementwise, kLamb, kMuon };
 
 // The class DeepSpeed builds (OptimizerConfig::implementation) -> OptimStep's algorithm.
 const char* ElementwiseAlgorithm(const std::string& implementation) {
@@ -86,9 +98,10 @@ StatusOr<Family> FamilyOf(const OptimizerConfig& opt) {
   if (opt.type == "adam" || opt.type == "adamw") return Family::kAdam;
   if (opt.type == "SGD") return Family::kSGD;
   if (opt.implementation == "FusedLamb") return Family::kLamb;
+  if (opt.implementation == "MuonWithAuxAdam") return Family::kMuon;
   if (ElementwiseAlgorithm(opt.implementation)) return Family::kElementwise;
   return Unimplemented("optimizer.type: \"", opt.type, "\" (", opt.implementation.empty() ? opt.type : opt.implementation,
-                       ") is not implemented by dscompile yet; supported: Adam, AdamW, SGD, Lamb, Lion, Adagrad, and "
+                       ") is not implemented by dscompile yet; supported: Adam, AdamW, SGD, Lamb, Lion, Muon, Adagrad, and "
                        "torch.optim's RMSprop, Adamax, NAdam, RAdam, Adadelta");
 }
 
@@ -97,7 +110,8 @@ StatusOr<Family> FamilyOf(const OptimizerConfig& opt) {
 StatusOr<Family> LowerableFamily(const DsConfig& config) {
   ASSIGN_OR_RETURN(Family family, FamilyOf(config.optimizer));
   // OneCycle cycles betas only (an optimizer without them trains uncycled, as in DeepSpeed).
-  if ((family == Family::kElementwise || family == Family::kLamb) && config.scheduler.type == "OneCycle" &&
+  if ((family == Family::kElementwise || family == Family::kLamb || family == Family::kMuon) &&
+      config.scheduler.type == "OneCycle" &&
       config.scheduler.cycle_momentum && config.optimizer.has_betas())
     return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with ", config.optimizer.implementation,
                          " is not implemented by dscompile (it is with Adam/AdamW); set it to false");
@@ -115,34 +129,63 @@ StatusOr<Family> LowerableFamily(const DsConfig& config) {
 }
 
 // Each parameter's weight decay and learning rate, from the group the config's "dscompile" section
-// puts it in (frontend/config/parameter_groups.h). A group whose lr_scale is not 1 gets one
-// Mul(dsc::lr, lr_scale) shared by its updates, so the host-side schedule stays one scalar.
+// puts it in (frontend/config/parameter_groups.h), and with "muon" whether Muon updates it. A
+// parameter whose lr is not the scheduled one (its group's lr_scale, the aux Adam's ratio) reads
+// a Mul(dsc::lr, factor) shared by every update of that factor, so the host-side schedule stays
+// one scalar.
 struct ParamHyper {
   float weight_decay;
   Value* lr;
+  bool use_muon;
 };
+
+// The schedulers whose DeepSpeed implementation writes one absolute lr into every param group
+// (lr_schedules.py: WarmupLR and WarmupDecayLR's min/max lrs, OneCycle's, LRRangeTest's);
+// WarmupCosineLR scales each group's own lr, as a constant lr keeps it.
+bool SchedulerEqualizesGroups(const std::string& type) {
+  return type == "WarmupLR" || type == "WarmupDecayLR" || type == "OneCycle" || type == "LRRangeTest";
+}
 
 StatusOr<std::vector<ParamHyper>> ChooseParamHypers(Graph& g, const DsConfig& config, const std::vector<StateInfo>& params,
                                                      Value* lr, Node* before) {
   std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
   for (const StateInfo& p : params) shapes.emplace_back(p.name, p.dims);
   ASSIGN_OR_RETURN(ParameterGroupAssignment a, AssignParameterGroups(config.dscompile, config.optimizer, config.source, shapes));
-  std::vector<Value*> group_lr;
-  for (size_t i = 0; i < a.groups.size(); ++i) {
-    const ParameterGroup& group = a.groups[i];
-    if (group.lr_scale == 1.0) {
-      group_lr.push_back(lr);
-      continue;
+  const bool muon = config.optimizer.implementation == "MuonWithAuxAdam";
+  const double adam_ratio = muon && !SchedulerEqualizesGroups(config.scheduler.type) && config.optimizer.muon_lr != 0
+                                ? config.optimizer.adam_lr / config.optimizer.muon_lr
+                                : 1.0;
+  if (muon && config.optimizer.muon_lr == 0 && config.optimizer.adam_lr != 0 && !SchedulerEqualizesGroups(config.scheduler.type))
+    return Unimplemented("optimizer.params.muon_lr: 0 with a nonzero adam_lr: the aux Adam's lr is a multiple of the "
+                         "Muon group's scheduled lr in dscompile");
+  // lr values by (group, aux Adam): made once each, named as before for plain groups.
+  std::map<std::pair<size_t, bool>, Value*> made;
+  auto lr_of = [&](size_t i, bool adam) {
+    auto it = made.find({i, adam});
+    if (it != made.end()) return it->second;
+    const double factor = a.groups[i].lr_scale * (adam ? adam_ratio : 1.0);
+    Value* v = lr;
+    if (factor != 1.0) {
+      const std::string sfx = adam ? "::adam" : "";
+      Value* scale = g.AddInitializer(g.UniqueName(StrCat(ops::kLrInput, "::scale", i, sfx)),
+                                      Tensor::Scalar(DType::kFloat32, static_cast<float>(factor)));
+      Node* mul = g.AddNode("Mul", {lr, scale}, {g.UniqueName(StrCat(ops::kLrInput, "::group", i, sfx))}, "", "", before);
+      mul->output(0)->type = lr->type;
+      v = mul->output(0);
     }
-    Value* scale = g.AddInitializer(g.UniqueName(StrCat(ops::kLrInput, "::scale", i)),
-                                    Tensor::Scalar(DType::kFloat32, group.lr_scale));
-    Node* mul = g.AddNode("Mul", {lr, scale}, {g.UniqueName(StrCat(ops::kLrInput, "::group", i))}, "", "", before);
-    mul->output(0)->type = lr->type;
-    group_lr.push_back(mul->output(0));
-  }
+    made[{i, adam}] = v;
+    return v;
+  };
   std::vector<ParamHyper> out;
-  for (int group : a.group_of)
-    out.push_back({static_cast<float>(a.groups[static_cast<size_t>(group)].weight_decay), group_lr[static_cast<size_t>(group)]});
+  for (size_t k = 0; k < params.size(); ++k) {
+    const size_t group = static_cast<size_t>(a.group_of[k]);
+    const ParameterGroup& gr = a.groups[group];
+    const bool use_muon = muon && gr.use_muon.value_or(UsesMuonByDefault(params[k].name, params[k].dims));
+    if (use_muon && params[k].dims.size() < 2)
+      return InvalidArgument(kDscompileSection, ".", gr.name, ".use_muon: parameter '", params[k].name, "' has ",
+                             params[k].dims.size(), " dimension(s); Muon orthogonalises matrices (2 or more)");
+    out.push_back({static_cast<float>(gr.weight_decay), lr_of(group, muon && !use_muon), use_muon});
+  }
   // Recorded only when groups are configured, so plans without them are unchanged (dsinspect
   // shows every parameter in "default" then).
   if (config.dscompile.has_groups()) g.metadata[kParameterGroupsMetadata] = ParameterGroupsJson(a, shapes).dump();
@@ -287,7 +330,20 @@ class OptimizerPass : public Pass {
       state_dtype = master ? mode.optimizer_state_dtype : p.dtype;
       Value* grad = cast(g.FindValue(ops::GradAccName(p.name)), target->type.dtype);
       Node* n = nullptr;
-      if (family == Family::kAdam) {
+      if (family == Family::kMuon && hyper.use_muon) {
+        ASSIGN_OR_RETURN(Value * buf, add_state(p, ops::MomentumName(p.name)));
+        std::vector<Value*> in = {target, grad, buf, scale};
+        if (skip) in.push_back(skip);
+        Node* momentum = g.AddNode(ops::kMuonMomentum, in, {g.UniqueName(p.name + "@muon_update")}, kDscDomain, "", zero_fill);
+        momentum->output(0)->type = TensorType{DType::kFloat32, TypeOf(p).shape};
+        momentum->SetAttr("momentum", static_cast<float>(opt.momentum));
+        std::vector<Value*> apply_in = {target, momentum->output(0), hyper.lr};
+        if (skip) apply_in.push_back(skip);
+        n = g.AddNode(ops::kMuonApply, apply_in, {}, kDscDomain, "", zero_fill);
+        n->SetAttr("ns_method", opt.ns_method);
+        n->SetAttr("ns_steps", int64_t{kMuonNsSteps});
+        n->SetAttr("weight_decay", hyper.weight_decay);
+      } else if (family == Family::kAdam || family == Family::kMuon) {
         ASSIGN_OR_RETURN(Value * m1, add_state(p, ops::ExpAvgName(p.name)));
         ASSIGN_OR_RETURN(Value * m2, add_state(p, ops::ExpAvgSqName(p.name)));
         std::vector<Value*> in = {target, grad, m1, m2, hyper.lr, step, scale};

@@ -16,7 +16,11 @@
 //           Lamb's per-tensor sums of squares (the one lamb_sums tensor its LambApply nodes
 //           read) are all-reduced (sum) the same way, so each trust ratio is the whole tensor's;
 //           a LambMoments that reads a chunk (a sharded master, stage 3) gets chunk_of = n so
-//           the chunk's padding does not count.
+//           the chunk's padding does not count. Muon's momentum update (MuonMomentum's output,
+//           a chunk like its momentum buffer) is all-gathered before MuonApply, which
+//           orthogonalises the whole matrix on every rank and writes this rank's chunk
+//           (chunk_of = n when the parameter or master it updates is itself the chunk): the
+//           numbers of unsharded training, at the cost of one gather of n floats per matrix.
 //  stage 2: as 1, but micro_step reduce-scatters each micro-batch's gradient into a chunk-sized
 //           accumulator, so full gradients never persist.
 //  stage 3: as 2, and every parameter is kept as a chunk only, except the persistent ones (as
@@ -63,7 +67,7 @@ Node* FindFirstUse(const Graph& g, const Value* v, Pred among) {
   return first;
 }
 
-// An optimizer update (ops::IsOptimizerUpdate: AdamStep, SGDStep, OptimStep) of `v`.
+// An optimizer update (ops::IsOptimizerUpdate: AdamStep, SGDStep, OptimStep, Lamb's, Muon's) of `v`.
 auto IsUpdateOf(const Value* v) {
   return [v](const Node* u) { return ops::IsOptimizerUpdate(u->domain(), u->op_type()) && u->input(0) == v; };
 }
@@ -206,11 +210,29 @@ class ZeroPartitionPass : public Pass {
     return Status::OK();
   }
 
-  // A LambMoments among `p`'s updates whose tensors are chunks: only n of them are the tensor's.
-  static void MarkLambChunk(Value* target, int64_t n) {
+  // A LambMoments or MuonApply among `p`'s updates whose target is a chunk: only n of them are the
+  // tensor's.
+  static void MarkChunk(Value* target, int64_t n) {
     for (const Use& u : target->uses())
-      if (u.node->domain() == kDscDomain && u.node->op_type() == ops::kLambMoments && u.input_index == 0)
+      if (u.node->domain() == kDscDomain && u.input_index == 0 &&
+          (u.node->op_type() == ops::kLambMoments || u.node->op_type() == ops::kMuonApply))
         u.node->SetAttr("chunk_of", n);
+  }
+
+  // Muon: the momentum update of `target`'s MuonMomentum is a chunk now (as its momentum
+  // buffer); MuonApply reads it gathered whole.
+  Status GatherMuonUpdate(Graph& sg, Value* target, int64_t n) {
+    for (const Use& u : std::vector<Use>(target->uses())) {
+      Node* momentum = u.node;
+      if (momentum->domain() != kDscDomain || momentum->op_type() != ops::kMuonMomentum || u.input_index != 0) continue;
+      Value* update = momentum->output(0);
+      const TensorType full = update->type;
+      update->type = ChunkType(full.dtype, ops::ChunkSize(n, world_));
+      Node* gather = Collective(sg, ops::kAllGather, {update}, update->name() + "@gathered", full, sg.NextNode(momentum));
+      for (const Use& r : std::vector<Use>(update->uses()))
+        if (r.node != gather) r.node->SetInput(static_cast<size_t>(r.input_index), gather->output(0));
+    }
+    return Status::OK();
   }
 
   Status ShardGradient(Graph& mg, Graph& sg, const std::string& p, int64_t n, bool in_micro_step) {
@@ -263,7 +285,8 @@ class ZeroPartitionPass : public Pass {
       if (!param_is_chunk) u.node->SetAttr("shard", int64_t{1});
       RETURN_IF_ERROR(ShardOptimizerStates(*u.node, n));
     }
-    if (param_is_chunk) MarkLambChunk(param, n);
+    RETURN_IF_ERROR(GatherMuonUpdate(sg, param, n));
+    if (param_is_chunk) MarkChunk(param, n);
     if (!param_is_chunk) Collective(sg, ops::kAllGatherInPlace, {param}, "", {}, sg.NextNode(last));
     return Status::OK();
   }
@@ -279,8 +302,11 @@ class ZeroPartitionPass : public Pass {
       return u->domain() == kDscDomain && u->op_type() == ops::kAssign && u->input(0) == param;
     }) : nullptr;
     if (!update || !assign) return Internal("step has no master update and refresh for '", param->name(), "'");
-    RETURN_IF_ERROR(ShardOptimizerStates(*update, n));
-    MarkLambChunk(master, n);
+    // Every update's states (Muon's momentum is MuonMomentum's, not the last update's).
+    for (const Use& u : std::vector<Use>(master->uses()))
+      if (IsUpdateOf(master)(u.node)) RETURN_IF_ERROR(ShardOptimizerStates(*u.node, n));
+    RETURN_IF_ERROR(GatherMuonUpdate(sg, master, n));
+    MarkChunk(master, n);
     master->type = ChunkType(master->type.dtype, c);
     RETURN_IF_ERROR(Reshard(master->name(), n));
     if (!param_is_chunk) {

@@ -210,6 +210,17 @@ Status CrossCheck(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
     return ctx.Error(DsErrorKind::kAssertionError, "fp16.loss_scale",
                      StrCat("Lamb needs dynamic loss scaling (loss_scale 0), got ", c->fp16.loss_scale));
   }
+  // stage3.py:351-352 and stage_1_and_2.py:230-232 refuse these when they build the optimizer.
+  if (c->optimizer.type == "muon" && c->zero.stage == 3 && c->zero.reduce_scatter) {
+    return ctx.Error(DsErrorKind::kValueError, "zero_optimization.reduce_scatter",
+                     "Muon and reduce scatter cannot be used together (ZeRO stage 3); set it to false");
+  }
+  if (c->optimizer.type == "muon" && (c->zero.stage == 1 || c->zero.stage == 2) && c->zero.reduce_scatter &&
+      c->zero.optimizer_offloaded()) {
+    return ctx.Error(DsErrorKind::kValueError, "zero_optimization.reduce_scatter",
+                     "Muon with reduce scatter does not support optimizer offload because offload retains only "
+                     "partition slices; disable reduce scatter or optimizer offload");
+  }
   if (c->zero.optimizer_offloaded() && !c->zero.enabled()) {
     ctx.Warn("zero_optimization.offload_optimizer", "has no effect at ZeRO stage 0");
   }

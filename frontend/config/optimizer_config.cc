@@ -100,9 +100,59 @@ std::string WhyNotRun(const std::string& type) {
            "muP's base shapes (set_base_shapes on the PyTorch model), which an ONNX graph does not carry";
   if (type == "onebitadam" || type == "zerooneadam" || type == "onebitlamb")
     return "its error-compensated 1-bit compressed all-reduce is not implemented by dscompile";
-  if (type == "muon") return "Muon (MuonWithAuxAdam: Newton-Schulz orthogonalised updates) is not implemented by dscompile";
-  return "torch.optim." + type + " is not implemented by dscompile (it runs Adam, AdamW, SGD, Lamb, Lion, Adagrad, RMSprop, "
-         "Adamax, NAdam, RAdam and Adadelta)";
+  return "torch.optim." + type + " is not implemented by dscompile (it runs Adam, AdamW, SGD, Lamb, Lion, Muon, Adagrad, "
+         "RMSprop, Adamax, NAdam, RAdam and Adadelta)";
+}
+
+// "muon": the engine (engine.py:2197-2235) builds MuonWithAuxAdam from two groups: the use_muon
+// parameters with lr, momentum, weight_decay, ns_method (muon_lr overrides lr), the others with
+// lr, betas, eps, weight_decay (adam_lr overrides lr); original_muon.py:303-325 fills the rest
+// (Muon: lr 0.02, momentum 0.95, weight_decay 0, ns_method "gram" asserted in {standard, gram};
+// Adam: lr 3e-4, betas (0.9, 0.95), eps 1e-10, weight_decay 0). Other keys are never read there.
+Status ParseMuonParams(ParseContext& ctx, const std::string& ppath, const nlohmann::json& params, OptimizerConfig* opt) {
+  static const std::vector<std::string> known = {"lr", "muon_lr", "adam_lr", "momentum", "weight_decay",
+                                                 "ns_method", "betas", "eps"};
+  std::map<std::string, double> num;
+  for (auto it = params.begin(); it != params.end(); ++it) {
+    const std::string kpath = JoinPath(ppath, it.key());
+    if (!Contains(known, it.key())) {
+      ctx.Warn(kpath, "is not read by DeepSpeed's MuonWithAuxAdam (it takes " + nlohmann::json(known).dump() +
+                          "), which ignores it" + DidYouMean(it.key(), known));
+      continue;
+    }
+    const nlohmann::json& v = it.value();
+    if (v.is_string() && v.get<std::string>() == "auto") {
+      ctx.auto_keys.push_back(kpath);
+      continue;
+    }
+    if (it.key() == "ns_method") {
+      if (!v.is_string() || (v.get<std::string>() != "standard" && v.get<std::string>() != "gram"))
+        return ctx.Error(DsErrorKind::kAssertionError, kpath,
+                         "ns_method must be one of {'standard', 'gram'}, got " + ShortJson(v));
+      opt->ns_method = v.get<std::string>();
+    } else if (it.key() == "betas") {
+      if (!v.is_array() || v.size() != 2 || !v[0].is_number() || !v[1].is_number())
+        return ctx.Error(DsErrorKind::kTypeError, kpath, "expected two numbers [beta1, beta2], got " + ShortJson(v));
+      opt->betas = {v[0].get<double>(), v[1].get<double>()};
+    } else {
+      double d = 0;
+      if (std::string why = StrictNumber(v, &d); !why.empty()) return ctx.Error(DsErrorKind::kTypeError, kpath, why);
+      num[it.key()] = d;
+    }
+  }
+  auto get = [&num](const char* k, double fallback) { return num.count(k) ? num[k] : fallback; };
+  opt->muon_lr = get("muon_lr", get("lr", 0.02));
+  opt->adam_lr = get("adam_lr", get("lr", 3e-4));
+  opt->lr = opt->muon_lr;
+  opt->momentum = get("momentum", 0.95);
+  opt->weight_decay = get("weight_decay", 0.0);
+  opt->eps = get("eps", 1e-10);
+  if (!params.contains("betas") || params["betas"].is_string()) opt->betas = {0.9, 0.95};
+  // What each group gets, in the engine's names (the resolved config parses back to the same).
+  opt->params = {{"muon_lr", opt->muon_lr},   {"adam_lr", opt->adam_lr},           {"momentum", opt->momentum},
+                 {"weight_decay", opt->weight_decay}, {"ns_method", opt->ns_method}, {"betas", opt->betas},
+                 {"eps", opt->eps}};
+  return Status::OK();
 }
 
 }  // namespace
@@ -112,7 +162,7 @@ bool OptimizerConfig::has_betas() const { return params.contains("betas"); }
 bool OptimizerConfig::zero_supported() const {
   static const std::vector<std::string> supported = {
       "FusedAdam", "DeepSpeedCPUAdam", "torch.optim.Adam", "torch.optim.AdamW",
-      "torch.optim.Adagrad", "DeepSpeedCPUAdagrad", "FusedLion", "DeepSpeedCPULion"};
+      "torch.optim.Adagrad", "DeepSpeedCPUAdagrad", "FusedLion", "DeepSpeedCPULion", "MuonWithAuxAdam"};
   return Contains(supported, implementation);
 }
 
@@ -180,6 +230,9 @@ Status ParseOptimizerSection(ParseContext& ctx, const nlohmann::json& section, c
     opt->implementation = "FusedLamb";
   } else if (t == "lion") {
     opt->implementation = offload ? "DeepSpeedCPULion" : "FusedLion";
+  } else if (t == "muon") {
+    opt->implementation = "MuonWithAuxAdam";
+    return ParseMuonParams(ctx, ppath, params, opt);
   } else if (t == "SGD" || Contains(kElementwiseTorchOptimizers, t)) {
     opt->implementation = "torch.optim." + t;
   } else {

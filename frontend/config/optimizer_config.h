@@ -43,6 +43,12 @@ struct OptimizerConfig {
   double max_coeff = 10.0;
   double min_coeff = 0.01;
   bool fp32_optimizer_states = true;  // DeepSpeedCPUAdam
+  // "muon" (MuonWithAuxAdam): the Muon group's lr (muon_lr, else lr, else 0.02; also `lr`, the
+  // scheduled one), the aux Adam group's (adam_lr, else lr, else 3e-4), and Muon's Newton-Schulz
+  // method; `momentum` is Muon's, `betas`/`eps` the aux Adam's, `weight_decay` both groups'.
+  double muon_lr = 0.02;
+  double adam_lr = 3e-4;
+  std::string ns_method = "gram";
   nlohmann::json params = nlohmann::json::object();  // every effective parameter, DeepSpeed names
 
   bool present() const { return !type.empty(); }

@@ -3,6 +3,7 @@
 
 #include <fnmatch.h>
 
+#include <cctype>
 #include <cmath>
 #include <limits>
 
@@ -46,6 +47,10 @@ Status ReadGroup(ParseContext& ctx, const std::string& path, const nlohmann::jso
   std::optional<double> scale;
   RETURN_IF_ERROR(ReadNumber(r, "lr_scale", 0.0, &scale));
   g->lr_scale = scale.value_or(1.0);
+  if (const nlohmann::json* v = r.Get("use_muon")) {
+    if (!v->is_boolean()) return r.Error("use_muon", "expected true or false, got " + ShortJson(*v));
+    g->use_muon = v->get<bool>();
+  }
   // torch's param groups take an absolute "lr"; ours scale the schedule's, which stays one scalar.
   if (r.Has("lr"))
     return r.Error("lr", "a group takes lr_scale (a multiple of the scheduled learning rate), not an absolute lr");
@@ -86,6 +91,7 @@ nlohmann::json DscompileToJson(const DscompileConfig& c) {
     // range-check and so need not parse back as a group's.
     nlohmann::json group = {{"params", g.params}, {"lr_scale", g.lr_scale}};
     if (g.weight_decay) group["weight_decay"] = *g.weight_decay;
+    if (g.use_muon) group["use_muon"] = *g.use_muon;
     groups.push_back(group);
   }
   return {{"no_decay_bias_norm", c.no_decay_bias_norm}, {"parameter_groups", groups}};
@@ -97,12 +103,19 @@ std::string DescribeParameterGroups(const DscompileConfig& c, const OptimizerCon
   for (size_t i = 0; i < c.parameter_groups.size(); ++i) {
     const ParameterGroupSpec& g = c.parameter_groups[i];
     out += StrCat("parameter_groups[", i, "]: params ", nlohmann::json(g.params).dump(), ", weight_decay ",
-                  g.weight_decay.value_or(optimizer.weight_decay), ", lr_scale ", g.lr_scale, "\n");
+                  g.weight_decay.value_or(optimizer.weight_decay), ", lr_scale ", g.lr_scale,
+                  g.use_muon ? StrCat(", use_muon ", *g.use_muon ? "true" : "false") : std::string(), "\n");
   }
   if (c.no_decay_bias_norm)
     out += StrCat(kNoDecayGroup, ": the other parameters with fewer than 2 dimensions, weight_decay 0, lr_scale 1\n");
   out += StrCat(kDefaultGroup, ": the rest, weight_decay ", optimizer.weight_decay, " (the optimizer section's), lr_scale 1\n");
   return out;
+}
+
+bool UsesMuonByDefault(const std::string& name, const std::vector<int64_t>& dims) {
+  std::string lower = name;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return dims.size() >= 2 && lower.find("embed") == std::string::npos && lower.find("lm_head") == std::string::npos;
 }
 
 StatusOr<ParameterGroupAssignment> AssignParameterGroups(
@@ -112,12 +125,16 @@ StatusOr<ParameterGroupAssignment> AssignParameterGroups(
   std::vector<ParameterGroup> candidates;
   for (size_t i = 0; i < c.parameter_groups.size(); ++i) {
     const ParameterGroupSpec& g = c.parameter_groups[i];
-    candidates.push_back({StrCat("parameter_groups[", i, "]"), g.weight_decay.value_or(optimizer.weight_decay), g.lr_scale});
+    if (g.use_muon && optimizer.type != "muon")
+      return ConfigError(DsErrorKind::kValidationError, source, StrCat(kDscompileSection, ".parameter_groups[", i, "].use_muon"),
+                         StrCat("applies to the \"muon\" optimizer only, not \"", optimizer.type, "\""));
+    candidates.push_back({StrCat("parameter_groups[", i, "]"), g.weight_decay.value_or(optimizer.weight_decay), g.lr_scale,
+                          g.use_muon});
   }
   const int preset = static_cast<int>(candidates.size());
-  candidates.push_back({kNoDecayGroup, 0.0, 1.0});
+  candidates.push_back({kNoDecayGroup, 0.0, 1.0, std::nullopt});
   const int fallback = static_cast<int>(candidates.size());
-  candidates.push_back({kDefaultGroup, optimizer.weight_decay, 1.0});
+  candidates.push_back({kDefaultGroup, optimizer.weight_decay, 1.0, std::nullopt});
 
   std::vector<int> chosen(params.size(), fallback);
   for (size_t k = 0; k < params.size(); ++k) {
@@ -168,9 +185,11 @@ StatusOr<ParameterGroupAssignment> AssignParameterGroups(
 nlohmann::json ParameterGroupsJson(const ParameterGroupAssignment& a,
                                    const std::vector<std::pair<std::string, std::vector<int64_t>>>& params) {
   nlohmann::json out = nlohmann::json::array();
-  for (const ParameterGroup& g : a.groups)
+  for (const ParameterGroup& g : a.groups) {
     out.push_back({{"name", g.name}, {"weight_decay", g.weight_decay}, {"lr_scale", g.lr_scale},
                    {"parameters", nlohmann::json::array()}});
+    if (g.use_muon) out.back()["use_muon"] = *g.use_muon;
+  }
   for (size_t k = 0; k < params.size(); ++k) out[static_cast<size_t>(a.group_of[k])]["parameters"].push_back(params[k].first);
   return out;
 }

@@ -7,6 +7,9 @@
 //     "parameter_groups": [{"params": ["lm_head.*"], "weight_decay": 0.0, "lr_scale": 0.1}]
 //   }
 //
+// With the "muon" optimizer a group may also say "use_muon": true/false, overriding DeepSpeed's
+// rule (UsesMuonByDefault) for its parameters: which ones Muon updates and which the aux Adam.
+//
 // A parameter's group: the first parameter_groups entry one of whose patterns matches its name
 // (fnmatch(3) globs on the ONNX initializer name, torch's name); else, with the preset, the
 // "no_decay_bias_norm" group when it has fewer than 2 dimensions (weight_decay 0); else the
@@ -38,6 +41,7 @@ struct ParameterGroupSpec {
   std::vector<std::string> params;     // fnmatch patterns on parameter names
   std::optional<double> weight_decay;  // none: the optimizer section's
   double lr_scale = 1.0;
+  std::optional<bool> use_muon;  // none: DeepSpeed's rule
 };
 
 struct DscompileConfig {
@@ -63,7 +67,13 @@ struct ParameterGroup {
   std::string name;  // "parameter_groups[0]", "no_decay_bias_norm" or "default"
   double weight_decay = 0;
   double lr_scale = 1;
+  std::optional<bool> use_muon;  // the group's override of UsesMuonByDefault ("muon" only)
 };
+
+// DeepSpeed's rule for the "muon" optimizer (deepspeed/__init__.py set_optimizer_flags): Muon
+// takes a parameter of 2 or more dimensions whose name, lower-cased, contains neither "embed"
+// nor "lm_head"; the aux Adam the others.
+bool UsesMuonByDefault(const std::string& name, const std::vector<int64_t>& dims);
 
 struct ParameterGroupAssignment {
   std::vector<ParameterGroup> groups;  // every group that holds a parameter, in config order, "default" last

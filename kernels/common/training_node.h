@@ -9,6 +9,7 @@
 #include "ir/dsc_ops.h"
 #include "ir/optim_algorithms.h"
 #include "kernels/common/lamb_math.h"
+#include "kernels/common/muon_math.h"
 #include "kernels/common/optimizer_math.h"
 #include "kernels/kernel.h"
 
@@ -355,6 +356,82 @@ struct LambApplyNode {
   LambAttrs attrs{};
   int64_t slot = 0;
   bool shard = false;
+  int64_t world_attr = -1;
+};
+
+// MuonMomentum (param, grad, momentum_buffer, grad_scale[, skip]) -> update float, shaped as
+// momentum_buffer; param is not read (with shard = 1 it is the whole tensor and grad/momentum
+// this rank's chunk).
+struct MuonMomentumNode {
+  Status Init(const Node& n) {
+    RETURN_IF_ERROR(NeedInputs(n, 4));
+    for (size_t i = 1; i < 3; ++i) RETURN_IF_ERROR(CheckFloat(n.input(i), "MuonMomentum"));
+    RETURN_IF_ERROR(FloatScalar(n, 3, "MuonMomentum"));
+    if (n.num_outputs() != 1 || !n.output(0) || n.output(0)->type.dtype != DType::kFloat32)
+      return InvalidArgument("MuonMomentum: needs one float output (the update)");
+    grad = n.input(1)->type.dtype;
+    state = n.input(2)->type.dtype;
+    beta = n.GetFloat("momentum", 0.95f);
+    // Python's 1 - beta in double, cast to float by torch's lerp_.
+    one_minus = static_cast<float>(1.0 - ShortestDecimal(beta));
+    return CheckSkip(n, 4, "MuonMomentum");
+  }
+  DType grad = DType::kFloat32, state = DType::kFloat32;
+  float beta = 0.95f, one_minus = 0.05f;
+};
+
+// MuonApply (param, update, lr[, skip]); update float, the whole tensor of `matrix`'s shape.
+// The range of param it writes: all of it, this rank's chunk of it (shard = 1), or, when param
+// is itself this rank's chunk of chunk_of elements, the chunk's elements of the tensor.
+struct MuonApplyNode {
+  Status Init(const Node& n) {
+    RETURN_IF_ERROR(NeedInputs(n, 3));
+    RETURN_IF_ERROR(CheckFloat(n.input(0), "MuonApply"));
+    if (n.input(1)->type.dtype != DType::kFloat32)
+      return InvalidArgument("MuonApply: the update (input 1) must be float, not ", DTypeName(n.input(1)->type.dtype));
+    RETURN_IF_ERROR(FloatScalar(n, 2, "MuonApply"));
+    const std::optional<Shape>& shape = n.input(1)->type.shape;
+    if (!shape || !IsStatic(*shape) || shape->size() < 2)
+      return InvalidArgument("MuonApply: the update needs a static shape of 2 or more dims");
+    matrix = MuonMatrixOf(DimValues(*shape));
+    const std::string method = n.GetString("ns_method", "gram");
+    if (method != "gram" && method != "standard")
+      return InvalidArgument("MuonApply: ns_method '", method, "' (gram or standard)");
+    ns = method == "gram" ? MuonNs::kGram : MuonNs::kStandard;
+    ns_steps = static_cast<int>(n.GetInt("ns_steps", 5));
+    weight_decay = n.GetFloat("weight_decay", 0.0f);
+    param = n.input(0)->type.dtype;
+    shard = n.GetInt("shard", 0) != 0;
+    chunk_of = n.GetInt("chunk_of", 0);
+    world_attr = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
+    return CheckSkip(n, 3, "MuonApply");
+  }
+  // r.offset: the first element of the tensor written; r.len of them; written at param[0] when
+  // param is a chunk (chunk_of), else at param[r.offset].
+  StatusOr<ShardRange> Range(const KernelContext& ctx, int64_t param_numel, int64_t update_numel) const {
+    if (update_numel != matrix.numel())
+      return InvalidArgument("MuonApply: update of ", update_numel, " elements, expected ", matrix.numel());
+    if (chunk_of > 0 && !shard) {
+      int64_t rank = 0, world = 1;
+      RETURN_IF_ERROR(RankAndWorld(ctx, world_attr, "MuonApply", &rank, &world));
+      const ShardRange whole = ShardOf(chunk_of, true, rank, world);
+      if (chunk_of != update_numel || whole.state != param_numel)
+        return InvalidArgument("MuonApply: chunk of ", whole.state, " elements of ", chunk_of, " expected, got ",
+                               param_numel, " of ", update_numel);
+      return whole;
+    }
+    if (param_numel != update_numel)
+      return InvalidArgument("MuonApply: param of ", param_numel, " elements updated from ", update_numel);
+    return OptimizerShard(ctx, shard, world_attr, param_numel, "MuonApply");
+  }
+  bool param_is_chunk() const { return chunk_of > 0 && !shard; }
+  DType param = DType::kFloat32;
+  MuonMatrix matrix;
+  MuonNs ns = MuonNs::kGram;
+  int ns_steps = 5;
+  float weight_decay = 0.0f;
+  bool shard = false;
+  int64_t chunk_of = 0;
   int64_t world_attr = -1;
 };
 

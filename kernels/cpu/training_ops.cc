@@ -1,6 +1,7 @@
 // CPU kernels of the training ops (ir/dsc_ops.h): in-place accumulation, zeroing, copies, the
 // global gradient norm, the clip factor, and the optimizer updates (Adam/AdamW, SGD, the
-// element-wise optimizers of OptimStep, and Lamb's LambMoments/LambApply). Accumulate and
+// element-wise optimizers of OptimStep, Lamb's LambMoments/LambApply and Muon's
+// MuonMomentum/MuonApply, whose Newton-Schulz GEMMs go through the BLAS). Accumulate and
 // SumSquares and the updates take any mix of float32/float16/bfloat16 (computed in float, each
 // tensor rounded once to its dtype), ZeroFill every float dtype, Assign every dtype.
 //
@@ -10,10 +11,13 @@
 // kernels/common/optimizer_math.h, shared with the CUDA kernels.
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/muon_math.h"
 #include "kernels/common/optimizer_math.h"
 #include "kernels/common/training_node.h"
+#include "kernels/cpu/blas.h"
 #include "kernels/cpu/core_util.h"
 #include "kernels/cpu/half_convert.h"
 #include "kernels/kernel.h"
@@ -420,6 +424,125 @@ class LambApplyKernel : public OpKernel {
   optim::LambApplyNode node_;
 };
 
+// MuonMomentum per element: the momentum rounded once to its dtype, the Nesterov update read from
+// the stored momentum (as torch's grad.lerp_(momentum) reads the updated buffer).
+template <DType G, DType S>
+void MuonMomentumLoop(const void* grad, void* m, float* update, int64_t n, float grad_scale, float beta,
+                      float one_minus) {
+#pragma omp parallel for if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = LoadF<G>(grad, i);
+    StoreF<S>(m, i, optim::MuonMomentumElement(g, grad_scale, LoadF<S>(m, i), one_minus));
+    update[i] = optim::MuonNesterov(g, grad_scale, LoadF<S>(m, i), beta);
+  }
+}
+
+// (param, grad, momentum_buffer, grad_scale[, skip]) -> update: muon_update's momentum half.
+class MuonMomentumKernel : public OpKernel {
+ public:
+  Status Init(const Node& n) { return node_.Init(n); }
+  Status Compute(KernelContext& ctx) override {
+    TensorView& update = ctx.output(0);
+    const int64_t n = update.numel();
+    for (size_t i = 1; i < 3; ++i) RETURN_IF_ERROR(StateSize(ctx.input(i), n, false, "MuonMomentum"));
+    float* u = update.data<float>();
+    if (Skipped(ctx, 4)) {
+      std::memset(u, 0, static_cast<size_t>(n) * sizeof(float));
+      return Status::OK();
+    }
+    const float scale = ScalarF(ctx.input(3));
+    DispatchFloat(node_.grad, [&](auto gt) {
+      DispatchFloat(node_.state, [&](auto st) {
+        MuonMomentumLoop<decltype(gt)::kDType, decltype(st)::kDType>(ctx.input(1).ptr, ctx.input(2).ptr, u, n, scale,
+                                                                      node_.beta, node_.one_minus);
+      });
+    });
+    return Status::OK();
+  }
+
+ private:
+  optim::MuonMomentumNode node_;
+};
+
+// The matrix operations of optim::MuonNewtonSchulz on the CPU: OpenBLAS's sgemm, float loops.
+struct CpuMuonOps {
+  Status Gemm(bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b, float beta,
+              float* c) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+                static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(k), b,
+                static_cast<int>(trans_b ? k : n), beta, c, static_cast<int>(n));
+    return Status::OK();
+  }
+  Status Scale(float* dst, const float* src, float alpha, int64_t count) {
+    for (int64_t i = 0; i < count; ++i) dst[i] = alpha * src[i];
+    return Status::OK();
+  }
+  Status AddDiagonal(float* q, float a, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) q[i * n + i] += a;
+    return Status::OK();
+  }
+  Status Normalize(float* x, int64_t count) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < count; ++i) sum += optim::SquareD(x[i]);
+    const float denom = static_cast<float>(std::sqrt(sum)) + optim::kMuonNormEps;
+    for (int64_t i = 0; i < count; ++i) x[i] /= denom;
+    return Status::OK();
+  }
+};
+
+template <DType P>
+void MuonApplyLoop(void* p, const float* o, int64_t n, float lr, float decay) {
+#pragma omp parallel for if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) StoreF<P>(p, i, optim::MuonApplyElement(LoadF<P>(p, i), o[i], lr, decay));
+}
+
+// (param, update, lr[, skip]): the orthogonalised update of the whole matrix (every rank
+// computes it, as DeepSpeed's ZeRO does on the gathered gradient), applied to this op's elements.
+class MuonApplyKernel : public OpKernel {
+ public:
+  Status Init(const Node& n) {
+    RETURN_IF_ERROR(node_.Init(n));
+    const optim::MuonMatrix& x = node_.matrix;
+    for (auto* v : {&x_, &t_}) v->resize(static_cast<size_t>(x.n * x.m));
+    for (auto* v : {&r_, &z_, &q_, &w_}) v->resize(static_cast<size_t>(x.n * x.n));
+    o_.resize(static_cast<size_t>(x.numel()));
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    if (Skipped(ctx, 3)) return Status::OK();
+    const TensorView& param = ctx.input(0);
+    ASSIGN_OR_RETURN(const ShardRange r, node_.Range(ctx, param.numel(), ctx.input(1).numel()));
+    const optim::MuonMatrix& x = node_.matrix;
+    const float* g = ctx.input(1).data<float>();
+    const int64_t size = x.rows * x.cols;
+    CpuMuonOps ops;
+    for (int64_t b = 0; b < x.batch; ++b) {
+      const float* gb = g + b * size;
+      // X = G, or G^T when it has more rows than columns.
+      for (int64_t i = 0; i < x.rows; ++i)
+        for (int64_t j = 0; j < x.cols; ++j) x_[static_cast<size_t>(x.transposed ? j * x.m + i : i * x.m + j)] = gb[i * x.cols + j];
+      float* res = nullptr;
+      RETURN_IF_ERROR(optim::MuonNewtonSchulz(ops, node_.ns, node_.ns_steps, x.n, x.m, x_.data(), t_.data(), r_.data(),
+                                              z_.data(), q_.data(), w_.data(), &res));
+      float* ob = o_.data() + b * size;
+      for (int64_t i = 0; i < x.rows; ++i)
+        for (int64_t j = 0; j < x.cols; ++j)
+          ob[i * x.cols + j] = res[x.transposed ? j * x.m + i : i * x.m + j] * x.scale;
+    }
+    const float lr = ScalarF(ctx.input(2));
+    const float decay = static_cast<float>(1.0 - ShortestDecimal(lr) * ShortestDecimal(node_.weight_decay));
+    void* p = Offset(param.ptr, node_.param_is_chunk() ? 0 : r.offset, node_.param);
+    DispatchFloat(node_.param, [&](auto pt) {
+      MuonApplyLoop<decltype(pt)::kDType>(p, o_.data() + r.offset, r.len, lr, decay);
+    });
+    return Status::OK();
+  }
+
+ private:
+  optim::MuonApplyNode node_;
+  std::vector<float> x_, t_, r_, z_, q_, w_, o_;  // Newton-Schulz scratch and the scaled result
+};
+
 // Registered for every dtype their first input may have; the kernels read the dtypes themselves.
 bool RegisterTrainingOps() {
   KernelRegistry& r = KernelRegistry::Global();
@@ -431,6 +554,8 @@ bool RegisterTrainingOps() {
     r.Register(KernelKey{kDscDomain, ops::kOptimStep, DeviceKind::kCpu, t}, MakeFactory<OptimStepKernel>());
     r.Register(KernelKey{kDscDomain, ops::kLambMoments, DeviceKind::kCpu, t}, MakeFactory<LambMomentsKernel>());
     r.Register(KernelKey{kDscDomain, ops::kLambApply, DeviceKind::kCpu, t}, MakeFactory<LambApplyKernel>());
+    r.Register(KernelKey{kDscDomain, ops::kMuonMomentum, DeviceKind::kCpu, t}, MakeFactory<MuonMomentumKernel>());
+    r.Register(KernelKey{kDscDomain, ops::kMuonApply, DeviceKind::kCpu, t}, MakeFactory<MuonApplyKernel>());
   }
   for (DType t : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64})
     r.Register(KernelKey{kDscDomain, ops::kZeroFill, DeviceKind::kCpu, t}, MakeFactory<ZeroFillKernel>());
