@@ -27,7 +27,9 @@ DeepSpeed semantics reproduced (fp32, one process):
     the torch class defaults apply, i.e. torch AdamW's weight_decay 1e-2).  "Lion" -> DeepSpeed's
     FusedLion, reproduced by FusedLionReference below (torch has no Lion); "Adagrad" ->
     torch.optim.Adagrad (what DeepSpeed builds without optimizer offload); "Lamb" -> DeepSpeed's
-    FusedLamb (CUDA-only there), reproduced by FusedLambReference below.  Any other type is
+    FusedLamb (CUDA-only there), reproduced by FusedLambReference below; "Muon" -> DeepSpeed's
+    MuonWithAuxAdam (models/muon_reference.py: the engine's use_muon rule and two groups, float32
+    Newton-Schulz; a "dscompile" group's use_muon overrides the rule).  Any other type is
     `getattr(torch.optim, type)` with the params as kwargs (e.g. "SGD": lr required; "NAdam" needs
     torch >= 2.0, whose update differs from 1.13's).
   * parameter groups (dscompile's own "dscompile" section, frontend/config/parameter_groups.h):
@@ -63,6 +65,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import export_models as E  # noqa: E402
 import export_unseen as U  # noqa: E402
+import muon_reference as M  # noqa: E402
 
 BUNDLED = ("mlp", "cnn", "gpt")
 REFERENCE_CONFIGS = ("adam", "adamw_wd", "sgd_momentum", "clip05", "accum4", "warmup")
@@ -70,12 +73,12 @@ REFERENCE_CONFIGS = ("adam", "adamw_wd", "sgd_momentum", "clip05", "accum4", "wa
 # mlp and the gpt; written with torch >= 2 (/opt/torchenv/bin/python): --regenerate --only ...
 OPTIMIZER_MODELS = ("mlp", "gpt")
 OPTIMIZER_CONFIGS = tuple(n + sfx for n in ("lion", "adagrad", "rmsprop", "adamax", "nadam", "radam", "adadelta",
-                                            "lamb")
+                                            "lamb", "muon")
                           for sfx in ("", "_wd"))
 # Parameter groups (the "dscompile" section): AdamW with the no-decay preset, and with an lr_scale group;
 # Lamb with both.
 GROUP_MODELS = ("mlp", "gpt")
-GROUP_CONFIGS = ("adamw_nodecay", "adamw_groups", "lamb_groups")
+GROUP_CONFIGS = ("adamw_nodecay", "adamw_groups", "lamb_groups", "muon_groups")
 REFERENCE_STEPS = 30
 
 
@@ -293,16 +296,21 @@ def param_groups(cfg, module):
     specs = sec.get("parameter_groups", [])
     preset = bool(sec.get("no_decay_bias_norm", False))
     named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
-    if not specs and not preset:
+    muon = str((cfg.get("optimizer") or {}).get("type", "")).lower() == "muon"
+    if not specs and not preset and not muon:
         return [p for _, p in named]
     groups = []
     for i, g in enumerate(specs):
-        unknown = set(g) - {"params", "weight_decay", "lr_scale"}
+        unknown = set(g) - {"params", "weight_decay", "lr_scale", "use_muon"}
         if unknown:
             raise RefError("dscompile.parameter_groups[%d]: unknown key(s): %s" % (i, sorted(unknown)))
         d = {"params": [], "group": "parameter_groups[%d]" % i, "lr_scale": float(g.get("lr_scale", 1.0))}
         if "weight_decay" in g:
             d["weight_decay"] = float(g["weight_decay"])
+        if "use_muon" in g:
+            if not muon:
+                raise RefError("dscompile.parameter_groups[%d].use_muon: only with the muon optimizer" % i)
+            d["use_muon"] = bool(g["use_muon"])
         groups.append(d)
     no_decay = {"params": [], "group": "no_decay_bias_norm", "lr_scale": 1.0, "weight_decay": 0.0}
     default = {"params": [], "group": "default", "lr_scale": 1.0}
@@ -337,6 +345,8 @@ def make_optimizer(cfg, params):
                        "optimizer parameter, please switch to using the deepspeed parameter "
                        "'gradient_clipping'")
     name = typ.lower() if typ.lower() in ("adam", "adamw") else typ
+    if name.lower() == "muon":
+        return make_muon(kw, params)
     if name in ("adam", "adamw"):
         unknown = set(kw) - ADAM_KEYS
         if unknown:
@@ -397,6 +407,40 @@ def make_optimizer(cfg, params):
                 "names"}
     desc.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()
                  if k not in internal})
+    return o, desc
+
+
+def make_muon(kw, groups):
+    """MuonWithAuxAdamReference over the "dscompile" groups, each split by use_muon (its override,
+    else DeepSpeed's rule) into the engine's Muon and Adam groups with the optimizer's parameters;
+    a "dscompile" group's weight_decay replaces the optimizer's. Each torch group keeps its own
+    lr (base_lr) times its lr_scale."""
+    if "ns_method" in kw and kw["ns_method"] not in M.NS_METHODS:
+        raise RefError("optimizer.params.ns_method: must be one of %s" % sorted(M.NS_METHODS))
+    torch_groups = []
+    for g in groups:
+        for use_muon in (True, False):
+            pairs = [(n, p) for n, p in zip(g["names"], g["params"])
+                     if g.get("use_muon", M.uses_muon(n, p)) == use_muon]
+            if not pairs:
+                continue
+            if use_muon and any(p.ndim < 2 for _, p in pairs):
+                raise RefError("%s: use_muon on a parameter of fewer than 2 dimensions" % g["group"])
+            tg = M.engine_group([p for _, p in pairs], use_muon, kw)
+            if "weight_decay" in g:
+                tg["weight_decay"] = g["weight_decay"]
+            tg.update(group=g["group"], lr_scale=g["lr_scale"], names=[n for n, _ in pairs])
+            torch_groups.append(tg)
+    o = M.MuonWithAuxAdamReference(torch_groups)
+    for tg in o.param_groups:
+        tg["base_lr"] = tg["lr"]
+    muon_g = M.engine_group([], True, kw)
+    adam_g = M.engine_group([], False, kw)
+    desc = {"class": "deepspeed.runtime.zero.muon.MuonWithAuxAdam (MuonWithAuxAdamReference)",
+            "muon_lr": muon_g.get("lr", 0.02), "momentum": muon_g.get("momentum", 0.95),
+            "ns_method": muon_g.get("ns_method", "gram"), "adam_lr": adam_g.get("lr", 3e-4),
+            "betas": list(adam_g.get("betas", (0.9, 0.95))), "eps": adam_g.get("eps", 1e-10),
+            "weight_decay": kw.get("weight_decay", 0), "lr": muon_g.get("lr", 0.02)}
     return o, desc
 
 
@@ -611,7 +655,10 @@ def train_module(name, module, in_names, data, cfg, steps, where="the data"):
     if len(opt.param_groups) > 1 or "group" in opt.param_groups[0]:
         desc["param_groups"] = [{"group": g["group"], "weight_decay": g["weight_decay"], "lr_scale": g["lr_scale"],
                                  "params": g["names"]} for g in opt.param_groups]
-    base_lr = opt.param_groups[0]["lr"]
+        for d, g in zip(desc["param_groups"], opt.param_groups):
+            if "use_muon" in g:
+                d.update(use_muon=g["use_muon"], lr=g["base_lr"])
+    base_lr = desc["lr"] if "base_lr" in opt.param_groups[0] else opt.param_groups[0]["lr"]
     sched = make_schedule(cfg, base_lr)
     tensors = {k: torch.from_numpy(v) for k, v in data.items()}
 
@@ -620,7 +667,12 @@ def train_module(name, module, in_names, data, cfg, steps, where="the data"):
     for k in range(steps):
         lr = base_lr if sched is None else sched(k - 1)  # step n = k+1 uses it = n-2
         for g in opt.param_groups:
-            g["lr"] = lr * g["lr_scale"] if "lr_scale" in g else lr
+            # Muon's groups keep their own lrs, scaled as the schedule scales base_lr, unless
+            # the scheduler writes one lr into every group (WarmupLR, WarmupDecayLR).
+            own = lr
+            if "base_lr" in g and not (sched is not None and cfg["scheduler"]["type"] in ("WarmupLR", "WarmupDecayLR")):
+                own = g["base_lr"] * (lr / base_lr) if base_lr else g["base_lr"]
+            g["lr"] = own * g["lr_scale"] if "lr_scale" in g else own
         opt.zero_grad(set_to_none=True)
         start = (k % spe) * tb
         micro = []
