@@ -79,6 +79,10 @@ OPTIMIZER_CONFIGS = tuple(n + sfx for n in ("lion", "adagrad", "rmsprop", "adama
 # Lamb with both.
 GROUP_MODELS = ("mlp", "gpt")
 GROUP_CONFIGS = ("adamw_nodecay", "adamw_groups", "lamb_groups", "muon_groups")
+# Muon's two groups under a schedule that writes one lr into both (WarmupLR) and one that scales each
+# group's own (WarmupCosineLR).
+SCHEDULE_MODELS = ("mlp", "gpt")
+SCHEDULE_CONFIGS = ("muon_warmup", "muon_cosine")
 REFERENCE_STEPS = 30
 
 
@@ -808,6 +812,7 @@ def regenerate(steps=REFERENCE_STEPS, verbose=True, only=None):
     jobs = [(m, c) for m in BUNDLED for c in REFERENCE_CONFIGS]
     jobs += [(m, c) for m in OPTIMIZER_MODELS for c in OPTIMIZER_CONFIGS]
     jobs += [(m, c) for m in GROUP_MODELS for c in GROUP_CONFIGS]
+    jobs += [(m, c) for m in SCHEDULE_MODELS for c in SCHEDULE_CONFIGS]
     if only:
         jobs = [(m, c) for m, c in jobs if c in only]
     for model in BUNDLED:

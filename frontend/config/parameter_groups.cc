@@ -109,6 +109,8 @@ std::string DescribeParameterGroups(const DscompileConfig& c, const OptimizerCon
   if (c.no_decay_bias_norm)
     out += StrCat(kNoDecayGroup, ": the other parameters with fewer than 2 dimensions, weight_decay 0, lr_scale 1\n");
   out += StrCat(kDefaultGroup, ": the rest, weight_decay ", optimizer.weight_decay, " (the optimizer section's), lr_scale 1\n");
+  if (optimizer.type == "muon")
+    out += "muon: a group without use_muon follows DeepSpeed's rule (2+ dims, no \"embed\"/\"lm_head\" in the name)\n";
   return out;
 }
 
