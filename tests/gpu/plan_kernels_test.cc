@@ -1,6 +1,6 @@
 // Every node of real plans gets a CUDA kernel: each bundled and current model, compiled in fp32,
-// bf16 and fp16 (and ZeRO-3 on two ranks for the small ones, and Lamb with fp16 at ZeRO 1 and
-// bf16 at ZeRO 3 on two ranks), has every node of its programs
+// bf16 and fp16 (and ZeRO-3 on two ranks for the small ones, and Lamb and Muon with fp16 at ZeRO 1
+// and bf16 at ZeRO 3 on two ranks), has every node of its programs
 // created by the CUDA kernel factories. Creating a kernel runs its Init on the host only (shapes,
 // attributes, constant inputs), so this needs no GPU: it finds missing CUDA kernels and dtype
 // mixes that a CUDA kernel refuses before a GPU-hour is spent finding them.
@@ -28,7 +28,7 @@ using testing::ShellQuote;
 
 struct PlanCase {
   std::string model;   // relative to models/
-  std::string regime;  // fp32, bf16, fp16, zero3x2, lamb_fp16_zero1x2, lamb_bf16_zero3x2
+  std::string regime;  // fp32, bf16, fp16, zero3x2, {lamb,muon}_fp16_zero1x2, {lamb,muon}_bf16_zero3x2
 };
 void PrintTo(const PlanCase& c, std::ostream* os) { *os << c.model << " " << c.regime; }
 
@@ -43,7 +43,9 @@ std::vector<PlanCase> Cases() {
     const bool small = f.rfind("mlp/", 0) == 0 || f.rfind("cnn/", 0) == 0 || f.rfind("gpt/", 0) == 0;
     for (const char* r : {"fp32", "bf16"}) cases.push_back({f, r});
     if (small)
-      for (const char* r : {"fp16", "zero3x2", "lamb_fp16_zero1x2", "lamb_bf16_zero3x2"}) cases.push_back({f, r});
+      for (const char* r : {"fp16", "zero3x2", "lamb_fp16_zero1x2", "lamb_bf16_zero3x2", "muon_fp16_zero1x2",
+                            "muon_bf16_zero3x2"})
+        cases.push_back({f, r});
   }
   return cases;
 }
@@ -56,14 +58,20 @@ nlohmann::json ConfigFor(const std::string& regime) {
                       {"optimizer", {{"type", "AdamW"}, {"params", {{"lr", 0.001}, {"weight_decay", 0.01}}}}}};
   if (regime == "bf16") c["bf16"] = {{"enabled", true}};
   if (regime == "fp16") c["fp16"] = {{"enabled", true}};
-  if (regime == "zero3x2" || regime.rfind("lamb_", 0) == 0) {
+  const bool lamb = regime.rfind("lamb_", 0) == 0, muon = regime.rfind("muon_", 0) == 0;
+  const bool zero1 = regime.find("_fp16_zero1x2") != std::string::npos;
+  if (regime == "zero3x2" || lamb || muon) {
     c["train_micro_batch_size_per_gpu"] = 2;
-    c["zero_optimization"] = {{"stage", regime == "lamb_fp16_zero1x2" ? 1 : 3}};
-    c[regime == "lamb_fp16_zero1x2" ? "fp16" : "bf16"] = {{"enabled", true}};
+    c["zero_optimization"] = {{"stage", zero1 ? 1 : 3}};
+    c[zero1 ? "fp16" : "bf16"] = {{"enabled", true}};
   }
-  if (regime.rfind("lamb_", 0) == 0) {
+  if (lamb) {
     c["optimizer"] = {{"type", "Lamb"}, {"params", {{"lr", 0.001}, {"weight_decay", 0.01}}}};
     c["zero_allow_untested_optimizer"] = true;
+  }
+  if (muon) {  // DeepSpeed's stage 3 takes Muon without reduce_scatter only
+    c["optimizer"] = {{"type", "Muon"}, {"params", {{"weight_decay", 0.01}}}};
+    c["zero_optimization"]["reduce_scatter"] = false;
   }
   return c;
 }
