@@ -174,6 +174,18 @@ TEST(ExactResumeWith, Lamb) {
   }
 }
 
+// Muon's momentum buffers (P::momentum_buffer) and the aux Adam's moments are saved and restored
+// whole and as ZeRO-3 chunks (stage 3 without reduce_scatter, as DeepSpeed requires).
+TEST(ExactResumeWith, Muon) {
+  for (const Layout l : {Layout{0, 1}, Layout{3, 2}}) {
+    testing::TempDir tmp;
+    json cfg = ReadJsonFile(kModels / "reference_configs" / "muon_wd.json");
+    cfg["zero_optimization"] = {{"stage", l.stage}, {"reduce_scatter", false}};
+    const std::string plan = Compile(tmp, "muon", kModels / "mlp" / "mlp.onnx", cfg, l.world);
+    ExpectExactResume(plan, l.world, kModels / "mlp" / "data", "", tmp, StrCat("muon_w", l.world));
+  }
+}
+
 // BatchNorm's running statistics are buffers: saved, and restored, with the rest.
 TEST(ExactResumeWith, BatchNormStatistics) {
   for (const Layout l : {Layout{0, 1}, Layout{3, 2}}) {

@@ -301,6 +301,28 @@ TEST(Fp16Overflow, LambSkipsChangeNothing) {
   }
 }
 
+// Muon's two ops both take the skip input: an overflowed fp16 step leaves the parameters, masters,
+// momentum buffers and the aux Adam's moments bitwise as they were, at stage 0 on one rank and
+// sharded at stages 1 and 3 on two (the update gathered between them is then zeros).
+TEST(Fp16Overflow, MuonSkipsChangeNothing) {
+  for (const Case& c : {Case{0, 1}, Case{1, 2}, Case{3, 2}}) {
+    testing::TempDir tmp;
+    const fs::path dump = fs::path(tmp.path()) / "dump";
+    const std::vector<int> overflow = {2, 4};
+    json cfg = Config(c.stage, c.world, {{"fp16", {{"enabled", true}, {"initial_scale_power", 8}}}});
+    cfg["optimizer"] = {{"type", "Muon"}, {"params", {{"muon_lr", kMaxLr}, {"weight_decay", 0.01}}}};
+    if (c.stage == 3) cfg["zero_optimization"]["reduce_scatter"] = false;
+    const TrainRun run = CompileAndTrain(cfg, c.world, 5, InjectSpec(overflow, c.world), tmp,
+                                         " --debug-dump-state " + ShellQuote(dump.string()) + " --debug-dump-steps 0,1,2,3,4,5");
+    const std::string what = "muon fp16 stage " + std::to_string(c.stage) + " world " + std::to_string(c.world);
+    ASSERT_EQ(run.result.rc, 0) << what << "\n" << run.result.output;
+    ASSERT_EQ(run.metrics.size(), 5u) << what;
+    for (int step = 1; step <= 5; ++step)
+      EXPECT_EQ(run.metrics[static_cast<size_t>(step - 1)].at("skipped").get<bool>(), step == 2 || step == 4) << what << " step " << step;
+    ExpectSkippedStepsChangeNothing(dump, c.world, 5, overflow, what);
+  }
+}
+
 // bf16 has no loss scale; with check_grad_overflow (the default) an inf/NaN gradient still skips
 // the step under the wrappers that check (ddp_bf16 at stage 0, the ZeRO 1-2 optimizer), leaving
 // the states and the LR schedule where they were.
