@@ -5,6 +5,11 @@ change: the Newton-Schulz iterations compute in float32. DeepSpeed picks bfloat1
 or float16 ("gram") when the accelerator supports it and float32 otherwise; dscompile computes in
 float32, so the float32 branch is the one to compare with.
 
+The reference is the optimizer's own step on the unscaled, clipped gradient, as every other
+optimizer here; DeepSpeed's ZeRO 1-3 run muon_update earlier, on the loss-scaled, unclipped
+gradient while reducing it, and its stage 0 skips the orthogonalisation (docs/config.md, "Where we
+differ from DeepSpeed"): without clipping, in fp32 and without accumulation, the numbers agree.
+
 How DeepSpeed's engine builds it (engine.py:2197-2235, deepspeed/__init__.py set_optimizer_flags):
   use_muon = p.ndim >= 2 and the name, lower-cased, contains neither "embed" nor "lm_head";
   the Muon group takes lr, momentum, weight_decay, ns_method (muon_lr overrides lr), the Adam

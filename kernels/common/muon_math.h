@@ -1,6 +1,6 @@
 // The math of MuonMomentum and MuonApply (ir/dsc_ops.h), DeepSpeed's Muon update for its use_muon
-// parameters; the per-element parts shared by the CPU kernels (kernels/cpu/muon.cc) and their
-// CUDA twins (kernels/cuda/muon.cu), and the Newton-Schulz iterations written once over a small
+// parameters; the per-element parts shared by the CPU kernels (kernels/cpu/training_ops.cc) and
+// their CUDA twins (kernels/cuda/muon.cu), and the Newton-Schulz iterations written once over a small
 // set of matrix operations that each device provides (a GEMM, a scaled copy, a diagonal add,
 // a Frobenius normalisation).
 //

@@ -520,7 +520,8 @@ class MuonApplyKernel : public OpKernel {
       const float* gb = g + b * size;
       // X = G, or G^T when it has more rows than columns.
       for (int64_t i = 0; i < x.rows; ++i)
-        for (int64_t j = 0; j < x.cols; ++j) x_[static_cast<size_t>(x.transposed ? j * x.m + i : i * x.m + j)] = gb[i * x.cols + j];
+        for (int64_t j = 0; j < x.cols; ++j)
+          x_[static_cast<size_t>(x.transposed ? j * x.m + i : i * x.m + j)] = gb[i * x.cols + j];
       float* res = nullptr;
       RETURN_IF_ERROR(optim::MuonNewtonSchulz(ops, node_.ns, node_.ns_steps, x.n, x.m, x_.data(), t_.data(), r_.data(),
                                               z_.data(), q_.data(), w_.data(), &res));
