@@ -221,6 +221,13 @@ Status CrossCheck(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
                      "Muon with reduce scatter does not support optimizer offload because offload retains only "
                      "partition slices; disable reduce scatter or optimizer offload");
   }
+  // stage3.py keeps the Muon momentum out of the swapped subgroups with it; offload-optimizer swaps
+  // every state.
+  if (c->optimizer.type == "muon" && c->zero.stage == 3 && c->zero.save_muon_momentum_buffer_in_memory &&
+      c->zero.offload_optimizer && c->zero.offload_optimizer->device == "nvme") {
+    ctx.Unsupported("zero_optimization.save_muon_momentum_buffer_in_memory",
+                    "keeping Muon's momentum buffers in memory while NVMe offload swaps the other optimizer states");
+  }
   if (c->zero.optimizer_offloaded() && !c->zero.enabled()) {
     ctx.Warn("zero_optimization.offload_optimizer", "has no effect at ZeRO stage 0");
   }

@@ -103,6 +103,13 @@ TEST(MuonConfig, DeepSpeedsZeroRefusals) {
   EXPECT_NE(msg.find("Muon and reduce scatter cannot be used together"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[ValueError]"), std::string::npos) << msg;
   EXPECT_TRUE(Parse("{}", R"(, "zero_optimization": {"stage": 3, "reduce_scatter": false})").ok());
+  // DeepSpeed's stage 3 keeps the momentum in memory with this flag; NVMe offload here swaps it.
+  StatusOr<DsConfig> kept = Parse("{}", R"(, "zero_optimization": {"stage": 3, "reduce_scatter": false,
+      "save_muon_momentum_buffer_in_memory": true, "offload_optimizer": {"device": "nvme", "nvme_path": "/tmp"}})");
+  ASSERT_TRUE(kept.ok()) << kept.status().message();
+  ASSERT_EQ(kept->unsupported.size(), 1u);
+  EXPECT_EQ(kept->unsupported[0].rfind("zero_optimization.save_muon_momentum_buffer_in_memory: ", 0), 0u)
+      << kept->unsupported[0];
   // Stages 1 and 2 (MuonWithAuxAdam is in ZeRO's tested list) take it.
   for (const char* stage : {"1", "2"})
     EXPECT_TRUE(Parse("{}", std::string(R"(, "zero_optimization": {"stage": )") + stage + "}").ok()) << stage;
