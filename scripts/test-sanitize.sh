@@ -19,7 +19,9 @@ cmake --build build-san -j"$(nproc)"
 #     Optimizers/OptimizerZero3Trajectory, Models/CurrentExport, DropoutInvariant, the 2-rank
 #     activation-checkpointing runs (Models/Remat.*_w2) and the 12-layer ones (RematDeep), Lamb on
 #     two ranks (Lamb/LambShardedTrajectory, LambFp16, Fp16Overflow.LambSkipsChangeNothing), NVMe
-#     offload on two ranks (Stages/NvmeOffload, NvmeOffloadCheckpoint; NvmeOffloadOneRank stays in) on
+#     offload on two ranks (Stages/NvmeOffload, NvmeOffloadCheckpoint; NvmeOffloadOneRank stays in), Muon
+#     on two ranks (Muon/MuonShardedTrajectory, MuonFp16, Fp16Overflow.MuonSkipsChangeNothing), the
+#     monitors' dsrun runs on two ranks (Monitors.*; their units stay in runtime_tests) on
 #     several ranks (Open MPI's own allocations read as leaks there); the mixed-precision trajectories,
 #     example configs, overflow injections and memory checks on 1-4 ranks): minutes of training
 #     under ASan, the same kernels and passes the unit and golden tests already drive;
@@ -29,7 +31,7 @@ cmake --build build-san -j"$(nproc)"
 #     the 1-rank resumes, kills and PlanWeights stay in;
 #   LargeModel: 2 GB of state, measured for its peak memory, which ASan's shadow would swamp;
 #   ConfigLimits.VeryLongKeysAreCheapAndPrintedShort: a wall-clock bound meant for -O3 code.
-exclude='^(models_py|comm_mpi_.*|dsrun_kill_one_rank|collective_kernels_mpi(_np[0-9]+)?|bucket_collectives_mpi(_np[0-9]+)?|ZeroBuckets\..*|DsrunNproc\..*|Models/BundledTrajectory\..*|Stages/ZeroTrajectory\..*|Optimizers/OptimizerZero3Trajectory\..*|Models/Remat\..*_w2( .*)?|RematDeep\..*|Lamb/LambShardedTrajectory\..*|Stages/NvmeOffload\..*|NvmeOffloadCheckpoint\..*|LambFp16\..*|Fp16Overflow\.LambSkipsChangeNothing|UnseenTrajectory\..*|Models/CurrentExport\..*|Models/CurrentExportHalf\..*|DropoutInvariant\..*|Bf16Gpt\..*|Models/HalfPrecisionZero\..*|Models/FullPrecisionGradients\..*|Configs/ExampleConfig\..*|Precisions/ExportOnnx\..*|Bf16Overflow\..*|AmpOverflow\..*|StagesAndRanks/Fp16Overflow\..*|StagesAndRanks/PrecisionMemory\..*|StagesAndRanks/ExactResume\..*_w[24]( .*)?|ExactResumeWith\..*|ResumeElsewhere\..*|Resume\..*|Ranks/KillAtEveryCrashPoint\..*/w2_.*|KillAtRandomMoments\..*|LargeModel\..*|config\.ConfigLimits\.VeryLongKeysAreCheapAndPrintedShort|bundle)$'
+exclude='^(models_py|comm_mpi_.*|dsrun_kill_one_rank|collective_kernels_mpi(_np[0-9]+)?|bucket_collectives_mpi(_np[0-9]+)?|ZeroBuckets\..*|DsrunNproc\..*|Models/BundledTrajectory\..*|Stages/ZeroTrajectory\..*|Optimizers/OptimizerZero3Trajectory\..*|Models/Remat\..*_w2( .*)?|RematDeep\..*|Lamb/LambShardedTrajectory\..*|Stages/NvmeOffload\..*|NvmeOffloadCheckpoint\..*|LambFp16\..*|Fp16Overflow\.LambSkipsChangeNothing|Muon/MuonShardedTrajectory\..*|MuonFp16\..*|Fp16Overflow\.MuonSkipsChangeNothing|Monitors\..*|UnseenTrajectory\..*|Models/CurrentExport\..*|Models/CurrentExportHalf\..*|DropoutInvariant\..*|Bf16Gpt\..*|Models/HalfPrecisionZero\..*|Models/FullPrecisionGradients\..*|Configs/ExampleConfig\..*|Precisions/ExportOnnx\..*|Bf16Overflow\..*|AmpOverflow\..*|StagesAndRanks/Fp16Overflow\..*|StagesAndRanks/PrecisionMemory\..*|StagesAndRanks/ExactResume\..*_w[24]( .*)?|ExactResumeWith\..*|ResumeElsewhere\..*|Resume\..*|Ranks/KillAtEveryCrashPoint\..*/w2_.*|KillAtRandomMoments\..*|LargeModel\..*|config\.ConfigLimits\.VeryLongKeysAreCheapAndPrintedShort|bundle)$'
 export ASAN_OPTIONS="detect_leaks=1:strict_string_checks=1:check_initialization_order=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 ctest --test-dir build-san --output-on-failure -j"$(nproc)" -E "$exclude" "$@"
