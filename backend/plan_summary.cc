@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "ir/dsc_ops.h"
+#include "ir/swap_ops.h"
 #include "ir/onnx_convert.h"
 #include "ir/text.h"
 
@@ -369,17 +370,7 @@ int64_t CommunicationBufferBytes(const Graph& g) {
   return bytes;
 }
 
-// The states the plan swaps to NVMe (named by its SwapIn nodes, ir/swap_ops.h) and the bytes its
-// swap ops move per optimizer step: {nvme_to_device, device_to_nvme}.
-std::set<std::string> SwappedStateNames(const Plan& plan) {
-  std::set<std::string> out;
-  for (const PlanProgram& p : plan.programs)
-    if (p.graph)
-      for (const auto& n : p.graph->nodes())
-        if (n->domain() == kDscDomain && n->op_type() == ops::kSwapIn) out.insert(n->GetString(ops::kSwapStateAttr, ""));
-  return out;
-}
-
+// The bytes the plan's swap ops (ir/swap_ops.h) move per optimizer step: {nvme_to_device, device_to_nvme}.
 std::pair<int64_t, int64_t> SwapBytesPerStep(const Plan& plan) {
   int64_t gas = 1;
   if (plan.config.is_object() && plan.config.contains("gradient_accumulation_steps") &&
@@ -402,7 +393,7 @@ std::pair<int64_t, int64_t> SwapBytesPerStep(const Plan& plan) {
 void AddStateAndMemory(const Plan& plan, json* out) {
   json state = json::array();
   std::map<std::string, int64_t> by_kind;
-  const std::set<std::string> swapped = SwappedStateNames(plan);
+  const std::set<std::string> swapped = ops::SwappedStates(plan);
   int64_t on_nvme = 0, resident = 0;
   for (const StateInfo& st : plan.state) {
     StatusOr<int64_t> n = NumElements(st.dims);

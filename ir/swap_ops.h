@@ -14,6 +14,11 @@
 // memory plan holds only the states of the updates in the swap window at once.
 #pragma once
 
+#include <set>
+#include <string>
+
+#include "ir/module.h"
+
 namespace dsc::ops {
 
 inline constexpr const char* kSwapIn = "SwapIn";
@@ -22,5 +27,15 @@ inline constexpr const char* kSwapOut = "SwapOut";
 inline constexpr const char* kSwapOutWait = "SwapOutWait";
 // The attribute naming the state tensor a swap op moves.
 inline constexpr const char* kSwapStateAttr = "state";
+
+// The state tensors a module swaps to NVMe: those its SwapIn nodes name.
+inline std::set<std::string> SwappedStates(const Module& m) {
+  std::set<std::string> out;
+  for (const PlanProgram& p : m.programs)
+    if (p.graph)
+      for (const auto& n : p.graph->nodes())
+        if (n->domain() == kDscDomain && n->op_type() == kSwapIn) out.insert(n->GetString(kSwapStateAttr, ""));
+  return out;
+}
 
 }  // namespace dsc::ops

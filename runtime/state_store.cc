@@ -29,17 +29,8 @@ StateStore::~StateStore() {
   for (auto& [n, v] : views_) device_->Free(v.ptr);
 }
 
-std::set<std::string> SwappedStates(const Plan& plan) {
-  std::set<std::string> out;
-  for (const PlanProgram& p : plan.programs)
-    if (p.graph)
-      for (const auto& n : p.graph->nodes())
-        if (n->domain() == kDscDomain && n->op_type() == ops::kSwapIn) out.insert(n->GetString(ops::kSwapStateAttr, ""));
-  return out;
-}
-
 Status StateStore::Allocate(const Plan& plan) {
-  const std::set<std::string> swapped = SwappedStates(plan);
+  const std::set<std::string> swapped = ops::SwappedStates(plan);
   for (const StateInfo& s : plan.state) {
     TensorView v{s.dtype, s.dims, nullptr};
     if (swapped.count(s.name)) {

@@ -60,9 +60,6 @@ class StateStore {
   std::unique_ptr<NvmeSwapFile> swap_;
 };
 
-// The states a plan swaps to NVMe: those named by its SwapIn nodes (ir/swap_ops.h).
-std::set<std::string> SwappedStates(const Plan& plan);
-
 // A state name as a file name: letters, digits and "._:-" stay, the rest (a "/" in an exported
 // name, say) becomes %XX, so every name maps to one file and back.
 std::string FileNameFor(const std::string& name);

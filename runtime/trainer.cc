@@ -26,6 +26,7 @@
 #include "backend/plan_summary.h"
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
+#include "ir/swap_ops.h"
 #include "runtime/comms_logger.h"
 #include "runtime/communicator.h"
 #include "runtime/cuda_backend.h"
@@ -505,7 +506,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   RETURN_IF_ERROR(CheckCheckpointOptions(cfg, opts));
   StateStore state(device);
   RETURN_IF_ERROR(state.Allocate(plan));
-  if (!SwappedStates(plan).empty()) {
+  if (!ops::SwappedStates(plan).empty()) {
     // The plan swaps optimizer states (offload_optimizer.device "nvme"): their file, before any
     // initial value or checkpoint is written into it.
     const std::optional<OffloadOptimizerConfig>& off = cfg.zero.offload_optimizer;
