@@ -17,34 +17,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ab_runs  # noqa: E402
+from ab_runs import BATCH, REPO, run  # noqa: E402
+
 TOOLS = os.path.join(REPO, "build", "tools")
-BATCH = 8
-
-
-def run(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{r.stdout}{r.stderr}")
-    return r.stdout + r.stderr
-
-
-def export_model(args, tmp):
-    sys.path.insert(0, os.path.join(REPO, "models"))
-    import warnings
-    import torch
-    import export_models as E
-    torch.manual_seed(0)
-    model = E.GPT(vocab_size=512, block_size=args.seq, n_layer=args.layers, n_embd=args.width, n_head=4)
-    data = E.data_gpt(4 * BATCH, seed=7, vocab=512, seq=args.seq)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        E.export_one("gpt", model, data, tmp, ref=False, verbose=False)
-    return os.path.join(tmp, "gpt")
 
 
 def compile_plan(model_dir, remat, tmp):
@@ -61,17 +41,6 @@ def compile_plan(model_dir, remat, tmp):
     return plan, micro
 
 
-def train(plan, model_dir, args, tmp, tag):
-    metrics = os.path.join(tmp, tag + ".jsonl")
-    out = run([os.path.join(TOOLS, "dsrun"), plan, "--data", os.path.join(model_dir, "data"), "--threads", "1",
-               "--steps", str(args.warmup + args.steps), "--no-shuffle", "--metrics", metrics])
-    device = next((l.strip() for l in out.splitlines() if "OpenBLAS" in l), "")
-    lines = [json.loads(l) for l in open(metrics)]
-    peak = lines[-1].get("peak_resident_bytes")
-    peak = max(peak) if isinstance(peak, list) else peak
-    return [l["step_time_s"] for l in lines[args.warmup:]], [l["loss"] for l in lines], peak, device
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", type=int, default=12)
@@ -82,22 +51,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
-    for tool in ("dscompile", "dsrun", "dsinspect"):
-        if not os.path.exists(os.path.join(TOOLS, tool)):
-            sys.exit(f"{tool} is not built: run scripts/build.sh first")
+    ab_runs.check_tools(TOOLS)
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = export_model(args, tmp)
+        model_dir = ab_runs.export_gpt(args.layers, args.width, args.seq, tmp)
         sides = {}
         for remat in (False, True):
             plan, micro = compile_plan(model_dir, remat, tmp)
-            sides[remat] = {"plan": plan, "micro": micro, "times": [], "peak": 0}
-        for r in range(args.rounds):
-            for remat in (False, True):
-                s = sides[remat]
-                times, losses, peak, device = train(s["plan"], model_dir, args, tmp, f"{remat}-{r}")
-                s["times"] += times
-                s["losses"], s["device"] = losses, device
-                s["peak"] = max(s["peak"], peak or 0)
+            sides[remat] = {"plan": plan, "micro": micro}
+        ab_runs.alternate(TOOLS, sides, model_dir, args, tmp)
     plain, remat = sides[False], sides[True]
     ms = {k: 1e3 * statistics.median(sides[k]["times"]) for k in sides}
     arena = {k: sides[k]["micro"]["memory"]["arena_bytes"] for k in sides}
