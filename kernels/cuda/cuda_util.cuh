@@ -48,6 +48,24 @@ template <> struct ElemOf<DType::kBool> { using type = uint8_t; };
 template <> struct ElemOf<DType::kUInt8> { using type = uint8_t; };
 template <> struct ElemOf<DType::kInt8> { using type = int8_t; };
 
+template <typename T> struct Tag { using type = T; };
+
+// Calls fn(Tag<T>{}) for the element type of a float32/float16/bfloat16 dtype; false otherwise.
+template <typename Fn>
+bool DispatchFloat(DType t, Fn&& fn) {
+  switch (t) {
+    case DType::kFloat32: fn(Tag<float>{}); return true;
+    case DType::kFloat16: fn(Tag<half>{}); return true;
+    case DType::kBFloat16: fn(Tag<bf16>{}); return true;
+    default: return false;
+  }
+}
+
+// The optional overflow flag an optimizer update reads at input `index` (null: none, or empty).
+inline const uint8_t* SkipPtr(const KernelContext& ctx, size_t index) {
+  return ctx.has_input(index) && ctx.input(index).numel() > 0 ? ctx.input(index).data<uint8_t>() : nullptr;
+}
+
 // The dtype of a float element type.
 template <typename T> constexpr DType DTypeOf() {
   if constexpr (std::is_same_v<T, float>) return DType::kFloat32;

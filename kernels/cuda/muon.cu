@@ -14,22 +14,6 @@
 namespace dsc::cuda {
 namespace {
 
-template <typename T> struct Tag { using type = T; };
-
-template <typename Fn>
-bool DispatchFloat(DType t, Fn&& fn) {
-  switch (t) {
-    case DType::kFloat32: fn(Tag<float>{}); return true;
-    case DType::kFloat16: fn(Tag<half>{}); return true;
-    case DType::kBFloat16: fn(Tag<bf16>{}); return true;
-    default: return false;
-  }
-}
-
-const uint8_t* SkipPtr(const KernelContext& ctx, size_t index) {
-  return ctx.has_input(index) && ctx.input(index).numel() > 0 ? ctx.input(index).data<uint8_t>() : nullptr;
-}
-
 // ---- MuonMomentum ----
 
 template <typename G, typename S>

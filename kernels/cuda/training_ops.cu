@@ -19,28 +19,10 @@
 namespace dsc::cuda {
 namespace {
 
-template <typename T> struct Tag { using type = T; };
-
-// Calls fn(Tag<T>{}) for the element type of a float32/float16/bfloat16 dtype; false otherwise.
-template <typename Fn>
-bool DispatchFloat(DType t, Fn&& fn) {
-  switch (t) {
-    case DType::kFloat32: fn(Tag<float>{}); return true;
-    case DType::kFloat16: fn(Tag<half>{}); return true;
-    case DType::kBFloat16: fn(Tag<bf16>{}); return true;
-    default: return false;
-  }
-}
-
 using optim::CheckFloat;
 using optim::NeedInputs;
 using optim::OptimizerShard;
 using optim::StateSize;
-
-// The skip flag in device memory, or null when the node has none (never skipped).
-const uint8_t* SkipPtr(const KernelContext& ctx, size_t index) {
-  return ctx.has_input(index) && ctx.input(index).numel() > 0 ? ctx.input(index).data<uint8_t>() : nullptr;
-}
 
 // ---- four elements per thread ----
 
