@@ -14,28 +14,21 @@
 #include "ir/node_checks.h"
 #include "tests/kernels/kernel_test_util.h"
 #include "tests/training/group_position.h"
+#include "tests/training/reference_cases.h"
 
 namespace dsc {
 namespace {
 
 using ::dsc::testing::AllClose;
+using ::dsc::testing::Doubles;
 using ::dsc::testing::F32;
+using ::dsc::testing::Floats;
 using ::dsc::testing::GroupPosition;
 using ::dsc::testing::RunNodeOnCpu;
 using nlohmann::json;
 
-const json& Cases() {
-  static const json* cases = [] {
-    std::ifstream in(DSC_MUON_CASES);
-    return new json(json::parse(in).at("cases"));
-  }();
-  return *cases;
-}
+const json& Cases() { return ::dsc::testing::ReferenceCases(DSC_MUON_CASES); }
 
-Tensor Floats(const std::vector<double>& v) {
-  return Tensor::FromVector(DType::kFloat32, {static_cast<int64_t>(v.size())}, v);
-}
-std::vector<double> Doubles(const json& values) { return values.get<std::vector<double>>(); }
 std::vector<int64_t> ShapeOf(const json& c) { return c["shape"].get<std::vector<int64_t>>(); }
 int64_t Numel(const std::vector<int64_t>& dims) {
   int64_t n = 1;
