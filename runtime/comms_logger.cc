@@ -15,6 +15,7 @@ namespace {
 std::string KindOf(const std::string& op) {
   if (op == "all_gather_into_tensor") return "all_gather";
   if (op == "reduce_scatter_tensor") return "reduce_scatter";
+  if (op == "all_to_all_single") return "all_to_all";
   return op;
 }
 
@@ -33,7 +34,10 @@ Bandwidth CommBandwidth(const std::string& kind, int64_t msg_bytes, double laten
   const double n = world, d = latency_ms;
   double size = static_cast<double>(msg_bytes), tput = 0, busbw = 0;
   if (d <= 0) return {};
-  if (kind == "all_gather" || kind == "reduce_scatter") {
+  if (kind == "all_to_all") {  // all_to_all_single: the message is the whole send buffer
+    tput = size / d;
+    busbw = size / d * ((n - 1) / n);
+  } else if (kind == "all_gather" || kind == "reduce_scatter") {
     size *= n;
     tput = size / d;
     busbw = size / d * ((n - 1) / n);

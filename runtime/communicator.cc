@@ -46,10 +46,16 @@ class LocalCommunicator : public Communicator {
     if (root != 0) return InvalidArgument("broadcast: root ", root, " is not a rank of a group of 1");
     return Done();
   }
+  StatusOr<std::unique_ptr<CommHandle>> AllToAll(const void* send, void* recv, int64_t block_count,
+                                                 DType dtype) override {
+    RETURN_IF_ERROR(CheckCollectiveArgs("all_to_all", send, recv, block_count, dtype, false));
+    RETURN_IF_ERROR(Move(recv, send, static_cast<size_t>(block_count) * DTypeSize(dtype)));
+    return Done();
+  }
   Status Barrier() override { return host_ ? host_->Barrier() : Status::OK(); }
   // One rank sends nothing and counts no calls.
-  std::map<std::string, int64_t> bytes_sent() const override { return Zeros(); }
-  std::map<std::string, int64_t> calls() const override { return Zeros(); }
+  std::map<std::string, int64_t> bytes_sent() const override { return ZeroCollectiveCounts(); }
+  std::map<std::string, int64_t> calls() const override { return ZeroCollectiveCounts(); }
   [[noreturn]] void Abort(const std::string& message, int exit_code) override {
     if (host_) host_->Abort(message, exit_code);
     std::cerr << message + "\n" << std::flush;
@@ -63,12 +69,17 @@ class LocalCommunicator : public Communicator {
     std::memmove(dst, src, bytes);
     return Status::OK();
   }
-  static std::map<std::string, int64_t> Zeros() {
-    return {{"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
-  }
   LocalMove move_;
   Communicator* host_;
 };
+
+}  // namespace
+
+std::map<std::string, int64_t> ZeroCollectiveCounts() {
+  return {{"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}, {"all_to_all", 0}};
+}
+
+namespace {
 
 // A positive integer from the environment, or 0 when unset or not a number.
 int EnvInt(const char* name) {

@@ -17,6 +17,8 @@
 //   all_gather        (N-1)·B / N      B = N·send_count·dtype size (the whole receive buffer)
 //   broadcast         B on the root, 0 elsewhere (the root sends the buffer once; forwarding
 //                     by tree/pipeline algorithms is not counted)
+//   all_to_all        (N-1)·B / N      B = N·block_count·dtype size (the whole send buffer: every
+//                                      block but the rank's own leaves it)
 // With N = 1 nothing is sent and every count stays 0 (calls() too: a collective of one rank is
 // not counted as a call). The model counts what the algorithm must
 // move, not what a particular MPI library happens to do, so the numbers match the compiler's
@@ -70,7 +72,7 @@ class CommHandle {
 
 // One collective this rank finished, for comms_logger (runtime/comms_logger.h).
 struct CollectiveRecord {
-  const char* kind = "";  // all_reduce | reduce_scatter | all_gather | broadcast
+  const char* kind = "";  // all_reduce | reduce_scatter | all_gather | broadcast | all_to_all
   // The message size DeepSpeed's comms logger records and its bandwidth formulas take
   // (deepspeed/utils/comms_logging.py calc_bw_log): the buffer of an all_reduce or broadcast, one
   // rank's block of an all_gather or reduce_scatter (calc_bw_log multiplies those by size()).
@@ -115,10 +117,14 @@ class Communicator {
   virtual StatusOr<std::unique_ptr<CommHandle>> AllGather(const void* send, void* recv, int64_t send_count,
                                                           DType dtype) = 0;
   virtual StatusOr<std::unique_ptr<CommHandle>> Broadcast(void* buf, int64_t count, DType dtype, int root) = 0;
+  // `send` and `recv` hold size()·block_count elements each: block r of `send` goes to rank r, and
+  // block r of `recv` comes from rank r (send == recv: in place). Any dtype: it moves bytes.
+  virtual StatusOr<std::unique_ptr<CommHandle>> AllToAll(const void* send, void* recv, int64_t block_count,
+                                                         DType dtype) = 0;
   virtual Status Barrier() = 0;
 
   // Bytes this rank has sent since creation, by collective kind ("all_reduce", "reduce_scatter",
-  // "all_gather", "broadcast"; every key is always present), following the model above.
+  // "all_gather", "broadcast", "all_to_all"; every key is always present), following the model above.
   virtual std::map<std::string, int64_t> bytes_sent() const = 0;
   // Collectives this rank has issued since creation, by the same kinds (every key always
   // present), counted when issued; with size() == 1 nothing is counted, like the bytes.
@@ -178,6 +184,10 @@ inline int64_t ReduceScatterBytesSent(int64_t full_bytes, int size) {
 }
 inline int64_t AllGatherBytesSent(int64_t full_bytes, int size) { return size <= 1 ? 0 : (size - 1) * full_bytes / size; }
 inline int64_t BroadcastBytesSent(int64_t bytes, int size, bool is_root) { return size > 1 && is_root ? bytes : 0; }
+inline int64_t AllToAllBytesSent(int64_t full_bytes, int size) { return size <= 1 ? 0 : (size - 1) * full_bytes / size; }
+
+// Every collective kind the counters above key (bytes_sent(), calls()), each at 0.
+std::map<std::string, int64_t> ZeroCollectiveCounts();
 
 // Argument checks every implementation runs first, so errors read the same on every backend:
 // count >= 0, non-null buffers when count > 0, a dtype the collective takes, kAvg on floats only.

@@ -522,6 +522,31 @@ class MpiCommunicator : public Communicator {
     return Handle("broadcast", req, Finish{}, issued);
   }
 
+  // MPI's own algorithm always: all_to_all carries 1-bit compressed signs (the CompressedAllReduce
+  // kernel), a thirty-second of a gradient, so no ring is needed to bound memory.
+  StatusOr<std::unique_ptr<CommHandle>> AllToAll(const void* send, void* recv, int64_t block_count,
+                                                 DType dtype) override {
+    RETURN_IF_ERROR(Usable("all_to_all"));
+    RETURN_IF_ERROR(CheckCollectiveArgs("all_to_all", send, recv, block_count, dtype, false).WithContext(Who()));
+    const size_t block = static_cast<size_t>(block_count) * DTypeSize(dtype);
+    const int64_t all = static_cast<int64_t>(block) * size_;
+    const Issued issued = Issue("all_to_all", all, AllToAllBytesSent(all, size_));
+    ASSIGN_OR_RETURN(MpiType t, ToMpi("all_to_all", block_count, dtype, rank_));
+    Finish finish;
+    const void* from = send;
+    if (send == recv) {
+      from = MPI_IN_PLACE;
+    } else if (Overlap(send, static_cast<size_t>(all), recv, static_cast<size_t>(all))) {  // MPI forbids it
+      finish.staging.assign(static_cast<const char*>(send), static_cast<const char*>(send) + all);
+      from = finish.staging.data();
+    }
+    MPI_Request req;
+    DSC_MPI_CHECK(rank_, MPI_Ialltoall(from, t.count, t.type, recv, t.count, t.type, comm_, &req));
+    Count("all_to_all");
+    bytes_["all_to_all"] += AllToAllBytesSent(all, size_);
+    return Handle("all_to_all", req, std::move(finish), issued);
+  }
+
   // Non-blocking underneath so the watchdog covers it like every other collective.
   Status Barrier() override {
     RETURN_IF_ERROR(Usable("barrier"));
@@ -598,8 +623,7 @@ class MpiCommunicator : public Communicator {
   int64_t rings_ = 0;
   bool broken_ = false;
   MPI_Op f16_sum_ = MPI_OP_NULL, bf16_sum_ = MPI_OP_NULL;
-  std::map<std::string, int64_t> bytes_ = {
-      {"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
+  std::map<std::string, int64_t> bytes_ = ZeroCollectiveCounts();
   std::map<std::string, int64_t> calls_ = bytes_;
 };
 

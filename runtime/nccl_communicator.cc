@@ -186,6 +186,37 @@ class NcclCommunicator : public Communicator {
                 0.0});
   }
 
+  // Grouped point-to-point (NCCL has no all-to-all of its own); in place goes through a
+  // stream-ordered copy of the send buffer.
+  StatusOr<std::unique_ptr<CommHandle>> AllToAll(const void* send, void* recv, int64_t block_count,
+                                                 DType dtype) override {
+    RETURN_IF_ERROR(Usable("all_to_all"));
+    RETURN_IF_ERROR(CheckCollectiveArgs("all_to_all", send, recv, block_count, dtype, false).WithContext(Who()));
+    const NcclBuffer t = ToNccl(dtype, block_count);
+    const size_t block = static_cast<size_t>(block_count) * DTypeSize(dtype);
+    const size_t all = block * static_cast<size_t>(size_);
+    RETURN_IF_ERROR(Run([&]() -> Status {
+      const char* from = static_cast<const char*>(send);
+      void* tmp = nullptr;
+      if (Overlap(send, all, recv, all)) {
+        DSC_CUDA_CHECK(cudaMallocAsync(&tmp, all, res_->comm));
+        DSC_CUDA_CHECK(cudaMemcpyAsync(tmp, send, all, cudaMemcpyDeviceToDevice, res_->comm));
+        from = static_cast<const char*>(tmp);
+      }
+      DSC_NCCL_CHECK(ncclGroupStart());
+      for (int r = 0; r < size_; ++r) {
+        DSC_NCCL_CHECK(ncclSend(from + r * block, t.count, t.type, r, comm_, res_->comm));
+        DSC_NCCL_CHECK(ncclRecv(static_cast<char*>(recv) + r * block, t.count, t.type, r, comm_, res_->comm));
+      }
+      DSC_NCCL_CHECK(ncclGroupEnd());
+      if (tmp) DSC_CUDA_CHECK(cudaFreeAsync(tmp, res_->comm));
+      return Status::OK();
+    }));
+    Count("all_to_all");
+    bytes_["all_to_all"] += AllToAllBytesSent(static_cast<int64_t>(all), size_);
+    return End({"all_to_all", static_cast<int64_t>(all), AllToAllBytesSent(static_cast<int64_t>(all), size_), 0.0});
+  }
+
   StatusOr<std::unique_ptr<CommHandle>> Broadcast(void* buf, int64_t count, DType dtype, int root) override {
     RETURN_IF_ERROR(Usable("broadcast"));
     RETURN_IF_ERROR(CheckCollectiveArgs("broadcast", buf, buf, count, dtype, false).WithContext(Who()));
@@ -323,8 +354,7 @@ class NcclCommunicator : public Communicator {
   std::vector<Timed> timed_;
   int rank_ = 0, size_ = 1;
   bool broken_ = false;
-  std::map<std::string, int64_t> bytes_ = {
-      {"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
+  std::map<std::string, int64_t> bytes_ = ZeroCollectiveCounts();
   std::map<std::string, int64_t> calls_ = bytes_;
 };
 

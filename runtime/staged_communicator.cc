@@ -205,6 +205,20 @@ class StagedCommunicator : public Communicator {
                   {"all_gather", static_cast<int64_t>(block), AllGatherBytesSent(static_cast<int64_t>(all), size()), 0.0},
                   issued);
   }
+  StatusOr<std::unique_ptr<CommHandle>> AllToAll(const void* send, void* recv, int64_t block_count,
+                                                 DType dtype) override {
+    RETURN_IF_ERROR(CheckCollectiveArgs("all_to_all", send, recv, block_count, dtype, false));
+    const auto issued = std::chrono::steady_clock::now();
+    const size_t all = static_cast<size_t>(block_count) * DTypeSize(dtype) * static_cast<size_t>(size());
+    ASSIGN_OR_RETURN(PinnedPool::Buffer b, Stage(send, all, 0, all));
+    auto h = host_->AllToAll(b.data, b.data, block_count, dtype);  // in place on the host
+    if (h.ok()) {
+      Count("all_to_all");
+      bytes_["all_to_all"] += AllToAllBytesSent(static_cast<int64_t>(all), size());
+    }
+    const auto n = static_cast<int64_t>(all);
+    return Handle(std::move(h), b, 0, recv, all, {"all_to_all", n, AllToAllBytesSent(n, size()), 0.0}, issued);
+  }
   StatusOr<std::unique_ptr<CommHandle>> Broadcast(void* buf, int64_t count, DType dtype, int root) override {
     RETURN_IF_ERROR(CheckCollectiveArgs("broadcast", buf, buf, count, dtype, false));
     const auto issued = std::chrono::steady_clock::now();
@@ -261,8 +275,7 @@ class StagedCommunicator : public Communicator {
   Communicator* host_;
   cuda::Resources* res_;
   PinnedPool pool_;
-  std::map<std::string, int64_t> bytes_ = {
-      {"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
+  std::map<std::string, int64_t> bytes_ = ZeroCollectiveCounts();
   std::map<std::string, int64_t> calls_ = bytes_;
 };
 

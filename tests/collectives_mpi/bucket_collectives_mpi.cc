@@ -158,7 +158,7 @@ void CheckBuckets(Communicator* comm, Device* cpu, std::vector<BucketSpec> bucke
   CHECK_TRUE(run.ok(), what, ": ", run.ToString());
   if (!run.ok()) return;
   const auto calls_after = comm->calls();
-  std::map<std::string, int64_t> want_calls = {{"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
+  std::map<std::string, int64_t> want_calls = ZeroCollectiveCounts();
   for (const BucketSpec& b : buckets)
     ++want_calls[b.kind == ops::kAllReduce ? "all_reduce" : b.kind == ops::kReduceScatter ? "reduce_scatter" : "all_gather"];
   for (const auto& [kind, n] : want_calls)

@@ -48,7 +48,7 @@ Status Await(StatusOr<std::unique_ptr<CommHandle>> h) {
 // Bytes-sent expectations worked out here rather than through the library's helpers.
 struct Expected {
   std::map<std::string, int64_t> bytes = {
-      {"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
+      {"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}, {"all_to_all", 0}};
 };
 
 const std::vector<int64_t> kCounts = {0, 1, 2, 3, 5, 7, 17, 1000, 4099};  // several not divisible by 2, 3 or 4
@@ -181,6 +181,37 @@ void CheckAllGather(Communicator& c, Checker& ck, Expected& ex) {
   if (ck.Ok(Await(c.AllGather(q.data(), qall.data(), 1, DType::kInt64)), "all_gather int64")) {
     ex.bytes["all_gather"] += (n - 1) * n * 8 / n;
     for (int k = 0; k < n; ++k) ck.Expect(qall[k] == -(int64_t{1} << 45) - k, StrCat("all_gather int64 [", k, "]"));
+  }
+}
+
+// Block q of rank r's send buffer carries (r, q, i); after the exchange block q of the receive
+// buffer must hold (q, r, i). Bytes (uint8, the 1-bit signs' dtype) and floats, apart and in place.
+void CheckAllToAll(Communicator& c, Checker& ck, Expected& ex) {
+  const int r = c.rank(), n = c.size();
+  for (int64_t bc : {int64_t{0}, int64_t{1}, int64_t{3}, int64_t{1000}}) {
+    for (bool in_place : {false, true}) {
+      std::vector<float> send(static_cast<size_t>(n * bc)), recv(static_cast<size_t>(n * bc), -1.f);
+      for (int q = 0; q < n; ++q)
+        for (int64_t i = 0; i < bc; ++i) send[q * bc + i] = static_cast<float>(1000000 * r + 10000 * q + i);
+      if (in_place) recv = send;
+      const std::string what = StrCat("all_to_all float", in_place ? " in place" : "", " block_count ", bc);
+      if (!ck.Ok(Await(c.AllToAll(in_place ? recv.data() : send.data(), recv.data(), bc, DType::kFloat32)), what))
+        continue;
+      ex.bytes["all_to_all"] += (n - 1) * n * bc * 4 / n;
+      for (int q = 0; q < n; ++q)
+        for (int64_t i = 0; i < bc; ++i) {
+          const float want = static_cast<float>(1000000 * q + 10000 * r + i);
+          if (!ck.Expect(recv[q * bc + i] == want, StrCat(what, ": block ", q, " [", i, "] = ", recv[q * bc + i], ", want ", want)))
+            return;
+        }
+    }
+  }
+  std::vector<uint8_t> bits(static_cast<size_t>(2 * n)), got(static_cast<size_t>(2 * n));
+  for (int q = 0; q < n; ++q) bits[2 * q] = static_cast<uint8_t>(16 * r + q), bits[2 * q + 1] = 0xA5;
+  if (ck.Ok(Await(c.AllToAll(bits.data(), got.data(), 2, DType::kUInt8)), "all_to_all uint8")) {
+    ex.bytes["all_to_all"] += (n - 1) * n * 2 / n;
+    for (int q = 0; q < n; ++q)
+      ck.Expect(got[2 * q] == 16 * q + r && got[2 * q + 1] == 0xA5, StrCat("all_to_all uint8 block ", q));
   }
 }
 
@@ -363,6 +394,7 @@ void CheckCollectiveLog(Communicator& c, Checker& ck, const RecordingLog& log) {
     if (kind == "all_reduce") want = 2 * (n - 1) * r.msg_bytes / n;
     if (kind == "reduce_scatter" || kind == "all_gather") want = (n - 1) * r.msg_bytes;  // msg = one block
     if (kind == "broadcast") want = r.bytes_sent == 0 ? 0 : r.msg_bytes;  // the root sends its buffer
+    if (kind == "all_to_all") want = (n - 1) * r.msg_bytes / n;  // msg = the whole send buffer
     ck.Expect(r.bytes_sent == want, StrCat(kind, " of ", r.msg_bytes, " bytes recorded ", r.bytes_sent, " sent, want ", want));
   }
   for (const auto& [kind, sent] : c.bytes_sent())
@@ -403,6 +435,7 @@ int Main(int argc, char** argv) {
   CheckAllReduce(c, ck, ex);
   CheckHalfReductions(c, ck, ex);
   CheckReduceScatter(c, ck, ex);
+  CheckAllToAll(c, ck, ex);
   CheckAllGather(c, ck, ex);
   CheckBroadcast(c, ck, ex);
   ck.Ok(c.FlushCollectiveLog(), "flush the collective log");

@@ -151,8 +151,7 @@ class Checker {
   Communicator* host_;
   Communicator* gpu_;
   cuda::Resources* res_;
-  std::map<std::string, int64_t> expect_ = {
-      {"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
+  std::map<std::string, int64_t> expect_ = ZeroCollectiveCounts();
 };
 
 Status Main() {

@@ -79,10 +79,13 @@ class FakeCommunicator : public Communicator {
   StatusOr<std::unique_ptr<CommHandle>> Broadcast(void*, int64_t, DType, int) override {
     return Unimplemented("FakeCommunicator::Broadcast");
   }
+  StatusOr<std::unique_ptr<CommHandle>> AllToAll(const void*, void*, int64_t, DType) override {
+    return Unimplemented("FakeCommunicator::AllToAll");
+  }
   Status Barrier() override { return Status::OK(); }
   std::map<std::string, int64_t> bytes_sent() const override { return {}; }
   std::map<std::string, int64_t> calls() const override {
-    std::map<std::string, int64_t> n = {{"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}, {"broadcast", 0}};
+    std::map<std::string, int64_t> n = ZeroCollectiveCounts();
     for (const auto& [kind, count] : issued) ++n[kind];
     return n;
   }

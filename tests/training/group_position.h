@@ -25,6 +25,7 @@ class GroupPosition : public Communicator {
   }
   StatusOr<std::unique_ptr<CommHandle>> AllGather(const void*, void*, int64_t, DType) override { return Unused(); }
   StatusOr<std::unique_ptr<CommHandle>> Broadcast(void*, int64_t, DType, int) override { return Unused(); }
+  StatusOr<std::unique_ptr<CommHandle>> AllToAll(const void*, void*, int64_t, DType) override { return Unused(); }
   Status Barrier() override { return Status::OK(); }
   std::map<std::string, int64_t> bytes_sent() const override { return {}; }
   std::map<std::string, int64_t> calls() const override { return {}; }
