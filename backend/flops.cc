@@ -87,6 +87,10 @@ const std::map<std::string, Entry>& Table() {
     t["LambMoments"] = {Rule::kPerGradElem, 17, "17 per gradient element (moments, update, two squares)"};
     t["LambApply"] = {Rule::kPerStateElem, 7, "7 per element of exp_avg (update recomputed, scaled, applied)"};
     t["MuonMomentum"] = {Rule::kPerGradElem, 8, "8 per gradient element (scaled, two lerps)"};
+    t["OnebitMomentum"] = {Rule::kPerGradElem, 4, "4 per gradient element (scaled, one lerp; compressed steps only)"};
+    t["OnebitAdamStep"] = {Rule::kPerGradElem, 14, "14 per gradient element (moments before the freeze, update)"};
+    t["CompressedAllReduce"] = {Rule::kAllInputs, 12,
+                                "12 per element compressed (error feedback, norm, sign, unpack, server side)"};
     t["MuonApply"] = {Rule::kMuonApply, 4,
                       "Newton-Schulz on each n x m matrix (n <= m), 2 per multiply-add: standard 4n^2m + 2n^3 per "
                       "step; gram 2n^2m, 2n^3 per Z and Q, 4n^3 per R update, 4n^2m at the restart, 2n^2m at the "

@@ -303,22 +303,53 @@ json ProgramSummary(const PlanProgram& p, int64_t world_size) {
   return out;
 }
 
+// The first step a 1-bit optimizer compresses (its CompressedAllReduce's freeze_step + 1), or 0
+// when the plan has none.
+int64_t FirstCompressedStep(const Plan& plan) {
+  for (const PlanProgram& p : plan.programs)
+    if (p.graph)
+      for (const auto& node : p.graph->nodes())
+        if (node->domain() == kDscDomain && node->op_type() == ops::kCompressedAllReduce)
+          return node->GetInt("freeze_step", 0) + 1;
+  return 0;
+}
+
+// Adds one CompressedAllReduce's traffic to `kinds`/`calls` (ir/dsc_ops.h): the all_to_all of the
+// packed signs, the all_gather of the server signs, and two all_gathers of one float scale.
+void AddCompressedAllReduce(const Node& node, int64_t world, int64_t times, std::map<std::string, int64_t>* kinds,
+                            std::map<std::string, int64_t>* calls) {
+  const int64_t padded = StaticNumel(node.input(0)), chunk = StaticNumel(node.input(1));
+  const int size = static_cast<int>(world);
+  (*kinds)["all_to_all"] += times * AllToAllBytesSent(padded / 8, size);
+  (*kinds)["all_gather"] += times * (AllGatherBytesSent(world * (chunk / 8), size) + 2 * AllGatherBytesSent(world * 4, size));
+  (*calls)["all_to_all"] += times;
+  (*calls)["all_gather"] += 3 * times;
+}
+
 // Bytes one rank sends per optimizer step, by collective kind, under the ring model of
 // runtime/communicator.h (all-reduce 2(N-1)/N of the buffer, reduce-scatter and all-gather
 // (N-1)/N of the whole padded buffer), and the collective calls per step; micro_step runs
-// gradient_accumulation_steps times.
-void CommunicationPerStep(const Plan& plan, json* bytes_out, json* calls_out) {
+// gradient_accumulation_steps times. `compressed`: a step after a 1-bit optimizer's freeze,
+// when the AllReduces with until_step send nothing and CompressedAllReduce runs (kind
+// all_to_all is then listed too).
+void CommunicationPerStep(const Plan& plan, bool compressed, json* bytes_out, json* calls_out) {
   const int64_t n = plan.world_size;
   int64_t gas = 1;
   if (plan.config.is_object() && plan.config.contains("gradient_accumulation_steps") &&
       plan.config["gradient_accumulation_steps"].is_number_integer())
     gas = plan.config["gradient_accumulation_steps"].get<int64_t>();
   std::map<std::string, int64_t> kinds = {{"all_reduce", 0}, {"reduce_scatter", 0}, {"all_gather", 0}};
+  if (compressed) kinds["all_to_all"] = 0;
   std::map<std::string, int64_t> calls = kinds;
   for (const PlanProgram& p : plan.programs) {
     if (!p.graph) continue;
     const int64_t times = p.name == "micro_step" ? gas : 1;
     for (const auto& node : p.graph->nodes()) {
+      if (node->domain() == kDscDomain && node->op_type() == ops::kCompressedAllReduce) {
+        if (compressed && n > 1) AddCompressedAllReduce(*node, n, times, &kinds, &calls);
+        continue;
+      }
+      if (compressed && node->GetInt("until_step", 0) > 0) continue;
       const std::string key = CollectiveKey(*node);
       // One rank sends nothing and makes no calls (its collectives are copies), as the
       // communicators count.
@@ -342,9 +373,12 @@ void CommunicationPerStep(const Plan& plan, json* bytes_out, json* calls_out) {
     for (const Bucket& b : FindBuckets(*p.graph, n)) kinds[CollectiveKey(*b.start)] += times * BucketBytesSent(b, n);
   }
   *bytes_out = kinds;
-  (*bytes_out)["total"] = kinds["all_reduce"] + kinds["reduce_scatter"] + kinds["all_gather"];
   *calls_out = calls;
-  (*calls_out)["total"] = calls["all_reduce"] + calls["reduce_scatter"] + calls["all_gather"];
+  int64_t total_bytes = 0, total_calls = 0;
+  for (const auto& [kind, b] : kinds) total_bytes += b;
+  for (const auto& [kind, c] : calls) total_calls += c;
+  (*bytes_out)["total"] = total_bytes;
+  (*calls_out)["total"] = total_calls;
 }
 
 // Bytes of the values collectives make: outputs of the per-tensor collectives, the Starts'
@@ -420,7 +454,12 @@ void AddStateAndMemory(const Plan& plan, json* out) {
       activations = std::max(activations, p["memory"]["arena_bytes"].get<int64_t>());
       per_program[p["name"].get<std::string>()] = p["memory"]["arena_bytes"];
     }
-  CommunicationPerStep(plan, &(*out)["communication"], &(*out)["collectives"]);
+  CommunicationPerStep(plan, false, &(*out)["communication"], &(*out)["collectives"]);
+  if (const int64_t from = FirstCompressedStep(plan)) {
+    json& c = (*out)["communication_compressed"];
+    c["from_step"] = from;
+    CommunicationPerStep(plan, true, &c["bytes"], &c["collectives"]);
+  }
   // Values produced by collectives (gathered parameters, reduced chunks, bucket buffers): they
   // live in the activation arena, so this is a breakdown of activations_peak, not an addition to it.
   int64_t comm_buffers = 0;
@@ -435,6 +474,8 @@ void AddStateAndMemory(const Plan& plan, json* out) {
                       {"activations_peak", activations},
                       {"communication_buffers", comm_buffers},
                       {"arena_bytes_by_program", per_program}};
+  // 1-bit optimizers' error feedback: listed only in the plans that have it.
+  if (by_kind.count("compression_error")) (*out)["memory"]["compression_errors"] = by_kind["compression_error"];
   // Where the bytes are: "device" is the memory the rank computes in (host memory on a CPU rank),
   // "host" host memory besides it (nothing is placed there yet: offload_optimizer "cpu" runs on CPU
   // ranks only, where it is the device), "nvme" the swap file.
@@ -749,6 +790,8 @@ void RenderState(std::ostream& os, const json& s) {
       {"model states (sum of the above)", HumanBytes(m["model_states"].get<int64_t>())},
       {"buffers", HumanBytes(m["buffers"].get<int64_t>())},
       {"activations (peak arena)", HumanBytes(m["activations_peak"].get<int64_t>())}};
+  if (m.contains("compression_errors"))
+    mem.insert(mem.end() - 1, {"1-bit compression errors", HumanBytes(m["compression_errors"].get<int64_t>())});
   Table(os, "  ", mem, {false, true});
   const json& places = m["places"];
   const json& moved = m["moved_per_step"];
@@ -764,6 +807,13 @@ void RenderState(std::ostream& os, const json& s) {
         {false, true});
 }
 
+// A ratio with four significant digits ("0.03134").
+std::string ShortRatio(double r) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", r);
+  return buf;
+}
+
 void RenderCommunication(std::ostream& os, const json& s) {
   const json& bytes = s["communication"];
   const json& calls = s["collectives"];
@@ -774,6 +824,19 @@ void RenderCommunication(std::ostream& os, const json& s) {
                                    std::pair{"all-gather", "all_gather"}, std::pair{"total", "total"}})
     rows.push_back({label, HumanBytes(bytes[key].get<int64_t>()), Grouped(calls[key].get<int64_t>())});
   Table(os, "  ", rows, {false, true, true});
+  if (!s.contains("communication_compressed")) return;
+  const json& c = s["communication_compressed"];
+  const int64_t before = bytes["total"].get<int64_t>(), after = c["bytes"]["total"].get<int64_t>();
+  os << "\nfrom step " << c["from_step"].get<int64_t>()
+     << " (1-bit compression; the gradient all-reduce stops):\n";
+  rows = {{"", "sent", "collectives"}};
+  for (const auto& [label, key] : {std::pair{"all-to-all", "all_to_all"}, std::pair{"all-gather", "all_gather"},
+                                   std::pair{"total", "total"}})
+    rows.push_back({label, HumanBytes(c["bytes"][key].get<int64_t>()), Grouped(c["collectives"][key].get<int64_t>())});
+  Table(os, "  ", rows, {false, true, true});
+  if (before > 0)
+    os << "  " << HumanBytes(after) << " is " << ShortRatio(static_cast<double>(after) / static_cast<double>(before))
+       << " of the " << HumanBytes(before) << " before it\n";
 }
 
 // --- dot

@@ -145,9 +145,22 @@
 //       iteration) or "gram" (on the Gram matrix, with a restart; standard for square
 //       matrices). shard = 1: param is whole and only this rank's chunk of it is updated;
 //       chunk_of = n > 0: param is this rank's chunk of an n-element tensor (its padding stays).
+//   1-bit Adam (DeepSpeed's OnebitAdam, kernels/common/onebit_math.h) is two per-parameter ops and
+//   the CompressedAllReduce collective between them (below). freeze_step = T, the last step that
+//   is not compressed (max(2, ceil(the config's freeze_step))); steps after it are compressed:
+//   OnebitMomentum<beta1, freeze_step>(param, grad, exp_avg, step, grad_scale[, skip])
+//       step > T: exp_avg = b1*exp_avg + (1-b1)*grad*grad_scale (the rank's own gradient: the
+//       engine's all-reduce is off then); otherwise nothing. param is not read.
+//   OnebitAdamStep<beta1, beta2, epsilon, weight_decay, freeze_step>
+//       (param, grad, exp_avg, exp_avg_sq, lr, step, grad_scale[, skip])
+//       step 1: nothing (DeepSpeed's first call only initialises). 2 <= step <= T: g = grad *
+//       grad_scale; exp_avg = b1*m + (1-b1)*g; exp_avg_sq = b2*v + (1-b2)*g^2. step > T:
+//       exp_avg_sq frozen, exp_avg as OnebitMomentum and CompressedAllReduce left it. Then (no
+//       bias correction) update = exp_avg/(sqrt(exp_avg_sq) + eps) + weight_decay*param;
+//       param -= lr*update.
 //   All of them take an optional last input skip (bool[]; AdamStep input 8, SGDStep input 6,
 //   OptimStep input 2+k+3, LambMoments input 5, LambApply input 6, MuonMomentum input 4,
-//   MuonApply input 3, with
+//   MuonApply input 3, OnebitMomentum input 5, OnebitAdamStep input 7, with
 //   beta1_override/momentum_buffer given as empty names when absent): when true the op changes
 //   nothing (an fp16 overflow or bf16 inf/NaN step; DeepSpeed skips optimizer.step()).
 //   All of them take an optional attribute shard (int, default 0). shard = 1 (ZeRO stages 1-2): `param`
@@ -165,6 +178,20 @@
 //                                                    concatenated chunks, shaped as Y's type says
 //   AllGatherInPlace(P)                              in place on state P (n elements): every rank's
 //                                                    chunk of P is copied to all ranks (no outputs)
+// AllReduce may carry until_step = T > 0 (1-bit optimizers): after optimizer step T
+// (KernelContext::optimizer_step > T) it communicates nothing and Y = X, each rank keeping its own
+// gradient, as DeepSpeed's engine stops all-reducing once a 1-bit optimizer freezes.
+//   CompressedAllReduce<world, freeze_step>(worker_error, server_error, step, skip, X1, ..., Xk)
+//       In place on the float32 states Xi (no outputs), only when step > freeze_step, skip (may be
+//       an empty name) is false and world > 1; otherwise nothing. DeepSpeed's error-compensated
+//       1-bit all-reduce (runtime/comm/nccl.py compressed_allreduce) of x = the Xi flattened one
+//       after another (n elements), zero-padded to N elements, a multiple of world*D with
+//       D = world*8/gcd(world, 8): worker_error float[N] and server_error float[N/world] are this
+//       rank's (state kind compression_error). x += worker_error; s = ||x||/sqrt(N); sign(x) = -1
+//       where x < 0, else +1; worker_error = x - s*sign(x); all_to_all of the packed signs (chunk r
+//       to rank r) and all_gather of s; this rank's chunk c = sum_q sign_q * (s_q * (1/world)) +
+//       server_error; t = ||c||/sqrt(N/world); server_error = c - t*sign(c); all_gather of the
+//       packed sign(c) and of t; x = sign_r * t_r over every rank's chunk r; Xi = their parts of x.
 //
 // Bucketed, asynchronous collectives (made by the schedule-collectives pass from the ones above,
 // passes/schedule_collectives.cc). A Start node packs its members X1..Xk (all of one dtype) into
@@ -197,6 +224,7 @@
 #pragma once
 
 #include <cstdint>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -257,6 +285,8 @@ inline constexpr const char* kLambMoments = "LambMoments";
 inline constexpr const char* kLambApply = "LambApply";
 inline constexpr const char* kMuonMomentum = "MuonMomentum";
 inline constexpr const char* kMuonApply = "MuonApply";
+inline constexpr const char* kOnebitMomentum = "OnebitMomentum";
+inline constexpr const char* kOnebitAdamStep = "OnebitAdamStep";
 
 // Collectives.
 inline constexpr const char* kAllReduce = "AllReduce";
@@ -269,6 +299,16 @@ inline constexpr const char* kAllGatherStart = "AllGatherStart";
 inline constexpr const char* kAllGatherInPlaceStart = "AllGatherInPlaceStart";
 inline constexpr const char* kCollectiveWait = "CollectiveWait";
 inline constexpr const char* kRelease = "Release";
+inline constexpr const char* kCompressedAllReduce = "CompressedAllReduce";
+
+// DeepSpeed's padding unit of a compressed all-reduce: each buffer is a multiple of world*D
+// elements, D = world*8/gcd(world, 8), so every rank's chunk packs into whole bytes of signs.
+inline int64_t CompressedAllReduceUnit(int64_t world) { return world * (world * 8 / std::gcd(world, int64_t{8})); }
+// The padded length N of a compressed buffer of n elements.
+inline int64_t CompressedAllReduceSize(int64_t n, int64_t world) {
+  const int64_t unit = CompressedAllReduceUnit(world);
+  return n % unit == 0 ? n : n + unit - n % unit;
+}
 
 // Chunk length of an n-element tensor split over `world` ranks.
 inline int64_t ChunkSize(int64_t n, int64_t world) { return (n + world - 1) / world; }
@@ -345,13 +385,14 @@ inline std::string MomentumName(const std::string& p) { return p + "::momentum_b
 // The fp32 master copy of a parameter whose compute copy (the state named p) is half precision.
 inline std::string MasterName(const std::string& p) { return p + "::master"; }
 
-// True for the optimizer updates (AdamStep, SGDStep, OptimStep, Lamb's two and Muon's two): input
-// 0 the parameter (or its master), input 1 its gradient (LambApply: the sums of squares;
-// MuonApply: the momentum update), the optimizer states among the inputs after them. Lamb and
-// Muon update a parameter with two such nodes.
+// True for the optimizer updates (AdamStep, SGDStep, OptimStep, Lamb's two, Muon's two and 1-bit
+// Adam's two): input 0 the parameter (or its master), input 1 its gradient (LambApply: the sums
+// of squares; MuonApply: the momentum update), the optimizer states among the inputs after them.
+// Lamb, Muon and 1-bit Adam update a parameter with two such nodes.
 inline bool IsOptimizerUpdate(const std::string& domain, const std::string& op) {
   return domain == kDscDomain && (op == kAdamStep || op == kSGDStep || op == kOptimStep || op == kLambMoments ||
-                                  op == kLambApply || op == kMuonMomentum || op == kMuonApply);
+                                  op == kLambApply || op == kMuonMomentum || op == kMuonApply ||
+                                  op == kOnebitMomentum || op == kOnebitAdamStep);
 }
 
 // True for the in-place ops above: they have effects beyond their outputs, so dce keeps them.
@@ -359,6 +400,7 @@ inline bool HasSideEffects(const std::string& domain, const std::string& op) {
   return IsOptimizerUpdate(domain, op) ||
          (domain == kDscDomain && (op == kAccumulate || op == kZeroFill || op == kAssign ||
                                    op == kAllGatherInPlace || op == kCollectiveWait || op == kRelease ||
+                                   op == kCompressedAllReduce ||
                                    op == kSwapInWait || op == kSwapOut || op == kSwapOutWait));
 }
 

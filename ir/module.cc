@@ -10,12 +10,14 @@ const char* StateKindName(StateKind k) {
     case StateKind::kOptimizer: return "optimizer";
     case StateKind::kBuffer: return "buffer";
     case StateKind::kMaster: return "master";
+    case StateKind::kCompressionError: return "compression_error";
   }
   return "?";
 }
 
 StatusOr<StateKind> StateKindFromName(const std::string& name) {
-  for (StateKind k : {StateKind::kParameter, StateKind::kGradient, StateKind::kOptimizer, StateKind::kBuffer, StateKind::kMaster})
+  for (StateKind k : {StateKind::kParameter, StateKind::kGradient, StateKind::kOptimizer, StateKind::kBuffer,
+                      StateKind::kMaster, StateKind::kCompressionError})
     if (name == StateKindName(k)) return k;
   return InvalidArgument("unknown state kind '", name, "'");
 }

@@ -21,8 +21,12 @@ struct PlanProgram {
 
 // kMaster: the fp32 master weights of a half-precision model (owner = the parameter); the ZeRO
 // paper counts them with the optimizer states (K = 12 for Adam).
-enum class StateKind { kParameter, kGradient, kOptimizer, kBuffer, kMaster };
-const char* StateKindName(StateKind k);  // "parameter", "gradient", "optimizer", "buffer", "master"
+// kCompressionError: a 1-bit optimizer's error feedback (CompressedAllReduce's worker and server
+// errors), different on every rank, zero at the start and never checkpointed: DeepSpeed resets
+// them when it loads a checkpoint.
+enum class StateKind { kParameter, kGradient, kOptimizer, kBuffer, kMaster, kCompressionError };
+// "parameter", "gradient", "optimizer", "buffer", "master", "compression_error"
+const char* StateKindName(StateKind k);
 StatusOr<StateKind> StateKindFromName(const std::string& name);
 
 // One persistent tensor. Its initial value is the initializer of the same name in the module's

@@ -744,7 +744,9 @@ const std::unordered_map<std::string, Check>& DscChecks() {
       {ops::kNegativeLogLikelihoodLossGrad, Enum("reduction", {"none", "mean", "sum"})},
       {ops::kAttentionGrad, [](const NodeView& v) { return CheckAttention(v, 1); }},
       {ops::kFusedMatMul, Flags({"transA", "transB"})},
-      {ops::kAllReduce, Enum("op", {"avg", "sum"})},
+      {ops::kAllReduce, All({Enum("op", {"avg", "sum"}), [](const NodeView& v) {
+         return IntIn(v, "until_step", 0, std::numeric_limits<int64_t>::max());
+       }})},
       {ops::kReduceScatter, Enum("op", {"avg", "sum"})},
       {ops::kAllReduceStart, Enum("op", {"avg", "sum"})},
       {ops::kReduceScatterStart, Enum("op", {"avg", "sum"})},
@@ -772,6 +774,12 @@ const std::unordered_map<std::string, Check>& DscChecks() {
          RETURN_IF_ERROR(IntIn(v, "chunk_of", 0, std::numeric_limits<int64_t>::max()));
          return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
        }})},
+      {ops::kOnebitMomentum, [](const NodeView& v) { return IntIn(v, "freeze_step", 2, std::numeric_limits<int64_t>::max()); }},
+      {ops::kOnebitAdamStep, [](const NodeView& v) { return IntIn(v, "freeze_step", 2, std::numeric_limits<int64_t>::max()); }},
+      {ops::kCompressedAllReduce, [](const NodeView& v) {
+         RETURN_IF_ERROR(IntIn(v, "freeze_step", 2, std::numeric_limits<int64_t>::max()));
+         return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
+       }},
       {ops::kAssign, All({Flags({"shard"}), [](const NodeView& v) {
          return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
        }})},
@@ -819,6 +827,8 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     (*t)[ops::kLambApply] = Arity{6, 7, 0, 0, {0, 1, 2, 3, 4, 5}};
     (*t)[ops::kMuonMomentum] = Arity{4, 5, 1, 1, {0, 1, 2, 3}};
     (*t)[ops::kMuonApply] = Arity{3, 4, 0, 0, {0, 1, 2}};
+    (*t)[ops::kOnebitMomentum] = Arity{5, 6, 0, 0, {0, 1, 2, 3, 4}};
+    (*t)[ops::kOnebitAdamStep] = Arity{7, 8, 0, 0, {0, 1, 2, 3, 4, 5, 6}};
     for (const char* op : {ops::kAllReduce, ops::kReduceScatter, ops::kAllGather}) (*t)[op] = Arity{1, 1, 1, 1, {0}};
     (*t)[ops::kAllGatherInPlace] = Arity{1, 1, 0, 0, {0}};
     constexpr int kMany = std::numeric_limits<int>::max();
@@ -827,6 +837,7 @@ const std::unordered_map<std::string, Arity>& DscArity() {
       (*t)[op] = Arity{1, kMany, 1, 1, {}};
     (*t)[ops::kCollectiveWait] = Arity{1, kMany, 0, kMany, {0}};
     (*t)[ops::kRelease] = Arity{1, kMany, 0, 0, {}};
+    (*t)[ops::kCompressedAllReduce] = Arity{5, kMany, 0, 0, {0, 1, 2, 4}};  // skip (input 3) may be empty
     return t;
   }();
   return *table;

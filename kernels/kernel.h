@@ -45,7 +45,10 @@ struct KernelContext {
   std::vector<const TensorView*> inputs;  // nullptr for an omitted optional input
   std::vector<TensorView*> outputs;       // nullptr for an omitted optional output
   uint64_t seed = 0;                      // run seed (Dropout): masks depend on (seed, step, node)
-  int64_t step = 0;                       // optimizer step counter of the current program run
+  int64_t step = 0;                       // 1-based step of the run loop (skipped steps count): Dropout's key
+  // What the program's dsc::step input holds this run: the 1-based count of applied optimizer
+  // steps plus one (0 when the caller does not say). An AllReduce's until_step compares with it.
+  int64_t optimizer_step = 0;
   // Index in the step's global batch of this micro-batch's first sample (SampleDropout keys a
   // sample's mask by it, so masks do not depend on how the batch is split over ranks and micro-steps).
   int64_t first_sample = 0;

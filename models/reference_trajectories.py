@@ -66,6 +66,7 @@ sys.path.insert(0, HERE)
 import export_models as E  # noqa: E402
 import export_unseen as U  # noqa: E402
 import muon_reference as M  # noqa: E402
+import onebit_reference as OB  # noqa: E402
 
 BUNDLED = ("mlp", "cnn", "gpt")
 REFERENCE_CONFIGS = ("adam", "adamw_wd", "sgd_momentum", "clip05", "accum4", "warmup")
@@ -83,6 +84,13 @@ GROUP_CONFIGS = ("adamw_nodecay", "adamw_groups", "lamb_groups", "muon_groups")
 # group's own (WarmupCosineLR).
 SCHEDULE_MODELS = ("mlp", "gpt")
 SCHEDULE_CONFIGS = ("muon_warmup", "muon_cosine")
+# 1-bit Adam (models/onebit_reference.py) on 1 and 2 ranks: after the freeze each rank's momentum
+# is compressed, so the trajectory depends on the world size; written to models/<model>/reference/onebit/
+# as <stem>_w<world>.json, and <stem>_w<world>_flat.json with the whole model compressed as one buffer
+# (fp16/bf16's flat group).
+ONEBIT_MODELS = ("mlp", "gpt")
+ONEBIT_JOBS = (("onebitadam", 1, False), ("onebitadam", 2, False), ("onebitadam_wd", 1, False),
+               ("onebitadam_wd", 2, False), ("onebitadam_wd", 2, True))
 REFERENCE_STEPS = 30
 
 
@@ -637,9 +645,39 @@ def global_grad_norm(params):
     return torch.norm(torch.stack([torch.norm(g, 2.0) for g in grads]), 2.0)
 
 
-def train(model_dir, cfg, steps):
+def train(model_dir, cfg, steps, world=1, flat=False):
     name, module, in_names, data = load_model(model_dir)
+    if is_onebit(cfg):
+        return train_onebit(name, module, in_names, data, cfg, steps, world, flat)
+    if world != 1 or flat:
+        raise RefError("--world and --flat are for the 1-bit optimizers (every other trajectory is the same "
+                       "on any number of ranks)")
     return train_module(name, module, in_names, data, cfg, steps, where=model_dir)
+
+
+def is_onebit(cfg):
+    return str((cfg.get("optimizer") or {}).get("type", "")).lower() == "onebitadam"
+
+
+def train_onebit(name, module, in_names, data, cfg, steps, world, flat):
+    """OnebitAdam on `world` simulated ranks (models/onebit_reference.py), fp32 arithmetic; `flat`:
+    the model compressed as one buffer, as DeepSpeed's fp16/bf16 optimizer wrapper does."""
+    check_precision(cfg)
+    tb, mb, gas = resolve_batch(cfg, world)
+    n = next(iter(data.values())).shape[0]
+    if n // tb == 0:
+        raise RefError("train_batch_size %d is larger than the %d samples" % (tb, n))
+    clip = cfg.get("gradient_clipping", 1.0)
+    clip = 0.0 if clip is None else float(clip)
+    tensors = {k: torch.from_numpy(v) for k, v in data.items()}
+    try:
+        losses, norms, lrs, desc = OB.train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip, flat)
+    except ValueError as e:
+        raise RefError(str(e))
+    return {"model": name, "config": cfg, "steps": steps,
+            "batch": {"train_batch_size": tb, "train_micro_batch_size_per_gpu": mb, "gradient_accumulation_steps": gas},
+            "samples": n, "steps_per_epoch": n // tb, "optimizer": desc, "gradient_clipping": clip,
+            "loss": losses, "grad_norm": norms, "lr": lrs}
 
 
 def train_module(name, module, in_names, data, cfg, steps, where="the data"):
@@ -828,6 +866,18 @@ def regenerate(steps=REFERENCE_STEPS, verbose=True, only=None):
                 L = res["loss"]
                 print("%-4s %-13s loss[1]=%.6f loss[10]=%.6f loss[%d]=%.6f  (%.2fs)"
                       % (model, stem, L[0], L[min(9, steps - 1)], steps, L[-1], time.time() - t0))
+    for model in ONEBIT_MODELS:
+        odir = os.path.join(HERE, model, "reference", "onebit")
+        os.makedirs(odir, exist_ok=True)
+        for stem, world, flat in ONEBIT_JOBS:
+            if only and stem not in only:
+                continue
+            cfg = load_config(os.path.join(cdir, stem + ".json"))
+            res = train(os.path.join(HERE, model), cfg, steps, world, flat)
+            name = "%s_w%d%s" % (stem, world, "_flat" if flat else "")
+            dump_result(res, os.path.join(odir, name + ".json"))
+            if verbose:
+                print("%-4s %-22s loss[1]=%.6f loss[%d]=%.6f" % (model, name, res["loss"][0], steps, res["loss"][-1]))
     if verbose:
         for model in BUNDLED:
             if (model, "adam") not in out or (model, "accum4") not in out:
@@ -855,6 +905,9 @@ def main(argv=None):
     ap.add_argument("--only", default="",
                     help="--regenerate: comma-separated config stems (e.g. lion,lion_wd) instead of all")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--world", type=int, default=1, help="1-bit optimizers: the number of data-parallel ranks")
+    ap.add_argument("--flat", action="store_true",
+                    help="1-bit optimizers: compress the model as one buffer (DeepSpeed's fp16/bf16 wrapper)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     try:
@@ -871,7 +924,7 @@ def main(argv=None):
         if a.steps <= 0:
             ap.error("--steps must be positive")
         cfg = load_config(a.args[1])
-        res = train(a.args[0], cfg, a.steps)
+        res = train(a.args[0], cfg, a.steps, a.world, a.flat)
         if a.out:
             dump_result(res, a.out)
         else:

@@ -41,6 +41,18 @@
 //    dsc::lr is the Muon group's lr; the Adam parameters read Mul(dsc::lr, adam_lr / muon_lr)
 //    unless the scheduler writes one absolute lr into every group (WarmupLR, WarmupDecayLR,
 //    OneCycle, LRRangeTest), as DeepSpeed's do. OneCycle's momentum cycling is refused with it.
+//  - "onebitadam" (DeepSpeed's OnebitAdam; ZeRO 0 only, as DeepSpeed asserts): for every
+//    parameter OnebitMomentum<beta1, freeze_step>(P, P::grad, P::exp_avg, dsc::step, grad_scale),
+//    then with more than one rank the CompressedAllReduce<world, freeze_step> of the momenta,
+//    then for every parameter OnebitAdamStep<beta1, beta2, epsilon, weight_decay, freeze_step>
+//    (P, P::grad, P::exp_avg, P::exp_avg_sq, lr, dsc::step, grad_scale) and its master refresh.
+//    freeze_step is OptimizerConfig::onebit_last_uncompressed_step(); zero-partition retires the
+//    gradient all-reduces after it (AllReduce until_step). Without masters (fp32) each parameter
+//    is compressed on its own (DeepSpeed's optimizer sees the model's tensors); with masters
+//    (fp16/bf16) each parameter group is one compressed buffer (DeepSpeed's FP16_Optimizer hands
+//    it one flat fp32 tensor per group). The errors are states of kind compression_error:
+//    P::worker_error and P::server_error, or dsc::onebit_groupK::worker_error/server_error.
+//    OneCycle's momentum cycling is refused with it.
 // Parameter groups (the config's "dscompile" section, frontend/config/parameter_groups.h): each
 // update's weight_decay is its parameter's group's, and a group whose lr_scale is not 1 reads
 // "dsc::lr::groupK" = Mul(dsc::lr, lr_scale) instead of dsc::lr. With groups configured, the step
@@ -50,7 +62,7 @@
 // regime's optimizer-state dtype; then Assign(P, Cast(master → P's dtype)) refreshes the half
 // compute copy. When step has dsc::overflow, every update takes it as its skip input.
 // The learning rate and step are inputs because the LR schedule runs on the host. Optimizers
-// dscompile cannot run yet (1-bit, mu*, the other torch.optim classes) and
+// dscompile cannot run yet (ZeroOneAdam, OnebitLamb, mu*, the other torch.optim classes) and
 // amsgrad/maximize are Unimplemented errors naming the JSON path. No optimizer section is an
 // error: DeepSpeed trains only with a client optimizer then, and a plan has no client.
 // A step program that already holds updates is left unchanged.
@@ -76,7 +88,7 @@ inline constexpr float kOneCycleBeta2 = 0.99f;
 // muon_update's ns_steps: the engine never passes another (original_muon.py:146).
 inline constexpr int kMuonNsSteps = 5;
 
-enum class Family { kAdam, kSGD, kElementwise, kLamb, kMuon };
+enum class Family { kAdam, kSGD, kElementwise, kLamb, kMuon, kOnebit };
 
 // The class DeepSpeed builds (OptimizerConfig::implementation) -> OptimStep's algorithm.
 const char* ElementwiseAlgorithm(const std::string& implementation) {
@@ -99,10 +111,11 @@ StatusOr<Family> FamilyOf(const OptimizerConfig& opt) {
   if (opt.type == "SGD") return Family::kSGD;
   if (opt.implementation == "FusedLamb") return Family::kLamb;
   if (opt.implementation == "MuonWithAuxAdam") return Family::kMuon;
+  if (opt.implementation == "OnebitAdam") return Family::kOnebit;
   if (ElementwiseAlgorithm(opt.implementation)) return Family::kElementwise;
   return Unimplemented("optimizer.type: \"", opt.type, "\" (", opt.implementation.empty() ? opt.type : opt.implementation,
                        ") is not implemented by dscompile yet; supported: Adam, AdamW, SGD, Lamb, Lion, Muon, Adagrad, and "
-                       "torch.optim's RMSprop, Adamax, NAdam, RAdam, Adadelta");
+                       "torch.optim's RMSprop, Adamax, NAdam, RAdam, Adadelta, OneBitAdam");
 }
 
 // FamilyOf plus the refusals that need the rest of the config: all the pass refuses before it
@@ -110,11 +123,14 @@ StatusOr<Family> FamilyOf(const OptimizerConfig& opt) {
 StatusOr<Family> LowerableFamily(const DsConfig& config) {
   ASSIGN_OR_RETURN(Family family, FamilyOf(config.optimizer));
   // OneCycle cycles betas only (an optimizer without them trains uncycled, as in DeepSpeed).
-  if ((family == Family::kElementwise || family == Family::kLamb || family == Family::kMuon) &&
+  if ((family == Family::kElementwise || family == Family::kLamb || family == Family::kMuon ||
+       family == Family::kOnebit) &&
       config.scheduler.type == "OneCycle" &&
       config.scheduler.cycle_momentum && config.optimizer.has_betas())
     return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with ", config.optimizer.implementation,
                          " is not implemented by dscompile (it is with Adam/AdamW); set it to false");
+  if (family == Family::kOnebit && config.amp.enabled)
+    return Unimplemented("amp.enabled: apex's amp around OneBitAdam is not implemented by dscompile (use fp16)");
   // Every family takes a weight decay and the learning rate as an input today; an algorithm
   // without a weight_decay attribute could not give a group its own.
   if (family == Family::kElementwise && config.dscompile.has_groups()) {
@@ -137,6 +153,7 @@ struct ParamHyper {
   float weight_decay;
   Value* lr;
   bool use_muon;
+  size_t group;  // its parameter group's index
 };
 
 // The schedulers whose DeepSpeed implementation writes one absolute lr into every param group
@@ -184,7 +201,7 @@ StatusOr<std::vector<ParamHyper>> ChooseParamHypers(Graph& g, const DsConfig& co
     if (use_muon && params[k].dims.size() < 2)
       return InvalidArgument(kDscompileSection, ".", gr.name, ".use_muon: parameter '", params[k].name, "' has ",
                              params[k].dims.size(), " dimension(s); Muon orthogonalises matrices (2 or more)");
-    out.push_back({static_cast<float>(gr.weight_decay), lr_of(group, muon && !use_muon), use_muon});
+    out.push_back({static_cast<float>(gr.weight_decay), lr_of(group, muon && !use_muon), use_muon, group});
   }
   // Recorded only when groups are configured, so plans without them are unchanged (dsinspect
   // shows every parameter in "default" then).
@@ -258,6 +275,75 @@ void AddLambApplies(Graph& g, const OptimizerConfig& opt, const std::vector<Lamb
   }
 }
 
+// One parameter's 1-bit Adam update: its states, and what its OnebitAdamStep needs.
+struct OnebitParam {
+  const StateInfo* info;
+  Value* target;  // the parameter or its master
+  Value* param;
+  Value* master;
+  Value* grad;    // the accumulator in the target's dtype
+  Value* exp_avg;
+  Value* exp_avg_sq;
+  ParamHyper hyper;
+};
+
+// Every parameter's OnebitMomentum, the CompressedAllReduce of each unit (a parameter, or with
+// masters a parameter group), then every OnebitAdamStep and master refresh, before `before`.
+// `add_error` makes a compression_error state of float[size].
+template <typename AddError, typename Cast>
+Status AddOnebitUpdates(Graph& g, const OptimizerConfig& opt, const std::vector<OnebitParam>& params, int world,
+                        Value* step, Value* scale, Value* skip, Node* before, AddError add_error, Cast cast) {
+  const int64_t freeze = opt.onebit_last_uncompressed_step();
+  for (const OnebitParam& p : params) {
+    std::vector<Value*> in = {p.target, p.grad, p.exp_avg, step, scale};
+    if (skip) in.push_back(skip);
+    Node* n = g.AddNode(ops::kOnebitMomentum, in, {}, kDscDomain, "", before);
+    n->SetAttr("beta1", static_cast<float>(opt.betas[0]));
+    n->SetAttr("freeze_step", freeze);
+  }
+  if (world > 1) {
+    // Compression units in parameter order: one per parameter, or one per group with masters.
+    std::vector<std::pair<std::string, std::vector<const OnebitParam*>>> units;
+    std::map<size_t, size_t> unit_of_group;
+    for (const OnebitParam& p : params) {
+      if (!p.master) {
+        units.push_back({p.info->name, {&p}});
+        continue;
+      }
+      auto [it, fresh] = unit_of_group.emplace(p.hyper.group, units.size());
+      if (fresh) units.push_back({StrCat("dsc::onebit_group", p.hyper.group), {}});
+      units[it->second].second.push_back(&p);
+    }
+    for (const auto& [owner, members] : units) {
+      int64_t n = 0;
+      for (const OnebitParam* p : members) {
+        ASSIGN_OR_RETURN(int64_t numel, NumElements(p->info->dims));
+        n += numel;
+      }
+      const int64_t size = ops::CompressedAllReduceSize(n, world);
+      ASSIGN_OR_RETURN(Value * worker, add_error(owner, "::worker_error", size));
+      ASSIGN_OR_RETURN(Value * server, add_error(owner, "::server_error", size / world));
+      std::vector<Value*> in = {worker, server, step, skip};
+      for (const OnebitParam* p : members) in.push_back(p->exp_avg);
+      Node* c = g.AddNode(ops::kCompressedAllReduce, in, {}, kDscDomain, "", before);
+      c->SetAttr("world", static_cast<int64_t>(world));
+      c->SetAttr("freeze_step", freeze);
+    }
+  }
+  for (const OnebitParam& p : params) {
+    std::vector<Value*> in = {p.target, p.grad, p.exp_avg, p.exp_avg_sq, p.hyper.lr, step, scale};
+    if (skip) in.push_back(skip);
+    Node* n = g.AddNode(ops::kOnebitAdamStep, in, {}, kDscDomain, "", before);
+    n->SetAttr("beta1", static_cast<float>(opt.betas[0]));
+    n->SetAttr("beta2", static_cast<float>(opt.betas[1]));
+    n->SetAttr("epsilon", static_cast<float>(opt.eps));
+    n->SetAttr("weight_decay", p.hyper.weight_decay);
+    n->SetAttr("freeze_step", freeze);
+    if (p.master) g.AddNode(ops::kAssign, {p.param, cast(p.master, p.param->type.dtype)}, {}, kDscDomain, "", before);
+  }
+  return Status::OK();
+}
+
 TensorType TypeOf(const StateInfo& s) {
   Shape shape;
   for (int64_t d : s.dims) shape.push_back(Dim::Static(d));
@@ -321,6 +407,7 @@ class OptimizerPass : public Pass {
       return v->type.dtype == to ? v : g.AddCast(v, to, StrCat(v->name(), "::", DTypeName(to)), "", zero_fill);
     };
     std::vector<LambParam> lamb;
+    std::vector<OnebitParam> onebit;
     for (size_t k = 0; k < params.size(); ++k) {
       const StateInfo& p = params[k];
       const ParamHyper& hyper = hypers[k];
@@ -372,6 +459,14 @@ class OptimizerPass : public Pass {
         for (const OptimFloatAttr& a : algo->floats)
           n->SetAttr(a.name, std::string(a.name) == "weight_decay" ? hyper.weight_decay : ElementwiseAttr(opt, a.name));
         for (const char* f : algo->flags) n->SetAttr(f, int64_t{ElementwiseFlag(opt, f)});
+      } else if (family == Family::kOnebit) {
+        if (target->type.dtype != DType::kFloat32 || state_dtype != DType::kFloat32)
+          return Unimplemented("optimizer.type: OneBitAdam updates float32 parameters or masters with float32 states; '",
+                               p.name, "' has ", DTypeName(target->type.dtype), " and ", DTypeName(state_dtype));
+        ASSIGN_OR_RETURN(Value * m1, add_state(p, ops::ExpAvgName(p.name)));
+        ASSIGN_OR_RETURN(Value * m2, add_state(p, ops::ExpAvgSqName(p.name)));
+        onebit.push_back(OnebitParam{&params[k], target, param, master, grad, m1, m2, hyper});
+        continue;  // the compressed all-reduce goes between every momentum and every update
       } else if (family == Family::kLamb) {
         ASSIGN_OR_RETURN(Value * m1, add_state(p, ops::ExpAvgName(p.name)));
         ASSIGN_OR_RETURN(Value * m2, add_state(p, ops::ExpAvgSqName(p.name)));
@@ -398,6 +493,14 @@ class OptimizerPass : public Pass {
       if (master) g.AddNode(ops::kAssign, {param, cast(master, param->type.dtype)}, {}, kDscDomain, "", zero_fill);
     }
     AddLambApplies(g, opt, lamb, step, skip, zero_fill, cast);
+    auto add_error = [&](const std::string& owner, const char* suffix, int64_t size) -> StatusOr<Value*> {
+      StateInfo st{owner + suffix, StateKind::kCompressionError, owner.rfind("dsc::", 0) == 0 ? "" : owner,
+                   DType::kFloat32, {size}};
+      RETURN_IF_ERROR(m.AddState(st, nullptr));
+      return g.AddInput(st.name, TypeOf(st));
+    };
+    if (!onebit.empty())
+      RETURN_IF_ERROR(AddOnebitUpdates(g, opt, onebit, ctx.world_size, step, scale, skip, zero_fill, add_error, cast));
     return true;
   }
 };

@@ -158,6 +158,9 @@ class ScheduleCollectivesPass : public Pass {
     const std::string& op = n.op_type();
     if (op != ops::kAllReduce && op != ops::kReduceScatter && op != ops::kAllGather && op != ops::kAllGatherInPlace)
       return false;
+    // An all-reduce that stops after a step (1-bit Adam's warm-up) stays synchronous: the bucket
+    // kernels have no such condition.
+    if (n.GetInt("until_step", 0) > 0) return false;
     const DType t = n.input(0)->type.dtype;
     return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16;
   }

@@ -6,7 +6,8 @@
 // c = ceil(n / world) elements (DeepSpeed partitions stage-3 parameters one by one the same way;
 // we use the per-parameter layout at every stage so one rule covers all):
 //  stage 0: step averages every accumulator over ranks (AllReduce avg) before the norm and the
-//           update; everything else is replicated. With one micro-step per step
+//           update; everything else is replicated. With 1-bit Adam these all-reduces carry
+//           until_step (they stop after its freeze: the optimizer compresses its momentum). With one micro-step per step
 //           (gradient_accumulation_steps 1) the micro-step averages each gradient instead, before
 //           accumulating it: the same numbers, and the reduction can overlap the backward, as
 //           DeepSpeed's and DDP's do at the accumulation boundary.
@@ -108,6 +109,7 @@ class ZeroPartitionPass : public Pass {
     if (stage == 0) {
       for (const StateInfo* p : params)
         RETURN_IF_ERROR(micro_reduce_ ? ReduceInMicroStep(mg, p->name, ops::kAllReduce, 0) : Stage0(sg, p->name));
+      if (ctx.config->optimizer.implementation == "OnebitAdam") RetireAfterFreeze(mg, sg, ctx.config->optimizer);
     } else {
       RETURN_IF_ERROR(ShardNorm(sg));
       RETURN_IF_ERROR(ShardLambSums(sg));
@@ -161,6 +163,16 @@ class ZeroPartitionPass : public Pass {
   Value* ForComm(Graph& g, Value* v, Node* before) {
     if (v->type.dtype == comm_dtype_ || !IsFloat(v->type.dtype)) return v;
     return g.AddCast(v, comm_dtype_, StrCat(v->name(), "@", DTypeName(comm_dtype_)), "", before);
+  }
+
+  // 1-bit Adam: DeepSpeed's engine stops all-reducing gradients once the optimizer freezes (each
+  // rank's own gradient goes into its momentum, which CompressedAllReduce then reduces), so every
+  // gradient all-reduce of stage 0 runs only up to the last uncompressed step.
+  static void RetireAfterFreeze(Graph& mg, Graph& sg, const OptimizerConfig& opt) {
+    for (Graph* g : {&mg, &sg})
+      for (const auto& n : g->nodes())
+        if (n->domain() == kDscDomain && n->op_type() == ops::kAllReduce)
+          n->SetAttr("until_step", opt.onebit_last_uncompressed_step());
   }
 
   Status Stage0(Graph& sg, const std::string& p) {

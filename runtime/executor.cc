@@ -25,7 +25,7 @@ static bool IsCollectiveNode(const Node& n) {
   if (n.domain() != kDscDomain) return false;
   const std::string& op = n.op_type();
   return op == ops::kAllReduce || op == ops::kReduceScatter || op == ops::kAllGather || op == ops::kAllGatherInPlace ||
-         !ops::KindOfStart(op).empty() || op == ops::kCollectiveWait;
+         !ops::KindOfStart(op).empty() || op == ops::kCollectiveWait || op == ops::kCompressedAllReduce;
 }
 
 ProgramExecutor::~ProgramExecutor() {
@@ -153,6 +153,7 @@ Status ProgramExecutor::RunSteps(const RunOptions& opts) {
   KernelContext ctx;
   ctx.seed = opts.seed;
   ctx.step = opts.step;
+  ctx.optimizer_step = opts.optimizer_step;
   ctx.first_sample = opts.first_sample;
   ctx.num_threads = opts.num_threads;
   ctx.comm = opts.comm;

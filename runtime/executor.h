@@ -42,6 +42,7 @@ struct RunOptions {
   // CollectiveWait or a synchronous collective) are added here: the end-of-run summary's
   // communication time. Two clock reads per collective node; other nodes are not timed.
   double* comm_seconds = nullptr;
+  int64_t optimizer_step = 0;  // KernelContext::optimizer_step: what dsc::step holds this run
 };
 
 class ProgramExecutor {

@@ -494,6 +494,11 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     return Unimplemented("zero_optimization.offload_optimizer.device \"", cfg.zero.offload_optimizer->device,
                          "\": offloading the optimizer states of a rank that computes on a CUDA device is not "
                          "implemented; run this plan with --device cpu, or compile it without offload_optimizer");
+  // 1-bit Adam's kernels (kernels/cpu/onebit.cc) have no CUDA twins yet.
+  if (device->kind() == DeviceKind::kCuda && cfg.optimizer.implementation == "OnebitAdam")
+    return Unimplemented("optimizer.type \"", cfg.optimizer.type, "\": 1-bit Adam runs on CPU ranks only in this "
+                         "dscompile (its momentum, update and compressed all-reduce kernels have no CUDA version); "
+                         "run this plan with --device cpu");
   // The collectives' communicator: the job's own on CPUs; on GPUs one that moves device buffers
   // (NCCL across distinct GPUs, host staging when ranks share one).
   Communicator* kernel_comm = opts.comm;
@@ -709,7 +714,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
       const auto run_t0 = std::chrono::steady_clock::now();
       RETURN_IF_ERROR(micro_ex->Run(RunOptions{dopts.seed, s + 1, threads, kernel_comm, loader.first_sample(m),
                                                profiler ? profiler->Times(kMicroStepProgram, s + 1) : nullptr,
-                                               &comm_s})
+                                               &comm_s, applied + 1})
                           .WithContext(StrCat("step ", s + 1)));
       program_s += seconds_since(run_t0);
       const TensorView* loss_view = micro_ex->Output(loss_name);
@@ -729,7 +734,8 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     RETURN_IF_ERROR(scalars.Upload());
     const auto step_t0 = std::chrono::steady_clock::now();
     RETURN_IF_ERROR(step_ex->Run(RunOptions{dopts.seed, s + 1, threads, kernel_comm, 0,
-                                            profiler ? profiler->Times(kStepProgram, s + 1) : nullptr, &comm_s})
+                                            profiler ? profiler->Times(kStepProgram, s + 1) : nullptr, &comm_s,
+                                            applied + 1})
                         .WithContext(StrCat("step ", s + 1)));
     program_s += seconds_since(step_t0);
     ASSIGN_OR_RETURN(float grad_norm, ReadScalar(device, step_ex->Output(ops::kGradNormOutput), "grad norm"));

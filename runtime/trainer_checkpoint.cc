@@ -113,7 +113,7 @@ Status SaveTrainingCheckpoint(const Plan& plan, const StateStore& state, Communi
   host.reserve(plan.state.size());
   Status local = Status::OK();
   for (const StateInfo& s : plan.state) {
-    if (s.kind == StateKind::kGradient) continue;
+    if (s.kind == StateKind::kGradient || s.kind == StateKind::kCompressionError) continue;
     // Replicated tensors are identical on every rank, except buffers each rank updates from its own
     // micro-batches: those are saved per rank.
     const bool rank_copy = s.shard_of_numel == 0 && s.kind == StateKind::kBuffer && rank != 0;
@@ -153,6 +153,9 @@ Status LoadStateTensors(const Plan& plan, const Checkpoint& ckpt, int rank, Stat
   std::string converted;
   for (const StateInfo& s : plan.state) {
     if (s.kind == StateKind::kGradient || (mode == LoadMode::kInitialValues && s.zero_init)) continue;
+    // Never saved (each rank's own error feedback): it stays as Allocate left it, zero, as
+    // DeepSpeed's 1-bit optimizers reset it when they load a checkpoint.
+    if (s.kind == StateKind::kCompressionError) continue;
     const CheckpointTensor* src = SourceFor(plan, s, m);
     if (src && s.kind == StateKind::kBuffer && s.shard_of_numel == 0 && rank != 0) {
       // This rank's own statistics when the checkpoint has them (saved on as many ranks or more);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <map>
 
 #include "frontend/config/key_suggest.h"
@@ -23,7 +24,7 @@ const std::vector<std::string> kTorchOptimizers = {
 const std::vector<std::string> kElementwiseTorchOptimizers = {"RMSprop", "Adamax", "NAdam", "RAdam", "Adadelta"};
 
 // One constructor parameter: its default and how to read it.
-enum class ParamKind { kFloat, kBool, kBetas, kIgnored };
+enum class ParamKind { kFloat, kBool, kBetas, kString, kIgnored };
 struct ParamSpec {
   ParamKind kind;
   nlohmann::json default_value;
@@ -77,6 +78,11 @@ ParamTable TableFor(const std::string& impl) {
     f("lr", 1e-3); t["betas"] = {ParamKind::kBetas, kBetas}; f("weight_decay", 0.0);
     if (impl == "FusedLion") b("set_grad_none", true);
     if (impl == "DeepSpeedCPULion") b("fp32_optimizer_states", true);
+  } else if (impl == "OnebitAdam") {
+    // deepspeed/runtime/fp16/onebit/adam.py's constructor (max_grad_norm is refused before this).
+    f("lr", 1e-3); f("freeze_step", 100000); b("bias_correction", true); t["betas"] = {ParamKind::kBetas, kBetas};
+    f("eps", 1e-8); b("eps_inside_sqrt", false); f("weight_decay", 0.0); b("amsgrad", false); b("cuda_aware", false);
+    t["comm_backend_name"] = {ParamKind::kString, "nccl"};
   } else if (impl == "torch.optim.SGD") {
     f("lr", 1e-3); f("momentum", 0.0); f("dampening", 0.0); f("weight_decay", 0.0); b("nesterov", false);
     torch_flags();
@@ -98,8 +104,9 @@ std::string WhyNotRun(const std::string& type) {
   if (type == "muadam" || type == "muadamw" || type == "musgd")
     return "the mup package's optimizers scale each parameter's learning rate by its width relative to "
            "muP's base shapes (set_base_shapes on the PyTorch model), which an ONNX graph does not carry";
-  if (type == "onebitadam" || type == "zerooneadam" || type == "onebitlamb")
-    return "its error-compensated 1-bit compressed all-reduce is not implemented by dscompile";
+  if (type == "zerooneadam" || type == "onebitlamb")
+    return "dscompile runs the 1-bit family's compressed all-reduce for OneBitAdam only; " + type +
+           "'s own algorithm is not implemented";
   return "torch.optim." + type + " is not implemented by dscompile (it runs Adam, AdamW, SGD, Lamb, Lion, Muon, Adagrad, "
          "RMSprop, Adamax, NAdam, RAdam and Adadelta)";
 }
@@ -155,9 +162,41 @@ Status ParseMuonParams(ParseContext& ctx, const std::string& ppath, const nlohma
   return Status::OK();
 }
 
+// OnebitAdam's own keys: freeze_step and the backend its compressed all-reduce runs on, and the
+// keys its step() accepts but never reads (said, so a user setting them learns it).
+Status ReadOnebitParams(ParseContext& ctx, const std::string& ppath, const nlohmann::json& given,
+                        const nlohmann::json& effective, OptimizerConfig* opt) {
+  if (opt->amsgrad)
+    return ctx.Error(DsErrorKind::kRuntimeError, ppath + ".amsgrad", "1-bit Adam does not support the AMSGrad variant.");
+  opt->freeze_step = effective["freeze_step"].get<double>();
+  opt->comm_backend_name = effective["comm_backend_name"].get<std::string>();
+  const std::string& b = opt->comm_backend_name;
+  if (b == "hccl" || b == "compressed") {
+    ctx.Unsupported(ppath + ".comm_backend_name", "1-bit Adam's \"" + b + "\" backend (" +
+                                                      (b == "hccl" ? "Ascend NPUs" : "the compressed comm library") +
+                                                      "; \"nccl\" and \"mpi\" run the same arithmetic on dscompile's ranks)");
+  } else if (b != "nccl" && b != "mpi") {
+    // OnebitAdam leaves its backend handle None for any other name and fails at once (AttributeError).
+    return ctx.Error(DsErrorKind::kValueError, ppath + ".comm_backend_name",
+                     "\"" + b + "\" is not a 1-bit backend (nccl, mpi, hccl or compressed)");
+  }
+  for (const char* key : {"bias_correction", "eps_inside_sqrt", "cuda_aware"})
+    if (given.contains(key) && effective[key] != TableFor("OnebitAdam")[key].default_value)
+      ctx.Warn(JoinPath(ppath, key), std::string("DeepSpeed's OnebitAdam accepts it and never reads it") +
+                                         (std::string(key) == "cuda_aware" ? " for arithmetic (it is an MPI transport choice)"
+                                                                           : " (its update is never bias-corrected, eps "
+                                                                             "outside the square root)") +
+                                         "; dscompile does the same");
+  return Status::OK();
+}
+
 }  // namespace
 
 bool OptimizerConfig::has_betas() const { return params.contains("betas"); }
+
+int64_t OptimizerConfig::onebit_last_uncompressed_step() const {
+  return std::max<int64_t>(2, static_cast<int64_t>(std::ceil(freeze_step)));
+}
 
 bool OptimizerConfig::zero_supported() const {
   static const std::vector<std::string> supported = {
@@ -233,6 +272,12 @@ Status ParseOptimizerSection(ParseContext& ctx, const nlohmann::json& section, c
   } else if (t == "muon") {
     opt->implementation = "MuonWithAuxAdam";
     return ParseMuonParams(ctx, ppath, params, opt);
+  } else if (t == "onebitadam") {
+    // engine.py _configure_basic_optimizer asserts it before building the optimizer.
+    if (zero.enabled())
+      return ctx.Error(DsErrorKind::kAssertionError, "optimizer.type", "1bit-Adam is not compatible with ZeRO (zero_optimization.stage is " +
+                                                                          std::to_string(zero.stage) + ")");
+    opt->implementation = "OnebitAdam";
   } else if (t == "SGD" || Contains(kElementwiseTorchOptimizers, t)) {
     opt->implementation = "torch.optim." + t;
   } else {
@@ -265,6 +310,9 @@ Status ParseOptimizerSection(ParseContext& ctx, const nlohmann::json& section, c
         value = d;
       } else if (spec.kind == ParamKind::kBool) {
         if (!v.is_boolean()) return ctx.Error(DsErrorKind::kTypeError, kpath, "expected true or false, got " + ShortJson(v));
+        value = v;
+      } else if (spec.kind == ParamKind::kString) {
+        if (!v.is_string()) return ctx.Error(DsErrorKind::kTypeError, kpath, "expected a string, got " + ShortJson(v));
         value = v;
       } else if (spec.kind == ParamKind::kBetas) {
         if (!v.is_array() || v.size() != 2 || !v[0].is_number() || !v[1].is_number()) {
@@ -340,7 +388,11 @@ Status ParseOptimizerSection(ParseContext& ctx, const nlohmann::json& section, c
   if (opt->momentum_decay < 0) {
     return ctx.Error(DsErrorKind::kValueError, ppath + ".momentum_decay", StrCat("invalid momentum_decay value: ", opt->momentum_decay));
   }
-  if (opt->amsgrad) ctx.Unsupported(ppath + ".amsgrad", "AMSGrad");
+  if (opt->implementation == "OnebitAdam") {
+    RETURN_IF_ERROR(ReadOnebitParams(ctx, ppath, params, effective, opt));
+  } else if (opt->amsgrad) {
+    ctx.Unsupported(ppath + ".amsgrad", "AMSGrad");
+  }
   if (effective.value("maximize", false)) ctx.Unsupported(ppath + ".maximize", "maximize");
   opt->params = effective;
   return Status::OK();

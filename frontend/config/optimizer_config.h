@@ -49,9 +49,17 @@ struct OptimizerConfig {
   double muon_lr = 0.02;
   double adam_lr = 3e-4;
   std::string ns_method = "gram";
+  // "onebitadam" (DeepSpeed's OnebitAdam): the step after which its momentum is compressed, and
+  // the backend its compressed all-reduce names ("nccl" or "mpi": the same arithmetic, which
+  // dscompile runs over the rank's own communicator).
+  double freeze_step = 100000;
+  std::string comm_backend_name = "nccl";
   nlohmann::json params = nlohmann::json::object();  // every effective parameter, DeepSpeed names
 
   bool present() const { return !type.empty(); }
+  // OnebitAdam's last uncompressed step: its first step() only initialises and returns before the
+  // freeze check, so the earliest freeze is after step 2; then the first step >= freeze_step.
+  int64_t onebit_last_uncompressed_step() const;
   bool has_betas() const;
   // In DeepSpeed's ZERO_SUPPORTED_OPTIMIZERS (others need zero_allow_untested_optimizer).
   bool zero_supported() const;

@@ -25,6 +25,7 @@ struct CollectiveNode {
         return InvalidArgument(name_, ": output '", v->name(), "' is ", DTypeName(v->type.dtype), ", input is ",
                                DTypeName(dtype_));
     world_attr_ = n.GetInt("world", 1);
+    until_step_ = n.GetInt("until_step", 0);
     if (world_attr_ < 1) return InvalidArgument(name_, ": attribute world must be >= 1, got ", world_attr_);
     if (reduction) {
       const std::string op = n.GetString("op", "sum");
@@ -39,6 +40,9 @@ struct CollectiveNode {
   Status Group(const KernelContext& ctx, int64_t* world, int64_t* rank) const {
     return RankAndWorld(ctx, world_attr_, name_, rank, world);
   }
+
+  // An AllReduce past its until_step (1-bit optimizers after the freeze): Y = X, nothing sent.
+  bool Retired(const KernelContext& ctx) const { return until_step_ > 0 && ctx.optimizer_step > until_step_; }
 
   // Waits for a collective; errors name the node.
   Status Finish(StatusOr<std::unique_ptr<CommHandle>> h) const {
@@ -77,6 +81,7 @@ struct CollectiveNode {
 
   std::string name_;
   int64_t world_attr_ = 1;
+  int64_t until_step_ = 0;
   ReduceOp op_ = ReduceOp::kSum;
   DType dtype_ = DType::kFloat32;
   size_t element_size_ = 4;

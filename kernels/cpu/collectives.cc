@@ -61,7 +61,7 @@ class AllReduceKernel : public CollectiveKernel {
     const int64_t n = x.numel();
     RETURN_IF_ERROR(CheckSameCount(y.numel(), n));
     Copy(y.ptr, x.ptr, n);
-    if (world == 1) return Status::OK();
+    if (world == 1 || Retired(ctx)) return Status::OK();
     return Finish(ctx.comm->AllReduce(y.ptr, n, dtype_, op_));
   }
 };
