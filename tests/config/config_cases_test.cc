@@ -257,7 +257,7 @@ TEST_P(ExplainConfigCase, DscompileExplainsWhatDeepSpeedAccepts) {
   const json& expect = c["expect"];
   if (expect.contains("error")) {
     EXPECT_EQ(r.rc, 1) << r.output << err;
-    EXPECT_NE(err.find("[" + expect["error"].get<std::string>() + "]"), std::string::npos) << err;
+    EXPECT_NE(err.find(StrCat("[", expect["error"].get<std::string>(), "]")), std::string::npos) << err;
     return;
   }
   ASSERT_EQ(r.rc, 0) << err;

@@ -180,7 +180,7 @@ TEST(ZeroBuckets, BucketedOverlappedPlansKeepTheTrajectory) {
                          {"stage3_prefetch_bucket_size", 3000},
                          {"stage3_param_persistence_threshold", 0},
                          {"overlap_comm", true}};
-      const std::string tag = "s" + std::to_string(stage) + "w" + std::to_string(world);
+      const std::string tag = StrCat("s", stage, "w", world);
       const TrainRun run = CompileAndTrain(zero, world, tmp, tag);
       ExpectSameTrajectory(run, base, tag);
       ExpectPeakResident(run, world, tag);

@@ -392,7 +392,7 @@ std::unique_ptr<OptimNodeOf> Optim(const OptimAlgorithmInfo& a, DType param, DTy
   Graph& g = o->g;
   o->states = OptimStateSuffixes(a.id, /*momentum=*/true, /*centered=*/false).size();  // RMSprop: + momentum_buffer
   std::vector<Value*> in = {g.AddInput("p", Typed(param, {n})), g.AddInput("g", Typed(grad, {n}))};
-  for (size_t j = 0; j < o->states; ++j) in.push_back(g.AddInput("s" + std::to_string(j), Typed(state, {n})));
+  for (size_t j = 0; j < o->states; ++j) in.push_back(g.AddInput(StrCat("s", j), Typed(state, {n})));
   in.push_back(g.AddInput("lr", Typed(DType::kFloat32, {})));
   in.push_back(g.AddInput("step", Typed(DType::kInt64, {})));
   in.push_back(g.AddInput("scale", Typed(DType::kFloat32, {})));
