@@ -34,6 +34,10 @@ std::string Short(double v) {
 StatusOr<std::string> PlotMetricsSvg(const std::string& jsonl_path) {
   std::ifstream in(jsonl_path);
   if (!in) return NotFound("cannot read the metrics file '", jsonl_path, "'");
+  return PlotMetricsSvg(in, jsonl_path);
+}
+
+StatusOr<std::string> PlotMetricsSvg(std::istream& in, const std::string& jsonl_path) {
   std::vector<double> steps;
   std::vector<bool> skipped;
   std::vector<Series> series = {{"loss", "loss", {}}, {"lr", "learning rate", {}},
@@ -46,11 +50,16 @@ StatusOr<std::string> PlotMetricsSvg(const std::string& jsonl_path) {
     if (j.is_discarded() || !j.is_object()) return InvalidArgument(where, ": not a JSON object (is this a dsrun --metrics file?)");
     if (!j.contains("step") || !j["step"].is_number()) return InvalidArgument(where, ": no numeric \"step\"");
     if (!j.contains("loss") || !j["loss"].is_number()) return InvalidArgument(where, ": no numeric \"loss\"");
+    if (!std::isfinite(j["step"].get<double>())) return InvalidArgument(where, ": step ", j["step"].dump(), " is out of range");
     if (!steps.empty() && j["step"].get<double>() <= steps.back())
       return InvalidArgument(where, ": step ", j["step"].dump(), " does not follow step ", Short(steps.back()),
                              " (one run per file: a resumed run appends to a new file)");
     steps.push_back(j["step"].get<double>());
-    skipped.push_back(j.value("skipped", false));
+    // dsrun writes true or false; anything else is not a metrics file of ours (and would throw).
+    const auto skip = j.find("skipped");
+    if (skip != j.end() && !skip->is_boolean() && !skip->is_null())
+      return InvalidArgument(where, ": \"skipped\" is ", skip->dump(), ", not true or false");
+    skipped.push_back(skip != j.end() && skip->is_boolean() && skip->get<bool>());
     for (Series& s : series) {
       auto v = j.find(s.key);
       s.values.push_back(v != j.end() && v->is_number() ? v->get<double>() : kNaN);
@@ -58,6 +67,9 @@ StatusOr<std::string> PlotMetricsSvg(const std::string& jsonl_path) {
   }
   if (in.bad()) return DataLoss("cannot read '", jsonl_path, "' to its end");
   if (steps.empty()) return InvalidArgument(jsonl_path, ": no metrics lines");
+  if (!std::isfinite(steps.back() - steps.front()))
+    return InvalidArgument(jsonl_path, ": steps run from ", Short(steps.front()), " to ", Short(steps.back()),
+                           ", too wide a range to plot");
 
   // A series shows when it has a number; loss_scale only when it changes (fp16's dynamic scale).
   std::vector<const Series*> shown;
@@ -84,7 +96,10 @@ StatusOr<std::string> PlotMetricsSvg(const std::string& jsonl_path) {
       if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
     const double pad = hi > lo ? (hi - lo) * 0.06 : std::max(std::abs(hi) * 0.1, 1e-12);
     const double y0 = lo >= 0 && lo - pad < 0 ? 0 : lo - pad;
-    ChartPanel panel(&doc, {kLeft, y, kWidth, kHeight}, steps.front(), std::max(steps.back(), steps.front() + 1), y0,
+    // Beyond a double's range (a loss of -1e308 and another of 1e308) every coordinate would be NaN.
+    if (!std::isfinite(hi + pad - y0))
+      return InvalidArgument(jsonl_path, ": ", s.key, " runs from ", Short(lo), " to ", Short(hi), ", too wide a range to plot");
+    ChartPanel panel(&doc, {kLeft, y, kWidth, kHeight}, steps.front(), steps.back(), y0,
                      hi + pad);
     panel.Axes("step", s.title, Short);
     panel.Polyline(steps, s.values, PaletteColor(k));

@@ -2,6 +2,7 @@
 // (dsinspect --plot-metrics), for people without TensorBoard.
 #pragma once
 
+#include <istream>
 #include <string>
 
 #include "ir/status.h"
@@ -13,5 +14,7 @@ namespace dsc {
 // and loss_scale when it changes. Skipped steps (fp16 overflow) are marked on the loss panel; a null
 // grad_norm leaves a gap. Errors name the file and line.
 StatusOr<std::string> PlotMetricsSvg(const std::string& jsonl_path);
+// The same from a stream already open; `name` stands for the file in errors and in the title.
+StatusOr<std::string> PlotMetricsSvg(std::istream& in, const std::string& name);
 
 }  // namespace dsc

@@ -93,14 +93,28 @@ std::vector<double> NiceTicks(double lo, double hi, int target) {
       step = m * mag;
       break;
     }
+  if (!std::isfinite(step) || !(step > 0)) return {lo};
+  // Counted from the first tick rather than accumulated: where step is below the spacing of
+  // doubles near lo (lo = 1e17, hi = lo + 16), t += step would never move.
+  const double first = std::ceil(lo / step) * step;
   std::vector<double> ticks;
-  for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step)
-    ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
+  for (int i = 0; i <= 2 * std::max(1, target) + 2; ++i) {
+    const double t = first + i * step;
+    if (!(t <= hi + step * 1e-9)) break;
+    if (ticks.empty() || t != ticks.back()) ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
+  }
   return ticks;
 }
 
+namespace {
+
+// The top of a data range that must not be empty: at 1e17 and beyond, lo + 1 == lo.
+double AboveOrWiden(double lo, double hi) { return hi > lo ? hi : lo + std::max(1.0, std::abs(lo) * 1e-6); }
+
+}  // namespace
+
 ChartPanel::ChartPanel(SvgDocument* doc, PanelBox box, double x0, double x1, double y0, double y1)
-    : doc_(doc), box_(box), x0_(x0), x1_(x1 > x0 ? x1 : x0 + 1), y0_(y0), y1_(y1 > y0 ? y1 : y0 + 1) {}
+    : doc_(doc), box_(box), x0_(x0), x1_(AboveOrWiden(x0, x1)), y0_(y0), y1_(AboveOrWiden(y0, y1)) {}
 
 double ChartPanel::X(double x) const { return box_.x + (x - x0_) / (x1_ - x0_) * box_.width; }
 double ChartPanel::Y(double y) const { return box_.y + box_.height - (y - y0_) / (y1_ - y0_) * box_.height; }

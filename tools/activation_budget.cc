@@ -17,7 +17,8 @@ StatusOr<int64_t> ParseByteSize(const std::string& text, const std::string& what
   const double number = std::strtod(begin, &end);
   if (end == begin || !std::isfinite(number) || number < 0)
     return InvalidArgument(what, ": '", text, "' is not a size (bytes, or a number with B, KB, MB, GB, KiB, MiB, GiB)");
-  std::string unit(end);
+  // The rest of `text`, not of its C string: "5\0KiB" is not 5 bytes.
+  std::string unit = text.substr(static_cast<size_t>(end - begin));
   unit.erase(std::remove_if(unit.begin(), unit.end(), [](unsigned char c) { return std::isspace(c); }), unit.end());
   std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return std::tolower(c); });
   static const std::pair<const char*, double> kUnits[] = {
@@ -26,11 +27,14 @@ StatusOr<int64_t> ParseByteSize(const std::string& text, const std::string& what
   for (const auto& [name, scale] : kUnits) {
     if (unit != name) continue;
     const double bytes = number * scale;
-    if (bytes >= 9.2e18) return OutOfRange(what, ": '", text, "' is too large");
+    // At most 8388607 TiB (2^63 - 2^40, within int64_t): a whole number of tenths of a TiB, so any
+    // size HumanBytes prints ("8388607.0 TiB" at most) parses back.
+    constexpr double kMaxBytes = 8388607.0 * 1099511627776.0;
+    if (bytes > kMaxBytes) return OutOfRange(what, ": '", text, "' is too large (at most 8388607 TiB)");
     if (bytes < 1) return InvalidArgument(what, ": '", text, "' is less than one byte");
     return static_cast<int64_t>(bytes);
   }
-  return InvalidArgument(what, ": unknown unit '", std::string(end), "' in '", text,
+  return InvalidArgument(what, ": unknown unit '", text.substr(static_cast<size_t>(end - begin)), "' in '", text,
                          "' (use B, KB, MB, GB, TB or KiB, MiB, GiB, TiB)");
 }
 

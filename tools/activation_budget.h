@@ -13,7 +13,8 @@
 namespace dsc {
 
 // "1500000", "512KiB", "1.5 GiB", "2GB": bytes, with an optional unit B, KB/MB/GB/TB (powers of
-// 1000) or KiB/MiB/GiB/TiB (powers of 1024), case-insensitive; `what` names the value in errors.
+// 1000) or KiB/MiB/GiB/TiB (powers of 1024), case-insensitive, at most 8388607 TiB (what HumanBytes
+// prints of any size parses back); `what` names the value in errors.
 StatusOr<int64_t> ParseByteSize(const std::string& text, const std::string& what);
 
 // The activation arena of a plan compiled with `segments` checkpointing segments (0: without

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "backend/metrics_plot.h"
 #include "backend/plan_file.h"
 #include "backend/plan_summary.h"
+#include "backend/svg_chart.h"
 #include "ir/text.h"
 #include "passes/memory_plan.h"
 #include "tests/plan/test_plans.h"
@@ -218,10 +220,62 @@ TEST(PlotMetrics, BadFilesNameTheFileAndLine) {
       << svg.status().message();
   EXPECT_FALSE(PlotMetricsSvg(dir.File("missing.jsonl")).ok());
 
+  // fuzz_metrics_plot found: a "skipped" that is not a boolean threw nlohmann's type_error.
+  for (const char* skipped : {"1", "\"yes\"", "[]"}) {
+    std::istringstream in(std::string(R"({"step": 1, "loss": 2.0, "skipped": )") + skipped + "}\n");
+    svg = PlotMetricsSvg(in, "s.jsonl");
+    ASSERT_FALSE(svg.ok()) << skipped;
+    EXPECT_NE(svg.status().message().find("s.jsonl:1: \"skipped\" is " + std::string(skipped) + ", not true or false"),
+              std::string::npos) << svg.status().message();
+  }
+  std::istringstream null_skipped(R"({"step": 1, "loss": 2.0, "skipped": null})");
+  EXPECT_TRUE(PlotMetricsSvg(null_skipped, "s.jsonl").ok());
+
   CommandResult r = Dsinspect("--plot-metrics " + ShellQuote(m) + " " + ShellQuote(dir.File("o.svg")));
   EXPECT_EQ(r.rc, 1) << r.output;
   r = Dsinspect("--plot-metrics " + ShellQuote(m));
   EXPECT_EQ(r.rc, 2) << r.output;
+}
+
+// Numbers at the edges of what doubles hold. Steps (or values) whose round tick step is below the
+// spacing of doubles near them (1e17 and 1e17 + 16: a tick every 2) made NiceTicks' t += step stand
+// still and fill memory; a range that is empty or wider than a double wrote NaN coordinates.
+TEST(PlotMetrics, ExtremeNumbersDrawOrFailWithTheFile) {
+  std::istringstream close(R"({"step": 1e17, "loss": 1e17})" "\n" R"({"step": 100000000000000016, "loss": 100000000000000016})");
+  StatusOr<std::string> svg = PlotMetricsSvg(close, "close.jsonl");
+  ASSERT_TRUE(svg.ok()) << svg.status().ToString();
+  EXPECT_EQ(svg->find("nan"), std::string::npos);
+
+  // One step at 1e17: the x range [step, step + 1] was empty there, and every x NaN.
+  std::istringstream one(R"({"step": 1e17, "loss": 3})");
+  svg = PlotMetricsSvg(one, "one.jsonl");
+  ASSERT_TRUE(svg.ok()) << svg.status().ToString();
+  EXPECT_EQ(svg->find("nan"), std::string::npos);
+
+  std::istringstream wide(R"({"step": 1, "loss": -1e308})" "\n" R"({"step": 2, "loss": 1e308})");
+  svg = PlotMetricsSvg(wide, "wide.jsonl");
+  ASSERT_FALSE(svg.ok());
+  EXPECT_NE(svg.status().message().find("wide.jsonl: loss runs from -1e+308 to 1e+308, too wide a range to plot"),
+            std::string::npos) << svg.status().message();
+  std::istringstream wide_steps(R"({"step": -1e308, "loss": 1})" "\n" R"({"step": 1e308, "loss": 1})");
+  svg = PlotMetricsSvg(wide_steps, "steps.jsonl");
+  ASSERT_FALSE(svg.ok());
+  EXPECT_NE(svg.status().message().find("steps.jsonl: steps run from -1e+308 to 1e+308"), std::string::npos)
+      << svg.status().message();
+}
+
+TEST(SvgChart, NiceTicksAreRoundAndFewEvenBelowTheSpacingOfDoubles) {
+  EXPECT_EQ(NiceTicks(0, 10, 5), (std::vector<double>{0, 2, 4, 6, 8, 10}));
+  EXPECT_EQ(NiceTicks(-1, 1, 4), (std::vector<double>{-1, -0.5, 0, 0.5, 1}));
+  const double lo = 1e17, hi = 1e17 + 16;
+  const std::vector<double> ticks = NiceTicks(lo, hi, 8);
+  ASSERT_FALSE(ticks.empty());
+  EXPECT_LE(ticks.size(), 18u);
+  for (size_t i = 0; i < ticks.size(); ++i) {
+    EXPECT_GE(ticks[i], lo);
+    EXPECT_LE(ticks[i], hi);
+    if (i) EXPECT_LT(ticks[i - 1], ticks[i]);
+  }
 }
 
 }  // namespace

@@ -33,6 +33,18 @@ TEST(ActivationBudget, ParsesSizesWithUnits) {
       EXPECT_NE(v.status().message().find("--activation-budget"), std::string::npos) << v.status().message();
     }
   }
+  // The largest size is one HumanBytes prints exactly, so every size it prints parses back (below
+  // a limit of 9.2e18 bytes, 9199999999999990000 printed as "8367351.3 TiB", which was too large).
+  EXPECT_EQ(*ParseByteSize("8388607 TiB", "x"), (int64_t{1} << 63) - (int64_t{1} << 40));
+  EXPECT_FALSE(ParseByteSize("8388607.1 TiB", "x").ok());
+  EXPECT_FALSE(ParseByteSize("9223372036854775807", "x").ok());
+  for (int64_t b : {int64_t{9199999999999990000}, (int64_t{1} << 63) - (int64_t{1} << 40) - 1}) {
+    StatusOr<int64_t> again = ParseByteSize(HumanBytes(b), "x");
+    ASSERT_TRUE(again.ok()) << HumanBytes(b) << ": " << again.status().message();
+    EXPECT_NEAR(static_cast<double>(*again), static_cast<double>(b), 0.05 * 1099511627776.0) << HumanBytes(b);
+  }
+  // What follows a NUL is part of the text (it was cut there, and "5\0KiB" read as 5 bytes).
+  EXPECT_FALSE(ParseByteSize(std::string("5\0KiB", 5), "x").ok());
 }
 
 // Arenas that fall as 1/k then rise as checkpoints pile up: a(k) = 1200/k + 10k, least at k = 11
