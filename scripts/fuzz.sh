@@ -9,10 +9,11 @@ usage: scripts/fuzz.sh [--build-dir DIR] [--no-build] TARGET SECONDS
        scripts/fuzz.sh [--build-dir DIR] [--no-build] --replay TARGET
        scripts/fuzz.sh --list
 
-Fuzzes TARGET (fuzz_onnx_import, fuzz_config, fuzz_plan, fuzz_npy, fuzz_checkpoint) for SECONDS, starting from
-the repository's own files of that kind (bundled models, configs, .npy files, plans the build
-compiles), fuzz/corpus/TARGET and fuzz/regressions/TARGET. A crash, a hang (an input running over
-10 s) or running out of memory (2 GiB) ends the run with exit status 1 and the reproducer's path.
+Fuzzes TARGET (fuzz_onnx_import, fuzz_config, fuzz_plan, fuzz_npy, fuzz_checkpoint, fuzz_metrics_plot,
+fuzz_byte_size) for SECONDS, starting from the repository's own files of that kind (bundled models,
+configs, .npy files, plans the build compiles), fuzz/corpus/TARGET and fuzz/regressions/TARGET.
+A crash, a hang (an input running over 10 s) or running out of memory (2 GiB) ends the run with
+exit status 1 and the reproducer's path.
 
 --replay runs every seed and regression input once, without fuzzing (what ctest's TARGET.replay
 does); a crasher that no longer crashes belongs in fuzz/regressions/TARGET.
@@ -25,7 +26,7 @@ New corpus inputs go to DIR/fuzz-corpus/TARGET, reproducers to DIR/fuzz-artifact
 USAGE
 }
 
-TARGETS=(fuzz_onnx_import fuzz_config fuzz_plan fuzz_npy fuzz_checkpoint)
+TARGETS=(fuzz_onnx_import fuzz_config fuzz_plan fuzz_npy fuzz_checkpoint fuzz_metrics_plot fuzz_byte_size)
 build_dir=build-san
 build=1
 replay=0
@@ -96,6 +97,8 @@ case "$target" in
   fuzz_npy)
     while IFS= read -r f; do add_seed "$f"; done < <(find models tests -name '*.npy' -size -1024k | sort) ;;
   fuzz_checkpoint) ;;  # a manifest and a rank file in fuzz/corpus/fuzz_checkpoint (below)
+  fuzz_metrics_plot) ;;  # dsrun --metrics lines and edge cases in fuzz/corpus/fuzz_metrics_plot
+  fuzz_byte_size) ;;  # --activation-budget sizes in fuzz/corpus/fuzz_byte_size
 esac
 for d in "fuzz/corpus/$target" "fuzz/regressions/$target"; do
   if [ -d "$d" ]; then

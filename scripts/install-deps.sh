@@ -8,7 +8,8 @@
 # reference PyTorch; dscompile's kernels link the current one. oneDNN (convolutions) is Debian's
 # libdnnl-dev 2.6: PyPI's current onednn wheel is a SYCL/TBB build (see the top-level CMakeLists.txt).
 # The programs allocate with jemalloc (libjemalloc-dev 5.3, its current release; CMakeLists.txt says why).
-# librsvg2-bin's rsvg-convert renders dsinspect's SVG pictures in the tests.
+# librsvg2-bin's rsvg-convert renders dsinspect's SVG pictures in the tests; libexpat1-dev is the XML
+# parser fuzz_metrics_plot checks them with.
 set -euo pipefail
 
 PKGS=(
@@ -17,7 +18,7 @@ PKGS=(
   nlohmann-json3-dev libgtest-dev
   libopenblas0-pthread libdnnl-dev libjemalloc-dev liburing-dev
   libopenmpi-dev openmpi-bin
-  python3-numpy python3-torch python3-onnx librsvg2-bin
+  python3-numpy python3-torch python3-onnx librsvg2-bin libexpat1-dev
   clang libclang-rt-14-dev libomp-14-dev
 )
 
