@@ -2,6 +2,7 @@
 #include "runtime/launcher.h"
 
 #include <sched.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -56,8 +57,23 @@ std::vector<std::string> ArgsWithoutNproc(int argc, char** argv) {
   return out;
 }
 
+std::string LaunchSessionDir(int pid) {
+  for (const char* var : {"OMPI_MCA_orte_top_session_dir", "OMPI_MCA_orte_tmpdir_base", "OMPI_MCA_orte_local_tmpdir_base"})
+    if (const char* v = std::getenv(var); v && *v) return "";
+  std::error_code ec;
+  std::filesystem::path tmp = std::filesystem::temp_directory_path(ec);  // $TMPDIR, as Open MPI's default
+  if (ec) tmp = "/tmp";
+  const std::string parent = (tmp / ("dsrun-ompi." + std::to_string(geteuid()))).string();
+  // Another user may have made it first in a shared /tmp: only a real directory of ours will do.
+  if (mkdir(parent.c_str(), 0700) != 0 && errno != EEXIST) return "";
+  struct stat st;
+  if (lstat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) return "";
+  return parent + "/" + std::to_string(pid);
+}
+
 std::vector<std::string> MpirunCommand(const std::string& mpirun, int nproc, const std::string& exe,
-                                       const std::vector<std::string>& args, int threads_per_rank) {
+                                       const std::vector<std::string>& args, int threads_per_rank,
+                                       const std::string& session_dir) {
   const int threads = threads_per_rank > 0 ? threads_per_rank : std::max(1, UsableCores() / nproc);
   std::vector<std::string> cmd = {mpirun};
   // Open MPI refuses root unless told; containers and CI run as root.
@@ -66,6 +82,10 @@ std::vector<std::string> MpirunCommand(const std::string& mpirun, int nproc, con
   // to the same cores and fight our own OpenMP threads.
   for (const char* a : {"--oversubscribe", "--bind-to", "none", "-np"}) cmd.push_back(a);
   cmd.push_back(std::to_string(nproc));
+  if (!session_dir.empty()) {
+    for (const char* a : {"--mca", "orte_top_session_dir"}) cmd.push_back(a);
+    cmd.push_back(session_dir);
+  }
   for (const char* var : {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"}) {
     cmd.push_back("-x");
     cmd.push_back(std::string(var) + "=" + std::to_string(threads));
@@ -90,7 +110,8 @@ Status RelaunchUnderMpirun(int nproc, int argc, char** argv, int threads_per_ran
   const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) return Internal("cannot resolve /proc/self/exe: ", ec.message());
   std::vector<std::string> cmd =
-      MpirunCommand(mpirun, nproc, exe.string(), ArgsWithoutNproc(argc, argv), threads_per_rank);
+      MpirunCommand(mpirun, nproc, exe.string(), ArgsWithoutNproc(argc, argv), threads_per_rank,
+                    LaunchSessionDir(static_cast<int>(getpid())));
   std::vector<char*> cargv;
   for (std::string& s : cmd) cargv.push_back(s.data());
   cargv.push_back(nullptr);

@@ -6,7 +6,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <numeric>
+#include <filesystem>
 #include <optional>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
@@ -155,9 +157,58 @@ TEST(Launcher, MpirunCommandDropsNprocAndSetsThreads) {
     EXPECT_NE(line.find(part), std::string::npos) << part << " in " << line;
   EXPECT_EQ(line.find("--allow-run-as-root") != std::string::npos, geteuid() == 0) << line;
   EXPECT_EQ(line.find("--tag-output"), std::string::npos);
+  EXPECT_EQ(line.find("--mca"), std::string::npos) << line;  // no session directory given
+  std::vector<std::string> own = MpirunCommand("mpirun", 2, "dsrun", {"p"}, 1, "/t/dsrun-ompi.0/77");
+  line.clear();
+  for (const std::string& s : own) line += s + " ";
+  EXPECT_NE(line.find("-np 2 --mca orte_top_session_dir /t/dsrun-ompi.0/77 "), std::string::npos) << line;
   // Without --threads: the cores shared out, at least one each.
   std::vector<std::string> many = MpirunCommand("mpirun", 1000, "dsrun", {}, 0);
   EXPECT_NE(std::find(many.begin(), many.end(), "OMP_NUM_THREADS=1"), many.end());
+}
+
+// Restores (or unsets) an environment variable when the test ends.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) setenv(name, value, 1);
+    else unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (old_) setenv(name_, old_->c_str(), 1);
+    else unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST(Launcher, EachLaunchHasItsOwnSessionDirUnderTmpdir) {
+  testing::TempDir tmp;
+  ScopedEnv tmpdir("TMPDIR", tmp.path().c_str());
+  std::optional<ScopedEnv> cleared[3];
+  const char* chosen[] = {"OMPI_MCA_orte_top_session_dir", "OMPI_MCA_orte_tmpdir_base", "OMPI_MCA_orte_local_tmpdir_base"};
+  for (int i = 0; i < 3; ++i) cleared[i].emplace(chosen[i], nullptr);
+  const std::string parent = tmp.File("dsrun-ompi." + std::to_string(geteuid()));
+  EXPECT_EQ(LaunchSessionDir(4242), parent + "/4242");
+  EXPECT_EQ(LaunchSessionDir(4243), parent + "/4243");  // the parent already there is fine
+  struct stat st;
+  ASSERT_EQ(stat(parent.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_FALSE(std::filesystem::exists(parent + "/4242"));  // Open MPI makes (and removes) that one
+
+  // What the user's environment chose stays: dsrun gives mpirun no directory of its own.
+  for (const char* var : chosen) {
+    ScopedEnv user(var, "/somewhere");
+    EXPECT_EQ(LaunchSessionDir(4242), "") << var;
+  }
+  // A file where the folder should be (someone else's, say): Open MPI's default.
+  std::filesystem::remove_all(parent);
+  testing::WriteFileOrDie(parent, "");
+  EXPECT_EQ(LaunchSessionDir(4242), "");
 }
 
 // dsrun --nproc end to end. Plans cannot be compiled for more than one rank yet, so the
@@ -174,6 +225,11 @@ class DsrunNproc : public ::testing::Test {
   void SetUp() override {
     if (testing::RunCommand("command -v mpirun", false).rc != 0) GTEST_SKIP() << "mpirun not on PATH (openmpi-bin)";
   }
+  // The tests' own mpirun, with an Open MPI session directory of its own (tests/CMakeLists.txt says why).
+  static std::string Mpirun(const std::string& name) {
+    return "env OMPI_MCA_orte_top_session_dir=" + ShellQuote(dir_->File("ompi-" + name)) +
+           " mpirun --allow-run-as-root --oversubscribe ";
+  }
   static std::string Dsrun(const std::string& args) {
     return ShellQuote(DSRUN_PATH) + " " + ShellQuote(dir_->File("p")) + " --data " + ShellQuote(kData) + " " + args;
   }
@@ -185,7 +241,8 @@ class DsrunNproc : public ::testing::Test {
 
 TEST_F(DsrunNproc, WorldSizeMismatchFailsOnEveryRankWithoutHanging) {
   const auto t0 = std::chrono::steady_clock::now();
-  CommandResult r = testing::RunCommand("timeout 60 " + Dsrun("--nproc 2 --steps 2"));
+  testing::TempDir tmp;  // the launch's Open MPI session directory goes here, and goes away after
+  CommandResult r = testing::RunCommand("TMPDIR=" + ShellQuote(tmp.path()) + " timeout 60 " + Dsrun("--nproc 2 --steps 2"));
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_NE(r.rc, 0) << r.output;
   EXPECT_NE(r.rc, 124) << "timed out\n" << r.output;
@@ -193,11 +250,14 @@ TEST_F(DsrunNproc, WorldSizeMismatchFailsOnEveryRankWithoutHanging) {
   const std::string msg = "the plan was compiled for 1 ranks but dsrun runs on 2 (use dscompile --world-size 2)";
   EXPECT_NE(r.output.find("rank 0: " + msg), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("rank 1: " + msg), std::string::npos) << r.output;
+  const std::filesystem::path sessions = tmp.File("dsrun-ompi." + std::to_string(geteuid()));
+  EXPECT_TRUE(std::filesystem::is_directory(sessions));
+  EXPECT_TRUE(std::filesystem::is_empty(sessions)) << "mpirun left its session directory in " << sessions;
 }
 
 TEST_F(DsrunNproc, OneRankUnderMpirunTrainsAndWritesMetricsOnce) {
   const std::string metrics = dir_->File("m.jsonl");
-  CommandResult r = testing::RunCommand("timeout 120 mpirun --allow-run-as-root --oversubscribe -np 1 " +
+  CommandResult r = testing::RunCommand("timeout 120 " + Mpirun("one-rank") + "-np 1 " +
                                         Dsrun("--steps 3 --metrics " + ShellQuote(metrics)));
   ASSERT_EQ(r.rc, 0) << r.output;
   EXPECT_NE(r.output.find("step      3  loss"), std::string::npos) << r.output;
@@ -208,7 +268,7 @@ TEST_F(DsrunNproc, OneRankUnderMpirunTrainsAndWritesMetricsOnce) {
 }
 
 TEST_F(DsrunNproc, NprocMustMatchTheLauncher) {
-  CommandResult r = testing::RunCommand("timeout 60 mpirun --allow-run-as-root --oversubscribe -np 2 " +
+  CommandResult r = testing::RunCommand("timeout 60 " + Mpirun("nproc-3") + "-np 2 " +
                                         Dsrun("--nproc 3 --steps 1"));
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.output.find("--nproc 3 but the launcher started 2 ranks"), std::string::npos) << r.output;
