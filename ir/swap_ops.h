@@ -1,17 +1,21 @@
-// The ops that move optimizer states between NVMe and memory (offload_optimizer.device "nvme";
-// made by passes/offload_optimizer.cc, run by kernels/cpu/swap.cc through kernels/common/swap_space.h).
+// The ops that move state tensors between NVMe and memory (offload_optimizer.device "nvme": the
+// optimizer states and master weights, made by passes/offload_optimizer.cc; offload_param.device
+// "nvme": the stage-3 parameter chunks, made by passes/offload_param.cc), run by kernels/cpu/swap.cc
+// through kernels/common/swap_space.h.
 //
 // A swapped state tensor S has no resident buffer and is no graph input: its bytes live in the
-// rank's swap file, and the step program brings it in for its optimizer update and writes it back:
+// rank's swap file, and a program brings it in for the nodes that read it:
 //   X = SwapIn<state = "S">()      issues the read of S into X (X has S's type); asynchronous
 //   SwapInWait<state = "S">(X)     no outputs: waits for that read; X now holds S
-//   ... the update reads and writes X in place (AdamStep, OptimStep, ...) ...
+//   ... the readers read X; an update writes it in place (AdamStep, OptimStep, Assign, ...) ...
 //   SwapOut<state = "S">(X)        no outputs: issues the write of X to S's bytes in the file
 //   SwapOutWait<state = "S">(X)    no outputs: waits for it; X's bytes may be reused after this
-// From a SwapIn to its SwapInWait and from a SwapOut to its SwapOutWait the transfer is in flight:
-// nothing else touches X, and the executor lets it progress after every node (CommState, keyed by
-// X's address like a bucketed collective's buffer). X is live from SwapIn to SwapOutWait, so the
-// memory plan holds only the states of the updates in the swap window at once.
+// The write-back is left out when the readers only read X (a parameter chunk's gather): X then
+// dies after its last reader. From a SwapIn to its SwapInWait and from a SwapOut to its
+// SwapOutWait the transfer is in flight: nothing else touches X, and the executor lets it
+// progress after every node (CommState, keyed by X's address like a bucketed collective's
+// buffer). X is live from SwapIn to its last use, so the memory plan holds only the tensors of
+// the swap window at once.
 #pragma once
 
 #include <set>

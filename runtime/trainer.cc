@@ -126,15 +126,15 @@ std::string ExportSource(const Plan& plan, const TrainOptions& opts) {
 // The parameters, master weights and buffers of every rank, consolidated (ZeRO shards all-gathered
 // through the job's communicator: every rank takes part), then written by rank 0 into the source
 // model as ONNX.
-Status ExportTrainedModel(const Plan& plan, const StateStore& state, Device* device, Communicator* comm,
+Status ExportTrainedModel(const Plan& plan, const StateStore& state, Communicator* comm,
                           const TrainOptions& opts, int64_t step) {
   std::map<std::string, Tensor> full;
   for (const StateInfo& s : plan.state) {
     if (s.kind != StateKind::kParameter && s.kind != StateKind::kMaster && s.kind != StateKind::kBuffer) continue;
-    const TensorView* v = state.Find(s.name);
+    const TensorView* v = state.Describe(s.name);  // master weights may be in the swap file
     if (!v) return Internal("state '", s.name, "' has no buffer");
     Tensor local(v->dtype, v->dims);
-    RETURN_IF_ERROR(device->CopyDeviceToHost(local.raw(), v->ptr, v->nbytes()));
+    RETURN_IF_ERROR(state.CopyToHost(s.name, local.raw()));
     if (s.shard_of_numel == 0) {
       full.emplace(s.name, std::move(local));
       continue;
@@ -179,6 +179,17 @@ Status ExportTrainedModel(const Plan& plan, const StateStore& state, Device* dev
     if (opts.progress) *opts.progress << "dsrun: wrote the trained weights to " << opts.export_safetensors << "\n";
   }
   return Status::OK();
+}
+
+// The folder of the rank's swap file: offload_optimizer's or offload_param's nvme_path (one file
+// holds every swapped tensor; the config parser refuses two different folders).
+StatusOr<std::string> SwapFolder(const ZeroConfig& z) {
+  for (const std::optional<std::string>* path :
+       {z.offload_optimizer && z.offload_optimizer->device == "nvme" ? &z.offload_optimizer->nvme_path : nullptr,
+        z.offload_param && z.offload_param->device == "nvme" ? &z.offload_param->nvme_path : nullptr})
+    if (path && *path) return **path;
+  return FailedPrecondition("the plan swaps state to NVMe but its config has no "
+                            "zero_optimization.offload_optimizer.nvme_path or offload_param.nvme_path");
 }
 
 // The reserved scalar inputs: set on the host, uploaded to one device buffer before each run.
@@ -499,6 +510,10 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     return Unimplemented("optimizer.type \"", cfg.optimizer.type, "\": 1-bit Adam runs on CPU ranks only in this "
                          "dscompile (its momentum, update and compressed all-reduce kernels have no CUDA version); "
                          "run this plan with --device cpu");
+  if (device->kind() == DeviceKind::kCuda && cfg.zero.stage == 3 && cfg.zero.param_offloaded())
+    return Unimplemented("zero_optimization.offload_param.device \"", cfg.zero.offload_param->device,
+                         "\": offloading the parameters of a rank that computes on a CUDA device is not "
+                         "implemented; run this plan with --device cpu, or compile it without offload_param");
   // The collectives' communicator: the job's own on CPUs; on GPUs one that moves device buffers
   // (NCCL across distinct GPUs, host staging when ranks share one).
   Communicator* kernel_comm = opts.comm;
@@ -512,13 +527,11 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   StateStore state(device);
   RETURN_IF_ERROR(state.Allocate(plan));
   if (!ops::SwappedStates(plan).empty()) {
-    // The plan swaps optimizer states (offload_optimizer.device "nvme"): their file, before any
-    // initial value or checkpoint is written into it.
-    const std::optional<OffloadOptimizerConfig>& off = cfg.zero.offload_optimizer;
-    if (!off || off->device != "nvme" || !off->nvme_path)
-      return FailedPrecondition("the plan swaps optimizer states to NVMe but its config has no "
-                                "zero_optimization.offload_optimizer.nvme_path");
-    RETURN_IF_ERROR(state.OpenSwap(*off->nvme_path, rank, SwapIoOptionsFrom(cfg.aio)));
+    // The plan swaps optimizer states, master weights or parameter chunks (offload_optimizer or
+    // offload_param device "nvme"; one file per rank, in the folder both name): the file, before
+    // any initial value or checkpoint is written into it.
+    ASSIGN_OR_RETURN(std::string folder, SwapFolder(cfg.zero));
+    RETURN_IF_ERROR(state.OpenSwap(folder, rank, SwapIoOptionsFrom(cfg.aio)));
   }
   // The position a resume starts from; a fresh run starts at the zero position.
   TrainerPosition start_pos;
@@ -562,6 +575,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   RETURN_IF_ERROR(scalars.Init());
   ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> micro_ex, ProgramExecutor::Create(*micro->graph, device));
   ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> step_ex, ProgramExecutor::Create(*step->graph, device));
+  micro_ex->comm_state().set_swap_space(state.swap());
   step_ex->comm_state().set_swap_space(state.swap());
   ASSIGN_OR_RETURN(std::vector<DataInput> inputs, BindProgram(*micro->graph, micro_ex.get(), state, scalars));
   ASSIGN_OR_RETURN(std::vector<DataInput> step_data, BindProgram(*step->graph, step_ex.get(), state, scalars));
@@ -816,7 +830,9 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
                                {"model_states", state.bytes("parameter") + state.bytes("gradient") +
                                                     state.bytes("optimizer") + state.bytes("master")},
                                {"buffers", state.bytes("buffer")},
+                               {"parameters_on_nvme", state.swapped_bytes("parameter")},
                                {"optimizer_states_on_nvme", state.swapped_bytes("optimizer")},
+                               {"master_weights_on_nvme", state.swapped_bytes("master")},
                                {"activations_peak", std::max(micro_ex->arena_bytes(), step_ex->arena_bytes())}}}};
       for (double bytes : peak_resident) line["peak_resident_bytes"].push_back(static_cast<int64_t>(bytes));
       if (kernel_comm) {
@@ -892,7 +908,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   summary.peak_allocated_bytes = device->peak_allocated_bytes();
   summary.peak_resident_bytes = PeakResidentBytes();
   if (!opts.export_onnx.empty() || !opts.export_safetensors.empty())
-    RETURN_IF_ERROR(ExportTrainedModel(plan, state, device, opts.comm, opts, summary.steps));
+    RETURN_IF_ERROR(ExportTrainedModel(plan, state, opts.comm, opts, summary.steps));
   return summary;
 }
 

@@ -64,7 +64,8 @@ Status ReadOffloadDevice(SectionReader& r, std::string* device) {
   return r.Enum("device", kDevices, device);
 }
 
-Status ParseOffloadParam(ParseContext& ctx, const std::string& path, const nlohmann::json& v,
+// `stage`: below 3 DeepSpeed ignores the section (ParseZero warns once for all of it).
+Status ParseOffloadParam(ParseContext& ctx, const std::string& path, const nlohmann::json& v, int stage,
                          OffloadParamConfig* out) {
   SectionReader r(ctx, path, v);
   RETURN_IF_ERROR(ReadOffloadDevice(r, &out->device));
@@ -73,7 +74,30 @@ Status ParseOffloadParam(ParseContext& ctx, const std::string& path, const nlohm
   RETURN_IF_ERROR(r.Int("buffer_size", &out->buffer_size, 0));
   RETURN_IF_ERROR(r.Int("max_in_cpu", &out->max_in_cpu, 0));
   RETURN_IF_ERROR(r.Bool("pin_memory", &out->pin_memory));
-  return r.Finish();
+  RETURN_IF_ERROR(r.Finish());
+  if (stage != 3) return Status::OK();
+  // Offload to "cpu" is acted on by leaving the parameter chunks where CPU ranks already keep them
+  // (host memory; dsrun refuses such a plan on a CUDA device), to "nvme" by swapping them
+  // (passes/offload_param.cc). DeepSpeed reads the swap buffers' keys only with "nvme"
+  // (partitioned_param_swapper.py) and pins host copies only for a GPU.
+  const bool cpu = out->device == "cpu";
+  if (out->device == "nvme") {
+    if (v.contains("pin_memory"))
+      ctx.Warn(r.Path("pin_memory"), "has no effect with device \"nvme\": pins the host buffers a GPU copies from; "
+                                     "CPU ranks read the swap file into their own memory");
+    return Status::OK();
+  }
+  for (const auto& [key, value] : v.items()) {
+    if (key == "device") continue;
+    if (!cpu)
+      ctx.Warn(r.Path(key), "has no effect: nothing is offloaded (device \"none\")");
+    else if (key == "pin_memory")
+      ctx.Warn(r.Path(key), "has no effect with device \"cpu\": pins the host copies a GPU copies from; on CPU "
+                            "ranks nothing is copied");
+    else
+      ctx.Warn(r.Path(key), "has no effect with device \"cpu\": read only with device \"nvme\"");
+  }
+  return Status::OK();
 }
 
 Status ParseOffloadOptimizer(ParseContext& ctx, const std::string& path, const nlohmann::json& v,
@@ -234,7 +258,7 @@ Status ParseZeroSection(ParseContext& ctx, const nlohmann::json& section, const 
     RETURN_IF_ERROR(CheckSubModel(r, "offload_param", *v));
     if (v->is_object()) {
       zero->offload_param.emplace();
-      RETURN_IF_ERROR(ParseOffloadParam(ctx, r.Path("offload_param"), *v, &*zero->offload_param));
+      RETURN_IF_ERROR(ParseOffloadParam(ctx, r.Path("offload_param"), *v, zero->stage, &*zero->offload_param));
     }
   }
   if (const nlohmann::json* v = r.Get("offload_optimizer")) {
@@ -344,8 +368,24 @@ Status ParseZeroSection(ParseContext& ctx, const nlohmann::json& section, const 
     if (o.ratio < 1.0)
       ctx.Unsupported(path + ".offload_optimizer.ratio", "partial offload (ratio < 1) to \"nvme\"");
   }
-  if (zero->param_offloaded() && zero->stage == 3)
-    ctx.Unsupported(path + ".offload_param.device", "offload to \"" + zero->offload_param->device + "\"");
+  if (zero->param_offloaded() && zero->stage == 3 && zero->offload_param->device == "cpu")
+    ctx.Warn(path + ".offload_param.device",
+             "\"cpu\": on CPU ranks the parameters already live in host memory, so the plan keeps them there as "
+             "it does without offload; dsrun refuses the plan on a CUDA device, where moving them to the host is "
+             "not implemented");
+  if (zero->param_offloaded() && zero->stage == 3 && zero->offload_param->device == "nvme") {
+    const OffloadParamConfig& p = *zero->offload_param;
+    if (!p.nvme_path)
+      ctx.Unsupported(path + ".offload_param.nvme_path", "device \"nvme\" needs the folder of the swap files");
+    if (p.buffer_count < 1)
+      ctx.Unsupported(path + ".offload_param.buffer_count",
+                      StrCat(p.buffer_count, ": swapping the parameters needs at least 1 buffer"));
+    const std::optional<OffloadOptimizerConfig>& o = zero->offload_optimizer;
+    if (p.nvme_path && o && o->device == "nvme" && o->nvme_path && *o->nvme_path != *p.nvme_path)
+      ctx.Unsupported(path + ".offload_param.nvme_path",
+                      StrCat("\"", *p.nvme_path, "\" besides offload_optimizer's \"", *o->nvme_path,
+                             "\": dscompile keeps one swap file per rank; give both the same nvme_path"));
+  }
   return Status::OK();
 }
 

@@ -189,8 +189,13 @@ TEST(ConfigParse, UnsupportedSettingsAreRecordedAndRefusedAtCompileTime) {
        "zero_optimization.offload_optimizer.buffer_count", "at least 1 buffer"},
       {R"("zero_optimization": {"stage": 3, "offload_optimizer": {"device": "nvme", "nvme_path": "/x", "ratio": 0.5}})",
        "zero_optimization.offload_optimizer.ratio", "partial offload"},
-      {R"("zero_optimization": {"stage": 3, "offload_param": {"device": "nvme", "nvme_path": "/x"}})",
-       "zero_optimization.offload_param.device", "offload to \"nvme\""},
+      {R"("zero_optimization": {"stage": 3, "offload_param": {"device": "nvme"}})",
+       "zero_optimization.offload_param.nvme_path", "needs the folder"},
+      {R"("zero_optimization": {"stage": 3, "offload_param": {"device": "nvme", "nvme_path": "/x", "buffer_count": 0}})",
+       "zero_optimization.offload_param.buffer_count", "at least 1 buffer"},
+      {R"("zero_optimization": {"stage": 3, "offload_param": {"device": "nvme", "nvme_path": "/x"},
+                                "offload_optimizer": {"device": "nvme", "nvme_path": "/y"}})",
+       "zero_optimization.offload_param.nvme_path", "one swap file per rank"},
       {R"("zero_optimization": {"stage": 3, "zero_quantized_weights": true})", "zero_optimization.zero_quantized_weights", "ZeRO++"},
       {R"("data_parallel_size": 2)", "data_parallel_size", "data parallel only"},
       {R"("gradient_predivide_factor": 0)", "gradient_predivide_factor", "must be > 0"},
@@ -260,6 +265,38 @@ TEST(ConfigParse, UnsupportedSettingsAreRecordedAndRefusedAtCompileTime) {
   all.clear();
   for (const std::string& w : warnings) all += w + "\n";
   EXPECT_NE(all.find("offload_optimizer.nvme_path: has no effect: nothing is offloaded"), std::string::npos) << all;
+  // Parameter offload to "cpu" at stage 3: accepted (CPU ranks keep the parameters in host memory
+  // anyway) with a warning, and every other key says it changes nothing.
+  warnings.clear();
+  cfg = Parse(R"({"train_batch_size": 8, "optimizer": {"type": "Adam"},
+                  "zero_optimization": {"stage": 3, "offload_param": {"device": "cpu", "pin_memory": true,
+                                        "nvme_path": "/x", "buffer_count": 4, "buffer_size": 1000, "max_in_cpu": 10}}})",
+              {}, &warnings);
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  EXPECT_TRUE(cfg->unsupported.empty());
+  EXPECT_TRUE(RefuseUnsupported(*cfg).ok());
+  EXPECT_EQ(cfg->zero.offload_param->device, "cpu");
+  all.clear();
+  for (const std::string& w : warnings) all += w + "\n";
+  for (const char* needle : {"offload_param.device: \"cpu\": on CPU ranks the parameters already live in host memory",
+                             "offload_param.pin_memory: has no effect with device \"cpu\"",
+                             "offload_param.nvme_path: has no effect with device \"cpu\": read only with device \"nvme\"",
+                             "offload_param.buffer_count: has no effect with device \"cpu\"",
+                             "offload_param.buffer_size: has no effect with device \"cpu\"",
+                             "offload_param.max_in_cpu: has no effect with device \"cpu\""})
+    EXPECT_NE(all.find(needle), std::string::npos) << needle << "\n" << all;
+  // The deprecated cpu_offload_param means the same.
+  cfg = Parse(R"({"train_batch_size": 8, "zero_optimization": {"stage": 3, "cpu_offload_param": true}})");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  EXPECT_TRUE(cfg->unsupported.empty());
+  // Device "none" at stage 3: its other keys say nothing is offloaded.
+  warnings.clear();
+  cfg = Parse(R"({"train_batch_size": 8,
+                  "zero_optimization": {"stage": 3, "offload_param": {"device": "none", "buffer_size": 10}}})", {}, &warnings);
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  all.clear();
+  for (const std::string& w : warnings) all += w + "\n";
+  EXPECT_NE(all.find("offload_param.buffer_size: has no effect: nothing is offloaded"), std::string::npos) << all;
   // Present but switched off: nothing to refuse.
   cfg = Parse(R"({"train_batch_size": 8, "flops_profiler": {"enabled": false}, "wandb": {"enabled": false}})");
   ASSERT_TRUE(cfg.ok());

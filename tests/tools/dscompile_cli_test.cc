@@ -73,14 +73,14 @@ TEST(DscompileCli, CompilesGptAndDumpsEveryPass) {
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx")) << f;
   }
-  for (const char* f : {"10-accumulate", "11-optimizer", "12-zero-partition", "13-fuse", "16-memory-plan"}) {
+  for (const char* f : {"10-accumulate", "11-optimizer", "12-zero-partition", "13-fuse", "17-memory-plan"}) {
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".onnx.txt")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".micro_step.onnx")) << f;
     EXPECT_TRUE(fs::exists(dir.File("dumps/") + f + ".step.onnx")) << f;
   }
   StatusOr<Plan> plan = ReadPlan(dir.File("gpt.dsplan"));
   ASSERT_TRUE(plan.ok()) << plan.status().ToString();
-  ASSERT_EQ(plan->pipeline.size(), 16u);
+  ASSERT_EQ(plan->pipeline.size(), 17u);
   EXPECT_EQ(plan->config.value("train_batch_size", 0), 16);
   ASSERT_NE(plan->FindProgram("micro_step"), nullptr);
   ASSERT_NE(plan->FindProgram("step"), nullptr);
@@ -210,7 +210,8 @@ TEST(DscompileCli, PrintIrAfterAndTimePasses) {
   EXPECT_NE(r.output.find("pass 13 fuse"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("pass 14 schedule-collectives"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("pass 15 offload-optimizer"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("pass 16 memory-plan"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pass 16 offload-param"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pass 17 memory-plan"), std::string::npos) << r.output;
 }
 
 TEST(DscompileCli, ExplicitPassesAndStopAfter) {
@@ -235,8 +236,6 @@ TEST(DscompileCli, Errors) {
       {GptArgs(dir.File("p")) + " --dim batch=8", "contradicts the micro batch size 4"},
       {ShellQuote(kModels + "/gpt/gpt.onnx"), "--config CFG.json is required"},
       {"/nonexistent.onnx --config " + ShellQuote(kConfigs + "/gpt.json"), "/nonexistent.onnx: no such model file"},
-      {ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " + ShellQuote(kConfigs + "/zero3_offload.json"),
-       "zero_optimization.offload_param.device: offload to \"cpu\""},
   };
   for (const Case& c : cases) {
     CommandResult r = Dscompile(c.args);
@@ -261,7 +260,8 @@ TEST(DscompileCli, RefusesConfigFeaturesItDoesNotImplement) {
       {R"("fp16": {"enabled": true, "auto_cast": true})", "fp16.auto_cast"},
       {R"("pipeline": {"stages": 2})", "pipeline: pipeline parallelism"},
       {R"("scheduler": {"type": "StepLR", "params": {"step_size": 2}})", "scheduler.type: torch LR scheduler \"StepLR\""},
-      {R"("zero_optimization": {"stage": 3, "offload_param": {"device": "cpu"}})", "zero_optimization.offload_param.device"},
+      {R"("zero_optimization": {"stage": 3, "offload_param": {"device": "nvme"}})",
+       "zero_optimization.offload_param.nvme_path: device \"nvme\" needs the folder"},
       {R"("gradient_predivide_factor": 0)", "gradient_predivide_factor: 0"},
       {R"("steps_per_print": 0)", "steps_per_print: 0"},
   };
@@ -299,11 +299,41 @@ conv3d (float[batch,2,4,4,4] x) => (float[] loss) <float[3,2,3,3,3] w = ...> {
   EXPECT_FALSE(fs::exists(dir.File("p")));
 }
 
+// configs/zero3_offload.json (optimizer states and parameters offloaded to "cpu") compiles for CPU
+// ranks, whose host memory is where both live already: each offload warns so, and the plan places
+// the same bytes in memory as the config without the two offload sections.
+TEST(DscompileCli, OffloadToCpuCompilesToThePlanWithoutOffload) {
+  testing::TempDir dir;
+  json cfg = json::parse(std::ifstream(kConfigs + "/zero3_offload.json"), nullptr, true, /*ignore_comments=*/true);
+  CommandResult r = Dscompile(ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " +
+                              ShellQuote(kConfigs + "/zero3_offload.json") + " -o " + ShellQuote(dir.File("off")));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  for (const char* needle : {"zero_optimization.offload_param.device: \"cpu\": on CPU ranks the parameters already live",
+                             "zero_optimization.offload_optimizer.device: \"cpu\": on CPU ranks the optimizer states"})
+    EXPECT_NE(r.output.find(needle), std::string::npos) << needle << "\n" << r.output;
+  cfg["zero_optimization"].erase("offload_param");
+  cfg["zero_optimization"].erase("offload_optimizer");
+  testing::WriteFileOrDie(dir.File("plain.json"), cfg.dump());
+  ASSERT_EQ(Dscompile(ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " + ShellQuote(dir.File("plain.json")) +
+                      " -q -o " + ShellQuote(dir.File("plain"))).rc, 0);
+  auto memory = [](const std::string& plan) {
+    CommandResult j = testing::RunCommand(ShellQuote(DSINSPECT_PATH) + " --json " + ShellQuote(plan), false);
+    EXPECT_EQ(j.rc, 0) << j.output;
+    return json::parse(j.output)["memory"]["places"];
+  };
+  EXPECT_EQ(memory(dir.File("off")), memory(dir.File("plain")));
+}
+
 // A config DeepSpeed accepts is explained even when dscompile cannot compile it: the resolution on
 // stdout, every setting the compile refuses as a warning naming its JSON path; compiling it fails
 // with the same paths, and --lr-schedule (what dsrun would do) refuses it too.
 TEST(DscompileCli, ExplainConfigListsWhatTheCompileRefuses) {
-  const std::string config = ShellQuote(kConfigs + "/zero3_offload.json");
+  testing::TempDir dir;
+  // configs/zero3_offload.json with its parameters offloaded to NVMe, without the swap files' folder.
+  json cfg = json::parse(std::ifstream(kConfigs + "/zero3_offload.json"), nullptr, true, /*ignore_comments=*/true);
+  cfg["zero_optimization"]["offload_param"] = {{"device", "nvme"}};
+  testing::WriteFileOrDie(dir.File("nvme.json"), cfg.dump());
+  const std::string config = ShellQuote(dir.File("nvme.json"));
   CommandResult out = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " --config " + config + " --explain-config", false);
   ASSERT_EQ(out.rc, 0) << out.output;
   const json resolved = json::parse(out.output, nullptr, false);
@@ -312,20 +342,21 @@ TEST(DscompileCli, ExplainConfigListsWhatTheCompileRefuses) {
   EXPECT_EQ(resolved["optimizer"]["type"], "adamw");
   CommandResult all = Dscompile("--config " + config + " --explain-config");
   EXPECT_NE(all.output.find("dscompile: warning: will be refused at compile time: "
-                            "zero_optimization.offload_param.device: offload to \"cpu\"\n"),
+                            "zero_optimization.offload_param.nvme_path: device \"nvme\" needs the folder of the swap "
+                            "files\n"),
             std::string::npos)
       << all.output;
-  testing::TempDir dir;
   CommandResult compile = Dscompile(ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " + config + " -q -o " +
                                     ShellQuote(dir.File("p")));
   EXPECT_EQ(compile.rc, 1) << compile.output;
-  EXPECT_NE(compile.output.find("\n  zero_optimization.offload_param.device: offload to \"cpu\" [Unsupported]"),
+  EXPECT_NE(compile.output.find("\n  zero_optimization.offload_param.nvme_path: device \"nvme\" needs the folder of "
+                                "the swap files [Unsupported]"),
             std::string::npos)
       << compile.output;
   EXPECT_FALSE(fs::exists(dir.File("p")));
   CommandResult lr = Dscompile("--config " + config + " --lr-schedule 3");
   EXPECT_EQ(lr.rc, 1) << lr.output;
-  EXPECT_NE(lr.output.find("zero_optimization.offload_param.device"), std::string::npos) << lr.output;
+  EXPECT_NE(lr.output.find("zero_optimization.offload_param.nvme_path"), std::string::npos) << lr.output;
 }
 
 TEST(DscompileCli, ExplainConfigAndLrSchedule) {
