@@ -1,9 +1,11 @@
 // offload-param: with zero_optimization.offload_param.device "nvme" at ZeRO 3, the parameter
-// chunks zero-partition made (parameters with shard_of_numel > 0; persistent parameters stay
-// resident, as DeepSpeed keeps them) leave memory: each lives in the rank's swap file
+// chunks zero-partition made (parameters with shard_of_numel > 0, or on one rank the whole
+// parameters it would chunk; persistent parameters stay resident, as DeepSpeed keeps them) leave
+// memory: each lives in the rank's swap file
 // (runtime/nvme_swap.h) and every program brings it in just before a node reads it (the
 // AllGather/Start of the forward and backward gathers in micro_step, the update in step) through
-// the swap ops of ir/swap_ops.h, so the arena holds at most `buffer_count` chunks at once.
+// the swap ops of ir/swap_ops.h, so the arena holds at most `buffer_count` chunks at once. (On one
+// rank no gather exists: every node that reads a parameter is a unit.)
 //
 // Contract. Input: the programs after zero-partition, schedule-collectives and offload-optimizer.
 // Output: the chosen chunks are no graph inputs of any program; for each node N (a "unit", in
@@ -124,11 +126,19 @@ class OffloadParamPass : public Pass {
     if (z.stage != 3 || !z.offload_param || z.offload_param->device != "nvme") return false;
     const OffloadParamConfig& off = *z.offload_param;
     std::set<std::string> chosen;
-    int64_t offset = 0, resident = 0;  // as stage3.py's flat_offset: every chunk counts, kept or not
+    // On one rank zero-partition keeps every parameter whole (its "chunk" is all of it), so the
+    // persistent ones are told apart by its own rule; on more, they are the unchunked ones.
+    const bool whole = ctx.world_size <= 1;
+    int64_t offset = 0, resident = 0, persistent = 0;  // offset: stage3.py's flat_offset, every chunk counts
     for (const StateInfo& s : m.state) {
-      if (s.kind != StateKind::kParameter || s.shard_of_numel == 0) continue;
+      if (s.kind != StateKind::kParameter) continue;
       int64_t numel = 1;
       for (int64_t d : s.dims) numel *= d;
+      if (!whole && s.shard_of_numel == 0) continue;
+      if (whole && numel <= z.param_persistence_threshold && numel <= z.model_persistence_threshold - persistent) {
+        persistent += numel;
+        continue;
+      }
       offset += numel;
       if (offset <= off.max_in_cpu) {  // DeepSpeed keeps these in host memory
         resident += numel;

@@ -372,5 +372,19 @@ TEST(NvmeOffloadOneRank, SameLossesAndTheReportShowsThePlaces) {
   EXPECT_EQ(Summary(plan)["memory"]["places"]["nvme"].get<int64_t>(), std::stoll(states));
 }
 
+// Parameter offload on one rank (no MPI job, so the sanitizer run keeps it): no gathers, so every
+// node that reads a parameter reads it in (two buffers: a LayerNorm reads weight and bias).
+TEST(NvmeParamOffloadOneRank, SameLosses) {
+  testing::TempDir tmp;
+  const json extra = {{"zero_optimization", {{"offload_param", {{"device", "nvme"}, {"nvme_path", tmp.File("nvme")},
+                                                                {"max_in_cpu", 0}, {"buffer_count", 2}}}}}};
+  const std::string plan = Compile(3, nullptr, tmp, "nvme", 1, extra), base = Compile(3, nullptr, tmp, "base", 1);
+  const TrainRun want = Train(base, "--steps 3", tmp, "base", 1), got = Train(plan, "--steps 3", tmp, "nvme", 1);
+  ASSERT_EQ(want.loss.size(), 3u);
+  EXPECT_EQ(got.loss, want.loss);
+  EXPECT_EQ(got.last["memory"]["parameters"], 0);
+  EXPECT_GT(got.last["memory"]["parameters_on_nvme"], 0);
+}
+
 }  // namespace
 }  // namespace dsc
