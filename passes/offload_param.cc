@@ -150,11 +150,8 @@ class OffloadParamPass : public Pass {
                                   "' ('", s.name, "') has ", numel);
       chosen.insert(s.name);
     }
-    for (const PlanProgram& p : m.programs)
-      if (p.graph)
-        for (const auto& n : p.graph->nodes())
-          if (n->domain() == kDscDomain && n->op_type() == ops::kSwapIn && chosen.count(n->GetString(ops::kSwapStateAttr, "")))
-            return false;
+    for (const std::string& swapped : ops::SwappedStates(m))
+      if (chosen.count(swapped)) return false;  // a second run
     if (chosen.empty()) return false;
     if (off.buffer_count < 1)
       return FailedPrecondition("zero_optimization.offload_param.buffer_count: ", off.buffer_count,
