@@ -91,7 +91,8 @@
 //       torch.optim.SGD: d = grad*grad_scale + wd*param; buf = step == 1 ? d : momentum*buf + (1-dampening)*d
 //       d = nesterov ? d + momentum*buf : buf (when momentum != 0); param -= lr * d
 //       momentum_buffer may be omitted when momentum == 0
-//   OptimStep<algorithm, the algorithm's attributes>(param, grad, state_1, ..., state_k, lr, step, grad_scale)
+//   OptimStep<algorithm, the algorithm's attributes>(param, grad, state_1, ..., state_k, lr, step, grad_scale
+//                                                    [, skip][, beta1_override])
 //       The element-wise optimizers; ir/optim_algorithms.h lists each algorithm's attributes and
 //       its k states (torch's state names), kernels/common/optimizer_math.h has each update in the
 //       order torch (DeepSpeed for Lion) rounds it. g = grad * grad_scale, then per element:
@@ -114,21 +115,27 @@
 //                m/bc1 * lr * sqrt(bc2)/(sqrt(v)+eps) * rect(rho_t), else p -= m/bc1 * lr
 //       "adadelta": g += wd*p; square_avg = rho*sq + (1-rho)*g^2; delta = sqrt(acc_delta + eps) /
 //                sqrt(sq + eps) * g; acc_delta = rho*acc + (1-rho)*delta^2; p -= lr*delta
+//       beta1_override (float[], input 2+k+4; skip given as an empty name when absent): this step's
+//       beta1 instead of the attribute (OneCycle's cycled momentum), for "lion", "adamax" and
+//       "radam" only ("nadam"'s mu_product would need every past step's beta1).
 //   Lamb (DeepSpeed's FusedLamb, kernels/common/lamb_math.h) is two ops, so that the per-tensor
 //   norms of its trust ratio can be summed over ZeRO shards between them; attributes beta1, beta2,
 //   epsilon, eps_inside_sqrt, weight_decay, and on LambApply also bias_correction, max_coeff,
 //   min_coeff, slot:
-//   LambMoments<...[, chunk_of]>(param, grad, exp_avg, exp_avg_sq, grad_scale[, skip]) -> sums float[2]
+//   LambMoments<...[, chunk_of]>(param, grad, exp_avg, exp_avg_sq, grad_scale[, skip][, beta1_override])
+//       -> sums float[2]
 //       g = grad * grad_scale; exp_avg = b1*m + (1-b1)*g; exp_avg_sq = b2*v + (1-b2)*g^2 (never
 //       bias-corrected); update = m/denom + weight_decay*param, denom = sqrt(v + eps) with
 //       eps_inside_sqrt else sqrt(v) + eps; sums = [sum param^2, sum update^2] over this op's
 //       elements (param only read). chunk_of = n > 0: the tensors are this rank's chunk of an
 //       n-element tensor and its padded tail does not count in the sums. Skipped: sums = 0.
-//   LambApply<...>(param, sums, exp_avg, exp_avg_sq, lr, step[, skip])
+//   LambApply<...>(param, sums, exp_avg, exp_avg_sq, lr, step[, skip][, beta1_override])
 //       sums: float[2k], this tensor's [sum param^2, sum update^2] at 2*slot (all-reduced over
 //       ranks when the tensor is sharded); coeff = sqrt(s0)/sqrt(s1) clamped to [min_coeff,
 //       max_coeff], 1 when either is 0; step_size = lr*sqrt(1-b2^step)/(1-b1^step) (lr without
 //       bias_correction); update recomputed as above; param -= step_size*coeff*update
+//   beta1_override (float[]; LambMoments input 6, LambApply input 7, skip given as an empty name
+//   when absent): this step's beta1 instead of the attribute (OneCycle's cycled momentum).
 //   Muon (DeepSpeed's MuonWithAuxAdam for its use_muon parameters, kernels/common/muon_math.h) is
 //   two ops, so that under ZeRO the momentum stays sharded while the orthogonalisation sees the
 //   whole matrix (an AllGather of the update between them):

@@ -698,8 +698,8 @@ const std::unordered_map<std::string, Check>& OnnxChecks() {
 }
 
 // OptimStep: a known algorithm (ir/optim_algorithms.h), its flags 0/1, and exactly its k states
-// between grad and lr: (param, grad, state_1..state_k, lr, step, grad_scale[, skip]), all present
-// but skip.
+// between grad and lr: (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override]),
+// all present but skip; beta1_override only for an algorithm whose beta1 may change between steps.
 Status CheckOptimStep(const NodeView& v) {
   const Node& n = v.node();
   const std::string name = n.GetString("algorithm", "");
@@ -713,11 +713,14 @@ Status CheckOptimStep(const NodeView& v) {
   for (const char* f : a->flags) RETURN_IF_ERROR(Flag(v, f));
   RETURN_IF_ERROR(IntIn(v, "world", 1, std::numeric_limits<int32_t>::max()));
   const size_t k = OptimStateSuffixesOf(n).size();
-  if (n.num_inputs() != k + 5 && n.num_inputs() != k + 6)
+  if (n.num_inputs() < k + 5 || n.num_inputs() > k + 7)
     return Bad(v, StrCat("has ", n.num_inputs(), " inputs; algorithm '", name, "' with these attributes takes ", k + 5,
-                         " (param, grad, ", k, " states, lr, step, grad_scale) or ", k + 6, " with skip"));
+                         " (param, grad, ", k, " states, lr, step, grad_scale), ", k + 6, " with skip or ", k + 7,
+                         " with beta1_override"));
   for (size_t i = 0; i < k + 5; ++i)
     if (!n.input(i)) return Bad(v, StrCat("required input ", i, " is missing"));
+  if (n.num_inputs() == k + 7 && n.input(k + 6) && !OptimTakesBeta1Override(a->id))
+    return Bad(v, StrCat("input ", k + 6, " (beta1_override) is not taken by algorithm '", name, "'"));
   return Status::OK();
 }
 
@@ -822,9 +825,10 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     (*t)[ops::kAdamStep] = Arity{7, 9, 0, 0, {0, 1, 2, 3, 4, 5, 6}};
     (*t)[ops::kSGDStep] = Arity{6, 7, 0, 0, {0, 1, 3, 4, 5}};  // the momentum buffer may be omitted
     // OptimStep's state count depends on its algorithm; CheckOptimStep checks the exact count.
-    (*t)[ops::kOptimStep] = Arity{6, 6 + kMaxOptimStates, 0, 0, {0, 1}};
-    (*t)[ops::kLambMoments] = Arity{5, 6, 1, 1, {0, 1, 2, 3, 4}};
-    (*t)[ops::kLambApply] = Arity{6, 7, 0, 0, {0, 1, 2, 3, 4, 5}};
+    (*t)[ops::kOptimStep] = Arity{6, 7 + kMaxOptimStates, 0, 0, {0, 1}};
+    // Lamb's and OptimStep's optional beta1_override follows skip (OneCycle's cycled momentum).
+    (*t)[ops::kLambMoments] = Arity{5, 7, 1, 1, {0, 1, 2, 3, 4}};
+    (*t)[ops::kLambApply] = Arity{6, 8, 0, 0, {0, 1, 2, 3, 4, 5}};
     (*t)[ops::kMuonMomentum] = Arity{4, 5, 1, 1, {0, 1, 2, 3}};
     (*t)[ops::kMuonApply] = Arity{3, 4, 0, 0, {0, 1, 2}};
     (*t)[ops::kOnebitMomentum] = Arity{5, 6, 0, 0, {0, 1, 2, 3, 4}};

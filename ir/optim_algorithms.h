@@ -88,6 +88,14 @@ inline std::vector<std::string> OptimStateSuffixes(OptimAlgorithm a, bool moment
   return {};
 }
 
+// Whether OptimStep takes a beta1_override input (OneCycle's cycled momentum) for the algorithm:
+// those with a beta1 that every step reads afresh, as torch and DeepSpeed read group['betas'].
+// Not NAdam: its mu_product multiplies every past step's beta1, which OptimStep recomputes from
+// the attribute.
+inline bool OptimTakesBeta1Override(OptimAlgorithm a) {
+  return a == OptimAlgorithm::kLion || a == OptimAlgorithm::kAdamax || a == OptimAlgorithm::kRAdam;
+}
+
 // The state suffixes an OptimStep node takes, from its attributes; empty for an unknown algorithm.
 inline std::vector<std::string> OptimStateSuffixesOf(const Node& n) {
   const OptimAlgorithmInfo* a = FindOptimAlgorithm(n.GetString("algorithm", ""));

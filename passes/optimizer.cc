@@ -20,8 +20,10 @@
 //        (P, P::grad, P::<state>..., dsc::lr, dsc::step, grad_scale)
 //    with the states ir/optim_algorithms.h names for the algorithm (P::exp_avg, P::sum,
 //    P::square_avg, ...; kind optimizer, owner P, zeros; Adagrad's initial_accumulator_value is an
-//    attribute applied at step 1). OneCycle's momentum cycling is refused with those that have
-//    betas (Lion, Adamax, NAdam, RAdam); those without train uncycled, as DeepSpeed's OneCycle does.
+//    attribute applied at step 1). With OneCycle's cycle_momentum, Lion, Adamax and RAdam take
+//    dsc::beta1 as an input after skip (empty when absent) and beta2 = 0.99, as Adam; NAdam is
+//    refused (its mu_product multiplies every past beta1); those without betas train uncycled, as
+//    DeepSpeed's OneCycle does.
 //  - "lamb" (DeepSpeed's FusedLamb): its trust ratio needs each tensor's norms, so two nodes:
 //      LambMoments<beta1, beta2, epsilon, eps_inside_sqrt, weight_decay>
 //        (P, P::grad, P::exp_avg, P::exp_avg_sq, grad_scale) -> P@lamb_sums float[2]
@@ -30,7 +32,7 @@
 //    parameter LambApply<the same, bias_correction, max_coeff, min_coeff, slot = its index>
 //        (P, lamb_sums, P::exp_avg, P::exp_avg_sq, dsc::lr or its group's, dsc::step)
 //    and its master refresh. States P::exp_avg and P::exp_avg_sq, as FusedLamb's state dict.
-//    OneCycle's momentum cycling (of its betas) is refused with it.
+//    With OneCycle's cycle_momentum both nodes take dsc::beta1 after skip and beta2 is 0.99.
 //  - "muon" (DeepSpeed's MuonWithAuxAdam): a parameter Muon takes (UsesMuonByDefault, or its
 //    group's use_muon) gets
 //      update = MuonMomentum<momentum>(P, P::grad, P::momentum_buffer, grad_scale[, skip])
@@ -40,7 +42,8 @@
 //    adam_w_mode and bias correction, states P::exp_avg and P::exp_avg_sq, as in its state dict.
 //    dsc::lr is the Muon group's lr; the Adam parameters read Mul(dsc::lr, adam_lr / muon_lr)
 //    unless the scheduler writes one absolute lr into every group (WarmupLR, WarmupDecayLR,
-//    OneCycle, LRRangeTest), as DeepSpeed's do. OneCycle's momentum cycling is refused with it.
+//    OneCycle, LRRangeTest), as DeepSpeed's do. OneCycle does not cycle its betas: MuonWithAuxAdam's
+//    defaults have none (OptimizerConfig::has_betas), so it trains uncycled with DeepSpeed's warning.
 //  - "onebitadam" (DeepSpeed's OnebitAdam; ZeRO 0 only, as DeepSpeed asserts): for every
 //    parameter OnebitMomentum<beta1, freeze_step>(P, P::grad, P::exp_avg, dsc::step, grad_scale),
 //    then with more than one rank the CompressedAllReduce<world, freeze_step> of the momenta,
@@ -123,12 +126,17 @@ StatusOr<Family> FamilyOf(const OptimizerConfig& opt) {
 StatusOr<Family> LowerableFamily(const DsConfig& config) {
   ASSIGN_OR_RETURN(Family family, FamilyOf(config.optimizer));
   // OneCycle cycles betas only (an optimizer without them trains uncycled, as in DeepSpeed).
-  if ((family == Family::kElementwise || family == Family::kLamb || family == Family::kMuon ||
-       family == Family::kOnebit) &&
-      config.scheduler.type == "OneCycle" &&
-      config.scheduler.cycle_momentum && config.optimizer.has_betas())
-    return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with ", config.optimizer.implementation,
-                         " is not implemented by dscompile (it is with Adam/AdamW); set it to false");
+  // torch's NAdam keeps mu_product = prod_t beta1_t * (...) as a state; OptimStep recomputes it
+  // from the step and the beta1 attribute, which a cycled beta1 would make wrong.
+  if (family == Family::kElementwise && config.optimizer.implementation == "torch.optim.NAdam" &&
+      config.scheduler.type == "OneCycle" && config.scheduler.cycle_momentum && config.optimizer.has_betas())
+    return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with torch.optim.NAdam is not "
+                         "implemented by dscompile (its mu_product, a product over every step's beta1, would have to be "
+                         "a checkpointed state); set it to false");
+  if (family == Family::kOnebit && config.scheduler.type == "OneCycle" && config.scheduler.cycle_momentum &&
+      config.optimizer.has_betas())
+    return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with OnebitAdam is not implemented "
+                         "by dscompile; set it to false");
   if (family == Family::kOnebit && config.amp.enabled)
     return Unimplemented("amp.enabled: apex's amp around OneBitAdam is not implemented by dscompile (use fp16)");
   // Every family takes a weight decay and the learning rate as an input today; an algorithm
@@ -230,9 +238,10 @@ bool ElementwiseFlag(const OptimizerConfig& opt, const std::string& flag) {
 }
 
 // Lamb's attributes shared by LambMoments and LambApply; weight_decay is the parameter's group's.
-void SetLambAttrs(Node* n, const OptimizerConfig& opt, float weight_decay) {
+// `cycled`: OneCycle feeds beta1 and sets beta2 to 0.99.
+void SetLambAttrs(Node* n, const OptimizerConfig& opt, float weight_decay, bool cycled) {
   n->SetAttr("beta1", static_cast<float>(opt.betas[0]));
-  n->SetAttr("beta2", static_cast<float>(opt.betas[1]));
+  n->SetAttr("beta2", cycled ? kOneCycleBeta2 : static_cast<float>(opt.betas[1]));
   n->SetAttr("epsilon", static_cast<float>(opt.eps));
   n->SetAttr("eps_inside_sqrt", int64_t{opt.eps_inside_sqrt});
   n->SetAttr("weight_decay", weight_decay);
@@ -253,7 +262,7 @@ struct LambParam {
 // all before `before`. `cast` makes a value of a dtype (the master refresh's Cast).
 template <typename Cast>
 void AddLambApplies(Graph& g, const OptimizerConfig& opt, const std::vector<LambParam>& lamb, Value* step, Value* skip,
-                    Node* before, Cast cast) {
+                    Value* beta1, Node* before, Cast cast) {
   if (lamb.empty()) return;
   std::vector<Value*> parts;
   for (const LambParam& l : lamb) parts.push_back(l.moments->output(0));
@@ -264,9 +273,10 @@ void AddLambApplies(Graph& g, const OptimizerConfig& opt, const std::vector<Lamb
   for (size_t i = 0; i < lamb.size(); ++i) {
     const LambParam& l = lamb[i];
     std::vector<Value*> in = {l.target, sums, l.moments->input(2), l.moments->input(3), l.lr, step};
-    if (skip) in.push_back(skip);
+    if (skip || beta1) in.push_back(skip);
+    if (beta1) in.push_back(beta1);
     Node* n = g.AddNode(ops::kLambApply, in, {}, kDscDomain, "", before);
-    SetLambAttrs(n, opt, l.weight_decay);
+    SetLambAttrs(n, opt, l.weight_decay, beta1 != nullptr);
     n->SetAttr("bias_correction", int64_t{opt.bias_correction});
     n->SetAttr("max_coeff", static_cast<float>(opt.max_coeff));
     n->SetAttr("min_coeff", static_cast<float>(opt.min_coeff));
@@ -383,8 +393,9 @@ class OptimizerPass : public Pass {
         return FailedPrecondition("the step program lacks parameter '", s.name, "' or its accumulator");
       params.push_back(s);
     }
-    const bool one_cycle_momentum = ctx.config->scheduler.type == "OneCycle" && ctx.config->scheduler.cycle_momentum;
-    const bool cycle_momentum = family == Family::kAdam && one_cycle_momentum;
+    // has_betas: what DeepSpeed's OneCycle checks (MuonWithAuxAdam has none in its defaults).
+    const bool cycle_momentum = ctx.config->scheduler.type == "OneCycle" && ctx.config->scheduler.cycle_momentum &&
+                                opt.has_betas();
     if (cycle_momentum && g.FindValue(ops::kBeta1Input))
       return FailedPrecondition("the step program already has an input ", ops::kBeta1Input);
 
@@ -453,11 +464,14 @@ class OptimizerPass : public Pass {
           in.push_back(st);
         }
         in.insert(in.end(), {hyper.lr, step, scale});
-        if (skip) in.push_back(skip);
+        if (skip || beta1) in.push_back(skip);
+        if (beta1) in.push_back(beta1);
         n = g.AddNode(ops::kOptimStep, in, {}, kDscDomain, "", zero_fill);
         n->SetAttr("algorithm", std::string(algo->name));
         for (const OptimFloatAttr& a : algo->floats)
-          n->SetAttr(a.name, std::string(a.name) == "weight_decay" ? hyper.weight_decay : ElementwiseAttr(opt, a.name));
+          n->SetAttr(a.name, std::string(a.name) == "weight_decay" ? hyper.weight_decay
+                             : std::string(a.name) == "beta2" && beta1 ? kOneCycleBeta2
+                                                                        : ElementwiseAttr(opt, a.name));
         for (const char* f : algo->flags) n->SetAttr(f, int64_t{ElementwiseFlag(opt, f)});
       } else if (family == Family::kOnebit) {
         if (target->type.dtype != DType::kFloat32 || state_dtype != DType::kFloat32)
@@ -471,10 +485,11 @@ class OptimizerPass : public Pass {
         ASSIGN_OR_RETURN(Value * m1, add_state(p, ops::ExpAvgName(p.name)));
         ASSIGN_OR_RETURN(Value * m2, add_state(p, ops::ExpAvgSqName(p.name)));
         std::vector<Value*> in = {target, grad, m1, m2, scale};
-        if (skip) in.push_back(skip);
+        if (skip || beta1) in.push_back(skip);
+        if (beta1) in.push_back(beta1);
         n = g.AddNode(ops::kLambMoments, in, {g.UniqueName(p.name + "@lamb_sums")}, kDscDomain, "", zero_fill);
         n->output(0)->type = TensorType{DType::kFloat32, Shape{Dim::Static(2)}};
-        SetLambAttrs(n, opt, hyper.weight_decay);
+        SetLambAttrs(n, opt, hyper.weight_decay, beta1 != nullptr);
         lamb.push_back(LambParam{n, target, param, master, hyper.weight_decay, hyper.lr});
         continue;  // LambApply and the master refresh follow every parameter's sums
       } else {
@@ -492,7 +507,7 @@ class OptimizerPass : public Pass {
       }
       if (master) g.AddNode(ops::kAssign, {param, cast(master, param->type.dtype)}, {}, kDscDomain, "", zero_fill);
     }
-    AddLambApplies(g, opt, lamb, step, skip, zero_fill, cast);
+    AddLambApplies(g, opt, lamb, step, skip, beta1, zero_fill, cast);
     auto add_error = [&](const std::string& owner, const char* suffix, int64_t size) -> StatusOr<Value*> {
       StateInfo st{owner + suffix, StateKind::kCompressionError, owner.rfind("dsc::", 0) == 0 ? "" : owner,
                    DType::kFloat32, {size}};

@@ -192,7 +192,9 @@ Status ReadOnebitParams(ParseContext& ctx, const std::string& ppath, const nlohm
 
 }  // namespace
 
-bool OptimizerConfig::has_betas() const { return params.contains("betas"); }
+// MuonWithAuxAdam passes empty defaults to torch.optim.Optimizer (original_muon.py:326): its betas
+// are the aux Adam groups' only, so DeepSpeed's OneCycle does not cycle them.
+bool OptimizerConfig::has_betas() const { return params.contains("betas") && implementation != "MuonWithAuxAdam"; }
 
 int64_t OptimizerConfig::onebit_last_uncompressed_step() const {
   return std::max<int64_t>(2, static_cast<int64_t>(std::ceil(freeze_step)));

@@ -60,6 +60,8 @@ struct OptimizerConfig {
   // OnebitAdam's last uncompressed step: its first step() only initialises and returns before the
   // freeze check, so the earliest freeze is after step 2; then the first step >= freeze_step.
   int64_t onebit_last_uncompressed_step() const;
+  // Whether the optimizer's defaults hold betas: what DeepSpeed's OneCycle cycles (beta1) and
+  // replaces (beta2 = 0.99) when cycle_momentum is on.
   bool has_betas() const;
   // In DeepSpeed's ZERO_SUPPORTED_OPTIMIZERS (others need zero_allow_untested_optimizer).
   bool zero_supported() const;

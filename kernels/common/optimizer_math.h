@@ -158,6 +158,14 @@ struct OptimAttrs {
   bool centered, decoupled;
 };
 
+// This step's beta1 from OptimStep's beta1_override input (OneCycle's cycled momentum): the float
+// the runtime fed, as DeepSpeed's kernels receive it, and its shortest decimal as torch's Python
+// float for the double factors.
+DSC_HD void OverrideBeta1(OptimAttrs* a, float beta1) {
+  a->beta1 = beta1;
+  a->beta1_d = ShortestDecimal(beta1);
+}
+
 // One step's factors, in float as torch applies them. Which fields an algorithm reads:
 //   all:      grad_scale; l2 (added as l2 * p to the gradient; 0: none); keep (p *= keep first; 1: none)
 //   Lion:     d1 = beta1, w1 = 1 - beta1, d2 = beta2, w2 = 1 - beta2 (float arithmetic), lr

@@ -201,8 +201,8 @@ static_assert(static_cast<int>(OptimAlgorithm::kLion) == kLion && static_cast<in
                   static_cast<int>(OptimAlgorithm::kAdadelta) == kAdadelta,
               "optimizer_math.h's OptimAlgo follows ir/optim_algorithms.h");
 
-// OptimStep (param, grad, state_1..state_k, lr, step, grad_scale[, skip]) of one algorithm of
-// ir/optim_algorithms.h; `int64_step` as for AdamNode. The states share one dtype.
+// OptimStep (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override]) of one
+// algorithm of ir/optim_algorithms.h; `int64_step` as for AdamNode. The states share one dtype.
 struct OptimNode {
   Status Init(const Node& n, bool int64_step) {
     const std::string name = n.GetString("algorithm", "");
@@ -218,7 +218,9 @@ struct OptimNode {
         return InvalidArgument("OptimStep: state ", i - 2, " is ", DTypeName(n.input(i)->type.dtype), " but state 0 is ",
                                DTypeName(n.input(2)->type.dtype));
     lr_index = k + 2;
-    for (size_t i : {k + 2, k + 4}) RETURN_IF_ERROR(FloatScalar(n, i, "OptimStep"));
+    for (size_t i : {k + 2, k + 4, k + 6}) RETURN_IF_ERROR(FloatScalar(n, i, "OptimStep"));
+    if (n.input(k + 6) && !OptimTakesBeta1Override(info->id))
+      return InvalidArgument("OptimStep: algorithm '", name, "' takes no beta1_override (input ", k + 6, ")");
     if (int64_step && n.input(k + 3)->type.dtype != DType::kInt64)
       return InvalidArgument("OptimStep: step (input ", k + 3, ") must be int64, not ",
                              DTypeName(n.input(k + 3)->type.dtype));
@@ -254,11 +256,12 @@ struct OptimNode {
     world_attr = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
     return CheckSkip(n, k + 5, "OptimStep");
   }
-  // Inputs: param 0, grad 1, states 2..2+states-1, then lr, step, grad_scale, skip.
+  // Inputs: param 0, grad 1, states 2..2+states-1, then lr, step, grad_scale, skip, beta1_override.
   size_t lr() const { return lr_index; }
   size_t step() const { return lr_index + 1; }
   size_t grad_scale() const { return lr_index + 2; }
   size_t skip() const { return lr_index + 3; }
+  size_t beta1() const { return lr_index + 4; }
   DType param = DType::kFloat32, grad = DType::kFloat32, state = DType::kFloat32;
   OptimAttrs attrs{};
   int states = 0;
@@ -281,7 +284,7 @@ inline LambAttrs ReadLambAttrs(const Node& n) {
   return a;
 }
 
-// LambMoments (param, grad, exp_avg, exp_avg_sq, grad_scale[, skip]) -> sums float[2]; the
+// LambMoments (param, grad, exp_avg, exp_avg_sq, grad_scale[, skip][, beta1_override]) -> sums float[2]; the
 // moments share one dtype. `chunk_of` > 0: the tensors are this rank's chunk of a chunk_of-element
 // tensor, and only its first ShardOf(chunk_of, true, rank, world).len elements count in the sums.
 struct LambMomentsNode {
@@ -291,7 +294,7 @@ struct LambMomentsNode {
     if (n.input(2)->type.dtype != n.input(3)->type.dtype)
       return InvalidArgument("LambMoments: exp_avg is ", DTypeName(n.input(2)->type.dtype), " but exp_avg_sq is ",
                              DTypeName(n.input(3)->type.dtype));
-    RETURN_IF_ERROR(FloatScalar(n, 4, "LambMoments"));
+    for (size_t i : {4, 6}) RETURN_IF_ERROR(FloatScalar(n, i, "LambMoments"));
     if (n.num_outputs() != 1 || !n.output(0) || n.output(0)->type.dtype != DType::kFloat32)
       return InvalidArgument("LambMoments: needs one float output (the two sums of squares)");
     param = n.input(0)->type.dtype;
@@ -325,7 +328,7 @@ struct LambMomentsNode {
   int64_t world_attr = -1;
 };
 
-// LambApply (param, sums, exp_avg, exp_avg_sq, lr, step[, skip]); sums float[2k], this tensor's
+// LambApply (param, sums, exp_avg, exp_avg_sq, lr, step[, skip][, beta1_override]); sums float[2k], this tensor's
 // pair at 2*slot. `int64_step` as for AdamNode.
 struct LambApplyNode {
   Status Init(const Node& n, bool int64_step) {
@@ -334,7 +337,7 @@ struct LambApplyNode {
     if (n.input(2)->type.dtype != n.input(3)->type.dtype)
       return InvalidArgument("LambApply: exp_avg is ", DTypeName(n.input(2)->type.dtype), " but exp_avg_sq is ",
                              DTypeName(n.input(3)->type.dtype));
-    for (size_t i : {1, 4}) RETURN_IF_ERROR(FloatScalar(n, i, "LambApply"));
+    for (size_t i : {1, 4, 7}) RETURN_IF_ERROR(FloatScalar(n, i, "LambApply"));
     if (int64_step && n.input(5)->type.dtype != DType::kInt64)
       return InvalidArgument("LambApply: step (input 5) must be int64, not ", DTypeName(n.input(5)->type.dtype));
     param = n.input(0)->type.dtype;

@@ -289,7 +289,7 @@ void OptimLoop(void* p, const void* grad, void* const* states, int k, int64_t n,
   }
 }
 
-// (param, grad, state_1..state_k, lr, step, grad_scale[, skip]) in place, one algorithm of
+// (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override]) in place, one algorithm of
 // ir/optim_algorithms.h; param, grad and the states (alike) each float32, float16 or bfloat16.
 class OptimStepKernel : public OpKernel {
  public:
@@ -303,7 +303,8 @@ class OptimStepKernel : public OpKernel {
     for (int i = 1; i < k + 2; ++i) RETURN_IF_ERROR(StateSize(ctx.input(i), r.state, node_.shard, "OptimStep"));
     const int64_t step = ctx.input(node_.step()).data<int64_t>()[0];
     if (step < 1) return InvalidArgument("OptimStep: step must be >= 1 (1-based), got ", step);
-    const optim::OptimAttrs& a = node_.attrs;
+    optim::OptimAttrs a = node_.attrs;
+    if (ctx.has_input(node_.beta1())) optim::OverrideBeta1(&a, ScalarF(ctx.input(node_.beta1())));
     const float mu_product = a.algo == optim::kNAdam
                                  ? optim::NadamMuProduct(a.beta1_d, a.momentum_decay_d, step, &mu_at_, &mu_product_)
                                  : 1.0f;
@@ -352,7 +353,7 @@ void LambMomentsLoop(const void* p, const void* grad, void* m, void* v, int64_t 
   *u_sumsq = us;
 }
 
-// (param, grad, exp_avg, exp_avg_sq, grad_scale[, skip]) -> [sum param^2, sum update^2]: FusedLamb's
+// (param, grad, exp_avg, exp_avg_sq, grad_scale[, skip][, beta1_override]) -> [sum param^2, sum update^2]: FusedLamb's
 // first half (kernels/common/lamb_math.h); the moments in place, param only read. Skipped: the
 // moments stay and the sums are 0.
 class LambMomentsKernel : public OpKernel {
@@ -370,13 +371,14 @@ class LambMomentsKernel : public OpKernel {
     // The padded tail of a chunk keeps its moments up to date too (as OptimStep's), but only
     // the tensor's own elements count in its norms.
     const int64_t n = node_.shard ? r.len : r.state;
+    optim::LambAttrs a = node_.attrs;
+    if (ctx.has_input(6)) a.beta1 = ScalarF(ctx.input(6));
     double ps = 0.0, us = 0.0;
     DispatchFloat(node_.param, [&](auto pt) {
       DispatchFloat(node_.grad, [&](auto gt) {
         DispatchFloat(node_.state, [&](auto st) {
           LambMomentsLoop<decltype(pt)::kDType, decltype(gt)::kDType, decltype(st)::kDType>(
-              p, ctx.input(1).ptr, ctx.input(2).ptr, ctx.input(3).ptr, n, r.len, node_.attrs, ScalarF(ctx.input(4)),
-              &ps, &us);
+              p, ctx.input(1).ptr, ctx.input(2).ptr, ctx.input(3).ptr, n, r.len, a, ScalarF(ctx.input(4)), &ps, &us);
         });
       });
     });
@@ -396,7 +398,8 @@ void LambApplyLoop(void* p, const void* m, const void* v, int64_t n, const optim
     StoreF<P>(p, i, optim::LambApplyElement(a, scale, LoadF<P>(p, i), LoadF<S>(m, i), LoadF<S>(v, i)));
 }
 
-// (param, sums, exp_avg, exp_avg_sq, lr, step[, skip]): FusedLamb's second half, param in place.
+// (param, sums, exp_avg, exp_avg_sq, lr, step[, skip][, beta1_override]): FusedLamb's second half,
+// param in place.
 class LambApplyKernel : public OpKernel {
  public:
   Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/false); }
@@ -409,7 +412,8 @@ class LambApplyKernel : public OpKernel {
     const int64_t step = ctx.input(5).data<int64_t>()[0];
     if (step < 1) return InvalidArgument("LambApply: step must be >= 1 (1-based), got ", step);
     const float* sums = ctx.input(1).data<float>() + 2 * node_.slot;
-    const optim::LambAttrs& a = node_.attrs;
+    optim::LambAttrs a = node_.attrs;
+    if (ctx.has_input(7)) a.beta1 = ScalarF(ctx.input(7));
     const float scale = optim::LambStepSize(a, ScalarF(ctx.input(4)), step) * optim::LambCoeff(a, sums[0], sums[1]);
     void* p = Offset(param.ptr, r.offset, node_.param);
     DispatchFloat(node_.param, [&](auto pt) {

@@ -491,11 +491,12 @@ struct OptimDev {
 };
 
 __global__ void OptimPrep(const float* lr, const int64_t* step, const float* grad_scale, const uint8_t* skip,
-                          optim::OptimAttrs a, OptimDev* out) {
+                          const float* beta1, optim::OptimAttrs a, OptimDev* out) {
   const int64_t s = *step;
   out->bad_step = s < 1;
   out->skip = (skip && *skip != 0) || out->bad_step;
   if (out->skip) return;
+  if (beta1) optim::OverrideBeta1(&a, *beta1);
   const float mu_product = a.algo == optim::kNAdam ? optim::NadamMuProduct(a.beta1_d, a.momentum_decay_d, s,
                                                                             &out->mu_at, &out->mu_product)
                                                    : 1.0f;
@@ -540,8 +541,9 @@ struct OptimF {
   }
 };
 
-// (param, grad, state_1..state_k, lr, step, grad_scale[, skip]) in place, one algorithm of
-// ir/optim_algorithms.h; param, grad and the states (alike) each float32, float16 or bfloat16.
+// (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override]) in place, one
+// algorithm of ir/optim_algorithms.h; param, grad and the states (alike) each float32, float16 or
+// bfloat16.
 class OptimStepCuda : public OpKernel {
  public:
   Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/true); }
@@ -559,6 +561,7 @@ class OptimStepCuda : public OpKernel {
     }
     OptimPrep<<<1, 1, 0, r->compute>>>(ctx.input(node_.lr()).data<float>(), ctx.input(node_.step()).data<int64_t>(),
                                        ctx.input(node_.grad_scale()).data<float>(), SkipPtr(ctx, node_.skip()),
+                                       ctx.has_input(node_.beta1()) ? ctx.input(node_.beta1()).data<float>() : nullptr,
                                        node_.attrs, dev);
     DSC_CUDA_CHECK_LAUNCH();
     Status s;
@@ -593,9 +596,10 @@ class OptimStepCuda : public OpKernel {
 // over the first `counted` elements (in double), zeros when skipped.
 template <typename P, typename G, typename S>
 __global__ void LambMomentsPartial(const P* p, const G* g, S* m, S* v, int64_t n, int64_t counted, optim::LambAttrs a,
-                                   const float* grad_scale, const uint8_t* skip, double* partial) {
+                                   const float* grad_scale, const uint8_t* skip, const float* beta1, double* partial) {
   __shared__ double shared[32];
   double ps = 0.0, us = 0.0;
+  if (beta1) a.beta1 = *beta1;
   if (!(skip && *skip != 0)) {
     const float gs = *grad_scale;
     for (int64_t i = ThreadIndex(); i < n; i += ThreadCount()) {
@@ -634,7 +638,7 @@ __global__ void LambMomentsFinal(const double* partial, int64_t blocks, float* o
   }
 }
 
-// (param, grad, exp_avg, exp_avg_sq, grad_scale[, skip]) -> [sum param^2, sum update^2].
+// (param, grad, exp_avg, exp_avg_sq, grad_scale[, skip][, beta1_override]) -> [sum param^2, sum update^2].
 class LambMomentsCuda : public OpKernel {
  public:
   Status Init(const Node& n) { return node_.Init(n); }
@@ -659,7 +663,8 @@ class LambMomentsCuda : public OpKernel {
             using S = typename decltype(st)::type;
             LambMomentsPartial<P, G, S><<<blocks, kSumThreads, 0, r->compute>>>(
                 param.data<P>() + sr.offset, ctx.input(1).data<G>(), ctx.input(2).data<S>(), ctx.input(3).data<S>(), n,
-                sr.len, node_.attrs, ctx.input(4).data<float>(), SkipPtr(ctx, 5), partial);
+                sr.len, node_.attrs, ctx.input(4).data<float>(), SkipPtr(ctx, 5),
+                ctx.has_input(6) ? ctx.input(6).data<float>() : nullptr, partial);
             s = [] {
               DSC_CUDA_CHECK_LAUNCH();
               return Status::OK();
@@ -684,9 +689,10 @@ struct LambApplyDev {
 };
 
 __global__ void LambApplyPrep(const float* lr, const int64_t* step, const float* sums, const uint8_t* skip,
-                              optim::LambAttrs a, LambApplyDev* out) {
+                              const float* beta1, optim::LambAttrs a, LambApplyDev* out) {
   LambApplyDev d{};
   const int64_t s = *step;
+  if (beta1) a.beta1 = *beta1;
   d.skip = (skip && *skip != 0) || s < 1;
   if (!d.skip) d.scale = optim::LambStepSize(a, *lr, s) * optim::LambCoeff(a, sums[0], sums[1]);
   *out = d;
@@ -720,7 +726,7 @@ struct LambApplyF {
   }
 };
 
-// (param, sums, exp_avg, exp_avg_sq, lr, step[, skip]): param in place.
+// (param, sums, exp_avg, exp_avg_sq, lr, step[, skip][, beta1_override]): param in place.
 class LambApplyCuda : public OpKernel {
  public:
   Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/true); }
@@ -733,8 +739,8 @@ class LambApplyCuda : public OpKernel {
     RETURN_IF_ERROR(node_.CheckSums(ctx.input(1)));
     ASSIGN_OR_RETURN(LambApplyDev * dev, slot_.Get());
     LambApplyPrep<<<1, 1, 0, r->compute>>>(ctx.input(4).data<float>(), ctx.input(5).data<int64_t>(),
-                                           ctx.input(1).data<float>() + 2 * node_.slot, SkipPtr(ctx, 6), node_.attrs,
-                                           dev);
+                                           ctx.input(1).data<float>() + 2 * node_.slot, SkipPtr(ctx, 6),
+                                           ctx.has_input(7) ? ctx.input(7).data<float>() : nullptr, node_.attrs, dev);
     DSC_CUDA_CHECK_LAUNCH();
     Status s;
     DispatchFloat(node_.param, [&](auto pt) {
