@@ -36,8 +36,10 @@ DeepSpeed semantics reproduced (fp32, one process):
     torch param groups; a parameter joins the first parameter_groups entry one of whose fnmatch
     patterns matches its name, else with no_decay_bias_norm a weight_decay-0 group when
     p.dim() < 2, else the optimizer's; a group's lr is lr_scale x the scheduled lr.
-  * scheduler: WarmupLR, WarmupDecayLR, WarmupCosineLR; the LR used by optimizer step n (1-based)
-    is the schedule value at last_batch_iteration = n - 2 (steps 1 and 2 use the values at -1 and 0).
+  * scheduler: WarmupLR, WarmupDecayLR, WarmupCosineLR, OneCycle; the LR used by optimizer step n
+    (1-based) is the schedule value at last_batch_iteration = n - 2 (steps 1 and 2 use the values at
+    -1 and 0).  OneCycle with cycle_momentum also writes betas = (momentum, 0.99) into every group of
+    an optimizer whose defaults have betas (one_cycle(); "beta1" in the output lists it per step).
     No scheduler -> constant LR.  Other schedulers are refused.
 
 Output JSON: {"model", "config", "steps", "batch": {"train_batch_size",
@@ -91,6 +93,10 @@ SCHEDULE_CONFIGS = ("muon_warmup", "muon_cosine")
 ONEBIT_MODELS = ("mlp", "gpt")
 ONEBIT_JOBS = (("onebitadam", 1, False), ("onebitadam", 2, False), ("onebitadam_wd", 1, False),
                ("onebitadam_wd", 2, False), ("onebitadam_wd", 2, True))
+# OneCycle's lr and momentum cycle (betas = (momentum, 0.99) for those with betas; Muon's
+# MuonWithAuxAdam has none in its defaults, so its lr cycles only); torch >= 2.
+ONE_CYCLE_MODELS = ("mlp", "gpt")
+ONE_CYCLE_CONFIGS = tuple(n + "_onecycle" for n in ("adam", "lion", "adamax", "radam", "lamb", "muon"))
 REFERENCE_STEPS = 30
 
 
@@ -494,9 +500,11 @@ def make_schedule(cfg, base_lr):
     elif typ == "WarmupCosineLR":
         allowed = {"total_num_steps", "warmup_min_ratio", "warmup_num_steps", "cos_min_ratio",
                    "warmup_type", "last_batch_iteration"}
+    elif typ == "OneCycle":
+        return one_cycle(p, path)[0]
     else:
         raise RefError("scheduler.type: %r is not supported by the PyTorch reference (supported: "
-                       "WarmupLR, WarmupDecayLR, WarmupCosineLR; the C++ side has its own "
+                       "WarmupLR, WarmupDecayLR, WarmupCosineLR, OneCycle; the C++ side has its own "
                        "schedule tests)" % typ)
     unknown = set(p) - allowed
     if unknown:
@@ -545,6 +553,86 @@ def make_schedule(cfg, base_lr):
             ratio = max(0.0, cmr + (1.0 - cmr) * (1.0 + math.cos(math.pi * prog)) / 2.0)
         return base_lr * ratio
     return lr_at
+
+
+ONE_CYCLE_KEYS = {"cycle_min_lr", "cycle_max_lr", "decay_lr_rate", "cycle_first_step_size", "cycle_second_step_size",
+                  "cycle_first_stair_count", "cycle_second_stair_count", "decay_step_size", "cycle_momentum",
+                  "cycle_min_mom", "cycle_max_mom", "decay_mom_rate", "last_batch_iteration"}
+
+
+def one_cycle(p, path="scheduler.params"):
+    """DeepSpeed's OneCycle (deepspeed/runtime/lr_schedules.py) as (lr_at, mom_at): functions of
+    last_batch_iteration it (-1 = what the constructor writes). mom_at is None without
+    cycle_momentum; else it gives beta1, which OneCycle writes as group['betas'] = (mom, 0.99) into
+    every group of an optimizer whose defaults have betas (the constructor writes cycle_min_mom,
+    not get_mom()'s value at -1)."""
+    unknown = set(p) - ONE_CYCLE_KEYS
+    if unknown:
+        raise RefError("%s: unknown key(s) for OneCycle: %s" % (path, sorted(unknown)))
+    if p.get("last_batch_iteration", -1) != -1:
+        raise RefError("%s.last_batch_iteration: only -1 (a fresh run) is supported" % path)
+    for k in ("cycle_min_lr", "cycle_max_lr"):
+        if k not in p:
+            raise RefError("%s.%s is required for OneCycle" % (path, k))
+    min_lr, max_lr = float(p["cycle_min_lr"]), float(p["cycle_max_lr"])
+    first = float(p.get("cycle_first_step_size", 2000))
+    second = p.get("cycle_second_step_size")
+    second = first if second is None else float(second)
+    if first <= 0 or second < 0:
+        raise RefError("%s: cycle_first_step_size must be positive and cycle_second_step_size "
+                       "non-negative" % path)
+    first_stairs = p.get("cycle_first_stair_count", 0)
+    second_stairs = p.get("cycle_second_stair_count")
+    second_stairs = first_stairs if second_stairs is None else second_stairs
+    decay_step = p.get("decay_step_size", 0)
+    decay_lr_rate = float(p.get("decay_lr_rate", 0.0))
+    min_mom, max_mom = float(p.get("cycle_min_mom", 0.8)), float(p.get("cycle_max_mom", 0.9))
+    decay_mom_rate = float(p.get("decay_mom_rate", 0.0))
+    skip_lr_decay = math.isclose(decay_step, 0) or math.isclose(decay_lr_rate, 0)
+    skip_mom_decay = math.isclose(decay_step, 0) or math.isclose(decay_mom_rate, 0)
+    total = first + second
+    ratio = first / total
+
+    def scale(it):  # _get_scale_factor
+        b = it + 1
+        cycle = math.floor(1 + b / total)
+        x = 1. + b / total - cycle
+        if x <= ratio:
+            f, stairs = x / ratio, first_stairs
+        else:
+            f, stairs = (x - 1) / (ratio - 1), second_stairs
+        if stairs > 0:
+            ci = b % total
+            pos = ci * stairs / first if ci <= first else (total - ci) * stairs / second
+            f = math.floor(pos) / stairs
+        return f
+
+    def lr_at(it):
+        if it < total:
+            return min_lr + (max_lr - min_lr) * scale(it)
+        if skip_lr_decay:
+            return min_lr
+        return min_lr / (1 + decay_lr_rate * ((it - total + 1) / decay_step))
+
+    def mom_at(it):
+        if it < 0:
+            return min_mom
+        if it < total:
+            return max_mom - (max_mom - min_mom) * scale(it)
+        if skip_mom_decay:
+            return max_mom
+        return max_mom * (1 + decay_mom_rate * ((it - total + 1) / decay_step))
+
+    return lr_at, (mom_at if p.get("cycle_momentum", True) else None)
+
+
+def momentum_schedule(cfg, opt):
+    """Function it -> beta1 when the scheduler cycles the betas of `opt` (OneCycle with
+    cycle_momentum, and betas in opt.defaults as DeepSpeed checks), else None."""
+    sch = cfg.get("scheduler") or {}
+    if sch.get("type") != "OneCycle" or "betas" not in opt.defaults:
+        return None
+    return one_cycle(sch.get("params") or {})[1]
 
 
 # --------------------------------------------------------------------------
@@ -702,19 +790,23 @@ def train_module(name, module, in_names, data, cfg, steps, where="the data"):
                 d.update(use_muon=g["use_muon"], lr=g["base_lr"])
     base_lr = desc["lr"] if "base_lr" in opt.param_groups[0] else opt.param_groups[0]["lr"]
     sched = make_schedule(cfg, base_lr)
+    mom = momentum_schedule(cfg, opt)
     tensors = {k: torch.from_numpy(v) for k, v in data.items()}
 
     module.train()
-    losses, norms, lrs = [], [], []
+    losses, norms, lrs, beta1s = [], [], [], []
     for k in range(steps):
         lr = base_lr if sched is None else sched(k - 1)  # step n = k+1 uses it = n-2
         for g in opt.param_groups:
             # Muon's groups keep their own lrs, scaled as the schedule scales base_lr, unless
-            # the scheduler writes one lr into every group (WarmupLR, WarmupDecayLR).
+            # the scheduler writes one lr into every group (WarmupLR, WarmupDecayLR, OneCycle).
             own = lr
-            if "base_lr" in g and not (sched is not None and cfg["scheduler"]["type"] in ("WarmupLR", "WarmupDecayLR")):
+            if "base_lr" in g and not (sched is not None and
+                                       cfg["scheduler"]["type"] in ("WarmupLR", "WarmupDecayLR", "OneCycle")):
                 own = g["base_lr"] * (lr / base_lr) if base_lr else g["base_lr"]
             g["lr"] = own * g["lr_scale"] if "lr_scale" in g else own
+            if mom is not None:
+                g["betas"] = (mom(k - 1), 0.99)
         opt.zero_grad(set_to_none=True)
         start = (k % spe) * tb
         micro = []
@@ -732,9 +824,11 @@ def train_module(name, module, in_names, data, cfg, steps, where="the data"):
         losses.append(float(step_loss.item()))
         norms.append(float(total.item()))
         lrs.append(float(lr))
+        if mom is not None:
+            beta1s.append(float(mom(k - 1)))
         if not math.isfinite(losses[-1]):
             raise RefError("step %d: loss is %r" % (k + 1, losses[-1]))
-    return {
+    res = {
         "model": name,
         "config": cfg,
         "steps": steps,
@@ -748,6 +842,9 @@ def train_module(name, module, in_names, data, cfg, steps, where="the data"):
         "grad_norm": norms,
         "lr": lrs,
     }
+    if mom is not None:
+        res["beta1"] = beta1s
+    return res
 
 
 def _fmt_float_list(xs):
@@ -759,7 +856,7 @@ def dump_result(res, path):
     lines = ["{"]
     items = list(res.items())
     for i, (k, v) in enumerate(items):
-        if k in ("loss", "grad_norm", "lr"):
+        if k in ("loss", "grad_norm", "lr", "beta1"):
             s = _fmt_float_list(v)
         else:
             s = json.dumps(v, sort_keys=True)
@@ -851,6 +948,7 @@ def regenerate(steps=REFERENCE_STEPS, verbose=True, only=None):
     jobs += [(m, c) for m in OPTIMIZER_MODELS for c in OPTIMIZER_CONFIGS]
     jobs += [(m, c) for m in GROUP_MODELS for c in GROUP_CONFIGS]
     jobs += [(m, c) for m in SCHEDULE_MODELS for c in SCHEDULE_CONFIGS]
+    jobs += [(m, c) for m in ONE_CYCLE_MODELS for c in ONE_CYCLE_CONFIGS]
     if only:
         jobs = [(m, c) for m, c in jobs if c in only]
     for model in BUNDLED:
