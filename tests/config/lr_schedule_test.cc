@@ -1,8 +1,11 @@
 // LR schedules as the runtime sees them: which LR each optimizer step uses, skipped steps, errors.
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "frontend/config/ds_config.h"
 #include "runtime/lr_schedule.h"
@@ -64,6 +67,36 @@ TEST(LrSchedule, OneCycleCyclesBeta1AndSetsBeta2) {
   DsConfig sgd = MustParse(R"({"train_batch_size": 1, "optimizer": {"type": "SGD", "params": {"lr": 0.1}},
       "scheduler": {"type": "OneCycle", "params": {"cycle_min_lr": 0.1, "cycle_max_lr": 1.0}}})");
   EXPECT_FALSE(LrSchedule::Create(sgd)->beta1().has_value());
+}
+
+// The lr and beta1 of every step of the PyTorch reference trajectories under OneCycle
+// (models/reference_trajectories.py's one_cycle(), DeepSpeed's OneCycle transcribed, which writes
+// "beta1" only for an optimizer with betas in its defaults: not Muon) are the runtime's.
+TEST(LrSchedule, OneCycleFollowsTheReferenceTrajectories) {
+  namespace fs = std::filesystem;
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(DSC_SOURCE_DIR) / "models" / "mlp" / "reference" / "trajectories")) {
+    const std::string stem = e.path().stem().string();
+    if (stem.find("_onecycle") == std::string::npos) continue;
+    ++files;
+    std::ifstream in(e.path());
+    const nlohmann::json ref = nlohmann::json::parse(in);
+    DsConfig cfg = MustParse(ref.at("config").dump());
+    StatusOr<LrSchedule> s = LrSchedule::Create(cfg);
+    ASSERT_TRUE(s.ok()) << stem;
+    const auto lrs = ref.at("lr").get<std::vector<double>>();
+    const bool cycled = ref.contains("beta1");
+    for (size_t i = 0; i < lrs.size(); ++i) {
+      EXPECT_NEAR(s->lr(), lrs[i], 1e-15 * lrs[i]) << stem << " step " << i + 1;
+      ASSERT_EQ(s->beta1().has_value(), cycled) << stem;
+      if (cycled) {
+        EXPECT_NEAR(*s->beta1(), ref.at("beta1")[i].get<double>(), 1e-15) << stem << " step " << i + 1;
+        EXPECT_EQ(*s->beta2(), 0.99) << stem;
+      }
+      s->Step(/*skipped=*/false);
+    }
+  }
+  EXPECT_GE(files, 6);
 }
 
 TEST(LrSchedule, NoSchedulerIsTheOptimizersLr) {

@@ -1,8 +1,8 @@
 // End-to-end: dscompile + dsrun on the bundled models reproduce PyTorch's loss trajectory
 // (models/<model>/reference/trajectories/<config>.json, written by models/reference_trajectories.py)
-// within 1e-4 relative at every step; the element-wise optimizers and the parameter groups also at
-// ZeRO-3 on two ranks, Lamb and Muon at ZeRO 0-3 on two ranks; and the same on models exported
-// afresh at test time.
+// within 1e-4 relative at every step; the element-wise optimizers also at ZeRO 0 and 3 on two
+// ranks, the parameter groups and OneCycle's cycled momentum at ZeRO-3 on two ranks, Lamb and Muon
+// at ZeRO 0-3 on two ranks; and the same on models exported afresh at test time.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -159,6 +159,44 @@ INSTANTIATE_TEST_SUITE_P(Optimizers, OptimizerZero3Trajectory,
                                            // weight decay and lr scale survive sharding.
                                            Case{"mlp", "adamw_nodecay"}, Case{"gpt", "adamw_nodecay"},
                                            Case{"mlp", "adamw_groups"}, Case{"gpt", "adamw_groups"}),
+                         [](const ::testing::TestParamInfo<Case>& info) { return info.param.model + "_" + info.param.config; });
+
+// The element-wise optimizers at ZeRO stage 0 on two ranks: replicated states, each rank updating
+// every parameter from the all-reduced gradient, as one rank does.
+class OptimizerZero0Trajectory : public ::testing::TestWithParam<Case> {};
+
+TEST_P(OptimizerZero0Trajectory, TwoRanksMatchPyTorch) {
+  ExpectTwoRanksMatchPyTorch(GetParam(), {{"lion", 1}, {"lion_wd", 1}, {"adagrad", 1}, {"adagrad_wd", 1}, {"rmsprop", 1},
+                                          {"rmsprop_wd", 3}, {"adamax", 2}, {"adamax_wd", 2}, {"nadam", 2},
+                                          {"nadam_wd", 2}, {"radam", 2}, {"radam_wd", 2}, {"adadelta", 2},
+                                          {"adadelta_wd", 2}});
+}
+
+std::vector<Case> ElementwiseZero0Cases() {
+  std::vector<Case> cases;
+  for (const char* opt : {"lion", "adagrad", "rmsprop", "adamax", "nadam", "radam", "adadelta"})
+    for (const char* sfx : {"", "_wd"}) cases.push_back({"gpt", std::string(opt) + sfx, 0});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Optimizers, OptimizerZero0Trajectory, ::testing::ValuesIn(ElementwiseZero0Cases()),
+                         [](const ::testing::TestParamInfo<Case>& info) { return info.param.model + "_" + info.param.config; });
+
+// OneCycle with cycle_momentum at ZeRO stage 3 on two ranks: the lr and beta1 (dsc::beta1, fed
+// each step) cycle as DeepSpeed's OneCycle writes them, beta2 is 0.99, for every optimizer with
+// betas; Muon's lr cycles alone (MuonWithAuxAdam has no betas in its defaults). The one-rank runs
+// are Models/BundledTrajectory's *_onecycle.
+class OneCycleTrajectory : public ::testing::TestWithParam<Case> {};
+
+TEST_P(OneCycleTrajectory, TwoRanksMatchPyTorch) {
+  ExpectTwoRanksMatchPyTorch(GetParam(), {{"adam_onecycle", 2}, {"lion_onecycle", 1}, {"adamax_onecycle", 2},
+                                          {"radam_onecycle", 2}, {"lamb_onecycle", 2}, {"muon_onecycle", 0}});
+}
+
+INSTANTIATE_TEST_SUITE_P(OneCycle, OneCycleTrajectory,
+                         ::testing::Values(Case{"gpt", "adam_onecycle"}, Case{"gpt", "lion_onecycle"},
+                                           Case{"gpt", "adamax_onecycle"}, Case{"gpt", "radam_onecycle"},
+                                           Case{"gpt", "lamb_onecycle"}, Case{"gpt", "muon_onecycle"}),
                          [](const ::testing::TestParamInfo<Case>& info) { return info.param.model + "_" + info.param.config; });
 
 // Lamb (LambMoments, one all-reduce of every parameter's sums of squares, LambApply) on two ranks:

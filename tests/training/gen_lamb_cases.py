@@ -21,9 +21,11 @@ def vals(t):
     return [float(x) for x in t.detach().reshape(-1).tolist()]
 
 
-def case(name, lr, steps=4, n=7, grad_scale=1.0, param_scale=1.0, zero_param=False, zero_grad_first=False, **attrs):
+def case(name, lr, steps=4, n=7, grad_scale=1.0, param_scale=1.0, zero_param=False, zero_grad_first=False,
+         beta1_schedule=None, **attrs):
     """attrs: the ops' attributes (beta1, beta2, epsilon, weight_decay, eps_inside_sqrt, bias_correction,
-    max_coeff, min_coeff), FusedLamb's defaults where not given."""
+    max_coeff, min_coeff), FusedLamb's defaults where not given. beta1_schedule: each step's beta1, as
+    OneCycle writes it into group['betas'] (the ops' beta1_override input)."""
     a = {"beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "weight_decay": 0.0, "eps_inside_sqrt": 0,
          "bias_correction": 1, "max_coeff": 10.0, "min_coeff": 0.01}
     a.update(attrs)
@@ -34,13 +36,14 @@ def case(name, lr, steps=4, n=7, grad_scale=1.0, param_scale=1.0, zero_param=Fal
     p, m, v = p0.clone(), torch.zeros(n, dtype=F32), torch.zeros(n, dtype=F32)
     expected = []
     for k, g in enumerate(grads):
-        w2, u2, coeff = fused_lamb_step(p, g, m, v, k + 1, lr, (a["beta1"], a["beta2"]), a["epsilon"],
+        b1 = beta1_schedule[k] if beta1_schedule else a["beta1"]
+        w2, u2, coeff = fused_lamb_step(p, g, m, v, k + 1, lr, (b1, a["beta2"]), a["epsilon"],
                                         a["weight_decay"], bool(a["eps_inside_sqrt"]), bool(a["bias_correction"]),
                                         a["max_coeff"], a["min_coeff"], grad_scale)
         expected.append({"sums": [w2, u2], "coeff": coeff, "param": vals(p), "exp_avg": vals(m),
                          "exp_avg_sq": vals(v)})
     return {"name": name, "attrs": a, "lr": lr, "grad_scale": grad_scale, "param": vals(p0),
-            "grads": [vals(g) for g in grads], "expected": expected}
+            "grads": [vals(g) for g in grads], "beta1_schedule": beta1_schedule or [], "expected": expected}
 
 
 def main():
@@ -55,6 +58,9 @@ def main():
         # ||p|| = 0 at step 1, then ||update|| = 0 at step 1: the trust ratio is 1.
         case("zero_param", lr=1e-2, zero_param=True),
         case("zero_grad_first_step", lr=1e-2, zero_grad_first=True),
+        # OneCycle's cycled momentum: beta1 changes every step (the moments' decay and the bias
+        # correction), beta2 0.99.
+        case("beta1_schedule", lr=1e-2, weight_decay=0.01, beta2=0.99, beta1_schedule=[0.8, 0.95, 0.9125, 0.85]),
     ]
     for c in cases:  # the cases do what their names say
         coeffs = [e["coeff"] for e in c["expected"]]

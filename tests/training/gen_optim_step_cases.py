@@ -24,14 +24,16 @@ def rand(*shape):
     return torch.randn(*shape, dtype=F32)
 
 
-def lion_steps(p, m, grads, lr, betas, wd):
-    """DeepSpeed's LionFunctor: every factor a float, c == 0 (or NaN) moves the parameter by +lr."""
-    b1, b2 = torch.tensor(betas[0], dtype=F32), torch.tensor(betas[1], dtype=F32)
+def lion_steps(p, m, grads, lr, betas, wd, beta1_schedule=None):
+    """DeepSpeed's LionFunctor: every factor a float, c == 0 (or NaN) moves the parameter by +lr.
+    beta1_schedule: each step's beta1 (OneCycle's cycled momentum), else betas[0]."""
+    b2 = torch.tensor(betas[1], dtype=F32)
     flr, fwd = torch.tensor(lr, dtype=F32), torch.tensor(wd, dtype=F32)
     one = torch.tensor(1.0, dtype=F32)
     after_decay = one - flr * fwd
     out = []
-    for g in grads:
+    for k, g in enumerate(grads):
+        b1 = torch.tensor(beta1_schedule[k] if beta1_schedule else betas[0], dtype=F32)
         c = b1 * m + (one - b1) * g
         update = torch.where(c > 0, -flr, flr)
         p = p * after_decay + update
@@ -68,9 +70,11 @@ def state_names(algorithm, attrs):
     raise ValueError(algorithm)
 
 
-def case(name, algorithm, attrs, lr, steps=4, grad_scale=1.0, n=7, zero_grad_at=None):
+def case(name, algorithm, attrs, lr, steps=4, grad_scale=1.0, n=7, zero_grad_at=None, beta1_schedule=None):
     """`attrs`: OptimStep's attributes (beta1/beta2 for betas, flags 0/1). The gradient handed to
-    the optimizer is grad * grad_scale, as OptimStep scales its grad input."""
+    the optimizer is grad * grad_scale, as OptimStep scales its grad input. `beta1_schedule`: each
+    step's beta1, written into group['betas'] before the step as DeepSpeed's OneCycle does (OptimStep's
+    beta1_override input)."""
     p0, grads = rand(n), [rand(n) for _ in range(steps)]
     if zero_grad_at is not None:
         for g in grads:
@@ -79,7 +83,7 @@ def case(name, algorithm, attrs, lr, steps=4, grad_scale=1.0, n=7, zero_grad_at=
     names = state_names(algorithm, attrs)
     if algorithm == "lion":
         expected = lion_steps(p0.clone(), torch.zeros(n, dtype=F32), scaled, lr,
-                              (attrs["beta1"], attrs["beta2"]), attrs["weight_decay"])
+                              (attrs["beta1"], attrs["beta2"]), attrs["weight_decay"], beta1_schedule)
     else:
         kw = {TORCH_NAMES[k]: v for k, v in attrs.items() if k in TORCH_NAMES}
         if "beta1" in attrs:
@@ -90,13 +94,16 @@ def case(name, algorithm, attrs, lr, steps=4, grad_scale=1.0, n=7, zero_grad_at=
         p = p0.clone().requires_grad_(True)
         opt = TORCH_CLASSES[algorithm]([p], lr=lr, foreach=False, **kw)
         expected = []
-        for g in scaled:
+        for k, g in enumerate(scaled):
             p.grad = g.clone()
+            if beta1_schedule:
+                opt.param_groups[0]["betas"] = (beta1_schedule[k], attrs["beta2"])
             opt.step()
             st = opt.state[p]
             expected.append({"param": vals(p), "states": [vals(st[s]) for s in names]})
     return {"name": name, "algorithm": algorithm, "attrs": attrs, "states": names, "lr": lr,
-            "grad_scale": grad_scale, "param": vals(p0), "grads": [vals(g) for g in grads], "expected": expected}
+            "grad_scale": grad_scale, "param": vals(p0), "grads": [vals(g) for g in grads],
+            "beta1_schedule": beta1_schedule or [], "expected": expected}
 
 
 def main():
@@ -136,6 +143,14 @@ def main():
         case("adadelta", "adadelta", {"rho": 0.9, "epsilon": 1e-6, "weight_decay": 0.0}, lr=1.0),
         case("adadelta_wd_rho", "adadelta", {"rho": 0.95, "epsilon": 1e-5, "weight_decay": 0.05}, lr=0.5,
              grad_scale=0.25),
+        # OneCycle's cycled momentum: beta1 changes every step (fed as beta1_override), beta2 0.99.
+        case("lion_beta1_schedule", "lion", {"beta1": 0.9, "beta2": 0.99, "weight_decay": 0.1}, lr=1e-2,
+             beta1_schedule=[0.8, 0.95, 0.9125, 0.85]),
+        case("adamax_beta1_schedule", "adamax", {"beta1": 0.9, "beta2": 0.99, "epsilon": 1e-8, "weight_decay": 0.05},
+             lr=1e-2, beta1_schedule=[0.8, 0.95, 0.9125, 0.85]),
+        case("radam_beta1_schedule", "radam", {"beta1": 0.9, "beta2": 0.99, "epsilon": 1e-8, "weight_decay": 0.1,
+                                               "decoupled_weight_decay": 1}, lr=1e-2, steps=8,
+             beta1_schedule=[0.8, 0.95, 0.9125, 0.85, 0.8125, 0.8, 0.84, 0.88]),
     ]
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "optim_step_cases.json")
     with open(out, "w") as f:

@@ -50,12 +50,16 @@ std::unique_ptr<LambNodes> MakeNodes(const json& c, int64_t param_elems, int64_t
   Value* v = g.AddInput("v", F32({state_elems}));
   Value* skip_in = skip ? g.AddInput("skip", TensorType{DType::kBool, Shape{}}) : nullptr;
   std::vector<Value*> in = {p, g.AddInput("g", F32({state_elems})), m, v, g.AddInput("scale", F32({}))};
-  if (skip_in) in.push_back(skip_in);
+  // OneCycle's cycled beta1: the beta1_override input after skip (absent or not).
+  Value* beta1_in = c["beta1_schedule"].empty() ? nullptr : g.AddInput("beta1", F32({}));
+  if (skip_in || beta1_in) in.push_back(skip_in);
+  if (beta1_in) in.push_back(beta1_in);
   ln->moments = g.AddNode(ops::kLambMoments, in, {"sums"}, kDscDomain, "moments");
   ln->moments->output(0)->type = F32({2});
   in = {p, g.AddInput("all_sums", F32({2 * (slot + 1)})), m, v, g.AddInput("lr", F32({})),
         g.AddInput("step", TensorType{DType::kInt64, Shape{}})};
-  if (skip_in) in.push_back(skip_in);
+  if (skip_in || beta1_in) in.push_back(skip_in);
+  if (beta1_in) in.push_back(beta1_in);
   ln->apply = g.AddNode(ops::kLambApply, in, {}, kDscDomain, "apply");
   for (Node* n : {ln->moments, ln->apply})
     for (const char* a : {"beta1", "beta2", "epsilon", "weight_decay"}) n->SetAttr(a, c["attrs"][a].get<float>());
@@ -65,6 +69,12 @@ std::unique_ptr<LambNodes> MakeNodes(const json& c, int64_t param_elems, int64_t
   ln->apply->SetAttr("min_coeff", c["attrs"]["min_coeff"].get<float>());
   ln->apply->SetAttr("slot", slot);
   return ln;
+}
+
+// Step k's (0-based) beta1 of a case with a beta1_schedule; an empty tensor otherwise.
+Tensor Beta1(const json& c, size_t k) {
+  if (c["beta1_schedule"].empty()) return Tensor();
+  return Tensor::Scalar(DType::kFloat32, c["beta1_schedule"][k].get<double>());
 }
 
 TEST(Lamb, MatchesReference) {
@@ -80,13 +90,15 @@ TEST(Lamb, MatchesReference) {
       SCOPED_TRACE("step " + std::to_string(k + 1));
       const json& e = c["expected"][k];
       Tensor grad = Floats(Doubles(c["grads"][k]));
-      auto sums = RunNodeOnCpu(*ln->moments, {&p, &grad, &m, &v, &scale});
+      Tensor beta1 = Beta1(c, k);
+      Tensor* b1 = c["beta1_schedule"].empty() ? nullptr : &beta1;
+      auto sums = RunNodeOnCpu(*ln->moments, {&p, &grad, &m, &v, &scale, nullptr, b1});
       ASSERT_TRUE(sums.ok()) << sums.status().message();
       EXPECT_TRUE(AllClose((*sums)[0], Doubles(e["sums"]), kRtol, 0.0));
       // Slot 1 of the sums: a NaN pair at slot 0 would poison the step if it were read.
       Tensor all = Floats({std::nan(""), std::nan(""), (*sums)[0].GetAsDouble(0), (*sums)[0].GetAsDouble(1)});
       Tensor step = Step(static_cast<int64_t>(k) + 1);
-      ASSERT_TRUE(RunNodeOnCpu(*ln->apply, {&p, &all, &m, &v, &lr, &step}).ok());
+      ASSERT_TRUE(RunNodeOnCpu(*ln->apply, {&p, &all, &m, &v, &lr, &step, nullptr, b1}).ok());
       EXPECT_TRUE(AllClose(p, Doubles(e["param"]), kRtol, kAtol));
       EXPECT_TRUE(AllClose(m, Doubles(e["exp_avg"]), kRtol, kAtol));
       EXPECT_TRUE(AllClose(v, Doubles(e["exp_avg_sq"]), kRtol, kAtol));
@@ -98,12 +110,13 @@ TEST(Lamb, MatchesReference) {
 // then each rank applies. `chunks[r]` are rank r's grad/moment tensors; `params[r]` its param
 // (the whole tensor with shard = 1, its chunk with chunk_of).
 void StepAllRanks(const LambNodes& ln, std::vector<Tensor>& params, std::vector<Tensor>& grads, std::vector<Tensor>& ms,
-                  std::vector<Tensor>& vs, Tensor& lr, Tensor& scale, int64_t step_no, std::vector<double>* total) {
+                  std::vector<Tensor>& vs, Tensor& lr, Tensor& scale, Tensor* beta1, int64_t step_no,
+                  std::vector<double>* total) {
   const int world = static_cast<int>(params.size());
   Tensor sums = Floats({0.0, 0.0});
   for (int r = 0; r < world; ++r) {
     GroupPosition group(r, world);
-    auto out = RunNodeOnCpu(*ln.moments, {&params[r], &grads[r], &ms[r], &vs[r], &scale}, 0, 1, &group);
+    auto out = RunNodeOnCpu(*ln.moments, {&params[r], &grads[r], &ms[r], &vs[r], &scale, nullptr, beta1}, 0, 1, &group);
     ASSERT_TRUE(out.ok()) << out.status().message();
     sums = Floats({sums.GetAsDouble(0) + (*out)[0].GetAsDouble(0), sums.GetAsDouble(1) + (*out)[0].GetAsDouble(1)});
   }
@@ -111,7 +124,7 @@ void StepAllRanks(const LambNodes& ln, std::vector<Tensor>& params, std::vector<
   Tensor step = Step(step_no);
   for (int r = 0; r < world; ++r) {
     GroupPosition group(r, world);
-    auto out = RunNodeOnCpu(*ln.apply, {&params[r], &sums, &ms[r], &vs[r], &lr, &step}, 0, 1, &group);
+    auto out = RunNodeOnCpu(*ln.apply, {&params[r], &sums, &ms[r], &vs[r], &lr, &step, nullptr, beta1}, 0, 1, &group);
     ASSERT_TRUE(out.ok()) << out.status().message();
   }
 }
@@ -158,7 +171,9 @@ TEST(Lamb, ShardedRanksFollowTheReference) {
           grads[r] = Floats(part);
         }
         std::vector<double> total;
-        StepAllRanks(*ln, params, grads, ms, vs, lr, scale, static_cast<int64_t>(k) + 1, &total);
+        Tensor beta1 = Beta1(c, k);
+        StepAllRanks(*ln, params, grads, ms, vs, lr, scale, c["beta1_schedule"].empty() ? nullptr : &beta1,
+                     static_cast<int64_t>(k) + 1, &total);
         const std::vector<double> want = Doubles(c["expected"][k]["sums"]);
         for (int j = 0; j < 2; ++j) EXPECT_NEAR(total[j], want[j], 1e-5 * std::fabs(want[j])) << "sum " << j;
       }

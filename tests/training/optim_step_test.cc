@@ -1,6 +1,7 @@
 // Kernel tests of OptimStep, the element-wise optimizers (ir/optim_algorithms.h): each algorithm
 // against torch.optim (DeepSpeed's FusedLion kernel for Lion) for a few steps, whole and sharded
-// over three ranks, NAdam's mu_product cache, and the checks on the node.
+// over three ranks (Lion, Adamax and RAdam also with a beta1 changing every step, as OneCycle
+// writes it), NAdam's mu_product cache, and the checks on the node.
 // Reference numbers: data/optim_step_cases.json from gen_optim_step_cases.py (torch >= 2).
 #include <gtest/gtest.h>
 
@@ -29,6 +30,15 @@ using nlohmann::json;
 
 const json& Cases() { return ::dsc::testing::ReferenceCases(DSC_OPTIM_STEP_CASES); }
 
+// The lr, step, scale inputs of step k (0-based), then the case's skip (none) and beta1 of step k.
+void AddScalarArgs(const json& c, size_t k, Tensor* lr, Tensor* step, Tensor* scale, Tensor* beta1,
+                   std::vector<Tensor*>* args) {
+  args->insert(args->end(), {lr, step, scale});
+  if (c["beta1_schedule"].empty()) return;
+  *beta1 = Tensor::Scalar(DType::kFloat32, c["beta1_schedule"][k].get<double>());
+  args->insert(args->end(), {nullptr, beta1});
+}
+
 std::vector<double> Slice(const std::vector<double>& v, int64_t from, int64_t len) {
   return std::vector<double>(v.begin() + from, v.begin() + from + len);
 }
@@ -36,8 +46,9 @@ std::vector<double> Slice(const std::vector<double>& v, int64_t from, int64_t le
 // Optimizer-step tolerances: a few float roundings of difference in how the update is grouped.
 constexpr double kRtol = 2e-6, kAtol = 1e-7;
 
-// OptimStep(p, g, states..., lr, step, scale) for a case: param and states of `state_elems`
-// elements (a shard's when `world` > 0, then with shard = 1 and world).
+// OptimStep(p, g, states..., lr, step, scale[, skip = none, beta1]) for a case: param and states of
+// `state_elems` elements (a shard's when `world` > 0, then with shard = 1 and world); beta1 when the
+// case has a beta1_schedule.
 struct CaseNode {
   Graph g;
   Node* node = nullptr;
@@ -50,6 +61,8 @@ std::unique_ptr<CaseNode> MakeNode(const json& c, int64_t param_elems, int64_t s
   in.push_back(g.AddInput("lr", F32({})));
   in.push_back(g.AddInput("step", TensorType{DType::kInt64, Shape{}}));
   in.push_back(g.AddInput("scale", F32({})));
+  // OneCycle's cycled beta1: the beta1_override input after an absent skip.
+  if (!c["beta1_schedule"].empty()) in.insert(in.end(), {nullptr, g.AddInput("beta1", F32({}))});
   cn->node = g.AddNode(ops::kOptimStep, in, {}, kDscDomain, c["name"].get<std::string>());
   cn->node->SetAttr("algorithm", c["algorithm"].get<std::string>());
   for (const auto& [k, v] : c["attrs"].items()) {
@@ -88,7 +101,8 @@ TEST(OptimStep, MatchesReference) {
       Tensor step = Tensor::FromVector<int64_t>(DType::kInt64, {}, {static_cast<int64_t>(k) + 1});
       std::vector<Tensor*> args = {&p, &grad};
       for (Tensor& s : states) args.push_back(&s);
-      args.insert(args.end(), {&lr, &step, &scale});
+      Tensor beta1;
+      AddScalarArgs(c, k, &lr, &step, &scale, &beta1, &args);
       ASSERT_TRUE(RunNodeOnCpu(*cn->node, args).ok());
       const json& e = c["expected"][k];
       EXPECT_TRUE(AllClose(p, Doubles(e["param"]), kRtol, kAtol));
@@ -124,7 +138,8 @@ TEST(OptimStep, ShardedRanksFollowTheReference) {
         Tensor step = Tensor::FromVector<int64_t>(DType::kInt64, {}, {static_cast<int64_t>(k) + 1});
         std::vector<Tensor*> args = {&p, &grad};
         for (Tensor& s : states) args.push_back(&s);
-        args.insert(args.end(), {&lr, &step, &scale});
+        Tensor beta1;
+        AddScalarArgs(c, k, &lr, &step, &scale, &beta1, &args);
         ASSERT_TRUE(RunNodeOnCpu(*cn->node, args, 0, 1, &group).ok());
       }
       const json& e = c["expected"].back();
@@ -181,6 +196,34 @@ TEST(OptimStep, NodeChecksNameTheProblem) {
   s = CheckNode(*cn->node, 17, NodeCheckStage::kShapes);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("'shard' is 2"), std::string::npos) << s.message();
+}
+
+// beta1_override (OneCycle's cycled momentum) is taken by Lion, Adamax and RAdam only: NAdam's
+// mu_product would need every past beta1, and the others have no beta1.
+TEST(OptimStep, Beta1OverrideOnlyWhereBeta1IsReadEachStep) {
+  for (const json& c : Cases()) {
+    if (c["beta1_schedule"].empty()) continue;
+    auto cn = MakeNode(c, 7, 7, 0);
+    EXPECT_TRUE(CheckNode(*cn->node, 17, NodeCheckStage::kShapes).ok()) << c["name"];
+    EXPECT_TRUE(KernelRegistry::Global().Create(*cn->node, DeviceKind::kCpu).ok()) << c["name"];
+  }
+  json c = Cases()[0];  // lion: one state
+  c["beta1_schedule"] = {0.9};
+  auto cn = MakeNode(c, 4, 4, 0);
+  cn->node->SetAttr("algorithm", std::string("adagrad"));
+  Status s = CheckNode(*cn->node, 17, NodeCheckStage::kShapes);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("input 7 (beta1_override) is not taken by algorithm 'adagrad'"), std::string::npos)
+      << s.message();
+  auto k = KernelRegistry::Global().Create(*cn->node, DeviceKind::kCpu);
+  ASSERT_FALSE(k.ok());
+  EXPECT_NE(k.status().message().find("takes no beta1_override"), std::string::npos) << k.status().message();
+  // Lion's wrong-typed beta1: a float scalar is required.
+  cn->node->SetAttr("algorithm", std::string("lion"));
+  cn->node->SetInput(7, cn->g.AddInput("beta1_int", TensorType{DType::kInt64, Shape{}}));
+  k = KernelRegistry::Global().Create(*cn->node, DeviceKind::kCpu);
+  ASSERT_FALSE(k.ok());
+  EXPECT_NE(k.status().message().find("input 7 must be a float scalar"), std::string::npos) << k.status().message();
 }
 
 TEST(OptimStep, StepZeroAndSizeMismatchAreErrors) {
