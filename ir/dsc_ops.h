@@ -165,9 +165,10 @@
 //       exp_avg_sq frozen, exp_avg as OnebitMomentum and CompressedAllReduce left it. Then (no
 //       bias correction) update = exp_avg/(sqrt(exp_avg_sq) + eps) + weight_decay*param;
 //       param -= lr*update.
-//   All of them take an optional last input skip (bool[]; AdamStep input 8, SGDStep input 6,
+//   All of them take an optional input skip (bool[]; AdamStep input 8, SGDStep input 6,
 //   OptimStep input 2+k+3, LambMoments input 5, LambApply input 6, MuonMomentum input 4,
-//   MuonApply input 3, OnebitMomentum input 5, OnebitAdamStep input 7, with
+//   MuonApply input 3, OnebitMomentum input 5, OnebitAdamStep input 7: the last one but for
+//   OptimStep's and Lamb's beta1_override, with
 //   beta1_override/momentum_buffer given as empty names when absent): when true the op changes
 //   nothing (an fp16 overflow or bf16 inf/NaN step; DeepSpeed skips optimizer.step()).
 //   All of them take an optional attribute shard (int, default 0). shard = 1 (ZeRO stages 1-2): `param`
