@@ -174,8 +174,9 @@ TEST_P(OptimizerZero0Trajectory, TwoRanksMatchPyTorch) {
 
 std::vector<Case> ElementwiseZero0Cases() {
   std::vector<Case> cases;
-  for (const char* opt : {"lion", "adagrad", "rmsprop", "adamax", "nadam", "radam", "adadelta"})
-    for (const char* sfx : {"", "_wd"}) cases.push_back({"gpt", std::string(opt) + sfx, 0});
+  for (const char* model : {"mlp", "gpt"})
+    for (const char* opt : {"lion", "adagrad", "rmsprop", "adamax", "nadam", "radam", "adadelta"})
+      for (const char* sfx : {"", "_wd"}) cases.push_back({model, std::string(opt) + sfx, 0});
   return cases;
 }
 
