@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ir/status.h"
 #include "tests/testutil/test_util.h"
 
 namespace dsc {
