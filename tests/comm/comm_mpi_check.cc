@@ -445,7 +445,7 @@ int Main(int argc, char** argv) {
   ck.Ok(c.Barrier(), "barrier");
   for (const auto& [kind, bytes] : c.bytes_sent())
     ck.Expect(ex.bytes[kind] == bytes, StrCat("bytes_sent[", kind, "] = ", bytes, ", want ", ex.bytes[kind]));
-  ck.Expect(c.bytes_sent().size() == 4, "bytes_sent has the four kinds");
+  ck.Expect(c.bytes_sent().size() == 5, "bytes_sent has the five kinds");
   int64_t one = 1;
   ck.Ok(Await(c.AllReduce(&one, 1, DType::kInt64, ReduceOp::kSum)), "all_reduce with the log detached");
   ck.Expect(log.records.size() == recorded, "nothing is recorded once the log is detached");

@@ -30,11 +30,12 @@ PY = sys.executable
 
 
 def _tree(d):
-    """Files export_models.py writes (trajectories come from reference_trajectories.py and
-    reference_mixed_precision.py)."""
+    """Files export_models.py writes (trajectories come from reference_trajectories.py, which
+    also writes reference/onebit/, and reference_mixed_precision.py)."""
     out = []
     for base, _, files in os.walk(d):
         if os.path.relpath(base, d).startswith((os.path.join("reference", "trajectories"),
+                                                os.path.join("reference", "onebit"),
                                                 os.path.join("reference", "mixed_precision"))):
             continue
         for f in files:
