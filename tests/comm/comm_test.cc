@@ -168,23 +168,7 @@ TEST(Launcher, MpirunCommandDropsNprocAndSetsThreads) {
   EXPECT_NE(std::find(many.begin(), many.end(), "OMP_NUM_THREADS=1"), many.end());
 }
 
-// Restores (or unsets) an environment variable when the test ends.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value) setenv(name, value, 1);
-    else unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_) setenv(name_, old_->c_str(), 1);
-    else unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using testing::ScopedEnv;
 
 TEST(Launcher, EachLaunchHasItsOwnSessionDirUnderTmpdir) {
   testing::TempDir tmp;

@@ -12,26 +12,12 @@
 #include "kernels/cpu/simd.h"
 #include "runtime/cuda_backend.h"
 #include "runtime/device.h"
+#include "tests/testutil/test_util.h"
 
 namespace dsc {
 namespace {
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value) setenv(name, value, 1);
-    else unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_.empty()) unsetenv(name_);
-    else setenv(name_, old_.c_str(), 1);
-  }
-
- private:
-  const char* name_;
-  std::string old_;
-};
+using testing::ScopedEnv;
 
 TEST(DeviceSelect, CpuOnRequest) {
   StatusOr<std::unique_ptr<Device>> d = CreateDevice("cpu", 1);
@@ -111,7 +97,9 @@ TEST(DeviceSelect, CudaModuleLoadsAndRegistersItsKernels) {
   EXPECT_GT(cuda_kernels, 100u);
   std::string why;
   const int gpus = (*api)->device_count(&why);
-  if (gpus == 0) EXPECT_FALSE(why.empty());
+  if (gpus == 0) {
+    EXPECT_FALSE(why.empty());
+  }
   StatusOr<const CudaBackendApi*> again = LoadCudaBackend();
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, *api);

@@ -1,6 +1,8 @@
 // Helpers shared by the test binaries: temporary directories, files, and running our tools.
 #pragma once
 
+#include <cstdlib>
+#include <optional>
 #include <string>
 
 namespace dsc::testing {
@@ -30,5 +32,25 @@ struct CommandResult {
 CommandResult RunCommand(const std::string& command, bool with_stderr = true);
 // Single-quotes `s` for the shell.
 std::string ShellQuote(const std::string& s);
+
+// Sets (or, with null, unsets) an environment variable for its lifetime, then restores it.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) setenv(name, value, 1);
+    else unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (old_) setenv(name_, old_->c_str(), 1);
+    else unsetenv(name_);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
 
 }  // namespace dsc::testing
