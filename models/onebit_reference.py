@@ -176,9 +176,11 @@ ONEBIT_ADAM_DEFAULTS = dict(lr=1e-3, freeze_step=100000, bias_correction=True, b
                             cuda_aware=False, comm_backend_name="nccl")
 
 
-def train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip, flat):
+def train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip, flat, resume_after=0):
     """The reference trajectory of OnebitAdam on `world` ranks: the loss averaged over every
-    rank's micro-batches (as dsrun reports it), rank 0's gradient norm, the lr."""
+    rank's micro-batches (as dsrun reports it), rank 0's gradient norm, the lr. `resume_after` = k:
+    the run is saved after step k and resumed, which drops the compression errors (DeepSpeed's
+    load_state_dict pops them)."""
     kw = dict(ONEBIT_ADAM_DEFAULTS)
     given = dict(cfg["optimizer"].get("params") or {})
     unknown = set(given) - set(kw)
@@ -219,7 +221,12 @@ def train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip
                 if coef < 1:
                     local[r] = [g * coef for g in local[r]]
         opt.step(local)
+        if k + 1 == resume_after:
+            opt.reset_errors()
         losses.append(sum(micro) / len(micro))
         norms.append(norm0)
         lrs.append(float(kw["lr"]))
-    return losses, norms, lrs, {"type": "OnebitAdam", "world": world, "flat": flat, **kw}
+    desc = {"type": "OnebitAdam", "world": world, "flat": flat, **kw}
+    if resume_after:
+        desc["resumed_after"] = resume_after
+    return losses, norms, lrs, desc

@@ -91,8 +91,9 @@ SCHEDULE_CONFIGS = ("muon_warmup", "muon_cosine")
 # as <stem>_w<world>.json, and <stem>_w<world>_flat.json with the whole model compressed as one buffer
 # (fp16/bf16's flat group).
 ONEBIT_MODELS = ("mlp", "gpt")
+# A 4th element k: saved after step k and resumed (the errors reset), as <stem>_w<world>_resume<k>.json.
 ONEBIT_JOBS = (("onebitadam", 1, False), ("onebitadam", 2, False), ("onebitadam_wd", 1, False),
-               ("onebitadam_wd", 2, False), ("onebitadam_wd", 2, True))
+               ("onebitadam_wd", 2, False), ("onebitadam_wd", 2, True), ("onebitadam", 2, False, 15))
 # OneCycle's lr and momentum cycle (betas = (momentum, 0.99) for those with betas; Muon's
 # MuonWithAuxAdam has none in its defaults, so its lr cycles only); torch >= 2.
 ONE_CYCLE_MODELS = ("mlp", "gpt")
@@ -733,10 +734,10 @@ def global_grad_norm(params):
     return torch.norm(torch.stack([torch.norm(g, 2.0) for g in grads]), 2.0)
 
 
-def train(model_dir, cfg, steps, world=1, flat=False):
+def train(model_dir, cfg, steps, world=1, flat=False, resume_after=0):
     name, module, in_names, data = load_model(model_dir)
     if is_onebit(cfg):
-        return train_onebit(name, module, in_names, data, cfg, steps, world, flat)
+        return train_onebit(name, module, in_names, data, cfg, steps, world, flat, resume_after)
     if world != 1 or flat:
         raise RefError("--world and --flat are for the 1-bit optimizers (every other trajectory is the same "
                        "on any number of ranks)")
@@ -747,7 +748,7 @@ def is_onebit(cfg):
     return str((cfg.get("optimizer") or {}).get("type", "")).lower() == "onebitadam"
 
 
-def train_onebit(name, module, in_names, data, cfg, steps, world, flat):
+def train_onebit(name, module, in_names, data, cfg, steps, world, flat, resume_after=0):
     """OnebitAdam on `world` simulated ranks (models/onebit_reference.py), fp32 arithmetic; `flat`:
     the model compressed as one buffer, as DeepSpeed's fp16/bf16 optimizer wrapper does."""
     check_precision(cfg)
@@ -759,7 +760,8 @@ def train_onebit(name, module, in_names, data, cfg, steps, world, flat):
     clip = 0.0 if clip is None else float(clip)
     tensors = {k: torch.from_numpy(v) for k, v in data.items()}
     try:
-        losses, norms, lrs, desc = OB.train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip, flat)
+        losses, norms, lrs, desc = OB.train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip, flat,
+                                                   resume_after)
     except ValueError as e:
         raise RefError(str(e))
     return {"model": name, "config": cfg, "steps": steps,
@@ -967,12 +969,13 @@ def regenerate(steps=REFERENCE_STEPS, verbose=True, only=None):
     for model in ONEBIT_MODELS:
         odir = os.path.join(HERE, model, "reference", "onebit")
         os.makedirs(odir, exist_ok=True)
-        for stem, world, flat in ONEBIT_JOBS:
+        for stem, world, flat, *resume in ONEBIT_JOBS:
             if only and stem not in only:
                 continue
             cfg = load_config(os.path.join(cdir, stem + ".json"))
-            res = train(os.path.join(HERE, model), cfg, steps, world, flat)
-            name = "%s_w%d%s" % (stem, world, "_flat" if flat else "")
+            after = resume[0] if resume else 0
+            res = train(os.path.join(HERE, model), cfg, steps, world, flat, after)
+            name = "%s_w%d%s%s" % (stem, world, "_flat" if flat else "", "_resume%d" % after if after else "")
             dump_result(res, os.path.join(odir, name + ".json"))
             if verbose:
                 print("%-4s %-22s loss[1]=%.6f loss[%d]=%.6f" % (model, name, res["loss"][0], steps, res["loss"][-1]))

@@ -164,6 +164,35 @@ TEST(OnebitTraffic, CompressedStepsSendAThirtySecondOfTheGradient) {
   EXPECT_EQ(after.at("bytes").at("all_reduce").get<int64_t>(), 0) << after.dump();
 }
 
+// A checkpoint after the freeze keeps no compression error: each rank's is its own, and DeepSpeed's
+// load_state_dict pops them, so a resumed run starts its error feedback from zero. The mlp on two
+// ranks, saved after step 15 (the freeze is after 10) and resumed to 30, follows the reference
+// that drops the errors there; the uninterrupted reference is 8e-3 away two steps later.
+TEST(OnebitResume, AResumeAfterTheFreezeStartsFromZeroErrors) {
+  const fs::path root = DSC_SOURCE_DIR, model_dir = root / "models" / "mlp";
+  const nlohmann::json ref = ReadJson(model_dir / "reference" / "onebit" / "onebitadam_w2_resume15.json");
+  const auto want = ref.at("loss").get<std::vector<double>>();
+  const auto uninterrupted =
+      ReadJson(model_dir / "reference" / "onebit" / "onebitadam_w2.json").at("loss").get<std::vector<double>>();
+  testing::TempDir tmp;
+  const std::string plan = tmp.File("mlp.dsplan"), ckpt = tmp.File("ckpt"), metrics = tmp.File("resumed.jsonl");
+  CommandResult r = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote((model_dir / "mlp.onnx").string()) +
+                                        " --config " + ShellQuote((root / "models" / "reference_configs" / "onebitadam.json").string()) +
+                                        " --world-size 2 -q -o " + ShellQuote(plan));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  const std::string run = ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + " --nproc 2 --threads 1 --data " +
+                          ShellQuote((model_dir / "data").string()) + " --no-shuffle -q ";
+  r = testing::RunCommand(run + "--steps 15 --save-dir " + ShellQuote(ckpt) + " --save-at-end");
+  ASSERT_EQ(r.rc, 0) << r.output;
+  r = testing::RunCommand(run + "--steps 30 --resume " + ShellQuote(ckpt) + " --metrics " + ShellQuote(metrics));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  std::vector<double> got;
+  std::ifstream in(metrics);
+  for (std::string line; std::getline(in, line);) got.push_back(nlohmann::json::parse(line).at("loss").get<double>());
+  ExpectSameTrajectory(got, std::vector<double>(want.begin() + 15, want.end()), "mlp resumed after step 15");
+  EXPECT_GT(std::fabs(uninterrupted[16] - want[16]) / want[16], 1e-3) << "the reset should matter by step 17";
+}
+
 // A freeze_step of 1 or 2: DeepSpeed's first step() returns before its freeze check, so the
 // second step is the last uncompressed one either way; the plans agree.
 TEST(OnebitFreeze, TheEarliestFreezeIsAfterStepTwo) {
