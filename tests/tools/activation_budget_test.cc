@@ -2,6 +2,8 @@
 // and compiles of the 12-layer GPT-2 whose plans must fit the budget.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <fstream>
 #include <map>
 
@@ -35,10 +37,11 @@ TEST(ActivationBudget, ParsesSizesWithUnits) {
   }
   // The largest size is one HumanBytes prints exactly, so every size it prints parses back (below
   // a limit of 9.2e18 bytes, 9199999999999990000 printed as "8367351.3 TiB", which was too large).
-  EXPECT_EQ(*ParseByteSize("8388607 TiB", "x"), (int64_t{1} << 63) - (int64_t{1} << 40));
+  constexpr int64_t kLargest = std::numeric_limits<int64_t>::max() - (int64_t{1} << 40) + 1;  // 2^63 - 2^40
+  EXPECT_EQ(*ParseByteSize("8388607 TiB", "x"), kLargest);
   EXPECT_FALSE(ParseByteSize("8388607.1 TiB", "x").ok());
   EXPECT_FALSE(ParseByteSize("9223372036854775807", "x").ok());
-  for (int64_t b : {int64_t{9199999999999990000}, (int64_t{1} << 63) - (int64_t{1} << 40) - 1}) {
+  for (int64_t b : {int64_t{9199999999999990000}, kLargest - 1}) {
     StatusOr<int64_t> again = ParseByteSize(HumanBytes(b), "x");
     ASSERT_TRUE(again.ok()) << HumanBytes(b) << ": " << again.status().message();
     EXPECT_NEAR(static_cast<double>(*again), static_cast<double>(b), 0.05 * 1099511627776.0) << HumanBytes(b);
