@@ -11,6 +11,12 @@
 
 namespace dsc::cpu {
 
+// The optional skip input of the optimizer updates (ir/dsc_ops.h): a bool scalar in host memory;
+// true = change nothing this step.
+inline bool Skipped(const KernelContext& ctx, size_t index) {
+  return ctx.has_input(index) && ctx.input(index).numel() > 0 && ctx.input(index).data<uint8_t>()[0] != 0;
+}
+
 // Below this many elements a loop stays on one thread: OpenMP start-up costs more than it saves.
 inline constexpr int64_t kParallelMin = 1 << 15;
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/collective_node.h"
 #include "kernels/common/onebit_math.h"
 #include "kernels/common/optimizer_math.h"
 #include "kernels/common/training_node.h"
@@ -21,9 +22,6 @@ namespace {
 using onebit::OnebitScalars;
 
 int64_t StepOf(const KernelContext& ctx, size_t index) { return ctx.input(index).data<int64_t>()[0]; }
-bool SkipSet(const KernelContext& ctx, size_t index) {
-  return ctx.has_input(index) && ctx.input(index).numel() > 0 && ctx.input(index).data<uint8_t>()[0] != 0;
-}
 
 Status NeedFloat32(const Node& n, size_t from, size_t to) {
   for (size_t i = from; i < to && i < n.num_inputs(); ++i)
@@ -63,7 +61,7 @@ class OnebitMomentumKernel : public OpKernel {
  public:
   Status Init(const Node& n) { return node_.Init(n, 3, 3, 5); }
   Status Compute(KernelContext& ctx) override {
-    if (SkipSet(ctx, 5) || StepOf(ctx, 3) <= node_.freeze_step) return Status::OK();
+    if (Skipped(ctx, 5) || StepOf(ctx, 3) <= node_.freeze_step) return Status::OK();
     const int64_t n = ctx.input(2).numel();
     RETURN_IF_ERROR(optim::SameSize(ctx.input(2), ctx.input(1), "OnebitMomentum"));
     const OnebitScalars c = node_.Scalars(0.0, ctx.input(4).data<float>()[0]);
@@ -85,7 +83,7 @@ class OnebitAdamStepKernel : public OpKernel {
   Status Compute(KernelContext& ctx) override {
     const int64_t step = StepOf(ctx, 5);
     if (step < 1) return InvalidArgument("OnebitAdamStep: step must be >= 1 (1-based), got ", step);
-    if (SkipSet(ctx, 7) || step == 1) return Status::OK();
+    if (Skipped(ctx, 7) || step == 1) return Status::OK();
     const int64_t n = ctx.input(0).numel();
     for (size_t i = 1; i < 4; ++i) RETURN_IF_ERROR(optim::StateSize(ctx.input(i), n, false, "OnebitAdamStep"));
     const OnebitScalars c = node_.Scalars(optim::ShortestDecimal(ctx.input(4).data<float>()[0]),
@@ -128,27 +126,25 @@ void Compress(const float* x, int64_t len, float scale, uint8_t* bits, float* er
 }
 
 // CompressedAllReduce<world, freeze_step>(worker_error, server_error, step, skip, X1..Xk).
-class CompressedAllReduceKernel : public OpKernel {
+class CompressedAllReduceKernel : public OpKernel, protected coll::CollectiveNode {
  public:
   Status Init(const Node& n) {
-    name_ = n.Describe();
+    RETURN_IF_ERROR(CollectiveNode::Init(n, /*reduction=*/false));
     RETURN_IF_ERROR(optim::NeedInputs(n, 3));
     RETURN_IF_ERROR(NeedFloat32(n, 0, 2));
     RETURN_IF_ERROR(NeedFloat32(n, 4, n.num_inputs()));
     RETURN_IF_ERROR(optim::CheckSkip(n, 3, "CompressedAllReduce"));
     if (n.input(2)->type.dtype != DType::kInt64) return InvalidArgument(name_, ": step (input 2) must be int64");
     if (n.num_inputs() < 5) return InvalidArgument(name_, ": needs at least one tensor to reduce (input 4)");
-    world_attr_ = n.GetInt("world", 1);
     freeze_step_ = n.GetInt("freeze_step", 0);
-    if (world_attr_ < 1 || freeze_step_ < 2)
-      return InvalidArgument(name_, ": needs world >= 1 and freeze_step >= 2, got ", world_attr_, " and ", freeze_step_);
+    if (freeze_step_ < 2) return InvalidArgument(name_, ": needs freeze_step >= 2, got ", freeze_step_);
     return Status::OK();
   }
 
   Status Compute(KernelContext& ctx) override {
-    if (SkipSet(ctx, 3) || StepOf(ctx, 2) <= freeze_step_) return Status::OK();
+    if (Skipped(ctx, 3) || StepOf(ctx, 2) <= freeze_step_) return Status::OK();
     int64_t rank = 0, world = 1;
-    RETURN_IF_ERROR(RankAndWorld(ctx, world_attr_, name_, &rank, &world));
+    RETURN_IF_ERROR(Group(ctx, &world, &rank));
     if (world == 1) return Status::OK();  // DeepSpeed compresses only with more than one rank
     float* worker_error = ctx.input(0).data<float>();
     float* server_error = ctx.input(1).data<float>();
@@ -173,8 +169,8 @@ class CompressedAllReduceKernel : public OpKernel {
     Compress(x_.data(), size, scale, send_.data(), worker_error);
     recv_.resize(send_.size());
     scales_.assign(static_cast<size_t>(world), 0.0f);
-    RETURN_IF_ERROR(Await(ctx.comm->AllToAll(send_.data(), recv_.data(), chunk / 8, DType::kUInt8)));
-    RETURN_IF_ERROR(Await(ctx.comm->AllGather(&scale, scales_.data(), 1, DType::kFloat32)));
+    RETURN_IF_ERROR(Finish(ctx.comm->AllToAll(send_.data(), recv_.data(), chunk / 8, DType::kUInt8)));
+    RETURN_IF_ERROR(Finish(ctx.comm->AllGather(&scale, scales_.data(), 1, DType::kFloat32)));
     // The server side: this rank's chunk averaged over ranks, plus its own error, compressed again.
     const float inv_world = static_cast<float>(1.0 / static_cast<double>(world));
     c_.assign(static_cast<size_t>(chunk), 0.0f);
@@ -185,10 +181,10 @@ class CompressedAllReduceKernel : public OpKernel {
     }
     for (int64_t j = 0; j < chunk; ++j) c_[j] += server_error[j];
     const float server_scale = CompressionScale(c_.data(), chunk);
-    std::vector<uint8_t> mine(static_cast<size_t>(chunk / 8));
-    Compress(c_.data(), chunk, server_scale, mine.data(), server_error);
-    RETURN_IF_ERROR(Await(ctx.comm->AllGather(mine.data(), recv_.data(), chunk / 8, DType::kUInt8)));
-    RETURN_IF_ERROR(Await(ctx.comm->AllGather(&server_scale, scales_.data(), 1, DType::kFloat32)));
+    mine_.resize(static_cast<size_t>(chunk / 8));
+    Compress(c_.data(), chunk, server_scale, mine_.data(), server_error);
+    RETURN_IF_ERROR(Finish(ctx.comm->AllGather(mine_.data(), recv_.data(), chunk / 8, DType::kUInt8)));
+    RETURN_IF_ERROR(Finish(ctx.comm->AllGather(&server_scale, scales_.data(), 1, DType::kFloat32)));
     // Every rank decodes the same result: chunk r is sign * rank r's server scale.
     at = 0;
     for (size_t i = 4; i < ctx.inputs.size(); ++i) {
@@ -202,16 +198,9 @@ class CompressedAllReduceKernel : public OpKernel {
   }
 
  private:
-  Status Await(StatusOr<std::unique_ptr<CommHandle>> h) const {
-    if (!h.ok()) return h.status().WithContext(name_);
-    Status s = (*h)->Wait();
-    return s.ok() ? s : s.WithContext(name_);
-  }
-
-  std::string name_;
-  int64_t world_attr_ = 1, freeze_step_ = 2;
+  int64_t freeze_step_ = 2;
   std::vector<float> x_, c_, scales_;
-  std::vector<uint8_t> send_, recv_;
+  std::vector<uint8_t> send_, recv_, mine_;  // scratch kept between steps
 };
 
 bool RegisterOnebit() {

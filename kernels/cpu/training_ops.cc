@@ -147,11 +147,6 @@ class SumSquaresKernel : public OpKernel {
   }
 };
 
-// The optional skip input of AdamStep/SGDStep/OptimStep: true = change nothing this step.
-bool Skipped(const KernelContext& ctx, size_t index) {
-  return ctx.has_input(index) && ctx.input(index).numel() > 0 && ctx.input(index).data<uint8_t>()[0] != 0;
-}
-
 // norm: float[] -> float[]: min(1, max_norm / (norm + 1e-6)), in float as torch computes it.
 class ClipScaleKernel : public OpKernel {
  public:

@@ -274,7 +274,9 @@ TEST(SvgChart, NiceTicksAreRoundAndFewEvenBelowTheSpacingOfDoubles) {
   for (size_t i = 0; i < ticks.size(); ++i) {
     EXPECT_GE(ticks[i], lo);
     EXPECT_LE(ticks[i], hi);
-    if (i) EXPECT_LT(ticks[i - 1], ticks[i]);
+    if (i) {
+      EXPECT_LT(ticks[i - 1], ticks[i]);
+    }
   }
 }
 
