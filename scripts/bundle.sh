@@ -28,8 +28,9 @@
 #   - Open MPI 4.1 (Debian 12): mpirun (= orterun, started through the loader too), its MCA
 #     plugins and help files, relocated with OPAL_PREFIX, and a bundled MCA params file instead
 #     of the host's /etc/openmpi one (sysconfdir does not follow OPAL_PREFIX). PMIx's plugins and
-#     help files, found through PMIX_MCA_mca_base_component_path (PMIx still also looks in its
-#     Debian directory, which a foreign host lacks). hwloc's plugins (PCI, OpenCL, X11) are not
+#     help files, found through PMIX_MCA_mca_base_component_path, with PMIX_LIBDIR and
+#     PMIX_PKGLIBDIR pointing into the bundle so that PMIx does not also load a host PMIx's
+#     plugins from Debian's directory (an Ubuntu host has that folder too). hwloc's plugins (PCI, OpenCL, X11) are not
 #     shipped and the host's are not loaded. Plugins for fabrics (UCX, libfabric/OFI, verbs, PSM)
 #     are left out with their large libraries: ranks talk over shared memory (vader) and TCP.
 #   - dsrun --nproc N re-executes /proc/self/exe under the mpirun on PATH. Started through the
@@ -159,6 +160,9 @@ launcher_head='#!/bin/sh
 # Starts the bundled program through the bundled glibc loader (see scripts/bundle.sh).
 b=$(cd "$(dirname "$0")/.." && pwd -P)
 export OPAL_PREFIX="$b/ompi" PMIX_INSTALL_PREFIX="$b/pmix" PMIX_MCA_mca_base_component_path="$b/pmix/lib/pmix"
+# PMIx also searches its configured plugin folder (Debian'"'"'s pmix2/lib/pmix, which a host with
+# another PMIx has too, with plugins that cannot load into ours) unless its libdir moves with it.
+export PMIX_LIBDIR="$b/pmix/lib" PMIX_PKGLIBDIR="$b/pmix/lib/pmix"
 # The bundled MCA defaults, not the host'"'"'s /etc/openmpi (written for another Open MPI, if any);
 # no hwloc plugins (the host'"'"'s would load X11, OpenCL and the host glibc'"'"'s libraries into ours).
 export OMPI_MCA_mca_base_param_files="$b/ompi/etc/openmpi-mca-params.conf" HWLOC_PLUGINS_PATH="$b/lib/no-hwloc-plugins"
@@ -202,7 +206,10 @@ while [ \$n -gt 0 ]; do
   a=\$1; shift; n=\$((n - 1))
   if [ "\$a" = "\$loader" ]; then set -- "\$@" "\$b/bin/dsrun"; else set -- "\$@" "\$a"; fi
 done
-exec "\$b/lib/ld-linux-x86-64.so.2" --library-path "\$b/lib" --argv0 "\$0" "\$b/real/mpirun" "\$@"
+# argv0 is a bare name: an mpirun started by an absolute path takes its parent folder as --prefix
+# and puts prefix/lib on the ranks' LD_LIBRARY_PATH, where the bundled glibc would break every
+# host program they start (/bin/sh first, which runs bin/dsrun) on a host with a newer glibc.
+exec "\$b/lib/ld-linux-x86-64.so.2" --library-path "\$b/lib" --argv0 mpirun "\$b/real/mpirun" "\$@"
 EOF
 chmod 755 "$root"/bin/*
 {

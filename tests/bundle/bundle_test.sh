@@ -40,6 +40,24 @@ env -i PATH=/usr/bin:/bin HOME="$HOME" bash -c "$(declare -f runs)"'; set -euo p
   || fail "the bundled programs failed"
 (runs "$tmp/ref" "$build/tools") || fail "the build tree's programs failed"
 
+# What the bundled mpirun starts must not get the bundle's lib/ on LD_LIBRARY_PATH (Open MPI adds
+# prefix/lib when mpirun is started by an absolute path): the ranks start as /bin/sh bin/dsrun, and a
+# host glibc newer than the bundled one cannot load sh against it.
+root_flag=""
+[ "$(id -u)" = 0 ] && root_flag=--allow-run-as-root
+rank_env=$(env -i PATH=/usr/bin:/bin HOME="$HOME" "$bin/mpirun" $root_flag --oversubscribe -np 2 /usr/bin/env 2>&1) \
+  || fail "the bundled mpirun could not start /usr/bin/env: $rank_env"
+if grep -q "^LD_LIBRARY_PATH=.*$tmp/fresh" <<<"$rank_env"; then
+  fail "the ranks inherit the bundle on LD_LIBRARY_PATH: $(grep ^LD_LIBRARY_PATH= <<<"$rank_env" | head -n1)"
+fi
+# Nor may PMIx load plugins from outside the bundle (a host PMIx's would not link against ours).
+if command -v strace >/dev/null 2>&1; then
+  strace -f -e trace=openat -o "$tmp/open.txt" env -i PATH=/usr/bin:/bin HOME="$HOME" "$bin/mpirun" $root_flag -np 1 /bin/true \
+    || fail "the bundled mpirun failed under strace"
+  outside=$(grep -v ENOENT "$tmp/open.txt" | grep -o '"[^"]*/pmix_mca_[^"]*\.so"' | grep -v "$tmp/fresh" || true)
+  [ -z "$outside" ] || fail "PMIx loaded plugins from outside the bundle: $outside"
+fi
+
 losses() { grep -o '"loss":[^,}]*' "$1"; }
 for m in m1 m2; do
   [ "$(losses "$tmp/work/$m.jsonl" | wc -l)" -eq 4 ] || fail "$m: expected 4 steps of metrics"

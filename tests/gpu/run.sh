@@ -21,6 +21,7 @@
 # Prints one summary table (check, status, figures, seconds) and writes OUT_DIR/summary.json.
 # Status: PASS, FAIL, TIMEOUT or SKIPPED (with the reason); nothing passes that was not measured.
 #
+# DSC_GPU_CHECKS=kernel_table,zero3 runs only the checks whose names start with one of these.
 # DSC_GPU_CHECK_DEVICE=cpu (a dry run of this script on a machine without a GPU): every "cuda"
 # run uses --device cpu instead, so the plumbing and comparisons can be exercised; the summary
 # says so on every line (the benchmark then runs --tiny --device cpu --no-compile). Timeouts scale
@@ -59,6 +60,13 @@ export PYTHONUNBUFFERED=1
 record() {
   printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$(tr '\t\n' '  ' <<<"$3$dry")" "$4" >>"$results"
   printf '== %-26s %-8s %s (%ss)\n' "$1" "$2" "$3$dry" "$4"
+}
+# want CHECK: whether DSC_GPU_CHECKS (comma-separated name prefixes; unset: all) selects CHECK.
+want() {
+  [ -z "${DSC_GPU_CHECKS:-}" ] && return 0
+  local c
+  for c in ${DSC_GPU_CHECKS//,/ }; do [[ $1 == "$c"* ]] && return 0; done
+  return 1
 }
 # tmo SECONDS: the scaled timeout
 tmo() { awk -v s="$1" -v k="$scale" 'BEGIN { printf "%d", s * k }'; }
@@ -146,6 +154,7 @@ train() {
 last_lines() { tail -n 3 "$1" 2>/dev/null | tr '\n' ' ' | cut -c1-300; }
 
 # ---------------------------------------------------------------- (a) kernel table
+if want kernel_table; then
 t0=$(now)
 table=$build/tests/gpu/gpu_kernel_table_test
 if [ -n "$gpu_reason" ]; then
@@ -163,7 +172,7 @@ else
     for so in $(ldd "$table" 2>/dev/null | awk '/not found/ { print $1 }'); do
       [ -e "$broot/lib/$so" ] || extra="$extra$so "
     done
-    sed -e "s|^b=.*|b='$broot'|" -e "s|^host_libs=\"[^\"]*\"|host_libs=\"$extra\"|" \
+    sed -e "s|^b=.*|b='$broot'|" -e "s|^host_libs=\"\([^\"]*\)\"|host_libs=\"\1$extra\"|" \
       -e "s|\"\$b/real/dsc\"|'$table'|" "$bin/dsrun" >"$work/kernel_table_launcher.sh"
     chmod +x "$work/kernel_table_launcher.sh"
     table_cmd=$work/kernel_table_launcher.sh
@@ -187,12 +196,14 @@ else
     record kernel_table FAIL "rc $rc; $figures see kernel_table.log" "$(since "$t0")"
   fi
 fi
+fi
 
 # ---------------------------------------------------------------- (b) trajectories, cuda vs cpu
 # traj NAME MODEL CONFIG STEPS RTOL: models/MODEL/MODEL.onnx with models/MODEL/data; MODEL may be
 # current/NAME.MODE for models/current/NAME/NAME.MODE.onnx with models/current/NAME/data.
 traj() {
   local name=$1 model=$2 cfg=$3 steps=$4 rtol=$5 t0 onnx data
+  want "$name" || return 0
   case $model in
     current/*) local base=${model#current/}
       onnx=$repo/models/current/${base%%.*}/$base.onnx data=$repo/models/current/${base%%.*}/data ;;
@@ -251,6 +262,7 @@ traj traj_bf16_current_llama current/llama.helper "$cfgs/zero2_bf16.json" 6 3e-2
 # gradient accumulation 4 against 2 ranks with 2, both micro-batch 2: the same global batch of 8.
 zero3() {
   local name=$1 rtol=$2 t0
+  want "$name" || return 0
   shift 2
   t0=$(now)
   if [ -n "$gpu_reason$prog_reason" ] || [ -z "$py" ]; then
@@ -285,6 +297,7 @@ zero3 zero3_2rank_bf16 3e-2
 zero3 zero3_2rank_buckets 1e-4 bf16=null 'zero_optimization={"stage": 3, "stage3_param_persistence_threshold": 0, "reduce_bucket_size": 3000, "stage3_prefetch_bucket_size": 3000, "overlap_comm": true}'
 
 # ---------------------------------------------------------------- (d) compute-sanitizer
+if want memcheck; then
 t0=$(now)
 san=$(command -v compute-sanitizer || true)
 [ -z "$san" ] && [ -x /usr/local/cuda/bin/compute-sanitizer ] && san=/usr/local/cuda/bin/compute-sanitizer
@@ -314,8 +327,10 @@ else
     record memcheck FAIL "rc $rc; ${errs:-}; $(grep -m3 -E '^=========  ?(Invalid|Program hit|Error)' "$d/memcheck.log" | tr '\n' ' ' | cut -c1-250)" "$(since "$t0")"
   fi
 fi
+fi
 
 # ---------------------------------------------------------------- (e) benchmark
+if want bench_gpu; then
 t0=$(now)
 if [ -n "$gpu_reason$prog_reason" ] || [ -z "$py" ]; then
   record bench_gpu SKIPPED "${gpu_reason:-${prog_reason:-python3 not found}}" "$(since "$t0")"
@@ -333,6 +348,7 @@ else
   else
     record bench_gpu FAIL "rc $rc; $fig $(last_lines "$out/bench_gpu.log")" "$(since "$t0")"
   fi
+fi
 fi
 
 # ---------------------------------------------------------------- summary
