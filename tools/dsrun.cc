@@ -1,6 +1,7 @@
 // dsrun: trains a plan compiled by dscompile.
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iomanip>
@@ -265,6 +266,10 @@ StatusOr<std::unique_ptr<Communicator>> Connect(const ParsedArgs& args, int argc
 
 int DsrunMain(int argc, char** argv) {
   using namespace dsc;
+  // Under mpirun each rank's stdout and stderr reach the user through the launcher as they are
+  // written; a block-buffered stdout flushed mid-line would let another stream's line land inside
+  // one of ours. Whole lines keep every printed line intact (set before anything is printed).
+  std::setvbuf(stdout, nullptr, _IOLBF, BUFSIZ);
   // Outside the body so that it outlives the unwinding: an exception on one rank must end the
   // job rather than leave the other ranks waiting in a collective.
   std::unique_ptr<Communicator> comm;
