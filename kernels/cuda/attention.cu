@@ -266,7 +266,7 @@ AttnInputs<T> Inputs(const AttentionSpec& sp, const KernelContext& ctx, size_t g
 }
 
 unsigned RowBlocks(const Resources& r, int64_t rows) {
-  const int64_t cap = static_cast<int64_t>(r.sm_count > 0 ? r.sm_count : 80) * 8;
+  const int64_t cap = SmCount(r) * 8;
   return static_cast<unsigned>(std::max<int64_t>(1, std::min(rows, cap)));
 }
 

@@ -85,10 +85,13 @@ inline StatusOr<Resources*> Res(const KernelContext& ctx) {
 
 constexpr int kThreads = 256;
 
+// Multiprocessors, with a stand-in when the device did not say.
+inline int64_t SmCount(const Resources& r) { return r.sm_count > 0 ? r.sm_count : 80; }
+
 // Enough blocks to fill the device a few times over; the grid-stride loops cover the rest.
 inline unsigned GridFor(const Resources& r, int64_t n, int threads = kThreads) {
   const int64_t want = (n + threads - 1) / threads;
-  const int64_t cap = static_cast<int64_t>(r.sm_count > 0 ? r.sm_count : 80) * 32;
+  const int64_t cap = SmCount(r) * 32;
   return static_cast<unsigned>(want < 1 ? 1 : want < cap ? want : cap);
 }
 

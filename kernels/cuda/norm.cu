@@ -1,9 +1,11 @@
 // CUDA LayerNormalization and BatchNormalization with their gradients, the twins of
 // kernels/cpu/norm.cc (per-element math in kernels/common/norm_math.h, statistics in double).
 //
-// LayerNorm: a block per row. Its dScale/dBias: one thread per column summing the rows in order
-// (the CPU's order). BatchNorm: a block per channel for the statistics (and the whole gradient),
+// LayerNorm: a block per row. Its dScale/dBias: blocks summing chunks of rows for 32 columns,
+// then the chunks added in order. BatchNorm: a block per channel for the statistics (and the whole gradient),
 // then one thread per element. Scale, B and the statistics may be of another float dtype than X.
+#include <algorithm>
+
 #include "ir/dsc_ops.h"
 #include "kernels/common/norm_math.h"
 #include "kernels/common/norm_node.h"
@@ -79,17 +81,41 @@ __global__ void LayerNormBwdRows(const T* dy, const T* x, AnyIn scale, T* dx, do
   }
 }
 
+// dScale/dBias: column sums over the rows. One thread per column walking every row leaves most of
+// the GPU idle (768 columns, 8192 rows), so block (32, kColLanes) sums a chunk of rows for 32
+// adjacent columns (coalesced), its lanes combined in a fixed order into part[s], and
+// LayerNormBwdColsFinish adds the chunks in order: deterministic, in double as on the CPU.
+constexpr int kColLanes = 8;
 template <typename T>
-__global__ void LayerNormBwdCols(const T* dy, const T* x, const double* stats, AnyOut dscale, AnyOut dbias,
-                                 int64_t rows, int64_t cols) {
+__global__ void LayerNormBwdColsPartial(const T* dy, const T* x, const double* stats, double* part_ds,
+                                        double* part_db, int64_t rows, int64_t cols, int64_t tiles, int64_t chunk) {
+  __shared__ double lanes[2][kColLanes][33];
+  const int64_t s = blockIdx.x / tiles, col = (blockIdx.x % tiles) * 32 + threadIdx.x;
+  double ds = 0, db = 0;
+  if (col < cols) {
+    const int64_t r1 = s * chunk + chunk < rows ? s * chunk + chunk : rows;
+    for (int64_t r = s * chunk + threadIdx.y; r < r1; r += kColLanes) {
+      const float dyv = ToFloat(dy[r * cols + col]);
+      ds += norm::LayerNormDScaleTerm(dyv, ToFloat(x[r * cols + col]), stats[2 * r], stats[2 * r + 1]);
+      db += dyv;
+    }
+  }
+  lanes[0][threadIdx.y][threadIdx.x] = ds;
+  lanes[1][threadIdx.y][threadIdx.x] = db;
+  __syncthreads();
+  if (threadIdx.y == 0 && col < cols) {
+    for (int k = 1; k < kColLanes; ++k) ds += lanes[0][k][threadIdx.x], db += lanes[1][k][threadIdx.x];
+    part_ds[s * cols + col] = ds;
+    part_db[s * cols + col] = db;
+  }
+}
+
+__global__ void LayerNormBwdColsFinish(const double* part_ds, const double* part_db, AnyOut dscale, AnyOut dbias,
+                                       int64_t cols, int64_t splits) {
   for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < cols;
        j += static_cast<int64_t>(blockDim.x) * gridDim.x) {
     double ds = 0, db = 0;
-    for (int64_t r = 0; r < rows; ++r) {
-      const float dyv = ToFloat(dy[r * cols + j]);
-      ds += norm::LayerNormDScaleTerm(dyv, ToFloat(x[r * cols + j]), stats[2 * r], stats[2 * r + 1]);
-      db += dyv;
-    }
+    for (int64_t s = 0; s < splits; ++s) ds += part_ds[s * cols + j], db += part_db[s * cols + j];
     if (dscale.p) dscale.Set(j, static_cast<float>(ds));
     if (dbias.p) dbias.Set(j, static_cast<float>(db));
   }
@@ -128,17 +154,33 @@ class LayerNormGradCuda : public OpKernel, protected norm::LayerNormNode {
     const T* dy = ctx.input(0).data<T>();
     const T* x = ctx.input(1).data<T>();
     T* dx = ctx.has_output(0) ? ctx.output(0).data<T>() : nullptr;
-    double* stats = nullptr;
-    if (dscale.p || dbias.p) {
-      ASSIGN_OR_RETURN(void* scratch, r->Scratch(static_cast<size_t>(s_.rows) * 2 * sizeof(double)));
-      stats = static_cast<double*>(scratch);
+    const bool cols = dscale.p || dbias.p;
+    // Chunks of >= 64 rows, enough for about 8 blocks of 256 threads per multiprocessor.
+    const int64_t tiles = (s_.cols + 31) / 32;
+    int64_t splits = std::max<int64_t>(1, std::min<int64_t>((SmCount(*r) * 8 + tiles - 1) / tiles, s_.rows / 64));
+    const int64_t chunk = (s_.rows + splits - 1) / splits;
+    splits = (s_.rows + chunk - 1) / chunk;
+    ScratchCarver carve;
+    const size_t at_stats = carve.Add(static_cast<size_t>(s_.rows) * 2 * sizeof(double));
+    const size_t at_ds = carve.Add(static_cast<size_t>(splits * s_.cols) * sizeof(double));
+    const size_t at_db = carve.Add(static_cast<size_t>(splits * s_.cols) * sizeof(double));
+    char* scratch = nullptr;
+    if (cols) {
+      ASSIGN_OR_RETURN(void* p, r->Scratch(carve.total()));
+      scratch = static_cast<char*>(p);
     }
+    double* stats = cols ? reinterpret_cast<double*>(scratch + at_stats) : nullptr;
     LayerNormBwdRows<T><<<RowGrid(*r, s_.rows), RowThreads(s_.cols), 0, r->compute>>>(dy, x, scale, dx, stats, s_.rows,
                                                                                       s_.cols, eps_);
     DSC_CUDA_CHECK_LAUNCH();
-    if (stats) {
-      LayerNormBwdCols<T><<<GridFor(*r, s_.cols), kThreads, 0, r->compute>>>(dy, x, stats, dscale, dbias, s_.rows,
-                                                                              s_.cols);
+    if (cols) {
+      double* part_ds = reinterpret_cast<double*>(scratch + at_ds);
+      double* part_db = reinterpret_cast<double*>(scratch + at_db);
+      LayerNormBwdColsPartial<T><<<static_cast<unsigned>(tiles * splits), dim3(32, kColLanes), 0, r->compute>>>(
+          dy, x, stats, part_ds, part_db, s_.rows, s_.cols, tiles, chunk);
+      DSC_CUDA_CHECK_LAUNCH();
+      LayerNormBwdColsFinish<<<GridFor(*r, s_.cols), kThreads, 0, r->compute>>>(part_ds, part_db, dscale, dbias,
+                                                                                s_.cols, splits);
       DSC_CUDA_CHECK_LAUNCH();
     }
     return Status::OK();

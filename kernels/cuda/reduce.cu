@@ -1,9 +1,11 @@
 // CUDA ReduceSum/Mean/Max/Min, the twin of kernels/cpu/reduce.cc (same plan, same steps).
 //
-// X:(outer, R, inner): with inner == 1 and long rows a block reduces each row; otherwise one
-// thread per output walks its R values (coalesced across inner). Other axis sets walk the reduced
+// X:(outer, R, inner): with inner == 1 and long rows a block reduces each row; with few outputs
+// and long R, blocks reduce chunks of R for 32 adjacent outputs and a second kernel combines the
+// chunks; otherwise one thread per output walks its R values (coalesced across inner). Other axis sets walk the reduced
 // dims from tables passed by value. Half values reduce in float (sums in double), as the CPU's
 // half adaptor does through the float32 kernel.
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -59,6 +61,43 @@ __global__ void ReduceStrided(const T* x, T* y, int64_t outer, int64_t r_len, in
     const T* base = x + oo * r_len * inner + i;
     typename Red::Acc acc = Red::Start();
     for (int64_t r = 0; r < r_len; ++r) acc = Red::Step(acc, LoadV(base[r * inner]));
+    y[o] = StoreV<T>(Red::Finish(acc, r_len));
+  }
+}
+
+// X:(outer, R, inner) with few outputs and long R (a bias gradient: (8*1024, 2304) -> 2304): one
+// thread per output would leave most of the GPU idle and walk R alone, so R is split into chunks.
+// Block (32, kColLanes) takes 32 adjacent columns (coalesced) of one chunk, its row lanes
+// combined in a fixed order into part[s][outer*inner]; ReduceColumnsFinish combines the chunks in
+// order. Deterministic; sums still accumulate in double, so they match the CPU's up to rounding.
+constexpr int kColLanes = 8;
+template <typename T, typename Red>
+__global__ void ReduceColumnsPartial(const T* x, typename Red::Acc* part, int64_t outer, int64_t r_len,
+                                     int64_t inner, int64_t col_tiles, int64_t splits, int64_t chunk) {
+  using Acc = typename Red::Acc;
+  __shared__ Acc lanes[kColLanes][33];
+  // Block b: chunk s of column tile `tile` of outer index o.
+  const int64_t b = blockIdx.x, s = b % splits, tile = (b / splits) % col_tiles, o = b / splits / col_tiles;
+  const int64_t col = tile * 32 + threadIdx.x;
+  Acc acc = Red::Start();
+  if (col < inner) {
+    const int64_t r1 = s * chunk + chunk < r_len ? s * chunk + chunk : r_len;
+    const T* base = x + o * r_len * inner + col;
+    for (int64_t r = s * chunk + threadIdx.y; r < r1; r += kColLanes) acc = Red::Step(acc, LoadV(base[r * inner]));
+  }
+  lanes[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0 && col < inner) {
+    for (int k = 1; k < kColLanes; ++k) acc = Red::Combine(acc, lanes[k][threadIdx.x]);
+    part[s * outer * inner + o * inner + col] = acc;
+  }
+}
+template <typename T, typename Red>
+__global__ void ReduceColumnsFinish(const typename Red::Acc* part, T* y, int64_t n, int64_t splits, int64_t r_len) {
+  for (int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; o < n;
+       o += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+    typename Red::Acc acc = part[o];
+    for (int64_t s = 1; s < splits; ++s) acc = Red::Combine(acc, part[s * n + o]);
     y[o] = StoreV<T>(Red::Finish(acc, r_len));
   }
 }
@@ -134,6 +173,21 @@ class ReduceCuda : public OpKernel {
     if (plan_.simple && plan_.inner == 1 && plan_.count >= 64) {
       ReduceRowsBlock<T, Red><<<RowGrid(*r, plan_.outer), RowThreads(plan_.count), 0, r->compute>>>(
           x, y, plan_.outer, plan_.count);
+    } else if (plan_.simple && plan_.count >= 64 && y_numel_ < SmCount(*r) * 1024) {
+      // Enough chunks of >= 64 rows for about 8 blocks of 256 threads per multiprocessor.
+      const int64_t col_tiles = (plan_.inner + 31) / 32, tiles = plan_.outer * col_tiles;
+      const int64_t want = (SmCount(*r) * 8 + tiles - 1) / tiles;
+      int64_t splits = std::min<int64_t>(want, plan_.count / 64);
+      const int64_t chunk = (plan_.count + splits - 1) / splits;
+      splits = (plan_.count + chunk - 1) / chunk;
+      using Acc = typename Red::Acc;
+      ASSIGN_OR_RETURN(void* scratch, r->Scratch(static_cast<size_t>(splits * y_numel_) * sizeof(Acc)));
+      Acc* part = static_cast<Acc*>(scratch);
+      ReduceColumnsPartial<T, Red><<<static_cast<unsigned>(tiles * splits), dim3(32, kColLanes), 0, r->compute>>>(
+          x, part, plan_.outer, plan_.count, plan_.inner, col_tiles, splits, chunk);
+      DSC_CUDA_CHECK_LAUNCH();
+      ReduceColumnsFinish<T, Red><<<GridFor(*r, y_numel_), kThreads, 0, r->compute>>>(part, y, y_numel_, splits,
+                                                                                     plan_.count);
     } else if (plan_.simple) {
       ReduceStrided<T, Red><<<GridFor(*r, y_numel_), kThreads, 0, r->compute>>>(x, y, plan_.outer, plan_.count,
                                                                               plan_.inner);

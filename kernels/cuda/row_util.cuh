@@ -56,7 +56,7 @@ struct ThreadRow {
 inline int RowThreads(int64_t n) { return n <= 128 ? 32 : n <= 2048 ? 128 : 256; }
 // Blocks for `rows` row-blocks (the kernels loop over rows with a stride of gridDim.x).
 inline unsigned RowGrid(const Resources& r, int64_t rows) {
-  const int64_t cap = static_cast<int64_t>(r.sm_count > 0 ? r.sm_count : 80) * 64;
+  const int64_t cap = SmCount(r) * 64;
   return static_cast<unsigned>(rows < 1 ? 1 : rows < cap ? rows : cap);
 }
 

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ir/dsc_ops.h"
@@ -92,15 +93,25 @@ struct NdGeom {
 
 // SortedScatter's per-destination steps (kernels/cuda/movement_util.cuh): a scatter folds the
 // updates into Y's value; a gradient sums dY in float from zero and rounds once.
+// Half types combine in float and round once per slot, as the CPU's half adaptor does by running
+// the float32 kernel on converted tensors.
 template <typename T>
 struct ScatterCombineOp {
+  using Acc = std::conditional_t<std::is_same_v<T, half> || std::is_same_v<T, bf16>, float, T>;
   T* y;
   const T* upd;
   int64_t inner;
   ScatterReduction r;
-  __device__ T Begin(int64_t, int64_t key, int64_t j) const { return y[key * inner + j]; }
-  __device__ T Add(T acc, int64_t, int64_t src, int64_t j) const { return ScatterCombine(r, acc, upd[src * inner + j]); }
-  __device__ void End(int64_t, int64_t key, int64_t j, T acc) const { y[key * inner + j] = acc; }
+  __device__ static Acc In(T v) {
+    if constexpr (std::is_same_v<Acc, T>) return v;
+    else return ToFloat(v);
+  }
+  __device__ Acc Begin(int64_t, int64_t key, int64_t j) const { return In(y[key * inner + j]); }
+  __device__ Acc Add(Acc acc, int64_t, int64_t src, int64_t j) const { return ScatterCombine(r, acc, In(upd[src * inner + j])); }
+  __device__ void End(int64_t, int64_t key, int64_t j, Acc acc) const {
+    if constexpr (std::is_same_v<Acc, T>) y[key * inner + j] = acc;
+    else y[key * inner + j] = FromFloat<T>(acc);
+  }
 };
 
 template <typename T>
@@ -155,7 +166,7 @@ class ScatterCuda : public OpKernel {
     is64_ = node.input(1)->type.dtype == DType::kInt64;
     dtype_ = node.input(0)->type.dtype;
     ASSIGN_OR_RETURN(reduction_, cpu::ParseScatterReduction(node.GetString("reduction", "none")));
-    if (!cpu::ScatterDTypeSupports(dtype_, reduction_))
+    if (!cpu::ScatterDTypeSupports(dtype_, reduction_) && dtype_ != DType::kFloat16 && dtype_ != DType::kBFloat16)
       return Unimplemented("reduction '", node.GetString("reduction", "none"), "' on ", DTypeName(dtype_));
     bytes_ = static_cast<size_t>(cpu::Product(data)) * DTypeSize(dtype_);
     return Status::OK();
@@ -173,6 +184,8 @@ class ScatterCuda : public OpKernel {
       case DType::kFloat64: return Run<double>(ctx);
       case DType::kInt64: return Run<int64_t>(ctx);
       case DType::kInt32: return Run<int32_t>(ctx);
+      case DType::kFloat16: return Run<half>(ctx);
+      case DType::kBFloat16: return Run<bf16>(ctx);
       default: return Internal("scatter reduction on ", DTypeName(dtype_));  // refused at Init
     }
   }
