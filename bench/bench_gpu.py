@@ -76,6 +76,9 @@ def parse_args(argv):
     ap.add_argument("--timeout", type=float, default=600, help="seconds per side (export, dscompile, dsrun, "
                     "each torch run)")
     ap.add_argument("--json", help="also write the results as JSON here")
+    ap.add_argument("--profile", metavar="FILE",
+                    help="after the timed run, profile 3 dsrun steps (dsrun --profile-json FILE; its table goes to "
+                         "FILE with .txt for .json): where dsrun's step goes, node by node")
     ap.add_argument("--worker", choices=["eager", "compile"], help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     a.warmup = a.warmup if a.warmup is not None else (1 if a.tiny else 3)
@@ -235,8 +238,15 @@ def dsrun_side(a, workdir):
         lines = [json.loads(l) for l in f if l.strip()]
     if len(lines) != a.warmup + a.steps:
         return {"error": "dsrun wrote %d metrics lines, expected %d" % (len(lines), a.warmup + a.steps)}
-    return {"step_times": [l["step_time_s"] for l in lines], "losses": [l["loss"] for l in lines],
-            "peak_bytes": lines[-1].get("peak_allocated_bytes"), "compile_s": compile_s}
+    r = {"step_times": [l["step_time_s"] for l in lines], "losses": [l["loss"] for l in lines],
+         "peak_bytes": lines[-1].get("peak_allocated_bytes"), "compile_s": compile_s}
+    if a.profile:
+        # A run of its own: --profile synchronises the GPU after every node, which the timed run must not.
+        table = os.path.splitext(a.profile)[0] + ".txt"
+        ok, why = run([a.dsrun, plan, "--data", os.path.join(workdir, "data"), "--steps", "3", "--no-shuffle",
+                       "--device", a.device, "--profile-json", os.path.abspath(a.profile), "-q"], a.timeout, table)
+        r["profile"] = table if ok else "dsrun --profile " + why
+    return r
 
 
 def torch_side(a, workdir, kind):
@@ -335,6 +345,8 @@ def main(argv=None):
         print("first-step loss, dsrun vs torch eager: %.5f vs %.5f (rel %.1e; both bf16, so agreement is "
               "to about 1e-2)" % (d["losses"][0], e["losses"][0], rel))
 
+    if results.get("dsrun", {}).get("profile"):
+        print("profile of dsrun's step (--profile): " + results["dsrun"]["profile"])
     if a.json:
         out = {"model": spec, "device": a.device, "peak_note": peak_note, "peak_flops": peak,
                "n_params": n_params, "n_params_dense": n_dense, "flops_per_step": flops, "tokens_per_step": tokens,

@@ -32,6 +32,7 @@ On the GPU host (device tool: carry ["$dest"], timeout 600):
   mkdir -p /tmp/b /tmp/gb/tests/gpu && tar -C /tmp/b -xJf $dest/dsc.tar.xz &&
   xz -dc $dest/build/tests/gpu/gpu_kernel_table_test.xz >/tmp/gb/tests/gpu/gpu_kernel_table_test &&
   chmod +x /tmp/gb/tests/gpu/gpu_kernel_table_test &&
-  tests/gpu/run.sh /tmp/b /tmp/gb /tmp/gc; cp /tmp/gc/summary.json /tmp/gc/kernel_table.json \$OUT/;
+  tests/gpu/run.sh /tmp/b /tmp/gb /tmp/gc; cp /tmp/gc/summary.json /tmp/gc/kernel_table.json /tmp/gc/bench_gpu.json
+    /tmp/gc/bench_profile.json /tmp/gc/bench_profile.txt \$OUT/;
   tar -C /tmp/gc -czf \$OUT/logs.tgz --exclude='*.dsplan' --exclude='*.onnx' .
 EOT

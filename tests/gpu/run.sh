@@ -17,7 +17,8 @@
 #                    zero3_2rank_buckets: every parameter partitioned, small buckets, overlap_comm:
 #                    the bucketed Start/Wait/Release kernels on the GPU (fp32, 1e-4)
 #   memcheck         compute-sanitizer --tool memcheck on a 2-step run
-#   bench_gpu        bench/bench_gpu.py (GPT-2 small, dsrun vs PyTorch eager and torch.compile)
+#   bench_gpu        bench/bench_gpu.py (GPT-2 small, dsrun vs PyTorch eager and torch.compile), and
+#                    dsrun --profile of the same plan (OUT_DIR/bench_profile.json and .txt)
 # Prints one summary table (check, status, figures, seconds) and writes OUT_DIR/summary.json.
 # Status: PASS, FAIL, TIMEOUT or SKIPPED (with the reason); nothing passes that was not measured.
 #
@@ -336,7 +337,7 @@ if [ -n "$gpu_reason$prog_reason" ] || [ -z "$py" ]; then
   record bench_gpu SKIPPED "${gpu_reason:-${prog_reason:-python3 not found}}" "$(since "$t0")"
 else
   bargs=(--dscompile "$bin/dscompile" --dsrun "$bin/dsrun" --json "$out/bench_gpu.json" --workdir "$work/bench"
-    --warmup 2 --steps 6 --timeout "$(tmo 110)")
+    --warmup 2 --steps 6 --timeout "$(tmo 110)" --profile "$out/bench_profile.json")
   [ "$dev" != cuda ] && bargs+=(--tiny --device cpu --no-compile)
   timeout "$(tmo 260)" "$py" "$repo/bench/bench_gpu.py" "${bargs[@]}" >"$out/bench_gpu.log" 2>&1
   rc=$?
