@@ -50,7 +50,8 @@ class NvmeSwapFile::Handle : public CommHandle {
 };
 
 StatusOr<std::unique_ptr<NvmeSwapFile>> NvmeSwapFile::Create(const std::string& dir, int rank,
-                                                             const std::vector<SwapSlot>& slots, const SwapIoOptions& io) {
+                                                             const std::vector<SwapSlot>& slots, const SwapIoOptions& io,
+                                                             const std::string& key) {
   if (io.block_size < 1 || io.block_size > (int64_t{1} << 30))
     return InvalidArgument("aio.block_size: ", io.block_size, " bytes; NVMe offload needs 1 to 2^30");
   if (io.queue_depth < 1 || io.queue_depth > 4096)
@@ -61,13 +62,13 @@ StatusOr<std::unique_ptr<NvmeSwapFile>> NvmeSwapFile::Create(const std::string& 
   f->description_ = StrCat("the NVMe swap file of rank ", rank, " under ", dir);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return FailedPrecondition("offload_optimizer.nvme_path: cannot create ", dir, ": ", ec.message());
+  if (ec) return FailedPrecondition(key, ": cannot create ", dir, ": ", ec.message());
   f->fd_ = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (f->fd_ < 0) {
     // No O_TMPFILE on this filesystem: a named file, unlinked at once, gone with the process too.
-    const std::string path = StrCat(dir, "/dscompile-optimizer-states-rank", rank, "-pid", ::getpid(), ".swap");
+    const std::string path = StrCat(dir, "/dscompile-swap-rank", rank, "-pid", ::getpid(), ".swap");
     f->fd_ = ::open(path.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
-    if (f->fd_ < 0) return FailedPrecondition("offload_optimizer.nvme_path: cannot create a file in ", dir, ": ", Errno(errno));
+    if (f->fd_ < 0) return FailedPrecondition(key, ": cannot create a file in ", dir, ": ", Errno(errno));
     ::unlink(path.c_str());
   }
   for (const SwapSlot& s : slots) {

@@ -49,8 +49,10 @@ struct SwapSlot {
 
 class NvmeSwapFile : public SwapSpace {
  public:
+  // `key` is the config key that named `dir`, for the errors.
   static StatusOr<std::unique_ptr<NvmeSwapFile>> Create(const std::string& dir, int rank,
-                                                        const std::vector<SwapSlot>& slots, const SwapIoOptions& io);
+                                                        const std::vector<SwapSlot>& slots, const SwapIoOptions& io,
+                                                        const std::string& key = "nvme_path");
   ~NvmeSwapFile() override;
   NvmeSwapFile(const NvmeSwapFile&) = delete;
   NvmeSwapFile& operator=(const NvmeSwapFile&) = delete;

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
+#include <tuple>
 
 #include "ir/swap_ops.h"
 #include "runtime/npy.h"
@@ -36,6 +37,7 @@ Status StateStore::Allocate(const Plan& plan) {
     if (swapped.count(s.name)) {
       swapped_[s.name] = v;
       swap_order_.push_back(s.name);
+      if (s.kind == StateKind::kParameter) swapped_params_.insert(s.name);
       swapped_by_kind_[StateKindName(s.kind)] += static_cast<int64_t>(v.nbytes());
       continue;
     }
@@ -47,12 +49,37 @@ Status StateStore::Allocate(const Plan& plan) {
   return Status::OK();
 }
 
-Status StateStore::OpenSwap(const std::string& dir, int rank, const SwapIoOptions& io) {
+Status StateStore::OpenSwap(const SwapFolders& folders, int rank, const SwapIoOptions& io) {
   if (swapped_.empty()) return Status::OK();
-  std::vector<SwapSlot> slots;
-  for (const std::string& n : swap_order_) slots.push_back(SwapSlot{n, swapped_.at(n).nbytes()});
-  ASSIGN_OR_RETURN(swap_, NvmeSwapFile::Create(dir, rank, slots, io));
+  const bool one_file = folders.params == folders.others;
+  std::vector<SwapSlot> params, others;
+  for (const std::string& n : swap_order_)
+    (!one_file && swapped_params_.count(n) ? params : others).push_back(SwapSlot{n, swapped_.at(n).nbytes()});
+  for (const auto& [slots, dir, key] :
+       {std::tuple{&params, &folders.params, &folders.params_key}, std::tuple{&others, &folders.others, &folders.others_key}}) {
+    if (slots->empty()) continue;
+    ASSIGN_OR_RETURN(std::unique_ptr<NvmeSwapFile> f, NvmeSwapFile::Create(*dir, rank, *slots, io, *key));
+    for (const SwapSlot& s : *slots) router_.file_of[s.name] = f.get();
+    files_.push_back(std::move(f));
+  }
   return Status::OK();
+}
+
+StatusOr<NvmeSwapFile*> StateStore::Router::For(const std::string& name) const {
+  auto it = file_of.find(name);
+  if (it == file_of.end()) return Internal("state '", name, "' is not in a swap file");
+  return it->second;
+}
+
+StatusOr<std::unique_ptr<CommHandle>> StateStore::Router::StartRead(const std::string& name, void* dst, size_t bytes) {
+  ASSIGN_OR_RETURN(NvmeSwapFile * f, For(name));
+  return f->StartRead(name, dst, bytes);
+}
+
+StatusOr<std::unique_ptr<CommHandle>> StateStore::Router::StartWrite(const std::string& name, const void* src,
+                                                                    size_t bytes) {
+  ASSIGN_OR_RETURN(NvmeSwapFile * f, For(name));
+  return f->StartWrite(name, src, bytes);
 }
 
 const TensorView* StateStore::Describe(const std::string& name) const {
@@ -65,8 +92,8 @@ Status StateStore::CopyToHost(const std::string& name, void* dst) const {
   if (const TensorView* v = Find(name)) return device_->CopyDeviceToHost(dst, v->ptr, v->nbytes());
   auto it = swapped_.find(name);
   if (it == swapped_.end()) return Internal("state '", name, "' has no buffer");
-  if (!swap_) return Internal("state '", name, "' is swapped but no swap file is open");
-  return swap_->Read(name, dst, it->second.nbytes());
+  ASSIGN_OR_RETURN(NvmeSwapFile * f, router_.For(name));
+  return f->Read(name, dst, it->second.nbytes());
 }
 
 Status StateStore::CopyFromHost(const std::string& name, const void* src, size_t bytes) {
@@ -74,8 +101,8 @@ Status StateStore::CopyFromHost(const std::string& name, const void* src, size_t
   if (!d) return Internal("state '", name, "' has no buffer");
   if (bytes > d->nbytes()) return Internal("state '", name, "': ", bytes, " bytes given, it has ", d->nbytes());
   if (d->ptr) return device_->CopyHostToDevice(d->ptr, src, bytes);
-  if (!swap_) return Internal("state '", name, "' is swapped but no swap file is open");
-  return swap_->Write(name, src, bytes);
+  ASSIGN_OR_RETURN(NvmeSwapFile * f, router_.For(name));
+  return f->Write(name, src, bytes);
 }
 
 Status StateStore::InitFromPlan(const Plan& plan, int rank) {

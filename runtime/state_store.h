@@ -1,7 +1,7 @@
 // The training state on a device: one buffer per state tensor of a plan (parameters, master
 // weights, gradient accumulators, optimizer states, buffers), each rank holding its ZeRO chunks.
 // States the plan swaps to NVMe (ir/swap_ops.h) have no buffer: their bytes live in the rank's
-// swap file (runtime/nvme_swap.h), which OpenSwap creates; Describe, CopyToHost and CopyFromHost
+// swap files (runtime/nvme_swap.h), which OpenSwap creates; Describe, CopyToHost and CopyFromHost
 // reach every state, resident or swapped (checkpoints, dumps).
 #pragma once
 
@@ -18,6 +18,12 @@
 
 namespace dsc {
 
+// Where the swapped states live: a folder for the parameter chunks (offload_param's nvme_path)
+// and one for the rest (offload_optimizer's), each with the config key that named it.
+struct SwapFolders {
+  std::string params, params_key, others, others_key;
+};
+
 class StateStore {
  public:
   explicit StateStore(Device* device) : device_(device) {}
@@ -28,10 +34,13 @@ class StateStore {
   // Allocates every state tensor but the swapped ones, zero-filled (ZeRO chunks include their zero
   // padding).
   Status Allocate(const Plan& plan);
-  // Creates the swap file of the swapped states (zeros) under `dir`; a no-op when none is swapped.
-  Status OpenSwap(const std::string& dir, int rank, const SwapIoOptions& io);
-  // The swap file the swap kernels use (CommState::set_swap_space); null when nothing is swapped.
-  NvmeSwapFile* swap() const { return swap_.get(); }
+  // Creates the swap files of the swapped states (zeros): the parameter chunks' under
+  // folders.params, the rest (optimizer states, master weights) under folders.others; one file
+  // when the folders are the same. A no-op when nothing is swapped.
+  Status OpenSwap(const SwapFolders& folders, int rank, const SwapIoOptions& io);
+  // The swap space the swap kernels use (CommState::set_swap_space), each state in its file; null
+  // when nothing is swapped.
+  SwapSpace* swap() { return files_.empty() ? nullptr : &router_; }
   // Fills the non-zero-initialised tensors from the plan's in-memory initial values; a sharded
   // tensor (ZeRO) takes this rank's chunk of its initial value.
   Status InitFromPlan(const Plan& plan, int rank);
@@ -48,16 +57,27 @@ class StateStore {
   Device* device() const { return device_; }
   // Bytes actually allocated for state, by kind ("parameter", "gradient", "optimizer", "buffer").
   int64_t bytes(const char* kind) const;
-  // Bytes of state kept in the swap file instead, by kind.
+  // Bytes of state kept in the swap files instead, by kind.
   int64_t swapped_bytes(const char* kind) const;
 
  private:
+  // Each swapped state's calls go to its file.
+  class Router : public SwapSpace {
+   public:
+    std::map<std::string, NvmeSwapFile*> file_of;
+    StatusOr<NvmeSwapFile*> For(const std::string& name) const;
+    StatusOr<std::unique_ptr<CommHandle>> StartRead(const std::string& name, void* dst, size_t bytes) override;
+    StatusOr<std::unique_ptr<CommHandle>> StartWrite(const std::string& name, const void* src, size_t bytes) override;
+  };
+
   Device* device_;
   std::map<std::string, TensorView> views_;
-  std::map<std::string, TensorView> swapped_;  // ptr null: the bytes are in swap_
-  std::vector<std::string> swap_order_;        // plan order: the file's layout
+  std::map<std::string, TensorView> swapped_;  // ptr null: the bytes are in a swap file
+  std::vector<std::string> swap_order_;        // plan order: the files' layout
+  std::set<std::string> swapped_params_;       // of swap_order_, the parameter chunks
   std::map<std::string, int64_t> bytes_by_kind_, swapped_by_kind_;
-  std::unique_ptr<NvmeSwapFile> swap_;
+  std::vector<std::unique_ptr<NvmeSwapFile>> files_;
+  Router router_;
 };
 
 // A state name as a file name: letters, digits and "._:-" stay, the rest (a "/" in an exported

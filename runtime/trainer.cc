@@ -181,15 +181,21 @@ Status ExportTrainedModel(const Plan& plan, const StateStore& state, Communicato
   return Status::OK();
 }
 
-// The folder of the rank's swap file: offload_optimizer's or offload_param's nvme_path (one file
-// holds every swapped tensor; the config parser refuses two different folders).
-StatusOr<std::string> SwapFolder(const ZeroConfig& z) {
-  for (const std::optional<std::string>* path :
-       {z.offload_optimizer && z.offload_optimizer->device == "nvme" ? &z.offload_optimizer->nvme_path : nullptr,
-        z.offload_param && z.offload_param->device == "nvme" ? &z.offload_param->nvme_path : nullptr})
-    if (path && *path) return **path;
-  return FailedPrecondition("the plan swaps state to NVMe but its config has no "
-                            "zero_optimization.offload_optimizer.nvme_path or offload_param.nvme_path");
+// The folders of the rank's swap files: offload_param's nvme_path for the parameter chunks and
+// offload_optimizer's for the rest, either standing in for the other when only one is set.
+StatusOr<SwapFolders> SwapFoldersOf(const ZeroConfig& z) {
+  const std::string pkey = "zero_optimization.offload_param.nvme_path",
+                    okey = "zero_optimization.offload_optimizer.nvme_path";
+  const std::string* param =
+      z.offload_param && z.offload_param->device == "nvme" && z.offload_param->nvme_path ? &*z.offload_param->nvme_path
+                                                                                         : nullptr;
+  const std::string* other = z.offload_optimizer && z.offload_optimizer->device == "nvme" &&
+                                     z.offload_optimizer->nvme_path
+                                 ? &*z.offload_optimizer->nvme_path
+                                 : nullptr;
+  if (!param && !other)
+    return FailedPrecondition("the plan swaps state to NVMe but its config has no ", okey, " or ", pkey);
+  return SwapFolders{param ? *param : *other, param ? pkey : okey, other ? *other : *param, other ? okey : pkey};
 }
 
 // The reserved scalar inputs: set on the host, uploaded to one device buffer before each run.
@@ -528,10 +534,10 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   RETURN_IF_ERROR(state.Allocate(plan));
   if (!ops::SwappedStates(plan).empty()) {
     // The plan swaps optimizer states, master weights or parameter chunks (offload_optimizer or
-    // offload_param device "nvme"; one file per rank, in the folder both name): the file, before
-    // any initial value or checkpoint is written into it.
-    ASSIGN_OR_RETURN(std::string folder, SwapFolder(cfg.zero));
-    RETURN_IF_ERROR(state.OpenSwap(folder, rank, SwapIoOptionsFrom(cfg.aio)));
+    // offload_param device "nvme"; a file per rank and folder): the files, before any initial
+    // value or checkpoint is written into them.
+    ASSIGN_OR_RETURN(SwapFolders folders, SwapFoldersOf(cfg.zero));
+    RETURN_IF_ERROR(state.OpenSwap(folders, rank, SwapIoOptionsFrom(cfg.aio)));
   }
   // The position a resume starts from; a fresh run starts at the zero position.
   TrainerPosition start_pos;

@@ -380,11 +380,6 @@ Status ParseZeroSection(ParseContext& ctx, const nlohmann::json& section, const 
     if (p.buffer_count < 1)
       ctx.Unsupported(path + ".offload_param.buffer_count",
                       StrCat(p.buffer_count, ": swapping the parameters needs at least 1 buffer"));
-    const std::optional<OffloadOptimizerConfig>& o = zero->offload_optimizer;
-    if (p.nvme_path && o && o->device == "nvme" && o->nvme_path && *o->nvme_path != *p.nvme_path)
-      ctx.Unsupported(path + ".offload_param.nvme_path",
-                      StrCat("\"", *p.nvme_path, "\" besides offload_optimizer's \"", *o->nvme_path,
-                             "\": dscompile keeps one swap file per rank; give both the same nvme_path"));
   }
   return Status::OK();
 }

@@ -210,7 +210,8 @@ TEST(NvmeOffloadCheckpoint, MasterWeightsSaveAndResumeThroughTheSwapFile) {
 // Parameter offload (zero_optimization.offload_param.device "nvme", ZeRO 3): every parameter
 // chunk lives in the swap file (max_in_cpu 0) and is read in before each gather and update; the
 // losses and every state tensor of every rank after the last step are bit for bit those without
-// offload, alone and with the optimizer states swapped too (one file per rank, one folder).
+// offload, alone and with the optimizer states swapped too (to a folder of their own, so each
+// rank has two swap files).
 struct ParamCase {
   std::string name;
   json extra;             // merged into the stage-3 config of both runs
@@ -230,8 +231,10 @@ TEST_P(NvmeParamOffload, SameStatesWithTheParametersOnDisk) {
   const std::string base = Compile(3, nullptr, tmp, "base", kWorld, extra);
   extra["zero_optimization"]["offload_param"] = {{"device", "nvme"}, {"nvme_path", nvme}, {"max_in_cpu", 0},
                                                  {"buffer_count", c.buffer_count}};
-  const json opt_off = c.optimizer_offload ? json{{"device", "nvme"}, {"nvme_path", nvme}, {"pipeline_read", true}}
-                                           : json(nullptr);
+  const std::string nvme_opt = tmp.File("nvme_opt");
+  const json opt_off = c.optimizer_offload
+                           ? json{{"device", "nvme"}, {"nvme_path", nvme_opt}, {"pipeline_read", true}}
+                           : json(nullptr);
   const std::string plan = Compile(3, opt_off, tmp, "nvme", kWorld, extra);
   const std::string dump = " --debug-dump-steps 6 --debug-dump-state ";
   const TrainRun want = Train(base, "--steps 6" + dump + ShellQuote(tmp.File("base_state")), tmp, "base");
@@ -251,6 +254,9 @@ TEST_P(NvmeParamOffload, SameStatesWithTheParametersOnDisk) {
   EXPECT_EQ(got.last["memory"]["parameters_on_nvme"], params);
   EXPECT_EQ(CountOps(plan, "SwapIn"), CountOps(plan, "SwapInWait"));
   EXPECT_TRUE(fs::is_empty(nvme)) << nvme;
+  if (c.optimizer_offload) {
+    EXPECT_TRUE(fs::is_empty(nvme_opt)) << nvme_opt;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -324,9 +330,11 @@ TEST(NvmeParamOffloadReport, PlacesAndBytesMovedOnTheMlp) {
   s = Summary(plan);
   EXPECT_EQ(s["memory"]["places"]["nvme"], (3461 - 1024) * 4);
   EXPECT_EQ(s["memory"]["parameters"], 1024 * 4);
-  for (const json& st : s["state"])
-    if (st["kind"] == "parameter")
+  for (const json& st : s["state"]) {
+    if (st["kind"] == "parameter") {
       EXPECT_EQ(st["place"], st["name"] == "fc1.weight" ? "device" : "nvme") << st["name"];
+    }
+  }
   // The default max_in_cpu (1e9) keeps every chunk in memory, as DeepSpeed does.
   cfg["zero_optimization"]["offload_param"].erase("max_in_cpu");
   std::tie(c, plan) = compile(cfg, "default");
@@ -384,6 +392,45 @@ TEST(NvmeParamOffloadOneRank, SameLosses) {
   EXPECT_EQ(got.loss, want.loss);
   EXPECT_EQ(got.last["memory"]["parameters"], 0);
   EXPECT_GT(got.last["memory"]["parameters_on_nvme"], 0);
+}
+
+// Parameters and optimizer states offloaded to different folders (one rank: no MPI job, so the
+// sanitizer run keeps it): each folder gets its own swap file; the losses equal those without
+// offload, a checkpoint reads both files and a resume writes both back (2 + 2 steps equal 4); a
+// folder that cannot be made is named by the key that gave it.
+TEST(NvmeSeparateFolders, ParametersAndOptimizerStatesEachInTheirFolder) {
+  testing::TempDir tmp;
+  auto extra = [&](const std::string& params, const std::string& states) {
+    return json{{"zero_optimization",
+                 {{"offload_param", {{"device", "nvme"}, {"nvme_path", params}, {"max_in_cpu", 0}, {"buffer_count", 2}}},
+                  {"offload_optimizer", {{"device", "nvme"}, {"nvme_path", states}}}}}};
+  };
+  const std::string plan = Compile(3, nullptr, tmp, "nvme", 1, extra(tmp.File("params"), tmp.File("states")));
+  const std::string base = Compile(3, nullptr, tmp, "base", 1);
+  const TrainRun want = Train(base, "--steps 4", tmp, "base", 1), got = Train(plan, "--steps 4", tmp, "nvme", 1);
+  ASSERT_EQ(want.loss.size(), 4u);
+  EXPECT_EQ(got.loss, want.loss);
+  EXPECT_EQ(got.last["memory"]["parameters"], 0);
+  EXPECT_GT(got.last["memory"]["parameters_on_nvme"], 0);
+  EXPECT_GT(got.last["memory"]["optimizer_states_on_nvme"], 0);
+  const std::string ckpt = tmp.File("ckpt");
+  Train(plan, "--steps 2 --save-dir " + ShellQuote(ckpt) + " --save-at-end", tmp, "first", 1);
+  const TrainRun resumed = Train(plan, "--steps 4 --resume " + ShellQuote(ckpt), tmp, "resumed", 1);
+  ASSERT_EQ(resumed.loss.size(), 2u);
+  EXPECT_EQ(resumed.loss[0], want.loss[2]);
+  EXPECT_EQ(resumed.loss[1], want.loss[3]);
+  // A regular file where a folder should be made: each key is named for its own folder.
+  const std::string blocker = tmp.File("file");
+  std::ofstream(blocker) << "x";
+  for (const auto& [params, states, key] :
+       {std::tuple{blocker + "/p", tmp.File("states"), "zero_optimization.offload_param.nvme_path: cannot create"},
+        std::tuple{tmp.File("params"), blocker + "/s", "zero_optimization.offload_optimizer.nvme_path: cannot create"}}) {
+    const std::string bad = Compile(3, nullptr, tmp, "bad", 1, extra(params, states));
+    CommandResult r = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + ShellQuote(bad) + " --data " +
+                                          ShellQuote((kRoot / "models/gpt/data").string()) + " --steps 1 -q");
+    EXPECT_NE(r.rc, 0);
+    EXPECT_NE(r.output.find(key), std::string::npos) << r.output;
+  }
 }
 
 }  // namespace
