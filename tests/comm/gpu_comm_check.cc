@@ -1,5 +1,6 @@
 // The GPU communicator under mpirun, on a CUDA machine: every collective on device buffers must
-// give the bits the MPI communicator gives on host copies of the same data. With ranks sharing a
+// give the bits the MPI communicator gives on host copies of the same data (all_reduce,
+// reduce_scatter, all_gather apart and in place, broadcast, all_to_all apart and in place). With ranks sharing a
 // GPU (e.g. `mpirun -np 3` on one GPU) this checks the staged communicator, with one GPU per rank
 // NCCL, with -np 1 the local one; DSC_GPU_COMM=staged forces staging. Prints "every GPU collective
 // matches" on success; exits non-zero naming the first mismatch otherwise.
@@ -103,6 +104,23 @@ class Checker {
         }));
         RETURN_IF_ERROR(Same(got, b, "broadcast " + what));
         expect_["broadcast"] += BroadcastBytesSent(static_cast<int64_t>(bytes), n, r == n - 1);
+        // all_to_all of n blocks of `count`, apart and in place (1-bit Adam's signs are bytes)
+        for (DType a : {t, DType::kUInt8}) {
+          const size_t ab = static_cast<size_t>(count) * DTypeSize(a) * n;
+          std::vector<char> x = Data(a == DType::kUInt8 ? DType::kInt32 : a, count * n, r);
+          x.resize(ab);  // uint8: the first bytes of the int32 data, different on every rank
+          std::vector<char> a_want(ab);
+          RETURN_IF_ERROR(Host(host_->AllToAll(x.data(), a_want.data(), count, a)));
+          std::vector<char> init(2 * ab, 0);
+          std::memcpy(init.data(), x.data(), ab);
+          ASSIGN_OR_RETURN(got, OnDevice(init, init.size(), [&](char* d) {
+            return gpu_->AllToAll(d, d + ab, count, a);
+          }, ab));
+          RETURN_IF_ERROR(Same(got, a_want, StrCat("all_to_all ", DTypeName(a), " x", count)));
+          ASSIGN_OR_RETURN(got, OnDevice(x, ab, [&](char* d) { return gpu_->AllToAll(d, d, count, a); }));
+          RETURN_IF_ERROR(Same(got, a_want, StrCat("in-place all_to_all ", DTypeName(a), " x", count)));
+          expect_["all_to_all"] += 2 * AllToAllBytesSent(static_cast<int64_t>(ab), n);
+        }
       }
     }
     for (const auto& [kind, want] : expect_)

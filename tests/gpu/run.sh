@@ -16,6 +16,8 @@
 #                    same global batch, fp32 (1e-4) and bf16 as configs/zero3.json has it (3e-2);
 #                    zero3_2rank_buckets: every parameter partitioned, small buckets, overlap_comm:
 #                    the bucketed Start/Wait/Release kernels on the GPU (fp32, 1e-4)
+#   gpu_comm         tests/comm/gpu_comm_check under mpirun: each GPU communicator (local, staged,
+#                    NCCL with 2+ GPUs) against the MPI one, bit for bit, all_to_all included
 #   memcheck         compute-sanitizer --tool memcheck on a 2-step run
 #   bench_gpu        bench/bench_gpu.py (GPT-2 small, dsrun vs PyTorch eager and torch.compile), and
 #                    dsrun --profile of the same plan (OUT_DIR/bench_profile.json and .txt)
@@ -154,6 +156,27 @@ train() {
 # last_lines LOG: the end of a log for a figure
 last_lines() { tail -n 3 "$1" 2>/dev/null | tr '\n' ' ' | cut -c1-300; }
 
+# launcher_for BINARY NAME: prints how to start a test binary from BUILD_DIR. It was linked on the
+# build machine; a GPU host may lack its libraries (OpenBLAS, Open MPI, protobuf, ...). Then it
+# starts like the bundled programs: through the bundle's loader and lib/, with the host's
+# cuBLAS/NCCL found as the bundle's launchers find them (a launcher written to work/NAME_launcher.sh).
+launcher_for() {
+  local binary=$1 name=$2 broot extra="" so
+  if ! ldd "$binary" 2>/dev/null | grep -q "not found" || [ ! -x "$bin/dsrun" ] || [ -n "$prog_reason" ]; then
+    echo "$binary"
+    return
+  fi
+  broot=$(cd "$bin/.." && pwd -P)
+  for so in $(ldd "$binary" 2>/dev/null | awk '/not found/ { print $1 }'); do
+    [ -e "$broot/lib/$so" ] || extra="$extra$so "
+  done
+  sed -e "s|^b=.*|b='$broot'|" -e "s|^host_libs=\"\([^\"]*\)\"|host_libs=\"\1$extra\"|" \
+    -e "s|\"\$b/real/dsc\"|'$binary'|" "$bin/dsrun" >"$work/${name}_launcher.sh"
+  chmod +x "$work/${name}_launcher.sh"
+  echo "$name: started through the bundle's loader (host libraries looked up: ${extra:-none})" >&2
+  echo "$work/${name}_launcher.sh"
+}
+
 # ---------------------------------------------------------------- (a) kernel table
 if want kernel_table; then
 t0=$(now)
@@ -163,22 +186,7 @@ if [ -n "$gpu_reason" ]; then
 elif [ ! -x "$table" ]; then
   record kernel_table SKIPPED "no $table (BUILD_DIR must be a build tree configured with CUDA)" "$(since "$t0")"
 else
-  # The test binary was linked on the build machine; a GPU host may lack its libraries (OpenBLAS,
-  # Open MPI, protobuf, ...). Then it starts like the bundled programs: through the bundle's
-  # loader and lib/, with the host's cuBLAS/NCCL found as the bundle's launchers find them.
-  table_cmd=$table
-  if ldd "$table" 2>/dev/null | grep -q "not found" && [ -x "$bin/dsrun" ] && [ -z "$prog_reason" ]; then
-    broot=$(cd "$bin/.." && pwd -P)
-    extra=""
-    for so in $(ldd "$table" 2>/dev/null | awk '/not found/ { print $1 }'); do
-      [ -e "$broot/lib/$so" ] || extra="$extra$so "
-    done
-    sed -e "s|^b=.*|b='$broot'|" -e "s|^host_libs=\"\([^\"]*\)\"|host_libs=\"\1$extra\"|" \
-      -e "s|\"\$b/real/dsc\"|'$table'|" "$bin/dsrun" >"$work/kernel_table_launcher.sh"
-    chmod +x "$work/kernel_table_launcher.sh"
-    table_cmd=$work/kernel_table_launcher.sh
-    echo "kernel table: started through the bundle's loader (host libraries looked up: ${extra:-none})"
-  fi
+  table_cmd=$(launcher_for "$table" kernel_table)
   filter=KernelTable.CpuVsCuda
   [ "$dev" != cuda ] && filter=KernelTableHarness.CpuAgainstCpu
   # The CUDA kernels are in the bundle's CUDA module, of the same build as the test binary.
@@ -296,6 +304,45 @@ zero3() {
 zero3 zero3_2rank_fp32 1e-4 bf16=null
 zero3 zero3_2rank_bf16 3e-2
 zero3 zero3_2rank_buckets 1e-4 bf16=null 'zero_optimization={"stage": 3, "stage3_param_persistence_threshold": 0, "reduce_bucket_size": 3000, "stage3_prefetch_bucket_size": 3000, "overlap_comm": true}'
+
+# ---------------------------------------------------------------- (c2) GPU communicators
+# tests/comm/gpu_comm_check under the bundle's mpirun: every collective (all_to_all included) on
+# device buffers against the MPI communicator's bits, on 1 rank (local), on 2 and 3 ranks sharing
+# GPUs (staged; DSC_GPU_COMM=staged forces it) and, with several GPUs, one rank per GPU (NCCL).
+if want gpu_comm; then
+  t0=$(now)
+  check=$build/tests/comm/gpu_comm_check
+  if [ -n "$gpu_reason$prog_reason" ]; then
+    record gpu_comm SKIPPED "${gpu_reason:-$prog_reason}" "$(since "$t0")"
+  elif [ "$dev" != cuda ]; then
+    record gpu_comm SKIPPED "needs a CUDA GPU" "$(since "$t0")"
+  elif [ ! -x "$check" ]; then
+    record gpu_comm SKIPPED "no $check (BUILD_DIR must be a build tree configured with CUDA)" "$(since "$t0")"
+  else
+    cmd=$(launcher_for "$check" gpu_comm)
+    gpus=$(grep -c "^GPU" "$out/nvidia-smi.txt")
+    root_flag=""
+    [ "$(id -u)" = 0 ] && root_flag=--allow-run-as-root
+    figs="" st=PASS
+    for job in "1 local" "2 staged" "3 staged" "$gpus nccl"; do
+      np=${job% *} kind=${job#* }
+      { [ "$kind" = nccl ] && [ "$gpus" -lt 2 ]; } && { figs="$figs nccl: not run (1 GPU);"; continue; }
+      env_force=""
+      [ "$kind" = staged ] && env_force="-x DSC_GPU_COMM=staged"
+      timeout "$(tmo 120)" "$bin/mpirun" $root_flag --oversubscribe --bind-to none -np "$np" $env_force "$cmd" \
+        >"$work/gpu_comm_np${np}_$kind.log" 2>&1
+      rc=$?
+      if grep -q "every GPU collective matches" "$work/gpu_comm_np${np}_$kind.log" && [ $rc -eq 0 ]; then
+        figs="$figs $kind x$np: match;"
+      else
+        st=FAIL
+        [ $rc -eq 124 ] && st=TIMEOUT
+        figs="$figs $kind x$np: rc $rc $(last_lines "$work/gpu_comm_np${np}_$kind.log");"
+      fi
+    done
+    record gpu_comm $st "$figs" "$(since "$t0")"
+  fi
+fi
 
 # ---------------------------------------------------------------- (d) compute-sanitizer
 if want memcheck; then
