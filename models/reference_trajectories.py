@@ -69,6 +69,7 @@ import export_models as E  # noqa: E402
 import export_unseen as U  # noqa: E402
 import muon_reference as M  # noqa: E402
 import onebit_reference as OB  # noqa: E402
+import zoadam_reference as ZO  # noqa: E402
 
 BUNDLED = ("mlp", "cnn", "gpt")
 REFERENCE_CONFIGS = ("adam", "adamw_wd", "sgd_momentum", "clip05", "accum4", "warmup")
@@ -93,7 +94,11 @@ SCHEDULE_CONFIGS = ("muon_warmup", "muon_cosine")
 ONEBIT_MODELS = ("mlp", "gpt")
 # A 4th element k: saved after step k and resumed (the errors reset), as <stem>_w<world>_resume<k>.json.
 ONEBIT_JOBS = (("onebitadam", 1, False), ("onebitadam", 2, False), ("onebitadam_wd", 1, False),
-               ("onebitadam_wd", 2, False), ("onebitadam_wd", 2, True), ("onebitadam", 2, False, 15))
+               ("onebitadam_wd", 2, False), ("onebitadam_wd", 2, True), ("onebitadam", 2, False, 15),
+               # 0/1 Adam (models/zoadam_reference.py): every phase (variance steps, compressed gradients,
+               # local steps, synchronisations) within the 30 steps.
+               ("zoadam", 1, False), ("zoadam", 2, False), ("zoadam_wd", 1, False), ("zoadam_wd", 2, False),
+               ("zoadam", 2, False, 19))
 # OneCycle's lr and momentum cycle (betas = (momentum, 0.99) for those with betas; Muon's
 # MuonWithAuxAdam has none in its defaults, so its lr cycles only); torch >= 2.
 ONE_CYCLE_MODELS = ("mlp", "gpt")
@@ -745,11 +750,12 @@ def train(model_dir, cfg, steps, world=1, flat=False, resume_after=0):
 
 
 def is_onebit(cfg):
-    return str((cfg.get("optimizer") or {}).get("type", "")).lower() == "onebitadam"
+    return str((cfg.get("optimizer") or {}).get("type", "")).lower() in ("onebitadam", "zerooneadam")
 
 
 def train_onebit(name, module, in_names, data, cfg, steps, world, flat, resume_after=0):
-    """OnebitAdam on `world` simulated ranks (models/onebit_reference.py), fp32 arithmetic; `flat`:
+    """OnebitAdam or ZeroOneAdam on `world` simulated ranks (models/onebit_reference.py,
+    models/zoadam_reference.py), fp32 arithmetic; `flat` (OnebitAdam only):
     the model compressed as one buffer, as DeepSpeed's fp16/bf16 optimizer wrapper does."""
     check_precision(cfg)
     tb, mb, gas = resolve_batch(cfg, world)
@@ -759,9 +765,16 @@ def train_onebit(name, module, in_names, data, cfg, steps, world, flat, resume_a
     clip = cfg.get("gradient_clipping", 1.0)
     clip = 0.0 if clip is None else float(clip)
     tensors = {k: torch.from_numpy(v) for k, v in data.items()}
+    zoadam = str(cfg["optimizer"].get("type", "")).lower() == "zerooneadam"
+    if zoadam and flat:
+        raise RefError("--flat: 0/1 Adam's references are fp32 (each parameter compressed on its own)")
     try:
-        losses, norms, lrs, desc = OB.train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip, flat,
-                                                   resume_after)
+        if zoadam:
+            losses, norms, lrs, desc = ZO.train_zoadam(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip,
+                                                       resume_after)
+        else:
+            losses, norms, lrs, desc = OB.train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip,
+                                                       flat, resume_after)
     except ValueError as e:
         raise RefError(str(e))
     return {"model": name, "config": cfg, "steps": steps,

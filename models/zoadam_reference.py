@@ -1,0 +1,241 @@
+"""DeepSpeed's 0/1 Adam (ZeroOneAdam) on `world` simulated data-parallel ranks, for the reference
+trajectories: written from deepspeedai/DeepSpeed, deepspeed/runtime/fp16/onebit/zoadam.py
+(ZeroOneAdam.step) and engine.py (which gradient all-reduces run), with the compressed all-reduce
+of models/onebit_reference.py (runtime/comm/nccl.py compressed_allreduce).
+
+What DeepSpeed does, and this file reproduces (line numbers of zoadam.py):
+  * step() call 1 only initialises (228-233, 292-301): the compressed all-reduce of the zero
+    momentum accumulator returns zeros; nothing else moves.
+  * Before the freeze a step s is a variance step when s % var_interval == 0 (210): exp_avg_sq =
+    b2*v + (1-b2)*g^2 and exp_avg = b1*m + (1-b1)*g with the engine-averaged gradient. Otherwise
+    (213-222) the rank's own gradient goes through the compressed all-reduce (the worker and server
+    errors of the parameter) and exp_avg = b1*m + (1-b1)*that; on one rank exp_avg does not move.
+    After a variance step var_counter += 1, and at var_update_scaler var_interval doubles
+    (269-274); the engine all-reduces a step's gradients only when it is a variance step
+    (275-284; call 1's gradients too, the engine's default).
+  * Every step from 2: update = exp_avg / (sqrt(exp_avg_sq) + eps) (no bias correction;
+    bias_correction, eps_inside_sqrt and max_grad_norm are accepted and never read), update +=
+    wd*p, p += -lr*update (239-244).
+  * After a step s > var_freeze_step (303-308) the optimizer freezes: no gradient all-reduce
+    again, the errors restart from zero (310-317). Frozen steps (223-225, 245-264): exp_avg = b1*m
+    + (1-b1)*g_local, lrs += lr, the update above, and the momentum accumulator u += -lr*update.
+    A step with s % local_step_interval == 0 synchronises: p -= u; u *= sqrt(v) + eps;
+    u = compressed_allreduce(u) (more than one rank); exp_avg = -u / lrs; p += u / (sqrt(v) + eps);
+    u = 0; lrs = 0. After every frozen step local_step_counter += 1 and, at local_step_scaler,
+    local_step_interval = min(local_step_clipper, 2*local_step_interval) (285-290).
+  * Between synchronisations each rank's parameters and momentum are its own: this file keeps
+    them per rank, and the loss of rank r's micro-batches is computed with rank r's parameters.
+  * load_state_dict (321-363) pops the errors and the momentum accumulator (lrs restarts at 0
+    with them, 178-186); a resume here keeps everything else and every rank takes rank 0's saved
+    parameters and states, as DeepSpeed's rank 0 saves them. (DeepSpeed's fresh optimizer also
+    re-runs call 1's initialisation and restarts var_interval and local_step_interval at 1; that
+    part is not reproduced: dscompile's schedule is a function of the step.)
+  * Arithmetic: float32, one rounding per torch operation; lrs sums the lrs in double (a Python
+    float) and divides as a float32 scalar.
+"""
+
+import math
+
+import torch
+
+import onebit_reference as OB
+
+
+class Schedule:
+    """The step schedule (kernels/common/zoadam_math.h ZoadamSchedule says the same), simulated
+    the way zoadam.py keeps its counters."""
+
+    def __init__(self, var_freeze_step, var_update_scaler, local_step_scaler, local_step_clipper):
+        self.var_freeze_step = var_freeze_step
+        self.var_update_scaler = var_update_scaler
+        self.local_step_scaler = local_step_scaler
+        self.local_step_clipper = local_step_clipper
+        self.var_interval, self.var_counter = 1, 0
+        self.local_step_interval, self.local_step_counter = 1, 0
+        self.frozen = False
+
+    def variance_step(self, step):
+        return step % self.var_interval == 0
+
+    def sync_step(self, step):
+        return self.frozen and step % self.local_step_interval == 0
+
+    def after(self, step):
+        """The bookkeeping at the end of call `step` >= 2 (zoadam.py:269-290, 303-304)."""
+        if not self.frozen:
+            if step % self.var_interval == 0:
+                self.var_counter += 1
+                if self.var_counter == self.var_update_scaler:
+                    self.var_counter = 0
+                    self.var_interval *= 2
+        else:
+            self.local_step_counter += 1
+            if self.local_step_counter == self.local_step_scaler:
+                self.local_step_counter = 0
+                self.local_step_interval = min(self.local_step_clipper, self.local_step_interval * 2)
+        if step > self.var_freeze_step and not self.frozen:
+            self.frozen = True
+            return True  # the errors restart
+        return False
+
+
+class ZeroOneAdamReference:
+    """ZeroOneAdam.step for `world` ranks: params[r] is rank r's parameter list; step(local_grads)
+    takes each rank's gradient list (averaged by the caller on variance steps)."""
+
+    def __init__(self, params, world, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, var_freeze_step=100000,
+                 var_update_scaler=16, local_step_scaler=32678, local_step_clipper=16):
+        self.params = params
+        self.world = world
+        self.lr, self.betas, self.eps, self.wd = lr, betas, eps, weight_decay
+        self.sched = Schedule(var_freeze_step, var_update_scaler, local_step_scaler, local_step_clipper)
+        k = len(params[0])
+        self.m = [[torch.zeros_like(p) for p in params[0]] for _ in range(world)]
+        self.v = [torch.zeros_like(p) for p in params[0]]
+        self.u = [[torch.zeros_like(p) for p in params[0]] for _ in range(world)]
+        self.lrs = [0.0] * world
+        self.calls = 0
+        self.reset_errors()
+        self.k = k
+
+    def reset_errors(self):
+        self.errors = []
+        for p in self.params[0]:
+            size = OB.corrected_size(p.numel(), self.world)
+            self.errors.append(([torch.zeros(size) for _ in range(self.world)],
+                                [torch.zeros(size // self.world) for _ in range(self.world)]))
+
+    def resume(self):
+        """A checkpoint load: every rank takes rank 0's parameters and momentum; the errors, the
+        momentum accumulators and lrs are zero again."""
+        for r in range(1, self.world):
+            for i in range(self.k):
+                self.params[r][i].copy_(self.params[0][i])
+                self.m[r][i].copy_(self.m[0][i])
+        self.u = [[torch.zeros_like(p) for p in self.params[0]] for _ in range(self.world)]
+        self.lrs = [0.0] * self.world
+        self.reset_errors()
+
+    def uses_allreduce(self, step):
+        """Whether the engine all-reduces the gradients of call `step` (1-based)."""
+        return not self.sched.frozen and (step == 1 or self.sched.variance_step(step))
+
+    def _compressed(self, i, bufs):
+        if self.world == 1:
+            return bufs[0]
+        return OB.compressed_allreduce([b.reshape(-1) for b in bufs], self.errors[i][0],
+                                       self.errors[i][1]).reshape(bufs[0].shape)
+
+    @torch.no_grad()
+    def step(self, grads):
+        self.calls += 1
+        s = self.calls
+        if s == 1:
+            return
+        b1, b2 = self.betas
+        sched = self.sched
+        for i in range(self.k):
+            if not sched.frozen:
+                if sched.variance_step(s):
+                    g = grads[0][i]
+                    self.v[i].copy_(self.v[i] * b2 + ((1 - b2) * g) * g)
+                    for r in range(self.world):
+                        self.m[r][i].copy_(self.m[r][i] * b1 + (1 - b1) * g)
+                elif self.world > 1:
+                    c = self._compressed(i, [grads[r][i] for r in range(self.world)])
+                    for r in range(self.world):
+                        self.m[r][i].copy_(self.m[r][i] * b1 + (1 - b1) * c)
+            else:
+                for r in range(self.world):
+                    self.m[r][i].copy_(self.m[r][i] * b1 + (1 - b1) * grads[r][i])
+            denom = self.v[i].sqrt() + self.eps
+            for r in range(self.world):
+                p = self.params[r][i]
+                update = self.m[r][i] / denom
+                if self.wd > 0.0:
+                    update = update + self.wd * p
+                delta = (-self.lr) * update
+                p.copy_(p + delta)
+                if sched.frozen:
+                    self.u[r][i].copy_(self.u[r][i] + delta)
+            if sched.sync_step(s):
+                for r in range(self.world):
+                    self.params[r][i].copy_(self.params[r][i] + (-1 * self.u[r][i]))
+                    self.u[r][i].copy_(self.u[r][i] * denom)
+                c = self._compressed(i, [self.u[r][i] for r in range(self.world)])
+                for r in range(self.world):
+                    lrs = torch.tensor(self.lrs[r] + self.lr, dtype=torch.float32)
+                    self.m[r][i].copy_(-(c / lrs))
+                    self.params[r][i].copy_(self.params[r][i] + c / denom)
+                    self.u[r][i].zero_()
+        if sched.frozen:
+            self.lrs = [0.0 if sched.sync_step(s) else x + self.lr for x in self.lrs]
+        if sched.after(s):
+            self.reset_errors()
+
+
+ZERO_ONE_ADAM_DEFAULTS = dict(lr=1e-3, bias_correction=True, betas=(0.9, 0.999), eps=1e-8, eps_inside_sqrt=False,
+                              weight_decay=0.0, max_grad_norm=0.0, var_freeze_step=100000, var_update_scaler=16,
+                              local_step_scaler=32678, local_step_clipper=16, amsgrad=False, cuda_aware=False,
+                              comm_backend_name="nccl")
+
+
+def train_zoadam(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip, resume_after=0):
+    """The reference trajectory of ZeroOneAdam on `world` ranks: the loss averaged over every
+    rank's micro-batches (each with its rank's parameters), rank 0's gradient norm, the lr.
+    `resume_after` = k: saved after step k and resumed (ZeroOneAdamReference.resume)."""
+    kw = dict(ZERO_ONE_ADAM_DEFAULTS)
+    given = dict(cfg["optimizer"].get("params") or {})
+    unknown = set(given) - set(kw)
+    if unknown:
+        raise ValueError("optimizer.params: not ZeroOneAdam parameters: %s" % sorted(unknown))
+    if given.get("amsgrad"):
+        raise ValueError("0/1 Adam does not support the AMSGrad variant.")
+    kw.update(given)
+    shared = [p for p in module.parameters() if p.requires_grad]
+    per_rank = [[p.detach().clone() for p in shared] for _ in range(world)]
+    opt = ZeroOneAdamReference(per_rank, world, lr=kw["lr"], betas=tuple(kw["betas"]), eps=kw["eps"],
+                               weight_decay=kw["weight_decay"], var_freeze_step=kw["var_freeze_step"],
+                               var_update_scaler=kw["var_update_scaler"], local_step_scaler=kw["local_step_scaler"],
+                               local_step_clipper=kw["local_step_clipper"])
+    n = next(iter(tensors.values())).shape[0]
+    spe = n // tb
+    module.train()
+    losses, norms, lrs = [], [], []
+    for k in range(steps):
+        start = (k % spe) * tb
+        local, micro = [], []
+        for r in range(world):
+            with torch.no_grad():
+                for p, q in zip(shared, per_rank[r]):
+                    p.copy_(q)
+            for p in shared:
+                p.grad = None
+            for a in range(gas):
+                s = start + (a * world + r) * mb  # the data loader's first_sample(a) on rank r
+                loss = module(*[tensors[nm][s:s + mb] for nm in in_names])
+                micro.append(float(loss.detach()))
+                (loss / gas).backward()
+            local.append([p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in shared])
+        if opt.uses_allreduce(k + 1):
+            avg = [torch.stack([local[r][i] for r in range(world)]).mean(0) for i in range(len(shared))]
+            local = [avg for _ in range(world)]
+        norm0 = None
+        for r in range(world):
+            total = torch.norm(torch.stack([torch.norm(g, 2.0) for g in local[r]]), 2.0)
+            if r == 0:
+                norm0 = float(total)
+            if clip > 0:
+                coef = clip / (float(total) + 1e-6)
+                if coef < 1:
+                    local[r] = [g * coef for g in local[r]]
+        opt.step(local)
+        if k + 1 == resume_after:
+            opt.resume()
+        losses.append(sum(micro) / len(micro))
+        norms.append(norm0)
+        lrs.append(float(kw["lr"]))
+    desc = {"type": "ZeroOneAdam", "world": world, **kw}
+    if resume_after:
+        desc["resumed_after"] = resume_after
+    return losses, norms, lrs, desc
