@@ -89,6 +89,10 @@ const std::map<std::string, Entry>& Table() {
     t["MuonMomentum"] = {Rule::kPerGradElem, 8, "8 per gradient element (scaled, two lerps)"};
     t["OnebitMomentum"] = {Rule::kPerGradElem, 4, "4 per gradient element (scaled, one lerp; compressed steps only)"};
     t["OnebitAdamStep"] = {Rule::kPerGradElem, 14, "14 per gradient element (moments before the freeze, update)"};
+    t["ZoadamStep"] = {Rule::kPerGradElem, 19,
+                       "19 per gradient element (moments or the frozen momentum, update, accumulator, sync)"};
+    t["ZoadamApply"] = {Rule::kPerGradElem, 6, "6 per element of the accumulator (compressed steps only)"};
+    t["ZoadamPhase"] = {Rule::kNone, 0, "0 (a step's phase; zeroes the errors once)"};
     t["CompressedAllReduce"] = {Rule::kAllInputs, 12,
                                 "12 per element compressed (error feedback, norm, sign, unpack, server side)"};
     t["MuonApply"] = {Rule::kMuonApply, 4,

@@ -314,6 +314,16 @@ int64_t FirstCompressedStep(const Plan& plan) {
   return 0;
 }
 
+// 0/1 Adam's last step before its freeze (a ZoadamPhase's last_var_step), or 0 without one.
+int64_t ZoadamLastVarianceStep(const Plan& plan) {
+  for (const PlanProgram& p : plan.programs)
+    if (p.graph)
+      for (const auto& node : p.graph->nodes())
+        if (node->domain() == kDscDomain && node->op_type() == ops::kZoadamPhase)
+          return node->GetInt("last_var_step", 0);
+  return 0;
+}
+
 // Adds one CompressedAllReduce's traffic to `kinds`/`calls` (ir/dsc_ops.h): the all_to_all of the
 // packed signs, the all_gather of the server signs, and two all_gathers of one float scale.
 void AddCompressedAllReduce(const Node& node, int64_t world, int64_t times, std::map<std::string, int64_t>* kinds,
@@ -458,6 +468,10 @@ void AddStateAndMemory(const Plan& plan, json* out) {
   if (const int64_t from = FirstCompressedStep(plan)) {
     json& c = (*out)["communication_compressed"];
     c["from_step"] = from;
+    // 0/1 Adam compresses on some steps only (kernels/common/zoadam_math.h): those before its
+    // freeze that update no variance (which send "communication"), and the sync steps after it
+    // (the local steps between them send nothing).
+    if (const int64_t last = ZoadamLastVarianceStep(plan)) c["last_variance_step"] = last;
     CommunicationPerStep(plan, true, &c["bytes"], &c["collectives"]);
   }
   // Values produced by collectives (gathered parameters, reduced chunks, bucket buffers): they
@@ -827,8 +841,11 @@ void RenderCommunication(std::ostream& os, const json& s) {
   if (!s.contains("communication_compressed")) return;
   const json& c = s["communication_compressed"];
   const int64_t before = bytes["total"].get<int64_t>(), after = c["bytes"]["total"].get<int64_t>();
-  os << "\nfrom step " << c["from_step"].get<int64_t>()
-     << " (1-bit compression; the gradient all-reduce stops):\n";
+  if (c.contains("last_variance_step"))
+    os << "\non 0/1 Adam's compressed steps (up to step " << c["last_variance_step"].get<int64_t>()
+       << " those that update no variance, then the sync steps; the local steps between them send nothing):\n";
+  else
+    os << "\nfrom step " << c["from_step"].get<int64_t>() << " (1-bit compression; the gradient all-reduce stops):\n";
   rows = {{"", "sent", "collectives"}};
   for (const auto& [label, key] : {std::pair{"all-to-all", "all_to_all"}, std::pair{"all-gather", "all_gather"},
                                    std::pair{"total", "total"}})

@@ -165,9 +165,44 @@
 //       exp_avg_sq frozen, exp_avg as OnebitMomentum and CompressedAllReduce left it. Then (no
 //       bias correction) update = exp_avg/(sqrt(exp_avg_sq) + eps) + weight_decay*param;
 //       param -= lr*update.
+//   0/1 Adam (DeepSpeed's ZeroOneAdam, kernels/common/zoadam_math.h, which traces its schedule)
+//   is, per parameter, ZoadamStep, then ZoadamPhase gating the CompressedAllReduce of the
+//   parameter's momentum accumulator u, then ZoadamApply. Schedule attributes on the three:
+//   last_var_step = U (the last step before the freeze, OptimizerConfig::zoadam_last_variance_step),
+//   var_update_scaler, local_step_scaler, local_step_clipper (>= 1); world = the ranks. A step
+//   s <= U is a "variance step" (ZoadamSchedule::VarianceStep: every step up to
+//   var_update_scaler+1, then intervals doubling every var_update_scaler variance steps), else a
+//   "compressed" one when world > 1; a frozen step s > U "syncs" when s % local_step_interval == 0
+//   (the interval doubling every local_step_scaler frozen steps, up to local_step_clipper). The
+//   engine's gradient AllReduce runs on variance steps only (AllReduce until_step = U and
+//   var_update_scaler, below).
+//   ZoadamStep<beta1, beta2, epsilon, weight_decay, schedule, world>
+//       (param, grad, exp_avg, exp_avg_sq, accumulator, lrs, lr, step, grad_scale[, skip])
+//       step 1: nothing (DeepSpeed's first call only initialises). g = grad*grad_scale. A
+//       compressed step: u = g (the rank's own gradient) and nothing else. A variance step:
+//       exp_avg_sq = b2*v + (1-b2)*g^2, exp_avg = b1*m + (1-b1)*g. Frozen: exp_avg = b1*m +
+//       (1-b1)*g, lrs += lr (lrs: float64[1], summed in double as DeepSpeed's Python float is).
+//       Then (not on compressed steps) d = -lr*(exp_avg/(sqrt(exp_avg_sq) + eps) +
+//       weight_decay*param) (no bias correction), param += d; frozen: u += d, and on a sync step
+//       param -= u, u *= sqrt(exp_avg_sq) + eps.
+//   ZoadamPhase<schedule>(worker_error, server_error, step[, skip]) -> compress_skip bool[]
+//       compress_skip = skip or not ZoadamSchedule::CompressedStep(s) (an unfrozen step >= 2 that
+//       is no variance step, or a frozen sync step). Not skipped and s = U+1 (the first frozen
+//       step): both errors are zeroed first, as DeepSpeed restarts them at the freeze. It is the
+//       skip of CompressedAllReduce<world, freeze_step = 2>(worker_error, server_error, step,
+//       compress_skip, accumulator).
+//   ZoadamApply<beta1, epsilon, weight_decay, schedule, world>
+//       (param, accumulator, exp_avg, exp_avg_sq, lrs, lr, step[, skip])
+//       A compressed step (u: the average of the ranks' gradients): exp_avg = b1*m + (1-b1)*u, then
+//       param += d as ZoadamStep's; u = 0. A frozen sync step (u: the average of the ranks'
+//       accumulators): exp_avg = -(u / float(lrs)); param += u / (sqrt(exp_avg_sq) + eps); u = 0;
+//       lrs = 0. Otherwise nothing.
+//   u (P::momentum_accumulator) and lrs (P::lrs) are states of kind compression_error with the
+//   errors: each rank's own, never checkpointed, as DeepSpeed's load_state_dict pops them.
 //   All of them take an optional input skip (bool[]; AdamStep input 8, SGDStep input 6,
 //   OptimStep input 2+k+3, LambMoments input 5, LambApply input 6, MuonMomentum input 4,
-//   MuonApply input 3, OnebitMomentum input 5, OnebitAdamStep input 7: the last one but for
+//   MuonApply input 3, OnebitMomentum input 5, OnebitAdamStep input 7, ZoadamStep input 9,
+//   ZoadamPhase input 3, ZoadamApply input 7: the last one but for
 //   OptimStep's and Lamb's beta1_override, with
 //   beta1_override/momentum_buffer given as empty names when absent): when true the op changes
 //   nothing (an fp16 overflow or bf16 inf/NaN step; DeepSpeed skips optimizer.step()).
@@ -188,7 +223,9 @@
 //                                                    chunk of P is copied to all ranks (no outputs)
 // AllReduce may carry until_step = T > 0 (1-bit optimizers): after optimizer step T
 // (KernelContext::optimizer_step > T) it communicates nothing and Y = X, each rank keeping its own
-// gradient, as DeepSpeed's engine stops all-reducing once a 1-bit optimizer freezes.
+// gradient, as DeepSpeed's engine stops all-reducing once a 1-bit optimizer freezes. With
+// var_update_scaler > 0 as well (0/1 Adam; until_step = its last_var_step) it also does so on the
+// steps <= T that are no variance steps (kernels/common/zoadam_math.h).
 //   CompressedAllReduce<world, freeze_step>(worker_error, server_error, step, skip, X1, ..., Xk)
 //       In place on the float32 states Xi (no outputs), only when step > freeze_step, skip (may be
 //       an empty name) is false and world > 1; otherwise nothing. DeepSpeed's error-compensated
@@ -295,6 +332,9 @@ inline constexpr const char* kMuonMomentum = "MuonMomentum";
 inline constexpr const char* kMuonApply = "MuonApply";
 inline constexpr const char* kOnebitMomentum = "OnebitMomentum";
 inline constexpr const char* kOnebitAdamStep = "OnebitAdamStep";
+inline constexpr const char* kZoadamStep = "ZoadamStep";
+inline constexpr const char* kZoadamPhase = "ZoadamPhase";
+inline constexpr const char* kZoadamApply = "ZoadamApply";
 
 // Collectives.
 inline constexpr const char* kAllReduce = "AllReduce";
@@ -392,15 +432,19 @@ inline std::string ExpAvgSqName(const std::string& p) { return p + "::exp_avg_sq
 inline std::string MomentumName(const std::string& p) { return p + "::momentum_buffer"; }
 // The fp32 master copy of a parameter whose compute copy (the state named p) is half precision.
 inline std::string MasterName(const std::string& p) { return p + "::master"; }
+// 0/1 Adam's per-rank states (kind compression_error).
+inline std::string MomentumAccumulatorName(const std::string& p) { return p + "::momentum_accumulator"; }
+inline std::string LrsName(const std::string& p) { return p + "::lrs"; }
 
-// True for the optimizer updates (AdamStep, SGDStep, OptimStep, Lamb's two, Muon's two and 1-bit
-// Adam's two): input 0 the parameter (or its master), input 1 its gradient (LambApply: the sums
-// of squares; MuonApply: the momentum update), the optimizer states among the inputs after them.
-// Lamb, Muon and 1-bit Adam update a parameter with two such nodes.
+// True for the optimizer updates (AdamStep, SGDStep, OptimStep, Lamb's two, Muon's two, 1-bit
+// Adam's two, 0/1 Adam's ZoadamStep; its ZoadamApply reads no gradient): input 0
+// the parameter (or its master), input 1 its gradient (LambApply: the sums of squares; MuonApply:
+// the momentum update), the optimizer states among the inputs after them. Lamb, Muon and 1-bit
+// Adam update a parameter with two such nodes.
 inline bool IsOptimizerUpdate(const std::string& domain, const std::string& op) {
   return domain == kDscDomain && (op == kAdamStep || op == kSGDStep || op == kOptimStep || op == kLambMoments ||
                                   op == kLambApply || op == kMuonMomentum || op == kMuonApply ||
-                                  op == kOnebitMomentum || op == kOnebitAdamStep);
+                                  op == kOnebitMomentum || op == kOnebitAdamStep || op == kZoadamStep);
 }
 
 // True for the in-place ops above: they have effects beyond their outputs, so dce keeps them.
@@ -408,7 +452,7 @@ inline bool HasSideEffects(const std::string& domain, const std::string& op) {
   return IsOptimizerUpdate(domain, op) ||
          (domain == kDscDomain && (op == kAccumulate || op == kZeroFill || op == kAssign ||
                                    op == kAllGatherInPlace || op == kCollectiveWait || op == kRelease ||
-                                   op == kCompressedAllReduce ||
+                                   op == kCompressedAllReduce || op == kZoadamPhase || op == kZoadamApply ||
                                    op == kSwapInWait || op == kSwapOut || op == kSwapOutWait));
 }
 

@@ -22,8 +22,8 @@ struct PlanProgram {
 // kMaster: the fp32 master weights of a half-precision model (owner = the parameter); the ZeRO
 // paper counts them with the optimizer states (K = 12 for Adam).
 // kCompressionError: a 1-bit optimizer's error feedback (CompressedAllReduce's worker and server
-// errors), different on every rank, zero at the start and never checkpointed: DeepSpeed resets
-// them when it loads a checkpoint.
+// errors; with 0/1 Adam also its momentum accumulator and lr sum), different on every rank, zero
+// at the start and never checkpointed: DeepSpeed resets them when it loads a checkpoint.
 enum class StateKind { kParameter, kGradient, kOptimizer, kBuffer, kMaster, kCompressionError };
 // "parameter", "gradient", "optimizer", "buffer", "master", "compression_error"
 const char* StateKindName(StateKind k);

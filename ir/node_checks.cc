@@ -697,6 +697,17 @@ const std::unordered_map<std::string, Check>& OnnxChecks() {
   return *table;
 }
 
+// 0/1 Adam's ops (ir/dsc_ops.h): the schedule's attributes are all given (a default would be a
+// different schedule), last_var_step >= 2 and the counts >= 1.
+Status CheckZoadamSchedule(const NodeView& v) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  for (const char* attr : {"last_var_step", "var_update_scaler", "local_step_scaler", "local_step_clipper"}) {
+    if (!v.node().HasAttr(attr)) return Bad(v, StrCat("needs attribute '", attr, "'"));
+    RETURN_IF_ERROR(IntIn(v, attr, std::string(attr) == "last_var_step" ? 2 : 1, kMax));
+  }
+  return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
+}
+
 // OptimStep: a known algorithm (ir/optim_algorithms.h), its flags 0/1, and exactly its k states
 // between grad and lr: (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override]),
 // all present but skip; beta1_override only for an algorithm whose beta1 may change between steps.
@@ -748,6 +759,7 @@ const std::unordered_map<std::string, Check>& DscChecks() {
       {ops::kAttentionGrad, [](const NodeView& v) { return CheckAttention(v, 1); }},
       {ops::kFusedMatMul, Flags({"transA", "transB"})},
       {ops::kAllReduce, All({Enum("op", {"avg", "sum"}), [](const NodeView& v) {
+         RETURN_IF_ERROR(IntIn(v, "var_update_scaler", 0, std::numeric_limits<int64_t>::max()));
          return IntIn(v, "until_step", 0, std::numeric_limits<int64_t>::max());
        }})},
       {ops::kReduceScatter, Enum("op", {"avg", "sum"})},
@@ -779,6 +791,9 @@ const std::unordered_map<std::string, Check>& DscChecks() {
        }})},
       {ops::kOnebitMomentum, [](const NodeView& v) { return IntIn(v, "freeze_step", 2, std::numeric_limits<int64_t>::max()); }},
       {ops::kOnebitAdamStep, [](const NodeView& v) { return IntIn(v, "freeze_step", 2, std::numeric_limits<int64_t>::max()); }},
+      {ops::kZoadamStep, CheckZoadamSchedule},
+      {ops::kZoadamPhase, CheckZoadamSchedule},
+      {ops::kZoadamApply, CheckZoadamSchedule},
       {ops::kCompressedAllReduce, [](const NodeView& v) {
          RETURN_IF_ERROR(IntIn(v, "freeze_step", 2, std::numeric_limits<int64_t>::max()));
          return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
@@ -833,6 +848,9 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     (*t)[ops::kMuonApply] = Arity{3, 4, 0, 0, {0, 1, 2}};
     (*t)[ops::kOnebitMomentum] = Arity{5, 6, 0, 0, {0, 1, 2, 3, 4}};
     (*t)[ops::kOnebitAdamStep] = Arity{7, 8, 0, 0, {0, 1, 2, 3, 4, 5, 6}};
+    (*t)[ops::kZoadamStep] = Arity{9, 10, 0, 0, {0, 1, 2, 3, 4, 5, 6, 7, 8}};
+    (*t)[ops::kZoadamPhase] = Arity{3, 4, 1, 1, {0, 1, 2}};
+    (*t)[ops::kZoadamApply] = Arity{7, 8, 0, 0, {0, 1, 2, 3, 4, 5, 6}};
     for (const char* op : {ops::kAllReduce, ops::kReduceScatter, ops::kAllGather}) (*t)[op] = Arity{1, 1, 1, 1, {0}};
     (*t)[ops::kAllGatherInPlace] = Arity{1, 1, 0, 0, {0}};
     constexpr int kMany = std::numeric_limits<int>::max();

@@ -56,6 +56,17 @@
 //    it one flat fp32 tensor per group). The errors are states of kind compression_error:
 //    P::worker_error and P::server_error, or dsc::onebit_groupK::worker_error/server_error.
 //    OneCycle's momentum cycling is refused with it.
+//  - "zerooneadam" (DeepSpeed's ZeroOneAdam, 0/1 Adam; ZeRO 0 and fp32 only): for every parameter
+//    ZoadamStep<beta1, beta2, epsilon, weight_decay, schedule, world>(P, P::grad, P::exp_avg,
+//    P::exp_avg_sq, P::momentum_accumulator, P::lrs, lr, dsc::step, grad_scale), then with more
+//    than one rank ZoadamPhase<schedule>(P::worker_error, P::server_error, dsc::step) ->
+//    P@compress_skip gating CompressedAllReduce<world, freeze_step = 2>(the errors, dsc::step,
+//    P@compress_skip, P::momentum_accumulator), then for every parameter ZoadamApply<...>(P,
+//    P::momentum_accumulator, P::exp_avg, P::exp_avg_sq, P::lrs, lr, dsc::step). The schedule
+//    (ir/dsc_ops.h) is last_var_step = OptimizerConfig::zoadam_last_variance_step() and the
+//    config's var_update_scaler, local_step_scaler, local_step_clipper; zero-partition gives the
+//    gradient all-reduces until_step and var_update_scaler (variance steps only). The accumulator,
+//    lrs (float64[1]) and errors are kind compression_error. fp16/bf16 masters are refused.
 // Parameter groups (the config's "dscompile" section, frontend/config/parameter_groups.h): each
 // update's weight_decay is its parameter's group's, and a group whose lr_scale is not 1 reads
 // "dsc::lr::groupK" = Mul(dsc::lr, lr_scale) instead of dsc::lr. With groups configured, the step
@@ -65,7 +76,7 @@
 // regime's optimizer-state dtype; then Assign(P, Cast(master → P's dtype)) refreshes the half
 // compute copy. When step has dsc::overflow, every update takes it as its skip input.
 // The learning rate and step are inputs because the LR schedule runs on the host. Optimizers
-// dscompile cannot run yet (ZeroOneAdam, OnebitLamb, mu*, the other torch.optim classes) and
+// dscompile cannot run yet (OnebitLamb, mu*, the other torch.optim classes) and
 // amsgrad/maximize are Unimplemented errors naming the JSON path. No optimizer section is an
 // error: DeepSpeed trains only with a client optimizer then, and a plan has no client.
 // A step program that already holds updates is left unchanged.
@@ -91,7 +102,7 @@ inline constexpr float kOneCycleBeta2 = 0.99f;
 // muon_update's ns_steps: the engine never passes another (original_muon.py:146).
 inline constexpr int kMuonNsSteps = 5;
 
-enum class Family { kAdam, kSGD, kElementwise, kLamb, kMuon, kOnebit };
+enum class Family { kAdam, kSGD, kElementwise, kLamb, kMuon, kOnebit, kZoadam };
 
 // The class DeepSpeed builds (OptimizerConfig::implementation) -> OptimStep's algorithm.
 const char* ElementwiseAlgorithm(const std::string& implementation) {
@@ -115,10 +126,11 @@ StatusOr<Family> FamilyOf(const OptimizerConfig& opt) {
   if (opt.implementation == "FusedLamb") return Family::kLamb;
   if (opt.implementation == "MuonWithAuxAdam") return Family::kMuon;
   if (opt.implementation == "OnebitAdam") return Family::kOnebit;
+  if (opt.implementation == "ZeroOneAdam") return Family::kZoadam;
   if (ElementwiseAlgorithm(opt.implementation)) return Family::kElementwise;
   return Unimplemented("optimizer.type: \"", opt.type, "\" (", opt.implementation.empty() ? opt.type : opt.implementation,
                        ") is not implemented by dscompile yet; supported: Adam, AdamW, SGD, Lamb, Lion, Muon, Adagrad, and "
-                       "torch.optim's RMSprop, Adamax, NAdam, RAdam, Adadelta, OneBitAdam");
+                       "torch.optim's RMSprop, Adamax, NAdam, RAdam, Adadelta, OneBitAdam, ZeroOneAdam");
 }
 
 // FamilyOf plus the refusals that need the rest of the config: all the pass refuses before it
@@ -133,12 +145,22 @@ StatusOr<Family> LowerableFamily(const DsConfig& config) {
     return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with torch.optim.NAdam is not "
                          "implemented by dscompile (its mu_product, a product over every step's beta1, would have to be "
                          "a checkpointed state); set it to false");
-  if (family == Family::kOnebit && config.scheduler.type == "OneCycle" && config.scheduler.cycle_momentum &&
-      config.optimizer.has_betas())
-    return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with OnebitAdam is not implemented "
-                         "by dscompile; set it to false");
-  if (family == Family::kOnebit && config.amp.enabled)
-    return Unimplemented("amp.enabled: apex's amp around OneBitAdam is not implemented by dscompile (use fp16)");
+  const bool onebit = family == Family::kOnebit || family == Family::kZoadam;
+  if (onebit && config.scheduler.type == "OneCycle" && config.scheduler.cycle_momentum && config.optimizer.has_betas())
+    return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with ",
+                         config.optimizer.implementation, " is not implemented by dscompile; set it to false");
+  if (family == Family::kZoadam) {
+    // DeepSpeed's FP16_Optimizer hands ZeroOneAdam one flat fp32 tensor per group (compressed as
+    // one buffer); the lowering would group the units as OneBitAdam's, but no reference checks it.
+    ASSIGN_OR_RETURN(PrecisionMode mode, ResolvePrecision(config));
+    if (mode.master)
+      return Unimplemented(mode.half == DType::kBFloat16 ? "bf16.enabled" : "fp16.enabled",
+                           ": ZeroOneAdam over fp32 masters (DeepSpeed's flat fp16/bf16 optimizer groups) is not "
+                           "implemented by dscompile; it trains in fp32");
+  }
+  if (onebit && config.amp.enabled)
+    return Unimplemented("amp.enabled: apex's amp around ", config.optimizer.implementation,
+                         " is not implemented by dscompile (use fp16)");
   // Every family takes a weight decay and the learning rate as an input today; an algorithm
   // without a weight_decay attribute could not give a group its own.
   if (family == Family::kElementwise && config.dscompile.has_groups()) {
@@ -300,6 +322,39 @@ struct OnebitParam {
 // Every parameter's OnebitMomentum, the CompressedAllReduce of each unit (a parameter, or with
 // masters a parameter group), then every OnebitAdamStep and master refresh, before `before`.
 // `add_error` makes a compression_error state of float[size].
+// Compression units in parameter order: one per parameter, or one per group with masters (named
+// by its owner: the parameter, or dsc::onebit_groupK).
+using CompressionUnits = std::vector<std::pair<std::string, std::vector<const OnebitParam*>>>;
+CompressionUnits UnitsOf(const std::vector<OnebitParam>& params) {
+  CompressionUnits units;
+  std::map<size_t, size_t> unit_of_group;
+  for (const OnebitParam& p : params) {
+    if (!p.master) {
+      units.push_back({p.info->name, {&p}});
+      continue;
+    }
+    auto [it, fresh] = unit_of_group.emplace(p.hyper.group, units.size());
+    if (fresh) units.push_back({StrCat("dsc::onebit_group", p.hyper.group), {}});
+    units[it->second].second.push_back(&p);
+  }
+  return units;
+}
+
+// A unit's compression errors, worker_error then server_error, sized for CompressedAllReduce.
+template <typename AddError>
+StatusOr<std::pair<Value*, Value*>> UnitErrors(const std::string& owner, const std::vector<const OnebitParam*>& members,
+                                               int world, AddError add_error) {
+  int64_t n = 0;
+  for (const OnebitParam* p : members) {
+    ASSIGN_OR_RETURN(int64_t numel, NumElements(p->info->dims));
+    n += numel;
+  }
+  const int64_t size = ops::CompressedAllReduceSize(n, world);
+  ASSIGN_OR_RETURN(Value * worker, add_error(owner, "::worker_error", DType::kFloat32, std::vector<int64_t>{size}));
+  ASSIGN_OR_RETURN(Value * server, add_error(owner, "::server_error", DType::kFloat32, std::vector<int64_t>{size / world}));
+  return std::make_pair(worker, server);
+}
+
 template <typename AddError, typename Cast>
 Status AddOnebitUpdates(Graph& g, const OptimizerConfig& opt, const std::vector<OnebitParam>& params, int world,
                         Value* step, Value* scale, Value* skip, Node* before, AddError add_error, Cast cast) {
@@ -312,28 +367,9 @@ Status AddOnebitUpdates(Graph& g, const OptimizerConfig& opt, const std::vector<
     n->SetAttr("freeze_step", freeze);
   }
   if (world > 1) {
-    // Compression units in parameter order: one per parameter, or one per group with masters.
-    std::vector<std::pair<std::string, std::vector<const OnebitParam*>>> units;
-    std::map<size_t, size_t> unit_of_group;
-    for (const OnebitParam& p : params) {
-      if (!p.master) {
-        units.push_back({p.info->name, {&p}});
-        continue;
-      }
-      auto [it, fresh] = unit_of_group.emplace(p.hyper.group, units.size());
-      if (fresh) units.push_back({StrCat("dsc::onebit_group", p.hyper.group), {}});
-      units[it->second].second.push_back(&p);
-    }
-    for (const auto& [owner, members] : units) {
-      int64_t n = 0;
-      for (const OnebitParam* p : members) {
-        ASSIGN_OR_RETURN(int64_t numel, NumElements(p->info->dims));
-        n += numel;
-      }
-      const int64_t size = ops::CompressedAllReduceSize(n, world);
-      ASSIGN_OR_RETURN(Value * worker, add_error(owner, "::worker_error", size));
-      ASSIGN_OR_RETURN(Value * server, add_error(owner, "::server_error", size / world));
-      std::vector<Value*> in = {worker, server, step, skip};
+    for (const auto& [owner, members] : UnitsOf(params)) {
+      ASSIGN_OR_RETURN(auto errors, UnitErrors(owner, members, world, add_error));
+      std::vector<Value*> in = {errors.first, errors.second, step, skip};
       for (const OnebitParam* p : members) in.push_back(p->exp_avg);
       Node* c = g.AddNode(ops::kCompressedAllReduce, in, {}, kDscDomain, "", before);
       c->SetAttr("world", static_cast<int64_t>(world));
@@ -349,6 +385,67 @@ Status AddOnebitUpdates(Graph& g, const OptimizerConfig& opt, const std::vector<
     n->SetAttr("epsilon", static_cast<float>(opt.eps));
     n->SetAttr("weight_decay", p.hyper.weight_decay);
     n->SetAttr("freeze_step", freeze);
+    if (p.master) g.AddNode(ops::kAssign, {p.param, cast(p.master, p.param->type.dtype)}, {}, kDscDomain, "", before);
+  }
+  return Status::OK();
+}
+
+// 0/1 Adam's schedule attributes (ir/dsc_ops.h), on each of its nodes.
+void SetZoadamSchedule(Node* n, const OptimizerConfig& opt, int world) {
+  n->SetAttr("last_var_step", opt.zoadam_last_variance_step());
+  n->SetAttr("var_update_scaler", opt.var_update_scaler);
+  n->SetAttr("local_step_scaler", opt.local_step_scaler);
+  n->SetAttr("local_step_clipper", opt.local_step_clipper);
+  n->SetAttr("world", static_cast<int64_t>(world));
+}
+
+// Every parameter's ZoadamStep; each unit's ZoadamPhase and CompressedAllReduce of the momentum
+// accumulators (more than one rank); every ZoadamApply and master refresh; all before `before`.
+// The accumulators, lrs and errors are the rank's own (`add_error`: kind compression_error).
+template <typename AddError, typename Cast>
+Status AddZoadamUpdates(Graph& g, const OptimizerConfig& opt, const std::vector<OnebitParam>& params, int world,
+                        Value* step, Value* scale, Value* skip, Node* before, AddError add_error, Cast cast) {
+  std::map<const OnebitParam*, std::pair<Value*, Value*>> rank_states;  // accumulator, lrs
+  for (const OnebitParam& p : params) {
+    ASSIGN_OR_RETURN(int64_t numel, NumElements(p.info->dims));
+    ASSIGN_OR_RETURN(Value * u, add_error(p.info->name, "::momentum_accumulator", DType::kFloat32,
+                                          std::vector<int64_t>{numel}));
+    ASSIGN_OR_RETURN(Value * lrs, add_error(p.info->name, "::lrs", DType::kFloat64, std::vector<int64_t>{1}));
+    rank_states[&p] = {u, lrs};
+    std::vector<Value*> in = {p.target, p.grad, p.exp_avg, p.exp_avg_sq, u, lrs, p.hyper.lr, step, scale};
+    if (skip) in.push_back(skip);
+    Node* n = g.AddNode(ops::kZoadamStep, in, {}, kDscDomain, "", before);
+    n->SetAttr("beta1", static_cast<float>(opt.betas[0]));
+    n->SetAttr("beta2", static_cast<float>(opt.betas[1]));
+    n->SetAttr("epsilon", static_cast<float>(opt.eps));
+    n->SetAttr("weight_decay", p.hyper.weight_decay);
+    SetZoadamSchedule(n, opt, world);
+  }
+  if (world > 1) {
+    for (const auto& [owner, members] : UnitsOf(params)) {
+      ASSIGN_OR_RETURN(auto errors, UnitErrors(owner, members, world, add_error));
+      std::vector<Value*> phase_in = {errors.first, errors.second, step};
+      if (skip) phase_in.push_back(skip);
+      Node* phase = g.AddNode(ops::kZoadamPhase, phase_in, {g.UniqueName(owner + "@compress_skip")}, kDscDomain, "",
+                              before);
+      phase->output(0)->type = TensorType{DType::kBool, Shape{}};
+      SetZoadamSchedule(phase, opt, world);
+      std::vector<Value*> in = {errors.first, errors.second, step, phase->output(0)};
+      for (const OnebitParam* p : members) in.push_back(rank_states[p].first);
+      Node* c = g.AddNode(ops::kCompressedAllReduce, in, {}, kDscDomain, "", before);
+      c->SetAttr("world", static_cast<int64_t>(world));
+      c->SetAttr("freeze_step", int64_t{2});  // ZoadamPhase's skip says when
+    }
+  }
+  for (const OnebitParam& p : params) {
+    std::vector<Value*> in = {p.target, rank_states[&p].first, p.exp_avg, p.exp_avg_sq, rank_states[&p].second,
+                              p.hyper.lr, step};
+    if (skip) in.push_back(skip);
+    Node* n = g.AddNode(ops::kZoadamApply, in, {}, kDscDomain, "", before);
+    n->SetAttr("beta1", static_cast<float>(opt.betas[0]));
+    n->SetAttr("epsilon", static_cast<float>(opt.eps));
+    n->SetAttr("weight_decay", p.hyper.weight_decay);
+    SetZoadamSchedule(n, opt, world);
     if (p.master) g.AddNode(ops::kAssign, {p.param, cast(p.master, p.param->type.dtype)}, {}, kDscDomain, "", before);
   }
   return Status::OK();
@@ -473,9 +570,9 @@ class OptimizerPass : public Pass {
                              : std::string(a.name) == "beta2" && beta1 ? kOneCycleBeta2
                                                                         : ElementwiseAttr(opt, a.name));
         for (const char* f : algo->flags) n->SetAttr(f, int64_t{ElementwiseFlag(opt, f)});
-      } else if (family == Family::kOnebit) {
+      } else if (family == Family::kOnebit || family == Family::kZoadam) {
         if (target->type.dtype != DType::kFloat32 || state_dtype != DType::kFloat32)
-          return Unimplemented("optimizer.type: OneBitAdam updates float32 parameters or masters with float32 states; '",
+          return Unimplemented("optimizer.type: ", opt.implementation, " updates float32 parameters or masters with float32 states; '",
                                p.name, "' has ", DTypeName(target->type.dtype), " and ", DTypeName(state_dtype));
         ASSIGN_OR_RETURN(Value * m1, add_state(p, ops::ExpAvgName(p.name)));
         ASSIGN_OR_RETURN(Value * m2, add_state(p, ops::ExpAvgSqName(p.name)));
@@ -508,13 +605,16 @@ class OptimizerPass : public Pass {
       if (master) g.AddNode(ops::kAssign, {param, cast(master, param->type.dtype)}, {}, kDscDomain, "", zero_fill);
     }
     AddLambApplies(g, opt, lamb, step, skip, beta1, zero_fill, cast);
-    auto add_error = [&](const std::string& owner, const char* suffix, int64_t size) -> StatusOr<Value*> {
-      StateInfo st{owner + suffix, StateKind::kCompressionError, owner.rfind("dsc::", 0) == 0 ? "" : owner,
-                   DType::kFloat32, {size}};
+    auto add_error = [&](const std::string& owner, const char* suffix, DType dtype,
+                         std::vector<int64_t> dims) -> StatusOr<Value*> {
+      StateInfo st{owner + suffix, StateKind::kCompressionError, owner.rfind("dsc::", 0) == 0 ? "" : owner, dtype,
+                   std::move(dims)};
       RETURN_IF_ERROR(m.AddState(st, nullptr));
       return g.AddInput(st.name, TypeOf(st));
     };
-    if (!onebit.empty())
+    if (!onebit.empty() && family == Family::kZoadam)
+      RETURN_IF_ERROR(AddZoadamUpdates(g, opt, onebit, ctx.world_size, step, scale, skip, zero_fill, add_error, cast));
+    else if (!onebit.empty())
       RETURN_IF_ERROR(AddOnebitUpdates(g, opt, onebit, ctx.world_size, step, scale, skip, zero_fill, add_error, cast));
     return true;
   }

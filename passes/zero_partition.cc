@@ -7,10 +7,11 @@
 // we use the per-parameter layout at every stage so one rule covers all):
 //  stage 0: step averages every accumulator over ranks (AllReduce avg) before the norm and the
 //           update; everything else is replicated. With 1-bit Adam these all-reduces carry
-//           until_step (they stop after its freeze: the optimizer compresses its momentum). With one micro-step per step
-//           (gradient_accumulation_steps 1) the micro-step averages each gradient instead, before
-//           accumulating it: the same numbers, and the reduction can overlap the backward, as
-//           DeepSpeed's and DDP's do at the accumulation boundary.
+//           until_step (they stop after its freeze: the optimizer compresses its momentum); with
+//           0/1 Adam also var_update_scaler (they run on its variance steps only). With one
+//           micro-step per step (gradient_accumulation_steps 1) the micro-step averages each
+//           gradient instead, before accumulating it: the same numbers, and the reduction can
+//           overlap the backward, as DeepSpeed's and DDP's do at the accumulation boundary.
 //  stage 1: step reduce-scatters every accumulator (avg) into a chunk; the norm is the square
 //           root of the all-reduced sum of the chunks' squares; the optimizer updates only this
 //           rank's chunk (shard = 1) with chunk-sized states; AllGatherInPlace(P) shares it.
@@ -109,7 +110,8 @@ class ZeroPartitionPass : public Pass {
     if (stage == 0) {
       for (const StateInfo* p : params)
         RETURN_IF_ERROR(micro_reduce_ ? ReduceInMicroStep(mg, p->name, ops::kAllReduce, 0) : Stage0(sg, p->name));
-      if (ctx.config->optimizer.implementation == "OnebitAdam") RetireAfterFreeze(mg, sg, ctx.config->optimizer);
+      const std::string& impl = ctx.config->optimizer.implementation;
+      if (impl == "OnebitAdam" || impl == "ZeroOneAdam") RetireAfterFreeze(mg, sg, ctx.config->optimizer);
     } else {
       RETURN_IF_ERROR(ShardNorm(sg));
       RETURN_IF_ERROR(ShardLambSums(sg));
@@ -167,12 +169,16 @@ class ZeroPartitionPass : public Pass {
 
   // 1-bit Adam: DeepSpeed's engine stops all-reducing gradients once the optimizer freezes (each
   // rank's own gradient goes into its momentum, which CompressedAllReduce then reduces), so every
-  // gradient all-reduce of stage 0 runs only up to the last uncompressed step.
+  // gradient all-reduce of stage 0 runs only up to the last uncompressed step. 0/1 Adam: only on
+  // its variance steps up to its freeze (zoadam.py turns enable_backward_allreduce on for them).
   static void RetireAfterFreeze(Graph& mg, Graph& sg, const OptimizerConfig& opt) {
+    const bool zoadam = opt.implementation == "ZeroOneAdam";
     for (Graph* g : {&mg, &sg})
       for (const auto& n : g->nodes())
-        if (n->domain() == kDscDomain && n->op_type() == ops::kAllReduce)
-          n->SetAttr("until_step", opt.onebit_last_uncompressed_step());
+        if (n->domain() == kDscDomain && n->op_type() == ops::kAllReduce) {
+          n->SetAttr("until_step", zoadam ? opt.zoadam_last_variance_step() : opt.onebit_last_uncompressed_step());
+          if (zoadam) n->SetAttr("var_update_scaler", opt.var_update_scaler);
+        }
   }
 
   Status Stage0(Graph& sg, const std::string& p) {

@@ -511,11 +511,13 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     return Unimplemented("zero_optimization.offload_optimizer.device \"", cfg.zero.offload_optimizer->device,
                          "\": offloading the optimizer states of a rank that computes on a CUDA device is not "
                          "implemented; run this plan with --device cpu, or compile it without offload_optimizer");
-  // 1-bit Adam's kernels (kernels/cpu/onebit.cc) have no CUDA twins yet.
-  if (device->kind() == DeviceKind::kCuda && cfg.optimizer.implementation == "OnebitAdam")
-    return Unimplemented("optimizer.type \"", cfg.optimizer.type, "\": 1-bit Adam runs on CPU ranks only in this "
-                         "dscompile (its momentum, update and compressed all-reduce kernels have no CUDA version); "
-                         "run this plan with --device cpu");
+  // The 1-bit optimizers' kernels (kernels/cpu/onebit.cc, zoadam.cc) have no CUDA twins yet.
+  if (device->kind() == DeviceKind::kCuda &&
+      (cfg.optimizer.implementation == "OnebitAdam" || cfg.optimizer.implementation == "ZeroOneAdam"))
+    return Unimplemented("optimizer.type \"", cfg.optimizer.type, "\": ",
+                         cfg.optimizer.implementation == "OnebitAdam" ? "1-bit" : "0/1",
+                         " Adam runs on CPU ranks only in this dscompile (its momentum, update and compressed "
+                         "all-reduce kernels have no CUDA version); run this plan with --device cpu");
   if (device->kind() == DeviceKind::kCuda && cfg.zero.stage == 3 && cfg.zero.param_offloaded())
     return Unimplemented("zero_optimization.offload_param.device \"", cfg.zero.offload_param->device,
                          "\": offloading the parameters of a rank that computes on a CUDA device is not "

@@ -83,6 +83,12 @@ ParamTable TableFor(const std::string& impl) {
     f("lr", 1e-3); f("freeze_step", 100000); b("bias_correction", true); t["betas"] = {ParamKind::kBetas, kBetas};
     f("eps", 1e-8); b("eps_inside_sqrt", false); f("weight_decay", 0.0); b("amsgrad", false); b("cuda_aware", false);
     t["comm_backend_name"] = {ParamKind::kString, "nccl"};
+  } else if (impl == "ZeroOneAdam") {
+    // deepspeed/runtime/fp16/onebit/zoadam.py's constructor (max_grad_norm is refused before this).
+    f("lr", 1e-3); b("bias_correction", true); t["betas"] = {ParamKind::kBetas, kBetas}; f("eps", 1e-8);
+    b("eps_inside_sqrt", false); f("weight_decay", 0.0); f("var_freeze_step", 100000); f("var_update_scaler", 16);
+    f("local_step_scaler", 32678); f("local_step_clipper", 16); b("amsgrad", false); b("cuda_aware", false);
+    t["comm_backend_name"] = {ParamKind::kString, "nccl"};
   } else if (impl == "torch.optim.SGD") {
     f("lr", 1e-3); f("momentum", 0.0); f("dampening", 0.0); f("weight_decay", 0.0); b("nesterov", false);
     torch_flags();
@@ -104,8 +110,8 @@ std::string WhyNotRun(const std::string& type) {
   if (type == "muadam" || type == "muadamw" || type == "musgd")
     return "the mup package's optimizers scale each parameter's learning rate by its width relative to "
            "muP's base shapes (set_base_shapes on the PyTorch model), which an ONNX graph does not carry";
-  if (type == "zerooneadam" || type == "onebitlamb")
-    return "dscompile runs the 1-bit family's compressed all-reduce for OneBitAdam only; " + type +
+  if (type == "onebitlamb")
+    return "dscompile runs the 1-bit family's compressed all-reduce for OneBitAdam and ZeroOneAdam only; " + type +
            "'s own algorithm is not implemented";
   return "torch.optim." + type + " is not implemented by dscompile (it runs Adam, AdamW, SGD, Lamb, Lion, Muon, Adagrad, "
          "RMSprop, Adamax, NAdam, RAdam and Adadelta)";
@@ -162,27 +168,58 @@ Status ParseMuonParams(ParseContext& ctx, const std::string& ppath, const nlohma
   return Status::OK();
 }
 
-// OnebitAdam's own keys: freeze_step and the backend its compressed all-reduce runs on, and the
-// keys its step() accepts but never reads (said, so a user setting them learns it).
+// ZeroOneAdam's step counts: zoadam.py compares them with ==, doubles intervals and takes a step
+// modulo them, so a fraction or a value below 1 makes an interval that never doubles, a
+// fractional interval or a modulo by zero; dscompile runs whole counts of at least 1.
+Status ReadZoadamCounts(ParseContext& ctx, const std::string& ppath, const nlohmann::json& effective,
+                        OptimizerConfig* opt) {
+  opt->var_freeze_step = effective["var_freeze_step"].get<double>();
+  const std::pair<const char*, int64_t*> counts[] = {{"var_update_scaler", &opt->var_update_scaler},
+                                                     {"local_step_scaler", &opt->local_step_scaler},
+                                                     {"local_step_clipper", &opt->local_step_clipper}};
+  for (const auto& [key, out] : counts) {
+    const double d = effective[key].get<double>();
+    if (!(d >= 1 && d <= 1e15 && std::floor(d) == d)) {
+      ctx.Unsupported(JoinPath(ppath, key), StrCat("0/1 Adam's ", key, " ", d,
+                                                   " (dscompile runs a whole number of steps >= 1; DeepSpeed compares "
+                                                   "it with a step counter and doubles intervals by it)"));
+      continue;
+    }
+    *out = static_cast<int64_t>(d);
+  }
+  return Status::OK();
+}
+
+// The 1-bit optimizers' (OnebitAdam's, ZeroOneAdam's) own keys: freeze_step or ZeroOneAdam's
+// counts, the backend its compressed all-reduce runs on, and the keys its step() accepts but never
+// reads (said, so a user setting them learns it).
 Status ReadOnebitParams(ParseContext& ctx, const std::string& ppath, const nlohmann::json& given,
                         const nlohmann::json& effective, OptimizerConfig* opt) {
+  const bool zoadam = opt->implementation == "ZeroOneAdam";
   if (opt->amsgrad)
-    return ctx.Error(DsErrorKind::kRuntimeError, ppath + ".amsgrad", "1-bit Adam does not support the AMSGrad variant.");
-  opt->freeze_step = effective["freeze_step"].get<double>();
+    return ctx.Error(DsErrorKind::kRuntimeError, ppath + ".amsgrad",
+                     zoadam ? "0/1 Adam does not support the AMSGrad variant."
+                            : "1-bit Adam does not support the AMSGrad variant.");
+  if (zoadam) {
+    RETURN_IF_ERROR(ReadZoadamCounts(ctx, ppath, effective, opt));
+  } else {
+    opt->freeze_step = effective["freeze_step"].get<double>();
+  }
   opt->comm_backend_name = effective["comm_backend_name"].get<std::string>();
   const std::string& b = opt->comm_backend_name;
   if (b == "hccl" || b == "compressed") {
-    ctx.Unsupported(ppath + ".comm_backend_name", "1-bit Adam's \"" + b + "\" backend (" +
+    ctx.Unsupported(ppath + ".comm_backend_name", std::string(zoadam ? "0/1" : "1-bit") + " Adam's \"" + b + "\" backend (" +
                                                       (b == "hccl" ? "Ascend NPUs" : "the compressed comm library") +
                                                       "; \"nccl\" and \"mpi\" run the same arithmetic on dscompile's ranks)");
   } else if (b != "nccl" && b != "mpi") {
-    // OnebitAdam leaves its backend handle None for any other name and fails at once (AttributeError).
+    // OnebitAdam and ZeroOneAdam leave their backend handle None for any other name and fail at once
+    // (AttributeError).
     return ctx.Error(DsErrorKind::kValueError, ppath + ".comm_backend_name",
                      "\"" + b + "\" is not a 1-bit backend (nccl, mpi, hccl or compressed)");
   }
   for (const char* key : {"bias_correction", "eps_inside_sqrt", "cuda_aware"})
-    if (given.contains(key) && effective[key] != TableFor("OnebitAdam")[key].default_value)
-      ctx.Warn(JoinPath(ppath, key), std::string("DeepSpeed's OnebitAdam accepts it and never reads it") +
+    if (given.contains(key) && effective[key] != TableFor(opt->implementation)[key].default_value)
+      ctx.Warn(JoinPath(ppath, key), "DeepSpeed's " + opt->implementation + " accepts it and never reads it" +
                                          (std::string(key) == "cuda_aware" ? " for arithmetic (it is an MPI transport choice)"
                                                                            : " (its update is never bias-corrected, eps "
                                                                              "outside the square root)") +
@@ -198,6 +235,12 @@ bool OptimizerConfig::has_betas() const { return params.contains("betas") && imp
 
 int64_t OptimizerConfig::onebit_last_uncompressed_step() const {
   return std::max<int64_t>(2, static_cast<int64_t>(std::ceil(freeze_step)));
+}
+
+int64_t OptimizerConfig::zoadam_last_variance_step() const {
+  // The first step s >= 2 with s > var_freeze_step.
+  if (!(var_freeze_step < 1e15)) return int64_t{1000000000000000};
+  return std::max<int64_t>(2, static_cast<int64_t>(std::floor(var_freeze_step)) + 1);
 }
 
 bool OptimizerConfig::zero_supported() const {
@@ -280,6 +323,12 @@ Status ParseOptimizerSection(ParseContext& ctx, const nlohmann::json& section, c
       return ctx.Error(DsErrorKind::kAssertionError, "optimizer.type", "1bit-Adam is not compatible with ZeRO (zero_optimization.stage is " +
                                                                           std::to_string(zero.stage) + ")");
     opt->implementation = "OnebitAdam";
+  } else if (t == "zerooneadam") {
+    // engine.py _configure_basic_optimizer asserts it before building the optimizer.
+    if (zero.enabled())
+      return ctx.Error(DsErrorKind::kAssertionError, "optimizer.type", "0/1 Adam is not compatible with ZeRO (zero_optimization.stage is " +
+                                                                          std::to_string(zero.stage) + ")");
+    opt->implementation = "ZeroOneAdam";
   } else if (t == "SGD" || Contains(kElementwiseTorchOptimizers, t)) {
     opt->implementation = "torch.optim." + t;
   } else {
@@ -390,7 +439,7 @@ Status ParseOptimizerSection(ParseContext& ctx, const nlohmann::json& section, c
   if (opt->momentum_decay < 0) {
     return ctx.Error(DsErrorKind::kValueError, ppath + ".momentum_decay", StrCat("invalid momentum_decay value: ", opt->momentum_decay));
   }
-  if (opt->implementation == "OnebitAdam") {
+  if (opt->implementation == "OnebitAdam" || opt->implementation == "ZeroOneAdam") {
     RETURN_IF_ERROR(ReadOnebitParams(ctx, ppath, params, effective, opt));
   } else if (opt->amsgrad) {
     ctx.Unsupported(ppath + ".amsgrad", "AMSGrad");

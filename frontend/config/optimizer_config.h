@@ -54,12 +54,23 @@ struct OptimizerConfig {
   // dscompile runs over the rank's own communicator).
   double freeze_step = 100000;
   std::string comm_backend_name = "nccl";
+  // "zerooneadam" (DeepSpeed's ZeroOneAdam, 0/1 Adam): the variance updates while the step is at
+  // most var_freeze_step, at intervals doubling every var_update_scaler updates; then the
+  // parameters synchronise every local_step_interval steps, doubling every local_step_scaler
+  // steps up to local_step_clipper. comm_backend_name as above.
+  double var_freeze_step = 100000;
+  int64_t var_update_scaler = 16;
+  int64_t local_step_scaler = 32678;
+  int64_t local_step_clipper = 16;
   nlohmann::json params = nlohmann::json::object();  // every effective parameter, DeepSpeed names
 
   bool present() const { return !type.empty(); }
   // OnebitAdam's last uncompressed step: its first step() only initialises and returns before the
   // freeze check, so the earliest freeze is after step 2; then the first step >= freeze_step.
   int64_t onebit_last_uncompressed_step() const;
+  // ZeroOneAdam's last step before the freeze: it freezes after a step > var_freeze_step, never
+  // after the first (which only initialises).
+  int64_t zoadam_last_variance_step() const;
   // Whether the optimizer's defaults hold betas: what DeepSpeed's OneCycle cycles (beta1) and
   // replaces (beta2 = 0.99) when cycle_momentum is on.
   bool has_betas() const;

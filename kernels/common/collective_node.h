@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/zoadam_math.h"
 #include "kernels/kernel.h"
 #include "runtime/communicator.h"
 
@@ -26,6 +27,7 @@ struct CollectiveNode {
                                DTypeName(dtype_));
     world_attr_ = n.GetInt("world", 1);
     until_step_ = n.GetInt("until_step", 0);
+    var_update_scaler_ = n.GetInt("var_update_scaler", 0);
     if (world_attr_ < 1) return InvalidArgument(name_, ": attribute world must be >= 1, got ", world_attr_);
     if (reduction) {
       const std::string op = n.GetString("op", "sum");
@@ -41,8 +43,14 @@ struct CollectiveNode {
     return RankAndWorld(ctx, world_attr_, name_, rank, world);
   }
 
-  // An AllReduce past its until_step (1-bit optimizers after the freeze): Y = X, nothing sent.
-  bool Retired(const KernelContext& ctx) const { return until_step_ > 0 && ctx.optimizer_step > until_step_; }
+  // An AllReduce past its until_step (1-bit optimizers after the freeze), or with 0/1 Adam's
+  // var_update_scaler on a step that is no variance step: Y = X, nothing sent.
+  bool Retired(const KernelContext& ctx) const {
+    if (until_step_ <= 0) return false;
+    if (ctx.optimizer_step > until_step_) return true;
+    return var_update_scaler_ > 0 &&
+           !zoadam::ZoadamSchedule{until_step_, var_update_scaler_, 1, 1}.VarianceStep(ctx.optimizer_step);
+  }
 
   // Waits for a collective; errors name the node.
   Status Finish(StatusOr<std::unique_ptr<CommHandle>> h) const {
@@ -82,6 +90,7 @@ struct CollectiveNode {
   std::string name_;
   int64_t world_attr_ = 1;
   int64_t until_step_ = 0;
+  int64_t var_update_scaler_ = 0;
   ReduceOp op_ = ReduceOp::kSum;
   DType dtype_ = DType::kFloat32;
   size_t element_size_ = 4;
