@@ -93,6 +93,11 @@ const std::map<std::string, Entry>& Table() {
                        "19 per gradient element (moments or the frozen momentum, update, accumulator, sync)"};
     t["ZoadamApply"] = {Rule::kPerGradElem, 6, "6 per element of the accumulator (compressed steps only)"};
     t["ZoadamPhase"] = {Rule::kNone, 0, "0 (a step's phase; zeroes the errors once)"};
+    t["OnebitLambSnapshot"] = {Rule::kPerInput, 2, "2 per element of exp_avg (copy, norm; compressed steps only)"};
+    t["OnebitLambMomentum"] = {Rule::kPerGradElem, 5, "5 per gradient element (scaled, one lerp, momentum scaling)"};
+    t["OnebitLambStep"] = {Rule::kPerGradElem, 20,
+                           "20 per gradient element (moments or the reconstructed second moment, update, norms, "
+                           "applied twice over)"};
     t["CompressedAllReduce"] = {Rule::kAllInputs, 12,
                                 "12 per element compressed (error feedback, norm, sign, unpack, server side)"};
     t["MuonApply"] = {Rule::kMuonApply, 4,

@@ -199,10 +199,40 @@
 //       lrs = 0. Otherwise nothing.
 //   u (P::momentum_accumulator) and lrs (P::lrs) are states of kind compression_error with the
 //   errors: each rank's own, never checkpointed, as DeepSpeed's load_state_dict pops them.
+//   1-bit Lamb (DeepSpeed's OnebitLamb, kernels/common/onebit_lamb_math.h) is three per-parameter
+//   ops around one CompressedAllReduce of every momentum (one flat buffer, as DeepSpeed fuses
+//   them). T = freeze_step as for 1-bit Adam. lamb_state (float64[3], kind optimizer) holds
+//   DeepSpeed's per-tensor Python floats: [lamb_coeff_freeze, last_factor, scaling_coeff], where
+//   last_factor 0 stands for DeepSpeed's initial 1.0 and scaling_coeff 0 for "not computed yet".
+//   OnebitLambSnapshot<freeze_step>(exp_avg, lamb_state, step[, skip]) -> (exp_avg_last, momentum_scale)
+//       step > T: exp_avg_last = exp_avg (the last step's momentum, as exp_avg is before this
+//       step), momentum_scale float[1] = ||exp_avg||/sqrt(numel) when scaling_coeff is unset;
+//       otherwise (and when skipped) both zero. Changes nothing.
+//   OnebitLambMomentum<beta1, freeze_step, slot>(param, grad, exp_avg, lamb_state, momentum_scales,
+//       step, grad_scale[, skip]): step > T: when scaling_coeff is unset it becomes
+//       mean(momentum_scales) / momentum_scales[slot] (double; momentum_scales float[k], every
+//       parameter's snapshot scale in parameter order); exp_avg = (b1*exp_avg +
+//       (1-b1)*grad*grad_scale) * scaling_coeff. Otherwise nothing. param is not read.
+//   OnebitLambStep<beta1, beta2, epsilon, weight_decay, max_coeff, min_coeff, coeff_beta,
+//       factor_max, factor_min, factor_threshold, freeze_step, fresh_step>(param, grad, exp_avg,
+//       exp_avg_sq, exp_avg_sq_fresh, lamb_state, exp_avg_last, lr, step, grad_scale[, skip])
+//       step 1: nothing. 2 <= step <= T (Lamb without bias correction): g = grad*grad_scale;
+//       exp_avg = b1*m + (1-b1)*g; exp_avg_sq = b2*v + (1-b2)*g^2; at step == fresh_step
+//       exp_avg_sq_fresh = exp_avg_sq; update = m/(sqrt(v) + eps) + weight_decay*param; coeff =
+//       ||param||/||update|| clamped to [min_coeff, max_coeff], 1 when either norm is 0; when
+//       coeff != 1, lamb_coeff_freeze = coeff_beta*lamb_coeff_freeze + (1-coeff_beta)*coeff;
+//       param += -lr*coeff*update. step > T: exp_avg /= scaling_coeff (after the compressed
+//       all-reduce); r = (exp_avg - b1*exp_avg_last)/(1-b1); exp_avg_sq_fresh = b2*f + (1-b2)*r^2;
+//       exp_avg_sq frozen; prelim = m/(sqrt(v) + eps), update = prelim + weight_decay*param;
+//       factor = max(denom/(sqrt(exp_avg_sq_fresh) + eps)); with weight decay factor =
+//       factor*u + (1-u), u = min(1, ||prelim||/||update||); factor clamped to [factor_min,
+//       factor_max], then to last_factor*(1 -/+ factor_threshold); last_factor = factor;
+//       param += -lr*lamb_coeff_freeze*factor*update.
 //   All of them take an optional input skip (bool[]; AdamStep input 8, SGDStep input 6,
 //   OptimStep input 2+k+3, LambMoments input 5, LambApply input 6, MuonMomentum input 4,
 //   MuonApply input 3, OnebitMomentum input 5, OnebitAdamStep input 7, ZoadamStep input 9,
-//   ZoadamPhase input 3, ZoadamApply input 7: the last one but for
+//   ZoadamPhase input 3, ZoadamApply input 7, OnebitLambSnapshot input 3,
+//   OnebitLambMomentum input 7, OnebitLambStep input 10: the last one but for
 //   OptimStep's and Lamb's beta1_override, with
 //   beta1_override/momentum_buffer given as empty names when absent): when true the op changes
 //   nothing (an fp16 overflow or bf16 inf/NaN step; DeepSpeed skips optimizer.step()).
@@ -335,6 +365,9 @@ inline constexpr const char* kOnebitAdamStep = "OnebitAdamStep";
 inline constexpr const char* kZoadamStep = "ZoadamStep";
 inline constexpr const char* kZoadamPhase = "ZoadamPhase";
 inline constexpr const char* kZoadamApply = "ZoadamApply";
+inline constexpr const char* kOnebitLambSnapshot = "OnebitLambSnapshot";
+inline constexpr const char* kOnebitLambMomentum = "OnebitLambMomentum";
+inline constexpr const char* kOnebitLambStep = "OnebitLambStep";
 
 // Collectives.
 inline constexpr const char* kAllReduce = "AllReduce";
@@ -437,14 +470,16 @@ inline std::string MomentumAccumulatorName(const std::string& p) { return p + ":
 inline std::string LrsName(const std::string& p) { return p + "::lrs"; }
 
 // True for the optimizer updates (AdamStep, SGDStep, OptimStep, Lamb's two, Muon's two, 1-bit
-// Adam's two, 0/1 Adam's ZoadamStep; its ZoadamApply reads no gradient): input 0
+// Adam's two, 1-bit Lamb's momentum and step, 0/1 Adam's ZoadamStep; its ZoadamApply reads no
+// gradient): input 0
 // the parameter (or its master), input 1 its gradient (LambApply: the sums of squares; MuonApply:
 // the momentum update), the optimizer states among the inputs after them. Lamb, Muon and 1-bit
 // Adam update a parameter with two such nodes.
 inline bool IsOptimizerUpdate(const std::string& domain, const std::string& op) {
   return domain == kDscDomain && (op == kAdamStep || op == kSGDStep || op == kOptimStep || op == kLambMoments ||
                                   op == kLambApply || op == kMuonMomentum || op == kMuonApply ||
-                                  op == kOnebitMomentum || op == kOnebitAdamStep || op == kZoadamStep);
+                                  op == kOnebitMomentum || op == kOnebitAdamStep || op == kZoadamStep ||
+                                  op == kOnebitLambMomentum || op == kOnebitLambStep);
 }
 
 // True for the in-place ops above: they have effects beyond their outputs, so dce keeps them.

@@ -794,6 +794,16 @@ const std::unordered_map<std::string, Check>& DscChecks() {
       {ops::kZoadamStep, CheckZoadamSchedule},
       {ops::kZoadamPhase, CheckZoadamSchedule},
       {ops::kZoadamApply, CheckZoadamSchedule},
+      {ops::kOnebitLambSnapshot, [](const NodeView& v) { return IntIn(v, "freeze_step", 2, std::numeric_limits<int64_t>::max()); }},
+      {ops::kOnebitLambMomentum, [](const NodeView& v) {
+         RETURN_IF_ERROR(IntIn(v, "slot", 0, std::numeric_limits<int32_t>::max()));
+         return IntIn(v, "freeze_step", 2, std::numeric_limits<int64_t>::max());
+       }},
+      {ops::kOnebitLambStep, [](const NodeView& v) {
+         // fresh_step 0: DeepSpeed never copies exp_avg_sq (its freeze_step is no step it counts).
+         RETURN_IF_ERROR(IntIn(v, "fresh_step", 0, std::numeric_limits<int64_t>::max()));
+         return IntIn(v, "freeze_step", 2, std::numeric_limits<int64_t>::max());
+       }},
       {ops::kCompressedAllReduce, [](const NodeView& v) {
          RETURN_IF_ERROR(IntIn(v, "freeze_step", 2, std::numeric_limits<int64_t>::max()));
          return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
@@ -851,6 +861,9 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     (*t)[ops::kZoadamStep] = Arity{9, 10, 0, 0, {0, 1, 2, 3, 4, 5, 6, 7, 8}};
     (*t)[ops::kZoadamPhase] = Arity{3, 4, 1, 1, {0, 1, 2}};
     (*t)[ops::kZoadamApply] = Arity{7, 8, 0, 0, {0, 1, 2, 3, 4, 5, 6}};
+    (*t)[ops::kOnebitLambSnapshot] = Arity{3, 4, 2, 2, {0, 1, 2}};
+    (*t)[ops::kOnebitLambMomentum] = Arity{7, 8, 0, 0, {0, 1, 2, 3, 4, 5, 6}};
+    (*t)[ops::kOnebitLambStep] = Arity{10, 11, 0, 0, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}};
     for (const char* op : {ops::kAllReduce, ops::kReduceScatter, ops::kAllGather}) (*t)[op] = Arity{1, 1, 1, 1, {0}};
     (*t)[ops::kAllGatherInPlace] = Arity{1, 1, 0, 0, {0}};
     constexpr int kMany = std::numeric_limits<int>::max();

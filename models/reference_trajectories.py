@@ -70,6 +70,7 @@ import export_unseen as U  # noqa: E402
 import muon_reference as M  # noqa: E402
 import onebit_reference as OB  # noqa: E402
 import zoadam_reference as ZO  # noqa: E402
+import onebit_lamb_reference as OBL  # noqa: E402
 
 BUNDLED = ("mlp", "cnn", "gpt")
 REFERENCE_CONFIGS = ("adam", "adamw_wd", "sgd_momentum", "clip05", "accum4", "warmup")
@@ -99,6 +100,10 @@ ONEBIT_JOBS = (("onebitadam", 1, False), ("onebitadam", 2, False), ("onebitadam_
                # local steps, synchronisations) within the 30 steps.
                ("zoadam", 1, False), ("zoadam", 2, False), ("zoadam_wd", 1, False), ("zoadam_wd", 2, False),
                ("zoadam", 2, False, 19))
+# 1-bit Lamb (models/onebit_lamb_reference.py): DeepSpeed compresses every momentum as one buffer in
+# every precision, so there is no _flat variant.
+ONEBIT_JOBS += (("onebitlamb", 1, False), ("onebitlamb", 2, False), ("onebitlamb_wd", 1, False),
+                ("onebitlamb_wd", 2, False), ("onebitlamb", 2, False, 15))
 # OneCycle's lr and momentum cycle (betas = (momentum, 0.99) for those with betas; Muon's
 # MuonWithAuxAdam has none in its defaults, so its lr cycles only); torch >= 2.
 ONE_CYCLE_MODELS = ("mlp", "gpt")
@@ -750,7 +755,7 @@ def train(model_dir, cfg, steps, world=1, flat=False, resume_after=0):
 
 
 def is_onebit(cfg):
-    return str((cfg.get("optimizer") or {}).get("type", "")).lower() in ("onebitadam", "zerooneadam")
+    return str((cfg.get("optimizer") or {}).get("type", "")).lower() in ("onebitadam", "onebitlamb", "zerooneadam")
 
 
 def train_onebit(name, module, in_names, data, cfg, steps, world, flat, resume_after=0):
@@ -765,13 +770,18 @@ def train_onebit(name, module, in_names, data, cfg, steps, world, flat, resume_a
     clip = cfg.get("gradient_clipping", 1.0)
     clip = 0.0 if clip is None else float(clip)
     tensors = {k: torch.from_numpy(v) for k, v in data.items()}
-    zoadam = str(cfg["optimizer"].get("type", "")).lower() == "zerooneadam"
-    if zoadam and flat:
+    kind = str(cfg["optimizer"].get("type", "")).lower()
+    if kind == "zerooneadam" and flat:
         raise RefError("--flat: 0/1 Adam's references are fp32 (each parameter compressed on its own)")
+    if kind == "onebitlamb" and flat:
+        raise RefError("--flat: OnebitLamb always compresses every momentum as one buffer")
     try:
-        if zoadam:
+        if kind == "zerooneadam":
             losses, norms, lrs, desc = ZO.train_zoadam(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip,
                                                        resume_after)
+        elif kind == "onebitlamb":
+            losses, norms, lrs, desc = OBL.train_onebit_lamb(module, in_names, tensors, cfg, steps, world, tb, mb, gas,
+                                                             clip, resume_after)
         else:
             losses, norms, lrs, desc = OB.train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip,
                                                        flat, resume_after)

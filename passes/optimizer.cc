@@ -67,6 +67,19 @@
 //    config's var_update_scaler, local_step_scaler, local_step_clipper; zero-partition gives the
 //    gradient all-reduces until_step and var_update_scaler (variance steps only). The accumulator,
 //    lrs (float64[1]) and errors are kind compression_error. fp16/bf16 masters are refused.
+//  - "onebitlamb" (DeepSpeed's OnebitLamb; ZeRO 0 and float32 parameters only): for every
+//    parameter OnebitLambSnapshot<freeze_step>(P::exp_avg, P::lamb_state, dsc::step) ->
+//    (P@exp_avg_last, P@momentum_scale), then onebit_lamb_scales = Concat(every momentum_scale),
+//    then for every parameter OnebitLambMomentum<beta1, freeze_step, slot>(P, P::grad, P::exp_avg,
+//    P::lamb_state, onebit_lamb_scales, dsc::step, grad_scale), then with more than one rank ONE
+//    CompressedAllReduce<world, freeze_step> of every momentum (DeepSpeed fuses them into one flat
+//    buffer; errors dsc::onebit_lamb::worker_error/server_error), then for every parameter
+//    OnebitLambStep<...>(P, P::grad, P::exp_avg, P::exp_avg_sq, P::exp_avg_sq_fresh, P::lamb_state,
+//    P@exp_avg_last, lr, dsc::step, grad_scale). States as DeepSpeed's state dict: exp_avg,
+//    exp_avg_sq, exp_avg_sq_fresh (float32) and lamb_state (float64[3]: lamb_coeff_freeze,
+//    last_factor, scaling_coeff). fresh_step is the config's freeze_step when it is a whole number
+//    >= 2 (DeepSpeed copies exp_avg_sq at state['step'] == freeze_step), else 0 (never).
+//    fp16/bf16, amp and OneCycle's momentum cycling are refused with it.
 // Parameter groups (the config's "dscompile" section, frontend/config/parameter_groups.h): each
 // update's weight_decay is its parameter's group's, and a group whose lr_scale is not 1 reads
 // "dsc::lr::groupK" = Mul(dsc::lr, lr_scale) instead of dsc::lr. With groups configured, the step
@@ -76,11 +89,12 @@
 // regime's optimizer-state dtype; then Assign(P, Cast(master → P's dtype)) refreshes the half
 // compute copy. When step has dsc::overflow, every update takes it as its skip input.
 // The learning rate and step are inputs because the LR schedule runs on the host. Optimizers
-// dscompile cannot run yet (OnebitLamb, mu*, the other torch.optim classes) and
+// dscompile cannot run yet (mu*, the other torch.optim classes) and
 // amsgrad/maximize are Unimplemented errors naming the JSON path. No optimizer section is an
 // error: DeepSpeed trains only with a client optimizer then, and a plan has no client.
 // A step program that already holds updates is left unchanged.
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "passes/optimizer.h"
@@ -102,7 +116,7 @@ inline constexpr float kOneCycleBeta2 = 0.99f;
 // muon_update's ns_steps: the engine never passes another (original_muon.py:146).
 inline constexpr int kMuonNsSteps = 5;
 
-enum class Family { kAdam, kSGD, kElementwise, kLamb, kMuon, kOnebit, kZoadam };
+enum class Family { kAdam, kSGD, kElementwise, kLamb, kMuon, kOnebit, kZoadam, kOnebitLamb };
 
 // The class DeepSpeed builds (OptimizerConfig::implementation) -> OptimStep's algorithm.
 const char* ElementwiseAlgorithm(const std::string& implementation) {
@@ -127,10 +141,11 @@ StatusOr<Family> FamilyOf(const OptimizerConfig& opt) {
   if (opt.implementation == "MuonWithAuxAdam") return Family::kMuon;
   if (opt.implementation == "OnebitAdam") return Family::kOnebit;
   if (opt.implementation == "ZeroOneAdam") return Family::kZoadam;
+  if (opt.implementation == "OnebitLamb") return Family::kOnebitLamb;
   if (ElementwiseAlgorithm(opt.implementation)) return Family::kElementwise;
   return Unimplemented("optimizer.type: \"", opt.type, "\" (", opt.implementation.empty() ? opt.type : opt.implementation,
                        ") is not implemented by dscompile yet; supported: Adam, AdamW, SGD, Lamb, Lion, Muon, Adagrad, and "
-                       "torch.optim's RMSprop, Adamax, NAdam, RAdam, Adadelta, OneBitAdam, ZeroOneAdam");
+                       "torch.optim's RMSprop, Adamax, NAdam, RAdam, Adadelta, OneBitAdam, OneBitLamb, ZeroOneAdam");
 }
 
 // FamilyOf plus the refusals that need the rest of the config: all the pass refuses before it
@@ -145,7 +160,7 @@ StatusOr<Family> LowerableFamily(const DsConfig& config) {
     return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with torch.optim.NAdam is not "
                          "implemented by dscompile (its mu_product, a product over every step's beta1, would have to be "
                          "a checkpointed state); set it to false");
-  const bool onebit = family == Family::kOnebit || family == Family::kZoadam;
+  const bool onebit = family == Family::kOnebit || family == Family::kZoadam || family == Family::kOnebitLamb;
   if (onebit && config.scheduler.type == "OneCycle" && config.scheduler.cycle_momentum && config.optimizer.has_betas())
     return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with ",
                          config.optimizer.implementation, " is not implemented by dscompile; set it to false");
@@ -158,6 +173,12 @@ StatusOr<Family> LowerableFamily(const DsConfig& config) {
                            ": ZeroOneAdam over fp32 masters (DeepSpeed's flat fp16/bf16 optimizer groups) is not "
                            "implemented by dscompile; it trains in fp32");
   }
+  // DeepSpeed wraps OnebitLamb in FP16_UnfusedOptimizer (fp16) or BF16_Optimizer (bf16), whose
+  // per-tensor masters, overflow checks and clipping around a compressed momentum are not built.
+  if (family == Family::kOnebitLamb && (config.fp16.enabled || config.bf16.enabled))
+    return Unimplemented(config.fp16.enabled ? "fp16.enabled" : "bf16.enabled",
+                         ": OneBitLamb with mixed precision is not implemented by dscompile (it runs float32 "
+                         "parameters)");
   if (onebit && config.amp.enabled)
     return Unimplemented("amp.enabled: apex's amp around ", config.optimizer.implementation,
                          " is not implemented by dscompile (use fp16)");
@@ -451,6 +472,87 @@ Status AddZoadamUpdates(Graph& g, const OptimizerConfig& opt, const std::vector<
   return Status::OK();
 }
 
+// One parameter's 1-bit Lamb update: its states (exp_avg_sq etc. in OnebitParam) and the ones only
+// 1-bit Lamb keeps.
+struct OnebitLambParam {
+  OnebitParam base;
+  Value* exp_avg_sq_fresh;
+  Value* lamb_state;
+};
+
+// Every parameter's OnebitLambSnapshot, the Concat of their momentum scales, every
+// OnebitLambMomentum, ONE CompressedAllReduce of every momentum, then every OnebitLambStep,
+// before `before`. `add_error` makes a compression_error state.
+template <typename AddError>
+Status AddOnebitLambUpdates(Graph& g, const OptimizerConfig& opt, const std::vector<OnebitLambParam>& params,
+                            int world, Value* step, Value* scale, Value* skip, Node* before, AddError add_error) {
+  const int64_t freeze = opt.onebit_last_uncompressed_step();
+  const int64_t fresh_step =
+      opt.freeze_step >= 2 && std::floor(opt.freeze_step) == opt.freeze_step ? static_cast<int64_t>(opt.freeze_step) : 0;
+  std::vector<Value*> lasts, scales;
+  for (const OnebitLambParam& q : params) {
+    const OnebitParam& p = q.base;
+    std::vector<Value*> in = {p.exp_avg, q.lamb_state, step};
+    if (skip) in.push_back(skip);
+    Node* n = g.AddNode(ops::kOnebitLambSnapshot, in,
+                        {g.UniqueName(p.info->name + "@exp_avg_last"), g.UniqueName(p.info->name + "@momentum_scale")},
+                        kDscDomain, "", before);
+    n->output(0)->type = p.exp_avg->type;
+    n->output(1)->type = TensorType{DType::kFloat32, Shape{Dim::Static(1)}};
+    n->SetAttr("freeze_step", freeze);
+    lasts.push_back(n->output(0));
+    scales.push_back(n->output(1));
+  }
+  Node* concat = g.AddNode("Concat", scales, {g.UniqueName("onebit_lamb_scales")}, "", "", before);
+  concat->SetAttr("axis", int64_t{0});
+  Value* all_scales = concat->output(0);
+  all_scales->type = TensorType{DType::kFloat32, Shape{Dim::Static(static_cast<int64_t>(params.size()))}};
+  int64_t total = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const OnebitParam& p = params[i].base;
+    std::vector<Value*> in = {p.target, p.grad, p.exp_avg, params[i].lamb_state, all_scales, step, scale};
+    if (skip) in.push_back(skip);
+    Node* n = g.AddNode(ops::kOnebitLambMomentum, in, {}, kDscDomain, "", before);
+    n->SetAttr("beta1", static_cast<float>(opt.betas[0]));
+    n->SetAttr("freeze_step", freeze);
+    n->SetAttr("slot", static_cast<int64_t>(i));
+    ASSIGN_OR_RETURN(int64_t numel, NumElements(p.info->dims));
+    total += numel;
+  }
+  if (world > 1) {
+    const int64_t size = ops::CompressedAllReduceSize(total, world);
+    ASSIGN_OR_RETURN(Value * worker, add_error("dsc::onebit_lamb", "::worker_error", DType::kFloat32,
+                                               std::vector<int64_t>{size}));
+    ASSIGN_OR_RETURN(Value * server, add_error("dsc::onebit_lamb", "::server_error", DType::kFloat32,
+                                               std::vector<int64_t>{size / world}));
+    std::vector<Value*> in = {worker, server, step, skip};
+    for (const OnebitLambParam& q : params) in.push_back(q.base.exp_avg);
+    Node* c = g.AddNode(ops::kCompressedAllReduce, in, {}, kDscDomain, "", before);
+    c->SetAttr("world", static_cast<int64_t>(world));
+    c->SetAttr("freeze_step", freeze);
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    const OnebitParam& p = params[i].base;
+    std::vector<Value*> in = {p.target, p.grad, p.exp_avg, p.exp_avg_sq, params[i].exp_avg_sq_fresh,
+                              params[i].lamb_state, lasts[i], p.hyper.lr, step, scale};
+    if (skip) in.push_back(skip);
+    Node* n = g.AddNode(ops::kOnebitLambStep, in, {}, kDscDomain, "", before);
+    n->SetAttr("beta1", static_cast<float>(opt.betas[0]));
+    n->SetAttr("beta2", static_cast<float>(opt.betas[1]));
+    n->SetAttr("epsilon", static_cast<float>(opt.eps));
+    n->SetAttr("weight_decay", p.hyper.weight_decay);
+    n->SetAttr("max_coeff", static_cast<float>(opt.max_coeff));
+    n->SetAttr("min_coeff", static_cast<float>(opt.min_coeff));
+    n->SetAttr("coeff_beta", static_cast<float>(opt.coeff_beta));
+    n->SetAttr("factor_max", static_cast<float>(opt.factor_max));
+    n->SetAttr("factor_min", static_cast<float>(opt.factor_min));
+    n->SetAttr("factor_threshold", static_cast<float>(opt.factor_threshold));
+    n->SetAttr("freeze_step", freeze);
+    n->SetAttr("fresh_step", fresh_step);
+  }
+  return Status::OK();
+}
+
 TensorType TypeOf(const StateInfo& s) {
   Shape shape;
   for (int64_t d : s.dims) shape.push_back(Dim::Static(d));
@@ -516,6 +618,7 @@ class OptimizerPass : public Pass {
     };
     std::vector<LambParam> lamb;
     std::vector<OnebitParam> onebit;
+    std::vector<OnebitLambParam> onebit_lamb;
     for (size_t k = 0; k < params.size(); ++k) {
       const StateInfo& p = params[k];
       const ParamHyper& hyper = hypers[k];
@@ -578,6 +681,20 @@ class OptimizerPass : public Pass {
         ASSIGN_OR_RETURN(Value * m2, add_state(p, ops::ExpAvgSqName(p.name)));
         onebit.push_back(OnebitParam{&params[k], target, param, master, grad, m1, m2, hyper});
         continue;  // the compressed all-reduce goes between every momentum and every update
+      } else if (family == Family::kOnebitLamb) {
+        if (master || target->type.dtype != DType::kFloat32)
+          return Unimplemented("optimizer.type: OneBitLamb updates float32 parameters; '", p.name, "' has ",
+                               DTypeName(target->type.dtype), master ? " with a master copy" : "");
+        ASSIGN_OR_RETURN(Value * m1, add_state(p, ops::ExpAvgName(p.name)));
+        ASSIGN_OR_RETURN(Value * m2, add_state(p, ops::ExpAvgSqName(p.name)));
+        ASSIGN_OR_RETURN(Value * fresh, add_state(p, p.name + "::exp_avg_sq_fresh"));
+        // DeepSpeed's per-tensor Python floats (lamb_coeff_freeze, last_factor, scaling_coeff).
+        StateInfo scalars{p.name + "::lamb_state", StateKind::kOptimizer, p.name, DType::kFloat64, {3}};
+        RETURN_IF_ERROR(m.AddState(scalars, nullptr));
+        Value* lamb_state = g.AddInput(scalars.name, TypeOf(scalars));
+        onebit_lamb.push_back(OnebitLambParam{OnebitParam{&params[k], target, param, master, grad, m1, m2, hyper},
+                                              fresh, lamb_state});
+        continue;  // one compressed all-reduce of every momentum goes between the momenta and the updates
       } else if (family == Family::kLamb) {
         ASSIGN_OR_RETURN(Value * m1, add_state(p, ops::ExpAvgName(p.name)));
         ASSIGN_OR_RETURN(Value * m2, add_state(p, ops::ExpAvgSqName(p.name)));
@@ -616,6 +733,8 @@ class OptimizerPass : public Pass {
       RETURN_IF_ERROR(AddZoadamUpdates(g, opt, onebit, ctx.world_size, step, scale, skip, zero_fill, add_error, cast));
     else if (!onebit.empty())
       RETURN_IF_ERROR(AddOnebitUpdates(g, opt, onebit, ctx.world_size, step, scale, skip, zero_fill, add_error, cast));
+    if (!onebit_lamb.empty())
+      RETURN_IF_ERROR(AddOnebitLambUpdates(g, opt, onebit_lamb, ctx.world_size, step, scale, skip, zero_fill, add_error));
     return true;
   }
 };

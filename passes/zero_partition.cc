@@ -6,7 +6,7 @@
 // c = ceil(n / world) elements (DeepSpeed partitions stage-3 parameters one by one the same way;
 // we use the per-parameter layout at every stage so one rule covers all):
 //  stage 0: step averages every accumulator over ranks (AllReduce avg) before the norm and the
-//           update; everything else is replicated. With 1-bit Adam these all-reduces carry
+//           update; everything else is replicated. With 1-bit Adam or Lamb these all-reduces carry
 //           until_step (they stop after its freeze: the optimizer compresses its momentum); with
 //           0/1 Adam also var_update_scaler (they run on its variance steps only). With one
 //           micro-step per step (gradient_accumulation_steps 1) the micro-step averages each
@@ -111,7 +111,7 @@ class ZeroPartitionPass : public Pass {
       for (const StateInfo* p : params)
         RETURN_IF_ERROR(micro_reduce_ ? ReduceInMicroStep(mg, p->name, ops::kAllReduce, 0) : Stage0(sg, p->name));
       const std::string& impl = ctx.config->optimizer.implementation;
-      if (impl == "OnebitAdam" || impl == "ZeroOneAdam") RetireAfterFreeze(mg, sg, ctx.config->optimizer);
+      if (impl == "OnebitAdam" || impl == "OnebitLamb" || impl == "ZeroOneAdam") RetireAfterFreeze(mg, sg, ctx.config->optimizer);
     } else {
       RETURN_IF_ERROR(ShardNorm(sg));
       RETURN_IF_ERROR(ShardLambSums(sg));

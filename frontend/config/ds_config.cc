@@ -206,9 +206,10 @@ Status CrossCheck(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
     return ctx.Error(DsErrorKind::kAssertionError, "optimizer.type",
                      c->optimizer.implementation + " is not tested with ZeRO; set \"zero_allow_untested_optimizer\": true to use it");
   }
-  if (c->optimizer.type == "lamb" && !c->fp16.dynamic()) {
+  if ((c->optimizer.type == "lamb" || c->optimizer.type == "onebitlamb") && !c->fp16.dynamic()) {
     return ctx.Error(DsErrorKind::kAssertionError, "fp16.loss_scale",
-                     StrCat("Lamb needs dynamic loss scaling (loss_scale 0), got ", c->fp16.loss_scale));
+                     StrCat(c->optimizer.type == "lamb" ? "Lamb" : "OneBitLamb",
+                            " needs dynamic loss scaling (loss_scale 0), got ", c->fp16.loss_scale));
   }
   // stage3.py:351-352 and stage_1_and_2.py:230-232 refuse these when they build the optimizer.
   if (c->optimizer.type == "muon" && c->zero.stage == 3 && c->zero.reduce_scatter) {

@@ -89,6 +89,12 @@ ParamTable TableFor(const std::string& impl) {
     b("eps_inside_sqrt", false); f("weight_decay", 0.0); f("var_freeze_step", 100000); f("var_update_scaler", 16);
     f("local_step_scaler", 32678); f("local_step_clipper", 16); b("amsgrad", false); b("cuda_aware", false);
     t["comm_backend_name"] = {ParamKind::kString, "nccl"};
+  } else if (impl == "OnebitLamb") {
+    // deepspeed/runtime/fp16/onebit/lamb.py's constructor (max_grad_norm is refused before this).
+    f("lr", 1e-3); f("freeze_step", 100000); b("bias_correction", true); t["betas"] = {ParamKind::kBetas, kBetas};
+    f("eps", 1e-8); b("eps_inside_sqrt", false); f("weight_decay", 0.0); f("max_coeff", 10.0); f("min_coeff", 0.01);
+    b("amsgrad", false); b("cuda_aware", false); t["comm_backend_name"] = {ParamKind::kString, "nccl"};
+    f("coeff_beta", 0.9); f("factor_max", 4.0); f("factor_min", 0.5); f("factor_threshold", 0.1);
   } else if (impl == "torch.optim.SGD") {
     f("lr", 1e-3); f("momentum", 0.0); f("dampening", 0.0); f("weight_decay", 0.0); b("nesterov", false);
     torch_flags();
@@ -110,9 +116,6 @@ std::string WhyNotRun(const std::string& type) {
   if (type == "muadam" || type == "muadamw" || type == "musgd")
     return "the mup package's optimizers scale each parameter's learning rate by its width relative to "
            "muP's base shapes (set_base_shapes on the PyTorch model), which an ONNX graph does not carry";
-  if (type == "onebitlamb")
-    return "dscompile runs the 1-bit family's compressed all-reduce for OneBitAdam and ZeroOneAdam only; " + type +
-           "'s own algorithm is not implemented";
   return "torch.optim." + type + " is not implemented by dscompile (it runs Adam, AdamW, SGD, Lamb, Lion, Muon, Adagrad, "
          "RMSprop, Adamax, NAdam, RAdam and Adadelta)";
 }
@@ -190,16 +193,22 @@ Status ReadZoadamCounts(ParseContext& ctx, const std::string& ppath, const nlohm
   return Status::OK();
 }
 
-// The 1-bit optimizers' (OnebitAdam's, ZeroOneAdam's) own keys: freeze_step or ZeroOneAdam's
-// counts, the backend its compressed all-reduce runs on, and the keys its step() accepts but never
-// reads (said, so a user setting them learns it).
+// The 1-bit optimizers' (OnebitAdam's, OnebitLamb's, ZeroOneAdam's) own keys: freeze_step or
+// ZeroOneAdam's counts, 1-bit Lamb's coefficient limits, the backend its compressed all-reduce runs
+// on, and the keys its step() accepts but never reads (said, so a user setting them learns it).
 Status ReadOnebitParams(ParseContext& ctx, const std::string& ppath, const nlohmann::json& given,
                         const nlohmann::json& effective, OptimizerConfig* opt) {
   const bool zoadam = opt->implementation == "ZeroOneAdam";
+  const bool lamb = opt->implementation == "OnebitLamb";
+  const std::string family = zoadam ? "0/1 Adam" : lamb ? "1-bit Lamb" : "1-bit Adam";
   if (opt->amsgrad)
-    return ctx.Error(DsErrorKind::kRuntimeError, ppath + ".amsgrad",
-                     zoadam ? "0/1 Adam does not support the AMSGrad variant."
-                            : "1-bit Adam does not support the AMSGrad variant.");
+    return ctx.Error(DsErrorKind::kRuntimeError, ppath + ".amsgrad", family + " does not support the AMSGrad variant.");
+  if (lamb) {
+    opt->coeff_beta = effective["coeff_beta"].get<double>();
+    opt->factor_max = effective["factor_max"].get<double>();
+    opt->factor_min = effective["factor_min"].get<double>();
+    opt->factor_threshold = effective["factor_threshold"].get<double>();
+  }
   if (zoadam) {
     RETURN_IF_ERROR(ReadZoadamCounts(ctx, ppath, effective, opt));
   } else {
@@ -208,7 +217,7 @@ Status ReadOnebitParams(ParseContext& ctx, const std::string& ppath, const nlohm
   opt->comm_backend_name = effective["comm_backend_name"].get<std::string>();
   const std::string& b = opt->comm_backend_name;
   if (b == "hccl" || b == "compressed") {
-    ctx.Unsupported(ppath + ".comm_backend_name", std::string(zoadam ? "0/1" : "1-bit") + " Adam's \"" + b + "\" backend (" +
+    ctx.Unsupported(ppath + ".comm_backend_name", family + "'s \"" + b + "\" backend (" +
                                                       (b == "hccl" ? "Ascend NPUs" : "the compressed comm library") +
                                                       "; \"nccl\" and \"mpi\" run the same arithmetic on dscompile's ranks)");
   } else if (b != "nccl" && b != "mpi") {
@@ -329,6 +338,11 @@ Status ParseOptimizerSection(ParseContext& ctx, const nlohmann::json& section, c
       return ctx.Error(DsErrorKind::kAssertionError, "optimizer.type", "0/1 Adam is not compatible with ZeRO (zero_optimization.stage is " +
                                                                           std::to_string(zero.stage) + ")");
     opt->implementation = "ZeroOneAdam";
+  } else if (t == "onebitlamb") {
+    if (zero.enabled())
+      return ctx.Error(DsErrorKind::kAssertionError, "optimizer.type", "1bit-Lamb is not compatible with ZeRO (zero_optimization.stage is " +
+                                                                          std::to_string(zero.stage) + ")");
+    opt->implementation = "OnebitLamb";
   } else if (t == "SGD" || Contains(kElementwiseTorchOptimizers, t)) {
     opt->implementation = "torch.optim." + t;
   } else {
@@ -439,7 +453,8 @@ Status ParseOptimizerSection(ParseContext& ctx, const nlohmann::json& section, c
   if (opt->momentum_decay < 0) {
     return ctx.Error(DsErrorKind::kValueError, ppath + ".momentum_decay", StrCat("invalid momentum_decay value: ", opt->momentum_decay));
   }
-  if (opt->implementation == "OnebitAdam" || opt->implementation == "ZeroOneAdam") {
+  if (opt->implementation == "OnebitAdam" || opt->implementation == "ZeroOneAdam" ||
+      opt->implementation == "OnebitLamb") {
     RETURN_IF_ERROR(ReadOnebitParams(ctx, ppath, params, effective, opt));
   } else if (opt->amsgrad) {
     ctx.Unsupported(ppath + ".amsgrad", "AMSGrad");

@@ -62,10 +62,16 @@ struct OptimizerConfig {
   int64_t var_update_scaler = 16;
   int64_t local_step_scaler = 32678;
   int64_t local_step_clipper = 16;
+  // "onebitlamb" (DeepSpeed's OnebitLamb; also freeze_step, comm_backend_name, max/min_coeff): the
+  // EMA rate of the warm-up's lamb coefficient and the limits of its factor after the freeze.
+  double coeff_beta = 0.9;
+  double factor_max = 4.0;
+  double factor_min = 0.5;
+  double factor_threshold = 0.1;
   nlohmann::json params = nlohmann::json::object();  // every effective parameter, DeepSpeed names
 
   bool present() const { return !type.empty(); }
-  // OnebitAdam's last uncompressed step: its first step() only initialises and returns before the
+  // OnebitAdam's (and OnebitLamb's) last uncompressed step: its first step() only initialises and returns before the
   // freeze check, so the earliest freeze is after step 2; then the first step >= freeze_step.
   int64_t onebit_last_uncompressed_step() const;
   // ZeroOneAdam's last step before the freeze: it freezes after a step > var_freeze_step, never

@@ -206,10 +206,9 @@ TEST(ConfigParse, UnsupportedSettingsAreRecordedAndRefusedAtCompileTime) {
     EXPECT_NE(unsupported[0].find(c.needle), std::string::npos) << unsupported[0];
   }
   // An optimizer dscompile does not build: recorded too (the optimizer pass would refuse it as well).
-  // Each says why: muP's widths are not in an ONNX graph, OneBitLamb's own algorithm is not built
-  // (OneBitAdam's and ZeroOneAdam's are, with the compressed all-reduce they share).
+  // Each says why: muP's widths are not in an ONNX graph (the 1-bit family is built: OneBitAdam,
+  // OneBitLamb and ZeroOneAdam).
   const std::vector<std::pair<std::string, std::string>> optimizers = {
-      {"OneBitLamb", "algorithm is not implemented"},
       {"MuAdam", "base shapes"},
       {"MuAdamW", "base shapes"}, {"MuSGD", "base shapes"},
       {"Rprop", "torch.optim.Rprop is not implemented"}};

@@ -128,11 +128,12 @@ INSTANTIATE_TEST_SUITE_P(Models, CudaPlanKernels, ::testing::ValuesIn(Cases()),
 TEST(CudaRegistry, EveryCpuKernelHasACudaTwin) {
   ASSERT_NO_FATAL_FAILURE(LoadCudaKernels());
   const std::set<std::string> fp32_only = {"ClipScale"};
-  // dsrun refuses them on CUDA devices: optimizer offload, 1-bit and 0/1 Adam (runtime/trainer.cc).
+  // dsrun refuses them on CUDA devices: optimizer offload, 1-bit Adam and Lamb, 0/1 Adam (runtime/trainer.cc).
   const std::set<std::string> cpu_only = {ops::kSwapIn,         ops::kSwapInWait,     ops::kSwapOut,
                                           ops::kSwapOutWait,    ops::kOnebitMomentum, ops::kOnebitAdamStep,
                                           ops::kCompressedAllReduce, ops::kZoadamStep, ops::kZoadamPhase,
-                                          ops::kZoadamApply};
+                                          ops::kZoadamApply, ops::kOnebitLambSnapshot, ops::kOnebitLambMomentum,
+                                          ops::kOnebitLambStep};
   std::set<std::tuple<std::string, std::string, DType>> cuda;
   for (const KernelKey& k : KernelRegistry::Global().Keys())
     if (k.device == DeviceKind::kCuda) cuda.insert({k.domain, k.op_type, k.dtype});
