@@ -103,7 +103,7 @@ ONEBIT_JOBS = (("onebitadam", 1, False), ("onebitadam", 2, False), ("onebitadam_
 # 1-bit Lamb (models/onebit_lamb_reference.py): DeepSpeed compresses every momentum as one buffer in
 # every precision, so there is no _flat variant.
 ONEBIT_JOBS += (("onebitlamb", 1, False), ("onebitlamb", 2, False), ("onebitlamb_wd", 1, False),
-                ("onebitlamb_wd", 2, False), ("onebitlamb", 2, False, 15))
+                ("onebitlamb_wd", 2, False), ("onebitlamb", 2, False, 15), ("onebitlamb", 2, False, 5))
 # OneCycle's lr and momentum cycle (betas = (momentum, 0.99) for those with betas; Muon's
 # MuonWithAuxAdam has none in its defaults, so its lr cycles only); torch >= 2.
 ONE_CYCLE_MODELS = ("mlp", "gpt")

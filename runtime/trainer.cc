@@ -560,6 +560,9 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     const CheckpointManifest& m = ckpt.manifest();
     ASSIGN_OR_RETURN(start_pos, TrainerPositionFromJson(m.meta.trainer_state, ckpt.dir()));
     RETURN_IF_ERROR(LoadStateTensors(plan, ckpt, rank, &state, &notes));
+    RETURN_IF_ERROR(ResetOnebitLambBeforeFreeze(plan, cfg.optimizer.freeze_step,
+                                                cfg.optimizer.implementation == "OnebitLamb", start_pos.applied_steps,
+                                                &state, &notes));
     const DataLoaderOptions want = LoaderOptions(cfg, opts);
     if (start_pos.seed != want.seed || start_pos.shuffle != want.shuffle)
       return FailedPrecondition("resuming from ", ckpt.dir(), ": its data seed/shuffling (", start_pos.seed, ", ",

@@ -145,6 +145,26 @@ Status SaveTrainingCheckpoint(const Plan& plan, const StateStore& state, Communi
   return writer.Commit(meta, AgreeOver(comm));
 }
 
+Status ResetOnebitLambBeforeFreeze(const Plan& plan, double freeze_step, bool onebit_lamb, int64_t applied_steps,
+                                   StateStore* state, std::vector<std::string>* notes) {
+  if (!onebit_lamb || static_cast<double>(applied_steps) >= freeze_step) return Status::OK();
+  const std::string suffix = "::lamb_state";
+  int reset = 0;
+  for (const StateInfo& s : plan.state) {
+    if (s.kind != StateKind::kOptimizer || s.dtype != DType::kFloat64 || s.name.size() < suffix.size() ||
+        s.name.compare(s.name.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    const std::vector<double> zeros(static_cast<size_t>(Numel(s.dims)), 0.0);
+    RETURN_IF_ERROR(state->CopyFromHost(s.name, zeros.data(), zeros.size() * sizeof(double)));
+    ++reset;
+  }
+  if (notes && reset > 0)
+    notes->push_back(StrCat("OneBitLamb resumed before its freeze (step ", applied_steps, " < freeze_step ", freeze_step,
+                            "): lamb_coeff_freeze, last_factor and scaling_coeff start over, as DeepSpeed's "
+                            "load_state_dict resets them"));
+  return Status::OK();
+}
+
 Status LoadStateTensors(const Plan& plan, const Checkpoint& ckpt, int rank, StateStore* state,
                         std::vector<std::string>* notes, LoadMode mode) {
   const CheckpointManifest& m = ckpt.manifest();

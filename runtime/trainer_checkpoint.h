@@ -76,6 +76,12 @@ enum class LoadMode {
 Status LoadStateTensors(const Plan& plan, const Checkpoint& ckpt, int rank, StateStore* state,
                         std::vector<std::string>* notes, LoadMode mode = LoadMode::kResume);
 
+// What DeepSpeed's OnebitLamb.load_state_dict does to a run saved before its freeze (state['step']
+// = `applied_steps` < freeze_step): every lamb_coeff_freeze back to 0, last_factor to 1 and
+// scaling_coeff dropped (ops::kOnebitLamb*'s lamb_state = zeros); a note says so. Nothing otherwise.
+Status ResetOnebitLambBeforeFreeze(const Plan& plan, double freeze_step, bool onebit_lamb, int64_t applied_steps,
+                                   StateStore* state, std::vector<std::string>* notes);
+
 // The step-0 checkpoint holding a plan's initial values (Plan::initial_values_dir), checked to be
 // the one dscompile wrote with this plan.
 StatusOr<Checkpoint> OpenInitialValues(const Plan& plan);

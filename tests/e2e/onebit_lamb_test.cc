@@ -153,25 +153,33 @@ TEST(OnebitLambTraffic, CompressedStepsSendOneBufferOfSigns) {
 
 // A checkpoint after the freeze keeps the lamb coefficients, the scaling coefficients, the last
 // factors and the fresh second moment (DeepSpeed's state dict), but no compression error
-// (load_state_dict pops them). The mlp on two ranks, saved after step 15 (the freeze is after 10)
-// and resumed to 30, follows the reference that drops the errors there.
-TEST(OnebitLambResume, AResumeAfterTheFreezeKeepsTheCoefficientsAndDropsTheErrors) {
+// (load_state_dict pops them). Before the freeze DeepSpeed's load_state_dict also starts the
+// coefficients over (lamb_coeff_freeze 0, last_factor 1, scaling_coeff dropped). The mlp on two
+// ranks (the freeze is after step 10), saved after step 15 or 5 and resumed to 30, follows the
+// reference that does the same there.
+TEST(OnebitLambResume, AResumeResetsWhatDeepSpeedsLoadStateDictResets) {
   const fs::path config = fs::path(DSC_SOURCE_DIR) / "models" / "reference_configs" / "onebitlamb.json";
-  const auto want = Reference("mlp", "onebitlamb_w2_resume15").at("loss").get<std::vector<double>>();
   const auto uninterrupted = Reference("mlp", "onebitlamb_w2").at("loss").get<std::vector<double>>();
-  testing::TempDir tmp;
-  const std::string plan = Compile("mlp", config, 2, tmp), ckpt = tmp.File("ckpt"), metrics = tmp.File("resumed.jsonl");
-  const std::string run = RunCommandLine("mlp", plan, 2);
-  CommandResult r = testing::RunCommand(run + "--steps 15 --save-dir " + ShellQuote(ckpt) + " --save-at-end");
-  ASSERT_EQ(r.rc, 0) << r.output;
-  r = testing::RunCommand(run + "--steps 30 --resume " + ShellQuote(ckpt) + " --metrics " + ShellQuote(metrics));
-  ASSERT_EQ(r.rc, 0) << r.output;
-  std::vector<double> got;
-  for (const nlohmann::json& m : ReadMetrics(metrics)) got.push_back(m.at("loss").get<double>());
-  ExpectSameTrajectory(got, std::vector<double>(want.begin() + 15, want.end()), "mlp resumed after step 15");
-  double apart = 0;
-  for (size_t i = 15; i < want.size(); ++i) apart = std::max(apart, std::fabs(uninterrupted[i] - want[i]) / want[i]);
-  EXPECT_GT(apart, 1e-4) << "the reset errors should matter";
+  for (int saved : {15, 5}) {
+    SCOPED_TRACE(saved);
+    const auto want =
+        Reference("mlp", "onebitlamb_w2_resume" + std::to_string(saved)).at("loss").get<std::vector<double>>();
+    testing::TempDir tmp;
+    const std::string plan = Compile("mlp", config, 2, tmp), ckpt = tmp.File("ckpt"), metrics = tmp.File("resumed.jsonl");
+    const std::string run = RunCommandLine("mlp", plan, 2);
+    CommandResult r = testing::RunCommand(run + "--steps " + std::to_string(saved) + " --save-dir " + ShellQuote(ckpt) +
+                                          " --save-at-end");
+    ASSERT_EQ(r.rc, 0) << r.output;
+    r = testing::RunCommand(run + "--steps 30 --resume " + ShellQuote(ckpt) + " --metrics " + ShellQuote(metrics));
+    ASSERT_EQ(r.rc, 0) << r.output;
+    std::vector<double> got;
+    for (const nlohmann::json& m : ReadMetrics(metrics)) got.push_back(m.at("loss").get<double>());
+    ExpectSameTrajectory(got, std::vector<double>(want.begin() + saved, want.end()),
+                         "mlp resumed after step " + std::to_string(saved));
+    double apart = 0;
+    for (size_t i = saved; i < want.size(); ++i) apart = std::max(apart, std::fabs(uninterrupted[i] - want[i]) / want[i]);
+    EXPECT_GT(apart, 1e-4) << "the reset should matter";
+  }
 }
 
 // What is not built is refused by path when compiling: mixed precision (DeepSpeed wraps OnebitLamb
