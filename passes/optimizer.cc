@@ -175,8 +175,8 @@ StatusOr<Family> LowerableFamily(const DsConfig& config) {
   }
   // DeepSpeed wraps OnebitLamb in FP16_UnfusedOptimizer (fp16) or BF16_Optimizer (bf16), whose
   // per-tensor masters, overflow checks and clipping around a compressed momentum are not built.
-  if (family == Family::kOnebitLamb && (config.fp16.enabled || config.bf16.enabled))
-    return Unimplemented(config.fp16.enabled ? "fp16.enabled" : "bf16.enabled",
+  if (family == Family::kOnebitLamb && (config.fp16.enabled || config.bf16.enabled || config.amp.enabled))
+    return Unimplemented(config.fp16.enabled ? "fp16.enabled" : config.bf16.enabled ? "bf16.enabled" : "amp.enabled",
                          ": OneBitLamb with mixed precision is not implemented by dscompile (it runs float32 "
                          "parameters)");
   if (onebit && config.amp.enabled)
