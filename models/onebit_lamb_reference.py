@@ -171,53 +171,22 @@ def train_onebit_lamb(module, in_names, tensors, cfg, steps, world, tb, mb, gas,
     """The reference trajectory of OnebitLamb on `world` ranks, as onebit_reference.train_onebit
     for 1-bit Adam: the loss averaged over every rank's micro-batches, rank 0's gradient norm, the
     lr. `resume_after` = k: saved after step k and resumed (load_state_dict's resets)."""
-    kw = dict(ONEBIT_LAMB_DEFAULTS)
-    given = dict(cfg["optimizer"].get("params") or {})
-    unknown = set(given) - set(kw)
-    if unknown:
-        raise ValueError("optimizer.params: not OnebitLamb parameters: %s" % sorted(unknown))
-    if given.get("amsgrad"):
-        raise ValueError("1-bit Lamb does not support the AMSGrad variant.")
-    kw.update(given)
+    kw = OB.optimizer_params(cfg, ONEBIT_LAMB_DEFAULTS, "OnebitLamb", "1-bit Lamb does not support the AMSGrad variant.")
     params = [p for p in module.parameters() if p.requires_grad]
     opt = OnebitLambReference(params, world, lr=kw["lr"], freeze_step=kw["freeze_step"], betas=tuple(kw["betas"]),
                               eps=kw["eps"], weight_decay=kw["weight_decay"], max_coeff=kw["max_coeff"],
                               min_coeff=kw["min_coeff"], coeff_beta=kw["coeff_beta"], factor_max=kw["factor_max"],
                               factor_min=kw["factor_min"], factor_threshold=kw["factor_threshold"])
-    n = next(iter(tensors.values())).shape[0]
-    spe = n // tb
-    module.train()
-    losses, norms, lrs = [], [], []
-    for k in range(steps):
-        start = (k % spe) * tb
-        local, micro = [], []
-        for r in range(world):
-            for p in params:
-                p.grad = None
-            for a in range(gas):
-                s = start + (a * world + r) * mb  # the data loader's first_sample(a) on rank r
-                loss = module(*[tensors[nm][s:s + mb] for nm in in_names])
-                micro.append(float(loss.detach()))
-                (loss / gas).backward()
-            local.append([p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in params])
-        if not opt.frozen:  # the engine averages gradients until the freeze
-            avg = [torch.stack([local[r][i] for r in range(world)]).mean(0) for i in range(len(params))]
-            local = [avg for _ in range(world)]
-        norm0 = None
-        for r in range(world):
-            total = torch.norm(torch.stack([torch.norm(g, 2.0) for g in local[r]]), 2.0)
-            if r == 0:
-                norm0 = float(total)
-            if clip > 0:
-                coef = clip / (float(total) + 1e-6)
-                if coef < 1:
-                    local[r] = [g * coef for g in local[r]]
-        opt.step(local)
+
+    def step(k, grads):
+        opt.step(grads)
         if k + 1 == resume_after:
             opt.load_reset()
-        losses.append(sum(micro) / len(micro))
-        norms.append(norm0)
-        lrs.append(float(kw["lr"]))
+
+    # The engine averages gradients until the freeze.
+    losses, norms = OB.train_ranks(module, params, in_names, tensors, steps, world, tb, mb, gas, clip,
+                                   lambda k: not opt.frozen, step)
+    lrs = [float(kw["lr"])] * steps
     desc = {"type": "OnebitLamb", "world": world, **kw}
     if resume_after:
         desc["resumed_after"] = resume_after

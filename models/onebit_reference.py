@@ -176,30 +176,37 @@ ONEBIT_ADAM_DEFAULTS = dict(lr=1e-3, freeze_step=100000, bias_correction=True, b
                             cuda_aware=False, comm_backend_name="nccl")
 
 
-def train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip, flat, resume_after=0):
-    """The reference trajectory of OnebitAdam on `world` ranks: the loss averaged over every
-    rank's micro-batches (as dsrun reports it), rank 0's gradient norm, the lr. `resume_after` = k:
-    the run is saved after step k and resumed, which drops the compression errors (DeepSpeed's
-    load_state_dict pops them)."""
-    kw = dict(ONEBIT_ADAM_DEFAULTS)
+def optimizer_params(cfg, defaults, name, amsgrad_message):
+    """The config's optimizer.params over `defaults`, refusing unknown keys and amsgrad as
+    DeepSpeed's 1-bit optimizers do."""
+    kw = dict(defaults)
     given = dict(cfg["optimizer"].get("params") or {})
     unknown = set(given) - set(kw)
     if unknown:
-        raise ValueError("optimizer.params: not OnebitAdam parameters: %s" % sorted(unknown))
+        raise ValueError("optimizer.params: not %s parameters: %s" % (name, sorted(unknown)))
     if given.get("amsgrad"):
-        raise ValueError("1-bit Adam does not support the AMSGrad variant.")
+        raise ValueError(amsgrad_message)
     kw.update(given)
-    params = [p for p in module.parameters() if p.requires_grad]
-    opt = OnebitAdamReference([params], world, lr=kw["lr"], freeze_step=kw["freeze_step"],
-                              betas=tuple(kw["betas"]), eps=kw["eps"], weight_decay=kw["weight_decay"], flat=flat)
+    return kw
+
+
+def train_ranks(module, params, in_names, tensors, steps, world, tb, mb, gas, clip, averaged, step,
+                before_rank=None):
+    """Trains `steps` steps of `world` simulated ranks, as dsrun's data loader feeds them: each rank's
+    gradients (gas micro-batches) are averaged across ranks when averaged(k) says the engine
+    all-reduces step k + 1, clipped per rank by its own norm, and handed to step(k, grads per rank).
+    before_rank(r), when given, runs before rank r's micro-batches (per-rank parameters). Returns
+    the loss averaged over every rank's micro-batches (as dsrun reports it) and rank 0's norm."""
     n = next(iter(tensors.values())).shape[0]
     spe = n // tb
     module.train()
-    losses, norms, lrs = [], [], []
+    losses, norms = [], []
     for k in range(steps):
         start = (k % spe) * tb
         local, micro = [], []
         for r in range(world):
+            if before_rank:
+                before_rank(r)
             for p in params:
                 p.grad = None
             for a in range(gas):
@@ -208,7 +215,7 @@ def train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip
                 micro.append(float(loss.detach()))
                 (loss / gas).backward()
             local.append([p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in params])
-        if not opt.frozen:  # the engine averages gradients until the freeze
+        if averaged(k):
             avg = [torch.stack([local[r][i] for r in range(world)]).mean(0) for i in range(len(params))]
             local = [avg for _ in range(world)]
         norm0 = None
@@ -220,12 +227,31 @@ def train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip
                 coef = clip / (float(total) + 1e-6)
                 if coef < 1:
                     local[r] = [g * coef for g in local[r]]
-        opt.step(local)
-        if k + 1 == resume_after:
-            opt.reset_errors()
+        step(k, local)
         losses.append(sum(micro) / len(micro))
         norms.append(norm0)
-        lrs.append(float(kw["lr"]))
+    return losses, norms
+
+
+def train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip, flat, resume_after=0):
+    """The reference trajectory of OnebitAdam on `world` ranks: the loss averaged over every
+    rank's micro-batches (as dsrun reports it), rank 0's gradient norm, the lr. `resume_after` = k:
+    the run is saved after step k and resumed, which drops the compression errors (DeepSpeed's
+    load_state_dict pops them)."""
+    kw = optimizer_params(cfg, ONEBIT_ADAM_DEFAULTS, "OnebitAdam", "1-bit Adam does not support the AMSGrad variant.")
+    params = [p for p in module.parameters() if p.requires_grad]
+    opt = OnebitAdamReference([params], world, lr=kw["lr"], freeze_step=kw["freeze_step"],
+                              betas=tuple(kw["betas"]), eps=kw["eps"], weight_decay=kw["weight_decay"], flat=flat)
+
+    def step(k, grads):
+        opt.step(grads)
+        if k + 1 == resume_after:
+            opt.reset_errors()
+
+    # The engine averages gradients until the freeze.
+    losses, norms = train_ranks(module, params, in_names, tensors, steps, world, tb, mb, gas, clip,
+                                lambda k: not opt.frozen, step)
+    lrs = [float(kw["lr"])] * steps
     desc = {"type": "OnebitAdam", "world": world, "flat": flat, **kw}
     if resume_after:
         desc["resumed_after"] = resume_after

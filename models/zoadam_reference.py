@@ -184,57 +184,27 @@ def train_zoadam(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip
     """The reference trajectory of ZeroOneAdam on `world` ranks: the loss averaged over every
     rank's micro-batches (each with its rank's parameters), rank 0's gradient norm, the lr.
     `resume_after` = k: saved after step k and resumed (ZeroOneAdamReference.resume)."""
-    kw = dict(ZERO_ONE_ADAM_DEFAULTS)
-    given = dict(cfg["optimizer"].get("params") or {})
-    unknown = set(given) - set(kw)
-    if unknown:
-        raise ValueError("optimizer.params: not ZeroOneAdam parameters: %s" % sorted(unknown))
-    if given.get("amsgrad"):
-        raise ValueError("0/1 Adam does not support the AMSGrad variant.")
-    kw.update(given)
+    kw = OB.optimizer_params(cfg, ZERO_ONE_ADAM_DEFAULTS, "ZeroOneAdam", "0/1 Adam does not support the AMSGrad variant.")
     shared = [p for p in module.parameters() if p.requires_grad]
     per_rank = [[p.detach().clone() for p in shared] for _ in range(world)]
     opt = ZeroOneAdamReference(per_rank, world, lr=kw["lr"], betas=tuple(kw["betas"]), eps=kw["eps"],
                                weight_decay=kw["weight_decay"], var_freeze_step=kw["var_freeze_step"],
                                var_update_scaler=kw["var_update_scaler"], local_step_scaler=kw["local_step_scaler"],
                                local_step_clipper=kw["local_step_clipper"])
-    n = next(iter(tensors.values())).shape[0]
-    spe = n // tb
-    module.train()
-    losses, norms, lrs = [], [], []
-    for k in range(steps):
-        start = (k % spe) * tb
-        local, micro = [], []
-        for r in range(world):
-            with torch.no_grad():
-                for p, q in zip(shared, per_rank[r]):
-                    p.copy_(q)
-            for p in shared:
-                p.grad = None
-            for a in range(gas):
-                s = start + (a * world + r) * mb  # the data loader's first_sample(a) on rank r
-                loss = module(*[tensors[nm][s:s + mb] for nm in in_names])
-                micro.append(float(loss.detach()))
-                (loss / gas).backward()
-            local.append([p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in shared])
-        if opt.uses_allreduce(k + 1):
-            avg = [torch.stack([local[r][i] for r in range(world)]).mean(0) for i in range(len(shared))]
-            local = [avg for _ in range(world)]
-        norm0 = None
-        for r in range(world):
-            total = torch.norm(torch.stack([torch.norm(g, 2.0) for g in local[r]]), 2.0)
-            if r == 0:
-                norm0 = float(total)
-            if clip > 0:
-                coef = clip / (float(total) + 1e-6)
-                if coef < 1:
-                    local[r] = [g * coef for g in local[r]]
-        opt.step(local)
+
+    def own_parameters(r):
+        with torch.no_grad():
+            for p, q in zip(shared, per_rank[r]):
+                p.copy_(q)
+
+    def step(k, grads):
+        opt.step(grads)
         if k + 1 == resume_after:
             opt.resume()
-        losses.append(sum(micro) / len(micro))
-        norms.append(norm0)
-        lrs.append(float(kw["lr"]))
+
+    losses, norms = OB.train_ranks(module, shared, in_names, tensors, steps, world, tb, mb, gas, clip,
+                                   lambda k: opt.uses_allreduce(k + 1), step, own_parameters)
+    lrs = [float(kw["lr"])] * steps
     desc = {"type": "ZeroOneAdam", "world": world, **kw}
     if resume_after:
         desc["resumed_after"] = resume_after

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/e2e/e2e_util.h"
+#include "tests/e2e/onebit_util.h"
 #include "tests/testutil/test_util.h"
 
 namespace dsc {
@@ -39,52 +40,14 @@ struct LambCase {
 };
 void PrintTo(const LambCase& c, std::ostream* os) { *os << c.model << "/" << c.config << " on " << c.world; }
 
-struct LambRun {
-  std::vector<nlohmann::json> metrics;  // one line per step
-  nlohmann::json inspect;               // dsinspect --json
-};
-
-std::string Compile(const std::string& model, const fs::path& config, int world, const testing::TempDir& tmp) {
-  const fs::path root = DSC_SOURCE_DIR, model_dir = root / "models" / model;
-  const std::string plan = tmp.File(model + ".dsplan");
-  CommandResult r = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote((model_dir / (model + ".onnx")).string()) +
-                                        " --config " + ShellQuote(config.string()) + " --world-size " +
-                                        std::to_string(world) + " -q -o " + ShellQuote(plan));
-  EXPECT_EQ(r.rc, 0) << r.output;
-  return plan;
-}
-
-std::string RunCommandLine(const std::string& model, const std::string& plan, int world) {
-  const fs::path data = fs::path(DSC_SOURCE_DIR) / "models" / model / "data";
-  return ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + " --nproc " + std::to_string(world) +
-         " --threads 1 --data " + ShellQuote(data.string()) + " --no-shuffle -q ";
-}
-
-std::vector<nlohmann::json> ReadMetrics(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
+using LambRun = e2e::OnebitRun;
 
 // Compiles and trains c for `steps` steps (no shuffling); fails the test on any error.
 void Train(const LambCase& c, size_t steps, const testing::TempDir& tmp, LambRun* out) {
-  const fs::path config = fs::path(DSC_SOURCE_DIR) / "models" / "reference_configs" / (c.config + ".json");
-  const std::string plan = Compile(c.model, config, c.world, tmp);
-  CommandResult r = testing::RunCommand(ShellQuote(DSINSPECT_PATH) + " --json " + ShellQuote(plan), false);
-  ASSERT_EQ(r.rc, 0) << r.output;
-  out->inspect = nlohmann::json::parse(r.output);
-  const std::string metrics = tmp.File("lamb.jsonl");
-  r = testing::RunCommand(RunCommandLine(c.model, plan, c.world) + "--steps " + std::to_string(steps) + " --metrics " +
-                          ShellQuote(metrics));
-  ASSERT_EQ(r.rc, 0) << r.output;
-  out->metrics = ReadMetrics(metrics);
-  ASSERT_EQ(out->metrics.size(), steps);
+  e2e::TrainOnebit(c.model, e2e::ReferenceConfig(c.config), c.world, steps, tmp, out);
 }
 
-nlohmann::json Reference(const std::string& model, const std::string& name) {
-  return ReadJson(fs::path(DSC_SOURCE_DIR) / "models" / model / "reference" / "onebit" / (name + ".json"));
-}
+nlohmann::json Reference(const std::string& model, const std::string& name) { return e2e::OnebitReference(model, name); }
 
 class OnebitLambTrajectory : public ::testing::TestWithParam<LambCase> {};
 
@@ -109,15 +72,6 @@ INSTANTIATE_TEST_SUITE_P(OnebitLamb, OnebitLambTrajectory,
                            return info.param.model + "_" + info.param.config + "_w" + std::to_string(info.param.world);
                          });
 
-// DeepSpeed's bytes for one compressed buffer of n elements on `world` ranks: the signs'
-// all_to_all ((world-1)/world of N/8 bytes), the all_gather of the server signs ((world-1) chunks
-// of N/world/8 bytes) and the two all_gathers of one float scale.
-int64_t CompressedBytes(int64_t n, int64_t world) {
-  const int64_t unit = world * (world * 8 / std::gcd(world, int64_t{8}));
-  const int64_t size = n % unit == 0 ? n : n + unit - n % unit;
-  return (world - 1) * (size / 8) / world + (world - 1) * (size / world / 8) + 2 * (world - 1) * 4;
-}
-
 // Two ranks: until the freeze every step all-reduces each gradient; after it the gradient
 // all-reduce stops and every momentum travels in ONE buffer of packed signs and two scales
 // (1-bit Adam compresses each parameter on its own in fp32).
@@ -135,7 +89,7 @@ TEST(OnebitLambTraffic, CompressedStepsSendOneBufferOfSigns) {
     all_reduce += 2 * (2 - 1) * 4 * n / 2;
     total += n;
   }
-  const int64_t compressed = CompressedBytes(total, 2);
+  const int64_t compressed = e2e::CompressedBytes(total, 2);
   for (size_t i = 0; i < run.metrics.size(); ++i) {
     const nlohmann::json& sent = run.metrics[i].at("bytes_sent");
     const bool warm = static_cast<int64_t>(i + 1) <= freeze;
@@ -158,23 +112,23 @@ TEST(OnebitLambTraffic, CompressedStepsSendOneBufferOfSigns) {
 // ranks (the freeze is after step 10), saved after step 15 or 5 and resumed to 30, follows the
 // reference that does the same there.
 TEST(OnebitLambResume, AResumeResetsWhatDeepSpeedsLoadStateDictResets) {
-  const fs::path config = fs::path(DSC_SOURCE_DIR) / "models" / "reference_configs" / "onebitlamb.json";
+  const fs::path config = e2e::ReferenceConfig("onebitlamb");
   const auto uninterrupted = Reference("mlp", "onebitlamb_w2").at("loss").get<std::vector<double>>();
   for (int saved : {15, 5}) {
     SCOPED_TRACE(saved);
     const auto want =
         Reference("mlp", "onebitlamb_w2_resume" + std::to_string(saved)).at("loss").get<std::vector<double>>();
     testing::TempDir tmp;
-    const std::string plan = Compile("mlp", config, 2, tmp), ckpt = tmp.File("ckpt"), metrics = tmp.File("resumed.jsonl");
-    const std::string run = RunCommandLine("mlp", plan, 2);
-    CommandResult r = testing::RunCommand(run + "--steps " + std::to_string(saved) + " --save-dir " + ShellQuote(ckpt) +
+    const std::string plan = tmp.File("mlp.dsplan"), ckpt = tmp.File("ckpt"), metrics = tmp.File("resumed.jsonl");
+    CommandResult r = testing::RunCommand(e2e::CompileCommand("mlp", config, 2, plan));
+    ASSERT_EQ(r.rc, 0) << r.output;
+    const std::string run = e2e::DsrunCommand("mlp", plan, 2);
+    r = testing::RunCommand(run + "--steps " + std::to_string(saved) + " --save-dir " + ShellQuote(ckpt) +
                                           " --save-at-end");
     ASSERT_EQ(r.rc, 0) << r.output;
     r = testing::RunCommand(run + "--steps 30 --resume " + ShellQuote(ckpt) + " --metrics " + ShellQuote(metrics));
     ASSERT_EQ(r.rc, 0) << r.output;
-    std::vector<double> got;
-    for (const nlohmann::json& m : ReadMetrics(metrics)) got.push_back(m.at("loss").get<double>());
-    ExpectSameTrajectory(got, std::vector<double>(want.begin() + saved, want.end()),
+    ExpectSameTrajectory(e2e::Losses(e2e::ReadMetrics(metrics)), std::vector<double>(want.begin() + saved, want.end()),
                          "mlp resumed after step " + std::to_string(saved));
     double apart = 0;
     for (size_t i = saved; i < want.size(); ++i) apart = std::max(apart, std::fabs(uninterrupted[i] - want[i]) / want[i]);

@@ -13,7 +13,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ir/status.h"  // StrCat
 #include "tests/e2e/e2e_util.h"
+#include "tests/e2e/onebit_util.h"
 #include "tests/testutil/test_util.h"
 
 namespace dsc {
@@ -42,40 +44,22 @@ void PrintTo(const OnebitCase& c, std::ostream* os) {
   *os << c.model << "/" << c.config << " on " << c.world << (c.fp16 ? " fp16" : "");
 }
 
-struct OnebitRun {
-  std::string plan;
-  std::vector<nlohmann::json> metrics;  // one line per step
-  nlohmann::json inspect;               // dsinspect --json
-};
+using e2e::OnebitRun;
 
 // Compiles and trains c for `steps` steps (no shuffling); fails the test on any error.
 void Train(const OnebitCase& c, size_t steps, const testing::TempDir& tmp, OnebitRun* out) {
-  const fs::path root = DSC_SOURCE_DIR, model_dir = root / "models" / c.model;
-  nlohmann::json cfg = ReadJson(root / "models" / "reference_configs" / (c.config + ".json"));
+  nlohmann::json cfg = ReadJson(e2e::ReferenceConfig(c.config));
   // A static scale that never overflows here: a dynamic one would skip the first steps.
   if (c.fp16) cfg["fp16"] = {{"enabled", true}, {"loss_scale", 256}};
-  const std::string config = tmp.File("onebit.json"), metrics = tmp.File("onebit.jsonl");
-  out->plan = tmp.File("onebit.dsplan");
+  const std::string config = tmp.File("onebit.json");
   std::ofstream(config) << cfg.dump();
-  CommandResult r = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote((model_dir / (c.model + ".onnx")).string()) +
-                                        " --config " + ShellQuote(config) + " --world-size " + std::to_string(c.world) +
-                                        " -q -o " + ShellQuote(out->plan));
-  ASSERT_EQ(r.rc, 0) << r.output;
-  r = testing::RunCommand(ShellQuote(DSINSPECT_PATH) + " --json " + ShellQuote(out->plan), false);
-  ASSERT_EQ(r.rc, 0) << r.output;
-  out->inspect = nlohmann::json::parse(r.output);
-  r = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + ShellQuote(out->plan) + " --nproc " + std::to_string(c.world) +
-                          " --threads 1 --data " + ShellQuote((model_dir / "data").string()) + " --steps " +
-                          std::to_string(steps) + " --no-shuffle -q --metrics " + ShellQuote(metrics));
-  ASSERT_EQ(r.rc, 0) << r.output;
-  std::ifstream in(metrics);
-  for (std::string line; std::getline(in, line);) out->metrics.push_back(nlohmann::json::parse(line));
-  ASSERT_EQ(out->metrics.size(), steps);
+  e2e::TrainOnebit(c.model, config, c.world, steps, tmp, out);
 }
 
 nlohmann::json Reference(const OnebitCase& c) {
-  const std::string name = c.config + "_w" + std::to_string(c.world) + (c.fp16 ? "_flat" : "");
-  return ReadJson(fs::path(DSC_SOURCE_DIR) / "models" / c.model / "reference" / "onebit" / (name + ".json"));
+  std::string name = c.config + "_w" + std::to_string(c.world);
+  if (c.fp16) name += "_flat";
+  return e2e::OnebitReference(c.model, name);
 }
 
 class OnebitTrajectory : public ::testing::TestWithParam<OnebitCase> {};
@@ -123,15 +107,6 @@ INSTANTIATE_TEST_SUITE_P(Onebit, OnebitTrajectory,
                                   (info.param.fp16 ? "_fp16" : "");
                          });
 
-// DeepSpeed's bytes for one compressed buffer of n elements on `world` ranks: the signs'
-// all_to_all ((world-1)/world of N/8 bytes), the all_gather of the server signs ((world-1) chunks
-// of N/world/8 bytes) and the two all_gathers of one float scale.
-int64_t CompressedBytes(int64_t n, int64_t world) {
-  const int64_t unit = world * (world * 8 / std::gcd(world, int64_t{8}));
-  const int64_t size = n % unit == 0 ? n : n + unit - n % unit;
-  return (world - 1) * (size / 8) / world + (world - 1) * (size / world / 8) + 2 * (world - 1) * 4;
-}
-
 // Two ranks, fp32: until the freeze every step all-reduces each gradient; after it the gradient
 // all-reduce stops and each parameter's momentum travels as packed signs and two scales.
 TEST(OnebitTraffic, CompressedStepsSendAThirtySecondOfTheGradient) {
@@ -146,7 +121,7 @@ TEST(OnebitTraffic, CompressedStepsSendAThirtySecondOfTheGradient) {
     if (s.at("kind") != "parameter") continue;
     const int64_t n = s.at("numel").get<int64_t>();
     all_reduce += 2 * (2 - 1) * 4 * n / 2;
-    compressed += CompressedBytes(n, 2);
+    compressed += e2e::CompressedBytes(n, 2);
   }
   for (size_t i = 0; i < run.metrics.size(); ++i) {
     const nlohmann::json& sent = run.metrics[i].at("bytes_sent");
@@ -169,27 +144,19 @@ TEST(OnebitTraffic, CompressedStepsSendAThirtySecondOfTheGradient) {
 // ranks, saved after step 15 (the freeze is after 10) and resumed to 30, follows the reference
 // that drops the errors there; the uninterrupted reference is 8e-3 away two steps later.
 TEST(OnebitResume, AResumeAfterTheFreezeStartsFromZeroErrors) {
-  const fs::path root = DSC_SOURCE_DIR, model_dir = root / "models" / "mlp";
-  const nlohmann::json ref = ReadJson(model_dir / "reference" / "onebit" / "onebitadam_w2_resume15.json");
-  const auto want = ref.at("loss").get<std::vector<double>>();
-  const auto uninterrupted =
-      ReadJson(model_dir / "reference" / "onebit" / "onebitadam_w2.json").at("loss").get<std::vector<double>>();
+  const auto want = e2e::OnebitReference("mlp", "onebitadam_w2_resume15").at("loss").get<std::vector<double>>();
+  const auto uninterrupted = e2e::OnebitReference("mlp", "onebitadam_w2").at("loss").get<std::vector<double>>();
   testing::TempDir tmp;
   const std::string plan = tmp.File("mlp.dsplan"), ckpt = tmp.File("ckpt"), metrics = tmp.File("resumed.jsonl");
-  CommandResult r = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote((model_dir / "mlp.onnx").string()) +
-                                        " --config " + ShellQuote((root / "models" / "reference_configs" / "onebitadam.json").string()) +
-                                        " --world-size 2 -q -o " + ShellQuote(plan));
+  CommandResult r = testing::RunCommand(e2e::CompileCommand("mlp", e2e::ReferenceConfig("onebitadam"), 2, plan));
   ASSERT_EQ(r.rc, 0) << r.output;
-  const std::string run = ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + " --nproc 2 --threads 1 --data " +
-                          ShellQuote((model_dir / "data").string()) + " --no-shuffle -q ";
+  const std::string run = e2e::DsrunCommand("mlp", plan, 2);
   r = testing::RunCommand(run + "--steps 15 --save-dir " + ShellQuote(ckpt) + " --save-at-end");
   ASSERT_EQ(r.rc, 0) << r.output;
   r = testing::RunCommand(run + "--steps 30 --resume " + ShellQuote(ckpt) + " --metrics " + ShellQuote(metrics));
   ASSERT_EQ(r.rc, 0) << r.output;
-  std::vector<double> got;
-  std::ifstream in(metrics);
-  for (std::string line; std::getline(in, line);) got.push_back(nlohmann::json::parse(line).at("loss").get<double>());
-  ExpectSameTrajectory(got, std::vector<double>(want.begin() + 15, want.end()), "mlp resumed after step 15");
+  ExpectSameTrajectory(e2e::Losses(e2e::ReadMetrics(metrics)), std::vector<double>(want.begin() + 15, want.end()),
+                       "mlp resumed after step 15");
   EXPECT_GT(std::fabs(uninterrupted[16] - want[16]) / want[16], 1e-3) << "the reset should matter by step 17";
 }
 
@@ -202,7 +169,7 @@ TEST(OnebitFreeze, TheEarliestFreezeIsAfterStepTwo) {
   for (int f : {1, 2}) {
     nlohmann::json cfg = ReadJson(root / "models" / "reference_configs" / "onebitadam.json");
     cfg["optimizer"]["params"]["freeze_step"] = f;
-    const std::string config = tmp.File("f" + std::to_string(f) + ".json"), plan = tmp.File("f" + std::to_string(f) + ".dsplan");
+    const std::string config = tmp.File(StrCat("f", f, ".json")), plan = tmp.File(StrCat("f", f, ".dsplan"));
     std::ofstream(config) << cfg.dump();
     ASSERT_EQ(testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote(model.string()) + " --config " +
                                   ShellQuote(config) + " --world-size 2 -q -o " + ShellQuote(plan)).rc, 0);

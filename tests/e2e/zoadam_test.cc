@@ -17,6 +17,7 @@
 
 #include "kernels/common/zoadam_math.h"
 #include "tests/e2e/e2e_util.h"
+#include "tests/e2e/onebit_util.h"
 #include "tests/testutil/test_util.h"
 
 namespace dsc {
@@ -24,6 +25,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using e2e::ExpectSameTrajectory;
+using e2e::Losses;
 using e2e::ReadJson;
 using testing::CommandResult;
 using testing::ShellQuote;
@@ -93,58 +95,16 @@ struct ZoadamCase {
 };
 void PrintTo(const ZoadamCase& c, std::ostream* os) { *os << c.model << "/" << c.config << " on " << c.world; }
 
-struct ZoadamRun {
-  std::string plan;
-  std::vector<nlohmann::json> metrics;  // one line per step
-  nlohmann::json inspect;               // dsinspect --json
-};
+using ZoadamRun = e2e::OnebitRun;
 
 const fs::path kRoot = DSC_SOURCE_DIR;
 
-std::string Compile(const std::string& model, const fs::path& config, int world, const std::string& plan) {
-  return ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote((kRoot / "models" / model / (model + ".onnx")).string()) +
-         " --config " + ShellQuote(config.string()) + " --world-size " + std::to_string(world) + " -q -o " +
-         ShellQuote(plan);
-}
-
-std::string Dsrun(const std::string& model, const std::string& plan, int world) {
-  return ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + " --nproc " + std::to_string(world) + " --threads 1 --data " +
-         ShellQuote((kRoot / "models" / model / "data").string()) + " --no-shuffle -q ";
-}
-
-std::vector<nlohmann::json> ReadMetrics(const std::string& path) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
-  return out;
-}
-
 // Compiles and trains c for `steps` steps (no shuffling); fails the test on any error.
 void Train(const ZoadamCase& c, size_t steps, const testing::TempDir& tmp, ZoadamRun* out) {
-  out->plan = tmp.File("zoadam.dsplan");
-  const std::string metrics = tmp.File("zoadam.jsonl");
-  CommandResult r = testing::RunCommand(
-      Compile(c.model, kRoot / "models" / "reference_configs" / (c.config + ".json"), c.world, out->plan));
-  ASSERT_EQ(r.rc, 0) << r.output;
-  r = testing::RunCommand(ShellQuote(DSINSPECT_PATH) + " --json " + ShellQuote(out->plan), false);
-  ASSERT_EQ(r.rc, 0) << r.output;
-  out->inspect = nlohmann::json::parse(r.output);
-  r = testing::RunCommand(Dsrun(c.model, out->plan, c.world) + "--steps " + std::to_string(steps) + " --metrics " +
-                          ShellQuote(metrics));
-  ASSERT_EQ(r.rc, 0) << r.output;
-  out->metrics = ReadMetrics(metrics);
-  ASSERT_EQ(out->metrics.size(), steps);
+  e2e::TrainOnebit(c.model, e2e::ReferenceConfig(c.config), c.world, steps, tmp, out);
 }
 
-std::vector<double> Losses(const std::vector<nlohmann::json>& metrics) {
-  std::vector<double> got;
-  for (const nlohmann::json& m : metrics) got.push_back(m.at("loss").get<double>());
-  return got;
-}
-
-nlohmann::json Reference(const std::string& model, const std::string& name) {
-  return ReadJson(kRoot / "models" / model / "reference" / "onebit" / (name + ".json"));
-}
+nlohmann::json Reference(const std::string& model, const std::string& name) { return e2e::OnebitReference(model, name); }
 
 class ZoadamTrajectory : public ::testing::TestWithParam<ZoadamCase> {};
 
@@ -167,15 +127,6 @@ INSTANTIATE_TEST_SUITE_P(Zoadam, ZoadamTrajectory,
                            return info.param.model + "_" + info.param.config + "_w" + std::to_string(info.param.world);
                          });
 
-// DeepSpeed's bytes for one compressed buffer of n elements on `world` ranks: the signs'
-// all_to_all ((world-1)/world of N/8 bytes), the all_gather of the server signs ((world-1) chunks
-// of N/world/8 bytes) and the two all_gathers of one float scale.
-int64_t CompressedBytes(int64_t n, int64_t world) {
-  const int64_t unit = world * (world * 8 / std::gcd(world, int64_t{8}));
-  const int64_t size = n % unit == 0 ? n : n + unit - n % unit;
-  return (world - 1) * (size / 8) / world + (world - 1) * (size / world / 8) + 2 * (world - 1) * 4;
-}
-
 // Two ranks, fp32, 30 steps of the mlp: the variance steps all-reduce each gradient (step 1's
 // too, the engine's default); the other steps before the freeze send each parameter's gradient
 // compressed; after it the local steps send nothing and the sync steps each parameter's
@@ -194,7 +145,7 @@ TEST(ZoadamTraffic, EachPhaseSendsWhatDeepSpeedSends) {
     if (s.at("kind") != "parameter") continue;
     const int64_t n = s.at("numel").get<int64_t>();
     all_reduce += 2 * (2 - 1) * 4 * n / 2;
-    compressed += CompressedBytes(n, 2);
+    compressed += e2e::CompressedBytes(n, 2);
   }
   int seen[5] = {0, 0, 0, 0, 0};
   for (size_t i = 0; i < run.metrics.size(); ++i) {
@@ -228,14 +179,14 @@ TEST(ZoadamResume, AResumeAfterTheFreezeDropsTheRanksOwnStates) {
   testing::TempDir tmp;
   const std::string plan = tmp.File("mlp.dsplan"), ckpt = tmp.File("ckpt"), metrics = tmp.File("resumed.jsonl");
   CommandResult r =
-      testing::RunCommand(Compile("mlp", kRoot / "models" / "reference_configs" / "zoadam.json", 2, plan));
+      testing::RunCommand(e2e::CompileCommand("mlp", e2e::ReferenceConfig("zoadam"), 2, plan));
   ASSERT_EQ(r.rc, 0) << r.output;
-  r = testing::RunCommand(Dsrun("mlp", plan, 2) + "--steps 19 --save-dir " + ShellQuote(ckpt) + " --save-at-end");
+  r = testing::RunCommand(e2e::DsrunCommand("mlp", plan, 2) + "--steps 19 --save-dir " + ShellQuote(ckpt) + " --save-at-end");
   ASSERT_EQ(r.rc, 0) << r.output;
-  r = testing::RunCommand(Dsrun("mlp", plan, 2) + "--steps 30 --resume " + ShellQuote(ckpt) + " --metrics " +
+  r = testing::RunCommand(e2e::DsrunCommand("mlp", plan, 2) + "--steps 30 --resume " + ShellQuote(ckpt) + " --metrics " +
                           ShellQuote(metrics));
   ASSERT_EQ(r.rc, 0) << r.output;
-  ExpectSameTrajectory(Losses(ReadMetrics(metrics)), std::vector<double>(want.begin() + 19, want.end()),
+  ExpectSameTrajectory(e2e::Losses(e2e::ReadMetrics(metrics)), std::vector<double>(want.begin() + 19, want.end()),
                        "mlp resumed after step 19");
   double apart = 0;
   for (size_t i = 19; i < want.size(); ++i) apart = std::max(apart, std::fabs(uninterrupted[i] - want[i]) / want[i]);
