@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "frontend/config/ds_config.h"
+#include "tests/config/optimizer_parse_util.h"
 #include "frontend/config/parameter_groups.h"
 
 namespace dsc {
@@ -15,9 +16,7 @@ namespace {
 
 StatusOr<DsConfig> Parse(const std::string& params, const std::string& extra = "",
                          std::vector<std::string>* warnings = nullptr) {
-  std::vector<std::string> w;
-  return ParseDsConfig(R"({"train_batch_size": 8, "optimizer": {"type": "Muon", "params": )" + params + "}" + extra + "}",
-                       {}, warnings ? warnings : &w, "ds.json");
+  return config_test::ParseOptimizer("Muon", params, extra, warnings);
 }
 
 std::string ErrorOf(const std::string& params, const std::string& extra = "") {

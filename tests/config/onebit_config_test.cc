@@ -7,16 +7,14 @@
 #include <gtest/gtest.h>
 
 #include "frontend/config/ds_config.h"
+#include "tests/config/optimizer_parse_util.h"
 
 namespace dsc {
 namespace {
 
 StatusOr<DsConfig> Parse(const std::string& params, const std::string& extra = "",
                          std::vector<std::string>* warnings = nullptr) {
-  std::vector<std::string> w;
-  return ParseDsConfig(R"({"train_batch_size": 8, "optimizer": {"type": "OneBitAdam", "params": )" + params + "}" + extra +
-                           "}",
-                       {}, warnings ? warnings : &w, "ds.json");
+  return config_test::ParseOptimizer("OneBitAdam", params, extra, warnings);
 }
 
 // deepspeed/runtime/fp16/onebit/adam.py's constructor.
@@ -81,16 +79,9 @@ TEST(OnebitConfig, DeepSpeedsRefusalsAndOurs) {
 // bias_correction, eps_inside_sqrt and cuda_aware are accepted and never read by OnebitAdam's
 // arithmetic: set to other than their defaults, each is named in a warning.
 TEST(OnebitConfig, KeysDeepSpeedNeverReadsWarn) {
+  config_test::ExpectOnebitUnreadKeysWarn("OneBitAdam", "OnebitAdam");
   std::vector<std::string> warnings;
-  StatusOr<DsConfig> cfg = Parse(R"({"bias_correction": false, "eps_inside_sqrt": true, "cuda_aware": true})", "", &warnings);
-  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
-  for (const char* key : {"bias_correction", "eps_inside_sqrt", "cuda_aware"}) {
-    bool named = false;
-    for (const std::string& w : warnings) named = named || w.find(std::string("optimizer.params.") + key) != std::string::npos;
-    EXPECT_TRUE(named) << key;
-  }
-  warnings.clear();
-  cfg = Parse(R"({"bias_correction": true})", "", &warnings);
+  StatusOr<DsConfig> cfg = Parse(R"({"bias_correction": true})", "", &warnings);
   ASSERT_TRUE(cfg.ok());
   for (const std::string& w : warnings) EXPECT_EQ(w.find("bias_correction"), std::string::npos) << w;
 }
