@@ -96,4 +96,22 @@ inline int64_t CompressedBytes(int64_t n, int64_t world) {
   return (world - 1) * (size / 8) / world + (world - 1) * (size / world / 8) + 2 * (world - 1) * 4;
 }
 
+// A 1-bit run's traffic: up to `freeze` each step all-reduces `all_reduce` bytes and compresses
+// nothing, after it each step sends `compressed` bytes of signs and scales (all_to_all and
+// all_gather) and no all-reduce; dsinspect says the same before training.
+inline void ExpectWarmThenCompressed(const OnebitRun& run, int64_t freeze, int64_t all_reduce, int64_t compressed) {
+  for (size_t i = 0; i < run.metrics.size(); ++i) {
+    const nlohmann::json& sent = run.metrics[i].at("bytes_sent");
+    const bool warm = static_cast<int64_t>(i + 1) <= freeze;
+    EXPECT_EQ(sent.at("all_reduce").get<int64_t>(), warm ? all_reduce : 0) << "step " << i + 1;
+    const int64_t packed = sent.at("all_to_all").get<int64_t>() + sent.at("all_gather").get<int64_t>();
+    EXPECT_EQ(packed, warm ? 0 : compressed) << "step " << i + 1;
+  }
+  EXPECT_EQ(run.inspect.at("communication").at("total").get<int64_t>(), all_reduce);
+  const nlohmann::json& after = run.inspect.at("communication_compressed");
+  EXPECT_EQ(after.at("from_step").get<int64_t>(), freeze + 1) << after.dump();
+  EXPECT_EQ(after.at("bytes").at("total").get<int64_t>(), compressed) << after.dump();
+  EXPECT_EQ(after.at("bytes").at("all_reduce").get<int64_t>(), 0) << after.dump();
+}
+
 }  // namespace dsc::e2e
