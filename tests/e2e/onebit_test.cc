@@ -116,13 +116,7 @@ TEST(OnebitTraffic, CompressedStepsSendAThirtySecondOfTheGradient) {
   testing::TempDir tmp;
   OnebitRun run;
   ASSERT_NO_FATAL_FAILURE(Train(c, static_cast<size_t>(freeze + 3), tmp, &run));
-  int64_t all_reduce = 0, compressed = 0;
-  for (const nlohmann::json& s : run.inspect.at("state")) {
-    if (s.at("kind") != "parameter") continue;
-    const int64_t n = s.at("numel").get<int64_t>();
-    all_reduce += 2 * (2 - 1) * 4 * n / 2;
-    compressed += e2e::CompressedBytes(n, 2);
-  }
+  const auto [all_reduce, compressed] = e2e::PerTensorBytesOnTwoRanks(run.inspect);
   e2e::ExpectWarmThenCompressed(run, freeze, all_reduce, compressed);
   EXPECT_LT(static_cast<double>(compressed), all_reduce / 25.0);
 }

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -94,6 +95,19 @@ inline int64_t CompressedBytes(int64_t n, int64_t world) {
   const int64_t unit = world * (world * 8 / std::gcd(world, int64_t{8}));
   const int64_t size = n % unit == 0 ? n : n + unit - n % unit;
   return (world - 1) * (size / 8) / world + (world - 1) * (size / world / 8) + 2 * (world - 1) * 4;
+}
+
+// Bytes per step on two ranks of the plan's parameters, each all-reduced fp32 tensor (the warm-up)
+// and each compressed on its own (1-bit Adam's fp32 units): {all_reduce, compressed}.
+inline std::pair<int64_t, int64_t> PerTensorBytesOnTwoRanks(const nlohmann::json& inspect) {
+  int64_t all_reduce = 0, compressed = 0;
+  for (const nlohmann::json& s : inspect.at("state")) {
+    if (s.at("kind") != "parameter") continue;
+    const int64_t n = s.at("numel").get<int64_t>();
+    all_reduce += 2 * (2 - 1) * 4 * n / 2;
+    compressed += CompressedBytes(n, 2);
+  }
+  return {all_reduce, compressed};
 }
 
 // A 1-bit run's traffic: up to `freeze` each step all-reduces `all_reduce` bytes and compresses

@@ -140,13 +140,7 @@ TEST(ZoadamTraffic, EachPhaseSendsWhatDeepSpeedSends) {
   testing::TempDir tmp;
   ZoadamRun run;
   ASSERT_NO_FATAL_FAILURE(Train(c, 30, tmp, &run));
-  int64_t all_reduce = 0, compressed = 0;
-  for (const nlohmann::json& s : run.inspect.at("state")) {
-    if (s.at("kind") != "parameter") continue;
-    const int64_t n = s.at("numel").get<int64_t>();
-    all_reduce += 2 * (2 - 1) * 4 * n / 2;
-    compressed += e2e::CompressedBytes(n, 2);
-  }
+  const auto [all_reduce, compressed] = e2e::PerTensorBytesOnTwoRanks(run.inspect);
   int seen[5] = {0, 0, 0, 0, 0};
   for (size_t i = 0; i < run.metrics.size(); ++i) {
     const auto phase = ds.Next(static_cast<int64_t>(i + 1), 2);
