@@ -52,6 +52,7 @@ class CudaDevice : public Device {
     res_.cc_major = prop.major;
     res_.cc_minor = prop.minor;
     res_.max_shared_per_block = prop.sharedMemPerBlock;
+    res_.max_shared_optin = prop.sharedMemPerBlockOptin;
     if (prop.major < 8)
       return FailedPrecondition(name_, " has compute capability ", prop.major, ".", prop.minor,
                                 "; the CUDA backend is built for 8.0 (A100) and newer");

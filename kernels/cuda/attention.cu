@@ -5,13 +5,17 @@
 //
 // Memory: the forward keeps one row of L doubles per block; the gradient keeps P, dS and dZ of
 // one batch index, Hq * S * L doubles each, then sums dK/dV per key
-// over the group's query heads and rows in the CPU's order. Correctness first: a fused (flash)
-// kernel can replace these later.
+// over the group's query heads and rows in the CPU's order. These are the reference kernels: float32
+// always runs them, float16/bfloat16 only where the tensor-core kernels of attention_flash.cu
+// cannot (past key/value, softcap, nonpad_kv_seqlen, head sizes over 128, a mask gradient).
 #include <algorithm>
+#include <type_traits>
 
 #include "ir/dsc_ops.h"
 #include "kernels/common/attention_math.h"
 #include "kernels/common/attention_spec.h"
+#include "kernels/cuda/attention_flash.h"
+#include "kernels/cuda/attention_util.cuh"
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/gemm.h"
 
@@ -48,21 +52,12 @@ __device__ __forceinline__ double BlockMaxD(double v, double* shared) {
   return WarpMaxD(v);
 }
 
-__device__ __forceinline__ double LoadD(const void* p, DType t, int64_t i) {
-  switch (t) {
-    case DType::kBool:
-      return static_cast<const uint8_t*>(p)[i];
-    case DType::kFloat64:
-      return static_cast<const double*>(p)[i];
-    default:
-      return LoadAny(p, t, i);
-  }
-}
-__device__ __forceinline__ int64_t NonPad(const AttentionSpec& sp, const void* nonpad, int64_t b) {
-  if (!sp.has_nonpad) return 0;
-  return sp.nonpad_dtype == DType::kInt32 ? static_cast<const int32_t*>(nonpad)[b]
-                                          : static_cast<const int64_t*>(nonpad)[b];
-}
+using attn_util::LoadD;
+using attn_util::NonPad;
+
+// float16/bfloat16 take the tensor-core kernels of attention_flash.cu when they can.
+template <typename T>
+inline constexpr bool kHalf = !std::is_same_v<T, float>;
 
 template <typename T>
 struct AttnInputs {
@@ -294,6 +289,12 @@ class AttentionCuda : public OpKernel {
     ASSIGN_OR_RETURN(Resources * res, Res(ctx));
     const AttnInputs<T> in = Inputs<T>(sp_, ctx, 0);
     const int64_t rows = sp_.batch * sp_.q.heads * sp_.q.len;
+    if constexpr (kHalf<T>) {
+      if (rows > 0 && flash::Unsupported(sp_, false, *res).empty()) {
+        RETURN_IF_ERROR(flash::Forward<T>(*res, sp_, in.q, in.k, in.v, in.mask, ctx.output(0).data<T>()));
+        return WritePresents(ctx, in);
+      }
+    }
     if (rows > 0 && sp_.v.dim > 0) {
       const unsigned blocks = RowBlocks(*res, rows);
       ASSIGN_OR_RETURN(void* buf, res->Scratch(static_cast<size_t>(blocks) * std::max<int64_t>(sp_.keys, 1) * 8));
@@ -301,6 +302,11 @@ class AttentionCuda : public OpKernel {
                                                                     static_cast<double*>(buf), rows);
       DSC_CUDA_CHECK_LAUNCH();
     }
+    return WritePresents(ctx, in);
+  }
+
+ private:
+  Status WritePresents(const KernelContext& ctx, const AttnInputs<T>& in) const {
     if (ctx.has_output(1))
       RETURN_IF_ERROR(WritePresent(ctx, in.pk, in.k, sp_.pk, sp_.k, sp_.batch, sp_.past, ctx.output(1).data<T>()));
     if (ctx.has_output(2))
@@ -308,7 +314,6 @@ class AttentionCuda : public OpKernel {
     return Status::OK();
   }
 
- private:
   AttentionSpec sp_;
 };
 
@@ -331,6 +336,10 @@ class AttentionGradCuda : public OpKernel {
     T* dk = ctx.has_output(1) ? ctx.output(1).data<T>() : nullptr;
     T* dv = ctx.has_output(2) ? ctx.output(2).data<T>() : nullptr;
     const bool want_mask = ctx.has_output(3);
+    if constexpr (kHalf<T>) {
+      if (flash::Unsupported(sp_, want_mask, *res).empty())
+        return flash::Backward<T>(*res, sp_, in.q, in.k, in.v, in.mask, dy, dq, dk, dv);
+    }
     const int64_t rows = sp_.q.heads * sp_.q.len, L = sp_.keys;
     const size_t row_bytes = AlignUp(static_cast<size_t>(rows * L) * sizeof(double));
     const size_t dm_bytes = want_mask ? AlignUp(static_cast<size_t>(sp_.mask_numel) * sizeof(double)) : 0;

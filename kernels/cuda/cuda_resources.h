@@ -25,6 +25,8 @@ struct Resources {
   int sm_count = 0;
   int cc_major = 0, cc_minor = 0;
   size_t max_shared_per_block = 48 * 1024;
+  // What one block may opt into with cudaFuncSetAttribute(MaxDynamicSharedMemorySize).
+  size_t max_shared_optin = 48 * 1024;
 
   // One scratch buffer that kernels borrow for the duration of their launches (they run one at a
   // time on `compute`). Growing it frees the old one, which cudaFree orders after pending work.
