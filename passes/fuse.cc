@@ -16,6 +16,9 @@
 // | transposed-gemm      | Transpose(Gemm(A, B, no C), [1, 0]), the  | Gemm(B, A) with the flags        | (op(A) op(B))^T = op(B)^T op(A)^T:   |
 // |                      | Gemm used only by the Transpose           | swapped and flipped              | the same dot products, written       |
 // |                      |                                           |                                  | transposed                           |
+// | loss-casts           | LossGrad(dl, Cast(X half -> float32), t)  | LossGrad(dl, X, t) writing dX in | the kernel widens X and rounds dX as |
+// |                      | read only by Casts back to X's dtype      | X's dtype                        | the Casts did                        |
+// |                      | (SoftmaxCrossEntropy/NLL gradients)       | (passes/fuse_loss_casts.cc)      |                                      |
 //
 // sgemm with a transposed operand may sum a dot product in a different order than sgemm on the
 // transposed copy, so results can differ in the last bits (tests compare within 1e-5 relative).
@@ -30,6 +33,7 @@
 #include <set>
 
 #include "ir/dsc_ops.h"
+#include "passes/fuse_loss_casts.h"
 #include "passes/pass.h"
 
 namespace dsc {
@@ -214,7 +218,8 @@ class FusePass : public GraphPass {
           if (IsTranspose(u.node)) pending.insert(u.node);
       }
     }
-    return changed;
+    ASSIGN_OR_RETURN(bool loss_casts, FuseLossCasts(g));
+    return changed || loss_casts;
   }
 };
 

@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ir/dsc_ops.h"
 #include "kernels/cpu/half_convert.h"
 #include "tests/kernels/kernel_test_util.h"
 
@@ -480,6 +481,51 @@ TEST(HalfMixed, LayerNormHalfInputFloatScale) {
       ASSERT_LE(UlpDistance((*y)[0].data<uint16_t>()[r * d + i], exact), 1) << "row " << r << " col " << i;
     }
   }
+}
+
+// The loss gradients fuse's loss-casts rewrite leaves (passes/fuse_loss_casts.cc): float32 dLoss,
+// half scores, half dX. They must compute exactly Cast(the float32 gradient of the widened scores).
+TEST(HalfMixed, LossGradHalfScoresEqualFloatGradientRounded) {
+  struct Case {
+    const char* op;
+    std::vector<int64_t> dims;  // scores (N, C[, D])
+    const char* reduction;
+  };
+  const std::vector<Case> cases = {{ops::kSoftmaxCrossEntropyLossGrad, {5, 37}, "mean"},
+                                   {ops::kSoftmaxCrossEntropyLossGrad, {3, 7, 4}, "sum"},
+                                   {ops::kSoftmaxCrossEntropyLossGrad, {4, 9}, "none"},
+                                   {ops::kNegativeLogLikelihoodLossGrad, {5, 11}, "mean"}};
+  for (DType t : {DType::kFloat16, DType::kBFloat16})
+    for (const Case& c : cases) {
+      const std::vector<int64_t> ldims = c.dims.size() == 3 ? std::vector<int64_t>{c.dims[0], c.dims[2]}
+                                                            : std::vector<int64_t>{c.dims[0]};
+      const bool none = std::string(c.reduction) == "none";
+      const std::vector<int64_t> dl_dims = none ? ldims : std::vector<int64_t>{};
+      Tensor x = RandomHalf(t, c.dims, 11, 4.0f);
+      Tensor labels(DType::kInt64, ldims);
+      for (int64_t i = 0; i < labels.numel(); ++i) labels.data<int64_t>()[i] = i == 1 ? -100 : (i * 5 + 2) % c.dims[1];
+      Tensor dl(DType::kFloat32, dl_dims);
+      for (int64_t i = 0; i < dl.numel(); ++i) dl.data<float>()[i] = 0.75f - 0.125f * static_cast<float>(i);
+      Tensor xf(DType::kFloat32, c.dims);
+      for (int64_t i = 0; i < x.numel(); ++i) xf.data<float>()[i] = static_cast<float>(Wide(x, i));
+      std::vector<Tensor> got;
+      for (DType xt : {t, DType::kFloat32}) {
+        Graph g;
+        Node* n = g.AddNode(c.op, {g.AddInput("dl", Typed(DType::kFloat32, dl_dims)), g.AddInput("x", Typed(xt, c.dims)),
+                                   g.AddInput("t", Typed(DType::kInt64, ldims))},
+                            {"dx"}, kDscDomain);
+        n->SetAttr("reduction", std::string(c.reduction));
+        n->SetAttr("ignore_index", int64_t{-100});
+        n->output(0)->type = Typed(xt, c.dims);
+        StatusOr<std::vector<Tensor>> y = RunNodeOnCpu(*n, {&dl, xt == t ? &x : &xf, &labels});
+        ASSERT_TRUE(y.ok()) << c.op << ": " << y.status().ToString();
+        got.push_back((*y)[0]);
+      }
+      const bool bf16 = t == DType::kBFloat16;
+      for (int64_t i = 0; i < x.numel(); ++i)
+        ASSERT_EQ(got[0].data<uint16_t>()[i], half::Round(got[1].data<float>()[i], bf16))
+            << c.op << " " << DTypeName(t) << " " << c.reduction << " element " << i;
+    }
 }
 
 // ------------------------------------------------------------------ the adaptor's own behaviour
