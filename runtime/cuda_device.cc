@@ -36,6 +36,7 @@ class CudaDevice : public Device {
     for (void* p : counter_.Live()) cudaFree(p);
     for (void* p : host_) cudaFreeHost(p);
     if (res_.scratch) cudaFree(res_.scratch);
+    if (res_.gemm_pad) cudaFree(res_.gemm_pad);
     if (res_.lt_workspace) cudaFree(res_.lt_workspace);
     if (res_.lt) cublasLtDestroy(res_.lt);
     if (res_.comm) cudaStreamDestroy(res_.comm);

@@ -20,15 +20,24 @@ Status NcclError(int result, const char* message, const char* call, const char* 
   return Internal("NCCL error ", result, " (", message, ") in ", call, " at ", file, ":", line);
 }
 
-StatusOr<void*> Resources::Scratch(size_t bytes) {
-  if (bytes <= scratch_bytes) return scratch;
-  if (scratch) DSC_CUDA_CHECK(cudaFree(scratch));
-  scratch = nullptr;
-  scratch_bytes = 0;
+namespace {
+
+// Grows `buf` (holding `have` bytes) to at least `bytes`, in whole MiB.
+StatusOr<void*> Grow(void*& buf, size_t& have, size_t bytes) {
+  if (bytes <= have) return buf;
+  if (buf) DSC_CUDA_CHECK(cudaFree(buf));
+  buf = nullptr;
+  have = 0;
   const size_t rounded = (bytes + (1u << 20) - 1) & ~static_cast<size_t>((1u << 20) - 1);
-  DSC_CUDA_CHECK(cudaMalloc(&scratch, rounded));
-  scratch_bytes = rounded;
-  return scratch;
+  DSC_CUDA_CHECK(cudaMalloc(&buf, rounded));
+  have = rounded;
+  return buf;
 }
+
+}  // namespace
+
+StatusOr<void*> Resources::Scratch(size_t bytes) { return Grow(scratch, scratch_bytes, bytes); }
+
+StatusOr<void*> Resources::GemmPadScratch(size_t bytes) { return Grow(gemm_pad, gemm_pad_bytes, bytes); }
 
 }  // namespace dsc::cuda

@@ -33,6 +33,11 @@ struct Resources {
   StatusOr<void*> Scratch(size_t bytes);
   void* scratch = nullptr;
   size_t scratch_bytes = 0;
+  // The GEMM wrapper's own buffer for operands it copies to 16-byte leading dimensions
+  // (kernels/cuda/gemm.cu); apart from `scratch`, which a GEMM's caller may be holding operands in.
+  StatusOr<void*> GemmPadScratch(size_t bytes);
+  void* gemm_pad = nullptr;
+  size_t gemm_pad_bytes = 0;
 };
 
 }  // namespace dsc::cuda

@@ -7,6 +7,8 @@
 //   RETURN_IF_ERROR(g.Run(res, 1.0f, a, b, 0.0f, d));  // at Compute
 #pragma once
 
+#include <memory>
+
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -49,11 +51,15 @@ class Gemm {
 
   // D = alpha * op(A) op(B) + beta * D on res->compute. m, n or k of 0: nothing, or D scaled by
   // beta (k = 0). The algorithm is chosen once per pointer alignment seen (cuBLASLt picks
-  // vectorized kernels only for aligned pointers and leading dims).
+  // vectorized kernels only for aligned pointers and leading dims). A large unbatched GEMM whose
+  // pointers are 16-byte aligned but a leading dim is not (a 50257-word vocabulary) runs on copies
+  // of its unaligned matrices with the leading dims rounded up, as torch.compile pads them: on
+  // Hopper only 16-byte aligned operands reach the tensor-memory-accelerator kernels.
   Status Run(Resources* res, float alpha, const void* a, const void* b, float beta, void* d);
 
  private:
   Status Build(Resources* res);
+  Status RunPadded(Resources* res, float alpha, const void* a, const void* b, float beta, void* d);
   GemmShape s_;
   bool built_ = false;
   cublasLtMatmulDesc_t op_ = nullptr;
@@ -61,6 +67,7 @@ class Gemm {
   // One heuristic choice per alignment class (log2 of the common byte alignment, 0..8).
   cublasLtMatmulAlgo_t algo_[9] = {};
   bool have_algo_[9] = {};
+  std::unique_ptr<Gemm> padded_;  // this GEMM with 16-byte leading dims, once RunPadded needs it
 };
 
 // dst[i] = src[i] converted (float32, float16, bfloat16, float64; round to nearest even) on
