@@ -54,7 +54,7 @@ class OnebitLambReference:
 
     def __init__(self, params, world, lr=1e-3, freeze_step=100000, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  max_coeff=10.0, min_coeff=0.01, coeff_beta=0.9, factor_max=4.0, factor_min=0.5,
-                 factor_threshold=0.1):
+                 factor_threshold=0.1, calls=0):
         self.params = params
         self.world = world
         self.lr, self.freeze_step, self.betas, self.eps, self.wd = lr, freeze_step, betas, eps, weight_decay
@@ -66,7 +66,7 @@ class OnebitLambReference:
         self.coeff_freeze = [0.0] * len(params)
         self.last_factor = [1.0] * len(params)
         self.scaling = None
-        self.calls = 0
+        self.calls = calls  # step() calls before training: FP16_UnfusedOptimizer's constructor makes one
         self.frozen = False
         self.errors = None
 
@@ -167,19 +167,26 @@ ONEBIT_LAMB_DEFAULTS = dict(lr=1e-3, freeze_step=100000, bias_correction=True, b
                             factor_min=0.5, factor_threshold=0.1)
 
 
-def train_onebit_lamb(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip, resume_after=0):
+def train_onebit_lamb(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip, resume_after=0, wrapped=False,
+                      skipped=()):
     """The reference trajectory of OnebitLamb on `world` ranks, as onebit_reference.train_onebit
     for 1-bit Adam: the loss averaged over every rank's micro-batches, rank 0's gradient norm, the
-    lr. `resume_after` = k: saved after step k and resumed (load_state_dict's resets)."""
+    lr. `resume_after` = k: saved after step k and resumed (load_state_dict's resets). `wrapped`:
+    under fp16/bf16 (engine.py:2324 FP16_UnfusedOptimizer: per-tensor fp32 masters, which OnebitLamb
+    fuses into one momentum buffer as in fp32; its constructor, unfused_optimizer.py:407, makes
+    call 1, so training step k is call k + 1). `skipped`: the 1-based steps whose gradients
+    overflow, which FP16_UnfusedOptimizer.step skips before calling the optimizer."""
     kw = OB.optimizer_params(cfg, ONEBIT_LAMB_DEFAULTS, "OnebitLamb", "1-bit Lamb does not support the AMSGrad variant.")
     params = [p for p in module.parameters() if p.requires_grad]
     opt = OnebitLambReference(params, world, lr=kw["lr"], freeze_step=kw["freeze_step"], betas=tuple(kw["betas"]),
                               eps=kw["eps"], weight_decay=kw["weight_decay"], max_coeff=kw["max_coeff"],
                               min_coeff=kw["min_coeff"], coeff_beta=kw["coeff_beta"], factor_max=kw["factor_max"],
-                              factor_min=kw["factor_min"], factor_threshold=kw["factor_threshold"])
+                              factor_min=kw["factor_min"], factor_threshold=kw["factor_threshold"],
+                              calls=1 if wrapped else 0)
 
     def step(k, grads):
-        opt.step(grads)
+        if k + 1 not in skipped:
+            opt.step(grads)
         if k + 1 == resume_after:
             opt.load_reset()
 
@@ -188,6 +195,10 @@ def train_onebit_lamb(module, in_names, tensors, cfg, steps, world, tb, mb, gas,
                                    lambda k: not opt.frozen, step)
     lrs = [float(kw["lr"])] * steps
     desc = {"type": "OnebitLamb", "world": world, **kw}
+    if wrapped:
+        desc["wrapped"] = True
+    if skipped:
+        desc["skipped_steps"] = sorted(skipped)
     if resume_after:
         desc["resumed_after"] = resume_after
     return losses, norms, lrs, desc

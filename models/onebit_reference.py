@@ -23,8 +23,12 @@ What DeepSpeed does, and this file reproduces:
     compresses that the same way (server_error = c - server_scale*sign), and every rank
     all-gathers the compressed chunks: the result is sign_r*server_scale_r over chunks r.
   * fp32 (no wrapper): every parameter is compressed on its own. fp16/bf16 (FP16_Optimizer,
-    which 1-bit Adam selects as a fused optimizer): each param group is one flat fp32 tensor, so
-    the whole group is compressed as one buffer; `flat=True` reproduces that in fp32 arithmetic.
+    which engine.py:2289 selects for OnebitAdam as for a fused optimizer): each param group is one
+    flat fp32 tensor, so the whole group is compressed as one buffer, and the wrapper's constructor
+    (fused_optimizer.py:123 initialize_optimizer_states) makes call 1 on zero gradients, so the
+    first training step is call 2 and the freeze comes one training step earlier. `wrapped=True`
+    reproduces both in fp32 arithmetic (the half model's rounding is not modelled: the tests
+    compare with a tolerance measured for it).
   * Arithmetic: each float32 operation rounds once (DeepSpeed's `add_(alpha, x)` and `addcmul_`
     are written as a product and a sum), the norms' sums of squares in double. DeepSpeed's own
     rounding is its GPU's; after the freeze a one-ulp difference can flip a sign that later steps
@@ -92,10 +96,11 @@ class OnebitAdamReference:
     """OnebitAdam.step for `world` ranks that hold the same parameters: step(local_grads) takes
     each rank's gradient list (already averaged by the engine before the freeze, the caller's
     business) and updates the shared parameters. `groups` is a list of parameter lists; with
-    `flat` every group is compressed as one buffer (FP16_Optimizer's flat fp32 groups)."""
+    `flat` every group is compressed as one buffer (FP16_Optimizer's flat fp32 groups); `calls`
+    is the number of step() calls made before training (FP16_Optimizer's constructor makes one)."""
 
     def __init__(self, groups, world, lr=1e-3, freeze_step=100000, betas=(0.9, 0.999), eps=1e-8,
-                 weight_decay=0.0, flat=False):
+                 weight_decay=0.0, flat=False, calls=0):
         self.groups = groups
         self.world = world
         self.lr, self.freeze_step, self.betas, self.eps, self.wd = lr, freeze_step, betas, eps, weight_decay
@@ -103,7 +108,7 @@ class OnebitAdamReference:
         self.params = [p for g in groups for p in g]
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
-        self.calls = 0
+        self.calls = calls
         self.frozen = False
         self.errors = None  # per compressed unit: (worker errors per rank, server errors per rank)
 
@@ -233,18 +238,23 @@ def train_ranks(module, params, in_names, tensors, steps, world, tb, mb, gas, cl
     return losses, norms
 
 
-def train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip, flat, resume_after=0):
+def train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip, wrapped, resume_after=0,
+                 skipped=()):
     """The reference trajectory of OnebitAdam on `world` ranks: the loss averaged over every
-    rank's micro-batches (as dsrun reports it), rank 0's gradient norm, the lr. `resume_after` = k:
+    rank's micro-batches (as dsrun reports it), rank 0's gradient norm, the lr. `wrapped`: under
+    DeepSpeed's fp16/bf16 wrapper (flat groups, one call before training). `resume_after` = k:
     the run is saved after step k and resumed, which drops the compression errors (DeepSpeed's
-    load_state_dict pops them)."""
+    load_state_dict pops them). `skipped`: the 1-based steps whose gradients overflow, which
+    FP16_Optimizer.step skips before calling the optimizer (fused_optimizer.py:264)."""
     kw = optimizer_params(cfg, ONEBIT_ADAM_DEFAULTS, "OnebitAdam", "1-bit Adam does not support the AMSGrad variant.")
     params = [p for p in module.parameters() if p.requires_grad]
     opt = OnebitAdamReference([params], world, lr=kw["lr"], freeze_step=kw["freeze_step"],
-                              betas=tuple(kw["betas"]), eps=kw["eps"], weight_decay=kw["weight_decay"], flat=flat)
+                              betas=tuple(kw["betas"]), eps=kw["eps"], weight_decay=kw["weight_decay"], flat=wrapped,
+                              calls=1 if wrapped else 0)
 
     def step(k, grads):
-        opt.step(grads)
+        if k + 1 not in skipped:
+            opt.step(grads)
         if k + 1 == resume_after:
             opt.reset_errors()
 
@@ -252,7 +262,11 @@ def train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip
     losses, norms = train_ranks(module, params, in_names, tensors, steps, world, tb, mb, gas, clip,
                                 lambda k: not opt.frozen, step)
     lrs = [float(kw["lr"])] * steps
-    desc = {"type": "OnebitAdam", "world": world, "flat": flat, **kw}
+    desc = {"type": "OnebitAdam", "world": world, "flat": wrapped, **kw}
+    if wrapped:
+        desc["wrapped"] = True
+    if skipped:
+        desc["skipped_steps"] = sorted(skipped)
     if resume_after:
         desc["resumed_after"] = resume_after
     return losses, norms, lrs, desc

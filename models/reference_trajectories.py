@@ -90,20 +90,26 @@ SCHEDULE_MODELS = ("mlp", "gpt")
 SCHEDULE_CONFIGS = ("muon_warmup", "muon_cosine")
 # 1-bit Adam (models/onebit_reference.py) on 1 and 2 ranks: after the freeze each rank's momentum
 # is compressed, so the trajectory depends on the world size; written to models/<model>/reference/onebit/
-# as <stem>_w<world>.json, and <stem>_w<world>_flat.json with the whole model compressed as one buffer
-# (fp16/bf16's flat group).
+# as <stem>_w<world>.json, and <stem>_w<world>_fp16.json under DeepSpeed's fp16/bf16 wrapper
+# (FP16_Optimizer's flat group, compressed as one buffer, and its constructor's step() call; fp32
+# arithmetic).
 ONEBIT_MODELS = ("mlp", "gpt")
 # A 4th element k: saved after step k and resumed (the errors reset), as <stem>_w<world>_resume<k>.json.
 ONEBIT_JOBS = (("onebitadam", 1, False), ("onebitadam", 2, False), ("onebitadam_wd", 1, False),
-               ("onebitadam_wd", 2, False), ("onebitadam_wd", 2, True), ("onebitadam", 2, False, 15),
+               ("onebitadam_wd", 2, False), ("onebitadam_wd", 1, True), ("onebitadam_wd", 2, True),
+               ("onebitadam", 2, False, 15),
                # 0/1 Adam (models/zoadam_reference.py): every phase (variance steps, compressed gradients,
                # local steps, synchronisations) within the 30 steps.
                ("zoadam", 1, False), ("zoadam", 2, False), ("zoadam_wd", 1, False), ("zoadam_wd", 2, False),
-               ("zoadam", 2, False, 19))
+               ("zoadam", 2, False, 19), ("zoadam_wd", 1, True), ("zoadam_wd", 2, True))
 # 1-bit Lamb (models/onebit_lamb_reference.py): DeepSpeed compresses every momentum as one buffer in
-# every precision, so there is no _flat variant.
+# every precision; its fp16/bf16 wrapper (FP16_UnfusedOptimizer) adds the constructor's call.
 ONEBIT_JOBS += (("onebitlamb", 1, False), ("onebitlamb", 2, False), ("onebitlamb_wd", 1, False),
-                ("onebitlamb_wd", 2, False), ("onebitlamb", 2, False, 15), ("onebitlamb", 2, False, 5))
+                ("onebitlamb_wd", 2, False), ("onebitlamb", 2, False, 15), ("onebitlamb", 2, False, 5),
+                ("onebitlamb_wd", 1, True), ("onebitlamb_wd", 2, True))
+# Overflow steps under the fp16 wrapper (dsrun --debug-inject-overflow in the tests): the wrapper
+# skips them before calling the optimizer; as <stem>_w<world>_fp16_skip<a>_<b>.json, mlp only.
+ONEBIT_SKIP_JOBS = (("onebitadam_wd", 2, (4, 12)), ("zoadam_wd", 2, (4, 15)), ("onebitlamb_wd", 2, (4, 12)))
 # OneCycle's lr and momentum cycle (betas = (momentum, 0.99) for those with betas; Muon's
 # MuonWithAuxAdam has none in its defaults, so its lr cycles only); torch >= 2.
 ONE_CYCLE_MODELS = ("mlp", "gpt")
@@ -744,12 +750,12 @@ def global_grad_norm(params):
     return torch.norm(torch.stack([torch.norm(g, 2.0) for g in grads]), 2.0)
 
 
-def train(model_dir, cfg, steps, world=1, flat=False, resume_after=0):
+def train(model_dir, cfg, steps, world=1, wrapped=False, resume_after=0, skipped=()):
     name, module, in_names, data = load_model(model_dir)
     if is_onebit(cfg):
-        return train_onebit(name, module, in_names, data, cfg, steps, world, flat, resume_after)
-    if world != 1 or flat:
-        raise RefError("--world and --flat are for the 1-bit optimizers (every other trajectory is the same "
+        return train_onebit(name, module, in_names, data, cfg, steps, world, wrapped, resume_after, skipped)
+    if world != 1 or wrapped:
+        raise RefError("--world and --wrapped are for the 1-bit optimizers (every other trajectory is the same "
                        "on any number of ranks)")
     return train_module(name, module, in_names, data, cfg, steps, where=model_dir)
 
@@ -758,10 +764,11 @@ def is_onebit(cfg):
     return str((cfg.get("optimizer") or {}).get("type", "")).lower() in ("onebitadam", "onebitlamb", "zerooneadam")
 
 
-def train_onebit(name, module, in_names, data, cfg, steps, world, flat, resume_after=0):
-    """OnebitAdam or ZeroOneAdam on `world` simulated ranks (models/onebit_reference.py,
-    models/zoadam_reference.py), fp32 arithmetic; `flat` (OnebitAdam only):
-    the model compressed as one buffer, as DeepSpeed's fp16/bf16 optimizer wrapper does."""
+def train_onebit(name, module, in_names, data, cfg, steps, world, wrapped, resume_after=0, skipped=()):
+    """OnebitAdam, ZeroOneAdam or OnebitLamb on `world` simulated ranks (models/onebit_reference.py,
+    models/zoadam_reference.py, models/onebit_lamb_reference.py), fp32 arithmetic; `wrapped`: as
+    DeepSpeed's fp16/bf16 optimizer wrapper runs it (a flat buffer for OnebitAdam and ZeroOneAdam,
+    and the wrapper constructor's step() call). `skipped`: steps the wrapper skips (an overflow)."""
     check_precision(cfg)
     tb, mb, gas = resolve_batch(cfg, world)
     n = next(iter(data.values())).shape[0]
@@ -771,20 +778,16 @@ def train_onebit(name, module, in_names, data, cfg, steps, world, flat, resume_a
     clip = 0.0 if clip is None else float(clip)
     tensors = {k: torch.from_numpy(v) for k, v in data.items()}
     kind = str(cfg["optimizer"].get("type", "")).lower()
-    if kind == "zerooneadam" and flat:
-        raise RefError("--flat: 0/1 Adam's references are fp32 (each parameter compressed on its own)")
-    if kind == "onebitlamb" and flat:
-        raise RefError("--flat: OnebitLamb always compresses every momentum as one buffer")
     try:
         if kind == "zerooneadam":
             losses, norms, lrs, desc = ZO.train_zoadam(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip,
-                                                       resume_after)
+                                                       resume_after, wrapped, skipped)
         elif kind == "onebitlamb":
             losses, norms, lrs, desc = OBL.train_onebit_lamb(module, in_names, tensors, cfg, steps, world, tb, mb, gas,
-                                                             clip, resume_after)
+                                                             clip, resume_after, wrapped, skipped)
         else:
             losses, norms, lrs, desc = OB.train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip,
-                                                       flat, resume_after)
+                                                       wrapped, resume_after, skipped)
     except ValueError as e:
         raise RefError(str(e))
     return {"model": name, "config": cfg, "steps": steps,
@@ -992,13 +995,22 @@ def regenerate(steps=REFERENCE_STEPS, verbose=True, only=None):
     for model in ONEBIT_MODELS:
         odir = os.path.join(HERE, model, "reference", "onebit")
         os.makedirs(odir, exist_ok=True)
-        for stem, world, flat, *resume in ONEBIT_JOBS:
+        for stem, world, wrapped, *resume in ONEBIT_JOBS:
             if only and stem not in only:
                 continue
             cfg = load_config(os.path.join(cdir, stem + ".json"))
             after = resume[0] if resume else 0
-            res = train(os.path.join(HERE, model), cfg, steps, world, flat, after)
-            name = "%s_w%d%s%s" % (stem, world, "_flat" if flat else "", "_resume%d" % after if after else "")
+            res = train(os.path.join(HERE, model), cfg, steps, world, wrapped, after)
+            name = "%s_w%d%s%s" % (stem, world, "_fp16" if wrapped else "", "_resume%d" % after if after else "")
+            dump_result(res, os.path.join(odir, name + ".json"))
+            if verbose:
+                print("%-4s %-22s loss[1]=%.6f loss[%d]=%.6f" % (model, name, res["loss"][0], steps, res["loss"][-1]))
+        for stem, world, skipped in ONEBIT_SKIP_JOBS if model == "mlp" else ():
+            if only and stem not in only:
+                continue
+            cfg = load_config(os.path.join(cdir, stem + ".json"))
+            res = train(os.path.join(HERE, model), cfg, steps, world, True, 0, set(skipped))
+            name = "%s_w%d_fp16_skip%s" % (stem, world, "_".join(str(k) for k in skipped))
             dump_result(res, os.path.join(odir, name + ".json"))
             if verbose:
                 print("%-4s %-22s loss[1]=%.6f loss[%d]=%.6f" % (model, name, res["loss"][0], steps, res["loss"][-1]))
@@ -1030,8 +1042,8 @@ def main(argv=None):
                     help="--regenerate: comma-separated config stems (e.g. lion,lion_wd) instead of all")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--world", type=int, default=1, help="1-bit optimizers: the number of data-parallel ranks")
-    ap.add_argument("--flat", action="store_true",
-                    help="1-bit optimizers: compress the model as one buffer (DeepSpeed's fp16/bf16 wrapper)")
+    ap.add_argument("--wrapped", action="store_true",
+                    help="1-bit optimizers: as DeepSpeed's fp16/bf16 wrapper runs them (flat buffer, constructor step)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     try:
@@ -1048,7 +1060,7 @@ def main(argv=None):
         if a.steps <= 0:
             ap.error("--steps must be positive")
         cfg = load_config(a.args[1])
-        res = train(a.args[0], cfg, a.steps, a.world, a.flat)
+        res = train(a.args[0], cfg, a.steps, a.world, a.wrapped)
         if a.out:
             dump_result(res, a.out)
         else:

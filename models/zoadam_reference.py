@@ -30,6 +30,10 @@ What DeepSpeed does, and this file reproduces (line numbers of zoadam.py):
     parameters and states, as DeepSpeed's rank 0 saves them. (DeepSpeed's fresh optimizer also
     re-runs call 1's initialisation and restarts var_interval and local_step_interval at 1; that
     part is not reproduced: dscompile's schedule is a function of the step.)
+  * fp16/bf16 (engine.py:2289: FP16_Optimizer, as for a fused optimizer): the param group is one
+    flat fp32 tensor, so every compressed all-reduce takes the whole model as one buffer, and the
+    wrapper's constructor makes call 1 (fused_optimizer.py:123), so training step k is call k + 1;
+    `wrapped=True` reproduces both in fp32 arithmetic (the half model's rounding is not modelled).
   * Arithmetic: float32, one rounding per torch operation; lrs sums the lrs in double (a Python
     float) and divides as a float32 scalar.
 """
@@ -81,10 +85,12 @@ class Schedule:
 
 class ZeroOneAdamReference:
     """ZeroOneAdam.step for `world` ranks: params[r] is rank r's parameter list; step(local_grads)
-    takes each rank's gradient list (averaged by the caller on variance steps)."""
+    takes each rank's gradient list (averaged by the caller on variance steps). `flat`: every
+    parameter in one compressed buffer (FP16_Optimizer's flat group); `calls`: step() calls made
+    before training (FP16_Optimizer's constructor makes one)."""
 
     def __init__(self, params, world, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, var_freeze_step=100000,
-                 var_update_scaler=16, local_step_scaler=32678, local_step_clipper=16):
+                 var_update_scaler=16, local_step_scaler=32678, local_step_clipper=16, flat=False, calls=0):
         self.params = params
         self.world = world
         self.lr, self.betas, self.eps, self.wd = lr, betas, eps, weight_decay
@@ -94,14 +100,15 @@ class ZeroOneAdamReference:
         self.v = [torch.zeros_like(p) for p in params[0]]
         self.u = [[torch.zeros_like(p) for p in params[0]] for _ in range(world)]
         self.lrs = [0.0] * world
-        self.calls = 0
+        self.calls = calls
+        self.units = [list(range(k))] if flat else [[i] for i in range(k)]
         self.reset_errors()
         self.k = k
 
     def reset_errors(self):
         self.errors = []
-        for p in self.params[0]:
-            size = OB.corrected_size(p.numel(), self.world)
+        for unit in self.units:
+            size = OB.corrected_size(sum(self.params[0][i].numel() for i in unit), self.world)
             self.errors.append(([torch.zeros(size) for _ in range(self.world)],
                                 [torch.zeros(size // self.world) for _ in range(self.world)]))
 
@@ -120,54 +127,68 @@ class ZeroOneAdamReference:
         """Whether the engine all-reduces the gradients of call `step` (1-based)."""
         return not self.sched.frozen and (step == 1 or self.sched.variance_step(step))
 
-    def _compressed(self, i, bufs):
+    def _compressed(self, u, bufs):
+        """Unit u's compressed all-reduce of bufs[r] (rank r's list of the unit's tensors)."""
         if self.world == 1:
             return bufs[0]
-        return OB.compressed_allreduce([b.reshape(-1) for b in bufs], self.errors[i][0],
-                                       self.errors[i][1]).reshape(bufs[0].shape)
+        out = OB.compressed_allreduce([torch.cat([b.reshape(-1) for b in bs]) for bs in bufs], self.errors[u][0],
+                                      self.errors[u][1])
+        parts, at = [], 0
+        for b in bufs[0]:
+            parts.append(out[at:at + b.numel()].reshape(b.shape))
+            at += b.numel()
+        return parts
 
     @torch.no_grad()
     def step(self, grads):
+        # Element-wise every phase is zoadam.py's per-parameter loop; only the compressed
+        # all-reduces see a whole unit (a parameter, or with `flat` the model).
         self.calls += 1
         s = self.calls
         if s == 1:
             return
         b1, b2 = self.betas
         sched = self.sched
-        for i in range(self.k):
-            if not sched.frozen:
-                if sched.variance_step(s):
-                    g = grads[0][i]
-                    self.v[i].copy_(self.v[i] * b2 + ((1 - b2) * g) * g)
+        if not sched.frozen and sched.variance_step(s):
+            for i in range(self.k):
+                g = grads[0][i]
+                self.v[i].copy_(self.v[i] * b2 + ((1 - b2) * g) * g)
+                for r in range(self.world):
+                    self.m[r][i].copy_(self.m[r][i] * b1 + (1 - b1) * g)
+        elif not sched.frozen and self.world > 1:
+            for u, unit in enumerate(self.units):
+                c = self._compressed(u, [[grads[r][i] for i in unit] for r in range(self.world)])
+                for j, i in enumerate(unit):
                     for r in range(self.world):
-                        self.m[r][i].copy_(self.m[r][i] * b1 + (1 - b1) * g)
-                elif self.world > 1:
-                    c = self._compressed(i, [grads[r][i] for r in range(self.world)])
-                    for r in range(self.world):
-                        self.m[r][i].copy_(self.m[r][i] * b1 + (1 - b1) * c)
-            else:
+                        self.m[r][i].copy_(self.m[r][i] * b1 + (1 - b1) * c[j])
+        elif sched.frozen:
+            for i in range(self.k):
                 for r in range(self.world):
                     self.m[r][i].copy_(self.m[r][i] * b1 + (1 - b1) * grads[r][i])
-            denom = self.v[i].sqrt() + self.eps
+        denoms = [self.v[i].sqrt() + self.eps for i in range(self.k)]
+        for i in range(self.k):
             for r in range(self.world):
                 p = self.params[r][i]
-                update = self.m[r][i] / denom
+                update = self.m[r][i] / denoms[i]
                 if self.wd > 0.0:
                     update = update + self.wd * p
                 delta = (-self.lr) * update
                 p.copy_(p + delta)
                 if sched.frozen:
                     self.u[r][i].copy_(self.u[r][i] + delta)
-            if sched.sync_step(s):
+        if sched.sync_step(s):
+            for i in range(self.k):
                 for r in range(self.world):
                     self.params[r][i].copy_(self.params[r][i] + (-1 * self.u[r][i]))
-                    self.u[r][i].copy_(self.u[r][i] * denom)
-                c = self._compressed(i, [self.u[r][i] for r in range(self.world)])
-                for r in range(self.world):
-                    lrs = torch.tensor(self.lrs[r] + self.lr, dtype=torch.float32)
-                    self.m[r][i].copy_(-(c / lrs))
-                    self.params[r][i].copy_(self.params[r][i] + c / denom)
-                    self.u[r][i].zero_()
+                    self.u[r][i].copy_(self.u[r][i] * denoms[i])
+            for u, unit in enumerate(self.units):
+                c = self._compressed(u, [[self.u[r][i] for i in unit] for r in range(self.world)])
+                for j, i in enumerate(unit):
+                    for r in range(self.world):
+                        lrs = torch.tensor(self.lrs[r] + self.lr, dtype=torch.float32)
+                        self.m[r][i].copy_(-(c[j] / lrs))
+                        self.params[r][i].copy_(self.params[r][i] + c[j] / denoms[i])
+                        self.u[r][i].zero_()
         if sched.frozen:
             self.lrs = [0.0 if sched.sync_step(s) else x + self.lr for x in self.lrs]
         if sched.after(s):
@@ -180,17 +201,20 @@ ZERO_ONE_ADAM_DEFAULTS = dict(lr=1e-3, bias_correction=True, betas=(0.9, 0.999),
                               comm_backend_name="nccl")
 
 
-def train_zoadam(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip, resume_after=0):
+def train_zoadam(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip, resume_after=0, wrapped=False,
+                 skipped=()):
     """The reference trajectory of ZeroOneAdam on `world` ranks: the loss averaged over every
     rank's micro-batches (each with its rank's parameters), rank 0's gradient norm, the lr.
-    `resume_after` = k: saved after step k and resumed (ZeroOneAdamReference.resume)."""
+    `resume_after` = k: saved after step k and resumed (ZeroOneAdamReference.resume). `wrapped`:
+    under DeepSpeed's fp16/bf16 wrapper (one flat buffer, one call before training). `skipped`: the
+    1-based steps whose gradients overflow, which the wrapper skips before calling the optimizer."""
     kw = OB.optimizer_params(cfg, ZERO_ONE_ADAM_DEFAULTS, "ZeroOneAdam", "0/1 Adam does not support the AMSGrad variant.")
     shared = [p for p in module.parameters() if p.requires_grad]
     per_rank = [[p.detach().clone() for p in shared] for _ in range(world)]
     opt = ZeroOneAdamReference(per_rank, world, lr=kw["lr"], betas=tuple(kw["betas"]), eps=kw["eps"],
                                weight_decay=kw["weight_decay"], var_freeze_step=kw["var_freeze_step"],
                                var_update_scaler=kw["var_update_scaler"], local_step_scaler=kw["local_step_scaler"],
-                               local_step_clipper=kw["local_step_clipper"])
+                               local_step_clipper=kw["local_step_clipper"], flat=wrapped, calls=1 if wrapped else 0)
 
     def own_parameters(r):
         with torch.no_grad():
@@ -198,14 +222,19 @@ def train_zoadam(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip
                 p.copy_(q)
 
     def step(k, grads):
-        opt.step(grads)
+        if k + 1 not in skipped:
+            opt.step(grads)
         if k + 1 == resume_after:
             opt.resume()
 
     losses, norms = OB.train_ranks(module, shared, in_names, tensors, steps, world, tb, mb, gas, clip,
-                                   lambda k: opt.uses_allreduce(k + 1), step, own_parameters)
+                                   lambda k: opt.uses_allreduce(opt.calls + 1), step, own_parameters)
     lrs = [float(kw["lr"])] * steps
     desc = {"type": "ZeroOneAdam", "world": world, **kw}
+    if wrapped:
+        desc["wrapped"] = True
+    if skipped:
+        desc["skipped_steps"] = sorted(skipped)
     if resume_after:
         desc["resumed_after"] = resume_after
     return losses, norms, lrs, desc
