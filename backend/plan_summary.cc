@@ -305,22 +305,33 @@ json ProgramSummary(const PlanProgram& p, int64_t world_size) {
 
 // The first step a 1-bit optimizer compresses (its CompressedAllReduce's freeze_step + 1), or 0
 // when the plan has none.
+// The 1-bit nodes count the optimizer's calls; training step s is call s + this (an AllReduce's
+// step_offset: DeepSpeed's fp16/bf16 wrapper calls step() once before training).
+int64_t OnebitStepOffset(const Plan& plan) {
+  for (const PlanProgram& p : plan.programs)
+    if (p.graph)
+      for (const auto& node : p.graph->nodes())
+        if (node->domain() == kDscDomain && node->op_type() == ops::kAllReduce && node->GetInt("until_step", 0) > 0)
+          return node->GetInt("step_offset", 0);  // every retiring AllReduce has the same
+  return 0;
+}
+
 int64_t FirstCompressedStep(const Plan& plan) {
   for (const PlanProgram& p : plan.programs)
     if (p.graph)
       for (const auto& node : p.graph->nodes())
         if (node->domain() == kDscDomain && node->op_type() == ops::kCompressedAllReduce)
-          return node->GetInt("freeze_step", 0) + 1;
+          return node->GetInt("freeze_step", 0) + 1 - OnebitStepOffset(plan);
   return 0;
 }
 
-// 0/1 Adam's last step before its freeze (a ZoadamPhase's last_var_step), or 0 without one.
+// 0/1 Adam's last training step before its freeze (a ZoadamPhase's last_var_step), or 0 without one.
 int64_t ZoadamLastVarianceStep(const Plan& plan) {
   for (const PlanProgram& p : plan.programs)
     if (p.graph)
       for (const auto& node : p.graph->nodes())
         if (node->domain() == kDscDomain && node->op_type() == ops::kZoadamPhase)
-          return node->GetInt("last_var_step", 0);
+          return node->GetInt("last_var_step", 0) - OnebitStepOffset(plan);
   return 0;
 }
 
@@ -359,7 +370,8 @@ void CommunicationPerStep(const Plan& plan, bool compressed, json* bytes_out, js
         if (compressed && n > 1) AddCompressedAllReduce(*node, n, times, &kinds, &calls);
         continue;
       }
-      if (compressed && node->GetInt("until_step", 0) > 0) continue;
+      // With until_step an AllReduce runs before the freeze, or with when_retired only after it.
+      if (node->GetInt("until_step", 0) > 0 && compressed != (node->GetInt("when_retired", 0) != 0)) continue;
       const std::string key = CollectiveKey(*node);
       // One rank sends nothing and makes no calls (its collectives are copies), as the
       // communicators count.

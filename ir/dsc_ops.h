@@ -255,7 +255,11 @@
 // (KernelContext::optimizer_step > T) it communicates nothing and Y = X, each rank keeping its own
 // gradient, as DeepSpeed's engine stops all-reducing once a 1-bit optimizer freezes. With
 // var_update_scaler > 0 as well (0/1 Adam; until_step = its last_var_step) it also does so on the
-// steps <= T that are no variance steps (kernels/common/zoadam_math.h).
+// steps <= T that are no variance steps (kernels/common/zoadam_math.h). step_offset = k (0 or 1)
+// compares optimizer_step + k instead: the 1-bit optimizer's call, when DeepSpeed's fp16/bf16
+// wrapper made one before training (passes/precision_policy.h OnebitCallsBeforeTraining).
+// when_retired = 1 inverts it: the AllReduce runs only on the steps the others skip (the overflow
+// verdict, which the ranks must agree on while each keeps its own gradient).
 //   CompressedAllReduce<world, freeze_step>(worker_error, server_error, step, skip, X1, ..., Xk)
 //       In place on the float32 states Xi (no outputs), only when step > freeze_step, skip (may be
 //       an empty name) is false and world > 1; otherwise nothing. DeepSpeed's error-compensated

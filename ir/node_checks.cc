@@ -760,6 +760,8 @@ const std::unordered_map<std::string, Check>& DscChecks() {
       {ops::kFusedMatMul, Flags({"transA", "transB"})},
       {ops::kAllReduce, All({Enum("op", {"avg", "sum"}), [](const NodeView& v) {
          RETURN_IF_ERROR(IntIn(v, "var_update_scaler", 0, std::numeric_limits<int64_t>::max()));
+         RETURN_IF_ERROR(IntIn(v, "step_offset", 0, 1));
+         RETURN_IF_ERROR(IntIn(v, "when_retired", 0, 1));
          return IntIn(v, "until_step", 0, std::numeric_limits<int64_t>::max());
        }})},
       {ops::kReduceScatter, Enum("op", {"avg", "sum"})},

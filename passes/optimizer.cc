@@ -56,7 +56,25 @@
 //    it one flat fp32 tensor per group). The errors are states of kind compression_error:
 //    P::worker_error and P::server_error, or dsc::onebit_groupK::worker_error/server_error.
 //    OneCycle's momentum cycling is refused with it.
-//  - "zerooneadam" (DeepSpeed's ZeroOneAdam, 0/1 Adam; ZeRO 0 and fp32 only): for every parameter
+//  The 1-bit family under fp16/bf16 (ZeRO 0), traced in DeepSpeed at edaa72212: the engine picks
+//  DDP_BFLOAT16 or FP16 (engine.py:2011-2019: grad_accum_dtype defaults to the model dtype, so bf16
+//  at ZeRO 0 is no BF16_Optimizer) and _configure_fp16_optimizer (engine.py:2279) wraps OnebitAdam
+//  and ZeroOneAdam in FP16_Optimizer (counted as fused, :2289: one flat fp32 master per group) and
+//  OnebitLamb in FP16_UnfusedOptimizer (per-tensor fp32 masters; OnebitLamb fuses the momenta into
+//  one buffer itself, as in fp32). Both constructors call optimizer.step() once on zero gradients
+//  (fused_optimizer.py:123, unfused_optimizer.py:407): the optimizer's initialising call, so the
+//  first training step is its call 2 and moves the parameters, and the freeze, counted in calls,
+//  comes one training step earlier; the 1-bit nodes read dsc::step + OnebitCallsBeforeTraining
+//  ("dsc::step::optimizer_call"), the retiring AllReduces carry step_offset. The wrappers unscale
+//  and clip the fp32 gradients before step() (grad_scale here), compress what the optimizer
+//  compresses (the fp32 momentum, 0/1 Adam's fp32 gradient and accumulator), and copy the masters
+//  into the half parameters after it (the refresh above). An overflow returns before step()
+//  (fused_optimizer.py:264-278, unfused_optimizer.py:197-205): no state, error or call count
+//  moves (every node takes dsc::overflow as skip). FP16_Optimizer skips only when it scales the
+//  loss, so in bf16 OnebitAdam and ZeroOneAdam never skip; FP16_UnfusedOptimizer checks in bf16
+//  too (ResolvePrecision). While the gradients are each rank's own, CheckOverflow all-reduces the
+//  verdict over the world (runtime/utils.py:308): zero-partition adds that AllReduce.
+//  - "zerooneadam" (DeepSpeed's ZeroOneAdam, 0/1 Adam; ZeRO 0 only): for every parameter
 //    ZoadamStep<beta1, beta2, epsilon, weight_decay, schedule, world>(P, P::grad, P::exp_avg,
 //    P::exp_avg_sq, P::momentum_accumulator, P::lrs, lr, dsc::step, grad_scale), then with more
 //    than one rank ZoadamPhase<schedule>(P::worker_error, P::server_error, dsc::step) ->
@@ -66,8 +84,9 @@
 //    (ir/dsc_ops.h) is last_var_step = OptimizerConfig::zoadam_last_variance_step() and the
 //    config's var_update_scaler, local_step_scaler, local_step_clipper; zero-partition gives the
 //    gradient all-reduces until_step and var_update_scaler (variance steps only). The accumulator,
-//    lrs (float64[1]) and errors are kind compression_error. fp16/bf16 masters are refused.
-//  - "onebitlamb" (DeepSpeed's OnebitLamb; ZeRO 0 and float32 parameters only): for every
+//    lrs (float64[1]) and errors are kind compression_error. With masters the units are groups,
+//    as OneBitAdam's.
+//  - "onebitlamb" (DeepSpeed's OnebitLamb; ZeRO 0, float32 parameters or fp32 masters): for every
 //    parameter OnebitLambSnapshot<freeze_step>(P::exp_avg, P::lamb_state, dsc::step) ->
 //    (P@exp_avg_last, P@momentum_scale), then onebit_lamb_scales = Concat(every momentum_scale),
 //    then for every parameter OnebitLambMomentum<beta1, freeze_step, slot>(P, P::grad, P::exp_avg,
@@ -78,8 +97,8 @@
 //    P@exp_avg_last, lr, dsc::step, grad_scale). States as DeepSpeed's state dict: exp_avg,
 //    exp_avg_sq, exp_avg_sq_fresh (float32) and lamb_state (float64[3]: lamb_coeff_freeze,
 //    last_factor, scaling_coeff). fresh_step is the config's freeze_step when it is a whole number
-//    >= 2 (DeepSpeed copies exp_avg_sq at state['step'] == freeze_step), else 0 (never).
-//    fp16/bf16, amp and OneCycle's momentum cycling are refused with it.
+//    >= 2 (DeepSpeed copies exp_avg_sq at state['step'] == freeze_step), else 0 (never), and the
+//    master refresh. amp and OneCycle's momentum cycling are refused with it.
 // Parameter groups (the config's "dscompile" section, frontend/config/parameter_groups.h): each
 // update's weight_decay is its parameter's group's, and a group whose lr_scale is not 1 reads
 // "dsc::lr::groupK" = Mul(dsc::lr, lr_scale) instead of dsc::lr. With groups configured, the step
@@ -164,21 +183,6 @@ StatusOr<Family> LowerableFamily(const DsConfig& config) {
   if (onebit && config.scheduler.type == "OneCycle" && config.scheduler.cycle_momentum && config.optimizer.has_betas())
     return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with ",
                          config.optimizer.implementation, " is not implemented by dscompile; set it to false");
-  if (family == Family::kZoadam) {
-    // DeepSpeed's FP16_Optimizer hands ZeroOneAdam one flat fp32 tensor per group (compressed as
-    // one buffer); the lowering would group the units as OneBitAdam's, but no reference checks it.
-    ASSIGN_OR_RETURN(PrecisionMode mode, ResolvePrecision(config));
-    if (mode.master)
-      return Unimplemented(mode.half == DType::kBFloat16 ? "bf16.enabled" : "fp16.enabled",
-                           ": ZeroOneAdam over fp32 masters (DeepSpeed's flat fp16/bf16 optimizer groups) is not "
-                           "implemented by dscompile; it trains in fp32");
-  }
-  // DeepSpeed wraps OnebitLamb in FP16_UnfusedOptimizer (fp16) or BF16_Optimizer (bf16), whose
-  // per-tensor masters, overflow checks and clipping around a compressed momentum are not built.
-  if (family == Family::kOnebitLamb && (config.fp16.enabled || config.bf16.enabled || config.amp.enabled))
-    return Unimplemented(config.fp16.enabled ? "fp16.enabled" : config.bf16.enabled ? "bf16.enabled" : "amp.enabled",
-                         ": OneBitLamb with mixed precision is not implemented by dscompile (it runs float32 "
-                         "parameters)");
   if (onebit && config.amp.enabled)
     return Unimplemented("amp.enabled: apex's amp around ", config.optimizer.implementation,
                          " is not implemented by dscompile (use fp16)");
@@ -483,9 +487,10 @@ struct OnebitLambParam {
 // Every parameter's OnebitLambSnapshot, the Concat of their momentum scales, every
 // OnebitLambMomentum, ONE CompressedAllReduce of every momentum, then every OnebitLambStep,
 // before `before`. `add_error` makes a compression_error state.
-template <typename AddError>
+template <typename AddError, typename Cast>
 Status AddOnebitLambUpdates(Graph& g, const OptimizerConfig& opt, const std::vector<OnebitLambParam>& params,
-                            int world, Value* step, Value* scale, Value* skip, Node* before, AddError add_error) {
+                            int world, Value* step, Value* scale, Value* skip, Node* before, AddError add_error,
+                            Cast cast) {
   const int64_t freeze = opt.onebit_last_uncompressed_step();
   const int64_t fresh_step =
       opt.freeze_step >= 2 && std::floor(opt.freeze_step) == opt.freeze_step ? static_cast<int64_t>(opt.freeze_step) : 0;
@@ -549,6 +554,7 @@ Status AddOnebitLambUpdates(Graph& g, const OptimizerConfig& opt, const std::vec
     n->SetAttr("factor_threshold", static_cast<float>(opt.factor_threshold));
     n->SetAttr("freeze_step", freeze);
     n->SetAttr("fresh_step", fresh_step);
+    if (p.master) g.AddNode(ops::kAssign, {p.param, cast(p.master, p.param->type.dtype)}, {}, kDscDomain, "", before);
   }
   return Status::OK();
 }
@@ -682,9 +688,9 @@ class OptimizerPass : public Pass {
         onebit.push_back(OnebitParam{&params[k], target, param, master, grad, m1, m2, hyper});
         continue;  // the compressed all-reduce goes between every momentum and every update
       } else if (family == Family::kOnebitLamb) {
-        if (master || target->type.dtype != DType::kFloat32)
-          return Unimplemented("optimizer.type: OneBitLamb updates float32 parameters; '", p.name, "' has ",
-                               DTypeName(target->type.dtype), master ? " with a master copy" : "");
+        if (target->type.dtype != DType::kFloat32 || state_dtype != DType::kFloat32)
+          return Unimplemented("optimizer.type: OneBitLamb updates float32 parameters or masters with float32 states; '",
+                               p.name, "' has ", DTypeName(target->type.dtype), " and ", DTypeName(state_dtype));
         ASSIGN_OR_RETURN(Value * m1, add_state(p, ops::ExpAvgName(p.name)));
         ASSIGN_OR_RETURN(Value * m2, add_state(p, ops::ExpAvgSqName(p.name)));
         ASSIGN_OR_RETURN(Value * fresh, add_state(p, p.name + "::exp_avg_sq_fresh"));
@@ -729,12 +735,25 @@ class OptimizerPass : public Pass {
       RETURN_IF_ERROR(m.AddState(st, nullptr));
       return g.AddInput(st.name, TypeOf(st));
     };
+    // The 1-bit nodes count the optimizer's calls: under DeepSpeed's fp16/bf16 wrapper its
+    // constructor made the first (OnebitCallsBeforeTraining), so they read dsc::step + 1.
+    Value* calls = step;
+    if (!onebit.empty() || !onebit_lamb.empty())
+      if (const int64_t before = OnebitCallsBeforeTraining(*ctx.config)) {
+        Value* offset = g.AddInitializer(g.UniqueName(StrCat(ops::kStepInput, "::calls_before_training")),
+                                         Tensor::Scalar(DType::kInt64, static_cast<double>(before)));
+        Node* add = g.AddNode("Add", {step, offset}, {g.UniqueName(StrCat(ops::kStepInput, "::optimizer_call"))}, "", "",
+                              zero_fill);
+        add->output(0)->type = step->type;
+        calls = add->output(0);
+      }
     if (!onebit.empty() && family == Family::kZoadam)
-      RETURN_IF_ERROR(AddZoadamUpdates(g, opt, onebit, ctx.world_size, step, scale, skip, zero_fill, add_error, cast));
+      RETURN_IF_ERROR(AddZoadamUpdates(g, opt, onebit, ctx.world_size, calls, scale, skip, zero_fill, add_error, cast));
     else if (!onebit.empty())
-      RETURN_IF_ERROR(AddOnebitUpdates(g, opt, onebit, ctx.world_size, step, scale, skip, zero_fill, add_error, cast));
+      RETURN_IF_ERROR(AddOnebitUpdates(g, opt, onebit, ctx.world_size, calls, scale, skip, zero_fill, add_error, cast));
     if (!onebit_lamb.empty())
-      RETURN_IF_ERROR(AddOnebitLambUpdates(g, opt, onebit_lamb, ctx.world_size, step, scale, skip, zero_fill, add_error));
+      RETURN_IF_ERROR(AddOnebitLambUpdates(g, opt, onebit_lamb, ctx.world_size, calls, scale, skip, zero_fill, add_error,
+                                           cast));
     return true;
   }
 };

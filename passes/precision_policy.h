@@ -42,6 +42,15 @@ struct PrecisionMode {
 // The regime of a resolved config. Fails (Unimplemented) for combinations dscompile does not run.
 StatusOr<PrecisionMode> ResolvePrecision(const DsConfig& config);
 
+// The calls DeepSpeed makes to a 1-bit optimizer's step() before the first training step: 1 when
+// fp16 or bf16 wraps it at ZeRO 0 (engine.py:2289 _configure_fp16_optimizer: FP16_Optimizer for
+// OnebitAdam and ZeroOneAdam, FP16_UnfusedOptimizer for OnebitLamb), as both wrappers' constructors
+// call initialize_optimizer_states, which runs optimizer.step() once on zero gradients
+// (fused_optimizer.py:123, unfused_optimizer.py:407). That call is the 1-bit optimizers' own
+// initialising call (adam.py:241, zoadam.py:298, lamb.py:374), so training
+// step s is the optimizer's call s + this, and its freeze counts in calls. 0 otherwise.
+int64_t OnebitCallsBeforeTraining(const DsConfig& config);
+
 // How an op computes under a regime.
 enum class OpPrecision {
   kFollow,  // the widest of its non-constant float inputs, as PyTorch's type promotion

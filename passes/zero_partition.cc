@@ -8,7 +8,10 @@
 //  stage 0: step averages every accumulator over ranks (AllReduce avg) before the norm and the
 //           update; everything else is replicated. With 1-bit Adam or Lamb these all-reduces carry
 //           until_step (they stop after its freeze: the optimizer compresses its momentum); with
-//           0/1 Adam also var_update_scaler (they run on its variance steps only). With one
+//           0/1 Adam also var_update_scaler (they run on its variance steps only); under fp16/bf16
+//           also step_offset = 1 (they count the optimizer's calls, one made before training); an
+//           overflow check (fp16) is then agreed over the ranks on the steps they skip (an
+//           AllReduce<when_retired> of the verdict, as DeepSpeed's CheckOverflow does). With one
 //           micro-step per step (gradient_accumulation_steps 1) the micro-step averages each
 //           gradient instead, before accumulating it: the same numbers, and the reduction can
 //           overlap the backward, as DeepSpeed's and DDP's do at the accumulation boundary.
@@ -111,7 +114,10 @@ class ZeroPartitionPass : public Pass {
       for (const StateInfo* p : params)
         RETURN_IF_ERROR(micro_reduce_ ? ReduceInMicroStep(mg, p->name, ops::kAllReduce, 0) : Stage0(sg, p->name));
       const std::string& impl = ctx.config->optimizer.implementation;
-      if (impl == "OnebitAdam" || impl == "OnebitLamb" || impl == "ZeroOneAdam") RetireAfterFreeze(mg, sg, ctx.config->optimizer);
+      if (impl == "OnebitAdam" || impl == "OnebitLamb" || impl == "ZeroOneAdam") {
+        RetireAfterFreeze(mg, sg, ctx.config->optimizer, OnebitCallsBeforeTraining(*ctx.config));
+        RETURN_IF_ERROR(AgreeOnOverflowWhenRetired(mg, sg));
+      }
     } else {
       RETURN_IF_ERROR(ShardNorm(sg));
       RETURN_IF_ERROR(ShardLambSums(sg));
@@ -171,14 +177,51 @@ class ZeroPartitionPass : public Pass {
   // rank's own gradient goes into its momentum, which CompressedAllReduce then reduces), so every
   // gradient all-reduce of stage 0 runs only up to the last uncompressed step. 0/1 Adam: only on
   // its variance steps up to its freeze (zoadam.py turns enable_backward_allreduce on for them).
-  static void RetireAfterFreeze(Graph& mg, Graph& sg, const OptimizerConfig& opt) {
+  // Both count the optimizer's calls: step_offset is those DeepSpeed's fp16/bf16 wrapper made
+  // before training (OnebitCallsBeforeTraining).
+  static void RetireAfterFreeze(Graph& mg, Graph& sg, const OptimizerConfig& opt, int64_t step_offset) {
     const bool zoadam = opt.implementation == "ZeroOneAdam";
     for (Graph* g : {&mg, &sg})
       for (const auto& n : g->nodes())
         if (n->domain() == kDscDomain && n->op_type() == ops::kAllReduce) {
           n->SetAttr("until_step", zoadam ? opt.zoadam_last_variance_step() : opt.onebit_last_uncompressed_step());
           if (zoadam) n->SetAttr("var_update_scaler", opt.var_update_scaler);
+          if (step_offset) n->SetAttr("step_offset", step_offset);
         }
+  }
+
+  // While the 1-bit optimizer's gradients are each rank's own, so is the overflow verdict, and
+  // DeepSpeed's CheckOverflow.has_overflow then all-reduces it (MAX) over the world
+  // (runtime/utils.py:308: `enable_backward_allreduce is False`), so every rank skips together.
+  // Here: dsc::overflow = Greater(AllReduce<sum, when_retired>(Cast(the rank's verdict)), 0), the
+  // AllReduce carrying the retiring ones' schedule and running exactly on the steps they skip.
+  // The retiring AllReduces are in step, or in micro_step with one micro-step per step.
+  Status AgreeOnOverflowWhenRetired(const Graph& mg, Graph& sg) {
+    Value* local = sg.FindValue(ops::kOverflowOutput);
+    if (!local || !local->producer()) return Status::OK();
+    const Node* retired = nullptr;
+    for (const Graph* g : {&mg, static_cast<const Graph*>(&sg)})
+      for (const auto& n : g->nodes())
+        if (n->domain() == kDscDomain && n->op_type() == ops::kAllReduce && n->GetInt("until_step", 0) > 0)
+          retired = n.get();
+    if (!retired) return Internal("zero-partition: no retiring gradient AllReduce for the overflow verdict");
+    const std::vector<Use> uses = local->uses();
+    Node* before = sg.NextNode(local->producer());
+    RETURN_IF_ERROR(sg.RenameValue(local, sg.UniqueName("grad_overflow_local")));
+    Value* as_float = sg.AddCast(local, DType::kFloat32, sg.UniqueName("grad_overflow_local@float"), "", before);
+    Node* ar = Collective(sg, ops::kAllReduce, {as_float}, "grad_overflow_ranks", as_float->type, before);
+    ar->SetAttr("op", std::string("sum"));
+    for (const char* attr : {"until_step", "var_update_scaler", "step_offset"})
+      if (retired->HasAttr(attr)) ar->SetAttr(attr, retired->GetInt(attr, 0));
+    ar->SetAttr("when_retired", int64_t{1});
+    Value* zero = sg.AddInitializer(sg.UniqueName("grad_overflow_zero"), Tensor::Scalar(DType::kFloat32, 0.0));
+    Node* agree = sg.AddNode("Greater", {ar->output(0), zero}, {ops::kOverflowOutput}, "", "", before);
+    agree->output(0)->type = local->type;
+    for (const Use& u : uses) u.node->SetInput(static_cast<size_t>(u.input_index), agree->output(0));
+    std::vector<Value*> outs;
+    for (Value* v : sg.outputs()) outs.push_back(v == local ? agree->output(0) : v);
+    sg.SetOutputs(outs);
+    return Status::OK();
   }
 
   Status Stage0(Graph& sg, const std::string& p) {

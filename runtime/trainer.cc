@@ -27,6 +27,7 @@
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
 #include "ir/swap_ops.h"
+#include "passes/precision_policy.h"  // OnebitCallsBeforeTraining
 #include "runtime/comms_logger.h"
 #include "runtime/communicator.h"
 #include "runtime/cuda_backend.h"
@@ -560,9 +561,11 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     const CheckpointManifest& m = ckpt.manifest();
     ASSIGN_OR_RETURN(start_pos, TrainerPositionFromJson(m.meta.trainer_state, ckpt.dir()));
     RETURN_IF_ERROR(LoadStateTensors(plan, ckpt, rank, &state, &notes));
+    // DeepSpeed compares the optimizer's calls, one more than the steps under fp16/bf16.
     RETURN_IF_ERROR(ResetOnebitLambBeforeFreeze(plan, cfg.optimizer.freeze_step,
-                                                cfg.optimizer.implementation == "OnebitLamb", start_pos.applied_steps,
-                                                &state, &notes));
+                                                cfg.optimizer.implementation == "OnebitLamb",
+                                                start_pos.applied_steps + OnebitCallsBeforeTraining(cfg), &state,
+                                                &notes));
     const DataLoaderOptions want = LoaderOptions(cfg, opts);
     if (start_pos.seed != want.seed || start_pos.shuffle != want.shuffle)
       return FailedPrecondition("resuming from ", ckpt.dir(), ": its data seed/shuffling (", start_pos.seed, ", ",

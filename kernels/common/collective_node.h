@@ -28,6 +28,8 @@ struct CollectiveNode {
     world_attr_ = n.GetInt("world", 1);
     until_step_ = n.GetInt("until_step", 0);
     var_update_scaler_ = n.GetInt("var_update_scaler", 0);
+    step_offset_ = n.GetInt("step_offset", 0);
+    when_retired_ = n.GetInt("when_retired", 0) != 0;
     if (world_attr_ < 1) return InvalidArgument(name_, ": attribute world must be >= 1, got ", world_attr_);
     if (reduction) {
       const std::string op = n.GetString("op", "sum");
@@ -44,12 +46,15 @@ struct CollectiveNode {
   }
 
   // An AllReduce past its until_step (1-bit optimizers after the freeze), or with 0/1 Adam's
-  // var_update_scaler on a step that is no variance step: Y = X, nothing sent.
+  // var_update_scaler on a step that is no variance step: Y = X, nothing sent. With when_retired
+  // the other way round: it runs on exactly those steps (the overflow verdict's agreement).
   bool Retired(const KernelContext& ctx) const {
     if (until_step_ <= 0) return false;
-    if (ctx.optimizer_step > until_step_) return true;
-    return var_update_scaler_ > 0 &&
-           !zoadam::ZoadamSchedule{until_step_, var_update_scaler_, 1, 1}.VarianceStep(ctx.optimizer_step);
+    const int64_t call = ctx.optimizer_step + step_offset_;  // the 1-bit optimizer's call
+    const bool own = call > until_step_ ||
+                     (var_update_scaler_ > 0 &&
+                      !zoadam::ZoadamSchedule{until_step_, var_update_scaler_, 1, 1}.VarianceStep(call));
+    return own != when_retired_;
   }
 
   // Waits for a collective; errors name the node.
@@ -90,6 +95,8 @@ struct CollectiveNode {
   std::string name_;
   int64_t world_attr_ = 1;
   int64_t until_step_ = 0;
+  int64_t step_offset_ = 0;  // optimizer calls before training (a 1-bit optimizer under fp16/bf16)
+  bool when_retired_ = false;
   int64_t var_update_scaler_ = 0;
   ReduceOp op_ = ReduceOp::kSum;
   DType dtype_ = DType::kFloat32;

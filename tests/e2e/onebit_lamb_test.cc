@@ -125,15 +125,14 @@ TEST(OnebitLambResume, AResumeResetsWhatDeepSpeedsLoadStateDictResets) {
   }
 }
 
-// What is not built is refused by path when compiling: mixed precision (DeepSpeed wraps OnebitLamb
-// in FP16_UnfusedOptimizer or BF16_Optimizer), OneCycle's momentum cycling, ZeRO (DeepSpeed's
-// assertion).
+// What is not built is refused by path when compiling: apex's amp, OneCycle's momentum cycling,
+// ZeRO (DeepSpeed's assertion).
+// fp16/bf16 train: onebit_mixed_precision_test.cc.
 TEST(OnebitLambRefusals, CompilingNamesThePath) {
   const fs::path root = DSC_SOURCE_DIR;
   const nlohmann::json base = ReadJson(root / "models" / "reference_configs" / "onebitlamb.json");
   const std::vector<std::pair<nlohmann::json, std::string>> cases = {
-      {{{"fp16", {{"enabled", true}}}}, "fp16.enabled"},
-      {{{"bf16", {{"enabled", true}}}}, "bf16.enabled"},
+      {{{"amp", {{"enabled", true}}}}, "amp.enabled"},
       {{{"scheduler", {{"type", "OneCycle"}, {"params", {{"cycle_min_lr", 0.001}, {"cycle_max_lr", 0.01},
                                                           {"cycle_first_step_size", 10}}}}}},
        "scheduler.params.cycle_momentum"},
