@@ -236,6 +236,18 @@
 //   OptimStep's and Lamb's beta1_override, with
 //   beta1_override/momentum_buffer given as empty names when absent): when true the op changes
 //   nothing (an fp16 overflow or bf16 inf/NaN step; DeepSpeed skips optimizer.step()).
+//   The updates that read a gradient as input 1 (AdamStep, SGDStep, OptimStep, LambMoments,
+//   MuonMomentum) read it in float32, float16 or bfloat16 alike, each element widened exactly to
+//   float as Cast to float32 widens it (so the fuse pass lets them read a half gradient uncast).
+//   AdamStep, SGDStep, OptimStep and LambApply take an optional last input param_copy (AdamStep
+//   input 9, SGDStep input 7, OptimStep input 2+k+5, LambApply input 8; the optional inputs
+//   before it given as empty names when absent) and an attribute copy_shard (int, default 0):
+//   the half compute copy of a float32 master `param` (not with shard = 1), a float16/bfloat16
+//   state. After the update, and also on a skipped step, param_copy holds param rounded to its
+//   dtype as Cast rounds it, written as Assign<shard = copy_shard>(param_copy, Cast(param))
+//   writes it (copy_shard = 1: param is this rank's chunk of c = ceil(n / world) elements of the
+//   n-element param_copy). The fuse pass makes it from that Assign, so the master refresh is
+//   written in the update's pass over param instead of two more passes.
 //   All of them take an optional attribute shard (int, default 0). shard = 1 (ZeRO stages 1-2): `param`
 //   is the whole parameter (n elements) and grad/state tensors hold this rank's chunk of
 //   c = ceil(n / world) elements; the op updates param[rank*c, min(n, (rank+1)*c)) from the first
@@ -308,6 +320,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "ir/optim_algorithms.h"
 #include "ir/swap_ops.h"
 
 namespace dsc::ops {
@@ -484,6 +497,24 @@ inline bool IsOptimizerUpdate(const std::string& domain, const std::string& op) 
                                   op == kLambApply || op == kMuonMomentum || op == kMuonApply ||
                                   op == kOnebitMomentum || op == kOnebitAdamStep || op == kZoadamStep ||
                                   op == kOnebitLambMomentum || op == kOnebitLambStep);
+}
+
+// The index of an update's optional param_copy input (see "param_copy" above), or -1 for an op
+// that takes none.
+inline int ParamCopyInput(const Node& n) {
+  if (n.domain() != kDscDomain) return -1;
+  const std::string& op = n.op_type();
+  if (op == kAdamStep) return 9;
+  if (op == kSGDStep) return 7;
+  if (op == kLambApply) return 8;
+  if (op == kOptimStep) return static_cast<int>(OptimStateSuffixesOf(n).size()) + 7;
+  return -1;
+}
+
+// True for the updates whose gradient (input 1) may be float32, float16 or bfloat16.
+inline bool ReadsAnyFloatGradient(const std::string& domain, const std::string& op) {
+  return domain == kDscDomain &&
+         (op == kAdamStep || op == kSGDStep || op == kOptimStep || op == kLambMoments || op == kMuonMomentum);
 }
 
 // True for the in-place ops above: they have effects beyond their outputs, so dce keeps them.

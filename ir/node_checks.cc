@@ -709,8 +709,8 @@ Status CheckZoadamSchedule(const NodeView& v) {
 }
 
 // OptimStep: a known algorithm (ir/optim_algorithms.h), its flags 0/1, and exactly its k states
-// between grad and lr: (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override]),
-// all present but skip; beta1_override only for an algorithm whose beta1 may change between steps.
+// between grad and lr: (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override]
+// [, param_copy]); beta1_override only for an algorithm whose beta1 may change between steps.
 Status CheckOptimStep(const NodeView& v) {
   const Node& n = v.node();
   const std::string name = n.GetString("algorithm", "");
@@ -721,16 +721,17 @@ Status CheckOptimStep(const NodeView& v) {
     return Bad(v, StrCat("attribute 'algorithm' is '", name, "', must be one of ", names));
   }
   RETURN_IF_ERROR(Flag(v, "shard"));
+  RETURN_IF_ERROR(Flag(v, "copy_shard"));
   for (const char* f : a->flags) RETURN_IF_ERROR(Flag(v, f));
   RETURN_IF_ERROR(IntIn(v, "world", 1, std::numeric_limits<int32_t>::max()));
   const size_t k = OptimStateSuffixesOf(n).size();
-  if (n.num_inputs() < k + 5 || n.num_inputs() > k + 7)
+  if (n.num_inputs() < k + 5 || n.num_inputs() > k + 8)
     return Bad(v, StrCat("has ", n.num_inputs(), " inputs; algorithm '", name, "' with these attributes takes ", k + 5,
-                         " (param, grad, ", k, " states, lr, step, grad_scale), ", k + 6, " with skip or ", k + 7,
-                         " with beta1_override"));
+                         " (param, grad, ", k, " states, lr, step, grad_scale), ", k + 6, " with skip, ", k + 7,
+                         " with beta1_override or ", k + 8, " with param_copy"));
   for (size_t i = 0; i < k + 5; ++i)
     if (!n.input(i)) return Bad(v, StrCat("required input ", i, " is missing"));
-  if (n.num_inputs() == k + 7 && n.input(k + 6) && !OptimTakesBeta1Override(a->id))
+  if (n.num_inputs() >= k + 7 && n.input(k + 6) && !OptimTakesBeta1Override(a->id))
     return Bad(v, StrCat("input ", k + 6, " (beta1_override) is not taken by algorithm '", name, "'"));
   return Status::OK();
 }
@@ -768,10 +769,10 @@ const std::unordered_map<std::string, Check>& DscChecks() {
       {ops::kAllReduceStart, Enum("op", {"avg", "sum"})},
       {ops::kReduceScatterStart, Enum("op", {"avg", "sum"})},
       {ops::kCollectiveWait, Enum("kind", {"AllReduce", "ReduceScatter", "AllGather", "AllGatherInPlace"})},
-      {ops::kAdamStep, All({Flags({"shard", "adam_w_mode", "bias_correction"}), [](const NodeView& v) {
+      {ops::kAdamStep, All({Flags({"shard", "adam_w_mode", "bias_correction", "copy_shard"}), [](const NodeView& v) {
          return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
        }})},
-      {ops::kSGDStep, All({Flags({"shard", "nesterov"}), [](const NodeView& v) {
+      {ops::kSGDStep, All({Flags({"shard", "nesterov", "copy_shard"}), [](const NodeView& v) {
          return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
        }})},
       {ops::kOptimStep, CheckOptimStep},
@@ -779,7 +780,7 @@ const std::unordered_map<std::string, Check>& DscChecks() {
          RETURN_IF_ERROR(IntIn(v, "chunk_of", 0, std::numeric_limits<int64_t>::max()));
          return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
        }})},
-      {ops::kLambApply, All({Flags({"shard", "eps_inside_sqrt", "bias_correction"}), [](const NodeView& v) {
+      {ops::kLambApply, All({Flags({"shard", "eps_inside_sqrt", "bias_correction", "copy_shard"}), [](const NodeView& v) {
          RETURN_IF_ERROR(IntIn(v, "slot", 0, std::numeric_limits<int32_t>::max()));
          return IntIn(v, "world", 1, std::numeric_limits<int32_t>::max());
        }})},
@@ -848,14 +849,15 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     (*t)[ops::kAccumulate] = Arity{2, 2, 0, 0, {0, 1}};
     (*t)[ops::kZeroFill] = Arity{1, 1, 0, 0, {0}};
     (*t)[ops::kAssign] = Arity{2, 2, 0, 0, {0, 1}};
-    // A trailing skip input (mixed precision's overflow verdict) is optional on both updates.
-    (*t)[ops::kAdamStep] = Arity{7, 9, 0, 0, {0, 1, 2, 3, 4, 5, 6}};
-    (*t)[ops::kSGDStep] = Arity{6, 7, 0, 0, {0, 1, 3, 4, 5}};  // the momentum buffer may be omitted
+    // A trailing skip input (mixed precision's overflow verdict) is optional on both updates, and
+    // after it the fuse pass's param_copy.
+    (*t)[ops::kAdamStep] = Arity{7, 10, 0, 0, {0, 1, 2, 3, 4, 5, 6}};
+    (*t)[ops::kSGDStep] = Arity{6, 8, 0, 0, {0, 1, 3, 4, 5}};  // the momentum buffer may be omitted
     // OptimStep's state count depends on its algorithm; CheckOptimStep checks the exact count.
-    (*t)[ops::kOptimStep] = Arity{6, 7 + kMaxOptimStates, 0, 0, {0, 1}};
+    (*t)[ops::kOptimStep] = Arity{6, 8 + kMaxOptimStates, 0, 0, {0, 1}};
     // Lamb's and OptimStep's optional beta1_override follows skip (OneCycle's cycled momentum).
     (*t)[ops::kLambMoments] = Arity{5, 7, 1, 1, {0, 1, 2, 3, 4}};
-    (*t)[ops::kLambApply] = Arity{6, 8, 0, 0, {0, 1, 2, 3, 4, 5}};
+    (*t)[ops::kLambApply] = Arity{6, 9, 0, 0, {0, 1, 2, 3, 4, 5}};
     (*t)[ops::kMuonMomentum] = Arity{4, 5, 1, 1, {0, 1, 2, 3}};
     (*t)[ops::kMuonApply] = Arity{3, 4, 0, 0, {0, 1, 2}};
     (*t)[ops::kOnebitMomentum] = Arity{5, 6, 0, 0, {0, 1, 2, 3, 4}};

@@ -71,6 +71,51 @@ inline StatusOr<ShardRange> OptimizerShard(const KernelContext& ctx, bool shard,
   return ShardOf(n, true, rank, world);
 }
 
+// The optional param_copy input of AdamStep, SGDStep, OptimStep and LambApply (ir/dsc_ops.h): the
+// half compute copy the update refreshes from its float32 master in the same pass.
+struct ParamCopyNode {
+  // `index`: the op's param_copy input; `update_shard`: the update's own shard attribute.
+  Status Init(const Node& n, size_t index, bool update_shard, const char* op) {
+    present = n.num_inputs() > index && n.input(index) != nullptr;
+    shard = n.GetInt("copy_shard", 0) != 0;
+    if (!present) {
+      if (shard) return InvalidArgument(op, ": copy_shard without a param_copy input (", index, ")");
+      return Status::OK();
+    }
+    this->index = index;
+    dtype = n.input(index)->type.dtype;
+    if (n.input(0)->type.dtype != DType::kFloat32)
+      return Unimplemented(op, ": param_copy of a ", DTypeName(n.input(0)->type.dtype), " param (a float32 master only)");
+    if (dtype != DType::kFloat16 && dtype != DType::kBFloat16)
+      return Unimplemented(op, ": param_copy (input ", index, ") of ", DTypeName(dtype), " (float16 or bfloat16)");
+    if (update_shard) return Unimplemented(op, ": param_copy with shard = 1 (param must be the master or its chunk)");
+    world_attr = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
+    return Status::OK();
+  }
+  // Where the update's elements 0..len-1 go in param_copy: copy[offset + i] for i < len, as
+  // Assign<shard = copy_shard>(param_copy, Cast(param)) writes them; `param_numel` is param's count.
+  StatusOr<ShardRange> Range(const KernelContext& ctx, const TensorView& copy, int64_t param_numel,
+                             const char* op) const {
+    if (!shard) {
+      if (copy.numel() != param_numel)
+        return InvalidArgument(op, ": param_copy of ", copy.numel(), " elements refreshed from ", param_numel);
+      return ShardOf(param_numel, false, 0, 1);
+    }
+    int64_t rank = 0, world = 1;
+    RETURN_IF_ERROR(RankAndWorld(ctx, world_attr, op, &rank, &world));
+    const int64_t n = copy.numel(), c = ops::ChunkSize(n, world);
+    if (param_numel != c)
+      return InvalidArgument(op, ": param_copy's shard of ", c, " elements (ceil(", n, " / ", world,
+                             ")) refreshed from ", param_numel);
+    return ShardOf(n, true, rank, world);
+  }
+  bool present = false;
+  size_t index = 0;
+  DType dtype = DType::kUndefined;
+  bool shard = false;
+  int64_t world_attr = -1;
+};
+
 // acc += X: both float32/float16/bfloat16, each its own dtype.
 struct AccumulateNode {
   Status Init(const Node& n) {
@@ -149,9 +194,11 @@ struct AdamNode {
     attrs.bias_correction = n.GetInt("bias_correction", 1) != 0;
     shard = n.GetInt("shard", 0) != 0;
     world_attr = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
+    RETURN_IF_ERROR(copy.Init(n, 9, shard, "AdamStep"));
     return CheckSkip(n, 8, "AdamStep");
   }
   DType param = DType::kFloat32, grad = DType::kFloat32, state = DType::kFloat32;
+  ParamCopyNode copy;
   AdamAttrs attrs{};
   bool shard = false;
   int64_t world_attr = -1;
@@ -186,9 +233,11 @@ struct SgdNode {
     buf = n.input(2) ? n.input(2)->type.dtype : param;
     shard = n.GetInt("shard", 0) != 0;
     world_attr = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
+    RETURN_IF_ERROR(copy.Init(n, 7, shard, "SGDStep"));
     return CheckSkip(n, 6, "SGDStep");
   }
   DType param = DType::kFloat32, grad = DType::kFloat32, buf = DType::kFloat32;
+  ParamCopyNode copy;
   SgdAttrs attrs{};
   bool shard = false;
   int64_t world_attr = -1;
@@ -254,6 +303,7 @@ struct OptimNode {
     attrs.decoupled = n.GetInt("decoupled_weight_decay", 0) != 0;
     shard = n.GetInt("shard", 0) != 0;
     world_attr = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
+    RETURN_IF_ERROR(copy.Init(n, k + 7, shard, "OptimStep"));
     return CheckSkip(n, k + 5, "OptimStep");
   }
   // Inputs: param 0, grad 1, states 2..2+states-1, then lr, step, grad_scale, skip, beta1_override.
@@ -263,6 +313,7 @@ struct OptimNode {
   size_t skip() const { return lr_index + 3; }
   size_t beta1() const { return lr_index + 4; }
   DType param = DType::kFloat32, grad = DType::kFloat32, state = DType::kFloat32;
+  ParamCopyNode copy;
   OptimAttrs attrs{};
   int states = 0;
   size_t lr_index = 0;
@@ -347,6 +398,7 @@ struct LambApplyNode {
     if (slot < 0) return InvalidArgument("LambApply: slot ", slot, " is negative");
     shard = n.GetInt("shard", 0) != 0;
     world_attr = n.HasAttr("world") ? n.GetInt("world", 1) : -1;
+    RETURN_IF_ERROR(copy.Init(n, 8, shard, "LambApply"));
     return CheckSkip(n, 6, "LambApply");
   }
   // The sums input must hold this node's pair.
@@ -356,6 +408,7 @@ struct LambApplyNode {
     return Status::OK();
   }
   DType param = DType::kFloat32, state = DType::kFloat32;
+  ParamCopyNode copy;
   LambAttrs attrs{};
   int64_t slot = 0;
   bool shard = false;

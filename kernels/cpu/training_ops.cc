@@ -50,6 +50,17 @@ template <DType D> inline void StoreF(void* p, int64_t i, float v) {
   else static_cast<uint16_t*>(p)[i] = half::FloatToBFloat16Bits(v);
 }
 
+// A loop's param_copy (ir/dsc_ops.h): elements 0..n-1 of the update also go, rounded to C as
+// Cast rounds them, to ptr[0..n-1]. C = kUndefined: no copy (nothing is instantiated for it).
+struct CopyOut {
+  void* ptr = nullptr;
+  int64_t n = 0;
+};
+template <DType C> inline void StoreCopy(const CopyOut& copy, int64_t i, float v) {
+  if constexpr (C != DType::kUndefined)
+    if (i < copy.n) StoreF<C>(copy.ptr, i, v);
+}
+
 // Calls fn(FloatTag<t>{}); false for a dtype other than float32/float16/bfloat16.
 template <typename Fn>
 bool DispatchFloat(DType t, Fn&& fn) {
@@ -59,6 +70,46 @@ bool DispatchFloat(DType t, Fn&& fn) {
     case DType::kBFloat16: fn(FloatTag<DType::kBFloat16>{}); return true;
     default: return false;
   }
+}
+
+char* Offset(void* p, int64_t elements, DType t) {
+  return static_cast<char*>(p) + static_cast<size_t>(elements) * DTypeSize(t);
+}
+
+// Where an update's param_copy (ir/dsc_ops.h) takes the update's elements; none (n = 0) without one.
+StatusOr<CopyOut> CopyOf(KernelContext& ctx, const optim::ParamCopyNode& node, int64_t param_numel, const char* op) {
+  if (!node.present) return CopyOut{};
+  const TensorView& copy = ctx.input(node.index);
+  ASSIGN_OR_RETURN(const ShardRange r, node.Range(ctx, copy, param_numel, op));
+  return CopyOut{Offset(copy.ptr, r.offset, node.dtype), r.len};
+}
+
+// Calls fn(FloatTag<C>{}) with param_copy's dtype (float16 or bfloat16), FloatTag<kUndefined>
+// without one. Only a float32 param P has a copy (ParamCopyNode::Init), so only then are loops
+// with one instantiated.
+template <DType P, typename Fn>
+void DispatchCopy(const optim::ParamCopyNode& node, Fn&& fn) {
+  if constexpr (P == DType::kFloat32) {
+    if (node.present) {
+      if (node.dtype == DType::kFloat16) fn(FloatTag<DType::kFloat16>{});
+      else fn(FloatTag<DType::kBFloat16>{});
+      return;
+    }
+  }
+  fn(FloatTag<DType::kUndefined>{});
+}
+
+// A skipped step leaves param as it is, but the Assign(param_copy, Cast(param)) the copy
+// replaces runs all the same: copy[i] = param[i] rounded (param float32, as Init checked).
+void RefreshCopy(const optim::ParamCopyNode& node, const void* param, const CopyOut& copy) {
+  if (!node.present) return;
+  const float* p = static_cast<const float*>(param);
+  const int64_t n = copy.n;
+  DispatchFloat(node.dtype, [&](auto ct) {
+    constexpr DType C = decltype(ct)::kDType;
+#pragma omp parallel for if (n >= kParallelMin)
+    for (int64_t i = 0; i < n; ++i) StoreF<C>(copy.ptr, i, p[i]);
+  });
 }
 
 // acc += X   (acc: any shape, X: same number of elements). acc and X may each be float32, float16
@@ -166,9 +217,9 @@ class ClipScaleKernel : public OpKernel {
 // The update of ir/dsc_ops.h per element, in float: param, grad and the states are read as float
 // whatever their dtype and the new param/states rounded once to theirs (nearest even). The step
 // uses the unrounded new moments, as the float32 kernel on widened tensors would; for all-float32
-// tensors this is that kernel.
-template <DType P, DType G, DType S>
-void AdamLoop(void* p, const void* grad, void* m, void* v, int64_t n, const optim::AdamScalars& c) {
+// tensors this is that kernel. C: param_copy's dtype (StoreCopy).
+template <DType P, DType G, DType S, DType C>
+void AdamLoop(void* p, const void* grad, void* m, void* v, int64_t n, const optim::AdamScalars& c, const CopyOut& copy) {
 #pragma omp parallel for if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     float pn, mn, vn;
@@ -176,23 +227,24 @@ void AdamLoop(void* p, const void* grad, void* m, void* v, int64_t n, const opti
     StoreF<S>(m, i, mn);
     StoreF<S>(v, i, vn);
     StoreF<P>(p, i, pn);
+    StoreCopy<C>(copy, i, pn);
   }
 }
 
-char* Offset(void* p, int64_t elements, DType t) {
-  return static_cast<char*>(p) + static_cast<size_t>(elements) * DTypeSize(t);
-}
-
-// (param, grad, exp_avg, exp_avg_sq, lr, step, grad_scale[, beta1_override][, skip]), all updated
-// in place. param, grad and the states (exp_avg and exp_avg_sq alike) may each be float32, float16
-// or bfloat16: an fp32 master with bf16 states (bf16_optimizer_states), a half parameter without
-// master (amp O3).
+// (param, grad, exp_avg, exp_avg_sq, lr, step, grad_scale[, beta1_override][, skip][, param_copy]),
+// all updated in place. param, grad and the states (exp_avg and exp_avg_sq alike) may each be
+// float32, float16 or bfloat16: an fp32 master with bf16 states (bf16_optimizer_states), a half
+// parameter without master (amp O3), a half gradient the fuse pass no longer casts.
 class AdamStepKernel : public OpKernel {
  public:
   Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/false); }
   Status Compute(KernelContext& ctx) override {
-    if (Skipped(ctx, 8)) return Status::OK();
     const TensorView& param = ctx.input(0);
+    ASSIGN_OR_RETURN(const CopyOut copy, CopyOf(ctx, node_.copy, param.numel(), "AdamStep"));
+    if (Skipped(ctx, 8)) {
+      RefreshCopy(node_.copy, param.ptr, copy);
+      return Status::OK();
+    }
     ASSIGN_OR_RETURN(const ShardRange r,
                      OptimizerShard(ctx, node_.shard, node_.world_attr, param.numel(), "AdamStep"));
     for (size_t i = 1; i < 4; ++i) RETURN_IF_ERROR(StateSize(ctx.input(i), r.state, node_.shard, "AdamStep"));
@@ -211,7 +263,10 @@ class AdamStepKernel : public OpKernel {
     DispatchFloat(node_.param, [&](auto pt) {
       DispatchFloat(node_.grad, [&](auto gt) {
         DispatchFloat(node_.state, [&](auto st) {
-          AdamLoop<decltype(pt)::kDType, decltype(gt)::kDType, decltype(st)::kDType>(p, grad, m, v, r.len, c);
+          DispatchCopy<decltype(pt)::kDType>(node_.copy, [&](auto ct) {
+            AdamLoop<decltype(pt)::kDType, decltype(gt)::kDType, decltype(st)::kDType, decltype(ct)::kDType>(
+                p, grad, m, v, r.len, c, copy);
+          });
         });
       });
     });
@@ -224,8 +279,8 @@ class AdamStepKernel : public OpKernel {
 
 // torch.optim.SGD per element in float; param and buffer rounded once to their dtypes, the step
 // taken with the unrounded buffer value (as the float32 kernel on widened tensors).
-template <DType P, DType G, DType B>
-void SgdLoop(void* p, const void* grad, void* buf, int64_t n, const optim::SgdScalars& c) {
+template <DType P, DType G, DType B, DType C>
+void SgdLoop(void* p, const void* grad, void* buf, int64_t n, const optim::SgdScalars& c, const CopyOut& copy) {
 #pragma omp parallel for if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     const float b = c.use_buf && !c.first ? LoadF<B>(buf, i) : 0.0f;
@@ -233,17 +288,22 @@ void SgdLoop(void* p, const void* grad, void* buf, int64_t n, const optim::SgdSc
     optim::SgdElement(c, LoadF<P>(p, i), LoadF<G>(grad, i), b, &pn, &bn);
     if (c.use_buf) StoreF<B>(buf, i, bn);
     StoreF<P>(p, i, pn);
+    StoreCopy<C>(copy, i, pn);
   }
 }
 
-// (param, grad, momentum_buffer?, lr, step, grad_scale[, skip]): torch.optim.SGD, in place; param,
-// grad and momentum_buffer may each be float32, float16 or bfloat16.
+// (param, grad, momentum_buffer?, lr, step, grad_scale[, skip][, param_copy]): torch.optim.SGD, in
+// place; param, grad and momentum_buffer may each be float32, float16 or bfloat16.
 class SGDStepKernel : public OpKernel {
  public:
   Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/false); }
   Status Compute(KernelContext& ctx) override {
-    if (Skipped(ctx, 6)) return Status::OK();
     const TensorView& param = ctx.input(0);
+    ASSIGN_OR_RETURN(const CopyOut copy, CopyOf(ctx, node_.copy, param.numel(), "SGDStep"));
+    if (Skipped(ctx, 6)) {
+      RefreshCopy(node_.copy, param.ptr, copy);
+      return Status::OK();
+    }
     ASSIGN_OR_RETURN(const ShardRange r,
                      OptimizerShard(ctx, node_.shard, node_.world_attr, param.numel(), "SGDStep"));
     const optim::SgdAttrs& a = node_.attrs;
@@ -258,7 +318,10 @@ class SGDStepKernel : public OpKernel {
     DispatchFloat(node_.param, [&](auto pt) {
       DispatchFloat(node_.grad, [&](auto gt) {
         DispatchFloat(node_.buf, [&](auto bt) {
-          SgdLoop<decltype(pt)::kDType, decltype(gt)::kDType, decltype(bt)::kDType>(p, grad, buf, r.len, c);
+          DispatchCopy<decltype(pt)::kDType>(node_.copy, [&](auto ct) {
+            SgdLoop<decltype(pt)::kDType, decltype(gt)::kDType, decltype(bt)::kDType, decltype(ct)::kDType>(
+                p, grad, buf, r.len, c, copy);
+          });
         });
       });
     });
@@ -271,8 +334,9 @@ class SGDStepKernel : public OpKernel {
 
 // The element-wise optimizers per element in float (optimizer_math.h's OptimElement); param and
 // the states rounded once to their dtypes.
-template <DType P, DType G, DType S>
-void OptimLoop(void* p, const void* grad, void* const* states, int k, int64_t n, const optim::OptimScalars& c) {
+template <DType P, DType G, DType S, DType C>
+void OptimLoop(void* p, const void* grad, void* const* states, int k, int64_t n, const optim::OptimScalars& c,
+               const CopyOut& copy) {
 #pragma omp parallel for if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
     float s[kMaxOptimStates];
@@ -281,17 +345,23 @@ void OptimLoop(void* p, const void* grad, void* const* states, int k, int64_t n,
     optim::OptimElement(c, LoadF<P>(p, i), LoadF<G>(grad, i), s, &pn);
     for (int j = 0; j < k; ++j) StoreF<S>(states[j], i, s[j]);
     StoreF<P>(p, i, pn);
+    StoreCopy<C>(copy, i, pn);
   }
 }
 
-// (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override]) in place, one algorithm of
-// ir/optim_algorithms.h; param, grad and the states (alike) each float32, float16 or bfloat16.
+// (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override][, param_copy]) in
+// place, one algorithm of ir/optim_algorithms.h; param, grad and the states (alike) each float32,
+// float16 or bfloat16.
 class OptimStepKernel : public OpKernel {
  public:
   Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/false); }
   Status Compute(KernelContext& ctx) override {
-    if (Skipped(ctx, node_.skip())) return Status::OK();
     const TensorView& param = ctx.input(0);
+    ASSIGN_OR_RETURN(const CopyOut copy, CopyOf(ctx, node_.copy, param.numel(), "OptimStep"));
+    if (Skipped(ctx, node_.skip())) {
+      RefreshCopy(node_.copy, param.ptr, copy);
+      return Status::OK();
+    }
     ASSIGN_OR_RETURN(const ShardRange r,
                      OptimizerShard(ctx, node_.shard, node_.world_attr, param.numel(), "OptimStep"));
     const int k = node_.states;
@@ -312,7 +382,10 @@ class OptimStepKernel : public OpKernel {
     DispatchFloat(node_.param, [&](auto pt) {
       DispatchFloat(node_.grad, [&](auto gt) {
         DispatchFloat(node_.state, [&](auto st) {
-          OptimLoop<decltype(pt)::kDType, decltype(gt)::kDType, decltype(st)::kDType>(p, grad, states, k, r.len, c);
+          DispatchCopy<decltype(pt)::kDType>(node_.copy, [&](auto ct) {
+            OptimLoop<decltype(pt)::kDType, decltype(gt)::kDType, decltype(st)::kDType, decltype(ct)::kDType>(
+                p, grad, states, k, r.len, c, copy);
+          });
         });
       });
     });
@@ -386,21 +459,29 @@ class LambMomentsKernel : public OpKernel {
   optim::LambMomentsNode node_;
 };
 
-template <DType P, DType S>
-void LambApplyLoop(void* p, const void* m, const void* v, int64_t n, const optim::LambAttrs& a, float scale) {
+template <DType P, DType S, DType C>
+void LambApplyLoop(void* p, const void* m, const void* v, int64_t n, const optim::LambAttrs& a, float scale,
+                   const CopyOut& copy) {
 #pragma omp parallel for if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i)
-    StoreF<P>(p, i, optim::LambApplyElement(a, scale, LoadF<P>(p, i), LoadF<S>(m, i), LoadF<S>(v, i)));
+  for (int64_t i = 0; i < n; ++i) {
+    const float pn = optim::LambApplyElement(a, scale, LoadF<P>(p, i), LoadF<S>(m, i), LoadF<S>(v, i));
+    StoreF<P>(p, i, pn);
+    StoreCopy<C>(copy, i, pn);
+  }
 }
 
-// (param, sums, exp_avg, exp_avg_sq, lr, step[, skip][, beta1_override]): FusedLamb's second half,
-// param in place.
+// (param, sums, exp_avg, exp_avg_sq, lr, step[, skip][, beta1_override][, param_copy]): FusedLamb's
+// second half, param in place.
 class LambApplyKernel : public OpKernel {
  public:
   Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/false); }
   Status Compute(KernelContext& ctx) override {
-    if (Skipped(ctx, 6)) return Status::OK();
     const TensorView& param = ctx.input(0);
+    ASSIGN_OR_RETURN(const CopyOut copy, CopyOf(ctx, node_.copy, param.numel(), "LambApply"));
+    if (Skipped(ctx, 6)) {
+      RefreshCopy(node_.copy, param.ptr, copy);
+      return Status::OK();
+    }
     ASSIGN_OR_RETURN(const ShardRange r, OptimizerShard(ctx, node_.shard, node_.world_attr, param.numel(), "LambApply"));
     for (size_t i = 2; i < 4; ++i) RETURN_IF_ERROR(StateSize(ctx.input(i), r.state, node_.shard, "LambApply"));
     RETURN_IF_ERROR(node_.CheckSums(ctx.input(1)));
@@ -413,7 +494,10 @@ class LambApplyKernel : public OpKernel {
     void* p = Offset(param.ptr, r.offset, node_.param);
     DispatchFloat(node_.param, [&](auto pt) {
       DispatchFloat(node_.state, [&](auto st) {
-        LambApplyLoop<decltype(pt)::kDType, decltype(st)::kDType>(p, ctx.input(2).ptr, ctx.input(3).ptr, r.len, a, scale);
+        DispatchCopy<decltype(pt)::kDType>(node_.copy, [&](auto ct) {
+          LambApplyLoop<decltype(pt)::kDType, decltype(st)::kDType, decltype(ct)::kDType>(
+              p, ctx.input(2).ptr, ctx.input(3).ptr, r.len, a, scale, copy);
+        });
       });
     });
     return Status::OK();

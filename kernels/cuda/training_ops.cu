@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "ir/dsc_ops.h"
+#include "kernels/common/elementwise_math.h"
 #include "kernels/common/lamb_math.h"
 #include "kernels/common/optimizer_math.h"
 #include "kernels/common/training_node.h"
@@ -286,6 +287,51 @@ class ClipScaleCuda : public OpKernel {
 
 // ---- the optimizer steps ----
 
+// An update's param_copy (ir/dsc_ops.h): element i of the update also goes to ptr[i], i < n,
+// rounded to C (ew::F16 or ew::BF16) by the Cast kernel's own conversion. C = NoCopy: none. With
+// a copy the element kernel runs on skipped steps too, and then only refreshes it from param.
+struct NoCopy {};
+template <typename C>
+struct CopyOut {
+  static constexpr bool kOn = !std::is_same_v<C, NoCopy>;
+  C* ptr;
+  int64_t n;
+  __device__ void Store(int64_t i, float v) const {
+    if constexpr (kOn)
+      if (i < n) ptr[i] = ew::CastStore<C>(v);
+  }
+  __device__ void Store4(int64_t i, const float v[4]) const {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) Store(i + k, v[k]);
+  }
+};
+
+// Calls fn(Tag<C>{}) with param_copy's element type, Tag<NoCopy> without one; only a float32 param
+// P has a copy (ParamCopyNode::Init), so only then are kernels with one instantiated.
+template <typename P, typename Fn>
+void DispatchCopy(const optim::ParamCopyNode& node, Fn&& fn) {
+  if constexpr (std::is_same_v<P, float>) {
+    if (node.present) {
+      if (node.dtype == DType::kFloat16) fn(Tag<ew::F16>{});
+      else fn(Tag<ew::BF16>{});
+      return;
+    }
+  }
+  fn(Tag<NoCopy>{});
+}
+
+// Where the update's elements go in param_copy; {null, 0} without one.
+template <typename C>
+StatusOr<CopyOut<C>> CopyOf(KernelContext& ctx, const optim::ParamCopyNode& node, int64_t param_numel, const char* op) {
+  if constexpr (!CopyOut<C>::kOn) {
+    return CopyOut<C>{nullptr, 0};
+  } else {
+    const TensorView& copy = ctx.input(node.index);
+    ASSIGN_OR_RETURN(const optim::ShardRange r, node.Range(ctx, copy, param_numel, op));
+    return CopyOut<C>{static_cast<C*>(copy.ptr) + r.offset, r.len};
+  }
+}
+
 // A small device buffer a kernel keeps for its step's scalars, allocated on first use.
 template <typename T>
 class DeviceSlot {
@@ -325,23 +371,27 @@ __global__ void AdamPrep(const float* lr, const int64_t* step, const float* beta
   *out = d;
 }
 
-template <typename P, typename G, typename S>
+template <typename P, typename G, typename S, typename C>
 struct AdamF {
   P* p;
   const G* g;
   S* m;
   S* v;
   const AdamDev* dev;
+  CopyOut<C> copy;
   optim::AdamScalars c;  // filled by Ready()
-  __device__ bool Active() const { return !dev->skip; }
+  int skipped;           // filled by Ready()
+  __device__ bool Active() const { return CopyOut<C>::kOn || !dev->skip; }
   __device__ AdamF Ready() const {
     AdamF f = *this;
     f.c = dev->c;
+    f.skipped = dev->skip;
     return f;
   }
   template <bool kVec> __device__ void Group(int64_t i) const {
     float pv[4], gv[4], mv[4], vv[4];
     Load4<kVec>(p, i, pv);
+    if (CopyOut<C>::kOn && skipped) return copy.Store4(i, pv);
     Load4<kVec>(g, i, gv);
     Load4<kVec>(m, i, mv);
     Load4<kVec>(v, i, vv);
@@ -350,18 +400,21 @@ struct AdamF {
     Store4<kVec>(m, i, mv);
     Store4<kVec>(v, i, vv);
     Store4<kVec>(p, i, pv);
+    copy.Store4(i, pv);
   }
   __device__ void One(int64_t i) const {
+    if (CopyOut<C>::kOn && skipped) return copy.Store(i, ToFloat(p[i]));
     float pn, mn, vn;
     optim::AdamElement(c, ToFloat(p[i]), ToFloat(g[i]), ToFloat(m[i]), ToFloat(v[i]), &pn, &mn, &vn);
     m[i] = FromFloat<S>(mn);
     v[i] = FromFloat<S>(vn);
     p[i] = FromFloat<P>(pn);
+    copy.Store(i, pn);
   }
 };
 
-// (param, grad, exp_avg, exp_avg_sq, lr, step, grad_scale[, beta1_override][, skip]) in place;
-// param, grad and the states may each be float32, float16 or bfloat16 (states alike).
+// (param, grad, exp_avg, exp_avg_sq, lr, step, grad_scale[, beta1_override][, skip][, param_copy])
+// in place; param, grad and the states may each be float32, float16 or bfloat16 (states alike).
 class AdamStepCuda : public OpKernel {
  public:
   Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/true); }
@@ -383,10 +436,15 @@ class AdamStepCuda : public OpKernel {
           using P = typename decltype(pt)::type;
           using G = typename decltype(gt)::type;
           using S = typename decltype(st)::type;
-          AdamF<P, G, S> f{param.data<P>() + sr.offset, ctx.input(1).data<G>(), ctx.input(2).data<S>(),
-                           ctx.input(3).data<S>(), dev, {}};
-          const bool vec = Aligned4<P>(f.p) && Aligned4<G>(f.g) && Aligned4<S>(f.m) && Aligned4<S>(f.v);
-          s = LaunchVec4(*r, sr.len, vec, f);
+          DispatchCopy<P>(node_.copy, [&](auto ct) {
+            using C = typename decltype(ct)::type;
+            StatusOr<CopyOut<C>> copy = CopyOf<C>(ctx, node_.copy, param.numel(), "AdamStep");
+            if (!copy.ok()) return void(s = copy.status());
+            AdamF<P, G, S, C> f{param.data<P>() + sr.offset, ctx.input(1).data<G>(), ctx.input(2).data<S>(),
+                                ctx.input(3).data<S>(), dev, *copy, {}, 0};
+            const bool vec = Aligned4<P>(f.p) && Aligned4<G>(f.g) && Aligned4<S>(f.m) && Aligned4<S>(f.v);
+            s = LaunchVec4(*r, sr.len, vec, f);
+          });
         });
       });
     });
@@ -411,38 +469,45 @@ __global__ void SgdPrep(const float* lr, const int64_t* step, const float* grad_
   *out = d;
 }
 
-template <typename P, typename G, typename B>
+template <typename P, typename G, typename B, typename C>
 struct SgdF {
   P* p;
   const G* g;
   B* buf;  // null without momentum
   const SgdDev* dev;
+  CopyOut<C> copy;
   optim::SgdScalars c;  // filled by Ready()
-  __device__ bool Active() const { return !dev->skip; }
+  int skipped;          // filled by Ready()
+  __device__ bool Active() const { return CopyOut<C>::kOn || !dev->skip; }
   __device__ SgdF Ready() const {
     SgdF f = *this;
     f.c = dev->c;
+    f.skipped = dev->skip;
     return f;
   }
   template <bool kVec> __device__ void Group(int64_t i) const {
     float pv[4], gv[4], bv[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     Load4<kVec>(p, i, pv);
+    if (CopyOut<C>::kOn && skipped) return copy.Store4(i, pv);
     Load4<kVec>(g, i, gv);
     if (c.use_buf && !c.first) Load4<kVec>(buf, i, bv);
 #pragma unroll
     for (int k = 0; k < 4; ++k) optim::SgdElement(c, pv[k], gv[k], bv[k], &pv[k], &bv[k]);
     if (c.use_buf) Store4<kVec>(buf, i, bv);
     Store4<kVec>(p, i, pv);
+    copy.Store4(i, pv);
   }
   __device__ void One(int64_t i) const {
+    if (CopyOut<C>::kOn && skipped) return copy.Store(i, ToFloat(p[i]));
     float pn, bn;
     optim::SgdElement(c, ToFloat(p[i]), ToFloat(g[i]), c.use_buf && !c.first ? ToFloat(buf[i]) : 0.0f, &pn, &bn);
     if (c.use_buf) buf[i] = FromFloat<B>(bn);
     p[i] = FromFloat<P>(pn);
+    copy.Store(i, pn);
   }
 };
 
-// (param, grad, momentum_buffer?, lr, step, grad_scale[, skip]): torch.optim.SGD in place.
+// (param, grad, momentum_buffer?, lr, step, grad_scale[, skip][, param_copy]): torch.optim.SGD in place.
 class SGDStepCuda : public OpKernel {
  public:
   Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/true); }
@@ -465,10 +530,15 @@ class SGDStepCuda : public OpKernel {
           using P = typename decltype(pt)::type;
           using G = typename decltype(gt)::type;
           using B = typename decltype(bt)::type;
-          SgdF<P, G, B> f{param.data<P>() + sr.offset, ctx.input(1).data<G>(),
-                          use_buf ? ctx.input(2).data<B>() : nullptr, dev, {}};
-          const bool vec = Aligned4<P>(f.p) && Aligned4<G>(f.g) && (!f.buf || Aligned4<B>(f.buf));
-          s = LaunchVec4(*r, sr.len, vec, f);
+          DispatchCopy<P>(node_.copy, [&](auto ct) {
+            using C = typename decltype(ct)::type;
+            StatusOr<CopyOut<C>> copy = CopyOf<C>(ctx, node_.copy, param.numel(), "SGDStep");
+            if (!copy.ok()) return void(s = copy.status());
+            SgdF<P, G, B, C> f{param.data<P>() + sr.offset, ctx.input(1).data<G>(),
+                               use_buf ? ctx.input(2).data<B>() : nullptr, dev, *copy, {}, 0};
+            const bool vec = Aligned4<P>(f.p) && Aligned4<G>(f.g) && (!f.buf || Aligned4<B>(f.buf));
+            s = LaunchVec4(*r, sr.len, vec, f);
+          });
         });
       });
     });
@@ -503,23 +573,27 @@ __global__ void OptimPrep(const float* lr, const int64_t* step, const float* gra
   out->c = optim::MakeOptimScalars(a, optim::ShortestDecimal(*lr), s, *grad_scale, mu_product);
 }
 
-template <typename P, typename G, typename S>
+template <typename P, typename G, typename S, typename C>
 struct OptimF {
   P* p;
   const G* g;
   S* s[kMaxOptimStates];
   int k;
   const OptimDev* dev;
+  CopyOut<C> copy;
   optim::OptimScalars c;  // filled by Ready()
-  __device__ bool Active() const { return !dev->skip; }
+  int skipped;            // filled by Ready()
+  __device__ bool Active() const { return CopyOut<C>::kOn || !dev->skip; }
   __device__ OptimF Ready() const {
     OptimF f = *this;
     f.c = dev->c;
+    f.skipped = dev->skip;
     return f;
   }
   template <bool kVec> __device__ void Group(int64_t i) const {
     float pv[4], gv[4], sv[kMaxOptimStates][4];
     Load4<kVec>(p, i, pv);
+    if (CopyOut<C>::kOn && skipped) return copy.Store4(i, pv);
     Load4<kVec>(g, i, gv);
     for (int j = 0; j < k; ++j) Load4<kVec>(s[j], i, sv[j]);
 #pragma unroll
@@ -531,18 +605,21 @@ struct OptimF {
     }
     for (int j = 0; j < k; ++j) Store4<kVec>(s[j], i, sv[j]);
     Store4<kVec>(p, i, pv);
+    copy.Store4(i, pv);
   }
   __device__ void One(int64_t i) const {
+    if (CopyOut<C>::kOn && skipped) return copy.Store(i, ToFloat(p[i]));
     float st[kMaxOptimStates], pn;
     for (int j = 0; j < k; ++j) st[j] = ToFloat(s[j][i]);
     optim::OptimElement(c, ToFloat(p[i]), ToFloat(g[i]), st, &pn);
     for (int j = 0; j < k; ++j) s[j][i] = FromFloat<S>(st[j]);
     p[i] = FromFloat<P>(pn);
+    copy.Store(i, pn);
   }
 };
 
-// (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override]) in place, one
-// algorithm of ir/optim_algorithms.h; param, grad and the states (alike) each float32, float16 or
+// (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override][, param_copy]) in
+// place, one algorithm of ir/optim_algorithms.h; param, grad and the states (alike) each float32, float16 or
 // bfloat16.
 class OptimStepCuda : public OpKernel {
  public:
@@ -571,13 +648,18 @@ class OptimStepCuda : public OpKernel {
           using P = typename decltype(pt)::type;
           using G = typename decltype(gt)::type;
           using S = typename decltype(st)::type;
-          OptimF<P, G, S> f{param.data<P>() + sr.offset, ctx.input(1).data<G>(), {}, k, dev, {}};
-          bool vec = Aligned4<P>(f.p) && Aligned4<G>(f.g);
-          for (int j = 0; j < k; ++j) {
-            f.s[j] = ctx.input(2 + j).data<S>();
-            vec = vec && Aligned4<S>(f.s[j]);
-          }
-          s = LaunchVec4(*r, sr.len, vec, f);
+          DispatchCopy<P>(node_.copy, [&](auto ct) {
+            using C = typename decltype(ct)::type;
+            StatusOr<CopyOut<C>> copy = CopyOf<C>(ctx, node_.copy, param.numel(), "OptimStep");
+            if (!copy.ok()) return void(s = copy.status());
+            OptimF<P, G, S, C> f{param.data<P>() + sr.offset, ctx.input(1).data<G>(), {}, k, dev, *copy, {}, 0};
+            bool vec = Aligned4<P>(f.p) && Aligned4<G>(f.g);
+            for (int j = 0; j < k; ++j) {
+              f.s[j] = ctx.input(2 + j).data<S>();
+              vec = vec && Aligned4<S>(f.s[j]);
+            }
+            s = LaunchVec4(*r, sr.len, vec, f);
+          });
         });
       });
     });
@@ -698,35 +780,43 @@ __global__ void LambApplyPrep(const float* lr, const int64_t* step, const float*
   *out = d;
 }
 
-template <typename P, typename S>
+template <typename P, typename S, typename C>
 struct LambApplyF {
   P* p;
   const S* m;
   const S* v;
   const LambApplyDev* dev;
   optim::LambAttrs a;
+  CopyOut<C> copy;
   float scale;  // filled by Ready()
-  __device__ bool Active() const { return !dev->skip; }
+  int skipped;  // filled by Ready()
+  __device__ bool Active() const { return CopyOut<C>::kOn || !dev->skip; }
   __device__ LambApplyF Ready() const {
     LambApplyF f = *this;
     f.scale = dev->scale;
+    f.skipped = dev->skip;
     return f;
   }
   template <bool kVec> __device__ void Group(int64_t i) const {
     float pv[4], mv[4], vv[4];
     Load4<kVec>(p, i, pv);
+    if (CopyOut<C>::kOn && skipped) return copy.Store4(i, pv);
     Load4<kVec>(m, i, mv);
     Load4<kVec>(v, i, vv);
 #pragma unroll
     for (int k = 0; k < 4; ++k) pv[k] = optim::LambApplyElement(a, scale, pv[k], mv[k], vv[k]);
     Store4<kVec>(p, i, pv);
+    copy.Store4(i, pv);
   }
   __device__ void One(int64_t i) const {
-    p[i] = FromFloat<P>(optim::LambApplyElement(a, scale, ToFloat(p[i]), ToFloat(m[i]), ToFloat(v[i])));
+    if (CopyOut<C>::kOn && skipped) return copy.Store(i, ToFloat(p[i]));
+    const float pn = optim::LambApplyElement(a, scale, ToFloat(p[i]), ToFloat(m[i]), ToFloat(v[i]));
+    p[i] = FromFloat<P>(pn);
+    copy.Store(i, pn);
   }
 };
 
-// (param, sums, exp_avg, exp_avg_sq, lr, step[, skip][, beta1_override]): param in place.
+// (param, sums, exp_avg, exp_avg_sq, lr, step[, skip][, beta1_override][, param_copy]): param in place.
 class LambApplyCuda : public OpKernel {
  public:
   Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/true); }
@@ -747,10 +837,15 @@ class LambApplyCuda : public OpKernel {
       DispatchFloat(node_.state, [&](auto st) {
         using P = typename decltype(pt)::type;
         using S = typename decltype(st)::type;
-        LambApplyF<P, S> f{param.data<P>() + sr.offset, ctx.input(2).data<S>(), ctx.input(3).data<S>(), dev,
-                           node_.attrs, 0.0f};
-        const bool vec = Aligned4<P>(f.p) && Aligned4<S>(f.m) && Aligned4<S>(f.v);
-        s = LaunchVec4(*r, sr.len, vec, f);
+        DispatchCopy<P>(node_.copy, [&](auto ct) {
+          using C = typename decltype(ct)::type;
+          StatusOr<CopyOut<C>> copy = CopyOf<C>(ctx, node_.copy, param.numel(), "LambApply");
+          if (!copy.ok()) return void(s = copy.status());
+          LambApplyF<P, S, C> f{param.data<P>() + sr.offset, ctx.input(2).data<S>(), ctx.input(3).data<S>(), dev,
+                                node_.attrs, *copy, 0.0f, 0};
+          const bool vec = Aligned4<P>(f.p) && Aligned4<S>(f.m) && Aligned4<S>(f.v);
+          s = LaunchVec4(*r, sr.len, vec, f);
+        });
       });
     });
     return s;
