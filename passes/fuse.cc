@@ -19,6 +19,16 @@
 // | loss-casts           | LossGrad(dl, Cast(X half -> float32), t)  | LossGrad(dl, X, t) writing dX in | the kernel widens X and rounds dX as |
 // |                      | read only by Casts back to X's dtype      | X's dtype                        | the Casts did                        |
 // |                      | (SoftmaxCrossEntropy/NLL gradients)       | (passes/fuse_loss_casts.cc)      |                                      |
+// | cast-into-update     | Cast(G -> float32) of a float16/bfloat16  | the updates read G               | their kernels widen each element     |
+// |                      | G, read only as the gradient (input 1) of | (passes/fuse_updates.cc)         | exactly as Cast does (ir/dsc_ops.h)  |
+// |                      | AdamStep/SGDStep/OptimStep/LambMoments/   |                                  |                                      |
+// |                      | MuonMomentum                              |                                  |                                      |
+// | refresh-into-update  | AdamStep/SGDStep/OptimStep/LambApply(M),  | the update with param_copy P     | the update rounds the new M as Cast  |
+// |                      | then Assign<shard>(P, Cast(M -> P's half  | (copy_shard = shard;             | does and writes it where the Assign  |
+// |                      | dtype)), the Cast read only by the Assign | passes/fuse_updates.cc)          | would, skipped steps included        |
+//
+// dscompile --disable-fuse-rewrite NAME (PassContext::fuse_disabled) turns a row off by its name,
+// to compare a plan with and without it.
 //
 // sgemm with a transposed operand may sum a dot product in a different order than sgemm on the
 // transposed copy, so results can differ in the last bits (tests compare within 1e-5 relative).
@@ -34,6 +44,7 @@
 
 #include "ir/dsc_ops.h"
 #include "passes/fuse_loss_casts.h"
+#include "passes/fuse_updates.h"
 #include "passes/pass.h"
 
 namespace dsc {
@@ -101,13 +112,25 @@ struct Changes {
   std::vector<Value*> touched;
 };
 
+// The table's rows, by name.
+constexpr const char* kRewrites[] = {"cancel-transposes", "transpose-into-gemm", "transpose-into-matmul",
+                                     "transposed-gemm",   "loss-casts",          "cast-into-update",
+                                     "refresh-into-update"};
+
+// Whether a rewrite of the table is on (--disable-fuse-rewrite turns it off).
+struct Enabled {
+  std::set<std::string> off;
+  bool operator()(const char* rewrite) const { return !off.count(rewrite); }
+};
+
 bool NamedByTraining(const Graph& g, const Value* v) {
   const auto& grads = g.training.gradients;
   return v->name() == g.training.loss || std::find(grads.begin(), grads.end(), v->name()) != grads.end();
 }
 
 // cancel-transposes: `t`'s input is a Transpose and the two permutations compose to the identity.
-StatusOr<bool> CancelTransposes(Graph& g, Node* t, Changes& ch) {
+StatusOr<bool> CancelTransposes(Graph& g, Node* t, Changes& ch, const Enabled& on) {
+  if (!on("cancel-transposes")) return false;
   Node* inner = t->input(0)->producer();
   if (!IsTranspose(inner) || t->output(0)->is_graph_output() || NamedByTraining(g, t->output(0))) return false;
   const std::vector<int64_t> p1 = Perm(*inner), p2 = Perm(*t);
@@ -129,13 +152,14 @@ StatusOr<bool> CancelTransposes(Graph& g, Node* t, Changes& ch) {
 
 // transpose-into-gemm and transpose-into-matmul: every use of `t` is a Gemm's or a fusable
 // MatMul's A or B.
-StatusOr<bool> FoldTransposeIntoConsumers(Graph& g, Node* t, Changes& ch) {
+StatusOr<bool> FoldTransposeIntoConsumers(Graph& g, Node* t, Changes& ch, const Enabled& on) {
   Value* tv = t->output(0);
   if (tv->uses().empty() || tv->is_graph_output() || NamedByTraining(g, tv) || !SwapsLastTwo(*t)) return false;
   std::set<Node*> consumers;
   for (const Use& u : tv->uses()) {
     Node* c = u.node;
-    const bool ok = u.input_index <= 1 && ((IsGemm(c) && Rank(tv) == 2) || (IsMatMul(c) && FusableMatMul(c)));
+    const bool ok = u.input_index <= 1 && ((IsGemm(c) && Rank(tv) == 2 && on("transpose-into-gemm")) ||
+                                           (IsMatMul(c) && FusableMatMul(c) && on("transpose-into-matmul")));
     if (!ok) return false;
     consumers.insert(c);
   }
@@ -166,7 +190,8 @@ StatusOr<bool> FoldTransposeIntoConsumers(Graph& g, Node* t, Changes& ch) {
 }
 
 // transposed-gemm: `t` transposes the result of a Gemm without C that nothing else reads.
-StatusOr<bool> TransposeGemmResult(Graph& g, Node* t, Changes& ch) {
+StatusOr<bool> TransposeGemmResult(Graph& g, Node* t, Changes& ch, const Enabled& on) {
+  if (!on("transposed-gemm")) return false;
   Node* gemm = t->input(0)->producer();
   if (!gemm || !IsGemm(gemm) || gemm->input(2) || Rank(t->output(0)) != 2 || !SwapsLastTwo(*t)) return false;
   const Value* gv = gemm->output(0);
@@ -188,7 +213,9 @@ class FusePass : public GraphPass {
  public:
   const char* name() const override { return "fuse"; }
 
-  StatusOr<bool> RunOnGraph(Graph& g, const PassContext&) override {
+  StatusOr<bool> RunOnGraph(Graph& g, const PassContext& ctx) override {
+    RETURN_IF_ERROR(CheckFuseRewriteNames(ctx.fuse_disabled));
+    const Enabled on{std::set<std::string>(ctx.fuse_disabled.begin(), ctx.fuse_disabled.end())};
     // Always the earliest Transpose whose rewrite fires, as a rescan from the first node after
     // each rewrite would find, but only the Transposes a rewrite touched are checked again: a
     // rewrite changes nothing another Transpose's rewrites read except through those values.
@@ -205,7 +232,7 @@ class FusePass : public GraphPass {
       if (!n->input(0)) continue;
       ch.touched.clear();
       for (auto rewrite : {CancelTransposes, TransposeGemmResult, FoldTransposeIntoConsumers}) {
-        ASSIGN_OR_RETURN(bool fired, rewrite(g, n, ch));
+        ASSIGN_OR_RETURN(bool fired, rewrite(g, n, ch, on));
         if (fired) {
           changed = true;
           break;
@@ -218,13 +245,24 @@ class FusePass : public GraphPass {
           if (IsTranspose(u.node)) pending.insert(u.node);
       }
     }
-    ASSIGN_OR_RETURN(bool loss_casts, FuseLossCasts(g));
-    return changed || loss_casts;
+    ASSIGN_OR_RETURN(bool loss_casts, on("loss-casts") ? FuseLossCasts(g) : StatusOr<bool>(false));
+    ASSIGN_OR_RETURN(bool updates, FuseUpdates(g, ctx.world_size, on("cast-into-update"), on("refresh-into-update")));
+    return changed || loss_casts || updates;
   }
 };
 
 }  // namespace
 
 std::unique_ptr<Pass> CreateFusePass() { return std::make_unique<FusePass>(); }
+
+Status CheckFuseRewriteNames(const std::vector<std::string>& names) {
+  for (const std::string& r : names)
+    if (!std::count(std::begin(kRewrites), std::end(kRewrites), r)) {
+      std::string known;
+      for (const char* k : kRewrites) known += StrCat(known.empty() ? "" : ", ", k);
+      return InvalidArgument("--disable-fuse-rewrite ", r, ": no such fuse rewrite (", known, ")");
+    }
+  return Status::OK();
+}
 
 }  // namespace dsc

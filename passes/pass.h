@@ -30,6 +30,7 @@ struct PassContext {
   std::vector<std::string> trainable;   // --trainable NAME|REGEX: overrides the model's parameter list
   int world_size = 1;
   bool memory_aliasing = true;          // memory-plan: views and in-place outputs share bytes
+  std::vector<std::string> fuse_disabled;  // --disable-fuse-rewrite NAME: fuse's rows not to apply
   std::ostream* log = nullptr;          // reports for humans (parameter table); null = quiet
   std::ostream* warn = nullptr;         // warnings for humans, shown even when quiet; null = none
 };
@@ -62,6 +63,8 @@ enum class PassId {
 #undef DSC_PASS
 
 std::unique_ptr<Pass> CreatePass(PassId id);
+// An error naming the first of `names` that is no row of the fuse pass's table (passes/fuse.cc).
+Status CheckFuseRewriteNames(const std::vector<std::string>& names);
 const char* PassName(PassId id);
 StatusOr<PassId> PassIdFromName(const std::string& name);  // error lists the known names
 std::vector<PassId> AllPasses();

@@ -78,6 +78,12 @@ options:
                             Squeeze, Unsqueeze, Identity and contiguous Slices copy their input,
                             elementwise ops never write over an input that dies there (for
                             comparing; dsinspect shows the arena with and without aliasing)
+  --disable-fuse-rewrite NAME
+                            leave one of the fuse pass's rewrites out (repeatable or comma-
+                            separated; the table at the top of passes/fuse.cc names them:
+                            cancel-transposes, transpose-into-gemm, transpose-into-matmul,
+                            transposed-gemm, loss-casts, cast-into-update, refresh-into-update),
+                            to compare a plan with and without it
   --flops                   print the plan's static FLOPs and bytes per program and op kind
                             (counted from the shapes; the rules are in backend/flops.h), the
                             count dsrun --profile and flops_profiler divide by the time
@@ -90,7 +96,7 @@ const std::vector<FlagSpec> kFlags = {
     {"--explain-config", false}, {"--no-decay-bias-norm", false}, {"--lr-schedule", true}, {"--dim", true, true},  {"--loss", true},
     {"--freeze", true, true}, {"--trainable", true, true}, {"--passes", true},     {"--list-passes", false}, {"--list-ops", false}, {"--stop-after-pass-num", true},
     {"--dump-dir", true},  {"--print-ir-after", true, true}, {"--time-passes", false}, {"--flops", false}, {"--copy-weights", false}, {"-q", false},
-    {"--no-memory-aliasing", false}, {"--activation-budget", true},
+    {"--no-memory-aliasing", false}, {"--activation-budget", true}, {"--disable-fuse-rewrite", true, true},
     {"--quiet", false},    {"-h", false},            {"--help", false}};
 
 std::vector<std::string> Split(const std::string& s, char sep) {
@@ -259,6 +265,9 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
   ctx.warn = &std::cerr;
   ctx.world_size = static_cast<int>(world_size);
   ctx.memory_aliasing = !args.Has("--no-memory-aliasing");
+  for (const std::string& r : args.All("--disable-fuse-rewrite"))
+    for (const std::string& name : Split(r, ',')) ctx.fuse_disabled.push_back(name);
+  RETURN_IF_ERROR(CheckFuseRewriteNames(ctx.fuse_disabled));
   ctx.log = progress;
 
   std::vector<PassId> pipeline = DefaultPipeline();
