@@ -239,6 +239,23 @@ json RematSummary(const Graph& g) {
   return out;
 }
 
+// The optimizer updates the fuse pass folded casts into (passes/fuse.cc): how many read a half
+// gradient uncast, and how many write their half parameter (param_copy); null when none did.
+json FusedUpdates(const Graph& g) {
+  int64_t updates = 0, half_grad = 0, copy = 0;
+  for (const auto& n : g.nodes()) {
+    if (!ops::IsOptimizerUpdate(n->domain(), n->op_type())) continue;
+    ++updates;
+    if (ops::ReadsAnyFloatGradient(n->domain(), n->op_type()) && n->input(1) && IsHalf(n->input(1)->type.dtype) &&
+        n->input(0) && n->input(0)->type.dtype == DType::kFloat32)
+      ++half_grad;
+    const int c = ops::ParamCopyInput(*n);
+    if (c >= 0 && static_cast<int>(n->num_inputs()) > c && n->input(static_cast<size_t>(c))) ++copy;
+  }
+  if (half_grad == 0 && copy == 0) return nullptr;
+  return {{"updates", updates}, {"read_half_gradient", half_grad}, {"write_param_copy", copy}};
+}
+
 json ProgramSummary(const PlanProgram& p, int64_t world_size) {
   const Graph& g = *p.graph;
   json out = json::object();
@@ -247,6 +264,7 @@ json ProgramSummary(const PlanProgram& p, int64_t world_size) {
   std::map<std::string, int64_t> ops;
   for (const auto& n : g.nodes()) ++ops[OpKey(*n)];
   out["ops"] = ops;
+  if (json fused = FusedUpdates(g); !fused.is_null()) out["fused_updates"] = fused;
   json inputs = json::array(), outputs = json::array();
   for (const Value* v : g.inputs()) inputs.push_back(ValueJson(v));
   for (const Value* v : g.outputs()) outputs.push_back(ValueJson(v));
@@ -735,6 +753,13 @@ void RenderProgram(std::ostream& os, const json& p, bool full_schedule) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& [type, count] : ops) rows.push_back({type, std::to_string(count)});
   Table(os, "    ", rows, {false, true});
+  if (p.contains("fused_updates")) {
+    const json& f = p["fused_updates"];
+    os << "  fused optimizer updates (fuse: cast-into-update, refresh-into-update): of "
+       << f["updates"].get<int64_t>() << ", " << f["read_half_gradient"].get<int64_t>()
+       << " read their half gradient without a Cast, " << f["write_param_copy"].get<int64_t>()
+       << " write their half parameter (param_copy, the last input) instead of a Cast and an Assign\n";
+  }
   RenderValues(os, "inputs", p["inputs"]);
   RenderValues(os, "outputs", p["outputs"]);
   os << "  loss: " << (p["loss"].is_null() ? "(not chosen)" : p["loss"].get<std::string>()) << "\n";
