@@ -306,7 +306,15 @@ static InPlace InPlaceOf(const Node& n) {
 NodeCost StaticNodeCost(const Node& n) {
   NodeCost c;
   const InPlace in_place = InPlaceOf(n);
+  // An update's param_copy (ir/dsc_ops.h) is only written: param's elements, in the copy's dtype.
+  const int copy = ops::ParamCopyInput(n);
   for (size_t i = 0; i < n.num_inputs(); ++i) {
+    if (copy >= 0 && i == static_cast<size_t>(copy) && n.input(i) && n.input(0)) {
+      const size_t from = DTypeSize(n.input(0)->type.dtype);
+      if (from > 0) c.bytes_written += Bytes(n.input(0)) / static_cast<int64_t>(from) *
+                                       static_cast<int64_t>(DTypeSize(n.input(i)->type.dtype));
+      continue;
+    }
     bool written = false;
     for (size_t w : in_place.written) written |= w == i;
     if (written) c.bytes_written += Bytes(n.input(i));

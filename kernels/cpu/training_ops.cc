@@ -3,7 +3,9 @@
 // element-wise optimizers of OptimStep, Lamb's LambMoments/LambApply and Muon's
 // MuonMomentum/MuonApply, whose Newton-Schulz GEMMs go through the BLAS). Accumulate and
 // SumSquares and the updates take any mix of float32/float16/bfloat16 (computed in float, each
-// tensor rounded once to its dtype), ZeroFill every float dtype, Assign every dtype.
+// tensor rounded once to its dtype), ZeroFill every float dtype, Assign every dtype. AdamStep,
+// SGDStep, OptimStep and LambApply also write a float32 master's half copy (param_copy) in their
+// pass over it, as the Cast and Assign the fuse pass folded into them would have.
 //
 // The element loops follow the formulas of ir/dsc_ops.h in float, with the scalar factors (bias
 // corrections, 1 - beta) computed in double as Python does before torch casts them to float, so
