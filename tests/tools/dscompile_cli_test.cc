@@ -39,8 +39,19 @@ TEST(DscompileCli, HelpListsEveryFlag) {
   for (const char* flag : {"--config", "--world-size", "--dump-dir", "--print-ir-after", "--passes",
                            "--stop-after-pass-num", "--time-passes", "--dim", "--loss", "--freeze",
                            "--explain-config", "--lr-schedule", "--strict-config", "--trainable", "--list-ops",
-                           "--copy-weights", "--no-decay-bias-norm"})
+                           "--copy-weights", "--no-decay-bias-norm", "--disable-fuse-rewrite"})
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
+}
+
+// A fuse rewrite that does not exist is refused before the import, naming the known ones, even
+// when the pipeline would not run fuse.
+TEST(DscompileCli, DisableFuseRewriteRefusesUnknownNames) {
+  testing::TempDir dir;
+  CommandResult r = Dscompile(GptArgs(dir.File("gpt.dsplan")) + " -q --disable-fuse-rewrite cast-into-update,nope");
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("--disable-fuse-rewrite nope: no such fuse rewrite (cancel-transposes,"), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.File("gpt.dsplan")));
 }
 
 TEST(DscompileCli, ListOpsNamesTheOpsCurrentExportersWrite) {
