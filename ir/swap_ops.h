@@ -31,6 +31,10 @@ inline constexpr const char* kSwapOut = "SwapOut";
 inline constexpr const char* kSwapOutWait = "SwapOutWait";
 // The attribute naming the state tensor a swap op moves.
 inline constexpr const char* kSwapStateAttr = "state";
+// The memory plan places a SwapIn's output X at a multiple of this many bytes of the arena (whose
+// base is page-aligned, runtime/cpu_device.cc), so an O_DIRECT transfer reads into and writes from
+// X itself: direct I/O needs buffers aligned to the device's logical block size (512 or 4096).
+inline constexpr int64_t kSwapBufferAlignment = 4096;
 
 // The state tensors a module swaps to NVMe: those its SwapIn nodes name.
 inline std::set<std::string> SwappedStates(const Module& m) {

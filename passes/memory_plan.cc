@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "ir/dsc_ops.h"
+#include "ir/swap_ops.h"
 #include "kernels/common/slice_node.h"
 #include "passes/pass.h"
 
@@ -23,8 +24,11 @@ namespace {
 struct Interval {
   int64_t bytes;
   int begin, end;  // node indices, inclusive
+  int64_t align = kArenaAlignment;  // the offset is a multiple of it
   int64_t offset = -1;
 };
+
+int64_t RoundUp(int64_t x, int64_t align) { return (x + align - 1) / align * align; }
 
 // Offset ranges merged into disjoint runs [start, end): touching or overlapping ranges become one.
 // A sorted vector: searches walk it far more often than values are added, and a walk over
@@ -94,9 +98,10 @@ class Occupancy {
     });
   }
 
-  // Best fit for `bytes` > 0 over [begin, end]: the lowest offset of the smallest gap between
-  // occupied runs that holds it, else the end of the last run (0 when nothing overlaps).
-  int64_t BestFit(int begin, int end, int64_t bytes) {
+  // Best fit for `bytes` > 0 at a multiple of `align` over [begin, end]: the lowest such offset
+  // in the smallest gap between occupied runs that holds it, else the end of the last run rounded
+  // up (0 when nothing overlaps).
+  int64_t BestFit(int begin, int end, int64_t bytes, int64_t align) {
     sets_.clear();
     ++epoch_;
     ForCover(begin, end, [&](size_t v) {
@@ -125,16 +130,16 @@ class Occupancy {
         std::push_heap(heap_.begin(), heap_.end(), std::greater<>());
       }
       if (start > cursor) {
-        const int64_t gap = start - cursor;
-        if (gap >= bytes && (best < 0 || gap < best_gap)) {
-          best = cursor;
+        const int64_t gap = start - cursor, at = RoundUp(cursor, align);
+        if (start - at >= bytes && (best < 0 || gap < best_gap)) {
+          best = at;
           best_gap = gap;
           if (gap == bytes) break;  // no later gap fits more tightly
         }
       }
       cursor = std::max(cursor, run_end);
     }
-    return best >= 0 ? best : cursor;
+    return best >= 0 ? best : RoundUp(cursor, align);
   }
 
  private:
@@ -259,7 +264,7 @@ int64_t Place(std::vector<Interval>& intervals, int positions) {
   for (size_t i : order) {
     Interval& iv = intervals[i];
     if (iv.bytes > 0) {
-      iv.offset = occupied.BestFit(iv.begin, iv.end, iv.bytes);
+      iv.offset = occupied.BestFit(iv.begin, iv.end, iv.bytes, iv.align);
       occupied.Insert(iv.begin, iv.end, iv.offset, iv.offset + iv.bytes);
     } else {
       // Empty values come last in the order. A gap of 0 bytes fits them, and such gaps (a range
@@ -295,6 +300,7 @@ StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g, const MemoryPlanOptions& 
     const Value* v;
     int64_t bytes;
     int begin, last;
+    int64_t align = kArenaAlignment;
     size_t group = 0;   // its interval: values that alias share one
     int64_t delta = 0;  // byte offset inside the group's interval
   };
@@ -320,6 +326,9 @@ StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g, const MemoryPlanOptions& 
       index[v] = vals.size();
       // Unused outputs still get written by their kernel, so they need bytes for that instant.
       vals.push_back(Val{v, aligned, pos, v->is_graph_output() ? last : pos});
+      // A swapped state's buffer starts on a page so that O_DIRECT reads and writes reach it
+      // without a bounce copy (runtime/nvme_swap.h).
+      if (n->domain() == kDscDomain && n->op_type() == ops::kSwapIn) vals.back().align = ops::kSwapBufferAlignment;
     }
     for (const Value* v : n->inputs()) {
       auto it = v ? index.find(v) : index.end();
@@ -334,7 +343,7 @@ StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g, const MemoryPlanOptions& 
   std::vector<Interval> intervals;
   auto own_group = [&](Val& o) {
     o.group = intervals.size();
-    intervals.push_back(Interval{o.bytes, o.begin, o.last});
+    intervals.push_back(Interval{o.bytes, o.begin, o.last, o.align});
   };
   auto join = [&](Val& o, const Val& in, int64_t delta, MemoryPlan::AliasKind kind) {
     o.group = in.group;
@@ -391,7 +400,7 @@ StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g, const MemoryPlanOptions& 
     // The same placement with one interval per value: what ComputeMemoryPlan(g, {.aliasing = false}) gives.
     std::vector<Interval> flat;
     flat.reserve(vals.size());
-    for (const Val& o : vals) flat.push_back(Interval{o.bytes, o.begin, o.last});
+    for (const Val& o : vals) flat.push_back(Interval{o.bytes, o.begin, o.last, o.align});
     plan.unaliased_arena_bytes = Place(flat, last + 1);
   }
   return plan;

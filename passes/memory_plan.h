@@ -48,7 +48,8 @@ inline constexpr int64_t kArenaAlignment = 64;
 // in-place op (MayWriteInPlace) takes the slot of an input whose bytes are read by nothing after
 // that node. Only values in the arena alias: a view of a graph input, initializer or state tensor
 // is still a copy in the arena (bound inputs change between runs and training ops update state in
-// place). Greedy best-fit by decreasing size over the remaining lifetimes.
+// place). Greedy best-fit by decreasing size over the remaining lifetimes. Offsets are multiples
+// of kArenaAlignment, a SwapIn's output's of ops::kSwapBufferAlignment (O_DIRECT's page).
 StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g, const MemoryPlanOptions& opts = {});
 
 // Byte offset of a view node's output inside its input 0, or nullopt when the node is not a view:

@@ -32,8 +32,11 @@ class CpuDevice : public Device {
   DeviceKind kind() const override { return DeviceKind::kCpu; }
 
   StatusOr<void*> Allocate(size_t bytes) override {
-    size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded);
+    // A buffer of a page or more starts on a page: the arena holds the buffers that NVMe swap
+    // transfers read and write with O_DIRECT (ir/swap_ops.h, kSwapBufferAlignment).
+    const size_t align = bytes >= 4096 ? 4096 : 64;
+    size_t rounded = (std::max<size_t>(bytes, 1) + align - 1) / align * align;
+    void* p = std::aligned_alloc(align, rounded);
     if (!p) return OutOfRange("out of host memory allocating ", bytes, " bytes");
     counter_.Added(p, rounded);
     return p;

@@ -65,6 +65,13 @@ Status StateStore::OpenSwap(const SwapFolders& folders, int rank, const SwapIoOp
   return Status::OK();
 }
 
+std::vector<std::string> StateStore::SwapIoNotes() const {
+  std::vector<std::string> out;
+  for (const auto& f : files_)
+    if (!f->direct_io()) out.push_back(f->direct_io_note());
+  return out;
+}
+
 StatusOr<NvmeSwapFile*> StateStore::Router::For(const std::string& name) const {
   auto it = file_of.find(name);
   if (it == file_of.end()) return Internal("state '", name, "' is not in a swap file");

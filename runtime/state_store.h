@@ -41,6 +41,8 @@ class StateStore {
   // The swap space the swap kernels use (CommState::set_swap_space), each state in its file; null
   // when nothing is swapped.
   SwapSpace* swap() { return files_.empty() ? nullptr : &router_; }
+  // Why a swap file uses buffered I/O instead of O_DIRECT, one line per such file (for stderr).
+  std::vector<std::string> SwapIoNotes() const;
   // Fills the non-zero-initialised tensors from the plan's in-memory initial values; a sharded
   // tensor (ZeRO) takes this rank's chunk of its initial value.
   Status InitFromPlan(const Plan& plan, int rank);

@@ -44,7 +44,8 @@ std::string Compile(int stage, const json& offload, const testing::TempDir& tmp,
 
 struct TrainRun {
   std::vector<double> loss;
-  json last;  // the last metrics line
+  json last;           // the last metrics line
+  std::string output;  // dsrun's stdout and stderr
 };
 
 TrainRun Train(const std::string& plan, const std::string& args, const testing::TempDir& tmp, const std::string& name,
@@ -56,6 +57,7 @@ TrainRun Train(const std::string& plan, const std::string& args, const testing::
                                         " --no-shuffle -q --threads 1 --metrics " + ShellQuote(metrics) + " " + args);
   EXPECT_EQ(r.rc, 0) << r.output;
   TrainRun run;
+  run.output = r.output;
   std::ifstream in(metrics);
   for (std::string line; std::getline(in, line);) {
     run.last = json::parse(line);
@@ -114,6 +116,36 @@ TEST_P(NvmeOffload, SameLossesWithTheStatesOnDisk) {
 
 INSTANTIATE_TEST_SUITE_P(Stages, NvmeOffload, ::testing::Values(1, 2, 3),
                          [](const ::testing::TestParamInfo<int>& i) { return "Stage" + std::to_string(i.param); });
+
+// The swap files are opened with O_DIRECT where the folder's file system allows it, as DeepSpeed's
+// aio opens them (runtime/nvme_swap.h; tests/runtime/nvme_swap_test.cc checks the flag): dsrun is
+// silent about it on the local disk. On tmpfs (/dev/shm) they are buffered and every rank says so
+// once on stderr, naming its folder; the losses are the same either way.
+TEST(NvmeOffloadIo, BufferedOnTmpfsSaysSoOncePerRank) {
+  testing::TempDir tmp;
+  if (!fs::is_directory("/dev/shm")) GTEST_SKIP() << "no /dev/shm here";
+  char shm_template[] = "/dev/shm/dsc_test_XXXXXX";
+  ASSERT_NE(mkdtemp(shm_template), nullptr);
+  const std::string shm = shm_template;
+  const std::string disk_plan = Compile(2, {{"device", "nvme"}, {"nvme_path", tmp.File("nvme")}}, tmp, "disk");
+  const std::string shm_plan = Compile(2, {{"device", "nvme"}, {"nvme_path", shm + "/nvme"}}, tmp, "shm");
+  const TrainRun disk = Train(disk_plan, "--steps 3", tmp, "disk");
+  const TrainRun mem = Train(shm_plan, "--steps 3", tmp, "shm");
+  std::error_code ec;
+  fs::remove_all(shm, ec);
+  EXPECT_EQ(mem.loss, disk.loss);
+  const std::string note = "uses buffered I/O, not O_DIRECT";
+  EXPECT_EQ(disk.output.find(note), std::string::npos) << disk.output;
+  for (int rank = 0; rank < kWorld; ++rank) {
+    const std::string line = "dsrun: note: the NVMe swap file of rank " + std::to_string(rank) + " under " + shm +
+                             "/nvme (zero_optimization.offload_optimizer.nvme_path) " + note + ": the folder is on tmpfs";
+    const size_t at = mem.output.find(line);
+    EXPECT_NE(at, std::string::npos) << line << "\nnot in:\n" << mem.output;
+    if (at != std::string::npos) {
+      EXPECT_EQ(mem.output.find(line, at + 1), std::string::npos) << "said twice";
+    }
+  }
+}
 
 std::string ReadFile(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

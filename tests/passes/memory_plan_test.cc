@@ -12,6 +12,7 @@
 #include <random>
 
 #include "ir/shape_inference.h"
+#include "ir/swap_ops.h"
 #include "ir/text.h"
 #include "passes/memory_plan.h"
 #include "runtime/executor.h"
@@ -103,14 +104,11 @@ TEST(MemoryPlan, MatchesTheQuadraticBestFitExactly) {
   }
 }
 
-TEST(MemoryPlan, LiveValuesNeverShareBytes) {
-  auto g = RandomGraph(500, 7);
-  StatusOr<MemoryPlan> plan = ComputeMemoryPlan(*g, {.aliasing = false});
-  ASSERT_TRUE(plan.ok());
-  // Lifetimes recomputed here independently: producer position to last use (outputs: the end).
+// Lifetimes recomputed here independently: producer position to last use (outputs: the end).
+void ExpectLiveValuesApart(const Graph& g, const MemoryPlan& plan) {
   std::map<std::string, std::pair<int, int>> life;
   int pos = 0;
-  for (const auto& n : g->nodes()) {
+  for (const auto& n : g.nodes()) {
     for (const Value* v : n->outputs()) life[v->name()] = {pos, v->is_graph_output() ? 1 << 30 : pos};
     for (const Value* v : n->inputs())
       if (v && life.count(v->name())) life[v->name()].second = std::max(life[v->name()].second, pos);
@@ -119,9 +117,48 @@ TEST(MemoryPlan, LiveValuesNeverShareBytes) {
   for (const auto& [a, la] : life)
     for (const auto& [b, lb] : life) {
       if (a >= b || la.second < lb.first || lb.second < la.first) continue;
-      const MemoryPlan::Slot &sa = plan->slots.at(a), &sb = plan->slots.at(b);
+      const MemoryPlan::Slot &sa = plan.slots.at(a), &sb = plan.slots.at(b);
       EXPECT_TRUE(sa.offset + sa.bytes <= sb.offset || sb.offset + sb.bytes <= sa.offset) << a << " and " << b;
     }
+}
+
+TEST(MemoryPlan, LiveValuesNeverShareBytes) {
+  auto g = RandomGraph(500, 7);
+  StatusOr<MemoryPlan> plan = ComputeMemoryPlan(*g, {.aliasing = false});
+  ASSERT_TRUE(plan.ok());
+  ExpectLiveValuesApart(*g, *plan);
+}
+
+// A SwapIn's output starts on a page (ops::kSwapBufferAlignment), so O_DIRECT reads into it and
+// writes from it in place (runtime/nvme_swap.h); the values around it still pack at 64 bytes.
+TEST(MemoryPlan, SwapBuffersStartOnAPage) {
+  std::mt19937 rng(3);
+  Graph g;
+  std::vector<Value*> values = {g.AddInput("x", TensorType{DType::kFloat32, Shape{Dim::Static(16)}})};
+  std::vector<std::string> swapped;
+  for (int i = 0; i < 300; ++i) {
+    const int64_t elements = 1 + static_cast<int64_t>(rng() % 64) * 16;
+    Node* n = nullptr;
+    if (i % 3 == 0) {
+      n = g.AddNode(ops::kSwapIn, {}, {StrCat("s", i)}, kDscDomain);
+      n->SetAttr(ops::kSwapStateAttr, StrCat("state", i));
+      swapped.push_back(n->output(0)->name());
+    } else {
+      std::vector<Value*> ins = {values[rng() % values.size()]};
+      if (rng() % 2) ins.push_back(values[values.size() - 1 - rng() % std::min<size_t>(values.size(), 4)]);
+      n = g.AddNode(ins.size() == 2 ? "Add" : "Relu", ins, {StrCat("v", i)});
+    }
+    n->output(0)->type = TensorType{DType::kFloat32, Shape{Dim::Static(elements)}};
+    values.push_back(n->output(0));
+  }
+  g.AddOutput(values.back());
+  StatusOr<MemoryPlan> plan = ComputeMemoryPlan(g);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ExpectLiveValuesApart(g, *plan);
+  for (const std::string& s : swapped) EXPECT_EQ(plan->slots.at(s).offset % ops::kSwapBufferAlignment, 0) << s;
+  int off_page = 0;
+  for (const auto& [name, slot] : plan->slots) off_page += slot.offset % 4096 != 0;
+  EXPECT_GT(off_page, 0) << "only the swap buffers need a page";
 }
 
 // The fuzzer's 100k-node chain took 27 s with the quadratic planner; with the lifetime index it
