@@ -194,6 +194,9 @@ json ScheduleJson(const Graph& g, int64_t world_size) {
                        {"start", {{"index", b.start_index}, {"name", NodeLabel(*b.start)}}},
                        {"wait", b.wait ? json({{"index", b.wait_index}, {"name", NodeLabel(*b.wait)}}) : json(nullptr)},
                        {"overlap", overlap}});
+    // A 1-bit optimizer's all-reduce bucket says when it stops sending.
+    for (const char* attr : {"until_step", "var_update_scaler"})
+      if (b.start->GetInt(attr, 0) > 0) buckets.back()[attr] = b.start->GetInt(attr, 0);
   }
   // Stage 3's live gathered parameters: an AllGatherStart brings its members' whole tensors, a
   // Release ends them; the peak is what stage3_max_live_parameters bounds.
@@ -369,7 +372,7 @@ void AddCompressedAllReduce(const Node& node, int64_t world, int64_t times, std:
 // runtime/communicator.h (all-reduce 2(N-1)/N of the buffer, reduce-scatter and all-gather
 // (N-1)/N of the whole padded buffer), and the collective calls per step; micro_step runs
 // gradient_accumulation_steps times. `compressed`: a step after a 1-bit optimizer's freeze,
-// when the AllReduces with until_step send nothing and CompressedAllReduce runs (kind
+// when the AllReduces and AllReduceStarts with until_step send nothing and CompressedAllReduce runs (kind
 // all_to_all is then listed too).
 void CommunicationPerStep(const Plan& plan, bool compressed, json* bytes_out, json* calls_out) {
   const int64_t n = plan.world_size;
@@ -410,7 +413,9 @@ void CommunicationPerStep(const Plan& plan, bool compressed, json* bytes_out, js
         kinds[key] += times * AllGatherBytesSent(n * ops::ChunkSize(StaticNumel(node->input(0)), n) * elem, size);
       }
     }
-    for (const Bucket& b : FindBuckets(*p.graph, n)) kinds[CollectiveKey(*b.start)] += times * BucketBytesSent(b, n);
+    for (const Bucket& b : FindBuckets(*p.graph, n))
+      if (!(compressed && b.start->GetInt("until_step", 0) > 0))
+        kinds[CollectiveKey(*b.start)] += times * BucketBytesSent(b, n);
   }
   *bytes_out = kinds;
   *calls_out = calls;
@@ -691,8 +696,10 @@ void RenderSchedule(std::ostream& os, const json& sched, bool full) {
          << b["num_members"].get<int64_t>() << (b["num_members"].get<int64_t>() == 1 ? " member, " : " members, ")
          << Grouped(b["elements"].get<int64_t>()) << (b["elements"].get<int64_t>() == 1 ? " element" : " elements")
          << " (buffer " << Grouped(b["buffer_elements"].get<int64_t>()) << "), "
-         << HumanBytes(b["bytes_sent"].get<int64_t>()) << " sent\n";
-      os << "      members: " << MemberNames(b["members"], 0) << "\n";
+         << HumanBytes(b["bytes_sent"].get<int64_t>()) << " sent";
+      if (const int64_t until = b.value("until_step", int64_t{0}); until > 0)
+        os << " up to step " << until << (b.value("var_update_scaler", int64_t{0}) > 0 ? " on variance steps" : "");
+      os << "\n      members: " << MemberNames(b["members"], 0) << "\n";
       os << "      start " << NodeRef(b["start"]) << ", wait " << NodeRef(b["wait"]) << "; overlaps "
          << OverlapText(b["overlap"], 0) << "\n";
     }

@@ -21,7 +21,9 @@
 //       in Start order: {bucket (id), kind ("AllReduce"|"ReduceScatter"|"AllGather"|"AllGatherInPlace"),
 //       op ("avg"|"sum", null for gathers), dtype, world, num_members, members (the Start's input
 //       names), elements (sum of the members' whole numels n_i), buffer_elements (B's, padding
-//       included), bytes_sent (one rank, one run of the program), start: {index, name},
+//       included), bytes_sent (one rank, one run of the program), only on a 1-bit optimizer's
+//       all-reduce bucket until_step (it sends nothing after that step) and with 0/1 Adam
+//       var_update_scaler (nor off its variance steps), start: {index, name},
 //       wait: {index, name} | null, overlap: {nodes (strictly between start and wait; 0 =
 //       synchronous), ops: {kind: count}, flops (backend/flops.h), flops_unknown (nodes of unknown
 //       FLOPs)}}; a node's name is its own or, when unnamed, its first output's.

@@ -766,7 +766,10 @@ const std::unordered_map<std::string, Check>& DscChecks() {
          return IntIn(v, "until_step", 0, std::numeric_limits<int64_t>::max());
        }})},
       {ops::kReduceScatter, Enum("op", {"avg", "sum"})},
-      {ops::kAllReduceStart, Enum("op", {"avg", "sum"})},
+      {ops::kAllReduceStart, All({Enum("op", {"avg", "sum"}), [](const NodeView& v) {
+         RETURN_IF_ERROR(IntIn(v, "var_update_scaler", 0, std::numeric_limits<int64_t>::max()));
+         return IntIn(v, "until_step", 0, std::numeric_limits<int64_t>::max());
+       }})},
       {ops::kReduceScatterStart, Enum("op", {"avg", "sum"})},
       {ops::kCollectiveWait, Enum("kind", {"AllReduce", "ReduceScatter", "AllGather", "AllGatherInPlace"})},
       {ops::kAdamStep, All({Flags({"shard", "adam_w_mode", "bias_correction", "copy_shard"}), [](const NodeView& v) {

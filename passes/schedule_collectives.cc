@@ -7,7 +7,9 @@
 // bucket: one <Kind>Start node packs the members and issues one collective, one CollectiveWait
 // waits and unpacks (ir/dsc_ops.h); bucket ids are unique in the module. Sizes come from
 // zero_optimization and count elements, as DeepSpeed's do:
-//  Buckets hold members of one kind, reduce op and dtype, at least one member each, in order:
+//  Buckets hold members of one kind, reduce op and dtype, at least one member each, in order
+//  (all-reduces also of one until_step and var_update_scaler, which the Start carries: the 1-bit
+//  optimizers' warm-up all-reduces retire together, kernels/common/collective_node.h):
 //   - reductions (AllReduce, ReduceScatter) in the order their inputs are produced (the
 //     backward's order in micro_step), up to reduce_bucket_size elements;
 //   - AllGatherInPlace (stages 1-2, step) in update order, up to allgather_bucket_size;
@@ -69,6 +71,9 @@ struct Member {
   int ready = -1;  // the last node before it that touches its input: the Start goes after it
   int need = 0;    // the first node after it that reads its result: the Wait goes before it
   int last_use = -1;  // gathers: the last reader of the result
+  // All-reduces of the 1-bit optimizers: the step after which, and the variance steps on which,
+  // they communicate (0: always).
+  int64_t until_step = 0, var_update_scaler = 0;
 };
 
 // Gathered elements live at each slot: range add, the peak, and the latest slot of a range where
@@ -113,6 +118,7 @@ struct Bucket {
   std::vector<Member*> members;
   std::string kind, op;
   DType dtype = DType::kUndefined;
+  int64_t until_step = 0, var_update_scaler = 0;
   int64_t elems = 0;
   int max_ready = -1, min_need = 0;
   int start = 0, wait = 0;  // slots
@@ -158,9 +164,6 @@ class ScheduleCollectivesPass : public Pass {
     const std::string& op = n.op_type();
     if (op != ops::kAllReduce && op != ops::kReduceScatter && op != ops::kAllGather && op != ops::kAllGatherInPlace)
       return false;
-    // An all-reduce that stops after a step (1-bit Adam's warm-up) stays synchronous: the bucket
-    // kernels have no such condition.
-    if (n.GetInt("until_step", 0) > 0) return false;
     const DType t = n.input(0)->type.dtype;
     return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16;
   }
@@ -217,6 +220,8 @@ class ScheduleCollectivesPass : public Pass {
       mem->dtype = mem->x->type.dtype;
       mem->numel = NumelOf(mem->kind == ops::kAllGather ? mem->y : mem->x);
       mem->pos = pos.at(n);
+      mem->until_step = n->GetInt("until_step", 0);
+      mem->var_update_scaler = n->GetInt("var_update_scaler", 0);
       if (const Node* prod = mem->x->producer(); prod && IsPerTensor(*prod))
         return Internal("the input of ", n->Describe(), " comes from another collective, ", prod->Describe());
       if (world_ == 0) world_ = n->GetInt("world", 1);
@@ -266,10 +271,10 @@ class ScheduleCollectivesPass : public Pass {
     std::stable_sort(members.begin(), members.end(),
                      [](const Member* a, const Member* b) { return std::tie(a->ready, a->pos) < std::tie(b->ready, b->pos); });
     std::vector<Bucket> done;
-    std::map<std::tuple<std::string, std::string, DType>, Bucket> open;
+    std::map<std::tuple<std::string, std::string, DType, int64_t, int64_t>, Bucket> open;
     for (Member* mem : members) {
       const int64_t cap = mem->kind == ops::kAllGatherInPlace ? zero_->allgather_bucket_size : zero_->reduce_bucket_size;
-      auto key = std::make_tuple(mem->kind, mem->op, mem->dtype);
+      auto key = std::make_tuple(mem->kind, mem->op, mem->dtype, mem->until_step, mem->var_update_scaler);
       auto it = open.find(key);
       if (it != open.end() && (it->second.elems + mem->numel > cap ||
                                std::max(it->second.max_ready, mem->ready) >= std::min(it->second.min_need, mem->need))) {
@@ -304,6 +309,8 @@ class ScheduleCollectivesPass : public Pass {
     b.kind = mem.kind;
     b.op = mem.op;
     b.dtype = mem.dtype;
+    b.until_step = mem.until_step;
+    b.var_update_scaler = mem.var_update_scaler;
     b.min_need = num;
     return b;
   }
@@ -458,6 +465,8 @@ class ScheduleCollectivesPass : public Pass {
       start->SetAttr("world", world_);
       start->SetAttr("bucket", b.id);
       if (!b.op.empty()) start->SetAttr("op", b.op);
+      if (b.until_step > 0) start->SetAttr("until_step", b.until_step);
+      if (b.var_update_scaler > 0) start->SetAttr("var_update_scaler", b.var_update_scaler);
       std::vector<Value*> wait_in = {start->output(0)};
       std::vector<std::string> outs;
       if (b.kind == ops::kAllGatherInPlace) {

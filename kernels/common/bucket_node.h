@@ -114,8 +114,10 @@ class BucketStart : protected BucketNode {
     RETURN_IF_ERROR(CheckBuffer(b));
     for (size_t i = 0; i < ctx.inputs.size(); ++i) RETURN_IF_ERROR(Apply(dev, b.ptr, ctx.input(i).ptr, copies_[i]));
     // With one rank every collective leaves B as it is: a reduction of one rank is its own block.
+    // A retired all-reduce bucket (a 1-bit optimizer's after its freeze, or 0/1 Adam's off its
+    // variance steps) sends nothing either: its Wait unpacks each rank's own gradients, Y = X.
     std::unique_ptr<CommHandle> handle;
-    if (world > 1) {
+    if (world > 1 && !Retired(ctx)) {
       StatusOr<std::unique_ptr<CommHandle>> h = Issue(ctx.comm, b.ptr, rank);
       if (!h.ok()) return h.status().WithContext(name_);
       handle = std::move(*h);
