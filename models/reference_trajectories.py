@@ -101,7 +101,9 @@ ONEBIT_JOBS = (("onebitadam", 1, False), ("onebitadam", 2, False), ("onebitadam_
                # 0/1 Adam (models/zoadam_reference.py): every phase (variance steps, compressed gradients,
                # local steps, synchronisations) within the 30 steps.
                ("zoadam", 1, False), ("zoadam", 2, False), ("zoadam_wd", 1, False), ("zoadam_wd", 2, False),
-               ("zoadam", 2, False, 19), ("zoadam_wd", 1, True), ("zoadam_wd", 2, True))
+               ("zoadam", 2, False, 19), ("zoadam_wd", 1, True), ("zoadam_wd", 2, True),
+               # ... with the "dscompile" parameter groups (the no-decay preset, a bias group of its own lr).
+               ("zoadam_groups", 1, False), ("zoadam_groups", 2, False))
 # 1-bit Lamb (models/onebit_lamb_reference.py): DeepSpeed compresses every momentum as one buffer in
 # every precision; its fp16/bf16 wrapper (FP16_UnfusedOptimizer) adds the constructor's call.
 ONEBIT_JOBS += (("onebitlamb", 1, False), ("onebitlamb", 2, False), ("onebitlamb_wd", 1, False),
@@ -781,7 +783,7 @@ def train_onebit(name, module, in_names, data, cfg, steps, world, wrapped, resum
     try:
         if kind == "zerooneadam":
             losses, norms, lrs, desc = ZO.train_zoadam(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip,
-                                                       resume_after, wrapped, skipped)
+                                                       resume_after, wrapped, skipped, param_groups(cfg, module))
         elif kind == "onebitlamb":
             losses, norms, lrs, desc = OBL.train_onebit_lamb(module, in_names, tensors, cfg, steps, world, tb, mb, gas,
                                                              clip, resume_after, wrapped, skipped)

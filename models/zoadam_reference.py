@@ -90,16 +90,23 @@ class ZeroOneAdamReference:
     before training (FP16_Optimizer's constructor makes one)."""
 
     def __init__(self, params, world, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, var_freeze_step=100000,
-                 var_update_scaler=16, local_step_scaler=32678, local_step_clipper=16, flat=False, calls=0):
+                 var_update_scaler=16, local_step_scaler=32678, local_step_clipper=16, flat=False, calls=0,
+                 group_of=None):
+        """group_of[i] = (lr, weight_decay) of parameter i's param group (None: every parameter
+        takes `lr` and `weight_decay`): DeepSpeed reads group['lr'] and group['weight_decay'] per
+        parameter, and each parameter's state['lrs'] sums its own group's lr."""
         self.params = params
         self.world = world
-        self.lr, self.betas, self.eps, self.wd = lr, betas, eps, weight_decay
+        self.betas, self.eps = betas, eps
+        group_of = group_of or [(lr, weight_decay)] * len(params[0])
+        self.lr = [g[0] for g in group_of]
+        self.wd = [g[1] for g in group_of]
         self.sched = Schedule(var_freeze_step, var_update_scaler, local_step_scaler, local_step_clipper)
         k = len(params[0])
         self.m = [[torch.zeros_like(p) for p in params[0]] for _ in range(world)]
         self.v = [torch.zeros_like(p) for p in params[0]]
         self.u = [[torch.zeros_like(p) for p in params[0]] for _ in range(world)]
-        self.lrs = [0.0] * world
+        self.lrs = [[0.0] * len(params[0]) for _ in range(world)]
         self.calls = calls
         self.units = [list(range(k))] if flat else [[i] for i in range(k)]
         self.reset_errors()
@@ -120,7 +127,7 @@ class ZeroOneAdamReference:
                 self.params[r][i].copy_(self.params[0][i])
                 self.m[r][i].copy_(self.m[0][i])
         self.u = [[torch.zeros_like(p) for p in self.params[0]] for _ in range(self.world)]
-        self.lrs = [0.0] * self.world
+        self.lrs = [[0.0] * self.k for _ in range(self.world)]
         self.reset_errors()
 
     def uses_allreduce(self, step):
@@ -170,9 +177,9 @@ class ZeroOneAdamReference:
             for r in range(self.world):
                 p = self.params[r][i]
                 update = self.m[r][i] / denoms[i]
-                if self.wd > 0.0:
-                    update = update + self.wd * p
-                delta = (-self.lr) * update
+                if self.wd[i] > 0.0:
+                    update = update + self.wd[i] * p
+                delta = (-self.lr[i]) * update
                 p.copy_(p + delta)
                 if sched.frozen:
                     self.u[r][i].copy_(self.u[r][i] + delta)
@@ -185,12 +192,12 @@ class ZeroOneAdamReference:
                 c = self._compressed(u, [[self.u[r][i] for i in unit] for r in range(self.world)])
                 for j, i in enumerate(unit):
                     for r in range(self.world):
-                        lrs = torch.tensor(self.lrs[r] + self.lr, dtype=torch.float32)
+                        lrs = torch.tensor(self.lrs[r][i] + self.lr[i], dtype=torch.float32)
                         self.m[r][i].copy_(-(c[j] / lrs))
                         self.params[r][i].copy_(self.params[r][i] + c[j] / denoms[i])
                         self.u[r][i].zero_()
         if sched.frozen:
-            self.lrs = [0.0 if sched.sync_step(s) else x + self.lr for x in self.lrs]
+            self.lrs = [[0.0 if sched.sync_step(s) else x + lr for x, lr in zip(xs, self.lr)] for xs in self.lrs]
         if sched.after(s):
             self.reset_errors()
 
@@ -202,19 +209,27 @@ ZERO_ONE_ADAM_DEFAULTS = dict(lr=1e-3, bias_correction=True, betas=(0.9, 0.999),
 
 
 def train_zoadam(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip, resume_after=0, wrapped=False,
-                 skipped=()):
+                 skipped=(), groups=None):
     """The reference trajectory of ZeroOneAdam on `world` ranks: the loss averaged over every
     rank's micro-batches (each with its rank's parameters), rank 0's gradient norm, the lr.
     `resume_after` = k: saved after step k and resumed (ZeroOneAdamReference.resume). `wrapped`:
     under DeepSpeed's fp16/bf16 wrapper (one flat buffer, one call before training). `skipped`: the
-    1-based steps whose gradients overflow, which the wrapper skips before calling the optimizer."""
+    1-based steps whose gradients overflow, which the wrapper skips before calling the optimizer.
+    `groups`: the config's "dscompile" parameter groups (reference_trajectories.param_groups: dicts
+    with params, lr_scale and maybe weight_decay), each a torch param group of lr*lr_scale and its
+    own weight decay (else the optimizer's)."""
     kw = OB.optimizer_params(cfg, ZERO_ONE_ADAM_DEFAULTS, "ZeroOneAdam", "0/1 Adam does not support the AMSGrad variant.")
     shared = [p for p in module.parameters() if p.requires_grad]
+    group_of = None
+    if groups and isinstance(groups[0], dict):
+        of = {id(p): (kw["lr"] * g["lr_scale"], g.get("weight_decay", kw["weight_decay"])) for g in groups for p in g["params"]}
+        group_of = [of[id(p)] for p in shared]
     per_rank = [[p.detach().clone() for p in shared] for _ in range(world)]
     opt = ZeroOneAdamReference(per_rank, world, lr=kw["lr"], betas=tuple(kw["betas"]), eps=kw["eps"],
                                weight_decay=kw["weight_decay"], var_freeze_step=kw["var_freeze_step"],
                                var_update_scaler=kw["var_update_scaler"], local_step_scaler=kw["local_step_scaler"],
-                               local_step_clipper=kw["local_step_clipper"], flat=wrapped, calls=1 if wrapped else 0)
+                               local_step_clipper=kw["local_step_clipper"], flat=wrapped, calls=1 if wrapped else 0,
+                               group_of=group_of)
 
     def own_parameters(r):
         with torch.no_grad():
@@ -231,6 +246,10 @@ def train_zoadam(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip
                                    lambda k: opt.uses_allreduce(opt.calls + 1), step, own_parameters)
     lrs = [float(kw["lr"])] * steps
     desc = {"type": "ZeroOneAdam", "world": world, **kw}
+    if group_of:
+        desc["param_groups"] = [{"group": g["group"], "lr": kw["lr"] * g["lr_scale"],
+                                 "weight_decay": g.get("weight_decay", kw["weight_decay"]), "params": g["names"]}
+                                for g in groups]
     if wrapped:
         desc["wrapped"] = True
     if skipped:
