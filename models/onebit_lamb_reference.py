@@ -50,14 +50,20 @@ def _f32(x):
 
 
 class OnebitLambReference:
-    """OnebitLamb.step for `world` ranks that hold the same parameters (one parameter group)."""
+    """OnebitLamb.step for `world` ranks that hold the same parameters, in DeepSpeed's order (its
+    param groups one after another: the order of the flat compressed buffer and of the momentum
+    scales' mean). group_of[i] = (lr, weight_decay) of parameter i's group (None: `lr` and
+    `weight_decay` for all): DeepSpeed reads group['lr'] and group['weight_decay'] per parameter."""
 
     def __init__(self, params, world, lr=1e-3, freeze_step=100000, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  max_coeff=10.0, min_coeff=0.01, coeff_beta=0.9, factor_max=4.0, factor_min=0.5,
-                 factor_threshold=0.1, calls=0):
+                 factor_threshold=0.1, calls=0, group_of=None):
         self.params = params
         self.world = world
-        self.lr, self.freeze_step, self.betas, self.eps, self.wd = lr, freeze_step, betas, eps, weight_decay
+        self.freeze_step, self.betas, self.eps = freeze_step, betas, eps
+        group_of = group_of or [(lr, weight_decay)] * len(params)
+        self.lr = [g[0] for g in group_of]
+        self.wd = [g[1] for g in group_of]
         self.max_coeff, self.min_coeff, self.coeff_beta = max_coeff, min_coeff, coeff_beta
         self.factor_max, self.factor_min, self.factor_threshold = factor_max, factor_min, factor_threshold
         self.m = [torch.zeros_like(p) for p in params]
@@ -84,8 +90,8 @@ class OnebitLambReference:
     def _moment(self, m, g):
         return m * self.betas[0] + (1 - self.betas[0]) * g
 
-    def _update(self, prelim, p):
-        return prelim + self.wd * p if self.wd > 0.0 else prelim
+    def _update(self, prelim, p, i):
+        return prelim + self.wd[i] * p if self.wd[i] > 0.0 else prelim
 
     @torch.no_grad()
     def step(self, local_grads):
@@ -100,7 +106,7 @@ class OnebitLambReference:
                 self.v[i].copy_(self.v[i] * b2 + ((1 - b2) * g[i]) * g[i])
                 if self.calls == self.freeze_step:
                     self.fresh[i].copy_(self.v[i])
-                update = self._update(self.m[i] / (self.v[i].sqrt() + self.eps), p)
+                update = self._update(self.m[i] / (self.v[i].sqrt() + self.eps), p, i)
                 w, u = _norm(p), _norm(update)
                 coeff = 1.0
                 if w != 0 and u != 0:
@@ -111,7 +117,7 @@ class OnebitLambReference:
                         coeff = self.min_coeff
                 if coeff != 1.0:
                     self.coeff_freeze[i] = self.coeff_beta * self.coeff_freeze[i] + (1 - self.coeff_beta) * coeff
-                p.copy_(p + (-self.lr * coeff) * update)
+                p.copy_(p + (-self.lr[i] * coeff) * update)
             if self.calls >= self.freeze_step:
                 self.frozen = True
             return
@@ -142,10 +148,10 @@ class OnebitLambReference:
             self.fresh[i].copy_(self.fresh[i] * b2 + ((1 - b2) * r) * r)
             denom = self.v[i].sqrt() + self.eps
             prelim = m / denom
-            update = self._update(prelim, p)
+            update = self._update(prelim, p, i)
             u = _norm(update)
             factor = (denom / (self.fresh[i].sqrt() + self.eps)).max().item()
-            if self.wd > 0.0:
+            if self.wd[i] > 0.0:
                 ratio = min(1.0, (_norm(prelim) / u).item())
                 factor = factor * ratio + (1.0 - ratio)
             if factor > self.factor_max:
@@ -158,7 +164,7 @@ class OnebitLambReference:
             if factor < lf * (1.0 - self.factor_threshold):
                 factor = lf * (1.0 - self.factor_threshold)
             self.last_factor[i] = factor
-            p.copy_(p + (-self.lr * (self.coeff_freeze[i] * factor)) * update)
+            p.copy_(p + (-self.lr[i] * (self.coeff_freeze[i] * factor)) * update)
 
 
 ONEBIT_LAMB_DEFAULTS = dict(lr=1e-3, freeze_step=100000, bias_correction=True, betas=(0.9, 0.999), eps=1e-8,
@@ -168,21 +174,27 @@ ONEBIT_LAMB_DEFAULTS = dict(lr=1e-3, freeze_step=100000, bias_correction=True, b
 
 
 def train_onebit_lamb(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip, resume_after=0, wrapped=False,
-                      skipped=()):
+                      skipped=(), groups=None):
     """The reference trajectory of OnebitLamb on `world` ranks, as onebit_reference.train_onebit
     for 1-bit Adam: the loss averaged over every rank's micro-batches, rank 0's gradient norm, the
     lr. `resume_after` = k: saved after step k and resumed (load_state_dict's resets). `wrapped`:
     under fp16/bf16 (engine.py:2324 FP16_UnfusedOptimizer: per-tensor fp32 masters, which OnebitLamb
     fuses into one momentum buffer as in fp32; its constructor, unfused_optimizer.py:407, makes
     call 1, so training step k is call k + 1). `skipped`: the 1-based steps whose gradients
-    overflow, which FP16_UnfusedOptimizer.step skips before calling the optimizer."""
+    overflow, which FP16_UnfusedOptimizer.step skips before calling the optimizer. `groups`: the
+    config's "dscompile" parameter groups (reference_trajectories.param_groups), each a torch param
+    group of lr*lr_scale and its own weight decay (else the optimizer's), in their order."""
     kw = OB.optimizer_params(cfg, ONEBIT_LAMB_DEFAULTS, "OnebitLamb", "1-bit Lamb does not support the AMSGrad variant.")
     params = [p for p in module.parameters() if p.requires_grad]
+    group_of = None
+    if groups and isinstance(groups[0], dict):
+        params = [p for g in groups for p in g["params"]]
+        group_of = [(kw["lr"] * g["lr_scale"], g.get("weight_decay", kw["weight_decay"])) for g in groups for _ in g["params"]]
     opt = OnebitLambReference(params, world, lr=kw["lr"], freeze_step=kw["freeze_step"], betas=tuple(kw["betas"]),
                               eps=kw["eps"], weight_decay=kw["weight_decay"], max_coeff=kw["max_coeff"],
                               min_coeff=kw["min_coeff"], coeff_beta=kw["coeff_beta"], factor_max=kw["factor_max"],
                               factor_min=kw["factor_min"], factor_threshold=kw["factor_threshold"],
-                              calls=1 if wrapped else 0)
+                              calls=1 if wrapped else 0, group_of=group_of)
 
     def step(k, grads):
         if k + 1 not in skipped:
@@ -195,6 +207,10 @@ def train_onebit_lamb(module, in_names, tensors, cfg, steps, world, tb, mb, gas,
                                    lambda k: not opt.frozen, step)
     lrs = [float(kw["lr"])] * steps
     desc = {"type": "OnebitLamb", "world": world, **kw}
+    if group_of:
+        desc["param_groups"] = [{"group": g["group"], "lr": kw["lr"] * g["lr_scale"],
+                                 "weight_decay": g.get("weight_decay", kw["weight_decay"]), "params": g["names"]}
+                                for g in groups]
     if wrapped:
         desc["wrapped"] = True
     if skipped:

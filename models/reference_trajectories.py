@@ -108,7 +108,8 @@ ONEBIT_JOBS = (("onebitadam", 1, False), ("onebitadam", 2, False), ("onebitadam_
 # every precision; its fp16/bf16 wrapper (FP16_UnfusedOptimizer) adds the constructor's call.
 ONEBIT_JOBS += (("onebitlamb", 1, False), ("onebitlamb", 2, False), ("onebitlamb_wd", 1, False),
                 ("onebitlamb_wd", 2, False), ("onebitlamb", 2, False, 15), ("onebitlamb", 2, False, 5),
-                ("onebitlamb_wd", 1, True), ("onebitlamb_wd", 2, True))
+                ("onebitlamb_wd", 1, True), ("onebitlamb_wd", 2, True),
+                ("onebitlamb_groups", 1, False), ("onebitlamb_groups", 2, False))
 # Overflow steps under the fp16 wrapper (dsrun --debug-inject-overflow in the tests): the wrapper
 # skips them before calling the optimizer; as <stem>_w<world>_fp16_skip<a>_<b>.json, mlp only.
 ONEBIT_SKIP_JOBS = (("onebitadam_wd", 2, (4, 12)), ("zoadam_wd", 2, (4, 15)), ("onebitlamb_wd", 2, (4, 12)))
@@ -786,7 +787,7 @@ def train_onebit(name, module, in_names, data, cfg, steps, world, wrapped, resum
                                                        resume_after, wrapped, skipped, param_groups(cfg, module))
         elif kind == "onebitlamb":
             losses, norms, lrs, desc = OBL.train_onebit_lamb(module, in_names, tensors, cfg, steps, world, tb, mb, gas,
-                                                             clip, resume_after, wrapped, skipped)
+                                                             clip, resume_after, wrapped, skipped, param_groups(cfg, module))
         else:
             losses, norms, lrs, desc = OB.train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip,
                                                        wrapped, resume_after, skipped)

@@ -486,11 +486,16 @@ struct OnebitLambParam {
 
 // Every parameter's OnebitLambSnapshot, the Concat of their momentum scales, every
 // OnebitLambMomentum, ONE CompressedAllReduce of every momentum, then every OnebitLambStep,
-// before `before`. `add_error` makes a compression_error state.
+// before `before`. `add_error` makes a compression_error state. The parameters go in DeepSpeed's
+// order, its param groups one after another (our groups' order: the explicit ones, the no-decay
+// preset, the default): the order of the flat compressed buffer and of the scales' mean.
 template <typename AddError, typename Cast>
-Status AddOnebitLambUpdates(Graph& g, const OptimizerConfig& opt, const std::vector<OnebitLambParam>& params,
+Status AddOnebitLambUpdates(Graph& g, const OptimizerConfig& opt, std::vector<OnebitLambParam> params,
                             int world, Value* step, Value* scale, Value* skip, Node* before, AddError add_error,
                             Cast cast) {
+  std::stable_sort(params.begin(), params.end(), [](const OnebitLambParam& a, const OnebitLambParam& b) {
+    return a.base.hyper.group < b.base.hyper.group;
+  });
   const int64_t freeze = opt.onebit_last_uncompressed_step();
   const int64_t fresh_step =
       opt.freeze_step >= 2 && std::floor(opt.freeze_step) == opt.freeze_step ? static_cast<int64_t>(opt.freeze_step) : 0;

@@ -35,7 +35,8 @@ struct LambCase {
   // with 1-bit Adam (tests/e2e/onebit_test.cc): its attention's key bias has a gradient of
   // rounding noise, whose compressed signs differ here and in PyTorch. Measured per step: 3e-7
   // two steps after the freeze, 1.2e-5 by step 22 and 8.6e-5 by step 27 (onebitlamb); 4.3e-5 by
-  // step 20 and 1.6e-4 by step 28 (onebitlamb_wd). The mlp and one rank stay within 2.1e-7.
+  // step 20 and 1.6e-4 by step 28 (onebitlamb_wd; onebitlamb_groups compared over 20 steps too).
+  // The mlp and one rank stay within 2.1e-7.
   size_t steps = 0;
 };
 void PrintTo(const LambCase& c, std::ostream* os) { *os << c.model << "/" << c.config << " on " << c.world; }
@@ -67,7 +68,11 @@ INSTANTIATE_TEST_SUITE_P(OnebitLamb, OnebitLambTrajectory,
                          ::testing::Values(LambCase{"mlp", "onebitlamb", 1}, LambCase{"mlp", "onebitlamb", 2},
                                            LambCase{"mlp", "onebitlamb_wd", 1}, LambCase{"mlp", "onebitlamb_wd", 2},
                                            LambCase{"gpt", "onebitlamb", 1}, LambCase{"gpt", "onebitlamb_wd", 1},
-                                           LambCase{"gpt", "onebitlamb", 2, 22}, LambCase{"gpt", "onebitlamb_wd", 2, 20}),
+                                           LambCase{"gpt", "onebitlamb", 2, 22}, LambCase{"gpt", "onebitlamb_wd", 2, 20},
+                                           // The "dscompile" parameter groups (the no-decay preset and a bias
+                                           // group of a quarter of the lr): DeepSpeed's order, group by group.
+                                           LambCase{"mlp", "onebitlamb_groups", 1}, LambCase{"mlp", "onebitlamb_groups", 2},
+                                           LambCase{"gpt", "onebitlamb_groups", 1}, LambCase{"gpt", "onebitlamb_groups", 2, 20}),
                          [](const ::testing::TestParamInfo<LambCase>& info) {
                            return info.param.model + "_" + info.param.config + "_w" + std::to_string(info.param.world);
                          });
