@@ -311,6 +311,8 @@
 //                                                parameters Xi are not read after this point
 //                                                (stage 3); the runtime counts live gathered elements
 // Start and Wait carry `world` and `bucket` (an id, the same on the pair); reductions carry `op`.
+// An AllReduceStart may carry until_step and var_update_scaler, as AllReduce does (its members
+// all had them): on the steps they say, it sends nothing and its Wait unpacks B = X1..Xk.
 // Every rank issues the Starts in the same order; Waits may come in any order.
 #pragma once
 
