@@ -20,6 +20,11 @@
 //   Gelu<approximate = "none">(X) -> Y          ONNX's Gelu (opset 20) for graphs of older opsets,
 //                                               made by the recognize pass (passes/recognize.cc) from
 //                                               an exporter's decomposition; differentiated as Gelu
+//   Attention<ONNX Attention's attrs>(Q, K, V[, attn_mask, ...]) -> Y
+//                                               ONNX's Attention (opset 23) for graphs of older opsets,
+//                                               made by the recognize pass (passes/recognize_attention.cc)
+//                                               from an exporter's MatMul-Softmax-MatMul chain; runs the
+//                                               standard op's kernels and is differentiated as it
 //
 // Pure gradient ops (SSA, one output each unless stated; an output's static type fixes its shape):
 //   ReluGrad(dY, X) -> dX                       dX = dY * (X > 0)
@@ -363,6 +368,7 @@ inline constexpr const char* kAttentionGrad = "AttentionGrad";
 // Fused ops.
 inline constexpr const char* kFusedMatMul = "FusedMatMul";
 inline constexpr const char* kGelu = "Gelu";
+inline constexpr const char* kAttention = "Attention";
 
 // Reductions.
 inline constexpr const char* kSumSquares = "SumSquares";

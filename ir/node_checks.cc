@@ -758,6 +758,7 @@ const std::unordered_map<std::string, Check>& DscChecks() {
       {ops::kSoftmaxCrossEntropyLossGrad, Enum("reduction", {"none", "mean", "sum"})},
       {ops::kNegativeLogLikelihoodLossGrad, Enum("reduction", {"none", "mean", "sum"})},
       {ops::kAttentionGrad, [](const NodeView& v) { return CheckAttention(v, 1); }},
+      {ops::kAttention, [](const NodeView& v) { return CheckAttention(v, 0); }},
       {ops::kFusedMatMul, Flags({"transA", "transB"})},
       {ops::kAllReduce, All({Enum("op", {"avg", "sum"}), [](const NodeView& v) {
          RETURN_IF_ERROR(IntIn(v, "var_update_scaler", 0, std::numeric_limits<int64_t>::max()));
@@ -846,6 +847,7 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     (*t)[ops::kSoftmaxCrossEntropyLossGrad] = Arity{3, 4, 1, 1, {0, 1, 2}};
     (*t)[ops::kNegativeLogLikelihoodLossGrad] = Arity{3, 4, 1, 1, {0, 1, 2}};
     (*t)[ops::kAttentionGrad] = Arity{4, 8, 3, 4, {0, 1, 2, 3}};
+    (*t)[ops::kAttention] = Arity{3, 7, 1, 4, {0, 1, 2}};  // ONNX Attention's (opset 23)
     (*t)[ops::kFusedMatMul] = Arity{2, 2, 1, 1, {0, 1}};
     (*t)[ops::kSumSquares] = Arity{1, std::numeric_limits<int>::max(), 1, 1, {}};
     (*t)[ops::kClipScale] = Arity{1, 1, 1, 1, {0}};

@@ -1,6 +1,7 @@
 // Kernel registry.
 #include "kernels/kernel.h"
 
+#include "ir/dsc_ops.h"
 #include "runtime/communicator.h"  // interface only: the group sizes
 
 #include <algorithm>
@@ -24,6 +25,13 @@ void KernelRegistry::Register(const KernelKey& key, KernelFactory factory) {
 const KernelFactory* KernelRegistry::Find(const KernelKey& key) const {
   for (const auto& [k, f] : entries_)
     if (!(k < key) && !(key < k)) return &f;
+  // ai.dscompile.Attention is ONNX's Attention under our domain (the recognize pass makes it in
+  // graphs whose opset predates 23): it runs the standard op's kernels, whatever device.
+  if (key.domain == kDscDomain && key.op_type == ops::kAttention) {
+    KernelKey standard = key;
+    standard.domain.clear();
+    return Find(standard);
+  }
   return nullptr;
 }
 

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "frontend/config/ds_config.h"
+#include "ir/dsc_ops.h"
 
 namespace dsc {
 namespace {
@@ -57,7 +58,9 @@ const std::map<std::string, OpRow>& Table() {
 }
 
 const OpRow* Row(const Node& node) {
-  if (!node.domain().empty() && node.domain() != "ai.onnx") return nullptr;
+  // ai.dscompile.Attention (ir/dsc_ops.h) is ONNX's Attention under our domain.
+  const bool twin = node.domain() == kDscDomain && node.op_type() == ops::kAttention;
+  if (!node.domain().empty() && node.domain() != "ai.onnx" && !twin) return nullptr;
   auto it = Table().find(node.op_type());
   return it == Table().end() ? nullptr : &it->second;
 }

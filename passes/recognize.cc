@@ -15,6 +15,9 @@
 // | gelu-tanh | 0.5 * x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))            | ai.dscompile.Gelu(x)                 |
 // |           | or 0.5 * x * (1 + Tanh(sqrt(2/pi) * x * (1 + 0.044715 * x^2)))      | approximate = "tanh"                 |
 // |           | (x^3 as Pow(x, 3) or products of x; GPT-2's "gelu_new")            |                                      |
+// | attention | MatMul(P, V), P = Softmax(scale * MatMul(Q, K^T) [+ mask])         | ai.dscompile.Attention(Q, K, V[, m]) |
+// |           | (every exporter's SDPA, hand-written attention; in every float     | scale, is_causal for a constant      |
+// |           | dtype; "dscompile": {"recognize_attention": false} turns it off)   | causal mask (recognize_attention.cc) |
 //
 // ai.dscompile.Gelu is ONNX's Gelu (opset 20) under our domain: an opset-17 graph cannot hold the
 // standard op (ONNX's shape inference rejects it), and autodiff differentiates ours as Gelu. The
@@ -22,14 +25,18 @@
 // at every link), as PyTorch's fused gelu differs from its decomposition. That is why only chains
 // the precision pass left in float32 are rewritten: in bf16 or fp16 the chain's roundings at every
 // link are what PyTorch computes for the same model, and one rounding would move the first loss
-// by ~3e-5 relative (tests/e2e/mixed_precision_test.cc holds it to 2e-6).
+// by ~3e-5 relative (tests/e2e/mixed_precision_test.cc holds it to 2e-6). Attention is the
+// exception (its file says why): the chain's cost is quadratic in the sequence, and torch.compile
+// fuses it in every dtype too.
 #include <algorithm>
 #include <cmath>
 #include <optional>
 #include <set>
 
+#include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
 #include "passes/pass.h"
+#include "passes/recognize.h"
 
 namespace dsc {
 namespace {
@@ -232,16 +239,22 @@ class RecognizePass : public GraphPass {
  public:
   const char* name() const override { return "recognize"; }
 
-  StatusOr<bool> RunOnGraph(Graph& g, const PassContext&) override {
+  StatusOr<bool> RunOnGraph(Graph& g, const PassContext& ctx) override {
     const Matcher matcher(g);
+    const std::set<std::string> parameters(g.training.parameters.begin(), g.training.parameters.end());
+    const bool attention = !ctx.config || ctx.config->dscompile.recognize_attention;
     bool changed = false;
     for (bool again = true; again;) {
       again = false;
       // Node pointers stay valid until a rewrite removes nodes; then the scan restarts.
       for (const auto& owned : g.nodes()) {
         Node* n = owned.get();
-        if (!IsOp(n, "Mul") && !IsOp(n, "Div")) continue;
-        ASSIGN_OR_RETURN(bool fired, matcher.RecognizeGelu(g, n));
+        bool fired = false;
+        if (IsOp(n, "Mul") || IsOp(n, "Div")) {
+          ASSIGN_OR_RETURN(fired, matcher.RecognizeGelu(g, n));
+        } else if (attention && IsOp(n, "Softmax")) {
+          ASSIGN_OR_RETURN(fired, recognize::RecognizeAttention(g, n, parameters));
+        }
         if (fired) {
           again = changed = true;
           break;

@@ -73,6 +73,10 @@ Status ParseDscompileSection(ParseContext& ctx, const nlohmann::json& section, D
     if (!v->is_boolean()) return r.Error("no_decay_bias_norm", "expected true or false, got " + ShortJson(*v));
     out->no_decay_bias_norm = v->get<bool>();
   }
+  if (const nlohmann::json* v = r.Get("recognize_attention")) {
+    if (!v->is_boolean()) return r.Error("recognize_attention", "expected true or false, got " + ShortJson(*v));
+    out->recognize_attention = v->get<bool>();
+  }
   if (const nlohmann::json* groups = r.Get("parameter_groups")) {
     if (!groups->is_array()) return r.Error("parameter_groups", "expected a list of groups, got " + ShortJson(*groups));
     for (size_t i = 0; i < groups->size(); ++i) {
@@ -94,7 +98,9 @@ nlohmann::json DscompileToJson(const DscompileConfig& c) {
     if (g.use_muon) group["use_muon"] = *g.use_muon;
     groups.push_back(group);
   }
-  return {{"no_decay_bias_norm", c.no_decay_bias_norm}, {"parameter_groups", groups}};
+  return {{"no_decay_bias_norm", c.no_decay_bias_norm},
+          {"parameter_groups", groups},
+          {"recognize_attention", c.recognize_attention}};
 }
 
 std::string DescribeParameterGroups(const DscompileConfig& c, const OptimizerConfig& optimizer) {

@@ -10,6 +10,10 @@
 // With the "muon" optimizer a group may also say "use_muon": true/false, overriding DeepSpeed's
 // rule (UsesMuonByDefault) for its parameters: which ones Muon updates and which the aux Adam.
 //
+// The section also holds "recognize_attention" (default true): false keeps an exporter's
+// MatMul-Softmax-MatMul attention chains as they are instead of one Attention node
+// (passes/recognize_attention.cc), e.g. to hold a half-precision chain to PyTorch's roundings.
+//
 // A parameter's group: the first parameter_groups entry one of whose patterns matches its name
 // (fnmatch(3) globs on the ONNX initializer name, torch's name); else, with the preset, the
 // "no_decay_bias_norm" group when it has fewer than 2 dimensions (weight_decay 0); else the
@@ -46,6 +50,7 @@ struct ParameterGroupSpec {
 
 struct DscompileConfig {
   bool no_decay_bias_norm = false;
+  bool recognize_attention = true;
   std::vector<ParameterGroupSpec> parameter_groups;
 
   bool has_groups() const { return no_decay_bias_norm || !parameter_groups.empty(); }

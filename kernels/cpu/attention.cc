@@ -15,6 +15,9 @@
 //   dV = P^T dY,  dS = dZ * (softcap ? 1 - tanh^2(S / softcap) : 1),  dQ = scale dS K,  dK = scale dS^T Q
 // dK/dV of one kv head sum over its query heads; dAttnMask (float mask) is dZ summed over the
 // dims the mask was broadcast along.
+//
+// This is the readable spec. Nodes it covers (no softcap, past or nonpad_kv_seqlen, no dAttnMask)
+// run the float32 BLAS path of attention_blas.h instead, which tests hold to this one.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -23,6 +26,7 @@
 #include "ir/dsc_ops.h"
 #include "kernels/common/attention_math.h"
 #include "kernels/common/attention_spec.h"
+#include "kernels/cpu/attention_blas.h"
 #include "kernels/cpu/nn_util.h"
 #include "kernels/kernel.h"
 
@@ -112,7 +116,10 @@ class AttentionKernel : public nn::DescribedKernel {
     desc_ = node.Describe();
     if (node.num_outputs() > 3 && node.output(3))
       return Unimplemented("qk_matmul_output (output 3) is not supported: training graphs do not read it");
-    return attn::InitAttentionSpec(spec_, node, 0);
+    RETURN_IF_ERROR(attn::InitAttentionSpec(spec_, node, 0));
+    ASSIGN_OR_RETURN(isa_, cpu::SelectedIsa());
+    blas_ = attn::BlasPathCovers(spec_, /*mask_grad=*/false);
+    return Status::OK();
   }
 
  protected:
@@ -120,6 +127,18 @@ class AttentionKernel : public nn::DescribedKernel {
     ASSIGN_OR_RETURN(AttentionData d, ReadData(spec_, ctx, 0));
     const AttentionSpec& sp = spec_;
     float* y = ctx.output(0).data<float>();
+    if (blas_) {
+      attn::ForwardBlas(sp, isa_, attn::BlasInputs{d.q, d.k, d.v, d.mask}, y);
+    } else {
+      RunReference(sp, d, y);
+    }
+    if (ctx.has_output(1)) WritePresent(d.pk, d.k, sp.pk, sp.k, sp.batch, sp.past, ctx.output(1).data<float>());
+    if (ctx.has_output(2)) WritePresent(d.pv, d.v, sp.pv, sp.v, sp.batch, sp.past, ctx.output(2).data<float>());
+    return Status::OK();
+  }
+
+ private:
+  static void RunReference(const AttentionSpec& sp, const AttentionData& d, float* y) {
     const HeadView yv = sp.YView();
     const int64_t rows = sp.batch * sp.q.heads * sp.q.len, L = sp.keys, Dv = sp.v.dim;
 #pragma omp parallel if (rows * L * sp.q.dim > nn::kParallelThreshold)
@@ -139,13 +158,11 @@ class AttentionKernel : public nn::DescribedKernel {
         for (int64_t e = 0; e < Dv; ++e) yr[e] = static_cast<float>(acc[e]);
       }
     }
-    if (ctx.has_output(1)) WritePresent(d.pk, d.k, sp.pk, sp.k, sp.batch, sp.past, ctx.output(1).data<float>());
-    if (ctx.has_output(2)) WritePresent(d.pv, d.v, sp.pv, sp.v, sp.batch, sp.past, ctx.output(2).data<float>());
-    return Status::OK();
   }
 
- private:
   AttentionSpec spec_;
+  cpu::Isa isa_ = cpu::Isa::kBaseline;
+  bool blas_ = false;
 };
 
 // (dY, Q, K, V, attn_mask, past_key, past_value, nonpad_kv_seqlen) -> dQ, dK, dV[, dAttnMask]
@@ -156,6 +173,8 @@ class AttentionGradKernel : public nn::DescribedKernel {
     RETURN_IF_ERROR(attn::InitAttentionSpec(spec_, node, 1));
     if (node.num_outputs() > 3 && (!spec_.has_mask || spec_.mask_bool))
       return InvalidArgument("dAttnMask asked for without a float attn_mask");
+    ASSIGN_OR_RETURN(isa_, cpu::SelectedIsa());
+    blas_ = attn::BlasPathCovers(spec_, /*mask_grad=*/node.num_outputs() > 3 && node.output(3));
     return Status::OK();
   }
 
@@ -169,6 +188,10 @@ class AttentionGradKernel : public nn::DescribedKernel {
     float* dk = ctx.has_output(1) ? ctx.output(1).data<float>() : nullptr;
     float* dv = ctx.has_output(2) ? ctx.output(2).data<float>() : nullptr;
     const bool want_mask = ctx.has_output(3);
+    if (blas_ && !want_mask) {
+      attn::BackwardBlas(sp, isa_, attn::BlasInputs{d.q, d.k, d.v, d.mask}, dy, dq, dk, dv);
+      return Status::OK();
+    }
     const int64_t S = sp.q.len, L = sp.keys, Dk = sp.q.dim, Dv = sp.v.dim, P = sp.past;
     const int64_t group = sp.q.heads / sp.k.heads;
     // dZ of every (b, h, i, j) when the mask needs it; reduced to the mask's shape afterwards.
@@ -252,6 +275,8 @@ class AttentionGradKernel : public nn::DescribedKernel {
 
  private:
   AttentionSpec spec_;
+  cpu::Isa isa_ = cpu::Isa::kBaseline;
+  bool blas_ = false;
 };
 
 DSC_REGISTER_KERNEL("", "Attention", kCpu, kFloat32, MakeFactory<AttentionKernel>());

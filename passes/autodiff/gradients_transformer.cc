@@ -68,6 +68,7 @@ void RegisterTransformerGradients(GradientRegistry& registry) {
   REGISTER_GRADIENT_BUILDER("RMSNormalization", BuildRMSNormalizationGrad);
   REGISTER_GRADIENT_BUILDER("RotaryEmbedding", BuildRotaryEmbeddingGrad);
   REGISTER_GRADIENT_BUILDER("Attention", BuildAttentionGrad);
+  registry.Add(kDscDomain, ops::kAttention, BuildAttentionGrad);  // the recognize pass's Attention for older opsets
 }
 
 }  // namespace dsc::autodiff
