@@ -61,7 +61,8 @@ bool Copyable(const Node& n) {
   static const std::unordered_set<std::string> random = {"RandomNormal", "RandomNormalLike", "RandomUniform",
                                                          "RandomUniformLike", "Multinomial", "Bernoulli"};
   if (n.domain().empty()) return !random.count(n.op_type());
-  return n.domain() != kDscDomain || IsDropout(n) || n.op_type() == "Gelu";
+  // Our forward ops that stand for a standard op (the recognize pass's) are as pure as it.
+  return n.domain() != kDscDomain || IsDropout(n) || n.op_type() == ops::kGelu || n.op_type() == ops::kAttention;
 }
 
 class RematerializePass : public Pass {
