@@ -262,14 +262,19 @@ TEST(Bf16Gpt, MatchesPyTorchBf16Training) {
   const auto want_loss = ref.at("loss").get<std::vector<double>>();
   const auto want_norm = ref.at("grad_norm").get<std::vector<double>>();
   ASSERT_EQ(want_loss.size(), kSteps);
-  json zero2 = ref.at("config");
+  // PyTorch's reference runs the gpt's decomposed attention, rounding scores and probabilities to
+  // bf16 at every link; one recognized Attention rounds once (first loss 1.2e-5 off, not 2e-6), so
+  // this comparison keeps the chain.
+  json config = ref.at("config");
+  config["dscompile"] = {{"recognize_attention", false}};
+  json zero2 = config;
   zero2["zero_optimization"] = {{"stage", 2}};
   zero2.erase("gradient_accumulation_steps");  // train_batch_size 16 = 4 per micro-batch x 2 x 2 ranks
   struct Setup {
     json config;
     int world;
   };
-  for (const Setup& s : {Setup{ref.at("config"), 1}, Setup{zero2, 2}}) {
+  for (const Setup& s : {Setup{config, 1}, Setup{zero2, 2}}) {
     const std::string what = "gpt bf16 world " + std::to_string(s.world);
     testing::TempDir tmp;
     const TrainRun run = CompileAndTrain("gpt", s.config, s.world, kSteps, tmp);
