@@ -50,21 +50,38 @@ void Probabilities(const AttentionSpec& sp, cpu::Isa isa, const BlasInputs& in, 
     }
     if (sp.causal)
       for (int64_t j = i + 1; j < n; ++j) z[j] = kNeg;
-    float mx = 0;
-    cpu::RunOnIsa(isa, [&] { mx = cpu::RowMaxOf(z, n); });
-    if (mx == kNeg) {
-      std::fill(z, z + n, 0.0f);
-      continue;
-    }
-    cpu::RunOnIsa(isa, [&] {
-      for (int64_t j = 0; j < n; ++j) z[j] -= mx;
-    });
-    cpu::VecExp(isa, z, z, n);
-    cpu::RunOnIsa(isa, [&] {
-      const float inv = static_cast<float>(1.0 / cpu::SumToDouble(z, n));
-      for (int64_t j = 0; j < n; ++j) z[j] *= inv;
-    });
   }
+  // The whole block at once (short rows would pay the dispatch per row): subtract each row's max,
+  // exp, divide by the sum. Exponents are clamped at kExpFloor first: libmvec's expf takes a slow
+  // scalar path for -inf and underflowing lanes, and a causal block is half masked. What the
+  // clamp lets through (at most exp(kExpFloor) per key, against the max's 1) is then set to 0, as
+  // the masked keys and a row with every key masked must be.
+  constexpr float kExpFloor = -87.0f, kExpTiny = 2e-38f;  // exp(-87) = 1.65e-38
+  cpu::RunOnIsa(isa, [&] {
+    for (int64_t r = 0; r < rows; ++r) {
+      float* z = p + r * n;
+      const float mx = cpu::RowMaxOf(z, n);
+      if (mx == kNeg) {  // every key masked
+        std::fill(z, z + n, kExpFloor);
+        continue;
+      }
+      for (int64_t j = 0; j < n; ++j) {
+        const float d = z[j] - mx;
+        z[j] = d < kExpFloor ? kExpFloor : d;  // a NaN stays NaN (an fp16 overflow must show)
+      }
+    }
+  });
+  cpu::VecExp(isa, p, p, rows * n);
+  cpu::RunOnIsa(isa, [&] {
+    for (int64_t r = 0; r < rows; ++r) {
+      float* z = p + r * n;
+      for (int64_t j = 0; j < n; ++j) z[j] = z[j] < kExpTiny ? 0.0f : z[j];
+      const double sum = cpu::SumToDouble(z, n);
+      if (sum == 0) continue;
+      const float inv = static_cast<float>(1.0 / sum);
+      for (int64_t j = 0; j < n; ++j) z[j] *= inv;
+    }
+  });
 }
 
 // Runs f(task) for every task on OpenMP threads, each GEMM single-threaded: the tasks are
@@ -138,15 +155,15 @@ void BackwardBlas(const AttentionSpec& sp, cpu::Isa isa, const BlasInputs& in, c
         // dP = dY V^T, then dZ = P (dP - sum(dP P)) row by row.
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nn, static_cast<int>(Dv), 1.0f, dyb, ldy, vp, ldv,
                     0.0f, dz, nn);
-        for (int64_t r = 0; r < rows; ++r) {
-          const float* pr = p + r * n;
-          float* dr = dz + r * n;
-          cpu::RunOnIsa(isa, [&] {
+        cpu::RunOnIsa(isa, [&] {
+          for (int64_t r = 0; r < rows; ++r) {
+            const float* pr = p + r * n;
+            float* dr = dz + r * n;
             const double s = cpu::LaneSum(n, [&](int64_t j) { return static_cast<double>(pr[j]) * dr[j]; });
             const float sf = static_cast<float>(s);
             for (int64_t j = 0; j < n; ++j) dr[j] = pr[j] * (dr[j] - sf);
-          });
-        }
+          }
+        });
         if (dvh)
           cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nn, static_cast<int>(Dv), m, 1.0f, p, nn, dyb, ldy,
                       1.0f, dvh, ldv);
