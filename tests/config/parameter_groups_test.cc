@@ -47,7 +47,7 @@ TEST(ParameterGroupsConfig, ReadsGroupsAndThePreset) {
   const json resolved = ResolvedConfigJson(*cfg);
   EXPECT_EQ(resolved["dscompile"], json::parse(R"({"no_decay_bias_norm": true, "parameter_groups": [
       {"params": ["*.bias", "lm_head.*"], "weight_decay": 0.0, "lr_scale": 0.5},
-      {"params": ["wte.*"], "lr_scale": 1.0}]})"));
+      {"params": ["wte.*"], "lr_scale": 1.0}], "recognize_attention": true})"));
   EXPECT_EQ(DescribeParameterGroups(cfg->dscompile, cfg->optimizer),
             "parameter_groups[0]: params [\"*.bias\",\"lm_head.*\"], weight_decay 0, lr_scale 0.5\n"
             "parameter_groups[1]: params [\"wte.*\"], weight_decay 0.1, lr_scale 1\n"
@@ -63,8 +63,10 @@ TEST(ParameterGroupsConfig, AbsentIsNoGroups) {
   StatusOr<DsConfig> cfg = ParseDsConfig(R"({"train_batch_size": 8})", {}, &warnings);
   ASSERT_TRUE(cfg.ok());
   EXPECT_FALSE(cfg->dscompile.has_groups());
-  EXPECT_EQ(ResolvedConfigJson(*cfg)["dscompile"], json::parse(R"({"no_decay_bias_norm": false, "parameter_groups": []})"));
+  EXPECT_EQ(ResolvedConfigJson(*cfg)["dscompile"], json::parse(R"({"no_decay_bias_norm": false, "parameter_groups": [], "recognize_attention": true})"));
   ASSERT_TRUE(Parse("null").ok());
+  EXPECT_TRUE(Parse("{}")->dscompile.recognize_attention);
+  EXPECT_FALSE(Parse(R"({"recognize_attention": false})")->dscompile.recognize_attention);
   EXPECT_FALSE(Parse("{}")->dscompile.has_groups());
 }
 
@@ -74,6 +76,7 @@ TEST(ParameterGroupsConfig, ErrorsNameTheJsonPath) {
       {R"({"no_decay_bias_norms": true})",
        "dscompile.no_decay_bias_norms: unknown key (did you mean \"no_decay_bias_norm\"?) in section \"dscompile\""},
       {R"({"no_decay_bias_norm": "yes"})", "dscompile.no_decay_bias_norm: expected true or false, got \"yes\""},
+      {R"({"recognize_attention": 0})", "dscompile.recognize_attention: expected true or false, got 0"},
       {R"({"parameter_groups": {"params": ["a"]}})", "dscompile.parameter_groups: expected a list of groups"},
       {R"({"parameter_groups": ["a"]})", "dscompile.parameter_groups[0]: expected an object, got \"a\""},
       {R"({"parameter_groups": [{"weight_decay": 0}]})", "dscompile.parameter_groups[0].params: is required"},
