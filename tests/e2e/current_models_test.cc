@@ -5,11 +5,13 @@
 // 1e-4 relative; a file whose exporter merged or folded parameters draws a warning naming them.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -168,6 +170,50 @@ INSTANTIATE_TEST_SUITE_P(Models, CurrentExportHalf, ::testing::ValuesIn(HalfCase
                          [](const ::testing::TestParamInfo<HalfCase>& info) {
                            return CaseName(info.param.f) + "_" + info.param.dtype;
                          });
+
+// The recognize pass finds every exporter's attention chain (passes/recognize_attention.cc): the
+// SDPA, GPT-2 and Llama exports of each mode (dynamo at opsets 18 and 20, with and without its
+// optimizer, torch 1.13's legacy exporter, the helper) and the bundled gpt (hand-written, torch
+// 1.13) get one causal Attention per layer and keep no Softmax, BERT (no padding in its data: the
+// mask folds away) one Attention without a mask. The opset-23 exports already hold ONNX's
+// Attention and are left alone. (tests/passes/recognize/ has the masked and refused cases.)
+TEST(CurrentExports, AttentionChainsAreRecognized) {
+  struct Want {
+    std::string file;
+    int attention;
+    bool causal;
+  };
+  const std::vector<Want> wants = {
+      {"sdpa/sdpa.dynamo_default.onnx", 2, true},   {"sdpa/sdpa.dynamo18.onnx", 2, true},
+      {"sdpa/sdpa.dynamo_default_noopt.onnx", 2, true}, {"sdpa/sdpa.legacy17.onnx", 2, true},
+      {"sdpa/sdpa.legacy18.onnx", 2, true},         {"gpt2/gpt2.dynamo_default.onnx", 2, true},
+      {"gpt2/gpt2.dynamo18_noopt.onnx", 2, true},   {"gpt2/gpt2.dynamo_default_noopt.onnx", 2, true},
+      {"gpt2/gpt2.helper.onnx", 2, true},           {"llama/llama.dynamo_default.onnx", 2, true},
+      {"bert/bert.legacy17.onnx", 2, false},        {"sdpa/sdpa.dynamo23_noopt.onnx", 0, false},
+      {"../gpt/gpt.onnx", 2, true}};
+  const fs::path config = fs::path(DSC_SOURCE_DIR) / "models" / "reference_configs" / "adam.json";
+  for (const Want& w : wants) {
+    testing::TempDir tmp;
+    CommandResult c = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote((CurrentDir() / w.file).string()) +
+                                          " --config " + ShellQuote(config.string()) +
+                                          " --stop-after-pass-num=6 --print-ir-after=recognize -q -o " +
+                                          ShellQuote(tmp.File("plan")));
+    ASSERT_EQ(c.rc, 0) << w.file << "\n" << c.output;
+    int attention = 0, causal = 0, masked = 0;
+    std::istringstream in(c.output);
+    for (std::string line; std::getline(in, line);) {
+      if (line.find("ai.dscompile.Attention") == std::string::npos) continue;
+      ++attention;
+      if (line.find("is_causal = 1") != std::string::npos) ++causal;
+      // A fourth input after Q, K, V: a mask.
+      if (std::count(line.begin() + static_cast<std::ptrdiff_t>(line.rfind('(')), line.end(), ',') == 3) ++masked;
+    }
+    EXPECT_EQ(attention, w.attention) << w.file << "\n" << c.output;
+    EXPECT_EQ(causal, w.causal ? w.attention : 0) << w.file;
+    EXPECT_EQ(masked, 0) << w.file;
+    if (w.attention) EXPECT_FALSE(std::regex_search(c.output, std::regex(" = Softmax[ (<]"))) << w.file << "\n" << c.output;
+  }
+}
 
 // Every model the generator knows is exported by at least the helper and the dynamo exporter.
 TEST(CurrentExports, EveryModelHasTheHelpersFile) {
