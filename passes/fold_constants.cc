@@ -75,6 +75,16 @@ class FoldConstantsPass : public GraphPass {
       return Result(std::vector<Tensor>{out});
     }
     if (!CanEvaluate(n)) return Result();
+    if (n.op_type() == "CastLike" && n.num_inputs() == 2 && n.input(0) && n.input(1) &&
+        IsConstant(g, params, n.input(0)) && !IsConstant(g, params, n.input(1)) &&
+        n.input(1)->type.dtype != DType::kUndefined) {
+      // Only the target's dtype matters (dynamo casts SDPA's scale like the query this way), so
+      // the target need not be constant, as Shape's input need not be.
+      const Tensor like(n.input(1)->type.dtype, {0});
+      StatusOr<std::vector<Tensor>> out = EvaluateNode(n, {&n.input(0)->initializer(), &like});
+      if (!out.ok()) return out.status();
+      return Result(std::move(*out));
+    }
     std::vector<const Tensor*> inputs;
     for (size_t i = 0; i < n.num_inputs(); ++i) {
       const Value* v = n.input(i);
