@@ -18,6 +18,9 @@
 // | attention | MatMul(P, V), P = Softmax(scale * MatMul(Q, K^T) [+ mask])         | ai.dscompile.Attention(Q, K, V[, m]) |
 // |           | (every exporter's SDPA, hand-written attention; in every float     | scale, is_causal for a constant      |
 // |           | dtype; "dscompile": {"recognize_attention": false} turns it off)   | causal mask (recognize_attention.cc) |
+// | attention | Attention(Transpose(Reshape(x, (B, S, H, D)), (0, 2, 1, 3)), ...) | ai.dscompile.Attention<q_num_heads,  |
+// | heads     | for Q, K and V, its Y merged back by Transpose and Reshape to     | kv_num_heads>(xq, xk, xv[, m]) in    |
+// |           | (B, S, H*D) (the exporters' head split and merge)                  | (B, S, H*D) (..._heads.cc)           |
 //
 // ai.dscompile.Gelu is ONNX's Gelu (opset 20) under our domain: an opset-17 graph cannot hold the
 // standard op (ONNX's shape inference rejects it), and autodiff differentiates ours as Gelu. The
@@ -254,6 +257,8 @@ class RecognizePass : public GraphPass {
           ASSIGN_OR_RETURN(fired, matcher.RecognizeGelu(g, n));
         } else if (attention && IsOp(n, "Softmax")) {
           ASSIGN_OR_RETURN(fired, recognize::RecognizeAttention(g, n, parameters));
+        } else if (attention && n->domain() == kDscDomain && n->op_type() == ops::kAttention) {
+          ASSIGN_OR_RETURN(fired, recognize::AbsorbHeadLayout(g, n));
         }
         if (fired) {
           again = changed = true;

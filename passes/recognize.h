@@ -15,4 +15,9 @@ namespace dsc::recognize {
 // (passes/recognize_attention.cc has the pattern); false, and nothing changed, when it does not match.
 StatusOr<bool> RecognizeAttention(Graph& g, Node* softmax, const std::set<std::string>& parameters);
 
+// An ai.dscompile.Attention between an exporter's head split and merge, given the unsplit
+// (B, S, H*D) tensors instead (passes/recognize_attention_heads.cc); false, and nothing changed,
+// when the pattern does not match.
+StatusOr<bool> AbsorbHeadLayout(Graph& g, Node* attention);
+
 }  // namespace dsc::recognize
