@@ -1,9 +1,11 @@
-// End-to-end: the fuse pass's update rewrites (cast-into-update, refresh-into-update: the optimizer
-// update reads the half gradient and writes the half parameter itself) change no bit. Each case
+// End-to-end: the fuse pass's mixed-precision rewrites (cast-into-update, refresh-into-update: the
+// optimizer update reads the half gradient and writes the half parameter itself; loss-casts: the
+// loss gradient reads the half logits and writes the half gradient) change no bit. Each case
 // compiles the bundled model twice, with and without them (--disable-fuse-rewrite), trains both
 // with gradient accumulation 2, and compares the losses, gradient norms and every state tensor
 // of every rank after the last step (dsrun --debug-dump-state: parameters, masters, moments,
-// accumulators). The fused step program has 3 nodes fewer per parameter (two Casts and an Assign).
+// accumulators). The fused step program has 3 nodes fewer per parameter (two Casts and an Assign),
+// the fused micro-step one fewer (the Cast of the loss gradient back to the logits' dtype).
 // fp16 starts at a loss scale so high that its first steps overflow and are skipped: the refresh
 // of a skipped step is checked too.
 #include <gtest/gtest.h>
@@ -54,7 +56,7 @@ std::string Config(const Case& c) {
 struct Training {
   std::vector<double> loss, grad_norm;
   std::vector<bool> skipped;
-  int64_t step_nodes = 0, parameters = 0;
+  int64_t step_nodes = 0, micro_step_nodes = 0, parameters = 0;
   fs::path dump;  // the state after the last step: rank-R/NAME.npy
 };
 
@@ -67,7 +69,8 @@ Training CompileAndTrain(const Case& c, bool fused, const testing::TempDir& tmp)
   CommandResult comp = testing::RunCommand(
       ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote((root / "models" / c.model / (c.model + ".onnx")).string()) +
       " --config " + ShellQuote(cfg) + " --world-size " + std::to_string(c.world) +
-      (fused ? "" : " --disable-fuse-rewrite cast-into-update,refresh-into-update") + " -q -o " + ShellQuote(plan));
+      (fused ? "" : " --disable-fuse-rewrite cast-into-update,refresh-into-update,loss-casts") + " -q -o " +
+      ShellQuote(plan));
   EXPECT_EQ(comp.rc, 0) << comp.output;
   if (comp.rc != 0) return run;
   CommandResult j = testing::RunCommand(ShellQuote(DSINSPECT_PATH) + " --json " + ShellQuote(plan), false);
@@ -75,6 +78,7 @@ Training CompileAndTrain(const Case& c, bool fused, const testing::TempDir& tmp)
   const nlohmann::json summary = nlohmann::json::parse(j.output);
   for (const nlohmann::json& p : summary.at("programs"))
     if (p.at("name") == "step") run.step_nodes = p.at("num_nodes").get<int64_t>();
+    else if (p.at("name") == "micro_step") run.micro_step_nodes = p.at("num_nodes").get<int64_t>();
   for (const nlohmann::json& s : summary.at("state"))
     if (s.value("kind", "") == "parameter") ++run.parameters;
   run.dump = tmp.File(tag + "-dump");
@@ -114,6 +118,8 @@ TEST_P(FusedUpdate, BitIdenticalToTheUnfusedPlan) {
   ASSERT_GT(fused.parameters, 0);
   EXPECT_EQ(plain.step_nodes - fused.step_nodes, 3 * fused.parameters)
       << "the step program should lose two Casts and an Assign per parameter";
+  EXPECT_EQ(plain.micro_step_nodes - fused.micro_step_nodes, 1)
+      << "the micro-step should lose the Cast of the cross-entropy gradient";
   for (int i = 0; i < kSteps; ++i) {
     EXPECT_EQ(fused.loss[i], plain.loss[i]) << "step " << i + 1;
     EXPECT_EQ(fused.grad_norm[i], plain.grad_norm[i]) << "step " << i + 1;
