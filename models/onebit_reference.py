@@ -195,6 +195,23 @@ def optimizer_params(cfg, defaults, name, amsgrad_message):
     return kw
 
 
+def describe(type_name, world, kw, groups, wrapped, skipped, resume_after):
+    """The reference's description of its run: the optimizer's arguments, its parameter groups
+    (each {"group", "names", "lr_scale"[, "weight_decay"]}) when there are any, and how it ran."""
+    desc = {"type": type_name, "world": world, **kw}
+    if groups:
+        desc["param_groups"] = [{"group": g["group"], "lr": kw["lr"] * g["lr_scale"],
+                                 "weight_decay": g.get("weight_decay", kw["weight_decay"]), "params": g["names"]}
+                                for g in groups]
+    if wrapped:
+        desc["wrapped"] = True
+    if skipped:
+        desc["skipped_steps"] = sorted(skipped)
+    if resume_after:
+        desc["resumed_after"] = resume_after
+    return desc
+
+
 def train_ranks(module, params, in_names, tensors, steps, world, tb, mb, gas, clip, averaged, step,
                 before_rank=None):
     """Trains `steps` steps of `world` simulated ranks, as dsrun's data loader feeds them: each rank's

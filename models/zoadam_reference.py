@@ -245,15 +245,5 @@ def train_zoadam(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip
     losses, norms = OB.train_ranks(module, shared, in_names, tensors, steps, world, tb, mb, gas, clip,
                                    lambda k: opt.uses_allreduce(opt.calls + 1), step, own_parameters)
     lrs = [float(kw["lr"])] * steps
-    desc = {"type": "ZeroOneAdam", "world": world, **kw}
-    if group_of:
-        desc["param_groups"] = [{"group": g["group"], "lr": kw["lr"] * g["lr_scale"],
-                                 "weight_decay": g.get("weight_decay", kw["weight_decay"]), "params": g["names"]}
-                                for g in groups]
-    if wrapped:
-        desc["wrapped"] = True
-    if skipped:
-        desc["skipped_steps"] = sorted(skipped)
-    if resume_after:
-        desc["resumed_after"] = resume_after
+    desc = OB.describe("ZeroOneAdam", world, kw, groups if group_of else None, wrapped, skipped, resume_after)
     return losses, norms, lrs, desc

@@ -400,6 +400,19 @@ __global__ void __launch_bounds__(kBlock) KeysKernel(Args<T> a) {
 
 int PaddedDim(int64_t d) { return d <= 32 ? 32 : d <= 64 ? 64 : 128; }
 
+// fn(std::integral_constant<int, PaddedDim(d)>{}): the kernels' head size as a template argument.
+template <typename Fn>
+Status WithPaddedDim(int64_t d, Fn fn) {
+  switch (PaddedDim(d)) {
+    case 32:
+      return fn(std::integral_constant<int, 32>{});
+    case 64:
+      return fn(std::integral_constant<int, 64>{});
+    default:
+      return fn(std::integral_constant<int, 128>{});
+  }
+}
+
 bool Aligned16(const void* p) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 bool Rows8(const HeadView& v) { return v.sb % 8 == 0 && v.sh % 8 == 0 && v.st % 8 == 0; }
 
@@ -410,16 +423,11 @@ bool Vectorizable(const AttentionSpec& sp, std::initializer_list<const void*> pt
   return true;
 }
 
-size_t LargestSmem(int dp) {
-  // The keys pass is the largest; both half types are two bytes.
-  switch (dp) {
-    case 32:
-      return std::max(SmemBytes<RowsSmem<half, 32>>(), SmemBytes<KeysSmem<half, 32>>());
-    case 64:
-      return std::max(SmemBytes<RowsSmem<half, 64>>(), SmemBytes<KeysSmem<half, 64>>());
-    default:
-      return std::max(SmemBytes<RowsSmem<half, 128>>(), SmemBytes<KeysSmem<half, 128>>());
-  }
+// The most shared memory a block of the gradient's passes takes (the forward takes less); both
+// half types are two bytes.
+template <int Dp>
+size_t LargestSmem() {
+  return std::max(SmemBytes<RowsSmem<half, Dp>>(), SmemBytes<KeysSmem<half, Dp>>());
 }
 
 template <typename Kernel, typename T>
@@ -459,7 +467,12 @@ std::string Unsupported(const AttentionSpec& sp, bool mask_grad, const Resources
   if (mask_grad) return "a gradient of attn_mask";
   if (sp.q.dim != sp.v.dim || sp.q.dim > 128 || sp.q.dim < 1) return "a head size over 128, or V's unlike K's";
   if (sp.q.heads > 65535 || sp.batch > 65535) return "more than 65535 heads or batch entries";
-  if (LargestSmem(PaddedDim(sp.q.dim)) > r.max_shared_optin) return "more shared memory than the device has";
+  size_t smem = 0;
+  (void)WithPaddedDim(sp.q.dim, [&](auto dp) {
+    smem = LargestSmem<decltype(dp)::value>();
+    return Status::OK();
+  });
+  if (smem > r.max_shared_optin) return "more shared memory than the device has";
   return "";
 }
 
@@ -468,14 +481,7 @@ Status Forward(Resources& r, const AttentionSpec& sp, const T* q, const T* k, co
   if (sp.q.len == 0) return Status::OK();
   Args<T> args{sp, q, k, v, nullptr, mask, y, nullptr, nullptr, nullptr, nullptr, nullptr,
                static_cast<float>(sp.scale), Vectorizable(sp, {q, k, v})};
-  switch (PaddedDim(sp.q.dim)) {
-    case 32:
-      return RunForward<T, 32>(r, args);
-    case 64:
-      return RunForward<T, 64>(r, args);
-    default:
-      return RunForward<T, 128>(r, args);
-  }
+  return WithPaddedDim(sp.q.dim, [&](auto dp) { return RunForward<T, decltype(dp)::value>(r, args); });
 }
 
 template <typename T>
@@ -491,14 +497,7 @@ Status Backward(Resources& r, const AttentionSpec& sp, const T* q, const T* k, c
   float* lse = static_cast<float*>(scratch);
   Args<T> args{sp, q, k, v, dy, mask, nullptr, dq, dk, dv, lse, lse + rows,
                static_cast<float>(sp.scale), Vectorizable(sp, {q, k, v, dy})};
-  switch (PaddedDim(sp.q.dim)) {
-    case 32:
-      return RunBackward<T, 32>(r, args);
-    case 64:
-      return RunBackward<T, 64>(r, args);
-    default:
-      return RunBackward<T, 128>(r, args);
-  }
+  return WithPaddedDim(sp.q.dim, [&](auto dp) { return RunBackward<T, decltype(dp)::value>(r, args); });
 }
 
 #define DSC_FLASH_INSTANTIATE(T)                                                                                  \
