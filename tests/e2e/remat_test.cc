@@ -126,7 +126,9 @@ TEST(RematDeep, TwelveLayersHoldAtMostHalfTheActivations) {
   const int64_t without = MicroStep(plain.summary)["memory"]["arena_bytes"].get<int64_t>();
   EXPECT_LE(2 * with, without) << with << " vs " << without;
   const json& segments = MicroStep(remat.summary)["activation_checkpointing"]["segments"];
-  ASSERT_GE(segments.size(), 12u);
+  // The automatic count is the square root of the forward nodes that make saved values: 13 with the
+  // attention chains, 11 once each is one Attention reading the unsplit heads (recognize).
+  ASSERT_GE(segments.size(), 10u);
   // The inner segments are whole blocks: each starts at a block's first LayerNorm.
   for (size_t i = 1; i + 1 < segments.size(); ++i)
     EXPECT_NE(segments[i]["first"].get<std::string>().find("layer_norm"), std::string::npos) << segments[i].dump();
