@@ -332,8 +332,10 @@ int64_t OnebitStepOffset(const Plan& plan) {
   for (const PlanProgram& p : plan.programs)
     if (p.graph)
       for (const auto& node : p.graph->nodes())
-        if (node->domain() == kDscDomain && node->op_type() == ops::kAllReduce && node->GetInt("until_step", 0) > 0)
-          return node->GetInt("step_offset", 0);  // every retiring AllReduce has the same
+        if (node->domain() == kDscDomain &&
+            (node->op_type() == ops::kAllReduce || node->op_type() == ops::kAllReduceStart) &&
+            node->GetInt("until_step", 0) > 0)
+          return node->GetInt("step_offset", 0);  // every retiring AllReduce (or bucket) has the same
   return 0;
 }
 

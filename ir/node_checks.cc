@@ -769,6 +769,7 @@ const std::unordered_map<std::string, Check>& DscChecks() {
       {ops::kReduceScatter, Enum("op", {"avg", "sum"})},
       {ops::kAllReduceStart, All({Enum("op", {"avg", "sum"}), [](const NodeView& v) {
          RETURN_IF_ERROR(IntIn(v, "var_update_scaler", 0, std::numeric_limits<int64_t>::max()));
+         RETURN_IF_ERROR(IntIn(v, "step_offset", 0, 1));
          return IntIn(v, "until_step", 0, std::numeric_limits<int64_t>::max());
        }})},
       {ops::kReduceScatterStart, Enum("op", {"avg", "sum"})},

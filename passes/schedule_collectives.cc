@@ -8,8 +8,9 @@
 // waits and unpacks (ir/dsc_ops.h); bucket ids are unique in the module. Sizes come from
 // zero_optimization and count elements, as DeepSpeed's do:
 //  Buckets hold members of one kind, reduce op and dtype, at least one member each, in order
-//  (all-reduces also of one until_step and var_update_scaler, which the Start carries: the 1-bit
-//  optimizers' warm-up all-reduces retire together, kernels/common/collective_node.h):
+//  (all-reduces also of one until_step, var_update_scaler and step_offset, which the Start
+//  carries: the 1-bit optimizers' warm-up all-reduces retire together,
+//  kernels/common/collective_node.h; a when_retired all-reduce is never bucketed):
 //   - reductions (AllReduce, ReduceScatter) in the order their inputs are produced (the
 //     backward's order in micro_step), up to reduce_bucket_size elements;
 //   - AllGatherInPlace (stages 1-2, step) in update order, up to allgather_bucket_size;
@@ -72,8 +73,8 @@ struct Member {
   int need = 0;    // the first node after it that reads its result: the Wait goes before it
   int last_use = -1;  // gathers: the last reader of the result
   // All-reduces of the 1-bit optimizers: the step after which, and the variance steps on which,
-  // they communicate (0: always).
-  int64_t until_step = 0, var_update_scaler = 0;
+  // they communicate (0: always), counted in optimizer calls step_offset ahead of the steps.
+  int64_t until_step = 0, var_update_scaler = 0, step_offset = 0;
 };
 
 // Gathered elements live at each slot: range add, the peak, and the latest slot of a range where
@@ -118,7 +119,7 @@ struct Bucket {
   std::vector<Member*> members;
   std::string kind, op;
   DType dtype = DType::kUndefined;
-  int64_t until_step = 0, var_update_scaler = 0;
+  int64_t until_step = 0, var_update_scaler = 0, step_offset = 0;
   int64_t elems = 0;
   int max_ready = -1, min_need = 0;
   int start = 0, wait = 0;  // slots
@@ -210,7 +211,9 @@ class ScheduleCollectivesPass : public Pass {
     for (int i = 0; i < num; ++i) pos[nodes[i]] = i;
     std::vector<std::unique_ptr<Member>> all;
     for (Node* n : nodes) {
-      if (!IsPerTensor(*n)) continue;
+      // The overflow verdict of a 1-bit plan under fp16 (one flag that communicates only once
+      // the gradient all-reduces retire) stays a collective of its own.
+      if (!IsPerTensor(*n) || n->GetInt("when_retired", 0) != 0) continue;
       auto mem = std::make_unique<Member>();
       mem->node = n;
       mem->kind = n->op_type();
@@ -222,6 +225,7 @@ class ScheduleCollectivesPass : public Pass {
       mem->pos = pos.at(n);
       mem->until_step = n->GetInt("until_step", 0);
       mem->var_update_scaler = n->GetInt("var_update_scaler", 0);
+      mem->step_offset = n->GetInt("step_offset", 0);
       if (const Node* prod = mem->x->producer(); prod && IsPerTensor(*prod))
         return Internal("the input of ", n->Describe(), " comes from another collective, ", prod->Describe());
       if (world_ == 0) world_ = n->GetInt("world", 1);
@@ -271,10 +275,11 @@ class ScheduleCollectivesPass : public Pass {
     std::stable_sort(members.begin(), members.end(),
                      [](const Member* a, const Member* b) { return std::tie(a->ready, a->pos) < std::tie(b->ready, b->pos); });
     std::vector<Bucket> done;
-    std::map<std::tuple<std::string, std::string, DType, int64_t, int64_t>, Bucket> open;
+    std::map<std::tuple<std::string, std::string, DType, int64_t, int64_t, int64_t>, Bucket> open;
     for (Member* mem : members) {
       const int64_t cap = mem->kind == ops::kAllGatherInPlace ? zero_->allgather_bucket_size : zero_->reduce_bucket_size;
-      auto key = std::make_tuple(mem->kind, mem->op, mem->dtype, mem->until_step, mem->var_update_scaler);
+      auto key =
+          std::make_tuple(mem->kind, mem->op, mem->dtype, mem->until_step, mem->var_update_scaler, mem->step_offset);
       auto it = open.find(key);
       if (it != open.end() && (it->second.elems + mem->numel > cap ||
                                std::max(it->second.max_ready, mem->ready) >= std::min(it->second.min_need, mem->need))) {
@@ -311,6 +316,7 @@ class ScheduleCollectivesPass : public Pass {
     b.dtype = mem.dtype;
     b.until_step = mem.until_step;
     b.var_update_scaler = mem.var_update_scaler;
+    b.step_offset = mem.step_offset;
     b.min_need = num;
     return b;
   }
@@ -467,6 +473,7 @@ class ScheduleCollectivesPass : public Pass {
       if (!b.op.empty()) start->SetAttr("op", b.op);
       if (b.until_step > 0) start->SetAttr("until_step", b.until_step);
       if (b.var_update_scaler > 0) start->SetAttr("var_update_scaler", b.var_update_scaler);
+      if (b.step_offset != 0) start->SetAttr("step_offset", b.step_offset);
       std::vector<Value*> wait_in = {start->output(0)};
       std::vector<std::string> outs;
       if (b.kind == ops::kAllGatherInPlace) {
