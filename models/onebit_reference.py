@@ -195,10 +195,11 @@ def optimizer_params(cfg, defaults, name, amsgrad_message):
     return kw
 
 
-def describe(type_name, world, kw, groups, wrapped, skipped, resume_after):
-    """The reference's description of its run: the optimizer's arguments, its parameter groups
-    (each {"group", "names", "lr_scale"[, "weight_decay"]}) when there are any, and how it ran."""
-    desc = {"type": type_name, "world": world, **kw}
+def describe(type_name, world, kw, groups, wrapped, skipped, resume_after, extra=None):
+    """The reference's description of its run: the optimizer's arguments (after `extra`), its
+    parameter groups (each {"group", "names", "lr_scale"[, "weight_decay"]}) when there are any,
+    and how it ran."""
+    desc = {"type": type_name, "world": world, **(extra or {}), **kw}
     if groups:
         desc["param_groups"] = [{"group": g["group"], "lr": kw["lr"] * g["lr_scale"],
                                  "weight_decay": g.get("weight_decay", kw["weight_decay"]), "params": g["names"]}
@@ -279,11 +280,5 @@ def train_onebit(module, in_names, tensors, cfg, steps, world, tb, mb, gas, clip
     losses, norms = train_ranks(module, params, in_names, tensors, steps, world, tb, mb, gas, clip,
                                 lambda k: not opt.frozen, step)
     lrs = [float(kw["lr"])] * steps
-    desc = {"type": "OnebitAdam", "world": world, "flat": wrapped, **kw}
-    if wrapped:
-        desc["wrapped"] = True
-    if skipped:
-        desc["skipped_steps"] = sorted(skipped)
-    if resume_after:
-        desc["resumed_after"] = resume_after
+    desc = describe("OnebitAdam", world, kw, None, wrapped, skipped, resume_after, {"flat": wrapped})
     return losses, norms, lrs, desc
