@@ -44,6 +44,7 @@
 
 #include "ir/dsc_ops.h"
 #include "passes/fuse_loss_casts.h"
+#include "passes/fuse_util.h"
 #include "passes/fuse_updates.h"
 #include "passes/pass.h"
 
@@ -122,11 +123,6 @@ struct Enabled {
   std::set<std::string> off;
   bool operator()(const char* rewrite) const { return !off.count(rewrite); }
 };
-
-bool NamedByTraining(const Graph& g, const Value* v) {
-  const auto& grads = g.training.gradients;
-  return v->name() == g.training.loss || std::find(grads.begin(), grads.end(), v->name()) != grads.end();
-}
 
 // cancel-transposes: `t`'s input is a Transpose and the two permutations compose to the identity.
 StatusOr<bool> CancelTransposes(Graph& g, Node* t, Changes& ch, const Enabled& on) {

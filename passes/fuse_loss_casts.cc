@@ -23,11 +23,10 @@
 #include <vector>
 
 #include "ir/dsc_ops.h"
+#include "passes/fuse_util.h"
 
 namespace dsc {
 namespace {
-
-bool IsHalfType(DType t) { return t == DType::kFloat16 || t == DType::kBFloat16; }
 
 bool IsLossGrad(const Node* n) {
   return n->domain() == kDscDomain &&
@@ -36,11 +35,7 @@ bool IsLossGrad(const Node* n) {
 
 bool IsCast(const Node* n) { return n && n->domain().empty() && n->op_type() == "Cast"; }
 
-bool Pinned(const Graph& g, const Value* v) {
-  const auto& grads = g.training.gradients;
-  return v->is_graph_output() || v->name() == g.training.loss ||
-         std::find(grads.begin(), grads.end(), v->name()) != grads.end();
-}
+bool Pinned(const Graph& g, const Value* v) { return v->is_graph_output() || NamedByTraining(g, v); }
 
 // The rewrite for one loss gradient; false when its pattern does not match.
 StatusOr<bool> FuseOne(Graph& g, Node* grad) {
@@ -49,7 +44,7 @@ StatusOr<bool> FuseOne(Graph& g, Node* grad) {
   if (!IsCast(widen) || x32->type.dtype != DType::kFloat32 || !widen->input(0)) return false;
   Value* x = widen->input(0);
   Value* dx = grad->output(0);
-  if (!IsHalfType(x->type.dtype) || Pinned(g, x32) || Pinned(g, dx) || dx->uses().empty()) return false;
+  if (!IsHalf(x->type.dtype) || Pinned(g, x32) || Pinned(g, dx) || dx->uses().empty()) return false;
   std::vector<Node*> narrow;
   for (const Use& r : dx->uses()) {
     if (!IsCast(r.node) || r.node->output(0)->type.dtype != x->type.dtype) return false;

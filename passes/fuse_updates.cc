@@ -16,6 +16,7 @@
 //    is). A skipped step (the skip input) still refreshes P from M, as the Assign did.
 // The offload passes run after fuse and see the fused update as any other update.
 #include "passes/fuse_updates.h"
+#include "passes/fuse_util.h"
 
 #include <algorithm>
 #include <vector>
@@ -24,11 +25,6 @@
 
 namespace dsc {
 namespace {
-
-bool NamedByTraining(const Graph& g, const Value* v) {
-  const auto& grads = g.training.gradients;
-  return v->name() == g.training.loss || std::find(grads.begin(), grads.end(), v->name()) != grads.end();
-}
 
 bool IsOnnxCast(const Node* n) { return n && n->domain().empty() && n->op_type() == "Cast"; }
 

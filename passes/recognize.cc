@@ -44,12 +44,10 @@
 namespace dsc {
 namespace {
 
-bool IsOp(const Node* n, const char* op) { return n && n->domain().empty() && n->op_type() == op; }
+using recognize::IsOp;
+using recognize::Private;
 
 bool Near(double a, double b) { return std::abs(a - b) <= 1e-6 * std::abs(b); }
-
-// Read by one node only and no graph output: a value a rewrite may remove with its reader.
-bool Private(const Value* v) { return v->uses().size() == 1 && !v->is_graph_output(); }
 
 bool AllAre(const std::vector<Value*>& factors, const Value* x, size_t count) {
   return factors.size() == count && std::all_of(factors.begin(), factors.end(), [&](Value* f) { return f == x; });

@@ -43,16 +43,9 @@
 namespace dsc::recognize {
 namespace {
 
-bool IsOp(const Node* n, const char* op) { return n && n->domain().empty() && n->op_type() == op; }
-
 // A Cast between float dtypes.
 bool IsFloatCast(const Node* n) {
   return IsOp(n, "Cast") && n->input(0) && IsFloat(n->input(0)->type.dtype) && IsFloat(n->output(0)->type.dtype);
-}
-
-std::optional<std::vector<int64_t>> StaticDims(const Value* v) {
-  if (!v || !v->type.shape || !IsStatic(*v->type.shape)) return std::nullopt;
-  return DimValues(*v->type.shape);
 }
 
 // The most negative finite value of a float dtype: torch's masks use it (finfo.min) as well as -inf.
@@ -110,9 +103,6 @@ const Tensor* AttentionMatcher::Constant(const Value* v) const {
   if (!v || !v->is_initializer() || v->is_graph_input() || parameters_.count(v->name())) return nullptr;
   return &v->initializer();
 }
-
-// Read by one node and no graph output: a value the chain may absorb with its producer.
-bool Private(const Value* v) { return v->uses().size() == 1 && !v->is_graph_output(); }
 
 // Steps back over float Casts whose result only the chain reads, collecting them.
 Value* AttentionMatcher::ThroughCasts(Value* v, Chain& c) const {

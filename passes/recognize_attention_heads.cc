@@ -21,15 +21,6 @@
 namespace dsc::recognize {
 namespace {
 
-bool IsOp(const Node* n, const char* op) { return n && n->domain().empty() && n->op_type() == op; }
-
-bool Private(const Value* v) { return v->uses().size() == 1 && !v->is_graph_output(); }
-
-std::optional<std::vector<int64_t>> Dims(const Value* v) {
-  if (!v || !v->type.shape || !IsStatic(*v->type.shape)) return std::nullopt;
-  return DimValues(*v->type.shape);
-}
-
 bool SwapsMiddle(const Node* t) { return IsOp(t, "Transpose") && t->GetInts("perm") == std::vector<int64_t>{0, 2, 1, 3}; }
 
 // The split nodes and source of `q` = Transpose(Reshape(x (B, S, H*D), (B, S, H, D)), (0, 2, 1, 3)).
@@ -42,7 +33,7 @@ std::optional<Split> SplitOf(Value* q) {
   if (!SwapsMiddle(t) || !Private(q) || !Private(t->input(0))) return std::nullopt;
   Node* r = t->input(0)->producer();
   if (!IsOp(r, "Reshape")) return std::nullopt;
-  const auto xd = Dims(r->input(0)), rd = Dims(r->output(0));
+  const auto xd = StaticDims(r->input(0)), rd = StaticDims(r->output(0));
   if (!xd || !rd || xd->size() != 3 || rd->size() != 4 || (*rd)[0] != (*xd)[0] || (*rd)[1] != (*xd)[1] ||
       (*rd)[2] * (*rd)[3] != (*xd)[2])
     return std::nullopt;
@@ -56,7 +47,7 @@ std::optional<std::pair<Node*, Node*>> MergeOf(Value* y) {
   Node* t = y->uses().front().node;
   if (!SwapsMiddle(t) || !Private(t->output(0))) return std::nullopt;
   Node* r = t->output(0)->uses().front().node;
-  const auto yd = Dims(y), od = Dims(r->output(0));
+  const auto yd = StaticDims(y), od = StaticDims(r->output(0));
   if (!IsOp(r, "Reshape") || !yd || !od || yd->size() != 4 || od->size() != 3 || (*od)[0] != (*yd)[0] ||
       (*od)[1] != (*yd)[2] || (*od)[2] != (*yd)[1] * (*yd)[3])
     return std::nullopt;
@@ -68,7 +59,7 @@ std::optional<std::pair<Node*, Node*>> MergeOf(Value* y) {
 StatusOr<bool> AbsorbHeadLayout(Graph& g, Node* a) {
   if (a->domain() != kDscDomain || a->op_type() != ops::kAttention || a->num_outputs() != 1 || a->num_inputs() < 3)
     return false;
-  const auto qd = Dims(a->input(0)), kd = Dims(a->input(1)), vd = Dims(a->input(2));
+  const auto qd = StaticDims(a->input(0)), kd = StaticDims(a->input(1)), vd = StaticDims(a->input(2));
   if (!qd || !kd || !vd || qd->size() != 4 || kd->size() != 4 || vd->size() != 4) return false;
   std::optional<Split> sq = SplitOf(a->input(0)), sk = SplitOf(a->input(1)), sv = SplitOf(a->input(2));
   if (!sq || !sk || !sv) return false;
