@@ -3,11 +3,12 @@
 
     /opt/torchenv/bin/python models/reference_mixed_precision.py --regenerate
         # rewrites models/gpt/reference/mixed_precision/bf16.json (30 steps, the built-in config)
+        # and bf16_zero2.json (the same at ZeRO stage 2)
     /opt/torchenv/bin/python models/reference_mixed_precision.py [CONFIG.json] [--steps N] [-o OUT.json]
     /opt/torchenv/bin/python models/reference_mixed_precision.py --check METRICS.jsonl REF.json [--rtol 1e-2]
 
 What it does (DeepSpeed's "bf16": {"enabled": true} at ZeRO 0 on one rank: engine.bfloat16(), then
-FP16_UnfusedOptimizer in bf16 mode, config-reference.md §6):
+the ddp_bf16 wrapper, FP16_Optimizer in bf16 mode for FusedAdam, config-reference.md §6):
   * every parameter and buffer of the model is bf16: the ONNX file's fp32 initial values rounded to
     nearest even (torch's float->bfloat16 conversion), so the starting weights are what dscompile's
     precision pass makes of the same file;
@@ -27,6 +28,11 @@ FP16_UnfusedOptimizer in bf16 mode, config-reference.md §6):
     clip_grad_norm_); grad_norm is the pre-clip norm;
   * the optimizer (Adam/AdamW with FusedAdam's defaults, from reference_trajectories.make_optimizer)
     updates the fp32 masters; then every parameter = bf16(master);
+  * at ZeRO 0 the wrapper's constructor calls optimizer.step() once on zero gradients
+    (fused_optimizer.py:123 initialize_optimizer_states) with the optimizer's own lr, before the LR
+    scheduler exists: Adam's step count starts at 1 and AdamW's decay acts once on the fp32 masters;
+    the bf16 parameters keep their values until the first step copies the masters back.  The ZeRO
+    stages make no such call (DeepSpeed #5104);
   * data order, batch resolution and LR schedules are reference_trajectories.py's (DeepSpeed's
     sequential sampler, drop_last).
 
@@ -55,6 +61,9 @@ import reference_trajectories as R  # noqa: E402
 
 REFERENCE_STEPS = 30
 REFERENCE_OUT = os.path.join(HERE, "gpt", "reference", "mixed_precision", "bf16.json")
+# The same config at ZeRO 2 (one process: the ZeRO optimizer's arithmetic is one rank's), which
+# makes no constructor call.
+REFERENCE_ZERO2_OUT = os.path.join(HERE, "gpt", "reference", "mixed_precision", "bf16_zero2.json")
 
 # The built-in config of the committed reference: gradient accumulation (bf16 accumulators),
 # clipping that acts on some steps (the gpt's pre-clip norm is about 0.5), AdamW with decay.
@@ -76,6 +85,8 @@ PRECISION_NOTE = [
     "fp32 master = float(bf16 param); grads cast to fp32; global L2 norm in fp64; "
     "clip coef = max_norm / (norm + 1e-6) when < 1",
     "optimizer on the fp32 masters (FusedAdam defaults); param = bf16(master) after each step",
+    "ZeRO 0: the wrapper's constructor calls optimizer.step() once on zero gradients with the optimizer's lr "
+    "(step count 1, AdamW decay of the masters); the bf16 parameters are unchanged by it",
 ]
 
 
@@ -170,6 +181,12 @@ def train_bf16(model_dir, cfg, steps, verbose=False):
     masters = {k: P[k].detach().float().clone() for k in trainable}  # exactly float(bf16)
     opt, desc = R.make_optimizer(cfg, [masters[k] for k in trainable])
     base_lr = opt.param_groups[0]["lr"]
+    if zero == 0:
+        for k in trainable:
+            masters[k].grad = torch.zeros_like(masters[k])
+        opt.step()
+        for k in trainable:
+            masters[k].grad = None
     sched = R.make_schedule(cfg, base_lr)
     tensors = {k: torch.from_numpy(v) for k, v in data.items()}
 
@@ -292,7 +309,8 @@ def main(argv=None):
     ap.add_argument("--model", default=os.path.join(HERE, "gpt"), help="model dir (default models/gpt)")
     ap.add_argument("--steps", type=int, default=REFERENCE_STEPS)
     ap.add_argument("-o", "--out", help="output JSON (default: stdout)")
-    ap.add_argument("--regenerate", action="store_true", help="rewrite " + os.path.relpath(REFERENCE_OUT, HERE))
+    ap.add_argument("--regenerate", action="store_true", help="rewrite %s and %s" % (
+        os.path.relpath(REFERENCE_OUT, HERE), os.path.relpath(REFERENCE_ZERO2_OUT, HERE)))
     ap.add_argument("--self-test", action="store_true", help="check the forward and the bf16 kernels")
     ap.add_argument("--check", metavar="METRICS.jsonl", help="compare dsrun metrics with REF.json")
     ap.add_argument("--rtol", type=float, default=1e-2)
@@ -311,15 +329,19 @@ def main(argv=None):
             ap.error("expected at most one CONFIG.json")
         if a.steps <= 0:
             ap.error("--steps must be positive")
-        cfg = R.load_config(a.args[0]) if a.args else dict(REFERENCE_CONFIG)
-        res = train_bf16(a.model, cfg, a.steps, verbose=a.verbose)
-        out = REFERENCE_OUT if a.regenerate else a.out
-        if out:
-            R.dump_result(res, out)
-            print("wrote %s: loss[1]=%.6f loss[%d]=%.6f" % (out, res["loss"][0], a.steps, res["loss"][-1]))
+        if a.regenerate:
+            zero2 = dict(REFERENCE_CONFIG, zero_optimization={"stage": 2})
+            runs = [(dict(REFERENCE_CONFIG), REFERENCE_OUT), (zero2, REFERENCE_ZERO2_OUT)]
         else:
-            json.dump(res, sys.stdout, indent=1)
-            sys.stdout.write("\n")
+            runs = [(R.load_config(a.args[0]) if a.args else dict(REFERENCE_CONFIG), a.out)]
+        for cfg, out in runs:
+            res = train_bf16(a.model, cfg, a.steps, verbose=a.verbose)
+            if out:
+                R.dump_result(res, out)
+                print("wrote %s: loss[1]=%.6f loss[%d]=%.6f" % (out, res["loss"][0], a.steps, res["loss"][-1]))
+            else:
+                json.dump(res, sys.stdout, indent=1)
+                sys.stdout.write("\n")
         return 0
     except R.RefError as e:
         print("reference_mixed_precision: error: %s" % e, file=sys.stderr)

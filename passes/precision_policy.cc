@@ -119,10 +119,10 @@ StatusOr<PrecisionMode> ResolvePrecision(const DsConfig& c) {
     ASSIGN_OR_RETURN(std::string wrapper, OptimizerWrapper(c));
     if (wrapper == "zero_optimization") m.check_overflow = c.zero.stage < 3 && c.bf16.check_grad_overflow;
     else m.check_overflow = wrapper == "ddp_bf16";
-    // OnebitAdam and ZeroOneAdam count as fused (engine.py:2289): FP16_Optimizer, which skips an
-    // inf/NaN step only when it scales the loss, never in bf16 (fused_optimizer.py:264).
-    if (wrapper == "ddp_bf16" &&
-        (c.optimizer.implementation == "OnebitAdam" || c.optimizer.implementation == "ZeroOneAdam"))
+    // FusedAdam, OnebitAdam and ZeroOneAdam count as fused (engine.py:2289): FP16_Optimizer, which
+    // skips an inf/NaN step only when it scales the loss, never in bf16 (fused_optimizer.py:264).
+    const std::string& impl = c.optimizer.implementation;
+    if (wrapper == "ddp_bf16" && (impl == "FusedAdam" || impl == "OnebitAdam" || impl == "ZeroOneAdam"))
       m.check_overflow = false;
     m.source = "bf16.enabled";
   } else if (c.amp.enabled && c.amp.opt_level != "O0") {
@@ -151,10 +151,15 @@ StatusOr<PrecisionMode> ResolvePrecision(const DsConfig& c) {
   return m;
 }
 
-int64_t OnebitCallsBeforeTraining(const DsConfig& c) {
-  const std::string& impl = c.optimizer.implementation;
-  if (impl != "OnebitAdam" && impl != "ZeroOneAdam" && impl != "OnebitLamb") return 0;
+int64_t WrapperCallsBeforeTraining(const DsConfig& c) {
   return c.zero.stage == 0 && (c.fp16.enabled || c.bf16.enabled) ? 1 : 0;
 }
+
+bool IsOnebitOptimizer(const DsConfig& c) {
+  const std::string& impl = c.optimizer.implementation;
+  return impl == "OnebitAdam" || impl == "ZeroOneAdam" || impl == "OnebitLamb";
+}
+
+int64_t OnebitCallsBeforeTraining(const DsConfig& c) { return IsOnebitOptimizer(c) ? WrapperCallsBeforeTraining(c) : 0; }
 
 }  // namespace dsc

@@ -42,14 +42,23 @@ struct PrecisionMode {
 // The regime of a resolved config. Fails (Unimplemented) for combinations dscompile does not run.
 StatusOr<PrecisionMode> ResolvePrecision(const DsConfig& config);
 
-// The calls DeepSpeed makes to a 1-bit optimizer's step() before the first training step: 1 when
+// The calls DeepSpeed makes to the optimizer's step() before the first training step: 1 when
 // fp16 or bf16 wraps it at ZeRO 0 (engine.py:2289 _configure_fp16_optimizer: FP16_Optimizer for
-// OnebitAdam and ZeroOneAdam, FP16_UnfusedOptimizer for OnebitLamb), as both wrappers' constructors
-// call initialize_optimizer_states, which runs optimizer.step() once on zero gradients
-// (fused_optimizer.py:123, unfused_optimizer.py:407). That call is the 1-bit optimizers' own
-// initialising call (adam.py:241, zoadam.py:298, lamb.py:374), so training
-// step s is the optimizer's call s + this, and its freeze counts in calls. 0 otherwise.
+// FusedAdam, OnebitAdam and ZeroOneAdam, FP16_UnfusedOptimizer for every other optimizer), as both
+// wrappers' constructors call initialize_optimizer_states, which runs optimizer.step() once on
+// zero gradients (fused_optimizer.py:123, unfused_optimizer.py:407) with the optimizer's own lr
+// and betas (the LR scheduler is built after it). That call counts: Adam's bias correction of
+// training step s is call s + this, and decoupled weight decay acts once on the fp32 masters
+// before training (the half parameters keep their values until the first step copies the masters
+// back). The ZeRO optimizers and BF16_Optimizer no longer make it (DeepSpeed #5104). 0 otherwise.
+int64_t WrapperCallsBeforeTraining(const DsConfig& config);
+// The same for the 1-bit optimizers, whose nodes count calls themselves (step_offset): that call
+// is their own initialising call (adam.py:241, zoadam.py:298, lamb.py:374), so training step s is
+// the optimizer's call s + this, and their freeze counts in calls. 0 for every other optimizer,
+// whose constructor call the runtime makes (runtime/trainer.cc) with dsc::step counting calls.
 int64_t OnebitCallsBeforeTraining(const DsConfig& config);
+// Whether the config's optimizer is one of the 1-bit family (OnebitAdam, ZeroOneAdam, OnebitLamb).
+bool IsOnebitOptimizer(const DsConfig& config);
 
 // How an op computes under a regime.
 enum class OpPrecision {

@@ -27,7 +27,7 @@
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
 #include "ir/swap_ops.h"
-#include "passes/precision_policy.h"  // OnebitCallsBeforeTraining
+#include "passes/precision_policy.h"  // OnebitCallsBeforeTraining, WrapperCallsBeforeTraining
 #include "runtime/comms_logger.h"
 #include "runtime/communicator.h"
 #include "runtime/cuda_backend.h"
@@ -287,6 +287,50 @@ class BatchBuffers {
   Device* device_;
   std::map<std::string, TensorView> views_;
 };
+
+// The optimizer call DeepSpeed's fp16/bf16 wrapper makes in its constructor at ZeRO 0
+// (WrapperCallsBeforeTraining; the 1-bit family counts it in its nodes instead): the step program
+// once on the fresh state, whose gradient accumulators are still zero, with the lr and betas the
+// optimizer was built with (DeepSpeed builds the LR scheduler after the wrapper) and dsc::step 1.
+// The wrapper steps only the fp32 masters, so the half parameters are put back afterwards. The
+// optimizer's later calls then count from 2, as its bias corrections and step counts do.
+Status CheckConstructorCall(const DsConfig& cfg, const Graph& step) {
+  const OptimizerConfig& o = cfg.optimizer;
+  // Cycled betas are in the plan: beta2 is OneCycle's 0.99 attribute; zero gradients make the
+  // betas matter only where weight decay is added to the gradient (L2) of an optimizer with betas.
+  const bool decoupled = o.implementation == "FusedAdam" ? o.adam_w_mode
+                         : o.implementation == "torch.optim.NAdam" || o.implementation == "torch.optim.RAdam"
+                             ? o.decoupled_weight_decay
+                             : o.implementation != "torch.optim.Adam" && o.implementation != "torch.optim.Adamax";
+  if (HasInput(step, ops::kBeta1Input) && o.weight_decay != 0 && !decoupled)
+    return Unimplemented("scheduler.params.cycle_momentum with ", o.implementation, "'s L2 weight_decay at ZeRO 0 in ",
+                         cfg.fp16.enabled ? "fp16" : "bf16",
+                         ": DeepSpeed's wrapper calls step() once before OneCycle sets the betas, with the "
+                         "optimizer's own beta2, which this plan does not keep; set cycle_momentum false or "
+                         "use zero_optimization.stage >= 1");
+  return Status::OK();
+}
+
+Status RunConstructorCall(const Plan& plan, const DsConfig& cfg, ProgramExecutor* step_ex, Scalars* scalars,
+                          StateStore* state, const RunOptions& run) {
+  std::vector<std::pair<const StateInfo*, std::vector<uint8_t>>> params;
+  for (const StateInfo& s : plan.state) {
+    if (s.kind != StateKind::kParameter) continue;
+    const TensorView* v = state->Describe(s.name);
+    if (!v) return Internal("state '", s.name, "' has no buffer");
+    params.emplace_back(&s, std::vector<uint8_t>(v->nbytes()));
+    RETURN_IF_ERROR(state->CopyToHost(s.name, params.back().second.data()));
+  }
+  const OptimizerConfig& o = cfg.optimizer;
+  scalars->lr = static_cast<float>(o.lr);
+  scalars->beta1 = static_cast<float>(o.betas[0]);
+  scalars->loss_scale = 1.0f;
+  scalars->step = 1;
+  RETURN_IF_ERROR(scalars->Upload());
+  RETURN_IF_ERROR(step_ex->Run(run).WithContext("the fp16/bf16 wrapper's constructor call of optimizer.step()"));
+  for (auto& [s, bytes] : params) RETURN_IF_ERROR(state->CopyFromHost(s->name, bytes.data(), bytes.size()));
+  return Status::OK();
+}
 
 Status MetricsWriteError(const std::string& path) {
   return DataLoss("--metrics ", path, ": cannot write: ", std::strerror(errno ? errno : EIO));
@@ -684,6 +728,17 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   };
   const bool gathers_buckets = gathers(*micro->graph) || gathers(*step->graph);
   const TensorView* const poison = FirstGradient(plan) ? state.Find(FirstGradient(plan)->name) : nullptr;
+  // The optimizer calls before training that dsc::step counts. The 1-bit nodes count their own;
+  // Muon at ZeRO 0 trains as at stages 1-3 by design (docs/config.md), which make no such call.
+  const int64_t init_calls = cfg.optimizer.implementation == "MuonWithAuxAdam"
+                                 ? 0
+                                 : WrapperCallsBeforeTraining(cfg) - OnebitCallsBeforeTraining(cfg);
+  if (init_calls > 0) RETURN_IF_ERROR(CheckConstructorCall(cfg, *step->graph));
+  if (init_calls > 0 && opts.resume_from.empty()) {
+    RETURN_IF_ERROR(RunConstructorCall(plan, cfg, step_ex.get(), &scalars, &state,
+                                       RunOptions{dopts.seed, 0, threads, kernel_comm, 0, nullptr, nullptr, 1}));
+    count_from_here();
+  }
   auto dump_due = [&](int64_t n) {
     if (opts.dump_state_dir.empty()) return false;
     if (opts.dump_state_steps.empty()) return n > 0;
@@ -747,7 +802,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
       const auto run_t0 = std::chrono::steady_clock::now();
       RETURN_IF_ERROR(micro_ex->Run(RunOptions{dopts.seed, s + 1, threads, kernel_comm, loader.first_sample(m),
                                                profiler ? profiler->Times(kMicroStepProgram, s + 1) : nullptr,
-                                               &comm_s, applied + 1})
+                                               &comm_s, applied + 1 + init_calls})
                           .WithContext(StrCat("step ", s + 1)));
       program_s += seconds_since(run_t0);
       const TensorView* loss_view = micro_ex->Output(loss_name);
@@ -762,13 +817,13 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
       if (i.step == s + 1 && i.rank == rank) RETURN_IF_ERROR(WriteInf(device, *poison));
     const double lr = schedule.lr();
     scalars.lr = static_cast<float>(lr);
-    scalars.step = applied + 1;
+    scalars.step = applied + 1 + init_calls;
     if (auto b1 = schedule.beta1()) scalars.beta1 = static_cast<float>(*b1);
     RETURN_IF_ERROR(scalars.Upload());
     const auto step_t0 = std::chrono::steady_clock::now();
     RETURN_IF_ERROR(step_ex->Run(RunOptions{dopts.seed, s + 1, threads, kernel_comm, 0,
                                             profiler ? profiler->Times(kStepProgram, s + 1) : nullptr, &comm_s,
-                                            applied + 1})
+                                            applied + 1 + init_calls})
                         .WithContext(StrCat("step ", s + 1)));
     program_s += seconds_since(step_t0);
     ASSIGN_OR_RETURN(float grad_norm, ReadScalar(device, step_ex->Output(ops::kGradNormOutput), "grad norm"));

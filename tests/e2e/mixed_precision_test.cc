@@ -34,6 +34,11 @@ constexpr size_t kSteps = 30;
 // Issue 10's bounds: a half run against the fp32 run of the same config; any stage and world size
 // against stage 0 on one rank in the same dtype; the bf16 gpt against PyTorch's bf16 training.
 constexpr double kVsFp32 = 3e-2;
+// Stage 0's exception to kVsFp32: DeepSpeed's wrapper calls optimizer.step() once before training
+// there (WrapperCallsBeforeTraining), which fp32 has no wrapper to make; that alone moves the
+// trajectories 0.8e-2 (gpt) to 2.6e-2 (cnn) from the ZeRO stages'. Stage 0's own numbers are held to
+// PyTorch with that call (Bf16Gpt) and to its formula (overflow_test ExpectConstructorCall).
+constexpr double kStage0VsFp32 = 5e-2;
 constexpr double kVsOneRank = 1e-3;
 constexpr double kVsPyTorch = 1e-2;
 constexpr double kFirstLossVsPyTorch = 2e-6;
@@ -178,14 +183,17 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.model << " " << c.dtype
 class HalfPrecisionZero : public ::testing::TestWithParam<Case> {};
 
 // (a) every stage and world size stays within 3e-2 of fp32 with no overflow; (b) and within 1e-3
-// (the cnn: 5e-3) of the half-precision trajectory of stage 0 on one rank.
+// (the cnn: 5e-3) of the half-precision trajectory of the same regime on one rank: stage 0's, whose
+// DeepSpeed wrapper calls optimizer.step() once before training (WrapperCallsBeforeTraining: its
+// trajectory is about 1e-2 from the others'), or stage 1's for the ZeRO stages, which make no such
+// call; (c) and the two regimes do differ by that call.
 TEST_P(HalfPrecisionZero, NearFp32AndSameAsOneRank) {
   const Case& c = GetParam();
   const std::string what0 = c.model + " " + c.dtype;
   testing::TempDir fp32_dir;
   const TrainRun fp32 = CompileAndTrain(c.model, ZeroConfig(0, 1), 1, kSteps, fp32_dir);
   ASSERT_EQ(fp32.loss.size(), kSteps) << what0 << " fp32";
-  std::vector<double> one_rank;
+  std::vector<double> one_rank, stage0_one_rank;
   for (int stage : {0, 1, 2, 3}) {
     for (int world : {1, 2, 4}) {
       const std::string what = what0 + " stage " + std::to_string(stage) + " world " + std::to_string(world);
@@ -194,14 +202,24 @@ TEST_P(HalfPrecisionZero, NearFp32AndSameAsOneRank) {
       if (run.loss.size() != kSteps) continue;  // reported by CompileAndTrain; the other runs still say something
       ExpectHalfModel(run.summary, HalfDTypeName(c.dtype), what);
       ExpectNoOverflow(run, c.dtype == "fp16" ? kFp16Scale : 1.0, what);
-      if (stage == 0 && world == 1) one_rank = run.loss;
+      if (world == 1 && stage <= 1) {
+        one_rank = run.loss;
+        if (stage == 0) {
+          stage0_one_rank = run.loss;
+        } else if (!stage0_one_rank.empty()) {
+          const double apart = MaxRel(run.loss, stage0_one_rank).first;
+          std::cout << "[mixed-precision] " << what << ": max rel vs stage 0 (the constructor call) " << apart << "\n";
+          EXPECT_GT(apart, 2 * (c.model == "cnn" ? kCnnVsOneRank : kVsOneRank))
+              << what << ": stage 0's constructor call made no difference";
+        }
+      }
       if (one_rank.empty()) continue;
       const auto [vs_fp32, at_fp32] = MaxRel(run.loss, fp32.loss);
       const auto [vs_one, at_one] = MaxRel(run.loss, one_rank);
       // The measured figures, for the record (ctest -V shows them).
       std::cout << "[mixed-precision] " << what << ": max rel vs fp32 " << vs_fp32 << " (step " << at_fp32
                 << "), vs one rank " << vs_one << " (step " << at_one << ")\n";
-      EXPECT_LE(vs_fp32, kVsFp32) << what << " at step " << at_fp32 << "\n half: " << Losses(run.loss)
+      EXPECT_LE(vs_fp32, stage == 0 ? kStage0VsFp32 : kVsFp32) << what << " at step " << at_fp32 << "\n half: " << Losses(run.loss)
                                   << "\n fp32: " << Losses(fp32.loss);
       const double one_rank_bound = c.model == "cnn" ? kCnnVsOneRank : kVsOneRank;
       EXPECT_LE(vs_one, one_rank_bound) << what << " at step " << at_one << "\n this: " << Losses(run.loss)
@@ -254,14 +272,16 @@ INSTANTIATE_TEST_SUITE_P(Models, FullPrecisionGradients, ::testing::Values("mlp"
 
 // (c) The bf16 gpt follows PyTorch's bf16 training of the same graph (bf16 model and gradient
 // accumulation, loss in fp32, fp32 master weights and AdamW, the same batches) within 1e-2 per
-// step, on one rank and with ZeRO-2 on two. Training is forgiving (PyTorch's fp32 trajectory is
-// within 2e-4 of its bf16 one), the first loss is not: it is the bf16 forward of the initial
-// weights rounded to bf16, 1.05e-5 away from the fp32 forward, and must match within 2e-6.
+// step, on one rank at ZeRO 0 and with ZeRO-2 on two. Training is forgiving (PyTorch's fp32
+// trajectory is within 2e-4 of its bf16 one), the first loss is not: it is the bf16 forward of the
+// initial weights rounded to bf16, 1.05e-5 away from the fp32 forward, and must match within 2e-6.
+// At ZeRO 0 DeepSpeed's wrapper calls optimizer.step() once on zero gradients before training
+// (passes/precision_policy.h WrapperCallsBeforeTraining): bf16.json has that call, bf16_zero2.json
+// (ZeRO 2) has not, and the ZeRO 0 run must follow the first far more closely than the second.
 TEST(Bf16Gpt, MatchesPyTorchBf16Training) {
-  const json ref = e2e::ReadJson(Root() / "models" / "gpt" / "reference" / "mixed_precision" / "bf16.json");
-  const auto want_loss = ref.at("loss").get<std::vector<double>>();
-  const auto want_norm = ref.at("grad_norm").get<std::vector<double>>();
-  ASSERT_EQ(want_loss.size(), kSteps);
+  const fs::path refs = Root() / "models" / "gpt" / "reference" / "mixed_precision";
+  const json ref = e2e::ReadJson(refs / "bf16.json");
+  const json ref_zero2 = e2e::ReadJson(refs / "bf16_zero2.json");
   // PyTorch's reference runs the gpt's decomposed attention, rounding scores and probabilities to
   // bf16 at every link; one recognized Attention rounds once (first loss 1.2e-5 off, not 2e-6), so
   // this comparison keeps the chain.
@@ -273,9 +293,15 @@ TEST(Bf16Gpt, MatchesPyTorchBf16Training) {
   struct Setup {
     json config;
     int world;
+    const json* ref;
+    const json* other;  // the reference of the other regime (with or without the constructor call)
   };
-  for (const Setup& s : {Setup{config, 1}, Setup{zero2, 2}}) {
+  for (const Setup& s : {Setup{config, 1, &ref, &ref_zero2}, Setup{zero2, 2, &ref_zero2, &ref}}) {
     const std::string what = "gpt bf16 world " + std::to_string(s.world);
+    const auto want_loss = s.ref->at("loss").get<std::vector<double>>();
+    const auto want_norm = s.ref->at("grad_norm").get<std::vector<double>>();
+    const auto other_loss = s.other->at("loss").get<std::vector<double>>();
+    ASSERT_EQ(want_loss.size(), kSteps);
     testing::TempDir tmp;
     const TrainRun run = CompileAndTrain("gpt", s.config, s.world, kSteps, tmp);
     ASSERT_EQ(run.loss.size(), kSteps) << what;
@@ -285,13 +311,20 @@ TEST(Bf16Gpt, MatchesPyTorchBf16Training) {
         << what << ": first loss " << run.loss[0] << ", PyTorch bf16 " << want_loss[0];
     const auto [dl, at_l] = MaxRel(run.loss, want_loss);
     const auto [dn, at_n] = MaxRel(run.grad_norm, want_norm);
+    // The first steps, where bf16 noise is still small and the constructor call's bias-correction
+    // shift is largest.
+    const std::vector<double> head(run.loss.begin(), run.loss.begin() + 6);
+    const double near = MaxRel(head, std::vector<double>(want_loss.begin(), want_loss.begin() + 6)).first;
+    const double far = MaxRel(head, std::vector<double>(other_loss.begin(), other_loss.begin() + 6)).first;
     std::cout << "[mixed-precision] " << what << " vs PyTorch bf16: first loss rel " << Rel(run.loss[0], want_loss[0])
-              << ", max rel loss " << dl << " (step " << at_l
-              << "), grad_norm " << dn << " (step " << at_n << ")\n";
+              << ", max rel loss " << dl << " (step " << at_l << "), grad_norm " << dn << " (step " << at_n
+              << "); steps 1-6: " << near << " from its regime's reference, " << far << " from the other\n";
     EXPECT_LE(dl, kVsPyTorch) << what << " loss at step " << at_l << "\n dscompile: " << Losses(run.loss)
                               << "\n PyTorch:   " << Losses(want_loss);
     EXPECT_LE(dn, kVsPyTorch) << what << " grad_norm at step " << at_n << "\n dscompile: " << Losses(run.grad_norm)
                               << "\n PyTorch:   " << Losses(want_norm);
+    EXPECT_LT(3 * near, far) << what << ": as close to the reference " << (s.world == 1 ? "without" : "with")
+                             << " DeepSpeed's constructor call";
   }
 }
 

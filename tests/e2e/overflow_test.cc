@@ -186,6 +186,32 @@ void ExpectAdamStepCount(const fs::path& dump, int step, int64_t want_t, int64_t
   EXPECT_LT(right, 0.01 * wrong) << what << ": step " << step << " fits step count " << wrong_t << " as well as " << want_t;
 }
 
+// DeepSpeed's fp16 wrapper at ZeRO 0 calls optimizer.step() once on zero gradients in its
+// constructor, with the optimizer's lr (the scheduler comes later): AdamW's decay acts once on the
+// fp32 masters, the moments stay zero, and the half parameters keep their values
+// (passes/precision_policy.h WrapperCallsBeforeTraining). The ZeRO stages make no such call.
+void ExpectConstructorCall(const fs::path& dump, bool called, float lr, const std::string& what) {
+  auto load = [&](const std::string& name) {
+    StatusOr<Tensor> t = ReadNpy((dump / "step-000000/rank-0" / (name + ".npy")).string());
+    EXPECT_TRUE(t.ok()) << t.status().message();
+    return t.ok() ? *t : Tensor();
+  };
+  const Tensor half = load("fc1.weight"), master = load("fc1.weight::master"), m = load("fc1.weight::exp_avg");
+  ASSERT_EQ(half.dtype(), DType::kFloat16) << what;
+  ASSERT_GE(master.numel(), half.numel()) << what;  // a ZeRO chunk may carry padding
+  double worst = 0, moved = 0;
+  for (int64_t i = 0; i < half.numel(); ++i) {
+    const float p = HalfToFloat(half.data<uint16_t>()[i]);
+    const float want = called ? p - lr * (0.01f * p) : p;
+    worst = std::max(worst, static_cast<double>(std::fabs(master.data<float>()[i] - want)));
+    moved = std::max(moved, static_cast<double>(std::fabs(master.data<float>()[i] - p)));
+    EXPECT_EQ(m.data<float>()[i], 0.0f) << what << " exp_avg[" << i << "]";
+  }
+  EXPECT_LE(worst, 6e-8) << what << (called ? ": the masters are not decayed once by the optimizer's lr"
+                                            : ": the masters are not the half parameters");
+  if (called) EXPECT_GT(moved, 1e-7) << what << ": the decay is too small to see";
+}
+
 // One overflow pattern with the scale sequences DeepSpeed's two fp16 scalers give it.
 struct Scenario {
   std::string name;
@@ -267,8 +293,11 @@ TEST_P(Fp16Overflow, FollowsDeepSpeedsLossScaleRules) {
     ExpectSequence(run, overflow, zero ? sc.zero_scales : sc.fp16_scales, what);
     if (sc.name != "hysteresis") continue;
     ExpectSkippedStepsChangeNothing(dump, c.world, sc.steps, sc.overflow, what);
-    // Step 4 is the first update after the skipped steps 2 and 3: Adam step 2, not 4.
-    if (c.world == 1) ExpectAdamStepCount(dump, 4, 2, 4, static_cast<float>(run.metrics.at(3).at("lr").get<double>()), what);
+    // Step 4 is the first update after the skipped steps 2 and 3: Adam step 2, not 4; at ZeRO 0
+    // the wrapper's constructor call counts too: step 3, not 2.
+    if (c.world == 1)
+      ExpectAdamStepCount(dump, 4, zero ? 2 : 3, zero ? 4 : 2, static_cast<float>(run.metrics.at(3).at("lr").get<double>()), what);
+    if (c.world == 1) ExpectConstructorCall(dump, !zero, static_cast<float>(kMaxLr), what);
   }
 }
 
@@ -324,14 +353,17 @@ TEST(Fp16Overflow, MuonSkipsChangeNothing) {
 }
 
 // bf16 has no loss scale; with check_grad_overflow (the default) an inf/NaN gradient still skips
-// the step under the wrappers that check (ddp_bf16 at stage 0, the ZeRO 1-2 optimizer), leaving
-// the states and the LR schedule where they were.
+// the step under the wrappers that check (ddp_bf16 at stage 0 around an unfused optimizer, here
+// torch's AdamW: FP16_UnfusedOptimizer; the ZeRO 1-2 optimizer), leaving the states and the LR
+// schedule where they were.
 TEST(Bf16Overflow, SkipsWithoutAScale) {
   for (const Case& c : {Case{0, 1}, Case{1, 2}, Case{2, 2}, Case{2, 4}}) {
     testing::TempDir tmp;
     const fs::path dump = fs::path(tmp.path()) / "dump";
     const std::vector<int> overflow = {3, 4};
-    const TrainRun run = CompileAndTrain(Config(c.stage, c.world, {{"bf16", {{"enabled", true}}}}), c.world, 6,
+    json cfg = Config(c.stage, c.world, {{"bf16", {{"enabled", true}}}});
+    if (c.stage == 0) cfg["optimizer"]["params"]["torch_adam"] = true;
+    const TrainRun run = CompileAndTrain(cfg, c.world, 6,
                                          InjectSpec(overflow, c.world), tmp,
                                          " --debug-dump-state " + ShellQuote(dump.string()) + " --debug-dump-steps 0,1,2,3,4,5,6");
     const std::string what = "bf16 stage " + std::to_string(c.stage) + " world " + std::to_string(c.world);
@@ -341,12 +373,14 @@ TEST(Bf16Overflow, SkipsWithoutAScale) {
   }
 }
 
-// DeepSpeed's ZeRO 3 checks overflow only in fp16, and BF16_Optimizer (bf16 + ZeRO 1 + fp32
-// gradient accumulation) never checks; check_grad_overflow false turns the ZeRO 1-2 check off.
-// Those plans have no verdict to inject into.
+// DeepSpeed's ZeRO 3 checks overflow only in fp16, BF16_Optimizer (bf16 + ZeRO 1 + fp32
+// gradient accumulation) never checks, nor does FP16_Optimizer, ddp_bf16's wrapper for FusedAdam
+// at stage 0 (it skips only when it scales the loss); check_grad_overflow false turns the ZeRO 1-2
+// check off. Those plans have no verdict to inject into.
 TEST(Bf16Overflow, WrappersThatNeverSkipHaveNoCheck) {
   const nlohmann::json fp32_accum = {{"grad_accum_dtype", "fp32"}};
   const std::vector<std::pair<Case, nlohmann::json>> cases = {
+      {Case{0, 1}, {{"bf16", {{"enabled", true}}}}},
       {Case{3, 2}, {{"bf16", {{"enabled", true}}}}},
       {Case{1, 2}, {{"bf16", {{"enabled", true}}}, {"data_types", fp32_accum}}},
       {Case{2, 2}, {{"bf16", {{"enabled", true}, {"check_grad_overflow", false}}}}}};
