@@ -1,5 +1,6 @@
 // 1-bit Lamb's math (DeepSpeed's OnebitLamb, ir/dsc_ops.h: OnebitLambSnapshot, OnebitLambMomentum,
-// OnebitLambStep), shared by the CPU kernels (kernels/cpu/onebit_lamb.cc).
+// OnebitLambStep), shared by the CPU kernels (kernels/cpu/onebit_lamb.cc) and their CUDA twins
+// (kernels/cuda/onebit_lamb.cu).
 //
 // What this reproduces, from deepspeedai/DeepSpeed deepspeed/runtime/fp16/onebit/lamb.py
 // (OnebitLamb.step, lines 148-389):
@@ -33,6 +34,7 @@
 #include <cstdint>
 
 #include "kernels/common/hd.h"
+#include "kernels/common/onebit_math.h"
 
 namespace dsc::onebit {
 
@@ -42,14 +44,14 @@ inline constexpr int kLastFactor = 1;     // 0 stands for the initial 1.0 (a rea
 inline constexpr int kScalingCoeff = 2;   // 0 until the first frozen step computes it
 inline constexpr int kLambStateSize = 3;
 
-inline double LastFactor(const double* state) { return state[kLastFactor] == 0.0 ? 1.0 : state[kLastFactor]; }
+DSC_HD double LastFactor(const double* state) { return state[kLastFactor] == 0.0 ? 1.0 : state[kLastFactor]; }
 
 // The float factors of one step; scalars as torch casts Python floats for float32 tensors.
 struct OnebitLambScalars {
   float beta1, one_minus_beta1, beta2, one_minus_beta2, eps, weight_decay, grad_scale;
 };
 
-inline OnebitLambScalars MakeOnebitLambScalars(double beta1, double beta2, double eps, double weight_decay,
+DSC_HD OnebitLambScalars MakeOnebitLambScalars(double beta1, double beta2, double eps, double weight_decay,
                                                float grad_scale) {
   return OnebitLambScalars{static_cast<float>(beta1), static_cast<float>(1.0 - beta1), static_cast<float>(beta2),
                            static_cast<float>(1.0 - beta2), static_cast<float>(eps), static_cast<float>(weight_decay),
@@ -74,7 +76,7 @@ DSC_HD float OnebitLambFresh(float f, float r, const OnebitLambScalars& c) { ret
 
 // The warm-up's lamb coefficient from float32 norms: (||p|| / ||update||).item() clamped, 1 when
 // either norm is 0.
-inline double OnebitLambWarmupCoeff(float weight_norm, float update_norm, double max_coeff, double min_coeff) {
+DSC_HD double OnebitLambWarmupCoeff(float weight_norm, float update_norm, double max_coeff, double min_coeff) {
   if (weight_norm == 0.0f || update_norm == 0.0f) return 1.0;
   double coeff = static_cast<double>(weight_norm / update_norm);
   if (coeff > max_coeff) coeff = max_coeff;
@@ -87,7 +89,7 @@ inline double OnebitLambWarmupCoeff(float weight_norm, float update_norm, double
 struct FactorLimits {
   double factor_max, factor_min, factor_threshold;
 };
-inline double OnebitLambFactor(float max_ratio, bool weight_decay, float prelim_norm, float update_norm,
+DSC_HD double OnebitLambFactor(float max_ratio, bool weight_decay, float prelim_norm, float update_norm,
                                const FactorLimits& lim, double* state) {
   double factor = static_cast<double>(max_ratio);
   if (weight_decay) {
@@ -103,6 +105,59 @@ inline double OnebitLambFactor(float max_ratio, bool weight_decay, float prelim_
   if (factor < last * (1.0 - lim.factor_threshold)) factor = last * (1.0 - lim.factor_threshold);
   state[kLastFactor] = factor;
   return factor;
+}
+
+// pow(2).sum().sqrt() of a float32 tensor: the float squares summed in double, then float.
+DSC_HD float OnebitLambNorm(double sum_of_squares) { return sqrtf(static_cast<float>(sum_of_squares)); }
+
+// The first frozen step's scaling_coeff of tensor `slot`: the mean of every tensor's momentum
+// scale over its own (lamb.py:179-190); 0 when its own is 0 (DeepSpeed's ZeroDivisionError, which
+// the caller reports).
+DSC_HD double OnebitLambScalingCoeff(const float* scales, int64_t count, int64_t slot) {
+  double sum = 0.0;
+  for (int64_t j = 0; j < count; ++j) sum += static_cast<double>(scales[j]);
+  const double own = static_cast<double>(scales[slot]);
+  return own == 0.0 ? 0.0 : sum / static_cast<double>(count) / own;
+}
+
+// One element of a warm-up step (lamb.py:230-255): the moments (and, at fresh_step,
+// exp_avg_sq_fresh) in place; returns the update whose norm the coefficient takes.
+DSC_HD float OnebitLambWarmupElement(float p, float g, float* m, float* v, float* f, bool fresh,
+                                     const OnebitScalars& moments, const OnebitLambScalars& c) {
+  *m = OnebitMoment(*m, g, moments);
+  *v = OnebitSecondMoment(*v, g, moments);
+  if (fresh) *f = *v;
+  return OnebitLambUpdate(OnebitLambPrelim(*m, *v, c), p, c);
+}
+
+// After the warm-up's norms: the coefficient, and its moving average in `state` when it is not 1.
+DSC_HD double OnebitLambWarmupFinish(float weight_norm, float update_norm, double max_coeff, double min_coeff,
+                                     double coeff_beta, double* state) {
+  const double coeff = OnebitLambWarmupCoeff(weight_norm, update_norm, max_coeff, min_coeff);
+  if (coeff != 1.0) state[kLambCoeffFreeze] = coeff_beta * state[kLambCoeffFreeze] + (1.0 - coeff_beta) * coeff;
+  return coeff;
+}
+
+// One element of a frozen step (lamb.py:318-370): exp_avg unscaled by `scaling` and
+// exp_avg_sq_fresh in place; the update before and after weight decay and denom / denom_fresh.
+struct OnebitLambFrozen {
+  float prelim, update, ratio;
+};
+DSC_HD OnebitLambFrozen OnebitLambFrozenElement(float p, float* m, float* f, float v, float m_last, float scaling,
+                                                const OnebitLambScalars& c) {
+  *m = *m / scaling;
+  *f = OnebitLambFresh(*f, OnebitLambReconstruct(*m, m_last, c), c);
+  const float denom = sqrtf(v) + c.eps;
+  OnebitLambFrozen out;
+  out.prelim = *m / denom;
+  out.update = OnebitLambUpdate(out.prelim, p, c);
+  out.ratio = denom / (sqrtf(*f) + c.eps);
+  return out;
+}
+
+// The parameter's update with the step's scale -lr * coeff (both steps end so).
+DSC_HD float OnebitLambApply(float p, float m, float v, float scale, const OnebitLambScalars& c) {
+  return p + scale * OnebitLambUpdate(OnebitLambPrelim(m, v, c), p, c);
 }
 
 }  // namespace dsc::onebit

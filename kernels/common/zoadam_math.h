@@ -1,6 +1,7 @@
 // 0/1 Adam's schedule and per-element math (DeepSpeed's ZeroOneAdam,
 // deepspeed/runtime/fp16/onebit/zoadam.py), shared by the CPU kernels (kernels/cpu/zoadam.cc), the
-// gradient AllReduce's retirement (kernels/common/collective_node.h) and dsinspect's traffic.
+// gradient AllReduce's retirement (kernels/common/collective_node.h), dsinspect's traffic and the
+// CUDA kernels (kernels/cuda/zoadam.cu).
 // Scalars are C floats as torch's float32 ops use them, one rounding per torch operation.
 //   ZoadamSchedule s{last_var_step, var_update_scaler, local_step_scaler, local_step_clipper};
 //   if (s.VarianceStep(step)) ...; if (s.SyncStep(step)) ...;
@@ -36,11 +37,11 @@ struct ZoadamSchedule {
   int64_t local_step_scaler;  // >= 1
   int64_t local_step_clipper; // >= 1
 
-  bool Frozen(int64_t step) const { return step > last_var_step; }
+  DSC_HD bool Frozen(int64_t step) const { return step > last_var_step; }
 
   // Whether unfrozen step `step` updates the variance (and the engine all-reduces its gradients).
   // Step 1 counts as one: the engine's default all-reduce runs, though call 1 reads nothing.
-  bool VarianceStep(int64_t step) const {
+  DSC_HD bool VarianceStep(int64_t step) const {
     if (step <= 2) return true;
     int64_t interval = 1, next = 2;  // `next`: the first step this interval's phase may use
     for (;;) {
@@ -54,7 +55,7 @@ struct ZoadamSchedule {
   }
 
   // local_step_interval during frozen step `step`.
-  int64_t LocalStepInterval(int64_t step) const {
+  DSC_HD int64_t LocalStepInterval(int64_t step) const {
     const int64_t doublings = (step - last_var_step - 1) / local_step_scaler;
     int64_t interval = 1;
     for (int64_t k = 0; k < doublings && interval < local_step_clipper; ++k) interval *= 2;
@@ -62,11 +63,11 @@ struct ZoadamSchedule {
   }
 
   // Whether frozen step `step` synchronises the parameters.
-  bool SyncStep(int64_t step) const { return Frozen(step) && step % LocalStepInterval(step) == 0; }
+  DSC_HD bool SyncStep(int64_t step) const { return Frozen(step) && step % LocalStepInterval(step) == 0; }
 
   // Whether `step` runs the compressed all-reduce (with more than one rank): an unfrozen step
   // >= 2 that is no variance step (the gradient), or a frozen sync step (the momentum).
-  bool CompressedStep(int64_t step) const {
+  DSC_HD bool CompressedStep(int64_t step) const {
     if (step < 2) return false;
     return Frozen(step) ? SyncStep(step) : !VarianceStep(step);
   }
@@ -77,7 +78,7 @@ struct ZoadamScalars {
   float beta1, one_minus_beta1, beta2, one_minus_beta2, eps, weight_decay, neg_lr, grad_scale;
 };
 
-inline ZoadamScalars MakeZoadamScalars(double beta1, double beta2, double eps, double weight_decay, double lr,
+DSC_HD ZoadamScalars MakeZoadamScalars(double beta1, double beta2, double eps, double weight_decay, double lr,
                                        float grad_scale) {
   return ZoadamScalars{static_cast<float>(beta1), static_cast<float>(1.0 - beta1), static_cast<float>(beta2),
                        static_cast<float>(1.0 - beta2),  static_cast<float>(eps),  static_cast<float>(weight_decay),
@@ -98,6 +99,70 @@ DSC_HD float ZoadamDelta(float p, float m, float v, const ZoadamScalars& c) {
   float update = m / (sqrtf(v) + c.eps);
   if (c.weight_decay > 0.0f) update += c.weight_decay * p;
   return c.neg_lr * update;
+}
+
+// What ZoadamStep does on `step` (>= 2) with `world` ranks.
+struct ZoadamStepPhase {
+  bool frozen, variance, compressed, sync;
+};
+DSC_HD ZoadamStepPhase ZoadamStepPhaseOf(const ZoadamSchedule& s, int64_t step, int64_t world) {
+  ZoadamStepPhase ph;
+  ph.frozen = s.Frozen(step);
+  ph.variance = !ph.frozen && s.VarianceStep(step);
+  ph.compressed = !ph.frozen && !ph.variance && world > 1;
+  ph.sync = s.SyncStep(step);
+  return ph;
+}
+
+// One element of ZoadamStep (zoadam.py:203-264): p, the moments and the accumulator u in place.
+DSC_HD void ZoadamStepElement(const ZoadamStepPhase& ph, const ZoadamScalars& c, float grad, float* p, float* m,
+                              float* v, float* u) {
+  const float g = grad * c.grad_scale;
+  if (ph.compressed) {  // the rank's own gradient, for CompressedAllReduce and ZoadamApply
+    *u = g;
+    return;
+  }
+  if (ph.variance) {
+    *v = ZoadamSecondMoment(*v, g, c);
+    *m = ZoadamMoment(*m, g, c);
+  } else if (ph.frozen) {
+    *m = ZoadamMoment(*m, g, c);
+  }
+  const float d = ZoadamDelta(*p, *m, *v, c);
+  *p += d;
+  if (ph.frozen) {
+    *u += d;
+    if (ph.sync) {
+      *p += -*u;
+      *u *= sqrtf(*v) + c.eps;
+    }
+  }
+}
+
+// What ZoadamApply does on `step` (>= 2): apply the compressed gradient of an unfrozen step that is
+// no variance step (more than one rank), or the synchronisation of a frozen sync step; else nothing.
+struct ZoadamApplyPhase {
+  bool gradient, sync;
+};
+DSC_HD ZoadamApplyPhase ZoadamApplyPhaseOf(const ZoadamSchedule& s, int64_t step, int64_t world) {
+  ZoadamApplyPhase ph;
+  ph.gradient = !s.Frozen(step) && !s.VarianceStep(step) && world > 1;
+  ph.sync = s.SyncStep(step);
+  return ph;
+}
+
+// One element of ZoadamApply after the compressed all-reduce of u: with `gradient` u is the ranks'
+// averaged gradient, else their averaged scaled momentum accumulators (lr_sum: float(lrs)).
+DSC_HD void ZoadamApplyElement(bool gradient, const ZoadamScalars& c, float lr_sum, float* p, float* u, float* m,
+                               float v) {
+  if (gradient) {
+    *m = ZoadamMoment(*m, *u, c);
+    *p += ZoadamDelta(*p, *m, v, c);
+  } else {  // comm_buffer / state['lrs']: a tensor divided by a Python float, in float32
+    *m = -(*u / lr_sum);
+    *p += *u / (sqrtf(v) + c.eps);
+  }
+  *u = 0.0f;
 }
 
 }  // namespace dsc::zoadam
