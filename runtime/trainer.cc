@@ -556,16 +556,6 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     return Unimplemented("zero_optimization.offload_optimizer.device \"", cfg.zero.offload_optimizer->device,
                          "\": offloading the optimizer states of a rank that computes on a CUDA device is not "
                          "implemented; run this plan with --device cpu, or compile it without offload_optimizer");
-  // The 1-bit optimizers' kernels (kernels/cpu/onebit.cc, onebit_lamb.cc, zoadam.cc) have no CUDA twins yet.
-  if (device->kind() == DeviceKind::kCuda &&
-      (cfg.optimizer.implementation == "OnebitAdam" || cfg.optimizer.implementation == "OnebitLamb" ||
-       cfg.optimizer.implementation == "ZeroOneAdam"))
-    return Unimplemented("optimizer.type \"", cfg.optimizer.type, "\": ",
-                         cfg.optimizer.implementation == "OnebitAdam"   ? "1-bit Adam"
-                         : cfg.optimizer.implementation == "OnebitLamb" ? "1-bit Lamb"
-                                                                        : "0/1 Adam",
-                         " runs on CPU ranks only in this dscompile (its momentum, update and compressed "
-                         "all-reduce kernels have no CUDA version); run this plan with --device cpu");
   if (device->kind() == DeviceKind::kCuda && cfg.zero.stage == 3 && cfg.zero.param_offloaded())
     return Unimplemented("zero_optimization.offload_param.device \"", cfg.zero.offload_param->device,
                          "\": offloading the parameters of a rank that computes on a CUDA device is not "

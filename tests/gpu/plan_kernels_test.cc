@@ -1,6 +1,7 @@
 // Every node of real plans gets a CUDA kernel: each bundled and current model, compiled in fp32,
-// bf16 and fp16 (and ZeRO-3 on two ranks for the small ones, and Lamb and Muon with fp16 at ZeRO 1
-// and bf16 at ZeRO 3 on two ranks), has every node of its programs
+// bf16 and fp16 (and ZeRO-3 on two ranks for the small ones, Lamb and Muon with fp16 at ZeRO 1
+// and bf16 at ZeRO 3 on two ranks, and the 1-bit optimizers on two ranks in fp32, fp16 and bf16),
+// has every node of its programs
 // created by the CUDA kernel factories. Creating a kernel runs its Init on the host only (shapes,
 // attributes, constant inputs), so this needs no GPU: it finds missing CUDA kernels and dtype
 // mixes that a CUDA kernel refuses before a GPU-hour is spent finding them.
@@ -30,7 +31,8 @@ using testing::ShellQuote;
 
 struct PlanCase {
   std::string model;   // relative to models/
-  std::string regime;  // fp32, bf16, fp16, zero3x2, {lamb,muon}_fp16_zero1x2, {lamb,muon}_bf16_zero3x2
+  std::string regime;  // fp32, bf16, fp16, zero3x2, {lamb,muon}_fp16_zero1x2, {lamb,muon}_bf16_zero3x2,
+                       // {onebitadam,zerooneadam,onebitlamb}_{fp32,fp16,bf16}x2
 };
 void PrintTo(const PlanCase& c, std::ostream* os) { *os << c.model << " " << c.regime; }
 
@@ -48,6 +50,9 @@ std::vector<PlanCase> Cases() {
       for (const char* r : {"fp16", "zero3x2", "lamb_fp16_zero1x2", "lamb_bf16_zero3x2", "muon_fp16_zero1x2",
                             "muon_bf16_zero3x2"})
         cases.push_back({f, r});
+    if (small)
+      for (const char* opt : {"onebitadam", "zerooneadam", "onebitlamb"})
+        for (const char* prec : {"fp32", "fp16", "bf16"}) cases.push_back({f, StrCat(opt, "_", prec, "x2")});
   }
   return cases;
 }
@@ -74,6 +79,25 @@ nlohmann::json ConfigFor(const std::string& regime) {
   if (muon) {  // DeepSpeed's stage 3 takes Muon without reduce_scatter only
     c["optimizer"] = {{"type", "Muon"}, {"params", {{"weight_decay", 0.01}}}};
     c["zero_optimization"]["reduce_scatter"] = false;
+  }
+  // The 1-bit family at ZeRO 0 (DeepSpeed's only stage for them), micro-batch 2 on each of 2 ranks.
+  for (const char* opt : {"onebitadam", "zerooneadam", "onebitlamb"}) {
+    if (regime.rfind(opt, 0) != 0) continue;
+    c["train_micro_batch_size_per_gpu"] = 2;
+    c["zero_optimization"] = {{"stage", 0}};
+    if (regime.find("_fp16") != std::string::npos) c["fp16"] = {{"enabled", true}};
+    if (regime.find("_bf16") != std::string::npos) c["bf16"] = {{"enabled", true}};
+    const std::string o = opt;
+    nlohmann::json params = {{"lr", 0.001}, {"weight_decay", 0.01}};
+    if (o == "zerooneadam") {
+      params["var_freeze_step"] = 4;
+      params["var_update_scaler"] = 1;
+    } else {
+      params["freeze_step"] = 3;
+    }
+    c["optimizer"] = {{"type", o == "onebitadam" ? "OneBitAdam" : o == "zerooneadam" ? "ZeroOneAdam" : "OneBitLamb"},
+                      {"params", params}};
+    if (o == "onebitlamb" && regime.find("_fp16") != std::string::npos) c["fp16"]["loss_scale"] = 0;
   }
   return c;
 }
@@ -122,18 +146,18 @@ INSTANTIATE_TEST_SUITE_P(Models, CudaPlanKernels, ::testing::ValuesIn(Cases()),
 
 // The CUDA registry mirrors the CPU one: every op and dtype the CPU runs has a CUDA twin, and
 // every floating op CUDA runs in float32 also runs in float16 and bfloat16 (CUDA has no adaptor),
-// except ops whose operands the compiler always keeps in float32: ClipScale reads the global norm.
+// except ops whose operands the compiler always keeps in float32: ClipScale reads the global norm,
+// and the 1-bit family updates float32 parameters or masters (kernels/common/onebit_node.h).
 // The NVMe swaps (ir/swap_ops.h) are CPU-only: dsrun refuses optimizer offload on a CUDA device
 // (runtime/trainer.cc), so no plan that runs on a GPU holds them.
 TEST(CudaRegistry, EveryCpuKernelHasACudaTwin) {
   ASSERT_NO_FATAL_FAILURE(LoadCudaKernels());
-  const std::set<std::string> fp32_only = {"ClipScale"};
-  // dsrun refuses them on CUDA devices: optimizer offload, 1-bit Adam and Lamb, 0/1 Adam (runtime/trainer.cc).
-  const std::set<std::string> cpu_only = {ops::kSwapIn,         ops::kSwapInWait,     ops::kSwapOut,
-                                          ops::kSwapOutWait,    ops::kOnebitMomentum, ops::kOnebitAdamStep,
-                                          ops::kCompressedAllReduce, ops::kZoadamStep, ops::kZoadamPhase,
-                                          ops::kZoadamApply, ops::kOnebitLambSnapshot, ops::kOnebitLambMomentum,
-                                          ops::kOnebitLambStep};
+  const std::set<std::string> fp32_only = {"ClipScale",           ops::kOnebitMomentum,      ops::kOnebitAdamStep,
+                                           ops::kCompressedAllReduce, ops::kZoadamStep,          ops::kZoadamPhase,
+                                           ops::kZoadamApply,         ops::kOnebitLambSnapshot,  ops::kOnebitLambMomentum,
+                                           ops::kOnebitLambStep};
+  // dsrun refuses optimizer offload on CUDA devices (runtime/trainer.cc).
+  const std::set<std::string> cpu_only = {ops::kSwapIn, ops::kSwapInWait, ops::kSwapOut, ops::kSwapOutWait};
   std::set<std::tuple<std::string, std::string, DType>> cuda;
   for (const KernelKey& k : KernelRegistry::Global().Keys())
     if (k.device == DeviceKind::kCuda) cuda.insert({k.domain, k.op_type, k.dtype});

@@ -16,6 +16,11 @@
 #                    same global batch, fp32 (1e-4) and bf16 as configs/zero3.json has it (3e-2);
 #                    zero3_2rank_buckets: every parameter partitioned, small buckets, overlap_comm:
 #                    the bucketed Start/Wait/Release kernels on the GPU (fp32, 1e-4)
+#   onebit_*         OneBitAdam, ZeroOneAdam and OneBitLamb (models/reference_configs, freeze after a
+#                    few steps) on mlp, dsrun --device cuda vs --device cpu, on 1 rank and on 2 ranks
+#                    sharing the GPU (the staged communicator carries the compressed all-reduce's
+#                    all_to_all and all_gathers), fp32, loss per step within 1e-4 relative;
+#                    onebit_adam_fp16_2rank: fp16 with its fp32 master group, within 3e-2
 #   gpu_comm         tests/comm/gpu_comm_check under mpirun: each GPU communicator (local, staged,
 #                    NCCL with 2+ GPUs) against the MPI one, bit for bit, all_to_all included
 #   memcheck         compute-sanitizer --tool memcheck on a 2-step run
@@ -304,6 +309,62 @@ zero3() {
 zero3 zero3_2rank_fp32 1e-4 bf16=null
 zero3 zero3_2rank_bf16 3e-2
 zero3 zero3_2rank_buckets 1e-4 bf16=null 'zero_optimization={"stage": 3, "stage3_param_persistence_threshold": 0, "reduce_bucket_size": 3000, "stage3_prefetch_bucket_size": 3000, "overlap_comm": true}'
+
+# ---------------------------------------------------------------- (c1) the 1-bit optimizers, cuda vs cpu
+# onebit NAME CONFIG RANKS STEPS RTOL DSRUN_ARGS [key=json ...]: mlp with
+# models/reference_configs/CONFIG.json (the keys replaced), compiled for RANKS ranks, trained on --device cuda and --device cpu with the same
+# rank count (2 ranks share the GPU: staged collectives); the compressed steps start after the
+# freeze, a few steps in, so both the warm-up and the compressed path are compared.
+onebit() {
+  local name=$1 cfg=$2 ranks=$3 steps=$4 rtol=$5 extra=$6 t0
+  want "$name" || return 0
+  shift 6
+  t0=$(now)
+  if [ -n "$gpu_reason$prog_reason" ] || [ -z "$py" ]; then
+    record "$name" SKIPPED "${gpu_reason:-${prog_reason:-python3 not found}}" "$(since "$t0")"
+    return
+  fi
+  local d=$work/$name nproc=() extra_args=()
+  mkdir -p "$d"
+  [ "$ranks" -gt 1 ] && nproc=(--nproc "$ranks")
+  [ -n "$extra" ] && read -r -a extra_args <<<"$extra" && nproc+=("${extra_args[@]}")
+  derive_config "$repo/models/reference_configs/$cfg.json" "$d/ds.json" "$@"
+  if ! compile_plan "$repo/models/mlp/mlp.onnx" "$d/ds.json" "$d/plan.dsplan" "$d/compile.log" --world-size "$ranks"; then
+    record "$name" FAIL "dscompile failed: $(last_lines "$d/compile.log")" "$(since "$t0")"
+    return
+  fi
+  train "$d/plan.dsplan" "$repo/models/mlp/data" cpu "$steps" "$d/cpu.jsonl" "$d/cpu.log" "${nproc[@]}"
+  local rc=$?
+  if [ $rc -ne 0 ]; then
+    record "$name" FAIL "dsrun --device cpu rc $rc: $(last_lines "$d/cpu.log")" "$(since "$t0")"
+    return
+  fi
+  train "$d/plan.dsplan" "$repo/models/mlp/data" "$dev" "$steps" "$d/cuda.jsonl" "$d/cuda.log" "${nproc[@]}"
+  rc=$?
+  if [ $rc -eq 124 ]; then
+    record "$name" TIMEOUT "dsrun --device $dev ran past $(tmo 90)s" "$(since "$t0")"
+  elif [ $rc -ne 0 ]; then
+    record "$name" FAIL "dsrun --device $dev rc $rc: $(last_lines "$d/cuda.log")" "$(since "$t0")"
+  else
+    local fig
+    fig=$(max_rel_diff "$d/cpu.jsonl" "$d/cuda.jsonl" "$rtol" "$steps" 2>&1)
+    if [ $? -eq 0 ]; then record "$name" PASS "$ranks rank(s): $fig" "$(since "$t0")"; else record "$name" FAIL "$ranks rank(s): $fig" "$(since "$t0")"; fi
+  fi
+}
+for ranks in 1 2; do
+  onebit "onebit_adam_${ranks}rank" onebitadam_wd "$ranks" 10 1e-4 "" \
+    'optimizer={"type": "OneBitAdam", "params": {"lr": 0.001, "freeze_step": 4, "weight_decay": 0.01}}'
+  onebit "onebit_zoadam_${ranks}rank" zoadam "$ranks" 12 1e-4 "" \
+    'optimizer={"type": "ZeroOneAdam", "params": {"lr": 0.001, "var_freeze_step": 6, "var_update_scaler": 2, "local_step_scaler": 2, "local_step_clipper": 2}}'
+  onebit "onebit_lamb_${ranks}rank" onebitlamb_wd "$ranks" 10 1e-4 "" \
+    'optimizer={"type": "OneBitLamb", "params": {"lr": 0.01, "freeze_step": 4, "weight_decay": 0.01, "max_coeff": 5.0, "min_coeff": 0.05, "factor_max": 3.0, "factor_min": 0.6, "factor_threshold": 0.2}}'
+done
+# fp16 (DeepSpeed's FP16_Optimizer: one fp32 master group compressed as one buffer, the overflow
+# verdict as every 1-bit node's skip, which CompressedAllReduce reads on the host), as traj_bf16_*;
+# overflows injected before the freeze on rank 0 and after it on rank 1, skipped by both ranks.
+onebit onebit_adam_fp16_2rank onebitadam_wd 2 10 3e-2 "--debug-inject-overflow 2,7@1" \
+  'fp16={"enabled": true, "initial_scale_power": 8}' \
+  'optimizer={"type": "OneBitAdam", "params": {"lr": 0.001, "freeze_step": 4, "weight_decay": 0.01}}'
 
 # ---------------------------------------------------------------- (c2) GPU communicators
 # tests/comm/gpu_comm_check under the bundle's mpirun: every collective (all_to_all included) on
