@@ -1,7 +1,7 @@
 // 1-bit Adam's per-element math (DeepSpeed's OnebitAdam, deepspeed/runtime/fp16/onebit/adam.py,
 // and the compression of runtime/comm/nccl.py compressed_allreduce), shared by the CPU kernels
-// (kernels/cpu/onebit.cc) and their CUDA twins (kernels/cuda/onebit.cu). Scalars are C floats as torch's float32 ops use
-// them: Python's 1 - beta in double, then cast.
+// (kernels/cpu/onebit.cc) and their CUDA twins (kernels/cuda/onebit.cu). Scalars are C floats as
+// torch's float32 ops use them: Python's 1 - beta in double, then cast.
 //   OnebitScalars c = MakeOnebitScalars(attrs, lr, grad_scale);
 //   m = OnebitMoment(m, g, c);  p = OnebitApply(p, m, v, c);
 #pragma once

@@ -159,8 +159,9 @@ class OnebitLambStepKernel : public OpKernel {
         if (e.ratio > max_ratio) max_ratio = e.ratio;
       }
       if (nan) max_ratio = std::numeric_limits<float>::quiet_NaN();  // torch's max propagates NaN
-      const double factor = onebit::OnebitLambFactor(max_ratio, c.weight_decay > 0.0f, onebit::OnebitLambNorm(prelim_sum),
-                                                     onebit::OnebitLambNorm(u_sum), a.limits, state);
+      const double factor = onebit::OnebitLambFactor(max_ratio, c.weight_decay > 0.0f,
+                                                     onebit::OnebitLambNorm(prelim_sum), onebit::OnebitLambNorm(u_sum),
+                                                     a.limits, state);
       coeff = state[onebit::kLambCoeffFreeze] * factor;
     }
     const float scale = static_cast<float>(-lr * coeff);

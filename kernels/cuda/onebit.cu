@@ -152,7 +152,8 @@ __global__ void AddMemberKernel(const float* m, int64_t len, float* error) {
 // bits[b] = the signs of x[8b, 8b + 8), x[8b + k] replaced by its error x - scale * sign.
 __global__ void PackSignsKernel(float* x, int64_t bytes, const float* scale, uint8_t* bits) {
   const float s = *scale;
-  for (int64_t b = ThreadIndex(); b < bytes; b += ThreadCount()) bits[b] = onebit::OnebitPackByte(x + 8 * b, s, x + 8 * b);
+  for (int64_t b = ThreadIndex(); b < bytes; b += ThreadCount())
+    bits[b] = onebit::OnebitPackByte(x + 8 * b, s, x + 8 * b);
 }
 
 // server_error[j] += the ranks' signed scales / world for element j of this rank's chunk.
@@ -194,7 +195,8 @@ class CompressedAllReduceCuda : public OpKernel, protected onebit::CompressedAll
     float* worker_error = ctx.input(0).data<float>();
     float* server_error = ctx.input(1).data<float>();
     const int64_t size = ctx.input(0).numel(), chunk = ctx.input(1).numel();
-    const unsigned worker_blocks = onebit_cuda::SquareBlocks(*r, size), server_blocks = onebit_cuda::SquareBlocks(*r, chunk);
+    const unsigned worker_blocks = onebit_cuda::SquareBlocks(*r, size),
+                   server_blocks = onebit_cuda::SquareBlocks(*r, chunk);
     ScratchCarver carve;
     const size_t send_at = carve.Add(static_cast<size_t>(size / 8)), recv_at = carve.Add(static_cast<size_t>(size / 8));
     const size_t mine_at = carve.Add(static_cast<size_t>(chunk / 8));
@@ -223,7 +225,8 @@ class CompressedAllReduceCuda : public OpKernel, protected onebit::CompressedAll
       }
       at += len;
     }
-    RETURN_IF_ERROR(onebit_cuda::LaunchCompressionScale(*r, worker_error, size, worker_blocks, partial, nullptr, scale));
+    RETURN_IF_ERROR(
+        onebit_cuda::LaunchCompressionScale(*r, worker_error, size, worker_blocks, partial, nullptr, scale));
     PackSignsKernel<<<GridFor(*r, size / 8), kThreads, 0, r->compute>>>(worker_error, size / 8, scale, send);
     DSC_CUDA_CHECK_LAUNCH();
     RETURN_IF_ERROR(Finish(ctx.comm->AllToAll(send, recv, chunk / 8, DType::kUInt8)));

@@ -123,15 +123,15 @@ class OnebitLambMomentumCuda : public OpKernel {
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
     if (const int64_t at = report_.Seen())
-      return FailedPrecondition("OnebitLambMomentum: the momentum of '", name_, "' was zero at the first compressed "
-                                "step (", at, "), so its scaling coefficient divides by zero (DeepSpeed's OnebitLamb "
-                                "raises ZeroDivisionError there)");
+      return FailedPrecondition("OnebitLambMomentum: the momentum of '", name_, "' was zero at step ", at,
+                                ", the first compressed step, so its scaling coefficient divides by zero "
+                                "(DeepSpeed's OnebitLamb raises ZeroDivisionError there)");
     RETURN_IF_ERROR(optim::SameSize(ctx.input(2), ctx.input(1), "OnebitLambMomentum"));
     RETURN_IF_ERROR(onebit::CheckLambState(ctx, 3, "OnebitLambMomentum"));
     const TensorView& scales = ctx.input(4);
     if (slot_ < 0 || slot_ >= scales.numel())
       return InvalidArgument("OnebitLambMomentum: slot ", slot_, " outside momentum_scales of ", scales.numel());
-    ASSIGN_OR_RETURN(int64_t* report, report_.Device());
+    ASSIGN_OR_RETURN(int64_t * report, report_.Device());
     ASSIGN_OR_RETURN(void* scratch, r->Scratch(sizeof(int)));
     int* active = static_cast<int*>(scratch);
     LambMomentumPrep<<<1, 1, 0, r->compute>>>(ctx.input(5).data<int64_t>(), SkipPtr(ctx, 7), freeze_step_,
@@ -140,10 +140,9 @@ class OnebitLambMomentumCuda : public OpKernel {
     DSC_CUDA_CHECK_LAUNCH();
     const int64_t n = ctx.input(2).numel();
     if (n == 0) return Status::OK();
-    LambMomentumKernel<<<GridFor(*r, n), kThreads, 0, r->compute>>>(n, ctx.input(1).data<float>(),
-                                                                   ctx.input(2).data<float>(),
-                                                                   ctx.input(3).data<double>(), active,
-                                                                   ctx.input(6).data<float>(), beta1_);
+    LambMomentumKernel<<<GridFor(*r, n), kThreads, 0, r->compute>>>(
+        n, ctx.input(1).data<float>(), ctx.input(2).data<float>(), ctx.input(3).data<double>(), active,
+        ctx.input(6).data<float>(), beta1_);
     DSC_CUDA_CHECK_LAUNCH();
     return Status::OK();
   }
@@ -160,8 +159,8 @@ class OnebitLambMomentumCuda : public OpKernel {
 // The step's decisions and factors, from the prep kernel to the others.
 struct LambStepDev {
   int active, warm, fresh;
-  float scaling;   // float(scaling_coeff), frozen steps
-  float scale;     // -lr * coeff, from the final kernel
+  float scaling;  // float(scaling_coeff), frozen steps
+  float scale;    // -lr * coeff, from the final kernel
   double lr;
   OnebitLambScalars c;
   OnebitScalars moments;
@@ -286,7 +285,7 @@ class OnebitLambStepCuda : public OpKernel {
     const int64_t n = ctx.input(0).numel();
     for (size_t i : {1, 2, 3, 4, 6}) RETURN_IF_ERROR(optim::StateSize(ctx.input(i), n, false, "OnebitLambStep"));
     RETURN_IF_ERROR(onebit::CheckLambState(ctx, 5, "OnebitLambStep"));
-    ASSIGN_OR_RETURN(int64_t* report, report_.Device());
+    ASSIGN_OR_RETURN(int64_t * report, report_.Device());
     const unsigned blocks = onebit_cuda::SquareBlocks(*r, n);
     ScratchCarver carve;
     const size_t dev_at = carve.Add(sizeof(LambStepDev)), sums_at = carve.Add(2 * blocks * sizeof(double));

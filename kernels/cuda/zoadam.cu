@@ -49,7 +49,8 @@ __global__ void ZoadamStepPrep(const int64_t* step, const uint8_t* skip, const f
   *d = out;
 }
 
-__global__ void ZoadamStepKernel(int64_t n, float* p, const float* g, float* m, float* v, float* u, const StepDev* dev) {
+__global__ void ZoadamStepKernel(int64_t n, float* p, const float* g, float* m, float* v, float* u,
+                                 const StepDev* dev) {
   if (!dev->active) return;
   const StepDev d = *dev;
   for (int64_t i = ThreadIndex(); i < n; i += ThreadCount()) {
@@ -76,7 +77,8 @@ class ZoadamStepCuda : public OpKernel {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
     const int64_t n = ctx.input(0).numel();
     for (size_t i = 1; i < 5; ++i) RETURN_IF_ERROR(optim::StateSize(ctx.input(i), n, false, "ZoadamStep"));
-    if (ctx.input(5).numel() != 1) return InvalidArgument("ZoadamStep: lrs has ", ctx.input(5).numel(), " elements, not 1");
+    if (ctx.input(5).numel() != 1)
+      return InvalidArgument("ZoadamStep: lrs has ", ctx.input(5).numel(), " elements, not 1");
     ASSIGN_OR_RETURN(void* scratch, r->Scratch(sizeof(StepDev)));
     StepDev* dev = static_cast<StepDev*>(scratch);
     ZoadamStepPrep<<<1, 1, 0, r->compute>>>(ctx.input(7).data<int64_t>(), SkipPtr(ctx, 9), ctx.input(6).data<float>(),
@@ -183,16 +185,17 @@ class ZoadamApplyCuda : public OpKernel {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
     const int64_t n = ctx.input(0).numel();
     for (size_t i = 1; i < 4; ++i) RETURN_IF_ERROR(optim::StateSize(ctx.input(i), n, false, "ZoadamApply"));
-    if (ctx.input(4).numel() != 1) return InvalidArgument("ZoadamApply: lrs has ", ctx.input(4).numel(), " elements, not 1");
+    if (ctx.input(4).numel() != 1)
+      return InvalidArgument("ZoadamApply: lrs has ", ctx.input(4).numel(), " elements, not 1");
     ASSIGN_OR_RETURN(void* scratch, r->Scratch(sizeof(ApplyDev)));
     ApplyDev* dev = static_cast<ApplyDev*>(scratch);
     ZoadamApplyPrep<<<1, 1, 0, r->compute>>>(ctx.input(6).data<int64_t>(), SkipPtr(ctx, 7), ctx.input(5).data<float>(),
                                              ctx.input(4).data<double>(), node_, dev);
     DSC_CUDA_CHECK_LAUNCH();
     if (n == 0) return Status::OK();
-    ZoadamApplyKernel<<<GridFor(*r, n), kThreads, 0, r->compute>>>(n, ctx.input(0).data<float>(),
-                                                                  ctx.input(1).data<float>(), ctx.input(2).data<float>(),
-                                                                  ctx.input(3).data<float>(), dev);
+    ZoadamApplyKernel<<<GridFor(*r, n), kThreads, 0, r->compute>>>(
+        n, ctx.input(0).data<float>(), ctx.input(1).data<float>(), ctx.input(2).data<float>(),
+        ctx.input(3).data<float>(), dev);
     DSC_CUDA_CHECK_LAUNCH();
     return Status::OK();
   }
@@ -203,7 +206,8 @@ class ZoadamApplyCuda : public OpKernel {
 
 bool RegisterZoadamCuda() {
   KernelRegistry& r = KernelRegistry::Global();
-  r.Register(KernelKey{kDscDomain, ops::kZoadamStep, DeviceKind::kCuda, DType::kFloat32}, MakeFactory<ZoadamStepCuda>());
+  r.Register(KernelKey{kDscDomain, ops::kZoadamStep, DeviceKind::kCuda, DType::kFloat32},
+             MakeFactory<ZoadamStepCuda>());
   r.Register(KernelKey{kDscDomain, ops::kZoadamPhase, DeviceKind::kCuda, DType::kFloat32},
              MakeFactory<ZoadamPhaseCuda>());
   r.Register(KernelKey{kDscDomain, ops::kZoadamApply, DeviceKind::kCuda, DType::kFloat32},
