@@ -578,8 +578,9 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     // value or checkpoint is written into them.
     ASSIGN_OR_RETURN(SwapFolders folders, SwapFoldersOf(cfg.zero));
     RETURN_IF_ERROR(state.OpenSwap(folders, rank, SwapIoOptionsFrom(cfg.aio)));
-    // Every rank: each may have its own disk under the same nvme_path.
-    for (const std::string& note : state.SwapIoNotes()) std::cerr << "dsrun: note: " << note << "\n";
+    // Every rank: each may have its own disk under the same nvme_path. One write per line, so
+    // the ranks' lines on a shared stderr do not interleave.
+    for (const std::string& note : state.SwapIoNotes()) std::cerr << StrCat("dsrun: note: ", note, "\n") << std::flush;
   }
   // The position a resume starts from; a fresh run starts at the zero position.
   TrainerPosition start_pos;

@@ -48,11 +48,12 @@ struct TrainRun {
   std::string output;  // dsrun's stdout and stderr
 };
 
+// `env`: assignments put before dsrun's command ("NAME=value ... ").
 TrainRun Train(const std::string& plan, const std::string& args, const testing::TempDir& tmp, const std::string& name,
-               int world = kWorld) {
+               int world = kWorld, const std::string& env = "") {
   const std::string metrics = tmp.File(name + ".jsonl");
   const std::string nproc = world > 1 ? " --nproc " + std::to_string(world) : "";  // one rank: no MPI job
-  CommandResult r = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + nproc + " --data " +
+  CommandResult r = testing::RunCommand(env + ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + nproc + " --data " +
                                         ShellQuote((kRoot / "models/gpt/data").string()) +
                                         " --no-shuffle -q --threads 1 --metrics " + ShellQuote(metrics) + " " + args);
   EXPECT_EQ(r.rc, 0) << r.output;
@@ -144,6 +145,30 @@ TEST(NvmeOffloadIo, BufferedOnTmpfsSaysSoOncePerRank) {
     if (at != std::string::npos) {
       EXPECT_EQ(mem.output.find(line, at + 1), std::string::npos) << "said twice";
     }
+  }
+}
+
+// A file system that refuses O_DIRECT at open (EINVAL; here a preloaded open() that does): the
+// swap file falls back to buffered I/O, says why once, and trains as with O_DIRECT.
+TEST(NvmeOffloadIo, BufferedWhereOpenRefusesODirect) {
+  testing::TempDir tmp;
+  const std::string plan = Compile(1, {{"device", "nvme"}, {"nvme_path", tmp.File("nvme")}}, tmp, "refused", 1);
+  const TrainRun direct = Train(plan, "--steps 3", tmp, "direct", 1);
+  // The sanitizer build's runtime would otherwise insist on coming first in the preload list.
+  const TrainRun refused = Train(plan, "--steps 3", tmp, "refused", 1,
+                                 "LD_PRELOAD=" + ShellQuote(DSC_REFUSE_ODIRECT_PATH) +
+                                     " ASAN_OPTIONS=\"$ASAN_OPTIONS:verify_asan_link_order=0\" ");
+  ASSERT_EQ(direct.loss.size(), 3u) << direct.output;
+  EXPECT_EQ(refused.loss, direct.loss);
+  const std::string note = "uses buffered I/O, not O_DIRECT";
+  EXPECT_EQ(direct.output.find(note), std::string::npos) << direct.output;
+  const std::string line = "dsrun: note: the NVMe swap file of rank 0 under " + tmp.File("nvme") +
+                           " (zero_optimization.offload_optimizer.nvme_path) " + note +
+                           ": the file system refuses O_DIRECT (open: Invalid argument)";
+  const size_t at = refused.output.find(line);
+  EXPECT_NE(at, std::string::npos) << line << "\nnot in:\n" << refused.output;
+  if (at != std::string::npos) {
+    EXPECT_EQ(refused.output.find(line, at + 1), std::string::npos) << "said twice";
   }
 }
 
