@@ -74,6 +74,11 @@ void RenderPrecisionText(std::ostream& os, const json& s) {
      << " and are reduced in " << r.value("communication", "?") << "; loss scaling "
      << (r.value("loss_scaling", false) ? "on" : "off") << ", overflow check "
      << (r.value("check_overflow", false) ? "on" : "off") << "\n";
+  if (const int64_t calls = r.value("optimizer_calls_before_training", int64_t{0}); calls > 0)
+    os << "  before training: DeepSpeed's fp16/bf16 wrapper at ZeRO 0 calls optimizer.step() "
+       << (calls == 1 ? std::string("once") : std::to_string(calls) + " times")
+       << " on zero gradients with the optimizer's own lr; dsrun does too, so the first update is call " << calls + 1
+       << "\n";
   for (auto p = s["compute"].begin(); p != s["compute"].end(); ++p) {
     os << "  compute dtypes in " << p.key() << ":";
     for (auto op = p.value().begin(); op != p.value().end(); ++op) {

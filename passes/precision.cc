@@ -274,6 +274,9 @@ class PrecisionPass : public GraphPass {
     nlohmann::json counts = nlohmann::json::object();
     for (const auto& [k, n] : rewriter.compute_counts()) counts[k] = n;
     regime["compute"] = counts;
+    // DeepSpeed's ZeRO-0 wrapper steps the optimizer once before training; dsrun does the same.
+    if (ctx.config && WrapperCallsBeforeTraining(*ctx.config) > 0)
+      regime["optimizer_calls_before_training"] = WrapperCallsBeforeTraining(*ctx.config);
     g.metadata["dsc.precision"] = regime.dump();
     g.metadata["dsc.precision_casts"] = rewriter.casts().dump();
     if (rewriter.overflowed() > 0 && ctx.warn)

@@ -152,6 +152,7 @@ StatusOr<PrecisionMode> ResolvePrecision(const DsConfig& c) {
 }
 
 int64_t WrapperCallsBeforeTraining(const DsConfig& c) {
+  if (c.optimizer.implementation == "MuonWithAuxAdam") return 0;
   return c.zero.stage == 0 && (c.fp16.enabled || c.bf16.enabled) ? 1 : 0;
 }
 

@@ -50,7 +50,8 @@ StatusOr<PrecisionMode> ResolvePrecision(const DsConfig& config);
 // and betas (the LR scheduler is built after it). That call counts: Adam's bias correction of
 // training step s is call s + this, and decoupled weight decay acts once on the fp32 masters
 // before training (the half parameters keep their values until the first step copies the masters
-// back). The ZeRO optimizers and BF16_Optimizer no longer make it (DeepSpeed #5104). 0 otherwise.
+// back). The ZeRO optimizers and BF16_Optimizer no longer make it (DeepSpeed #5104). 0 otherwise,
+// and 0 for Muon, which dscompile trains at ZeRO 0 as at stages 1-3 by design (docs/config.md).
 int64_t WrapperCallsBeforeTraining(const DsConfig& config);
 // The same for the 1-bit optimizers, whose nodes count calls themselves (step_offset): that call
 // is their own initialising call (adam.py:241, zoadam.py:298, lamb.py:374), so training step s is

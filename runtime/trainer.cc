@@ -719,11 +719,8 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   };
   const bool gathers_buckets = gathers(*micro->graph) || gathers(*step->graph);
   const TensorView* const poison = FirstGradient(plan) ? state.Find(FirstGradient(plan)->name) : nullptr;
-  // The optimizer calls before training that dsc::step counts. The 1-bit nodes count their own;
-  // Muon at ZeRO 0 trains as at stages 1-3 by design (docs/config.md), which make no such call.
-  const int64_t init_calls = cfg.optimizer.implementation == "MuonWithAuxAdam"
-                                 ? 0
-                                 : WrapperCallsBeforeTraining(cfg) - OnebitCallsBeforeTraining(cfg);
+  // The optimizer calls before training that dsc::step counts (the 1-bit nodes count their own).
+  const int64_t init_calls = WrapperCallsBeforeTraining(cfg) - OnebitCallsBeforeTraining(cfg);
   if (init_calls > 0) RETURN_IF_ERROR(CheckConstructorCall(cfg, *step->graph));
   if (init_calls > 0 && opts.resume_from.empty()) {
     RETURN_IF_ERROR(RunConstructorCall(plan, cfg, step_ex.get(), &scalars, &state,
