@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <tuple>
 
@@ -28,6 +29,25 @@ std::string FileNameFor(const std::string& name) {
 
 StateStore::~StateStore() {
   for (auto& [n, v] : views_) device_->Free(v.ptr);
+  for (auto& [n, v] : host_views_) FreeOnHost(v.ptr);
+}
+
+void StateStore::PlaceForHostStep(HostStepLayout layout, Device* host, bool pinned) {
+  layout_ = std::move(layout);
+  host_ = host;
+  pinned_ = pinned;
+}
+
+StatusOr<void*> StateStore::AllocateOnHost(size_t bytes) {
+  return pinned_ ? device_->AllocateHost(bytes) : host_->Allocate(bytes);
+}
+
+void StateStore::FreeOnHost(void* p) {
+  if (pinned_) {
+    device_->FreeHost(p);
+  } else {
+    host_->Free(p);
+  }
 }
 
 Status StateStore::Allocate(const Plan& plan) {
@@ -41,10 +61,59 @@ Status StateStore::Allocate(const Plan& plan) {
       swapped_by_kind_[StateKindName(s.kind)] += static_cast<int64_t>(v.nbytes());
       continue;
     }
-    ASSIGN_OR_RETURN(v.ptr, device_->Allocate(v.nbytes()));
-    views_[s.name] = v;
     bytes_by_kind_[StateKindName(s.kind)] += static_cast<int64_t>(v.nbytes());
-    RETURN_IF_ERROR(device_->Memset(v.ptr, 0, v.nbytes()));
+    auto place = layout_.place.find(s.name);
+    const StatePlace where = host_ && place != layout_.place.end() ? place->second : StatePlace::kDevice;
+    if (where != StatePlace::kHost) {
+      ASSIGN_OR_RETURN(v.ptr, device_->Allocate(v.nbytes()));
+      views_[s.name] = v;
+      RETURN_IF_ERROR(device_->Memset(v.ptr, 0, v.nbytes()));
+    }
+    if (where != StatePlace::kDevice) {
+      ASSIGN_OR_RETURN(v.ptr, AllocateOnHost(v.nbytes()));
+      host_views_[s.name] = v;
+      std::memset(v.ptr, 0, v.nbytes());
+      host_bytes_ += static_cast<int64_t>(v.nbytes());
+      if (where == StatePlace::kMirrored) mirror_bytes_ += static_cast<int64_t>(v.nbytes());
+    }
+  }
+  return Status::OK();
+}
+
+const TensorView* StateStore::FindOnHost(const std::string& name) const {
+  auto it = host_views_.find(name);
+  return it == host_views_.end() ? nullptr : &it->second;
+}
+
+const TensorView* StateStore::FindForStep(const std::string& name) const {
+  return host_ ? FindOnHost(name) : Find(name);
+}
+
+Status StateStore::MirrorToHost(const std::vector<std::string>& names) {
+  for (const std::string& n : names) {
+    const TensorView *d = Find(n), *h = FindOnHost(n);
+    if (!d || !h) return Internal("state '", n, "' has no host mirror");
+    RETURN_IF_ERROR(device_->CopyDeviceToHost(h->ptr, d->ptr, d->nbytes()));
+    moved_to_host_ += static_cast<int64_t>(d->nbytes());
+  }
+  return Status::OK();
+}
+
+Status StateStore::MirrorToDevice(const std::vector<std::string>& names) {
+  for (const std::string& n : names) {
+    const TensorView *d = Find(n), *h = FindOnHost(n);
+    if (!d || !h) return Internal("state '", n, "' has no host mirror");
+    RETURN_IF_ERROR(device_->CopyHostToDevice(d->ptr, h->ptr, d->nbytes()));
+    moved_to_device_ += static_cast<int64_t>(d->nbytes());
+  }
+  return Status::OK();
+}
+
+Status StateStore::ZeroOnDevice(const std::vector<std::string>& names) {
+  for (const std::string& n : names) {
+    const TensorView* d = Find(n);
+    if (!d) return Internal("state '", n, "' has no device buffer");
+    RETURN_IF_ERROR(device_->Memset(d->ptr, 0, d->nbytes()));
   }
   return Status::OK();
 }
@@ -91,12 +160,17 @@ StatusOr<std::unique_ptr<CommHandle>> StateStore::Router::StartWrite(const std::
 
 const TensorView* StateStore::Describe(const std::string& name) const {
   if (const TensorView* v = Find(name)) return v;
+  if (const TensorView* v = FindOnHost(name)) return v;
   auto it = swapped_.find(name);
   return it == swapped_.end() ? nullptr : &it->second;
 }
 
 Status StateStore::CopyToHost(const std::string& name, void* dst) const {
   if (const TensorView* v = Find(name)) return device_->CopyDeviceToHost(dst, v->ptr, v->nbytes());
+  if (const TensorView* v = FindOnHost(name)) {
+    std::memcpy(dst, v->ptr, v->nbytes());
+    return Status::OK();
+  }
   auto it = swapped_.find(name);
   if (it == swapped_.end()) return Internal("state '", name, "' has no buffer");
   ASSIGN_OR_RETURN(NvmeSwapFile * f, router_.For(name));
@@ -107,7 +181,10 @@ Status StateStore::CopyFromHost(const std::string& name, const void* src, size_t
   const TensorView* d = Describe(name);
   if (!d) return Internal("state '", name, "' has no buffer");
   if (bytes > d->nbytes()) return Internal("state '", name, "': ", bytes, " bytes given, it has ", d->nbytes());
-  if (d->ptr) return device_->CopyHostToDevice(d->ptr, src, bytes);
+  // Both copies of a mirrored state: the mirror stays current until a program writes one.
+  if (const TensorView* h = FindOnHost(name)) std::memcpy(h->ptr, src, bytes);
+  if (const TensorView* v = Find(name)) return device_->CopyHostToDevice(v->ptr, src, bytes);
+  if (d->ptr) return Status::OK();
   ASSIGN_OR_RETURN(NvmeSwapFile * f, router_.For(name));
   return f->Write(name, src, bytes);
 }

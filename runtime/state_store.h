@@ -1,8 +1,11 @@
 // The training state on a device: one buffer per state tensor of a plan (parameters, master
 // weights, gradient accumulators, optimizer states, buffers), each rank holding its ZeRO chunks.
 // States the plan swaps to NVMe (ir/swap_ops.h) have no buffer: their bytes live in the rank's
-// swap files (runtime/nvme_swap.h), which OpenSwap creates; Describe, CopyToHost and CopyFromHost
-// reach every state, resident or swapped (checkpoints, dumps).
+// swap files (runtime/nvme_swap.h), which OpenSwap creates. When the step program runs on the host
+// (optimizer offload on a GPU rank, backend/host_step.h), PlaceForHostStep puts the states only the
+// step uses in host memory and gives the ones both programs use a host mirror. Describe, CopyToHost
+// and CopyFromHost reach every state wherever it is (checkpoints, dumps); the device copy of a
+// mirrored state is the authoritative one between steps.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/host_step.h"
 #include "backend/plan.h"
 #include "runtime/device.h"
 #include "runtime/nvme_swap.h"
@@ -31,6 +35,11 @@ class StateStore {
   StateStore& operator=(const StateStore&) = delete;
   ~StateStore();
 
+  // Before Allocate: the step program runs on `host` (a CPU device) and `layout` says which states
+  // live in host memory (kHost) or have a host mirror (kMirrored). Their host buffers come from
+  // the compute device's AllocateHost when `pinned` (page-locked on CUDA: offload_optimizer's
+  // pin_memory), else from `host`. `host` outlives the store.
+  void PlaceForHostStep(HostStepLayout layout, Device* host, bool pinned);
   // Allocates every state tensor but the swapped ones, zero-filled (ZeRO chunks include their zero
   // padding).
   Status Allocate(const Plan& plan);
@@ -49,8 +58,18 @@ class StateStore {
   // Every state tensor of this rank as .npy under `dir` (dsrun --debug-dump-state).
   Status Dump(const Plan& plan, const std::string& dir) const;
 
-  // The buffer of a resident state; null for a swapped one or an unknown name.
+  // The buffer of a resident state on the compute device (what the micro-step binds); null for a
+  // swapped or host-only one or an unknown name.
   const TensorView* Find(const std::string& name) const;
+  // The buffer the step program binds: the host copy (host-only or mirror) when it runs on the
+  // host, else Find's.
+  const TensorView* FindForStep(const std::string& name) const;
+  // Around a step program on the host (HostStepLayout's lists): the device copies of `names` into
+  // their mirrors, the mirrors onto the device, or the device copies zeroed.
+  Status MirrorToHost(const std::vector<std::string>& names);
+  Status MirrorToDevice(const std::vector<std::string>& names);
+  Status ZeroOnDevice(const std::vector<std::string>& names);
+  bool host_step() const { return host_ != nullptr; }
   // Dtype and shape of any state (ptr null when swapped); null for an unknown name.
   const TensorView* Describe(const std::string& name) const;
   // The whole state to host memory, or its first `bytes` from host memory (a shard's real elements).
@@ -61,6 +80,13 @@ class StateStore {
   int64_t bytes(const char* kind) const;
   // Bytes of state kept in the swap files instead, by kind.
   int64_t swapped_bytes(const char* kind) const;
+  // Bytes of state in host memory besides the device (host-only states and mirrors; 0 without
+  // PlaceForHostStep), and of those the mirrors.
+  int64_t host_bytes() const { return host_bytes_; }
+  int64_t mirror_bytes() const { return mirror_bytes_; }
+  // Bytes MirrorToHost and MirrorToDevice have copied so far.
+  int64_t moved_to_host() const { return moved_to_host_; }
+  int64_t moved_to_device() const { return moved_to_device_; }
 
  private:
   // Each swapped state's calls go to its file.
@@ -72,8 +98,18 @@ class StateStore {
     StatusOr<std::unique_ptr<CommHandle>> StartWrite(const std::string& name, const void* src, size_t bytes) override;
   };
 
+  StatusOr<void*> AllocateOnHost(size_t bytes);
+  void FreeOnHost(void* p);
+  // The host copy of a state: its only buffer, or its mirror; null when it has none.
+  const TensorView* FindOnHost(const std::string& name) const;
+
   Device* device_;
-  std::map<std::string, TensorView> views_;
+  Device* host_ = nullptr;  // set by PlaceForHostStep
+  bool pinned_ = false;
+  HostStepLayout layout_;
+  std::map<std::string, TensorView> views_;       // on the device
+  std::map<std::string, TensorView> host_views_;  // in host memory: host-only states and mirrors
+  int64_t host_bytes_ = 0, mirror_bytes_ = 0, moved_to_host_ = 0, moved_to_device_ = 0;
   std::map<std::string, TensorView> swapped_;  // ptr null: the bytes are in a swap file
   std::vector<std::string> swap_order_;        // plan order: the files' layout
   std::set<std::string> swapped_params_;       // of swap_order_, the parameter chunks

@@ -23,6 +23,7 @@
 
 #include "backend/export_onnx.h"
 #include "backend/export_safetensors.h"
+#include "backend/host_step.h"
 #include "backend/plan_summary.h"
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
@@ -236,11 +237,12 @@ class Scalars {
 };
 
 // Binds every input of `g` that is state or a reserved scalar; returns the others (data inputs).
+// `step`: the step program, which binds the states' host copies when it runs on the host.
 StatusOr<std::vector<DataInput>> BindProgram(const Graph& g, ProgramExecutor* ex, const StateStore& state,
-                                             const Scalars& scalars) {
+                                             const Scalars& scalars, bool step) {
   std::vector<DataInput> data;
   for (const Value* in : g.inputs()) {
-    if (const TensorView* v = state.Find(in->name())) {
+    if (const TensorView* v = step ? state.FindForStep(in->name()) : state.Find(in->name())) {
       RETURN_IF_ERROR(ex->Bind(in->name(), *v));
       continue;
     }
@@ -365,6 +367,30 @@ Status ReduceLossAndVerdict(Communicator* comm, bool checks_overflow, bool overf
                     " found inf/NaN, rank(s) ", no, " did not; the plan computes it from the global norm, so this is "
                     "a bug in the plan or a collective");
   return Status::OK();
+}
+
+// Whether the step program runs on the host (backend/host_step.h): on a GPU rank whose config
+// offloads the optimizer, or on a CPU rank with --debug-host-step, which splits it the same way to
+// test it there. What the split does not do is refused, naming the key.
+Status CheckHostStepOption(const DsConfig& cfg, const TrainOptions& opts) {
+  if (opts.debug_host_step && !cfg.zero.optimizer_offloaded())
+    return InvalidArgument("--debug-host-step: the plan's config offloads no optimizer states ",
+                           "(zero_optimization.offload_optimizer.device is \"none\"), so a GPU rank would run its "
+                           "step on the device: there is no split to test");
+  return Status::OK();
+}
+StatusOr<bool> StepRunsOnHost(const DsConfig& cfg, const Device& device, const TrainOptions& opts) {
+  RETURN_IF_ERROR(CheckHostStepOption(cfg, opts));
+  const bool offloaded = cfg.zero.optimizer_offloaded();
+  if (opts.debug_host_step && device.kind() != DeviceKind::kCpu)
+    return InvalidArgument("--debug-host-step is for CPU ranks: a rank on ", device.name(),
+                           " with optimizer offload runs its step program on the host already");
+  const bool on_host = offloaded && (device.kind() != DeviceKind::kCpu || opts.debug_host_step);
+  if (on_host && cfg.zero.offload_optimizer->ratio < 1.0)
+    return Unimplemented("zero_optimization.offload_optimizer.ratio ", cfg.zero.offload_optimizer->ratio,
+                         ": partial optimizer offload (a share of the states and their update kept on the GPU) is "
+                         "not implemented; set it to 1, or run this plan with --device cpu");
+  return on_host;
 }
 
 // The config of a plan that can train on this job's ranks.
@@ -513,6 +539,7 @@ StatusOr<DataLoader> OpenTrainingData(const Plan& plan, const TrainOptions& opts
       return InvalidArgument(flag, " ", path, ": the folder ", out_dir.string(), " does not exist");
   }
   RETURN_IF_ERROR(CheckCheckpointOptions(cfg, opts));
+  RETURN_IF_ERROR(CheckHostStepOption(cfg, opts));
   // The micro-step's data inputs: what BindProgram leaves unbound (neither state nor a scalar).
   std::vector<DataInput> inputs;
   for (const Value* in : plan.FindProgram("micro_step")->graph->inputs()) {
@@ -549,13 +576,10 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     own_device = CreateCpuDevice(opts.threads);
     device = own_device.get();
   }
-  // Offload to "cpu" compiles to the plan without offload: right on CPU ranks, whose states are in
-  // host memory already; a GPU would keep them on the device, which is not what the config asks.
-  // NVMe swapping has CPU kernels only (kernels/cpu/swap.cc): the copies a GPU needs are not written.
-  if (device->kind() == DeviceKind::kCuda && cfg.zero.enabled() && cfg.zero.optimizer_offloaded())
-    return Unimplemented("zero_optimization.offload_optimizer.device \"", cfg.zero.offload_optimizer->device,
-                         "\": offloading the optimizer states of a rank that computes on a CUDA device is not "
-                         "implemented; run this plan with --device cpu, or compile it without offload_optimizer");
+  // Optimizer offload compiles to the plan without offload ("cpu") or with swap ops ("nvme"): on a
+  // CPU rank the states are in host memory already. A GPU rank runs the step program on the host
+  // (backend/host_step.h), as --debug-host-step makes a CPU rank do to test it.
+  ASSIGN_OR_RETURN(const bool host_step, StepRunsOnHost(cfg, *device, opts));
   if (device->kind() == DeviceKind::kCuda && cfg.zero.stage == 3 && cfg.zero.param_offloaded())
     return Unimplemented("zero_optimization.offload_param.device \"", cfg.zero.offload_param->device,
                          "\": offloading the parameters of a rank that computes on a CUDA device is not "
@@ -570,7 +594,23 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     kernel_comm = gpu_comm.get();
   }
   RETURN_IF_ERROR(CheckCheckpointOptions(cfg, opts));
+  // The step program's device and communicator: the compute device's, or with the step on the host
+  // a CPU device of its own whose collectives move host buffers through the job's communicator.
+  std::unique_ptr<Device> host_device;
+  Device* step_device = device;
+  Communicator* step_comm = kernel_comm;
+  HostStepLayout layout;
+  if (host_step) {
+    ASSIGN_OR_RETURN(layout, HostStepLayoutOf(plan));
+    host_device = CreateCpuDevice(opts.threads);
+    step_device = host_device.get();
+    step_comm = opts.comm;
+  }
+  // offload_optimizer.pin_memory: the host copies page-locked, as the compute device allocates them
+  // (a CPU device's host memory is its own; nothing to pin).
+  const bool pinned = host_step && cfg.zero.offload_optimizer->pin_memory && device->kind() != DeviceKind::kCpu;
   StateStore state(device);
+  if (host_step) state.PlaceForHostStep(layout, host_device.get(), pinned);
   RETURN_IF_ERROR(state.Allocate(plan));
   if (!ops::SwappedStates(plan).empty()) {
     // The plan swaps optimizer states, master weights or parameter chunks (offload_optimizer or
@@ -625,14 +665,19 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
                              m.world_size == 1 ? "" : "s", differ.empty() ? "" : "; config differs in: " + differ, ")"));
     }
   }
+  // The scalars each program reads, in its device's memory (one set when both run on one device).
   Scalars scalars(device);
   RETURN_IF_ERROR(scalars.Init());
+  std::optional<Scalars> host_scalars;
+  if (host_step) RETURN_IF_ERROR(host_scalars.emplace(step_device).Init());
+  Scalars& step_scalars = host_step ? *host_scalars : scalars;
   ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> micro_ex, ProgramExecutor::Create(*micro->graph, device));
-  ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> step_ex, ProgramExecutor::Create(*step->graph, device));
+  ASSIGN_OR_RETURN(std::unique_ptr<ProgramExecutor> step_ex, ProgramExecutor::Create(*step->graph, step_device));
   micro_ex->comm_state().set_swap_space(state.swap());
   step_ex->comm_state().set_swap_space(state.swap());
-  ASSIGN_OR_RETURN(std::vector<DataInput> inputs, BindProgram(*micro->graph, micro_ex.get(), state, scalars));
-  ASSIGN_OR_RETURN(std::vector<DataInput> step_data, BindProgram(*step->graph, step_ex.get(), state, scalars));
+  ASSIGN_OR_RETURN(std::vector<DataInput> inputs, BindProgram(*micro->graph, micro_ex.get(), state, scalars, false));
+  ASSIGN_OR_RETURN(std::vector<DataInput> step_data,
+                   BindProgram(*step->graph, step_ex.get(), state, step_scalars, true));
   if (!step_data.empty()) return Internal("the step program reads '", step_data[0].name, "', which is neither state nor a scalar");
   const DataLoaderOptions dopts = LoaderOptions(cfg, opts);
   const bool same_inputs = std::equal(inputs.begin(), inputs.end(), loader.inputs().begin(), loader.inputs().end(),
@@ -659,6 +704,11 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
               << " samples per epoch do not fill a batch and are skipped (plans have static batch shapes)\n";
   if (progress && scales_loss) *progress << "dsrun: loss scale: " << scaler.Describe() << "\n";
   if (progress) *progress << "dsrun: device " << device->name() << "\n";
+  if (progress && host_step)
+    *progress << "dsrun: optimizer offload: the step program runs on the host (" << step_device->name() << "), "
+ << HumanBytes(state.host_bytes()) << " of state in "
+              << (pinned ? "pinned " : "") << "host memory; per step " << HumanBytes(layout.to_host_bytes) << " device -> host, "
+              << HumanBytes(layout.to_device_bytes) << " host -> device\n";
 
   const int64_t total = opts.steps >= 0 ? opts.steps : std::max<int64_t>(opts.epochs, 1) * loader.steps_per_epoch();
   if (progress) {
@@ -688,13 +738,21 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   std::unique_ptr<CommsLogger> comms_log;
   if (cfg.comms_logger.enabled && kernel_comm)
     comms_log = std::make_unique<CommsLogger>(cfg.comms_logger, kernel_comm->size(), lead_rank ? &std::cout : nullptr);
+  // The communicators the plan's collectives go through: the micro-step's, and the step's when it
+  // runs on the host with another one.
+  std::vector<Communicator*> plan_comms;
+  for (Communicator* c : {kernel_comm, step_comm})
+    if (c && std::find(plan_comms.begin(), plan_comms.end(), c) == plan_comms.end()) plan_comms.push_back(c);
+  auto set_log = [&](CollectiveLog* log) {
+    for (Communicator* c : plan_comms) c->set_collective_log(log);
+  };
   // A step that fails leaves the log attached: detach it before it goes, as the communicator stays.
   struct DetachLog {
-    Communicator* comm;
+    std::vector<Communicator*> comms;
     ~DetachLog() {
-      if (comm) comm->set_collective_log(nullptr);
+      for (Communicator* c : comms) c->set_collective_log(nullptr);
     }
-  } detach_log{comms_log ? kernel_comm : nullptr};
+  } detach_log{comms_log ? plan_comms : std::vector<Communicator*>{}};
   const std::string loss_name = micro->graph->training.loss;
   std::ostream* const metrics = lead_rank ? opts.metrics : nullptr;
   TrainSummary summary;
@@ -704,10 +762,15 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   const int threads = opts.threads;
   // The communicator's counters where the plan's traffic of the current step starts.
   std::map<std::string, int64_t> sent_before, calls_before;
+  auto sum_over_comms = [&](std::map<std::string, int64_t> (Communicator::*counter)() const) {
+    std::map<std::string, int64_t> sum;
+    for (Communicator* c : plan_comms)
+      for (const auto& [kind, n] : (c->*counter)()) sum[kind] += n;
+    return sum;
+  };
   auto count_from_here = [&] {
-    if (!kernel_comm) return;
-    sent_before = kernel_comm->bytes_sent();
-    calls_before = kernel_comm->calls();
+    sent_before = sum_over_comms(&Communicator::bytes_sent);
+    calls_before = sum_over_comms(&Communicator::calls);
   };
   count_from_here();
   // Stage 3 gathers parameters in buckets: the metrics then report the most gathered elements
@@ -723,8 +786,8 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   const int64_t init_calls = WrapperCallsBeforeTraining(cfg) - OnebitCallsBeforeTraining(cfg);
   if (init_calls > 0) RETURN_IF_ERROR(CheckConstructorCall(cfg, *step->graph));
   if (init_calls > 0 && opts.resume_from.empty()) {
-    RETURN_IF_ERROR(RunConstructorCall(plan, cfg, step_ex.get(), &scalars, &state,
-                                       RunOptions{dopts.seed, 0, threads, kernel_comm, 0, nullptr, nullptr, 1}));
+    RETURN_IF_ERROR(RunConstructorCall(plan, cfg, step_ex.get(), &step_scalars, &state,
+                                       RunOptions{dopts.seed, 0, threads, step_comm, 0, nullptr, nullptr, 1}));
     count_from_here();
   }
   auto dump_due = [&](int64_t n) {
@@ -781,7 +844,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     RETURN_IF_ERROR(scalars.Upload());
     micro_ex->comm_state().ResetPeak();
     step_ex->comm_state().ResetPeak();
-    if (comms_log) kernel_comm->set_collective_log(comms_log.get());
+    if (comms_log) set_log(comms_log.get());
     for (int64_t m = 0; m < gas; ++m) {
       const auto data_t0 = std::chrono::steady_clock::now();
       if (s > 0 || m > 0) RETURN_IF_ERROR(loader.Fill(s, m, &batch));
@@ -804,36 +867,50 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
     for (const OverflowInjection& i : opts.inject_overflow)
       if (i.step == s + 1 && i.rank == rank) RETURN_IF_ERROR(WriteInf(device, *poison));
     const double lr = schedule.lr();
-    scalars.lr = static_cast<float>(lr);
-    scalars.step = applied + 1 + init_calls;
-    if (auto b1 = schedule.beta1()) scalars.beta1 = static_cast<float>(*b1);
-    RETURN_IF_ERROR(scalars.Upload());
+    step_scalars.lr = static_cast<float>(lr);
+    step_scalars.step = applied + 1 + init_calls;
+    step_scalars.loss_scale = scaler.scale();
+    if (auto b1 = schedule.beta1()) step_scalars.beta1 = static_cast<float>(*b1);
+    RETURN_IF_ERROR(step_scalars.Upload());
     const auto step_t0 = std::chrono::steady_clock::now();
-    RETURN_IF_ERROR(step_ex->Run(RunOptions{dopts.seed, s + 1, threads, kernel_comm, 0,
+    // The step on the host: the mirrors it reads brought up to date, its writes copied back after,
+    // whole and synchronously (no overlap with the update).
+    const int64_t moved_up = state.moved_to_host(), moved_down = state.moved_to_device();
+    if (host_step) {
+      RETURN_IF_ERROR(device->Synchronize());
+      RETURN_IF_ERROR(state.MirrorToHost(layout.to_host).WithContext(StrCat("step ", s + 1)));
+    }
+    RETURN_IF_ERROR(step_ex->Run(RunOptions{dopts.seed, s + 1, threads, step_comm, 0,
                                             profiler ? profiler->Times(kStepProgram, s + 1) : nullptr, &comm_s,
                                             applied + 1 + init_calls})
                         .WithContext(StrCat("step ", s + 1)));
+    if (host_step) {
+      RETURN_IF_ERROR(state.MirrorToDevice(layout.to_device).WithContext(StrCat("step ", s + 1)));
+      RETURN_IF_ERROR(state.ZeroOnDevice(layout.zero_on_device).WithContext(StrCat("step ", s + 1)));
+    }
     program_s += seconds_since(step_t0);
-    ASSIGN_OR_RETURN(float grad_norm, ReadScalar(device, step_ex->Output(ops::kGradNormOutput), "grad norm"));
+    ASSIGN_OR_RETURN(float grad_norm, ReadScalar(step_device, step_ex->Output(ops::kGradNormOutput), "grad norm"));
     bool overflow = false;
     if (checks_overflow) {
       const TensorView* flag = step_ex->Output(ops::kOverflowOutput);
       if (!flag || flag->dtype != DType::kBool || flag->numel() != 1)
         return Internal("the plan's ", ops::kOverflowOutput, " output is not a bool scalar");
       uint8_t byte = 0;
-      RETURN_IF_ERROR(device->CopyDeviceToHost(&byte, flag->ptr, 1));
+      RETURN_IF_ERROR(step_device->CopyDeviceToHost(&byte, flag->ptr, 1));
       overflow = byte != 0;
     }
     if (comms_log) {
-      RETURN_IF_ERROR(kernel_comm->FlushCollectiveLog());
-      kernel_comm->set_collective_log(nullptr);
+      for (Communicator* c : plan_comms) RETURN_IF_ERROR(c->FlushCollectiveLog());
+      set_log(nullptr);
     }
     // The plan's traffic this step, counted before the trainer's own loss reduction (which the
     // plan does not hold, so dsinspect's per-step figures and these agree).
     nlohmann::json step_sent = nlohmann::json::object(), step_calls = nlohmann::json::object();
     if (kernel_comm) {
-      for (const auto& [kind, total_bytes] : kernel_comm->bytes_sent()) step_sent[kind] = total_bytes - sent_before[kind];
-      for (const auto& [kind, total_calls] : kernel_comm->calls()) step_calls[kind] = total_calls - calls_before[kind];
+      for (const auto& [kind, total_bytes] : sum_over_comms(&Communicator::bytes_sent))
+        step_sent[kind] = total_bytes - sent_before[kind];
+      for (const auto& [kind, total_calls] : sum_over_comms(&Communicator::calls))
+        step_calls[kind] = total_calls - calls_before[kind];
     }
     if (world > 1) RETURN_IF_ERROR(ReduceLossAndVerdict(opts.comm, checks_overflow, overflow, s + 1, &loss_sum));
     // Every rank's peak resident memory for rank 0's metrics line, gathered before the traffic
@@ -896,6 +973,14 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
                                {"optimizer_states_on_nvme", state.swapped_bytes("optimizer")},
                                {"master_weights_on_nvme", state.swapped_bytes("master")},
                                {"activations_peak", std::max(micro_ex->arena_bytes(), step_ex->arena_bytes())}}}};
+      if (host_step) {
+        // Where a GPU rank keeps what the step program uses (the plan's "places"), and what moved.
+        line["host_step"] = {{"host_state_bytes", state.host_bytes()},
+                             {"host_mirror_bytes", state.mirror_bytes()},
+                             {"host_peak_allocated_bytes", step_device->peak_allocated_bytes()},
+                             {"device_to_host_bytes", state.moved_to_host() - moved_up},
+                             {"host_to_device_bytes", state.moved_to_device() - moved_down}};
+      }
       for (double bytes : peak_resident) line["peak_resident_bytes"].push_back(static_cast<int64_t>(bytes));
       if (kernel_comm) {
         // Bytes this rank sent during the step, per collective kind (model in communicator.h).

@@ -64,6 +64,10 @@ struct TrainOptions {
   // letters, digits and "._:-" are written as %XX.
   std::string dump_state_dir;
   std::vector<int64_t> dump_state_steps;
+  // Testing only (dsrun --debug-host-step): a CPU rank whose config offloads the optimizer runs
+  // its step program on a second CPU device, with the states placed and mirrored as a GPU rank
+  // places them (backend/host_step.h); refused without offload_optimizer.
+  bool debug_host_step = false;
   // After the last step: the source model with the trained weights (fp32 masters, else the
   // parameters, and BatchNorm statistics; ZeRO shards gathered from every rank) as ONNX, written
   // by rank 0 (backend/export_onnx.h). `export_source` empty: the path the plan recorded.

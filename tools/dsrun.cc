@@ -110,6 +110,12 @@ debugging options:
   --debug-dump-steps LIST
                     comma-separated steps for --debug-dump-state; 0 is the initial state
                     (on a resume, the step resumed from is the state as loaded)
+  --debug-host-step  a test aid for optimizer offload on CPU ranks: run the step program on a
+                    second CPU device, with the states placed and copied as a GPU rank with
+                    zero_optimization.offload_optimizer places them (optimizer states and fp32
+                    masters in host memory only, the states both programs use on the device
+                    with a host mirror, copied around each step); the losses and states are
+                    those of the plain run. Refused unless the config offloads the optimizer
 
 debugging environment:
   DSC_DEBUG_KILL_IN_SAVE=N@R
@@ -123,7 +129,7 @@ const std::vector<FlagSpec> kFlags = {{"--data", true},     {"--steps", true},  
                                       {"--threads", true},  {"--nproc", true},   {"-q", false},
                                       {"--quiet", false},   {"-h", false},       {"--help", false},
                                       {"--debug-inject-overflow", true}, {"--debug-dump-state", true},
-                                      {"--debug-dump-steps", true}, {"--device", true},
+                                      {"--debug-dump-steps", true}, {"--debug-host-step", false}, {"--device", true},
                                       {"--export-onnx", true}, {"--export-source", true}, {"--export-safetensors", true},
                                       {"--save-dir", true}, {"--save-every", true}, {"--save-at-end", false},
                                       {"--resume", true}, {"--profile", false}, {"--profile-json", true}};
@@ -184,6 +190,7 @@ StatusOr<Job> Prepare(const ParsedArgs& args, Communicator* comm) {
     if (opts.dump_state_dir.empty()) return InvalidArgument("--debug-dump-steps needs --debug-dump-state DIR");
     ASSIGN_OR_RETURN(opts.dump_state_steps, ParseStepList(args.Get("--debug-dump-steps"), "--debug-dump-steps"));
   }
+  opts.debug_host_step = args.Has("--debug-host-step");
   opts.export_onnx = args.Get("--export-onnx");
   opts.export_source = args.Get("--export-source");
   opts.export_safetensors = args.Get("--export-safetensors");
