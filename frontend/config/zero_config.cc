@@ -115,19 +115,23 @@ Status ParseOffloadOptimizer(ParseContext& ctx, const std::string& path, const n
   RETURN_IF_ERROR(r.Float("cpuadam_cores_perc", &out->cpuadam_cores_perc, 0.0, 1.0));
   RETURN_IF_ERROR(r.Finish());
   // Offload to "cpu" is acted on by leaving the states where CPU ranks already keep them (host
-  // memory; dsrun refuses such a plan on a CUDA device), offload to "nvme" by swapping them
-  // (passes/offload_optimizer.cc, runtime/nvme_swap.h). What DeepSpeed reads only to move them to
-  // a GPU, or only for the other device, changes nothing then: say so for each key the user wrote.
-  struct NoEffect { const char* key; bool on_cpu, on_nvme; const char* why; };
+  // memory) and, on a GPU rank, by running the step program on the host with them there
+  // (backend/host_step.h); offload to "nvme" by swapping them (passes/offload_optimizer.cc,
+  // runtime/nvme_swap.h). What DeepSpeed reads only for the other device, or only to move states
+  // a CPU rank keeps in place, changes nothing then: say so for each key the user wrote.
+  struct NoEffect { const char* key; bool on_cpu, on_nvme; const char* why; };  // why: ": ..." or " on ..."
   static const NoEffect kNoEffect[] = {
-      {"nvme_path", true, false, "read only with device \"nvme\""},
-      {"buffer_count", true, false, "read only with device \"nvme\""},
-      {"pipeline_read", true, false, "read only with device \"nvme\""},
-      {"pipeline_write", true, false, "read only with device \"nvme\""},
-      {"fast_init", true, true, "the swap file starts as zeros (the states' initial value) without writing them"},
-      {"pin_memory", true, true, "pins the host copies a GPU copies from; on CPU ranks nothing is copied"},
-      {"ratio", true, false, "the share of the states moved to the host; on CPU ranks all of them are there already"},
-      {"cpuadam_cores_perc", true, true, "DeepSpeedCPUAdam's share of the cores; dsrun runs the optimizer step on "
+      {"nvme_path", true, false, ": read only with device \"nvme\""},
+      {"buffer_count", true, false, ": read only with device \"nvme\""},
+      {"pipeline_read", true, false, ": read only with device \"nvme\""},
+      {"pipeline_write", true, false, ": read only with device \"nvme\""},
+      {"fast_init", true, true, ": the states start as zeros, their initial value, in host memory or the swap file "
+                                "without a separate write"},
+      {"pin_memory", true, true, " on CPU ranks, which copy nothing (a GPU rank page-locks the host copies of its "
+                                 "states when true)"},
+      {"ratio", true, false, " on CPU ranks, where all the states are in host memory already (a GPU rank refuses "
+                             "ratio < 1: partial offload is not implemented)"},
+      {"cpuadam_cores_perc", true, true, ": DeepSpeedCPUAdam's share of the cores; dsrun runs the optimizer step on "
                                          "--threads like every other kernel"},
   };
   const bool cpu = out->device == "cpu", nvme = out->device == "nvme";
@@ -138,7 +142,7 @@ Status ParseOffloadOptimizer(ParseContext& ctx, const std::string& path, const n
   }
   for (const NoEffect& e : kNoEffect)
     if (v.contains(e.key) && ((cpu && e.on_cpu) || (nvme && e.on_nvme)))
-      ctx.Warn(r.Path(e.key), StrCat("has no effect with device \"", out->device, "\": ", e.why));
+      ctx.Warn(r.Path(e.key), StrCat("has no effect with device \"", out->device, "\"", e.why));
   return Status::OK();
 }
 
@@ -356,8 +360,8 @@ Status ParseZeroSection(ParseContext& ctx, const nlohmann::json& section, const 
   if (zero->optimizer_offloaded() && zero->offload_optimizer->device == "cpu" && zero->stage > 0)
     ctx.Warn(path + ".offload_optimizer.device",
              "\"cpu\": on CPU ranks the optimizer states already live in host memory, so the plan keeps them "
-             "there as it does without offload; dsrun refuses the plan on a CUDA device, where moving them to "
-             "the host is not implemented");
+             "there as it does without offload; on a CUDA device dsrun runs the step program (norms, update) on "
+             "the host, with the optimizer states and master weights in host memory (dsinspect: places)");
   if (zero->optimizer_offloaded() && zero->offload_optimizer->device == "nvme" && zero->stage > 0) {
     const OffloadOptimizerConfig& o = *zero->offload_optimizer;
     if (!o.nvme_path)

@@ -312,7 +312,9 @@ conv3d (float[batch,2,4,4,4] x) => (float[] loss) <float[3,2,3,3,3] w = ...> {
 
 // configs/zero3_offload.json (optimizer states and parameters offloaded to "cpu") compiles for CPU
 // ranks, whose host memory is where both live already: each offload warns so, and the plan places
-// the same bytes in memory as the config without the two offload sections.
+// the same bytes in memory as the config without the two offload sections. With the optimizer
+// offloaded alone, the report says what a GPU rank puts in host memory and what a CPU rank holds:
+// the plain plan's bytes.
 TEST(DscompileCli, OffloadToCpuCompilesToThePlanWithoutOffload) {
   testing::TempDir dir;
   json cfg = json::parse(std::ifstream(kConfigs + "/zero3_offload.json"), nullptr, true, /*ignore_comments=*/true);
@@ -333,6 +335,15 @@ TEST(DscompileCli, OffloadToCpuCompilesToThePlanWithoutOffload) {
     return json::parse(j.output)["memory"]["places"];
   };
   EXPECT_EQ(memory(dir.File("off")), memory(dir.File("plain")));
+  cfg["zero_optimization"]["offload_optimizer"] = {{"device", "cpu"}};
+  testing::WriteFileOrDie(dir.File("opt.json"), cfg.dump());
+  ASSERT_EQ(Dscompile(ShellQuote(kModels + "/mlp/mlp.onnx") + " --config " + ShellQuote(dir.File("opt.json")) +
+                      " -q -o " + ShellQuote(dir.File("opt"))).rc, 0);
+  CommandResult j = testing::RunCommand(ShellQuote(DSINSPECT_PATH) + " --json " + ShellQuote(dir.File("opt")), false);
+  ASSERT_EQ(j.rc, 0) << j.output;
+  const json opt = json::parse(j.output)["memory"];
+  EXPECT_EQ(opt["cpu_rank"]["device"], memory(dir.File("plain"))["device"]);
+  EXPECT_GT(opt["places"]["host"].get<int64_t>(), opt["optimizer_states"].get<int64_t>());
 }
 
 // A config DeepSpeed accepts is explained even when dscompile cannot compile it: the resolution on
