@@ -471,8 +471,7 @@ std::pair<int64_t, int64_t> SwapBytesPerStep(const Plan& plan) {
   return {in, out};
 }
 
-// The offload_optimizer.device of the plan's config ("none" when it has none), and whether it
-// offloads parameters too.
+// The device of the plan's config's zero_optimization.`section` ("none" when it has none).
 std::string OffloadDevice(const Plan& plan, const char* section) {
   if (!plan.config.is_object()) return "none";
   const json z = plan.config.value("zero_optimization", json::object());
@@ -486,6 +485,9 @@ std::string OffloadDevice(const Plan& plan, const char* section) {
 std::optional<HostStepLayout> GpuHostStepLayout(const Plan& plan) {
   if (OffloadDevice(plan, "offload_optimizer") == "none" || OffloadDevice(plan, "offload_param") != "none")
     return std::nullopt;
+  // Optimizer offload acts at ZeRO 1-3 (at stage 0 the config warns that it has no effect).
+  const json z = plan.config.value("zero_optimization", json::object());
+  if (!z.is_object() || z.value("stage", 0) < 1) return std::nullopt;
   StatusOr<HostStepLayout> l = HostStepLayoutOf(plan);
   if (!l.ok()) return std::nullopt;  // no micro_step/step (an explicit --passes): nothing runs
   return *std::move(l);
@@ -503,15 +505,16 @@ void AddStateAndMemory(const Plan& plan, json* out) {
     const int64_t numel = n.ok() ? *n : 0;
     const int64_t bytes = numel * static_cast<int64_t>(DTypeSize(st.dtype));
     const bool on_disk = swapped.count(st.name) > 0;
-    // With the step on the host (a GPU rank's optimizer offload), a state only it uses is in host
-    // memory, and one both programs use is on the device with a host mirror.
-    const StatePlace place = host_step && host_step->place.count(st.name) ? host_step->place.at(st.name)
-                                                                          : StatePlace::kDevice;
     state.push_back({{"name", st.name}, {"kind", StateKindName(st.kind)}, {"owner", st.owner},
                      {"dtype", DTypeName(st.dtype)}, {"shape", st.dims}, {"numel", numel}, {"bytes", bytes},
                      {"zero_init", st.zero_init}, {"shard_of_numel", st.shard_of_numel},
-                     {"place", on_disk ? "nvme" : place == StatePlace::kHost ? "host" : "device"}});
-    if (place == StatePlace::kMirrored) state.back()["host_mirror"] = true;
+                     {"place", on_disk ? "nvme" : "device"}});
+    // With the step on the host (a GPU rank's optimizer offload), a state only it uses is in host
+    // memory, and one both programs use is on the device with a host mirror.
+    if (host_step && host_step->place.count(st.name)) {
+      const StatePlace p = host_step->place.at(st.name);
+      state.back()["gpu_place"] = p == StatePlace::kHost ? "host" : p == StatePlace::kMirrored ? "mirrored" : "device";
+    }
     // A swapped state costs no memory: the step brings it into the activation arena for its update.
     if (on_disk) {
       on_nvme += bytes;
@@ -554,11 +557,11 @@ void AddStateAndMemory(const Plan& plan, json* out) {
                       {"arena_bytes_by_program", per_program}};
   // 1-bit optimizers' error feedback: listed only in the plans that have it.
   if (by_kind.count("compression_error")) (*out)["memory"]["compression_errors"] = by_kind["compression_error"];
-  // Where the bytes are: "device" is the memory the rank computes in (host memory on a CPU rank),
-  // "host" host memory besides it, "nvme" the swap file. Host memory is used by a GPU rank whose
-  // config offloads the optimizer: its step program runs on the host with the states only it uses
-  // (and the step's arena), mirrors of the states both programs use, and copies around each step.
-  // A CPU rank keeps all of it in its one memory, without mirrors or copies ("cpu_rank").
+  // Where the bytes are: "device" is the memory the rank computes in (host memory on a CPU rank,
+  // which keeps everything there: "host" is 0), "host" host memory besides it, "nvme" the swap
+  // file. A GPU rank whose config offloads the optimizer ("gpu_rank") runs the step program on the
+  // host with the states only it uses and the step's arena, mirrors of the states both programs
+  // use, and copies between them around each step.
   const auto [nvme_in, nvme_out] = SwapBytesPerStep(plan);
   json& memory = (*out)["memory"];
   memory["places"] = {{"device", resident + activations}, {"host", 0}, {"nvme", on_nvme}};
@@ -567,12 +570,13 @@ void AddStateAndMemory(const Plan& plan, json* out) {
   if (!host_step) return;
   const int64_t micro_arena = per_program.value("micro_step", int64_t{0}),
                 step_arena = per_program.value("step", int64_t{0});
-  memory["places"]["device"] = host_step->device_bytes + micro_arena;
-  memory["places"]["host"] = host_step->host_bytes + step_arena;
-  memory["places"]["host_mirrors"] = host_step->mirror_bytes;
-  memory["moved_per_step"]["host_to_device"] = host_step->to_device_bytes;
-  memory["moved_per_step"]["device_to_host"] = host_step->to_host_bytes;
-  memory["cpu_rank"] = {{"device", resident + activations}, {"host", 0}};
+  memory["gpu_rank"] = {{"places", {{"device", host_step->device_bytes + micro_arena},
+                                    {"host", host_step->host_bytes + step_arena},
+                                    {"host_mirrors", host_step->mirror_bytes},
+                                    {"nvme", on_nvme}}},
+                        {"moved_per_step", {{"nvme_to_device", nvme_in}, {"device_to_nvme", nvme_out},
+                                            {"device_to_host", host_step->to_host_bytes},
+                                            {"host_to_device", host_step->to_device_bytes}}}};
 }
 
 // --- text rendering
@@ -894,27 +898,29 @@ void RenderState(std::ostream& os, const json& s) {
   Table(os, "  ", mem, {false, true});
   const json& places = m["places"];
   const json& moved = m["moved_per_step"];
-  const bool split = m.contains("cpu_rank");
-  os << (split ? "\nplaces per rank on a GPU (optimizer offload: the step program runs on the host, with the "
-                 "states only it uses; the states both programs use are on the GPU with a host mirror):\n"
-               : "\nplaces per rank (device: where the rank computes, host memory on a CPU rank):\n");
-  std::vector<std::vector<std::string>> place_rows = {{"device", HumanBytes(places["device"].get<int64_t>())},
-                                                      {"host", HumanBytes(places["host"].get<int64_t>())}};
-  if (split) place_rows.push_back({"  of which mirrors of device state", HumanBytes(places["host_mirrors"].get<int64_t>())});
-  place_rows.push_back({"nvme", HumanBytes(places["nvme"].get<int64_t>())});
-  place_rows.push_back({"moved per step, nvme -> device", HumanBytes(moved["nvme_to_device"].get<int64_t>())});
-  place_rows.push_back({"moved per step, device -> nvme", HumanBytes(moved["device_to_nvme"].get<int64_t>())});
-  if (split) {
-    place_rows.push_back({"moved per step, device -> host", HumanBytes(moved["device_to_host"].get<int64_t>())});
-    place_rows.push_back({"moved per step, host -> device", HumanBytes(moved["host_to_device"].get<int64_t>())});
-  } else {
-    place_rows.push_back({"moved per step, host <-> device", HumanBytes(moved["host_to_device"].get<int64_t>() +
-                                                                 moved["device_to_host"].get<int64_t>())});
-  }
-  Table(os, "  ", place_rows, {false, true});
-  if (split)
-    os << "  a CPU rank keeps device and host state in its one memory, "
-       << HumanBytes(m["cpu_rank"]["device"].get<int64_t>()) << " with the peak arena, and copies nothing\n";
+  os << "\nplaces per rank (device: where the rank computes, host memory on a CPU rank):\n";
+  Table(os, "  ",
+        {{"device", HumanBytes(places["device"].get<int64_t>())},
+         {"host", HumanBytes(places["host"].get<int64_t>())},
+         {"nvme", HumanBytes(places["nvme"].get<int64_t>())},
+         {"moved per step, nvme -> device", HumanBytes(moved["nvme_to_device"].get<int64_t>())},
+         {"moved per step, device -> nvme", HumanBytes(moved["device_to_nvme"].get<int64_t>())},
+         {"moved per step, host <-> device", HumanBytes(moved["host_to_device"].get<int64_t>() +
+                                                        moved["device_to_host"].get<int64_t>())}},
+        {false, true});
+  if (!m.contains("gpu_rank")) return;
+  const json& gp = m["gpu_rank"]["places"];
+  const json& gm = m["gpu_rank"]["moved_per_step"];
+  os << "on a GPU rank (optimizer offload: the step program runs on the host with the states only it uses;\n"
+        "the states both programs use are on the GPU with a host mirror):\n";
+  Table(os, "  ",
+        {{"device", HumanBytes(gp["device"].get<int64_t>())},
+         {"host", HumanBytes(gp["host"].get<int64_t>())},
+         {"  of which mirrors of device state", HumanBytes(gp["host_mirrors"].get<int64_t>())},
+         {"nvme", HumanBytes(gp["nvme"].get<int64_t>())},
+         {"moved per step, device -> host", HumanBytes(gm["device_to_host"].get<int64_t>())},
+         {"moved per step, host -> device", HumanBytes(gm["host_to_device"].get<int64_t>())}},
+        {false, true});
 }
 
 // A ratio with four significant digits ("0.03134").

@@ -372,16 +372,17 @@ Status ReduceLossAndVerdict(Communicator* comm, bool checks_overflow, bool overf
 // Whether the step program runs on the host (backend/host_step.h): on a GPU rank whose config
 // offloads the optimizer, or on a CPU rank with --debug-host-step, which splits it the same way to
 // test it there. What the split does not do is refused, naming the key.
+// (Optimizer offload acts at ZeRO 1-3 only: at stage 0 the config warns that it has no effect.)
 Status CheckHostStepOption(const DsConfig& cfg, const TrainOptions& opts) {
-  if (opts.debug_host_step && !cfg.zero.optimizer_offloaded())
+  if (opts.debug_host_step && !(cfg.zero.enabled() && cfg.zero.optimizer_offloaded()))
     return InvalidArgument("--debug-host-step: the plan's config offloads no optimizer states ",
-                           "(zero_optimization.offload_optimizer.device is \"none\"), so a GPU rank would run its "
-                           "step on the device: there is no split to test");
+                           "(zero_optimization.offload_optimizer.device is \"none\", or ZeRO stage 0), so a GPU "
+                           "rank would run its step on the device: there is no split to test");
   return Status::OK();
 }
 StatusOr<bool> StepRunsOnHost(const DsConfig& cfg, const Device& device, const TrainOptions& opts) {
   RETURN_IF_ERROR(CheckHostStepOption(cfg, opts));
-  const bool offloaded = cfg.zero.optimizer_offloaded();
+  const bool offloaded = cfg.zero.enabled() && cfg.zero.optimizer_offloaded();
   if (opts.debug_host_step && device.kind() != DeviceKind::kCpu)
     return InvalidArgument("--debug-host-step is for CPU ranks: a rank on ", device.name(),
                            " with optimizer offload runs its step program on the host already");

@@ -21,6 +21,12 @@
 #                    sharing the GPU (the staged communicator carries the compressed all-reduce's
 #                    all_to_all and all_gathers), fp32, loss per step within 1e-4 relative;
 #                    onebit_adam_fp16_2rank: fp16 with its fp32 master group, within 3e-2
+#   offload_opt_*    optimizer offload (the step program on the host, backend/host_step.h): the gpt
+#                    with configs/zero2_bf16.json plus offload_optimizer {"device": "cpu",
+#                    "pin_memory": true} vs without, both --device cuda: losses within 1e-5
+#                    relative, the device's peak allocation lower by at least the optimizer states
+#                    and master weights (dsinspect), the median step time of both reported (the dry
+#                    run splits the CPU rank with --debug-host-step instead)
 #   gpu_comm         tests/comm/gpu_comm_check under mpirun: each GPU communicator (local, staged,
 #                    NCCL with 2+ GPUs) against the MPI one, bit for bit, all_to_all included
 #   memcheck         compute-sanitizer --tool memcheck on a 2-step run
@@ -309,6 +315,76 @@ zero3() {
 zero3 zero3_2rank_fp32 1e-4 bf16=null
 zero3 zero3_2rank_bf16 3e-2
 zero3 zero3_2rank_buckets 1e-4 bf16=null 'zero_optimization={"stage": 3, "stage3_param_persistence_threshold": 0, "reduce_bucket_size": 3000, "stage3_prefetch_bucket_size": 3000, "overlap_comm": true}'
+
+# ---------------------------------------------------------------- (c0) optimizer offload
+# offload_opt NAME STEPS RTOL: the gpt with $cfgs/zero2_bf16.json with and without
+# offload_optimizer {"device": "cpu", "pin_memory": true}, both on $dev.
+offload_opt() {
+  local name=$1 steps=$2 rtol=$3 t0
+  want "$name" || return 0
+  t0=$(now)
+  if [ -n "$gpu_reason$prog_reason" ] || [ -z "$py" ]; then
+    record "$name" SKIPPED "${gpu_reason:-${prog_reason:-python3 not found}}" "$(since "$t0")"
+    return
+  fi
+  if [ ! -x "$bin/dsinspect" ]; then
+    record "$name" SKIPPED "no executable $bin/dsinspect (the optimizer-state bytes come from the plan)" "$(since "$t0")"
+    return
+  fi
+  local d=$work/$name
+  mkdir -p "$d"
+  "$py" - "$cfgs/zero2_bf16.json" "$d/offload.json" <<'EOF2'
+import json, sys
+with open(sys.argv[1]) as f:
+    cfg = json.load(f)
+cfg["zero_optimization"]["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+with open(sys.argv[2], "w") as f:
+    json.dump(cfg, f, indent=1)
+EOF2
+  if ! compile_plan "$repo/models/gpt/gpt.onnx" "$cfgs/zero2_bf16.json" "$d/plain.dsplan" "$d/compile_plain.log" ||
+    ! compile_plan "$repo/models/gpt/gpt.onnx" "$d/offload.json" "$d/offload.dsplan" "$d/compile_offload.log"; then
+    record "$name" FAIL "dscompile failed: $(last_lines "$d/compile_plain.log") $(last_lines "$d/compile_offload.log")" "$(since "$t0")"
+    return
+  fi
+  # Without a GPU the CPU rank splits as a GPU rank does: the step on a second CPU device.
+  local split=()
+  [ "$dev" != cuda ] && split=(--debug-host-step)
+  train "$d/plain.dsplan" "$repo/models/gpt/data" "$dev" "$steps" "$d/plain.jsonl" "$d/plain.log"
+  local rc1=$?
+  train "$d/offload.dsplan" "$repo/models/gpt/data" "$dev" "$steps" "$d/offload.jsonl" "$d/offload.log" "${split[@]}"
+  local rc2=$?
+  if [ $rc1 -ne 0 ] || [ $rc2 -ne 0 ]; then
+    local st=FAIL
+    { [ $rc1 -eq 124 ] || [ $rc2 -eq 124 ]; } && st=TIMEOUT
+    record "$name" $st "plain rc $rc1: $(last_lines "$d/plain.log"); offload rc $rc2: $(last_lines "$d/offload.log")" "$(since "$t0")"
+    return
+  fi
+  "$bin/dsinspect" --json "$d/plain.dsplan" >"$d/plain_plan.json" 2>"$d/dsinspect.log"
+  local fig mem rc
+  fig=$(max_rel_diff "$d/plain.jsonl" "$d/offload.jsonl" "$rtol" "$steps" 2>&1)
+  rc=$?
+  mem=$("$py" - "$d/plain.jsonl" "$d/offload.jsonl" "$d/plain_plan.json" <<'EOF2'
+import json, statistics, sys
+def lines(p):
+    with open(p) as f:
+        return [json.loads(l) for l in f if l.strip()]
+plain, off = lines(sys.argv[1]), lines(sys.argv[2])
+with open(sys.argv[3]) as f:
+    m = json.load(f)["memory"]
+moved = m["optimizer_states"] + m["master_weights"]
+drop = plain[-1]["peak_allocated_bytes"] - off[-1]["peak_allocated_bytes"]
+h = off[-1].get("host_step", {})
+t = lambda run: statistics.median(l["step_time_s"] for l in run[1:]) * 1e3
+print("device peak %d -> %d B (%d less; optimizer states + masters %d B); host state %d B; per step %d B D2H, %d B H2D; "
+      "median step %.2f ms -> %.2f ms" % (plain[-1]["peak_allocated_bytes"], off[-1]["peak_allocated_bytes"], drop, moved,
+      h.get("host_state_bytes", 0), h.get("device_to_host_bytes", 0), h.get("host_to_device_bytes", 0), t(plain), t(off)))
+sys.exit(0 if "host_step" in off[-1] and drop >= moved else 1)
+EOF2
+  )
+  [ $? -ne 0 ] && rc=1
+  if [ $rc -eq 0 ]; then record "$name" PASS "$fig; $mem" "$(since "$t0")"; else record "$name" FAIL "$fig; $mem" "$(since "$t0")"; fi
+}
+offload_opt offload_opt_gpt_bf16 10 1e-5
 
 # ---------------------------------------------------------------- (c1) the 1-bit optimizers, cuda vs cpu
 # onebit NAME CONFIG RANKS STEPS RTOL DSRUN_ARGS [key=json ...]: mlp with
