@@ -707,8 +707,8 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   if (progress) *progress << "dsrun: device " << device->name() << "\n";
   if (progress && host_step)
     *progress << "dsrun: optimizer offload: the step program runs on the host (" << step_device->name() << "), "
- << HumanBytes(state.host_bytes()) << " of state in "
-              << (pinned ? "pinned " : "") << "host memory; per step " << HumanBytes(layout.to_host_bytes) << " device -> host, "
+              << HumanBytes(state.host_bytes()) << " of state in " << (pinned ? "pinned " : "")
+              << "host memory; per step " << HumanBytes(layout.to_host_bytes) << " device -> host, "
               << HumanBytes(layout.to_device_bytes) << " host -> device\n";
 
   const int64_t total = opts.steps >= 0 ? opts.steps : std::max<int64_t>(opts.epochs, 1) * loader.steps_per_epoch();
@@ -975,7 +975,8 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
                                {"master_weights_on_nvme", state.swapped_bytes("master")},
                                {"activations_peak", std::max(micro_ex->arena_bytes(), step_ex->arena_bytes())}}}};
       if (host_step) {
-        // Where a GPU rank keeps what the step program uses (the plan's "places"), and what moved.
+        // What the step on the host holds in host memory and what this step copied (the plan's
+        // memory.gpu_rank says the same).
         line["host_step"] = {{"host_state_bytes", state.host_bytes()},
                              {"host_mirror_bytes", state.mirror_bytes()},
                              {"host_peak_allocated_bytes", step_device->peak_allocated_bytes()},
