@@ -148,13 +148,13 @@ const json kFp16 = {{"fp16", {{"enabled", true}, {"initial_scale_power", 8}}}};
 
 INSTANTIATE_TEST_SUITE_P(
     Configs, HostStep,
-    ::testing::Values(Case{"Fp32Stage1OneRank", 1, 1, json::object(), ""},
-                      Case{"Fp32Stage2", 2, 2, json::object(), ""},
-                      Case{"Bf16Stage2", 2, 2, kBf16, ""},
+    ::testing::Values(Case{"Fp32Stage1_w1", 1, 1, json::object(), ""},
+                      Case{"Fp32Stage2_w2", 2, 2, json::object(), ""},
+                      Case{"Bf16Stage2_w2", 2, 2, kBf16, ""},
                       // An overflow at step 2: the host step skips the update as the plain run does.
-                      Case{"Fp16Stage1OverflowSkip", 1, 2, kFp16, "--debug-inject-overflow 2"},
-                      Case{"Bf16Stage3", 3, 2, kBf16, ""},
-                      Case{"Fp32Stage3OneRank", 3, 1, json::object(), ""}),
+                      Case{"Fp16Stage1OverflowSkip_w2", 1, 2, kFp16, "--debug-inject-overflow 2"},
+                      Case{"Bf16Stage3_w2", 3, 2, kBf16, ""},
+                      Case{"Fp32Stage3_w1", 3, 1, json::object(), ""}),
     [](const ::testing::TestParamInfo<Case>& i) { return i.param.name; });
 
 // NVMe offload with the step on the host: the swap ops run in the host step program, so a GPU rank
