@@ -3,7 +3,8 @@
 
     /opt/torchenv/bin/python models/reference_mixed_precision.py --regenerate
         # rewrites models/gpt/reference/mixed_precision/bf16.json (30 steps, the built-in config)
-        # and bf16_zero2.json (the same at ZeRO stage 2)
+        # and bf16_zero2.json (the same at ZeRO stage 2), and bf16_optimizers.json (other
+        # optimizers at ZeRO 0 and 2, 10 steps)
     /opt/torchenv/bin/python models/reference_mixed_precision.py [CONFIG.json] [--steps N] [-o OUT.json]
     /opt/torchenv/bin/python models/reference_mixed_precision.py --check METRICS.jsonl REF.json [--rtol 1e-2]
 
@@ -64,6 +65,18 @@ REFERENCE_OUT = os.path.join(HERE, "gpt", "reference", "mixed_precision", "bf16.
 # The same config at ZeRO 2 (one process: the ZeRO optimizer's arithmetic is one rank's), which
 # makes no constructor call.
 REFERENCE_ZERO2_OUT = os.path.join(HERE, "gpt", "reference", "mixed_precision", "bf16_zero2.json")
+# Other optimizers through the same two regimes (the wrapper's constructor call at ZeRO 0, none at
+# ZeRO 2), each chosen so that call shows: SGD's momentum buffer (dampening) and L2 decay, Adam's
+# L2 decay and step count, Adagrad's lr_decay and L2 decay, Lamb's step count, Lion's decoupled decay.
+VARIANTS_OUT = os.path.join(HERE, "gpt", "reference", "mixed_precision", "bf16_optimizers.json")
+VARIANT_STEPS = 10
+OPTIMIZER_VARIANTS = {
+    "sgd": {"type": "SGD", "params": {"lr": 0.05, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01}},
+    "adam_l2": {"type": "Adam", "params": {"lr": 0.001, "adam_w_mode": False, "weight_decay": 0.01}},
+    "adagrad": {"type": "Adagrad", "params": {"lr": 0.01, "lr_decay": 0.1, "weight_decay": 0.01}},
+    "lamb": {"type": "Lamb", "params": {"lr": 0.002, "weight_decay": 0.01}},
+    "lion": {"type": "Lion", "params": {"lr": 0.0003, "weight_decay": 0.1}},
+}
 
 # The built-in config of the committed reference: gradient accumulation (bf16 accumulators),
 # clipping that acts on some steps (the gpt's pre-clip norm is about 0.5), AdamW with decay.
@@ -330,6 +343,20 @@ def main(argv=None):
         if a.steps <= 0:
             ap.error("--steps must be positive")
         if a.regenerate:
+            variants = {}
+            for name, opt in OPTIMIZER_VARIANTS.items():
+                variants[name] = {"optimizer": opt}
+                for key, zero in (("zero0", None), ("zero2", {"stage": 2})):
+                    cfg = dict(REFERENCE_CONFIG, optimizer=opt)
+                    if zero:
+                        # DeepSpeed's ZeRO takes SGD and Lamb only as untested optimizers.
+                        cfg["zero_optimization"] = zero
+                        cfg["zero_allow_untested_optimizer"] = True
+                    res = train_bf16(a.model, cfg, VARIANT_STEPS)
+                    variants[name][key] = {k: res[k] for k in ("loss", "grad_norm", "config", "optimizer")}
+            R.dump_result({"steps": VARIANT_STEPS, "torch": torch.__version__, "precision": PRECISION_NOTE,
+                           "variants": variants}, VARIANTS_OUT)
+            print("wrote %s: %s" % (VARIANTS_OUT, ", ".join(variants)))
             zero2 = dict(REFERENCE_CONFIG, zero_optimization={"stage": 2})
             runs = [(dict(REFERENCE_CONFIG), REFERENCE_OUT), (zero2, REFERENCE_ZERO2_OUT)]
         else:
