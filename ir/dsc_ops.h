@@ -97,7 +97,7 @@
 //       d = nesterov ? d + momentum*buf : buf (when momentum != 0); param -= lr * d
 //       momentum_buffer may be omitted when momentum == 0
 //   OptimStep<algorithm, the algorithm's attributes>(param, grad, state_1, ..., state_k, lr, step, grad_scale
-//                                                    [, skip][, beta1_override])
+//                                                    [, skip][, beta1_override][, param_copy][, mu_product])
 //       The element-wise optimizers; ir/optim_algorithms.h lists each algorithm's attributes and
 //       its k states (torch's state names), kernels/common/optimizer_math.h has each update in the
 //       order torch (DeepSpeed for Lion) rounds it. g = grad * grad_scale, then per element:
@@ -112,7 +112,8 @@
 //                p -= lr / (1 - b1^step) * m / u
 //       "nadam":  decoupled_weight_decay ? p *= 1 - lr*wd : g += wd*p; m = lerp(m, g, 1-b1);
 //                v = b2*v + (1-b2)*g^2; mu_t = b1*(1 - 0.5*0.96^(t*momentum_decay)), mu_product
-//                = prod_{t<=step} mu_t (float32, as torch keeps it; recomputed from step);
+//                = prod_{t<=step} mu_t (float32, as torch keeps it; recomputed from step, or with
+//                beta1_override kept in the mu_product input: mu_product *= float(mu_t));
 //                denom = sqrt(v / (1-b2^step)) + eps; p -= lr*(1-mu)/(1-mu_product) * g/denom;
 //                p -= lr*mu_next/(1-mu_product*mu_next) * m/denom  (torch >= 2.0)
 //       "radam":  weight decay as NAdam; m = lerp(m, g, 1-b1); v = b2*v + (1-b2)*g^2; rho_inf =
@@ -121,8 +122,13 @@
 //       "adadelta": g += wd*p; square_avg = rho*sq + (1-rho)*g^2; delta = sqrt(acc_delta + eps) /
 //                sqrt(sq + eps) * g; acc_delta = rho*acc + (1-rho)*delta^2; p -= lr*delta
 //       beta1_override (float[], input 2+k+4; skip given as an empty name when absent): this step's
-//       beta1 instead of the attribute (OneCycle's cycled momentum), for "lion", "adamax" and
-//       "radam" only ("nadam"'s mu_product would need every past step's beta1).
+//       beta1 instead of the attribute (OneCycle's cycled momentum), for "lion", "adamax", "radam"
+//       and "nadam". "nadam" with beta1_override also takes mu_product (float[], input 2+k+6; an
+//       absent param_copy given as an empty name): torch's per-parameter state, the product of
+//       every applied step's mu_t with that step's beta1, read and written in place (initially 1;
+//       a skipped step leaves it). It is one scalar per parameter, whole on every rank: ZeRO does
+//       not shard it (WholeStateInput). Without beta1_override "nadam" takes none and recomputes
+//       the product from step and the beta1 attribute, as a constant beta1 allows.
 //   Lamb (DeepSpeed's FusedLamb, kernels/common/lamb_math.h) is two ops, so that the per-tensor
 //   norms of its trust ratio can be summed over ZeRO shards between them; attributes beta1, beta2,
 //   epsilon, eps_inside_sqrt, weight_decay, and on LambApply also bias_correction, max_coeff,
@@ -517,6 +523,14 @@ inline int ParamCopyInput(const Node& n) {
   if (op == kLambApply) return 8;
   if (op == kOptimStep) return static_cast<int>(OptimStateSuffixesOf(n).size()) + 7;
   return -1;
+}
+
+// The index of an update's optimizer state that is one scalar per parameter rather than one value
+// per element (OptimStep's mu_product), or -1 when it has none: ZeRO keeps it whole on every rank.
+inline int WholeStateInput(const Node& n) {
+  if (n.domain() != kDscDomain || n.op_type() != kOptimStep) return -1;
+  const int index = static_cast<int>(OptimStateSuffixesOf(n).size()) + 8;
+  return static_cast<int>(n.num_inputs()) > index && n.input(static_cast<size_t>(index)) ? index : -1;
 }
 
 // True for the updates whose gradient (input 1) may be float32, float16 or bfloat16.

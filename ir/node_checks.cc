@@ -710,7 +710,8 @@ Status CheckZoadamSchedule(const NodeView& v) {
 
 // OptimStep: a known algorithm (ir/optim_algorithms.h), its flags 0/1, and exactly its k states
 // between grad and lr: (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override]
-// [, param_copy]); beta1_override only for an algorithm whose beta1 may change between steps.
+// [, param_copy][, mu_product]); beta1_override only for an algorithm whose beta1 may change
+// between steps, mu_product (a float scalar) exactly when NAdam has beta1_override.
 Status CheckOptimStep(const NodeView& v) {
   const Node& n = v.node();
   const std::string name = n.GetString("algorithm", "");
@@ -725,14 +726,22 @@ Status CheckOptimStep(const NodeView& v) {
   for (const char* f : a->flags) RETURN_IF_ERROR(Flag(v, f));
   RETURN_IF_ERROR(IntIn(v, "world", 1, std::numeric_limits<int32_t>::max()));
   const size_t k = OptimStateSuffixesOf(n).size();
-  if (n.num_inputs() < k + 5 || n.num_inputs() > k + 8)
+  if (n.num_inputs() < k + 5 || n.num_inputs() > k + 9)
     return Bad(v, StrCat("has ", n.num_inputs(), " inputs; algorithm '", name, "' with these attributes takes ", k + 5,
                          " (param, grad, ", k, " states, lr, step, grad_scale), ", k + 6, " with skip, ", k + 7,
-                         " with beta1_override or ", k + 8, " with param_copy"));
+                         " with beta1_override, ", k + 8, " with param_copy or ", k + 9, " with mu_product"));
   for (size_t i = 0; i < k + 5; ++i)
     if (!n.input(i)) return Bad(v, StrCat("required input ", i, " is missing"));
-  if (n.num_inputs() >= k + 7 && n.input(k + 6) && !OptimTakesBeta1Override(a->id))
+  const bool beta1 = n.num_inputs() >= k + 7 && n.input(k + 6);
+  if (beta1 && !OptimTakesBeta1Override(a->id))
     return Bad(v, StrCat("input ", k + 6, " (beta1_override) is not taken by algorithm '", name, "'"));
+  const Value* mu_product = n.num_inputs() >= k + 9 ? n.input(k + 8) : nullptr;
+  if (OptimTakesMuProduct(a->id, beta1) != (mu_product != nullptr))
+    return Bad(v, StrCat("input ", k + 8, " (mu_product) is ",
+                         mu_product ? StrCat("given, but algorithm '", name, "' takes it only with beta1_override")
+                                    : "required by 'nadam' with beta1_override (the product of every step's beta1)"));
+  if (mu_product && (mu_product->type.dtype != DType::kFloat32 || !mu_product->type.shape || !mu_product->type.shape->empty()))
+    return Bad(v, StrCat("input ", k + 8, " (mu_product) must be a float scalar"));
   return Status::OK();
 }
 
@@ -860,7 +869,7 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     (*t)[ops::kAdamStep] = Arity{7, 10, 0, 0, {0, 1, 2, 3, 4, 5, 6}};
     (*t)[ops::kSGDStep] = Arity{6, 8, 0, 0, {0, 1, 3, 4, 5}};  // the momentum buffer may be omitted
     // OptimStep's state count depends on its algorithm; CheckOptimStep checks the exact count.
-    (*t)[ops::kOptimStep] = Arity{6, 8 + kMaxOptimStates, 0, 0, {0, 1}};
+    (*t)[ops::kOptimStep] = Arity{6, 9 + kMaxOptimStates, 0, 0, {0, 1}};
     // Lamb's and OptimStep's optional beta1_override follows skip (OneCycle's cycled momentum).
     (*t)[ops::kLambMoments] = Arity{5, 7, 1, 1, {0, 1, 2, 3, 4}};
     (*t)[ops::kLambApply] = Arity{6, 9, 0, 0, {0, 1, 2, 3, 4, 5}};

@@ -69,7 +69,9 @@ inline constexpr int kMaxOptimStates = 3;
 // The state inputs of an OptimStep (inputs 2 .. 2+k-1), as the suffixes of their state names
 // ("P::" + suffix): torch's state-dict keys, so a checkpoint maps onto torch's optimizer state.
 // RMSprop has momentum_buffer only with momentum != 0 and grad_avg only when centered; torch's
-// `step` is dsc::step, and NAdam's mu_product is a function of it (the kernels recompute it).
+// `step` is dsc::step. NAdam's mu_product is no element-wise state: with a constant beta1 it is a
+// function of the step (the kernels recompute it), with a cycled one (beta1_override) it is the
+// scalar input after param_copy, named P::mu_product (kNadamMuProductSuffix).
 inline std::vector<std::string> OptimStateSuffixes(OptimAlgorithm a, bool momentum, bool centered) {
   switch (a) {
     case OptimAlgorithm::kLion: return {"exp_avg"};
@@ -90,11 +92,20 @@ inline std::vector<std::string> OptimStateSuffixes(OptimAlgorithm a, bool moment
 
 // Whether OptimStep takes a beta1_override input (OneCycle's cycled momentum) for the algorithm:
 // those with a beta1 that every step reads afresh, as torch and DeepSpeed read group['betas'].
-// Not NAdam: its mu_product multiplies every past step's beta1, which OptimStep recomputes from
-// the attribute.
+// NAdam's mu_product multiplies every past step's beta1, so with the override it also takes its
+// mu_product state (OptimTakesMuProduct).
 inline bool OptimTakesBeta1Override(OptimAlgorithm a) {
-  return a == OptimAlgorithm::kLion || a == OptimAlgorithm::kAdamax || a == OptimAlgorithm::kRAdam;
+  return a == OptimAlgorithm::kLion || a == OptimAlgorithm::kAdamax || a == OptimAlgorithm::kRAdam ||
+         a == OptimAlgorithm::kNAdam;
 }
+
+// Whether an OptimStep of algorithm `a` takes the mu_product input: NAdam with beta1_override.
+inline bool OptimTakesMuProduct(OptimAlgorithm a, bool beta1_override) {
+  return a == OptimAlgorithm::kNAdam && beta1_override;
+}
+
+// The suffix of NAdam's mu_product state ("P::mu_product"): torch's state-dict key.
+inline constexpr const char* kNadamMuProductSuffix = "mu_product";
 
 // The state suffixes an OptimStep node takes, from its attributes; empty for an unknown algorithm.
 inline std::vector<std::string> OptimStateSuffixesOf(const Node& n) {

@@ -114,9 +114,11 @@ ONEBIT_JOBS += (("onebitlamb", 1, False), ("onebitlamb", 2, False), ("onebitlamb
 # skips them before calling the optimizer; as <stem>_w<world>_fp16_skip<a>_<b>.json, mlp only.
 ONEBIT_SKIP_JOBS = (("onebitadam_wd", 2, (4, 12)), ("zoadam_wd", 2, (4, 15)), ("onebitlamb_wd", 2, (4, 12)))
 # OneCycle's lr and momentum cycle (betas = (momentum, 0.99) for those with betas; Muon's
-# MuonWithAuxAdam has none in its defaults, so its lr cycles only); torch >= 2.
+# MuonWithAuxAdam has none in its defaults, so its lr cycles only); torch >= 2. NAdam's mu_product
+# multiplies every step's cycled beta1 (without weight decay, with L2 and with decoupled decay).
 ONE_CYCLE_MODELS = ("mlp", "gpt")
-ONE_CYCLE_CONFIGS = tuple(n + "_onecycle" for n in ("adam", "lion", "adamax", "radam", "lamb", "muon"))
+ONE_CYCLE_CONFIGS = tuple(n + "_onecycle" for n in ("adam", "lion", "adamax", "radam", "lamb", "muon", "nadam",
+                                                    "nadam_l2", "nadam_wd"))
 REFERENCE_STEPS = 30
 
 

@@ -20,9 +20,11 @@
 //        (P, P::grad, P::<state>..., dsc::lr, dsc::step, grad_scale)
 //    with the states ir/optim_algorithms.h names for the algorithm (P::exp_avg, P::sum,
 //    P::square_avg, ...; kind optimizer, owner P, zeros; Adagrad's initial_accumulator_value is an
-//    attribute applied at step 1). With OneCycle's cycle_momentum, Lion, Adamax and RAdam take
-//    dsc::beta1 as an input after skip (empty when absent) and beta2 = 0.99, as Adam; NAdam is
-//    refused (its mu_product multiplies every past beta1); those without betas train uncycled, as
+//    attribute applied at step 1). With OneCycle's cycle_momentum, Lion, Adamax, RAdam and NAdam
+//    take dsc::beta1 as an input after skip (empty when absent) and beta2 = 0.99, as Adam; NAdam
+//    also takes its state P::mu_product (float[], kind optimizer, owner P, initially 1) after an
+//    empty param_copy, as torch keeps mu_product per parameter: it multiplies every applied step's
+//    beta1, so it cannot be recomputed from the step. Those without betas train uncycled, as
 //    DeepSpeed's OneCycle does.
 //  - "lamb" (DeepSpeed's FusedLamb): its trust ratio needs each tensor's norms, so two nodes:
 //      LambMoments<beta1, beta2, epsilon, eps_inside_sqrt, weight_decay>
@@ -172,13 +174,6 @@ StatusOr<Family> FamilyOf(const OptimizerConfig& opt) {
 StatusOr<Family> LowerableFamily(const DsConfig& config) {
   ASSIGN_OR_RETURN(Family family, FamilyOf(config.optimizer));
   // OneCycle cycles betas only (an optimizer without them trains uncycled, as in DeepSpeed).
-  // torch's NAdam keeps mu_product = prod_t beta1_t * (...) as a state; OptimStep recomputes it
-  // from the step and the beta1 attribute, which a cycled beta1 would make wrong.
-  if (family == Family::kElementwise && config.optimizer.implementation == "torch.optim.NAdam" &&
-      config.scheduler.type == "OneCycle" && config.scheduler.cycle_momentum && config.optimizer.has_betas())
-    return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with torch.optim.NAdam is not "
-                         "implemented by dscompile (its mu_product, a product over every step's beta1, would have to be "
-                         "a checkpointed state); set it to false");
   const bool onebit = family == Family::kOnebit || family == Family::kZoadam || family == Family::kOnebitLamb;
   if (onebit && config.scheduler.type == "OneCycle" && config.scheduler.cycle_momentum && config.optimizer.has_betas())
     return Unimplemented("scheduler.params.cycle_momentum: OneCycle's momentum cycling with ",
@@ -677,6 +672,13 @@ class OptimizerPass : public Pass {
         in.insert(in.end(), {hyper.lr, step, scale});
         if (skip || beta1) in.push_back(skip);
         if (beta1) in.push_back(beta1);
+        if (OptimTakesMuProduct(algo->id, beta1 != nullptr)) {
+          // torch's per-parameter scalar, float32 whatever the states' dtype; ZeRO keeps it whole.
+          const StateInfo st{p.name + "::" + kNadamMuProductSuffix, StateKind::kOptimizer, p.name, DType::kFloat32, {}};
+          const Tensor one = Tensor::Scalar(DType::kFloat32, 1.0);
+          RETURN_IF_ERROR(m.AddState(st, &one));
+          in.insert(in.end(), {nullptr, g.AddInput(st.name, TypeOf(st))});  // param_copy absent
+        }
         n = g.AddNode(ops::kOptimStep, in, {}, kDscDomain, "", zero_fill);
         n->SetAttr("algorithm", std::string(algo->name));
         for (const OptimFloatAttr& a : algo->floats)

@@ -17,7 +17,9 @@
 //           overlap the backward, as DeepSpeed's and DDP's do at the accumulation boundary.
 //  stage 1: step reduce-scatters every accumulator (avg) into a chunk; the norm is the square
 //           root of the all-reduced sum of the chunks' squares; the optimizer updates only this
-//           rank's chunk (shard = 1) with chunk-sized states; AllGatherInPlace(P) shares it.
+//           rank's chunk (shard = 1) with chunk-sized states (a per-parameter scalar state,
+//           NAdam's mu_product, stays whole: every rank advances it alike); AllGatherInPlace(P)
+//           shares it.
 //           Lamb's per-tensor sums of squares (the one lamb_sums tensor its LambApply nodes
 //           read) are all-reduced (sum) the same way, so each trust ratio is the whole tensor's;
 //           a LambMoments that reads a chunk (a sharded master, stage 3) gets chunk_of = n so
@@ -377,9 +379,12 @@ class ZeroPartitionPass : public Pass {
     return Status::OK();
   }
 
-  // The update's own optimizer states (inputs 2.. that are optimizer state) become chunks.
+  // The update's own optimizer states (inputs 2.. that are optimizer state) become chunks, but
+  // for a per-parameter scalar (ops::WholeStateInput: NAdam's mu_product), whole on every rank.
   Status ShardOptimizerStates(const Node& update, int64_t n) {
+    const int whole = ops::WholeStateInput(update);
     for (size_t i = 2; i < update.num_inputs(); ++i) {
+      if (static_cast<int>(i) == whole) continue;
       Value* v = update.input(i);
       auto it = v ? states_.find(v->name()) : states_.end();
       const StateInfo* st = it == states_.end() ? nullptr : it->second;

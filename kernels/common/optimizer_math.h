@@ -188,8 +188,15 @@ DSC_HD double NadamMu(double beta1, double momentum_decay, double t) {
   return beta1 * (1.0 - 0.5 * ::pow(0.96, t * momentum_decay));
 }
 
-// torch.optim.NAdam's mu_product after `step` steps, a float32 tensor multiplied by each mu_t in
-// turn (mu_product *= mu: the factor cast to float). (*at, *product) caches the last result: the
+// torch.optim.NAdam's `mu_product *= mu` of step t: the float32 state times mu_t (this step's beta1)
+// cast to float, as ATen multiplies a float tensor by a Python float. With OneCycle's cycled beta1
+// the kernels apply it to their mu_product input once per applied step.
+DSC_HD float NadamAdvanceMuProduct(float product, double beta1, double momentum_decay, int64_t t) {
+  return product * static_cast<float>(NadamMu(beta1, momentum_decay, static_cast<double>(t)));
+}
+
+// torch.optim.NAdam's mu_product after `step` steps of a constant beta1, a float32 tensor
+// multiplied by each mu_t in turn (NadamAdvanceMuProduct). (*at, *product) caches the last result: the
 // product advances from it, or starts again from step 0 when `step` is before it (a resumed run);
 // *at = 0 means nothing cached.
 DSC_HD float NadamMuProduct(double beta1, double momentum_decay, int64_t step, int64_t* at, float* product) {
@@ -197,14 +204,13 @@ DSC_HD float NadamMuProduct(double beta1, double momentum_decay, int64_t step, i
     *at = 0;
     *product = 1.0f;
   }
-  for (int64_t t = *at + 1; t <= step; ++t)
-    *product = *product * static_cast<float>(NadamMu(beta1, momentum_decay, static_cast<double>(t)));
+  for (int64_t t = *at + 1; t <= step; ++t) *product = NadamAdvanceMuProduct(*product, beta1, momentum_decay, t);
   *at = step;
   return *product;
 }
 
-// lr as Python's double (ShortestDecimal of the float input); step >= 1; mu_product from
-// NadamMuProduct (NAdam only).
+// lr as Python's double (ShortestDecimal of the float input); step >= 1; mu_product this step's
+// (NAdam only: NadamMuProduct, or the advanced mu_product input with a cycled beta1).
 DSC_HD OptimScalars MakeOptimScalars(const OptimAttrs& a, double lr, int64_t step, float grad_scale,
                                      float mu_product) {
   OptimScalars c{};

@@ -250,8 +250,9 @@ static_assert(static_cast<int>(OptimAlgorithm::kLion) == kLion && static_cast<in
                   static_cast<int>(OptimAlgorithm::kAdadelta) == kAdadelta,
               "optimizer_math.h's OptimAlgo follows ir/optim_algorithms.h");
 
-// OptimStep (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override]) of one
-// algorithm of ir/optim_algorithms.h; `int64_step` as for AdamNode. The states share one dtype.
+// OptimStep (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override]
+// [, param_copy][, mu_product]) of one algorithm of ir/optim_algorithms.h; `int64_step` as for
+// AdamNode. The states share one dtype; mu_product (NAdam with beta1_override) is a float scalar.
 struct OptimNode {
   Status Init(const Node& n, bool int64_step) {
     const std::string name = n.GetString("algorithm", "");
@@ -270,6 +271,11 @@ struct OptimNode {
     for (size_t i : {k + 2, k + 4, k + 6}) RETURN_IF_ERROR(FloatScalar(n, i, "OptimStep"));
     if (n.input(k + 6) && !OptimTakesBeta1Override(info->id))
       return InvalidArgument("OptimStep: algorithm '", name, "' takes no beta1_override (input ", k + 6, ")");
+    has_mu_product = n.num_inputs() > k + 8 && n.input(k + 8);
+    if (has_mu_product != OptimTakesMuProduct(info->id, n.input(k + 6) != nullptr))
+      return InvalidArgument("OptimStep: algorithm '", name, "' ", has_mu_product ? "takes no" : "needs a",
+                             " mu_product (input ", k + 8, ")", has_mu_product ? "" : " with beta1_override");
+    if (has_mu_product) RETURN_IF_ERROR(FloatScalar(n, k + 8, "OptimStep"));
     if (int64_step && n.input(k + 3)->type.dtype != DType::kInt64)
       return InvalidArgument("OptimStep: step (input ", k + 3, ") must be int64, not ",
                              DTypeName(n.input(k + 3)->type.dtype));
@@ -306,12 +312,15 @@ struct OptimNode {
     RETURN_IF_ERROR(copy.Init(n, k + 7, shard, "OptimStep"));
     return CheckSkip(n, k + 5, "OptimStep");
   }
-  // Inputs: param 0, grad 1, states 2..2+states-1, then lr, step, grad_scale, skip, beta1_override.
+  // Inputs: param 0, grad 1, states 2..2+states-1, then lr, step, grad_scale, skip, beta1_override,
+  // param_copy, mu_product.
   size_t lr() const { return lr_index; }
   size_t step() const { return lr_index + 1; }
   size_t grad_scale() const { return lr_index + 2; }
   size_t skip() const { return lr_index + 3; }
   size_t beta1() const { return lr_index + 4; }
+  size_t mu_product() const { return lr_index + 6; }
+  bool has_mu_product = false;
   DType param = DType::kFloat32, grad = DType::kFloat32, state = DType::kFloat32;
   ParamCopyNode copy;
   OptimAttrs attrs{};

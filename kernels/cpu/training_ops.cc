@@ -351,9 +351,9 @@ void OptimLoop(void* p, const void* grad, void* const* states, int k, int64_t n,
   }
 }
 
-// (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override][, param_copy]) in
-// place, one algorithm of ir/optim_algorithms.h; param, grad and the states (alike) each float32,
-// float16 or bfloat16.
+// (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override][, param_copy]
+// [, mu_product]) in place, one algorithm of ir/optim_algorithms.h; param, grad and the states
+// (alike) each float32, float16 or bfloat16.
 class OptimStepKernel : public OpKernel {
  public:
   Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/false); }
@@ -372,9 +372,14 @@ class OptimStepKernel : public OpKernel {
     if (step < 1) return InvalidArgument("OptimStep: step must be >= 1 (1-based), got ", step);
     optim::OptimAttrs a = node_.attrs;
     if (ctx.has_input(node_.beta1())) optim::OverrideBeta1(&a, ScalarF(ctx.input(node_.beta1())));
-    const float mu_product = a.algo == optim::kNAdam
-                                 ? optim::NadamMuProduct(a.beta1_d, a.momentum_decay_d, step, &mu_at_, &mu_product_)
-                                 : 1.0f;
+    float mu_product = 1.0f;
+    if (node_.has_mu_product) {  // a cycled beta1: torch's state, advanced by this step's mu
+      float* state = ctx.input(node_.mu_product()).data<float>();
+      *state = optim::NadamAdvanceMuProduct(*state, a.beta1_d, a.momentum_decay_d, step);
+      mu_product = *state;
+    } else if (a.algo == optim::kNAdam) {
+      mu_product = optim::NadamMuProduct(a.beta1_d, a.momentum_decay_d, step, &mu_at_, &mu_product_);
+    }
     const optim::OptimScalars c = optim::MakeOptimScalars(a, ShortestDecimal(ScalarF(ctx.input(node_.lr()))), step,
                                                           ScalarF(ctx.input(node_.grad_scale())), mu_product);
     void* p = Offset(param.ptr, r.offset, node_.param);

@@ -550,8 +550,9 @@ class SGDStepCuda : public OpKernel {
   DeviceSlot<SgdDev> slot_;
 };
 
-// OptimStep's prep output. NAdam's mu_product lives here between steps (mu_at = the step it is
-// for, 0 = none: the slot starts zeroed), advanced on the device as the CPU kernel advances its own.
+// OptimStep's prep output. NAdam's mu_product of a constant beta1 lives here between steps (mu_at
+// = the step it is for, 0 = none: the slot starts zeroed), advanced on the device as the CPU
+// kernel advances its own; with a cycled beta1 it is the node's mu_product input instead.
 struct OptimDev {
   optim::OptimScalars c;
   int skip;
@@ -560,16 +561,21 @@ struct OptimDev {
   float mu_product;
 };
 
+// `mu_state`: the mu_product input (NAdam with beta1_override), advanced here once per applied step.
 __global__ void OptimPrep(const float* lr, const int64_t* step, const float* grad_scale, const uint8_t* skip,
-                          const float* beta1, optim::OptimAttrs a, OptimDev* out) {
+                          const float* beta1, float* mu_state, optim::OptimAttrs a, OptimDev* out) {
   const int64_t s = *step;
   out->bad_step = s < 1;
   out->skip = (skip && *skip != 0) || out->bad_step;
   if (out->skip) return;
   if (beta1) optim::OverrideBeta1(&a, *beta1);
-  const float mu_product = a.algo == optim::kNAdam ? optim::NadamMuProduct(a.beta1_d, a.momentum_decay_d, s,
-                                                                            &out->mu_at, &out->mu_product)
-                                                   : 1.0f;
+  float mu_product = 1.0f;
+  if (mu_state) {
+    *mu_state = optim::NadamAdvanceMuProduct(*mu_state, a.beta1_d, a.momentum_decay_d, s);
+    mu_product = *mu_state;
+  } else if (a.algo == optim::kNAdam) {
+    mu_product = optim::NadamMuProduct(a.beta1_d, a.momentum_decay_d, s, &out->mu_at, &out->mu_product);
+  }
   out->c = optim::MakeOptimScalars(a, optim::ShortestDecimal(*lr), s, *grad_scale, mu_product);
 }
 
@@ -618,9 +624,9 @@ struct OptimF {
   }
 };
 
-// (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override][, param_copy]) in
-// place, one algorithm of ir/optim_algorithms.h; param, grad and the states (alike) each float32, float16 or
-// bfloat16.
+// (param, grad, state_1..state_k, lr, step, grad_scale[, skip][, beta1_override][, param_copy]
+// [, mu_product]) in place, one algorithm of ir/optim_algorithms.h; param, grad and the states (alike) each
+// float32, float16 or bfloat16.
 class OptimStepCuda : public OpKernel {
  public:
   Status Init(const Node& n) { return node_.Init(n, /*int64_step=*/true); }
@@ -639,6 +645,7 @@ class OptimStepCuda : public OpKernel {
     OptimPrep<<<1, 1, 0, r->compute>>>(ctx.input(node_.lr()).data<float>(), ctx.input(node_.step()).data<int64_t>(),
                                        ctx.input(node_.grad_scale()).data<float>(), SkipPtr(ctx, node_.skip()),
                                        ctx.has_input(node_.beta1()) ? ctx.input(node_.beta1()).data<float>() : nullptr,
+                                       node_.has_mu_product ? ctx.input(node_.mu_product()).data<float>() : nullptr,
                                        node_.attrs, dev);
     DSC_CUDA_CHECK_LAUNCH();
     Status s;
