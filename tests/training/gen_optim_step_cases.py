@@ -101,6 +101,8 @@ def case(name, algorithm, attrs, lr, steps=4, grad_scale=1.0, n=7, zero_grad_at=
             opt.step()
             st = opt.state[p]
             expected.append({"param": vals(p), "states": [vals(st[s]) for s in names]})
+            if algorithm == "nadam" and beta1_schedule:  # OptimStep's mu_product input (a float32 scalar)
+                expected[-1]["mu_product"] = float(st["mu_product"].item())
     return {"name": name, "algorithm": algorithm, "attrs": attrs, "states": names, "lr": lr,
             "grad_scale": grad_scale, "param": vals(p0), "grads": [vals(g) for g in grads],
             "beta1_schedule": beta1_schedule or [], "expected": expected}
@@ -151,6 +153,17 @@ def main():
         case("radam_beta1_schedule", "radam", {"beta1": 0.9, "beta2": 0.99, "epsilon": 1e-8, "weight_decay": 0.1,
                                                "decoupled_weight_decay": 1}, lr=1e-2, steps=8,
              beta1_schedule=[0.8, 0.95, 0.9125, 0.85, 0.8125, 0.8, 0.84, 0.88]),
+        # NAdam's mu_product multiplies every step's mu with that step's beta1 (OptimStep's mu_product input).
+        case("nadam_beta1_schedule", "nadam", {"beta1": 0.9, "beta2": 0.99, "epsilon": 1e-8, "weight_decay": 0.0,
+                                               "momentum_decay": 4e-3, "decoupled_weight_decay": 0}, lr=1e-2, steps=8,
+             beta1_schedule=[0.6, 0.95, 0.7, 0.85, 0.6125, 0.9, 0.8, 0.65]),
+        case("nadam_l2_beta1_schedule", "nadam", {"beta1": 0.9, "beta2": 0.99, "epsilon": 1e-8, "weight_decay": 0.1,
+                                                  "momentum_decay": 1e-2, "decoupled_weight_decay": 0}, lr=1e-2,
+             beta1_schedule=[0.8, 0.95, 0.9125, 0.85]),
+        case("nadam_decoupled_beta1_schedule", "nadam", {"beta1": 0.9, "beta2": 0.99, "epsilon": 1e-7,
+                                                         "weight_decay": 0.1, "momentum_decay": 4e-3,
+                                                         "decoupled_weight_decay": 1}, lr=1e-2, grad_scale=0.5,
+             beta1_schedule=[0.7, 0.95, 0.6, 0.85]),
     ]
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "optim_step_cases.json")
     with open(out, "w") as f:
