@@ -150,14 +150,37 @@ TEST(ExactResumeWith, Dropout) {
 }
 
 // The element-wise optimizers' states are saved under torch's names and restored; what is not a
-// state follows from the step the resume restores: NAdam's mu_product (recomputed from step 1 by
-// a fresh kernel) and Adagrad's initial_accumulator_value (applied at step 1 only).
+// state follows from the step the resume restores: NAdam's mu_product of a constant beta1
+// (recomputed from step 1 by a fresh kernel) and Adagrad's initial_accumulator_value (applied at
+// step 1 only).
 TEST(ExactResumeWith, ElementwiseOptimizers) {
   for (const char* name : {"nadam_wd", "adagrad_wd", "rmsprop_wd"}) {
     testing::TempDir tmp;
     const json cfg = ReadJsonFile(kModels / "reference_configs" / (std::string(name) + ".json"));
     const std::string plan = Compile(tmp, name, kModels / "mlp" / "mlp.onnx", cfg, 1);
     ExpectExactResume(plan, 1, kModels / "mlp" / "data", "", tmp, name);
+  }
+}
+
+// Under OneCycle's cycled momentum NAdam's mu_product (P::mu_product, a product over every step's
+// beta1) is a state: saved at step 15, in the middle of the cycle, and restored, whole on every
+// rank, with the moments whole and as ZeRO-3 chunks.
+TEST(ExactResumeWith, NadamCycledMomentum) {
+  for (const Layout l : {Layout{0, 1}, Layout{3, 2}}) {
+    testing::TempDir tmp;
+    json cfg = ReadJsonFile(kModels / "reference_configs" / "nadam_wd_onecycle.json");
+    cfg["zero_optimization"] = {{"stage", l.stage}};
+    cfg["zero_allow_untested_optimizer"] = true;
+    const std::string plan = Compile(tmp, "nadam", kModels / "mlp" / "mlp.onnx", cfg, l.world);
+    ExpectExactResume(plan, l.world, kModels / "mlp" / "data", "", tmp, StrCat("nadam_onecycle_w", l.world));
+    // The checkpoint holds the product of 15 steps' mu (each about 0.6 to 0.95), not the initial 1.
+    StatusOr<Checkpoint> ck = Checkpoint::Open(tmp.File(StrCat("nadam_onecycle_w", l.world, "-ckpt")) + "/global_step15");
+    ASSERT_TRUE(ck.ok()) << ck.status().ToString();
+    StatusOr<Tensor> mu = ck->ReadTensor("fc1.weight::mu_product");
+    ASSERT_TRUE(mu.ok()) << mu.status().ToString();
+    ASSERT_EQ(mu->numel(), 1);
+    EXPECT_GT(mu->data<float>()[0], 0.0f);
+    EXPECT_LT(mu->data<float>()[0], 0.05f);
   }
 }
 

@@ -352,6 +352,37 @@ TEST(Fp16Overflow, MuonSkipsChangeNothing) {
   }
 }
 
+// NAdam under OneCycle's cycled momentum: an overflowed fp16 step leaves the parameters, masters,
+// moments and each parameter's mu_product (whole on every rank) bitwise as they were, as torch's
+// step() is never called then, at stage 0 on one rank and sharded at stages 1 and 3 on two.
+TEST(Fp16Overflow, NadamCycledMomentumSkipsChangeNothing) {
+  for (const Case& c : {Case{0, 1}, Case{1, 2}, Case{3, 2}}) {
+    testing::TempDir tmp;
+    const fs::path dump = fs::path(tmp.path()) / "dump";
+    const std::vector<int> overflow = {2, 4};
+    json cfg = Config(c.stage, c.world, {{"fp16", {{"enabled", true}, {"initial_scale_power", 8}}}});
+    cfg["optimizer"] = {{"type", "NAdam"}, {"params", {{"lr", kMaxLr}, {"weight_decay", 0.01}}}};
+    cfg["scheduler"] = {{"type", "OneCycle"},
+                        {"params", {{"cycle_min_lr", kMinLr}, {"cycle_max_lr", kMaxLr}, {"cycle_first_step_size", 3},
+                                    {"cycle_min_mom", 0.6}, {"cycle_max_mom", 0.95}}}};
+    cfg["zero_allow_untested_optimizer"] = true;
+    const TrainRun run = CompileAndTrain(cfg, c.world, 5, InjectSpec(overflow, c.world), tmp,
+                                         " --debug-dump-state " + ShellQuote(dump.string()) + " --debug-dump-steps 0,1,2,3,4,5");
+    const std::string what = "nadam fp16 stage " + std::to_string(c.stage) + " world " + std::to_string(c.world);
+    ASSERT_EQ(run.result.rc, 0) << what << "\n" << run.result.output;
+    ASSERT_EQ(run.metrics.size(), 5u) << what;
+    for (int step = 1; step <= 5; ++step)
+      EXPECT_EQ(run.metrics[static_cast<size_t>(step - 1)].at("skipped").get<bool>(), step == 2 || step == 4) << what << " step " << step;
+    ExpectSkippedStepsChangeNothing(dump, c.world, 5, overflow, what);
+    // The applied steps did advance it (so the comparison above can fail).
+    for (int rank = 0; rank < c.world; ++rank) {
+      const std::string file = "step-000005/rank-" + std::to_string(rank) + "/fc1.weight::mu_product.npy";
+      EXPECT_NE(ReadBytes(dump / ("step-000000/rank-" + std::to_string(rank) + "/fc1.weight::mu_product.npy")),
+                ReadBytes(dump / file)) << what << ": " << file;
+    }
+  }
+}
+
 // bf16 has no loss scale; with check_grad_overflow (the default) an inf/NaN gradient still skips
 // the step under the wrappers that check (ddp_bf16 at stage 0 around an unfused optimizer, here
 // torch's AdamW: FP16_UnfusedOptimizer; the ZeRO 1-2 optimizer), leaving the states and the LR

@@ -81,8 +81,11 @@ INSTANTIATE_TEST_SUITE_P(Models, BundledTrajectory, ::testing::ValuesIn(BundledC
 // give no micro-batch size, so each rank takes half of the 16 samples). `states`: each
 // optimizer's state tensors per parameter. `precision` (an fp16/bf16 section) is merged into the
 // config; the state memory is then not compared (half parameters, fp32 masters and states).
+// Per-parameter scalar states (NAdam's mu_product under OneCycle) add `scalar_states` floats per
+// parameter tensor, whole on every rank.
 void ExpectTwoRanksMatchPyTorch(const Case& c, const std::map<std::string, int64_t>& states,
-                                const nlohmann::json& precision = nlohmann::json::object()) {
+                                const nlohmann::json& precision = nlohmann::json::object(),
+                                int64_t scalar_states = 0) {
   const fs::path root = DSC_SOURCE_DIR;
   nlohmann::json ref = ReadJson(root / "models" / c.model / "reference" / "trajectories" / (c.config + ".json"));
   const auto want = ref.at("loss").get<std::vector<double>>();
@@ -107,8 +110,11 @@ void ExpectTwoRanksMatchPyTorch(const Case& c, const std::map<std::string, int64
   // stage 3, where the parameters are chunks too; at stage 0 nothing is sharded).
   r = testing::RunCommand(ShellQuote(DSINSPECT_PATH) + " --json " + ShellQuote(plan), false);
   ASSERT_EQ(r.rc, 0) << r.output;
-  const nlohmann::json memory = nlohmann::json::parse(r.output).at("memory");
-  const int64_t k = states.at(c.config), state_bytes = memory.at("optimizer_states").get<int64_t>(),
+  const nlohmann::json summary = nlohmann::json::parse(r.output), memory = summary.at("memory");
+  int64_t param_tensors = 0;
+  for (const nlohmann::json& s : summary.at("state")) param_tensors += s.at("kind") == "parameter";
+  const int64_t k = states.at(c.config),
+                state_bytes = memory.at("optimizer_states").get<int64_t>() - 4 * scalar_states * param_tensors,
                 param_bytes = memory.at("parameters").get<int64_t>();
   if (k == 0) {
     // Muon: 1 state per Muon parameter, 2 per aux Adam one; measured against one rank's plan.
@@ -185,20 +191,32 @@ INSTANTIATE_TEST_SUITE_P(Optimizers, OptimizerZero0Trajectory, ::testing::Values
 
 // OneCycle with cycle_momentum at ZeRO stage 3 on two ranks: the lr and beta1 (dsc::beta1, fed
 // each step) cycle as DeepSpeed's OneCycle writes them, beta2 is 0.99, for every optimizer with
-// betas; Muon's lr cycles alone (MuonWithAuxAdam has no betas in its defaults). The one-rank runs
-// are Models/BundledTrajectory's *_onecycle.
+// betas; Muon's lr cycles alone (MuonWithAuxAdam has no betas in its defaults). NAdam's
+// mu_product (one float per parameter, whole on every rank) multiplies every step's beta1, also
+// at stages 0 and 1. The one-rank runs are Models/BundledTrajectory's *_onecycle.
 class OneCycleTrajectory : public ::testing::TestWithParam<Case> {};
 
 TEST_P(OneCycleTrajectory, TwoRanksMatchPyTorch) {
-  ExpectTwoRanksMatchPyTorch(GetParam(), {{"adam_onecycle", 2}, {"lion_onecycle", 1}, {"adamax_onecycle", 2},
-                                          {"radam_onecycle", 2}, {"lamb_onecycle", 2}, {"muon_onecycle", 0}});
+  const bool nadam = GetParam().config.rfind("nadam", 0) == 0;
+  ExpectTwoRanksMatchPyTorch(GetParam(),
+                             {{"adam_onecycle", 2}, {"lion_onecycle", 1}, {"adamax_onecycle", 2}, {"radam_onecycle", 2},
+                              {"lamb_onecycle", 2}, {"muon_onecycle", 0}, {"nadam_onecycle", 2},
+                              {"nadam_l2_onecycle", 2}, {"nadam_wd_onecycle", 2}},
+                             nlohmann::json::object(), nadam ? 1 : 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(OneCycle, OneCycleTrajectory,
                          ::testing::Values(Case{"gpt", "adam_onecycle"}, Case{"gpt", "lion_onecycle"},
                                            Case{"gpt", "adamax_onecycle"}, Case{"gpt", "radam_onecycle"},
-                                           Case{"gpt", "lamb_onecycle"}, Case{"gpt", "muon_onecycle"}),
-                         [](const ::testing::TestParamInfo<Case>& info) { return info.param.model + "_" + info.param.config; });
+                                           Case{"gpt", "lamb_onecycle"}, Case{"gpt", "muon_onecycle"},
+                                           Case{"mlp", "nadam_onecycle"}, Case{"gpt", "nadam_onecycle"},
+                                           Case{"mlp", "nadam_l2_onecycle", 0}, Case{"gpt", "nadam_l2_onecycle", 0},
+                                           Case{"mlp", "nadam_wd_onecycle", 0}, Case{"gpt", "nadam_wd_onecycle"},
+                                           Case{"gpt", "nadam_wd_onecycle", 1}),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           const Case& c = info.param;
+                           return c.model + "_" + c.config + (c.stage == 3 ? "" : "_stage" + std::to_string(c.stage));
+                         });
 
 // Lamb (LambMoments, one all-reduce of every parameter's sums of squares, LambApply) on two ranks:
 // each trust ratio is the whole tensor's at every stage (stages 1-2 update a chunk of a whole
