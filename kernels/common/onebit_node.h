@@ -42,8 +42,19 @@ inline Status NeedInt64Step(const Node& n, size_t step) {
   return Status::OK();
 }
 
+// The Adam hyper-parameters every 1-bit op carries, as Python's doubles of the float attributes.
+struct AdamAttrs {
+  void Read(const Node& n) {
+    beta1 = optim::ShortestDecimal(n.GetFloat("beta1", 0.9f));
+    beta2 = optim::ShortestDecimal(n.GetFloat("beta2", 0.999f));
+    eps = optim::ShortestDecimal(n.GetFloat("epsilon", 1e-8f));
+    weight_decay = optim::ShortestDecimal(n.GetFloat("weight_decay", 0.0f));
+  }
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+};
+
 // The attributes OnebitMomentum and OnebitAdamStep read.
-struct OnebitNode {
+struct OnebitNode : AdamAttrs {
   // Inputs [0, floats) are float32 tensors, `step` the int64 step, inputs up to `skip` present.
   Status Init(const Node& n, size_t floats, size_t step, size_t skip_index) {
     RETURN_IF_ERROR(optim::NeedInputs(n, skip_index));
@@ -53,17 +64,13 @@ struct OnebitNode {
     RETURN_IF_ERROR(optim::CheckSkip(n, skip_index, n.op_type().c_str()));
     freeze_step = n.GetInt("freeze_step", 0);
     if (freeze_step < 2) return InvalidArgument(n.Describe(), ": freeze_step must be >= 2, got ", freeze_step);
-    beta1 = optim::ShortestDecimal(n.GetFloat("beta1", 0.9f));
-    beta2 = optim::ShortestDecimal(n.GetFloat("beta2", 0.999f));
-    eps = optim::ShortestDecimal(n.GetFloat("epsilon", 1e-8f));
-    weight_decay = optim::ShortestDecimal(n.GetFloat("weight_decay", 0.0f));
+    Read(n);
     return Status::OK();
   }
   DSC_HD OnebitScalars Scalars(double lr, float grad_scale) const {
     return MakeOnebitScalars(beta1, beta2, eps, weight_decay, lr, grad_scale);
   }
   int64_t freeze_step = 0;
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
 };
 
 // CompressedAllReduce<world, freeze_step>(worker_error, server_error, step, skip, X1..Xk).
@@ -122,18 +129,15 @@ inline Status CheckLambState(const KernelContext& ctx, size_t index, const char*
 }
 
 // OnebitLambStep's attributes.
-struct OnebitLambStepNode {
+struct OnebitLambStepNode : AdamAttrs {
   Status Init(const Node& n) {
     RETURN_IF_ERROR(CheckLambInputs(n, {0, 1, 2, 3, 4, 6}, 5, 8, 10));
     RETURN_IF_ERROR(optim::FloatScalar(n, 7, "OnebitLambStep"));
     RETURN_IF_ERROR(optim::FloatScalar(n, 9, "OnebitLambStep"));
     ASSIGN_OR_RETURN(freeze_step, LambFreezeStep(n));
     fresh_step = n.GetInt("fresh_step", 0);
+    Read(n);
     auto attr = [&n](const char* name, float fallback) { return optim::ShortestDecimal(n.GetFloat(name, fallback)); };
-    beta1 = attr("beta1", 0.9f);
-    beta2 = attr("beta2", 0.999f);
-    eps = attr("epsilon", 1e-8f);
-    weight_decay = attr("weight_decay", 0.0f);
     max_coeff = attr("max_coeff", 10.0f);
     min_coeff = attr("min_coeff", 0.01f);
     coeff_beta = attr("coeff_beta", 0.9f);
@@ -141,8 +145,7 @@ struct OnebitLambStepNode {
     return Status::OK();
   }
   int64_t freeze_step = 2, fresh_step = 0;
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0, max_coeff = 10.0, min_coeff = 0.01,
-         coeff_beta = 0.9;
+  double max_coeff = 10.0, min_coeff = 0.01, coeff_beta = 0.9;
   FactorLimits limits{4.0, 0.5, 0.1};
 };
 
@@ -151,7 +154,7 @@ struct OnebitLambStepNode {
 namespace dsc::zoadam {
 
 // The attributes every 0/1 Adam op reads, and its step and skip inputs' checks.
-struct ZoadamNode {
+struct ZoadamNode : onebit::AdamAttrs {
   Status Init(const Node& n, size_t step, size_t skip_index) {
     RETURN_IF_ERROR(optim::NeedInputs(n, skip_index));
     RETURN_IF_ERROR(onebit::NeedInt64Step(n, step));
@@ -163,10 +166,7 @@ struct ZoadamNode {
       return InvalidArgument(n.Describe(), ": needs last_var_step >= 2 and var_update_scaler, local_step_scaler, "
                              "local_step_clipper >= 1");
     world = n.GetInt("world", 1);
-    beta1 = optim::ShortestDecimal(n.GetFloat("beta1", 0.9f));
-    beta2 = optim::ShortestDecimal(n.GetFloat("beta2", 0.999f));
-    eps = optim::ShortestDecimal(n.GetFloat("epsilon", 1e-8f));
-    weight_decay = optim::ShortestDecimal(n.GetFloat("weight_decay", 0.0f));
+    Read(n);
     return Status::OK();
   }
   DSC_HD ZoadamScalars Scalars(double lr, float grad_scale) const {
@@ -174,7 +174,6 @@ struct ZoadamNode {
   }
   ZoadamSchedule schedule{2, 1, 1, 1};
   int64_t world = 1;
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
 };
 
 inline Status NeedFloat32(const Node& n, std::initializer_list<size_t> inputs) {

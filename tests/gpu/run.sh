@@ -219,6 +219,32 @@ fi
 fi
 
 # ---------------------------------------------------------------- (b) trajectories, cuda vs cpu
+# cpu_vs_cuda NAME T0 PLAN DATA STEPS RTOL PREFIX [DSRUN_ARGS ...]: PLAN trained on --device cpu and
+# on the device under test (the logs and metrics next to PLAN); NAME recorded from their losses,
+# PREFIX before the figure.
+cpu_vs_cuda() {
+  local name=$1 t0=$2 plan=$3 data=$4 steps=$5 rtol=$6 prefix=$7 d rc fig
+  shift 7
+  d=$(dirname "$plan")
+  train "$plan" "$data" cpu "$steps" "$d/cpu.jsonl" "$d/cpu.log" "$@"
+  rc=$?
+  if [ $rc -ne 0 ]; then
+    record "$name" FAIL "dsrun --device cpu rc $rc: $(last_lines "$d/cpu.log")" "$(since "$t0")"
+    return
+  fi
+  train "$plan" "$data" "$dev" "$steps" "$d/cuda.jsonl" "$d/cuda.log" "$@"
+  rc=$?
+  if [ $rc -eq 124 ]; then
+    record "$name" TIMEOUT "dsrun --device $dev ran past $(tmo 90)s" "$(since "$t0")"
+  elif [ $rc -ne 0 ]; then
+    record "$name" FAIL "dsrun --device $dev rc $rc: $(last_lines "$d/cuda.log")" "$(since "$t0")"
+  elif fig=$(max_rel_diff "$d/cpu.jsonl" "$d/cuda.jsonl" "$rtol" "$steps" 2>&1); then
+    record "$name" PASS "$prefix$fig" "$(since "$t0")"
+  else
+    record "$name" FAIL "$prefix$fig" "$(since "$t0")"
+  fi
+}
+
 # traj NAME MODEL CONFIG STEPS RTOL: models/MODEL/MODEL.onnx with models/MODEL/data; MODEL may be
 # current/NAME.MODE for models/current/NAME/NAME.MODE.onnx with models/current/NAME/data.
 traj() {
@@ -240,23 +266,7 @@ traj() {
     record "$name" FAIL "dscompile failed: $(last_lines "$d/compile.log")" "$(since "$t0")"
     return
   fi
-  train "$d/plan.dsplan" "$data" cpu "$steps" "$d/cpu.jsonl" "$d/cpu.log"
-  local rc=$?
-  if [ $rc -ne 0 ]; then
-    record "$name" FAIL "dsrun --device cpu rc $rc: $(last_lines "$d/cpu.log")" "$(since "$t0")"
-    return
-  fi
-  train "$d/plan.dsplan" "$data" "$dev" "$steps" "$d/cuda.jsonl" "$d/cuda.log"
-  rc=$?
-  if [ $rc -eq 124 ]; then
-    record "$name" TIMEOUT "dsrun --device $dev ran past $(tmo 90)s" "$(since "$t0")"
-  elif [ $rc -ne 0 ]; then
-    record "$name" FAIL "dsrun --device $dev rc $rc: $(last_lines "$d/cuda.log")" "$(since "$t0")"
-  else
-    local fig
-    fig=$(max_rel_diff "$d/cpu.jsonl" "$d/cuda.jsonl" "$rtol" "$steps" 2>&1)
-    if [ $? -eq 0 ]; then record "$name" PASS "$fig" "$(since "$t0")"; else record "$name" FAIL "$fig" "$(since "$t0")"; fi
-  fi
+  cpu_vs_cuda "$name" "$t0" "$d/plan.dsplan" "$data" "$steps" "$rtol" ""
 }
 cfgs=$work/configs
 mkdir -p "$cfgs"
@@ -409,23 +419,7 @@ onebit() {
     record "$name" FAIL "dscompile failed: $(last_lines "$d/compile.log")" "$(since "$t0")"
     return
   fi
-  train "$d/plan.dsplan" "$repo/models/mlp/data" cpu "$steps" "$d/cpu.jsonl" "$d/cpu.log" "${nproc[@]}"
-  local rc=$?
-  if [ $rc -ne 0 ]; then
-    record "$name" FAIL "dsrun --device cpu rc $rc: $(last_lines "$d/cpu.log")" "$(since "$t0")"
-    return
-  fi
-  train "$d/plan.dsplan" "$repo/models/mlp/data" "$dev" "$steps" "$d/cuda.jsonl" "$d/cuda.log" "${nproc[@]}"
-  rc=$?
-  if [ $rc -eq 124 ]; then
-    record "$name" TIMEOUT "dsrun --device $dev ran past $(tmo 90)s" "$(since "$t0")"
-  elif [ $rc -ne 0 ]; then
-    record "$name" FAIL "dsrun --device $dev rc $rc: $(last_lines "$d/cuda.log")" "$(since "$t0")"
-  else
-    local fig
-    fig=$(max_rel_diff "$d/cpu.jsonl" "$d/cuda.jsonl" "$rtol" "$steps" 2>&1)
-    if [ $? -eq 0 ]; then record "$name" PASS "$ranks rank(s): $fig" "$(since "$t0")"; else record "$name" FAIL "$ranks rank(s): $fig" "$(since "$t0")"; fi
-  fi
+  cpu_vs_cuda "$name" "$t0" "$d/plan.dsplan" "$repo/models/mlp/data" "$steps" "$rtol" "$ranks rank(s): " "${nproc[@]}"
 }
 for ranks in 1 2; do
   onebit "onebit_adam_${ranks}rank" onebitadam_wd "$ranks" 10 1e-4 "" \
