@@ -5,9 +5,11 @@
 // NCCL, with -np 1 the local one; DSC_GPU_COMM=staged forces staging. Prints "every GPU collective
 // matches" on success; exits non-zero naming the first mismatch otherwise.
 //
-//   mpirun -np 2 build/tests/comm/gpu_comm_check
-#include <cuda_runtime_api.h>
-
+// It reaches the GPU as dsrun does, through the CUDA module (runtime/cuda_backend.h; found at
+// $DSC_CUDA_BACKEND, e.g. a bundle's lib/libdsc_cuda.so): its device for memory and copies, its
+// communicators. So the check links no CUDA code and travels small.
+//
+//   DSC_CUDA_BACKEND=build/runtime/libdsc_cuda.so mpirun -np 2 build/tests/comm/gpu_comm_check
 #include <cstdio>
 #include <cstdlib>
 #include <algorithm>
@@ -16,10 +18,9 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cuda/cuda_check.h"
-#include "kernels/cuda/cuda_resources.h"
 #include "runtime/communicator.h"
-#include "runtime/gpu_communicator.h"
+#include "runtime/cuda_backend.h"
+#include "runtime/device.h"
 
 namespace dsc {
 namespace {
@@ -49,7 +50,7 @@ std::vector<char> Data(DType dtype, int64_t n, int rank) {
 
 class Checker {
  public:
-  Checker(Communicator* host, Communicator* gpu, cuda::Resources* res) : host_(host), gpu_(gpu), res_(res) {}
+  Checker(Communicator* host, Communicator* gpu, Device* device) : host_(host), gpu_(gpu), device_(device) {}
 
   Status Run() {
     const int n = host_->size(), r = host_->rank();
@@ -134,27 +135,20 @@ class Checker {
     if (!h.ok()) return h.status();
     return (*h)->Wait();
   }
-  // `init` copied to a device buffer of `size` bytes on the compute stream, the collective issued
-  // right after (no host sync: the communicator must order itself after the copy), its result
-  // read back from `result_offset` on the compute stream after Wait().
+  // `init` copied to a device buffer of `size` bytes (the rest 0xff) on the compute stream, the
+  // collective issued right after (no host sync: the communicator must order itself after the
+  // copy), its result read back from `result_offset` on the compute stream after Wait().
   template <typename F>
   StatusOr<std::vector<char>> OnDevice(const std::vector<char>& init, size_t size, F collective,
                                        size_t result_offset = 0) {
-    char* d = nullptr;
-    DSC_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&d), size));
-    DSC_CUDA_CHECK(cudaMemsetAsync(d, 0xff, size, res_->compute));
-    DSC_CUDA_CHECK(cudaMemcpyAsync(d, init.data(), init.size(), cudaMemcpyHostToDevice, res_->compute));
-    Status s = Host(collective(d));
+    ASSIGN_OR_RETURN(void* buffer, device_->Allocate(size));
+    char* d = static_cast<char*>(buffer);
+    Status s = device_->Memset(d, 0xff, size);
+    if (s.ok()) s = device_->CopyHostToDevice(d, init.data(), init.size());
+    if (s.ok()) s = Host(collective(d));
     std::vector<char> out(size - result_offset);
-    if (s.ok()) {
-      s = [&]() -> Status {
-        DSC_CUDA_CHECK(cudaMemcpyAsync(out.data(), d + result_offset, out.size(), cudaMemcpyDeviceToHost,
-                                       res_->compute));
-        DSC_CUDA_CHECK(cudaStreamSynchronize(res_->compute));
-        return Status::OK();
-      }();
-    }
-    cudaFree(d);
+    if (s.ok()) s = device_->CopyDeviceToHost(out.data(), d + result_offset, out.size());
+    device_->Free(d);
     if (!s.ok()) return s;
     return out;
   }
@@ -168,31 +162,26 @@ class Checker {
 
   Communicator* host_;
   Communicator* gpu_;
-  cuda::Resources* res_;
+  Device* device_;
   std::map<std::string, int64_t> expect_ = ZeroCollectiveCounts();
 };
 
 Status Main() {
   ASSIGN_OR_RETURN(std::unique_ptr<Communicator> host, CreateMpiCommunicator());
-  int devices = 0;
-  DSC_CUDA_CHECK(cudaGetDeviceCount(&devices));
-  if (devices == 0) return FailedPrecondition("no CUDA device");
-  cuda::Resources res;
-  res.device = host->rank() % devices;
-  DSC_CUDA_CHECK(cudaSetDevice(res.device));
-  DSC_CUDA_CHECK(cudaStreamCreateWithFlags(&res.compute, cudaStreamNonBlocking));
-  DSC_CUDA_CHECK(cudaStreamCreateWithFlags(&res.comm, cudaStreamNonBlocking));
+  ASSIGN_OR_RETURN(const CudaBackendApi* cuda, LoadCudaBackend());
+  std::string why;
+  const int devices = cuda->device_count(&why);
+  if (devices == 0) return FailedPrecondition("no CUDA device: ", why);
   Status s;
   {
-    ASSIGN_OR_RETURN(std::unique_ptr<Communicator> gpu, CreateGpuCommunicator(host.get(), &res));
-    Checker check(host.get(), gpu.get(), &res);
+    ASSIGN_OR_RETURN(std::unique_ptr<Device> device, cuda->create_device(host->rank() % devices));
+    ASSIGN_OR_RETURN(std::unique_ptr<Communicator> gpu,
+                     cuda->create_gpu_communicator(host.get(), device->cuda_resources()));
+    Checker check(host.get(), gpu.get(), device.get());
     s = check.Run();
+    if (s.ok()) s = device->Synchronize();
     if (s.ok() && host->rank() == 0) std::printf("every GPU collective matches (%d ranks, %d GPUs)\n", host->size(), devices);
   }
-  cudaStreamSynchronize(res.comm);
-  cudaStreamSynchronize(res.compute);
-  cudaStreamDestroy(res.comm);
-  cudaStreamDestroy(res.compute);
   if (!s.ok()) host->Abort(s.ToString(), 1);
   return s;
 }

@@ -460,7 +460,9 @@ if want gpu_comm; then
       { [ "$kind" = nccl ] && [ "$gpus" -lt 2 ]; } && { figs="$figs nccl: not run (1 GPU);"; continue; }
       env_force=""
       [ "$kind" = staged ] && env_force="-x DSC_GPU_COMM=staged"
-      timeout "$(tmo 120)" "$bin/mpirun" $root_flag --oversubscribe --bind-to none -np "$np" $env_force "$cmd" \
+      # The check reaches the GPU through the bundle's CUDA module, as dsrun does.
+      timeout "$(tmo 120)" "$bin/mpirun" $root_flag --oversubscribe --bind-to none -np "$np" $env_force \
+        -x DSC_CUDA_BACKEND="$(cd "$bin/.." && pwd -P)/lib/libdsc_cuda.so" "$cmd" \
         >"$work/gpu_comm_np${np}_$kind.log" 2>&1
       rc=$?
       if grep -q "every GPU collective matches" "$work/gpu_comm_np${np}_$kind.log" && [ $rc -eq 0 ]; then
