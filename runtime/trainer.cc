@@ -787,6 +787,10 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   const int64_t init_calls = WrapperCallsBeforeTraining(cfg) - OnebitCallsBeforeTraining(cfg);
   if (init_calls > 0) RETURN_IF_ERROR(CheckConstructorCall(cfg, *step->graph));
   if (init_calls > 0 && opts.resume_from.empty()) {
+    if (progress)
+      *progress << "dsrun: before training, optimizer.step() once on zero gradients with the optimizer's lr "
+                << cfg.optimizer.lr << ", as DeepSpeed's " << (cfg.fp16.enabled ? "fp16" : "bf16")
+                << " wrapper does at ZeRO 0 (docs/config.md)\n";
     RETURN_IF_ERROR(RunConstructorCall(plan, cfg, step_ex.get(), &step_scalars, &state,
                                        RunOptions{dopts.seed, 0, threads, step_comm, 0, nullptr, nullptr, 1}));
     count_from_here();
