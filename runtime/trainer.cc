@@ -304,7 +304,9 @@ Status CheckConstructorCall(const DsConfig& cfg, const Graph& step) {
                          : o.implementation == "torch.optim.NAdam" || o.implementation == "torch.optim.RAdam"
                              ? o.decoupled_weight_decay
                              : o.implementation != "torch.optim.Adam" && o.implementation != "torch.optim.Adamax";
-  if (HasInput(step, ops::kBeta1Input) && o.weight_decay != 0 && !decoupled)
+  bool decays = o.weight_decay != 0;
+  for (const ParameterGroupSpec& g : cfg.dscompile.parameter_groups) decays = decays || g.weight_decay.value_or(0) != 0;
+  if (HasInput(step, ops::kBeta1Input) && decays && !decoupled)
     return Unimplemented("scheduler.params.cycle_momentum with ", o.implementation, "'s L2 weight_decay at ZeRO 0 in ",
                          cfg.fp16.enabled ? "fp16" : "bf16",
                          ": DeepSpeed's wrapper calls step() once before OneCycle sets the betas, with the "

@@ -427,6 +427,31 @@ TEST(Bf16Overflow, WrappersThatNeverSkipHaveNoCheck) {
   }
 }
 
+// The ZeRO-0 constructor call needs the optimizer's own betas. With OneCycle cycling them the plan
+// keeps only OneCycle's beta2, which an L2 weight decay (here a parameter group's) would feed into
+// the call's moments: refused, naming the key; without the decay the same plan trains.
+TEST(ConstructorCall, RefusesCycledBetasWithL2Decay) {
+  for (double group_decay : {0.01, 0.0}) {
+    testing::TempDir tmp;
+    json cfg = Config(0, 1, {{"fp16", {{"enabled", true}, {"initial_scale_power", 8}}}});
+    cfg["optimizer"] = {{"type", "Adam"}, {"params", {{"lr", kMaxLr}, {"betas", {0.9, 0.999}}, {"adam_w_mode", false}}}};
+    cfg["scheduler"] = {{"type", "OneCycle"},
+                        {"params", {{"cycle_min_lr", kMinLr}, {"cycle_max_lr", kMaxLr}, {"cycle_first_step_size", 4},
+                                    {"cycle_momentum", true}, {"cycle_min_mom", 0.85}, {"cycle_max_mom", 0.95}}}};
+    cfg["dscompile"] = {{"parameter_groups", {{{"params", {"fc1.*"}}, {"weight_decay", group_decay}}}}};
+    const TrainRun run = CompileAndTrain(cfg, 1, 2, "", tmp);
+    if (group_decay != 0) {
+      EXPECT_NE(run.result.rc, 0);
+      EXPECT_NE(run.result.output.find("scheduler.params.cycle_momentum with FusedAdam's L2 weight_decay at ZeRO 0 in fp16"),
+                std::string::npos)
+          << run.result.output;
+    } else {
+      EXPECT_EQ(run.result.rc, 0) << run.result.output;
+      EXPECT_EQ(run.metrics.size(), 2u);
+    }
+  }
+}
+
 // apex.amp's scaler (amp cannot be combined with ZeRO): 2**16 halved by each overflow, the LR
 // schedule stepped regardless (see ExpectSequence), Adam's step count not; O1 updates the fp32
 // parameters themselves, O2 fp32 masters of a half model.
