@@ -354,7 +354,9 @@ TEST_P(Bf16Optimizers, FollowTheirRegimesReference) {
     std::cout << "[mixed-precision] " << what << ": max rel loss " << near << " (step " << at << ") from its regime's "
               << "reference, " << far << " from the other\n";
     EXPECT_LE(near, kVsPyTorch) << what << "\n dscompile: " << Losses(run.loss) << "\n PyTorch:   " << Losses(want);
-    EXPECT_LT(3 * near, far) << what << ": as close to the reference " << (zero0 ? "without" : "with")
+    // Lamb and Lion's decays move the loss least: 4.4x and 5.9x apart here; without the call (or
+    // with it at ZeRO 2) the ratio falls below 1.
+    EXPECT_LT(2 * near, far) << what << ": as close to the reference " << (zero0 ? "without" : "with")
                              << " DeepSpeed's constructor call";
   }
 }
