@@ -115,8 +115,7 @@ class ZeroPartitionPass : public Pass {
     if (stage == 0) {
       for (const StateInfo* p : params)
         RETURN_IF_ERROR(micro_reduce_ ? ReduceInMicroStep(mg, p->name, ops::kAllReduce, 0) : Stage0(sg, p->name));
-      const std::string& impl = ctx.config->optimizer.implementation;
-      if (impl == "OnebitAdam" || impl == "OnebitLamb" || impl == "ZeroOneAdam") {
+      if (IsOnebitOptimizer(*ctx.config)) {
         RetireAfterFreeze(mg, sg, ctx.config->optimizer, OnebitCallsBeforeTraining(*ctx.config));
         RETURN_IF_ERROR(AgreeOnOverflowWhenRetired(mg, sg));
       }
