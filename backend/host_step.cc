@@ -5,6 +5,7 @@
 
 #include "ir/dsc_ops.h"
 #include "ir/swap_ops.h"
+#include "ir/tensor.h"
 
 namespace dsc {
 namespace {
@@ -56,8 +57,7 @@ StatusOr<HostStepLayout> HostStepLayoutOf(const Module& plan) {
   HostStepLayout out;
   for (const StateInfo& st : plan.state) {
     if (swapped.count(st.name)) continue;  // no buffer: its bytes are in the swap file
-    int64_t numel = 1;
-    for (int64_t d : st.dims) numel *= d;
+    ASSIGN_OR_RETURN(const int64_t numel, NumElements(st.dims));
     const int64_t bytes = numel * static_cast<int64_t>(DTypeSize(st.dtype));
     const bool by_micro = m.uses.count(st.name) > 0, by_step = s.uses.count(st.name) > 0;
     const StatePlace place = !by_step ? StatePlace::kDevice : by_micro ? StatePlace::kMirrored : StatePlace::kHost;
