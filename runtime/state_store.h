@@ -69,7 +69,6 @@ class StateStore {
   Status MirrorToHost(const std::vector<std::string>& names);
   Status MirrorToDevice(const std::vector<std::string>& names);
   Status ZeroOnDevice(const std::vector<std::string>& names);
-  bool host_step() const { return host_ != nullptr; }
   // Dtype and shape of any state (ptr null when swapped); null for an unknown name.
   const TensorView* Describe(const std::string& name) const;
   // The whole state to host memory, or its first `bytes` from host memory (a shard's real elements).
