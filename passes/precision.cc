@@ -275,8 +275,8 @@ class PrecisionPass : public GraphPass {
     for (const auto& [k, n] : rewriter.compute_counts()) counts[k] = n;
     regime["compute"] = counts;
     // DeepSpeed's ZeRO-0 wrapper steps the optimizer once before training; dsrun does the same.
-    if (ctx.config && WrapperCallsBeforeTraining(*ctx.config) > 0)
-      regime["optimizer_calls_before_training"] = WrapperCallsBeforeTraining(*ctx.config);
+    if (const int64_t calls = ctx.config ? WrapperCallsBeforeTraining(*ctx.config) : 0; calls > 0)
+      regime["optimizer_calls_before_training"] = calls;
     g.metadata["dsc.precision"] = regime.dump();
     g.metadata["dsc.precision_casts"] = rewriter.casts().dump();
     if (rewriter.overflowed() > 0 && ctx.warn)
