@@ -76,13 +76,19 @@ Status RestoreBatchNormTraining(onnx::ModelProto* model) {
     if (!fx) continue;
     // onnxscript's optimizer folds the (inference-mode) BatchNormalization into the convolution
     // before it: the batch statistics are gone from the file, which then computes another function.
+    // The fused node names the rewrite rule, and it keeps the BatchNorm's fx node, which a Conv or
+    // Gemm never carries otherwise (a batch norm is never decomposed into one): files stripped of
+    // every metadata key but the fx node are caught too.
     const std::string* rule = FindProp(n.metadata_props(), "pkg.onnxscript.rewriter.rule_name");
-    if (rule && rule->find("FuseBatchNorm") != std::string::npos && training_bn(*fx))
+    const bool fused_rule = rule && rule->find("FuseBatchNorm") != std::string::npos;
+    const bool fused_op = (n.domain().empty() || n.domain() == "ai.onnx") &&
+                          (n.op_type() == "Conv" || n.op_type() == "ConvTranspose" || n.op_type() == "Gemm");
+    if ((fused_rule || fused_op) && training_bn(*fx))
       return InvalidArgument("node '", n.name(), "' (", n.op_type(), "): the exporter's optimizer folded a "
-                             "training-mode BatchNorm into it (", *rule, "), so the file normalises with the initial "
-                             "running statistics instead of each batch's and cannot compute PyTorch's training loss; "
-                             "re-export with torch.onnx.export(..., dynamo=True, optimize=False) or with "
-                             "tools/export_for_training.py");
+                             "training-mode BatchNorm into it (", rule ? *rule : "its PyTorch node is the BatchNorm",
+                             "), so the file normalises with the initial running statistics instead of each batch's "
+                             "and cannot compute PyTorch's training loss; re-export with torch.onnx.export(..., "
+                             "dynamo=True, optimize=False) or with tools/export_for_training.py");
     if (n.op_type() != "BatchNormalization" || !(n.domain().empty() || n.domain() == "ai.onnx")) continue;
     if (!training_bn(*fx)) continue;
     onnx::AttributeProto* mode = nullptr;

@@ -303,9 +303,28 @@ TEST(BatchNormTraining, ATrainingBatchNormFoldedIntoAConvIsRefused) {
   EXPECT_NE(s.message().find("node_Conv_86"), std::string::npos) << s.ToString();
   EXPECT_NE(s.message().find("optimize=False"), std::string::npos) << s.ToString();
   // An inference-mode BatchNorm folded the same way is what the file says it is: no error.
+  const auto rule_prop = *rule;
   *conv->mutable_metadata_props() = m.graph().node(1).metadata_props();
-  *conv->add_metadata_props() = *rule;
+  *conv->add_metadata_props() = rule_prop;
   EXPECT_TRUE(RestoreBatchNormTraining(&m).ok());
+}
+
+TEST(BatchNormTraining, AFoldedBatchNormIsFoundByItsFxNodeWithoutTheRuleName) {
+  // models/export_current.py keeps only the fx node; so may a user's tool.
+  onnx::ModelProto m = WithBatchNorms(20);
+  onnx::NodeProto* conv = m.mutable_graph()->add_node();
+  conv->set_op_type("Conv");
+  conv->set_name("node_Conv_127");
+  *conv->mutable_metadata_props() = m.graph().node(0).metadata_props();
+  Status s = RestoreBatchNormTraining(&m);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("node_Conv_127"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("its PyTorch node is the BatchNorm"), std::string::npos) << s.ToString();
+  // Elementwise ops with a BatchNorm's fx node are its decomposition, not a fold.
+  conv->set_op_type("Mul");
+  EXPECT_TRUE(RestoreBatchNormTraining(&m).ok());
+  conv->set_op_type("Gemm");
+  EXPECT_FALSE(RestoreBatchNormTraining(&m).ok());
 }
 
 TEST(BatchNormTraining, OpsetsBeforeTrainingModeAreLeftAlone) {
