@@ -53,7 +53,7 @@ const std::map<std::string, Entry>& Table() {
                            "Cosh", "Asinh", "Acosh", "Atanh", "Floor", "Ceil", "Round", "Sign", "Min", "Max", "Mean",
                            "Sum", "Clip", "Where", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Not",
                            "And", "Or", "Xor", "IsNaN", "IsInf", "Mod", "PRelu", "Dropout", "SampleDropout",
-                           "ClipScale", "Trilu", "RotaryEmbedding"})
+                           "SampleRandom", "ClipScale", "Trilu", "RotaryEmbedding"})
       t[op] = {Rule::kPerOutput, 1, "1 per output element"};
     for (const char* op : {"ReluGrad", "LeakyReluGrad", "SigmoidGrad", "TanhGrad", "GeluGrad", "MishGrad",
                            "HardSwishGrad", "HardSigmoidGrad", "SoftplusGrad", "EluGrad", "SeluGrad", "SoftsignGrad",

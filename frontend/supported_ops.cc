@@ -31,14 +31,17 @@ const std::set<std::string>& ComputeOps() {
       "GatherElements", "GatherND", "ScatterElements", "ScatterND", "Einsum",
       // DeBERTa: log-bucketed relative positions (no gradient flows through Sign), repeated
       // relative-position embeddings (Tile, trained through).
-      "Sign", "Tile"};
+      "Sign", "Tile",
+      // Stochastic depth (drop path): torch.rand / bernoulli_ draws, and the Floor that turns
+      // keep_prob + u into a keep bit. Rounding ops compute when their input is data.
+      "RandomUniformLike", "RandomNormalLike", "RandomUniform", "RandomNormal", "Bernoulli", "Floor", "Ceil",
+      "Round"};
   return ops;
 }
 
 const std::set<std::string>& ShapeOps() {
   static const std::set<std::string> ops = {"Shape", "Size", "ConstantOfShape", "Range",
-                                            "ReduceProd", "LessOrEqual", "GreaterOrEqual", "Floor", "Ceil",
-                                            "Mod", "Xor", "ReduceMax", "ReduceMin"};
+                                            "ReduceProd", "LessOrEqual", "GreaterOrEqual", "Mod", "Xor", "ReduceMax", "ReduceMin"};
   return ops;
 }
 

@@ -17,6 +17,15 @@
 //                                               attribute `replays` (also on ONNX Dropout): a copy
 //                                               that recomputes another node's output (rematerialize)
 //                                               names the original's, so it draws the same mask
+//   SampleRandom<distribution, low, high, mean, scale, batch_axis, sample_rows[, seed]>([P]) -> Y
+//                                               ONNX's RandomUniform[Like] ("uniform": low + (high -
+//                                               low) u), RandomNormal[Like] ("normal": mean + scale z)
+//                                               and Bernoulli ("bernoulli", input P: 1 where u < P)
+//                                               with SampleDropout's counters: Y's static shape and
+//                                               dtype are the original's, and each element's draw is
+//                                               keyed by (seed, step, node, sample, index within the
+//                                               sample) on the same layout rules, so stochastic depth
+//                                               keeps the DESIGN.md invariant (kernels/common/dropout_math.h)
 //   Gelu<approximate = "none">(X) -> Y          ONNX's Gelu (opset 20) for graphs of older opsets,
 //                                               made by the recognize pass (passes/recognize.cc) from
 //                                               an exporter's decomposition; differentiated as Gelu
@@ -340,6 +349,7 @@ namespace dsc::ops {
 
 // Forward ops.
 inline constexpr const char* kSampleDropout = "SampleDropout";
+inline constexpr const char* kSampleRandom = "SampleRandom";
 
 // Gradient ops.
 inline constexpr const char* kReluGrad = "ReluGrad";

@@ -26,7 +26,9 @@ const std::map<std::string, std::set<size_t>>& NonDifferentiableInputs() {
       {"Upsample", {1}}, {"EyeLike", {0}},
       {"CastLike", {1}},
       // Opset 23 transformer ops: positions and per-batch key counts (integers in practice).
-      {"RotaryEmbedding", {3}}, {"Attention", {6}}};
+      {"RotaryEmbedding", {3}}, {"Attention", {6}},
+      // Random draws: a *Like op reads only its input's shape; torch.bernoulli has no gradient.
+      {"RandomUniformLike", {0}}, {"RandomNormalLike", {0}}, {"Bernoulli", {0}}};
   return table;
 }
 
@@ -36,7 +38,9 @@ const std::map<std::string, std::set<size_t>>& NonDifferentiableOutputs() {
       {"BatchNormalization", {1, 2}}, {"Dropout", {1}}, {"SoftmaxCrossEntropyLoss", {1}},
       {"LayerNormalization", {1, 2}}, {"MaxPool", {1}}, {"TopK", {1}},
       // Piecewise-constant ops: zero gradient almost everywhere, so nothing flows back (as in torch).
-      {"Floor", {0}}, {"Ceil", {0}}, {"Round", {0}}, {"Sign", {0}}};
+      {"Floor", {0}}, {"Ceil", {0}}, {"Round", {0}}, {"Sign", {0}},
+      {"RandomUniformLike", {0}}, {"RandomNormalLike", {0}}, {"RandomUniform", {0}}, {"RandomNormal", {0}},
+      {"Bernoulli", {0}}};
   return table;
 }
 

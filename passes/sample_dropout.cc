@@ -1,4 +1,5 @@
-// sample-dropout: gives every training-mode Dropout a mask keyed by the sample it drops from.
+// sample-dropout: gives every training-mode Dropout a mask keyed by the sample it drops from, and
+// every random op (stochastic depth's draws) numbers keyed the same way.
 //
 // Contract: runs after autodiff (shapes static, masks added). Each default-domain Dropout that is
 // not constant inference mode becomes ai.dscompile.SampleDropout (same inputs, outputs and seed)
@@ -9,9 +10,14 @@
 //   2. dim 0 when it is a multiple of the micro batch: blocks of dim0/micro rows a sample (a batch
 //      flattened into dim 0, [batch*seq, hidden], outermost as PyTorch's reshapes keep it);
 //   3. none: the mask is keyed by element, and a warning says the trajectory will depend on the split.
+// ONNX's RandomUniform[Like], RandomNormal[Like] and Bernoulli become ai.dscompile.SampleRandom
+// (ir/dsc_ops.h), laid out by the same rules applied to their output: torch's drop path and
+// stochastic depth draw one number per sample ([batch, 1, ...]), which then stays with the sample.
+// Their output must be float32, float16 or bfloat16 (a refusal names the node).
 // The metadata key is consumed.
 #include "passes/sample_dropout.h"
 
+#include <cstring>
 #include <optional>
 #include <set>
 
@@ -35,6 +41,15 @@ struct Layout {
 };
 
 bool IsOnnxDropout(const Node& n) { return n.op_type() == "Dropout" && n.domain().empty(); }
+
+bool IsRandomOp(const Node& n) {
+  static const std::set<std::string> ops = {"RandomUniformLike", "RandomNormalLike", "RandomUniform", "RandomNormal",
+                                            "Bernoulli"};
+  return n.domain().empty() && ops.count(n.op_type()) > 0;
+}
+
+// The tensor whose dims the samples lie along: a Dropout's data, a random op's draws.
+const Value* SampledValue(const Node& n) { return IsRandomOp(n) ? n.output(0) : n.input(0); }
 
 // The batch's names: dim 0 of the graph inputs.
 std::set<std::string> BatchSymbols(const Graph& g) {
@@ -84,7 +99,7 @@ std::optional<std::map<std::string, std::vector<int64_t>>> ProbeDropoutData(
   for (const auto& vi : graph->input()) types[vi.name()] = &vi.type();
   std::map<std::string, std::vector<int64_t>> out;
   for (const Node* n : dropouts) {
-    auto it = types.find(n->input(0)->name());
+    auto it = types.find(SampledValue(*n)->name());
     if (it == types.end() || !it->second->tensor_type().has_shape()) continue;
     std::vector<int64_t> d;
     for (const auto& dim : it->second->tensor_type().shape().dim()) d.push_back(dim.has_dim_value() ? dim.dim_value() : -1);
@@ -165,13 +180,13 @@ std::optional<Layout> LayoutFromProbes(const std::vector<int64_t>& da, const std
 void RecordDropoutSampleLayouts(Graph& g, const std::map<std::string, int64_t>& dims) {
   std::vector<const Node*> dropouts;
   for (const auto& n : g.nodes())
-    if (IsOnnxDropout(*n) && n->input(0)) dropouts.push_back(n.get());
+    if ((IsOnnxDropout(*n) && n->input(0)) || (IsRandomOp(*n) && n->num_outputs() > 0)) dropouts.push_back(n.get());
   if (dropouts.empty()) return;
   const std::set<std::string> batch_symbols = BatchSymbols(g);
   nlohmann::json layouts = nlohmann::json::object();
   std::vector<const Node*> unnamed;
   for (const Node* n : dropouts) {
-    if (auto l = LayoutFromSymbols(*n->input(0), batch_symbols, dims)) layouts[n->output(0)->name()] = {l->axis, l->rows};
+    if (auto l = LayoutFromSymbols(*SampledValue(*n), batch_symbols, dims)) layouts[n->output(0)->name()] = {l->axis, l->rows};
     else unnamed.push_back(n);
   }
   // The rest: ONNX's inference at two batch sizes (its data propagation reaches some reshapes
@@ -203,18 +218,20 @@ class SampleDropoutPass : public GraphPass {
     }
     std::vector<Node*> todo;
     for (const auto& n : g.nodes())
-      if (IsOnnxDropout(*n) && MayTrain(*n)) todo.push_back(n.get());
+      if ((IsOnnxDropout(*n) && MayTrain(*n)) || IsRandomOp(*n)) todo.push_back(n.get());
     for (Node* old : todo) {
-      const Value* data = old->input(0);
+      const Value* data = SampledValue(*old);
       if (!data || !data->type.shape || !IsStatic(*data->type.shape))
         return FailedPrecondition(old->Describe(), ": sample-dropout needs the data's static shape (run specialize)");
       const std::vector<int64_t> dims = autodiff::GradBuilder::Dims(data);
       const Layout layout = Recorded(layouts, old->output(0)->name(), dims, ctx.micro_batch);
       if (layout.axis < 0 && ctx.warn)
-        *ctx.warn << "warning: " << old->Describe() << ": no dim of its data " << TypeToString(data->type)
-                  << " holds the batch, so its mask is keyed by element, not by sample: the trajectory will "
-                     "differ between micro-batch and world-size splits\n";
-      RETURN_IF_ERROR(Replace(g, old, layout));
+        *ctx.warn << "warning: " << old->Describe() << ": no dim of its " << (IsRandomOp(*old) ? "output " : "data ")
+                  << TypeToString(data->type) << " holds the batch, so its "
+                  << (IsRandomOp(*old) ? "numbers are" : "mask is")
+                  << " keyed by element, not by sample: the trajectory will differ between micro-batch and world-size "
+                     "splits\n";
+      RETURN_IF_ERROR(IsRandomOp(*old) ? ReplaceRandom(g, old, layout) : Replace(g, old, layout));
     }
     if (!todo.empty()) g.opsets[kDscDomain] = 1;
     return !todo.empty();
@@ -243,6 +260,48 @@ class SampleDropoutPass : public GraphPass {
     if (axis < 0 || axis >= static_cast<int64_t>(dims.size()) || rows < 1 || dims[static_cast<size_t>(axis)] != micro * rows)
       return {};
     return {axis, rows};
+  }
+
+  // RandomUniform[Like], RandomNormal[Like], Bernoulli -> SampleRandom with the same output.
+  static Status ReplaceRandom(Graph& g, Node* old, const Layout& layout) {
+    const DType dtype = old->output(0)->type.dtype;
+    if (dtype != DType::kFloat32 && dtype != DType::kFloat16 && dtype != DType::kBFloat16)
+      return Unimplemented(old->Describe(), ": draws of type ", DTypeName(dtype),
+                           " (only float32, float16 and bfloat16 random numbers are supported)");
+    const std::string& op = old->op_type();
+    const bool bernoulli = op == "Bernoulli";
+    std::vector<Value*> inputs;
+    if (bernoulli) {
+      if (!old->input(0) || old->input(0)->type.dtype != dtype)
+        return Unimplemented(old->Describe(), ": Bernoulli with probabilities of another type than its output");
+      inputs.push_back(old->input(0));
+    }
+    const std::string name = old->output(0)->name();
+    Node* n = g.AddNode(ops::kSampleRandom, inputs, {g.UniqueName(name + "__sampled")}, kDscDomain, old->name(), old);
+    if (bernoulli) {
+      n->SetAttr("distribution", std::string("bernoulli"));
+    } else if (op.rfind("RandomUniform", 0) == 0) {
+      n->SetAttr("distribution", std::string("uniform"));
+      n->SetAttr("low", old->GetFloat("low", 0.0f));
+      n->SetAttr("high", old->GetFloat("high", 1.0f));
+    } else {
+      n->SetAttr("distribution", std::string("normal"));
+      n->SetAttr("mean", old->GetFloat("mean", 0.0f));
+      n->SetAttr("scale", old->GetFloat("scale", 1.0f));
+    }
+    // ONNX's seed is a float; its bits key the draws instead of the run's seed, as Dropout's seed does.
+    if (old->HasAttr("seed")) {
+      const float seed = old->GetFloat("seed", 0.0f);
+      uint32_t bits = 0;
+      std::memcpy(&bits, &seed, sizeof bits);
+      n->SetAttr("seed", static_cast<int64_t>(bits));
+    }
+    n->SetAttr("batch_axis", layout.axis);
+    n->SetAttr("sample_rows", layout.rows);
+    n->output(0)->type = old->output(0)->type;
+    g.ReplaceAllUsesWith(old->output(0), n->output(0));
+    RETURN_IF_ERROR(g.RemoveNode(old));
+    return g.RenameValue(n->output(0), name);
   }
 
   static Status Replace(Graph& g, Node* old, const Layout& layout) {

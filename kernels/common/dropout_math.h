@@ -7,8 +7,12 @@
 //   keep[i] = m.Keep(i);  y[i] = keep[i] ? x[i] * m.Scale() : 0
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "ir/status.h"
 
 #include "kernels/common/hd.h"
 
@@ -57,11 +61,17 @@ struct DropoutMask {
   bool by_sample = false;
   int64_t extent = 1, inner = 1, rows = 1, first_sample = 0;
 
-  // keep = u >= ratio with u uniform in [0, 1) (24 bits, exact in float). The index arithmetic runs
-  // in I: the CUDA kernels pass uint32_t when every index fits (64-bit divisions are emulated on
-  // GPUs), with the same result.
+  // keep = u >= ratio with u = Uniform(i). The index arithmetic runs in I: the CUDA kernels pass
+  // uint32_t when every index fits (64-bit divisions are emulated on GPUs), with the same result.
   template <typename I = int64_t>
   DSC_HD bool Keep(I i) const {
+    return Uniform(i) >= ratio;
+  }
+
+  // Element i's uniform draw in [0, 1) (24 bits, exact in float); `lane` > 0 draws independent
+  // further numbers for the same element (a normal draw needs two).
+  template <typename I = int64_t>
+  DSC_HD float Uniform(I i, uint64_t lane = 0) const {
     uint64_t k = key, j = static_cast<uint64_t>(i);
     if (by_sample) {
       const I in = static_cast<I>(inner), ext = static_cast<I>(extent), r = static_cast<I>(rows);
@@ -71,9 +81,77 @@ struct DropoutMask {
       j = static_cast<uint64_t>((static_cast<int64_t>(o) * rows + static_cast<int64_t>(a % r)) * inner +
                                 static_cast<int64_t>(e));
     }
-    const float u = static_cast<float>(Mix(k + j) >> 40) * (1.0f / 16777216.0f);
-    return u >= ratio;
+    const uint64_t bits = lane == 0 ? Mix(k + j) : Mix(Mix(k + j) ^ (lane * 0x632be59bd9b4e019ULL));
+    return static_cast<float>(bits >> 40) * (1.0f / 16777216.0f);
   }
 };
+
+// What SampleRandom (ir/dsc_ops.h) draws for element i from the counters above: ONNX's
+// RandomUniform[Like] (low + (high - low) u, u in [0, 1) as torch.rand), RandomNormal[Like]
+// (mean + scale z, z from Box-Muller in double so the CPU and a GPU round to the same float
+// whenever their double log/cos agree to 2^-29) and Bernoulli (1 where u < p, as torch.bernoulli).
+enum class Distribution : int { kUniform = 0, kNormal = 1, kBernoulli = 2 };
+
+struct RandomDraw {
+  DropoutMask stream;  // its ratio is unused
+  Distribution dist = Distribution::kUniform;
+  float a = 0.0f, b = 1.0f;  // (low, high) or (mean, scale)
+
+  template <typename I = int64_t>
+  DSC_HD float operator()(I i, float p = 0.0f) const {
+    const float u = stream.Uniform(i);
+    switch (dist) {
+      case Distribution::kUniform:
+        return a + (b - a) * u;
+      case Distribution::kNormal: {
+        const double u1 = 1.0 - static_cast<double>(u);  // (0, 1]: the log is finite
+        const double u2 = static_cast<double>(stream.Uniform(i, 1));
+        const double z = ::sqrt(-2.0 * ::log(u1)) * ::cos(6.283185307179586 * u2);
+        return a + b * static_cast<float>(z);
+      }
+      case Distribution::kBernoulli:
+        return u < p ? 1.0f : 0.0f;
+    }
+    return 0.0f;
+  }
+};
+
+// SampleRandom's attributes and sample layout for an output of static dims `dims` (host only):
+// everything of the draw but the step's key and first sample.
+template <typename NodeT>
+StatusOr<RandomDraw> ReadRandomDraw(const NodeT& node, const std::vector<int64_t>& dims) {
+  RandomDraw d;
+  const std::string dist = node.GetString("distribution", "");
+  if (dist == "uniform") {
+    d.dist = Distribution::kUniform;
+    d.a = node.GetFloat("low", 0.0f), d.b = node.GetFloat("high", 1.0f);
+  } else if (dist == "normal") {
+    d.dist = Distribution::kNormal;
+    d.a = node.GetFloat("mean", 0.0f), d.b = node.GetFloat("scale", 1.0f);
+  } else if (dist == "bernoulli") {
+    d.dist = Distribution::kBernoulli;
+  } else {
+    return InvalidArgument("distribution '", dist, "' is not uniform, normal or bernoulli");
+  }
+  if ((d.dist == Distribution::kBernoulli) != (node.num_inputs() == 1 && node.input(0) != nullptr))
+    return InvalidArgument("a bernoulli draw takes its probabilities as its one input, the others no input");
+  const int64_t axis = node.GetInt("batch_axis", -1), rows = node.GetInt("sample_rows", 1);
+  const int64_t rank = static_cast<int64_t>(dims.size());
+  if (axis < -1 || axis >= rank) return InvalidArgument("batch_axis ", axis, " is outside the output's rank ", rank);
+  int64_t n = 1;
+  for (int64_t x : dims) n *= x;
+  d.stream.inner = n;
+  if (axis >= 0) {
+    const size_t ax = static_cast<size_t>(axis);
+    if (rows < 1 || dims[ax] % rows != 0)
+      return InvalidArgument("sample_rows ", rows, " does not divide dim ", axis, " (", dims[ax], ") of the output");
+    d.stream.by_sample = true;
+    d.stream.extent = dims[ax];
+    d.stream.inner = 1;
+    for (size_t k = ax + 1; k < dims.size(); ++k) d.stream.inner *= dims[k];
+    d.stream.rows = rows;
+  }
+  return d;
+}
 
 }  // namespace dsc::dropout

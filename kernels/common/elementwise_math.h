@@ -43,6 +43,10 @@ DSC_HD float StableSigmoid(float x) {
   return e / (1.0f + e);
 }
 struct SigmoidOp { DSC_HD float operator()(float x) const { return StableSigmoid(x); } };
+// Rounding (drop path's floor(keep_prob + u)); Round takes halves to even, as ONNX and torch.round.
+struct FloorOp { DSC_HD float operator()(float x) const { return ::floorf(x); } };
+struct CeilOp { DSC_HD float operator()(float x) const { return ::ceilf(x); } };
+struct RoundOp { DSC_HD float operator()(float x) const { return ::rintf(x); } };
 // NaN stays NaN, as torch.sign (autodiff's Abs gradient uses it). int64 too: DeBERTa's
 // log-bucketed relative positions.
 struct SignOp {

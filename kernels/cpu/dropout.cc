@@ -1,4 +1,5 @@
-// Dropout (opset 13) and SampleDropout: counter-based masks reproducible from their position, and DropoutGrad.
+// Dropout (opset 13) and SampleDropout: counter-based masks reproducible from their position, and
+// DropoutGrad; SampleRandom draws numbers from the same counters.
 #include <cstring>
 #include <string>
 #include <vector>
@@ -163,9 +164,48 @@ class DropoutGradKernel : public nn::DescribedKernel {
   int64_t n_ = 0;
 };
 
+// ([P]) -> Y: SampleRandom's draws (ir/dsc_ops.h), the same counters as SampleDropout's masks.
+class SampleRandomKernel : public nn::DescribedKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(dims_, nn::StaticDims(node.output(0), "Y"));
+    n_ = nn::Product(dims_);
+    ASSIGN_OR_RETURN(draw_, dropout::ReadRandomDraw(node, dims_));
+    if (draw_.dist == dropout::Distribution::kBernoulli) {
+      ASSIGN_OR_RETURN(std::vector<int64_t> p, nn::StaticDims(node.input(0), "P"));
+      if (p != dims_) return InvalidArgument("P ", nn::DimsToString(p), " and Y ", nn::DimsToString(dims_), " differ");
+    }
+    node_id_ = dropout::MaskNodeId(node);
+    has_seed_attr_ = node.HasAttr("seed");
+    seed_attr_ = static_cast<uint64_t>(node.GetInt("seed", 0));
+    desc_ = node.Describe();
+    return Status::OK();
+  }
+
+ private:
+  Status Run(KernelContext& ctx) override {
+    dropout::RandomDraw d = draw_;
+    d.stream.key = dropout::DropoutKey(has_seed_attr_ ? seed_attr_ : ctx.seed, ctx.step, node_id_);
+    d.stream.first_sample = ctx.first_sample;
+    const float* p = d.dist == dropout::Distribution::kBernoulli ? ctx.input(0).data<float>() : nullptr;
+    float* y = ctx.output(0).data<float>();
+    const int64_t n = n_;
+#pragma omp parallel for if (n > nn::kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) y[i] = d(i, p ? p[i] : 0.0f);
+    return Status::OK();
+  }
+
+  std::vector<int64_t> dims_;
+  int64_t n_ = 0;
+  dropout::RandomDraw draw_;
+  uint64_t node_id_ = 0, seed_attr_ = 0;
+  bool has_seed_attr_ = false;
+};
+
 DSC_REGISTER_KERNEL("", "Dropout", kCpu, kFloat32, MakeFactory<DropoutKernel>());
 DSC_REGISTER_KERNEL(kDscDomain, ops::kSampleDropout, kCpu, kFloat32, MakeFactory<SampleDropoutKernel>());
 DSC_REGISTER_KERNEL(kDscDomain, ops::kDropoutGrad, kCpu, kFloat32, MakeFactory<DropoutGradKernel>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kSampleRandom, kCpu, kFloat32, MakeFactory<SampleRandomKernel>());
 
 }  // namespace
 }  // namespace dsc

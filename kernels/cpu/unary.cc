@@ -65,6 +65,9 @@ using ew::NotOp;
 using ew::ReciprocalOp;
 using ew::ReluOp;
 using ew::SignOp;
+using ew::FloorOp;
+using ew::CeilOp;
+using ew::RoundOp;
 using ew::SqrtOp;
 
 template <typename F> using FloatUnary = UnaryKernel<float, F>;
@@ -123,6 +126,9 @@ DSC_REGISTER_KERNEL("", "Erf", kCpu, kFloat32, MakeFactory<VecUnaryKernel<VecErf
 DSC_REGISTER_KERNEL("", "Tanh", kCpu, kFloat32, MakeFactory<VecUnaryKernel<VecTanh>>());
 DSC_REGISTER_KERNEL("", "Sigmoid", kCpu, kFloat32, MakeFactory<VecUnaryKernel<VecSigmoid>>());
 DSC_REGISTER_KERNEL("", "Sign", kCpu, kFloat32, MakeFactory<FloatUnary<SignOp>>());
+DSC_REGISTER_KERNEL("", "Floor", kCpu, kFloat32, MakeFactory<FloatUnary<FloorOp>>());
+DSC_REGISTER_KERNEL("", "Ceil", kCpu, kFloat32, MakeFactory<FloatUnary<CeilOp>>());
+DSC_REGISTER_KERNEL("", "Round", kCpu, kFloat32, MakeFactory<FloatUnary<RoundOp>>());
 DSC_REGISTER_KERNEL("", "Relu", kCpu, kFloat32, MakeFactory<FloatUnary<ReluOp>>());
 DSC_REGISTER_KERNEL("", "LeakyRelu", kCpu, kFloat32, MakeFactory<LeakyReluKernel>());
 DSC_REGISTER_KERNEL("", "Not", kCpu, kBool, MakeFactory<UnaryKernel<uint8_t, NotOp>>());

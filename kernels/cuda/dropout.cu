@@ -1,4 +1,4 @@
-// Dropout, SampleDropout and DropoutGrad CUDA kernels, twins of kernels/cpu/dropout.cc. Masks come
+// Dropout, SampleDropout, DropoutGrad and SampleRandom CUDA kernels, twins of kernels/cpu/dropout.cc. Masks come
 // from kernels/common/dropout_math.h, the same function of (seed, step, node, sample, element) as on
 // the CPU, so they are bit-identical to its masks whatever the grid. ratio and training_mode must
 // be constants here (they are in the graphs autodiff differentiates): Compute never reads device
@@ -167,9 +167,58 @@ class DropoutGradCuda : public OpKernel {
   int64_t n_ = 0;
 };
 
+template <typename T>
+struct RandomFn {
+  dropout::RandomDraw d;
+  const T* p;  // Bernoulli's probabilities, else null
+  T* y;
+  bool index32;
+  __device__ __forceinline__ void operator()(int64_t i) const {
+    const float pi = p ? ToFloat(p[i]) : 0.0f;
+    y[i] = FromFloat<T>(index32 ? d(static_cast<uint32_t>(i), pi) : d(i, pi));
+  }
+};
+
+// ([P]) -> Y: SampleRandom's draws, bit for bit the CPU kernel's for uniform and Bernoulli draws.
+template <typename T>
+class SampleRandomCuda : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(dims_, cpu::StaticDims(node.output(0)));
+    n_ = cpu::Product(dims_);
+    RETURN_IF_ERROR(ExpectDType(node, node.output(0), DTypeOf<T>(), "Y"));
+    ASSIGN_OR_RETURN(draw_, dropout::ReadRandomDraw(node, dims_));
+    if (draw_.dist == dropout::Distribution::kBernoulli) {
+      RETURN_IF_ERROR(ExpectDType(node, node.input(0), DTypeOf<T>(), "P"));
+      ASSIGN_OR_RETURN(std::vector<int64_t> p, cpu::StaticDims(node.input(0)));
+      if (p != dims_) return InvalidArgument("P ", DimsToString(p), " and Y ", DimsToString(dims_), " differ");
+    }
+    node_id_ = dropout::MaskNodeId(node);
+    has_seed_attr_ = node.HasAttr("seed");
+    seed_attr_ = static_cast<uint64_t>(node.GetInt("seed", 0));
+    return Status::OK();
+  }
+
+  Status Compute(KernelContext& ctx) override {
+    dropout::RandomDraw d = draw_;
+    d.stream.key = dropout::DropoutKey(has_seed_attr_ ? seed_attr_ : ctx.seed, ctx.step, node_id_);
+    d.stream.first_sample = ctx.first_sample;
+    const T* p = d.dist == dropout::Distribution::kBernoulli ? ctx.input(0).data<T>() : nullptr;
+    return LaunchMap(ctx, n_, RandomFn<T>{d, p, ctx.output(0).data<T>(), n_ < (int64_t{1} << 31)});
+  }
+
+ private:
+  std::vector<int64_t> dims_;
+  int64_t n_ = 0;
+  dropout::RandomDraw draw_;
+  uint64_t node_id_ = 0, seed_attr_ = 0;
+  bool has_seed_attr_ = false;
+};
+
 DSC_REGISTER_CUDA_FLOATS("", "Dropout", DropoutCuda);
 DSC_REGISTER_CUDA_FLOATS(kDscDomain, ops::kSampleDropout, SampleDropoutCuda);
 DSC_REGISTER_CUDA_FLOATS(kDscDomain, ops::kDropoutGrad, DropoutGradCuda);
+DSC_REGISTER_CUDA_FLOATS(kDscDomain, ops::kSampleRandom, SampleRandomCuda);
 
 }  // namespace
 }  // namespace dsc::cuda

@@ -33,6 +33,9 @@ template <typename T> using Erf = UnaryCuda<T, ew::ErfOp>;
 template <typename T> using Tanh = UnaryCuda<T, ew::TanhOp>;
 template <typename T> using Sigmoid = UnaryCuda<T, ew::SigmoidOp>;
 template <typename T> using Relu = UnaryCuda<T, ew::ReluOp>;
+template <typename T> using Floor = UnaryCuda<T, ew::FloorOp>;
+template <typename T> using Ceil = UnaryCuda<T, ew::CeilOp>;
+template <typename T> using Round = UnaryCuda<T, ew::RoundOp>;
 
 template <typename T>
 class LeakyReluCuda : public UnaryCuda<T, ew::LeakyReluOp> {
@@ -98,6 +101,9 @@ DSC_REGISTER_CUDA_FLOATS("", "Exp", Exp);
 DSC_REGISTER_CUDA_FLOATS("", "Log", Log);
 DSC_REGISTER_CUDA_FLOATS("", "Erf", Erf);
 DSC_REGISTER_CUDA_FLOATS("", "Tanh", Tanh);
+DSC_REGISTER_CUDA_FLOATS("", "Floor", Floor);
+DSC_REGISTER_CUDA_FLOATS("", "Ceil", Ceil);
+DSC_REGISTER_CUDA_FLOATS("", "Round", Round);
 DSC_REGISTER_CUDA_FLOATS("", "Sigmoid", Sigmoid);
 DSC_REGISTER_CUDA_FLOATS("", "Relu", Relu);
 DSC_REGISTER_CUDA_FLOATS("", "LeakyRelu", LeakyReluCuda);

@@ -27,10 +27,12 @@ struct Split {
 };
 
 const fs::path kModel = fs::path(DSC_SOURCE_DIR) / "models" / "dropout";
+const fs::path kDropPath = fs::path(DSC_SOURCE_DIR) / "models" / "droppath";
 
-std::string Compile(const Split& s, const testing::TempDir& tmp, const std::string& extra = "") {
+std::string Compile(const Split& s, const testing::TempDir& tmp, const std::string& extra = "",
+                    const fs::path& model = kModel) {
   // (std::string on the left: GCC 12 warns falsely on "literal" + std::string&&.)
-  const std::string tag = std::string("w") + std::to_string(s.world) + "_m" + std::to_string(s.micro);
+  const std::string tag = model.filename().string() + "_w" + std::to_string(s.world) + "_m" + std::to_string(s.micro);
   const nlohmann::json cfg = {
       {"train_batch_size", 16},
       {"train_micro_batch_size_per_gpu", s.micro},
@@ -40,21 +42,22 @@ std::string Compile(const Split& s, const testing::TempDir& tmp, const std::stri
       {"zero_optimization", {{"stage", s.stage}}}};
   testing::WriteFileOrDie(tmp.File(tag + ".json"), cfg.dump());
   const std::string plan = tmp.File(tag + ".dsplan");
-  CommandResult c = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote((kModel / "dropout.onnx").string()) +
+  CommandResult c = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote((model / (model.filename().string() + ".onnx")).string()) +
                                         " --config " + ShellQuote(tmp.File(tag + ".json")) + " --world-size " +
                                         std::to_string(s.world) + " -q -o " + ShellQuote(plan) + extra);
   EXPECT_EQ(c.rc, 0) << c.output;
   return c.rc == 0 ? (extra.empty() ? plan : c.output) : "";
 }
 
-std::vector<double> Train(const Split& s, const testing::TempDir& tmp) {
-  const std::string plan = Compile(s, tmp);
+std::vector<double> Train(const Split& s, const testing::TempDir& tmp, const fs::path& model = kModel,
+                          const std::string& args = "") {
+  const std::string plan = Compile(s, tmp, "", model);
   if (plan.empty()) return {};
   const std::string metrics = plan + ".jsonl";
   CommandResult r = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + " --nproc " +
-                                        std::to_string(s.world) + " --data " + ShellQuote((kModel / "data").string()) +
+                                        std::to_string(s.world) + " --data " + ShellQuote((model / "data").string()) +
                                         " --steps " + std::to_string(kSteps) + " -q --threads 1 --metrics " +
-                                        ShellQuote(metrics));
+                                        ShellQuote(metrics) + args);
   EXPECT_EQ(r.rc, 0) << r.output;
   std::vector<double> loss;
   std::ifstream in(metrics);
@@ -84,6 +87,35 @@ TEST(DropoutInvariant, EveryDropoutIsKeyedBySample) {
   for (const char* layout : {"SampleDropout <batch_axis = 0, sample_rows = 1>", "SampleDropout <batch_axis = 1, sample_rows = 1>",
                              "SampleDropout <batch_axis = 0, sample_rows = 6>"})
     EXPECT_NE(ir.find(layout), std::string::npos) << layout << "\n" << ir;
+}
+
+TEST(DropoutInvariant, RandomOpsTrainTheSameTrajectoryAtEverySplit) {
+  testing::TempDir tmp;
+  const std::vector<double> base = Train({1, 16, 1, 0}, tmp, kDropPath);
+  ASSERT_EQ(base.size(), static_cast<size_t>(kSteps));
+  for (const Split& s : {Split{1, 4, 4, 0}, Split{1, 1, 16, 0}, Split{2, 8, 1, 1}, Split{4, 4, 1, 3}}) {
+    const std::vector<double> run = Train(s, tmp, kDropPath);
+    ASSERT_EQ(run.size(), base.size()) << "world " << s.world << " micro " << s.micro;
+    for (size_t i = 0; i < base.size(); ++i)
+      ASSERT_NEAR(run[i], base[i], 1e-6 * std::fabs(base[i]))
+          << "world " << s.world << " micro " << s.micro << " x " << s.gas << " (ZeRO " << s.stage << ") step " << i + 1;
+  }
+}
+
+// The three draws are keyed by sample, and they matter: another seed changes the first loss
+// (computed before any update), so the test above cannot pass by drawing constants.
+TEST(DropoutInvariant, RandomOpsAreKeyedBySampleAndChangeTheLoss) {
+  testing::TempDir tmp;
+  const std::string ir = Compile({1, 4, 4, 0}, tmp, " --print-ir-after=sample-dropout", kDropPath);
+  for (const char* draw : {"SampleRandom <batch_axis = 0, distribution = \"uniform\", high = 1.0, low = 0.0, sample_rows = 1>",
+                           "SampleRandom <batch_axis = 0, distribution = \"normal\", mean = 0.0, sample_rows = 1, scale = 1.0>"})
+    EXPECT_NE(ir.find(draw), std::string::npos) << draw << "\n" << ir;
+  EXPECT_EQ(ir.find("RandomUniformLike"), std::string::npos) << ir;
+  const std::vector<double> a = Train({1, 16, 1, 0}, tmp, kDropPath, " --seed 1 --no-shuffle");
+  const std::vector<double> b = Train({1, 16, 1, 0}, tmp, kDropPath, " --seed 2 --no-shuffle");
+  ASSERT_FALSE(a.empty());
+  ASSERT_FALSE(b.empty());
+  EXPECT_GT(std::fabs(a[0] - b[0]), 1e-3 * std::fabs(a[0]));
 }
 
 }  // namespace
