@@ -99,6 +99,7 @@ StatusOr<json> ProgramTimeline(const PlanProgram& p) {
     const int pos = static_cast<int>(nodes.size());
     nodes.push_back(node.get());
     for (const Value* v : node->outputs()) {
+      if (mp.host_slots.count(v->name())) continue;  // a ToHost output: the host arena, not this one
       if (!mp.slots.count(v->name()))
         return FailedPrecondition("program '", p.name, "': its memory plan has no slot for '", v->name(),
                                   "' (compile the plan again)");

@@ -8,6 +8,7 @@
 
 #include "passes/memory_plan.h"
 #include "passes/rematerialize.h"
+#include "ir/host_copy_ops.h"
 #include "runtime/communicator.h"  // the byte model (header only)
 
 #include <algorithm>
@@ -319,6 +320,22 @@ json ProgramSummary(const PlanProgram& p, int64_t world_size) {
                        {"views", by_kind["view"]},
                        {"in_place", by_kind["in-place"]},
                        {"aliases", aliases}};
+      // cpu_checkpointing: the host arena, the checkpoints in it and the bytes each run moves.
+      if (!mp->host_slots.empty()) {
+        int64_t to_host = 0, to_device = 0, count = 0;
+        for (const auto& n : g.nodes()) {
+          if (ops::IsToHost(*n)) to_host += StaticNumel(n->input(0)) * ElemSize(n->input(0)), ++count;
+          if (ops::IsFromHost(*n)) to_device += StaticNumel(n->output(0)) * ElemSize(n->output(0));
+        }
+        json& m = out["memory"];
+        m["host_arena_bytes"] = mp->host_arena_bytes;
+        m["host_checkpoints"] = count;
+        m["device_to_host_bytes"] = to_host;
+        m["host_to_device_bytes"] = to_device;
+        auto on_device = g.metadata.find(kHostCheckpointArenaWithoutKey);
+        m["arena_bytes_checkpoints_on_device"] =
+            on_device == g.metadata.end() ? json(nullptr) : json(std::stoll(on_device->second));
+      }
     }
   }
   if (json remat = RematSummary(g); !remat.is_null()) out["activation_checkpointing"] = remat;
@@ -452,6 +469,25 @@ int64_t CommunicationBufferBytes(const Graph& g) {
   return bytes;
 }
 
+// The bytes cpu_checkpointing's copies (ir/host_copy_ops.h) move per optimizer step:
+// {device_to_host, host_to_device}.
+std::pair<int64_t, int64_t> HostCopyBytesPerStep(const Plan& plan) {
+  int64_t gas = 1;
+  if (plan.config.is_object() && plan.config.contains("gradient_accumulation_steps") &&
+      plan.config["gradient_accumulation_steps"].is_number_integer())
+    gas = plan.config["gradient_accumulation_steps"].get<int64_t>();
+  int64_t to_host = 0, to_device = 0;
+  for (const PlanProgram& p : plan.programs) {
+    if (!p.graph) continue;
+    const int64_t times = p.name == "micro_step" ? gas : 1;
+    for (const auto& n : p.graph->nodes()) {
+      if (ops::IsToHost(*n)) to_host += times * StaticNumel(n->input(0)) * ElemSize(n->input(0));
+      if (ops::IsFromHost(*n)) to_device += times * StaticNumel(n->output(0)) * ElemSize(n->output(0));
+    }
+  }
+  return {to_host, to_device};
+}
+
 // The bytes the plan's swap ops (ir/swap_ops.h) move per optimizer step: {nvme_to_device, device_to_nvme}.
 std::pair<int64_t, int64_t> SwapBytesPerStep(const Plan& plan) {
   int64_t gas = 1;
@@ -524,11 +560,12 @@ void AddStateAndMemory(const Plan& plan, json* out) {
     }
   }
   (*out)["state"] = state;
-  int64_t activations = 0;
+  int64_t activations = 0, host_activations = 0;
   json per_program = json::object();
   for (const json& p : (*out)["programs"])
     if (p.contains("memory")) {
       activations = std::max(activations, p["memory"]["arena_bytes"].get<int64_t>());
+      host_activations = std::max(host_activations, p["memory"].value("host_arena_bytes", int64_t{0}));
       per_program[p["name"].get<std::string>()] = p["memory"]["arena_bytes"];
     }
   CommunicationPerStep(plan, false, &(*out)["communication"], &(*out)["collectives"]);
@@ -555,6 +592,8 @@ void AddStateAndMemory(const Plan& plan, json* out) {
                       {"activations_peak", activations},
                       {"communication_buffers", comm_buffers},
                       {"arena_bytes_by_program", per_program}};
+  // cpu_checkpointing: the checkpoints waiting in host memory (the executors' host arenas).
+  if (host_activations > 0) (*out)["memory"]["activations_host"] = host_activations;
   // 1-bit optimizers' error feedback: listed only in the plans that have it.
   if (by_kind.count("compression_error")) (*out)["memory"]["compression_errors"] = by_kind["compression_error"];
   // Where the bytes are: "device" is the memory the rank computes in (host memory on a CPU rank,
@@ -563,20 +602,21 @@ void AddStateAndMemory(const Plan& plan, json* out) {
   // host with the states only it uses and the step's arena, mirrors of the states both programs
   // use, and copies between them around each step.
   const auto [nvme_in, nvme_out] = SwapBytesPerStep(plan);
+  const auto [ckpt_out, ckpt_in] = HostCopyBytesPerStep(plan);
   json& memory = (*out)["memory"];
-  memory["places"] = {{"device", resident + activations}, {"host", 0}, {"nvme", on_nvme}};
+  memory["places"] = {{"device", resident + activations}, {"host", host_activations}, {"nvme", on_nvme}};
   memory["moved_per_step"] = {{"nvme_to_device", nvme_in}, {"device_to_nvme", nvme_out},
-                              {"host_to_device", 0}, {"device_to_host", 0}};
+                              {"host_to_device", ckpt_in}, {"device_to_host", ckpt_out}};
   if (!host_step) return;
   const int64_t micro_arena = per_program.value("micro_step", int64_t{0}),
                 step_arena = per_program.value("step", int64_t{0});
   memory["gpu_rank"] = {{"places", {{"device", host_step->device_bytes + micro_arena},
-                                    {"host", host_step->host_bytes + step_arena},
+                                    {"host", host_step->host_bytes + step_arena + host_activations},
                                     {"host_mirrors", host_step->mirror_bytes},
                                     {"nvme", on_nvme}}},
                         {"moved_per_step", {{"nvme_to_device", nvme_in}, {"device_to_nvme", nvme_out},
-                                            {"device_to_host", host_step->to_host_bytes},
-                                            {"host_to_device", host_step->to_device_bytes}}}};
+                                            {"device_to_host", host_step->to_host_bytes + ckpt_out},
+                                            {"host_to_device", host_step->to_device_bytes + ckpt_in}}}};
 }
 
 // --- text rendering
@@ -783,6 +823,16 @@ void RenderRemat(std::ostream& os, const json& r, const json& memory) {
     }
     os << "\n";
   }
+  if (memory.is_object() && memory.contains("host_arena_bytes")) {
+    os << "    cpu_checkpointing: " << memory["host_checkpoints"].get<int64_t>() << " checkpoints wait in host memory ("
+       << HumanBytes(memory["host_arena_bytes"].get<int64_t>()) << " host arena; on a CPU rank host memory too), "
+       << HumanBytes(memory["device_to_host_bytes"].get<int64_t>()) << " device->host and "
+       << HumanBytes(memory["host_to_device_bytes"].get<int64_t>()) << " host->device per run";
+    if (!memory["arena_bytes_checkpoints_on_device"].is_null())
+      os << "; device arena " << HumanBytes(memory["arena_bytes"].get<int64_t>()) << ", with them on the device "
+         << HumanBytes(memory["arena_bytes_checkpoints_on_device"].get<int64_t>());
+    os << "\n";
+  }
   for (size_t i = 0; i < n; ++i) {
     const json& seg = r["segments"][i];
     os << "    " << i + 1 << ". " << seg["first"].get<std::string>() << " .. " << seg["last"].get<std::string>() << " ("
@@ -837,6 +887,8 @@ void RenderProgram(std::ostream& os, const json& p, bool full_schedule) {
     os << "  activation arena: " << HumanBytes(m["arena_bytes"].get<int64_t>()) << " (without aliasing: "
        << HumanBytes(m["unaliased_arena_bytes"].get<int64_t>())
        << "; one buffer per value: " << HumanBytes(m["unshared_bytes"].get<int64_t>()) << ")\n";
+    if (m.contains("host_arena_bytes"))
+      os << "  host arena (cpu_checkpointing): " << HumanBytes(m["host_arena_bytes"].get<int64_t>()) << "\n";
     // "views: Reshape 87, Slice 2" and "in place: Add 20, ...": which ops share their input's bytes.
     for (const auto& [key, label] : {std::pair{"views", "views (not computed)"}, std::pair{"in_place", "written in place"}}) {
       if (m[key].empty()) continue;
@@ -895,6 +947,8 @@ void RenderState(std::ostream& os, const json& s) {
       {"activations (peak arena)", HumanBytes(m["activations_peak"].get<int64_t>())}};
   if (m.contains("compression_errors"))
     mem.insert(mem.end() - 1, {"1-bit compression errors", HumanBytes(m["compression_errors"].get<int64_t>())});
+  if (m.contains("activations_host"))
+    mem.push_back({"checkpoints in host memory (cpu_checkpointing)", HumanBytes(m["activations_host"].get<int64_t>())});
   Table(os, "  ", mem, {false, true});
   const json& places = m["places"];
   const json& moved = m["moved_per_step"];

@@ -93,14 +93,18 @@ Status CheckMemoryPlan(const Graph& g) {
   for (const auto& n : g.nodes())
     for (const Value* v : n->outputs()) {
       auto slot = mp->slots.find(v->name());
-      if (slot == mp->slots.end()) continue;
+      auto host = mp->host_slots.find(v->name());  // a ToHost output (cpu_checkpointing)
+      if (slot == mp->slots.end() && host == mp->host_slots.end()) continue;
+      if (host != mp->host_slots.end()) slot = host;
+      const int64_t arena = host != mp->host_slots.end() ? mp->host_arena_bytes : mp->arena_bytes;
       StatusOr<int64_t> numel = NumElements(StaticDims(*v));
       int64_t bytes = 0, end = 0;
       const int64_t offset = slot->second.offset;
       if (!numel.ok() || __builtin_mul_overflow(*numel, static_cast<int64_t>(DTypeSize(v->type.dtype)), &bytes) ||
-          offset < 0 || __builtin_add_overflow(offset, bytes, &end) || end > mp->arena_bytes)
+          offset < 0 || __builtin_add_overflow(offset, bytes, &end) || end > arena)
         return InvalidArgument("its memory plan puts '", v->name(), "' (", TypeToString(v->type), ") at offset ", offset,
-                               ", outside the arena of ", mp->arena_bytes, " bytes");
+                               ", outside the ", host != mp->host_slots.end() ? "host arena" : "arena", " of ", arena,
+                               " bytes");
       // Kernels read floats and int64s in place: a slot off the planner's alignment is a misaligned load.
       if (offset % kArenaAlignment != 0)
         return InvalidArgument("its memory plan puts '", v->name(), "' at offset ", offset, ", not a multiple of ",

@@ -1,7 +1,8 @@
 // memory-plan: liveness analysis and arena placement; the pass records the plan in each program.
 //
 // Contract: every program gets metadata "dsc.memory_plan" (JSON: version, arena_bytes,
-// unshared_bytes, unaliased_arena_bytes, an offset/size per node output and the aliased values).
+// unshared_bytes, unaliased_arena_bytes, an offset/size per node output and the aliased values;
+// with ToHost nodes also host_slots and host_arena_bytes).
 // Must run last: any later change to the graph invalidates it (the executor recomputes a plan that
 // does not cover the graph, so stale plans are harmless).
 #include "passes/memory_plan.h"
@@ -14,6 +15,7 @@
 #include <unordered_map>
 
 #include "ir/dsc_ops.h"
+#include "ir/host_copy_ops.h"
 #include "ir/swap_ops.h"
 #include "kernels/common/slice_node.h"
 #include "passes/pass.h"
@@ -304,8 +306,8 @@ StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g, const MemoryPlanOptions& 
     size_t group = 0;   // its interval: values that alias share one
     int64_t delta = 0;  // byte offset inside the group's interval
   };
-  std::vector<Val> vals;
-  std::unordered_map<const Value*, size_t> index;
+  std::vector<Val> vals, host_vals;  // host_vals: ToHost outputs, in the host arena
+  std::unordered_map<const Value*, size_t> index, host_index;
   int pos = 0;
   const int last = static_cast<int>(g.num_nodes());
   MemoryPlan plan;
@@ -323,6 +325,13 @@ StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g, const MemoryPlanOptions& 
       // Every offset is at most the sum of all sizes, so a sum that fits int64 keeps all of them in range.
       if (!CheckedAdd(plan.unshared_bytes, aligned, &plan.unshared_bytes))
         return OutOfRange("the values of the graph need more than 2^63 bytes (at '", v->name(), "')");
+      if (ops::IsToHost(*n)) {
+        if (v->is_graph_output())
+          return FailedPrecondition("'", v->name(), "' lives in host memory (", n->Describe(), ") and cannot be a graph output");
+        host_index[v] = host_vals.size();
+        host_vals.push_back(Val{v, aligned, pos, pos});
+        continue;
+      }
       index[v] = vals.size();
       // Unused outputs still get written by their kernel, so they need bytes for that instant.
       vals.push_back(Val{v, aligned, pos, v->is_graph_output() ? last : pos});
@@ -333,6 +342,12 @@ StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g, const MemoryPlanOptions& 
     for (const Value* v : n->inputs()) {
       auto it = v ? index.find(v) : index.end();
       if (it != index.end()) vals[it->second].last = std::max(vals[it->second].last, pos);
+      auto h = v ? host_index.find(v) : host_index.end();
+      if (h == host_index.end()) continue;
+      // Kernels other than FromHost's take device pointers.
+      if (!ops::IsFromHost(*n))
+        return FailedPrecondition(n->Describe(), " reads '", v->name(), "', which lives in host memory (a ToHost output): only FromHost may");
+      host_vals[h->second].last = std::max(host_vals[h->second].last, pos);
     }
     ++pos;
   }
@@ -353,6 +368,10 @@ StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g, const MemoryPlanOptions& 
   };
   pos = 0;
   for (const auto& n : g.nodes()) {
+    if (ops::IsToHost(*n)) {  // its output is in the host arena
+      ++pos;
+      continue;
+    }
     const size_t first_out = n->num_outputs() ? index.at(n->output(0)) : 0;
     bool aliased = false;
     if (opts.aliasing && n->num_outputs() == 1 && n->num_inputs() > 0) {
@@ -403,6 +422,13 @@ StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g, const MemoryPlanOptions& 
     for (const Val& o : vals) flat.push_back(Interval{o.bytes, o.begin, o.last, o.align});
     plan.unaliased_arena_bytes = Place(flat, last + 1);
   }
+  if (!host_vals.empty()) {
+    std::vector<Interval> host;
+    for (const Val& o : host_vals) host.push_back(Interval{o.bytes, o.begin, o.last, o.align});
+    plan.host_arena_bytes = Place(host, last + 1);
+    for (size_t i = 0; i < host_vals.size(); ++i)
+      plan.host_slots[host_vals[i].v->name()] = MemoryPlan::Slot{host[i].offset, host_vals[i].bytes};
+  }
   return plan;
 }
 
@@ -412,7 +438,7 @@ const char* AliasKindName(MemoryPlan::AliasKind kind) {
 
 std::string MemoryPlanToJson(const MemoryPlan& plan) {
   nlohmann::json j;
-  j["version"] = kMemoryPlanVersion;
+  j["version"] = plan.host_slots.empty() ? 2 : kMemoryPlanVersion;
   j["arena_bytes"] = plan.arena_bytes;
   j["unshared_bytes"] = plan.unshared_bytes;
   j["unaliased_arena_bytes"] = plan.unaliased_arena_bytes;
@@ -422,6 +448,12 @@ std::string MemoryPlanToJson(const MemoryPlan& plan) {
   nlohmann::json aliases = nlohmann::json::object();
   for (const auto& [name, a] : plan.aliases) aliases[name] = {a.of, AliasKindName(a.kind)};
   j["aliases"] = aliases;
+  if (!plan.host_slots.empty()) {
+    nlohmann::json host = nlohmann::json::object();
+    for (const auto& [name, s] : plan.host_slots) host[name] = {s.offset, s.bytes};
+    j["host_slots"] = host;
+    j["host_arena_bytes"] = plan.host_arena_bytes;
+  }
   return j.dump();
 }
 
@@ -444,18 +476,28 @@ StatusOr<MemoryPlan> MemoryPlanFromJson(const std::string& text) {
         plan.aliases[name] = MemoryPlan::Alias{a.at(0).get<std::string>(),
                                                kind == "view" ? MemoryPlan::AliasKind::kView : MemoryPlan::AliasKind::kInPlace};
       }
+    if (version >= 3 && j.contains("host_slots")) {
+      plan.host_arena_bytes = j.at("host_arena_bytes").get<int64_t>();
+      for (const auto& [name, s] : j.at("host_slots").items())
+        plan.host_slots[name] = MemoryPlan::Slot{s.at(0).get<int64_t>(), s.at(1).get<int64_t>()};
+    }
   } catch (const std::exception& e) {
     return DataLoss("memory plan metadata is malformed: ", e.what());
   }
   // A plan comes from a file: every slot must lie inside the arena it claims, an alias inside the
   // slot of the value it aliases.
-  if (plan.arena_bytes < 0 || plan.unshared_bytes < 0 || plan.unaliased_arena_bytes < 0)
+  if (plan.arena_bytes < 0 || plan.unshared_bytes < 0 || plan.unaliased_arena_bytes < 0 || plan.host_arena_bytes < 0)
     return DataLoss("memory plan metadata has a negative arena size");
-  for (const auto& [name, s] : plan.slots) {
-    int64_t end = 0;
-    if (s.offset < 0 || s.bytes < 0 || !CheckedAdd(s.offset, s.bytes, &end) || end > plan.arena_bytes)
-      return DataLoss("memory plan metadata: slot '", name, "' [", s.offset, ", +", s.bytes, ") lies outside the arena of ",
-                      plan.arena_bytes, " bytes");
+  for (const auto* slots : {&plan.slots, &plan.host_slots}) {
+    const bool host = slots == &plan.host_slots;
+    const int64_t arena = host ? plan.host_arena_bytes : plan.arena_bytes;
+    for (const auto& [name, s] : *slots) {
+      int64_t end = 0;
+      if (s.offset < 0 || s.bytes < 0 || !CheckedAdd(s.offset, s.bytes, &end) || end > arena)
+        return DataLoss("memory plan metadata: slot '", name, "' [", s.offset, ", +", s.bytes, ") lies outside the ",
+                        host ? "host arena" : "arena", " of ", arena, " bytes");
+      if (host && plan.slots.count(name)) return DataLoss("memory plan metadata: '", name, "' has a slot in both arenas");
+    }
   }
   for (const auto& [name, a] : plan.aliases) {
     auto s = plan.slots.find(name), of = plan.slots.find(a.of);
@@ -486,6 +528,12 @@ class MemoryPlanPass : public GraphPass {
     if (std::unique_ptr<Graph> without = WithoutRematerialization(g)) {
       StatusOr<MemoryPlan> before = ComputeMemoryPlan(*without, options);
       if (before.ok()) g.metadata[kRematArenaWithoutKey] = std::to_string(before->arena_bytes);
+    }
+    // What cpu_checkpointing saves on the device: the same program with the checkpoints kept there.
+    g.metadata.erase(kHostCheckpointArenaWithoutKey);
+    if (!plan.host_slots.empty()) {
+      StatusOr<MemoryPlan> on_device = ComputeMemoryPlan(*WithoutHostCheckpoints(g), options);
+      if (on_device.ok()) g.metadata[kHostCheckpointArenaWithoutKey] = std::to_string(on_device->arena_bytes);
     }
     return true;
   }

@@ -28,11 +28,15 @@ struct MemoryPlan {
     std::string of;  // the producer's input whose bytes this value shares
     AliasKind kind = AliasKind::kView;
   };
-  std::map<std::string, Slot> slots;     // every node output (graph inputs/initializers live elsewhere)
+  std::map<std::string, Slot> slots;     // every node output but ToHost's (graph inputs/initializers live elsewhere)
   std::map<std::string, Alias> aliases;  // node outputs that share their input's slot
   int64_t arena_bytes = 0;               // peak: the arena size
   int64_t unshared_bytes = 0;            // what one buffer per value would need, for comparison
   int64_t unaliased_arena_bytes = 0;     // the arena the same placement needs without aliasing
+  // ToHost outputs (ir/host_copy_ops.h): in a second arena of host memory, live from the ToHost to
+  // the FromHost that reads them back; `slots` and `arena_bytes` are then the device's alone.
+  std::map<std::string, Slot> host_slots;
+  int64_t host_arena_bytes = 0;
 };
 
 struct MemoryPlanOptions {
@@ -50,6 +54,8 @@ inline constexpr int64_t kArenaAlignment = 64;
 // is still a copy in the arena (bound inputs change between runs and training ops update state in
 // place). Greedy best-fit by decreasing size over the remaining lifetimes. Offsets are multiples
 // of kArenaAlignment, a SwapIn's output's of ops::kSwapBufferAlignment (O_DIRECT's page).
+// ToHost outputs are placed the same way in the host arena; a node other than FromHost reading
+// one is an error naming both.
 StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g, const MemoryPlanOptions& opts = {});
 
 // Byte offset of a view node's output inside its input 0, or nullopt when the node is not a view:
@@ -77,8 +83,11 @@ std::span<const InPlaceOp> InPlaceOps();  // the table, for tests that run every
 // it. Version 2 adds "aliases" and "unaliased_arena_bytes"; version 1 plans (no "version" key)
 // read as plans without aliases, and a version 1 reader still runs a version 2 plan correctly
 // (its slots are absolute; a view kernel copies a buffer onto itself, an in-place kernel is safe).
+// Version 3 adds "host_slots" and "host_arena_bytes" and is written only by plans that have host
+// slots (cpu_checkpointing), so every other plan stays version 2, byte for byte; a version 2
+// reader refuses it (its slots do not cover the ToHost outputs).
 inline constexpr const char* kMemoryPlanKey = "dsc.memory_plan";
-inline constexpr int kMemoryPlanVersion = 2;
+inline constexpr int kMemoryPlanVersion = 3;
 std::string MemoryPlanToJson(const MemoryPlan& plan);
 StatusOr<MemoryPlan> MemoryPlanFromJson(const std::string& text);
 const char* AliasKindName(MemoryPlan::AliasKind kind);  // "view", "in-place"

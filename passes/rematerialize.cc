@@ -22,6 +22,12 @@
 //    trajectory is bit for bit the one without checkpointing.
 //  - Nodes that draw random numbers otherwise (RandomNormal & co.) or write state are never
 //    copied; what they make stays saved.
+//  - cpu_checkpointing: the checkpoints of the recomputed segments (what a later segment's forward
+//    or the backward reads of their kept values, and what their copies read of the forward) of at
+//    least kHostCheckpointMinBytes move to host memory in between: ToHost after the value's last
+//    forward reader, FromHost before its first backward-side reader (a copy or the backward),
+//    and those readers read the copy back (ir/host_copy_ops.h). The bytes come back as they went,
+//    so the trajectory is still the same; the memory plan puts the ToHost outputs in a host arena.
 // The graph's metadata records each segment (kRematSegmentsKey, JSON), which dsinspect prints;
 // memory-plan adds the arena the program would need without the copies.
 #include "passes/rematerialize.h"
@@ -35,6 +41,7 @@
 
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
+#include "ir/host_copy_ops.h"
 #include "passes/pass.h"
 
 namespace dsc {
@@ -161,6 +168,12 @@ class RematerializePass : public Pass {
 
     nlohmann::json report = nlohmann::json::array();
     bool changed = false;
+    // cpu_checkpointing's candidates: the recomputed segments' checkpoints, in the order found.
+    std::vector<Value*> checkpoints;
+    std::unordered_set<const Value*> is_checkpoint;
+    auto add_checkpoint = [&](Value* v) {
+      if (v && v->producer() && forward.count(v->producer()) && is_checkpoint.insert(v).second) checkpoints.push_back(v);
+    };
     size_t begin = 0;
     for (size_t s = 0; s < ends.size(); begin = ends[s] + 1, ++s) {
       const size_t end = ends[s];
@@ -172,7 +185,7 @@ class RematerializePass : public Pass {
       // Checkpoints: values read by a later segment's forward or output by the graph.
       std::unordered_set<const Value*> kept;
       int64_t kept_bytes = 0, dropped_bytes = 0;
-      std::vector<Value*> dropped;
+      std::vector<Value*> dropped, kept_for_backward;
       for (size_t i = begin; i <= end; ++i) {
         for (Value* o : fw[i]->outputs()) {
           bool later = o->is_graph_output(), backward_use = false;
@@ -183,7 +196,7 @@ class RematerializePass : public Pass {
           }
           if (later || !Copyable(*fw[i])) {
             kept.insert(o);
-            if (backward_use) kept_bytes += Bytes(o);
+            if (backward_use) kept_bytes += Bytes(o), kept_for_backward.push_back(o);
           } else if (backward_use) {
             dropped.push_back(o);
           }
@@ -224,6 +237,7 @@ class RematerializePass : public Pass {
         for (Value* x : n->inputs()) {
           auto t = x ? twin.find(x) : twin.end();
           in.push_back(t != twin.end() ? t->second : x);
+          if (t == twin.end()) add_checkpoint(x);  // what the recomputation reads of the forward
         }
         std::vector<std::string> names;
         for (Value* o : n->outputs()) names.push_back(g.UniqueName(o->name() + "@remat"));
@@ -251,22 +265,67 @@ class RematerializePass : public Pass {
       seg["twins"] = twins;
       report.push_back(seg);
       changed = true;
+      for (Value* v : kept_for_backward) add_checkpoint(v);
     }
     if (!changed) return false;
+    if (ac.cpu_checkpointing) MoveToHost(g, forward, checkpoints);
     g.metadata[kRematSegmentsKey] = report.dump();
     return true;
+  }
+
+ private:
+  // cpu_checkpointing: each checkpoint large enough, read by the forward last before the backward
+  // side first reads it, goes to host memory in between (see the contract).
+  static void MoveToHost(Graph& g, const std::unordered_set<const Node*>& forward, const std::vector<Value*>& checkpoints) {
+    std::vector<Node*> nodes;
+    for (const auto& n : g.nodes()) nodes.push_back(n.get());
+    std::unordered_map<const Node*, size_t> pos;
+    for (size_t i = 0; i < nodes.size(); ++i) pos[nodes[i]] = i;
+    for (Value* v : checkpoints) {
+      if (v->is_graph_output() || Bytes(v) < kHostCheckpointMinBytes) continue;
+      size_t last_forward = pos.at(v->producer()), first_backward = nodes.size();
+      for (const Use& u : v->uses()) {
+        if (forward.count(u.node)) last_forward = std::max(last_forward, pos.at(u.node));
+        else first_backward = std::min(first_backward, pos.at(u.node));
+      }
+      if (first_backward == nodes.size() || first_backward <= last_forward) continue;
+      Node* to = g.AddNode(ops::kToHost, {v}, {g.UniqueName(v->name() + "@host")}, kDscDomain,
+                           g.UniqueName(v->name() + "@to_host"), nodes[last_forward + 1]);
+      to->output(0)->type = v->type;
+      Node* back = g.AddNode(ops::kFromHost, {to->output(0)}, {g.UniqueName(v->name() + "@device")}, kDscDomain,
+                             g.UniqueName(v->name() + "@from_host"), nodes[first_backward]);
+      back->output(0)->type = v->type;
+      std::vector<Use> uses = v->uses();
+      for (const Use& u : uses)
+        if (!forward.count(u.node) && u.node != to) u.node->SetInput(u.input_index, back->output(0));
+    }
   }
 
 };
 
 }  // namespace
 
+std::unique_ptr<Graph> WithoutHostCheckpoints(const Graph& g) {
+  std::unique_ptr<Graph> out = g.Clone();
+  std::vector<Node*> backs;
+  for (const auto& n : out->nodes())
+    if (ops::IsFromHost(*n) && n->input(0) && n->input(0)->producer() && ops::IsToHost(*n->input(0)->producer()))
+      backs.push_back(n.get());
+  for (Node* back : backs) {
+    Node* to = back->input(0)->producer();
+    out->ReplaceAllUsesWith(back->output(0), to->input(0));
+    if (!out->RemoveNode(back).ok()) continue;
+    if (to->output(0)->uses().empty()) (void)out->RemoveNode(to);
+  }
+  return out;
+}
+
 std::unique_ptr<Graph> WithoutRematerialization(const Graph& g) {
   auto meta = g.metadata.find(kRematSegmentsKey);
   if (meta == g.metadata.end()) return nullptr;
   const nlohmann::json segments = nlohmann::json::parse(meta->second, nullptr, /*allow_exceptions=*/false);
   if (!segments.is_array()) return nullptr;
-  std::unique_ptr<Graph> out = g.Clone();
+  std::unique_ptr<Graph> out = WithoutHostCheckpoints(g);
   std::unordered_set<std::string> copies;
   for (const nlohmann::json& seg : segments) {
     if (!seg.is_object() || !seg.contains("twins")) continue;

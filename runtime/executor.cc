@@ -33,6 +33,7 @@ ProgramExecutor::~ProgramExecutor() {
   if (device_) {
     device_->Free(arena_);
     device_->Free(constants_);
+    if (host_arena_) device_->FreeHost(host_arena_);
   }
 }
 
@@ -54,9 +55,9 @@ StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Create(const Graph& 
       for (const auto& n : g.nodes())
         for (const Value* v : n->outputs()) {
           ++outputs;
-          covers = covers && recorded->slots.count(v->name());
+          covers = covers && (recorded->slots.count(v->name()) || recorded->host_slots.count(v->name()));
         }
-      if (covers && outputs == recorded->slots.size()) {
+      if (covers && outputs == recorded->slots.size() + recorded->host_slots.size()) {
         plan = std::move(*recorded);
         have_plan = true;
       }
@@ -68,6 +69,11 @@ StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Create(const Graph& 
   ex->arena_bytes_ = static_cast<size_t>(plan.arena_bytes);
   ASSIGN_OR_RETURN(ex->arena_, device->Allocate(ex->arena_bytes_));
   uint8_t* arena = static_cast<uint8_t*>(ex->arena_);
+  ex->host_arena_bytes_ = static_cast<size_t>(plan.host_arena_bytes);
+  if (!plan.host_slots.empty()) {
+    ASSIGN_OR_RETURN(ex->host_arena_, device->AllocateHost(ex->host_arena_bytes_));
+  }
+  uint8_t* host_arena = static_cast<uint8_t*>(ex->host_arena_);
 
   // Constants: one device block, copied once.
   size_t const_bytes = 0;
@@ -88,8 +94,10 @@ StatusOr<std::unique_ptr<ProgramExecutor>> ProgramExecutor::Create(const Graph& 
   }
   for (const auto& n : g.nodes())
     for (const Value* v : n->outputs()) {
-      const auto& slot = plan.slots.at(v->name());
-      ex->values_[v->name()] = TensorView{v->type.dtype, StaticDims(v), arena + slot.offset};
+      auto host = plan.host_slots.find(v->name());
+      ex->values_[v->name()] = host != plan.host_slots.end()
+                                   ? TensorView{v->type.dtype, StaticDims(v), host_arena + host->second.offset}
+                                   : TensorView{v->type.dtype, StaticDims(v), arena + plan.slots.at(v->name()).offset};
     }
 
   // A view's kernel is skipped, so its output must really be its input's bytes at the view's offset.

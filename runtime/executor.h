@@ -1,6 +1,7 @@
 // Runs one program (a graph) on a device: one kernel per node, created once; intermediate
 // values live in one arena laid out by the memory plan (a view's output is its input's bytes, so
-// its kernel is skipped; an in-place kernel gets an output pointer equal to an input's); graph
+// its kernel is skipped; an in-place kernel gets an output pointer equal to an input's), ToHost
+// outputs in a second one of host memory (Device::AllocateHost: page-locked on CUDA); graph
 // inputs are bound to buffers the caller owns (state tensors, data batches, scalars) and may be
 // updated in place by training ops.
 //
@@ -61,6 +62,8 @@ class ProgramExecutor {
   // A graph output's buffer after Run (device memory; valid until the next Run).
   const TensorView* Output(const std::string& name) const;
   size_t arena_bytes() const { return arena_bytes_; }
+  // The host arena's bytes (cpu_checkpointing's checkpoints; 0 without).
+  size_t host_arena_bytes() const { return host_arena_bytes_; }
   // The program's collectives in flight and its live gathered parameter elements (stage 3): the
   // trainer reads and resets the peak per step.
   const CommState& comm_state() const { return comm_state_; }
@@ -77,7 +80,9 @@ class ProgramExecutor {
   std::vector<std::string> outputs_;
   void* arena_ = nullptr;
   void* constants_ = nullptr;
+  void* host_arena_ = nullptr;
   size_t arena_bytes_ = 0;
+  size_t host_arena_bytes_ = 0;
   CommState comm_state_;
 };
 

@@ -980,6 +980,9 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
                                {"optimizer_states_on_nvme", state.swapped_bytes("optimizer")},
                                {"master_weights_on_nvme", state.swapped_bytes("master")},
                                {"activations_peak", std::max(micro_ex->arena_bytes(), step_ex->arena_bytes())}}}};
+      // cpu_checkpointing: the host arena the executors allocated for the checkpoints.
+      if (const size_t host = std::max(micro_ex->host_arena_bytes(), step_ex->host_arena_bytes()))
+        line["memory"]["activations_host"] = host;
       if (host_step) {
         // What the step on the host holds in host memory and what this step copied (the plan's
         // memory.gpu_rank says the same).
@@ -1052,7 +1055,7 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   summary.compute_seconds = std::max(0.0, program_s - comm_s);
   const nlohmann::json planned = SummarizePlan(plan)["memory"];
   for (const char* kind : {"parameters", "gradients", "optimizer_states", "master_weights", "buffers",
-                           "activations_peak", "communication_buffers"})
+                           "activations_peak", "activations_host", "communication_buffers"})
     if (planned.contains(kind)) summary.memory_planned[kind] = planned[kind];
   summary.memory_allocated = {{"parameters", state.bytes("parameter")},
                               {"gradients", state.bytes("gradient")},
@@ -1060,6 +1063,8 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
                               {"master_weights", state.bytes("master")},
                               {"buffers", state.bytes("buffer")},
                               {"activations_peak", std::max(micro_ex->arena_bytes(), step_ex->arena_bytes())}};
+  if (const size_t host = std::max(micro_ex->host_arena_bytes(), step_ex->host_arena_bytes()))
+    summary.memory_allocated["activations_host"] = host;
   summary.peak_allocated_bytes = device->peak_allocated_bytes();
   summary.peak_resident_bytes = PeakResidentBytes();
   if (!opts.export_onnx.empty() || !opts.export_safetensors.empty())

@@ -180,14 +180,14 @@ Status ParseActivationCheckpointingSection(ParseContext& ctx, const nlohmann::js
   RETURN_IF_ERROR(r.FinishPlainDict());
   out->present = true;
   // DeepSpeed checkpoints only inside models that call deepspeed.checkpointing; dscompile cuts
-  // the graph itself (passes/rematerialize.cc). What these three do there has no counterpart here.
+  // the graph itself (passes/rematerialize.cc). cpu_checkpointing is acted on there: the
+  // recomputed segments' checkpoints go to host memory between forward and backward (on a CPU
+  // rank the same plan runs, its host arena being host memory like the rest). What the other
+  // four do in DeepSpeed has no counterpart here.
   if (out->partition_activations)
     ctx.Warn(JoinPath(path, "partition_activations"), "has no effect: it splits checkpoints across model-parallel ranks, and dscompile runs data parallel only");
   if (out->contiguous_memory_optimization)
     ctx.Warn(JoinPath(path, "contiguous_memory_optimization"), "has no effect: dscompile's memory plan places every activation in one arena already");
-  if (out->cpu_checkpointing)
-    ctx.Warn(JoinPath(path, "cpu_checkpointing"), "has no effect: checkpoints stay where the run's activations are "
-                                                   "(host memory on CPU ranks; moving them off a GPU is not implemented)");
   if (out->synchronize_checkpoint_boundary)
     ctx.Warn(JoinPath(path, "synchronize_checkpoint_boundary"), "has no effect: the recomputation runs in the program's own order");
   if (out->profile)

@@ -50,7 +50,7 @@ struct ActivationCheckpointingConfig {
   bool present = false;  // the section is given: the rematerialize pass checkpoints the forward
   bool partition_activations = false;
   bool contiguous_memory_optimization = false;
-  bool cpu_checkpointing = false;
+  bool cpu_checkpointing = false;  // the recomputed segments' checkpoints wait in host memory (ToHost/FromHost)
   std::optional<int64_t> number_checkpoints;
   bool synchronize_checkpoint_boundary = false;
   bool profile = false;

@@ -302,7 +302,8 @@ TEST(ConfigParse, UnsupportedSettingsAreRecordedAndRefusedAtCompileTime) {
 
 // The explained config is itself a config: it parses back with the same refusals.
 // activation_checkpointing: present switches the rematerialize pass on (and survives the resolved
-// config's round trip); absent stays absent; the keys dscompile cannot act on warn by name.
+// config's round trip); absent stays absent; the keys dscompile cannot act on warn by name, and
+// cpu_checkpointing, which it acts on, does not warn and survives the round trip.
 TEST(ConfigParse, ActivationCheckpointingPresenceAndItsInertKeys) {
   StatusOr<DsConfig> cfg = Parse(R"({"train_batch_size": 8})");
   ASSERT_TRUE(cfg.ok());
@@ -318,11 +319,13 @@ TEST(ConfigParse, ActivationCheckpointingPresenceAndItsInertKeys) {
                           "synchronize_checkpoint_boundary", "profile"}) {
     bool named = false;
     for (const std::string& w : warnings) named = named || w.find(std::string("activation_checkpointing.") + key) != std::string::npos;
-    EXPECT_TRUE(named) << key;
+    EXPECT_EQ(named, std::string(key) != "cpu_checkpointing") << key;
   }
+  EXPECT_TRUE(cfg->activation_checkpointing.cpu_checkpointing);
   StatusOr<DsConfig> back = Parse(ResolvedConfigJson(*cfg).dump());
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_TRUE(back->activation_checkpointing.present);
+  EXPECT_TRUE(back->activation_checkpointing.cpu_checkpointing);
   EXPECT_EQ(back->activation_checkpointing.number_checkpoints, 3);
 }
 
