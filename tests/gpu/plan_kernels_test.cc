@@ -31,7 +31,7 @@ using testing::ShellQuote;
 
 struct PlanCase {
   std::string model;   // relative to models/
-  std::string regime;  // fp32, bf16, fp16, zero3x2, {lamb,muon}_fp16_zero1x2, {lamb,muon}_bf16_zero3x2,
+  std::string regime;  // fp32, bf16, fp16, zero3x2, cpu_ckpt_{fp32,bf16} (gpt), {lamb,muon}_fp16_zero1x2, {lamb,muon}_bf16_zero3x2,
                        // {onebitadam,zerooneadam,onebitlamb}_{fp32,fp16,bf16}x2
 };
 void PrintTo(const PlanCase& c, std::ostream* os) { *os << c.model << " " << c.regime; }
@@ -50,6 +50,8 @@ std::vector<PlanCase> Cases() {
       for (const char* r : {"fp16", "zero3x2", "lamb_fp16_zero1x2", "lamb_bf16_zero3x2", "muon_fp16_zero1x2",
                             "muon_bf16_zero3x2"})
         cases.push_back({f, r});
+    if (f.rfind("gpt/", 0) == 0)
+      for (const char* r : {"cpu_ckpt_fp32", "cpu_ckpt_bf16"}) cases.push_back({f, r});
     if (small)
       for (const char* opt : {"onebitadam", "zerooneadam", "onebitlamb"})
         for (const char* prec : {"fp32", "fp16", "bf16"}) cases.push_back({f, StrCat(opt, "_", prec, "x2")});
@@ -63,7 +65,9 @@ nlohmann::json ConfigFor(const std::string& regime) {
                       {"gradient_accumulation_steps", 1},
                       {"gradient_clipping", 1.0},
                       {"optimizer", {{"type", "AdamW"}, {"params", {{"lr", 0.001}, {"weight_decay", 0.01}}}}}};
-  if (regime == "bf16") c["bf16"] = {{"enabled", true}};
+  if (regime == "bf16" || regime == "cpu_ckpt_bf16") c["bf16"] = {{"enabled", true}};
+  // Activation checkpointing with the checkpoints in host memory (ToHost/FromHost).
+  if (regime.rfind("cpu_ckpt_", 0) == 0) c["activation_checkpointing"] = {{"cpu_checkpointing", true}};
   if (regime == "fp16") c["fp16"] = {{"enabled", true}};
   const bool lamb = regime.rfind("lamb_", 0) == 0, muon = regime.rfind("muon_", 0) == 0;
   const bool zero1 = regime.find("_fp16_zero1x2") != std::string::npos;

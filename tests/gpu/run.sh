@@ -27,6 +27,13 @@
 #                    relative, the device's peak allocation lower by at least the optimizer states
 #                    and master weights (dsinspect), the median step time of both reported (the dry
 #                    run splits the CPU rank with --debug-host-step instead)
+#   cpu_ckpt_*       activation_checkpointing.cpu_checkpointing (ToHost/FromHost, a pinned host
+#                    arena): the 12-layer GPT (models/gpt2_sized/l12) with activation checkpointing,
+#                    with and without cpu_checkpointing, both on --device cuda: losses identical to
+#                    the bit (the same kernels; the copies move bytes only), the device's peak
+#                    allocation lower by at least the plans' device-arena difference (dsinspect);
+#                    the median step time of both reported. The dry run checks the losses only (on a
+#                    CPU device the host arena is counted with the rest)
 #   gpu_comm         tests/comm/gpu_comm_check under mpirun: each GPU communicator (local, staged,
 #                    NCCL with 2+ GPUs) against the MPI one, bit for bit, all_to_all included
 #   memcheck         compute-sanitizer --tool memcheck on a 2-step run
@@ -395,6 +402,77 @@ EOF2
   if [ $rc -eq 0 ]; then record "$name" PASS "$fig; $mem" "$(since "$t0")"; else record "$name" FAIL "$fig; $mem" "$(since "$t0")"; fi
 }
 offload_opt offload_opt_gpt_bf16 10 1e-5
+
+# ---------------------------------------------------------------- (c0') checkpoints in host memory
+# cpu_ckpt NAME STEPS BATCH: the 12-layer GPT with activation_checkpointing, with and without
+# cpu_checkpointing, both on $dev; fp32.
+cpu_ckpt() {
+  local name=$1 steps=$2 batch=$3 t0
+  want "$name" || return 0
+  t0=$(now)
+  if [ -n "$gpu_reason$prog_reason" ] || [ -z "$py" ]; then
+    record "$name" SKIPPED "${gpu_reason:-${prog_reason:-python3 not found}}" "$(since "$t0")"
+    return
+  fi
+  if [ ! -x "$bin/dsinspect" ]; then
+    record "$name" SKIPPED "no executable $bin/dsinspect (the arenas come from the plans)" "$(since "$t0")"
+    return
+  fi
+  local d=$work/$name m=$repo/models/gpt2_sized/l12 v
+  # The dry run exercises the plumbing: a few small steps (a CPU takes seconds for each of the GPU's).
+  [ "$dev" != cuda ] && steps=3 batch=4
+  mkdir -p "$d"
+  for v in false true; do
+    printf '{"train_batch_size": %s, "optimizer": {"type": "AdamW", "params": {"lr": 0.0001}},\n "activation_checkpointing": {"cpu_checkpointing": %s}}\n' \
+      "$batch" "$v" >"$d/ckpt_$v.json"
+    if ! compile_plan "$m/gpt2.onnx" "$d/ckpt_$v.json" "$d/ckpt_$v.dsplan" "$d/compile_$v.log"; then
+      record "$name" FAIL "dscompile failed (cpu_checkpointing $v): $(last_lines "$d/compile_$v.log")" "$(since "$t0")"
+      return
+    fi
+    "$bin/dsinspect" --json "$d/ckpt_$v.dsplan" >"$d/plan_$v.json" 2>"$d/dsinspect_$v.log"
+  done
+  train "$d/ckpt_false.dsplan" "$m/data" "$dev" "$steps" "$d/device.jsonl" "$d/device.log"
+  local rc1=$?
+  train "$d/ckpt_true.dsplan" "$m/data" "$dev" "$steps" "$d/host.jsonl" "$d/host.log"
+  local rc2=$?
+  if [ $rc1 -ne 0 ] || [ $rc2 -ne 0 ]; then
+    local st=FAIL
+    { [ $rc1 -eq 124 ] || [ $rc2 -eq 124 ]; } && st=TIMEOUT
+    record "$name" $st "device rc $rc1: $(last_lines "$d/device.log"); host rc $rc2: $(last_lines "$d/host.log")" "$(since "$t0")"
+    return
+  fi
+  local fig mem rc
+  fig=$(max_rel_diff "$d/device.jsonl" "$d/host.jsonl" 0 "$steps" 2>&1)
+  rc=$?
+  mem=$("$py" - "$d/device.jsonl" "$d/host.jsonl" "$d/plan_false.json" "$d/plan_true.json" "$dev" <<'EOF2'
+import json, statistics, sys
+def lines(p):
+    with open(p) as f:
+        return [json.loads(l) for l in f if l.strip()]
+def micro(p):
+    with open(p) as f:
+        return next(q["memory"] for q in json.load(f)["programs"] if q["name"] == "micro_step")
+dev_run, host_run = lines(sys.argv[1]), lines(sys.argv[2])
+on_dev, on_host = micro(sys.argv[3]), micro(sys.argv[4])
+arena_drop = on_dev["arena_bytes"] - on_host["arena_bytes"]
+peak_drop = dev_run[-1]["peak_allocated_bytes"] - host_run[-1]["peak_allocated_bytes"]
+allocated = host_run[-1].get("memory", {}).get("activations_host", 0)
+t = lambda run: statistics.median(l["step_time_s"] for l in run[1:]) * 1e3
+print("device arena %d -> %d B (%d less); host arena %d B (dsrun allocated %d B), %d B D2H + %d B H2D per micro-step; "
+      "device peak %d -> %d B (%d less); median step %.2f ms -> %.2f ms"
+      % (on_dev["arena_bytes"], on_host["arena_bytes"], arena_drop, on_host.get("host_arena_bytes", 0), allocated,
+         on_host.get("device_to_host_bytes", 0), on_host.get("host_to_device_bytes", 0),
+         dev_run[-1]["peak_allocated_bytes"], host_run[-1]["peak_allocated_bytes"], peak_drop, t(dev_run), t(host_run)))
+ok = arena_drop > 0 and allocated == on_host.get("host_arena_bytes", -1)
+if sys.argv[5] == "cuda":  # a CPU device counts its host arena with the rest
+    ok = ok and peak_drop >= arena_drop
+sys.exit(0 if ok else 1)
+EOF2
+  )
+  [ $? -ne 0 ] && rc=1
+  if [ $rc -eq 0 ]; then record "$name" PASS "$fig; $mem" "$(since "$t0")"; else record "$name" FAIL "$fig; $mem" "$(since "$t0")"; fi
+}
+cpu_ckpt cpu_ckpt_gpt2_l12 8 16
 
 # ---------------------------------------------------------------- (c1) the 1-bit optimizers, cuda vs cpu
 # onebit NAME CONFIG RANKS STEPS RTOL DSRUN_ARGS [key=json ...]: mlp with

@@ -1,7 +1,8 @@
 // The memory planner: the same placement as the straightforward quadratic best-fit on random
 // graphs, never two live values in the same bytes unless one is a view of the other or writes
 // over it in place as it dies, near-linear time on a 100k-node chain; which values may alias and
-// which must not; every in-place table row computes the same bits in place; views are not run.
+// which must not; every in-place table row computes the same bits in place; views are not run;
+// ToHost outputs (cpu_checkpointing) go to the host arena, and the copies change no bit.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include "ir/swap_ops.h"
 #include "ir/text.h"
 #include "passes/memory_plan.h"
+#include "passes/rematerialize.h"
 #include "runtime/executor.h"
 
 namespace dsc {
@@ -598,6 +600,95 @@ TEST(MemoryPlanAliasing, ViewsAreNotRunAndGiveTheSameValues) {
   StatusOr<std::unique_ptr<ProgramExecutor>> ex = ProgramExecutor::Create(*g, device.get());
   ASSERT_FALSE(ex.ok());
   EXPECT_NE(ex.status().message().find("a view of 'a'"), std::string::npos) << ex.status().message();
+}
+
+}  // namespace
+}  // namespace dsc
+
+namespace dsc {
+namespace {
+
+// cpu_checkpointing's copies (ir/host_copy_ops.h): a (16 KiB) waits in host memory while b, c, d
+// and e are computed. Without aliasing the device arena holds b, c, d at once with the copies
+// (48 KiB) and a, b, c, d without them (64 KiB); the host arena holds a_host.
+constexpr const char* kHostCopies = R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
+main (float[64,64] x) => (float[64,64] y)
+<float[64,64] a, float[64,64] a_host, float[64,64] b, float[64,64] c, float[64,64] d, float[64,64] e,
+ float[64,64] a_back> {
+  a = Relu(x)
+  a_host = ai.dscompile.ToHost(a)
+  b = Neg(x)
+  c = Exp(b)
+  d = Mul(b, c)
+  e = Sigmoid(d)
+  a_back = ai.dscompile.FromHost(a_host)
+  y = Add(a_back, e)
+}
+)";
+
+TEST(MemoryPlanHost, ToHostOutputsLiveInTheHostArena) {
+  auto g = Parse(kHostCopies);
+  ASSERT_NE(g, nullptr);
+  const int64_t kValue = 64 * 64 * 4;
+  MemoryPlan plan = PlanOf(*g, false);
+  EXPECT_FALSE(plan.slots.count("a_host"));
+  ASSERT_TRUE(plan.host_slots.count("a_host"));
+  EXPECT_EQ(plan.host_slots.at("a_host").bytes, kValue);
+  EXPECT_EQ(plan.host_slots.size(), 1u);
+  EXPECT_EQ(plan.host_arena_bytes, kValue);
+  EXPECT_EQ(plan.arena_bytes, 3 * kValue);
+  std::unique_ptr<Graph> without = WithoutHostCheckpoints(*g);
+  ASSERT_EQ(without->num_nodes(), g->num_nodes() - 2);
+  MemoryPlan on_device = PlanOf(*without, false);
+  EXPECT_EQ(on_device.arena_bytes, 4 * kValue);
+  EXPECT_TRUE(on_device.host_slots.empty());
+
+  // JSON: version 3 with the host slots, back the same; a plan without them stays version 2.
+  const std::string text = MemoryPlanToJson(plan);
+  EXPECT_NE(text.find("\"version\":3"), std::string::npos) << text;
+  StatusOr<MemoryPlan> back = MemoryPlanFromJson(text);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->host_arena_bytes, plan.host_arena_bytes);
+  EXPECT_EQ(back->host_slots.at("a_host").offset, plan.host_slots.at("a_host").offset);
+  const std::string plain = MemoryPlanToJson(on_device);
+  EXPECT_NE(plain.find("\"version\":2"), std::string::npos) << plain;
+  EXPECT_EQ(plain.find("host"), std::string::npos) << plain;
+  // A host slot outside the host arena is refused like a device one.
+  back->host_arena_bytes = kValue / 2;
+  EXPECT_FALSE(MemoryPlanFromJson(MemoryPlanToJson(*back)).ok());
+
+  // The executor allocates the host arena (on the CPU device: host memory, counted with the rest)
+  // and the copies give the program's bits exactly.
+  auto device = CreateCpuDevice(1);
+  const size_t before = device->allocated_bytes();
+  g->metadata[kMemoryPlanKey] = MemoryPlanToJson(plan);
+  StatusOr<std::unique_ptr<ProgramExecutor>> ex = ProgramExecutor::Create(*g, device.get());
+  ASSERT_TRUE(ex.ok()) << ex.status().ToString();
+  EXPECT_EQ((*ex)->host_arena_bytes(), static_cast<size_t>(kValue));
+  EXPECT_EQ((*ex)->arena_bytes(), static_cast<size_t>(3 * kValue));
+  EXPECT_GE(device->allocated_bytes() - before, static_cast<size_t>(4 * kValue));
+  ex->reset();
+  EXPECT_EQ(device->allocated_bytes(), before);
+  std::map<std::string, Tensor> inputs = RandomInputs(*g, -2.0f, 2.0f);
+  auto with_copies = RunWithPlan(*g, true, inputs);
+  auto plain_run = RunWithPlan(*without, true, inputs);
+  ASSERT_EQ(with_copies.size(), 1u);
+  EXPECT_TRUE(with_copies.at("y") == plain_run.at("y"));
+}
+
+// Only FromHost may read a host value: any other kernel would be handed a host pointer on a GPU.
+TEST(MemoryPlanHost, OnlyFromHostReadsAHostValue) {
+  auto g = Parse(R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
+main (float[64,64] x) => (float[64,64] y) <float[64,64] a, float[64,64] a_host> {
+  a = Relu(x)
+  a_host = ai.dscompile.ToHost(a)
+  y = Neg(a_host)
+}
+)");
+  ASSERT_NE(g, nullptr);
+  StatusOr<MemoryPlan> plan = ComputeMemoryPlan(*g);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.status().message().find("only FromHost may"), std::string::npos) << plan.status().message();
 }
 
 }  // namespace

@@ -104,6 +104,9 @@ TEST(MemoryTimeline, AgreesWithTheMemoryPlanOnCompiledGpt) {
        2, {"activations", "gradients", "gathered parameters", "communication buffers"}},
       {"remat", R"({"train_batch_size": 4, "optimizer": {"type": "Adam", "params": {"lr": 1e-3}},
                     "activation_checkpointing": {}})", 1, {"activations", "gradients"}},
+      // The checkpoints in the host arena are not in the timeline's (device) arena.
+      {"remat_cpu", R"({"train_batch_size": 8, "optimizer": {"type": "Adam", "params": {"lr": 1e-3}},
+                        "activation_checkpointing": {"cpu_checkpointing": true}})", 1, {"activations", "gradients"}},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

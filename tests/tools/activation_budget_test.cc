@@ -148,5 +148,44 @@ TEST(ActivationBudget, CompiledPlanFitsTheBudgetAndRecordsItsChoice) {
   EXPECT_NE(r.output.find("which the config sets to 4: give one or the other"), std::string::npos) << r.output;
 }
 
+// With cpu_checkpointing the checkpoints wait in host memory: the budget is for the device arena,
+// so a budget the 6-segment plan meets only with its checkpoints on the host is met with at most 6
+// segments there, and needs more segments (or fails) with them on the device.
+TEST(ActivationBudget, CpuCheckpointingBudgetsTheDeviceArena) {
+  testing::TempDir dir;
+  const std::string config = dir.File("ds.json"), plan = dir.File("l12.dsplan");
+  const std::string compile = ShellQuote(kModels + "/gpt2_sized/l12/gpt2.onnx") + " --config " + ShellQuote(config) +
+                              " -o " + ShellQuote(plan);
+  const std::string base = R"({"train_batch_size": 4, "optimizer": {"type": "AdamW", "params": {"lr": 1e-3}})";
+  std::ofstream(config) << base << R"(, "activation_checkpointing": {"number_checkpoints": 6, "cpu_checkpointing": true}})";
+  CommandResult r = Dscompile(compile);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  StatusOr<Plan> p = ReadPlan(plan);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  const json six = SummarizePlan(*p)["memory"];
+  const int64_t budget = six["activations_peak"].get<int64_t>();
+  ASSERT_GT(six.value("activations_host", int64_t{0}), 0) << six.dump();
+
+  std::ofstream(config) << base << R"(, "activation_checkpointing": {"cpu_checkpointing": true}})";
+  r = Dscompile(compile + " --activation-budget " + std::to_string(budget));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  p = ReadPlan(plan);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  const int64_t chosen = p->config["activation_checkpointing"]["number_checkpoints"].get<int64_t>();
+  EXPECT_LE(chosen, 6);
+  EXPECT_EQ(p->config["activation_checkpointing"]["cpu_checkpointing"], true);
+  EXPECT_LE(SummarizePlan(*p)["memory"]["activations_peak"].get<int64_t>(), budget);
+
+  std::ofstream(config) << base << "}";
+  r = Dscompile(compile + " --activation-budget " + std::to_string(budget));
+  if (r.rc == 0) {
+    p = ReadPlan(plan);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    EXPECT_GT(p->config["activation_checkpointing"]["number_checkpoints"].get<int64_t>(), chosen) << r.output;
+  } else {
+    EXPECT_NE(r.output.find("cannot be met"), std::string::npos) << r.output;
+  }
+}
+
 }  // namespace
 }  // namespace dsc
