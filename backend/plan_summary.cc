@@ -229,10 +229,26 @@ json RematSummary(const Graph& g) {
   if (meta == g.metadata.end()) return nullptr;
   json segments = json::parse(meta->second, nullptr, /*allow_exceptions=*/false);
   if (!segments.is_array()) return nullptr;
+  // cpu_checkpointing: the bytes of each segment's values that wait in host memory (by where the
+  // ToHost's input is made; a segment whose end nodes later passes renamed gets none).
+  std::map<std::string, size_t> position;
+  std::vector<std::pair<size_t, int64_t>> to_host;  // (producer's position, bytes)
+  for (const auto& n : g.nodes()) {
+    position[n->name()] = position.size();
+    if (ops::IsToHost(*n) && n->input(0) && n->input(0)->producer())
+      to_host.emplace_back(position.at(n->input(0)->producer()->name()), StaticNumel(n->input(0)) * ElemSize(n->input(0)));
+  }
   int64_t recomputed = 0, copied = 0, dropped = 0;
   for (json& seg : segments) {
     if (!seg.is_object()) continue;
     seg.erase("twins");
+    if (!to_host.empty() && seg.contains("first") && seg.contains("last")) {
+      auto first = position.find(seg.value("first", "")), last = position.find(seg.value("last", ""));
+      int64_t host = 0;
+      if (first != position.end() && last != position.end())
+        for (const auto& [at, bytes] : to_host) host += at >= first->second && at <= last->second ? bytes : 0;
+      seg["host_bytes"] = host;
+    }
     if (seg.value("recomputed", false)) ++recomputed;
     copied += seg.value("copied_nodes", int64_t{0});
     dropped += seg.value("dropped_bytes", int64_t{0});
@@ -842,7 +858,10 @@ void RenderRemat(std::ostream& os, const json& r, const json& memory) {
          << HumanBytes(seg["dropped_bytes"].get<int64_t>()) << " not kept, ";
     else
       os << "not recomputed, ";
-    os << HumanBytes(seg["saved_bytes"].get<int64_t>()) << " kept for the backward\n";
+    os << HumanBytes(seg["saved_bytes"].get<int64_t>()) << " kept for the backward";
+    if (seg.value("host_bytes", int64_t{0}) > 0)
+      os << ", " << HumanBytes(seg["host_bytes"].get<int64_t>()) << " of its values wait in host memory";
+    os << "\n";
   }
 }
 

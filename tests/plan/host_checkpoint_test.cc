@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/plan_file.h"
+#include "backend/plan_summary.h"
 #include "ir/host_copy_ops.h"
 #include "passes/memory_plan.h"
 #include "passes/rematerialize.h"
@@ -140,6 +141,16 @@ TEST_P(HostCheckpoints, MoveTheRecomputedSegmentsCheckpointsAndLowerTheDeviceAre
   EXPECT_EQ(std::stoll(g->metadata.at(kHostCheckpointArenaWithoutKey)), rp->arena_bytes);
   EXPECT_LE(mp->arena_bytes + mp->host_arena_bytes / 2, rp->arena_bytes)
       << "device arena " << mp->arena_bytes << " against " << rp->arena_bytes << ", host arena " << mp->host_arena_bytes;
+  // dsinspect: the bytes each segment's values keep in host memory add up to what goes to the host.
+  const json summary = SummarizePlan(*host);
+  for (const json& prog : summary["programs"]) {
+    if (prog["name"] != "micro_step") continue;
+    EXPECT_EQ(prog["memory"]["device_to_host_bytes"], moved);
+    EXPECT_EQ(prog["memory"]["host_checkpoints"], count);
+    int64_t by_segment = 0;
+    for (const json& seg : prog["activation_checkpointing"]["segments"]) by_segment += seg.value("host_bytes", int64_t{0});
+    EXPECT_EQ(by_segment, moved);
+  }
   std::cout << c.name << ": " << count << " checkpoints, " << moved << " bytes to host; host arena "
             << mp->host_arena_bytes << ", device arena " << mp->arena_bytes << " (checkpoints on the device: "
             << rp->arena_bytes << ")\n";
