@@ -340,7 +340,10 @@ json ProgramSummary(const PlanProgram& p, int64_t world_size) {
       if (!mp->host_slots.empty()) {
         int64_t to_host = 0, to_device = 0, count = 0;
         for (const auto& n : g.nodes()) {
-          if (ops::IsToHost(*n)) to_host += StaticNumel(n->input(0)) * ElemSize(n->input(0)), ++count;
+          if (ops::IsToHost(*n)) {
+            to_host += StaticNumel(n->input(0)) * ElemSize(n->input(0));
+            ++count;
+          }
           if (ops::IsFromHost(*n)) to_device += StaticNumel(n->output(0)) * ElemSize(n->output(0));
         }
         json& m = out["memory"];

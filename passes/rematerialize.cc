@@ -196,7 +196,10 @@ class RematerializePass : public Pass {
           }
           if (later || !Copyable(*fw[i])) {
             kept.insert(o);
-            if (backward_use) kept_bytes += Bytes(o), kept_for_backward.push_back(o);
+            if (backward_use) {
+              kept_bytes += Bytes(o);
+              kept_for_backward.push_back(o);
+            }
           } else if (backward_use) {
             dropped.push_back(o);
           }
