@@ -125,6 +125,8 @@ TEST_P(Remat, SameLossesToTheBitAndFewerActivationsKept) {
   EXPECT_LT(hm["arena_bytes"].get<int64_t>(), with["memory"]["arena_bytes"].get<int64_t>());
   // Measured: the executor allocated the planned host arena; the plan's places say the same.
   EXPECT_EQ(host.memory.value("activations_host", json()), hm["host_arena_bytes"]) << host.memory.dump();
+  // ... and the smaller device arena (on a CPU rank the host arena is host memory too).
+  EXPECT_EQ(host.memory.value("activations_peak", json()), host.summary["memory"]["activations_peak"]);
   EXPECT_EQ(host.summary["memory"]["places"]["host"], hm["host_arena_bytes"]);
   const int64_t gas = config["gradient_accumulation_steps"].get<int64_t>();
   EXPECT_EQ(host.summary["memory"]["moved_per_step"]["device_to_host"].get<int64_t>(),
