@@ -34,6 +34,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -271,7 +272,17 @@ class RematerializePass : public Pass {
       for (Value* v : kept_for_backward) add_checkpoint(v);
     }
     if (!changed) return false;
-    if (ac.cpu_checkpointing) MoveToHost(g, forward, checkpoints);
+    if (ac.cpu_checkpointing) {
+      const auto [moved, bytes, small] = MoveToHost(g, forward, checkpoints);
+      if (moved == 0 && ctx.warn)
+        *ctx.warn << "dscompile: warning: activation_checkpointing.cpu_checkpointing: none of the " << small
+                  << " checkpoints of the recomputed segments has " << kHostCheckpointMinBytes
+                  << " bytes or more, so none moves to host memory\n";
+      if (ctx.log)
+        *ctx.log << "rematerialize: cpu_checkpointing: " << moved << " checkpoints (" << bytes
+                 << " bytes) wait in host memory, " << small << " under " << kHostCheckpointMinBytes
+                 << " bytes stay on the device\n";
+    }
     g.metadata[kRematSegmentsKey] = report.dump();
     return true;
   }
@@ -279,13 +290,20 @@ class RematerializePass : public Pass {
  private:
   // cpu_checkpointing: each checkpoint large enough, read by the forward last before the backward
   // side first reads it, goes to host memory in between (see the contract).
-  static void MoveToHost(Graph& g, const std::unordered_set<const Node*>& forward, const std::vector<Value*>& checkpoints) {
+  // Returns {values moved, their bytes, values too small to move}.
+  static std::tuple<int64_t, int64_t, int64_t> MoveToHost(Graph& g, const std::unordered_set<const Node*>& forward,
+                                                         const std::vector<Value*>& checkpoints) {
+    int64_t moved = 0, moved_bytes = 0, small = 0;
     std::vector<Node*> nodes;
     for (const auto& n : g.nodes()) nodes.push_back(n.get());
     std::unordered_map<const Node*, size_t> pos;
     for (size_t i = 0; i < nodes.size(); ++i) pos[nodes[i]] = i;
     for (Value* v : checkpoints) {
-      if (v->is_graph_output() || Bytes(v) < kHostCheckpointMinBytes) continue;
+      if (v->is_graph_output()) continue;
+      if (Bytes(v) < kHostCheckpointMinBytes) {
+        ++small;
+        continue;
+      }
       size_t last_forward = pos.at(v->producer()), first_backward = nodes.size();
       for (const Use& u : v->uses()) {
         if (forward.count(u.node)) last_forward = std::max(last_forward, pos.at(u.node));
@@ -301,7 +319,10 @@ class RematerializePass : public Pass {
       std::vector<Use> uses = v->uses();
       for (const Use& u : uses)
         if (!forward.count(u.node) && u.node != to) u.node->SetInput(u.input_index, back->output(0));
+      ++moved;
+      moved_bytes += Bytes(v);
     }
+    return {moved, moved_bytes, small};
   }
 
 };

@@ -156,6 +156,27 @@ TEST_P(HostCheckpoints, MoveTheRecomputedSegmentsCheckpointsAndLowerTheDeviceAre
             << rp->arena_bytes << ")\n";
 }
 
+// Checkpoints under kHostCheckpointMinBytes stay on the device, and a config whose checkpoints are
+// all that small is told so (the bundled gpt in bf16 with 2 samples: [2,16,32] is 2 KiB).
+TEST(HostCheckpointsSmall, StayOnTheDeviceAndTheCompileSaysSo) {
+  testing::TempDir dir;
+  const std::string cfg = dir.File("tiny.json"), out = dir.File("tiny.dsplan");
+  std::ofstream(cfg) << R"({"train_batch_size": 2, "bf16": {"enabled": true},
+                           "optimizer": {"type": "AdamW", "params": {"lr": 0.001}},
+                           "activation_checkpointing": {"cpu_checkpointing": true}})";
+  testing::CommandResult r = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " +
+                                                 ShellQuote(std::string(DSC_SOURCE_DIR) + "/models/gpt/gpt.onnx") +
+                                                 " --config " + ShellQuote(cfg) + " -q -o " + ShellQuote(out));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("activation_checkpointing.cpu_checkpointing: none of the 4 checkpoints of the recomputed "
+                          "segments has 4096 bytes or more"),
+            std::string::npos)
+      << r.output;
+  StatusOr<Plan> plan = ReadPlan(out);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  for (const auto& n : MicroStep(*plan)->nodes()) EXPECT_FALSE(ops::IsToHost(*n)) << n->Describe();
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Models, HostCheckpoints,
     ::testing::Values(
