@@ -18,6 +18,8 @@ enum class Rule {
   kGemm,          // 2*M*N*K, plus M*N when C is given (the bias add)
   kConv,          // 2 * out_elems * Cin/groups * prod(kernel), plus out_elems with a bias
   kConvGrad,      // dX and dW each as the forward's GEMM part, dB 1 per dY element
+  kConvTranspose, // 2 * in_elems * Cout/groups * prod(kernel), plus out_elems with a bias
+  kConvTransposeGrad,  // dX and dW each as the forward's GEMM part, dB 1 per dY element
   kAttention,     // 2*Sq*Sk*D + Sq*Sk + 2*Sq*Sk*Dv per batch and head
   kAttentionGrad, // recomputed scores and softmax, then four GEMMs and the softmax gradient
   kPerOutput,     // factor per element of output 0
@@ -45,6 +47,9 @@ const std::map<std::string, Entry>& Table() {
     t["FusedMatMul"] = {Rule::kMatMul, 2, "2*M*N*K (batched: per batch matrix), K from A as transA reads it"};
     t["Conv"] = {Rule::kConv, 2, "2*out_elems*Cin/groups*kh*kw, + out_elems with a bias"};
     t["ConvGrad"] = {Rule::kConvGrad, 2, "dX and dW: 2*dY_elems*Cin/groups*kh*kw each; dB: dY_elems"};
+    t["ConvTranspose"] = {Rule::kConvTranspose, 2, "2*X_elems*Cout/groups*kh*kw, + out_elems with a bias"};
+    t["ConvTransposeGrad"] = {Rule::kConvTransposeGrad, 2,
+                              "dX and dW: 2*X_elems*Cout/groups*kh*kw each; dB: dY_elems"};
     t["Attention"] = {Rule::kAttention, 1, "2*Sq*Sk*D + Sq*Sk + 2*Sq*Sk*Dv per batch and head"};
     t["AttentionGrad"] = {Rule::kAttentionGrad, 1, "6*Sq*Sk*D + 4*Sq*Sk*Dv + 3*Sq*Sk per batch and head"};
     for (const char* op : {"Add", "Sub", "Mul", "Div", "Neg", "Abs", "Sqrt", "Reciprocal", "Pow", "Exp", "Log", "Erf",
@@ -231,6 +236,24 @@ bool Flops(const Node& n, const Entry& e, int64_t* flops) {
       // (dY, X, W) -> dX, dW, dB; W is [Cout, Cin/groups, k...].
       if (!StaticDims(n.input(0), &y) || !StaticDims(n.input(2), &b) || b.size() < 2) return false;
       const int64_t gemm = 2 * Product(y) * Product(b, 1);
+      *flops = 0;
+      for (size_t o = 0; o < n.num_outputs() && o < 2; ++o)
+        if (Present(n.output(o))) *flops += gemm;
+      if (n.num_outputs() > 2 && Present(n.output(2))) *flops += Product(y);
+      return true;
+    }
+    case Rule::kConvTranspose: {
+      // (X, W[, B]) -> Y; W is [Cin, Cout/groups, k...]: each X element meets Cout/groups*k weights.
+      if (!StaticDims(n.input(0), &a) || !StaticDims(n.input(1), &b) || !StaticDims(n.output(0), &y) || b.size() < 2)
+        return false;
+      *flops = 2 * Product(a) * Product(b, 1) + (Present(n.input(2)) ? Product(y) : 0);
+      return true;
+    }
+    case Rule::kConvTransposeGrad: {
+      // (dY, X, W) -> dX, dW, dB.
+      if (!StaticDims(n.input(0), &y) || !StaticDims(n.input(1), &a) || !StaticDims(n.input(2), &b) || b.size() < 2)
+        return false;
+      const int64_t gemm = 2 * Product(a) * Product(b, 1);
       *flops = 0;
       for (size_t o = 0; o < n.num_outputs() && o < 2; ++o)
         if (Present(n.output(o))) *flops += gemm;

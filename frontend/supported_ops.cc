@@ -35,7 +35,9 @@ const std::set<std::string>& ComputeOps() {
       // Stochastic depth (drop path): torch.rand / bernoulli_ draws, and the Floor that turns
       // keep_prob + u into a keep bit. Rounding ops compute when their input is data.
       "RandomUniformLike", "RandomNormalLike", "RandomUniform", "RandomNormal", "Bernoulli", "Floor", "Ceil",
-      "Round"};
+      "Round",
+      // Learned upsampling in decoders (UNet, GAN generators, VAEs, vocoders).
+      "ConvTranspose"};
   return ops;
 }
 

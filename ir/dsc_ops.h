@@ -48,6 +48,9 @@
 //                                               training mode: batch mean/biased var over (N, spatial)
 //   ConvGrad<auto_pad, dilations, group, kernel_shape, pads, strides>(dY, X, W) -> dX, dW, dB
 //                                               any output may be omitted (empty name)
+//   ConvTransposeGrad<ConvTranspose's attrs>(dY, X, W) -> dX, dW, dB
+//                                               dX = Conv(dY, W), dW the adjoint conv's weight
+//                                               gradient, dB = sum(dY); outputs as ConvGrad's
 //   MaxPoolGrad<pool attrs>(dY, X) -> dX        gradient routed to the first max of each window
 //   AveragePoolGrad<pool attrs>(dY) -> dX       count_include_pad honoured; dX shape from its type
 //   GatherGrad<axis[, padding_idx]>(dY, indices) -> dData   scatter-add into zeros; dData shape
@@ -361,6 +364,7 @@ inline constexpr const char* kLogSoftmaxGrad = "LogSoftmaxGrad";
 inline constexpr const char* kLayerNormalizationGrad = "LayerNormalizationGrad";
 inline constexpr const char* kBatchNormalizationGrad = "BatchNormalizationGrad";
 inline constexpr const char* kConvGrad = "ConvGrad";
+inline constexpr const char* kConvTransposeGrad = "ConvTransposeGrad";
 inline constexpr const char* kMaxPoolGrad = "MaxPoolGrad";
 inline constexpr const char* kAveragePoolGrad = "AveragePoolGrad";
 inline constexpr const char* kGatherGrad = "GatherGrad";

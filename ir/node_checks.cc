@@ -584,6 +584,58 @@ Check Window(std::optional<size_t> x, std::optional<size_t> w, bool pool) {
   return [=](const NodeView& v) { return CheckWindow(v, x, w, pool); };
 }
 
+// ConvTranspose and its gradient: X is input `x`, W:(C, M/group, k...) input `x + 1`. The output
+// size (pads, output_padding, output_shape) is checked against Y by the kernels'
+// conv::ReadConvTranspose, which knows the spec's padding rules.
+Status CheckConvTranspose(const NodeView& v, size_t x) {
+  const Node& n = v.node();
+  RETURN_IF_ERROR(OneOf(v, "auto_pad", {"NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"}));
+  RETURN_IF_ERROR(IntIn(v, "group", 1, kMaxWindowAttr));
+  const std::optional<Dims> xs = v.InShape(x), ws = v.InShape(x + 1);
+  std::optional<int64_t> r;
+  if (n.HasAttr("kernel_shape")) r = static_cast<int64_t>(n.GetInts("kernel_shape").size());
+  else if (ws) r = static_cast<int64_t>(ws->size()) - 2;
+  else if (xs) r = static_cast<int64_t>(xs->size()) - 2;
+  if (r && *r < 1) return Bad(v, StrCat("needs at least one spatial dim, has ", *r));
+  struct Attr {
+    const char* name;
+    int64_t lo;
+    int64_t count_per_dim;
+  };
+  for (const Attr& a : {Attr{"kernel_shape", 1, 1}, Attr{"strides", 1, 1}, Attr{"dilations", 1, 1}, Attr{"pads", 0, 2},
+                        Attr{"output_padding", 0, 1}, Attr{"output_shape", 0, 1}}) {
+    if (!n.HasAttr(a.name)) continue;
+    const std::vector<int64_t> vals = n.GetInts(a.name);
+    if (r && static_cast<int64_t>(vals.size()) != a.count_per_dim * *r)
+      return Bad(v, StrCat("attribute '", a.name, "' has ", vals.size(), " values ", IntsText(vals), ", needs ",
+                           a.count_per_dim * *r, " for ", *r, " spatial dims"));
+    for (int64_t val : vals)
+      if (val < a.lo || val > kMaxWindowAttr)
+        return Bad(v, StrCat("attribute '", a.name, "' ", IntsText(vals), " has ", val, ", must lie in [", a.lo, ", ",
+                             kMaxWindowAttr, "]"));
+  }
+  if (!r) return Status::OK();
+  if (xs && static_cast<int64_t>(xs->size()) != *r + 2)
+    return Bad(v, StrCat("input X ", DimsText(*xs), " must have rank ", *r + 2, " (N, C and ", *r, " spatial dims)"));
+  if (!ws) return Status::OK();
+  if (static_cast<int64_t>(ws->size()) != *r + 2)
+    return Bad(v, StrCat("weight W ", DimsText(*ws), " must have rank ", *r + 2));
+  const int64_t group = n.GetInt("group", 1);
+  if ((*ws)[0] >= 0 && (*ws)[0] % group != 0)
+    return Bad(v, StrCat("weight W ", DimsText(*ws), ": ", (*ws)[0], " input channels do not split into ", group,
+                         " groups"));
+  if (xs && (*xs)[1] >= 0 && (*ws)[0] >= 0 && (*xs)[1] != (*ws)[0])
+    return Bad(v, StrCat("input X ", DimsText(*xs), " has ", (*xs)[1], " channels, weight W ", DimsText(*ws),
+                         " (C, M/group, k...) needs ", (*ws)[0]));
+  if (n.HasAttr("kernel_shape")) {
+    const std::vector<int64_t> k = n.GetInts("kernel_shape");
+    for (int64_t i = 0; i < *r; ++i)
+      if ((*ws)[i + 2] >= 0 && (*ws)[i + 2] != k[i])
+        return Bad(v, StrCat("attribute 'kernel_shape' ", IntsText(k), " does not match weight W ", DimsText(*ws)));
+  }
+  return Status::OK();
+}
+
 // A Range of constants: delta not 0, and at most kMaxConstantRange elements. ONNX's shape
 // inference materialises a constant Range's values for data propagation (a fuzzed
 // Range(0, 2.5e14, 1) took gigabytes); ranges in training graphs are positions and sequence
@@ -636,6 +688,7 @@ Check RatioInput(size_t input) {
 const std::unordered_map<std::string, Check>& OnnxChecks() {
   static const auto* table = new std::unordered_map<std::string, Check>{
       {"Conv", Window(0, 1, false)},
+      {"ConvTranspose", [](const NodeView& v) { return CheckConvTranspose(v, 0); }},
       {"MaxPool", Window(0, std::nullopt, true)},
       {"AveragePool", Window(0, std::nullopt, true)},
       {"Transpose", CheckTranspose},
@@ -748,6 +801,7 @@ Status CheckOptimStep(const NodeView& v) {
 const std::unordered_map<std::string, Check>& DscChecks() {
   static const auto* table = new std::unordered_map<std::string, Check>{
       {ops::kConvGrad, Window(1, 2, false)},
+      {ops::kConvTransposeGrad, [](const NodeView& v) { return CheckConvTranspose(v, 1); }},
       {ops::kMaxPoolGrad, Window(1, std::nullopt, true)},
       // AveragePoolGrad has no X input: its attributes are checked, its shapes by its output's type.
       {ops::kAveragePoolGrad, Window(std::nullopt, std::nullopt, true)},
@@ -851,6 +905,7 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     (*t)[ops::kBatchNormalizationGrad] = Arity{3, 3, 1, 3, {0, 1, 2}};
     (*t)[ops::kRMSNormalizationGrad] = Arity{3, 3, 1, 2, {0, 1, 2}};
     (*t)[ops::kConvGrad] = Arity{3, 3, 1, 3, {0, 1, 2}};
+    (*t)[ops::kConvTransposeGrad] = Arity{3, 3, 1, 3, {0, 1, 2}};
     (*t)[ops::kAveragePoolGrad] = Arity{1, 1, 1, 1, {0}};
     (*t)[ops::kGelu] = Arity{1, 1, 1, 1, {0}};
     (*t)[ops::kSliceGrad] = Arity{3, 5, 1, 1, {0, 1, 2}};

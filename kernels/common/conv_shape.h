@@ -1,8 +1,11 @@
-// The shape of a Conv/ConvGrad node as GEMM operands, read once at Init by the CPU kernels
-// (kernels/cpu/conv.cc) and their CUDA twins (kernels/cuda/conv.cu).
+// The shape of a Conv/ConvGrad node, or of the conv a ConvTranspose(Grad) node is the adjoint of, as
+// GEMM operands, read once at Init by the CPU kernels (kernels/cpu/conv.cc) and their CUDA twins
+// (kernels/cuda/conv.cu).
 #pragma once
 
+#include <algorithm>
 #include <climits>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu/nn_util.h"
@@ -36,6 +39,99 @@ inline StatusOr<ConvShape> ReadConv(const Node& node, const Value* xv, const Val
     return InvalidArgument("Y ", nn::DimsToString(y), " must be (", s.n, ",", s.m, ",...)");
   s.cg = s.c / s.group, s.mg = s.m / s.group, s.k = s.cg * s.w.kh * s.w.kw, s.p = s.w.oh * s.w.ow;
   if (s.k > INT_MAX || s.p > INT_MAX || s.mg > INT_MAX) return Unimplemented("conv too large for 32-bit BLAS sizes");
+  return s;
+}
+
+// A ConvTranspose node X:(N,C,H,W) * W:(C,M/group,kh,kw) -> Y:(N,M,OH,OW) as the Conv it is the
+// adjoint of: the conv from Y's space to X's, Conv(Y', W) -> X' with the same strides, dilations and
+// group. So the returned shape reads c = M (Y's channels), m = C (X's), w.ih/iw = OH/OW and
+// w.oh/ow = H/W, and ConvTranspose(X) = col2im(W^T @ X) is ConvGrad's dX with dY = X; its gradient
+// is Conv's forward (dX = Conv(dY, W)) and ConvGrad's dW with the roles of X and dY swapped.
+//
+// Pads follow the ONNX spec: `pads` (NOTSET), none (VALID), or, with output_shape or SAME_*, the
+// total padding stride*(in-1) + output_padding + (k-1)*dilation+1 - out split in half (the odd one
+// at the end for SAME_UPPER, at the beginning otherwise). output_padding extends the end of the
+// output: in the adjoint conv it shortens the end padding, which may therefore go negative (the
+// kernels never read end pads: the output size is given).
+inline StatusOr<ConvShape> ReadConvTranspose(const Node& node, const Value* xv, const Value* wv, const Value* yv) {
+  ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(xv, "X"));
+  ASSIGN_OR_RETURN(std::vector<int64_t> wd, nn::StaticDims(wv, "W"));
+  ASSIGN_OR_RETURN(std::vector<int64_t> y, nn::StaticDims(yv, "Y"));
+  if (!((x.size() == 4 && wd.size() == 4 && y.size() == 4) || (x.size() == 3 && wd.size() == 3 && y.size() == 3)))
+    return Unimplemented("only 1-D and 2-D ConvTranspose are supported: X ", nn::DimsToString(x), ", W ",
+                         nn::DimsToString(wd), ", Y ", nn::DimsToString(y));
+  const size_t r = x.size() - 2;
+  auto ints = [&](const char* name, int64_t fill, size_t count) -> StatusOr<std::vector<int64_t>> {
+    std::vector<int64_t> v = node.GetInts(name, std::vector<int64_t>(count, fill));
+    if (v.size() != count) return InvalidArgument("attribute '", name, "' needs ", count, " values, has ", v.size());
+    return v;
+  };
+  std::vector<int64_t> kernel(wd.begin() + 2, wd.end());
+  if (node.HasAttr("kernel_shape") && node.GetInts("kernel_shape") != kernel)
+    return InvalidArgument("kernel_shape ", nn::DimsToString(node.GetInts("kernel_shape")), " does not match W ",
+                           nn::DimsToString(wd));
+  ASSIGN_OR_RETURN(std::vector<int64_t> strides, ints("strides", 1, r));
+  ASSIGN_OR_RETURN(std::vector<int64_t> dil, ints("dilations", 1, r));
+  ASSIGN_OR_RETURN(std::vector<int64_t> out_pad, ints("output_padding", 0, r));
+  ASSIGN_OR_RETURN(std::vector<int64_t> pads, ints("pads", 0, 2 * r));
+  for (size_t i = 0; i < r; ++i) {
+    if (kernel[i] < 1 || strides[i] < 1 || dil[i] < 1)
+      return InvalidArgument("kernel_shape, strides and dilations must be positive");
+    if (out_pad[i] < 0 || (out_pad[i] >= strides[i] && out_pad[i] >= dil[i]))
+      return InvalidArgument("output_padding ", nn::DimsToString(out_pad),
+                             " must be non-negative and less than the stride or the dilation");
+  }
+  const std::string auto_pad = node.GetString("auto_pad", "NOTSET");
+  if (auto_pad != "NOTSET" && auto_pad != "VALID" && auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER")
+    return InvalidArgument("unknown auto_pad '", auto_pad, "'");
+  // The output length before padding, and the one the pads leave.
+  auto full = [&](size_t i) { return strides[i] * (x[i + 2] - 1) + out_pad[i] + (kernel[i] - 1) * dil[i] + 1; };
+  const bool explicit_shape = node.HasAttr("output_shape");
+  if (explicit_shape || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    std::vector<int64_t> want(r);
+    if (explicit_shape) {
+      ASSIGN_OR_RETURN(want, ints("output_shape", 0, r));
+    } else {
+      for (size_t i = 0; i < r; ++i) want[i] = x[i + 2] * strides[i];
+    }
+    for (size_t i = 0; i < r; ++i) {
+      const int64_t total = full(i) - want[i];
+      if (total < 0)
+        return Unimplemented("output length ", want[i], " exceeds the full transposed convolution (", full(i),
+                             ") along spatial dim ", i, ": negative padding is not supported");
+      const int64_t begin = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      pads[i] = begin, pads[i + r] = total - begin;
+    }
+  } else if (auto_pad == "VALID") {
+    std::fill(pads.begin(), pads.end(), 0);
+  }
+  for (int64_t p : pads)
+    if (p < 0) return InvalidArgument("pads ", nn::DimsToString(pads), " must be non-negative");
+  for (size_t i = 0; i < r; ++i)
+    if (y[i + 2] != full(i) - pads[i] - pads[i + r])
+      return InvalidArgument("output spatial dims ", nn::DimsToString(y), " do not match ConvTranspose of X ",
+                             nn::DimsToString(x), " (spatial dim ", i, " should be ", full(i) - pads[i] - pads[i + r],
+                             ")");
+  ConvShape s;
+  s.n = x[0], s.m = x[1], s.group = node.GetInt("group", 1);
+  if (s.group < 1 || s.m % s.group || wd[0] != s.m)
+    return InvalidArgument("group ", s.group, " does not fit X ", nn::DimsToString(x), " and W ", nn::DimsToString(wd),
+                           " (W is (C, M/group, k...) with C the channels of X)");
+  s.c = wd[1] * s.group;
+  if (y[0] != s.n || y[1] != s.c)
+    return InvalidArgument("Y ", nn::DimsToString(y), " must be (", s.n, ",", s.c, ",...)");
+  nn::Window2D& w = s.w;
+  const bool one_d = r == 1;
+  const size_t h = 0, v = one_d ? 0 : 1;  // index of the height and width attributes
+  w.kh = one_d ? 1 : kernel[h], w.kw = kernel[v];
+  w.sh = one_d ? 1 : strides[h], w.sw = strides[v];
+  w.dh = one_d ? 1 : dil[h], w.dw = dil[v];
+  w.pt = one_d ? 0 : pads[h], w.pl = pads[v];
+  w.pb = one_d ? 0 : pads[h + r] - out_pad[h], w.pr = pads[v + r] - out_pad[v];
+  w.ih = one_d ? 1 : y[2], w.iw = y.back(), w.oh = one_d ? 1 : x[2], w.ow = x.back();
+  s.cg = s.c / s.group, s.mg = s.m / s.group, s.k = s.cg * w.kh * w.kw, s.p = w.oh * w.ow;
+  if (s.k > INT_MAX || s.p > INT_MAX || s.mg > INT_MAX || w.ih * w.iw > INT_MAX)
+    return Unimplemented("ConvTranspose too large for 32-bit BLAS sizes");
   return s;
 }
 

@@ -1,4 +1,7 @@
-// 1-D and 2-D convolution (ONNX Conv: groups, strides, pads, dilations, auto_pad, optional bias) and ConvGrad.
+// 1-D and 2-D convolution (ONNX Conv: groups, strides, pads, dilations, auto_pad, optional bias) and ConvGrad,
+// and the transposed convolution (ConvTranspose, ConvTransposeGrad) as the adjoint of a Conv: its
+// forward is ConvGrad's dX, its gradient Conv's forward (dX) and ConvGrad's dW with X and dY swapped
+// (conv::ReadConvTranspose gives that Conv's shape).
 //
 // Two implementations, chosen per node at Init: oneDNN's convolution primitives (kernels/cpu/onednn.h:
 // direct JIT kernels on blocked layouts, reordered from and to our NCHW tensors) whenever oneDNN
@@ -62,6 +65,17 @@ void Col2ImAdd(const float* col, int64_t cg, const nn::Window2D& w, float* x) {
 }
 
 
+// db[c] = sum over images and positions of dy:(N, C, P), in double.
+void BiasGrad(const float* dy, int64_t n_images, int64_t channels, int64_t p, float* db) {
+#pragma omp parallel for if (n_images * channels * p > nn::kParallelThreshold)
+  for (int64_t c = 0; c < channels; ++c) {
+    double sum = 0;
+    for (int64_t n = 0; n < n_images; ++n)
+      for (int64_t i = 0; i < p; ++i) sum += dy[(n * channels + c) * p + i];
+    db[c] = static_cast<float>(sum);
+  }
+}
+
 using dnnl::memory;
 using Tag = memory::format_tag;
 
@@ -102,10 +116,16 @@ Status OnednnFailed(const dnnl::error& e) { return Internal("oneDNN: ", e.what()
 class ConvKernel : public OpKernel {
  public:
   Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(s_, conv::ReadConv(node, node.input(0), node.input(1), node.output(0)));
+    ASSIGN_OR_RETURN(conv::ConvShape s, conv::ReadConv(node, node.input(0), node.input(1), node.output(0)));
+    InitShape(s, node.input(2) != nullptr);
+    return Status::OK();
+  }
+  // For a conv of shape `s`, with or without a bias.
+  void InitShape(const conv::ConvShape& s, bool bias) {
+    s_ = s;
     try {
       const OnednnConv c(s_);
-      bias_ = node.input(2) != nullptr;
+      bias_ = bias;
       const auto pd = c.Forward(bias_);
       conv_ = dnnl::convolution_forward(pd);
       x_ = cpu::OnednnLayout(c.x, pd.src_desc(), 0);
@@ -118,13 +138,12 @@ class ConvKernel : public OpKernel {
       onednn_ = false;  // a node oneDNN does not take runs through im2col + sgemm
     }
     col_.resize(onednn_ ? 0 : static_cast<size_t>(s_.k * s_.p));
-    return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
-    const float* x = ctx.input(0).data<float>();
-    const float* wt = ctx.input(1).data<float>();
-    const float* b = ctx.has_input(2) ? ctx.input(2).data<float>() : nullptr;
-    float* y = ctx.output(0).data<float>();
+    return Run(ctx.input(0).data<float>(), ctx.input(1).data<float>(),
+               ctx.has_input(2) ? ctx.input(2).data<float>() : nullptr, ctx.output(0).data<float>());
+  }
+  Status Run(const float* x, const float* wt, const float* b, float* y) {
     if (onednn_ && (b != nullptr) == bias_) {
       try {
         std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x_.In(stream_, x)},
@@ -172,8 +191,14 @@ class ConvKernel : public OpKernel {
 class ConvGradKernel : public OpKernel {
  public:
   Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(s_, conv::ReadConv(node, node.input(1), node.input(2), node.input(0)));
-    data_ = HasOutput(node, 0), weights_ = HasOutput(node, 1), bias_ = HasOutput(node, 2);
+    ASSIGN_OR_RETURN(conv::ConvShape s, conv::ReadConv(node, node.input(1), node.input(2), node.input(0)));
+    InitShape(s, HasOutput(node, 0), HasOutput(node, 1), HasOutput(node, 2));
+    return Status::OK();
+  }
+  // For a conv of shape `s`, building primitives for the gradients asked for.
+  void InitShape(const conv::ConvShape& s, bool data, bool weights, bool bias) {
+    s_ = s;
+    data_ = data, weights_ = weights, bias_ = bias;
     try {
       InitOnednn();
       onednn_ = true;
@@ -181,15 +206,15 @@ class ConvGradKernel : public OpKernel {
       onednn_ = false;  // a node oneDNN does not take runs through im2col + sgemm
     }
     col_.resize(onednn_ ? 0 : static_cast<size_t>(s_.k * s_.p));
-    return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
-    const float* dy = ctx.input(0).data<float>();
-    const float* x = ctx.input(1).data<float>();
-    const float* wt = ctx.input(2).data<float>();
-    float* dx = ctx.has_output(0) ? ctx.output(0).data<float>() : nullptr;
-    float* dw = ctx.has_output(1) ? ctx.output(1).data<float>() : nullptr;
-    float* db = ctx.has_output(2) ? ctx.output(2).data<float>() : nullptr;
+    return Run(ctx.input(0).data<float>(), ctx.input(1).data<float>(), ctx.input(2).data<float>(),
+               ctx.has_output(0) ? ctx.output(0).data<float>() : nullptr,
+               ctx.has_output(1) ? ctx.output(1).data<float>() : nullptr,
+               ctx.has_output(2) ? ctx.output(2).data<float>() : nullptr);
+  }
+  // x is read only for dw and db.
+  Status Run(const float* dy, const float* x, const float* wt, float* dx, float* dw, float* db) {
     // Primitives exist for the outputs the node names; a run that asks for another one (only a
     // harness calling the kernel by hand does) takes the im2col path.
     if (onednn_ && (!dx || data_) && (!dw || weights_ || bias_) && (!db || bias_)) {
@@ -219,15 +244,7 @@ class ConvGradKernel : public OpKernel {
           Col2ImAdd(col.data(), s_.cg, s_.w, dx + xoff);
         }
       }
-    if (db) {
-#pragma omp parallel for if (s_.n * s_.m * s_.p > nn::kParallelThreshold)
-      for (int64_t m = 0; m < s_.m; ++m) {
-        double sum = 0;
-        for (int64_t n = 0; n < s_.n; ++n)
-          for (int64_t i = 0; i < s_.p; ++i) sum += dy[(n * s_.m + m) * s_.p + i];
-        db[m] = static_cast<float>(sum);
-      }
-    }
+    if (db) BiasGrad(dy, s_.n, s_.m, s_.p, db);
     return Status::OK();
   }
 
@@ -304,8 +321,64 @@ class ConvGradKernel : public OpKernel {
   std::vector<float> col_;  // im2col's buffer, one image and group (fallback only)
 };
 
+// (X, W[, B]) -> Y;  X:(N,C,H,W)  W:(C,M/group,kh,kw)  B:(M)  Y:(N,M,OH,OW); 1-D: H = kh = OH = 1.
+// Y = col2im(W_g^T @ X_g) per image and group (+ B): the dX of the adjoint conv with dY = X.
+class ConvTransposeKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(s_, conv::ReadConvTranspose(node, node.input(0), node.input(1), node.output(0)));
+    adjoint_.InitShape(s_, /*data=*/true, /*weights=*/false, /*bias=*/false);
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    float* y = ctx.output(0).data<float>();
+    RETURN_IF_ERROR(adjoint_.Run(ctx.input(0).data<float>(), nullptr, ctx.input(1).data<float>(), y, nullptr, nullptr));
+    if (!ctx.has_input(2)) return Status::OK();
+    const float* b = ctx.input(2).data<float>();
+    const int64_t hw = s_.w.ih * s_.w.iw;
+#pragma omp parallel for if (s_.n * s_.c * hw > nn::kParallelThreshold)
+    for (int64_t nc = 0; nc < s_.n * s_.c; ++nc)
+      for (int64_t i = 0; i < hw; ++i) y[nc * hw + i] += b[nc % s_.c];
+    return Status::OK();
+  }
+
+ private:
+  conv::ConvShape s_;  // the adjoint conv's: c = M, m = C, input = Y's spatial dims, output = X's
+  ConvGradKernel adjoint_;
+};
+
+// (dY, X, W) -> dX, dW, dB (each optional) of ConvTranspose:  dX = Conv(dY, W) (the adjoint conv's
+// forward), dW = the adjoint conv's weight gradient with dY in the place of its input and X of its
+// output gradient, dB = sum of dY over N and the spatial dims.
+class ConvTransposeGradKernel : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(s_, conv::ReadConvTranspose(node, node.input(1), node.input(2), node.input(0)));
+    // Both, whatever outputs the node names: a harness may ask for any of them.
+    conv_.InitShape(s_, /*bias=*/false);
+    weights_.InitShape(s_, /*data=*/false, /*weights=*/true, /*bias=*/false);
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    const float* dy = ctx.input(0).data<float>();
+    const float* x = ctx.input(1).data<float>();
+    const float* wt = ctx.input(2).data<float>();
+    if (ctx.has_output(0)) RETURN_IF_ERROR(conv_.Run(dy, wt, nullptr, ctx.output(0).data<float>()));
+    if (ctx.has_output(1)) RETURN_IF_ERROR(weights_.Run(x, dy, wt, nullptr, ctx.output(1).data<float>(), nullptr));
+    if (ctx.has_output(2)) BiasGrad(dy, s_.n, s_.c, s_.w.ih * s_.w.iw, ctx.output(2).data<float>());
+    return Status::OK();
+  }
+
+ private:
+  conv::ConvShape s_;
+  ConvKernel conv_;
+  ConvGradKernel weights_;
+};
+
 DSC_REGISTER_KERNEL("", "Conv", kCpu, kFloat32, MakeFactory<ConvKernel>());
 DSC_REGISTER_KERNEL(kDscDomain, ops::kConvGrad, kCpu, kFloat32, MakeFactory<ConvGradKernel>());
+DSC_REGISTER_KERNEL("", "ConvTranspose", kCpu, kFloat32, MakeFactory<ConvTransposeKernel>());
+DSC_REGISTER_KERNEL(kDscDomain, ops::kConvTransposeGrad, kCpu, kFloat32, MakeFactory<ConvTransposeGradKernel>());
 
 }  // namespace
 }  // namespace dsc

@@ -1,6 +1,7 @@
 // 1-D and 2-D convolution (Conv) and ConvGrad on CUDA for float32, float16 and bfloat16, as
 // im2col + cuBLASLt GEMMs like kernels/cpu/conv.cc (same shapes, same index math from
-// kernels/common/conv_math.h); half values accumulate in float32 and round once.
+// kernels/common/conv_math.h); half values accumulate in float32 and round once. ConvTranspose and
+// ConvTransposeGrad run the same kernels on the adjoint conv (conv::ReadConvTranspose), as on the CPU.
 //
 // col2im is a gather (each input element sums its taps in (ki, kj) order, the order the CPU adds
 // them in), so no atomics and repeatable results. Images run in chunks that bound the im2col
@@ -31,9 +32,10 @@ __global__ void Im2ColKernel(const T* x, conv::ConvShape s, int64_t n0, int64_t 
   }
 }
 
-// dx (images n0..n0+nc) = col2im(colf), colf:(nc, group, K, P) float32; a gather per input element.
+// dx (images n0..n0+nc) = col2im(colf) (+ bias per channel of dx, for ConvTranspose), colf:(nc, group,
+// K, P) float32; a gather per input element.
 template <typename T>
-__global__ void Col2ImKernel(const float* colf, conv::ConvShape s, int64_t n0, int64_t nc, T* dx) {
+__global__ void Col2ImKernel(const float* colf, const T* bias, conv::ConvShape s, int64_t n0, int64_t nc, T* dx) {
   const int64_t hw = s.w.ih * s.w.iw, total = nc * s.c * hw;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
@@ -50,6 +52,7 @@ __global__ void Col2ImKernel(const float* colf, conv::ConvShape s, int64_t n0, i
         acc += base[((cl * s.w.kh + ki) * s.w.kw + kj) * s.p + oy * s.w.ow + ox];
       }
     }
+    if (bias) acc += ToFloat(bias[c]);
     dx[n0 * s.c * hw + i] = FromFloat<T>(acc);
   }
 }
@@ -66,14 +69,14 @@ __global__ void BiasKernel(const float* yf, const T* bias, conv::ConvShape s, in
   }
 }
 
-// dB[m] = sum over images and positions of dY, in double (like the CPU); one block per channel,
-// a fixed reduction tree so runs repeat.
+// dB[m] = sum over images and positions of dY:(n, channels, p), in double (like the CPU); one block
+// per channel, a fixed reduction tree so runs repeat.
 template <typename T>
-__global__ void BiasGradKernel(const T* dy, conv::ConvShape s, T* db) {
+__global__ void BiasGradKernel(const T* dy, int64_t n, int64_t channels, int64_t p, T* db) {
   __shared__ double part[kThreads];
-  const int64_t m = blockIdx.x, per = s.n * s.p;
+  const int64_t m = blockIdx.x, per = n * p;
   double sum = 0;
-  for (int64_t i = threadIdx.x; i < per; i += blockDim.x) sum += ToFloat(dy[(i / s.p * s.m + m) * s.p + i % s.p]);
+  for (int64_t i = threadIdx.x; i < per; i += blockDim.x) sum += ToFloat(dy[(i / p * channels + m) * p + i % p]);
   part[threadIdx.x] = sum;
   __syncthreads();
   for (int w = kThreads / 2; w > 0; w >>= 1) {
@@ -92,26 +95,40 @@ int64_t ChunkOf(const conv::ConvShape& s, size_t bytes_per_image) {
 template <typename T>
 constexpr bool kIsFloat = std::is_same_v<T, float>;
 
+// Every input and output of the node is T: the kernels take one dtype.
+template <typename T>
+Status CheckDtypes(const Node& node) {
+  for (size_t i = 0; i < node.num_inputs(); ++i)
+    if (node.input(i) && node.input(i)->type.dtype != DTypeOf<T>())
+      return Unimplemented(node.op_type(), " with mixed dtypes (input ", i, " is ",
+                           DTypeName(node.input(i)->type.dtype), ", the kernel's ", DTypeName(DTypeOf<T>()), ")");
+  for (size_t i = 0; i < node.num_outputs(); ++i)
+    if (node.output(i) && node.output(i)->type.dtype != DTypeOf<T>())
+      return Unimplemented(node.op_type(), " output ", i, " is ", DTypeName(node.output(i)->type.dtype));
+  return Status::OK();
+}
+
 // (X, W[, B]) -> Y;  X:(N,C,H,W)  W:(M,C/group,kh,kw)  B:(M)  Y:(N,M,OH,OW); 1-D: H = kh = OH = 1
 template <typename T>
 class ConvCuda : public OpKernel {
  public:
   Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(s_, conv::ReadConv(node, node.input(0), node.input(1), node.output(0)));
-    for (const Value* v : {node.input(0), node.input(1), node.input(2), node.output(0)})
-      if (v && v->type.dtype != DTypeOf<T>())
-        return Unimplemented("Conv with mixed dtypes (", DTypeName(v->type.dtype), " and ", DTypeName(DTypeOf<T>()),
-                             ")");
-    nc_ = ChunkOf(s_, static_cast<size_t>(s_.group * s_.k * s_.p) * sizeof(T));
+    ASSIGN_OR_RETURN(conv::ConvShape s, conv::ReadConv(node, node.input(0), node.input(1), node.output(0)));
+    RETURN_IF_ERROR(CheckDtypes<T>(node));
+    InitShape(s);
     return Status::OK();
+  }
+  void InitShape(const conv::ConvShape& s) {
+    s_ = s;
+    nc_ = ChunkOf(s_, static_cast<size_t>(s_.group * s_.k * s_.p) * sizeof(T));
   }
 
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * res, Res(ctx));
-    const T* x = ctx.input(0).data<T>();
-    const T* wt = ctx.input(1).data<T>();
-    const T* b = ctx.has_input(2) ? ctx.input(2).data<T>() : nullptr;
-    T* y = ctx.output(0).data<T>();
+    return Run(res, ctx.input(0).data<T>(), ctx.input(1).data<T>(), ctx.has_input(2) ? ctx.input(2).data<T>() : nullptr,
+               ctx.output(0).data<T>());
+  }
+  Status Run(Resources* res, const T* x, const T* wt, const T* b, T* y) {
     if (s_.n * s_.m * s_.p == 0) return Status::OK();
     const size_t col_bytes = AlignUp(static_cast<size_t>(nc_ * s_.group * s_.k * s_.p) * sizeof(T));
     const size_t yf_bytes = kIsFloat<T> ? 0 : static_cast<size_t>(nc_ * s_.m * s_.p) * sizeof(float);
@@ -165,14 +182,13 @@ template <typename T>
 class ConvGradCuda : public OpKernel {
  public:
   Status Init(const Node& node) {
-    ASSIGN_OR_RETURN(s_, conv::ReadConv(node, node.input(1), node.input(2), node.input(0)));
-    for (size_t i = 0; i < 3; ++i)
-      if (node.input(i)->type.dtype != DTypeOf<T>())
-        return Unimplemented("ConvGrad with mixed dtypes (", DTypeName(node.input(i)->type.dtype), " and ",
-                             DTypeName(DTypeOf<T>()), ")");
-    for (size_t i = 0; i < node.num_outputs(); ++i)
-      if (node.output(i) && node.output(i)->type.dtype != DTypeOf<T>())
-        return Unimplemented("ConvGrad output ", i, " is ", DTypeName(node.output(i)->type.dtype));
+    ASSIGN_OR_RETURN(conv::ConvShape s, conv::ReadConv(node, node.input(1), node.input(2), node.input(0)));
+    RETURN_IF_ERROR(CheckDtypes<T>(node));
+    InitShape(s);
+    return Status::OK();
+  }
+  void InitShape(const conv::ConvShape& s) {
+    s_ = s;
     // A chunk holds the im2col of X (T) and the float32 columns of dX.
     nc_ = ChunkOf(s_, static_cast<size_t>(s_.group * s_.k * s_.p) * (sizeof(T) + sizeof(float)));
     // dW_g += dY_{n,g}:(Mg, P) @ col_{n,g}^T:(P, K), one image at a time, accumulated in float32.
@@ -186,17 +202,17 @@ class ConvGradCuda : public OpKernel {
                              .lda = s_.p,
                              .ldb = s_.p,
                              .ldd = s_.k});
-    return Status::OK();
   }
 
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * res, Res(ctx));
-    const T* dy = ctx.input(0).data<T>();
-    const T* x = ctx.input(1).data<T>();
-    const T* wt = ctx.input(2).data<T>();
-    T* dx = ctx.has_output(0) ? ctx.output(0).data<T>() : nullptr;
-    T* dw = ctx.has_output(1) ? ctx.output(1).data<T>() : nullptr;
-    T* db = ctx.has_output(2) ? ctx.output(2).data<T>() : nullptr;
+    return Run(res, ctx.input(0).data<T>(), ctx.input(1).data<T>(), ctx.input(2).data<T>(),
+               ctx.has_output(0) ? ctx.output(0).data<T>() : nullptr,
+               ctx.has_output(1) ? ctx.output(1).data<T>() : nullptr,
+               ctx.has_output(2) ? ctx.output(2).data<T>() : nullptr);
+  }
+  // x is read only for dw; `dx_bias` (ConvTranspose's B, per channel of dx) is added to dx.
+  Status Run(Resources* res, const T* dy, const T* x, const T* wt, T* dx, T* dw, T* db, const T* dx_bias = nullptr) {
     const size_t col_bytes = AlignUp(static_cast<size_t>(nc_ * s_.group * s_.k * s_.p) * sizeof(T));
     const size_t colf_bytes = AlignUp(static_cast<size_t>(nc_ * s_.group * s_.k * s_.p) * sizeof(float));
     const size_t dwf_bytes = kIsFloat<T> ? 0 : static_cast<size_t>(s_.m * s_.k) * sizeof(float);
@@ -209,8 +225,10 @@ class ConvGradCuda : public OpKernel {
            : nullptr;
     if (dwf) DSC_CUDA_CHECK(cudaMemsetAsync(dwf, 0, static_cast<size_t>(s_.m * s_.k) * sizeof(float), res->compute));
     const int64_t hw = s_.w.ih * s_.w.iw;
-    if (dx && s_.p == 0)
+    if (dx && s_.p == 0) {
       DSC_CUDA_CHECK(cudaMemsetAsync(dx, 0, static_cast<size_t>(s_.n * s_.c * hw) * sizeof(T), res->compute));
+      if (dx_bias) return Unimplemented("ConvTranspose of an empty input with a bias");
+    }
     if (s_.p > 0 && (dx || dw))
       for (int64_t n0 = 0; n0 < s_.n; n0 += nc_) {
         const int64_t nc = std::min(nc_, s_.n - n0);
@@ -229,13 +247,14 @@ class ConvGradCuda : public OpKernel {
           for (int64_t g = 0; g < s_.group; ++g)
             RETURN_IF_ERROR(gemm.Run(res, 1.0f, wt + g * s_.mg * s_.k, dy + (n0 * s_.m + g * s_.mg) * s_.p, 0.0f,
                                      colf + g * s_.k * s_.p));
-          Col2ImKernel<T><<<GridFor(*res, nc * s_.c * hw), kThreads, 0, res->compute>>>(colf, s_, n0, nc, dx);
+          Col2ImKernel<T>
+              <<<GridFor(*res, nc * s_.c * hw), kThreads, 0, res->compute>>>(colf, dx_bias, s_, n0, nc, dx);
           DSC_CUDA_CHECK_LAUNCH();
         }
       }
     if (dw && !kIsFloat<T>) RETURN_IF_ERROR(ConvertDevice(res, dwf, DType::kFloat32, dw, DTypeOf<T>(), s_.m * s_.k));
     if (db && s_.m > 0) {
-      BiasGradKernel<T><<<static_cast<unsigned>(s_.m), kThreads, 0, res->compute>>>(dy, s_, db);
+      BiasGradKernel<T><<<static_cast<unsigned>(s_.m), kThreads, 0, res->compute>>>(dy, s_.n, s_.m, s_.p, db);
       DSC_CUDA_CHECK_LAUNCH();
     }
     return Status::OK();
@@ -267,8 +286,66 @@ class ConvGradCuda : public OpKernel {
   Gemm dw_gemm_, dx_full_, dx_tail_;
 };
 
+// (X, W[, B]) -> Y;  X:(N,C,H,W)  W:(C,M/group,kh,kw)  B:(M)  Y:(N,M,OH,OW): the adjoint conv's dX
+// with dY = X, B added in its col2im; see kernels/cpu/conv.cc.
+template <typename T>
+class ConvTransposeCuda : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(conv::ConvShape s, conv::ReadConvTranspose(node, node.input(0), node.input(1), node.output(0)));
+    RETURN_IF_ERROR(CheckDtypes<T>(node));
+    adjoint_.InitShape(s);
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * res, Res(ctx));
+    return adjoint_.Run(res, ctx.input(0).data<T>(), nullptr, ctx.input(1).data<T>(), ctx.output(0).data<T>(), nullptr,
+                        nullptr, ctx.has_input(2) ? ctx.input(2).data<T>() : nullptr);
+  }
+
+ private:
+  ConvGradCuda<T> adjoint_;
+};
+
+// (dY, X, W) -> dX, dW, dB of ConvTranspose: dX = the adjoint conv's forward of dY, dW its weight
+// gradient with dY as its input and X as its output gradient, dB = sum of dY over N and space.
+template <typename T>
+class ConvTransposeGradCuda : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    ASSIGN_OR_RETURN(s_, conv::ReadConvTranspose(node, node.input(1), node.input(2), node.input(0)));
+    RETURN_IF_ERROR(CheckDtypes<T>(node));
+    conv_.InitShape(s_);
+    weights_.InitShape(s_);
+    return Status::OK();
+  }
+  Status Compute(KernelContext& ctx) override {
+    ASSIGN_OR_RETURN(Resources * res, Res(ctx));
+    const T* dy = ctx.input(0).data<T>();
+    const T* x = ctx.input(1).data<T>();
+    const T* wt = ctx.input(2).data<T>();
+    if (ctx.has_output(0)) RETURN_IF_ERROR(conv_.Run(res, dy, wt, nullptr, ctx.output(0).data<T>()));
+    if (ctx.has_output(1))
+      RETURN_IF_ERROR(weights_.Run(res, x, dy, wt, nullptr, ctx.output(1).data<T>(), nullptr));
+    const int64_t hw = s_.w.ih * s_.w.iw;
+    if (ctx.has_output(2) && s_.c > 0) {
+      BiasGradKernel<T>
+          <<<static_cast<unsigned>(s_.c), kThreads, 0, res->compute>>>(dy, s_.n, s_.c, hw, ctx.output(2).data<T>());
+      DSC_CUDA_CHECK_LAUNCH();
+    }
+    return Status::OK();
+  }
+
+ private:
+  conv::ConvShape s_;
+  ConvCuda<T> conv_;
+  ConvGradCuda<T> weights_;
+};
+
 DSC_REGISTER_CUDA_FLOATS("", "Conv", ConvCuda);
 DSC_REGISTER_CUDA_FLOATS(kDscDomain, ops::kConvGrad, ConvGradCuda);
+DSC_REGISTER_CUDA_FLOATS("", "ConvTranspose", ConvTransposeCuda);
+DSC_REGISTER_CUDA_FLOATS(kDscDomain, ops::kConvTransposeGrad, ConvTransposeGradCuda);
 
 }  // namespace
 }  // namespace dsc::cuda

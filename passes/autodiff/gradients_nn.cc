@@ -89,6 +89,20 @@ Status BuildConvGrad(B& b) {
   return Status::OK();
 }
 
+// ConvTranspose's gradient is the adjoint conv's (see ir/dsc_ops.h); the op of our domain takes the
+// forward's attributes and works out the same padding from them.
+Status BuildConvTransposeGrad(B& b) {
+  size_t outs = b.NeedsGrad(2) ? 3 : b.NeedsGrad(1) ? 2 : 1;
+  std::vector<TensorType> types{b.X(0)->type, b.X(1)->type, b.X(2) ? b.X(2)->type : b.X(1)->type};
+  types.resize(outs);
+  Attrs attrs = CopyAttrs(b.node(), {"auto_pad", "dilations", "group", "kernel_shape", "output_padding",
+                                     "output_shape", "pads", "strides"});
+  std::vector<Value*> g =
+      b.EmitMulti(ops::kConvTransposeGrad, kDscDomain, {b.dY(0), b.X(0), b.X(1)}, types, attrs);
+  for (size_t i = 0; i < g.size(); ++i) b.SetGrad(i, g[i]);
+  return Status::OK();
+}
+
 const std::vector<std::string> kPoolAttrs = {"auto_pad", "ceil_mode", "count_include_pad", "dilations",
                                              "kernel_shape", "pads", "storage_order", "strides"};
 
@@ -151,6 +165,7 @@ void RegisterNnGradients(GradientRegistry& registry) {
   REGISTER_GRADIENT_BUILDER("LayerNormalization", BuildLayerNormalizationGrad);
   REGISTER_GRADIENT_BUILDER("BatchNormalization", BuildBatchNormalizationGrad);
   REGISTER_GRADIENT_BUILDER("Conv", BuildConvGrad);
+  REGISTER_GRADIENT_BUILDER("ConvTranspose", BuildConvTransposeGrad);
   REGISTER_GRADIENT_BUILDER("MaxPool", BuildMaxPoolGrad);
   REGISTER_GRADIENT_BUILDER("AveragePool", BuildAveragePoolGrad);
   REGISTER_GRADIENT_BUILDER("GlobalAveragePool", BuildGlobalAveragePoolGrad);

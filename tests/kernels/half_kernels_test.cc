@@ -1,5 +1,5 @@
 // float16/bfloat16 CPU kernels: the fast conversions against ir/dtype.h's reference ones (every
-// 16-bit pattern, the rounding boundaries), every case of the kernel tables (core, nn, transformer)
+// 16-bit pattern, the rounding boundaries), every case of the kernel tables (core, nn, transformer, conv_transpose)
 // run on half inputs and compared with the float32 kernel on the same values rounded to the dtype,
 // and half results checked against references computed here in double.
 //
@@ -117,7 +117,8 @@ const json& Table(const std::string& file) {
   return it->second;
 }
 
-const char* const kTables[] = {"core_cases.json", "nn_cases.json", "transformer_cases.json"};
+const char* const kTables[] = {"core_cases.json", "nn_cases.json", "transformer_cases.json",
+                               "conv_transpose_cases.json"};
 
 bool HasFloat32(const json& c) {
   for (const char* side : {"inputs", "outputs"})
@@ -307,7 +308,8 @@ TEST(HalfTables, CoverThePolicyOps) {
   for (const char* op : {"MatMul", "Gemm", "Conv", "Add", "Mul", "Sub", "Div", "Relu", "Gelu", "Tanh", "Softmax",
                          "LogSoftmax", "LayerNormalization", "ReduceMean", "Transpose", "Reshape", "Gather", "Concat",
                          "Where", "SoftmaxCrossEntropyLoss", "SoftmaxGrad", "LayerNormalizationGrad", "GeluGrad",
-                         "ConvGrad", "GatherGrad", "Attention", "AttentionGrad", "RMSNormalization", "Einsum"})
+                         "ConvGrad", "GatherGrad", "Attention", "AttentionGrad", "RMSNormalization", "Einsum",
+                         "ConvTranspose", "ConvTransposeGrad"})
     EXPECT_TRUE(ops.count(op)) << op;
 }
 

@@ -43,6 +43,16 @@ g (float[16,8] a, float[16,32] b) => (float[8,32] y) { y = Gemm <transA = 1> (a,
 g (float[2,4,8,8] x, float[6,2,3,3] w, float[6] b) => (float[2,6,8,8] y) {
   y = Conv <group = 2, pads = [1, 1, 1, 1]> (x, w, b) })",
        true, 2 * 768 * 2 * 9 + 768, 4 * (512 + 108 + 6 + 768)},
+      // Each of X's 72 elements meets Cout/groups * 4x4 = 48 weights; + 432 output elements for the bias.
+      {"grouped ConvTranspose with bias", R"(<ir_version: 8, opset_import: ["" : 17]>
+g (float[2,4,3,3] x, float[4,3,4,4] w, float[6] b) => (float[2,6,6,6] y) {
+  y = ConvTranspose <group = 2, strides = [2, 2], pads = [1, 1, 1, 1]> (x, w, b) })",
+       true, 2 * 72 * 48 + 432, 4 * (72 + 192 + 6 + 432)},
+      // dX and dW as the forward's GEMM part each, dB one per dY element.
+      {"ConvTransposeGrad", R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
+g (float[2,6,6,6] dy, float[2,4,3,3] x, float[4,3,4,4] w) => (float[2,4,3,3] dx, float[4,3,4,4] dw, float[6] db) {
+  dx, dw, db = ai.dscompile.ConvTransposeGrad <group = 2, strides = [2, 2], pads = [1, 1, 1, 1]> (dy, x, w) })",
+       true, 2 * (2 * 72 * 48) + 432, 4 * (432 + 72 + 192 + 72 + 192 + 6)},
       {"broadcast Add", R"(<ir_version: 8, opset_import: ["" : 17]>
 g (float[4,5] a, float[5] b) => (float[4,5] y) { y = Add(a, b) })",
        true, 20, 4 * (20 + 5 + 20)},

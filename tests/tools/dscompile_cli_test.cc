@@ -58,7 +58,8 @@ TEST(DscompileCli, ListOpsNamesTheOpsCurrentExportersWrite) {
   CommandResult r = Dscompile("--list-ops");
   ASSERT_EQ(r.rc, 0) << r.output;
   for (const char* op : {"  Gelu  compute", "  Attention  compute", "  RMSNormalization  compute",
-                         "  GatherND  compute", "  Shape  folded", "  MatMul  compute"})
+                         "  GatherND  compute", "  Shape  folded", "  MatMul  compute",
+                         "  ConvTranspose  compute"})
     EXPECT_NE(r.output.find(op), std::string::npos) << op << "\n" << r.output;
 }
 
