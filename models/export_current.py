@@ -281,6 +281,30 @@ def build_wav2vec2():
     return AudioClsLoss(T.Wav2Vec2ForSequenceClassification(cfg))
 
 
+class ConvAutoencoder(nn.Module):
+    """Learned upsampling (ConvTranspose): a strided conv encoder, a decoder of ConvTranspose2d (stride 2;
+    stride 2 with output_padding and groups) reconstructing the image, and a ConvTranspose1d branch
+    (stride 2, dilation 2, output_padding, no bias) over the bottleneck's flattened positions feeding a
+    classifier. Loss: reconstruction MSE + cross entropy."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc1 = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.enc2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.dec1 = nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1)
+        self.dec2 = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1, groups=2)
+        self.out = nn.Conv2d(4, 3, 1)
+        self.up1d = nn.ConvTranspose1d(16, 8, 3, stride=2, padding=2, output_padding=1, dilation=2, bias=False)
+        self.cls = nn.Linear(8, 10)
+
+    def forward(self, pixel_values, labels):
+        h = F.relu(self.enc2(F.relu(self.enc1(pixel_values))))              # (N, 16, 4, 4)
+        recon = self.out(F.relu(self.dec2(F.relu(self.dec1(h)))))           # (N, 3, 16, 16)
+        seq = F.relu(self.up1d(h.flatten(2)))                               # (N, 8, 32)
+        logits = self.cls(seq.mean(dim=2))
+        return F.mse_loss(recon, pixel_values) + F.cross_entropy(logits, labels)
+
+
 # ---- architecture sweep: weights shared between layers or with the embedding, relative position
 # buckets, disentangled attention, shifted windows
 def build_llama_tied():
@@ -406,6 +430,7 @@ MODELS = collections.OrderedDict([
     ("hf_convnext", (build_hf_convnext, data_image, 32, COMPACT)),
     ("whisper", (build_whisper, data_whisper, 33, COMPACT)),
     ("wav2vec2", (build_wav2vec2, data_audio, 34, COMPACT)),
+    ("conv_autoencoder", (ConvAutoencoder, data_image, 35, COMPACT)),
     # architecture sweep (same options)
     ("llama_tied", (build_llama_tied, data_lm, 42, COMPACT)),
     ("albert", (build_albert, data_seqcls, 50, COMPACT)),
