@@ -425,5 +425,66 @@ main (float[batch,3] x) => (float[] loss)
 // 0 stands for the newest opset the library knows.
 INSTANTIATE_TEST_SUITE_P(Opsets, NewOpsetTraining, ::testing::Values(int64_t{18}, int64_t{0}));
 
+// ConvTranspose at every opset dscompile takes (its schema changed at 22: bfloat16 and float16
+// types), bfloat16 included where the schema allows it: shape inference gives the output its static
+// spatial dims (stride 2, pads 1, output_padding 1: 2*(3-1)+1+3-2 = 6), autodiff emits
+// ConvTransposeGrad for W and B, and the differentiated graph passes the checker.
+class ConvTransposeOpsets : public ::testing::TestWithParam<std::pair<int64_t, const char*>> {};
+
+TEST_P(ConvTransposeOpsets, ImportsWithStaticShapesAndDifferentiates) {
+  const int64_t opset = GetParam().first ? GetParam().first : MaxOpset();
+  const std::string t = GetParam().second;
+  const std::string text = StrCat("<ir_version: ", opset >= 28 ? MaxIrVersion() : 8, R"(, opset_import: ["" : )",
+                                  opset, R"(]>
+main ()", t, R"([batch,2,3,3] x) => ()", t, R"([] loss)
+<)", t, R"([2,3,3,3] w = {0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.7, -0.8, 0.9, 0.15, 0.25, -0.35, 0.45, 0.55, -0.65, 0.1, 0.2,
+                 0.3, -0.1, -0.2, -0.3, 0.05, 0.15, 0.25, 0.35, -0.45, 0.5, 0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.7, -0.8, 0.9,
+                 0.15, 0.25, -0.35, 0.45, 0.55, -0.65, 0.1, 0.2, 0.3, -0.1, -0.2, -0.3, 0.05, 0.15, 0.25, 0.35, -0.45,
+                 0.5}, )", t, R"([3] b = {0.01, 0.02, -0.03}>
+{
+  y = ConvTranspose <strides = [2, 2], pads = [1, 1, 1, 1], output_padding = [1, 1]> (x, w, b)
+  s = Mul(y, y)
+  loss = ReduceMean <keepdims = 0> (s)
+}
+)");
+  auto parsed = ParseGraph(text);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
+  fs::path dir = fs::temp_directory_path() / StrCat("dsc_convt", opset, "_", t, "_", ::getpid());
+  fs::create_directories(dir);
+  const fs::path path = dir / "model.onnx";
+  std::ofstream(path, std::ios::binary) << GraphToOnnx(**parsed).SerializeAsString();
+  auto g = Compile(path.string());
+  fs::remove_all(dir);
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  const Value* y = (*g)->FindValue("y");
+  ASSERT_TRUE(y && y->type.shape) << PrintGraph(**g);
+  ASSERT_EQ(y->type.shape->size(), 4u);
+  for (size_t i = 1; i < 4; ++i) EXPECT_EQ((*y->type.shape)[i].value, i == 1 ? 3 : 6) << PrintGraph(**g);
+  Module m;
+  m.programs.push_back(PlanProgram{"train", std::move(*g)});
+  StatusOr<bool> ran = CreatePass(PassId::kAutodiff)->Run(m, PassContext{});
+  ASSERT_TRUE(ran.ok()) << ran.status().ToString();
+  const Graph& out = *m.programs[0].graph;
+  EXPECT_EQ(out.training.gradients.size(), 2u) << PrintGraph(out);
+  int grads = 0;
+  for (const auto& n : out.nodes()) grads += n->op_type() == "ConvTransposeGrad" && n->domain() == kDscDomain;
+  EXPECT_EQ(grads, 1) << PrintGraph(out);
+  try {
+    onnx::checker::check_model(GraphToOnnx(out));
+  } catch (const std::exception& e) {
+    FAIL() << "opset " << opset << ": " << e.what() << "\n" << PrintGraph(out);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Opsets, ConvTransposeOpsets,
+                         ::testing::Values(std::pair<int64_t, const char*>{13, "float"},
+                                           std::pair<int64_t, const char*>{17, "float"},
+                                           std::pair<int64_t, const char*>{22, "bfloat16"},
+                                           std::pair<int64_t, const char*>{0, "float"}),
+                         [](const ::testing::TestParamInfo<std::pair<int64_t, const char*>>& i) {
+                           return StrCat("opset", i.param.first ? std::to_string(i.param.first) : "max", "_",
+                                         i.param.second);
+                         });
+
 }  // namespace
 }  // namespace dsc
