@@ -30,6 +30,8 @@ enum class Rule {
   kSgdStep,       // 5 per gradient element, +3 with momentum, +2 with nesterov
   kOptimStep,     // per gradient element: the algorithm's count (OptimStepFlops), +2 with weight decay
   kMuonApply,     // the Newton-Schulz GEMMs on the whole update (MuonApplyFlops), + 4 per element
+  kResize,        // 2 per tap per element of the larger side: linear 2^k, cubic 4^k taps over the k axes
+                  // whose length changes, nearest none (Resize: Y; ResizeGrad: dY, input 0)
   kNone,          // data movement, collectives: no arithmetic
 };
 
@@ -68,6 +70,8 @@ const std::map<std::string, Entry>& Table() {
                            "ReduceSumSquare", "ReduceLogSumExp", "ArgMax", "ArgMin", "CumSum",
                            "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"})
       t[op] = {Rule::kPerInput, 1, "1 per input element"};
+    t["Resize"] = {Rule::kResize, 2, "2 per tap per output element: linear 2^k, cubic 4^k, nearest 0 taps (k axes resized)"};
+    t["ResizeGrad"] = {Rule::kResize, 2, "2 per tap per dY element, as the forward"};
     for (const char* op : {"MaxPoolGrad", "AveragePoolGrad"})
       t[op] = {Rule::kPerOutput, 2, "2 per output element (twice the forward's 1 per input element)"};
     // A scatter-add: one add per gradient element arriving.
@@ -216,6 +220,19 @@ bool Flops(const Node& n, const Entry& e, int64_t* flops) {
       if (!StaticDims(n.input(1), &a) || a.size() < 2) return false;
       *flops = MuonApplyFlops(n, a, e.factor);
       return true;
+    case Rule::kResize: {
+      // (X, ...) -> Y; ResizeGrad (dY, ...) -> dX: the small side and the large side swap.
+      const bool grad = n.domain() == kDscDomain;
+      if (!StaticDims(grad ? n.output(0) : n.input(0), &a) || !StaticDims(grad ? n.input(0) : n.output(0), &y) ||
+          a.size() != y.size())
+        return false;
+      const std::string mode = n.GetString("mode", "nearest");
+      int64_t taps = mode == "nearest" ? 0 : 1;
+      for (size_t i = 0; i < a.size(); ++i)
+        if (a[i] != y[i]) taps *= mode == "cubic" ? 4 : 2;
+      *flops = e.factor * taps * Product(y);
+      return true;
+    }
     case Rule::kMatMul:
       if (!StaticDims(n.input(0), &a) || !StaticDims(n.output(0), &y) || a.empty()) return false;
       // FusedMatMul<transA> stores A as (..., K, M).

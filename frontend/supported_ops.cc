@@ -37,7 +37,9 @@ const std::set<std::string>& ComputeOps() {
       "RandomUniformLike", "RandomNormalLike", "RandomUniform", "RandomNormal", "Bernoulli", "Floor", "Ceil",
       "Round",
       // Learned upsampling in decoders (UNet, GAN generators, VAEs, vocoders).
-      "ConvTranspose"};
+      "ConvTranspose",
+      // Upsampling (F.interpolate: U-Nets, FPN and segmentation heads, BEiT's position bias).
+      "Resize"};
   return ops;
 }
 

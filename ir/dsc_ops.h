@@ -53,6 +53,10 @@
 //                                               gradient, dB = sum(dY); outputs as ConvGrad's
 //   MaxPoolGrad<pool attrs>(dY, X) -> dX        gradient routed to the first max of each window
 //   AveragePoolGrad<pool attrs>(dY) -> dX       count_include_pad honoured; dX shape from its type
+//   ResizeGrad<Resize's attrs>(dY, roi, scales, sizes) -> dX   the adjoint of Resize: each dY element
+//                                               added to the inputs its output read, with the same
+//                                               weights; roi/scales/sizes are the forward's constants;
+//                                               dX shape from its type
 //   GatherGrad<axis[, padding_idx]>(dY, indices) -> dData   scatter-add into zeros; dData shape
 //                                               from its type; negative indices wrap as in Gather;
 //                                               indices equal to padding_idx (nn.Embedding's,
@@ -367,6 +371,7 @@ inline constexpr const char* kConvGrad = "ConvGrad";
 inline constexpr const char* kConvTransposeGrad = "ConvTransposeGrad";
 inline constexpr const char* kMaxPoolGrad = "MaxPoolGrad";
 inline constexpr const char* kAveragePoolGrad = "AveragePoolGrad";
+inline constexpr const char* kResizeGrad = "ResizeGrad";
 inline constexpr const char* kGatherGrad = "GatherGrad";
 inline constexpr const char* kSliceGrad = "SliceGrad";
 inline constexpr const char* kGatherElementsGrad = "GatherElementsGrad";

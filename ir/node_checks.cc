@@ -685,6 +685,43 @@ Check RatioInput(size_t input) {
   };
 }
 
+// Resize (and ResizeGrad, whose X is its output): the modes dscompile implements, axes, and the
+// scales/sizes counts when they are constants already. Whether they are constants at all is known
+// only after fold-constants: the kernels refuse a computed one (kernels/common/resize_node.h).
+Status CheckResize(const NodeView& v, bool grad) {
+  const Node& n = v.node();
+  RETURN_IF_ERROR(OneOf(v, "mode", {"nearest", "linear", "cubic"}));
+  if (n.GetString("coordinate_transformation_mode", "") == "tf_crop_and_resize")
+    return Bad(v, "coordinate_transformation_mode 'tf_crop_and_resize' (crops to roi) is not supported");
+  RETURN_IF_ERROR(OneOf(v, "coordinate_transformation_mode",
+                        {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "half_pixel_symmetric"}));
+  RETURN_IF_ERROR(OneOf(v, "nearest_mode", {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"}));
+  RETURN_IF_ERROR(OneOf(v, "keep_aspect_ratio_policy", {"stretch", "not_larger", "not_smaller"}));
+  RETURN_IF_ERROR(Flag(v, "exclude_outside"));
+  RETURN_IF_ERROR(Flag(v, "antialias"));
+  if (n.GetInt("antialias", 0) != 0) return Bad(v, "antialias = 1 is not supported");
+  auto x = grad ? v.OutShape(0) : v.InShape(0);
+  const std::optional<int64_t> rank = x ? std::optional<int64_t>(static_cast<int64_t>(x->size())) : std::nullopt;
+  if (n.HasAttr("axes")) RETURN_IF_ERROR(AxesIn(v, "attribute 'axes'", n.GetInts("axes"), rank));
+  const std::optional<int64_t> count =
+      n.HasAttr("axes") ? std::optional<int64_t>(static_cast<int64_t>(n.GetInts("axes").size())) : rank;
+  auto scales = v.ConstFloats(2);
+  auto sizes = v.ConstInts(3);
+  const bool has_scales = scales && !scales->empty(), has_sizes = sizes && !sizes->empty();
+  if (has_scales && has_sizes) return Bad(v, "both scales and sizes are given; Resize takes exactly one");
+  if (has_scales && count && static_cast<int64_t>(scales->size()) != *count)
+    return Bad(v, StrCat("scales has ", scales->size(), " values, needs ", *count, " (one per resized axis)"));
+  if (has_sizes && count && static_cast<int64_t>(sizes->size()) != *count)
+    return Bad(v, StrCat("sizes has ", sizes->size(), " values, needs ", *count, " (one per resized axis)"));
+  if (has_scales)
+    for (double s : *scales)
+      if (!(s > 0) || !std::isfinite(s)) return Bad(v, StrCat("scale ", s, " must be positive and finite"));
+  if (has_sizes)
+    for (int64_t s : *sizes)
+      if (s < 0 || s > kMaxElements) return Bad(v, StrCat("size ", s, " is out of range"));
+  return Status::OK();
+}
+
 const std::unordered_map<std::string, Check>& OnnxChecks() {
   static const auto* table = new std::unordered_map<std::string, Check>{
       {"Conv", Window(0, 1, false)},
@@ -724,6 +761,7 @@ const std::unordered_map<std::string, Check>& OnnxChecks() {
          return a ? AxisIn(v, "axis", (*a)[0], v.InRank(0)) : Status::OK();
        }})},
       {"Trilu", Flags({"upper"})},
+      {"Resize", [](const NodeView& v) { return CheckResize(v, false); }},
       {"Dropout", All({FloatRange("ratio", 0, 1, /*hi_open=*/true), RatioInput(1)})},
       {"Gelu", Enum("approximate", {"none", "tanh"})},
       {"SoftmaxCrossEntropyLoss", Enum("reduction", {"none", "mean", "sum"})},
@@ -805,6 +843,7 @@ const std::unordered_map<std::string, Check>& DscChecks() {
       {ops::kMaxPoolGrad, Window(1, std::nullopt, true)},
       // AveragePoolGrad has no X input: its attributes are checked, its shapes by its output's type.
       {ops::kAveragePoolGrad, Window(std::nullopt, std::nullopt, true)},
+      {ops::kResizeGrad, [](const NodeView& v) { return CheckResize(v, true); }},
       {ops::kSoftmaxGrad, AxisOf(1)},
       {ops::kLogSoftmaxGrad, AxisOf(1)},
       {ops::kLayerNormalizationGrad, AxisOf(1)},
@@ -907,6 +946,7 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     (*t)[ops::kConvGrad] = Arity{3, 3, 1, 3, {0, 1, 2}};
     (*t)[ops::kConvTransposeGrad] = Arity{3, 3, 1, 3, {0, 1, 2}};
     (*t)[ops::kAveragePoolGrad] = Arity{1, 1, 1, 1, {0}};
+    (*t)[ops::kResizeGrad] = Arity{3, 4, 1, 1, {0}};  // Resize's inputs after X: roi, scales[, sizes]
     (*t)[ops::kGelu] = Arity{1, 1, 1, 1, {0}};
     (*t)[ops::kSliceGrad] = Arity{3, 5, 1, 1, {0, 1, 2}};
     (*t)[ops::kSoftmaxCrossEntropyLossGrad] = Arity{3, 4, 1, 1, {0, 1, 2}};

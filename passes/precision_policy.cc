@@ -53,6 +53,7 @@ const std::map<std::string, OpRow>& Table() {
       {"Pow", {kFollow, kFp32, "pow: fp32 list under autocast"}},
       {"Reciprocal", {kFollow, kFp32, "reciprocal: fp32 list under autocast"}},
       {"Softplus", {kFollow, kFp32, "softplus: fp32 list under autocast"}},
+      {"Resize", {kFollow, kFollow, "interpolation: on neither autocast list, F.interpolate keeps its input's dtype"}},
   };
   return table;
 }

@@ -1,4 +1,4 @@
-// Gradient builders of neural-network ops: softmaxes, normalizations, convolution, pooling, dropout.
+// Gradient builders of neural-network ops: softmaxes, normalizations, convolution, pooling, resizing, dropout.
 #include "ir/dsc_ops.h"
 #include "passes/autodiff/grad_builder.h"
 
@@ -117,6 +117,26 @@ Status BuildAveragePoolGrad(B& b) {
   return Status::OK();
 }
 
+// Resize is linear in X: its adjoint ResizeGrad reads the forward's attributes and its constant roi,
+// scales and sizes (a computed scale would make the weights unknown at compile time).
+Status BuildResizeGrad(B& b) {
+  if (!b.dY(0)) return Status::OK();
+  const Node& n = b.node();
+  std::vector<Value*> inputs{b.dY(0)};
+  for (size_t i = 1; i < n.num_inputs() && i < 4; ++i) {
+    Value* v = b.X(i);
+    if (v && !v->is_initializer())
+      return Unimplemented(n.Describe(), ": input ", i, " '", v->name(),
+                           "' (roi, scales or sizes) must be a constant for its gradient (run fold-constants first)");
+    inputs.push_back(v);
+  }
+  while (inputs.size() < 3) inputs.push_back(nullptr);
+  Attrs attrs;
+  for (const auto& [k, v] : n.attrs()) attrs[k] = v;
+  b.SetGrad(0, b.EmitDsc(ops::kResizeGrad, inputs, b.X(0)->type, std::move(attrs)));
+  return Status::OK();
+}
+
 // Y[n,c,1,1] = mean over spatial dims: dX = expand(dY) / (H*W*...).
 Status BuildGlobalAveragePoolGrad(B& b) {
   std::vector<int64_t> xd = B::Dims(b.X(0));
@@ -169,6 +189,7 @@ void RegisterNnGradients(GradientRegistry& registry) {
   REGISTER_GRADIENT_BUILDER("MaxPool", BuildMaxPoolGrad);
   REGISTER_GRADIENT_BUILDER("AveragePool", BuildAveragePoolGrad);
   REGISTER_GRADIENT_BUILDER("GlobalAveragePool", BuildGlobalAveragePoolGrad);
+  REGISTER_GRADIENT_BUILDER("Resize", BuildResizeGrad);
   REGISTER_GRADIENT_BUILDER("Dropout", BuildDropoutGrad);
 }
 
