@@ -363,6 +363,31 @@ def build_swin():
     return ImageClsLoss(T.SwinForImageClassification(cfg))
 
 
+class TinyUNet(nn.Module):
+    """A 2-level encoder/decoder: F.interpolate nearest (scale_factor 2) and bilinear (size), a skip
+    connection concatenated after the upsampling, then a per-image class from the decoded map."""
+
+    def __init__(self, chans=3, width=4, n_cls=10):
+        super().__init__()
+        self.enc1 = nn.Conv2d(chans, width, 3, padding=1)
+        self.enc2 = nn.Conv2d(width, 2 * width, 3, padding=1)
+        self.dec = nn.Conv2d(3 * width, width, 3, padding=1)
+        self.head = nn.Linear(width, n_cls)
+
+    def forward(self, pixel_values, labels):
+        s = torch.relu(self.enc1(pixel_values))                       # (B, w, 8, 8)
+        d = torch.relu(self.enc2(F.max_pool2d(s, 2)))                 # (B, 2w, 4, 4)
+        u = F.interpolate(d, scale_factor=2.0, mode="nearest")        # (B, 2w, 8, 8)
+        u = torch.relu(self.dec(torch.cat([u, s], dim=1)))            # (B, w, 8, 8)
+        u = F.interpolate(u, size=(12, 12), mode="bilinear", align_corners=False)
+        return F.cross_entropy(self.head(u.mean(dim=(2, 3))), labels)
+
+
+def data_image8(n, seed):
+    d = E.data_cnn(n, seed, chans=3, hw=8, n_cls=10)
+    return {"pixel_values": d["x"], "labels": d["y"]}
+
+
 def data_audio(n, seed):
     """Noisy sine waves; the class sets the frequency."""
     rs = np.random.RandomState(seed)
@@ -437,6 +462,8 @@ MODELS = collections.OrderedDict([
     ("deberta", (build_deberta, data_seqcls, 52, COMPACT)),
     ("t5", (build_t5, data_lm, 53, COMPACT)),
     ("swin", (build_swin, data_image, 56, COMPACT)),
+    # upsampling (ONNX Resize): both exporters, as they write it differently
+    ("unet", (TinyUNet, data_image8, 61, dict(COMPACT, modes=("helper", "legacy17")))),
 ])
 
 

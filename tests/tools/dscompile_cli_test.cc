@@ -59,7 +59,7 @@ TEST(DscompileCli, ListOpsNamesTheOpsCurrentExportersWrite) {
   ASSERT_EQ(r.rc, 0) << r.output;
   for (const char* op : {"  Gelu  compute", "  Attention  compute", "  RMSNormalization  compute",
                          "  GatherND  compute", "  Shape  folded", "  MatMul  compute",
-                         "  ConvTranspose  compute"})
+                         "  ConvTranspose  compute", "  Resize  compute"})
     EXPECT_NE(r.output.find(op), std::string::npos) << op << "\n" << r.output;
 }
 
