@@ -89,6 +89,17 @@ g (float[6] w, float[6] g, float[6] m, float[6] v, float[] lr, int64[] step, flo
       {"SumSquares", R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
 g (float[6] a, float[2,3] b) => (float[] y) { y = ai.dscompile.SumSquares(a, b) })",
        true, 2 * 12, 4 * (12 + 1)},
+      // Bilinear over H and W (4 taps, 2 FLOPs each) per output element; N and C are not resized.
+      {"Resize linear", R"(<ir_version: 8, opset_import: ["" : 17]>
+g (float[1,2,3,4] x) => (float[1,2,6,8] y) <float[4] s = {1.0, 1.0, 2.0, 2.0}> { y = Resize <mode = "linear"> (x, , s) })",
+       true, 2 * 4 * 96, 4 * (24 + 4 + 96)},
+      // The adjoint of a cubic resize along one axis: 4 taps per dY element; nearest picks, 0 FLOPs.
+      {"ResizeGrad cubic", R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
+g (float[2,6] dy) => (float[2,3] dx) <float[2] s = {1.0, 2.0}> { dx = ai.dscompile.ResizeGrad <mode = "cubic"> (dy, , s) })",
+       true, 2 * 4 * 12, 4 * (12 + 2 + 6)},
+      {"Resize nearest", R"(<ir_version: 8, opset_import: ["" : 17]>
+g (float[1,2,3,4] x) => (float[1,2,6,8] y) <float[4] s = {1.0, 1.0, 2.0, 2.0}> { y = Resize(x, , s) })",
+       true, 0, 4 * (24 + 4 + 96)},
       {"an op the table does not list", R"(<ir_version: 8, opset_import: ["" : 17]>
 g (float[4,8] x, float[8,4] y) => (float[4,4] z) { z = Einsum <equation = "ij,jk->ik"> (x, y) })",
        false, 0, 4 * (32 + 32 + 16)},
