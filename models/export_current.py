@@ -365,14 +365,14 @@ def build_swin():
 
 class TinyUNet(nn.Module):
     """A 2-level encoder/decoder: F.interpolate nearest (scale_factor 2) and bilinear (size), a skip
-    connection concatenated after the upsampling, then a per-image class from the decoded map."""
+    connection concatenated after the upsampling, then a per-image class from the decoded 12x12 map."""
 
     def __init__(self, chans=3, width=4, n_cls=10):
         super().__init__()
         self.enc1 = nn.Conv2d(chans, width, 3, padding=1)
         self.enc2 = nn.Conv2d(width, 2 * width, 3, padding=1)
         self.dec = nn.Conv2d(3 * width, width, 3, padding=1)
-        self.head = nn.Linear(width, n_cls)
+        self.head = nn.Linear(width * 12 * 12, n_cls)
 
     def forward(self, pixel_values, labels):
         s = torch.relu(self.enc1(pixel_values))                       # (B, w, 8, 8)
@@ -380,7 +380,7 @@ class TinyUNet(nn.Module):
         u = F.interpolate(d, scale_factor=2.0, mode="nearest")        # (B, 2w, 8, 8)
         u = torch.relu(self.dec(torch.cat([u, s], dim=1)))            # (B, w, 8, 8)
         u = F.interpolate(u, size=(12, 12), mode="bilinear", align_corners=False)
-        return F.cross_entropy(self.head(u.mean(dim=(2, 3))), labels)
+        return F.cross_entropy(self.head(u.flatten(1)), labels)
 
 
 def data_image8(n, seed):
