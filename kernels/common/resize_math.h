@@ -72,8 +72,8 @@ DSC_HD void CubicWeights(double r, double A, double* c) {
   c[3] = ((A * q1 - 5 * A) * q1 + 8 * A) * q1 - 4 * A;
 }
 
-// The taps of output index o along axis a. The first tap's raw index is `*first` (before clamping),
-// so callers can bound which outputs reach an input index.
+// The taps of output index o along axis a, their indices clamped into the input (the reference pads
+// with the edge value); with exclude_outside the taps that fell outside get weight 0 instead.
 DSC_HD void AxisTaps(const Geom& g, int a, int64_t o, Taps* t) {
   if (!g.resized[a]) {
     t->n = 1, t->idx[0] = o, t->w[0] = 1.0f;
