@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "ir/host_copy_ops.h"
+#include "kernels/common/host_copy_node.h"
 #include "kernels/cpu/core_util.h"
 
 namespace dsc::cpu {
@@ -10,15 +11,7 @@ namespace {
 
 class HostCopyKernel : public OpKernel {
  public:
-  Status Init(const Node& node) {
-    if (node.num_inputs() != 1 || node.num_outputs() != 1 || !node.input(0))
-      return InvalidArgument("takes one input and makes one output");
-    ASSIGN_OR_RETURN(auto x, StaticDims(node.input(0)));
-    ASSIGN_OR_RETURN(auto y, StaticDims(node.output(0)));
-    if (x != y || node.input(0)->type.dtype != node.output(0)->type.dtype)
-      return InvalidArgument("input and output must have one type");
-    return Status::OK();
-  }
+  Status Init(const Node& node) { return host_copy::CheckNode(node); }
   Status Compute(KernelContext& ctx) override {
     const TensorView& x = ctx.input(0);
     TensorView& y = ctx.output(0);

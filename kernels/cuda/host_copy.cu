@@ -4,25 +4,16 @@
 // may be reused after), and a host slot is overwritten by a later ToHost only after the FromHost
 // that read it. The copies do not overlap compute (no copy stream yet).
 #include "ir/host_copy_ops.h"
+#include "kernels/common/host_copy_node.h"
 #include "kernels/cuda/movement_util.cuh"
 
 namespace dsc::cuda {
 namespace {
 
-using cpu::StaticDims;
-
 class HostCopyCuda : public OpKernel {
  public:
   explicit HostCopyCuda(cudaMemcpyKind kind) : kind_(kind) {}
-  Status Init(const Node& node) {
-    if (node.num_inputs() != 1 || node.num_outputs() != 1 || !node.input(0))
-      return InvalidArgument("takes one input and makes one output");
-    ASSIGN_OR_RETURN(auto x, StaticDims(node.input(0)));
-    ASSIGN_OR_RETURN(auto y, StaticDims(node.output(0)));
-    if (x != y || node.input(0)->type.dtype != node.output(0)->type.dtype)
-      return InvalidArgument("input and output must have one type");
-    return Status::OK();
-  }
+  Status Init(const Node& node) { return host_copy::CheckNode(node); }
   Status Compute(KernelContext& ctx) override {
     const TensorView& x = ctx.input(0);
     TensorView& y = ctx.output(0);

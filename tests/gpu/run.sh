@@ -93,6 +93,19 @@ want() {
 tmo() { awk -v s="$1" -v k="$scale" 'BEGIN { printf "%d", s * k }'; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+# skipped NAME T0 [WHY]: records NAME as SKIPPED and succeeds when there is no GPU, no programs or no
+# python3, or (with WHY: what the check reads from dsinspect) no dsinspect; fails when it can run.
+skipped() {
+  if [ -n "$gpu_reason$prog_reason" ] || [ -z "$py" ]; then
+    record "$1" SKIPPED "${gpu_reason:-${prog_reason:-python3 not found}}" "$(since "$2")"
+    return 0
+  fi
+  if [ -n "${3:-}" ] && [ ! -x "$bin/dsinspect" ]; then
+    record "$1" SKIPPED "no executable $bin/dsinspect ($3)" "$(since "$2")"
+    return 0
+  fi
+  return 1
+}
 
 # What the host has: a GPU, python3 (with torch), the programs.
 gpu_reason=""
@@ -263,10 +276,7 @@ traj() {
     *) onnx=$repo/models/$model/$model.onnx data=$repo/models/$model/data ;;
   esac
   t0=$(now)
-  if [ -n "$gpu_reason$prog_reason" ] || [ -z "$py" ]; then
-    record "$name" SKIPPED "${gpu_reason:-${prog_reason:-python3 not found}}" "$(since "$t0")"
-    return
-  fi
+  skipped "$name" "$t0" && return
   local d=$work/$name
   mkdir -p "$d"
   if ! compile_plan "$onnx" "$cfg" "$d/plan.dsplan" "$d/compile.log"; then
@@ -302,10 +312,7 @@ zero3() {
   want "$name" || return 0
   shift 2
   t0=$(now)
-  if [ -n "$gpu_reason$prog_reason" ] || [ -z "$py" ]; then
-    record "$name" SKIPPED "${gpu_reason:-${prog_reason:-python3 not found}}" "$(since "$t0")"
-    return
-  fi
+  skipped "$name" "$t0" && return
   local d=$work/$name steps=6
   mkdir -p "$d"
   derive_config "$repo/configs/zero3.json" "$d/w1.json" "$@" gradient_accumulation_steps=4 train_micro_batch_size_per_gpu=2
@@ -340,14 +347,7 @@ offload_opt() {
   local name=$1 steps=$2 rtol=$3 t0
   want "$name" || return 0
   t0=$(now)
-  if [ -n "$gpu_reason$prog_reason" ] || [ -z "$py" ]; then
-    record "$name" SKIPPED "${gpu_reason:-${prog_reason:-python3 not found}}" "$(since "$t0")"
-    return
-  fi
-  if [ ! -x "$bin/dsinspect" ]; then
-    record "$name" SKIPPED "no executable $bin/dsinspect (the optimizer-state bytes come from the plan)" "$(since "$t0")"
-    return
-  fi
+  skipped "$name" "$t0" "the optimizer-state bytes come from the plan" && return
   local d=$work/$name
   mkdir -p "$d"
   "$py" - "$cfgs/zero2_bf16.json" "$d/offload.json" <<'EOF2'
@@ -410,14 +410,7 @@ cpu_ckpt() {
   local name=$1 steps=$2 batch=$3 t0
   want "$name" || return 0
   t0=$(now)
-  if [ -n "$gpu_reason$prog_reason" ] || [ -z "$py" ]; then
-    record "$name" SKIPPED "${gpu_reason:-${prog_reason:-python3 not found}}" "$(since "$t0")"
-    return
-  fi
-  if [ ! -x "$bin/dsinspect" ]; then
-    record "$name" SKIPPED "no executable $bin/dsinspect (the arenas come from the plans)" "$(since "$t0")"
-    return
-  fi
+  skipped "$name" "$t0" "the arenas come from the plans" && return
   local d=$work/$name m=$repo/models/gpt2_sized/l12 v
   # The dry run exercises the plumbing: a few small steps (a CPU takes seconds for each of the GPU's).
   [ "$dev" != cuda ] && steps=3 batch=4
@@ -484,10 +477,7 @@ onebit() {
   want "$name" || return 0
   shift 6
   t0=$(now)
-  if [ -n "$gpu_reason$prog_reason" ] || [ -z "$py" ]; then
-    record "$name" SKIPPED "${gpu_reason:-${prog_reason:-python3 not found}}" "$(since "$t0")"
-    return
-  fi
+  skipped "$name" "$t0" && return
   local d=$work/$name nproc=() extra_args=()
   mkdir -p "$d"
   [ "$ranks" -gt 1 ] && nproc=(--nproc "$ranks")
