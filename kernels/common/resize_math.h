@@ -40,6 +40,13 @@ struct Geom {
   int32_t resized[kMaxRank] = {};
 };
 
+// The elements of an `in` or `out` shape of `g` (each kernel runs one element per thread or iteration).
+inline int64_t Elements(const int64_t* dims, int rank) {
+  int64_t n = 1;
+  for (int a = 0; a < rank; ++a) n *= dims[a];
+  return n;
+}
+
 // One output index's reads along one axis: n taps at input indices idx (clamped into [0, in)).
 struct Taps {
   int32_t n = 0;

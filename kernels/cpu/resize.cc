@@ -13,12 +13,6 @@
 namespace dsc {
 namespace {
 
-int64_t Count(const int64_t* dims, int rank) {
-  int64_t n = 1;
-  for (int a = 0; a < rank; ++a) n *= dims[a];
-  return n;
-}
-
 class ResizeKernel : public OpKernel {
  public:
   Status Init(const Node& node) {
@@ -29,7 +23,7 @@ class ResizeKernel : public OpKernel {
     const float* x = ctx.input(0).data<float>();
     float* y = ctx.output(0).data<float>();
     const resize::Geom& g = g_;
-    const int64_t n = Count(g.out, g.rank);
+    const int64_t n = resize::Elements(g.out, g.rank);
     // An element costs tens of operations (coordinates and taps per axis): threads pay off sooner.
 #pragma omp parallel for if (n > nn::kParallelThreshold / 8)
     for (int64_t e = 0; e < n; ++e) y[e] = resize::ResizeAt(g, e, [x](int64_t off) { return x[off]; });
@@ -51,7 +45,7 @@ class ResizeGradKernel : public OpKernel {
     const float* dy = ctx.input(0).data<float>();
     float* dx = ctx.output(0).data<float>();
     const resize::Geom& g = g_;
-    const int64_t n = Count(g.in, g.rank);
+    const int64_t n = resize::Elements(g.in, g.rank);
 #pragma omp parallel for if (n > nn::kParallelThreshold / 8)
     for (int64_t e = 0; e < n; ++e) dx[e] = resize::ResizeGradAt(g, e, [dy](int64_t off) { return dy[off]; });
     return Status::OK();

@@ -12,25 +12,27 @@
 namespace dsc::cuda {
 namespace {
 
-int64_t Count(const int64_t* dims, int rank) {
-  int64_t n = 1;
-  for (int a = 0; a < rank; ++a) n *= dims[a];
-  return n;
-}
+template <typename T>
+struct ResizeFn {
+  const T* x;
+  T* y;
+  resize::Geom g;
+  __device__ void operator()(int64_t e) const {
+    const T* src = x;
+    y[e] = FromFloat<T>(resize::ResizeAt(g, e, [src](int64_t off) { return ToFloat(src[off]); }));
+  }
+};
 
 template <typename T>
-__global__ void ResizeFwd(const T* x, T* y, resize::Geom g, int64_t n) {
-  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < n;
-       e += static_cast<int64_t>(blockDim.x) * gridDim.x)
-    y[e] = FromFloat<T>(resize::ResizeAt(g, e, [x](int64_t off) { return ToFloat(x[off]); }));
-}
-
-template <typename T>
-__global__ void ResizeBwd(const T* dy, T* dx, resize::Geom g, int64_t n) {
-  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < n;
-       e += static_cast<int64_t>(blockDim.x) * gridDim.x)
-    dx[e] = FromFloat<T>(resize::ResizeGradAt(g, e, [dy](int64_t off) { return ToFloat(dy[off]); }));
-}
+struct ResizeGradFn {
+  const T* dy;
+  T* dx;
+  resize::Geom g;
+  __device__ void operator()(int64_t e) const {
+    const T* src = dy;
+    dx[e] = FromFloat<T>(resize::ResizeGradAt(g, e, [src](int64_t off) { return ToFloat(src[off]); }));
+  }
+};
 
 template <typename T>
 class ResizeCuda : public OpKernel {
@@ -40,12 +42,8 @@ class ResizeCuda : public OpKernel {
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
-    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
-    const int64_t n = Count(g_.out, g_.rank);
-    if (n == 0) return Status::OK();
-    ResizeFwd<T><<<GridFor(*r, n), kThreads, 0, r->compute>>>(ctx.input(0).data<T>(), ctx.output(0).data<T>(), g_, n);
-    DSC_CUDA_CHECK_LAUNCH();
-    return Status::OK();
+    return LaunchMap(ctx, resize::Elements(g_.out, g_.rank),
+                     ResizeFn<T>{ctx.input(0).data<T>(), ctx.output(0).data<T>(), g_});
   }
 
  private:
@@ -61,12 +59,8 @@ class ResizeGradCuda : public OpKernel {
     return Status::OK();
   }
   Status Compute(KernelContext& ctx) override {
-    ASSIGN_OR_RETURN(Resources * r, Res(ctx));
-    const int64_t n = Count(g_.in, g_.rank);
-    if (n == 0) return Status::OK();
-    ResizeBwd<T><<<GridFor(*r, n), kThreads, 0, r->compute>>>(ctx.input(0).data<T>(), ctx.output(0).data<T>(), g_, n);
-    DSC_CUDA_CHECK_LAUNCH();
-    return Status::OK();
+    return LaunchMap(ctx, resize::Elements(g_.in, g_.rank),
+                     ResizeGradFn<T>{ctx.input(0).data<T>(), ctx.output(0).data<T>(), g_});
   }
 
  private:
