@@ -116,6 +116,33 @@ struct RandomDraw {
   }
 };
 
+// The counters' layout for a node over static `dims` (the data of a SampleDropout or ONNX Dropout,
+// the output of a SampleRandom; host only): with `per_sample`, the batch_axis and sample_rows
+// attributes, checked against `dims` (`what` names the tensor in errors); otherwise, or with axis
+// -1, keyed by element. Key, ratio and first sample are the caller's, per run.
+template <typename NodeT>
+StatusOr<DropoutMask> ReadSampleLayout(const NodeT& node, const std::vector<int64_t>& dims, bool per_sample,
+                                       const char* what) {
+  DropoutMask m;
+  int64_t n = 1;
+  for (int64_t x : dims) n *= x;
+  m.inner = n;
+  if (!per_sample) return m;
+  const int64_t axis = node.GetInt("batch_axis", -1), rows = node.GetInt("sample_rows", 1);
+  const int64_t rank = static_cast<int64_t>(dims.size());
+  if (axis < -1 || axis >= rank) return InvalidArgument("batch_axis ", axis, " is outside the ", what, "'s rank ", rank);
+  if (axis < 0) return m;
+  const size_t ax = static_cast<size_t>(axis);
+  if (rows < 1 || dims[ax] % rows != 0)
+    return InvalidArgument("sample_rows ", rows, " does not divide dim ", axis, " (", dims[ax], ") of the ", what);
+  m.by_sample = true;
+  m.extent = dims[ax];
+  m.inner = 1;
+  for (size_t k = ax + 1; k < dims.size(); ++k) m.inner *= dims[k];
+  m.rows = rows;
+  return m;
+}
+
 // SampleRandom's attributes and sample layout for an output of static dims `dims` (host only):
 // everything of the draw but the step's key and first sample.
 template <typename NodeT>
@@ -135,22 +162,7 @@ StatusOr<RandomDraw> ReadRandomDraw(const NodeT& node, const std::vector<int64_t
   }
   if ((d.dist == Distribution::kBernoulli) != (node.num_inputs() == 1 && node.input(0) != nullptr))
     return InvalidArgument("a bernoulli draw takes its probabilities as its one input, the others no input");
-  const int64_t axis = node.GetInt("batch_axis", -1), rows = node.GetInt("sample_rows", 1);
-  const int64_t rank = static_cast<int64_t>(dims.size());
-  if (axis < -1 || axis >= rank) return InvalidArgument("batch_axis ", axis, " is outside the output's rank ", rank);
-  int64_t n = 1;
-  for (int64_t x : dims) n *= x;
-  d.stream.inner = n;
-  if (axis >= 0) {
-    const size_t ax = static_cast<size_t>(axis);
-    if (rows < 1 || dims[ax] % rows != 0)
-      return InvalidArgument("sample_rows ", rows, " does not divide dim ", axis, " (", dims[ax], ") of the output");
-    d.stream.by_sample = true;
-    d.stream.extent = dims[ax];
-    d.stream.inner = 1;
-    for (size_t k = ax + 1; k < dims.size(); ++k) d.stream.inner *= dims[k];
-    d.stream.rows = rows;
-  }
+  ASSIGN_OR_RETURN(d.stream, ReadSampleLayout(node, dims, /*per_sample=*/true, "output"));
   return d;
 }
 

@@ -43,14 +43,6 @@ StatusOr<RatioAndMode> ReadRatioAndMode(const KernelContext& ctx, size_t ratio_i
   return r;
 }
 
-// Where a sample's elements lie in a tensor: along `axis` (-1: the tensor has no batch axis), in
-// blocks of `rows` consecutive indices per sample (1 when the axis is the batch itself; more when
-// the batch was flattened into it, e.g. [batch*seq, hidden]).
-struct SampleLayout {
-  int64_t axis = -1;
-  int64_t rows = 1;
-};
-
 // (data[, ratio][, training_mode]) -> output[, mask]
 // Training: keep = u >= ratio with u uniform in [0,1) from a counter-based hash, so a mask is the
 // same for any thread count and DropoutGrad can rely on the saved mask; output = data * keep / (1 - ratio).
@@ -69,15 +61,7 @@ class DropoutKernel : public nn::DescribedKernel {
     has_seed_attr_ = node.HasAttr("seed");
     seed_attr_ = static_cast<uint64_t>(node.GetInt("seed", 0));
     desc_ = node.Describe();
-    if (!per_sample_) return Status::OK();
-    layout_.axis = node.GetInt("batch_axis", -1);
-    layout_.rows = node.GetInt("sample_rows", 1);
-    const int64_t rank = static_cast<int64_t>(dims_.size());
-    if (layout_.axis < -1 || layout_.axis >= rank)
-      return InvalidArgument("batch_axis ", layout_.axis, " is outside the data's rank ", rank);
-    if (layout_.axis >= 0 && (layout_.rows < 1 || dims_[static_cast<size_t>(layout_.axis)] % layout_.rows != 0))
-      return InvalidArgument("sample_rows ", layout_.rows, " does not divide dim ", layout_.axis, " (",
-                             dims_[static_cast<size_t>(layout_.axis)], ") of the data");
+    ASSIGN_OR_RETURN(layout_, dropout::ReadSampleLayout(node, dims_, per_sample_, "data"));
     return Status::OK();
   }
 
@@ -95,18 +79,10 @@ class DropoutKernel : public nn::DescribedKernel {
     }
     // An explicit seed attribute replaces the run seed, as ONNX intends; the step still varies the mask.
     const uint64_t seed = has_seed_attr_ ? seed_attr_ : ctx.seed;
-    dropout::DropoutMask m;
+    dropout::DropoutMask m = layout_;
     m.key = dropout::DropoutKey(seed, ctx.step, node_id_);
     m.ratio = ratio;
-    m.by_sample = per_sample_ && layout_.axis >= 0;
-    m.inner = n_;
-    if (m.by_sample) {
-      const size_t ax = static_cast<size_t>(layout_.axis);
-      m.extent = dims_[ax];
-      m.inner = nn::Product(dims_, ax + 1, dims_.size());
-      m.rows = layout_.rows;
-      m.first_sample = ctx.first_sample;
-    }
+    m.first_sample = ctx.first_sample;
     const float scale = dropout::DropoutScale(ratio);
     const int64_t n = n_;
 #pragma omp parallel for if (n > nn::kParallelThreshold)
@@ -123,7 +99,7 @@ class DropoutKernel : public nn::DescribedKernel {
   int64_t n_ = 0;
   uint64_t node_id_ = 0, seed_attr_ = 0;
   bool has_seed_attr_ = false;
-  SampleLayout layout_;
+  dropout::DropoutMask layout_;  // key, ratio and first sample set per run
 };
 
 class SampleDropoutKernel : public DropoutKernel {

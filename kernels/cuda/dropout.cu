@@ -71,15 +71,7 @@ class DropoutCuda : public OpKernel {
     node_id_ = dropout::MaskNodeId(node);
     has_seed_attr_ = node.HasAttr("seed");
     seed_attr_ = static_cast<uint64_t>(node.GetInt("seed", 0));
-    if (!per_sample_) return Status::OK();
-    axis_ = node.GetInt("batch_axis", -1);
-    rows_ = node.GetInt("sample_rows", 1);
-    const int64_t rank = static_cast<int64_t>(dims_.size());
-    if (axis_ < -1 || axis_ >= rank)
-      return InvalidArgument("batch_axis ", axis_, " is outside the data's rank ", rank);
-    if (axis_ >= 0 && (rows_ < 1 || dims_[static_cast<size_t>(axis_)] % rows_ != 0))
-      return InvalidArgument("sample_rows ", rows_, " does not divide dim ", axis_, " (",
-                             dims_[static_cast<size_t>(axis_)], ") of the data");
+    ASSIGN_OR_RETURN(layout_, dropout::ReadSampleLayout(node, dims_, per_sample_, "data"));
     return Status::OK();
   }
 
@@ -96,18 +88,10 @@ class DropoutCuda : public OpKernel {
     }
     // An explicit seed attribute replaces the run seed, as ONNX intends; the step still varies the mask.
     const uint64_t seed = has_seed_attr_ ? seed_attr_ : ctx.seed;
-    dropout::DropoutMask m;
+    dropout::DropoutMask m = layout_;
     m.key = dropout::DropoutKey(seed, ctx.step, node_id_);
     m.ratio = ratio_;
-    m.by_sample = per_sample_ && axis_ >= 0;
-    m.inner = n_;
-    if (m.by_sample) {
-      const size_t ax = static_cast<size_t>(axis_);
-      m.extent = dims_[ax];
-      m.inner = cpu::Product(dims_, ax + 1, dims_.size());
-      m.rows = rows_;
-      m.first_sample = ctx.first_sample;
-    }
+    m.first_sample = ctx.first_sample;
     const bool index32 = n_ < (int64_t{1} << 31);
     return LaunchMap(ctx, n_, DropoutFn<T>{m, dropout::DropoutScale(ratio_), x, y, mask, index32});
   }
@@ -120,7 +104,7 @@ class DropoutCuda : public OpKernel {
   bool training_ = false;
   uint64_t node_id_ = 0, seed_attr_ = 0;
   bool has_seed_attr_ = false;
-  int64_t axis_ = -1, rows_ = 1;
+  dropout::DropoutMask layout_;  // key, ratio and first sample set per run
 };
 
 template <typename T>
