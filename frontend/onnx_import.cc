@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "frontend/decompose_ops.h"
+#include "frontend/label_smoothing.h"
 #include "frontend/external_data.h"
 #include "frontend/fold_sequences.h"
 #include "frontend/supported_ops.h"
@@ -156,6 +157,7 @@ Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, const Cu
   RETURN_IF_ERROR(RecordTorchParameters(&model));
   RETURN_IF_ERROR(RecordEmbeddingPadding(&model));
   RETURN_IF_ERROR(RestoreBatchNormTraining(&model));
+  RETURN_IF_ERROR(RestoreLabelSmoothing(&model));
   RETURN_IF_ERROR(FoldSequenceOps(&model, &held));
   RETURN_IF_ERROR(DecomposeOps(&model));
   ASSIGN_OR_RETURN(*out, GraphFromOnnxReleasingWeights(&model, &held));  // inline data: one copy, not two

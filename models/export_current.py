@@ -307,6 +307,34 @@ class ConvAutoencoder(nn.Module):
 
 # ---- architecture sweep: weights shared between layers or with the embedding, relative position
 # buckets, disentangled attention, shifted windows
+class LabelSmoothingLosses(nn.Module):
+    """F.cross_entropy with label_smoothing in each form that reaches a different part of its formula
+    (class weights with ignore_index, sum over extra dims, reduction none, mean with ignore_index);
+    the dynamo exporter drops label_smoothing from the ONNX node, dscompile restores it."""
+
+    def __init__(self, n_cls=5):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.head = nn.Linear(8 * 4 * 4, 2 * n_cls)
+        self.n_cls = n_cls
+        self.register_buffer("class_weight", torch.tensor([1.0, 2.0, 0.5, 1.5, 3.0]))
+
+    def forward(self, pixel_values, labels):
+        h = torch.relu(self.conv(pixel_values))
+        z = self.head(h.flatten(1)).view(-1, self.n_cls, 2)            # (B, C, 2): per-sample pairs
+        pair = torch.stack([labels, torch.where(labels == 4, 0, labels + 1)], 1)  # (B, 2)
+        dropped = torch.where(labels == 4, torch.full_like(labels, -100), labels)
+        return (F.cross_entropy(z[:, :, 0], labels, weight=self.class_weight, ignore_index=3, label_smoothing=0.15)
+                + F.cross_entropy(z, pair, reduction="sum", label_smoothing=0.3) / labels.shape[0]
+                + F.cross_entropy(z[:, :, 1], labels, reduction="none", label_smoothing=0.05).mean()
+                + F.cross_entropy(z[:, :, 0] - z[:, :, 1], dropped, label_smoothing=0.1))
+
+
+def data_image5(n, seed):
+    d = E.data_cnn(n, seed, chans=3, hw=8, n_cls=5)
+    return {"pixel_values": d["x"], "labels": d["y"]}
+
+
 def build_llama_tied():
     """Input embedding and lm_head are one tensor (tie_word_embeddings)."""
     cfg = T.LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -464,6 +492,8 @@ MODELS = collections.OrderedDict([
     ("swin", (build_swin, data_image, 56, COMPACT)),
     # upsampling (ONNX Resize): both exporters, as they write it differently
     ("unet", (TinyUNet, data_image8, 61, dict(COMPACT, modes=("helper", "legacy17")))),
+    # F.cross_entropy(label_smoothing=...): the dynamo exporter drops the smoothing (both modes use it)
+    ("label_smoothing", (LabelSmoothingLosses, data_image5, 62, COMPACT)),
 ])
 
 
