@@ -5,6 +5,11 @@
 // comments: X is the forward input, Y the forward output, dY/dX their gradients. Attributes copy
 // the forward node's attributes unless stated. All float kernels exist for float32 first.
 //
+// Attributes of our own on ONNX ops:
+//   Identity<stop_gradient = 1>(X) -> Y         PyTorch's X.detach(), recovered from the dynamo exporter's
+//                                               metadata (frontend/torch_detach.h): Y = X, and no
+//                                               gradient flows from Y to X
+//
 // Forward ops:
 //   SampleDropout<batch_axis, sample_rows[, seed]>(data[, ratio][, training_mode]) -> output[, mask]
 //                                               ONNX Dropout whose mask is keyed by (seed, step, node,

@@ -26,6 +26,10 @@ inline constexpr const char* kTorchParametersKey = "dscompile.parameters";
 // autodiff gives those Gathers' GatherGrad the attribute padding_idx = K.
 inline constexpr const char* kEmbeddingPaddingKey = "dscompile.embedding_padding";
 
+// Warnings the import leaves for the compile to print (a JSON list of strings): what it could not
+// restore from the exporter's metadata (frontend/torch_detach.h).
+inline constexpr const char* kImportWarningsKey = "dscompile.import_warnings";
+
 // The parsed entry; `present` is false when the model carries none.
 struct TorchParameters {
   bool present = false;

@@ -330,6 +330,30 @@ class LabelSmoothingLosses(nn.Module):
                 + F.cross_entropy(z[:, :, 0] - z[:, :, 1], dropped, label_smoothing=0.1))
 
 
+class DetachLosses(nn.Module):
+    """Tensor.detach() where it changes the gradient: a VQ-VAE-style straight-through estimator
+    (z + (q - z).detach()) with its commitment loss against a detached encoding, a stop-gradient
+    target (BYOL/SimSiam, distillation) and a value read both ways by one expression. ONNX has no
+    detach: dscompile restores it from the dynamo exporter's node metadata."""
+
+    def __init__(self, n_cls=10, codes=16, dim=8):
+        super().__init__()
+        self.enc = nn.Linear(3 * 8 * 8, dim)
+        self.codebook = nn.Parameter(torch.randn(dim, codes) * 0.5)
+        self.dec = nn.Linear(codes, dim)
+        self.pred = nn.Linear(dim, dim)
+        self.head = nn.Linear(2 * dim, n_cls)
+
+    def forward(self, pixel_values, labels):
+        z = self.enc(pixel_values.flatten(1))
+        q = self.dec(torch.softmax(z @ self.codebook, -1))       # soft quantisation
+        st = z + (q - z).detach()                                  # straight-through: the value of q, z's gradient
+        commit = ((z.detach() - q) ** 2).mean()                    # trains the codebook only
+        target = torch.tanh(st).detach()                           # stop-gradient target
+        byol = ((self.pred(z) - target) ** 2).mean()
+        return F.cross_entropy(self.head(torch.cat([st, z], 1)), labels) + 0.1 * commit + 0.1 * byol
+
+
 def data_image5(n, seed):
     d = E.data_cnn(n, seed, chans=3, hw=8, n_cls=5)
     return {"pixel_values": d["x"], "labels": d["y"]}
@@ -494,6 +518,8 @@ MODELS = collections.OrderedDict([
     ("unet", (TinyUNet, data_image8, 61, dict(COMPACT, modes=("helper", "legacy17")))),
     # F.cross_entropy(label_smoothing=...): the dynamo exporter drops the smoothing (both modes use it)
     ("label_smoothing", (LabelSmoothingLosses, data_image5, 62, COMPACT)),
+    # Tensor.detach(): the exporters drop it, dscompile restores it from the node metadata (dynamo files)
+    ("detach", (DetachLosses, data_image8, 63, COMPACT)),
 ])
 
 

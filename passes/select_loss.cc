@@ -18,6 +18,8 @@
 #include <set>
 #include <unordered_set>
 
+#include <nlohmann/json.hpp>
+
 #include "ir/torch_parameters.h"
 #include "passes/differentiability.h"
 #include "passes/merged_parameters.h"
@@ -158,6 +160,13 @@ class SelectLossPass : public GraphPass {
                   << QuotedNames(unreached) << "\n";
       for (const std::string& w : MergedParameterWarnings(g, info.parameters, torch_list.missing, by_list))
         *ctx.warn << "dscompile: warning: " << w << "\n";
+      // What the import could not restore from the exporter's metadata (frontend/torch_detach.h).
+      if (auto it = g.metadata.find(kImportWarningsKey); it != g.metadata.end()) {
+        const nlohmann::json list = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+        if (list.is_array())
+          for (const auto& w : list)
+            if (w.is_string()) *ctx.warn << "dscompile: warning: " << w.get<std::string>() << "\n";
+      }
       // nn.Embedding's padding_idx is not in ONNX: without the helper's or dynamo's record of it
       // (kEmbeddingPaddingKey), an embedding table trains every row.
       if (!by_list && !g.metadata.count(kEmbeddingPaddingKey)) {

@@ -1,0 +1,190 @@
+// Reading detach() back from the dynamo exporter's fx nodes (see torch_detach.h).
+#include "frontend/torch_detach.h"
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "frontend/torch_node_metadata.h"
+
+namespace dsc {
+namespace {
+
+constexpr const char* kFxKey = "pkg.torch.onnx.fx_node";
+
+// "%name : [num_users=..] = call_function[...](args = (...), kwargs = {...})": the defined name.
+std::string FxDefinedName(const std::string& fx) {
+  if (fx.empty() || fx[0] != '%') return "";
+  const size_t end = fx.find(' ');
+  return fx.substr(1, end == std::string::npos ? std::string::npos : end - 1);
+}
+
+bool NameChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// Every `%name` the call reads (its args and kwargs, nested lists included), in order.
+std::vector<std::string> FxReadNames(const std::string& fx) {
+  std::vector<std::string> names;
+  const size_t args = fx.find("](args = ");
+  if (args == std::string::npos) return names;
+  for (size_t i = args; i < fx.size(); ++i) {
+    if (fx[i] != '%') continue;
+    size_t j = i + 1;
+    while (j < fx.size() && NameChar(fx[j])) ++j;
+    if (j > i + 1) names.push_back(fx.substr(i + 1, j - i - 1));
+    i = j - 1;
+  }
+  return names;
+}
+
+bool IsDetach(const std::string& name) {
+  if (name.rfind("detach", 0) != 0) return false;
+  if (name.size() == 6) return true;
+  if (name[6] != '_' || name.size() == 7) return false;
+  for (size_t i = 7; i < name.size(); ++i)
+    if (!std::isdigit(static_cast<unsigned char>(name[i]))) return false;
+  return true;
+}
+
+std::string Underscored(std::string s) {
+  for (char& c : s)
+    if (!NameChar(c)) c = '_';
+  return s;
+}
+
+// Identity<stop_gradient = 1>: autodiff does not differentiate through it (ir/dsc_ops.h).
+void MarkStopGradient(onnx::NodeProto* identity) {
+  onnx::AttributeProto* a = nullptr;
+  for (auto& attr : *identity->mutable_attribute())
+    if (attr.name() == "stop_gradient") a = &attr;
+  if (!a) a = identity->add_attribute();
+  a->set_name("stop_gradient");
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(1);
+}
+
+}  // namespace
+
+Status RestoreDetach(onnx::ModelProto* model) {
+  onnx::GraphProto* g = model->mutable_graph();
+  // Values that stand for an fx value: graph inputs, the outputs the exporter named after their fx
+  // node, and initializers some fx call reads as a placeholder (parameters, buffers, constants; not
+  // the exporter's own lifted literals, val_K).
+  std::set<std::string> initializers, named, taken, placeholders, defined;
+  for (const auto& t : g->initializer()) initializers.insert(t.name());
+  for (const auto& v : g->input()) named.insert(v.name());
+  taken = named;
+  taken.insert(initializers.begin(), initializers.end());
+  for (const auto& n : g->node()) {
+    for (const auto& o : n.output()) taken.insert(o);
+    const std::string* fx = FindProp(n.metadata_props(), kFxKey);
+    if (!fx) continue;
+    const std::string def = FxDefinedName(*fx);
+    defined.insert(def);
+    for (const auto& o : n.output())
+      if (!def.empty() && o == def) named.insert(o);
+    for (const std::string& r : FxReadNames(*fx)) placeholders.insert(r);
+  }
+  for (const std::string& v : initializers) {
+    const std::string u = Underscored(v);
+    if (placeholders.count("p_" + u) || placeholders.count("b_" + u) || placeholders.count("c_" + u))
+      named.insert(v);
+  }
+  bool any = false;
+  for (const auto& n : g->node()) {
+    const std::string* fx = FindProp(n.metadata_props(), kFxKey);
+    if (!fx) continue;
+    for (const std::string& r : FxReadNames(*fx)) any |= IsDetach(r);
+    any |= !FxCallArgs(*fx, "aten.detach.default").empty();
+  }
+  if (!any) return Status::OK();
+
+  std::vector<std::string> warnings;
+  // A computation that differs from another only by a detach() is the same ONNX computation: the
+  // exporter's optimizer merges the two, and the fx value the merged one read is gone from the file.
+  std::string merged;
+  for (const auto& n : g->node()) {
+    const std::string* fx = FindProp(n.metadata_props(), kFxKey);
+    if (!fx || !merged.empty()) continue;
+    for (const std::string& r : FxReadNames(*fx)) {
+      const bool placeholder = r.rfind("p_", 0) == 0 || r.rfind("b_", 0) == 0 || r.rfind("c_", 0) == 0 ||
+                               r.rfind("sym_", 0) == 0;
+      if (!IsDetach(r) && !placeholder && !defined.count(r) && !named.count(r)) {
+        merged = "node '" + n.name() + "' (" + n.op_type() + ") reads the fx value %" + r;
+        break;
+      }
+    }
+  }
+  if (!merged.empty())
+    warnings.push_back("the model calls Tensor.detach() and the exporter's optimizer merged computations away (" +
+                       merged + ", which the file no longer has): a merged computation that PyTorch detached "
+                       "lets gradients through in this file; export with torch.onnx.export(..., dynamo=True, "
+                       "optimize=False) or tools/export_for_training.py");
+  std::map<std::string, std::string> detached;  // source value -> its stop-gradient copy
+  std::vector<onnx::NodeProto> nodes;
+  for (const auto& orig : g->node()) {
+    onnx::NodeProto n = orig;
+    const std::string* fx = FindProp(n.metadata_props(), kFxKey);
+    const std::vector<std::string> reads = fx ? FxReadNames(*fx) : std::vector<std::string>{};
+    std::set<std::string> read_set(reads.begin(), reads.end()), detaches;
+    for (const std::string& r : reads)
+      if (IsDetach(r) && !named.count(r)) detaches.insert(r);  // one the file has is an Identity, below
+    if (fx && n.op_type() == "Identity" && n.domain().empty() && !FxCallArgs(*fx, "aten.detach.default").empty()) {
+      MarkStopGradient(&n);  // without the optimizer the exporter keeps each detach as an Identity
+    }
+    if (detaches.empty()) {
+      nodes.push_back(std::move(n));
+      continue;
+    }
+    auto accounted = [&](const std::string& v) {
+      if (read_set.count(v)) return true;
+      if (!initializers.count(v)) return false;
+      const std::string u = Underscored(v);
+      return read_set.count("p_" + u) || read_set.count("b_" + u) || read_set.count("c_" + u) || read_set.count(u);
+    };
+    std::set<std::string> candidates;
+    for (const auto& in : n.input())
+      if (!in.empty() && named.count(in) && !accounted(in)) candidates.insert(in);
+    if (candidates.size() != detaches.size()) {
+      warnings.push_back("node '" + n.name() + "' (" + n.op_type() + ") reads " + std::to_string(detaches.size()) +
+                         " detached value(s) (Tensor.detach() in PyTorch) that dscompile cannot match to its inputs, "
+                         "so gradients may flow through them where PyTorch's stop; export with "
+                         "torch.onnx.export(..., dynamo=True, optimize=False) or tools/export_for_training.py, "
+                         "which keep every node's metadata");
+      nodes.push_back(std::move(n));
+      continue;
+    }
+    for (const std::string& src : candidates) {
+      auto it = detached.find(src);
+      if (it == detached.end()) {
+        std::string name = src + "/detached";
+        while (taken.count(name)) name += "_";
+        taken.insert(name);
+        onnx::NodeProto id;
+        id.set_op_type("Identity");
+        id.set_name(name);
+        id.add_input(src);
+        id.add_output(name);
+        MarkStopGradient(&id);
+        *id.mutable_metadata_props() = n.metadata_props();
+        nodes.push_back(std::move(id));
+        it = detached.emplace(src, name).first;
+      }
+      for (auto& in : *n.mutable_input())
+        if (in == src) in = it->second;
+    }
+    nodes.push_back(std::move(n));
+  }
+  g->clear_node();
+  for (auto& n : nodes) *g->add_node() = std::move(n);
+  if (!warnings.empty()) {
+    onnx::StringStringEntryProto* p = model->add_metadata_props();
+    p->set_key(kImportWarningsKey);
+    p->set_value(nlohmann::json(warnings).dump());
+  }
+  return Status::OK();
+}
+
+}  // namespace dsc
