@@ -3,76 +3,19 @@
 
 #include <vector>
 
+#include "frontend/decompose_rnn.h"
+#include "frontend/proto_rewriter.h"
+
 namespace dsc {
 namespace {
 
-class Rewriter {
- public:
-  Rewriter(const onnx::NodeProto& orig, int64_t opset, std::vector<onnx::NodeProto>* out)
-      : orig_(orig), opset_(opset), out_(out) {
-    prefix_ = (orig.name().empty() ? orig.output(0) : orig.name()) + "/decomposed/";
-  }
-
-  // Adds node OP(inputs) with one output (named `output`, or a fresh name) and returns the output.
-  std::string Add(const std::string& op, const std::vector<std::string>& inputs, const std::string& output = "") {
-    onnx::NodeProto n;
-    n.set_op_type(op);
-    n.set_name(prefix_ + op + "_" + std::to_string(count_));
-    for (const auto& i : inputs) n.add_input(i);
-    const std::string out = output.empty() ? prefix_ + op + "_" + std::to_string(count_) + "_out" : output;
-    n.add_output(out);
-    *n.mutable_metadata_props() = orig_.metadata_props();
-    ++count_;
-    out_->push_back(std::move(n));
-    return out;
-  }
-  onnx::NodeProto& last() { return out_->back(); }
-
-  std::string Ints(const std::vector<int64_t>& v) {
-    std::string out = Add("Constant", {});
-    onnx::AttributeProto* a = last().add_attribute();
-    a->set_name("value");
-    a->set_type(onnx::AttributeProto::TENSOR);
-    onnx::TensorProto* t = a->mutable_t();
-    t->set_data_type(onnx::TensorProto::INT64);
-    t->add_dims(static_cast<int64_t>(v.size()));
-    for (int64_t x : v) t->add_int64_data(x);
-    return out;
-  }
-  std::string Float(float f) {
-    std::string out = Add("Constant", {});
-    onnx::AttributeProto* a = last().add_attribute();
-    a->set_name("value_float");
-    a->set_type(onnx::AttributeProto::FLOAT);
-    a->set_f(f);
-    return out;
-  }
-  void SetInt(const std::string& name, int64_t v) {
-    onnx::AttributeProto* a = last().add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INT);
-    a->set_i(v);
-  }
-  // ReduceMean(x) over axis 2, keepdims: axes as attribute before opset 18, as input from 18.
-  std::string MeanOverAxis2(const std::string& x) {
-    std::string out = opset_ >= 18 ? Add("ReduceMean", {x, Ints({2})}) : Add("ReduceMean", {x});
-    if (opset_ < 18) {
-      onnx::AttributeProto* a = last().add_attribute();
-      a->set_name("axes");
-      a->set_type(onnx::AttributeProto::INTS);
-      a->add_ints(2);
-    }
-    SetInt("keepdims", 1);
-    return out;
-  }
-
- private:
-  const onnx::NodeProto& orig_;
-  int64_t opset_;
-  std::vector<onnx::NodeProto>* out_;
-  std::string prefix_;
-  int count_ = 0;
-};
+// ReduceMean(x) over axis 2, keepdims: axes as attribute before opset 18, as input from 18.
+std::string MeanOverAxis2(ProtoRewriter& r, const std::string& x) {
+  std::string out = r.opset() >= 18 ? r.Add("ReduceMean", {x, r.Ints({2})}) : r.Add("ReduceMean", {x});
+  if (r.opset() < 18) r.SetInts("axes", {2});
+  r.SetInt("keepdims", 1);
+  return out;
+}
 
 const onnx::AttributeProto* FindAttr(const onnx::NodeProto& n, const std::string& name) {
   for (const auto& a : n.attribute())
@@ -81,11 +24,11 @@ const onnx::AttributeProto* FindAttr(const onnx::NodeProto& n, const std::string
 }
 
 void InstanceNorm(const onnx::NodeProto& n, int64_t opset, std::vector<onnx::NodeProto>* out) {
-  Rewriter r(n, opset, out);
+  ProtoRewriter r(n, opset, out);
   const onnx::AttributeProto* eps = FindAttr(n, "epsilon");
   const std::string x3 = r.Add("Reshape", {n.input(0), r.Ints({0, 0, -1})});
-  const std::string d = r.Add("Sub", {x3, r.MeanOverAxis2(x3)});
-  const std::string var = r.MeanOverAxis2(r.Add("Mul", {d, d}));
+  const std::string d = r.Add("Sub", {x3, MeanOverAxis2(r, x3)});
+  const std::string var = MeanOverAxis2(r, r.Add("Mul", {d, d}));
   const std::string std_ = r.Add("Sqrt", {r.Add("Add", {var, r.Float(eps ? eps->f() : 1e-5f)})});
   const std::string norm = r.Add("Div", {d, std_});
   const std::string column = r.Ints({-1, 1});
@@ -95,7 +38,7 @@ void InstanceNorm(const onnx::NodeProto& n, int64_t opset, std::vector<onnx::Nod
 }
 
 void ReduceL2(const onnx::NodeProto& n, int64_t opset, std::vector<onnx::NodeProto>* out) {
-  Rewriter r(n, opset, out);
+  ProtoRewriter r(n, opset, out);
   const std::string sq = r.Add("Mul", {n.input(0), n.input(0)});
   std::vector<std::string> ins = {sq};
   if (opset >= 18) {
@@ -112,11 +55,16 @@ void ReduceL2(const onnx::NodeProto& n, int64_t opset, std::vector<onnx::NodePro
 }  // namespace
 
 const std::set<std::string>& DecomposedOps() {
-  static const std::set<std::string> ops = {"InstanceNormalization", "ReduceL2"};
+  static const std::set<std::string> ops = [] {
+    std::set<std::string> s = {"InstanceNormalization", "ReduceL2"};
+    s.insert(RecurrentOps().begin(), RecurrentOps().end());
+    return s;
+  }();
   return ops;
 }
 
 Status DecomposeOps(onnx::ModelProto* model) {
+  RETURN_IF_ERROR(DecomposeRecurrentOps(model));
   int64_t opset = 0;
   for (const auto& o : model->opset_import())
     if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();
