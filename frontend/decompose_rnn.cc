@@ -273,10 +273,13 @@ class Unroller {
     r_.SetInt("axis", axis);
     return outs;
   }
-  // Direction d's slice of a [num_directions, ...] tensor, kept 3-D or flattened by the caller.
+  // Direction d's part [1, ...] of a [num_directions, ...] tensor: one Split for both directions
+  // (its gradient, a Concat, is cheaper than two Slice gradients each writing the whole tensor).
   std::string OfDirection(const std::string& x, int64_t d) {
     if (dirs_ == 1) return x;
-    return r_.Add("Slice", {x, r_.Ints({d}), r_.Ints({d + 1}), r_.Ints({0})});
+    std::vector<std::string>& parts = by_direction_[x];
+    if (parts.empty()) parts = Split(x, 0, {1, 1});
+    return parts[static_cast<size_t>(d)];
   }
   std::string Apply(const Activation& a, const std::string& x) {
     std::string in = x;
@@ -424,6 +427,7 @@ class Unroller {
   std::optional<float> clip_;
   std::string clip_lo_, clip_hi_, one_;
   std::vector<std::vector<Activation>> acts_;
+  std::map<std::string, std::vector<std::string>> by_direction_;
 };
 
 std::optional<Cell> CellOf(const onnx::NodeProto& n) {
