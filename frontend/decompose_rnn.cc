@@ -239,6 +239,25 @@ class Unroller {
     elem_type_ = types.ElemType(Input(n_, 0));
     if (elem_type_ == 0) return Unimplemented(Describe(n_), ": the element type of X is not known");
     RETURN_IF_ERROR(CheckSequenceLens(n_, types, seq_));
+    // The weights' static dims against the attributes: a mismatch would otherwise surface as a
+    // Reshape or MatMul failure deep inside the unrolled steps.
+    const int64_t gh = gates_ * hidden_;
+    const struct {
+      int input;
+      const char* name;
+      std::vector<int64_t> dims;  // -1: any
+    } expected[] = {{1, "W", {dirs_, gh, -1}}, {2, "R", {dirs_, gh, hidden_}}, {3, "B", {dirs_, 2 * gh}},
+                    {7, "P", {dirs_, 3 * hidden_}}};
+    for (const auto& e : expected) {
+      const std::string name = Input(n_, e.input);
+      if (name.empty() || (e.input == 7 && cell_ != Cell::kLstm)) continue;
+      for (size_t a = 0; a < e.dims.size(); ++a) {
+        std::optional<int64_t> dim = types.Dim(name, static_cast<int>(a));
+        if (dim && e.dims[a] >= 0 && *dim != e.dims[a])
+          return InvalidArgument(Describe(n_), ": ", e.name, " ('", name, "') has ", *dim, " along axis ", a,
+                                 "; direction, hidden_size ", hidden_, " and ", gates_, " gates make it ", e.dims[a]);
+      }
+    }
     ASSIGN_OR_RETURN(acts_, ParseActivations(n_, cell_, dirs_));
     if (const onnx::AttributeProto* c = FindAttr(n_, "clip")) {
       if (!(c->f() > 0)) return InvalidArgument(Describe(n_), ": clip ", c->f(), " is not positive");

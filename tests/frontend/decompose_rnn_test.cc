@@ -73,7 +73,9 @@ std::string LstmText(const std::string& x_dims, const std::string& attrs, const 
                      const std::string& initializers = "", const std::string& seq_lens_arg = "") {
   return "<ir_version: 10, opset_import: [\"\" : 20]>\n"
          "g (float[" + x_dims + "] X, float[1,8,3] W, float[1,8,2] R" + extra_inputs + ") => (float[3,1,2,2] Y)" +
-         initializers + " {\n  [lstm0] Y = LSTM <hidden_size = 2" + attrs + "> (X, W, R, \"\"" + seq_lens_arg + ")\n}";
+         initializers + " {\n  [lstm0] Y = LSTM <" +
+         (attrs.find("hidden_size") == std::string::npos ? "hidden_size = 2" + attrs : attrs.substr(2)) + "> (X, W, R, \"\"" +
+         seq_lens_arg + ")\n}";
 }
 
 TEST(DecomposeRnn, RefusesWhatItCannotUnrollNamingTheNode) {
@@ -92,6 +94,10 @@ TEST(DecomposeRnn, RefusesWhatItCannotUnrollNamingTheNode) {
        "node 'lstm0' (LSTM): 'activations' lists 2 functions; a LSTM takes 3"},
       {LstmText("3,2,3", ", activation_alpha = [0.5]"),
        "node 'lstm0' (LSTM): activation_alpha/activation_beta hold 1/0 values, but its activations take 0/0"},
+      {LstmText("3,2,3", ", hidden_size = 3"),
+       "node 'lstm0' (LSTM): W ('W') has 8 along axis 1; direction, hidden_size 3 and 4 gates make it 12"},
+      {LstmText("3,2,3", ", direction = \"bidirectional\""),
+       "node 'lstm0' (LSTM): W ('W') has 1 along axis 0; direction, hidden_size 2 and 4 gates make it 2"},
   };
   for (const Case& c : cases) {
     StatusOr<std::unique_ptr<Graph>> g = ImportText(c.text);
