@@ -63,8 +63,8 @@ const std::set<std::string>& DecomposedOps() {
   return ops;
 }
 
-Status DecomposeOps(onnx::ModelProto* model) {
-  RETURN_IF_ERROR(DecomposeRecurrentOps(model));
+Status DecomposeOps(onnx::ModelProto* model, const std::map<std::string, int64_t>& dims) {
+  RETURN_IF_ERROR(DecomposeRecurrentOps(model, dims));
   int64_t opset = 0;
   for (const auto& o : model->opset_import())
     if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();

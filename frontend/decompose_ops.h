@@ -3,9 +3,11 @@
 // wav2vec 2.0's feature encoder), ReduceL2 (torch.linalg.vector_norm, weight_norm), and LSTM, GRU
 // and RNN (frontend/decompose_rnn.h).
 //
-//   RETURN_IF_ERROR(DecomposeOps(&model));   // after the checker, before GraphFromOnnx
+//   RETURN_IF_ERROR(DecomposeOps(&model, dims));   // after the checker, before GraphFromOnnx
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 
@@ -24,6 +26,7 @@ const std::set<std::string>& DecomposedOps();
 //   ReduceL2(X[, axes]) into Sqrt(ReduceSum(X * X[, axes])) with the same keepdims/noop_with_empty_axes,
 // in the model's opset form (axes as attribute or input), and LSTM/GRU/RNN as DecomposeRecurrentOps
 // does. New nodes keep the original's metadata.
-Status DecomposeOps(onnx::ModelProto* model);
+// `dims` binds symbolic dims for what needs static shapes (ImportOptions::dims).
+Status DecomposeOps(onnx::ModelProto* model, const std::map<std::string, int64_t>& dims = {});
 
 }  // namespace dsc

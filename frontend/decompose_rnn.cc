@@ -92,10 +92,14 @@ StatusOr<std::vector<std::vector<Activation>>> ParseActivations(const onnx::Node
 }
 
 // Types of the model's values from ONNX shape inference with data propagation (the sequence
-// length of an RNN's X often comes out of Shape/Reshape arithmetic or an earlier RNN).
+// length of an RNN's X often comes out of Shape/Reshape arithmetic or an earlier RNN), with the
+// graph inputs' symbolic dims named in `dims` bound.
 class InferredTypes {
  public:
-  explicit InferredTypes(const onnx::ModelProto& model) : model_(model) {
+  InferredTypes(const onnx::ModelProto& model, const std::map<std::string, int64_t>& dims) : model_(model) {
+    for (auto& in : *model_.mutable_graph()->mutable_input())
+      for (auto& d : *in.mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim())
+        if (auto it = dims.find(d.dim_param()); d.has_dim_param() && it != dims.end()) d.set_dim_value(it->second);
     try {
       onnx::ShapeInferenceOptions options(/*check_type=*/false, /*error_mode=*/0, /*data_prop=*/true);
       onnx::shape_inference::InferShapes(model_, onnx::OpSchemaRegistry::Instance(), options);
@@ -112,6 +116,12 @@ class InferredTypes {
   const onnx::TypeProto_Tensor* Find(const std::string& name) const {
     auto it = types_.find(name);
     return it == types_.end() ? nullptr : it->second;
+  }
+  // The symbol of a dim that is not static ("" when it has none).
+  std::string Symbol(const std::string& name, int axis) const {
+    const onnx::TypeProto_Tensor* t = Find(name);
+    if (!t || !t->has_shape() || axis >= t->shape().dim_size()) return "";
+    return t->shape().dim(axis).dim_param();
   }
   std::optional<int64_t> Dim(const std::string& name, int axis) const {
     if (auto it = initializers_.find(name); it != initializers_.end())
@@ -229,11 +239,16 @@ class Unroller {
       hidden_ = *h2;
     }
     if (hidden_ <= 0) return InvalidArgument(Describe(n_), ": hidden_size ", hidden_, " is not positive");
-    std::optional<int64_t> seq = types.Dim(Input(n_, 0), layout_ == 0 ? 0 : 1);
-    if (!seq)
-      return Unimplemented(Describe(n_), ": the sequence length of X ('", Input(n_, 0), "', axis ", layout_ == 0 ? 0 : 1,
-                           ") is not static; dscompile unrolls ", n_.op_type(),
-                           " over its steps (export with a fixed sequence length)");
+    const int seq_axis = layout_ == 0 ? 0 : 1;
+    std::optional<int64_t> seq = types.Dim(Input(n_, 0), seq_axis);
+    if (!seq) {
+      const std::string symbol = types.Symbol(Input(n_, 0), seq_axis);
+      return Unimplemented(Describe(n_), ": the sequence length of X ('", Input(n_, 0), "', axis ", seq_axis, ") is ",
+                           symbol.empty() ? "not static" : StrCat("the symbol '", symbol, "'"), "; dscompile unrolls ",
+                           n_.op_type(), " over its steps: ",
+                           symbol.empty() ? "" : StrCat("bind it with --dim ", symbol, "=LENGTH or "),
+                           "export with a fixed sequence length");
+    }
     seq_ = *seq;
     if (seq_ <= 0) return InvalidArgument(Describe(n_), ": the sequence length of X is ", seq_);
     elem_type_ = types.ElemType(Input(n_, 0));
@@ -464,7 +479,7 @@ const std::set<std::string>& RecurrentOps() {
   return ops;
 }
 
-Status DecomposeRecurrentOps(onnx::ModelProto* model) {
+Status DecomposeRecurrentOps(onnx::ModelProto* model, const std::map<std::string, int64_t>& dims) {
   onnx::GraphProto* g = model->mutable_graph();
   bool any = false;
   for (const auto& n : g->node()) any |= CellOf(n).has_value();
@@ -472,7 +487,7 @@ Status DecomposeRecurrentOps(onnx::ModelProto* model) {
   int64_t opset = 0;
   for (const auto& o : model->opset_import())
     if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();
-  const InferredTypes types(*model);
+  const InferredTypes types(*model, dims);
   std::vector<onnx::NodeProto> nodes;
   for (const auto& n : g->node()) {
     if (std::optional<Cell> cell = CellOf(n)) {

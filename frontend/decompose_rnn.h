@@ -2,9 +2,11 @@
 // ops, unrolled over their static sequence length, so gradients, CUDA kernels, precision and ZeRO
 // come from those ops.
 //
-//   RETURN_IF_ERROR(DecomposeRecurrentOps(&model));   // inside DecomposeOps, before GraphFromOnnx
+//   RETURN_IF_ERROR(DecomposeRecurrentOps(&model, dims));   // inside DecomposeOps, before GraphFromOnnx
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 
@@ -24,8 +26,9 @@ const std::set<std::string>& RecurrentOps();
 // activations Sigmoid, Tanh, Relu, LeakyRelu, Elu, HardSigmoid, Softsign, Softplus (alpha/beta
 // consumed in order by the ones that take them), clip, LSTM's input_forget and GRU's
 // linear_before_reset. The sequence length comes from ONNX shape inference (with data
-// propagation) of the model; a node whose length is not static is refused, naming it, and so is
-// a sequence_lens that is not absent or a constant equal to the full length.
-Status DecomposeRecurrentOps(onnx::ModelProto* model);
+// propagation) of the model, with the graph inputs' symbolic dims named in `dims` (dscompile
+// --dim) bound; a node whose length is still not static is refused, naming it and the symbol to
+// bind, and so is a sequence_lens that is not absent or a constant equal to the full length.
+Status DecomposeRecurrentOps(onnx::ModelProto* model, const std::map<std::string, int64_t>& dims = {});
 
 }  // namespace dsc

@@ -82,7 +82,9 @@ TEST(DecomposeRnn, RefusesWhatItCannotUnrollNamingTheNode) {
   struct Case {
     std::string text, message;
   } cases[] = {
-      {LstmText("S,2,3", ""), "node 'lstm0' (LSTM): the sequence length of X ('X', axis 0) is not static"},
+      {LstmText("S,2,3", ""),
+       "node 'lstm0' (LSTM): the sequence length of X ('X', axis 0) is the symbol 'S'; dscompile unrolls LSTM over its "
+       "steps: bind it with --dim S=LENGTH or export with a fixed sequence length"},
       {LstmText("3,2,3", "", ", int32[2] lens", "", ", lens"),
        "node 'lstm0' (LSTM): sequence_lens ('lens') is supported only absent or as an initializer equal to the full "
        "sequence length 3"},
@@ -104,6 +106,16 @@ TEST(DecomposeRnn, RefusesWhatItCannotUnrollNamingTheNode) {
     ASSERT_FALSE(g.ok()) << c.text;
     EXPECT_NE(g.status().message().find(c.message), std::string::npos) << g.status().ToString();
   }
+  // Bound by --dim, the symbol gives the steps (the graph keeps it: the specialize pass binds it).
+  onnx::ModelProto m;
+  ASSERT_TRUE(onnx::OnnxParser::Parse(m, LstmText("S,2,3", "").c_str()).IsOK());
+  ImportOptions bound;
+  bound.dims["S"] = 3;
+  StatusOr<std::unique_ptr<Graph>> unrolled = ImportOnnxBytes(m.SerializeAsString(), "", "rnn.onnx", bound);
+  ASSERT_TRUE(unrolled.ok()) << unrolled.status().ToString();
+  int splits_by_step = 0;
+  for (const auto& n : (*unrolled)->nodes()) splits_by_step += n->op_type() == "Split" && n->num_outputs() == 3;
+  EXPECT_EQ(splits_by_step, 1);
   // A constant sequence_lens saying every sequence is full changes nothing and is accepted.
   StatusOr<std::unique_ptr<Graph>> full = ImportText(LstmText("3,2,3", "", "", " <int32[2] lens = {3, 3}>", ", lens"));
   EXPECT_TRUE(full.ok()) << full.status().ToString();
