@@ -16,7 +16,10 @@ class ProtoRewriter {
  public:
   ProtoRewriter(const onnx::NodeProto& orig, int64_t opset, std::vector<onnx::NodeProto>* out)
       : orig_(orig), opset_(opset), out_(out) {
-    prefix_ = (orig.name().empty() ? orig.output(0) : orig.name()) + "/decomposed/";
+    // Unnamed, by its first output that is not omitted (outputs are unique, omitted ones are "").
+    std::string base = orig.name();
+    for (int i = 0; base.empty() && i < orig.output_size(); ++i) base = orig.output(i);
+    prefix_ = base + "/decomposed/";
   }
 
   int64_t opset() const { return opset_; }

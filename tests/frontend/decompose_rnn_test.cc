@@ -68,6 +68,16 @@ TEST(DecomposeRnn, UnrolledGraphsGiveTheReferenceOutputs) {
   }
 }
 
+TEST(DecomposeRnn, UnnamedNodesWithoutYGetDistinctNames) {
+  // Named after their first output that is not omitted: two nodes without a name or Y.
+  StatusOr<std::unique_ptr<Graph>> g = ImportText(
+      "<ir_version: 10, opset_import: [\"\" : 20]>\n"
+      "g (float[3,2,3] X, float[1,8,3] W, float[1,8,2] R) => (float[1,2,2] a, float[1,2,2] b) {\n"
+      "  \"\", a = LSTM <hidden_size = 2> (X, W, R)\n  \"\", b = LSTM <hidden_size = 2> (X, W, R)\n}");
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  for (const auto& n : (*g)->nodes()) EXPECT_FALSE(IsRecurrent(*n)) << n->Describe();
+}
+
 // One LSTM node over X (seq dims `x_dims`) with extra inputs/attributes spliced in.
 std::string LstmText(const std::string& x_dims, const std::string& attrs, const std::string& extra_inputs = "",
                      const std::string& initializers = "", const std::string& seq_lens_arg = "") {
