@@ -111,6 +111,10 @@ class InferredTypes {
       for (const auto& vi : *list)
         if (vi.type().has_tensor_type()) types_[vi.name()] = &vi.type().tensor_type();
     for (const auto& t : g.initializer()) initializers_[t.name()] = &t;
+    for (const auto& n : g.node())
+      if (n.op_type() == "Constant" && (n.domain().empty() || n.domain() == "ai.onnx") && n.output_size() == 1)
+        for (const auto& a : n.attribute())
+          if (a.name() == "value" && a.has_t()) constants_[n.output(0)] = &a.t();
   }
 
   const onnx::TypeProto_Tensor* Find(const std::string& name) const {
@@ -136,28 +140,44 @@ class InferredTypes {
     const onnx::TypeProto_Tensor* t = Find(name);
     return t ? t->elem_type() : 0;
   }
-  const onnx::TensorProto* Initializer(const std::string& name) const {
-    auto it = initializers_.find(name);
-    return it == initializers_.end() ? nullptr : it->second;
+  // The value of an initializer or of a Constant node's output.
+  const onnx::TensorProto* Constant(const std::string& name) const {
+    if (auto it = initializers_.find(name); it != initializers_.end()) return it->second;
+    auto it = constants_.find(name);
+    return it == constants_.end() ? nullptr : it->second;
   }
 
  private:
   onnx::ModelProto model_;
   std::map<std::string, const onnx::TypeProto_Tensor*> types_;
-  std::map<std::string, const onnx::TensorProto*> initializers_;
+  std::map<std::string, const onnx::TensorProto*> initializers_, constants_;
 };
+
+// The values of an int32 tensor, from int32_data or raw_data (little-endian); nullopt for another type.
+std::optional<std::vector<int32_t>> Int32Values(const onnx::TensorProto& t) {
+  if (t.data_type() != onnx::TensorProto::INT32 || t.has_data_location()) return std::nullopt;
+  if (t.raw_data().empty()) return std::vector<int32_t>(t.int32_data().begin(), t.int32_data().end());
+  const std::string& raw = t.raw_data();
+  std::vector<int32_t> v(raw.size() / 4);
+  for (size_t i = 0; i < v.size(); ++i)
+    v[i] = static_cast<int32_t>(static_cast<uint32_t>(static_cast<unsigned char>(raw[4 * i])) |
+                                static_cast<uint32_t>(static_cast<unsigned char>(raw[4 * i + 1])) << 8 |
+                                static_cast<uint32_t>(static_cast<unsigned char>(raw[4 * i + 2])) << 16 |
+                                static_cast<uint32_t>(static_cast<unsigned char>(raw[4 * i + 3])) << 24);
+  return v;
+}
 
 // sequence_lens: accepted when absent, or a constant saying every sequence has the full length
 // (then it changes nothing); padded batches would need per-element masks, refused.
 Status CheckSequenceLens(const onnx::NodeProto& n, const InferredTypes& types, int64_t seq) {
   const std::string name = Input(n, 4);
   if (name.empty()) return Status::OK();
-  const onnx::TensorProto* t = types.Initializer(name);
-  bool full = t && t->data_type() == onnx::TensorProto::INT32 && t->raw_data().empty() && t->int32_data_size() > 0;
-  if (full)
-    for (int32_t v : t->int32_data()) full &= v == seq;
+  const onnx::TensorProto* t = types.Constant(name);
+  std::optional<std::vector<int32_t>> lens = t ? Int32Values(*t) : std::nullopt;
+  bool full = lens && !lens->empty();
+  for (size_t i = 0; full && i < lens->size(); ++i) full = (*lens)[i] == seq;
   if (full) return Status::OK();
-  return Unimplemented(Describe(n), ": sequence_lens ('", name, "') is supported only absent or as an initializer "
+  return Unimplemented(Describe(n), ": sequence_lens ('", name, "') is supported only absent or as a constant "
                        "equal to the full sequence length ", seq, " for every batch element (variable-length "
                        "sequences need masking that dscompile does not do; export without packed sequences)");
 }

@@ -96,7 +96,7 @@ TEST(DecomposeRnn, RefusesWhatItCannotUnrollNamingTheNode) {
        "node 'lstm0' (LSTM): the sequence length of X ('X', axis 0) is the symbol 'S'; dscompile unrolls LSTM over its "
        "steps: bind it with --dim S=LENGTH or export with a fixed sequence length"},
       {LstmText("3,2,3", "", ", int32[2] lens", "", ", lens"),
-       "node 'lstm0' (LSTM): sequence_lens ('lens') is supported only absent or as an initializer equal to the full "
+       "node 'lstm0' (LSTM): sequence_lens ('lens') is supported only absent or as a constant equal to the full "
        "sequence length 3"},
       {LstmText("3,2,3", "", "", " <int32[2] lens = {3, 2}>", ", lens"), "sequence_lens ('lens') is supported only"},
       {LstmText("3,2,3", ", activations = [\"Affine\", \"Tanh\", \"Tanh\"], activation_alpha = [1.0], "
@@ -129,6 +129,17 @@ TEST(DecomposeRnn, RefusesWhatItCannotUnrollNamingTheNode) {
   // A constant sequence_lens saying every sequence is full changes nothing and is accepted.
   StatusOr<std::unique_ptr<Graph>> full = ImportText(LstmText("3,2,3", "", "", " <int32[2] lens = {3, 3}>", ", lens"));
   EXPECT_TRUE(full.ok()) << full.status().ToString();
+  // ... as an initializer in raw_data (numpy_helper's form) too.
+  onnx::ModelProto with_raw;
+  ASSERT_TRUE(
+      onnx::OnnxParser::Parse(with_raw, LstmText("3,2,3", "", "", " <int32[2] lens = {3, 3}>", ", lens").c_str()).IsOK());
+  ASSERT_EQ(with_raw.graph().initializer_size(), 1);
+  onnx::TensorProto* lens = with_raw.mutable_graph()->mutable_initializer(0);
+  const int32_t three[2] = {3, 3};
+  lens->clear_int32_data();
+  lens->set_raw_data(std::string(reinterpret_cast<const char*>(three), sizeof(three)));
+  StatusOr<std::unique_ptr<Graph>> raw = ImportOnnxBytes(with_raw.SerializeAsString(), "", "rnn.onnx");
+  EXPECT_TRUE(raw.ok()) << raw.status().ToString();
 }
 
 }  // namespace
