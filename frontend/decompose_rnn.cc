@@ -155,7 +155,7 @@ class InferredTypes {
 
 // The values of an int32 tensor, from int32_data or raw_data (little-endian); nullopt for another type.
 std::optional<std::vector<int32_t>> Int32Values(const onnx::TensorProto& t) {
-  if (t.data_type() != onnx::TensorProto::INT32 || t.has_data_location()) return std::nullopt;
+  if (t.data_type() != onnx::TensorProto::INT32 || t.data_location() == onnx::TensorProto::EXTERNAL) return std::nullopt;
   if (t.raw_data().empty()) return std::vector<int32_t>(t.int32_data().begin(), t.int32_data().end());
   const std::string& raw = t.raw_data();
   std::vector<int32_t> v(raw.size() / 4);
