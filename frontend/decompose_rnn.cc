@@ -61,11 +61,15 @@ StatusOr<std::vector<std::vector<Activation>>> ParseActivations(const onnx::Node
   } else {
     for (int64_t d = 0; d < dirs; ++d) names.insert(names.end(), defaults.begin(), defaults.end());
   }
-  std::vector<float> alphas, betas;
-  if (const onnx::AttributeProto* a = FindAttr(n, "activation_alpha")) alphas.assign(a->floats().begin(), a->floats().end());
-  if (const onnx::AttributeProto* a = FindAttr(n, "activation_beta")) betas.assign(a->floats().begin(), a->floats().end());
+  auto floats = [&](const char* name) {
+    const onnx::AttributeProto* a = FindAttr(n, name);
+    return a ? std::vector<float>(a->floats().begin(), a->floats().end()) : std::vector<float>{};
+  };
+  const std::vector<float> alphas = floats("activation_alpha"), betas = floats("activation_beta");
   size_t next_alpha = 0, next_beta = 0;
-  auto take = [](const std::vector<float>& v, size_t* next, float dflt) { return *next < v.size() ? v[(*next)++] : dflt; };
+  auto take = [](const std::vector<float>& v, size_t* next, float dflt) {
+    return *next < v.size() ? v[(*next)++] : dflt;
+  };
   std::vector<std::vector<Activation>> out(static_cast<size_t>(dirs));
   for (size_t k = 0; k < names.size(); ++k) {
     std::string lower = names[k];
@@ -155,7 +159,8 @@ class InferredTypes {
 
 // The values of an int32 tensor, from int32_data or raw_data (little-endian); nullopt for another type.
 std::optional<std::vector<int32_t>> Int32Values(const onnx::TensorProto& t) {
-  if (t.data_type() != onnx::TensorProto::INT32 || t.data_location() == onnx::TensorProto::EXTERNAL) return std::nullopt;
+  if (t.data_type() != onnx::TensorProto::INT32 || t.data_location() == onnx::TensorProto::EXTERNAL)
+    return std::nullopt;
   if (t.raw_data().empty()) return std::vector<int32_t>(t.int32_data().begin(), t.int32_data().end());
   const std::string& raw = t.raw_data();
   std::vector<int32_t> v(raw.size() / 4);
@@ -382,7 +387,8 @@ class Unroller {
     dir.rt = rt;
     if (cell_ == Cell::kLstm) {
       if (const std::string p = Input(n_, 7); !p.empty()) {
-        const std::vector<std::string> pio = Split(Reshape(OfDirection(p, d), {3 * hidden_}), 0, {hidden_, hidden_, hidden_});
+        const std::vector<std::string> pio =
+            Split(Reshape(OfDirection(p, d), {3 * hidden_}), 0, {hidden_, hidden_, hidden_});
         dir.p_i = pio[0];
         dir.p_o = pio[1];
         dir.p_f = pio[2];

@@ -84,8 +84,8 @@ std::string LstmText(const std::string& x_dims, const std::string& attrs, const 
   return "<ir_version: 10, opset_import: [\"\" : 20]>\n"
          "g (float[" + x_dims + "] X, float[1,8,3] W, float[1,8,2] R" + extra_inputs + ") => (float[3,1,2,2] Y)" +
          initializers + " {\n  [lstm0] Y = LSTM <" +
-         (attrs.find("hidden_size") == std::string::npos ? "hidden_size = 2" + attrs : attrs.substr(2)) + "> (X, W, R, \"\"" +
-         seq_lens_arg + ")\n}";
+         (attrs.find("hidden_size") == std::string::npos ? "hidden_size = 2" + attrs : attrs.substr(2)) +
+         "> (X, W, R, \"\"" + seq_lens_arg + ")\n}";
 }
 
 TEST(DecomposeRnn, RefusesWhatItCannotUnrollNamingTheNode) {
@@ -131,8 +131,8 @@ TEST(DecomposeRnn, RefusesWhatItCannotUnrollNamingTheNode) {
   EXPECT_TRUE(full.ok()) << full.status().ToString();
   // ... as an initializer in raw_data (numpy_helper's form) too.
   onnx::ModelProto with_raw;
-  ASSERT_TRUE(
-      onnx::OnnxParser::Parse(with_raw, LstmText("3,2,3", "", "", " <int32[2] lens = {3, 3}>", ", lens").c_str()).IsOK());
+  const std::string full_lens = LstmText("3,2,3", "", "", " <int32[2] lens = {3, 3}>", ", lens");
+  ASSERT_TRUE(onnx::OnnxParser::Parse(with_raw, full_lens.c_str()).IsOK());
   ASSERT_EQ(with_raw.graph().initializer_size(), 1);
   onnx::TensorProto* lens = with_raw.mutable_graph()->mutable_initializer(0);
   const int32_t three[2] = {3, 3};
