@@ -5,6 +5,7 @@
 //   std::string y = r.Add("Sqrt", {r.Add("Mul", {x, x})}, node.output(0));
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -47,9 +48,11 @@ class ProtoRewriter {
   }
   onnx::NodeProto& last() { return out_->back(); }
 
-  // A 1-D int64 Constant.
+  // A 1-D int64 Constant, made once per value (an unrolled RNN splits every step by the same sizes).
   std::string Ints(const std::vector<int64_t>& v) {
+    if (auto it = ints_.find(v); it != ints_.end()) return it->second;
     std::string out = Add("Constant", {});
+    ints_[v] = out;
     onnx::TensorProto* t = TensorAttr("value");
     t->set_data_type(onnx::TensorProto::INT64);
     t->add_dims(static_cast<int64_t>(v.size()));
@@ -97,6 +100,7 @@ class ProtoRewriter {
   std::vector<onnx::NodeProto>* out_;
   std::string prefix_;
   int count_ = 0;
+  std::map<std::vector<int64_t>, std::string> ints_;
 };
 
 }  // namespace dsc
