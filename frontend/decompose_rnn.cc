@@ -98,9 +98,9 @@ StatusOr<std::vector<std::vector<Activation>>> ParseActivations(const onnx::Node
 // Types of the model's values from ONNX shape inference with data propagation (the sequence
 // length of an RNN's X often comes out of Shape/Reshape arithmetic or an earlier RNN), with the
 // graph inputs' symbolic dims named in `dims` bound.
-class InferredTypes {
+class ModelTypes {
  public:
-  InferredTypes(const onnx::ModelProto& model, const std::map<std::string, int64_t>& dims) : model_(model) {
+  ModelTypes(const onnx::ModelProto& model, const std::map<std::string, int64_t>& dims) : model_(model) {
     for (auto& in : *model_.mutable_graph()->mutable_input())
       for (auto& d : *in.mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim())
         if (auto it = dims.find(d.dim_param()); d.has_dim_param() && it != dims.end()) d.set_dim_value(it->second);
@@ -174,7 +174,7 @@ std::optional<std::vector<int32_t>> Int32Values(const onnx::TensorProto& t) {
 
 // sequence_lens: accepted when absent, or a constant saying every sequence has the full length
 // (then it changes nothing); padded batches would need per-element masks, refused.
-Status CheckSequenceLens(const onnx::NodeProto& n, const InferredTypes& types, int64_t seq) {
+Status CheckSequenceLens(const onnx::NodeProto& n, const ModelTypes& types, int64_t seq) {
   const std::string name = Input(n, 4);
   if (name.empty()) return Status::OK();
   const onnx::TensorProto* t = types.Constant(name);
@@ -192,7 +192,7 @@ class Unroller {
   Unroller(const onnx::NodeProto& n, Cell cell, int64_t opset, std::vector<onnx::NodeProto>* out)
       : n_(n), cell_(cell), r_(n, opset, out) {}
 
-  Status Run(const InferredTypes& types) {
+  Status Run(const ModelTypes& types) {
     RETURN_IF_ERROR(ReadAttributes(types));
     // Inputs in the [T, B, *] form.
     std::string x = Input(n_, 0);
@@ -241,7 +241,7 @@ class Unroller {
     std::vector<Activation> act;
   };
 
-  Status ReadAttributes(const InferredTypes& types) {
+  Status ReadAttributes(const ModelTypes& types) {
     const onnx::AttributeProto* dir = FindAttr(n_, "direction");
     const std::string direction = dir ? dir->s() : "forward";
     if (direction == "forward" || direction == "reverse") {
@@ -513,7 +513,7 @@ Status DecomposeRecurrentOps(onnx::ModelProto* model, const std::map<std::string
   int64_t opset = 0;
   for (const auto& o : model->opset_import())
     if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();
-  const InferredTypes types(*model, dims);
+  const ModelTypes types(*model, dims);
   std::vector<onnx::NodeProto> nodes;
   for (const auto& n : g->node()) {
     if (std::optional<Cell> cell = CellOf(n)) {
