@@ -409,21 +409,36 @@ class Unroller {
   // i, o, f, c = split(gates); i = f(i + Pi*C); f = f(f + Pf*C) (or 1 - i with input_forget);
   // C' = f*C + i*g(c); o = f(o + Po*C'); H' = o*h(C').
   std::string LstmStep(Direction& dir, int64_t t) {
-    std::vector<std::string> g = Split(Gates(dir, t), 2, {hidden_, hidden_, hidden_, hidden_});
-    std::string i = g[0], o = g[1], f = g[2], c = g[3];
-    if (!dir.p_i.empty() && !dir.c.empty()) {
-      i = r_.Add("Add", {i, r_.Add("Mul", {dir.c, dir.p_i})});
-      if (!input_forget_) f = r_.Add("Add", {f, r_.Add("Mul", {dir.c, dir.p_f})});
+    const std::string gates = Gates(dir, t);
+    std::string i, o, f, c;
+    const bool grouped = dir.p_i.empty() && !input_forget_;
+    if (grouped) {
+      // i, o and f are contiguous and share f(): one activation over the three.
+      const std::vector<std::string> iof_c = Split(gates, 2, {3 * hidden_, hidden_});
+      const std::vector<std::string> iof = Split(Apply(dir.act[0], iof_c[0]), 2, {hidden_, hidden_, hidden_});
+      i = iof[0];
+      o = iof[1];
+      f = iof[2];
+      c = iof_c[1];
+    } else {
+      const std::vector<std::string> g = Split(gates, 2, {hidden_, hidden_, hidden_, hidden_});
+      i = g[0];
+      o = g[1];
+      f = g[2];
+      c = g[3];
+      if (!dir.p_i.empty() && !dir.c.empty()) {
+        i = r_.Add("Add", {i, r_.Add("Mul", {dir.c, dir.p_i})});
+        if (!input_forget_) f = r_.Add("Add", {f, r_.Add("Mul", {dir.c, dir.p_f})});
+      }
+      i = Apply(dir.act[0], i);
+      if (!dir.c.empty()) f = input_forget_ ? r_.Add("Sub", {one_, i}) : Apply(dir.act[0], f);
     }
-    i = Apply(dir.act[0], i);
     const std::string ic = r_.Add("Mul", {i, Apply(dir.act[1], c)});
-    std::string cell = ic;
-    if (!dir.c.empty()) {
-      f = input_forget_ ? r_.Add("Sub", {one_, i}) : Apply(dir.act[0], f);
-      cell = r_.Add("Add", {r_.Add("Mul", {f, dir.c}), ic});
+    const std::string cell = dir.c.empty() ? ic : r_.Add("Add", {r_.Add("Mul", {f, dir.c}), ic});
+    if (!grouped) {
+      if (!dir.p_o.empty()) o = r_.Add("Add", {o, r_.Add("Mul", {cell, dir.p_o})});
+      o = Apply(dir.act[0], o);
     }
-    if (!dir.p_o.empty()) o = r_.Add("Add", {o, r_.Add("Mul", {cell, dir.p_o})});
-    o = Apply(dir.act[0], o);
     dir.c = cell;
     return r_.Add("Mul", {o, ApplyUnclipped(dir.act[2], cell)});
   }
