@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "frontend/decompose_rnn.h"
 #include "frontend/proto_rewriter.h"
 
 namespace dsc {
@@ -40,11 +41,16 @@ void ReduceL2(const onnx::NodeProto& n, int64_t opset, std::vector<onnx::NodePro
 }  // namespace
 
 const std::set<std::string>& DecomposedOps() {
-  static const std::set<std::string> ops = {"InstanceNormalization", "ReduceL2"};
+  static const std::set<std::string> ops = [] {
+    std::set<std::string> s = {"InstanceNormalization", "ReduceL2"};
+    s.insert(RecurrentOps().begin(), RecurrentOps().end());
+    return s;
+  }();
   return ops;
 }
 
-Status DecomposeOps(onnx::ModelProto* model) {
+Status DecomposeOps(onnx::ModelProto* model, const std::map<std::string, int64_t>& dims) {
+  RETURN_IF_ERROR(DecomposeRecurrentOps(model, dims));
   const int64_t opset = OnnxOpset(*model);
   onnx::GraphProto* g = model->mutable_graph();
   bool any = false;

@@ -1,10 +1,13 @@
 // Ops imported as a few supported ones (so they get kernels, gradients and constant folding from
 // those): InstanceNormalization (what torch.onnx writes for nn.GroupNorm/InstanceNorm, e.g.
-// wav2vec 2.0's feature encoder) and ReduceL2 (torch.linalg.vector_norm, weight_norm).
+// wav2vec 2.0's feature encoder), ReduceL2 (torch.linalg.vector_norm, weight_norm), and LSTM, GRU
+// and RNN (frontend/decompose_rnn.h).
 //
-//   RETURN_IF_ERROR(DecomposeOps(&model));   // after the checker, before GraphFromOnnx
+//   RETURN_IF_ERROR(DecomposeOps(&model, dims));   // after the checker, before GraphFromOnnx
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 
@@ -21,7 +24,9 @@ const std::set<std::string>& DecomposedOps();
 //     D = X3 - ReduceMean(X3, [2]);  Y3 = D / Sqrt(ReduceMean(D * D, [2]) + epsilon) * scale[:, None] + B[:, None]
 //     Y = Reshape(Y3, Shape(X))
 //   ReduceL2(X[, axes]) into Sqrt(ReduceSum(X * X[, axes])) with the same keepdims/noop_with_empty_axes,
-// in the model's opset form (axes as attribute or input). New nodes keep the original's metadata.
-Status DecomposeOps(onnx::ModelProto* model);
+// in the model's opset form (axes as attribute or input), and LSTM/GRU/RNN as DecomposeRecurrentOps
+// does. New nodes keep the original's metadata.
+// `dims` binds symbolic dims for what needs static shapes (ImportOptions::dims).
+Status DecomposeOps(onnx::ModelProto* model, const std::map<std::string, int64_t>& dims = {});
 
 }  // namespace dsc

@@ -141,7 +141,7 @@ struct CutWeights {
 };
 
 Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, const CutWeights* cut,
-                  std::unique_ptr<Graph>* out) {
+                  const ImportOptions& options, std::unique_ptr<Graph>* out) {
   RETURN_IF_ERROR(CheckIrVersion(model));
   RETURN_IF_ERROR(CheckOpsets(model));
   RETURN_IF_ERROR(CheckStringsAreUtf8(model));
@@ -161,7 +161,7 @@ Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, const Cu
   RETURN_IF_ERROR(RestoreLabelSmoothing(&model));
   RETURN_IF_ERROR(RestoreDetach(&model));
   RETURN_IF_ERROR(FoldSequenceOps(&model, &held));
-  RETURN_IF_ERROR(DecomposeOps(&model));
+  RETURN_IF_ERROR(DecomposeOps(&model, options.dims));
   ASSIGN_OR_RETURN(*out, GraphFromOnnxReleasingWeights(&model, &held));  // inline data: one copy, not two
   RETURN_IF_ERROR(CheckSupportedOps(**out));
   // Attributes first: ONNX's shape inference divides by strides and indexes by axes unchecked.
@@ -174,23 +174,24 @@ Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, const Cu
 }  // namespace
 
 static StatusOr<std::unique_ptr<Graph>> ImportModel(onnx::ModelProto& model, const std::string& base_dir,
-                                                    const std::string& name, const CutWeights* cut = nullptr) {
+                                                    const std::string& name, const ImportOptions& options,
+                                                    const CutWeights* cut = nullptr) {
   if (!model.has_graph()) return InvalidArgument(name, ": the model has no graph");
   std::unique_ptr<Graph> g;
-  Status s = ImportInto(model, base_dir, cut, &g);
+  Status s = ImportInto(model, base_dir, cut, options, &g);
   if (!s.ok()) return s.WithContext(name);
   return g;
 }
 
 StatusOr<std::unique_ptr<Graph>> ImportOnnxBytes(const std::string& bytes, const std::string& base_dir,
-                                                 const std::string& name) {
+                                                 const std::string& name, const ImportOptions& options) {
   onnx::ModelProto model;
   if (bytes.empty()) return DataLoss(name, ": the file is empty");
   if (!model.ParseFromString(bytes)) return DataLoss(name, ": not a valid ONNX protobuf (ModelProto failed to parse)");
-  return ImportModel(model, base_dir, name);
+  return ImportModel(model, base_dir, name, options);
 }
 
-StatusOr<std::unique_ptr<Graph>> ImportOnnxFile(const std::string& path) {
+StatusOr<std::unique_ptr<Graph>> ImportOnnxFile(const std::string& path, const ImportOptions& options) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return NotFound(path, ": no such model file");
   const std::filesystem::path p(path);
@@ -207,7 +208,7 @@ StatusOr<std::unique_ptr<Graph>> ImportOnnxFile(const std::string& path) {
     return DataLoss(path, ": not a valid ONNX protobuf (ModelProto failed to parse)");
   std::string().swap(stripped->bytes);
   const CutWeights cut{*file, std::move(stripped->ranges)};
-  return ImportModel(model, dir, path, &cut);
+  return ImportModel(model, dir, path, options, &cut);
 }
 
 }  // namespace dsc

@@ -435,6 +435,27 @@ class TinyUNet(nn.Module):
         return F.cross_entropy(self.head(u.flatten(1)), labels)
 
 
+class RecurrentLM(nn.Module):
+    """Recurrent layers as torch.onnx writes them (ONNX LSTM, GRU and, from the legacy exporter,
+    RNN nodes, which dscompile imports unrolled): token embedding, a 2-layer LSTM, a bidirectional
+    GRU (linear_before_reset), an nn.RNN with ReLU (dynamo unrolls it into MatMuls; the legacy
+    exporter writes RNN with activations=["Relu"]), token logits; batch-first."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(VOCAB, 16)
+        self.lstm = nn.LSTM(16, 24, num_layers=2, batch_first=True)
+        self.gru = nn.GRU(24, 12, batch_first=True, bidirectional=True)
+        self.rnn = nn.RNN(24, 16, batch_first=True, nonlinearity="relu")
+        self.head = nn.Linear(16, VOCAB)
+
+    def forward(self, input_ids, labels):
+        y, _ = self.lstm(self.emb(input_ids))                        # (B, SEQ, 24)
+        y, _ = self.gru(y)                                           # (B, SEQ, 2 * 12)
+        y, _ = self.rnn(y)                                           # (B, SEQ, 16)
+        return F.cross_entropy(self.head(y).reshape(-1, VOCAB), labels.reshape(-1))
+
+
 def data_image8(n, seed):
     d = E.data_cnn(n, seed, chans=3, hw=8, n_cls=10)
     return {"pixel_values": d["x"], "labels": d["y"]}
@@ -520,6 +541,9 @@ MODELS = collections.OrderedDict([
     ("label_smoothing", (LabelSmoothingLosses, data_image5, 62, COMPACT)),
     # Tensor.detach(): the exporters drop it, dscompile restores it from the node metadata (dynamo files)
     ("detach", (DetachLosses, data_image8, 63, COMPACT)),
+    # recurrent layers (ONNX LSTM/GRU/RNN): the legacy exporter writes nn.RNN as an RNN node; in
+    # dynamo_default the exporter's optimizer folds the weights into W/R/B constants (nothing to train)
+    ("rnn_lm", (RecurrentLM, data_lm, 62, dict(COMPACT, modes=("helper", "legacy17")))),
 ])
 
 

@@ -56,7 +56,8 @@ options:
                             precedence (docs/config.md, "Parameter groups")
   --lr-schedule N           print the learning rate of optimizer steps 1..N ("step lr") and exit
   --dim NAME=VALUE          bind a symbolic dimension (repeatable); the batch dimension (dim 0
-                            of every input) takes train_micro_batch_size_per_gpu
+                            of every input) takes train_micro_batch_size_per_gpu; a symbolic
+                            sequence length of LSTM/GRU/RNN must be bound (they are unrolled)
   --loss NAME               the graph output to minimise (default: the single scalar float output)
   --trainable NAME|REGEX    train exactly the matching float initializers (repeatable; full-match
                             regex), overriding the parameter list the model carries
@@ -165,7 +166,9 @@ std::string DefaultPlanPath(const std::string& model) {
 // Imports the model and runs the pipeline into `plan` (programs and state).
 StatusOr<std::vector<PassRecord>> BuildPrograms(const std::string& model_path, const std::vector<PassId>& pipeline,
                                                 const PassContext& ctx, const PipelineOptions& popts, Plan* plan) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Graph> graph, ImportOnnxFile(model_path));
+  ImportOptions import;
+  import.dims = ctx.dims;
+  ASSIGN_OR_RETURN(std::unique_ptr<Graph> graph, ImportOnnxFile(model_path, import));
   if (ctx.log)
     *ctx.log << "dscompile: imported " << model_path << ": " << graph->num_nodes() << " nodes, "
              << graph->initializers().size() << " initializers, " << graph->inputs().size() << " inputs\n";

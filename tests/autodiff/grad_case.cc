@@ -5,8 +5,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "frontend/onnx_import.h"
+#include "ir/onnx_convert.h"
 #include "ir/shape_inference.h"
 #include "ir/text.h"
+#include "passes/pass.h"
 
 namespace dsc {
 namespace {
@@ -73,10 +76,18 @@ StatusOr<GradCase> BuildGradCase(const GradCaseText& text) {
   ParseOptions popts;
   popts.allow_elided = true;
   ASSIGN_OR_RETURN(c.graph, ParseGraph(text.graph, popts));
+  // import=1: through ONNX import, so ops imported as others (frontend/decompose_*.cc) are checked
+  // through what they become; the case's own initializers stay the parameters.
+  const bool import = text.options.count("import") > 0;
+  std::set<std::string> written;
+  for (const Value* v : c.graph->initializers()) written.insert(v->name());
+  if (import) {
+    ASSIGN_OR_RETURN(c.graph, ImportOnnxBytes(GraphToOnnx(*c.graph).SerializeAsString(), "", text.name));
+  }
   Graph& g = *c.graph;
   std::vector<std::string> params;
   for (Value* v : g.initializers()) {
-    if (!IsFloat(v->type.dtype) || consts.count(v->name())) continue;
+    if (!IsFloat(v->type.dtype) || consts.count(v->name()) || !written.count(v->name())) continue;
     params.push_back(v->name());
     if (!AllZero(v->initializer())) continue;  // data written in the case is kept
     Tensor t(v->type.dtype, v->initializer().dims());
@@ -112,6 +123,12 @@ StatusOr<GradCase> BuildGradCase(const GradCaseText& text) {
   RETURN_IF_ERROR(InferShapes(g));
   g.training.loss = "loss";
   g.training.parameters = params;
+  if (import) {  // the import's index and shape Constants become initializers, as in dscompile's pipeline
+    Module m;
+    m.programs.push_back(PlanProgram{"main", std::move(c.graph)});
+    RETURN_IF_ERROR(CreatePass(PassId::kFoldConstants)->Run(m, PassContext{}).status());
+    c.graph = std::move(m.programs[0].graph);
+  }
   return c;
 }
 

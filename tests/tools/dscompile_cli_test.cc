@@ -59,7 +59,8 @@ TEST(DscompileCli, ListOpsNamesTheOpsCurrentExportersWrite) {
   ASSERT_EQ(r.rc, 0) << r.output;
   for (const char* op : {"  Gelu  compute", "  Attention  compute", "  RMSNormalization  compute",
                          "  GatherND  compute", "  Shape  folded", "  MatMul  compute",
-                         "  ConvTranspose  compute", "  Resize  compute"})
+                         "  ConvTranspose  compute", "  Resize  compute", "  LSTM  decomposed", "  GRU  decomposed",
+                         "  RNN  decomposed"})
     EXPECT_NE(r.output.find(op), std::string::npos) << op << "\n" << r.output;
 }
 
