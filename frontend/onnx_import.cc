@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "frontend/decompose_ops.h"
-#include "frontend/label_smoothing.h"
+#include "frontend/torch_cross_entropy.h"
 #include "frontend/external_data.h"
 #include "frontend/fold_sequences.h"
 #include "frontend/supported_ops.h"
@@ -158,7 +158,7 @@ Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, const Cu
   RETURN_IF_ERROR(RecordTorchParameters(&model));
   RETURN_IF_ERROR(RecordEmbeddingPadding(&model));
   RETURN_IF_ERROR(RestoreBatchNormTraining(&model));
-  RETURN_IF_ERROR(RestoreLabelSmoothing(&model));
+  RETURN_IF_ERROR(RestoreCrossEntropy(&model));
   RETURN_IF_ERROR(RestoreDetach(&model));
   RETURN_IF_ERROR(FoldSequenceOps(&model, &held));
   RETURN_IF_ERROR(DecomposeOps(&model, options.dims));

@@ -307,10 +307,11 @@ class ConvAutoencoder(nn.Module):
 
 # ---- architecture sweep: weights shared between layers or with the embedding, relative position
 # buckets, disentangled attention, shifted windows
-class LabelSmoothingLosses(nn.Module):
-    """F.cross_entropy with label_smoothing in each form that reaches a different part of its formula
-    (class weights with ignore_index, sum over extra dims, reduction none, mean with ignore_index);
-    the dynamo exporter drops label_smoothing from the ONNX node, dscompile restores it."""
+class CrossEntropyForms(nn.Module):
+    """F.cross_entropy in the forms the dynamo exporter's SoftmaxCrossEntropyLoss does not compute:
+    label_smoothing (dropped from the ONNX node; dscompile restores it) with class weights and
+    ignore_index, over extra dims with reduction sum, with reduction none, with ignore_index alone;
+    and probability targets (soft labels, as mixup makes), with and without weights and smoothing."""
 
     def __init__(self, n_cls=5):
         super().__init__()
@@ -324,10 +325,13 @@ class LabelSmoothingLosses(nn.Module):
         z = self.head(h.flatten(1)).view(-1, self.n_cls, 2)            # (B, C, 2): per-sample pairs
         pair = torch.stack([labels, torch.where(labels == 4, 0, labels + 1)], 1)  # (B, 2)
         dropped = torch.where(labels == 4, torch.full_like(labels, -100), labels)
+        soft = F.one_hot(labels, self.n_cls).float() * 0.7 + 0.06                 # mixup-like soft labels
         return (F.cross_entropy(z[:, :, 0], labels, weight=self.class_weight, ignore_index=3, label_smoothing=0.15)
                 + F.cross_entropy(z, pair, reduction="sum", label_smoothing=0.3) / labels.shape[0]
                 + F.cross_entropy(z[:, :, 1], labels, reduction="none", label_smoothing=0.05).mean()
-                + F.cross_entropy(z[:, :, 0] - z[:, :, 1], dropped, label_smoothing=0.1))
+                + F.cross_entropy(z[:, :, 0] - z[:, :, 1], dropped, label_smoothing=0.1)
+                + F.cross_entropy(z[:, :, 1], soft, weight=self.class_weight, label_smoothing=0.2)
+                + F.cross_entropy(z, torch.stack([soft, soft.flip(1)], 2), reduction="sum") / labels.shape[0])
 
 
 class DetachLosses(nn.Module):
@@ -537,8 +541,8 @@ MODELS = collections.OrderedDict([
     ("swin", (build_swin, data_image, 56, COMPACT)),
     # upsampling (ONNX Resize): both exporters, as they write it differently
     ("unet", (TinyUNet, data_image8, 61, dict(COMPACT, modes=("helper", "legacy17")))),
-    # F.cross_entropy(label_smoothing=...): the dynamo exporter drops the smoothing (both modes use it)
-    ("label_smoothing", (LabelSmoothingLosses, data_image5, 62, COMPACT)),
+    # F.cross_entropy with label_smoothing (dropped by the dynamo exporter) and probability targets
+    ("cross_entropy", (CrossEntropyForms, data_image5, 62, COMPACT)),
     # Tensor.detach(): the exporters drop it, dscompile restores it from the node metadata (dynamo files)
     ("detach", (DetachLosses, data_image8, 63, COMPACT)),
     # recurrent layers (ONNX LSTM/GRU/RNN): the legacy exporter writes nn.RNN as an RNN node; in

@@ -1,9 +1,9 @@
-// RestoreLabelSmoothing: which SoftmaxCrossEntropyLoss nodes it rewrites, and that the rewrite is a
-// valid ONNX graph. The numbers are PyTorch's: models/current/label_smoothing (current_models_test)
+// RestoreCrossEntropy: which SoftmaxCrossEntropyLoss nodes it rewrites, and that the rewrite is a
+// valid ONNX graph. The numbers are PyTorch's: models/current/cross_entropy (current_models_test)
 // trains every form of the formula against its trajectory.
 #include <gtest/gtest.h>
 
-#include "frontend/label_smoothing.h"
+#include "frontend/torch_cross_entropy.h"
 #include "onnx/checker.h"
 #include "onnx/defs/schema.h"
 #include "onnx/shape_inference/implementation.h"
@@ -15,7 +15,8 @@ const char* kFxKey = "pkg.torch.onnx.fx_node";
 
 // logits f32[4, 5] (+ weight f32[5]), labels i64[4] -> SoftmaxCrossEntropyLoss -> loss, with the
 // dynamo exporter's fx node recording `smoothing` as aten.cross_entropy_loss's 6th argument.
-onnx::ModelProto CrossEntropy(const std::string& smoothing, bool weight, const std::string& reduction = "mean") {
+onnx::ModelProto CrossEntropy(const std::string& smoothing, bool weight, const std::string& reduction = "mean",
+                              bool probabilities = false) {
   onnx::ModelProto m;
   m.set_ir_version(10);
   m.add_opset_import()->set_version(20);
@@ -28,7 +29,8 @@ onnx::ModelProto CrossEntropy(const std::string& smoothing, bool weight, const s
     for (int64_t d : dims) v->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(d);
   };
   input("logits", onnx::TensorProto::FLOAT, {4, 5});
-  input("labels", onnx::TensorProto::INT64, {4});
+  if (probabilities) input("labels", onnx::TensorProto::FLOAT, {4, 5});
+  else input("labels", onnx::TensorProto::INT64, {4});
   if (weight) input("weight", onnx::TensorProto::FLOAT, {5});
   onnx::NodeProto* n = g->add_node();
   n->set_op_type("SoftmaxCrossEntropyLoss");
@@ -65,11 +67,11 @@ const onnx::NodeProto* Producer(const onnx::ModelProto& m, const std::string& va
   return nullptr;
 }
 
-TEST(LabelSmoothing, RestoredFromTheDynamoExportersNodeMetadata) {
+TEST(CrossEntropy, LabelSmoothingIsRestoredFromTheDynamoExportersNodeMetadata) {
   for (bool weight : {false, true}) {
     for (const char* reduction : {"mean", "sum", "none"}) {
       onnx::ModelProto m = CrossEntropy("0.1", weight, reduction);
-      ASSERT_TRUE(RestoreLabelSmoothing(&m).ok());
+      ASSERT_TRUE(RestoreCrossEntropy(&m).ok());
       const onnx::NodeProto* loss = Producer(m, "loss");
       ASSERT_NE(loss, nullptr);
       EXPECT_EQ(loss->op_type(), "Add");
@@ -98,23 +100,42 @@ TEST(LabelSmoothing, RestoredFromTheDynamoExportersNodeMetadata) {
   }
 }
 
-TEST(LabelSmoothing, NoSmoothingLeavesTheNodeAlone) {
+TEST(CrossEntropy, ProbabilityTargetsBecomeTheSoftLabelLoss) {
+  // The dynamo exporter writes F.cross_entropy(logits, probs) into SoftmaxCrossEntropyLoss, whose
+  // labels ONNX defines as indices only: shape inference refuses the node as it stands.
+  for (const char* smoothing : {"0.0", "0.2"}) {
+    for (bool weight : {false, true}) {
+      for (const char* reduction : {"mean", "sum", "none"}) {
+        onnx::ModelProto m = CrossEntropy(smoothing, weight, reduction, /*probabilities=*/true);
+        ASSERT_TRUE(RestoreCrossEntropy(&m).ok());
+        for (const auto& n : m.graph().node()) EXPECT_NE(n.op_type(), "SoftmaxCrossEntropyLoss");
+        ASSERT_NE(Producer(m, "loss"), nullptr);
+        EXPECT_NO_THROW(onnx::checker::check_model(m));
+        EXPECT_NO_THROW(onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(),
+                                                           onnx::ShapeInferenceOptions(true, 1, true)))
+            << smoothing << weight << reduction;
+      }
+    }
+  }
+}
+
+TEST(CrossEntropy, NoSmoothingLeavesTheNodeAlone) {
   for (const char* s : {"0.0", "0"}) {
     onnx::ModelProto m = CrossEntropy(s, false);
-    ASSERT_TRUE(RestoreLabelSmoothing(&m).ok());
+    ASSERT_TRUE(RestoreCrossEntropy(&m).ok());
     ASSERT_EQ(m.graph().node_size(), 1);
     EXPECT_EQ(m.graph().node(0).output(0), "loss");
   }
   onnx::ModelProto m = CrossEntropy("0.1", false);
   m.mutable_graph()->mutable_node(0)->clear_metadata_props();  // no metadata: the legacy exporter's files
-  ASSERT_TRUE(RestoreLabelSmoothing(&m).ok());
+  ASSERT_TRUE(RestoreCrossEntropy(&m).ok());
   EXPECT_EQ(m.graph().node_size(), 1);
 }
 
-TEST(LabelSmoothing, AValueOutsideTheUnitIntervalNamesTheNode) {
+TEST(CrossEntropy, AValueOutsideTheUnitIntervalNamesTheNode) {
   for (const char* s : {"1.5", "-0.1", "%sym_float", "nan"}) {
     onnx::ModelProto m = CrossEntropy(s, false);
-    Status st = RestoreLabelSmoothing(&m);
+    Status st = RestoreCrossEntropy(&m);
     ASSERT_FALSE(st.ok()) << s;
     EXPECT_NE(st.message().find("node_cross_entropy_loss"), std::string::npos) << st.ToString();
     EXPECT_NE(st.message().find("label_smoothing"), std::string::npos) << st.ToString();
