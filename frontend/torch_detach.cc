@@ -65,6 +65,15 @@ void MarkStopGradient(onnx::NodeProto* identity) {
   a->set_i(1);
 }
 
+// Whether the fx call reading `reads` reads value `v` of the file by its name (an initializer as the
+// placeholder torch.export names after it).
+bool Accounted(const std::string& v, const std::set<std::string>& reads, const std::set<std::string>& initializers) {
+  if (reads.count(v)) return true;
+  if (!initializers.count(v)) return false;
+  const std::string u = Underscored(v);
+  return reads.count("p_" + u) || reads.count("b_" + u) || reads.count("c_" + u) || reads.count(u);
+}
+
 }  // namespace
 
 Status RestoreDetach(onnx::ModelProto* model) {
@@ -103,15 +112,21 @@ Status RestoreDetach(onnx::ModelProto* model) {
 
   std::vector<std::string> warnings;
   // A computation that differs from another only by a detach() is the same ONNX computation: the
-  // exporter's optimizer merges the two, and the fx value the merged one read is gone from the file.
+  // exporter's optimizer merges the two, and the merged one's reader reads the survivor (a value
+  // named after another fx node) where its fx call reads a value the file no longer has. (A
+  // constant the optimizer folded is gone too, but its reader reads an unnamed literal instead.)
   std::string merged;
   for (const auto& n : g->node()) {
     const std::string* fx = FindProp(n.metadata_props(), kFxKey);
     if (!fx || !merged.empty()) continue;
-    for (const std::string& r : FxReadNames(*fx)) {
+    const std::vector<std::string> reads = FxReadNames(*fx);
+    const std::set<std::string> read_set(reads.begin(), reads.end());
+    bool stand_in = false;
+    for (const auto& in : n.input()) stand_in |= !in.empty() && named.count(in) && !Accounted(in, read_set, initializers);
+    for (const std::string& r : reads) {
       const bool placeholder = r.rfind("p_", 0) == 0 || r.rfind("b_", 0) == 0 || r.rfind("c_", 0) == 0 ||
                                r.rfind("sym_", 0) == 0;
-      if (!IsDetach(r) && !placeholder && !defined.count(r) && !named.count(r)) {
+      if (stand_in && !IsDetach(r) && !placeholder && !defined.count(r) && !taken.count(r)) {
         merged = "node '" + n.name() + "' (" + n.op_type() + ") reads the fx value %" + r;
         break;
       }
@@ -138,15 +153,9 @@ Status RestoreDetach(onnx::ModelProto* model) {
       nodes.push_back(std::move(n));
       continue;
     }
-    auto accounted = [&](const std::string& v) {
-      if (read_set.count(v)) return true;
-      if (!initializers.count(v)) return false;
-      const std::string u = Underscored(v);
-      return read_set.count("p_" + u) || read_set.count("b_" + u) || read_set.count("c_" + u) || read_set.count(u);
-    };
     std::set<std::string> candidates;
     for (const auto& in : n.input())
-      if (!in.empty() && named.count(in) && !accounted(in)) candidates.insert(in);
+      if (!in.empty() && named.count(in) && !Accounted(in, read_set, initializers)) candidates.insert(in);
     if (candidates.size() != detaches.size()) {
       warnings.push_back("node '" + n.name() + "' (" + n.op_type() + ") reads " + std::to_string(detaches.size()) +
                          " detached value(s) (Tensor.detach() in PyTorch) that dscompile cannot match to its inputs, "

@@ -122,6 +122,16 @@ TEST(Detach, WhatCannotBePlacedIsNamedInAWarning) {
   EXPECT_NE(w[0].find("node_sq"), std::string::npos) << w[0];
 }
 
+TEST(Detach, AConstantTheOptimizerFoldedIsNoMerge) {
+  // softmax(z.detach() * c): c folded into an initializer named after its fx node
+  onnx::ModelProto m = Base();
+  m.mutable_graph()->add_initializer()->set_name("scalar_tensor_default");
+  AddNode(&m, "Mul", {"z", "scalar_tensor_default"}, "y", "mul", "%detach, %scalar_tensor_default");
+  ASSERT_TRUE(RestoreDetach(&m).ok());
+  EXPECT_TRUE(Warnings(m).empty());
+  EXPECT_TRUE(StopsGradient(*Producer(m, Producer(m, "y")->input(0))));
+}
+
 TEST(Detach, AModelWithoutDetachIsLeftAlone) {
   onnx::ModelProto m = Base();
   AddNode(&m, "Mul", {"sub", "sub"}, "sq", "pow_1", "%sub_1, 2");  // a merge, but no detach anywhere
