@@ -70,6 +70,13 @@ inline StatusOr<Window> ParseWindow(const Node& n, const std::vector<int64_t>& x
   if (!match)
     return InvalidArgument("output spatial dims ", DimsToString(y), " do not match the window over ", DimsToString(x),
                            " (expected ", DimsToString(expect), ")");
+  // Each kernel dim may be up to 2^31 (ir/node_checks.h), so three of them could overflow Taps().
+  int64_t taps = 1;
+  for (int a = 0; a < kMaxSpatial; ++a) {
+    if (w.k[a] > (int64_t{1} << 40) / taps)
+      return Unimplemented("kernel_shape ", DimsToString(kernel), " has more than 2^40 taps");
+    taps *= w.k[a];
+  }
   return w;
 }
 

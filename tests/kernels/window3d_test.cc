@@ -116,6 +116,21 @@ void BuildPool(Built& b, const std::string& op, const std::string& domain, std::
   for (auto& [k, v] : attrs) b.node->SetAttr(k, v);
 }
 
+// Each kernel dim may be up to 2^31 (node checks), so three of them could overflow the tap count: a
+// window of more than 2^40 taps is refused by name.
+TEST(Window3DErrors, TooManyTapsIsRefused) {
+  const int64_t k = int64_t{1} << 20;
+  Built b;
+  BuildPool(b, "MaxPool", "", {1, 1, 1, 1, 1}, {1, 1, 1, 1, 1},
+            {{"kernel_shape", std::vector<int64_t>{k, k, k}}, {"pads", std::vector<int64_t>{k - 1, k - 1, k - 1, 0, 0, 0}}},
+            false);
+  StatusOr<std::unique_ptr<OpKernel>> kernel = KernelRegistry::Global().Create(*b.node, DeviceKind::kCpu);
+  ASSERT_FALSE(kernel.ok());
+  EXPECT_EQ(kernel.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(kernel.status().message().find("pool3d"), std::string::npos) << kernel.status().ToString();
+  EXPECT_NE(kernel.status().message().find("more than 2^40 taps"), std::string::npos) << kernel.status().ToString();
+}
+
 // Shapes above the OpenMP thresholds: one thread and several agree bit for bit.
 TEST(Window3DParallel, PoolsSameAcrossThreadCounts) {
   const std::map<std::string, AttrValue> attrs{{"kernel_shape", std::vector<int64_t>{3, 3, 2}},
