@@ -22,8 +22,10 @@ __global__ void MaxPoolFwd(const T* x, T* y, int64_t* idx, nn::Window w, int64_t
   for (int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; o < n;
        o += static_cast<int64_t>(blockDim.x) * gridDim.x) {
     const int64_t p = o / out_plane;
+    int64_t op[3];
+    nn::Unflatten(w.out, o % out_plane, op);
     const T* xp = x + p * in_plane;
-    const int64_t a = pool::ArgMax(w, o % out_plane, [xp](int64_t off) { return ToFloat(xp[off]); });
+    const int64_t a = pool::ArgMax(w, op, [xp](int64_t off) { return ToFloat(xp[off]); });
     y[o] = a < 0 ? FromFloat<T>(0.0f) : xp[a];
     if (idx) idx[o] = a < 0 ? -1 : p * in_plane + a;
   }
@@ -34,7 +36,9 @@ __global__ void AvgPoolFwd(const T* x, T* y, nn::Window w, int64_t planes, bool 
   const int64_t in_plane = w.InSize(), out_plane = w.OutSize(), n = planes * out_plane;
   for (int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; o < n;
        o += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    const int64_t p = o / out_plane, op = o % out_plane;
+    const int64_t p = o / out_plane;
+    int64_t op[3];
+    nn::Unflatten(w.out, o % out_plane, op);
     const T* xp = x + p * in_plane;
     double sum = 0;
     pool::ForEachTap(w, op, [&](int64_t off) { sum += ToFloat(xp[off]); });
@@ -56,7 +60,8 @@ __global__ void GlobalAvgPool(const T* x, T* y, int64_t planes, int64_t size) {
   }
 }
 
-// dX[p, off] = sum, over the windows o with a tap at off (in increasing o), of share(acc, p, o, off).
+// dX[p, off] = sum, over the windows (op, o) with a tap at off (in increasing o), of
+// share(acc, p, op, o, off).
 template <typename T, typename Share>
 __device__ __forceinline__ void GatherGrad(T* dx, const nn::Window& w, int64_t planes, Share share) {
   const int64_t in_plane = w.InSize(), n = planes * in_plane;
@@ -64,7 +69,7 @@ __device__ __forceinline__ void GatherGrad(T* dx, const nn::Window& w, int64_t p
        e += static_cast<int64_t>(blockDim.x) * gridDim.x) {
     const int64_t p = e / in_plane, off = e % in_plane;
     float acc = 0.0f;
-    pool::ForEachWindowOver(w, off, [&](int64_t o) { acc = share(acc, p, o, off); });
+    pool::ForEachWindowOver(w, off, [&](const int64_t* op, int64_t o) { acc = share(acc, p, op, o, off); });
     dx[e] = FromFloat<T>(acc);
   }
 }
@@ -72,9 +77,9 @@ __device__ __forceinline__ void GatherGrad(T* dx, const nn::Window& w, int64_t p
 template <typename T>
 __global__ void MaxPoolBwd(const T* dy, const T* x, T* dx, nn::Window w, int64_t planes) {
   const int64_t in_plane = w.InSize(), out_plane = w.OutSize();
-  GatherGrad(dx, w, planes, [=](float acc, int64_t p, int64_t o, int64_t off) {
+  GatherGrad(dx, w, planes, [=](float acc, int64_t p, const int64_t* op, int64_t o, int64_t off) {
     const T* xp = x + p * in_plane;
-    const int64_t a = pool::ArgMax(w, o, [xp](int64_t i) { return ToFloat(xp[i]); });
+    const int64_t a = pool::ArgMax(w, op, [xp](int64_t i) { return ToFloat(xp[i]); });
     return a == off ? acc + ToFloat(dy[p * out_plane + o]) : acc;
   });
 }
@@ -82,8 +87,8 @@ __global__ void MaxPoolBwd(const T* dy, const T* x, T* dx, nn::Window w, int64_t
 template <typename T>
 __global__ void AvgPoolBwd(const T* dy, T* dx, nn::Window w, int64_t planes, bool include_pad) {
   const int64_t out_plane = w.OutSize();
-  GatherGrad(dx, w, planes, [=](float acc, int64_t p, int64_t o, int64_t) {
-    const int64_t d = pool::Divisor(w, include_pad, o);
+  GatherGrad(dx, w, planes, [=](float acc, int64_t p, const int64_t* op, int64_t o, int64_t) {
+    const int64_t d = pool::Divisor(w, include_pad, op);
     if (!d) return acc;
     return acc + ToFloat(dy[p * out_plane + o]) / static_cast<float>(d);
   });

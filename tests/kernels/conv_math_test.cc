@@ -66,15 +66,52 @@ TEST(ConvMath, OutputPosInvertsInputPos) {
         }
 }
 
+// Divisor counts the taps in range without walking them: against the walk, for both extents.
+TEST(PoolMath, DivisorCountsTheTapsInRange) {
+  for (const nn::Window& w : Windows())
+    for (bool include_pad : {false, true})
+      pool::ForEachWindow(w, [&](const int64_t* op, int64_t o) {
+        int64_t want = 1;
+        for (int a = 0; a < nn::kMaxSpatial; ++a) {
+          const int64_t lo = include_pad ? -w.pb[a] : 0, hi = include_pad ? w.in[a] + w.pe[a] : w.in[a];
+          int64_t n = 0;
+          for (int64_t t = 0; t < w.k[a]; ++t) n += w.Pos(a, op[a], t) >= lo && w.Pos(a, op[a], t) < hi;
+          want *= n;
+        }
+        ASSERT_EQ(pool::Divisor(w, include_pad, op), want) << o;
+      });
+  // Windows reaching past the padded extent (ceil_mode's last window) and starting before it.
+  for (int64_t start : {-5, -3, -1, 0, 2, 6, 9})
+    for (int64_t d : {1, 2, 3})
+      for (int64_t k : {1, 2, 4}) {
+        int64_t want = 0;
+        for (int64_t t = 0; t < k; ++t) want += start + t * d >= -1 && start + t * d < 7;
+        ASSERT_EQ(pool::TapsWithin(start, d, k, -1, 7), want) << start << " " << d << " " << k;
+      }
+}
+
 // The pooling gradients' gather (one input element visits its windows) sees exactly the windows the
 // forward's scatter walk reaches, in the same (increasing) order.
 TEST(PoolMath, ForEachWindowOverInvertsForEachTap) {
   for (const nn::Window& w : Windows()) {
     std::vector<std::vector<int64_t>> scattered(w.InSize());
-    for (int64_t o = 0; o < w.OutSize(); ++o) pool::ForEachTap(w, o, [&](int64_t off) { scattered[off].push_back(o); });
+    int64_t count = 0;
+    pool::ForEachWindow(w, [&](const int64_t* op, int64_t o) {
+      int64_t flat[3];
+      nn::Unflatten(w.out, o, flat);
+      ASSERT_TRUE(op[0] == flat[0] && op[1] == flat[1] && op[2] == flat[2]) << o;
+      ASSERT_EQ(o, count++);
+      pool::ForEachTap(w, op, [&](int64_t off) { scattered[off].push_back(o); });
+    });
+    ASSERT_EQ(count, w.OutSize());
     for (int64_t off = 0; off < w.InSize(); ++off) {
       std::vector<int64_t> gathered;
-      pool::ForEachWindowOver(w, off, [&](int64_t o) { gathered.push_back(o); });
+      pool::ForEachWindowOver(w, off, [&](const int64_t* op, int64_t o) {
+        int64_t flat[3];
+        nn::Unflatten(w.out, o, flat);
+        EXPECT_TRUE(op[0] == flat[0] && op[1] == flat[1] && op[2] == flat[2]) << o;
+        gathered.push_back(o);
+      });
       ASSERT_EQ(gathered, scattered[off]);
     }
   }
