@@ -7,7 +7,7 @@
 // over (N,C,H,W) the one over (N,C,1,H,W). The memory layout is the same, so one walk serves all
 // three ranks.
 //
-//   for (int64_t o = 0; o < w.OutSize(); ++o) pool::ForEachTap(w, o, [&](int64_t off) { ... });
+//   pool::ForEachWindow(w, [&](const int64_t* op, int64_t o) { pool::ForEachTap(w, op, [&](int64_t off) { ... }); });
 #pragma once
 
 #include <cstdint>
