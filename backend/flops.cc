@@ -47,11 +47,11 @@ const std::map<std::string, Entry>& Table() {
     t["MatMul"] = {Rule::kMatMul, 2, "2*M*N*K (batched: per batch matrix)"};
     t["Gemm"] = {Rule::kGemm, 2, "2*M*N*K, + M*N when C is given"};
     t["FusedMatMul"] = {Rule::kMatMul, 2, "2*M*N*K (batched: per batch matrix), K from A as transA reads it"};
-    t["Conv"] = {Rule::kConv, 2, "2*out_elems*Cin/groups*kh*kw, + out_elems with a bias"};
-    t["ConvGrad"] = {Rule::kConvGrad, 2, "dX and dW: 2*dY_elems*Cin/groups*kh*kw each; dB: dY_elems"};
-    t["ConvTranspose"] = {Rule::kConvTranspose, 2, "2*X_elems*Cout/groups*kh*kw, + out_elems with a bias"};
+    t["Conv"] = {Rule::kConv, 2, "2*out_elems*Cin/groups*prod(kernel), + out_elems with a bias"};
+    t["ConvGrad"] = {Rule::kConvGrad, 2, "dX and dW: 2*dY_elems*Cin/groups*prod(kernel) each; dB: dY_elems"};
+    t["ConvTranspose"] = {Rule::kConvTranspose, 2, "2*X_elems*Cout/groups*prod(kernel), + out_elems with a bias"};
     t["ConvTransposeGrad"] = {Rule::kConvTransposeGrad, 2,
-                              "dX and dW: 2*X_elems*Cout/groups*kh*kw each; dB: dY_elems"};
+                              "dX and dW: 2*X_elems*Cout/groups*prod(kernel) each; dB: dY_elems"};
     t["Attention"] = {Rule::kAttention, 1, "2*Sq*Sk*D + Sq*Sk + 2*Sq*Sk*Dv per batch and head"};
     t["AttentionGrad"] = {Rule::kAttentionGrad, 1, "6*Sq*Sk*D + 4*Sq*Sk*Dv + 3*Sq*Sk per batch and head"};
     for (const char* op : {"Add", "Sub", "Mul", "Div", "Neg", "Abs", "Sqrt", "Reciprocal", "Pow", "Exp", "Log", "Erf",

@@ -460,6 +460,37 @@ class RecurrentLM(nn.Module):
         return F.cross_entropy(self.head(y).reshape(-1, VOCAB), labels.reshape(-1))
 
 
+class TinyVideoNet(nn.Module):
+    """A C3D-style video classifier over (B, 3, T=4, 6, 6) clips: a 3x3x3 Conv3d + BatchNorm3d (batch
+    statistics, training mode) + ReLU, a spatial-only MaxPool3d, a Conv3d with a temporal stride and
+    asymmetric kernel, MaxPool3d(2) with ceil_mode, a global average over (T, H, W) and a Linear head."""
+
+    def __init__(self, chans=3, width=6, n_cls=4):
+        super().__init__()
+        self.conv1 = nn.Conv3d(chans, width, 3, padding=1)
+        self.bn1 = nn.BatchNorm3d(width)
+        self.pool1 = nn.MaxPool3d((1, 2, 2))
+        self.conv2 = nn.Conv3d(width, 8, (2, 3, 3), stride=(2, 1, 1), padding=(0, 1, 1))
+        self.pool2 = nn.MaxPool3d(2, ceil_mode=True)
+        self.head = nn.Linear(8, n_cls)
+
+    def forward(self, pixel_values, labels):
+        h = self.pool1(torch.relu(self.bn1(self.conv1(pixel_values))))   # (B, w, 4, 3, 3)
+        h = self.pool2(torch.relu(self.conv2(h)))                        # (B, 8, 2, 3, 3) -> (B, 8, 1, 2, 2)
+        h = F.adaptive_avg_pool3d(h, 1).flatten(1)                       # (B, 8)
+        return F.cross_entropy(self.head(h), labels)
+
+
+def data_video(n, seed, n_cls=4):
+    """Clips (3, 4, 6, 6): a per-class template that moves one pixel per frame, plus noise."""
+    rs = np.random.RandomState(seed)
+    templates = rs.standard_normal((n_cls, 3, 1, 6, 6)).astype(np.float32)
+    frames = np.concatenate([np.roll(templates, t, axis=4) for t in range(4)], axis=2)
+    y = rs.randint(0, n_cls, size=n).astype(np.int64)
+    x = frames[y] + np.float32(0.5) * rs.standard_normal((n, 3, 4, 6, 6)).astype(np.float32)
+    return {"pixel_values": x.astype(np.float32), "labels": y}
+
+
 def data_image8(n, seed):
     d = E.data_cnn(n, seed, chans=3, hw=8, n_cls=10)
     return {"pixel_values": d["x"], "labels": d["y"]}
@@ -548,6 +579,9 @@ MODELS = collections.OrderedDict([
     # recurrent layers (ONNX LSTM/GRU/RNN): the legacy exporter writes nn.RNN as an RNN node; in
     # dynamo_default the exporter's optimizer folds the weights into W/R/B constants (nothing to train)
     ("rnn_lm", (RecurrentLM, data_lm, 62, dict(COMPACT, modes=("helper", "legacy17")))),
+    # 3-D convolution and pooling (video): the helper's file only; dynamo_default folds the training
+    # BatchNorm3d into the conv, as for hf_resnet
+    ("video3d", (TinyVideoNet, data_video, 62, dict(COMPACT, modes=("helper",)))),
 ])
 
 

@@ -8,14 +8,16 @@
 #include <string>
 #include <vector>
 
+#include "kernels/common/window_node.h"
 #include "kernels/cpu/nn_util.h"
 
 namespace dsc::conv {
 
-// Sizes of a grouped conv X:(N,C,H,W) * W:(M,C/group,kh,kw) -> Y:(N,M,OH,OW), as GEMM operands:
-// per image and group, Y_g:(Mg, P) = W_g:(Mg, K) @ col:(K, P) with K = Cg*kh*kw, P = OH*OW.
+// Sizes of a grouped conv X:(N,C,spatial...) * W:(M,C/group,k...) -> Y:(N,M,spatial'...) over 1 to
+// 3 spatial dims, as GEMM operands: per image and group, Y_g:(Mg, P) = W_g:(Mg, K) @ col:(K, P) with
+// K = Cg * taps (kd*kh*kw) and P the output positions (OD*OH*OW).
 struct ConvShape {
-  nn::Window2D w;
+  nn::Window w;
   int64_t n = 0, c = 0, m = 0, group = 1, cg = 0, mg = 0, k = 0, p = 0;
 };
 
@@ -23,30 +25,32 @@ inline StatusOr<ConvShape> ReadConv(const Node& node, const Value* xv, const Val
   ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(xv, "X"));
   ASSIGN_OR_RETURN(std::vector<int64_t> wd, nn::StaticDims(wv, "W"));
   ASSIGN_OR_RETURN(std::vector<int64_t> y, nn::StaticDims(yv, "Y"));
-  if (!((x.size() == 4 && wd.size() == 4) || (x.size() == 3 && wd.size() == 3)))
-    return Unimplemented("only 1-D and 2-D Conv are supported: X ", nn::DimsToString(x), ", W ", nn::DimsToString(wd));
+  if (x.size() != wd.size() || x.size() < 3 || x.size() > 2 + nn::kMaxSpatial)
+    return Unimplemented("only 1-D, 2-D and 3-D Conv are supported: X ", nn::DimsToString(x), ", W ",
+                         nn::DimsToString(wd));
   ConvShape s;
-  const bool one_d = x.size() == 3;  // (N,C,L) * (M,C/group,k): the 2-D conv of height 1
-  const int64_t kh = one_d ? 1 : wd[2], kw = wd.back();
-  ASSIGN_OR_RETURN(s.w, nn::ParseWindow2D(node, x, y, one_d ? std::vector<int64_t>{kw} : std::vector<int64_t>{kh, kw},
-                                          /*ceil_mode=*/false));
-  if (s.w.kh != kh || s.w.kw != kw)
-    return InvalidArgument("kernel_shape ", s.w.kh, "x", s.w.kw, " does not match W ", nn::DimsToString(wd));
+  const std::vector<int64_t> kernel(wd.begin() + 2, wd.end());
+  ASSIGN_OR_RETURN(s.w, nn::ParseWindow(node, x, y, kernel, /*ceil_mode=*/false));
+  for (size_t i = 0; i < kernel.size(); ++i)
+    if (s.w.k[nn::kMaxSpatial - kernel.size() + i] != kernel[i])
+      return InvalidArgument("kernel_shape ", nn::DimsToString(node.GetInts("kernel_shape")), " does not match W ",
+                             nn::DimsToString(wd));
   s.n = x[0], s.c = x[1], s.m = wd[0], s.group = node.GetInt("group", 1);
   if (s.group < 1 || s.c % s.group || s.m % s.group || wd[1] * s.group != s.c)
     return InvalidArgument("group ", s.group, " does not fit X ", nn::DimsToString(x), " and W ", nn::DimsToString(wd));
   if (y[0] != s.n || y[1] != s.m)
     return InvalidArgument("Y ", nn::DimsToString(y), " must be (", s.n, ",", s.m, ",...)");
-  s.cg = s.c / s.group, s.mg = s.m / s.group, s.k = s.cg * s.w.kh * s.w.kw, s.p = s.w.oh * s.w.ow;
+  s.cg = s.c / s.group, s.mg = s.m / s.group, s.k = s.cg * s.w.Taps(), s.p = s.w.OutSize();
   if (s.k > INT_MAX || s.p > INT_MAX || s.mg > INT_MAX) return Unimplemented("conv too large for 32-bit BLAS sizes");
   return s;
 }
 
-// A ConvTranspose node X:(N,C,H,W) * W:(C,M/group,kh,kw) -> Y:(N,M,OH,OW) as the Conv it is the
-// adjoint of: the conv from Y's space to X's, Conv(Y', W) -> X' with the same strides, dilations and
-// group. So the returned shape reads c = M (Y's channels), m = C (X's), w.ih/iw = OH/OW and
-// w.oh/ow = H/W, and ConvTranspose(X) = col2im(W^T @ X) is ConvGrad's dX with dY = X; its gradient
-// is Conv's forward (dX = Conv(dY, W)) and ConvGrad's dW with the roles of X and dY swapped.
+// A ConvTranspose node X:(N,C,spatial...) * W:(C,M/group,k...) -> Y:(N,M,spatial'...) (1 to 3 spatial
+// dims) as the Conv it is the adjoint of: the conv from Y's space to X's, Conv(Y', W) -> X' with the
+// same strides, dilations and group. So the returned shape reads c = M (Y's channels), m = C (X's),
+// w.in = Y's spatial dims and w.out = X's, and ConvTranspose(X) = col2im(W^T @ X) is ConvGrad's dX
+// with dY = X; its gradient is Conv's forward (dX = Conv(dY, W)) and ConvGrad's dW with the roles of
+// X and dY swapped.
 //
 // Pads follow the ONNX spec: `pads` (NOTSET), none (VALID), or, with output_shape or SAME_*, the
 // total padding stride*(in-1) + output_padding + (k-1)*dilation+1 - out split in half (the odd one
@@ -57,8 +61,8 @@ inline StatusOr<ConvShape> ReadConvTranspose(const Node& node, const Value* xv, 
   ASSIGN_OR_RETURN(std::vector<int64_t> x, nn::StaticDims(xv, "X"));
   ASSIGN_OR_RETURN(std::vector<int64_t> wd, nn::StaticDims(wv, "W"));
   ASSIGN_OR_RETURN(std::vector<int64_t> y, nn::StaticDims(yv, "Y"));
-  if (!((x.size() == 4 && wd.size() == 4 && y.size() == 4) || (x.size() == 3 && wd.size() == 3 && y.size() == 3)))
-    return Unimplemented("only 1-D and 2-D ConvTranspose are supported: X ", nn::DimsToString(x), ", W ",
+  if (x.size() != wd.size() || x.size() != y.size() || x.size() < 3 || x.size() > 2 + nn::kMaxSpatial)
+    return Unimplemented("only 1-D, 2-D and 3-D ConvTranspose are supported: X ", nn::DimsToString(x), ", W ",
                          nn::DimsToString(wd), ", Y ", nn::DimsToString(y));
   const size_t r = x.size() - 2;
   auto ints = [&](const char* name, int64_t fill, size_t count) -> StatusOr<std::vector<int64_t>> {
@@ -120,17 +124,16 @@ inline StatusOr<ConvShape> ReadConvTranspose(const Node& node, const Value* xv, 
   s.c = wd[1] * s.group;
   if (y[0] != s.n || y[1] != s.c)
     return InvalidArgument("Y ", nn::DimsToString(y), " must be (", s.n, ",", s.c, ",...)");
-  nn::Window2D& w = s.w;
-  const bool one_d = r == 1;
-  const size_t h = 0, v = one_d ? 0 : 1;  // index of the height and width attributes
-  w.kh = one_d ? 1 : kernel[h], w.kw = kernel[v];
-  w.sh = one_d ? 1 : strides[h], w.sw = strides[v];
-  w.dh = one_d ? 1 : dil[h], w.dw = dil[v];
-  w.pt = one_d ? 0 : pads[h], w.pl = pads[v];
-  w.pb = one_d ? 0 : pads[h + r] - out_pad[h], w.pr = pads[v + r] - out_pad[v];
-  w.ih = one_d ? 1 : y[2], w.iw = y.back(), w.oh = one_d ? 1 : x[2], w.ow = x.back();
-  s.cg = s.c / s.group, s.mg = s.m / s.group, s.k = s.cg * w.kh * w.kw, s.p = w.oh * w.ow;
-  if (s.k > INT_MAX || s.p > INT_MAX || s.mg > INT_MAX || w.ih * w.iw > INT_MAX)
+  nn::Window& w = s.w;
+  w.rank = static_cast<int>(r);
+  for (size_t i = 0; i < r; ++i) {
+    const size_t a = nn::kMaxSpatial - r + i;
+    w.k[a] = kernel[i], w.s[a] = strides[i], w.d[a] = dil[i];
+    w.pb[a] = pads[i], w.pe[a] = pads[i + r] - out_pad[i];
+    w.in[a] = y[i + 2], w.out[a] = x[i + 2];
+  }
+  s.cg = s.c / s.group, s.mg = s.m / s.group, s.k = s.cg * w.Taps(), s.p = w.OutSize();
+  if (s.k > INT_MAX || s.p > INT_MAX || s.mg > INT_MAX || w.InSize() > INT_MAX)
     return Unimplemented("ConvTranspose too large for 32-bit BLAS sizes");
   return s;
 }

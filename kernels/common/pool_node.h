@@ -5,13 +5,14 @@
 
 #include <vector>
 
+#include "kernels/common/window_node.h"
 #include "kernels/cpu/nn_util.h"
 
 namespace dsc::pool {
 
-// Pool attributes over X:(N,C,H,W) -> Y:(N,C,OH,OW); planes = N*C.
+// Pool attributes over X:(N,C,spatial...) -> Y:(N,C,spatial'...), 1 to 3 spatial dims; planes = N*C.
 struct PoolShape {
-  nn::Window2D w;
+  nn::Window w;
   int64_t planes = 0;
   bool count_include_pad = false;
 };
@@ -21,7 +22,7 @@ inline StatusOr<PoolShape> ReadPool(const Node& node, const Value* xv, const Val
   ASSIGN_OR_RETURN(std::vector<int64_t> y, nn::StaticDims(yv, "Y"));
   if (!node.HasAttr("kernel_shape")) return InvalidArgument("kernel_shape is required");
   PoolShape s;
-  ASSIGN_OR_RETURN(s.w, nn::ParseWindow2D(node, x, y, {}, node.GetInt("ceil_mode", 0) != 0));
+  ASSIGN_OR_RETURN(s.w, nn::ParseWindow(node, x, y, {}, node.GetInt("ceil_mode", 0) != 0));
   if (x[0] != y[0] || x[1] != y[1])
     return InvalidArgument("X ", nn::DimsToString(x), " and Y ", nn::DimsToString(y), " differ in N or C");
   s.planes = x[0] * x[1];

@@ -1,11 +1,11 @@
-// 1-D and 2-D convolution (ONNX Conv: groups, strides, pads, dilations, auto_pad, optional bias) and ConvGrad,
+// 1-D, 2-D and 3-D convolution (ONNX Conv: groups, strides, pads, dilations, auto_pad, optional bias) and ConvGrad,
 // and the transposed convolution (ConvTranspose, ConvTransposeGrad) as the adjoint of a Conv: its
 // forward is ConvGrad's dX, its gradient Conv's forward (dX) and ConvGrad's dW with X and dY swapped
 // (conv::ReadConvTranspose gives that Conv's shape).
 //
 // Two implementations, chosen per node at Init: oneDNN's convolution primitives (kernels/cpu/onednn.h:
 // direct JIT kernels on blocked layouts, reordered from and to our NCHW tensors) whenever oneDNN
-// accepts the node, which is every float32 1-D/2-D Conv it is handed today; and im2col/col2im
+// accepts the node, which is every float32 Conv it is handed today; and im2col/col2im
 // around OpenBLAS sgemm below, the readable spec and the fallback should oneDNN refuse a node.
 
 #include <algorithm>
@@ -23,47 +23,60 @@
 namespace dsc {
 namespace {
 
-// Unfolds one group of one image, x:(Cg,H,W), into col:(Cg*kh*kw, OH*OW); padded taps read 0.
-void Im2Col(const float* x, int64_t cg, const nn::Window2D& w, float* col) {
-  const int64_t rows = cg * w.kh * w.kw, P = w.oh * w.ow;
+// Unfolds one group of one image, x:(Cg,D,H,W), into col:(Cg*kd*kh*kw, OD*OH*OW); padded taps read 0.
+void Im2Col(const float* x, int64_t cg, const nn::Window& w, float* col) {
+  const int64_t taps = w.Taps(), rows = cg * taps, P = w.OutSize(), plane = w.InSize();
 #pragma omp parallel for if (rows * P > nn::kParallelThreshold)
   for (int64_t row = 0; row < rows; ++row) {
-    const int64_t c = row / (w.kh * w.kw), ki = row / w.kw % w.kh, kj = row % w.kw;
-    const float* xc = x + c * w.ih * w.iw;
+    int64_t t[3];
+    nn::Unflatten(w.k, row % taps, t);
+    const float* xc = x + row / taps * plane;
     float* out = col + row * P;
-    for (int64_t oy = 0; oy < w.oh; ++oy) {
-      const int64_t iy = conv::InputPos(oy, w.sh, w.pt, ki, w.dh);
-      for (int64_t ox = 0; ox < w.ow; ++ox) {
-        const int64_t ix = conv::InputPos(ox, w.sw, w.pl, kj, w.dw);
-        const bool in = iy >= 0 && iy < w.ih && ix >= 0 && ix < w.iw;
-        out[oy * w.ow + ox] = in ? xc[iy * w.iw + ix] : 0.0f;
+    for (int64_t oz = 0; oz < w.out[0]; ++oz) {
+      const int64_t iz = w.Pos(0, oz, t[0]);
+      for (int64_t oy = 0; oy < w.out[1]; ++oy) {
+        const int64_t iy = w.Pos(1, oy, t[1]);
+        const bool inside = iz >= 0 && iz < w.in[0] && iy >= 0 && iy < w.in[1];
+        const float* xr = inside ? xc + (iz * w.in[1] + iy) * w.in[2] : xc;
+        float* o = out + (oz * w.out[1] + oy) * w.out[2];
+        for (int64_t ox = 0; ox < w.out[2]; ++ox) {
+          const int64_t ix = w.Pos(2, ox, t[2]);
+          o[ox] = inside && ix >= 0 && ix < w.in[2] ? xr[ix] : 0.0f;
+        }
       }
     }
   }
 }
 
-// The adjoint of Im2Col: adds col:(Cg*kh*kw, OH*OW) back into x:(Cg,H,W); padded taps are dropped.
-void Col2ImAdd(const float* col, int64_t cg, const nn::Window2D& w, float* x) {
-  const int64_t P = w.oh * w.ow;
-  // One channel per thread: every row of a channel writes that channel's plane only.
-#pragma omp parallel for if (cg * w.kh * w.kw * P > nn::kParallelThreshold)
+// The adjoint of Im2Col: adds col:(Cg*kd*kh*kw, OD*OH*OW) back into x:(Cg,D,H,W); padded taps are
+// dropped.
+void Col2ImAdd(const float* col, int64_t cg, const nn::Window& w, float* x) {
+  const int64_t taps = w.Taps(), P = w.OutSize(), plane = w.InSize();
+  // One channel per thread: every row of a channel writes that channel's volume only.
+#pragma omp parallel for if (cg * taps * P > nn::kParallelThreshold)
   for (int64_t c = 0; c < cg; ++c) {
-    float* xc = x + c * w.ih * w.iw;
-    for (int64_t ki = 0; ki < w.kh; ++ki)
-      for (int64_t kj = 0; kj < w.kw; ++kj) {
-        const float* in = col + ((c * w.kh + ki) * w.kw + kj) * P;
-        for (int64_t oy = 0; oy < w.oh; ++oy) {
-          const int64_t iy = conv::InputPos(oy, w.sh, w.pt, ki, w.dh);
-          if (iy < 0 || iy >= w.ih) continue;
-          for (int64_t ox = 0; ox < w.ow; ++ox) {
-            const int64_t ix = conv::InputPos(ox, w.sw, w.pl, kj, w.dw);
-            if (ix >= 0 && ix < w.iw) xc[iy * w.iw + ix] += in[oy * w.ow + ox];
+    float* xc = x + c * plane;
+    for (int64_t tap = 0; tap < taps; ++tap) {
+      int64_t t[3];
+      nn::Unflatten(w.k, tap, t);
+      const float* in = col + (c * taps + tap) * P;
+      for (int64_t oz = 0; oz < w.out[0]; ++oz) {
+        const int64_t iz = w.Pos(0, oz, t[0]);
+        if (iz < 0 || iz >= w.in[0]) continue;
+        for (int64_t oy = 0; oy < w.out[1]; ++oy) {
+          const int64_t iy = w.Pos(1, oy, t[1]);
+          if (iy < 0 || iy >= w.in[1]) continue;
+          float* xr = xc + (iz * w.in[1] + iy) * w.in[2];
+          const float* ir = in + (oz * w.out[1] + oy) * w.out[2];
+          for (int64_t ox = 0; ox < w.out[2]; ++ox) {
+            const int64_t ix = w.Pos(2, ox, t[2]);
+            if (ix >= 0 && ix < w.in[2]) xr[ix] += ir[ox];
           }
         }
       }
+    }
   }
 }
-
 
 // db[c] = sum over images and positions of dy:(N, C, P), in double.
 void BiasGrad(const float* dy, int64_t n_images, int64_t channels, int64_t p, float* db) {
@@ -83,24 +96,36 @@ bool HasOutput(const Node& node, size_t i) {
   return i < node.num_outputs() && node.output(i) != nullptr && !node.output(i)->name().empty();
 }
 
-// A ConvShape in oneDNN's terms: plain (user) layouts of X:(N,C,H,W), W:(M,Cg,kh,kw) or, grouped,
-// (G,Mg,Cg,kh,kw), B:(M), Y:(N,M,OH,OW) (a 1-D conv is the 2-D one of height 1: the same bytes), and
-// the same shapes with layout `any` for the primitive to choose. oneDNN counts dilation from 0.
+// A ConvShape in oneDNN's terms: plain (user) layouts of X:(N,C,spatial...), W:(M,Cg,k...) or,
+// grouped, (G,Mg,Cg,k...), B:(M), Y:(N,M,spatial'...), and the same shapes with layout `any` for the
+// primitive to choose. A 3-D conv is oneDNN's 3-D one; 1-D and 2-D convs are its 2-D one (a 1-D conv
+// is the 2-D one of height 1: the same bytes). oneDNN counts dilation from 0.
 struct OnednnConv {
   memory::desc x, w, b, y, x_any, w_any, b_any, y_any;
   memory::dims strides, dilates, pad_l, pad_r;
 
   explicit OnednnConv(const conv::ConvShape& s) {
-    const nn::Window2D& v = s.w;
-    const memory::dims xd{s.n, s.c, v.ih, v.iw}, yd{s.n, s.m, v.oh, v.ow}, bd{s.m};
-    const memory::dims wd = s.group == 1 ? memory::dims{s.m, s.cg, v.kh, v.kw}
-                                         : memory::dims{s.group, s.mg, s.cg, v.kh, v.kw};
+    const nn::Window& v = s.w;
+    const bool three = v.rank == 3;
+    const int first = three ? 0 : 1;  // the window axes oneDNN sees
+    auto axes = [&](const int64_t* a, int64_t add) {
+      memory::dims d;
+      for (int i = first; i < nn::kMaxSpatial; ++i) d.push_back(a[i] + add);
+      return d;
+    };
+    memory::dims xd{s.n, s.c}, yd{s.n, s.m}, wd = s.group == 1 ? memory::dims{s.m, s.cg} : memory::dims{s.group, s.mg, s.cg};
+    const memory::dims bd{s.m}, in = axes(v.in, 0), out = axes(v.out, 0), k = axes(v.k, 0);
+    xd.insert(xd.end(), in.begin(), in.end());
+    yd.insert(yd.end(), out.begin(), out.end());
+    wd.insert(wd.end(), k.begin(), k.end());
     const auto f32 = memory::data_type::f32;
-    x = memory::desc(xd, f32, Tag::nchw), y = memory::desc(yd, f32, Tag::nchw), b = memory::desc(bd, f32, Tag::x);
-    w = memory::desc(wd, f32, s.group == 1 ? Tag::oihw : Tag::goihw);
+    const Tag act = three ? Tag::ncdhw : Tag::nchw;
+    const Tag wt = s.group == 1 ? (three ? Tag::oidhw : Tag::oihw) : (three ? Tag::goidhw : Tag::goihw);
+    x = memory::desc(xd, f32, act), y = memory::desc(yd, f32, act), b = memory::desc(bd, f32, Tag::x);
+    w = memory::desc(wd, f32, wt);
     x_any = memory::desc(xd, f32, Tag::any), y_any = memory::desc(yd, f32, Tag::any);
     w_any = memory::desc(wd, f32, Tag::any), b_any = memory::desc(bd, f32, Tag::any);
-    strides = {v.sh, v.sw}, dilates = {v.dh - 1, v.dw - 1}, pad_l = {v.pt, v.pl}, pad_r = {v.pb, v.pr};
+    strides = axes(v.s, 0), dilates = axes(v.d, -1), pad_l = axes(v.pb, 0), pad_r = axes(v.pe, 0);
   }
   dnnl::convolution_forward::primitive_desc Forward(bool bias) const {
     const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
@@ -112,7 +137,8 @@ struct OnednnConv {
 
 Status OnednnFailed(const dnnl::error& e) { return Internal("oneDNN: ", e.what(), " (status ", int(e.status), ")"); }
 
-// (X, W[, B]) -> Y;  X:(N,C,H,W)  W:(M,C/group,kh,kw)  B:(M)  Y:(N,M,OH,OW); 1-D: H = kh = OH = 1
+// (X, W[, B]) -> Y;  X:(N,C,D,H,W)  W:(M,C/group,kd,kh,kw)  B:(M)  Y:(N,M,OD,OH,OW); 2-D: D = kd = OD = 1,
+// 1-D also H = kh = OH = 1
 class ConvKernel : public OpKernel {
  public:
   Status Init(const Node& node) {
@@ -123,9 +149,10 @@ class ConvKernel : public OpKernel {
   // For a conv of shape `s`, with or without a bias.
   void InitShape(const conv::ConvShape& s, bool bias) {
     s_ = s;
+    bias_ = bias;
     try {
+      if (!cpu::OnednnEnabled()) throw dnnl::error(dnnl_unimplemented, "oneDNN turned off by a test");
       const OnednnConv c(s_);
-      bias_ = bias;
       const auto pd = c.Forward(bias_);
       conv_ = dnnl::convolution_forward(pd);
       x_ = cpu::OnednnLayout(c.x, pd.src_desc(), 0);
@@ -161,11 +188,11 @@ class ConvKernel : public OpKernel {
       }
       return Status::OK();
     }
-    const int64_t H = s_.w.ih, W = s_.w.iw;
+    const int64_t plane = s_.w.InSize();
     std::vector<float>& col = col_;
     for (int64_t n = 0; n < s_.n; ++n)
       for (int64_t g = 0; g < s_.group; ++g) {
-        Im2Col(x + (n * s_.c + g * s_.cg) * H * W, s_.cg, s_.w, col.data());
+        Im2Col(x + (n * s_.c + g * s_.cg) * plane, s_.cg, s_.w, col.data());
         float* yg = y + (n * s_.m + g * s_.mg) * s_.p;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(s_.mg), int(s_.p), int(s_.k), 1.0f,
                     wt + g * s_.mg * s_.k, int(s_.k), col.data(), int(s_.p), 0.0f, yg, int(s_.p));
@@ -200,6 +227,7 @@ class ConvGradKernel : public OpKernel {
     s_ = s;
     data_ = data, weights_ = weights, bias_ = bias;
     try {
+      if (!cpu::OnednnEnabled()) throw dnnl::error(dnnl_unimplemented, "oneDNN turned off by a test");
       InitOnednn();
       onednn_ = true;
     } catch (const dnnl::error&) {
@@ -225,14 +253,14 @@ class ConvGradKernel : public OpKernel {
       }
       return Status::OK();
     }
-    const int64_t H = s_.w.ih, W = s_.w.iw;
-    if (dx) std::fill(dx, dx + s_.n * s_.c * H * W, 0.0f);
+    const int64_t plane = s_.w.InSize();
+    if (dx) std::fill(dx, dx + s_.n * s_.c * plane, 0.0f);
     if (dw) std::fill(dw, dw + s_.m * s_.k, 0.0f);
     std::vector<float>& col = col_;
     for (int64_t n = 0; n < s_.n; ++n)
       for (int64_t g = 0; g < s_.group; ++g) {
         const float* dyg = dy + (n * s_.m + g * s_.mg) * s_.p;
-        const int64_t xoff = (n * s_.c + g * s_.cg) * H * W;
+        const int64_t xoff = (n * s_.c + g * s_.cg) * plane;
         if (dw) {
           Im2Col(x + xoff, s_.cg, s_.w, col.data());
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(s_.mg), int(s_.k), int(s_.p), 1.0f, dyg, int(s_.p),
@@ -321,7 +349,7 @@ class ConvGradKernel : public OpKernel {
   std::vector<float> col_;  // im2col's buffer, one image and group (fallback only)
 };
 
-// (X, W[, B]) -> Y;  X:(N,C,H,W)  W:(C,M/group,kh,kw)  B:(M)  Y:(N,M,OH,OW); 1-D: H = kh = OH = 1.
+// (X, W[, B]) -> Y;  X:(N,C,spatial...)  W:(C,M/group,k...)  B:(M)  Y:(N,M,spatial'...).
 // Y = col2im(W_g^T @ X_g) per image and group (+ B): the dX of the adjoint conv with dY = X.
 class ConvTransposeKernel : public OpKernel {
  public:
@@ -335,7 +363,7 @@ class ConvTransposeKernel : public OpKernel {
     RETURN_IF_ERROR(adjoint_.Run(ctx.input(0).data<float>(), nullptr, ctx.input(1).data<float>(), y, nullptr, nullptr));
     if (!ctx.has_input(2)) return Status::OK();
     const float* b = ctx.input(2).data<float>();
-    const int64_t hw = s_.w.ih * s_.w.iw;
+    const int64_t hw = s_.w.InSize();
 #pragma omp parallel for if (s_.n * s_.c * hw > nn::kParallelThreshold)
     for (int64_t nc = 0; nc < s_.n * s_.c; ++nc)
       for (int64_t i = 0; i < hw; ++i) y[nc * hw + i] += b[nc % s_.c];
@@ -365,7 +393,7 @@ class ConvTransposeGradKernel : public OpKernel {
     const float* wt = ctx.input(2).data<float>();
     if (ctx.has_output(0)) RETURN_IF_ERROR(conv_.Run(dy, wt, nullptr, ctx.output(0).data<float>()));
     if (ctx.has_output(1)) RETURN_IF_ERROR(weights_.Run(x, dy, wt, nullptr, ctx.output(1).data<float>(), nullptr));
-    if (ctx.has_output(2)) BiasGrad(dy, s_.n, s_.c, s_.w.ih * s_.w.iw, ctx.output(2).data<float>());
+    if (ctx.has_output(2)) BiasGrad(dy, s_.n, s_.c, s_.w.InSize(), ctx.output(2).data<float>());
     return Status::OK();
   }
 

@@ -1,6 +1,7 @@
 // oneDNN's engine, its description for dsrun's device line, and the plain<->blocked reorders.
 #include "kernels/cpu/onednn.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <memory>
 #include <vector>
@@ -13,6 +14,13 @@ const dnnl::engine& OnednnEngine() {
   static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
 }
+
+namespace {
+std::atomic<bool> g_onednn_enabled{true};
+}  // namespace
+
+bool OnednnEnabled() { return g_onednn_enabled.load(std::memory_order_relaxed); }
+void SetOnednnForTesting(bool enabled) { g_onednn_enabled.store(enabled, std::memory_order_relaxed); }
 
 namespace {
 const char* IsaName(dnnl_cpu_isa_t isa) {

@@ -24,6 +24,12 @@ const dnnl::engine& OnednnEngine();
 // "oneDNN 2.6.3 (avx512_core_bf16)": the library's version and the widest ISA it dispatches to here.
 std::string OnednnDescription();
 
+// Whether kernels initialised from now on may run through oneDNN (true unless a test turned it off).
+bool OnednnEnabled();
+// Tests turn oneDNN off to run the kernels' own path (im2col + sgemm for convolutions, the readable spec
+// and the fallback) on nodes oneDNN would take; kernels initialised after the call see it.
+void SetOnednnForTesting(bool enabled);
+
 // Moves a tensor between our plain layout (`user`) and the layout a primitive chose (`inner`). When
 // the two are the same the primitive reads and writes our buffer directly; otherwise Compute reorders
 // into or out of a buffer in the inner layout. Those buffers live only during one Compute, so every

@@ -1,4 +1,5 @@
-// 2-D pooling: MaxPool (with optional Indices), AveragePool, GlobalAveragePool, and MaxPoolGrad/AveragePoolGrad.
+// Pooling over 1 to 3 spatial dims: MaxPool (with optional Indices), AveragePool, GlobalAveragePool, and
+// MaxPoolGrad/AveragePoolGrad.
 //
 // Windows follow PyTorch where ONNX leaves room: with ceil_mode a window never starts in the end
 // padding; MaxPool takes the first maximum in row-major window order (NaN wins, as in PyTorch) and
@@ -19,13 +20,14 @@ namespace {
 using pool::PoolShape;
 using pool::ReadPool;
 
-int64_t ArgMax(const float* x, const nn::Window2D& w, int64_t oy, int64_t ox) {
-  return pool::ArgMax(w, oy, ox, [x](int64_t off) { return x[off]; });
+int64_t ArgMax(const float* x, const nn::Window& w, const int64_t* op) {
+  return pool::ArgMax(w, op, [x](int64_t off) { return x[off]; });
 }
-int64_t Divisor(const PoolShape& s, int64_t oy, int64_t ox) { return pool::Divisor(s.w, s.count_include_pad, oy, ox); }
+int64_t Divisor(const PoolShape& s, const int64_t* op) { return pool::Divisor(s.w, s.count_include_pad, op); }
 using pool::ForEachTap;
+using pool::ForEachWindow;
 
-// X -> Y[, Indices];  Indices are flat offsets into X:(N,C,H,W) (storage_order 0).
+// X -> Y[, Indices];  Indices are flat offsets into X:(N,C,spatial...) (storage_order 0).
 class MaxPoolKernel : public OpKernel {
  public:
   Status Init(const Node& node) {
@@ -36,17 +38,16 @@ class MaxPoolKernel : public OpKernel {
     const float* x = ctx.input(0).data<float>();
     float* y = ctx.output(0).data<float>();
     int64_t* idx = ctx.has_output(1) ? ctx.output(1).data<int64_t>() : nullptr;
-    const nn::Window2D& w = s_.w;
-    const int64_t in_plane = w.ih * w.iw, out_plane = w.oh * w.ow;
-#pragma omp parallel for if (s_.planes * out_plane * w.kh * w.kw > nn::kParallelThreshold)
+    const nn::Window w = s_.w;  // a local copy: its fields stay in registers across the stores to Y or dX
+    const int64_t in_plane = w.InSize(), out_plane = w.OutSize();
+#pragma omp parallel for if (s_.planes * out_plane * w.Taps() > nn::kParallelThreshold)
     for (int64_t p = 0; p < s_.planes; ++p)
-      for (int64_t oy = 0; oy < w.oh; ++oy)
-        for (int64_t ox = 0; ox < w.ow; ++ox) {
-          const int64_t a = ArgMax(x + p * in_plane, w, oy, ox);
-          const int64_t o = p * out_plane + oy * w.ow + ox;
-          y[o] = a < 0 ? 0.0f : x[p * in_plane + a];
-          if (idx) idx[o] = a < 0 ? -1 : p * in_plane + a;
-        }
+      ForEachWindow(w, [&](const int64_t* op, int64_t i) {
+        const int64_t a = ArgMax(x + p * in_plane, w, op);
+        const int64_t o = p * out_plane + i;
+        y[o] = a < 0 ? 0.0f : x[p * in_plane + a];
+        if (idx) idx[o] = a < 0 ? -1 : p * in_plane + a;
+      });
     return Status::OK();
   }
 
@@ -64,18 +65,17 @@ class AveragePoolKernel : public OpKernel {
   Status Compute(KernelContext& ctx) override {
     const float* x = ctx.input(0).data<float>();
     float* y = ctx.output(0).data<float>();
-    const nn::Window2D& w = s_.w;
-    const int64_t in_plane = w.ih * w.iw, out_plane = w.oh * w.ow;
-#pragma omp parallel for if (s_.planes * out_plane * w.kh * w.kw > nn::kParallelThreshold)
+    const nn::Window w = s_.w;  // a local copy: its fields stay in registers across the stores to Y or dX
+    const int64_t in_plane = w.InSize(), out_plane = w.OutSize();
+#pragma omp parallel for if (s_.planes * out_plane * w.Taps() > nn::kParallelThreshold)
     for (int64_t p = 0; p < s_.planes; ++p)
-      for (int64_t oy = 0; oy < w.oh; ++oy)
-        for (int64_t ox = 0; ox < w.ow; ++ox) {
-          const float* xp = x + p * in_plane;
-          double sum = 0;
-          ForEachTap(w, oy, ox, [&](int64_t off) { sum += xp[off]; });
-          const int64_t d = Divisor(s_, oy, ox);
-          y[p * out_plane + oy * w.ow + ox] = d ? static_cast<float>(sum / d) : 0.0f;
-        }
+      ForEachWindow(w, [&](const int64_t* op, int64_t i) {
+        const float* xp = x + p * in_plane;
+        double sum = 0;
+        ForEachTap(w, op, [&](int64_t off) { sum += xp[off]; });
+        const int64_t d = Divisor(s_, op);
+        y[p * out_plane + i] = d ? static_cast<float>(sum / d) : 0.0f;
+      });
     return Status::OK();
   }
 
@@ -119,17 +119,16 @@ class MaxPoolGradKernel : public OpKernel {
     const float* dy = ctx.input(0).data<float>();
     const float* x = ctx.input(1).data<float>();
     float* dx = ctx.output(0).data<float>();
-    const nn::Window2D& w = s_.w;
-    const int64_t in_plane = w.ih * w.iw, out_plane = w.oh * w.ow;
-#pragma omp parallel for if (s_.planes * out_plane * w.kh * w.kw > nn::kParallelThreshold)
+    const nn::Window w = s_.w;  // a local copy: its fields stay in registers across the stores to Y or dX
+    const int64_t in_plane = w.InSize(), out_plane = w.OutSize();
+#pragma omp parallel for if (s_.planes * out_plane * w.Taps() > nn::kParallelThreshold)
     for (int64_t p = 0; p < s_.planes; ++p) {
       float* dxp = dx + p * in_plane;
       std::fill(dxp, dxp + in_plane, 0.0f);
-      for (int64_t oy = 0; oy < w.oh; ++oy)
-        for (int64_t ox = 0; ox < w.ow; ++ox) {
-          const int64_t a = ArgMax(x + p * in_plane, w, oy, ox);
-          if (a >= 0) dxp[a] += dy[p * out_plane + oy * w.ow + ox];
-        }
+      ForEachWindow(w, [&](const int64_t* op, int64_t i) {
+        const int64_t a = ArgMax(x + p * in_plane, w, op);
+        if (a >= 0) dxp[a] += dy[p * out_plane + i];
+      });
     }
     return Status::OK();
   }
@@ -148,19 +147,18 @@ class AveragePoolGradKernel : public OpKernel {
   Status Compute(KernelContext& ctx) override {
     const float* dy = ctx.input(0).data<float>();
     float* dx = ctx.output(0).data<float>();
-    const nn::Window2D& w = s_.w;
-    const int64_t in_plane = w.ih * w.iw, out_plane = w.oh * w.ow;
-#pragma omp parallel for if (s_.planes * out_plane * w.kh * w.kw > nn::kParallelThreshold)
+    const nn::Window w = s_.w;  // a local copy: its fields stay in registers across the stores to Y or dX
+    const int64_t in_plane = w.InSize(), out_plane = w.OutSize();
+#pragma omp parallel for if (s_.planes * out_plane * w.Taps() > nn::kParallelThreshold)
     for (int64_t p = 0; p < s_.planes; ++p) {
       float* dxp = dx + p * in_plane;
       std::fill(dxp, dxp + in_plane, 0.0f);
-      for (int64_t oy = 0; oy < w.oh; ++oy)
-        for (int64_t ox = 0; ox < w.ow; ++ox) {
-          const int64_t d = Divisor(s_, oy, ox);
-          if (!d) continue;
-          const float g = dy[p * out_plane + oy * w.ow + ox] / static_cast<float>(d);
-          ForEachTap(w, oy, ox, [&](int64_t off) { dxp[off] += g; });
-        }
+      ForEachWindow(w, [&](const int64_t* op, int64_t i) {
+        const int64_t d = Divisor(s_, op);
+        if (!d) return;
+        const float g = dy[p * out_plane + i] / static_cast<float>(d);
+        ForEachTap(w, op, [&](int64_t off) { dxp[off] += g; });
+      });
     }
     return Status::OK();
   }

@@ -1,9 +1,9 @@
-// 1-D and 2-D convolution (Conv) and ConvGrad on CUDA for float32, float16 and bfloat16, as
+// 1-D, 2-D and 3-D convolution (Conv) and ConvGrad on CUDA for float32, float16 and bfloat16, as
 // im2col + cuBLASLt GEMMs like kernels/cpu/conv.cc (same shapes, same index math from
 // kernels/common/conv_math.h); half values accumulate in float32 and round once. ConvTranspose and
 // ConvTransposeGrad run the same kernels on the adjoint conv (conv::ReadConvTranspose), as on the CPU.
 //
-// col2im is a gather (each input element sums its taps in (ki, kj) order, the order the CPU adds
+// col2im is a gather (each input element sums its taps in (kd, kh, kw) order, the order the CPU adds
 // them in), so no atomics and repeatable results. Images run in chunks that bound the im2col
 // scratch.
 #include <algorithm>
@@ -20,10 +20,10 @@ namespace {
 
 constexpr size_t kColBudget = size_t{512} << 20;  // bytes of im2col scratch per chunk of images
 
-// col:(nc, group, K, P) of images n0.. of x:(N, C, H, W): the unfolded windows, 0 on padding.
+// col:(nc, group, K, P) of images n0.. of x:(N, C, spatial...): the unfolded windows, 0 on padding.
 template <typename T>
 __global__ void Im2ColKernel(const T* x, conv::ConvShape s, int64_t n0, int64_t nc, T* col) {
-  const int64_t total = nc * s.group * s.k * s.p, hw = s.w.ih * s.w.iw;
+  const int64_t total = nc * s.group * s.k * s.p, hw = s.w.InSize();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
     const int64_t p = i % s.p, row = i / s.p % s.k, g = i / (s.p * s.k) % s.group, n = i / (s.p * s.k * s.group);
@@ -36,20 +36,27 @@ __global__ void Im2ColKernel(const T* x, conv::ConvShape s, int64_t n0, int64_t 
 // K, P) float32; a gather per input element.
 template <typename T>
 __global__ void Col2ImKernel(const float* colf, const T* bias, conv::ConvShape s, int64_t n0, int64_t nc, T* dx) {
-  const int64_t hw = s.w.ih * s.w.iw, total = nc * s.c * hw;
+  const nn::Window& w = s.w;
+  const int64_t hw = w.InSize(), total = nc * s.c * hw, taps = w.Taps();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    const int64_t ix = i % s.w.iw, iy = i / s.w.iw % s.w.ih, c = i / hw % s.c, n = i / (hw * s.c);
+    const int64_t c = i / hw % s.c, n = i / (hw * s.c);
     const int64_t g = c / s.cg, cl = c % s.cg;
-    const float* base = colf + (n * s.group + g) * s.k * s.p;
+    int64_t ip[3];
+    nn::Unflatten(w.in, i % hw, ip);
+    const float* base = colf + ((n * s.group + g) * s.k + cl * taps) * s.p;
     float acc = 0.0f;
-    for (int64_t ki = 0; ki < s.w.kh; ++ki) {
-      const int64_t oy = conv::OutputPos(iy, s.w.sh, s.w.pt, ki, s.w.dh, s.w.oh);
-      if (oy < 0) continue;
-      for (int64_t kj = 0; kj < s.w.kw; ++kj) {
-        const int64_t ox = conv::OutputPos(ix, s.w.sw, s.w.pl, kj, s.w.dw, s.w.ow);
-        if (ox < 0) continue;
-        acc += base[((cl * s.w.kh + ki) * s.w.kw + kj) * s.p + oy * s.w.ow + ox];
+    for (int64_t ka = 0; ka < w.k[0]; ++ka) {
+      const int64_t oz = conv::OutputPos(ip[0], w.s[0], w.pb[0], ka, w.d[0], w.out[0]);
+      if (oz < 0) continue;
+      for (int64_t kb = 0; kb < w.k[1]; ++kb) {
+        const int64_t oy = conv::OutputPos(ip[1], w.s[1], w.pb[1], kb, w.d[1], w.out[1]);
+        if (oy < 0) continue;
+        for (int64_t kc = 0; kc < w.k[2]; ++kc) {
+          const int64_t ox = conv::OutputPos(ip[2], w.s[2], w.pb[2], kc, w.d[2], w.out[2]);
+          if (ox < 0) continue;
+          acc += base[((ka * w.k[1] + kb) * w.k[2] + kc) * s.p + (oz * w.out[1] + oy) * w.out[2] + ox];
+        }
       }
     }
     if (bias) acc += ToFloat(bias[c]);
@@ -108,7 +115,7 @@ Status CheckDtypes(const Node& node) {
   return Status::OK();
 }
 
-// (X, W[, B]) -> Y;  X:(N,C,H,W)  W:(M,C/group,kh,kw)  B:(M)  Y:(N,M,OH,OW); 1-D: H = kh = OH = 1
+// (X, W[, B]) -> Y;  X:(N,C,spatial...)  W:(M,C/group,k...)  B:(M)  Y:(N,M,spatial'...)
 template <typename T>
 class ConvCuda : public OpKernel {
  public:
@@ -224,7 +231,7 @@ class ConvGradCuda : public OpKernel {
         dw ? (kIsFloat<T> ? reinterpret_cast<float*>(dw) : reinterpret_cast<float*>(base + col_bytes + colf_bytes))
            : nullptr;
     if (dwf) DSC_CUDA_CHECK(cudaMemsetAsync(dwf, 0, static_cast<size_t>(s_.m * s_.k) * sizeof(float), res->compute));
-    const int64_t hw = s_.w.ih * s_.w.iw;
+    const int64_t hw = s_.w.InSize();
     if (dx && s_.p == 0) {
       DSC_CUDA_CHECK(cudaMemsetAsync(dx, 0, static_cast<size_t>(s_.n * s_.c * hw) * sizeof(T), res->compute));
       if (dx_bias) return Unimplemented("ConvTranspose of an empty input with a bias");
@@ -286,7 +293,7 @@ class ConvGradCuda : public OpKernel {
   Gemm dw_gemm_, dx_full_, dx_tail_;
 };
 
-// (X, W[, B]) -> Y;  X:(N,C,H,W)  W:(C,M/group,kh,kw)  B:(M)  Y:(N,M,OH,OW): the adjoint conv's dX
+// (X, W[, B]) -> Y;  X:(N,C,spatial...)  W:(C,M/group,k...)  B:(M)  Y:(N,M,spatial'...): the adjoint conv's dX
 // with dY = X, B added in its col2im; see kernels/cpu/conv.cc.
 template <typename T>
 class ConvTransposeCuda : public OpKernel {
@@ -327,7 +334,7 @@ class ConvTransposeGradCuda : public OpKernel {
     if (ctx.has_output(0)) RETURN_IF_ERROR(conv_.Run(res, dy, wt, nullptr, ctx.output(0).data<T>()));
     if (ctx.has_output(1))
       RETURN_IF_ERROR(weights_.Run(res, x, dy, wt, nullptr, ctx.output(1).data<T>(), nullptr));
-    const int64_t hw = s_.w.ih * s_.w.iw;
+    const int64_t hw = s_.w.InSize();
     if (ctx.has_output(2) && s_.c > 0) {
       BiasGradKernel<T>
           <<<static_cast<unsigned>(s_.c), kThreads, 0, res->compute>>>(dy, s_.n, s_.c, hw, ctx.output(2).data<T>());

@@ -2,8 +2,8 @@
 // kernels/cpu/pool.cc (same window walk, kernels/common/pool_math.h).
 //
 // Forward: one thread per output. Gradients gather instead of scattering: one thread per input
-// element visits the windows that have a tap on it in the CPU's (oy, ox) order and sums their
-// share in float, so dX is deterministic and bitwise the CPU's (no atomics).
+// element visits the windows that have a tap on it in the CPU's order (increasing output position)
+// and sums their share in float, so dX is deterministic and bitwise the CPU's (no atomics).
 #include "ir/dsc_ops.h"
 #include "kernels/common/pool_math.h"
 #include "kernels/common/pool_node.h"
@@ -17,28 +17,32 @@ using pool::PoolShape;
 using pool::ReadPool;
 
 template <typename T>
-__global__ void MaxPoolFwd(const T* x, T* y, int64_t* idx, nn::Window2D w, int64_t planes) {
-  const int64_t in_plane = w.ih * w.iw, out_plane = w.oh * w.ow, n = planes * out_plane;
+__global__ void MaxPoolFwd(const T* x, T* y, int64_t* idx, nn::Window w, int64_t planes) {
+  const int64_t in_plane = w.InSize(), out_plane = w.OutSize(), n = planes * out_plane;
   for (int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; o < n;
        o += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    const int64_t p = o / out_plane, oy = (o % out_plane) / w.ow, ox = o % w.ow;
+    const int64_t p = o / out_plane;
+    int64_t op[3];
+    nn::Unflatten(w.out, o % out_plane, op);
     const T* xp = x + p * in_plane;
-    const int64_t a = pool::ArgMax(w, oy, ox, [xp](int64_t off) { return ToFloat(xp[off]); });
+    const int64_t a = pool::ArgMax(w, op, [xp](int64_t off) { return ToFloat(xp[off]); });
     y[o] = a < 0 ? FromFloat<T>(0.0f) : xp[a];
     if (idx) idx[o] = a < 0 ? -1 : p * in_plane + a;
   }
 }
 
 template <typename T>
-__global__ void AvgPoolFwd(const T* x, T* y, nn::Window2D w, int64_t planes, bool include_pad) {
-  const int64_t in_plane = w.ih * w.iw, out_plane = w.oh * w.ow, n = planes * out_plane;
+__global__ void AvgPoolFwd(const T* x, T* y, nn::Window w, int64_t planes, bool include_pad) {
+  const int64_t in_plane = w.InSize(), out_plane = w.OutSize(), n = planes * out_plane;
   for (int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; o < n;
        o += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    const int64_t p = o / out_plane, oy = (o % out_plane) / w.ow, ox = o % w.ow;
+    const int64_t p = o / out_plane;
+    int64_t op[3];
+    nn::Unflatten(w.out, o % out_plane, op);
     const T* xp = x + p * in_plane;
     double sum = 0;
-    pool::ForEachTap(w, oy, ox, [&](int64_t off) { sum += ToFloat(xp[off]); });
-    const int64_t d = pool::Divisor(w, include_pad, oy, ox);
+    pool::ForEachTap(w, op, [&](int64_t off) { sum += ToFloat(xp[off]); });
+    const int64_t d = pool::Divisor(w, include_pad, op);
     y[o] = FromFloat<T>(d ? static_cast<float>(sum / d) : 0.0f);
   }
 }
@@ -56,43 +60,37 @@ __global__ void GlobalAvgPool(const T* x, T* y, int64_t planes, int64_t size) {
   }
 }
 
-// dX[p, iy, ix] = sum, over the windows (oy, ox) with a tap there, of share(p, oy, ox, offset).
+// dX[p, off] = sum, over the windows (op, o) with a tap at off (in increasing o), of
+// share(acc, p, op, o, off).
 template <typename T, typename Share>
-__device__ __forceinline__ void GatherGrad(T* dx, nn::Window2D w, int64_t planes, Share share) {
-  const int64_t in_plane = w.ih * w.iw, n = planes * in_plane;
+__device__ __forceinline__ void GatherGrad(T* dx, const nn::Window& w, int64_t planes, Share share) {
+  const int64_t in_plane = w.InSize(), n = planes * in_plane;
   for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < n;
        e += static_cast<int64_t>(blockDim.x) * gridDim.x) {
-    const int64_t p = e / in_plane, off = e % in_plane, iy = off / w.iw, ix = off % w.iw;
-    int64_t y0, y1, x0, x1;
-    pool::WindowsOver(iy, w.pt, w.sh, w.dh, w.kh, w.oh, &y0, &y1);
-    pool::WindowsOver(ix, w.pl, w.sw, w.dw, w.kw, w.ow, &x0, &x1);
+    const int64_t p = e / in_plane, off = e % in_plane;
     float acc = 0.0f;
-    for (int64_t oy = y0; oy < y1; ++oy) {
-      if (!pool::HasTapAt(iy, oy, w.pt, w.sh, w.dh, w.kh)) continue;
-      for (int64_t ox = x0; ox < x1; ++ox)
-        if (pool::HasTapAt(ix, ox, w.pl, w.sw, w.dw, w.kw)) acc = share(acc, p, oy, ox, off);
-    }
+    pool::ForEachWindowOver(w, off, [&](const int64_t* op, int64_t o) { acc = share(acc, p, op, o, off); });
     dx[e] = FromFloat<T>(acc);
   }
 }
 
 template <typename T>
-__global__ void MaxPoolBwd(const T* dy, const T* x, T* dx, nn::Window2D w, int64_t planes) {
-  const int64_t in_plane = w.ih * w.iw, out_plane = w.oh * w.ow;
-  GatherGrad(dx, w, planes, [=](float acc, int64_t p, int64_t oy, int64_t ox, int64_t off) {
+__global__ void MaxPoolBwd(const T* dy, const T* x, T* dx, nn::Window w, int64_t planes) {
+  const int64_t in_plane = w.InSize(), out_plane = w.OutSize();
+  GatherGrad(dx, w, planes, [=](float acc, int64_t p, const int64_t* op, int64_t o, int64_t off) {
     const T* xp = x + p * in_plane;
-    const int64_t a = pool::ArgMax(w, oy, ox, [xp](int64_t o) { return ToFloat(xp[o]); });
-    return a == off ? acc + ToFloat(dy[p * out_plane + oy * w.ow + ox]) : acc;
+    const int64_t a = pool::ArgMax(w, op, [xp](int64_t i) { return ToFloat(xp[i]); });
+    return a == off ? acc + ToFloat(dy[p * out_plane + o]) : acc;
   });
 }
 
 template <typename T>
-__global__ void AvgPoolBwd(const T* dy, T* dx, nn::Window2D w, int64_t planes, bool include_pad) {
-  const int64_t out_plane = w.oh * w.ow;
-  GatherGrad(dx, w, planes, [=](float acc, int64_t p, int64_t oy, int64_t ox, int64_t) {
-    const int64_t d = pool::Divisor(w, include_pad, oy, ox);
+__global__ void AvgPoolBwd(const T* dy, T* dx, nn::Window w, int64_t planes, bool include_pad) {
+  const int64_t out_plane = w.OutSize();
+  GatherGrad(dx, w, planes, [=](float acc, int64_t p, const int64_t* op, int64_t o, int64_t) {
+    const int64_t d = pool::Divisor(w, include_pad, op);
     if (!d) return acc;
-    return acc + ToFloat(dy[p * out_plane + oy * w.ow + ox]) / static_cast<float>(d);
+    return acc + ToFloat(dy[p * out_plane + o]) / static_cast<float>(d);
   });
 }
 
@@ -105,7 +103,7 @@ class MaxPoolCuda : public OpKernel {
   }
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
-    const int64_t n = s_.planes * s_.w.oh * s_.w.ow;
+    const int64_t n = s_.planes * s_.w.OutSize();
     if (n == 0) return Status::OK();
     int64_t* idx = ctx.has_output(1) ? ctx.output(1).data<int64_t>() : nullptr;
     MaxPoolFwd<T><<<GridFor(*r, n), kThreads, 0, r->compute>>>(ctx.input(0).data<T>(), ctx.output(0).data<T>(), idx,
@@ -127,7 +125,7 @@ class AveragePoolCuda : public OpKernel {
   }
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
-    const int64_t n = s_.planes * s_.w.oh * s_.w.ow;
+    const int64_t n = s_.planes * s_.w.OutSize();
     if (n == 0) return Status::OK();
     AvgPoolFwd<T><<<GridFor(*r, n), kThreads, 0, r->compute>>>(ctx.input(0).data<T>(), ctx.output(0).data<T>(), s_.w,
                                                                 s_.planes, s_.count_include_pad);
@@ -171,7 +169,7 @@ class MaxPoolGradCuda : public OpKernel {
   }
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
-    const int64_t n = s_.planes * s_.w.ih * s_.w.iw;
+    const int64_t n = s_.planes * s_.w.InSize();
     if (n == 0) return Status::OK();
     if (ctx.input(1).dtype != DTypeOf<T>()) return Unimplemented("MaxPoolGrad with dY and X of different dtypes on CUDA");
     MaxPoolBwd<T><<<GridFor(*r, n), kThreads, 0, r->compute>>>(ctx.input(0).data<T>(), ctx.input(1).data<T>(),
@@ -194,7 +192,7 @@ class AveragePoolGradCuda : public OpKernel {
   }
   Status Compute(KernelContext& ctx) override {
     ASSIGN_OR_RETURN(Resources * r, Res(ctx));
-    const int64_t n = s_.planes * s_.w.ih * s_.w.iw;
+    const int64_t n = s_.planes * s_.w.InSize();
     if (n == 0) return Status::OK();
     AvgPoolBwd<T><<<GridFor(*r, n), kThreads, 0, r->compute>>>(ctx.input(0).data<T>(), ctx.output(0).data<T>(), s_.w,
                                                                 s_.planes, s_.count_include_pad);

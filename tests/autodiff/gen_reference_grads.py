@@ -114,10 +114,11 @@ def run_node(op, a, x):
         inp, pad = pool_padding(x[0], a, float("-inf"))
         pool = {3: F.max_pool1d, 4: F.max_pool2d, 5: F.max_pool3d}[x[0].dim()]
         return [pool(inp, a["kernel_shape"], a.get("strides", 1), pad, ceil_mode=bool(a.get("ceil_mode", 0)))]
-    if op == "AveragePool":
-        return [F.avg_pool2d(x[0], a["kernel_shape"], a.get("strides", 1), a.get("pads", [0, 0, 0, 0])[:2],
-                             ceil_mode=bool(a.get("ceil_mode", 0)),
-                             count_include_pad=bool(a.get("count_include_pad", 0)))]
+    if op == "AveragePool":  # symmetric pads only (torch's)
+        pool = {3: F.avg_pool1d, 4: F.avg_pool2d, 5: F.avg_pool3d}[x[0].dim()]
+        r = x[0].dim() - 2
+        return [pool(x[0], a["kernel_shape"], a.get("strides", 1), a.get("pads", [0] * (2 * r))[:r],
+                     ceil_mode=bool(a.get("ceil_mode", 0)), count_include_pad=bool(a.get("count_include_pad", 0)))]
     if op == "GlobalAveragePool":
         return [x[0].mean(dim=tuple(range(2, x[0].dim())), keepdim=True)]
     if op == "Dropout":

@@ -28,14 +28,15 @@ INSTANTIATE_TEST_SUITE_P(Forward, ConvTransposeCase, ::testing::ValuesIn(testing
 INSTANTIATE_TEST_SUITE_P(Grad, ConvTransposeCase, ::testing::ValuesIn(testing::NnCaseNames(kDscDomain, Table())),
                          testing::NnCaseParamName);
 
-TEST(ConvTransposeTable, CoversBothOpsBothRanksAndEveryAttribute) {
-  // Both ops, 1-D and 2-D, and every attribute: a regenerated table that lost a kind fails here.
+TEST(ConvTransposeTable, CoversBothOpsEveryRankAndEveryAttribute) {
+  // Both ops, 1-D, 2-D and 3-D, and every attribute: a regenerated table that lost a kind fails here.
   std::map<std::string, int> seen;
   for (const auto& c : Table()["cases"]) {
     seen[c["op"].get<std::string>() + "/" + std::to_string(c["inputs"][0]["dims"].size())]++;
     for (const auto& [k, v] : c["attrs"].items()) seen[k]++;
   }
-  for (const char* k : {"ConvTranspose/3", "ConvTranspose/4", "ConvTransposeGrad/3", "ConvTransposeGrad/4", "auto_pad",
+  for (const char* k : {"ConvTranspose/3", "ConvTranspose/4", "ConvTranspose/5", "ConvTransposeGrad/3",
+                        "ConvTransposeGrad/4", "ConvTransposeGrad/5", "auto_pad",
                         "output_padding", "output_shape", "pads", "strides", "dilations", "group"})
     EXPECT_GT(seen[k], 0) << k;
 }
@@ -75,10 +76,10 @@ void ExpectRefused(const Status& s, StatusCode code, const std::string& node, co
   EXPECT_NE(s.message().find(words), std::string::npos) << s.ToString();
 }
 
-TEST(ConvTransposeErrors, ThreeDIsUnimplementedByName) {
+TEST(ConvTransposeErrors, FourDIsUnimplementedByName) {
   Built b;
-  Build(b, {1, 2, 3, 3, 3}, {2, 1, 2, 2, 2}, {1, 1, 4, 4, 4}, {});
-  ExpectRefused(CreateStatus(*b.node), StatusCode::kUnimplemented, "'ct'", "1-D and 2-D");
+  Build(b, {1, 2, 3, 3, 3, 3}, {2, 1, 2, 2, 2, 2}, {1, 1, 4, 4, 4, 4}, {});
+  ExpectRefused(CreateStatus(*b.node), StatusCode::kUnimplemented, "'ct'", "1-D, 2-D and 3-D ConvTranspose");
 }
 
 TEST(ConvTransposeErrors, WeightChannelsMustMatchX) {

@@ -3,7 +3,7 @@
 
 Run with current torch and onnx (/opt/torchenv) from this directory:
     /opt/torchenv/bin/python gen_conv_transpose_cases.py > data/conv_transpose_cases.json
-References are computed in float64 from float32 inputs: forward values from F.conv_transpose1d/2d and
+References are computed in float64 from float32 inputs: forward values from F.conv_transpose1d/2d/3d and
 gradients from torch.autograd for what torch produces (strides, pads, output_padding, dilations, groups);
 ONNX's reference implementation (onnx.reference, group 1: its grouped path is wrong) for what torch does not
 write (auto_pad SAME_UPPER/SAME_LOWER/VALID, output_shape with SAME_*), whose gradients come from torch run on
@@ -55,7 +55,7 @@ def torch_conv_t(x, w, b, pads, strides, dil, group, out_pad):
     """ConvTranspose with ONNX pads [begin..., end...] through torch: symmetric padding, cropped for the rest."""
     r = x.dim() - 2
     sym = [min(pads[i], pads[i + r]) for i in range(r)]
-    fn = F.conv_transpose1d if r == 1 else F.conv_transpose2d
+    fn = [F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d][r - 1]
     # Extra end padding beyond the symmetric part crops the end; extra begin padding crops the beginning.
     y = fn(x, w, b, stride=strides, padding=sym, output_padding=out_pad, dilation=dil, groups=group)
     for i in range(r):
@@ -114,7 +114,7 @@ def conv_t_case(name, xs, ws, group=1, bias=True, pads=None, strides=None, dil=N
     case(name + "_grad", "ConvTransposeGrad", [dy, x, w], outs, attrs, DSC)
 
 
-# torch's attribute combinations (what nn.ConvTranspose1d/2d export).
+# torch's attribute combinations (what nn.ConvTranspose1d/2d/3d export).
 conv_t_case("ct_basic", (1, 2, 4, 4), (2, 3, 3, 3))
 conv_t_case("ct_stride2_pad", (2, 3, 5, 4), (3, 2, 3, 3), pads=[1, 1, 1, 1], strides=[2, 2])
 conv_t_case("ct_stride2_outpad", (2, 4, 3, 5), (4, 3, 4, 4), pads=[1, 1, 1, 1], strides=[2, 2], out_pad=[1, 1])
@@ -140,6 +140,13 @@ conv_t_case("ct_output_shape_outpad", (2, 1, 3, 3), (1, 2, 4, 3), strides=[3, 2]
             onnx_attrs={"output_shape": [9, 6]})
 conv_t_case("ct1d_output_shape_same_upper", (1, 2, 5), (2, 2, 4), strides=[2],
             onnx_attrs={"auto_pad": "SAME_UPPER", "output_shape": [9]})
+
+# 3-D (video and volumetric decoders), appended so the cases above keep their random inputs.
+conv_t_case("ct3d_stride_outpad", (1, 2, 3, 3, 4), (2, 3, 3, 2, 3), pads=[1, 0, 1, 1, 0, 1], strides=[2, 1, 2],
+            out_pad=[1, 0, 1])
+conv_t_case("ct3d_groups_dil", (2, 4, 3, 4, 3), (4, 1, 2, 3, 2), group=2, pads=[0, 1, 0, 0, 1, 1], dil=[1, 2, 2],
+            grad_outputs=(True, True, False))
+conv_t_case("ct3d_same_upper", (1, 2, 2, 3, 3), (2, 2, 3, 3, 2), strides=[2, 2, 1], onnx_attrs={"auto_pad": "SAME_UPPER"})
 
 json.dump({"generator": "gen_conv_transpose_cases.py", "torch": torch.__version__, "cases": cases}, sys.stdout)
 sys.stdout.write("\n")

@@ -112,18 +112,32 @@ TEST(NnErrors, LabelOutOfRangeNamesTheNode) {
   EXPECT_NE(out.status().message().find("label 3"), std::string::npos) << out.status().ToString();
 }
 
-// 1-D and 2-D convolutions run (1-D as height 1); 3-D ones are refused by name.
-TEST(NnErrors, Conv3DIsUnimplemented) {
+// 1-D, 2-D and 3-D convolutions and pools run (as 3-D windows with leading axes of size 1); 4-D ones
+// are refused by name.
+TEST(NnErrors, Conv4DIsUnimplemented) {
   Graph g;
-  Value* x = g.AddInput("x", Type(DType::kFloat32, {1, 1, 4, 4, 4}));
-  Value* w = g.AddInput("w", Type(DType::kFloat32, {1, 1, 3, 3, 3}));
-  Node* node = g.AddNode("Conv", {x, w}, {"y"}, "", "conv3d");
-  node->output(0)->type = Type(DType::kFloat32, {1, 1, 2, 2, 2});
+  Value* x = g.AddInput("x", Type(DType::kFloat32, {1, 1, 4, 4, 4, 4}));
+  Value* w = g.AddInput("w", Type(DType::kFloat32, {1, 1, 3, 3, 3, 3}));
+  Node* node = g.AddNode("Conv", {x, w}, {"y"}, "", "conv4d");
+  node->output(0)->type = Type(DType::kFloat32, {1, 1, 2, 2, 2, 2});
   StatusOr<std::unique_ptr<OpKernel>> k = KernelRegistry::Global().Create(*node, DeviceKind::kCpu);
   ASSERT_FALSE(k.ok());
   EXPECT_EQ(k.status().code(), StatusCode::kUnimplemented);
-  EXPECT_NE(k.status().message().find("conv3d"), std::string::npos) << k.status().ToString();
-  EXPECT_NE(k.status().message().find("1-D and 2-D"), std::string::npos) << k.status().ToString();
+  EXPECT_NE(k.status().message().find("conv4d"), std::string::npos) << k.status().ToString();
+  EXPECT_NE(k.status().message().find("1-D, 2-D and 3-D Conv"), std::string::npos) << k.status().ToString();
+}
+
+TEST(NnErrors, Pool4DIsUnimplemented) {
+  Graph g;
+  Value* x = g.AddInput("x", Type(DType::kFloat32, {1, 1, 4, 4, 4, 4}));
+  Node* node = g.AddNode("AveragePool", {x}, {"y"}, "", "pool4d");
+  node->SetAttr("kernel_shape", std::vector<int64_t>{2, 2, 2, 2});
+  node->output(0)->type = Type(DType::kFloat32, {1, 1, 3, 3, 3, 3});
+  StatusOr<std::unique_ptr<OpKernel>> k = KernelRegistry::Global().Create(*node, DeviceKind::kCpu);
+  ASSERT_FALSE(k.ok());
+  EXPECT_EQ(k.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(k.status().message().find("pool4d"), std::string::npos) << k.status().ToString();
+  EXPECT_NE(k.status().message().find("only 1-D, 2-D and 3-D windows"), std::string::npos) << k.status().ToString();
 }
 
 TEST(NnErrors, PoolOutputShapeMismatch) {

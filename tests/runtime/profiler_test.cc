@@ -43,6 +43,20 @@ g (float[16,8] a, float[16,32] b) => (float[8,32] y) { y = Gemm <transA = 1> (a,
 g (float[2,4,8,8] x, float[6,2,3,3] w, float[6] b) => (float[2,6,8,8] y) {
   y = Conv <group = 2, pads = [1, 1, 1, 1]> (x, w, b) })",
        true, 2 * 768 * 2 * 9 + 768, 4 * (512 + 108 + 6 + 768)},
+      // 3-D: out [2,4,2,4,4] = 256 elements; Cin/groups = 3, 2x3x3 kernel = 18 taps; + 256 for the bias.
+      {"Conv3d with bias", R"(<ir_version: 8, opset_import: ["" : 17]>
+g (float[2,3,4,8,8] x, float[4,3,2,3,3] w, float[4] b) => (float[2,4,2,4,4] y) {
+  y = Conv <strides = [2, 2, 2], pads = [0, 1, 1, 0, 1, 1]> (x, w, b) })",
+       true, 2 * 256 * 3 * 18 + 256, 4 * (1536 + 216 + 4 + 256)},
+      // dX and dW each the forward's GEMM part over dY's 256 elements; dB one per dY element.
+      {"ConvGrad 3-D", R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
+g (float[2,4,2,4,4] dy, float[2,3,4,8,8] x, float[4,3,2,3,3] w) => (float[2,3,4,8,8] dx, float[4,3,2,3,3] dw, float[4] db) {
+  dx, dw, db = ai.dscompile.ConvGrad <kernel_shape = [2, 3, 3], strides = [2, 2, 2], pads = [0, 1, 1, 0, 1, 1]> (dy, x, w) })",
+       true, 2 * (2 * 256 * 3 * 18) + 256, 4 * (256 + 1536 + 216 + 1536 + 216 + 4)},
+      // Pools count their input: 1 per X element, whatever the window's rank.
+      {"MaxPool 3-D", R"(<ir_version: 8, opset_import: ["" : 17]>
+g (float[2,3,4,8,8] x) => (float[2,3,2,4,4] y) { y = MaxPool <kernel_shape = [2, 2, 2], strides = [2, 2, 2]> (x) })",
+       true, 1536, 4 * (1536 + 192)},
       // Each of X's 72 elements meets Cout/groups * 4x4 = 48 weights; + 432 output elements for the bias.
       {"grouped ConvTranspose with bias", R"(<ir_version: 8, opset_import: ["" : 17]>
 g (float[2,4,3,3] x, float[4,3,4,4] w, float[6] b) => (float[2,6,6,6] y) {
