@@ -56,8 +56,8 @@ def add_topk(name, x, k, axis=-1, largest=1, ties=False):
                   "indices": [int(j) for j in i.numpy().reshape(-1)], "source": src})
 
 
-def add_arg(name, op, x, axis=0, keepdims=1, select_last=0):
-    t = torch.from_numpy(x)
+def add_arg(name, op, x, axis=0, keepdims=1, select_last=0, dtype="float32"):
+    t = torch.from_numpy(x.astype(dtype))
     (r,) = onnx_run(op, x, {"axis": axis, "keepdims": keepdims, "select_last_index": select_last})
     if select_last:
         y, src = r, "onnx.reference"
@@ -68,7 +68,7 @@ def add_arg(name, op, x, axis=0, keepdims=1, select_last=0):
             assert np.array_equal(y, r), name
         src = "torch.%s" % op.lower()
     cases.append({"name": name, "op": op, "attrs": {"axis": axis, "keepdims": keepdims, "select_last_index": select_last},
-                  "x_dims": list(x.shape), "x": flat(x), "y_dims": list(y.shape),
+                  "dtype": dtype, "x_dims": list(x.shape), "x": flat(x), "y_dims": list(y.shape),
                   "indices": [int(j) for j in np.asarray(y).reshape(-1)], "source": src})
 
 
@@ -113,6 +113,9 @@ add_arg("argmax_ties_select_last", "ArgMax", tie, axis=1, keepdims=0, select_las
 add_arg("argmin_ties_select_last", "ArgMin", tie, axis=0, keepdims=1, select_last=1)
 add_arg("argmax_nan", "ArgMax", nan, axis=1, keepdims=0)
 add_arg("argmin_nan", "ArgMin", nan, axis=1, keepdims=0)
+# GPT-2's sequence classifier: the first pad position of (input_ids == pad).int(), an int32 ArgMax.
+pad = (rs.random_sample((4, 16)) < 0.3).astype(np.float32)
+add_arg("argmax_int32_pad_positions", "ArgMax", pad, axis=-1, keepdims=0, dtype="int32")
 # ReduceProd on data, zeros included.
 p = (0.5 + rs.random_sample((3, 4, 5))).astype(np.float32)
 p[0, 1, 2] = 0
