@@ -69,14 +69,17 @@ class ArgCuda : public OpKernel {
 };
 
 DSC_REGISTER_CUDA_FLOATS("", "TopK", TopKCuda);
+DSC_REGISTER_KERNEL("", "TopK", kCuda, kFloat64, MakeFactory<TopKCuda<double>>());
 DSC_REGISTER_KERNEL("", "TopK", kCuda, kInt64, MakeFactory<TopKCuda<int64_t>>());
 DSC_REGISTER_KERNEL("", "TopK", kCuda, kInt32, MakeFactory<TopKCuda<int32_t>>());
 DSC_REGISTER_CUDA_FLOATS("", "ArgMax", ArgCuda);
 // Hugging Face's pooling positions are ArgMax over int32 ((input_ids == pad).int()) in GPT-2's
 // sequence classifier and CLIP's text model.
+DSC_REGISTER_KERNEL("", "ArgMax", kCuda, kFloat64, MakeFactory<ArgCuda<double>>());
 DSC_REGISTER_KERNEL("", "ArgMax", kCuda, kInt64, MakeFactory<ArgCuda<int64_t>>());
 DSC_REGISTER_KERNEL("", "ArgMax", kCuda, kInt32, MakeFactory<ArgCuda<int32_t>>());
 DSC_REGISTER_CUDA_FLOATS("", "ArgMin", ArgCuda);
+DSC_REGISTER_KERNEL("", "ArgMin", kCuda, kFloat64, MakeFactory<ArgCuda<double>>());
 DSC_REGISTER_KERNEL("", "ArgMin", kCuda, kInt64, MakeFactory<ArgCuda<int64_t>>());
 DSC_REGISTER_KERNEL("", "ArgMin", kCuda, kInt32, MakeFactory<ArgCuda<int32_t>>());
 
