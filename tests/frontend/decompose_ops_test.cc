@@ -89,7 +89,8 @@ TEST(DecomposeOps, InstanceNormAndReduceL2FollowTheOnnxDefinition) {
 // x:(2,3,4); l1 = ReduceL1(x, [1]), lse = ReduceLogSumExp(x, [0, 2]) keepdims, all = over every
 // axis; li = ReduceLogSumExp over rows of Log(z) where z's first row is zeros (a group of -inf:
 // torch.logsumexp gives -inf there, not NaN); big = over rows of 40 * x, whose exp overflows float
-// unless the max is taken out first; at 18+ also noop_with_empty_axes (Y = X).
+// unless the max is taken out first; ld = over a double input (the decomposition keeps X's dtype);
+// at 18+ also noop_with_empty_axes (Y = X).
 std::string ReduceModelText(int opset) {
   std::string x = "{";
   for (int i = 0; i < 24; ++i) x += (i ? ", " : "") + std::to_string(3 * std::sin(0.9 * i + 0.3)).substr(0, 8);
@@ -100,9 +101,10 @@ std::string ReduceModelText(int opset) {
                         : "  l1 = ReduceL1 <keepdims = 0, axes = [1]> (x)\n  lse = ReduceLogSumExp <axes = [0, 2]> (x)\n"
                           "  li = ReduceLogSumExp <keepdims = 0, axes = [1]> (lz)\n  noop = Identity(x)\n";
   return "<ir_version: 8, opset_import: [\"\" : " + std::to_string(opset) +
-         "]>\ng () => (float[2,4] l1, float[1,3,1] lse, float[1,1,1] all, float[2] li, float[2,3,4] noop, float[2,4] big) <float[2,3,4] x = " + x +
+         "]>\ng () => (float[2,4] l1, float[1,3,1] lse, float[1,1,1] all, float[2] li, float[2,3,4] noop, float[2,4] big, double[1] ld) <float[2,3,4] x = " + x +
+         ", double[3] xd = {1.0, 2.0, 3.0}" +
          ", float[1] forty = {40.0}, float[2,2] z = {0, 0, 0.5, 2.0}, int64[1] a1 = {1}, int64[2] a02 = {0, 2}> {\n  lz = Log(z)\n" + body +
-         "  all = ReduceLogSumExp(x)\n  x40 = Mul(x, forty)\n" +
+         "  all = ReduceLogSumExp(x)\n  x40 = Mul(x, forty)\n  ld = ReduceLogSumExp(xd)\n" +
          (in ? "  big = ReduceLogSumExp <keepdims = 0> (x40, a1)\n" : "  big = ReduceLogSumExp <keepdims = 0, axes = [1]> (x40)\n") + "}";
 }
 
@@ -119,7 +121,8 @@ TEST(DecomposeOps, ReduceL1AndLogSumExpFollowTheOnnxDefinition) {
     for (const auto& n : (*g)->nodes())
       EXPECT_TRUE(n->op_type() != "ReduceL1" && n->op_type() != "ReduceLogSumExp") << n->Describe();
     std::map<std::string, Tensor> out = Evaluate(**g);
-    ASSERT_EQ(out.size(), 6u);
+    ASSERT_EQ(out.size(), 7u);
+    EXPECT_NEAR(out.at("ld").data<double>()[0], std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0)), 1e-12);
     auto at = [&](int i, int j, int k) { return static_cast<double>(x[(i * 3 + j) * 4 + k]); };
     ASSERT_EQ(out.at("l1").dims(), (std::vector<int64_t>{2, 4}));
     for (int i = 0; i < 2; ++i)
