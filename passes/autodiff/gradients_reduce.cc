@@ -56,10 +56,10 @@ Status BuildReduceGrad(B& b, bool mean) {
   return Status::OK();
 }
 
-// ReduceMax/ReduceMin are torch.amax/amin (what the exporter writes for them and for
-// torch.max(x, dim).values): each element equal to the result gets an equal share of dY, as
-// amax/amin's backward splits it among ties. (torch.max(x, dim)'s own backward gives all of it to
-// the one index it returns; the two differ only where values tie exactly.)
+// ReduceMax/ReduceMin are torch.amax/amin: each element equal to the result gets an equal share
+// of dY, as amax/amin's backward splits it among ties. (The exporter writes torch.max(x, dim).values
+// as ReduceMax too; where its node metadata says so, the importer writes a GatherElements at ArgMax
+// instead, whose gradient reaches the one index torch returns: frontend/torch_max_dim.h.)
 //   mask = X == Y;  dX = mask * dY / ReduceSum(mask)
 Status BuildReduceMaxMinGrad(B& b) {
   ASSIGN_OR_RETURN(Reduced r, ReadReduced(b));
