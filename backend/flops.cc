@@ -70,6 +70,7 @@ const std::map<std::string, Entry>& Table() {
                            "ReduceSumSquare", "ReduceLogSumExp", "ArgMax", "ArgMin", "CumSum",
                            "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"})
       t[op] = {Rule::kPerInput, 1, "1 per input element"};
+    t["TopK"] = {Rule::kPerInput, 1, "1 compare per input element, as ArgMax (keeping K sorted adds up to K more per element)"};
     t["Resize"] = {Rule::kResize, 2, "2 per tap per output element: linear 2^k, cubic 4^k, nearest 0 taps (k axes resized)"};
     t["ResizeGrad"] = {Rule::kResize, 2, "2 per tap per dY element, as the forward"};
     for (const char* op : {"MaxPoolGrad", "AveragePoolGrad"})

@@ -1,4 +1,4 @@
-// Imports InstanceNormalization and ReduceL2 as supported ops (see decompose_ops.h).
+// Imports InstanceNormalization, ReduceL2, ReduceL1 and ReduceLogSumExp as supported ops (see decompose_ops.h).
 #include "frontend/decompose_ops.h"
 
 #include <vector>
@@ -23,26 +23,61 @@ void InstanceNorm(const onnx::NodeProto& n, int64_t opset, std::vector<onnx::Nod
   r.Add("Reshape", {y3, r.Add("Shape", {n.input(0)})}, n.output(0));
 }
 
+// `op` (a Reduce*) of x over the axes of the reduction `n` being rewritten, in the form `op` takes
+// at this opset (axes as an input: ReduceSum from 13, the others from 18; else the attribute),
+// with n's noop_with_empty_axes and the given keepdims (n's own when `keepdims` < 0). (n's axes may
+// be a computed input, so ProtoRewriter::Reduce, which takes constant axes, does not fit.)
+std::string ReduceLike(ProtoRewriter& r, const onnx::NodeProto& n, const std::string& op, const std::string& x,
+                       int64_t keepdims = -1, const std::string& output = "") {
+  const int64_t opset = r.opset();
+  const bool axes_input = opset >= (op == "ReduceSum" ? 13 : 18);
+  const onnx::AttributeProto* attr_axes = opset < 18 ? FindAttr(n, "axes") : nullptr;
+  std::vector<std::string> ins = {x};
+  if (axes_input) {
+    if (opset >= 18) {
+      if (n.input_size() > 1 && !n.input(1).empty()) ins.push_back(n.input(1));
+    } else if (attr_axes) {
+      ins.push_back(r.Ints(std::vector<int64_t>(attr_axes->ints().begin(), attr_axes->ints().end())));
+    }
+  }
+  const std::string y = r.Add(op, ins, output);
+  if (!axes_input && attr_axes) *r.last().add_attribute() = *attr_axes;
+  if (const onnx::AttributeProto* a = FindAttr(n, "noop_with_empty_axes")) *r.last().add_attribute() = *a;
+  if (keepdims >= 0) {
+    r.SetInt("keepdims", keepdims);
+  } else if (const onnx::AttributeProto* a = FindAttr(n, "keepdims")) {
+    *r.last().add_attribute() = *a;
+  }
+  return y;
+}
+
 void ReduceL2(const onnx::NodeProto& n, int64_t opset, std::vector<onnx::NodeProto>* out) {
   ProtoRewriter r(n, opset, out);
-  const std::string sq = r.Add("Mul", {n.input(0), n.input(0)});
-  std::vector<std::string> ins = {sq};
-  if (opset >= 18) {
-    if (n.input_size() > 1 && !n.input(1).empty()) ins.push_back(n.input(1));
-  } else if (const onnx::AttributeProto* axes = FindAttr(n, "axes")) {
-    ins.push_back(r.Ints(std::vector<int64_t>(axes->ints().begin(), axes->ints().end())));
-  }
-  const std::string sum = r.Add("ReduceSum", ins);
-  for (const char* attr : {"keepdims", "noop_with_empty_axes"})
-    if (const onnx::AttributeProto* a = FindAttr(n, attr)) *r.last().add_attribute() = *a;
-  r.Add("Sqrt", {sum}, n.output(0));
+  r.Add("Sqrt", {ReduceLike(r, n, "ReduceSum", r.Add("Mul", {n.input(0), n.input(0)}))}, n.output(0));
+}
+
+void ReduceL1(const onnx::NodeProto& n, int64_t opset, std::vector<onnx::NodeProto>* out) {
+  ProtoRewriter r(n, opset, out);
+  ReduceLike(r, n, "ReduceSum", r.Add("Abs", {n.input(0)}), -1, n.output(0));
+}
+
+// torch.logsumexp's stable form: M = max over the axes with +-inf replaced by 0 (a group of -inf
+// then gives -inf, not NaN), Y = log(sum(exp(X - M))) + M. The gradient through M cancels.
+void ReduceLogSumExp(const onnx::NodeProto& n, int64_t opset, std::vector<onnx::NodeProto>* out) {
+  ProtoRewriter r(n, opset, out);
+  const std::string mx = ReduceLike(r, n, "ReduceMax", n.input(0), 1);
+  const std::string m = r.Add("Where", {r.Add("IsInf", {mx}), r.FloatLike(0.0f, mx), mx});  // X's dtype
+  const std::string sum = ReduceLike(r, n, "ReduceSum", r.Add("Exp", {r.Add("Sub", {n.input(0), m})}));
+  // M in the output's shape: reducing its kept size-1 axes again drops them when keepdims = 0.
+  const std::string m_out = ReduceLike(r, n, "ReduceMax", m);
+  r.Add("Add", {r.Add("Log", {sum}), m_out}, n.output(0));
 }
 
 }  // namespace
 
 const std::set<std::string>& DecomposedOps() {
   static const std::set<std::string> ops = [] {
-    std::set<std::string> s = {"InstanceNormalization", "ReduceL2"};
+    std::set<std::string> s = {"InstanceNormalization", "ReduceL2", "ReduceL1", "ReduceLogSumExp"};
     s.insert(RecurrentOps().begin(), RecurrentOps().end());
     return s;
   }();
@@ -63,6 +98,10 @@ Status DecomposeOps(onnx::ModelProto* model, const std::map<std::string, int64_t
       InstanceNorm(n, opset, &nodes);
     } else if (onnx_domain && n.op_type() == "ReduceL2" && n.output_size() == 1) {
       ReduceL2(n, opset, &nodes);
+    } else if (onnx_domain && n.op_type() == "ReduceL1" && n.output_size() == 1) {
+      ReduceL1(n, opset, &nodes);
+    } else if (onnx_domain && n.op_type() == "ReduceLogSumExp" && n.output_size() == 1) {
+      ReduceLogSumExp(n, opset, &nodes);
     } else {
       nodes.push_back(n);
     }

@@ -1,7 +1,8 @@
 // Ops imported as a few supported ones (so they get kernels, gradients and constant folding from
 // those): InstanceNormalization (what torch.onnx writes for nn.GroupNorm/InstanceNorm, e.g.
-// wav2vec 2.0's feature encoder), ReduceL2 (torch.linalg.vector_norm, weight_norm), and LSTM, GRU
-// and RNN (frontend/decompose_rnn.h).
+// wav2vec 2.0's feature encoder), ReduceL2 (torch.linalg.vector_norm, weight_norm), ReduceL1
+// (vector_norm with ord=1), ReduceLogSumExp (torch.logsumexp), and LSTM, GRU and RNN
+// (frontend/decompose_rnn.h).
 //
 //   RETURN_IF_ERROR(DecomposeOps(&model, dims));   // after the checker, before GraphFromOnnx
 #pragma once
@@ -24,6 +25,9 @@ const std::set<std::string>& DecomposedOps();
 //     D = X3 - ReduceMean(X3, [2]);  Y3 = D / Sqrt(ReduceMean(D * D, [2]) + epsilon) * scale[:, None] + B[:, None]
 //     Y = Reshape(Y3, Shape(X))
 //   ReduceL2(X[, axes]) into Sqrt(ReduceSum(X * X[, axes])) with the same keepdims/noop_with_empty_axes,
+//   ReduceL1(X[, axes]) into ReduceSum(Abs(X)[, axes]) likewise,
+//   ReduceLogSumExp(X[, axes]) into, with M = Where(IsInf(m), CastLike(0, m), m) for m = ReduceMax(X[, axes], keepdims=1):
+//     Y = Log(ReduceSum(Exp(X - M)[, axes])) + ReduceMax(M[, axes])   (the last drops M's axes as keepdims says)
 // in the model's opset form (axes as attribute or input), and LSTM/GRU/RNN as DecomposeRecurrentOps
 // does. New nodes keep the original's metadata.
 // `dims` binds symbolic dims for what needs static shapes (ImportOptions::dims).

@@ -39,13 +39,17 @@ const std::set<std::string>& ComputeOps() {
       // Learned upsampling in decoders (UNet, GAN generators, VAEs, vocoders).
       "ConvTranspose",
       // Upsampling (F.interpolate: U-Nets, FPN and segmentation heads, BEiT's position bias).
-      "Resize"};
+      "Resize",
+      // Selection: Mixture-of-Experts routers and torch.sort (TopK), CLIP's and sequence
+      // classifiers' pooling positions (ArgMax), torch.amax/max(dim).values and adaptive max
+      // pooling (ReduceMax/ReduceMin on data, with a gradient), torch.prod; all still folded on constants.
+      "TopK", "ArgMax", "ArgMin", "ReduceMax", "ReduceMin", "ReduceProd"};
   return ops;
 }
 
 const std::set<std::string>& ShapeOps() {
   static const std::set<std::string> ops = {"Shape", "Size", "ConstantOfShape", "Range",
-                                            "ReduceProd", "LessOrEqual", "GreaterOrEqual", "Mod", "Xor", "ReduceMax", "ReduceMin"};
+                                            "LessOrEqual", "GreaterOrEqual", "Mod", "Xor"};
   return ops;
 }
 

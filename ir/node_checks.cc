@@ -468,6 +468,25 @@ Status CheckReduce(const NodeView& v) {
   return Status::OK();
 }
 
+// TopK (opset 10+): K one non-negative value no larger than the axis extent, where known.
+Status CheckTopK(const NodeView& v) {
+  RETURN_IF_ERROR(Flag(v, "largest"));
+  RETURN_IF_ERROR(Flag(v, "sorted"));
+  RETURN_IF_ERROR(AxisAttr(v, "axis", v.InRank(0)));
+  if (!v.in(1)) return Bad(v, "needs its K input (TopK-1's attribute form is not taken; export at opset 10 or later)");
+  auto k = v.ConstInts(1);
+  if (!k) return Status::OK();
+  if (k->size() != 1) return Bad(v, StrCat("K holds ", k->size(), " values, needs one"));
+  if ((*k)[0] < 0) return Bad(v, StrCat("K is ", (*k)[0], ", must be >= 0"));
+  if (auto x = v.InShape(0); x && !x->empty()) {
+    const int64_t rank = static_cast<int64_t>(x->size()), a = v.node().GetInt("axis", -1);
+    const int64_t extent = (*x)[static_cast<size_t>(a < 0 ? a + rank : a)];
+    if (extent >= 0 && (*k)[0] > extent)
+      return Bad(v, StrCat("K ", (*k)[0], " exceeds the extent ", extent, " of axis ", a, " of ", DimsText(*x)));
+  }
+  return Status::OK();
+}
+
 Status CheckGatherND(const NodeView& v) {
   const int64_t b = v.node().GetInt("batch_dims", 0);
   auto data = v.InShape(0), idx = v.InShape(1);
@@ -741,6 +760,9 @@ const std::unordered_map<std::string, Check>& OnnxChecks() {
       {"Unsqueeze", [](const NodeView& v) { return CheckSqueezeLike(v, true); }},
       {"ReduceMean", CheckReduce}, {"ReduceSum", CheckReduce}, {"ReduceMax", CheckReduce},
       {"ReduceMin", CheckReduce}, {"ReduceProd", CheckReduce},
+      {"TopK", CheckTopK},
+      {"ArgMax", All({AxisOf(0), Flags({"keepdims", "select_last_index"})})},
+      {"ArgMin", All({AxisOf(0), Flags({"keepdims", "select_last_index"})})},
       {"Softmax", AxisOf(0)}, {"LogSoftmax", AxisOf(0)}, {"Flatten", AxisOf(0, /*inclusive_end=*/true)},
       {"Gather", AxisOf(0)},
       {"GatherElements", All({AxisOf(0), [](const NodeView& v) {

@@ -178,6 +178,16 @@ def build_qwen2():
     return CausalLMLoss(T.Qwen2ForCausalLM(cfg))
 
 
+def build_olmoe():
+    """Mixture of experts: a softmax router keeps the top 2 of 4 experts per token (ONNX TopK), the
+    experts run as batched matmuls (experts_implementation="batched_mm") weighted by the kept
+    probabilities. Small experts (intermediate 16) keep the files small."""
+    cfg = T.OlmoeConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=16, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2, num_experts=4, num_experts_per_tok=2,
+                        max_position_embeddings=SEQ, experts_implementation="batched_mm", use_cache=False)
+    return CausalLMLoss(T.OlmoeForCausalLM(cfg))
+
+
 def build_gemma2():
     """Soft-capped attention and logits, GELU-tanh MLP, sliding-window layers (window < SEQ), pad row 0."""
     cfg = T.Gemma2Config(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -582,6 +592,9 @@ MODELS = collections.OrderedDict([
     # 3-D convolution and pooling (video): the helper's file only; dynamo_default folds the training
     # BatchNorm3d into the conv, as for hf_resnet
     ("video3d", (TinyVideoNet, data_video, 62, dict(COMPACT, modes=("helper",)))),
+    # selection (ONNX TopK): a Mixture-of-Experts router. The helper's file only (the size budget of
+    # models/current: dynamo_default adds 175 KB and, with its parameters merged, checks no trajectory).
+    ("olmoe", (build_olmoe, data_lm, 64, dict(COMPACT, modes=("helper",)))),
 ])
 
 

@@ -53,6 +53,11 @@ const std::map<std::string, OpRow>& Table() {
       {"Pow", {kFollow, kFp32, "pow: fp32 list under autocast"}},
       {"Reciprocal", {kFollow, kFp32, "reciprocal: fp32 list under autocast"}},
       {"Softplus", {kFollow, kFp32, "softplus: fp32 list under autocast"}},
+      {"TopK", {kFollow, kFollow, "selection: on neither autocast list, torch.topk/sort keep their input's dtype"}},
+      {"ArgMax", {kFollow, kFollow, "selection: on neither autocast list (int64 indices)"}},
+      {"ArgMin", {kFollow, kFollow, "selection: on neither autocast list (int64 indices)"}},
+      {"ReduceMax", {kFollow, kFollow, "selection: torch.amax/amin are on neither autocast list, exact in any dtype"}},
+      {"ReduceMin", {kFollow, kFollow, "selection: torch.amax/amin are on neither autocast list, exact in any dtype"}},
       {"Resize", {kFollow, kFollow, "interpolation: on neither autocast list, F.interpolate keeps its input's dtype"}},
   };
   return table;

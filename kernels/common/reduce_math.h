@@ -1,4 +1,4 @@
-// The steps of ReduceSum/Mean/Max/Min, shared by kernels/cpu/reduce.cc and kernels/cuda/reduce.cu:
+// The steps of ReduceSum/Mean/Prod/Max/Min, shared by kernels/cpu/reduce.cc and kernels/cuda/reduce.cu:
 // each reduction is an accumulator, its start value (also the identity of Combine), one step, the
 // combination of two partial accumulators (CUDA's tree), and the final value from the count.
 #pragma once
@@ -32,6 +32,15 @@ template <typename T>
 struct MeanReduce : SumReduce<T> {
   // 0 / 0 is NaN for an empty reduction, as in numpy.mean.
   static DSC_HD T Finish(SumAcc<T> a, int64_t n) { return static_cast<T>(a / static_cast<SumAcc<T>>(n)); }
+};
+// Products accumulate as sums do (double for floats, as torch.prod's CPU accumulator).
+template <typename T>
+struct ProdReduce {
+  using Acc = SumAcc<T>;
+  static DSC_HD Acc Start() { return Acc(1); }
+  static DSC_HD Acc Step(Acc a, T x) { return a * x; }
+  static DSC_HD Acc Combine(Acc a, Acc b) { return a * b; }
+  static DSC_HD T Finish(Acc a, int64_t) { return static_cast<T>(a); }
 };
 // Max and Min keep the first NaN they meet (a NaN accumulator never changes).
 template <typename T>

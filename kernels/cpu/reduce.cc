@@ -1,4 +1,4 @@
-// Reductions ReduceSum/Mean/Max/Min over a set of axes (input 1 or the `axes` attribute).
+// Reductions ReduceSum/Mean/Prod/Max/Min over a set of axes (input 1 or the `axes` attribute).
 //
 // Init collapses X into groups of neighbouring kept/reduced dims. With one reduced group X is
 // (outer, R, inner) and each output element reduces R values a stride `inner` apart; any other
@@ -16,6 +16,7 @@ namespace {
 using reduce::MaxReduce;
 using reduce::MeanReduce;
 using reduce::MinReduce;
+using reduce::ProdReduce;
 using reduce::SumReduce;
 using reduce::MakeReducePlan;
 using reduce::ReducePlan;
@@ -111,9 +112,11 @@ class ReduceKernel : public OpKernel {
 
 DSC_REGISTER_KERNEL("", "ReduceSum", kCpu, kFloat32, MakeFactory<ReduceKernel<float, SumReduce>>());
 DSC_REGISTER_KERNEL("", "ReduceMean", kCpu, kFloat32, MakeFactory<ReduceKernel<float, MeanReduce>>());
+DSC_REGISTER_KERNEL("", "ReduceProd", kCpu, kFloat32, MakeFactory<ReduceKernel<float, ProdReduce>>());
 DSC_REGISTER_KERNEL("", "ReduceMax", kCpu, kFloat32, MakeFactory<ReduceKernel<float, MaxReduce>>());
 DSC_REGISTER_KERNEL("", "ReduceMin", kCpu, kFloat32, MakeFactory<ReduceKernel<float, MinReduce>>());
 DSC_REGISTER_KERNEL("", "ReduceSum", kCpu, kInt64, MakeFactory<ReduceKernel<int64_t, SumReduce>>());
+DSC_REGISTER_KERNEL("", "ReduceProd", kCpu, kInt64, MakeFactory<ReduceKernel<int64_t, ProdReduce>>());
 DSC_REGISTER_KERNEL("", "ReduceMax", kCpu, kInt64, MakeFactory<ReduceKernel<int64_t, MaxReduce>>());
 DSC_REGISTER_KERNEL("", "ReduceMin", kCpu, kInt64, MakeFactory<ReduceKernel<int64_t, MinReduce>>());
 

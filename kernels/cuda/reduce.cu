@@ -1,4 +1,4 @@
-// CUDA ReduceSum/Mean/Max/Min, the twin of kernels/cpu/reduce.cc (same plan, same steps).
+// CUDA ReduceSum/Mean/Prod/Max/Min, the twin of kernels/cpu/reduce.cc (same plan, same steps).
 //
 // X:(outer, R, inner): with inner == 1 and long rows a block reduces each row; with few outputs
 // and long R, blocks reduce chunks of R for 32 adjacent outputs and a second kernel combines the
@@ -206,14 +206,17 @@ class ReduceCuda : public OpKernel {
 
 template <typename T> using SumK = ReduceCuda<T, reduce::SumReduce>;
 template <typename T> using MeanK = ReduceCuda<T, reduce::MeanReduce>;
+template <typename T> using ProdK = ReduceCuda<T, reduce::ProdReduce>;
 template <typename T> using MaxK = ReduceCuda<T, reduce::MaxReduce>;
 template <typename T> using MinK = ReduceCuda<T, reduce::MinReduce>;
 
 DSC_REGISTER_CUDA_FLOATS("", "ReduceSum", SumK);
 DSC_REGISTER_CUDA_FLOATS("", "ReduceMean", MeanK);
+DSC_REGISTER_CUDA_FLOATS("", "ReduceProd", ProdK);
 DSC_REGISTER_CUDA_FLOATS("", "ReduceMax", MaxK);
 DSC_REGISTER_CUDA_FLOATS("", "ReduceMin", MinK);
 DSC_REGISTER_KERNEL("", "ReduceSum", kCuda, kInt64, MakeFactory<SumK<int64_t>>());
+DSC_REGISTER_KERNEL("", "ReduceProd", kCuda, kInt64, MakeFactory<ProdK<int64_t>>());
 DSC_REGISTER_KERNEL("", "ReduceMax", kCuda, kInt64, MakeFactory<MaxK<int64_t>>());
 DSC_REGISTER_KERNEL("", "ReduceMin", kCuda, kInt64, MakeFactory<MinK<int64_t>>());
 

@@ -1,4 +1,4 @@
-// Gradient builders of the indexing ops (GatherElements, GatherND, ScatterElements, ScatterND) and
+// Gradient builders of the indexing ops (GatherElements, GatherND, ScatterElements, ScatterND, TopK) and
 // Einsum. Index inputs never get a gradient; scatters are differentiable for reduction none/add.
 #include <algorithm>
 
@@ -15,6 +15,15 @@ using B = GradBuilder;
 Status BuildGatherElementsGrad(B& b) {
   const int64_t axis = NormalizeAxis(b.node().GetInt("axis", 0), B::Rank(b.X(0)));
   b.SetGrad(0, b.EmitDsc(ops::kGatherElementsGrad, {b.dY(0), b.X(1)}, b.X(0)->type, {{"axis", axis}}));
+  return Status::OK();
+}
+
+// TopK: Values = GatherElements(X, Indices) along the axis, so dX is dValues scattered into zeros
+// at Indices (distinct within each line: no two add up). Indices take no gradient.
+Status BuildTopKGrad(B& b) {
+  if (!b.dY(0)) return Status::OK();
+  const int64_t axis = NormalizeAxis(b.node().GetInt("axis", -1), B::Rank(b.X(0)));
+  b.SetGrad(0, b.EmitDsc(ops::kGatherElementsGrad, {b.dY(0), b.Y(1)}, b.X(0)->type, {{"axis", axis}}));
   return Status::OK();
 }
 
@@ -145,6 +154,7 @@ Status BuildEinsumGrad(B& b) {
 
 void RegisterIndexingGradients(GradientRegistry& registry) {
   REGISTER_GRADIENT_BUILDER("GatherElements", BuildGatherElementsGrad);
+  REGISTER_GRADIENT_BUILDER("TopK", BuildTopKGrad);
   REGISTER_GRADIENT_BUILDER("GatherND", BuildGatherNDGrad);
   REGISTER_GRADIENT_BUILDER("ScatterElements", BuildScatterElementsGrad);
   REGISTER_GRADIENT_BUILDER("ScatterND", BuildScatterNDGrad);

@@ -198,6 +198,24 @@ def run_node(op, a, x):
         dims = tuple(axes) if axes else tuple(range(x[0].dim()))
         f = torch.sum if op == "ReduceSum" else torch.mean
         return [f(x[0], dim=dims, keepdim=keep)]
+    if op in ("ReduceMax", "ReduceMin", "ReduceProd"):  # amax/amin: ties share the gradient
+        axes = a.get("axes")
+        if len(x) > 1 and x[1] is not None:
+            axes = ints(x[1])
+        if not axes and a.get("noop_with_empty_axes", 0):
+            return [x[0]]
+        keep = bool(a.get("keepdims", 1))
+        dims = tuple(v % x[0].dim() for v in axes) if axes else tuple(range(x[0].dim()))
+        if op != "ReduceProd":
+            return [(torch.amax if op == "ReduceMax" else torch.amin)(x[0], dim=dims, keepdim=keep)]
+        y = x[0]
+        for d in sorted(dims, reverse=True):  # torch.prod takes one dim at a time
+            y = torch.prod(y, dim=d, keepdim=keep)
+        return [y]
+    if op == "TopK":
+        v, i = torch.topk(x[0], ints(x[1])[0], dim=a.get("axis", -1), largest=bool(a.get("largest", 1)),
+                          sorted=bool(a.get("sorted", 1)))
+        return [v, i]
     if op in ("SoftmaxCrossEntropyLoss", "NegativeLogLikelihoodLoss"):
         w = x[2] if len(x) > 2 else None
         f = F.cross_entropy if op == "SoftmaxCrossEntropyLoss" else F.nll_loss

@@ -114,6 +114,10 @@ g (float[2,6] dy) => (float[2,3] dx) <float[2] s = {1.0, 2.0}> { dx = ai.dscompi
       {"Resize nearest", R"(<ir_version: 8, opset_import: ["" : 17]>
 g (float[1,2,3,4] x) => (float[1,2,6,8] y) <float[4] s = {1.0, 1.0, 2.0, 2.0}> { y = Resize(x, , s) })",
        true, 0, 4 * (24 + 4 + 96)},
+      // A router's TopK: 1 compare per input element; reads x and K, writes values and int64 indices.
+      {"TopK", R"(<ir_version: 8, opset_import: ["" : 20]>
+g (float[6,4] x) => (float[6,2] v, int64[6,2] i) <int64[1] k = {2}> { v, i = TopK(x, k) })",
+       true, 24, 4 * 24 + 8 + 4 * 12 + 8 * 12},
       {"an op the table does not list", R"(<ir_version: 8, opset_import: ["" : 17]>
 g (float[4,8] x, float[8,4] y) => (float[4,4] z) { z = Einsum <equation = "ij,jk->ik"> (x, y) })",
        false, 0, 4 * (32 + 32 + 16)},

@@ -60,7 +60,8 @@ TEST(DscompileCli, ListOpsNamesTheOpsCurrentExportersWrite) {
   for (const char* op : {"  Gelu  compute", "  Attention  compute", "  RMSNormalization  compute",
                          "  GatherND  compute", "  Shape  folded", "  MatMul  compute",
                          "  ConvTranspose  compute", "  Resize  compute", "  LSTM  decomposed", "  GRU  decomposed",
-                         "  RNN  decomposed"})
+                         "  RNN  decomposed", "  TopK  compute", "  ArgMax  compute", "  ReduceMax  compute",
+                         "  ReduceProd  compute", "  ReduceLogSumExp  decomposed"})
     EXPECT_NE(r.output.find(op), std::string::npos) << op << "\n" << r.output;
 }
 

@@ -1,0 +1,74 @@
+// Rewriting torch.max/min(x, dim)'s ReduceMax/ReduceMin as a gather at ArgMax/ArgMin (see torch_max_dim.h).
+#include "frontend/torch_max_dim.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "frontend/proto_rewriter.h"
+#include "frontend/torch_node_metadata.h"
+
+namespace dsc {
+namespace {
+
+// "-1" -> -1; nullopt unless a plain integer literal.
+std::optional<int64_t> IntLiteral(const std::string& s) {
+  const size_t digits = s.size() - (!s.empty() && s[0] == '-' ? 1 : 0);
+  if (digits == 0 || digits > 18) return std::nullopt;
+  for (size_t i = s.size() - digits; i < s.size(); ++i)
+    if (s[i] < '0' || s[i] > '9') return std::nullopt;
+  return std::stoll(s);
+}
+
+// The dim of n's aten.max.dim / aten.min.dim call (args: self, dim[, keepdim]), if it is one.
+std::optional<int64_t> MaxDimOf(const onnx::NodeProto& n) {
+  const bool onnx_domain = n.domain().empty() || n.domain() == "ai.onnx";
+  const bool is_max = n.op_type() == "ReduceMax";
+  if (!onnx_domain || (!is_max && n.op_type() != "ReduceMin") || n.output_size() != 1) return std::nullopt;
+  const std::string* fx = FindProp(n.metadata_props(), "pkg.torch.onnx.fx_node");
+  if (!fx) return std::nullopt;
+  const std::vector<std::string> args = FxCallArgs(*fx, is_max ? "aten.max.dim" : "aten.min.dim");
+  return args.size() >= 2 ? IntLiteral(args[1]) : std::nullopt;
+}
+
+void GatherAtArg(const onnx::NodeProto& n, int64_t dim, int64_t opset, std::vector<onnx::NodeProto>* out) {
+  ProtoRewriter r(n, opset, out, "at_arg");
+  const onnx::AttributeProto* keep = FindAttr(n, "keepdims");
+  const bool keepdims = !keep || keep->i() != 0;
+  const std::string idx = r.Add(n.op_type() == "ReduceMax" ? "ArgMax" : "ArgMin", {n.input(0)});
+  r.SetInt("axis", dim);
+  r.SetInt("keepdims", 1);
+  const std::string values = r.Add("GatherElements", {n.input(0), idx}, keepdims ? n.output(0) : "");
+  r.SetInt("axis", dim);
+  if (keepdims) return;
+  if (opset >= 13) {
+    r.Add("Squeeze", {values, r.Ints({dim})}, n.output(0));
+  } else {
+    r.Add("Squeeze", {values}, n.output(0));
+    r.SetInts("axes", {dim});
+  }
+}
+
+}  // namespace
+
+Status MaxDimAsGatherAtArgMax(onnx::ModelProto* model) {
+  const int64_t opset = OnnxOpset(*model);
+  if (opset < 11) return Status::OK();  // GatherElements from opset 11
+  onnx::GraphProto* g = model->mutable_graph();
+  bool any = false;
+  for (const auto& n : g->node()) any |= MaxDimOf(n).has_value();
+  if (!any) return Status::OK();
+  std::vector<onnx::NodeProto> nodes;
+  for (const auto& n : g->node()) {
+    if (std::optional<int64_t> dim = MaxDimOf(n)) {
+      GatherAtArg(n, *dim, opset, &nodes);
+    } else {
+      nodes.push_back(n);
+    }
+  }
+  g->clear_node();
+  for (auto& n : nodes) *g->add_node() = std::move(n);
+  return Status::OK();
+}
+
+}  // namespace dsc
