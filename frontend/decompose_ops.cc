@@ -87,28 +87,21 @@ const std::set<std::string>& DecomposedOps() {
 Status DecomposeOps(onnx::ModelProto* model, const std::map<std::string, int64_t>& dims) {
   RETURN_IF_ERROR(DecomposeRecurrentOps(model, dims));
   const int64_t opset = OnnxOpset(*model);
-  onnx::GraphProto* g = model->mutable_graph();
-  bool any = false;
-  for (const auto& n : g->node()) any |= (n.domain().empty() || n.domain() == "ai.onnx") && DecomposedOps().count(n.op_type());
-  if (!any) return Status::OK();
-  std::vector<onnx::NodeProto> nodes;
-  for (const auto& n : g->node()) {
+  return RewriteNodes(model->mutable_graph(), [&](const onnx::NodeProto& n, std::vector<onnx::NodeProto>* nodes) {
     const bool onnx_domain = n.domain().empty() || n.domain() == "ai.onnx";
     if (onnx_domain && n.op_type() == "InstanceNormalization" && n.input_size() == 3 && n.output_size() == 1) {
-      InstanceNorm(n, opset, &nodes);
+      InstanceNorm(n, opset, nodes);
     } else if (onnx_domain && n.op_type() == "ReduceL2" && n.output_size() == 1) {
-      ReduceL2(n, opset, &nodes);
+      ReduceL2(n, opset, nodes);
     } else if (onnx_domain && n.op_type() == "ReduceL1" && n.output_size() == 1) {
-      ReduceL1(n, opset, &nodes);
+      ReduceL1(n, opset, nodes);
     } else if (onnx_domain && n.op_type() == "ReduceLogSumExp" && n.output_size() == 1) {
-      ReduceLogSumExp(n, opset, &nodes);
+      ReduceLogSumExp(n, opset, nodes);
     } else {
-      nodes.push_back(n);
+      return StatusOr<bool>(false);
     }
-  }
-  g->clear_node();
-  for (auto& n : nodes) *g->add_node() = std::move(n);
-  return Status::OK();
+    return StatusOr<bool>(true);
+  });
 }
 
 }  // namespace dsc

@@ -458,18 +458,13 @@ Status DecomposeRecurrentOps(onnx::ModelProto* model, const std::map<std::string
   if (!any) return Status::OK();
   const int64_t opset = OnnxOpset(*model);
   const ModelTypes types(*model, dims);
-  std::vector<onnx::NodeProto> nodes;
-  for (const auto& n : g->node()) {
-    if (std::optional<Cell> cell = CellOf(n)) {
-      Unroller u(n, *cell, opset, &nodes);
-      RETURN_IF_ERROR(u.Run(types));
-    } else {
-      nodes.push_back(n);
-    }
-  }
-  g->clear_node();
-  for (auto& n : nodes) *g->add_node() = std::move(n);
-  return Status::OK();
+  return RewriteNodes(g, [&](const onnx::NodeProto& n, std::vector<onnx::NodeProto>* nodes) -> StatusOr<bool> {
+    const std::optional<Cell> cell = CellOf(n);
+    if (!cell) return false;
+    Unroller u(n, *cell, opset, nodes);
+    RETURN_IF_ERROR(u.Run(types));
+    return true;
+  });
 }
 
 }  // namespace dsc

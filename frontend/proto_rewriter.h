@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ir/status.h"
 #include "onnx/onnx_pb.h"
 
 namespace dsc {
@@ -138,5 +139,24 @@ class ProtoRewriter {
   int count_ = 0;
   std::map<std::vector<int64_t>, std::string> ints_;
 };
+
+// Rebuilds the graph's node list in order: `rewrite(n, &nodes)` appends the nodes that replace n
+// and returns true, or returns false (appending nothing) to keep n. The graph is untouched when no
+// node is replaced or a rewrite fails.
+template <typename Rewrite>
+Status RewriteNodes(onnx::GraphProto* g, Rewrite rewrite) {
+  std::vector<onnx::NodeProto> nodes;
+  bool any = false;
+  for (const auto& n : g->node()) {
+    StatusOr<bool> replaced = rewrite(n, &nodes);
+    if (!replaced.ok()) return replaced.status();
+    if (!*replaced) nodes.push_back(n);
+    any |= *replaced;
+  }
+  if (!any) return Status::OK();
+  g->clear_node();
+  for (auto& n : nodes) *g->add_node() = std::move(n);
+  return Status::OK();
+}
 
 }  // namespace dsc

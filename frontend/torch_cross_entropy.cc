@@ -147,26 +147,17 @@ Status RestoreCrossEntropy(onnx::ModelProto* model) {
   }
   std::optional<ModelTypes> types;
   if (need_types) types.emplace(*model, std::map<std::string, int64_t>{});
-  std::vector<onnx::NodeProto> nodes;
-  bool any = false;
-  for (const auto& n : g->node()) {
+  return RewriteNodes(g, [&](const onnx::NodeProto& n, std::vector<onnx::NodeProto>* nodes) -> StatusOr<bool> {
     double e = 0;
     if (IsSce(n)) RETURN_IF_ERROR(SmoothingOf(n, &e));
     const bool probabilities = IsSce(n) && n.input_size() >= 2 && types && IsFloatType(types->ElemType(n.input(1)));
-    if (e == 0 && !probabilities) {
-      nodes.push_back(n);
-      continue;
-    }
+    if (e == 0 && !probabilities) return false;
     if (n.input_size() < 2 || n.output_size() < 1 || n.output_size() > 2)
       return InvalidArgument("node '", n.name(), "' (SoftmaxCrossEntropyLoss): malformed inputs/outputs");
-    if (probabilities) ProbabilityTargets(n, e, opset, &nodes);
-    else Smooth(n, e, opset, &nodes);
-    any = true;
-  }
-  if (!any) return Status::OK();
-  g->clear_node();
-  for (auto& n : nodes) *g->add_node() = std::move(n);
-  return Status::OK();
+    if (probabilities) ProbabilityTargets(n, e, opset, nodes);
+    else Smooth(n, e, opset, nodes);
+    return true;
+  });
 }
 
 }  // namespace dsc

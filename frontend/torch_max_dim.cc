@@ -55,20 +55,11 @@ Status MaxDimAsGatherAtArgMax(onnx::ModelProto* model) {
   const int64_t opset = OnnxOpset(*model);
   if (opset < 11) return Status::OK();  // GatherElements from opset 11
   onnx::GraphProto* g = model->mutable_graph();
-  bool any = false;
-  for (const auto& n : g->node()) any |= MaxDimOf(n).has_value();
-  if (!any) return Status::OK();
-  std::vector<onnx::NodeProto> nodes;
-  for (const auto& n : g->node()) {
-    if (std::optional<int64_t> dim = MaxDimOf(n)) {
-      GatherAtArg(n, *dim, opset, &nodes);
-    } else {
-      nodes.push_back(n);
-    }
-  }
-  g->clear_node();
-  for (auto& n : nodes) *g->add_node() = std::move(n);
-  return Status::OK();
+  return RewriteNodes(g, [&](const onnx::NodeProto& n, std::vector<onnx::NodeProto>* nodes) {
+    const std::optional<int64_t> dim = MaxDimOf(n);
+    if (dim) GatherAtArg(n, *dim, opset, nodes);
+    return StatusOr<bool>(dim.has_value());
+  });
 }
 
 }  // namespace dsc
