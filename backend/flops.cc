@@ -55,7 +55,7 @@ const std::map<std::string, Entry>& Table() {
     t["Attention"] = {Rule::kAttention, 1, "2*Sq*Sk*D + Sq*Sk + 2*Sq*Sk*Dv per batch and head"};
     t["AttentionGrad"] = {Rule::kAttentionGrad, 1, "6*Sq*Sk*D + 4*Sq*Sk*Dv + 3*Sq*Sk per batch and head"};
     for (const char* op : {"Add", "Sub", "Mul", "Div", "Neg", "Abs", "Sqrt", "Reciprocal", "Pow", "Exp", "Log", "Erf",
-                           "Tanh", "Sigmoid", "Relu", "LeakyRelu", "Gelu", "Elu", "Selu", "Mish", "HardSwish",
+                           "Tanh", "Sigmoid", "Relu", "LeakyRelu", "Gelu", "Elu", "Celu", "Selu", "Mish", "HardSwish",
                            "HardSigmoid", "Softplus", "Softsign", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh",
                            "Cosh", "Asinh", "Acosh", "Atanh", "Floor", "Ceil", "Round", "Sign", "Min", "Max", "Mean",
                            "Sum", "Clip", "Where", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Not",
@@ -63,7 +63,7 @@ const std::map<std::string, Entry>& Table() {
                            "SampleRandom", "ClipScale", "Trilu", "RotaryEmbedding"})
       t[op] = {Rule::kPerOutput, 1, "1 per output element"};
     for (const char* op : {"ReluGrad", "LeakyReluGrad", "SigmoidGrad", "TanhGrad", "GeluGrad", "MishGrad",
-                           "HardSwishGrad", "HardSigmoidGrad", "SoftplusGrad", "EluGrad", "SeluGrad", "SoftsignGrad",
+                           "HardSwishGrad", "HardSigmoidGrad", "SoftplusGrad", "EluGrad", "CeluGrad", "SeluGrad", "SoftsignGrad",
                            "DropoutGrad"})
       t[op] = {Rule::kPerOutput, 2, "2 per output element (twice the forward's 1)"};
     for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",

@@ -1,6 +1,7 @@
 // Ops imported as a few supported ones (so they get kernels, gradients and constant folding from
 // those): InstanceNormalization (what torch.onnx writes for nn.GroupNorm/InstanceNorm, e.g.
-// wav2vec 2.0's feature encoder) and ReduceL2 (torch.linalg.vector_norm, weight_norm).
+// wav2vec 2.0's feature encoder), ReduceL2 (torch.linalg.vector_norm, weight_norm), PRelu (nn.PReLU)
+// and DepthToSpace / SpaceToDepth (nn.PixelShuffle / PixelUnshuffle in super-resolution and vocoders).
 //
 //   RETURN_IF_ERROR(DecomposeOps(&model));   // after the checker, before GraphFromOnnx
 #pragma once
@@ -21,7 +22,11 @@ const std::set<std::string>& DecomposedOps();
 //     D = X3 - ReduceMean(X3, [2]);  Y3 = D / Sqrt(ReduceMean(D * D, [2]) + epsilon) * scale[:, None] + B[:, None]
 //     Y = Reshape(Y3, Shape(X))
 //   ReduceL2(X[, axes]) into Sqrt(ReduceSum(X * X[, axes])) with the same keepdims/noop_with_empty_axes,
+//   PRelu(X, slope) into Where(X > 0, X, slope * X) (torch.prelu's values and gradients, x = 0 included),
+//   DepthToSpace<blocksize, mode DCR|CRD>(X) and SpaceToDepth<blocksize>(X) into Reshape(Transpose(
+//     Reshape(X))) with targets computed from Shape(X),
 // in the model's opset form (axes as attribute or input). New nodes keep the original's metadata.
+// A blocksize below 1 or an unknown DepthToSpace mode is an error naming the node.
 Status DecomposeOps(onnx::ModelProto* model);
 
 }  // namespace dsc

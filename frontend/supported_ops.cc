@@ -39,13 +39,18 @@ const std::set<std::string>& ComputeOps() {
       // Learned upsampling in decoders (UNet, GAN generators, VAEs, vocoders).
       "ConvTranspose",
       // Upsampling (F.interpolate: U-Nets, FPN and segmentation heads, BEiT's position bias).
-      "Resize"};
+      "Resize",
+      // nn.CELU; torch.atan2 (Atan, then Where arithmetic for the quadrant); integer Mod at run time
+      // (token ids folded into a range, x % SEQ), floats and constants fold.
+      "Celu", "Atan", "Mod",
+      // nn.Hardshrink / Softshrink: where(|x| <= lambd, 0, x) on activations.
+      "LessOrEqual", "GreaterOrEqual"};
   return ops;
 }
 
 const std::set<std::string>& ShapeOps() {
   static const std::set<std::string> ops = {"Shape", "Size", "ConstantOfShape", "Range",
-                                            "ReduceProd", "LessOrEqual", "GreaterOrEqual", "Mod", "Xor", "ReduceMax", "ReduceMin"};
+                                            "ReduceProd", "Xor", "ReduceMax", "ReduceMin"};
   return ops;
 }
 

@@ -10,9 +10,18 @@
 namespace dsc {
 namespace {
 
-// The call's arguments in a dynamo fx_node text "... call_function[target=torch.ops.T](args = (a, b,
-// True, 0.1), kwargs = {})" when its target is T, else empty. Arguments are split at top-level commas
-// (the ops read here take names and literals, no nested tuples).
+// "... aten.embedding.default](args = (%w, %idx, 1), kwargs = {})" -> 1; -1 when absent or not a
+// plain non-negative integer literal.
+int64_t FxEmbeddingPadding(const std::string& fx) {
+  const std::vector<std::string> args = FxCallArgs(fx, "aten.embedding.default");
+  if (args.size() < 3 || args[2].empty() || args[2].size() > 18) return -1;
+  for (char ch : args[2])
+    if (ch < '0' || ch > '9') return -1;
+  return std::stoll(args[2]);
+}
+
+}  // namespace
+
 std::vector<std::string> FxCallArgs(const std::string& fx, const std::string& target) {
   const std::string head = "[target=torch.ops." + target + "](args = (";
   const size_t at = fx.find(head);
@@ -32,18 +41,6 @@ std::vector<std::string> FxCallArgs(const std::string& fx, const std::string& ta
   }
   return args;
 }
-
-// "... aten.embedding.default](args = (%w, %idx, 1), kwargs = {})" -> 1; -1 when absent or not a
-// plain non-negative integer literal.
-int64_t FxEmbeddingPadding(const std::string& fx) {
-  const std::vector<std::string> args = FxCallArgs(fx, "aten.embedding.default");
-  if (args.size() < 3 || args[2].empty() || args[2].size() > 18) return -1;
-  for (char ch : args[2])
-    if (ch < '0' || ch > '9') return -1;
-  return std::stoll(args[2]);
-}
-
-}  // namespace
 
 Status RestoreBatchNormTraining(onnx::ModelProto* model) {
   int64_t opset = 0;

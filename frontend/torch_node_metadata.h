@@ -7,6 +7,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "ir/status.h"
 #include "ir/torch_parameters.h"
@@ -21,6 +22,11 @@ inline const std::string* FindProp(const google::protobuf::RepeatedPtrField<onnx
     if (p.key() == key) return &p.value();
   return nullptr;
 }
+
+// The call's arguments in a dynamo fx_node text "... call_function[target=torch.ops.T](args = (a, b,
+// True, 0.1), kwargs = {})" when its target is T, else empty. Arguments are split at top-level commas
+// (the ops read here take names and literals, no nested tuples).
+std::vector<std::string> FxCallArgs(const std::string& fx, const std::string& target);
 
 // nn.Embedding's padding_idx (kEmbeddingPaddingKey): validates the export helper's entry (every name
 // an initializer, every index a row of it) and adds, for each Gather(axis 0) whose dynamo metadata

@@ -71,7 +71,7 @@
 //   NegativeLogLikelihoodLossGrad<reduction, ignore_index>(dLoss, input, target[, weight]) -> dInput
 //   GeluGrad<approximate>(dY, X) -> dX          dX = dY * Gelu'(X) ("none": erf form, "tanh": tanh form)
 //   MishGrad, HardSwishGrad, SoftplusGrad, SoftsignGrad (dY, X) -> dX, and HardSigmoidGrad<alpha, beta>,
-//   EluGrad<alpha>, SeluGrad<alpha, gamma> (dY, X) -> dX:   dX = dY * f'(X), f' as torch's backward
+//   EluGrad<alpha>, CeluGrad<alpha>, SeluGrad<alpha, gamma> (dY, X) -> dX:   dX = dY * f'(X), f' as torch's backward
 //                                               (kernels/cpu/activation.cc)
 //   RMSNormalizationGrad<axis, epsilon>(dY, X, Scale) -> dX[, dScale]
 //                                               1/rms recomputed from X; dScale summed over broadcasts
@@ -385,6 +385,7 @@ inline constexpr const char* kHardSwishGrad = "HardSwishGrad";
 inline constexpr const char* kHardSigmoidGrad = "HardSigmoidGrad";
 inline constexpr const char* kSoftplusGrad = "SoftplusGrad";
 inline constexpr const char* kEluGrad = "EluGrad";
+inline constexpr const char* kCeluGrad = "CeluGrad";
 inline constexpr const char* kSeluGrad = "SeluGrad";
 inline constexpr const char* kSoftsignGrad = "SoftsignGrad";
 inline constexpr const char* kRMSNormalizationGrad = "RMSNormalizationGrad";

@@ -764,6 +764,12 @@ const std::unordered_map<std::string, Check>& OnnxChecks() {
       {"Resize", [](const NodeView& v) { return CheckResize(v, false); }},
       {"Dropout", All({FloatRange("ratio", 0, 1, /*hi_open=*/true), RatioInput(1)})},
       {"Gelu", Enum("approximate", {"none", "tanh"})},
+      {"Celu", [](const NodeView& v) {
+         const float alpha = v.node().GetFloat("alpha", 1.0f);
+         if (alpha == 0.0f || !std::isfinite(alpha))
+           return Bad(v, StrCat("alpha = ", alpha, " must be non-zero and finite (Celu divides by it)"));
+         return Status::OK();
+       }},
       {"SoftmaxCrossEntropyLoss", Enum("reduction", {"none", "mean", "sum"})},
       {"NegativeLogLikelihoodLoss", Enum("reduction", {"none", "mean", "sum"})},
       {"Attention", [](const NodeView& v) { return CheckAttention(v, 0); }},
@@ -937,7 +943,7 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     auto* t = new std::unordered_map<std::string, Arity>;
     for (const char* op : {ops::kReluGrad, ops::kLeakyReluGrad, ops::kSigmoidGrad, ops::kTanhGrad, ops::kSoftmaxGrad,
                            ops::kLogSoftmaxGrad, ops::kGeluGrad, ops::kMishGrad, ops::kHardSwishGrad,
-                           ops::kHardSigmoidGrad, ops::kSoftplusGrad, ops::kEluGrad, ops::kSeluGrad, ops::kSoftsignGrad,
+                           ops::kHardSigmoidGrad, ops::kSoftplusGrad, ops::kEluGrad, ops::kCeluGrad, ops::kSeluGrad, ops::kSoftsignGrad,
                            ops::kMaxPoolGrad, ops::kGatherGrad, ops::kGatherElementsGrad, ops::kGatherNDGrad})
       (*t)[op] = Arity{2, 2, 1, 1, {0, 1}};
     (*t)[ops::kLayerNormalizationGrad] = Arity{3, 3, 1, 3, {0, 1, 2}};

@@ -53,6 +53,9 @@ const std::map<std::string, OpRow>& Table() {
       {"Pow", {kFollow, kFp32, "pow: fp32 list under autocast"}},
       {"Reciprocal", {kFollow, kFp32, "reciprocal: fp32 list under autocast"}},
       {"Softplus", {kFollow, kFp32, "softplus: fp32 list under autocast"}},
+      {"Celu", {kFollow, kFollow, "activation: on neither autocast list (as Elu), keeps its input's dtype"}},
+      {"Atan", {kFollow, kFollow, "atan: on neither autocast list, keeps its input's dtype"}},
+      {"Mod", {kFollow, kFollow, "integer remainder: exact in its input's dtype"}},
       {"Resize", {kFollow, kFollow, "interpolation: on neither autocast list, F.interpolate keeps its input's dtype"}},
   };
   return table;

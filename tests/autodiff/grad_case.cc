@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "frontend/decompose_ops.h"
+#include "ir/onnx_convert.h"
 #include "ir/shape_inference.h"
 #include "ir/text.h"
 
@@ -88,10 +90,20 @@ StatusOr<GradCase> BuildGradCase(const GradCaseText& text) {
     }
     v->set_initializer(std::move(t));
   }
-  RETURN_IF_ERROR(InferShapes(g));
+  // Ops the frontend imports as others (PRelu, DepthToSpace, ...) are checked in the form dscompile
+  // trains: the case goes through the same decomposition.
+  bool decomposed = false;
+  for (const auto& n : g.nodes()) decomposed |= n->domain().empty() && DecomposedOps().count(n->op_type()) > 0;
+  if (decomposed) {
+    onnx::ModelProto m = GraphToOnnx(g);
+    RETURN_IF_ERROR(DecomposeOps(&m));
+    ASSIGN_OR_RETURN(c.graph, GraphFromOnnx(m));
+  }
+  Graph& graph = *c.graph;
+  RETURN_IF_ERROR(InferShapes(graph));
 
   Value* loss = nullptr;
-  std::vector<Value*> outs = g.outputs();
+  std::vector<Value*> outs = graph.outputs();
   for (Value* y : outs) {
     std::vector<int64_t> dims;
     for (const Dim& d : *y->type.shape) dims.push_back(d.value);
@@ -99,19 +111,19 @@ StatusOr<GradCase> BuildGradCase(const GradCaseText& text) {
     CaseRng rng(text.name + "/R/" + y->name());
     for (int64_t i = 0; i < r.numel(); ++i) r.SetFromDouble(i, 2 * rng.Uniform01() - 1);
     c.weights.emplace(y->name(), r);
-    Value* rv = g.AddInitializer("R_" + y->name(), r);
-    Value* wy = g.AddNode("Mul", {y, rv}, {"weighted_" + y->name()})->output(0);
-    Node* sum = g.AddNode("ReduceSum", {wy}, {"loss_" + y->name()});
+    Value* rv = graph.AddInitializer("R_" + y->name(), r);
+    Value* wy = graph.AddNode("Mul", {y, rv}, {"weighted_" + y->name()})->output(0);
+    Node* sum = graph.AddNode("ReduceSum", {wy}, {"loss_" + y->name()});
     sum->SetAttr("keepdims", int64_t{0});
     Value* part = sum->output(0);
-    loss = loss ? g.AddNode("Add", {loss, part}, {"loss_upto_" + y->name()})->output(0) : part;
+    loss = loss ? graph.AddNode("Add", {loss, part}, {"loss_upto_" + y->name()})->output(0) : part;
   }
   if (!loss) return InvalidArgument(text.name, ": the case has no outputs");
-  Node* id = g.AddNode("Identity", {loss}, {"loss"});
-  g.SetOutputs({id->output(0)});
-  RETURN_IF_ERROR(InferShapes(g));
-  g.training.loss = "loss";
-  g.training.parameters = params;
+  Node* id = graph.AddNode("Identity", {loss}, {"loss"});
+  graph.SetOutputs({id->output(0)});
+  RETURN_IF_ERROR(InferShapes(graph));
+  graph.training.loss = "loss";
+  graph.training.parameters = params;
   return c;
 }
 
