@@ -98,6 +98,18 @@ StatusOr<GradCase> BuildGradCase(const GradCaseText& text) {
     onnx::ModelProto m = GraphToOnnx(g);
     RETURN_IF_ERROR(DecomposeOps(&m));
     ASSIGN_OR_RETURN(c.graph, GraphFromOnnx(m));
+    // Its Constant nodes become initializers, as fold-constants makes them in dscompile.
+    Graph& d = *c.graph;
+    std::vector<Node*> constants;
+    for (const auto& n : d.nodes())
+      if (n->op_type() == "Constant") constants.push_back(&*n);
+    for (Node* n : constants) {
+      const Tensor* value = n->GetTensor("value");
+      Tensor t = value ? *value : Tensor::Scalar(DType::kFloat32, n->GetFloat("value_float", 0.0f));
+      Value* init = d.AddInitializer(n->output(0)->name() + "_value", std::move(t));
+      d.ReplaceAllUsesWith(n->output(0), init);
+      RETURN_IF_ERROR(d.RemoveNode(n));
+    }
   }
   Graph& graph = *c.graph;
   RETURN_IF_ERROR(InferShapes(graph));

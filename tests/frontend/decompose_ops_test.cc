@@ -17,6 +17,7 @@
 
 #include "frontend/decompose_ops.h"
 #include "frontend/onnx_import.h"
+#include "ir/shape_inference.h"
 #include "onnx/defs/parser.h"
 #include "onnx/onnx_pb.h"
 #include "passes/const_eval.h"
@@ -123,6 +124,8 @@ TEST(DecomposeOps, PReluAndPixelShuffleFollowPyTorchForwardAndBackward) {
     Node* sum = g.AddNode("ReduceSum", {g.AddNode("Mul", {flat, g.AddInitializer("R", rt)}, {"yR"})->output(0)}, {"loss"});
     sum->SetAttr("keepdims", int64_t{0});
     g.SetOutputs({sum->output(0)});
+    Status inferred = InferShapes(g);
+    ASSERT_TRUE(inferred.ok()) << inferred.ToString();
     std::vector<std::string> params;
     for (const auto& [name, _] : c.at("grads").items()) params.push_back(name);
     g.training.loss = "loss";
@@ -130,8 +133,12 @@ TEST(DecomposeOps, PReluAndPixelShuffleFollowPyTorchForwardAndBackward) {
     Module m;
     m.programs.push_back(PlanProgram{"main", std::move(*imported)});
     Graph& dg = *m.programs[0].graph;
-    StatusOr<bool> ran = CreatePass(PassId::kAutodiff)->Run(m, PassContext{});
-    ASSERT_TRUE(ran.ok()) << ran.status().ToString();
+    // As dscompile's pipeline: the decomposition's Constant nodes fold into initializers (parameters
+    // stay), then autodiff.
+    for (PassId pass : {PassId::kFoldConstants, PassId::kAutodiff}) {
+      StatusOr<bool> ran = CreatePass(pass)->Run(m, PassContext{});
+      ASSERT_TRUE(ran.ok()) << ran.status().ToString();
+    }
     std::vector<Value*> outs = {dg.FindValue("y")};
     for (const std::string& grad : dg.training.gradients) outs.push_back(dg.FindValue(grad));
     dg.SetOutputs(outs);
