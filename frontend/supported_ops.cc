@@ -44,7 +44,9 @@ const std::set<std::string>& ComputeOps() {
       // (token ids folded into a range, x % SEQ), floats and constants fold.
       "Celu", "Atan", "Mod",
       // nn.Hardshrink / Softshrink: where(|x| <= lambd, 0, x) on activations.
-      "LessOrEqual", "GreaterOrEqual"};
+      "LessOrEqual", "GreaterOrEqual",
+      // F.grid_sample (spatial transformer networks, deformable attention), 4-D.
+      "GridSample"};
   return ops;
 }
 

@@ -57,6 +57,9 @@
 //                                               added to the inputs its output read, with the same
 //                                               weights; roi/scales/sizes are the forward's constants;
 //                                               dX shape from its type
+//   GridSampleGrad<GridSample's attrs>(dY, X, Grid) -> dX[, dGrid]   PyTorch's grid_sampler backward:
+//                                               dX scatter-adds dY by the taps' weights, dGrid (zero for
+//                                               nearest) differentiates the weights in the coordinates
 //   GatherGrad<axis[, padding_idx]>(dY, indices) -> dData   scatter-add into zeros; dData shape
 //                                               from its type; negative indices wrap as in Gather;
 //                                               indices equal to padding_idx (nn.Embedding's,
@@ -372,6 +375,7 @@ inline constexpr const char* kConvTransposeGrad = "ConvTransposeGrad";
 inline constexpr const char* kMaxPoolGrad = "MaxPoolGrad";
 inline constexpr const char* kAveragePoolGrad = "AveragePoolGrad";
 inline constexpr const char* kResizeGrad = "ResizeGrad";
+inline constexpr const char* kGridSampleGrad = "GridSampleGrad";
 inline constexpr const char* kGatherGrad = "GatherGrad";
 inline constexpr const char* kSliceGrad = "SliceGrad";
 inline constexpr const char* kGatherElementsGrad = "GatherElementsGrad";

@@ -212,6 +212,11 @@ def run_node(op, a, x):
         return [torch.clamp(a.get("alpha", 0.2) * x[0] + a.get("beta", 0.5), 0, 1)]
     if op == "Elu":
         return [F.elu(x[0], alpha=a.get("alpha", 1.0))]
+    if op == "GridSample":
+        mode = a.get("mode", "linear")
+        mode = {"linear": "bilinear", "cubic": "bicubic"}.get(mode, mode)
+        return [F.grid_sample(x[0], x[1], mode=mode, padding_mode=a.get("padding_mode", "zeros"),
+                              align_corners=bool(a.get("align_corners", 0)))]
     if op == "Celu":
         return [F.celu(x[0], alpha=a.get("alpha", 1.0))]
     if op == "Selu":
