@@ -32,6 +32,8 @@ enum class Rule {
   kMuonApply,     // the Newton-Schulz GEMMs on the whole update (MuonApplyFlops), + 4 per element
   kResize,        // 2 per tap per element of the larger side: linear 2^k, cubic 4^k taps over the k axes
                   // whose length changes, nearest none (Resize: Y; ResizeGrad: dY, input 0)
+  kGridSample,    // 2 per tap per output element and channel (nearest 0, linear 4, cubic 16 taps);
+                  // GridSampleGrad twice that (dX and dGrid)
   kNone,          // data movement, collectives: no arithmetic
 };
 
@@ -55,7 +57,7 @@ const std::map<std::string, Entry>& Table() {
     t["Attention"] = {Rule::kAttention, 1, "2*Sq*Sk*D + Sq*Sk + 2*Sq*Sk*Dv per batch and head"};
     t["AttentionGrad"] = {Rule::kAttentionGrad, 1, "6*Sq*Sk*D + 4*Sq*Sk*Dv + 3*Sq*Sk per batch and head"};
     for (const char* op : {"Add", "Sub", "Mul", "Div", "Neg", "Abs", "Sqrt", "Reciprocal", "Pow", "Exp", "Log", "Erf",
-                           "Tanh", "Sigmoid", "Relu", "LeakyRelu", "Gelu", "Elu", "Selu", "Mish", "HardSwish",
+                           "Tanh", "Sigmoid", "Relu", "LeakyRelu", "Gelu", "Elu", "Celu", "Selu", "Mish", "HardSwish",
                            "HardSigmoid", "Softplus", "Softsign", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh",
                            "Cosh", "Asinh", "Acosh", "Atanh", "Floor", "Ceil", "Round", "Sign", "Min", "Max", "Mean",
                            "Sum", "Clip", "Where", "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Not",
@@ -63,7 +65,7 @@ const std::map<std::string, Entry>& Table() {
                            "SampleRandom", "ClipScale", "Trilu", "RotaryEmbedding"})
       t[op] = {Rule::kPerOutput, 1, "1 per output element"};
     for (const char* op : {"ReluGrad", "LeakyReluGrad", "SigmoidGrad", "TanhGrad", "GeluGrad", "MishGrad",
-                           "HardSwishGrad", "HardSigmoidGrad", "SoftplusGrad", "EluGrad", "SeluGrad", "SoftsignGrad",
+                           "HardSwishGrad", "HardSigmoidGrad", "SoftplusGrad", "EluGrad", "CeluGrad", "SeluGrad", "SoftsignGrad",
                            "DropoutGrad"})
       t[op] = {Rule::kPerOutput, 2, "2 per output element (twice the forward's 1)"};
     for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
@@ -73,6 +75,8 @@ const std::map<std::string, Entry>& Table() {
     t["TopK"] = {Rule::kPerInput, 1, "1 compare per input element, as ArgMax (keeping K sorted adds up to K more per element)"};
     t["Resize"] = {Rule::kResize, 2, "2 per tap per output element: linear 2^k, cubic 4^k, nearest 0 taps (k axes resized)"};
     t["ResizeGrad"] = {Rule::kResize, 2, "2 per tap per dY element, as the forward"};
+    t["GridSample"] = {Rule::kGridSample, 2, "2 per tap per output element: nearest 0, linear 4, cubic 16 taps"};
+    t["GridSampleGrad"] = {Rule::kGridSample, 4, "4 per tap per dY element (dX and dGrid)"};
     for (const char* op : {"MaxPoolGrad", "AveragePoolGrad"})
       t[op] = {Rule::kPerOutput, 2, "2 per output element (twice the forward's 1 per input element)"};
     // A scatter-add: one add per gradient element arriving.
@@ -231,6 +235,14 @@ bool Flops(const Node& n, const Entry& e, int64_t* flops) {
       int64_t taps = mode == "nearest" ? 0 : 1;
       for (size_t i = 0; i < a.size(); ++i)
         if (a[i] != y[i]) taps *= mode == "cubic" ? 4 : 2;
+      *flops = e.factor * taps * Product(y);
+      return true;
+    }
+    case Rule::kGridSample: {
+      // GridSample (X, Grid) -> Y; GridSampleGrad (dY, X, Grid): Y's elements are dY's.
+      if (!StaticDims(n.domain() == kDscDomain ? n.input(0) : n.output(0), &y)) return false;
+      const std::string mode = n.GetString("mode", "linear");
+      const int64_t taps = mode == "nearest" ? 0 : mode == "cubic" || mode == "bicubic" ? 16 : 4;
       *flops = e.factor * taps * Product(y);
       return true;
     }

@@ -1,6 +1,8 @@
-// Imports InstanceNormalization, ReduceL2, ReduceL1 and ReduceLogSumExp as supported ops (see decompose_ops.h).
+// Imports InstanceNormalization, ReduceL2, ReduceL1, ReduceLogSumExp, PRelu, DepthToSpace, SpaceToDepth
+// and the recurrent ops as supported ops (see decompose_ops.h).
 #include "frontend/decompose_ops.h"
 
+#include <map>
 #include <vector>
 
 #include "frontend/decompose_rnn.h"
@@ -73,11 +75,120 @@ void ReduceLogSumExp(const onnx::NodeProto& n, int64_t opset, std::vector<onnx::
   r.Add("Add", {r.Add("Log", {sum}), m_out}, n.output(0));
 }
 
+// PRelu(X, slope) = Where(X > 0, X, slope * X): exactly torch.prelu's values, and its gradients
+// (dX = dY for X > 0, slope * dY otherwise, zero included; dSlope = X * dY where X <= 0, summed over
+// the axes slope was broadcast along, as Mul's gradient does). ONNX's unidirectional broadcasting of
+// slope to X is the multidirectional one of Mul whenever it is valid. `elem_type` is X's element
+// type (for the zero X is compared with).
+void PRelu(const onnx::NodeProto& n, int64_t opset, int32_t elem_type, std::vector<onnx::NodeProto>* out) {
+  ProtoRewriter r(n, opset, out);
+  const std::string positive = r.Add("Greater", {n.input(0), r.Zero(elem_type)});
+  r.Add("Where", {positive, n.input(0), r.Add("Mul", {n.input(1), n.input(0)})}, n.output(0));
+}
+
+// Parts of Shape(X) as int64 1-D tensors: dims [from, to).
+std::string ShapeDims(ProtoRewriter& r, const std::string& shape, int64_t from, int64_t to) {
+  std::vector<int64_t> idx;
+  for (int64_t i = from; i < to; ++i) idx.push_back(i);
+  std::string g = r.Add("Gather", {shape, r.Ints(idx)});
+  r.SetInt("axis", 0);
+  return g;
+}
+
+// DepthToSpace / SpaceToDepth on X (N, C, H, W) as ONNX defines them: Reshape to 6-D, Transpose,
+// Reshape back:
+//   DepthToSpace DCR: (N, b, b, C/b^2, H, W) -> perm (0, 3, 4, 1, 5, 2) -> (N, C/b^2, H b, W b)
+//   DepthToSpace CRD: (N, C/b^2, b, b, H, W) -> perm (0, 1, 4, 2, 5, 3) -> (N, C/b^2, H b, W b)
+//   SpaceToDepth:     (N, C, H/b, b, W/b, b) -> perm (0, 3, 5, 1, 2, 4) -> (N, C b^2, H/b, W/b)
+// `dims` is X's shape as the file types it (-1 for a symbolic dim; empty when untyped). With C, H and
+// W known the targets are constants whose 0 copies N, so a dynamic batch stays dynamic, and a C, H or
+// W that blocksize does not divide is refused here; otherwise they are computed from Shape(X) (folded
+// once shapes are static).
+Status BlockShuffle(const onnx::NodeProto& n, int64_t opset, const std::vector<int64_t>& dims,
+                    std::vector<onnx::NodeProto>* out) {
+  const std::string what = StrCat("node '", n.name().empty() ? n.output(0) : n.name(), "' (", n.op_type(), ")");
+  const onnx::AttributeProto* bs = FindAttr(n, "blocksize");
+  if (!bs || bs->type() != onnx::AttributeProto::INT) return InvalidArgument(what, ": needs an int attribute 'blocksize'");
+  const int64_t b = bs->i();
+  if (b < 1 || b > (int64_t{1} << 20)) return InvalidArgument(what, ": blocksize ", b, " must be in [1, 2^20]");
+  const bool to_space = n.op_type() == "DepthToSpace";
+  const onnx::AttributeProto* mode_attr = FindAttr(n, "mode");
+  const std::string mode = mode_attr ? mode_attr->s() : "DCR";
+  if (to_space && mode != "DCR" && mode != "CRD")
+    return InvalidArgument(what, ": mode \"", mode, "\" (ONNX defines \"DCR\" and \"CRD\")");
+  if (!dims.empty() && dims.size() != 4) return InvalidArgument(what, ": input has rank ", dims.size(), ", needs 4 (N, C, H, W)");
+  const bool known = dims.size() == 4 && dims[1] >= 0 && dims[2] >= 0 && dims[3] >= 0;
+  if (known) {
+    const int64_t c = dims[1], h = dims[2], w = dims[3];
+    if (to_space && c % (b * b) != 0)
+      return InvalidArgument(what, ": ", c, " channels are not a multiple of blocksize^2 = ", b * b);
+    if (!to_space && (h % b != 0 || w % b != 0))
+      return InvalidArgument(what, ": height ", h, " and width ", w, " must be multiples of blocksize ", b);
+  }
+  const std::vector<int64_t> perm = !to_space ? std::vector<int64_t>{0, 3, 5, 1, 2, 4}
+                                    : mode == "DCR" ? std::vector<int64_t>{0, 3, 4, 1, 5, 2}
+                                                    : std::vector<int64_t>{0, 1, 4, 2, 5, 3};
+  ProtoRewriter r(n, opset, out);
+  std::string six, four;
+  if (known) {
+    const int64_t c = dims[1], h = dims[2], w = dims[3];
+    if (to_space) {
+      six = r.Ints(mode == "DCR" ? std::vector<int64_t>{0, b, b, c / (b * b), h, w}
+                                 : std::vector<int64_t>{0, c / (b * b), b, b, h, w});
+      four = r.Ints({0, c / (b * b), h * b, w * b});
+    } else {
+      six = r.Ints({0, c, h / b, b, w / b, b});
+      four = r.Ints({0, c * b * b, h / b, w / b});
+    }
+  } else {
+    const std::string shape = r.Add("Shape", {n.input(0)});
+    const std::string batch = ShapeDims(r, shape, 0, 1);
+    if (to_space) {
+      const std::string hw = ShapeDims(r, shape, 2, 4);
+      six = r.Add("Concat", {batch, r.Ints(mode == "DCR" ? std::vector<int64_t>{b, b, -1} : std::vector<int64_t>{-1, b, b}), hw});
+      r.SetInt("axis", 0);
+      four = r.Add("Concat", {batch, r.Ints({-1}), r.Add("Mul", {hw, r.Ints({b})})});
+      r.SetInt("axis", 0);
+    } else {
+      const std::string w_over_b = r.Add("Div", {ShapeDims(r, shape, 3, 4), r.Ints({b})});
+      six = r.Add("Concat", {ShapeDims(r, shape, 0, 2), r.Ints({-1, b}), w_over_b, r.Ints({b})});
+      r.SetInt("axis", 0);
+      four = r.Add("Concat", {batch, r.Ints({-1}), r.Add("Div", {ShapeDims(r, shape, 2, 4), r.Ints({b})})});
+      r.SetInt("axis", 0);
+    }
+  }
+  const std::string t = r.Add("Transpose", {r.Add("Reshape", {n.input(0), six})});
+  r.SetInts("perm", perm);
+  r.Add("Reshape", {t, four}, n.output(0));
+  return Status::OK();
+}
+
+// What the file says of each typed name (graph inputs, value_info, outputs, initializers): ONNX
+// element type and dims (-1 for a symbolic or missing dim; no dims when the shape is absent).
+struct Typed {
+  int32_t elem_type = onnx::TensorProto::UNDEFINED;
+  std::vector<int64_t> dims;
+};
+std::map<std::string, Typed> TypedNames(const onnx::GraphProto& g) {
+  std::map<std::string, Typed> t;
+  for (const auto* list : {&g.input(), &g.value_info(), &g.output()})
+    for (const auto& v : *list) {
+      if (!v.type().has_tensor_type()) continue;
+      Typed& e = t[v.name()];
+      e.elem_type = v.type().tensor_type().elem_type();
+      if (v.type().tensor_type().has_shape())
+        for (const auto& d : v.type().tensor_type().shape().dim()) e.dims.push_back(d.has_dim_value() ? d.dim_value() : -1);
+    }
+  for (const auto& i : g.initializer()) t[i.name()] = Typed{i.data_type(), {i.dims().begin(), i.dims().end()}};
+  return t;
+}
+
 }  // namespace
 
 const std::set<std::string>& DecomposedOps() {
   static const std::set<std::string> ops = [] {
-    std::set<std::string> s = {"InstanceNormalization", "ReduceL2", "ReduceL1", "ReduceLogSumExp"};
+    std::set<std::string> s = {"InstanceNormalization", "ReduceL2", "ReduceL1", "ReduceLogSumExp", "PRelu",
+                               "DepthToSpace", "SpaceToDepth"};
     s.insert(RecurrentOps().begin(), RecurrentOps().end());
     return s;
   }();
@@ -87,7 +198,19 @@ const std::set<std::string>& DecomposedOps() {
 Status DecomposeOps(onnx::ModelProto* model, const std::map<std::string, int64_t>& dims) {
   RETURN_IF_ERROR(DecomposeRecurrentOps(model, dims));
   const int64_t opset = OnnxOpset(*model);
-  return RewriteNodes(model->mutable_graph(), [&](const onnx::NodeProto& n, std::vector<onnx::NodeProto>* nodes) {
+  const std::map<std::string, Typed> typed = TypedNames(model->graph());
+  auto elem_type = [&](const onnx::NodeProto& n) {
+    for (int i = 0; i < 2; ++i)
+      if (auto it = typed.find(n.input(i)); it != typed.end() && it->second.elem_type != onnx::TensorProto::UNDEFINED)
+        return it->second.elem_type;
+    return static_cast<int32_t>(onnx::TensorProto::FLOAT);
+  };
+  auto dims_of = [&](const std::string& name) {
+    auto it = typed.find(name);
+    return it == typed.end() ? std::vector<int64_t>{} : it->second.dims;
+  };
+  return RewriteNodes(model->mutable_graph(), [&](const onnx::NodeProto& n,
+                                                  std::vector<onnx::NodeProto>* nodes) -> StatusOr<bool> {
     const bool onnx_domain = n.domain().empty() || n.domain() == "ai.onnx";
     if (onnx_domain && n.op_type() == "InstanceNormalization" && n.input_size() == 3 && n.output_size() == 1) {
       InstanceNorm(n, opset, nodes);
@@ -97,10 +220,15 @@ Status DecomposeOps(onnx::ModelProto* model, const std::map<std::string, int64_t
       ReduceL1(n, opset, nodes);
     } else if (onnx_domain && n.op_type() == "ReduceLogSumExp" && n.output_size() == 1) {
       ReduceLogSumExp(n, opset, nodes);
+    } else if (onnx_domain && n.op_type() == "PRelu" && n.input_size() == 2 && n.output_size() == 1) {
+      PRelu(n, opset, elem_type(n), nodes);
+    } else if (onnx_domain && (n.op_type() == "DepthToSpace" || n.op_type() == "SpaceToDepth") &&
+               n.input_size() == 1 && n.output_size() == 1) {
+      RETURN_IF_ERROR(BlockShuffle(n, opset, dims_of(n.input(0)), nodes));
     } else {
-      return StatusOr<bool>(false);
+      return false;
     }
-    return StatusOr<bool>(true);
+    return true;
   });
 }
 

@@ -86,6 +86,22 @@ class ProtoRewriter {
     t->add_int64_data(v);
     return out;
   }
+  // A scalar zero of ONNX element type `elem_type` (all-zero bytes are zero in every numeric type).
+  std::string Zero(int32_t elem_type) {
+    std::string out = Add("Constant", {});
+    onnx::TensorProto* t = TensorAttr("value");
+    t->set_data_type(elem_type);
+    t->set_raw_data(std::string(ElementBytes(elem_type), '\0'));
+    return out;
+  }
+  static size_t ElementBytes(int32_t elem_type) {
+    switch (elem_type) {
+      case onnx::TensorProto::DOUBLE: case onnx::TensorProto::INT64: return 8;
+      case onnx::TensorProto::FLOAT16: case onnx::TensorProto::BFLOAT16: case onnx::TensorProto::INT16: return 2;
+      case onnx::TensorProto::INT8: case onnx::TensorProto::UINT8: return 1;
+      default: return 4;
+    }
+  }
   // A float32 scalar Constant.
   std::string Float(float f) {
     std::string out = Add("Constant", {});

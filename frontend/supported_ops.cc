@@ -43,13 +43,19 @@ const std::set<std::string>& ComputeOps() {
       // Selection: Mixture-of-Experts routers and torch.sort (TopK), CLIP's and sequence
       // classifiers' pooling positions (ArgMax), torch.amax/max(dim).values and adaptive max
       // pooling (ReduceMax/ReduceMin on data, with a gradient), torch.prod; all still folded on constants.
-      "TopK", "ArgMax", "ArgMin", "ReduceMax", "ReduceMin", "ReduceProd"};
+      "TopK", "ArgMax", "ArgMin", "ReduceMax", "ReduceMin", "ReduceProd",
+      // nn.CELU; torch.atan2 (Atan, then Where arithmetic for the quadrant); integer Mod at run time
+      // (token ids folded into a range, x % SEQ), floats and constants fold.
+      "Celu", "Atan", "Mod",
+      // nn.Hardshrink / Softshrink: where(|x| <= lambd, 0, x) on activations.
+      "LessOrEqual", "GreaterOrEqual",
+      // F.grid_sample (spatial transformer networks, deformable attention), 4-D.
+      "GridSample"};
   return ops;
 }
 
 const std::set<std::string>& ShapeOps() {
-  static const std::set<std::string> ops = {"Shape", "Size", "ConstantOfShape", "Range",
-                                            "LessOrEqual", "GreaterOrEqual", "Mod", "Xor"};
+  static const std::set<std::string> ops = {"Shape", "Size", "ConstantOfShape", "Range", "Xor"};
   return ops;
 }
 

@@ -3,6 +3,7 @@
 
 #include "frontend/torch_node_metadata.h"
 
+#include <algorithm>
 #include <map>
 #include <string_view>
 #include <set>
@@ -38,6 +39,52 @@ std::map<std::string, std::string> SignatureParameters(const std::string& signat
     const size_t quote = line.find('\'', name_at);
     if (quote == std::string_view::npos) continue;
     out[std::string(line.substr(0, colon))] = std::string(line.substr(name_at, quote - name_at));
+  }
+  return out;
+}
+
+// The names in an onnxscript optimizer mark "['pr.weight', 'val_6']" (the values a tensor was folded
+// from).
+std::vector<std::string> QuotedList(const std::string& text) {
+  std::vector<std::string> out;
+  for (size_t q = text.find('\''); q != std::string::npos;) {
+    const size_t e = text.find('\'', q + 1);
+    if (e == std::string::npos) break;
+    out.push_back(text.substr(q + 1, e - q - 1));
+    q = text.find('\'', e + 1);
+  }
+  return out;
+}
+
+// nn.PReLU's weight after the dynamo exporter's optimizer: torchlib reshapes the weight to broadcast
+// against the input, and the optimizer folds that Reshape into a new initializer ("val_7", marked
+// folded_from ['pr.weight', 'val_6']), so the parameter has no initializer of its own. The folded
+// tensor holds the weight's values in the same order, so training it elementwise is training the
+// weight. Returns initializer -> parameter name for each PRelu whose fx node reads a signature
+// parameter as its weight (aten.prelu.default(x, %p_pr_weight)) and whose slope initializer, with no
+// kind of its own, was folded from that parameter.
+std::map<std::string, std::string> FoldedPReluWeights(const onnx::GraphProto& g,
+                                                      const std::map<std::string, std::string>& placeholders,
+                                                      const std::map<std::string, std::string>& kind) {
+  std::map<std::string, std::vector<std::string>> folded_from;
+  for (const auto& v : g.value_info())
+    if (const std::string* f = FindProp(v.metadata_props(), "pkg.onnxscript.optimizer.folded_from"))
+      folded_from[v.name()] = QuotedList(*f);
+  std::set<std::string> initializers;
+  for (const auto& t : g.initializer()) initializers.insert(t.name());
+  std::map<std::string, std::string> out;
+  for (const auto& n : g.node()) {
+    if (!(n.domain().empty() || n.domain() == "ai.onnx") || n.op_type() != "PRelu" || n.input_size() != 2) continue;
+    const std::string* fx = FindProp(n.metadata_props(), "pkg.torch.onnx.fx_node");
+    if (!fx) continue;
+    const std::vector<std::string> args = FxCallArgs(*fx, "aten.prelu.default");
+    if (args.size() != 2 || args[1].size() < 2 || args[1][0] != '%') continue;
+    auto p = placeholders.find(args[1].substr(1));
+    const std::string& slope = n.input(1);
+    if (p == placeholders.end() || !initializers.count(slope) || kind.count(slope)) continue;
+    auto f = folded_from.find(slope);
+    if (f == folded_from.end() || std::count(f->second.begin(), f->second.end(), p->second) != 1) continue;
+    out[slope] = p->second;
   }
   return out;
 }
@@ -102,12 +149,18 @@ Status RecordTorchParameters(onnx::ModelProto* model) {
     if (original.count(t.name())) present_placeholders.insert(original[t.name()]);
   }
   if (const std::string* sig = FindProp(g->metadata_props(), kSignatureKey)) {
+    const std::map<std::string, std::string> placeholders = SignatureParameters(*sig);
+    for (const auto& [slope, target] : FoldedPReluWeights(*g, placeholders, kind)) {
+      if (present_names.count(target)) continue;
+      entry["trainable"].push_back({{"initializer", slope}, {"torch_name", target}});
+      present_names.insert(target);
+    }
     // A signature parameter without an initializer is either a PyTorch tie (torch.export lists each
     // name of a shared tensor; the exporter keeps one initializer) or a merge/fold by the exporter's
     // optimizer. Only the optimizer leaves "pkg.onnxscript.optimizer.*" marks, so without them every
     // absence is a tie.
     nlohmann::json absent = nlohmann::json::array();
-    for (const auto& [placeholder, target] : SignatureParameters(*sig))
+    for (const auto& [placeholder, target] : placeholders)
       if (!present_placeholders.count(placeholder) && !present_names.count(target)) absent.push_back(target);
     if (!absent.empty()) entry[OptimizerRan(*g) ? "missing" : "tied"] = absent;
   }

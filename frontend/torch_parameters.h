@@ -16,7 +16,9 @@ namespace dsc {
 // entry from them: PARAMETER initializers train; BUFFER and unlabelled ones (scalars the exporter
 // lifted, tensors its optimizer folded) do not; parameters of the graph signature with no
 // initializer are listed as missing when the exporter's optimizer ran (it merged or folded them),
-// else as tied (PyTorch shares one tensor between them, which the exporter writes once).
+// else as tied (PyTorch shares one tensor between them, which the exporter writes once). One fold is
+// undone: nn.PReLU's weight, reshaped and folded into PRelu's slope initializer, trains as that
+// parameter (the PRelu's fx node names it and the initializer's folded_from mark names its target).
 Status RecordTorchParameters(onnx::ModelProto* model);
 
 }  // namespace dsc

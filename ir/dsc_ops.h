@@ -62,6 +62,9 @@
 //                                               added to the inputs its output read, with the same
 //                                               weights; roi/scales/sizes are the forward's constants;
 //                                               dX shape from its type
+//   GridSampleGrad<GridSample's attrs>(dY, X, Grid) -> dX[, dGrid]   PyTorch's grid_sampler backward:
+//                                               dX scatter-adds dY by the taps' weights, dGrid (zero for
+//                                               nearest) differentiates the weights in the coordinates
 //   GatherGrad<axis[, padding_idx]>(dY, indices) -> dData   scatter-add into zeros; dData shape
 //                                               from its type; negative indices wrap as in Gather;
 //                                               indices equal to padding_idx (nn.Embedding's,
@@ -76,7 +79,7 @@
 //   NegativeLogLikelihoodLossGrad<reduction, ignore_index>(dLoss, input, target[, weight]) -> dInput
 //   GeluGrad<approximate>(dY, X) -> dX          dX = dY * Gelu'(X) ("none": erf form, "tanh": tanh form)
 //   MishGrad, HardSwishGrad, SoftplusGrad, SoftsignGrad (dY, X) -> dX, and HardSigmoidGrad<alpha, beta>,
-//   EluGrad<alpha>, SeluGrad<alpha, gamma> (dY, X) -> dX:   dX = dY * f'(X), f' as torch's backward
+//   EluGrad<alpha>, CeluGrad<alpha>, SeluGrad<alpha, gamma> (dY, X) -> dX:   dX = dY * f'(X), f' as torch's backward
 //                                               (kernels/cpu/activation.cc)
 //   RMSNormalizationGrad<axis, epsilon>(dY, X, Scale) -> dX[, dScale]
 //                                               1/rms recomputed from X; dScale summed over broadcasts
@@ -377,6 +380,7 @@ inline constexpr const char* kConvTransposeGrad = "ConvTransposeGrad";
 inline constexpr const char* kMaxPoolGrad = "MaxPoolGrad";
 inline constexpr const char* kAveragePoolGrad = "AveragePoolGrad";
 inline constexpr const char* kResizeGrad = "ResizeGrad";
+inline constexpr const char* kGridSampleGrad = "GridSampleGrad";
 inline constexpr const char* kGatherGrad = "GatherGrad";
 inline constexpr const char* kSliceGrad = "SliceGrad";
 inline constexpr const char* kGatherElementsGrad = "GatherElementsGrad";
@@ -390,6 +394,7 @@ inline constexpr const char* kHardSwishGrad = "HardSwishGrad";
 inline constexpr const char* kHardSigmoidGrad = "HardSigmoidGrad";
 inline constexpr const char* kSoftplusGrad = "SoftplusGrad";
 inline constexpr const char* kEluGrad = "EluGrad";
+inline constexpr const char* kCeluGrad = "CeluGrad";
 inline constexpr const char* kSeluGrad = "SeluGrad";
 inline constexpr const char* kSoftsignGrad = "SoftsignGrad";
 inline constexpr const char* kRMSNormalizationGrad = "RMSNormalizationGrad";

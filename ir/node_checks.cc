@@ -786,6 +786,21 @@ const std::unordered_map<std::string, Check>& OnnxChecks() {
       {"Resize", [](const NodeView& v) { return CheckResize(v, false); }},
       {"Dropout", All({FloatRange("ratio", 0, 1, /*hi_open=*/true), RatioInput(1)})},
       {"Gelu", Enum("approximate", {"none", "tanh"})},
+      // Opset 16's mode names and opset 20's; X of rank 4 only (opset 20 allows N-D).
+      {"GridSample", All({Enum("mode", {"bilinear", "nearest", "bicubic", "linear", "cubic"}),
+                          Enum("padding_mode", {"zeros", "border", "reflection"}), Flags({"align_corners"}),
+                          [](const NodeView& v) {
+                            auto r = v.InRank(0);
+                            if (r && *r != 4)
+                              return Bad(v, StrCat("X has rank ", *r, "; dscompile's GridSample takes 4-D X (N, C, H, W) only"));
+                            return Status::OK();
+                          }})},
+      {"Celu", [](const NodeView& v) {
+         const float alpha = v.node().GetFloat("alpha", 1.0f);
+         if (alpha == 0.0f || !std::isfinite(alpha))
+           return Bad(v, StrCat("alpha = ", alpha, " must be non-zero and finite (Celu divides by it)"));
+         return Status::OK();
+       }},
       {"SoftmaxCrossEntropyLoss", Enum("reduction", {"none", "mean", "sum"})},
       {"NegativeLogLikelihoodLoss", Enum("reduction", {"none", "mean", "sum"})},
       {"Attention", [](const NodeView& v) { return CheckAttention(v, 0); }},
@@ -959,7 +974,7 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     auto* t = new std::unordered_map<std::string, Arity>;
     for (const char* op : {ops::kReluGrad, ops::kLeakyReluGrad, ops::kSigmoidGrad, ops::kTanhGrad, ops::kSoftmaxGrad,
                            ops::kLogSoftmaxGrad, ops::kGeluGrad, ops::kMishGrad, ops::kHardSwishGrad,
-                           ops::kHardSigmoidGrad, ops::kSoftplusGrad, ops::kEluGrad, ops::kSeluGrad, ops::kSoftsignGrad,
+                           ops::kHardSigmoidGrad, ops::kSoftplusGrad, ops::kEluGrad, ops::kCeluGrad, ops::kSeluGrad, ops::kSoftsignGrad,
                            ops::kMaxPoolGrad, ops::kGatherGrad, ops::kGatherElementsGrad, ops::kGatherNDGrad})
       (*t)[op] = Arity{2, 2, 1, 1, {0, 1}};
     (*t)[ops::kLayerNormalizationGrad] = Arity{3, 3, 1, 3, {0, 1, 2}};
@@ -969,6 +984,7 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     (*t)[ops::kConvTransposeGrad] = Arity{3, 3, 1, 3, {0, 1, 2}};
     (*t)[ops::kAveragePoolGrad] = Arity{1, 1, 1, 1, {0}};
     (*t)[ops::kResizeGrad] = Arity{3, 4, 1, 1, {0}};  // Resize's inputs after X: roi, scales[, sizes]
+    (*t)[ops::kGridSampleGrad] = Arity{3, 3, 1, 2, {0, 1, 2}};  // (dY, X, Grid) -> dX[, dGrid]
     (*t)[ops::kGelu] = Arity{1, 1, 1, 1, {0}};
     (*t)[ops::kSliceGrad] = Arity{3, 5, 1, 1, {0, 1, 2}};
     (*t)[ops::kSoftmaxCrossEntropyLossGrad] = Arity{3, 4, 1, 1, {0, 1, 2}};

@@ -501,6 +501,33 @@ def data_video(n, seed, n_cls=4):
     return {"pixel_values": x.astype(np.float32), "labels": y}
 
 
+class TinySuperRes(nn.Module):
+    """A super-resolution-style CNN classifier: conv -> per-channel PReLU -> nn.PixelShuffle(2)
+    (ONNX DepthToSpace, CRD) -> strided conv -> CELU -> single-slope PReLU -> nn.PixelUnshuffle(2)
+    -> linear head. The PReLU slopes start from distinct values (a trained model's), so the export
+    helper's map by value can tell them apart from the exporter's other constants."""
+
+    def __init__(self, chans=3, width=8, n_cls=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(chans, 4 * width, 3, padding=1)
+        self.act1 = nn.PReLU(4 * width)
+        self.shuffle = nn.PixelShuffle(2)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=2, padding=1)
+        self.act2 = nn.CELU(0.5)
+        self.act3 = nn.PReLU()
+        self.unshuffle = nn.PixelUnshuffle(2)
+        self.head = nn.Linear(4 * width * 4 * 4, n_cls)
+        with torch.no_grad():
+            self.act1.weight.copy_(torch.linspace(0.05, 0.4, 4 * width))
+            self.act3.weight.fill_(0.3)
+
+    def forward(self, pixel_values, labels):
+        h = self.shuffle(self.act1(self.conv1(pixel_values)))        # (B, w, 16, 16)
+        h = self.act3(self.act2(self.conv2(h)))                       # (B, w, 8, 8)
+        h = self.unshuffle(h)                                         # (B, 4w, 4, 4)
+        return F.cross_entropy(self.head(h.flatten(1)), labels)
+
+
 def data_image8(n, seed):
     d = E.data_cnn(n, seed, chans=3, hw=8, n_cls=10)
     return {"pixel_values": d["x"], "labels": d["y"]}
@@ -595,6 +622,8 @@ MODELS = collections.OrderedDict([
     # selection (ONNX TopK): a Mixture-of-Experts router. The helper's file only (the size budget of
     # models/current: dynamo_default adds 175 KB and, with its parameters merged, checks no trajectory).
     ("olmoe", (build_olmoe, data_lm, 64, dict(COMPACT, modes=("helper",)))),
+    # nn.PReLU (per-channel and single slope), nn.CELU, nn.PixelShuffle (DepthToSpace) and PixelUnshuffle
+    ("superres", (TinySuperRes, data_image8, 62, COMPACT)),
 ])
 
 

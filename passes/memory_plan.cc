@@ -177,6 +177,7 @@ constexpr InPlaceOp kInPlaceTable[] = {
     {"", "Relu", kX}, {"", "LeakyRelu", kX}, {"", "Clip", kX}, {"", "Cos", kX}, {"", "Sin", kX},
     {"", "Gelu", kX}, {"", "Mish", kX}, {"", "HardSwish", kX}, {"", "HardSigmoid", kX},
     {"", "Softplus", kX}, {"", "Elu", kX}, {"", "Selu", kX}, {"", "Softsign", kX},
+    {"", "Celu", kX}, {"", "Atan", kX},
     // Binary with broadcasting: y[i] = op(a[ia(i)], b[ib(i)]); the donor is the full-shape side.
     {"", "Add", kXY}, {"", "Sub", kXY}, {"", "Mul", kXY}, {"", "Div", kXY}, {"", "Pow", kX},
     {"", "Sum", kXY}, {"", "Max", kXY}, {"", "Min", kXY}, {"", "Where", kWhereXY},
@@ -189,6 +190,7 @@ constexpr InPlaceOp kInPlaceTable[] = {
     {kDscDomain, ops::kHardSwishGrad, kXY}, {kDscDomain, ops::kHardSigmoidGrad, kXY},
     {kDscDomain, ops::kSoftplusGrad, kXY}, {kDscDomain, ops::kEluGrad, kXY},
     {kDscDomain, ops::kSeluGrad, kXY}, {kDscDomain, ops::kSoftsignGrad, kXY},
+    {kDscDomain, ops::kCeluGrad, kXY},
 };
 
 bool IsStaticValue(const Value* v) { return v && v->type.shape && IsStatic(*v->type.shape); }

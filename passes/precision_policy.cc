@@ -58,6 +58,10 @@ const std::map<std::string, OpRow>& Table() {
       {"ArgMin", {kFollow, kFollow, "selection: on neither autocast list (int64 indices)"}},
       {"ReduceMax", {kFollow, kFollow, "selection: torch.amax/amin are on neither autocast list, exact in any dtype"}},
       {"ReduceMin", {kFollow, kFollow, "selection: torch.amax/amin are on neither autocast list, exact in any dtype"}},
+      {"Celu", {kFollow, kFollow, "activation: on neither autocast list (as Elu), keeps its input's dtype"}},
+      {"Atan", {kFollow, kFollow, "atan: on neither autocast list, keeps its input's dtype"}},
+      {"Mod", {kFollow, kFollow, "integer remainder: exact in its input's dtype"}},
+      {"GridSample", {kFp32, kFp32, "grid sampling: autocast's fp32 list (grid_sampler), its kernels are fp32"}},
       {"Resize", {kFollow, kFollow, "interpolation: on neither autocast list, F.interpolate keeps its input's dtype"}},
   };
   return table;

@@ -191,6 +191,12 @@ def _key(a):
     return (str(a.dtype), tuple(a.shape), hashlib.sha1(a.tobytes()).hexdigest())
 
 
+def _flat_key(a):
+    """_key without the shape: a parameter's values kept in order under another shape."""
+    a = np.ascontiguousarray(a)
+    return (str(a.dtype), a.size, hashlib.sha1(a.tobytes()).hexdigest())
+
+
 def _is_uniform(a):
     return a.size <= 1 or bool(np.all(a == a.reshape(-1)[0]))
 
@@ -213,7 +219,8 @@ def unused_parameters(module, example_inputs):
 
 def map_parameters(model_proto, module, base_dir=None, unused=()):
     """Matches module.named_parameters() to the model's initializers: by name, else by identical
-    values (also transposed).  Returns a dict with "trainable"/"frozen" mappings, "problems" (each
+    values (also transposed; or, when nothing else matches, reshaped: onnxscript's optimizer folds
+    torchlib's Reshape of nn.PReLU's weight to (C, 1, 1) into a new initializer).  Returns a dict with "trainable"/"frozen" mappings, "problems" (each
     a reason the file would not train exactly PyTorch's parameters), "duplicates" (initializers
     holding a copy of a parameter), "buffers" and "constants" (the other initializers)."""
     if base_dir is not None:
@@ -221,9 +228,10 @@ def map_parameters(model_proto, module, base_dir=None, unused=()):
     inits = {}
     for t in model_proto.graph.initializer:
         inits[t.name] = onnx.numpy_helper.to_array(t)
-    by_value = {}
+    by_value, by_flat = {}, {}
     for nm, a in inits.items():
         by_value.setdefault(_key(a), []).append(nm)
+        by_flat.setdefault(_flat_key(a), []).append(nm)
     res = {"trainable": [], "frozen": [], "problems": [], "warnings": [], "duplicates": [],
            "buffers": [], "constants": [], "unused": [], "merged": {}, "missing": [], "ambiguous": []}
     claimed = {}
@@ -244,6 +252,10 @@ def map_parameters(model_proto, module, base_dir=None, unused=()):
         cands = [(nm, False) for nm in by_value.get(_key(a), []) if nm not in claimed]
         if a.ndim == 2:
             cands += [(nm, True) for nm in by_value.get(_key(a.T), []) if nm not in claimed]
+        reshaped = False
+        if not cands and (a.size == 1 or not _is_uniform(a)):
+            cands = [(nm, False) for nm in by_flat.get(_flat_key(a), []) if nm not in claimed]
+            reshaped = bool(cands)
         kind = "trainable" if p.requires_grad else "frozen"
         if len(cands) == 1:
             nm, tr = cands[0]
@@ -251,6 +263,8 @@ def map_parameters(model_proto, module, base_dir=None, unused=()):
             e = {"initializer": nm, "torch_name": pname}
             if tr:
                 e["transposed"] = True
+            if reshaped:
+                e["reshaped"] = list(inits[nm].shape)
             res[kind].append(e)
             continue
         if pname in unused and not cands:

@@ -1,5 +1,5 @@
 // The pointwise activations of current exports (Gelu, Mish, HardSwish, HardSigmoid, Softplus, Elu,
-// Selu, Softsign) and the gradient functions of ReluGrad, LeakyReluGrad, SigmoidGrad and TanhGrad,
+// Selu, Celu, Softsign) and the gradient functions of ReluGrad, LeakyReluGrad, SigmoidGrad and TanhGrad,
 // shared by kernels/cpu/activation{,_grad}.cc and kernels/cuda/activation{,_grad}.cu.
 //
 // Every activation is a struct with Init (attributes, checked once, host only), Forward(x) and
@@ -10,6 +10,8 @@
 #pragma once
 
 #include <math.h>
+
+#include <cmath>
 
 #include <string>
 
@@ -112,6 +114,20 @@ struct Selu {
   }
   DSC_HD float Forward(float x) const { return gamma * (x > 0.0f ? x : alpha * ::expm1f(x)); }
   DSC_HD float Derivative(float x) const { return gamma * (x > 0.0f ? 1.0f : alpha * ::expf(x)); }
+};
+
+// Celu<alpha = 1>: x for x > 0, alpha (e^(x/alpha) - 1) otherwise; torch computes x / alpha as
+// x * (1 / alpha) (elu's input_scale), and so do we. alpha = 0 is refused (ONNX divides by it).
+struct Celu {
+  float alpha = 1.0f, inv_alpha = 1.0f;
+  Status Init(const Node& node) {
+    alpha = node.GetFloat("alpha", 1.0f);
+    if (alpha == 0.0f || !std::isfinite(alpha)) return InvalidArgument("Celu alpha = ", alpha, " must be non-zero and finite");
+    inv_alpha = 1.0f / alpha;
+    return Status::OK();
+  }
+  DSC_HD float Forward(float x) const { return x > 0.0f ? x : alpha * ::expm1f(x * inv_alpha); }
+  DSC_HD float Derivative(float x) const { return x > 0.0f ? 1.0f : ::expf(x * inv_alpha); }
 };
 
 // Softsign: x / (1 + |x|).

@@ -95,6 +95,8 @@ struct ClipBounds {
 // ---- trig ----
 struct CosOp { DSC_HD float operator()(float x) const { return ::cosf(x); } };
 struct SinOp { DSC_HD float operator()(float x) const { return ::sinf(x); } };
+// Atan: what torch.atan2 exports as (Atan of y/x, then Where arithmetic for the quadrant).
+struct AtanOp { DSC_HD float operator()(float x) const { return ::atanf(x); } };
 
 // ---- float class (IsNaN, IsInf<detect_positive, detect_negative>); F is float or double ----
 template <typename F> DSC_HD uint8_t IsNaNValue(F v) { return v != v; }
@@ -110,12 +112,26 @@ struct MulOp { template <typename T> DSC_HD T operator()(T a, T b) const { retur
 struct DivOp { DSC_HD float operator()(float a, float b) const { return a / b; } };
 // Integer Div truncates toward zero (C++ and onnxruntime); x / 0 gives 0 instead of a trap.
 struct IntDivOp { template <typename T> DSC_HD T operator()(T a, T b) const { return b == 0 ? T(0) : a / b; } };
+// Integer Mod<fmod = 0>: the remainder takes the divisor's sign (Python's %, torch.remainder);
+// Mod<fmod = 1>: the dividend's (C's %, torch.fmod). x % 0 gives 0 instead of a trap, as IntDivOp;
+// x % -1 is 0 (INT_MIN % -1 would trap).
+struct IntModOp {
+  bool fmod = false;
+  template <typename T> DSC_HD T operator()(T a, T b) const {
+    if (b == 0 || b == T(-1)) return T(0);
+    const T r = a % b;
+    return !fmod && r != 0 && ((r < 0) != (b < 0)) ? r + b : r;
+  }
+};
 // Max/Min propagate NaN like numpy.maximum / torch.maximum.
 struct MaxOp { template <typename T> DSC_HD T operator()(T a, T b) const { return (IsNan(a) || a > b) ? a : b; } };
 struct MinOp { template <typename T> DSC_HD T operator()(T a, T b) const { return (IsNan(a) || a < b) ? a : b; } };
 struct EqualOp { template <typename T> DSC_HD uint8_t operator()(T a, T b) const { return a == b; } };
 struct LessOp { template <typename T> DSC_HD uint8_t operator()(T a, T b) const { return a < b; } };
 struct GreaterOp { template <typename T> DSC_HD uint8_t operator()(T a, T b) const { return a > b; } };
+// False when either side is NaN, as numpy and torch (so not the negation of Greater / Less).
+struct LessOrEqualOp { template <typename T> DSC_HD uint8_t operator()(T a, T b) const { return a <= b; } };
+struct GreaterOrEqualOp { template <typename T> DSC_HD uint8_t operator()(T a, T b) const { return a >= b; } };
 struct AndOp { DSC_HD uint8_t operator()(uint8_t a, uint8_t b) const { return a && b; } };
 struct OrOp { DSC_HD uint8_t operator()(uint8_t a, uint8_t b) const { return a || b; } };
 struct XorOp { DSC_HD uint8_t operator()(uint8_t a, uint8_t b) const { return (a != 0) != (b != 0); } };

@@ -1,5 +1,5 @@
 // Pointwise activations of current exports (Gelu, Mish, HardSwish, HardSigmoid, Softplus, Elu, Selu,
-// Softsign) and their gradient ops (ir/dsc_ops.h): each op's forward and derivative live side by side.
+// Celu, Softsign) and their gradient ops (ir/dsc_ops.h): each op's forward and derivative live side by side.
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -13,6 +13,7 @@ namespace dsc::cpu {
 namespace {
 
 // The activations (Init, Forward, Derivative) are in kernels/common/activation_math.h.
+using act::Celu;
 using act::Elu;
 using act::Gelu;
 using act::HardSigmoid;
@@ -155,6 +156,7 @@ DSC_REGISTER_ACTIVATION(HardSigmoid);
 DSC_REGISTER_ACTIVATION(Softplus);
 DSC_REGISTER_ACTIVATION(Elu);
 DSC_REGISTER_ACTIVATION(Selu);
+DSC_REGISTER_ACTIVATION(Celu);
 DSC_REGISTER_ACTIVATION(Softsign);
 
 }  // namespace

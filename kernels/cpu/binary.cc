@@ -1,4 +1,4 @@
-// Elementwise binary and variadic kernels with numpy broadcasting: arithmetic, Pow, Max/Min,
+// Elementwise binary and variadic kernels with numpy broadcasting: arithmetic, integer Mod, Pow, Max/Min,
 // comparisons (-> bool), And/Or/Xor, and Where(cond, X, Y).
 #include <algorithm>
 #include <cstdint>
@@ -63,8 +63,10 @@ using ew::AndOp;
 using ew::DivOp;
 using ew::EqualOp;
 using ew::GreaterOp;
+using ew::GreaterOrEqualOp;
 using ew::IntDivOp;
 using ew::LessOp;
+using ew::LessOrEqualOp;
 using ew::MaxOp;
 using ew::MinOp;
 using ew::MulOp;
@@ -89,12 +91,29 @@ class BinaryKernel : public OpKernel {
     return Status::OK();
   }
 
- private:
+ protected:
   BroadcastPlan plan_;
   Isa isa_ = Isa::kBaseline;
 };
 
 template <typename T, typename Op> using Arith = BinaryKernel<T, T, Op>;
+
+// Integer Mod<fmod>: token ids folded into a range at run time (x % SEQ); constant Mods fold.
+template <typename T>
+class IntModKernel : public BinaryKernel<T, T, ew::IntModOp> {
+ public:
+  Status Init(const Node& node) {
+    mod_.fmod = node.GetInt("fmod", 0) != 0;
+    return BinaryKernel<T, T, ew::IntModOp>::Init(node);
+  }
+  Status Compute(KernelContext& ctx) override {
+    BinaryLoop(this->isa_, this->plan_, ctx.input(0).data<T>(), ctx.input(1).data<T>(), ctx.output(0).data<T>(), mod_);
+    return Status::OK();
+  }
+
+ private:
+  ew::IntModOp mod_;
+};
 template <typename T, typename Op> using Compare = BinaryKernel<T, uint8_t, Op>;
 template <typename Op> using Logical = BinaryKernel<uint8_t, uint8_t, Op>;
 
@@ -220,27 +239,35 @@ DSC_REGISTER_KERNEL("", "Min", kCpu, kFloat32, MakeFactory<VariadicKernel<float,
 DSC_REGISTER_KERNEL("", "Equal", kCpu, kFloat32, MakeFactory<Compare<float, EqualOp>>());
 DSC_REGISTER_KERNEL("", "Less", kCpu, kFloat32, MakeFactory<Compare<float, LessOp>>());
 DSC_REGISTER_KERNEL("", "Greater", kCpu, kFloat32, MakeFactory<Compare<float, GreaterOp>>());
+DSC_REGISTER_KERNEL("", "LessOrEqual", kCpu, kFloat32, MakeFactory<Compare<float, LessOrEqualOp>>());
+DSC_REGISTER_KERNEL("", "GreaterOrEqual", kCpu, kFloat32, MakeFactory<Compare<float, GreaterOrEqualOp>>());
 
 DSC_REGISTER_KERNEL("", "Add", kCpu, kInt64, MakeFactory<Arith<int64_t, AddOp>>());
 DSC_REGISTER_KERNEL("", "Sub", kCpu, kInt64, MakeFactory<Arith<int64_t, SubOp>>());
 DSC_REGISTER_KERNEL("", "Mul", kCpu, kInt64, MakeFactory<Arith<int64_t, MulOp>>());
 DSC_REGISTER_KERNEL("", "Div", kCpu, kInt64, MakeFactory<Arith<int64_t, IntDivOp>>());
+DSC_REGISTER_KERNEL("", "Mod", kCpu, kInt64, MakeFactory<IntModKernel<int64_t>>());
 DSC_REGISTER_KERNEL("", "Max", kCpu, kInt64, MakeFactory<VariadicKernel<int64_t, MaxOp>>());
 DSC_REGISTER_KERNEL("", "Min", kCpu, kInt64, MakeFactory<VariadicKernel<int64_t, MinOp>>());
 DSC_REGISTER_KERNEL("", "Equal", kCpu, kInt64, MakeFactory<Compare<int64_t, EqualOp>>());
 DSC_REGISTER_KERNEL("", "Less", kCpu, kInt64, MakeFactory<Compare<int64_t, LessOp>>());
 DSC_REGISTER_KERNEL("", "Greater", kCpu, kInt64, MakeFactory<Compare<int64_t, GreaterOp>>());
+DSC_REGISTER_KERNEL("", "LessOrEqual", kCpu, kInt64, MakeFactory<Compare<int64_t, LessOrEqualOp>>());
+DSC_REGISTER_KERNEL("", "GreaterOrEqual", kCpu, kInt64, MakeFactory<Compare<int64_t, GreaterOrEqualOp>>());
 
 // int32: what torch's `.int()` leaves in exported graphs (RoBERTa's position ids from the padding mask).
 DSC_REGISTER_KERNEL("", "Add", kCpu, kInt32, MakeFactory<Arith<int32_t, AddOp>>());
 DSC_REGISTER_KERNEL("", "Sub", kCpu, kInt32, MakeFactory<Arith<int32_t, SubOp>>());
 DSC_REGISTER_KERNEL("", "Mul", kCpu, kInt32, MakeFactory<Arith<int32_t, MulOp>>());
 DSC_REGISTER_KERNEL("", "Div", kCpu, kInt32, MakeFactory<Arith<int32_t, IntDivOp>>());
+DSC_REGISTER_KERNEL("", "Mod", kCpu, kInt32, MakeFactory<IntModKernel<int32_t>>());
 DSC_REGISTER_KERNEL("", "Max", kCpu, kInt32, MakeFactory<VariadicKernel<int32_t, MaxOp>>());
 DSC_REGISTER_KERNEL("", "Min", kCpu, kInt32, MakeFactory<VariadicKernel<int32_t, MinOp>>());
 DSC_REGISTER_KERNEL("", "Equal", kCpu, kInt32, MakeFactory<Compare<int32_t, EqualOp>>());
 DSC_REGISTER_KERNEL("", "Less", kCpu, kInt32, MakeFactory<Compare<int32_t, LessOp>>());
 DSC_REGISTER_KERNEL("", "Greater", kCpu, kInt32, MakeFactory<Compare<int32_t, GreaterOp>>());
+DSC_REGISTER_KERNEL("", "LessOrEqual", kCpu, kInt32, MakeFactory<Compare<int32_t, LessOrEqualOp>>());
+DSC_REGISTER_KERNEL("", "GreaterOrEqual", kCpu, kInt32, MakeFactory<Compare<int32_t, GreaterOrEqualOp>>());
 
 DSC_REGISTER_KERNEL("", "Equal", kCpu, kBool, MakeFactory<Compare<uint8_t, EqualOp>>());
 DSC_REGISTER_KERNEL("", "And", kCpu, kBool, MakeFactory<Logical<AndOp>>());

@@ -1,4 +1,5 @@
-// Cos and Sin (rotary position embeddings computed in the graph): y = f(x), x and y of one shape.
+// Cos and Sin (rotary position embeddings computed in the graph) and Atan (torch.atan2's export):
+// y = f(x), x and y of one shape.
 #include "kernels/common/elementwise_math.h"
 #include "kernels/cpu/core_util.h"
 
@@ -22,6 +23,7 @@ class TrigKernel : public OpKernel {
 
 DSC_REGISTER_KERNEL("", "Cos", kCpu, kFloat32, MakeFactory<TrigKernel<ew::CosOp>>());
 DSC_REGISTER_KERNEL("", "Sin", kCpu, kFloat32, MakeFactory<TrigKernel<ew::SinOp>>());
+DSC_REGISTER_KERNEL("", "Atan", kCpu, kFloat32, MakeFactory<TrigKernel<ew::AtanOp>>());
 
 }  // namespace
 }  // namespace dsc::cpu

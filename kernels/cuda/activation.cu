@@ -1,5 +1,5 @@
 // CUDA kernels of the pointwise activations (Gelu, Mish, HardSwish, HardSigmoid, Softplus, Elu, Selu,
-// Softsign) and their gradient ops, twins of kernels/cpu/activation.cc; the math is
+// Celu, Softsign) and their gradient ops, twins of kernels/cpu/activation.cc; the math is
 // kernels/common/activation_math.h. f32/f16/bf16, computed in float.
 #include "ir/dsc_ops.h"
 #include "kernels/common/activation_math.h"
@@ -79,6 +79,7 @@ DSC_REGISTER_CUDA_ACTIVATION(HardSigmoid);
 DSC_REGISTER_CUDA_ACTIVATION(Softplus);
 DSC_REGISTER_CUDA_ACTIVATION(Elu);
 DSC_REGISTER_CUDA_ACTIVATION(Selu);
+DSC_REGISTER_CUDA_ACTIVATION(Celu);
 DSC_REGISTER_CUDA_ACTIVATION(Softsign);
 
 }  // namespace

@@ -1,5 +1,5 @@
 // Elementwise binary and variadic CUDA kernels with numpy broadcasting, twins of
-// kernels/cpu/binary.cc: arithmetic, Pow, Sum/Max/Min, comparisons (-> bool), And/Or/Xor, Where.
+// kernels/cpu/binary.cc: arithmetic, integer Mod, Pow, Sum/Max/Min, comparisons (-> bool), And/Or/Xor, Where.
 // Same-shape operands take the vectorized map; broadcasting ones a BroadcastIndex made in Init
 // from the CPU's collapsed plan.
 #include "kernels/common/elementwise_math.h"
@@ -64,6 +64,26 @@ class BinaryCuda : public OpKernel {
 
  private:
   TwoInputs in_;
+};
+
+// Integer Mod<fmod> (ew::IntModOp).
+template <typename T>
+class IntModCuda : public OpKernel {
+ public:
+  Status Init(const Node& node) {
+    RETURN_IF_ERROR(ExpectDType(node, node.input(1), node.input(0)->type.dtype, "B"));
+    RETURN_IF_ERROR(ExpectDType(node, node.output(0), node.input(0)->type.dtype, "output"));
+    mod_.fmod = node.GetInt("fmod", 0) != 0;
+    return in_.Init(node);
+  }
+  Status Compute(KernelContext& ctx) override {
+    return in_.Launch(ctx, ctx.input(0).data<T>(), ctx.input(1).data<T>(), ctx.output(0).data<T>(),
+                      Map2<T, T, T, ew::IntModOp>{mod_});
+  }
+
+ private:
+  TwoInputs in_;
+  ew::IntModOp mod_;
 };
 
 template <typename Op> struct Arith { template <typename T> using K = BinaryCuda<T, T, Op>; };
@@ -265,6 +285,7 @@ DSC_REGISTER_CUDA_NUMBERS("Sub", Arith<ew::SubOp>::K);
 DSC_REGISTER_CUDA_NUMBERS("Mul", Arith<ew::MulOp>::K);
 DSC_REGISTER_CUDA_FLOATS("", "Div", Arith<ew::DivOp>::K);
 DSC_REGISTER_CUDA_INTS("Div", Arith<ew::IntDivOp>::K);
+DSC_REGISTER_CUDA_INTS("Mod", IntModCuda);
 DSC_REGISTER_CUDA_FLOATS("", "Pow", PowCuda);
 // Sum of 1..N inputs: autodiff adds up three or more gradient contributions with it.
 DSC_REGISTER_CUDA_FLOATS("", "Sum", Variadic<ew::AddOp>::K);
@@ -273,6 +294,8 @@ DSC_REGISTER_CUDA_NUMBERS("Min", Variadic<ew::MinOp>::K);
 DSC_REGISTER_CUDA_NUMBERS("Equal", Compare<ew::EqualOp>::K);
 DSC_REGISTER_CUDA_NUMBERS("Less", Compare<ew::LessOp>::K);
 DSC_REGISTER_CUDA_NUMBERS("Greater", Compare<ew::GreaterOp>::K);
+DSC_REGISTER_CUDA_NUMBERS("LessOrEqual", Compare<ew::LessOrEqualOp>::K);
+DSC_REGISTER_CUDA_NUMBERS("GreaterOrEqual", Compare<ew::GreaterOrEqualOp>::K);
 DSC_REGISTER_KERNEL("", "Equal", kCuda, kBool, MakeFactory<Compare<ew::EqualOp>::K<uint8_t>>());
 DSC_REGISTER_KERNEL("", "And", kCuda, kBool, MakeFactory<Logical<ew::AndOp>>());
 DSC_REGISTER_KERNEL("", "Or", kCuda, kBool, MakeFactory<Logical<ew::OrOp>>());

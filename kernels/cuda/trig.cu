@@ -1,4 +1,4 @@
-// Cos and Sin CUDA kernels, twins of kernels/cpu/trig.cc: y = f(x), one shape, f32/f16/bf16.
+// Cos, Sin and Atan CUDA kernels, twins of kernels/cpu/trig.cc: y = f(x), one shape, f32/f16/bf16.
 #include "kernels/common/elementwise_math.h"
 #include "kernels/cuda/elementwise.cuh"
 
@@ -17,9 +17,11 @@ class TrigCuda : public OpKernel {
 
 template <typename T> using Cos = TrigCuda<T, ew::CosOp>;
 template <typename T> using Sin = TrigCuda<T, ew::SinOp>;
+template <typename T> using Atan = TrigCuda<T, ew::AtanOp>;
 
 DSC_REGISTER_CUDA_FLOATS("", "Cos", Cos);
 DSC_REGISTER_CUDA_FLOATS("", "Sin", Sin);
+DSC_REGISTER_CUDA_FLOATS("", "Atan", Atan);
 
 }  // namespace
 }  // namespace dsc::cuda

@@ -1,5 +1,5 @@
 // Gradient builders of the activations and pointwise ops of current exports: Gelu, Mish, HardSwish,
-// HardSigmoid, Softplus, Elu, Selu, Softsign (our ...Grad ops), Cos, Sin, CastLike, CumSum, Trilu.
+// HardSigmoid, Softplus, Elu, Celu, Selu, Softsign (our ...Grad ops), Cos, Sin, Atan, CastLike, CumSum, Trilu.
 #include <string>
 #include <vector>
 
@@ -33,6 +33,7 @@ Status BuildHardSigmoidGrad(B& b) {
                             {{"alpha", b.node().GetFloat("alpha", 0.2f)}, {"beta", b.node().GetFloat("beta", 0.5f)}});
 }
 Status BuildEluGrad(B& b) { return EmitActivationGrad(b, ops::kEluGrad, {{"alpha", b.node().GetFloat("alpha", 1.0f)}}); }
+Status BuildCeluGrad(B& b) { return EmitActivationGrad(b, ops::kCeluGrad, {{"alpha", b.node().GetFloat("alpha", 1.0f)}}); }
 Status BuildSeluGrad(B& b) {
   return EmitActivationGrad(b, ops::kSeluGrad,
                             {{"alpha", b.node().GetFloat("alpha", 1.67326319217681884765625f)},
@@ -46,6 +47,12 @@ Status BuildCosGrad(B& b) {
 }
 Status BuildSinGrad(B& b) {
   b.SetGrad(0, b.Mul(b.dY(0), b.Unary("Cos", b.X(0))));
+  return Status::OK();
+}
+
+// d atan(x) = 1 / (1 + x^2), as torch's atan backward: dY / (X * X + 1).
+Status BuildAtanGrad(B& b) {
+  b.SetGrad(0, b.Div(b.dY(0), b.Add(b.Mul(b.X(0), b.X(0)), b.Scalar(1.0, b.X(0)->type.dtype))));
   return Status::OK();
 }
 
@@ -82,10 +89,12 @@ void RegisterActivationGradients(GradientRegistry& registry) {
   REGISTER_GRADIENT_BUILDER("HardSigmoid", BuildHardSigmoidGrad);
   REGISTER_GRADIENT_BUILDER("Softplus", BuildSoftplusGrad);
   REGISTER_GRADIENT_BUILDER("Elu", BuildEluGrad);
+  REGISTER_GRADIENT_BUILDER("Celu", BuildCeluGrad);
   REGISTER_GRADIENT_BUILDER("Selu", BuildSeluGrad);
   REGISTER_GRADIENT_BUILDER("Softsign", BuildSoftsignGrad);
   REGISTER_GRADIENT_BUILDER("Cos", BuildCosGrad);
   REGISTER_GRADIENT_BUILDER("Sin", BuildSinGrad);
+  REGISTER_GRADIENT_BUILDER("Atan", BuildAtanGrad);
   REGISTER_GRADIENT_BUILDER("CastLike", BuildCastLikeGrad);
   REGISTER_GRADIENT_BUILDER("CumSum", BuildCumSumGrad);
   REGISTER_GRADIENT_BUILDER("Trilu", BuildTriluGrad);

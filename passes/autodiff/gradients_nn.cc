@@ -1,4 +1,4 @@
-// Gradient builders of neural-network ops: softmaxes, normalizations, convolution, pooling, resizing, dropout.
+// Gradient builders of neural-network ops: softmaxes, normalizations, convolution, pooling, resizing, grid sampling, dropout.
 #include "ir/dsc_ops.h"
 #include "passes/autodiff/grad_builder.h"
 
@@ -103,6 +103,17 @@ Status BuildConvTransposeGrad(B& b) {
   return Status::OK();
 }
 
+// (dY, X, Grid) -> dX[, dGrid]: one GridSampleGrad with the forward's attributes.
+Status BuildGridSampleGrad(B& b) {
+  if (!b.dY(0)) return Status::OK();
+  std::vector<TensorType> types{b.X(0)->type, b.X(1)->type};
+  types.resize(b.NeedsGrad(1) ? 2 : 1);
+  std::vector<Value*> g = b.EmitMulti(ops::kGridSampleGrad, kDscDomain, {b.dY(0), b.X(0), b.X(1)}, types,
+                                      CopyAttrs(b.node(), {"align_corners", "mode", "padding_mode"}));
+  for (size_t i = 0; i < g.size(); ++i) b.SetGrad(i, g[i]);
+  return Status::OK();
+}
+
 const std::vector<std::string> kPoolAttrs = {"auto_pad", "ceil_mode", "count_include_pad", "dilations",
                                              "kernel_shape", "pads", "storage_order", "strides"};
 
@@ -190,6 +201,7 @@ void RegisterNnGradients(GradientRegistry& registry) {
   REGISTER_GRADIENT_BUILDER("AveragePool", BuildAveragePoolGrad);
   REGISTER_GRADIENT_BUILDER("GlobalAveragePool", BuildGlobalAveragePoolGrad);
   REGISTER_GRADIENT_BUILDER("Resize", BuildResizeGrad);
+  REGISTER_GRADIENT_BUILDER("GridSample", BuildGridSampleGrad);
   REGISTER_GRADIENT_BUILDER("Dropout", BuildDropoutGrad);
 }
 

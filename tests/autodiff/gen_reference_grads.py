@@ -224,13 +224,20 @@ def run_node(op, a, x):
     if op == "Gelu":
         return [F.gelu(x[0], approximate=a.get("approximate", "none"))]
     activations = {"Mish": F.mish, "HardSwish": F.hardswish, "Softplus": F.softplus, "Softsign": F.softsign,
-                   "Cos": torch.cos, "Sin": torch.sin}
+                   "Cos": torch.cos, "Sin": torch.sin, "Atan": torch.atan}
     if op in activations:
         return [activations[op](x[0])]
     if op == "HardSigmoid":
         return [torch.clamp(a.get("alpha", 0.2) * x[0] + a.get("beta", 0.5), 0, 1)]
     if op == "Elu":
         return [F.elu(x[0], alpha=a.get("alpha", 1.0))]
+    if op == "GridSample":
+        mode = a.get("mode", "linear")
+        mode = {"linear": "bilinear", "cubic": "bicubic"}.get(mode, mode)
+        return [F.grid_sample(x[0], x[1], mode=mode, padding_mode=a.get("padding_mode", "zeros"),
+                              align_corners=bool(a.get("align_corners", 0)))]
+    if op == "Celu":
+        return [F.celu(x[0], alpha=a.get("alpha", 1.0))]
     if op == "Selu":
         alpha, gamma = a.get("alpha", 1.6732632423543772), a.get("gamma", 1.0507009873554805)
         return [gamma * torch.where(x[0] > 0, x[0], alpha * torch.expm1(x[0]))]

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "frontend/decompose_ops.h"
 #include "frontend/onnx_import.h"
 #include "ir/onnx_convert.h"
 #include "ir/shape_inference.h"
@@ -77,8 +78,10 @@ StatusOr<GradCase> BuildGradCase(const GradCaseText& text) {
   popts.allow_elided = true;
   ASSIGN_OR_RETURN(c.graph, ParseGraph(text.graph, popts));
   // import=1: through ONNX import, so ops imported as others (frontend/decompose_*.cc) are checked
-  // through what they become; the case's own initializers stay the parameters.
-  const bool import = text.options.count("import") > 0;
+  // through what they become; the case's own initializers stay the parameters. A case holding such
+  // an op is always imported (dscompile never trains the op itself).
+  bool import = text.options.count("import") > 0;
+  for (const auto& n : c.graph->nodes()) import |= n->domain().empty() && DecomposedOps().count(n->op_type()) > 0;
   std::set<std::string> written;
   for (const Value* v : c.graph->initializers()) written.insert(v->name());
   if (import) {

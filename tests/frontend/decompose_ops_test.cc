@@ -1,7 +1,10 @@
-// InstanceNormalization, ReduceL2, ReduceL1 and ReduceLogSumExp imported as supported ops
-// (frontend/decompose_ops.cc): the imported graph holds none of them and computes the ONNX
+// Ops imported as supported ones (frontend/decompose_ops.cc). InstanceNormalization, ReduceL2,
+// ReduceL1 and ReduceLogSumExp: the imported graph holds none of them and computes the ONNX
 // definition (evaluated node by node with the constant evaluator, against loops written out here),
-// in both opset forms of the axes.
+// in both opset forms of the axes. PRelu, DepthToSpace and SpaceToDepth: forward values and
+// gradients (autodiff of the imported graph, run on the CPU) equal PyTorch's
+// (data/decompose_cases.json, gen_decompose_cases.py), x == 0 included; a dynamic batch keeps its
+// symbol; bad attributes are refused naming the node.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,10 +13,18 @@
 #include <string>
 #include <vector>
 
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "frontend/decompose_ops.h"
 #include "frontend/onnx_import.h"
+#include "ir/shape_inference.h"
 #include "onnx/defs/parser.h"
 #include "onnx/onnx_pb.h"
 #include "passes/const_eval.h"
+#include "passes/pass.h"
+#include "runtime/executor.h"
 
 namespace dsc {
 namespace {
@@ -151,6 +162,95 @@ TEST(DecomposeOps, ReduceL1AndLogSumExpFollowTheOnnxDefinition) {
       }
     if (opset >= 18)
       for (int i = 0; i < 24; ++i) EXPECT_NEAR(out.at("noop").data<float>()[i], x[i], 1e-6);
+StatusOr<std::unique_ptr<Graph>> ImportText(const std::string& text) {
+  onnx::ModelProto m;
+  auto st = onnx::OnnxParser::Parse(m, text.c_str());
+  if (!st.IsOK()) return InvalidArgument(st.ErrorMessage());
+  return ImportOnnxBytes(m.SerializeAsString(), "", "decompose.onnx");
+}
+
+TEST(DecomposeOps, PReluAndPixelShuffleFollowPyTorchForwardAndBackward) {
+  std::ifstream in(DSC_FRONTEND_DATA_DIR "/decompose_cases.json");
+  ASSERT_TRUE(in) << "missing data/decompose_cases.json";
+  const nlohmann::json cases = nlohmann::json::parse(in).at("cases");
+  ASSERT_EQ(cases.size(), 6u);
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.at("name").get<std::string>());
+    StatusOr<std::unique_ptr<Graph>> imported = ImportText(c.at("model").get<std::string>());
+    ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+    Graph& g = **imported;
+    for (const auto& n : g.nodes())
+      EXPECT_EQ(DecomposedOps().count(n->op_type()), 0u) << n->Describe();
+    // loss = sum(y * R); every initializer trains.
+    Value* y = g.FindValue("y");
+    ASSERT_NE(y, nullptr);
+    const std::vector<float> r = c.at("R").get<std::vector<float>>();
+    Tensor rt(DType::kFloat32, {static_cast<int64_t>(r.size())});
+    std::copy(r.begin(), r.end(), rt.data<float>());
+    Value* flat = g.AddNode("Reshape", {y, g.AddInitializer("flat_shape", Tensor::FromVector<int64_t>(DType::kInt64, {1}, {-1}))}, {"y_flat"})->output(0);
+    Node* sum = g.AddNode("ReduceSum", {g.AddNode("Mul", {flat, g.AddInitializer("R", rt)}, {"yR"})->output(0)}, {"loss"});
+    sum->SetAttr("keepdims", int64_t{0});
+    g.SetOutputs({sum->output(0)});
+    Status inferred = InferShapes(g);
+    ASSERT_TRUE(inferred.ok()) << inferred.ToString();
+    std::vector<std::string> params;
+    for (const auto& [name, _] : c.at("grads").items()) params.push_back(name);
+    g.training.loss = "loss";
+    g.training.parameters = params;
+    Module m;
+    m.programs.push_back(PlanProgram{"main", std::move(*imported)});
+    Graph& dg = *m.programs[0].graph;
+    // As dscompile's pipeline: the decomposition's Constant nodes fold into initializers (parameters
+    // stay), then autodiff.
+    for (PassId pass : {PassId::kFoldConstants, PassId::kAutodiff}) {
+      StatusOr<bool> ran = CreatePass(pass)->Run(m, PassContext{});
+      ASSERT_TRUE(ran.ok()) << ran.status().ToString();
+    }
+    std::vector<Value*> outs = {dg.FindValue("y")};
+    for (const std::string& grad : dg.training.gradients) outs.push_back(dg.FindValue(grad));
+    dg.SetOutputs(outs);
+    StatusOr<std::map<std::string, Tensor>> got = RunGraphOnCpu(dg, {}, RunOptions{});
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    auto expect_near = [](const Tensor& t, const std::vector<float>& want, const std::string& what) {
+      ASSERT_EQ(t.numel(), static_cast<int64_t>(want.size())) << what;
+      for (size_t i = 0; i < want.size(); ++i)
+        EXPECT_NEAR(t.data<float>()[i], want[i], 1e-6 + 1e-5 * std::fabs(want[i])) << what << "[" << i << "]";
+    };
+    expect_near(got->at("y"), c.at("y").get<std::vector<float>>(), "y");
+    for (size_t k = 0; k < dg.training.parameters.size(); ++k)
+      expect_near(got->at(dg.training.gradients[k]),
+                  c.at("grads").at(dg.training.parameters[k]).get<std::vector<float>>(), "d" + dg.training.parameters[k]);
+  }
+}
+
+// nn.PixelShuffle on a dynamic batch: the reshape targets copy N (Reshape's 0), so the batch stays
+// symbolic and C, H and W come from the file's types.
+TEST(DecomposeOps, DepthToSpaceKeepsADynamicBatch) {
+  StatusOr<std::unique_ptr<Graph>> g = ImportText(
+      "<ir_version: 10, opset_import: [\"\" : 20]>\ng (float[N,8,3,5] x) => (float[N,2,6,10] y) {\n"
+      "  y = DepthToSpace <blocksize = 2, mode = \"CRD\"> (x)\n}");
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  const Value* y = (*g)->FindValue("y");
+  ASSERT_TRUE(y && y->type.shape);
+  ASSERT_EQ(y->type.shape->size(), 4u);
+  EXPECT_FALSE((*y->type.shape)[0].is_static());
+  for (const auto& n : (*g)->nodes()) EXPECT_NE(n->op_type(), "Shape") << "targets are constants when C, H, W are known";
+}
+
+TEST(DecomposeOps, BadBlockShuffleAttributesNameTheNode) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"DepthToSpace <blocksize = 2, mode = \"XYZ\"> (x)", "mode \"XYZ\""},
+      {"DepthToSpace <blocksize = 0> (x)", "blocksize 0"},
+      {"DepthToSpace <blocksize = 3> (x)", "not a multiple of blocksize^2 = 9"},
+      {"SpaceToDepth <blocksize = 2> (x)", "height 3 and width 5 must be multiples of blocksize 2"},
+  };
+  for (const auto& [node, want] : cases) {
+    SCOPED_TRACE(node);
+    StatusOr<std::unique_ptr<Graph>> g = ImportText(
+        "<ir_version: 10, opset_import: [\"\" : 20]>\ng (float[1,8,3,5] x) => (float[1,2,6,10] y) {\n  y = " + node + "\n}");
+    ASSERT_FALSE(g.ok());
+    EXPECT_NE(g.status().message().find("(" + node.substr(0, node.find(' ')) + ")"), std::string::npos) << g.status().ToString();
+    EXPECT_NE(g.status().message().find(want), std::string::npos) << g.status().ToString();
   }
 }
 

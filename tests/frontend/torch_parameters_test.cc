@@ -78,6 +78,57 @@ TEST(TorchParameters, DerivedFromTorchExportKinds_AbsentIsMissingAfterOptimizer)
   EXPECT_TRUE(p->tied.empty());
 }
 
+// nn.PReLU's weight after onnxscript's optimizer: torchlib's Reshape of p_ln2_weight (standing in for
+// a PReLU's weight here) folded into val_3, which the PRelu reads as its slope. val_3 trains as the
+// parameter, which is then not missing; a PRelu whose fx node names another parameter, or a slope
+// not folded from its parameter, maps nothing.
+onnx::ModelProto WithFoldedPReluWeight(const std::string& fx_weight, const std::string& folded_from) {
+  onnx::ModelProto m = TorchExportModel();
+  onnx::ValueInfoProto* v = m.mutable_graph()->add_value_info();
+  v->set_name("val_3");
+  auto* mark = v->add_metadata_props();
+  mark->set_key("pkg.onnxscript.optimizer.folded_from");
+  mark->set_value(folded_from);
+  onnx::NodeProto* n = m.mutable_graph()->add_node();
+  n->set_op_type("PRelu");
+  n->set_name("node_prelu");
+  n->add_input("x");
+  n->add_input("val_3");
+  n->add_output("y");
+  auto* fx = n->add_metadata_props();
+  fx->set_key("pkg.torch.onnx.fx_node");
+  fx->set_value("%prelu : [num_users=1] = call_function[target=torch.ops.aten.prelu.default](args = (%x, %" +
+                fx_weight + "), kwargs = {})");
+  return m;
+}
+
+TEST(TorchParameters, AFoldedPReluWeightTrainsAsItsParameter) {
+  onnx::ModelProto m = WithFoldedPReluWeight("p_ln2_weight", "['ln2.weight', 'val_2']");
+  ASSERT_TRUE(RecordTorchParameters(&m).ok());
+  StatusOr<TorchParameters> p = Recorded(m);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->trainable, (std::vector<std::string>{"fc.weight", "ln.weight", "val_3"}));
+  EXPECT_TRUE(p->missing.empty());
+  EXPECT_TRUE(p->tied.empty());
+  for (const auto& prop : m.metadata_props()) {
+    if (prop.key() != kTorchParametersKey) continue;
+    EXPECT_NE(prop.value().find(R"({"initializer":"val_3","torch_name":"ln2.weight"})"), std::string::npos) << prop.value();
+  }
+}
+
+TEST(TorchParameters, APReluSlopeFoldedFromSomethingElseStaysConstant) {
+  for (const auto& [fx_weight, folded_from] : {std::pair<std::string, std::string>{"p_fc_weight", "['ln2.weight', 'val_2']"},
+                                               {"p_ln2_weight", "['val_1', 'val_2']"}}) {
+    SCOPED_TRACE(fx_weight + " " + folded_from);
+    onnx::ModelProto m = WithFoldedPReluWeight(fx_weight, folded_from);
+    ASSERT_TRUE(RecordTorchParameters(&m).ok());
+    StatusOr<TorchParameters> p = Recorded(m);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    EXPECT_EQ(p->trainable, (std::vector<std::string>{"fc.weight", "ln.weight"}));
+    EXPECT_EQ(p->missing, std::vector<std::string>{"ln2.weight"});
+  }
+}
+
 TEST(TorchParameters, NothingRecordedWithoutMetadata) {
   onnx::ModelProto m;
   AddInitializer(&m, "w", nullptr);

@@ -1,5 +1,6 @@
 # Writes data/core_cases.json: one-node cases for the core CPU kernels, expectations from numpy/torch.
-# Run with Debian's python (numpy 1.24, torch 1.13):  /usr/bin/python3 tests/kernels/gen_core_cases.py
+# Run with torch 2.x:  /opt/torchenv/bin/python tests/kernels/gen_core_cases.py  (Debian's torch 1.13 traps
+# on the Mod case INT64_MIN % -1; its output differs from 2.15's only in one Erf value's last digit)
 import json
 import math
 import os
@@ -582,6 +583,47 @@ xs = np.concatenate([rng32.uniform(-2, 2, size=5), [0.0, -0.0]]).astype(np.float
 case("elementwise", "Sign_f32", "Sign", [T(xs)], [T(torch.sign(torch.from_numpy(xs)).numpy())], rtol=0, atol=0)
 xsi = rng32.integers(-3, 4, size=(2, 4)).astype(np.int64)
 case("elementwise", "Sign_i64", "Sign", [T(xsi)], [T(np.sign(xsi))], rtol=0, atol=0)
+
+# Celu (nn.CELU), Atan (torch.atan2's export), integer Mod at run time (x % SEQ on token ids) and the
+# comparisons of nn.Hardshrink; own generator, so the cases above keep their values
+rng_e = np.random.default_rng(41)
+xe = rng_e.uniform(-4, 4, size=(3, 5)).astype(np.float32)
+for name, alpha in [("Celu_default", None), ("Celu_alpha", 0.7), ("Celu_alpha_large", 2.5)]:
+    y = F.celu(torch.from_numpy(xe.astype(np.float64)), alpha=1.0 if alpha is None else alpha).numpy()
+    case("activation", name, "Celu", [T(xe)], [T(y.astype(np.float32))],
+         attrs={} if alpha is None else {"alpha": {"float": alpha}})
+case("activation", "Celu_wide", "Celu", [T(wide)], [T(F.celu(torch.from_numpy(wide.astype(np.float64))).numpy().astype(np.float32))])
+xat = np.concatenate([rng_e.uniform(-3, 3, size=9), [0.0, 1e-4, -50.0, 1e6, np.inf, -np.inf]]).astype(np.float32)
+case("activation", "Atan_f32", "Atan", [T(xat)], [T(torch.atan(torch.from_numpy(xat.astype(np.float64))).numpy().astype(np.float32))])
+for itype, np_t in [("i64", np.int64), ("i32", np.int32)]:
+    a = rng_e.integers(-40, 41, size=(2, 3, 4)).astype(np_t)
+    bb = (rng_e.integers(1, 9, size=(3, 1)) * np.where(rng_e.random((3, 1)) < 0.5, -1, 1)).astype(np_t)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(bb)
+    case("elementwise", f"Mod_{itype}", "Mod", [T(a), T(bb)], [T(torch.remainder(ta, tb).numpy())], rtol=0, atol=0)
+    case("elementwise", f"Mod_fmod_{itype}", "Mod", [T(a), T(bb)], [T(torch.fmod(ta, tb).numpy())],
+         attrs={"fmod": {"int": 1}}, rtol=0, atol=0)
+ids = rng_e.integers(0, 1000, size=(2, 7, 3)).astype(np.int64)
+case("elementwise", "Mod_i64_token_ids_scalar", "Mod", [T(ids), T(np.int64(16), const=True)],
+     [T(torch.remainder(torch.from_numpy(ids), 16).numpy())], rtol=0, atol=0)
+extremes = np.array([I64_MIN, I64_MIN, I64_MAX, -7, 7, -7, 0], np.int64)
+divisors = np.array([-1, 3, -2, 1, -3, -3, -5], np.int64)
+case("elementwise", "Mod_i64_extremes", "Mod", [T(extremes), T(divisors)],
+     [T(torch.remainder(torch.from_numpy(extremes), torch.from_numpy(divisors)).numpy())], rtol=0, atol=0)
+case("elementwise", "Mod_fmod_i64_extremes", "Mod", [T(extremes), T(divisors)],
+     [T(torch.fmod(torch.from_numpy(extremes), torch.from_numpy(divisors)).numpy())],
+     attrs={"fmod": {"int": 1}}, rtol=0, atol=0)
+
+# LessOrEqual / GreaterOrEqual on data (nn.Hardshrink / Softshrink): NaN compares false both ways
+ca = np.concatenate([rng_e.uniform(-1, 1, size=(2, 3)).round(1), [[np.nan, 0.5, -0.2]]]).astype(np.float32)
+cb = np.array([0.5, np.nan, -0.2], np.float32)
+ci, cj = rng_e.integers(-2, 3, size=(2, 1, 3)), rng_e.integers(-2, 3, size=(4, 1))
+for op, fn in {"LessOrEqual": torch.le, "GreaterOrEqual": torch.ge}.items():
+    case("elementwise", f"{op}_f32", op, [T(ca), T(cb)], [T(fn(torch.from_numpy(ca), torch.from_numpy(cb)).numpy())],
+         rtol=0, atol=0)
+    for itype, np_t in [("i64", np.int64), ("i32", np.int32)]:
+        a, b = ci.astype(np_t), cj.astype(np_t)
+        case("elementwise", f"{op}_{itype}", op, [T(a), T(b)], [T(fn(torch.from_numpy(a), torch.from_numpy(b)).numpy())],
+             rtol=0, atol=0)
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "core_cases.json")
 os.makedirs(os.path.dirname(out), exist_ok=True)

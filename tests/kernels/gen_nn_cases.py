@@ -402,5 +402,14 @@ case("avgpool1d", "AveragePool", [x], [np_(y)], a)
 dy = f32(*y.shape)
 case("avgpool1d_grad", "AveragePoolGrad", [dy], [grads(y, [xt], dy)[0]], a, DSC)
 
+# CeluGrad (nn.CELU): own generator, so the cases above keep their values; x keeps the kink at 0.
+rng_celu = np.random.default_rng(41)
+x = np.concatenate([rng_celu.uniform(-5, 5, size=20), [0.0, -0.0, 1e-3, -1e-3]]).astype(np.float32).reshape(4, 6)
+dy = rng_celu.uniform(-1, 1, size=(4, 6)).astype(np.float32)
+for name, alpha in [("celugrad", 1.0), ("celugrad_alpha", 0.7)]:
+    xt = t(x, True)
+    (dx,) = grads(F.celu(xt, alpha=alpha), [xt], dy)
+    case(name, "CeluGrad", [dy, x], [dx], {"alpha": alpha}, DSC)
+
 json.dump({"cases": cases}, sys.stdout, indent=None, separators=(",", ":"))
 sys.stdout.write("\n")

@@ -1,0 +1,97 @@
+#!/opt/torchenv/bin/python
+"""Writes data/decompose_cases.json for decompose_ops_test: PRelu, DepthToSpace and SpaceToDepth
+models with PyTorch's (torch 2.15) forward values and gradients, which dscompile computes through
+its import-time decompositions (frontend/decompose_ops.h).
+
+    /opt/torchenv/bin/python tests/frontend/gen_decompose_cases.py
+
+Each case: an ONNX text model whose float initializers are the inputs, a weight R per output (the
+test differentiates loss = sum(y * R)), and the expected output and gradient of every initializer.
+References: torch.prelu and F.pixel_shuffle / F.pixel_unshuffle with autograd, in float64 from
+float32 data; DepthToSpace DCR and SpaceToDepth (no torch op) as the ONNX spec's reshape/transpose in
+torch, checked here against onnx.reference.
+"""
+import json
+import os
+
+import numpy as np
+import onnx
+import onnx.reference
+import torch
+import torch.nn.functional as F
+
+rng = np.random.default_rng(7)
+CASES = []
+
+
+def text_tensor(name, a):
+    vals = ", ".join(repr(float(v)) for v in a.reshape(-1))
+    return "float[%s] %s = {%s}" % (",".join(str(d) for d in a.shape), name, vals)
+
+
+def add(name, opset, node, inits, fn, out_shape, check_onnx=False):
+    """inits: {name: float32 array}; fn(*torch tensors) -> y."""
+    ts = {k: torch.tensor(v.astype(np.float64), requires_grad=True) for k, v in inits.items()}
+    y = fn(*ts.values())
+    r = rng.uniform(-1, 1, size=y.shape).astype(np.float32)
+    (y * torch.from_numpy(r.astype(np.float64))).sum().backward()
+    text = ("<ir_version: %d, opset_import: [\"\" : %d]>\ng () => (float[%s] y) <%s> {\n  y = %s\n}"
+            % (10 if opset >= 20 else 8, opset, ",".join(str(d) for d in out_shape),
+               ", ".join(text_tensor(k, v) for k, v in inits.items()), node))
+    if check_onnx:
+        m = onnx.parser.parse_model(text)
+        (ref,) = onnx.reference.ReferenceEvaluator(m).run(None, {})
+        assert np.allclose(ref, y.detach().numpy(), rtol=1e-6, atol=1e-7), name
+    CASES.append({"name": name, "model": text, "R": r.reshape(-1).tolist(),
+                  "y": y.detach().numpy().astype(np.float32).reshape(-1).tolist(),
+                  "grads": {k: t.grad.numpy().astype(np.float32).reshape(-1).tolist() for k, t in ts.items()}})
+
+
+def with_zeros(a):
+    a = a.copy()
+    a.reshape(-1)[::5] = 0.0  # torch: dX = slope * dY and dSlope = 0 at x == 0
+    return a
+
+
+x = with_zeros(rng.uniform(-2, 2, size=(2, 3, 2, 2)).astype(np.float32))
+s = rng.uniform(0.05, 0.5, size=(3, 1, 1)).astype(np.float32)
+add("prelu_per_channel", 20, "PRelu(x, s)", {"x": x, "s": s},
+    lambda x, s: torch.prelu(x, s.reshape(-1)), x.shape)
+x = with_zeros(rng.uniform(-2, 2, size=(4, 5)).astype(np.float32))
+add("prelu_single", 17, "PRelu(x, s)", {"x": x, "s": np.array([0.25], np.float32)},
+    lambda x, s: torch.prelu(x, s), x.shape)
+# nn.PReLU(5) on (N, 5): the exporter's slope (1, 5); torch.prelu reads the weight along dim 1.
+x = with_zeros(rng.uniform(-2, 2, size=(3, 5)).astype(np.float32))
+add("prelu_row_slope", 13, "PRelu(x, s)", {"x": x, "s": rng.uniform(-0.5, 0.5, size=(1, 5)).astype(np.float32)},
+    lambda x, s: torch.prelu(x, s.reshape(-1)), x.shape)
+
+x = rng.uniform(-1, 1, size=(2, 8, 2, 3)).astype(np.float32)
+add("depth_to_space_crd", 20, 'DepthToSpace <blocksize = 2, mode = "CRD"> (x)', {"x": x},
+    lambda x: F.pixel_shuffle(x, 2), (2, 2, 4, 6), check_onnx=True)
+
+
+def dcr(x, b):
+    n, c, h, w = x.shape
+    return x.reshape(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, c // (b * b), h * b, w * b)
+
+
+def s2d(x, b):
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // b, b, w // b, b).permute(0, 3, 5, 1, 2, 4).reshape(n, c * b * b, h // b, w // b)
+
+
+x = rng.uniform(-1, 1, size=(1, 18, 2, 3)).astype(np.float32)
+add("depth_to_space_dcr", 13, "DepthToSpace <blocksize = 3> (x)", {"x": x}, lambda x: dcr(x, 3), (1, 2, 6, 9),
+    check_onnx=True)
+x = rng.uniform(-1, 1, size=(2, 3, 4, 6)).astype(np.float32)
+add("space_to_depth", 17, "SpaceToDepth <blocksize = 2> (x)", {"x": x}, lambda x: s2d(x, 2), (2, 12, 2, 3),
+    check_onnx=True)
+# nn.PixelUnshuffle is not SpaceToDepth (channel-major blocks): exporters write it as Reshape/Transpose.
+assert not torch.equal(F.pixel_unshuffle(torch.from_numpy(x), 2), s2d(torch.from_numpy(x), 2))
+
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "decompose_cases.json")
+with open(out, "w") as f:
+    json.dump({"generator": "tests/frontend/gen_decompose_cases.py (torch %s)" % torch.__version__, "cases": CASES},
+              f, separators=(",", ":"))
+    f.write("\n")
+print("wrote %d cases to %s" % (len(CASES), out))
