@@ -133,9 +133,10 @@ Status RestoreDetach(onnx::ModelProto* model) {
     }
   }
   if (!merged.empty())
-    warnings.push_back("the model calls Tensor.detach() and the exporter's optimizer merged computations away (" +
-                       merged + ", which the file no longer has): a merged computation that PyTorch detached "
-                       "lets gradients through in this file; export with torch.onnx.export(..., dynamo=True, "
+    warnings.push_back("the model calls Tensor.detach() and the exporter's optimizer merged duplicate computations (" +
+                       merged + ", which the file no longer has): where a merged one differed from its twin only "
+                       "by a detach(), gradients flow through it in this file but not in PyTorch (a merge of plain "
+                       "duplicates is harmless); to be sure, export with torch.onnx.export(..., dynamo=True, "
                        "optimize=False) or tools/export_for_training.py");
   std::map<std::string, std::string> detached;  // source value -> its stop-gradient copy
   std::vector<onnx::NodeProto> nodes;

@@ -19,7 +19,8 @@ namespace dsc {
 // detach arguments: each is read through Identity<stop_gradient = 1>, which autodiff does not
 // differentiate. Where the count differs (a value read both detached and not by one node, or a
 // detach the exporter's optimizer merged away) the node is named in a warning under
-// kImportWarningsKey instead.
+// kImportWarningsKey instead. The merge is inferred from the file (a reader whose fx value is gone),
+// which a merge of plain duplicates also shows: the warning says so.
 Status RestoreDetach(onnx::ModelProto* model);
 
 }  // namespace dsc

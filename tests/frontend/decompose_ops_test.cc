@@ -162,6 +162,9 @@ TEST(DecomposeOps, ReduceL1AndLogSumExpFollowTheOnnxDefinition) {
       }
     if (opset >= 18)
       for (int i = 0; i < 24; ++i) EXPECT_NEAR(out.at("noop").data<float>()[i], x[i], 1e-6);
+  }
+}
+
 StatusOr<std::unique_ptr<Graph>> ImportText(const std::string& text) {
   onnx::ModelProto m;
   auto st = onnx::OnnxParser::Parse(m, text.c_str());

@@ -151,7 +151,8 @@ INSTANTIATE_TEST_SUITE_P(Models, CudaPlanKernels, ::testing::ValuesIn(Cases()),
 // The CUDA registry mirrors the CPU one: every op and dtype the CPU runs has a CUDA twin, and
 // every floating op CUDA runs in float32 also runs in float16 and bfloat16 (CUDA has no adaptor),
 // except ops whose operands the compiler always keeps in float32: ClipScale reads the global norm,
-// and the 1-bit family updates float32 parameters or masters (kernels/common/onebit_node.h).
+// the 1-bit family updates float32 parameters or masters (kernels/common/onebit_node.h), and grid
+// sampling is on autocast's fp32 list, so the precision pass keeps GridSample and its gradient there.
 // The NVMe swaps (ir/swap_ops.h) are CPU-only: dsrun refuses optimizer offload on a CUDA device
 // (runtime/trainer.cc), so no plan that runs on a GPU holds them.
 TEST(CudaRegistry, EveryCpuKernelHasACudaTwin) {
@@ -159,7 +160,7 @@ TEST(CudaRegistry, EveryCpuKernelHasACudaTwin) {
   const std::set<std::string> fp32_only = {"ClipScale",           ops::kOnebitMomentum,      ops::kOnebitAdamStep,
                                            ops::kCompressedAllReduce, ops::kZoadamStep,          ops::kZoadamPhase,
                                            ops::kZoadamApply,         ops::kOnebitLambSnapshot,  ops::kOnebitLambMomentum,
-                                           ops::kOnebitLambStep};
+                                           ops::kOnebitLambStep,      ops::kGridSampleGrad};
   // dsrun refuses optimizer offload on CUDA devices (runtime/trainer.cc).
   const std::set<std::string> cpu_only = {ops::kSwapIn, ops::kSwapInWait, ops::kSwapOut, ops::kSwapOutWait};
   std::set<std::tuple<std::string, std::string, DType>> cuda;

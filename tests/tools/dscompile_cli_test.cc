@@ -293,18 +293,18 @@ TEST(DscompileCli, RefusesConfigFeaturesItDoesNotImplement) {
   }
 }
 
-// A model whose ops import and differentiate but have no kernel (1-D Conv) fails at compile
-// time, listing the nodes, instead of at dsrun's first step.
+// A model whose ops import and differentiate but have no kernel (a Conv over 4 spatial dims) fails
+// at compile time, listing the nodes, instead of at dsrun's first step.
 TEST(DscompileCli, MissingKernelsAreCompileErrors) {
   testing::TempDir dir;
   auto g = ParseGraph(R"(<ir_version: 8, opset_import: ["" : 17]>
-conv3d (float[batch,2,4,4,4] x) => (float[] loss) <float[3,2,3,3,3] w = ...> {
-  [conv] y = Conv <kernel_shape = [3, 3, 3], pads = [1, 1, 1, 1, 1, 1]> (x, w)
+conv4d (float[batch,2,3,3,3,3] x) => (float[] loss) <float[3,2,3,3,3,3] w = ...> {
+  [conv] y = Conv <kernel_shape = [3, 3, 3, 3], pads = [1, 1, 1, 1, 1, 1, 1, 1]> (x, w)
   loss = ReduceSum <keepdims = 0> (y)
 })", ParseOptions{.allow_elided = true});
   ASSERT_TRUE(g.ok()) << g.status().ToString();
-  testing::WriteFileOrDie(dir.File("conv3d.onnx"), GraphToOnnx(**g).SerializeAsString());
-  CommandResult r = Dscompile(ShellQuote(dir.File("conv3d.onnx")) + " --config " + ShellQuote(kConfigs + "/gpt.json") +
+  testing::WriteFileOrDie(dir.File("conv4d.onnx"), GraphToOnnx(**g).SerializeAsString());
+  CommandResult r = Dscompile(ShellQuote(dir.File("conv4d.onnx")) + " --config " + ShellQuote(kConfigs + "/gpt.json") +
                               " -q -o " + ShellQuote(dir.File("p")));
   EXPECT_NE(r.rc, 0);
   // the Conv and its gradient (w trains)
