@@ -1,7 +1,6 @@
 // GridSample and GridSampleGrad on the CPU against data/grid_sample_cases.json
 // (gen_grid_sample_cases.py: torch's F.grid_sample and autograd for X and Grid, every mode, padding
 // and align_corners, opset 16's and 20's mode names), and the refusals naming the node.
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -18,21 +17,11 @@ namespace {
 using nlohmann::json;
 using testing::StaticShape;
 
-const std::vector<json>& Cases() {
-  static const std::vector<json> cases = [] {
-    std::ifstream in(std::string(DSC_KERNEL_TEST_DATA) + "/grid_sample_cases.json");
-    if (!in) return std::vector<json>{};
-    return json::parse(in).at("cases").get<std::vector<json>>();
-  }();
-  return cases;
-}
+const std::vector<json>& Cases() { return testing::JsonCases(DSC_KERNEL_TEST_DATA "/grid_sample_cases.json"); }
 
 Tensor FromCase(const json& c, const char* values, const char* dims) {
-  const auto d = c.at(dims).get<std::vector<int64_t>>();
-  const auto v = c.at(values).get<std::vector<double>>();
-  Tensor t(DType::kFloat32, d);
-  for (size_t i = 0; i < v.size(); ++i) t.SetFromDouble(static_cast<int64_t>(i), v[i]);
-  return t;
+  return testing::TensorOf(DType::kFloat32, c.at(dims).get<std::vector<int64_t>>(),
+                           c.at(values).get<std::vector<double>>());
 }
 
 void SetAttrs(Node* n, const json& c) {

@@ -2,6 +2,8 @@
 #include "tests/kernels/kernel_test_util.h"
 
 #include <cmath>
+#include <fstream>
+#include <map>
 
 namespace dsc::testing {
 
@@ -61,6 +63,22 @@ StatusOr<std::vector<Tensor>> RunNodeOnCpu(const Node& node, const std::vector<T
       return ::testing::AssertionFailure() << "index " << i << ": got " << a << ", expected " << b;
   }
   return ::testing::AssertionSuccess();
+}
+
+const std::vector<nlohmann::json>& JsonCases(const std::string& path) {
+  static std::map<std::string, std::vector<nlohmann::json>> read;
+  auto it = read.find(path);
+  if (it != read.end()) return it->second;
+  std::vector<nlohmann::json> cases;
+  std::ifstream in(path);
+  if (in) cases = nlohmann::json::parse(in).at("cases").get<std::vector<nlohmann::json>>();
+  return read.emplace(path, std::move(cases)).first->second;
+}
+
+Tensor TensorOf(DType dtype, const std::vector<int64_t>& dims, const std::vector<double>& values) {
+  Tensor t(dtype, dims);
+  for (size_t i = 0; i < values.size(); ++i) t.SetFromDouble(static_cast<int64_t>(i), values[i]);
+  return t;
 }
 
 }  // namespace dsc::testing

@@ -8,8 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "ir/graph.h"
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "ir/graph.h"
 
 #include "kernels/kernel.h"
 
@@ -26,6 +28,13 @@ StatusOr<std::vector<Tensor>> RunNodeOnCpu(const Node& node, const std::vector<T
 // A fully static shape, and the float32 type of that shape.
 Shape StaticShape(const std::vector<int64_t>& dims);
 TensorType F32(const std::vector<int64_t>& dims);
+
+// The "cases" list of a generated case file (e.g. DSC_KERNEL_TEST_DATA "/resize_cases.json"), read
+// once per path; empty when the file is missing (the test then says so).
+const std::vector<nlohmann::json>& JsonCases(const std::string& path);
+
+// A tensor of `dtype` and `dims` holding `values`, each converted from double.
+Tensor TensorOf(DType dtype, const std::vector<int64_t>& dims, const std::vector<double>& values);
 
 // Max |a-b| / (atol + rtol*|b|) <= 1 elementwise; the message names the first bad index.
 ::testing::AssertionResult AllClose(const Tensor& actual, const std::vector<double>& expected,

@@ -1,7 +1,6 @@
 // Resize and ResizeGrad on the CPU against data/resize_cases.json (gen_resize_cases.py: torch's
 // F.interpolate and autograd, and onnx.reference for the attributes torch does not write), in
 // float32 and through the half adaptor; and the refusals of what dscompile's Resize does not take.
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -18,20 +17,7 @@ namespace {
 using nlohmann::json;
 using testing::StaticShape;
 
-const std::vector<json>& Cases() {
-  static const std::vector<json> cases = [] {
-    std::ifstream in(std::string(DSC_KERNEL_TEST_DATA) + "/resize_cases.json");
-    if (!in) return std::vector<json>{};
-    return json::parse(in).at("cases").get<std::vector<json>>();
-  }();
-  return cases;
-}
-
-Tensor FromValues(DType dtype, const std::vector<int64_t>& dims, const std::vector<double>& v) {
-  Tensor t(dtype, dims);
-  for (size_t i = 0; i < v.size(); ++i) t.SetFromDouble(static_cast<int64_t>(i), v[i]);
-  return t;
-}
+const std::vector<json>& Cases() { return testing::JsonCases(DSC_KERNEL_TEST_DATA "/resize_cases.json"); }
 
 // A Resize (grad = false) or ResizeGrad node of the case in `g`, its data input `in` of `dtype`.
 Node* AddCaseNode(Graph& g, const json& c, bool grad, DType dtype) {
@@ -40,7 +26,7 @@ Node* AddCaseNode(Graph& g, const json& c, bool grad, DType dtype) {
   std::vector<Value*> inputs{in, nullptr, nullptr};
   if (!c.at("scales").is_null()) {
     const auto s = c.at("scales").get<std::vector<double>>();
-    inputs[2] = g.AddInitializer("scales", FromValues(DType::kFloat32, {static_cast<int64_t>(s.size())}, s));
+    inputs[2] = g.AddInitializer("scales", testing::TensorOf(DType::kFloat32, {static_cast<int64_t>(s.size())}, s));
   } else {
     const auto s = c.at("sizes").get<std::vector<int64_t>>();
     inputs.push_back(g.AddInitializer("sizes", Tensor::FromVector<int64_t>(DType::kInt64, {static_cast<int64_t>(s.size())}, s)));
@@ -64,7 +50,7 @@ void Check(const json& c, bool grad, DType dtype, double rtol, double atol) {
   Node* n = AddCaseNode(g, c, grad, dtype);
   ASSERT_TRUE(CheckNode(*n, 19, NodeCheckStage::kShapes).ok()) << CheckNode(*n, 19, NodeCheckStage::kShapes).ToString();
   const auto dims = c.at(grad ? "y_dims" : "x_dims").get<std::vector<int64_t>>();
-  Tensor in = FromValues(dtype, dims, c.at(grad ? "dy" : "x").get<std::vector<double>>());
+  Tensor in = testing::TensorOf(dtype, dims, c.at(grad ? "dy" : "x").get<std::vector<double>>());
   StatusOr<std::vector<Tensor>> out = testing::RunNodeOnCpu(*n, {&in, nullptr, nullptr, nullptr});
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   EXPECT_TRUE(testing::AllClose((*out)[0], c.at(grad ? "dx" : "y").get<std::vector<double>>(), rtol, atol))

@@ -4,7 +4,6 @@
 // writes) and, for TopK and ArgMax, bfloat16
 // through the half adaptor on the cases whose values bfloat16 holds exactly; and the refusals.
 #include <cmath>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -20,14 +19,7 @@ namespace {
 using nlohmann::json;
 using testing::StaticShape;
 
-const std::vector<json>& Cases() {
-  static const std::vector<json> cases = [] {
-    std::ifstream in(std::string(DSC_KERNEL_TEST_DATA) + "/select_cases.json");
-    if (!in) return std::vector<json>{};
-    return json::parse(in).at("cases").get<std::vector<json>>();
-  }();
-  return cases;
-}
+const std::vector<json>& Cases() { return testing::JsonCases(DSC_KERNEL_TEST_DATA "/select_cases.json"); }
 
 double Num(const json& v) { return v.is_string() ? std::nan("") : v.get<double>(); }
 
