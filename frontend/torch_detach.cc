@@ -65,13 +65,18 @@ void MarkStopGradient(onnx::NodeProto* identity) {
   a->set_i(1);
 }
 
-// Whether the fx call reading `reads` reads value `v` of the file by its name (an initializer as the
-// placeholder torch.export names after it).
+// Whether `reads` holds the placeholder torch.export names after initializer `v` (p_/b_/c_ for a
+// parameter, buffer or constant, dots as underscores).
+bool ReadsPlaceholder(const std::string& v, const std::set<std::string>& reads) {
+  const std::string u = Underscored(v);
+  return reads.count("p_" + u) || reads.count("b_" + u) || reads.count("c_" + u);
+}
+
+// Whether the fx call reading `reads` reads value `v` of the file by its name (an initializer as its
+// placeholder).
 bool Accounted(const std::string& v, const std::set<std::string>& reads, const std::set<std::string>& initializers) {
   if (reads.count(v)) return true;
-  if (!initializers.count(v)) return false;
-  const std::string u = Underscored(v);
-  return reads.count("p_" + u) || reads.count("b_" + u) || reads.count("c_" + u) || reads.count(u);
+  return initializers.count(v) && (ReadsPlaceholder(v, reads) || reads.count(Underscored(v)));
 }
 
 }  // namespace
@@ -96,11 +101,8 @@ Status RestoreDetach(onnx::ModelProto* model) {
       if (!def.empty() && o == def) named.insert(o);
     for (const std::string& r : FxReadNames(*fx)) placeholders.insert(r);
   }
-  for (const std::string& v : initializers) {
-    const std::string u = Underscored(v);
-    if (placeholders.count("p_" + u) || placeholders.count("b_" + u) || placeholders.count("c_" + u))
-      named.insert(v);
-  }
+  for (const std::string& v : initializers)
+    if (ReadsPlaceholder(v, placeholders)) named.insert(v);
   bool any = false;
   for (const auto& n : g->node()) {
     const std::string* fx = FindProp(n.metadata_props(), kFxKey);
