@@ -1,10 +1,12 @@
-// Imports InstanceNormalization, ReduceL2, ReduceL1, ReduceLogSumExp, PRelu, DepthToSpace, SpaceToDepth
-// and the recurrent ops as supported ops (see decompose_ops.h).
+// Imports InstanceNormalization, ReduceL2, ReduceL1, ReduceLogSumExp, PRelu, DepthToSpace, SpaceToDepth,
+// Pad's indexed modes and the recurrent ops as supported ops (see decompose_ops.h).
 #include "frontend/decompose_ops.h"
 
 #include <map>
+#include <optional>
 #include <vector>
 
+#include "frontend/decompose_pad.h"
 #include "frontend/decompose_rnn.h"
 #include "frontend/proto_rewriter.h"
 
@@ -205,6 +207,13 @@ Status DecomposeOps(onnx::ModelProto* model, const std::map<std::string, int64_t
         return it->second.elem_type;
     return static_cast<int32_t>(onnx::TensorProto::FLOAT);
   };
+  // ONNX inference types what the file leaves untyped; only an indexed Pad needs it.
+  std::optional<ModelTypes> types;
+  for (const auto& n : model->graph().node())
+    if (IsIndexedPad(n)) {
+      types.emplace(*model, dims);
+      break;
+    }
   auto dims_of = [&](const std::string& name) {
     auto it = typed.find(name);
     return it == typed.end() ? std::vector<int64_t>{} : it->second.dims;
@@ -225,6 +234,8 @@ Status DecomposeOps(onnx::ModelProto* model, const std::map<std::string, int64_t
     } else if (onnx_domain && (n.op_type() == "DepthToSpace" || n.op_type() == "SpaceToDepth") &&
                n.input_size() == 1 && n.output_size() == 1) {
       RETURN_IF_ERROR(BlockShuffle(n, opset, dims_of(n.input(0)), nodes));
+    } else if (IsIndexedPad(n)) {
+      RETURN_IF_ERROR(DecomposeIndexedPad(n, opset, *types, nodes));
     } else {
       return false;
     }

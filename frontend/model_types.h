@@ -50,6 +50,12 @@ class ModelTypes {
     if (!t || !t->has_shape() || axis >= t->shape().dim_size()) return "";
     return t->shape().dim(axis).dim_param();
   }
+  std::optional<int64_t> Rank(const std::string& name) const {
+    if (auto it = initializers_.find(name); it != initializers_.end()) return it->second->dims_size();
+    const onnx::TypeProto_Tensor* t = Find(name);
+    if (!t || !t->has_shape()) return std::nullopt;
+    return t->shape().dim_size();
+  }
   std::optional<int64_t> Dim(const std::string& name, int axis) const {
     if (auto it = initializers_.find(name); it != initializers_.end())
       return axis < it->second->dims_size() ? std::optional<int64_t>(it->second->dims(axis)) : std::nullopt;

@@ -6,7 +6,9 @@
 // value names). Shapes are re-inferred and the process repeats until nothing folds. Before
 // select-loss has run, float initializers count as possibly trainable and are not folded through.
 // Afterwards every value must have a static shape: what stays symbolic is listed in the error.
-// Outputs larger than the evaluator's limit are left as nodes.
+// Outputs larger than the evaluator's limit are left as nodes. A Gather whose constant indices are
+// 0, 1, ..., n-1 along an axis of size n (what an indexed Pad imported from a legacy export gives the
+// axes it does not pad) is removed, its uses reading its data instead.
 #include <algorithm>
 #include <unordered_set>
 
@@ -104,12 +106,36 @@ class FoldConstantsPass : public GraphPass {
     return Result(std::move(*out));
   }
 
+  // A Gather that copies its data unchanged.
+  static bool IsIdentityGather(const Graph& g, const std::unordered_set<std::string>& params, const Node& n) {
+    if (!n.domain().empty() || n.op_type() != "Gather" || n.num_inputs() != 2 || n.num_outputs() != 1) return false;
+    const Value* idx = n.input(1);
+    auto dims = StaticDims(n.input(0));
+    if (!idx || !IsConstant(g, params, idx) || !dims || n.output(0)->is_graph_output()) return false;
+    const Tensor& t = idx->initializer();
+    const int64_t rank = static_cast<int64_t>(dims->size());
+    int64_t axis = n.GetInt("axis", 0);
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= rank || t.dims().size() != 1 || (t.dtype() != DType::kInt64 && t.dtype() != DType::kInt32))
+      return false;
+    if (t.numel() != (*dims)[static_cast<size_t>(axis)]) return false;
+    for (int64_t i = 0; i < t.numel(); ++i)
+      if (t.GetAsInt(i) != i) return false;
+    return true;
+  }
+
   static StatusOr<bool> FoldOnce(Graph& g) {
     std::unordered_set<std::string> params(g.training.parameters.begin(), g.training.parameters.end());
     std::vector<Node*> order;
     for (const auto& n : g.nodes()) order.push_back(n.get());
     bool changed = false;
     for (Node* n : order) {
+      if (IsIdentityGather(g, params, *n)) {
+        g.ReplaceAllUsesWith(n->output(0), n->input(0));
+        RETURN_IF_ERROR(g.RemoveNode(n));
+        changed = true;
+        continue;
+      }
       ASSIGN_OR_RETURN(auto results, TryFold(g, params, *n));
       if (!results) continue;
       if (results->size() != n->num_outputs())

@@ -160,8 +160,9 @@ TEST(DecomposeOps, ReduceL1AndLogSumExpFollowTheOnnxDefinition) {
         for (int j = 0; j < 3; ++j) s += std::exp(40 * at(i, j, k) - mx);
         EXPECT_NEAR(out.at("big").data<float>()[i * 4 + k], mx + std::log(s), 1e-4 * std::fabs(mx));
       }
-    if (opset >= 18)
+    if (opset >= 18) {
       for (int i = 0; i < 24; ++i) EXPECT_NEAR(out.at("noop").data<float>()[i], x[i], 1e-6);
+    }
   }
 }
 
@@ -172,18 +173,22 @@ StatusOr<std::unique_ptr<Graph>> ImportText(const std::string& text) {
   return ImportOnnxBytes(m.SerializeAsString(), "", "decompose.onnx");
 }
 
-TEST(DecomposeOps, PReluAndPixelShuffleFollowPyTorchForwardAndBackward) {
+// PRelu, the pixel shuffles and Pad's reflect/edge/wrap modes (decompose_pad.h) against PyTorch, or
+// numpy.pad's index map where torch has no such pad (see gen_decompose_cases.py).
+TEST(DecomposeOps, PReluPixelShuffleAndPadModesFollowPyTorchForwardAndBackward) {
   std::ifstream in(DSC_FRONTEND_DATA_DIR "/decompose_cases.json");
   ASSERT_TRUE(in) << "missing data/decompose_cases.json";
   const nlohmann::json cases = nlohmann::json::parse(in).at("cases");
-  ASSERT_EQ(cases.size(), 6u);
+  ASSERT_EQ(cases.size(), 17u);
   for (const auto& c : cases) {
     SCOPED_TRACE(c.at("name").get<std::string>());
     StatusOr<std::unique_ptr<Graph>> imported = ImportText(c.at("model").get<std::string>());
     ASSERT_TRUE(imported.ok()) << imported.status().ToString();
     Graph& g = **imported;
-    for (const auto& n : g.nodes())
+    for (const auto& n : g.nodes()) {
       EXPECT_EQ(DecomposedOps().count(n->op_type()), 0u) << n->Describe();
+      EXPECT_TRUE(n->op_type() != "Pad" || n->GetString("mode", "constant") == "constant") << n->Describe();
+    }
     // loss = sum(y * R); every initializer trains.
     Value* y = g.FindValue("y");
     ASSERT_NE(y, nullptr);
@@ -253,6 +258,54 @@ TEST(DecomposeOps, BadBlockShuffleAttributesNameTheNode) {
         "<ir_version: 10, opset_import: [\"\" : 20]>\ng (float[1,8,3,5] x) => (float[1,2,6,10] y) {\n  y = " + node + "\n}");
     ASSERT_FALSE(g.ok());
     EXPECT_NE(g.status().message().find("(" + node.substr(0, node.find(' ')) + ")"), std::string::npos) << g.status().ToString();
+    EXPECT_NE(g.status().message().find(want), std::string::npos) << g.status().ToString();
+  }
+}
+
+// Pads computed in the graph (the legacy exporter's chain) give a Gather on every axis; once they
+// fold, the axes padded by zero keep none.
+TEST(DecomposeOps, ComputedPadsLeaveGathersOnlyOnPaddedAxes) {
+  StatusOr<std::unique_ptr<Graph>> imported = ImportText(
+      "<ir_version: 8, opset_import: [\"\" : 17]>\ng (float[2,3,4] x) => (float[2,4,9] y) "
+      "<int64[6] pads = {0, 0, 2, 0, 1, 3}, int64[1] two = {2}> {\n"
+      "  twice = Add (pads, pads)\n  half = Div (twice, two)\n  y = Pad <mode = \"reflect\"> (x, half)\n}");
+  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+  // The Gathers of data (not of the shape or the pads): their axes.
+  auto data_gathers = [](const Graph& g) {
+    std::vector<int64_t> axes;
+    for (const auto& n : g.nodes())
+      if (n->op_type() == "Gather" && n->input(0)->type.dtype == DType::kFloat32) axes.push_back(n->GetInt("axis", 0));
+    return axes;
+  };
+  EXPECT_EQ(data_gathers(**imported), (std::vector<int64_t>{0, 1, 2}));
+  Module m;
+  m.programs.push_back(PlanProgram{"main", std::move(*imported)});
+  StatusOr<bool> ran = CreatePass(PassId::kFoldConstants)->Run(m, PassContext{});
+  ASSERT_TRUE(ran.ok()) << ran.status().ToString();
+  EXPECT_EQ(data_gathers(*m.programs[0].graph), (std::vector<int64_t>{1, 2}));
+  const Value* y = m.programs[0].graph->FindValue("y");
+  ASSERT_TRUE(y && y->producer());
+  EXPECT_EQ(y->producer()->op_type(), "Gather");
+}
+
+TEST(DecomposeOps, BadIndexedPadsNameTheNode) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"(float[2,3] x, int64[1] axes) => (float[2,5] y) <int64[2] pads = {1, 1}> {\n"
+       "  y = Pad <mode = \"reflect\"> (x, pads, , axes)\n}",
+       "its 'axes' input 'axes' is not a constant"},
+      {"(float[2,3] x) => (float[2,5] y) <int64[3] pads = {0, 1, 1}> {\n  y = Pad <mode = \"edge\"> (x, pads)\n}",
+       "3 pads for 2 axes"},
+      {"(float[2,3] x) => (float[2,1] y) <int64[4] pads = {0, -3, 0, 1}> {\n  y = Pad <mode = \"wrap\"> (x, pads)\n}",
+       "keeps no element"},
+      {"(float[2,3] x) => (float[2,5] y) <int64[2] pads = {1, 1}, int64[1] axes = {2}> {\n"
+       "  y = Pad <mode = \"edge\"> (x, pads, , axes)\n}",
+       "axis 2 is out of range"},
+  };
+  for (const auto& [graph, want] : cases) {
+    SCOPED_TRACE(graph);
+    StatusOr<std::unique_ptr<Graph>> g = ImportText("<ir_version: 10, opset_import: [\"\" : 19]>\ng " + graph);
+    ASSERT_FALSE(g.ok());
+    EXPECT_NE(g.status().message().find("(Pad, mode '"), std::string::npos) << g.status().ToString();
     EXPECT_NE(g.status().message().find(want), std::string::npos) << g.status().ToString();
   }
 }

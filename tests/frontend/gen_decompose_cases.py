@@ -1,7 +1,7 @@
 #!/opt/torchenv/bin/python
-"""Writes data/decompose_cases.json for decompose_ops_test: PRelu, DepthToSpace and SpaceToDepth
-models with PyTorch's (torch 2.15) forward values and gradients, which dscompile computes through
-its import-time decompositions (frontend/decompose_ops.h).
+"""Writes data/decompose_cases.json for decompose_ops_test: PRelu, DepthToSpace, SpaceToDepth and
+Pad (reflect, edge, wrap) models with PyTorch's (torch 2.15) forward values and gradients, which
+dscompile computes through its import-time decompositions (frontend/decompose_ops.h).
 
     /opt/torchenv/bin/python tests/frontend/gen_decompose_cases.py
 
@@ -9,7 +9,10 @@ Each case: an ONNX text model whose float initializers are the inputs, a weight 
 test differentiates loss = sum(y * R)), and the expected output and gradient of every initializer.
 References: torch.prelu and F.pixel_shuffle / F.pixel_unshuffle with autograd, in float64 from
 float32 data; DepthToSpace DCR and SpaceToDepth (no torch op) as the ONNX spec's reshape/transpose in
-torch, checked here against onnx.reference.
+torch, checked here against onnx.reference. Pad: F.pad's reflect/replicate/circular where torch
+has the case; otherwise (pads past the edge, negative pads, a size-1 axis) index_select along each
+axis by numpy.pad's own map of the source positions (np.pad(arange(n), mode)), checked against
+onnx.reference.
 """
 import json
 import os
@@ -29,15 +32,17 @@ def text_tensor(name, a):
     return "float[%s] %s = {%s}" % (",".join(str(d) for d in a.shape), name, vals)
 
 
-def add(name, opset, node, inits, fn, out_shape, check_onnx=False):
-    """inits: {name: float32 array}; fn(*torch tensors) -> y."""
+def add(name, opset, node, inits, fn, out_shape, check_onnx=False, consts=()):
+    """inits: {name: float32 array}; fn(*torch tensors) -> y; consts: more (untrained) initializers
+    in the text form."""
     ts = {k: torch.tensor(v.astype(np.float64), requires_grad=True) for k, v in inits.items()}
     y = fn(*ts.values())
     r = rng.uniform(-1, 1, size=y.shape).astype(np.float32)
     (y * torch.from_numpy(r.astype(np.float64))).sum().backward()
-    text = ("<ir_version: %d, opset_import: [\"\" : %d]>\ng () => (float[%s] y) <%s> {\n  y = %s\n}"
+    body = node if "\n" in node else "y = " + node  # several lines: the whole body, which writes y
+    text = ("<ir_version: %d, opset_import: [\"\" : %d]>\ng () => (float[%s] y) <%s> {\n  %s\n}"
             % (10 if opset >= 20 else 8, opset, ",".join(str(d) for d in out_shape),
-               ", ".join(text_tensor(k, v) for k, v in inits.items()), node))
+               ", ".join([text_tensor(k, v) for k, v in inits.items()] + list(consts)), body))
     if check_onnx:
         m = onnx.parser.parse_model(text)
         (ref,) = onnx.reference.ReferenceEvaluator(m).run(None, {})
@@ -88,6 +93,78 @@ add("space_to_depth", 17, "SpaceToDepth <blocksize = 2> (x)", {"x": x}, lambda x
     check_onnx=True)
 # nn.PixelUnshuffle is not SpaceToDepth (channel-major blocks): exporters write it as Reshape/Transpose.
 assert not torch.equal(F.pixel_unshuffle(torch.from_numpy(x), 2), s2d(torch.from_numpy(x), 2))
+
+# ---- Pad in modes reflect / edge / wrap ----
+NP_MODE = {"reflect": "reflect", "edge": "edge", "wrap": "wrap"}
+
+
+def np_pad_fn(mode, pads):
+    """torch function padding like numpy.pad (ONNX's definition), negative pads cropping first."""
+    def fn(x):
+        r = x.dim()
+        for a in range(r):
+            b, e = pads[a], pads[a + r]
+            n = x.shape[a]
+            src = np.arange(n)
+            src = src[max(-b, 0):n - max(-e, 0)]
+            src = np.pad(src, (max(b, 0), max(e, 0)), mode=NP_MODE[mode])
+            x = torch.index_select(x, a, torch.from_numpy(src.astype(np.int64)))
+        return x
+    return fn
+
+
+def pads_text(p):
+    return "int64[%d] pads = {%s}" % (len(p), ", ".join(str(v) for v in p))
+
+
+def add_pad(name, opset, mode, shape, pads, fn=None, axes=None, computed=False):
+    x = rng.uniform(-1, 1, size=shape).astype(np.float32)
+    full = list(pads)
+    if axes is not None:  # pads for the listed axes only
+        full = [0] * (2 * len(shape))
+        k = len(axes)
+        for i, a in enumerate(axes):
+            full[a % len(shape)] = pads[i]
+            full[a % len(shape) + len(shape)] = pads[i + k]
+    ref = np_pad_fn(mode, full)
+    out_shape = ref(torch.from_numpy(x)).shape
+    if fn is not None:  # torch's own padding agrees with numpy's map
+        assert torch.equal(fn(torch.from_numpy(x)), ref(torch.from_numpy(x))), name
+    extra = {}
+    if axes is not None:
+        node = 'Pad <mode = "%s"> (x, pads, , axes)' % mode
+    elif computed:  # pads computed in the graph (as the legacy exporter's chain): found only at folding
+        node = 'twice = Add (pads, pads)\n  half = Div (twice, two)\n  y = Pad <mode = "%s"> (x, half)' % mode
+    else:
+        node = 'Pad <mode = "%s"> (x, pads)' % mode
+    consts = [pads_text(pads)]
+    if computed:
+        consts.append("int64[1] two = {2}")
+    if axes is not None:
+        consts.append("int64[%d] axes = {%s}" % (len(axes), ", ".join(str(v) for v in axes)))
+    # onnx.reference pads with numpy, which refuses negative pads
+    add(name, opset, node, {"x": x}, fn or ref, out_shape, check_onnx=min(pads) >= 0, consts=consts)
+
+
+add_pad("pad_reflect_conv1d", 20, "reflect", (2, 3, 5), [0, 0, 2, 0, 0, 1],
+        fn=lambda x: F.pad(x, (2, 1), mode="reflect"))
+add_pad("pad_edge_2d", 18, "edge", (1, 2, 4, 3), [0, 0, 1, 2, 0, 0, 3, 1],
+        fn=lambda x: F.pad(x, (2, 1, 1, 3), mode="replicate"))
+add_pad("pad_wrap_axes", 19, "wrap", (2, 3, 4), [1, 2], axes=[-1],
+        fn=lambda x: F.pad(x, (1, 2), mode="circular"))
+add_pad("pad_reflect_3d", 20, "reflect", (1, 1, 3, 4, 3), [0, 0, 1, 2, 1, 0, 0, 2, 1, 2],
+        fn=lambda x: F.pad(x, (1, 2, 2, 1, 1, 2), mode="reflect"))
+# Past torch's limits, as ONNX (numpy) defines them: reflection repeating past the far edge, edge and
+# reflect on a size-1 axis, negative pads cropping (first, as torch), wrap around more than once, pads
+# computed in the graph.
+add_pad("pad_reflect_past_edge", 13, "reflect", (2, 3), [0, 7, 0, 5])
+add_pad("pad_size1_axis", 20, "reflect", (1, 3), [2, 0, 1, 1])
+add_pad("pad_edge_negative", 18, "edge", (1, 3, 5), [0, -1, 2, 0, 1, -2], fn=lambda x: F.pad(x, (2, -2, -1, 1), mode="replicate"))
+add_pad("pad_wrap_negative", 19, "wrap", (2, 6), [0, -2, 0, 3], fn=lambda x: F.pad(x, (-2, 3), mode="circular"))
+add_pad("pad_wrap_twice", 19, "wrap", (2, 3), [0, 4, 1, 7])
+add_pad("pad_reflect_computed", 17, "reflect", (2, 3, 4), [0, 0, 2, 0, 1, 3], computed=True,
+        fn=lambda x: F.pad(x, (2, 3, 0, 1), mode="reflect"))
+add_pad("pad_wrap_computed_negative", 19, "wrap", (2, 6), [1, -2, 0, 3], computed=True)
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "decompose_cases.json")
 with open(out, "w") as f:
