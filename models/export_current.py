@@ -533,6 +533,32 @@ def data_image8(n, seed):
     return {"pixel_values": d["x"], "labels": d["y"]}
 
 
+class PadModes(nn.Module):
+    """Non-zero padding as users write it: Conv2d padding_mode reflect / replicate / circular,
+    nn.ReflectionPad2d, and F.pad replicate / circular on a sequence before a Conv1d(padding_mode=
+    "reflect") (ONNX Pad in modes reflect, edge and wrap; the legacy exporter computes its pads and
+    writes circular as Slice/Concat)."""
+
+    def __init__(self, chans=3, width=6, n_cls=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(chans, width, 3, padding=1, padding_mode="reflect")
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1, padding_mode="replicate")
+        self.conv3 = nn.Conv2d(width, width, 3, padding=1, padding_mode="circular")
+        self.pad = nn.ReflectionPad2d((2, 1, 1, 2))
+        self.conv4 = nn.Conv2d(width, width, 4)
+        self.conv5 = nn.Conv1d(width, width, 5, padding=2, padding_mode="reflect")
+        self.head = nn.Linear(width, n_cls)
+
+    def forward(self, pixel_values, labels):
+        h = F.gelu(self.conv1(pixel_values))
+        h = F.gelu(self.conv2(h)) + h
+        h = F.gelu(self.conv3(h))
+        h = F.gelu(self.conv4(self.pad(h)))                          # (B, w, 8, 8)
+        s = F.pad(h.flatten(2), (3, 1), mode="replicate")             # (B, w, 68)
+        s = F.pad(F.gelu(self.conv5(s)), (1, 2), mode="circular")
+        return F.cross_entropy(self.head(s.mean(-1)), labels)
+
+
 def data_audio(n, seed):
     """Noisy sine waves; the class sets the frequency."""
     rs = np.random.RandomState(seed)
@@ -627,6 +653,8 @@ MODELS = collections.OrderedDict([
     ("olmoe", (build_olmoe, data_lm, 64, dict(COMPACT, modes=("helper",)))),
     # nn.PReLU (per-channel and single slope), nn.CELU, nn.PixelShuffle (DepthToSpace) and PixelUnshuffle
     ("superres", (TinySuperRes, data_image8, 62, COMPACT)),
+    # Pad in modes reflect / edge / wrap (imported as Gathers); the legacy file computes its pads
+    ("pad_modes", (PadModes, data_image8, 65, dict(COMPACT, modes=("dynamo_default", "helper", "legacy17")))),
 ])
 
 
