@@ -429,6 +429,32 @@ def build_swin():
     return ImageClsLoss(T.SwinForImageClassification(cfg))
 
 
+class PixArtLoss(nn.Module):
+    """diffusers' PixArt-alpha transformer (patch embedding, adaLN-single timestep modulation, cross
+    attention to a caption, unpatchify by einsum) trained as a denoiser: MSE to a target. It ends
+    with squeeze(1) on its 16-wide patch axis, a no-op torch's exporter writes as an ONNX Squeeze."""
+
+    def __init__(self):
+        super().__init__()
+        import diffusers  # only this model needs it
+        self.m = diffusers.PixArtTransformer2DModel(
+            num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=4, num_layers=2,
+            cross_attention_dim=16, sample_size=8, patch_size=2, caption_channels=24, norm_num_groups=4)
+
+    def forward(self, sample, timestep, encoder_hidden_states, target):
+        out = self.m(sample, encoder_hidden_states=encoder_hidden_states, timestep=timestep,
+                     added_cond_kwargs={"resolution": None, "aspect_ratio": None}, return_dict=False)[0]
+        return F.mse_loss(out, target)
+
+
+def data_latent(n, seed):
+    rs = np.random.RandomState(seed)
+    sample = rs.standard_normal((n, 4, 8, 8)).astype(np.float32)
+    return {"sample": sample, "timestep": rs.randint(0, 1000, size=n).astype(np.int64),
+            "encoder_hidden_states": rs.standard_normal((n, 6, 24)).astype(np.float32),
+            "target": (0.5 * sample + 0.3 * rs.standard_normal(sample.shape)).astype(np.float32)}
+
+
 class TinyUNet(nn.Module):
     """A 2-level encoder/decoder: F.interpolate nearest (scale_factor 2) and bilinear (size), a skip
     connection concatenated after the upsampling, then a per-image class from the decoded 12x12 map."""
@@ -655,6 +681,9 @@ MODELS = collections.OrderedDict([
     ("superres", (TinySuperRes, data_image8, 62, COMPACT)),
     # Pad in modes reflect / edge / wrap (imported as Gathers); the legacy file computes its pads
     ("pad_modes", (PadModes, data_image8, 65, dict(COMPACT, modes=("dynamo_default", "helper", "legacy17")))),
+    # diffusers' PixArt (a diffusion transformer): the helper's file only, as dynamo_default merges
+    # its parameters; torch.squeeze on a dim that is not 1 (frontend/torch_squeeze.h)
+    ("pixart", (PixArtLoss, data_latent, 66, dict(COMPACT, modes=("helper",)))),
 ])
 
 
