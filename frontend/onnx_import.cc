@@ -11,7 +11,7 @@
 #include "frontend/supported_ops.h"
 #include "frontend/torch_detach.h"
 #include "frontend/torch_max_dim.h"
-#include "frontend/torch_squeeze.h"
+#include "frontend/torch_shape_ops.h"
 #include "frontend/torch_node_metadata.h"
 #include "frontend/torch_parameters.h"
 #include "ir/node_checks.h"
@@ -163,7 +163,7 @@ Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, const Cu
   RETURN_IF_ERROR(RestoreCrossEntropy(&model));
   RETURN_IF_ERROR(RestoreDetach(&model));
   RETURN_IF_ERROR(MaxDimAsGatherAtArgMax(&model));
-  RETURN_IF_ERROR(SqueezeAsTorchDoes(&model, options.dims));
+  RETURN_IF_ERROR(ShapeOpsAsTorchDoes(&model, options.dims));
   RETURN_IF_ERROR(FoldSequenceOps(&model, &held));
   RETURN_IF_ERROR(DecomposeOps(&model, options.dims));
   ASSIGN_OR_RETURN(*out, GraphFromOnnxReleasingWeights(&model, &held));  // inline data: one copy, not two
