@@ -682,7 +682,7 @@ MODELS = collections.OrderedDict([
     # Pad in modes reflect / edge / wrap (imported as Gathers); the legacy file computes its pads
     ("pad_modes", (PadModes, data_image8, 65, dict(COMPACT, modes=("dynamo_default", "helper", "legacy17")))),
     # diffusers' PixArt (a diffusion transformer): the helper's file only, as dynamo_default merges
-    # its parameters; torch.squeeze on a dim that is not 1 (frontend/torch_squeeze.h)
+    # its parameters; torch.squeeze on a dim that is not 1 (frontend/torch_shape_ops.h)
     ("pixart", (PixArtLoss, data_latent, 66, dict(COMPACT, modes=("helper",)))),
 ])
 
