@@ -1,5 +1,5 @@
 // Gradient builders of the indexing ops (GatherElements, GatherND, ScatterElements, ScatterND, TopK) and
-// Einsum. Index inputs never get a gradient; scatters are differentiable for reduction none/add.
+// Einsum. Index inputs never get a gradient; scatters are differentiable for reduction none/add/max/min.
 #include <algorithm>
 
 #include "ir/dsc_ops.h"
@@ -34,14 +34,36 @@ Status BuildGatherNDGrad(B& b) {
   return Status::OK();
 }
 
-// ScatterElements / ScatterND: Y = data with updates written (none) or added (add) at the indices.
-// none: dData = dY with the written positions zeroed, dUpdates = dY read back at them;
-// add:  dData = dY, dUpdates the same read. mul/max/min depend on the values: refused.
+// ScatterElements / ScatterND: Y = data with updates written (none), added (add) or reduced by max/min
+// at the indices. none: dData = dY with the written positions zeroed, dUpdates = dY read back at
+// them; add: dData = dY, dUpdates the same read. max/min: ties share dY evenly, as in
+// torch.scatter_reduce's amax/amin backward: with V = Y read back at the indices, S = (data == Y),
+// U = (updates == V) and N = S with U scatter-added, dData = S * dY / N, dUpdates = U * (dY / N) read
+// back. mul is refused.
+Status BuildScatterMaxMinGrad(B& b, const char* gather_op, const Attrs& attrs) {
+  const TensorType& data_t = b.X(0)->type;
+  const TensorType& upd_t = b.X(2)->type;
+  auto equal = [&](Value* a, Value* c, const TensorType& t) {
+    return b.Cast(b.Emit("Equal", {a, c}, B::TypeOf(DType::kBool, B::Dims(a))), t.dtype);
+  };
+  Value* read_back = b.Emit(gather_op, {b.Y(0), b.X(1)}, upd_t, attrs);
+  Value* self_is = equal(b.X(0), b.Y(0), data_t);
+  Value* update_is = equal(b.X(2), read_back, upd_t);
+  Attrs add = attrs;
+  add["reduction"] = std::string("add");
+  Value* count = b.Emit(b.node().op_type(), {self_is, b.X(1), update_is}, data_t, add);
+  Value* shared = b.Div(b.dY(0), count);  // every position counts Y itself: N >= 1
+  if (b.NeedsGrad(0)) b.SetGrad(0, b.Mul(self_is, shared));
+  if (b.NeedsGrad(2)) b.SetGrad(2, b.Mul(update_is, b.Emit(gather_op, {shared, b.X(1)}, upd_t, attrs)));
+  return Status::OK();
+}
+
 Status BuildScatterGrad(B& b, const char* gather_op, Attrs attrs) {
   const std::string reduction = b.node().GetString("reduction", "none");
+  if (reduction == "max" || reduction == "min") return BuildScatterMaxMinGrad(b, gather_op, attrs);
   if (reduction != "none" && reduction != "add")
     return b.Unsupported("the gradient of " + b.node().op_type() + " with reduction '" + reduction +
-                         "' (only 'none' and 'add' are differentiable here)");
+                         "' (only 'none', 'add', 'max' and 'min' are differentiable here)");
   if (b.NeedsGrad(0)) {
     if (reduction == "add") {
       b.SetGrad(0, b.dY(0));

@@ -263,8 +263,11 @@ def run_node(op, a, x):
         idx = x[1].long() % x[0].shape[axis]
         if op == "GatherElements":
             return [torch.gather(x[0], axis, idx)]
-        if a.get("reduction", "none") == "add":
+        reduction = a.get("reduction", "none")
+        if reduction == "add":
             return [x[0].scatter_add(axis, idx, x[2])]
+        if reduction in ("max", "min"):
+            return [x[0].scatter_reduce(axis, idx, x[2], reduce="a" + reduction, include_self=True)]
         return [x[0].scatter(axis, idx, x[2])]
     if op == "GatherND":
         b = a.get("batch_dims", 0)
