@@ -4,6 +4,7 @@
 #include "frontend/decompose_ops.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "onnx/defs/schema.h"
@@ -90,6 +91,21 @@ bool IsSupportedOp(const std::string& domain, const std::string& op_type) {
   return ComputeOps().count(op_type) > 0 || ShapeOps().count(op_type) > 0;
 }
 
+// Why an op that exporters write cannot be compiled, where there is one reason to give.
+const char* UnsupportedReason(const std::string& op_type) {
+  static const std::map<std::string, const char*> reasons = {
+      {"NonZero",
+       "its output's shape depends on the data (torch.nonzero, x[mask], one-argument torch.where; PyG's "
+       "add_remaining_self_loops); plans have static shapes: compute with masks instead (torch.where(cond, a, b), "
+       "masked_fill), e.g. GCNConv(add_self_loops=False) with the self loops in the input edges"},
+      {"Unique", "its output's shape depends on the data (torch.unique); plans have static shapes"},
+      {"Compress", "its output's shape depends on the data (torch.masked_select); plans have static shapes"},
+      {"NonMaxSuppression", "its output's shape depends on the data (torchvision.ops.nms); plans have static shapes"},
+  };
+  auto it = reasons.find(op_type);
+  return it == reasons.end() ? nullptr : it->second;
+}
+
 Status CheckSupportedOps(const Graph& g) {
   std::string list;
   int count = 0;
@@ -99,11 +115,12 @@ Status CheckSupportedOps(const Graph& g) {
     auto it = g.opsets.find(n->domain());
     int64_t opset = it == g.opsets.end() ? 0 : it->second;
     list += StrCat("\n  ", n->Describe(), ", opset ", opset);
+    if (const char* why = n->domain().empty() ? UnsupportedReason(n->op_type()) : nullptr) list += StrCat(": ", why);
     custom |= !n->domain().empty();
     ++count;
   }
   if (count == 0) return Status::OK();
-  return Unimplemented(count, " node", count == 1 ? "" : "s", " use unsupported operators:", list,
+  return Unimplemented(count, count == 1 ? " node uses" : " nodes use", " unsupported operators:", list,
                        custom ? "\nOps of other domains (e.g. com.microsoft) come from a runtime's graph optimizer "
                                 "(onnxruntime's transformers optimizer): compile the file torch.onnx.export wrote."
                               : "",
