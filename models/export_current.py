@@ -455,6 +455,36 @@ def data_latent(n, seed):
             "target": (0.5 * sample + 0.3 * rs.standard_normal(sample.shape)).astype(np.float32)}
 
 
+GRAPH_NODES, GRAPH_EDGES, GRAPH_FEATURES = 12, 30, 8
+
+
+class GraphSAGE(nn.Module):
+    """PyTorch Geometric's SAGEConv with mean then max neighbour aggregation over a batch of random
+    12-node graphs (edge lists offset into one block-diagonal graph), classifying every node. PyG's
+    max aggregation is scatter_reduce amax with include_self=False (ONNX ScatterElements min then max)."""
+
+    def __init__(self, n_cls=3):
+        super().__init__()
+        import torch_geometric.nn as G  # only this model needs it
+        self.conv1 = G.SAGEConv(GRAPH_FEATURES, 16, aggr="mean")
+        self.conv2 = G.SAGEConv(16, n_cls, aggr="max")
+
+    def forward(self, x, edge_index, labels):
+        batch = x.shape[0]
+        offset = (torch.arange(batch) * GRAPH_NODES).view(batch, 1, 1)
+        edges = (edge_index + offset).permute(1, 0, 2).reshape(2, -1)
+        h = F.elu(self.conv1(x.reshape(batch * GRAPH_NODES, GRAPH_FEATURES), edges))
+        return F.cross_entropy(self.conv2(h, edges), labels.reshape(-1))
+
+
+def data_graph(n, seed):
+    rs = np.random.RandomState(seed)
+    x = rs.standard_normal((n, GRAPH_NODES, GRAPH_FEATURES)).astype(np.float32)
+    edges = rs.randint(0, GRAPH_NODES, size=(n, 2, GRAPH_EDGES)).astype(np.int64)
+    labels = (x[:, :, 0] > 0).astype(np.int64) + (x[:, :, 1] > 0.5).astype(np.int64)
+    return {"x": x, "edge_index": edges, "labels": labels}
+
+
 class TinyUNet(nn.Module):
     """A 2-level encoder/decoder: F.interpolate nearest (scale_factor 2) and bilinear (size), a skip
     connection concatenated after the upsampling, then a per-image class from the decoded 12x12 map."""
@@ -684,6 +714,8 @@ MODELS = collections.OrderedDict([
     # diffusers' PixArt (a diffusion transformer): the helper's file only, as dynamo_default merges
     # its parameters; torch.squeeze on a dim that is not 1 (frontend/torch_shape_ops.h)
     ("pixart", (PixArtLoss, data_latent, 66, dict(COMPACT, modes=("helper",)))),
+    # PyTorch Geometric's GraphSAGE: mean and max neighbour aggregation (ScatterElements add / min / max)
+    ("graph_sage", (GraphSAGE, data_graph, 67, COMPACT)),
 ])
 
 
