@@ -1,6 +1,7 @@
 // torch's embedding_bag Loop rewritten as a gather and a segment reduction (see torch_embedding_bag.h).
 #include "frontend/torch_embedding_bag.h"
 
+#include <algorithm>
 #include <functional>
 #include <limits>
 #include <map>
@@ -85,7 +86,10 @@ std::optional<std::string> ValueOf(const std::string& arg, const Names& names) {
   return std::nullopt;
 }
 
-Status ReadBag(const onnx::NodeProto& n, const Call& call, const Names& names, Bag* bag) {
+// Resolves argument i (0 weight, 1 indices, 2 offsets, 6 per_sample_weights) written `text` to a value.
+using Resolver = std::function<std::optional<std::string>(size_t i, const std::string& text)>;
+
+Status ReadBag(const onnx::NodeProto& n, const Call& call, const Resolver& resolve, Bag* bag) {
   auto refuse = [&](const std::string& what) {
     return Unimplemented("node '", n.name(), "' (", n.op_type(), ", torch's ", call.target, "): ", what);
   };
@@ -95,8 +99,9 @@ Status ReadBag(const onnx::NodeProto& n, const Call& call, const Names& names, B
   auto tensor = [&](size_t i, const char* what, std::string* out) -> Status {
     const std::string text = arg(i, "None");
     if (text == "None") return Status::OK();
-    std::optional<std::string> v = ValueOf(text, names);
-    if (!v) return refuse(std::string(what) + " is " + text + ", which names no value of the file");
+    std::optional<std::string> v = resolve(i, text);
+    if (!v) return refuse(std::string(what) + " is " + text + ", which names no value of the file, and the "
+                          "exporter's nodes around the loop do not show which value it is");
     *out = *v;
     return Status::OK();
   };
@@ -148,6 +153,47 @@ void Reads(const onnx::NodeProto& n, std::set<std::string>* out) {
     for (const onnx::GraphProto* g : graphs)
       for (const auto& sub : g->node()) Reads(sub, out);
   }
+}
+
+// The call's tensor arguments as torchlib's nodes read them, for a file whose optimizer merged an
+// argument into an equal value of another name (two EmbeddingBags over the same ids): among the
+// embedding_bag nodes the result depends on (`deps`), the rows are Gather(weight, indices) (after a
+// Reshape(indices, [-1]) when there is no padding_idx), per_sample_weights are Unsqueeze'd into the
+// Mul of the rows, and offsets are what Concat / ScatterElements / Size read besides the indices.
+struct Roles {
+  std::optional<std::string> weight, indices, offsets, per_sample_weights;
+};
+
+Roles RolesOf(const std::vector<const onnx::NodeProto*>& deps, const std::map<std::string, const onnx::NodeProto*>& made) {
+  Roles r;
+  std::set<std::string> defined;
+  for (const onnx::NodeProto* n : deps)
+    for (const auto& o : n->output()) defined.insert(o);
+  auto external = [&](const std::string& v) { return !v.empty() && !defined.count(v); };
+  const onnx::NodeProto* gather = nullptr;
+  for (const onnx::NodeProto* n : deps)
+    if (n->op_type() == "Gather" && n->input_size() == 2 && external(n->input(0))) {
+      if (gather) return Roles{};  // two tables: not one call's nodes
+      gather = n;
+    }
+  if (!gather) return r;
+  r.weight = gather->input(0);
+  std::string idx = gather->input(1);
+  if (auto p = made.find(idx); !external(idx) && p != made.end() && p->second->op_type() == "Reshape")
+    idx = p->second->input(0);
+  if (!external(idx)) return r;
+  r.indices = idx;
+  std::set<std::string> offsets, weights;
+  for (const onnx::NodeProto* n : deps) {
+    const std::string& op = n->op_type();
+    if ((op == "Concat" || op == "ScatterElements" || op == "Size") && n->input_size() > 0 && external(n->input(0)) &&
+        n->input(0) != idx)
+      offsets.insert(n->input(0));
+    if (op == "Unsqueeze" && n->input_size() > 0 && external(n->input(0))) weights.insert(n->input(0));
+  }
+  if (offsets.size() == 1) r.offsets = *offsets.begin();
+  if (weights.size() == 1) r.per_sample_weights = *weights.begin();
+  return r;
 }
 
 onnx::TensorProto* ValueAttr(ProtoRewriter& r, int32_t type) {
@@ -308,17 +354,15 @@ Status EmbeddingBagAsSegmentReduction(onnx::ModelProto* model) {
       if (!o.empty()) producer[o] = i;
 
   std::set<int> dropped;                           // positions whose node is removed
+  std::set<int> every;                             // the nodes of every cluster
   std::map<int, std::vector<onnx::NodeProto>> at;  // position -> the nodes that replace it
+  std::map<std::string, const onnx::NodeProto*> made;
+  for (const auto& n : g->node())
+    for (const auto& o : n.output()) made[o] = &n;
   for (const std::string& fx : order) {
     const std::set<int> cluster(clusters[fx].begin(), clusters[fx].end());
+    every.insert(cluster.begin(), cluster.end());
     const onnx::NodeProto& first = g->node(*cluster.begin());
-    // The arguments' values must come from outside the cluster (values it defines are its own).
-    Names outside = names;
-    for (int i = 0; i < g->node_size(); ++i)
-      if (!cluster.count(i))
-        for (const auto& o : g->node(i).output()) outside.values.insert(o);
-    Bag bag;
-    RETURN_IF_ERROR(ReadBag(first, *EmbeddingBagCall(first), outside, &bag));
 
     // What the rest of the graph reads of the cluster.
     std::set<std::string> read_outside;
@@ -344,34 +388,69 @@ Status EmbeddingBagAsSegmentReduction(onnx::ModelProto* model) {
     if (!result)
       return Unimplemented("node '", first.name(), "' (", first.op_type(), "): torch's embedding_bag cluster ",
                            "has no ConcatFromSequence of its bags that the graph reads");
+
+    // The embedding_bag nodes the result depends on (the exporter's optimizer may have merged some
+    // into another call's equal nodes), for the arguments it renamed.
+    std::vector<const onnx::NodeProto*> deps;
+    std::set<std::string> seen;
+    std::vector<std::string> todo;
+    Reads(g->node(*result), &seen);
+    todo.assign(seen.begin(), seen.end());
+    while (!todo.empty()) {
+      const std::string v = todo.back();
+      todo.pop_back();
+      auto p = made.find(v);
+      if (p == made.end() || !EmbeddingBagCall(*p->second)) continue;
+      if (std::find(deps.begin(), deps.end(), p->second) != deps.end()) continue;
+      deps.push_back(p->second);
+      std::set<std::string> reads;
+      Reads(*p->second, &reads);
+      for (const auto& r : reads)
+        if (seen.insert(r).second) todo.push_back(r);
+    }
+    const Roles roles = RolesOf(deps, made);
+    Names outside = names;  // the arguments come from outside the cluster (values it defines are its own)
+    for (int i = 0; i < g->node_size(); ++i)
+      if (!cluster.count(i))
+        for (const auto& o : g->node(i).output()) outside.values.insert(o);
+    const Resolver resolve = [&](size_t i, const std::string& text) -> std::optional<std::string> {
+      if (std::optional<std::string> v = ValueOf(text, outside)) return v;
+      switch (i) {
+        case 0: return roles.weight;
+        case 1: return roles.indices;
+        case 2: return roles.offsets;
+        case 6: return roles.per_sample_weights;
+        default: return std::nullopt;
+      }
+    };
+    Bag bag;
+    RETURN_IF_ERROR(ReadBag(first, *EmbeddingBagCall(first), resolve, &bag));
     SegmentReduce(g->node(*result), bag, opset, g->node(*result).output(0), &at[*result]);
     dropped.insert(*result);
+  }
 
-    // The cluster's nodes, and nodes outside it reading only what it alone feeds, once nothing reads them.
-    bool again = true;
-    while (again) {
-      again = false;
-      std::set<std::string> read;
-      for (int i = 0; i < g->node_size(); ++i)
-        if (!dropped.count(i)) Reads(g->node(i), &read);
-      for (const auto& [i, nodes] : at)
-        for (const auto& n : nodes) Reads(n, &read);
-      for (const auto& o : g->output()) read.insert(o.name());
-      for (int i = 0; i < g->node_size(); ++i) {
-        if (dropped.count(i)) continue;
-        const onnx::NodeProto& n = g->node(i);
-        bool unread = true;
-        for (const auto& o : n.output()) unread &= o.empty() || !read.count(o);
-        if (!unread) continue;
-        bool feeds_on_cluster = cluster.count(i) > 0;
-        for (const auto& in : n.input()) {
-          auto p = producer.find(in);
-          feeds_on_cluster |= p != producer.end() && cluster.count(p->second);
-        }
-        if (!feeds_on_cluster) continue;
-        dropped.insert(i);
-        again = true;
-      }
+  // The clusters' nodes, and nodes reading what they feed, once nothing reads them.
+  std::set<std::string> fed;
+  for (int i : every)
+    for (const auto& o : g->node(i).output()) fed.insert(o);
+  for (bool again = true; again;) {
+    again = false;
+    std::set<std::string> read;
+    for (int i = 0; i < g->node_size(); ++i)
+      if (!dropped.count(i)) Reads(g->node(i), &read);
+    for (const auto& [i, nodes] : at)
+      for (const auto& n : nodes) Reads(n, &read);
+    for (const auto& o : g->output()) read.insert(o.name());
+    for (int i = 0; i < g->node_size(); ++i) {
+      if (dropped.count(i)) continue;
+      const onnx::NodeProto& n = g->node(i);
+      bool unread = true, feeds_on_cluster = every.count(i) > 0;
+      for (const auto& o : n.output()) unread &= o.empty() || !read.count(o);
+      for (const auto& in : n.input()) feeds_on_cluster |= fed.count(in) > 0;
+      if (!unread || !feeds_on_cluster) continue;
+      dropped.insert(i);
+      for (const auto& o : n.output()) fed.insert(o);
+      again = true;
     }
   }
 
