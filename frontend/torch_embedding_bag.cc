@@ -2,6 +2,7 @@
 #include "frontend/torch_embedding_bag.h"
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <map>
@@ -50,6 +51,8 @@ struct Bag {
   int64_t mode = 0;                                           // 0 sum, 1 mean, 2 max
   bool include_last_offset = false;
   std::optional<int64_t> padding_idx;
+  // The legacy exporter's form: bag b is [offsets[b], ends[b]) for b < count (a scalar).
+  std::string ends, count;
 };
 
 std::optional<int64_t> IntLiteral(const std::string& s) {
@@ -218,7 +221,9 @@ void SegmentReduce(const onnx::NodeProto& node, const Bag& bag, int64_t opset, c
 
   // Bag b starts at O[b]: positions [0, N) counted past the starts at or before them.
   std::string starts = bag.offsets;
-  if (bag.include_last_offset) starts = r.Add("Slice", {bag.offsets, r.Ints({0}), r.Ints({-1}), r.Ints({0})});
+  const std::string count1 = bag.count.empty() ? "" : r.Add("Reshape", {bag.count, r.Ints({1})});
+  if (!bag.count.empty()) starts = r.Add("Slice", {bag.offsets, r.Ints({0}), count1, r.Ints({0})});
+  else if (bag.include_last_offset) starts = r.Add("Slice", {bag.offsets, r.Ints({0}), r.Ints({-1}), r.Ints({0})});
   const std::string b1 = r.Add("Shape", {starts});  // [1]: B
   const std::string marks0 = r.Add("ConstantOfShape", {r.Add("Add", {n1, r.Ints({1})})});
   ValueAttr(r, onnx::TensorProto::INT64)->add_int64_data(0);
@@ -234,11 +239,15 @@ void SegmentReduce(const onnx::NodeProto& node, const Bag& bag, int64_t opset, c
   const std::string seg = r.Add("Sub", {r.Add("Slice", {counted, r.Ints({0}), n1, r.Ints({0})}), r.Ints({1})});
   const std::string seg2 = unsqueeze1(seg);  // [N, 1]: ScatterND's index tuples
 
-  // Positions in no bag: past O[B] (include_last_offset), and those holding padding_idx.
+  // Positions in no bag: past their bag's end (the legacy form), past O[B] (include_last_offset),
+  // and those holding padding_idx.
   std::string valid;
   auto both = [&](const std::string& m) { valid = valid.empty() ? m : r.Add("And", {valid, m}); };
   const std::string pos = r.Add("Range", {r.IntScalar(0), n, r.IntScalar(1)});  // [N]
-  if (bag.include_last_offset)
+  if (!bag.ends.empty()) {
+    const std::string ends = r.Add("Slice", {bag.ends, r.Ints({0}), count1, r.Ints({0})});
+    both(r.Add("Less", {pos, r.Add("Gather", {ends, seg})}));
+  } else if (bag.include_last_offset)
     both(r.Add("Less", {pos, r.Add("Gather", {bag.offsets, r.IntScalar(-1)})}));
   if (bag.padding_idx)
     both(r.Add("Not", {r.Add("Equal", {idx, r.Add("CastLike", {r.IntScalar(*bag.padding_idx), idx})})}));
@@ -294,6 +303,100 @@ void SegmentReduce(const onnx::NodeProto& node, const Bag& bag, int64_t opset, c
   r.Add("Where", {nonempty, picked, zero}, result);
 }
 
+// The legacy exporter's embedding_bag (torch/onnx/symbolic_opset10.py): Loop(M, cond) whose body
+// slices bag i = [S[i], E[i]) of the indices, gathers its rows, scales them by the same slice of the
+// per_sample_weights when given, and reduces them (ReduceSum / ReduceMean / ReduceMax over axis 0) into
+// its one scan output; nothing else is computed. The bags, weight and mode, or nullopt.
+std::optional<Bag> LegacyBag(const onnx::NodeProto& loop, const std::map<std::string, const onnx::TensorProto*>& consts) {
+  if (loop.op_type() != "Loop" || !(loop.domain().empty() || loop.domain() == "ai.onnx") || loop.input_size() != 2 ||
+      loop.input(0).empty() || loop.output_size() != 1)
+    return std::nullopt;
+  const onnx::AttributeProto* body_attr = FindAttr(loop, "body");
+  if (!body_attr || !body_attr->has_g()) return std::nullopt;
+  const onnx::GraphProto& body = body_attr->g();
+  if (body.input_size() != 2 || body.output_size() != 2) return std::nullopt;
+  const std::string& iter = body.input(0).name();
+  std::map<std::string, const onnx::NodeProto*> made;
+  for (const auto& n : body.node())
+    for (const auto& o : n.output()) made[o] = &n;
+  auto node = [&](const std::string& v, const char* op) -> const onnx::NodeProto* {
+    auto it = made.find(v);
+    return it != made.end() && it->second->op_type() == op ? it->second : nullptr;
+  };
+  auto outer = [&](const std::string& v) { return !v.empty() && v != iter && !made.count(v); };
+  // A constant of the body or the main graph holding int64 [want] (an axes input).
+  auto axes_are = [&](const std::string& v, int64_t want) {
+    const onnx::TensorProto* t = nullptr;
+    if (const onnx::NodeProto* c = node(v, "Constant")) {
+      const onnx::AttributeProto* a = FindAttr(*c, "value");
+      t = a && a->has_t() ? &a->t() : nullptr;
+    } else if (auto it = consts.find(v); outer(v) && it != consts.end()) {
+      t = it->second;
+    }
+    if (!t || t->data_type() != onnx::TensorProto::INT64) return false;
+    if (t->int64_data_size() == 1) return t->int64_data(0) == want;
+    int64_t x = 0;
+    if (t->raw_data().size() != sizeof(x)) return false;
+    std::memcpy(&x, t->raw_data().data(), sizeof(x));
+    return x == want;
+  };
+  // Unsqueeze(Gather(X, i), [0]) -> X
+  auto bound = [&](const std::string& v) -> std::optional<std::string> {
+    const onnx::NodeProto* u = node(v, "Unsqueeze");
+    if (!u || u->input_size() != 2 || !axes_are(u->input(1), 0)) return std::nullopt;
+    const onnx::NodeProto* gi = node(u->input(0), "Gather");
+    if (!gi || gi->input_size() != 2 || gi->input(1) != iter || !outer(gi->input(0))) return std::nullopt;
+    return gi->input(0);
+  };
+  // Slice(X, start, end, [0]) of bag i -> (X, S, E)
+  struct Sliced {
+    std::string of, starts, ends;
+  };
+  auto bag_slice = [&](const std::string& v) -> std::optional<Sliced> {
+    const onnx::NodeProto* sl = node(v, "Slice");
+    if (!sl || sl->input_size() < 3 || sl->input_size() > 4 || !outer(sl->input(0))) return std::nullopt;
+    if (sl->input_size() == 4 && !axes_are(sl->input(3), 0)) return std::nullopt;
+    std::optional<std::string> s = bound(sl->input(1)), e = bound(sl->input(2));
+    if (!s || !e) return std::nullopt;
+    return Sliced{sl->input(0), *s, *e};
+  };
+
+  const onnx::NodeProto* reduce = nullptr;
+  if (auto it = made.find(body.output(1).name()); it != made.end()) reduce = it->second;
+  static const std::map<std::string, int64_t> kModes = {{"ReduceSum", 0}, {"ReduceMean", 1}, {"ReduceMax", 2}};
+  if (!reduce || !kModes.count(reduce->op_type())) return std::nullopt;
+  const onnx::AttributeProto* keep = FindAttr(*reduce, "keepdims");
+  const onnx::AttributeProto* axes = FindAttr(*reduce, "axes");
+  const bool over_0 = axes ? axes->ints_size() == 1 && axes->ints(0) == 0
+                           : reduce->input_size() == 2 && axes_are(reduce->input(1), 0);
+  if (!keep || keep->i() != 0 || !over_0) return std::nullopt;
+  Bag bag;
+  bag.mode = kModes.at(reduce->op_type());
+  std::string rows = reduce->input(0);
+  if (const onnx::NodeProto* mul = node(rows, "Mul"); mul && mul->input_size() == 2 && bag.mode == 0) {
+    const onnx::NodeProto* u = node(mul->input(1), "Unsqueeze");
+    if (!u || u->input_size() != 2 || !axes_are(u->input(1), 1)) return std::nullopt;
+    std::optional<Sliced> w = bag_slice(u->input(0));
+    if (!w) return std::nullopt;
+    bag.per_sample_weights = w->of;
+    bag.offsets = w->starts;
+    bag.ends = w->ends;
+    rows = mul->input(0);
+  }
+  const onnx::NodeProto* gather = node(rows, "Gather");
+  const onnx::AttributeProto* gather_axis = gather ? FindAttr(*gather, "axis") : nullptr;
+  if (!gather || gather->input_size() != 2 || !outer(gather->input(0)) || (gather_axis && gather_axis->i() != 0))
+    return std::nullopt;
+  std::optional<Sliced> ids = bag_slice(gather->input(1));
+  if (!ids || (!bag.offsets.empty() && (ids->starts != bag.offsets || ids->ends != bag.ends))) return std::nullopt;
+  bag.weight = gather->input(0);
+  bag.indices = ids->of;
+  bag.offsets = ids->starts;
+  bag.ends = ids->ends;
+  bag.count = loop.input(0);
+  return bag;
+}
+
 // A Loop that slices rows per bag and collects them (torchlib's SequenceInsert, or the legacy
 // exporter's scan output of a ReduceSum/Mean/Max over a Gather of indices sliced per iteration).
 bool LooksLikeBagLoop(const onnx::NodeProto& n) {
@@ -330,17 +433,33 @@ Status EmbeddingBagAsSegmentReduction(onnx::ModelProto* model) {
     if (!clusters.count(fx)) order.push_back(fx);
     clusters[fx].push_back(i);
   }
-  if (clusters.empty()) {
-    for (const auto& n : g->node())
-      if (LooksLikeBagLoop(n))
-        return Unimplemented(
-            "node '", n.name(), "' (Loop) has the shape of torch's per-bag embedding_bag loop (nn.EmbeddingBag, "
-            "F.embedding_bag), which dscompile imports from the dynamo exporter's node metadata "
-            "(pkg.torch.onnx.fx_node), absent here: export with torch.onnx.export(..., dynamo=True) or "
-            "tools/export_for_training.py and keep that metadata");
-    return Status::OK();
+  std::set<int> dropped;                           // positions whose node is removed
+  std::map<int, std::vector<onnx::NodeProto>> at;  // position -> the nodes that replace it
+  std::map<std::string, const onnx::TensorProto*> consts;  // the main graph's constants
+  for (const auto& t : g->initializer()) consts[t.name()] = &t;
+  for (const auto& n : g->node()) {
+    const onnx::AttributeProto* v = n.op_type() == "Constant" ? FindAttr(n, "value") : nullptr;
+    if (v && v->has_t() && n.output_size() == 1) consts[n.output(0)] = &v->t();
   }
-  if (opset < 13) return Unimplemented("torch's embedding_bag in a model of opset ", opset, " (needs 13 or later)");
+  for (int i = 0; i < g->node_size(); ++i) {
+    const onnx::NodeProto& n = g->node(i);
+    if (EmbeddingBagCall(n)) continue;
+    if (std::optional<Bag> bag = LegacyBag(n, consts)) {
+      if (opset < 13) return Unimplemented("node '", n.name(), "' (Loop): torch's embedding_bag in a model of opset ",
+                                           opset, " (dscompile imports it from opset 13)");
+      SegmentReduce(n, *bag, opset, n.output(0), &at[i]);
+      dropped.insert(i);
+    } else if (LooksLikeBagLoop(n)) {
+      return Unimplemented(
+          "node '", n.name(), "' (Loop) has the shape of torch's per-bag embedding_bag loop (nn.EmbeddingBag, "
+          "F.embedding_bag) but not one dscompile reads: the dynamo exporter's form needs its node metadata "
+          "(pkg.torch.onnx.fx_node), absent here; export with torch.onnx.export(..., dynamo=True) or "
+          "tools/export_for_training.py and keep that metadata");
+    }
+  }
+  if (clusters.empty() && at.empty()) return Status::OK();
+  if (!clusters.empty() && opset < 13)
+    return Unimplemented("torch's embedding_bag in a model of opset ", opset, " (dscompile imports it from opset 13)");
 
   Names names;
   for (const auto& v : g->input()) names.values.insert(v.name());
@@ -353,9 +472,7 @@ Status EmbeddingBagAsSegmentReduction(onnx::ModelProto* model) {
     for (const auto& o : g->node(i).output())
       if (!o.empty()) producer[o] = i;
 
-  std::set<int> dropped;                           // positions whose node is removed
   std::set<int> every;                             // the nodes of every cluster
-  std::map<int, std::vector<onnx::NodeProto>> at;  // position -> the nodes that replace it
   std::map<std::string, const onnx::NodeProto*> made;
   for (const auto& n : g->node())
     for (const auto& o : n.output()) made[o] = &n;

@@ -24,12 +24,19 @@ namespace dsc {
 //   max   = GatherElements(R, first position of the bag's maximum, per column), 0 for an empty bag:
 //           the gradient reaches that position only, as torch's max_indices (ties: the first)
 // so the gradients of the weight (through Gather) and of per_sample_weights are the exact ones. The
-// nodes of the cluster nothing reads any more are removed. sparse=True only chooses torch's
+// nodes of the cluster nothing reads any more are removed. An argument whose fx name the exporter's
+// optimizer merged away (two bags over the same ids) is read off torchlib's nodes instead. With
+// include_last_offset, torch documents the last offset as N; positions from it on are in no bag
+// (for a smaller one torch's CPU kernels disagree among the modes). sparse=True only chooses torch's
 // gradient layout, with the same values, and is imported as a dense gradient. Refused, naming the
 // node and the argument: scale_grad_by_freq=True, per_sample_weights outside mode sum (torch refuses
 // them too), an argument the file has no value for, a result other than the bag values that is read.
-// A Loop without the metadata that has the shape of torch's per-bag loop (a stripped dynamo file,
-// or the legacy exporter's) is refused with a message naming it and saying how to export it.
+//
+// The legacy exporter writes a Loop without metadata whose body slices bag i = [S[i], E[i]) of the
+// indices, gathers its rows (times the same slice of per_sample_weights) and reduces them into a scan
+// output; that body is recognised and computed the same way, for bags [S[b], E[b]), b < the trip
+// count (its ReduceMean/ReduceMax of an empty bag give NaN/-inf in the file, 0 in torch and here).
+// Another Loop with such a body (a stripped dynamo file) is refused, naming it and how to export.
 Status EmbeddingBagAsSegmentReduction(onnx::ModelProto* model);
 
 }  // namespace dsc

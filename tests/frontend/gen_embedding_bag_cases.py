@@ -1,8 +1,8 @@
 #!/opt/torchenv/bin/python
 """Writes data/embedding_bag/*.onnx and data/embedding_bag/cases.json for torch_embedding_bag_test:
 F.embedding_bag in each mode and option, exported by torch 2.15's dynamo exporter (dynamo_default;
-three also without its optimizer, as the export helper writes them), with PyTorch's bag values and
-gradients.
+three also without its optimizer, as the export helper writes them; five by the legacy exporter),
+with PyTorch's bag values and gradients.
 
     /opt/torchenv/bin/python tests/frontend/gen_embedding_bag_cases.py
 
@@ -71,17 +71,24 @@ CASES = [
 # Also exported without the exporter's optimizer (the export helper's form: every If of torchlib's
 # loop body kept); the others only in dynamo_default, to keep the files few.
 NOOPT = ("sum_pad_psw", "max_pad", "mean_last_offset")
+# Also exported by the legacy exporter (opset 17), which refuses padding_idx: a Loop without metadata
+# whose body dscompile reads (in mode mean and max the file itself gives NaN / -inf for an empty bag,
+# torch 0).
+LEGACY = ("sum_psw", "mean", "max", "mean_last_offset", "sum_2d")
 REFUSED = [
     ("scale_grad_by_freq", dict(mode="mean", scale_grad_by_freq=True), False, OFF, 5),
 ]
 
 
 def export(module, args, path, optimize):
+    names = dict(input_names=["idx", "off", "psw_in"][:len(args)], output_names=["loss", "out"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, path, dynamo=True, optimize=optimize,
-                          input_names=["idx", "off", "psw_in"][:len(args)],
-                          output_names=["loss", "out"], external_data=False)
+        if optimize is None:  # the legacy (TorchScript) exporter
+            torch.onnx.export(module, args, path, dynamo=False, opset_version=17, do_constant_folding=False,
+                              training=torch.onnx.TrainingMode.TRAINING, **names)
+        else:
+            torch.onnx.export(module, args, path, dynamo=True, optimize=optimize, external_data=False, **names)
     m = onnx.load(path)
 
     def strip(graph, keep_fx):
@@ -110,8 +117,8 @@ def main():
         loss, out = m(*args)
         params = {"weight": m.weight} if not psw else {"weight": m.weight, "psw_scale": m.psw_scale}
         grads = torch.autograd.grad(loss, list(params.values()))
-        for optimize, mode in ((True, "dynamo_default"), (False, "noopt")):
-            if not optimize and name not in NOOPT:
+        for optimize, mode in ((True, "dynamo_default"), (False, "noopt"), (None, "legacy17")):
+            if (optimize is False and name not in NOOPT) or (optimize is None and name not in LEGACY):
                 continue
             fname = "%s.%s.onnx" % (name, mode)
             export(m, args, os.path.join(OUT, fname), optimize)
@@ -120,7 +127,7 @@ def main():
                 "idx": idx.reshape(-1).tolist(), "idx_shape": list(idx.shape), "off": offsets.tolist(),
                 "psw_in": [] if psw_in is None else psw_in.double().tolist(),
                 "out": out.detach().double().reshape(-1).tolist(), "out_shape": list(out.shape),
-                "loss": float(loss),
+                "loss": loss.item(),
                 "grads": {k: g.to_dense().double().reshape(-1).tolist() for k, g in zip(params, grads)},
             })
     with open(os.path.join(OUT, "cases.json"), "w") as f:
