@@ -282,13 +282,10 @@ void SegmentReduce(const onnx::NodeProto& node, const Bag& bag, int64_t opset, c
     return;
   }
 
-  // max: each column's first maximal position in the bag, found on a copy the gradient does not
-  // flow through; the values are read at it, so the gradient reaches that position only.
-  std::string held = r.Add("Identity", {rows});
-  onnx::AttributeProto* stop = r.last().add_attribute();
-  stop->set_name("stop_gradient");
-  stop->set_type(onnx::AttributeProto::INT);
-  stop->set_i(1);
+  // max: each column's first maximal position in the bag, found through comparisons (no gradient
+  // flows through Equal, so autodiff never needs ScatterND max's); the values are read at it, so the
+  // gradient reaches that position only.
+  std::string held = rows;
   const std::string low = r.FloatLike(-std::numeric_limits<float>::infinity(), rows);
   if (!valid2.empty()) held = r.Add("Where", {valid2, held, low});
   const std::string peak = scatter(r.Add("Expand", {low, bd}), held, "max");  // [B, D]
