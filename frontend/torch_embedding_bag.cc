@@ -55,20 +55,6 @@ struct Bag {
   std::string ends, count;
 };
 
-std::optional<int64_t> IntLiteral(const std::string& s) {
-  const size_t digits = s.size() - (!s.empty() && s[0] == '-' ? 1 : 0);
-  if (digits == 0 || digits > 18) return std::nullopt;
-  for (size_t i = s.size() - digits; i < s.size(); ++i)
-    if (s[i] < '0' || s[i] > '9') return std::nullopt;
-  return std::stoll(s);
-}
-
-std::string Underscored(std::string s) {
-  for (char& c : s)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') c = '_';
-  return s;
-}
-
 // Where the file's values come from: graph inputs, initializers, node outputs.
 struct Names {
   std::set<std::string> values;
@@ -83,7 +69,7 @@ std::optional<std::string> ValueOf(const std::string& arg, const Names& names) {
   const std::string fx = arg.substr(1);
   if (names.values.count(fx)) return fx;
   for (const std::string& t : names.initializers) {
-    const std::string u = Underscored(t);
+    const std::string u = FxUnderscored(t);
     if (fx == "p_" + u || fx == "b_" + u || fx == "c_" + u) return t;
   }
   return std::nullopt;
@@ -124,7 +110,7 @@ Status ReadBag(const onnx::NodeProto& n, const Call& call, const Resolver& resol
   if (scale)
     return refuse("scale_grad_by_freq=True (the weight's gradient divided by each index's count in the batch) "
                   "is not supported; use scale_grad_by_freq=False");
-  const std::optional<int64_t> mode = IntLiteral(arg(4, "0"));
+  const std::optional<int64_t> mode = FxIntLiteral(arg(4, "0"));
   if (!mode || *mode < 0 || *mode > 2) return refuse("mode is '" + arg(4, "0") + "', not 0 (sum), 1 (mean) or 2 (max)");
   bag->mode = *mode;
   RETURN_IF_ERROR(flag(5, "sparse", &sparse));  // the gradient's layout only: the same values, dense here
@@ -136,7 +122,7 @@ Status ReadBag(const onnx::NodeProto& n, const Call& call, const Resolver& resol
   const bool underscored = call.target.rfind("aten._", 0) == 0;
   const std::string pad = arg(8, underscored ? "-1" : "None");
   if (pad != "None") {
-    const std::optional<int64_t> p = IntLiteral(pad);
+    const std::optional<int64_t> p = FxIntLiteral(pad);
     if (!p) return refuse("padding_idx is '" + pad + "', not an integer literal");
     if (underscored && *p == -1) return Status::OK();
     if (*p < 0) return refuse("padding_idx is " + pad + " (F.embedding_bag passes it non-negative)");
