@@ -205,11 +205,18 @@ void SegmentReduce(const onnx::NodeProto& node, const Bag& bag, int64_t opset, c
   if (!bag.per_sample_weights.empty())
     rows = r.Add("Mul", {rows, unsqueeze1(r.Add("Reshape", {bag.per_sample_weights, r.Ints({-1})}))});
 
-  // Bag b starts at O[b]: positions [0, N) counted past the starts at or before them.
-  std::string starts = bag.offsets;
+  // Bag b starts at O[b]: positions [0, N) counted past the starts at or before them. Offsets may
+  // be int32 (with int32 indices); the bag arithmetic is int64.
+  auto int64 = [&](const std::string& x) {
+    const std::string y = r.Add("Cast", {x});
+    r.SetInt("to", onnx::TensorProto::INT64);
+    return y;
+  };
+  const std::string offsets = int64(bag.offsets);
+  std::string starts = offsets;
   const std::string count1 = bag.count.empty() ? "" : r.Add("Reshape", {bag.count, r.Ints({1})});
-  if (!bag.count.empty()) starts = r.Add("Slice", {bag.offsets, r.Ints({0}), count1, r.Ints({0})});
-  else if (bag.include_last_offset) starts = r.Add("Slice", {bag.offsets, r.Ints({0}), r.Ints({-1}), r.Ints({0})});
+  if (!bag.count.empty()) starts = r.Add("Slice", {offsets, r.Ints({0}), count1, r.Ints({0})});
+  else if (bag.include_last_offset) starts = r.Add("Slice", {offsets, r.Ints({0}), r.Ints({-1}), r.Ints({0})});
   const std::string b1 = r.Add("Shape", {starts});  // [1]: B
   const std::string marks0 = r.Add("ConstantOfShape", {r.Add("Add", {n1, r.Ints({1})})});
   ValueAttr(r, onnx::TensorProto::INT64)->add_int64_data(0);
@@ -217,10 +224,7 @@ void SegmentReduce(const onnx::NodeProto& node, const Bag& bag, int64_t opset, c
   ValueAttr(r, onnx::TensorProto::INT64)->add_int64_data(1);
   const std::string marks = r.Add("ScatterElements", {marks0, starts, ones_b});
   r.SetInt("axis", 0);
-  onnx::AttributeProto* red = r.last().add_attribute();
-  red->set_name("reduction");
-  red->set_type(onnx::AttributeProto::STRING);
-  red->set_s("add");
+  r.SetString("reduction", "add");
   const std::string counted = r.Add("CumSum", {marks, r.IntScalar(0)});
   const std::string seg = r.Add("Sub", {r.Add("Slice", {counted, r.Ints({0}), n1, r.Ints({0})}), r.Ints({1})});
   const std::string seg2 = unsqueeze1(seg);  // [N, 1]: ScatterND's index tuples
@@ -231,10 +235,10 @@ void SegmentReduce(const onnx::NodeProto& node, const Bag& bag, int64_t opset, c
   auto both = [&](const std::string& m) { valid = valid.empty() ? m : r.Add("And", {valid, m}); };
   const std::string pos = r.Add("Range", {r.IntScalar(0), n, r.IntScalar(1)});  // [N]
   if (!bag.ends.empty()) {
-    const std::string ends = r.Add("Slice", {bag.ends, r.Ints({0}), count1, r.Ints({0})});
+    const std::string ends = r.Add("Slice", {int64(bag.ends), r.Ints({0}), count1, r.Ints({0})});
     both(r.Add("Less", {pos, r.Add("Gather", {ends, seg})}));
   } else if (bag.include_last_offset)
-    both(r.Add("Less", {pos, r.Add("Gather", {bag.offsets, r.IntScalar(-1)})}));
+    both(r.Add("Less", {pos, r.Add("Gather", {offsets, r.IntScalar(-1)})}));
   if (bag.padding_idx)
     both(r.Add("Not", {r.Add("Equal", {idx, r.Add("CastLike", {r.IntScalar(*bag.padding_idx), idx})})}));
   const std::string valid2 = valid.empty() ? "" : unsqueeze1(valid);  // [N, 1]
@@ -245,10 +249,7 @@ void SegmentReduce(const onnx::NodeProto& node, const Bag& bag, int64_t opset, c
   auto scatter = [&](const std::string& data, const std::string& updates, const char* reduction,
                      const std::string& name = "") {
     const std::string y = r.Add("ScatterND", {data, seg2, updates}, name);
-    onnx::AttributeProto* a = r.last().add_attribute();
-    a->set_name("reduction");
-    a->set_type(onnx::AttributeProto::STRING);
-    a->set_s(reduction);
+    r.SetString("reduction", reduction);
     return y;
   };
   const std::string zero = r.FloatLike(0.f, rows);

@@ -67,6 +67,7 @@ CASES = [
     ("max_last_offset", dict(mode="max", include_last_offset=True), False, [0, 2, 2, 9], 3),
     ("sum_2d", dict(mode="sum"), False, None, 3),  # 2-D input: fixed bags of 3
     ("sparse_sum", dict(mode="sum", sparse=True), False, OFF, 5),
+    ("max_last_offset_int32", dict(mode="max", include_last_offset=True), False, [0, 2, 2, 9], 3),  # int32 ids, offsets
 ]
 # Also exported without the exporter's optimizer (the export helper's form: every If of torchlib's
 # loop body kept); the others only in dynamo_default, to keep the files few.
@@ -109,8 +110,9 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     cases = []
     for name, kw, psw, off, bags in CASES + REFUSED:
-        idx = torch.tensor(IDX) if off is not None else torch.tensor(IDX).reshape(3, 3)
-        offsets = torch.tensor(off if off is not None else [0])
+        itype = torch.int32 if name.endswith("int32") else torch.int64
+        idx = torch.tensor(IDX, dtype=itype) if off is not None else torch.tensor(IDX).reshape(3, 3)
+        offsets = torch.tensor(off if off is not None else [0], dtype=itype)
         m = Bag(idx.numel(), bags, psw, **kw)
         psw_in = torch.rand(idx.numel(), generator=torch.Generator().manual_seed(5)) if psw else None
         args = (idx, offsets) if not psw else (idx, offsets, psw_in)
@@ -125,6 +127,7 @@ def main():
             cases.append({
                 "file": fname, "refused": (name, kw, psw, off, bags) in REFUSED,
                 "idx": idx.reshape(-1).tolist(), "idx_shape": list(idx.shape), "off": offsets.tolist(),
+                "int32": itype == torch.int32,
                 "psw_in": [] if psw_in is None else psw_in.double().tolist(),
                 "out": out.detach().double().reshape(-1).tolist(), "out_shape": list(out.shape),
                 "loss": loss.item(),

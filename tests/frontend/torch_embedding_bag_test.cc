@@ -3,7 +3,7 @@
 // imports without a Loop
 // or a sequence op, and its bag values and the gradients of the weight and per_sample_weights equal
 // PyTorch's: sum, mean and max, empty bags, padding_idx (all-padding bags), include_last_offset,
-// 2-D input, sparse=True, ties in max (the gradient reaches the first maximal position). What
+// 2-D input, sparse=True, int32 ids and offsets, ties in max (the gradient reaches the first maximal position). What
 // dscompile cannot compute is refused naming the node and the argument.
 #include <gtest/gtest.h>
 
@@ -33,13 +33,14 @@ nlohmann::json Cases() {
   return nlohmann::json::parse(in);
 }
 
-Tensor Ints(const std::vector<int64_t>& v, std::vector<int64_t> dims) {
+Tensor Ints(const std::vector<int64_t>& v, std::vector<int64_t> dims, bool int32) {
+  if (int32) return Tensor::FromVector<int32_t>(DType::kInt32, std::move(dims), std::vector<int32_t>(v.begin(), v.end()));
   return Tensor::FromVector<int64_t>(DType::kInt64, std::move(dims), v);
 }
 
 TEST(EmbeddingBag, ValuesAndGradientsArePyTorchs) {
   const nlohmann::json cases = Cases();
-  ASSERT_EQ(cases.size(), 19u);
+  ASSERT_EQ(cases.size(), 20u);
   int checked = 0;
   for (const auto& c : cases) {
     if (c.at("refused").get<bool>()) continue;
@@ -67,9 +68,10 @@ TEST(EmbeddingBag, ValuesAndGradientsArePyTorchs) {
     ASSERT_TRUE(outs[0] && outs[1]);
     for (const std::string& grad : dg.training.gradients) outs.push_back(dg.FindValue(grad));
     dg.SetOutputs(outs);
-    Tensor idx = Ints(c.at("idx").get<std::vector<int64_t>>(), c.at("idx_shape").get<std::vector<int64_t>>());
+    const bool int32 = c.at("int32").get<bool>();
+    Tensor idx = Ints(c.at("idx").get<std::vector<int64_t>>(), c.at("idx_shape").get<std::vector<int64_t>>(), int32);
     const std::vector<int64_t> off_v = c.at("off").get<std::vector<int64_t>>();
-    Tensor off = Ints(off_v, {static_cast<int64_t>(off_v.size())});
+    Tensor off = Ints(off_v, {static_cast<int64_t>(off_v.size())}, int32);
     const std::vector<float> psw_v = c.at("psw_in").get<std::vector<float>>();
     Tensor psw = Tensor::FromVector<float>(DType::kFloat32, {static_cast<int64_t>(psw_v.size())}, psw_v);
     std::map<std::string, Tensor*> inputs = {{"idx", &idx}};
@@ -91,7 +93,7 @@ TEST(EmbeddingBag, ValuesAndGradientsArePyTorchs) {
                   "d" + dg.training.parameters[k]);
     ++checked;
   }
-  EXPECT_EQ(checked, 18);
+  EXPECT_EQ(checked, 19);
 }
 
 TEST(EmbeddingBag, ScaleGradByFreqIsRefusedNamingTheNodeAndArgument) {
