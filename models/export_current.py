@@ -670,8 +670,8 @@ MODELS = collections.OrderedDict([
     # nn.PReLU (per-channel and single slope), nn.CELU, nn.PixelShuffle (DepthToSpace) and PixelUnshuffle
     ("superres", (TinySuperRes, data_image8, 62, COMPACT)),
     # nn.EmbeddingBag (sum with per_sample_weights and offsets from the data, mean with padding_idx,
-    # max): a Loop over the bags in both exporters; the legacy exporter's file has no metadata to
-    # read the call from (dscompile refuses it by name)
+    # max): a Loop over the bags (dscompile imports it as a segment reduction). Not legacy17: the
+    # legacy exporter refuses padding_idx (tests/frontend/data/embedding_bag has its other forms)
     ("embedding_bag", (TinyDLRM, data_dlrm, 65, COMPACT)),
 ])
 
