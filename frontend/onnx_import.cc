@@ -10,6 +10,7 @@
 #include "frontend/fold_sequences.h"
 #include "frontend/supported_ops.h"
 #include "frontend/torch_detach.h"
+#include "frontend/torch_embedding_bag.h"
 #include "frontend/torch_max_dim.h"
 #include "frontend/torch_shape_ops.h"
 #include "frontend/torch_node_metadata.h"
@@ -160,6 +161,7 @@ Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, const Cu
   RETURN_IF_ERROR(RecordTorchParameters(&model));
   RETURN_IF_ERROR(RecordEmbeddingPadding(&model));
   RETURN_IF_ERROR(RestoreBatchNormTraining(&model));
+  RETURN_IF_ERROR(EmbeddingBagAsSegmentReduction(&model));
   RETURN_IF_ERROR(RestoreCrossEntropy(&model));
   RETURN_IF_ERROR(RestoreDetach(&model));
   RETURN_IF_ERROR(MaxDimAsGatherAtArgMax(&model));

@@ -133,6 +133,12 @@ class ProtoRewriter {
     a->set_type(onnx::AttributeProto::FLOAT);
     a->set_f(v);
   }
+  void SetString(const std::string& name, const std::string& v) {
+    onnx::AttributeProto* a = last().add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::STRING);
+    a->set_s(v);
+  }
   void SetInts(const std::string& name, const std::vector<int64_t>& v) {
     onnx::AttributeProto* a = last().add_attribute();
     a->set_name(name);

@@ -48,12 +48,6 @@ bool IsDetach(const std::string& name) {
   return true;
 }
 
-std::string Underscored(std::string s) {
-  for (char& c : s)
-    if (!NameChar(c)) c = '_';
-  return s;
-}
-
 // Identity<stop_gradient = 1>: autodiff does not differentiate through it (ir/dsc_ops.h).
 void MarkStopGradient(onnx::NodeProto* identity) {
   onnx::AttributeProto* a = nullptr;
@@ -68,7 +62,7 @@ void MarkStopGradient(onnx::NodeProto* identity) {
 // Whether `reads` holds the placeholder torch.export names after initializer `v` (p_/b_/c_ for a
 // parameter, buffer or constant, dots as underscores).
 bool ReadsPlaceholder(const std::string& v, const std::set<std::string>& reads) {
-  const std::string u = Underscored(v);
+  const std::string u = FxUnderscored(v);
   return reads.count("p_" + u) || reads.count("b_" + u) || reads.count("c_" + u);
 }
 
@@ -76,7 +70,7 @@ bool ReadsPlaceholder(const std::string& v, const std::set<std::string>& reads) 
 // placeholder).
 bool Accounted(const std::string& v, const std::set<std::string>& reads, const std::set<std::string>& initializers) {
   if (reads.count(v)) return true;
-  return initializers.count(v) && (ReadsPlaceholder(v, reads) || reads.count(Underscored(v)));
+  return initializers.count(v) && (ReadsPlaceholder(v, reads) || reads.count(FxUnderscored(v)));
 }
 
 }  // namespace

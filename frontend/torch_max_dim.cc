@@ -11,15 +11,6 @@
 namespace dsc {
 namespace {
 
-// "-1" -> -1; nullopt unless a plain integer literal.
-std::optional<int64_t> IntLiteral(const std::string& s) {
-  const size_t digits = s.size() - (!s.empty() && s[0] == '-' ? 1 : 0);
-  if (digits == 0 || digits > 18) return std::nullopt;
-  for (size_t i = s.size() - digits; i < s.size(); ++i)
-    if (s[i] < '0' || s[i] > '9') return std::nullopt;
-  return std::stoll(s);
-}
-
 // The dim of n's aten.max.dim / aten.min.dim call (args: self, dim[, keepdim]), if it is one.
 std::optional<int64_t> MaxDimOf(const onnx::NodeProto& n) {
   const bool onnx_domain = n.domain().empty() || n.domain() == "ai.onnx";
@@ -28,7 +19,7 @@ std::optional<int64_t> MaxDimOf(const onnx::NodeProto& n) {
   const std::string* fx = FindProp(n.metadata_props(), "pkg.torch.onnx.fx_node");
   if (!fx) return std::nullopt;
   const std::vector<std::string> args = FxCallArgs(*fx, is_max ? "aten.max.dim" : "aten.min.dim");
-  return args.size() >= 2 ? IntLiteral(args[1]) : std::nullopt;
+  return args.size() >= 2 ? FxIntLiteral(args[1]) : std::nullopt;
 }
 
 void GatherAtArg(const onnx::NodeProto& n, int64_t dim, int64_t opset, std::vector<onnx::NodeProto>* out) {

@@ -1,6 +1,7 @@
 // Reading the dynamo exporter's node metadata.
 #include "frontend/torch_node_metadata.h"
 
+#include <cctype>
 #include <map>
 #include <set>
 #include <vector>
@@ -21,6 +22,20 @@ int64_t FxEmbeddingPadding(const std::string& fx) {
 }
 
 }  // namespace
+
+std::optional<int64_t> FxIntLiteral(const std::string& s) {
+  const size_t digits = s.size() - (!s.empty() && s[0] == '-' ? 1 : 0);
+  if (digits == 0 || digits > 18) return std::nullopt;
+  for (size_t i = s.size() - digits; i < s.size(); ++i)
+    if (s[i] < '0' || s[i] > '9') return std::nullopt;
+  return std::stoll(s);
+}
+
+std::string FxUnderscored(std::string s) {
+  for (char& c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') c = '_';
+  return s;
+}
 
 std::vector<std::string> FxCallArgs(const std::string& fx, const std::string& target) {
   const std::string head = "[target=torch.ops." + target + "](args = (";

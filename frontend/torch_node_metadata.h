@@ -6,6 +6,7 @@
 //   RETURN_IF_ERROR(RestoreBatchNormTraining(&model));
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,13 @@ inline const std::string* FindProp(const google::protobuf::RepeatedPtrField<onnx
 // True, 0.1), kwargs = {})" when its target is T, else empty. Arguments are split at top-level commas
 // (the ops read here take names and literals, no nested tuples).
 std::vector<std::string> FxCallArgs(const std::string& fx, const std::string& target);
+
+// "-1" -> -1: an fx call's integer literal argument; nullopt for anything else.
+std::optional<int64_t> FxIntLiteral(const std::string& s);
+
+// A name as torch.export spells it in placeholders (p_/b_/c_<name>): every character other than a
+// letter, digit or '_' (an initializer's dots) written '_'.
+std::string FxUnderscored(std::string s);
 
 // nn.Embedding's padding_idx (kEmbeddingPaddingKey): validates the export helper's entry (every name
 // an initializer, every index a row of it) and adds, for each Gather(axis 0) whose dynamo metadata

@@ -584,6 +584,48 @@ class TinySuperRes(nn.Module):
         return F.cross_entropy(self.head(h.flatten(1)), labels)
 
 
+class TinyDLRM(nn.Module):
+    """A DLRM-style recommender: a dense MLP on 4 features, and sparse features through three
+    nn.EmbeddingBags: multi-hot bags in mode sum with per-sample weights and offsets from the data
+    (each sample's 6 ids split into 2 bags at a per-sample offset, some bags empty), and one id list
+    per sample (2-D input: fixed bags of SEQ // 2) in mode mean with padding_idx 0 and in mode max;
+    the concatenation feeds a top MLP. torch's exporters write each EmbeddingBag as a Loop over the bags,
+    which dscompile imports as a segment reduction (frontend/torch_embedding_bag.h)."""
+
+    IDS = 6
+
+    def __init__(self, dim=8, n_cls=3):
+        super().__init__()
+        self.dense = nn.Sequential(nn.Linear(4, dim), nn.ReLU())
+        self.bag_sum = nn.EmbeddingBag(VOCAB, dim, mode="sum")
+        self.bag_mean = nn.EmbeddingBag(VOCAB, dim, mode="mean", padding_idx=0)
+        self.bag_max = nn.EmbeddingBag(VOCAB, dim, mode="max")
+        self.top = nn.Sequential(nn.Linear(5 * dim, 16), nn.ReLU(), nn.Linear(16, n_cls))
+
+    def forward(self, dense, ids, bag_offsets, id_weights, history, labels):
+        b = ids.shape[0]
+        # per-sample offsets into the batch's flat id list
+        offsets = (bag_offsets + torch.arange(b)[:, None] * self.IDS).reshape(-1)
+        s = self.bag_sum(ids.reshape(-1), offsets, per_sample_weights=id_weights.reshape(-1)).reshape(b, -1)
+        h = torch.cat([self.dense(dense), s, self.bag_mean(history), self.bag_max(history)], 1)
+        return F.cross_entropy(self.top(h), labels)
+
+
+def data_dlrm(n, seed):
+    """The label (0..2) is the first id's residue mod 3, blurred by the dense features; ids repeat
+    within bags; history ids are 0 (padding) with probability 0.3."""
+    rs = np.random.RandomState(seed)
+    ids = rs.randint(0, VOCAB, size=(n, TinyDLRM.IDS)).astype(np.int64)
+    split = rs.randint(0, TinyDLRM.IDS + 1, size=n)
+    offsets = np.stack([np.zeros(n, dtype=np.int64), split], 1).astype(np.int64)
+    weights = rs.uniform(0.5, 1.5, size=(n, TinyDLRM.IDS)).astype(np.float32)
+    history = np.where(rs.random_sample((n, SEQ // 2)) < 0.3, 0, rs.randint(1, VOCAB, size=(n, SEQ // 2)))
+    labels = (ids[:, 0] % 3).astype(np.int64)
+    dense = (rs.standard_normal((n, 4)) + labels[:, None] * 0.5).astype(np.float32)
+    return {"dense": dense, "ids": ids, "bag_offsets": offsets, "id_weights": weights,
+            "history": history.astype(np.int64), "labels": labels}
+
+
 def data_image8(n, seed):
     d = E.data_cnn(n, seed, chans=3, hw=8, n_cls=10)
     return {"pixel_values": d["x"], "labels": d["y"]}
@@ -716,6 +758,10 @@ MODELS = collections.OrderedDict([
     ("pixart", (PixArtLoss, data_latent, 66, dict(COMPACT, modes=("helper",)))),
     # PyTorch Geometric's GraphSAGE: mean and max neighbour aggregation (ScatterElements add / min / max)
     ("graph_sage", (GraphSAGE, data_graph, 67, COMPACT)),
+    # nn.EmbeddingBag (sum with per_sample_weights and offsets from the data, mean with padding_idx,
+    # max): a Loop over the bags (dscompile imports it as a segment reduction). Not legacy17: the
+    # legacy exporter refuses padding_idx (tests/frontend/data/embedding_bag has its other forms)
+    ("embedding_bag", (TinyDLRM, data_dlrm, 65, COMPACT)),
 ])
 
 
@@ -788,16 +834,24 @@ STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
 def strip_stack_traces(path, keep_keys=None):
     """The dynamo exporter stores each node's Python stack trace (this machine's paths, ~40% of a
     tiny file); the other node metadata (name scopes, fx node, class hierarchy) stays, or only
-    `keep_keys` when given."""
+    `keep_keys` when given. The nodes of subgraphs (Loop and If bodies: torch's embedding_bag) keep
+    none with `keep_keys`: dscompile reads the main graph's."""
     m = onnx.load(path)
     changed = False
-    for n in m.graph.node:
-        keep = [p for p in n.metadata_props
-                if p.key != STACK_TRACE_KEY and (keep_keys is None or p.key in keep_keys)]
-        if len(keep) != len(n.metadata_props):
-            changed = True
-            del n.metadata_props[:]
-            n.metadata_props.extend(keep)
+
+    def strip(graph, main=True):
+        nonlocal changed
+        for n in graph.node:
+            keep = [p for p in n.metadata_props
+                    if p.key != STACK_TRACE_KEY and (keep_keys is None or (main and p.key in keep_keys))]
+            if len(keep) != len(n.metadata_props):
+                changed = True
+                del n.metadata_props[:]
+                n.metadata_props.extend(keep)
+            for a in n.attribute:
+                for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else []) + list(a.graphs):
+                    strip(g, False)
+    strip(m.graph)
     if changed:
         onnx.save(m, path)
 

@@ -9,7 +9,7 @@
 #
 # Checks, each under its own timeout; a failing one does not stop the others:
 #   kernel_table     tests/gpu/gpu_kernel_table_test: every kernel on CUDA against its CPU twin
-#   traj_fp32_*      bundled models (and models/current gpt2, llama, sdpa), dsrun --device cuda vs
+#   traj_fp32_*      bundled models (and models/current gpt2, llama, sdpa, embedding_bag), dsrun --device cuda vs
 #                    --device cpu, loss per step within 1e-4 relative (TF32 off: DSC_ALLOW_TF32 unset)
 #   traj_bf16_*      the same with configs/zero2_bf16.json, within 3e-2
 #   zero3_2rank_*    ZeRO-3 on 2 ranks sharing the GPU (dsrun --nproc 2 --device cuda) vs 1 rank,
@@ -295,8 +295,9 @@ for m in mlp cnn gpt dropout; do
   traj "traj_fp32_$m" "$m" "$repo/models/reference_configs/adamw_wd.json" 12 1e-4
 done
 traj traj_fp32_gpt_clip_warmup gpt "$cfgs/gpt.json" 8 1e-4
-# Current-PyTorch exports (models/current): RMSNorm, rotary, SDPA, GQA and the dynamo exporter's ops.
-for m in gpt2 llama sdpa; do
+# Current-PyTorch exports (models/current): RMSNorm, rotary, SDPA, GQA and the dynamo exporter's ops;
+# embedding_bag's segment reductions (ScatterND add/max/min, int64 ScatterElements and CumSum).
+for m in gpt2 llama sdpa embedding_bag; do
   traj "traj_fp32_current_$m" "current/$m.helper" "$repo/models/reference_configs/adam.json" 8 1e-4
 done
 for m in mlp cnn gpt; do
