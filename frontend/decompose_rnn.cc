@@ -198,11 +198,15 @@ class Unroller {
     const int seq_axis = layout_ == 0 ? 0 : 1;
     std::optional<int64_t> seq = types.Dim(Input(n_, 0), seq_axis);
     if (!seq) {
+      // --dim binds a graph input's symbol; a length the graph computes (HF EnCodec's padding from its
+      // input's length) gets a symbol invented by inference, which no --dim can reach.
       const std::string symbol = types.Symbol(Input(n_, 0), seq_axis);
+      const bool bindable = !symbol.empty() && types.IsInputSymbol(symbol);
       return Unimplemented(Describe(n_), ": the sequence length of X ('", Input(n_, 0), "', axis ", seq_axis, ") is ",
-                           symbol.empty() ? "not static" : StrCat("the symbol '", symbol, "'"), "; dscompile unrolls ",
-                           n_.op_type(), " over its steps: ",
-                           symbol.empty() ? "" : StrCat("bind it with --dim ", symbol, "=LENGTH or "),
+                           bindable ? StrCat("the symbol '", symbol, "'")
+                                    : "not static (ONNX shape inference cannot compute it from the graph)",
+                           "; dscompile unrolls ", n_.op_type(), " over its steps: ",
+                           bindable ? StrCat("bind it with --dim ", symbol, "=LENGTH or ") : "",
                            "export with a fixed sequence length");
     }
     seq_ = *seq;

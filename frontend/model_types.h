@@ -6,6 +6,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "onnx/defs/schema.h"
@@ -21,8 +22,10 @@ class ModelTypes {
  public:
   ModelTypes(const onnx::ModelProto& model, const std::map<std::string, int64_t>& dims) : model_(model) {
     for (auto& in : *model_.mutable_graph()->mutable_input())
-      for (auto& d : *in.mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim())
+      for (auto& d : *in.mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim()) {
+        if (d.has_dim_param()) input_symbols_.insert(d.dim_param());
         if (auto it = dims.find(d.dim_param()); d.has_dim_param() && it != dims.end()) d.set_dim_value(it->second);
+      }
     try {
       onnx::ShapeInferenceOptions options(/*check_type=*/false, /*error_mode=*/0, /*data_prop=*/true);
       onnx::shape_inference::InferShapes(model_, onnx::OpSchemaRegistry::Instance(), options);
@@ -44,6 +47,9 @@ class ModelTypes {
     auto it = types_.find(name);
     return it == types_.end() ? nullptr : it->second;
   }
+  // Whether `symbol` names a dim of a graph input: the only symbols --dim binds (inference invents
+  // others, "unk__N", for lengths it cannot compute).
+  bool IsInputSymbol(const std::string& symbol) const { return input_symbols_.count(symbol) > 0; }
   // The symbol of a dim that is not static ("" when it has none).
   std::string Symbol(const std::string& name, int axis) const {
     const onnx::TypeProto_Tensor* t = Find(name);
@@ -80,6 +86,7 @@ class ModelTypes {
   onnx::ModelProto model_;
   std::map<std::string, const onnx::TypeProto_Tensor*> types_;
   std::map<std::string, const onnx::TensorProto*> initializers_, constants_;
+  std::set<std::string> input_symbols_;
 };
 
 }  // namespace dsc

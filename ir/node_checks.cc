@@ -238,7 +238,10 @@ Status CheckWindow(const NodeView& v, std::optional<size_t> x, std::optional<siz
     }
   }
   // With explicit pads the window must fit the padded input at least once: otherwise the output is
-  // empty (and huge pads made it so silently before).
+  // empty (and huge pads made it so silently before). A pool with ceil_mode has one window when the
+  // window is longer than the padded input by less than a stride (PyTorch and ONNX agree): it covers
+  // the input, as HF EfficientNet's AvgPool2d(hidden_dim, ceil_mode=True) does over a 1x1 map.
+  const bool ceil_mode = pool && n.GetInt("ceil_mode", 0) != 0;
   if (xs && n.GetString("auto_pad", "NOTSET") == "NOTSET") {
     std::vector<int64_t> k = n.GetInts("kernel_shape");
     if (k.empty() && ws) k.assign(ws->begin() + 2, ws->end());
@@ -251,10 +254,12 @@ Status CheckWindow(const NodeView& v, std::optional<size_t> x, std::optional<siz
       if (in < 0 || k[i] < 0) continue;
       // All terms are at most 2^31, so this arithmetic cannot overflow.
       const int64_t extent = (k[i] - 1) * d[i] + 1, padded = in + p[i] + p[i + *r];
-      if (padded < extent)
+      const int64_t reach = padded - extent + (ceil_mode ? s[i] - 1 : 0);
+      if (reach < 0)
         return Bad(v, StrCat("the window (kernel ", k[i], ", dilation ", d[i], ") does not fit spatial dim ", i, " of X ",
-                             DimsText(*xs), " padded by ", p[i], "+", p[i + *r]));
-      const int64_t out = (padded - extent) / s[i] + 1;
+                             DimsText(*xs), " padded by ", p[i], "+", p[i + *r],
+                             ceil_mode ? StrCat(" within a stride (", s[i], ") of ceil_mode") : std::string()));
+      const int64_t out = reach / s[i] + 1;
       if (out > kMaxElements) return Bad(v, StrCat("spatial dim ", i, " of the output would be ", out));
     }
   }

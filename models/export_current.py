@@ -547,6 +547,19 @@ class TinyVideoNet(nn.Module):
         return F.cross_entropy(self.head(h), labels)
 
 
+def build_efficientnet():
+    """HF EfficientNet cut to two MBConv blocks (depthwise 3x3 with a stride-2 ZeroPad2d, squeeze-excite,
+    SiLU, BatchNorm in training mode) on 3x8x8 images. Its head pools the 2x2 map with
+    nn.AvgPool2d(hidden_dim=64, ceil_mode=True): one 64-tap window longer than the map, which PyTorch and
+    ONNX clip to it. initializer_range 0.3: HF's 0.02 with BatchNorm eps 1e-3 shrinks the activations
+    layer by layer to ~1e-13 at this size, so the random model would not train."""
+    cfg = T.EfficientNetConfig(image_size=8, width_coefficient=0.05, depth_coefficient=1.0, kernel_sizes=[3, 3],
+                               in_channels=[160, 160], out_channels=[160, 320], strides=[1, 2], num_block_repeats=[1, 1],
+                               expand_ratios=[1, 2], depthwise_padding=[], hidden_dim=64, dropout_rate=0.0,
+                               drop_connect_rate=0.0, num_labels=10, initializer_range=0.3)
+    return ImageClsLoss(T.EfficientNetForImageClassification(cfg))
+
+
 def data_video(n, seed, n_cls=4):
     """Clips (3, 4, 6, 6): a per-class template that moves one pixel per frame, plus noise."""
     rs = np.random.RandomState(seed)
@@ -762,6 +775,9 @@ MODELS = collections.OrderedDict([
     # max): a Loop over the bags (dscompile imports it as a segment reduction). Not legacy17: the
     # legacy exporter refuses padding_idx (tests/frontend/data/embedding_bag has its other forms)
     ("embedding_bag", (TinyDLRM, data_dlrm, 65, COMPACT)),
+    # AvgPool2d(hidden_dim, ceil_mode=True): a pooling window longer than its input. The helper's file
+    # only: dynamo_default folds the training BatchNorms into the convolutions, as for hf_resnet.
+    ("efficientnet", (build_efficientnet, data_image8, 65, dict(COMPACT, modes=("helper",)))),
 ])
 
 

@@ -236,6 +236,10 @@ def map_parameters(model_proto, module, base_dir=None, unused=()):
            "buffers": [], "constants": [], "unused": [], "merged": {}, "missing": [], "ambiguous": []}
     claimed = {}
     params = list(module.named_parameters())
+    # An initializer named after one of the module's buffers holds that buffer, never a parameter: a
+    # parameter with equal values (zeros, as BatchNorm running means and many biases start) must not
+    # match it by value.
+    buffer_names = {n for n, _ in module.named_buffers()}
     pending = []
     for pname, p in params:
         a = p.detach().cpu().numpy()
@@ -249,12 +253,13 @@ def map_parameters(model_proto, module, base_dir=None, unused=()):
         else:
             pending.append((pname, p, a))
     for pname, p, a in pending:
-        cands = [(nm, False) for nm in by_value.get(_key(a), []) if nm not in claimed]
+        free = lambda nm: nm not in claimed and nm not in buffer_names  # noqa: E731
+        cands = [(nm, False) for nm in by_value.get(_key(a), []) if free(nm)]
         if a.ndim == 2:
-            cands += [(nm, True) for nm in by_value.get(_key(a.T), []) if nm not in claimed]
+            cands += [(nm, True) for nm in by_value.get(_key(a.T), []) if free(nm)]
         reshaped = False
         if not cands and (a.size == 1 or not _is_uniform(a)):
-            cands = [(nm, False) for nm in by_flat.get(_flat_key(a), []) if nm not in claimed]
+            cands = [(nm, False) for nm in by_flat.get(_flat_key(a), []) if free(nm)]
             reshaped = bool(cands)
         kind = "trainable" if p.requires_grad else "frozen"
         if len(cands) == 1:
@@ -295,7 +300,6 @@ def map_parameters(model_proto, module, base_dir=None, unused=()):
             param_keys[_key(a)] = pname
             if a.ndim == 2:
                 param_keys[_key(a.T)] = pname
-    buffer_names = {n for n, _ in module.named_buffers()}
     for nm, a in inits.items():
         if nm in claimed:
             continue

@@ -16,12 +16,15 @@ namespace dsc::nn {
 
 // Output length along one axis. With ceil_mode a window that would start in the end padding is
 // dropped (PyTorch's rule, also ONNX's reference since opset 19), so `alt` is the ceil size before
-// that drop: both are accepted from shape inference.
+// that drop: both are accepted from shape inference. With ceil_mode one window may also be longer than
+// the padded input (span in [1 - s, 0)): it covers the input, as in HF EfficientNet's
+// AvgPool2d(hidden_dim, ceil_mode=True) over a 1x1 map, PyTorch's and ONNX's output length 1.
 inline int64_t WindowOutSize(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe, bool ceil_mode,
                              int64_t* alt = nullptr) {
-  int64_t span = in + pb + pe - ((k - 1) * d + 1);
-  if (span < 0) return 0;
-  int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+  const int64_t span = in + pb + pe - ((k - 1) * d + 1);
+  const int64_t reach = ceil_mode ? span + s - 1 : span;  // floor(reach / s) + 1 windows when reach >= 0
+  if (reach < 0) return 0;
+  int64_t out = reach / s + 1;
   if (alt) *alt = out;
   if (ceil_mode && (out - 1) * s >= in + pb) --out;
   return out;

@@ -116,6 +116,19 @@ TEST(DecomposeRnn, RefusesWhatItCannotUnrollNamingTheNode) {
     ASSERT_FALSE(g.ok()) << c.text;
     EXPECT_NE(g.status().message().find(c.message), std::string::npos) << g.status().ToString();
   }
+  // A length the graph computes (a Slice to a run-time end) has only a symbol inference invents: no
+  // --dim binds it, so none is suggested.
+  const std::string computed =
+      "<ir_version: 8, opset_import: [\"\" : 17]>\n"
+      "g (float[6,2,3] I, int64[1] e, float[1,8,3] W, float[1,8,2] R) => (float[3,1,2,2] Y)"
+      " <int64[1] s = {0}, int64[1] ax = {0}> {\n  X = Slice(I, s, e, ax)\n  [lstm0] Y = LSTM <hidden_size = 2> (X, W, R)\n}";
+  StatusOr<std::unique_ptr<Graph>> g = ImportText(computed);
+  ASSERT_FALSE(g.ok());
+  EXPECT_NE(g.status().message().find("node 'lstm0' (LSTM): the sequence length of X ('X', axis 0) is not static (ONNX "
+                                      "shape inference cannot compute it from the graph); dscompile unrolls LSTM over "
+                                      "its steps: export with a fixed sequence length"),
+            std::string::npos)
+      << g.status().ToString();
   // Bound by --dim, the symbol gives the steps (the graph keeps it: the specialize pass binds it).
   onnx::ModelProto m;
   ASSERT_TRUE(onnx::OnnxParser::Parse(m, LstmText("S,2,3", "").c_str()).IsOK());

@@ -76,6 +76,15 @@ TEST(NodeChecks, HugeOrNegativePadRefused) {
 
 TEST(NodeChecks, WindowLargerThanPaddedInputRefused) {
   ExpectRefused(PoolGraph("MaxPool", "kernel_shape = [7, 2]"), {"the window (kernel 7, dilation 1) does not fit"});
+  // ceil_mode keeps one window while the padded input (5) is short of it by less than a stride.
+  ExpectRefused(PoolGraph("AveragePool", "kernel_shape = [7, 2], strides = [2, 1], ceil_mode = 1"),
+                {"the window (kernel 7, dilation 1) does not fit", "within a stride (2) of ceil_mode"});
+}
+
+TEST(NodeChecks, CeilModeWindowPastThePaddedInputVerifies) {
+  // HF EfficientNet: AvgPool2d(hidden_dim, ceil_mode=True) over a map smaller than hidden_dim.
+  EXPECT_EQ(VerifyError(PoolGraph("AveragePool", "kernel_shape = [320, 320], strides = [320, 320], ceil_mode = 1")), "");
+  EXPECT_EQ(VerifyError(PoolGraph("MaxPool", "kernel_shape = [7, 2], strides = [3, 1], ceil_mode = 1")), "");
 }
 
 TEST(NodeChecks, ConvChannelsAndKernelAgainstWeight) {

@@ -411,5 +411,15 @@ for name, alpha in [("celugrad", 1.0), ("celugrad_alpha", 0.7)]:
     (dx,) = grads(F.celu(xt, alpha=alpha), [xt], dy)
     case(name, "CeluGrad", [dy, x], [dx], {"alpha": alpha}, DSC)
 
+# ceil_mode windows longer than the padded input (by less than a stride): one window over the whole
+# axis, as HF EfficientNet's AvgPool2d(hidden_dim, ceil_mode=True) over its 1x1 map. Own generator, so
+# the cases above keep their values.
+rng = np.random.default_rng(43)
+avgpool_case("avgpool_ceil_window_past_input", f32(2, 3, 3, 2), (4, 5), (4, 5), (0, 0), ceil=True, cip=1)
+avgpool_case("avgpool_ceil_window_past_input_exclude", f32(2, 3, 3, 2), (4, 5), (4, 5), (0, 0), ceil=True, cip=0)
+# H: 2 + 1 + 1 < 5 (one window); W: 3 + 2 + 2 - 5 = 2 -> two windows.
+avgpool_case("avgpool_ceil_window_past_padded", f32(1, 2, 2, 3), (5, 5), (3, 3), (1, 2), ceil=True, cip=1)
+maxpool_case("maxpool_ceil_window_past_input", f32(2, 2, 3, 2), (4, 4), (4, 4), (0, 0), ceil=True, indices=True)
+
 json.dump({"cases": cases}, sys.stdout, indent=None, separators=(",", ":"))
 sys.stdout.write("\n")

@@ -126,6 +126,21 @@ class HelperTest(unittest.TestCase):
         self.assertEqual(r["constants"], [{"initializer": "val_4", "dtype": "float32", "shape": []}])
         self.assertEqual(len(r["problems"]), 2)
 
+    def test_unused_parameter_does_not_match_a_buffer_by_value(self):
+        # Conditional DETR with one decoder layer never calls query_scale: its zero biases have no
+        # initializer, and the backbone's zero running means (buffers) must not stand in for them.
+        module = copy.deepcopy(self.module)
+        module.register_buffer("stat", torch.zeros(2))
+        with torch.no_grad():
+            module.unused.bias.zero_()
+        m = copy.deepcopy(self.model)
+        m.graph.initializer.append(onnx.numpy_helper.from_array(np.zeros(2, np.float32), "stat"))
+        r = X.map_parameters(m, module, unused={"unused.weight", "unused.bias"})
+        self.assertEqual(r["problems"], [])
+        self.assertNotIn("unused.bias", [e["torch_name"] for e in r["trainable"]])
+        self.assertIn("unused.bias", r["unused"])
+        self.assertIn("stat", r["buffers"])
+
     def test_cli_show(self):
         import subprocess
         out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "export_for_training.py"),
