@@ -82,10 +82,9 @@ StatusOr<DftShape> ReadDft(const onnx::NodeProto& n, int64_t opset, const ModelT
     (std::string(flag) == "inverse" ? s.inverse : s.onesided) = v == 1;
   }
   const std::string x = n.input(0);
-  const onnx::TypeProto_Tensor* xt = types.Find(x);
-  if (!xt || !xt->has_shape())
-    return InvalidArgument(what, ": the rank of its input '", x, "' is unknown after shape inference");
-  s.rank = xt->shape().dim_size();
+  const std::optional<int> rank = types.Rank(x);
+  if (!rank) return InvalidArgument(what, ": the rank of its input '", x, "' is unknown after shape inference");
+  s.rank = *rank;
   if (s.rank < 2) return InvalidArgument(what, ": input '", x, "' has rank ", s.rank, ", needs [signal dims..., 1 or 2]");
   int64_t axis = 1;
   if (opset >= 20) {

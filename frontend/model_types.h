@@ -58,6 +58,12 @@ class ModelTypes {
       return std::nullopt;
     return t->shape().dim(axis).dim_value();
   }
+  std::optional<int> Rank(const std::string& name) const {
+    if (auto it = initializers_.find(name); it != initializers_.end()) return it->second->dims_size();
+    const onnx::TypeProto_Tensor* t = Find(name);
+    if (!t || !t->has_shape()) return std::nullopt;
+    return t->shape().dim_size();
+  }
   int32_t ElemType(const std::string& name) const {
     if (auto it = initializers_.find(name); it != initializers_.end()) return it->second->data_type();
     const onnx::TypeProto_Tensor* t = Find(name);

@@ -1,7 +1,7 @@
 #!/opt/torchenv/bin/python
-"""Writes data/decompose_cases.json for decompose_ops_test: PRelu, DepthToSpace and SpaceToDepth
-models with PyTorch's (torch 2.15) forward values and gradients, which dscompile computes through
-its import-time decompositions (frontend/decompose_ops.h).
+"""Writes data/decompose_cases.json for decompose_ops_test: PRelu, DepthToSpace, SpaceToDepth and
+DFT models with PyTorch's (torch 2.15) forward values and gradients, which dscompile computes
+through its import-time decompositions (frontend/decompose_ops.h, decompose_dft.h).
 
     /opt/torchenv/bin/python tests/frontend/gen_decompose_cases.py
 
@@ -9,7 +9,8 @@ Each case: an ONNX text model whose float initializers are the inputs, a weight 
 test differentiates loss = sum(y * R)), and the expected output and gradient of every initializer.
 References: torch.prelu and F.pixel_shuffle / F.pixel_unshuffle with autograd, in float64 from
 float32 data; DepthToSpace DCR and SpaceToDepth (no torch op) as the ONNX spec's reshape/transpose in
-torch, checked here against onnx.reference.
+torch, checked here against onnx.reference; DFT as torch.fft.fft/ifft/rfft/irfft on the complex view
+of the input (the gradients checked against finite differences), and against onnx.reference.
 """
 import json
 import os
@@ -29,15 +30,15 @@ def text_tensor(name, a):
     return "float[%s] %s = {%s}" % (",".join(str(d) for d in a.shape), name, vals)
 
 
-def add(name, opset, node, inits, fn, out_shape, check_onnx=False):
-    """inits: {name: float32 array}; fn(*torch tensors) -> y."""
+def add(name, opset, node, inits, fn, out_shape, check_onnx=False, pre=()):
+    """inits: {name: float32 array}; fn(*torch tensors) -> y; pre: node lines before y's."""
     ts = {k: torch.tensor(v.astype(np.float64), requires_grad=True) for k, v in inits.items()}
     y = fn(*ts.values())
     r = rng.uniform(-1, 1, size=y.shape).astype(np.float32)
     (y * torch.from_numpy(r.astype(np.float64))).sum().backward()
-    text = ("<ir_version: %d, opset_import: [\"\" : %d]>\ng () => (float[%s] y) <%s> {\n  y = %s\n}"
+    text = ("<ir_version: %d, opset_import: [\"\" : %d]>\ng () => (float[%s] y) <%s> {\n%s  y = %s\n}"
             % (10 if opset >= 20 else 8, opset, ",".join(str(d) for d in out_shape),
-               ", ".join(text_tensor(k, v) for k, v in inits.items()), node))
+               ", ".join(text_tensor(k, v) for k, v in inits.items()), "".join("  %s\n" % p for p in pre), node))
     if check_onnx:
         m = onnx.parser.parse_model(text)
         (ref,) = onnx.reference.ReferenceEvaluator(m).run(None, {})
@@ -88,6 +89,41 @@ add("space_to_depth", 17, "SpaceToDepth <blocksize = 2> (x)", {"x": x}, lambda x
     check_onnx=True)
 # nn.PixelUnshuffle is not SpaceToDepth (channel-major blocks): exporters write it as Reshape/Transpose.
 assert not torch.equal(F.pixel_unshuffle(torch.from_numpy(x), 2), s2d(torch.from_numpy(x), 2))
+
+
+# DFT: x's last dim holds (real[, imaginary]); the references transform its complex view.
+def cplx(x):
+    return torch.view_as_complex(x) if x.shape[-1] == 2 else x[..., 0]
+
+
+def fft_case(name, opset, node, x, fn, pre=()):
+    def ref(x):
+        z = fn(cplx(x))
+        return torch.view_as_real(z) if z.is_complex() else z[..., None]
+    t = torch.tensor(x.astype(np.float64), requires_grad=True)
+    assert torch.autograd.gradcheck(ref, (t,)), name  # torch's FFT gradients against finite differences
+    add(name, opset, node, {"x": x}, ref, tuple(ref(t).shape), check_onnx=True, pre=pre)
+
+
+def signal(*shape):
+    return rng.uniform(-1, 1, size=shape).astype(np.float32)
+
+
+fft_case("dft_rfft", 20, "DFT <onesided = 1> (x)", signal(2, 6, 1), lambda z: torch.fft.rfft(z, dim=1))
+fft_case("dft_complex_inner_axis", 20, 'DFT (x, "", a)', signal(2, 5, 3, 2), lambda z: torch.fft.fft(z, dim=1),
+         pre=["a = Constant <value_int = 1> ()"])
+fft_case("dft_inverse_padded_opset17", 17, "DFT <axis = 1, inverse = 1> (x, n)", signal(3, 5, 2),
+         lambda z: torch.fft.ifft(z, n=8, dim=1), pre=["n = Constant <value = int64 {8}> ()"])
+fft_case("dft_real_truncated_negative_axis", 20, "DFT (x, n, a)", signal(2, 6, 3, 1),
+         lambda z: torch.fft.fft(z, n=4, dim=1),
+         pre=["n = Constant <value = int64 {4}> ()", "a = Constant <value = int64 {-3}> ()"])
+fft_case("dft_irfft_odd_length", 20, "DFT <inverse = 1, onesided = 1> (x, n)", signal(2, 5, 2),
+         lambda z: torch.fft.irfft(z, n=7, dim=1), pre=["n = Constant <value = int32 {7}> ()"])
+fft_case("dft_irfft_default_length", 20, "DFT <inverse = 1, onesided = 1> (x, \"\", a)", signal(2, 3, 4, 2),
+         lambda z: torch.fft.irfft(z, dim=1), pre=["a = Constant <value_int = -3> ()"])
+# FNet's token mixing: Re(fft over the hidden axis, then over the sequence axis) of real input.
+fft_case("dft_fnet_mixing", 20, 'DFT (h, "", a1)', signal(2, 4, 6, 1), lambda z: torch.fft.fft(torch.fft.fft(z, dim=2), dim=1),
+         pre=["a2 = Constant <value_int = 2> ()", 'h = DFT (x, "", a2)', "a1 = Constant <value_int = 1> ()"])
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "decompose_cases.json")
 with open(out, "w") as f:
