@@ -1,6 +1,7 @@
 // DFT as a product with a constant DFT matrix (see decompose_dft.h).
 #include "frontend/decompose_dft.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <optional>
@@ -22,45 +23,104 @@ std::string Describe(const onnx::NodeProto& n) {
 
 std::string Input(const onnx::NodeProto& n, int i) { return i < n.input_size() ? n.input(i) : ""; }
 
-// The value of a one-element int32/int64 tensor (int*_data or little-endian raw_data).
-std::optional<int64_t> ScalarInt(const onnx::TensorProto& t) {
+// The values of a small int32/int64 tensor (int*_data or little-endian raw_data).
+std::optional<std::vector<int64_t>> IntValues(const onnx::TensorProto& t) {
   int64_t numel = 1;
   for (int64_t d : t.dims()) numel *= d;
-  if (numel != 1 || t.data_location() == onnx::TensorProto::EXTERNAL) return std::nullopt;
-  if (t.data_type() == onnx::TensorProto::INT64) {
-    if (t.int64_data_size() == 1) return t.int64_data(0);
-    if (t.raw_data().size() != 8) return std::nullopt;
-    int64_t v;
-    std::memcpy(&v, t.raw_data().data(), 8);  // little-endian host, as onnx_wire assumes
-    return v;
+  if (numel > 64 || t.data_location() == onnx::TensorProto::EXTERNAL) return std::nullopt;
+  const bool i64 = t.data_type() == onnx::TensorProto::INT64;
+  if (!i64 && t.data_type() != onnx::TensorProto::INT32) return std::nullopt;
+  std::vector<int64_t> v;
+  if (t.raw_data().empty()) {
+    if (i64) v.assign(t.int64_data().begin(), t.int64_data().end());
+    else v.assign(t.int32_data().begin(), t.int32_data().end());
+  } else if (t.raw_data().size() == static_cast<size_t>(numel) * (i64 ? 8 : 4)) {
+    for (int64_t k = 0; k < numel; ++k) {  // little-endian host, as onnx_wire assumes
+      if (i64) {
+        int64_t x;
+        std::memcpy(&x, t.raw_data().data() + 8 * k, 8);
+        v.push_back(x);
+      } else {
+        int32_t x;
+        std::memcpy(&x, t.raw_data().data() + 4 * k, 4);
+        v.push_back(x);
+      }
+    }
   }
-  if (t.data_type() == onnx::TensorProto::INT32) {
-    if (t.int32_data_size() == 1) return t.int32_data(0);
-    if (t.raw_data().size() != 4) return std::nullopt;
-    int32_t v;
-    std::memcpy(&v, t.raw_data().data(), 4);
-    return v;
-  }
-  return std::nullopt;
+  if (static_cast<int64_t>(v.size()) != numel) return std::nullopt;
+  return v;
 }
 
-// Integer scalars the graph states: initializers and Constant nodes (value or value_int).
+// The integers a value holds when the graph states them: initializers and Constants, and dims of
+// static shapes read through Shape (start, end), Gather, Squeeze/Unsqueeze/Reshape/Identity and
+// integer Casts -- what the dynamo exporter writes for dft_length = x.size(d) when its optimizer
+// does not fold it.
 class ConstantInts {
  public:
   ConstantInts(const onnx::GraphProto& g, const ModelTypes& types) : types_(types) {
     for (const auto& n : g.node())
-      if (n.op_type() == "Constant" && n.output_size() == 1)
-        if (const onnx::AttributeProto* a = FindAttr(n, "value_int")) value_int_[n.output(0)] = a->i();
+      for (const auto& o : n.output()) producer_[o] = &n;
   }
+  // The scalar (one-element) value of `name`.
   std::optional<int64_t> operator()(const std::string& name) const {
-    if (const onnx::TensorProto* t = types_.Constant(name)) return ScalarInt(*t);
-    auto it = value_int_.find(name);
-    return it == value_int_.end() ? std::nullopt : std::optional<int64_t>(it->second);
+    std::optional<std::vector<int64_t>> v = Ints(name, 0);
+    if (!v || v->size() != 1) return std::nullopt;
+    return (*v)[0];
   }
 
  private:
+  std::optional<std::vector<int64_t>> Ints(const std::string& name, int depth) const {
+    if (const onnx::TensorProto* t = types_.Constant(name)) return IntValues(*t);
+    auto it = producer_.find(name);
+    if (it == producer_.end() || depth > 16) return std::nullopt;
+    const onnx::NodeProto& n = *it->second;
+    if (!n.domain().empty() && n.domain() != "ai.onnx") return std::nullopt;
+    const std::string& op = n.op_type();
+    if (op == "Constant") {
+      if (const onnx::AttributeProto* a = FindAttr(n, "value_int")) return std::vector<int64_t>{a->i()};
+      if (const onnx::AttributeProto* a = FindAttr(n, "value_ints"))
+        return std::vector<int64_t>(a->ints().begin(), a->ints().end());
+      return std::nullopt;
+    }
+    if (op == "Shape") {
+      const std::optional<int> rank = types_.Rank(n.input(0));
+      if (!rank) return std::nullopt;
+      auto bound = [&](const char* attr, int64_t fallback) {
+        const onnx::AttributeProto* a = FindAttr(n, attr);
+        const int64_t v = a ? a->i() : fallback;
+        return std::clamp<int64_t>(v < 0 ? v + *rank : v, 0, *rank);
+      };
+      std::vector<int64_t> dims;
+      for (int64_t d = bound("start", 0); d < bound("end", *rank); ++d) {
+        std::optional<int64_t> dim = types_.Dim(n.input(0), static_cast<int>(d));
+        if (!dim) return std::nullopt;
+        dims.push_back(*dim);
+      }
+      return dims;
+    }
+    if (op == "Gather") {
+      const onnx::AttributeProto* axis = FindAttr(n, "axis");
+      std::optional<std::vector<int64_t>> data = Ints(n.input(0), depth + 1), idx = Ints(Input(n, 1), depth + 1);
+      if ((axis && axis->i() != 0) || !data || !idx) return std::nullopt;
+      std::vector<int64_t> out;
+      const int64_t size = static_cast<int64_t>(data->size());
+      for (int64_t k : *idx) {
+        if (k < -size || k >= size) return std::nullopt;
+        out.push_back((*data)[static_cast<size_t>(k < 0 ? k + size : k)]);
+      }
+      return out;
+    }
+    if (op == "Cast") {
+      const onnx::AttributeProto* to = FindAttr(n, "to");
+      if (!to || (to->i() != onnx::TensorProto::INT64 && to->i() != onnx::TensorProto::INT32)) return std::nullopt;
+      return Ints(n.input(0), depth + 1);
+    }
+    if (op == "Squeeze" || op == "Unsqueeze" || op == "Reshape" || op == "Identity") return Ints(n.input(0), depth + 1);
+    return std::nullopt;
+  }
+
   const ModelTypes& types_;
-  std::map<std::string, int64_t> value_int_;
+  std::map<std::string, const onnx::NodeProto*> producer_;
 };
 
 struct DftShape {
@@ -85,13 +145,16 @@ StatusOr<DftShape> ReadDft(const onnx::NodeProto& n, int64_t opset, const ModelT
   const std::optional<int> rank = types.Rank(x);
   if (!rank) return InvalidArgument(what, ": the rank of its input '", x, "' is unknown after shape inference");
   s.rank = *rank;
-  if (s.rank < 2) return InvalidArgument(what, ": input '", x, "' has rank ", s.rank, ", needs [signal dims..., 1 or 2]");
+  if (s.rank < 2)
+    return InvalidArgument(what, ": input '", x, "' has rank ", s.rank, ", needs [signal dims..., 1 or 2]");
   int64_t axis = 1;
   if (opset >= 20) {
     axis = -2;
     if (const std::string a = Input(n, 2); !a.empty()) {
       std::optional<int64_t> v = constant(a);
-      if (!v) return Unimplemented(what, ": axis '", a, "' must be a constant integer scalar");
+      if (!v)
+        return Unimplemented(what, ": axis '", a,
+                             "' must be a constant integer scalar (or a static dim read through Shape)");
       axis = *v;
     }
   } else if (const onnx::AttributeProto* a = FindAttr(n, "axis")) {
@@ -113,7 +176,9 @@ StatusOr<DftShape> ReadDft(const onnx::NodeProto& n, int64_t opset, const ModelT
   s.length = s.inverse && s.onesided ? 2 * (s.n - 1) : s.n;
   if (const std::string l = Input(n, 1); !l.empty()) {
     std::optional<int64_t> v = constant(l);
-    if (!v) return Unimplemented(what, ": dft_length '", l, "' must be a constant integer scalar");
+    if (!v)
+      return Unimplemented(what, ": dft_length '", l,
+                           "' must be a constant integer scalar (or a static dim read through Shape)");
     s.length = *v;
   }
   if (s.length < 1) return InvalidArgument(what, ": dft_length ", s.length, " must be at least 1");

@@ -25,8 +25,9 @@ namespace dsc {
 // K = L real outputs (c' = 1) from the Hermitian extension of the first L/2 + 1 bins, whose DC and
 // (even L) Nyquist imaginary parts are ignored. Angles 2 pi (k n mod L) / L are evaluated in double.
 // X's rank, N and c must be static after shape inference (with data propagation, `dims` binding
-// the graph inputs' symbolic dims); axis and dft_length must be constants; a matrix over 2^26
-// elements is refused, naming the node.
+// the graph inputs' symbolic dims); axis and dft_length must be constants or static dims read
+// through Shape/Gather/Squeeze (the dynamo exporter's x.size(d) without its optimizer); a matrix
+// over 2^26 elements is refused, naming the node.
 Status DecomposeDft(onnx::ModelProto* model, const std::map<std::string, int64_t>& dims);
 
 }  // namespace dsc

@@ -139,7 +139,8 @@ StatusOr<Outputs> EvalNonZero(const Node& node, const Inputs& in) {
   ASSIGN_OR_RETURN(Tensor out, NewTensor(node, DType::kInt64, {rank, count}));
   const std::vector<int64_t> strides = RowMajorStrides(x.dims());
   for (int64_t h = 0; h < count; ++h)
-    for (int64_t a = 0; a < rank; ++a) StoreInt(out, a * count + h, hits[static_cast<size_t>(h)] / strides[a] % x.dims()[a]);
+    for (int64_t a = 0; a < rank; ++a)
+      StoreInt(out, a * count + h, hits[static_cast<size_t>(h)] / strides[a] % x.dims()[a]);
   return Outputs{std::move(out)};
 }
 

@@ -176,7 +176,7 @@ TEST(DecomposeOps, PReluPixelShuffleAndDftFollowPyTorchForwardAndBackward) {
   std::ifstream in(DSC_FRONTEND_DATA_DIR "/decompose_cases.json");
   ASSERT_TRUE(in) << "missing data/decompose_cases.json";
   const nlohmann::json cases = nlohmann::json::parse(in).at("cases");
-  ASSERT_EQ(cases.size(), 13u);
+  ASSERT_EQ(cases.size(), 14u);
   for (const auto& c : cases) {
     SCOPED_TRACE(c.at("name").get<std::string>());
     StatusOr<std::unique_ptr<Graph>> imported = ImportText(c.at("model").get<std::string>());

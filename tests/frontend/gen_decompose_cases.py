@@ -121,6 +121,10 @@ fft_case("dft_irfft_odd_length", 20, "DFT <inverse = 1, onesided = 1> (x, n)", s
          lambda z: torch.fft.irfft(z, n=7, dim=1), pre=["n = Constant <value = int32 {7}> ()"])
 fft_case("dft_irfft_default_length", 20, "DFT <inverse = 1, onesided = 1> (x, \"\", a)", signal(2, 3, 4, 2),
          lambda z: torch.fft.irfft(z, dim=1), pre=["a = Constant <value_int = -3> ()"])
+# dft_length = x.size(1) as the dynamo exporter writes it without its optimizer: Squeeze(Shape(x)[1:2]).
+fft_case("dft_length_from_shape", 20, "DFT <onesided = 1> (x, n, a)", signal(2, 6, 3, 1), lambda z: torch.fft.rfft(z, dim=1),
+         pre=["s = Shape <start = 1, end = 2> (x)", "z = Constant <value = int64[1] {0}> ()", "n = Squeeze(s, z)",
+              "a = Constant <value_int = 1> ()"])
 # FNet's token mixing: Re(fft over the hidden axis, then over the sequence axis) of real input.
 fft_case("dft_fnet_mixing", 20, 'DFT (h, "", a1)', signal(2, 4, 6, 1), lambda z: torch.fft.fft(torch.fft.fft(z, dim=2), dim=1),
          pre=["a2 = Constant <value_int = 2> ()", 'h = DFT (x, "", a2)', "a1 = Constant <value_int = 1> ()"])
