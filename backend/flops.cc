@@ -121,7 +121,7 @@ const std::map<std::string, Entry>& Table() {
     for (const char* op : {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Expand", "Concat", "Split",
                            "Slice", "SliceGrad", "Gather", "GatherElements", "GatherND", "ScatterElements", "ScatterND",
                            "Pad", "Tile", "Identity", "Cast", "CastLike", "ZeroFill", "Assign", "Shape", "Size",
-                           "ConstantOfShape", "Range", "OneHot", "DepthToSpace", "SpaceToDepth", "AllReduce",
+                           "ConstantOfShape", "Range", "NonZero", "OneHot", "DepthToSpace", "SpaceToDepth", "AllReduce",
                            "ReduceScatter", "AllGather", "AllGatherInPlace", "AllReduceStart", "ReduceScatterStart",
                            "AllGatherStart", "AllGatherInPlaceStart", "CollectiveWait", "Release", "IsFinite",
                            "FloatClass"})

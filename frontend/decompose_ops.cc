@@ -1,11 +1,12 @@
 // Imports InstanceNormalization, ReduceL2, ReduceL1, ReduceLogSumExp, PRelu, DepthToSpace, SpaceToDepth,
-// Pad's indexed modes and the recurrent ops as supported ops (see decompose_ops.h).
+// Pad's indexed modes, the recurrent ops and DFT as supported ops (see decompose_ops.h).
 #include "frontend/decompose_ops.h"
 
 #include <map>
 #include <optional>
 #include <vector>
 
+#include "frontend/decompose_dft.h"
 #include "frontend/decompose_pad.h"
 #include "frontend/decompose_rnn.h"
 #include "frontend/proto_rewriter.h"
@@ -190,7 +191,7 @@ std::map<std::string, Typed> TypedNames(const onnx::GraphProto& g) {
 const std::set<std::string>& DecomposedOps() {
   static const std::set<std::string> ops = [] {
     std::set<std::string> s = {"InstanceNormalization", "ReduceL2", "ReduceL1", "ReduceLogSumExp", "PRelu",
-                               "DepthToSpace", "SpaceToDepth"};
+                               "DepthToSpace", "SpaceToDepth", "DFT"};
     s.insert(RecurrentOps().begin(), RecurrentOps().end());
     return s;
   }();
@@ -199,6 +200,7 @@ const std::set<std::string>& DecomposedOps() {
 
 Status DecomposeOps(onnx::ModelProto* model, const std::map<std::string, int64_t>& dims) {
   RETURN_IF_ERROR(DecomposeRecurrentOps(model, dims));
+  RETURN_IF_ERROR(DecomposeDft(model, dims));
   const int64_t opset = OnnxOpset(*model);
   const std::map<std::string, Typed> typed = TypedNames(model->graph());
   auto elem_type = [&](const onnx::NodeProto& n) {

@@ -3,7 +3,8 @@
 // wav2vec 2.0's feature encoder), ReduceL2 (torch.linalg.vector_norm, weight_norm), ReduceL1
 // (vector_norm with ord=1), ReduceLogSumExp (torch.logsumexp), PRelu (nn.PReLU), DepthToSpace /
 // SpaceToDepth (nn.PixelShuffle / PixelUnshuffle in super-resolution and vocoders), Pad in modes
-// reflect/edge/wrap (frontend/decompose_pad.h), and LSTM, GRU and RNN (frontend/decompose_rnn.h).
+// reflect/edge/wrap (frontend/decompose_pad.h), LSTM, GRU and RNN (frontend/decompose_rnn.h), and
+// DFT (torch.fft, frontend/decompose_dft.h).
 //
 //   RETURN_IF_ERROR(DecomposeOps(&model, dims));   // after the checker, before GraphFromOnnx
 #pragma once
@@ -33,8 +34,9 @@ const std::set<std::string>& DecomposedOps();
 //   DepthToSpace<blocksize, mode DCR|CRD>(X) and SpaceToDepth<blocksize>(X) into Reshape(Transpose(
 //     Reshape(X))) with targets computed from Shape(X),
 // in the model's opset form (axes as attribute or input), Pad<mode reflect|edge|wrap> as
-// DecomposeIndexedPad does, and LSTM/GRU/RNN as DecomposeRecurrentOps does. New nodes keep the original's metadata. A blocksize below 1 or an unknown DepthToSpace mode
-// is an error naming the node.
+// DecomposeIndexedPad does, LSTM/GRU/RNN as DecomposeRecurrentOps does, and DFT as DecomposeDft
+// does. New nodes keep the original's metadata. A blocksize below 1 or an unknown DepthToSpace
+// mode is an error naming the node.
 // `dims` binds symbolic dims for what needs static shapes (ImportOptions::dims).
 Status DecomposeOps(onnx::ModelProto* model, const std::map<std::string, int64_t>& dims = {});
 

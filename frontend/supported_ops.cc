@@ -56,7 +56,9 @@ const std::set<std::string>& ComputeOps() {
 }
 
 const std::set<std::string>& ShapeOps() {
-  static const std::set<std::string> ops = {"Shape", "Size", "ConstantOfShape", "Range", "Xor"};
+  // NonZero: the legacy exporter's index lists (Longformer's sliding-window attention), which
+  // NonZero(ConstantOfShape(shape)) computes from shapes alone.
+  static const std::set<std::string> ops = {"Shape", "Size", "ConstantOfShape", "Range", "Xor", "NonZero"};
   return ops;
 }
 

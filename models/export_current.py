@@ -570,6 +570,18 @@ def data_video(n, seed, n_cls=4):
     return {"pixel_values": x.astype(np.float32), "labels": y}
 
 
+def build_fnet():
+    """FNet's token mixing: Re(FFT over the hidden axis, then over the sequence axis) in place of
+    attention, torch.fft.fftn exported as two ONNX DFTs per layer (dscompile imports each as a
+    product with its DFT matrix); the fast-path MLM head."""
+    cfg = T.FNetConfig(vocab_size=VOCAB, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                       max_position_embeddings=SEQ, type_vocab_size=2, hidden_dropout_prob=0.0,
+                       use_tpu_fourier_optimizations=False, pad_token_id=0)
+    model = T.FNetForMaskedLM(cfg)
+    model.fnet.pooler = None  # built by FNetModel, never read by the MLM loss: not a trained parameter
+    return MaskedLMLoss(model)
+
+
 class TinySuperRes(nn.Module):
     """A super-resolution-style CNN classifier: conv -> per-channel PReLU -> nn.PixelShuffle(2)
     (ONNX DepthToSpace, CRD) -> strided conv -> CELU -> single-slope PReLU -> nn.PixelUnshuffle(2)
@@ -778,6 +790,8 @@ MODELS = collections.OrderedDict([
     # AvgPool2d(hidden_dim, ceil_mode=True): a pooling window longer than its input. The helper's file
     # only: dynamo_default folds the training BatchNorms into the convolutions, as for hf_resnet.
     ("efficientnet", (build_efficientnet, data_image8, 65, dict(COMPACT, modes=("helper",)))),
+    # torch.fft (ONNX DFT): FNet, hidden 16, 1 layer
+    ("fnet", (build_fnet, data_lm, 66, COMPACT)),
 ])
 
 

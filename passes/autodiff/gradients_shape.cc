@@ -1,4 +1,6 @@
 // Gradient builders of data-movement ops: reshapes, transposes, concat/split, slice, gather, pad.
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "ir/dsc_ops.h"
@@ -104,7 +106,7 @@ Status BuildTileGrad(B& b) {
   return Status::OK();
 }
 
-// Pad (constant mode): the gradient is the un-padded window of dY.
+// Pad (constant mode): the gradient is the un-padded window of dY (with cropping: Pad(dY, -pads)).
 Status BuildPadGrad(B& b) {
   std::string mode = b.node().GetString("mode", "constant");
   if (mode != "constant") return b.Unsupported("Pad mode '" + mode + "' (only 'constant' is differentiable here)");
@@ -119,10 +121,19 @@ Status BuildPadGrad(B& b) {
     for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
   }
   if (pads.size() != 2 * axes.size()) return b.Unsupported("pads do not match the padded axes");
+  if (std::any_of(pads.begin(), pads.end(), [](int64_t p) { return p < 0; })) {
+    // Cropping (nn.ZeroPad2d with a negative side, RWKV's time shift): Pad with the pads negated
+    // crops dY where X was padded and puts zeros where X was cropped away.
+    std::vector<int64_t> negated;
+    for (int64_t p : pads) negated.push_back(-p);
+    std::vector<Value*> ins = {b.dY(0), b.Ints(negated)};
+    if (b.X(3)) ins.insert(ins.end(), {nullptr, b.Ints(axes)});
+    b.SetGrad(0, b.Emit("Pad", ins, b.X(0)->type));
+    return Status::OK();
+  }
   std::vector<int64_t> starts, ends;
   for (size_t i = 0; i < axes.size(); ++i) {
     int64_t begin = pads[i], end = pads[i + axes.size()];
-    if (begin < 0 || end < 0) return b.Unsupported("negative pads (cropping)");
     starts.push_back(begin);
     ends.push_back(begin + xd[static_cast<size_t>(axes[i])]);
   }

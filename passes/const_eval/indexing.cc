@@ -127,12 +127,30 @@ StatusOr<Outputs> EvalTrilu(const Node& node, const Inputs& in) {
   return Outputs{std::move(out)};
 }
 
+// NonZero: the indices of the nonzero elements, (rank, count) int64, in row-major order. Only ever
+// folded: the legacy exporter indexes by NonZero(ConstantOfShape(shape)), constant once shapes are.
+StatusOr<Outputs> EvalNonZero(const Node& node, const Inputs& in) {
+  RETURN_IF_ERROR(CheckArity(node, in, 1, 1));
+  const Tensor& x = *in[0];
+  std::vector<int64_t> hits;
+  for (int64_t e = 0; e < x.numel(); ++e)
+    if (IsIntLike(x.dtype()) ? LoadInt(x, e) != 0 : LoadDouble(x, e) != 0.0) hits.push_back(e);  // NaN is nonzero
+  const int64_t rank = x.rank(), count = static_cast<int64_t>(hits.size());
+  ASSIGN_OR_RETURN(Tensor out, NewTensor(node, DType::kInt64, {rank, count}));
+  const std::vector<int64_t> strides = RowMajorStrides(x.dims());
+  for (int64_t h = 0; h < count; ++h)
+    for (int64_t a = 0; a < rank; ++a)
+      StoreInt(out, a * count + h, hits[static_cast<size_t>(h)] / strides[a] % x.dims()[a]);
+  return Outputs{std::move(out)};
+}
+
 }  // namespace
 
 void RegisterIndexingOps(OpTable& t) {
   t["Slice"] = EvalSlice;
   t["Gather"] = EvalGather;
   t["Trilu"] = EvalTrilu;
+  t["NonZero"] = EvalNonZero;
 }
 
 }  // namespace dsc::const_eval

@@ -22,7 +22,7 @@ using OpTable = std::unordered_map<std::string, EvalFn>;
 // Each op family adds its ops to the table built once in const_eval.cc.
 void RegisterElementwiseOps(OpTable& table);  // elementwise.cc: arithmetic, comparison, logic, Where
 void RegisterShapeOps(OpTable& table);        // shape_ops.cc: Shape, Reshape, Transpose, Concat, Split, ...
-void RegisterIndexingOps(OpTable& table);     // indexing.cc: Slice, Gather, Trilu
+void RegisterIndexingOps(OpTable& table);     // indexing.cc: Slice, Gather, Trilu, NonZero
 void RegisterCreationOps(OpTable& table);     // creation.cc: Constant, ConstantOfShape, Range, Cast
 void RegisterReduceOps(OpTable& table);       // reduce.cc: ReduceSum/Prod/Max/Min/Mean
 void RegisterScatterGatherOps(OpTable& table); // scatter_gather.cc: GatherElements/ND, ScatterElements/ND

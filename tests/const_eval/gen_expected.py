@@ -320,6 +320,14 @@ case("Trilu_lower_bool", "Trilu", [np.ones((4, 4), b)], np.tril(np.ones((4, 4), 
 case("Trilu_k_huge", "Trilu", [TR, np.array(I64_MAX, i64)], np.zeros_like(TR))
 case("Trilu_rank1", "Trilu", [np.ones(3, f32)], error="InvalidArgument")
 
+# ---------------------------------------------------------------- NonZero (numpy.nonzero: row-major order)
+NZ = np.array([[0.0, 1.5, 0.0], [np.nan, 0.0, -2.0]], f32)  # NaN is nonzero
+case("NonZero_float_nan", "NonZero", [NZ], np.array(np.nonzero(NZ), i64))
+NB = np.array([[[True, False, True]], [[False, False, True]]], b)
+case("NonZero_bool_3d", "NonZero", [NB], np.array(np.nonzero(NB), i64))
+case("NonZero_none", "NonZero", [np.zeros((2, 3), np.int32)], np.zeros((2, 0), i64))
+case("NonZero_int64_1d", "NonZero", [np.array([3, 0, -1, 0, 7], i64)], np.array([[0, 2, 4]], i64))
+
 # ---------------------------------------------------------------- creation and Cast
 case("Constant_value", "Constant", [], BIG, value=BIG)
 case("Constant_value_float", "Constant", [], np.array(0.125, f32), value_float=0.125)

@@ -1,10 +1,10 @@
 // Ops imported as supported ones (frontend/decompose_ops.cc). InstanceNormalization, ReduceL2,
 // ReduceL1 and ReduceLogSumExp: the imported graph holds none of them and computes the ONNX
 // definition (evaluated node by node with the constant evaluator, against loops written out here),
-// in both opset forms of the axes. PRelu, DepthToSpace and SpaceToDepth: forward values and
-// gradients (autodiff of the imported graph, run on the CPU) equal PyTorch's
-// (data/decompose_cases.json, gen_decompose_cases.py), x == 0 included; a dynamic batch keeps its
-// symbol; bad attributes are refused naming the node.
+// in both opset forms of the axes. PRelu, DepthToSpace, SpaceToDepth and DFT (every mode, opsets
+// 17 and 20): forward values and gradients (autodiff of the imported graph, run on the CPU) equal
+// PyTorch's (data/decompose_cases.json, gen_decompose_cases.py), x == 0 included; a dynamic batch
+// keeps its symbol; bad attributes are refused naming the node.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -173,13 +173,13 @@ StatusOr<std::unique_ptr<Graph>> ImportText(const std::string& text) {
   return ImportOnnxBytes(m.SerializeAsString(), "", "decompose.onnx");
 }
 
-// PRelu, the pixel shuffles and Pad's reflect/edge/wrap modes (decompose_pad.h) against PyTorch, or
-// numpy.pad's index map where torch has no such pad (see gen_decompose_cases.py).
-TEST(DecomposeOps, PReluPixelShuffleAndPadModesFollowPyTorchForwardAndBackward) {
+// PRelu, the pixel shuffles, Pad's reflect/edge/wrap modes (decompose_pad.h) and DFT against PyTorch,
+// or numpy.pad's index map where torch has no such pad (see gen_decompose_cases.py).
+TEST(DecomposeOps, PReluPixelShuffleDftAndPadModesFollowPyTorchForwardAndBackward) {
   std::ifstream in(DSC_FRONTEND_DATA_DIR "/decompose_cases.json");
   ASSERT_TRUE(in) << "missing data/decompose_cases.json";
   const nlohmann::json cases = nlohmann::json::parse(in).at("cases");
-  ASSERT_EQ(cases.size(), 17u);
+  ASSERT_EQ(cases.size(), 25u);
   for (const auto& c : cases) {
     SCOPED_TRACE(c.at("name").get<std::string>());
     StatusOr<std::unique_ptr<Graph>> imported = ImportText(c.at("model").get<std::string>());
@@ -307,6 +307,39 @@ TEST(DecomposeOps, BadIndexedPadsNameTheNode) {
     ASSERT_FALSE(g.ok());
     EXPECT_NE(g.status().message().find("(Pad, mode '"), std::string::npos) << g.status().ToString();
     EXPECT_NE(g.status().message().find(want), std::string::npos) << g.status().ToString();
+  }
+}
+
+// A DFT over a dynamic batch keeps the batch symbolic (Reshape's 0 copies it); what the matrix
+// product cannot take is refused naming the node.
+TEST(DecomposeOps, DftKeepsADynamicBatchAndNamesWhatItRefuses) {
+  StatusOr<std::unique_ptr<Graph>> g = ImportText(
+      "<ir_version: 10, opset_import: [\"\" : 20]>\ng (float[N,4,6,1] x) => (float[N,4,4,2] y) {\n"
+      "  y = DFT <onesided = 1> (x)\n}");
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  const Value* y = (*g)->FindValue("y");
+  ASSERT_TRUE(y && y->type.shape);
+  ASSERT_EQ(y->type.shape->size(), 4u);
+  EXPECT_FALSE((*y->type.shape)[0].is_static());
+  EXPECT_EQ((*y->type.shape)[2].value, 4);
+  struct Bad {
+    std::string inputs, node, want;
+  };
+  const Bad cases[] = {
+      {"float[2,6,1] x, int64 a", "DFT (x, \"\", a)", "axis 'a' must be a constant"},
+      {"float[2,6,1] x, int64 n", "DFT (x, n)", "dft_length 'n' must be a constant"},
+      {"float[2,6,3] x", "DFT (x)", "is 3; ONNX needs 1 (real) or 2 (complex)"},
+      {"float[2,6,1] x", "DFT <inverse = 2> (x)", "inverse = 2"},
+      {"float[2,N,1] x", "DFT (x)", "must be static"},
+      {"float[2,8193,2] x", "DFT (x)", "more than the 2^26"},
+  };
+  for (const Bad& c : cases) {
+    SCOPED_TRACE(c.node);
+    StatusOr<std::unique_ptr<Graph>> bad = ImportText("<ir_version: 10, opset_import: [\"\" : 20]>\ng (" + c.inputs +
+                                                      ") => (float y) {\n  y = " + c.node + "\n}");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.status().message().find("(DFT)"), std::string::npos) << bad.status().ToString();
+    EXPECT_NE(bad.status().message().find(c.want), std::string::npos) << bad.status().ToString();
   }
 }
 

@@ -1,7 +1,8 @@
 #!/opt/torchenv/bin/python
-"""Writes data/decompose_cases.json for decompose_ops_test: PRelu, DepthToSpace, SpaceToDepth and
-Pad (reflect, edge, wrap) models with PyTorch's (torch 2.15) forward values and gradients, which
-dscompile computes through its import-time decompositions (frontend/decompose_ops.h).
+"""Writes data/decompose_cases.json for decompose_ops_test: PRelu, DepthToSpace, SpaceToDepth,
+Pad (reflect, edge, wrap) and DFT models with PyTorch's (torch 2.15) forward values and gradients,
+which dscompile computes through its import-time decompositions (frontend/decompose_ops.h,
+decompose_pad.h, decompose_dft.h).
 
     /opt/torchenv/bin/python tests/frontend/gen_decompose_cases.py
 
@@ -12,7 +13,8 @@ float32 data; DepthToSpace DCR and SpaceToDepth (no torch op) as the ONNX spec's
 torch, checked here against onnx.reference. Pad: F.pad's reflect/replicate/circular where torch
 has the case; otherwise (pads past the edge, negative pads, a size-1 axis) index_select along each
 axis by numpy.pad's own map of the source positions (np.pad(arange(n), mode)), checked against
-onnx.reference.
+onnx.reference. DFT as torch.fft.fft/ifft/rfft/irfft on the complex view of the input (the
+gradients checked against finite differences), and against onnx.reference.
 """
 import json
 import os
@@ -32,17 +34,18 @@ def text_tensor(name, a):
     return "float[%s] %s = {%s}" % (",".join(str(d) for d in a.shape), name, vals)
 
 
-def add(name, opset, node, inits, fn, out_shape, check_onnx=False, consts=()):
+def add(name, opset, node, inits, fn, out_shape, check_onnx=False, consts=(), pre=()):
     """inits: {name: float32 array}; fn(*torch tensors) -> y; consts: more (untrained) initializers
-    in the text form."""
+    in the text form; pre: node lines before y's."""
     ts = {k: torch.tensor(v.astype(np.float64), requires_grad=True) for k, v in inits.items()}
     y = fn(*ts.values())
     r = rng.uniform(-1, 1, size=y.shape).astype(np.float32)
     (y * torch.from_numpy(r.astype(np.float64))).sum().backward()
     body = node if "\n" in node else "y = " + node  # several lines: the whole body, which writes y
-    text = ("<ir_version: %d, opset_import: [\"\" : %d]>\ng () => (float[%s] y) <%s> {\n  %s\n}"
+    text = ("<ir_version: %d, opset_import: [\"\" : %d]>\ng () => (float[%s] y) <%s> {\n%s  %s\n}"
             % (10 if opset >= 20 else 8, opset, ",".join(str(d) for d in out_shape),
-               ", ".join([text_tensor(k, v) for k, v in inits.items()] + list(consts)), body))
+               ", ".join([text_tensor(k, v) for k, v in inits.items()] + list(consts)),
+               "".join("  %s\n" % p for p in pre), body))
     if check_onnx:
         m = onnx.parser.parse_model(text)
         (ref,) = onnx.reference.ReferenceEvaluator(m).run(None, {})
@@ -165,6 +168,44 @@ add_pad("pad_wrap_twice", 19, "wrap", (2, 3), [0, 4, 1, 7])
 add_pad("pad_reflect_computed", 17, "reflect", (2, 3, 4), [0, 0, 2, 0, 1, 3], computed=True,
         fn=lambda x: F.pad(x, (2, 3, 0, 1), mode="reflect"))
 add_pad("pad_wrap_computed_negative", 19, "wrap", (2, 6), [1, -2, 0, 3], computed=True)
+
+# DFT: x's last dim holds (real[, imaginary]); the references transform its complex view.
+def cplx(x):
+    return torch.view_as_complex(x) if x.shape[-1] == 2 else x[..., 0]
+
+
+def fft_case(name, opset, node, x, fn, pre=()):
+    def ref(x):
+        z = fn(cplx(x))
+        return torch.view_as_real(z) if z.is_complex() else z[..., None]
+    t = torch.tensor(x.astype(np.float64), requires_grad=True)
+    assert torch.autograd.gradcheck(ref, (t,)), name  # torch's FFT gradients against finite differences
+    add(name, opset, node, {"x": x}, ref, tuple(ref(t).shape), check_onnx=True, pre=pre)
+
+
+def signal(*shape):
+    return rng.uniform(-1, 1, size=shape).astype(np.float32)
+
+
+fft_case("dft_rfft", 20, "DFT <onesided = 1> (x)", signal(2, 6, 1), lambda z: torch.fft.rfft(z, dim=1))
+fft_case("dft_complex_inner_axis", 20, 'DFT (x, "", a)', signal(2, 5, 3, 2), lambda z: torch.fft.fft(z, dim=1),
+         pre=["a = Constant <value_int = 1> ()"])
+fft_case("dft_inverse_padded_opset17", 17, "DFT <axis = 1, inverse = 1> (x, n)", signal(3, 5, 2),
+         lambda z: torch.fft.ifft(z, n=8, dim=1), pre=["n = Constant <value = int64 {8}> ()"])
+fft_case("dft_real_truncated_negative_axis", 20, "DFT (x, n, a)", signal(2, 6, 3, 1),
+         lambda z: torch.fft.fft(z, n=4, dim=1),
+         pre=["n = Constant <value = int64 {4}> ()", "a = Constant <value = int64 {-3}> ()"])
+fft_case("dft_irfft_odd_length", 20, "DFT <inverse = 1, onesided = 1> (x, n)", signal(2, 5, 2),
+         lambda z: torch.fft.irfft(z, n=7, dim=1), pre=["n = Constant <value = int32 {7}> ()"])
+fft_case("dft_irfft_default_length", 20, "DFT <inverse = 1, onesided = 1> (x, \"\", a)", signal(2, 3, 4, 2),
+         lambda z: torch.fft.irfft(z, dim=1), pre=["a = Constant <value_int = -3> ()"])
+# dft_length = x.size(1) as the dynamo exporter writes it without its optimizer: Squeeze(Shape(x)[1:2]).
+fft_case("dft_length_from_shape", 20, "DFT <onesided = 1> (x, n, a)", signal(2, 6, 3, 1), lambda z: torch.fft.rfft(z, dim=1),
+         pre=["s = Shape <start = 1, end = 2> (x)", "z = Constant <value = int64[1] {0}> ()", "n = Squeeze(s, z)",
+              "a = Constant <value_int = 1> ()"])
+# FNet's token mixing: Re(fft over the hidden axis, then over the sequence axis) of real input.
+fft_case("dft_fnet_mixing", 20, 'DFT (h, "", a1)', signal(2, 4, 6, 1), lambda z: torch.fft.fft(torch.fft.fft(z, dim=2), dim=1),
+         pre=["a2 = Constant <value_int = 2> ()", 'h = DFT (x, "", a2)', "a1 = Constant <value_int = 1> ()"])
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "decompose_cases.json")
 with open(out, "w") as f:
