@@ -1,5 +1,5 @@
 #!/opt/torchenv/bin/python
-"""Writes data/decompose_cases.json for decompose_ops_test: PRelu, DepthToSpace and SpaceToDepth
+"""Writes data/decompose_cases.json for decompose_ops_test: PRelu, DepthToSpace, SpaceToDepth and Col2Im
 models with PyTorch's (torch 2.15) forward values and gradients, which dscompile computes through
 its import-time decompositions (frontend/decompose_ops.h).
 
@@ -9,7 +9,8 @@ Each case: an ONNX text model whose float initializers are the inputs, a weight 
 test differentiates loss = sum(y * R)), and the expected output and gradient of every initializer.
 References: torch.prelu and F.pixel_shuffle / F.pixel_unshuffle with autograd, in float64 from
 float32 data; DepthToSpace DCR and SpaceToDepth (no torch op) as the ONNX spec's reshape/transpose in
-torch, checked here against onnx.reference.
+torch, checked here against onnx.reference; Col2Im as F.fold (2-D; a 1-D Col2Im is F.fold over a
+(1, W) image), checked against onnx.reference as well.
 """
 import json
 import os
@@ -29,15 +30,20 @@ def text_tensor(name, a):
     return "float[%s] %s = {%s}" % (",".join(str(d) for d in a.shape), name, vals)
 
 
-def add(name, opset, node, inits, fn, out_shape, check_onnx=False):
-    """inits: {name: float32 array}; fn(*torch tensors) -> y."""
+def text_ints(name, v):
+    return "int64[%d] %s = {%s}" % (len(v), name, ", ".join(str(x) for x in v))
+
+
+def add(name, opset, node, inits, fn, out_shape, check_onnx=False, consts=None):
+    """inits: {name: float32 array}; fn(*torch tensors) -> y; consts: {name: int list}, int64 initializers."""
     ts = {k: torch.tensor(v.astype(np.float64), requires_grad=True) for k, v in inits.items()}
     y = fn(*ts.values())
     r = rng.uniform(-1, 1, size=y.shape).astype(np.float32)
     (y * torch.from_numpy(r.astype(np.float64))).sum().backward()
     text = ("<ir_version: %d, opset_import: [\"\" : %d]>\ng () => (float[%s] y) <%s> {\n  y = %s\n}"
             % (10 if opset >= 20 else 8, opset, ",".join(str(d) for d in out_shape),
-               ", ".join(text_tensor(k, v) for k, v in inits.items()), node))
+               ", ".join([text_tensor(k, v) for k, v in inits.items()] + [text_ints(k, v) for k, v in (consts or {}).items()]),
+               node))
     if check_onnx:
         m = onnx.parser.parse_model(text)
         (ref,) = onnx.reference.ReferenceEvaluator(m).run(None, {})
@@ -88,6 +94,33 @@ add("space_to_depth", 17, "SpaceToDepth <blocksize = 2> (x)", {"x": x}, lambda x
     check_onnx=True)
 # nn.PixelUnshuffle is not SpaceToDepth (channel-major blocks): exporters write it as Reshape/Transpose.
 assert not torch.equal(F.pixel_unshuffle(torch.from_numpy(x), 2), s2d(torch.from_numpy(x), 2))
+
+def col2im(name, n, c, image, block, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), opset=20):
+    """Col2Im over a 2-D image (pads: begin h, begin w, end h, end w; F.fold pads both ends alike)."""
+    assert pads[:2] == pads[2:]
+    k = int(np.prod(block))
+    l = 1
+    for i in range(2):
+        l *= (image[i] + 2 * pads[i] - dilations[i] * (block[i] - 1) - 1) // strides[i] + 1
+    x = rng.uniform(-1, 1, size=(n, c * k, l)).astype(np.float32)
+    node = "Col2Im <strides = [%s], pads = [%s], dilations = [%s]> (x, image, block)" % (
+        ", ".join(map(str, strides)), ", ".join(map(str, pads)), ", ".join(map(str, dilations)))
+    add(name, opset, node, {"x": x},
+        lambda x: F.fold(x, tuple(image), tuple(block), dilation=tuple(dilations), padding=tuple(pads[:2]), stride=tuple(strides)),
+        (n, c) + tuple(image), check_onnx=True, consts={"image": list(image), "block": list(block)})
+
+
+# VOLO's outlook attention: fold(3x3 blocks, stride 2, pad 1) onto 8x8 (every image row covered).
+col2im("col2im_volo", 2, 3, (8, 8), (3, 3), strides=(2, 2), pads=(1, 1, 1, 1))
+# Dilation 2 and stride 2 over 8 rows: blocks cover rows 0..6 (3 blocks; the floor leaves row 7, which
+# the decomposition's output_padding restores as zeros); an unequal block, overlaps summed.
+col2im("col2im_dilated_uncovered", 1, 2, (8, 6), (2, 3), strides=(2, 1), dilations=(2, 1))
+# A 1-D Col2Im is F.fold over a (1, W) image.
+x = rng.uniform(-1, 1, size=(2, 2 * 3, 4)).astype(np.float32)
+add("col2im_1d", 18, "Col2Im <strides = [2]> (x, image, block)", {"x": x},
+    lambda x: F.fold(x, (1, 9), (1, 3), stride=(1, 2)).reshape(2, 2, 9), (2, 2, 9), check_onnx=True,
+    consts={"image": [9], "block": [3]})
+
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "decompose_cases.json")
 with open(out, "w") as f:
