@@ -1,7 +1,8 @@
 // Imports InstanceNormalization, ReduceL2, ReduceL1, ReduceLogSumExp, PRelu, DepthToSpace, SpaceToDepth,
-// Pad's indexed modes, the recurrent ops and DFT as supported ops (see decompose_ops.h).
+// Pad's indexed modes, Col2Im, the recurrent ops and DFT as supported ops (see decompose_ops.h).
 #include "frontend/decompose_ops.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "frontend/decompose_pad.h"
 #include "frontend/decompose_rnn.h"
 #include "frontend/proto_rewriter.h"
+#include "ir/onnx_convert.h"
 
 namespace dsc {
 namespace {
@@ -166,6 +168,90 @@ Status BlockShuffle(const onnx::NodeProto& n, int64_t opset, const std::vector<i
   return Status::OK();
 }
 
+// Col2Im (torch's F.fold, aten.col2im: timm's VOLO outlook attention) is the transposed convolution
+// it is the adjoint of. X's C*K rows (K = prod(block_shape)) are, channel-major, the K kernel offsets
+// of each channel, so over X viewed as (N*C, K, L_1, ..., L_r) a ConvTranspose whose constant kernel
+// W:(K, 1, block...) is one-hot (W[k, 0, offset k] = 1) puts every column's values at their offsets
+// and sums the overlaps:
+//   Y = Reshape(ConvTranspose<strides, dilations, pads, output_padding>(Reshape(X, [-1, K, L...]), W),
+//               [N, -1, image...])
+// with L_i = (image_i + pads_i + pads_{r+i} - dilations_i (block_i - 1) - 1) / strides_i + 1 blocks
+// along dim i, and output_padding_i the rows of image_i the floor leaves after the last block (less
+// than strides_i). The gradient is ConvTranspose's (Im2Col of dY), W being a constant. image_shape
+// and block_shape must be constants (torch writes them so).
+Status Col2Im(const onnx::NodeProto& n, int64_t opset, const std::map<std::string, const onnx::TensorProto*>& constants,
+              const std::vector<int64_t>& x_dims, std::vector<onnx::NodeProto>* out) {
+  const std::string what = StrCat("node '", n.name().empty() ? n.output(0) : n.name(), "' (Col2Im)");
+  auto constant_ints = [&](int i, const char* name) -> StatusOr<std::vector<int64_t>> {
+    auto it = constants.find(n.input(i));
+    if (it == constants.end())
+      return Unimplemented(what, ": ", name, " ('", n.input(i), "') must be a constant (an initializer or a Constant node)");
+    StatusOr<Tensor> t = TensorFromOnnx(*it->second, StrCat(what, " ", name));
+    if (!t.ok()) return t.status();
+    if (t->rank() != 1 || (t->dtype() != DType::kInt64 && t->dtype() != DType::kInt32))
+      return InvalidArgument(what, ": ", name, " must be a 1-D integer tensor");
+    return t->ToInt64Vector();
+  };
+  ASSIGN_OR_RETURN(const std::vector<int64_t> image, constant_ints(1, "image_shape"));
+  ASSIGN_OR_RETURN(const std::vector<int64_t> block, constant_ints(2, "block_shape"));
+  const size_t r = image.size();
+  if (r < 1 || r > 3 || block.size() != r)
+    return Unimplemented(what, ": image_shape ", DimsToString(image), " and block_shape ", DimsToString(block),
+                         " must have the same 1 to 3 spatial dims (those of 1-D, 2-D and 3-D ConvTranspose)");
+  auto attr = [&](const char* name, int64_t fill, size_t count, int64_t lo) -> StatusOr<std::vector<int64_t>> {
+    const onnx::AttributeProto* a = FindAttr(n, name);
+    std::vector<int64_t> v = a ? std::vector<int64_t>(a->ints().begin(), a->ints().end()) : std::vector<int64_t>(count, fill);
+    if (v.size() != count) return InvalidArgument(what, ": attribute '", name, "' ", DimsToString(v), " needs ", count, " values");
+    for (int64_t x : v)
+      if (x < lo || x > (int64_t{1} << 20)) return InvalidArgument(what, ": attribute '", name, "' ", DimsToString(v), " has ", x);
+    return v;
+  };
+  ASSIGN_OR_RETURN(const std::vector<int64_t> strides, attr("strides", 1, r, 1));
+  ASSIGN_OR_RETURN(const std::vector<int64_t> dilations, attr("dilations", 1, r, 1));
+  ASSIGN_OR_RETURN(const std::vector<int64_t> pads, attr("pads", 0, 2 * r, 0));
+  int64_t k = 1, l = 1;
+  std::vector<int64_t> blocks(r), out_pad(r);
+  for (size_t i = 0; i < r; ++i) {
+    if (image[i] < 1 || block[i] < 1 || image[i] > (int64_t{1} << 20) || block[i] > (int64_t{1} << 20))
+      return InvalidArgument(what, ": image_shape ", DimsToString(image), " and block_shape ", DimsToString(block), " must be positive");
+    const int64_t span = image[i] + pads[i] + pads[r + i] - dilations[i] * (block[i] - 1) - 1;
+    if (span < 0)
+      return InvalidArgument(what, ": a block of ", block[i], " (dilation ", dilations[i], ") does not fit image dim ", i,
+                             " of ", image[i], " with pads ", DimsToString(pads));
+    blocks[i] = span / strides[i] + 1;
+    out_pad[i] = span % strides[i];
+    k *= block[i];
+    l *= blocks[i];
+  }
+  if (x_dims.size() == 3 && ((x_dims[1] >= 0 && x_dims[1] % k != 0) || (x_dims[2] >= 0 && x_dims[2] != l)))
+    return InvalidArgument(what, ": input ", DimsToString(x_dims), " needs (N, C * ", k, ", ", l, ") for block_shape ",
+                           DimsToString(block), " over image_shape ", DimsToString(image));
+  if (!x_dims.empty() && x_dims.size() != 3) return InvalidArgument(what, ": input has rank ", x_dims.size(), ", needs 3");
+  ProtoRewriter r_(n, opset, out);
+  std::vector<int64_t> grouped = {-1, k}, w_dims = {k, 1};
+  grouped.insert(grouped.end(), blocks.begin(), blocks.end());
+  w_dims.insert(w_dims.end(), block.begin(), block.end());
+  const std::string w32 = r_.Add("Constant", {});
+  onnx::TensorProto* w = r_.TensorAttr("value");
+  w->set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : w_dims) w->add_dims(d);
+  for (int64_t i = 0; i < k * k; ++i) w->add_float_data(i % (k + 1) == 0 ? 1.0f : 0.0f);  // W[j, 0, offset j] = 1
+  const std::string xg = r_.Add("Reshape", {n.input(0), r_.Ints(grouped)});
+  const std::string y = r_.Add("ConvTranspose", {xg, r_.Add("CastLike", {w32, n.input(0)})});
+  r_.SetInts("kernel_shape", block);
+  r_.SetInts("strides", strides);
+  r_.SetInts("dilations", dilations);
+  r_.SetInts("pads", pads);
+  if (std::any_of(out_pad.begin(), out_pad.end(), [](int64_t p) { return p != 0; })) r_.SetInts("output_padding", out_pad);
+  const std::string batch = ShapeDims(r_, r_.Add("Shape", {n.input(0)}), 0, 1);
+  std::vector<int64_t> rest = {-1};
+  rest.insert(rest.end(), image.begin(), image.end());
+  const std::string target = r_.Add("Concat", {batch, r_.Ints(rest)});
+  r_.SetInt("axis", 0);
+  r_.Add("Reshape", {y, target}, n.output(0));
+  return Status::OK();
+}
+
 // What the file says of each typed name (graph inputs, value_info, outputs, initializers): ONNX
 // element type and dims (-1 for a symbolic or missing dim; no dims when the shape is absent).
 struct Typed {
@@ -191,7 +277,7 @@ std::map<std::string, Typed> TypedNames(const onnx::GraphProto& g) {
 const std::set<std::string>& DecomposedOps() {
   static const std::set<std::string> ops = [] {
     std::set<std::string> s = {"InstanceNormalization", "ReduceL2", "ReduceL1", "ReduceLogSumExp", "PRelu",
-                               "DepthToSpace", "SpaceToDepth", "DFT"};
+                               "DepthToSpace", "SpaceToDepth", "DFT", "Col2Im"};
     s.insert(RecurrentOps().begin(), RecurrentOps().end());
     return s;
   }();
@@ -216,6 +302,11 @@ Status DecomposeOps(onnx::ModelProto* model, const std::map<std::string, int64_t
       types.emplace(*model, dims);
       break;
     }
+  std::map<std::string, const onnx::TensorProto*> constants;
+  for (const auto& t : model->graph().initializer()) constants[t.name()] = &t;
+  for (const auto& c : model->graph().node())
+    if (c.op_type() == "Constant" && (c.domain().empty() || c.domain() == "ai.onnx") && c.output_size() == 1)
+      if (const onnx::AttributeProto* v = FindAttr(c, "value"); v && v->has_t()) constants[c.output(0)] = &v->t();
   auto dims_of = [&](const std::string& name) {
     auto it = typed.find(name);
     return it == typed.end() ? std::vector<int64_t>{} : it->second.dims;
@@ -238,6 +329,8 @@ Status DecomposeOps(onnx::ModelProto* model, const std::map<std::string, int64_t
       RETURN_IF_ERROR(BlockShuffle(n, opset, dims_of(n.input(0)), nodes));
     } else if (IsIndexedPad(n)) {
       RETURN_IF_ERROR(DecomposeIndexedPad(n, opset, *types, nodes));
+    } else if (onnx_domain && n.op_type() == "Col2Im" && n.input_size() == 3 && n.output_size() == 1) {
+      RETURN_IF_ERROR(Col2Im(n, opset, constants, dims_of(n.input(0)), nodes));
     } else {
       return false;
     }

@@ -3,8 +3,8 @@
 // wav2vec 2.0's feature encoder), ReduceL2 (torch.linalg.vector_norm, weight_norm), ReduceL1
 // (vector_norm with ord=1), ReduceLogSumExp (torch.logsumexp), PRelu (nn.PReLU), DepthToSpace /
 // SpaceToDepth (nn.PixelShuffle / PixelUnshuffle in super-resolution and vocoders), Pad in modes
-// reflect/edge/wrap (frontend/decompose_pad.h), LSTM, GRU and RNN (frontend/decompose_rnn.h), and
-// DFT (torch.fft, frontend/decompose_dft.h).
+// reflect/edge/wrap (frontend/decompose_pad.h), Col2Im (F.fold: timm's VOLO outlook attention),
+// LSTM, GRU and RNN (frontend/decompose_rnn.h), and DFT (torch.fft, frontend/decompose_dft.h).
 //
 //   RETURN_IF_ERROR(DecomposeOps(&model, dims));   // after the checker, before GraphFromOnnx
 #pragma once
@@ -33,6 +33,9 @@ const std::set<std::string>& DecomposedOps();
 //   PRelu(X, slope) into Where(X > 0, X, slope * X) (torch.prelu's values and gradients, x = 0 included),
 //   DepthToSpace<blocksize, mode DCR|CRD>(X) and SpaceToDepth<blocksize>(X) into Reshape(Transpose(
 //     Reshape(X))) with targets computed from Shape(X),
+//   Col2Im(X, image_shape, block_shape) (constant shapes, 1 to 3 spatial dims) into a ConvTranspose
+//     of Reshape(X, [-1, K, L...]) with a constant one-hot kernel (K, 1, block...), reshaped to
+//     (N, C, image...),
 // in the model's opset form (axes as attribute or input), Pad<mode reflect|edge|wrap> as
 // DecomposeIndexedPad does, LSTM/GRU/RNN as DecomposeRecurrentOps does, and DFT as DecomposeDft
 // does. New nodes keep the original's metadata. A blocksize below 1 or an unknown DepthToSpace

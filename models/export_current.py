@@ -651,6 +651,37 @@ def data_dlrm(n, seed):
             "history": history.astype(np.int64), "labels": labels}
 
 
+class TimmImageLoss(nn.Module):
+    """Cross entropy of a timm classifier's logits (timm models take the image positionally)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values, labels):
+        return F.cross_entropy(self.model(pixel_values), labels)
+
+
+def build_volo():
+    """timm's VOLO (timm 1.0.31) on 1x12x12 images: a conv stem with BatchNorm and a stage of two outlookers
+    (outlook attention: per-location attention over 3x3 windows, unfolded and folded back with F.fold =
+    ONNX Col2Im, four 3x3 blocks at stride 2 overlapping on 3x3 tokens), average pooling (no
+    transformer stage, class-attention layers or aux head, for size)."""
+    from timm.models.volo import VOLO
+    m = VOLO(layers=(2,), img_size=12, in_chans=1, patch_size=4, stem_hidden_dim=8, embed_dims=(8,), num_heads=(1,),
+             downsamples=(False,), outlook_attention=(True,), post_layers=None, use_aux_head=False, global_pool="avg",
+             mlp_ratio=2.0, num_classes=10)
+    # VOLO adds pos_embed after the first stage's downsample (network index 2), which one stage never
+    # reaches: an unused parameter, which timm's own prune_intermediate_layers drops the same way.
+    m.pos_embed = None
+    return TimmImageLoss(m)
+
+
+def data_image12_gray(n, seed):
+    d = E.data_cnn(n, seed, chans=1, hw=12, n_cls=10)
+    return {"pixel_values": d["x"], "labels": d["y"]}
+
+
 def data_image8(n, seed):
     d = E.data_cnn(n, seed, chans=3, hw=8, n_cls=10)
     return {"pixel_values": d["x"], "labels": d["y"]}
@@ -792,6 +823,9 @@ MODELS = collections.OrderedDict([
     ("efficientnet", (build_efficientnet, data_image8, 65, dict(COMPACT, modes=("helper",)))),
     # torch.fft (ONNX DFT): FNet, hidden 16, 1 layer
     ("fnet", (build_fnet, data_lm, 66, COMPACT)),
+    # F.fold (ONNX Col2Im) in timm's VOLO outlook attention: the helper's file only; dynamo_default folds
+    # the stem's training BatchNorm into its conv
+    ("volo", (build_volo, data_image12_gray, 65, dict(COMPACT, modes=("helper",)))),
 ])
 
 

@@ -1,10 +1,11 @@
 // Ops imported as supported ones (frontend/decompose_ops.cc). InstanceNormalization, ReduceL2,
 // ReduceL1 and ReduceLogSumExp: the imported graph holds none of them and computes the ONNX
 // definition (evaluated node by node with the constant evaluator, against loops written out here),
-// in both opset forms of the axes. PRelu, DepthToSpace, SpaceToDepth and DFT (every mode, opsets
-// 17 and 20): forward values and gradients (autodiff of the imported graph, run on the CPU) equal
-// PyTorch's (data/decompose_cases.json, gen_decompose_cases.py), x == 0 included; a dynamic batch
-// keeps its symbol; bad attributes are refused naming the node.
+// in both opset forms of the axes. PRelu, DepthToSpace, SpaceToDepth, Pad's indexed modes, DFT (every
+// mode, opsets 17 and 20) and Col2Im: forward values and gradients (autodiff of the imported graph,
+// run on the CPU) equal PyTorch's (data/decompose_cases.json, gen_decompose_cases.py), x == 0
+// included; a dynamic batch keeps its symbol; bad attributes and non-constant shapes are refused
+// naming the node.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -173,13 +174,13 @@ StatusOr<std::unique_ptr<Graph>> ImportText(const std::string& text) {
   return ImportOnnxBytes(m.SerializeAsString(), "", "decompose.onnx");
 }
 
-// PRelu, the pixel shuffles, Pad's reflect/edge/wrap modes (decompose_pad.h) and DFT against PyTorch,
-// or numpy.pad's index map where torch has no such pad (see gen_decompose_cases.py).
-TEST(DecomposeOps, PReluPixelShuffleDftAndPadModesFollowPyTorchForwardAndBackward) {
+// PRelu, the pixel shuffles, Pad's reflect/edge/wrap modes (decompose_pad.h), DFT and Col2Im against
+// PyTorch, or numpy.pad's index map where torch has no such pad (see gen_decompose_cases.py).
+TEST(DecomposeOps, PReluPixelShuffleDftFoldAndPadModesFollowPyTorchForwardAndBackward) {
   std::ifstream in(DSC_FRONTEND_DATA_DIR "/decompose_cases.json");
   ASSERT_TRUE(in) << "missing data/decompose_cases.json";
   const nlohmann::json cases = nlohmann::json::parse(in).at("cases");
-  ASSERT_EQ(cases.size(), 25u);
+  ASSERT_EQ(cases.size(), 28u);
   for (const auto& c : cases) {
     SCOPED_TRACE(c.at("name").get<std::string>());
     StatusOr<std::unique_ptr<Graph>> imported = ImportText(c.at("model").get<std::string>());
@@ -340,6 +341,41 @@ TEST(DecomposeOps, DftKeepsADynamicBatchAndNamesWhatItRefuses) {
     ASSERT_FALSE(bad.ok());
     EXPECT_NE(bad.status().message().find("(DFT)"), std::string::npos) << bad.status().ToString();
     EXPECT_NE(bad.status().message().find(c.want), std::string::npos) << bad.status().ToString();
+  }
+}
+
+// F.fold on a dynamic batch (VOLO's outlook attention): N stays symbolic.
+TEST(DecomposeOps, Col2ImKeepsADynamicBatch) {
+  StatusOr<std::unique_ptr<Graph>> g = ImportText(
+      "<ir_version: 10, opset_import: [\"\" : 20]>\ng (float[N,27,16] x) => (float[N,3,8,8] y) "
+      "<int64[2] image = {8, 8}, int64[2] block = {3, 3}> {\n"
+      "  y = Col2Im <strides = [2, 2], pads = [1, 1, 1, 1]> (x, image, block)\n}");
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  const Value* y = (*g)->FindValue("y");
+  ASSERT_TRUE(y && y->type.shape);
+  ASSERT_EQ(y->type.shape->size(), 4u);
+  EXPECT_FALSE((*y->type.shape)[0].is_static());
+  for (int i = 1; i < 4; ++i) EXPECT_EQ((*y->type.shape)[i].value, i == 1 ? 3 : 8);
+}
+
+TEST(DecomposeOps, BadCol2ImNamesTheNode) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"y = Col2Im(x, shape, block)", "image_shape ('shape') must be a constant"},
+      {"y = Col2Im(x, image, block3)", "must have the same 1 to 3 spatial dims"},
+      {"y = Col2Im <strides = [0, 1]> (x, image, block)", "attribute 'strides' [0,1] has 0"},
+      {"y = Col2Im <pads = [1, 1]> (x, image, block)", "attribute 'pads' [1,1] needs 4 values"},
+      {"y = Col2Im(x, image, big)", "does not fit image dim 0"},
+      {"y = Col2Im(x, image, block22)", "needs (N, C * 4, 49)"},
+  };
+  for (const auto& [node, want] : cases) {
+    SCOPED_TRACE(node);
+    StatusOr<std::unique_ptr<Graph>> g = ImportText(
+        "<ir_version: 10, opset_import: [\"\" : 20]>\ng (float[1,27,36] x, int64[2] shape) => (float[1,3,8,8] y) "
+        "<int64[2] image = {8, 8}, int64[2] block = {3, 3}, int64[3] block3 = {3, 3, 1}, int64[2] big = {10, 3}, "
+        "int64[2] block22 = {2, 2}> {\n  " + node + "\n}");
+    ASSERT_FALSE(g.ok());
+    EXPECT_NE(g.status().message().find("(Col2Im)"), std::string::npos) << g.status().ToString();
+    EXPECT_NE(g.status().message().find(want), std::string::npos) << g.status().ToString();
   }
 }
 

@@ -1,8 +1,8 @@
 #!/opt/torchenv/bin/python
 """Writes data/decompose_cases.json for decompose_ops_test: PRelu, DepthToSpace, SpaceToDepth,
-Pad (reflect, edge, wrap) and DFT models with PyTorch's (torch 2.15) forward values and gradients,
-which dscompile computes through its import-time decompositions (frontend/decompose_ops.h,
-decompose_pad.h, decompose_dft.h).
+Pad (reflect, edge, wrap), DFT and Col2Im models with PyTorch's (torch 2.15) forward values and
+gradients, which dscompile computes through its import-time decompositions
+(frontend/decompose_ops.h, decompose_pad.h, decompose_dft.h).
 
     /opt/torchenv/bin/python tests/frontend/gen_decompose_cases.py
 
@@ -15,6 +15,8 @@ has the case; otherwise (pads past the edge, negative pads, a size-1 axis) index
 axis by numpy.pad's own map of the source positions (np.pad(arange(n), mode)), checked against
 onnx.reference. DFT as torch.fft.fft/ifft/rfft/irfft on the complex view of the input (the
 gradients checked against finite differences), and against onnx.reference.
+Col2Im as F.fold (2-D; a 1-D Col2Im is F.fold over a (1, W) image), checked against
+onnx.reference as well.
 """
 import json
 import os
@@ -34,9 +36,13 @@ def text_tensor(name, a):
     return "float[%s] %s = {%s}" % (",".join(str(d) for d in a.shape), name, vals)
 
 
-def add(name, opset, node, inits, fn, out_shape, check_onnx=False, consts=(), pre=()):
-    """inits: {name: float32 array}; fn(*torch tensors) -> y; consts: more (untrained) initializers
-    in the text form; pre: node lines before y's."""
+def text_ints(name, v):
+    return "int64[%d] %s = {%s}" % (len(v), name, ", ".join(str(x) for x in v))
+
+
+def add(name, opset, node, inits, fn, out_shape, check_onnx=False, consts=None, pre=()):
+    """inits: {name: float32 array}; fn(*torch tensors) -> y; consts: {name: int list}, int64
+    initializers; pre: node lines before y's."""
     ts = {k: torch.tensor(v.astype(np.float64), requires_grad=True) for k, v in inits.items()}
     y = fn(*ts.values())
     r = rng.uniform(-1, 1, size=y.shape).astype(np.float32)
@@ -44,7 +50,8 @@ def add(name, opset, node, inits, fn, out_shape, check_onnx=False, consts=(), pr
     body = node if "\n" in node else "y = " + node  # several lines: the whole body, which writes y
     text = ("<ir_version: %d, opset_import: [\"\" : %d]>\ng () => (float[%s] y) <%s> {\n%s  %s\n}"
             % (10 if opset >= 20 else 8, opset, ",".join(str(d) for d in out_shape),
-               ", ".join([text_tensor(k, v) for k, v in inits.items()] + list(consts)),
+               ", ".join([text_tensor(k, v) for k, v in inits.items()] +
+                         [text_ints(k, v) for k, v in (consts or {}).items()]),
                "".join("  %s\n" % p for p in pre), body))
     if check_onnx:
         m = onnx.parser.parse_model(text)
@@ -116,10 +123,6 @@ def np_pad_fn(mode, pads):
     return fn
 
 
-def pads_text(p):
-    return "int64[%d] pads = {%s}" % (len(p), ", ".join(str(v) for v in p))
-
-
 def add_pad(name, opset, mode, shape, pads, fn=None, axes=None, computed=False):
     x = rng.uniform(-1, 1, size=shape).astype(np.float32)
     full = list(pads)
@@ -133,18 +136,17 @@ def add_pad(name, opset, mode, shape, pads, fn=None, axes=None, computed=False):
     out_shape = ref(torch.from_numpy(x)).shape
     if fn is not None:  # torch's own padding agrees with numpy's map
         assert torch.equal(fn(torch.from_numpy(x)), ref(torch.from_numpy(x))), name
-    extra = {}
     if axes is not None:
         node = 'Pad <mode = "%s"> (x, pads, , axes)' % mode
     elif computed:  # pads computed in the graph (as the legacy exporter's chain): found only at folding
         node = 'twice = Add (pads, pads)\n  half = Div (twice, two)\n  y = Pad <mode = "%s"> (x, half)' % mode
     else:
         node = 'Pad <mode = "%s"> (x, pads)' % mode
-    consts = [pads_text(pads)]
+    consts = {"pads": list(pads)}
     if computed:
-        consts.append("int64[1] two = {2}")
+        consts["two"] = [2]
     if axes is not None:
-        consts.append("int64[%d] axes = {%s}" % (len(axes), ", ".join(str(v) for v in axes)))
+        consts["axes"] = list(axes)
     # onnx.reference pads with numpy, which refuses negative pads
     add(name, opset, node, {"x": x}, fn or ref, out_shape, check_onnx=min(pads) >= 0, consts=consts)
 
@@ -206,6 +208,34 @@ fft_case("dft_length_from_shape", 20, "DFT <onesided = 1> (x, n, a)", signal(2, 
 # FNet's token mixing: Re(fft over the hidden axis, then over the sequence axis) of real input.
 fft_case("dft_fnet_mixing", 20, 'DFT (h, "", a1)', signal(2, 4, 6, 1), lambda z: torch.fft.fft(torch.fft.fft(z, dim=2), dim=1),
          pre=["a2 = Constant <value_int = 2> ()", 'h = DFT (x, "", a2)', "a1 = Constant <value_int = 1> ()"])
+
+
+def col2im(name, n, c, image, block, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), opset=20):
+    """Col2Im over a 2-D image (pads: begin h, begin w, end h, end w; F.fold pads both ends alike)."""
+    assert pads[:2] == pads[2:]
+    k = int(np.prod(block))
+    l = 1
+    for i in range(2):
+        l *= (image[i] + 2 * pads[i] - dilations[i] * (block[i] - 1) - 1) // strides[i] + 1
+    x = rng.uniform(-1, 1, size=(n, c * k, l)).astype(np.float32)
+    node = "Col2Im <strides = [%s], pads = [%s], dilations = [%s]> (x, image, block)" % (
+        ", ".join(map(str, strides)), ", ".join(map(str, pads)), ", ".join(map(str, dilations)))
+    add(name, opset, node, {"x": x},
+        lambda x: F.fold(x, tuple(image), tuple(block), dilation=tuple(dilations), padding=tuple(pads[:2]), stride=tuple(strides)),
+        (n, c) + tuple(image), check_onnx=True, consts={"image": list(image), "block": list(block)})
+
+
+# VOLO's outlook attention: fold(3x3 blocks, stride 2, pad 1) onto 8x8 (every image row covered).
+col2im("col2im_volo", 2, 3, (8, 8), (3, 3), strides=(2, 2), pads=(1, 1, 1, 1))
+# Dilation 2 and stride 2 over 8 rows: blocks cover rows 0..6 (3 blocks; the floor leaves row 7, which
+# the decomposition's output_padding restores as zeros); an unequal block, overlaps summed.
+col2im("col2im_dilated_uncovered", 1, 2, (8, 6), (2, 3), strides=(2, 1), dilations=(2, 1))
+# A 1-D Col2Im is F.fold over a (1, W) image.
+x = rng.uniform(-1, 1, size=(2, 2 * 3, 4)).astype(np.float32)
+add("col2im_1d", 18, "Col2Im <strides = [2]> (x, image, block)", {"x": x},
+    lambda x: F.fold(x, (1, 9), (1, 3), stride=(1, 2)).reshape(2, 2, 9), (2, 2, 9), check_onnx=True,
+    consts={"image": [9], "block": [3]})
+
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "decompose_cases.json")
 with open(out, "w") as f:

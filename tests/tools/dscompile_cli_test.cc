@@ -61,7 +61,8 @@ TEST(DscompileCli, ListOpsNamesTheOpsCurrentExportersWrite) {
                          "  GatherND  compute", "  Shape  folded", "  MatMul  compute",
                          "  ConvTranspose  compute", "  Resize  compute", "  LSTM  decomposed", "  GRU  decomposed",
                          "  RNN  decomposed", "  TopK  compute", "  ArgMax  compute", "  ReduceMax  compute",
-                         "  ReduceProd  compute", "  ReduceLogSumExp  decomposed", "  DFT  decomposed", "  NonZero  folded"})
+                         "  ReduceProd  compute", "  ReduceLogSumExp  decomposed", "  DFT  decomposed", "  NonZero  folded",
+                         "  Col2Im  decomposed"})
     EXPECT_NE(r.output.find(op), std::string::npos) << op << "\n" << r.output;
 }
 
