@@ -133,7 +133,7 @@ Status BuildPadGrad(B& b) {
   }
   std::vector<int64_t> starts, ends;
   for (size_t i = 0; i < axes.size(); ++i) {
-    int64_t begin = pads[i], end = pads[i + axes.size()];
+    const int64_t begin = pads[i];
     starts.push_back(begin);
     ends.push_back(begin + xd[static_cast<size_t>(axes[i])]);
   }
