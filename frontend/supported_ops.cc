@@ -96,10 +96,6 @@ bool IsSupportedOp(const std::string& domain, const std::string& op_type) {
 // Why an op that exporters write cannot be compiled, where there is one reason to give.
 const char* UnsupportedReason(const std::string& op_type) {
   static const std::map<std::string, const char*> reasons = {
-      {"NonZero",
-       "its output's shape depends on the data (torch.nonzero, x[mask], one-argument torch.where; PyG's "
-       "add_remaining_self_loops); plans have static shapes: compute with masks instead (torch.where(cond, a, b), "
-       "masked_fill), e.g. GCNConv(add_self_loops=False) with the self loops in the input edges"},
       {"Unique", "its output's shape depends on the data (torch.unique); plans have static shapes"},
       {"Compress", "its output's shape depends on the data (torch.masked_select); plans have static shapes"},
       {"NonMaxSuppression", "its output's shape depends on the data (torchvision.ops.nms); plans have static shapes"},

@@ -158,15 +158,24 @@ class FoldConstantsPass : public GraphPass {
   static Status CheckStatic(const Graph& g) {
     std::string list;
     int count = 0;
+    const Node* nonzero = nullptr;  // the first NonZero of data: the usual source, worth a hint
     for (const auto& n : g.nodes())
       for (const Value* v : n->outputs()) {
         if (v->uses().empty() && !v->is_graph_output()) continue;  // unused side outputs
         if (v->type.shape && IsStatic(*v->type.shape)) continue;
         if (++count <= 8) list += StrCat("\n  '", v->name(), "' ", TypeToString(v->type), " from ", n->Describe());
+        if (!nonzero && n->domain().empty() && n->op_type() == "NonZero") nonzero = n.get();
       }
     if (count == 0) return Status::OK();
+    const std::string hint =
+        nonzero ? StrCat("\n", nonzero->Describe(),
+                         " makes a shape from the data (torch.nonzero, x[mask], one-argument torch.where; PyG's "
+                         "add_remaining_self_loops and remove_self_loops): plans have static shapes, so compute with "
+                         "masks instead (torch.where(cond, a, b), masked_fill), e.g. GCNConv(add_self_loops=False) "
+                         "with the self loops in the input edges")
+                : "";
     return Unimplemented(count, " values still have non-static shapes after specialization and folding ",
-                         "(data-dependent shapes are not supported):", list, count > 8 ? "\n  ..." : "");
+                         "(data-dependent shapes are not supported):", list, count > 8 ? "\n  ..." : "", hint);
   }
 };
 
