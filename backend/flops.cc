@@ -120,8 +120,8 @@ const std::map<std::string, Entry>& Table() {
                       "end; + 4 per element (normalise, scale, apply)"};
     for (const char* op : {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Expand", "Concat", "Split",
                            "Slice", "SliceGrad", "Gather", "GatherElements", "GatherND", "ScatterElements", "ScatterND",
-                           "Pad", "Tile", "Identity", "Cast", "CastLike", "ZeroFill", "Assign", "Shape", "Size",
-                           "ConstantOfShape", "Range", "NonZero", "OneHot", "DepthToSpace", "SpaceToDepth", "AllReduce",
+                           "Pad", "Tile", "Identity", "StopGradient", "Cast", "CastLike", "ZeroFill", "Assign", "Shape",
+                           "Size", "ConstantOfShape", "Range", "NonZero", "OneHot", "DepthToSpace", "SpaceToDepth", "AllReduce",
                            "ReduceScatter", "AllGather", "AllGatherInPlace", "AllReduceStart", "ReduceScatterStart",
                            "AllGatherStart", "AllGatherInPlaceStart", "CollectiveWait", "Release", "IsFinite",
                            "FloatClass"})

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "frontend/torch_node_metadata.h"
+#include "ir/dsc_ops.h"
 
 namespace dsc {
 namespace {
@@ -48,15 +49,19 @@ bool IsDetach(const std::string& name) {
   return true;
 }
 
-// Identity<stop_gradient = 1>: autodiff does not differentiate through it (ir/dsc_ops.h).
-void MarkStopGradient(onnx::NodeProto* identity) {
-  onnx::AttributeProto* a = nullptr;
-  for (auto& attr : *identity->mutable_attribute())
-    if (attr.name() == "stop_gradient") a = &attr;
-  if (!a) a = identity->add_attribute();
-  a->set_name("stop_gradient");
-  a->set_type(onnx::AttributeProto::INT);
-  a->set_i(1);
+// ai.dscompile.StopGradient: Identity that autodiff does not differentiate through (ir/dsc_ops.h).
+void MakeStopGradient(onnx::NodeProto* n) {
+  n->set_domain(kDscDomain);
+  n->set_op_type(ops::kStopGradient);
+}
+
+// The model's opset imports name our domain, as ONNX's checker wants of a model with its nodes.
+void ImportDscDomain(onnx::ModelProto* model) {
+  for (const auto& op : model->opset_import())
+    if (op.domain() == kDscDomain) return;
+  onnx::OperatorSetIdProto* op = model->add_opset_import();
+  op->set_domain(kDscDomain);
+  op->set_version(1);
 }
 
 // Whether `reads` holds the placeholder torch.export names after initializer `v` (p_/b_/c_ for a
@@ -135,6 +140,7 @@ Status RestoreDetach(onnx::ModelProto* model) {
                        "duplicates is harmless); to be sure, export with torch.onnx.export(..., dynamo=True, "
                        "optimize=False) or tools/export_for_training.py");
   std::map<std::string, std::string> detached;  // source value -> its stop-gradient copy
+  bool stops = false;
   std::vector<onnx::NodeProto> nodes;
   for (const auto& orig : g->node()) {
     onnx::NodeProto n = orig;
@@ -144,7 +150,8 @@ Status RestoreDetach(onnx::ModelProto* model) {
     for (const std::string& r : reads)
       if (IsDetach(r) && !named.count(r)) detaches.insert(r);  // one the file has is an Identity, below
     if (fx && n.op_type() == "Identity" && n.domain().empty() && !FxCallArgs(*fx, "aten.detach.default").empty()) {
-      MarkStopGradient(&n);  // without the optimizer the exporter keeps each detach as an Identity
+      MakeStopGradient(&n);  // without the optimizer the exporter keeps each detach as an Identity
+      stops = true;
     }
     if (detaches.empty()) {
       nodes.push_back(std::move(n));
@@ -168,14 +175,14 @@ Status RestoreDetach(onnx::ModelProto* model) {
         std::string name = src + "/detached";
         while (taken.count(name)) name += "_";
         taken.insert(name);
-        onnx::NodeProto id;
-        id.set_op_type("Identity");
-        id.set_name(name);
-        id.add_input(src);
-        id.add_output(name);
-        MarkStopGradient(&id);
-        *id.mutable_metadata_props() = n.metadata_props();
-        nodes.push_back(std::move(id));
+        onnx::NodeProto stop;
+        MakeStopGradient(&stop);
+        stop.set_name(name);
+        stop.add_input(src);
+        stop.add_output(name);
+        *stop.mutable_metadata_props() = n.metadata_props();
+        nodes.push_back(std::move(stop));
+        stops = true;
         it = detached.emplace(src, name).first;
       }
       for (auto& in : *n.mutable_input())
@@ -185,6 +192,7 @@ Status RestoreDetach(onnx::ModelProto* model) {
   }
   g->clear_node();
   for (auto& n : nodes) *g->add_node() = std::move(n);
+  if (stops) ImportDscDomain(model);
   if (!warnings.empty()) {
     onnx::StringStringEntryProto* p = model->add_metadata_props();
     p->set_key(kImportWarningsKey);

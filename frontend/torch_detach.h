@@ -16,11 +16,12 @@ namespace dsc {
 // inputs its fx arguments do not account for (by name: `%v`, or `%p_v`/`%b_v`/`%c_v` for an
 // initializer `v` with dots as underscores), among the values the exporter named after fx nodes,
 // graph inputs and initializers, are the detached ones when there are as many of them as distinct
-// detach arguments: each is read through Identity<stop_gradient = 1>, which autodiff does not
-// differentiate. Where the count differs (a value read both detached and not by one node, or a
-// detach the exporter's optimizer merged away) the node is named in a warning under
+// detach arguments: each is read through ai.dscompile.StopGradient (ir/dsc_ops.h), an Identity that
+// autodiff does not differentiate. Where the count differs (a value read both detached and not by
+// one node, or a detach the exporter's optimizer merged away) the node is named in a warning under
 // kImportWarningsKey instead. The merge is inferred from the file (a reader whose fx value is gone),
-// which a merge of plain duplicates also shows: the warning says so.
+// which a merge of plain duplicates also shows: the warning says so. Without the optimizer
+// (optimize=False) the exporter keeps each detach as an Identity: it becomes a StopGradient.
 Status RestoreDetach(onnx::ModelProto* model);
 
 }  // namespace dsc

@@ -5,12 +5,11 @@
 // comments: X is the forward input, Y the forward output, dY/dX their gradients. Attributes copy
 // the forward node's attributes unless stated. All float kernels exist for float32 first.
 //
-// Attributes of our own on ONNX ops:
-//   Identity<stop_gradient = 1>(X) -> Y         PyTorch's X.detach(), recovered from the dynamo exporter's
-//                                               metadata (frontend/torch_detach.h): Y = X, and no
-//                                               gradient flows from Y to X
-//
 // Forward ops:
+//   StopGradient(X) -> Y                        PyTorch's X.detach(), recovered from the dynamo exporter's
+//                                               metadata (frontend/torch_detach.h): Y = X (Identity's
+//                                               kernels, type inference and dtypes, a view of X), and
+//                                               no gradient flows from Y to X (it has no gradient builder)
 //   SampleDropout<batch_axis, sample_rows[, seed]>(data[, ratio][, training_mode]) -> output[, mask]
 //                                               ONNX Dropout whose mask is keyed by (seed, step, node,
 //                                               the sample's index in the step's global batch, the
@@ -363,6 +362,7 @@
 namespace dsc::ops {
 
 // Forward ops.
+inline constexpr const char* kStopGradient = "StopGradient";
 inline constexpr const char* kSampleDropout = "SampleDropout";
 inline constexpr const char* kSampleRandom = "SampleRandom";
 
@@ -567,6 +567,9 @@ inline bool ReadsAnyFloatGradient(const std::string& domain, const std::string& 
   return domain == kDscDomain &&
          (op == kAdamStep || op == kSGDStep || op == kOptimStep || op == kLambMoments || op == kMuonMomentum);
 }
+
+// True for ai.dscompile.StopGradient, which is ONNX's Identity to everything but autodiff.
+inline bool IsStopGradient(const Node& n) { return n.domain() == kDscDomain && n.op_type() == kStopGradient; }
 
 // True for the in-place ops above: they have effects beyond their outputs, so dce keeps them.
 inline bool HasSideEffects(const std::string& domain, const std::string& op) {

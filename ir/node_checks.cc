@@ -991,6 +991,7 @@ const std::unordered_map<std::string, Arity>& DscArity() {
     (*t)[ops::kResizeGrad] = Arity{3, 4, 1, 1, {0}};  // Resize's inputs after X: roi, scales[, sizes]
     (*t)[ops::kGridSampleGrad] = Arity{3, 3, 1, 2, {0, 1, 2}};  // (dY, X, Grid) -> dX[, dGrid]
     (*t)[ops::kGelu] = Arity{1, 1, 1, 1, {0}};
+    (*t)[ops::kStopGradient] = Arity{1, 1, 1, 1, {0}};
     (*t)[ops::kSliceGrad] = Arity{3, 5, 1, 1, {0, 1, 2}};
     (*t)[ops::kSoftmaxCrossEntropyLossGrad] = Arity{3, 4, 1, 1, {0, 1, 2}};
     (*t)[ops::kNegativeLogLikelihoodLossGrad] = Arity{3, 4, 1, 1, {0, 1, 2}};

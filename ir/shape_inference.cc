@@ -3,6 +3,7 @@
 
 #include <unordered_map>
 
+#include "ir/dsc_ops.h"
 #include "ir/node_checks.h"
 #include "ir/onnx_convert.h"
 #include "onnx/defs/schema.h"
@@ -52,11 +53,17 @@ StatusOr<std::unordered_map<const Value*, TensorType>> InferredTypes(const Graph
   // Drop the old intermediate types so stale shapes never shadow fresh inference. ONNX knows no
   // types for the outputs of our own ops (ir/dsc_ops.h), so those are kept: inference then goes on
   // past them (the recognize pass puts ai.dscompile.Gelu in forward graphs), and the IR's types of
-  // such outputs are what is left after inference anyway.
+  // such outputs are what is left after inference anyway. StopGradient is inferred as the Identity it
+  // is: the import makes it (frontend/torch_detach.h), before any of its outputs has a type.
   model.mutable_graph()->clear_value_info();
   for (auto& out : *model.mutable_graph()->mutable_output()) out.clear_type();
+  for (auto& n : *model.mutable_graph()->mutable_node())
+    if (n.domain() == kDscDomain && n.op_type() == ops::kStopGradient) {
+      n.set_domain("");
+      n.set_op_type("Identity");
+    }
   for (const auto& n : g.nodes()) {
-    if (n->domain() != kDscDomain) continue;
+    if (n->domain() != kDscDomain || ops::IsStopGradient(*n)) continue;
     for (const Value* v : n->outputs()) {
       if (!v || v->type.dtype == DType::kUndefined) continue;
       onnx::ValueInfoProto* vi = model.mutable_graph()->add_value_info();

@@ -1,6 +1,7 @@
 // Dispatch of the constant evaluator: one table from op type to the family function that computes it.
 #include "passes/const_eval.h"
 
+#include "ir/dsc_ops.h"
 #include "passes/const_eval/internal.h"
 
 namespace dsc {
@@ -22,14 +23,25 @@ const const_eval::OpTable& Table() {
   return table;
 }
 
+// The op a node evaluates as: its own in the default domain; ai.dscompile.StopGradient is Identity
+// (a constant has no gradient to stop); null for the other domains.
+const std::string* EvaluatedAs(const Node& node) {
+  static const std::string identity = "Identity";
+  if (ops::IsStopGradient(node)) return &identity;
+  return node.domain().empty() ? &node.op_type() : nullptr;
+}
+
 }  // namespace
 
-bool CanEvaluate(const Node& node) { return node.domain().empty() && Table().count(node.op_type()) > 0; }
+bool CanEvaluate(const Node& node) {
+  const std::string* op = EvaluatedAs(node);
+  return op && Table().count(*op) > 0;
+}
 
 StatusOr<std::vector<Tensor>> EvaluateNode(const Node& node, const std::vector<const Tensor*>& inputs) {
-  if (!node.domain().empty())
-    return Unimplemented(node.Describe(), ": constant evaluation supports the default ONNX domain only");
-  auto it = Table().find(node.op_type());
+  const std::string* op = EvaluatedAs(node);
+  if (!op) return Unimplemented(node.Describe(), ": constant evaluation supports the default ONNX domain only");
+  auto it = Table().find(*op);
   if (it == Table().end()) return Unimplemented(node.Describe(), ": no constant evaluator for ", node.op_type());
   for (size_t i = 0; i < inputs.size(); ++i)
     if (inputs[i] != nullptr && DTypeSize(inputs[i]->dtype()) == 0)

@@ -1,4 +1,5 @@
-// Constant evaluator: computes ONNX ops (domain "", each opset form from 13 to the newest) for fold-constants.
+// Constant evaluator: computes ONNX ops (domain "", each opset form from 13 to the newest, and
+// ai.dscompile.StopGradient as Identity) for fold-constants.
 //
 //   if (CanEvaluate(*node)) {
 //     ASSIGN_OR_RETURN(std::vector<Tensor> outs, EvaluateNode(*node, {&shape_tensor, &axes_tensor}));
@@ -21,7 +22,7 @@ namespace dsc {
 // 64 Mi elements: the largest tensor EvaluateNode will materialise.
 inline constexpr int64_t kMaxConstEvalElements = int64_t{64} << 20;
 
-// True if EvaluateNode can compute this op (domain "" only).
+// True if EvaluateNode can compute this op (domain "" only, but for StopGradient).
 bool CanEvaluate(const Node& node);
 
 // Computes the outputs of `node` from constant inputs (nullptr for omitted optional inputs), one tensor per

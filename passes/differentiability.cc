@@ -50,10 +50,9 @@ bool FloatValue(const Value* v) { return v && IsFloat(v->type.dtype); }
 
 bool IsDifferentiableInput(const Node& n, size_t i) {
   if (!FloatValue(n.input(i))) return false;
-  // PyTorch's detach() (frontend/torch_detach.h)
-  if (n.op_type() == "Identity" && n.domain().empty() && n.GetInt("stop_gradient", 0) != 0) return false;
   // Our own ops are differentiable only where a gradient builder is registered for them (the
-  // forward ops that stand for a standard op, ir/dsc_ops.h: Gelu); the others appear after autodiff.
+  // forward ops that stand for a standard op, ir/dsc_ops.h: Gelu); the others appear after autodiff,
+  // but for StopGradient, PyTorch's detach(), which is there to stop the gradient.
   if (!n.domain().empty() && !autodiff::GradientRegistry::Get().Find(n.domain(), n.op_type())) return false;
   auto it = NonDifferentiableInputs().find(n.op_type());
   return it == NonDifferentiableInputs().end() || !it->second.count(i);

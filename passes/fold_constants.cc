@@ -55,7 +55,7 @@ class FoldConstantsPass : public GraphPass {
   static StatusOr<std::optional<std::vector<Tensor>>> TryFold(const Graph& g, const std::unordered_set<std::string>& params,
                                                               const Node& n) {
     using Result = std::optional<std::vector<Tensor>>;
-    if (!n.domain().empty()) return Result();
+    if (!n.domain().empty() && !CanEvaluate(n)) return Result();  // StopGradient of a constant folds
     if (n.op_type() == "Shape" || n.op_type() == "Size") {
       // Only the shape matters, so the input need not be constant.
       auto dims = StaticDims(n.input(0));

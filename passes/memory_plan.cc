@@ -213,7 +213,8 @@ bool MayWriteInPlace(const Node& n, size_t input) {
 }
 
 std::optional<int64_t> ViewOffset(const Node& n) {
-  if (!n.domain().empty() || n.num_outputs() != 1 || n.num_inputs() == 0) return std::nullopt;
+  const bool stop_gradient = ops::IsStopGradient(n);  // Identity's kernels (kernels/cpu/movement.cc)
+  if ((!n.domain().empty() && !stop_gradient) || n.num_outputs() != 1 || n.num_inputs() == 0) return std::nullopt;
   const Value* x = n.input(0);
   const Value* y = n.output(0);
   if (!IsStaticValue(x) || !IsStaticValue(y) || x->type.dtype != y->type.dtype) return std::nullopt;
@@ -221,7 +222,7 @@ std::optional<int64_t> ViewOffset(const Node& n) {
   StatusOr<int64_t> xn = NumElements(xd), yn = NumElements(yd);
   if (!xn.ok() || !yn.ok()) return std::nullopt;
   const std::string& op = n.op_type();
-  if (op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" || op == "Identity") {
+  if (op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" || op == "Identity" || stop_gradient) {
     if (*xn != *yn) return std::nullopt;
     return 0;
   }

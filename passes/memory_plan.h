@@ -59,9 +59,10 @@ inline constexpr int64_t kArenaAlignment = 64;
 StatusOr<MemoryPlan> ComputeMemoryPlan(const Graph& g, const MemoryPlanOptions& opts = {});
 
 // Byte offset of a view node's output inside its input 0, or nullopt when the node is not a view:
-// Reshape, Flatten, Squeeze, Unsqueeze and Identity (offset 0), and a Slice with constant
-// starts/ends/axes/steps whose output is one contiguous run of its input starting at a multiple
-// of kArenaAlignment bytes (slicing the outermost axis that is not 1, or equivalent).
+// Reshape, Flatten, Squeeze, Unsqueeze, Identity and ai.dscompile.StopGradient (offset 0), and a
+// Slice with constant starts/ends/axes/steps whose output is one contiguous run of its input
+// starting at a multiple of kArenaAlignment bytes (slicing the outermost axis that is not 1, or
+// equivalent).
 std::optional<int64_t> ViewOffset(const Node& n);
 
 // True when the node's kernels (CPU and CUDA) may write output 0 over input `input` (the in-place

@@ -16,6 +16,8 @@
 #include <map>
 #include <set>
 
+#include "ir/dsc_ops.h"
+
 namespace dsc {
 namespace {
 
@@ -48,11 +50,12 @@ bool IsTransposeOf(const Tensor& a, const Tensor& b) {
   return true;
 }
 
-// Follows Transpose/Identity/Cast chains from an initializer to the ops that really consume it.
+// Follows Transpose/Identity/StopGradient/Cast chains from an initializer to the ops that really consume it.
 void RealConsumers(const Value* v, std::vector<const Node*>* out, int depth = 0) {
   for (const Use& u : v->uses()) {
     const std::string& op = u.node->op_type();
-    if (depth < 4 && (op == "Transpose" || op == "Identity" || op == "Cast") && u.node->num_outputs() == 1)
+    const bool pass_through = op == "Transpose" || op == "Identity" || op == "Cast" || ops::IsStopGradient(*u.node);
+    if (depth < 4 && pass_through && u.node->num_outputs() == 1)
       RealConsumers(u.node->output(0), out, depth + 1);
     else
       out->push_back(u.node);

@@ -6,12 +6,13 @@
 //  - half model: every trainable parameter initializer becomes half (round to nearest even), as
 //    DeepSpeed's engine does with model.half(); accumulate later adds its fp32 master copy. With
 //    amp O2's keep_batchnorm_fp32, parameters used only by BatchNormalization stay fp32.
-//  - every ONNX node gets a compute dtype D from the policy table: kHalf → half, kFp32 → fp32,
-//    kFollow → the widest dtype of its non-constant float inputs bound to its output's type
-//    parameter (PyTorch's promotion: constants never promote, like Python scalars). Inputs bound to
-//    that type parameter are cast to D, outputs bound to it become D; any other float input gets
-//    back the dtype it had before this pass, so nodes the policy does not cover see the types they
-//    were exported with. D falls back to fp32 where the opset's schema has no half type.
+//  - every ONNX node (and ai.dscompile.StopGradient, as Identity) gets a compute dtype D from the
+//    policy table: kHalf → half, kFp32 → fp32, kFollow → the widest dtype of its non-constant float
+//    inputs bound to its output's type parameter (PyTorch's promotion: constants never promote,
+//    like Python scalars). Inputs bound to that type parameter are cast to D, outputs bound to it
+//    become D; any other float input gets back the dtype it had before this pass, so nodes the
+//    policy does not cover see the types they were exported with. D falls back to fp32 where the
+//    opset's schema has no half type.
 //  - a constant (non-parameter initializer) is converted in place when it has one use, else copied
 //    once per dtype; any other value is cast by one Cast node per (value, dtype), placed before its
 //    first use that needs it.
@@ -147,10 +148,13 @@ class PrecisionRewriter {
       if (n.input(1)) n.output(0)->type.dtype = n.input(1)->type.dtype;
       return Status::OK();
     }
+    // ai.dscompile.StopGradient computes as the Identity it is: its output follows its input.
+    const bool identity = ops::IsStopGradient(n);
     const auto opset_it = g_.opsets.find("");
+    const std::string& schema_op = identity ? std::string("Identity") : n.op_type();
     const onnx::OpSchema* s =
-        n.domain().empty() && opset_it != g_.opsets.end()
-            ? onnx::OpSchemaRegistry::Schema(n.op_type(), static_cast<int>(opset_it->second), "")
+        (n.domain().empty() || identity) && opset_it != g_.opsets.end()
+            ? onnx::OpSchemaRegistry::Schema(schema_op, static_cast<int>(opset_it->second), "")
             : nullptr;
     const onnx::OpSchema::FormalParameter* out0 = s ? Formal(s->outputs(), 0) : nullptr;
     const std::string type_param = out0 ? out0->GetTypeStr() : std::string();

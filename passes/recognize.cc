@@ -264,6 +264,7 @@ class RecognizePass : public GraphPass {
         }
       }
     }
+    if (changed) g.opsets[kDscDomain] = 1;  // its Gelu and Attention: a dump must import their domain
     return changed;
   }
 };

@@ -69,8 +69,10 @@ bool Copyable(const Node& n) {
   static const std::unordered_set<std::string> random = {"RandomNormal", "RandomNormalLike", "RandomUniform",
                                                          "RandomUniformLike", "Multinomial", "Bernoulli"};
   if (n.domain().empty()) return !random.count(n.op_type());
-  // Our forward ops that stand for a standard op (the recognize pass's) are as pure as it.
-  return n.domain() != kDscDomain || IsDropout(n) || n.op_type() == ops::kGelu || n.op_type() == ops::kAttention;
+  // Our forward ops that stand for a standard op (the recognize pass's, the import's StopGradient)
+  // are as pure as it.
+  return n.domain() != kDscDomain || IsDropout(n) || n.op_type() == ops::kGelu || n.op_type() == ops::kAttention ||
+         n.op_type() == ops::kStopGradient;
 }
 
 class RematerializePass : public Pass {

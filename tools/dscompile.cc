@@ -76,9 +76,10 @@ options:
                             number_checkpoints chosen); fails naming the smallest arena found.
                             Not with the config's activation_checkpointing.number_checkpoints
   --no-memory-aliasing      plan the activation arena without aliasing: Reshape, Flatten,
-                            Squeeze, Unsqueeze, Identity and contiguous Slices copy their input,
-                            elementwise ops never write over an input that dies there (for
-                            comparing; dsinspect shows the arena with and without aliasing)
+                            Squeeze, Unsqueeze, Identity, StopGradient and contiguous Slices
+                            copy their input, elementwise ops never write over an input that
+                            dies there (for comparing; dsinspect shows the arena with and
+                            without aliasing)
   --disable-fuse-rewrite NAME
                             leave one of the fuse pass's rewrites out (repeatable or comma-
                             separated; the table at the top of passes/fuse.cc names them:

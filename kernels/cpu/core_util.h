@@ -100,8 +100,8 @@ inline bool RegisterForDTypes(const char* op, std::initializer_list<DType> dtype
   for (DType t : dtypes) KernelRegistry::Global().Register(KernelKey{"", op, DeviceKind::kCpu, t}, f);
   return true;
 }
-inline bool RegisterForMovementDTypes(const char* op, const KernelFactory& f) {
-  for (DType t : kMovementDTypes) KernelRegistry::Global().Register(KernelKey{"", op, DeviceKind::kCpu, t}, f);
+inline bool RegisterForMovementDTypes(const char* op, const KernelFactory& f, const char* domain = "") {
+  for (DType t : kMovementDTypes) KernelRegistry::Global().Register(KernelKey{domain, op, DeviceKind::kCpu, t}, f);
   return true;
 }
 

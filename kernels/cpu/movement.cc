@@ -1,9 +1,11 @@
-// Data-movement kernels that only copy bytes: Reshape/Flatten/Squeeze/Unsqueeze/Identity,
-// Transpose, Concat, Split, Expand, Tile and Pad (constant mode). Registered for every dtype.
+// Data-movement kernels that only copy bytes: Reshape/Flatten/Squeeze/Unsqueeze/Identity (and
+// ai.dscompile.StopGradient), Transpose, Concat, Split, Expand, Tile and Pad (constant mode).
+// Registered for every dtype.
 #include <algorithm>
 #include <cstring>
 #include <numeric>
 
+#include "ir/dsc_ops.h"
 #include "kernels/common/transpose_math.h"
 #include "kernels/cpu/broadcast.h"
 
@@ -364,6 +366,7 @@ class PadKernel : public OpKernel {
 [[maybe_unused]] const bool kRegistered = [] {
   for (const char* op : {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
     RegisterForMovementDTypes(op, MakeFactory<CopyKernel>());
+  RegisterForMovementDTypes(ops::kStopGradient, MakeFactory<CopyKernel>(), kDscDomain);
   RegisterForMovementDTypes("Transpose", MakeFactory<TransposeKernel>());
   RegisterForMovementDTypes("Concat", MakeFactory<ConcatKernel>());
   RegisterForMovementDTypes("Split", MakeFactory<SplitKernel>());

@@ -1,9 +1,11 @@
-// CUDA twins of kernels/cpu/movement.cc: Reshape/Flatten/Squeeze/Unsqueeze/Identity, Transpose,
-// Concat, Split, Expand, Tile and Pad (constant mode), for every movement dtype (bytes only).
+// CUDA twins of kernels/cpu/movement.cc: Reshape/Flatten/Squeeze/Unsqueeze/Identity (and
+// ai.dscompile.StopGradient), Transpose, Concat, Split, Expand, Tile and Pad (constant mode), for
+// every movement dtype (bytes only).
 #include <algorithm>
 #include <cstring>
 #include <numeric>
 
+#include "ir/dsc_ops.h"
 #include "kernels/common/transpose_math.h"
 #include "kernels/cuda/movement_util.cuh"
 
@@ -325,6 +327,7 @@ class PadCuda : public OpKernel {
 [[maybe_unused]] const bool kRegistered = [] {
   for (const char* op : {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
     RegisterCudaMovement("", op, MakeFactory<CopyCuda>());
+  RegisterCudaMovement(kDscDomain, ops::kStopGradient, MakeFactory<CopyCuda>());
   RegisterCudaMovement("", "Transpose", MakeFactory<TransposeCuda>());
   RegisterCudaMovement("", "Concat", MakeFactory<ConcatCuda>());
   RegisterCudaMovement("", "Split", MakeFactory<SplitCuda>());

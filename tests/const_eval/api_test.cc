@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "ir/dsc_ops.h"
 #include "ir/graph.h"
 #include "passes/const_eval.h"
 
@@ -40,6 +41,19 @@ TEST(ConstEvalApi, CanEvaluateKnowsOpsAndDomains) {
   EXPECT_FALSE(CanEvaluate(*MakeNode(g, "MatMul", 2)));
   EXPECT_FALSE(CanEvaluate(*MakeNode(g, "Softmax", 1)));
   EXPECT_FALSE(CanEvaluate(*MakeNode(g, "Reshape", 2, 1, kDscDomain)));
+  // PyTorch's detach() of a constant is the constant (ir/dsc_ops.h)
+  EXPECT_TRUE(CanEvaluate(*MakeNode(g, ops::kStopGradient, 1, 1, kDscDomain)));
+  EXPECT_FALSE(CanEvaluate(*MakeNode(g, ops::kStopGradient, 1)));
+}
+
+TEST(ConstEvalApi, StopGradientEvaluatesAsIdentity) {
+  Graph g;
+  Tensor x = Ints({4, -7, int64_t{1} << 40});
+  auto out = EvaluateNode(*MakeNode(g, ops::kStopGradient, 1, 1, kDscDomain), {&x});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ASSERT_EQ(out->size(), 1u);
+  EXPECT_EQ((*out)[0].ToInt64Vector(), (std::vector<int64_t>{4, -7, int64_t{1} << 40}));
+  EXPECT_EQ((*out)[0].dims(), x.dims());
 }
 
 TEST(ConstEvalApi, UnknownOpAndForeignDomainAreUnimplemented) {

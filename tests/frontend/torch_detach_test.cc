@@ -1,4 +1,4 @@
-// RestoreDetach: which inputs become Identity<stop_gradient = 1>, and where it warns instead. The
+// RestoreDetach: which inputs are read through ai.dscompile.StopGradient, and where it warns instead. The
 // gradients are PyTorch's: models/current/detach (current_models_test) follows its trajectory.
 #include <gtest/gtest.h>
 
@@ -6,6 +6,7 @@
 
 #include "frontend/torch_detach.h"
 #include "frontend/torch_node_metadata.h"
+#include "ir/dsc_ops.h"
 
 namespace dsc {
 namespace {
@@ -46,10 +47,15 @@ const onnx::NodeProto* Producer(const onnx::ModelProto& m, const std::string& va
 }
 
 bool StopsGradient(const onnx::NodeProto& n) {
-  if (n.op_type() != "Identity") return false;
-  for (const auto& a : n.attribute())
-    if (a.name() == "stop_gradient" && a.i() == 1) return true;
-  return false;
+  return n.domain() == kDscDomain && n.op_type() == ops::kStopGradient && n.input_size() == 1 &&
+         n.output_size() == 1 && n.attribute_size() == 0;
+}
+
+// The model imports our domain once, as ONNX's checker wants of a model with its ops.
+bool ImportsDscDomainOnce(const onnx::ModelProto& m) {
+  int n = 0;
+  for (const auto& op : m.opset_import()) n += op.domain() == kDscDomain;
+  return n == 1;
 }
 
 std::vector<std::string> Warnings(const onnx::ModelProto& m) {
@@ -84,9 +90,10 @@ TEST(Detach, TheOptimizedExportersConsumerReadsItsSourceThroughAStopGradient) {
     if (&m.graph().node(i) == add) at_add = i;
   }
   EXPECT_LT(at_id, at_add);
+  EXPECT_TRUE(ImportsDscDomainOnce(m));
 }
 
-TEST(Detach, TheUnoptimizedExportersIdentityIsMarked) {
+TEST(Detach, TheUnoptimizedExportersIdentityBecomesAStopGradient) {
   onnx::ModelProto m = Base();
   onnx::NodeProto* n = m.mutable_graph()->add_node();
   n->set_op_type("Identity");
@@ -96,10 +103,15 @@ TEST(Detach, TheUnoptimizedExportersIdentityIsMarked) {
   p->set_key("pkg.torch.onnx.fx_node");
   p->set_value("%detach : [num_users=1] = call_function[target=torch.ops.aten.detach.default](args = (%sub,), kwargs = {})");
   AddNode(&m, "Add", {"z", "detach"}, "st", "add", "%z, %detach");
+  AddNode(&m, "Identity", {"q"}, "clone", "clone", "%q");  // an Identity that is no detach
   ASSERT_TRUE(RestoreDetach(&m).ok());
   EXPECT_TRUE(Warnings(m).empty());
   EXPECT_TRUE(StopsGradient(*Producer(m, "detach")));
+  EXPECT_EQ(Producer(m, "detach")->input(0), "sub");
   EXPECT_EQ(Producer(m, "st")->input(1), "detach");
+  EXPECT_TRUE(ImportsDscDomainOnce(m));
+  EXPECT_EQ(Producer(m, "clone")->op_type(), "Identity");
+  EXPECT_TRUE(Producer(m, "clone")->domain().empty());
 }
 
 TEST(Detach, WhatCannotBePlacedIsNamedInAWarning) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <cmath>
 #include <cstring>
 #include <iostream>
 #include <random>
@@ -601,6 +602,38 @@ TEST(MemoryPlanAliasing, ViewsAreNotRunAndGiveTheSameValues) {
   StatusOr<std::unique_ptr<ProgramExecutor>> ex = ProgramExecutor::Create(*g, device.get());
   ASSERT_FALSE(ex.ok());
   EXPECT_NE(ex.status().message().find("a view of 'a'"), std::string::npos) << ex.status().message();
+}
+
+// ai.dscompile.StopGradient (PyTorch's detach()) runs Identity's copy kernel when it has its own
+// bytes, and is a view that does not run when it shares them: the same values either way.
+TEST(MemoryPlanAliasing, StopGradientRunsAsACopyOrIsAView) {
+  auto g = Parse(R"(<ir_version: 8, opset_import: ["" : 17, "ai.dscompile" : 1]>
+main (float[4,16] x) => (float[4,16] y)
+<float[4,16] a, float[4,16] d> {
+  a = Tanh(x)
+  d = ai.dscompile.StopGradient(a)
+  y = Mul(a, d)
+}
+)");
+  ASSERT_NE(g, nullptr);
+  const MemoryPlan plan = PlanOf(*g);
+  ExpectSound(*g, plan);
+  ASSERT_TRUE(plan.aliases.count("d"));
+  EXPECT_EQ(plan.aliases.at("d").of, "a");
+  EXPECT_EQ(plan.aliases.at("d").kind, MemoryPlan::AliasKind::kView);
+  std::map<std::string, Tensor> inputs = RandomInputs(*g, -1.0f, 1.0f);
+  auto own = RunWithPlan(*g, false, inputs);
+  auto shared = RunWithPlan(*g, true, inputs);
+  ASSERT_EQ(own.size(), 1u);
+  EXPECT_TRUE(own.at("y") == shared.at("y"));
+  const Tensor& x = inputs.at("x");
+  std::vector<float> y(own.at("y").size() / sizeof(float));
+  std::memcpy(y.data(), own.at("y").data(), own.at("y").size());
+  ASSERT_EQ(static_cast<int64_t>(y.size()), x.numel());
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const double t = std::tanh(static_cast<double>(x.data<float>()[i]));
+    EXPECT_NEAR(y[static_cast<size_t>(i)], t * t, 1e-6) << i;
+  }
 }
 
 }  // namespace

@@ -9,8 +9,10 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/plan_file.h"
+#include "ir/dsc_ops.h"
 #include "ir/onnx_convert.h"
 #include "ir/text.h"
+#include "onnx/checker.h"
 #include "tests/testutil/test_util.h"
 
 namespace dsc {
@@ -77,6 +79,23 @@ TEST(DscompileCli, TrainableReplacesTheParameterChoice) {
   EXPECT_NE(typo.output.find("--trainable 'ln_f' matches no float initializer"), std::string::npos) << typo.output;
 }
 
+// Loads every NN-pass.onnx dump in `dir` and runs ONNX's checker on it, as onnx.checker.check_model
+// does: our ops live in a domain of their own (ir/dsc_ops.h), so each dump stays valid ONNX. Returns
+// how many files it checked.
+int ExpectEveryDumpIsValidOnnx(const std::string& dir) {
+  int checked = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() != ".onnx") continue;
+    ++checked;
+    try {
+      onnx::checker::check_model(e.path().string());
+    } catch (const std::exception& ex) {
+      ADD_FAILURE() << e.path() << ": " << ex.what();
+    }
+  }
+  return checked;
+}
+
 TEST(DscompileCli, CompilesGptAndDumpsEveryPass) {
   testing::TempDir dir;
   CommandResult r = Dscompile(GptArgs(dir.File("gpt.dsplan")) + " --dump-dir " + ShellQuote(dir.File("dumps")));
@@ -103,6 +122,26 @@ TEST(DscompileCli, CompilesGptAndDumpsEveryPass) {
   EXPECT_EQ(plan->state.size(), 30u * 4);
   for (const auto& p : plan->programs)
     for (const auto& n : p.graph->nodes()) EXPECT_NE(n->op_type(), "Shape") << n->Describe();
+  EXPECT_EQ(ExpectEveryDumpIsValidOnnx(dir.File("dumps")), 10 + 8 * 2);
+}
+
+// Tensor.detach() is restored as ai.dscompile.StopGradient (frontend/torch_detach.h): every dump,
+// from the import to the memory plan, is valid ONNX, from both the optimized export and the helper's.
+TEST(DscompileCli, EveryDumpOfADetachModelIsValidOnnx) {
+  for (const char* form : {"dynamo_default", "helper"}) {
+    SCOPED_TRACE(form);
+    testing::TempDir dir;
+    CommandResult r = Dscompile(ShellQuote(kModels + "/current/detach/detach." + form + ".onnx") + " --config " +
+                                ShellQuote(kModels + "/reference_configs/adam.json") + " -q -o " +
+                                ShellQuote(dir.File("p")) + " --dump-dir " + ShellQuote(dir.File("dumps")));
+    ASSERT_EQ(r.rc, 0) << r.output;
+    EXPECT_EQ(ExpectEveryDumpIsValidOnnx(dir.File("dumps")), 10 + 8 * 2);
+    StatusOr<Plan> plan = ReadPlan(dir.File("p"));
+    ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+    int stops = 0;
+    for (const auto& n : plan->FindProgram("micro_step")->graph->nodes()) stops += ops::IsStopGradient(*n);
+    EXPECT_EQ(stops, 3);  // (q - z).detach(), z.detach(), tanh(st).detach()
+  }
 }
 
 // Model-state bytes per rank in fp32 with Adam: 4 psi parameters, 4 psi gradients, 8 psi moments.
