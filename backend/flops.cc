@@ -121,8 +121,8 @@ const std::map<std::string, Entry>& Table() {
     for (const char* op : {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Expand", "Concat", "Split",
                            "Slice", "SliceGrad", "Gather", "GatherElements", "GatherND", "ScatterElements", "ScatterND",
                            "Pad", "Tile", "Identity", "StopGradient", "Cast", "CastLike", "ZeroFill", "Assign", "Shape",
-                           "Size", "ConstantOfShape", "Range", "NonZero", "OneHot", "DepthToSpace", "SpaceToDepth", "AllReduce",
-                           "ReduceScatter", "AllGather", "AllGatherInPlace", "AllReduceStart", "ReduceScatterStart",
+                           "Size", "ConstantOfShape", "Range", "NonZero", "OneHot", "DepthToSpace", "SpaceToDepth",
+                           "AllReduce", "ReduceScatter", "AllGather", "AllGatherInPlace", "AllReduceStart", "ReduceScatterStart",
                            "AllGatherStart", "AllGatherInPlaceStart", "CollectiveWait", "Release", "IsFinite",
                            "FloatClass"})
       t[op] = {Rule::kNone, 0, "0 (data movement)"};
