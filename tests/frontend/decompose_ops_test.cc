@@ -26,6 +26,7 @@
 #include "passes/const_eval.h"
 #include "passes/pass.h"
 #include "runtime/executor.h"
+#include "tests/frontend/differentiate.h"
 
 namespace dsc {
 namespace {
@@ -204,20 +205,9 @@ TEST(DecomposeOps, PReluPixelShuffleDftFoldAndPadModesFollowPyTorchForwardAndBac
     ASSERT_TRUE(inferred.ok()) << inferred.ToString();
     std::vector<std::string> params;
     for (const auto& [name, _] : c.at("grads").items()) params.push_back(name);
-    g.training.loss = "loss";
-    g.training.parameters = params;
-    Module m;
-    m.programs.push_back(PlanProgram{"main", std::move(*imported)});
-    Graph& dg = *m.programs[0].graph;
-    // As dscompile's pipeline: the decomposition's Constant nodes fold into initializers (parameters
-    // stay), then autodiff.
-    for (PassId pass : {PassId::kFoldConstants, PassId::kAutodiff}) {
-      StatusOr<bool> ran = CreatePass(pass)->Run(m, PassContext{});
-      ASSERT_TRUE(ran.ok()) << ran.status().ToString();
-    }
-    std::vector<Value*> outs = {dg.FindValue("y")};
-    for (const std::string& grad : dg.training.gradients) outs.push_back(dg.FindValue(grad));
-    dg.SetOutputs(outs);
+    StatusOr<Module> m = testing::Differentiate(std::move(*imported), params, {"y"});
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    Graph& dg = *m->programs[0].graph;
     StatusOr<std::map<std::string, Tensor>> got = RunGraphOnCpu(dg, {}, RunOptions{});
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     auto expect_near = [](const Tensor& t, const std::vector<float>& want, const std::string& what) {

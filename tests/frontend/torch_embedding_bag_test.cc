@@ -21,6 +21,7 @@
 #include "onnx/onnx_pb.h"
 #include "passes/pass.h"
 #include "runtime/executor.h"
+#include "tests/frontend/differentiate.h"
 
 namespace dsc {
 namespace {
@@ -55,19 +56,9 @@ TEST(EmbeddingBag, ValuesAndGradientsArePyTorchs) {
     }
     std::vector<std::string> params;
     for (const auto& [name, _] : c.at("grads").items()) params.push_back(name);
-    g.training.loss = "loss";
-    g.training.parameters = params;
-    Module m;
-    m.programs.push_back(PlanProgram{"main", std::move(*imported)});
-    Graph& dg = *m.programs[0].graph;
-    for (PassId pass : {PassId::kFoldConstants, PassId::kAutodiff}) {
-      StatusOr<bool> ran = CreatePass(pass)->Run(m, PassContext{});
-      ASSERT_TRUE(ran.ok()) << ran.status().ToString();
-    }
-    std::vector<Value*> outs = {dg.FindValue("loss"), dg.FindValue("out")};
-    ASSERT_TRUE(outs[0] && outs[1]);
-    for (const std::string& grad : dg.training.gradients) outs.push_back(dg.FindValue(grad));
-    dg.SetOutputs(outs);
+    StatusOr<Module> m = testing::Differentiate(std::move(*imported), params, {"loss", "out"});
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    Graph& dg = *m->programs[0].graph;
     const bool int32 = c.at("int32").get<bool>();
     Tensor idx = Ints(c.at("idx").get<std::vector<int64_t>>(), c.at("idx_shape").get<std::vector<int64_t>>(), int32);
     const std::vector<int64_t> off_v = c.at("off").get<std::vector<int64_t>>();
