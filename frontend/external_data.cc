@@ -143,4 +143,18 @@ Status InlineExternalData(onnx::ModelProto* model, const std::string& base_dir) 
   return Status::OK();
 }
 
+StatusOr<Tensor> InitializerData(const onnx::TensorProto& t, const HeldInitializers& held) {
+  if (auto it = held.find(t.name()); it != held.end()) return it->second;
+  return TensorFromOnnx(t, StrCat("initializer '", t.name(), "'"));
+}
+
+void AddHeldInitializer(onnx::GraphProto* g, const std::string& name, Tensor data, HeldInitializers* held) {
+  onnx::TensorProto* t = g->add_initializer();
+  t->set_name(name);
+  t->set_data_type(DTypeToOnnx(data.dtype()));
+  for (int64_t d : data.dims()) t->add_dims(d);
+  MarkHeld(t);
+  (*held)[name] = std::move(data);
+}
+
 }  // namespace dsc

@@ -28,4 +28,9 @@ Status InlineExternalData(onnx::ModelProto* model, const std::string& base_dir);
 Status HoldCutRawData(onnx::ModelProto* model, const std::vector<RawDataRange>& ranges,
                       const std::shared_ptr<const MappedFile>& file, HeldInitializers* held);
 
+// An initializer's bytes: the held tensor, or the data inline in its TensorProto.
+StatusOr<Tensor> InitializerData(const onnx::TensorProto& t, const HeldInitializers& held);
+// Adds initializer `name` to `g` with `data` held (the TensorProto carries its type and shape only).
+void AddHeldInitializer(onnx::GraphProto* g, const std::string& name, Tensor data, HeldInitializers* held);
+
 }  // namespace dsc

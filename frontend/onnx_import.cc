@@ -14,6 +14,7 @@
 #include "frontend/torch_max_dim.h"
 #include "frontend/torch_shape_ops.h"
 #include "frontend/torch_node_metadata.h"
+#include "frontend/restore_parameters.h"
 #include "frontend/torch_parameters.h"
 #include "ir/node_checks.h"
 #include "ir/onnx_convert.h"
@@ -158,6 +159,7 @@ Status ImportInto(onnx::ModelProto& model, const std::string& base_dir, const Cu
   } catch (const std::exception& e) {
     return InvalidArgument("ONNX checker: ", e.what());
   }
+  RETURN_IF_ERROR(RestoreOptimizedParameters(&model, &held));
   RETURN_IF_ERROR(RecordTorchParameters(&model));
   RETURN_IF_ERROR(RecordEmbeddingPadding(&model));
   RETURN_IF_ERROR(RestoreBatchNormTraining(&model));

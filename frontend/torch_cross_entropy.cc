@@ -18,7 +18,7 @@ namespace {
 // ignore_index, label_smoothing), 0 when the metadata records none.
 Status SmoothingOf(const onnx::NodeProto& n, double* smoothing) {
   *smoothing = 0;
-  const std::string* fx = FindProp(n.metadata_props(), "pkg.torch.onnx.fx_node");
+  const std::string* fx = FindProp(n.metadata_props(), kFxNodeKey);
   if (!fx) return Status::OK();
   const std::vector<std::string> args = FxCallArgs(*fx, "aten.cross_entropy_loss.default");
   if (args.size() < 6) return Status::OK();

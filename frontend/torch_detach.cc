@@ -6,39 +6,11 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "frontend/torch_node_metadata.h"
 #include "ir/dsc_ops.h"
 
 namespace dsc {
 namespace {
-
-constexpr const char* kFxKey = "pkg.torch.onnx.fx_node";
-
-// "%name : [num_users=..] = call_function[...](args = (...), kwargs = {...})": the defined name.
-std::string FxDefinedName(const std::string& fx) {
-  if (fx.empty() || fx[0] != '%') return "";
-  const size_t end = fx.find(' ');
-  return fx.substr(1, end == std::string::npos ? std::string::npos : end - 1);
-}
-
-bool NameChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
-
-// Every `%name` the call reads (its args and kwargs, nested lists included), in order.
-std::vector<std::string> FxReadNames(const std::string& fx) {
-  std::vector<std::string> names;
-  const size_t args = fx.find("](args = ");
-  if (args == std::string::npos) return names;
-  for (size_t i = args; i < fx.size(); ++i) {
-    if (fx[i] != '%') continue;
-    size_t j = i + 1;
-    while (j < fx.size() && NameChar(fx[j])) ++j;
-    if (j > i + 1) names.push_back(fx.substr(i + 1, j - i - 1));
-    i = j - 1;
-  }
-  return names;
-}
 
 bool IsDetach(const std::string& name) {
   if (name.rfind("detach", 0) != 0) return false;
@@ -92,21 +64,21 @@ Status RestoreDetach(onnx::ModelProto* model) {
   taken.insert(initializers.begin(), initializers.end());
   for (const auto& n : g->node()) {
     for (const auto& o : n.output()) taken.insert(o);
-    const std::string* fx = FindProp(n.metadata_props(), kFxKey);
+    const std::string* fx = FindProp(n.metadata_props(), kFxNodeKey);
     if (!fx) continue;
-    const std::string def = FxDefinedName(*fx);
+    const std::string def = FxNodeName(*fx);
     defined.insert(def);
     for (const auto& o : n.output())
       if (!def.empty() && o == def) named.insert(o);
-    for (const std::string& r : FxReadNames(*fx)) placeholders.insert(r);
+    for (const std::string& r : FxCallOperands(*fx)) placeholders.insert(r);
   }
   for (const std::string& v : initializers)
     if (ReadsPlaceholder(v, placeholders)) named.insert(v);
   bool any = false;
   for (const auto& n : g->node()) {
-    const std::string* fx = FindProp(n.metadata_props(), kFxKey);
+    const std::string* fx = FindProp(n.metadata_props(), kFxNodeKey);
     if (!fx) continue;
-    for (const std::string& r : FxReadNames(*fx)) any |= IsDetach(r);
+    for (const std::string& r : FxCallOperands(*fx)) any |= IsDetach(r);
     any |= !FxCallArgs(*fx, "aten.detach.default").empty();
   }
   if (!any) return Status::OK();
@@ -118,9 +90,9 @@ Status RestoreDetach(onnx::ModelProto* model) {
   // constant the optimizer folded is gone too, but its reader reads an unnamed literal instead.)
   std::string merged;
   for (const auto& n : g->node()) {
-    const std::string* fx = FindProp(n.metadata_props(), kFxKey);
+    const std::string* fx = FindProp(n.metadata_props(), kFxNodeKey);
     if (!fx || !merged.empty()) continue;
-    const std::vector<std::string> reads = FxReadNames(*fx);
+    const std::vector<std::string> reads = FxCallOperands(*fx);
     const std::set<std::string> read_set(reads.begin(), reads.end());
     bool stand_in = false;
     for (const auto& in : n.input()) stand_in |= !in.empty() && named.count(in) && !Accounted(in, read_set, initializers);
@@ -144,8 +116,8 @@ Status RestoreDetach(onnx::ModelProto* model) {
   std::vector<onnx::NodeProto> nodes;
   for (const auto& orig : g->node()) {
     onnx::NodeProto n = orig;
-    const std::string* fx = FindProp(n.metadata_props(), kFxKey);
-    const std::vector<std::string> reads = fx ? FxReadNames(*fx) : std::vector<std::string>{};
+    const std::string* fx = FindProp(n.metadata_props(), kFxNodeKey);
+    const std::vector<std::string> reads = fx ? FxCallOperands(*fx) : std::vector<std::string>{};
     std::set<std::string> read_set(reads.begin(), reads.end()), detaches;
     for (const std::string& r : reads)
       if (IsDetach(r) && !named.count(r)) detaches.insert(r);  // one the file has is an Identity, below
@@ -193,11 +165,7 @@ Status RestoreDetach(onnx::ModelProto* model) {
   g->clear_node();
   for (auto& n : nodes) *g->add_node() = std::move(n);
   if (stops) ImportDscDomain(model);
-  if (!warnings.empty()) {
-    onnx::StringStringEntryProto* p = model->add_metadata_props();
-    p->set_key(kImportWarningsKey);
-    p->set_value(nlohmann::json(warnings).dump());
-  }
+  for (const std::string& w : warnings) AddImportWarning(model, w);
   return Status::OK();
 }
 

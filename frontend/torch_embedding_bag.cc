@@ -17,8 +17,6 @@
 namespace dsc {
 namespace {
 
-constexpr const char* kFxKey = "pkg.torch.onnx.fx_node";
-
 // The aten overloads torchlib writes as the per-bag Loop, all with embedding_bag.padding_idx's
 // arguments (weight, indices, offsets, scale_grad_by_freq, mode, sparse, per_sample_weights,
 // include_last_offset, padding_idx); in _embedding_bag a padding_idx of -1 means none.
@@ -36,7 +34,7 @@ struct Call {
 };
 
 std::optional<Call> EmbeddingBagCall(const onnx::NodeProto& n) {
-  const std::string* fx = FindProp(n.metadata_props(), kFxKey);
+  const std::string* fx = FindProp(n.metadata_props(), kFxNodeKey);
   if (!fx) return std::nullopt;
   for (const std::string& t : Targets()) {
     std::vector<std::string> args = FxCallArgs(*fx, t);
@@ -413,7 +411,7 @@ Status EmbeddingBagAsSegmentReduction(onnx::ModelProto* model) {
   std::vector<std::string> order;
   for (int i = 0; i < g->node_size(); ++i) {
     if (!EmbeddingBagCall(g->node(i))) continue;
-    const std::string& fx = *FindProp(g->node(i).metadata_props(), kFxKey);
+    const std::string& fx = *FindProp(g->node(i).metadata_props(), kFxNodeKey);
     if (!clusters.count(fx)) order.push_back(fx);
     clusters[fx].push_back(i);
   }

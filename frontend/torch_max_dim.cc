@@ -16,7 +16,7 @@ std::optional<int64_t> MaxDimOf(const onnx::NodeProto& n) {
   const bool onnx_domain = n.domain().empty() || n.domain() == "ai.onnx";
   const bool is_max = n.op_type() == "ReduceMax";
   if (!onnx_domain || (!is_max && n.op_type() != "ReduceMin") || n.output_size() != 1) return std::nullopt;
-  const std::string* fx = FindProp(n.metadata_props(), "pkg.torch.onnx.fx_node");
+  const std::string* fx = FindProp(n.metadata_props(), kFxNodeKey);
   if (!fx) return std::nullopt;
   const std::vector<std::string> args = FxCallArgs(*fx, is_max ? "aten.max.dim" : "aten.min.dim");
   return args.size() >= 2 ? FxIntLiteral(args[1]) : std::nullopt;

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <map>
 #include <set>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -35,6 +36,78 @@ std::string FxUnderscored(std::string s) {
   for (char& c : s)
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') c = '_';
   return s;
+}
+
+std::string FxNodeName(const std::string& fx) {
+  if (fx.empty() || fx[0] != '%') return "";
+  const size_t end = fx.find(' ');
+  return end == std::string::npos ? "" : fx.substr(1, end - 1);
+}
+
+std::vector<std::string> FxCallOperands(const std::string& fx) {
+  std::vector<std::string> out;
+  const size_t at = fx.find("](args = (");
+  if (at == std::string::npos) return out;
+  for (size_t i = fx.find('%', at); i != std::string::npos; i = fx.find('%', i + 1)) {
+    size_t e = i + 1;
+    while (e < fx.size() && (std::isalnum(static_cast<unsigned char>(fx[e])) || fx[e] == '_')) ++e;
+    if (e > i + 1) out.push_back(fx.substr(i + 1, e - i - 1));
+  }
+  return out;
+}
+
+// Parsed by hand: the text comes from the file, and std::regex recurses per character, so a long
+// line could exhaust the stack.
+std::map<std::string, SignatureInput> SignatureInputs(const std::string& signature) {
+  std::map<std::string, SignatureInput> out;
+  constexpr std::string_view kTarget = " target='";
+  size_t start = 0;
+  while (start < signature.size()) {
+    size_t end = signature.find('\n', start);
+    if (end == std::string::npos) end = signature.size();
+    std::string_view line(signature.data() + start, end - start);
+    start = end + 1;
+    const size_t b = line.find_first_not_of(" \t");
+    if (b == std::string_view::npos) continue;
+    line.remove_prefix(b);
+    const size_t colon = line.find(": ");
+    if (colon == std::string_view::npos || colon == 0 || line.substr(0, colon).find_first_of(" \t") != std::string_view::npos)
+      continue;
+    const size_t kind_end = line.find(kTarget, colon + 2);
+    if (kind_end == std::string_view::npos) continue;
+    const std::string_view kind = line.substr(colon + 2, kind_end - colon - 2);
+    if (kind.empty() || kind.find_first_of(" \t") != std::string_view::npos) continue;
+    const size_t name_at = kind_end + kTarget.size();
+    const size_t quote = line.find('\'', name_at);
+    if (quote == std::string_view::npos) continue;
+    out[std::string(line.substr(0, colon))] = {std::string(kind), std::string(line.substr(name_at, quote - name_at))};
+  }
+  return out;
+}
+
+std::vector<std::string> QuotedNamesIn(const std::string& text) {
+  std::vector<std::string> out;
+  for (size_t q = text.find('\''); q != std::string::npos;) {
+    const size_t e = text.find('\'', q + 1);
+    if (e == std::string::npos) break;
+    out.push_back(text.substr(q + 1, e - q - 1));
+    q = text.find('\'', e + 1);
+  }
+  return out;
+}
+
+void AddImportWarning(onnx::ModelProto* model, const std::string& text) {
+  for (auto& p : *model->mutable_metadata_props()) {
+    if (p.key() != kImportWarningsKey) continue;
+    nlohmann::json list = nlohmann::json::parse(p.value(), nullptr, /*allow_exceptions=*/false);
+    if (!list.is_array()) list = nlohmann::json::array();
+    list.push_back(text);
+    p.set_value(list.dump());
+    return;
+  }
+  onnx::StringStringEntryProto* p = model->add_metadata_props();
+  p->set_key(kImportWarningsKey);
+  p->set_value(nlohmann::json::array({text}).dump());
 }
 
 std::vector<std::string> FxCallArgs(const std::string& fx, const std::string& target) {
@@ -84,7 +157,7 @@ Status RestoreBatchNormTraining(onnx::ModelProto* model) {
     return false;
   };
   for (auto& n : *g->mutable_node()) {
-    const std::string* fx = FindProp(n.metadata_props(), "pkg.torch.onnx.fx_node");
+    const std::string* fx = FindProp(n.metadata_props(), kFxNodeKey);
     if (!fx) continue;
     // onnxscript's optimizer folds the (inference-mode) BatchNormalization into the convolution
     // before it: the batch statistics are gone from the file, which then computes another function.
@@ -155,7 +228,7 @@ Status RecordEmbeddingPadding(onnx::ModelProto* model) {
     bool axis0 = true;
     for (const auto& a : n.attribute())
       if (a.name() == "axis" && a.i() != 0) axis0 = false;
-    const std::string* fx = FindProp(n.metadata_props(), "pkg.torch.onnx.fx_node");
+    const std::string* fx = FindProp(n.metadata_props(), kFxNodeKey);
     if (!axis0 || !fx) continue;
     const int64_t k = FxEmbeddingPadding(*fx);
     auto r = rows.find(n.input(0));

@@ -6,6 +6,7 @@
 //   RETURN_IF_ERROR(RestoreBatchNormTraining(&model));
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +16,16 @@
 #include "onnx/onnx_pb.h"
 
 namespace dsc {
+
+// Keys of the dynamo exporter's metadata: the printed graph signature (graph metadata_props), an
+// initializer's input kind and placeholder name (its value_info), and the values a tensor of
+// onnxscript's optimizer was folded from (its value_info).
+inline constexpr const char* kTorchSignatureKey = "pkg.torch.export.ExportedProgram.graph_signature";
+inline constexpr const char* kTorchInputKindKey = "pkg.torch.export.graph_signature.InputSpec.kind";
+inline constexpr const char* kTorchOriginalNameKey = "pkg.torch.onnx.original_node_name";
+inline constexpr const char* kFoldedFromKey = "pkg.onnxscript.optimizer.folded_from";
+// A node's aten call, as torch.export printed it.
+inline constexpr const char* kFxNodeKey = "pkg.torch.onnx.fx_node";
 
 // The value of `key` in a metadata_props list, or null.
 inline const std::string* FindProp(const google::protobuf::RepeatedPtrField<onnx::StringStringEntryProto>& props,
@@ -28,6 +39,26 @@ inline const std::string* FindProp(const google::protobuf::RepeatedPtrField<onnx
 // True, 0.1), kwargs = {})" when its target is T, else empty. Arguments are split at top-level commas
 // (the ops read here take names and literals, no nested tuples).
 std::vector<std::string> FxCallArgs(const std::string& fx, const std::string& target);
+
+// The fx node's own name: "%linear : [num_users=1] = ..." -> "linear"; empty when the text has none.
+std::string FxNodeName(const std::string& fx);
+
+// The "%name" operands of the call in an fx_node text, in order (nested lists included), without the '%'.
+std::vector<std::string> FxCallOperands(const std::string& fx);
+
+// One input of torch.export's printed graph signature: "p_fc_weight: PARAMETER target='fc.weight'".
+struct SignatureInput {
+  std::string kind;    // PARAMETER, BUFFER, CONSTANT_TENSOR
+  std::string target;  // the module attribute, e.g. "fc.weight"
+};
+// Placeholder name -> its input, for the inputs with a target (user inputs have none).
+std::map<std::string, SignatureInput> SignatureInputs(const std::string& signature);
+
+// The names in a quoted Python list, "['pr.weight', 'val_6']" (an optimizer folded_from mark).
+std::vector<std::string> QuotedNamesIn(const std::string& text);
+
+// Appends `text` to the model's import warnings (kImportWarningsKey), which select-loss prints.
+void AddImportWarning(onnx::ModelProto* model, const std::string& text);
 
 // "-1" -> -1: an fx call's integer literal argument; nullopt for anything else.
 std::optional<int64_t> FxIntLiteral(const std::string& s);

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <map>
-#include <string_view>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -13,48 +12,7 @@
 namespace dsc {
 namespace {
 
-constexpr const char* kKindKey = "pkg.torch.export.graph_signature.InputSpec.kind";
-constexpr const char* kOriginalNameKey = "pkg.torch.onnx.original_node_name";
-constexpr const char* kSignatureKey = "pkg.torch.export.ExportedProgram.graph_signature";
 
-
-// "p_fc_weight: PARAMETER target='fc.weight'" lines of torch.export's printed graph signature:
-// placeholder name -> parameter name. Parsed by hand: the text comes from the file, and
-// std::regex recurses per character, so a long line could exhaust the stack.
-std::map<std::string, std::string> SignatureParameters(const std::string& signature) {
-  std::map<std::string, std::string> out;
-  size_t start = 0;
-  while (start < signature.size()) {
-    size_t end = signature.find('\n', start);
-    if (end == std::string::npos) end = signature.size();
-    std::string_view line(signature.data() + start, end - start);
-    start = end + 1;
-    const size_t b = line.find_first_not_of(" \t");
-    if (b == std::string_view::npos) continue;
-    line.remove_prefix(b);
-    const size_t colon = line.find(": PARAMETER target='");
-    if (colon == std::string_view::npos || colon == 0 || line.substr(0, colon).find_first_of(" \t") != std::string_view::npos)
-      continue;
-    const size_t name_at = colon + std::string_view(": PARAMETER target='").size();
-    const size_t quote = line.find('\'', name_at);
-    if (quote == std::string_view::npos) continue;
-    out[std::string(line.substr(0, colon))] = std::string(line.substr(name_at, quote - name_at));
-  }
-  return out;
-}
-
-// The names in an onnxscript optimizer mark "['pr.weight', 'val_6']" (the values a tensor was folded
-// from).
-std::vector<std::string> QuotedList(const std::string& text) {
-  std::vector<std::string> out;
-  for (size_t q = text.find('\''); q != std::string::npos;) {
-    const size_t e = text.find('\'', q + 1);
-    if (e == std::string::npos) break;
-    out.push_back(text.substr(q + 1, e - q - 1));
-    q = text.find('\'', e + 1);
-  }
-  return out;
-}
 
 // nn.PReLU's weight after the dynamo exporter's optimizer: torchlib reshapes the weight to broadcast
 // against the input, and the optimizer folds that Reshape into a new initializer ("val_7", marked
@@ -68,14 +26,14 @@ std::map<std::string, std::string> FoldedPReluWeights(const onnx::GraphProto& g,
                                                       const std::map<std::string, std::string>& kind) {
   std::map<std::string, std::vector<std::string>> folded_from;
   for (const auto& v : g.value_info())
-    if (const std::string* f = FindProp(v.metadata_props(), "pkg.onnxscript.optimizer.folded_from"))
-      folded_from[v.name()] = QuotedList(*f);
+    if (const std::string* f = FindProp(v.metadata_props(), kFoldedFromKey))
+      folded_from[v.name()] = QuotedNamesIn(*f);
   std::set<std::string> initializers;
   for (const auto& t : g.initializer()) initializers.insert(t.name());
   std::map<std::string, std::string> out;
   for (const auto& n : g.node()) {
     if (!(n.domain().empty() || n.domain() == "ai.onnx") || n.op_type() != "PRelu" || n.input_size() != 2) continue;
-    const std::string* fx = FindProp(n.metadata_props(), "pkg.torch.onnx.fx_node");
+    const std::string* fx = FindProp(n.metadata_props(), kFxNodeKey);
     if (!fx) continue;
     const std::vector<std::string> args = FxCallArgs(*fx, "aten.prelu.default");
     if (args.size() != 2 || args[1].size() < 2 || args[1][0] != '%') continue;
@@ -129,8 +87,8 @@ Status RecordTorchParameters(onnx::ModelProto* model) {
   std::map<std::string, std::string> kind, original;
   auto scan = [&](const onnx::ValueInfoProto& v) {
     if (!initializers.count(v.name())) return;
-    if (const std::string* k = FindProp(v.metadata_props(), kKindKey)) kind[v.name()] = *k;
-    if (const std::string* o = FindProp(v.metadata_props(), kOriginalNameKey)) original[v.name()] = *o;
+    if (const std::string* k = FindProp(v.metadata_props(), kTorchInputKindKey)) kind[v.name()] = *k;
+    if (const std::string* o = FindProp(v.metadata_props(), kTorchOriginalNameKey)) original[v.name()] = *o;
   };
   for (const auto& v : g->value_info()) scan(v);
   for (const auto& v : g->input()) scan(v);
@@ -148,8 +106,10 @@ Status RecordTorchParameters(onnx::ModelProto* model) {
     present_names.insert(t.name());
     if (original.count(t.name())) present_placeholders.insert(original[t.name()]);
   }
-  if (const std::string* sig = FindProp(g->metadata_props(), kSignatureKey)) {
-    const std::map<std::string, std::string> placeholders = SignatureParameters(*sig);
+  if (const std::string* sig = FindProp(g->metadata_props(), kTorchSignatureKey)) {
+    std::map<std::string, std::string> placeholders;  // placeholder -> parameter name
+    for (const auto& [placeholder, input] : SignatureInputs(*sig))
+      if (input.kind == "PARAMETER") placeholders[placeholder] = input.target;
     for (const auto& [slope, target] : FoldedPReluWeights(*g, placeholders, kind)) {
       if (present_names.count(target)) continue;
       entry["trainable"].push_back({{"initializer", slope}, {"torch_name", target}});

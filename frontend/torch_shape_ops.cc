@@ -16,7 +16,7 @@ namespace {
 // Whether n is a default-domain `op` whose fx node calls one of `targets` (e.g. "aten.cat.default").
 bool IsTorchCall(const onnx::NodeProto& n, const std::string& op, const std::vector<std::string>& targets) {
   if (!(n.domain().empty() || n.domain() == "ai.onnx") || n.op_type() != op || n.output_size() != 1) return false;
-  const std::string* fx = FindProp(n.metadata_props(), "pkg.torch.onnx.fx_node");
+  const std::string* fx = FindProp(n.metadata_props(), kFxNodeKey);
   if (!fx) return false;
   for (const std::string& t : targets)
     if (fx->find("[target=torch.ops." + t + "]") != std::string::npos) return true;

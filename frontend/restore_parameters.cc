@@ -1,0 +1,453 @@
+// Undoing onnxscript's optimizer on PyTorch parameters: folded transposes and merged duplicates.
+#include "frontend/restore_parameters.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "frontend/external_data.h"
+#include "frontend/torch_node_metadata.h"
+#include "ir/dtype.h"
+
+namespace dsc {
+namespace {
+
+// Where an initializer is read: a node of the main graph and the input index.
+struct Use {
+  onnx::NodeProto* node;
+  int input;
+};
+
+class Restorer {
+ public:
+  Restorer(onnx::ModelProto* model, HeldInitializers* held) : model_(model), g_(model->mutable_graph()), held_(held) {}
+
+  Status Run(const std::string& signature) {
+    signature_ = SignatureInputs(signature);
+    Index();
+    if (missing_.empty()) return Status::OK();
+    RETURN_IF_ERROR(RestoreLinearTransposes());
+    RETURN_IF_ERROR(RestoreFoldedLookups());
+    RETURN_IF_ERROR(SplitMergedDuplicates());
+    if (!prepend_.empty()) {
+      // The new Transposes read initializers only: first in the node list keeps it topological.
+      google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
+      for (auto& n : prepend_) *nodes.Add() = std::move(n);
+      for (auto& n : *g_->mutable_node()) *nodes.Add() = std::move(n);
+      g_->mutable_node()->Swap(&nodes);
+    }
+    return Status::OK();
+  }
+
+ private:
+  void Index() {
+    for (const auto& t : g_->initializer()) {
+      initializers_.insert(t.name());
+      initializer_dims_[t.name()].assign(t.dims().begin(), t.dims().end());
+    }
+    for (const auto& v : g_->input()) names_.insert(v.name());
+    for (const auto& n : g_->node())
+      for (const auto& o : n.output()) names_.insert(o);
+    names_.insert(initializers_.begin(), initializers_.end());
+    std::set<std::string> backed;
+    auto scan = [&](const onnx::ValueInfoProto& v) {
+      names_.insert(v.name());
+      if (!initializers_.count(v.name())) return;
+      if (const std::string* o = FindProp(v.metadata_props(), kTorchOriginalNameKey); o && signature_.count(*o)) {
+        placeholder_of_[v.name()] = *o;
+        backed.insert(*o);
+      }
+      if (const std::string* f = FindProp(v.metadata_props(), kFoldedFromKey)) folded_from_[v.name()] = QuotedNamesIn(*f);
+    };
+    for (const auto& v : g_->value_info()) scan(v);
+    for (const auto& v : g_->input()) scan(v);
+    for (const auto& [placeholder, input] : signature_) {
+      by_target_[input.target] = placeholder;
+      if (!backed.count(placeholder) && !initializers_.count(input.target) &&
+          (input.kind == "PARAMETER" || input.kind == "BUFFER"))
+        missing_.insert(placeholder);
+    }
+    for (auto& n : *g_->mutable_node()) {
+      for (int i = 0; i < n.input_size(); ++i)
+        if (initializers_.count(n.input(i))) uses_[n.input(i)].push_back({&n, i});
+      for (const auto& a : n.attribute()) {
+        if (a.has_g()) NoteSubgraphReads(a.g());
+        for (const auto& sub : a.graphs()) NoteSubgraphReads(sub);
+      }
+    }
+  }
+
+  void NoteSubgraphReads(const onnx::GraphProto& sub) {
+    for (const auto& n : sub.node()) {
+      for (const auto& in : n.input()) read_in_subgraph_.insert(in);
+      for (const auto& a : n.attribute()) {
+        if (a.has_g()) NoteSubgraphReads(a.g());
+        for (const auto& s : a.graphs()) NoteSubgraphReads(s);
+      }
+    }
+  }
+
+  static const std::string* Fx(const onnx::NodeProto& n) { return FindProp(n.metadata_props(), kFxNodeKey); }
+
+  onnx::TensorProto* FindInitializer(const std::string& name) {
+    for (auto& t : *g_->mutable_initializer())
+      if (t.name() == name) return &t;
+    return nullptr;
+  }
+
+  // The value_info entry a restored tensor carries: its type and the marks RecordTorchParameters reads.
+  void AddValueInfo(const std::string& name, const Tensor& data, const std::string& placeholder) {
+    onnx::ValueInfoProto* v = g_->add_value_info();
+    v->set_name(name);
+    auto* tt = v->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(DTypeToOnnx(data.dtype()));
+    auto* shape = tt->mutable_shape();
+    for (int64_t d : data.dims()) shape->add_dim()->set_dim_value(d);
+    auto* kind = v->add_metadata_props();
+    kind->set_key(kTorchInputKindKey);
+    kind->set_value(signature_.at(placeholder).kind);
+    auto* original = v->add_metadata_props();
+    original->set_key(kTorchOriginalNameKey);
+    original->set_value(placeholder);
+    names_.insert(name);
+    missing_.erase(placeholder);
+  }
+
+  // W^T folded into initializer F and read by one MatMul of an aten.linear(x, W, ...) node.
+  Status RestoreLinearTransposes() {
+    std::vector<std::string> done;
+    for (const auto& [folded, sources] : folded_from_) {
+      if (sources.size() != 1) continue;
+      auto p = by_target_.find(sources[0]);
+      if (p == by_target_.end() || !missing_.count(p->second) || signature_.at(p->second).kind != "PARAMETER") continue;
+      const std::string& target = sources[0];
+      auto u = uses_.find(folded);
+      if (u == uses_.end() || u->second.size() != 1 || read_in_subgraph_.count(folded) || names_.count(target)) continue;
+      onnx::NodeProto* n = u->second[0].node;
+      if (!(n->domain().empty() || n->domain() == "ai.onnx") || n->op_type() != "MatMul" || u->second[0].input != 1)
+        continue;
+      const std::string* fx = Fx(*n);
+      if (!fx) continue;
+      const std::vector<std::string> args = FxCallArgs(*fx, "aten.linear.default");
+      if (args.size() < 2 || args[1] != "%" + p->second) continue;
+      onnx::TensorProto* t = FindInitializer(folded);
+      if (!t || t->dims_size() != 2) continue;
+      ASSIGN_OR_RETURN(Tensor f, InitializerData(*t, *held_));
+      const int64_t rows = f.dims()[0], cols = f.dims()[1];
+      const size_t e = DTypeSize(f.dtype());
+      Tensor w(f.dtype(), {cols, rows});
+      const uint8_t* src = f.raw();
+      uint8_t* dst = w.raw();
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < cols; ++j) std::memcpy(dst + (j * rows + i) * e, src + (i * cols + j) * e, e);
+      AddValueInfo(target, w, p->second);
+      AddHeldInitializer(g_, target, std::move(w), held_);
+      onnx::NodeProto transpose;
+      transpose.set_op_type("Transpose");
+      transpose.set_name(StrCat(n->name(), "_weight_transposed"));
+      transpose.add_input(target);
+      transpose.add_output(folded);
+      auto* perm = transpose.add_attribute();
+      perm->set_name("perm");
+      perm->set_type(onnx::AttributeProto::INTS);
+      perm->add_ints(1);
+      perm->add_ints(0);
+      *transpose.add_metadata_props() = [&] {
+        onnx::StringStringEntryProto e;
+        e.set_key(kFxNodeKey);
+        e.set_value(*fx);
+        return e;
+      }();
+      prepend_.push_back(std::move(transpose));
+      done.push_back(folded);
+    }
+    for (const std::string& name : done) {
+      RemoveInitializer(name);  // its folded_from_ entry stays: the Transpose's output still claims W
+      uses_.erase(name);
+    }
+    return Status::OK();
+  }
+
+  // nn.Embedding looked up with constant indices (position_ids from arange or a buffer, a zero
+  // token_type_ids buffer) folds into initializer "embedding[_N]" (the aten.embedding node's name)
+  // holding the rows it read, marked folded_from [..., W, ...] with W the only parameter. It becomes
+  // Gather(W', rows) where W' holds each distinct row once: gradients of repeated rows add up, as
+  // in PyTorch's lookup. W' has only the rows the file kept, so it is not PyTorch's full table.
+  Status RestoreFoldedLookups() {
+    std::vector<std::string> done;
+    for (const auto& [folded, sources] : folded_from_) {
+      const std::string suffix = folded.substr(std::min<size_t>(folded.size(), 9));
+      if (folded.rfind("embedding", 0) != 0 ||
+          !(suffix.empty() || (suffix.size() > 1 && suffix[0] == '_' &&
+                               suffix.find_first_not_of("0123456789", 1) == std::string::npos)))
+        continue;
+      std::vector<std::string> params;
+      for (const std::string& src : sources)
+        if (auto p = by_target_.find(src); p != by_target_.end() && signature_.at(p->second).kind == "PARAMETER")
+          params.push_back(p->second);
+      if (params.size() != 1 || !missing_.count(params[0]) || read_in_subgraph_.count(folded)) continue;
+      const std::string& target = signature_.at(params[0]).target;
+      const std::string rows_name = StrCat(folded, "_rows");
+      if (names_.count(target) || names_.count(rows_name)) continue;
+      onnx::TensorProto* t = FindInitializer(folded);
+      if (!t || t->dims_size() < 2) continue;
+      ASSIGN_OR_RETURN(Tensor f, InitializerData(*t, *held_));
+      const int64_t width = f.dims().back();
+      if (width <= 0 || f.numel() == 0) continue;
+      const int64_t n = f.numel() / width;
+      const size_t row_bytes = static_cast<size_t>(width) * DTypeSize(f.dtype());
+      const uint8_t* src = f.raw();
+      std::map<std::string, int64_t> first;  // row bytes -> its row in W'
+      std::vector<int64_t> index(n);
+      std::vector<int64_t> kept;
+      for (int64_t r = 0; r < n; ++r) {
+        auto [it, fresh] = first.try_emplace(std::string(reinterpret_cast<const char*>(src) + r * row_bytes, row_bytes),
+                                             static_cast<int64_t>(kept.size()));
+        if (fresh) kept.push_back(r);
+        index[r] = it->second;
+      }
+      Tensor w(f.dtype(), {static_cast<int64_t>(kept.size()), width});
+      for (size_t k = 0; k < kept.size(); ++k) std::memcpy(w.raw() + k * row_bytes, src + kept[k] * row_bytes, row_bytes);
+      std::vector<int64_t> index_dims(f.dims().begin(), f.dims().end() - 1);
+      Tensor rows = Tensor::FromVector(DType::kInt64, index_dims, index);
+      if (static_cast<int64_t>(kept.size()) < n)
+        AddImportWarning(model_, StrCat("the exporter's optimizer folded a lookup of '", target, "' into '", folded,
+                                        "' (", n, " rows, ", kept.size(), " distinct); each distinct row trains as one "
+                                        "row of the table, which is PyTorch's training unless the table had equal "
+                                        "rows at export; re-export with optimize=False to keep the lookup"));
+      AddValueInfo(target, w, params[0]);
+      AddHeldInitializer(g_, target, std::move(w), held_);
+      AddHeldInitializer(g_, rows_name, std::move(rows), held_);
+      names_.insert(rows_name);
+      onnx::NodeProto gather;
+      gather.set_op_type("Gather");
+      gather.set_name(StrCat(folded, "_lookup"));
+      gather.add_input(target);
+      gather.add_input(rows_name);
+      gather.add_output(folded);
+      prepend_.push_back(std::move(gather));
+      done.push_back(folded);
+    }
+    for (const std::string& name : done) {
+      RemoveInitializer(name);
+      uses_.erase(name);
+    }
+    return Status::OK();
+  }
+
+  void RemoveInitializer(const std::string& name) {
+    auto* list = g_->mutable_initializer();
+    for (int i = 0; i < list->size(); ++i)
+      if (list->Get(i).name() == name) {
+        list->DeleteSubrange(i, 1);
+        break;
+      }
+    held_->erase(name);
+    initializers_.erase(name);
+    // Its value_info stays (the Transpose's output type) without the folded mark.
+    for (auto& v : *g_->mutable_value_info()) {
+      if (v.name() != name) continue;
+      auto* props = v.mutable_metadata_props();
+      for (int i = props->size() - 1; i >= 0; --i)
+        if (props->Get(i).key() == kFoldedFromKey) props->DeleteSubrange(i, 1);
+    }
+  }
+
+  // One fx node's ONNX nodes (torchlib may write an aten call as several).
+  struct Group {
+    std::string fx;
+    std::vector<onnx::NodeProto*> nodes;
+  };
+
+  // Pairs each read of a placeholder-backed initializer in `group` with the placeholder operand it
+  // stands for. First in order (torchlib keeps the aten argument order: LayerNormalization(x, w, b),
+  // Gemm(x, w, b) for aten.linear); when that contradicts an initializer's own placeholder
+  // (aten.addmm(bias, x, w) is Gemm(x, w, bias)), the initializers that are their own placeholders
+  // take them and the merged ones pair with the rest, by attribute name ("bias", "weight") where
+  // that decides, else in order. Empty when no pairing is consistent.
+  std::vector<std::pair<Use, std::string>> PairReads(const std::vector<Use>& uses,
+                                                     const std::vector<std::string>& operands) const {
+    auto in = [](const Use& u) -> const std::string& { return u.node->input(u.input); };
+    std::vector<std::string> distinct;
+    for (const Use& u : uses)
+      if (std::find(distinct.begin(), distinct.end(), in(u)) == distinct.end()) distinct.push_back(in(u));
+    auto consistent = [&](const std::vector<std::pair<Use, std::string>>& pairs) {
+      for (const auto& [use, placeholder] : pairs)
+        if (placeholder_of_.at(in(use)) != placeholder && !missing_.count(placeholder)) return false;
+      return !pairs.empty();
+    };
+    std::vector<std::pair<Use, std::string>> pairs;
+    if (uses.size() == operands.size()) {
+      for (size_t i = 0; i < uses.size(); ++i) pairs.push_back({uses[i], operands[i]});
+      if (consistent(pairs)) return pairs;
+    }
+    if (distinct.size() == operands.size()) {
+      pairs.clear();
+      for (const Use& u : uses)
+        pairs.push_back({u, operands[std::find(distinct.begin(), distinct.end(), in(u)) - distinct.begin()]});
+      if (consistent(pairs)) return pairs;
+    }
+    std::vector<std::string> rest, merged;
+    std::set<std::string> own;
+    for (const std::string& i : distinct)
+      if (std::count(operands.begin(), operands.end(), placeholder_of_.at(i))) own.insert(placeholder_of_.at(i));
+      else merged.push_back(i);
+    for (const std::string& o : operands)
+      if (!own.count(o) && std::find(rest.begin(), rest.end(), o) == rest.end()) rest.push_back(o);
+    if (merged.empty() || merged.size() != rest.size()) return {};
+    auto attribute = [](const std::string& target) { return target.substr(target.rfind('.') + 1); };
+    std::map<std::string, std::string> partner;  // merged initializer -> placeholder
+    for (const std::string& m : merged) {
+      const std::string a = attribute(signature_.at(placeholder_of_.at(m)).target);
+      std::vector<std::string> same;
+      for (const std::string& r : rest)
+        if (attribute(signature_.at(r).target) == a) same.push_back(r);
+      if (same.size() == 1) partner[m] = same[0];
+    }
+    std::set<std::string> taken;
+    for (const auto& [m, r] : partner) taken.insert(r);
+    if (partner.size() != merged.size() || taken.size() != rest.size())
+      for (size_t i = 0; i < merged.size(); ++i) partner[merged[i]] = rest[i];
+    pairs.clear();
+    for (const Use& u : uses)
+      if (auto p = partner.find(in(u)); p != partner.end()) pairs.push_back({u, p->second});
+    return consistent(pairs) ? pairs : std::vector<std::pair<Use, std::string>>{};
+  }
+
+  // A zero bias that onnxscript's RemoveOptionalBias rules dropped from Conv, ConvTranspose or Gemm:
+  // the node lacks its third input while its fx call has one placeholder operand left, missing.
+  // Returns the bias shape PyTorch's parameter has, or empty when this is not such a node.
+  std::vector<int64_t> DroppedBiasShape(const onnx::NodeProto& n) const {
+    if (!(n.domain().empty() || n.domain() == "ai.onnx") || n.input_size() != 2) return {};
+    const std::string& op = n.op_type();
+    if (op != "Conv" && op != "ConvTranspose" && op != "Gemm") return {};
+    auto w = initializer_dims_.find(n.input(1));
+    if (w == initializer_dims_.end() || w->second.size() < 2) return {};
+    const std::vector<int64_t>& d = w->second;
+    int64_t trans_b = 0, group = 1;
+    for (const auto& a : n.attribute()) {
+      if (a.name() == "transB") trans_b = a.i();
+      if (a.name() == "group") group = a.i();
+    }
+    if (op == "Conv") return {d[0]};
+    if (op == "ConvTranspose") return {d[1] * group};
+    if (d.size() != 2) return {};
+    return {trans_b ? d[0] : d[1]};
+  }
+
+  Status SplitMergedDuplicates() {
+    std::map<std::string, Group> groups;
+    std::vector<std::string> order;
+    std::set<std::string> ambiguous;
+    for (auto& n : *g_->mutable_node()) {
+      const std::string* fx = Fx(n);
+      if (!fx) continue;
+      const std::string name = FxNodeName(*fx);
+      if (name.empty()) continue;
+      auto [it, fresh] = groups.try_emplace(name);
+      if (fresh) {
+        it->second.fx = *fx;
+        order.push_back(name);
+      } else if (it->second.fx != *fx) {
+        ambiguous.insert(name);  // two fx nodes of one name: not a grouping to trust
+      }
+      it->second.nodes.push_back(&n);
+    }
+    // placeholder -> the kept initializer whose bytes it takes and the reads that are its own.
+    struct Assignment {
+      std::string from;
+      std::vector<Use> uses;
+      bool conflict = false;
+    };
+    std::map<std::string, Assignment> assigned;
+    std::map<std::string, std::pair<onnx::NodeProto*, std::vector<int64_t>>> dropped_bias;
+    for (const std::string& name : order) {
+      if (ambiguous.count(name)) continue;
+      const Group& group = groups[name];
+      std::set<std::string> claimed;  // placeholders the group reads through folded initializers
+      std::vector<Use> uses;
+      for (onnx::NodeProto* n : group.nodes)
+        for (int i = 0; i < n->input_size(); ++i) {
+          const std::string& in = n->input(i);
+          if (auto f = folded_from_.find(in); f != folded_from_.end())
+            for (const std::string& s : f->second)
+              if (auto p = by_target_.find(s); p != by_target_.end()) claimed.insert(p->second);
+          if (placeholder_of_.count(in)) uses.push_back({n, i});
+        }
+      std::vector<std::string> operands;
+      for (const std::string& o : FxCallOperands(group.fx))
+        if (signature_.count(o) && !claimed.count(o)) operands.push_back(o);
+      if (operands.empty()) continue;
+      std::vector<std::pair<Use, std::string>> pairs = PairReads(uses, operands);
+      if (pairs.empty() && group.nodes.size() == 1) {
+        // A Conv/ConvTranspose/Gemm without its bias whose call names a missing bias parameter.
+        std::vector<int64_t> shape = DroppedBiasShape(*group.nodes[0]);
+        std::vector<std::string> biases;
+        for (const std::string& o : operands)
+          if (missing_.count(o) && signature_.at(o).target.find("bias") != std::string::npos) biases.push_back(o);
+        if (shape.empty() || biases.size() != 1) continue;
+        dropped_bias[biases[0]] = {group.nodes[0], std::move(shape)};
+        operands.erase(std::find(operands.begin(), operands.end(), biases[0]));
+        if (!operands.empty()) pairs = PairReads(uses, operands);
+      }
+      for (const auto& [use, placeholder] : pairs) {
+        const std::string& in = use.node->input(use.input);
+        if (placeholder_of_.at(in) == placeholder) continue;
+        Assignment& a = assigned[placeholder];
+        if (!a.from.empty() && a.from != in) a.conflict = true;
+        a.from = in;
+        a.uses.push_back(use);
+      }
+    }
+    for (auto& [placeholder, a] : assigned) {
+      const std::string& target = signature_.at(placeholder).target;
+      if (a.conflict || names_.count(target) || dropped_bias.count(placeholder)) continue;
+      onnx::TensorProto* t = FindInitializer(a.from);
+      if (!t) continue;
+      ASSIGN_OR_RETURN(Tensor kept, InitializerData(*t, *held_));
+      Tensor copy(kept.dtype(), kept.dims());
+      if (kept.nbytes()) std::memcpy(copy.raw(), kept.raw(), kept.nbytes());
+      AddValueInfo(target, copy, placeholder);
+      AddHeldInitializer(g_, target, std::move(copy), held_);
+      for (const Use& u : a.uses) u.node->set_input(u.input, target);
+    }
+    for (auto& [placeholder, bias] : dropped_bias) {
+      const std::string& target = signature_.at(placeholder).target;
+      if (names_.count(target) || assigned.count(placeholder)) continue;
+      onnx::NodeProto* n = bias.first;
+      auto w = FindInitializer(n->input(1));
+      ASSIGN_OR_RETURN(DType dtype, DTypeFromOnnx(w->data_type()));
+      Tensor zeros(dtype, bias.second);
+      AddValueInfo(target, zeros, placeholder);
+      AddHeldInitializer(g_, target, std::move(zeros), held_);
+      n->add_input(target);
+    }
+    return Status::OK();
+  }
+
+  onnx::ModelProto* model_;
+  onnx::GraphProto* g_;
+  HeldInitializers* held_;
+  std::map<std::string, SignatureInput> signature_;
+  std::map<std::string, std::string> by_target_;       // target -> placeholder
+  std::map<std::string, std::string> placeholder_of_;  // initializer -> its signature placeholder
+  std::map<std::string, std::vector<std::string>> folded_from_;
+  std::map<std::string, std::vector<Use>> uses_;       // initializer -> main-graph reads
+  std::map<std::string, std::vector<int64_t>> initializer_dims_;
+  std::set<std::string> initializers_, names_, missing_, read_in_subgraph_;
+  std::vector<onnx::NodeProto> prepend_;
+};
+
+}  // namespace
+
+Status RestoreOptimizedParameters(onnx::ModelProto* model, HeldInitializers* held) {
+  const std::string* signature = FindProp(model->graph().metadata_props(), kTorchSignatureKey);
+  if (!signature) return Status::OK();
+  Restorer r(model, held);
+  return r.Run(*signature);
+}
+
+}  // namespace dsc
