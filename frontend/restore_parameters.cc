@@ -122,17 +122,29 @@ class Restorer {
     for (const auto& [folded, sources] : folded_from_) {
       if (sources.size() != 1) continue;
       auto p = by_target_.find(sources[0]);
-      if (p == by_target_.end() || !missing_.count(p->second) || signature_.at(p->second).kind != "PARAMETER") continue;
+      if (p == by_target_.end() || signature_.at(p->second).kind != "PARAMETER") continue;
       const std::string& target = sources[0];
+      // W itself may still be in the file (a tied weight that is also an embedding table): then
+      // the folded copy must hold exactly W^T, and the Transpose reads W.
+      const std::string* kept = nullptr;
+      for (const auto& [init, placeholder] : placeholder_of_)
+        if (placeholder == p->second) kept = &init;
+      if (!kept && (!missing_.count(p->second) || names_.count(target))) continue;
       auto u = uses_.find(folded);
-      if (u == uses_.end() || u->second.size() != 1 || read_in_subgraph_.count(folded) || names_.count(target)) continue;
-      onnx::NodeProto* n = u->second[0].node;
-      if (!(n->domain().empty() || n->domain() == "ai.onnx") || n->op_type() != "MatMul" || u->second[0].input != 1)
-        continue;
-      const std::string* fx = Fx(*n);
-      if (!fx) continue;
-      const std::vector<std::string> args = FxCallArgs(*fx, "aten.linear.default");
-      if (args.size() < 2 || args[1] != "%" + p->second) continue;
+      if (u == uses_.end() || read_in_subgraph_.count(folded)) continue;
+      // Every read is an aten.linear's MatMul with W as the weight (the optimizer's CSE merges the
+      // Transposes of a weight several layers share, as ALBERT's do).
+      const std::string* fx = nullptr;
+      bool all_linear = true;
+      for (const Use& use : u->second) {
+        const onnx::NodeProto* n = use.node;
+        const std::string* f = Fx(*n);
+        const std::vector<std::string> args = f ? FxCallArgs(*f, "aten.linear.default") : std::vector<std::string>{};
+        all_linear &= (n->domain().empty() || n->domain() == "ai.onnx") && n->op_type() == "MatMul" && use.input == 1 &&
+                      args.size() >= 2 && args[1] == "%" + p->second;
+        if (!fx) fx = f;
+      }
+      if (!all_linear || !fx) continue;
       onnx::TensorProto* t = FindInitializer(folded);
       if (!t || t->dims_size() != 2) continue;
       ASSIGN_OR_RETURN(Tensor f, InitializerData(*t, *held_));
@@ -143,12 +155,20 @@ class Restorer {
       uint8_t* dst = w.raw();
       for (int64_t i = 0; i < rows; ++i)
         for (int64_t j = 0; j < cols; ++j) std::memcpy(dst + (j * rows + i) * e, src + (i * cols + j) * e, e);
-      AddValueInfo(target, w, p->second);
-      AddHeldInitializer(g_, target, std::move(w), held_);
+      if (kept) {
+        onnx::TensorProto* k = FindInitializer(*kept);
+        if (!k) continue;
+        ASSIGN_OR_RETURN(Tensor have, InitializerData(*k, *held_));
+        if (!have.SameContents(w)) continue;
+      } else {
+        AddValueInfo(target, w, p->second);
+        AddHeldInitializer(g_, target, std::move(w), held_);
+        placeholder_of_[target] = p->second;  // a second folded copy (ALBERT's shared layers) reads it too
+      }
       onnx::NodeProto transpose;
       transpose.set_op_type("Transpose");
-      transpose.set_name(StrCat(n->name(), "_weight_transposed"));
-      transpose.add_input(target);
+      transpose.set_name(StrCat(folded, "_restored_transpose"));
+      transpose.add_input(kept ? *kept : target);
       transpose.add_output(folded);
       auto* perm = transpose.add_attribute();
       perm->set_name("perm");

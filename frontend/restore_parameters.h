@@ -10,19 +10,22 @@
 
 namespace dsc {
 
-// A default dynamo export leaves parameters without an initializer of their own in two ways that
-// would otherwise freeze them or train several as one:
+// A default dynamo export leaves parameters without an initializer of their own, which select-loss
+// would freeze or train several as one. Each is rebuilt from the file's own record (the graph
+// signature, every node's fx call, the optimizer's folded_from marks):
 //  - Folded transposes: torchlib writes nn.Linear on inputs of rank > 2 as MatMul(x, Transpose(W)),
-//    and the optimizer always folds the Transpose into a new initializer (W^T, named val_N, marked
-//    folded_from [W]). Such an initializer, read by one MatMul whose fx node is aten.linear with W as
-//    its weight, becomes W again (its own name, PyTorch's layout) and a Transpose node.
+//    and the optimizer always folds the Transpose into an initializer W^T (val_N, folded_from [W]).
+//    When every read of it is an aten.linear's MatMul weight, it becomes W in PyTorch's layout and a
+//    Transpose; when W is still in the file (a tied embedding table), the copy must be exactly W^T.
 //  - Merged duplicates: initializers of at most 1024 elements with equal bytes become one (every
-//    zero bias and unit LayerNorm weight of a freshly initialised model). Each use of the kept
-//    initializer is matched to the placeholder its fx node names in that position (the node's
-//    placeholder operands, in order, against its initializer inputs); a use that belongs to a
-//    merged-away parameter or buffer gets a copy named after it. A node whose operands cannot be
-//    matched one to one keeps the merged tensor, and the parameter stays missing (select-loss
-//    warns).
+//    zero bias and unit LayerNorm weight of a freshly initialised model). Each read of the kept one
+//    is paired with the placeholder operand of its fx call it stands for; a read that belongs to a
+//    merged-away parameter or buffer gets a copy named after it.
+//  - Dropped zero biases: RemoveOptionalBias rules drop an all-zero bias from Conv, ConvTranspose
+//    and Gemm; the bias comes back as a zero input.
+//  - Folded lookups: nn.Embedding read at constant indices (position ids) folds into initializer
+//    "embedding[_N]"; it becomes Gather over the distinct rows it holds.
+// What cannot be matched stays missing, and select-loss warns.
 // Files without torch.export's graph signature are left alone. `held`: the initializers whose bytes
 // the import holds; restored tensors are added there.
 Status RestoreOptimizedParameters(onnx::ModelProto* model, HeldInitializers* held);

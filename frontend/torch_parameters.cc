@@ -47,6 +47,18 @@ std::map<std::string, std::string> FoldedPReluWeights(const onnx::GraphProto& g,
   return out;
 }
 
+// Calls f on every node of g and of its subgraphs.
+template <typename F>
+void ForEachNode(const onnx::GraphProto& g, const F& f) {
+  for (const auto& n : g.node()) {
+    f(n);
+    for (const auto& a : n.attribute()) {
+      if (a.has_g()) ForEachNode(a.g(), f);
+      for (const auto& sub : a.graphs()) ForEachNode(sub, f);
+    }
+  }
+}
+
 bool OptimizerRan(const onnx::GraphProto& g) {
   auto marked = [](const auto& props) {
     for (const auto& p : props)
@@ -116,13 +128,28 @@ Status RecordTorchParameters(onnx::ModelProto* model) {
       present_names.insert(target);
     }
     // A signature parameter without an initializer is either a PyTorch tie (torch.export lists each
-    // name of a shared tensor; the exporter keeps one initializer) or a merge/fold by the exporter's
-    // optimizer. Only the optimizer leaves "pkg.onnxscript.optimizer.*" marks, so without them every
-    // absence is a tie.
-    nlohmann::json absent = nlohmann::json::array();
-    for (const auto& [placeholder, target] : placeholders)
-      if (!present_placeholders.count(placeholder) && !present_names.count(target)) absent.push_back(target);
-    if (!absent.empty()) entry[OptimizerRan(*g) ? "missing" : "tied"] = absent;
+    // name of a shared tensor, reads one placeholder, and the exporter keeps one initializer) or a
+    // merge/fold by the exporter's optimizer. Only the optimizer leaves "pkg.onnxscript.optimizer.*"
+    // marks, so without them every absence is a tie; with them, a placeholder that no node's aten
+    // call reads and no folded tensor came from is still a tie.
+    const bool optimized = OptimizerRan(*g);
+    std::set<std::string> read, folded;
+    if (optimized) {
+      ForEachNode(*g, [&](const onnx::NodeProto& n) {
+        if (const std::string* fx = FindProp(n.metadata_props(), kFxNodeKey))
+          for (const std::string& o : FxCallOperands(*fx)) read.insert(o);
+      });
+      for (const auto& v : g->value_info())
+        if (const std::string* f = FindProp(v.metadata_props(), kFoldedFromKey))
+          for (const std::string& name : QuotedNamesIn(*f)) folded.insert(name);
+    }
+    nlohmann::json missing = nlohmann::json::array(), tied = nlohmann::json::array();
+    for (const auto& [placeholder, target] : placeholders) {
+      if (present_placeholders.count(placeholder) || present_names.count(target)) continue;
+      (optimized && (read.count(placeholder) || folded.count(target)) ? missing : tied).push_back(target);
+    }
+    if (!missing.empty()) entry["missing"] = missing;
+    if (!tied.empty()) entry["tied"] = tied;
   }
   auto* prop = model->add_metadata_props();
   prop->set_key(kTorchParametersKey);
