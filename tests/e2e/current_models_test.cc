@@ -2,13 +2,17 @@
 // models/export_current.py with torch 2.15 and transformers 5 in every exporter mode): every file
 // compiles and trains; a file that keeps one initializer per PyTorch parameter trains on exactly
 // PyTorch's parameters (count and elements) and follows PyTorch's 30-step Adam trajectory within
-// 1e-4 relative; a file whose exporter merged or folded parameters draws a warning naming them.
+// 1e-4 relative. So does a file whose exporter's optimizer merged or folded parameters, once the
+// import has restored them (frontend/restore_parameters.h): it trains PyTorch's parameter count and
+// follows the trajectory. The files whose folds cannot be undone (kNotRestored) draw a warning
+// naming a merged parameter instead.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -60,6 +64,16 @@ struct ExportCase {
 };
 void PrintTo(const ExportCase& c, std::ostream* os) { *os << c.f.at("file").get<std::string>(); }
 
+// Files whose optimizer folded a parameter through an op the import cannot undo, and why.
+const std::map<std::string, std::string>& NotRestored() {
+  static const std::map<std::string, std::string> files = {
+      {"gemma2/gemma2.dynamo_default.onnx", "Gemma's RMSNorm scale 1 + w folded into one constant"},
+      {"whisper/whisper.dynamo_default.onnx", "the decoder's positional table sliced at export, folded"},
+      {"wav2vec2/wav2vec2.dynamo_default.onnx", "weight_norm's parametrization folded into the conv weight"},
+      {"deberta/deberta.dynamo_default.onnx", "relative-position projections of a constant table, folded"}};
+  return files;
+}
+
 class CurrentExport : public ::testing::TestWithParam<ExportCase> {};
 
 TEST_P(CurrentExport, CompilesTrainsAndKeepsPyTorchsParameters) {
@@ -76,11 +90,20 @@ TEST_P(CurrentExport, CompilesTrainsAndKeepsPyTorchsParameters) {
                                         ShellQuote(config.string()) + " -o " + ShellQuote(plan));
   ASSERT_EQ(c.rc, 0) << c.output;
 
-  if (f.at("every_parameter_own_initializer").get<bool>()) {
-    EXPECT_EQ(c.output.find("warning:"), std::string::npos) << c.output;
+  const std::string file = f.at("file").get<std::string>();
+  const bool own = f.at("every_parameter_own_initializer").get<bool>();
+  const bool restored = !own && !NotRestored().count(file);
+  if (own || restored) {
+    if (own) {
+      EXPECT_EQ(c.output.find("warning:"), std::string::npos) << c.output;
+    }
+    EXPECT_EQ(c.output.find("no initializer of their own"), std::string::npos) << c.output;
     EXPECT_EQ(MatchInt(c.output, R"(trainable parameters \((\d+)\):)"), params.at("trainable_count").get<int64_t>())
         << c.output;
-    EXPECT_EQ(MatchInt(c.output, R"(total (\d+) elements)"), params.at("trainable_elements").get<int64_t>()) << c.output;
+    // A restored lookup table holds only the rows the file kept.
+    if (own) {
+      EXPECT_EQ(MatchInt(c.output, R"(total (\d+) elements)"), params.at("trainable_elements").get<int64_t>()) << c.output;
+    }
   } else {
     // The warning names at least one parameter the exporter merged or folded away.
     std::vector<std::string> names = f.at("parameters_without_initializer").get<std::vector<std::string>>();
@@ -100,7 +123,7 @@ TEST_P(CurrentExport, CompilesTrainsAndKeepsPyTorchsParameters) {
   for (double l : got) ASSERT_TRUE(std::isfinite(l)) << "loss " << l;
   // The first step runs before any update: every file computes PyTorch's initial loss.
   EXPECT_LE(std::fabs(got[0] - want[0]), kRtol * std::fabs(want[0])) << got[0] << " vs PyTorch " << want[0];
-  if (f.at("every_parameter_own_initializer").get<bool>()) e2e::ExpectSameTrajectory(got, want, f.at("file").get<std::string>());
+  if (own || restored) e2e::ExpectSameTrajectory(got, want, file);
 }
 
 std::vector<ExportCase> ExportCases() {
@@ -211,7 +234,9 @@ TEST(CurrentExports, AttentionChainsAreRecognized) {
     EXPECT_EQ(attention, w.attention) << w.file << "\n" << c.output;
     EXPECT_EQ(causal, w.causal ? w.attention : 0) << w.file;
     EXPECT_EQ(masked, 0) << w.file;
-    if (w.attention) EXPECT_FALSE(std::regex_search(c.output, std::regex(" = Softmax[ (<]"))) << w.file << "\n" << c.output;
+    if (w.attention) {
+      EXPECT_FALSE(std::regex_search(c.output, std::regex(" = Softmax[ (<]"))) << w.file << "\n" << c.output;
+    }
   }
 }
 
