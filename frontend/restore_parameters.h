@@ -13,10 +13,11 @@ namespace dsc {
 // A default dynamo export leaves parameters without an initializer of their own, which select-loss
 // would freeze or train several as one. Each is rebuilt from the file's own record (the graph
 // signature, every node's fx call, the optimizer's folded_from marks):
-//  - Folded transposes: torchlib writes nn.Linear on inputs of rank > 2 as MatMul(x, Transpose(W)),
-//    and the optimizer always folds the Transpose into an initializer W^T (val_N, folded_from [W]).
-//    When every read of it is an aten.linear's MatMul weight, it becomes W in PyTorch's layout and a
-//    Transpose; when W is still in the file (a tied embedding table), the copy must be exactly W^T.
+//  - Folded transposes: torchlib writes nn.Linear on inputs of rank > 2 as MatMul(x, Transpose(W))
+//    and aten.index on a parameter as GatherND(Transpose(W), ...), and the optimizer always folds
+//    the Transpose into an initializer (val_N, folded_from [W]). When every read of it is such a
+//    call on W, it becomes W in PyTorch's layout and a Transpose; when W is still in the file (a
+//    tied embedding table), the copy must hold exactly W transposed.
 //  - Merged duplicates: initializers of at most 1024 elements with equal bytes become one (every
 //    zero bias and unit LayerNorm weight of a freshly initialised model). Each read of the kept one
 //    is paired with the placeholder operand of its fx call it stands for; a read that belongs to a

@@ -65,17 +65,53 @@ TEST(TorchParameters, DerivedFromTorchExportKinds_AbsentIsTiedWithoutOptimizer) 
   EXPECT_NE(p->source.find("torch.export"), std::string::npos);
 }
 
-TEST(TorchParameters, DerivedFromTorchExportKinds_AbsentIsMissingAfterOptimizer) {
+// After the optimizer, an absent parameter is a merge or fold when an aten call still reads its
+// placeholder (here a LayerNorm reading the merged ln.weight) or a folded tensor came from it, and a
+// PyTorch tie when neither: torch.export lists every name of a shared tensor but reads one.
+onnx::ModelProto OptimizedModel() {
   onnx::ModelProto m = TorchExportModel();
   auto* mark = m.mutable_graph()->mutable_value_info(0)->add_metadata_props();
   mark->set_key("pkg.onnxscript.optimizer.folded_from");
   mark->set_value("['val_1']");
+  return m;
+}
+
+TEST(TorchParameters, DerivedFromTorchExportKinds_AbsentAndReadIsMissingAfterOptimizer) {
+  onnx::ModelProto m = OptimizedModel();
+  onnx::NodeProto* n = m.mutable_graph()->add_node();
+  n->set_op_type("LayerNormalization");
+  n->add_input("x");
+  n->add_input("ln.weight");
+  n->add_output("y");
+  auto* fx = n->add_metadata_props();
+  fx->set_key("pkg.torch.onnx.fx_node");
+  fx->set_value("%layer_norm_1 : [num_users=1] = call_function[target=torch.ops.aten.layer_norm.default](args = "
+                "(%x, [2], %p_ln2_weight), kwargs = {})");
   ASSERT_TRUE(RecordTorchParameters(&m).ok());
   StatusOr<TorchParameters> p = Recorded(m);
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   EXPECT_EQ(p->trainable, (std::vector<std::string>{"fc.weight", "ln.weight"}));
   EXPECT_EQ(p->missing, std::vector<std::string>{"ln2.weight"});
   EXPECT_TRUE(p->tied.empty());
+}
+
+TEST(TorchParameters, DerivedFromTorchExportKinds_AbsentAndFoldedIsMissingAfterOptimizer) {
+  onnx::ModelProto m = OptimizedModel();
+  m.mutable_graph()->mutable_value_info(0)->mutable_metadata_props()->rbegin()->set_value("['ln2.weight', 'val_1']");
+  ASSERT_TRUE(RecordTorchParameters(&m).ok());
+  StatusOr<TorchParameters> p = Recorded(m);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->missing, std::vector<std::string>{"ln2.weight"});
+  EXPECT_TRUE(p->tied.empty());
+}
+
+TEST(TorchParameters, DerivedFromTorchExportKinds_AbsentAndUnreadIsTiedAfterOptimizer) {
+  onnx::ModelProto m = OptimizedModel();
+  ASSERT_TRUE(RecordTorchParameters(&m).ok());
+  StatusOr<TorchParameters> p = Recorded(m);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_TRUE(p->missing.empty());
+  EXPECT_EQ(p->tied, std::vector<std::string>{"ln2.weight"});
 }
 
 // nn.PReLU's weight after onnxscript's optimizer: torchlib's Reshape of p_ln2_weight (standing in for
