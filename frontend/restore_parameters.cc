@@ -31,6 +31,7 @@ class Restorer {
     if (missing_.empty() && folded_from_.empty()) return Status::OK();
     RETURN_IF_ERROR(RestoreFoldedTransposes());
     RETURN_IF_ERROR(RestoreFoldedLookups());
+    RETURN_IF_ERROR(RestoreFoldedViews());
     RETURN_IF_ERROR(SplitMergedDuplicates());
     if (!prepend_.empty()) {
       // The new Transposes read initializers only: first in the node list keeps it topological.
@@ -304,6 +305,83 @@ class Restorer {
     return Status::OK();
   }
 
+  // A parameter reshaped in the model (ConvNeXt's layer scale gamma.view(1, -1, 1, 1), a conv
+  // weight unsqueezed) folds into an initializer named after the last aten call of the chain,
+  // "view_3", whose folded_from names the parameter, torchlib's constants (val_N) and the chain's
+  // earlier calls. When every call in the chain keeps the element order, the folded tensor holds
+  // the parameter's elements in order: it trains as the parameter (an elementwise optimizer cannot
+  // tell the shapes apart) and takes its name, keeping the shape the model used.
+  static bool KeepsElementOrder(const std::string& fx_name) {
+    static const std::set<std::string> ops = {"view", "reshape", "_unsafe_view", "unsqueeze", "squeeze",
+                                              "flatten", "alias", "clone", "contiguous", "lift_fresh_copy"};
+    const size_t end = fx_name.find_last_not_of("0123456789");
+    std::string op = fx_name.substr(0, end == std::string::npos ? 0 : end + 1);
+    if (op.size() > 1 && op.back() == '_' && end + 1 < fx_name.size()) op.pop_back();
+    return ops.count(op) > 0;
+  }
+  static bool IsTorchlibConstant(const std::string& name) {
+    return name.size() > 4 && name.rfind("val_", 0) == 0 && name.find_first_not_of("0123456789", 4) == std::string::npos;
+  }
+
+  // torchlib's group_norm unsqueezes its weight and bias to [C, 1, ...] before the Mul and Add
+  // that apply them; folded, the tensor is named val_N and keeps the parameter's element order.
+  bool ReadAsGroupNormAffine(const std::string& folded) {
+    auto u = uses_.find(folded);
+    if (u == uses_.end()) return false;
+    for (const Use& use : u->second) {
+      const std::string* fx = Fx(*use.node);
+      const std::string& op = use.node->op_type();
+      if (!fx || !IsGroupNorm(*fx) || (op != "Mul" && op != "Add") || IsRewritten(*use.node)) return false;
+    }
+    return true;
+  }
+  static bool IsGroupNorm(const std::string& fx) {
+    return fx.find("[target=torch.ops.aten.group_norm.default]") != std::string::npos ||
+           fx.find("[target=torch.ops.aten.native_group_norm.default]") != std::string::npos;
+  }
+  // A node onnxscript's rewriter made: it carries one matched node's fx call while it may read
+  // the initializers of several, so its metadata pairs nothing.
+  static bool IsRewritten(const onnx::NodeProto& n) {
+    return FindProp(n.metadata_props(), "pkg.onnxscript.rewriter.rule_name") != nullptr;
+  }
+
+  Status RestoreFoldedViews() {
+    std::vector<std::pair<std::string, std::string>> renames;  // folded -> parameter name
+    for (const auto& [folded, sources] : folded_from_) {
+      if (read_in_subgraph_.count(folded) || !initializers_.count(folded)) continue;
+      if (!KeepsElementOrder(folded) && !ReadAsGroupNormAffine(folded)) continue;
+      std::vector<std::string> params;
+      bool order_kept = true;
+      for (const std::string& src : sources) {
+        if (auto p = by_target_.find(src); p != by_target_.end()) params.push_back(p->second);
+        else order_kept &= IsTorchlibConstant(src) || KeepsElementOrder(src);
+      }
+      if (!order_kept || params.size() != 1 || !missing_.count(params[0]) ||
+          signature_.at(params[0]).kind != "PARAMETER")
+        continue;
+      const std::string& target = signature_.at(params[0]).target;
+      if (names_.count(target)) continue;
+      onnx::TensorProto* t = FindInitializer(folded);
+      if (!t) continue;
+      ASSIGN_OR_RETURN(Tensor f, InitializerData(*t, *held_));
+      AddValueInfo(target, f, params[0]);
+      AddHeldInitializer(g_, target, std::move(f), held_);
+      placeholder_of_[target] = params[0];
+      aliases_[target].insert(folded);  // aten calls read it by the folded call's name
+      renames.push_back({folded, target});
+    }
+    for (const auto& [folded, target] : renames) {
+      for (const Use& u : uses_[folded]) u.node->set_input(u.input, target);
+      RemoveInitializer(folded);
+      auto* infos = g_->mutable_value_info();
+      for (int i = infos->size() - 1; i >= 0; --i)
+        if (infos->Get(i).name() == folded) infos->DeleteSubrange(i, 1);
+      uses_.erase(folded);
+      folded_from_.erase(folded);
+    }
+    return Status::OK();
+  }
+
   void RemoveInitializer(const std::string& name) {
     auto* list = g_->mutable_initializer();
     for (int i = 0; i < list->size(); ++i)
@@ -410,7 +488,7 @@ class Restorer {
     std::set<std::string> ambiguous;
     for (auto& n : *g_->mutable_node()) {
       const std::string* fx = Fx(n);
-      if (!fx) continue;
+      if (!fx || IsRewritten(n)) continue;
       const std::string name = FxNodeName(*fx);
       if (name.empty()) continue;
       auto [it, fresh] = groups.try_emplace(name);
@@ -435,29 +513,49 @@ class Restorer {
       const Group& group = groups[name];
       std::set<std::string> claimed;  // placeholders the group reads through folded initializers
       std::vector<Use> uses;
+      const std::vector<std::string> raw = FxCallOperands(group.fx);
+      // A read of a parameter's initializer that the call does not name is a tensor the optimizer
+      // merged into it: another parameter (paired below) or one of torchlib's constants.
+      std::vector<Use> foreign;
+      auto own = [&](const std::string& in) {
+        if (std::count(raw.begin(), raw.end(), placeholder_of_.at(in))) return true;
+        for (const std::string& a : aliases_[in])
+          if (std::count(raw.begin(), raw.end(), a)) return true;
+        return false;
+      };
       for (onnx::NodeProto* n : group.nodes)
         for (int i = 0; i < n->input_size(); ++i) {
           const std::string& in = n->input(i);
           if (auto f = folded_from_.find(in); f != folded_from_.end())
             for (const std::string& s : f->second)
               if (auto p = by_target_.find(s); p != by_target_.end()) claimed.insert(p->second);
-          if (placeholder_of_.count(in)) uses.push_back({n, i});
+          if (!placeholder_of_.count(in)) continue;
+          if (!own(in)) foreign.push_back({n, i});
+          // group_norm's InstanceNormalization takes torchlib's constant unit scale and zero bias.
+          if (n->op_type() == "InstanceNormalization" && i > 0 && IsGroupNorm(group.fx)) continue;
+          uses.push_back({n, i});
         }
       std::vector<std::string> operands;
-      for (const std::string& o : FxCallOperands(group.fx))
+      for (const std::string& o : raw)
         if (signature_.count(o) && !claimed.count(o)) operands.push_back(o);
-      if (operands.empty()) continue;
-      std::vector<std::pair<Use, std::string>> pairs = PairReads(uses, operands);
-      if (pairs.empty() && group.nodes.size() == 1) {
+      std::vector<std::pair<Use, std::string>> pairs;
+      if (!operands.empty()) pairs = PairReads(uses, operands);
+      if (pairs.empty() && group.nodes.size() == 1 && !operands.empty()) {
         // A Conv/ConvTranspose/Gemm without its bias whose call names a missing bias parameter.
         std::vector<int64_t> shape = DroppedBiasShape(*group.nodes[0]);
         std::vector<std::string> biases;
         for (const std::string& o : operands)
           if (missing_.count(o) && signature_.at(o).target.find("bias") != std::string::npos) biases.push_back(o);
-        if (shape.empty() || biases.size() != 1) continue;
-        dropped_bias[biases[0]] = {group.nodes[0], std::move(shape)};
-        operands.erase(std::find(operands.begin(), operands.end(), biases[0]));
-        if (!operands.empty()) pairs = PairReads(uses, operands);
+        if (!shape.empty() && biases.size() == 1) {
+          dropped_bias[biases[0]] = {group.nodes[0], std::move(shape)};
+          operands.erase(std::find(operands.begin(), operands.end(), biases[0]));
+          if (!operands.empty()) pairs = PairReads(uses, operands);
+        }
+      }
+      for (const Use& f : foreign) {
+        bool paired = false;
+        for (const auto& [use, placeholder] : pairs) paired |= use.node == f.node && use.input == f.input;
+        if (!paired) constant_reads_.push_back(f);
       }
       for (const auto& [use, placeholder] : pairs) {
         const std::string& in = use.node->input(use.input);
@@ -491,6 +589,25 @@ class Restorer {
       AddHeldInitializer(g_, target, std::move(zeros), held_);
       n->add_input(target);
     }
+    // Constants merged into a parameter read from a copy of their own, which does not train.
+    std::map<std::string, std::string> constant_of;
+    for (const Use& u : constant_reads_) {
+      const std::string from = u.node->input(u.input);
+      auto [it, fresh] = constant_of.try_emplace(from);
+      if (fresh) {
+        std::string name = StrCat(from, "_constant");
+        for (int k = 2; names_.count(name); ++k) name = StrCat(from, "_constant", k);
+        onnx::TensorProto* t = FindInitializer(from);
+        if (!t) continue;
+        ASSIGN_OR_RETURN(Tensor kept, InitializerData(*t, *held_));
+        Tensor copy(kept.dtype(), kept.dims());
+        if (kept.nbytes()) std::memcpy(copy.raw(), kept.raw(), kept.nbytes());
+        AddHeldInitializer(g_, name, std::move(copy), held_);
+        names_.insert(name);
+        it->second = name;
+      }
+      if (!it->second.empty()) u.node->set_input(u.input, it->second);
+    }
     return Status::OK();
   }
 
@@ -503,8 +620,10 @@ class Restorer {
   std::map<std::string, std::vector<std::string>> folded_from_;
   std::map<std::string, std::vector<Use>> uses_;       // initializer -> main-graph reads
   std::map<std::string, std::vector<int64_t>> initializer_dims_;
+  std::map<std::string, std::set<std::string>> aliases_;  // restored initializer -> fx names read as it
   std::set<std::string> initializers_, names_, missing_, read_in_subgraph_;
   std::vector<onnx::NodeProto> prepend_;
+  std::vector<Use> constant_reads_;
 };
 
 }  // namespace

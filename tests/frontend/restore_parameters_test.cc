@@ -10,6 +10,7 @@
 
 #include "frontend/restore_parameters.h"
 #include "frontend/torch_node_metadata.h"
+#include "ir/status.h"
 #include "ir/torch_parameters.h"
 
 namespace dsc {
@@ -248,14 +249,57 @@ TEST(RestoreParameters, FoldedLookupsBecomeAGatherOverTheirDistinctRows) {
   EXPECT_NE(warnings[0].find("'tok.weight'"), std::string::npos) << warnings[0];
 }
 
-// One merged tensor read where the call's operands cannot be paired one to one stays as it is.
-TEST(RestoreParameters, AnUnpairableReadIsLeft) {
+// A read of a parameter's tensor that its call does not name is something merged into it. When no
+// operand of the call pairs with it, it is one of torchlib's constants (a LayerNorm without affine
+// weights reads Expand(1.0), equal to another LayerNorm's fresh weight) or cannot be told: it reads
+// a copy that does not train, so it no longer trains as the parameter it was merged into.
+TEST(RestoreParameters, AnUnpairedMergedReadBecomesAConstant) {
   Model t(kTwoNormsSignature);
   t.Init("ln1.weight", {2}, {1, 1}, "p_ln1_weight");
-  t.Node("Mul", {"x", "ln1.weight"}, "y", "mul", "aten.mul.Tensor](args = (%p_ln2_weight, %p_ln2_bias)");
+  t.Init("ln1.bias", {2}, {0, 0}, "p_ln1_bias");
+  t.Node("LayerNormalization", {"x", "ln1.weight", "ln1.bias"}, "h", "layer_norm",
+         "aten.layer_norm.default](args = (%x, [2], %p_ln1_weight, %p_ln1_bias)");
+  t.Node("LayerNormalization", {"h", "ln1.weight"}, "y", "layer_norm_1", "aten.layer_norm.default](args = (%h, [2])");
+  t.Node("Mul", {"x", "ln1.weight"}, "z", "mul", "aten.mul.Tensor](args = (%p_ln2_weight, %p_ln2_bias)");
   ASSERT_TRUE(t.Restore().ok());
-  EXPECT_EQ(t.NodeNamed("y").input(1), "ln1.weight");
+  EXPECT_EQ(t.NodeNamed("h").input(1), "ln1.weight");
+  EXPECT_EQ(t.NodeNamed("y").input(1), "ln1.weight_constant");
+  EXPECT_EQ(t.NodeNamed("z").input(1), "ln1.weight_constant");
+  EXPECT_EQ(t.Values("ln1.weight_constant"), (std::vector<float>{1, 1}));
+  EXPECT_EQ(t.Kind("ln1.weight_constant"), "") << "a constant has no parameter kind";
   EXPECT_FALSE(t.HasInitializer("ln2.weight"));
+}
+
+// nn.GroupNorm as torchlib writes it: InstanceNormalization with constant unit scale and zero bias
+// (here merged into a parameter equal to them), then Mul and Add by the affine weight and bias
+// unsqueezed to [C, 1, 1] and folded (val_N). The folds become the parameters, the constants stop
+// training, and a second GroupNorm merged with the first gets copies.
+TEST(RestoreParameters, GroupNormAffineFoldsAndConstantsComeApart) {
+  Model t("\n# inputs\np_gn1_weight: PARAMETER target='gn1.weight'\np_gn1_bias: PARAMETER target='gn1.bias'\n"
+          "p_gn2_weight: PARAMETER target='gn2.weight'\np_gn2_bias: PARAMETER target='gn2.bias'\n"
+          "p_scale: PARAMETER target='scale'\nx: USER_INPUT\n");
+  t.Init("scale", {1}, {1}, "p_scale");
+  t.Init("val_7", {1}, {0});
+  t.Init("val_28", {2, 1, 1}, {1, 1}, "", "['gn1.weight', 'val_22', 'val_23']");
+  t.Init("val_29", {2, 1, 1}, {0, 0}, "", "['gn1.bias', 'val_22', 'val_23']");
+  int k = 0;
+  for (const char* gn : {"gn1", "gn2"}) {
+    const std::string call = StrCat("aten.group_norm.default](args = (%x, 1, %p_", gn, "_weight, %p_", gn, "_bias)");
+    const std::string name = StrCat("group_norm_", k++);
+    t.Node("InstanceNormalization", {"x", "scale", "val_7"}, name + "_in", name, call);
+    t.Node("Mul", {name + "_in", "val_28"}, name + "_mul", name, call);
+    t.Node("Add", {name + "_mul", "val_29"}, name + "_out", name, call);
+  }
+  t.Node("Mul", {"x", "scale"}, "s", "mul", "aten.mul.Tensor](args = (%x, %p_scale)");
+  ASSERT_TRUE(t.Restore().ok());
+  EXPECT_EQ(t.NodeNamed("group_norm_0_mul").input(1), "gn1.weight");
+  EXPECT_EQ(t.NodeNamed("group_norm_0_out").input(1), "gn1.bias");
+  EXPECT_EQ(t.NodeNamed("group_norm_1_mul").input(1), "gn2.weight");
+  EXPECT_EQ(t.NodeNamed("group_norm_1_out").input(1), "gn2.bias");
+  EXPECT_EQ(t.Dims("gn2.weight"), (std::vector<int64_t>{2, 1, 1}));
+  EXPECT_EQ(t.NodeNamed("group_norm_0_in").input(1), "scale_constant");
+  EXPECT_EQ(t.NodeNamed("group_norm_1_in").input(1), "scale_constant");
+  EXPECT_EQ(t.NodeNamed("s").input(1), "scale");
 }
 
 // Files without torch.export's signature (the legacy exporter, hand-written graphs) are untouched.
