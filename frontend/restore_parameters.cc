@@ -552,10 +552,21 @@ class Restorer {
           if (!operands.empty()) pairs = PairReads(uses, operands);
         }
       }
+      // Operands named after a call whose result no longer exists: folded, then merged away.
+      std::vector<std::string> orphans;
+      for (const std::string& o : raw)
+        if (!names_.count(o) && !signature_.count(o)) orphans.push_back(o);
       for (const Use& f : foreign) {
         bool paired = false;
         for (const auto& [use, placeholder] : pairs) paired |= use.node == f.node && use.input == f.input;
-        if (!paired) constant_reads_.push_back(f);
+        if (paired) continue;
+        constant_reads_.push_back(f);
+        if (!orphans.empty())
+          AddImportWarning(model_, StrCat("node '", f.node->name(), "' reads '", f.node->input(f.input), "' where its aten "
+                                          "call reads '", orphans[0], "', which the exporter's optimizer folded and "
+                                          "merged into it; that value stays constant, so if it came from a parameter, "
+                                          "the parameter does not train as in PyTorch; re-export with "
+                                          "torch.onnx.export(..., dynamo=True, optimize=False)"));
       }
       for (const auto& [use, placeholder] : pairs) {
         const std::string& in = use.node->input(use.input);
