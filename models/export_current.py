@@ -582,6 +582,35 @@ def build_fnet():
     return MaskedLMLoss(model)
 
 
+class FreshNormsAndScales(nn.Module):
+    """What onnxscript's optimizer folds or merges in a freshly initialised model, restored by
+    dscompile (frontend/restore_parameters.h): two GroupNorms whose equal unit weights and zero
+    biases merge, and whose affine Unsqueezes fold; a layer scale applied as gamma.view(1, -1, 1, 1);
+    a zero conv bias the rewriter drops; a LayerNorm without affine weights next to one with them
+    (torchlib's constant unit scale merges with the parameter); Linear on a rank-3 input (a folded
+    weight transpose). Loss: cross entropy over 10 classes."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.gn1 = nn.GroupNorm(2, 8)
+        self.conv2 = nn.Conv2d(8, 8, 1)
+        nn.init.zeros_(self.conv2.bias)
+        self.gn2 = nn.GroupNorm(2, 8)
+        self.gamma = nn.Parameter(torch.full((8,), 0.5))
+        self.plain = nn.LayerNorm(8, elementwise_affine=False)
+        self.ln = nn.LayerNorm(8)
+        self.proj = nn.Linear(8, 8)
+        self.cls = nn.Linear(8, 10)
+
+    def forward(self, pixel_values, labels):
+        h = F.relu(self.gn1(self.conv1(pixel_values)))
+        h = h + self.gamma.view(1, -1, 1, 1) * self.gn2(self.conv2(h))
+        t = F.avg_pool2d(h, 4).flatten(2).transpose(1, 2)                   # (N, 16, 8)
+        t = self.ln(self.proj(self.plain(t)))
+        return F.cross_entropy(self.cls(t.mean(dim=1)), labels)
+
+
 class TinySuperRes(nn.Module):
     """A super-resolution-style CNN classifier: conv -> per-channel PReLU -> nn.PixelShuffle(2)
     (ONNX DepthToSpace, CRD) -> strided conv -> CELU -> single-slope PReLU -> nn.PixelUnshuffle(2)
@@ -809,8 +838,9 @@ MODELS = collections.OrderedDict([
     ("superres", (TinySuperRes, data_image8, 62, COMPACT)),
     # Pad in modes reflect / edge / wrap (imported as Gathers); the legacy file computes its pads
     ("pad_modes", (PadModes, data_image8, 65, dict(COMPACT, modes=("dynamo_default", "helper", "legacy17")))),
-    # diffusers' PixArt (a diffusion transformer): the helper's file only, as dynamo_default merges
-    # its parameters; torch.squeeze on a dim that is not 1 (frontend/torch_shape_ops.h)
+    # diffusers' PixArt (a diffusion transformer); torch.squeeze on a dim that is not 1
+    # (frontend/torch_shape_ops.h). The helper's file only: its dynamo_default file (restored, it
+    # follows PyTorch) would add 200 KB; fresh_norms covers what its optimizer does.
     ("pixart", (PixArtLoss, data_latent, 66, dict(COMPACT, modes=("helper",)))),
     # PyTorch Geometric's GraphSAGE: mean and max neighbour aggregation (ScatterElements add / min / max)
     ("graph_sage", (GraphSAGE, data_graph, 67, COMPACT)),
@@ -826,6 +856,9 @@ MODELS = collections.OrderedDict([
     # F.fold (ONNX Col2Im) in timm's VOLO outlook attention: the helper's file only; dynamo_default folds
     # the stem's training BatchNorm into its conv
     ("volo", (build_volo, data_image12_gray, 65, dict(COMPACT, modes=("helper",)))),
+    # Merged, folded and dropped parameters of a fresh model's default dynamo export, which dscompile
+    # restores: GroupNorm, a viewed layer scale, LayerNorm with and without affine weights
+    ("fresh_norms", (FreshNormsAndScales, data_image, 68, COMPACT)),
 ])
 
 
