@@ -2,6 +2,7 @@
 #include "frontend/restore_parameters.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <set>
@@ -32,6 +33,7 @@ class Restorer {
     RETURN_IF_ERROR(RestoreFoldedTransposes());
     RETURN_IF_ERROR(RestoreFoldedLookups());
     RETURN_IF_ERROR(RestoreFoldedViews());
+    RETURN_IF_ERROR(RestoreFoldedUnaryChains());
     RETURN_IF_ERROR(SplitMergedDuplicates());
     if (!prepend_.empty()) {
       // The new Transposes read initializers only: first in the node list keeps it topological.
@@ -114,6 +116,7 @@ class Restorer {
     original->set_key(kTorchOriginalNameKey);
     original->set_value(placeholder);
     names_.insert(name);
+    initializer_dims_[name] = data.dims();
     missing_.erase(placeholder);
   }
 
@@ -321,6 +324,78 @@ class Restorer {
   }
   static bool IsTorchlibConstant(const std::string& name) {
     return name.size() > 4 && name.rfind("val_", 0) == 0 && name.find_first_not_of("0123456789", 4) == std::string::npos;
+  }
+
+  // The aten op an fx node name stands for: "exp_3" -> "exp".
+  static std::string FxOp(const std::string& fx_name) {
+    const size_t end = fx_name.find_last_not_of("0123456789");
+    if (end == std::string::npos) return "";
+    if (end + 1 < fx_name.size() && fx_name[end] == '_') return fx_name.substr(0, end);
+    return fx_name;
+  }
+
+  // logit_scale.exp() (CLIP, SigLIP), -torch.exp(A_log) (Mamba and its hybrids), RWKV's
+  // -exp(time_decay): a parameter through one or two of exp and neg folds into an initializer named
+  // after the last call ("neg", folded_from [A_log, exp]). Both ops invert, so the parameter comes
+  // back as the inverse of the folded values (log rounds: within an ulp of PyTorch's) and the ops
+  // are applied to it again.
+  Status RestoreFoldedUnaryChains() {
+    std::vector<std::string> done;
+    for (const auto& [folded, sources] : folded_from_) {
+      if (read_in_subgraph_.count(folded) || !initializers_.count(folded)) continue;
+      std::vector<std::string> params, chain;
+      for (const std::string& src : sources) {
+        if (auto p = by_target_.find(src); p != by_target_.end()) params.push_back(p->second);
+        else chain.push_back(src);
+      }
+      chain.push_back(folded);  // the last call is the folded tensor's own name
+      if (params.size() != 1 || chain.size() > 2 || !missing_.count(params[0]) ||
+          signature_.at(params[0]).kind != "PARAMETER")
+        continue;
+      std::vector<std::string> ops;
+      for (const std::string& c : chain) ops.push_back(FxOp(c));
+      if (ops.size() == 2 && ops[0] == ops[1]) continue;  // the order of two calls of one op is unknown
+      bool invertible = true;
+      for (const std::string& op : ops) invertible &= op == "exp" || op == "neg";
+      const std::string& target = signature_.at(params[0]).target;
+      if (!invertible || names_.count(target)) continue;
+      onnx::TensorProto* t = FindInitializer(folded);
+      if (!t) continue;
+      ASSIGN_OR_RETURN(Tensor f, InitializerData(*t, *held_));
+      if (f.dtype() != DType::kFloat32 && f.dtype() != DType::kFloat64) continue;
+      Tensor w(f.dtype(), f.dims());
+      bool ok = true;
+      for (int64_t i = 0; i < f.numel(); ++i) {
+        double v = f.GetAsDouble(i);
+        for (auto op = ops.rbegin(); op != ops.rend(); ++op) {
+          if (*op == "neg") v = -v;
+          else if (v > 0) v = std::log(v);
+          else ok = false;
+        }
+        w.SetFromDouble(i, v);
+      }
+      if (!ok) continue;
+      AddValueInfo(target, w, params[0]);
+      AddHeldInitializer(g_, target, std::move(w), held_);
+      std::string in = target;
+      for (size_t k = 0; k < ops.size(); ++k) {
+        onnx::NodeProto n;
+        n.set_op_type(ops[k] == "exp" ? "Exp" : "Neg");
+        n.set_name(StrCat(folded, "_restored_", ops[k]));
+        n.add_input(in);
+        const std::string out = k + 1 == ops.size() ? folded : StrCat(folded, "_restored_", ops[k]);
+        n.add_output(out);
+        names_.insert(out);
+        in = out;
+        prepend_.push_back(std::move(n));
+      }
+      done.push_back(folded);
+    }
+    for (const std::string& name : done) {
+      RemoveInitializer(name);
+      uses_.erase(name);
+    }
+    return Status::OK();
   }
 
   // torchlib's group_norm unsqueezes its weight and bias to [C, 1, ...] before the Mul and Add
@@ -531,6 +606,8 @@ class Restorer {
               if (auto p = by_target_.find(s); p != by_target_.end()) claimed.insert(p->second);
           if (!placeholder_of_.count(in)) continue;
           if (!own(in)) foreign.push_back({n, i});
+          // Read under the name of a folded call (a restored view): its own, not an operand's.
+          if (!std::count(raw.begin(), raw.end(), placeholder_of_.at(in)) && own(in)) continue;
           // group_norm's InstanceNormalization takes torchlib's constant unit scale and zero bias.
           if (n->op_type() == "InstanceNormalization" && i > 0 && IsGroupNorm(group.fx)) continue;
           uses.push_back({n, i});

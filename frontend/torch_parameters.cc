@@ -130,8 +130,10 @@ Status RecordTorchParameters(onnx::ModelProto* model) {
     // A signature parameter without an initializer is either a PyTorch tie (torch.export lists each
     // name of a shared tensor, reads one placeholder, and the exporter keeps one initializer) or a
     // merge/fold by the exporter's optimizer. Only the optimizer leaves "pkg.onnxscript.optimizer.*"
-    // marks, so without them every absence is a tie; with them, a placeholder that no node's aten
-    // call reads and no folded tensor came from is still a tie.
+    // marks, so without them every absence is a tie. With them, one that an aten call reads or a
+    // folded tensor came from is missing, and one that nothing reads may be either: a tie, or a
+    // parameter whose every reading computation the optimizer merged with another's (equal
+    // initial values make equal expressions, which its CSE keeps once).
     const bool optimized = OptimizerRan(*g);
     std::set<std::string> read, folded;
     if (optimized) {
@@ -143,13 +145,16 @@ Status RecordTorchParameters(onnx::ModelProto* model) {
         if (const std::string* f = FindProp(v.metadata_props(), kFoldedFromKey))
           for (const std::string& name : QuotedNamesIn(*f)) folded.insert(name);
     }
-    nlohmann::json missing = nlohmann::json::array(), tied = nlohmann::json::array();
+    nlohmann::json missing = nlohmann::json::array(), tied = nlohmann::json::array(),
+                   unread = nlohmann::json::array();
     for (const auto& [placeholder, target] : placeholders) {
       if (present_placeholders.count(placeholder) || present_names.count(target)) continue;
-      (optimized && (read.count(placeholder) || folded.count(target)) ? missing : tied).push_back(target);
+      if (!optimized) tied.push_back(target);
+      else (read.count(placeholder) || folded.count(target) ? missing : unread).push_back(target);
     }
     if (!missing.empty()) entry["missing"] = missing;
     if (!tied.empty()) entry["tied"] = tied;
+    if (!unread.empty()) entry["unread"] = unread;
   }
   auto* prop = model->add_metadata_props();
   prop->set_key(kTorchParametersKey);

@@ -42,7 +42,7 @@ StatusOr<TorchParameters> ParseTorchParameters(const std::string& json_text) {
     if (!list.ok()) return fail(list.status());
     *dest = std::move(*list);
   }
-  for (auto [field, dest] : {std::pair{"missing", &p.missing}, {"tied", &p.tied}}) {
+  for (auto [field, dest] : {std::pair{"missing", &p.missing}, {"tied", &p.tied}, {"unread", &p.unread}}) {
     if (!j.contains(field)) continue;
     const nlohmann::json& list = j.at(field);
     if (!list.is_array()) return fail(InvalidArgument("\"", field, "\" must be an array of names"));

@@ -16,7 +16,9 @@ namespace dsc {
 //    "trainable": [{"initializer": NAME, "torch_name": NAME}, ...],
 //    "frozen":    [...same, parameters with requires_grad=False...],
 //    "missing":   [PyTorch parameter names an exporter merged or folded away]   (optional)
-//    "tied":      [PyTorch parameter names sharing another's tensor, so its initializer]}   (optional)
+//    "tied":      [PyTorch parameter names sharing another's tensor, so its initializer]   (optional)
+//    "unread":    [PyTorch parameter names no node reads after an exporter's optimizer: tied, or
+//                  merged away with the computations that read them]}   (optional)
 inline constexpr const char* kTorchParametersKey = "dscompile.parameters";
 
 // metadata_props key for nn.Embedding's padding_idx, which ONNX's Gather cannot express: JSON
@@ -38,6 +40,7 @@ struct TorchParameters {
   std::vector<std::string> frozen;     // initializer names
   std::vector<std::string> missing;    // PyTorch parameter names an exporter merged or folded away
   std::vector<std::string> tied;       // PyTorch parameter names sharing another's tensor
+  std::vector<std::string> unread;     // read by no node after an optimizer: tied, or merged away
 };
 
 // Parses the entry's JSON text; errors name the key.

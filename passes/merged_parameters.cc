@@ -71,7 +71,8 @@ std::string QuotedNames(const std::vector<std::string>& names) {
 }
 
 std::vector<std::string> MergedParameterWarnings(const Graph& g, const std::vector<std::string>& trainable,
-                                                 const std::vector<std::string>& missing, bool have_torch_list) {
+                                                 const std::vector<std::string>& missing,
+                                                 const std::vector<std::string>& unread, bool have_torch_list) {
   std::vector<std::string> warnings;
   if (!missing.empty())
     warnings.push_back(StrCat(missing.size(), " PyTorch parameter", missing.size() == 1 ? " has" : "s have",
@@ -79,10 +80,17 @@ std::vector<std::string> MergedParameterWarnings(const Graph& g, const std::vect
                               "): the exporter's optimizer merged or folded them, so they cannot train as in "
                               "PyTorch; ", kDynamoAdvice));
 
+  if (!unread.empty())
+    warnings.push_back(StrCat(unread.size(), " PyTorch parameter", unread.size() == 1 ? " is" : "s are",
+                              " read by no node of this file, whose exporter's optimizer ran (", QuotedNames(unread),
+                              "): a parameter PyTorch ties to another (an LM head sharing its embedding table) trains "
+                              "as that tensor, as in PyTorch; one whose reading computations the optimizer merged "
+                              "with another parameter's does not train as in PyTorch; to be sure, ", kDynamoAdvice));
+
   // A PyTorch parameter list with nothing missing accounts for every parameter (the export helper
   // refuses merges; torch.export's signature names each merged one): several normalisation nodes
   // on one tensor are then PyTorch's own reuse of a module (ALBERT's shared layers).
-  const bool reuse_is_pytorchs = have_torch_list && missing.empty();
+  const bool reuse_is_pytorchs = have_torch_list && missing.empty() && unread.empty();
   for (const std::string& name : trainable) {
     if (reuse_is_pytorchs) break;
     const Value* v = g.FindValue(name);

@@ -158,7 +158,7 @@ class SelectLossPass : public GraphPass {
                   << (unreached.size() == 1 ? " has" : "s have") << " no differentiable path to the loss and stay"
                   << (unreached.size() == 1 ? "s" : "") << " fixed (PyTorch leaves their gradient None): "
                   << QuotedNames(unreached) << "\n";
-      for (const std::string& w : MergedParameterWarnings(g, info.parameters, torch_list.missing, by_list))
+      for (const std::string& w : MergedParameterWarnings(g, info.parameters, torch_list.missing, torch_list.unread, by_list))
         *ctx.warn << "dscompile: warning: " << w << "\n";
       // What the import could not restore from the exporter's metadata (frontend/torch_detach.h).
       if (auto it = g.metadata.find(kImportWarningsKey); it != g.metadata.end()) {
@@ -189,7 +189,7 @@ class SelectLossPass : public GraphPass {
     const char* rule = by_option ? "--trainable"
                        : by_list ? "the model's PyTorch parameter list"
                                  : "float initializers with more than one element and a gradient path to the loss";
-    if (ctx.log) PrintTable(g, info, frozen_params, constants, rule, by_list ? torch_list.source : "", torch_list.tied, *ctx.log);
+    if (ctx.log) PrintTable(g, info, frozen_params, constants, rule, by_list ? torch_list.source : "", torch_list, *ctx.log);
     bool changed = info.loss != g.training.loss || info.parameters != g.training.parameters;
     g.training = std::move(info);
     return changed;
@@ -198,7 +198,7 @@ class SelectLossPass : public GraphPass {
  private:
   static void PrintTable(const Graph& g, const TrainingInfo& info, const std::vector<Value*>& frozen,
                          const std::vector<Value*>& constants, const char* rule, const std::string& source,
-                         const std::vector<std::string>& tied, std::ostream& os) {
+                         const TorchParameters& torch_list, std::ostream& os) {
     int64_t total = 0;
     size_t width = 4;
     for (const auto& p : info.parameters) width = std::max(width, p.size());
@@ -213,7 +213,8 @@ class SelectLossPass : public GraphPass {
     }
     os << "  total " << total << " elements\n";
     for (Value* v : frozen) os << "frozen: " << v->name() << " " << TypeToString(v->type) << "\n";
-    for (const std::string& t : tied) os << "tied in PyTorch (trains as the tensor it shares): " << t << "\n";
+    for (const std::string& t : torch_list.tied) os << "tied in PyTorch (trains as the tensor it shares): " << t << "\n";
+    for (const std::string& t : torch_list.unread) os << "read by no node (tied in PyTorch, or merged away): " << t << "\n";
     if (!constants.empty()) {
       int64_t n = 0;
       for (Value* v : constants) n += v->initializer().numel();

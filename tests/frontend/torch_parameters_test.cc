@@ -66,8 +66,9 @@ TEST(TorchParameters, DerivedFromTorchExportKinds_AbsentIsTiedWithoutOptimizer) 
 }
 
 // After the optimizer, an absent parameter is a merge or fold when an aten call still reads its
-// placeholder (here a LayerNorm reading the merged ln.weight) or a folded tensor came from it, and a
-// PyTorch tie when neither: torch.export lists every name of a shared tensor but reads one.
+// placeholder (here a LayerNorm reading the merged ln.weight) or a folded tensor came from it. When
+// neither, it is unread: a PyTorch tie (torch.export lists every name of a shared tensor but reads
+// one), or a parameter whose reading computations the optimizer's CSE merged with another's.
 onnx::ModelProto OptimizedModel() {
   onnx::ModelProto m = TorchExportModel();
   auto* mark = m.mutable_graph()->mutable_value_info(0)->add_metadata_props();
@@ -105,13 +106,14 @@ TEST(TorchParameters, DerivedFromTorchExportKinds_AbsentAndFoldedIsMissingAfterO
   EXPECT_TRUE(p->tied.empty());
 }
 
-TEST(TorchParameters, DerivedFromTorchExportKinds_AbsentAndUnreadIsTiedAfterOptimizer) {
+TEST(TorchParameters, DerivedFromTorchExportKinds_AbsentAndUnreadIsUnreadAfterOptimizer) {
   onnx::ModelProto m = OptimizedModel();
   ASSERT_TRUE(RecordTorchParameters(&m).ok());
   StatusOr<TorchParameters> p = Recorded(m);
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   EXPECT_TRUE(p->missing.empty());
-  EXPECT_EQ(p->tied, std::vector<std::string>{"ln2.weight"});
+  EXPECT_TRUE(p->tied.empty());
+  EXPECT_EQ(p->unread, std::vector<std::string>{"ln2.weight"});
 }
 
 // nn.PReLU's weight after onnxscript's optimizer: torchlib's Reshape of p_ln2_weight (standing in for
