@@ -334,35 +334,51 @@ class Restorer {
     return fx_name;
   }
 
-  // logit_scale.exp() (CLIP, SigLIP), -torch.exp(A_log) (Mamba and its hybrids), RWKV's
-  // -exp(time_decay): a parameter through one or two of exp and neg folds into an initializer named
-  // after the last call ("neg", folded_from [A_log, exp]). Both ops invert, so the parameter comes
-  // back as the inverse of the folded values (log rounds: within an ulp of PyTorch's) and the ops
-  // are applied to it again.
+  // logit_scale.exp() (CLIP, SigLIP), -torch.exp(A_log) (Mamba and its hybrids, then unsqueezed),
+  // RWKV's -exp(time_decay): a parameter through exp and/or neg, and calls that keep the element
+  // order, folds into an initializer named after the last call ("neg", folded_from [A_log, exp]).
+  // With both ops, the values' sign tells their order (exp's results are positive). Both invert, so
+  // the parameter comes back as the inverse of the folded values in the folded shape (log rounds:
+  // within an ulp of PyTorch's), and the ops are applied to it again.
   Status RestoreFoldedUnaryChains() {
     std::vector<std::string> done;
     for (const auto& [folded, sources] : folded_from_) {
       if (read_in_subgraph_.count(folded) || !initializers_.count(folded)) continue;
-      std::vector<std::string> params, chain;
+      std::vector<std::string> params, chain = {folded};
       for (const std::string& src : sources) {
         if (auto p = by_target_.find(src); p != by_target_.end()) params.push_back(p->second);
         else chain.push_back(src);
       }
-      chain.push_back(folded);  // the last call is the folded tensor's own name
-      if (params.size() != 1 || chain.size() > 2 || !missing_.count(params[0]) ||
-          signature_.at(params[0]).kind != "PARAMETER")
-        continue;
-      std::vector<std::string> ops;
-      for (const std::string& c : chain) ops.push_back(FxOp(c));
-      if (ops.size() == 2 && ops[0] == ops[1]) continue;  // the order of two calls of one op is unknown
-      bool invertible = true;
-      for (const std::string& op : ops) invertible &= op == "exp" || op == "neg";
+      if (params.size() != 1 || !missing_.count(params[0]) || signature_.at(params[0]).kind != "PARAMETER") continue;
+      bool has_exp = false, has_neg = false, known = true;
+      int exps = 0, negs = 0;
+      for (const std::string& c : chain) {
+        const std::string op = FxOp(c);
+        if (op == "exp") ++exps;
+        else if (op == "neg") ++negs;
+        else known &= KeepsElementOrder(c) || IsTorchlibConstant(c);
+      }
+      has_exp = exps == 1;
+      has_neg = negs == 1;
       const std::string& target = signature_.at(params[0]).target;
-      if (!invertible || names_.count(target)) continue;
+      if (!known || exps > 1 || negs > 1 || !(has_exp || has_neg) || names_.count(target)) continue;
       onnx::TensorProto* t = FindInitializer(folded);
       if (!t) continue;
       ASSIGN_OR_RETURN(Tensor f, InitializerData(*t, *held_));
       if (f.dtype() != DType::kFloat32 && f.dtype() != DType::kFloat64) continue;
+      std::vector<std::string> ops;  // in the order the model applies them
+      if (has_exp && has_neg) {
+        bool negative = true, positive = true;
+        for (int64_t i = 0; i < f.numel(); ++i) {
+          negative &= f.GetAsDouble(i) < 0;
+          positive &= f.GetAsDouble(i) > 0;
+        }
+        if (negative) ops = {"exp", "neg"};
+        else if (positive) ops = {"neg", "exp"};
+        else continue;
+      } else {
+        ops = {has_exp ? "exp" : "neg"};
+      }
       Tensor w(f.dtype(), f.dims());
       bool ok = true;
       for (int64_t i = 0; i < f.numel(); ++i) {

@@ -2,6 +2,7 @@
 // from the graph signature, the fx calls and the folded_from marks; what cannot be matched is left.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <string>
 #include <vector>
@@ -300,6 +301,33 @@ TEST(RestoreParameters, GroupNormAffineFoldsAndConstantsComeApart) {
   EXPECT_EQ(t.NodeNamed("group_norm_0_in").input(1), "scale_constant");
   EXPECT_EQ(t.NodeNamed("group_norm_1_in").input(1), "scale_constant");
   EXPECT_EQ(t.NodeNamed("s").input(1), "scale");
+}
+
+// logit_scale.exp() folds into "exp"; Mamba's -exp(A_log)[:, None] into "unsqueeze_3" (folded from
+// exp and neg: the values' sign says neg came last). Both come back as the logs and the ops. A chain
+// whose values' sign cannot order exp and neg is left.
+TEST(RestoreParameters, ExpAndNegChainsComeBack) {
+  Model t("\n# inputs\np_scale: PARAMETER target='logit_scale'\np_a: PARAMETER target='A_log'\n"
+          "p_b: PARAMETER target='B_log'\nx: USER_INPUT\n");
+  t.Init("exp", {}, {2.0f}, "", "['logit_scale']");
+  t.Init("unsqueeze_3", {2, 1}, {-1.0f, -4.0f}, "", "['A_log', 'exp_1', 'neg', 'val_39']");
+  t.Init("neg_2", {2}, {-1.0f, 4.0f}, "", "['B_log', 'exp_2']");
+  t.Node("Mul", {"x", "exp"}, "y", "mul", "aten.mul.Tensor](args = (%x, %exp)");
+  t.Node("Mul", {"y", "unsqueeze_3"}, "z", "mul_1", "aten.mul.Tensor](args = (%y, %unsqueeze_3)");
+  t.Node("Mul", {"z", "neg_2"}, "w", "mul_2", "aten.mul.Tensor](args = (%z, %neg_2)");
+  ASSERT_TRUE(t.Restore().ok());
+  ASSERT_EQ(t.Values("logit_scale").size(), 1u);
+  EXPECT_FLOAT_EQ(t.Values("logit_scale")[0], std::log(2.0f));
+  EXPECT_EQ(t.Producer("exp")->op_type(), "Exp");
+  const std::vector<float> a = t.Values("A_log");
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_FLOAT_EQ(a[0], 0.0f);
+  EXPECT_FLOAT_EQ(a[1], std::log(4.0f));
+  EXPECT_EQ(t.Dims("A_log"), (std::vector<int64_t>{2, 1}));
+  EXPECT_EQ(t.Producer("unsqueeze_3")->op_type(), "Neg");
+  EXPECT_EQ(t.Producer(t.Producer("unsqueeze_3")->input(0))->op_type(), "Exp");
+  EXPECT_TRUE(t.HasInitializer("neg_2"));
+  EXPECT_FALSE(t.HasInitializer("B_log"));
 }
 
 // Files without torch.export's signature (the legacy exporter, hand-written graphs) are untouched.
