@@ -234,10 +234,7 @@ class Restorer {
       prepend_.push_back(std::move(transpose));
       done.push_back(folded);
     }
-    for (const std::string& name : done) {
-      RemoveInitializer(name);  // its folded_from_ entry stays: the Transpose's output still claims W
-      uses_.erase(name);
-    }
+    DropFolded(done);  // their folded_from_ entries stay: the Transposes' outputs still claim W
     return Status::OK();
   }
 
@@ -301,10 +298,7 @@ class Restorer {
       prepend_.push_back(std::move(gather));
       done.push_back(folded);
     }
-    for (const std::string& name : done) {
-      RemoveInitializer(name);
-      uses_.erase(name);
-    }
+    DropFolded(done);
     return Status::OK();
   }
 
@@ -407,10 +401,7 @@ class Restorer {
       }
       done.push_back(folded);
     }
-    for (const std::string& name : done) {
-      RemoveInitializer(name);
-      uses_.erase(name);
-    }
+    DropFolded(done);
     return Status::OK();
   }
 
@@ -471,6 +462,14 @@ class Restorer {
       folded_from_.erase(folded);
     }
     return Status::OK();
+  }
+
+  // The folded initializers a rule replaced with nodes computing them from the restored parameter.
+  void DropFolded(const std::vector<std::string>& names) {
+    for (const std::string& name : names) {
+      RemoveInitializer(name);
+      uses_.erase(name);
+    }
   }
 
   void RemoveInitializer(const std::string& name) {

@@ -170,14 +170,19 @@ constexpr const char* kTwoNormsSignature =
     "\n# inputs\np_ln1_weight: PARAMETER target='ln1.weight'\np_ln1_bias: PARAMETER target='ln1.bias'\n"
     "p_ln2_weight: PARAMETER target='ln2.weight'\np_ln2_bias: PARAMETER target='ln2.bias'\nx: USER_INPUT\n";
 
+// ln1 = LayerNorm(2) on x, output h, with its fresh weight and bias, which the optimizer keeps.
+void AddFirstNorm(Model* t) {
+  t->Init("ln1.weight", {2}, {1, 1}, "p_ln1_weight");
+  t->Init("ln1.bias", {2}, {0, 0}, "p_ln1_bias");
+  t->Node("LayerNormalization", {"x", "ln1.weight", "ln1.bias"}, "h", "layer_norm",
+          "aten.layer_norm.default](args = (%x, [2], %p_ln1_weight, %p_ln1_bias)");
+}
+
 // Two fresh LayerNorms: the optimizer kept ln1's tensors for both. Each of ln2's reads gets a copy
 // under ln2's names, in PyTorch's argument order (weight, bias).
 TEST(RestoreParameters, MergedDuplicatesGetOneCopyPerParameter) {
   Model t(kTwoNormsSignature);
-  t.Init("ln1.weight", {2}, {1, 1}, "p_ln1_weight");
-  t.Init("ln1.bias", {2}, {0, 0}, "p_ln1_bias");
-  t.Node("LayerNormalization", {"x", "ln1.weight", "ln1.bias"}, "h", "layer_norm",
-         "aten.layer_norm.default](args = (%x, [2], %p_ln1_weight, %p_ln1_bias)");
+  AddFirstNorm(&t);
   t.Node("LayerNormalization", {"h", "ln1.weight", "ln1.bias"}, "y", "layer_norm_1",
          "aten.layer_norm.default](args = (%h, [2], %p_ln2_weight, %p_ln2_bias)");
   ASSERT_TRUE(t.Restore().ok());
@@ -256,10 +261,7 @@ TEST(RestoreParameters, FoldedLookupsBecomeAGatherOverTheirDistinctRows) {
 // a copy that does not train, so it no longer trains as the parameter it was merged into.
 TEST(RestoreParameters, AnUnpairedMergedReadBecomesAConstant) {
   Model t(kTwoNormsSignature);
-  t.Init("ln1.weight", {2}, {1, 1}, "p_ln1_weight");
-  t.Init("ln1.bias", {2}, {0, 0}, "p_ln1_bias");
-  t.Node("LayerNormalization", {"x", "ln1.weight", "ln1.bias"}, "h", "layer_norm",
-         "aten.layer_norm.default](args = (%x, [2], %p_ln1_weight, %p_ln1_bias)");
+  AddFirstNorm(&t);
   t.Node("LayerNormalization", {"h", "ln1.weight"}, "y", "layer_norm_1", "aten.layer_norm.default](args = (%h, [2])");
   t.Node("Mul", {"x", "ln1.weight"}, "z", "mul", "aten.mul.Tensor](args = (%p_ln2_weight, %p_ln2_bias)");
   ASSERT_TRUE(t.Restore().ok());
