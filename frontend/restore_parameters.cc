@@ -421,10 +421,20 @@ class Restorer {
     return fx.find("[target=torch.ops.aten.group_norm.default]") != std::string::npos ||
            fx.find("[target=torch.ops.aten.native_group_norm.default]") != std::string::npos;
   }
-  // A node onnxscript's rewriter made: it carries one matched node's fx call while it may read
-  // the initializers of several, so its metadata pairs nothing.
+  // A node onnxscript's rewriter made from several: it carries one matched node's fx call while it
+  // may read the initializers of others, so its metadata pairs nothing. Rules that rewrite one node
+  // in place (dropping a zero bias, materialising a Reshape's shape) keep its call.
   static bool IsRewritten(const onnx::NodeProto& n) {
-    return FindProp(n.metadata_props(), "pkg.onnxscript.rewriter.rule_name") != nullptr;
+    const std::string* rules = FindProp(n.metadata_props(), "pkg.onnxscript.rewriter.rule_name");
+    if (!rules) return false;
+    for (size_t s = 0; s <= rules->size();) {
+      size_t e = std::min(rules->find(',', s), rules->size());
+      std::string rule = rules->substr(s, e - s);
+      rule.erase(0, rule.find_first_not_of(' '));
+      if (rule.rfind("RemoveOptionalBiasFrom", 0) != 0 && rule != "MaterializeReshapeShape") return true;
+      s = e + 1;
+    }
+    return false;
   }
 
   Status RestoreFoldedViews() {

@@ -212,8 +212,9 @@ TEST(RestoreParameters, AnAddmmBiasPairsByWhatIsLeft) {
   EXPECT_EQ(t.NodeNamed("h").input(2), "a.bias");
 }
 
-// RemoveOptionalBias dropped a zero bias from a Gemm (transB: the bias has the weight's rows) and
-// from a Conv (the weight's output channels): both come back as zero inputs.
+// RemoveOptionalBias dropped a zero bias from a Gemm (transB: the bias has the weight's rows; the
+// rule's name on the node, which keeps its call) and from a Conv (the weight's output channels):
+// both come back as zero inputs.
 TEST(RestoreParameters, DroppedZeroBiasesComeBack) {
   Model t("\n# inputs\np_fc_weight: PARAMETER target='fc.weight'\np_fc_bias: PARAMETER target='fc.bias'\n"
           "p_conv_weight: PARAMETER target='conv.weight'\np_conv_bias: PARAMETER target='conv.bias'\nx: USER_INPUT\n");
@@ -221,6 +222,9 @@ TEST(RestoreParameters, DroppedZeroBiasesComeBack) {
   t.Init("conv.weight", {4, 1, 1, 1}, {1, 2, 3, 4}, "p_conv_weight");
   onnx::NodeProto* gemm = t.Node("Gemm", {"x", "fc.weight"}, "h", "linear",
                                  "aten.linear.default](args = (%x, %p_fc_weight, %p_fc_bias)");
+  auto* rule = gemm->add_metadata_props();  // as exports with all node metadata carry it
+  rule->set_key("pkg.onnxscript.rewriter.rule_name");
+  rule->set_value("RemoveOptionalBiasFromGemm");
   auto* trans_b = gemm->add_attribute();
   trans_b->set_name("transB");
   trans_b->set_type(onnx::AttributeProto::INT);
@@ -330,6 +334,20 @@ TEST(RestoreParameters, ExpAndNegChainsComeBack) {
   EXPECT_EQ(t.Producer(t.Producer("unsqueeze_3")->input(0))->op_type(), "Exp");
   EXPECT_TRUE(t.HasInitializer("neg_2"));
   EXPECT_FALSE(t.HasInitializer("B_log"));
+}
+
+// A node the rewriter fused from several calls carries one call's metadata: it pairs nothing.
+TEST(RestoreParameters, ANodeFusedFromSeveralCallsPairsNothing) {
+  Model t(kTwoNormsSignature);
+  AddFirstNorm(&t);
+  onnx::NodeProto* n = t.Node("LayerNormalization", {"h", "ln1.weight", "ln1.bias"}, "y", "layer_norm_1",
+                              "aten.layer_norm.default](args = (%h, [2], %p_ln2_weight, %p_ln2_bias)");
+  auto* rule = n->add_metadata_props();
+  rule->set_key("pkg.onnxscript.rewriter.rule_name");
+  rule->set_value("SomeFusion, MaterializeReshapeShape");
+  ASSERT_TRUE(t.Restore().ok());
+  EXPECT_EQ(t.NodeNamed("y").input(1), "ln1.weight");
+  EXPECT_FALSE(t.HasInitializer("ln2.weight"));
 }
 
 // Files without torch.export's signature (the legacy exporter, hand-written graphs) are untouched.
