@@ -826,8 +826,9 @@ MODELS = collections.OrderedDict([
     # Tensor.detach(): the exporters drop it, dscompile restores it from the node metadata (dynamo files)
     ("detach", (DetachLosses, data_image8, 63, COMPACT)),
     # recurrent layers (ONNX LSTM/GRU/RNN): the legacy exporter writes nn.RNN as an RNN node; in
-    # dynamo_default the exporter's optimizer folds the weights into W/R/B constants (nothing to train)
-    ("rnn_lm", (RecurrentLM, data_lm, 62, dict(COMPACT, modes=("helper", "legacy17")))),
+    # dynamo_default the exporter's optimizer folds the weights into W/R/B constants, which dscompile
+    # restores (frontend/restore_parameters.h)
+    ("rnn_lm", (RecurrentLM, data_lm, 62, dict(COMPACT, modes=("dynamo_default", "helper", "legacy17")))),
     # 3-D convolution and pooling (video): the helper's file only; dynamo_default folds the training
     # BatchNorm3d into the conv, as for hf_resnet
     ("video3d", (TinyVideoNet, data_video, 62, dict(COMPACT, modes=("helper",)))),
