@@ -26,6 +26,13 @@ namespace dsc {
 //    and Gemm; the bias comes back as a zero input.
 //  - Folded lookups: nn.Embedding read at constant indices (position ids) folds into initializer
 //    "embedding[_N]"; it becomes Gather over the distinct rows it holds.
+//  - Folded views and unary chains: a parameter reshaped by calls that keep the element order
+//    (view, unsqueeze; GroupNorm's affine) trains as its folded tensor; through exp and neg it is
+//    inverted and the ops re-applied.
+//  - Folded recurrent weights: nn.LSTM/nn.GRU parameters, reordered and concatenated into ONNX's W,
+//    R and B, come back in PyTorch's layout with the Gathers and Concats that rebuild W, R and B.
+//  - Constants merged into a parameter (torchlib's unit scale of a LayerNorm without affine weights)
+//    read an untrainable copy.
 // What cannot be matched stays missing, and select-loss warns.
 // Files without torch.export's graph signature are left alone. `held`: the initializers whose bytes
 // the import holds; restored tensors are added there.
