@@ -361,7 +361,8 @@ class Restorer {
       if (fx->find(call) == std::string::npos) continue;
       const int layer = layer_of_call[FxNodeName(*fx)]++;
       const std::vector<std::string> args = FxTopLevelArgs(*fx);
-      if (args.size() < (lstm ? 9u : 9u) || args[2].size() < 2 || args[2].front() != '[') continue;
+      // (input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
+      if (args.size() < 9 || args[2].size() < 2 || args[2].front() != '[') continue;
       const bool has_biases = args[3] == "True", bidirectional = args[7] == "True";
       std::vector<std::string> params;
       for (const std::string& o : FxCallOperands("](args = (" + args[2] + ")")) params.push_back(o);
@@ -496,7 +497,7 @@ class Restorer {
         else chain.push_back(src);
       }
       if (params.size() != 1 || !missing_.count(params[0]) || signature_.at(params[0]).kind != "PARAMETER") continue;
-      bool has_exp = false, has_neg = false, known = true;
+      bool known = true;
       int exps = 0, negs = 0;
       for (const std::string& c : chain) {
         const std::string op = FxOp(c);
@@ -504,8 +505,7 @@ class Restorer {
         else if (op == "neg") ++negs;
         else known &= KeepsElementOrder(c) || IsTorchlibConstant(c);
       }
-      has_exp = exps == 1;
-      has_neg = negs == 1;
+      const bool has_exp = exps == 1, has_neg = negs == 1;
       const std::string& target = signature_.at(params[0]).target;
       if (!known || exps > 1 || negs > 1 || !(has_exp || has_neg) || names_.count(target)) continue;
       onnx::TensorProto* t = FindInitializer(folded);
