@@ -77,19 +77,12 @@ class Restorer {
     for (auto& n : *g_->mutable_node()) {
       for (int i = 0; i < n.input_size(); ++i)
         if (initializers_.count(n.input(i))) uses_[n.input(i)].push_back({&n, i});
-      for (const auto& a : n.attribute()) {
-        if (a.has_g()) NoteSubgraphReads(a.g());
-        for (const auto& sub : a.graphs()) NoteSubgraphReads(sub);
-      }
-    }
-  }
-
-  void NoteSubgraphReads(const onnx::GraphProto& sub) {
-    for (const auto& n : sub.node()) {
-      for (const auto& in : n.input()) read_in_subgraph_.insert(in);
-      for (const auto& a : n.attribute()) {
-        if (a.has_g()) NoteSubgraphReads(a.g());
-        for (const auto& s : a.graphs()) NoteSubgraphReads(s);
+      auto note = [&](const onnx::NodeProto& sub) {
+        for (const auto& in : sub.input()) read_in_subgraph_.insert(in);
+      };
+      for (const auto& a : n.attribute()) {  // values a subgraph reads: the rules leave those alone
+        if (a.has_g()) ForEachNode(a.g(), note);
+        for (const auto& sub : a.graphs()) ForEachNode(sub, note);
       }
     }
   }

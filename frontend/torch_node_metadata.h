@@ -27,6 +27,18 @@ inline constexpr const char* kFoldedFromKey = "pkg.onnxscript.optimizer.folded_f
 // A node's aten call, as torch.export printed it.
 inline constexpr const char* kFxNodeKey = "pkg.torch.onnx.fx_node";
 
+// Calls f on every node of g and of its subgraphs (Loop bodies, If branches), depth first.
+template <typename F>
+void ForEachNode(const onnx::GraphProto& g, const F& f) {
+  for (const auto& n : g.node()) {
+    f(n);
+    for (const auto& a : n.attribute()) {
+      if (a.has_g()) ForEachNode(a.g(), f);
+      for (const auto& sub : a.graphs()) ForEachNode(sub, f);
+    }
+  }
+}
+
 // The value of `key` in a metadata_props list, or null.
 inline const std::string* FindProp(const google::protobuf::RepeatedPtrField<onnx::StringStringEntryProto>& props,
                                    const std::string& key) {

@@ -47,18 +47,6 @@ std::map<std::string, std::string> FoldedPReluWeights(const onnx::GraphProto& g,
   return out;
 }
 
-// Calls f on every node of g and of its subgraphs.
-template <typename F>
-void ForEachNode(const onnx::GraphProto& g, const F& f) {
-  for (const auto& n : g.node()) {
-    f(n);
-    for (const auto& a : n.attribute()) {
-      if (a.has_g()) ForEachNode(a.g(), f);
-      for (const auto& sub : a.graphs()) ForEachNode(sub, f);
-    }
-  }
-}
-
 bool OptimizerRan(const onnx::GraphProto& g) {
   auto marked = [](const auto& props) {
     for (const auto& p : props)
