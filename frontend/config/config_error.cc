@@ -17,6 +17,10 @@ const char* DsErrorKindName(DsErrorKind kind) {
     case DsErrorKind::kElasticityError: return "ElasticityError";
     case DsErrorKind::kElasticityIncompatibleWorldSize: return "ElasticityIncompatibleWorldSize";
     case DsErrorKind::kRuntimeError: return "RuntimeError";
+    case DsErrorKind::kOverflowError: return "OverflowError";
+    case DsErrorKind::kHjsonDecodeError: return "HjsonDecodeError";
+    case DsErrorKind::kIndexError: return "IndexError";
+    case DsErrorKind::kUnicodeDecodeError: return "UnicodeDecodeError";
     case DsErrorKind::kUnsupported: return "Unsupported";
   }
   return "Unknown";

@@ -27,6 +27,10 @@ enum class DsErrorKind {
   kElasticityError,
   kElasticityIncompatibleWorldSize,
   kRuntimeError,  // apex's amp.initialize (unknown opt_level, an option its level forbids)
+  kOverflowError,  // hjson-py reading a number beyond a double's range
+  kHjsonDecodeError,  // config text that is not Hjson (a ValueError)
+  kIndexError,  // hjson-py running off the text's end (an unterminated /* comment)
+  kUnicodeDecodeError,  // a config file that is not UTF-8 (a ValueError)
   kUnsupported,  // DeepSpeed accepts it; dscompile does not implement it
 };
 

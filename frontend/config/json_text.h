@@ -1,5 +1,5 @@
-// Reads ds_config text the way DeepSpeed's hjson loader does: comments and trailing commas are
-// allowed, duplicate keys are an error (DeepSpeed: "Duplicate keys in DeepSpeed config").
+// Reads ds_config text the way DeepSpeed's loader does (hjson, see hjson.h): comments, trailing commas,
+// quoteless keys and strings; duplicate keys are an error (DeepSpeed: "Duplicate keys in DeepSpeed config").
 #pragma once
 
 #include <cstdint>
@@ -24,9 +24,5 @@ StatusOr<nlohmann::json> ParseConfigJson(const std::string& text, const std::str
 // already blanked) opens its (max_depth + 1)-th nested object or array. Linear, no recursion; the
 // plan file checks its header with it too.
 Status CheckJsonNesting(const std::string& text, int max_depth);
-
-// The text with //, /* */ and # comments and trailing commas blanked out (lines and columns kept),
-// or an error for an unterminated comment or string.
-StatusOr<std::string> StripJsonExtensions(const std::string& text, const std::string& source_name);
 
 }  // namespace dsc

@@ -123,7 +123,8 @@ TEST(LrSchedule, NeedsAnOptimizerForItsBaseLr) {
 
 TEST(LrSchedule, ParameterErrors) {
   std::vector<std::string> warnings;
-  for (const char* params : {R"({"warmup_num_steps": 10.0})", R"({"warmup_num_steps": true})", R"({"warmup_num_step": 10})",
+  // From a file DeepSpeed (hjson) reads 10.0 as 10, and takes true as Python's int 1: both accepted.
+  for (const char* params : {R"({"warmup_num_steps": 10.5})", R"({"warmup_num_steps": false})", R"({"warmup_num_step": 10})",
                              R"({"warmup_min_lr": "x"})", R"({"warmup_min_lr": [0.1, 0.2]})"}) {
     std::string text = std::string(R"({"train_batch_size": 1, "optimizer": {"type": "Adam"}, "scheduler": {"type": "WarmupLR", "params": )") + params + "}}";
     StatusOr<DsConfig> cfg = ParseDsConfig(text, {}, &warnings);
