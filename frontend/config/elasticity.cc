@@ -35,10 +35,25 @@ std::vector<int64_t> ValidGpus(int64_t batch, const std::vector<int64_t>& micro,
   return {valid.begin(), valid.end()};
 }
 
+struct Compatible {
+  int64_t batch = 0;
+  std::optional<std::vector<int64_t>> gpus;  // None: no candidate beat the smallest micro batch
+};
+
 // _get_compatible_gpus_v01: candidates are each micro batch (and their lcm) scaled by the largest
 // highly composite number that keeps them under the maximum; the one most GPU counts divide wins.
-std::pair<int64_t, std::vector<int64_t>> CompatibleGpusV01(const std::vector<int64_t>& micro, int64_t max_batch,
-                                                           int64_t min_gpus, int64_t max_gpus, bool prefer_larger) {
+// A GPU bound of 0 (elasticity 0.2's node counts truncate to it) takes DeepSpeed's default.
+StatusOr<Compatible> CompatibleGpusV01(const std::vector<int64_t>& micro, int64_t max_batch, int64_t min_gpus,
+                                       int64_t max_gpus, bool prefer_larger, const std::string& source) {
+  const int64_t smallest = *std::min_element(micro.begin(), micro.end());
+  if (min_gpus == 0) min_gpus = 1;
+  if (max_gpus == 0) max_gpus = max_batch / smallest;
+  for (int64_t mb : micro) {
+    if (mb > max_batch) {
+      return ConfigError(DsErrorKind::kValueError, source, "elasticity.micro_batch_sizes",
+                         StrCat("micro batch ", mb, " is larger than the acceptable batch size ", max_batch));
+    }
+  }
   std::vector<int64_t> bases = micro;
   int64_t lcm = 1;
   for (int64_t mb : micro) lcm = std::lcm(lcm, mb);
@@ -57,19 +72,17 @@ std::pair<int64_t, std::vector<int64_t>> CompatibleGpusV01(const std::vector<int
     const int64_t hcn = index == 0 ? kHighlyCompositeNumbers.back() : kHighlyCompositeNumbers[index - 1];
     candidates.insert(hcn * base);
   }
-  int64_t best = *std::min_element(micro.begin(), micro.end());
-  std::vector<int64_t> best_gpus;
+  Compatible best{smallest, std::nullopt};
   size_t best_count = 0;
   for (int64_t batch : candidates) {
     std::vector<int64_t> gpus = ValidGpus(batch, micro, min_gpus, max_gpus);
-    if (gpus.size() > best_count ||
-        (gpus.size() == best_count && ((prefer_larger && batch > best) || (!prefer_larger && batch < best)))) {
+    if (gpus.size() > best_count || (gpus.size() == best_count && ((prefer_larger && batch > best.batch) ||
+                                                                   (!prefer_larger && batch < best.batch)))) {
       best_count = gpus.size();
-      best_gpus = gpus;
-      best = batch;
+      best = {batch, std::move(gpus)};
     }
   }
-  return {best, best_gpus};
+  return best;
 }
 
 // (major, minor, patch) of "0.19.6"; missing parts are 0.
@@ -166,9 +179,9 @@ StatusOr<ElasticResult> ComputeElasticConfig(const nlohmann::json& ds_config, co
   }
   ElasticResult result;
   if (version == 0.1) {
-    auto [batch, gpus] = CompatibleGpusV01(micro, max_batch, min_gpus, max_gpus, prefer_larger);
-    result.final_batch_size = batch;
-    result.valid_gpus = gpus;
+    ASSIGN_OR_RETURN(Compatible c, CompatibleGpusV01(micro, max_batch, min_gpus, max_gpus, prefer_larger, source));
+    result.final_batch_size = c.batch;
+    result.valid_gpus = std::move(c.gpus);
   } else if (version == 0.2) {
     int64_t current = world_size;
     if (current == 0) {
@@ -182,12 +195,20 @@ StatusOr<ElasticResult> ComputeElasticConfig(const nlohmann::json& ds_config, co
                           StrCat("number of GPUs per node (", per_node, ") must be divisible by the model parallel size ", mp));
     }
     const int64_t dp_per_node = per_node / mp;
-    auto [batch, gpus] = CompatibleGpusV01(micro, static_cast<int64_t>(static_cast<double>(max_batch) / dp_per_node),
-                                           static_cast<int64_t>(static_cast<double>(min_gpus) / per_node),
-                                           static_cast<int64_t>(static_cast<double>(max_gpus) / per_node), prefer_larger);
-    result.final_batch_size = batch * dp_per_node;
-    for (int64_t g : gpus) result.valid_gpus.push_back(g * dp_per_node);
-    if (std::find(result.valid_gpus.begin(), result.valid_gpus.end(), current / mp) == result.valid_gpus.end()) {
+    ASSIGN_OR_RETURN(Compatible c,
+                     CompatibleGpusV01(micro, static_cast<int64_t>(static_cast<double>(max_batch) / dp_per_node),
+                                       static_cast<int64_t>(static_cast<double>(min_gpus) / per_node),
+                                       static_cast<int64_t>(static_cast<double>(max_gpus) / per_node), prefer_larger,
+                                       source));
+    if (!c.gpus) {
+      return ElasticError(source, DsErrorKind::kTypeError, "",
+                          "no candidate batch size has a valid GPU count in range (DeepSpeed: 'NoneType' object is "
+                          "not iterable)");
+    }
+    result.final_batch_size = c.batch * dp_per_node;
+    std::vector<int64_t>& valid = result.valid_gpus.emplace();
+    for (int64_t g : *c.gpus) valid.push_back(g * dp_per_node);
+    if (std::find(valid.begin(), valid.end(), current / mp) == valid.end()) {
       const double dp = (static_cast<double>(current) / per_node) * dp_per_node;
       std::vector<int64_t> sizes;
       for (int64_t mb : micro) {
@@ -196,16 +217,21 @@ StatusOr<ElasticResult> ComputeElasticConfig(const nlohmann::json& ds_config, co
       }
       result.final_batch_size = prefer_larger ? *std::max_element(sizes.begin(), sizes.end())
                                               : *std::min_element(sizes.begin(), sizes.end());
-      result.valid_gpus = {static_cast<int64_t>(dp)};
+      result.valid_gpus = std::vector<int64_t>{static_cast<int64_t>(dp)};
     }
   } else {
     return ElasticError(source, kConfig, "version", StrCat("unknown elasticity version ", version));
   }
   if (world_size > 0) {
-    if (std::find(result.valid_gpus.begin(), result.valid_gpus.end(), world_size) == result.valid_gpus.end()) {
+    if (!result.valid_gpus) {
+      return ElasticError(source, DsErrorKind::kTypeError, "",
+                          StrCat("no candidate batch size has a valid GPU count in range, so world size ", world_size,
+                                 " cannot be checked (DeepSpeed: argument of type 'NoneType' is not iterable)"));
+    }
+    if (std::find(result.valid_gpus->begin(), result.valid_gpus->end(), world_size) == result.valid_gpus->end()) {
       return ElasticError(source, DsErrorKind::kElasticityIncompatibleWorldSize, "",
                           StrCat("world size (", world_size, ") is not valid with the current list of valid GPU counts: ",
-                                 PyList(result.valid_gpus)));
+                                 PyList(*result.valid_gpus)));
     }
     std::vector<int64_t> sorted = micro;
     std::sort(sorted.rbegin(), sorted.rend());

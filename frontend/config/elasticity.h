@@ -15,7 +15,8 @@ namespace dsc {
 
 struct ElasticResult {
   int64_t final_batch_size = 0;
-  std::vector<int64_t> valid_gpus;
+  // None (nullopt) when no candidate batch had a GPU count in range, as DeepSpeed returns it.
+  std::optional<std::vector<int64_t>> valid_gpus;
   std::optional<int64_t> micro_batch_size;  // when a world size was given
 };
 

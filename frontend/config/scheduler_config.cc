@@ -74,16 +74,18 @@ class ParamReader {
     *out = v->get<double>();
     return Status::OK();
   }
-  // DeepSpeed checks isinstance(value, int) and value > 0: 10.0, true and null are refused.
+  // DeepSpeed checks isinstance(value, int) and value > 0: 10.0 (in a dict; a file's hjson reads it
+  // as 10), false and null are refused, and true is Python's int 1.
   Status PositiveInt(const std::string& key, int64_t* out) {
     Status s;
     const nlohmann::json* v = Get(key, true, &s);
     RETURN_IF_ERROR(s);
     if (!v) return Status::OK();
-    if (!v->is_number_integer() || v->get<int64_t>() <= 0) {
+    const int64_t value = v->is_boolean() ? v->get<bool>() : v->is_number_integer() ? v->get<int64_t>() : 0;
+    if (value <= 0) {
       return ctx_.Error(DsErrorKind::kValueError, Path(key), "must be a positive integer, got " + ShortJson(*v));
     }
-    *out = v->get<int64_t>();
+    *out = value;
     return Status::OK();
   }
   Status Int(const std::string& key, int64_t* out) {
