@@ -40,7 +40,7 @@ std::string Lower(std::string s) {
 
 // communication_data_type & co.: lower-cased, one of fp16/bf16/fp32 (DeepSpeed: ValueError).
 Status ReadCommDtype(SectionReader& top, const std::string& key, std::optional<std::string>* out) {
-  const nlohmann::json* v = top.Get(key);
+  const nlohmann::json* v = top.GetKeepingAuto(key);
   if (!v || v->is_null()) return Status::OK();
   std::string s = v->is_string() ? Lower(v->get<std::string>()) : "";
   if (s != "fp16" && s != "bf16" && s != "fp32") {
@@ -72,7 +72,7 @@ Status ReadTopLevelScalars(SectionReader& top, DsConfig* c) {
     top.ctx().Unsupported("gradient_predivide_factor",
                           StrCat(c->gradient_predivide_factor, ": gradients are multiplied by its inverse, so it must be > 0"));
   }
-  if (const nlohmann::json* v = top.Get("gradient_allreduce_op")) {
+  if (const nlohmann::json* v = top.GetKeepingAuto("gradient_allreduce_op")) {
     std::string op = v->is_string() ? Lower(v->get<std::string>()) : "";
     if (op != "mean" && op != "sum") {
       return top.Error(DsErrorKind::kValueError, "gradient_allreduce_op",
@@ -178,8 +178,10 @@ Status CheckZeroMasterWeights(ParseContext& ctx, const DsConfig& c) {
 // Checks DeepSpeed makes across sections (config.py _do_error_check, engine sanity checks).
 Status CrossCheck(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
   if (c->gradient_allreduce_op == "sum") {
-    bool deepcompile = doc.contains("compile") && doc["compile"].is_object() && doc["compile"].contains("deepcompile") &&
-                       doc["compile"]["deepcompile"].is_boolean() && doc["compile"]["deepcompile"].get<bool>();
+    bool deepcompile = false;  // a pydantic bool: "true" and 1 count
+    if (doc.contains("compile") && doc["compile"].is_object() && doc["compile"].contains("deepcompile") &&
+        !LaxBool(doc["compile"]["deepcompile"], &deepcompile).empty())
+      deepcompile = false;
     std::string with = c->zero.stage == 3 ? "ZeRO stage 3" : c->zero.zenflow ? "ZenFlow" : deepcompile ? "DeepCompile" : "";
     if (!with.empty()) {
       return ctx.Error(DsErrorKind::kValueError, "gradient_allreduce_op",

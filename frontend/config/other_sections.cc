@@ -273,7 +273,8 @@ Status CheckRecognisedOnlySection(ParseContext& ctx, const std::string& key, con
     }
     if (key == "compression_training") on = AnyEnabled(section);
   } else if (key == "compile") {
-    on = section.contains("deepcompile") && section["deepcompile"].is_boolean() && section["deepcompile"].get<bool>();
+    bool deepcompile = false;  // CompileConfig.deepcompile is a pydantic bool: "true" and 1 count
+    on = section.contains("deepcompile") && LaxBool(section["deepcompile"], &deepcompile).empty() && deepcompile;
   } else if (key == "tensor_parallel") {
     for (const char* k : {"autotp_size", "tp_size"}) {
       if (section.contains(k) && section[k].is_number() && section[k].get<double>() > 1) on = true;

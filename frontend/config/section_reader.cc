@@ -69,11 +69,23 @@ std::string LaxInt(const nlohmann::json& v, int64_t* out) {
     return "";
   }
   if (v.is_string()) {
+    // pydantic's lax str -> int: blanks around, a sign, single '_' between digits, and a fraction
+    // of zeros ("12.0", "1_000").
     std::string s = Trim(v.get<std::string>());
-    size_t digits = (!s.empty() && (s[0] == '+' || s[0] == '-')) ? 1 : 0;
-    if (s.size() > digits && s.find_first_not_of("0123456789", digits) == std::string::npos &&
-        s.size() < 19) {
-      *out = std::strtoll(s.c_str(), nullptr, 10);
+    const size_t point = s.find('.');
+    if (point != std::string::npos) {
+      if (point + 1 == s.size() || s.find_first_not_of('0', point + 1) != std::string::npos) s.clear();
+      else s.resize(point);
+    }
+    std::string digits;
+    size_t i = (!s.empty() && (s[0] == '+' || s[0] == '-')) ? 1 : 0;
+    bool ok = i < s.size();
+    for (; ok && i < s.size(); ++i) {
+      if (s[i] >= '0' && s[i] <= '9') digits += s[i];
+      else ok = s[i] == '_' && i + 1 < s.size() && !digits.empty() && s[i - 1] != '_';
+    }
+    if (ok && digits.size() < 19) {
+      *out = std::strtoll(digits.c_str(), nullptr, 10) * (s[0] == '-' ? -1 : 1);
       return "";
     }
   }
@@ -134,6 +146,14 @@ const nlohmann::json* SectionReader::Get(const std::string& key, const std::stri
     return nullptr;
   }
   return found;
+}
+
+const nlohmann::json* SectionReader::GetKeepingAuto(const std::string& key) {
+  const bool strip = strip_auto_;
+  strip_auto_ = false;
+  const nlohmann::json* v = Get(key);
+  strip_auto_ = strip;
+  return v;
 }
 
 Status SectionReader::Int(const std::string& key, int64_t* out, std::optional<int64_t> min,

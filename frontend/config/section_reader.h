@@ -60,6 +60,8 @@ class SectionReader {
   // The value under `key` (or `alias`), marked as read; nullptr if absent or "auto".
   // Giving both the key and its alias is an error reported by Finish().
   const nlohmann::json* Get(const std::string& key, const std::string& alias = "");
+  // Get for a key whose "auto" DeepSpeed does not resolve (it reads it as a plain value and refuses it).
+  const nlohmann::json* GetKeepingAuto(const std::string& key);
   bool Has(const std::string& key) const;  // present, "auto" included; does not mark it read
   std::string Path(const std::string& key) const { return JoinPath(path_, key); }
   // The key the user actually wrote for a (key, alias) pair read last by Get.

@@ -60,6 +60,21 @@ const std::vector<IntField>& IntFields() {
 
 const std::vector<std::string> kDevices = {"none", "cpu", "nvme"};
 
+// str(pathlib.Path(p)), which DeepSpeed's nvme_path field holds: "" -> ".", "./a//b/" -> "a/b".
+std::string PythonPath(const std::string& p) {
+  const size_t slashes = p.find_first_not_of('/') == std::string::npos ? p.size() : p.find_first_not_of('/');
+  const std::string root = slashes == 0 ? "" : slashes == 2 ? "//" : "/";
+  std::string out;
+  for (size_t at = slashes; at < p.size();) {
+    size_t end = p.find('/', at);
+    if (end == std::string::npos) end = p.size();
+    const std::string part = p.substr(at, end - at);
+    if (!part.empty() && part != ".") out += (out.empty() ? "" : "/") + part;
+    at = end + 1;
+  }
+  return out.empty() ? (root.empty() ? "." : root) : root + out;
+}
+
 Status ReadOffloadDevice(SectionReader& r, std::string* device) {
   return r.Enum("device", kDevices, device);
 }
@@ -70,6 +85,7 @@ Status ParseOffloadParam(ParseContext& ctx, const std::string& path, const nlohm
   SectionReader r(ctx, path, v);
   RETURN_IF_ERROR(ReadOffloadDevice(r, &out->device));
   RETURN_IF_ERROR(r.OptString("nvme_path", &out->nvme_path));
+  if (out->nvme_path) *out->nvme_path = PythonPath(*out->nvme_path);
   RETURN_IF_ERROR(r.Int("buffer_count", &out->buffer_count, 0));
   RETURN_IF_ERROR(r.Int("buffer_size", &out->buffer_size, 0));
   RETURN_IF_ERROR(r.Int("max_in_cpu", &out->max_in_cpu, 0));
@@ -105,6 +121,7 @@ Status ParseOffloadOptimizer(ParseContext& ctx, const std::string& path, const n
   SectionReader r(ctx, path, v);
   RETURN_IF_ERROR(ReadOffloadDevice(r, &out->device));
   RETURN_IF_ERROR(r.OptString("nvme_path", &out->nvme_path));
+  if (out->nvme_path) *out->nvme_path = PythonPath(*out->nvme_path);
   RETURN_IF_ERROR(r.Int("buffer_count", &out->buffer_count, 0));
   RETURN_IF_ERROR(r.Bool("pin_memory", &out->pin_memory));
   RETURN_IF_ERROR(r.Bool("pipeline_read", &out->pipeline_read));
@@ -235,9 +252,9 @@ Status ParseZeroSection(ParseContext& ctx, const nlohmann::json& section, const 
     }
     return Status::OK();
   }
-  if (section.is_null()) return Status::OK();
-  if (!section.is_object()) {
-    return ctx.Error(DsErrorKind::kValidationError, path,
+  if (section.is_null() && !top.contains(path)) return Status::OK();
+  if (!section.is_object()) {  // DeepSpeedZeroConfig(**section): an explicit null and "auto" fail there too
+    return ctx.Error(DsErrorKind::kTypeError, path,
                      "expected an object (or a bool, the legacy form), got " + ShortJson(section));
   }
   SectionReader r(ctx, path, section);
@@ -284,7 +301,9 @@ Status ParseZeroSection(ParseContext& ctx, const nlohmann::json& section, const 
     if (v->is_object()) zero->zeropp_loco_param = *v;
   }
   if (const nlohmann::json* v = r.Get("leaf_module")) {
-    RETURN_IF_ERROR(CheckSubModel(r, "leaf_module", *v));
+    if (!v->is_object() && !v->is_null())  // its "before" validator raises TypeError, which pydantic passes on
+      return r.Error(DsErrorKind::kTypeError, "leaf_module",
+                     "leaf_module configuration must be a mapping of fields to values, got " + ShortJson(*v));
     if (v->is_object()) {
       SectionReader leaf(ctx, r.Path("leaf_module"), *v);
       RETURN_IF_ERROR(ParseStringList(leaf, "classes", &zero->leaf_module.classes));
@@ -294,33 +313,35 @@ Status ParseZeroSection(ParseContext& ctx, const nlohmann::json& section, const 
     }
   }
 
-  // Deprecated names: DeepSpeed maps them onto their replacement and refuses both together.
+  // Deprecated names: DeepSpeed maps them onto their replacement and refuses both together. pydantic
+  // checks every field's type first, and a key given as null counts as given.
   RETURN_IF_ERROR(r.OptBool("cpu_offload_param", &zero->cpu_offload_param));
-  if (zero->cpu_offload_param) {
+  RETURN_IF_ERROR(r.OptBool("cpu_offload", &zero->cpu_offload));
+  RETURN_IF_ERROR(r.OptBool("cpu_offload_use_pin_memory", &zero->cpu_offload_use_pin_memory));
+  if (r.Has("stage3_gather_fp16_weights_on_model_save"))
+    RETURN_IF_ERROR(r.Bool("stage3_gather_fp16_weights_on_model_save", &zero->stage3_gather_fp16_weights_on_model_save));
+  if (r.Has("cpu_offload_param")) {
     RETURN_IF_ERROR(DeprecatedToNew(r, "cpu_offload_param", "offload_param"));
-    if (*zero->cpu_offload_param) {
+    if (zero->cpu_offload_param && *zero->cpu_offload_param) {
       zero->offload_param.emplace();
       zero->offload_param->device = "cpu";
-    } else {
+    } else if (zero->cpu_offload_param) {
       zero->offload_param.reset();
     }
   }
-  RETURN_IF_ERROR(r.OptBool("cpu_offload", &zero->cpu_offload));
-  if (zero->cpu_offload) {
+  if (r.Has("cpu_offload")) {
     RETURN_IF_ERROR(DeprecatedToNew(r, "cpu_offload", "offload_optimizer"));
-    if (*zero->cpu_offload) {
+    if (zero->cpu_offload && *zero->cpu_offload) {
       zero->offload_optimizer.emplace();
       zero->offload_optimizer->device = "cpu";
-    } else {
+    } else if (zero->cpu_offload) {
       zero->offload_optimizer.reset();
     }
   }
-  RETURN_IF_ERROR(r.OptBool("cpu_offload_use_pin_memory", &zero->cpu_offload_use_pin_memory));
   if (zero->cpu_offload_use_pin_memory) {
     ctx.Warn(r.Path("cpu_offload_use_pin_memory"), "deprecated and has no effect; use offload_*.pin_memory");
   }
   if (r.Has("stage3_gather_fp16_weights_on_model_save")) {
-    RETURN_IF_ERROR(r.Bool("stage3_gather_fp16_weights_on_model_save", &zero->stage3_gather_fp16_weights_on_model_save));
     std::string replacement =
         r.Has("gather_16bit_weights_on_model_save") ? "gather_16bit_weights_on_model_save"
                                                     : "stage3_gather_16bit_weights_on_model_save";

@@ -49,6 +49,9 @@ PINNED_BLOBS = {
     "deepspeed/runtime/zero/config.py": "445ef80ea787972d6f8de5bbac8f51db7c774c49",
     "deepspeed/runtime/zero/offload_config.py": "a71398e4929f84db4be10df1f8c13aaf9cf7ecca",
     "deepspeed/runtime/zero/utils.py": "627c2070875e91be47552c4884a2c529ef8b5953",
+    "deepspeed/runtime/zero/leaf_module_config.py": "e225801b5c44dfa0dc6c49c06d4683939e8329f1",
+    "deepspeed/runtime/zenflow/zenflow_config.py": "9482961d642da102349ae85fdd2a39baca1b2698",
+    "deepspeed/compile/config.py": "0a4709faf019b7fd0eec1f04a76d3b159d0696c3",
     "deepspeed/runtime/fp16/loss_scaler.py": "01fd9bd8431970dc3a918fd7bcc58dc7b78f91d5",
     "deepspeed/runtime/fp16/fused_optimizer.py": "09815d2c035c762ab4d1d2abc4a49bf5d6873714",
     "deepspeed/runtime/fp16/unfused_optimizer.py": "3a7995aa8bfbb33533505e240260de24a1e91a80",
@@ -825,7 +828,19 @@ def build_ds_config(config, world_size):
         return config_from_file(config)
 
 
-def ds_config_case(cid, config, world_size, paths, varied):
+def present(obj, path):
+    """False when an attribute on the way to `path` is None (an unset sub-config), so the path has no value."""
+    parts = path.split(".")
+    for part in parts[:-1]:
+        obj = getattr(obj, part)
+        if obj is None:
+            return False
+    return True
+
+
+def ds_config_case(cid, config, world_size, paths, varied, skip_under_none=False):
+    """skip_under_none: leave out the paths below a sub-config DeepSpeed left None (its own null, when listed,
+    is checked instead)."""
     case = {
         "id": cid,
         "kind": "ds_config",
@@ -838,7 +853,9 @@ def ds_config_case(cid, config, world_size, paths, varied):
     except Exception as e:
         case["expect"] = error_of(e)
     else:
-        case["expect"] = {p: jsonable(attr_path(cfg, p)) for p in paths}
+        if callable(paths):  # paths that depend on what DeepSpeed resolved
+            paths = paths(cfg)
+        case["expect"] = {p: jsonable(attr_path(cfg, p)) for p in paths if not skip_under_none or present(cfg, p)}
     case["asserted_by_test"] = False
     case["note"] = CFG_NOTE.format(dist="not initialised (world size 1)" if world_size == 1 else
                                    f"get_rank() == 0 and get_world_size() == {world_size} (patched)")
@@ -1034,6 +1051,335 @@ def gen_ds_configs(rng):
 
 
 # ----------------------------------------------------------------------------------------------
+# ds_config, continued: the ZeRO sub-configs (offload_optimizer, offload_param, zenflow, leaf_module),
+# the stage-3 knobs under both names, deprecated keys, "auto", value types, gradient_allreduce_op and
+# communication_data_type. Drawn from their own random stream (main: "<seed>:ds_config:more"), so the
+# cases above keep their draws.
+
+# Values pydantic's lax mode may or may not take for an int, a bool, a float in [0, 1] field.
+ODD_INTS = ["1000", " 77 ", "1_000", "12.0", 2.0, True, False, -1, -5, 1.5, "5e7", None, "auto", "abc", [4]]
+ODD_BOOLS = ["true", "false", "yes", "no", "on", "off", "1", "0", "t", "f", "y", "n", "True", "FALSE", 1, 0, 2, 1.0,
+             0.0, 0.5, None, "auto", "maybe", ""]
+ODD_FRACS = ["0.3", "1", 1, 0, True, False, -0.1, 1.5, 2, None, "auto", "abc", "nan", "inf"]
+
+STAGE3_INT_KNOBS = [("prefetch_bucket_size", "stage3_prefetch_bucket_size"),
+                    ("param_persistence_threshold", "stage3_param_persistence_threshold"),
+                    ("model_persistence_threshold", "stage3_model_persistence_threshold"),
+                    ("max_live_parameters", "stage3_max_live_parameters"),
+                    ("max_reuse_distance", "stage3_max_reuse_distance"),
+                    ("module_granularity_threshold", "stage3_module_granularity_threshold")]
+STAGE3_BOOL_KNOBS = [("gather_16bit_weights_on_model_save", "stage3_gather_16bit_weights_on_model_save"),
+                     ("use_all_reduce_for_fetch_params", "stage3_use_all_reduce_for_fetch_params"),
+                     ("allgather_sequential", "stage3_allgather_sequential")]
+ZERO_BOOLS = ["contiguous_gradients", "reduce_scatter", "overlap_comm", "load_from_fp32_weights", "elastic_checkpoint",
+              "round_robin_gradients", "ignore_unused_parameters", "memory_efficient_linear", "override_module_apply",
+              "pipeline_loading_checkpoint", "log_trace_cache_warnings", "use_multi_rank_bucket_allreduce",
+              "allgather_partitions", "enable_sanity_checks"]
+ZERO_INTS = {"reduce_bucket_size": [0, 1, 10**6, 5 * 10**8, 2**31], "allgather_bucket_size": [1, 2**20, 5 * 10**8],
+             "sub_group_size": [0, 10**6, 10**12], "zero_hpz_partition_size": [0, 1, 2],
+             "mics_shard_size": [-1, 0, -8]}
+
+
+def with_prefetch(paths):
+    """paths(cfg): `paths` less zero_config.prefetch_bucket_size when stage 3 runs with allgather_sequential: the
+    engine then sets that attribute to 1 when it builds the ZeRO-3 optimizer (engine.py:2471-2473), which a bare
+    DeepSpeedConfig does not show but dscompile's resolved config does."""
+
+    def pick(cfg):
+        z = cfg.zero_config
+        if z.stage == 3 and z.allgather_sequential:
+            return [p for p in paths if p != "zero_config.prefetch_bucket_size"]
+        return paths
+
+    return pick
+
+
+def gen_ds_configs_more(rng, i):
+    cases = []
+
+    def pick(r, legal, odd, p_legal):
+        return r.choice(legal) if r.random() < p_legal else r.choice(odd)
+
+    def zero_case(tag, z, paths, varied, top=None, skip=True):
+        nonlocal i
+        config = {"train_batch_size": 8, "zero_optimization": z}
+        if top:
+            config.update(top)
+        cases.append(ds_config_case(f"cfg_{tag}_{i:03d}", config, 1, list(dict.fromkeys(paths)) if isinstance(
+            paths, list) else paths, varied, skip_under_none=skip))
+        i += 1
+
+    # offload_optimizer: every field, legal values mostly
+    oo_legal = {
+        "device": ["cpu", "cpu", "nvme", "none"], "nvme_path": ["/local_nvme", "/mnt/nvme0/ds", "relative/dir", None],
+        "buffer_count": [0, 1, 4, 5, 8], "pin_memory": [True, False], "pipeline_read": [True, False],
+        "pipeline_write": [True, False], "fast_init": [True, False], "ratio": [0.0, 0.25, 0.3, 0.5, 1, 1.0],
+        "super_offload": [True, False], "cpuadam_cores_perc": [0.0, 0.5, 0.8, 1.0]
+    }
+    oo_odd = {
+        "device": ["CPU", "Cpu", "NVMe", "gpu", "", None, 1, "auto"], "nvme_path": [5, "auto", True, ["/a"]],
+        "buffer_count": ODD_INTS, "pin_memory": ODD_BOOLS, "pipeline_read": ODD_BOOLS, "pipeline_write": ODD_BOOLS,
+        "fast_init": ODD_BOOLS, "ratio": ODD_FRACS, "super_offload": ODD_BOOLS, "cpuadam_cores_perc": ODD_FRACS
+    }
+    for k in range(24):
+        oo = {}
+        for f in rng.sample(sorted(oo_legal), rng.randint(1, 5)):
+            oo[f] = pick(rng, oo_legal[f], oo_odd[f], 0.7)
+        if oo.get("device") == "nvme" and "nvme_path" not in oo and rng.random() < 0.7:
+            oo["nvme_path"] = "/local_nvme"
+        partial = isinstance(oo.get("ratio"), (int, float)) and not isinstance(oo.get("ratio"), bool) and oo["ratio"] < 1
+        stage = rng.choice([3, 3, 3, 2]) if partial else rng.choice([0, 1, 2, 2, 3])
+        z = {"stage": stage, "offload_optimizer": oo}
+        paths = ["zero_config.stage", "zero_config.offload_optimizer.pipeline"]
+        paths += [f"zero_config.offload_optimizer.{f}" for f in oo]
+        if rng.random() < 0.5:
+            paths.append("zero_config.offload_optimizer")
+        zero_case(f"off_opt_z{stage}_{len(oo)}keys", z, paths, "zero_optimization.offload_optimizer fields and values")
+
+    # offload_param
+    op_legal = {
+        "device": ["cpu", "cpu", "nvme", "none"], "nvme_path": ["/local_nvme", "relative/dir", None],
+        "buffer_count": [0, 1, 5, 8], "buffer_size": [0, 10**6, 10**8, 2**30], "max_in_cpu": [0, 5 * 10**8, 10**9],
+        "pin_memory": [True, False]
+    }
+    op_odd = {
+        "device": ["CPU", "Nvme", "disk", "", None, 0, "auto"], "nvme_path": [5, "auto", False], "buffer_count": ODD_INTS,
+        "buffer_size": ODD_INTS, "max_in_cpu": ODD_INTS, "pin_memory": ODD_BOOLS
+    }
+    for k in range(18):
+        op = {}
+        for f in rng.sample(sorted(op_legal), rng.randint(1, 4)):
+            op[f] = pick(rng, op_legal[f], op_odd[f], 0.7)
+        stage = rng.choice([0, 1, 2, 3, 3, 3])
+        z = {"stage": stage, "offload_param": op}
+        if rng.random() < 0.3:
+            z["offload_optimizer"] = {"device": rng.choice(["cpu", "none"])}
+        paths = ["zero_config.stage"] + [f"zero_config.offload_param.{f}" for f in op]
+        if rng.random() < 0.5:
+            paths.append("zero_config.offload_param")
+        zero_case(f"off_param_z{stage}_{len(op)}keys", z, paths, "zero_optimization.offload_param fields and values")
+
+    # zenflow
+    zf_legal = {
+        "topk_ratio": [0.0, 0.05, 0.1, 0.25, 1], "select_strategy": ["auto", "step", "epoch"],
+        "select_interval": ["auto", 1, 4, 10], "update_interval": ["auto", 1, 4, 16], "overlap_step": [True, False],
+        "offload": [True, False], "auto_ratio": [0.5, 0.9, 0.99, 1.0], "full_warm_up_rounds": [0, 1, 3, 10],
+        "pt_reserved_cores_perc": [0.0, 0.25, 0.5, 0.75, 1.0], "steps_per_epoch": [None, 100]
+    }
+    intervals = ["4", "", "AUTO", 0, -1, 2.0, 2.5, True, None]
+    zf_odd = {
+        "topk_ratio": ODD_FRACS, "select_strategy": ["AUTO", "Step", "none", "", 1, None],
+        "select_interval": intervals, "update_interval": intervals, "overlap_step": ODD_BOOLS, "offload": ODD_BOOLS,
+        "auto_ratio": ODD_FRACS, "full_warm_up_rounds": ["3", -1, 2.5, True, None, 2.0, "auto"],
+        "pt_reserved_cores_perc": ["0.5", 1, 0, True, -0.1, 1.5, None, "auto"], "steps_per_epoch": ["10", 2.5, "auto"]
+    }
+    for k in range(20):
+        zf = {}
+        for f in rng.sample(sorted(zf_legal), rng.randint(0, 5)):
+            zf[f] = pick(rng, zf_legal[f], zf_odd[f], 0.65)
+        stage = rng.choice([0, 1, 2, 2, 3])
+        z = {"stage": stage, "zenflow": zf}
+        top = None
+        if rng.random() < 0.25:
+            z["offload_optimizer"] = {"device": "cpu"}
+        if rng.random() < 0.15:
+            top = {"gradient_allreduce_op": rng.choice(["sum", "mean"])}
+        paths = ["zero_config.stage"] + [f"zero_config.zenflow.{f}" for f in zf]
+        if not zf or rng.random() < 0.4:
+            paths.append("zero_config.zenflow")
+        zero_case(f"zenflow_z{stage}_{len(zf)}keys", z, paths, "zero_optimization.zenflow fields and values", top=top)
+
+    # leaf_module
+    leaf_values = ["my.pkg.Block", ["a.B", "c.D"], [], ["x.Y", "x.Y", "z.W"], "", [""], [1], None, {"a": 1}, "auto",
+                   ["auto"], [True], ["a.B", 2.5]]
+    for k in range(10):
+        lm = {}
+        for f in rng.sample(["classes", "names", "name_suffixes"], rng.randint(1, 3)):
+            lm[f] = rng.choice(leaf_values)
+        if rng.random() < 0.15:
+            lm["suffixes"] = ["tail"]
+        paths = [f"zero_config.leaf_module.{f}" for f in lm if f != "suffixes"]
+        if rng.random() < 0.4:
+            paths.append("zero_config.leaf_module")
+        zero_case(f"leaf_{len(lm)}keys", {"stage": rng.choice([2, 3]), "leaf_module": lm}, paths,
+                  "zero_optimization.leaf_module fields and values")
+
+    # stage-3 knobs, by field name, by their stage3_ alias, or both
+    knob_ints = [0, 1, 12345, 10**5, 5 * 10**7, 10**9, 2**31]
+    for k in range(22):
+        z = {"stage": rng.choice([0, 2, 3, 3, 3])}
+        paths = ["zero_config.stage"]
+        knobs = rng.sample(STAGE3_INT_KNOBS + STAGE3_BOOL_KNOBS, rng.randint(1, 4))
+        for field, alias in knobs:
+            is_bool = (field, alias) in STAGE3_BOOL_KNOBS
+            legal = [True, False] if is_bool else knob_ints + ([-1, -100] if field == "module_granularity_threshold" else [])
+            value = pick(rng, legal, ODD_BOOLS if is_bool else ODD_INTS, 0.65)
+            how = rng.choice(["field", "alias", "alias", "both"] if k % 7 else ["both"])
+            if how in ("field", "both"):
+                z[field] = value
+            if how in ("alias", "both"):
+                z[alias] = value if how == "alias" else pick(rng, legal, legal, 1.0)
+            paths.append(f"zero_config.{field}")
+        zero_case(f"stage3_knobs_z{z['stage']}_{len(knobs)}", z, with_prefetch(paths),
+                  "ZeRO stage-3 knobs by field name and alias, legal and odd values")
+
+    # the other int and bool fields with odd value types
+    for k in range(14):
+        z = {}
+        paths = []
+        if rng.random() < 0.7:
+            z["stage"] = rng.choice([0, 1, 2, 3])
+            paths.append("zero_config.stage")
+        for f in rng.sample(ZERO_BOOLS, rng.randint(0, 2)):
+            z[f] = rng.choice(ODD_BOOLS)
+            paths.append(f"zero_config.{f}")
+        for f in rng.sample(sorted(ZERO_INTS), rng.randint(1 if len(z) < 2 else 0, 2)):
+            z[f] = pick(rng, ZERO_INTS[f], ODD_INTS, 0.35)
+            paths.append(f"zero_config.{f}")
+        zero_case(f"zero_types_{len(z)}keys", z, paths, "zero_optimization bool/int fields given strings, numbers, null")
+
+    # deprecated keys with and without their replacements
+    dep_values = [True, True, False, None, "yes", "false", 1, 0, 2, "auto"]
+    for k in range(14):
+        z = {"stage": rng.choice([1, 2, 3])}
+        paths = ["zero_config.stage"]
+        for dep, new, path in [("cpu_offload", "offload_optimizer", "zero_config.offload_optimizer"),
+                               ("cpu_offload_param", "offload_param", "zero_config.offload_param"),
+                               ("cpu_offload_use_pin_memory", None, None),
+                               ("stage3_gather_fp16_weights_on_model_save",
+                                rng.choice(["gather_16bit_weights_on_model_save",
+                                            "stage3_gather_16bit_weights_on_model_save"]),
+                                "zero_config.gather_16bit_weights_on_model_save")]:
+            if rng.random() < 0.45:
+                z[dep] = rng.choice(dep_values)
+                if new is not None and rng.random() < 0.25:
+                    z[new] = {"device": "cpu", "pin_memory": False} if new.startswith("offload") else True
+                paths += [path] if path else ["zero_config.offload_optimizer", "zero_config.offload_param"]
+        if len(z) == 1:
+            z["cpu_offload"] = True
+            paths.append("zero_config.offload_optimizer")
+        keys = "_".join(x.replace("cpu_offload", "co").replace("stage3_gather_fp16_weights_on_model_save", "gfp16")
+                        for x in z if x != "stage" and x in ("cpu_offload", "cpu_offload_param",
+                                                               "cpu_offload_use_pin_memory",
+                                                               "stage3_gather_fp16_weights_on_model_save"))
+        zero_case(f"deprecated_{keys}", z, paths, "deprecated ZeRO keys, their values, with or without the new key")
+
+    # gradient_allreduce_op
+    ops = ["mean", "sum", "SUM", "Mean", "MEAN", "sum ", "max", "avg", "", None, 1, True, "auto"]
+    for k in range(14):
+        op = ops[k] if k < len(ops) else rng.choice(ops)
+        config = {"train_batch_size": 4, "gradient_allreduce_op": op}
+        ctx = rng.choice(["z0", "z1", "z2", "z3", "zenflow", "deepcompile"])
+        if ctx in ("z0", "z1", "z2", "z3"):
+            config["zero_optimization"] = {"stage": int(ctx[1])}
+        elif ctx == "zenflow":
+            config["zero_optimization"] = {"stage": rng.choice([1, 2]), "zenflow": {}}
+        else:
+            config["zero_optimization"] = {"stage": rng.choice([1, 2])}
+            config["compile"] = {"deepcompile": rng.choice([True, False])}
+        name = sanitized(str(op)).lower() if op not in ("", None) else ("empty" if op == "" else "null")
+        cases.append(ds_config_case(f"cfg_allreduce_op_{name}_{ctx}_{i:03d}", config, 1,
+                                    ["gradient_allreduce_op", "zero_config.stage"],
+                                    "gradient_allreduce_op value, with ZeRO stage 3, ZenFlow or DeepCompile"))
+        i += 1
+
+    # communication_data_type: DeepSpeed keeps a torch.dtype the harness cannot compare, so an accepted value is
+    # checked through acceptance (and a null through its null).
+    dtypes = ["fp16", "FP16", "bf16", "Bf16", "fp32", "FP32", None, "float16", "int8", "", "auto", "half"]
+    for k in range(12):
+        key = "communication_data_type" if k < 8 else "seq_parallel_communication_data_type"
+        v = dtypes[k] if k < 8 else rng.choice(dtypes[6:])
+        config = {"train_batch_size": 4, key: v}
+
+        def comm_paths(cfg, key=key):
+            return BATCH + ([key] if getattr(cfg, key) is None else [])
+
+        name = sanitized(str(v)).lower() if v not in ("", None) else ("empty" if v == "" else "null")
+        cases.append(ds_config_case(f"cfg_{'comm' if k < 8 else 'seqcomm'}_dtype_{name}_{i:03d}", config, 1,
+                                    comm_paths, f"{key} value"))
+        i += 1
+
+    # fixed edges: "auto", the section's own type, stage values, nvme_path forms, deepcompile given as a string
+    edges = [
+        ("auto_stage", {"stage": "auto"}, ["zero_config.stage", "zero_config.overlap_comm"]),
+        ("auto_offload_optimizer", {"stage": 2, "offload_optimizer": "auto"}, ["zero_config.offload_optimizer"]),
+        ("auto_offload_param_device", {"stage": 3, "offload_param": {"device": "auto", "pin_memory": "auto"}},
+         ["zero_config.offload_param"]),
+        ("auto_offload_opt_fields", {"stage": 3, "offload_optimizer": {"device": "cpu", "ratio": "auto",
+                                                                        "buffer_count": "auto"}},
+         ["zero_config.offload_optimizer"]),
+        ("auto_zenflow", {"stage": 2, "zenflow": {"topk_ratio": "auto", "select_interval": "auto",
+                                                  "full_warm_up_rounds": "auto"}}, ["zero_config.zenflow"]),
+        ("auto_leaf_module", {"stage": 3, "leaf_module": "auto"}, ["zero_config.leaf_module"]),
+        ("auto_leaf_classes", {"stage": 3, "leaf_module": {"classes": "auto", "names": "auto"}},
+         ["zero_config.leaf_module"]),
+        ("auto_stage3_knobs", {"stage": 3, "stage3_prefetch_bucket_size": "auto",
+                               "stage3_param_persistence_threshold": "auto", "stage3_max_live_parameters": "auto",
+                               "stage3_gather_16bit_weights_on_model_save": "auto", "sub_group_size": "auto"},
+         ["zero_config.prefetch_bucket_size", "zero_config.param_persistence_threshold",
+          "zero_config.max_live_parameters", "zero_config.gather_16bit_weights_on_model_save",
+          "zero_config.sub_group_size"]),
+        ("auto_upper", {"stage": 2, "reduce_bucket_size": "AUTO"}, ["zero_config.reduce_bucket_size"]),
+        ("auto_cpu_offload", {"stage": 2, "cpu_offload": "auto"}, ["zero_config.offload_optimizer"]),
+        ("stage_true", {"stage": True}, ["zero_config.stage"]),
+        ("stage_2_0", {"stage": 2.0}, ["zero_config.stage"]),
+        ("stage_null", {"stage": None}, ["zero_config.stage"]),
+        ("stage_neg", {"stage": -1}, ["zero_config.stage"]),
+        ("stage_1_5", {"stage": 1.5}, ["zero_config.stage"]),
+        ("offload_param_null", {"stage": 3, "offload_param": None, "offload_optimizer": None},
+         ["zero_config.offload_param", "zero_config.offload_optimizer"]),
+        ("offload_optimizer_unknown_key", {"stage": 2, "offload_optimizer": {"device": "cpu", "pin_memroy": True}},
+         ["zero_config.offload_optimizer"]),
+        ("offload_param_unknown_key", {"stage": 3, "offload_param": {"device": "cpu", "ratio": 0.5}},
+         ["zero_config.offload_param"]),
+        ("zenflow_unknown_key", {"stage": 2, "zenflow": {"topk": 0.2}}, ["zero_config.zenflow"]),
+        ("zenflow_null", {"stage": 2, "zenflow": None}, ["zero_config.zenflow"]),
+        ("leaf_module_list", {"stage": 3, "leaf_module": ["my.Block"]}, ["zero_config.leaf_module"]),
+        ("leaf_module_null", {"stage": 3, "leaf_module": None}, ["zero_config.leaf_module"]),
+        ("nvme_path_trailing_slash", {"stage": 3, "offload_optimizer": {"device": "nvme", "nvme_path": "/local_nvme/"}},
+         ["zero_config.offload_optimizer.nvme_path"]),
+        ("nvme_path_empty", {"stage": 3, "offload_param": {"device": "nvme", "nvme_path": ""}},
+         ["zero_config.offload_param.nvme_path"]),
+        ("nvme_path_dot", {"stage": 3, "offload_param": {"device": "nvme", "nvme_path": "./nvme//swap"}},
+         ["zero_config.offload_param.nvme_path"]),
+        ("int_str_underscore", {"stage": 3, "reduce_bucket_size": "1_000", "stage3_max_live_parameters": "2_000_000"},
+         ["zero_config.reduce_bucket_size", "zero_config.max_live_parameters"]),
+        ("int_str_point_zero", {"stage": 3, "offload_param": {"device": "cpu", "buffer_count": "6.0"}},
+         ["zero_config.offload_param.buffer_count"]),
+        ("cpu_offload_null_with_new", {"stage": 2, "cpu_offload": None, "offload_optimizer": {"device": "cpu"}},
+         ["zero_config.offload_optimizer"]),
+        ("gather_fp16_null_with_new", {"stage": 3, "stage3_gather_fp16_weights_on_model_save": None,
+                                       "gather_16bit_weights_on_model_save": True},
+         ["zero_config.gather_16bit_weights_on_model_save"]),
+    ]
+    for name, z, paths in edges:
+        zero_case(f"zero_edge_{name}", z, paths, f"zero_optimization: {name.replace('_', ' ')}")
+    section_edges = [
+        ("zero_section_null", {"zero_optimization": None}),
+        ("zero_section_auto", {"zero_optimization": "auto"}),
+        ("zero_section_list", {"zero_optimization": []}),
+        ("zero_section_int", {"zero_optimization": 1}),
+        ("zero_section_false", {"zero_optimization": False}),
+        ("zero_legacy_allgather_str", {"zero_optimization": True, "allgather_size": "1000"}),
+        ("zero_legacy_allgather_neg", {"zero_optimization": True, "allgather_size": -1}),
+        ("zero_legacy_allgather_float", {"zero_optimization": True, "allgather_size": 5e8}),
+        ("allreduce_sum_deepcompile_str", {"gradient_allreduce_op": "sum", "zero_optimization": {"stage": 1},
+                                           "compile": {"deepcompile": "true"}}),
+        ("comm_dtype_auto", {"communication_data_type": "auto"}),
+        ("allreduce_op_auto_z3", {"gradient_allreduce_op": "auto", "zero_optimization": {"stage": 3}}),
+        ("allreduce_sum_zenflow_null", {"gradient_allreduce_op": "sum", "zero_optimization": {"stage": 2,
+                                                                                             "zenflow": None}}),
+    ]
+    for name, extra in section_edges:
+        config = {"train_batch_size": 8, **extra}
+        cases.append(ds_config_case(f"cfg_{name}_{i:03d}", config, 1,
+                                    ["zero_config.stage", "zero_config.allgather_bucket_size", "gradient_allreduce_op"],
+                                    f"config edge: {name.replace('_', ' ')}"))
+        i += 1
+    return cases
+
+
+# ----------------------------------------------------------------------------------------------
 # optimizer wrapper
 
 WRAP_NOTE = ("expect = what DeepSpeed's engine computes for this config: DeepSpeedConfig(<config as a JSON file>), then on a fake engine "
@@ -1188,6 +1534,10 @@ def main():
         # One stream per kind, so that changing one generator leaves the others' cases as they were.
         rng = random.Random(f"{args.seed}:{name}")
         cases += gen(rng)
+        if name == "ds_config":
+            # Added later, from a stream of their own: the cases above keep their draws.
+            cases += gen_ds_configs_more(random.Random(f"{args.seed}:{name}:more"),
+                                         sum(c["kind"] == "ds_config" for c in cases))
     check_ids(cases)
     text = dump_cases(cases)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
