@@ -25,9 +25,20 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RUNS = {  # file stem -> the config's changes to models/reference_configs/adam.json or the bf16 reference's
+RUNS = {  # file stem -> (base config, ZeRO stage)
     "adam_zero0": ("adam", 0), "adam_zero1": ("adam", 1), "adam_zero2": ("adam", 2), "adam_zero3": ("adam", 3),
+    "adamw_warmup_decay_zero0": ("adamw_warmup_decay", 0), "adamw_warmup_decay_zero1": ("adamw_warmup_decay", 1),
+    "adamw_warmup_decay_zero2": ("adamw_warmup_decay", 2), "adamw_warmup_decay_zero3": ("adamw_warmup_decay", 3),
     "bf16_zero0": ("bf16", 0), "bf16_zero1": ("bf16", 1), "bf16_zero2": ("bf16", 2), "bf16_zero3": ("bf16", 3),
+}
+# fp32 with what the Adam config leaves out: accumulation, clipping, decoupled decay and a schedule.
+ADAMW_WARMUP_DECAY = {
+    "train_batch_size": 16, "train_micro_batch_size_per_gpu": 4, "gradient_accumulation_steps": 4,
+    "gradient_clipping": 0.5,
+    "optimizer": {"type": "AdamW", "params": {"lr": 0.002, "betas": [0.9, 0.95], "weight_decay": 0.1}},
+    "scheduler": {"type": "WarmupDecayLR", "params": {"warmup_min_lr": 0.0001, "warmup_max_lr": 0.002,
+                                                      "warmup_num_steps": 8, "total_num_steps": 30,
+                                                      "warmup_type": "linear"}},
 }
 STEPS = 30
 
@@ -37,6 +48,8 @@ def run_config(name):
     if base == "adam":
         with open(os.path.join(HERE, "reference_configs", "adam.json")) as f:
             cfg = json.load(f)
+    elif base == "adamw_warmup_decay":
+        cfg = ADAMW_WARMUP_DECAY
     else:  # the config of the PyTorch bf16 reference (AdamW, clipping 0.5, 4 micro-batches of 4)
         with open(os.path.join(HERE, "gpt", "reference", "mixed_precision", "bf16.json")) as f:
             cfg = json.load(f)["config"]

@@ -397,8 +397,9 @@ INSTANTIATE_TEST_SUITE_P(Configs, ExampleConfig, ::testing::Values("zero1_fp16",
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 // (e) DeepSpeed itself (models/deepspeed_trajectory.py: its engine, wrappers and ZeRO stages on the
-// CPU accelerator, one rank, loss in fp32) trained the gpt with the Adam reference config at every
-// stage and the bf16 reference config at every stage. dscompile follows each run: fp32 as closely as
+// CPU accelerator, one rank, loss in fp32) trained the gpt at every ZeRO stage with the Adam
+// reference config, with AdamW under accumulation, clipping and WarmupDecayLR, and with the bf16
+// reference config. dscompile follows each run: fp32 as closely as
 // PyTorch's own reference does (DeepSpeed is within 3.1e-7 of it), bf16 within 5e-4 per step, where
 // the forwards round differently (dscompile's ONNX ops, PyTorch's fused ones; DeepSpeed's ZeRO-3
 // linear) and DeepSpeed's ZeRO 0 and ZeRO 1-3 runs are 2e-3 apart by its wrapper's constructor step.
@@ -429,7 +430,9 @@ TEST_P(DeepSpeedItself, TrainsTheGptAsDscompileDoes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Runs, DeepSpeedItself,
-                         ::testing::Values("adam_zero0", "adam_zero1", "adam_zero2", "adam_zero3", "bf16_zero0",
+                         ::testing::Values("adam_zero0", "adam_zero1", "adam_zero2", "adam_zero3",
+                                           "adamw_warmup_decay_zero0", "adamw_warmup_decay_zero1",
+                                           "adamw_warmup_decay_zero2", "adamw_warmup_decay_zero3", "bf16_zero0",
                                            "bf16_zero1", "bf16_zero2", "bf16_zero3"),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
