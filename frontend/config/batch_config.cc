@@ -45,6 +45,13 @@ StatusOr<BatchSizes> ResolveBatchSizes(ParseContext& ctx, const nlohmann::json& 
   ASSIGN_OR_RETURN(std::optional<int64_t> tb, ReadBatchKey(ctx, config, kTB));
   ASSIGN_OR_RETURN(std::optional<int64_t> mb, ReadBatchKey(ctx, config, kMB));
   ASSIGN_OR_RETURN(std::optional<int64_t> gas, ReadBatchKey(ctx, config, kGAS));
+  // DeepSpeed derives the missing key before it asserts that all three are positive, and divides by a
+  // zero micro batch or accumulation count on the way.
+  if (tb && !gas && mb && *mb == 0)
+    return ctx.Error(DsErrorKind::kZeroDivisionError, kMB, "is 0, and gradient_accumulation_steps = train_batch_size // 0");
+  if (tb && !mb && gas && *gas == 0)
+    return ctx.Error(DsErrorKind::kZeroDivisionError, kGAS,
+                     "is 0, and train_micro_batch_size_per_gpu = train_batch_size // world size // 0");
   if (tb) RETURN_IF_ERROR(CheckPositive(ctx, kTB, *tb));
   if (mb) RETURN_IF_ERROR(CheckPositive(ctx, kMB, *mb));
   if (gas) RETURN_IF_ERROR(CheckPositive(ctx, kGAS, *gas));

@@ -21,6 +21,8 @@ const char* DsErrorKindName(DsErrorKind kind) {
     case DsErrorKind::kHjsonDecodeError: return "HjsonDecodeError";
     case DsErrorKind::kIndexError: return "IndexError";
     case DsErrorKind::kUnicodeDecodeError: return "UnicodeDecodeError";
+    case DsErrorKind::kZeroDivisionError: return "ZeroDivisionError";
+    case DsErrorKind::kAttributeError: return "AttributeError";
     case DsErrorKind::kUnsupported: return "Unsupported";
   }
   return "Unknown";

@@ -31,6 +31,8 @@ enum class DsErrorKind {
   kHjsonDecodeError,  // config text that is not Hjson (a ValueError)
   kIndexError,  // hjson-py running off the text's end (an unterminated /* comment)
   kUnicodeDecodeError,  // a config file that is not UTF-8 (a ValueError)
+  kZeroDivisionError,  // batch resolution dividing by a zero micro batch or accumulation count
+  kAttributeError,  // a string method called on a non-string (communication_data_type: 5)
   kUnsupported,  // DeepSpeed accepts it; dscompile does not implement it
 };
 

@@ -42,7 +42,9 @@ std::string Lower(std::string s) {
 Status ReadCommDtype(SectionReader& top, const std::string& key, std::optional<std::string>* out) {
   const nlohmann::json* v = top.GetKeepingAuto(key);
   if (!v || v->is_null()) return Status::OK();
-  std::string s = v->is_string() ? Lower(v->get<std::string>()) : "";
+  if (!v->is_string())  // DeepSpeed calls .lower() on it
+    return top.Error(DsErrorKind::kAttributeError, key, "expected one of \"fp16\", \"bf16\", \"fp32\", got " + ShortJson(*v));
+  std::string s = Lower(v->get<std::string>());
   if (s != "fp16" && s != "bf16" && s != "fp32") {
     return top.Error(DsErrorKind::kValueError, key,
                      "invalid communication data type " + ShortJson(*v) + "; expected one of \"fp16\", \"bf16\", \"fp32\"");
