@@ -397,9 +397,10 @@ INSTANTIATE_TEST_SUITE_P(Configs, ExampleConfig, ::testing::Values("zero1_fp16",
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 // (e) DeepSpeed itself (models/deepspeed_trajectory.py: its engine, wrappers and ZeRO stages on the
-// CPU accelerator, one rank, loss in fp32) trained the gpt at every ZeRO stage with the Adam
-// reference config, with AdamW under accumulation, clipping and WarmupDecayLR, and with the bf16
-// reference config. dscompile follows each run: fp32 as closely as
+// CPU accelerator, loss in fp32) trained the gpt at every ZeRO stage with the Adam reference
+// config, with AdamW under accumulation, clipping and WarmupDecayLR, and with the bf16 reference
+// config, on one rank, and on two ranks at ZeRO 1-3 (gloo; dsrun's split of each step's batch).
+// dscompile, on as many ranks, follows each run: fp32 as closely as
 // PyTorch's own reference does (DeepSpeed is within 3.1e-7 of it), bf16 within 5e-4 per step, where
 // the forwards round differently (dscompile's ONNX ops, PyTorch's fused ones; DeepSpeed's ZeRO-3
 // linear) and DeepSpeed's ZeRO 0 and ZeRO 1-3 runs are 2e-3 apart by its wrapper's constructor step.
@@ -411,7 +412,8 @@ TEST_P(DeepSpeedItself, TrainsTheGptAsDscompileDoes) {
   const double loss_tol = bf16 ? 5e-4 : 1e-5, norm_tol = bf16 ? 1e-3 : 1e-5;
   const auto want = ds.at("loss").get<std::vector<double>>();
   testing::TempDir tmp;
-  const TrainRun run = CompileAndTrain("gpt", ds.at("config"), 1, want.size(), tmp);
+  const int world = ds.at("world_size").get<int>();
+  const TrainRun run = CompileAndTrain("gpt", ds.at("config"), world, want.size(), tmp);
   ASSERT_EQ(run.loss.size(), want.size());
   const auto [dl, at_l] = MaxRel(run.loss, want);
   double dn = 0;
@@ -433,7 +435,9 @@ INSTANTIATE_TEST_SUITE_P(Runs, DeepSpeedItself,
                          ::testing::Values("adam_zero0", "adam_zero1", "adam_zero2", "adam_zero3",
                                            "adamw_warmup_decay_zero0", "adamw_warmup_decay_zero1",
                                            "adamw_warmup_decay_zero2", "adamw_warmup_decay_zero3", "bf16_zero0",
-                                           "bf16_zero1", "bf16_zero2", "bf16_zero3"),
+                                           "bf16_zero1", "bf16_zero2", "bf16_zero3", "adamw_warmup_decay_zero1_world2",
+                                           "adamw_warmup_decay_zero3_world2", "bf16_zero2_world2",
+                                           "bf16_zero3_world2"),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 }  // namespace
