@@ -31,12 +31,13 @@ PY = sys.executable
 
 def _tree(d):
     """Files export_models.py writes (trajectories come from reference_trajectories.py, which
-    also writes reference/onebit/, and reference_mixed_precision.py)."""
+    also writes reference/onebit/, reference_mixed_precision.py and deepspeed_trajectory.py)."""
     out = []
     for base, _, files in os.walk(d):
         if os.path.relpath(base, d).startswith((os.path.join("reference", "trajectories"),
                                                 os.path.join("reference", "onebit"),
-                                                os.path.join("reference", "mixed_precision"))):
+                                                os.path.join("reference", "mixed_precision"),
+                                                os.path.join("reference", "deepspeed"))):
             continue
         for f in files:
             if f.endswith((".pyc",)):
