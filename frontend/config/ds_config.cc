@@ -64,9 +64,10 @@ Status ReadTopLevelScalars(SectionReader& top, DsConfig* c) {
   RETURN_IF_ERROR(top.Bool("dump_state", &c->dump_state));
   RETURN_IF_ERROR(top.Bool("disable_allgather", &c->disable_allgather));
   RETURN_IF_ERROR(ReadCommDtype(top, "communication_data_type", &c->communication_data_type));
-  std::optional<std::string> seq = c->seq_parallel_communication_data_type;
-  RETURN_IF_ERROR(ReadCommDtype(top, "seq_parallel_communication_data_type", &seq));
-  c->seq_parallel_communication_data_type = seq.value_or("fp32");
+  RETURN_IF_ERROR(ReadCommDtype(top, "seq_parallel_communication_data_type", &c->seq_parallel_communication_data_type));
+  if (const nlohmann::json* v = top.GetKeepingAuto("seq_parallel_communication_data_type"); v && v->is_null()) {
+    c->seq_parallel_communication_data_type.reset();
+  }
   RETURN_IF_ERROR(top.Bool("prescale_gradients", &c->prescale_gradients));
   RETURN_IF_ERROR(top.Float("gradient_predivide_factor", &c->gradient_predivide_factor));
   // DeepSpeed does not check it; 0 divides by zero in its first gradient all-reduce.
@@ -432,7 +433,8 @@ nlohmann::json ResolvedConfigJson(const DsConfig& c) {
   j["gradient_predivide_factor"] = c.gradient_predivide_factor;
   j["gradient_allreduce_op"] = c.gradient_allreduce_op;
   j["communication_data_type"] = c.communication_data_type ? nlohmann::json(*c.communication_data_type) : nullptr;
-  j["seq_parallel_communication_data_type"] = c.seq_parallel_communication_data_type;
+  j["seq_parallel_communication_data_type"] =
+      c.seq_parallel_communication_data_type ? nlohmann::json(*c.seq_parallel_communication_data_type) : nullptr;
   j["managed_gradient_accumulation"] = c.managed_gradient_accumulation;
   j["sparse_gradients"] = c.sparse_gradients;
   j["disable_allgather"] = c.disable_allgather;

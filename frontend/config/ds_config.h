@@ -44,7 +44,8 @@ struct DsConfig {
   double gradient_predivide_factor = 1.0;
   std::string gradient_allreduce_op = "mean";  // "mean" | "sum"
   std::optional<std::string> communication_data_type;  // "fp32" | "fp16" | "bf16"; none = model dtype
-  std::string seq_parallel_communication_data_type = "fp32";
+  // "fp32" when absent; an explicit null stays none, as in DeepSpeed (nothing reads it: no sequence parallelism).
+  std::optional<std::string> seq_parallel_communication_data_type = "fp32";
   bool managed_gradient_accumulation = true;
   bool sparse_gradients = false;
   bool disable_allgather = false;

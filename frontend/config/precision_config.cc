@@ -217,7 +217,7 @@ Status ParseBf16Section(ParseContext& ctx, const std::string& path, const nlohma
   RETURN_IF_ERROR(r.Bool("check_grad_overflow", &bf16->check_grad_overflow));
   RETURN_IF_ERROR(r.Bool("bf16_master_weights_and_grads", &bf16->bf16_master_weights_and_grads));
   RETURN_IF_ERROR(r.Bool("bf16_optimizer_states", &bf16->bf16_optimizer_states));
-  if (r.Has("check_overflow")) {
+  if (r.Given("check_overflow")) {
     return r.Error("check_overflow", "is no longer accepted by DeepSpeed; use \"check_grad_overflow\"");
   }
   return r.Finish();

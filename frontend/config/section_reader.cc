@@ -126,26 +126,32 @@ bool SectionReader::Has(const std::string& key) const {
   return object_.is_object() && object_.contains(key);
 }
 
+bool SectionReader::Given(const std::string& key) const {
+  if (!Has(key)) return false;
+  const nlohmann::json& v = object_.at(key);
+  return !(strip_auto_ && v.is_string() && v.get<std::string>() == "auto");
+}
+
 const nlohmann::json* SectionReader::Get(const std::string& key, const std::string& alias) {
   known_.push_back(key);
   if (!alias.empty()) known_.push_back(alias);
-  const nlohmann::json* found = nullptr;
   last_key_ = key;
-  if (!alias.empty() && Has(alias)) {
-    read_.insert(alias);
-    found = &object_.at(alias);
+  const bool alias_present = !alias.empty() && Has(alias), key_present = Has(key);
+  if (alias_present) read_.insert(alias);
+  if (key_present) read_.insert(key);
+  // "auto" values are dropped before anything else looks: an "auto" beside a value under the
+  // other name is no conflict, and the value is what is read.
+  const bool alias_given = alias_present && Given(alias), key_given = key_present && Given(key);
+  if (alias_given && key_given) both_given_.emplace_back(alias, key);
+  if (alias_given) {
     last_key_ = alias;
-    if (Has(key)) both_given_.emplace_back(alias, key);
+    return &object_.at(alias);
   }
-  if (Has(key)) {
-    read_.insert(key);
-    if (!found) found = &object_.at(key);
-  }
-  if (found && strip_auto_ && found->is_string() && found->get<std::string>() == "auto") {
-    ctx_.auto_keys.push_back(Path(last_key_));
-    return nullptr;
-  }
-  return found;
+  if (key_given) return &object_.at(key);
+  if (alias_present) ctx_.auto_keys.push_back(Path(alias));
+  if (key_present) ctx_.auto_keys.push_back(Path(key));
+  if (alias_present && !key_present) last_key_ = alias;
+  return nullptr;
 }
 
 const nlohmann::json* SectionReader::GetKeepingAuto(const std::string& key) {
@@ -270,8 +276,11 @@ Status SectionReader::FinishSection(const std::vector<std::string>& also_known, 
     }
     std::string message = "unknown key" + DidYouMean(it.key(), known) +
                           (path_.empty() ? "" : " in section \"" + path_ + "\"");
-    if (!unknown_is_warning) return Error(it.key(), message);
-    ctx_.Warn(Path(it.key()), message + "; DeepSpeed ignores it");
+    // DeepSpeed's pydantic sections drop every "auto" before checking for unknown keys.
+    const bool dropped_auto = !Given(it.key()) && !ctx_.strict;
+    if (!unknown_is_warning && !dropped_auto) return Error(it.key(), message);
+    ctx_.Warn(Path(it.key()), message + (dropped_auto ? "; DeepSpeed drops its \"auto\" and ignores it"
+                                                       : "; DeepSpeed ignores it"));
   }
   return Status::OK();
 }

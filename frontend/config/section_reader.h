@@ -58,11 +58,15 @@ class SectionReader {
                 DsErrorKind kind = DsErrorKind::kValidationError, bool strip_auto = true);
 
   // The value under `key` (or `alias`), marked as read; nullptr if absent or "auto".
-  // Giving both the key and its alias is an error reported by Finish().
+  // Giving both the key and its alias is an error reported by Finish() (an "auto" under one of
+  // them is dropped, so the other is read).
   const nlohmann::json* Get(const std::string& key, const std::string& alias = "");
   // Get for a key whose "auto" DeepSpeed does not resolve (it reads it as a plain value and refuses it).
   const nlohmann::json* GetKeepingAuto(const std::string& key);
   bool Has(const std::string& key) const;  // present, "auto" included; does not mark it read
+  // Present and not an "auto" this section drops (DeepSpeedConfigModel filters them out before
+  // pydantic, so they are not in its fields_set); does not mark it read.
+  bool Given(const std::string& key) const;
   std::string Path(const std::string& key) const { return JoinPath(path_, key); }
   // The key the user actually wrote for a (key, alias) pair read last by Get.
   const std::string& last_key() const { return last_key_; }

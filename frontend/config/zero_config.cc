@@ -216,7 +216,7 @@ Status CheckSubModel(SectionReader& r, const std::string& key, const nlohmann::j
 
 Status DeprecatedToNew(SectionReader& r, const std::string& old_key, const std::string& new_key) {
   r.ctx().Warn(r.Path(old_key), "deprecated; use \"" + new_key + "\" instead");
-  if (r.Has(new_key)) {
+  if (r.Given(new_key)) {
     return r.Error(DsErrorKind::kAssertionError, old_key,
                    "cannot be given together with its replacement \"" + new_key + "\"");
   }
@@ -314,13 +314,14 @@ Status ParseZeroSection(ParseContext& ctx, const nlohmann::json& section, const 
   }
 
   // Deprecated names: DeepSpeed maps them onto their replacement and refuses both together. pydantic
-  // checks every field's type first, and a key given as null counts as given.
+  // checks every field's type first, and a key given as null counts as given; one given as "auto"
+  // does not (DeepSpeedConfigModel drops it before pydantic sees it).
   RETURN_IF_ERROR(r.OptBool("cpu_offload_param", &zero->cpu_offload_param));
   RETURN_IF_ERROR(r.OptBool("cpu_offload", &zero->cpu_offload));
   RETURN_IF_ERROR(r.OptBool("cpu_offload_use_pin_memory", &zero->cpu_offload_use_pin_memory));
   if (r.Has("stage3_gather_fp16_weights_on_model_save"))
     RETURN_IF_ERROR(r.Bool("stage3_gather_fp16_weights_on_model_save", &zero->stage3_gather_fp16_weights_on_model_save));
-  if (r.Has("cpu_offload_param")) {
+  if (r.Given("cpu_offload_param")) {
     RETURN_IF_ERROR(DeprecatedToNew(r, "cpu_offload_param", "offload_param"));
     if (zero->cpu_offload_param && *zero->cpu_offload_param) {
       zero->offload_param.emplace();
@@ -329,7 +330,7 @@ Status ParseZeroSection(ParseContext& ctx, const nlohmann::json& section, const 
       zero->offload_param.reset();
     }
   }
-  if (r.Has("cpu_offload")) {
+  if (r.Given("cpu_offload")) {
     RETURN_IF_ERROR(DeprecatedToNew(r, "cpu_offload", "offload_optimizer"));
     if (zero->cpu_offload && *zero->cpu_offload) {
       zero->offload_optimizer.emplace();
@@ -341,9 +342,9 @@ Status ParseZeroSection(ParseContext& ctx, const nlohmann::json& section, const 
   if (zero->cpu_offload_use_pin_memory) {
     ctx.Warn(r.Path("cpu_offload_use_pin_memory"), "deprecated and has no effect; use offload_*.pin_memory");
   }
-  if (r.Has("stage3_gather_fp16_weights_on_model_save")) {
+  if (r.Given("stage3_gather_fp16_weights_on_model_save")) {
     std::string replacement =
-        r.Has("gather_16bit_weights_on_model_save") ? "gather_16bit_weights_on_model_save"
+        r.Given("gather_16bit_weights_on_model_save") ? "gather_16bit_weights_on_model_save"
                                                     : "stage3_gather_16bit_weights_on_model_save";
     RETURN_IF_ERROR(DeprecatedToNew(r, "stage3_gather_fp16_weights_on_model_save", replacement));
     zero->gather_16bit_weights_on_model_save = zero->stage3_gather_fp16_weights_on_model_save;

@@ -109,6 +109,11 @@ json Lookup(const DsConfig& cfg, const std::string& path) {
     if (!node.is_object() || !node.contains(parts[i])) return json("<missing " + path + ">");
     node = node[parts[i]];
   }
+  // DeepSpeed keeps the communication dtypes as torch dtypes; the cases hold their str().
+  if ((path == "communication_data_type" || path == "seq_parallel_communication_data_type") && node.is_string()) {
+    const std::string d = node.get<std::string>();
+    return json(d == "fp32" ? "torch.float32" : d == "fp16" ? "torch.float16" : d == "bf16" ? "torch.bfloat16" : d);
+  }
   return node;
 }
 

@@ -1352,6 +1352,23 @@ def gen_ds_configs_more(rng, i):
         ("gather_fp16_null_with_new", {"stage": 3, "stage3_gather_fp16_weights_on_model_save": None,
                                        "gather_16bit_weights_on_model_save": True},
          ["zero_config.gather_16bit_weights_on_model_save"]),
+        # DeepSpeedConfigModel drops every "auto" value before pydantic: not given, not unknown, no conflict
+        ("gather_fp16_auto_with_new", {"stage": 3, "stage3_gather_fp16_weights_on_model_save": "auto",
+                                       "stage3_gather_16bit_weights_on_model_save": True},
+         ["zero_config.gather_16bit_weights_on_model_save"]),
+        ("cpu_offload_auto_with_new", {"stage": 2, "cpu_offload": "auto", "offload_optimizer": {"device": "cpu"}},
+         ["zero_config.offload_optimizer.device"]),
+        ("cpu_offload_with_new_auto", {"stage": 2, "cpu_offload": True, "offload_optimizer": "auto"},
+         ["zero_config.offload_optimizer.device"]),
+        ("alias_auto_beside_value", {"stage": 3, "stage3_max_live_parameters": "auto", "max_live_parameters": 7},
+         ["zero_config.max_live_parameters"]),
+        ("value_beside_alias_auto", {"stage": 3, "stage3_max_live_parameters": 9, "max_live_parameters": "auto"},
+         ["zero_config.max_live_parameters"]),
+        ("alias_and_name_both", {"stage": 3, "stage3_max_live_parameters": 9, "max_live_parameters": 7},
+         ["zero_config.max_live_parameters"]),
+        ("unknown_key_auto", {"stage": 1, "no_such_key": "auto"}, ["zero_config.stage"]),
+        ("offload_unknown_key_auto", {"stage": 3, "offload_param": {"device": "cpu", "no_such_key": "auto"}},
+         ["zero_config.offload_param.device"]),
     ]
     for name, z, paths in edges:
         zero_case(f"zero_edge_{name}", z, paths, f"zero_optimization: {name.replace('_', ' ')}")
@@ -1381,6 +1398,16 @@ def gen_ds_configs_more(rng, i):
         config = {"train_batch_size": 8, **extra}
         cases.append(ds_config_case(f"cfg_{name}_{i:03d}", config, 1,
                                     ["zero_config.stage", "zero_config.allgather_bucket_size", "gradient_allreduce_op"],
+                                    f"config edge: {name.replace('_', ' ')}"))
+        i += 1
+    valued_edges = [  # (name, config keys, the attributes shown)
+        ("seqcomm_dtype_null", {"seq_parallel_communication_data_type": None}, ["seq_parallel_communication_data_type"]),
+        ("seqcomm_dtype_absent", {}, ["seq_parallel_communication_data_type"]),
+        ("bf16_check_overflow_auto", {"bf16": {"enabled": True, "check_overflow": "auto"}}, ["bfloat16_config.enabled"]),
+        ("fp16_unknown_key_auto", {"fp16": {"enabled": True, "loss_scal": "auto"}}, ["float16_config.enabled"]),
+    ]
+    for name, extra, paths in valued_edges:
+        cases.append(ds_config_case(f"cfg_{name}_{i:03d}", {"train_batch_size": 8, **extra}, 1, paths,
                                     f"config edge: {name.replace('_', ' ')}"))
         i += 1
     return cases
