@@ -344,6 +344,16 @@ def gen_schedulers(rng):
     def opt_lr(r):
         return rnd_sig(r, 1e-5, 0.1)
 
+    def warmup_schedule_case(sched, p, i):
+        """A WarmupDecayLR/WarmupCosineLR case: p gets a drawn warmup_type; run past total_num_steps."""
+        wt = warm_type(rng)
+        if wt is not None:
+            p["warmup_type"] = wt
+        n = min(120, max(40, p["total_num_steps"] + rng.randint(3, 20)))
+        return scheduler_case(
+            f"sched_{sched.lower()}_{p.get('warmup_type', 'default')}_w{p['warmup_num_steps']}_t{p['total_num_steps']}_{i:03d}",
+            sched, p, opt_lr(rng), n, f"{sched} params and optimizer lr")
+
     # WarmupLR
     for i in range(28):
         p = {}
@@ -375,14 +385,7 @@ def gen_schedulers(rng):
         if rng.random() < 0.8:
             p["warmup_max_lr"] = rnd_sig(rng, 1e-4, 0.5)
         p["warmup_num_steps"] = w
-        wt = warm_type(rng)
-        if wt is not None:
-            p["warmup_type"] = wt
-        n = min(120, max(40, p["total_num_steps"] + rng.randint(3, 20)))
-        cases.append(
-            scheduler_case(
-                f"sched_warmupdecaylr_{p.get('warmup_type', 'default')}_w{w}_t{p['total_num_steps']}_{i:03d}",
-                "WarmupDecayLR", p, opt_lr(rng), n, "WarmupDecayLR params and optimizer lr"))
+        cases.append(warmup_schedule_case("WarmupDecayLR", p, i))
 
     # WarmupCosineLR
     for i in range(28):
@@ -393,14 +396,7 @@ def gen_schedulers(rng):
         p["warmup_num_steps"] = w
         if rng.random() < 0.8:
             p["cos_min_ratio"] = rng.choice([0.0, 0.0001, round(rng.uniform(0, 0.5), 3), 1.0])
-        wt = warm_type(rng)
-        if wt is not None:
-            p["warmup_type"] = wt
-        n = min(120, max(40, p["total_num_steps"] + rng.randint(3, 20)))
-        cases.append(
-            scheduler_case(
-                f"sched_warmupcosinelr_{p.get('warmup_type', 'default')}_w{w}_t{p['total_num_steps']}_{i:03d}",
-                "WarmupCosineLR", p, opt_lr(rng), n, "WarmupCosineLR params and optimizer lr"))
+        cases.append(warmup_schedule_case("WarmupCosineLR", p, i))
 
     # OneCycle
     for i in range(34):
