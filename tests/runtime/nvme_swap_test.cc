@@ -166,7 +166,15 @@ INSTANTIATE_TEST_SUITE_P(AioKeys, NvmeSwapRoundTrip,
                                                               IoCase{4096, 3, 2, true, true},      // single_submit
                                                               IoCase{777, 4, 1, false, false},     // batches without overlap
                                                               IoCase{509, 1, 1, true, false}),     // one small request at a time
-                                            ::testing::Bool(), ::testing::Values(size_t{0}, size_t{64})));
+                                            ::testing::Bool(), ::testing::Values(size_t{0}, size_t{64})),
+                         [](const ::testing::TestParamInfo<std::tuple<IoCase, bool, size_t>>& info) {
+                           // Named by value: the default name prints the struct's bytes, padding included.
+                           const IoCase& c = std::get<0>(info.param);
+                           return "block" + std::to_string(c.block_size) + "_qd" + std::to_string(c.queue_depth) + "_t" +
+                                  std::to_string(c.threads) + (c.single_submit ? "_single" : "") +
+                                  (c.overlap_events ? "_overlap" : "") + (std::get<1>(info.param) ? "_shm" : "_disk") +
+                                  "_off" + std::to_string(std::get<2>(info.param));
+                         });
 
 // On the local disk the file is open with O_DIRECT, as DeepSpeed's aio opens its files, and what
 // is written is not in the page cache afterwards.
