@@ -36,6 +36,10 @@ RUNS = {  # file stem -> (base config, ZeRO stage, ranks)
     "adamw_warmup_decay_zero1_world2": ("adamw_warmup_decay", 1, 2),
     "adamw_warmup_decay_zero3_world2": ("adamw_warmup_decay", 3, 2),
     "bf16_zero2_world2": ("bf16", 2, 2), "bf16_zero3_world2": ("bf16", 3, 2),
+    # gradient_allreduce_op "sum": the ranks' gradients summed, not averaged (DeepSpeed refuses it at ZeRO 3)
+    "adamw_warmup_decay_sum_zero0_world2": ("adamw_warmup_decay_sum", 0, 2),
+    "adamw_warmup_decay_sum_zero1_world2": ("adamw_warmup_decay_sum", 1, 2),
+    "adamw_warmup_decay_sum_zero2_world2": ("adamw_warmup_decay_sum", 2, 2),
 }
 # fp32 with what the Adam config leaves out: accumulation, clipping, decoupled decay and a schedule.
 ADAMW_WARMUP_DECAY = {
@@ -56,6 +60,8 @@ def run_config(name):
             cfg = json.load(f)
     elif base == "adamw_warmup_decay":
         cfg = ADAMW_WARMUP_DECAY
+    elif base == "adamw_warmup_decay_sum":
+        cfg = dict(ADAMW_WARMUP_DECAY, gradient_allreduce_op="sum")
     else:  # the config of the PyTorch bf16 reference (AdamW, clipping 0.5, 4 micro-batches of 4)
         with open(os.path.join(HERE, "gpt", "reference", "mixed_precision", "bf16.json")) as f:
             cfg = json.load(f)["config"]

@@ -44,8 +44,10 @@
 // when it differs from the gradient's dtype (readers accept either). Cast nodes of step take their
 // input's (possibly chunk) shape.
 // Averaging over ranks composes with autodiff's 1/gas seed: the result is the gradient of the
-// mean loss over train_batch_size samples, as on one rank. Every collective node records the
-// world size it was compiled for (attribute `world`), so a plan run on another size fails.
+// mean loss over train_batch_size samples, as on one rank. With gradient_allreduce_op "sum" every
+// gradient reduction sums instead (world times that, as DeepSpeed's gradient_average = False).
+// Every collective node records the world size it was compiled for (attribute `world`), so a plan
+// run on another size fails.
 // Checked at the end: each parameter's gradient is reduced exactly once per program run, and
 // each sharded parameter is gathered exactly twice (forward, backward) in micro_step.
 // The collectives are per tensor and synchronous here; schedule-collectives
@@ -104,6 +106,9 @@ class ZeroPartitionPass : public Pass {
     if (mg.metadata.count("dsc.zero_stage")) return false;  // already partitioned
     threshold_ = stage == 3 ? ctx.config->zero.param_persistence_threshold : 0;
     comm_dtype_ = PrecisionDTypeFromName(ctx.config->effective_communication_data_type());
+    // gradient_allreduce_op "sum" (DeepSpeed's gradient_average = False): the ranks' gradients are
+    // summed, not averaged, with no predivide or prescale.
+    grad_op_ = ctx.config->gradient_allreduce_op == "sum" ? "sum" : "avg";
 
     std::vector<const StateInfo*> params;
     states_.clear();
@@ -230,9 +235,9 @@ class ZeroPartitionPass : public Pass {
     if (!acc) return Internal("step has no accumulator for '", p, "'");
     Node* first = FirstNode(sg);
     Value* sent = ForComm(sg, acc, first);
-    Node* ar = Collective(sg, ops::kAllReduce, {sent}, acc->name() + "@avg", sent->type, first);
-    ar->SetAttr("op", std::string("avg"));
-    // The norm and the update read the average.
+    Node* ar = Collective(sg, ops::kAllReduce, {sent}, acc->name() + "@" + grad_op_, sent->type, first);
+    ar->SetAttr("op", grad_op_);
+    // The norm and the update read the average (or the sum).
     RewireReaders(acc, ar->output(0), sent == acc ? ar : sent->producer());
     return Status::OK();
   }
@@ -307,7 +312,7 @@ class ZeroPartitionPass : public Pass {
       Value* sent = ForComm(sg, acc_step, first);
       Node* rs = Collective(sg, ops::kReduceScatter, {sent}, acc_step->name() + "@chunk",
                             ChunkType(sent->type.dtype, c), first);
-      rs->SetAttr("op", std::string("avg"));
+      rs->SetAttr("op", grad_op_);
       RewireReaders(acc_step, rs->output(0), sent == acc_step ? rs : sent->producer());
       return Status::OK();
     }
@@ -327,9 +332,9 @@ class ZeroPartitionPass : public Pass {
     for (const Use& u : std::vector<Use>(acc_micro->uses())) {
       if (u.node->op_type() != ops::kAccumulate || u.input_index != 0) continue;
       Value* grad = ForComm(mg, u.node->input(1), u.node);
-      Node* r = Collective(mg, op, {grad}, u.node->input(1)->name() + (whole ? "@avg" : "@chunk"),
+      Node* r = Collective(mg, op, {grad}, u.node->input(1)->name() + (whole ? "@" + grad_op_ : "@chunk"),
                            whole ? grad->type : ChunkType(grad->type.dtype, c), u.node);
-      r->SetAttr("op", std::string("avg"));
+      r->SetAttr("op", grad_op_);
       u.node->SetInput(1, r->output(0));
     }
     return Status::OK();
@@ -468,6 +473,7 @@ class ZeroPartitionPass : public Pass {
 
   std::unordered_map<std::string, StateInfo*> states_;  // m.state by name, for this run
   int world_ = 1;
+  std::string grad_op_ = "avg";  // the gradients' reduction over ranks: "avg" | "sum"
   bool micro_reduce_ = false;  // gradients are reduced in micro_step (stage 2+, or stage 0 at gas 1)
   int64_t threshold_ = 0;
   DType comm_dtype_ = DType::kFloat32;

@@ -180,6 +180,15 @@ Status CheckZeroMasterWeights(ParseContext& ctx, const DsConfig& c) {
 
 // Checks DeepSpeed makes across sections (config.py _do_error_check, engine sanity checks).
 Status CrossCheck(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
+  // DeepSpeed scales by 1/predivide before its all-reduce and by predivide/world after it, or by
+  // 1/world before it with prescale: the same average, rounded differently in half precision.
+  if (c->prescale_gradients || c->gradient_predivide_factor != 1.0) {
+    const std::string key = c->prescale_gradients ? "prescale_gradients" : "gradient_predivide_factor";
+    ctx.Warn(key, c->gradient_allreduce_op == "sum"
+                      ? "has no effect with gradient_allreduce_op \"sum\" (DeepSpeed sums without scaling)"
+                      : "changes only where the division by the world size rounds; dscompile's reductions sum "
+                        "(in communication_data_type), then divide once, as DeepSpeed does by default");
+  }
   if (c->gradient_allreduce_op == "sum") {
     bool deepcompile = false;  // a pydantic bool: "true" and 1 count
     if (doc.contains("compile") && doc["compile"].is_object() && doc["compile"].contains("deepcompile") &&
@@ -190,6 +199,11 @@ Status CrossCheck(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
       return ctx.Error(DsErrorKind::kValueError, "gradient_allreduce_op",
                        "\"sum\" is not supported with " + with + " (DeepSpeed averages there); use \"mean\"");
     }
+    // DeepSpeed sums their warm-up gradients and averages their compressed momentum; dscompile's
+    // 1-bit runs are checked only against the averaging.
+    const std::string& impl = c->optimizer.implementation;
+    if (impl == "OnebitAdam" || impl == "ZeroOneAdam" || impl == "OnebitLamb")
+      ctx.Unsupported("gradient_allreduce_op", "\"sum\" with the 1-bit optimizer " + impl);
   }
   if (c->fp16.fp16_master_weights_and_grads && !c->zero.enabled()) {
     return ctx.Error(DsErrorKind::kAssertionError, "fp16.fp16_master_weights_and_grads", "needs ZeRO stage 1, 2 or 3, but zero_optimization.stage is 0");

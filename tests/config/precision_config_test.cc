@@ -1,6 +1,7 @@
 // The amp section as apex's amp.initialize reads it (levels O0-O3 and their overrides, from
 // apex/amp/frontend.py), and the precision checks DeepSpeed makes at initialize, each with
 // DeepSpeed's (or apex's) error kind and the JSON path.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -234,6 +235,35 @@ TEST(PrecisionChecks, ReduceScatterNeedsNoPredivisionAtStageThree) {
               "AssertionError", "gradient_predivide_factor");
   EXPECT_TRUE(Parse({{"train_batch_size", 8}, {"zero_optimization", {{"stage", 3}, {"reduce_scatter", false}}},
                      {"gradient_predivide_factor", 2.0}}).ok());
+}
+
+// Both only move DeepSpeed's division by the world size; the warning says so, and that "sum" drops it.
+TEST(PrecisionChecks, PrescaleAndPredivideWarnWhatTheyChange) {
+  for (const json& extra : {json{{"prescale_gradients", true}}, json{{"gradient_predivide_factor", 4.0}}}) {
+    for (const char* op : {"mean", "sum"}) {
+      json doc = {{"train_batch_size", 8}, {"zero_optimization", {{"stage", 1}}}, {"gradient_allreduce_op", op}};
+      doc.update(extra);
+      std::vector<std::string> warnings;
+      ASSERT_TRUE(Parse(doc, &warnings).ok()) << doc.dump();
+      const std::string key = extra.begin().key();
+      auto it = std::find_if(warnings.begin(), warnings.end(), [&](const std::string& w) { return w.find(key) != std::string::npos; });
+      ASSERT_NE(it, warnings.end()) << doc.dump();
+      EXPECT_NE(it->find(std::string(op) == "sum" ? "no effect" : "rounds"), std::string::npos) << *it;
+    }
+  }
+  std::vector<std::string> none;
+  ASSERT_TRUE(Parse({{"train_batch_size", 8}}, &none).ok());
+  for (const std::string& w : none) EXPECT_EQ(w.find("predivide"), std::string::npos) << w;
+}
+
+// DeepSpeed sums the 1-bit optimizers' warm-up gradients but averages their compressed momentum:
+// not a combination dscompile has been checked against, so it is refused, not guessed.
+TEST(PrecisionChecks, SumWithOnebitOptimizersIsRefused) {
+  StatusOr<DsConfig> cfg = Parse({{"train_batch_size", 8}, {"gradient_allreduce_op", "sum"},
+                                  {"optimizer", {{"type", "OneBitAdam"}, {"params", {{"lr", 1e-3}}}}}});
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  ASSERT_EQ(cfg->unsupported.size(), 1u);
+  EXPECT_NE(cfg->unsupported[0].find("gradient_allreduce_op"), std::string::npos) << cfg->unsupported[0];
 }
 
 }  // namespace

@@ -399,7 +399,8 @@ INSTANTIATE_TEST_SUITE_P(Configs, ExampleConfig, ::testing::Values("zero1_fp16",
 // (e) DeepSpeed itself (models/deepspeed_trajectory.py: its engine, wrappers and ZeRO stages on the
 // CPU accelerator, loss in fp32) trained the gpt at every ZeRO stage with the Adam reference
 // config, with AdamW under accumulation, clipping and WarmupDecayLR, and with the bf16 reference
-// config, on one rank, and on two ranks at ZeRO 1-3 (gloo; dsrun's split of each step's batch).
+// config, on one rank, and on two ranks at ZeRO 1-3 (gloo; dsrun's split of each step's batch),
+// there also with gradient_allreduce_op "sum" at ZeRO 0-2 (the gradients summed over the ranks).
 // dscompile, on as many ranks, follows each run: fp32 as closely as
 // PyTorch's own reference does (DeepSpeed is within 3.1e-7 of it), bf16 within 5e-4 per step, where
 // the forwards round differently (dscompile's ONNX ops, PyTorch's fused ones; DeepSpeed's ZeRO-3
@@ -437,7 +438,8 @@ INSTANTIATE_TEST_SUITE_P(Runs, DeepSpeedItself,
                                            "adamw_warmup_decay_zero2", "adamw_warmup_decay_zero3", "bf16_zero0",
                                            "bf16_zero1", "bf16_zero2", "bf16_zero3", "adamw_warmup_decay_zero1_world2",
                                            "adamw_warmup_decay_zero3_world2", "bf16_zero2_world2",
-                                           "bf16_zero3_world2"),
+                                           "bf16_zero3_world2", "adamw_warmup_decay_sum_zero0_world2",
+                                           "adamw_warmup_decay_sum_zero1_world2", "adamw_warmup_decay_sum_zero2_world2"),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 }  // namespace
