@@ -53,6 +53,33 @@ Status ReadCommDtype(SectionReader& top, const std::string& key, std::optional<s
   return Status::OK();
 }
 
+// Keys that change what DeepSpeed logs or how its Python side runs, not the numbers: accepted,
+// and when given a non-default value, a warning says why nothing in dscompile changes.
+Status WarnWhatHasNoEffect(SectionReader& top, const DsConfig& c) {
+  ParseContext& ctx = top.ctx();
+  if (c.dump_state) ctx.Warn("dump_state", "DeepSpeed prints its engine state at start; no effect here (dsinspect PLAN shows the plan)");
+  if (c.memory_breakdown)
+    ctx.Warn("memory_breakdown", "DeepSpeed logs its memory use as it sets up; no effect here (dsinspect PLAN "
+                                 "shows each rank's memory by kind, dsrun's metrics the measured peak)");
+  if (c.log_level) ctx.Warn("log_level", "sets the level of DeepSpeed's Python logger; no effect here");
+  if (c.graph_harvesting)
+    ctx.Warn("graph_harvesting", "DeepSpeed captures its bf16 optimizer's kernels in CUDA graphs; no effect here");
+  if (c.sparse_gradients)
+    ctx.Warn("sparse_gradients", "DeepSpeed all-reduces nn.Embedding gradients as sparse tensors, which gives the "
+                                 "same average; dscompile's gradients are dense");
+  if (c.disable_allgather) ctx.Warn("disable_allgather", "DeepSpeed reads it and never uses it; no effect here either");
+  if (c.use_data_before_expert_parallelism)
+    ctx.Warn("use_data_before_expert_parallelism", "concerns Mixture-of-Experts checkpoints; no effect here");
+  if (!c.zero_force_ds_cpu_optimizer)
+    ctx.Warn("zero_force_ds_cpu_optimizer", "concerns a client optimizer under ZeRO-Offload; a plan's optimizer "
+                                            "always comes from the config, so no effect here");
+  if (top.Given("dataloader_drop_last"))
+    ctx.Warn("dataloader_drop_last", std::string("concerns the loader DeepSpeed builds from training_data; dsrun ") +
+                                         (c.dataloader_drop_last ? "also" : "always") +
+                                         " drops the last partial batch (an epoch has floor(N / train_batch_size) steps)");
+  return Status::OK();
+}
+
 Status ReadTopLevelScalars(SectionReader& top, DsConfig* c) {
   RETURN_IF_ERROR(top.Bool("managed_gradient_accumulation", &c->managed_gradient_accumulation));
   RETURN_IF_ERROR(top.OptInt("steps_per_print", &c->steps_per_print));
@@ -99,6 +126,7 @@ Status ReadTopLevelScalars(SectionReader& top, DsConfig* c) {
     top.ctx().Warn("vocabulary_size", StrCat(*c->vocabulary_size, " is not a multiple of 8; fp16 GEMMs run slower"));
   }
   RETURN_IF_ERROR(top.OptString("log_level", &c->log_level));
+  RETURN_IF_ERROR(WarnWhatHasNoEffect(top, *c));
   RETURN_IF_ERROR(top.Int("sequence_parallel_size", &c->sequence_parallel_size, 1));
   if (c->sequence_parallel_size > 1) top.ctx().Unsupported("sequence_parallel_size", "sequence parallelism");
   int64_t dp = c->world_size;
@@ -219,6 +247,17 @@ Status CrossCheck(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
     return ctx.Error(DsErrorKind::kAssertionError, "data_types.param_dtype",
                      "is \"" + *c->data_types.param_dtype + "\" but the enabled precision mode computes in \"" +
                          c->model_dtype() + "\"; they must match");
+  }
+  // The engine's _do_sanity_check (engine.py:1705), before it configures the optimizer.
+  if (!c->managed_gradient_accumulation) {
+    if (c->zero.stage < 2 && c->zero.overlap_comm)
+      return ctx.Error(DsErrorKind::kAssertionError, "managed_gradient_accumulation",
+                       "false supports zero_optimization.overlap_comm only with ZeRO stage 2 or 3");
+    if (c->amp.enabled)
+      return ctx.Error(DsErrorKind::kAssertionError, "managed_gradient_accumulation", "false is not supported with apex AMP");
+    ctx.Warn("managed_gradient_accumulation",
+             "false leaves DeepSpeed's accumulation boundary to the training script; dsrun steps every "
+             "gradient_accumulation_steps micro-batches, as DeepSpeed's managed boundary does");
   }
   if (c->zero.enabled() && c->optimizer.present() && !c->optimizer.implementation.empty() &&
       !c->optimizer.zero_supported() && !c->zero_allow_untested_optimizer) {

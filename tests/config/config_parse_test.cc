@@ -479,5 +479,42 @@ TEST(KeySuggest, FindsNearKeysOnly) {
   EXPECT_EQ(NearestKey("completely_different", {"fp16", "bf16"}), "");
 }
 
+// Keys that change only DeepSpeed's logging or its Python side are accepted; a non-default value
+// is never passed over in silence: a warning names the key and says why nothing changes.
+TEST(ConfigParse, KeysWithoutEffectSaySo) {
+  for (const char* kv : {R"("dump_state": true)", R"("memory_breakdown": true)", R"("log_level": "info")",
+                         R"("graph_harvesting": true)", R"("sparse_gradients": true)", R"("disable_allgather": true)",
+                         R"("use_data_before_expert_parallelism": true)", R"("zero_force_ds_cpu_optimizer": false)",
+                         R"("dataloader_drop_last": true)", R"("dataloader_drop_last": false)",
+                         R"("managed_gradient_accumulation": false)"}) {
+    const std::string text = std::string(R"({"train_batch_size": 8, )") + kv + "}";
+    const std::string key = std::string(kv).substr(1, std::string(kv).find('"', 1) - 1);
+    std::vector<std::string> warnings;
+    ASSERT_TRUE(Parse(text, {}, &warnings).ok()) << text;
+    EXPECT_TRUE(std::any_of(warnings.begin(), warnings.end(),
+                            [&](const std::string& w) { return w.find("ds.json: " + key + ": ") != std::string::npos; }))
+        << text;
+  }
+  std::vector<std::string> defaults;
+  ASSERT_TRUE(Parse(R"({"train_batch_size": 8, "dump_state": false, "sparse_gradients": false,
+                        "zero_force_ds_cpu_optimizer": true, "managed_gradient_accumulation": true})",
+                    {}, &defaults).ok());
+  EXPECT_TRUE(defaults.empty()) << defaults.front();
+}
+
+// DeepSpeed's engine asserts these before it builds the optimizer (engine.py:1705-1713).
+TEST(ConfigParse, UnmanagedAccumulationKeepsTheEnginesAssertions) {
+  EXPECT_NE(ErrorOf(R"({"train_batch_size": 8, "managed_gradient_accumulation": false,
+                       "zero_optimization": {"stage": 1, "overlap_comm": true}})")
+                .find("managed_gradient_accumulation: false supports zero_optimization.overlap_comm only"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"train_batch_size": 8, "managed_gradient_accumulation": false, "amp": {"enabled": true}})")
+                .find("apex AMP"),
+            std::string::npos);
+  // ZeRO 2 and 3 partition gradients: overlap is allowed there (stage 3 turns it on by default).
+  EXPECT_TRUE(Parse(R"({"train_batch_size": 8, "managed_gradient_accumulation": false,
+                        "zero_optimization": {"stage": 3}})").ok());
+}
+
 }  // namespace
 }  // namespace dsc
