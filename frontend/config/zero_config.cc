@@ -5,35 +5,56 @@
 namespace dsc {
 namespace {
 
-struct BoolField { const char* name; const char* alias; bool ZeroConfig::*member; };
-struct IntField { const char* name; const char* alias; int64_t ZeroConfig::*member; bool non_negative; };
+// no_effect: why a value other than DeepSpeed's default changes nothing in dscompile (the knobs of
+// DeepSpeed's hooks, collective calls and checkpoint files, not of the numbers); warned when given.
+struct BoolField { const char* name; const char* alias; bool ZeroConfig::*member; const char* no_effect = nullptr; };
+struct IntField {
+  const char* name;
+  const char* alias;
+  int64_t ZeroConfig::*member;
+  bool non_negative;
+  const char* no_effect = nullptr;
+};
 
 const std::vector<BoolField>& BoolFields() {
   static const std::vector<BoolField> fields = {
       {"contiguous_gradients", "", &ZeroConfig::contiguous_gradients},
       {"reduce_scatter", "", &ZeroConfig::reduce_scatter},
-      {"use_multi_rank_bucket_allreduce", "", &ZeroConfig::use_multi_rank_bucket_allreduce},
-      {"allgather_partitions", "", &ZeroConfig::allgather_partitions},
+      {"use_multi_rank_bucket_allreduce", "", &ZeroConfig::use_multi_rank_bucket_allreduce,
+       "how DeepSpeed issues its bucket reductions; the reduced gradients are the same"},
+      {"allgather_partitions", "", &ZeroConfig::allgather_partitions,
+       "DeepSpeed shares updated partitions by all-gather or by broadcasts; the same parameters either way (dscompile all-gathers)"},
       {"load_from_fp32_weights", "", &ZeroConfig::load_from_fp32_weights},
-      {"elastic_checkpoint", "", &ZeroConfig::elastic_checkpoint},
+      {"elastic_checkpoint", "", &ZeroConfig::elastic_checkpoint,
+       "the layout of DeepSpeed's ZeRO checkpoint files; dscompile's checkpoints resume at any world size either way"},
       {"gather_16bit_weights_on_model_save", "stage3_gather_16bit_weights_on_model_save",
-       &ZeroConfig::gather_16bit_weights_on_model_save},
+       &ZeroConfig::gather_16bit_weights_on_model_save,
+       "concerns DeepSpeed's save_16bit_model; dsrun --export-onnx/--export-safetensors always write whole weights"},
       {"use_all_reduce_for_fetch_params", "stage3_use_all_reduce_for_fetch_params",
-       &ZeroConfig::use_all_reduce_for_fetch_params},
+       &ZeroConfig::use_all_reduce_for_fetch_params,
+       "DeepSpeed fetches stage-3 parameters by all-reduce instead of all-gather; the same parameters"},
       {"allgather_sequential", "stage3_allgather_sequential", &ZeroConfig::allgather_sequential},
-      {"ignore_unused_parameters", "", &ZeroConfig::ignore_unused_parameters},
+      {"ignore_unused_parameters", "", &ZeroConfig::ignore_unused_parameters,
+       "concerns DeepSpeed's stage-3 hooks for parameters a forward never uses; a plan knows its graph"},
       {"legacy_stage1", "", &ZeroConfig::legacy_stage1},
-      {"round_robin_gradients", "", &ZeroConfig::round_robin_gradients},
+      {"round_robin_gradients", "", &ZeroConfig::round_robin_gradients,
+       "orders the gradient partitions for DeepSpeed's CPU-offload copies; the same numbers"},
       {"zero_quantized_weights", "", &ZeroConfig::zero_quantized_weights},
       {"zero_quantized_nontrainable_weights", "", &ZeroConfig::zero_quantized_nontrainable_weights},
       {"zero_quantized_gradients", "", &ZeroConfig::zero_quantized_gradients},
-      {"mics_hierarchical_params_gather", "", &ZeroConfig::mics_hierarchical_params_gather},
-      {"memory_efficient_linear", "", &ZeroConfig::memory_efficient_linear},
-      {"pipeline_loading_checkpoint", "", &ZeroConfig::pipeline_loading_checkpoint},
-      {"override_module_apply", "", &ZeroConfig::override_module_apply},
+      {"mics_hierarchical_params_gather", "", &ZeroConfig::mics_hierarchical_params_gather,
+       "applies only with MiCS (mics_shard_size), which dscompile refuses"},
+      {"memory_efficient_linear", "", &ZeroConfig::memory_efficient_linear,
+       "DeepSpeed's stage-3 linear that frees its input early; the same numbers"},
+      {"pipeline_loading_checkpoint", "", &ZeroConfig::pipeline_loading_checkpoint,
+       "concerns pipeline parallelism, which a plan does not have"},
+      {"override_module_apply", "", &ZeroConfig::override_module_apply,
+       "DeepSpeed's stage-3 hook around module.apply; a plan has no modules"},
       {"log_trace_cache_warnings", "", &ZeroConfig::log_trace_cache_warnings},
-      {"enable_sanity_checks", "", &ZeroConfig::enable_sanity_checks},
-      {"save_muon_momentum_buffer_in_memory", "", &ZeroConfig::save_muon_momentum_buffer_in_memory},
+      {"enable_sanity_checks", "", &ZeroConfig::enable_sanity_checks,
+       "DeepSpeed's stage-3 debugging checks; no effect here"},
+      {"save_muon_momentum_buffer_in_memory", "", &ZeroConfig::save_muon_momentum_buffer_in_memory,
+       "where DeepSpeed keeps Muon's momentum while it saves; no effect on training"},
   };
   return fields;
 }
@@ -42,7 +63,8 @@ const std::vector<IntField>& IntFields() {
   static const std::vector<IntField> fields = {
       {"reduce_bucket_size", "", &ZeroConfig::reduce_bucket_size, true},
       {"allgather_bucket_size", "", &ZeroConfig::allgather_bucket_size, true},
-      {"sub_group_size", "", &ZeroConfig::sub_group_size, true},
+      {"sub_group_size", "", &ZeroConfig::sub_group_size, true,
+       "DeepSpeed steps its optimizer in groups of this many elements to bound its temporary memory; dscompile updates parameter by parameter: the same numbers"},
       {"prefetch_bucket_size", "stage3_prefetch_bucket_size", &ZeroConfig::prefetch_bucket_size, true},
       {"param_persistence_threshold", "stage3_param_persistence_threshold",
        &ZeroConfig::param_persistence_threshold, true},
@@ -51,7 +73,8 @@ const std::vector<IntField>& IntFields() {
       {"max_live_parameters", "stage3_max_live_parameters", &ZeroConfig::max_live_parameters, true},
       {"max_reuse_distance", "stage3_max_reuse_distance", &ZeroConfig::max_reuse_distance, true},
       {"module_granularity_threshold", "stage3_module_granularity_threshold",
-       &ZeroConfig::module_granularity_threshold, false},
+       &ZeroConfig::module_granularity_threshold, false,
+       "groups small modules under one DeepSpeed stage-3 hook; a plan's gathers follow stage3_prefetch_bucket_size"},
       {"zero_hpz_partition_size", "", &ZeroConfig::zero_hpz_partition_size, true},
       {"mics_shard_size", "", &ZeroConfig::mics_shard_size, false},
   };
@@ -375,6 +398,20 @@ Status ParseZeroSection(ParseContext& ctx, const nlohmann::json& section, const 
   if (zero->zero_hpz_partition_size > 1) ctx.Unsupported(path + ".zero_hpz_partition_size", "ZeRO++ hierarchical partitioning");
   if (zero->zeropp_loco_param) ctx.Unsupported(path + ".zeropp_loco_param", "ZeRO++ LoCo");
   if (zero->legacy_stage1) ctx.Unsupported(path + ".legacy_stage1", "legacy stage 1 (DeepSpeed removed it too)");
+  if (!zero->load_from_fp32_weights)
+    ctx.Unsupported(path + ".load_from_fp32_weights",
+                    "false (rebuilding the fp32 master weights from the 16-bit ones on resume; dscompile resumes "
+                    "the checkpoint's own fp32 masters)");
+  const ZeroConfig defaults;
+  for (const BoolField& f : BoolFields()) {
+    if (f.no_effect && zero->*f.member != defaults.*f.member)
+      ctx.Warn(r.Path(*f.alias && r.Given(f.alias) ? f.alias : f.name),
+               std::string(zero->*f.member ? "true" : "false") + ": " + f.no_effect);
+  }
+  for (const IntField& f : IntFields()) {
+    if (f.no_effect && zero->*f.member != defaults.*f.member)
+      ctx.Warn(r.Path(*f.alias && r.Given(f.alias) ? f.alias : f.name), StrCat(zero->*f.member, ": ", f.no_effect));
+  }
   if (zero->offload_optimizer && zero->offload_optimizer->super_offload)
     ctx.Unsupported(path + ".offload_optimizer.super_offload", "SuperOffload");
   // DeepSpeed offloads parameters only at stage 3 (the warning above); optimizer offload also picks

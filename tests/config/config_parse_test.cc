@@ -516,5 +516,33 @@ TEST(ConfigParse, UnmanagedAccumulationKeepsTheEnginesAssertions) {
                         "zero_optimization": {"stage": 3}})").ok());
 }
 
+// The same for ZeRO's knobs of DeepSpeed's hooks, collective calls and checkpoint files; and
+// load_from_fp32_weights: false, which would change a resume, is refused.
+TEST(ConfigParse, ZeroKeysWithoutEffectSaySo) {
+  for (const char* kv : {R"("round_robin_gradients": true)", R"("sub_group_size": 1000)",
+                         R"("stage3_gather_16bit_weights_on_model_save": true)", R"("memory_efficient_linear": false)",
+                         R"("allgather_partitions": false)", R"("use_multi_rank_bucket_allreduce": false)",
+                         R"("elastic_checkpoint": true)", R"("ignore_unused_parameters": false)"}) {
+    const std::string text = std::string(R"({"train_batch_size": 8, "zero_optimization": {"stage": 3, )") + kv + "}}";
+    const std::string key = std::string(kv).substr(1, std::string(kv).find('"', 1) - 1);
+    std::vector<std::string> warnings;
+    StatusOr<DsConfig> cfg = Parse(text, {}, &warnings);
+    ASSERT_TRUE(cfg.ok()) << text;
+    EXPECT_TRUE(cfg->unsupported.empty()) << text;
+    EXPECT_TRUE(std::any_of(warnings.begin(), warnings.end(), [&](const std::string& w) {
+      return w.find("ds.json: zero_optimization." + key + ": ") != std::string::npos;
+    })) << text;
+  }
+  std::vector<std::string> defaults;
+  ASSERT_TRUE(Parse(R"({"train_batch_size": 8, "zero_optimization": {"stage": 2, "round_robin_gradients": false,
+                        "sub_group_size": 1e9, "allgather_partitions": true}})", {}, &defaults).ok());
+  EXPECT_TRUE(defaults.empty()) << defaults.front();
+  StatusOr<DsConfig> fp16_load =
+      Parse(R"({"train_batch_size": 8, "zero_optimization": {"stage": 2, "load_from_fp32_weights": false}})");
+  ASSERT_TRUE(fp16_load.ok());
+  ASSERT_EQ(fp16_load->unsupported.size(), 1u);
+  EXPECT_NE(fp16_load->unsupported[0].find("load_from_fp32_weights"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace dsc
