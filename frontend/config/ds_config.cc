@@ -56,27 +56,30 @@ Status ReadCommDtype(SectionReader& top, const std::string& key, std::optional<s
 // Keys that change what DeepSpeed logs or how its Python side runs, not the numbers: accepted,
 // and when given a non-default value, a warning says why nothing in dscompile changes.
 Status WarnWhatHasNoEffect(SectionReader& top, const DsConfig& c) {
-  ParseContext& ctx = top.ctx();
-  if (c.dump_state) ctx.Warn("dump_state", "DeepSpeed prints its engine state at start; no effect here (dsinspect PLAN shows the plan)");
-  if (c.memory_breakdown)
-    ctx.Warn("memory_breakdown", "DeepSpeed logs its memory use as it sets up; no effect here (dsinspect PLAN "
-                                 "shows each rank's memory by kind, dsrun's metrics the measured peak)");
-  if (c.log_level) ctx.Warn("log_level", "sets the level of DeepSpeed's Python logger; no effect here");
-  if (c.graph_harvesting)
-    ctx.Warn("graph_harvesting", "DeepSpeed captures its bf16 optimizer's kernels in CUDA graphs; no effect here");
-  if (c.sparse_gradients)
-    ctx.Warn("sparse_gradients", "DeepSpeed all-reduces nn.Embedding gradients as sparse tensors, which gives the "
-                                 "same average; dscompile's gradients are dense");
-  if (c.disable_allgather) ctx.Warn("disable_allgather", "DeepSpeed reads it and never uses it; no effect here either");
-  if (c.use_data_before_expert_parallelism)
-    ctx.Warn("use_data_before_expert_parallelism", "concerns Mixture-of-Experts checkpoints; no effect here");
-  if (!c.zero_force_ds_cpu_optimizer)
-    ctx.Warn("zero_force_ds_cpu_optimizer", "concerns a client optimizer under ZeRO-Offload; a plan's optimizer "
-                                            "always comes from the config, so no effect here");
+  struct Row { bool set; const char* key; const char* why; };
+  const Row rows[] = {
+      {c.dump_state, "dump_state", "DeepSpeed prints its engine state at start; no effect here (dsinspect PLAN shows the plan)"},
+      {c.memory_breakdown, "memory_breakdown",
+       "DeepSpeed logs its memory use as it sets up; no effect here (dsinspect PLAN shows each rank's memory by "
+       "kind, dsrun's metrics the measured peak)"},
+      {c.log_level.has_value(), "log_level", "sets the level of DeepSpeed's Python logger; no effect here"},
+      {c.graph_harvesting, "graph_harvesting", "DeepSpeed captures its bf16 optimizer's kernels in CUDA graphs; no effect here"},
+      {c.sparse_gradients, "sparse_gradients",
+       "DeepSpeed all-reduces nn.Embedding gradients as sparse tensors, which gives the same average; dscompile's "
+       "gradients are dense"},
+      {c.disable_allgather, "disable_allgather", "DeepSpeed reads it and never uses it; no effect here either"},
+      {c.use_data_before_expert_parallelism, "use_data_before_expert_parallelism",
+       "concerns Mixture-of-Experts checkpoints; no effect here"},
+      {!c.zero_force_ds_cpu_optimizer, "zero_force_ds_cpu_optimizer",
+       "concerns a client optimizer under ZeRO-Offload; a plan's optimizer always comes from the config, so no effect here"},
+  };
+  for (const Row& r : rows) {
+    if (r.set) top.ctx().Warn(r.key, r.why);
+  }
   if (top.Given("dataloader_drop_last"))
-    ctx.Warn("dataloader_drop_last", std::string("concerns the loader DeepSpeed builds from training_data; dsrun ") +
-                                         (c.dataloader_drop_last ? "also" : "always") +
-                                         " drops the last partial batch (an epoch has floor(N / train_batch_size) steps)");
+    top.ctx().Warn("dataloader_drop_last", std::string("concerns the loader DeepSpeed builds from training_data; dsrun ") +
+                                               (c.dataloader_drop_last ? "also" : "always") +
+                                               " drops the last partial batch (an epoch has floor(N / train_batch_size) steps)");
   return Status::OK();
 }
 
