@@ -166,10 +166,7 @@ int64_t WrapperCallsBeforeTraining(const DsConfig& c) {
   return c.zero.stage == 0 && (c.fp16.enabled || c.bf16.enabled) ? 1 : 0;
 }
 
-bool IsOnebitOptimizer(const DsConfig& c) {
-  const std::string& impl = c.optimizer.implementation;
-  return impl == "OnebitAdam" || impl == "ZeroOneAdam" || impl == "OnebitLamb";
-}
+bool IsOnebitOptimizer(const DsConfig& c) { return c.optimizer.onebit(); }
 
 int64_t OnebitCallsBeforeTraining(const DsConfig& c) { return IsOnebitOptimizer(c) ? WrapperCallsBeforeTraining(c) : 0; }
 

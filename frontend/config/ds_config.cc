@@ -232,9 +232,8 @@ Status CrossCheck(ParseContext& ctx, const nlohmann::json& doc, DsConfig* c) {
     }
     // DeepSpeed sums their warm-up gradients and averages their compressed momentum; dscompile's
     // 1-bit runs are checked only against the averaging.
-    const std::string& impl = c->optimizer.implementation;
-    if (impl == "OnebitAdam" || impl == "ZeroOneAdam" || impl == "OnebitLamb")
-      ctx.Unsupported("gradient_allreduce_op", "\"sum\" with the 1-bit optimizer " + impl);
+    if (c->optimizer.onebit())
+      ctx.Unsupported("gradient_allreduce_op", "\"sum\" with the 1-bit optimizer " + c->optimizer.implementation);
   }
   if (c->fp16.fp16_master_weights_and_grads && !c->zero.enabled()) {
     return ctx.Error(DsErrorKind::kAssertionError, "fp16.fp16_master_weights_and_grads", "needs ZeRO stage 1, 2 or 3, but zero_optimization.stage is 0");

@@ -71,6 +71,10 @@ struct OptimizerConfig {
   nlohmann::json params = nlohmann::json::object();  // every effective parameter, DeepSpeed names
 
   bool present() const { return !type.empty(); }
+  // One of the 1-bit family (OnebitAdam, ZeroOneAdam, OnebitLamb).
+  bool onebit() const {
+    return implementation == "OnebitAdam" || implementation == "ZeroOneAdam" || implementation == "OnebitLamb";
+  }
   // OnebitAdam's (and OnebitLamb's) last uncompressed step: its first step() only initialises and returns before the
   // freeze check, so the earliest freeze is after step 2; then the first step >= freeze_step.
   int64_t onebit_last_uncompressed_step() const;
