@@ -55,7 +55,7 @@ Status ReadCommDtype(SectionReader& top, const std::string& key, std::optional<s
 
 // Keys that change what DeepSpeed logs or how its Python side runs, not the numbers: accepted,
 // and when given a non-default value, a warning says why nothing in dscompile changes.
-Status WarnWhatHasNoEffect(SectionReader& top, const DsConfig& c) {
+void WarnWhatHasNoEffect(SectionReader& top, const DsConfig& c) {
   struct Row { bool set; const char* key; const char* why; };
   const Row rows[] = {
       {c.dump_state, "dump_state", "DeepSpeed prints its engine state at start; no effect here (dsinspect PLAN shows the plan)"},
@@ -80,7 +80,6 @@ Status WarnWhatHasNoEffect(SectionReader& top, const DsConfig& c) {
     top.ctx().Warn("dataloader_drop_last", std::string("concerns the loader DeepSpeed builds from training_data; dsrun ") +
                                                (c.dataloader_drop_last ? "also" : "always") +
                                                " drops the last partial batch (an epoch has floor(N / train_batch_size) steps)");
-  return Status::OK();
 }
 
 Status ReadTopLevelScalars(SectionReader& top, DsConfig* c) {
@@ -129,7 +128,7 @@ Status ReadTopLevelScalars(SectionReader& top, DsConfig* c) {
     top.ctx().Warn("vocabulary_size", StrCat(*c->vocabulary_size, " is not a multiple of 8; fp16 GEMMs run slower"));
   }
   RETURN_IF_ERROR(top.OptString("log_level", &c->log_level));
-  RETURN_IF_ERROR(WarnWhatHasNoEffect(top, *c));
+  WarnWhatHasNoEffect(top, *c);
   RETURN_IF_ERROR(top.Int("sequence_parallel_size", &c->sequence_parallel_size, 1));
   if (c->sequence_parallel_size > 1) top.ctx().Unsupported("sequence_parallel_size", "sequence parallelism");
   int64_t dp = c->world_size;
