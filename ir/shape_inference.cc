@@ -6,6 +6,7 @@
 #include "ir/dsc_ops.h"
 #include "ir/node_checks.h"
 #include "ir/onnx_convert.h"
+#include "ir/type_constraints.h"
 #include "onnx/defs/schema.h"
 #include "onnx/shape_inference/implementation.h"
 
@@ -71,8 +72,10 @@ StatusOr<std::unordered_map<const Value*, TensorType>> InferredTypes(const Graph
       TypeToOnnx(v->type, vi->mutable_type());
     }
   }
+  // Types are checked below by CheckTypeConstraints, which admits the half models ONNX's own check
+  // refuses; ONNX runs its inference functions before its type check either way.
   try {
-    onnx::ShapeInferenceOptions options(/*check_type=*/true, /*error_mode=*/1, /*data_prop=*/true);
+    onnx::ShapeInferenceOptions options(/*check_type=*/false, /*error_mode=*/1, /*data_prop=*/true);
     onnx::shape_inference::InferShapes(model, onnx::OpSchemaRegistry::Instance(), options);
   } catch (const std::exception& e) {
     return InvalidArgument("shape inference failed: ", e.what());
@@ -81,6 +84,13 @@ StatusOr<std::unordered_map<const Value*, TensorType>> InferredTypes(const Graph
   for (const auto& vi : model.graph().value_info()) inferred[vi.name()] = &vi.type();
   for (const auto& vi : model.graph().output())
     if (vi.has_type()) inferred[vi.name()] = &vi.type();
+  RETURN_IF_ERROR(CheckTypeConstraints(g, [&](const Value* v) {
+    auto it = inferred.find(v->name());
+    if (it == inferred.end() || !it->second->has_tensor_type() || it->second->tensor_type().elem_type() == 0)
+      return v->type.dtype;
+    StatusOr<TensorType> t = TypeFromOnnx(*it->second, v->name());
+    return t.ok() ? t->dtype : v->type.dtype;
+  }));
   std::unordered_map<const Value*, TensorType> types;
   for (const auto& n : g.nodes()) {
     for (const Value* v : n->outputs()) {

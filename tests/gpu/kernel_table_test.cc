@@ -157,9 +157,9 @@ StatusOr<Prepared> Prepare(const GradCaseText& text, const std::string& dtype) {
   std::set<std::string> keep = SplitComma(Option(text, "keep", ""));
   bool half = dtype == "f16" || dtype == "bf16";
   if (Option(text, "train", "1") != "0") {
-    // Converted before autodiff, as a half model is; where ONNX's schemas refuse the half type
-    // (bfloat16 Conv, pooling, Einsum, NLL, ... before opset 22: autodiff re-infers shapes), the
-    // float32 backward graph is converted instead, which runs the same kernels.
+    // Converted before autodiff, as a half model is; where that graph is refused (a gradient rule
+    // or shape inference that takes no half type), the float32 backward graph is converted
+    // instead, which runs the same kernels.
     StatusOr<Prepared> before = PrepareTrained(text, dtype, keep, /*convert_after_autodiff=*/false);
     if (before.ok() || !half) return before;
     StatusOr<Prepared> after = PrepareTrained(text, dtype, keep, /*convert_after_autodiff=*/true);
