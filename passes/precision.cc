@@ -2,7 +2,8 @@
 // the backward graph autodiff builds computes in the same dtypes as the forward it mirrors.
 //
 // Contract. Runs on the graph with a selected loss and no gradients yet; the regime comes from
-// ResolvePrecision (passes/precision_policy.h); fp32 changes nothing. Then:
+// ResolvePrecision (passes/precision_policy.h); fp32 changes nothing but a half or double loss,
+// which is cast to fp32 as in every regime. Then:
 //  - half model: every trainable parameter initializer becomes half (round to nearest even), as
 //    DeepSpeed's engine does with model.half(); accumulate later adds its fp32 master copy. With
 //    amp O2's keep_batchnorm_fp32, parameters used only by BatchNormalization stay fp32.
@@ -11,8 +12,9 @@
 //    inputs bound to its output's type parameter (PyTorch's promotion: constants never promote,
 //    like Python scalars). Inputs bound to that type parameter are cast to D, outputs bound to it
 //    become D; any other float input gets back the dtype it had before this pass, so nodes the
-//    policy does not cover see the types they were exported with. D falls back to fp32 where the
-//    opset's schema has no half type.
+//    policy does not cover see the types they were exported with. D is half wherever the schema
+//    admits float: ONNX admits bfloat16 for Conv, pooling and more only from opset 22, which added
+//    that type and nothing else, and the type check admits it (ir/type_constraints.h).
 //  - a constant (non-parameter initializer) is converted in place when it has one use, else copied
 //    once per dtype; any other value is cast by one Cast node per (value, dtype), placed before its
 //    first use that needs it.
@@ -63,7 +65,7 @@ bool Allows(const onnx::OpSchema& s, const std::string& type_param, DType t) {
   if (it == s.typeConstraintMap().end()) return true;  // a concrete type string: checked by the verifier
   const std::string want = t == DType::kFloat16 ? "tensor(float16)" : t == DType::kBFloat16 ? "tensor(bfloat16)" : "tensor(float)";
   for (const auto* allowed : it->second.first)
-    if (*allowed == want) return true;
+    if (*allowed == want || *allowed == "tensor(float)") return true;  // half stands where float does
   return false;
 }
 
@@ -237,6 +239,20 @@ class PrecisionRewriter {
   int64_t overflowed_ = 0;
 };
 
+// Casts the loss to fp32 when it is not (the gradient seed 1 is exact in every float type).
+StatusOr<bool> WidenLoss(Graph& g) {
+  Value* loss = g.FindValue(g.training.loss);
+  if (!loss) return Internal("the loss '", g.training.loss, "' is not in the graph");
+  if (loss->type.dtype == DType::kFloat32) return false;
+  Value* wide = g.AddCast(loss, DType::kFloat32, loss->name() + "::fp32", g.UniqueName("precision/loss->fp32"));
+  std::vector<Value*> outs = g.outputs();
+  for (Value*& o : outs)
+    if (o == loss) o = wide;
+  g.SetOutputs(outs);
+  g.training.loss = wide->name();
+  return true;
+}
+
 class PrecisionPass : public GraphPass {
  public:
   const char* name() const override { return "precision"; }
@@ -247,20 +263,24 @@ class PrecisionPass : public GraphPass {
     if (!g.training.gradients.empty())
       return FailedPrecondition("precision runs before autodiff (the backward must mirror the cast forward)");
     ASSIGN_OR_RETURN(PrecisionMode mode, ResolvePrecision(*ctx.config));
-    if (!mode.active()) return false;
+    // A model exported in half trains in half without a regime (DeepSpeed's optimizer on a half
+    // module), and its loss is widened all the same: dsrun reads and reports one float.
+    if (!mode.active()) {
+      if (ctx.log)
+        for (const std::string& name : g.training.parameters)
+          if (const Value* p = g.FindValue(name); p && IsHalf(p->type.dtype)) {
+            *ctx.log << "precision: none: the parameters are " << PrecisionDTypeName(p->type.dtype)
+                     << " and train as they are (optimizer states too, no fp32 master weights); "
+                     << (p->type.dtype == DType::kFloat16 ? "\"fp16\"" : "\"bf16\"")
+                     << ": {\"enabled\": true} adds fp32 master weights\n";
+            break;
+          }
+      return WidenLoss(g);
+    }
 
     PrecisionRewriter rewriter(g, mode);
     RETURN_IF_ERROR(rewriter.Run());
-    Value* loss = g.FindValue(g.training.loss);
-    if (!loss) return Internal("the loss '", g.training.loss, "' is not in the graph");
-    if (loss->type.dtype != DType::kFloat32) {
-      Value* wide = g.AddCast(loss, DType::kFloat32, loss->name() + "::fp32", g.UniqueName("precision/loss->fp32"));
-      std::vector<Value*> outs = g.outputs();
-      for (Value*& o : outs)
-        if (o == loss) o = wide;
-      g.SetOutputs(outs);
-      g.training.loss = wide->name();
-    }
+    RETURN_IF_ERROR(WidenLoss(g).status());
     if (mode.loss_scaling) {
       if (g.FindValue(ops::kLossScaleInput)) return FailedPrecondition("the graph already has a value ", ops::kLossScaleInput);
       g.AddInput(ops::kLossScaleInput, TensorType{DType::kFloat32, Shape{}});
@@ -286,7 +306,9 @@ class PrecisionPass : public GraphPass {
     if (rewriter.overflowed() > 0 && ctx.warn)
       *ctx.warn << "dscompile: warning: precision: " << rewriter.overflowed() << " finite constant or parameter values "
                 << "are beyond " << PrecisionDTypeName(mode.half) << "'s range and became infinite (e.g. an attention mask of "
-                << "float32's minimum); export the model so such constants fit, or use bf16\n";
+                << "float32's minimum); export the model so such constants fit"
+                << (mode.half == DType::kBFloat16 ? " (bf16 rounds only float32's extremes up to infinity)" : ", or use bf16")
+                << "\n";
     if (ctx.log)
       *ctx.log << "precision: " << mode.source << ": " << regime["kind"].get<std::string>() << " in "
                << PrecisionDTypeName(mode.half) << ", " << rewriter.casts().size() << " casts inserted\n";
