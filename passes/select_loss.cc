@@ -147,6 +147,11 @@ class SelectLossPass : public GraphPass {
       else if (chosen) info.parameters.push_back(v->name());
       else constants.push_back(v);
     }
+    // Kernels compute float32 and the half types; a double model would fail node by node later.
+    for (const std::string& name : info.parameters)
+      if (const Value* v = g.FindValue(name); v && v->type.dtype == DType::kFloat64)
+        return Unimplemented("parameter '", name, "' is ", TypeToString(v->type), ": dscompile trains float32, "
+                             "bfloat16 and float16 models; export the model after model.float()");
     RETURN_IF_ERROR(trainable.CheckAllUsed("float initializer"));
     RETURN_IF_ERROR(freeze.CheckAllUsed("trainable initializer"));
     if (info.parameters.empty())

@@ -16,14 +16,18 @@ std::string DimsString(const std::vector<int64_t>& dims, size_t from) {
   return DimsToString({dims.begin() + static_cast<std::ptrdiff_t>(std::min(from, dims.size())), dims.end()});
 }
 
-// Widening conversions that lose nothing; anything else is the user's call (astype).
-StatusOr<Tensor> ConvertForInput(Tensor t, DType want, const std::string& path) {
+// Widening conversions that lose nothing; and float data for a bfloat16 input, which numpy cannot
+// hold (ml_dtypes' arrays save as raw '<V2', which names no type), rounded to nearest even as
+// torch's .to(torch.bfloat16) rounds: `*rounded` says so. Anything else is the user's call (astype).
+StatusOr<Tensor> ConvertForInput(Tensor t, DType want, const std::string& path, bool* rounded) {
   if (t.dtype() == want) return t;
-  bool ok = (t.dtype() == DType::kInt32 && want == DType::kInt64) ||
+  const bool to_bf16 = want == DType::kBFloat16 && IsFloat(t.dtype());
+  bool ok = to_bf16 || (t.dtype() == DType::kInt32 && want == DType::kInt64) ||
             (t.dtype() == DType::kFloat16 && want == DType::kFloat32);
   if (!ok)
     return InvalidArgument(path, ": holds ", DTypeName(t.dtype()), " data but the model input is ", DTypeName(want),
                            " (convert with numpy's .astype)");
+  *rounded = to_bf16;
   Tensor out(want, t.dims());
   for (int64_t i = 0; i < t.numel(); ++i) {
     if (want == DType::kInt64) out.SetFromInt(i, t.GetAsInt(i));
@@ -61,7 +65,12 @@ StatusOr<DataLoader> DataLoader::Open(const std::string& dir, const std::vector<
       return NotFound(path, ": missing: the model input '", in.name, "' needs ", DTypeName(in.dtype),
                       DimsString(in.dims, 0), " per micro-batch (one NAME.npy per input, dim 0 = samples)");
     ASSIGN_OR_RETURN(Tensor t, ReadNpy(path));
-    ASSIGN_OR_RETURN(t, ConvertForInput(std::move(t), in.dtype, path));
+    bool rounded = false;
+    const DType given = t.dtype();
+    ASSIGN_OR_RETURN(t, ConvertForInput(std::move(t), in.dtype, path, &rounded));
+    if (rounded)
+      dl.notes_.push_back(StrCat(path, ": ", DTypeName(given), " data rounded to the model input's bfloat16 (to "
+                                 "nearest even, as torch's .to(torch.bfloat16))"));
     if (t.rank() != static_cast<int64_t>(in.dims.size()) ||
         !std::equal(in.dims.begin() + 1, in.dims.end(), t.dims().begin() + 1))
       return InvalidArgument(path, ": samples have shape ", DimsString(t.dims(), 1), " but the model input '", in.name,

@@ -34,12 +34,15 @@ struct DataLoaderOptions {
 class DataLoader {
  public:
   // Every input needs DIR/NAME.npy with the input's trailing shape and dtype (int32 data for an
-  // int64 input and float16 data for a float32 input are widened); errors name the file.
+  // int64 input and float16 data for a float32 input are widened, float data for a bfloat16 input
+  // is rounded, with a note); errors name the file.
   static StatusOr<DataLoader> Open(const std::string& dir, const std::vector<DataInput>& inputs,
                                    const DataLoaderOptions& opts);
   const std::vector<DataInput>& inputs() const { return inputs_; }
   int64_t num_samples() const { return num_samples_; }
   int64_t steps_per_epoch() const { return num_samples_ / opts_.train_batch_size; }
+  // What Open did to the data that the user should hear of (one line each, no prefix).
+  const std::vector<std::string>& notes() const { return notes_; }
   // Writes micro-batch `micro` of optimizer step `step` (0-based) into `out` (one tensor per
   // input, shaped like DataInput::dims, allocated on first use).
   Status Fill(int64_t step, int64_t micro, std::map<std::string, Tensor>* out);
@@ -51,6 +54,7 @@ class DataLoader {
   DataLoaderOptions opts_;
   std::vector<DataInput> inputs_;
   std::map<std::string, Tensor> data_;
+  std::vector<std::string> notes_;
   int64_t num_samples_ = 0;
   int64_t order_epoch_ = -1;
   std::vector<int64_t> order_;

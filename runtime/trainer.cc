@@ -705,6 +705,8 @@ StatusOr<TrainSummary> Train(const Plan& plan, const TrainOptions& opts, DataLoa
   if (progress && loader.num_samples() % cfg.train_batch_size != 0)
     *progress << "dsrun: note: " << loader.num_samples() % cfg.train_batch_size
               << " samples per epoch do not fill a batch and are skipped (plans have static batch shapes)\n";
+  if (progress)
+    for (const std::string& n : loader.notes()) *progress << "dsrun: note: " << n << "\n";
   if (progress && scales_loss) *progress << "dsrun: loss scale: " << scaler.Describe() << "\n";
   if (progress) *progress << "dsrun: device " << device->name() << "\n";
   if (progress && host_step)

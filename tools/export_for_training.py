@@ -197,6 +197,25 @@ def _flat_key(a):
     return (str(a.dtype), a.size, hashlib.sha1(a.tobytes()).hexdigest())
 
 
+def _bf16_dtype():
+    """The numpy dtype the installed onnx's numpy_helper gives bfloat16 initializers: ml_dtypes'
+    bfloat16 (onnx >= 1.15) or float32 (older onnx widens them)."""
+    probe = onnx.helper.make_tensor("probe", onnx.TensorProto.BFLOAT16, [1], [1.0])
+    return onnx.numpy_helper.to_array(probe).dtype
+
+
+def _numpy(t):
+    """A parameter's values as numpy_helper.to_array gives an initializer of its dtype, so keys and
+    comparisons match (numpy itself has no bfloat16)."""
+    t = t.detach().cpu()
+    if t.dtype != torch.bfloat16:
+        return t.numpy()
+    dt = _bf16_dtype()
+    if dt == np.float32:
+        return t.float().numpy()
+    return t.contiguous().view(torch.int16).numpy().view(dt)
+
+
 def _is_uniform(a):
     return a.size <= 1 or bool(np.all(a == a.reshape(-1)[0]))
 
@@ -242,7 +261,7 @@ def map_parameters(model_proto, module, base_dir=None, unused=()):
     buffer_names = {n for n, _ in module.named_buffers()}
     pending = []
     for pname, p in params:
-        a = p.detach().cpu().numpy()
+        a = _numpy(p)
         if pname in inits and inits[pname].shape == a.shape:
             if not np.array_equal(inits[pname], a):
                 res["problems"].append("initializer %r has the name of parameter %r but other values"
@@ -295,7 +314,7 @@ def map_parameters(model_proto, module, base_dir=None, unused=()):
         (res["problems"] if p.requires_grad else res["warnings"]).append(msg)
     param_keys = {}
     for pname, p in params:
-        a = p.detach().cpu().numpy()
+        a = _numpy(p)
         if not _is_uniform(a):
             param_keys[_key(a)] = pname
             if a.ndim == 2:
