@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include "frontend/external_data.h"
+#include "frontend/restore_parameters.h"
+#include "frontend/torch_node_metadata.h"
 #include "ir/dsc_ops.h"
 #include "onnx/checker.h"
 #include "onnx/onnx_pb.h"
@@ -136,14 +139,49 @@ std::string Externalize(onnx::ModelProto* model, const std::string& location, co
   return blob;
 }
 
+// The names the nodes of `g` and its subgraphs read, and its outputs.
+std::set<std::string> ReadNames(const onnx::GraphProto& g) {
+  std::set<std::string> read;
+  std::function<void(const onnx::GraphProto&)> walk = [&](const onnx::GraphProto& sub) {
+    for (const auto& n : sub.node()) {
+      for (const std::string& in : n.input()) read.insert(in);
+      for (const auto& a : n.attribute()) {
+        if (a.has_g()) walk(a.g());
+        for (const auto& inner : a.graphs()) walk(inner);
+      }
+    }
+    for (const auto& o : sub.output()) read.insert(o.name());
+  };
+  walk(g);
+  return read;
+}
+
+// The source model as dscompile's import saw its parameters, every tensor inline. In a default
+// dynamo export the import rebuilt the parameters onnxscript's optimizer folded or merged
+// (frontend/restore_parameters.h): the plan trained those, so the export writes that rebuilt model,
+// which computes what the file computes, without the folded and merged tensors it replaced.
+StatusOr<onnx::ModelProto> ExportableModel(const std::string& path) {
+  ASSIGN_OR_RETURN(onnx::ModelProto model, ParseModel(path));
+  const fs::path src(path);
+  Status s = InlineExternalData(&model, src.has_parent_path() ? src.parent_path().string() : ".");
+  const std::set<std::string> read_before = ReadNames(model.graph());
+  HeldInitializers restored;
+  if (s.ok()) s = RestoreOptimizedParameters(&model, &restored);
+  if (!s.ok()) return s.WithContext(path);
+  if (restored.empty()) return model;
+  InlineHeld(&model, restored);
+  const std::set<std::string> read_after = ReadNames(model.graph());
+  auto* inits = model.mutable_graph()->mutable_initializer();
+  for (int i = inits->size() - 1; i >= 0; --i)
+    if (read_before.count(inits->Get(i).name()) && !read_after.count(inits->Get(i).name())) inits->DeleteSubrange(i, 1);
+  return model;
+}
+
 }  // namespace
 
 Status ExportTrainedOnnx(const std::string& source_model_path, const std::map<std::string, Tensor>& weights,
                          const std::string& out_path, const ExportOptions& options) {
-  ASSIGN_OR_RETURN(onnx::ModelProto model, ParseModel(source_model_path));
-  const fs::path src(source_model_path);
-  Status loaded = InlineExternalData(&model, src.has_parent_path() ? src.parent_path().string() : ".");
-  if (!loaded.ok()) return loaded.WithContext(source_model_path);
+  ASSIGN_OR_RETURN(onnx::ModelProto model, ExportableModel(source_model_path));
 
   // Decide everything before changing the model: unknown names first, all of them at once.
   std::map<std::string, onnx::TensorProto*> by_name;
@@ -201,12 +239,28 @@ Status ExportTrainedOnnx(const std::string& source_model_path, const std::map<st
 
 StatusOr<std::map<std::string, DType>> OnnxInitializerDTypes(const std::string& model_path) {
   ASSIGN_OR_RETURN(onnx::ModelProto model, ParseModel(model_path));
+  // A default dynamo export's rebuilt parameters have names of their own: read them as exported.
+  if (FindProp(model.graph().metadata_props(), kTorchSignatureKey)) {
+    ASSIGN_OR_RETURN(model, ExportableModel(model_path));
+  }
   std::map<std::string, DType> out;
   for (const auto& t : model.graph().initializer()) {
     StatusOr<DType> d = DTypeFromOnnx(t.data_type());
     if (d.ok()) out[t.name()] = *d;
   }
   return out;
+}
+
+Status CheckOnnxExportable(const Plan& plan, const std::string& source_model_path) {
+  ASSIGN_OR_RETURN(const auto chosen, SelectExportedState(StateTensorRefs(plan)));
+  ASSIGN_OR_RETURN(const auto dtypes, OnnxInitializerDTypes(source_model_path));
+  std::string missing;
+  for (const auto& [name, state] : chosen)
+    if (!dtypes.count(name)) missing += StrCat(missing.empty() ? "'" : ", '", name, "'");
+  if (!missing.empty())
+    return InvalidArgument(source_model_path, " has no initializer named ", missing,
+                           " (a trained value replaces an initializer of the main graph of the same name)");
+  return Status::OK();
 }
 
 std::vector<StateTensorRef> StateTensorRefs(const Plan& plan) {

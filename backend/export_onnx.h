@@ -10,8 +10,12 @@
 // keep initializer names: accumulate makes a parameter P the state P, its fp32 master P::master,
 // and a BatchNorm statistic S the buffer S), so a trained tensor replaces the initializer of its
 // name. The model's PyTorch list ("dscompile.parameters") maps initializers to PyTorch names; it
-// is kept in the exported model unchanged. What exporters merged or duplicated is exported as the
-// ONNX model holds it:
+// is kept in the exported model unchanged. A default dynamo export is written as the import rebuilt
+// it (frontend/restore_parameters.h): each parameter onnxscript's optimizer folded (a transposed
+// weight, a dropped zero bias) or merged (equal biases and norm scales) is an initializer under
+// PyTorch's name again, read through the ops that rebuild what the file computed, and the folded
+// and merged tensors it replaced are gone. What else exporters merged or duplicated is exported as
+// the ONNX model holds it:
 //  - merged (an exporter fused several PyTorch parameters into one initializer, or folded one into
 //    another; the list's "missing" names): the merged initializer is what was trained and is what
 //    is exported; the PyTorch names it absorbed have no tensor of their own in the export.
@@ -52,8 +56,13 @@ struct ExportOptions {
 Status ExportTrainedOnnx(const std::string& source_model_path, const std::map<std::string, Tensor>& weights,
                          const std::string& out_path, const ExportOptions& options);
 
-// The dtype of every main-graph initializer of an ONNX file (external data is not read).
+// The dtype of every main-graph initializer of an ONNX file as the export writes it (external data
+// is read only for a default dynamo export, whose parameters the import rebuilt).
 StatusOr<std::map<std::string, DType>> OnnxInitializerDTypes(const std::string& model_path);
+
+// Before training: every tensor `plan` would export has an initializer of its name in the model
+// ExportTrainedOnnx writes from `source_model_path` (one error lists the missing names).
+Status CheckOnnxExportable(const Plan& plan, const std::string& source_model_path);
 
 // One persistent tensor as the weight selection sees it; a plan's state table and a checkpoint's
 // manifest both describe their tensors this way.

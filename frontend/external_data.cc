@@ -132,6 +132,11 @@ Status HoldCutRawData(onnx::ModelProto* model, const std::vector<RawDataRange>& 
 Status InlineExternalData(onnx::ModelProto* model, const std::string& base_dir) {
   HeldInitializers held;
   RETURN_IF_ERROR(MapExternalData(model, base_dir, &held));
+  InlineHeld(model, held);
+  return Status::OK();
+}
+
+void InlineHeld(onnx::ModelProto* model, const HeldInitializers& held) {
   for (auto& t : *model->mutable_graph()->mutable_initializer()) {
     auto it = held.find(t.name());
     if (it == held.end()) continue;
@@ -140,7 +145,6 @@ Status InlineExternalData(onnx::ModelProto* model, const std::string& base_dir) 
     t.set_data_location(onnx::TensorProto_DataLocation_DEFAULT);
     t.set_raw_data(std::string(reinterpret_cast<const char*>(v.raw()), v.nbytes()));
   }
-  return Status::OK();
 }
 
 StatusOr<Tensor> InitializerData(const onnx::TensorProto& t, const HeldInitializers& held) {

@@ -23,6 +23,8 @@ Status MapExternalData(onnx::ModelProto* model, const std::string& base_dir, Hel
 // Copies every external-data initializer's bytes into its raw_data (for writing a model whose
 // tensors must all be inline).
 Status InlineExternalData(onnx::ModelProto* model, const std::string& base_dir);
+// Copies each held initializer's bytes into its TensorProto's raw_data.
+void InlineHeld(onnx::ModelProto* model, const HeldInitializers& held);
 // Adds to `held` the initializers whose raw_data StripInitializerData cut out of `file`, as
 // tensors borrowing the file's bytes, and marks them held.
 Status HoldCutRawData(onnx::ModelProto* model, const std::vector<RawDataRange>& ranges,

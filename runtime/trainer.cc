@@ -534,6 +534,7 @@ StatusOr<DataLoader> OpenTrainingData(const Plan& plan, const TrainOptions& opts
       return InvalidArgument("--export-onnx: the source model ", source, " (",
                              opts.export_source.empty() ? "the path the plan recorded" : "--export-source",
                              ") is not a readable file; give --export-source MODEL.onnx");
+    RETURN_IF_ERROR(CheckOnnxExportable(plan, source).WithContext("--export-onnx"));
   }
   for (const auto& [flag, path] : {std::pair<const char*, const std::string&>{"--export-onnx", opts.export_onnx},
                                    {"--export-safetensors", opts.export_safetensors}}) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -10,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "frontend/onnx_import.h"
+#include "runtime/npy.h"
 #include "tests/e2e/e2e_util.h"
 
 namespace dsc {
@@ -85,6 +87,49 @@ TEST_P(ExportOnnx, SameTrainedWeightsAtZero3OnTwoRanksAsUnsharded) {
 INSTANTIATE_TEST_SUITE_P(Precisions, ExportOnnx, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "bf16" : "fp32"; });
 
+// A default dynamo export: the plan trained the parameters the import rebuilt (GPT-2's folded
+// transposed weights, its merged biases and LayerNorm scales), and the exported model holds them under
+// PyTorch's names. Trained 2 steps on one repeated batch, the exported model's loss on that batch is
+// the third step's loss of the same run.
+TEST(ExportOnnx, DefaultDynamoExportWritesTheRebuiltParameters) {
+  testing::TempDir tmp;
+  const fs::path dir = fs::path(DSC_SOURCE_DIR) / "models" / "current" / "gpt2";
+  const fs::path model = dir / "gpt2.dynamo_default.onnx";
+  fs::create_directories(tmp.File("one_batch"));
+  for (const char* input : {"input_ids", "labels"}) {
+    StatusOr<Tensor> all = ReadNpy((dir / "data" / (std::string(input) + ".npy")).string());
+    ASSERT_TRUE(all.ok()) << all.status().ToString();
+    std::vector<int64_t> dims = all->dims();
+    dims[0] = 16;
+    Tensor batch(all->dtype(), dims);
+    std::memcpy(batch.raw(), all->raw(), batch.nbytes());
+    ASSERT_TRUE(WriteNpy(tmp.File("one_batch/" + std::string(input) + ".npy"), batch).ok());
+  }
+  const std::string config = (fs::path(DSC_SOURCE_DIR) / "models" / "reference_configs" / "adam.json").string();
+  auto compile = [&](const fs::path& onnx, const std::string& plan) {
+    testing::CommandResult c = testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote(onnx.string()) +
+                                                   " --config " + ShellQuote(config) + " -q -o " + ShellQuote(plan));
+    EXPECT_EQ(c.rc, 0) << c.output;
+  };
+  compile(model, tmp.File("a.dsplan"));
+  const std::vector<double> run = e2e::DsrunLosses(tmp.File("a.dsplan"), tmp.File("one_batch"), 3, tmp);
+  testing::CommandResult r = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + ShellQuote(tmp.File("a.dsplan")) +
+                                                 " --data " + ShellQuote(tmp.File("one_batch")) +
+                                                 " --steps 2 --no-shuffle -q --export-onnx " + ShellQuote(tmp.File("out.onnx")));
+  ASSERT_EQ(r.rc, 0) << r.output;
+  StatusOr<std::unique_ptr<Graph>> exported = ImportOnnxFile(tmp.File("out.onnx"));
+  ASSERT_TRUE(exported.ok()) << exported.status().ToString();
+  for (const char* name : {"model.transformer.h.0.attn.c_attn.weight", "model.transformer.h.0.ln_1.bias",
+                           "model.transformer.h.1.mlp.c_proj.bias"})
+    EXPECT_NE((*exported)->FindValue(name), nullptr) << name;
+  compile(tmp.File("out.onnx"), tmp.File("b.dsplan"));
+  const std::vector<double> resumed = e2e::DsrunLosses(tmp.File("b.dsplan"), tmp.File("one_batch"), 1, tmp);
+  ASSERT_EQ(run.size(), 3u);
+  ASSERT_EQ(resumed.size(), 1u);
+  EXPECT_NE(run[2], run[0]);
+  EXPECT_NEAR(resumed[0], run[2], 1e-6 * std::fabs(run[2]));
+}
+
 TEST(ExportOnnxErrors, AMissingSourceModelFailsBeforeTraining) {
   testing::TempDir tmp;
   const fs::path model = fs::path(DSC_SOURCE_DIR) / "models" / "mlp" / "mlp.onnx";
@@ -98,6 +143,24 @@ TEST(ExportOnnxErrors, AMissingSourceModelFailsBeforeTraining) {
       ShellQuote(tmp.File("out.onnx")) + " --export-source " + ShellQuote(tmp.File("nowhere.onnx")));
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.output.find("nowhere.onnx"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("step "), std::string::npos) << "trained before refusing: " << r.output;
+  EXPECT_FALSE(fs::exists(tmp.File("out.onnx")));
+}
+
+TEST(ExportOnnxErrors, ASourceWithoutTheTrainedNamesFailsBeforeTraining) {
+  testing::TempDir tmp;
+  const fs::path model = fs::path(DSC_SOURCE_DIR) / "models" / "mlp" / "mlp.onnx";
+  const std::string config = tmp.File("c.json"), plan = tmp.File("p.dsplan");
+  std::ofstream(config) << Config(0, 1, false).dump();
+  ASSERT_EQ(testing::RunCommand(ShellQuote(DSCOMPILE_PATH) + " " + ShellQuote(model.string()) + " --config " +
+                                ShellQuote(config) + " -q -o " + ShellQuote(plan)).rc, 0);
+  const fs::path other = fs::path(DSC_SOURCE_DIR) / "models" / "cnn" / "cnn.onnx";
+  testing::CommandResult r = testing::RunCommand(
+      ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + " --data " +
+      ShellQuote((model.parent_path() / "data").string()) + " --steps 1 -q --export-onnx " +
+      ShellQuote(tmp.File("out.onnx")) + " --export-source " + ShellQuote(other.string()));
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.output.find("has no initializer named"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("step "), std::string::npos) << "trained before refusing: " << r.output;
   EXPECT_FALSE(fs::exists(tmp.File("out.onnx")));
 }

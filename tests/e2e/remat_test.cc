@@ -105,7 +105,9 @@ TEST_P(Remat, SameLossesToTheBitAndFewerActivationsKept) {
     EXPECT_EQ(ac["arena_bytes_without"], plain_arena);
   EXPECT_LT(with["memory"]["arena_bytes"].get<int64_t>(), without["memory"]["arena_bytes"].get<int64_t>());
   // The figure for the bundled gpt: at most half (0.47x when this was written).
-  if (c.name == "gpt") EXPECT_LE(2 * with["memory"]["arena_bytes"].get<int64_t>(), plain_arena);
+  if (c.name == "gpt") {
+    EXPECT_LE(2 * with["memory"]["arena_bytes"].get<int64_t>(), plain_arena);
+  }
 
   // cpu_checkpointing: the same trajectory, the checkpoints in the host arena, a smaller device arena.
   config["activation_checkpointing"] = {{"cpu_checkpointing", true}};
