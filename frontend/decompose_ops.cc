@@ -22,7 +22,7 @@ void InstanceNorm(const onnx::NodeProto& n, int64_t opset, std::vector<onnx::Nod
   const std::string x3 = r.Add("Reshape", {n.input(0), r.Ints({0, 0, -1})});
   const std::string d = r.Add("Sub", {x3, r.Reduce("ReduceMean", x3, {2}, true)});
   const std::string var = r.Reduce("ReduceMean", r.Add("Mul", {d, d}), {2}, true);
-  const std::string std_ = r.Add("Sqrt", {r.Add("Add", {var, r.Float(eps ? eps->f() : 1e-5f)})});
+  const std::string std_ = r.Add("Sqrt", {r.Add("Add", {var, r.FloatLike(eps ? eps->f() : 1e-5f, var)})});
   const std::string norm = r.Add("Div", {d, std_});
   const std::string column = r.Ints({-1, 1});
   const std::string scaled = r.Add("Mul", {norm, r.Add("Reshape", {n.input(1), column})});

@@ -147,14 +147,16 @@ Status ParameterRestorer::RestoreFoldedViews() {
 }
 
 // torchlib's group_norm unsqueezes its weight and bias to [C, 1, ...] before the Mul and Add
-// that apply them; folded, the tensor is named val_N and keeps the parameter's element order.
+// that apply them; folded, the tensor is named val_N and keeps the parameter's element order. In a
+// half model the Mul and Add read it through a CastLike to the normalised input's type.
 bool ParameterRestorer::ReadAsGroupNormAffine(const std::string& folded) {
   auto u = uses_.find(folded);
   if (u == uses_.end()) return false;
   for (const Use& use : u->second) {
     const std::string* fx = Fx(*use.node);
     const std::string& op = use.node->op_type();
-    if (!fx || !IsGroupNorm(*fx) || (op != "Mul" && op != "Add") || IsRewritten(*use.node)) return false;
+    const bool cast = (op == "CastLike" || op == "Cast") && use.input == 0;
+    if (!fx || !IsGroupNorm(*fx) || (op != "Mul" && op != "Add" && !cast) || IsRewritten(*use.node)) return false;
   }
   return true;
 }

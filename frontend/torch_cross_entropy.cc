@@ -60,8 +60,21 @@ std::string Classes(ProtoRewriter& r, const std::string& x, const std::string& l
   return r.Add("CastLike", {r.Add("Gather", {r.Add("Shape", {x}), r.IntScalar(1)}), like});
 }
 
+// The type PyTorch promotes two float element types to: the wider, and float for float16 with
+// bfloat16.
+int32_t PromotedFloat(int32_t a, int32_t b) {
+  if (a == b) return a;
+  for (int32_t wide : {onnx::TensorProto::DOUBLE, onnx::TensorProto::FLOAT})
+    if (a == wide || b == wide) return wide;
+  return onnx::TensorProto::FLOAT;
+}
+
 // Probability targets: the whole loss from the log-probabilities (the node itself is not valid ONNX).
-void ProbabilityTargets(const onnx::NodeProto& n, double e, int64_t opset, std::vector<onnx::NodeProto>* out) {
+// Half logits with float targets (a half model's `one_hot(y).float()` soft labels) compute as
+// PyTorch's log_softmax(x) * target does: the log-probabilities in X's type, the product and the
+// loss in the promoted type.
+void ProbabilityTargets(const onnx::NodeProto& n, double e, int64_t opset, int32_t x_type, int32_t p_type,
+                        std::vector<onnx::NodeProto>* out) {
   ProtoRewriter r(n, opset, out, "probability_targets");
   const std::string& x = n.input(0);
   std::string p = n.input(1);
@@ -73,7 +86,15 @@ void ProbabilityTargets(const onnx::NodeProto& n, double e, int64_t opset, std::
   }
   const std::string logp = WeightedLogSoftmax(r, x, w);
   if (n.output_size() > 1 && !n.output(1).empty()) r.Add("Identity", {logp}, n.output(1));
-  const std::string s = r.Add("Neg", {r.Reduce("ReduceSum", r.Add("Mul", {logp, p}), {1}, false)});
+  const int32_t wide = PromotedFloat(x_type, p_type);
+  auto widen = [&](const std::string& v, int32_t type) {
+    if (type == wide) return v;
+    std::string c = r.Add("Cast", {v});
+    r.SetInt("to", wide);
+    return c;
+  };
+  const std::string product = r.Add("Mul", {widen(logp, x_type), widen(p, p_type)});
+  const std::string s = r.Add("Neg", {r.Reduce("ReduceSum", product, {1}, false)});
   if (reduction == "none") r.Add("Identity", {s}, n.output(0));
   else r.Add(reduction == "sum" ? "ReduceSum" : "ReduceMean", {s}, n.output(0));
   if (reduction != "none") r.SetInt("keepdims", 0);
@@ -154,7 +175,10 @@ Status RestoreCrossEntropy(onnx::ModelProto* model) {
     if (e == 0 && !probabilities) return false;
     if (n.input_size() < 2 || n.output_size() < 1 || n.output_size() > 2)
       return InvalidArgument("node '", n.name(), "' (SoftmaxCrossEntropyLoss): malformed inputs/outputs");
-    if (probabilities) ProbabilityTargets(n, e, opset, nodes);
+    if (probabilities) {
+      const int32_t p_type = types->ElemType(n.input(1)), x_type = types->ElemType(n.input(0));
+      ProbabilityTargets(n, e, opset, IsFloatType(x_type) ? x_type : p_type, p_type, nodes);
+    }
     else Smooth(n, e, opset, nodes);
     return true;
   });

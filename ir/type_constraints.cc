@@ -67,7 +67,8 @@ Status CheckTypeConstraints(const Graph& g, const std::function<DType(const Valu
                                *it->second.first, ", and both are of type ", f->GetTypeStr());
       return Status::OK();
     };
-    for (size_t i = 0; i < n->num_inputs(); ++i) RETURN_IF_ERROR(check(n->input(i), FormalAt(s->inputs(), i), "input", i));
+    for (size_t i = 0; i < n->num_inputs(); ++i)
+      RETURN_IF_ERROR(check(n->input(i), FormalAt(s->inputs(), i), "input", i));
     for (size_t i = 0; i < n->num_outputs(); ++i)
       RETURN_IF_ERROR(check(n->output(i), FormalAt(s->outputs(), i), "output", i));
   }

@@ -275,6 +275,18 @@ class PrecisionPass : public GraphPass {
                      << ": {\"enabled\": true} adds fp32 master weights\n";
             break;
           }
+      // float16 moments are where this goes wrong: Adam's squared gradients below float16's
+      // smallest subnormal (6e-8) become 0 and the step divides by eps alone.
+      if (ctx.warn)
+        for (const std::string& name : g.training.parameters)
+          if (const Value* p = g.FindValue(name); p && p->type.dtype == DType::kFloat16) {
+            *ctx.warn << "dscompile: warning: the parameters are fp16 (e.g. '" << name << "') and the config enables "
+                      << "neither fp16 nor bf16: they train in fp16 with fp16 optimizer states, as DeepSpeed's "
+                      << "optimizer trains an fp16 module, where Adam's squared gradients can underflow to 0 "
+                      << "and its steps blow up; \"fp16\": {\"enabled\": true} keeps fp32 master weights and "
+                      << "states and scales the loss\n";
+            break;
+          }
       return WidenLoss(g);
     }
 

@@ -68,7 +68,8 @@ TEST_P(HalfModel, FollowsPyTorch) {
   const std::string metrics = tmp.File("m.jsonl");
   r = testing::RunCommand(ShellQuote(DSRUN_PATH) + " " + ShellQuote(plan) + " --data " +
                           ShellQuote((dir / "data").string()) +
-                          (run.world > 1 ? " --nproc " + std::to_string(run.world) : std::string()) + " --steps " + std::to_string(ref.at("loss").size()) + " --no-shuffle --metrics " +
+                          (run.world > 1 ? " --nproc " + std::to_string(run.world) : std::string()) +
+                          " --steps " + std::to_string(ref.at("loss").size()) + " --no-shuffle --metrics " +
                           ShellQuote(metrics));
   ASSERT_EQ(r.rc, 0) << r.output;
   // Images are float32 data for a bfloat16 input: rounded, and said so.

@@ -99,6 +99,33 @@ TEST(DecomposeOps, InstanceNormAndReduceL2FollowTheOnnxDefinition) {
   }
 }
 
+// In a half model (GroupNorm of an LLM loaded in bfloat16, wav2vec2's feature encoder) the
+// decomposition computes in X's type: its epsilon is a constant of that type, not float.
+TEST(DecomposeOps, InstanceNormOfAHalfModelStaysInItsType) {
+  for (int to : {10, 16}) {  // float16, bfloat16
+    SCOPED_TRACE("to " + std::to_string(to));
+    std::string text = ModelText(18);
+    const std::string cast = "<to = " + std::to_string(to) + ">";
+    text.replace(text.find("  y = InstanceNormalization <epsilon = 0.001> (x, s, b)"),
+                 std::string("  y = InstanceNormalization <epsilon = 0.001> (x, s, b)").size(),
+                 "  xh = Cast " + cast + " (x)\n  sh = Cast " + cast + " (s)\n  bh = Cast " + cast + " (b)\n" +
+                     "  yh = InstanceNormalization <epsilon = 0.001> (xh, sh, bh)\n  y = Cast <to = 1> (yh)");
+    onnx::ModelProto m;
+    auto st = onnx::OnnxParser::Parse(m, text.c_str());
+    ASSERT_TRUE(st.IsOK()) << st.ErrorMessage();
+    StatusOr<std::unique_ptr<Graph>> g = ImportOnnxBytes(m.SerializeAsString(), "", "decompose.onnx");
+    ASSERT_TRUE(g.ok()) << g.status().ToString();
+    std::map<std::string, Tensor> half = Evaluate(**g);
+    ASSERT_TRUE(onnx::OnnxParser::Parse(m, ModelText(18).c_str()).IsOK());
+    StatusOr<std::unique_ptr<Graph>> f = ImportOnnxBytes(m.SerializeAsString(), "", "decompose.onnx");
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    std::map<std::string, Tensor> full = Evaluate(**f);
+    ASSERT_EQ(half.at("y").numel(), 24);
+    for (int i = 0; i < 24; ++i)
+      EXPECT_NEAR(half.at("y").GetAsDouble(i), full.at("y").GetAsDouble(i), 4e-2 * (1 + std::fabs(full.at("y").GetAsDouble(i))));
+  }
+}
+
 // x:(2,3,4); l1 = ReduceL1(x, [1]), lse = ReduceLogSumExp(x, [0, 2]) keepdims, all = over every
 // axis; li = ReduceLogSumExp over rows of Log(z) where z's first row is zeros (a group of -inf:
 // torch.logsumexp gives -inf there, not NaN); big = over rows of 40 * x, whose exp overflows float

@@ -309,6 +309,27 @@ TEST(RestoreParameters, GroupNormAffineFoldsAndConstantsComeApart) {
   EXPECT_EQ(t.NodeNamed("s").input(1), "scale");
 }
 
+// In a half model torchlib's group_norm reads the folded weight and bias through a CastLike to the
+// normalised input's type before its Mul and Add; the folds still become the parameters.
+TEST(RestoreParameters, GroupNormAffineReadThroughACastLikeComesBack) {
+  Model t("\n# inputs\np_gn_weight: PARAMETER target='gn.weight'\np_gn_bias: PARAMETER target='gn.bias'\n"
+          "x: USER_INPUT\n");
+  t.Init("val_10", {1}, {1});
+  t.Init("val_13", {1}, {0});
+  t.Init("val_21", {2, 1, 1}, {1, 1}, "", "['gn.weight', 'val_17', 'val_18']");
+  t.Init("val_22", {2, 1, 1}, {0, 0}, "", "['gn.bias', 'val_17', 'val_18']");
+  const std::string call = "aten.group_norm.default](args = (%x, 1, %p_gn_weight, %p_gn_bias)";
+  t.Node("InstanceNormalization", {"x", "val_10", "val_13"}, "in", "gn_in", call);
+  t.Node("CastLike", {"val_21", "in"}, "w", "gn_w", call);
+  t.Node("Mul", {"in", "w"}, "mul", "gn_mul", call);
+  t.Node("CastLike", {"val_22", "mul"}, "b", "gn_b", call);
+  t.Node("Add", {"mul", "b"}, "out", "gn_out", call);
+  ASSERT_TRUE(t.Restore().ok());
+  EXPECT_EQ(t.NodeNamed("w").input(0), "gn.weight");
+  EXPECT_EQ(t.NodeNamed("b").input(0), "gn.bias");
+  EXPECT_EQ(t.Dims("gn.weight"), (std::vector<int64_t>{2, 1, 1}));
+}
+
 // logit_scale.exp() folds into "exp"; Mamba's -exp(A_log)[:, None] into "unsqueeze_3" (folded from
 // exp and neg: the values' sign says neg came last). Both come back as the logs and the ops. A chain
 // whose values' sign cannot order exp and neg is left.

@@ -16,7 +16,7 @@ const char* kFxKey = "pkg.torch.onnx.fx_node";
 // logits f32[4, 5] (+ weight f32[5]), labels i64[4] -> SoftmaxCrossEntropyLoss -> loss, with the
 // dynamo exporter's fx node recording `smoothing` as aten.cross_entropy_loss's 6th argument.
 onnx::ModelProto CrossEntropy(const std::string& smoothing, bool weight, const std::string& reduction = "mean",
-                              bool probabilities = false) {
+                              bool probabilities = false, int logits_type = onnx::TensorProto::FLOAT) {
   onnx::ModelProto m;
   m.set_ir_version(10);
   m.add_opset_import()->set_version(20);
@@ -28,10 +28,10 @@ onnx::ModelProto CrossEntropy(const std::string& smoothing, bool weight, const s
     v->mutable_type()->mutable_tensor_type()->set_elem_type(dtype);
     for (int64_t d : dims) v->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(d);
   };
-  input("logits", onnx::TensorProto::FLOAT, {4, 5});
+  input("logits", logits_type, {4, 5});
   if (probabilities) input("labels", onnx::TensorProto::FLOAT, {4, 5});
   else input("labels", onnx::TensorProto::INT64, {4});
-  if (weight) input("weight", onnx::TensorProto::FLOAT, {5});
+  if (weight) input("weight", logits_type, {5});
   onnx::NodeProto* n = g->add_node();
   n->set_op_type("SoftmaxCrossEntropyLoss");
   n->set_name("node_cross_entropy_loss");
@@ -116,6 +116,22 @@ TEST(CrossEntropy, ProbabilityTargetsBecomeTheSoftLabelLoss) {
             << smoothing << weight << reduction;
       }
     }
+  }
+}
+
+TEST(CrossEntropy, HalfLogitsWithFloatProbabilitiesComputeInFloat) {
+  // A half model's soft labels (one_hot(y).float()): PyTorch's log_softmax(x) * target promotes to
+  // float, and so does the rewrite, which ONNX's own type check then accepts.
+  for (int half : {onnx::TensorProto::BFLOAT16, onnx::TensorProto::FLOAT16}) {
+    onnx::ModelProto m = CrossEntropy("0.2", /*weight=*/true, "mean", /*probabilities=*/true, half);
+    ASSERT_TRUE(RestoreCrossEntropy(&m).ok());
+    onnx::ShapeInferenceOptions options(/*check_type=*/true, /*error_mode=*/1, /*data_prop=*/true);
+    EXPECT_NO_THROW(onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(), options)) << half;
+    const onnx::NodeProto* loss = Producer(m, "loss");
+    ASSERT_NE(loss, nullptr);
+    int casts = 0;
+    for (const auto& n : m.graph().node()) casts += n.op_type() == "Cast";
+    EXPECT_EQ(casts, 1) << "the log-probabilities, once";
   }
 }
 
