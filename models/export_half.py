@@ -46,7 +46,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 import export_current as C  # noqa: E402
 import export_for_training as X  # noqa: E402
 
-NUM_SAMPLES = 64
+NUM_SAMPLES = C.NUM_SAMPLES
 BATCH = 16
 STEPS = 10
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
