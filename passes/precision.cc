@@ -239,6 +239,14 @@ class PrecisionRewriter {
   int64_t overflowed_ = 0;
 };
 
+// The first trainable parameter whose dtype satisfies `pred`, or null.
+template <typename Pred>
+const Value* FirstParameter(const Graph& g, Pred pred) {
+  for (const std::string& name : g.training.parameters)
+    if (const Value* p = g.FindValue(name); p && pred(p->type.dtype)) return p;
+  return nullptr;
+}
+
 // Casts the loss to fp32 when it is not (the gradient seed 1 is exact in every float type).
 StatusOr<bool> WidenLoss(Graph& g) {
   Value* loss = g.FindValue(g.training.loss);
@@ -266,27 +274,19 @@ class PrecisionPass : public GraphPass {
     // A model exported in half trains in half without a regime (DeepSpeed's optimizer on a half
     // module), and its loss is widened all the same: dsrun reads and reports one float.
     if (!mode.active()) {
-      if (ctx.log)
-        for (const std::string& name : g.training.parameters)
-          if (const Value* p = g.FindValue(name); p && IsHalf(p->type.dtype)) {
-            *ctx.log << "precision: none: the parameters are " << PrecisionDTypeName(p->type.dtype)
-                     << " and train as they are (optimizer states too, no fp32 master weights); "
-                     << (p->type.dtype == DType::kFloat16 ? "\"fp16\"" : "\"bf16\"")
-                     << ": {\"enabled\": true} adds fp32 master weights\n";
-            break;
-          }
+      if (const Value* p = FirstParameter(g, IsHalf); p && ctx.log)
+        *ctx.log << "precision: none: the parameters are " << PrecisionDTypeName(p->type.dtype)
+                 << " and train as they are (optimizer states too, no fp32 master weights); "
+                 << (p->type.dtype == DType::kFloat16 ? "\"fp16\"" : "\"bf16\"")
+                 << ": {\"enabled\": true} adds fp32 master weights\n";
       // float16 moments are where this goes wrong: Adam's squared gradients below float16's
       // smallest subnormal (6e-8) become 0 and the step divides by eps alone.
-      if (ctx.warn)
-        for (const std::string& name : g.training.parameters)
-          if (const Value* p = g.FindValue(name); p && p->type.dtype == DType::kFloat16) {
-            *ctx.warn << "dscompile: warning: the parameters are fp16 (e.g. '" << name << "') and the config enables "
-                      << "neither fp16 nor bf16: they train in fp16 with fp16 optimizer states, as DeepSpeed's "
-                      << "optimizer trains an fp16 module, where Adam's squared gradients can underflow to 0 "
-                      << "and its steps blow up; \"fp16\": {\"enabled\": true} keeps fp32 master weights and "
-                      << "states and scales the loss\n";
-            break;
-          }
+      if (const Value* p = FirstParameter(g, [](DType t) { return t == DType::kFloat16; }); p && ctx.warn)
+        *ctx.warn << "dscompile: warning: the parameters are fp16 (e.g. '" << p->name() << "') and the config "
+                  << "enables neither fp16 nor bf16: they train in fp16 with fp16 optimizer states, as DeepSpeed's "
+                  << "optimizer trains an fp16 module, where Adam's squared gradients can underflow to 0 "
+                  << "and its steps blow up; \"fp16\": {\"enabled\": true} keeps fp32 master weights and "
+                  << "states and scales the loss\n";
       return WidenLoss(g);
     }
 
