@@ -25,12 +25,6 @@ onnx::DataType TensorTypeString(DType t) {
   return onnx::Utils::DataTypeUtils::ToType(proto);
 }
 
-bool Admits(const Formal& f, onnx::DataType actual, DType t) {
-  const onnx::DataTypeSet& admitted = f.GetTypes();
-  if (admitted.empty() || admitted.count(actual)) return true;
-  return IsHalf(t) && admitted.count(TensorTypeString(DType::kFloat32));
-}
-
 std::string AdmittedList(const Formal& f) {
   std::vector<std::string> names;
   for (onnx::DataType d : f.GetTypes()) names.push_back(*d);
@@ -41,6 +35,11 @@ std::string AdmittedList(const Formal& f) {
 }
 
 }  // namespace
+
+bool AdmitsDType(const onnx::DataTypeSet& admitted, DType t) {
+  if (admitted.empty() || admitted.count(TensorTypeString(t))) return true;
+  return IsHalf(t) && admitted.count(TensorTypeString(DType::kFloat32));
+}
 
 Status CheckTypeConstraints(const Graph& g, const std::function<DType(const Value*)>& type_of) {
   auto opset = g.opsets.find("");
@@ -56,7 +55,7 @@ Status CheckTypeConstraints(const Graph& g, const std::function<DType(const Valu
       if (t == DType::kUndefined) return Status::OK();
       const onnx::DataType actual = TensorTypeString(t);
       const std::string who = StrCat(kind, " ", i, " ('", f->GetName(), "', value '", v->name(), "')");
-      if (!Admits(*f, actual, t))
+      if (!AdmitsDType(f->GetTypes(), t))
         return InvalidArgument(n->Describe(), ": ", who, " is ", *actual, ", which ", n->op_type(), "-",
                                s->since_version(), " does not take (", f->GetTypeStr(), " is one of ",
                                AdmittedList(*f), ")");

@@ -4,8 +4,13 @@
 #include <functional>
 
 #include "ir/graph.h"
+#include "onnx/defs/schema.h"
 
 namespace dsc {
+
+// Whether a formal parameter admitting `admitted` (empty: anything) takes a tensor of `t`, a half
+// type standing wherever float is admitted (the rule below).
+bool AdmitsDType(const onnx::DataTypeSet& admitted, DType t);
 
 // Checks every node of the default ONNX domain against its schema at the graph's opset, as ONNX's
 // shape inference does with check_type: each input and output type is one its formal parameter

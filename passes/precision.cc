@@ -32,6 +32,7 @@
 
 #include "frontend/config/ds_config.h"
 #include "ir/dsc_ops.h"
+#include "ir/type_constraints.h"
 #include "passes/pass.h"
 #include "passes/precision_policy.h"
 
@@ -63,10 +64,7 @@ const onnx::OpSchema::FormalParameter* Formal(const std::vector<onnx::OpSchema::
 bool Allows(const onnx::OpSchema& s, const std::string& type_param, DType t) {
   auto it = s.typeConstraintMap().find(type_param);
   if (it == s.typeConstraintMap().end()) return true;  // a concrete type string: checked by the verifier
-  const std::string want = t == DType::kFloat16 ? "tensor(float16)" : t == DType::kBFloat16 ? "tensor(bfloat16)" : "tensor(float)";
-  for (const auto* allowed : it->second.first)
-    if (*allowed == want || *allowed == "tensor(float)") return true;  // half stands where float does
-  return false;
+  return AdmitsDType(it->second.first, t);
 }
 
 class PrecisionRewriter {
