@@ -156,32 +156,36 @@ std::set<std::string> ReadNames(const onnx::GraphProto& g) {
   return read;
 }
 
-// The source model as dscompile's import saw its parameters, every tensor inline. In a default
-// dynamo export the import rebuilt the parameters onnxscript's optimizer folded or merged
+bool IsDynamoExport(const onnx::ModelProto& model) {
+  return FindProp(model.graph().metadata_props(), kTorchSignatureKey) != nullptr;
+}
+
+// `model` (parsed from `path`) as dscompile's import saw its parameters, every tensor inline. In a
+// default dynamo export the import rebuilt the parameters onnxscript's optimizer folded or merged
 // (frontend/restore_parameters.h): the plan trained those, so the export writes that rebuilt model,
 // which computes what the file computes, without the folded and merged tensors it replaced.
-StatusOr<onnx::ModelProto> ExportableModel(const std::string& path) {
-  ASSIGN_OR_RETURN(onnx::ModelProto model, ParseModel(path));
+Status AsImported(onnx::ModelProto* model, const std::string& path) {
   const fs::path src(path);
-  Status s = InlineExternalData(&model, src.has_parent_path() ? src.parent_path().string() : ".");
-  const std::set<std::string> read_before = ReadNames(model.graph());
+  Status s = InlineExternalData(model, src.has_parent_path() ? src.parent_path().string() : ".");
+  if (!s.ok() || !IsDynamoExport(*model)) return s.WithContext(path);
+  const std::set<std::string> read_before = ReadNames(model->graph());
   HeldInitializers restored;
-  if (s.ok()) s = RestoreOptimizedParameters(&model, &restored);
+  s = RestoreOptimizedParameters(model, &restored);
   if (!s.ok()) return s.WithContext(path);
-  if (restored.empty()) return model;
-  InlineHeld(&model, restored);
-  const std::set<std::string> read_after = ReadNames(model.graph());
-  auto* inits = model.mutable_graph()->mutable_initializer();
+  InlineHeld(model, restored);
+  const std::set<std::string> read_after = ReadNames(model->graph());
+  auto* inits = model->mutable_graph()->mutable_initializer();
   for (int i = inits->size() - 1; i >= 0; --i)
     if (read_before.count(inits->Get(i).name()) && !read_after.count(inits->Get(i).name())) inits->DeleteSubrange(i, 1);
-  return model;
+  return Status::OK();
 }
 
 }  // namespace
 
 Status ExportTrainedOnnx(const std::string& source_model_path, const std::map<std::string, Tensor>& weights,
                          const std::string& out_path, const ExportOptions& options) {
-  ASSIGN_OR_RETURN(onnx::ModelProto model, ExportableModel(source_model_path));
+  ASSIGN_OR_RETURN(onnx::ModelProto model, ParseModel(source_model_path));
+  RETURN_IF_ERROR(AsImported(&model, source_model_path));
 
   // Decide everything before changing the model: unknown names first, all of them at once.
   std::map<std::string, onnx::TensorProto*> by_name;
@@ -240,9 +244,7 @@ Status ExportTrainedOnnx(const std::string& source_model_path, const std::map<st
 StatusOr<std::map<std::string, DType>> OnnxInitializerDTypes(const std::string& model_path) {
   ASSIGN_OR_RETURN(onnx::ModelProto model, ParseModel(model_path));
   // A default dynamo export's rebuilt parameters have names of their own: read them as exported.
-  if (FindProp(model.graph().metadata_props(), kTorchSignatureKey)) {
-    ASSIGN_OR_RETURN(model, ExportableModel(model_path));
-  }
+  if (IsDynamoExport(model)) RETURN_IF_ERROR(AsImported(&model, model_path));
   std::map<std::string, DType> out;
   for (const auto& t : model.graph().initializer()) {
     StatusOr<DType> d = DTypeFromOnnx(t.data_type());

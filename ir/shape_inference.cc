@@ -86,10 +86,9 @@ StatusOr<std::unordered_map<const Value*, TensorType>> InferredTypes(const Graph
     if (vi.has_type()) inferred[vi.name()] = &vi.type();
   RETURN_IF_ERROR(CheckTypeConstraints(g, [&](const Value* v) {
     auto it = inferred.find(v->name());
-    if (it == inferred.end() || !it->second->has_tensor_type() || it->second->tensor_type().elem_type() == 0)
-      return v->type.dtype;
-    StatusOr<TensorType> t = TypeFromOnnx(*it->second, v->name());
-    return t.ok() ? t->dtype : v->type.dtype;
+    if (it == inferred.end() || !it->second->has_tensor_type()) return v->type.dtype;
+    StatusOr<DType> d = DTypeFromOnnx(it->second->tensor_type().elem_type());
+    return d.ok() && *d != DType::kUndefined ? *d : v->type.dtype;
   }));
   std::unordered_map<const Value*, TensorType> types;
   for (const auto& n : g.nodes()) {

@@ -35,6 +35,7 @@ Exporter choice (found by exporting GPT-2/Llama/BERT/ViT with torch 2.15, see mo
 """
 
 import argparse
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -197,6 +198,7 @@ def _flat_key(a):
     return (str(a.dtype), a.size, hashlib.sha1(a.tobytes()).hexdigest())
 
 
+@functools.lru_cache(maxsize=None)
 def _bf16_dtype():
     """The numpy dtype the installed onnx's numpy_helper gives bfloat16 initializers: ml_dtypes'
     bfloat16 (onnx >= 1.15) or float32 (older onnx widens them)."""
