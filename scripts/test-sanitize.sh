@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds build-san (clang, ASan+UBSan, libFuzzer) and runs the suite's fast part under the
-# sanitizers plus a short run and a replay of every fuzz target; extra arguments go to ctest.
+# sanitizers plus a short run and a replay of every fuzz target. The GoogleTest cases run batched,
+# a few processes per binary (scripts/ctest_batched.py: under ASan a process start costs more than
+# most cases); with arguments, ctest runs the selection they make, one process per test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh >/dev/null
@@ -47,4 +49,7 @@ cmake --build build-san -j"$(nproc)"
 exclude='^(models_py|comm_mpi_.*|dsrun_kill_one_rank|collective_kernels_mpi(_np[0-9]+)?|bucket_collectives_mpi(_np[0-9]+)?|ZeroBuckets\..*|DsrunNproc\..*|Models/BundledTrajectory\..*|Stages/ZeroTrajectory\..*|Optimizers/OptimizerZero3Trajectory\..*|Optimizers/OptimizerZero0Trajectory\..*|OneCycle/OneCycleTrajectory\..*|Onebit/OnebitTrajectory\..*_w2.*|OnebitTraffic\..*|OnebitResume\..*|Zoadam/ZoadamTrajectory\..*_w2.*|ZoadamTraffic\..*|ZoadamResume\..*|OnebitLamb/OnebitLambTrajectory\..*_w2.*|OnebitLambTraffic\..*|OnebitLambResume\..*|Onebit/OnebitWrapped\..*_w2.*|Onebit/OnebitWrappedOverflow\..*|OnebitWrappedTraffic\..*|Configs/OnebitBuckets\..*|Plans/FusedUpdate\..*_w2( .*)?|NvmeOffloadIo\.BufferedOnTmpfsSaysSoOncePerRank|Configs/HostStep\..*_w2( .*)?|HostStepNvme\..*|HostStepCheckpoint\..*|Models/Remat\..*_w2( .*)?|Files/HalfModel\..*_world2( .*)?|RematDeep\..*|Lamb/LambShardedTrajectory\..*|Stages/NvmeOffload\..*|StagesAndHalves/NvmeOffloadMasters\..*|Precisions/NvmeParamOffload\..*|NvmeParamOffloadCheckpoint\..*|NvmeOffloadCheckpoint\..*|LambFp16\..*|Fp16Overflow\.LambSkipsChangeNothing|Muon/MuonShardedTrajectory\..*|MuonFp16\..*|Fp16Overflow\.MuonSkipsChangeNothing|Fp16Overflow\.NadamCycledMomentumSkipsChangeNothing|Monitors\..*|UnseenTrajectory\..*|Models/CurrentExport\..*|Models/CurrentExportHalf\..*|DropoutInvariant\..*|Bf16Gpt\..*|Runs/DeepSpeedItself\..*|Variants/Bf16Optimizers\..*|Models/HalfPrecisionZero\..*|Models/FullPrecisionGradients\..*|Configs/ExampleConfig\..*|Precisions/ExportOnnx\..*|Bf16Overflow\..*|AmpOverflow\..*|StagesAndRanks/Fp16Overflow\..*|StagesAndRanks/PrecisionMemory\..*|StagesAndRanks/ExactResume\..*_w[24]( .*)?|ExactResumeWith\..*|ResumeElsewhere\..*|Resume\..*|Ranks/KillAtEveryCrashPoint\..*/w2_.*|KillAtRandomMoments\..*|LargeModel\..*|config\.ConfigLimits\.VeryLongKeysAreCheapAndPrintedShort|bundle|gpu_run_sh_dry)$'
 export ASAN_OPTIONS="detect_leaks=1:strict_string_checks=1:check_initialization_order=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-ctest --test-dir build-san --output-on-failure -j"$(nproc)" -E "$exclude" "$@"
+if [ $# -gt 0 ]; then
+  exec ctest --test-dir build-san --output-on-failure -j"$(nproc)" -E "$exclude" "$@"
+fi
+exec python3 scripts/ctest_batched.py --build-dir build-san -j"$(nproc)" -E "$exclude"

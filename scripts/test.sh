@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
-# Builds dscompile and runs the whole test suite (ctest; extra arguments go to it), then the fast
-# part again under ASan+UBSan with a short run of every fuzz target (scripts/test-sanitize.sh;
-# DSC_SANITIZE_TESTS=0 skips that half).
+# Builds dscompile and runs the whole test suite, then the fast part again under ASan+UBSan with a
+# short run of every fuzz target (scripts/test-sanitize.sh; DSC_SANITIZE_TESTS=0 skips that half).
+# GoogleTest cases run batched, a few processes per binary (scripts/ctest_batched.py: a process
+# start and ctest's bookkeeping cost more than most cases); with arguments, ctest runs the
+# selection they make, one process per test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
 main=0
-ctest --test-dir build --output-on-failure -j"$(nproc)" "$@" || main=$?
+if [ $# -gt 0 ]; then
+  ctest --test-dir build --output-on-failure -j"$(nproc)" "$@" || main=$?
+else
+  python3 scripts/ctest_batched.py --build-dir build -j"$(nproc)" || main=$?
+fi
 status=$main
 if [ "${DSC_SANITIZE_TESTS:-1}" != 0 ]; then
   scripts/test-sanitize.sh || status=$?
 fi
 # The sanitizer half prints last, so a failure of the main suite would scroll out of sight of
-# whoever reads only the end of the log (CI keeps its tail): its failed tests run once more on
-# their own at the end, which also tells a flaky test from a broken one. The status stays failed.
-if [ "$main" != 0 ] && [ -s build/Testing/Temporary/LastTestsFailed.log ]; then
-  failed=$(sed 's/^/  /' build/Testing/Temporary/LastTestsFailed.log)
-  echo "=== the main suite failed; its failed tests once more, alone:"
-  ctest --test-dir build --rerun-failed --output-on-failure "$@" 2>&1 | tail -n 60 || true
-  echo "=== the main suite's failures (first run):"
-  echo "$failed"
+# whoever reads only the end of the log (CI keeps its tail): it is summed up once more at the end.
+if [ "$main" != 0 ]; then
+  echo "=== the main suite failed:"
+  if [ $# -eq 0 ]; then
+    cat build/Testing/batched/summary.txt
+  elif [ -s build/Testing/Temporary/LastTestsFailed.log ]; then
+    # Its failed tests once more, alone, which also tells a flaky test from a broken one.
+    failed=$(sed 's/^/  /' build/Testing/Temporary/LastTestsFailed.log)
+    ctest --test-dir build --rerun-failed --output-on-failure "$@" 2>&1 | tail -n 60 || true
+    echo "=== the main suite's failures (first run):"
+    echo "$failed"
+  fi
 fi
 exit "$status"
