@@ -48,20 +48,23 @@ def run_ctest(build_dir, names, jobs):
 
 
 def run_batch(batch, log_dir, timeout):
-    binary, cwd, index, cases = batch
+    (binary, cwd, extra), index, cases = batch
     log = os.path.join(log_dir, f"{os.path.basename(binary)}.{index}.log")
     start = time.monotonic()
     with open(log, "w") as out:
         try:
-            rc = subprocess.call([binary, "--gtest_filter=" + ":".join(cases), "--gtest_also_run_disabled_tests"],
+            rc = subprocess.call([binary, "--gtest_filter=" + ":".join(cases), *extra],
                                  cwd=cwd, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
         except subprocess.TimeoutExpired:
-            rc = "timeout"
+            rc = f"timeout after {timeout} s"
+        except OSError as e:
+            print(f"could not start {binary}: {e}", file=out)
+            rc = "not started"
     return batch, log, rc, time.monotonic() - start
 
 
 def report_failure(batch, log, rc):
-    binary, _, index, cases = batch
+    (binary, _, _), index, cases = batch
     with open(log, errors="replace") as f:
         text = f.read()
     failed = sorted(set(re.findall(r"^\[  FAILED  \] (\S+?)(?:,| \(|$)", text, re.M)))
@@ -98,7 +101,9 @@ def main():
         plain = case and not any(k in props for k in ("ENVIRONMENT", "RESOURCE_LOCK", "RUN_SERIAL",
                                                         "PASS_REGULAR_EXPRESSION", "WILL_FAIL"))
         if plain:
-            key = (test["command"][0], props.get("WORKING_DIRECTORY", build_dir))
+            command = test["command"]
+            extra = tuple(a for a in command[1:] if not a.startswith("--gtest_filter="))
+            key = (command[0], props.get("WORKING_DIRECTORY", build_dir), extra)
             batches_by_binary.setdefault(key, []).append(case)
             ctest_names[case] = name
         else:
@@ -112,12 +117,12 @@ def main():
     for old in os.listdir(log_dir):
         os.remove(os.path.join(log_dir, old))
     batches = []
-    for (binary, cwd), cases in batches_by_binary.items():
+    for key, cases in batches_by_binary.items():
         parts = max(1, min(args.jobs, len(cases) // 8))
         for i in range(parts):
-            batches.append((binary, cwd, i, cases[i::parts]))
-    batches.sort(key=lambda b: -len(b[3]))
-    total = sum(len(b[3]) for b in batches)
+            batches.append((key, i, cases[i::parts]))
+    batches.sort(key=lambda b: -len(b[2]))
+    total = sum(len(b[2]) for b in batches)
     print(f"=== {total} GoogleTest cases of {len(batches_by_binary)} binaries in {len(batches)} processes, "
           f"{args.jobs} at a time ({skipped} tests left out)", flush=True)
     failures, rerun, summary, start = 0, [], [], time.monotonic()
@@ -131,7 +136,7 @@ def main():
                 rerun += culprits
                 summary += lines
             elif secs > 60:
-                print(f"  {os.path.basename(batch[0])} batch {batch[2]}: {len(batch[3])} tests, {secs:.0f} s",
+                print(f"  {os.path.basename(batch[0][0])} batch {batch[1]}: {len(batch[2])} tests, {secs:.0f} s",
                       flush=True)
     print(f"=== GoogleTest batches: {len(batches) - failures} of {len(batches)} passed in "
           f"{time.monotonic() - start:.0f} s", flush=True)
