@@ -9,6 +9,7 @@ scripts/install-deps.sh >/dev/null
 cmake -S . -B build-san -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DDSC_SANITIZE=ON -DDSC_FUZZ=ON -DDSC_ONNX_PREFIX="$(scripts/install-onnx.sh)" >/dev/null
 cmake --build build-san -j"$(nproc)"
+echo "=== $(date -u +%H:%M:%S) build-san built; its tests"
 
 # Left out, each for a reason of its own:
 #   the python reference tests (models_py): PyTorch and ONNX, not our code;

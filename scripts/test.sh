@@ -6,7 +6,11 @@
 # selection they make, one process per test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# CI's limit is on the whole run: each phase says when it starts, so a log shows where time went.
+phase() { echo "=== $(date -u +%H:%M:%S) (+${SECONDS} s) $*"; }
+phase "build"
 scripts/build.sh
+phase "the main suite"
 main=0
 if [ $# -gt 0 ]; then
   ctest --test-dir build --output-on-failure -j"$(nproc)" "$@" || main=$?
@@ -15,8 +19,10 @@ else
 fi
 status=$main
 if [ "${DSC_SANITIZE_TESTS:-1}" != 0 ]; then
+  phase "the sanitizer half (build-san)"
   scripts/test-sanitize.sh || status=$?
 fi
+phase "done"
 # The sanitizer half prints last, so a failure of the main suite would scroll out of sight of
 # whoever reads only the end of the log (CI keeps its tail): it is summed up once more at the end.
 if [ "$main" != 0 ]; then
