@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs every Debian package dscompile's build, tests (clang, libFuzzer and libomp for the
+# Installs every Debian package dscompile's build, tests (clang, libFuzzer, libomp and lld for the
 # sanitizer and fuzz builds) and reference scripts need, then the ONNX C++ library
 # (scripts/install-onnx.sh) and OpenBLAS (scripts/install-openblas.sh) at their current releases,
 # and TensorBoard in a venv of its own for the test that reads dsrun's event files
@@ -19,7 +19,7 @@ PKGS=(
   libopenblas0-pthread libdnnl-dev libjemalloc-dev liburing-dev
   libopenmpi-dev openmpi-bin
   python3-numpy python3-torch python3-onnx librsvg2-bin libexpat1-dev
-  clang libclang-rt-14-dev libomp-14-dev
+  clang libclang-rt-14-dev libomp-14-dev lld
 )
 
 missing=()
