@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Runs a CMake build's tests with each GoogleTest binary's tests batched into a few processes.
 
-ctest starts one process per GoogleTest case. Under ASan each start costs ten times the case
-itself (the whole kernel-case binary runs its 878 cases in 0.2 s, ctest takes 90 s for them), so
-the sanitizer half of the suite (scripts/test-sanitize.sh) runs them this way: every selected case
-of a binary, split into at most -j processes, with -j processes at a time. The other tests (fuzz
+ctest starts one process per GoogleTest case, and a start costs more than most cases (under ASan
+the whole kernel-case binary runs its 878 cases in 0.2 s, ctest takes 90 s for them), so both
+halves of the suite (scripts/test.sh, scripts/test-sanitize.sh) run them this way: every selected
+case of a binary, split into at most -j processes, with -j processes at a time. The other tests (fuzz
 runs, scripts, MPI launches) go through ctest first, as they need its properties (fixtures,
 environment, locks, expected output). Standard library only.
 """
