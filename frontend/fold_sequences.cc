@@ -162,6 +162,9 @@ class SequenceFolder {
     StatusOr<std::unique_ptr<Graph>> g = GraphFromOnnx(sub, held_);
     if (!g.ok() || !InferShapes(**g).ok()) return std::nullopt;
     std::map<const Value*, Tensor> known;
+    // Shape(x) of an x with some symbolic dims: its static entries, for a Gather of only those
+    // (the legacy exporter's torch.chunk sizes read dim 1 of a [batch, n] tensor this way).
+    std::map<const Value*, std::vector<std::optional<int64_t>>> partial_shapes;
     auto value_of = [&](const Value* v) -> const Tensor* {
       if (v->is_initializer()) return &v->initializer();
       auto k = known.find(v);
@@ -185,13 +188,39 @@ class SequenceFolder {
           std::vector<int64_t> part(dims.begin() + start, dims.begin() + std::max(start, end));
           outs.push_back(Tensor::FromVector<int64_t>(DType::kInt64, {static_cast<int64_t>(part.size())}, part));
         }
+      } else if (n->op_type() == "Shape" && x && x->type.shape && n->num_outputs() == 1) {
+        const int64_t rank = static_cast<int64_t>(x->type.shape->size());
+        int64_t start = n->GetInt("start", 0), end = n->GetInt("end", rank);
+        start = std::clamp<int64_t>(start < 0 ? start + rank : start, 0, rank);
+        end = std::clamp<int64_t>(end < 0 ? end + rank : end, 0, rank);
+        std::vector<std::optional<int64_t>> dims;
+        for (int64_t i = start; i < end; ++i) {
+          const Dim& d = (*x->type.shape)[static_cast<size_t>(i)];
+          dims.push_back(d.is_static() ? std::optional<int64_t>(d.value) : std::nullopt);
+        }
+        partial_shapes[n->output(0)] = std::move(dims);
+        continue;
+      } else if (n->op_type() == "Gather" && partial_shapes.count(x) && n->num_inputs() > 1 && n->input(1) &&
+                 value_of(n->input(1))) {
+        const std::vector<std::optional<int64_t>>& dims = partial_shapes.at(x);
+        const Tensor& index = *value_of(n->input(1));
+        std::vector<int64_t> picked;
+        for (int64_t i : index.ToInt64Vector()) {
+          const int64_t k = i < 0 ? i + static_cast<int64_t>(dims.size()) : i;
+          if (k < 0 || k >= static_cast<int64_t>(dims.size()) || !dims[static_cast<size_t>(k)]) return std::nullopt;
+          picked.push_back(*dims[static_cast<size_t>(k)]);
+        }
+        outs.push_back(Tensor::FromVector<int64_t>(DType::kInt64, index.dims(), picked));
       } else {
-        if (!CanEvaluate(*n)) return std::nullopt;
+        // A node on data (what a Shape reads) stays unknown; only the result has to be known.
+        if (!CanEvaluate(*n)) continue;
         std::vector<const Tensor*> ins;
+        bool all_known = true;
         for (const Value* in : n->inputs()) {
           ins.push_back(in ? value_of(in) : nullptr);
-          if (in && !ins.back()) return std::nullopt;
+          if (in && !ins.back()) all_known = false;
         }
+        if (!all_known) continue;
         StatusOr<std::vector<Tensor>> r = EvaluateNode(*n, ins);
         if (!r.ok()) return std::nullopt;
         outs = std::move(*r);
@@ -350,6 +379,15 @@ class SequenceFolder {
       }
       if (has_split && !split->empty() && !IsScalar(n.input(1))) {
         sizes = *split;  // one piece per listed size; keepdims does not apply
+        std::string listed;
+        for (int64_t size : sizes) listed += StrCat(listed.empty() ? "" : ", ", size);
+        for (int64_t size : sizes)
+          if (size < 0)
+            return InvalidArgument(
+                "split '", n.input(1), "' evaluates to sizes [", listed, "], and a size cannot be "
+                "negative; the file computes them wrongly (torch's legacy exporter writes torch.chunk(x, n) so when x "
+                "has fewer than n chunks, and ONNX Runtime refuses such a file too): export with "
+                "tools/export_for_training.py or torch.onnx.export(..., dynamo=True)");
       } else {
         ASSIGN_OR_RETURN(int64_t dim, StaticDim(n.input(0), axis));
         const int64_t chunk = has_split ? (*split)[0] : 1;

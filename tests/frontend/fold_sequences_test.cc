@@ -197,5 +197,52 @@ TEST(FoldSequences, DynamicPieceCountRefused) {
   EXPECT_NE(e.find("not static"), std::string::npos) << e;
 }
 
+// torch.chunk(x, 3, dim=1)[2] on a [batch, 7] tensor as the legacy exporter writes it: the sizes
+// come from dim 1 of Shape(x), static although dim 0 is not.
+TEST(FoldSequences, SizesFromAStaticDimOfADynamicShape) {
+  auto g = ImportText(R"(
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[B,7] x) => (float[B,1] y) {
+      shape = Shape (x)
+      one = Constant <value = int64 {1}> ()
+      len = Gather <axis = 0> (shape, one)
+      three = Constant <value = int64 {3}> ()
+      two = Constant <value = int64 {2}> ()
+      lenp = Add (len, two)
+      chunk = Div (lenp, three)
+      zero1 = Constant <value = int64[1] {0}> ()
+      chunk1 = Unsqueeze (chunk, zero1)
+      twice = Mul (chunk, two)
+      last = Sub (len, twice)
+      last1 = Unsqueeze (last, zero1)
+      sizes = Concat <axis = 0> (chunk1, chunk1, last1)
+      seq = SplitToSequence <axis = 1> (x, sizes)
+      y = SequenceAt (seq, two)
+    })");
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  ExpectNoSequenceOps(**g);
+  const Node* split = ProducerOf(**g, "y")->input(0)->producer();
+  ASSERT_NE(split, nullptr);
+  ASSERT_TRUE(split->input(1)->is_initializer());
+  EXPECT_EQ(split->input(1)->initializer().ToInt64Vector(), (std::vector<int64_t>{3, 3, 1}));
+}
+
+// torch.chunk(x, 6, dim=1)[2] on a [batch, 7] tensor gives 4 chunks in PyTorch, but the legacy
+// exporter writes six sizes, the last negative: a broken file, refused with the sizes named.
+TEST(FoldSequences, NegativeSizesRefused) {
+  auto g = ImportText(R"(
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[B,7] x) => (float[B,2] y) {
+      sizes = Constant <value = int64[6] {2, 2, 2, 2, 2, -3}> ()
+      seq = SplitToSequence <axis = 1> (x, sizes)
+      two = Constant <value = int64 {2}> ()
+      y = SequenceAt (seq, two)
+    })");
+  ASSERT_FALSE(g.ok());
+  const std::string e = g.status().ToString();
+  EXPECT_NE(e.find("[2, 2, 2, 2, 2, -3]"), std::string::npos) << e;
+  EXPECT_NE(e.find("torch.chunk"), std::string::npos) << e;
+}
+
 }  // namespace
 }  // namespace dsc
