@@ -28,6 +28,7 @@ struct PassContext {
   std::string loss;                     // --loss NAME ("" = the single scalar float output)
   std::vector<std::string> freeze;      // --freeze NAME|REGEX
   std::vector<std::string> trainable;   // --trainable NAME|REGEX: overrides the model's parameter list
+  std::vector<std::string> add_trainable;  // --add-trainable NAME|REGEX: trained besides the chosen ones
   int world_size = 1;
   bool memory_aliasing = true;          // memory-plan: views and in-place outputs share bytes
   std::vector<std::string> fuse_disabled;  // --disable-fuse-rewrite NAME: fuse's rows not to apply

@@ -8,7 +8,8 @@
 //  3. otherwise every float initializer with more than one element and a differentiable path to
 //     the loss. Scalars are constants an exporter lifted into initializers (GELU's 0.5, sqrt(2),
 //     an attention scale) and are never trained by this rule; a learnable scalar needs rule 1 or 2.
-// --freeze entries then remove matches. A chosen initializer without a differentiable path to the
+// --add-trainable entries (exact name or full-match regex) then add the float initializers they
+// match, and --freeze entries remove matches. A chosen initializer without a differentiable path to the
 // loss stays fixed, as PyTorch leaves its gradient None, with a warning. Every other initializer
 // (a causal-mask buffer, BatchNormalization running statistics, shape constants) is a constant.
 // Writes Graph::training, prints the parameter table to PassContext::log and warnings about
@@ -118,6 +119,7 @@ class SelectLossPass : public GraphPass {
     ASSIGN_OR_RETURN(Value* loss, ChooseLoss(g, ctx.loss));
     ASSIGN_OR_RETURN(NameMatcher freeze, NameMatcher::Make("--freeze", ctx.freeze));
     ASSIGN_OR_RETURN(NameMatcher trainable, NameMatcher::Make("--trainable", ctx.trainable));
+    ASSIGN_OR_RETURN(NameMatcher added, NameMatcher::Make("--add-trainable", ctx.add_trainable));
     TorchParameters torch_list;
     if (auto it = g.metadata.find(kTorchParametersKey); it != g.metadata.end()) {
       ASSIGN_OR_RETURN(torch_list, ParseTorchParameters(it->second));
@@ -129,13 +131,16 @@ class SelectLossPass : public GraphPass {
     TrainingInfo info;
     info.loss = loss->name();
     std::vector<Value*> frozen_params, constants;
-    std::vector<std::string> unreached;
+    std::vector<std::string> unreached, scalars_kept;
     for (Value* v : g.initializers()) {
       const bool is_float = IsFloat(v->type.dtype);
       bool chosen;
       if (by_option) chosen = is_float && trainable.Matches(v->name());
       else if (by_list) chosen = listed.count(v->name()) > 0;
       else chosen = is_float && reach.count(v) && v->initializer().numel() > 1;
+      if (is_float && added.Matches(v->name())) chosen = true;
+      else if (!chosen && !by_option && !by_list && is_float && reach.count(v) && v->initializer().numel() == 1)
+        scalars_kept.push_back(v->name());
       if (chosen && !is_float)
         return InvalidArgument("'", v->name(), "' is listed as a PyTorch parameter but is ", TypeToString(v->type),
                                "; only float initializers train");
@@ -153,6 +158,7 @@ class SelectLossPass : public GraphPass {
         return Unimplemented("parameter '", name, "' is ", TypeToString(v->type), ": dscompile trains float32, "
                              "bfloat16 and float16 models; export the model after model.float()");
     RETURN_IF_ERROR(trainable.CheckAllUsed("float initializer"));
+    RETURN_IF_ERROR(added.CheckAllUsed("float initializer"));
     RETURN_IF_ERROR(freeze.CheckAllUsed("trainable initializer"));
     if (info.parameters.empty())
       return InvalidArgument("no trainable initializer has a differentiable path to the loss '", loss->name(),
@@ -163,6 +169,18 @@ class SelectLossPass : public GraphPass {
                   << (unreached.size() == 1 ? " has" : "s have") << " no differentiable path to the loss and stay"
                   << (unreached.size() == 1 ? "s" : "") << " fixed (PyTorch leaves their gradient None): "
                   << QuotedNames(unreached) << "\n";
+      // A legacy torch.onnx.export file holds only the module's state as initializers: there a
+      // scalar on a gradient path is as likely an nn.Parameter (nn.PReLU(), a learnable
+      // temperature) as a buffer, and only the user knows which.
+      if (!scalars_kept.empty())
+        *ctx.warn << "dscompile: warning: " << scalars_kept.size() << " single-element initializer"
+                  << (scalars_kept.size() == 1 ? " on a gradient path stays" : "s on a gradient path stay")
+                  << " constant: " << QuotedNames(scalars_kept)
+                  << ". This file has no PyTorch parameter list, so scalars are taken for constants or buffers; if "
+                  << (scalars_kept.size() == 1 ? "it is a parameter" : "any is a parameter")
+                  << " (nn.PReLU()'s slope, a learnable temperature), add it with --add-trainable NAME, or export "
+                     "with tools/export_for_training.py or torch.onnx.export(..., dynamo=True), which record the "
+                     "list\n";
       for (const std::string& w : MergedParameterWarnings(g, info.parameters, torch_list.missing, torch_list.unread, by_list))
         *ctx.warn << "dscompile: warning: " << w << "\n";
       // What the import could not restore from the exporter's metadata (frontend/torch_detach.h).
@@ -191,10 +209,12 @@ class SelectLossPass : public GraphPass {
                        "torch.onnx.export(..., dynamo=True), which record it\n";
       }
     }
-    const char* rule = by_option ? "--trainable"
+    std::string rule = by_option ? "--trainable"
                        : by_list ? "the model's PyTorch parameter list"
                                  : "float initializers with more than one element and a gradient path to the loss";
-    if (ctx.log) PrintTable(g, info, frozen_params, constants, rule, by_list ? torch_list.source : "", torch_list, *ctx.log);
+    if (!ctx.add_trainable.empty()) rule += " and --add-trainable";
+    if (ctx.log)
+      PrintTable(g, info, frozen_params, constants, rule.c_str(), by_list ? torch_list.source : "", torch_list, *ctx.log);
     bool changed = info.loss != g.training.loss || info.parameters != g.training.parameters;
     g.training = std::move(info);
     return changed;

@@ -30,8 +30,9 @@ DeepSpeed JSON config into a training plan for dsrun.
 Trainable parameters are PyTorch's: the list the model carries (written by
 tools/export_for_training.py, or torch.export's graph signature in torch.onnx.export(dynamo=True)
 files); without one, every float initializer with more than one element on a gradient path to the
-loss (scalar initializers are constants the exporter lifted). --trainable replaces the choice,
---freeze removes from it.
+loss (a single-element one may be a constant or buffer as well as a parameter, so it stays constant,
+with a warning naming it). --trainable replaces the choice, --add-trainable adds to it, --freeze
+removes from it.
 
 options:
   -o PLAN                   output plan (default: MODEL's folder, MODEL.dsplan); the initial
@@ -61,6 +62,10 @@ options:
   --loss NAME               the graph output to minimise (default: the single scalar float output)
   --trainable NAME|REGEX    train exactly the matching float initializers (repeatable; full-match
                             regex), overriding the parameter list the model carries
+  --add-trainable NAME|REGEX
+                            train the matching float initializers besides the chosen parameters
+                            (repeatable; full-match regex): a learnable scalar such as nn.PReLU()'s
+                            slope in a file without a parameter list
   --freeze NAME|REGEX       keep matching initializers fixed (repeatable; full-match regex)
   --passes=a,b,c            run exactly these passes instead of the default pipeline
   --list-passes             print the pass names of the default pipeline and exit
@@ -96,7 +101,7 @@ options:
 const std::vector<FlagSpec> kFlags = {
     {"-o", true},          {"--config", true},       {"--world-size", true},   {"--strict-config", false},
     {"--explain-config", false}, {"--no-decay-bias-norm", false}, {"--lr-schedule", true}, {"--dim", true, true},  {"--loss", true},
-    {"--freeze", true, true}, {"--trainable", true, true}, {"--passes", true},     {"--list-passes", false}, {"--list-ops", false}, {"--stop-after-pass-num", true},
+    {"--freeze", true, true}, {"--trainable", true, true}, {"--add-trainable", true, true}, {"--passes", true},     {"--list-passes", false}, {"--list-ops", false}, {"--stop-after-pass-num", true},
     {"--dump-dir", true},  {"--print-ir-after", true, true}, {"--time-passes", false}, {"--flops", false}, {"--copy-weights", false}, {"-q", false},
     {"--no-memory-aliasing", false}, {"--activation-budget", true}, {"--disable-fuse-rewrite", true, true},
     {"--quiet", false},    {"-h", false},            {"--help", false}};
@@ -266,6 +271,7 @@ Status Compile(const ParsedArgs& args, int argc, char** argv) {
   ctx.loss = args.Get("--loss");
   ctx.freeze = args.All("--freeze");
   ctx.trainable = args.All("--trainable");
+  ctx.add_trainable = args.All("--add-trainable");
   ctx.warn = &std::cerr;
   ctx.world_size = static_cast<int>(world_size);
   ctx.memory_aliasing = !args.Has("--no-memory-aliasing");

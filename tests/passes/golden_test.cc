@@ -2,7 +2,7 @@
 // context to run with, and the expected output (text, "unchanged", or an error substring).
 //
 // File layout:
-//   # context: micro_batch=4 dim=seq=16 loss=NAME freeze=REGEX trainable=REGEX world=2
+//   # context: micro_batch=4 dim=seq=16 loss=NAME freeze=REGEX trainable=REGEX add_trainable=REGEX world=2
 //              fuse_disabled=REWRITE   (optional; keys repeatable)
 //   # context: pre=accumulate     (passes run before the one under test; comma-separated)
 //   # config: {"train_batch_size": 8, ...}   (optional: a DeepSpeed config for PassContext::config)
@@ -72,6 +72,7 @@ GoldenCase LoadCase(const fs::path& p) {
         else if (k == "loss") c.ctx.loss = v;
         else if (k == "freeze") c.ctx.freeze.push_back(v);
         else if (k == "trainable") c.ctx.trainable.push_back(v);
+        else if (k == "add_trainable") c.ctx.add_trainable.push_back(v);
         else if (k == "fuse_disabled") c.ctx.fuse_disabled.push_back(v);
         else if (k == "pre") {
           std::istringstream names(v);

@@ -13,6 +13,7 @@
 #include "ir/onnx_convert.h"
 #include "ir/text.h"
 #include "onnx/checker.h"
+#include "onnx/defs/parser.h"
 #include "tests/testutil/test_util.h"
 
 namespace dsc {
@@ -40,7 +41,7 @@ TEST(DscompileCli, HelpListsEveryFlag) {
   EXPECT_EQ(r.rc, 0);
   for (const char* flag : {"--config", "--world-size", "--dump-dir", "--print-ir-after", "--passes",
                            "--stop-after-pass-num", "--time-passes", "--dim", "--loss", "--freeze",
-                           "--explain-config", "--lr-schedule", "--strict-config", "--trainable", "--list-ops",
+                           "--explain-config", "--lr-schedule", "--strict-config", "--trainable", "--add-trainable", "--list-ops",
                            "--copy-weights", "--no-decay-bias-norm", "--disable-fuse-rewrite"})
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
 }
@@ -77,6 +78,45 @@ TEST(DscompileCli, TrainableReplacesTheParameterChoice) {
   CommandResult typo = Dscompile(GptArgs(dir.File("typo.dsplan")) + " --trainable 'ln_f'");
   EXPECT_NE(typo.rc, 0);
   EXPECT_NE(typo.output.find("--trainable 'ln_f' matches no float initializer"), std::string::npos) << typo.output;
+}
+
+// A file without a parameter list (a legacy torch.onnx.export) holds nn.PReLU()'s one-element
+// slope and a scalar buffer alike: both stay constant, named in a warning; --add-trainable trains
+// the one the user names, besides the chosen parameters.
+TEST(DscompileCli, SingleElementInitializersWarnAndAddTrainableAddsThem) {
+  testing::TempDir dir;
+  onnx::ModelProto m;
+  auto st = onnx::OnnxParser::Parse(m, R"(
+    <ir_version: 8, opset_import: ["" : 17]>
+    main (float[batch,3] x, int64[batch] y) => (float[] loss) <float[3,3] fc_weight = {1.0, 0.0, 0.0, 0.0, 1.0,
+        0.0, 0.0, 0.0, 1.0}, float[3] fc_bias = {0.1, 0.2, 0.3}, float[1] act_slope = {0.25}, float scale = {0.5}>
+    {
+      h = Gemm <transB = 1> (x, fc_weight, fc_bias)
+      a = PRelu (h, act_slope)
+      s = Mul (a, scale)
+      loss = SoftmaxCrossEntropyLoss (s, y)
+    })");
+  ASSERT_TRUE(st.IsOK()) << st.ErrorMessage();
+  m.mutable_graph()->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape();  // a scalar
+  const std::string model = dir.File("prelu.onnx");
+  std::ofstream(model, std::ios::binary) << m.SerializeAsString();
+  const std::string base = ShellQuote(model) + " --config " + ShellQuote(kConfigs + "/gpt.json") + " -o " +
+                           ShellQuote(dir.File("p.dsplan"));
+  CommandResult r = Dscompile(base);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NE(r.output.find("trainable parameters (2):"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("2 single-element initializers on a gradient path stay constant: 'act_slope', 'scale'"),
+            std::string::npos) << r.output;
+  CommandResult added = Dscompile(base + " --add-trainable 'act_slope'");
+  ASSERT_EQ(added.rc, 0) << added.output;
+  EXPECT_NE(added.output.find("trainable parameters (3):"), std::string::npos) << added.output;
+  EXPECT_NE(added.output.find("and --add-trainable"), std::string::npos) << added.output;
+  EXPECT_NE(added.output.find("1 single-element initializer on a gradient path stays constant: 'scale'"),
+            std::string::npos) << added.output;
+  CommandResult typo = Dscompile(base + " --add-trainable 'prelu'");
+  EXPECT_NE(typo.rc, 0);
+  EXPECT_NE(typo.output.find("--add-trainable 'prelu' matches no float initializer"), std::string::npos)
+      << typo.output;
 }
 
 // Loads every NN-pass.onnx dump in `dir` and runs ONNX's checker on it, as onnx.checker.check_model
