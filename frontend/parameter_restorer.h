@@ -46,6 +46,7 @@ class ParameterRestorer {
   Status RestoreFoldedViews();
   Status RestoreFoldedUnaryChains();
   bool ReadAsGroupNormAffine(const std::string& folded);
+  Status FlattenGroupNormAffines();
   // restore_recurrent.cc
   Status RestoreFoldedRecurrentWeights();
   // restore_merges.cc

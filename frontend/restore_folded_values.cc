@@ -1,4 +1,5 @@
-// Restoring parameters folded into a value computed from them alone: lookups, views, exp/neg chains.
+// Restoring parameters folded into a value computed from them alone: lookups, views, invertible
+// elementwise chains (exp, neg, sigmoid, ...); and GroupNorm's affine parameters' 1-D shape.
 
 #include <algorithm>
 #include <cmath>
@@ -161,12 +162,41 @@ bool ParameterRestorer::ReadAsGroupNormAffine(const std::string& folded) {
   return true;
 }
 
+namespace {
+
+// Elementwise aten calls with an inverse, as ONNX ops: a parameter folded through one of them
+// comes back as the inverse of the folded values.
+struct InvertibleCall {
+  const char* aten;
+  const char* onnx_op;
+  bool (*invert)(double* v);  // false outside the call's range
+};
+
+const InvertibleCall* FindInvertible(const std::string& aten) {
+  static const InvertibleCall calls[] = {
+      {"exp", "Exp", [](double* v) { return *v > 0 && (*v = std::log(*v), true); }},
+      {"neg", "Neg", [](double* v) { return *v = -*v, true; }},
+      {"sigmoid", "Sigmoid", [](double* v) { return *v > 0 && *v < 1 && (*v = std::log(*v / (1 - *v)), true); }},
+      {"tanh", "Tanh", [](double* v) { return *v > -1 && *v < 1 && (*v = std::atanh(*v), true); }},
+      {"reciprocal", "Reciprocal", [](double* v) { return *v != 0 && (*v = 1 / *v, true); }},
+      {"sqrt", "Sqrt", [](double* v) { return *v >= 0 && (*v = *v * *v, true); }},
+      {"log", "Log", [](double* v) { return std::isfinite(std::exp(*v)) && (*v = std::exp(*v), true); }},
+  };
+  for (const InvertibleCall& c : calls)
+    if (aten == c.aten) return &c;
+  return nullptr;
+}
+
+}  // namespace
+
 // logit_scale.exp() (CLIP, SigLIP), -torch.exp(A_log) (Mamba and its hybrids, then unsqueezed),
-// RWKV's -exp(time_decay): a parameter through exp and/or neg, and calls that keep the element
-// order, folds into an initializer named after the last call ("neg", folded_from [A_log, exp]).
-// With both ops, the values' sign tells their order (exp's results are positive). Both invert, so
-// the parameter comes back as the inverse of the folded values in the folded shape (log rounds:
-// within an ulp of PyTorch's), and the ops are applied to it again.
+// RWKV's -exp(time_decay), a gate's sigmoid(g) or tanh(g): a parameter through one invertible
+// elementwise call (FindInvertible), or through exp and neg, and calls that keep the element order,
+// folds into an initializer named after the last call ("neg", folded_from [A_log, exp]). With exp
+// and neg, the values' sign tells their order (exp's results are positive); other pairs are left,
+// their order unknown. The parameter comes back as the inverse of the folded values in the folded
+// shape (within an ulp or so of PyTorch's: the file holds the rounded result), and the calls are
+// applied to it again.
 Status ParameterRestorer::RestoreFoldedUnaryChains() {
   std::vector<std::string> done;
   for (const auto& [folded, sources] : folded_from_) {
@@ -178,42 +208,38 @@ Status ParameterRestorer::RestoreFoldedUnaryChains() {
     }
     if (params.size() != 1 || !missing_.count(params[0]) || signature_.at(params[0]).kind != "PARAMETER") continue;
     bool known = true;
-    int exps = 0, negs = 0;
+    std::vector<const InvertibleCall*> calls;
     for (const std::string& c : chain) {
-      const std::string op = FxOp(c);
-      if (op == "exp") ++exps;
-      else if (op == "neg") ++negs;
+      if (const InvertibleCall* call = FindInvertible(FxOp(c))) calls.push_back(call);
       else known &= KeepsElementOrder(c) || IsTorchlibConstant(c);
     }
-    const bool has_exp = exps == 1, has_neg = negs == 1;
     const std::string& target = signature_.at(params[0]).target;
-    if (!known || exps > 1 || negs > 1 || !(has_exp || has_neg) || names_.count(target)) continue;
+    if (!known || calls.empty() || calls.size() > 2 || names_.count(target)) continue;
     onnx::TensorProto* t = FindInitializer(folded);
     if (!t) continue;
     ASSIGN_OR_RETURN(Tensor f, InitializerData(*t, *held_));
     if (f.dtype() != DType::kFloat32 && f.dtype() != DType::kFloat64) continue;
-    std::vector<std::string> ops;  // in the order the model applies them
-    if (has_exp && has_neg) {
+    std::vector<const InvertibleCall*> ops;  // in the order the model applies them
+    if (calls.size() == 2) {
+      const InvertibleCall* exp = FindInvertible("exp");
+      const InvertibleCall* neg = FindInvertible("neg");
+      if (!((calls[0] == exp && calls[1] == neg) || (calls[0] == neg && calls[1] == exp))) continue;
       bool negative = true, positive = true;
       for (int64_t i = 0; i < f.numel(); ++i) {
         negative &= f.GetAsDouble(i) < 0;
         positive &= f.GetAsDouble(i) > 0;
       }
-      if (negative) ops = {"exp", "neg"};
-      else if (positive) ops = {"neg", "exp"};
+      if (negative) ops = {exp, neg};
+      else if (positive) ops = {neg, exp};
       else continue;
     } else {
-      ops = {has_exp ? "exp" : "neg"};
+      ops = calls;
     }
     Tensor w(f.dtype(), f.dims());
     bool ok = true;
-    for (int64_t i = 0; i < f.numel(); ++i) {
+    for (int64_t i = 0; i < f.numel() && ok; ++i) {
       double v = f.GetAsDouble(i);
-      for (auto op = ops.rbegin(); op != ops.rend(); ++op) {
-        if (*op == "neg") v = -v;
-        else if (v > 0) v = std::log(v);
-        else ok = false;
-      }
+      for (auto op = ops.rbegin(); op != ops.rend() && ok; ++op) ok = (*op)->invert(&v);
       w.SetFromDouble(i, v);
     }
     if (!ok) continue;
@@ -222,10 +248,10 @@ Status ParameterRestorer::RestoreFoldedUnaryChains() {
     std::string in = target;
     for (size_t k = 0; k < ops.size(); ++k) {
       onnx::NodeProto n;
-      n.set_op_type(ops[k] == "exp" ? "Exp" : "Neg");
-      n.set_name(StrCat(folded, "_restored_", ops[k]));
+      n.set_op_type(ops[k]->onnx_op);
+      n.set_name(StrCat(folded, "_restored_", ops[k]->aten));
       n.add_input(in);
-      const std::string out = k + 1 == ops.size() ? folded : StrCat(folded, "_restored_", ops[k]);
+      const std::string out = k + 1 == ops.size() ? folded : StrCat(folded, "_restored_", ops[k]->aten);
       n.add_output(out);
       names_.insert(out);
       in = out;
@@ -234,6 +260,63 @@ Status ParameterRestorer::RestoreFoldedUnaryChains() {
     done.push_back(folded);
   }
   DropFolded(done);
+  return Status::OK();
+}
+
+// aten.group_norm's weight and bias are 1-D [C]. torchlib unsqueezes them to [C, 1, ...] for its
+// Mul and Add, and a fold (RestoreFoldedViews) or a merge's copy keeps that shape. A parameter of
+// that shape read only there comes back 1-D, viewed by a Reshape, so trained weights load into the
+// PyTorch module and Muon's rule (matrices only) sees PyTorch's shape.
+Status ParameterRestorer::FlattenGroupNormAffines() {
+  for (const auto& [placeholder, input] : signature_) {
+    const std::string& target = input.target;
+    if (input.kind != "PARAMETER" || read_in_subgraph_.count(target)) continue;
+    onnx::TensorProto* t = FindInitializer(target);
+    if (!t || t->dims_size() < 2) continue;
+    bool unit_tail = true;
+    for (int i = 1; i < t->dims_size(); ++i) unit_tail &= t->dims(i) == 1;
+    std::vector<std::pair<onnx::NodeProto*, int>> reads;
+    bool group_norm = unit_tail;
+    for (auto& n : *g_->mutable_node())
+      for (int i = 0; i < n.input_size() && group_norm; ++i)
+        if (n.input(i) == target) {
+          const std::string* fx = Fx(n);
+          const std::string& op = n.op_type();
+          group_norm = fx && IsGroupNorm(*fx) && !IsRewritten(n) &&
+                       (op == "Mul" || op == "Add" || ((op == "Cast" || op == "CastLike") && i == 0));
+          reads.push_back({&n, i});
+        }
+    for (const onnx::NodeProto& n : prepend_)
+      for (const auto& in : n.input()) group_norm &= in != target;
+    const std::string viewed = StrCat(target, "_grouped"), shape_name = StrCat(target, "_grouped_shape");
+    if (!group_norm || reads.empty() || names_.count(viewed) || names_.count(shape_name)) continue;
+    const std::vector<int64_t> dims(t->dims().begin(), t->dims().end());
+    ASSIGN_OR_RETURN(Tensor data, InitializerData(*t, *held_));
+    Tensor flat(data.dtype(), {data.numel()});
+    std::memcpy(flat.raw(), data.raw(), static_cast<size_t>(data.numel()) * DTypeSize(data.dtype()));
+    RemoveInitializer(target);
+    AddHeldInitializer(g_, target, std::move(flat), held_);
+    initializers_.insert(target);
+    initializer_dims_[target] = {dims[0]};
+    for (auto& v : *g_->mutable_value_info())
+      if (v.name() == target && v.type().has_tensor_type()) {
+        auto* shape = v.mutable_type()->mutable_tensor_type()->mutable_shape();
+        shape->clear_dim();
+        shape->add_dim()->set_dim_value(dims[0]);
+      }
+    AddHeldInitializer(g_, shape_name,
+                       Tensor::FromVector(DType::kInt64, {static_cast<int64_t>(dims.size())}, dims), held_);
+    names_.insert(shape_name);
+    names_.insert(viewed);
+    onnx::NodeProto reshape;
+    reshape.set_op_type("Reshape");
+    reshape.set_name(viewed);
+    reshape.add_input(target);
+    reshape.add_input(shape_name);
+    reshape.add_output(viewed);
+    prepend_.push_back(std::move(reshape));
+    for (auto& [node, i] : reads) node->set_input(i, viewed);
+  }
   return Status::OK();
 }
 

@@ -279,8 +279,9 @@ TEST(RestoreParameters, AnUnpairedMergedReadBecomesAConstant) {
 
 // nn.GroupNorm as torchlib writes it: InstanceNormalization with constant unit scale and zero bias
 // (here merged into a parameter equal to them), then Mul and Add by the affine weight and bias
-// unsqueezed to [C, 1, 1] and folded (val_N). The folds become the parameters, the constants stop
-// training, and a second GroupNorm merged with the first gets copies.
+// unsqueezed to [C, 1, 1] and folded (val_N). The folds become the parameters, 1-D as in PyTorch
+// and viewed as [C, 1, 1] by a Reshape, the constants stop training, and a second GroupNorm merged
+// with the first gets copies.
 TEST(RestoreParameters, GroupNormAffineFoldsAndConstantsComeApart) {
   Model t("\n# inputs\np_gn1_weight: PARAMETER target='gn1.weight'\np_gn1_bias: PARAMETER target='gn1.bias'\n"
           "p_gn2_weight: PARAMETER target='gn2.weight'\np_gn2_bias: PARAMETER target='gn2.bias'\n"
@@ -299,11 +300,18 @@ TEST(RestoreParameters, GroupNormAffineFoldsAndConstantsComeApart) {
   }
   t.Node("Mul", {"x", "scale"}, "s", "mul", "aten.mul.Tensor](args = (%x, %p_scale)");
   ASSERT_TRUE(t.Restore().ok());
-  EXPECT_EQ(t.NodeNamed("group_norm_0_mul").input(1), "gn1.weight");
-  EXPECT_EQ(t.NodeNamed("group_norm_0_out").input(1), "gn1.bias");
-  EXPECT_EQ(t.NodeNamed("group_norm_1_mul").input(1), "gn2.weight");
-  EXPECT_EQ(t.NodeNamed("group_norm_1_out").input(1), "gn2.bias");
-  EXPECT_EQ(t.Dims("gn2.weight"), (std::vector<int64_t>{2, 1, 1}));
+  EXPECT_EQ(t.NodeNamed("group_norm_0_mul").input(1), "gn1.weight_grouped");
+  EXPECT_EQ(t.NodeNamed("group_norm_0_out").input(1), "gn1.bias_grouped");
+  EXPECT_EQ(t.NodeNamed("group_norm_1_mul").input(1), "gn2.weight_grouped");
+  EXPECT_EQ(t.NodeNamed("group_norm_1_out").input(1), "gn2.bias_grouped");
+  for (const char* p : {"gn1.weight", "gn1.bias", "gn2.weight", "gn2.bias"}) {
+    EXPECT_EQ(t.Dims(p), (std::vector<int64_t>{2})) << p;
+    const onnx::NodeProto& view = t.NodeNamed(StrCat(p, "_grouped"));
+    EXPECT_EQ(view.op_type(), "Reshape");
+    EXPECT_EQ(view.input(0), p);
+    EXPECT_EQ(t.Dims(view.input(1)).size(), 1u);
+  }
+  EXPECT_EQ(t.Values("gn1.weight"), (std::vector<float>{1, 1}));
   EXPECT_EQ(t.NodeNamed("group_norm_0_in").input(1), "scale_constant");
   EXPECT_EQ(t.NodeNamed("group_norm_1_in").input(1), "scale_constant");
   EXPECT_EQ(t.NodeNamed("s").input(1), "scale");
@@ -325,9 +333,10 @@ TEST(RestoreParameters, GroupNormAffineReadThroughACastLikeComesBack) {
   t.Node("CastLike", {"val_22", "mul"}, "b", "gn_b", call);
   t.Node("Add", {"mul", "b"}, "out", "gn_out", call);
   ASSERT_TRUE(t.Restore().ok());
-  EXPECT_EQ(t.NodeNamed("w").input(0), "gn.weight");
-  EXPECT_EQ(t.NodeNamed("b").input(0), "gn.bias");
-  EXPECT_EQ(t.Dims("gn.weight"), (std::vector<int64_t>{2, 1, 1}));
+  EXPECT_EQ(t.NodeNamed("w").input(0), "gn.weight_grouped");
+  EXPECT_EQ(t.NodeNamed("b").input(0), "gn.bias_grouped");
+  EXPECT_EQ(t.Dims("gn.weight"), (std::vector<int64_t>{2}));
+  EXPECT_EQ(t.NodeNamed("gn.weight_grouped").input(0), "gn.weight");
 }
 
 // logit_scale.exp() folds into "exp"; Mamba's -exp(A_log)[:, None] into "unsqueeze_3" (folded from
@@ -355,6 +364,32 @@ TEST(RestoreParameters, ExpAndNegChainsComeBack) {
   EXPECT_EQ(t.Producer(t.Producer("unsqueeze_3")->input(0))->op_type(), "Exp");
   EXPECT_TRUE(t.HasInitializer("neg_2"));
   EXPECT_FALSE(t.HasInitializer("B_log"));
+}
+
+// A gate's sigmoid(g), a tanh(alpha) and a reciprocal fold the same way, one call each: each
+// comes back as the inverse of the folded values (in float64, so within an ulp of PyTorch's) and
+// the call. A "sigmoid" holding 1.0, outside the call's open range, is left.
+TEST(RestoreParameters, InvertibleElementwiseCallsComeBack) {
+  Model t("\n# inputs\np_g: PARAMETER target='gate'\np_a: PARAMETER target='alpha'\n"
+          "p_r: PARAMETER target='rate'\np_s: PARAMETER target='saturated'\nx: USER_INPUT\n");
+  t.Init("sigmoid", {2}, {0.25f, 0.75f}, "", "['gate']");
+  t.Init("view_1", {2, 1}, {-0.5f, 0.5f}, "", "['alpha', 'tanh', 'val_4']");
+  t.Init("reciprocal", {2}, {4.0f, -0.5f}, "", "['rate']");
+  t.Init("sigmoid_1", {2}, {0.5f, 1.0f}, "", "['saturated']");
+  t.Node("Mul", {"x", "sigmoid"}, "y", "mul", "aten.mul.Tensor](args = (%x, %sigmoid)");
+  t.Node("Mul", {"y", "view_1"}, "z", "mul_1", "aten.mul.Tensor](args = (%y, %view_1)");
+  t.Node("Mul", {"z", "reciprocal"}, "w", "mul_2", "aten.mul.Tensor](args = (%z, %reciprocal)");
+  t.Node("Mul", {"w", "sigmoid_1"}, "v", "mul_3", "aten.mul.Tensor](args = (%w, %sigmoid_1)");
+  ASSERT_TRUE(t.Restore().ok());
+  EXPECT_EQ(t.Values("gate"), (std::vector<float>{static_cast<float>(std::log(1.0 / 3)), static_cast<float>(std::log(3.0))}));
+  EXPECT_EQ(t.Producer("sigmoid")->op_type(), "Sigmoid");
+  EXPECT_EQ(t.Values("alpha"), (std::vector<float>{static_cast<float>(std::atanh(-0.5)), static_cast<float>(std::atanh(0.5))}));
+  EXPECT_EQ(t.Dims("alpha"), (std::vector<int64_t>{2, 1}));
+  EXPECT_EQ(t.Producer("view_1")->op_type(), "Tanh");
+  EXPECT_EQ(t.Values("rate"), (std::vector<float>{0.25f, -2.0f}));
+  EXPECT_EQ(t.Producer("reciprocal")->op_type(), "Reciprocal");
+  EXPECT_TRUE(t.HasInitializer("sigmoid_1"));
+  EXPECT_FALSE(t.HasInitializer("saturated"));
 }
 
 // A node the rewriter fused from several calls carries one call's metadata: it pairs nothing.
