@@ -11,7 +11,7 @@ gradient is (w0 - w1) / lr. The loss and every gradient are compared with PyTorc
 float64 on the same batch.
 
     python random_models.py --dscompile BIN --dsrun BIN [--seeds 0-49] [--exporter legacy]
-                            [--keep DIR] [--show-source] [-v]
+                            [--precision fp32|bf16|fp16] [--zero STAGE] [--keep DIR] [--show-source] [-v]
 
 Exporters: legacy (torch.onnx.export with dynamo=False, opset 17, training mode, no constant
 folding: the bundled models' settings; the one torch 1.13 has), dynamo (dynamo=True with its
@@ -47,8 +47,12 @@ BATCH = 4          # samples in dsrun's one step and in the reference
 EXAMPLE_BATCH = 3  # the export's example batch: different, so a batch size baked in shows
 LR = 1024.0        # a power of two: (w0 - w1) / LR loses no bits to the division
 CLASSES = 3
-TOL = 2e-3         # gradients: max |dsc - ref| over max |ref| per tensor (fp32 against fp64)
-LOSS_TOL = 1e-4
+# Per precision: the largest gradient error (max |dsc - ref| over max |ref| per tensor), the
+# relative loss error against PyTorch in float64, and the noise floor of gradients that are zero
+# in exact arithmetic (the sum of a softmax), as a fraction of the model's largest gradient. bf16
+# and fp16 keep 8 and 11 significant bits through a chain of a dozen ops: their bounds only catch
+# what is grossly wrong (a missing cast, an op computed in the wrong type), not rounding.
+TOLERANCES = {"fp32": (2e-3, 1e-4, 1e-3), "bf16": (0.15, 5e-2, 3e-2), "fp16": (0.05, 1e-2, 1e-2)}
 
 
 class Builder:
@@ -492,10 +496,98 @@ def op_conv(b):
     return b.emit("%s(%s)" % (m, v[0]), s)
 
 
+def op_attention(b):
+    # F.scaled_dot_product_attention (causal or with a mask) on [B, H, L, E], or
+    # nn.MultiheadAttention on [B, L, E].
+    v = b.pick(lambda s: len(s) in (3, 4))
+    if v is None:
+        return None
+    s = v[1]
+    e = s[-1]
+    # torch.onnx's dynamo exporter takes SDPA on 4-D [batch, heads, L, E] only, as models call it.
+    if len(s) == 3:
+        heads = b.rng.choice([h for h in (1, 2, 3, 4) if e % h == 0])
+        m = b.module("nn.MultiheadAttention(%d, %d, batch_first=True, bias=%s)" % (e, heads, b.rng.random() < 0.7))
+        return b.emit("%s(%s, %s, %s, need_weights=False)[0]" % (m, v[0], v[0], v[0]), s)
+    if "sdpa" in b.avoid:
+        return None
+    d = b.rng.randint(2, 6)
+    q, k, w = (b.module("nn.Linear(%d, %d)" % (e, d)) for _ in range(3))
+    c = b.rng.random()
+    if c < 0.4:
+        extra = ", is_causal=True"
+    elif c < 0.7:
+        bits = [b.rng.random() < 0.7 for _ in range(s[-2] * s[-2])]
+        for i in range(s[-2]):
+            bits[i * s[-2] + i] = True  # every query sees at least itself
+        extra = ", attn_mask=%s" % b.buffer("torch.tensor(%s).reshape(%d, %d)" % (bits, s[-2], s[-2]))
+    else:
+        extra = ""
+    return b.emit("F.scaled_dot_product_attention(%s(%s), %s(%s), %s(%s)%s)" % (q, v[0], k, v[0], w, v[0], extra),
+                  s[:-1] + (d,))
+
+
+def op_upsample(b):
+    # ConvTranspose, F.interpolate and adaptive pooling on [B, C, L] or [B, C, H, W].
+    v = b.pick(lambda s: len(s) in (3, 4) and s[1] <= 8 and numel(s) <= 128)
+    if v is None:
+        return None
+    s = v[1]
+    sp = len(s) - 2
+    c = b.rng.random()
+    if c < 0.45:
+        k = b.rng.randint(1, 3)
+        stride = b.rng.randint(1, 2)
+        pad = b.rng.randint(0, (k - 1) // 2) if k > 1 else 0
+        outpad = b.rng.randint(0, stride - 1)
+        groups = b.rng.choice([g for g in (1, 2) if s[1] % g == 0])
+        out = groups * b.rng.randint(1, 3)
+        dims = [(n - 1) * stride - 2 * pad + (k - 1) + outpad + 1 for n in s[2:]]
+        if min(dims) < 1:
+            return None
+        m = b.module("nn.ConvTranspose%dd(%d, %d, %d, stride=%d, padding=%d, output_padding=%d, groups=%d, bias=%s)"
+                     % (sp, s[1], out, k, stride, pad, outpad, groups, b.rng.random() < 0.7))
+        return b.emit("%s(%s)" % (m, v[0]), (s[0], out) + tuple(dims))
+    if c < 0.8:
+        mode = b.rng.choice(["nearest", "linear" if sp == 1 else "bilinear"])
+        corners = "" if mode == "nearest" else ", align_corners=%s" % (b.rng.random() < 0.5)
+        if b.rng.random() < 0.5:
+            dims = [n * 2 for n in s[2:]]
+            return b.emit("F.interpolate(%s, scale_factor=2.0, mode='%s'%s)" % (v[0], mode, corners), s[:2] + tuple(dims))
+        dims = [b.rng.randint(2, 7) for _ in s[2:]]
+        size = dims[0] if sp == 1 else tuple(dims)
+        return b.emit("F.interpolate(%s, size=%s, mode='%s'%s)" % (v[0], size, mode, corners), s[:2] + tuple(dims))
+    dims = [b.rng.choice([d for d in range(1, n + 1) if n % d == 0]) for n in s[2:]]
+    kind = b.rng.choice(["avg", "max"])
+    size = dims[0] if sp == 1 else tuple(dims)
+    return b.emit("F.adaptive_%s_pool%dd(%s, %s)" % (kind, sp, v[0], size), s[:2] + tuple(dims))
+
+
+def op_recurrent(b):
+    v = b.pick(lambda s: len(s) == 3 and s[1] <= 6)
+    if v is None:
+        return None
+    h = b.rng.randint(2, 5)
+    kind = b.rng.choice(["GRU", "LSTM", "RNN"])
+    bi = b.rng.random() < 0.3
+    m = b.module("nn.%s(%d, %d, batch_first=True, bidirectional=%s)" % (kind, v[1][2], h, bi))
+    return b.emit("%s(%s)[0]" % (m, v[0]), v[1][:2] + (h * (2 if bi else 1),))
+
+
+def op_pad(b):
+    v = b.pick(lambda s: len(s) >= 2)
+    a, c = b.rng.randint(0, 2), b.rng.randint(0, 2)
+    if a + c == 0:
+        return None
+    s = v[1][:-1] + (v[1][-1] + a + c,)
+    return b.emit("F.pad(%s, (%d, %d), value=%g)" % (v[0], a, c, b.rng.choice([0.0, 0.5])), s)
+
+
 OPS = [(op_unary, 4), (op_binary_param, 3), (op_binary_values, 3), (op_linear, 3), (op_scores, 1),
        (op_norm, 2), (op_softmax, 1.5), (op_reduce, 2), (op_permute, 1.5), (op_reshape, 2),
        (op_slice, 2), (op_cat, 1), (op_split, 1), (op_expand, 1), (op_gather, 1), (op_cumsum, 1),
-       (op_trilu, 0.5), (op_where_mask, 1), (op_topk, 0.5), (op_einsum, 0.5), (op_conv, 2.5)]
+       (op_trilu, 0.5), (op_where_mask, 1), (op_topk, 0.5), (op_einsum, 0.5), (op_conv, 2.5),
+       (op_attention, 1), (op_upsample, 1), (op_recurrent, 0.4), (op_pad, 0.5)]
 
 
 def build_source(seed, avoid=()):
@@ -507,7 +599,7 @@ def build_source(seed, avoid=()):
     if kind == "tokens":
         vocab, seq, width = rng.randint(5, 12), rng.randint(2, 6), rng.randint(3, 8)
         b.inputs.append(("ids", "ids", (BATCH, seq), vocab))
-        emb = b.module("nn.Embedding(%d, %d)" % (vocab, width))
+        emb = b.module("nn.Embedding(%d, %d%s)" % (vocab, width, ", padding_idx=0" if rng.random() < 0.3 else ""))
         b.emit("%s(ids)" % emb, (BATCH, seq, width))
     else:
         shape = {"vector": (BATCH, rng.randint(2, 8)),
@@ -528,11 +620,22 @@ def build_source(seed, avoid=()):
                     b.fwd.pop()
                     continue
                 break
-    # The loss: a classifier head on the last value, plus squared means of up to two others.
+    # The loss: a head on the last value under one of torch's losses, plus every value nothing reads.
     last = b.pool[-1]
     head = b.module("nn.Linear(%d, %d)" % (numel(last[1]), CLASSES))
-    b.inputs.append(("y", "labels", (BATCH,), CLASSES))
-    terms = ["F.cross_entropy(%s(%s.reshape(%s.shape[0], -1)), y)" % (head, last[0], last[0])]
+    logits = "%s(%s.reshape(%s.shape[0], -1))" % (head, last[0], last[0])
+    loss = rng.choice(["ce", "ce", "ce_smooth", "nll", "mse", "bce", "smooth_l1", "l1", "kl"])
+    if loss in avoid:
+        loss = "ce"
+    if loss in ("ce", "ce_smooth", "nll"):
+        b.inputs.append(("y", "labels", (BATCH,), CLASSES))
+        terms = [{"ce": "F.cross_entropy({l}, y)", "ce_smooth": "F.cross_entropy({l}, y, label_smoothing=0.1)",
+                  "nll": "F.nll_loss(F.log_softmax({l}, dim=-1), y)"}[loss].format(l=logits)]
+    else:
+        b.inputs.append(("y", "probs" if loss in ("bce", "kl") else "float", (BATCH, CLASSES), None))
+        terms = [{"mse": "F.mse_loss({l}, y)", "bce": "F.binary_cross_entropy_with_logits({l}, y)",
+                  "smooth_l1": "F.smooth_l1_loss({l}, y)", "l1": "F.l1_loss({l}, y)",
+                  "kl": "F.kl_div(F.log_softmax({l}, dim=-1), y, reduction='batchmean')"}[loss].format(l=logits)]
     # Every other value nothing reads joins the loss, so every op is on a gradient path.
     text = "\n".join(b.fwd)
     for v in b.pool[:-1]:
@@ -549,10 +652,16 @@ def build_source(seed, avoid=()):
 
 
 def known_exporter_bugs(torch, exporter):
-    """What the exporter is known to mistranslate, checked with ONNX Runtime on its files."""
-    if exporter == "legacy" and int(torch.__version__.split(".")[0]) < 2:
-        return ("'circular'",)  # torch 1.13 pads circular convolutions wrongly
-    return ()
+    """What the torch at hand cannot run or export, or exports wrongly (checked with ONNX Runtime
+    on its files): the generator leaves it out."""
+    avoid = ()
+    if exporter == "legacy":
+        avoid += ("l1", "smooth_l1", "ce_smooth")  # not exported, in 1.13 nor 2.x
+    if int(torch.__version__.split(".")[0]) < 2:
+        # torch 1.13: no F.scaled_dot_product_attention; its legacy exporter pads circular
+        # convolutions wrongly and has no mse loss.
+        avoid += ("'circular'", "sdpa", "mse")
+    return avoid
 
 
 def make_inputs(torch, inputs, batch, seed):
@@ -562,6 +671,8 @@ def make_inputs(torch, inputs, batch, seed):
         shape = (batch,) + tuple(shape[1:])
         if kind == "float":
             out.append(torch.randn(shape, generator=g))
+        elif kind == "probs":
+            out.append(torch.softmax(torch.randn(shape, generator=g), dim=-1))
         else:
             out.append(torch.randint(0, n, shape, generator=g))
     return out
@@ -606,6 +717,30 @@ class Outcome(Exception):
     pass
 
 
+def compare_gradients(w1, grads, w0, np, where, tol, floor_fraction):
+    """(parameter, problem) pairs: each gradient read back from the trained weights `w1` against
+    PyTorch's."""
+    problems = []
+    # A gradient that is zero in exact arithmetic comes out as rounding noise in float32: each
+    # tensor's error is measured against the largest gradient of the model too.
+    floor = floor_fraction * max([float(np.abs(g).max()) for g in grads.values() if g is not None and g.size] + [1e-4])
+    for n, g in grads.items():
+        if g is None:
+            continue  # PyTorch has no gradient: the parameter is on no path to the loss
+        if n not in w1:
+            problems.append((n, "parameter %s is not among the trained weights" % n))
+            continue
+        if tuple(w1[n].shape) != tuple(g.shape):
+            problems.append((n, "trained weight %s has shape %s, PyTorch's %s" % (n, list(w1[n].shape), list(g.shape))))
+            continue
+        got = (w0[n] - w1[n].astype(np.float64)) / LR
+        scale = max(float(np.abs(g).max()), floor)
+        err = float(np.abs(got - g).max()) / scale
+        if err > tol:
+            problems.append((n, "gradient of %s %s: max error %.3g of its largest %.3g" % (n, list(g.shape), err, scale)))
+    return [(n, p + where) for n, p in problems]
+
+
 def check_seed(seed, args, torch, np, nn, F, work):
     src, inputs = build_source(seed, known_exporter_bugs(torch, args.exporter))
     ns = {"torch": torch, "nn": nn, "F": F}
@@ -640,14 +775,23 @@ def check_seed(seed, args, torch, np, nn, F, work):
     ref = ns["Net"]()
     ref.load_state_dict(net.state_dict())
     ref.double().train()
-    ref_args = [t.double() if t.is_floating_point() else t for t in batch]
-    loss = ref(*ref_args)
-    loss.backward()
-    grads = {n: p.grad.numpy() if p.grad is not None else None for n, p in ref.named_parameters()}
+
+    def torch_step(samples):
+        ref.zero_grad(set_to_none=True)
+        loss = ref(*[t[samples].double() if t.is_floating_point() else t[samples] for t in batch])
+        loss.backward()
+        return loss.item(), {n: p.grad.numpy().copy() if p.grad is not None else None for n, p in ref.named_parameters()}
+
+    want_loss, grads = torch_step(slice(0, BATCH))
     w0 = {n: p.detach().double().numpy() for n, p in ref.named_parameters()}
 
     cfg = {"train_batch_size": BATCH, "train_micro_batch_size_per_gpu": BATCH, "gradient_clipping": 0.0,
            "optimizer": {"type": "SGD", "params": {"lr": LR, "momentum": 0.0, "weight_decay": 0.0}}}
+    if args.precision == "bf16":
+        cfg["bf16"] = {"enabled": True}
+    elif args.precision == "fp16":
+        # A static scale: a dynamic one would skip the only step on an overflow.
+        cfg["fp16"] = {"enabled": True, "loss_scale": 256}
     with open(os.path.join(d, "ds.json"), "w") as f:
         json.dump(cfg, f)
     plan = os.path.join(d, "model.plan")
@@ -668,7 +812,7 @@ def check_seed(seed, args, torch, np, nn, F, work):
             return "exporter", "ONNX Runtime cannot run the file either (%s); dscompile: %s" % (
                 file_loss, p.stdout.strip().splitlines()[-1])
         raise Outcome("dscompile failed:\n" + p.stdout[-3000:])
-    warnings = [l for l in p.stdout.splitlines() if "warning" in l]
+    warnings = [l for l in p.stdout.splitlines() if "warning:" in l or "note:" in l]
     st = os.path.join(d, "trained.safetensors")
     met = os.path.join(d, "metrics.jsonl")
     p = subprocess.run([args.dsrun, plan, "--data", os.path.join(d, "data"), "--steps", "1",
@@ -680,35 +824,41 @@ def check_seed(seed, args, torch, np, nn, F, work):
     with open(met) as f:
         got_loss = json.loads(f.readline())["loss"]
     problems = []
-    want_loss = loss.item()
-    if abs(got_loss - want_loss) > LOSS_TOL * max(1.0, abs(want_loss)):
+    tol, loss_tol, floor = TOLERANCES[args.precision]
+    if abs(got_loss - want_loss) > loss_tol * max(1.0, abs(want_loss)):
         file_loss = onnxruntime_loss(path, d, inputs, np)
         if isinstance(file_loss, str):
             file_loss = None
-        if file_loss is not None and abs(file_loss - got_loss) <= LOSS_TOL * max(1.0, abs(want_loss)):
+        if file_loss is not None and abs(file_loss - got_loss) <= loss_tol * max(1.0, abs(want_loss)):
             # ONNX Runtime computes dscompile's loss from the file: the exporter mistranslated
             # the model, which no importer can see.
             return "exporter", "the file computes %.9g (ONNX Runtime and dscompile), PyTorch %.9g" % (got_loss, want_loss)
         problems.append((None, "loss %.9g, PyTorch %.9g%s" % (got_loss, want_loss, "" if file_loss is None else
                                                               ", ONNX Runtime %.9g" % file_loss)))
-    w1 = read_safetensors(st, np)
-    # A gradient that is zero in exact arithmetic comes out as rounding noise in float32: each
-    # tensor's error is measured against the largest gradient of the model too.
-    floor = 1e-3 * max([float(np.abs(g).max()) for g in grads.values() if g is not None and g.size] + [1e-4])
-    for n, g in grads.items():
-        if g is None:
-            continue  # PyTorch has no gradient: the parameter is on no path to the loss
-        if n not in w1:
-            problems.append((n, "parameter %s is not among the trained weights" % n))
-            continue
-        if tuple(w1[n].shape) != tuple(g.shape):
-            problems.append((n, "trained weight %s has shape %s, PyTorch's %s" % (n, list(w1[n].shape), list(g.shape))))
-            continue
-        got = (w0[n] - w1[n].astype(np.float64)) / LR
-        scale = max(float(np.abs(g).max()), floor)
-        err = float(np.abs(got - g).max()) / scale
-        if err > TOL:
-            problems.append((n, "gradient of %s %s: max error %.3g of its largest %.3g" % (n, list(g.shape), err, scale)))
+    problems += compare_gradients(read_safetensors(st, np), grads, w0, np, "", tol, floor)
+    if args.zero is not None and not problems:
+        # The same step on 2 ranks at the given ZeRO stage, 2 samples each: as in DeepSpeed (and
+        # PyTorch's DDP), the mean of the ranks' gradients, each on its own samples (a loss that
+        # sums over the batch halves, BatchNorm normalises over each rank's samples).
+        cfg2 = dict(cfg, train_micro_batch_size_per_gpu=BATCH // 2, zero_optimization={"stage": args.zero},
+                    zero_allow_untested_optimizer=True)
+        with open(os.path.join(d, "ds_zero.json"), "w") as f:
+            json.dump(cfg2, f)
+        plan2, st2 = os.path.join(d, "zero.plan"), os.path.join(d, "zero.safetensors")
+        p = subprocess.run([args.dscompile, path, "--config", os.path.join(d, "ds_zero.json"), "-o", plan2,
+                            "--world-size", "2"] + extra, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if p.returncode != 0:
+            raise Outcome("dscompile --world-size 2 failed:\n" + p.stdout[-3000:])
+        p = subprocess.run([args.dsrun, plan2, "--data", os.path.join(d, "data"), "--steps", "1", "--no-shuffle",
+                            "--nproc", "2", "-q", "--export-safetensors", st2],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if p.returncode != 0:
+            raise Outcome("dsrun --nproc 2 failed:\n" + p.stdout[-3000:])
+        halves = [torch_step(slice(r * BATCH // 2, (r + 1) * BATCH // 2))[1] for r in range(2)]
+        mean = {n: None if halves[0][n] is None else (halves[0][n] + halves[1][n]) / 2 for n in grads}
+        problems += compare_gradients(read_safetensors(st2, np), mean, w0, np,
+                                      " on 2 ranks at ZeRO stage %d" % args.zero, tol, floor)
+
     if problems:
         # A parameter dscompile's warnings name (one the exporter's optimizer folded into a value
         # no rule can invert, say) differs as announced: not a silent error.
@@ -755,6 +905,12 @@ def main():
     ap.add_argument("--dsrun", default=os.path.join(ROOT, "build", "tools", "dsrun"))
     ap.add_argument("--seeds", default="0-29", help="seeds, e.g. 0-99 or 3,7,12 (default 0-29)")
     ap.add_argument("--exporter", default="legacy", choices=["legacy", "dynamo", "dynamo_noopt", "helper"])
+    ap.add_argument("--precision", default="fp32", choices=sorted(TOLERANCES),
+                    help="train in this precision (the config's bf16 or fp16 section, fp32 master weights); "
+                         "bf16 and fp16 are checked with loose bounds (TOLERANCES)")
+    ap.add_argument("--zero", type=int, choices=[0, 1, 2, 3],
+                    help="also take the step on 2 ranks (dsrun --nproc 2) at this ZeRO stage, 2 samples each, "
+                         "against the mean of PyTorch's gradients on each rank's samples")
     ap.add_argument("--keep", help="keep each seed's files (model.py, model.onnx, data, plan) in this folder")
     ap.add_argument("--show-source", action="store_true", help="print every seed's model source")
     ap.add_argument("-v", "--verbose", action="store_true", help="a line per seed")
