@@ -51,6 +51,8 @@ class ParameterRestorer {
   Status RestoreFoldedRecurrentWeights();
   // restore_merges.cc
   Status SplitMergedDuplicates();
+  // restore_merged_calls.cc
+  Status SplitMergedCalls();
   std::vector<std::pair<Use, std::string>> PairReads(const std::vector<Use>& uses,
                                                      const std::vector<std::string>& operands) const;
   std::vector<int64_t> DroppedBiasShape(const onnx::NodeProto& n) const;

@@ -30,14 +30,6 @@ bool IsTorchlibConstant(const std::string& name) {
   return name.size() > 4 && name.rfind("val_", 0) == 0 && name.find_first_not_of("0123456789", 4) == std::string::npos;
 }
 
-// The aten op an fx node name stands for: "exp_3" -> "exp".
-std::string FxOp(const std::string& fx_name) {
-  const size_t end = fx_name.find_last_not_of("0123456789");
-  if (end == std::string::npos) return "";
-  if (end + 1 < fx_name.size() && fx_name[end] == '_') return fx_name.substr(0, end);
-  return fx_name;
-}
-
 }  // namespace
 
 // nn.Embedding looked up with constant indices (position_ids from arange or a buffer, a zero
@@ -210,7 +202,7 @@ Status ParameterRestorer::RestoreFoldedUnaryChains() {
     bool known = true;
     std::vector<const InvertibleCall*> calls;
     for (const std::string& c : chain) {
-      if (const InvertibleCall* call = FindInvertible(FxOp(c))) calls.push_back(call);
+      if (const InvertibleCall* call = FindInvertible(FxOpOfName(c))) calls.push_back(call);
       else known &= KeepsElementOrder(c) || IsTorchlibConstant(c);
     }
     const std::string& target = signature_.at(params[0]).target;

@@ -20,6 +20,7 @@ Status ParameterRestorer::Run(const std::string& signature) {
   RETURN_IF_ERROR(RestoreFoldedUnaryChains());
   RETURN_IF_ERROR(RestoreFoldedRecurrentWeights());
   RETURN_IF_ERROR(SplitMergedDuplicates());
+  RETURN_IF_ERROR(SplitMergedCalls());
   RETURN_IF_ERROR(FlattenGroupNormAffines());
   if (!prepend_.empty()) {
     // The new Transposes read initializers only: first in the node list keeps it topological.

@@ -44,6 +44,13 @@ std::string FxNodeName(const std::string& fx) {
   return end == std::string::npos ? "" : fx.substr(1, end - 1);
 }
 
+std::string FxOpOfName(const std::string& fx_name) {
+  const size_t end = fx_name.find_last_not_of("0123456789");
+  if (end == std::string::npos) return "";
+  if (end + 1 < fx_name.size() && fx_name[end] == '_') return fx_name.substr(0, end);
+  return fx_name;
+}
+
 std::vector<std::string> FxCallOperands(const std::string& fx) {
   std::vector<std::string> out;
   const size_t at = fx.find("](args = (");

@@ -55,6 +55,9 @@ std::vector<std::string> FxCallArgs(const std::string& fx, const std::string& ta
 // The fx node's own name: "%linear : [num_users=1] = ..." -> "linear"; empty when the text has none.
 std::string FxNodeName(const std::string& fx);
 
+// The aten op an fx node name stands for: "exp_3" -> "exp", "layer_norm_1" -> "layer_norm".
+std::string FxOpOfName(const std::string& fx_name);
+
 // The "%name" operands of the call in an fx_node text, in order (nested lists included), without the '%'.
 std::vector<std::string> FxCallOperands(const std::string& fx);
 

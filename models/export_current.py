@@ -381,6 +381,15 @@ def build_llama_tied():
     return CausalLMLoss(T.LlamaForCausalLM(cfg))
 
 
+def build_gpt_neox():
+    """Pythia's architecture: parallel residual, both block norms reading the block's input (equal
+    when fresh, so the default export's optimizer merges them by CSE; dscompile splits them)."""
+    cfg = T.GPTNeoXConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                          intermediate_size=64, max_position_embeddings=SEQ, rotary_pct=0.25,
+                          use_parallel_residual=True, hidden_dropout=0.0, attention_dropout=0.0, use_cache=False)
+    return CausalLMLoss(T.GPTNeoXForCausalLM(cfg))
+
+
 def build_albert():
     """One transformer layer's weights used by all three layers; factorised embedding (16 -> 32)."""
     cfg = T.AlbertConfig(vocab_size=VOCAB, embedding_size=16, hidden_size=32, num_hidden_layers=3,
@@ -860,6 +869,8 @@ MODELS = collections.OrderedDict([
     # Merged, folded and dropped parameters of a fresh model's default dynamo export, which dscompile
     # restores: GroupNorm, a viewed layer scale, LayerNorm with and without affine weights
     ("fresh_norms", (FreshNormsAndScales, data_image, 68, COMPACT)),
+    # GPT-NeoX (Pythia): parallel attention and MLP norms on one input, merged by the default export's CSE
+    ("gpt_neox", (build_gpt_neox, data_lm, 69, COMPACT)),
 ])
 
 
