@@ -1,4 +1,5 @@
-// Restoring parameters whose Transpose onnxscript's optimizer folded (aten.linear, aten.index).
+// Restoring parameters whose Transpose onnxscript's optimizer folded (aten.linear, aten.index, a
+// matrix's .T in the model).
 
 #include <algorithm>
 #include <cstring>
@@ -97,6 +98,11 @@ Status ParameterRestorer::RestoreFoldedTransposes() {
     std::vector<int64_t> perm = FoldedPermutation(u->second[0], p->second, rank);
     for (const Use& use : u->second)
       if (FoldedPermutation(use, p->second, rank) != perm) perm.clear();
+    // The model's own transpose of a matrix (Falcon's `input @ self.weight.T`): the fold is named
+    // after its call, and a 2-D transpose has one permutation whatever reads it.
+    const std::string op = FxOpOfName(folded);
+    if (perm.empty() && rank == 2 && (op == "t" || op == "permute" || op == "transpose" || op == "numpy_T"))
+      perm = {1, 0};
     if (perm.empty()) continue;
     onnx::TensorProto* t = FindInitializer(folded);
     if (!t) continue;

@@ -444,6 +444,20 @@ TEST(RestoreParameters, AnAmbiguousCseMergeIsLeft) {
   EXPECT_FALSE(t.HasInitializer("ln3.weight"));
 }
 
+// Falcon's FalconLinear computes `input @ self.weight.T`: the fold is named after the permute and
+// read by aten.matmul, which says nothing of a permutation; a matrix has one, so W comes back as
+// the fold transposed, with a Transpose.
+TEST(RestoreParameters, AModelsOwnMatrixTransposeComesBack) {
+  Model t("\n# inputs\np_fc_weight: PARAMETER target='fc.weight'\nx: USER_INPUT\n");
+  t.Init("permute_3", {2, 3}, {1, 2, 3, 4, 5, 6}, "", "['fc.weight']");
+  t.Node("MatMul", {"x", "permute_3"}, "y", "matmul", "aten.matmul.default](args = (%x, %permute_3)");
+  ASSERT_TRUE(t.Restore().ok());
+  EXPECT_EQ(t.Dims("fc.weight"), (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(t.Values("fc.weight"), (std::vector<float>{1, 4, 2, 5, 3, 6}));
+  EXPECT_EQ(t.Producer("permute_3")->op_type(), "Transpose");
+  EXPECT_EQ(t.Producer("permute_3")->input(0), "fc.weight");
+}
+
 // A node the rewriter fused from several calls carries one call's metadata: it pairs nothing.
 TEST(RestoreParameters, ANodeFusedFromSeveralCallsPairsNothing) {
   Model t(kTwoNormsSignature);
