@@ -373,13 +373,33 @@ def read_metadata(model_proto):
     return None
 
 
+def _unaliased(args, log):
+    """The example inputs with each tensor that shares memory with an earlier one cloned.
+
+    torch.export specialises the graph to inputs that alias: given (ids, ids) for (input_ids,
+    labels), the exported program computes another function for distinct inputs (measured on a
+    Mistral: loss 4.186 against PyTorch's 4.150 on the same batch), and nothing says so."""
+    def storage(t):  # torch 1.13 has no untyped_storage()
+        return (t.untyped_storage() if hasattr(t, "untyped_storage") else t.storage()).data_ptr()
+
+    out = []
+    for i, a in enumerate(args):
+        if torch.is_tensor(a) and a.numel() > 0 and any(
+                torch.is_tensor(b) and b.numel() > 0 and storage(b) == storage(a) for b in out):
+            log("export_for_training: example input %d shares memory with an earlier one; exporting with a copy, "
+                "as aliased example inputs make torch.export specialise the graph to them" % i)
+            a = a.clone()
+        out.append(a)
+    return tuple(out)
+
+
 def export_for_training(module, example_inputs, path, exporter="auto", opset=None, optimize=False,
                         external_data=None, log=print):
     """Exports `module` (forward(*example_inputs) -> scalar loss) to `path` for dscompile.
 
     Raises ExportError when the file would not hold exactly one initializer per trainable
     parameter.  Returns a dict: exporter, opset, ir_version, mapping (see map_parameters)."""
-    args = tuple(example_inputs)
+    args = _unaliased(tuple(example_inputs), log)
     with torch.no_grad():
         loss = module(*args)
     if not (torch.is_tensor(loss) and loss.dim() == 0 and loss.is_floating_point()):

@@ -164,6 +164,35 @@ class PaddedEmbedding(nn.Module):
         return F.cross_entropy(self.fc(x).mean(1), labels)
 
 
+class Regression(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x, target):
+        return ((self.fc(x) - target) ** 2).mean()
+
+
+class AliasedInputsTest(unittest.TestCase):
+    """(x, x) as example inputs: traced or exported, the graph would read the first input for both
+    (torch.export specialises to the aliasing), computing another function for distinct inputs."""
+
+    def test_aliased_example_inputs_are_copied(self):
+        torch.manual_seed(0)
+        module = Regression()
+        x = torch.randn(3, 4)
+        logs = []
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "m.onnx")
+            X.export_for_training(module, (x, x), path, log=logs.append)
+            m = onnx.load(path)
+        read = {i for n in m.graph.node for i in n.input}
+        self.assertEqual(len(m.graph.input), 2)
+        for inp in m.graph.input:
+            self.assertIn(inp.name, read, "graph input %s is read by no node" % inp.name)
+        self.assertTrue(any("shares memory" in line for line in logs), logs)
+
+
 class EmbeddingPaddingTest(unittest.TestCase):
     def test_padding_rows_are_recorded(self):
         torch.manual_seed(0)
