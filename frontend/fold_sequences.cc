@@ -379,15 +379,15 @@ class SequenceFolder {
       }
       if (has_split && !split->empty() && !IsScalar(n.input(1))) {
         sizes = *split;  // one piece per listed size; keepdims does not apply
-        std::string listed;
-        for (int64_t size : sizes) listed += StrCat(listed.empty() ? "" : ", ", size);
-        for (int64_t size : sizes)
-          if (size < 0)
-            return InvalidArgument(
-                "split '", n.input(1), "' evaluates to sizes [", listed, "], and a size cannot be "
-                "negative; the file computes them wrongly (torch's legacy exporter writes torch.chunk(x, n) so when x "
-                "has fewer than n chunks, and ONNX Runtime refuses such a file too): export with "
-                "tools/export_for_training.py or torch.onnx.export(..., dynamo=True)");
+        if (std::any_of(sizes.begin(), sizes.end(), [](int64_t size) { return size < 0; })) {
+          std::string listed;
+          for (int64_t size : sizes) listed += StrCat(listed.empty() ? "" : ", ", size);
+          return InvalidArgument(
+              "split '", n.input(1), "' evaluates to sizes [", listed, "], and a size cannot be "
+              "negative; the file computes them wrongly (torch's legacy exporter writes torch.chunk(x, n) so when x "
+              "has fewer than n chunks, and ONNX Runtime refuses such a file too): export with "
+              "tools/export_for_training.py or torch.onnx.export(..., dynamo=True)");
+        }
       } else {
         ASSIGN_OR_RETURN(int64_t dim, StaticDim(n.input(0), axis));
         const int64_t chunk = has_split ? (*split)[0] : 1;

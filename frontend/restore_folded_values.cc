@@ -284,8 +284,7 @@ Status ParameterRestorer::FlattenGroupNormAffines() {
     if (!group_norm || reads.empty() || names_.count(viewed) || names_.count(shape_name)) continue;
     const std::vector<int64_t> dims(t->dims().begin(), t->dims().end());
     ASSIGN_OR_RETURN(Tensor data, InitializerData(*t, *held_));
-    Tensor flat(data.dtype(), {data.numel()});
-    std::memcpy(flat.raw(), data.raw(), static_cast<size_t>(data.numel()) * DTypeSize(data.dtype()));
+    Tensor flat = data.Reshaped({data.numel()});
     RemoveInitializer(target);
     AddHeldInitializer(g_, target, std::move(flat), held_);
     initializers_.insert(target);

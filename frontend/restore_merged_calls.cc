@@ -100,18 +100,10 @@ Status ParameterRestorer::SplitMergedCalls() {
           if (len > best_len) best = q, best_len = len, tie = false;
           else if (len == best_len) tie = true;
         }
-        if (best.empty() || tie) paired = false;
+        if (best.empty() || tie || names_.count(signature_.at(best).target)) paired = false;
         else partner[in] = best, placeholder_read[in] = placeholder;
       }
     if (!paired || partner.empty()) continue;
-    for (const auto& [in, q] : partner) {
-      const std::string& target = signature_.at(q).target;
-      if (names_.count(target)) {
-        paired = false;
-        break;
-      }
-    }
-    if (!paired) continue;
     for (const auto& [in, q] : partner) {
       onnx::TensorProto* t = FindInitializer(in);
       if (!t) return Internal("initializer '", in, "' of a merged call is gone");

@@ -6,8 +6,9 @@
 //  2. the model's PyTorch parameter list (metadata "dscompile.parameters", written by
 //     tools/export_for_training.py or derived at import from torch.export's graph signature);
 //  3. otherwise every float initializer with more than one element and a differentiable path to
-//     the loss. Scalars are constants an exporter lifted into initializers (GELU's 0.5, sqrt(2),
-//     an attention scale) and are never trained by this rule; a learnable scalar needs rule 1 or 2.
+//     the loss. A scalar there may be a buffer or a constant another tool lifted (GELU's 0.5) as
+//     well as a parameter (nn.PReLU()'s slope): it is never trained by this rule, and a warning
+//     names it; a learnable scalar needs rule 1 or 2, or --add-trainable.
 // --add-trainable entries (exact name or full-match regex) then add the float initializers they
 // match, and --freeze entries remove matches. A chosen initializer without a differentiable path to the
 // loss stays fixed, as PyTorch leaves its gradient None, with a warning. Every other initializer
