@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds dscompile and runs the whole test suite, then the fast part again under ASan+UBSan with a
-# short run of every fuzz target (scripts/test-sanitize.sh; DSC_SANITIZE_TESTS=0 skips that half).
+# short run of every fuzz target (scripts/test-sanitize.sh; DSC_SANITIZE_TESTS=0 skips that half,
+# DSC_DEADLINE, an epoch second, stops it in time for CI's limit).
 # GoogleTest cases run batched, a few processes per binary (scripts/ctest_batched.py: a process
 # start and ctest's bookkeeping cost more than most cases); with arguments, ctest runs the
 # selection they make, one process per test.
@@ -8,6 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # CI's limit is on the whole run: each phase says when it starts, so a log shows where time went.
 phase() { echo "=== $(date -u +%H:%M:%S) (+${SECONDS} s) $*"; }
+phase "install"
+scripts/install-deps.sh
 phase "build"
 scripts/build.sh
 phase "the main suite"
