@@ -118,7 +118,11 @@ artifacts="$build_dir/fuzz-artifacts/$target"
 mkdir -p "$artifacts"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-flags=(-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 "-artifact_prefix=$artifacts/")
+# A hang, not a slow machine, should trip the per-input timeout. The replay's real models get 120 s:
+# models/current/rnn_lm/rnn_lm.helper.onnx (200 KiB) took 28 s under ASan on a day this machine ran
+# three times slower than usual, and failed the 10 s there were before. The run's inputs, grown from
+# seeds under 128 KiB, get 30 s.
+flags=(-rss_limit_mb=2048 -malloc_limit_mb=2048 "-artifact_prefix=$artifacts/")
 log="$build_dir/fuzz-artifacts/$target.log"
 
 status=0
@@ -126,13 +130,13 @@ if [ "$replay" -eq 1 ]; then
   files=()
   while IFS= read -r f; do files+=("$f"); done < <(find "$seeds" -type f | sort)
   echo "fuzz.sh: replaying ${#files[@]} inputs through $target"
-  "$bin" "${flags[@]}" "${files[@]}" >"$log" 2>&1 || status=$?
+  "$bin" "${flags[@]}" -timeout=120 "${files[@]}" >"$log" 2>&1 || status=$?
 else
   corpus="$build_dir/fuzz-corpus/$target"
   mkdir -p "$corpus"
   echo "fuzz.sh: fuzzing $target for ${seconds} s from $(ls "$seeds" | wc -l) seeds (log: $log)"
   # New inputs go to the first folder only; the seeds are read from the second.
-  "$bin" "${flags[@]}" -max_total_time="$seconds" -print_final_stats=1 "$corpus" "$seeds" >"$log" 2>&1 || status=$?
+  "$bin" "${flags[@]}" -timeout=30 -max_total_time="$seconds" -print_final_stats=1 "$corpus" "$seeds" >"$log" 2>&1 || status=$?
 fi
 if [ "$status" -ne 0 ]; then
   tail -n 60 "$log" >&2
