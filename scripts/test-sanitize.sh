@@ -5,9 +5,27 @@
 # most cases); with arguments, ctest runs the selection they make, one process per test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# CI's limit: .ci/run sets DSC_DEADLINE, the epoch second by which its whole run must end. What of
+# this half does not fit before then is left out and said so, rather than CI killing the run and
+# the main suite's results with it; the exit status is that of what ran. Without DSC_DEADLINE
+# everything runs.
+deadline=${DSC_DEADLINE:-}
+until_deadline() {  # "$@", stopped at the deadline with timeout's status 124
+  if [ -z "$deadline" ]; then "$@"; return; fi
+  local left=$((deadline - $(date +%s)))
+  [ "$left" -gt 0 ] || return 124
+  timeout "$left" "$@"
+}
+fuzz_status=0
+cut() { echo "=== $(date -u +%H:%M:%S) cut by CI's deadline: $*"; exit "$fuzz_status"; }
+
 scripts/install-deps.sh >/dev/null
-cmake -S . -B build-san -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-  -DDSC_SANITIZE=ON -DDSC_FUZZ=ON -DDSC_ONNX_PREFIX="$(scripts/install-onnx.sh)" >/dev/null
+rc=0
+until_deadline cmake -S . -B build-san -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+  -DCMAKE_CXX_COMPILER=clang++ -DDSC_SANITIZE=ON -DDSC_FUZZ=ON -DDSC_ONNX_PREFIX="$(scripts/install-onnx.sh)" >/dev/null ||
+  rc=$?
+[ "$rc" = 124 ] && cut "build-san was not configured; no sanitizer test ran"
+[ "$rc" = 0 ] || exit "$rc"
 
 # Left out. Sanitizer builds do not build e2e_tests, monitor_tests, mixed_precision_tests and
 # large_model_tests (tests/e2e/CMakeLists.txt: minutes of training under ASan through the kernels
@@ -36,20 +54,6 @@ if [ $# -gt 0 ]; then
   cmake --build build-san -j"$(nproc)"
   exec ctest --test-dir build-san --output-on-failure -j"$(nproc)" -E "$exclude" "$@"
 fi
-
-# CI's limit: .ci/run sets DSC_DEADLINE, the epoch second by which its whole run must end. What of
-# this half does not fit before then is left out and said so, rather than CI killing the run and
-# the main suite's results with it; the exit status is that of what ran. Without DSC_DEADLINE
-# everything runs.
-deadline=${DSC_DEADLINE:-}
-until_deadline() {  # "$@", stopped at the deadline with timeout's status 124
-  if [ -z "$deadline" ]; then "$@"; return; fi
-  local left=$((deadline - $(date +%s)))
-  [ "$left" -gt 0 ] || return 124
-  timeout "$left" "$@"
-}
-fuzz_status=0
-cut() { echo "=== $(date -u +%H:%M:%S) cut by CI's deadline: $*"; exit "$fuzz_status"; }
 
 # The fuzz targets and their runs and replays first: they link every library, and they are what
 # this half is worth most for when the deadline leaves room for only part of it.
