@@ -36,15 +36,33 @@ def seconds_left(deadline):
     return None if deadline is None else deadline - time.time()
 
 
+# Process groups of the commands running now: each command runs in a group of its own so that a
+# timeout stops all it started (ctest's tests, mpirun's ranks), which also keeps a Ctrl-C at the
+# terminal from reaching them; stop_all passes it on.
+_running = set()
+
+
 def call(command, timeout, **kwargs):
-    """Runs command, killing its whole process group (ctest's tests, mpirun's ranks) on timeout."""
+    """Runs command, killing its whole process group on timeout."""
     proc = subprocess.Popen(command, start_new_session=True, **kwargs)
+    _running.add(proc.pid)
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
+    finally:
+        _running.discard(proc.pid)
+
+
+def stop_all(signum, _frame):
+    for pgid in list(_running):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    sys.exit(128 + signum)
 
 
 def gtest_name(command):
@@ -121,6 +139,8 @@ def report_failure(batch, log, rc):
 
 def main():
     args = parse_args()
+    signal.signal(signal.SIGINT, stop_all)
+    signal.signal(signal.SIGTERM, stop_all)
     build_dir = os.path.abspath(args.build_dir)
     listing = subprocess.run(["ctest", "--test-dir", build_dir, "--show-only=json-v1"],
                              check=True, capture_output=True, text=True).stdout
