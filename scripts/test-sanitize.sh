@@ -57,7 +57,6 @@ fi
 
 # The fuzz targets and their runs and replays first: they link every library, and they are what
 # this half is worth most for when the deadline leaves room for only part of it.
-rc=0
 until_deadline cmake --build build-san -j"$(nproc)" --target fuzz_targets || rc=$?
 [ "$rc" = 124 ] && cut "build-san's libraries and fuzz targets did not finish; no sanitizer test ran"
 [ "$rc" = 0 ] || exit "$rc"
@@ -73,7 +72,6 @@ until_deadline cmake --build build-san -j"$(nproc)" || rc=$?
 [ "$rc" = 124 ] && cut "build-san's test binaries did not finish; of this half only the fuzz runs and replays ran"
 [ "$rc" = 0 ] || exit "$rc"
 echo "=== $(date -u +%H:%M:%S) build-san built; its tests"
-rc=0
 python3 scripts/ctest_batched.py --build-dir build-san -j"$(nproc)" -E "$exclude|^fuzz_.*\.(run|replay)\$" \
   ${deadline:+--deadline "$deadline"} || rc=$?
 [ "$fuzz_status" = 0 ] || echo "=== the fuzz runs or replays failed (above)"
